@@ -1,0 +1,80 @@
+"""The rule-based user policy: answers a whole page batch with numpy.
+
+Utility of item i for user u in a session with novelty intent e (0 or 1):
+
+    U = taste_u · x_i + quality_i − satiation_u · x_i + e · w · (1 − familiarity_u · x_i)
+
+where x_i is the item's topic mix and familiarity_u the user's normalised consumed topic mix.
+Slots are examined with a position-based model, one item (or nothing) is chosen by multinomial
+logit among the examined ones, and fatigue decides whether the session continues.
+All noise is counter-based (simulator.rng), keyed by session and page, so it is shared by arms.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from agents.choice import examination_probabilities, mnl_probabilities, sample_choice
+from agents.population import UserState
+from simulator.catalog import Catalog
+from simulator.rng import combine, uniforms
+from simulator.scenario import Population
+from simulator.types import PAD_ITEM, PageBatch, ResponseBatch
+
+_EXAMINE, _CHOOSE, _LEAVE = 1, 2, 3
+
+
+class RuleUserPolicy:
+    def __init__(self, cfg: Population, users: UserState, catalog: Catalog) -> None:
+        self.cfg = cfg
+        self.users = users
+        self.catalog = catalog
+
+    def utility(self, users: np.ndarray, items: np.ndarray, explore: np.ndarray) -> np.ndarray:
+        """[B, k] true utility of ``items`` for ``users`` at this moment (PAD slots: -inf)."""
+        state = self.users
+        valid = items != PAD_ITEM
+        safe_items = np.where(valid, items, 0)
+        familiarity = state.familiarity[users]
+        familiarity = familiarity / np.maximum(familiarity.sum(axis=1, keepdims=True), 1.0)
+        novelty = np.float32(self.cfg.novelty_weight) * explore.astype(np.float32)
+        weights = state.taste[users] - state.satiation[users] - novelty[:, None] * familiarity
+        topics = self.catalog.topics[safe_items]  # [B, k, T]
+        utility = np.einsum("bkt,bt->bk", topics, weights)
+        utility += self.catalog.quality[safe_items] + novelty[:, None]
+        return np.where(valid, utility, -np.inf).astype(np.float32)
+
+    def respond(self, pages: PageBatch) -> ResponseBatch:
+        cfg = self.cfg
+        items = pages.slates.items
+        batch, k = items.shape
+        utility = self.utility(pages.requests.user, items, pages.explore)
+
+        slot_keys = combine(pages.noise_key[:, None], np.arange(k, dtype=np.uint64)[None, :])
+        exam_p = examination_probabilities(k, cfg.position_decay)
+        examined = (uniforms(combine(slot_keys, _EXAMINE)) < exam_p) & (items != PAD_ITEM)
+
+        probs = mnl_probabilities(utility, examined, cfg.no_click_utility, cfg.temperature)
+        choice = sample_choice(probs, uniforms(combine(pages.noise_key, _CHOOSE)))
+        clicked = np.zeros((batch, k), bool)
+        has_click = choice >= 0
+        rows = np.flatnonzero(has_click)
+        clicked[rows, choice[rows]] = True
+
+        chosen_utility = np.full(batch, np.nan, np.float32)
+        chosen_utility[rows] = utility[rows, choice[rows]]
+        rating = np.clip(np.rint(3.0 + 1.5 * (chosen_utility - cfg.no_click_utility)), 1, 5)
+
+        fatigue = pages.fatigue + np.float32(cfg.fatigue_per_page)
+        fatigue += np.where(has_click, 0.0, cfg.fatigue_no_click).astype(np.float32)
+        leave_p = 1.0 - np.exp(-fatigue)
+        leave = uniforms(combine(pages.noise_key, _LEAVE)) < leave_p
+        return ResponseBatch(
+            examined=examined,
+            clicked=clicked,
+            utility=utility,
+            rating=rating.astype(np.float32),
+            leave=leave,
+            fatigue=fatigue.astype(np.float32),
+            extra={"value": np.where(has_click, chosen_utility - cfg.no_click_utility, 0.0)},
+        )

@@ -1,0 +1,50 @@
+"""The recommender contract.
+
+A recommender is built from its validated params and a :class:`RecommenderContext`, then driven
+by the engine: ``fit`` on the retrain schedule, ``recommend`` once per page batch, ``update``
+after every batch (online learners). It never sees simulator-only truth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from simulator.types import FeedbackBatch, Interactions, RequestBatch, SlateBatch
+
+
+class NoParams(BaseModel):
+    """Params model for recommenders that take none; unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class RecommenderContext:
+    """What a recommender may know when it is built.
+
+    ``rng`` is the arm's own stream (derived from seed, replicate and arm name), so the
+    recommender's randomness never disturbs the users' common random numbers.
+    """
+
+    rng: np.random.Generator
+    n_users: int
+    n_topics: int
+
+
+@runtime_checkable
+class Recommender(Protocol):
+    name: str
+    surfaces: frozenset[str]
+
+    def fit(self, history: Interactions) -> None:
+        """(Re)train on every click logged so far."""
+
+    def recommend(self, requests: RequestBatch) -> SlateBatch:
+        """Fill ``requests.k`` distinct slots per request, never an item in ``requests.exclude``."""
+
+    def update(self, feedback: FeedbackBatch) -> None:
+        """Learn online from one served batch; a no-op for batch learners."""

@@ -1,0 +1,173 @@
+"""The ``recarena`` command line (typer).
+
+User mistakes (bad YAML, unknown names, missing paths) raise RecarenaError and are printed as a
+single ``error: ...`` line on stderr with exit code 2 — never a traceback, and validation happens
+before any run directory is created.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from simulator.errors import RecarenaError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Simulate recommender systems against simulated users and compare arms with CIs.",
+)
+out = Console()
+err = Console(stderr=True)
+
+
+@app.command()
+def run(
+    scenario_file: Annotated[Path, typer.Argument(metavar="FILE", help="Scenario YAML.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Run directory to create (empty or new).")
+    ] = None,
+    replicates: Annotated[
+        int | None, typer.Option("--replicates", "-r", min=1, help="Override replicates.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", "-s", min=0, help="Override seed.")] = None,
+    executor: Annotated[
+        str, typer.Option(help="local (in-process) or process (one process per core).")
+    ] = "process",
+    workers: Annotated[int | None, typer.Option(min=1, help="Processes for --executor process.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Simulate every arm x replicate, write Parquet logs and print the A/B table."""
+    from simulator.experiment import Interrupted, new_run_dir, plan_cells, run_experiment
+    from simulator.scenario import load_scenario, parse_scenario
+
+    if executor not in ("local", "process"):
+        raise RecarenaError(f"--executor: unknown {executor!r}; known: local, process")
+    scenario = load_scenario(scenario_file)
+    overrides = {}
+    if replicates is not None:
+        overrides["replicates"] = replicates
+    if seed is not None:
+        overrides["seed"] = seed
+    if overrides:
+        scenario = parse_scenario(scenario.model_dump(mode="json") | overrides, str(scenario_file))
+    run_dir = new_run_dir(scenario, output)
+    cells = plan_cells(scenario)
+
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=quiet,
+    )
+    tasks = {c.index: progress.add_task(f"arm={c.arm:<14} rep={c.rep}", total=1.0) for c in cells}
+
+    def on_progress(cell, fraction: float) -> None:
+        progress.update(tasks[cell.index], completed=fraction)
+
+    try:
+        with progress:
+            result = run_experiment(scenario, run_dir, executor, workers, on_progress, cells)  # type: ignore[arg-type]
+    except Interrupted:
+        err.print(f"interrupted: finished cells are readable in {run_dir}; unfinished ones are "
+                  "marked _INCOMPLETE")
+        raise typer.Exit(130) from None
+    wall = result.manifest["wall_seconds"]
+    _print_comparison(run_dir, None, scenario.metrics)
+    out.print(f"{len(cells)} cells in {wall:.1f} s")
+    out.print(f"run directory: {run_dir}")
+
+
+@app.command()
+def validate(scenario_file: Annotated[Path, typer.Argument(metavar="FILE")]) -> None:
+    """Check a scenario file without running it."""
+    from simulator.experiment import plan_cells
+    from simulator.scenario import load_scenario
+
+    scenario = load_scenario(scenario_file)
+    arms = ", ".join(f"{a.name} ({a.recommender.type})" for a in scenario.arms)
+    out.print(
+        f"ok: {scenario_file}: {len(plan_cells(scenario))} cells — arms {arms}; "
+        f"{scenario.replicates} replicates; {scenario.population.users} users; "
+        f"{scenario.horizon.days:g} days"
+    )
+
+
+@app.command()
+def compare(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR")],
+    baseline: Annotated[str | None, typer.Option(help="Arm to compare against.")] = None,
+    metric: Annotated[
+        list[str] | None, typer.Option("--metric", "-m", help="Metric (repeatable).")
+    ] = None,
+) -> None:
+    """Per-arm means and deltas vs the baseline with paired bootstrap 95% CIs."""
+    _print_comparison(run_dir, baseline, metric)
+
+
+def _print_comparison(run_dir: Path, baseline: str | None, metrics: list[str] | None) -> None:
+    from analysis.compare import compare as compare_arms
+    from analysis.compare import format_table
+    from analysis.load import load
+    from analysis.metrics import get_metric
+
+    for name in metrics or []:
+        try:
+            get_metric(name)
+        except LookupError as exc:
+            raise RecarenaError(f"--metric: {str(exc).strip(chr(34) + chr(39))}") from None
+    logs = load(run_dir)
+    frame = compare_arms(logs, baseline=baseline, metrics=metrics or logs.manifest.get("metrics"))
+    higher = {name: get_metric(name).higher_is_better for name in frame["metric"].unique()}
+    out.print(format_table(frame, higher))
+
+
+@app.command("list")
+def list_components() -> None:
+    """Registered recommenders, user models, surfaces and metrics."""
+    from analysis.metrics import METRICS
+    from recommenders.registry import RECOMMENDERS
+
+    table = Table(title="recarena components", show_lines=False)
+    table.add_column("kind")
+    table.add_column("name")
+    table.add_column("what it is")
+    for name, entry in RECOMMENDERS.items():
+        table.add_row("recommender", name, entry.description)
+    table.add_row("user model", "rule", "vectorised choice model: position-based attention, MNL")
+    table.add_row("surface", "list", "a ranked list of k items")
+    for name, m in METRICS.items():
+        table.add_row("metric", name, m.description)
+    out.print(table)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except RecarenaError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

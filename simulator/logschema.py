@@ -1,0 +1,111 @@
+"""The one place where every log table's columns are defined and documented.
+
+Each cell of a run writes one Parquet file per table under ``arm=<a>/rep=<r>/``. Columns marked
+*truth* are known only because this is a simulation (a real platform log would not have them);
+analysis keeps them apart from what a real log would show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: pa.DataType
+    doc: str
+    truth: bool = False
+
+
+def _schema(columns: list[Column]) -> pa.Schema:
+    return pa.schema([pa.field(c.name, c.type, nullable=True) for c in columns])
+
+
+EXPOSURES = [
+    Column("request_id", pa.int64(), "page request id: session_id * 1024 + page"),
+    Column("session_id", pa.int64(), "session id; the same id is the same arrival under every arm"),
+    Column("user_id", pa.int64(), "user id"),
+    Column("time", pa.float64(), "simulated seconds since the start of the run"),
+    Column("day", pa.int32(), "simulated day (0-based)"),
+    Column("page", pa.int16(), "page index within the session (0-based)"),
+    Column("position", pa.int16(), "slot on the page (0-based, top first)"),
+    Column("item_id", pa.int64(), "item shown"),
+    Column("creator_id", pa.int32(), "creator of the item"),
+    Column("score", pa.float32(), "recommender score (NaN when the policy has none)"),
+    Column("propensity", pa.float32(), "probability the policy shows this item at this slot"),
+    Column("clicked", pa.bool_(), "user clicked (and consumed) the item"),
+    Column("examined", pa.bool_(), "user looked at the slot", truth=True),
+    Column("true_utility", pa.float32(), "utility of the item to the user at that moment", truth=True),
+]
+
+INTERACTIONS = [
+    Column("request_id", pa.int64(), "page request that led to the click"),
+    Column("session_id", pa.int64(), "session id"),
+    Column("user_id", pa.int64(), "user id"),
+    Column("time", pa.float64(), "simulated seconds"),
+    Column("day", pa.int32(), "simulated day"),
+    Column("position", pa.int16(), "slot of the clicked item"),
+    Column("item_id", pa.int64(), "item consumed"),
+    Column("creator_id", pa.int32(), "creator of the item"),
+    Column("rating", pa.float32(), "rating 1..5 the user gives after consuming"),
+    Column("true_utility", pa.float32(), "utility of the item to the user", truth=True),
+]
+
+SESSIONS = [
+    Column("session_id", pa.int64(), "session id"),
+    Column("user_id", pa.int64(), "user id"),
+    Column("day", pa.int32(), "simulated day the session started"),
+    Column("start_time", pa.float64(), "simulated seconds"),
+    Column("end_time", pa.float64(), "simulated seconds (time of the last page)"),
+    Column("pages", pa.int32(), "pages served"),
+    Column("clicks", pa.int32(), "items consumed"),
+    Column("exit_reason", pa.string(), "fatigue | max_pages | horizon"),
+    Column("explore", pa.bool_(), "novelty-seeking intent of the session", truth=True),
+    Column("satisfaction", pa.float32(), "user satisfaction after the session", truth=True),
+]
+
+ITEMS = [
+    Column("item_id", pa.int64(), "item id"),
+    Column("creator_id", pa.int32(), "creator"),
+    Column("created_at", pa.float64(), "simulated seconds (0 for the initial catalog)"),
+    Column("topic", pa.int16(), "dominant topic"),
+    Column("quality", pa.float32(), "true quality", truth=True),
+    Column("topics", pa.list_(pa.float32()), "topic mixture (sums to 1)"),
+]
+
+CREATORS = [
+    Column("creator_id", pa.int32(), "creator id"),
+    Column("topic", pa.int16(), "the creator's main topic"),
+    Column("quality", pa.float32(), "mean quality of the creator's items", truth=True),
+    Column("uploads_per_day", pa.float32(), "production rate"),
+    Column("items", pa.int32(), "items published by the end of the run"),
+]
+
+DAILY = [
+    Column("day", pa.int32(), "simulated day"),
+    Column("sessions", pa.int64(), "sessions started that day"),
+    Column("impressions", pa.int64(), "exposures that day"),
+    Column("clicks", pa.int64(), "clicks that day"),
+    Column("catalog_size", pa.int64(), "items published by the end of the day"),
+    Column("mean_satisfaction", pa.float64(), "population mean satisfaction", truth=True),
+]
+
+TABLES: dict[str, list[Column]] = {
+    "exposures": EXPOSURES,
+    "interactions": INTERACTIONS,
+    "sessions": SESSIONS,
+    "items": ITEMS,
+    "creators": CREATORS,
+    "daily": DAILY,
+}
+
+SCHEMAS: dict[str, pa.Schema] = {name: _schema(cols) for name, cols in TABLES.items()}
+
+
+def markdown_table(name: str) -> str:
+    """Render a table's schema as Markdown (README keeps a copy of this)."""
+    rows = [f"| `{c.name}` | {c.type} | {c.doc}{' *(truth)*' if c.truth else ''} |" for c in TABLES[name]]
+    return "\n".join(["| column | type | meaning |", "| --- | --- | --- |", *rows])

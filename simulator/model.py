@@ -1,0 +1,453 @@
+"""SimulationModel: one (arm, replicate) cell, a Mesa model driven by a SimPy clock.
+
+Processes on the SimPy timeline (simulated seconds):
+
+* ``_day_process`` draws each day's arrivals and closes the previous day (satiation decay,
+  DataCollector snapshot);
+* ``_retrain_process`` refits the recommender on every click logged so far;
+* one upload process per creator grows the catalog;
+* ``_page_loop`` serves, at every tick, one page to every active session as ONE batch.
+
+Processes that share a timestamp run in the order their timeouts were scheduled; the daily and
+retrain processes schedule a whole period ahead, so at a day boundary arrivals and refits always
+happen before that tick's pages are served.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import mesa
+import numpy as np
+import simpy
+
+from agents.creators import CreatorAgent, creator_profiles
+from agents.memory import ConsumedItems
+from agents.population import generate_users
+from agents.rule_user import RuleUserPolicy
+from agents.user_agent import UserAgent
+from recommenders.base import RecommenderContext
+from recommenders.registry import build
+from simulator.arrivals import DAY, Arrivals, draw_day
+from simulator.catalog import Catalog
+from simulator.eventlog import EventLog
+from simulator.rng import arm_key, combine, generator, hash_base
+from simulator.scenario import Scenario
+from simulator.types import (
+    PAD_ITEM,
+    FeedbackBatch,
+    Interactions,
+    PageBatch,
+    RequestBatch,
+    SlateBatch,
+)
+
+PAGE_ID_STRIDE = 1024  # request_id = session_id * 1024 + page (max_pages <= 1000)
+
+
+@dataclass
+class ActiveSessions:
+    """Struct of arrays over the sessions currently browsing."""
+
+    user: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    session_id: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    start: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))
+    explore: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
+    page: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
+    fatigue: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))
+    clicks: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
+    value: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))
+
+    def __len__(self) -> int:
+        return int(self.user.shape[0])
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return dict(self.__dict__)
+
+    def add(self, arrivals: Arrivals) -> None:
+        n = len(arrivals)
+        new = {
+            "user": arrivals.user,
+            "session_id": arrivals.session_id,
+            "start": arrivals.start,
+            "explore": arrivals.explore,
+            "page": np.zeros(n, np.int32),
+            "fatigue": np.zeros(n, np.float32),
+            "clicks": np.zeros(n, np.int32),
+            "value": np.zeros(n, np.float64),
+        }
+        for name, array in self._arrays().items():
+            setattr(self, name, np.concatenate([array, new[name]]))
+
+    def keep(self, mask: np.ndarray) -> None:
+        for name, array in self._arrays().items():
+            setattr(self, name, array[mask])
+
+
+class SimulationModel(mesa.Model):
+    def __init__(
+        self,
+        scenario: Scenario,
+        arm_index: int,
+        replicate: int,
+        log: EventLog,
+        progress: Callable[[float], None] | None = None,
+    ) -> None:
+        seed = scenario.seed
+        super().__init__(rng=generator(seed, replicate, "model"))
+        self.scenario = scenario
+        self.arm = scenario.arms[arm_index]
+        self.replicate = replicate
+        self.log = log
+        self.progress = progress
+        self.env = simpy.Environment()
+        self.horizon_seconds = scenario.horizon.days * DAY
+        self.timings = dict.fromkeys(("fit", "recommend", "respond", "update", "log"), 0.0)
+
+        cfg_cat, cfg_pop = scenario.catalog, scenario.population
+        self.catalog = Catalog(cfg_cat.topics, capacity=max(1024, 2 * cfg_cat.initial_items))
+        self.creators = self._make_creators()
+        self.user_state = generate_users(cfg_pop, cfg_cat.topics, generator(seed, replicate, "population"))
+        self.consumed = ConsumedItems(cfg_pop.users)
+        self.policy = RuleUserPolicy(cfg_pop, self.user_state, self.catalog)
+        self._hash_base = hash_base(seed, replicate)
+        context = RecommenderContext(
+            rng=generator(seed, replicate, "recommender", arm_key(self.arm.name)),
+            n_users=cfg_pop.users,
+            n_topics=cfg_cat.topics,
+        )
+        self.recommender = build(self.arm.recommender.type, self.arm.recommender.params, context)
+
+        self.active = ActiveSessions()
+        self.pending = Arrivals.empty()
+        self._is_active = np.zeros(cfg_pop.users, bool)
+        self._history: list[tuple[np.ndarray, ...]] = []
+        self._day = dict.fromkeys(("sessions", "impressions", "clicks"), 0)
+        self._user_handles: dict[int, UserAgent] = {}
+        self.datacollector = mesa.DataCollector(
+            model_reporters={
+                "day": lambda m: m._current_day,
+                "sessions": lambda m: m._day["sessions"],
+                "impressions": lambda m: m._day["impressions"],
+                "clicks": lambda m: m._day["clicks"],
+                "catalog_size": lambda m: m.catalog.n,
+                "mean_satisfaction": lambda m: float(m.user_state.satisfaction.mean()),
+            }
+        )
+        self._current_day = 0
+
+    # ----------------------------------------------------------------- set-up
+    def _make_creators(self) -> mesa.AgentSet:
+        scenario = self.scenario
+        cfg = scenario.catalog
+        n = scenario.creators.count
+        profile_rng = generator(scenario.seed, self.replicate, "catalog")
+        profiles = creator_profiles(n, cfg, scenario.creators.uploads_per_day, profile_rng)
+        creators = [
+            CreatorAgent(
+                self,
+                creator_id=c,
+                topic=int(profiles["topic"][c]),
+                quality=float(profiles["quality"][c]),
+                uploads_per_day=float(profiles["uploads_per_day"][c]),
+                rng=generator(scenario.seed, self.replicate, "catalog", c + 1),
+            )
+            for c in range(n)
+        ]
+        shares = profiles["share"] / profiles["share"].sum()
+        initial = profile_rng.multinomial(cfg.initial_items, shares)
+        for creator, count in zip(creators, initial, strict=True):
+            if count:
+                creator.publish(self.catalog, cfg, int(count), 0.0)
+        return mesa.AgentSet(creators, random=self.random)
+
+    def user(self, user_id: int) -> UserAgent:
+        """A Mesa handle onto one user's row of state, created on first use."""
+        if not 0 <= user_id < self.user_state.n_users:
+            raise IndexError(f"user_id {user_id} out of range")
+        handle = self._user_handles.get(user_id)
+        if handle is None:
+            handle = self._user_handles[user_id] = UserAgent(self, user_id)
+        return handle
+
+    @property
+    def users(self) -> mesa.AgentSet:
+        """Every user as a Mesa AgentSet (creates all handles: costly for huge populations)."""
+        return mesa.AgentSet(
+            [self.user(u) for u in range(self.user_state.n_users)], random=self.random
+        )
+
+    # ---------------------------------------------------------------- processes
+    def _day_process(self):
+        n_days = math.ceil(self.scenario.horizon.days)
+        for day in range(n_days):
+            if day > 0:
+                self._end_day(day - 1)
+            self._current_day = day
+            length = min(DAY, self.horizon_seconds - day * DAY)
+            cfg = self.scenario.population
+            arrivals = draw_day(day, self.user_state, cfg, self.scenario.seed, self.replicate, length)
+            self.pending = self.pending.concat(arrivals)
+            yield self.env.timeout(DAY)
+
+    def _retrain_process(self):
+        period = self.scenario.retrain_days(self.arm) * DAY
+        while True:
+            started = time.perf_counter()
+            self.recommender.fit(self.history())
+            self.timings["fit"] += time.perf_counter() - started
+            yield self.env.timeout(period)
+
+    def _progress_process(self):
+        step = self.horizon_seconds / 100
+        while True:
+            yield self.env.timeout(step)
+            if self.progress is not None:
+                self.progress(min(self.env.now / self.horizon_seconds, 1.0))
+
+    def _page_loop(self):
+        tick = self.scenario.horizon.tick_seconds
+        n_tick = 0
+        while True:
+            now = n_tick * tick
+            self._admit(now)
+            if len(self.active) == 0:
+                if len(self.pending):
+                    target = float(self.pending.start[0])
+                else:
+                    target = (math.floor(now / DAY) + 1) * DAY
+                n_tick = max(n_tick + 1, math.ceil(target / tick))
+            else:
+                self._serve(now)
+                n_tick += 1
+            yield self.env.timeout(n_tick * tick - now)
+
+    # --------------------------------------------------------------- page batches
+    def _admit(self, now: float) -> None:
+        ready = int(np.searchsorted(self.pending.start, now, side="right"))
+        if ready == 0:
+            return
+        arrivals = Arrivals(
+            self.pending.user[:ready],
+            self.pending.start[:ready],
+            self.pending.explore[:ready],
+            self.pending.session_id[:ready],
+        )
+        self.pending = self.pending.after(ready)
+        # a user browses one session at a time: drop arrivals of users already browsing
+        _, first = np.unique(arrivals.user, return_index=True)
+        first.sort()
+        first = first[~self._is_active[arrivals.user[first]]]
+        if first.size == 0:
+            return
+        admitted = Arrivals(
+            arrivals.user[first],
+            arrivals.start[first],
+            arrivals.explore[first],
+            arrivals.session_id[first],
+        )
+        self._is_active[admitted.user] = True
+        self.active.add(admitted)
+        self._day["sessions"] += len(admitted)
+
+    def history(self) -> Interactions:
+        """Every click so far, as the training data recommenders fit on."""
+        if not self._history:
+            return Interactions.empty()
+        user, item, when, rating = (np.concatenate(p) for p in zip(*self._history, strict=True))
+        return Interactions(user=user, item=item, time=when, rating=rating)
+
+    def _serve(self, now: float) -> None:
+        active = self.active
+        k = self.scenario.surface.k
+        requests = RequestBatch(
+            time=now,
+            user=active.user,
+            session=active.session_id,
+            page=active.page,
+            k=k,
+            catalog=self.catalog.view(),
+            exclude=self.consumed.for_users(active.user),
+        )
+        started = time.perf_counter()
+        slates = self.recommender.recommend(requests)
+        _check_slates(slates, len(active), k, self.arm.recommender.type)
+        after_recommend = time.perf_counter()
+
+        request_id = active.session_id * PAGE_ID_STRIDE + active.page
+        noise_key = combine(np.uint64(self._hash_base), request_id.astype(np.uint64))
+        pages = PageBatch(requests, slates, active.explore, active.fatigue, noise_key)
+        response = self.policy.respond(pages)
+        after_respond = time.perf_counter()
+        self.recommender.update(FeedbackBatch(requests, slates, response.clicked))
+        after_update = time.perf_counter()
+
+        day = int(now // DAY)
+        self._log_exposures(now, day, request_id, slates, response)
+        clicked_rows = self._consume(now, day, request_id, slates, response)
+
+        cfg = self.scenario.population
+        active.page = active.page + 1
+        active.fatigue = response.fatigue
+        active.clicks[clicked_rows] += 1
+        active.value += response.extra["value"]
+        max_pages = active.page >= cfg.max_pages
+        ending = response.leave | max_pages
+        if ending.any():
+            reason = np.where(response.leave, "fatigue", "max_pages")[ending]
+            self._end_sessions(ending, now, reason)
+        finished = time.perf_counter()
+        self.timings["recommend"] += after_recommend - started
+        self.timings["respond"] += after_respond - after_recommend
+        self.timings["update"] += after_update - after_respond
+        self.timings["log"] += finished - after_update
+
+    def _log_exposures(self, now, day, request_id, slates: SlateBatch, response) -> None:
+        active = self.active
+        batch, k = slates.items.shape
+        valid = (slates.items != PAD_ITEM).ravel()
+        items = slates.items.ravel()[valid]
+        n = items.shape[0]
+        self._day["impressions"] += n
+        positions = np.tile(np.arange(k, dtype=np.int16), batch)[valid]
+        self.log.append(
+            "exposures",
+            {
+                "request_id": np.repeat(request_id, k)[valid],
+                "session_id": np.repeat(active.session_id, k)[valid],
+                "user_id": np.repeat(active.user, k)[valid],
+                "time": np.full(n, now),
+                "day": np.full(n, day, np.int32),
+                "page": np.repeat(active.page.astype(np.int16), k)[valid],
+                "position": positions,
+                "item_id": items,
+                "creator_id": self.catalog.creator[items],
+                "score": slates.scores.ravel()[valid],
+                "propensity": slates.propensity.ravel()[valid],
+                "clicked": response.clicked.ravel()[valid],
+                "examined": response.examined.ravel()[valid],
+                "true_utility": response.utility.ravel()[valid],
+            },
+        )
+
+    def _consume(self, now, day, request_id, slates: SlateBatch, response) -> np.ndarray:
+        rows = np.flatnonzero(response.clicked.any(axis=1))
+        if rows.size == 0:
+            return rows
+        position = response.clicked[rows].argmax(axis=1)
+        items = slates.items[rows, position]
+        users = self.active.user[rows]
+        self.consumed.add(users, items)
+        self.user_state.consume(users, self.catalog.topics[items], self.scenario.population.satiation_gain)
+        rating = response.rating[rows]
+        self._history.append((users, items, np.full(rows.size, now), rating))
+        self._day["clicks"] += int(rows.size)
+        self.log.append(
+            "interactions",
+            {
+                "request_id": request_id[rows],
+                "session_id": self.active.session_id[rows],
+                "user_id": users,
+                "time": np.full(rows.size, now),
+                "day": np.full(rows.size, day, np.int32),
+                "position": position.astype(np.int16),
+                "item_id": items,
+                "creator_id": self.catalog.creator[items],
+                "rating": rating,
+                "true_utility": response.utility[rows, position],
+            },
+        )
+        return rows
+
+    def _end_sessions(self, ending: np.ndarray, now: float, reason: np.ndarray) -> None:
+        active = self.active
+        cfg = self.scenario.population
+        users = active.user[ending]
+        pages = active.page[ending]
+        session_value = active.value[ending] / np.maximum(pages, 1)
+        state = self.user_state
+        rate = cfg.satisfaction_rate
+        state.satisfaction[users] = (1 - rate) * state.satisfaction[users] + rate * (
+            session_value - cfg.satisfaction_reference
+        )
+        self.log.append(
+            "sessions",
+            {
+                "session_id": active.session_id[ending],
+                "user_id": users,
+                "day": (active.start[ending] // DAY).astype(np.int32),
+                "start_time": active.start[ending],
+                "end_time": np.full(users.shape[0], now),
+                "pages": pages.astype(np.int32),
+                "clicks": active.clicks[ending],
+                "exit_reason": reason,
+                "explore": active.explore[ending],
+                "satisfaction": state.satisfaction[users].astype(np.float32),
+            },
+        )
+        self._is_active[users] = False
+        active.keep(~ending)
+
+    def _end_day(self, day: int) -> None:
+        self._current_day = day
+        self.user_state.end_of_day(self.scenario.population)
+        self.datacollector.collect(self)
+        self._day = dict.fromkeys(self._day, 0)
+
+    # --------------------------------------------------------------------- run
+    def run(self) -> None:
+        """Simulate the whole horizon and write every table through the event log."""
+        env = self.env
+        env.process(self._day_process())
+        env.process(self._retrain_process())
+        for creator in self.creators:
+            env.process(creator.upload_process(env, self.catalog, self.scenario.catalog))
+        env.process(self._progress_process())
+        env.process(self._page_loop())
+        env.run(until=self.horizon_seconds)
+        if len(self.active):
+            n = len(self.active)
+            self._end_sessions(np.ones(n, bool), self.horizon_seconds, np.full(n, "horizon"))
+        self._end_day(math.ceil(self.scenario.horizon.days) - 1)
+        self._write_static_tables()
+
+    def _write_static_tables(self) -> None:
+        catalog = self.catalog
+        self.log.append(
+            "items",
+            {
+                "item_id": np.arange(catalog.n, dtype=np.int64),
+                "creator_id": catalog.creator,
+                "created_at": catalog.created_at,
+                "topic": catalog.topics.argmax(axis=1).astype(np.int16),
+                "quality": catalog.quality,
+                "topics": list(catalog.topics),
+            },
+        )
+        creators = list(self.creators)
+        counts = np.bincount(catalog.creator, minlength=len(creators))
+        self.log.append(
+            "creators",
+            {
+                "creator_id": np.array([c.creator_id for c in creators], np.int32),
+                "topic": np.array([c.topic for c in creators], np.int16),
+                "quality": np.array([c.quality for c in creators], np.float32),
+                "uploads_per_day": np.array([c.uploads_per_day for c in creators], np.float32),
+                "items": counts[[c.creator_id for c in creators]].astype(np.int32),
+            },
+        )
+        frame = self.datacollector.get_model_vars_dataframe()
+        self.log.append("daily", {name: frame[name].to_numpy() for name in frame.columns})
+
+
+def _check_slates(slates: SlateBatch, batch: int, k: int, recommender: str) -> None:
+    """Catch a broken recommender at the first bad batch, with its name in the message."""
+    for name in ("items", "scores", "propensity"):
+        shape = getattr(slates, name).shape
+        if shape != (batch, k):
+            raise ValueError(
+                f"recommender {recommender!r} returned {name} of shape {shape}, expected {(batch, k)}"
+            )

@@ -1,0 +1,248 @@
+"""Scenario files: the pydantic schema, YAML loading and errors that name the YAML path.
+
+Every section forbids unknown keys, so a typo is an error rather than a silently ignored
+setting. Recommender params are validated against the params model the recommender registers,
+so ``arms[2].recommender.params.dim`` is checked before anything runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from simulator.errors import RecarenaError
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class Horizon(Section):
+    """How long the simulation runs and how finely pages are batched."""
+
+    days: Annotated[float, Field(gt=0, le=3650)] = 14
+    tick_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    """Every session that wants a page at a tick is served in one batch; a page takes one tick."""
+
+
+class Catalog(Section):
+    initial_items: Annotated[int, Field(ge=1)] = 2000
+    topics: Annotated[int, Field(ge=1, le=1024)] = 16
+    topic_spread: Annotated[float, Field(ge=0, le=1)] = 0.3
+    """Share of an item's topic mix spread (Dirichlet) outside its creator's main topic."""
+    topic_skew: NonNegFloat = 1.0
+    """Zipf exponent of how creators' main topics are spread: some topics are more common."""
+    quality_sd: NonNegFloat = 0.5
+    creator_quality_sd: NonNegFloat = 0.3
+
+
+class Population(Section):
+    """Rule-based users: utility = taste·topics + quality − satiation + novelty intent + noise."""
+
+    users: Annotated[int, Field(ge=1)] = 2000
+    model: Literal["rule"] = "rule"
+    taste_scale: NonNegFloat = 1.5
+    visits_per_day: PositiveFloat = 1.0
+    activity_sd: NonNegFloat = 0.5
+    """Log-normal spread of per-user visit rates (activity levels)."""
+    no_click_utility: float = 1.5
+    temperature: PositiveFloat = 0.5
+    position_decay: NonNegFloat = 0.7
+    """Examination probability at slot j is 1/(1+j)**position_decay."""
+    satiation_gain: NonNegFloat = 0.4
+    satiation_decay_per_day: NonNegFloat = 0.5
+    explore_prob: Probability = 0.2
+    novelty_weight: NonNegFloat = 1.0
+    fatigue_per_page: NonNegFloat = 0.12
+    fatigue_no_click: NonNegFloat = 0.25
+    max_pages: Annotated[int, Field(ge=1, le=1000)] = 30
+    satisfaction_reference: float = 0.3
+    """Session value (mean utility surplus per page) that counts as neutral satisfaction."""
+    satisfaction_rate: Probability = 0.3
+    """Weight of the latest session in the user's satisfaction (exponential moving average)."""
+    return_sensitivity: NonNegFloat = 1.0
+    """Visit rate = activity × exp(return_sensitivity × satisfaction), capped at max_rate_factor."""
+    max_rate_factor: Annotated[float, Field(ge=1)] = 3.0
+
+
+class Creators(Section):
+    count: Annotated[int, Field(ge=1)] = 20
+    uploads_per_day: NonNegFloat = 0.5
+    """Mean uploads per creator per day; each creator uploads on its own SimPy process."""
+
+
+class Surface(Section):
+    type: Literal["list"] = "list"
+    k: Annotated[int, Field(ge=1, le=200)] = 10
+
+
+class RecommenderSpec(Section):
+    type: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("type")
+    @classmethod
+    def _known_type(cls, value: str) -> str:
+        from recommenders.registry import get_entry
+
+        try:
+            get_entry(value)
+        except LookupError as exc:
+            raise ValueError(str(exc).strip("'\"")) from None
+        return value
+
+
+class Arm(Section):
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    recommender: RecommenderSpec
+    retrain_every_days: PositiveFloat | None = None
+    """Overrides the scenario's retrain schedule for this arm."""
+
+
+class Retrain(Section):
+    every_days: PositiveFloat = 1.0
+
+
+class Output(Section):
+    dir: str = "runs"
+    flush_rows: Annotated[int, Field(ge=1000)] = 500_000
+    """Rows buffered per table before a Parquet row group is written."""
+
+
+DEFAULT_METRICS = [
+    "ctr",
+    "consumption_per_session",
+    "session_length",
+    "return_rate",
+    "coverage",
+    "item_gini",
+    "creator_gini",
+]
+
+
+class Scenario(Section):
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    description: str = ""
+    seed: Annotated[int, Field(ge=0)] = 0
+    replicates: Annotated[int, Field(ge=1, le=10_000)] = 3
+    horizon: Horizon = Horizon()
+    catalog: Catalog = Catalog()
+    population: Population = Population()
+    creators: Creators = Creators()
+    surface: Surface = Surface()
+    retrain: Retrain = Retrain()
+    arms: Annotated[list[Arm], Field(min_length=1)]
+    baseline: str | None = None
+    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS))
+    output: Output = Output()
+
+    @field_validator("metrics")
+    @classmethod
+    def _known_metrics(cls, names: list[str]) -> list[str]:
+        from analysis.metrics import known_metrics
+
+        known = known_metrics()
+        for name in names:
+            if name not in known:
+                raise ValueError(f"unknown metric {name!r}; known: {', '.join(known)}")
+        return names
+
+    @model_validator(mode="after")
+    def _arms_consistent(self) -> Scenario:
+        names = [arm.name for arm in self.arms]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"arms: duplicate arm names {duplicates}")
+        if self.baseline is None:
+            self.baseline = names[0]
+        elif self.baseline not in names:
+            raise ValueError(f"baseline: {self.baseline!r} is not an arm; arms: {', '.join(names)}")
+        return self
+
+    def retrain_days(self, arm: Arm) -> float:
+        return arm.retrain_every_days or self.retrain.every_days
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _first_error(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> str:
+    err = exc.errors(include_url=False)[0]
+    loc = _format_loc(prefix + tuple(err["loc"]))
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif err["type"] == "missing":
+        msg = "required key is missing"
+    elif "input" in err and err["type"] not in ("value_error", "assertion_error"):
+        msg = f"{msg} (got {err['input']!r})"
+    if msg.startswith(loc.split(".")[0] + ":"):  # model-level messages already carry their path
+        return msg
+    return f"{loc}: {msg}" if loc else msg
+
+
+def _resolve_params(scenario: Scenario) -> None:
+    """Validate each arm's recommender params against its registered model and fill defaults."""
+    from recommenders.registry import get_entry
+
+    for index, arm in enumerate(scenario.arms):
+        entry = get_entry(arm.recommender.type)
+        try:
+            params = entry.params.model_validate(arm.recommender.params)
+        except ValidationError as exc:
+            raise RecarenaError(
+                _first_error(exc, ("arms", index, "recommender", "params"))
+            ) from None
+        arm.recommender.params = params.model_dump(mode="json")
+
+
+def parse_scenario(raw: Any, source: str = "<scenario>") -> Scenario:
+    """Validate an already-parsed YAML document. Errors are RecarenaError with the YAML path."""
+    if not isinstance(raw, dict):
+        raise RecarenaError(f"{source}: a scenario must be a YAML mapping, got {type(raw).__name__}")
+    try:
+        scenario = Scenario.model_validate(raw)
+    except ValidationError as exc:
+        raise RecarenaError(f"{source}: {_first_error(exc)}") from None
+    try:
+        _resolve_params(scenario)
+    except RecarenaError as exc:
+        raise RecarenaError(f"{source}: {exc}") from None
+    return scenario
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read and validate a scenario file; every failure is one RecarenaError naming the path."""
+    path = Path(path)
+    if not path.exists():
+        raise RecarenaError(f"scenario file not found: {path}")
+    if not path.is_file():
+        raise RecarenaError(f"scenario path is not a file: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        raise RecarenaError(f"{path}: invalid YAML at {where}: {exc.problem}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise RecarenaError(f"{path}: invalid YAML: {exc}") from None
+    return parse_scenario(raw, str(path))
+
+
+def dump_scenario(scenario: Scenario) -> str:
+    """The resolved scenario (all defaults filled in) as YAML, saved beside the logs."""
+    return yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False)
