@@ -1,0 +1,16 @@
+"""Notebook entry points: ``load`` a run, ``compute_metrics``, ``compare`` arms with CIs."""
+
+from analysis.compare import compare, estimate_interval, format_table
+from analysis.load import RunLogs, load
+from analysis.metrics import METRICS, compute_metrics, gini
+
+__all__ = [
+    "METRICS",
+    "RunLogs",
+    "compare",
+    "compute_metrics",
+    "estimate_interval",
+    "format_table",
+    "gini",
+    "load",
+]

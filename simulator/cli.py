@@ -151,7 +151,9 @@ def list_components() -> None:
 
 def main() -> None:
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # returns the code of a typer.Exit
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except RecarenaError as exc:
         err.print(f"error: {exc}", markup=False, highlight=False)
         sys.exit(2)

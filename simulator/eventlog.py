@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from simulator.logschema import SCHEMAS
+from simulator.logschema import NULL_FOR_NAN, SCHEMAS
 
 
 class EventLog:
@@ -52,7 +52,10 @@ class EventLog:
                 values = [v for part in parts for v in part]
                 arrays.append(pa.array(values, type=field.type))
             else:
-                arrays.append(pa.array(np.concatenate(parts), type=field.type))
+                # NaN means "no value" (e.g. a random policy's score): store it as null
+                nan_is_null = field.name in NULL_FOR_NAN
+                values = np.concatenate(parts)
+                arrays.append(pa.array(values, type=field.type, from_pandas=nan_is_null))
         batch = pa.Table.from_arrays(arrays, schema=schema)
         writer = self._writers.get(table)
         if writer is None:

@@ -34,7 +34,7 @@ EXPOSURES = [
     Column("position", pa.int16(), "slot on the page (0-based, top first)"),
     Column("item_id", pa.int64(), "item shown"),
     Column("creator_id", pa.int32(), "creator of the item"),
-    Column("score", pa.float32(), "recommender score (NaN when the policy has none)"),
+    Column("score", pa.float32(), "recommender score (null when the policy has none)"),
     Column("propensity", pa.float32(), "probability the policy shows this item at this slot"),
     Column("clicked", pa.bool_(), "user clicked (and consumed) the item"),
     Column("examined", pa.bool_(), "user looked at the slot", truth=True),
@@ -101,6 +101,9 @@ TABLES: dict[str, list[Column]] = {
     "creators": CREATORS,
     "daily": DAILY,
 }
+
+NULL_FOR_NAN = frozenset({"score"})
+"""Float columns where the engine's NaN means missing; written as null."""
 
 SCHEMAS: dict[str, pa.Schema] = {name: _schema(cols) for name, cols in TABLES.items()}
 

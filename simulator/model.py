@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import mesa
+from mesa.agent import AgentSet
 import numpy as np
 import simpy
 
@@ -140,7 +141,7 @@ class SimulationModel(mesa.Model):
         self._current_day = 0
 
     # ----------------------------------------------------------------- set-up
-    def _make_creators(self) -> mesa.AgentSet:
+    def _make_creators(self) -> AgentSet:
         scenario = self.scenario
         cfg = scenario.catalog
         n = scenario.creators.count
@@ -162,7 +163,7 @@ class SimulationModel(mesa.Model):
         for creator, count in zip(creators, initial, strict=True):
             if count:
                 creator.publish(self.catalog, cfg, int(count), 0.0)
-        return mesa.AgentSet(creators, random=self.random)
+        return AgentSet(creators, random=self.random)
 
     def user(self, user_id: int) -> UserAgent:
         """A Mesa handle onto one user's row of state, created on first use."""
@@ -174,9 +175,9 @@ class SimulationModel(mesa.Model):
         return handle
 
     @property
-    def users(self) -> mesa.AgentSet:
+    def users(self) -> AgentSet:
         """Every user as a Mesa AgentSet (creates all handles: costly for huge populations)."""
-        return mesa.AgentSet(
+        return AgentSet(
             [self.user(u) for u in range(self.user_state.n_users)], random=self.random
         )
 

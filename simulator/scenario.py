@@ -52,7 +52,7 @@ class Population(Section):
     visits_per_day: PositiveFloat = 1.0
     activity_sd: NonNegFloat = 0.5
     """Log-normal spread of per-user visit rates (activity levels)."""
-    no_click_utility: float = 1.5
+    no_click_utility: float = 1.0
     temperature: PositiveFloat = 0.5
     position_decay: NonNegFloat = 0.7
     """Examination probability at slot j is 1/(1+j)**position_decay."""
@@ -63,7 +63,7 @@ class Population(Section):
     fatigue_per_page: NonNegFloat = 0.12
     fatigue_no_click: NonNegFloat = 0.25
     max_pages: Annotated[int, Field(ge=1, le=1000)] = 30
-    satisfaction_reference: float = 0.3
+    satisfaction_reference: float = 0.1
     """Session value (mean utility surplus per page) that counts as neutral satisfaction."""
     satisfaction_rate: Probability = 0.3
     """Weight of the latest session in the user's satisfaction (exponential moving average)."""

@@ -1,0 +1,71 @@
+"""Epsilon-greedy exploration around any recommender, with exact per-slot propensities."""
+
+from __future__ import annotations
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from recommenders.base import RecommenderContext
+from recommenders.slates import sample_distinct_excluding
+from simulator.types import PAD_ITEM, FeedbackBatch, Interactions, RequestBatch, SlateBatch
+
+
+class EpsilonGreedyParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    epsilon: float = Field(default=0.1, ge=0, le=1)
+    base: str = "popularity"
+    base_params: dict = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _validate_base(self) -> EpsilonGreedyParams:
+        from recommenders.registry import get_entry
+
+        if self.base == "epsilon_greedy":
+            raise ValueError("base: epsilon_greedy cannot wrap itself")
+        try:
+            entry = get_entry(self.base)
+        except LookupError as exc:
+            raise ValueError(f"base: {str(exc).strip(chr(34) + chr(39))}") from None
+        self.base_params = entry.params.model_validate(self.base_params).model_dump(mode="json")
+        return self
+
+
+class EpsilonGreedy:
+    """Each slot independently shows, with probability epsilon, a uniform item that is neither
+    consumed nor in the base slate; otherwise the base recommender's item.
+
+    Propensity of a shown item at slot j: ``(1 − ε) · p_base`` when it is the base item (random
+    picks exclude the base slate, so it can only come from exploiting), ``ε / M`` when explored,
+    with M the number of items the explorer could pick.
+    """
+
+    Params = EpsilonGreedyParams
+    surfaces = frozenset({"list"})
+
+    def __init__(self, params: EpsilonGreedyParams, ctx: RecommenderContext) -> None:
+        from recommenders.registry import build
+
+        self.name = "epsilon_greedy"
+        self.params = params
+        self.rng = ctx.rng
+        self.base = build(params.base, params.base_params, ctx)
+
+    def fit(self, history: Interactions) -> None:
+        self.base.fit(history)
+
+    def recommend(self, requests: RequestBatch) -> SlateBatch:
+        eps = self.params.epsilon
+        base = self.base.recommend(requests)
+        blocked = np.concatenate([requests.exclude, base.items], axis=1)
+        random_items, eligible = sample_distinct_excluding(
+            self.rng, requests.catalog.n_items, blocked, requests.k
+        )
+        explore = (self.rng.random(base.items.shape) < eps) & (random_items != PAD_ITEM)
+        items = np.where(explore, random_items, base.items)
+        explore_p = eps / np.maximum(eligible, 1)[:, None]
+        propensity = np.where(explore, explore_p, (1.0 - eps) * base.propensity)
+        scores = np.where(explore, np.nan, base.scores)
+        return SlateBatch(items, scores.astype(np.float32), propensity.astype(np.float32))
+
+    def update(self, feedback: FeedbackBatch) -> None:
+        self.base.update(feedback)

@@ -1,0 +1,146 @@
+"""Vectorised slate building that respects each user's exclusions (consumed items).
+
+Everything works on whole batches; rows never loop in Python except to retry the rare rows a
+rejection sampler could not fill.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from simulator.types import PAD_ITEM
+
+
+def _first_k_available(candidates: np.ndarray, blocked: np.ndarray, k: int) -> np.ndarray:
+    """[B, k] the first k unblocked candidates per row (PAD_ITEM where a row has fewer)."""
+    available = ~blocked
+    rank = np.cumsum(available, axis=1)
+    take = available & (rank <= k)
+    out = np.full((candidates.shape[0], k), PAD_ITEM, np.int64)
+    rows, cols = np.nonzero(take)
+    out[rows, rank[rows, cols] - 1] = candidates[rows, cols]
+    return out
+
+
+def _row_member(candidates: np.ndarray, exclude: np.ndarray) -> np.ndarray:
+    """[B, C] whether each candidate is in its row of ``exclude`` [B, H]."""
+    if exclude.shape[1] == 0:
+        return np.zeros(candidates.shape, bool)
+    return (candidates[:, :, None] == exclude[:, None, :]).any(axis=2)
+
+
+def top_k_from_ranking(ranking: np.ndarray, exclude: np.ndarray, k: int) -> np.ndarray:
+    """First k items of one global ``ranking`` per row, skipping that row's ``exclude``.
+
+    Only the top ``k + h`` of the ranking can be chosen (h = most exclusions in a row), so the
+    cost is O(B·(k+h)) whatever the catalog size.
+    """
+    batch = exclude.shape[0]
+    valid_excl = exclude != PAD_ITEM
+    h = int(valid_excl.sum(axis=1).max()) if exclude.size else 0
+    top = np.asarray(ranking[: k + h], np.int64)
+    if top.size == 0:
+        return np.full((batch, k), PAD_ITEM, np.int64)
+    rank_of = np.full(int(max(top.max(), exclude.max(initial=0))) + 1, -1, np.int64)
+    rank_of[top] = np.arange(top.size)
+    blocked = np.zeros((batch, top.size), bool)
+    rows, cols = np.nonzero(valid_excl)
+    ranks = rank_of[exclude[rows, cols]]
+    hit = ranks >= 0
+    blocked[rows[hit], ranks[hit]] = True
+    return _first_k_available(np.broadcast_to(top, blocked.shape), blocked, k)
+
+
+def top_k_from_scores(
+    scores: np.ndarray, exclude: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k items of each row of ``scores`` [B, N], excluded items removed.
+
+    Ties break towards the lower item id. Rows with fewer than k finite scores are padded with
+    PAD_ITEM and NaN.
+    """
+    batch, n = scores.shape
+    work = np.empty((batch, n + 1), np.float64)
+    work[:, :n] = scores
+    work[:, n] = -np.inf
+    padded = np.where(exclude == PAD_ITEM, n, exclude)
+    work[np.arange(batch)[:, None], padded] = -np.inf
+    work[:, n] = -np.inf
+    kk = min(k, n)
+    # stable ordering: sort by (-score, item id) among the k best
+    part = np.argpartition(-work[:, :n], kk - 1, axis=1)[:, :kk] if kk < n else np.tile(
+        np.arange(n), (batch, 1)
+    )
+    part_scores = np.take_along_axis(work, part, axis=1)
+    # fix partition ties at the boundary: anything equal to the k-th score must be considered
+    order = np.lexsort((part, -part_scores), axis=1)
+    items = np.take_along_axis(part, order, axis=1)[:, :k]
+    top_scores = np.take_along_axis(part_scores, order, axis=1)[:, :k]
+    items = np.where(np.isfinite(top_scores), items, PAD_ITEM).astype(np.int64)
+    top_scores = np.where(np.isfinite(top_scores), top_scores, np.nan).astype(np.float32)
+    if kk < k:
+        pad = k - kk
+        items = np.pad(items, ((0, 0), (0, pad)), constant_values=PAD_ITEM)
+        top_scores = np.pad(top_scores, ((0, 0), (0, pad)), constant_values=np.nan)
+    return items, top_scores
+
+
+def eligible_counts(n_items: int, exclude: np.ndarray) -> np.ndarray:
+    """[B] items a row may still be shown: n_items minus its distinct valid exclusions."""
+    if exclude.shape[1] == 0:
+        return np.full(exclude.shape[0], n_items, np.int64)
+    valid = (exclude != PAD_ITEM) & (exclude < n_items)
+    marked = np.where(valid, exclude, -1)
+    marked.sort(axis=1)
+    distinct = valid.sum(axis=1) - ((marked[:, 1:] == marked[:, :-1]) & (marked[:, 1:] >= 0)).sum(
+        axis=1
+    )
+    return n_items - distinct
+
+
+def sample_distinct_excluding(
+    rng: np.random.Generator, n_items: int, exclude: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """k distinct uniform items per row from ``range(n_items)`` minus the row's ``exclude``.
+
+    Returns ``(items [B, k], eligible [B])``; the per-slot marginal probability of any eligible
+    item is exactly ``1 / eligible`` (draws without replacement are exchangeable).
+    """
+    batch = exclude.shape[0]
+    eligible = eligible_counts(n_items, exclude)
+    out = np.full((batch, k), PAD_ITEM, np.int64)
+    todo = np.arange(batch)
+    extra = max(8, k)
+    while todo.size:
+        small = eligible[todo] <= 4 * (k + exclude.shape[1])
+        if small.any():  # nearly exhausted rows: permute the whole catalog for them
+            for row in todo[small]:
+                allowed = np.setdiff1d(np.arange(n_items), exclude[row], assume_unique=False)
+                pick = rng.permutation(allowed)[:k]
+                out[row, : pick.size] = pick
+            todo = todo[~small]
+            if not todo.size:
+                break
+        width = k + exclude.shape[1] + extra
+        cand = rng.integers(0, n_items, size=(todo.size, width))
+        blocked = _row_member(cand, exclude[todo])
+        # keep the first occurrence in draw order, not in sorted order
+        first_seen = _first_occurrence(cand)
+        blocked |= ~first_seen
+        picked = _first_k_available(cand, blocked, k)
+        full = (picked != PAD_ITEM).all(axis=1)
+        out[todo[full]] = picked[full]
+        todo = todo[~full]
+        extra *= 2
+    return out, eligible
+
+
+def _first_occurrence(values: np.ndarray) -> np.ndarray:
+    """[B, C] True where a value appears for the first time in its row (in column order)."""
+    order = np.argsort(values, axis=1, kind="stable")
+    sorted_v = np.take_along_axis(values, order, axis=1)
+    first_sorted = np.ones(values.shape, bool)
+    first_sorted[:, 1:] = sorted_v[:, 1:] != sorted_v[:, :-1]
+    first = np.empty_like(first_sorted)
+    np.put_along_axis(first, order, first_sorted, axis=1)
+    return first

@@ -1,0 +1,123 @@
+"""The command line as a user runs it: exit codes, one-line errors, no partial output."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def recarena(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "simulator.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        env={**os.environ, "COLUMNS": "200"},
+        timeout=600,
+    )
+
+
+def _assert_one_line_error(done: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in done.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "fragments"),
+    [
+        (lambda d: d["arms"][1]["recommender"].update(type="mff"), ["arms[1].recommender.type", "mff"]),
+        (lambda d: d.update(colour="red"), ["colour: unknown key"]),
+        (lambda d: d["population"].update(users="lots"), ["population.users"]),
+        (lambda d: d["catalog"].update(initial_items=-1), ["catalog.initial_items"]),
+        (lambda d: d["surface"].update(k=0), ["surface.k"]),
+    ],
+)
+def test_bad_scenarios_fail_cleanly(tmp_path, tiny_doc, write_scenario, mutate, fragments):
+    mutate(tiny_doc)
+    path = write_scenario(tiny_doc)
+    _assert_one_line_error(recarena("validate", str(path)), *fragments)
+    out = tmp_path / "should-not-exist"
+    _assert_one_line_error(recarena("run", str(path), "--output", str(out)), *fragments)
+    assert not out.exists()
+
+
+def test_malformed_yaml_and_missing_file(tmp_path, write_scenario):
+    broken = write_scenario("name: x\narms: [\n")
+    _assert_one_line_error(recarena("run", str(broken)), "invalid YAML at line")
+    _assert_one_line_error(recarena("run", str(tmp_path / "missing.yaml")), "not found")
+    _assert_one_line_error(recarena("compare", str(tmp_path)), "manifest.json")
+
+
+def test_validate_and_list(write_scenario, tiny_doc):
+    done = recarena("validate", str(write_scenario(tiny_doc)))
+    assert done.returncode == 0 and done.stdout.startswith("ok: ")
+    listing = recarena("list")
+    assert listing.returncode == 0
+    for name in ("random", "popularity", "mf", "epsilon_greedy", "ctr", "creator_gini"):
+        assert name in listing.stdout
+
+
+def test_run_then_compare(tmp_path, tiny_doc, write_scenario):
+    out = tmp_path / "run"
+    done = recarena(
+        "run", str(write_scenario(tiny_doc)), "--output", str(out), "--replicates", "3", "--quiet"
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"run directory: {out}" in done.stdout
+    assert "ctr" in done.stdout and "popularity" in done.stdout
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["replicates"] == 3
+    assert len(manifest["cells"]) == 6
+    resolved = yaml.safe_load((out / "scenario.resolved.yaml").read_text())
+    assert resolved["replicates"] == 3 and resolved["population"]["temperature"] > 0
+    again = recarena("compare", str(out), "--baseline", "popularity")
+    assert again.returncode == 0 and "random" in again.stdout
+    bad = recarena("compare", str(out), "--baseline", "nope")
+    _assert_one_line_error(bad, "nope")
+    taken = recarena("run", str(write_scenario(tiny_doc)), "--output", str(out), "--quiet")
+    _assert_one_line_error(taken, "already exists")
+
+
+def test_ctrl_c_keeps_finished_cells(tmp_path, tiny_doc, write_scenario):
+    tiny_doc["replicates"] = 6
+    out = tmp_path / "interrupted"
+    path = write_scenario(tiny_doc)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "simulator.cli", "run", str(path), "-o", str(out), "--quiet",
+         "--executor", "local"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 300
+    while time.time() < deadline and not list(out.glob("arm=*/rep=0/manifest.json")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "interrupted" in stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    statuses = {c["status"] for c in manifest["cells"]}
+    assert "complete" in statuses and "incomplete" in statuses
+    from analysis.load import load
+
+    logs = load(out)  # the finished cells are readable
+    assert logs.exposures.collect().height > 0
+    assert logs.incomplete

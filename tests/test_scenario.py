@@ -1,0 +1,93 @@
+"""Scenario validation: every mistake is one message naming the YAML path."""
+
+import pytest
+
+from simulator.errors import RecarenaError
+from simulator.scenario import dump_scenario, load_scenario, parse_scenario
+
+
+def _error(doc) -> str:
+    with pytest.raises(RecarenaError) as info:
+        parse_scenario(doc, "x.yaml")
+    return str(info.value)
+
+
+def test_defaults_are_filled(tiny_doc):
+    scenario = parse_scenario(tiny_doc)
+    assert scenario.baseline == "random"
+    assert scenario.population.temperature > 0
+    assert "ctr" in scenario.metrics
+    assert "tick_seconds: 120" in dump_scenario(scenario)
+
+
+def test_unknown_recommender_names_path_and_known_types(tiny_doc):
+    tiny_doc["arms"][1]["recommender"]["type"] = "mff"
+    message = _error(tiny_doc)
+    assert message.startswith("x.yaml: arms[1].recommender.type: unknown 'mff'; known: random")
+    assert "popularity" in message and "mf" in message
+
+
+def test_unknown_key(tiny_doc):
+    tiny_doc["population"]["userz"] = 3
+    assert _error(tiny_doc) == "x.yaml: population.userz: unknown key"
+
+
+def test_wrong_type(tiny_doc):
+    tiny_doc["population"]["users"] = "many"
+    assert "population.users:" in _error(tiny_doc)
+    assert "'many'" in _error(tiny_doc)
+
+
+def test_negative_size(tiny_doc):
+    tiny_doc["catalog"]["initial_items"] = -5
+    message = _error(tiny_doc)
+    assert message.startswith("x.yaml: catalog.initial_items: ")
+    assert "greater than or equal to 1" in message
+
+
+def test_recommender_params_validated(tiny_doc):
+    tiny_doc["arms"].append({"name": "mf", "recommender": {"type": "mf", "params": {"dim": 0}}})
+    assert _error(tiny_doc).startswith("x.yaml: arms[2].recommender.params.dim: ")
+    tiny_doc["arms"][2]["recommender"]["params"] = {"dimm": 3}
+    assert _error(tiny_doc) == "x.yaml: arms[2].recommender.params.dimm: unknown key"
+
+
+def test_missing_required(tiny_doc):
+    del tiny_doc["arms"]
+    assert _error(tiny_doc) == "x.yaml: arms: required key is missing"
+
+
+def test_duplicate_arms_and_bad_baseline(tiny_doc):
+    tiny_doc["arms"][1]["name"] = "random"
+    assert "duplicate arm names ['random']" in _error(tiny_doc)
+    tiny_doc["arms"][1]["name"] = "pop"
+    tiny_doc["baseline"] = "nope"
+    assert "baseline: 'nope' is not an arm" in _error(tiny_doc)
+
+
+def test_unknown_metric(tiny_doc):
+    tiny_doc["metrics"] = ["ctr", "ctrr"]
+    assert "metrics: unknown metric 'ctrr'" in _error(tiny_doc)
+
+
+def test_not_a_mapping():
+    assert "must be a YAML mapping" in _error([1, 2])
+
+
+def test_malformed_yaml(write_scenario):
+    path = write_scenario("name: x\narms: [\n  - a: b\n")
+    with pytest.raises(RecarenaError) as info:
+        load_scenario(path)
+    assert str(path) in str(info.value) and "invalid YAML at line" in str(info.value)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(RecarenaError, match="scenario file not found: .*nope.yaml"):
+        load_scenario(tmp_path / "nope.yaml")
+
+
+def test_shipped_scenarios_validate():
+    from pathlib import Path
+
+    for path in sorted(Path(__file__).parent.parent.joinpath("scenarios").glob("*.yaml")):
+        load_scenario(path)
