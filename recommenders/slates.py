@@ -67,15 +67,19 @@ def top_k_from_scores(
     work[np.arange(batch)[:, None], padded] = -np.inf
     work[:, n] = -np.inf
     kk = min(k, n)
-    # stable ordering: sort by (-score, item id) among the k best
-    part = np.argpartition(-work[:, :n], kk - 1, axis=1)[:, :kk] if kk < n else np.tile(
-        np.arange(n), (batch, 1)
-    )
+    work = work[:, :n]
+    # exact top-kk with ties broken by lower item id, in O(B·N): everything above the kk-th
+    # best score, plus the lowest-id items that tie with it
+    threshold = -np.partition(-work, kk - 1, axis=1)[:, kk - 1 : kk]
+    above = work > threshold
+    tied = work == threshold
+    room = kk - above.sum(axis=1, keepdims=True)
+    chosen = above | (tied & (np.cumsum(tied, axis=1) <= room))
+    part = np.nonzero(chosen)[1].reshape(batch, kk)
     part_scores = np.take_along_axis(work, part, axis=1)
-    # fix partition ties at the boundary: anything equal to the k-th score must be considered
     order = np.lexsort((part, -part_scores), axis=1)
-    items = np.take_along_axis(part, order, axis=1)[:, :k]
-    top_scores = np.take_along_axis(part_scores, order, axis=1)[:, :k]
+    items = np.take_along_axis(part, order, axis=1)
+    top_scores = np.take_along_axis(part_scores, order, axis=1)
     items = np.where(np.isfinite(top_scores), items, PAD_ITEM).astype(np.int64)
     top_scores = np.where(np.isfinite(top_scores), top_scores, np.nan).astype(np.float32)
     if kk < k:

@@ -29,3 +29,25 @@ class NewestFirst:
 
     def update(self, feedback: FeedbackBatch) -> None:
         return None
+
+
+class QualityFirst:
+    """Ranks unseen items by their true quality (a simulator-only, non-personalised oracle)."""
+
+    Params = NoParams
+    surfaces = frozenset({"list"})
+
+    def __init__(self, params: NoParams, ctx: RecommenderContext) -> None:
+        self.name = "quality"
+
+    def fit(self, history: Interactions) -> None:
+        return None
+
+    def recommend(self, requests: RequestBatch) -> SlateBatch:
+        ranking = np.argsort(-requests.catalog.quality, kind="stable").astype(np.int64)
+        items = top_k_from_ranking(ranking, requests.exclude, requests.k)
+        shape = items.shape
+        return SlateBatch(items, np.zeros(shape, np.float32), np.ones(shape, np.float32))
+
+    def update(self, feedback: FeedbackBatch) -> None:
+        return None

@@ -1,0 +1,163 @@
+"""Every recommender's contract: shape, distinct items, exclusions, propensities, determinism."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from recommenders.base import RecommenderContext
+from recommenders.registry import build, get_entry, known_types
+from recommenders.slates import (
+    sample_distinct_excluding,
+    top_k_from_ranking,
+    top_k_from_scores,
+)
+from simulator.types import PAD_ITEM, CatalogView, Interactions, RequestBatch
+
+N_ITEMS, N_USERS, K = 200, 50, 10
+
+
+def _catalog(n_items: int = N_ITEMS) -> CatalogView:
+    rng = np.random.default_rng(0)
+    topics = rng.dirichlet(np.ones(8), n_items).astype(np.float32)
+    return CatalogView(
+        n_items, topics, rng.normal(size=n_items).astype(np.float32),
+        rng.integers(0, 5, n_items).astype(np.int32), np.zeros(n_items),
+    )
+
+
+def _history(rng, n=2000) -> Interactions:
+    """Two user groups clicking two disjoint item groups (even users: items < 100)."""
+    user = rng.integers(0, N_USERS, n)
+    item = np.where(user % 2 == 0, rng.integers(0, 90, n), rng.integers(100, 190, n))
+    return Interactions(user.astype(np.int64), item.astype(np.int64), np.sort(rng.random(n)) * 1e5,
+                        np.full(n, 4.0, np.float32))
+
+
+def _requests(users, exclude, k=K, n_items=N_ITEMS) -> RequestBatch:
+    b = len(users)
+    return RequestBatch(0.0, np.asarray(users, np.int64), np.arange(b), np.zeros(b, np.int32), k,
+                        _catalog(n_items), np.asarray(exclude, np.int64))
+
+
+def _build(kind: str, seed: int = 1, params: dict | None = None):
+    ctx = RecommenderContext(np.random.default_rng(seed), N_USERS, 8)
+    return build(kind, params or {}, ctx)
+
+
+@pytest.mark.parametrize("kind", known_types())
+def test_contract(kind):
+    rng = np.random.default_rng(5)
+    rec = _build(kind)
+    rec.fit(Interactions.empty())
+    rec.fit(_history(rng))
+    exclude = np.full((N_USERS, 30), PAD_ITEM)
+    exclude[:, :20] = rng.integers(0, N_ITEMS, (N_USERS, 20))
+    slates = rec.recommend(_requests(np.arange(N_USERS), exclude))
+    assert slates.items.shape == slates.scores.shape == slates.propensity.shape == (N_USERS, K)
+    assert ((slates.items >= 0) & (slates.items < N_ITEMS)).all()
+    for row, excl in zip(slates.items, exclude, strict=True):
+        assert len(set(row.tolist())) == K
+        assert not set(row.tolist()) & set(excl[excl >= 0].tolist())
+    assert ((slates.propensity > 0) & (slates.propensity <= 1)).all()
+    again = _build(kind)
+    again.fit(Interactions.empty())
+    again.fit(_history(np.random.default_rng(5)))
+    same = again.recommend(_requests(np.arange(N_USERS), exclude))
+    assert np.array_equal(slates.items, same.items), "same seed must give the same slates"
+
+
+def test_random_propensity_is_the_exact_marginal():
+    rec = _build("random")
+    exclude = np.array([[0, 1, 2, PAD_ITEM, 2]] * 20_000)  # 3 distinct exclusions
+    slates = rec.recommend(_requests(np.zeros(20_000, int), exclude, k=5, n_items=50))
+    assert np.allclose(slates.propensity, 1 / 47)
+    freq = np.bincount(slates.items[:, 3], minlength=50) / 20_000
+    assert freq[:3].sum() == 0
+    assert np.abs(freq[3:] - 1 / 47).max() < 0.006
+
+
+def test_epsilon_greedy_propensities_match_frequencies():
+    eps, n = 0.3, 40_000
+    rec = _build("epsilon_greedy", params={"epsilon": eps, "base": "popularity"})
+    rec.fit(Interactions.empty())
+    exclude = np.empty((n, 0), np.int64)
+    slates = rec.recommend(_requests(np.zeros(n, int), exclude, k=5, n_items=60))
+    base = rec.base.recommend(_requests(np.zeros(1, int), exclude[:1], k=5, n_items=60)).items[0]
+    exploit = slates.items == base[None, :]
+    assert abs(exploit.mean() - (1 - eps)) < 0.01
+    assert np.allclose(slates.propensity[exploit], 1 - eps)
+    assert np.allclose(slates.propensity[~exploit], eps / 55)
+    explored = slates.items[:, 0][~exploit[:, 0]]
+    some_item = np.setdiff1d(np.arange(60), base)[0]
+    assert abs((explored == some_item).sum() / n - eps / 55) < 0.002
+
+
+def test_popularity_ranks_clicked_items_first():
+    rec = _build("popularity")
+    item = np.array([7] * 50 + [3] * 20 + [9] * 5)
+    history = Interactions(np.zeros(75, np.int64), item, np.zeros(75), np.ones(75, np.float32))
+    rec.fit(history)
+    slates = rec.recommend(_requests([0, 1], [[PAD_ITEM], [7]]))
+    assert slates.items[0, :3].tolist() == [7, 3, 9]
+    assert slates.items[1, :2].tolist() == [3, 9]
+    assert slates.scores[0, 0] == 50
+
+
+def test_mf_learns_group_structure():
+    rng = np.random.default_rng(3)
+    rec = _build("mf", params={"epochs": 30, "dim": 8})
+    rec.fit(_history(rng))
+    slates = rec.recommend(_requests(np.arange(N_USERS), np.empty((N_USERS, 0))))
+    own_group = np.where(np.arange(N_USERS)[:, None] % 2 == 0, slates.items < 100,
+                         slates.items >= 100)
+    assert own_group.mean() > 0.9
+
+
+def test_mf_serves_cold_users_by_popularity():
+    rec = _build("mf")
+    rec.fit(Interactions(np.array([0, 0]), np.array([5, 5]), np.zeros(2), np.ones(2, np.float32)))
+    slates = rec.recommend(_requests([1], [[PAD_ITEM]]))
+    assert slates.items[0, 0] == 5  # user 1 has no history: the most clicked item comes first
+
+
+def _brute_top_k(ranking, exclude, k):
+    out = []
+    for row in exclude:
+        chosen = [i for i in ranking if i not in set(row.tolist())][:k]
+        out.append(chosen + [PAD_ITEM] * (k - len(chosen)))
+    return np.array(out)
+
+
+def test_slate_helpers_match_brute_force():
+    rng = np.random.default_rng(11)
+    for _ in range(20):
+        n, b, k, h = rng.integers(5, 40), rng.integers(1, 8), rng.integers(1, 6), rng.integers(0, 8)
+        exclude = np.where(rng.random((b, h)) < 0.3, PAD_ITEM, rng.integers(0, n, (b, h)))
+        ranking = rng.permutation(n)
+        assert np.array_equal(top_k_from_ranking(ranking, exclude, k), _brute_top_k(ranking, exclude, k))
+        scores = rng.integers(0, 5, (b, n)).astype(float)  # many ties
+        items, top = top_k_from_scores(scores, exclude, k)
+        for r in range(b):
+            order = sorted(range(n), key=lambda i, r=r: (-scores[r, i], i))
+            assert items[r].tolist() == _brute_top_k(order, exclude[r : r + 1], k)[0].tolist()
+        sampled, eligible = sample_distinct_excluding(rng, n, exclude, k)
+        for r in range(b):
+            allowed = set(range(n)) - set(exclude[r].tolist())
+            assert eligible[r] == len(allowed)
+            got = [i for i in sampled[r].tolist() if i != PAD_ITEM]
+            assert len(got) == len(set(got)) == min(k, len(allowed))
+            assert set(got) <= allowed
+
+
+def test_registry_errors_and_plugins():
+    with pytest.raises(LookupError, match="unknown 'mff'; known: random, popularity, mf"):
+        get_entry("mff")
+    with pytest.raises(LookupError, match="cannot import"):
+        get_entry("nowhere.module:Thing")
+    assert get_entry("tests.plugins:NewestFirst").factory.__name__ == "NewestFirst"
+    with pytest.raises(ValidationError):
+        get_entry("epsilon_greedy").params.model_validate({"base": "mf", "base_params": {"dim": -1}})
+    with pytest.raises(ValidationError, match="unknown 'nope'"):
+        get_entry("epsilon_greedy").params.model_validate({"base": "nope"})
