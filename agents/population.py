@@ -49,7 +49,9 @@ def generate_users(cfg: Population, n_topics: int, rng: np.random.Generator) -> 
     activity = rng.lognormal(np.log(cfg.visits_per_day) - sigma**2 / 2, sigma, n)
     if 0 < cfg.explore_prob < 1:
         concentration = 10.0
-        explore = rng.beta(cfg.explore_prob * concentration, (1 - cfg.explore_prob) * concentration, n)
+        explore = rng.beta(
+            cfg.explore_prob * concentration, (1 - cfg.explore_prob) * concentration, n
+        )
     else:
         explore = np.full(n, cfg.explore_prob)
     return UserState(

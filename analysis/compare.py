@@ -19,7 +19,10 @@ from simulator.errors import RecarenaError
 
 
 def estimate_interval(
-    values: np.ndarray, n_boot: int = 2000, level: float = 0.95, rng: np.random.Generator | None = None
+    values: np.ndarray,
+    n_boot: int = 2000,
+    level: float = 0.95,
+    rng: np.random.Generator | None = None,
 ) -> tuple[float, float | None, float | None]:
     """Mean and percentile-bootstrap CI of the mean (None bounds with fewer than 2 values)."""
     values = np.asarray(values, dtype=np.float64)
@@ -63,11 +66,23 @@ def compare(
         base = dict(per_metric.filter(pl.col("arm") == baseline).select("rep", "value").iter_rows())
         base_mean = float(np.mean(list(base.values())))
         for arm in arms:
-            values = dict(per_metric.filter(pl.col("arm") == arm).select("rep", "value").iter_rows())
+            values = dict(
+                per_metric.filter(pl.col("arm") == arm).select("rep", "value").iter_rows()
+            )
             mean, low, high = estimate_interval(np.array(list(values.values())), n_boot, level, rng)
-            row = {"metric": metric, "arm": arm, "n_reps": len(values), "mean": mean,
-                   "ci_low": low, "ci_high": high, "delta": None, "delta_ci_low": None,
-                   "delta_ci_high": None, "rel_delta": None, "significant": False}
+            row = {
+                "metric": metric,
+                "arm": arm,
+                "n_reps": len(values),
+                "mean": mean,
+                "ci_low": low,
+                "ci_high": high,
+                "delta": None,
+                "delta_ci_low": None,
+                "delta_ci_high": None,
+                "rel_delta": None,
+                "significant": False,
+            }
             if arm != baseline:
                 paired = sorted(set(values) & set(base))
                 diffs = np.array([values[r] - base[r] for r in paired])
@@ -81,9 +96,16 @@ def compare(
                 }
             rows.append(row)
     schema = {
-        "metric": pl.Utf8, "arm": pl.Utf8, "n_reps": pl.Int64, "mean": pl.Float64,
-        "ci_low": pl.Float64, "ci_high": pl.Float64, "delta": pl.Float64,
-        "delta_ci_low": pl.Float64, "delta_ci_high": pl.Float64, "rel_delta": pl.Float64,
+        "metric": pl.Utf8,
+        "arm": pl.Utf8,
+        "n_reps": pl.Int64,
+        "mean": pl.Float64,
+        "ci_low": pl.Float64,
+        "ci_high": pl.Float64,
+        "delta": pl.Float64,
+        "delta_ci_low": pl.Float64,
+        "delta_ci_high": pl.Float64,
+        "rel_delta": pl.Float64,
         "significant": pl.Boolean,
     }
     return pl.DataFrame(rows, schema=schema)
@@ -115,8 +137,13 @@ def format_table(frame: pl.DataFrame, higher_is_better: Mapping[str, bool] | Non
         else "1 replicate: no confidence intervals (use --replicates)"
     )
     table = Table(title=f"A/B vs baseline '{base}'", caption=note)
-    for name, justify in [("metric", "left"), ("arm", "left"), ("mean", "right"),
-                          ("Δ", "right"), ("95% CI of Δ", "right")]:
+    for name, justify in [
+        ("metric", "left"),
+        ("arm", "left"),
+        ("mean", "right"),
+        ("Δ", "right"),
+        ("95% CI of Δ", "right"),
+    ]:
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for metric in dict.fromkeys(frame["metric"].to_list()):
         rows = frame.filter(pl.col("metric") == metric).iter_rows(named=True)

@@ -51,7 +51,9 @@ class RunLogs:
 def _scan(cells: list[Cell], table: str) -> pl.LazyFrame:
     frames = [
         pl.scan_parquet(cell.path / f"{table}.parquet").select(
-            pl.lit(cell.arm, pl.Utf8).alias("arm"), pl.lit(cell.rep, pl.Int32).alias("rep"), pl.all()
+            pl.lit(cell.arm, pl.Utf8).alias("arm"),
+            pl.lit(cell.rep, pl.Int32).alias("rep"),
+            pl.all(),
         )
         for cell in cells
     ]

@@ -108,7 +108,10 @@ METRICS: Mapping[str, Metric] = MappingProxyType(
                 _consumption,
             ),
             Metric(
-                "session_length", "pages per session", "mean over sessions of pages", True,
+                "session_length",
+                "pages per session",
+                "mean over sessions of pages",
+                True,
                 _session_length,
             ),
             Metric(
@@ -158,11 +161,15 @@ def compute_metrics(logs: RunLogs, names: Sequence[str] | None = None) -> pl.Dat
     """Long frame: metric, arm, rep, value — one row per metric and cell."""
     frames = []
     for name in names or known_metrics():
-        values = get_metric(name).compute(logs).select(
-            pl.lit(name).alias("metric"),
-            pl.col("arm").cast(pl.Utf8),
-            pl.col("rep").cast(pl.Int32),
-            pl.col("value").cast(pl.Float64),
+        values = (
+            get_metric(name)
+            .compute(logs)
+            .select(
+                pl.lit(name).alias("metric"),
+                pl.col("arm").cast(pl.Utf8),
+                pl.col("rep").cast(pl.Int32),
+                pl.col("value").cast(pl.Float64),
+            )
         )
         frames.append(values.sort("arm", "rep"))
     return pl.concat(frames)  # metrics in the order asked for

@@ -74,7 +74,9 @@ class MatrixFactorization:
                 neg = item_w[negatives[idx]]
                 margin = (u * (pos - neg)).sum(dim=1)
                 loss = torch.nn.functional.softplus(-margin).mean()
-                loss = loss + p.reg * (u.pow(2).sum() + pos.pow(2).sum() + neg.pow(2).sum()) / len(idx)
+                loss = loss + p.reg * (u.pow(2).sum() + pos.pow(2).sum() + neg.pow(2).sum()) / len(
+                    idx
+                )
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
@@ -88,7 +90,9 @@ class MatrixFactorization:
         if not warm.any():
             return self.popularity.recommend(requests)
         with torch.no_grad():
-            scores = (self.user_emb[torch.from_numpy(requests.user)] @ self.item_emb[:n_items].T).numpy()
+            scores = (
+                self.user_emb[torch.from_numpy(requests.user)] @ self.item_emb[:n_items].T
+            ).numpy()
         items, top_scores = top_k_from_scores(scores, requests.exclude, requests.k)
         if not warm.all():
             cold = self.popularity.recommend(requests)

@@ -34,7 +34,9 @@ class Arrivals:
 
     @staticmethod
     def empty() -> Arrivals:
-        return Arrivals(np.empty(0, np.int64), np.empty(0), np.empty(0, bool), np.empty(0, np.int64))
+        return Arrivals(
+            np.empty(0, np.int64), np.empty(0), np.empty(0, bool), np.empty(0, np.int64)
+        )
 
     def after(self, index: int) -> Arrivals:
         return Arrivals(

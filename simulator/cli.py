@@ -40,7 +40,9 @@ def run(
     executor: Annotated[
         str, typer.Option(help="local (in-process) or process (one process per core).")
     ] = "process",
-    workers: Annotated[int | None, typer.Option(min=1, help="Processes for --executor process.")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, help="Processes for --executor process.")
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Simulate every arm x replicate, write Parquet logs and print the A/B table."""
@@ -77,8 +79,10 @@ def run(
         with progress:
             result = run_experiment(scenario, run_dir, executor, workers, on_progress, cells)  # type: ignore[arg-type]
     except Interrupted:
-        err.print(f"interrupted: finished cells are readable in {run_dir}; unfinished ones are "
-                  "marked _INCOMPLETE")
+        err.print(
+            f"interrupted: finished cells are readable in {run_dir}; unfinished ones are "
+            "marked _INCOMPLETE"
+        )
         raise typer.Exit(130) from None
     wall = result.manifest["wall_seconds"]
     _print_comparison(run_dir, None, scenario.metrics)

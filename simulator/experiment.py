@@ -27,7 +27,17 @@ from simulator.scenario import Scenario, dump_scenario, parse_scenario
 
 INCOMPLETE = "_INCOMPLETE"
 Executor = Literal["local", "process"]
-PACKAGES = ("recarena", "mesa", "simpy", "numpy", "pandas", "polars", "pyarrow", "torch", "pydantic")
+PACKAGES = (
+    "recarena",
+    "mesa",
+    "simpy",
+    "numpy",
+    "pandas",
+    "polars",
+    "pyarrow",
+    "torch",
+    "pydantic",
+)
 
 
 @dataclass(frozen=True)
@@ -243,7 +253,10 @@ def _run_pool(doc, cells, run_dir, workers, on_progress, done) -> None:
         pool = context.Pool(workers, initializer=_worker_init)
         try:
             pending = {
-                cell.index: (cell, pool.apply_async(_pool_cell, (doc, cell, str(run_dir), messages)))
+                cell.index: (
+                    cell,
+                    pool.apply_async(_pool_cell, (doc, cell, str(run_dir), messages)),
+                )
                 for cell in cells
             }
             while pending:

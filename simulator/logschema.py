@@ -38,7 +38,9 @@ EXPOSURES = [
     Column("propensity", pa.float32(), "probability the policy shows this item at this slot"),
     Column("clicked", pa.bool_(), "user clicked (and consumed) the item"),
     Column("examined", pa.bool_(), "user looked at the slot", truth=True),
-    Column("true_utility", pa.float32(), "utility of the item to the user at that moment", truth=True),
+    Column(
+        "true_utility", pa.float32(), "utility of the item to the user at that moment", truth=True
+    ),
 ]
 
 INTERACTIONS = [
@@ -110,5 +112,8 @@ SCHEMAS: dict[str, pa.Schema] = {name: _schema(cols) for name, cols in TABLES.it
 
 def markdown_table(name: str) -> str:
     """Render a table's schema as Markdown (README keeps a copy of this)."""
-    rows = [f"| `{c.name}` | {c.type} | {c.doc}{' *(truth)*' if c.truth else ''} |" for c in TABLES[name]]
+    rows = [
+        f"| `{c.name}` | {c.type} | {c.doc}{' *(truth)*' if c.truth else ''} |"
+        for c in TABLES[name]
+    ]
     return "\n".join(["| column | type | meaning |", "| --- | --- | --- |", *rows])

@@ -21,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import mesa
-from mesa.agent import AgentSet
 import numpy as np
 import simpy
+from mesa.agent import AgentSet
 
 from agents.creators import CreatorAgent, creator_profiles
 from agents.memory import ConsumedItems
@@ -111,7 +111,9 @@ class SimulationModel(mesa.Model):
         cfg_cat, cfg_pop = scenario.catalog, scenario.population
         self.catalog = Catalog(cfg_cat.topics, capacity=max(1024, 2 * cfg_cat.initial_items))
         self.creators = self._make_creators()
-        self.user_state = generate_users(cfg_pop, cfg_cat.topics, generator(seed, replicate, "population"))
+        self.user_state = generate_users(
+            cfg_pop, cfg_cat.topics, generator(seed, replicate, "population")
+        )
         self.consumed = ConsumedItems(cfg_pop.users)
         self.policy = RuleUserPolicy(cfg_pop, self.user_state, self.catalog)
         self._hash_base = hash_base(seed, replicate)
@@ -177,9 +179,7 @@ class SimulationModel(mesa.Model):
     @property
     def users(self) -> AgentSet:
         """Every user as a Mesa AgentSet (creates all handles: costly for huge populations)."""
-        return AgentSet(
-            [self.user(u) for u in range(self.user_state.n_users)], random=self.random
-        )
+        return AgentSet([self.user(u) for u in range(self.user_state.n_users)], random=self.random)
 
     # ---------------------------------------------------------------- processes
     def _day_process(self):
@@ -190,7 +190,9 @@ class SimulationModel(mesa.Model):
             self._current_day = day
             length = min(DAY, self.horizon_seconds - day * DAY)
             cfg = self.scenario.population
-            arrivals = draw_day(day, self.user_state, cfg, self.scenario.seed, self.replicate, length)
+            arrivals = draw_day(
+                day, self.user_state, cfg, self.scenario.seed, self.replicate, length
+            )
             self.pending = self.pending.concat(arrivals)
             yield self.env.timeout(DAY)
 
@@ -342,7 +344,9 @@ class SimulationModel(mesa.Model):
         items = slates.items[rows, position]
         users = self.active.user[rows]
         self.consumed.add(users, items)
-        self.user_state.consume(users, self.catalog.topics[items], self.scenario.population.satiation_gain)
+        self.user_state.consume(
+            users, self.catalog.topics[items], self.scenario.population.satiation_gain
+        )
         rating = response.rating[rows]
         self._history.append((users, items, np.full(rows.size, now), rating))
         self._day["clicks"] += int(rows.size)
@@ -450,5 +454,6 @@ def _check_slates(slates: SlateBatch, batch: int, k: int, recommender: str) -> N
         shape = getattr(slates, name).shape
         if shape != (batch, k):
             raise ValueError(
-                f"recommender {recommender!r} returned {name} of shape {shape}, expected {(batch, k)}"
+                f"recommender {recommender!r} returned {name} of shape {shape}, "
+                f"expected {(batch, k)}"
             )

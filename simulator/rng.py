@@ -15,7 +15,14 @@ import zlib
 
 import numpy as np
 
-STREAMS = {"model": 0, "population": 1, "catalog": 2, "arrivals": 3, "responses": 4, "recommender": 5}
+STREAMS = {
+    "model": 0,
+    "population": 1,
+    "catalog": 2,
+    "arrivals": 3,
+    "responses": 4,
+    "recommender": 5,
+}
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)

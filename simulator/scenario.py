@@ -39,7 +39,7 @@ class Catalog(Section):
     """Share of an item's topic mix spread (Dirichlet) outside its creator's main topic."""
     topic_skew: NonNegFloat = 1.0
     """Zipf exponent of how creators' main topics are spread: some topics are more common."""
-    quality_sd: NonNegFloat = 0.5
+    quality_sd: NonNegFloat = 1.0
     creator_quality_sd: NonNegFloat = 0.3
 
 
@@ -48,7 +48,7 @@ class Population(Section):
 
     users: Annotated[int, Field(ge=1)] = 2000
     model: Literal["rule"] = "rule"
-    taste_scale: NonNegFloat = 1.5
+    taste_scale: NonNegFloat = 0.8
     visits_per_day: PositiveFloat = 1.0
     activity_sd: NonNegFloat = 0.5
     """Log-normal spread of per-user visit rates (activity levels)."""
@@ -56,8 +56,8 @@ class Population(Section):
     temperature: PositiveFloat = 0.5
     position_decay: NonNegFloat = 0.7
     """Examination probability at slot j is 1/(1+j)**position_decay."""
-    satiation_gain: NonNegFloat = 0.4
-    satiation_decay_per_day: NonNegFloat = 0.5
+    satiation_gain: NonNegFloat = 0.15
+    satiation_decay_per_day: NonNegFloat = 1.0
     explore_prob: Probability = 0.2
     novelty_weight: NonNegFloat = 1.0
     fatigue_per_page: NonNegFloat = 0.12
@@ -213,7 +213,9 @@ def _resolve_params(scenario: Scenario) -> None:
 def parse_scenario(raw: Any, source: str = "<scenario>") -> Scenario:
     """Validate an already-parsed YAML document. Errors are RecarenaError with the YAML path."""
     if not isinstance(raw, dict):
-        raise RecarenaError(f"{source}: a scenario must be a YAML mapping, got {type(raw).__name__}")
+        raise RecarenaError(
+            f"{source}: a scenario must be a YAML mapping, got {type(raw).__name__}"
+        )
     try:
         scenario = Scenario.model_validate(raw)
     except ValidationError as exc:

@@ -126,7 +126,10 @@ def test_aa_comparisons_mostly_contain_zero():
     for seed in range(200):
         rng = np.random.default_rng(seed)
         shared = rng.normal(0.1, 0.02, 10)
-        arms = {"a": list(shared + rng.normal(0, 0.01, 10)), "b": list(shared + rng.normal(0, 0.01, 10))}
+        arms = {
+            "a": list(shared + rng.normal(0, 0.01, 10)),
+            "b": list(shared + rng.normal(0, 0.01, 10)),
+        }
         row = compare(_long(arms), seed=seed).filter(pl.col("arm") == "b").row(0, named=True)
         covered += row["delta_ci_low"] <= 0 <= row["delta_ci_high"]
     assert covered / 200 >= 0.85

@@ -40,7 +40,10 @@ def _assert_one_line_error(done: subprocess.CompletedProcess, *fragments: str) -
 @pytest.mark.parametrize(
     ("mutate", "fragments"),
     [
-        (lambda d: d["arms"][1]["recommender"].update(type="mff"), ["arms[1].recommender.type", "mff"]),
+        (
+            lambda d: d["arms"][1]["recommender"].update(type="mff"),
+            ["arms[1].recommender.type", "mff"],
+        ),
         (lambda d: d.update(colour="red"), ["colour: unknown key"]),
         (lambda d: d["population"].update(users="lots"), ["population.users"]),
         (lambda d: d["catalog"].update(initial_items=-1), ["catalog.initial_items"]),
@@ -98,8 +101,18 @@ def test_ctrl_c_keeps_finished_cells(tmp_path, tiny_doc, write_scenario):
     out = tmp_path / "interrupted"
     path = write_scenario(tiny_doc)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "simulator.cli", "run", str(path), "-o", str(out), "--quiet",
-         "--executor", "local"],
+        [
+            sys.executable,
+            "-m",
+            "simulator.cli",
+            "run",
+            str(path),
+            "-o",
+            str(out),
+            "--quiet",
+            "--executor",
+            "local",
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

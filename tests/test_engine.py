@@ -111,11 +111,17 @@ def test_common_random_numbers_across_arms(tmp_path, tiny_doc):
     assert len(first_a & first_r) / len(first_a | first_r) > 0.9
 
 
-def test_popularity_beats_random_on_ctr(tiny_run):
-    def ctr(arm):
-        return np.mean([_table(tiny_run, arm, r, "exposures")["clicked"].mean() for r in (0, 1)])
+def test_recommending_by_true_quality_beats_random(tmp_path, tiny_doc):
+    tiny_doc["arms"] = [
+        {"name": "random", "recommender": {"type": "random"}},
+        {"name": "quality", "recommender": {"type": "tests.plugins:QualityFirst"}},
+    ]
+    run = _run(tiny_doc, tmp_path / "q")
 
-    assert ctr("popularity") > ctr("random")
+    def ctr(arm):
+        return np.mean([_table(run, arm, r, "exposures")["clicked"].mean() for r in (0, 1)])
+
+    assert ctr("quality") > 1.2 * ctr("random")
 
 
 def test_interrupted_cell_is_marked_and_unpublished(tmp_path, tiny_doc):

@@ -22,8 +22,11 @@ def _catalog(n_items: int = N_ITEMS) -> CatalogView:
     rng = np.random.default_rng(0)
     topics = rng.dirichlet(np.ones(8), n_items).astype(np.float32)
     return CatalogView(
-        n_items, topics, rng.normal(size=n_items).astype(np.float32),
-        rng.integers(0, 5, n_items).astype(np.int32), np.zeros(n_items),
+        n_items,
+        topics,
+        rng.normal(size=n_items).astype(np.float32),
+        rng.integers(0, 5, n_items).astype(np.int32),
+        np.zeros(n_items),
     )
 
 
@@ -31,14 +34,25 @@ def _history(rng, n=2000) -> Interactions:
     """Two user groups clicking two disjoint item groups (even users: items < 100)."""
     user = rng.integers(0, N_USERS, n)
     item = np.where(user % 2 == 0, rng.integers(0, 90, n), rng.integers(100, 190, n))
-    return Interactions(user.astype(np.int64), item.astype(np.int64), np.sort(rng.random(n)) * 1e5,
-                        np.full(n, 4.0, np.float32))
+    return Interactions(
+        user.astype(np.int64),
+        item.astype(np.int64),
+        np.sort(rng.random(n)) * 1e5,
+        np.full(n, 4.0, np.float32),
+    )
 
 
 def _requests(users, exclude, k=K, n_items=N_ITEMS) -> RequestBatch:
     b = len(users)
-    return RequestBatch(0.0, np.asarray(users, np.int64), np.arange(b), np.zeros(b, np.int32), k,
-                        _catalog(n_items), np.asarray(exclude, np.int64))
+    return RequestBatch(
+        0.0,
+        np.asarray(users, np.int64),
+        np.arange(b),
+        np.zeros(b, np.int32),
+        k,
+        _catalog(n_items),
+        np.asarray(exclude, np.int64),
+    )
 
 
 def _build(kind: str, seed: int = 1, params: dict | None = None):
@@ -110,8 +124,9 @@ def test_mf_learns_group_structure():
     rec = _build("mf", params={"epochs": 30, "dim": 8})
     rec.fit(_history(rng))
     slates = rec.recommend(_requests(np.arange(N_USERS), np.empty((N_USERS, 0))))
-    own_group = np.where(np.arange(N_USERS)[:, None] % 2 == 0, slates.items < 100,
-                         slates.items >= 100)
+    own_group = np.where(
+        np.arange(N_USERS)[:, None] % 2 == 0, slates.items < 100, slates.items >= 100
+    )
     assert own_group.mean() > 0.9
 
 
@@ -136,7 +151,9 @@ def test_slate_helpers_match_brute_force():
         n, b, k, h = rng.integers(5, 40), rng.integers(1, 8), rng.integers(1, 6), rng.integers(0, 8)
         exclude = np.where(rng.random((b, h)) < 0.3, PAD_ITEM, rng.integers(0, n, (b, h)))
         ranking = rng.permutation(n)
-        assert np.array_equal(top_k_from_ranking(ranking, exclude, k), _brute_top_k(ranking, exclude, k))
+        assert np.array_equal(
+            top_k_from_ranking(ranking, exclude, k), _brute_top_k(ranking, exclude, k)
+        )
         scores = rng.integers(0, 5, (b, n)).astype(float)  # many ties
         items, top = top_k_from_scores(scores, exclude, k)
         for r in range(b):
@@ -158,6 +175,8 @@ def test_registry_errors_and_plugins():
         get_entry("nowhere.module:Thing")
     assert get_entry("tests.plugins:NewestFirst").factory.__name__ == "NewestFirst"
     with pytest.raises(ValidationError):
-        get_entry("epsilon_greedy").params.model_validate({"base": "mf", "base_params": {"dim": -1}})
+        get_entry("epsilon_greedy").params.model_validate(
+            {"base": "mf", "base_params": {"dim": -1}}
+        )
     with pytest.raises(ValidationError, match="unknown 'nope'"):
         get_entry("epsilon_greedy").params.model_validate({"base": "nope"})
