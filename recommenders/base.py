@@ -7,6 +7,7 @@ after every batch (online learners). It never sees simulator-only truth.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -33,6 +34,9 @@ class RecommenderContext:
     rng: np.random.Generator
     n_users: int
     n_topics: int
+    truth: Callable[[RequestBatch, np.ndarray], np.ndarray] | None = None
+    """Simulator-only ground truth: ``truth(requests, items [B, n]) -> [B, n]`` true utilities
+    for the current batch. Only oracle policies (upper bounds for reports) may use it."""
 
 
 @runtime_checkable

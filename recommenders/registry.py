@@ -14,9 +14,11 @@ from types import MappingProxyType
 
 from pydantic import BaseModel
 
+from recommenders.bandits import LinUCB, ThompsonBeta, ThompsonLinear
 from recommenders.base import NoParams, Recommender, RecommenderContext
 from recommenders.epsilon_greedy import EpsilonGreedy
 from recommenders.mf import MatrixFactorization
+from recommenders.oracle import OracleRecommender
 from recommenders.popularity import PopularityRecommender
 from recommenders.random import RandomRecommender
 
@@ -41,6 +43,14 @@ RECOMMENDERS: Mapping[str, RecommenderEntry] = MappingProxyType(
         "epsilon_greedy": _entry(
             "epsilon_greedy", EpsilonGreedy, "explores uniformly around a base recommender"
         ),
+        "linucb": _entry("linucb", LinUCB, "per-user LinUCB on item topic features (online)"),
+        "thompson_beta": _entry(
+            "thompson_beta", ThompsonBeta, "Beta-Bernoulli Thompson sampling per item (online)"
+        ),
+        "thompson_linear": _entry(
+            "thompson_linear", ThompsonLinear, "per-user linear-Gaussian Thompson sampling"
+        ),
+        "oracle": _entry("oracle", OracleRecommender, "ranks by true utility (upper bound)"),
     }
 )
 

@@ -159,7 +159,7 @@ def main() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except RecarenaError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False)
+        print(f"error: {exc}", file=sys.stderr)  # one line, never wrapped
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

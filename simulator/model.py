@@ -121,6 +121,7 @@ class SimulationModel(mesa.Model):
             rng=generator(seed, replicate, "recommender", arm_key(self.arm.name)),
             n_users=cfg_pop.users,
             n_topics=cfg_cat.topics,
+            truth=self._true_utility,
         )
         self.recommender = build(self.arm.recommender.type, self.arm.recommender.params, context)
 
@@ -141,6 +142,12 @@ class SimulationModel(mesa.Model):
             }
         )
         self._current_day = 0
+
+    def _true_utility(self, requests: RequestBatch, items: np.ndarray) -> np.ndarray:
+        """Ground truth for oracle recommenders: the rule users' utility right now."""
+        if requests.session is not self.active.session_id:
+            raise ValueError("truth() answers only for the batch being served")
+        return self.policy.utility(requests.user, items, self.active.explore)
 
     # ----------------------------------------------------------------- set-up
     def _make_creators(self) -> AgentSet:

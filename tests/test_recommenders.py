@@ -13,7 +13,14 @@ from recommenders.slates import (
     top_k_from_ranking,
     top_k_from_scores,
 )
-from simulator.types import PAD_ITEM, CatalogView, Interactions, RequestBatch
+from simulator.types import (
+    PAD_ITEM,
+    CatalogView,
+    FeedbackBatch,
+    Interactions,
+    RequestBatch,
+    SlateBatch,
+)
 
 N_ITEMS, N_USERS, K = 200, 50, 10
 
@@ -55,8 +62,13 @@ def _requests(users, exclude, k=K, n_items=N_ITEMS) -> RequestBatch:
     )
 
 
+def _truth(requests: RequestBatch, items: np.ndarray) -> np.ndarray:
+    """A fixed ground truth for the oracle: users prefer items near (user id * 4)."""
+    return -np.abs(items - 4 * requests.user[:, None]).astype(np.float64)
+
+
 def _build(kind: str, seed: int = 1, params: dict | None = None):
-    ctx = RecommenderContext(np.random.default_rng(seed), N_USERS, 8)
+    ctx = RecommenderContext(np.random.default_rng(seed), N_USERS, 8, truth=_truth)
     return build(kind, params or {}, ctx)
 
 
@@ -68,7 +80,12 @@ def test_contract(kind):
     rec.fit(_history(rng))
     exclude = np.full((N_USERS, 30), PAD_ITEM)
     exclude[:, :20] = rng.integers(0, N_ITEMS, (N_USERS, 20))
-    slates = rec.recommend(_requests(np.arange(N_USERS), exclude))
+    requests = _requests(np.arange(N_USERS), exclude)
+    slates = rec.recommend(requests)
+    clicked = np.zeros(slates.items.shape, bool)
+    clicked[::3, 0] = True
+    rec.update(FeedbackBatch(requests, slates, clicked))  # online learners must accept feedback
+    slates = rec.recommend(requests)
     assert slates.items.shape == slates.scores.shape == slates.propensity.shape == (N_USERS, K)
     assert ((slates.items >= 0) & (slates.items < N_ITEMS)).all()
     for row, excl in zip(slates.items, exclude, strict=True):
@@ -78,7 +95,9 @@ def test_contract(kind):
     again = _build(kind)
     again.fit(Interactions.empty())
     again.fit(_history(np.random.default_rng(5)))
-    same = again.recommend(_requests(np.arange(N_USERS), exclude))
+    first = again.recommend(requests)
+    again.update(FeedbackBatch(requests, first, clicked))
+    same = again.recommend(requests)
     assert np.array_equal(slates.items, same.items), "same seed must give the same slates"
 
 
@@ -180,3 +199,47 @@ def test_registry_errors_and_plugins():
         )
     with pytest.raises(ValidationError, match="unknown 'nope'"):
         get_entry("epsilon_greedy").params.model_validate({"base": "nope"})
+
+
+def test_oracle_ranks_by_truth():
+    slates = _build("oracle").recommend(_requests([10, 20], [[40], [PAD_ITEM]], k=3))
+    assert slates.items[0].tolist() == [39, 41, 38]  # 40 is excluded; ties break to lower id
+    assert slates.items[1, 0] == 80
+
+
+def test_thompson_propensity_matches_slot_frequencies():
+    rec = _build("thompson_beta", params={"propensity_samples": 200})
+    requests = _requests(np.zeros(4000, int), np.empty((4000, 0)), k=3, n_items=6)
+    item = np.array([[0, 1, 2]] * 200)
+    fake = RequestBatch(
+        0.0,
+        np.zeros(200, np.int64),
+        np.arange(200),
+        np.zeros(200, np.int32),
+        3,
+        _catalog(6),
+        np.empty((200, 0), np.int64),
+    )
+    shows = SlateBatch(item, np.zeros(item.shape, np.float32), np.ones(item.shape, np.float32))
+    clicked = np.zeros(item.shape, bool)
+    clicked[:, 0] = np.arange(200) % 4 == 0  # item 0: 25% CTR, items 1, 2: 0%, others unseen
+    rec.update(FeedbackBatch(fake, shows, clicked))
+    slates = rec.recommend(requests)
+    for item_id in (0, 3):
+        at_top = slates.items[:, 0] == item_id
+        assert abs(at_top.mean() - slates.propensity[at_top, 0].mean()) < 0.03
+
+
+def test_linucb_learns_a_users_topic():
+    rec = _build("linucb", params={"alpha": 0.1})
+    catalog = _catalog()
+    topic = catalog.topics.argmax(axis=1)
+    users = np.arange(N_USERS)
+    for _ in range(30):  # every user clicks whatever of topic 2 it is shown
+        requests = _requests(users, np.empty((N_USERS, 0)))
+        slates = rec.recommend(requests)
+        clicked = topic[slates.items] == 2
+        clicked &= np.cumsum(clicked, axis=1) == 1
+        rec.update(FeedbackBatch(requests, slates, clicked))
+    final = rec.recommend(_requests(users, np.empty((N_USERS, 0))))
+    assert (topic[final.items] == 2).mean() > 0.8
