@@ -22,6 +22,7 @@ class UserState:
     satiation: np.ndarray  # [U, T] float32 boredom per topic, decays daily
     familiarity: np.ndarray  # [U, T] float32 cumulative topic mix consumed
     satisfaction: np.ndarray  # [U] float64 moving average of session value
+    last_topic: np.ndarray  # [U] int64 main topic of the last item consumed, -1 before any
 
     @property
     def n_users(self) -> int:
@@ -36,6 +37,7 @@ class UserState:
         """Users (unique) consumed items with topic mixes ``topics``: satiate and familiarise."""
         self.satiation[users] += gain * topics
         self.familiarity[users] += topics
+        self.last_topic[users] = topics.argmax(axis=1)
 
     def end_of_day(self, cfg: Population) -> None:
         self.satiation *= np.float32(np.exp(-cfg.satiation_decay_per_day))
@@ -61,4 +63,5 @@ def generate_users(cfg: Population, n_topics: int, rng: np.random.Generator) -> 
         satiation=np.zeros((n, n_topics), np.float32),
         familiarity=np.zeros((n, n_topics), np.float32),
         satisfaction=np.zeros(n, np.float64),
+        last_topic=np.full(n, -1, np.int64),
     )

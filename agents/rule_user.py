@@ -3,10 +3,13 @@
 Utility of item i for user u in a session with novelty intent e (0 or 1):
 
     U = taste_u · x_i + quality_i − satiation_u · x_i + e · w · (1 − familiarity_u · x_i)
+        + sequel_weight · x_i[succ(last topic consumed by u)]
 
 where x_i is the item's topic mix and familiarity_u the user's normalised consumed topic mix.
-Slots are examined with a position-based model, one item (or nothing) is chosen by multinomial
-logit among the examined ones, and fatigue decides whether the session continues.
+The sequel term gives histories an order that sequential recommenders can learn.
+The surface decides which slots are examined (simulator/surfaces.py); one item (or
+nothing) is chosen by multinomial logit among the examined ones, and fatigue decides whether
+the session continues.
 All noise is counter-based (simulator.rng), keyed by session and page, so it is shared by arms.
 """
 
@@ -14,21 +17,31 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.choice import examination_probabilities, mnl_probabilities, sample_choice
+from agents.choice import mnl_probabilities, sample_choice
 from agents.population import UserState
 from simulator.catalog import Catalog
 from simulator.rng import combine, uniforms
 from simulator.scenario import Population
 from simulator.types import PAD_ITEM, PageBatch, ResponseBatch
 
-_EXAMINE, _CHOOSE, _LEAVE = 1, 2, 3
+_CHOOSE, _LEAVE = 2, 3
 
 
 class RuleUserPolicy:
-    def __init__(self, cfg: Population, users: UserState, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        cfg: Population,
+        users: UserState,
+        catalog: Catalog,
+        topic_successor: np.ndarray | None = None,
+    ) -> None:
         self.cfg = cfg
         self.users = users
         self.catalog = catalog
+        n_topics = catalog.n_topics
+        self.topic_successor = (
+            np.arange(n_topics) if topic_successor is None else np.asarray(topic_successor)
+        )
 
     def utility(self, users: np.ndarray, items: np.ndarray, explore: np.ndarray) -> np.ndarray:
         """[B, k] true utility of ``items`` for ``users`` at this moment (PAD slots: -inf)."""
@@ -39,6 +52,10 @@ class RuleUserPolicy:
         familiarity = familiarity / np.maximum(familiarity.sum(axis=1, keepdims=True), 1.0)
         novelty = np.float32(self.cfg.novelty_weight) * explore.astype(np.float32)
         weights = state.taste[users] - state.satiation[users] - novelty[:, None] * familiarity
+        if self.cfg.sequel_weight:
+            last = state.last_topic[users]
+            has_last = np.flatnonzero(last >= 0)
+            weights[has_last, self.topic_successor[last[has_last]]] += self.cfg.sequel_weight
         topics = self.catalog.topics[safe_items]  # [B, k, T]
         utility = np.einsum("bkt,bt->bk", topics, weights)
         utility += self.catalog.quality[safe_items] + novelty[:, None]
@@ -50,9 +67,7 @@ class RuleUserPolicy:
         batch, k = items.shape
         utility = self.utility(pages.requests.user, items, pages.explore)
 
-        slot_keys = combine(pages.noise_key[:, None], np.arange(k, dtype=np.uint64)[None, :])
-        exam_p = examination_probabilities(k, cfg.position_decay)
-        examined = (uniforms(combine(slot_keys, _EXAMINE)) < exam_p) & (items != PAD_ITEM)
+        examined = pages.examined & (items != PAD_ITEM)
 
         probs = mnl_probabilities(utility, examined, cfg.no_click_utility, cfg.temperature)
         choice = sample_choice(probs, uniforms(combine(pages.noise_key, _CHOOSE)))

@@ -37,6 +37,7 @@ from simulator.catalog import Catalog
 from simulator.eventlog import EventLog
 from simulator.rng import arm_key, combine, generator, hash_base
 from simulator.scenario import Scenario
+from simulator.surfaces import SurfaceState, build_surface
 from simulator.types import (
     PAD_ITEM,
     FeedbackBatch,
@@ -115,7 +116,8 @@ class SimulationModel(mesa.Model):
             cfg_pop, cfg_cat.topics, generator(seed, replicate, "population")
         )
         self.consumed = ConsumedItems(cfg_pop.users)
-        self.policy = RuleUserPolicy(cfg_pop, self.user_state, self.catalog)
+        successor = generator(seed, replicate, "catalog", 0).permutation(cfg_cat.topics)
+        self.policy = RuleUserPolicy(cfg_pop, self.user_state, self.catalog, successor)
         self._hash_base = hash_base(seed, replicate)
         context = RecommenderContext(
             rng=generator(seed, replicate, "recommender", arm_key(self.arm.name)),
@@ -124,6 +126,9 @@ class SimulationModel(mesa.Model):
             truth=self._true_utility,
         )
         self.recommender = build(self.arm.recommender.type, self.arm.recommender.params, context)
+        self.surface = build_surface(scenario.surface_for(self.arm), cfg_pop.position_decay)
+        self._recent_clicks = np.zeros(0)
+        self._clicks_today: list[np.ndarray] = []
 
         self.active = ActiveSessions()
         self.pending = Arrivals.empty()
@@ -272,7 +277,7 @@ class SimulationModel(mesa.Model):
 
     def _serve(self, now: float) -> None:
         active = self.active
-        k = self.scenario.surface.k
+        k = self.surface.slots
         requests = RequestBatch(
             time=now,
             user=active.user,
@@ -283,13 +288,14 @@ class SimulationModel(mesa.Model):
             exclude=self.consumed.for_users(active.user),
         )
         started = time.perf_counter()
-        slates = self.recommender.recommend(requests)
+        slates = self.surface.layout(self.recommender, requests, self._surface_state(requests))
         _check_slates(slates, len(active), k, self.arm.recommender.type)
         after_recommend = time.perf_counter()
 
         request_id = active.session_id * PAGE_ID_STRIDE + active.page
         noise_key = combine(np.uint64(self._hash_base), request_id.astype(np.uint64))
-        pages = PageBatch(requests, slates, active.explore, active.fatigue, noise_key)
+        examined = self.surface.examine(noise_key, slates.items)
+        pages = PageBatch(requests, slates, active.explore, active.fatigue, noise_key, examined)
         response = self.policy.respond(pages)
         after_respond = time.perf_counter()
         self.recommender.update(FeedbackBatch(requests, slates, response.clicked))
@@ -315,6 +321,18 @@ class SimulationModel(mesa.Model):
         self.timings["update"] += after_update - after_respond
         self.timings["log"] += finished - after_update
 
+    def _surface_state(self, requests: RequestBatch) -> SurfaceState:
+        n = self.catalog.n
+        if self._recent_clicks.shape[0] < n:
+            grown = np.zeros(n)
+            grown[: self._recent_clicks.shape[0]] = self._recent_clicks
+            self._recent_clicks = grown
+        counts = self.consumed.count[requests.user]
+        last = np.where(
+            counts > 0, self.consumed.matrix[requests.user, np.maximum(counts - 1, 0)], PAD_ITEM
+        )
+        return SurfaceState(self.catalog, self._recent_clicks, last)
+
     def _log_exposures(self, now, day, request_id, slates: SlateBatch, response) -> None:
         active = self.active
         batch, k = slates.items.shape
@@ -323,6 +341,8 @@ class SimulationModel(mesa.Model):
         n = items.shape[0]
         self._day["impressions"] += n
         positions = np.tile(np.arange(k, dtype=np.int16), batch)[valid]
+        rows = np.tile(self.surface.row, batch)[valid]
+        cols = np.tile(self.surface.col, batch)[valid]
         self.log.append(
             "exposures",
             {
@@ -333,6 +353,8 @@ class SimulationModel(mesa.Model):
                 "day": np.full(n, day, np.int32),
                 "page": np.repeat(active.page.astype(np.int16), k)[valid],
                 "position": positions,
+                "row": rows,
+                "col": cols,
                 "item_id": items,
                 "creator_id": self.catalog.creator[items],
                 "score": slates.scores.ravel()[valid],
@@ -356,6 +378,7 @@ class SimulationModel(mesa.Model):
         )
         rating = response.rating[rows]
         self._history.append((users, items, np.full(rows.size, now), rating))
+        self._clicks_today.append(items)
         self._day["clicks"] += int(rows.size)
         self.log.append(
             "interactions",
@@ -405,6 +428,10 @@ class SimulationModel(mesa.Model):
 
     def _end_day(self, day: int) -> None:
         self._current_day = day
+        # "trending" rows rank by yesterday's clicks
+        clicked = np.concatenate(self._clicks_today) if self._clicks_today else np.zeros(0, int)
+        self._recent_clicks = np.bincount(clicked, minlength=self.catalog.n).astype(np.float64)
+        self._clicks_today = []
         self.user_state.end_of_day(self.scenario.population)
         self.datacollector.collect(self)
         self._day = dict.fromkeys(self._day, 0)

@@ -11,7 +11,16 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from simulator.errors import RecarenaError
 
@@ -63,6 +72,9 @@ class Population(Section):
     fatigue_per_page: NonNegFloat = 0.12
     fatigue_no_click: NonNegFloat = 0.25
     max_pages: Annotated[int, Field(ge=1, le=1000)] = 30
+    sequel_weight: NonNegFloat = 0.0
+    """Sequential structure: after consuming topic t a user gains this much utility on topic
+    succ(t), a fixed random successor per topic. 0 = order carries no signal."""
     satisfaction_reference: float = 0.1
     """Session value (mean utility surplus per page) that counts as neutral satisfaction."""
     satisfaction_rate: Probability = 0.3
@@ -78,9 +90,50 @@ class Creators(Section):
     """Mean uploads per creator per day; each creator uploads on its own SimPy process."""
 
 
-class Surface(Section):
+class ListSurface(Section):
+    """A ranked list of k slots."""
+
     type: Literal["list"] = "list"
     k: Annotated[int, Field(ge=1, le=200)] = 10
+    position_decay: NonNegFloat | None = None
+    """Examination 1/(1+j)**decay; null uses population.position_decay."""
+
+
+class CarouselRow(Section):
+    theme: Literal["personalized", "topic", "because_you_watched", "trending", "new"]
+    """personalized: the recommender's ranking; topic: the user's next most frequent topic among
+    the recommender's candidates, in the recommender's order; because_you_watched: candidates
+    most similar to the user's last consumed item; trending: most clicked in the last day;
+    new: most recently published."""
+    skip: Probability = 0.0
+    """Probability that a user skips this row outright because of its theme."""
+
+
+class CarouselSurface(Section):
+    """Themed rows of items, scanned top-down and left-to-right (see simulator/surfaces.py)."""
+
+    type: Literal["carousel"]
+    rows: Annotated[list[CarouselRow], Field(min_length=1, max_length=50)]
+    cols: Annotated[int, Field(ge=1, le=100)] = 6
+    row_decay: Annotated[float, Field(gt=0, le=1)] = 0.8
+    """A user reaches row r with probability row_decay**r."""
+    col_decay: Annotated[float, Field(gt=0, le=1)] = 0.75
+    """Within a reached row, column c is examined with probability col_decay**c."""
+    candidates: Annotated[int, Field(ge=1, le=5000)] = 200
+    """How many ranked items the recommender supplies for the rows to draw from."""
+
+
+def _surface_kind(value: Any) -> str:
+    """Surfaces without a ``type`` are lists, so ``surface: {k: 5}`` keeps working."""
+    if isinstance(value, dict):
+        return value.get("type", "list")
+    return getattr(value, "type", "list")
+
+
+Surface = Annotated[
+    Annotated[ListSurface, Tag("list")] | Annotated[CarouselSurface, Tag("carousel")],
+    Discriminator(_surface_kind),
+]
 
 
 class RecommenderSpec(Section):
@@ -102,6 +155,8 @@ class RecommenderSpec(Section):
 class Arm(Section):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
     recommender: RecommenderSpec
+    surface: Surface | None = None
+    """Overrides the scenario's surface for this arm (e.g. list vs carousel)."""
     retrain_every_days: PositiveFloat | None = None
     """Overrides the scenario's retrain schedule for this arm."""
 
@@ -136,7 +191,7 @@ class Scenario(Section):
     catalog: Catalog = Catalog()
     population: Population = Population()
     creators: Creators = Creators()
-    surface: Surface = Surface()
+    surface: Surface = ListSurface()
     retrain: Retrain = Retrain()
     arms: Annotated[list[Arm], Field(min_length=1)]
     baseline: str | None = None
@@ -166,13 +221,26 @@ class Scenario(Section):
             raise ValueError(f"baseline: {self.baseline!r} is not an arm; arms: {', '.join(names)}")
         return self
 
+    def surface_for(self, arm: Arm) -> ListSurface | CarouselSurface:
+        return arm.surface or self.surface
+
     def retrain_days(self, arm: Arm) -> float:
         return arm.retrain_every_days or self.retrain.every_days
 
 
+_UNION_TAGS = {"list", "carousel"}
+
+
 def _format_loc(loc: tuple[Any, ...]) -> str:
     out = ""
+    previous: Any = None
     for part in loc:
+        # pydantic puts the discriminator tag in the path (surface.carousel.rows); users never
+        # write it, so leave it out
+        is_tag = part in _UNION_TAGS and previous == "surface"
+        previous = part
+        if is_tag:
+            continue
         if isinstance(part, int):
             out += f"[{part}]"
         else:
@@ -186,6 +254,11 @@ def _first_error(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> str:
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         msg = "unknown key"
+    elif err["type"] == "union_tag_invalid":
+        ctx = err.get("ctx", {})
+        msg = f"unknown type {ctx.get('tag')!r}; known: {ctx.get('expected_tags')}".replace(
+            "'", "'"
+        )
     elif err["type"] == "missing":
         msg = "required key is missing"
     elif "input" in err and err["type"] not in ("value_error", "assertion_error"):

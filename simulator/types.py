@@ -100,6 +100,7 @@ class PageBatch:
     explore: np.ndarray  # [B] bool novelty-seeking intent of each session
     fatigue: np.ndarray  # [B] float32 fatigue accumulated before this page
     noise_key: np.ndarray  # [B] uint64 common-random-number key of (session, page)
+    examined: np.ndarray  # [B, k] bool which slots the user looks at (the surface decides)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ from agents.population import generate_users
 from agents.rule_user import RuleUserPolicy
 from simulator.catalog import Catalog
 from simulator.rng import combine
-from simulator.scenario import Population
+from simulator.scenario import ListSurface, Population
+from simulator.surfaces import ListView
 from simulator.types import CatalogView, PageBatch, RequestBatch, SlateBatch
 
 
@@ -34,7 +35,8 @@ def _pages(users, items, explore=None, key_offset=0) -> PageBatch:
     slates = SlateBatch(items, np.zeros(items.shape, np.float32), np.ones(items.shape, np.float32))
     explore = np.zeros(batch, bool) if explore is None else explore
     keys = combine(np.uint64(12345), np.arange(batch, dtype=np.uint64) + np.uint64(key_offset))
-    return PageBatch(requests, slates, explore, np.zeros(batch, np.float32), keys)
+    examined = ListView(ListSurface(k=k), position_decay=0.7).examine(keys, items)
+    return PageBatch(requests, slates, explore, np.zeros(batch, np.float32), keys, examined)
 
 
 def test_clicks_fall_with_rank():
@@ -105,3 +107,17 @@ def test_fatigue_accumulates_and_ends_sessions():
     leave_rate_fresh = response.leave[clicked].mean()
     assert leave_rate_tired > leave_rate_fresh
     assert abs(leave_rate_tired - (1 - np.exp(-1.0))) < 0.05
+
+
+def test_sequel_bonus_follows_the_last_topic():
+    rng = np.random.default_rng(5)
+    cfg = Population(users=2, satiation_gain=0.0, novelty_weight=0.0, sequel_weight=2.0)
+    catalog = _catalog(60, 4, rng)
+    users = generate_users(cfg, 4, rng)
+    policy = RuleUserPolicy(cfg, users, catalog, topic_successor=np.array([2, 3, 0, 1]))
+    by_topic = [np.flatnonzero(catalog.topics[:, t] == 1)[:1] for t in range(4)]
+    slate = np.concatenate(by_topic)[None, :]
+    before = policy.utility(np.array([0]), slate, np.array([False]))[0]
+    users.consume(np.array([0]), catalog.topics[by_topic[1]], 0.0)  # consumed topic 1
+    after = policy.utility(np.array([0]), slate, np.array([False]))[0]
+    assert np.allclose(after - before, [0, 0, 0, 2.0], atol=1e-5)  # succ(1) = 3
