@@ -288,7 +288,8 @@ class SimulationModel(mesa.Model):
             exclude=self.consumed.for_users(active.user),
         )
         started = time.perf_counter()
-        slates = self.surface.layout(self.recommender, requests, self._surface_state(requests))
+        state = self._surface_state(requests) if self.surface.needs_state else None
+        slates = self.surface.layout(self.recommender, requests, state)
         _check_slates(slates, len(active), k, self.arm.recommender.type)
         after_recommend = time.perf_counter()
 
@@ -337,31 +338,38 @@ class SimulationModel(mesa.Model):
         active = self.active
         batch, k = slates.items.shape
         valid = (slates.items != PAD_ITEM).ravel()
-        items = slates.items.ravel()[valid]
+        if valid.all():  # the common case: no masking copies
+
+            def keep(column: np.ndarray) -> np.ndarray:
+                return column.ravel()
+        else:
+
+            def keep(column: np.ndarray) -> np.ndarray:
+                return column.ravel()[valid]
+
+        items = keep(slates.items)
         n = items.shape[0]
         self._day["impressions"] += n
-        positions = np.tile(np.arange(k, dtype=np.int16), batch)[valid]
-        rows = np.tile(self.surface.row, batch)[valid]
-        cols = np.tile(self.surface.col, batch)[valid]
+        per_slot = (batch, 1)
         self.log.append(
             "exposures",
             {
-                "request_id": np.repeat(request_id, k)[valid],
-                "session_id": np.repeat(active.session_id, k)[valid],
-                "user_id": np.repeat(active.user, k)[valid],
+                "request_id": keep(np.repeat(request_id, k)),
+                "session_id": keep(np.repeat(active.session_id, k)),
+                "user_id": keep(np.repeat(active.user, k)),
                 "time": np.full(n, now),
                 "day": np.full(n, day, np.int32),
-                "page": np.repeat(active.page.astype(np.int16), k)[valid],
-                "position": positions,
-                "row": rows,
-                "col": cols,
+                "page": keep(np.repeat(active.page.astype(np.int16), k)),
+                "position": keep(np.tile(np.arange(k, dtype=np.int16), per_slot)),
+                "row": keep(np.tile(self.surface.row, per_slot)),
+                "col": keep(np.tile(self.surface.col, per_slot)),
                 "item_id": items,
                 "creator_id": self.catalog.creator[items],
-                "score": slates.scores.ravel()[valid],
-                "propensity": slates.propensity.ravel()[valid],
-                "clicked": response.clicked.ravel()[valid],
-                "examined": response.examined.ravel()[valid],
-                "true_utility": response.utility.ravel()[valid],
+                "score": keep(slates.scores),
+                "propensity": keep(slates.propensity),
+                "clicked": keep(response.clicked),
+                "examined": keep(response.examined),
+                "true_utility": keep(response.utility),
             },
         )
 

@@ -41,17 +41,20 @@ class SurfaceState:
 
 class Surface(Protocol):
     slots: int
+    needs_state: bool  # whether layout() reads SurfaceState (lists do not; skip building it)
     row: np.ndarray  # [slots] int16
     col: np.ndarray  # [slots] int16
 
     def layout(
-        self, recommender: Recommender, requests: RequestBatch, state: SurfaceState
+        self, recommender: Recommender, requests: RequestBatch, state: SurfaceState | None
     ) -> SlateBatch: ...
 
     def examine(self, noise_key: np.ndarray, items: np.ndarray) -> np.ndarray: ...
 
 
 class ListView:
+    needs_state = False
+
     def __init__(self, cfg: ListSurface, position_decay: float) -> None:
         self.slots = cfg.k
         self.row = np.zeros(cfg.k, np.int16)
@@ -68,6 +71,8 @@ class ListView:
 
 
 class CarouselView:
+    needs_state = True
+
     def __init__(self, cfg: CarouselSurface) -> None:
         self.cfg = cfg
         n_rows, n_cols = len(cfg.rows), cfg.cols
