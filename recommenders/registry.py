@@ -18,9 +18,11 @@ from recommenders.bandits import LinUCB, ThompsonBeta, ThompsonLinear
 from recommenders.base import NoParams, Recommender, RecommenderContext
 from recommenders.epsilon_greedy import EpsilonGreedy
 from recommenders.mf import MatrixFactorization
+from recommenders.native_sasrec import NativeSASRec
 from recommenders.oracle import OracleRecommender
 from recommenders.popularity import PopularityRecommender
 from recommenders.random import RandomRecommender
+from recommenders.recbole_models import RecBoleRecommender
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,10 @@ RECOMMENDERS: Mapping[str, RecommenderEntry] = MappingProxyType(
         ),
         "thompson_linear": _entry(
             "thompson_linear", ThompsonLinear, "per-user linear-Gaussian Thompson sampling"
+        ),
+        "recbole": _entry("recbole", RecBoleRecommender, "any RecBole model by name (SASRec, ...)"),
+        "sasrec_native": _entry(
+            "sasrec_native", NativeSASRec, "compact SASRec-style model in plain torch"
         ),
         "oracle": _entry("oracle", OracleRecommender, "ranks by true utility (upper bound)"),
     }

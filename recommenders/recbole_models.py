@@ -1,0 +1,220 @@
+"""Any RecBole model by name, trained on the clicks logged so far.
+
+``recommender: {type: recbole, model: SASRec, params: {...}}``. At every retrain the adapter
+writes the click log as RecBole atomic files in a temporary directory and trains from scratch
+in memory. Each page batch is served by ONE batched ``full_sort_predict``: sequential models
+get each user's most recent clicks (kept up to date after every batch through ``update``, so a
+click made a minute ago already shapes the next page); general models get the user id.
+Users the model cannot serve (no history, or unknown at the last training) and items published
+after it fall back to popularity.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from recommenders.base import RecommenderContext
+from recommenders.popularity import PopularityParams, PopularityRecommender
+from recommenders.recbole_support import import_recbole, scratch_cwd
+from recommenders.slates import top_k_from_scores
+from simulator.types import PAD_ITEM, FeedbackBatch, Interactions, RequestBatch, SlateBatch
+
+DATASET = "recarena"
+
+
+class RecBoleParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    model: str = "SASRec"
+    epochs: int = Field(default=1, ge=1, le=1000)
+    max_seq_len: int = Field(default=50, ge=1, le=1000)
+    train_batch_size: int = Field(default=2048, ge=1)
+    params: dict[str, Any] = Field(default_factory=dict)
+    """Passed to RecBole's config (e.g. hidden_size, n_layers, learning_rate)."""
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, name: str) -> str:
+        rb = import_recbole()
+        try:
+            rb.get_model(name)
+        except (ValueError, ImportError):  # unknown names also probe optional xgboost/lightgbm
+            examples = "SASRec, GRU4Rec, BERT4Rec, BPR, LightGCN, NeuMF, ItemKNN, Pop"
+            raise ValueError(f"unknown RecBole model {name!r}; e.g. {examples}") from None
+        return name
+
+
+class RecBoleRecommender:
+    Params = RecBoleParams
+    surfaces = frozenset({"list", "carousel"})
+
+    def __init__(self, params: RecBoleParams, ctx: RecommenderContext) -> None:
+        self.name = f"recbole:{params.model}"
+        self.params = params
+        self.rng = ctx.rng
+        self.rb = import_recbole()
+        self.popularity = PopularityRecommender(PopularityParams(), ctx)
+        self.model = None
+        self.sequential = False
+        self.internal_item = np.zeros(0, np.int64)  # our item id -> RecBole id (0 = unknown)
+        self.external_item = np.zeros(0, np.int64)  # RecBole id -> our item id
+        self.internal_user = np.zeros(ctx.n_users, np.int64)  # our user -> RecBole id (0 = none)
+        length = params.max_seq_len
+        self.seq = np.zeros((ctx.n_users, length), np.int64)  # recent clicks, RecBole ids
+        self.seq_len = np.zeros(ctx.n_users, np.int64)
+
+    # -------------------------------------------------------------------- training
+    def _config(self, data_dir: str, seed: int) -> dict[str, Any]:
+        config = {
+            "data_path": data_dir,
+            "epochs": self.params.epochs,
+            "seed": seed,
+            "reproducibility": True,
+            "device": "cpu",
+            "use_gpu": False,
+            "show_progress": False,
+            "state": "ERROR",
+            "checkpoint_dir": f"{data_dir}/saved",
+            "MAX_ITEM_LIST_LENGTH": self.params.max_seq_len,
+            "train_batch_size": self.params.train_batch_size,
+            "load_col": {"inter": ["user_id", "item_id", "rating", "timestamp"]},
+            "eval_args": {
+                "split": {"RS": [0.98, 0.01, 0.01]},
+                "order": "TO",
+                "mode": "full",
+                "group_by": "user",
+            },
+        }
+        return config | self.params.params
+
+    def fit(self, history: Interactions) -> None:
+        self.popularity.fit(history)
+        if len(history) < 10:
+            return
+        rb = self.rb
+        seed = int(self.rng.integers(2**31 - 1))
+        with scratch_cwd() as tmp:
+            path = f"{tmp}/{DATASET}"
+            _write_atomic(path, history)
+            model_class = rb.get_model(self.params.model)
+            sequential = model_class.type == rb.ModelType.SEQUENTIAL
+            defaults = {"train_neg_sample_args": None, "loss_type": "CE"} if sequential else {}
+            config_dict = defaults | self._config(tmp, seed)
+            config = rb.Config(model=self.params.model, dataset=DATASET, config_dict=config_dict)
+            rb.init_seed(seed, True)
+            dataset = rb.create_dataset(config)
+            train, _, _ = rb.data_preparation(config, dataset)
+            model = model_class(config, train.dataset)
+            trainer = rb.get_trainer(config["MODEL_TYPE"], self.params.model)(config, model)
+            trainer.fit(train, saved=False, show_progress=False)
+        model.eval()
+        self.model = model
+        self.sequential = sequential
+        self._index(dataset, history)
+
+    def _index(self, dataset, history: Interactions) -> None:
+        """Map ids both ways and rebuild each user's recent sequence from the whole log."""
+        item_tokens = dataset.field2id_token["item_id"]
+        self.external_item = np.array([-1] + [int(t) for t in item_tokens[1:]], np.int64)
+        size = int(max(self.external_item.max() + 1, history.item.max() + 1))
+        self.internal_item = np.zeros(size, np.int64)
+        self.internal_item[self.external_item[1:]] = np.arange(1, len(item_tokens))
+        user_tokens = dataset.field2id_token["user_id"]
+        self.internal_user[:] = 0
+        self.internal_user[np.array([int(t) for t in user_tokens[1:]], np.int64)] = np.arange(
+            1, len(user_tokens)
+        )
+        # each user's last max_seq_len known clicks, oldest first, in one vectorised pass
+        order = np.lexsort((history.time, history.user))
+        user = history.user[order]
+        internal = self.internal_item[history.item[order]]
+        user, internal = user[internal > 0], internal[internal > 0]
+        counts = np.bincount(user, minlength=self.seq.shape[0])
+        ends = np.cumsum(counts)
+        from_end = ends[user] - np.arange(user.size) - 1  # 0 for a user's latest click
+        kept = np.minimum(counts, self.seq.shape[1])
+        position = kept[user] - 1 - from_end
+        use = position >= 0
+        self.seq[:] = 0
+        self.seq[user[use], position[use]] = internal[use]
+        self.seq_len[:] = kept
+
+    def _append(self, users: np.ndarray, items: np.ndarray) -> None:
+        """Push clicks (unique users) onto the users' recent sequences (RecBole ids)."""
+        known = items < self.internal_item.shape[0]
+        users, items = users[known], items[known]
+        internal = self.internal_item[items]
+        users, internal = users[internal > 0], internal[internal > 0]
+        if users.size == 0:
+            return
+        length = self.seq.shape[1]
+        full = self.seq_len[users] >= length
+        shift = users[full]
+        self.seq[shift, :-1] = self.seq[shift, 1:]
+        self.seq[shift, -1] = internal[full]
+        grow = users[~full]
+        self.seq[grow, self.seq_len[grow]] = internal[~full]
+        self.seq_len[grow] += 1
+
+    # -------------------------------------------------------------------- serving
+    def recommend(self, requests: RequestBatch) -> SlateBatch:
+        fallback = self.popularity.recommend(requests)
+        if self.model is None:
+            return fallback
+        users = requests.user
+        servable = self.seq_len[users] > 0 if self.sequential else self.internal_user[users] > 0
+        if not servable.any():
+            return fallback
+        rows = np.flatnonzero(servable)
+        internal_scores = self._predict(users[rows])
+        n = requests.catalog.n_items
+        scores = np.full((rows.size, n), -np.inf)
+        known = self.external_item[1:] < n
+        scores[:, self.external_item[1:][known]] = internal_scores[:, 1:][:, known]
+        items, top = top_k_from_scores(scores, requests.exclude[rows], requests.k)
+        complete = (items != PAD_ITEM).all(axis=1)  # else the model knows too few items
+        rows, items, top = rows[complete], items[complete], top[complete]
+        out_items = fallback.items.copy()
+        out_scores = fallback.scores.copy()
+        out_items[rows] = items
+        out_scores[rows] = top
+        return SlateBatch(out_items, out_scores, np.ones(out_items.shape, np.float32))
+
+    def _predict(self, users: np.ndarray) -> np.ndarray:
+        model = self.model
+        if self.sequential:
+            fields = {
+                model.ITEM_SEQ: torch.from_numpy(self.seq[users]),
+                model.ITEM_SEQ_LEN: torch.from_numpy(self.seq_len[users]),
+                model.USER_ID: torch.from_numpy(self.internal_user[users]),
+            }
+        else:
+            fields = {model.USER_ID: torch.from_numpy(self.internal_user[users])}
+        with torch.no_grad():
+            scores = model.full_sort_predict(self.rb.Interaction(fields))
+        return scores.reshape(len(users), -1).numpy().astype(np.float64)
+
+    def update(self, feedback: FeedbackBatch) -> None:
+        rows = np.flatnonzero(feedback.clicked.any(axis=1))
+        if rows.size and self.model is not None:
+            items = feedback.slates.items[rows, feedback.clicked[rows].argmax(axis=1)]
+            self._append(feedback.requests.user[rows], items)
+
+
+def _write_atomic(path: str, history: Interactions) -> None:
+    """RecBole's atomic ``.inter`` file: one click per line, typed header."""
+    os.makedirs(path, exist_ok=True)
+    with open(f"{path}/{DATASET}.inter", "w", encoding="utf-8") as out:
+        out.write("user_id:token\titem_id:token\trating:float\ttimestamp:float\n")
+        rows = np.column_stack([history.user, history.item]).astype(np.int64)
+        lines = [
+            f"{u}\t{i}\t{r:.1f}\t{t:.3f}\n"
+            for (u, i), r, t in zip(
+                rows.tolist(), history.rating.tolist(), history.time.tolist(), strict=True
+            )
+        ]
+        out.writelines(lines)
