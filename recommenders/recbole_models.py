@@ -111,6 +111,11 @@ class RecBoleRecommender:
             model = model_class(config, train.dataset)
             trainer = rb.get_trainer(config["MODEL_TYPE"], self.params.model)(config, model)
             trainer.fit(train, saved=False, show_progress=False)
+            # its TensorBoard writer flushes from a background thread to a path relative to
+            # the scratch directory: close it before leaving
+            writer = getattr(trainer, "tensorboard", None)
+            if writer is not None:
+                writer.close()
         model.eval()
         self.model = model
         self.sequential = sequential

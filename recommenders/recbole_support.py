@@ -16,7 +16,8 @@ Why each workaround exists:
   than weights. The adapter trains in memory and never saves; if a checkpoint is ever loaded,
   it must be one we wrote, with ``weights_only=False``.
 * **working directory.** RecBole writes ``log/``, ``log_tensorboard/`` and ``saved/`` into the
-  current directory, so training runs inside a temporary directory (:func:`scratch_cwd`).
+  current directory, so training runs inside a temporary directory (:func:`scratch_cwd`); the
+  trainer's TensorBoard writer is closed before leaving it, as its thread writes relative paths.
   ``os.chdir`` is process-wide; that is safe because each simulation cell owns its process.
 * **global seeds.** RecBole's ``init_seed`` seeds Python, numpy and torch globally. The adapter
   passes a seed drawn from the arm's generator, so runs stay reproducible.

@@ -23,6 +23,7 @@ from recommenders.oracle import OracleRecommender
 from recommenders.popularity import PopularityRecommender
 from recommenders.random import RandomRecommender
 from recommenders.recbole_models import RecBoleRecommender
+from recommenders.rerankers import MMR, Calibrated, ProviderFair
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,13 @@ RECOMMENDERS: Mapping[str, RecommenderEntry] = MappingProxyType(
         "recbole": _entry("recbole", RecBoleRecommender, "any RecBole model by name (SASRec, ...)"),
         "sasrec_native": _entry(
             "sasrec_native", NativeSASRec, "compact SASRec-style model in plain torch"
+        ),
+        "mmr": _entry("mmr", MMR, "re-ranks a base's candidates for diversity (MMR)"),
+        "calibrated": _entry(
+            "calibrated", Calibrated, "re-ranks to match the user's topic mix (Steck 2018)"
+        ),
+        "provider_fair": _entry(
+            "provider_fair", ProviderFair, "re-ranks to lift under-exposed creators"
         ),
         "oracle": _entry("oracle", OracleRecommender, "ranks by true utility (upper bound)"),
     }
