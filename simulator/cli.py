@@ -98,7 +98,7 @@ def validate(scenario_file: Annotated[Path, typer.Argument(metavar="FILE")]) -> 
 
     scenario = load_scenario(scenario_file)
     arms = ", ".join(f"{a.name} ({a.recommender.type})" for a in scenario.arms)
-    out.print(
+    print(
         f"ok: {scenario_file}: {len(plan_cells(scenario))} cells — arms {arms}; "
         f"{scenario.replicates} replicates; {scenario.population.users} users; "
         f"{scenario.horizon.days:g} days"

@@ -145,6 +145,9 @@ def run_cell(
         "timings_seconds": {k: round(v, 3) for k, v in model.timings.items()},
         "impressions_per_second": round(log.rows["exposures"] / wall, 1) if wall > 0 else None,
     }
+    effect = getattr(model.recommender, "effect", None)
+    if callable(effect):  # re-rankers report what they changed (diversity, creator Gini)
+        manifest["recommender_effect"] = {k: round(v, 6) for k, v in effect().items()}
     _write_json(cell_dir / "manifest.json", manifest)
     (cell_dir / INCOMPLETE).unlink()
     return manifest

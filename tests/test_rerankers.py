@@ -121,3 +121,19 @@ def test_contract_and_validation():
         get_entry("mmr").params.model_validate({"lambda": 2})
     with pytest.raises(ValidationError, match="unknown 'nope'"):
         get_entry("calibrated").params.model_validate({"base": "nope"})
+
+
+def test_effect_is_written_to_the_cell_manifest(tmp_path, tiny_doc):
+    import json
+
+    from simulator.experiment import run_experiment
+    from simulator.scenario import parse_scenario
+
+    tiny_doc["replicates"] = 1
+    tiny_doc["arms"] = [
+        {"name": "mmr", "recommender": {"type": "mmr", "params": {"base": "popularity"}}}
+    ]
+    run_experiment(parse_scenario(tiny_doc), tmp_path / "run", executor="local")
+    manifest = json.loads((tmp_path / "run/arm=mmr/rep=0/manifest.json").read_text())
+    effect = manifest["recommender_effect"]
+    assert effect["diversity_reranked"] > effect["diversity_base"]
