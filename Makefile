@@ -1,6 +1,7 @@
 # The two commands a user needs: `make run` (quickstart) and `make test` (lint + whole suite).
 # Both build .venv from the repo's own files first; torch is installed alone, first, so that the
-# local CPU wheel is used and nothing pulls a CUDA build.
+# local CPU wheel is used and nothing pulls a CUDA build. The llm extra builds llama.cpp from
+# source once (about 5 minutes on 2 cores; pip caches the wheel afterwards).
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
@@ -12,7 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade "pip>=24"
 	$(BIN)/pip install -q -c constraints.txt torch==2.13.0
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install -q -c constraints.txt -e '.[dev,llm]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -22,7 +23,7 @@ run: setup
 
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	RECARENA_REQUIRE_LOCAL_LLM=1 $(BIN)/pytest
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -37,6 +37,8 @@ class RunLogs:
     items: pl.LazyFrame
     creators: pl.LazyFrame
     daily: pl.LazyFrame
+    llm_calls: pl.LazyFrame
+    personas: pl.LazyFrame
 
     @property
     def arms(self) -> list[str]:

@@ -44,6 +44,13 @@ def run(
         int | None, typer.Option(min=1, help="Processes for --executor process.")
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    llm_cache_mode: Annotated[
+        str | None,
+        typer.Option(help="Override llm.cache.mode: auto, record or replay (no endpoint calls)."),
+    ] = None,
+    llm_cache: Annotated[
+        Path | None, typer.Option(help="Override llm.cache.path (SQLite file of LLM calls).")
+    ] = None,
 ) -> None:
     """Simulate every arm x replicate, write Parquet logs and print the A/B table."""
     from simulator.experiment import Interrupted, new_run_dir, plan_cells, run_experiment
@@ -51,6 +58,10 @@ def run(
 
     if executor not in ("local", "process"):
         raise RecarenaError(f"--executor: unknown {executor!r}; known: local, process")
+    if llm_cache_mode not in (None, "auto", "record", "replay"):
+        raise RecarenaError(
+            f"--llm-cache-mode: unknown {llm_cache_mode!r}; known: auto, record, replay"
+        )
     scenario = load_scenario(scenario_file)
     overrides = {}
     if replicates is not None:
@@ -77,7 +88,16 @@ def run(
 
     try:
         with progress:
-            result = run_experiment(scenario, run_dir, executor, workers, on_progress, cells)  # type: ignore[arg-type]
+            result = run_experiment(
+                scenario,
+                run_dir,
+                executor,  # type: ignore[arg-type]
+                workers,
+                on_progress,
+                cells,
+                llm_cache_mode=llm_cache_mode,
+                llm_cache_path=llm_cache,
+            )
     except Interrupted:
         err.print(
             f"interrupted: finished cells are readable in {run_dir}; unfinished ones are "
@@ -86,6 +106,10 @@ def run(
         raise typer.Exit(130) from None
     wall = result.manifest["wall_seconds"]
     _print_comparison(run_dir, None, scenario.metrics)
+    if "llm" in result.manifest:
+        from simulator.llm_accounting import format_accounting
+
+        out.print(format_accounting(result.manifest["llm"]["accounting"]), soft_wrap=True)
     out.print(f"{len(cells)} cells in {wall:.1f} s")
     out.print(f"run directory: {run_dir}")
 
@@ -147,7 +171,12 @@ def list_components() -> None:
     for name, entry in RECOMMENDERS.items():
         table.add_row("recommender", name, entry.description)
     table.add_row("user model", "rule", "vectorised choice model: position-based attention, MNL")
+    table.add_row("user model", "mixed", "rule users plus an LLM panel (population.llm_panel)")
+    table.add_row("user model", "llm", "every user answers each page with one structured LLM call")
+    table.add_row("llm provider", "local", "llama.cpp + SmolLM2-135M-Instruct on 127.0.0.1")
+    table.add_row("llm provider", "openai", "any OpenAI-compatible endpoint (llm.base_url)")
     table.add_row("surface", "list", "a ranked list of k items")
+    table.add_row("surface", "carousel", "themed rows of items, scanned top-down, left-to-right")
     for name, m in METRICS.items():
         table.add_row("metric", name, m.description)
     out.print(table)

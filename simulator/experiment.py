@@ -22,7 +22,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
+from agents.llm_cache import CacheMiss
+from agents.llm_panel import LLMRuntime
 from simulator.errors import RecarenaError
+from simulator.llm_accounting import summarize_llm_calls
 from simulator.scenario import Scenario, dump_scenario, parse_scenario
 
 INCOMPLETE = "_INCOMPLETE"
@@ -112,6 +115,7 @@ def run_cell(
     cell: Cell,
     run_dir: str,
     progress: Callable[[float], None] | None = None,
+    llm_runtime: LLMRuntime | None = None,
 ) -> dict[str, Any]:
     """Simulate one cell and publish its tables; returns the cell manifest."""
     import torch
@@ -126,9 +130,12 @@ def run_cell(
     (cell_dir / INCOMPLETE).write_text("this cell did not finish\n", encoding="utf-8")
     started = time.perf_counter()
     log = EventLog(cell_dir, scenario.output.flush_rows)
-    model = SimulationModel(scenario, cell.arm_index, cell.rep, log, progress)
     try:
+        model = SimulationModel(scenario, cell.arm_index, cell.rep, log, progress, llm_runtime)
         model.run()
+    except CacheMiss as exc:
+        log.abort()
+        raise RecarenaError(str(exc)) from None
     except BaseException:
         log.abort()
         raise
@@ -159,11 +166,11 @@ def _worker_init() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _pool_cell(scenario_doc, cell: Cell, run_dir: str, messages) -> dict[str, Any]:
+def _pool_cell(scenario_doc, cell: Cell, run_dir: str, messages, llm_runtime) -> dict[str, Any]:
     def report(fraction: float) -> None:
         messages.put((cell.index, fraction))
 
-    return run_cell(scenario_doc, cell, run_dir, report)
+    return run_cell(scenario_doc, cell, run_dir, report, llm_runtime)
 
 
 class Interrupted(Exception):
@@ -183,9 +190,29 @@ def run_experiment(
     workers: int | None = None,
     on_progress: Callable[[Cell, float], None] | None = None,
     cells: list[Cell] | None = None,
+    llm_cache_mode: str | None = None,
+    llm_cache_path: Path | None = None,
 ) -> RunResult:
-    """Run every cell; raises :class:`Interrupted` after marking the run on Ctrl-C / SIGTERM."""
+    """Run every cell; raises :class:`Interrupted` after marking the run on Ctrl-C / SIGTERM.
+
+    With LLM users, the cache and (for ``llm.provider: local``) a llama.cpp server are set up
+    here once for all cells; the server is stopped by its PID however the run ends.
+    """
     cells = cells if cells is not None else plan_cells(scenario)
+    llm_runtime = None
+    if scenario.uses_llm:
+        cache_path = llm_cache_path or Path(
+            scenario.llm.cache.path or Path(scenario.output.dir) / "llm_cache.sqlite"
+        )
+        mode = llm_cache_mode or scenario.llm.cache.mode
+        if mode == "replay" and not cache_path.is_file():
+            raise RecarenaError(f"llm.cache.path: {cache_path} does not exist; nothing to replay")
+        llm_runtime = LLMRuntime(
+            run_id=f"{scenario.name}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S.%f')}",
+            cache_path=str(cache_path.resolve()),
+            base_url=scenario.llm.base_url or os.environ.get("OPENAI_BASE_URL"),
+            cache_mode=mode,
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "scenario.resolved.yaml").write_text(dump_scenario(scenario), encoding="utf-8")
     manifest: dict[str, Any] = {
@@ -203,6 +230,12 @@ def run_experiment(
         "git_commit": git_commit(),
         "cells": [{"arm": c.arm, "rep": c.rep, "path": c.path, "status": "pending"} for c in cells],
     }
+    if llm_runtime is not None:  # never the API key: only the name of its variable
+        manifest["llm"] = {
+            "run_id": llm_runtime.run_id,
+            "cache_path": llm_runtime.cache_path,
+            "cache_mode": llm_runtime.cache_mode,
+        }
     _write_json(run_dir / "manifest.json", manifest)
     doc = scenario.model_dump(mode="json")
     started = time.perf_counter()
@@ -218,13 +251,21 @@ def run_experiment(
             on_progress(cell, 1.0)
 
     previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    server = None
     try:
+        if llm_runtime is not None and _needs_local_server(scenario, llm_runtime):
+            from agents.llm_server import LocalServer
+
+            server = LocalServer(scenario.llm.context_tokens).start()
+            llm_runtime = LLMRuntime(
+                llm_runtime.run_id, llm_runtime.cache_path, server.base_url, llm_runtime.cache_mode
+            )
         if executor == "local" or len(cells) == 1:
             for cell in cells:
                 report = (lambda f, c=cell: on_progress(c, f)) if on_progress else None
-                done(cell, run_cell(doc, cell, str(run_dir), report))
+                done(cell, run_cell(doc, cell, str(run_dir), report, llm_runtime))
         else:
-            _run_pool(doc, cells, run_dir, workers, on_progress, done)
+            _run_pool(doc, cells, run_dir, workers, on_progress, done, llm_runtime)
     except (KeyboardInterrupt, Interrupted):
         for entry in manifest["cells"]:
             if entry["status"] != "complete":
@@ -235,9 +276,17 @@ def run_experiment(
         finish("failed")
         raise
     finally:
+        if server is not None:
+            server.stop()
         signal.signal(signal.SIGTERM, previous_term)
+    if llm_runtime is not None:
+        manifest["llm"]["accounting"] = summarize_llm_calls(run_dir, scenario)
     finish("complete")
     return RunResult(run_dir, manifest)
+
+
+def _needs_local_server(scenario: Scenario, runtime: LLMRuntime) -> bool:
+    return scenario.llm.provider == "local" and runtime.cache_mode != "replay"
 
 
 def _summary(cell_manifest: dict[str, Any]) -> dict[str, Any]:
@@ -248,7 +297,7 @@ def _raise_interrupt(signum, frame) -> None:  # noqa: ARG001
     raise Interrupted("terminated")
 
 
-def _run_pool(doc, cells, run_dir, workers, on_progress, done) -> None:
+def _run_pool(doc, cells, run_dir, workers, on_progress, done, llm_runtime) -> None:
     context = multiprocessing.get_context("spawn")
     workers = max(1, min(workers or os.cpu_count() or 1, len(cells)))
     with context.Manager() as manager:
@@ -258,7 +307,7 @@ def _run_pool(doc, cells, run_dir, workers, on_progress, done) -> None:
             pending = {
                 cell.index: (
                     cell,
-                    pool.apply_async(_pool_cell, (doc, cell, str(run_dir), messages)),
+                    pool.apply_async(_pool_cell, (doc, cell, str(run_dir), messages, llm_runtime)),
                 )
                 for cell in cells
             }

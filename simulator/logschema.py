@@ -69,6 +69,7 @@ SESSIONS = [
     Column("exit_reason", pa.string(), "fatigue | max_pages | horizon"),
     Column("explore", pa.bool_(), "novelty-seeking intent of the session", truth=True),
     Column("satisfaction", pa.float32(), "user satisfaction after the session", truth=True),
+    Column("llm_user", pa.bool_(), "the user is on the LLM panel (see personas, llm_calls)"),
 ]
 
 ITEMS = [
@@ -97,6 +98,31 @@ DAILY = [
     Column("mean_satisfaction", pa.float64(), "population mean satisfaction", truth=True),
 ]
 
+LLM_CALLS = [
+    Column("time", pa.float64(), "simulated seconds when the call was made"),
+    Column("day", pa.int32(), "simulated day"),
+    Column("user_id", pa.int64(), "user the call was for"),
+    Column("session_id", pa.int64(), "session (-1 when not tied to one)"),
+    Column("page", pa.int16(), "page within the session (-1 for reflections)"),
+    Column("purpose", pa.string(), "page | reflection | repair:page | repair:reflection"),
+    Column("model", pa.string(), "model name sent to the endpoint"),
+    Column("prompt_tokens", pa.int32(), "prompt tokens (as recorded, also for cache hits)"),
+    Column("completion_tokens", pa.int32(), "completion tokens (as recorded)"),
+    Column("latency_s", pa.float32(), "wall seconds this call took here (tiny for cache hits)"),
+    Column("attempts", pa.int8(), "endpoint attempts incl. retries (0 for cache hits)"),
+    Column("cached", pa.bool_(), "answered from the cache"),
+    Column("valid", pa.bool_(), "the answer parsed and passed validation"),
+    Column("fallback", pa.bool_(), "the page (or reflection) fell back to the rule policy"),
+    Column("error", pa.string(), "why the call failed or was invalid (empty when valid)"),
+]
+
+PERSONAS = [
+    Column("user_id", pa.int64(), "panel user"),
+    Column("source", pa.string(), "template | yaml | data"),
+    Column("text", pa.string(), "persona text as the LLM reads it"),
+    Column("traits", pa.string(), "traits as JSON (activity, conformity, diversity, ...)"),
+]
+
 TABLES: dict[str, list[Column]] = {
     "exposures": EXPOSURES,
     "interactions": INTERACTIONS,
@@ -104,6 +130,8 @@ TABLES: dict[str, list[Column]] = {
     "items": ITEMS,
     "creators": CREATORS,
     "daily": DAILY,
+    "llm_calls": LLM_CALLS,
+    "personas": PERSONAS,
 }
 
 NULL_FOR_NAN = frozenset({"score"})
@@ -119,3 +147,15 @@ def markdown_table(name: str) -> str:
         for c in TABLES[name]
     ]
     return "\n".join(["| column | type | meaning |", "| --- | --- | --- |", *rows])
+
+
+def markdown_tables() -> str:
+    """The README's log reference, generated from this module (a test keeps the two in step)."""
+    parts = []
+    for table, columns in TABLES.items():
+        lines = [f"### {table}", "", "| column | type | meaning |", "| --- | --- | --- |"]
+        for c in columns:
+            doc = c.doc.replace("|", "\\|") + (" *(truth)*" if c.truth else "")
+            lines.append(f"| `{c.name}` | {c.type} | {doc} |")
+        parts.append("\n".join(lines))
+    return "\n\n".join(parts) + "\n"

@@ -15,6 +15,7 @@ happen before that tick's pages are served.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ import simpy
 from mesa.agent import AgentSet
 
 from agents.creators import CreatorAgent, creator_profiles
+from agents.llm_panel import LLMRuntime, build_panel_policy
 from agents.memory import ConsumedItems
 from agents.population import generate_users
 from agents.rule_user import RuleUserPolicy
@@ -97,6 +99,7 @@ class SimulationModel(mesa.Model):
         replicate: int,
         log: EventLog,
         progress: Callable[[float], None] | None = None,
+        llm_runtime: LLMRuntime | None = None,
     ) -> None:
         seed = scenario.seed
         super().__init__(rng=generator(seed, replicate, "model"))
@@ -107,7 +110,9 @@ class SimulationModel(mesa.Model):
         self.progress = progress
         self.env = simpy.Environment()
         self.horizon_seconds = scenario.horizon.days * DAY
-        self.timings = dict.fromkeys(("fit", "recommend", "respond", "update", "log"), 0.0)
+        self.timings = dict.fromkeys(
+            ("fit", "recommend", "respond", "update", "log", "reflect"), 0.0
+        )
 
         cfg_cat, cfg_pop = scenario.catalog, scenario.population
         self.catalog = Catalog(cfg_cat.topics, capacity=max(1024, 2 * cfg_cat.initial_items))
@@ -118,6 +123,14 @@ class SimulationModel(mesa.Model):
         self.consumed = ConsumedItems(cfg_pop.users)
         successor = generator(seed, replicate, "catalog", 0).permutation(cfg_cat.topics)
         self.policy = RuleUserPolicy(cfg_pop, self.user_state, self.catalog, successor)
+        self.panel = None
+        if scenario.uses_llm:
+            if llm_runtime is None:
+                raise ValueError("a scenario with LLM users needs an LLMRuntime")
+            self.panel = build_panel_policy(
+                scenario, replicate, self.user_state, self.catalog, self.policy, llm_runtime
+            )
+            self.policy = self.panel
         self._hash_base = hash_base(seed, replicate)
         context = RecommenderContext(
             rng=generator(seed, replicate, "recommender", arm_key(self.arm.name)),
@@ -299,6 +312,8 @@ class SimulationModel(mesa.Model):
         pages = PageBatch(requests, slates, active.explore, active.fatigue, noise_key, examined)
         response = self.policy.respond(pages)
         after_respond = time.perf_counter()
+        if self.panel is not None:
+            self._log_llm_calls()
         self.recommender.update(FeedbackBatch(requests, slates, response.clicked))
         after_update = time.perf_counter()
 
@@ -386,6 +401,8 @@ class SimulationModel(mesa.Model):
         )
         rating = response.rating[rows]
         self._history.append((users, items, np.full(rows.size, now), rating))
+        if self.panel is not None:
+            self.panel.after_page(users, items, rating, now)
         self._clicks_today.append(items)
         self._day["clicks"] += int(rows.size)
         self.log.append(
@@ -429,10 +446,42 @@ class SimulationModel(mesa.Model):
                 "exit_reason": reason,
                 "explore": active.explore[ending],
                 "satisfaction": state.satisfaction[users].astype(np.float32),
+                "llm_user": self.panel.is_llm[users] if self.panel else np.zeros(len(users), bool),
             },
         )
+        if self.panel is not None:
+            started = time.perf_counter()
+            self.panel.end_sessions(users, active.session_id[ending], now)
+            self.timings["reflect"] += time.perf_counter() - started
+            self._log_llm_calls()
         self._is_active[users] = False
         active.keep(~ending)
+
+    def _log_llm_calls(self) -> None:
+        records = self.panel.llm.client.drain_records()
+        if not records:
+            return
+        contexts = [r.context for r in records]
+        self.log.append(
+            "llm_calls",
+            {
+                "time": np.array([c.time for c in contexts], np.float64),
+                "day": np.array([int(c.time // DAY) for c in contexts], np.int32),
+                "user_id": np.array([c.user_id for c in contexts], np.int64),
+                "session_id": np.array([c.session_id for c in contexts], np.int64),
+                "page": np.array([c.page for c in contexts], np.int16),
+                "purpose": np.array([c.purpose for c in contexts], object),
+                "model": np.array([r.model for r in records], object),
+                "prompt_tokens": np.array([r.prompt_tokens for r in records], np.int32),
+                "completion_tokens": np.array([r.completion_tokens for r in records], np.int32),
+                "latency_s": np.array([r.latency_s for r in records], np.float32),
+                "attempts": np.array([r.attempts for r in records], np.int8),
+                "cached": np.array([r.cached for r in records], bool),
+                "valid": np.array([r.valid for r in records], bool),
+                "fallback": np.array([r.fallback for r in records], bool),
+                "error": np.array([r.error for r in records], object),
+            },
+        )
 
     def _end_day(self, day: int) -> None:
         self._current_day = day
@@ -454,7 +503,14 @@ class SimulationModel(mesa.Model):
             env.process(creator.upload_process(env, self.catalog, self.scenario.catalog))
         env.process(self._progress_process())
         env.process(self._page_loop())
-        env.run(until=self.horizon_seconds)
+        try:
+            env.run(until=self.horizon_seconds)
+            self._finish()
+        finally:
+            if self.panel is not None:
+                self.panel.llm.client.close()
+
+    def _finish(self) -> None:
         if len(self.active):
             n = len(self.active)
             self._end_sessions(np.ones(n, bool), self.horizon_seconds, np.full(n, "horizon"))
@@ -486,6 +542,19 @@ class SimulationModel(mesa.Model):
                 "items": counts[[c.creator_id for c in creators]].astype(np.int32),
             },
         )
+        if self.panel is not None:
+            personas = list(self.panel.llm.personas.values())
+            self.log.append(
+                "personas",
+                {
+                    "user_id": np.array([p.user_id for p in personas], np.int64),
+                    "source": np.array([p.source for p in personas], object),
+                    "text": np.array([p.text for p in personas], object),
+                    "traits": np.array(
+                        [json.dumps(p.traits, sort_keys=True) for p in personas], object
+                    ),
+                },
+            )
         frame = self.datacollector.get_model_vars_dataframe()
         self.log.append("daily", {name: frame[name].to_numpy() for name in frame.columns})
 

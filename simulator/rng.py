@@ -22,6 +22,7 @@ STREAMS = {
     "arrivals": 3,
     "responses": 4,
     "recommender": 5,
+    "panel": 6,
 }
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)

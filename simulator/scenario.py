@@ -52,11 +52,52 @@ class Catalog(Section):
     creator_quality_sd: NonNegFloat = 0.3
 
 
+class PersonaSpec(Section):
+    """Where LLM users' personas come from (agents/personas.py)."""
+
+    source: Literal["template", "yaml", "data"] = "template"
+    """template: traits and favourite genres read off each user's simulated state; yaml: the
+    ``items`` below, assigned in turn; data: Agent4Rec-style traits derived from a real ratings
+    file (``path``: a MovieLens ratings.csv with movies.csv beside it)."""
+    items: list[dict[str, Any]] = Field(default_factory=list)
+    """For source=yaml: ``{text: ..., traits: {activity: high, ...}}`` per persona."""
+    path: str | None = None
+
+    @model_validator(mode="after")
+    def _source_has_input(self) -> PersonaSpec:
+        if self.source == "yaml" and not self.items:
+            raise ValueError("@items: source 'yaml' needs at least one persona")
+        if self.source == "data" and not self.path:
+            raise ValueError("@path: source 'data' needs the path of a ratings.csv")
+        for index, item in enumerate(self.items):
+            if not isinstance(item.get("text"), str) or not item["text"].strip():
+                raise ValueError(f"@items[{index}].text: a non-empty string is required")
+        return self
+
+
+class LLMPanel(Section):
+    """A panel of LLM-driven users inside the population (the rest stay rule-based)."""
+
+    users: Annotated[int, Field(ge=1)] = 20
+    """How many users the LLM drives; drawn from the population identically under every arm."""
+    personas: PersonaSpec = PersonaSpec()
+    memory_size: Annotated[int, Field(ge=1, le=500)] = 30
+    """Most recent interactions and reflections kept per user."""
+    retrieve: Annotated[int, Field(ge=0, le=20)] = 3
+    """Memories retrieved per page by TF-IDF similarity to the slate."""
+    reflect_every_sessions: Annotated[int, Field(ge=0)] = 3
+    """Write a reflection after every N-th session of a user (0 = never); amortised, not per
+    page, so calls per page stay near one."""
+
+
 class Population(Section):
     """Rule-based users: utility = taste·topics + quality − satiation + novelty intent + noise."""
 
     users: Annotated[int, Field(ge=1)] = 2000
-    model: Literal["rule"] = "rule"
+    model: Literal["rule", "mixed", "llm"] = "rule"
+    """rule: every user follows the choice model; mixed: ``llm_panel.users`` of them ask the LLM;
+    llm: every user asks the LLM."""
+    llm_panel: LLMPanel | None = None
     taste_scale: NonNegFloat = 0.8
     visits_per_day: PositiveFloat = 1.0
     activity_sd: NonNegFloat = 0.5
@@ -82,6 +123,64 @@ class Population(Section):
     return_sensitivity: NonNegFloat = 1.0
     """Visit rate = activity × exp(return_sensitivity × satisfaction), capped at max_rate_factor."""
     max_rate_factor: Annotated[float, Field(ge=1)] = 3.0
+
+    @model_validator(mode="after")
+    def _panel_matches_model(self) -> Population:
+        if self.model == "mixed" and self.llm_panel is None:
+            self.llm_panel = LLMPanel()
+        if self.model == "llm":
+            self.llm_panel = (self.llm_panel or LLMPanel()).model_copy(update={"users": self.users})
+        if self.llm_panel is not None:
+            if self.model == "rule":
+                raise ValueError("@model: set 'mixed' or 'llm' to use llm_panel")
+            if self.llm_panel.users > self.users:
+                raise ValueError(
+                    f"@llm_panel.users: {self.llm_panel.users} exceeds "
+                    f"population.users {self.users}"
+                )
+        return self
+
+    @property
+    def llm_users(self) -> int:
+        return self.llm_panel.users if self.llm_panel is not None else 0
+
+
+class LLMCache(Section):
+    mode: Literal["auto", "record", "replay"] = "auto"
+    """auto: answer from the cache when it can, else call and store; record: call the endpoint
+    for every new prompt of this run and store it; replay: never call, and a miss is an error."""
+    path: str | None = None
+    """SQLite file; default ``<output.dir>/llm_cache.sqlite``."""
+
+
+class LLM(Section):
+    """The OpenAI-compatible endpoint LLM users (and later creators, CRS) talk to."""
+
+    provider: Literal["local", "openai"] = "local"
+    """local: start llama.cpp with SmolLM2-135M on 127.0.0.1 (needs ``recarena[llm]``);
+    openai: any OpenAI-compatible endpoint at ``base_url``."""
+    base_url: str | None = None
+    """For provider=openai; default: the OPENAI_BASE_URL environment variable."""
+    model: str | None = None
+    """Model name sent to the endpoint; default SmolLM2-135M-Instruct for local."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """Name of the environment variable holding the key. The key itself is never written."""
+    response_format: Literal["json_object_schema", "json_schema", "json_object"] | None = None
+    """How structured output is requested: llama.cpp takes a schema inside json_object
+    (json_object_schema, the local default); OpenAI and vLLM take json_schema (openai default)."""
+    temperature: NonNegFloat = 0.0
+    max_tokens: Annotated[int, Field(ge=16, le=4096)] = 160
+    concurrency: Annotated[int, Field(ge=1, le=256)] = 4
+    timeout_seconds: PositiveFloat = 60.0
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 3
+    """Retries of one call on 429, 5xx, timeouts and connection errors, with backoff."""
+    backoff_seconds: NonNegFloat = 0.5
+    """First retry waits this long, doubling each time (a Retry-After header wins)."""
+    price_input_per_million: NonNegFloat = 0.0
+    price_output_per_million: NonNegFloat = 0.0
+    context_tokens: Annotated[int, Field(ge=512)] = 2048
+    """Context window of the local server."""
+    cache: LLMCache = LLMCache()
 
 
 class Creators(Section):
@@ -193,6 +292,7 @@ class Scenario(Section):
     creators: Creators = Creators()
     surface: Surface = ListSurface()
     retrain: Retrain = Retrain()
+    llm: LLM = LLM()
     arms: Annotated[list[Arm], Field(min_length=1)]
     baseline: str | None = None
     metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS))
@@ -220,6 +320,10 @@ class Scenario(Section):
         elif self.baseline not in names:
             raise ValueError(f"baseline: {self.baseline!r} is not an arm; arms: {', '.join(names)}")
         return self
+
+    @property
+    def uses_llm(self) -> bool:
+        return self.population.llm_users > 0
 
     def surface_for(self, arm: Arm) -> ListSurface | CarouselSurface:
         return arm.surface or self.surface
@@ -263,6 +367,10 @@ def _first_error(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> str:
         msg = "required key is missing"
     elif "input" in err and err["type"] not in ("value_error", "assertion_error"):
         msg = f"{msg} (got {err['input']!r})"
+    if msg.startswith("@"):  # a section's validator names the field inside the section
+        field, _, rest = msg[1:].partition(": ")
+        joined = f"{loc}{'' if field.startswith('[') or not loc else '.'}{field}"
+        return f"{joined}: {rest}"
     if msg.startswith(loc.split(".")[0] + ":"):  # model-level messages already carry their path
         return msg
     return f"{loc}: {msg}" if loc else msg

@@ -134,3 +134,11 @@ def test_ctrl_c_keeps_finished_cells(tmp_path, tiny_doc, write_scenario):
     logs = load(out)  # the finished cells are readable
     assert logs.exposures.collect().height > 0
     assert logs.incomplete
+
+
+def test_readme_log_reference_matches_the_schema():
+    """README's column tables are generated from simulator/logschema.py; keep them in step."""
+    from simulator.logschema import markdown_tables
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    assert markdown_tables() in readme

@@ -1,0 +1,128 @@
+"""A persistent cache of LLM calls, so that a run can be repeated for free and replayed exactly.
+
+A call is keyed by a SHA-256 of everything that decides its answer: model, messages, and the
+sampling and output-format parameters. The endpoint's address and the API key are not part of
+the key (the same model behind another URL gives the same answer), and the key is never stored.
+
+Modes (``llm.cache.mode``):
+
+* ``auto``: answer from the cache when a *valid* entry exists; otherwise call and store.
+* ``record``: call the endpoint for every prompt this run has not yet asked, and store the
+  answer, replacing older entries. Repeats of a prompt *within* the run reuse its first answer,
+  so the stored run is self-consistent and a replay reproduces it bit for bit.
+* ``replay``: never call. Every call must be in the cache, failed ones included (a recorded
+  failure is replayed as the same failure, so a fallback page falls back again); a miss raises
+  :class:`CacheMiss` naming the call.
+
+SQLite in WAL mode lets the cells of a run (separate processes) share one file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+CacheMode = Literal["auto", "record", "replay"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS calls (
+    key TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    request TEXT NOT NULL,
+    completion TEXT,
+    valid INTEGER NOT NULL,
+    error TEXT,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    latency_s REAL NOT NULL,
+    run_id TEXT NOT NULL,
+    created_at REAL NOT NULL
+)
+"""
+
+
+class CacheMiss(LookupError):
+    """Replay mode met a call that was never recorded."""
+
+
+@dataclass(frozen=True)
+class CachedCall:
+    completion: str | None
+    valid: bool
+    error: str | None
+    prompt_tokens: int
+    completion_tokens: int
+    latency_s: float
+    run_id: str
+
+
+def call_key(model: str, messages: list[dict[str, str]], params: dict[str, Any]) -> str:
+    """Stable hash of a call: canonical JSON of model, messages and answer-shaping params."""
+    payload = json.dumps(
+        {"model": model, "messages": messages, "params": params},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+class CallCache:
+    def __init__(self, path: str | Path, mode: CacheMode, run_id: str) -> None:
+        self.path = Path(path)
+        self.mode = mode
+        self.run_id = run_id
+        if mode == "replay" and not self.path.exists():
+            raise CacheMiss(f"llm.cache.path: {self.path} does not exist; nothing to replay")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(_SCHEMA)
+
+    def lookup(self, key: str) -> CachedCall | None:
+        """The entry this mode may answer from, or None when the endpoint must be called."""
+        row = self._db.execute(
+            "SELECT completion, valid, error, prompt_tokens, completion_tokens, latency_s, run_id"
+            " FROM calls WHERE key = ?",
+            (key,),
+        ).fetchone()
+        if row is None:
+            return None
+        entry = CachedCall(row[0], bool(row[1]), row[2], row[3], row[4], row[5], row[6])
+        if self.mode == "replay":
+            return entry
+        if self.mode == "record":
+            return entry if entry.run_id == self.run_id else None
+        return entry if entry.valid else None  # auto: a failure is worth retrying
+
+    def store(self, key: str, model: str, request: dict[str, Any], entry: CachedCall) -> None:
+        if self.mode == "replay":
+            return
+        self._db.execute(
+            "INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                key,
+                model,
+                json.dumps(request, ensure_ascii=False),
+                entry.completion,
+                int(entry.valid),
+                entry.error,
+                entry.prompt_tokens,
+                entry.completion_tokens,
+                entry.latency_s,
+                self.run_id,
+                time.time(),
+            ),
+        )
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()

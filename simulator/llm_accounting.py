@@ -1,0 +1,61 @@
+"""The LLM bill of a run: calls, tokens, cache hits, failures and estimated cost.
+
+Read from the ``llm_calls`` tables of the finished cells, so the figures are what was logged,
+not what the client believes it did. "Calls per page" counts every call (repairs and
+reflections included) per page an LLM user was shown: the figure that decides cost.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from simulator.scenario import Scenario
+
+
+def summarize_llm_calls(run_dir: Path, scenario: Scenario) -> dict[str, Any]:
+    files = sorted(Path(run_dir).glob("arm=*/rep=*/llm_calls.parquet"))
+    if not files:
+        return {"calls": 0}
+    calls = pl.concat([pl.read_parquet(f) for f in files])
+    if calls.height == 0:
+        return {"calls": 0}
+    pages = calls.filter(pl.col("purpose") == "page").height
+    prompt = int(calls["prompt_tokens"].sum())
+    completion = int(calls["completion_tokens"].sum())
+    live = calls.filter(~pl.col("cached"))
+    cost = (
+        prompt * scenario.llm.price_input_per_million
+        + completion * scenario.llm.price_output_per_million
+    ) / 1e6
+    by_purpose = calls.group_by("purpose").len().sort("purpose")
+    return {
+        "calls": calls.height,
+        "by_purpose": dict(zip(by_purpose["purpose"], by_purpose["len"], strict=True)),
+        "llm_pages": pages,
+        "calls_per_page": round(calls.height / pages, 3) if pages else None,
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "tokens_per_page": round((prompt + completion) / pages, 1) if pages else None,
+        "cached": int(calls["cached"].sum()),
+        "invalid": int((~calls["valid"]).sum()),
+        "fallbacks": int(calls["fallback"].sum()),
+        "endpoint_seconds": round(float(live["latency_s"].sum()), 2),
+        "estimated_cost_usd": round(cost, 6),
+    }
+
+
+def format_accounting(summary: dict[str, Any]) -> str:
+    if not summary.get("calls"):
+        return "LLM: no calls"
+    purposes = ", ".join(f"{k} {v}" for k, v in summary["by_purpose"].items())
+    return (
+        f"LLM: {summary['calls']} calls ({purposes}); {summary['llm_pages']} LLM pages, "
+        f"{summary['calls_per_page']} calls/page; tokens {summary['prompt_tokens']:,} prompt + "
+        f"{summary['completion_tokens']:,} completion ({summary['tokens_per_page']}/page); "
+        f"cached {summary['cached']}, invalid {summary['invalid']}, "
+        f"fallbacks {summary['fallbacks']}; endpoint time {summary['endpoint_seconds']} s; "
+        f"estimated cost ${summary['estimated_cost_usd']:.4f}"
+    )
