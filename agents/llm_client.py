@@ -229,9 +229,10 @@ class LLMClient:
         schema: type[T],
         check: Check | None,
         context: CallContext,
+        json_schema: dict[str, Any] | None = None,
     ) -> tuple[T | None, str | None, str | None, CallRecord]:
         """One cached call: (parsed answer, raw text, problem, record)."""
-        json_schema = schema.model_json_schema()
+        json_schema = json_schema or schema.model_json_schema()
         response_format = self._response_format(schema.__name__, json_schema)
         endpoint = self.endpoint
         params = {
@@ -311,9 +312,17 @@ class LLMClient:
         schema: type[T],
         context: CallContext,
         check: Check | None = None,
+        json_schema: dict[str, Any] | None = None,
     ) -> Structured:
-        """Ask for an answer matching ``schema``; repair once; None means fall back."""
-        answer, text, problem, record = await self._answer(messages, schema, check, context)
+        """Ask for an answer matching ``schema``; repair once; None means fall back.
+
+        ``json_schema`` (default: the pydantic model's) is what the endpoint is asked to follow.
+        A caller can tighten it per call, e.g. slot numbers as an enum of the slots on this
+        page, so that a grammar-constrained server cannot even produce an out-of-range answer.
+        """
+        answer, text, problem, record = await self._answer(
+            messages, schema, check, context, json_schema
+        )
         records = [record]
         if answer is None and text is not None:  # the model answered, but wrongly: repair once
             repair = [
@@ -332,7 +341,9 @@ class LLMClient:
                 context.page,
                 context.time,
             )
-            answer, _, _, repair_record = await self._answer(repair, schema, check, repair_context)
+            answer, _, _, repair_record = await self._answer(
+                repair, schema, check, repair_context, json_schema
+            )
             records.append(repair_record)
         if answer is None:
             records[-1].fallback = True

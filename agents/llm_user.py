@@ -41,7 +41,7 @@ class PageAnswer(BaseModel):
 
 
 class ReflectionAnswer(BaseModel):
-    reflection: str = Field(min_length=1, max_length=600)
+    reflection: str = Field(min_length=1, max_length=280)  # fits in max_tokens 96
 
 
 def _page_check(k: int):
@@ -54,6 +54,31 @@ def _page_check(k: int):
         return None
 
     return check
+
+
+REASON_CHARS = 60
+
+
+def page_schema(k: int) -> dict:
+    """The page answer's JSON schema, tightened for a page of ``k`` slots.
+
+    Slot numbers become enums of the slots that exist and the reason is capped, so a server that
+    compiles the schema into a grammar (llama.cpp) cannot produce an out-of-range slot or run
+    out of tokens mid-sentence; the pydantic model and :func:`_page_check` still validate
+    whatever comes back from endpoints that only treat the schema as a hint.
+    """
+    slots = list(range(1, k + 1))
+    return {
+        "type": "object",
+        "properties": {
+            "examined": {"type": "array", "items": {"enum": slots}, "maxItems": k},
+            "click": {"enum": [0, *slots]},
+            "rating": {"enum": [1, 2, 3, 4, 5]},
+            "leave": {"type": "boolean"},
+            "reason": {"type": "string", "maxLength": REASON_CHARS},
+        },
+        "required": ["examined", "click", "rating", "leave", "reason"],
+    }
 
 
 def _tiredness(fatigue: float) -> str:
@@ -111,7 +136,11 @@ class LLMUsers:
             "page", user, int(requests.session[row]), int(requests.page[row]), requests.time
         )
         result = await self.client.structured(
-            self._messages(prompt), PageAnswer, context, _page_check(len(shown))
+            self._messages(prompt),
+            PageAnswer,
+            context,
+            _page_check(len(shown)),
+            page_schema(len(shown)),
         )
         answer: PageAnswer | None = result.answer
         if answer is None:

@@ -3,10 +3,22 @@
 Arms of the same replicate share their random numbers, so the per-replicate difference between
 an arm and the baseline removes most of the replicate-to-replicate noise. The CI of a delta is a
 percentile bootstrap of the mean paired difference, resampling replicates.
+
+With fewer than ``MIN_REPLICATES`` replicates a bootstrap over replicates is too coarse (three
+values have ten distinct resamples), so metrics that are ratios of per-user sums are instead
+bootstrapped over users within each replicate: a cluster bootstrap (a user's rows move
+together) that draws the *same* users for every arm, because every arm of a replicate serves the
+same simulated population. That CI describes the uncertainty from which users were simulated,
+with the replicates' worlds (catalog, creators) held fixed. Metrics that are not sums over users
+(Gini, coverage, correlations) keep the replicate bootstrap.
+
+Every delta gets a bootstrap p-value, and the family of all deltas in one table is corrected
+with Holm–Bonferroni (see :func:`holm`); ``significant`` uses the adjusted p-value.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -14,8 +26,69 @@ import polars as pl
 from rich.table import Table
 
 from analysis.load import RunLogs
-from analysis.metrics import compute_metrics
+from analysis.metrics import compute_metrics, compute_user_metrics
 from simulator.errors import RecarenaError
+
+MIN_REPLICATES = 5
+"""Below this many replicates, per-user metrics are bootstrapped over users instead."""
+MAX_BUCKETS = 2000
+"""The user bootstrap resamples at most this many random buckets of users per replicate."""
+_CHUNK_ENTRIES = 4_000_000
+"""Resample weights held in memory at once (bootstrap draws × users), ~32 MB of float64."""
+
+SCHEMA = {
+    "metric": pl.Utf8,
+    "arm": pl.Utf8,
+    "n_reps": pl.Int64,
+    "mean": pl.Float64,
+    "ci_low": pl.Float64,
+    "ci_high": pl.Float64,
+    "delta": pl.Float64,
+    "delta_ci_low": pl.Float64,
+    "delta_ci_high": pl.Float64,
+    "rel_delta": pl.Float64,
+    "significant": pl.Boolean,
+    "ci_over": pl.Utf8,
+    "p_value": pl.Float64,
+    "p_adjusted": pl.Float64,
+}
+
+
+def _resample_counts(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """``[n_boot, n]`` bootstrap draws as counts: how often each of n units is drawn.
+
+    A bootstrap sum is then one row of ``counts @ values``: a matrix product instead of a
+    gather, and one draw of counts serves every metric and arm with the same units.
+    """
+    draws = rng.integers(0, n, size=(n_boot, n)) + (np.arange(n_boot) * n)[:, None]
+    return np.bincount(draws.ravel(), minlength=n_boot * n).reshape(n_boot, n).astype(float)
+
+
+class _Resampler:
+    """Bootstrap means over replicates, with one weight matrix per number of replicates."""
+
+    def __init__(self, n_boot: int, rng: np.random.Generator) -> None:
+        self.n_boot, self.rng = n_boot, rng
+        self._weights: dict[int, np.ndarray] = {}
+
+    def means(self, values: np.ndarray) -> np.ndarray:
+        n = values.shape[0]
+        if n not in self._weights:
+            self._weights[n] = _resample_counts(n, self.n_boot, self.rng) / n
+        return self._weights[n] @ values
+
+
+def _resample_means(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    return _Resampler(n_boot, rng).means(values)
+
+
+def _percentiles(boots: np.ndarray, level: float) -> tuple[float | None, float | None]:
+    boots = boots[np.isfinite(boots)]
+    if boots.size == 0:
+        return None, None
+    alpha = (1 - level) / 2
+    low, high = np.quantile(boots, [alpha, 1 - alpha])
+    return float(low), float(high)
 
 
 def estimate_interval(
@@ -30,11 +103,84 @@ def estimate_interval(
     if values.shape[0] < 2:
         return mean, None, None
     rng = rng if rng is not None else np.random.default_rng(0)
-    idx = rng.integers(0, values.shape[0], size=(n_boot, values.shape[0]))
-    boots = values[idx].mean(axis=1)
-    alpha = (1 - level) / 2
-    low, high = np.quantile(boots, [alpha, 1 - alpha])
-    return mean, float(low), float(high)
+    low, high = _percentiles(_resample_means(values, n_boot, rng), level)
+    return mean, low, high
+
+
+def bootstrap_p_value(boots: np.ndarray) -> float:
+    """Two-sided p-value of "the delta is 0" from its bootstrap distribution.
+
+    p = 2 min(#{δ* ≤ 0} + 1, #{δ* ≥ 0} + 1) / (B + 1), capped at 1: the smallest α at which
+    the percentile (1 − α) CI would exclude 0, with the +1 that keeps it from being 0 after
+    finitely many resamples. Resamples that are undefined (NaN) are left out.
+    """
+    boots = boots[np.isfinite(boots)]
+    below, above = int((boots <= 0).sum()), int((boots >= 0).sum())
+    return min(1.0, 2 * min(below + 1, above + 1) / (boots.size + 1))
+
+
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm–Bonferroni adjusted p-values: reject where adjusted p < α.
+
+    p_(i) sorted ascending gets max_{j ≤ i} min(1, (m − j + 1) p_(j)). Chosen over
+    Benjamini–Hochberg because an A/B table is read cell by cell ("this arm moved this
+    metric"), which needs the family-wise error rate, and Holm controls it under any
+    dependence between p-values: the metrics of one run (CTR, consumption, clicks per user)
+    are strongly correlated, and BH's guarantee needs positive dependence of a kind we cannot
+    check. Holm is uniformly more powerful than plain Bonferroni.
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    adjusted = np.empty_like(p)
+    running = 0.0
+    for rank, i in enumerate(np.argsort(p, kind="stable")):
+        running = max(running, min(1.0, (p.size - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def _user_bootstrap(
+    per_user: pl.DataFrame, n_boot: int, rng: np.random.Generator
+) -> dict[tuple[str, str, int], np.ndarray]:
+    """Bootstrap values of every (metric, arm, rep) from resampling that rep's users.
+
+    In each replicate the users (the union over arms and metrics) are drawn with replacement
+    once per bootstrap draw, and every metric and arm is recomputed as Σnum/Σden over the drawn
+    users. Using one set of draws for all arms pairs the arms by user. With more than
+    ``MAX_BUCKETS`` users, users are first dealt at random into that many equal buckets (the
+    same bucket under every arm) and buckets are resampled: the bucketed bootstrap, which keeps
+    the cost independent of the population while its buckets, being i.i.d. sums of users, give
+    the same variance. Draws are multinomial counts, so the sums are one matrix product.
+    """
+    out: dict[tuple[str, str, int], np.ndarray] = {}
+    for rep in sorted(per_user["rep"].unique().to_list()):
+        part = per_user.filter(pl.col("rep") == rep)
+        users = part.select(pl.col("user_id").unique().sort()).with_row_index("pos")
+        keys = part.select("metric", "arm").unique(maintain_order=True).with_row_index("col")
+        part = part.join(users, on="user_id").join(keys, on=["metric", "arm"])
+        n_units = min(users.height, MAX_BUCKETS)
+        unit = rng.permutation(users.height) % n_units
+        width = 2 * keys.height
+        cell = unit[part["pos"].to_numpy()] * width + 2 * part["col"].to_numpy().astype(np.int64)
+        matrix = np.bincount(cell, part["num"].to_numpy(), n_units * width)
+        matrix += np.bincount(cell + 1, part["den"].to_numpy(), n_units * width)
+        matrix = matrix.reshape(n_units, width)
+        sums = np.empty((n_boot, width))
+        chunk = max(1, _CHUNK_ENTRIES // n_units)
+        for start in range(0, n_boot, chunk):
+            b = min(chunk, n_boot - start)
+            sums[start : start + b] = _resample_counts(n_units, b, rng) @ matrix
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios = sums[:, 0::2] / sums[:, 1::2]
+        for j, metric, arm in keys.iter_rows():
+            out[(metric, arm, int(rep))] = ratios[:, j]
+    return out
+
+
+def _cells(long: pl.DataFrame) -> dict[tuple[str, str], dict[int, float]]:
+    cells: dict[tuple[str, str], dict[int, float]] = {}
+    for metric, arm, rep, value in long.select("metric", "arm", "rep", "value").iter_rows():
+        cells.setdefault((metric, arm), {})[int(rep)] = float(value)
+    return cells
 
 
 def compare(
@@ -44,10 +190,26 @@ def compare(
     n_boot: int = 2000,
     level: float = 0.95,
     seed: int = 0,
+    per_user: pl.DataFrame | None = None,
+    min_replicates: int = MIN_REPLICATES,
 ) -> pl.DataFrame:
-    """One row per (metric, arm): mean with CI, and the paired delta vs the baseline with CI."""
+    """One row per (metric, arm): mean with CI, and the paired delta vs the baseline with CI.
+
+    ``ci_over`` says what the CIs resample: ``replicates``, or ``users`` (cluster bootstrap by
+    user within replicates, for per-user metrics when there are fewer than ``min_replicates``
+    replicates). With RunLogs the per-user values are computed here; with a frame of metric
+    values, pass them as ``per_user`` (metric, arm, rep, user_id, num, den). ``p_value`` is the
+    bootstrap p-value of the delta, ``p_adjusted`` its Holm adjustment over every delta in the
+    table, and ``significant`` is ``p_adjusted < 1 − level``. The number of bootstrap draws is
+    raised to at least 4m/(1 − level) for m deltas, so that the smallest attainable p-value
+    can pass Holm's strictest threshold (1 − level)/m.
+    """
     if isinstance(logs_or_metrics, RunLogs):
-        long = compute_metrics(logs_or_metrics, metrics)
+        logs = logs_or_metrics
+        reps = [sum(c.arm == arm for c in logs.cells) for arm in logs.arms]
+        if per_user is None and min(reps, default=0) < min_replicates:
+            per_user = compute_user_metrics(logs, metrics)  # also gives those cell values
+        long = compute_metrics(logs, metrics, per_user)
         arms = logs_or_metrics.arms
         baseline = baseline or logs_or_metrics.baseline
     else:
@@ -58,57 +220,86 @@ def compare(
         baseline = baseline or arms[0]
     if baseline not in arms:
         raise RecarenaError(f"--baseline: unknown arm {baseline!r}; arms: {', '.join(arms)}")
+    long = long.filter(pl.col("value").is_not_null() & pl.col("value").is_finite())
+    names = list(dict.fromkeys(long["metric"].to_list()))
+    cells = _cells(long)
+    n_reps = min((len(reps) for reps in cells.values()), default=0)
 
+    alpha = 1 - level
+    n_tests = len(names) * (len(arms) - 1)
+    n_boot = max(n_boot, math.ceil(4 * n_tests / alpha))
     rng = np.random.default_rng(seed)
+    resampler = _Resampler(n_boot, rng)
+    user_boots: dict[tuple[str, str, int], np.ndarray] = {}
+    if n_reps < min_replicates:
+        if per_user is not None and per_user.height:
+            per_user = per_user.filter(pl.col("metric").is_in(names) & pl.col("arm").is_in(arms))
+            user_boots = _user_bootstrap(per_user, n_boot, rng)
+
     rows = []
-    for metric in dict.fromkeys(long["metric"].to_list()):
-        per_metric = long.filter(pl.col("metric") == metric)
-        base = dict(per_metric.filter(pl.col("arm") == baseline).select("rep", "value").iter_rows())
-        base_mean = float(np.mean(list(base.values())))
+    for metric in names:
+        by_users = any(key[0] == metric for key in user_boots)
+        base = cells.get((metric, baseline), {})
+        base_mean = float(np.mean(list(base.values()))) if base else math.nan
         for arm in arms:
-            values = dict(
-                per_metric.filter(pl.col("arm") == arm).select("rep", "value").iter_rows()
-            )
-            mean, low, high = estimate_interval(np.array(list(values.values())), n_boot, level, rng)
-            row = {
+            values = cells.get((metric, arm), {})
+            if not values:
+                continue
+            row: dict = {
                 "metric": metric,
                 "arm": arm,
                 "n_reps": len(values),
-                "mean": mean,
-                "ci_low": low,
-                "ci_high": high,
-                "delta": None,
-                "delta_ci_low": None,
-                "delta_ci_high": None,
-                "rel_delta": None,
-                "significant": False,
+                "ci_over": "users" if by_users else "replicates",
             }
-            if arm != baseline:
+            reps = sorted(values)
+            row["mean"] = float(np.mean([values[r] for r in reps]))
+            mean_boots = _boots(user_boots, metric, arm, reps, values, by_users, resampler)
+            row["ci_low"], row["ci_high"] = (
+                _percentiles(mean_boots, level) if mean_boots is not None else (None, None)
+            )
+            if arm != baseline and base:
                 paired = sorted(set(values) & set(base))
-                diffs = np.array([values[r] - base[r] for r in paired])
-                delta, d_low, d_high = estimate_interval(diffs, n_boot, level, rng)
-                row |= {
-                    "delta": delta,
-                    "delta_ci_low": d_low,
-                    "delta_ci_high": d_high,
-                    "rel_delta": delta / base_mean if base_mean else None,
-                    "significant": d_low is not None and (d_low > 0 or d_high < 0),
-                }
+                diffs = {r: values[r] - base[r] for r in paired}
+                row["delta"] = float(np.mean(list(diffs.values())))
+                row["rel_delta"] = row["delta"] / base_mean if base_mean else None
+                if by_users:
+                    draws = [
+                        user_boots[(metric, arm, r)] - user_boots[(metric, baseline, r)]
+                        for r in paired
+                        if (metric, arm, r) in user_boots and (metric, baseline, r) in user_boots
+                    ]
+                    delta_boots = np.mean(draws, axis=0) if len(draws) == len(paired) else None
+                else:
+                    delta_boots = _boots({}, metric, arm, paired, diffs, False, resampler)
+                if delta_boots is not None:
+                    row["delta_ci_low"], row["delta_ci_high"] = _percentiles(delta_boots, level)
+                    row["p_value"] = bootstrap_p_value(delta_boots)
             rows.append(row)
-    schema = {
-        "metric": pl.Utf8,
-        "arm": pl.Utf8,
-        "n_reps": pl.Int64,
-        "mean": pl.Float64,
-        "ci_low": pl.Float64,
-        "ci_high": pl.Float64,
-        "delta": pl.Float64,
-        "delta_ci_low": pl.Float64,
-        "delta_ci_high": pl.Float64,
-        "rel_delta": pl.Float64,
-        "significant": pl.Boolean,
-    }
-    return pl.DataFrame(rows, schema=schema)
+    tested = [i for i, row in enumerate(rows) if row.get("p_value") is not None]
+    adjusted = holm([rows[i]["p_value"] for i in tested])
+    for i, p_adj in zip(tested, adjusted, strict=True):
+        rows[i]["p_adjusted"] = float(p_adj)
+    for row in rows:
+        row["significant"] = row.get("p_adjusted") is not None and row["p_adjusted"] < alpha
+    return pl.DataFrame([{k: row.get(k) for k in SCHEMA} for row in rows], schema=SCHEMA)
+
+
+def _boots(
+    user_boots: Mapping[tuple[str, str, int], np.ndarray],
+    metric: str,
+    arm: str,
+    reps: list[int],
+    values: Mapping[int, float],
+    by_users: bool,
+    resampler: _Resampler,
+) -> np.ndarray | None:
+    """Bootstrap draws of the mean over ``reps``: from the user bootstrap, or over replicates."""
+    if by_users:
+        draws = [user_boots[(metric, arm, r)] for r in reps if (metric, arm, r) in user_boots]
+        return np.mean(draws, axis=0) if len(draws) == len(reps) else None
+    if len(reps) < 2:
+        return None
+    return resampler.means(np.array([values[r] for r in reps]))
 
 
 def _pct(x: float) -> str:
@@ -121,22 +312,45 @@ def _fmt(x: float | None) -> str:
     return f"{x:.3g}" if abs(x) < 1000 else f"{x:,.0f}"
 
 
+def _caption(frame: pl.DataFrame) -> str:
+    """Says what each CI resamples and how significance was corrected."""
+    n_reps = int(frame["n_reps"].min()) if frame.height else 0
+    reps = f"{n_reps} replicate{'s' if n_reps != 1 else ''}"
+    over = dict(frame.select("metric", "ci_over").unique(maintain_order=True).iter_rows())
+    users = [m for m, o in over.items() if o == "users"]
+    replicates = [m for m, o in over.items() if o == "replicates"]
+
+    def which(group: list[str]) -> str:
+        return "" if len(group) == len(over) else f" for {', '.join(group)}"
+
+    parts = ["Δ relative to the baseline mean"]
+    if users:
+        parts.append(
+            f"95% CI over users (cluster bootstrap by user, paired across arms, within {reps})"
+            + which(users)
+        )
+    if replicates:
+        parts.append(
+            f"paired bootstrap 95% CI over {reps} (common random numbers){which(replicates)}"
+            if n_reps >= 2
+            else f"no CI{which(replicates)}: 1 replicate (use --replicates)"
+        )
+    n_tests = int(frame["p_value"].is_not_null().sum())
+    if n_tests:
+        parts.append(f"* = significant after Holm correction over {n_tests} deltas (p_adj < 0.05)")
+    return "; ".join(parts)
+
+
 def format_table(frame: pl.DataFrame, higher_is_better: Mapping[str, bool] | None = None) -> Table:
     """The A/B table for a terminal: one row per metric and arm, deltas vs the baseline.
 
-    A delta whose CI excludes 0 is marked ``*`` and coloured green or red by whether the metric
-    is better higher or lower.
+    A delta that is significant after the Holm correction is marked ``*`` and coloured green or
+    red by whether the metric is better higher or lower. The caption says what each CI
+    resamples (replicates or users) and names the correction.
     """
     baseline = frame.filter(pl.col("delta").is_null())["arm"].to_list()
     base = baseline[0] if baseline else ""
-    n_reps = int(frame["n_reps"].min()) if frame.height else 0
-    note = (
-        f"Δ relative to the baseline mean; paired bootstrap 95% CI over {n_reps} replicates "
-        "(common random numbers); * = CI excludes 0"
-        if n_reps >= 2
-        else "1 replicate: no confidence intervals (use --replicates)"
-    )
-    table = Table(title=f"A/B vs baseline '{base}'", caption=note)
+    table = Table(title=f"A/B vs baseline '{base}'", caption=_caption(frame))
     for name, justify in [
         ("metric", "left"),
         ("arm", "left"),

@@ -1,4 +1,9 @@
-"""Open a run directory as polars LazyFrames (complete cells only)."""
+"""Open a run directory as polars LazyFrames (complete cells only).
+
+A sweep run (``point=<i>/arm=<a>/rep=<r>``) gets a ``point`` column before ``arm`` and ``rep``;
+metrics and ``compare`` work per (arm, rep), so open one point at a time for them:
+``load(run_dir, point=i)``. The manifest's ``sweep.points`` maps each point to its values.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ class Cell:
     arm: str
     rep: int
     path: Path
+    point: int | None = None
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,13 @@ class RunLogs:
     daily: pl.LazyFrame
     llm_calls: pl.LazyFrame
     personas: pl.LazyFrame
+    point: int | None = None
+    """The sweep point these logs were restricted to (``load(..., point=i)``), else None."""
+
+    @property
+    def points(self) -> list[dict[str, Any]]:
+        """Sweep points of the run: ``{"point", "path", "params"}`` each; [] without a sweep."""
+        return list(self.manifest.get("sweep", {}).get("points", []))
 
     @property
     def arms(self) -> list[str]:
@@ -51,8 +64,10 @@ class RunLogs:
 
 
 def _scan(cells: list[Cell], table: str) -> pl.LazyFrame:
+    sweep = any(cell.point is not None for cell in cells)
     frames = [
         pl.scan_parquet(cell.path / f"{table}.parquet").select(
+            *([pl.lit(cell.point, pl.Int32).alias("point")] if sweep else []),
             pl.lit(cell.arm, pl.Utf8).alias("arm"),
             pl.lit(cell.rep, pl.Int32).alias("rep"),
             pl.all(),
@@ -62,7 +77,8 @@ def _scan(cells: list[Cell], table: str) -> pl.LazyFrame:
     return pl.concat(frames, how="vertical")
 
 
-def load(run_dir: str | Path) -> RunLogs:
+def load(run_dir: str | Path, point: int | None = None) -> RunLogs:
+    """All finished cells of a run, or of one sweep point when ``point`` is given."""
     run_dir = Path(run_dir)
     manifest_path = run_dir / "manifest.json"
     if not run_dir.is_dir():
@@ -73,9 +89,18 @@ def load(run_dir: str | Path) -> RunLogs:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise RecarenaError(f"{manifest_path}: unreadable manifest: {exc}") from None
+    entries = manifest.get("cells", [])
+    if point is not None:
+        known = [p["point"] for p in manifest.get("sweep", {}).get("points", [])]
+        if point not in known:
+            raise RecarenaError(
+                f"{run_dir}: no sweep point {point}"
+                + (f"; points: {', '.join(map(str, known))}" if known else " (not a sweep run)")
+            )
+        entries = [entry for entry in entries if entry.get("point") == point]
     complete, incomplete = [], []
-    for entry in manifest.get("cells", []):
-        cell = Cell(entry["arm"], int(entry["rep"]), run_dir / entry["path"])
+    for entry in entries:
+        cell = Cell(entry["arm"], int(entry["rep"]), run_dir / entry["path"], entry.get("point"))
         done = (cell.path / "manifest.json").exists() and not (cell.path / INCOMPLETE).exists()
         (complete if done else incomplete).append(cell)
     if incomplete:
@@ -87,4 +112,14 @@ def load(run_dir: str | Path) -> RunLogs:
     if not complete:
         raise RecarenaError(f"{run_dir}: no finished cells to read")
     tables = {name: _scan(complete, name) for name in TABLES}
-    return RunLogs(run_dir, manifest, complete, incomplete, **tables)
+    return RunLogs(run_dir, manifest, complete, incomplete, **tables, point=point)
+
+
+def load_one_world(run_dir: str | Path, point: int | None = None) -> RunLogs:
+    """Like :func:`load`, but a sweep run needs a point: metrics group by (arm, rep), so mixing
+    the points of a sweep would average different worlds together."""
+    logs = load(run_dir, point)
+    if point is None and logs.points:
+        known = ", ".join(str(p["point"]) for p in logs.points)
+        raise RecarenaError(f"{logs.run_dir} is a sweep: pass --point (one of {known})")
+    return logs

@@ -1,65 +1,37 @@
 """Metrics by name. Each computes one value per (arm, rep) cell from the log frames.
 
-Every metric is a plain function over :class:`analysis.load.RunLogs` with its formula in the
-registry, so scenarios and ``compare`` can ask for it by name.
+Every metric is a plain function over :class:`analysis.load.RunLogs` with its formula, its
+direction and a reference in the registry, so scenarios and ``compare`` can ask for it by name.
+The functions live in ``metrics_engagement``, ``metrics_beyond`` and ``metrics_fairness``;
+this module is the registry. Metrics that are ratios of per-user sums also expose per-user
+values (``compute_user_metrics``), which ``compare`` resamples when replicates are few.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 
-import numpy as np
 import polars as pl
 
+from analysis import metrics_beyond as beyond
+from analysis import metrics_engagement as engagement
+from analysis import metrics_fairness as fairness
 from analysis.load import RunLogs
+from analysis.metrics_base import CELL, Metric, PerUser, from_user_ratio, gini
+from analysis.metrics_engagement import retention_curve
 
-CELL = ["arm", "rep"]
-
-
-def gini(values: np.ndarray) -> float:
-    """Gini coefficient of non-negative values: 0 when all equal, (n−1)/n when one holds all.
-
-    G = Σ_i (2i − n − 1) x_(i) / (n Σ x), with x sorted ascending and i = 1..n.
-    """
-    x = np.sort(np.asarray(values, dtype=np.float64))
-    n = x.shape[0]
-    total = x.sum()
-    if n == 0 or total == 0:
-        return 0.0
-    index = np.arange(1, n + 1)
-    return float(((2 * index - n - 1) * x).sum() / (n * total))
-
-
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    description: str
-    formula: str
-    higher_is_better: bool
-    compute: Callable[[RunLogs], pl.DataFrame]
-
-
-def _value(frame: pl.LazyFrame, expr: pl.Expr) -> pl.DataFrame:
-    return frame.group_by(CELL).agg(expr.cast(pl.Float64).alias("value")).collect()
-
-
-def _ctr(logs: RunLogs) -> pl.DataFrame:
-    return _value(logs.exposures, pl.col("clicked").mean())
-
-
-def _consumption(logs: RunLogs) -> pl.DataFrame:
-    return _value(logs.sessions, pl.col("clicks").mean())
-
-
-def _session_length(logs: RunLogs) -> pl.DataFrame:
-    return _value(logs.sessions, pl.col("pages").mean())
-
-
-def _return_rate(logs: RunLogs) -> pl.DataFrame:
-    days = logs.sessions.group_by([*CELL, "user_id"]).agg(pl.col("day").n_unique().alias("days"))
-    return _value(days, (pl.col("days") >= 2).mean())
+__all__ = [
+    "CELL",
+    "METRICS",
+    "Metric",
+    "compute_metrics",
+    "compute_user_metrics",
+    "get_metric",
+    "gini",
+    "known_metrics",
+    "retention_curve",
+]
 
 
 def _coverage(logs: RunLogs) -> pl.DataFrame:
@@ -72,79 +44,92 @@ def _coverage(logs: RunLogs) -> pl.DataFrame:
     )
 
 
-def _exposure_gini(logs: RunLogs, key: str, population: pl.LazyFrame) -> pl.DataFrame:
-    counts = logs.exposures.group_by([*CELL, key]).agg(pl.len().alias("n"))
-    full = (
-        population.select(*CELL, key)
-        .join(counts, on=[*CELL, key], how="left")
-        .with_columns(pl.col("n").fill_null(0))
-        .collect()
+def _ratio(
+    name: str, description: str, formula: str, higher: bool, per_user: PerUser, reference: str = ""
+) -> Metric:
+    """A ratio-of-sums metric: its cell value is derived from its per-user values."""
+    return Metric(
+        name, description, formula, higher, from_user_ratio(per_user), reference, per_user
     )
-    rows = [
-        {"arm": arm, "rep": rep, "value": gini(group["n"].to_numpy())}
-        for (arm, rep), group in full.group_by(CELL, maintain_order=True)
-    ]
-    return pl.DataFrame(rows, schema={"arm": pl.Utf8, "rep": pl.Int32, "value": pl.Float64})
 
 
-def _item_gini(logs: RunLogs) -> pl.DataFrame:
-    return _exposure_gini(logs, "item_id", logs.items)
+BIEGA = "Biega, Gummadi & Weikum, Equity of Attention, SIGIR 2018"
+ABDOLLAHPOURI = "Abdollahpouri, Burke & Mobasher, Managing popularity bias ..., FLAIRS 2019"
 
+_ALL = [
+    # engagement
+    _ratio("ctr", "click-through rate", "clicked exposures / exposures", True,
+           engagement.ctr_users),
+    _ratio("consumption_per_session", "items consumed per session",
+           "mean over sessions of clicks", True, engagement.consumption_users),
+    _ratio("session_length", "pages per session", "mean over sessions of pages", True,
+           engagement.session_length_users),
+    _ratio("return_rate", "share of users who came back on another day",
+           "users with sessions on >= 2 days / users with >= 1 session", True,
+           engagement.return_rate_users),
+    _ratio("clicks_per_user", "items consumed per active user over the run",
+           "Σ clicks / users with >= 1 session", True, engagement.clicks_per_user_users),
+    _ratio("mean_rating", "rating of consumed items (1..5)", "mean over clicks of rating",
+           True, engagement.rating_users),
+    _ratio("satisfaction", "user satisfaction after a session (truth)",
+           "mean over sessions of satisfaction", True, engagement.satisfaction_users),
+    Metric("retention_d7", "day-7 retention of the day-0 users",
+           "users active on day 0 and day 7 / users active on day 0 (null if < 8 days)",
+           True, engagement.retention, "classic N-day retention; curve: retention_curve()",
+           engagement.retention_users),
+    # beyond accuracy
+    Metric("coverage", "share of the catalog ever shown", "distinct exposed items / catalog size",
+           True, _coverage, "Ge, Delgado-Battenfeld & Jannach, RecSys 2010"),
+    _ratio("intra_list_diversity", "topic diversity within a page",
+           "mean over pages of mean pairwise (1 − cos) of item topic mixtures", True,
+           beyond.ild_users, "Ziegler et al., WWW 2005"),
+    _ratio("novelty", "unfamiliarity of what is shown",
+           "mean over exposures of −log2((consumers of i + 1) / (active users + 1))", True,
+           beyond.novelty_users, "Zhou et al., PNAS 2010; Vargas & Castells, RecSys 2011"),
+    _ratio("serendipity", "liked clicks outside the user's usual topics",
+           "clicks (user has >= 1 earlier click) on a topic not in the user's top-3 earlier "
+           "topics and rated >= 4 / such clicks", True, beyond.serendipity_users,
+           "Ge, Delgado-Battenfeld & Jannach, RecSys 2010; Kaminskas & Bridge, TiiS 2016"),
+    _ratio("calibration_kl", "topic mix served vs the user's history (miscalibration)",
+           "mean over users of KL(p_history ‖ 0.99 q_served + 0.01 p_history)", False,
+           beyond.calibration_users, "Steck, Calibrated Recommendations, RecSys 2018"),
+    _ratio("arp", "average recommendation popularity",
+           "mean over pages of mean item share of the cell's clicks", False, beyond.arp_users,
+           ABDOLLAHPOURI),
+    _ratio("aplt", "average share of long-tail items per page",
+           "mean over pages of share of items outside the head (top items with 80% of clicks)",
+           True, beyond.aplt_users, ABDOLLAHPOURI),
+    Metric("pop_reo", "popularity-group opportunity gap for good items",
+           "|r_head − r_tail| / (r_head + r_tail), r_g = exposures of above-median-quality "
+           "items in g / such items", False, beyond.pop_reo,
+           "Zhu, Wang & Caverlee, SIGIR 2020 (RSP/REO); Boratto et al., IP&M 2021"),
+    # fairness
+    Metric("item_gini", "inequality of item exposure",
+           "Gini of exposure counts over all items (zeros included)", False,
+           fairness.item_gini),
+    Metric("creator_gini", "inequality of creator exposure",
+           "Gini of exposure counts over all creators (zeros included)", False,
+           fairness.creator_gini),
+    Metric("exposure_merit", "creator exposure ordered by creator quality",
+           "Spearman corr over creators of (exposures, true quality)", True,
+           fairness.exposure_merit, "after Singh & Joachims, Fairness of Exposure, KDD 2018"),
+    Metric("attention_unfairness", "attention vs relevance, amortised over pages",
+           "Σ_items |Σ_pages a − Σ_pages r| / pages; a = slot examination share, "
+           "r = softmax of true utility on the page", False, fairness.attention_unfairness,
+           BIEGA),
+    Metric("activity_gap", "satisfaction gap between most and least active users",
+           "|mean satisfaction, top activity tertile − bottom tertile|", False,
+           fairness.activity_gap, "user-group fairness, after Li et al., WWW 2021"),
+    # regret (truth)
+    _ratio("page_utility", "expected true utility looked at per page",
+           "mean over pages of Σ_slots examination rate × true utility", True,
+           fairness.page_utility_users, "compare --baseline <oracle arm> for regret vs oracle"),
+    _ratio("ranking_regret", "utility lost to the order of a page's items",
+           "mean over pages of Σ w_sorted U_sorted − Σ w U (best reordering − served)", False,
+           fairness.ranking_regret_users, "rearrangement bound; oracle = reorder the page"),
+]  # fmt: skip
 
-def _creator_gini(logs: RunLogs) -> pl.DataFrame:
-    return _exposure_gini(logs, "creator_id", logs.creators)
-
-
-METRICS: Mapping[str, Metric] = MappingProxyType(
-    {
-        m.name: m
-        for m in [
-            Metric("ctr", "click-through rate", "clicked exposures / exposures", True, _ctr),
-            Metric(
-                "consumption_per_session",
-                "items consumed per session",
-                "mean over sessions of clicks",
-                True,
-                _consumption,
-            ),
-            Metric(
-                "session_length",
-                "pages per session",
-                "mean over sessions of pages",
-                True,
-                _session_length,
-            ),
-            Metric(
-                "return_rate",
-                "share of users who came back on another day",
-                "users with sessions on >= 2 days / users with >= 1 session",
-                True,
-                _return_rate,
-            ),
-            Metric(
-                "coverage",
-                "share of the catalog ever shown",
-                "distinct exposed items / catalog size",
-                True,
-                _coverage,
-            ),
-            Metric(
-                "item_gini",
-                "inequality of item exposure",
-                "Gini of exposure counts over all items (zeros included)",
-                False,
-                _item_gini,
-            ),
-            Metric(
-                "creator_gini",
-                "inequality of creator exposure",
-                "Gini of exposure counts over all creators (zeros included)",
-                False,
-                _creator_gini,
-            ),
-        ]
-    }
-)
+METRICS: Mapping[str, Metric] = MappingProxyType({m.name: m for m in _ALL})
 
 
 def known_metrics() -> list[str]:
@@ -157,19 +142,52 @@ def get_metric(name: str) -> Metric:
     return METRICS[name]
 
 
-def compute_metrics(logs: RunLogs, names: Sequence[str] | None = None) -> pl.DataFrame:
-    """Long frame: metric, arm, rep, value — one row per metric and cell."""
+def compute_metrics(
+    logs: RunLogs, names: Sequence[str] | None = None, per_user: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """Long frame: metric, arm, rep, value — one row per metric and cell.
+
+    ``per_user`` (from :func:`compute_user_metrics`) saves recomputing the metrics it holds:
+    their cell values are Σnum/Σden over its rows.
+    """
+    held = set(per_user["metric"].unique()) if per_user is not None else set()
     frames = []
     for name in names or known_metrics():
-        values = (
-            get_metric(name)
-            .compute(logs)
-            .select(
-                pl.lit(name).alias("metric"),
-                pl.col("arm").cast(pl.Utf8),
-                pl.col("rep").cast(pl.Int32),
-                pl.col("value").cast(pl.Float64),
-            )
+        if name in held and per_user is not None:
+            computed = from_user_ratio(lambda _, name=name: per_user.filter(metric=name))(logs)
+        else:
+            computed = get_metric(name).compute(logs)
+        values = computed.select(
+            pl.lit(name).alias("metric"),
+            pl.col("arm").cast(pl.Utf8),
+            pl.col("rep").cast(pl.Int32),
+            pl.col("value").cast(pl.Float64),
         )
         frames.append(values.sort("arm", "rep"))
     return pl.concat(frames)  # metrics in the order asked for
+
+
+def compute_user_metrics(logs: RunLogs, names: Sequence[str] | None = None) -> pl.DataFrame:
+    """Long frame: metric, arm, rep, user_id, num, den — for the metrics that have per-user values.
+
+    Σnum / Σden over a cell's users equals the metric's cell value; metrics without per-user
+    values (Gini, coverage, correlations) are left out.
+    """
+    frames = []
+    for name in names or known_metrics():
+        metric = get_metric(name)
+        if metric.per_user is None:
+            continue
+        frames.append(
+            metric.per_user(logs).select(
+                pl.lit(name).alias("metric"),
+                pl.col("arm").cast(pl.Utf8),
+                pl.col("rep").cast(pl.Int32),
+                pl.col("user_id").cast(pl.Int64),
+                pl.col("num").cast(pl.Float64),
+                pl.col("den").cast(pl.Float64),
+            )
+        )
+    schema = {"metric": pl.Utf8, "arm": pl.Utf8, "rep": pl.Int32, "user_id": pl.Int64,
+              "num": pl.Float64, "den": pl.Float64}  # fmt: skip
+    return pl.concat(frames) if frames else pl.DataFrame(schema=schema)

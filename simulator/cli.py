@@ -38,10 +38,20 @@ def run(
     ] = None,
     seed: Annotated[int | None, typer.Option("--seed", "-s", min=0, help="Override seed.")] = None,
     executor: Annotated[
-        str, typer.Option(help="local (in-process) or process (one process per core).")
+        str,
+        typer.Option(help="local (in-process), process (one process per core) or ray (tasks)."),
     ] = "process",
     workers: Annotated[
-        int | None, typer.Option(min=1, help="Processes for --executor process.")
+        int | None,
+        typer.Option(min=1, help="Processes for --executor process; CPUs of a local Ray."),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster for --executor ray: auto or ray://host:port."),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(metavar="RUN_DIR", help="Finish an interrupted run: rerun unfinished cells."),
     ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     llm_cache_mode: Annotated[
@@ -53,11 +63,21 @@ def run(
     ] = None,
 ) -> None:
     """Simulate every arm x replicate, write Parquet logs and print the A/B table."""
-    from simulator.experiment import Interrupted, new_run_dir, plan_cells, run_experiment
+    from simulator.experiment import (
+        Interrupted,
+        new_run_dir,
+        plan_cells,
+        resumable_manifest,
+        run_experiment,
+    )
     from simulator.scenario import load_scenario, parse_scenario
 
-    if executor not in ("local", "process"):
-        raise RecarenaError(f"--executor: unknown {executor!r}; known: local, process")
+    if executor not in ("local", "process", "ray"):
+        raise RecarenaError(f"--executor: unknown {executor!r}; known: local, process, ray")
+    if address is not None and executor != "ray":
+        raise RecarenaError("--address: only for --executor ray")
+    if resume is not None and output is not None:
+        raise RecarenaError("--resume: the run directory to resume is the output; drop --output")
     if llm_cache_mode not in (None, "auto", "record", "replay"):
         raise RecarenaError(
             f"--llm-cache-mode: unknown {llm_cache_mode!r}; known: auto, record, replay"
@@ -70,8 +90,10 @@ def run(
         overrides["seed"] = seed
     if overrides:
         scenario = parse_scenario(scenario.model_dump(mode="json") | overrides, str(scenario_file))
-    run_dir = new_run_dir(scenario, output)
+    run_dir = resume if resume is not None else new_run_dir(scenario, output)
     cells = plan_cells(scenario)
+    if resume is not None:
+        resumable_manifest(resume, scenario)  # a mismatch is one error line, before any bars
 
     progress = Progress(
         TextColumn("{task.description}"),
@@ -81,7 +103,13 @@ def run(
         console=err,
         disable=quiet,
     )
-    tasks = {c.index: progress.add_task(f"arm={c.arm:<14} rep={c.rep}", total=1.0) for c in cells}
+    tasks = {
+        c.index: progress.add_task(
+            ("" if c.point is None else f"point={c.point} ") + f"arm={c.arm:<14} rep={c.rep}",
+            total=1.0,
+        )
+        for c in cells
+    }
 
     def on_progress(cell, fraction: float) -> None:
         progress.update(tasks[cell.index], completed=fraction)
@@ -97,6 +125,8 @@ def run(
                 cells,
                 llm_cache_mode=llm_cache_mode,
                 llm_cache_path=llm_cache,
+                address=address,
+                resume=resume is not None,
             )
     except Interrupted:
         err.print(
@@ -110,6 +140,8 @@ def run(
         from simulator.llm_accounting import format_accounting
 
         out.print(format_accounting(result.manifest["llm"]["accounting"]), soft_wrap=True)
+    if resume is not None:
+        out.print(f"resumed: {result.manifest['resumed_cells']} of {len(cells)} cells were rerun")
     out.print(f"{len(cells)} cells in {wall:.1f} s")
     out.print(f"run directory: {run_dir}")
 
@@ -153,9 +185,63 @@ def _print_comparison(run_dir: Path, baseline: str | None, metrics: list[str] | 
         except LookupError as exc:
             raise RecarenaError(f"--metric: {str(exc).strip(chr(34) + chr(39))}") from None
     logs = load(run_dir)
-    frame = compare_arms(logs, baseline=baseline, metrics=metrics or logs.manifest.get("metrics"))
-    higher = {name: get_metric(name).higher_is_better for name in frame["metric"].unique()}
-    out.print(format_table(frame, higher))
+    for point in logs.points or [None]:  # a sweep compares the arms within each point
+        if point is not None:
+            values = ", ".join(f"{k}={v}" for k, v in point["params"].items())
+            out.print(f"point {point['point']}: {values}", soft_wrap=True, markup=False)
+            logs = load(run_dir, point=point["point"])
+        chosen = metrics or logs.manifest.get("metrics")
+        frame = compare_arms(logs, baseline=baseline, metrics=chosen)
+        higher = {name: get_metric(name).higher_is_better for name in frame["metric"].unique()}
+        out.print(format_table(frame, higher))
+
+
+@app.command()
+def ope(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR")],
+    target: Annotated[str, typer.Option(help="Arm whose CTR is estimated.")],
+    logging: Annotated[
+        str | None, typer.Option(help="Arm whose log is used (default: the baseline).")
+    ] = None,
+    estimators: Annotated[
+        str, typer.Option(help="Comma-separated: ips, snips, dr, naive.")
+    ] = "ips,snips,dr",
+    all_pages: Annotated[
+        bool, typer.Option("--all-pages", help="Use every page, not only page 0.")
+    ] = False,
+    seed: Annotated[int, typer.Option(min=0, help="Bootstrap seed.")] = 0,
+    point: Annotated[int | None, typer.Option(min=0, help="Sweep point (sweep runs).")] = None,
+) -> None:
+    """Off-policy estimates of a target arm's CTR from another arm's log, vs its true CTR."""
+    from analysis.load import load_one_world
+    from analysis.ope import format_ope_table, off_policy_evaluation
+
+    names = [e.strip() for e in estimators.split(",") if e.strip()]
+    frame = off_policy_evaluation(
+        load_one_world(run_dir, point),
+        target,
+        logging,
+        names,
+        page=None if all_pages else 0,
+        seed=seed,
+    )
+    out.print(format_ope_table(frame))
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR")],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="HTML file to write (default: RUN_DIR/report.html)."),
+    ] = None,
+    baseline: Annotated[str | None, typer.Option(help="Arm to compare against.")] = None,
+    point: Annotated[int | None, typer.Option(min=0, help="Sweep point (sweep runs).")] = None,
+) -> None:
+    """Write a self-contained HTML report (A/B table, charts; opens offline) and print its path."""
+    from analysis.report import write_report
+
+    print(write_report(run_dir, output, baseline, point))
 
 
 @app.command("list")

@@ -1,8 +1,12 @@
-"""Experiment: every (arm, replicate) cell of a scenario, run in-process or in a process pool.
+"""Experiment: every (arm, replicate) cell of a scenario, run in-process, in a process pool or
+on Ray.
 
 Each cell is independent and writes its own directory. A cell directory holds ``_INCOMPLETE``
 until its tables are published and its ``manifest.json`` written, so after Ctrl-C or a kill the
-finished cells are whole and readable and the unfinished ones are plainly marked.
+finished cells are whole and readable and the unfinished ones are plainly marked — which is also
+what lets ``resume`` skip exactly the finished cells. A scenario with a ``sweep`` has one set of
+cells per grid point (``point=<i>/arm=<a>/rep=<r>``); every executor calls the same
+:func:`run_cell`, so the executor never changes the logs.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import multiprocessing
 import os
 import platform
 import queue
+import shutil
 import signal
 import subprocess
 import time
@@ -27,9 +32,10 @@ from agents.llm_panel import LLMRuntime
 from simulator.errors import RecarenaError
 from simulator.llm_accounting import summarize_llm_calls
 from simulator.scenario import Scenario, dump_scenario, parse_scenario
+from simulator.sweep import SweepPoint, expand_sweep
 
 INCOMPLETE = "_INCOMPLETE"
-Executor = Literal["local", "process"]
+Executor = Literal["local", "process", "ray"]
 PACKAGES = (
     "recarena",
     "mesa",
@@ -49,19 +55,38 @@ class Cell:
     arm_index: int
     arm: str
     rep: int
+    point: int | None = None
+    """Sweep point, or None for a scenario without a sweep."""
 
     @property
     def path(self) -> str:
-        return f"arm={self.arm}/rep={self.rep}"
+        cell = f"arm={self.arm}/rep={self.rep}"
+        return cell if self.point is None else f"point={self.point}/{cell}"
 
 
-def plan_cells(scenario: Scenario) -> list[Cell]:
-    """Replicate-major order, so the arms of replicate 0 finish together and pair early."""
-    cells = []
-    for rep in range(scenario.replicates):
-        for arm_index, arm in enumerate(scenario.arms):
-            cells.append(Cell(len(cells), arm_index, arm.name, rep))
+def plan_cells(scenario: Scenario, points: list[SweepPoint] | None = None) -> list[Cell]:
+    """Point-major, then replicate-major, so the arms of a replicate finish together and pair
+    early. ``points`` saves re-expanding a sweep the caller already expanded."""
+    points = expand_sweep(scenario) if points is None else points
+    cells: list[Cell] = []
+    for point in points or [None]:
+        for rep in range(scenario.replicates):
+            for arm_index, arm in enumerate(scenario.arms):
+                index = None if point is None else point.index
+                cells.append(Cell(len(cells), arm_index, arm.name, rep, index))
     return cells
+
+
+def cell_docs(scenario: Scenario, points: list[SweepPoint]) -> dict[int | None, dict[str, Any]]:
+    """The scenario document each cell runs, by sweep point (``None`` without a sweep)."""
+    if not points:
+        return {None: scenario.model_dump(mode="json")}
+    return {point.index: point.doc() for point in points}
+
+
+def cell_complete(cell_dir: Path) -> bool:
+    """A finished cell: its manifest is written and its ``_INCOMPLETE`` marker is gone."""
+    return (cell_dir / "manifest.json").is_file() and not (cell_dir / INCOMPLETE).exists()
 
 
 def versions() -> dict[str, str | None]:
@@ -99,7 +124,10 @@ def new_run_dir(scenario: Scenario, output: Path | None) -> Path:
     """``output`` if given (must not hold files), else ``<output.dir>/<name>-<UTC stamp>``."""
     if output is not None:
         if output.exists() and (not output.is_dir() or any(output.iterdir())):
-            raise RecarenaError(f"--output {output}: already exists and is not an empty directory")
+            raise RecarenaError(
+                f"--output {output}: already exists and is not an empty directory "
+                "(to finish an interrupted run there: --resume)"
+            )
         return output
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     base = Path(scenario.output.dir) / f"{scenario.name}-{stamp}"
@@ -142,6 +170,7 @@ def run_cell(
     log.close()
     wall = time.perf_counter() - started
     manifest = {
+        **({} if cell.point is None else {"point": cell.point}),
         "arm": cell.arm,
         "rep": cell.rep,
         "seed": scenario.seed,
@@ -192,13 +221,22 @@ def run_experiment(
     cells: list[Cell] | None = None,
     llm_cache_mode: str | None = None,
     llm_cache_path: Path | None = None,
+    address: str | None = None,
+    resume: bool = False,
 ) -> RunResult:
     """Run every cell; raises :class:`Interrupted` after marking the run on Ctrl-C / SIGTERM.
 
     With LLM users, the cache and (for ``llm.provider: local``) a llama.cpp server are set up
     here once for all cells; the server is stopped by its PID however the run ends.
+
+    ``executor="ray"`` sends each cell to Ray as a task: to the cluster at ``address``
+    (``"auto"`` or ``ray://host:port``), else to a local Ray instance started here with
+    ``workers`` (default: all cores) CPUs. ``resume=True`` continues the run already in
+    ``run_dir`` with the same scenario: finished cells are kept untouched, the rest rerun.
     """
-    cells = cells if cells is not None else plan_cells(scenario)
+    points = expand_sweep(scenario)
+    cells = cells if cells is not None else plan_cells(scenario, points)
+    previous = resumable_manifest(run_dir, scenario) if resume else None
     llm_runtime = None
     if scenario.uses_llm:
         cache_path = llm_cache_path or Path(
@@ -214,7 +252,13 @@ def run_experiment(
             cache_mode=mode,
         )
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "scenario.resolved.yaml").write_text(dump_scenario(scenario), encoding="utf-8")
+    if previous is None:
+        (run_dir / "scenario.resolved.yaml").write_text(dump_scenario(scenario), encoding="utf-8")
+        for point in points:  # each point's scenario, as a plain run of it would save it
+            (run_dir / point.path).mkdir(exist_ok=True)
+            (run_dir / point.path / "scenario.resolved.yaml").write_text(
+                dump_scenario(point.scenario), encoding="utf-8"
+            )
     manifest: dict[str, Any] = {
         "name": scenario.name,
         "status": "running",
@@ -236,8 +280,18 @@ def run_experiment(
             "cache_path": llm_runtime.cache_path,
             "cache_mode": llm_runtime.cache_mode,
         }
+    if points:
+        manifest["sweep"] = {
+            "paths": list(scenario.sweep or {}),
+            "points": [{"point": p.index, "path": p.path, "params": p.params} for p in points],
+        }
+        manifest["cells"] = [
+            {"point": cell.point, **entry}
+            for entry, cell in zip(manifest["cells"], cells, strict=True)
+        ]
+    to_run = _prepare_cells(run_dir, cells, manifest, previous)
     _write_json(run_dir / "manifest.json", manifest)
-    doc = scenario.model_dump(mode="json")
+    docs = cell_docs(scenario, points)
     started = time.perf_counter()
 
     def finish(status: str) -> None:
@@ -260,12 +314,20 @@ def run_experiment(
             llm_runtime = LLMRuntime(
                 llm_runtime.run_id, llm_runtime.cache_path, server.base_url, llm_runtime.cache_mode
             )
-        if executor == "local" or len(cells) == 1:
+        if on_progress:
             for cell in cells:
+                if cell not in to_run:  # finished before a resume
+                    on_progress(cell, 1.0)
+        if not to_run:
+            pass
+        elif executor == "ray":
+            _run_ray(docs, to_run, run_dir, workers, address, on_progress, done, llm_runtime)
+        elif executor == "local" or len(to_run) == 1:
+            for cell in to_run:
                 report = (lambda f, c=cell: on_progress(c, f)) if on_progress else None
-                done(cell, run_cell(doc, cell, str(run_dir), report, llm_runtime))
+                done(cell, run_cell(docs[cell.point], cell, str(run_dir), report, llm_runtime))
         else:
-            _run_pool(doc, cells, run_dir, workers, on_progress, done, llm_runtime)
+            _run_pool(docs, to_run, run_dir, workers, on_progress, done, llm_runtime)
     except (KeyboardInterrupt, Interrupted):
         for entry in manifest["cells"]:
             if entry["status"] != "complete":
@@ -289,6 +351,66 @@ def _needs_local_server(scenario: Scenario, runtime: LLMRuntime) -> bool:
     return scenario.llm.provider == "local" and runtime.cache_mode != "replay"
 
 
+def resumable_manifest(run_dir: Path, scenario: Scenario) -> dict[str, Any]:
+    """The manifest of the run to resume, after checking it ran this very scenario."""
+    path = run_dir / "manifest.json"
+    if not path.is_file():
+        raise RecarenaError(f"--resume {run_dir}: not a recarena run directory (no manifest.json)")
+    try:
+        previous = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise RecarenaError(f"{path}: unreadable manifest: {exc}") from None
+    current = json.loads(json.dumps(scenario.model_dump(mode="json"), default=str))
+    where = _first_difference(previous.get("scenario"), current)
+    if where is not None:
+        raise RecarenaError(
+            f"--resume {run_dir}: the scenario differs from the one the run started with "
+            f"(at {where or 'the top level'}); resume with the same file and options"
+        )
+    return previous
+
+
+def _first_difference(old: Any, new: Any, where: str = "") -> str | None:
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in [*old, *(k for k in new if k not in old)]:
+            if key not in old or key not in new:
+                return f"{where}.{key}".lstrip(".")
+            found = _first_difference(old[key], new[key], f"{where}.{key}")
+            if found is not None:
+                return found.lstrip(".")
+        return None
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        for i, (a, b) in enumerate(zip(old, new, strict=True)):
+            found = _first_difference(a, b, f"{where}[{i}]")
+            if found is not None:
+                return found
+        return None
+    return None if old == new else where.lstrip(".")
+
+
+def _prepare_cells(
+    run_dir: Path, cells: list[Cell], manifest: dict[str, Any], previous: dict[str, Any] | None
+) -> list[Cell]:
+    """Cells still to run. On resume, finished cells are marked complete (from their own
+    manifests) and left alone; a half-written cell is removed so it reruns from scratch."""
+    if previous is None:
+        return list(cells)
+    manifest["started_at"] = previous.get("started_at", manifest["started_at"])
+    manifest["resumed_at"] = [*previous.get("resumed_at", []), datetime.now(UTC).isoformat()]
+    to_run = []
+    for cell in cells:
+        cell_dir = run_dir / cell.path
+        if cell_complete(cell_dir):
+            cell_manifest = json.loads((cell_dir / "manifest.json").read_text(encoding="utf-8"))
+            manifest["cells"][cell.index] |= {"status": "complete", **_summary(cell_manifest)}
+            continue
+        if cell_dir.exists():
+            shutil.rmtree(cell_dir)
+        to_run.append(cell)
+    manifest["resumed_cells"] = len(to_run)
+    return to_run
+
+
 def _summary(cell_manifest: dict[str, Any]) -> dict[str, Any]:
     return {"wall_seconds": cell_manifest["wall_seconds"], "rows": cell_manifest["rows"]}
 
@@ -297,7 +419,7 @@ def _raise_interrupt(signum, frame) -> None:  # noqa: ARG001
     raise Interrupted("terminated")
 
 
-def _run_pool(doc, cells, run_dir, workers, on_progress, done, llm_runtime) -> None:
+def _run_pool(docs, cells, run_dir, workers, on_progress, done, llm_runtime) -> None:
     context = multiprocessing.get_context("spawn")
     workers = max(1, min(workers or os.cpu_count() or 1, len(cells)))
     with context.Manager() as manager:
@@ -307,7 +429,9 @@ def _run_pool(doc, cells, run_dir, workers, on_progress, done, llm_runtime) -> N
             pending = {
                 cell.index: (
                     cell,
-                    pool.apply_async(_pool_cell, (doc, cell, str(run_dir), messages, llm_runtime)),
+                    pool.apply_async(
+                        _pool_cell, (docs[cell.point], cell, str(run_dir), messages, llm_runtime)
+                    ),
                 )
                 for cell in cells
             }
@@ -327,3 +451,111 @@ def _run_pool(doc, cells, run_dir, workers, on_progress, done, llm_runtime) -> N
             raise
         finally:
             pool.join()
+
+
+# ------------------------------------------------------------------ Ray plumbing
+class _ProgressSink:
+    """A Ray actor holding cells' progress reports until the driver collects them."""
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[int, float]] = []
+
+    def put(self, index: int, fraction: float) -> None:
+        self.reports.append((index, fraction))
+
+    def drain(self) -> list[tuple[int, float]]:
+        reports, self.reports = self.reports, []
+        return reports
+
+
+def _ray_cell(scenario_doc, cell: Cell, run_dir: str, sink, llm_runtime) -> dict[str, Any]:
+    def report(fraction: float) -> None:
+        sink.put.remote(cell.index, fraction)
+
+    return run_cell(scenario_doc, cell, run_dir, report if sink is not None else None, llm_runtime)
+
+
+def _import_ray():
+    import warnings
+
+    # importing ray replaces the SIGTERM handler with sys.exit; keep ours (mark "interrupted")
+    handler = signal.getsignal(signal.SIGTERM)
+    with warnings.catch_warnings():  # ray 2.6 imports the deprecated pkg_resources
+        warnings.simplefilter("ignore")
+        try:
+            import ray
+        except ImportError:
+            raise RecarenaError("--executor ray: ray is not installed (pip install ray)") from None
+        finally:
+            if handler is not None:
+                signal.signal(signal.SIGTERM, handler)
+    return ray
+
+
+def _run_ray(docs, cells, run_dir, workers, address, on_progress, done, llm_runtime) -> None:
+    """One Ray task per cell. A Ray session that is already up (``ray.init`` by the caller) is
+    used as it is and left running; one started here is shut down here."""
+    import logging
+
+    ray = _import_ray()
+    # An exception raised by a signal handler while Ray's C++ code is waiting is swallowed
+    # ("Exception ignored in check_signals"), so here Ctrl-C / SIGTERM only set a flag, and
+    # the loop below raises Interrupted from plain Python.
+    stop: list[int] = []
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+    def request_stop(signum, frame) -> None:  # noqa: ARG001
+        stop.append(signum)
+
+    for sig in previous:
+        signal.signal(sig, request_stop)
+    started_here = not ray.is_initialized()
+    pending: dict[Any, Cell] = {}
+    try:
+        if started_here:
+            options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
+            if address:
+                try:
+                    ray.init(address=address, **options)
+                except (ConnectionError, RuntimeError, ValueError) as exc:
+                    raise RecarenaError(
+                        f"--address {address}: no Ray cluster there: {exc}"
+                    ) from None
+            else:
+                cpus = workers or os.cpu_count() or 1
+                ray.init(address="local", num_cpus=cpus, include_dashboard=False, **options)
+            for sig in previous:  # in case ray.init installed its own
+                signal.signal(sig, request_stop)
+        sink = ray.remote(num_cpus=0)(_ProgressSink).remote() if on_progress else None
+        task = ray.remote(num_cpus=1, max_retries=0)(_ray_cell)
+        # the run directory must be on storage the workers share; an absolute path finds it
+        where = str(Path(run_dir).resolve())
+        for cell in cells:
+            pending[task.remote(docs[cell.point], cell, where, sink, llm_runtime)] = cell
+        while pending:
+            if stop:
+                raise Interrupted("interrupted by signal")
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.2)
+            if sink is not None:
+                running = {cell.index: cell for cell in pending.values()}
+                for index, fraction in ray.get(sink.drain.remote()):
+                    if index in running:
+                        on_progress(running[index], fraction)
+            for ref in ready:
+                cell = pending.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayTaskError as exc:  # re-raise the cell's own error
+                    cause = getattr(exc, "cause", None)
+                    raise (cause if isinstance(cause, Exception) else exc) from None
+                done(cell, result)
+    except BaseException:
+        for ref in pending:
+            ray.cancel(ref, force=True)
+        raise
+    finally:
+        if started_here:
+            ray.shutdown()
+        for sig, handler in previous.items():
+            if handler is not None:
+                signal.signal(sig, handler)

@@ -19,6 +19,7 @@ from pydantic import (
     Tag,
     ValidationError,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -85,7 +86,7 @@ class LLMPanel(Section):
     """Most recent interactions and reflections kept per user."""
     retrieve: Annotated[int, Field(ge=0, le=20)] = 3
     """Memories retrieved per page by TF-IDF similarity to the slate."""
-    reflect_every_sessions: Annotated[int, Field(ge=0)] = 3
+    reflect_every_sessions: Annotated[int, Field(ge=0)] = 5
     """Write a reflection after every N-th session of a user (0 = never); amortised, not per
     page, so calls per page stay near one."""
 
@@ -297,6 +298,16 @@ class Scenario(Section):
     baseline: str | None = None
     metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS))
     output: Output = Output()
+    sweep: dict[str, Annotated[list[Any], Field(min_length=1)]] | None = None
+    """Parameter grid, dotted path -> values; expanded and checked by simulator/sweep.py."""
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_sweep(self, handler: Any) -> dict[str, Any]:
+        # a scenario without a sweep dumps exactly as before sweeps existed (same resolved YAML)
+        data = handler(self)
+        if data.get("sweep") is None:
+            data.pop("sweep", None)
+        return data
 
     @field_validator("metrics")
     @classmethod

@@ -10,7 +10,7 @@
 For scale, Agent4Rec reports 1,000 agents x up to 5 pages in 4,068 s and 6.9M tokens (about
 1.2 pages/s and about 1,400 tokens per page, with a paid API); those figures are quoted, not run.
 
-    python benchmarks/llm.py [--scenario scenarios/llm_panel.yaml] [--days N]
+    python benchmarks/llm_users.py [--scenario scenarios/llm_panel.yaml] [--days N]
 """
 
 from __future__ import annotations

@@ -1,0 +1,368 @@
+"""``recarena report``: one self-contained HTML file summarising a run.
+
+The file has no JavaScript and no external references (figures are inline SVG, styles inline),
+so it opens offline, can be mailed or attached to a ticket, and renders the same everywhere.
+Everything in it is read from the run directory: the manifest, the resolved scenario and the
+logs of the finished cells. Unfinished cells are left out and listed in a visible note.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
+
+from analysis.compare import compare
+from analysis.grid import by_col, by_slot
+from analysis.load import RunLogs, load_one_world
+from analysis.metrics import METRICS
+from analysis.report_data import (
+    SERIES_COLUMNS,
+    daily_series,
+    exposure_lorenz,
+    mean_over_reps,
+    surface_kinds,
+)
+from analysis.report_plots import (
+    arm_colors,
+    carousel_heatmap,
+    list_heatmap,
+    lorenz_figure,
+    time_series_figure,
+    to_svg,
+)
+from simulator.errors import RecarenaError
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+@dataclass(frozen=True)
+class AbRow:
+    """One formatted line of the A/B table."""
+
+    metric: str
+    arm: str
+    mean: str
+    delta: str
+    interval: str
+    verdict: str  # "better", "worse", "significant" (no direction known) or ""
+    first: bool
+    ci_over: str = ""  # what the CI resamples: "replicates" or "users" (when compare says)
+    p_adjusted: str = ""
+
+
+@dataclass
+class Report:
+    """Everything the template shows, already formatted."""
+
+    title: str
+    summary: list[tuple[str, str]]
+    arms: list[dict[str, str]]
+    notes: list[str]
+    baseline: str
+    ab_rows: list[AbRow]
+    ab_note: str
+    ab_extra: bool  # the table has CI-over and adjusted-p columns
+    figures: dict[str, Markup] = field(default_factory=dict)
+    heatmaps: list[Markup] = field(default_factory=list)
+    llm: dict[str, Any] | None = None
+
+
+def _pct(x: float) -> str:
+    x = 0.0 if abs(x) < 0.05 else x  # never "-0.0%"
+    return f"{x:+.1f}%" if abs(x) < 100 else f"{x:+.0f}%"
+
+
+def _num(x: float | None) -> str:
+    if x is None:
+        return "—"
+    return f"{x:.3g}" if abs(x) < 1000 else f"{x:,.0f}"
+
+
+def ab_rows(frame: pl.DataFrame) -> list[AbRow]:
+    """The compare() frame as table rows: relative Δ and its CI in % of the baseline mean.
+
+    Significance is compare()'s own decision (the ``significant`` column); ``ci_over`` and
+    ``p_adjusted`` are shown when compare() provides them.
+    """
+    rows = []
+    for metric in dict.fromkeys(frame["metric"].to_list()):
+        higher = METRICS[metric].higher_is_better if metric in METRICS else None
+        for i, row in enumerate(frame.filter(pl.col("metric") == metric).iter_rows(named=True)):
+            delta = interval = verdict = p_adj = ""
+            if row["delta"] is not None:
+                base_mean = row["mean"] - row["delta"]
+                low, high = row["delta_ci_low"], row["delta_ci_high"]
+                if base_mean:
+                    delta = _pct(100 * row["delta"] / base_mean)
+                    if low is not None:
+                        a, b = sorted((100 * low / base_mean, 100 * high / base_mean))
+                        interval = f"[{_pct(a)}, {_pct(b)}]"
+                else:
+                    delta = f"{row['delta']:+.3g}"
+                    if low is not None:
+                        interval = f"[{low:+.3g}, {high:+.3g}]"
+                if row["significant"]:
+                    delta += "*"
+                    if higher is None:
+                        verdict = "significant"
+                    else:
+                        verdict = "better" if (row["delta"] > 0) == higher else "worse"
+                if row.get("p_adjusted") is not None:
+                    p_adj = f"{row['p_adjusted']:.3f}"
+            rows.append(
+                AbRow(
+                    metric,
+                    row["arm"],
+                    _num(row["mean"]),
+                    delta,
+                    interval,
+                    verdict,
+                    i == 0,
+                    row.get("ci_over") or "",
+                    p_adj,
+                )
+            )
+    return rows
+
+
+def ab_note(frame: pl.DataFrame) -> str:
+    """What each CI is over and what the star means, in words, for the table's caption."""
+    n_reps = int(frame["n_reps"].min()) if frame.height else 0
+    over = (
+        dict(frame.select("metric", "ci_over").unique(maintain_order=True).iter_rows())
+        if "ci_over" in frame.columns
+        else dict.fromkeys(frame["metric"].unique(maintain_order=True), "replicates")
+    )
+    by_users = [m for m, o in over.items() if o == "users"]
+    by_reps = [m for m, o in over.items() if o != "users"]
+
+    def which(group: list[str]) -> str:
+        return "" if len(group) == len(over) else f" ({', '.join(group)})"
+
+    parts = ["Δ is relative to the baseline mean."]
+    if by_users:
+        parts.append(
+            f"CIs over users{which(by_users)}: a cluster bootstrap of users (the same users "
+            f"drawn for every arm) within the {n_reps} replicate(s). They measure the "
+            "uncertainty from which users were simulated, with each replicate's catalog and "
+            "creators held fixed."
+        )
+    if by_reps and n_reps >= 2:
+        parts.append(
+            f"CIs over replicates{which(by_reps)}: a percentile bootstrap over the {n_reps} "
+            "replicates of the mean paired difference (arm − baseline in the same replicate, "
+            "common random numbers). They measure how much the difference varies between "
+            "independently simulated worlds. With few replicates this bootstrap is coarse."
+        )
+    elif by_reps:
+        parts.append(
+            f"No CI{which(by_reps)}: 1 replicate. Run with --replicates 2 or more to get them."
+        )
+    if "p_adjusted" in frame.columns:
+        tests = int(frame["p_adjusted"].is_not_null().sum())
+        parts.append(
+            f"* = significant after a Holm correction over the {tests} deltas of this table "
+            "(adjusted bootstrap p < 0.05)."
+        )
+    else:
+        parts.append("* = the CI excludes 0.")
+    parts.append("Green/red = better/worse for that metric.")
+    return " ".join(parts)
+
+
+def _count(value: Any) -> str:
+    """Thousands separators for numbers; anything else (a missing value) as it is."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    return f"{value:,}" if isinstance(value, int) else f"{value:,g}"
+
+
+def _surface_text(surface: dict[str, Any] | None) -> str:
+    if not surface:
+        return ""
+    if surface.get("type") == "carousel":
+        themes = ", ".join(r["theme"] for r in surface.get("rows", []))
+        return f"carousel {len(surface.get('rows', []))}×{surface.get('cols')} ({themes})"
+    return f"list of {surface.get('k')}"
+
+
+def _summary(logs: RunLogs) -> tuple[list[tuple[str, str]], list[dict[str, str]]]:
+    manifest, scenario = logs.manifest, logs.manifest.get("scenario", {})
+    population = scenario.get("population", {})
+    users = _count(population.get("users", "?"))
+    if population.get("model", "rule") != "rule":
+        panel = (population.get("llm_panel") or {}).get("users")
+        users += f" (model {population['model']}" + (f", LLM panel {panel}" if panel else "") + ")"
+    catalog = scenario.get("catalog", {})
+    creators = scenario.get("creators", {})
+    summary = [
+        ("scenario", manifest.get("name", "?")),
+        ("description", scenario.get("description") or ""),
+        ("status", manifest.get("status", "?")),
+        ("seed", str(manifest.get("seed", scenario.get("seed", "?")))),
+        ("replicates", str(manifest.get("replicates", scenario.get("replicates", "?")))),
+        ("days", _count(scenario.get("horizon", {}).get("days", "?"))),
+        ("users", users),
+        ("initial items", _count(catalog.get("initial_items", "?"))),
+        ("creators", str(creators.get("count", "?"))),
+        ("surface", _surface_text(scenario.get("surface"))),
+        ("baseline", manifest.get("baseline") or ""),
+        ("started", manifest.get("started_at", "")),
+        ("wall time", f"{manifest['wall_seconds']:.1f} s" if "wall_seconds" in manifest else ""),
+        ("git commit", (manifest.get("git_commit") or "")[:12]),
+        ("run directory", str(logs.run_dir)),
+    ]
+    arms = []
+    for arm in scenario.get("arms", []):
+        rec = arm.get("recommender", {})
+        params = ", ".join(f"{k}={v}" for k, v in (rec.get("params") or {}).items())
+        arms.append(
+            {
+                "name": arm["name"],
+                "recommender": rec.get("type", "?"),
+                "params": params,
+                "surface": _surface_text(arm.get("surface")) or "scenario's",
+            }
+        )
+    return [(k, v) for k, v in summary if v], arms
+
+
+def _llm_section(logs: RunLogs) -> dict[str, Any] | None:
+    if "llm" not in logs.manifest:
+        return None
+    accounting = logs.manifest["llm"].get("accounting")
+    if accounting is None:  # an interrupted run: recompute from the logs that exist
+        from simulator.llm_accounting import summarize_llm_calls
+        from simulator.scenario import parse_scenario
+
+        scenario = parse_scenario(logs.manifest["scenario"], str(logs.run_dir / "manifest.json"))
+        accounting = summarize_llm_calls(logs.run_dir, scenario)
+    per_arm = (
+        logs.sessions.group_by("arm", "llm_user")
+        .agg(
+            pl.len().alias("sessions"),
+            pl.col("pages").mean().alias("pages_per_session"),
+            pl.col("clicks").mean().alias("clicks_per_session"),
+        )
+        .sort("arm", "llm_user")
+        .collect()
+    )
+    users = [
+        {
+            "arm": r["arm"],
+            "who": "LLM panel" if r["llm_user"] else "rule-based",
+            "sessions": f"{r['sessions']:,}",
+            "pages": f"{r['pages_per_session']:.2f}",
+            "clicks": f"{r['clicks_per_session']:.2f}",
+        }
+        for r in per_arm.iter_rows(named=True)
+    ]
+    shown = {k: v for k, v in accounting.items() if k != "by_purpose"}
+    purposes = ", ".join(f"{k} {v:,}" for k, v in (accounting.get("by_purpose") or {}).items())
+    if purposes:
+        shown["calls by purpose"] = purposes
+    shown["cache mode"] = logs.manifest["llm"].get("cache_mode", "")
+    return {"accounting": [(k.replace("_", " "), str(v)) for k, v in shown.items()], "users": users}
+
+
+def build_report(
+    run_dir: str | Path, baseline: str | None = None, point: int | None = None
+) -> Report:
+    """Read a run directory and compute everything the HTML shows."""
+    run_dir = Path(run_dir)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # unfinished cells are shown as a note instead
+        logs = load_one_world(run_dir, point)
+    notes = []
+    if logs.incomplete:
+        cells = ", ".join(f"arm={c.arm}/rep={c.rep}" for c in logs.incomplete)
+        notes.append(
+            f"{len(logs.incomplete)} unfinished cell(s) left out of every table and figure: "
+            f"{cells}."
+        )
+    if logs.manifest.get("status") not in (None, "complete"):
+        notes.append(f"The run's status is '{logs.manifest['status']}', not 'complete'.")
+    if baseline is None and logs.baseline not in logs.arms:
+        notes.append(
+            f"The baseline arm '{logs.baseline}' has no finished cells; comparing against "
+            f"'{logs.arms[0]}' instead."
+        )
+        baseline = logs.arms[0]
+    frame = compare(logs, baseline=baseline, metrics=logs.manifest.get("metrics"))
+    baseline = frame.filter(pl.col("delta").is_null())["arm"][0]
+    summary, arms = _summary(logs)
+    report = Report(
+        title=f"recarena report: {logs.manifest.get('name', run_dir.name)}",
+        summary=summary,
+        arms=arms,
+        notes=notes,
+        baseline=baseline,
+        ab_rows=ab_rows(frame),
+        ab_note=ab_note(frame),
+        ab_extra="p_adjusted" in frame.columns,
+        llm=_llm_section(logs),
+    )
+    colors = arm_colors(logs.arms)
+    means = mean_over_reps(daily_series(logs), SERIES_COLUMNS)
+    report.figures["series"] = _svg(time_series_figure(means, colors), "series")
+    lorenz = lorenz_figure(
+        exposure_lorenz(logs, "item_id"), exposure_lorenz(logs, "creator_id"), colors
+    )
+    report.figures["lorenz"] = _svg(lorenz, "lorenz")
+    kinds = surface_kinds(logs)
+    list_arms = [a for a in logs.arms if kinds[a] == "list"]
+    if list_arms:
+        cols = by_col(logs).filter(pl.col("arm").is_in(list_arms))
+        if cols.height:
+            report.heatmaps.append(_svg(list_heatmap(cols, list_arms), "heat-list"))
+    carousel_arms = [a for a in logs.arms if kinds[a] == "carousel"]
+    if carousel_arms:
+        slots = by_slot(logs)
+        for i, arm in enumerate(carousel_arms):
+            if slots.filter(pl.col("arm") == arm).height:
+                report.heatmaps.append(_svg(carousel_heatmap(slots, arm), f"heat-{i}"))
+    return report
+
+
+def _svg(fig, salt: str) -> Markup:
+    return Markup(to_svg(fig, salt))  # noqa: S704 - our own matplotlib output, not user input
+
+
+def render_html(report: Report) -> str:
+    env = Environment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=select_autoescape(["j2", "html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    return env.get_template("report.html.j2").render(r=report)
+
+
+def write_report(
+    run_dir: str | Path,
+    output: str | Path | None = None,
+    baseline: str | None = None,
+    point: int | None = None,
+) -> Path:
+    """Write the HTML report atomically (temporary file, then rename) and return its path."""
+    run_dir = Path(run_dir)
+    target = Path(output) if output is not None else run_dir / "report.html"
+    if target.is_dir():
+        raise RecarenaError(f"--output: {target} is a directory; give a file name")
+    if not target.parent.is_dir() and run_dir.is_dir():  # a missing run_dir is load()'s error
+        raise RecarenaError(f"--output: directory not found: {target.parent}")
+    html = render_html(build_report(run_dir, baseline, point))
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(html, encoding="utf-8")
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target

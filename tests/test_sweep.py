@@ -1,0 +1,250 @@
+"""Parameter sweeps, the Ray executor and resuming an interrupted run."""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from analysis.compare import compare
+from analysis.load import load
+from simulator.errors import RecarenaError
+from simulator.experiment import INCOMPLETE, plan_cells, run_experiment
+from simulator.scenario import parse_scenario
+from simulator.sweep import expand_sweep, parse_path
+from tests.conftest import TINY
+
+# 2 points x 2 arms x 1 replicate, one simulated day: a couple of seconds per run
+SWEEP = copy.deepcopy(TINY) | {
+    "replicates": 1,
+    "horizon": {"days": 1, "tick_seconds": 120},
+    "catalog": {"initial_items": 200, "topics": 8},
+    "population": {"users": 120},
+    "sweep": {"population.explore_prob": [0.1, 0.6]},
+}
+
+
+def _doc(**sweep) -> dict:
+    doc = copy.deepcopy(TINY)
+    doc["sweep"] = sweep
+    return doc
+
+
+def _tables(run: Path) -> dict[str, bytes]:
+    """Every Parquet file of a run by relative path, as bytes."""
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*.parquet"))}
+
+
+# ------------------------------------------------------------------ grid expansion
+def test_grid_is_the_product_with_the_last_path_fastest():
+    doc = _doc(
+        **{
+            "population.explore_prob": [0.1, 0.3],
+            "arms[popularity].recommender.params.half_life_days": [None, 2.0],
+        }
+    )
+    points = expand_sweep(parse_scenario(doc))
+    assert [tuple(p.params.values()) for p in points] == [
+        (0.1, None),
+        (0.1, 2.0),
+        (0.3, None),
+        (0.3, 2.0),
+    ]
+    third = points[3].scenario
+    assert third.population.explore_prob == 0.3
+    assert third.arms[1].recommender.params == {"half_life_days": 2.0}
+    assert third.arms[0].recommender.params == {}
+    assert third.sweep is None and "sweep" not in points[3].doc()
+    # every other field is the base scenario's
+    assert third.population.users == 300 and third.seed == 3
+
+    cells = plan_cells(parse_scenario(doc))
+    assert len(cells) == 4 * 2 * 2  # points x replicates x arms
+    assert [c.path for c in cells[:3]] == [
+        "point=0/arm=random/rep=0",
+        "point=0/arm=popularity/rep=0",
+        "point=0/arm=random/rep=1",
+    ]
+    assert cells[-1].path == "point=3/arm=popularity/rep=1"
+
+
+def test_a_scenario_without_sweep_keeps_its_layout_and_dump():
+    scenario = parse_scenario(copy.deepcopy(TINY))
+    assert "sweep" not in scenario.model_dump(mode="json")
+    assert [c.path for c in plan_cells(scenario)][:2] == [
+        "arm=random/rep=0",
+        "arm=popularity/rep=0",
+    ]
+
+
+def test_paths_are_parsed_into_keys_and_indices():
+    assert parse_path("arms[1].recommender.params.dim") == [
+        "arms",
+        1,
+        "recommender",
+        "params",
+        "dim",
+    ]
+    assert parse_path("arms[mf].surface.k") == ["arms", "mf", "surface", "k"]
+
+
+@pytest.mark.parametrize(
+    ("sweep", "fragments"),
+    [
+        ({"population.explore_prb": [0.1]}, ["sweep.population.explore_prb:", "no key"]),
+        ({"arms[7].recommender.type": ["random"]}, ["sweep.arms[7].recommender.type:", "[7]"]),
+        ({"arms[mf].recommender.type": ["random"]}, ["sweep.arms[mf]", "'mf'", "popularity"]),
+        ({"population..users": [10]}, ["sweep.population..users:", "not a path"]),
+        ({"replicates": [1, 2]}, ["sweep.replicates:", "cannot be swept"]),
+        ({"arms[0].name": ["x"]}, ["sweep.arms[0].name:", "cannot be swept"]),
+        ({"population.users.count": [1]}, ["sweep.population.users.count:", "no fields"]),
+        ({"population.explore_prob": [0.2, 1.5]}, ["sweep.population.explore_prob:", "1.5"]),
+        (
+            {"arms[1].recommender.params.half_life": [1.0]},
+            ["sweep.arms[1].recommender.params.half_life:", "half_life_days"],
+        ),
+    ],
+)
+def test_bad_sweeps_name_the_path(sweep, fragments):
+    with pytest.raises(RecarenaError) as caught:
+        plan_cells(parse_scenario(_doc(**sweep)))
+    for fragment in fragments:
+        assert fragment in str(caught.value)
+
+
+def test_an_empty_value_list_is_a_schema_error():
+    with pytest.raises(RecarenaError, match=r"sweep\.population\.explore_prob: List should have"):
+        parse_scenario(_doc(**{"population.explore_prob": []}))
+
+
+# ------------------------------------------------------------------ executors
+@pytest.fixture(scope="module")
+def local_sweep(tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("sweep") / "local"
+    run_experiment(parse_scenario(copy.deepcopy(SWEEP)), run, executor="local")
+    return run
+
+
+def test_a_point_logs_exactly_what_a_plain_run_of_its_values_logs(local_sweep, tmp_path):
+    plain = copy.deepcopy(SWEEP)
+    del plain["sweep"]
+    plain["population"]["explore_prob"] = 0.6
+    run_experiment(parse_scenario(plain), tmp_path / "plain", executor="local")
+    swept = {k.removeprefix("point=1/"): v for k, v in _tables(local_sweep).items()}
+    assert _tables(tmp_path / "plain").items() <= swept.items()
+    # and the two points differ: the swept value reaches the simulation
+    first, second = (
+        pl.read_parquet(local_sweep / f"point={i}/arm=random/rep=0/sessions.parquet")
+        for i in (0, 1)
+    )
+    assert first["explore"].mean() < 0.3 < second["explore"].mean()
+
+
+def test_the_manifest_maps_points_to_values_and_load_reads_one_point(local_sweep):
+    manifest = json.loads((local_sweep / "manifest.json").read_text())
+    assert manifest["sweep"]["points"] == [
+        {"point": 0, "path": "point=0", "params": {"population.explore_prob": 0.1}},
+        {"point": 1, "path": "point=1", "params": {"population.explore_prob": 0.6}},
+    ]
+    assert [c["point"] for c in manifest["cells"]] == [0, 0, 1, 1]
+    assert "explore_prob: 0.6" in (local_sweep / "point=1/scenario.resolved.yaml").read_text()
+
+    everything = load(local_sweep)
+    sessions = everything.sessions.collect()
+    assert sessions.columns[:3] == ["point", "arm", "rep"]
+    assert sorted(sessions["point"].unique().to_list()) == [0, 1]
+
+    one = load(local_sweep, point=1)
+    expected = pl.read_parquet(local_sweep / "point=1/arm=popularity/rep=0/exposures.parquet")
+    exposures = one.exposures.filter(pl.col("arm") == "popularity").collect()
+    assert exposures.drop("point", "arm", "rep").equals(expected)
+    assert one.point == 1 and set(one.exposures.collect()["point"].unique()) == {1}
+    table = compare(one, metrics=["ctr"])
+    ctr = expected["clicked"].mean()
+    assert table.filter(pl.col("arm") == "popularity")["mean"][0] == pytest.approx(ctr)
+    with pytest.raises(RecarenaError, match="no sweep point 5; points: 0, 1"):
+        load(local_sweep, point=5)
+
+
+@pytest.fixture
+def ray_session():
+    ray = pytest.importorskip("ray")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_executor_writes_the_same_tables_as_local(local_sweep, tmp_path, ray_session):
+    reports: dict[str, float] = {}
+
+    def on_progress(cell, fraction: float) -> None:
+        reports[cell.path] = max(fraction, reports.get(cell.path, 0.0))
+
+    scenario = parse_scenario(copy.deepcopy(SWEEP))
+    result = run_experiment(scenario, tmp_path / "ray", executor="ray", on_progress=on_progress)
+    assert ray_session.is_initialized()  # a session the caller started is left running
+    assert result.manifest["executor"] == "ray" and result.manifest["status"] == "complete"
+    assert reports == {c.path: 1.0 for c in plan_cells(scenario)}
+    local, remote = _tables(local_sweep), _tables(tmp_path / "ray")
+    assert len(local) == 2 * 2 * 8 and local == remote
+
+
+# ------------------------------------------------------------------ resume
+def _stamp(path: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_ino, p.stat().st_mtime_ns) for p in path.rglob("*") if p.is_file()}
+
+
+def test_resume_reruns_only_unfinished_cells(local_sweep, tmp_path):
+    run = tmp_path / "run"
+    scenario = parse_scenario(copy.deepcopy(SWEEP))
+    run_experiment(scenario, run, executor="local")
+    original = _tables(run)
+    assert original == _tables(local_sweep)
+    # one cell killed half-way (marker left), one cell lost altogether
+    (run / "point=1/arm=random/rep=0" / INCOMPLETE).write_text("this cell did not finish\n")
+    (run / "point=1/arm=random/rep=0/exposures.parquet").unlink()
+    for f in (run / "point=0/arm=popularity/rep=0").iterdir():
+        f.unlink()
+    (run / "point=0/arm=popularity/rep=0").rmdir()
+    kept = _stamp(run / "point=0/arm=random") | _stamp(run / "point=1/arm=popularity")
+
+    result = run_experiment(scenario, run, executor="local", resume=True)
+
+    assert _stamp(run / "point=0/arm=random") | _stamp(run / "point=1/arm=popularity") == kept
+    assert _tables(run) == original
+    assert not (run / "point=1/arm=random/rep=0" / INCOMPLETE).exists()
+    assert result.manifest["resumed_cells"] == 2 and len(result.manifest["resumed_at"]) == 1
+    assert [c["status"] for c in result.manifest["cells"]] == ["complete"] * 4
+
+    again = run_experiment(scenario, run, executor="local", resume=True)  # nothing left to do
+    assert again.manifest["resumed_cells"] == 0 and _tables(run) == original
+
+
+def test_resume_refuses_a_different_scenario(local_sweep):
+    changed = copy.deepcopy(SWEEP)
+    changed["population"]["users"] = 121
+    with pytest.raises(RecarenaError, match=r"--resume .*differs.*at population\.users"):
+        run_experiment(parse_scenario(changed), local_sweep, executor="local", resume=True)
+
+
+def test_cli_rejects_bad_executor_options(tmp_path, monkeypatch, capsys):
+    from simulator.cli import main
+
+    path = tmp_path / "s.yaml"
+    path.write_text(json.dumps(SWEEP))
+    for args, message in [
+        (("--executor", "dask"), "error: --executor: unknown 'dask'; known: local, process, ray"),
+        (("--address", "auto"), "error: --address: only for --executor ray"),
+        (("--resume", str(tmp_path)), f"error: --resume {tmp_path}: not a recarena run"),
+        (("--resume", str(tmp_path), "-o", "x"), "error: --resume: the run directory"),
+    ]:
+        monkeypatch.setattr(sys, "argv", ["recarena", "run", str(path), *args])
+        with pytest.raises(SystemExit) as exited:
+            main()
+        assert exited.value.code == 2
+        assert capsys.readouterr().err.startswith(message)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]  # nothing written
