@@ -73,5 +73,9 @@ def build_panel_policy(
     cache = CallCache(Path(runtime.cache_path), mode, runtime.run_id)  # type: ignore[arg-type]
     client = LLMClient(endpoint_for(scenario, runtime.base_url), cache)
     item_text = SyntheticItemText(catalog, catalog.n_topics)
+    if scenario.population.source == "calibrated":  # real titles and genres (e.g. MovieLens)
+        from agents.calibrated_text import calibrated_item_text
+
+        item_text = calibrated_item_text(scenario.population.path, catalog)
     llm = LLMUsers(panel, personas, item_text, client)
     return PanelPolicy(rule_policy, llm, scenario.population, scenario.population.users)

@@ -39,6 +39,11 @@ class UserState:
         self.familiarity[users] += topics
         self.last_topic[users] = topics.argmax(axis=1)
 
+    def drift(self, users: np.ndarray, topics: np.ndarray, rate: float) -> None:
+        """Users (unique) move their taste towards what they consumed: t ← t + rate·(x − t)."""
+        taste = self.taste[users]
+        self.taste[users] = taste + np.float32(rate) * (topics - taste)
+
     def end_of_day(self, cfg: Population) -> None:
         self.satiation *= np.float32(np.exp(-cfg.satiation_decay_per_day))
 

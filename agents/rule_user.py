@@ -4,6 +4,7 @@ Utility of item i for user u in a session with novelty intent e (0 or 1):
 
     U = taste_u · x_i + quality_i − satiation_u · x_i + e · w · (1 − familiarity_u · x_i)
         + sequel_weight · x_i[succ(last topic consumed by u)]
+        + influence · S_u · x_i        (only with a social graph: agents/social.py)
 
 where x_i is the item's topic mix and familiarity_u the user's normalised consumed topic mix.
 The sequel term gives histories an order that sequential recommenders can learn.
@@ -19,6 +20,7 @@ import numpy as np
 
 from agents.choice import mnl_probabilities, sample_choice
 from agents.population import UserState
+from agents.social import SocialState
 from simulator.catalog import Catalog
 from simulator.rng import combine, uniforms
 from simulator.scenario import Population
@@ -34,8 +36,10 @@ class RuleUserPolicy:
         users: UserState,
         catalog: Catalog,
         topic_successor: np.ndarray | None = None,
+        social: SocialState | None = None,
     ) -> None:
         self.cfg = cfg
+        self.social = social
         self.users = users
         self.catalog = catalog
         n_topics = catalog.n_topics
@@ -56,6 +60,8 @@ class RuleUserPolicy:
             last = state.last_topic[users]
             has_last = np.flatnonzero(last >= 0)
             weights[has_last, self.topic_successor[last[has_last]]] += self.cfg.sequel_weight
+        if self.social is not None:  # neighbours' recent topics, linear in x_i like taste
+            weights += self.social.topic_signal(users)
         topics = self.catalog.topics[safe_items]  # [B, k, T]
         utility = np.einsum("bkt,bt->bk", topics, weights)
         utility += self.catalog.quality[safe_items] + novelty[:, None]

@@ -16,7 +16,7 @@ from typing import Any
 import polars as pl
 
 from simulator.errors import RecarenaError
-from simulator.logschema import TABLES
+from simulator.logschema import SCHEMAS, TABLES
 
 INCOMPLETE = "_INCOMPLETE"
 
@@ -42,9 +42,11 @@ class RunLogs:
     sessions: pl.LazyFrame
     items: pl.LazyFrame
     creators: pl.LazyFrame
+    creator_periods: pl.LazyFrame
     daily: pl.LazyFrame
     llm_calls: pl.LazyFrame
     personas: pl.LazyFrame
+    users_end: pl.LazyFrame
     point: int | None = None
     """The sweep point these logs were restricted to (``load(..., point=i)``), else None."""
 
@@ -63,10 +65,17 @@ class RunLogs:
         return self.manifest.get("baseline") or self.arms[0]
 
 
+def _scan_file(path: Path, table: str) -> pl.LazyFrame:
+    """A cell's table; a table the cell predates (a run from an older version) reads as empty."""
+    if path.exists():
+        return pl.scan_parquet(path)
+    return pl.from_arrow(SCHEMAS[table].empty_table()).lazy()
+
+
 def _scan(cells: list[Cell], table: str) -> pl.LazyFrame:
     sweep = any(cell.point is not None for cell in cells)
     frames = [
-        pl.scan_parquet(cell.path / f"{table}.parquet").select(
+        _scan_file(cell.path / f"{table}.parquet", table).select(
             *([pl.lit(cell.point, pl.Int32).alias("point")] if sweep else []),
             pl.lit(cell.arm, pl.Utf8).alias("arm"),
             pl.lit(cell.rep, pl.Int32).alias("rep"),

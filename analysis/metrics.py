@@ -19,7 +19,9 @@ from analysis import metrics_engagement as engagement
 from analysis import metrics_fairness as fairness
 from analysis.load import RunLogs
 from analysis.metrics_base import CELL, Metric, PerUser, from_user_ratio, gini
+from analysis.metrics_creators import METRICS_CREATORS
 from analysis.metrics_engagement import retention_curve
+from analysis.metrics_longterm import METRICS_LONGTERM
 
 __all__ = [
     "CELL",
@@ -127,6 +129,10 @@ _ALL = [
     _ratio("ranking_regret", "utility lost to the order of a page's items",
            "mean over pages of Σ w_sorted U_sorted − Σ w U (best reordering − served)", False,
            fairness.ranking_regret_users, "rearrangement bound; oracle = reorder the page"),
+    # long-term and ecosystem (analysis/metrics_longterm.py)
+    *METRICS_LONGTERM,
+    # creators (analysis/metrics_creators.py)
+    *METRICS_CREATORS,
 ]  # fmt: skip
 
 METRICS: Mapping[str, Metric] = MappingProxyType({m.name: m for m in _ALL})

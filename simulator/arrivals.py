@@ -53,8 +53,15 @@ class Arrivals:
 
 
 def draw_day(
-    day: int, users: UserState, cfg: Population, seed: int, replicate: int, day_length: float = DAY
+    day: int,
+    users: UserState,
+    cfg: Population,
+    seed: int,
+    replicate: int,
+    day_length: float = DAY,
+    rate_boost: np.ndarray | None = None,
 ) -> Arrivals:
+    """The day's sessions. ``rate_boost`` (word of mouth) multiplies visit rates, within the cap."""
     rng = generator(seed, replicate, "arrivals", day)
     max_rate = users.activity * cfg.max_rate_factor
     counts = rng.poisson(max_rate * day_length / DAY)
@@ -65,7 +72,10 @@ def draw_day(
     explore_u = rng.random(n)
     session_id = np.int64(day) * np.int64(2**32) + np.arange(n, dtype=np.int64)
 
-    keep_probability = users.visit_rate(cfg) / np.maximum(max_rate, 1e-300)
+    rate = users.visit_rate(cfg)
+    if rate_boost is not None:  # the ceiling bounds it, so the thinning stays valid
+        rate = np.minimum(rate * rate_boost, max_rate)
+    keep_probability = rate / np.maximum(max_rate, 1e-300)
     keep = accept_u < keep_probability[candidate_user]
     order = np.argsort(offset[keep], kind="stable")
     return Arrivals(

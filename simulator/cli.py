@@ -90,6 +90,9 @@ def run(
         overrides["seed"] = seed
     if overrides:
         scenario = parse_scenario(scenario.model_dump(mode="json") | overrides, str(scenario_file))
+    from simulator.calibrated import resolve_calibrated
+
+    scenario = resolve_calibrated(scenario)  # calibrates on the fly if the file is missing
     run_dir = resume if resume is not None else new_run_dir(scenario, output)
     cells = plan_cells(scenario)
     if resume is not None:
@@ -147,6 +150,40 @@ def run(
 
 
 @app.command()
+def calibrate(
+    dataset: Annotated[str, typer.Argument(help="ml-100k (inside RecBole) or a dataset path.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Population parquet to write.")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="auto, movielens, recbole or csv (when ambiguous).")
+    ] = "auto",
+    topics: Annotated[int, typer.Option(min=1, max=1024, help="Latent topics.")] = 16,
+    seed: Annotated[int, typer.Option(min=0)] = 0,
+) -> None:
+    """Fit users, items, activity and the choice model to real data (simulator/calibration.py)."""
+    import time
+
+    from simulator.calibration import CalibratedPopulation, CalibrationConfig
+    from simulator.calibration import calibrate as fit
+    from simulator.datasets import load_dataset
+
+    if fmt not in ("auto", "movielens", "recbole", "csv"):
+        raise RecarenaError(f"--format: unknown {fmt!r}; known: auto, movielens, recbole, csv")
+    started = time.perf_counter()
+    data = load_dataset(dataset, fmt)  # type: ignore[arg-type]
+    population = fit(data, CalibrationConfig(topics=topics, seed=seed))
+    population.save(output)
+    s = population.scalars
+    users_path, items_path, json_path = CalibratedPopulation.paths(output)
+    print(
+        f"{data.name}: {population.n_users} users, {population.n_items} items, "
+        f"{data.n_interactions} interactions; temperature {s['temperature']:.3f}, no-click "
+        f"utility {s['no_click_utility']:.3f}, mean activity {s['mean_activity']:.3f} "
+        f"sessions/day; {time.perf_counter() - started:.1f} s\n"
+        f"wrote {users_path}, {items_path}, {json_path}"
+    )
+
+
+@app.command()
 def validate(scenario_file: Annotated[Path, typer.Argument(metavar="FILE")]) -> None:
     """Check a scenario file without running it."""
     from simulator.experiment import plan_cells
@@ -156,8 +193,13 @@ def validate(scenario_file: Annotated[Path, typer.Argument(metavar="FILE")]) -> 
     arms = ", ".join(f"{a.name} ({a.recommender.type})" for a in scenario.arms)
     print(
         f"ok: {scenario_file}: {len(plan_cells(scenario))} cells — arms {arms}; "
-        f"{scenario.replicates} replicates; {scenario.population.users} users; "
-        f"{scenario.horizon.days:g} days"
+        f"{scenario.replicates} replicates; "
+        + (
+            f"{scenario.population.users} users; "
+            if scenario.population.source == "generated"
+            else f"users calibrated from {scenario.population.path}; "
+        )
+        + f"{scenario.horizon.days:g} days"
     )
 
 

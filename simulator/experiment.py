@@ -29,6 +29,7 @@ from typing import Any, Literal
 
 from agents.llm_cache import CacheMiss
 from agents.llm_panel import LLMRuntime
+from simulator.calibrated import resolve_calibrated
 from simulator.errors import RecarenaError
 from simulator.llm_accounting import summarize_llm_calls
 from simulator.scenario import Scenario, dump_scenario, parse_scenario
@@ -234,6 +235,7 @@ def run_experiment(
     ``workers`` (default: all cores) CPUs. ``resume=True`` continues the run already in
     ``run_dir`` with the same scenario: finished cells are kept untouched, the rest rerun.
     """
+    scenario = resolve_calibrated(scenario)  # no-op unless population.from is 'calibrated'
     points = expand_sweep(scenario)
     cells = cells if cells is not None else plan_cells(scenario, points)
     previous = resumable_manifest(run_dir, scenario) if resume else None
@@ -311,6 +313,7 @@ def run_experiment(
             from agents.llm_server import LocalServer
 
             server = LocalServer(scenario.llm.context_tokens).start()
+            manifest["llm"]["server"] = {"pid": server.process.pid, "base_url": server.base_url}
             llm_runtime = LLMRuntime(
                 llm_runtime.run_id, llm_runtime.cache_path, server.base_url, llm_runtime.cache_mode
             )

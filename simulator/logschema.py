@@ -89,6 +89,33 @@ CREATORS = [
     Column("items", pa.int32(), "items published by the end of the run"),
 ]
 
+CREATOR_PERIODS = [
+    Column("period", pa.int32(), "review period (0-based; the last may be partial)"),
+    Column("day", pa.float32(), "simulated day the period ended (its review)"),
+    Column("creator_id", pa.int32(), "creator"),
+    Column("exposure", pa.int64(), "impressions of the creator's items in the period"),
+    Column("clicks", pa.int64(), "clicks on the creator's items in the period"),
+    Column("items", pa.int32(), "items the creator had published by the end of the period"),
+    Column("topic_mix", pa.list_(pa.float32()), "topic mix new uploads were drawn from"),
+    Column("top_topic", pa.int16(), "largest entry of topic_mix"),
+    Column("mix_entropy", pa.float32(), "entropy of topic_mix in nats (0: one topic)"),
+    Column("active", pa.bool_(), "still uploading after this review"),
+    Column("low_periods", pa.int16(), "consecutive periods below creators.min_exposure"),
+    Column("joined_day", pa.float32(), "day the creator joined (0 for the initial creators)"),
+    Column("left_day", pa.float32(), "day the creator left (null while active)"),
+    Column("strategy", pa.string(), "creators.strategy.type"),
+    Column("move", pa.string(), "strategy's action: stay, toward:<t>, pick:<t>, focus:<t>, ..."),
+]
+
+USERS_END = [
+    Column("user_id", pa.int64(), "user id (written only when population.taste_drift > 0)"),
+    Column("clicks", pa.int64(), "items the user consumed over the run"),
+    Column("drift_distance", pa.float32(), "‖taste at the end − taste at the start‖₂", truth=True),
+    Column("drift_cosine", pa.float32(), "cosine of taste at the start and at the end", truth=True),
+    Column("start_topic", pa.int16(), "dominant taste topic at the start", truth=True),
+    Column("end_topic", pa.int16(), "dominant taste topic at the end", truth=True),
+]
+
 DAILY = [
     Column("day", pa.int32(), "simulated day"),
     Column("sessions", pa.int64(), "sessions started that day"),
@@ -129,12 +156,14 @@ TABLES: dict[str, list[Column]] = {
     "sessions": SESSIONS,
     "items": ITEMS,
     "creators": CREATORS,
+    "creator_periods": CREATOR_PERIODS,
     "daily": DAILY,
+    "users_end": USERS_END,
     "llm_calls": LLM_CALLS,
     "personas": PERSONAS,
 }
 
-NULL_FOR_NAN = frozenset({"score"})
+NULL_FOR_NAN = frozenset({"score", "left_day"})
 """Float columns where the engine's NaN means missing; written as null."""
 
 SCHEMAS: dict[str, pa.Schema] = {name: _schema(cols) for name, cols in TABLES.items()}

@@ -26,15 +26,19 @@ import numpy as np
 import simpy
 from mesa.agent import AgentSet
 
+from agents.creator_dynamics import CreatorDynamics, creator_llm_client
 from agents.creators import CreatorAgent, creator_profiles
 from agents.llm_panel import LLMRuntime, build_panel_policy
 from agents.memory import ConsumedItems
 from agents.population import generate_users
 from agents.rule_user import RuleUserPolicy
+from agents.social import SocialState
 from agents.user_agent import UserAgent
 from recommenders.base import RecommenderContext
 from recommenders.registry import build
 from simulator.arrivals import DAY, Arrivals, draw_day
+from simulator.calibrated import add_calibrated_items, calibrated_users
+from simulator.calibration import CalibratedPopulation
 from simulator.catalog import Catalog
 from simulator.eventlog import EventLog
 from simulator.rng import arm_key, combine, generator, hash_base
@@ -116,15 +120,36 @@ class SimulationModel(mesa.Model):
 
         cfg_cat, cfg_pop = scenario.catalog, scenario.population
         self.catalog = Catalog(cfg_cat.topics, capacity=max(1024, 2 * cfg_cat.initial_items))
-        self.creators = self._make_creators()
-        self.user_state = generate_users(
-            cfg_pop, cfg_cat.topics, generator(seed, replicate, "population")
+        self.calibrated = (  # a real population (simulator/calibrated.py); None = generated
+            CalibratedPopulation.load(cfg_pop.path) if cfg_pop.source == "calibrated" else None
         )
+        self.creators = self._make_creators()
+        if self.calibrated is not None:
+            self.user_state = calibrated_users(
+                self.calibrated, cfg_pop, generator(seed, replicate, "population")
+            )
+        else:
+            self.user_state = generate_users(
+                cfg_pop, cfg_cat.topics, generator(seed, replicate, "population")
+            )
         self.consumed = ConsumedItems(cfg_pop.users)
         successor = generator(seed, replicate, "catalog", 0).permutation(cfg_cat.topics)
-        self.policy = RuleUserPolicy(cfg_pop, self.user_state, self.catalog, successor)
+        self.social = (  # the same graph under every arm: its own arm-independent stream
+            SocialState.build(
+                cfg_pop.social,
+                self.user_state.taste,
+                cfg_cat.topics,
+                generator(seed, replicate, "social"),
+            )
+            if cfg_pop.social is not None
+            else None
+        )
+        self._taste_start = self.user_state.taste.copy() if cfg_pop.taste_drift > 0 else None
+        self.policy = RuleUserPolicy(
+            cfg_pop, self.user_state, self.catalog, successor, social=self.social
+        )
         self.panel = None
-        if scenario.uses_llm:
+        if scenario.population.llm_users > 0:
             if llm_runtime is None:
                 raise ValueError("a scenario with LLM users needs an LLMRuntime")
             self.panel = build_panel_policy(
@@ -140,6 +165,18 @@ class SimulationModel(mesa.Model):
         )
         self.recommender = build(self.arm.recommender.type, self.arm.recommender.params, context)
         self.surface = build_surface(scenario.surface_for(self.arm), cfg_pop.position_decay)
+        self.creator_llm = creator_llm_client(scenario, llm_runtime)
+        self.creator_dynamics = CreatorDynamics(
+            scenario,
+            replicate,
+            self.arm.name,
+            self.catalog,
+            list(self.creators),
+            self._topic_weights,
+            log,
+            self.creators.add,
+            self.creator_llm,
+        )
         self._recent_clicks = np.zeros(0)
         self._clicks_today: list[np.ndarray] = []
 
@@ -185,8 +222,12 @@ class SimulationModel(mesa.Model):
             )
             for c in range(n)
         ]
+        self._topic_weights = profiles["topic_weights"]
         shares = profiles["share"] / profiles["share"].sum()
         initial = profile_rng.multinomial(cfg.initial_items, shares)
+        if self.calibrated is not None:  # the dataset's items instead of drawn ones
+            add_calibrated_items(self.catalog, self.calibrated)
+            initial[:] = 0
         for creator, count in zip(creators, initial, strict=True):
             if count:
                 creator.publish(self.catalog, cfg, int(count), 0.0)
@@ -215,8 +256,9 @@ class SimulationModel(mesa.Model):
             self._current_day = day
             length = min(DAY, self.horizon_seconds - day * DAY)
             cfg = self.scenario.population
+            boost = self.social.visit_boost() if self.social is not None else None
             arrivals = draw_day(
-                day, self.user_state, cfg, self.scenario.seed, self.replicate, length
+                day, self.user_state, cfg, self.scenario.seed, self.replicate, length, boost
             )
             self.pending = self.pending.concat(arrivals)
             yield self.env.timeout(DAY)
@@ -347,7 +389,8 @@ class SimulationModel(mesa.Model):
         last = np.where(
             counts > 0, self.consumed.matrix[requests.user, np.maximum(counts - 1, 0)], PAD_ITEM
         )
-        return SurfaceState(self.catalog, self._recent_clicks, last)
+        friends = self.social.neighbour_share(requests.user) if self.social is not None else None
+        return SurfaceState(self.catalog, self._recent_clicks, last, friends)
 
     def _log_exposures(self, now, day, request_id, slates: SlateBatch, response) -> None:
         active = self.active
@@ -364,6 +407,8 @@ class SimulationModel(mesa.Model):
 
         items = keep(slates.items)
         n = items.shape[0]
+        clicked_items = slates.items[response.clicked]
+        self.creator_dynamics.count(items, clicked_items)
         self._day["impressions"] += n
         per_slot = (batch, 1)
         self.log.append(
@@ -399,6 +444,12 @@ class SimulationModel(mesa.Model):
         self.user_state.consume(
             users, self.catalog.topics[items], self.scenario.population.satiation_gain
         )
+        if self.social is not None:
+            self.social.record(users, self.catalog.topics[items])
+        if self._taste_start is not None:
+            self.user_state.drift(
+                users, self.catalog.topics[items], self.scenario.population.taste_drift
+            )
         rating = response.rating[rows]
         self._history.append((users, items, np.full(rows.size, now), rating))
         if self.panel is not None:
@@ -457,8 +508,17 @@ class SimulationModel(mesa.Model):
         self._is_active[users] = False
         active.keep(~ending)
 
-    def _log_llm_calls(self) -> None:
-        records = self.panel.llm.client.drain_records()
+    def _review_process(self):
+        """Creators' periodic reviews (agents/creator_dynamics.py), with their LLM calls logged."""
+        period = self.scenario.creators.period_days * DAY
+        while True:
+            yield self.env.timeout(period)
+            self.creator_dynamics.review(self.env.now, self.env)
+            if self.creator_llm is not None:
+                self._log_llm_calls(self.creator_llm)
+
+    def _log_llm_calls(self, client=None) -> None:
+        records = (client or self.panel.llm.client).drain_records()
         if not records:
             return
         contexts = [r.context for r in records]
@@ -490,6 +550,8 @@ class SimulationModel(mesa.Model):
         self._recent_clicks = np.bincount(clicked, minlength=self.catalog.n).astype(np.float64)
         self._clicks_today = []
         self.user_state.end_of_day(self.scenario.population)
+        if self.social is not None:
+            self.social.end_of_day()
         self.datacollector.collect(self)
         self._day = dict.fromkeys(self._day, 0)
 
@@ -499,6 +561,7 @@ class SimulationModel(mesa.Model):
         env = self.env
         env.process(self._day_process())
         env.process(self._retrain_process())
+        env.process(self._review_process())
         for creator in self.creators:
             env.process(creator.upload_process(env, self.catalog, self.scenario.catalog))
         env.process(self._progress_process())
@@ -509,15 +572,38 @@ class SimulationModel(mesa.Model):
         finally:
             if self.panel is not None:
                 self.panel.llm.client.close()
+            if self.creator_llm is not None:
+                self.creator_llm.close()
 
     def _finish(self) -> None:
         if len(self.active):
             n = len(self.active)
             self._end_sessions(np.ones(n, bool), self.horizon_seconds, np.full(n, "horizon"))
         self._end_day(math.ceil(self.scenario.horizon.days) - 1)
+        self.creator_dynamics.review(self.horizon_seconds, None, final=True)
         self._write_static_tables()
 
+    def _write_users_end(self) -> None:
+        """How far each user's taste drifted over the run (only when taste drift is on)."""
+        start, end = self._taste_start, self.user_state.taste
+        if start is None:
+            return
+        norms = np.linalg.norm(start, axis=1) * np.linalg.norm(end, axis=1)
+        cosine = (start * end).sum(axis=1) / np.maximum(norms, 1e-12)
+        self.log.append(
+            "users_end",
+            {
+                "user_id": np.arange(start.shape[0], dtype=np.int64),
+                "clicks": self.consumed.count.astype(np.int64),
+                "drift_distance": np.linalg.norm(end - start, axis=1).astype(np.float32),
+                "drift_cosine": cosine.astype(np.float32),
+                "start_topic": start.argmax(axis=1).astype(np.int16),
+                "end_topic": end.argmax(axis=1).astype(np.int16),
+            },
+        )
+
     def _write_static_tables(self) -> None:
+        self._write_users_end()
         catalog = self.catalog
         self.log.append(
             "items",

@@ -23,6 +23,8 @@ STREAMS = {
     "responses": 4,
     "recommender": 5,
     "panel": 6,
+    "social": 20,  # the social graph (agents/social.py)
+    "creators": 7,  # joins, adaptive creators' topic draws and strategy noise
 }
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)

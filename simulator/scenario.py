@@ -91,6 +91,48 @@ class LLMPanel(Section):
     page, so calls per page stay near one."""
 
 
+class SocialGraphSpec(Section):
+    """How the users' social graph is made (agents/social.py); the same graph under every arm."""
+
+    type: Literal["barabasi_albert", "watts_strogatz", "sbm", "edge_list"]
+    m: Annotated[int, Field(ge=1)] = 3
+    """barabasi_albert: edges each new node attaches with (mean degree ≈ 2m)."""
+    k: Annotated[int, Field(ge=2)] = 6
+    """watts_strogatz: each node's neighbours in the ring lattice (even; degree k)."""
+    p: Probability = 0.1
+    """watts_strogatz: rewiring probability."""
+    blocks: Annotated[int, Field(ge=1)] | None = None
+    """sbm: number of equal blocks; null = each user's dominant taste topic is its block."""
+    mean_degree: PositiveFloat = 8.0
+    """sbm: expected degree."""
+    homophily: Probability = 0.8
+    """sbm: expected share of edges that join two users of the same block."""
+    path: str | None = None
+    """edge_list: a text file of 'u v' lines (user ids, 0-based; '#' starts a comment)."""
+
+    @model_validator(mode="after")
+    def _params_fit_type(self) -> SocialGraphSpec:
+        if self.type == "edge_list" and not self.path:
+            raise ValueError("@path: type 'edge_list' needs the path of an edge-list file")
+        if self.type == "edge_list" and not Path(self.path).is_file():
+            raise ValueError(f"@path: edge-list file not found: {self.path}")
+        if self.type == "watts_strogatz" and self.k % 2:
+            raise ValueError(f"@k: watts_strogatz needs an even k (got {self.k})")
+        return self
+
+
+class Social(Section):
+    """A social graph between users: neighbours' recent consumption sways utility and visits."""
+
+    graph: SocialGraphSpec
+    influence: NonNegFloat = 0.2
+    """Weight of the social term: + influence × Σ_t x_i[t] · (share of neighbours who consumed
+    topic t in the last ``window_days``)."""
+    word_of_mouth: NonNegFloat = 0.1
+    """Visit rate × (1 + word_of_mouth × neighbours' mean clicks yesterday), within the cap."""
+    window_days: Annotated[int, Field(ge=1, le=365)] = 3
+
+
 class Population(Section):
     """Rule-based users: utility = taste·topics + quality − satiation + novelty intent + noise."""
 
@@ -124,6 +166,44 @@ class Population(Section):
     return_sensitivity: NonNegFloat = 1.0
     """Visit rate = activity × exp(return_sensitivity × satisfaction), capped at max_rate_factor."""
     max_rate_factor: Annotated[float, Field(ge=1)] = 3.0
+    taste_drift: Probability = 0.0
+    """After consuming item i: taste_u ← taste_u + taste_drift·(x_i − taste_u). 0 = fixed tastes."""
+    social: Social | None = None
+    """A social graph between users (influence on utility, word-of-mouth visits); null = none."""
+    source: Literal["generated", "calibrated"] = Field("generated", alias="from")
+    """YAML key ``from``. generated: users drawn from the parameters above; calibrated: users
+    (taste, activity) and the initial catalog (topic mixes, quality, titles, genres) read from
+    ``path``, made by ``recarena calibrate`` (simulator/calibration.py)."""
+    path: str | None = None
+    """from=calibrated: the population parquet (``<stem>.items.parquet`` and ``<stem>.json``
+    beside it). Relative paths are relative to the working directory."""
+    dataset: str | None = None
+    """from=calibrated: what to calibrate into ``path`` when it does not exist yet
+    (``ml-100k`` or a dataset path); null = the file must exist."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=True)
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_social(self, handler: Any) -> dict[str, Any]:
+        # without these features the resolved scenario dumps exactly as before they existed
+        data = handler(self)
+        if data.get("social") is None:
+            data.pop("social", None)
+        if data.get("taste_drift") == 0.0:
+            data.pop("taste_drift", None)
+        source = {k: data.pop(k, None) for k in ("source", "path", "dataset")}
+        if source["source"] == "calibrated":
+            keys = {"from": "calibrated", "path": source["path"], "dataset": source["dataset"]}
+            data = {**keys, **data}
+        return data
+
+    @model_validator(mode="after")
+    def _calibrated_has_path(self) -> Population:
+        if self.source == "calibrated" and not self.path:
+            raise ValueError("@path: from 'calibrated' needs the path of a calibrated population")
+        if self.source == "generated" and (self.path or self.dataset):
+            raise ValueError("@from: set 'calibrated' to use path/dataset")
+        return self
 
     @model_validator(mode="after")
     def _panel_matches_model(self) -> Population:
@@ -184,10 +264,32 @@ class LLM(Section):
     cache: LLMCache = LLMCache()
 
 
+class CreatorStrategySpec(Section):
+    type: str = "static"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_strategy(self) -> CreatorStrategySpec:
+        from agents.creator_strategies import validate_params
+
+        validate_params(self.type, self.params)
+        return self
+
+
 class Creators(Section):
     count: Annotated[int, Field(ge=1)] = 20
     uploads_per_day: NonNegFloat = 0.5
     """Mean uploads per creator per day; each creator uploads on its own SimPy process."""
+    strategy: CreatorStrategySpec = Field(default_factory=lambda: CreatorStrategySpec())
+    """How creators adapt their topic mix at each review (agents/creator_strategies.py)."""
+    period_days: PositiveFloat = 7.0
+    """Review period: creators read their exposure and clicks and update, creators join."""
+    min_exposure: NonNegFloat = 0.0
+    """A creator whose items got fewer impressions than this in a period had a low period."""
+    leave_after_periods: Annotated[int, Field(ge=1)] | None = None
+    """Consecutive low periods after which a creator stops uploading (null: never leaves)."""
+    join_rate_per_period: NonNegFloat = 0.0
+    """Mean new creators per period (Poisson; the same joins under every arm)."""
 
 
 class ListSurface(Section):
@@ -200,11 +302,12 @@ class ListSurface(Section):
 
 
 class CarouselRow(Section):
-    theme: Literal["personalized", "topic", "because_you_watched", "trending", "new"]
+    theme: Literal["personalized", "topic", "because_you_watched", "trending", "new", "friends"]
     """personalized: the recommender's ranking; topic: the user's next most frequent topic among
     the recommender's candidates, in the recommender's order; because_you_watched: candidates
     most similar to the user's last consumed item; trending: most clicked in the last day;
-    new: most recently published."""
+    new: most recently published; friends: candidates on the topics the user's social-graph
+    neighbours consumed recently (population.social; without it, the recommender's order)."""
     skip: Probability = 0.0
     """Probability that a user skips this row outright because of its theme."""
 
@@ -334,7 +437,7 @@ class Scenario(Section):
 
     @property
     def uses_llm(self) -> bool:
-        return self.population.llm_users > 0
+        return self.population.llm_users > 0 or self.creators.strategy.type == "llm"
 
     def surface_for(self, arm: Arm) -> ListSurface | CarouselSurface:
         return arm.surface or self.surface

@@ -37,6 +37,7 @@ class SurfaceState:
     catalog: Catalog
     recent_clicks: np.ndarray  # [n_items] clicks in the last day (for "trending")
     last_item: np.ndarray  # [B] last item each request's user consumed, PAD_ITEM if none
+    friends_topics: np.ndarray | None = None  # [B, T] share of neighbours per recent topic
 
 
 class Surface(Protocol):
@@ -122,6 +123,10 @@ class CarouselView:
                 anchor = catalog.topics[np.maximum(state.last_item, 0)]
                 similarity = np.einsum("bct,bt->bc", catalog.topics[safe], anchor)
                 priority = np.where(state.last_item[:, None] >= 0, similarity, rank_score)
+            elif row.theme == "friends" and state.friends_topics is not None:
+                # friends' recent topics first; the recommender's order breaks ties
+                affinity = np.einsum("bct,bt->bc", catalog.topics[safe], state.friends_topics)
+                priority = affinity * cand.shape[1] + rank_score
             blocked = used | (cand < 0) | _in_rows(cand, items)
             priority[blocked] = -np.inf
             order = np.argsort(-priority, axis=1, kind="stable")[:, :n_cols]

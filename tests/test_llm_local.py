@@ -45,19 +45,12 @@ TINY = {
 }
 
 
-def _llama_servers() -> list[int]:
-    """PIDs of any llama.cpp server processes still alive on this machine."""
-    found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"llama_cpp.server" in cmdline:
-            found.append(int(proc.name))
-    return found
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _run(tmp: Path, mode: str, name: str):
@@ -66,9 +59,10 @@ def _run(tmp: Path, mode: str, name: str):
 
 
 def test_real_local_server_records_then_replays_identically(tmp_path):
-    before = set(_llama_servers())
     recorded = _run(tmp_path, "record", "recorded")
-    assert set(_llama_servers()) <= before, "the llama.cpp server outlived the run"
+    server = recorded.manifest["llm"]["server"]
+    assert server["base_url"].startswith("http://127.0.0.1:")
+    assert not _alive(server["pid"]), "the llama.cpp server outlived the run"
 
     cell = Path("arm=popularity") / "rep=0"
     calls = pl.read_parquet(recorded.run_dir / cell / "llm_calls.parquet")
@@ -91,6 +85,7 @@ def test_real_local_server_records_then_replays_identically(tmp_path):
     assert personas.height == 3 and personas["text"].str.len_chars().min() > 20
 
     replayed = _run(tmp_path, "replay", "replayed")
+    assert "server" not in replayed.manifest["llm"]  # replay never starts one
     for table in ("exposures", "interactions", "sessions", "items", "personas"):
         a = pl.read_parquet(recorded.run_dir / cell / f"{table}.parquet")
         b = pl.read_parquet(replayed.run_dir / cell / f"{table}.parquet")

@@ -297,6 +297,12 @@ def test_every_metric_has_documentation_and_a_test_here():
         "intra_list_diversity", "novelty", "serendipity", "calibration_kl", "arp", "aplt",
         "pop_reo", "exposure_merit", "attention_unfairness", "activity_gap", "page_utility",
         "ranking_regret",
+        # hand-checked in test_metrics_longterm.py
+        "homogenization", "homogenization_first10", "entropy_trend", "taste_drift",
+        "creator_time_to_exposure", "item_exposure_unfairness", "creator_exposure_unfairness",
+        "creator_envy",
+        # hand-checked in test_creator_strategies.py
+        "creator_churn", "active_creators_end", "topic_drift_to_popular",
     }  # fmt: skip
     assert set(METRICS) == tested
     for metric in METRICS.values():

@@ -1,0 +1,270 @@
+"""Calibration: hand-checked pieces, then recovery of known parameters from data the simulator
+itself generated, then a calibrated population running in the engine."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+import analysis
+from simulator.calibration import (
+    DAY,
+    CalibratedPopulation,
+    CalibrationConfig,
+    calibrate,
+    creators_from_genres,
+    fit_activity,
+    fit_choice,
+    temporal_split,
+)
+from simulator.datasets import load_interactions
+from simulator.errors import RecarenaError
+from simulator.experiment import run_experiment
+from simulator.scenario import parse_scenario
+
+TRUE_TEMPERATURE, TRUE_NO_CLICK, TRUE_RATE = 0.5, 1.0, 1.0
+
+# A stationary world where every user visits at exactly TRUE_RATE sessions/day (no activity
+# spread, visits independent of satisfaction) and the random recommender shows uniform slates:
+# the situation the pseudo-exposure protocol assumes.
+KNOWN = {
+    "name": "known",
+    "seed": 5,
+    "replicates": 1,
+    "horizon": {"days": 6, "tick_seconds": 120},
+    "catalog": {"initial_items": 150, "topics": 4},
+    "population": {
+        "users": 150,
+        "temperature": TRUE_TEMPERATURE,
+        "no_click_utility": TRUE_NO_CLICK,
+        "visits_per_day": TRUE_RATE,
+        "activity_sd": 0.0,
+        "return_sensitivity": 0.0,
+    },
+    "creators": {"count": 4, "uploads_per_day": 0.0},
+    "surface": {"k": 5},
+    "arms": [{"name": "random", "recommender": {"type": "random"}}],
+}
+
+
+@pytest.fixture(scope="module")
+def simulated(tmp_path_factory) -> analysis.RunLogs:
+    run_dir = tmp_path_factory.mktemp("known") / "run"
+    run_experiment(parse_scenario(KNOWN), run_dir, executor="local")
+    return analysis.load(run_dir)
+
+
+@pytest.fixture(scope="module")
+def interactions_file(simulated, tmp_path_factory) -> Path:
+    """The simulation's exposures as a generic interactions file: one row per impression,
+    click = 1 when it was clicked (what a production log with impressions looks like)."""
+    path = tmp_path_factory.mktemp("inter") / "interactions.csv"
+    simulated.exposures.select(
+        pl.col("user_id").alias("user"),
+        pl.col("item_id").alias("item"),
+        pl.col("time").alias("timestamp"),
+        pl.col("clicked").cast(pl.Int8).alias("click"),
+    ).collect().write_csv(path)
+    return path
+
+
+# ------------------------------------------------------------------------- by hand
+def test_temporal_split_holds_out_each_users_latest_share() -> None:
+    # rows sorted by user then time: user 0 has 5 rows, user 1 has 1, user 2 has 10
+    user = np.array([0] * 5 + [1] + [2] * 10)
+    held = temporal_split(user, 0.2)
+    assert held[:5].tolist() == [False, False, False, False, True]  # floor(0.2*5) = 1
+    assert held[5:6].tolist() == [False]  # a single row stays in training
+    assert held[6:].tolist() == [False] * 8 + [True, True]
+
+
+def test_activity_sessions_and_shrunk_rate() -> None:
+    gap = 1800.0
+    # user 0: sessions at t=0 (2 rows 10 s apart) and t=2 days; user 1: one row at t=3 days
+    user = np.array([0, 0, 0, 1])
+    ts = np.array([0.0, 10.0, 2 * DAY, 3 * DAY])
+    consumed = np.array([True, True, False, True])
+    act = fit_activity(user, ts, consumed, 2, gap, prior_days=1.0)
+    assert act.sessions.tolist() == [2, 1]
+    # exposure from first visit to the data's end: user 0 → 3 days, user 1 → 0 days
+    # pooled rate = (2-1 + 0) / (3 + 0) = 1/3; alpha = 1/3 * 1, beta = 1
+    assert act.pooled_rate == pytest.approx(1 / 3)
+    assert act.rate.tolist() == pytest.approx([(1 + 1 / 3) / 4, (0 + 1 / 3) / 1])
+    assert act.session_length.tolist() == pytest.approx([1.0, 1.0])  # (2 + 0)/2, 1/1
+
+
+def test_fit_choice_on_hand_made_slates() -> None:
+    # 2-slot slates, both slots equal utility 0: with u0 = 0 and any temperature the three
+    # options are equally likely, so clicks on 1/3 of the slates per option must fit u0 ≈ 0
+    utility = np.zeros((300, 2))
+    clicked = np.repeat([-1, 0, 1], 100)
+    fit = fit_choice(utility, clicked)
+    assert fit.no_click_utility == pytest.approx(0.0, abs=1e-4)
+    assert fit.nll == pytest.approx(np.log(3), rel=1e-6)
+    assert fit.click_rate == pytest.approx(2 / 3)
+
+
+def test_creators_are_first_genres() -> None:
+    creator, names = creators_from_genres([["Drama", "War"], [], ["Comedy"], ["Drama"]])
+    assert names == ["(none)", "Comedy", "Drama"]
+    assert creator.tolist() == [2, 0, 1, 2]
+
+
+# ------------------------------------------------------------- recovery from the simulator
+def test_choice_model_recovered_from_simulated_exposures(simulated) -> None:
+    """MLE on the simulator's own pages (examined slots, true utilities) recovers the
+    temperature and no-click utility it ran with.
+
+    Tolerance: ~2,000 pages with a ~40 % click rate give standard errors of about 2 % on the
+    temperature and 0.05 on u0 (observed information at the optimum); 10 % and 0.15 are
+    three standard errors, so a correct fitter passes and a biased one (e.g. ignoring
+    examination, which changes T by > 20 %) fails."""
+    pages = (
+        simulated.exposures.filter(pl.col("examined"))
+        .group_by("request_id")
+        .agg(pl.col("true_utility"), pl.col("clicked"))
+        .collect()
+    )
+    k = KNOWN["surface"]["k"]
+    utility = np.full((pages.height, k), np.nan)
+    clicked = np.full(pages.height, -1)
+    for row, (u, c) in enumerate(
+        zip(pages["true_utility"].to_list(), pages["clicked"].to_list(), strict=True)
+    ):
+        utility[row, : len(u)] = u
+        if any(c):
+            clicked[row] = c.index(True)
+    fit = fit_choice(utility, clicked)
+    assert pages.height > 1000
+    assert fit.temperature == pytest.approx(TRUE_TEMPERATURE, rel=0.10)
+    assert fit.no_click_utility == pytest.approx(TRUE_NO_CLICK, abs=0.15)
+
+
+def test_calibrate_recovers_activity_from_simulated_log(simulated, interactions_file) -> None:
+    """Sessionising the impressions log recovers the 1 session/day every user ran with.
+
+    Tolerance 10 %: ~750 sessions after users' first ones give a Poisson standard error of
+    ~4 % on the pooled rate, and two visits < 30 min apart merge into one session (about 3 %
+    of visits at 1/day), a small downward bias."""
+    data = load_interactions(interactions_file)
+    pop = calibrate(data, CalibrationConfig(topics=4, epochs=3, slates_per_user=20))
+    assert pop.n_users == KNOWN["population"]["users"]
+    assert pop.scalars["pooled_sessions_per_day"] == pytest.approx(TRUE_RATE, rel=0.10)
+    assert pop.activity.mean() == pytest.approx(TRUE_RATE, rel=0.10)
+    sessions = simulated.sessions.collect()
+    true_clicks = sessions["clicks"].mean()
+    assert pop.scalars["mean_session_length"] == pytest.approx(true_clicks, rel=0.10)
+    np.testing.assert_allclose(pop.topics.sum(axis=1), 1.0, rtol=1e-5)  # simplex rows
+    # fitted quality follows the true quality (random slates: clicks rise with quality)
+    truth = simulated.items.sort("item_id").collect()["quality"].to_numpy()
+    fitted = pop.quality[np.argsort(pop.item_id.astype(int))]
+    order = np.argsort(np.argsort(truth)), np.argsort(np.argsort(fitted))
+    assert np.corrcoef(*order)[0, 1] > 0.5
+
+
+# ---------------------------------------------------------------- engine on a calibrated file
+def test_engine_runs_on_calibrated_population(interactions_file, tmp_path: Path) -> None:
+    data = load_interactions(interactions_file)
+    pop = calibrate(data, CalibrationConfig(topics=4, epochs=2, slates_per_user=10))
+    path = tmp_path / "pop.parquet"
+    pop.save(path)
+    loaded = CalibratedPopulation.load(path)
+    np.testing.assert_array_equal(loaded.taste, pop.taste)
+    assert loaded.title == pop.title and loaded.scalars["temperature"] == pop.scalars["temperature"]
+
+    doc = {
+        "name": "cal",
+        "seed": 1,
+        "replicates": 1,
+        "horizon": {"days": 1, "tick_seconds": 300},
+        "population": {"from": "calibrated", "path": str(path), "temperature": 0.7},
+        "creators": {"uploads_per_day": 0.0},
+        "arms": [{"name": "pop", "recommender": {"type": "popularity"}}],
+    }
+    run_experiment(parse_scenario(doc), tmp_path / "run", executor="local")
+    logs = analysis.load(tmp_path / "run")
+    resolved = logs.manifest["scenario"]
+    assert resolved["population"]["users"] == pop.n_users
+    assert resolved["population"]["temperature"] == 0.7  # set in YAML: kept
+    assert resolved["population"]["no_click_utility"] == pytest.approx(
+        pop.scalars["no_click_utility"]
+    )  # not set: fitted
+    assert resolved["catalog"]["topics"] == 4
+    items = logs.items.collect()
+    assert items.height == pop.n_items
+    np.testing.assert_allclose(np.stack(items["topics"].to_list()), pop.topics, rtol=1e-6)
+    assert logs.exposures.select(pl.len()).collect().item() > 0
+
+
+def test_missing_calibrated_file_without_dataset_is_one_error(tmp_path: Path) -> None:
+    from simulator.calibrated import resolve_calibrated
+
+    path = tmp_path / "absent.parquet"
+    doc = {
+        "name": "cal",
+        "population": {"from": "calibrated", "path": str(path)},
+        "arms": [{"name": "r", "recommender": {"type": "random"}}],
+    }
+    with pytest.raises(RecarenaError, match=f"{path} not found.*recarena calibrate"):
+        resolve_calibrated(parse_scenario(doc))
+
+
+def test_calibrate_command(interactions_file, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from simulator.cli import app
+
+    out = tmp_path / "p.parquet"
+    result = CliRunner().invoke(
+        app, ["calibrate", str(interactions_file), "-o", str(out), "--topics", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "150 users" in result.output and out.exists()
+    assert out.with_suffix(".items.parquet").exists() and out.with_suffix(".json").exists()
+    assert CalibratedPopulation.load(out).n_topics == 3
+
+
+# ------------------------------------------------------------- fidelity check 2: ratings
+def test_rating_tv_distance_by_hand() -> None:
+    from analysis.fidelity import rating_histogram, rating_tv
+    from simulator.datasets import InteractionData
+
+    # half stars round up: 0.5 → 1, 2.5 → 3, 4.5 → 5
+    assert rating_histogram(np.array([0.5, 1.0, 2.5, 3.0, 4.5, 5.0])).tolist() == pytest.approx(
+        [2 / 6, 0, 2 / 6, 0, 2 / 6]
+    )
+    real = InteractionData(
+        name="r",
+        user=np.zeros(4, np.int64),
+        item=np.arange(4),
+        timestamp=np.zeros(4),
+        rating=np.array([5.0, 5.0, 4.0, 1.0], np.float32),
+    )
+    sim = pl.DataFrame({"arm": ["a", "a", "b", "b"], "rating": [5.0, 4.0, 3.0, 3.0]})
+    out = rating_tv(real, sim.lazy())
+    # real = [.25, 0, 0, .25, .5]; a = [0, 0, 0, .5, .5] → TV = (.25 + .25)/2 = .25
+    # b = [0, 0, 1, 0, 0] → TV = (.25 + 1 + .25 + .5)/2 = 1.0
+    assert out["arm"].to_list() == ["a", "b"]
+    assert out["tv_distance"].to_list() == pytest.approx([0.25, 1.0])
+
+
+def test_calibrated_item_text_real_titles_then_synthetic_fallback() -> None:
+    from agents.calibrated_text import CalibratedItemText
+    from simulator.catalog import Catalog
+
+    catalog = Catalog(2)
+    topics = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]], np.float32)
+    catalog.add(topics, np.array([1.6, -2.4, 0.0], np.float32), np.zeros(3, np.int32), 0.0)
+    text = CalibratedItemText(["Heat", "Brazil"], [["Crime"], []], catalog, 2)
+    titles = text.titles(np.array([1, 0, 2]))
+    assert titles[:2] == ["Brazil", "Heat"]
+    assert titles[2].endswith("#2")  # item 2 was uploaded during the run: synthetic title
+    assert text.genres(np.array([0, 1])) == [["Crime"], ["Unknown"]]
+    # stars = clip(rint(3 + quality), 1, 5): 1.6 → 5, -2.4 → 1
+    assert text.lines(np.array([0, 1])) == [
+        "Heat (Crime) rated ★★★★★",
+        "Brazil (Unknown) rated ★☆☆☆☆",
+    ]

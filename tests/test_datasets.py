@@ -1,0 +1,158 @@
+"""Loaders: every format on small files the tests write, ML-100K from RecBole, the real
+latest-small copy when present, and one clear error for a missing path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from simulator.datasets import (
+    MOVIELENS_PAGE,
+    Columns,
+    load_dataset,
+    load_interactions,
+    load_ml100k,
+    load_movielens,
+    load_recbole,
+    recbole_ml100k_dir,
+)
+from simulator.errors import RecarenaError
+
+LATEST_SMALL = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-latest-small"
+
+
+def write_movielens(directory: Path) -> Path:
+    directory.mkdir()
+    (directory / "ratings.csv").write_text(
+        "userId,movieId,rating,timestamp\n1,10,4.0,100\n1,20,3.5,50\n2,10,5.0,70\n",
+        encoding="utf-8",
+    )
+    (directory / "movies.csv").write_text(
+        'movieId,title,genres\n10,"Heat (1995)",Action|Crime|Thriller\n'
+        '20,"Shorts, The (2001)",(no genres listed)\n30,Untitled,Drama\n',
+        encoding="utf-8",
+    )
+    return directory
+
+
+def test_movielens_csv(tmp_path: Path) -> None:
+    data = load_dataset(write_movielens(tmp_path / "ml-tiny"))
+    assert data.name == "ml-tiny"
+    assert data.user.tolist() == [1, 1, 2]
+    assert data.item.tolist() == [10, 20, 10]
+    assert data.rating.tolist() == [4.0, 3.5, 5.0]
+    assert data.timestamp.tolist() == [100.0, 50.0, 70.0]
+    assert data.click is None and data.consumed().all()
+    assert data.items["title"].to_list() == ["Heat", "Shorts, The", "Untitled"]
+    assert data.items["genres"].to_list() == [["Action", "Crime", "Thriller"], [], ["Drama"]]
+    assert data.items["year"].to_list() == [1995, 2001, None]
+    assert (data.n_users, data.n_items, data.n_interactions) == (2, 3, 3)
+    assert "grouplens" in data.licence
+
+
+def test_recbole_atomic(tmp_path: Path) -> None:
+    directory = tmp_path / "toy"
+    directory.mkdir()
+    (directory / "toy.inter").write_text(
+        "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+        "u1\t7\t2\t10\nu2\t8\t5\t20\nu1\t8\t4\t30\n",
+        encoding="utf-8",
+    )
+    (directory / "toy.item").write_text(
+        "item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n"
+        "7\tThe Thing\t1982\tHorror Sci-Fi\n8\tBrazil\t\tComedy\n",
+        encoding="utf-8",
+    )
+    for path in (directory, directory / "toy.inter"):
+        data = load_dataset(path)
+        assert data.name == "toy"
+        assert data.user.tolist() == ["u1", "u2", "u1"]  # non-integer tokens stay strings
+        assert data.item.tolist() == [7, 8, 8]
+        assert data.rating.tolist() == [2.0, 5.0, 4.0]
+        assert data.items["title"].to_list() == ["The Thing", "Brazil"]
+        assert data.items["genres"].to_list() == [["Horror", "Sci-Fi"], ["Comedy"]]
+        assert data.items["year"].to_list() == [1982, None]
+
+
+def test_recbole_header_without_types_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.inter"
+    path.write_text("user_id\titem_id\n1\t2\n", encoding="utf-8")
+    with pytest.raises(RecarenaError, match="has no ':type'"):
+        load_recbole(path)
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_generic_interactions(tmp_path: Path, suffix: str) -> None:
+    frame = pl.DataFrame(
+        {
+            "uid": [5, 5, 6, 6],
+            "iid": ["a", "b", "a", "c"],
+            "shown_at": [1.0, 2.0, 3.0, 4.0],
+            "clicked": [1, 0, 1, 1],
+            "name": ["Alpha", "Beta", "Alpha", "Gamma"],
+            "tags": ["x|y", "", "x|y", "z"],
+        }
+    )
+    path = tmp_path / f"log.{suffix}"
+    frame.write_csv(path) if suffix == "csv" else frame.write_parquet(path)
+    cols = Columns(
+        user="uid", item="iid", timestamp="shown_at", click="clicked", title="name", genres="tags"
+    )
+    data = load_interactions(path, cols)
+    assert data.user.tolist() == [5, 5, 6, 6]
+    assert data.item.tolist() == ["a", "b", "a", "c"]
+    assert data.rating is None
+    assert data.consumed().tolist() == [True, False, True, True]
+    assert data.items["item"].to_list() == ["a", "b", "c"]
+    assert data.items["title"].to_list() == ["Alpha", "Beta", "Gamma"]
+    assert data.items["genres"].to_list() == [["x", "y"], [], ["z"]]
+
+
+def test_generic_missing_column_names_the_column(tmp_path: Path) -> None:
+    path = tmp_path / "log.csv"
+    path.write_text("user,item\n1,2\n", encoding="utf-8")
+    with pytest.raises(RecarenaError, match="no timestamp column 'timestamp'"):
+        load_interactions(path)
+
+
+def test_missing_paths_name_the_path_and_the_download_page(tmp_path: Path) -> None:
+    missing = tmp_path / "ml-25m"
+    with pytest.raises(RecarenaError) as info:
+        load_movielens(missing)
+    assert str(missing) in str(info.value) and MOVIELENS_PAGE in str(info.value)
+    with pytest.raises(RecarenaError) as info:
+        load_dataset(missing)
+    assert str(missing) in str(info.value) and MOVIELENS_PAGE in str(info.value)
+    with pytest.raises(RecarenaError, match="interactions file not found"):
+        load_dataset(tmp_path / "nope.csv", "csv")
+
+
+def test_ambiguous_path_asks_for_format(tmp_path: Path) -> None:
+    path = tmp_path / "data.txt"
+    path.write_text("x", encoding="utf-8")
+    with pytest.raises(RecarenaError, match="--format movielens\\|recbole\\|csv"):
+        load_dataset(path)
+
+
+def test_ml100k_from_recbole_package() -> None:
+    data = load_ml100k()
+    assert (data.n_users, data.n_items, data.n_interactions) == (943, 1682, 100_000)
+    assert data.items.height == 1682
+    first = data.items.filter(pl.col("item") == 1).row(0, named=True)
+    assert first["title"] == "Toy Story" and first["year"] == 1995
+    assert first["genres"] == ["Animation", "Children's", "Comedy"]
+    assert set(np.unique(data.rating).tolist()) == {1.0, 2.0, 3.0, 4.0, 5.0}
+    # read in place from the installed package, never from a copy in the repo
+    assert recbole_ml100k_dir().parent.parent.name == "recbole"
+
+
+@pytest.mark.skipif(not LATEST_SMALL.exists(), reason="ml-latest-small copy not present")
+def test_ml_latest_small_copy() -> None:
+    data = load_dataset(LATEST_SMALL)
+    assert (data.n_users, data.n_interactions) == (610, 100_836)
+    assert data.items.height == 9742
+    toy = data.items.filter(pl.col("item") == 1).row(0, named=True)
+    assert toy["title"] == "Toy Story" and toy["year"] == 1995
