@@ -288,7 +288,8 @@ def report(
 
 @app.command("list")
 def list_components() -> None:
-    """Registered recommenders, user models, surfaces and metrics."""
+    """Registered recommenders, user models, surfaces, creator strategies and metrics."""
+    from agents.creator_strategies import STRATEGIES
     from analysis.metrics import METRICS
     from recommenders.registry import RECOMMENDERS
 
@@ -305,6 +306,8 @@ def list_components() -> None:
     table.add_row("llm provider", "openai", "any OpenAI-compatible endpoint (llm.base_url)")
     table.add_row("surface", "list", "a ranked list of k items")
     table.add_row("surface", "carousel", "themed rows of items, scanned top-down, left-to-right")
+    for name, strategy in STRATEGIES.items():
+        table.add_row("creator strategy", name, strategy.description)
     for name, m in METRICS.items():
         table.add_row("metric", name, m.description)
     out.print(table)
