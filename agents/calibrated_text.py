@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agents.item_text import SyntheticItemText
+from agents.item_text import SyntheticItemText, slate_lines
 
 
 class CalibratedItemText:
@@ -39,14 +39,7 @@ class CalibratedItemText:
         ]
 
     def lines(self, items: np.ndarray) -> list[str]:
-        items = np.asarray(items, np.int64)
-        quality = self.catalog.quality[items]
-        # fitted item biases are centred near 0 with sd ~1, like the synthetic quality
-        stars = np.clip(np.rint(3.0 + quality), 1, 5).astype(int)
-        return [
-            f"{title} ({'/'.join(genres)}) rated {'★' * s}{'☆' * (5 - s)}"
-            for title, genres, s in zip(self.titles(items), self.genres(items), stars, strict=True)
-        ]
+        return slate_lines(self, self.catalog.quality, items)
 
 
 def calibrated_item_text(path, catalog) -> CalibratedItemText:

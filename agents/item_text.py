@@ -69,10 +69,18 @@ class SyntheticItemText:
         ]
 
     def lines(self, items: np.ndarray) -> list[str]:
-        items = np.asarray(items, np.int64)
-        quality = self.catalog.quality[items]
-        stars = np.clip(np.rint(3.0 + quality), 1, 5).astype(int)
-        return [
-            f"{title} ({'/'.join(genres)}) rated {'★' * s}{'☆' * (5 - s)}"
-            for title, genres, s in zip(self.titles(items), self.genres(items), stars, strict=True)
-        ]
+        return slate_lines(self, self.catalog.quality, items)
+
+
+def slate_lines(text, quality: np.ndarray, items: np.ndarray) -> list[str]:
+    """One compact line per item for a page prompt: title, genres and a 1-5 star rating.
+
+    Quality (synthetic, or a fitted item bias) is centred near 0 with sd ~1, so 3 + quality
+    rounded and clipped gives the stars.
+    """
+    items = np.asarray(items, np.int64)
+    stars = np.clip(np.rint(3.0 + quality[items]), 1, 5).astype(int)
+    return [
+        f"{title} ({'/'.join(genres)}) rated {'★' * s}{'☆' * (5 - s)}"
+        for title, genres, s in zip(text.titles(items), text.genres(items), stars, strict=True)
+    ]

@@ -48,19 +48,21 @@ class UserState:
         self.satiation *= np.float32(np.exp(-cfg.satiation_decay_per_day))
 
 
+def draw_explore_prob(cfg: Population, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Per-user chance that a session is novelty-seeking: Beta around ``explore_prob``."""
+    if 0 < cfg.explore_prob < 1:
+        concentration = 10.0
+        return rng.beta(cfg.explore_prob * concentration, (1 - cfg.explore_prob) * concentration, n)
+    return np.full(n, cfg.explore_prob)
+
+
 def generate_users(cfg: Population, n_topics: int, rng: np.random.Generator) -> UserState:
     """Draw a population from the ``population`` stream (identical under every arm)."""
     n = cfg.users
     taste = (rng.standard_normal((n, n_topics)) * cfg.taste_scale).astype(np.float32)
     sigma = cfg.activity_sd
     activity = rng.lognormal(np.log(cfg.visits_per_day) - sigma**2 / 2, sigma, n)
-    if 0 < cfg.explore_prob < 1:
-        concentration = 10.0
-        explore = rng.beta(
-            cfg.explore_prob * concentration, (1 - cfg.explore_prob) * concentration, n
-        )
-    else:
-        explore = np.full(n, cfg.explore_prob)
+    explore = draw_explore_prob(cfg, n, rng)
     return UserState(
         taste=taste,
         activity=activity,

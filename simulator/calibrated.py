@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from agents.population import UserState
+from agents.population import UserState, draw_explore_prob
 from simulator.calibration import CalibratedPopulation, CalibrationConfig, calibrate
 from simulator.catalog import Catalog
 from simulator.datasets import load_dataset
@@ -71,13 +71,7 @@ def calibrated_users(
 ) -> UserState:
     """Users with fitted taste and activity; explore intent is drawn as for generated users."""
     n, n_topics = calibrated.n_users, calibrated.n_topics
-    if 0 < cfg.explore_prob < 1:
-        concentration = 10.0
-        explore = rng.beta(
-            cfg.explore_prob * concentration, (1 - cfg.explore_prob) * concentration, n
-        )
-    else:
-        explore = np.full(n, cfg.explore_prob)
+    explore = draw_explore_prob(cfg, n, rng)
     return UserState(
         taste=calibrated.taste.astype(np.float32, copy=True),
         activity=calibrated.activity.astype(np.float64, copy=True),
