@@ -129,7 +129,13 @@ class CreatorDynamics:
             if rows.size:
                 if isinstance(self.strategy, LLMStrategy):
                     self.strategy.now = now
-                stats = PeriodStats(exposure[rows], clicks[rows], items[rows])
+                stats = PeriodStats(
+                    exposure[rows],
+                    clicks[rows],
+                    items[rows],
+                    platform_exposure=exposure.sum(axis=0),
+                    platform_clicks=clicks.sum(axis=0),
+                )
                 update = self.strategy.update(mixes[rows], stats, self._noise_rng)
                 move[rows] = update.move
                 for row, new_mix in zip(rows, update.mix, strict=True):

@@ -32,6 +32,8 @@ class PeriodStats:
     exposure: np.ndarray  # [C, T] impressions of the creator's items, by the item's main topic
     clicks: np.ndarray  # [C, T] clicks on them
     items: np.ndarray  # [C, T] items the creator has published so far, by main topic
+    platform_exposure: np.ndarray | None = None  # [T] impressions of every creator's items
+    platform_clicks: np.ndarray | None = None  # [T] clicks on every creator's items
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,16 @@ def yield_share(signal: np.ndarray, items: np.ndarray) -> np.ndarray:
     )
     total = per_item.sum(axis=1, keepdims=True)
     return np.divide(per_item, total, out=np.zeros_like(per_item), where=total > 0)
+
+
+def platform_share(signal: np.ndarray | None, n_creators: int) -> np.ndarray:
+    """[C, T] the platform's topic shares of ``signal``, the same row for every creator."""
+    if signal is None:
+        raise ValueError("scope 'platform' needs the platform's per-topic totals in PeriodStats")
+    signal = np.asarray(signal, np.float64)
+    total = signal.sum()
+    share = signal / total if total > 0 else np.zeros_like(signal)
+    return np.broadcast_to(share, (n_creators, signal.shape[0])).copy()
 
 
 def softmax(values: np.ndarray, temperature: float) -> np.ndarray:
@@ -92,10 +104,18 @@ class ChasingParams(_Params):
     temperature: Annotated[float, Field(gt=0)] = 0.1
     explore: Annotated[float, Field(ge=0, le=1)] = 0.1
     """Share of uploads on a uniformly drawn topic, so a creator learns what other topics pay."""
+    scope: Literal["own", "platform"] = "own"
+    """own: the creator's own yield per topic (it can only learn about topics it publishes in);
+    platform: the whole platform's share of exposure (or clicks) by topic last period, the
+    "what is trending" view that platform analytics and trending pages give every creator."""
 
 
 class _ChasingStrategy:
-    """mix ← (1 − rate)·mix + rate·target(share); creators without any signal stay put."""
+    """mix ← (1 − rate)·mix + rate·target(share); creators without any signal stay put.
+
+    With ``scope: platform`` every creator reads the same signal, the platform's topic shares,
+    so a recommender that concentrates exposure on a few topics pulls all creators toward them.
+    """
 
     name = "chasing"
     signal = "exposure"
@@ -105,7 +125,10 @@ class _ChasingStrategy:
         self.explore = params.explore
 
     def update(self, mix: np.ndarray, stats: PeriodStats, rng: np.random.Generator) -> Update:
-        share = yield_share(getattr(stats, self.signal), stats.items)
+        if self.params.scope == "platform":
+            share = platform_share(getattr(stats, f"platform_{self.signal}"), mix.shape[0])
+        else:
+            share = yield_share(getattr(stats, self.signal), stats.items)
         has_signal = share.sum(axis=1) > 0
         if self.params.target == "onehot":
             target = np.zeros_like(share)

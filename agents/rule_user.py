@@ -84,7 +84,12 @@ class RuleUserPolicy:
 
         chosen_utility = np.full(batch, np.nan, np.float32)
         chosen_utility[rows] = utility[rows, choice[rows]]
-        rating = np.clip(np.rint(3.0 + 1.5 * (chosen_utility - cfg.no_click_utility)), 1, 5)
+        surplus = chosen_utility - cfg.no_click_utility
+        if cfg.rating_thresholds is None:
+            rating = np.clip(np.rint(3.0 + 1.5 * surplus), 1, 5)
+        else:  # calibrated cut points on the surplus (simulator/calibration.py)
+            stars = 1.0 + np.searchsorted(cfg.rating_thresholds, surplus, side="right")
+            rating = np.where(has_click, stars, np.nan)
 
         fatigue = pages.fatigue + np.float32(cfg.fatigue_per_page)
         fatigue += np.where(has_click, 0.0, cfg.fatigue_no_click).astype(np.float32)

@@ -10,7 +10,8 @@ bootstrapped over users within each replicate: a cluster bootstrap (a user's row
 together) that draws the *same* users for every arm, because every arm of a replicate serves the
 same simulated population. That CI describes the uncertainty from which users were simulated,
 with the replicates' worlds (catalog, creators) held fixed. Metrics that are not sums over users
-(Gini, coverage, correlations) keep the replicate bootstrap.
+(Gini, coverage, correlations) keep the replicate bootstrap. ``ci_over`` (the CLI's
+``--ci-over``) lets the user force either unit instead of this rule.
 
 Every delta gets a bootstrap p-value, and the family of all deltas in one table is corrected
 with Holm–Bonferroni (see :func:`holm`); ``significant`` uses the adjusted p-value.
@@ -31,6 +32,8 @@ from simulator.errors import RecarenaError
 
 MIN_REPLICATES = 5
 """Below this many replicates, per-user metrics are bootstrapped over users instead."""
+CI_OVER = ("auto", "users", "replicates")
+"""What ``compare(ci_over=...)`` and ``--ci-over`` accept."""
 MAX_BUCKETS = 2000
 """The user bootstrap resamples at most this many random buckets of users per replicate."""
 _CHUNK_ENTRIES = 4_000_000
@@ -192,6 +195,7 @@ def compare(
     seed: int = 0,
     per_user: pl.DataFrame | None = None,
     min_replicates: int = MIN_REPLICATES,
+    ci_over: str = "auto",
 ) -> pl.DataFrame:
     """One row per (metric, arm): mean with CI, and the paired delta vs the baseline with CI.
 
@@ -203,10 +207,20 @@ def compare(
     table, and ``significant`` is ``p_adjusted < 1 − level``. The number of bootstrap draws is
     raised to at least 4m/(1 − level) for m deltas, so that the smallest attainable p-value
     can pass Holm's strictest threshold (1 − level)/m.
+
+    ``ci_over`` chooses the unit: ``auto`` (the rule above), ``users`` (every per-user metric is
+    bootstrapped over users, whatever the number of replicates) or ``replicates`` (every metric
+    over replicates; a RecarenaError if the run has fewer than 2). Metrics that are not sums
+    over users are always bootstrapped over replicates.
     """
+    if ci_over not in CI_OVER:
+        raise RecarenaError(f"--ci-over: unknown {ci_over!r}; known: {', '.join(CI_OVER)}")
+    min_replicates = {"auto": min_replicates, "users": math.inf, "replicates": 0}[ci_over]
     if isinstance(logs_or_metrics, RunLogs):
         logs = logs_or_metrics
         reps = [sum(c.arm == arm for c in logs.cells) for arm in logs.arms]
+        if ci_over == "replicates":
+            _need_replicates(min(reps, default=0))
         if per_user is None and min(reps, default=0) < min_replicates:
             per_user = compute_user_metrics(logs, metrics)  # also gives those cell values
         long = compute_metrics(logs, metrics, per_user)
@@ -220,6 +234,8 @@ def compare(
         baseline = baseline or arms[0]
     if baseline not in arms:
         raise RecarenaError(f"--baseline: unknown arm {baseline!r}; arms: {', '.join(arms)}")
+    if ci_over == "replicates":
+        _need_replicates(long["rep"].n_unique() if long.height else 0)
     long = long.filter(pl.col("value").is_not_null() & pl.col("value").is_finite())
     names = list(dict.fromkeys(long["metric"].to_list()))
     cells = _cells(long)
@@ -284,6 +300,15 @@ def compare(
     return pl.DataFrame([{k: row.get(k) for k in SCHEMA} for row in rows], schema=SCHEMA)
 
 
+def _need_replicates(n_reps: int) -> None:
+    if n_reps < 2:
+        raise RecarenaError(
+            f"--ci-over replicates: the run has {n_reps} replicate{'s' if n_reps != 1 else ''} "
+            "per arm and a CI over replicates needs at least 2; rerun with --replicates 2 or "
+            "more, or use --ci-over users"
+        )
+
+
 def _boots(
     user_boots: Mapping[tuple[str, str, int], np.ndarray],
     metric: str,
@@ -323,7 +348,7 @@ def _caption(frame: pl.DataFrame) -> str:
     def which(group: list[str]) -> str:
         return "" if len(group) == len(over) else f" for {', '.join(group)}"
 
-    parts = ["Δ relative to the baseline mean"]
+    parts = ["Δ relative to the baseline mean (absolute where that mean is ≤ 0)"]
     if users:
         parts.append(
             f"95% CI over users (cluster bootstrap by user, paired across arms, within {reps})"
@@ -365,7 +390,9 @@ def format_table(frame: pl.DataFrame, higher_is_better: Mapping[str, bool] | Non
             change = interval = ""
             if row["delta"] is not None:
                 base_mean = row["mean"] - row["delta"]
-                if base_mean:  # show the delta and its CI relative to the baseline mean
+                # relative to the baseline mean; absolute when that mean is ≤ 0, where a
+                # percentage would flip the sign of the change
+                if base_mean > 0:
                     change = _pct(100 * row["delta"] / base_mean)
                     bounds = [row["delta_ci_low"], row["delta_ci_high"]]
                     if bounds[0] is not None:

@@ -47,6 +47,7 @@ class RunLogs:
     llm_calls: pl.LazyFrame
     personas: pl.LazyFrame
     users_end: pl.LazyFrame
+    turns: pl.LazyFrame  # conversations (simulator/logschema.py TURNS)
     point: int | None = None
     """The sweep point these logs were restricted to (``load(..., point=i)``), else None."""
 

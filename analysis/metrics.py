@@ -19,6 +19,7 @@ from analysis import metrics_engagement as engagement
 from analysis import metrics_fairness as fairness
 from analysis.load import RunLogs
 from analysis.metrics_base import CELL, Metric, PerUser, from_user_ratio, gini
+from analysis.metrics_conversation import METRICS_CONVERSATION
 from analysis.metrics_creators import METRICS_CREATORS
 from analysis.metrics_engagement import retention_curve
 from analysis.metrics_longterm import METRICS_LONGTERM
@@ -133,6 +134,8 @@ _ALL = [
     *METRICS_LONGTERM,
     # creators (analysis/metrics_creators.py)
     *METRICS_CREATORS,
+    # conversations (analysis/metrics_conversation.py)
+    *METRICS_CONVERSATION,
 ]  # fmt: skip
 
 METRICS: Mapping[str, Metric] = MappingProxyType({m.name: m for m in _ALL})

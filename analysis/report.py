@@ -99,7 +99,7 @@ def ab_rows(frame: pl.DataFrame) -> list[AbRow]:
             if row["delta"] is not None:
                 base_mean = row["mean"] - row["delta"]
                 low, high = row["delta_ci_low"], row["delta_ci_high"]
-                if base_mean:
+                if base_mean > 0:  # a % of a negative mean would flip the sign
                     delta = _pct(100 * row["delta"] / base_mean)
                     if low is not None:
                         a, b = sorted((100 * low / base_mean, 100 * high / base_mean))
@@ -146,7 +146,7 @@ def ab_note(frame: pl.DataFrame) -> str:
     def which(group: list[str]) -> str:
         return "" if len(group) == len(over) else f" ({', '.join(group)})"
 
-    parts = ["Δ is relative to the baseline mean."]
+    parts = ["Δ is relative to the baseline mean (absolute where that mean is ≤ 0)."]
     if by_users:
         parts.append(
             f"CIs over users{which(by_users)}: a cluster bootstrap of users (the same users "
@@ -177,6 +177,15 @@ def ab_note(frame: pl.DataFrame) -> str:
     return " ".join(parts)
 
 
+def ci_unit(frame: pl.DataFrame, ci_over: str) -> str:
+    """One line for the summary: the unit the CIs resample and how it was chosen."""
+    units = list(dict.fromkeys(frame["ci_over"].drop_nulls().to_list())) if frame.height else []
+    n_reps = int(frame["n_reps"].min()) if frame.height else 0
+    chosen = "chosen automatically" if ci_over == "auto" else f"--ci-over {ci_over}"
+    text = " and ".join(units) if units else "replicates"
+    return f"{text} ({chosen}; {n_reps} replicate{'s' if n_reps != 1 else ''} per arm)"
+
+
 def _count(value: Any) -> str:
     """Thousands separators for numbers; anything else (a missing value) as it is."""
     if isinstance(value, bool) or not isinstance(value, int | float):
@@ -190,6 +199,8 @@ def _surface_text(surface: dict[str, Any] | None) -> str:
     if surface.get("type") == "carousel":
         themes = ", ".join(r["theme"] for r in surface.get("rows", []))
         return f"carousel {len(surface.get('rows', []))}×{surface.get('cols')} ({themes})"
+    if surface.get("type") == "conversation":  # added by 5a
+        return f"conversation of ≤ {surface.get('max_turns')} turns, {surface.get('k')} items"
     return f"list of {surface.get('k')}"
 
 
@@ -273,9 +284,16 @@ def _llm_section(logs: RunLogs) -> dict[str, Any] | None:
 
 
 def build_report(
-    run_dir: str | Path, baseline: str | None = None, point: int | None = None
+    run_dir: str | Path,
+    baseline: str | None = None,
+    point: int | None = None,
+    ci_over: str = "auto",
 ) -> Report:
-    """Read a run directory and compute everything the HTML shows."""
+    """Read a run directory and compute everything the HTML shows.
+
+    ``ci_over`` is compare()'s choice of what the CIs resample (auto, users or replicates); the
+    summary and the table's caption say which unit each CI is over.
+    """
     run_dir = Path(run_dir)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # unfinished cells are shown as a note instead
@@ -295,9 +313,10 @@ def build_report(
             f"'{logs.arms[0]}' instead."
         )
         baseline = logs.arms[0]
-    frame = compare(logs, baseline=baseline, metrics=logs.manifest.get("metrics"))
+    frame = compare(logs, baseline=baseline, metrics=logs.manifest.get("metrics"), ci_over=ci_over)
     baseline = frame.filter(pl.col("delta").is_null())["arm"][0]
     summary, arms = _summary(logs)
+    summary.append(("CIs over", ci_unit(frame, ci_over)))
     report = Report(
         title=f"recarena report: {logs.manifest.get('name', run_dir.name)}",
         summary=summary,
@@ -350,6 +369,7 @@ def write_report(
     output: str | Path | None = None,
     baseline: str | None = None,
     point: int | None = None,
+    ci_over: str = "auto",
 ) -> Path:
     """Write the HTML report atomically (temporary file, then rename) and return its path."""
     run_dir = Path(run_dir)
@@ -358,7 +378,7 @@ def write_report(
         raise RecarenaError(f"--output: {target} is a directory; give a file name")
     if not target.parent.is_dir() and run_dir.is_dir():  # a missing run_dir is load()'s error
         raise RecarenaError(f"--output: directory not found: {target.parent}")
-    html = render_html(build_report(run_dir, baseline, point))
+    html = render_html(build_report(run_dir, baseline, point, ci_over))
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
         tmp.write_text(html, encoding="utf-8")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
@@ -37,6 +37,11 @@ class RecommenderContext:
     truth: Callable[[RequestBatch, np.ndarray], np.ndarray] | None = None
     """Simulator-only ground truth: ``truth(requests, items [B, n]) -> [B, n]`` true utilities
     for the current batch. Only oracle policies (upper bounds for reports) may use it."""
+    llm_client: Any = None
+    """The cell's :class:`agents.llm_client.LLMClient` for LLM-backed policies (``llm_crs``);
+    None for every other arm. The model closes it and logs its calls."""
+    item_text: Any = None
+    """Item titles for prompts (:class:`agents.item_text.ItemText`); None = synthetic titles."""
 
 
 @runtime_checkable

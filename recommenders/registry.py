@@ -16,7 +16,10 @@ from pydantic import BaseModel
 
 from recommenders.bandits import LinUCB, ThompsonBeta, ThompsonLinear
 from recommenders.base import NoParams, Recommender, RecommenderContext
+from recommenders.crs import InfoGainCRS, RecommendOnlyCRS
 from recommenders.epsilon_greedy import EpsilonGreedy
+from recommenders.itemknn import ItemKNN
+from recommenders.llm_crs import LLMCRS
 from recommenders.mf import MatrixFactorization
 from recommenders.native_sasrec import NativeSASRec
 from recommenders.oracle import OracleRecommender
@@ -43,6 +46,7 @@ RECOMMENDERS: Mapping[str, RecommenderEntry] = MappingProxyType(
         "random": _entry("random", RandomRecommender, "uniform random unseen items"),
         "popularity": _entry("popularity", PopularityRecommender, "most clicked items so far"),
         "mf": _entry("mf", MatrixFactorization, "implicit matrix factorisation (torch, BPR)"),
+        "itemknn": _entry("itemknn", ItemKNN, "item-based k-nearest neighbours (cosine)"),
         "epsilon_greedy": _entry(
             "epsilon_greedy", EpsilonGreedy, "explores uniformly around a base recommender"
         ),
@@ -65,6 +69,15 @@ RECOMMENDERS: Mapping[str, RecommenderEntry] = MappingProxyType(
             "provider_fair", ProviderFair, "re-ranks to lift under-exposed creators"
         ),
         "oracle": _entry("oracle", OracleRecommender, "ranks by true utility (upper bound)"),
+        "info_gain": _entry(
+            "info_gain", InfoGainCRS, "conversational: asks the most informative facet first"
+        ),
+        "recommend_only": _entry(
+            "recommend_only", RecommendOnlyCRS, "conversational: recommends every turn, never asks"
+        ),
+        "llm_crs": _entry(
+            "llm_crs", LLMCRS, "LLM asks or recommends from a base shortlist (conversation)"
+        ),
     }
 )
 
@@ -79,7 +92,8 @@ def _plugin(path: str) -> RecommenderEntry:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError) as exc:
         raise LookupError(f"cannot import recommender {path!r}: {exc}") from None
-    for method in ("fit", "recommend", "update"):
+    conversational = callable(getattr(cls, "act", None))  # added by 5a: a CRS plugin
+    for method in ("fit", "act") if conversational else ("fit", "recommend", "update"):
         if not callable(getattr(cls, method, None)):
             raise LookupError(f"{path!r} is not a recommender: it has no {method}() method")
     return _entry(path, cls, cls.__doc__.strip().splitlines()[0] if cls.__doc__ else path)

@@ -6,8 +6,8 @@ Two steps, kept apart on purpose:
   it makes sure the file exists (calibrating ``population.dataset`` into ``path`` on the fly,
   because the repo cannot ship MovieLens-derived data) and rewrites the scenario's sizes to match
   the file (users, topics, initial items, creators) and, unless the YAML sets them, the fitted
-  temperature and no-click utility. Every cell then runs an ordinary, fully resolved scenario,
-  and ``scenario.resolved.yaml`` records what was actually simulated.
+  temperature, no-click utility and rating cut points. Every cell then runs an ordinary, fully
+  resolved scenario, and ``scenario.resolved.yaml`` records what was actually simulated.
 * :func:`calibrated_users` and :func:`add_calibrated_items` are what a cell does with the file.
 """
 
@@ -56,6 +56,9 @@ def resolve_calibrated(scenario: Scenario) -> Scenario:
     for name in ("temperature", "no_click_utility"):
         if name not in pop.model_fields_set:
             fitted[name] = float(calibrated.scalars[name])
+    cuts = calibrated.scalars.get("rating_thresholds")
+    if cuts is not None and "rating_thresholds" not in pop.model_fields_set:
+        fitted["rating_thresholds"] = [float(c) for c in cuts]
     catalog = scenario.catalog.model_copy(
         update={"topics": calibrated.n_topics, "initial_items": calibrated.n_items}
     )

@@ -14,7 +14,13 @@ What is fitted, and why this way:
   against uniformly drawn negatives): the engine's users choose items by multinomial logit, so
   the likelihood of "this item was chosen over the others" is the same model family as the
   engine, whereas a rating regression would fit how much a user liked what they chose, which the
-  engine never uses to choose. Ratings are not used (they are kept in the data for the report).
+  engine never uses to choose. Ratings are not used here.
+* **Rating cut points.** The engine's fixed rating rule (3 stars at the no-click utility, 1.5
+  stars per unit above it) assumes a utility scale the implicit MF does not have: on ML-100K it
+  rated every consumed movie 1 star (rating TV distance 0.91). When the data has ratings, four
+  cut points on the surplus ``U − u0`` are fitted on the training pairs by quantile matching
+  (:func:`fit_rating_thresholds`) and stored as ``rating_thresholds``; a calibrated scenario
+  then rates through them. Generated populations keep the fixed rule.
 * **Temperature and no-click utility** by maximum likelihood of the engine's MNL on held-out
   behaviour. MovieLens logs no exposures, so a *pseudo-exposure* protocol stands in: each user
   is shown ``slates_per_user`` uniform random slates of ``slate_size`` items they did not
@@ -379,6 +385,16 @@ def pseudo_exposures(
     return utility, clicked
 
 
+def fit_rating_thresholds(surplus: np.ndarray, ratings: np.ndarray) -> np.ndarray:
+    """[4] star cut points on utility surplus U − u0 by quantile matching: the share of
+    consumed pairs whose surplus falls below cut k equals the share of ratings of at most k
+    stars, so the engine's ratings of these pairs reproduce the real histogram. Only the order
+    of utilities is used; their scale says nothing about stars (the MF is fitted on choices)."""
+    stars = np.clip(np.floor(np.asarray(ratings, np.float64) + 0.5), 1, 5).astype(np.int64)
+    share = np.cumsum(np.bincount(stars - 1, minlength=5))[:4] / stars.size
+    return np.quantile(np.asarray(surplus, np.float64), share)
+
+
 def creators_from_genres(genres: list[list[str]]) -> tuple[np.ndarray, list[str]]:
     """Creator of an item = its first listed genre (items without genres share '(none)').
 
@@ -423,11 +439,22 @@ def calibrate(data: InteractionData, cfg: CalibrationConfig | None = None) -> Ca
                 title[p] = t if t is not None else title[p]
                 genres[p] = list(g or [])
     creator, creator_names = creators_from_genres(genres)
+    thresholds = None
+    if data.rating is not None:  # star cut points from the training ratings (see above)
+        _, user_of_row = np.unique(data.user, return_inverse=True)
+        rating = data.rating[np.lexsort((data.timestamp, user_of_row))][ix.consumed][~held]
+        pairs_u, pairs_i = cu[~held], ci[~held]
+        surplus = (factors.taste[pairs_u] * factors.topics[pairs_i]).sum(axis=1)
+        surplus = surplus + factors.quality[pairs_i] - choice.no_click_utility
+        rated = ~np.isnan(rating)
+        if rated.any():
+            thresholds = fit_rating_thresholds(surplus[rated], rating[rated]).tolist()
     scalars = {
         "dataset": data.name,
         "licence": data.licence,
         "temperature": choice.temperature,
         "no_click_utility": choice.no_click_utility,
+        **({"rating_thresholds": thresholds} if thresholds is not None else {}),
         "pseudo_exposure": {
             "slates": choice.slates,
             "slate_size": cfg.slate_size,

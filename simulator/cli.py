@@ -184,6 +184,71 @@ def calibrate(
 
 
 @app.command()
+def fidelity(
+    dataset: Annotated[
+        str, typer.Option(help="ml-100k (inside RecBole) or a dataset path, as for calibrate.")
+    ] = "ml-100k",
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Directory for fidelity.json / fidelity.md.")
+    ] = Path("runs/fidelity"),
+    fmt: Annotated[
+        str, typer.Option("--format", help="auto, movielens, recbole or csv (when ambiguous).")
+    ] = "auto",
+    seed: Annotated[int, typer.Option("--seed", "-s", min=0)] = 0,
+    users: Annotated[
+        int | None, typer.Option(min=2, help="Keep this many users (drawn with --seed).")
+    ] = None,
+    topics: Annotated[int, typer.Option(min=1, max=1024, help="Latent topics.")] = 16,
+    llm: Annotated[
+        bool, typer.Option("--llm", help="Also run check 1 for an LLM panel (local SmolLM2).")
+    ] = False,
+    llm_users: Annotated[int, typer.Option(min=1, help="LLM panel size with --llm.")] = 10,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Fidelity of a calibrated population to real held-out data: three checks with CIs."""
+    import time
+
+    from analysis.fidelity_report import FidelityConfig, table_rows, write_report
+
+    if fmt not in ("auto", "movielens", "recbole", "csv"):
+        raise RecarenaError(f"--format: unknown {fmt!r}; known: auto, movielens, recbole, csv")
+    cfg = FidelityConfig(
+        dataset=dataset,
+        format=fmt,
+        seed=seed,
+        users=users,
+        topics=topics,
+        llm={"users": llm_users} if llm else None,
+    )
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=quiet,
+    )
+    tasks: dict[str, int] = {}
+
+    def on_progress(description: str, fraction: float) -> None:
+        step = description.split(" ")[0]  # one bar per step kind: train, simulate, ...
+        if step not in tasks:
+            tasks[step] = progress.add_task(description, total=1.0)
+        progress.update(tasks[step], description=description, completed=fraction)
+
+    started = time.perf_counter()
+    with progress:
+        result = write_report(output, cfg, on_progress)
+    table = Table(title=f"fidelity: {result['dataset']['name']} (95% CI over users)")
+    for column in ("check", "measure", "value [95% CI]", "reference"):
+        table.add_column(column)
+    for row in table_rows(result):
+        table.add_row(*row)
+    out.print(table)
+    out.print(f"{time.perf_counter() - started:.1f} s; wrote {output}/fidelity.json, fidelity.md")
+
+
+@app.command()
 def validate(scenario_file: Annotated[Path, typer.Argument(metavar="FILE")]) -> None:
     """Check a scenario file without running it."""
     from simulator.experiment import plan_cells
@@ -203,6 +268,12 @@ def validate(scenario_file: Annotated[Path, typer.Argument(metavar="FILE")]) -> 
     )
 
 
+CI_OVER_HELP = (
+    "What the CIs resample: auto (users for per-user metrics below 5 replicates, else "
+    "replicates), users, or replicates (needs 2+ replicates)."
+)
+
+
 @app.command()
 def compare(
     run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR")],
@@ -210,12 +281,15 @@ def compare(
     metric: Annotated[
         list[str] | None, typer.Option("--metric", "-m", help="Metric (repeatable).")
     ] = None,
+    ci_over: Annotated[str, typer.Option(help=CI_OVER_HELP)] = "auto",
 ) -> None:
     """Per-arm means and deltas vs the baseline with paired bootstrap 95% CIs."""
-    _print_comparison(run_dir, baseline, metric)
+    _print_comparison(run_dir, baseline, metric, ci_over)
 
 
-def _print_comparison(run_dir: Path, baseline: str | None, metrics: list[str] | None) -> None:
+def _print_comparison(
+    run_dir: Path, baseline: str | None, metrics: list[str] | None, ci_over: str = "auto"
+) -> None:
     from analysis.compare import compare as compare_arms
     from analysis.compare import format_table
     from analysis.load import load
@@ -233,7 +307,7 @@ def _print_comparison(run_dir: Path, baseline: str | None, metrics: list[str] | 
             out.print(f"point {point['point']}: {values}", soft_wrap=True, markup=False)
             logs = load(run_dir, point=point["point"])
         chosen = metrics or logs.manifest.get("metrics")
-        frame = compare_arms(logs, baseline=baseline, metrics=chosen)
+        frame = compare_arms(logs, baseline=baseline, metrics=chosen, ci_over=ci_over)
         higher = {name: get_metric(name).higher_is_better for name in frame["metric"].unique()}
         out.print(format_table(frame, higher))
 
@@ -279,11 +353,12 @@ def report(
     ] = None,
     baseline: Annotated[str | None, typer.Option(help="Arm to compare against.")] = None,
     point: Annotated[int | None, typer.Option(min=0, help="Sweep point (sweep runs).")] = None,
+    ci_over: Annotated[str, typer.Option(help=CI_OVER_HELP)] = "auto",
 ) -> None:
     """Write a self-contained HTML report (A/B table, charts; opens offline) and print its path."""
     from analysis.report import write_report
 
-    print(write_report(run_dir, output, baseline, point))
+    print(write_report(run_dir, output, baseline, point, ci_over))
 
 
 @app.command("list")
@@ -306,6 +381,10 @@ def list_components() -> None:
     table.add_row("llm provider", "openai", "any OpenAI-compatible endpoint (llm.base_url)")
     table.add_row("surface", "list", "a ranked list of k items")
     table.add_row("surface", "carousel", "themed rows of items, scanned top-down, left-to-right")
+    table.add_row(  # added by 5a
+        "surface", "conversation", "a dialogue: each turn ask about a facet or recommend k items"
+    )
+    table.add_row("conversational user", "agenda", "rule user with a hidden target from its taste")
     for name, strategy in STRATEGIES.items():
         table.add_row("creator strategy", name, strategy.description)
     for name, m in METRICS.items():

@@ -66,7 +66,11 @@ SESSIONS = [
     Column("end_time", pa.float64(), "simulated seconds (time of the last page)"),
     Column("pages", pa.int32(), "pages served"),
     Column("clicks", pa.int32(), "items consumed"),
-    Column("exit_reason", pa.string(), "fatigue | max_pages | horizon"),
+    Column(
+        "exit_reason",
+        pa.string(),
+        "fatigue | max_pages | horizon; conversations: accepted | patience | quit | max_turns",
+    ),
     Column("explore", pa.bool_(), "novelty-seeking intent of the session", truth=True),
     Column("satisfaction", pa.float32(), "user satisfaction after the session", truth=True),
     Column("llm_user", pa.bool_(), "the user is on the LLM panel (see personas, llm_calls)"),
@@ -150,6 +154,42 @@ PERSONAS = [
     Column("traits", pa.string(), "traits as JSON (activity, conformity, diversity, ...)"),
 ]
 
+TURNS = [  # added by 5a: conversations (simulator/dialogue_loop.py)
+    Column("session_id", pa.int64(), "conversation (session) id"),
+    Column("user_id", pa.int64(), "user id"),
+    Column("turn", pa.int16(), "turn within the conversation (0-based; = exposures.page)"),
+    Column("time", pa.float64(), "simulated seconds"),
+    Column("day", pa.int32(), "simulated day"),
+    Column("speaker", pa.string(), "system | user (each turn has a system row, then a user row)"),
+    Column(
+        "act",
+        pa.string(),
+        "system: ask | recommend; user: inform | critique | accept | reject | quit",
+    ),
+    Column(
+        "facet",
+        pa.string(),
+        "facet asked (ask), answered (inform) or criticised (critique); null otherwise",
+    ),
+    Column(
+        "value",
+        pa.string(),
+        "value the user wants (inform, critique); null for none or 'no preference'",
+    ),
+    Column("avoided_value", pa.string(), "critique: the value the user does not want; else null"),
+    Column("items", pa.list_(pa.int64()), "items recommended (system recommend rows); else empty"),
+    Column("accepted_item", pa.int64(), "item accepted (user accept rows); -1 otherwise"),
+    Column("text", pa.string(), "the utterance; empty when the policy produces no text"),
+    Column("patience", pa.float32(), "user rows: patience left after the turn", truth=True),
+    Column("target", pa.string(), "hidden target, e.g. genre=Drama; era=1980s", truth=True),
+    Column(
+        "target_hits",
+        pa.int16(),
+        "recommend rows: items shown that match the target on every target facet; else 0",
+        truth=True,
+    ),
+]
+
 TABLES: dict[str, list[Column]] = {
     "exposures": EXPOSURES,
     "interactions": INTERACTIONS,
@@ -161,9 +201,10 @@ TABLES: dict[str, list[Column]] = {
     "users_end": USERS_END,
     "llm_calls": LLM_CALLS,
     "personas": PERSONAS,
+    "turns": TURNS,
 }
 
-NULL_FOR_NAN = frozenset({"score", "left_day"})
+NULL_FOR_NAN = frozenset({"score", "left_day", "patience"})
 """Float columns where the engine's NaN means missing; written as null."""
 
 SCHEMAS: dict[str, pa.Schema] = {name: _schema(cols) for name, cols in TABLES.items()}

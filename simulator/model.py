@@ -35,14 +35,16 @@ from agents.rule_user import RuleUserPolicy
 from agents.social import SocialState
 from agents.user_agent import UserAgent
 from recommenders.base import RecommenderContext
+from recommenders.llm_crs import crs_llm_resources
 from recommenders.registry import build
 from simulator.arrivals import DAY, Arrivals, draw_day
 from simulator.calibrated import add_calibrated_items, calibrated_users
 from simulator.calibration import CalibratedPopulation
 from simulator.catalog import Catalog
+from simulator.dialogue_loop import DialogueLoop
 from simulator.eventlog import EventLog
 from simulator.rng import arm_key, combine, generator, hash_base
-from simulator.scenario import Scenario
+from simulator.scenario import ConversationSurface, Scenario
 from simulator.surfaces import SurfaceState, build_surface
 from simulator.types import (
     PAD_ITEM,
@@ -157,14 +159,21 @@ class SimulationModel(mesa.Model):
             )
             self.policy = self.panel
         self._hash_base = hash_base(seed, replicate)
+        # an llm_crs arm gets the run's LLM client and item text (None for every other arm)
+        self.recommender_llm, crs_text = crs_llm_resources(
+            scenario, self.arm, self.catalog, llm_runtime
+        )
         context = RecommenderContext(
             rng=generator(seed, replicate, "recommender", arm_key(self.arm.name)),
             n_users=cfg_pop.users,
             n_topics=cfg_cat.topics,
             truth=self._true_utility,
+            llm_client=self.recommender_llm,
+            item_text=crs_text,
         )
         self.recommender = build(self.arm.recommender.type, self.arm.recommender.params, context)
         self.surface = build_surface(scenario.surface_for(self.arm), cfg_pop.position_decay)
+        self.llm_runtime = llm_runtime  # added by 5a: for conversational LLM users / CRS
         self.creator_llm = creator_llm_client(scenario, llm_runtime)
         self.creator_dynamics = CreatorDynamics(
             scenario,
@@ -197,6 +206,9 @@ class SimulationModel(mesa.Model):
             }
         )
         self._current_day = 0
+        surface_cfg = scenario.surface_for(self.arm)  # added by 5a: conversations serve turns
+        conversing = isinstance(surface_cfg, ConversationSurface)
+        self.dialogue = DialogueLoop(self, surface_cfg) if conversing else None
 
     def _true_utility(self, requests: RequestBatch, items: np.ndarray) -> np.ndarray:
         """Ground truth for oracle recommenders: the rule users' utility right now."""
@@ -331,6 +343,9 @@ class SimulationModel(mesa.Model):
         return Interactions(user=user, item=item, time=when, rating=rating)
 
     def _serve(self, now: float) -> None:
+        if self.dialogue is not None:  # added by 5a: a conversation turn instead of a page
+            self.dialogue.serve(now)
+            return
         active = self.active
         k = self.surface.slots
         requests = RequestBatch(
@@ -574,6 +589,8 @@ class SimulationModel(mesa.Model):
                 self.panel.llm.client.close()
             if self.creator_llm is not None:
                 self.creator_llm.close()
+            if self.recommender_llm is not None:
+                self.recommender_llm.close()
 
     def _finish(self) -> None:
         if len(self.active):

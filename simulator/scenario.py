@@ -133,6 +133,33 @@ class Social(Section):
     window_days: Annotated[int, Field(ge=1, le=365)] = 3
 
 
+class ConversationUsers(Section):  # added by 5a
+    """How simulated users converse (agents/agenda_user.py), for arms on a conversation surface.
+
+    Each conversation has a hidden target: a genre drawn from the user's taste, and for the other
+    ``target_facets`` a value drawn among the items of that genre. A user accepts an examined
+    recommended item that matches the target on every target facet and whose true utility is at
+    least ``accept_threshold``.
+    """
+
+    target_facets: Annotated[list[Literal["genre", "era", "mood"]], Field(min_length=1)] = ["genre"]
+    """Facets the user cares about: [genre] is a broad target, [genre, era, mood] a narrow one."""
+    target_temperature: PositiveFloat = 0.5
+    """Target genre drawn with probability ∝ exp(taste / target_temperature)."""
+    answer_noise: Probability = 0.1
+    """Chance an answer (or a critique's wanted value) names a wrong value of the facet."""
+    patience: PositiveFloat = 6.0
+    """Patience at the start; the user quits (exit reason patience) when it reaches 0."""
+    turn_cost: NonNegFloat = 1.0
+    """Patience lost on every turn."""
+    rejection_cost: NonNegFloat = 1.0
+    """Extra patience lost when a recommendation has nothing acceptable."""
+    accept_threshold: float | None = None
+    """Least true utility of an acceptable item; null uses population.no_click_utility."""
+    critique_prob: Probability = 0.8
+    """Chance a rejection names a facet that misses and the wanted value (a critique)."""
+
+
 class Population(Section):
     """Rule-based users: utility = taste·topics + quality − satiation + novelty intent + noise."""
 
@@ -168,8 +195,14 @@ class Population(Section):
     max_rate_factor: Annotated[float, Field(ge=1)] = 3.0
     taste_drift: Probability = 0.0
     """After consuming item i: taste_u ← taste_u + taste_drift·(x_i − taste_u). 0 = fixed tastes."""
+    rating_thresholds: Annotated[list[float], Field(min_length=4, max_length=4)] | None = None
+    """Star cut points on the utility surplus U − u0 of a consumed item (rating = 1 + number of
+    cut points below it); set from a calibrated population's training ratings. null = the
+    fixed rule 3 + 1.5·surplus, rounded and clipped to 1..5."""
     social: Social | None = None
     """A social graph between users (influence on utility, word-of-mouth visits); null = none."""
+    conversation: ConversationUsers | None = None  # added by 5a
+    """How users converse on a conversation surface; null = the defaults of ConversationUsers."""
     source: Literal["generated", "calibrated"] = Field("generated", alias="from")
     """YAML key ``from``. generated: users drawn from the parameters above; calibrated: users
     (taste, activity) and the initial catalog (topic mixes, quality, titles, genres) read from
@@ -189,13 +222,24 @@ class Population(Section):
         data = handler(self)
         if data.get("social") is None:
             data.pop("social", None)
+        if data.get("conversation") is None:  # added by 5a
+            data.pop("conversation", None)
         if data.get("taste_drift") == 0.0:
             data.pop("taste_drift", None)
+        if data.get("rating_thresholds") is None:
+            data.pop("rating_thresholds", None)
         source = {k: data.pop(k, None) for k in ("source", "path", "dataset")}
         if source["source"] == "calibrated":
             keys = {"from": "calibrated", "path": source["path"], "dataset": source["dataset"]}
             data = {**keys, **data}
         return data
+
+    @model_validator(mode="after")
+    def _thresholds_sorted(self) -> Population:
+        cuts = self.rating_thresholds
+        if cuts is not None and any(b < a for a, b in zip(cuts, cuts[1:], strict=False)):
+            raise ValueError("@rating_thresholds: cut points must be non-decreasing")
+        return self
 
     @model_validator(mode="after")
     def _calibrated_has_path(self) -> Population:
@@ -326,6 +370,19 @@ class CarouselSurface(Section):
     """How many ranked items the recommender supplies for the rows to draw from."""
 
 
+class ConversationSurface(Section):  # added by 5a
+    """A dialogue of up to ``max_turns`` turns; each turn the system asks about one item facet
+    or recommends ``k`` items (simulator/dialogue_loop.py)."""
+
+    type: Literal["conversation"]
+    k: Annotated[int, Field(ge=1, le=50)] = 3
+    """Items per recommendation turn."""
+    max_turns: Annotated[int, Field(ge=1, le=100)] = 10
+    """T: the conversation ends after this many turns (exit reason max_turns)."""
+    position_decay: NonNegFloat | None = None
+    """Examination of recommended slots, 1/(1+j)**decay; null uses population.position_decay."""
+
+
 def _surface_kind(value: Any) -> str:
     """Surfaces without a ``type`` are lists, so ``surface: {k: 5}`` keeps working."""
     if isinstance(value, dict):
@@ -334,7 +391,9 @@ def _surface_kind(value: Any) -> str:
 
 
 Surface = Annotated[
-    Annotated[ListSurface, Tag("list")] | Annotated[CarouselSurface, Tag("carousel")],
+    Annotated[ListSurface, Tag("list")]
+    | Annotated[CarouselSurface, Tag("carousel")]
+    | Annotated[ConversationSurface, Tag("conversation")],  # added by 5a
     Discriminator(_surface_kind),
 ]
 
@@ -437,16 +496,20 @@ class Scenario(Section):
 
     @property
     def uses_llm(self) -> bool:
-        return self.population.llm_users > 0 or self.creators.strategy.type == "llm"
+        return (
+            self.population.llm_users > 0
+            or self.creators.strategy.type == "llm"
+            or any(arm.recommender.type == "llm_crs" for arm in self.arms)
+        )
 
-    def surface_for(self, arm: Arm) -> ListSurface | CarouselSurface:
+    def surface_for(self, arm: Arm) -> ListSurface | CarouselSurface | ConversationSurface:
         return arm.surface or self.surface
 
     def retrain_days(self, arm: Arm) -> float:
         return arm.retrain_every_days or self.retrain.every_days
 
 
-_UNION_TAGS = {"list", "carousel"}
+_UNION_TAGS = {"list", "carousel", "conversation"}
 
 
 def _format_loc(loc: tuple[Any, ...]) -> str:
@@ -503,6 +566,21 @@ def _resolve_params(scenario: Scenario) -> None:
                 _first_error(exc, ("arms", index, "recommender", "params"))
             ) from None
         arm.recommender.params = params.model_dump(mode="json")
+        _check_surface_fits(scenario, index, entry)  # added by 5a
+
+
+def _check_surface_fits(scenario: Scenario, index: int, entry: Any) -> None:  # added by 5a
+    """A conversational recommender (one that only serves ``conversation``) needs that surface;
+    list recommenders may serve a conversation (the dialogue loop wraps them)."""
+    arm = scenario.arms[index]
+    surfaces = getattr(entry.factory, "surfaces", frozenset({"list"}))
+    kind = scenario.surface_for(arm).type
+    if kind != "conversation" and "conversation" in surfaces and "list" not in surfaces:
+        where = f"arms[{index}].surface" if arm.surface is not None else "surface"
+        raise RecarenaError(
+            f"arms[{index}].recommender.type: {arm.recommender.type!r} is a conversational "
+            f"recommender and needs a conversation surface, but {where} is a {kind}"
+        )
 
 
 def parse_scenario(raw: Any, source: str = "<scenario>") -> Scenario:

@@ -31,6 +31,7 @@ from agents.creator_strategies import (
 from agents.llm_client import Structured
 from analysis.load import RunLogs, load
 from analysis.metrics import compute_metrics
+from analysis.metrics_creators import drift_decomposition
 from simulator.errors import RecarenaError
 from simulator.experiment import run_experiment
 from simulator.rng import generator
@@ -85,6 +86,24 @@ def test_exposure_chasing_softmax_target():
     params = ChasingParams(rate=0.5, target="softmax", temperature=1.0)
     update = ExposureChasing(params).update(mix, period, None)
     np.testing.assert_allclose(update.mix, [[0.75, 0.25]], atol=1e-12)
+
+
+def test_platform_scope_follows_the_platform_trend_not_the_own_yield():
+    mix = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    # own yields point to topic 0 (creator 0) and topic 2 (creator 1); the platform's
+    # exposure is mostly on topic 1, so both move toward topic 1 (shares 0.1/0.8/0.1, one-hot target)
+    period = PeriodStats(
+        np.array([[9.0, 0, 0], [0, 0, 3.0]]),
+        np.zeros((2, 3)),
+        np.ones((2, 3)),
+        platform_exposure=np.array([10.0, 80.0, 10.0]),
+        platform_clicks=np.zeros(3),
+    )
+    trend = ExposureChasing(ChasingParams(rate=0.5, scope="platform")).update(mix, period, None)
+    np.testing.assert_allclose(trend.mix, [[0.5, 0.5, 0.0], [0.0, 0.5, 0.5]], atol=1e-12)
+    assert list(trend.move) == ["toward:1", "toward:1"]
+    own = ExposureChasing(ChasingParams(rate=0.5)).update(mix, period, None)
+    assert list(own.move) == ["toward:0", "toward:2"]
 
 
 def test_engagement_chasing_follows_clicks_not_views():
@@ -339,25 +358,44 @@ def _logs(**tables: pl.DataFrame) -> RunLogs:
 
 
 def test_creator_metrics_by_hand():
-    # one cell, 3 creators, 2 periods, 2 topics
-    periods = pl.DataFrame(
+    # one cell, 2 topics, reviews at days 1, 2, 3 (period 2 is the closing row, no decision);
+    # creator 3 joins at the last review, so it never decides and is left out of the drift
+    mixes = {
+        0: [[1.0, 0.0], [0.5, 0.5], [0.5, 0.5]],
+        1: [[0.0, 1.0], [0.0, 1.0], [0.5, 0.5]],
+        2: [[0.5, 0.5], [1.0, 0.0], [0.0, 1.0]],
+    }
+    rows = [
         {
-            "arm": ["a"] * 6,
-            "rep": [0] * 6,
-            "creator_id": [0, 1, 2, 0, 1, 2],
-            "period": [0, 0, 0, 1, 1, 1],
-            "active": [True, True, True, True, False, True],
-            "topic_mix": [[1.0, 0.0], [0.0, 1.0], [0.5, 0.5], [0.5, 0.5], [0.0, 1.0], [1.0, 0.0]],
-        },
-        schema_overrides={"rep": pl.Int32},
-    )
-    # exposures: 3 on an item of topic 0, 1 on an item of topic 1 -> g = (0.75, 0.25)
+            "creator_id": c,
+            "period": p,
+            "day": float(p + 1),
+            "topic_mix": mix[p],
+            "active": not (c == 1 and p == 2),
+        }
+        for c, mix in mixes.items()
+        for p in range(3)
+    ] + [{"creator_id": 3, "period": 2, "day": 3.0, "topic_mix": [0.0, 1.0], "active": True}]
+    periods = pl.DataFrame(rows).with_columns(
+        pl.lit("a").alias("arm"), pl.lit(0, pl.Int32).alias("rep")
+    )  # fmt: skip
     items = pl.DataFrame(
         {"arm": ["a", "a"], "rep": [0, 0], "item_id": [10, 11], "topic": [0, 1]},
         schema_overrides={"rep": pl.Int32},
     )
+    # period 0 = [0, 1 day): 3 views of topic 0, 1 of topic 1 -> g0 = (0.75, 0.25)
+    # period 1 = [1, 2 days): the view at exactly day 1 belongs here (a review runs before
+    # its tick's pages): 1 view of topic 0, 3 of topic 1 -> g1 = (0.25, 0.75)
+    # the view after the last review belongs to no reviewed period
+    views = [(10, 0.2), (10, 0.4), (10, 0.6), (11, 0.9), (11, 1.0), (11, 1.5), (11, 1.6),
+             (10, 1.7), (10, 3.5)]  # fmt: skip
     exposures = pl.DataFrame(
-        {"arm": ["a"] * 4, "rep": [0] * 4, "item_id": [10, 10, 10, 11]},
+        {
+            "arm": ["a"] * len(views),
+            "rep": [0] * len(views),
+            "item_id": [item for item, _ in views],
+            "time": [day * DAY for _, day in views],
+        },
         schema_overrides={"rep": pl.Int32},
     )
     logs = _logs(creator_periods=periods, items=items, exposures=exposures)
@@ -365,11 +403,21 @@ def test_creator_metrics_by_hand():
         logs, ["creator_churn", "active_creators_end", "topic_drift_to_popular"]
     )
     got = dict(zip(values["metric"], values["value"], strict=True))
-    assert got["creator_churn"] == pytest.approx(1 / 3)
-    assert got["active_creators_end"] == 2
-    # deltas·g: c0 (-0.5, 0.5)·g = -0.25; c1 0; c2 (0.5, -0.5)·g = +0.25 -> mean 0
-    assert got["topic_drift_to_popular"] == pytest.approx(0.0)
-    only_up = periods.filter(pl.col("creator_id") == 2)  # moved toward the exposed topic
-    logs = _logs(creator_periods=only_up, items=items, exposures=exposures)
-    value = compute_metrics(logs, ["topic_drift_to_popular"])["value"][0]
-    assert value == pytest.approx(0.25)
+    assert got["creator_churn"] == pytest.approx(1 / 4)  # creator 1 left
+    assert got["active_creators_end"] == 3
+    # Σ_p Δ_p·g_p per creator:
+    #   c0: (−.5, .5)·g0 = −0.25, then 0                         -> −0.25
+    #   c1: 0, then (.5, −.5)·g1 = 0.125 − 0.375 = −0.25          -> −0.25
+    #   c2: (.5, −.5)·g0 = +0.25, then (−1, 1)·g1 = +0.5          -> +0.75
+    assert got["topic_drift_to_popular"] == pytest.approx((-0.25 - 0.25 + 0.75) / 3)
+    # moved mass: c0 .5, c1 .5, c2 .5 + 1 -> 2.5 over 3 creators. Where it went: .5·g0[1] +
+    # .5·g1[0] + .5·g0[0] + 1·g1[1] = .125 + .125 + .375 + .75 = 1.375 -> 1.375 / 2.5 = .55;
+    # where it left: .5·.75 + .5·.75 + .5·.25 + 1·.25 = 1.125 -> .45. Drift = 2.5/3 · (.55 − .45)
+    parts = drift_decomposition(logs).row(0, named=True)
+    assert parts["moved"] == pytest.approx(2.5 / 3)
+    assert (parts["went_share"], parts["left_share"]) == (pytest.approx(0.55), pytest.approx(0.45))
+    # scored against the whole run's exposure share instead, c2's moves would cancel out:
+    # g = (4/8, 4/8) over the 8 views before the last review; that is what the metric avoids
+    only_c2 = periods.filter(pl.col("creator_id") == 2)
+    logs = _logs(creator_periods=only_c2, items=items, exposures=exposures)
+    assert compute_metrics(logs, ["topic_drift_to_popular"])["value"][0] == pytest.approx(0.75)

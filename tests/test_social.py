@@ -77,6 +77,12 @@ def test_sbm_with_k_random_blocks_has_the_asked_degree():
     spec = SocialGraphSpec(type="sbm", blocks=4, mean_degree=5, homophily=0.9)
     edges = generate_edges(spec, _taste(2000, 3), np.random.default_rng(5))
     assert 2 * len(edges) / 2000 == pytest.approx(5.0, rel=0.06)
+    # the same stream again: the networkx seed, then the users' random blocks
+    rng = np.random.default_rng(5)
+    rng.integers(0, 2**31 - 1)
+    block = rng.integers(0, 4, 2000)
+    in_block = (block[edges[:, 0]] == block[edges[:, 1]]).mean()
+    assert in_block == pytest.approx(0.9, abs=0.02)
 
 
 def test_edge_list_is_read_and_made_symmetric(tmp_path: Path):

