@@ -17,6 +17,8 @@ claim about what LLM users can do; Agent4Rec and SimUSER used GPT-3.5/4-class mo
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -97,49 +99,74 @@ def panel_prompts(
     return prompts
 
 
+@contextmanager
+def panel_endpoint(llm: dict[str, Any]) -> Iterator[tuple[str, bool]]:
+    """``(base_url, local)`` of the panel's endpoint for the duration of the block.
+
+    ``provider: local`` (the default) starts SmolLM2 on 127.0.0.1 once for every LLM part of the
+    report and stops it by PID when the block ends, however it ends.
+    """
+    from agents.llm_server import LocalServer
+
+    if llm.get("provider", "local") != "local":
+        yield llm["base_url"], False
+        return
+    server = LocalServer(threads=2)
+    try:
+        yield server.start().base_url, True
+    finally:
+        server.stop()
+
+
 def llm_taste_discrimination(
     pop: CalibratedPopulation, split: Split, cfg: FidelityConfig, work_dir: Path, progress=None
 ) -> dict[str, Any]:
     """Run the LLM panel's 1:1 test; returns the report section (scores and call accounting)."""
-    from agents.llm_server import LocalServer
+    with panel_endpoint(dict(cfg.llm or {})) as (base_url, local):
+        return taste_on_endpoint(pop, split, cfg, base_url, local, work_dir, progress)
 
+
+def taste_on_endpoint(
+    pop: CalibratedPopulation,
+    split: Split,
+    cfg: FidelityConfig,
+    base_url: str,
+    local: bool,
+    work_dir: Path,
+    progress=None,
+) -> dict[str, Any]:
+    """The 1:1 test against an endpoint that is already up."""
     llm = dict(cfg.llm or {})
     prompts = panel_prompts(pop, split, int(llm.get("users", 10)), cfg.seed)
     report = progress or (lambda _d, _f: None)
     report("llm panel", 0.0)
     cache_path = Path(llm.get("cache", "runs/fidelity_llm_cache.sqlite"))
-    server = LocalServer(threads=2) if llm.get("provider", "local") == "local" else None
+    endpoint = Endpoint(
+        base_url=base_url,
+        model=llm.get("model", LOCAL_MODEL),
+        response_format="json_object_schema" if local else "json_schema",
+        temperature=0.0,
+        max_tokens=48,
+        seed=cfg.seed,
+        concurrency=2,
+    )
+    cache = CallCache(cache_path, "auto", f"fidelity-{cfg.seed}")
+    client = LLMClient(endpoint, cache)
     try:
-        base_url = server.start().base_url if server is not None else llm["base_url"]
-        endpoint = Endpoint(
-            base_url=base_url,
-            model=llm.get("model", LOCAL_MODEL),
-            response_format="json_object_schema" if server is not None else "json_schema",
-            temperature=0.0,
-            max_tokens=48,
-            seed=cfg.seed,
-            concurrency=2,
-        )
-        cache = CallCache(cache_path, "auto", f"fidelity-{cfg.seed}")
-        client = LLMClient(endpoint, cache)
-        try:
-            calls = [
-                client.structured(
-                    [{"role": "system", "content": SYSTEM}, {"role": "user", "content": p["text"]}],
-                    WatchAnswer,
-                    CallContext("fidelity:taste", int(p["user"])),
-                    _check(len(p["items"])),
-                    _schema(len(p["items"])),
-                )
-                for p in prompts
-            ]
-            answers = client.run(calls)
-        finally:
-            client.close()
-            cache.close()
+        calls = [
+            client.structured(
+                [{"role": "system", "content": SYSTEM}, {"role": "user", "content": p["text"]}],
+                WatchAnswer,
+                CallContext("fidelity:taste", int(p["user"])),
+                _check(len(p["items"])),
+                _schema(len(p["items"])),
+            )
+            for p in prompts
+        ]
+        answers = client.run(calls)
     finally:
-        if server is not None:
-            server.stop()
+        client.close()
+        cache.close()
     report("llm panel", 1.0)
     user, label, watch = [], [], []
     failed = 0

@@ -157,6 +157,10 @@ class RankingResult:
     simulated_ratings: tuple[np.ndarray, np.ndarray]  # (user, rating) of simulated clicks
     seconds: dict[str, float]
     simulation: dict
+    test_users: np.ndarray  # [U] dense ids of the users scored on both sides
+    real_ndcg: np.ndarray  # [U, A] per-user NDCG@10 of each arm
+    real_recall: np.ndarray  # [U, A]
+    model_paths: dict[str, str]  # arm -> pickle of the fitted model (for a second simulation)
 
 
 def ranking_agreement(
@@ -224,28 +228,7 @@ def ranking_agreement(
         started = time.perf_counter()
         pop_path = work_dir / "population.parquet"
         replace_activity(pop, visits_per_day).save(pop_path)
-        doc = {
-            "name": "fidelity-ranking",
-            "seed": seed,
-            "replicates": 1,
-            "horizon": {"days": days, "tick_seconds": 60},
-            "population": {"from": "calibrated", "path": str(pop_path)},
-            "creators": {"uploads_per_day": 0.0},
-            "surface": {"type": "list", "k": K},
-            "retrain": {"every_days": days * 2},  # fitted offline: no refit in the horizon
-            "arms": [
-                {
-                    "name": spec.name,
-                    "recommender": {
-                        "type": f"{__name__}:Pretrained",
-                        "params": {"model": model_paths[spec.name]},
-                    },
-                }
-                for spec in arms
-            ],
-            "metrics": ["ctr"],
-            "output": {"dir": str(work_dir)},
-        }
+        doc = simulation_doc("fidelity-ranking", seed, days, pop_path, arms, model_paths, work_dir)
         run_dir = work_dir / "simulation"
         names = [spec.name for spec in arms]
 
@@ -259,18 +242,7 @@ def ranking_agreement(
         torch.set_num_threads(threads)
 
     logs = load(run_dir)
-    per_user = (
-        logs.exposures.group_by("arm", "user_id")
-        .agg(pl.len().alias("views"), pl.col("clicked").sum().alias("clicks"))
-        .collect()
-    )
-    position = {u: i for i, u in enumerate(test_users.tolist())}
-    views = np.zeros((test_users.size, len(arms)))
-    clicks = np.zeros((test_users.size, len(arms)))
-    for arm, user, n_views, n_clicks in per_user.iter_rows():
-        if user in position:
-            views[position[user], names.index(arm)] = n_views
-            clicks[position[user], names.index(arm)] = n_clicks
+    clicks, views = engagement(logs.exposures, test_users, names)
     real_ndcg, real_recall = np.stack(ndcg_cols, axis=1), np.stack(recall_cols, axis=1)
     rng = np.random.default_rng([seed, 301])
     inter = logs.interactions.select("user_id", "rating").collect()
@@ -294,6 +266,10 @@ def ranking_agreement(
         tau_recall=tau_estimate(real_recall, clicks, views, rng, n_boot),
         simulated_ratings=(inter["user_id"].to_numpy(), inter["rating"].to_numpy()),
         seconds=seconds,
+        test_users=test_users,
+        real_ndcg=real_ndcg,
+        real_recall=real_recall,
+        model_paths=model_paths,
         simulation={
             "days": days,
             "visits_per_day": visits_per_day,
@@ -301,6 +277,59 @@ def ranking_agreement(
             "impressions": int(views.sum()),
         },
     )
+
+
+def simulation_doc(
+    name: str,
+    seed: int,
+    days: float,
+    pop_path: Path,
+    arms: tuple[ArmSpec, ...],
+    model_paths: dict[str, str],
+    work_dir: Path,
+) -> dict:
+    """The scenario that deploys the fitted models as arms of one run on ``pop_path``."""
+    return {
+        "name": name,
+        "seed": seed,
+        "replicates": 1,
+        "horizon": {"days": days, "tick_seconds": 60},
+        "population": {"from": "calibrated", "path": str(pop_path)},
+        "creators": {"uploads_per_day": 0.0},
+        "surface": {"type": "list", "k": K},
+        "retrain": {"every_days": days * 2},  # fitted offline: no refit in the horizon
+        "arms": [
+            {
+                "name": spec.name,
+                "recommender": {
+                    "type": f"{__name__}:Pretrained",
+                    "params": {"model": model_paths[spec.name]},
+                },
+            }
+            for spec in arms
+        ],
+        "metrics": ["ctr"],
+        "output": {"dir": str(work_dir)},
+    }
+
+
+def engagement(
+    exposures: pl.LazyFrame, users: np.ndarray, names: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``[len(users), A]`` clicks and impressions of each of ``users`` under each arm."""
+    per_user = (
+        exposures.group_by("arm", "user_id")
+        .agg(pl.len().alias("views"), pl.col("clicked").sum().alias("clicks"))
+        .collect()
+    )
+    position = {u: i for i, u in enumerate(users.tolist())}
+    views = np.zeros((users.size, len(names)))
+    clicks = np.zeros((users.size, len(names)))
+    for arm, user, n_views, n_clicks in per_user.iter_rows():
+        if user in position:
+            views[position[user], names.index(arm)] = n_views
+            clicks[position[user], names.index(arm)] = n_clicks
+    return clicks, views
 
 
 def replace_activity(pop: CalibratedPopulation, visits_per_day: float) -> CalibratedPopulation:

@@ -199,11 +199,23 @@ def run_fidelity(cfg: FidelityConfig, work_dir: Path, progress: Progress | None 
         "seconds": {**timings, **ranking.seconds},
     }
     if cfg.llm is not None:
-        from analysis.fidelity_llm import llm_taste_discrimination
+        from analysis.fidelity_llm import panel_endpoint, taste_on_endpoint
+        from analysis.fidelity_llm_sim import llm_panel_simulation
 
         started = time.perf_counter()
-        result["llm_panel"] = llm_taste_discrimination(pop, split, cfg, work_dir, progress)
-        result["seconds"]["llm panel"] = round(time.perf_counter() - started, 2)
+        with panel_endpoint(dict(cfg.llm)) as (base_url, local):  # one server for both parts
+            panel = taste_on_endpoint(pop, split, cfg, base_url, local, work_dir, progress)
+            result["seconds"]["llm panel"] = round(time.perf_counter() - started, 2)
+            simulated = llm_panel_simulation(
+                pop, split, cfg, ranking, base_url, local, work_dir / "llm_panel", progress
+            )
+        result["seconds"]["llm simulation"] = simulated.pop("seconds")
+        result["llm_panel"] = {
+            **panel,
+            "rating_distribution": simulated.pop("rating_distribution", []),
+            "ranking_agreement": simulated.pop("ranking_agreement"),
+            "simulation": {**simulated.pop("simulation"), **simulated},
+        }
     return result
 
 
@@ -280,6 +292,9 @@ def table_rows(result: dict) -> list[tuple[str, str, str, str]]:
                 )
     for r in result["rating_distribution"]:
         rows.append(("2 rating TV", r["variant"], _fmt(r["tv_distance"]), "0 = same"))
+    llm = result.get("llm_panel")
+    for r in llm.get("rating_distribution", []) if llm else []:
+        rows.append(("2 rating TV LLM", r["variant"], _fmt(r["tv_distance"]), "0 = same"))
     ranking = result["ranking_agreement"]
     for arm in ranking["arms"]:
         rows.append(
@@ -306,6 +321,25 @@ def table_rows(result: dict) -> list[tuple[str, str, str, str]]:
             "1 = same",
         )
     )
+    if llm and "ranking_agreement" in llm:
+        agreement = llm["ranking_agreement"]
+        ctrs = " / ".join(_fmt(a["simulated_ctr"], 4) for a in agreement["arms"])
+        names = "/".join(a["name"] for a in agreement["arms"])
+        rows.append(("3 ranking LLM", f"sim CTR {names}", ctrs, ""))
+        for key, label in (("kendall_tau_ndcg", "NDCG@10"), ("kendall_tau_recall", "Recall@10")):
+            rows.append(("3 ranking LLM", f"tau: {label} vs CTR", _fmt(agreement[key]), "1 = same"))
+    if llm:
+        sim = llm.get("simulation", {})
+        calls = llm["calls"] + sim.get("calls", 0)
+        cached = llm["cached_calls"] + sim.get("cached_calls", 0)
+        rows.append(
+            (
+                "LLM panel",
+                "calls (cached): check 1 + simulation",
+                f"{calls} ({cached}): {llm['calls']} + {sim.get('calls', 0)}",
+                llm["model"],
+            )
+        )
     return rows
 
 

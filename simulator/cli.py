@@ -27,6 +27,18 @@ out = Console()
 err = Console(stderr=True)
 
 
+def _progress_bars(quiet: bool) -> Progress:
+    """One bar per task on stderr (stdout stays for tables and paths); none with --quiet."""
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=quiet,
+    )
+
+
 @app.command()
 def run(
     scenario_file: Annotated[Path, typer.Argument(metavar="FILE", help="Scenario YAML.")],
@@ -98,14 +110,7 @@ def run(
     if resume is not None:
         resumable_manifest(resume, scenario)  # a mismatch is one error line, before any bars
 
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        disable=quiet,
-    )
+    progress = _progress_bars(quiet)
     tasks = {
         c.index: progress.add_task(
             ("" if c.point is None else f"point={c.point} ") + f"arm={c.arm:<14} rep={c.rep}",
@@ -220,14 +225,7 @@ def fidelity(
         topics=topics,
         llm={"users": llm_users} if llm else None,
     )
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TaskProgressColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        disable=quiet,
-    )
+    progress = _progress_bars(quiet)
     tasks: dict[str, int] = {}
 
     def on_progress(description: str, fraction: float) -> None:

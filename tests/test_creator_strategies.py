@@ -90,8 +90,8 @@ def test_exposure_chasing_softmax_target():
 
 def test_platform_scope_follows_the_platform_trend_not_the_own_yield():
     mix = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
-    # own yields point to topic 0 (creator 0) and topic 2 (creator 1); the platform's
-    # exposure is mostly on topic 1, so both move toward topic 1 (shares 0.1/0.8/0.1, one-hot target)
+    # own yields point to topic 0 (creator 0) and topic 2 (creator 1); the platform's exposure
+    # is mostly on topic 1 (shares 0.1/0.8/0.1), so with a one-hot target both move toward it
     period = PeriodStats(
         np.array([[9.0, 0, 0], [0, 0, 3.0]]),
         np.zeros((2, 3)),

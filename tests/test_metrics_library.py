@@ -303,6 +303,9 @@ def test_every_metric_has_documentation_and_a_test_here():
         "creator_envy",
         # hand-checked in test_creator_strategies.py
         "creator_churn", "active_creators_end", "topic_drift_to_popular",
+        # hand-checked in test_conversation.py
+        "conv_success_rate", "conv_turns_to_success", "conv_target_recall",
+        "conv_patience_exits", "conv_questions_per_success",
     }  # fmt: skip
     assert set(METRICS) == tested
     for metric in METRICS.values():

