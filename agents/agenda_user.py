@@ -107,23 +107,35 @@ class AgendaUser:
         codes = facets.codes.astype(np.int64)
         genre = facets.index("genre")
         n_genres = len(facets.values[genre])
-        has_items = np.bincount(codes[:, genre], minlength=n_genres)[:n_genres] > 0
+        # items per combination of facet values ([V_0, ..., V_F-1], a few hundred cells): a
+        # target's matching items are counted from it, not by scanning the catalog per user
+        dims = tuple(len(v) for v in facets.values)
+        joint = np.bincount(
+            np.ravel_multi_index(tuple(codes.T), dims), minlength=int(np.prod(dims))
+        ).reshape(dims)
+        has_items = joint.sum(axis=tuple(f for f in range(n_facets) if f != genre)) > 0
         logits = self.taste[users][:, :n_genres].astype(np.float64) / self.cfg.target_temperature
         weights = np.exp(logits - logits.max(axis=1, keepdims=True)) * has_items
         chosen = draw_categorical(weights, uniforms(combine(key, genre)))
-        matching = codes[None, :, genre] == chosen[:, None]  # [B, n_items]
+        # matching[b] = joint counts restricted to the values drawn so far: [B, V_0, ...]
+        matching = np.moveaxis(joint, genre, 0)[chosen]  # [B, remaining facets...]
+        remaining = [f for f in range(n_facets) if f != genre]
         if "genre" in self.cfg.target_facets:
             target[:, genre] = chosen
         for name in self.cfg.target_facets:
             f = facets.index(name)
             if f == genre:
                 continue
-            n_values = len(facets.values[f])
-            onehot = (codes[:, f, None] == np.arange(n_values)).astype(np.float64)
-            counts = matching.astype(np.float64) @ onehot  # [B, V] matching items per value
+            axis = 1 + remaining.index(f)
+            others = tuple(a for a in range(1, matching.ndim) if a != axis)
+            counts = matching.sum(axis=others).astype(np.float64)  # [B, V] matching items
             value = draw_categorical(counts, uniforms(combine(key, f)))
             target[:, f] = value
-            matching &= codes[None, :, f] == value[:, None]
+            matching = np.take_along_axis(
+                matching, value.reshape((-1,) + (1,) * (matching.ndim - 1)), axis=axis
+            )
+            matching = np.squeeze(matching, axis=axis)
+            remaining.remove(f)
         return target
 
     # ------------------------------------------------------------------ turns

@@ -109,20 +109,25 @@ class _Candidates:
         slates = self.base.recommend(replace(requests, k=n, exclude=exclude))
         cand = slates.items
         valid = cand != PAD_ITEM
-        codes = state.facets.codes[np.where(valid, cand, 0)].astype(np.int64)  # [B, N, F]
+        codes = np.take(state.facets.codes, np.where(valid, cand, 0), axis=0)  # [B, N, F] int16
         weight = np.where(valid, 1.0 / np.log2(np.arange(cand.shape[1]) + 2.0), 0.0)
         noise = self.params.answer_noise
         n_values = np.array([len(v) for v in state.facets.values])
-        preferred = state.preferred.astype(np.int64)
-        known = preferred != UNKNOWN  # [B, F]
-        agree = codes == preferred[:, None, :]
         miss = noise / np.maximum(n_values - 1, 1)
-        factor = np.where(agree, 1.0 - noise, miss[None, None, :])
-        weight = weight * np.where(known[:, None, :], factor, 1.0).prod(axis=2)
-        rows = np.arange(cand.shape[0])[:, None, None]
-        facet_ix = np.arange(codes.shape[2])[None, None, :]
-        avoided = state.avoided[rows, facet_ix, codes].any(axis=2)  # [B, N]
-        weight = np.where(avoided, weight * self.params.avoid_weight, weight)
+        # Facet by facet, and only over the conversations where the user has stated a value or
+        # critiqued one (most early turns have neither): [B', N] work instead of [B, N, F].
+        for f in range(codes.shape[2]):
+            told = np.flatnonzero(state.preferred[:, f] != UNKNOWN)
+            if told.size:
+                agree = codes[told, :, f] == state.preferred[told, f][:, None]
+                weight[told] *= np.where(agree, 1.0 - noise, miss[f])
+        hit = np.zeros(weight.shape, bool)
+        for f in range(codes.shape[2]):
+            critiqued = np.flatnonzero(state.avoided[:, f].any(axis=1))
+            if critiqued.size:
+                values = codes[critiqued, :, f].astype(np.intp)
+                hit[critiqued] |= np.take_along_axis(state.avoided[critiqued, f], values, axis=1)
+        weight = np.where(hit, weight * self.params.avoid_weight, weight)
         return cand, codes, weight
 
     @staticmethod

@@ -426,3 +426,34 @@ def test_facets_from_real_attributes_and_hash():
     np.testing.assert_array_equal(grown.codes[:12], facets.codes)
     again = FacetIndex(catalog, np.uint64(99), RealAttributes(titles, genres)).facets()
     np.testing.assert_array_equal(again.codes, grown.codes)
+
+
+@pytest.mark.parametrize("kind", ["info_gain", "recommend_only", "llm_crs"])
+def test_conversational_contract(kind):
+    # every conversational type, on the same hand-built state: one move per conversation,
+    # asks carry no items, recommendations are k distinct items never excluded or shown before
+    from recommenders.registry import build
+
+    codes = [[i % 4, (i // 4) % 2, int(i % 3 == 0)] for i in range(40)]
+    ctx = RecommenderContext(rng=np.random.default_rng(0), n_users=6, n_topics=2)
+    crs = build(kind, {"candidates": 40}, ctx)
+    base = _state(_requests(6, 40, 3, page=1), _facets(codes))
+    requests = base.requests.__class__(
+        **{**base.requests.__dict__, "exclude": np.array([[0, 1, PAD_ITEM]] * 6)}
+    )
+    shown = np.array([[2, 3, 4]] * 6)
+    state = DialogueState(**{**base.__dict__, "requests": requests, "shown": shown})
+    acts = crs.act(state)
+    assert acts.act.shape == acts.facet.shape == (6,) and len(acts.text) == 6
+    assert acts.slates.items.shape == (6, 3)
+    asks = acts.act == ASK
+    assert (acts.slates.items[asks] == PAD_ITEM).all() and (acts.facet[asks] >= 0).all()
+    for row in acts.slates.items[~asks]:
+        assert len(set(row.tolist())) == 3 and not set(row.tolist()) & {0, 1, 2, 3, 4}
+    assert (acts.facet[~asks] == UNKNOWN).all()
+    # the last turn recommends
+    last = DialogueState(
+        **{**state.__dict__, "requests": requests.__class__(
+            **{**requests.__dict__, "page": np.full(6, 9, np.int32)})}
+    )  # fmt: skip
+    assert (crs.act(last).act == RECOMMEND).all()

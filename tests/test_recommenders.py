@@ -72,7 +72,16 @@ def _build(kind: str, seed: int = 1, params: dict | None = None):
     return build(kind, params or {}, ctx)
 
 
-@pytest.mark.parametrize("kind", known_types())
+LIST_TYPES = [t for t in known_types() if "list" in get_entry(t).factory.surfaces]
+
+
+def test_every_type_serves_lists_or_conversations():
+    conversational = {t for t in known_types() if "conversation" in get_entry(t).factory.surfaces}
+    assert conversational == {"info_gain", "recommend_only", "llm_crs"}
+    assert set(LIST_TYPES) | conversational == set(known_types())
+
+
+@pytest.mark.parametrize("kind", LIST_TYPES)
 def test_contract(kind):
     rng = np.random.default_rng(5)
     rec = _build(kind)
