@@ -323,9 +323,10 @@ def table_rows(result: dict) -> list[tuple[str, str, str, str]]:
     )
     if llm and "ranking_agreement" in llm:
         agreement = llm["ranking_agreement"]
-        ctrs = " / ".join(_fmt(a["simulated_ctr"], 4) for a in agreement["arms"])
-        names = "/".join(a["name"] for a in agreement["arms"])
-        rows.append(("3 ranking LLM", f"sim CTR {names}", ctrs, ""))
+        for arm in agreement["arms"]:
+            rows.append(
+                ("3 ranking LLM", f"{arm['name']} sim CTR", _fmt(arm["simulated_ctr"], 4), "")
+            )
         for key, label in (("kendall_tau_ndcg", "NDCG@10"), ("kendall_tau_recall", "Recall@10")):
             rows.append(("3 ranking LLM", f"tau: {label} vs CTR", _fmt(agreement[key]), "1 = same"))
     if llm:
@@ -336,7 +337,9 @@ def table_rows(result: dict) -> list[tuple[str, str, str, str]]:
             (
                 "LLM panel",
                 "calls (cached): check 1 + simulation",
-                f"{calls} ({cached}): {llm['calls']} + {sim.get('calls', 0)}",
+                f"{calls} ({cached}): {llm['calls']} + {sim.get('calls', 0)}; "
+                f"{len(sim.get('visited_users', []))} of {len(sim.get('panel_users', []))} "
+                "simulated users visited",
                 llm["model"],
             )
         )

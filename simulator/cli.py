@@ -205,7 +205,7 @@ def fidelity(
     ] = None,
     topics: Annotated[int, typer.Option(min=1, max=1024, help="Latent topics.")] = 16,
     llm: Annotated[
-        bool, typer.Option("--llm", help="Also run check 1 for an LLM panel (local SmolLM2).")
+        bool, typer.Option("--llm", help="Also run checks 1-3 for an LLM panel (local SmolLM2).")
     ] = False,
     llm_users: Annotated[int, typer.Option(min=1, help="LLM panel size with --llm.")] = 10,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,

@@ -360,3 +360,73 @@ def test_llm_panel_against_the_local_server(tmp_path: Path) -> None:
     entry = result["taste_discrimination"][0]
     assert entry["m"] == 1 and entry["items"] == 6  # user 0: 2 + 2, user 1: 1 + 1
     assert 0 <= entry["accuracy"]["value"] <= 1
+
+
+def test_llm_panel_runs_checks_2_and_3_and_replays_from_the_cache(tmp_path: Path) -> None:
+    """The fake endpoint clicks slot 2 of every page and rates it 4: every arm's panel CTR is
+    exactly 1/10 (so tau is undefined), the panel's ratings are all 4 stars (so TV is 1 − the
+    real 4-star share of the same users), and a second run makes no request at all."""
+    from analysis.fidelity_ranking import ArmSpec
+    from analysis.fidelity_report import FidelityConfig, table_rows, write_report
+    from tests.fake_openai import PAGE_OK, FakeOpenAI
+
+    data = _tiny_dataset(tmp_path / "inter.csv")
+    arms = (
+        ArmSpec("popularity", "popularity"),
+        ArmSpec("itemknn", "itemknn", {"neighbours": 10}),
+        ArmSpec("mf", "mf", {"dim": 8, "epochs": 2}),
+    )
+    llm = {"users": 6, "provider": "openai", "cache": str(tmp_path / "cache.sqlite")}
+    with FakeOpenAI(["ok"]) as fake:
+        cfg = FidelityConfig(
+            dataset=str(data),
+            seed=1,
+            topics=4,
+            n_boot=50,
+            users=40,
+            calibration_epochs=3,
+            arms=arms,
+            simulation_days=0.5,
+            llm={**llm, "base_url": fake.base_url},
+        )
+        first = write_report(tmp_path / "a", cfg)
+        requests = len(fake.requests)
+        second = write_report(tmp_path / "b", cfg)
+        assert len(fake.requests) == requests  # everything replayed from the cache
+
+    panel = first["llm_panel"]
+    sim = panel["simulation"]
+    assert sim["panel_users"] and sim["visited_users"]
+    assert set(sim["visited_users"]) <= set(sim["panel_users"]) and len(sim["panel_users"]) == 6
+    assert sim["calls"] == sim["page_calls"] > 0 and sim["cached_calls"] == 0
+    assert sim["max_pages"] == 2 and sim["fallback_pages"] == 0
+    agreement = panel["ranking_agreement"]
+    assert [a["name"] for a in agreement["arms"]] == ["popularity", "itemknn", "mf"]
+    # one click per 10-item page, every page of the panel is an LLM page
+    assert agreement["impressions"] == 10 * sim["page_calls"] * 1
+    assert agreement["clicks"] == sim["page_calls"]
+    for arm in agreement["arms"]:
+        assert arm["simulated_ctr"]["value"] == pytest.approx(0.1)
+    assert math.isnan(agreement["kendall_tau_ndcg"]["value"])  # all CTRs tie
+
+    # check 2 by hand: the visited users' real held-out ratings are their last 4 rows
+    frame = pl.read_csv(data).with_columns(pl.col("user").cast(pl.String))
+    held = (
+        frame.filter(pl.col("user").is_in(sim["visited_user_ids"]))
+        .sort("timestamp")
+        .group_by("user", maintain_order=True)
+        .tail(4)
+    )
+    four = (held["rating"] == 4.0).sum() / held.height
+    (tv,) = panel["rating_distribution"]
+    assert tv["simulated"] == [0.0, 0.0, 0.0, 1.0, 0.0] and PAGE_OK["rating"] == 4
+    assert tv["ratings"] == sim["page_calls"]
+    assert tv["tv_distance"]["value"] == pytest.approx(1 - four)
+
+    again = second["llm_panel"]
+    assert again["simulation"]["cached_calls"] == again["simulation"]["calls"] == sim["calls"]
+    for key in ("rating_distribution", "ranking_agreement", "taste_discrimination"):
+        assert json.dumps(again[key]) == json.dumps(panel[key])
+    measures = {(row[0], row[1]) for row in table_rows(first)}
+    assert ("2 rating TV LLM", "simulation") in measures
+    assert ("3 ranking LLM", "tau: NDCG@10 vs CTR") in measures
