@@ -337,16 +337,29 @@ def _fmt(x: float | None) -> str:
     return f"{x:.3g}" if abs(x) < 1000 else f"{x:,.0f}"
 
 
+def ci_units(frame: pl.DataFrame) -> tuple[int, list[str], list[str]]:
+    """Replicates per arm, and the metrics whose CIs are over users and over replicates.
+
+    The terminal caption and the HTML report word it differently from the same split. A frame
+    without ``ci_over`` (from before the column existed) is over replicates throughout.
+    """
+    n_reps = int(frame["n_reps"].min()) if frame.height else 0
+    over = (
+        dict(frame.select("metric", "ci_over").unique(maintain_order=True).iter_rows())
+        if "ci_over" in frame.columns
+        else dict.fromkeys(frame["metric"].unique(maintain_order=True), "replicates")
+    )
+    users = [m for m, o in over.items() if o == "users"]
+    return n_reps, users, [m for m in over if m not in users]
+
+
 def _caption(frame: pl.DataFrame) -> str:
     """Says what each CI resamples and how significance was corrected."""
-    n_reps = int(frame["n_reps"].min()) if frame.height else 0
+    n_reps, users, replicates = ci_units(frame)
     reps = f"{n_reps} replicate{'s' if n_reps != 1 else ''}"
-    over = dict(frame.select("metric", "ci_over").unique(maintain_order=True).iter_rows())
-    users = [m for m, o in over.items() if o == "users"]
-    replicates = [m for m, o in over.items() if o == "replicates"]
 
     def which(group: list[str]) -> str:
-        return "" if len(group) == len(over) else f" for {', '.join(group)}"
+        return "" if len(group) == len(users) + len(replicates) else f" for {', '.join(group)}"
 
     parts = ["Δ relative to the baseline mean (absolute where that mean is ≤ 0)"]
     if users:

@@ -15,7 +15,6 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,12 +28,10 @@ from analysis.fidelity_checks import (
     split_by_time,
     taste_discrimination,
 )
-from analysis.fidelity_ranking import DEFAULT_ARMS, ArmSpec, ranking_agreement
+from analysis.fidelity_ranking import DEFAULT_ARMS, ArmSpec, Progress, ranking_agreement
 from simulator.calibration import CalibrationConfig, calibrate
 from simulator.datasets import InteractionData, load_dataset
 from simulator.errors import RecarenaError
-
-Progress = Callable[[str, float], None]
 
 REFERENCES = {
     "taste_1to1_accuracy": [

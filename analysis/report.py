@@ -18,7 +18,7 @@ import polars as pl
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from analysis.compare import compare
+from analysis.compare import ci_units, compare
 from analysis.grid import by_col, by_slot
 from analysis.load import RunLogs, load_one_world
 from analysis.metrics import METRICS
@@ -134,17 +134,10 @@ def ab_rows(frame: pl.DataFrame) -> list[AbRow]:
 
 def ab_note(frame: pl.DataFrame) -> str:
     """What each CI is over and what the star means, in words, for the table's caption."""
-    n_reps = int(frame["n_reps"].min()) if frame.height else 0
-    over = (
-        dict(frame.select("metric", "ci_over").unique(maintain_order=True).iter_rows())
-        if "ci_over" in frame.columns
-        else dict.fromkeys(frame["metric"].unique(maintain_order=True), "replicates")
-    )
-    by_users = [m for m, o in over.items() if o == "users"]
-    by_reps = [m for m, o in over.items() if o != "users"]
+    n_reps, by_users, by_reps = ci_units(frame)
 
     def which(group: list[str]) -> str:
-        return "" if len(group) == len(over) else f" ({', '.join(group)})"
+        return "" if len(group) == len(by_users) + len(by_reps) else f" ({', '.join(group)})"
 
     parts = ["Δ is relative to the baseline mean (absolute where that mean is ≤ 0)."]
     if by_users:

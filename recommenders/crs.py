@@ -189,6 +189,11 @@ class InfoGainCRS:
         return information_gain(mass / total, n_values, self.params.answer_noise)
 
     def act(self, state: DialogueState) -> SystemActs:
+        return self.decide(state)[0]
+
+    def decide(self, state: DialogueState) -> tuple[SystemActs, np.ndarray, np.ndarray]:
+        """The move, with the candidates [B, N] and weights [B, N] it was decided on (policies
+        built on this one, like ``llm_crs``, reuse them instead of recomputing the belief)."""
         k = state.requests.k
         cand, codes, weight = self.belief.weights(state)
         slates = _Candidates.top_k(cand, weight, k)
@@ -201,7 +206,7 @@ class InfoGainCRS:
         confident = top_mass >= self.params.confidence * np.maximum(weight.sum(axis=1), 1e-300)
         last_turn = state.requests.page >= state.max_turns - 1
         ask = ~confident & ~last_turn & (best_gain >= self.params.min_gain)
-        return _acts(np.where(ask, ASK, RECOMMEND), best, slates)
+        return _acts(np.where(ask, ASK, RECOMMEND), best, slates), cand, weight
 
 
 class RecommendOnlyCRS:

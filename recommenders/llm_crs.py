@@ -146,12 +146,11 @@ class LLMCRS:
         self.rule.update(feedback)
 
     def act(self, state: DialogueState) -> SystemActs:
-        rule = self.rule.act(state)
+        rule, cand, weight = self.rule.decide(state)
         if self.client is None or len(state.requests) == 0:
             return rule
         requests = state.requests
         batch, k = len(requests), requests.k
-        cand, _, weight = self.rule.belief.weights(state)
         order = np.argsort(-weight, axis=1, kind="stable")
         ranked = np.take_along_axis(cand, order, axis=1)
         views = [self._view(state, row, ranked[row]) for row in range(batch)]

@@ -105,10 +105,10 @@ class Tracker:
     avoided: np.ndarray  # [B, F, V] bool
     shown: np.ndarray  # [B, S] int64, PAD_ITEM-padded, in order shown
     n_shown: np.ndarray  # [B] int32
-    transcript: list[list[str]]  # [B] rendered utterances (only kept when needed)
+    transcript: list[list[str]] | None  # [B] rendered utterances; None when no policy reads text
 
     @staticmethod
-    def empty(n_facets: int, n_values: int, width: int) -> Tracker:
+    def empty(n_facets: int, n_values: int, width: int, keep_text: bool) -> Tracker:
         return Tracker(
             target=np.zeros((0, n_facets), np.int16),
             patience=np.zeros(0, np.float32),
@@ -117,7 +117,7 @@ class Tracker:
             avoided=np.zeros((0, n_facets, n_values), bool),
             shown=np.zeros((0, width), np.int64),
             n_shown=np.zeros(0, np.int32),
-            transcript=[],
+            transcript=[] if keep_text else None,
         )
 
     def __len__(self) -> int:
@@ -136,12 +136,14 @@ class Tracker:
         }
         for name, array in new.items():
             setattr(self, name, np.concatenate([getattr(self, name), array]))
-        self.transcript.extend([] for _ in range(n))
+        if self.transcript is not None:  # per-conversation lists only for text policies
+            self.transcript.extend([] for _ in range(n))
 
     def keep(self, mask: np.ndarray) -> None:
         for name in ("target", "patience", "asked", "preferred", "avoided", "shown", "n_shown"):
             setattr(self, name, getattr(self, name)[mask])
-        self.transcript = [t for t, m in zip(self.transcript, mask, strict=True) if m]
+        if self.transcript is not None:
+            self.transcript = [t for t, m in zip(self.transcript, mask, strict=True) if m]
 
     def absorb(self, system: SystemActs, acts: UserActs) -> None:
         """Update from one turn: asked facets, stated preferences and avoidances, shown items."""
@@ -184,7 +186,9 @@ class DialogueLoop:
             or getattr(self.user, "needs_transcript", False)
         )
         facets = self.facet_index.facets()
-        self.tracker = Tracker.empty(len(facets.names), facets.max_values, self.max_turns * self.k)
+        self.tracker = Tracker.empty(
+            len(facets.names), facets.max_values, self.max_turns * self.k, self.needs_transcript
+        )
 
     # ------------------------------------------------------------------ serve
     def serve(self, now: float) -> None:
@@ -214,7 +218,7 @@ class DialogueLoop:
             avoided=tracker.avoided,
             shown=tracker.shown[:, : int(tracker.n_shown.max(initial=0))],
             transcript=tuple(tuple(t) for t in tracker.transcript)
-            if self.needs_transcript
+            if tracker.transcript is not None
             else ((),) * len(active),
         )
         system = self.recommender.act(state)
@@ -275,11 +279,7 @@ class DialogueLoop:
             )[ending]
             tracker.keep(~ending)
             model._end_sessions(ending, now, reason)
-        finished = time.perf_counter()
-        model.timings["recommend"] += after_recommend - started
-        model.timings["respond"] += after_respond - after_recommend
-        model.timings["update"] += after_update - after_respond
-        model.timings["log"] += finished - after_update
+        model.add_timings(started, after_recommend, after_respond, after_update)
 
     # ------------------------------------------------------------------ logs
     def _log_turns(

@@ -388,6 +388,12 @@ class SimulationModel(mesa.Model):
         if ending.any():
             reason = np.where(response.leave, "fatigue", "max_pages")[ending]
             self._end_sessions(ending, now, reason)
+        self.add_timings(started, after_recommend, after_respond, after_update)
+
+    def add_timings(
+        self, started: float, after_recommend: float, after_respond: float, after_update: float
+    ) -> None:
+        """Split one batch's wall time (pages or turns) into the manifest's timing buckets."""
         finished = time.perf_counter()
         self.timings["recommend"] += after_recommend - started
         self.timings["respond"] += after_respond - after_recommend
