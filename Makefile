@@ -23,6 +23,7 @@ run: setup
 
 test: setup
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	RECARENA_REQUIRE_LOCAL_LLM=1 $(BIN)/pytest
 
 lint: setup

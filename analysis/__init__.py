@@ -1,8 +1,8 @@
 """Notebook entry points: ``load`` a run, ``compute_metrics``, ``compare`` arms with CIs."""
 
-from analysis.compare import compare, estimate_interval, format_table
-from analysis.load import RunLogs, load
-from analysis.metrics import METRICS, compute_metrics, gini
+from recarena.analysis.compare import compare, estimate_interval, format_table
+from recarena.analysis.load import RunLogs, load
+from recarena.analysis.metrics import METRICS, compute_metrics, gini
 
 __all__ = [
     "METRICS",

@@ -26,9 +26,9 @@ import numpy as np
 import polars as pl
 from rich.table import Table
 
-from analysis.load import RunLogs
-from analysis.metrics import compute_metrics, compute_user_metrics
-from simulator.errors import RecarenaError
+from recarena.analysis.load import RunLogs
+from recarena.analysis.metrics import compute_metrics, compute_user_metrics
+from recarena.simulator.core.errors import RecarenaError
 
 MIN_REPLICATES = 5
 """Below this many replicates, per-user metrics are bootstrapped over users instead."""

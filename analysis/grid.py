@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from analysis.load import RunLogs
+from recarena.analysis.load import RunLogs
 
 
 def by_slot(logs: RunLogs, axes: tuple[str, ...] = ("row", "col")) -> pl.DataFrame:

@@ -15,8 +15,8 @@ from typing import Any
 
 import polars as pl
 
-from simulator.errors import RecarenaError
-from simulator.logschema import SCHEMAS, TABLES
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.logschema import SCHEMAS, TABLES
 
 INCOMPLETE = "_INCOMPLETE"
 

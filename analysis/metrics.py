@@ -1,6 +1,6 @@
 """Metrics by name. Each computes one value per (arm, rep) cell from the log frames.
 
-Every metric is a plain function over :class:`analysis.load.RunLogs` with its formula, its
+Every metric is a plain function over :class:`recarena.analysis.load.RunLogs` with its formula, its
 direction and a reference in the registry, so scenarios and ``compare`` can ask for it by name.
 The functions live in ``metrics_engagement``, ``metrics_beyond`` and ``metrics_fairness``;
 this module is the registry. Metrics that are ratios of per-user sums also expose per-user
@@ -11,18 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from types import MappingProxyType
+from typing import Any
 
 import polars as pl
 
-from analysis import metrics_beyond as beyond
-from analysis import metrics_engagement as engagement
-from analysis import metrics_fairness as fairness
-from analysis.load import RunLogs
-from analysis.metrics_base import CELL, Metric, PerUser, from_user_ratio, gini
-from analysis.metrics_conversation import METRICS_CONVERSATION
-from analysis.metrics_creators import METRICS_CREATORS
-from analysis.metrics_engagement import retention_curve
-from analysis.metrics_longterm import METRICS_LONGTERM
+from recarena.analysis import metrics_beyond as beyond
+from recarena.analysis import metrics_engagement as engagement
+from recarena.analysis import metrics_fairness as fairness
+from recarena.analysis.load import RunLogs
+from recarena.analysis.metrics_base import CELL, Metric, PerUser, from_user_ratio, gini
+from recarena.analysis.metrics_conversation import METRICS_CONVERSATION
+from recarena.analysis.metrics_creators import METRICS_CREATORS
+from recarena.analysis.metrics_engagement import retention_curve
+from recarena.analysis.metrics_longterm import METRICS_LONGTERM
+from recarena.simulator.core.errors import RecarenaError
 
 __all__ = [
     "CELL",
@@ -143,6 +145,16 @@ METRICS: Mapping[str, Metric] = MappingProxyType({m.name: m for m in _ALL})
 
 def known_metrics() -> list[str]:
     return list(METRICS)
+
+
+def check_metrics(scenario: Any, source: str = "<scenario>") -> None:
+    """The resolve step for ``metrics:`` (names live here, above the schema)."""
+    known = known_metrics()
+    for name in scenario.metrics:
+        if name not in known:
+            raise RecarenaError(
+                f"{source}: metrics: unknown metric {name!r}; known: {', '.join(known)}"
+            )
 
 
 def get_metric(name: str) -> Metric:

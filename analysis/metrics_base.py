@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import polars as pl
 
-from analysis.load import RunLogs
+from recarena.analysis.load import RunLogs
+from recarena.simulator.core.measures import gini  # noqa: F401  (re-exported)
 
 CELL = ["arm", "rep"]
 USER = ["arm", "rep", "user_id"]
@@ -37,20 +37,6 @@ class Metric:
     reference: str = ""
     per_user: PerUser | None = None
     """``arm, rep, user_id, num, den`` with Σnum/Σden over a cell = the cell value (or None)."""
-
-
-def gini(values: np.ndarray) -> float:
-    """Gini coefficient of non-negative values: 0 when all equal, (n−1)/n when one holds all.
-
-    G = Σ_i (2i − n − 1) x_(i) / (n Σ x), with x sorted ascending and i = 1..n.
-    """
-    x = np.sort(np.asarray(values, dtype=np.float64))
-    n = x.shape[0]
-    total = x.sum()
-    if n == 0 or total == 0:
-        return 0.0
-    index = np.arange(1, n + 1)
-    return float(((2 * index - n - 1) * x).sum() / (n * total))
 
 
 def value_frame(frame: pl.LazyFrame, expr: pl.Expr) -> pl.DataFrame:

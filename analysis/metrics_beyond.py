@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from analysis.load import RunLogs
-from analysis.metrics_base import CELL, USER, empty_users, item_topics, user_ratio
+from recarena.analysis.load import RunLogs
+from recarena.analysis.metrics_base import CELL, USER, empty_users, item_topics, user_ratio
 
 TOP_TOPICS = 3
 """Serendipity: a topic is "expected" for a user if it is among their 3 most-clicked so far."""

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from analysis.load import RunLogs
-from analysis.metrics_base import USER, Metric, from_user_ratio
+from recarena.analysis.load import RunLogs
+from recarena.analysis.metrics_base import USER, Metric, from_user_ratio
 
 
 def conversations(logs: RunLogs) -> pl.LazyFrame:

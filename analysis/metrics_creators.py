@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from analysis.load import RunLogs
-from analysis.metrics_base import CELL, VALUE_SCHEMA, Metric
+from recarena.analysis.load import RunLogs
+from recarena.analysis.metrics_base import CELL, VALUE_SCHEMA, Metric
 
 DAY = 86_400.0
 

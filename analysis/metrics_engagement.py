@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from analysis.load import RunLogs
-from analysis.metrics_base import CELL, USER, empty_users, from_user_ratio, user_ratio
+from recarena.analysis.load import RunLogs
+from recarena.analysis.metrics_base import CELL, USER, empty_users, from_user_ratio, user_ratio
 
 RETENTION_DAY = 7
 

@@ -9,8 +9,15 @@ from __future__ import annotations
 
 import polars as pl
 
-from analysis.load import RunLogs
-from analysis.metrics_base import CELL, USER, VALUE_SCHEMA, examination_weights, gini, user_ratio
+from recarena.analysis.load import RunLogs
+from recarena.analysis.metrics_base import (
+    CELL,
+    USER,
+    VALUE_SCHEMA,
+    examination_weights,
+    gini,
+    user_ratio,
+)
 
 
 def exposure_gini(logs: RunLogs, key: str, population: pl.LazyFrame) -> pl.DataFrame:

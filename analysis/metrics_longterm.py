@@ -4,7 +4,7 @@ Short-term metrics (CTR, session length) can improve while the ecosystem degrade
 consumption converges (homogenisation), each user's diet narrows (echo chamber), tastes move
 towards what is served (drift), and creators who are not shown early never get going. Each
 metric here is one value per (arm, rep) cell where a scalar makes sense, registered in
-``analysis.metrics``; the ``*_over_time`` functions return the time series behind them.
+``recarena.analysis.metrics``; the ``*_over_time`` functions return the time series behind them.
 
 Definitions (all hand-checked in tests/test_metrics_longterm.py):
 
@@ -42,8 +42,15 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from analysis.load import RunLogs
-from analysis.metrics_base import CELL, USER_SCHEMA, VALUE_SCHEMA, Metric, gini, item_topics
+from recarena.analysis.load import RunLogs
+from recarena.analysis.metrics_base import (
+    CELL,
+    USER_SCHEMA,
+    VALUE_SCHEMA,
+    Metric,
+    gini,
+    item_topics,
+)
 
 DAY = 86_400.0
 N_PAIRS = 2000

@@ -66,8 +66,8 @@ import numpy as np
 import polars as pl
 from rich.table import Table
 
-from analysis.load import RunLogs
-from simulator.errors import RecarenaError
+from recarena.analysis.load import RunLogs
+from recarena.simulator.core.errors import RecarenaError
 
 ESTIMATORS = ("ips", "snips", "dr", "naive")
 DEFAULT_ESTIMATORS = ("ips", "snips", "dr")

@@ -18,18 +18,18 @@ import polars as pl
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from analysis.compare import ci_units, compare
-from analysis.grid import by_col, by_slot
-from analysis.load import RunLogs, load_one_world
-from analysis.metrics import METRICS
-from analysis.report_data import (
+from recarena.analysis.compare import ci_units, compare
+from recarena.analysis.grid import by_col, by_slot
+from recarena.analysis.load import RunLogs, load_one_world
+from recarena.analysis.metrics import METRICS
+from recarena.analysis.report_data import (
     SERIES_COLUMNS,
     daily_series,
     exposure_lorenz,
     mean_over_reps,
     surface_kinds,
 )
-from analysis.report_plots import (
+from recarena.analysis.report_plots import (
     arm_colors,
     carousel_heatmap,
     list_heatmap,
@@ -37,7 +37,9 @@ from analysis.report_plots import (
     time_series_figure,
     to_svg,
 )
-from simulator.errors import RecarenaError
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.runner.llm_accounting import summarize_llm_calls
+from recarena.simulator.runner.resolve import parse_scenario
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -243,9 +245,6 @@ def _llm_section(logs: RunLogs) -> dict[str, Any] | None:
         return None
     accounting = logs.manifest["llm"].get("accounting")
     if accounting is None:  # an interrupted run: recompute from the logs that exist
-        from simulator.llm_accounting import summarize_llm_calls
-        from simulator.scenario import parse_scenario
-
         scenario = parse_scenario(logs.manifest["scenario"], str(logs.run_dir / "manifest.json"))
         accounting = summarize_llm_calls(logs.run_dir, scenario)
     per_arm = (

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from analysis.load import RunLogs
-from analysis.metrics import gini
+from recarena.analysis.load import RunLogs
+from recarena.analysis.metrics import gini
 
 CELL = ["arm", "rep"]
 LORENZ_POINTS = 101

@@ -19,7 +19,7 @@ import polars as pl
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from analysis.report_data import Lorenz
+from recarena.analysis.report_data import Lorenz
 
 _RC = {
     "svg.fonttype": "none",

@@ -46,8 +46,8 @@ def measure_one(users: int, policy: str) -> dict:
     sys.path.insert(0, str(ROOT))
     import polars as pl
 
-    from simulator.experiment import Cell, run_cell
-    from simulator.scenario import parse_scenario
+    from recarena.simulator.runner.experiment import Cell, run_cell
+    from recarena.simulator.runner.resolve import parse_scenario
 
     doc = parse_scenario(scenario_doc(users, policy)).model_dump(mode="json")
     with tempfile.TemporaryDirectory() as tmp:

@@ -38,8 +38,8 @@ def scenario_doc(users: int) -> dict:
 
 def measure_one(users: int) -> dict:
     sys.path.insert(0, str(ROOT))
-    from simulator.experiment import Cell, run_cell
-    from simulator.scenario import parse_scenario
+    from recarena.simulator.runner.experiment import Cell, run_cell
+    from recarena.simulator.runner.resolve import parse_scenario
 
     doc = parse_scenario(scenario_doc(users)).model_dump(mode="json")
     with tempfile.TemporaryDirectory() as tmp:

@@ -21,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
-    from analysis.fidelity_report import FidelityConfig, write_report
+    from recarena.analysis.fidelity.report import FidelityConfig, write_report
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="ml-100k")

@@ -28,7 +28,7 @@ SIM_TABLES = ("exposures", "interactions", "sessions", "items", "personas")
 
 
 def _timed_run(scenario, run_dir: Path, mode: str, cache: Path):
-    from simulator.experiment import run_experiment
+    from recarena.simulator.runner.experiment import run_experiment
 
     start = time.perf_counter()
     result = run_experiment(
@@ -55,7 +55,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=None, help="override horizon.days")
     args = parser.parse_args()
 
-    from simulator.scenario import load_scenario
+    from recarena.simulator.runner.resolve import load_scenario
 
     scenario = load_scenario(Path(args.scenario))
     if args.days is not None:

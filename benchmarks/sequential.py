@@ -32,9 +32,9 @@ MODELS = {
 def click_log():
     import polars as pl
 
-    from simulator.experiment import Cell, run_cell
-    from simulator.scenario import parse_scenario
-    from simulator.types import Interactions
+    from recarena.simulator.core.types import Interactions
+    from recarena.simulator.runner.experiment import Cell, run_cell
+    from recarena.simulator.runner.resolve import parse_scenario
 
     doc = {
         "name": "seq-bench",
@@ -60,9 +60,9 @@ def click_log():
 
 
 def time_model(kind: str, params: dict, history, n_items: int, n_users: int) -> tuple[float, float]:
-    from recommenders.base import RecommenderContext
-    from recommenders.registry import build
-    from simulator.types import CatalogView, RequestBatch
+    from recarena.recommenders.base import RecommenderContext
+    from recarena.recommenders.registry import build
+    from recarena.simulator.core.types import CatalogView, RequestBatch
 
     rec = build(kind, params, RecommenderContext(np.random.default_rng(0), n_users, 16))
     started = time.perf_counter()

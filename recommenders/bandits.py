@@ -22,9 +22,15 @@ from collections.abc import Callable
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from recommenders.base import RecommenderContext
-from recommenders.slates import top_k_from_scores
-from simulator.types import PAD_ITEM, FeedbackBatch, Interactions, RequestBatch, SlateBatch
+from recarena.recommenders.base import RecommenderContext
+from recarena.recommenders.slates import top_k_from_scores
+from recarena.simulator.core.types import (
+    PAD_ITEM,
+    FeedbackBatch,
+    Interactions,
+    RequestBatch,
+    SlateBatch,
+)
 
 
 def item_features(topics: np.ndarray) -> np.ndarray:

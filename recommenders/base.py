@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
-from simulator.types import FeedbackBatch, Interactions, RequestBatch, SlateBatch
+from recarena.simulator.core.types import FeedbackBatch, Interactions, RequestBatch, SlateBatch
 
 
 class NoParams(BaseModel):
@@ -38,10 +38,12 @@ class RecommenderContext:
     """Simulator-only ground truth: ``truth(requests, items [B, n]) -> [B, n]`` true utilities
     for the current batch. Only oracle policies (upper bounds for reports) may use it."""
     llm_client: Any = None
-    """The cell's :class:`agents.llm_client.LLMClient` for LLM-backed policies (``llm_crs``);
+    """The cell's :class:`recarena.agents.llm.client.LLMClient` for LLM-backed policies
+    (``llm_crs``);
     None for every other arm. The model closes it and logs its calls."""
     item_text: Any = None
-    """Item titles for prompts (:class:`agents.item_text.ItemText`); None = synthetic titles."""
+    """Item titles for prompts (:class:`recarena.agents.llm.item_text.ItemText`); None means
+    synthetic titles."""
 
 
 @runtime_checkable

@@ -30,9 +30,10 @@ from dataclasses import replace
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from recommenders.base import Recommender, RecommenderContext
-from simulator.dialogue import ASK, RECOMMEND, UNKNOWN, DialogueState, SystemActs
-from simulator.types import PAD_ITEM, FeedbackBatch, Interactions, SlateBatch
+from recarena.recommenders.base import Recommender, RecommenderContext
+from recarena.recommenders.registry import build, get_entry
+from recarena.simulator.core.dialogue import ASK, RECOMMEND, UNKNOWN, DialogueState, SystemActs
+from recarena.simulator.core.types import PAD_ITEM, FeedbackBatch, Interactions, SlateBatch
 
 
 class CRSParams(BaseModel):
@@ -50,7 +51,6 @@ class CRSParams(BaseModel):
     @field_validator("base")
     @classmethod
     def _list_base(cls, value: str) -> str:
-        from recommenders.registry import get_entry
 
         try:
             entry = get_entry(value)
@@ -90,7 +90,6 @@ class _Candidates:
     """The shared belief: base candidates reweighted by the tracked answers (vectorised)."""
 
     def __init__(self, params: CRSParams, ctx: RecommenderContext) -> None:
-        from recommenders.registry import build
 
         self.params = params
         self.base: Recommender = build(params.base, params.base_params, ctx)

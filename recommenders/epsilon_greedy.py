@@ -5,9 +5,16 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from recommenders.base import RecommenderContext
-from recommenders.slates import sample_distinct_excluding
-from simulator.types import PAD_ITEM, FeedbackBatch, Interactions, RequestBatch, SlateBatch
+from recarena.recommenders.base import RecommenderContext
+from recarena.recommenders.registry import build, get_entry
+from recarena.recommenders.slates import sample_distinct_excluding
+from recarena.simulator.core.types import (
+    PAD_ITEM,
+    FeedbackBatch,
+    Interactions,
+    RequestBatch,
+    SlateBatch,
+)
 
 
 class EpsilonGreedyParams(BaseModel):
@@ -18,7 +25,6 @@ class EpsilonGreedyParams(BaseModel):
 
     @model_validator(mode="after")
     def _validate_base(self) -> EpsilonGreedyParams:
-        from recommenders.registry import get_entry
 
         if self.base == "epsilon_greedy":
             raise ValueError("base: epsilon_greedy cannot wrap itself")
@@ -43,7 +49,6 @@ class EpsilonGreedy:
     surfaces = frozenset({"list"})
 
     def __init__(self, params: EpsilonGreedyParams, ctx: RecommenderContext) -> None:
-        from recommenders.registry import build
 
         self.name = "epsilon_greedy"
         self.params = params

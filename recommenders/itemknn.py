@@ -18,10 +18,10 @@ import numpy as np
 import scipy.sparse as sp
 from pydantic import BaseModel, ConfigDict, Field
 
-from recommenders.base import RecommenderContext
-from recommenders.popularity import PopularityParams, PopularityRecommender
-from recommenders.slates import top_k_from_scores
-from simulator.types import FeedbackBatch, Interactions, RequestBatch, SlateBatch
+from recarena.recommenders.base import RecommenderContext
+from recarena.recommenders.popularity import PopularityParams, PopularityRecommender
+from recarena.recommenders.slates import top_k_from_scores
+from recarena.simulator.core.types import FeedbackBatch, Interactions, RequestBatch, SlateBatch
 
 
 class ItemKNNParams(BaseModel):

@@ -32,10 +32,23 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
-from recommenders.base import RecommenderContext
-from recommenders.crs import InfoGainCRS, InfoGainParams
-from simulator.dialogue import ASK, RECOMMEND, UNKNOWN, DialogueState, Facets, SystemActs
-from simulator.types import PAD_ITEM, FeedbackBatch, Interactions, SlateBatch
+from recarena.agents.llm.cache import CallCache
+from recarena.agents.llm.client import CallContext, LLMClient
+from recarena.agents.llm.endpoint import endpoint_for
+from recarena.agents.llm.item_text import SyntheticItemText
+from recarena.agents.llm.prompts import render, text
+from recarena.agents.users.calibrated_text import calibrated_item_text
+from recarena.recommenders.base import RecommenderContext
+from recarena.recommenders.crs import InfoGainCRS, InfoGainParams
+from recarena.simulator.core.dialogue import (
+    ASK,
+    RECOMMEND,
+    UNKNOWN,
+    DialogueState,
+    Facets,
+    SystemActs,
+)
+from recarena.simulator.core.types import PAD_ITEM, FeedbackBatch, Interactions, SlateBatch
 
 RECOMMEND_MOVE = "recommend"
 
@@ -132,8 +145,6 @@ class LLMCRS:
         self.client = ctx.llm_client
         item_text = ctx.item_text
         if item_text is None:
-            from agents.item_text import SyntheticItemText
-
             item_text = SyntheticItemText(None, ctx.n_topics)  # titles need only the item id
         self.item_text = item_text
         self.fallbacks = 0
@@ -154,7 +165,6 @@ class LLMCRS:
         order = np.argsort(-weight, axis=1, kind="stable")
         ranked = np.take_along_axis(cand, order, axis=1)
         views = [self._view(state, row, ranked[row]) for row in range(batch)]
-        from agents.prompts import text
 
         system = text("crs_system.txt")
         answers = self.client.run(
@@ -194,8 +204,6 @@ class LLMCRS:
     async def _call(
         self, state: DialogueState, row: int, view: TurnView, system: str
     ) -> CRSAnswer | None:
-        from agents.llm_client import CallContext
-        from agents.prompts import render
 
         requests = state.requests
         titles = self.item_text.titles(view.shortlist)
@@ -237,16 +245,9 @@ def crs_llm_resources(scenario, arm, catalog, runtime) -> tuple[Any, Any]:
         return None, None
     from pathlib import Path
 
-    from agents.item_text import SyntheticItemText
-    from agents.llm_cache import CallCache
-    from agents.llm_client import LLMClient
-    from agents.llm_panel import endpoint_for
-
     mode = runtime.cache_mode or scenario.llm.cache.mode
     cache = CallCache(Path(runtime.cache_path), mode, runtime.run_id)
     client = LLMClient(endpoint_for(scenario, runtime.base_url), cache)
     if scenario.population.source == "calibrated":  # real titles (e.g. MovieLens)
-        from agents.calibrated_text import calibrated_item_text
-
         return client, calibrated_item_text(scenario.population.path, catalog)
     return client, SyntheticItemText(catalog, catalog.n_topics)

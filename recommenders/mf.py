@@ -8,13 +8,12 @@ initialisation, and numpy draws for shuffling and negative sampling.
 from __future__ import annotations
 
 import numpy as np
-import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from recommenders.base import RecommenderContext
-from recommenders.popularity import PopularityParams, PopularityRecommender
-from recommenders.slates import top_k_from_scores
-from simulator.types import FeedbackBatch, Interactions, RequestBatch, SlateBatch
+from recarena.recommenders.base import RecommenderContext
+from recarena.recommenders.popularity import PopularityParams, PopularityRecommender
+from recarena.recommenders.slates import top_k_from_scores
+from recarena.simulator.core.types import FeedbackBatch, Interactions, RequestBatch, SlateBatch
 
 
 class MFParams(BaseModel):
@@ -33,6 +32,8 @@ class MatrixFactorization:
     surfaces = frozenset({"list"})
 
     def __init__(self, params: MFParams, ctx: RecommenderContext) -> None:
+        import torch  # lazily: listing and validating never load torch
+
         self.name = "mf"
         self.params = params
         self.rng = ctx.rng
@@ -45,12 +46,16 @@ class MatrixFactorization:
         self._scale = scale
 
     def _grow_items(self, n_items: int) -> None:
+        import torch  # lazily: listing and validating never load torch
+
         missing = n_items - self.item_emb.shape[0]
         if missing > 0:
             new = torch.randn(missing, self.params.dim, generator=self.torch_rng) * self._scale
             self.item_emb = torch.cat([self.item_emb, new])
 
     def fit(self, history: Interactions) -> None:
+        import torch  # lazily: listing and validating never load torch
+
         self.popularity.fit(history)
         if len(history) == 0:
             return
@@ -84,6 +89,8 @@ class MatrixFactorization:
         self.item_emb = item_w.detach()
 
     def recommend(self, requests: RequestBatch) -> SlateBatch:
+        import torch  # lazily: listing and validating never load torch
+
         n_items = requests.catalog.n_items
         self._grow_items(n_items)
         warm = self.has_history[requests.user]

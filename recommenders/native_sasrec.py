@@ -10,15 +10,15 @@ every batch through ``update``) are the query, so a click a minute ago shapes th
 
 from __future__ import annotations
 
-import numpy as np
-import torch
-from pydantic import BaseModel, ConfigDict, Field
-from torch import nn
+from typing import Any
 
-from recommenders.base import RecommenderContext
-from recommenders.popularity import PopularityParams, PopularityRecommender
-from recommenders.slates import top_k_from_scores
-from simulator.types import FeedbackBatch, Interactions, RequestBatch, SlateBatch
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from recarena.recommenders.base import RecommenderContext
+from recarena.recommenders.popularity import PopularityParams, PopularityRecommender
+from recarena.recommenders.slates import top_k_from_scores
+from recarena.simulator.core.types import FeedbackBatch, Interactions, RequestBatch, SlateBatch
 
 
 class NativeSASRecParams(BaseModel):
@@ -32,39 +32,19 @@ class NativeSASRecParams(BaseModel):
     batch_size: int = Field(default=256, ge=1)
 
 
-class _Encoder(nn.Module):
-    def __init__(self, n_items: int, p: NativeSASRecParams) -> None:
-        super().__init__()
-        self.items = nn.Embedding(n_items + 1, p.dim, padding_idx=0)  # id 0 = padding
-        self.positions = nn.Embedding(p.max_len, p.dim)
-        layer = nn.TransformerEncoderLayer(
-            p.dim, p.heads, dim_feedforward=2 * p.dim, dropout=0.1, batch_first=True
-        )
-        self.encoder = nn.TransformerEncoder(layer, p.layers, enable_nested_tensor=False)
-        self.norm = nn.LayerNorm(p.dim)
-
-    def forward(self, seq: torch.Tensor) -> torch.Tensor:
-        """[B, L] item ids (1-based, 0 = pad, left-padded) -> [B, L, dim] states."""
-        length = seq.shape[1]
-        x = self.items(seq) + self.positions(torch.arange(length))[None]
-        causal = torch.triu(torch.ones(length, length, dtype=torch.bool), diagonal=1)
-        return self.norm(self.encoder(x, mask=causal, src_key_padding_mask=seq == 0))
-
-    def logits(self, states: torch.Tensor) -> torch.Tensor:
-        return states @ self.items.weight[1:].T  # scores over real items
-
-
 class NativeSASRec:
     Params = NativeSASRecParams
     surfaces = frozenset({"list", "carousel"})
 
     def __init__(self, params: NativeSASRecParams, ctx: RecommenderContext) -> None:
+        import torch  # lazily: listing and validating never load torch
+
         self.name = "sasrec_native"
         self.params = params
         self.rng = ctx.rng
         self.torch_rng = torch.Generator().manual_seed(int(ctx.rng.integers(2**62)))
         self.popularity = PopularityRecommender(PopularityParams(), ctx)
-        self.net: _Encoder | None = None
+        self.net: Any = None  # the torch encoder (recommenders/native_sasrec_net.py)
         self.n_items = 0
         self.recent = np.zeros((ctx.n_users, params.max_len), np.int64)  # left-padded, 1-based
 
@@ -100,7 +80,11 @@ class NativeSASRec:
         self.n_items = int(history.item.max()) + 1
         self.net = self._train(windows, targets)
 
-    def _train(self, windows: np.ndarray, targets: np.ndarray) -> _Encoder:
+    def _train(self, windows: np.ndarray, targets: np.ndarray) -> Any:
+        import torch  # lazily: listing and validating never load torch
+
+        from recarena.recommenders.native_sasrec_net import _Encoder
+
         p = self.params
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(self.rng.integers(2**62)))  # init and dropout, scoped
@@ -113,7 +97,7 @@ class NativeSASRec:
                     self.rng.permutation(len(targets)), max(1, len(targets) // p.batch_size)
                 ):
                     states = net(x_all[batch])[:, -1]
-                    loss = nn.functional.cross_entropy(net.logits(states), y_all[batch])
+                    loss = torch.nn.functional.cross_entropy(net.logits(states), y_all[batch])
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     optimizer.step()
@@ -121,6 +105,8 @@ class NativeSASRec:
         return net
 
     def recommend(self, requests: RequestBatch) -> SlateBatch:
+        import torch  # lazily: listing and validating never load torch
+
         fallback = self.popularity.recommend(requests)
         if self.net is None:
             return fallback

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from recommenders.base import NoParams, RecommenderContext
-from recommenders.slates import top_k_from_scores
-from simulator.types import FeedbackBatch, Interactions, RequestBatch, SlateBatch
+from recarena.recommenders.base import NoParams, RecommenderContext
+from recarena.recommenders.slates import top_k_from_scores
+from recarena.simulator.core.types import FeedbackBatch, Interactions, RequestBatch, SlateBatch
 
 
 class OracleRecommender:

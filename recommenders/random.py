@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from recommenders.base import NoParams, RecommenderContext
-from recommenders.slates import sample_distinct_excluding
-from simulator.types import FeedbackBatch, Interactions, RequestBatch, SlateBatch
+from recarena.recommenders.base import NoParams, RecommenderContext
+from recarena.recommenders.slates import sample_distinct_excluding
+from recarena.simulator.core.types import FeedbackBatch, Interactions, RequestBatch, SlateBatch
 
 
 class RandomRecommender:

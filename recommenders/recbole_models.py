@@ -15,14 +15,19 @@ import os
 from typing import Any
 
 import numpy as np
-import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from recommenders.base import RecommenderContext
-from recommenders.popularity import PopularityParams, PopularityRecommender
-from recommenders.recbole_support import import_recbole, scratch_cwd
-from recommenders.slates import top_k_from_scores
-from simulator.types import PAD_ITEM, FeedbackBatch, Interactions, RequestBatch, SlateBatch
+from recarena.recommenders.base import RecommenderContext
+from recarena.recommenders.popularity import PopularityParams, PopularityRecommender
+from recarena.recommenders.recbole_support import import_recbole, scratch_cwd
+from recarena.recommenders.slates import top_k_from_scores
+from recarena.simulator.core.types import (
+    PAD_ITEM,
+    FeedbackBatch,
+    Interactions,
+    RequestBatch,
+    SlateBatch,
+)
 
 DATASET = "recarena"
 
@@ -190,6 +195,8 @@ class RecBoleRecommender:
         return SlateBatch(out_items, out_scores, np.ones(out_items.shape, np.float32))
 
     def _predict(self, users: np.ndarray) -> np.ndarray:
+        import torch  # lazily: listing and validating never load torch
+
         model = self.model
         if self.sequential:
             fields = {

@@ -26,9 +26,16 @@ from dataclasses import replace
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from analysis.metrics import gini
-from recommenders.base import RecommenderContext
-from simulator.types import PAD_ITEM, FeedbackBatch, Interactions, RequestBatch, SlateBatch
+from recarena.recommenders.base import RecommenderContext
+from recarena.recommenders.registry import build, get_entry
+from recarena.simulator.core.measures import gini
+from recarena.simulator.core.types import (
+    PAD_ITEM,
+    FeedbackBatch,
+    Interactions,
+    RequestBatch,
+    SlateBatch,
+)
 
 
 class _WrapperParams(BaseModel):
@@ -39,7 +46,6 @@ class _WrapperParams(BaseModel):
 
     @model_validator(mode="after")
     def _validate_base(self):
-        from recommenders.registry import get_entry
 
         try:
             entry = get_entry(self.base)
@@ -80,7 +86,6 @@ class _Reranker:
     surfaces = frozenset({"list", "carousel"})
 
     def __init__(self, params: _WrapperParams, ctx: RecommenderContext) -> None:
-        from recommenders.registry import build
 
         self.params = params
         self.base = build(params.base, params.base_params, ctx)

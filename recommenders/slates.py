@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from simulator.types import PAD_ITEM
+from recarena.simulator.core.types import PAD_ITEM
 
 
 def _first_k_available(candidates: np.ndarray, blocked: np.ndarray, k: int) -> np.ndarray:

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from simulator.errors import RecarenaError
+from recarena.simulator.core.errors import RecarenaError
 
 app = typer.Typer(
     add_completion=False,
@@ -37,6 +37,16 @@ def _progress_bars(quiet: bool) -> Progress:
         console=err,
         disable=quiet,
     )
+
+
+def _load_checked(path: Path):
+    """Schema, registries (recommenders, strategies) and metric names: what run would refuse."""
+    from recarena.analysis.metrics import check_metrics
+    from recarena.simulator.runner.resolve import load_scenario
+
+    scenario = load_scenario(path)
+    check_metrics(scenario, str(path))
+    return scenario
 
 
 @app.command()
@@ -75,14 +85,14 @@ def run(
     ] = None,
 ) -> None:
     """Simulate every arm x replicate, write Parquet logs and print the A/B table."""
-    from simulator.experiment import (
+    from recarena.simulator.runner.experiment import (
         Interrupted,
         new_run_dir,
         plan_cells,
         resumable_manifest,
         run_experiment,
     )
-    from simulator.scenario import load_scenario, parse_scenario
+    from recarena.simulator.runner.resolve import parse_scenario
 
     if executor not in ("local", "process", "ray"):
         raise RecarenaError(f"--executor: unknown {executor!r}; known: local, process, ray")
@@ -94,7 +104,7 @@ def run(
         raise RecarenaError(
             f"--llm-cache-mode: unknown {llm_cache_mode!r}; known: auto, record, replay"
         )
-    scenario = load_scenario(scenario_file)
+    scenario = _load_checked(scenario_file)
     overrides = {}
     if replicates is not None:
         overrides["replicates"] = replicates
@@ -102,7 +112,7 @@ def run(
         overrides["seed"] = seed
     if overrides:
         scenario = parse_scenario(scenario.model_dump(mode="json") | overrides, str(scenario_file))
-    from simulator.calibrated import resolve_calibrated
+    from recarena.agents.users.calibrated import resolve_calibrated
 
     scenario = resolve_calibrated(scenario)  # calibrates on the fly if the file is missing
     run_dir = resume if resume is not None else new_run_dir(scenario, output)
@@ -145,7 +155,7 @@ def run(
     wall = result.manifest["wall_seconds"]
     _print_comparison(run_dir, None, scenario.metrics)
     if "llm" in result.manifest:
-        from simulator.llm_accounting import format_accounting
+        from recarena.simulator.runner.llm_accounting import format_accounting
 
         out.print(format_accounting(result.manifest["llm"]["accounting"]), soft_wrap=True)
     if resume is not None:
@@ -167,9 +177,9 @@ def calibrate(
     """Fit users, items, activity and the choice model to real data (simulator/calibration.py)."""
     import time
 
-    from simulator.calibration import CalibratedPopulation, CalibrationConfig
-    from simulator.calibration import calibrate as fit
-    from simulator.datasets import load_dataset
+    from recarena.agents.users.calibration import CalibratedPopulation, CalibrationConfig
+    from recarena.agents.users.calibration import calibrate as fit
+    from recarena.simulator.data.datasets import load_dataset
 
     if fmt not in ("auto", "movielens", "recbole", "csv"):
         raise RecarenaError(f"--format: unknown {fmt!r}; known: auto, movielens, recbole, csv")
@@ -213,7 +223,7 @@ def fidelity(
     """Fidelity of a calibrated population to real held-out data: three checks with CIs."""
     import time
 
-    from analysis.fidelity_report import FidelityConfig, table_rows, write_report
+    from recarena.analysis.fidelity.report import FidelityConfig, table_rows, write_report
 
     if fmt not in ("auto", "movielens", "recbole", "csv"):
         raise RecarenaError(f"--format: unknown {fmt!r}; known: auto, movielens, recbole, csv")
@@ -249,10 +259,9 @@ def fidelity(
 @app.command()
 def validate(scenario_file: Annotated[Path, typer.Argument(metavar="FILE")]) -> None:
     """Check a scenario file without running it."""
-    from simulator.experiment import plan_cells
-    from simulator.scenario import load_scenario
+    from recarena.simulator.runner.plan import plan_cells
 
-    scenario = load_scenario(scenario_file)
+    scenario = _load_checked(scenario_file)
     arms = ", ".join(f"{a.name} ({a.recommender.type})" for a in scenario.arms)
     print(
         f"ok: {scenario_file}: {len(plan_cells(scenario))} cells — arms {arms}; "
@@ -288,10 +297,10 @@ def compare(
 def _print_comparison(
     run_dir: Path, baseline: str | None, metrics: list[str] | None, ci_over: str = "auto"
 ) -> None:
-    from analysis.compare import compare as compare_arms
-    from analysis.compare import format_table
-    from analysis.load import load
-    from analysis.metrics import get_metric
+    from recarena.analysis.compare import compare as compare_arms
+    from recarena.analysis.compare import format_table
+    from recarena.analysis.load import load
+    from recarena.analysis.metrics import get_metric
 
     for name in metrics or []:
         try:
@@ -327,8 +336,8 @@ def ope(
     point: Annotated[int | None, typer.Option(min=0, help="Sweep point (sweep runs).")] = None,
 ) -> None:
     """Off-policy estimates of a target arm's CTR from another arm's log, vs its true CTR."""
-    from analysis.load import load_one_world
-    from analysis.ope import format_ope_table, off_policy_evaluation
+    from recarena.analysis.load import load_one_world
+    from recarena.analysis.ope import format_ope_table, off_policy_evaluation
 
     names = [e.strip() for e in estimators.split(",") if e.strip()]
     frame = off_policy_evaluation(
@@ -354,7 +363,7 @@ def report(
     ci_over: Annotated[str, typer.Option(help=CI_OVER_HELP)] = "auto",
 ) -> None:
     """Write a self-contained HTML report (A/B table, charts; opens offline) and print its path."""
-    from analysis.report import write_report
+    from recarena.analysis.report import write_report
 
     print(write_report(run_dir, output, baseline, point, ci_over))
 
@@ -362,16 +371,16 @@ def report(
 @app.command("list")
 def list_components() -> None:
     """Registered recommenders, user models, surfaces, creator strategies and metrics."""
-    from agents.creator_strategies import STRATEGIES
-    from analysis.metrics import METRICS
-    from recommenders.registry import RECOMMENDERS
+    from recarena.agents.creators.strategies import STRATEGIES
+    from recarena.analysis.metrics import METRICS
+    from recarena.recommenders.registry import REGISTRY
 
     table = Table(title="recarena components", show_lines=False)
     table.add_column("kind")
     table.add_column("name")
     table.add_column("what it is")
-    for name, entry in RECOMMENDERS.items():
-        table.add_row("recommender", name, entry.description)
+    for name, entry in REGISTRY.entries().items():
+        table.add_row("recommender", name, entry.description or entry.source)
     table.add_row("user model", "rule", "vectorised choice model: position-based attention, MNL")
     table.add_row("user model", "mixed", "rule users plus an LLM panel (population.llm_panel)")
     table.add_row("user model", "llm", "every user answers each page with one structured LLM call")

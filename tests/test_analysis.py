@@ -11,9 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from analysis import compare, compute_metrics, gini, load
-from simulator.errors import RecarenaError
-from simulator.logschema import SCHEMAS
+from recarena.analysis import compare, compute_metrics, gini, load
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.logschema import SCHEMAS
 
 
 def _write(cell: Path, table: str, rows: dict) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from simulator.experiment import run_experiment
-from simulator.scenario import parse_scenario
+from recarena.simulator.runner.experiment import run_experiment
+from recarena.simulator.runner.resolve import parse_scenario
 
 STATIONARY = {
     "name": "stationary",

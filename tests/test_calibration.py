@@ -9,8 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-import analysis
-from simulator.calibration import (
+from recarena import analysis
+from recarena.agents.users.calibration import (
     DAY,
     CalibratedPopulation,
     CalibrationConfig,
@@ -20,10 +20,10 @@ from simulator.calibration import (
     fit_choice,
     temporal_split,
 )
-from simulator.datasets import load_interactions
-from simulator.errors import RecarenaError
-from simulator.experiment import run_experiment
-from simulator.scenario import parse_scenario
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.data.datasets import load_interactions
+from recarena.simulator.runner.experiment import run_experiment
+from recarena.simulator.runner.resolve import parse_scenario
 
 TRUE_TEMPERATURE, TRUE_NO_CLICK, TRUE_RATE = 0.5, 1.0, 1.0
 
@@ -200,7 +200,7 @@ def test_engine_runs_on_calibrated_population(interactions_file, tmp_path: Path)
 
 
 def test_missing_calibrated_file_without_dataset_is_one_error(tmp_path: Path) -> None:
-    from simulator.calibrated import resolve_calibrated
+    from recarena.agents.users.calibrated import resolve_calibrated
 
     path = tmp_path / "absent.parquet"
     doc = {
@@ -215,7 +215,7 @@ def test_missing_calibrated_file_without_dataset_is_one_error(tmp_path: Path) ->
 def test_calibrate_command(interactions_file, tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from simulator.cli import app
+    from recarena.simulator.cli import app
 
     out = tmp_path / "p.parquet"
     result = CliRunner().invoke(
@@ -229,8 +229,8 @@ def test_calibrate_command(interactions_file, tmp_path: Path) -> None:
 
 # ------------------------------------------------------------- fidelity check 2: ratings
 def test_rating_tv_distance_by_hand() -> None:
-    from analysis.fidelity import rating_histogram, rating_tv
-    from simulator.datasets import InteractionData
+    from recarena.analysis.fidelity.common import rating_histogram, rating_tv
+    from recarena.simulator.data.datasets import InteractionData
 
     # half stars round up: 0.5 → 1, 2.5 → 3, 4.5 → 5
     assert rating_histogram(np.array([0.5, 1.0, 2.5, 3.0, 4.5, 5.0])).tolist() == pytest.approx(
@@ -252,8 +252,8 @@ def test_rating_tv_distance_by_hand() -> None:
 
 
 def test_calibrated_item_text_real_titles_then_synthetic_fallback() -> None:
-    from agents.calibrated_text import CalibratedItemText
-    from simulator.catalog import Catalog
+    from recarena.agents.users.calibrated_text import CalibratedItemText
+    from recarena.simulator.core.catalog import Catalog
 
     catalog = Catalog(2)
     topics = np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]], np.float32)

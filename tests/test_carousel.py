@@ -5,14 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis import load
-from analysis.grid import by_col, by_row
-from recommenders.base import NoParams
-from simulator.catalog import Catalog
-from simulator.experiment import run_experiment
-from simulator.scenario import CarouselSurface, parse_scenario
-from simulator.surfaces import CarouselView, SurfaceState
-from simulator.types import PAD_ITEM, CatalogView, RequestBatch, SlateBatch
+from recarena.analysis import load
+from recarena.analysis.grid import by_col, by_row
+from recarena.recommenders.base import NoParams
+from recarena.simulator.core.catalog import Catalog
+from recarena.simulator.core.scenario import CarouselSurface
+from recarena.simulator.core.types import PAD_ITEM, CatalogView, RequestBatch, SlateBatch
+from recarena.simulator.engine.surfaces import CarouselView, SurfaceState
+from recarena.simulator.runner.experiment import run_experiment
+from recarena.simulator.runner.resolve import parse_scenario
 
 
 class Ranked:
@@ -21,7 +22,7 @@ class Ranked:
     Params = NoParams
 
     def recommend(self, requests: RequestBatch) -> SlateBatch:
-        from recommenders.slates import top_k_from_ranking
+        from recarena.recommenders.slates import top_k_from_ranking
 
         ranking = np.arange(requests.catalog.n_items, dtype=np.int64)
         items = top_k_from_ranking(ranking, requests.exclude, requests.k)

@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from agents.choice import examination_probabilities, mnl_probabilities, sample_choice
+from recarena.agents.users.choice import examination_probabilities, mnl_probabilities, sample_choice
 
 
 def test_examination_follows_power_law():

@@ -11,11 +11,11 @@ import polars as pl
 import pytest
 from rich.console import Console
 
-from analysis.compare import compare, format_table
-from analysis.report import ab_note, ab_rows, build_report
-from simulator.errors import RecarenaError
-from simulator.experiment import run_experiment
-from simulator.scenario import parse_scenario
+from recarena.analysis.compare import compare, format_table
+from recarena.analysis.report import ab_note, ab_rows, build_report
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.runner.experiment import run_experiment
+from recarena.simulator.runner.resolve import parse_scenario
 from tests.conftest import TINY
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -107,7 +107,7 @@ def test_report_states_the_unit(tiny_run):
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "simulator.cli", *args],
+        [sys.executable, "-m", "recarena.simulator.cli", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def recarena(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "simulator.cli", *args],
+        [sys.executable, "-m", "recarena.simulator.cli", *args],
         capture_output=True,
         text=True,
         cwd=cwd or ROOT,
@@ -104,7 +104,7 @@ def test_ctrl_c_keeps_finished_cells(tmp_path, tiny_doc, write_scenario):
         [
             sys.executable,
             "-m",
-            "simulator.cli",
+            "recarena.simulator.cli",
             "run",
             str(path),
             "-o",
@@ -129,7 +129,7 @@ def test_ctrl_c_keeps_finished_cells(tmp_path, tiny_doc, write_scenario):
     assert manifest["status"] == "interrupted"
     statuses = {c["status"] for c in manifest["cells"]}
     assert "complete" in statuses and "incomplete" in statuses
-    from analysis.load import load
+    from recarena.analysis.load import load
 
     logs = load(out)  # the finished cells are readable
     assert logs.exposures.collect().height > 0
@@ -138,7 +138,7 @@ def test_ctrl_c_keeps_finished_cells(tmp_path, tiny_doc, write_scenario):
 
 def test_readme_log_reference_matches_the_schema():
     """README's column tables are generated from simulator/logschema.py; keep them in step."""
-    from simulator.logschema import markdown_tables
+    from recarena.simulator.core.logschema import markdown_tables
 
     readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
     assert markdown_tables() in readme

@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from analysis.compare import bootstrap_p_value, compare, holm
+from recarena.analysis.compare import bootstrap_p_value, compare, holm
 
 N_REPS = 50
 """Replicates per A/A draw: the percentile bootstrap of a mean of n values covers about
@@ -181,7 +181,7 @@ def test_user_bootstrap_pairs_users_across_arms():
 def test_bucketed_user_bootstrap_matches_the_plain_one(monkeypatch):
     # 6,000 users: above MAX_BUCKETS, users are resampled in 2,000 random buckets; the CI
     # width must agree with resampling the 6,000 users one by one
-    compare_module = importlib.import_module("analysis.compare")  # the package shadows it
+    compare_module = importlib.import_module("recarena.analysis.compare")  # the package shadows it
     per_user = _users(np.random.default_rng(5), 1, 6000)
     values = _cell_values(per_user)
     bucketed = compare(values, per_user=per_user).row(1, named=True)

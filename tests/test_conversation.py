@@ -10,12 +10,12 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from agents.agenda_user import AgendaUser
-from analysis.load import load
-from analysis.metrics import compute_metrics
-from recommenders.base import RecommenderContext
-from recommenders.crs import InfoGainCRS, InfoGainParams, information_gain
-from simulator.dialogue import (
+from recarena.agents.users.agenda_user import AgendaUser
+from recarena.analysis.load import load
+from recarena.analysis.metrics import compute_metrics
+from recarena.recommenders.base import RecommenderContext
+from recarena.recommenders.crs import InfoGainCRS, InfoGainParams, information_gain
+from recarena.simulator.core.dialogue import (
     ACCEPT,
     ASK,
     CRITIQUE,
@@ -28,10 +28,11 @@ from simulator.dialogue import (
     SystemActs,
     TurnBatch,
 )
-from simulator.errors import RecarenaError
-from simulator.experiment import run_experiment
-from simulator.scenario import ConversationUsers, parse_scenario
-from simulator.types import PAD_ITEM, CatalogView, RequestBatch, SlateBatch
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.scenario import ConversationUsers
+from recarena.simulator.core.types import PAD_ITEM, CatalogView, RequestBatch, SlateBatch
+from recarena.simulator.runner.experiment import run_experiment
+from recarena.simulator.runner.resolve import parse_scenario
 
 # --------------------------------------------------------------------------- helpers
 FACETS = Facets(
@@ -402,8 +403,14 @@ def test_unknown_target_facet_names_the_path():
 
 # --------------------------------------------------------------------------- facets
 def test_facets_from_real_attributes_and_hash():
-    from simulator.catalog import Catalog
-    from simulator.facets import ERAS, MOODS, FacetIndex, RealAttributes, era_of_title
+    from recarena.simulator.core.catalog import Catalog
+    from recarena.simulator.engine.facets import (
+        ERAS,
+        MOODS,
+        FacetIndex,
+        RealAttributes,
+        era_of_title,
+    )
 
     assert [era_of_title(t) for t in ("Heat (1995)", "Psycho (1960)", "Alien (1979)", "Up")] == [
         4, 0, 1, -1,
@@ -432,7 +439,7 @@ def test_facets_from_real_attributes_and_hash():
 def test_conversational_contract(kind):
     # every conversational type, on the same hand-built state: one move per conversation,
     # asks carry no items, recommendations are k distinct items never excluded or shown before
-    from recommenders.registry import build
+    from recarena.recommenders.registry import build
 
     codes = [[i % 4, (i // 4) % 2, int(i % 3 == 0)] for i in range(40)]
     ctx = RecommenderContext(rng=np.random.default_rng(0), n_users=6, n_topics=2)

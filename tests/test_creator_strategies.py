@@ -15,7 +15,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from agents.creator_strategies import (
+from recarena.agents.creators.strategies import (
     BoundedRational,
     BoundedRationalParams,
     ChasingParams,
@@ -28,14 +28,14 @@ from agents.creator_strategies import (
     StaticParams,
     StaticStrategy,
 )
-from agents.llm_client import Structured
-from analysis.load import RunLogs, load
-from analysis.metrics import compute_metrics
-from analysis.metrics_creators import drift_decomposition
-from simulator.errors import RecarenaError
-from simulator.experiment import run_experiment
-from simulator.rng import generator
-from simulator.scenario import parse_scenario
+from recarena.agents.llm.client import Structured
+from recarena.analysis.load import RunLogs, load
+from recarena.analysis.metrics import compute_metrics
+from recarena.analysis.metrics_creators import drift_decomposition
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.rng import generator
+from recarena.simulator.runner.experiment import run_experiment
+from recarena.simulator.runner.resolve import parse_scenario
 from tests.conftest import TINY
 
 REPO = Path(__file__).resolve().parents[1]
@@ -290,7 +290,7 @@ def test_static_default_is_byte_identical_to_before_strategies(tmp_path):
     doc["population"] = {"users": 150}
     script = (
         "import json, sys; from pathlib import Path;"
-        "from simulator.scenario import parse_scenario;"
+        "from simulator.scenario import parse_scenario;"  # the base commit's own layout
         "from simulator.experiment import run_experiment;"
         "run_experiment(parse_scenario(json.loads(sys.argv[2])), Path(sys.argv[1]),"
         " executor='local')"

@@ -9,7 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from simulator.datasets import (
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.data.datasets import (
     MOVIELENS_PAGE,
     Columns,
     load_dataset,
@@ -19,7 +20,6 @@ from simulator.datasets import (
     load_recbole,
     recbole_ml100k_dir,
 )
-from simulator.errors import RecarenaError
 
 LATEST_SMALL = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-latest-small"
 

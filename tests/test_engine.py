@@ -9,9 +9,9 @@ import polars as pl
 import pyarrow.parquet as pq
 import pytest
 
-from simulator.experiment import INCOMPLETE, Cell, run_cell, run_experiment
-from simulator.logschema import SCHEMAS
-from simulator.scenario import parse_scenario
+from recarena.simulator.core.logschema import SCHEMAS
+from recarena.simulator.runner.experiment import INCOMPLETE, Cell, run_cell, run_experiment
+from recarena.simulator.runner.resolve import parse_scenario
 
 TABLES = list(SCHEMAS)
 

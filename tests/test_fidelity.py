@@ -16,8 +16,16 @@ import numpy as np
 import polars as pl
 import pytest
 
-import analysis
-from analysis.fidelity import (
+from recarena import analysis
+from recarena.agents.users.calibration import CalibratedPopulation, fit_rating_thresholds
+from recarena.analysis.fidelity.checks import (
+    Split,
+    accept_probability,
+    discrimination_sets,
+    engine_rating,
+    threshold_rating,
+)
+from recarena.analysis.fidelity.common import (
     classification_scores,
     confusion_counts,
     kendall_tau,
@@ -29,20 +37,12 @@ from analysis.fidelity import (
     tv_estimate,
     user_bootstrap,
 )
-from analysis.fidelity_checks import (
-    Split,
-    accept_probability,
-    discrimination_sets,
-    engine_rating,
-    threshold_rating,
-)
-from recommenders.base import RecommenderContext
-from recommenders.itemknn import ItemKNN, ItemKNNParams, item_similarity
-from simulator.calibration import CalibratedPopulation, fit_rating_thresholds
-from simulator.datasets import InteractionData
-from simulator.experiment import run_experiment
-from simulator.scenario import parse_scenario
-from simulator.types import PAD_ITEM, CatalogView, Interactions, RequestBatch
+from recarena.recommenders.base import RecommenderContext
+from recarena.recommenders.itemknn import ItemKNN, ItemKNNParams, item_similarity
+from recarena.simulator.core.types import PAD_ITEM, CatalogView, Interactions, RequestBatch
+from recarena.simulator.data.datasets import InteractionData
+from recarena.simulator.runner.experiment import run_experiment
+from recarena.simulator.runner.resolve import parse_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -231,7 +231,7 @@ def test_itemknn_similarity_and_ranking_by_hand() -> None:
 # ------------------------------------------------------------------------------------- CLI
 def recarena(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "simulator.cli", *args],
+        [sys.executable, "-m", "recarena.simulator.cli", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -330,7 +330,7 @@ def _llm_split() -> tuple[CalibratedPopulation, Split]:
 
 
 def test_llm_panel_prompts_mix_liked_and_unseen_one_to_one() -> None:
-    from analysis.fidelity_llm import panel_prompts
+    from recarena.analysis.fidelity.llm import panel_prompts
 
     pop, split = _llm_split()
     prompts = panel_prompts(pop, split, users=5, seed=0)
@@ -348,8 +348,8 @@ def test_llm_panel_prompts_mix_liked_and_unseen_one_to_one() -> None:
 )
 def test_llm_panel_against_the_local_server(tmp_path: Path) -> None:
     """Two panel users, so two calls (plus at most two repairs) to SmolLM2 on 127.0.0.1."""
-    from analysis.fidelity_llm import llm_taste_discrimination
-    from analysis.fidelity_report import FidelityConfig
+    from recarena.analysis.fidelity.llm import llm_taste_discrimination
+    from recarena.analysis.fidelity.report import FidelityConfig
 
     pop, split = _llm_split()
     cache = tmp_path / "cache.sqlite"
@@ -366,8 +366,8 @@ def test_llm_panel_runs_checks_2_and_3_and_replays_from_the_cache(tmp_path: Path
     """The fake endpoint clicks slot 2 of every page and rates it 4: every arm's panel CTR is
     exactly 1/10 (so tau is undefined), the panel's ratings are all 4 stars (so TV is 1 − the
     real 4-star share of the same users), and a second run makes no request at all."""
-    from analysis.fidelity_ranking import ArmSpec
-    from analysis.fidelity_report import FidelityConfig, table_rows, write_report
+    from recarena.analysis.fidelity.ranking import ArmSpec
+    from recarena.analysis.fidelity.report import FidelityConfig, table_rows, write_report
     from tests.fake_openai import PAGE_OK, FakeOpenAI
 
     data = _tiny_dataset(tmp_path / "inter.csv")

@@ -15,10 +15,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from agents.item_text import SyntheticItemText
-from agents.llm_cache import CallCache
-from agents.llm_client import Endpoint, LLMClient
-from agents.llm_conversation_user import (
+from recarena.agents.llm.cache import CallCache
+from recarena.agents.llm.client import Endpoint, LLMClient
+from recarena.agents.llm.item_text import SyntheticItemText
+from recarena.agents.users.llm_conversation_user import (
     LLMConversationUser,
     QuestionAnswer,
     RecommendationAnswer,
@@ -26,12 +26,12 @@ from agents.llm_conversation_user import (
     question_schema,
     recommendation_schema,
 )
-from agents.llm_user import LLMUsers
-from agents.personas import Persona
-from recommenders.base import RecommenderContext
-from recommenders.llm_crs import LLMCRS, CRSAnswer, TurnView, crs_check, crs_schema
-from recommenders.registry import get_entry
-from simulator.dialogue import (
+from recarena.agents.users.llm_user import LLMUsers
+from recarena.agents.users.personas import Persona
+from recarena.recommenders.base import RecommenderContext
+from recarena.recommenders.llm_crs import LLMCRS, CRSAnswer, TurnView, crs_check, crs_schema
+from recarena.recommenders.registry import get_entry
+from recarena.simulator.core.dialogue import (
     ACCEPT,
     ASK,
     CRITIQUE,
@@ -46,10 +46,17 @@ from simulator.dialogue import (
     TurnBatch,
     UserActs,
 )
-from simulator.errors import RecarenaError
-from simulator.experiment import run_experiment
-from simulator.scenario import ConversationUsers, LLMPanel, parse_scenario
-from simulator.types import PAD_ITEM, CatalogView, Interactions, RequestBatch, SlateBatch
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.scenario import ConversationUsers, LLMPanel
+from recarena.simulator.core.types import (
+    PAD_ITEM,
+    CatalogView,
+    Interactions,
+    RequestBatch,
+    SlateBatch,
+)
+from recarena.simulator.runner.experiment import run_experiment
+from recarena.simulator.runner.resolve import parse_scenario
 from tests.fake_openai import FakeOpenAI
 
 # items 0..5: genre Comedy/Horror/Drama, era 1980s/1990s

@@ -9,12 +9,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from agents.llm_cache import CachedCall, CacheMiss, CallCache, call_key
-from agents.llm_memory import UserMemory
-from agents.personas import data_traits, tertiles
-from simulator.errors import RecarenaError
-from simulator.experiment import run_experiment
-from simulator.scenario import parse_scenario
+from recarena.agents.llm.cache import CachedCall, CacheMiss, CallCache, call_key
+from recarena.agents.users.llm_memory import UserMemory
+from recarena.agents.users.personas import data_traits, tertiles
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.runner.experiment import run_experiment
+from recarena.simulator.runner.resolve import parse_scenario
 from tests.fake_openai import PAGE_OK, FakeOpenAI
 
 SIM_TABLES = ("exposures", "interactions", "sessions", "items", "personas")

@@ -13,10 +13,15 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from analysis.compare import compare
-from analysis.load import Cell, RunLogs
-from analysis.metrics import METRICS, compute_metrics, compute_user_metrics, retention_curve
-from simulator.logschema import SCHEMAS
+from recarena.analysis.compare import compare
+from recarena.analysis.load import Cell, RunLogs
+from recarena.analysis.metrics import (
+    METRICS,
+    compute_metrics,
+    compute_user_metrics,
+    retention_curve,
+)
+from recarena.simulator.core.logschema import SCHEMAS
 
 
 def _frame(table: str, rows: dict, arm: str, rep: int) -> pl.LazyFrame:

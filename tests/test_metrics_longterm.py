@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from analysis import metrics_longterm as lt
-from analysis.compare import compare
-from analysis.metrics import compute_metrics
+from recarena.analysis import metrics_longterm as lt
+from recarena.analysis.compare import compare
+from recarena.analysis.metrics import compute_metrics
 from tests.test_metrics_library import make_logs, make_run
 
 DAY = 86_400.0

@@ -8,8 +8,8 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from simulator.experiment import run_experiment
-from simulator.scenario import parse_scenario
+from recarena.simulator.runner.experiment import run_experiment
+from recarena.simulator.runner.resolve import parse_scenario
 from tests.conftest import TINY
 
 nbformat = pytest.importorskip("nbformat")

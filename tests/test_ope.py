@@ -10,16 +10,16 @@ import numpy as np
 import polars as pl
 import pytest
 
-from analysis.load import load
-from analysis.ope import (
+from recarena.analysis.load import load
+from recarena.analysis.ope import (
     NO_ITEM,
     PositionModel,
     estimate_policy_value,
     off_policy_evaluation,
 )
-from simulator.errors import RecarenaError
-from simulator.experiment import run_experiment
-from simulator.scenario import parse_scenario
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.runner.experiment import run_experiment
+from recarena.simulator.runner.resolve import parse_scenario
 from tests.conftest import TINY
 from tests.test_cli import recarena
 

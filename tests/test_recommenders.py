@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from recommenders.base import RecommenderContext
-from recommenders.registry import build, get_entry, known_types
-from recommenders.slates import (
+from recarena.recommenders.base import RecommenderContext
+from recarena.recommenders.registry import build, get_entry, known_types
+from recarena.recommenders.slates import (
     sample_distinct_excluding,
     top_k_from_ranking,
     top_k_from_scores,
 )
-from simulator.types import (
+from recarena.simulator.core.types import (
     PAD_ITEM,
     CatalogView,
     FeedbackBatch,
@@ -197,7 +197,7 @@ def test_slate_helpers_match_brute_force():
 
 
 def test_registry_errors_and_plugins():
-    with pytest.raises(LookupError, match="unknown 'mff'; known: random, popularity, mf"):
+    with pytest.raises(LookupError, match="unknown recommender 'mff'; known: random, popularity, mf"):
         get_entry("mff")
     with pytest.raises(LookupError, match="cannot import"):
         get_entry("nowhere.module:Thing")
@@ -206,7 +206,7 @@ def test_registry_errors_and_plugins():
         get_entry("epsilon_greedy").params.model_validate(
             {"base": "mf", "base_params": {"dim": -1}}
         )
-    with pytest.raises(ValidationError, match="unknown 'nope'"):
+    with pytest.raises(ValidationError, match="unknown recommender 'nope'"):
         get_entry("epsilon_greedy").params.model_validate({"base": "nope"})
 
 

@@ -19,13 +19,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-import analysis
-from analysis.metrics import gini
-from analysis.report import ab_note, ab_rows, build_report, render_html, write_report
-from analysis.report_data import daily_series, lorenz_curve, padded_gini
-from simulator.errors import RecarenaError
-from simulator.experiment import run_experiment
-from simulator.scenario import parse_scenario
+from recarena import analysis
+from recarena.analysis.metrics import gini
+from recarena.analysis.report import ab_note, ab_rows, build_report, render_html, write_report
+from recarena.analysis.report_data import daily_series, lorenz_curve, padded_gini
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.runner.experiment import run_experiment
+from recarena.simulator.runner.resolve import parse_scenario
 from tests.fake_openai import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -240,7 +240,7 @@ def test_baseline_option_and_errors(run_dir, tmp_path):
 
 def _recarena(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "simulator.cli", *args],
+        [sys.executable, "-m", "recarena.simulator.cli", *args],
         capture_output=True,
         text=True,
         cwd=ROOT,

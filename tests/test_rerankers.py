@@ -6,10 +6,16 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from recommenders.base import NoParams, RecommenderContext
-from recommenders.registry import build, get_entry
-from recommenders.rerankers import intra_list_diversity
-from simulator.types import PAD_ITEM, CatalogView, Interactions, RequestBatch, SlateBatch
+from recarena.recommenders.base import NoParams, RecommenderContext
+from recarena.recommenders.registry import build, get_entry
+from recarena.recommenders.rerankers import intra_list_diversity
+from recarena.simulator.core.types import (
+    PAD_ITEM,
+    CatalogView,
+    Interactions,
+    RequestBatch,
+    SlateBatch,
+)
 
 N_ITEMS, K = 30, 5
 TOPIC = np.arange(N_ITEMS) % 3  # items 0, 3, 6, ... are topic 0
@@ -119,15 +125,15 @@ def test_contract_and_validation():
             assert len(set(row.tolist())) == K
     with pytest.raises(ValidationError):
         get_entry("mmr").params.model_validate({"lambda": 2})
-    with pytest.raises(ValidationError, match="unknown 'nope'"):
+    with pytest.raises(ValidationError, match="unknown recommender 'nope'"):
         get_entry("calibrated").params.model_validate({"base": "nope"})
 
 
 def test_effect_is_written_to_the_cell_manifest(tmp_path, tiny_doc):
     import json
 
-    from simulator.experiment import run_experiment
-    from simulator.scenario import parse_scenario
+    from recarena.simulator.runner.experiment import run_experiment
+    from recarena.simulator.runner.resolve import parse_scenario
 
     tiny_doc["replicates"] = 1
     tiny_doc["arms"] = [

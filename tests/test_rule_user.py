@@ -2,13 +2,13 @@
 
 import numpy as np
 
-from agents.population import generate_users
-from agents.rule_user import RuleUserPolicy
-from simulator.catalog import Catalog
-from simulator.rng import combine
-from simulator.scenario import ListSurface, Population
-from simulator.surfaces import ListView
-from simulator.types import CatalogView, PageBatch, RequestBatch, SlateBatch
+from recarena.agents.users.population import generate_users
+from recarena.agents.users.rule_user import RuleUserPolicy
+from recarena.simulator.core.catalog import Catalog
+from recarena.simulator.core.rng import combine
+from recarena.simulator.core.scenario import ListSurface, Population
+from recarena.simulator.core.types import CatalogView, PageBatch, RequestBatch, SlateBatch
+from recarena.simulator.engine.surfaces import ListView
 
 
 def _catalog(n_items: int, n_topics: int, rng) -> Catalog:

@@ -2,8 +2,9 @@
 
 import pytest
 
-from simulator.errors import RecarenaError
-from simulator.scenario import dump_scenario, load_scenario, parse_scenario
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.scenario import dump_scenario
+from recarena.simulator.runner.resolve import load_scenario, parse_scenario
 
 
 def _error(doc) -> str:
@@ -23,7 +24,9 @@ def test_defaults_are_filled(tiny_doc):
 def test_unknown_recommender_names_path_and_known_types(tiny_doc):
     tiny_doc["arms"][1]["recommender"]["type"] = "mff"
     message = _error(tiny_doc)
-    assert message.startswith("x.yaml: arms[1].recommender.type: unknown 'mff'; known: random")
+    assert message.startswith(
+        "x.yaml: arms[1].recommender.type: unknown recommender 'mff'; known: random"
+    )
     assert "popularity" in message and "mf" in message
 
 
@@ -66,8 +69,13 @@ def test_duplicate_arms_and_bad_baseline(tiny_doc):
 
 
 def test_unknown_metric(tiny_doc):
+    """Metric names are resolved where metrics live (analysis), as the CLI does before a run."""
+    from recarena.analysis.metrics import check_metrics
+
     tiny_doc["metrics"] = ["ctr", "ctrr"]
-    assert "metrics: unknown metric 'ctrr'" in _error(tiny_doc)
+    scenario = parse_scenario(tiny_doc, "x.yaml")
+    with pytest.raises(RecarenaError, match=r"x.yaml: metrics: unknown metric 'ctrr'"):
+        check_metrics(scenario, "x.yaml")
 
 
 def test_not_a_mapping():

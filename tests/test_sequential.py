@@ -8,9 +8,15 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from recommenders.base import RecommenderContext
-from recommenders.registry import build, get_entry
-from simulator.types import PAD_ITEM, CatalogView, FeedbackBatch, Interactions, RequestBatch
+from recarena.recommenders.base import RecommenderContext
+from recarena.recommenders.registry import build, get_entry
+from recarena.simulator.core.types import (
+    PAD_ITEM,
+    CatalogView,
+    FeedbackBatch,
+    Interactions,
+    RequestBatch,
+)
 
 N_USERS, N_ITEMS, K = 60, 40, 5
 

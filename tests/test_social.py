@@ -9,9 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 import scipy.sparse as sp
 
-from agents.population import UserState
-from agents.rule_user import RuleUserPolicy
-from agents.social import (
+from recarena.agents.users.population import UserState
+from recarena.agents.users.rule_user import RuleUserPolicy
+from recarena.agents.users.social import (
     SocialState,
     adjacency,
     generate_edges,
@@ -19,14 +19,15 @@ from agents.social import (
     row_normalised,
     sbm_probabilities,
 )
-from simulator.arrivals import draw_day
-from simulator.catalog import Catalog
-from simulator.errors import RecarenaError
-from simulator.experiment import run_experiment
-from simulator.rng import generator
-from simulator.scenario import Population, Social, SocialGraphSpec, parse_scenario
-from simulator.surfaces import SurfaceState
-from simulator.types import PAD_ITEM
+from recarena.simulator.core.catalog import Catalog
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.rng import generator
+from recarena.simulator.core.scenario import Population, Social, SocialGraphSpec
+from recarena.simulator.core.types import PAD_ITEM
+from recarena.simulator.engine.arrivals import draw_day
+from recarena.simulator.engine.surfaces import SurfaceState
+from recarena.simulator.runner.experiment import run_experiment
+from recarena.simulator.runner.resolve import parse_scenario
 
 SOCIAL = {
     "graph": {"type": "sbm", "mean_degree": 6, "homophily": 0.8},

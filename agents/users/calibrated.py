@@ -1,0 +1,93 @@
+"""Running the engine on a calibrated population (``population: {from: calibrated, path: ...}``).
+
+Two steps, kept apart on purpose:
+
+* :func:`resolve_calibrated` runs once per experiment, in the parent process, before any cell:
+  it makes sure the file exists (calibrating ``population.dataset`` into ``path`` on the fly,
+  because the repo cannot ship MovieLens-derived data) and rewrites the scenario's sizes to match
+  the file (users, topics, initial items, creators) and, unless the YAML sets them, the fitted
+  temperature, no-click utility and rating cut points. Every cell then runs an ordinary, fully
+  resolved scenario, and ``scenario.resolved.yaml`` records what was actually simulated.
+* :func:`calibrated_users` and :func:`add_calibrated_items` are what a cell does with the file.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from recarena.agents.users.calibration import CalibratedPopulation, CalibrationConfig, calibrate
+from recarena.agents.users.population import UserState, draw_explore_prob
+from recarena.simulator.core.catalog import Catalog
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.scenario import Population, Scenario
+from recarena.simulator.data.datasets import load_dataset
+
+
+def ensure_calibrated(path: Path, dataset: str | None) -> None:
+    """Calibrate ``dataset`` into ``path`` unless the file is already there."""
+    users, items, _ = CalibratedPopulation.paths(path)
+    if users.exists() and items.exists():
+        return
+    if dataset is None:
+        raise RecarenaError(
+            f"population.path: {path} not found and population.dataset is not set; make it "
+            f"with `recarena calibrate DATASET -o {path}`"
+        )
+    started = time.perf_counter()
+    print(f"calibrating {dataset} into {path} ...", file=sys.stderr)
+    calibrate(load_dataset(dataset), CalibrationConfig()).save(path)
+    print(f"calibrated in {time.perf_counter() - started:.1f} s", file=sys.stderr)
+
+
+def resolve_calibrated(scenario: Scenario) -> Scenario:
+    """The scenario with sizes and fitted scalars taken from its calibrated population file."""
+    pop = scenario.population
+    if pop.source != "calibrated":
+        return scenario
+    assert pop.path is not None
+    path = Path(pop.path)
+    ensure_calibrated(path, pop.dataset)
+    calibrated = CalibratedPopulation.load(path)
+    fitted = {"users": calibrated.n_users}
+    for name in ("temperature", "no_click_utility"):
+        if name not in pop.model_fields_set:
+            fitted[name] = float(calibrated.scalars[name])
+    cuts = calibrated.scalars.get("rating_thresholds")
+    if cuts is not None and "rating_thresholds" not in pop.model_fields_set:
+        fitted["rating_thresholds"] = [float(c) for c in cuts]
+    catalog = scenario.catalog.model_copy(
+        update={"topics": calibrated.n_topics, "initial_items": calibrated.n_items}
+    )
+    creators = scenario.creators.model_copy(update={"count": len(calibrated.creator_names)})
+    population = pop.model_copy(update=fitted)
+    return scenario.model_copy(
+        update={"population": population, "catalog": catalog, "creators": creators}
+    )
+
+
+def calibrated_users(
+    calibrated: CalibratedPopulation, cfg: Population, rng: np.random.Generator
+) -> UserState:
+    """Users with fitted taste and activity; explore intent is drawn as for generated users."""
+    n, n_topics = calibrated.n_users, calibrated.n_topics
+    explore = draw_explore_prob(cfg, n, rng)
+    return UserState(
+        taste=calibrated.taste.astype(np.float32, copy=True),
+        activity=calibrated.activity.astype(np.float64, copy=True),
+        explore_prob=explore,
+        satiation=np.zeros((n, n_topics), np.float32),
+        familiarity=np.zeros((n, n_topics), np.float32),
+        satisfaction=np.zeros(n, np.float64),
+        last_topic=np.full(n, -1, np.int64),
+    )
+
+
+def add_calibrated_items(catalog: Catalog, calibrated: CalibratedPopulation) -> None:
+    """The initial catalog: the dataset's items, in the file's order (item id = row)."""
+    if catalog.n:
+        raise ValueError("calibrated items must be the first items of the catalog")
+    catalog.add(calibrated.topics, calibrated.quality, calibrated.creator, 0.0)

@@ -1,0 +1,257 @@
+"""LLM-driven users: one structured call per page, reflections after sessions, rule fallback.
+
+An LLM user is a user policy like the rule-based one: it answers a :class:`PageBatch` with a
+:class:`ResponseBatch`. :class:`PanelPolicy` routes each row of a batch to the rule policy or,
+for the users on the LLM panel, to :class:`LLMUsers`, so one scenario can hold 20 LLM users
+inside 500 rule users and log both in the same tables.
+
+The rule policy answers *every* row first (it is vectorised and cheap). Its answer is the
+ground-truth utility the logs record for all users, and the fallback for a page whose LLM call
+failed after retries and repair. A fallback is marked in ``llm_calls``.
+
+Per page the LLM sees its persona, the memories most similar to the slate, the slate (title,
+genres and rating per slot) and its session state (page number, tiredness). It answers which
+slots it examined, which one it clicked (or none), a rating, and whether it leaves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from pydantic import BaseModel, Field
+
+from recarena.agents.llm.client import CallContext, LLMClient
+from recarena.agents.llm.item_text import ItemText
+from recarena.agents.llm.prompts import render, text
+from recarena.agents.users.llm_memory import UserMemory
+from recarena.agents.users.personas import Persona
+from recarena.simulator.core.scenario import LLMPanel, Population
+from recarena.simulator.core.types import PAD_ITEM, PageBatch, ResponseBatch
+
+
+class PageAnswer(BaseModel):
+    """What an LLM user says about one page (slot numbers are 1-based as shown)."""
+
+    examined: list[int] = Field(default_factory=list, max_length=200)
+    click: int = Field(0, ge=0)
+    rating: int = Field(3, ge=1, le=5)
+    leave: bool = False
+    reason: str = Field("", max_length=200)
+
+
+class ReflectionAnswer(BaseModel):
+    reflection: str = Field(min_length=1, max_length=280)  # fits in max_tokens 96
+
+
+def _page_check(k: int):
+    def check(answer: PageAnswer) -> str | None:
+        if answer.click > k:
+            return f"click: slot {answer.click} does not exist (slots 1..{k})"
+        bad = [s for s in answer.examined if not 1 <= s <= k]
+        if bad:
+            return f"examined: slots {bad} do not exist (slots 1..{k})"
+        return None
+
+    return check
+
+
+REASON_CHARS = 60
+
+
+def page_schema(k: int) -> dict:
+    """The page answer's JSON schema, tightened for a page of ``k`` slots.
+
+    Slot numbers become enums of the slots that exist and the reason is capped, so a server that
+    compiles the schema into a grammar (llama.cpp) cannot produce an out-of-range slot or run
+    out of tokens mid-sentence; the pydantic model and :func:`_page_check` still validate
+    whatever comes back from endpoints that only treat the schema as a hint.
+    """
+    slots = list(range(1, k + 1))
+    return {
+        "type": "object",
+        "properties": {
+            "examined": {"type": "array", "items": {"enum": slots}, "maxItems": k},
+            "click": {"enum": [0, *slots]},
+            "rating": {"enum": [1, 2, 3, 4, 5]},
+            "leave": {"type": "boolean"},
+            "reason": {"type": "string", "maxLength": REASON_CHARS},
+        },
+        "required": ["examined", "click", "rating", "leave", "reason"],
+    }
+
+
+def _tiredness(fatigue: float) -> str:
+    return "fresh" if fatigue < 0.3 else "a little tired" if fatigue < 0.8 else "tired"
+
+
+@dataclass(frozen=True)
+class LLMPage:
+    """The LLM's decision for one row, already mapped onto slot indices (0-based)."""
+
+    examined: np.ndarray  # [k] bool
+    click: int  # -1 for none
+    rating: float
+    leave: bool
+
+
+class LLMUsers:
+    """The panel's personas and memories, and the calls that make them act."""
+
+    def __init__(
+        self,
+        panel: LLMPanel,
+        personas: list[Persona],
+        item_text: ItemText,
+        client: LLMClient,
+    ) -> None:
+        self.panel = panel
+        self.personas = {p.user_id: p for p in personas}
+        self.item_text = item_text
+        self.client = client
+        self.memory = {p.user_id: UserMemory(panel.memory_size) for p in personas}
+        self.sessions_done = dict.fromkeys(self.personas, 0)
+        self.system = text("system.txt")
+
+    def _messages(self, prompt: str) -> list[dict[str, str]]:
+        return [{"role": "system", "content": self.system}, {"role": "user", "content": prompt}]
+
+    async def _page(self, pages: PageBatch, row: int) -> LLMPage | None:
+        requests = pages.requests
+        user = int(requests.user[row])
+        items = pages.slates.items[row]
+        shown = items[items != PAD_ITEM]
+        slate = self.item_text.lines(shown)
+        memories = self.memory[user].retrieve(" ".join(slate), self.panel.retrieve)
+        prompt = render(
+            "page.j2",
+            persona=self.personas[user].text,
+            memories=memories,
+            page=int(requests.page[row]),
+            tiredness=_tiredness(float(pages.fatigue[row])),
+            explore=bool(pages.explore[row]),
+            slate=slate,
+        )
+        context = CallContext(
+            "page", user, int(requests.session[row]), int(requests.page[row]), requests.time
+        )
+        result = await self.client.structured(
+            self._messages(prompt),
+            PageAnswer,
+            context,
+            _page_check(len(shown)),
+            page_schema(len(shown)),
+        )
+        answer: PageAnswer | None = result.answer
+        if answer is None:
+            return None
+        # slots of the shown items map back onto the page's slots (PAD slots are never shown)
+        slot_of = np.flatnonzero(items != PAD_ITEM)
+        examined = np.zeros(items.shape[0], bool)
+        examined[slot_of[[s - 1 for s in answer.examined]]] = True
+        click = int(slot_of[answer.click - 1]) if answer.click else -1
+        if click >= 0:
+            examined[click] = True  # whoever clicks has looked
+        return LLMPage(examined, click, float(answer.rating), bool(answer.leave))
+
+    def respond(self, pages: PageBatch, rows: np.ndarray) -> list[LLMPage | None]:
+        """One concurrent call per row; None where the call failed (the caller falls back)."""
+        return self.client.run([self._page(pages, int(r)) for r in rows])
+
+    def remember(self, users: np.ndarray, items: np.ndarray, ratings: np.ndarray, now: float):
+        titles = self.item_text.titles(items)
+        genres = self.item_text.genres(items)
+        for user, title, genre, rating in zip(
+            users.tolist(), titles, genres, ratings.tolist(), strict=True
+        ):
+            self.memory[user].add_interaction(
+                f"watched {title} ({'/'.join(genre)}), rated {int(rating)}/5", now
+            )
+
+    async def _reflect(self, user: int, session_id: int, lines: list[str], now: float):
+        prompt = render("reflection.j2", persona=self.personas[user].text, session=lines)
+        context = CallContext("reflection", user, session_id, -1, now)
+        result = await self.client.structured(self._messages(prompt), ReflectionAnswer, context)
+        if result.answer is not None:
+            self.memory[user].add_reflection(result.answer.reflection.strip(), now)
+
+    def end_sessions(self, users: np.ndarray, sessions: np.ndarray, now: float) -> None:
+        """Close the panel users' sessions; every N-th session earns a reflection call."""
+        every = self.panel.reflect_every_sessions
+        calls = []
+        for user, session in zip(users.tolist(), sessions.tolist(), strict=True):
+            if user not in self.personas:
+                continue
+            lines = self.memory[user].end_session()
+            self.sessions_done[user] += 1
+            if every and self.sessions_done[user] % every == 0:
+                calls.append(self._reflect(user, session, lines, now))
+        self.client.run(calls)
+
+
+class PanelPolicy:
+    """Routes a page batch: panel users to the LLM, everyone else (and fallbacks) to rules."""
+
+    def __init__(self, rule_policy, llm: LLMUsers, cfg: Population, n_users: int) -> None:
+        self.rule = rule_policy
+        self.llm = llm
+        self.cfg = cfg
+        self.is_llm = np.zeros(n_users, bool)
+        self.is_llm[list(llm.personas)] = True
+
+    def utility(self, users, items, explore):
+        return self.rule.utility(users, items, explore)
+
+    def respond(self, pages: PageBatch) -> ResponseBatch:
+        base = self.rule.respond(pages)
+        rows = np.flatnonzero(self.is_llm[pages.requests.user])
+        if rows.size == 0:
+            return base
+        answers = self.llm.respond(pages, rows)
+        examined, clicked = base.examined.copy(), base.clicked.copy()
+        rating, leave = base.rating.copy(), base.leave.copy()
+        fatigue, value = base.fatigue.copy(), base.extra["value"].copy()
+        cfg = self.cfg
+        for row, answer in zip(rows.tolist(), answers, strict=True):
+            if answer is None:
+                continue  # fallback: the rule answer for this page stands
+            examined[row] = answer.examined
+            clicked[row] = False
+            has_click = answer.click >= 0
+            if has_click:
+                clicked[row, answer.click] = True
+                chosen = base.utility[row, answer.click]
+                value[row] = chosen - cfg.no_click_utility
+                rating[row] = answer.rating
+            else:
+                value[row] = 0.0
+                rating[row] = np.nan
+            fatigue[row] = (
+                pages.fatigue[row]
+                + cfg.fatigue_per_page
+                + (0.0 if has_click else cfg.fatigue_no_click)
+            )
+            leave[row] = answer.leave
+        llm_rows = np.zeros(len(pages.requests), bool)
+        llm_rows[rows] = [a is not None for a in answers]
+        extra = {**base.extra, "value": value, "llm": llm_rows}
+        return replace(
+            base,
+            examined=examined,
+            clicked=clicked,
+            rating=rating,
+            leave=leave,
+            fatigue=fatigue.astype(np.float32),
+            extra=extra,
+        )
+
+    def after_page(self, users, items, ratings, now: float) -> None:
+        """Clicked items enter the panel users' memories."""
+        panel = self.is_llm[users]
+        if panel.any():
+            self.llm.remember(users[panel], items[panel], ratings[panel], now)
+
+    def end_sessions(self, users: np.ndarray, sessions: np.ndarray, now: float) -> None:
+        panel = self.is_llm[users]
+        if panel.any():
+            self.llm.end_sessions(users[panel], sessions[panel], now)

@@ -1,0 +1,107 @@
+"""The rule-based user policy: answers a whole page batch with numpy.
+
+Utility of item i for user u in a session with novelty intent e (0 or 1):
+
+    U = taste_u · x_i + quality_i − satiation_u · x_i + e · w · (1 − familiarity_u · x_i)
+        + sequel_weight · x_i[succ(last topic consumed by u)]
+        + influence · S_u · x_i        (only with a social graph: agents/social.py)
+
+where x_i is the item's topic mix and familiarity_u the user's normalised consumed topic mix.
+The sequel term gives histories an order that sequential recommenders can learn.
+The surface decides which slots are examined (simulator/surfaces.py); one item (or
+nothing) is chosen by multinomial logit among the examined ones, and fatigue decides whether
+the session continues.
+All noise is counter-based (recarena.simulator.core.rng), keyed by session and page, so it is
+shared by arms.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recarena.agents.users.choice import mnl_probabilities, sample_choice
+from recarena.agents.users.population import UserState
+from recarena.agents.users.social import SocialState
+from recarena.simulator.core.catalog import Catalog
+from recarena.simulator.core.rng import combine, uniforms
+from recarena.simulator.core.scenario import Population
+from recarena.simulator.core.types import PAD_ITEM, PageBatch, ResponseBatch
+
+_CHOOSE, _LEAVE = 2, 3
+
+
+class RuleUserPolicy:
+    def __init__(
+        self,
+        cfg: Population,
+        users: UserState,
+        catalog: Catalog,
+        topic_successor: np.ndarray | None = None,
+        social: SocialState | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.social = social
+        self.users = users
+        self.catalog = catalog
+        n_topics = catalog.n_topics
+        self.topic_successor = (
+            np.arange(n_topics) if topic_successor is None else np.asarray(topic_successor)
+        )
+
+    def utility(self, users: np.ndarray, items: np.ndarray, explore: np.ndarray) -> np.ndarray:
+        """[B, k] true utility of ``items`` for ``users`` at this moment (PAD slots: -inf)."""
+        state = self.users
+        valid = items != PAD_ITEM
+        safe_items = np.where(valid, items, 0)
+        familiarity = state.familiarity[users]
+        familiarity = familiarity / np.maximum(familiarity.sum(axis=1, keepdims=True), 1.0)
+        novelty = np.float32(self.cfg.novelty_weight) * explore.astype(np.float32)
+        weights = state.taste[users] - state.satiation[users] - novelty[:, None] * familiarity
+        if self.cfg.sequel_weight:
+            last = state.last_topic[users]
+            has_last = np.flatnonzero(last >= 0)
+            weights[has_last, self.topic_successor[last[has_last]]] += self.cfg.sequel_weight
+        if self.social is not None:  # neighbours' recent topics, linear in x_i like taste
+            weights += self.social.topic_signal(users)
+        topics = self.catalog.topics[safe_items]  # [B, k, T]
+        utility = np.einsum("bkt,bt->bk", topics, weights)
+        utility += self.catalog.quality[safe_items] + novelty[:, None]
+        return np.where(valid, utility, -np.inf).astype(np.float32)
+
+    def respond(self, pages: PageBatch) -> ResponseBatch:
+        cfg = self.cfg
+        items = pages.slates.items
+        batch, k = items.shape
+        utility = self.utility(pages.requests.user, items, pages.explore)
+
+        examined = pages.examined & (items != PAD_ITEM)
+
+        probs = mnl_probabilities(utility, examined, cfg.no_click_utility, cfg.temperature)
+        choice = sample_choice(probs, uniforms(combine(pages.noise_key, _CHOOSE)))
+        clicked = np.zeros((batch, k), bool)
+        has_click = choice >= 0
+        rows = np.flatnonzero(has_click)
+        clicked[rows, choice[rows]] = True
+
+        chosen_utility = np.full(batch, np.nan, np.float32)
+        chosen_utility[rows] = utility[rows, choice[rows]]
+        surplus = chosen_utility - cfg.no_click_utility
+        if cfg.rating_thresholds is None:
+            rating = np.clip(np.rint(3.0 + 1.5 * surplus), 1, 5)
+        else:  # calibrated cut points on the surplus (simulator/calibration.py)
+            stars = 1.0 + np.searchsorted(cfg.rating_thresholds, surplus, side="right")
+            rating = np.where(has_click, stars, np.nan)
+
+        fatigue = pages.fatigue + np.float32(cfg.fatigue_per_page)
+        fatigue += np.where(has_click, 0.0, cfg.fatigue_no_click).astype(np.float32)
+        leave_p = 1.0 - np.exp(-fatigue)
+        leave = uniforms(combine(pages.noise_key, _LEAVE)) < leave_p
+        return ResponseBatch(
+            examined=examined,
+            clicked=clicked,
+            utility=utility,
+            rating=rating.astype(np.float32),
+            leave=leave,
+            fatigue=fatigue.astype(np.float32),
+            extra={"value": np.where(has_click, chosen_utility - cfg.no_click_utility, 0.0)},
+        )

@@ -1,0 +1,355 @@
+"""The three fidelity checks, on a population calibrated on the training part of a time split.
+
+Why the split comes first: ``calibrate`` holds out the last 20 % of each user's training rows
+for its own choice-model fit, so calling it on the *whole* dataset would let the test period
+shape the temperature and no-click utility. Here the dataset is split by time per user
+(:func:`split_by_time`, the same rule as ``recarena.agents.users.calibration.temporal_split``),
+only the
+training rows are given to ``calibrate``, and every check is scored on the untouched test rows.
+
+* :func:`taste_discrimination`: Agent4Rec's 1:m protocol, for rule users;
+* :func:`rating_distribution`: rating-histogram TV distance;
+* ranking agreement lives in analysis/fidelity_ranking.py (it trains recommenders and runs the
+  engine).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from recarena.agents.users.calibration import CalibratedPopulation, temporal_split
+from recarena.analysis.fidelity.common import (
+    Estimate,
+    classification_estimates,
+    confusion_counts,
+    per_user_histograms,
+    rating_histogram,
+    tv_estimate,
+    user_bootstrap,
+)
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.data.datasets import InteractionData
+
+LIKED = 4.0  # a held-out rating of 4 or 5 stars counts as "liked" (Agent4Rec's rule)
+
+
+@dataclass(frozen=True)
+class Split:
+    """A time split on the population's dense indices (user = row of the population)."""
+
+    train: InteractionData  # training rows with the dataset's own ids (what calibrate sees)
+    train_user: np.ndarray  # [N] int64, dense
+    train_item: np.ndarray
+    train_time: np.ndarray  # float64 seconds
+    train_rating: np.ndarray | None
+    test_user: np.ndarray
+    test_item: np.ndarray
+    test_rating: np.ndarray | None
+
+    def liked(self) -> np.ndarray:
+        """Held-out rows the user liked (every held-out row for implicit data)."""
+        if self.test_rating is None:
+            return np.ones(self.test_user.shape[0], bool)
+        return self.test_rating >= LIKED
+
+
+def split_by_time(data: InteractionData, holdout: float) -> tuple[InteractionData, dict]:
+    """Training rows (as an InteractionData) and the raw test rows of a per-user time split.
+
+    Rows are ordered by (user, time) exactly as ``recarena.agents.users.calibration.index``
+    orders them, and only consumptions are split (bare exposures of click data stay in training).
+    """
+    if data.n_interactions == 0:
+        raise RecarenaError(f"dataset {data.name!r} has no interactions")
+    _, user = np.unique(data.user, return_inverse=True)
+    order = np.lexsort((data.timestamp, user))
+    consumed = data.consumed()[order]
+    held = np.zeros(order.shape[0], bool)
+    held[consumed] = temporal_split(user[order][consumed], holdout)
+    if not held.any():
+        raise RecarenaError(
+            f"dataset {data.name!r}: no user has two or more interactions, so nothing can be "
+            "held out for the fidelity checks"
+        )
+    train_rows, test_rows = order[~held], order[held]
+
+    def take(array: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
+        return None if array is None else array[rows]
+
+    train = InteractionData(
+        name=data.name,
+        user=data.user[train_rows],
+        item=data.item[train_rows],
+        timestamp=data.timestamp[train_rows],
+        rating=take(data.rating, train_rows),
+        click=take(data.click, train_rows),
+        items=data.items,
+        licence=data.licence,
+    )
+    test = {
+        "user": data.user[test_rows],
+        "item": data.item[test_rows],
+        "rating": take(data.rating, test_rows),
+    }
+    return train, test
+
+
+def align(pop: CalibratedPopulation, train: InteractionData, test: dict) -> Split:
+    """Map the dataset's ids onto the population's rows; test rows on items the population
+    never saw (possible without an item table) are dropped, since no model can score them."""
+    users = {u: i for i, u in enumerate(pop.user_id.tolist())}
+    items = {v: i for i, v in enumerate(pop.item_id.tolist())}
+
+    def dense(ids: np.ndarray, lookup: dict[str, int]) -> np.ndarray:
+        return np.array([lookup.get(str(x), -1) for x in ids.tolist()], np.int64)
+
+    consumed = train.consumed()
+    tu, ti = dense(test["user"], users), dense(test["item"], items)
+    known = (tu >= 0) & (ti >= 0)
+    rating = test["rating"]
+    return Split(
+        train=train,
+        train_user=dense(train.user[consumed], users),
+        train_item=dense(train.item[consumed], items),
+        train_time=train.timestamp[consumed].astype(np.float64),
+        train_rating=None if train.rating is None else train.rating[consumed],
+        test_user=tu[known],
+        test_item=ti[known],
+        test_rating=None if rating is None else np.asarray(rating, np.float64)[known],
+    )
+
+
+def utility(pop: CalibratedPopulation, user: np.ndarray, item: np.ndarray) -> np.ndarray:
+    """Calibrated utility ``taste_u · x_i + quality_i`` of (user, item) pairs: the engine's
+    utility for a user with no satiation or familiarity yet in a non-exploring session."""
+    return (pop.taste[user] * pop.topics[item]).sum(axis=1) + pop.quality[item]
+
+
+def accept_probability(pop: CalibratedPopulation, user: np.ndarray, item: np.ndarray):
+    """P(watch) of one item shown alone: the engine's MNL between the item and the no-click
+    option, ``σ((U − u0) / τ)``, at the calibrated temperature and no-click utility."""
+    tau = float(pop.scalars["temperature"])
+    u0 = float(pop.scalars["no_click_utility"])
+    return 1.0 / (1.0 + np.exp(-(utility(pop, user, item) - u0) / tau))
+
+
+# ------------------------------------------------------------------- 1. taste discrimination
+@dataclass(frozen=True)
+class TasteResult:
+    ratio: int  # m
+    users: int
+    items: int
+    scores: dict[str, Estimate]
+    auc: Estimate  # threshold-free: mean per-user P(utility of a liked item > of a random one)
+
+
+def discrimination_sets(
+    split: Split, n_items: int, ratios: tuple[int, ...], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For every test user with liked held-out items: the positives and ``max(ratios)`` × as
+    many negatives the user never rated (train or test), drawn without replacement.
+
+    Returns flat arrays ``user, item, label, rank`` where ``rank`` numbers each user's negatives
+    0, 1, ... so the 1:m set is positives plus negatives with ``rank < m · positives``: the sets
+    for m = 1, 3, 9 are nested, and their differences come from m alone.
+    """
+    liked = split.liked()
+    pos_user, pos_item = split.test_user[liked], split.test_item[liked]
+    rated_user = np.concatenate([split.train_user, split.test_user])
+    rated_item = np.concatenate([split.train_item, split.test_item])
+    rated = np.zeros((int(rated_user.max(initial=0)) + 1, n_items), bool)
+    rated[rated_user, rated_item] = True
+    m = max(ratios)
+    out_user, out_item, out_label, out_rank = [pos_user], [pos_item], [np.ones_like(pos_user)], []
+    out_rank.append(np.full(pos_user.shape[0], -1))
+    users, n_pos = np.unique(pos_user, return_counts=True)
+    for u, n in zip(users.tolist(), n_pos.tolist(), strict=True):  # once per user, not per tick
+        unseen = np.flatnonzero(~rated[u])
+        chosen = rng.permutation(unseen)[: m * n]
+        out_user.append(np.full(chosen.size, u))
+        out_item.append(chosen)
+        out_label.append(np.zeros(chosen.size, np.int64))
+        out_rank.append(np.arange(chosen.size))
+    return (
+        np.concatenate(out_user).astype(np.int64),
+        np.concatenate(out_item).astype(np.int64),
+        np.concatenate(out_label).astype(bool),
+        np.concatenate(out_rank),
+    )
+
+
+def taste_discrimination(
+    pop: CalibratedPopulation,
+    split: Split,
+    ratios: tuple[int, ...] = (1, 3, 9),
+    seed: int = 0,
+    n_boot: int = 1000,
+) -> list[TasteResult]:
+    """Agent4Rec's 1:m test for rule users: each item of a user's 1:m set is labelled "would
+    watch" with the calibrated accept probability (one uniform per item from a generator seeded
+    by ``seed``), then accuracy / precision / recall / F1 are pooled over users.
+
+    The accept probability is the choice model's, so these figures test taste *and* the
+    calibrated no-click mass together; ``auc`` tests taste alone (does the calibrated utility
+    rank a user's liked held-out movies above random unseen ones?)."""
+    rng = np.random.default_rng([seed, 101])
+    user, item, label, rank = discrimination_sets(split, pop.n_items, ratios, rng)
+    score = utility(pop, user, item)
+    watch = rng.random(user.shape[0]) < accept_probability(pop, user, item)
+    n_pos = np.bincount(user[label], minlength=pop.n_users)
+    results = []
+    boot_rng = np.random.default_rng([seed, 102])
+    for m in ratios:
+        keep = label | (rank < m * n_pos[user])
+        counts = confusion_counts(label[keep], watch[keep], user[keep], pop.n_users)
+        counts = counts[n_pos > 0]  # the users who take the test
+        auc = per_user_auc(user[keep], score[keep], label[keep])
+        results.append(
+            TasteResult(
+                ratio=m,
+                users=int(counts.shape[0]),
+                items=int(keep.sum()),
+                scores=classification_estimates(counts, boot_rng, n_boot),
+                auc=user_bootstrap(
+                    np.stack([auc, np.ones_like(auc)], 1), lambda s: s[:, 0] / s[:, 1], boot_rng
+                ),
+            )
+        )
+    return results
+
+
+def per_user_auc(user: np.ndarray, score: np.ndarray, label: np.ndarray) -> np.ndarray:
+    """[users with both classes] ROC AUC of ``score`` separating label from non-label items,
+    per user (Mann-Whitney: the share of (positive, negative) pairs in the right order, ties
+    count one half)."""
+    out = []
+    for u in np.unique(user).tolist():  # once per test user, at report time
+        rows = user == u
+        pos, neg = score[rows & label], score[rows & ~label]
+        if pos.size and neg.size:
+            greater = (pos[:, None] > neg[None, :]).sum()
+            ties = (pos[:, None] == neg[None, :]).sum()
+            out.append((greater + 0.5 * ties) / (pos.size * neg.size))
+    return np.asarray(out, np.float64)
+
+
+# ---------------------------------------------------------------------- 2. rating distribution
+def engine_rating(surplus: np.ndarray) -> np.ndarray:
+    """The rule user's fixed rating rule (agents/rule_user.py, generated populations): 3 stars
+    at the no-click utility, 1.5 stars per unit of utility above it, clipped to 1..5."""
+    return np.clip(np.rint(3.0 + 1.5 * surplus), 1, 5)
+
+
+def threshold_rating(surplus: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """The rule user's rating through calibrated cut points (``population.rating_thresholds``):
+    1 + the number of cut points at or below the surplus."""
+    return 1.0 + np.searchsorted(np.asarray(thresholds), surplus, side="right")
+
+
+@dataclass(frozen=True)
+class RatingResult:
+    name: str
+    description: str
+    tv: Estimate
+    simulated: list[float]
+    real: list[float]
+
+
+def rating_distribution(
+    pop: CalibratedPopulation,
+    split: Split,
+    seed: int = 0,
+    n_boot: int = 1000,
+    simulated: tuple[np.ndarray, np.ndarray] | None = None,
+) -> list[RatingResult]:
+    """TV distance between simulated and real held-out ratings, three ways.
+
+    * ``fixed rule, held-out pairs``: the uncalibrated rating rule of generated populations
+      applied to the exact (user, item) pairs the real users rated in the test period. Both
+      sides rate the same movies, so choice plays no part: this isolates the rating model.
+    * ``calibrated cut points, held-out pairs``: the same pairs rated through the cut points
+      ``calibrate`` fitted on the *training* ratings (``rating_thresholds``), which is what a
+      calibrated scenario's users use. Out of sample: a low TV is earned, not copied.
+    * ``simulation`` (when ``simulated`` = (user, rating) of the clicks of the ranking-agreement
+      run): what SUBER reports, the ratings simulated users gave to what they *chose* (through
+      the calibrated cut points), against the real held-out ratings of the same users. This one
+      also carries the choice model: simulated users pick what their utility ranks high.
+    """
+    if split.test_rating is None or split.train_rating is None:
+        raise RecarenaError(f"dataset {split.train.name!r} has no ratings: check 2 needs them")
+    rng = np.random.default_rng([seed, 201])
+    u0 = float(pop.scalars["no_click_utility"])
+    n = pop.n_users
+    real = per_user_histograms(split.test_user, split.test_rating, n)
+    test_surplus = utility(pop, split.test_user, split.test_item) - u0
+    variants = [
+        (
+            "fixed rule, held-out pairs",
+            "uncalibrated rule 3 + 1.5 (U - u0) on the real held-out (user, item) pairs",
+            engine_rating(test_surplus),
+        )
+    ]
+    thresholds = pop.scalars.get("rating_thresholds")
+    if thresholds is not None:
+        variants.append(
+            (
+                "calibrated cut points, held-out pairs",
+                "cut points fitted on training ratings, applied to the held-out pairs",
+                threshold_rating(test_surplus, thresholds),
+            )
+        )
+    results = []
+    for name, description, ratings in variants:
+        sim = per_user_histograms(split.test_user, ratings, n)
+        results.append(_rating_result(name, description, sim, real, rng, n_boot))
+    if simulated is not None:
+        sim_user, sim_rating = simulated
+        sim = per_user_histograms(sim_user, sim_rating, n)
+        both = (sim.sum(axis=1) > 0) & (real.sum(axis=1) > 0)
+        results.append(
+            _rating_result(
+                "simulation",
+                "ratings simulated users gave to what they clicked (all arms pooled)",
+                sim[both],
+                real[both],
+                rng,
+                n_boot,
+            )
+        )
+    return results
+
+
+def _rating_result(name, description, sim, real, rng, n_boot) -> RatingResult:
+    rows = (sim.sum(axis=1) > 0) | (real.sum(axis=1) > 0)
+    sim, real = sim[rows], real[rows]
+    return RatingResult(
+        name=name,
+        description=description,
+        tv=tv_estimate(sim, real, rng, n_boot),
+        simulated=rating_histogram_from_counts(sim.sum(axis=0)),
+        real=rating_histogram_from_counts(real.sum(axis=0)),
+    )
+
+
+def rating_histogram_from_counts(counts: np.ndarray) -> list[float]:
+    total = float(counts.sum())
+    return [float(c) / total if total else 0.0 for c in counts]
+
+
+__all__ = [
+    "Split",
+    "TasteResult",
+    "RatingResult",
+    "accept_probability",
+    "align",
+    "discrimination_sets",
+    "engine_rating",
+    "rating_distribution",
+    "rating_histogram",
+    "split_by_time",
+    "taste_discrimination",
+    "threshold_rating",
+    "utility",
+]

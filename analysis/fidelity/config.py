@@ -1,0 +1,32 @@
+"""What decides a fidelity run's figures (kept apart so every fidelity stage can import it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from recarena.analysis.fidelity.ranking import DEFAULT_ARMS, ArmSpec
+
+
+@dataclass(frozen=True)
+class FidelityConfig:
+    """Everything that decides the figures; written beside them as ``fidelity.config.yaml``."""
+
+    dataset: str = "ml-100k"
+    format: str = "auto"
+    seed: int = 0
+    users: int | None = None
+    """Keep this many users (drawn with ``seed``) before splitting; None = all."""
+    holdout: float = 0.2
+    ratios: tuple[int, ...] = (1, 3, 9)
+    n_boot: int = 1000
+    topics: int = 16
+    calibration_epochs: int = 10
+    calibration_batch_size: int | None = None
+    """None: ``min(8192, max(64, training rows // 10))``, at least ten optimiser steps per
+    epoch, so a small dataset is fitted too (8192, the calibrate default, gives one step)."""
+    arms: tuple[ArmSpec, ...] = DEFAULT_ARMS
+    simulation_days: float = 3.0
+    simulation_visits_per_day: float = 1.0
+    llm: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)

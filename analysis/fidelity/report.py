@@ -1,0 +1,344 @@
+"""``recarena fidelity``: run the three checks on one dataset and write the report.
+
+One function, :func:`run_fidelity`, does the work and returns a plain dict (what
+``fidelity.json`` holds); :func:`write_report` publishes it. Everything is written into a
+scratch directory beside ``OUT_DIR`` first and each file is moved into place with one
+``os.replace``, so an interrupted or failed run leaves either the previous report or the new
+one, never a half-written file. Trained models and the engine run of check 3 live in the
+scratch directory and are removed at the end (they are reproducible from the config).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from recarena.agents.users.calibration import CalibrationConfig, calibrate
+from recarena.analysis.fidelity.checks import (
+    align,
+    rating_distribution,
+    split_by_time,
+    taste_discrimination,
+)
+from recarena.analysis.fidelity.config import FidelityConfig
+from recarena.analysis.fidelity.llm import panel_endpoint, taste_on_endpoint
+from recarena.analysis.fidelity.llm_sim import llm_panel_simulation
+from recarena.analysis.fidelity.ranking import Progress, ranking_agreement
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.data.datasets import InteractionData, load_dataset
+
+REFERENCES = {
+    "taste_1to1_accuracy": [
+        {"source": "Agent4Rec (Zhang et al., SIGIR 2024), published", "value": 0.69},
+        {"source": "SimUSER (Bougie & Watanabe, 2025), published", "value": 0.79},
+    ],
+}
+
+
+def subsample_users(data: InteractionData, n: int | None, seed: int) -> InteractionData:
+    """The interactions of ``n`` users drawn without replacement (all users when n is None)."""
+    if n is None:
+        return data
+    ids = np.unique(data.user)
+    if n >= ids.size:
+        return data
+    keep = np.random.default_rng([seed, 1]).choice(ids, size=n, replace=False)
+    rows = np.isin(data.user, keep)
+
+    def take(array):
+        return None if array is None else array[rows]
+
+    return InteractionData(
+        name=data.name,
+        user=data.user[rows],
+        item=data.item[rows],
+        timestamp=data.timestamp[rows],
+        rating=take(data.rating),
+        click=take(data.click),
+        items=data.items,
+        licence=data.licence,
+    )
+
+
+def run_fidelity(cfg: FidelityConfig, work_dir: Path, progress: Progress | None = None) -> dict:
+    """Split, calibrate on the training part, run checks 1-3; returns the report dict."""
+    report = progress or (lambda _d, _f: None)
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    data = subsample_users(load_dataset(cfg.dataset, cfg.format), cfg.users, cfg.seed)  # type: ignore[arg-type]
+    train, test = split_by_time(data, cfg.holdout)
+    timings["load+split"] = round(time.perf_counter() - started, 2)
+
+    started = time.perf_counter()
+    report("calibrate (training split)", 0.0)
+    batch = cfg.calibration_batch_size or min(8192, max(64, train.n_interactions // 10))
+    calibration = CalibrationConfig(
+        topics=cfg.topics,
+        epochs=cfg.calibration_epochs,
+        batch_size=batch,
+        holdout=cfg.holdout,
+        seed=cfg.seed,
+    )
+    pop = calibrate(train, calibration)
+    split = align(pop, train, test)
+    if split.test_user.size == 0:
+        raise RecarenaError(f"dataset {data.name!r}: no held-out rows left after the split")
+    report("calibrate (training split)", 1.0)
+    timings["calibrate"] = round(time.perf_counter() - started, 2)
+
+    started = time.perf_counter()
+    taste = taste_discrimination(pop, split, cfg.ratios, cfg.seed, cfg.n_boot)
+    timings["check 1"] = round(time.perf_counter() - started, 2)
+
+    started = time.perf_counter()
+    ranking = ranking_agreement(
+        pop,
+        split,
+        work_dir / "ranking",
+        cfg.arms,
+        cfg.seed,
+        cfg.simulation_days,
+        cfg.simulation_visits_per_day,
+        cfg.n_boot,
+        progress,
+    )
+    timings["check 3"] = round(time.perf_counter() - started, 2)
+
+    started = time.perf_counter()
+    ratings = (
+        rating_distribution(pop, split, cfg.seed, cfg.n_boot, ranking.simulated_ratings)
+        if split.test_rating is not None
+        else []
+    )
+    timings["check 2"] = round(time.perf_counter() - started, 2)
+
+    result: dict[str, Any] = {
+        "dataset": {
+            "name": data.name,
+            "users": data.n_users,
+            "items": pop.n_items,
+            "interactions": data.n_interactions,
+            "train_rows": int(split.train_user.size),
+            "test_rows": int(split.test_user.size),
+            "licence": data.licence,
+        },
+        "calibration": {
+            **{k: pop.scalars[k] for k in ("temperature", "no_click_utility", "mf_final_loss")},
+            "rating_thresholds": pop.scalars.get("rating_thresholds"),
+            "batch_size": batch,
+        },
+        "taste_discrimination": [
+            {
+                "m": t.ratio,
+                "users": t.users,
+                "items": t.items,
+                **{name: e.as_dict() for name, e in t.scores.items()},
+                "auc": t.auc.as_dict(),
+            }
+            for t in taste
+        ],
+        "rating_distribution": [
+            {
+                "variant": r.name,
+                "description": r.description,
+                "tv_distance": r.tv.as_dict(),
+                "simulated": r.simulated,
+                "real": r.real,
+            }
+            for r in ratings
+        ],
+        "ranking_agreement": {
+            "users": ranking.users,
+            "arms": [
+                {
+                    "name": name,
+                    "ndcg@10": ranking.ndcg[name].as_dict(),
+                    "recall@10": ranking.recall[name].as_dict(),
+                    "simulated_ctr": ranking.ctr[name].as_dict(),
+                }
+                for name in ranking.arms
+            ],
+            "kendall_tau_ndcg": ranking.tau_ndcg.as_dict(),
+            "kendall_tau_recall": ranking.tau_recall.as_dict(),
+            "simulation": ranking.simulation,
+        },
+        "references": REFERENCES,
+        "seconds": {**timings, **ranking.seconds},
+    }
+    if cfg.llm is not None:
+        started = time.perf_counter()
+        with panel_endpoint(dict(cfg.llm)) as (base_url, local):  # one server for both parts
+            panel = taste_on_endpoint(pop, split, cfg, base_url, local, work_dir, progress)
+            result["seconds"]["llm panel"] = round(time.perf_counter() - started, 2)
+            simulated = llm_panel_simulation(
+                pop, split, cfg, ranking, base_url, local, work_dir / "llm_panel", progress
+            )
+        result["seconds"]["llm simulation"] = simulated.pop("seconds")
+        result["llm_panel"] = {
+            **panel,
+            "rating_distribution": simulated.pop("rating_distribution", []),
+            "ranking_agreement": simulated.pop("ranking_agreement"),
+            "simulation": {**simulated.pop("simulation"), **simulated},
+        }
+    return result
+
+
+def config_dict(cfg: FidelityConfig) -> dict[str, Any]:
+    doc = asdict(cfg)
+    doc["ratios"] = list(cfg.ratios)
+    doc["arms"] = [asdict(a) for a in cfg.arms]
+    return doc
+
+
+def write_report(out_dir: Path, cfg: FidelityConfig, progress: Progress | None = None) -> dict:
+    """Run everything in a scratch directory beside ``out_dir``, then publish the three files."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise RecarenaError(f"--output: {out_dir} exists and is not a directory")
+    parent = out_dir.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
+    try:
+        result = run_fidelity(cfg, scratch, progress)
+        result["config"] = config_dict(cfg)
+        files = {
+            "fidelity.json": json.dumps(result, indent=2, default=_plain) + "\n",
+            "fidelity.md": markdown(result),
+            "fidelity.config.yaml": yaml.safe_dump(config_dict(cfg), sort_keys=False),
+        }
+        for name, text in files.items():
+            (scratch / name).write_text(text, encoding="utf-8")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in files:  # each file appears whole or not at all
+            os.replace(scratch / name, out_dir / name)
+        return result
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+# ------------------------------------------------------------------------------ presentation
+def _fmt(e: dict[str, float | None], digits: int = 3) -> str:
+    if e["value"] is None or (isinstance(e["value"], float) and np.isnan(e["value"])):
+        return "n/a"
+    if e["low"] is None or e["high"] is None:
+        return f"{e['value']:.{digits}f}"
+    return f"{e['value']:.{digits}f} [{e['low']:.{digits}f}, {e['high']:.{digits}f}]"
+
+
+def table_rows(result: dict) -> list[tuple[str, str, str, str]]:
+    """(check, measure, value [95% CI], reference) rows shared by the terminal and markdown."""
+    rows: list[tuple[str, str, str, str]] = []
+    refs = ", ".join(
+        f"{r['value']:.2f} ({r['source'].split(' (')[0]})"
+        for r in REFERENCES["taste_1to1_accuracy"]
+    )
+    for panel, entries in [("rule", result["taste_discrimination"])] + (
+        [("LLM", result["llm_panel"]["taste_discrimination"])] if "llm_panel" in result else []
+    ):
+        for t in entries:
+            for name in [n for n in ("accuracy", "precision", "recall", "f1", "auc") if n in t]:
+                reference = refs if (t["m"] == 1 and name == "accuracy") else ""
+                rows.append(
+                    (
+                        f"1 taste {panel} 1:{t['m']}",
+                        name,
+                        _fmt(t[name]),
+                        reference,
+                    )
+                )
+    for r in result["rating_distribution"]:
+        rows.append(("2 rating TV", r["variant"], _fmt(r["tv_distance"]), "0 = same"))
+    llm = result.get("llm_panel")
+    for r in llm.get("rating_distribution", []) if llm else []:
+        rows.append(("2 rating TV LLM", r["variant"], _fmt(r["tv_distance"]), "0 = same"))
+    ranking = result["ranking_agreement"]
+    for arm in ranking["arms"]:
+        rows.append(
+            (
+                "3 ranking",
+                f"{arm['name']} NDCG@10 / sim CTR",
+                f"{_fmt(arm['ndcg@10'])} / {_fmt(arm['simulated_ctr'], 4)}",
+                "",
+            )
+        )
+    rows.append(
+        (
+            "3 ranking",
+            "tau: NDCG@10 vs CTR",
+            _fmt(ranking["kendall_tau_ndcg"]),
+            "1 = same",
+        )
+    )
+    rows.append(
+        (
+            "3 ranking",
+            "tau: Recall@10 vs CTR",
+            _fmt(ranking["kendall_tau_recall"]),
+            "1 = same",
+        )
+    )
+    if llm and "ranking_agreement" in llm:
+        agreement = llm["ranking_agreement"]
+        for arm in agreement["arms"]:
+            rows.append(
+                ("3 ranking LLM", f"{arm['name']} sim CTR", _fmt(arm["simulated_ctr"], 4), "")
+            )
+        for key, label in (("kendall_tau_ndcg", "NDCG@10"), ("kendall_tau_recall", "Recall@10")):
+            rows.append(("3 ranking LLM", f"tau: {label} vs CTR", _fmt(agreement[key]), "1 = same"))
+    if llm:
+        sim = llm.get("simulation", {})
+        calls = llm["calls"] + sim.get("calls", 0)
+        cached = llm["cached_calls"] + sim.get("cached_calls", 0)
+        rows.append(
+            (
+                "LLM panel",
+                "calls (cached): check 1 + simulation",
+                f"{calls} ({cached}): {llm['calls']} + {sim.get('calls', 0)}; "
+                f"{len(sim.get('visited_users', []))} of {len(sim.get('panel_users', []))} "
+                "simulated users visited",
+                llm["model"],
+            )
+        )
+    return rows
+
+
+def markdown(result: dict) -> str:
+    d = result["dataset"]
+    lines = [
+        f"# Fidelity report: {d['name']}",
+        "",
+        f"{d['users']} users, {d['items']} items, {d['interactions']} interactions; per-user "
+        f"time split: {d['train_rows']} training rows (calibration and recommender training), "
+        f"{d['test_rows']} held-out rows (every check). 95 % CIs: percentile bootstrap over "
+        "users.",
+        "",
+        "| check | measure | value [95% CI] | reference |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [f"| {a} | {b} | {c} | {r} |" for a, b, c, r in table_rows(result)]
+    lines += [
+        "",
+        "References are published figures from the cited papers (their own datasets and "
+        "setups), printed for orientation, not re-measured here.",
+        "",
+        "Seconds per step: " + ", ".join(f"{k} {v:g}" for k, v in result["seconds"].items()),
+        "",
+    ]
+    return "\n".join(lines)

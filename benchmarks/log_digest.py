@@ -1,0 +1,79 @@
+"""Digest of every scenario's logs at a small size: one sha256 per Parquet file.
+
+Why: refactors and optimisations promise "same scenario and seed, same logs, bit for bit". Run
+this before and after a change and diff the two outputs:
+
+    python benchmarks/log_digest.py > before.txt   # on the old commit
+    python benchmarks/log_digest.py > after.txt    # on the new one
+    diff before.txt after.txt
+
+Each scenario is shrunk (users, days, replicates, items) so the whole set takes minutes. Scenarios
+that need an LLM endpoint are skipped unless --llm is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shrink(raw: dict) -> dict:
+    raw["replicates"] = 1
+    horizon = raw.setdefault("horizon", {})
+    horizon["days"] = min(float(horizon.get("days", 2)), 2)
+    pop = raw.setdefault("population", {})
+    if "users" in pop:
+        pop["users"] = min(int(pop["users"]), 300)
+        panel = pop.get("llm_panel") or {}
+        if isinstance(panel, dict) and "users" in panel:
+            panel["users"] = min(int(panel["users"]), 2)
+    cat = raw.get("catalog") or {}
+    if "initial_items" in cat:
+        cat["initial_items"] = min(int(cat["initial_items"]), 400)
+    if isinstance(raw.get("sweep"), dict):
+        for key, values in list(raw["sweep"].items()):
+            if isinstance(values, list):
+                raw["sweep"][key] = values[:2]
+    return raw
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("scenarios", nargs="*", type=Path)
+    ap.add_argument("--llm", action="store_true", help="also run scenarios that need an LLM")
+    args = ap.parse_args()
+    files = args.scenarios or sorted((ROOT / "scenarios").rglob("*.yaml"))
+    recarena = str(Path(sys.executable).with_name("recarena"))
+    for path in files:
+        raw = yaml.safe_load(path.read_text())
+        if not args.llm and "llm" in path.read_text():
+            print(f"{path.name}: skipped (needs an LLM endpoint)")
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            small = Path(tmp) / path.name
+            small.write_text(yaml.safe_dump(shrink(raw)))
+            out = Path(tmp) / "runs"
+            proc = subprocess.run(
+                [recarena, "run", str(small), "-o", str(out), "--quiet"],
+                capture_output=True, text=True, cwd=ROOT,
+            )
+            if proc.returncode != 0:
+                last = proc.stderr.strip().splitlines()[-1:]
+                print(f"{path.name}: exit {proc.returncode}: {last}")
+                continue
+            for f in sorted(out.rglob("*.parquet")):
+                digest = hashlib.sha256(f.read_bytes()).hexdigest()[:16]
+                rel = "/".join(f.relative_to(out).parts)
+                print(f"{path.name}: {rel} {digest}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""One registry mechanism for every plug-in kind.
+
+A registry maps names to *targets*: ``"package.module:Attribute"`` strings that are imported only
+when the entry is used, so listing or validating never imports torch or RecBole, and no module
+has to import every plug-in (the source of import cycles). Three sources, in order:
+
+1. the built-in table the registry is created with (read-only);
+2. installed packages' entry points in the group ``recarena.<kind>`` (e.g. ``recarena.metrics``);
+3. any ``"package.module:Attribute"`` written directly in a scenario.
+
+Each kind gives a ``check`` that verifies a loaded object honours its contract, so a bad plug-in
+is one error line naming it, not a traceback later.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib import metadata
+from types import MappingProxyType
+from typing import Any
+
+_TARGET = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A registered plug-in: its name, where it lives and what it is for."""
+
+    kind: str
+    name: str
+    target: str
+    description: str = ""
+    source: str = "built-in"
+
+    def load(self) -> Any:
+        module_name, _, attribute = self.target.partition(":")
+        try:
+            obj: Any = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise LookupError(f"cannot import {self.kind} {self.name!r}: {exc}") from None
+        for part in attribute.split("."):
+            try:
+                obj = getattr(obj, part)
+            except AttributeError:
+                raise LookupError(
+                    f"cannot import {self.kind} {self.name!r}: {module_name!r} has no {part!r}"
+                ) from None
+        return obj
+
+
+@dataclass
+class Registry:
+    """Names of one plug-in kind (``recommender``, ``metric``, ...)."""
+
+    kind: str
+    builtins: Mapping[str, tuple[str, str]]
+    """name -> (target, one-line description)."""
+    check: Callable[[Any, str], None] | None = None
+    """Raises LookupError when a loaded object does not honour the kind's contract."""
+    _entry_points: dict[str, Entry] | None = field(default=None, repr=False)
+
+    @property
+    def group(self) -> str:
+        return f"recarena.{self.kind}s"
+
+    def _installed(self) -> dict[str, Entry]:
+        if self._entry_points is None:
+            found: dict[str, Entry] = {}
+            for ep in metadata.entry_points(group=self.group):
+                if ep.name not in self.builtins:
+                    dist = getattr(ep, "dist", None)
+                    source = f"entry point of {dist.name}" if dist is not None else "entry point"
+                    found[ep.name] = Entry(self.kind, ep.name, ep.value, "", source)
+            self._entry_points = found
+        return self._entry_points
+
+    def entries(self) -> Mapping[str, Entry]:
+        """Built-in and installed entries (not ad-hoc ``module:Attribute`` names)."""
+        table = {
+            name: Entry(self.kind, name, target, description)
+            for name, (target, description) in self.builtins.items()
+        }
+        table.update(self._installed())
+        return MappingProxyType(table)
+
+    def names(self) -> list[str]:
+        return list(self.entries())
+
+    def get(self, name: str) -> Entry:
+        """The entry for a name; LookupError (one line) when there is none."""
+        if not isinstance(name, str) or not name:
+            raise LookupError(f"a {self.kind} type must be a non-empty string, got {name!r}")
+        entries = self.entries()
+        if name in entries:
+            return entries[name]
+        if ":" in name:
+            if not _TARGET.match(name):
+                raise LookupError(
+                    f"{name!r} is not an importable path: write 'package.module:ClassName' "
+                    "(absolute, no leading dots)"
+                )
+            return Entry(self.kind, name, name, "", "import path")
+        raise LookupError(f"unknown {self.kind} {name!r}; known: {', '.join(entries)}")
+
+    def load(self, name: str) -> Any:
+        """Import the plug-in and check its contract."""
+        obj = self.get(name).load()
+        if self.check is not None:
+            self.check(obj, name)
+        return obj

@@ -1,0 +1,563 @@
+"""Scenario files: the pydantic schema, YAML loading and errors that name the YAML path.
+
+Every section forbids unknown keys, so a typo is an error rather than a silently ignored
+setting. Recommender params are validated against the params model the recommender registers,
+so ``arms[2].recommender.params.dim`` is checked before anything runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    model_serializer,
+    model_validator,
+)
+
+from recarena.simulator.core.errors import RecarenaError
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegFloat = Annotated[float, Field(ge=0)]
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class Horizon(Section):
+    """How long the simulation runs and how finely pages are batched."""
+
+    days: Annotated[float, Field(gt=0, le=3650)] = 14
+    tick_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    """Every session that wants a page at a tick is served in one batch; a page takes one tick."""
+
+
+class Catalog(Section):
+    initial_items: Annotated[int, Field(ge=1)] = 2000
+    topics: Annotated[int, Field(ge=1, le=1024)] = 16
+    topic_spread: Annotated[float, Field(ge=0, le=1)] = 0.3
+    """Share of an item's topic mix spread (Dirichlet) outside its creator's main topic."""
+    topic_skew: NonNegFloat = 1.0
+    """Zipf exponent of how creators' main topics are spread: some topics are more common."""
+    quality_sd: NonNegFloat = 1.0
+    creator_quality_sd: NonNegFloat = 0.3
+
+
+class PersonaSpec(Section):
+    """Where LLM users' personas come from (agents/personas.py)."""
+
+    source: Literal["template", "yaml", "data"] = "template"
+    """template: traits and favourite genres read off each user's simulated state; yaml: the
+    ``items`` below, assigned in turn; data: Agent4Rec-style traits derived from a real ratings
+    file (``path``: a MovieLens ratings.csv with movies.csv beside it)."""
+    items: list[dict[str, Any]] = Field(default_factory=list)
+    """For source=yaml: ``{text: ..., traits: {activity: high, ...}}`` per persona."""
+    path: str | None = None
+
+    @model_validator(mode="after")
+    def _source_has_input(self) -> PersonaSpec:
+        if self.source == "yaml" and not self.items:
+            raise ValueError("@items: source 'yaml' needs at least one persona")
+        if self.source == "data" and not self.path:
+            raise ValueError("@path: source 'data' needs the path of a ratings.csv")
+        for index, item in enumerate(self.items):
+            if not isinstance(item.get("text"), str) or not item["text"].strip():
+                raise ValueError(f"@items[{index}].text: a non-empty string is required")
+        return self
+
+
+class LLMPanel(Section):
+    """A panel of LLM-driven users inside the population (the rest stay rule-based)."""
+
+    users: Annotated[int, Field(ge=1)] = 20
+    """How many users the LLM drives; drawn from the population identically under every arm."""
+    personas: PersonaSpec = PersonaSpec()
+    memory_size: Annotated[int, Field(ge=1, le=500)] = 30
+    """Most recent interactions and reflections kept per user."""
+    retrieve: Annotated[int, Field(ge=0, le=20)] = 3
+    """Memories retrieved per page by TF-IDF similarity to the slate."""
+    reflect_every_sessions: Annotated[int, Field(ge=0)] = 5
+    """Write a reflection after every N-th session of a user (0 = never); amortised, not per
+    page, so calls per page stay near one."""
+
+
+class SocialGraphSpec(Section):
+    """How the users' social graph is made (agents/social.py); the same graph under every arm."""
+
+    type: Literal["barabasi_albert", "watts_strogatz", "sbm", "edge_list"]
+    m: Annotated[int, Field(ge=1)] = 3
+    """barabasi_albert: edges each new node attaches with (mean degree ≈ 2m)."""
+    k: Annotated[int, Field(ge=2)] = 6
+    """watts_strogatz: each node's neighbours in the ring lattice (even; degree k)."""
+    p: Probability = 0.1
+    """watts_strogatz: rewiring probability."""
+    blocks: Annotated[int, Field(ge=1)] | None = None
+    """sbm: number of equal blocks; null = each user's dominant taste topic is its block."""
+    mean_degree: PositiveFloat = 8.0
+    """sbm: expected degree."""
+    homophily: Probability = 0.8
+    """sbm: expected share of edges that join two users of the same block."""
+    path: str | None = None
+    """edge_list: a text file of 'u v' lines (user ids, 0-based; '#' starts a comment)."""
+
+    @model_validator(mode="after")
+    def _params_fit_type(self) -> SocialGraphSpec:
+        if self.type == "edge_list" and not self.path:
+            raise ValueError("@path: type 'edge_list' needs the path of an edge-list file")
+        if self.type == "edge_list" and not Path(self.path).is_file():
+            raise ValueError(f"@path: edge-list file not found: {self.path}")
+        if self.type == "watts_strogatz" and self.k % 2:
+            raise ValueError(f"@k: watts_strogatz needs an even k (got {self.k})")
+        return self
+
+
+class Social(Section):
+    """A social graph between users: neighbours' recent consumption sways utility and visits."""
+
+    graph: SocialGraphSpec
+    influence: NonNegFloat = 0.2
+    """Weight of the social term: + influence × Σ_t x_i[t] · (share of neighbours who consumed
+    topic t in the last ``window_days``)."""
+    word_of_mouth: NonNegFloat = 0.1
+    """Visit rate × (1 + word_of_mouth × neighbours' mean clicks yesterday), within the cap."""
+    window_days: Annotated[int, Field(ge=1, le=365)] = 3
+
+
+class ConversationUsers(Section):  # added by 5a
+    """How simulated users converse (agents/agenda_user.py), for arms on a conversation surface.
+
+    Each conversation has a hidden target: a genre drawn from the user's taste, and for the other
+    ``target_facets`` a value drawn among the items of that genre. A user accepts an examined
+    recommended item that matches the target on every target facet and whose true utility is at
+    least ``accept_threshold``.
+    """
+
+    target_facets: Annotated[list[Literal["genre", "era", "mood"]], Field(min_length=1)] = ["genre"]
+    """Facets the user cares about: [genre] is a broad target, [genre, era, mood] a narrow one."""
+    target_temperature: PositiveFloat = 0.5
+    """Target genre drawn with probability ∝ exp(taste / target_temperature)."""
+    answer_noise: Probability = 0.1
+    """Chance an answer (or a critique's wanted value) names a wrong value of the facet."""
+    patience: PositiveFloat = 6.0
+    """Patience at the start; the user quits (exit reason patience) when it reaches 0."""
+    turn_cost: NonNegFloat = 1.0
+    """Patience lost on every turn."""
+    rejection_cost: NonNegFloat = 1.0
+    """Extra patience lost when a recommendation has nothing acceptable."""
+    accept_threshold: float | None = None
+    """Least true utility of an acceptable item; null uses population.no_click_utility."""
+    critique_prob: Probability = 0.8
+    """Chance a rejection names a facet that misses and the wanted value (a critique)."""
+
+
+class Population(Section):
+    """Rule-based users: utility = taste·topics + quality − satiation + novelty intent + noise."""
+
+    users: Annotated[int, Field(ge=1)] = 2000
+    model: Literal["rule", "mixed", "llm"] = "rule"
+    """rule: every user follows the choice model; mixed: ``llm_panel.users`` of them ask the LLM;
+    llm: every user asks the LLM."""
+    llm_panel: LLMPanel | None = None
+    taste_scale: NonNegFloat = 0.8
+    visits_per_day: PositiveFloat = 1.0
+    activity_sd: NonNegFloat = 0.5
+    """Log-normal spread of per-user visit rates (activity levels)."""
+    no_click_utility: float = 1.0
+    temperature: PositiveFloat = 0.5
+    position_decay: NonNegFloat = 0.7
+    """Examination probability at slot j is 1/(1+j)**position_decay."""
+    satiation_gain: NonNegFloat = 0.15
+    satiation_decay_per_day: NonNegFloat = 1.0
+    explore_prob: Probability = 0.2
+    novelty_weight: NonNegFloat = 1.0
+    fatigue_per_page: NonNegFloat = 0.12
+    fatigue_no_click: NonNegFloat = 0.25
+    max_pages: Annotated[int, Field(ge=1, le=1000)] = 30
+    sequel_weight: NonNegFloat = 0.0
+    """Sequential structure: after consuming topic t a user gains this much utility on topic
+    succ(t), a fixed random successor per topic. 0 = order carries no signal."""
+    satisfaction_reference: float = 0.1
+    """Session value (mean utility surplus per page) that counts as neutral satisfaction."""
+    satisfaction_rate: Probability = 0.3
+    """Weight of the latest session in the user's satisfaction (exponential moving average)."""
+    return_sensitivity: NonNegFloat = 1.0
+    """Visit rate = activity × exp(return_sensitivity × satisfaction), capped at max_rate_factor."""
+    max_rate_factor: Annotated[float, Field(ge=1)] = 3.0
+    taste_drift: Probability = 0.0
+    """After consuming item i: taste_u ← taste_u + taste_drift·(x_i − taste_u). 0 = fixed tastes."""
+    rating_thresholds: Annotated[list[float], Field(min_length=4, max_length=4)] | None = None
+    """Star cut points on the utility surplus U − u0 of a consumed item (rating = 1 + number of
+    cut points below it); set from a calibrated population's training ratings. null = the
+    fixed rule 3 + 1.5·surplus, rounded and clipped to 1..5."""
+    social: Social | None = None
+    """A social graph between users (influence on utility, word-of-mouth visits); null = none."""
+    conversation: ConversationUsers | None = None  # added by 5a
+    """How users converse on a conversation surface; null = the defaults of ConversationUsers."""
+    source: Literal["generated", "calibrated"] = Field("generated", alias="from")
+    """YAML key ``from``. generated: users drawn from the parameters above; calibrated: users
+    (taste, activity) and the initial catalog (topic mixes, quality, titles, genres) read from
+    ``path``, made by ``recarena calibrate`` (simulator/calibration.py)."""
+    path: str | None = None
+    """from=calibrated: the population parquet (``<stem>.items.parquet`` and ``<stem>.json``
+    beside it). Relative paths are relative to the working directory."""
+    dataset: str | None = None
+    """from=calibrated: what to calibrate into ``path`` when it does not exist yet
+    (``ml-100k`` or a dataset path); null = the file must exist."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=True)
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_social(self, handler: Any) -> dict[str, Any]:
+        # without these features the resolved scenario dumps exactly as before they existed
+        data = handler(self)
+        if data.get("social") is None:
+            data.pop("social", None)
+        if data.get("conversation") is None:  # added by 5a
+            data.pop("conversation", None)
+        if data.get("taste_drift") == 0.0:
+            data.pop("taste_drift", None)
+        if data.get("rating_thresholds") is None:
+            data.pop("rating_thresholds", None)
+        source = {k: data.pop(k, None) for k in ("source", "path", "dataset")}
+        if source["source"] == "calibrated":
+            keys = {"from": "calibrated", "path": source["path"], "dataset": source["dataset"]}
+            data = {**keys, **data}
+        return data
+
+    @model_validator(mode="after")
+    def _thresholds_sorted(self) -> Population:
+        cuts = self.rating_thresholds
+        if cuts is not None and any(b < a for a, b in zip(cuts, cuts[1:], strict=False)):
+            raise ValueError("@rating_thresholds: cut points must be non-decreasing")
+        return self
+
+    @model_validator(mode="after")
+    def _calibrated_has_path(self) -> Population:
+        if self.source == "calibrated" and not self.path:
+            raise ValueError("@path: from 'calibrated' needs the path of a calibrated population")
+        if self.source == "generated" and (self.path or self.dataset):
+            raise ValueError("@from: set 'calibrated' to use path/dataset")
+        return self
+
+    @model_validator(mode="after")
+    def _panel_matches_model(self) -> Population:
+        if self.model == "mixed" and self.llm_panel is None:
+            self.llm_panel = LLMPanel()
+        if self.model == "llm":
+            self.llm_panel = (self.llm_panel or LLMPanel()).model_copy(update={"users": self.users})
+        if self.llm_panel is not None:
+            if self.model == "rule":
+                raise ValueError("@model: set 'mixed' or 'llm' to use llm_panel")
+            if self.llm_panel.users > self.users:
+                raise ValueError(
+                    f"@llm_panel.users: {self.llm_panel.users} exceeds "
+                    f"population.users {self.users}"
+                )
+        return self
+
+    @property
+    def llm_users(self) -> int:
+        return self.llm_panel.users if self.llm_panel is not None else 0
+
+
+class LLMCache(Section):
+    mode: Literal["auto", "record", "replay"] = "auto"
+    """auto: answer from the cache when it can, else call and store; record: call the endpoint
+    for every new prompt of this run and store it; replay: never call, and a miss is an error."""
+    path: str | None = None
+    """SQLite file; default ``<output.dir>/llm_cache.sqlite``."""
+
+
+class LLM(Section):
+    """The OpenAI-compatible endpoint LLM users (and later creators, CRS) talk to."""
+
+    provider: Literal["local", "openai"] = "local"
+    """local: start llama.cpp with SmolLM2-135M on 127.0.0.1 (needs ``recarena[llm]``);
+    openai: any OpenAI-compatible endpoint at ``base_url``."""
+    base_url: str | None = None
+    """For provider=openai; default: the OPENAI_BASE_URL environment variable."""
+    model: str | None = None
+    """Model name sent to the endpoint; default SmolLM2-135M-Instruct for local."""
+    api_key_env: str = "OPENAI_API_KEY"
+    """Name of the environment variable holding the key. The key itself is never written."""
+    response_format: Literal["json_object_schema", "json_schema", "json_object"] | None = None
+    """How structured output is requested: llama.cpp takes a schema inside json_object
+    (json_object_schema, the local default); OpenAI and vLLM take json_schema (openai default)."""
+    temperature: NonNegFloat = 0.0
+    max_tokens: Annotated[int, Field(ge=16, le=4096)] = 160
+    concurrency: Annotated[int, Field(ge=1, le=256)] = 4
+    timeout_seconds: PositiveFloat = 60.0
+    max_retries: Annotated[int, Field(ge=0, le=10)] = 3
+    """Retries of one call on 429, 5xx, timeouts and connection errors, with backoff."""
+    backoff_seconds: NonNegFloat = 0.5
+    """First retry waits this long, doubling each time (a Retry-After header wins)."""
+    price_input_per_million: NonNegFloat = 0.0
+    price_output_per_million: NonNegFloat = 0.0
+    context_tokens: Annotated[int, Field(ge=512)] = 2048
+    """Context window of the local server."""
+    cache: LLMCache = LLMCache()
+
+
+class CreatorStrategySpec(Section):
+    type: str = "static"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Creators(Section):
+    count: Annotated[int, Field(ge=1)] = 20
+    uploads_per_day: NonNegFloat = 0.5
+    """Mean uploads per creator per day; each creator uploads on its own SimPy process."""
+    strategy: CreatorStrategySpec = Field(default_factory=lambda: CreatorStrategySpec())
+    """How creators adapt their topic mix at each review (agents/creator_strategies.py)."""
+    period_days: PositiveFloat = 7.0
+    """Review period: creators read their exposure and clicks and update, creators join."""
+    min_exposure: NonNegFloat = 0.0
+    """A creator whose items got fewer impressions than this in a period had a low period."""
+    leave_after_periods: Annotated[int, Field(ge=1)] | None = None
+    """Consecutive low periods after which a creator stops uploading (null: never leaves)."""
+    join_rate_per_period: NonNegFloat = 0.0
+    """Mean new creators per period (Poisson; the same joins under every arm)."""
+
+
+class ListSurface(Section):
+    """A ranked list of k slots."""
+
+    type: Literal["list"] = "list"
+    k: Annotated[int, Field(ge=1, le=200)] = 10
+    position_decay: NonNegFloat | None = None
+    """Examination 1/(1+j)**decay; null uses population.position_decay."""
+
+
+class CarouselRow(Section):
+    theme: Literal["personalized", "topic", "because_you_watched", "trending", "new", "friends"]
+    """personalized: the recommender's ranking; topic: the user's next most frequent topic among
+    the recommender's candidates, in the recommender's order; because_you_watched: candidates
+    most similar to the user's last consumed item; trending: most clicked in the last day;
+    new: most recently published; friends: candidates on the topics the user's social-graph
+    neighbours consumed recently (population.social; without it, the recommender's order)."""
+    skip: Probability = 0.0
+    """Probability that a user skips this row outright because of its theme."""
+
+
+class CarouselSurface(Section):
+    """Themed rows of items, scanned top-down and left-to-right (see simulator/surfaces.py)."""
+
+    type: Literal["carousel"]
+    rows: Annotated[list[CarouselRow], Field(min_length=1, max_length=50)]
+    cols: Annotated[int, Field(ge=1, le=100)] = 6
+    row_decay: Annotated[float, Field(gt=0, le=1)] = 0.8
+    """A user reaches row r with probability row_decay**r."""
+    col_decay: Annotated[float, Field(gt=0, le=1)] = 0.75
+    """Within a reached row, column c is examined with probability col_decay**c."""
+    candidates: Annotated[int, Field(ge=1, le=5000)] = 200
+    """How many ranked items the recommender supplies for the rows to draw from."""
+
+
+class ConversationSurface(Section):  # added by 5a
+    """A dialogue of up to ``max_turns`` turns; each turn the system asks about one item facet
+    or recommends ``k`` items (simulator/dialogue_loop.py)."""
+
+    type: Literal["conversation"]
+    k: Annotated[int, Field(ge=1, le=50)] = 3
+    """Items per recommendation turn."""
+    max_turns: Annotated[int, Field(ge=1, le=100)] = 10
+    """T: the conversation ends after this many turns (exit reason max_turns)."""
+    position_decay: NonNegFloat | None = None
+    """Examination of recommended slots, 1/(1+j)**decay; null uses population.position_decay."""
+
+
+def _surface_kind(value: Any) -> str:
+    """Surfaces without a ``type`` are lists, so ``surface: {k: 5}`` keeps working."""
+    if isinstance(value, dict):
+        return value.get("type", "list")
+    return getattr(value, "type", "list")
+
+
+Surface = Annotated[
+    Annotated[ListSurface, Tag("list")]
+    | Annotated[CarouselSurface, Tag("carousel")]
+    | Annotated[ConversationSurface, Tag("conversation")],  # added by 5a
+    Discriminator(_surface_kind),
+]
+
+
+class RecommenderSpec(Section):
+    type: str
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class Arm(Section):
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    recommender: RecommenderSpec
+    surface: Surface | None = None
+    """Overrides the scenario's surface for this arm (e.g. list vs carousel)."""
+    retrain_every_days: PositiveFloat | None = None
+    """Overrides the scenario's retrain schedule for this arm."""
+
+
+class Retrain(Section):
+    every_days: PositiveFloat = 1.0
+
+
+class Output(Section):
+    dir: str = "runs"
+    flush_rows: Annotated[int, Field(ge=1000)] = 500_000
+    """Rows buffered per table before a Parquet row group is written."""
+
+
+DEFAULT_METRICS = [
+    "ctr",
+    "consumption_per_session",
+    "session_length",
+    "return_rate",
+    "coverage",
+    "item_gini",
+    "creator_gini",
+]
+
+
+class Scenario(Section):
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    description: str = ""
+    seed: Annotated[int, Field(ge=0)] = 0
+    replicates: Annotated[int, Field(ge=1, le=10_000)] = 3
+    horizon: Horizon = Horizon()
+    catalog: Catalog = Catalog()
+    population: Population = Population()
+    creators: Creators = Creators()
+    surface: Surface = ListSurface()
+    retrain: Retrain = Retrain()
+    llm: LLM = LLM()
+    arms: Annotated[list[Arm], Field(min_length=1)]
+    baseline: str | None = None
+    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS))
+    output: Output = Output()
+    sweep: dict[str, Annotated[list[Any], Field(min_length=1)]] | None = None
+    """Parameter grid, dotted path -> values; expanded and checked by simulator/sweep.py."""
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_sweep(self, handler: Any) -> dict[str, Any]:
+        # a scenario without a sweep dumps exactly as before sweeps existed (same resolved YAML)
+        data = handler(self)
+        if data.get("sweep") is None:
+            data.pop("sweep", None)
+        return data
+
+    @model_validator(mode="after")
+    def _arms_consistent(self) -> Scenario:
+        names = [arm.name for arm in self.arms]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"arms: duplicate arm names {duplicates}")
+        if self.baseline is None:
+            self.baseline = names[0]
+        elif self.baseline not in names:
+            raise ValueError(f"baseline: {self.baseline!r} is not an arm; arms: {', '.join(names)}")
+        return self
+
+    @property
+    def uses_llm(self) -> bool:
+        return (
+            self.population.llm_users > 0
+            or self.creators.strategy.type == "llm"
+            or any(arm.recommender.type == "llm_crs" for arm in self.arms)
+        )
+
+    def surface_for(self, arm: Arm) -> ListSurface | CarouselSurface | ConversationSurface:
+        return arm.surface or self.surface
+
+    def retrain_days(self, arm: Arm) -> float:
+        return arm.retrain_every_days or self.retrain.every_days
+
+
+_UNION_TAGS = {"list", "carousel", "conversation"}
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    previous: Any = None
+    for part in loc:
+        # pydantic puts the discriminator tag in the path (surface.carousel.rows); users never
+        # write it, so leave it out
+        is_tag = part in _UNION_TAGS and previous == "surface"
+        previous = part
+        if is_tag:
+            continue
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def _first_error(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> str:
+    err = exc.errors(include_url=False)[0]
+    loc = _format_loc(prefix + tuple(err["loc"]))
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key"
+    elif err["type"] == "union_tag_invalid":
+        ctx = err.get("ctx", {})
+        msg = f"unknown type {ctx.get('tag')!r}; known: {ctx.get('expected_tags')}".replace(
+            "'", "'"
+        )
+    elif err["type"] == "missing":
+        msg = "required key is missing"
+    elif "input" in err and err["type"] not in ("value_error", "assertion_error"):
+        msg = f"{msg} (got {err['input']!r})"
+    if msg.startswith("@"):  # a section's validator names the field inside the section
+        field, _, rest = msg[1:].partition(": ")
+        joined = f"{loc}{'' if field.startswith('[') or not loc else '.'}{field}"
+        return f"{joined}: {rest}"
+    if msg.startswith(loc.split(".")[0] + ":"):  # model-level messages already carry their path
+        return msg
+    return f"{loc}: {msg}" if loc else msg
+
+
+def validate_document(raw: Any, source: str = "<scenario>") -> Scenario:
+    """Validate an already-parsed YAML document against the schema alone (no registries).
+
+    Errors are RecarenaError with the YAML path. Names that live in a registry (recommender
+    types, creator strategies, metrics) are checked by the resolve step above this layer.
+    """
+    if not isinstance(raw, dict):
+        raise RecarenaError(
+            f"{source}: a scenario must be a YAML mapping, got {type(raw).__name__}"
+        )
+    try:
+        scenario = Scenario.model_validate(raw)
+    except ValidationError as exc:
+        raise RecarenaError(f"{source}: {_first_error(exc)}") from None
+    return scenario
+
+
+def read_document(path: str | Path) -> Scenario:
+    """Read a scenario file and validate it against the schema; every failure names the path."""
+    path = Path(path)
+    if not path.exists():
+        raise RecarenaError(f"scenario file not found: {path}")
+    if not path.is_file():
+        raise RecarenaError(f"scenario path is not a file: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        raise RecarenaError(f"{path}: invalid YAML at {where}: {exc.problem}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise RecarenaError(f"{path}: invalid YAML: {exc}") from None
+    return validate_document(raw, str(path))
+
+
+def dump_scenario(scenario: Scenario) -> str:
+    """The resolved scenario (all defaults filled in) as YAML, saved beside the logs."""
+    return yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False)

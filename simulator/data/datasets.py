@@ -1,0 +1,362 @@
+"""Real interaction data: one typed container and loaders for the formats recarena reads.
+
+Calibration (simulator/calibration.py) only ever sees :class:`InteractionData`, so adding a
+format means adding a loader here and nothing else. Supported:
+
+* ``ml-100k``: MovieLens-100K read *in place* from the RecBole package (its atomic files ship
+  inside ``recbole/dataset_example``). The package directory is found with
+  ``importlib.util.find_spec`` so RecBole itself is never imported (its import needs the numpy
+  shims of recommenders/recbole_support.py) and the data is never copied into the repo;
+* MovieLens CSV releases (``ratings.csv`` + ``movies.csv``: latest-small, latest, 20M, 25M, 32M);
+* any RecBole atomic dataset (``<name>.inter`` with typed headers, optional ``<name>.item``);
+* a generic interactions CSV or Parquet file with configurable column names.
+
+Ids are kept as they appear in the file; calibration maps them to dense indices.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import polars as pl
+
+from recarena.simulator.core.errors import RecarenaError
+
+MOVIELENS_PAGE = "https://grouplens.org/datasets/movielens/"
+MOVIELENS_LICENCE = (
+    "MovieLens data (GroupLens Research, University of Minnesota): research use only, no "
+    "redistribution, cite Harper & Konstan (2015); see " + MOVIELENS_PAGE
+)
+Format = Literal["auto", "movielens", "recbole", "csv"]
+_YEAR = re.compile(r"\((\d{4})\)\s*$")
+
+
+@dataclass(frozen=True)
+class InteractionData:
+    """One dataset's interactions (one row per event) and its item table.
+
+    ``rating`` is None for implicit data; ``click`` is None when every row is a consumption
+    (MovieLens: a rating means the user watched the movie). ``items`` has columns ``item``
+    (same id type as ``self.item``), ``title`` (str), ``genres`` (list[str]), ``year`` (Int32,
+    null when unknown); it may be empty when the dataset has no item file.
+    """
+
+    name: str
+    user: np.ndarray
+    item: np.ndarray
+    timestamp: np.ndarray  # float64 seconds (Unix time for MovieLens)
+    rating: np.ndarray | None = None  # float32
+    click: np.ndarray | None = None  # bool: False rows are exposures without a click
+    items: pl.DataFrame = field(default_factory=lambda: _empty_items())
+    licence: str = ""
+
+    def __post_init__(self) -> None:
+        n = self.user.shape[0]
+        for name in ("item", "timestamp", "rating", "click"):
+            array = getattr(self, name)
+            if array is not None and array.shape[0] != n:
+                raise ValueError(f"InteractionData.{name}: {array.shape[0]} rows, expected {n}")
+
+    @property
+    def n_interactions(self) -> int:
+        return int(self.user.shape[0])
+
+    @property
+    def n_users(self) -> int:
+        return int(np.unique(self.user).shape[0])
+
+    @property
+    def n_items(self) -> int:
+        """Distinct items in the item table and the interactions together."""
+        ids = np.unique(self.item)
+        if self.items.height:
+            ids = np.union1d(ids, self.items["item"].to_numpy())
+        return int(ids.shape[0])
+
+    def consumed(self) -> np.ndarray:
+        """Mask of rows that are consumptions (clicks/ratings), not bare exposures."""
+        if self.click is None:
+            return np.ones(self.n_interactions, bool)
+        return self.click.astype(bool)
+
+
+def _empty_items() -> pl.DataFrame:
+    return pl.DataFrame(
+        schema={
+            "item": pl.Int64,
+            "title": pl.String,
+            "genres": pl.List(pl.String),
+            "year": pl.Int32,
+        }
+    )
+
+
+def _require(path: Path, what: str, movielens: bool = False) -> Path:
+    if not path.exists():
+        hint = f"; download MovieLens from {MOVIELENS_PAGE}" if movielens else ""
+        raise RecarenaError(f"{what} not found: {path}{hint}")
+    return path
+
+
+# ------------------------------------------------------------------------------ ML-100K
+def recbole_ml100k_dir() -> Path:
+    """Directory of the ML-100K atomic files inside the installed RecBole package."""
+    spec = importlib.util.find_spec("recbole")
+    if spec is None or spec.origin is None:
+        raise RecarenaError(
+            "ml-100k is read from the RecBole package, which is not installed; install recbole "
+            f"or download MovieLens-100K from {MOVIELENS_PAGE}"
+        )
+    path = Path(spec.origin).parent / "dataset_example" / "ml-100k"
+    return _require(path / "ml-100k.inter", "ML-100K in the RecBole package", True).parent
+
+
+def load_ml100k() -> InteractionData:
+    """MovieLens-100K (943 users, 1682 movies, 100,000 ratings) from RecBole's copy."""
+    data = load_recbole(recbole_ml100k_dir(), "ml-100k")
+    return InteractionData(
+        name="ml-100k",
+        user=data.user,
+        item=data.item,
+        timestamp=data.timestamp,
+        rating=data.rating,
+        items=data.items,
+        licence=MOVIELENS_LICENCE,
+    )
+
+
+# --------------------------------------------------------------------------- MovieLens CSV
+def load_movielens(path: str | Path) -> InteractionData:
+    """A MovieLens CSV release: ``path`` is its directory or its ``ratings.csv``."""
+    path = Path(path)
+    directory = path.parent if path.suffix == ".csv" else path
+    ratings_path = path if path.suffix == ".csv" else path / "ratings.csv"
+    _require(directory, "MovieLens directory", True)
+    _require(ratings_path, "MovieLens ratings file", True)
+    try:
+        ratings = pl.read_csv(
+            ratings_path,
+            columns=["userId", "movieId", "rating", "timestamp"],
+            schema_overrides={"userId": pl.Int64, "movieId": pl.Int64, "rating": pl.Float32},
+        )
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise RecarenaError(f"{ratings_path}: not a MovieLens ratings.csv ({exc})") from None
+    items = _empty_items()
+    movies_path = directory / "movies.csv"
+    if movies_path.exists():
+        movies = pl.read_csv(movies_path, schema_overrides={"movieId": pl.Int64})
+        items = movies.select(
+            pl.col("movieId").alias("item"),
+            pl.col("title").str.replace(r"\s*\(\d{4}\)\s*$", "").str.strip_chars(),
+            pl.col("genres")
+            .str.split("|")
+            .list.filter(pl.element() != "(no genres listed)")
+            .alias("genres"),
+            pl.col("title")
+            .str.extract(_YEAR.pattern, 1)
+            .cast(pl.Int32, strict=False)
+            .alias("year"),
+        )
+    return InteractionData(
+        name=directory.name or "movielens",
+        user=ratings["userId"].to_numpy(),
+        item=ratings["movieId"].to_numpy(),
+        timestamp=ratings["timestamp"].cast(pl.Float64).to_numpy(),
+        rating=ratings["rating"].to_numpy(),
+        items=items,
+        licence=MOVIELENS_LICENCE,
+    )
+
+
+# --------------------------------------------------------------------------- RecBole atomic
+def _read_atomic(path: Path) -> pl.DataFrame:
+    """A RecBole atomic file: tab-separated, header ``name:type`` (token, float, token_seq...)."""
+    try:
+        frame = pl.read_csv(
+            path, separator="\t", infer_schema=False, quote_char=None, truncate_ragged_lines=True
+        )
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise RecarenaError(f"{path}: not a RecBole atomic file ({exc})") from None
+    renamed = {}
+    for column in frame.columns:
+        name, _, kind = column.partition(":")
+        if not kind:
+            raise RecarenaError(f"{path}: header column {column!r} has no ':type' (RecBole format)")
+        renamed[column] = name
+    return frame.rename(renamed)
+
+
+def _ids(series: pl.Series) -> np.ndarray:
+    """Integer ids when every token is an integer (smaller and faster), strings otherwise."""
+    as_int = series.cast(pl.Int64, strict=False)
+    if as_int.null_count() == series.null_count():
+        return as_int.to_numpy()
+    return series.to_numpy().astype(str)
+
+
+def load_recbole(path: str | Path, name: str | None = None) -> InteractionData:
+    """A RecBole atomic dataset: ``path`` is the ``.inter`` file or the dataset directory."""
+    path = Path(path)
+    if path.suffix == ".inter":
+        inter_path, name = path, name or path.stem
+    else:
+        name = name or path.name
+        inter_path = path / f"{name}.inter"
+    _require(inter_path.parent, "RecBole dataset directory")
+    _require(inter_path, "RecBole interactions file")
+    frame = _read_atomic(inter_path)
+    for needed in ("user_id", "item_id"):
+        if needed not in frame.columns:
+            raise RecarenaError(f"{inter_path}: no '{needed}' column; found {frame.columns}")
+    timestamp = (
+        frame["timestamp"].cast(pl.Float64).to_numpy()
+        if "timestamp" in frame.columns
+        else np.arange(frame.height, dtype=np.float64)
+    )
+    rating = frame["rating"].cast(pl.Float32).to_numpy() if "rating" in frame.columns else None
+    item_ids = _ids(frame["item_id"])
+    items = _empty_items()
+    item_path = inter_path.with_suffix(".item")
+    if item_path.exists():
+        table = _read_atomic(item_path)
+        title = next((c for c in ("movie_title", "title", "name") if c in table.columns), None)
+        genres = next((c for c in ("class", "genre", "genres") if c in table.columns), None)
+        year = next((c for c in ("release_year", "year") if c in table.columns), None)
+        items = pl.DataFrame(
+            {
+                "item": _ids(table["item_id"]),
+                "title": table[title] if title else table["item_id"],
+                "genres": (
+                    table[genres].fill_null("").str.split(" ").list.filter(pl.element() != "")
+                    if genres
+                    else [[] for _ in range(table.height)]
+                ),
+                "year": (
+                    table[year].cast(pl.Int32, strict=False)
+                    if year
+                    else pl.Series([None] * table.height, dtype=pl.Int32)
+                ),
+            },
+            schema_overrides={"genres": pl.List(pl.String), "year": pl.Int32},
+        )
+        if items["item"].dtype != pl.Int64 and item_ids.dtype.kind == "i":
+            item_ids = item_ids.astype(str)
+    return InteractionData(
+        name=name,
+        user=_ids(frame["user_id"]),
+        item=item_ids,
+        timestamp=timestamp,
+        rating=rating,
+        items=items,
+        licence="see the dataset's own licence",
+    )
+
+
+# ------------------------------------------------------------------------- generic CSV/Parquet
+@dataclass(frozen=True)
+class Columns:
+    """Column names of a generic interactions file (rating and click are both optional)."""
+
+    user: str = "user"
+    item: str = "item"
+    timestamp: str = "timestamp"
+    rating: str | None = "rating"
+    click: str | None = "click"
+    title: str | None = "title"
+    genres: str | None = "genres"
+    genre_separator: str = "|"
+
+
+def load_interactions(path: str | Path, columns: Columns | None = None) -> InteractionData:
+    """A generic interactions CSV or Parquet file, one row per event.
+
+    Optional ``title``/``genres`` columns become the item table (first row per item wins).
+    A ``click`` column marks exposures without a click (0/false); without it every row is a
+    consumption.
+    """
+    path = Path(path)
+    cols = columns or Columns()
+    _require(path, "interactions file")
+    try:
+        frame = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise RecarenaError(f"{path}: cannot read interactions ({exc})") from None
+    for role in ("user", "item", "timestamp"):
+        name = getattr(cols, role)
+        if name not in frame.columns:
+            raise RecarenaError(f"{path}: no {role} column {name!r}; found {frame.columns}")
+
+    def optional(name: str | None) -> str | None:
+        return name if name and name in frame.columns else None
+
+    rating_col, click_col = optional(cols.rating), optional(cols.click)
+    title_col, genres_col = optional(cols.title), optional(cols.genres)
+    items = _empty_items()
+    if title_col or genres_col:
+        first = frame.unique(subset=cols.item, keep="first", maintain_order=True)
+        genres = (
+            first[genres_col].cast(pl.String).fill_null("").str.split(cols.genre_separator)
+            if genres_col
+            else pl.Series([[] for _ in range(first.height)], dtype=pl.List(pl.String))
+        )
+        items = pl.DataFrame(
+            {
+                "item": _ids(first[cols.item].cast(pl.String)),
+                "title": first[title_col].cast(pl.String) if title_col else first[cols.item],
+                "genres": genres.list.filter(pl.element() != ""),
+                "year": pl.Series([None] * first.height, dtype=pl.Int32),
+            }
+        )
+    return InteractionData(
+        name=path.stem,
+        user=_ids(frame[cols.user].cast(pl.String)),
+        item=_ids(frame[cols.item].cast(pl.String)),
+        timestamp=frame[cols.timestamp].cast(pl.Float64).to_numpy(),
+        rating=frame[rating_col].cast(pl.Float32).to_numpy() if rating_col else None,
+        click=frame[click_col].cast(pl.Boolean).to_numpy() if click_col else None,
+        items=items,
+        licence="see the dataset's own licence",
+    )
+
+
+# ----------------------------------------------------------------------------------- dispatch
+def detect_format(path: Path) -> Format:
+    """Guess a path's format; ambiguous paths need ``--format``."""
+    if path.suffix == ".inter" or (path.is_dir() and (path / f"{path.name}.inter").exists()):
+        return "recbole"
+    if path.is_dir() and (path / "ratings.csv").exists():
+        return "movielens"
+    if path.name == "ratings.csv" and (path.parent / "movies.csv").exists():
+        return "movielens"
+    if path.suffix in (".csv", ".parquet"):
+        return "csv"
+    raise RecarenaError(
+        f"cannot tell the format of {path}; pass --format movielens|recbole|csv "
+        f"(MovieLens releases: {MOVIELENS_PAGE})"
+    )
+
+
+def load_dataset(
+    dataset: str | Path, fmt: Format = "auto", columns: Columns | None = None
+) -> InteractionData:
+    """``ml-100k`` (from the RecBole package) or a path in one of the supported formats."""
+    if str(dataset) == "ml-100k" and fmt in ("auto", "movielens"):
+        return load_ml100k()
+    path = Path(dataset)
+    if fmt == "auto":
+        if not path.exists():
+            raise RecarenaError(
+                f"dataset not found: {path} (use 'ml-100k' for the copy inside RecBole, or "
+                f"download MovieLens from {MOVIELENS_PAGE})"
+            )
+        fmt = detect_format(path)
+    if fmt == "movielens":
+        return load_movielens(path)
+    if fmt == "recbole":
+        return load_recbole(path)
+    return load_interactions(path, columns)

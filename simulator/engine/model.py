@@ -1,0 +1,282 @@
+"""SimulationModel: one (arm, replicate) cell, a thin Mesa model driven by a SimPy clock.
+
+The model owns the clock and nothing else of substance: ``build_world`` wires users, corpus,
+social graph and recommender; ``Outcomes`` applies and logs what each batch changes; the
+``DialogueLoop`` serves conversation turns. Processes on the SimPy timeline (simulated seconds):
+
+* ``_day_process`` draws each day's arrivals and closes the previous day (satiation decay,
+  DataCollector snapshot);
+* ``_retrain_process`` refits the recommender on every click logged so far;
+* one upload process per creator grows the catalog, and creators review on their period;
+* ``_page_loop`` serves, at every tick, one page to every active session as ONE batch.
+
+Processes that share a timestamp run in the order their timeouts were scheduled; the daily and
+retrain processes schedule a whole period ahead, so at a day boundary arrivals and refits always
+happen before that tick's pages are served.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import mesa
+import numpy as np
+import simpy
+
+from recarena.agents.llm.endpoint import LLMRuntime
+from recarena.simulator.core.rng import generator
+from recarena.simulator.core.scenario import ConversationSurface, Scenario
+from recarena.simulator.core.types import FeedbackBatch, PageBatch, RequestBatch
+from recarena.simulator.engine.arrivals import DAY, Arrivals, draw_day
+from recarena.simulator.engine.dialogue_loop import DialogueLoop
+from recarena.simulator.engine.eventlog import EventLog
+from recarena.simulator.engine.outcomes import Outcomes
+from recarena.simulator.engine.sessions import ActiveSessions, Timings
+from recarena.simulator.engine.slate_guard import SlateGuard
+from recarena.simulator.engine.surfaces import SurfaceState
+from recarena.simulator.engine.world import build_world
+
+
+class SimulationModel(mesa.Model):
+    """Mesa's Model for its seeded RNG, agent registry (creators) and DataCollector; SimPy's
+    Environment for the clock."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        arm_index: int,
+        replicate: int,
+        log: EventLog,
+        progress: Callable[[float], None] | None = None,
+        llm_runtime: LLMRuntime | None = None,
+    ) -> None:
+        super().__init__(rng=generator(scenario.seed, replicate, "model"))
+        self.scenario = scenario
+        self.log = log
+        self.progress = progress
+        self.env = simpy.Environment()
+        self.horizon_seconds = scenario.horizon.days * DAY
+        self.active = ActiveSessions()
+        self.pending = Arrivals.empty()
+        self.clock_timings = Timings()
+        self.world = build_world(
+            self, scenario, arm_index, replicate, log, self._true_utility, llm_runtime
+        )
+        self.arm = self.world.arm
+        self.outcomes = Outcomes(self.world, self.active, log, self.clock_timings)
+        self.guard = SlateGuard(self.world)
+        self.recommender = self.guard.wrap(self.world.recommender)
+        """The arm's recommender behind the slate guard: what the surfaces call."""
+        self.datacollector = mesa.DataCollector(
+            model_reporters={
+                "day": lambda m: m.current_day,
+                "sessions": lambda m: m.outcomes.day_counts["sessions"],
+                "impressions": lambda m: m.outcomes.day_counts["impressions"],
+                "clicks": lambda m: m.outcomes.day_counts["clicks"],
+                "catalog_size": lambda m: m.world.catalog.n,
+                "mean_satisfaction": lambda m: float(m.world.user_state.satisfaction.mean()),
+            }
+        )
+        self.current_day = 0
+        surface_cfg = scenario.surface_for(self.arm)  # conversations serve turns, not pages
+        self.dialogue = (
+            DialogueLoop(
+                self.world, self.active, self.outcomes, self.guard, self.recommender, surface_cfg
+            )
+            if isinstance(surface_cfg, ConversationSurface)
+            else None
+        )
+
+    @property
+    def timings(self) -> dict[str, float]:
+        return self.clock_timings.seconds
+
+    def _true_utility(self, requests: RequestBatch, items: np.ndarray) -> np.ndarray:
+        """Ground truth for oracle recommenders: the rule users' utility right now."""
+        if requests.session is not self.active.session_id:
+            raise ValueError("truth() answers only for the batch being served")
+        return self.world.policy.utility(requests.user, items, self.active.explore)
+
+    # ---------------------------------------------------------------- processes
+    def _day_process(self):
+        n_days = math.ceil(self.scenario.horizon.days)
+        world = self.world
+        for day in range(n_days):
+            if day > 0:
+                self._end_day(day - 1)
+            self.current_day = day
+            length = min(DAY, self.horizon_seconds - day * DAY)
+            cfg = self.scenario.population
+            boost = world.social.visit_boost() if world.social is not None else None
+            arrivals = draw_day(
+                day, world.user_state, cfg, self.scenario.seed, world.replicate, length, boost
+            )
+            self.pending = self.pending.concat(arrivals)
+            yield self.env.timeout(DAY)
+
+    def _retrain_process(self):
+        period = self.scenario.retrain_days(self.arm) * DAY
+        while True:
+            started = time.perf_counter()
+            self.recommender.fit(self.outcomes.history())
+            self.clock_timings.add("fit", time.perf_counter() - started)
+            yield self.env.timeout(period)
+
+    def _progress_process(self):
+        step = self.horizon_seconds / 100
+        while True:
+            yield self.env.timeout(step)
+            if self.progress is not None:
+                self.progress(min(self.env.now / self.horizon_seconds, 1.0))
+
+    def _review_process(self):
+        """Creators' periodic reviews (agents/creators/dynamics.py), their LLM calls logged."""
+        period = self.scenario.creators.period_days * DAY
+        world = self.world
+        while True:
+            yield self.env.timeout(period)
+            world.creator_dynamics.review(self.env.now, self.env)
+            if world.creator_llm is not None:
+                self.outcomes.log_llm_calls(world.creator_llm)
+
+    def _page_loop(self):
+        tick = self.scenario.horizon.tick_seconds
+        n_tick = 0
+        while True:
+            now = n_tick * tick
+            self._admit(now)
+            if len(self.active) == 0:  # idle: jump to the next arrival (or midnight)
+                if len(self.pending):
+                    target = float(self.pending.start[0])
+                else:
+                    target = (math.floor(now / DAY) + 1) * DAY
+                n_tick = max(n_tick + 1, math.ceil(target / tick))
+            else:
+                self._serve(now)
+                n_tick += 1
+            yield self.env.timeout(n_tick * tick - now)
+
+    # --------------------------------------------------------------- page batches
+    def _admit(self, now: float) -> None:
+        ready = int(np.searchsorted(self.pending.start, now, side="right"))
+        if ready == 0:
+            return
+        arrivals = Arrivals(
+            self.pending.user[:ready],
+            self.pending.start[:ready],
+            self.pending.explore[:ready],
+            self.pending.session_id[:ready],
+        )
+        self.pending = self.pending.after(ready)
+        # a user browses one session at a time: drop arrivals of users already browsing
+        _, first = np.unique(arrivals.user, return_index=True)
+        first.sort()
+        is_active = self.outcomes.is_active
+        first = first[~is_active[arrivals.user[first]]]
+        if first.size == 0:
+            return
+        admitted = Arrivals(
+            arrivals.user[first],
+            arrivals.start[first],
+            arrivals.explore[first],
+            arrivals.session_id[first],
+        )
+        is_active[admitted.user] = True
+        self.active.add(admitted)
+        self.outcomes.day_counts["sessions"] += len(admitted)
+
+    def _serve(self, now: float) -> None:
+        if self.dialogue is not None:  # a conversation turn instead of a page
+            self.dialogue.serve(now)
+            return
+        world, active, outcomes = self.world, self.active, self.outcomes
+        surface = world.surface
+        k = surface.slots
+        requests = RequestBatch(
+            time=now,
+            user=active.user,
+            session=active.session_id,
+            page=active.page,
+            k=k,
+            catalog=world.catalog.view(),
+            exclude=world.consumed.for_users(active.user),
+        )
+        started = time.perf_counter()
+        state = self._surface_state(requests) if surface.needs_state else None
+        slates = surface.layout(self.recommender, requests, state)
+        after_recommend = time.perf_counter()
+
+        request_id = active.request_ids()
+        noise_key = active.noise_keys(world.hash_base, request_id)
+        examined = surface.examine(noise_key, slates.items)
+        pages = PageBatch(requests, slates, active.explore, active.fatigue, noise_key, examined)
+        response = world.policy.respond(pages)
+        after_respond = time.perf_counter()
+        if world.panel is not None:
+            outcomes.log_llm_calls(world.panel.llm.client)
+        self.recommender.update(FeedbackBatch(requests, slates, response.clicked))
+        after_update = time.perf_counter()
+
+        day = int(now // DAY)
+        outcomes.log_exposures(now, day, request_id, slates, response, surface.row, surface.col)
+        clicked_rows = outcomes.consume(now, day, request_id, slates, response)
+
+        cfg = self.scenario.population
+        active.page = active.page + 1
+        active.fatigue = response.fatigue
+        active.clicks[clicked_rows] += 1
+        active.value += response.extra["value"]
+        max_pages = active.page >= cfg.max_pages
+        ending = response.leave | max_pages
+        if ending.any():
+            reason = np.where(response.leave, "fatigue", "max_pages")[ending]
+            outcomes.end_sessions(ending, now, reason)
+        self.clock_timings.split_batch(started, after_recommend, after_respond, after_update)
+
+    def _surface_state(self, requests: RequestBatch) -> SurfaceState:
+        world, outcomes = self.world, self.outcomes
+        n = world.catalog.n
+        if outcomes.recent_clicks.shape[0] < n:
+            grown = np.zeros(n)
+            grown[: outcomes.recent_clicks.shape[0]] = outcomes.recent_clicks
+            outcomes.recent_clicks = grown
+        last = world.consumed.last(requests.user)
+        social = world.social
+        friends = social.neighbour_share(requests.user) if social is not None else None
+        return SurfaceState(world.catalog, outcomes.recent_clicks, last, friends)
+
+    def _end_day(self, day: int) -> None:
+        self.current_day = day
+        self.outcomes.end_day()
+        self.datacollector.collect(self)
+        self.outcomes.reset_day_counts()
+
+    # --------------------------------------------------------------------- run
+    def run(self) -> None:
+        """Simulate the whole horizon and write every table through the event log."""
+        env, world = self.env, self.world
+        env.process(self._day_process())
+        env.process(self._retrain_process())
+        env.process(self._review_process())
+        for creator in world.creators:
+            env.process(creator.upload_process(env, world.catalog, self.scenario.catalog))
+        env.process(self._progress_process())
+        env.process(self._page_loop())
+        try:
+            env.run(until=self.horizon_seconds)
+            self._finish()
+        finally:
+            for client in world.llm_clients():
+                client.close()
+
+    def _finish(self) -> None:
+        if len(self.active):
+            n = len(self.active)
+            self.outcomes.end_sessions(
+                np.ones(n, bool), self.horizon_seconds, np.full(n, "horizon")
+            )
+        self._end_day(math.ceil(self.scenario.horizon.days) - 1)
+        self.world.creator_dynamics.review(self.horizon_seconds, None, final=True)
+        self.outcomes.write_static_tables(self.datacollector.get_model_vars_dataframe())

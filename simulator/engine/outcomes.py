@@ -1,0 +1,287 @@
+"""What a served page (or turn) changes, and the log rows that record it.
+
+The page loop and the dialogue loop both end a batch the same way: log exposures, consume the
+clicked items (memory, satiation, drift, social signal, training history), end sessions (their
+satisfaction update and row), and account LLM calls. Keeping that here gives both loops one
+public interface instead of reaching into the model.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import numpy as np
+
+from recarena.agents.llm.client import LLMClient
+from recarena.simulator.core.types import PAD_ITEM, Interactions, ResponseBatch, SlateBatch
+from recarena.simulator.engine.arrivals import DAY
+from recarena.simulator.engine.eventlog import EventLog
+from recarena.simulator.engine.sessions import ActiveSessions, Timings
+from recarena.simulator.engine.world import World
+
+
+class Outcomes:
+    """Applies each batch's response to the world's state and appends it to the logs."""
+
+    def __init__(
+        self, world: World, active: ActiveSessions, log: EventLog, timings: Timings
+    ) -> None:
+        self.world = world
+        self.active = active
+        self.log = log
+        self.timings = timings
+        self.is_active = np.zeros(world.scenario.population.users, bool)
+        self.day_counts = dict.fromkeys(("sessions", "impressions", "clicks"), 0)
+        self.recent_clicks = np.zeros(0)
+        """Clicks per item yesterday ("trending" rows rank by them)."""
+        self._clicks_today: list[np.ndarray] = []
+        self._history: list[tuple[np.ndarray, ...]] = []
+
+    def history(self) -> Interactions:
+        """Every click so far, as the training data recommenders fit on."""
+        if not self._history:
+            return Interactions.empty()
+        user, item, when, rating = (np.concatenate(p) for p in zip(*self._history, strict=True))
+        return Interactions(user=user, item=item, time=when, rating=rating)
+
+    # ------------------------------------------------------------------ a batch
+    def log_exposures(
+        self,
+        now: float,
+        day: int,
+        request_id: np.ndarray,
+        slates: SlateBatch,
+        response: ResponseBatch,
+        row: np.ndarray,
+        col: np.ndarray,
+    ) -> None:
+        active, catalog = self.active, self.world.catalog
+        batch, k = slates.items.shape
+        valid = (slates.items != PAD_ITEM).ravel()
+        if valid.all():  # the common case: no masking copies
+
+            def keep(column: np.ndarray) -> np.ndarray:
+                return column.ravel()
+        else:
+
+            def keep(column: np.ndarray) -> np.ndarray:
+                return column.ravel()[valid]
+
+        items = keep(slates.items)
+        n = items.shape[0]
+        clicked_items = slates.items[response.clicked]
+        self.world.creator_dynamics.count(items, clicked_items)
+        self.day_counts["impressions"] += n
+        per_slot = (batch, 1)
+        self.log.append(
+            "exposures",
+            {
+                "request_id": keep(np.repeat(request_id, k)),
+                "session_id": keep(np.repeat(active.session_id, k)),
+                "user_id": keep(np.repeat(active.user, k)),
+                "time": np.full(n, now),
+                "day": np.full(n, day, np.int32),
+                "page": keep(np.repeat(active.page.astype(np.int16), k)),
+                "position": keep(np.tile(np.arange(k, dtype=np.int16), per_slot)),
+                "row": keep(np.tile(row, per_slot)),
+                "col": keep(np.tile(col, per_slot)),
+                "item_id": items,
+                "creator_id": catalog.creator[items],
+                "score": keep(slates.scores),
+                "propensity": keep(slates.propensity),
+                "clicked": keep(response.clicked),
+                "examined": keep(response.examined),
+                "true_utility": keep(response.utility),
+            },
+        )
+
+    def consume(
+        self,
+        now: float,
+        day: int,
+        request_id: np.ndarray,
+        slates: SlateBatch,
+        response: ResponseBatch,
+    ) -> np.ndarray:
+        """Apply the clicks; returns the rows (sessions) that clicked."""
+        world = self.world
+        rows = np.flatnonzero(response.clicked.any(axis=1))
+        if rows.size == 0:
+            return rows
+        cfg = world.scenario.population
+        position = response.clicked[rows].argmax(axis=1)
+        items = slates.items[rows, position]
+        users = self.active.user[rows]
+        topics = world.catalog.topics[items]
+        world.consumed.add(users, items)
+        world.user_state.consume(users, topics, cfg.satiation_gain)
+        if world.social is not None:
+            world.social.record(users, topics)
+        if world.taste_start is not None:
+            world.user_state.drift(users, topics, cfg.taste_drift)
+        rating = response.rating[rows]
+        self._history.append((users, items, np.full(rows.size, now), rating))
+        if world.panel is not None:
+            world.panel.after_page(users, items, rating, now)
+        self._clicks_today.append(items)
+        self.day_counts["clicks"] += int(rows.size)
+        self.log.append(
+            "interactions",
+            {
+                "request_id": request_id[rows],
+                "session_id": self.active.session_id[rows],
+                "user_id": users,
+                "time": np.full(rows.size, now),
+                "day": np.full(rows.size, day, np.int32),
+                "position": position.astype(np.int16),
+                "item_id": items,
+                "creator_id": world.catalog.creator[items],
+                "rating": rating,
+                "true_utility": response.utility[rows, position],
+            },
+        )
+        return rows
+
+    def end_sessions(self, ending: np.ndarray, now: float, reason: np.ndarray) -> None:
+        """Close the sessions in ``ending``: satisfaction update, session rows, LLM reflections."""
+        active, world = self.active, self.world
+        cfg = world.scenario.population
+        users = active.user[ending]
+        pages = active.page[ending]
+        session_value = active.value[ending] / np.maximum(pages, 1)
+        state = world.user_state
+        rate = cfg.satisfaction_rate
+        state.satisfaction[users] = (1 - rate) * state.satisfaction[users] + rate * (
+            session_value - cfg.satisfaction_reference
+        )
+        panel = world.panel
+        self.log.append(
+            "sessions",
+            {
+                "session_id": active.session_id[ending],
+                "user_id": users,
+                "day": (active.start[ending] // DAY).astype(np.int32),
+                "start_time": active.start[ending],
+                "end_time": np.full(users.shape[0], now),
+                "pages": pages.astype(np.int32),
+                "clicks": active.clicks[ending],
+                "exit_reason": reason,
+                "explore": active.explore[ending],
+                "satisfaction": state.satisfaction[users].astype(np.float32),
+                "llm_user": panel.is_llm[users] if panel else np.zeros(len(users), bool),
+            },
+        )
+        if panel is not None:
+            started = time.perf_counter()
+            panel.end_sessions(users, active.session_id[ending], now)
+            self.timings.add("reflect", time.perf_counter() - started)
+            self.log_llm_calls(panel.llm.client)
+        self.is_active[users] = False
+        active.keep(~ending)
+
+    def log_llm_calls(self, client: LLMClient) -> None:
+        """Drain a client's finished calls into the llm_calls table."""
+        records = client.drain_records()
+        if not records:
+            return
+        contexts = [r.context for r in records]
+        self.log.append(
+            "llm_calls",
+            {
+                "time": np.array([c.time for c in contexts], np.float64),
+                "day": np.array([int(c.time // DAY) for c in contexts], np.int32),
+                "user_id": np.array([c.user_id for c in contexts], np.int64),
+                "session_id": np.array([c.session_id for c in contexts], np.int64),
+                "page": np.array([c.page for c in contexts], np.int16),
+                "purpose": np.array([c.purpose for c in contexts], object),
+                "model": np.array([r.model for r in records], object),
+                "prompt_tokens": np.array([r.prompt_tokens for r in records], np.int32),
+                "completion_tokens": np.array([r.completion_tokens for r in records], np.int32),
+                "latency_s": np.array([r.latency_s for r in records], np.float32),
+                "attempts": np.array([r.attempts for r in records], np.int8),
+                "cached": np.array([r.cached for r in records], bool),
+                "valid": np.array([r.valid for r in records], bool),
+                "fallback": np.array([r.fallback for r in records], bool),
+                "error": np.array([r.error for r in records], object),
+            },
+        )
+
+    # ------------------------------------------------------------------ a day
+    def end_day(self) -> None:
+        """Yesterday's clicks become "trending"; satiation decays; the social signal fades."""
+        world = self.world
+        clicked = np.concatenate(self._clicks_today) if self._clicks_today else np.zeros(0, int)
+        self.recent_clicks = np.bincount(clicked, minlength=world.catalog.n).astype(np.float64)
+        self._clicks_today = []
+        world.user_state.end_of_day(world.scenario.population)
+        if world.social is not None:
+            world.social.end_of_day()
+
+    def reset_day_counts(self) -> None:
+        self.day_counts = dict.fromkeys(self.day_counts, 0)
+
+    # ------------------------------------------------------------------ at the end
+    def write_static_tables(self, daily: Any) -> None:
+        """users_end, items, creators, personas and the daily series (a pandas frame)."""
+        self._write_users_end()
+        world = self.world
+        catalog = world.catalog
+        self.log.append(
+            "items",
+            {
+                "item_id": np.arange(catalog.n, dtype=np.int64),
+                "creator_id": catalog.creator,
+                "created_at": catalog.created_at,
+                "topic": catalog.topics.argmax(axis=1).astype(np.int16),
+                "quality": catalog.quality,
+                "topics": list(catalog.topics),
+            },
+        )
+        creators = list(world.creators)
+        counts = np.bincount(catalog.creator, minlength=len(creators))
+        self.log.append(
+            "creators",
+            {
+                "creator_id": np.array([c.creator_id for c in creators], np.int32),
+                "topic": np.array([c.topic for c in creators], np.int16),
+                "quality": np.array([c.quality for c in creators], np.float32),
+                "uploads_per_day": np.array([c.uploads_per_day for c in creators], np.float32),
+                "items": counts[[c.creator_id for c in creators]].astype(np.int32),
+            },
+        )
+        if world.panel is not None:
+            personas = list(world.panel.llm.personas.values())
+            self.log.append(
+                "personas",
+                {
+                    "user_id": np.array([p.user_id for p in personas], np.int64),
+                    "source": np.array([p.source for p in personas], object),
+                    "text": np.array([p.text for p in personas], object),
+                    "traits": np.array(
+                        [json.dumps(p.traits, sort_keys=True) for p in personas], object
+                    ),
+                },
+            )
+        self.log.append("daily", {name: daily[name].to_numpy() for name in daily.columns})
+
+    def _write_users_end(self) -> None:
+        """How far each user's taste drifted over the run (only when taste drift is on)."""
+        world = self.world
+        start, end = world.taste_start, world.user_state.taste
+        if start is None:
+            return
+        norms = np.linalg.norm(start, axis=1) * np.linalg.norm(end, axis=1)
+        cosine = (start * end).sum(axis=1) / np.maximum(norms, 1e-12)
+        self.log.append(
+            "users_end",
+            {
+                "user_id": np.arange(start.shape[0], dtype=np.int64),
+                "clicks": world.consumed.count.astype(np.int64),
+                "drift_distance": np.linalg.norm(end - start, axis=1).astype(np.float32),
+                "drift_cosine": cosine.astype(np.float32),
+                "start_topic": start.argmax(axis=1).astype(np.int16),
+                "end_topic": end.argmax(axis=1).astype(np.int16),
+            },
+        )

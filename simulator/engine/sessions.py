@@ -1,0 +1,88 @@
+"""The sessions that are browsing right now, as a struct of arrays, and their page ids.
+
+One definition of the request id (``session_id * PAGE_ID_STRIDE + page``) serves pages and
+conversation turns alike: it keys the counter-based noise, so arms that show the same session
+the same page draw the same uniforms.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from recarena.simulator.core.rng import combine
+from recarena.simulator.engine.arrivals import Arrivals
+
+PAGE_ID_STRIDE = 1024
+"""request_id = session_id * 1024 + page; the schema caps max_pages and max_turns below it."""
+
+TIMING_BUCKETS = ("fit", "recommend", "respond", "update", "log", "reflect")
+
+
+@dataclass
+class ActiveSessions:
+    """Struct of arrays over the sessions currently browsing."""
+
+    user: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    session_id: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    start: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))
+    explore: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
+    page: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
+    fatigue: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))
+    clicks: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
+    value: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))
+
+    def __len__(self) -> int:
+        return int(self.user.shape[0])
+
+    def _arrays(self) -> dict[str, np.ndarray]:
+        return dict(self.__dict__)
+
+    def add(self, arrivals: Arrivals) -> None:
+        n = len(arrivals)
+        new = {
+            "user": arrivals.user,
+            "session_id": arrivals.session_id,
+            "start": arrivals.start,
+            "explore": arrivals.explore,
+            "page": np.zeros(n, np.int32),
+            "fatigue": np.zeros(n, np.float32),
+            "clicks": np.zeros(n, np.int32),
+            "value": np.zeros(n, np.float64),
+        }
+        for name, array in self._arrays().items():
+            setattr(self, name, np.concatenate([array, new[name]]))
+
+    def keep(self, mask: np.ndarray) -> None:
+        for name, array in self._arrays().items():
+            setattr(self, name, array[mask])
+
+    def request_ids(self) -> np.ndarray:
+        """[B] the id of the page (or turn) each session is about to see."""
+        return self.session_id * PAGE_ID_STRIDE + self.page
+
+    def noise_keys(self, hash_base: int, request_id: np.ndarray) -> np.ndarray:
+        """[B] counter-based noise keys of this page: shared by every arm."""
+        return combine(np.uint64(hash_base), request_id.astype(np.uint64))
+
+
+class Timings:
+    """Wall seconds per bucket for the cell manifest (fit, recommend, respond, update, log...)."""
+
+    def __init__(self) -> None:
+        self.seconds = dict.fromkeys(TIMING_BUCKETS, 0.0)
+
+    def add(self, bucket: str, seconds: float) -> None:
+        self.seconds[bucket] += seconds
+
+    def split_batch(
+        self, started: float, after_recommend: float, after_respond: float, after_update: float
+    ) -> None:
+        """Split one batch's wall time (pages or turns) into the timing buckets."""
+        finished = time.perf_counter()
+        self.seconds["recommend"] += after_recommend - started
+        self.seconds["respond"] += after_respond - after_recommend
+        self.seconds["update"] += after_update - after_respond
+        self.seconds["log"] += finished - after_update

@@ -1,0 +1,123 @@
+"""The slate guard: every recommender answer is checked before a user sees it.
+
+A plug-in recommender is code we do not control. Without this check a recommender that fills
+every slot with one item, repeats consumed items or returns ids past the catalog would "win" an
+A/B or crash deep inside the user model with an error that names no arm. The guard checks, per
+call and for the whole batch at once (a few vectorised passes over [B, k]):
+
+* shape ``[B, k]`` of items, scores and propensities, and integer item ids;
+* ids published (``0 <= id < catalog.n``) or ``PAD_ITEM``;
+* no item twice in one slate;
+* nothing from ``requests.exclude`` (the user's consumed items);
+* propensities of filled slots finite and in (0, 1].
+
+A violation raises :class:`SlateViolation` naming the arm, the recommender type, the request
+and the offending value; the runner fails that cell with that one line.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.types import PAD_ITEM, RequestBatch, SlateBatch
+
+
+class SlateViolation(RecarenaError):
+    """A recommender returned a slate the engine refuses to show."""
+
+
+class SlateGuard:
+    """Checks slates for one cell's arm; ``wrap`` puts the check around ``recommend``."""
+
+    def __init__(self, world: Any) -> None:
+        self.arm = world.arm.name
+        self.kind = world.arm.recommender.type
+
+    def wrap(self, recommender: Any) -> GuardedRecommender:
+        return GuardedRecommender(recommender, self)
+
+    def _fail(self, requests: RequestBatch, row: int, what: str) -> SlateViolation:
+        where = (
+            f"request user={int(requests.user[row])} session={int(requests.session[row])} "
+            f"page={int(requests.page[row])}"
+            if 0 <= row < len(requests)
+            else "the batch"
+        )
+        return SlateViolation(f"arm {self.arm!r} (recommender {self.kind!r}): {what} at {where}")
+
+    def check(self, requests: RequestBatch, slates: SlateBatch, k: int | None = None) -> None:
+        batch, want_k = len(requests), requests.k if k is None else k
+        for name in ("items", "scores", "propensity"):
+            column = getattr(slates, name, None)
+            shape = getattr(column, "shape", None)
+            if shape != (batch, want_k):
+                raise self._fail(
+                    requests, -1, f"{name} has shape {shape}, expected {(batch, want_k)}"
+                )
+        items = slates.items
+        if not np.issubdtype(items.dtype, np.integer):
+            raise self._fail(requests, -1, f"item ids have dtype {items.dtype}, expected int64")
+        if batch == 0 or want_k == 0:
+            return
+        filled = items != PAD_ITEM
+        bad = filled & ((items < 0) | (items >= requests.catalog.n_items))
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            raise self._fail(
+                requests,
+                int(row),
+                f"item id {int(items[row, col])} in slot {int(col)} is not a published item "
+                f"(catalog has ids 0..{requests.catalog.n_items - 1})",
+            )
+        ordered = np.sort(np.where(filled, items, PAD_ITEM), axis=1)
+        repeated = (ordered[:, 1:] == ordered[:, :-1]) & (ordered[:, 1:] != PAD_ITEM)
+        if repeated.any():
+            row, col = np.argwhere(repeated)[0]
+            raise self._fail(
+                requests, int(row), f"item {int(ordered[row, col + 1])} appears twice in a slate"
+            )
+        exclude = requests.exclude
+        if exclude.size:
+            width = np.int64(max(requests.catalog.n_items, 1))
+            rows = np.arange(batch, dtype=np.int64)[:, None]
+            shown = np.where(filled, rows * width + items, -1)
+            consumed = np.where(exclude != PAD_ITEM, rows * width + exclude, -2)
+            hit = np.isin(shown, consumed)
+            if hit.any():
+                row, col = np.argwhere(hit)[0]
+                raise self._fail(
+                    requests,
+                    int(row),
+                    f"item {int(items[row, col])} was already consumed by this user "
+                    "(requests.exclude)",
+                )
+        propensity = slates.propensity[filled]
+        if not (np.isfinite(propensity) & (propensity > 0) & (propensity <= 1)).all():
+            rows_bad = ~(np.isfinite(slates.propensity) & (slates.propensity > 0))
+            rows_bad |= slates.propensity > 1
+            row, col = np.argwhere(rows_bad & filled)[0]
+            raise self._fail(
+                requests,
+                int(row),
+                f"propensity {float(slates.propensity[row, col])!r} in slot {int(col)} "
+                "is not in (0, 1]",
+            )
+
+
+class GuardedRecommender:
+    """A recommender whose every ``recommend`` answer goes through the guard first."""
+
+    def __init__(self, inner: Any, guard: SlateGuard) -> None:
+        self.inner = inner
+        self.guard = guard
+
+    def recommend(self, requests: RequestBatch) -> SlateBatch:
+        slates = self.inner.recommend(requests)
+        self.guard.check(requests, slates)
+        return slates
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)

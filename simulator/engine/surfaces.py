@@ -1,0 +1,190 @@
+"""Surfaces: how a recommender's output becomes what a user sees, and how the user looks at it.
+
+* ``list``: k slots; slot j is examined with probability ``1/(1+j)**position_decay``.
+* ``carousel``: R themed rows of C columns. The arm's recommender supplies a ranked candidate
+  list; the surface lays it out row by row, each row filtered and ordered by its theme. Users
+  scan top-down and left-to-right (the golden-triangle / F-pattern that eye-tracking of carousel
+  interfaces reports: de Leon-Martinez et al., RecGaze, SIGIR 2025; "Riding the Carousel",
+  RecSys 2025): a row is reached with probability ``row_decay**r`` and skipped outright with its
+  theme's ``skip`` probability, and inside a reached row column c is examined with probability
+  ``col_decay**c``.
+
+Every slot of a page has a (row, col); a list is a one-row grid. Examination uses the same
+counter-based noise as the user policy, so arms share it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+import numpy as np
+
+from recarena.agents.users.choice import examination_probabilities
+from recarena.recommenders.base import Recommender
+from recarena.simulator.core.catalog import Catalog
+from recarena.simulator.core.rng import combine, uniforms
+from recarena.simulator.core.scenario import CarouselSurface, ListSurface
+from recarena.simulator.core.types import PAD_ITEM, RequestBatch, SlateBatch
+
+_ROW_REACH, _ROW_SKIP, _SLOT = 11, 12, 13
+
+
+@dataclass(frozen=True)
+class SurfaceState:
+    """What themed rows may use besides the recommender: recent clicks and the catalog."""
+
+    catalog: Catalog
+    recent_clicks: np.ndarray  # [n_items] clicks in the last day (for "trending")
+    last_item: np.ndarray  # [B] last item each request's user consumed, PAD_ITEM if none
+    friends_topics: np.ndarray | None = None  # [B, T] share of neighbours per recent topic
+
+
+class Surface(Protocol):
+    slots: int
+    needs_state: bool  # whether layout() reads SurfaceState (lists do not; skip building it)
+    row: np.ndarray  # [slots] int16
+    col: np.ndarray  # [slots] int16
+
+    def layout(
+        self, recommender: Recommender, requests: RequestBatch, state: SurfaceState | None
+    ) -> SlateBatch: ...
+
+    def examine(self, noise_key: np.ndarray, items: np.ndarray) -> np.ndarray: ...
+
+
+class ListView:
+    needs_state = False
+
+    def __init__(self, cfg: ListSurface, position_decay: float) -> None:
+        self.slots = cfg.k
+        self.row = np.zeros(cfg.k, np.int16)
+        self.col = np.arange(cfg.k, dtype=np.int16)
+        decay = cfg.position_decay if cfg.position_decay is not None else position_decay
+        self.exam_p = examination_probabilities(cfg.k, decay)
+
+    def layout(self, recommender, requests, state) -> SlateBatch:
+        return recommender.recommend(requests)
+
+    def examine(self, noise_key: np.ndarray, items: np.ndarray) -> np.ndarray:
+        keys = combine(noise_key[:, None], np.arange(self.slots, dtype=np.uint64)[None, :])
+        return (uniforms(combine(keys, _SLOT)) < self.exam_p) & (items != PAD_ITEM)
+
+
+class CarouselView:
+    needs_state = True
+
+    def __init__(self, cfg: CarouselSurface) -> None:
+        self.cfg = cfg
+        n_rows, n_cols = len(cfg.rows), cfg.cols
+        self.slots = n_rows * n_cols
+        self.row = np.repeat(np.arange(n_rows, dtype=np.int16), n_cols)
+        self.col = np.tile(np.arange(n_cols, dtype=np.int16), n_rows)
+        self.reach_p = cfg.row_decay ** np.arange(n_rows, dtype=np.float64)
+        self.skip_p = np.array([row.skip for row in cfg.rows])
+        self.col_p = cfg.col_decay ** np.arange(n_cols, dtype=np.float64)
+
+    # ------------------------------------------------------------------ layout
+    def layout(self, recommender, requests: RequestBatch, state: SurfaceState) -> SlateBatch:
+        cfg = self.cfg
+        batch, n_cols = len(requests), cfg.cols
+        candidates = recommender.recommend(replace(requests, k=cfg.candidates))
+        cand = candidates.items
+        cand_scores = np.where(np.isnan(candidates.scores), 0.0, candidates.scores)
+        # rank-based relevance keeps the recommender's order whatever its score scale
+        rank_score = -np.arange(cand.shape[1], dtype=np.float64)[None, :].repeat(batch, 0)
+        catalog = state.catalog
+        main_topic = catalog.topics.argmax(axis=1)
+        safe = np.maximum(cand, 0)
+        cand_topic = np.where(cand >= 0, main_topic[safe], -1)
+        topic_rank = self._topic_order(cand_topic, catalog.n_topics)
+
+        items = np.full((batch, self.slots), PAD_ITEM, np.int64)
+        scores = np.full((batch, self.slots), np.nan, np.float32)
+        propensity = np.ones((batch, self.slots), np.float32)
+        used = np.zeros(cand.shape, bool)
+        catalog_used: list[np.ndarray] = []
+        topic_rows_seen = 0
+        for r, row in enumerate(cfg.rows):
+            cols = slice(r * n_cols, (r + 1) * n_cols)
+            if row.theme in ("trending", "new"):
+                key = state.recent_clicks if row.theme == "trending" else catalog.created_at
+                picked = self._from_catalog(key, requests.exclude, items, n_cols, catalog.n)
+                items[:, cols] = picked
+                scores[:, cols] = np.where(picked >= 0, key[np.maximum(picked, 0)], np.nan)
+                catalog_used.append(picked)
+                continue
+            priority = rank_score.copy()
+            if row.theme == "topic":
+                wanted = topic_rank[:, topic_rows_seen % topic_rank.shape[1]]
+                topic_rows_seen += 1
+                priority[cand_topic != wanted[:, None]] = -np.inf
+            elif row.theme == "because_you_watched":
+                anchor = catalog.topics[np.maximum(state.last_item, 0)]
+                similarity = np.einsum("bct,bt->bc", catalog.topics[safe], anchor)
+                priority = np.where(state.last_item[:, None] >= 0, similarity, rank_score)
+            elif row.theme == "friends" and state.friends_topics is not None:
+                # friends' recent topics first; the recommender's order breaks ties
+                affinity = np.einsum("bct,bt->bc", catalog.topics[safe], state.friends_topics)
+                priority = affinity * cand.shape[1] + rank_score
+            blocked = used | (cand < 0) | _in_rows(cand, items)
+            priority[blocked] = -np.inf
+            order = np.argsort(-priority, axis=1, kind="stable")[:, :n_cols]
+            chosen_ok = np.isfinite(np.take_along_axis(priority, order, axis=1))
+            picked = np.where(chosen_ok, np.take_along_axis(cand, order, axis=1), PAD_ITEM)
+            items[:, cols] = picked
+            scores[:, cols] = np.where(
+                chosen_ok, np.take_along_axis(cand_scores, order, axis=1), np.nan
+            )
+            propensity[:, cols] = np.where(
+                chosen_ok, np.take_along_axis(candidates.propensity, order, axis=1), 1.0
+            )
+            rows = np.repeat(np.arange(batch), n_cols)[chosen_ok.ravel()]
+            used[rows, order[chosen_ok]] = True
+        return SlateBatch(items, scores, propensity)
+
+    @staticmethod
+    def _topic_order(cand_topic: np.ndarray, n_topics: int) -> np.ndarray:
+        """[B, T] each user's topics, most frequent among their candidates first."""
+        counts = np.zeros((cand_topic.shape[0], n_topics + 1))
+        np.add.at(counts, (np.arange(cand_topic.shape[0])[:, None], cand_topic), 1.0)
+        return np.argsort(-counts[:, :n_topics], axis=1, kind="stable")
+
+    @staticmethod
+    def _from_catalog(key, exclude, already, n_cols, n_items) -> np.ndarray:
+        """Top items of the whole catalog by ``key``, minus consumed and already placed."""
+        width = n_cols + exclude.shape[1] + already.shape[1]
+        top = np.argsort(-key[:n_items], kind="stable")[:width]
+        cand = np.broadcast_to(top, (exclude.shape[0], top.size))
+        blocked = _in_rows(cand, exclude) | _in_rows(cand, already)
+        available = ~blocked
+        rank = np.cumsum(available, axis=1)
+        take = available & (rank <= n_cols)
+        out = np.full((exclude.shape[0], n_cols), PAD_ITEM, np.int64)
+        rows, cols = np.nonzero(take)
+        out[rows, rank[rows, cols] - 1] = cand[rows, cols]
+        return out
+
+    # -------------------------------------------------------------- attention
+    def examine(self, noise_key: np.ndarray, items: np.ndarray) -> np.ndarray:
+        n_rows = len(self.cfg.rows)
+        row_keys = combine(noise_key[:, None], np.arange(n_rows, dtype=np.uint64)[None, :])
+        reached = uniforms(combine(row_keys, _ROW_REACH)) < self.reach_p
+        kept = uniforms(combine(row_keys, _ROW_SKIP)) >= self.skip_p
+        row_seen = np.repeat(reached & kept, self.cfg.cols, axis=1)
+        slot_keys = combine(noise_key[:, None], np.arange(self.slots, dtype=np.uint64)[None, :])
+        col_p = np.tile(self.col_p, n_rows)
+        return row_seen & (uniforms(combine(slot_keys, _SLOT)) < col_p) & (items != PAD_ITEM)
+
+
+def _in_rows(candidates: np.ndarray, exclude: np.ndarray) -> np.ndarray:
+    if exclude.shape[1] == 0:
+        return np.zeros(candidates.shape, bool)
+    valid = exclude != PAD_ITEM
+    return ((candidates[:, :, None] == exclude[:, None, :]) & valid[:, None, :]).any(axis=2)
+
+
+def build_surface(cfg: ListSurface | CarouselSurface, position_decay: float) -> Surface:
+    if isinstance(cfg, CarouselSurface):
+        return CarouselView(cfg)
+    return ListView(cfg, position_decay)

@@ -1,0 +1,194 @@
+"""Wiring: build everything one cell simulates, from the scenario, in a fixed order.
+
+RecSim NG's idea of one story that wires symmetric entities, kept as plain construction: the
+users (rule policy, optional LLM panel), the corpus (catalog and creators), the social graph and
+the recommender with its surface. ``SimulationModel`` then only runs the clock over a World.
+
+Every random stream is derived from (seed, replicate, name), never from the arm, except the
+recommender's own stream; so two arms build the same users, items and graph.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import mesa
+import numpy as np
+from mesa.agent import AgentSet
+
+from recarena.agents.creators.agent import CreatorAgent, creator_profiles
+from recarena.agents.creators.dynamics import CreatorDynamics, creator_llm_client
+from recarena.agents.llm.client import LLMClient
+from recarena.agents.llm.endpoint import LLMRuntime
+from recarena.agents.users.calibrated import add_calibrated_items, calibrated_users
+from recarena.agents.users.calibration import CalibratedPopulation
+from recarena.agents.users.llm_panel import build_panel_policy
+from recarena.agents.users.llm_user import PanelPolicy
+from recarena.agents.users.memory import ConsumedItems
+from recarena.agents.users.population import UserState, generate_users
+from recarena.agents.users.rule_user import RuleUserPolicy
+from recarena.agents.users.social import SocialState
+from recarena.recommenders.base import Recommender, RecommenderContext
+from recarena.recommenders.llm_crs import crs_llm_resources
+from recarena.recommenders.registry import build
+from recarena.simulator.core.catalog import Catalog
+from recarena.simulator.core.rng import arm_key, generator, hash_base
+from recarena.simulator.core.scenario import Arm, Scenario
+from recarena.simulator.core.types import RequestBatch
+from recarena.simulator.engine.eventlog import EventLog
+from recarena.simulator.engine.surfaces import Surface, build_surface
+
+Truth = Callable[[RequestBatch, np.ndarray], np.ndarray]
+
+
+@dataclass
+class World:
+    """What one cell simulates. Arrays are shared with the collaborators that update them."""
+
+    scenario: Scenario
+    arm: Arm
+    replicate: int
+    catalog: Catalog
+    calibrated: CalibratedPopulation | None
+    creators: AgentSet
+    user_state: UserState
+    consumed: ConsumedItems
+    social: SocialState | None
+    taste_start: np.ndarray | None
+    """Tastes at the start (kept only when tastes drift, for the users_end table)."""
+    policy: Any
+    """The user policy answering pages: the rule policy, or the LLM panel wrapping it."""
+    panel: PanelPolicy | None
+    hash_base: int
+    recommender: Recommender
+    recommender_llm: LLMClient | None
+    surface: Surface
+    creator_llm: LLMClient | None
+    creator_dynamics: CreatorDynamics
+
+    def llm_clients(self) -> list[LLMClient]:
+        clients = [self.panel.llm.client] if self.panel is not None else []
+        return clients + [c for c in (self.creator_llm, self.recommender_llm) if c is not None]
+
+
+def build_world(
+    model: mesa.Model,
+    scenario: Scenario,
+    arm_index: int,
+    replicate: int,
+    log: EventLog,
+    truth: Truth,
+    llm_runtime: LLMRuntime | None,
+) -> World:
+    """Build a cell's world. ``model`` owns the Mesa agents; ``truth`` answers oracle queries."""
+    seed = scenario.seed
+    arm = scenario.arms[arm_index]
+    cfg_cat, cfg_pop = scenario.catalog, scenario.population
+    catalog = Catalog(cfg_cat.topics, capacity=max(1024, 2 * cfg_cat.initial_items))
+    calibrated = (  # a real population (agents/users/calibrated.py); None = generated
+        CalibratedPopulation.load(cfg_pop.path) if cfg_pop.source == "calibrated" else None
+    )
+    creators, topic_weights = _make_creators(model, scenario, replicate, catalog, calibrated)
+    if calibrated is not None:
+        user_state = calibrated_users(calibrated, cfg_pop, generator(seed, replicate, "population"))
+    else:
+        user_state = generate_users(
+            cfg_pop, cfg_cat.topics, generator(seed, replicate, "population")
+        )
+    consumed = ConsumedItems(cfg_pop.users)
+    successor = generator(seed, replicate, "catalog", 0).permutation(cfg_cat.topics)
+    social = (  # the same graph under every arm: its own arm-independent stream
+        SocialState.build(
+            cfg_pop.social, user_state.taste, cfg_cat.topics, generator(seed, replicate, "social")
+        )
+        if cfg_pop.social is not None
+        else None
+    )
+    taste_start = user_state.taste.copy() if cfg_pop.taste_drift > 0 else None
+    policy: Any = RuleUserPolicy(cfg_pop, user_state, catalog, successor, social=social)
+    panel = None
+    if cfg_pop.llm_users > 0:
+        if llm_runtime is None:
+            raise ValueError("a scenario with LLM users needs an LLMRuntime")
+        panel = build_panel_policy(scenario, replicate, user_state, catalog, policy, llm_runtime)
+        policy = panel
+    # an llm_crs arm gets the run's LLM client and item text (None for every other arm)
+    recommender_llm, crs_text = crs_llm_resources(scenario, arm, catalog, llm_runtime)
+    context = RecommenderContext(
+        rng=generator(seed, replicate, "recommender", arm_key(arm.name)),
+        n_users=cfg_pop.users,
+        n_topics=cfg_cat.topics,
+        truth=truth,
+        llm_client=recommender_llm,
+        item_text=crs_text,
+    )
+    recommender = build(arm.recommender.type, arm.recommender.params, context)
+    surface = build_surface(scenario.surface_for(arm), cfg_pop.position_decay)
+    creator_llm = creator_llm_client(scenario, llm_runtime)
+    creator_dynamics = CreatorDynamics(
+        scenario,
+        replicate,
+        arm.name,
+        catalog,
+        list(creators),
+        topic_weights,
+        log,
+        creators.add,
+        creator_llm,
+    )
+    return World(
+        scenario=scenario,
+        arm=arm,
+        replicate=replicate,
+        catalog=catalog,
+        calibrated=calibrated,
+        creators=creators,
+        user_state=user_state,
+        consumed=consumed,
+        social=social,
+        taste_start=taste_start,
+        policy=policy,
+        panel=panel,
+        hash_base=hash_base(seed, replicate),
+        recommender=recommender,
+        recommender_llm=recommender_llm,
+        surface=surface,
+        creator_llm=creator_llm,
+        creator_dynamics=creator_dynamics,
+    )
+
+
+def _make_creators(
+    model: mesa.Model,
+    scenario: Scenario,
+    replicate: int,
+    catalog: Catalog,
+    calibrated: CalibratedPopulation | None,
+) -> tuple[AgentSet, np.ndarray]:
+    """The creators as Mesa agents, and the catalog's initial items published by them."""
+    cfg = scenario.catalog
+    n = scenario.creators.count
+    profile_rng = generator(scenario.seed, replicate, "catalog")
+    profiles = creator_profiles(n, cfg, scenario.creators.uploads_per_day, profile_rng)
+    creators = [
+        CreatorAgent(
+            model,
+            creator_id=c,
+            topic=int(profiles["topic"][c]),
+            quality=float(profiles["quality"][c]),
+            uploads_per_day=float(profiles["uploads_per_day"][c]),
+            rng=generator(scenario.seed, replicate, "catalog", c + 1),
+        )
+        for c in range(n)
+    ]
+    shares = profiles["share"] / profiles["share"].sum()
+    initial = profile_rng.multinomial(cfg.initial_items, shares)
+    if calibrated is not None:  # the dataset's items instead of drawn ones
+        add_calibrated_items(catalog, calibrated)
+        initial[:] = 0
+    for creator, count in zip(creators, initial, strict=True):
+        if count:
+            creator.publish(catalog, cfg, int(count), 0.0)
+    return AgentSet(creators, random=model.random), profiles["topic_weights"]

@@ -1,0 +1,85 @@
+"""The resolve step: a schema-valid scenario checked against what is registered.
+
+The schema (simulator/core/scenario.py) is pure data and knows no registry. This step looks up
+each arm's recommender type and params, the creator strategy, and whether each arm's surface fits
+its recommender, filling in registered defaults. Metric names are checked where metrics live
+(analysis.metrics.check_metrics), which the CLI calls before a run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from recarena.agents.creators.strategies import validate_params
+from recarena.recommenders.registry import get_entry
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.scenario import (
+    Scenario,
+    _first_error,
+    read_document,
+    validate_document,
+)
+
+
+def parse_scenario(raw: Any, source: str = "<scenario>") -> Scenario:
+    """Validate a parsed YAML document and resolve it against the registries."""
+    return resolve(validate_document(raw, source), source)
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read, validate and resolve a scenario file; every failure is one RecarenaError."""
+    return resolve(read_document(path), str(path))
+
+
+def resolve(scenario: Scenario, source: str = "<scenario>") -> Scenario:
+    try:
+        _resolve_strategy(scenario)
+        _resolve_params(scenario)
+    except RecarenaError as exc:
+        raise RecarenaError(f"{source}: {exc}") from None
+    return scenario
+
+
+def _resolve_strategy(scenario: Scenario) -> None:
+    spec = scenario.creators.strategy
+    try:
+        validate_params(spec.type, spec.params)
+    except ValueError as exc:
+        message = str(exc).removeprefix("Value error, ")
+        raise RecarenaError(f"creators.strategy: {message}") from None
+
+
+def _resolve_params(scenario: Scenario) -> None:
+    """Validate each arm's recommender params against its registered model and fill defaults."""
+    for index, arm in enumerate(scenario.arms):
+        try:
+            entry = get_entry(arm.recommender.type)
+        except LookupError as exc:
+            raise RecarenaError(
+                f"arms[{index}].recommender.type: {str(exc).strip(chr(39) + chr(34))}"
+            ) from None
+        try:
+            params = entry.params.model_validate(arm.recommender.params)
+        except ValidationError as exc:
+            raise RecarenaError(
+                _first_error(exc, ("arms", index, "recommender", "params"))
+            ) from None
+        arm.recommender.params = params.model_dump(mode="json")
+        _check_surface_fits(scenario, index, entry)  # added by 5a
+
+
+def _check_surface_fits(scenario: Scenario, index: int, entry: Any) -> None:  # added by 5a
+    """A conversational recommender (one that only serves ``conversation``) needs that surface;
+    list recommenders may serve a conversation (the dialogue loop wraps them)."""
+    arm = scenario.arms[index]
+    surfaces = getattr(entry.factory, "surfaces", frozenset({"list"}))
+    kind = scenario.surface_for(arm).type
+    if kind != "conversation" and "conversation" in surfaces and "list" not in surfaces:
+        where = f"arms[{index}].surface" if arm.surface is not None else "surface"
+        raise RecarenaError(
+            f"arms[{index}].recommender.type: {arm.recommender.type!r} is a conversational "
+            f"recommender and needs a conversation surface, but {where} is a {kind}"
+        )

@@ -1,0 +1,183 @@
+"""Parameter sweeps: a grid of overrides on a scenario, each combination one *point*.
+
+A scenario's ``sweep`` maps a path into the scenario to the values to try::
+
+    sweep:
+      population.explore_prob: [0.1, 0.3]
+      arms[1].recommender.params.dim: [16, 32]
+
+Every combination (the Cartesian product, last path varying fastest) is a point with its own
+fully resolved scenario, the same scenario a plain run with those values written in would have.
+So a point's cells are ordinary cells: their arms share random numbers within the point, and
+since the seed is the same for every point, points are paired with each other too.
+
+Paths are checked against the *resolved* scenario (defaults and recommender params filled in),
+so a path that does not exist is an error naming ``sweep.<path>``, never a silent no-op, and
+every value is validated by the same schema as a hand-written scenario before anything runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.scenario import Scenario
+from recarena.simulator.runner.resolve import parse_scenario
+
+PathStep = str | int
+
+# Keys that fix the run's layout (cells, names, where logs go): sweeping them would make the
+# points incomparable or the run directory ambiguous.
+FIXED_KEYS = frozenset({"name", "replicates", "baseline", "metrics", "output", "sweep"})
+
+_TOKEN = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_]*)|\[([^\[\]]+)\]")
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """One combination of swept values and the resolved scenario it gives."""
+
+    index: int
+    params: dict[str, Any]
+    """Swept path (as written in the scenario) -> value at this point."""
+    scenario: Scenario
+    """The point's resolved scenario, without a ``sweep`` section."""
+
+    @property
+    def path(self) -> str:
+        return f"point={self.index}"
+
+    def doc(self) -> dict[str, Any]:
+        return self.scenario.model_dump(mode="json")
+
+
+def parse_path(path: str) -> list[PathStep]:
+    """``arms[1].recommender.params.dim`` -> ``["arms", 1, "recommender", "params", "dim"]``.
+
+    A bracketed step that is not an integer stays a string: for ``arms`` it names an arm
+    (``arms[mf].recommender.params.dim``).
+    """
+    steps: list[PathStep] = []
+    position = 0
+    while position < len(path):
+        match = _TOKEN.match(path, position)
+        # a key is dotted unless it comes first: "a.b[0].c", never ".a" or "a[0]b"
+        dotted = match is not None and match.group(0).startswith(".")
+        if match is None or (match.group(1) is not None and dotted != bool(steps)):
+            raise RecarenaError(f"sweep.{path}: not a path (write e.g. arms[1].recommender.type)")
+        key, index = match.group(1), match.group(2)
+        if key is not None:
+            steps.append(key)
+        else:
+            index = index.strip()
+            steps.append(int(index) if re.fullmatch(r"-?\d+", index) else index)
+        position = match.end()
+    if not steps or not isinstance(steps[0], str):
+        raise RecarenaError(f"sweep.{path}: not a path (write e.g. population.explore_prob)")
+    return steps
+
+
+def _resolve(doc: dict[str, Any], path: str, steps: list[PathStep]) -> list[PathStep]:
+    """The path with arm names replaced by indices; an error if any step does not exist."""
+    resolved: list[PathStep] = []
+    node: Any = doc
+    for step in steps:
+        where = _format(resolved) or "the scenario"
+        if isinstance(node, list):
+            if isinstance(step, str) and all(isinstance(x, dict) and "name" in x for x in node):
+                names = [x["name"] for x in node]
+                if step not in names:
+                    raise RecarenaError(
+                        f"sweep.{path}: {where} has no entry named {step!r}; "
+                        f"known: {', '.join(names)}"
+                    )
+                step = names.index(step)
+            if not isinstance(step, int) or not 0 <= step < len(node):
+                raise RecarenaError(
+                    f"sweep.{path}: {where} has {len(node)} entries; [{step}] does not exist"
+                )
+        elif isinstance(node, dict):
+            if not isinstance(step, str) or step not in node:
+                known = ", ".join(str(k) for k in node) or "none"
+                raise RecarenaError(f"sweep.{path}: {where} has no key {step!r}; known: {known}")
+        else:
+            raise RecarenaError(
+                f"sweep.{path}: {where} is {'not set' if node is None else repr(node)}, "
+                "so it has no fields to sweep"
+            )
+        resolved.append(step)
+        node = node[step]
+    return resolved
+
+
+def _format(steps: list[PathStep]) -> str:
+    out = ""
+    for step in steps:
+        out += f"[{step}]" if isinstance(step, int) else ("." if out else "") + step
+    return out
+
+
+def _check_sweepable(path: str, steps: list[PathStep]) -> None:
+    head = steps[0]
+    if head in FIXED_KEYS:
+        raise RecarenaError(f"sweep.{path}: {head!r} cannot be swept (it fixes the run's layout)")
+    if head == "arms" and (len(steps) <= 2 or steps[2] == "name"):
+        raise RecarenaError(
+            f"sweep.{path}: arms and their names cannot be swept; sweep a field inside an arm, "
+            "e.g. arms[1].recommender.params.dim"
+        )
+
+
+def _set(doc: dict[str, Any], steps: list[PathStep], value: Any) -> None:
+    node: Any = doc
+    for step in steps[:-1]:
+        node = node[step]
+    node[steps[-1]] = copy.deepcopy(value)
+
+
+def expand_sweep(scenario: Scenario) -> list[SweepPoint]:
+    """Every point of the scenario's grid, validated; ``[]`` for a scenario without a sweep."""
+    if not scenario.sweep:
+        return []
+    base = scenario.model_dump(mode="json")
+    base.pop("sweep", None)
+    targets: dict[str, list[PathStep]] = {}
+    for path, values in scenario.sweep.items():
+        steps = parse_path(path)
+        _check_sweepable(path, steps)
+        targets[path] = _resolve(base, path, steps)
+        for value in values:  # each value on its own first, so an error names its path
+            doc = copy.deepcopy(base)
+            _set(doc, targets[path], value)
+            try:
+                parse_scenario(doc)
+            except RecarenaError as exc:
+                message = str(exc).removeprefix("<scenario>: ")
+                raise RecarenaError(
+                    f"sweep.{path}: value {value!r} is invalid: {message}"
+                ) from None
+    seen = set()
+    for path, steps in targets.items():
+        key = tuple(steps)
+        if key in seen:
+            raise RecarenaError(f"sweep.{path}: the same field is swept twice")
+        seen.add(key)
+
+    points = []
+    paths = list(scenario.sweep)
+    for combo in itertools.product(*(scenario.sweep[p] for p in paths)):
+        doc = copy.deepcopy(base)
+        params = dict(zip(paths, combo, strict=True))
+        for path, value in params.items():
+            _set(doc, targets[path], value)
+        try:
+            resolved = parse_scenario(doc)
+        except RecarenaError as exc:  # values fine alone, not together (e.g. two bounds)
+            message = str(exc).removeprefix("<scenario>: ")
+            raise RecarenaError(f"sweep: point {len(points)} {params}: {message}") from None
+        points.append(SweepPoint(len(points), params, resolved))
+    return points
