@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint typecheck bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -25,6 +25,12 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	RECARENA_REQUIRE_LOCAL_LLM=1 $(BIN)/pytest
+
+# mypy sees the recarena namespace through symlinks (the folders install under other names)
+typecheck: setup
+	@mkdir -p .typecheck/recarena
+	@for d in simulator agents recommenders analysis; do ln -sfn ../../$$d .typecheck/recarena/$$d; done
+	$(BIN)/mypy -p recarena.simulator -p recarena.agents -p recarena.recommenders -p recarena.analysis
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
