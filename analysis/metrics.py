@@ -25,6 +25,7 @@ from recarena.analysis.metrics_creators import METRICS_CREATORS
 from recarena.analysis.metrics_engagement import retention_curve
 from recarena.analysis.metrics_longterm import METRICS_LONGTERM
 from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.registry import Registry
 
 __all__ = [
     "CELL",
@@ -141,26 +142,36 @@ _ALL = [
 ]  # fmt: skip
 
 METRICS: Mapping[str, Metric] = MappingProxyType({m.name: m for m in _ALL})
+"""The built-in metrics (installed and ad-hoc ones are reached through REGISTRY)."""
+
+
+def _check_metric(obj: Any, name: str) -> None:
+    """A metric plug-in is a :class:`Metric` (a name, a meaning and a ``compute`` function)."""
+    if not isinstance(obj, Metric) or not callable(obj.compute):
+        raise LookupError(f"{name!r} is not a metric: expected a recarena.analysis.Metric")
+
+
+REGISTRY = Registry("metric", {m.name: (m, m.description) for m in _ALL}, _check_metric)
+"""Metrics: built-ins, the ``recarena.metrics`` entry points, or ``package.module:METRIC`` in
+a scenario's ``metrics:`` list (an instance of :class:`Metric`)."""
 
 
 def known_metrics() -> list[str]:
-    return list(METRICS)
+    return REGISTRY.names()
 
 
 def check_metrics(scenario: Any, source: str = "<scenario>") -> None:
     """The resolve step for ``metrics:`` (names live here, above the schema)."""
-    known = known_metrics()
-    for name in scenario.metrics:
-        if name not in known:
-            raise RecarenaError(
-                f"{source}: metrics: unknown metric {name!r}; known: {', '.join(known)}"
-            )
+    for index, name in enumerate(scenario.metrics):
+        try:
+            get_metric(name)
+        except LookupError as exc:
+            raise RecarenaError(f"{source}: metrics[{index}]: {exc}") from None
 
 
 def get_metric(name: str) -> Metric:
-    if name not in METRICS:
-        raise LookupError(f"unknown {name!r}; known: {', '.join(METRICS)}")
-    return METRICS[name]
+    metric: Metric = REGISTRY.load(name)
+    return metric
 
 
 def compute_metrics(

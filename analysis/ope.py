@@ -59,8 +59,9 @@ per replicate and pooled over replicates.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import polars as pl
@@ -68,8 +69,8 @@ from rich.table import Table
 
 from recarena.analysis.load import RunLogs
 from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.registry import Registry
 
-ESTIMATORS = ("ips", "snips", "dr", "naive")
 DEFAULT_ESTIMATORS = ("ips", "snips", "dr")
 NO_ITEM = -1
 """``target_item`` of a slot the target left empty (or a request it never served)."""
@@ -166,16 +167,60 @@ def slot_contributions(slots: pl.DataFrame, model: PositionModel | None = None) 
     )
 
 
-def _ratios(sums: np.ndarray) -> dict[str, np.ndarray]:
-    """Estimators from column sums [..., (n, w, matched, ips, dr, naive)]."""
-    n, w, matched, ips, dr, naive = np.moveaxis(sums, -1, 0)
+SUM_COLUMNS = ("n", "w", "matched", "ips", "dr", "naive")
+"""Per-cluster sums every estimator is a function of (bootstrap resamples these sums)."""
+
+
+class Estimator(Protocol):
+    """An off-policy estimator: a ratio of the per-cluster sums in ``SUM_COLUMNS``.
+
+    ``sums`` maps each column to an array (one value, or one per bootstrap resample); the
+    estimate must be computed elementwise so the same function serves point and bootstrap.
+    """
+
+    def __call__(self, sums: Mapping[str, np.ndarray]) -> np.ndarray: ...
+
+
+def ips(sums: Mapping[str, np.ndarray]) -> np.ndarray:
+    return sums["ips"] / sums["n"]
+
+
+def snips(sums: Mapping[str, np.ndarray]) -> np.ndarray:
+    return np.where(sums["w"] > 0, sums["ips"] / sums["w"], np.nan)
+
+
+def dr(sums: Mapping[str, np.ndarray]) -> np.ndarray:
+    return sums["dr"] / sums["n"]
+
+
+def naive(sums: Mapping[str, np.ndarray]) -> np.ndarray:
+    return np.where(sums["matched"] > 0, sums["naive"] / sums["matched"], np.nan)
+
+
+def _check_estimator(obj: Any, name: str) -> None:
+    if not callable(obj):
+        raise LookupError(f"{name!r} is not an OPE estimator: expected a function of the sums")
+
+
+REGISTRY = Registry(
+    "ope_estimator",
+    {
+        "ips": (ips, "inverse propensity scoring (unbiased, high variance)"),
+        "snips": (snips, "self-normalised IPS"),
+        "dr": (dr, "doubly robust with the position model as direct method"),
+        "naive": (naive, "CTR of logged slots the target would also show (biased)"),
+    },
+    _check_estimator,
+)
+"""OPE estimators: built-ins, the ``recarena.ope_estimators`` entry points, or
+``package.module:function`` in ``--estimators``."""
+
+
+def _ratios(sums: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
+    """Estimators from column sums [..., SUM_COLUMNS]."""
+    columns = dict(zip(SUM_COLUMNS, np.moveaxis(sums, -1, 0), strict=True))
     with np.errstate(divide="ignore", invalid="ignore"):
-        return {
-            "ips": ips / n,
-            "snips": np.where(w > 0, ips / w, np.nan),
-            "dr": dr / n,
-            "naive": np.where(matched > 0, naive / matched, np.nan),
-        }
+        return {name: np.asarray(REGISTRY.load(name)(columns)) for name in names}
 
 
 def summarise(
@@ -195,9 +240,8 @@ def summarise(
         )
         .sort("cluster")
     )
-    columns = ["n", "w", "matched", "ips", "dr", "naive"]
-    table = per_cluster.select(columns).to_numpy().astype(np.float64)
-    point = _ratios(table.sum(axis=0))
+    table = per_cluster.select(SUM_COLUMNS).to_numpy().astype(np.float64)
+    point = _ratios(table.sum(axis=0), estimators)
     n_clusters = table.shape[0]
     boots: dict[str, np.ndarray] | None = None
     if n_clusters >= 2 and n_boot > 0:
@@ -207,7 +251,7 @@ def summarise(
         for start in range(0, n_boot, chunk):
             counts = rng.multinomial(n_clusters, uniform, size=min(chunk, n_boot - start))
             chunks.append(counts @ table)
-        boots = _ratios(np.concatenate(chunks))
+        boots = _ratios(np.concatenate(chunks), estimators)
     w = contributions["w"].to_numpy()
     matched = int(contributions["matched"].sum())
     ess = float(w.sum() ** 2 / (w**2).sum()) if (w**2).sum() > 0 else 0.0
@@ -247,12 +291,13 @@ def estimate_policy_value(
 
 
 def check_estimators(estimators: Sequence[str]) -> None:
-    unknown = [e for e in estimators if e not in ESTIMATORS]
-    if unknown or not estimators:
-        raise RecarenaError(
-            f"--estimators: unknown {', '.join(map(repr, unknown)) or 'empty list'}; "
-            f"known: {', '.join(ESTIMATORS)}"
-        )
+    if not estimators:
+        raise RecarenaError(f"--estimators: empty list; known: {', '.join(REGISTRY.names())}")
+    for name in estimators:
+        try:
+            REGISTRY.load(name)
+        except LookupError as exc:
+            raise RecarenaError(f"--estimators: {exc}") from None
 
 
 def _slice(logs: RunLogs, arm: str, page: int | None) -> pl.DataFrame:

@@ -192,7 +192,7 @@ def test_cli_errors_are_one_line(tiny_run):
     done = recarena("ope", str(tiny_run), "--target", "nope")
     assert done.returncode == 2 and done.stderr.startswith("error: --target: unknown arm 'nope'")
     done = recarena("ope", str(tiny_run), "--target", "popularity", "--estimators", "ips,magic")
-    assert done.returncode == 2 and "--estimators: unknown 'magic'" in done.stderr
+    assert done.returncode == 2 and "--estimators: unknown ope estimator 'magic'" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     done = recarena("ope", str(tiny_run), "--target", "random", "--logging", "random")
     assert done.returncode == 2 and "--target and --logging are both 'random'" in done.stderr

@@ -74,7 +74,7 @@ def test_unknown_metric(tiny_doc):
 
     tiny_doc["metrics"] = ["ctr", "ctrr"]
     scenario = parse_scenario(tiny_doc, "x.yaml")
-    with pytest.raises(RecarenaError, match=r"x.yaml: metrics: unknown metric 'ctrr'"):
+    with pytest.raises(RecarenaError, match=r"x.yaml: metrics\[1\]: unknown metric 'ctrr'"):
         check_metrics(scenario, "x.yaml")
 
 

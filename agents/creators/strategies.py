@@ -13,7 +13,6 @@ creator already makes most of; the yield says which of its topics pays.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Protocol
 
@@ -21,6 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recarena.agents.llm.client import CallContext
+from recarena.simulator.core.registry import Registry
 
 
 class _Params(BaseModel):
@@ -88,6 +88,7 @@ class StaticParams(_Params):
 class StaticStrategy:
     """Creators keep their topic forever (the default; uploads are exactly as before)."""
 
+    Params = StaticParams
     name = "static"
     explore = 0.0
 
@@ -119,6 +120,7 @@ class _ChasingStrategy:
     so a recommender that concentrates exposure on a few topics pulls all creators toward them.
     """
 
+    Params = ChasingParams
     name = "chasing"
     signal = "exposure"
 
@@ -176,6 +178,7 @@ class BoundedRational:
     mix ← (1 − step)·mix + step·onehot(k).
     """
 
+    Params = BoundedRationalParams
     name = "bounded_rational"
 
     def __init__(self, params: BoundedRationalParams) -> None:
@@ -223,6 +226,7 @@ class LLMStrategy:
     ``structured``); ``now`` is set by the engine before each review, for the call records.
     """
 
+    Params = LLMParams
     name = "llm"
 
     def __init__(self, params: LLMParams, client: Any = None) -> None:
@@ -294,37 +298,42 @@ class LLMStrategy:
         return Update(new, move)
 
 
-@dataclass(frozen=True)
-class StrategyEntry:
-    params: type[_Params]
-    build: Callable[[Any], CreatorStrategy]
-    description: str
+_S = "recarena.agents.creators.strategies:"
 
-
-STRATEGIES: dict[str, StrategyEntry] = {
-    "static": StrategyEntry(StaticParams, StaticStrategy, "keep the topic forever"),
-    "exposure_chasing": StrategyEntry(
-        ChasingParams, ExposureChasing, "move the mix toward the topic with most exposure per item"
+BUILTINS: dict[str, tuple[str, str]] = {
+    "static": (_S + "StaticStrategy", "keep the topic forever"),
+    "exposure_chasing": (
+        _S + "ExposureChasing",
+        "move the mix toward the topic with most exposure per item",
     ),
-    "engagement_chasing": StrategyEntry(
-        ChasingParams, EngagementChasing, "the same on clicks per item"
-    ),
-    "bounded_rational": StrategyEntry(
-        BoundedRationalParams, BoundedRational, "logit best response with inertia"
-    ),
-    "llm": StrategyEntry(LLMParams, LLMStrategy, "an LLM reads the stats and picks a focus"),
+    "engagement_chasing": (_S + "EngagementChasing", "the same on clicks per item"),
+    "bounded_rational": (_S + "BoundedRational", "logit best response with inertia"),
+    "llm": (_S + "LLMStrategy", "an LLM reads the stats and picks a focus"),
 }
 
 
-def validate_params(type_name: str, params: dict[str, Any]) -> _Params:
+def _check_strategy(cls: Any, name: str) -> None:
+    """A creator strategy class has a ``Params`` model and an ``update`` method."""
+    params = getattr(cls, "Params", None)
+    if not (isinstance(params, type) and issubclass(params, BaseModel)):
+        raise LookupError(f"creator strategy {name!r} has no pydantic Params model")
+    if not callable(getattr(cls, "update", None)):
+        raise LookupError(f"creator strategy {name!r} has no update() method")
+
+
+REGISTRY = Registry("creator_strategy", BUILTINS, _check_strategy)
+"""Creator strategies: built-ins, the ``recarena.creator_strategies`` entry points, or
+``package.module:Class`` in ``creators.strategy.type``."""
+
+
+def validate_params(type_name: str, params: dict[str, Any]) -> BaseModel:
     """Params checked against the strategy's model; ValueError names the type and the field."""
-    entry = STRATEGIES.get(type_name)
-    if entry is None:
-        raise ValueError(
-            f"unknown creator strategy {type_name!r}; known: {', '.join(sorted(STRATEGIES))}"
-        )
     try:
-        return entry.params.model_validate(params)
+        cls = REGISTRY.load(type_name)
+    except LookupError as exc:
+        raise ValueError(str(exc)) from None
+    try:
+        return cls.Params.model_validate(params)
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(map(str, e['loc'])) or '(params)'}: {e['msg']}" for e in exc.errors()
@@ -333,4 +342,5 @@ def validate_params(type_name: str, params: dict[str, Any]) -> _Params:
 
 
 def build_strategy(type_name: str, params: dict[str, Any]) -> CreatorStrategy:
-    return STRATEGIES[type_name].build(validate_params(type_name, params))
+    strategy: CreatorStrategy = REGISTRY.load(type_name)(validate_params(type_name, params))
+    return strategy

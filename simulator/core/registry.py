@@ -27,26 +27,34 @@ _TARGET = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za
 
 @dataclass(frozen=True)
 class Entry:
-    """A registered plug-in: its name, where it lives and what it is for."""
+    """A registered plug-in: its name, where it lives and what it is for.
+
+    ``target`` is an import path (loaded on use) or, for built-ins that cost nothing to hold
+    (metric definitions, estimator functions), the object itself.
+    """
 
     kind: str
     name: str
-    target: str
+    target: Any
     description: str = ""
     source: str = "built-in"
 
     def load(self) -> Any:
+        if not isinstance(self.target, str):
+            return self.target
         module_name, _, attribute = self.target.partition(":")
         try:
             obj: Any = importlib.import_module(module_name)
         except ImportError as exc:
-            raise LookupError(f"cannot import {self.kind} {self.name!r}: {exc}") from None
+            label = self.kind.replace("_", " ")
+            raise LookupError(f"cannot import {label} {self.name!r}: {exc}") from None
         for part in attribute.split("."):
             try:
                 obj = getattr(obj, part)
             except AttributeError:
+                label = self.kind.replace("_", " ")
                 raise LookupError(
-                    f"cannot import {self.kind} {self.name!r}: {module_name!r} has no {part!r}"
+                    f"cannot import {label} {self.name!r}: {module_name!r} has no {part!r}"
                 ) from None
         return obj
 
@@ -56,15 +64,21 @@ class Registry:
     """Names of one plug-in kind (``recommender``, ``metric``, ...)."""
 
     kind: str
-    builtins: Mapping[str, tuple[str, str]]
-    """name -> (target, one-line description)."""
+    builtins: Mapping[str, tuple[Any, str]]
+    """name -> (target: import path or object, one-line description)."""
     check: Callable[[Any, str], None] | None = None
     """Raises LookupError when a loaded object does not honour the kind's contract."""
     _entry_points: dict[str, Entry] | None = field(default=None, repr=False)
 
     @property
     def group(self) -> str:
-        return f"recarena.{self.kind}s"
+        """Entry-point group, e.g. ``recarena.metrics``, ``recarena.creator_strategies``."""
+        plural = self.kind[:-1] + "ies" if self.kind.endswith("y") else self.kind + "s"
+        return f"recarena.{plural}"
+
+    @property
+    def label(self) -> str:
+        return self.kind.replace("_", " ")
 
     def _installed(self) -> dict[str, Entry]:
         if self._entry_points is None:
@@ -92,7 +106,7 @@ class Registry:
     def get(self, name: str) -> Entry:
         """The entry for a name; LookupError (one line) when there is none."""
         if not isinstance(name, str) or not name:
-            raise LookupError(f"a {self.kind} type must be a non-empty string, got {name!r}")
+            raise LookupError(f"a {self.label} must be named by a non-empty string, got {name!r}")
         entries = self.entries()
         if name in entries:
             return entries[name]
@@ -103,7 +117,7 @@ class Registry:
                     "(absolute, no leading dots)"
                 )
             return Entry(self.kind, name, name, "", "import path")
-        raise LookupError(f"unknown {self.kind} {name!r}; known: {', '.join(entries)}")
+        raise LookupError(f"unknown {self.label} {name!r}; known: {', '.join(entries)}")
 
     def load(self, name: str) -> Any:
         """Import the plug-in and check its contract."""
