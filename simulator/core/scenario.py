@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -22,15 +23,22 @@ from pydantic import (
     model_validator,
 )
 
+from recarena.simulator.core.behaviour_spec import DailyRhythmSpec, InstructionSpec
 from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.names import check_name, short_repr
+from recarena.simulator.core.scenario_features import AIContent, Talk
+from recarena.simulator.core.yaml_safe import check_finite, read_yaml_file
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0)]
 Probability = Annotated[float, Field(ge=0, le=1)]
+SafeName = Annotated[str, AfterValidator(check_name)]
+"""A name that becomes a path component (simulator/core/names.py)."""
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
+    # allow_inf_nan=False: "nan"/"inf" written as strings must not slip past the bounds either
+    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 class Horizon(Section):
@@ -130,6 +138,15 @@ class Social(Section):
     word_of_mouth: NonNegFloat = 0.1
     """Visit rate × (1 + word_of_mouth × neighbours' mean clicks yesterday), within the cap."""
     window_days: Annotated[int, Field(ge=1, le=365)] = 3
+    talk: Talk | None = None
+    """Users post about what they consumed and message friends (scenario_features.py)."""
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_talk(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)  # without talk the resolved scenario dumps as before it existed
+        if data.get("talk") is None:
+            data.pop("talk", None)
+        return data
 
 
 class ConversationUsers(Section):  # added by 5a
@@ -202,6 +219,10 @@ class Population(Section):
     """A social graph between users (influence on utility, word-of-mouth visits); null = none."""
     conversation: ConversationUsers | None = None  # added by 5a
     """How users converse on a conversation surface; null = the defaults of ConversationUsers."""
+    daily_rhythm: DailyRhythmSpec | None = None
+    """Hour-of-day session starts and topic tastes (agents/users/daily_rhythm.py); null = none."""
+    instructions: InstructionSpec | None = None
+    """Users near leaving emit instructions (agents/users/instructions.py); null = none."""
     source: Literal["generated", "calibrated"] = Field("generated", alias="from")
     """YAML key ``from``. generated: users drawn from the parameters above; calibrated: users
     (taste, activity) and the initial catalog (topic mixes, quality, titles, genres) read from
@@ -213,7 +234,9 @@ class Population(Section):
     """from=calibrated: what to calibrate into ``path`` when it does not exist yet
     (``ml-100k`` or a dataset path); null = the file must exist."""
 
-    model_config = ConfigDict(extra="forbid", validate_default=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", validate_default=True, populate_by_name=True, allow_inf_nan=False
+    )
 
     @model_serializer(mode="wrap")
     def _omit_unset_social(self, handler: Any) -> dict[str, Any]:
@@ -223,6 +246,9 @@ class Population(Section):
             data.pop("social", None)
         if data.get("conversation") is None:  # added by 5a
             data.pop("conversation", None)
+        for optional in ("daily_rhythm", "instructions"):
+            if data.get(optional) is None:
+                data.pop(optional, None)
         if data.get("taste_drift") == 0.0:
             data.pop("taste_drift", None)
         if data.get("rating_thresholds") is None:
@@ -251,7 +277,8 @@ class Population(Section):
     @model_validator(mode="after")
     def _panel_matches_model(self) -> Population:
         if self.model == "mixed" and self.llm_panel is None:
-            self.llm_panel = LLMPanel()
+            # never add LLM users (and their calls) the scenario did not ask for
+            raise ValueError("@llm_panel: model 'mixed' needs llm_panel (e.g. {users: 20})")
         if self.model == "llm":
             self.llm_panel = (self.llm_panel or LLMPanel()).model_copy(update={"users": self.users})
         if self.llm_panel is not None:
@@ -326,6 +353,15 @@ class Creators(Section):
     """Consecutive low periods after which a creator stops uploading (null: never leaves)."""
     join_rate_per_period: NonNegFloat = 0.0
     """Mean new creators per period (Poisson; the same joins under every arm)."""
+    ai: AIContent | None = None
+    """Creators may switch to AI-generated content (scenario_features.py); null = all human."""
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_ai(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)  # without AI content the resolved scenario dumps as before
+        if data.get("ai") is None:
+            data.pop("ai", None)
+        return data
 
 
 class ListSurface(Section):
@@ -375,17 +411,30 @@ class ConversationSurface(Section):  # added by 5a
     """Examination of recommended slots, 1/(1+j)**decay; null uses population.position_decay."""
 
 
+class PluginSurface(Section):
+    """A surface from outside recarena: an installed ``recarena.surfaces`` entry point or
+    ``package.module:Factory``, called as ``Factory(params, position_decay)`` (the resolve step
+    checks that it exists; simulator/engine/surfaces.py has the Surface contract)."""
+
+    type: Annotated[str, Field(min_length=1, max_length=200)]
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+_BUILTIN_SURFACES = ("list", "carousel", "conversation")
+
+
 def _surface_kind(value: Any) -> str:
-    """Surfaces without a ``type`` are lists, so ``surface: {k: 5}`` keeps working."""
-    if isinstance(value, dict):
-        return value.get("type", "list")
-    return getattr(value, "type", "list")
+    """Surfaces without a ``type`` are lists, so ``surface: {k: 5}`` keeps working; any other
+    type names a plug-in surface."""
+    kind = value.get("type", "list") if isinstance(value, dict) else getattr(value, "type", "list")
+    return kind if kind in _BUILTIN_SURFACES else "plugin"
 
 
 Surface = Annotated[
     Annotated[ListSurface, Tag("list")]
     | Annotated[CarouselSurface, Tag("carousel")]
-    | Annotated[ConversationSurface, Tag("conversation")],  # added by 5a
+    | Annotated[ConversationSurface, Tag("conversation")]
+    | Annotated[PluginSurface, Tag("plugin")],
     Discriminator(_surface_kind),
 ]
 
@@ -396,7 +445,7 @@ class RecommenderSpec(Section):
 
 
 class Arm(Section):
-    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    name: SafeName
     recommender: RecommenderSpec
     surface: Surface | None = None
     """Overrides the scenario's surface for this arm (e.g. list vs carousel)."""
@@ -426,7 +475,7 @@ DEFAULT_METRICS = [
 
 
 class Scenario(Section):
-    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+    name: SafeName
     description: str = ""
     seed: Annotated[int, Field(ge=0)] = 0
     replicates: Annotated[int, Field(ge=1, le=10_000)] = 3
@@ -472,14 +521,16 @@ class Scenario(Section):
             or any(arm.recommender.type == "llm_crs" for arm in self.arms)
         )
 
-    def surface_for(self, arm: Arm) -> ListSurface | CarouselSurface | ConversationSurface:
+    def surface_for(
+        self, arm: Arm
+    ) -> ListSurface | CarouselSurface | ConversationSurface | PluginSurface:
         return arm.surface or self.surface
 
     def retrain_days(self, arm: Arm) -> float:
         return arm.retrain_every_days or self.retrain.every_days
 
 
-_UNION_TAGS = {"list", "carousel", "conversation"}
+_UNION_TAGS = {"list", "carousel", "conversation", "plugin"}
 
 
 def _format_loc(loc: tuple[Any, ...]) -> str:
@@ -513,7 +564,7 @@ def _first_error(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> str:
     elif err["type"] == "missing":
         msg = "required key is missing"
     elif "input" in err and err["type"] not in ("value_error", "assertion_error"):
-        msg = f"{msg} (got {err['input']!r})"
+        msg = f"{msg} (got {short_repr(err['input'])})"
     if msg.startswith("@"):  # a section's validator names the field inside the section
         field, _, rest = msg[1:].partition(": ")
         joined = f"{loc}{'' if field.startswith('[') or not loc else '.'}{field}"
@@ -533,6 +584,7 @@ def validate_document(raw: Any, source: str = "<scenario>") -> Scenario:
         raise RecarenaError(
             f"{source}: a scenario must be a YAML mapping, got {type(raw).__name__}"
         )
+    check_finite(raw, source)
     try:
         scenario = Scenario.model_validate(raw)
     except ValidationError as exc:
@@ -541,21 +593,9 @@ def validate_document(raw: Any, source: str = "<scenario>") -> Scenario:
 
 
 def read_document(path: str | Path) -> Scenario:
-    """Read a scenario file and validate it against the schema; every failure names the path."""
-    path = Path(path)
-    if not path.exists():
-        raise RecarenaError(f"scenario file not found: {path}")
-    if not path.is_file():
-        raise RecarenaError(f"scenario path is not a file: {path}")
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
-        raise RecarenaError(f"{path}: invalid YAML at {where}: {exc.problem}") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise RecarenaError(f"{path}: invalid YAML: {exc}") from None
-    return validate_document(raw, str(path))
+    """Read a scenario file (bounded: simulator/core/yaml_safe.py) and validate it against the
+    schema; every failure names the path."""
+    return validate_document(read_yaml_file(path), str(path))
 
 
 def dump_scenario(scenario: Scenario) -> str:

@@ -17,11 +17,13 @@ from recarena.agents.creators.strategies import validate_params
 from recarena.recommenders.registry import get_entry
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.scenario import (
+    PluginSurface,
     Scenario,
     _first_error,
     read_document,
     validate_document,
 )
+from recarena.simulator.engine.surfaces import REGISTRY as SURFACES
 
 
 def parse_scenario(raw: Any, source: str = "<scenario>") -> Scenario:
@@ -37,10 +39,24 @@ def load_scenario(path: str | Path) -> Scenario:
 def resolve(scenario: Scenario, source: str = "<scenario>") -> Scenario:
     try:
         _resolve_strategy(scenario)
+        _resolve_surfaces(scenario)
         _resolve_params(scenario)
     except RecarenaError as exc:
         raise RecarenaError(f"{source}: {exc}") from None
     return scenario
+
+
+def _resolve_surfaces(scenario: Scenario) -> None:
+    """Plug-in surfaces must be registered or importable, and honour the factory contract."""
+    places = [("surface", scenario.surface)] + [
+        (f"arms[{i}].surface", arm.surface) for i, arm in enumerate(scenario.arms)
+    ]
+    for where, cfg in places:
+        if isinstance(cfg, PluginSurface):
+            try:
+                SURFACES.load(cfg.type)
+            except LookupError as exc:
+                raise RecarenaError(f"{where}.type: {exc}") from None
 
 
 def _resolve_strategy(scenario: Scenario) -> None:
@@ -58,9 +74,8 @@ def _resolve_params(scenario: Scenario) -> None:
         try:
             entry = get_entry(arm.recommender.type)
         except LookupError as exc:
-            raise RecarenaError(
-                f"arms[{index}].recommender.type: {str(exc).strip(chr(39) + chr(34))}"
-            ) from None
+            message = str(exc.args[0]) if exc.args else str(exc)  # KeyError's str() quotes it
+            raise RecarenaError(f"arms[{index}].recommender.type: {message}") from None
         try:
             params = entry.params.model_validate(arm.recommender.params)
         except ValidationError as exc:

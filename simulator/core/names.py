@@ -1,0 +1,50 @@
+"""Names from a scenario that become parts of paths: arm names and the scenario's name.
+
+A run directory is ``<output.dir>/<scenario name>-<stamp>`` and a cell's directory is
+``arm=<arm name>/rep=<r>``, so a name is a path component. ``..`` would climb out of the run
+directory, ``/`` would nest, and a 5,000-character name fails only when the OS refuses the path,
+after cells have started. A safe name is letters, digits, ``_`` and ``-``, with dots allowed
+only *between* such characters (``eps_0.1`` is fine, ``.``, ``..`` and ``.hidden`` are not),
+at most :data:`MAX_NAME_LENGTH` characters.
+"""
+
+from __future__ import annotations
+
+import re
+
+from recarena.simulator.core.errors import RecarenaError
+
+MAX_NAME_LENGTH = 64
+SAFE_NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*")
+RULE = f"1-{MAX_NAME_LENGTH} letters, digits, '_' or '-', with dots only between them"
+
+
+def short_repr(value: object, limit: int = 40) -> str:
+    """``repr`` cut to ``limit`` characters, so an error about a huge value stays one short line."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def name_problem(value: object) -> str | None:
+    """Why ``value`` is not a safe name, or None when it is."""
+    if not isinstance(value, str):
+        return f"must be a string (got {short_repr(value)})"
+    if len(value) > MAX_NAME_LENGTH or not SAFE_NAME.fullmatch(value):
+        return f"must be {RULE} (got {short_repr(value)})"
+    return None
+
+
+def check_name(value: str) -> str:
+    """A pydantic ``AfterValidator``: the name itself, or ValueError saying what is allowed."""
+    problem = name_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
+def path_component(value: str, what: str) -> str:
+    """``value`` if it is safe as one path component, else RecarenaError naming ``what``."""
+    problem = name_problem(value)
+    if problem is not None:
+        raise RecarenaError(f"{what}: {problem}")
+    return value

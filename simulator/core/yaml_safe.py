@@ -1,0 +1,203 @@
+"""Reading a scenario file that may be hostile: bounded in size, aliases and nesting.
+
+``yaml.safe_load`` is safe against code execution, not against resource exhaustion or silent
+surprises:
+
+* an alias bomb ("billion laughs") composes into a tiny graph of shared nodes, but anything that
+  walks the document (pydantic, ``copy.deepcopy`` in a sweep) expands it, which takes minutes and
+  gigabytes. The expanded size is computed on the composed *node graph* (shared nodes counted
+  once per reference, memoised) and refused before any Python object is built;
+* a key written twice silently keeps the last value; here it is an error naming both lines;
+* ``.nan`` / ``.inf`` pass every ``gt``/``le`` bound pydantic checks (comparisons with NaN are
+  false) and then poison a simulation; they are refused with their path wherever they appear,
+  including free-form recommender params and sweep lists.
+
+Every failure is one :class:`RecarenaError` line naming the file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from yaml.nodes import MappingNode, Node, SequenceNode
+
+from recarena.simulator.core.errors import RecarenaError
+
+MAX_FILE_BYTES = int(os.environ.get("RECARENA_MAX_SCENARIO_BYTES", 1_000_000))
+"""A scenario is a few kilobytes; a megabyte leaves room for long persona lists."""
+MAX_ALIASES = 1_000
+"""Alias references (``*name``) in one file; real scenarios use a handful."""
+MAX_NODES = 200_000
+"""Nodes of the document once every alias is expanded (what pydantic would walk)."""
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that counts aliases while composing and refuses duplicate mapping keys."""
+
+    def __init__(self, stream: str, source: str) -> None:
+        super().__init__(stream)
+        self.source = source
+        self.aliases = 0
+
+    def compose_node(self, parent: Node | None, index: Any) -> Node:  # type: ignore[override]
+        if self.check_event(yaml.AliasEvent):
+            self.aliases += 1
+            if self.aliases > MAX_ALIASES:
+                mark = self.peek_event().start_mark
+                raise RecarenaError(
+                    f"{self.source}: more than {MAX_ALIASES} YAML aliases (line "
+                    f"{mark.line + 1}); refusing a possible alias bomb"
+                )
+        return super().compose_node(parent, index)  # type: ignore[misc]
+
+    def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:  # type: ignore[override]
+        if isinstance(node, MappingNode):
+            first_line: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == _MERGE_TAG:
+                    continue  # `<<: *base` then overriding a merged key is intended
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    earlier = first_line.get(key)
+                except TypeError:  # unhashable key: the base constructor reports it
+                    continue
+                if earlier is not None:
+                    raise RecarenaError(
+                        f"{self.source}: duplicate key {_short(key)} at line {line} "
+                        f"(first at line {earlier}); write each key once"
+                    )
+                first_line[key] = line
+        return super().construct_mapping(node, deep)  # type: ignore[arg-type]
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _children(node: Node) -> list[Node]:
+    if isinstance(node, SequenceNode):
+        return list(node.value)
+    if isinstance(node, MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+def expanded_size(root: Node, limit: int = MAX_NODES) -> int:
+    """Nodes of the document with every alias expanded, capped at ``limit + 1``.
+
+    Iterative (deep nesting must not hit Python's recursion limit) and memoised by node, so a
+    bomb of 10 levels x 10 references costs 10 visits, not 10^10. A node that contains itself
+    (``&a [*a]``) is infinite and refused.
+    """
+    memo: dict[int, int] = {}
+    open_nodes: set[int] = set()
+    stack: list[tuple[Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            total = 1 + sum(memo[id(child)] for child in _children(node))
+            memo[key] = min(total, limit + 1)
+            open_nodes.discard(key)
+            continue
+        if key in memo:
+            continue
+        if key in open_nodes:
+            raise RecursionError("a YAML node contains itself through an alias")
+        open_nodes.add(key)
+        stack.append((node, True))
+        stack.extend((child, False) for child in _children(node))
+    return memo[id(root)]
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """Parse one YAML document with the limits above; errors are one line naming ``source``."""
+    loader = _BoundedLoader(text, source)
+    try:
+        try:
+            node = loader.get_single_node()
+        except RecursionError:
+            raise RecarenaError(f"{source}: YAML nested too deeply") from None
+        if node is None:
+            return None
+        try:
+            size = expanded_size(node)
+        except RecursionError:
+            raise RecarenaError(
+                f"{source}: a YAML anchor refers to itself (recursive alias)"
+            ) from None
+        if size > MAX_NODES:
+            raise RecarenaError(
+                f"{source}: YAML expands to more than {MAX_NODES:,} values through aliases "
+                f"({loader.aliases} aliases); refusing a possible alias bomb"
+            )
+        try:
+            data = loader.construct_document(node)
+        except (ValueError, RecursionError) as exc:  # e.g. an integer of 5,000 digits
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise RecarenaError(f"{source}: invalid YAML value: {message}") from None
+    finally:
+        loader.dispose()
+    return data
+
+
+def non_finite_path(data: Any) -> tuple[str, float] | None:
+    """The YAML path and value of the first NaN or infinity in a parsed document, if any."""
+    stack: list[tuple[str, Any]] = [("", data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                return path or "<document>", value
+        elif isinstance(value, dict):
+            items = [(f"{path}.{k}" if path else str(k), v) for k, v in value.items()]
+            stack.extend(reversed(items))
+        elif isinstance(value, list | tuple):
+            stack.extend(reversed([(f"{path}[{i}]", v) for i, v in enumerate(value)]))
+    return None
+
+
+def check_finite(data: Any, source: str) -> None:
+    """Refuse NaN and infinities anywhere in a document, naming their path."""
+    found = non_finite_path(data)
+    if found is not None:
+        path, value = found
+        raise RecarenaError(f"{source}: {path}: must be a finite number (got {value})")
+
+
+def read_yaml_file(path: str | Path, max_bytes: int | None = None) -> Any:
+    """Read and parse a YAML file no larger than ``max_bytes`` (default MAX_FILE_BYTES)."""
+    path = Path(path)
+    cap = MAX_FILE_BYTES if max_bytes is None else max_bytes
+    if not path.exists():
+        raise RecarenaError(f"scenario file not found: {path}")
+    if not path.is_file():
+        raise RecarenaError(f"scenario path is not a file: {path}")
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(cap + 1)
+    except OSError as exc:
+        raise RecarenaError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(raw) > cap:
+        raise RecarenaError(f"{path}: larger than {cap:,} bytes; a scenario is a small file")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecarenaError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    try:
+        return load_yaml(text, str(path))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        problem = " ".join(str(exc.problem).split())
+        raise RecarenaError(f"{path}: invalid YAML at {where}: {problem}") from None
+    except yaml.YAMLError as exc:
+        raise RecarenaError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
