@@ -32,6 +32,7 @@ from recarena.agents.llm.endpoint import LLMRuntime
 from recarena.agents.llm.server import LocalServer
 from recarena.agents.users.calibrated import resolve_calibrated
 from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.names import path_component
 from recarena.simulator.core.scenario import Scenario, dump_scenario
 from recarena.simulator.engine.eventlog import EventLog
 from recarena.simulator.engine.model import SimulationModel
@@ -101,7 +102,7 @@ def new_run_dir(scenario: Scenario, output: Path | None) -> Path:
             )
         return output
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    base = Path(scenario.output.dir) / f"{scenario.name}-{stamp}"
+    base = Path(scenario.output.dir) / f"{path_component(scenario.name, 'name')}-{stamp}"
     candidate, n = base, 1
     while candidate.exists():
         n += 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from recarena.simulator.core.names import path_component
 from recarena.simulator.core.scenario import Scenario
 from recarena.simulator.runner.sweep import SweepPoint, expand_sweep
 
@@ -24,7 +25,7 @@ class Cell:
 
     @property
     def path(self) -> str:
-        cell = f"arm={self.arm}/rep={self.rep}"
+        cell = f"arm={path_component(self.arm, 'arm name')}/rep={self.rep}"
         return cell if self.point is None else f"point={self.point}/{cell}"
 
 
