@@ -45,11 +45,46 @@ def shrink(raw: dict) -> dict:
     return raw
 
 
+def _read(path: str) -> dict[tuple[str, str], str]:
+    table = {}
+    for line in Path(path).read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 3:
+            table[(parts[0], parts[1])] = parts[2]
+    return table
+
+
+def compare(before_path: str, after_path: str) -> int:
+    """0 when every file of BEFORE has the same digest in AFTER (for the scenarios AFTER ran)."""
+    before, after = _read(before_path), _read(after_path)
+    ran = {scenario for scenario, _ in after}
+    changed = [k for k, v in before.items() if k[0] in ran and after.get(k) not in (None, v)]
+    missing = [k for k in before if k[0] in ran and k not in after]
+    new = sorted({k[1].rsplit("/", 1)[-1] for k in after if k not in before})
+    for scenario, rel in changed:
+        print(f"CHANGED {scenario} {rel}")
+    for scenario, rel in missing:
+        print(f"MISSING {scenario} {rel}")
+    if new:
+        print("new tables (not in BEFORE):", ", ".join(new))
+    same = sum(1 for k, v in before.items() if after.get(k) == v)
+    print(f"{same} files identical, {len(changed)} changed, {len(missing)} missing")
+    return 1 if changed or missing else 0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("scenarios", nargs="*", type=Path)
     ap.add_argument("--llm", action="store_true", help="also run scenarios that need an LLM")
+    ap.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("BEFORE", "AFTER"),
+        help="compare two digest outputs file by file (new tables are listed, not failures)",
+    )
     args = ap.parse_args()
+    if args.compare:
+        sys.exit(compare(*args.compare))
     files = args.scenarios or sorted((ROOT / "scenarios").rglob("*.yaml"))
     recarena = str(Path(sys.executable).with_name("recarena"))
     for path in files:

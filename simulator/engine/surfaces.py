@@ -16,15 +16,17 @@ counter-based noise as the user policy, so arms share it.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from recarena.agents.users.choice import examination_probabilities
 from recarena.recommenders.base import Recommender
 from recarena.simulator.core.catalog import Catalog
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.registry import Registry
 from recarena.simulator.core.rng import combine, uniforms
-from recarena.simulator.core.scenario import CarouselSurface, ListSurface
+from recarena.simulator.core.scenario import CarouselSurface, ListSurface, PluginSurface
 from recarena.simulator.core.types import PAD_ITEM, RequestBatch, SlateBatch
 
 _ROW_REACH, _ROW_SKIP, _SLOT = 11, 12, 13
@@ -184,7 +186,41 @@ def _in_rows(candidates: np.ndarray, exclude: np.ndarray) -> np.ndarray:
     return ((candidates[:, :, None] == exclude[:, None, :]) & valid[:, None, :]).any(axis=2)
 
 
-def build_surface(cfg: ListSurface | CarouselSurface, position_decay: float) -> Surface:
-    if isinstance(cfg, CarouselSurface):
-        return CarouselView(cfg)
+def _list(cfg: Any, position_decay: float) -> Surface:
     return ListView(cfg, position_decay)
+
+
+def _carousel(cfg: Any, position_decay: float) -> Surface:
+    return CarouselView(cfg)
+
+
+def _check_surface(factory: Any, name: str) -> None:
+    if not callable(factory):
+        raise LookupError(f"{name!r} is not a surface: expected a callable (params, decay)")
+
+
+REGISTRY = Registry(
+    "surface",
+    {
+        "list": (_list, "a ranked list of k items"),
+        "carousel": (_carousel, "themed rows of items, scanned top-down, left-to-right"),
+        "conversation": (_list, "a dialogue: each turn ask about a facet or recommend k items"),
+    },
+    _check_surface,
+)
+"""Surfaces: built-ins, the ``recarena.surfaces`` entry points, or ``package.module:Factory``.
+A plug-in factory is called as ``Factory(params: dict, position_decay: float)`` and must return
+an object honouring :class:`Surface`. (A conversation's turns are laid out as a list.)"""
+
+
+def build_surface(cfg: Any, position_decay: float) -> Surface:
+    if isinstance(cfg, PluginSurface):
+        surface: Surface = REGISTRY.load(cfg.type)(dict(cfg.params), position_decay)
+        required = ("slots", "needs_state", "row", "col", "layout", "examine")
+        missing = [name for name in required if not hasattr(surface, name)]
+        if missing:
+            raise RecarenaError(f"surface {cfg.type!r} does not honour the contract: no {missing}")
+        return surface
+    factory = REGISTRY.load(cfg.type)
+    built: Surface = factory(cfg, position_decay)
+    return built

@@ -24,11 +24,13 @@ from recarena.agents.llm.client import LLMClient
 from recarena.agents.llm.endpoint import LLMRuntime
 from recarena.agents.users.calibrated import add_calibrated_items, calibrated_users
 from recarena.agents.users.calibration import CalibratedPopulation
+from recarena.agents.users.daily_rhythm import DailyRhythm
 from recarena.agents.users.llm_panel import build_panel_policy
 from recarena.agents.users.llm_user import PanelPolicy
+from recarena.agents.users.instructions import InstructingPolicy
 from recarena.agents.users.memory import ConsumedItems
+from recarena.agents.users.policies import REGISTRY as USER_POLICIES
 from recarena.agents.users.population import UserState, generate_users
-from recarena.agents.users.rule_user import RuleUserPolicy
 from recarena.agents.users.social import SocialState
 from recarena.recommenders.base import Recommender, RecommenderContext
 from recarena.recommenders.llm_crs import crs_llm_resources
@@ -67,6 +69,8 @@ class World:
     surface: Surface
     creator_llm: LLMClient | None
     creator_dynamics: CreatorDynamics
+    rhythm: DailyRhythm | None = None
+    """Hour-of-day profiles (population.daily_rhythm); None = users keep no hours."""
 
     def llm_clients(self) -> list[LLMClient]:
         clients = [self.panel.llm.client] if self.panel is not None else []
@@ -107,7 +111,21 @@ def build_world(
         else None
     )
     taste_start = user_state.taste.copy() if cfg_pop.taste_drift > 0 else None
-    policy: Any = RuleUserPolicy(cfg_pop, user_state, catalog, successor, social=social)
+    policy: Any = USER_POLICIES.load(cfg_pop.policy)(
+        cfg_pop, user_state, catalog, successor, social=social
+    )
+    if cfg_pop.instructions is not None:  # users near leaving say what they want
+        policy = InstructingPolicy(policy, user_state, catalog, cfg_pop.instructions)
+    rhythm = (  # its own arm-independent stream: the population's draws are untouched
+        DailyRhythm.generate(
+            cfg_pop.daily_rhythm,
+            cfg_pop.users,
+            cfg_cat.topics,
+            generator(seed, replicate, "rhythm"),
+        )
+        if cfg_pop.daily_rhythm is not None
+        else None
+    )
     panel = None
     if cfg_pop.llm_users > 0:
         if llm_runtime is None:
@@ -157,6 +175,7 @@ def build_world(
         surface=surface,
         creator_llm=creator_llm,
         creator_dynamics=creator_dynamics,
+        rhythm=rhythm,
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from recarena.agents.creators.strategies import validate_params
+from recarena.agents.users.policies import REGISTRY as USER_POLICIES
 from recarena.recommenders.registry import get_entry
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.scenario import (
@@ -40,6 +41,7 @@ def resolve(scenario: Scenario, source: str = "<scenario>") -> Scenario:
     try:
         _resolve_strategy(scenario)
         _resolve_surfaces(scenario)
+        _resolve_user_policy(scenario)
         _resolve_params(scenario)
     except RecarenaError as exc:
         raise RecarenaError(f"{source}: {exc}") from None
@@ -57,6 +59,13 @@ def _resolve_surfaces(scenario: Scenario) -> None:
                 SURFACES.load(cfg.type)
             except LookupError as exc:
                 raise RecarenaError(f"{where}.type: {exc}") from None
+
+
+def _resolve_user_policy(scenario: Scenario) -> None:
+    try:
+        USER_POLICIES.load(scenario.population.policy)
+    except LookupError as exc:
+        raise RecarenaError(f"population.policy: {exc}") from None
 
 
 def _resolve_strategy(scenario: Scenario) -> None:
