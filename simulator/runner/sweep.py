@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +35,10 @@ PathStep = str | int
 # Keys that fix the run's layout (cells, names, where logs go): sweeping them would make the
 # points incomparable or the run directory ambiguous.
 FIXED_KEYS = frozenset({"name", "replicates", "baseline", "metrics", "output", "sweep"})
+
+MAX_POINTS = int(os.environ.get("RECARENA_MAX_SWEEP_POINTS", 10_000))
+"""Largest grid expanded; each point is a resolved scenario, so 810,000 of them take minutes
+and gigabytes before a single cell runs. Raise it with the environment variable."""
 
 _TOKEN = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_]*)|\[([^\[\]]+)\]")
 
@@ -139,10 +145,29 @@ def _set(doc: dict[str, Any], steps: list[PathStep], value: Any) -> None:
     node[steps[-1]] = copy.deepcopy(value)
 
 
+def grid_size(scenario: Scenario) -> int:
+    """Points of the scenario's grid (the product of its list lengths), without expanding it."""
+    return math.prod(len(values) for values in (scenario.sweep or {}).values())
+
+
+def check_grid_size(scenario: Scenario, max_points: int | None = None) -> int:
+    """The grid's size; RecarenaError when it exceeds ``max_points`` (default MAX_POINTS)."""
+    limit = MAX_POINTS if max_points is None else max_points
+    size = grid_size(scenario)
+    if size > limit:
+        lengths = " x ".join(str(len(v)) for v in (scenario.sweep or {}).values())
+        raise RecarenaError(
+            f"sweep: {lengths} = {size:,} points exceeds the maximum of {limit:,} "
+            "(set RECARENA_MAX_SWEEP_POINTS to allow more)"
+        )
+    return size
+
+
 def expand_sweep(scenario: Scenario) -> list[SweepPoint]:
     """Every point of the scenario's grid, validated; ``[]`` for a scenario without a sweep."""
     if not scenario.sweep:
         return []
+    check_grid_size(scenario)
     base = scenario.model_dump(mode="json")
     base.pop("sweep", None)
     targets: dict[str, list[PathStep]] = {}

@@ -1,0 +1,431 @@
+"""Preflight: everything a run would trip over, found before any output directory exists.
+
+The schema (simulator/core/scenario.py) checks each value on its own. A scenario can still be
+valid value by value and impossible as a whole: a population file that is missing or is not a
+calibrated population, a persona CSV whose ratings are text, 10^12 users that need terabytes, a
+grid of 810,000 sweep points, a carousel with more slots than the catalog has items. Found at
+run time, each of these is a traceback minutes in, with a half-written run directory.
+``recarena validate`` and ``recarena run`` both call :func:`preflight` after the schema and
+registry checks and before anything is created, so "validate says ok" means "run will start".
+
+Files are read with the project's own loaders (the ones the engine uses) and their errors
+turned into one line naming the file. The resource estimate is deliberately rough (an upper
+bound of the big arrays, not a profile); its job is to refuse what cannot fit, with the figure,
+unless the user passes ``--force``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.scenario import CarouselSurface, Scenario
+from recarena.simulator.runner.sweep import check_grid_size
+
+SMALL_FILE_BYTES = 64 * 2**20
+"""Data files up to this size are also parsed in full by the engine's own loader."""
+WORKER_BASE_BYTES = 300 * 2**20
+"""A worker process before its cell allocates anything (Python, numpy, torch, polars)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What preflight refuses without ``--force``."""
+
+    memory_fraction: float = 0.8
+    """Refuse when the estimate exceeds this share of the machine's physical memory."""
+    max_cells: int = 100_000
+    max_llm_calls: int = 1_000_000
+    max_ticks: int = 10_000_000
+    """Page-loop ticks of one cell (days x 86,400 / tick_seconds)."""
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Rough size of a run: what :func:`preflight` compares with the machine and the limits."""
+
+    users: int
+    items: int
+    """Items at the end of the horizon (initial catalog plus expected uploads)."""
+    cells: int
+    points: int
+    workers: int
+    bytes_per_cell: float
+    llm_calls: float
+    """Upper bound: LLM users x visits x pages, over every cell."""
+    ticks: float
+
+    @property
+    def bytes_total(self) -> float:
+        return self.workers * (WORKER_BASE_BYTES + self.bytes_per_cell)
+
+    def summary(self) -> str:
+        text = f"~{human_bytes(self.bytes_total)} memory with {self.workers} worker(s)"
+        if self.llm_calls:
+            text += f", up to {self.llm_calls:,.0f} LLM calls"
+        return text
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB", "EB"):
+        if n < 1000 or unit == "EB":
+            return f"{n:.1f} {unit}" if unit not in ("B", "KB") else f"{n:.0f} {unit}"
+        n /= 1024
+    return f"{n:.1f} EB"
+
+
+def human_count(n: int) -> str:
+    """``10^12`` for big round numbers (how people write them in a scenario), else ``12,345``."""
+    if n >= 10**6:
+        exponent = round(math.log10(n))
+        if 10**exponent == n:
+            return f"10^{exponent}"
+    return f"{n:,}"
+
+
+def machine_memory() -> int:
+    """Physical memory in bytes (psutil when installed, else sysconf)."""
+    try:
+        import psutil
+    except ImportError:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    return int(psutil.virtual_memory().total)
+
+
+# ------------------------------------------------------------------------------------- files
+def _first_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split("\n")[0].split())
+    return text or type(exc).__name__
+
+
+def _readable(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise RecarenaError(f"{what}: file not found: {path}")
+    if not path.is_file():
+        raise RecarenaError(f"{what}: not a file: {path}")
+    try:
+        with path.open("rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        raise RecarenaError(f"{what}: cannot read {path}: {exc.strerror or exc}") from None
+    return path
+
+
+@dataclass(frozen=True)
+class Sizes:
+    users: int
+    items: int
+
+
+def _check_calibrated(scenario: Scenario) -> Sizes | None:
+    """The calibrated population's files: present, Parquet, the columns the engine reads."""
+    pop = scenario.population
+    if pop.source != "calibrated" or pop.path is None:
+        return None
+    from recarena.agents.users.calibration import CalibratedPopulation
+
+    users_path, items_path, _ = CalibratedPopulation.paths(pop.path)
+    if not users_path.exists() or not items_path.exists():
+        if pop.dataset is None:
+            missing = users_path if not users_path.exists() else items_path
+            raise RecarenaError(
+                f"population.path: {missing} not found and population.dataset is not set; "
+                f"make it with `recarena calibrate DATASET -o {users_path}`"
+            )
+        _check_dataset(pop.dataset, "population.dataset")
+        return None  # run calibrates it first; sizes come from the scenario until then
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    wanted = {
+        users_path: {"user_id", "taste", "activity", "session_length"},
+        items_path: {"item_id", "title", "genres", "topics", "quality", "creator", "creator_name"},
+    }
+    rows = {}
+    for path, columns in wanted.items():
+        _readable(path, "population.path")
+        try:
+            meta = pq.read_metadata(path)
+            schema = meta.schema.to_arrow_schema()
+        except (pa.ArrowException, OSError) as exc:
+            raise RecarenaError(
+                f"population.path: {path} is not a Parquet file ({_first_line(exc)})"
+            ) from None
+        missing = sorted(columns - set(schema.names))
+        if missing:
+            raise RecarenaError(
+                f"population.path: {path} is not a calibrated population (no column "
+                f"{', '.join(missing)}; make it with `recarena calibrate`)"
+            )
+        for name in ("taste", "topics"):
+            if name in columns and not pa.types.is_list(schema.field(name).type):
+                raise RecarenaError(
+                    f"population.path: {path}: column {name!r} must be a list of floats, "
+                    f"got {schema.field(name).type}"
+                )
+        for name in ("activity", "session_length", "quality"):
+            if name in columns and not pa.types.is_floating(schema.field(name).type):
+                raise RecarenaError(
+                    f"population.path: {path}: column {name!r} must be numeric, "
+                    f"got {schema.field(name).type}"
+                )
+        metadata = schema.metadata or {}
+        try:
+            json.loads(metadata[b"recarena.calibration"])
+        except (KeyError, ValueError) as exc:
+            raise RecarenaError(
+                f"population.path: {path} has no readable calibration metadata ({exc!r})"
+            ) from None
+        rows[path] = meta.num_rows
+    if users_path.stat().st_size + items_path.stat().st_size <= SMALL_FILE_BYTES:
+        try:  # the engine's own loader, so anything it would refuse is refused now
+            CalibratedPopulation.load(users_path)
+        except RecarenaError as exc:
+            raise RecarenaError(f"population.path: {exc}") from None
+        except (ValueError, KeyError, TypeError, IndexError, OSError) as exc:
+            raise RecarenaError(
+                f"population.path: {users_path} cannot be loaded ({_first_line(exc)})"
+            ) from None
+    return Sizes(rows[users_path], rows[items_path])
+
+
+def _check_dataset(dataset: str, what: str) -> None:
+    """A dataset to calibrate from: ``ml-100k`` inside RecBole, or a path of a known format."""
+    from recarena.simulator.data.datasets import detect_format, recbole_ml100k_dir
+
+    try:
+        if dataset == "ml-100k":
+            recbole_ml100k_dir()
+            return
+        path = Path(dataset)
+        if not path.exists():
+            raise RecarenaError(f"dataset not found: {path} (or use 'ml-100k')")
+        detect_format(path)
+    except RecarenaError as exc:
+        raise RecarenaError(f"{what}: {exc}") from None
+
+
+def _check_personas(scenario: Scenario) -> None:
+    """``personas: {source: data}``: a MovieLens ratings.csv (and movies.csv) with numeric ids
+    and ratings, parsed in full (streaming) so a bad row deep in the file is found now."""
+    panel = scenario.population.llm_panel
+    if panel is None or panel.personas.source != "data" or panel.personas.path is None:
+        return
+    import polars as pl
+
+    what = "population.llm_panel.personas.path"
+    ratings = _readable(Path(panel.personas.path), what)
+    movies = _readable(ratings.with_name("movies.csv"), what)
+    schemas = {
+        ratings: {"userId": pl.Int64, "movieId": pl.Int64, "rating": pl.Float64},
+        movies: {"movieId": pl.Int64, "genres": pl.String},
+    }
+    for path, schema in schemas.items():
+        try:
+            header = pl.scan_csv(path, infer_schema=False).collect_schema().names()
+            missing = [c for c in schema if c not in header]
+            if missing:
+                raise RecarenaError(
+                    f"{what}: {path} has no column {', '.join(missing)} "
+                    f"(found {', '.join(header[:8])})"
+                )
+            frame = pl.scan_csv(path, schema_overrides=schema).select(list(schema))
+            rows = frame.select(pl.len()).collect().item()
+            frame.select(pl.all().drop_nulls().len()).collect()  # forces every value to parse
+        except RecarenaError:
+            raise
+        except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
+            raise RecarenaError(f"{what}: {path}: {_first_line(exc)}") from None
+        if rows == 0:
+            raise RecarenaError(f"{what}: {path} has no rows")
+    if ratings.stat().st_size <= SMALL_FILE_BYTES:
+        from recarena.agents.users.personas import data_traits
+
+        try:
+            data_traits(ratings)
+        except RecarenaError as exc:
+            raise RecarenaError(f"{what}: {exc}") from None
+        except (pl.exceptions.PolarsError, ValueError, KeyError, TypeError) as exc:
+            raise RecarenaError(f"{what}: {ratings}: {_first_line(exc)}") from None
+
+
+def _check_edge_list(scenario: Scenario, users: int) -> None:
+    social = scenario.population.social
+    if social is None or social.graph.type != "edge_list" or social.graph.path is None:
+        return
+    what = "population.social.graph.path"
+    path = _readable(Path(social.graph.path), what)
+    if path.stat().st_size > SMALL_FILE_BYTES:
+        return
+    from recarena.agents.users.social import read_edge_list
+
+    try:
+        read_edge_list(path, users)
+    except RecarenaError as exc:
+        raise RecarenaError(f"{what}: {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise RecarenaError(f"{what}: {path}: {_first_line(exc)}") from None
+
+
+def _check_llm_cache(scenario: Scenario, mode: str | None, path: Path | None) -> None:
+    if not scenario.uses_llm or (mode or scenario.llm.cache.mode) != "replay":
+        return
+    cache = path or Path(
+        scenario.llm.cache.path or Path(scenario.output.dir) / "llm_cache.sqlite"
+    )
+    if not cache.is_file():
+        raise RecarenaError(
+            f"llm.cache.path: replay needs the cache of a recorded run, {cache} not found"
+        )
+
+
+# -------------------------------------------------------------------------------- shapes
+def _check_pages(scenario: Scenario, items: int) -> None:
+    """A page cannot show more distinct items than the catalog starts with."""
+    for index, arm in enumerate(scenario.arms):
+        surface = scenario.surface_for(arm)
+        where = f"arms[{index}].surface" if arm.surface is not None else "surface"
+        if isinstance(surface, CarouselSurface):
+            slots = len(surface.rows) * surface.cols
+            if slots > items:
+                raise RecarenaError(
+                    f"{where}: a carousel of {len(surface.rows)} rows x {surface.cols} columns "
+                    f"= {slots} slots exceeds the catalog's {items} initial items"
+                )
+        elif surface.k > items:
+            raise RecarenaError(
+                f"{where}.k: {surface.k} slots exceed the catalog's {items} initial items"
+            )
+
+
+# ------------------------------------------------------------------------------ estimate
+def estimate(
+    scenario: Scenario, sizes: Sizes | None = None, workers: int | None = None
+) -> Estimate:
+    """Upper-bound sizes of the big arrays of one cell, and how many cells run at once.
+
+    Per user: taste, satiation and familiarity ([T] float32 each) and a dozen scalars; the
+    consumed-items matrix (int64, as wide as the heaviest user's history); per item: topic mix
+    and scalars; per creator: topic mix and scalars; one page batch of scores over the catalog;
+    a generic 64-wide embedding per user and item for learned recommenders; the log buffers.
+    """
+    pop, catalog, horizon, creators = (
+        scenario.population,
+        scenario.catalog,
+        scenario.horizon,
+        scenario.creators,
+    )
+    users = sizes.users if sizes else pop.users
+    initial = sizes.items if sizes else catalog.initial_items
+    topics = catalog.topics
+    uploads = creators.count * creators.uploads_per_day * horizon.days
+    joins = creators.join_rate_per_period * horizon.days / creators.period_days
+    items = initial + uploads + joins * creators.uploads_per_day * horizon.days
+    visits = pop.visits_per_day * pop.max_rate_factor
+    history = min(items, 8 + 2 * visits * horizon.days * 3)  # ~3 clicks a session, heavy user
+    per_tick = visits * horizon.tick_seconds / 86_400 * pop.max_pages
+    batch = min(users, max(1.0, users * per_tick))
+    social = pop.social.graph.mean_degree * 32 if pop.social is not None else 0.0
+    per_cell = (
+        users * (3 * topics * 4 + 96 + history * 8 + 2 * 64 * 4 + social)
+        + items * (topics * 4 + 64 + 64 * 4)
+        + (creators.count + joins) * (topics * 4 + 64)
+        + batch * items * 8 * 3
+        + scenario.output.flush_rows * 200
+    )
+    points = max(1, _grid(scenario))
+    cells = len(scenario.arms) * scenario.replicates * points
+    running = max(1, min(workers or os.cpu_count() or 1, cells))
+    ticks = horizon.days * 86_400 / horizon.tick_seconds
+    llm_pages = pop.llm_users * pop.visits_per_day * horizon.days * pop.max_pages
+    return Estimate(
+        users=users,
+        items=int(items),
+        cells=cells,
+        points=points,
+        workers=running,
+        bytes_per_cell=float(per_cell),
+        llm_calls=float(llm_pages * cells),
+        ticks=ticks,
+    )
+
+
+def _grid(scenario: Scenario) -> int:
+    return math.prod(len(v) for v in scenario.sweep.values()) if scenario.sweep else 1
+
+
+def _check_estimate(est: Estimate, scenario: Scenario, limits: Limits, force: bool) -> None:
+    problems = []
+    memory = machine_memory()
+    if est.bytes_total > limits.memory_fraction * memory:
+        who = f"{human_count(est.users)} users"
+        if est.items > est.users:
+            who += f" and {human_count(est.items)} items"
+        problems.append(
+            f"needs ~{human_bytes(est.bytes_total)} for {who} "
+            f"({est.workers} cell(s) at once); this machine has {human_bytes(memory)}"
+        )
+    if est.cells > limits.max_cells:
+        problems.append(f"{est.cells:,} cells exceed the maximum of {limits.max_cells:,}")
+    if est.llm_calls > limits.max_llm_calls:
+        problems.append(
+            f"up to {est.llm_calls:,.0f} LLM calls exceed the maximum of "
+            f"{limits.max_llm_calls:,}"
+        )
+    if est.ticks > limits.max_ticks:
+        problems.append(
+            f"horizon.tick_seconds: {scenario.horizon.days:g} days of "
+            f"{scenario.horizon.tick_seconds:g} s ticks = {est.ticks:,.0f} ticks per cell exceed "
+            f"the maximum of {limits.max_ticks:,}"
+        )
+    if problems and not force:
+        raise RecarenaError(f"{'; '.join(problems)} (pass --force to run anyway)")
+
+
+# -------------------------------------------------------------------------------- entry
+def preflight(
+    scenario: Scenario,
+    source: str = "<scenario>",
+    *,
+    force: bool = False,
+    workers: int | None = None,
+    limits: Limits | None = None,
+    llm_cache_mode: str | None = None,
+    llm_cache_path: Path | None = None,
+) -> Estimate:
+    """Check referenced files, page shapes, the sweep grid and the resource estimate.
+
+    Raises RecarenaError (one line, prefixed with ``source``); returns the estimate otherwise.
+    ``--force`` lifts the resource limits only, never a missing or broken file.
+    """
+    try:
+        check_grid_size(scenario)
+        sizes = _check_calibrated(scenario)
+        users = sizes.users if sizes else scenario.population.users
+        _check_personas(scenario)
+        _check_edge_list(scenario, users)
+        _check_llm_cache(scenario, llm_cache_mode, llm_cache_path)
+        _check_pages(scenario, sizes.items if sizes else scenario.catalog.initial_items)
+        est = estimate(scenario, sizes, workers)
+        _check_estimate(est, scenario, limits or Limits(), force)
+    except RecarenaError as exc:
+        raise RecarenaError(f"{source}: {exc}") from None
+    return est
+
+
+def describe(est: Estimate) -> dict[str, Any]:
+    """The estimate as plain data (for a manifest or a test)."""
+    return {
+        "users": est.users,
+        "items": est.items,
+        "cells": est.cells,
+        "workers": est.workers,
+        "bytes_total": est.bytes_total,
+        "llm_calls": est.llm_calls,
+        "ticks": est.ticks,
+    }
