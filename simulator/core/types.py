@@ -89,6 +89,13 @@ class FeedbackBatch:
     requests: RequestBatch
     slates: SlateBatch
     clicked: np.ndarray  # [B, k] bool
+    # RL-ready signals, filled by the engine (simulator/engine/pages.py). They default to None
+    # so recommenders and tests that build feedback by hand keep working.
+    rating: np.ndarray | None = None  # [B] float32 1..5 stars of the consumed item, NaN if none
+    leave: np.ndarray | None = None  # [B] bool the user left (fatigue) after this page
+    session_end: np.ndarray | None = None  # [B] bool the session ended (left or max_pages)
+    examined_count: np.ndarray | None = None  # [B] int32 slots looked at (viewport logging)
+    reward: np.ndarray | None = None  # [B] float32 the page's reward (clicks by default)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,8 @@ import simpy
 from recarena.agents.llm.endpoint import LLMRuntime
 from recarena.simulator.core.rng import generator
 from recarena.simulator.core.scenario import ConversationSurface, Scenario
-from recarena.simulator.core.types import FeedbackBatch, PageBatch, RequestBatch
+from recarena.simulator.core.types import RequestBatch
+from recarena.simulator.engine import pages
 from recarena.simulator.engine.arrivals import DAY, Arrivals, draw_day
 from recarena.simulator.engine.dialogue_loop import DialogueLoop
 from recarena.simulator.engine.eventlog import EventLog
@@ -194,45 +195,20 @@ class SimulationModel(mesa.Model):
         world, active, outcomes = self.world, self.active, self.outcomes
         surface = world.surface
         k = surface.slots
-        requests = RequestBatch(
-            time=now,
-            user=active.user,
-            session=active.session_id,
-            page=active.page,
-            k=k,
-            catalog=world.catalog.view(),
-            exclude=world.consumed.for_users(active.user),
-        )
+        requests = pages.requests_for(world, active, now, k)
         started = time.perf_counter()
         state = self._surface_state(requests) if surface.needs_state else None
         slates = surface.layout(self.recommender, requests, state)
         after_recommend = time.perf_counter()
 
-        request_id = active.request_ids()
-        noise_key = active.noise_keys(world.hash_base, request_id)
-        examined = surface.examine(noise_key, slates.items)
-        pages = PageBatch(requests, slates, active.explore, active.fatigue, noise_key, examined)
-        response = world.policy.respond(pages)
+        shown = pages.show(world, active, requests, slates)  # the step Gym envs share
         after_respond = time.perf_counter()
         if world.panel is not None:
             outcomes.log_llm_calls(world.panel.llm.client)
-        self.recommender.update(FeedbackBatch(requests, slates, response.clicked))
+        self.recommender.update(pages.feedback(requests, shown))
         after_update = time.perf_counter()
 
-        day = int(now // DAY)
-        outcomes.log_exposures(now, day, request_id, slates, response, surface.row, surface.col)
-        clicked_rows = outcomes.consume(now, day, request_id, slates, response)
-
-        cfg = self.scenario.population
-        active.page = active.page + 1
-        active.fatigue = response.fatigue
-        active.clicks[clicked_rows] += 1
-        active.value += response.extra["value"]
-        max_pages = active.page >= cfg.max_pages
-        ending = response.leave | max_pages
-        if ending.any():
-            reason = np.where(response.leave, "fatigue", "max_pages")[ending]
-            outcomes.end_sessions(ending, now, reason)
+        pages.close(world, active, outcomes, now, shown)
         self.clock_timings.split_batch(started, after_recommend, after_respond, after_update)
 
     def _surface_state(self, requests: RequestBatch) -> SurfaceState:

@@ -49,8 +49,8 @@ class Outcomes:
     # ------------------------------------------------------------------ a batch
     def log_exposures(
         self,
-        now: float,
-        day: int,
+        now: float | np.ndarray,
+        day: int | np.ndarray,
         request_id: np.ndarray,
         slates: SlateBatch,
         response: ResponseBatch,
@@ -81,8 +81,8 @@ class Outcomes:
                 "request_id": keep(np.repeat(request_id, k)),
                 "session_id": keep(np.repeat(active.session_id, k)),
                 "user_id": keep(np.repeat(active.user, k)),
-                "time": np.full(n, now),
-                "day": np.full(n, day, np.int32),
+                "time": _per_row(now, n, keep, k),
+                "day": _per_row(day, n, keep, k, np.int32),
                 "page": keep(np.repeat(active.page.astype(np.int16), k)),
                 "position": keep(np.tile(np.arange(k, dtype=np.int16), per_slot)),
                 "row": keep(np.tile(row, per_slot)),
@@ -99,8 +99,8 @@ class Outcomes:
 
     def consume(
         self,
-        now: float,
-        day: int,
+        now: float | np.ndarray,
+        day: int | np.ndarray,
         request_id: np.ndarray,
         slates: SlateBatch,
         response: ResponseBatch,
@@ -122,7 +122,8 @@ class Outcomes:
         if world.taste_start is not None:
             world.user_state.drift(users, topics, cfg.taste_drift)
         rating = response.rating[rows]
-        self._history.append((users, items, np.full(rows.size, now), rating))
+        when = np.full(rows.size, now) if np.ndim(now) == 0 else np.asarray(now)[rows]
+        self._history.append((users, items, when, rating))
         if world.panel is not None:
             world.panel.after_page(users, items, rating, now)
         self._clicks_today.append(items)
@@ -133,8 +134,10 @@ class Outcomes:
                 "request_id": request_id[rows],
                 "session_id": self.active.session_id[rows],
                 "user_id": users,
-                "time": np.full(rows.size, now),
-                "day": np.full(rows.size, day, np.int32),
+                "time": when,
+                "day": np.full(rows.size, day, np.int32)
+                if np.ndim(day) == 0
+                else np.asarray(day, np.int32)[rows],
                 "position": position.astype(np.int16),
                 "item_id": items,
                 "creator_id": world.catalog.creator[items],
@@ -144,7 +147,9 @@ class Outcomes:
         )
         return rows
 
-    def end_sessions(self, ending: np.ndarray, now: float, reason: np.ndarray) -> None:
+    def end_sessions(
+        self, ending: np.ndarray, now: float | np.ndarray, reason: np.ndarray
+    ) -> None:
         """Close the sessions in ``ending``: satisfaction update, session rows, LLM reflections."""
         active, world = self.active, self.world
         cfg = world.scenario.population
@@ -164,7 +169,9 @@ class Outcomes:
                 "user_id": users,
                 "day": (active.start[ending] // DAY).astype(np.int32),
                 "start_time": active.start[ending],
-                "end_time": np.full(users.shape[0], now),
+                "end_time": np.full(users.shape[0], now)
+                if np.ndim(now) == 0
+                else np.asarray(now, np.float64)[ending],
                 "pages": pages.astype(np.int32),
                 "clicks": active.clicks[ending],
                 "exit_reason": reason,
@@ -285,3 +292,11 @@ class Outcomes:
                 "end_topic": end.argmax(axis=1).astype(np.int16),
             },
         )
+
+
+def _per_row(value, n: int, keep, k: int, dtype=np.float64) -> np.ndarray:
+    """A log column of one value per exposure: the batch's time (or day), or, when sessions
+    run on their own clocks (Gym environments), each row's own value repeated over its k slots."""
+    if np.ndim(value) == 0:
+        return np.full(n, value, dtype)
+    return keep(np.repeat(np.asarray(value, dtype), k))
