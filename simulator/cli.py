@@ -8,8 +8,10 @@ before any run directory is created.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -39,14 +41,84 @@ def _progress_bars(quiet: bool) -> Progress:
     )
 
 
-def _load_checked(path: Path):
-    """Schema, registries (recommenders, strategies) and metric names: what run would refuse."""
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        print(f"recarena {version('recarena')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of any error (for bug reports).")
+    ] = False,
+) -> None:
+    # --debug is read by main() (it decides how errors are printed, outside the command)
+    return None
+
+
+def _input_errors() -> tuple[type[BaseException], ...]:
+    """Exceptions that mean "the user's file is not what it should be" (not a bug)."""
+    import json
+
+    import polars as pl
+    import pyarrow as pa
+
+    return (OSError, json.JSONDecodeError, UnicodeDecodeError, pl.exceptions.PolarsError,
+            pa.ArrowException)  # fmt: skip
+
+
+@contextmanager
+def _reading(what: str) -> Iterator[None]:
+    """Turn a known input error while reading ``what`` into one RecarenaError line."""
+    try:
+        yield
+    except RecarenaError:
+        raise
+    except _input_errors() as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, OSError) and exc.strerror:
+            text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+        raise RecarenaError(f"{what}: {' '.join(text.split())}") from None
+
+
+def _load_checked(
+    path: Path,
+    *,
+    force: bool = False,
+    overrides: dict[str, Any] | None = None,
+    workers: int | None = None,
+    llm_cache_mode: str | None = None,
+    llm_cache: Path | None = None,
+):
+    """Everything run would refuse: schema, registries, metric names, referenced files, page
+    shapes, sweep size and the resource estimate (simulator/runner/preflight.py)."""
     from recarena.analysis.metrics import check_metrics
-    from recarena.simulator.runner.resolve import load_scenario
+    from recarena.simulator.runner.preflight import preflight
+    from recarena.simulator.runner.resolve import load_scenario, parse_scenario
 
     scenario = load_scenario(path)
     check_metrics(scenario, str(path))
-    return scenario
+    if overrides:
+        scenario = parse_scenario(scenario.model_dump(mode="json") | overrides, str(path))
+    estimate = preflight(
+        scenario,
+        str(path),
+        force=force,
+        workers=workers,
+        llm_cache_mode=llm_cache_mode,
+        llm_cache_path=llm_cache,
+    )
+    return scenario, estimate
+
+
+FORCE_HELP = "Run even when the resource estimate exceeds this machine or the limits."
 
 
 @app.command()
@@ -83,6 +155,7 @@ def run(
     llm_cache: Annotated[
         Path | None, typer.Option(help="Override llm.cache.path (SQLite file of LLM calls).")
     ] = None,
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
     """Simulate every arm x replicate, write Parquet logs and print the A/B table."""
     from recarena.simulator.runner.experiment import (
@@ -92,8 +165,6 @@ def run(
         resumable_manifest,
         run_experiment,
     )
-    from recarena.simulator.runner.resolve import parse_scenario
-
     if executor not in ("local", "process", "ray"):
         raise RecarenaError(f"--executor: unknown {executor!r}; known: local, process, ray")
     if address is not None and executor != "ray":
@@ -104,17 +175,23 @@ def run(
         raise RecarenaError(
             f"--llm-cache-mode: unknown {llm_cache_mode!r}; known: auto, record, replay"
         )
-    scenario = _load_checked(scenario_file)
-    overrides = {}
+    overrides: dict[str, Any] = {}
     if replicates is not None:
         overrides["replicates"] = replicates
     if seed is not None:
         overrides["seed"] = seed
-    if overrides:
-        scenario = parse_scenario(scenario.model_dump(mode="json") | overrides, str(scenario_file))
+    checked = {"force": force, "llm_cache_mode": llm_cache_mode, "llm_cache": llm_cache}
+    scenario, _ = _load_checked(
+        scenario_file, overrides=overrides, workers=1 if executor == "local" else workers, **checked
+    )
     from recarena.agents.users.calibrated import resolve_calibrated
+    from recarena.simulator.runner.preflight import preflight
 
-    scenario = resolve_calibrated(scenario)  # calibrates on the fly if the file is missing
+    if scenario.population.source == "calibrated":
+        with _reading(f"population.path {scenario.population.path}"):
+            scenario = resolve_calibrated(scenario)  # calibrates on the fly if the file is missing
+        # the estimate again with the file's sizes (it may have just been made)
+        preflight(scenario, str(scenario_file), force=force, workers=workers)
     run_dir = resume if resume is not None else new_run_dir(scenario, output)
     cells = plan_cells(scenario)
     if resume is not None:
@@ -257,11 +334,14 @@ def fidelity(
 
 
 @app.command()
-def validate(scenario_file: Annotated[Path, typer.Argument(metavar="FILE")]) -> None:
-    """Check a scenario file without running it."""
+def validate(
+    scenario_file: Annotated[Path, typer.Argument(metavar="FILE")],
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
+) -> None:
+    """Check a scenario file without running it: everything run would refuse (docs/scenarios.md)."""
     from recarena.simulator.runner.plan import plan_cells
 
-    scenario = _load_checked(scenario_file)
+    scenario, estimate = _load_checked(scenario_file, force=force)
     arms = ", ".join(f"{a.name} ({a.recommender.type})" for a in scenario.arms)
     print(
         f"ok: {scenario_file}: {len(plan_cells(scenario))} cells — arms {arms}; "
@@ -271,7 +351,7 @@ def validate(scenario_file: Annotated[Path, typer.Argument(metavar="FILE")]) -> 
             if scenario.population.source == "generated"
             else f"users calibrated from {scenario.population.path}; "
         )
-        + f"{scenario.horizon.days:g} days"
+        + f"{scenario.horizon.days:g} days; {estimate.summary()}"
     )
 
 
@@ -368,57 +448,130 @@ def report(
     print(write_report(run_dir, output, baseline, point, ci_over))
 
 
+def _params_text(entry_object: object) -> str:
+    """``name=default`` for each field of a plug-in's pydantic Params model (empty if none)."""
+    params = getattr(entry_object, "Params", None)
+    fields = getattr(params, "model_fields", None)
+    if not fields:
+        return ""
+    shown = []
+    for name, field in fields.items():
+        default = "required" if field.is_required() else repr(field.get_default())
+        shown.append(f"{name}={default}")
+    return ", ".join(shown)
+
+
 @app.command("list")
-def list_components() -> None:
-    """Registered recommenders, user models, surfaces, creator strategies and metrics."""
-    from recarena.agents.creators.strategies import STRATEGIES
-    from recarena.analysis.metrics import METRICS
-    from recarena.recommenders.registry import REGISTRY
+def list_components(
+    params: Annotated[
+        bool, typer.Option("--params", help="Also show each plug-in's params and defaults.")
+    ] = False,
+) -> None:
+    """Every registered plug-in, built-in and installed: recommenders, user policies, surfaces,
+    creator strategies, metrics and OPE estimators."""
+    from recarena.agents.creators.strategies import REGISTRY as STRATEGIES
+    from recarena.agents.users.policies import REGISTRY as USER_POLICIES
+    from recarena.analysis.metrics import REGISTRY as METRICS
+    from recarena.analysis.ope import REGISTRY as ESTIMATORS
+    from recarena.recommenders.registry import REGISTRY as RECOMMENDERS
+    from recarena.simulator.engine.surfaces import REGISTRY as SURFACES
 
     table = Table(title="recarena components", show_lines=False)
-    table.add_column("kind")
-    table.add_column("name")
-    table.add_column("what it is")
-    for name, entry in REGISTRY.entries().items():
-        table.add_row("recommender", name, entry.description or entry.source)
-    table.add_row("user model", "rule", "vectorised choice model: position-based attention, MNL")
-    table.add_row("user model", "mixed", "rule users plus an LLM panel (population.llm_panel)")
-    table.add_row("user model", "llm", "every user answers each page with one structured LLM call")
-    table.add_row("llm provider", "local", "llama.cpp + SmolLM2-135M-Instruct on 127.0.0.1")
-    table.add_row("llm provider", "openai", "any OpenAI-compatible endpoint (llm.base_url)")
-    table.add_row("surface", "list", "a ranked list of k items")
-    table.add_row("surface", "carousel", "themed rows of items, scanned top-down, left-to-right")
-    table.add_row(  # added by 5a
-        "surface", "conversation", "a dialogue: each turn ask about a facet or recommend k items"
-    )
-    table.add_row("conversational user", "agenda", "rule user with a hidden target from its taste")
-    for name, strategy in STRATEGIES.items():
-        table.add_row("creator strategy", name, strategy.description)
-    for name, m in METRICS.items():
-        table.add_row("metric", name, m.description)
+    for column in ("kind", "name", "what it is", "source") + (("params",) if params else ()):
+        table.add_column(column)
+    for registry in (RECOMMENDERS, USER_POLICIES, SURFACES, STRATEGIES, METRICS, ESTIMATORS):
+        for name, entry in registry.entries().items():
+            row = [registry.label, name, entry.description, entry.source]
+            if params:
+                try:
+                    row.append(_params_text(entry.load()))
+                except LookupError as exc:
+                    row.append(f"(cannot load: {exc})")
+            table.add_row(*row)
+    table.add_row("user model", "mixed", "rule users plus an LLM panel (population.llm_panel)", "")
+    table.add_row("user model", "llm", "every user answers each page through the LLM", "")
+    table.add_row("conversational user", "agenda", "rule user with a hidden target", "")
+    table.add_row("llm provider", "local", "llama.cpp on 127.0.0.1 (any GGUF model)", "")
+    table.add_row("llm provider", "openai", "any OpenAI-compatible endpoint (llm.base_url)", "")
     out.print(table)
+    out.print(
+        "Plug-ins: write `package.module:Class` where a name goes, or install a package with "
+        "entry points in recarena.recommenders, recarena.user_policies, recarena.surfaces, "
+        "recarena.creator_strategies, recarena.metrics or recarena.ope_estimators."
+    )
 
 
-def main() -> None:
+@app.command()
+def schema() -> None:
+    """Print the scenario file's JSON Schema (every field with its description).
+
+    Editors that speak the YAML language server validate and complete scenarios with it: put
+    ``# yaml-language-server: $schema=<path to the printed file>`` on a scenario's first line.
+    """
+    import json
+
+    from recarena.simulator.core.scenario import Scenario
+
+    document = Scenario.model_json_schema()
+    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    document["title"] = "recarena scenario"
+    print(json.dumps(document, indent=2))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _usage_error(exc: Exception) -> str:
+    """A click/typer usage error as one line: where, what, and where to look."""
+    ctx = getattr(exc, "ctx", None)
+    command = getattr(ctx, "command_path", None) or "recarena"
+    return f"error: {command}: {_one_line(exc.format_message())} (see '{command} --help')"  # type: ignore[attr-defined]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; every error is one line on stderr unless ``--debug`` asks for tracebacks.
+
+    Exit codes: 2 for anything the user can fix (a scenario, a file, an option), 130 for an
+    interrupt, 1 for a bug (with a hint to rerun with --debug).
+    """
+    import traceback
+
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
     try:
-        code = app(standalone_mode=False)  # returns the code of a typer.Exit
+        code = app(args=args, prog_name="recarena", standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
     except RecarenaError as exc:
-        print(f"error: {exc}", file=sys.stderr)  # one line, never wrapped
+        if debug:
+            traceback.print_exc()
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        err.print("aborted")
+    except (typer.Abort, KeyboardInterrupt):
+        print("aborted", file=sys.stderr)
         sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except Exception as exc:
+        # typer vendors its own click, so usage errors are recognised by their interface
+        if callable(getattr(exc, "format_message", None)) and hasattr(exc, "exit_code"):
+            if type(exc).__name__ == "NoArgsIsHelpError":  # bare `recarena`: help was printed
+                sys.exit(0)
+            if debug:
+                traceback.print_exc()
+            print(_usage_error(exc), file=sys.stderr)
+            sys.exit(2)
+        if debug:
+            raise
+        where = traceback.extract_tb(exc.__traceback__)[-1]
+        print(
+            f"error: internal error {type(exc).__name__}: {_one_line(exc)[:300]} "
+            f"(at {Path(where.filename).name}:{where.lineno}; rerun with --debug for the "
+            "traceback)",
+            file=sys.stderr,
+        )
+        sys.exit(1)
 
 
 if __name__ == "__main__":
