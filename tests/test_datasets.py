@@ -133,7 +133,7 @@ def test_missing_paths_name_the_path_and_the_download_page(tmp_path: Path) -> No
 def test_ambiguous_path_asks_for_format(tmp_path: Path) -> None:
     path = tmp_path / "data.txt"
     path.write_text("x", encoding="utf-8")
-    with pytest.raises(RecarenaError, match="--format movielens\\|recbole\\|csv"):
+    with pytest.raises(RecarenaError, match="--format movielens\\|movielens-dat\\|recbole\\|csv"):
         load_dataset(path)
 
 

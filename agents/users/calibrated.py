@@ -26,6 +26,9 @@ from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.scenario import Population, Scenario
 from recarena.simulator.data.datasets import load_dataset
 
+# agents/users/calibrated_policy.py, named rather than imported (it is loaded by the registry)
+CALIBRATED_POLICY = "recarena.agents.users.calibrated_policy:CalibratedUserPolicy"
+
 
 def ensure_calibrated(path: Path, dataset: str | None) -> None:
     """Calibrate ``dataset`` into ``path`` unless the file is already there."""
@@ -59,6 +62,12 @@ def resolve_calibrated(scenario: Scenario) -> Scenario:
     cuts = calibrated.scalars.get("rating_thresholds")
     if cuts is not None and "rating_thresholds" not in pop.model_fields_set:
         fitted["rating_thresholds"] = [float(c) for c in cuts]
+    if (  # the fitted user model, unless the YAML picks a policy itself
+        calibrated.interest is not None
+        and "policy" in type(pop).model_fields
+        and "policy" not in pop.model_fields_set
+    ):
+        fitted["policy"] = CALIBRATED_POLICY
     catalog = scenario.catalog.model_copy(
         update={"topics": calibrated.n_topics, "initial_items": calibrated.n_items}
     )

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,14 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from recarena.agents.users.sequential_interest import (
+    InterestConfig,
+    SequentialInterest,
+    fit_features,
+    fit_ordinal,
+    fit_weights,
+    last_items,
+)
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.data.datasets import InteractionData
 
@@ -73,6 +81,11 @@ class CalibrationConfig:
     session_gap_seconds: float = 1800.0
     prior_days: float = 7.0
     seed: int = 0
+    refit: bool = True
+    """Refit the user model's components on all rows after its weights were chosen."""
+    interest: InterestConfig | None = field(default_factory=InterestConfig)
+    """The calibrated user model's extra terms (agents/users/sequential_interest.py);
+    None = taste and quality only (the model before sequential interest was added)."""
 
 
 @dataclass
@@ -91,6 +104,10 @@ class CalibratedPopulation:
     title: list[str]
     genres: list[list[str]]
     scalars: dict[str, Any] = field(default_factory=dict)
+    interest: SequentialInterest | None = None
+    """Short-term interest, conformity and ordinal ratings; None = the plain rule user."""
+    persona: list[str] | None = None
+    """[U] one line of demographics per user when the dataset has them (ML-1M users.dat)."""
 
     @property
     def n_users(self) -> int:
@@ -111,18 +128,23 @@ class CalibratedPopulation:
         path = Path(path)
         return path, path.with_suffix(".items.parquet"), path.with_suffix(".json")
 
+    @staticmethod
+    def interest_path(path: str | Path) -> Path:
+        return Path(path).with_suffix(".interest.npz")
+
     def save(self, path: str | Path) -> None:
         users_path, items_path, json_path = self.paths(path)
         users_path.parent.mkdir(parents=True, exist_ok=True)
         meta = {b"recarena.calibration": json.dumps(self.scalars).encode()}
-        users = pa.table(
-            {
-                "user_id": pa.array(self.user_id.astype(str)),
-                "taste": pa.array(list(self.taste), pa.list_(pa.float32())),
-                "activity": pa.array(self.activity, pa.float64()),
-                "session_length": pa.array(self.session_length, pa.float64()),
-            }
-        ).replace_schema_metadata(meta)
+        columns = {
+            "user_id": pa.array(self.user_id.astype(str)),
+            "taste": pa.array(list(self.taste), pa.list_(pa.float32())),
+            "activity": pa.array(self.activity, pa.float64()),
+            "session_length": pa.array(self.session_length, pa.float64()),
+        }
+        if self.persona is not None:
+            columns["persona"] = pa.array(self.persona, pa.string())
+        users = pa.table(columns).replace_schema_metadata(meta)
         items = pa.table(
             {
                 "item_id": pa.array(self.item_id.astype(str)),
@@ -136,6 +158,11 @@ class CalibratedPopulation:
         ).replace_schema_metadata(meta)
         pq.write_table(users, users_path)
         pq.write_table(items, items_path)
+        interest_path = self.interest_path(path)
+        if self.interest is not None:
+            self.interest.save(interest_path)
+        elif interest_path.exists():
+            interest_path.unlink()
         json_path.write_text(json.dumps(self.scalars, indent=2) + "\n", encoding="utf-8")
 
     @classmethod
@@ -158,6 +185,12 @@ class CalibratedPopulation:
         creator_names = [""] * (int(creator.max()) + 1 if creator.size else 0)
         for c, name in zip(creator.tolist(), names, strict=True):
             creator_names[c] = name
+        interest_path = cls.interest_path(path)
+        interest = (
+            SequentialInterest.load(interest_path, scalars["interest"])
+            if "interest" in scalars and interest_path.exists()
+            else None
+        )
         return cls(
             user_id=np.asarray(users["user_id"].to_pylist()),
             taste=np.stack(users["taste"].to_numpy(zero_copy_only=False)).astype(np.float32),
@@ -171,6 +204,8 @@ class CalibratedPopulation:
             title=items["title"].to_pylist(),
             genres=items["genres"].to_pylist(),
             scalars=scalars,
+            interest=interest,
+            persona=users["persona"].to_pylist() if "persona" in users.column_names else None,
         )
 
 
@@ -364,24 +399,23 @@ def pseudo_exposures(
     held_item: np.ndarray,
     train_user: np.ndarray,
     train_item: np.ndarray,
-    n_users: int,
     n_items: int,
-    factors: Factors,
+    utility_of,
     cfg: CalibrationConfig,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Uniform random slates of unseen-in-training items for every user with held-out data;
-    the clicked slot is the first item the user consumed in the held-out period."""
+    the clicked slot is the first item the user consumed in the held-out period.
+    ``utility_of(users [S, m], items [S, m])`` is the calibrated utility."""
     rng = np.random.default_rng([cfg.seed, 1])
     users = np.repeat(np.unique(held_user), cfg.slates_per_user)
     slates = rng.integers(0, n_items, (users.shape[0], cfg.slate_size))
     keys = users[:, None] * n_items + slates
     seen = np.isin(keys, np.unique(train_user * n_items + train_item))
     hit = np.isin(keys, np.unique(held_user * n_items + held_item)) & ~seen
-    utility = np.einsum("sk,smk->sm", factors.taste[users], factors.topics[slates])
-    utility = (utility + factors.quality[slates]).astype(np.float64)
+    utility = utility_of(np.broadcast_to(users[:, None], slates.shape), slates)
+    utility = np.array(utility, np.float64)
     utility[seen] = np.nan  # a consumed item would not be shown: the slot is empty
     clicked = np.where(hit.any(axis=1), hit.argmax(axis=1), -1)
-    del n_users
     return utility, clicked
 
 
@@ -418,12 +452,60 @@ def calibrate(data: InteractionData, cfg: CalibrationConfig | None = None) -> Ca
         ix.user, ix.timestamp, ix.consumed, n_users, cfg.session_gap_seconds, cfg.prior_days
     )
     cu, ci = ix.user[ix.consumed], ix.item[ix.consumed]
+    ct = ix.timestamp[ix.consumed]
     held = temporal_split(cu, cfg.holdout)
     factors = fit_factors(cu[~held], ci[~held], n_users, n_items, cfg)
+    rating_all = None
+    if data.rating is not None:
+        _, user_of_row = np.unique(data.user, return_inverse=True)
+        rating_all = data.rating[np.lexsort((data.timestamp, user_of_row))][ix.consumed]
+        rating_all = rating_all.astype(np.float64)
+
+    def mf_utility(u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        return (factors.taste[u] * factors.topics[i]).sum(axis=-1) + factors.quality[i]
+
+    interest = None
+    weights: dict[str, float] = {}
+    if cfg.interest is not None:  # the calibrated user model's extra terms, weighted on `held`
+        features = fit_features(
+            cu[~held],
+            ci[~held],
+            ct[~held],
+            None if rating_all is None else rating_all[~held],
+            n_users,
+            n_items,
+            mf_utility,
+            cfg.interest,
+        )
+        seen = np.unique(cu * n_items + ci)
+        weights = fit_weights(features, cu[held], ci[held], seen, n_items, cfg.interest, cfg.seed)
+        interest = replace(features.interest, weights=weights)
+        factors = fold(factors, features, weights)
+
+    def full_utility(u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """Utility of pairs ``u``/``i`` of equal shape [S, m] (or [N]) with the fitting-time
+        recent items (what the user had consumed before the held-out slice)."""
+        out = (factors.taste[u] * factors.topics[i]).sum(axis=-1) + factors.quality[i]
+        if interest is not None:
+            flat_u, flat_i = u.reshape(-1), i.reshape(-1, 1)
+            out = out + interest.dynamic_utility(flat_u, flat_i).reshape(out.shape)
+        return out.astype(np.float64)
+
     utility, clicked = pseudo_exposures(
-        cu[held], ci[held], cu[~held], ci[~held], n_users, n_items, factors, cfg
+        cu[held], ci[held], cu[~held], ci[~held], n_items, full_utility, cfg
     )
     choice = fit_choice(utility, clicked)
+    held_surplus = full_utility(cu[held], ci[held]) - choice.no_click_utility
+    watch = fit_watch_rule(
+        held_surplus,
+        None if rating_all is None else rating_all[held],
+        full_utility,
+        cu[held],
+        np.unique(cu * n_items + ci),
+        n_items,
+        choice.no_click_utility,
+        cfg.seed,
+    )
 
     # item text, aligned with the dense item index
     title = [str(i) for i in ix.item_ids]
@@ -433,28 +515,63 @@ def calibrate(data: InteractionData, cfg: CalibrationConfig | None = None) -> Ca
         ids = table["item"].to_numpy()
         if ids.dtype.kind == ix.item_ids.dtype.kind:
             pos = np.searchsorted(ix.item_ids, ids)
-            for p, t, g in zip(
-                pos.tolist(), table["title"].to_list(), table["genres"].to_list(), strict=True
+            inside = pos < n_items
+            inside[inside] = ix.item_ids[pos[inside]] == ids[inside]
+            for p, t, g, ok in zip(
+                pos.tolist(),
+                table["title"].to_list(),
+                table["genres"].to_list(),
+                inside.tolist(),
+                strict=True,
             ):
-                title[p] = t if t is not None else title[p]
-                genres[p] = list(g or [])
+                if ok:
+                    title[p] = t if t is not None else title[p]
+                    genres[p] = list(g or [])
     creator, creator_names = creators_from_genres(genres)
     thresholds = None
-    if data.rating is not None:  # star cut points from the training ratings (see above)
-        _, user_of_row = np.unique(data.user, return_inverse=True)
-        rating = data.rating[np.lexsort((data.timestamp, user_of_row))][ix.consumed][~held]
-        pairs_u, pairs_i = cu[~held], ci[~held]
-        surplus = (factors.taste[pairs_u] * factors.topics[pairs_i]).sum(axis=1)
-        surplus = surplus + factors.quality[pairs_i] - choice.no_click_utility
-        rated = ~np.isnan(rating)
+    ordinal: dict[str, Any] = {}
+    if rating_all is not None:  # ratings: cut points and ordinal model on HELD-OUT utilities
+        rated = ~np.isnan(rating_all[held])
         if rated.any():
-            thresholds = fit_rating_thresholds(surplus[rated], rating[rated]).tolist()
+            thresholds = fit_rating_thresholds(
+                held_surplus[rated], rating_all[held][rated]
+            ).tolist()
+            if interest is not None:
+                ordinal = fit_ordinal(
+                    held_surplus[rated],
+                    interest.rating_bias[cu[held][rated]],
+                    rating_all[held][rated],
+                )
+    if interest is not None and cfg.interest is not None and cfg.refit:
+        # weights, temperature, no-click utility, watch rule and rating model were fitted out
+        # of sample above; the components they weigh are now refitted on every training row,
+        # as a validated model is retrained on all its data before it is deployed
+        raw = fit_factors(cu, ci, n_users, n_items, cfg)
+        full = fit_features(cu, ci, ct, rating_all, n_users, n_items, None, cfg.interest)
+        factors = fold(raw, full, weights)
+        interest = replace(full.interest, weights=weights)
+    if interest is not None:
+        # deployed state: each user's last consumptions over the whole training data
+        recent = last_items(cu, ci, n_users, interest.config.recent_items)
+        interest = replace(interest, recent=recent, ordinal=ordinal)
+    persona = None
+    if data.users is not None and data.users.height:
+        lookup = dict(
+            zip(
+                data.users["user"].cast(pl.String).to_list(),
+                data.users["persona"].to_list(),
+                strict=True,
+            )
+        )
+        persona = [lookup.get(str(u), "") for u in ix.user_ids.tolist()]
     scalars = {
         "dataset": data.name,
         "licence": data.licence,
         "temperature": choice.temperature,
         "no_click_utility": choice.no_click_utility,
         **({"rating_thresholds": thresholds} if thresholds is not None else {}),
+        **({"interest": interest.scalars()} if interest is not None else {}),
+        "watch_rule": watch,
         "pseudo_exposure": {
             "slates": choice.slates,
             "slate_size": cfg.slate_size,
@@ -485,7 +602,62 @@ def calibrate(data: InteractionData, cfg: CalibrationConfig | None = None) -> Ca
         title=title,
         genres=genres,
         scalars=scalars,
+        interest=interest,
+        persona=persona,
     )
+
+
+def fold(factors: Factors, features: Any, weights: dict[str, float]) -> Factors:
+    """Static terms of the user model folded into taste and quality, so the engine's arrays
+    keep their meaning: taste·x + quality is then the weighted static utility."""
+    w_mf = weights["mf"]
+    quality = (
+        w_mf * factors.quality
+        + weights["log_pop"] * features.log_pop
+        + weights["log_recent"] * features.log_recent
+    )
+    return Factors(
+        (w_mf * factors.taste).astype(np.float32),
+        factors.topics,
+        quality.astype(np.float32),
+        factors.final_loss,
+    )
+
+
+def fit_watch_rule(
+    held_surplus: np.ndarray,
+    held_rating: np.ndarray | None,
+    full_utility,
+    held_user: np.ndarray,
+    seen: np.ndarray,
+    n_items: int,
+    no_click_utility: float,
+    seed: int,
+) -> dict[str, float]:
+    """ "Would you watch this?" as a logistic log-likelihood ratio of the utility surplus,
+    fitted on the held-out slice of the training split: liked held-out items (4+ stars; every
+    held-out item without ratings) against as many uniformly drawn unseen items, so the
+    fitted log-odds are a likelihood ratio at even prior. A 1:m test adds log(1/m) for its
+    own prior (analysis/fidelity/checks.py)."""
+    from sklearn.linear_model import LogisticRegression
+
+    liked = np.ones(held_surplus.size, bool) if held_rating is None else held_rating >= 4.0
+    pos = held_surplus[liked]
+    users = held_user[liked]
+    rng = np.random.default_rng([seed, 23])
+    neg_item = rng.integers(0, n_items, users.size)
+    fresh = ~np.isin(users * n_items + neg_item, seen)
+    neg = full_utility(users[fresh], neg_item[fresh]) - no_click_utility
+    if pos.size == 0 or neg.size == 0:
+        return {"slope": 1.0, "intercept": 0.0, "pairs": 0}
+    x = np.concatenate([pos, neg])[:, None]
+    y = np.concatenate([np.ones(pos.size), np.zeros(neg.size)])
+    model = LogisticRegression(C=1e4, max_iter=500, class_weight="balanced").fit(x, y)
+    return {
+        "slope": float(model.coef_[0, 0]),
+        "intercept": float(model.intercept_[0]),
+        "pairs": int(y.size),
+    }
 
 
 def population_frame(pop: CalibratedPopulation) -> pl.DataFrame:

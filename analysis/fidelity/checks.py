@@ -21,8 +21,10 @@ import numpy as np
 
 from recarena.agents.users.calibration import CalibratedPopulation, temporal_split
 from recarena.analysis.fidelity.common import (
+    CLASSIFICATION,
     Estimate,
     classification_estimates,
+    classification_scores,
     confusion_counts,
     per_user_histograms,
     rating_histogram,
@@ -122,9 +124,25 @@ def align(pop: CalibratedPopulation, train: InteractionData, test: dict) -> Spli
 
 
 def utility(pop: CalibratedPopulation, user: np.ndarray, item: np.ndarray) -> np.ndarray:
-    """Calibrated utility ``taste_u · x_i + quality_i`` of (user, item) pairs: the engine's
-    utility for a user with no satiation or familiarity yet in a non-exploring session."""
-    return (pop.taste[user] * pop.topics[item]).sum(axis=1) + pop.quality[item]
+    """Calibrated utility of (user, item) pairs: the engine's utility for a user with no
+    satiation or familiarity yet in a non-exploring session, right after their training
+    history (``taste_u · x_i + quality_i`` plus, for the calibrated user model, short-term
+    interest from the last training items and conformity)."""
+    out = (pop.taste[user] * pop.topics[item]).sum(axis=1) + pop.quality[item]
+    if pop.interest is not None:
+        out = out + pop.interest.dynamic_utility(user, item[:, None])[:, 0]
+    return out.astype(np.float64)
+
+
+def watch_log_odds(pop: CalibratedPopulation, user: np.ndarray, item: np.ndarray, m: int):
+    """Log-odds that the user would watch each item of a 1:m test: the likelihood ratio fitted
+    on the held-out slice of the training split (``watch_rule``, even prior) plus the honest
+    prior of the condition, log(1/m) (one liked item per m unseen ones)."""
+    rule = pop.scalars.get("watch_rule")
+    surplus = utility(pop, user, item) - float(pop.scalars["no_click_utility"])
+    if not rule:  # a population calibrated before the watch rule: the engine's binary logit
+        return surplus / float(pop.scalars["temperature"])
+    return float(rule["slope"]) * surplus + float(rule["intercept"]) - np.log(m)
 
 
 def accept_probability(pop: CalibratedPopulation, user: np.ndarray, item: np.ndarray):
@@ -141,8 +159,9 @@ class TasteResult:
     ratio: int  # m
     users: int
     items: int
-    scores: dict[str, Estimate]
-    auc: Estimate  # threshold-free: mean per-user P(utility of a liked item > of a random one)
+    scores: dict[str, Estimate]  # pooled over users (micro), Agent4Rec's report
+    auc: Estimate  # threshold-free 2AFC: mean per-user P(utility of a liked item > of an unseen)
+    per_user: dict[str, Estimate] | None = None  # scores averaged per user (macro), optional
 
 
 def discrimination_sets(
@@ -186,24 +205,28 @@ def taste_discrimination(
     ratios: tuple[int, ...] = (1, 3, 9),
     seed: int = 0,
     n_boot: int = 1000,
+    per_user: bool = False,
 ) -> list[TasteResult]:
-    """Agent4Rec's 1:m test for rule users: each item of a user's 1:m set is labelled "would
-    watch" with the calibrated accept probability (one uniform per item from a generator seeded
-    by ``seed``), then accuracy / precision / recall / F1 are pooled over users.
+    """Agent4Rec's 1:m test for calibrated users: "would you watch this?" for each item of a
+    user's 1:m set (liked held-out items and m times as many unseen ones).
 
-    The accept probability is the choice model's, so these figures test taste *and* the
-    calibrated no-click mass together; ``auc`` tests taste alone (does the calibrated utility
-    rank a user's liked held-out movies above random unseen ones?)."""
+    The decision is the Bayes rule of the watch model: yes when the log-odds
+    (:func:`watch_log_odds`: a likelihood ratio fitted on the held-out slice of the *training*
+    split, plus log(1/m), the prior the protocol itself sets) is positive. Accuracy /
+    precision / recall / F1 are pooled over users (and, with ``per_user``, also averaged per
+    user); ``auc`` is the two-alternative forced choice, free of any threshold or prior: the
+    share of (liked, unseen) pairs of the same user in which the liked one has the higher
+    utility, averaged over users."""
     rng = np.random.default_rng([seed, 101])
     user, item, label, rank = discrimination_sets(split, pop.n_items, ratios, rng)
     score = utility(pop, user, item)
-    watch = rng.random(user.shape[0]) < accept_probability(pop, user, item)
     n_pos = np.bincount(user[label], minlength=pop.n_users)
     results = []
     boot_rng = np.random.default_rng([seed, 102])
     for m in ratios:
         keep = label | (rank < m * n_pos[user])
-        counts = confusion_counts(label[keep], watch[keep], user[keep], pop.n_users)
+        watch = watch_log_odds(pop, user[keep], item[keep], m) > 0
+        counts = confusion_counts(label[keep], watch, user[keep], pop.n_users)
         counts = counts[n_pos > 0]  # the users who take the test
         auc = per_user_auc(user[keep], score[keep], label[keep])
         results.append(
@@ -212,26 +235,48 @@ def taste_discrimination(
                 users=int(counts.shape[0]),
                 items=int(keep.sum()),
                 scores=classification_estimates(counts, boot_rng, n_boot),
-                auc=user_bootstrap(
-                    np.stack([auc, np.ones_like(auc)], 1), lambda s: s[:, 0] / s[:, 1], boot_rng
-                ),
+                auc=user_mean(auc, boot_rng, n_boot),
+                per_user=per_user_scores(counts, boot_rng, n_boot) if per_user else None,
             )
         )
     return results
+
+
+def user_mean(values: np.ndarray, rng: np.random.Generator, n_boot: int) -> Estimate:
+    """Mean over users with a user-bootstrap CI."""
+    stacked = np.stack([values, np.ones_like(values)], 1)
+    return user_bootstrap(stacked, lambda s: s[:, 0] / s[:, 1], rng, n_boot)
+
+
+def per_user_scores(counts: np.ndarray, rng: np.random.Generator, n_boot: int):
+    """Each classification score computed per user, then averaged (users where a score is
+    undefined, e.g. precision with no "yes", are left out of that score's mean)."""
+    scores = classification_scores(counts)
+    out = {}
+    for name in CLASSIFICATION:
+        values = scores[name][np.isfinite(scores[name])]
+        out[name] = user_mean(values, rng, n_boot)
+    return out
 
 
 def per_user_auc(user: np.ndarray, score: np.ndarray, label: np.ndarray) -> np.ndarray:
     """[users with both classes] ROC AUC of ``score`` separating label from non-label items,
     per user (Mann-Whitney: the share of (positive, negative) pairs in the right order, ties
     count one half)."""
+    from scipy.stats import rankdata
+
+    order = np.argsort(user, kind="stable")
+    user, score, label = user[order], score[order], label[order]
+    users, starts = np.unique(user, return_index=True)
     out = []
-    for u in np.unique(user).tolist():  # once per test user, at report time
-        rows = user == u
-        pos, neg = score[rows & label], score[rows & ~label]
-        if pos.size and neg.size:
-            greater = (pos[:, None] > neg[None, :]).sum()
-            ties = (pos[:, None] == neg[None, :]).sum()
-            out.append((greater + 0.5 * ties) / (pos.size * neg.size))
+    for u_rows in np.split(np.arange(user.size), starts[1:]):  # once per test user, at report
+        lab = label[u_rows]
+        n_pos, n_neg = int(lab.sum()), int((~lab).sum())
+        if n_pos and n_neg:  # Mann-Whitney U from mid-ranks: ties count one half
+            ranks = rankdata(score[u_rows])
+            u_stat = ranks[lab].sum() - n_pos * (n_pos + 1) / 2
+            out.append(u_stat / (n_pos * n_neg))
+    del users
     return np.asarray(out, np.float64)
 
 
@@ -296,7 +341,7 @@ def rating_distribution(
         variants.append(
             (
                 "calibrated cut points, held-out pairs",
-                "cut points fitted on training ratings, applied to the held-out pairs",
+                "cut points fitted on held-out training utilities, applied to the test pairs",
                 threshold_rating(test_surplus, thresholds),
             )
         )
@@ -304,6 +349,23 @@ def rating_distribution(
     for name, description, ratings in variants:
         sim = per_user_histograms(split.test_user, ratings, n)
         results.append(_rating_result(name, description, sim, real, rng, n_boot))
+    if pop.interest is not None and pop.interest.ordinal:
+        probs = pop.interest.rating_probabilities(test_surplus, split.test_user)
+        sim = np.stack(
+            [np.bincount(split.test_user, weights=probs[:, k], minlength=n) for k in range(5)],
+            axis=1,
+        )
+        results.append(
+            _rating_result(
+                "ordinal model, held-out pairs",
+                "ordered probit (fitted noise scale, per-user bias) on the test pairs; "
+                "expected histogram",
+                sim,
+                real,
+                rng,
+                n_boot,
+            )
+        )
     if simulated is not None:
         sim_user, sim_rating = simulated
         sim = per_user_histograms(sim_user, sim_rating, n)

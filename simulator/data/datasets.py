@@ -8,6 +8,8 @@ format means adding a loader here and nothing else. Supported:
   ``importlib.util.find_spec`` so RecBole itself is never imported (its import needs the numpy
   shims of recommenders/recbole_support.py) and the data is never copied into the repo;
 * MovieLens CSV releases (``ratings.csv`` + ``movies.csv``: latest-small, latest, 20M, 25M, 32M);
+* MovieLens ``.dat`` releases (``ratings.dat`` + ``movies.dat`` [+ ``users.dat``]: 1M, 10M),
+  fields separated by ``::`` in latin-1; ``users.dat`` demographics become ``users``;
 * any RecBole atomic dataset (``<name>.inter`` with typed headers, optional ``<name>.item``);
 * a generic interactions CSV or Parquet file with configurable column names.
 
@@ -32,7 +34,8 @@ MOVIELENS_LICENCE = (
     "MovieLens data (GroupLens Research, University of Minnesota): research use only, no "
     "redistribution, cite Harper & Konstan (2015); see " + MOVIELENS_PAGE
 )
-Format = Literal["auto", "movielens", "recbole", "csv"]
+Format = Literal["auto", "movielens", "movielens-dat", "recbole", "csv"]
+FORMATS = ("auto", "movielens", "movielens-dat", "recbole", "csv")
 _YEAR = re.compile(r"\((\d{4})\)\s*$")
 
 
@@ -54,6 +57,9 @@ class InteractionData:
     click: np.ndarray | None = None  # bool: False rows are exposures without a click
     items: pl.DataFrame = field(default_factory=lambda: _empty_items())
     licence: str = ""
+    users: pl.DataFrame | None = None
+    """Demographics when the release has them (ML-1M ``users.dat``): columns ``user``,
+    ``gender``, ``age``, ``occupation``, ``zip`` and ``persona`` (one line of text)."""
 
     def __post_init__(self) -> None:
         n = self.user.shape[0]
@@ -131,27 +137,84 @@ def load_ml100k() -> InteractionData:
 
 
 # --------------------------------------------------------------------------- MovieLens CSV
+def _bad_line(path: Path) -> str:
+    """Where a CSV that polars refused goes wrong: the first line that is not UTF-8 or whose
+    field count differs from the header's (only run on the error path)."""
+    import csv
+    import io
+
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        return (
+            f"line {line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x}); MovieLens .csv "
+            "releases are UTF-8 (the latin-1 releases ship .dat files: keep their names)"
+        )
+    rows = csv.reader(io.StringIO(text))
+    header = next(rows, [])
+    for number, row in enumerate(rows, start=2):
+        if len(row) != len(header):
+            return f"line {number}: {len(row)} fields, the header has {len(header)}"
+    return "unreadable"
+
+
+def _read_csv_checked(
+    path: Path, required: tuple[str, ...], numeric: tuple[str, ...], separator: str = ","
+) -> pl.DataFrame:
+    """A CSV with a header, every column as text, ``numeric`` columns cast to Float64; every
+    problem is one RecarenaError naming the file and the line (empty file, missing header
+    column, wrong separator, invalid UTF-8, ragged line, non-numeric value)."""
+    try:
+        if path.stat().st_size == 0:
+            raise RecarenaError(f"{path}: the file is empty")
+        frame = pl.read_csv(path, infer_schema=False, separator=separator)
+    except pl.exceptions.NoDataError:
+        raise RecarenaError(f"{path}: the file is empty") from None
+    except (pl.exceptions.PolarsError, OSError):
+        raise RecarenaError(f"{path} {_bad_line(path)}") from None
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        hint = " (is the separator ','?)" if len(frame.columns) == 1 else ""
+        raise RecarenaError(
+            f"{path} line 1: header has no column {missing[0]!r}; found {frame.columns}{hint}"
+        )
+    if frame.height == 0:
+        raise RecarenaError(f"{path}: no rows after the header")
+    for column in numeric:
+        values = frame[column].str.strip_chars().cast(pl.Float64, strict=False)
+        bad = np.flatnonzero(values.is_null().to_numpy())
+        if bad.size:
+            row = int(bad[0])
+            raise RecarenaError(
+                f"{path} line {row + 2}: {column} {frame[column][row]!r} is not a number"
+            )
+        frame = frame.with_columns(values.alias(column))
+    return frame
+
+
 def load_movielens(path: str | Path) -> InteractionData:
     """A MovieLens CSV release: ``path`` is its directory or its ``ratings.csv``."""
     path = Path(path)
     directory = path.parent if path.suffix == ".csv" else path
     ratings_path = path if path.suffix == ".csv" else path / "ratings.csv"
     _require(directory, "MovieLens directory", True)
-    _require(ratings_path, "MovieLens ratings file", True)
-    try:
-        ratings = pl.read_csv(
-            ratings_path,
-            columns=["userId", "movieId", "rating", "timestamp"],
-            schema_overrides={"userId": pl.Int64, "movieId": pl.Int64, "rating": pl.Float32},
+    if not ratings_path.exists() and (directory / "ratings.dat").exists():
+        return load_movielens_dat(directory)
+    if not ratings_path.exists():
+        raise RecarenaError(
+            f"MovieLens ratings file not found: neither {ratings_path.name} nor ratings.dat in "
+            f"{directory}; download MovieLens from {MOVIELENS_PAGE}"
         )
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise RecarenaError(f"{ratings_path}: not a MovieLens ratings.csv ({exc})") from None
+    columns = ("userId", "movieId", "rating", "timestamp")
+    ratings = _read_csv_checked(ratings_path, columns, columns)
     items = _empty_items()
     movies_path = directory / "movies.csv"
     if movies_path.exists():
-        movies = pl.read_csv(movies_path, schema_overrides={"movieId": pl.Int64})
+        movies = _read_csv_checked(movies_path, ("movieId", "title", "genres"), ("movieId",))
         items = movies.select(
-            pl.col("movieId").alias("item"),
+            pl.col("movieId").cast(pl.Int64).alias("item"),
             pl.col("title").str.replace(r"\s*\(\d{4}\)\s*$", "").str.strip_chars(),
             pl.col("genres")
             .str.split("|")
@@ -164,12 +227,151 @@ def load_movielens(path: str | Path) -> InteractionData:
         )
     return InteractionData(
         name=directory.name or "movielens",
-        user=ratings["userId"].to_numpy(),
-        item=ratings["movieId"].to_numpy(),
-        timestamp=ratings["timestamp"].cast(pl.Float64).to_numpy(),
-        rating=ratings["rating"].to_numpy(),
+        user=ratings["userId"].cast(pl.Int64).to_numpy(),
+        item=ratings["movieId"].cast(pl.Int64).to_numpy(),
+        timestamp=ratings["timestamp"].to_numpy(),
+        rating=ratings["rating"].cast(pl.Float32).to_numpy(),
         items=items,
         licence=MOVIELENS_LICENCE,
+    )
+
+
+# ------------------------------------------------------------------- MovieLens .dat (1M, 10M)
+DAT_SEPARATOR = "::"
+_UNIT = "\x1f"  # stands in for "::" so polars can split on one byte (never in MovieLens text)
+# ML-1M README: age codes and occupation codes of users.dat
+_AGES = {1: "under 18", 18: "18-24", 25: "25-34", 35: "35-44", 45: "45-49", 50: "50-55", 56: "56+"}
+_OCCUPATIONS = (
+    "other", "academic/educator", "artist", "clerical/admin", "college/grad student",
+    "customer service", "doctor/health care", "executive/managerial", "farmer", "homemaker",
+    "K-12 student", "lawyer", "programmer", "retired", "sales/marketing", "scientist",
+    "self-employed", "technician/engineer", "tradesman/craftsman", "unemployed", "writer",
+)  # fmt: skip
+
+
+def _dat_fields(path: Path, names: tuple[str, ...], numeric: tuple[str, ...]) -> pl.DataFrame:
+    """One ``::``-separated latin-1 file as string columns ``names``, checked line by line.
+
+    Every problem is one :class:`RecarenaError` naming the file and the first bad line: a wrong
+    separator or field count, an empty file, a non-numeric value in a ``numeric`` column.
+    The whole file is split at once (polars on a one-byte stand-in for ``::``); only the
+    checks look at line numbers, and they are vectorised too.
+    """
+    _require(path, "MovieLens file", True)
+    try:
+        text = path.read_bytes().decode("latin-1")  # latin-1 decodes any byte: titles survive
+    except OSError as exc:
+        raise RecarenaError(f"{path}: cannot read ({exc})") from None
+    lines = pl.Series("line", text.splitlines(), dtype=pl.String)
+    if lines.len() == 0 or not text.strip():
+        raise RecarenaError(f"{path}: the file is empty")
+    counts = lines.str.count_matches(DAT_SEPARATOR, literal=True).to_numpy()
+    bad = np.flatnonzero(counts != len(names) - 1)
+    if bad.size:
+        first = int(bad[0])
+        found = int(counts[first]) + 1
+        hint = ""
+        if found == 1 and ("," in lines[first] or "\t" in lines[first]):
+            hint = " (this line uses ',' or tabs: a .csv release? name it ratings.csv)"
+        raise RecarenaError(
+            f"{path} line {first + 1}: expected {len(names)} fields separated by "
+            f"'{DAT_SEPARATOR}' ({DAT_SEPARATOR.join(names)}), found {found}{hint}"
+        )
+    frame = (
+        lines.str.replace_all(DAT_SEPARATOR, _UNIT, literal=True)
+        .str.split_exact(_UNIT, len(names) - 1)
+        .struct.rename_fields(list(names))
+        .struct.unnest()
+    )
+    for column in numeric:
+        values = frame[column].str.strip_chars().cast(pl.Float64, strict=False)
+        missing = np.flatnonzero(values.is_null().to_numpy())
+        if missing.size:
+            row = int(missing[0])
+            raise RecarenaError(
+                f"{path} line {row + 1}: {column} {frame[column][row]!r} is not a number"
+            )
+        frame = frame.with_columns(values.alias(column))
+    return frame
+
+
+def _integer_ids(frame: pl.DataFrame, column: str, path: Path) -> np.ndarray:
+    values = frame[column].to_numpy()
+    fractional = np.flatnonzero(values != np.floor(values))
+    if fractional.size:
+        row = int(fractional[0])
+        raise RecarenaError(f"{path} line {row + 1}: {column} {values[row]!r} is not an integer")
+    return values.astype(np.int64)
+
+
+def persona_line(gender: str, age: int, occupation: int) -> str:
+    """One line of text from ML-1M demographics (codes as documented in its README)."""
+    who = {"F": "woman", "M": "man"}.get(gender.strip().upper(), "person")
+    job = _OCCUPATIONS[occupation] if 0 <= occupation < len(_OCCUPATIONS) else "other"
+    return f"a {who} aged {_AGES.get(age, str(age))}, {job}"
+
+
+def load_movielens_dat(path: str | Path) -> InteractionData:
+    """A MovieLens ``.dat`` release (ML-1M, ML-10M): ``path`` is its directory or ratings.dat.
+
+    ``ratings.dat``: ``UserID::MovieID::Rating::Timestamp``; ``movies.dat``:
+    ``MovieID::Title::Genres`` (latin-1, titles may hold commas); optional ``users.dat``:
+    ``UserID::Gender::Age::Occupation::Zip-code``, which becomes ``InteractionData.users``
+    with a one-line ``persona`` per user.
+    """
+    path = Path(path)
+    directory = path.parent if path.suffix == ".dat" else path
+    _require(directory, "MovieLens directory", True)
+    ratings_path = path if path.suffix == ".dat" else directory / "ratings.dat"
+    ratings = _dat_fields(
+        ratings_path,
+        ("user", "item", "rating", "timestamp"),
+        ("user", "item", "rating", "timestamp"),
+    )
+    items = _empty_items()
+    movies_path = directory / "movies.dat"
+    if movies_path.exists():
+        movies = _dat_fields(movies_path, ("item", "title", "genres"), ("item",))
+        items = pl.DataFrame(
+            {
+                "item": _integer_ids(movies, "item", movies_path),
+                "title": movies["title"].str.replace(r"\s*\(\d{4}\)\s*$", "").str.strip_chars(),
+                "genres": movies["genres"]
+                .str.split("|")
+                .list.filter((pl.element() != "(no genres listed)") & (pl.element() != "")),
+                "year": movies["title"].str.extract(_YEAR.pattern, 1).cast(pl.Int32, strict=False),
+            },
+            schema_overrides={"genres": pl.List(pl.String), "year": pl.Int32},
+        )
+    users = None
+    users_path = directory / "users.dat"
+    if users_path.exists():
+        fields = ("user", "gender", "age", "occupation", "zip")
+        table = _dat_fields(users_path, fields, ("user", "age", "occupation"))
+        ages = _integer_ids(table, "age", users_path)
+        jobs = _integer_ids(table, "occupation", users_path)
+        users = pl.DataFrame(
+            {
+                "user": _integer_ids(table, "user", users_path),
+                "gender": table["gender"],
+                "age": ages,
+                "occupation": jobs,
+                "zip": table["zip"],
+                "persona": [
+                    persona_line(g, a, o)
+                    for g, a, o in zip(table["gender"].to_list(), ages, jobs, strict=True)
+                ],
+            }
+        )
+    return InteractionData(
+        name=directory.name or "movielens",
+        user=_integer_ids(ratings, "user", ratings_path),
+        item=_integer_ids(ratings, "item", ratings_path),
+        timestamp=ratings["timestamp"].to_numpy(),
+        rating=ratings["rating"].to_numpy().astype(np.float32),
+        items=items,
+        licence=MOVIELENS_LICENCE,
+        users=users,
     )
 
 
@@ -331,12 +533,17 @@ def detect_format(path: Path) -> Format:
         return "recbole"
     if path.is_dir() and (path / "ratings.csv").exists():
         return "movielens"
+    if path.is_dir() and (path / "ratings.dat").exists():
+        return "movielens-dat"
+    if path.suffix == ".dat":
+        return "movielens-dat"
     if path.name == "ratings.csv" and (path.parent / "movies.csv").exists():
         return "movielens"
     if path.suffix in (".csv", ".parquet"):
         return "csv"
     raise RecarenaError(
-        f"cannot tell the format of {path}; pass --format movielens|recbole|csv "
+        f"cannot tell the format of {path} (no ratings.csv, ratings.dat or <name>.inter in it); "
+        "pass --format movielens|movielens-dat|recbole|csv "
         f"(MovieLens releases: {MOVIELENS_PAGE})"
     )
 
@@ -357,6 +564,8 @@ def load_dataset(
         fmt = detect_format(path)
     if fmt == "movielens":
         return load_movielens(path)
+    if fmt == "movielens-dat":
+        return load_movielens_dat(path)
     if fmt == "recbole":
         return load_recbole(path)
     return load_interactions(path, columns)
