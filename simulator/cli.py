@@ -246,7 +246,7 @@ def calibrate(
     dataset: Annotated[str, typer.Argument(help="ml-100k (inside RecBole) or a dataset path.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Population parquet to write.")],
     fmt: Annotated[
-        str, typer.Option("--format", help="auto, movielens, recbole or csv (when ambiguous).")
+        str, typer.Option("--format", help="auto, movielens, movielens-dat, recbole or csv.")
     ] = "auto",
     topics: Annotated[int, typer.Option(min=1, max=1024, help="Latent topics.")] = 16,
     seed: Annotated[int, typer.Option(min=0)] = 0,
@@ -258,8 +258,10 @@ def calibrate(
     from recarena.agents.users.calibration import calibrate as fit
     from recarena.simulator.data.datasets import load_dataset
 
-    if fmt not in ("auto", "movielens", "recbole", "csv"):
-        raise RecarenaError(f"--format: unknown {fmt!r}; known: auto, movielens, recbole, csv")
+    if fmt not in ("auto", "movielens", "movielens-dat", "recbole", "csv"):
+        raise RecarenaError(
+            f"--format: unknown {fmt!r}; known: auto, movielens, movielens-dat, recbole, csv"
+        )
     started = time.perf_counter()
     data = load_dataset(dataset, fmt)  # type: ignore[arg-type]
     population = fit(data, CalibrationConfig(topics=topics, seed=seed))
@@ -284,7 +286,7 @@ def fidelity(
         Path, typer.Option("--output", "-o", help="Directory for fidelity.json / fidelity.md.")
     ] = Path("runs/fidelity"),
     fmt: Annotated[
-        str, typer.Option("--format", help="auto, movielens, recbole or csv (when ambiguous).")
+        str, typer.Option("--format", help="auto, movielens, movielens-dat, recbole or csv.")
     ] = "auto",
     seed: Annotated[int, typer.Option("--seed", "-s", min=0)] = 0,
     users: Annotated[
@@ -295,15 +297,25 @@ def fidelity(
         bool, typer.Option("--llm", help="Also run checks 1-3 for an LLM panel (local SmolLM2).")
     ] = False,
     llm_users: Annotated[int, typer.Option(min=1, help="LLM panel size with --llm.")] = 10,
+    per_user: Annotated[
+        bool, typer.Option("--per-user", help="Check 1: also average scores per user.")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Fidelity of a calibrated population to real held-out data: three checks with CIs."""
     import time
 
-    from recarena.analysis.fidelity.report import FidelityConfig, table_rows, write_report
+    from recarena.analysis.fidelity.report import (
+        FidelityConfig,
+        side_by_side,
+        table_rows,
+        write_report,
+    )
 
-    if fmt not in ("auto", "movielens", "recbole", "csv"):
-        raise RecarenaError(f"--format: unknown {fmt!r}; known: auto, movielens, recbole, csv")
+    if fmt not in ("auto", "movielens", "movielens-dat", "recbole", "csv"):
+        raise RecarenaError(
+            f"--format: unknown {fmt!r}; known: auto, movielens, movielens-dat, recbole, csv"
+        )
     cfg = FidelityConfig(
         dataset=dataset,
         format=fmt,
@@ -311,6 +323,7 @@ def fidelity(
         users=users,
         topics=topics,
         llm={"users": llm_users} if llm else None,
+        per_user=per_user,
     )
     progress = _progress_bars(quiet)
     tasks: dict[str, int] = {}
@@ -330,6 +343,7 @@ def fidelity(
     for row in table_rows(result):
         table.add_row(*row)
     out.print(table)
+    out.print("\n".join(side_by_side(result)), highlight=False)
     out.print(f"{time.perf_counter() - started:.1f} s; wrote {output}/fidelity.json, fidelity.md")
 
 

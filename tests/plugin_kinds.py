@@ -1,0 +1,69 @@
+"""Plug-ins of every kind, used by tests/test_plugin_kinds.py through ``module:attr`` paths."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from recarena.agents.creators.strategies import StaticParams, StaticStrategy
+from recarena.agents.users.rule_user import RuleUserPolicy
+from recarena.analysis.load import RunLogs
+from recarena.analysis.metrics_base import CELL, Metric
+from recarena.simulator.core.scenario import ListSurface
+from recarena.simulator.core.types import PageBatch, ResponseBatch
+from recarena.simulator.engine.surfaces import ListView
+
+
+def _pages(logs: RunLogs) -> pl.DataFrame:
+    return (
+        logs.exposures.group_by(CELL)
+        .agg(pl.col("request_id").n_unique().cast(pl.Float64).alias("value"))
+        .collect()
+    )
+
+
+PAGES = Metric("pages_served", "distinct pages served", "count of request ids", True, _pages)
+
+
+class ClickFirstSlot(RuleUserPolicy):
+    """The rule user, except that it clicks the first slot whenever it examined it."""
+
+    def respond(self, pages: PageBatch) -> ResponseBatch:
+        response = super().respond(pages)
+        first = pages.examined[:, 0] & (pages.slates.items[:, 0] >= 0)
+        clicked = response.clicked.copy()
+        clicked[first] = False
+        clicked[first, 0] = True
+        return ResponseBatch(
+            examined=response.examined,
+            clicked=clicked,
+            utility=response.utility,
+            rating=response.rating,
+            leave=response.leave,
+            fatigue=response.fatigue,
+            extra=response.extra,
+        )
+
+
+class ShortList(ListView):
+    """A list surface built from plug-in params (``k``), to check the factory contract."""
+
+    def __init__(self, params: dict[str, Any], position_decay: float) -> None:
+        super().__init__(ListSurface(k=int(params.get("k", 3))), position_decay)
+
+
+class Stubborn(StaticStrategy):
+    """A creator strategy from outside: identical to static, under another name."""
+
+    Params = StaticParams
+    name = "stubborn"
+
+
+def half_ips(sums: dict[str, np.ndarray]) -> np.ndarray:
+    """A deliberately odd estimator: half of IPS (so the test can tell it ran)."""
+    return 0.5 * sums["ips"] / sums["n"]
+
+
+NOT_A_METRIC = 42

@@ -1,0 +1,100 @@
+"""Every plug-in kind is reachable the same three ways: built-in, entry point, module:attr."""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+import numpy as np
+import pytest
+
+from recarena.analysis.load import load
+from recarena.analysis.metrics import REGISTRY as METRICS
+from recarena.analysis.metrics import check_metrics, compute_metrics
+from recarena.analysis.ope import REGISTRY as ESTIMATORS
+from recarena.analysis.ope import summarise
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.registry import Registry
+from recarena.simulator.runner.experiment import run_experiment
+from recarena.simulator.runner.resolve import parse_scenario
+
+
+def test_registry_sources_and_errors(monkeypatch):
+    registry = Registry("widget", {"plain": ("tests.plugin_kinds:PAGES", "a metric object")})
+    fake = metadata.EntryPoint("fancy", "tests.plugin_kinds:half_ips", "recarena.widgets")
+    monkeypatch.setattr(
+        "recarena.simulator.core.registry.metadata.entry_points",
+        lambda group: [fake] if group == "recarena.widgets" else [],
+    )
+    assert registry.names() == ["plain", "fancy"]
+    assert registry.entries()["fancy"].source.startswith("entry point")
+    assert registry.load("fancy").__name__ == "half_ips"
+    assert registry.load("tests.plugin_kinds:ClickFirstSlot").__name__ == "ClickFirstSlot"
+    with pytest.raises(LookupError, match="unknown widget 'nope'; known: plain, fancy"):
+        registry.get("nope")
+    with pytest.raises(LookupError, match="not an importable path"):
+        registry.get(".relative:Thing")
+    with pytest.raises(LookupError, match="has no 'Missing'"):
+        registry.load("tests.plugin_kinds:Missing")
+
+
+def test_metric_plugin_by_path_and_contract(tiny_doc, tmp_path):
+    tiny_doc["metrics"] = ["ctr", "tests.plugin_kinds:PAGES"]
+    scenario = parse_scenario(tiny_doc)
+    check_metrics(scenario, "x.yaml")
+    tiny_doc["metrics"] = ["tests.plugin_kinds:NOT_A_METRIC"]
+    with pytest.raises(RecarenaError, match=r"metrics\[0\]: .*is not a metric"):
+        check_metrics(parse_scenario(tiny_doc), "x.yaml")
+    assert "ctr" in METRICS.names()
+
+
+def test_plugin_user_policy_surface_and_strategy_run(tiny_doc, tmp_path):
+    doc = dict(tiny_doc, replicates=1)
+    doc["population"] = {**doc.get("population", {}), "policy": "tests.plugin_kinds:ClickFirstSlot"}
+    doc["surface"] = {"type": "tests.plugin_kinds:ShortList", "params": {"k": 3}}
+    doc["creators"] = {
+        **doc.get("creators", {}),
+        "strategy": {"type": "tests.plugin_kinds:Stubborn"},
+    }
+    doc["arms"] = doc["arms"][:1]
+    run_experiment(parse_scenario(doc), tmp_path / "run", executor="local")
+    logs = load(tmp_path / "run")
+    exposures = logs.exposures.collect()
+    assert exposures["position"].max() == 2  # the plug-in surface's k=3
+    clicks = logs.interactions.collect()
+    assert clicks.height > 0 and set(clicks["position"].to_list()) == {0}
+    pages = compute_metrics(logs, ["tests.plugin_kinds:PAGES"])
+    assert pages["value"][0] == exposures["request_id"].n_unique()
+
+
+def test_bad_plugins_are_one_line_errors(tiny_doc):
+    for key, value, where in (
+        ("population", {"policy": "tests.plugin_kinds:half_ips"}, "population.policy"),
+        ("surface", {"type": "tests.nowhere:Surface"}, "surface.type"),
+        ("creators", {"strategy": {"type": "tests.plugin_kinds:PAGES"}}, "creators.strategy"),
+    ):
+        doc = dict(tiny_doc)
+        doc[key] = value if key == "surface" else {**doc.get(key, {}), **value}
+        with pytest.raises(RecarenaError, match=rf"x.yaml: {where}") as info:
+            parse_scenario(doc, "x.yaml")
+        assert "\n" not in str(info.value)
+
+
+def test_ope_estimator_plugin():
+    import polars as pl
+
+    contributions = pl.DataFrame(
+        {
+            "cluster": [0, 0, 1, 1],
+            "w": [1.0, 2.0, 0.0, 1.0],
+            "matched": [1.0, 1.0, 0.0, 1.0],
+            "ips": [1.0, 0.0, 0.0, 1.0],
+            "dr": [0.5, 0.2, 0.1, 0.9],
+            "naive": [1.0, 0.0, 0.0, 1.0],
+        }
+    )
+    est = summarise(contributions, ["ips", "tests.plugin_kinds:half_ips"], n_boot=0)
+    assert est[0].estimate == pytest.approx(2 / 4)
+    assert est[1].estimate == pytest.approx(0.5 * 2 / 4)
+    assert ESTIMATORS.load("tests.plugin_kinds:half_ips")({"ips": np.ones(1), "n": np.ones(1)})[
+        0
+    ] == pytest.approx(0.5)
