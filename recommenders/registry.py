@@ -50,6 +50,7 @@ BUILTINS: dict[str, tuple[str, str]] = {
     ),
     "provider_fair": (_R + "rerankers:ProviderFair", "re-ranks to lift under-exposed creators"),
     "oracle": (_R + "oracle:OracleRecommender", "ranks by true utility (upper bound)"),
+    "policy": (_R + "policy:PolicyRecommender", "a policy trained in recarena.gym (checkpoint)"),
     "info_gain": (_R + "crs:InfoGainCRS", "conversational: asks the most informative facet first"),
     "recommend_only": (
         _R + "crs:RecommendOnlyCRS",

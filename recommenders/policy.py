@@ -1,0 +1,207 @@
+"""A trained policy as an arm: ``type: policy`` scores items from the Gym observation.
+
+A policy trained in recarena.gym (docs/rl.md) is A/B-tested like any recommender: the arm
+rebuilds, from what a recommender sees (requests and feedback), the observation the
+environment gave the policy during training, asks the policy for one score per item, and fills
+the slate with the best-scored items the user has not consumed.
+
+``checkpoint`` is either a torch file (TorchScript saved with ``torch.jit.save``, or a whole
+module saved with ``torch.save``) or ``"package.module:attr"`` naming any callable. Both receive
+the batched observation dict (torch tensors for torch modules, numpy arrays otherwise) and
+return ``[B, n]`` scores, n the number of items the policy knows; items published after
+training (ids >= n) are never recommended by it.
+
+Observation keys are those of the environment (recarena/gym/spaces.py). Two differ by nature
+in an ordinary run: ``slate``, ``clicks`` and ``ratings`` are flat ``[B, k]`` on every surface,
+and ``session`` holds zeros for the episode features when ``episode: session`` (as in the
+environment's session mode) or, for ``episode: lifetime``, the user's session count and days
+since this arm first served the user.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from recarena.recommenders.base import RecommenderContext
+from recarena.recommenders.slates import top_k_from_scores
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.types import (
+    PAD_ITEM,
+    FeedbackBatch,
+    Interactions,
+    RequestBatch,
+    SlateBatch,
+)
+
+DAY = 86_400.0
+
+
+class PolicyParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    checkpoint: str = Field(min_length=1)
+    """A torch file or ``package.module:attr`` (any callable: observation dict -> [B, n])."""
+    history: int = Field(10, ge=0, le=1000)
+    """Consumed items in the observation's ``history`` window (as the environment's)."""
+    episode: Literal["session", "lifetime"] = "session"
+    """Which environment mode the policy was trained in (sets the ``session`` features)."""
+
+
+def load_policy(spec: str) -> tuple[Callable[[dict[str, Any]], Any], bool]:
+    """The policy and whether it is a torch module (its inputs are then tensors)."""
+    path = Path(spec)
+    if ":" in spec and not path.exists():
+        module_name, _, attribute = spec.partition(":")
+        try:
+            obj: Any = importlib.import_module(module_name)
+            for part in attribute.split("."):
+                obj = getattr(obj, part)
+        except (ImportError, AttributeError) as exc:
+            raise RecarenaError(
+                f"recommender.params.checkpoint: cannot load {spec!r}: {exc}"
+            ) from None
+        if not callable(obj):
+            raise RecarenaError(f"recommender.params.checkpoint: {spec!r} is not callable")
+        return obj, _is_torch_module(obj)
+    if not path.is_file():
+        raise RecarenaError(f"recommender.params.checkpoint: file not found: {spec}")
+    import torch  # lazily: listing and validating never load torch
+
+    try:
+        module = torch.jit.load(str(path), map_location="cpu")
+    except RuntimeError:  # not TorchScript: a pickled module
+        try:
+            module = torch.load(str(path), map_location="cpu", weights_only=False)
+        except Exception as exc:  # noqa: BLE001 - any unpickling failure is the file's fault
+            raise RecarenaError(
+                f"recommender.params.checkpoint: {spec} is not a torch module: {exc}"
+            ) from None
+    if not callable(module):
+        raise RecarenaError(f"recommender.params.checkpoint: {spec} holds no callable module")
+    if hasattr(module, "eval"):
+        module.eval()
+    return module, True
+
+
+def _is_torch_module(obj: Any) -> bool:
+    return type(obj).__module__.startswith("torch") or any(
+        cls.__module__.startswith("torch.nn") for cls in type(obj).__mro__
+    )
+
+
+class PolicyRecommender:
+    """Ranks items by a trained policy's scores over the environment's observation."""
+
+    Params = PolicyParams
+    surfaces = frozenset({"list"})
+
+    def __init__(self, params: PolicyParams, ctx: RecommenderContext) -> None:
+        self.name = "policy"
+        self.params = params
+        self.policy, self.is_torch = load_policy(params.checkpoint)
+        n = ctx.n_users
+        self.k = 0
+        self.last_slate = np.zeros((n, 0), np.int64)
+        self.last_clicks = np.zeros((n, 0), np.int8)
+        self.last_ratings = np.zeros((n, 0), np.float32)
+        self.session_clicks = np.zeros(n, np.float32)
+        self.sessions = np.zeros(n, np.float32)
+        self.first_seen = np.full(n, np.nan)
+
+    def fit(self, history: Interactions) -> None:
+        return None
+
+    # ------------------------------------------------------------------ observation
+    def observe(self, requests: RequestBatch) -> dict[str, np.ndarray]:
+        """The environment's observation of each request, from what a recommender sees."""
+        users, catalog = requests.user, requests.catalog
+        exclude = requests.exclude
+        valid = exclude != PAD_ITEM
+        topics = catalog.topics[np.where(valid, exclude, 0)] * valid[:, :, None]
+        mix = topics.sum(axis=1)
+        mix = mix / np.maximum(mix.sum(axis=1, keepdims=True), 1e-12)
+        h = self.params.history
+        count = valid.sum(axis=1)
+        offsets = np.arange(-h, 0)[None, :] + count[:, None]
+        width = max(exclude.shape[1], 1)
+        padded = exclude if exclude.shape[1] else np.full((len(requests), 1), PAD_ITEM)
+        history = np.where(
+            offsets >= 0, np.take_along_axis(padded, np.clip(offsets, 0, width - 1), 1), PAD_ITEM
+        )
+        fresh = requests.page == 0
+        first = np.isnan(self.first_seen[users])
+        self.first_seen[users[first]] = requests.time
+        if self.k == 0:  # the first batch: a list's slate size (feedback resizes carousels)
+            self._resize(requests.k)
+        slate = np.where(fresh[:, None], PAD_ITEM, self.last_slate[users])
+        clicks = np.where(fresh[:, None], 0, self.last_clicks[users]).astype(np.int8)
+        ratings = np.where(fresh[:, None], 0.0, self.last_ratings[users]).astype(np.float32)
+        session = np.zeros((len(requests), 4), np.float32)
+        session[:, 0] = requests.page
+        session[:, 1] = np.where(fresh, 0.0, self.session_clicks[users])
+        if self.params.episode == "lifetime":
+            session[:, 2] = self.sessions[users]
+            session[:, 3] = (requests.time - self.first_seen[users]) / DAY
+        return {
+            "user_id": users.astype(np.int64),
+            "topic_mix": mix.astype(np.float32),
+            "history": history.astype(np.int64),
+            "slate": slate,
+            "clicks": clicks,
+            "ratings": ratings,
+            "session": session,
+        }
+
+    def scores(self, obs: dict[str, np.ndarray]) -> np.ndarray:
+        """[B, n] the policy's scores (float64)."""
+        if not self.is_torch:
+            return np.asarray(self.policy(obs), np.float64)
+        import torch
+
+        with torch.no_grad():
+            out = self.policy({name: torch.as_tensor(value) for name, value in obs.items()})
+        return out.detach().cpu().numpy().astype(np.float64)
+
+    def recommend(self, requests: RequestBatch) -> SlateBatch:
+        batch, n_items = len(requests), requests.catalog.n_items
+        scores = self.scores(self.observe(requests))
+        if scores.ndim != 2 or scores.shape[0] != batch:
+            raise RecarenaError(
+                f"recommender.params.checkpoint: the policy returned shape {scores.shape}, "
+                f"expected [{batch}, n_items]"
+            )
+        full = np.full((batch, n_items), -np.inf)
+        known = min(n_items, scores.shape[1])
+        full[:, :known] = scores[:, :known]
+        items, top = top_k_from_scores(full, requests.exclude, requests.k)
+        return SlateBatch(items, top, np.ones(items.shape, np.float32))
+
+    def _resize(self, k: int) -> None:
+        n = self.last_slate.shape[0]
+        self.k = k
+        self.last_slate = np.full((n, k), PAD_ITEM, np.int64)
+        self.last_clicks = np.zeros((n, k), np.int8)
+        self.last_ratings = np.zeros((n, k), np.float32)
+
+    def update(self, feedback: FeedbackBatch) -> None:
+        """Keep each user's last page (the next observation's slate, clicks and ratings)."""
+        users = feedback.requests.user
+        items = feedback.slates.items
+        k = items.shape[1]
+        if k != self.k:
+            self._resize(k)
+        clicked = feedback.clicked
+        rating = feedback.rating if feedback.rating is not None else np.full(len(users), np.nan)
+        self.last_slate[users] = items
+        self.last_clicks[users] = clicked
+        self.last_ratings[users] = np.where(clicked, np.nan_to_num(rating)[:, None], 0.0)
+        fresh = feedback.requests.page == 0
+        self.session_clicks[users] = np.where(fresh, 0.0, self.session_clicks[users])
+        self.session_clicks[users] += clicked.any(axis=1)
+        if feedback.session_end is not None:
+            self.sessions[users] += feedback.session_end

@@ -1,0 +1,484 @@
+"""The engine under the Gym environments: B episodes stepped as ONE page batch.
+
+A Gym step is one page per episode. The slates come from the agent's action instead of a
+recommender; everything after them is the engine's own page step (simulator/engine/pages.py:
+examination, the user policy, logging, consumption, session ends), over a World built by
+``build_world`` exactly as a run builds it. So a policy trained here meets the same users, noise
+and dynamics it meets as an arm of a scenario.
+
+Each of the B *slots* runs its episodes on its own clock: a slot whose session ended jumps
+straight to the next session, so no step is ever spent waiting. Users are split between slots
+(user ``u`` belongs to slot ``u % B``), so one batch never holds a user twice.
+
+Common random numbers: which user the e-th episode of slot b serves, its sessions' ids (and so
+every examination, choice and leave uniform, keyed by session and page), their novelty intent
+and every candidate visit time are counter-based hashes of (environment seed, slot, episode,
+user, visit number), never draws from a shared sequential stream. Two policies stepped from the
+same seed meet the same users with the same noise; only what the policies change (satisfaction,
+satiation, consumption) makes them differ.
+
+Between sessions the engine's day-level dynamics are applied lazily per user: satiation decays
+by one day's factor per midnight passed (exactly what the engine's midnight process does to
+every user), and the next visit is drawn from the user's satisfaction-dependent rate by thinning
+candidates at the maximum rate (the engine's arrivals idea, per user instead of per day).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import mesa
+import numpy as np
+
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.rng import combine, generator, uniforms
+from recarena.simulator.core.scenario import CarouselSurface, ConversationSurface, Scenario
+from recarena.simulator.core.types import PAD_ITEM, RequestBatch, SlateBatch
+from recarena.simulator.engine import pages
+from recarena.simulator.engine.arrivals import DAY
+from recarena.simulator.engine.eventlog import EventLog
+from recarena.simulator.engine.outcomes import Outcomes
+from recarena.simulator.engine.sessions import ActiveSessions, Timings
+from recarena.simulator.engine.world import World, build_world
+
+REWARDS = (*pages.PAGE_REWARDS, "return")
+"""``return``: 1 on a session's last page when the user comes back within ``return_days``."""
+MODES = ("session", "lifetime")
+
+_USER, _SESSION, _EXPLORE, _GAP, _ACCEPT = 1, 2, 3, 4, 5
+_MAX_THINNING = 256
+
+
+class _NoLog(EventLog):
+    """The engine's log interface with nothing kept: environments log only when asked to."""
+
+    def __init__(self) -> None:
+        super().__init__(Path("."))
+
+    def append(self, table: str, columns: dict[str, Any]) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One batched step: rewards and episode ends per slot, and the simulator's truth."""
+
+    reward: np.ndarray  # [B] float32
+    terminated: np.ndarray  # [B] bool the user left (session mode)
+    truncated: np.ndarray  # [B] bool max_pages (session mode) or the lifetime's end
+    final_obs: dict[str, np.ndarray] | None  # observation of the ended episodes' last page
+    truth: dict[str, np.ndarray]  # simulator-only: utilities, examination, fatigue, intent
+
+
+def _check_scenario(scenario: Scenario, arm: int) -> None:
+    surface = scenario.surface_for(scenario.arms[arm])
+    if isinstance(surface, ConversationSurface):
+        raise RecarenaError(
+            f"arms[{arm}].surface: the Gym environments serve list and carousel pages, "
+            "not conversations"
+        )
+    if scenario.uses_llm:
+        raise RecarenaError(
+            "population.model: the Gym environments need rule users (no LLM panel or LLM agents)"
+        )
+
+
+def _arm_index(scenario: Scenario, arm: int | str) -> int:
+    names = [a.name for a in scenario.arms]
+    if isinstance(arm, str):
+        if arm not in names:
+            raise RecarenaError(f"arm: {arm!r} is not an arm; arms: {', '.join(names)}")
+        return names.index(arm)
+    if not 0 <= arm < len(names):
+        raise RecarenaError(f"arm: index {arm} out of range (the scenario has {len(names)} arms)")
+    return arm
+
+
+class SessionDriver:
+    """B independent episodes over one simulated world, stepped one page batch at a time."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        num_slots: int = 1,
+        *,
+        arm: int | str = 0,
+        replicate: int = 0,
+        mode: str = "session",
+        reward: str = "clicks",
+        return_days: float = 7.0,
+        lifetime_days: float | None = None,
+        history: int = 10,
+        log_dir: str | Path | None = None,
+    ) -> None:
+        if mode not in MODES:
+            raise RecarenaError(f"mode: {mode!r} is not a mode; known: {', '.join(MODES)}")
+        if reward not in REWARDS:
+            raise RecarenaError(f"reward: {reward!r} is not a reward; known: {', '.join(REWARDS)}")
+        arm_index = _arm_index(scenario, arm)
+        _check_scenario(scenario, arm_index)
+        users = scenario.population.users
+        if num_slots < 1 or num_slots > users:
+            raise RecarenaError(
+                f"num_envs: {num_slots} must be between 1 and population.users ({users}); "
+                "a batch never holds a user twice"
+            )
+        self.scenario = scenario
+        self.num_slots = num_slots
+        self.mode = mode
+        self.reward_kind = reward
+        self.return_seconds = return_days * DAY
+        self.lifetime_seconds = (lifetime_days or scenario.horizon.days) * DAY
+        self.history = history
+        self.tick = scenario.horizon.tick_seconds
+        self.log: EventLog = EventLog(Path(log_dir)) if log_dir is not None else _NoLog()
+        if log_dir is not None:
+            Path(log_dir).mkdir(parents=True, exist_ok=True)
+        self.world = self._build(scenario, arm_index, replicate)
+        self.cfg = scenario.population
+        surface = scenario.surface_for(self.world.arm)
+        self.slate_shape: tuple[int, ...] = (
+            (len(surface.rows), surface.cols)
+            if isinstance(surface, CarouselSurface)
+            else (self.world.surface.slots,)
+        )
+        self.k = self.world.surface.slots
+        self.n_items = self.world.catalog.n
+        """The catalog is fixed inside an environment (creators do not upload), so the action
+        space over item ids keeps its size."""
+        self.n_topics = self.world.catalog.n_topics
+        self._pristine = self._snapshot()
+        self.key = np.zeros(1, np.uint64)
+        self.reset(0)
+
+    # ------------------------------------------------------------------ world
+    def _build(self, scenario: Scenario, arm: int, replicate: int) -> World:
+        model = mesa.Model(rng=generator(scenario.seed, replicate, "model"))
+        self._model = model  # owns the creators' Mesa agents
+        world = build_world(model, scenario, arm, replicate, self.log, self._truth, None)
+        self.active = ActiveSessions()
+        self.outcomes = Outcomes(world, self.active, self.log, Timings())
+        return world
+
+    def _truth(self, requests: RequestBatch, items: np.ndarray) -> np.ndarray:
+        return self.world.policy.utility(requests.user, items, self.active.explore)
+
+    def _snapshot(self) -> dict[str, dict[str, Any]]:
+        world = self.world
+        states = {"users": world.user_state, "consumed": world.consumed}
+        if world.social is not None:
+            states["social"] = world.social
+        return {name: copy.deepcopy(vars(obj)) for name, obj in states.items()}
+
+    def _restore(self) -> None:
+        world = self.world
+        objects = {"users": world.user_state, "consumed": world.consumed, "social": world.social}
+        for name, saved in self._pristine.items():
+            vars(objects[name]).update(copy.deepcopy(saved))
+        self.active = ActiveSessions()
+        self.outcomes = Outcomes(world, self.active, self.log, Timings())
+
+    # ------------------------------------------------------------------ episodes
+    def reset(self, seed: int) -> dict[str, np.ndarray]:
+        """Every slot starts its first episode from the world as it was built."""
+        self._restore()
+        n_users, b = self.cfg.users, self.num_slots
+        # a [1] array, not a scalar: numpy warns on wrapping scalar arithmetic
+        base = np.array([self.world.hash_base], np.uint64)
+        self.key = combine(base, np.uint64(seed & 0xFFFFFFFFFFFFFFFF))
+        self.visits = np.zeros(n_users, np.int64)  # candidate visits drawn per user
+        self.last_seen = np.zeros(n_users)  # end of the user's last session (satiation clock)
+        self.slot = np.arange(b)
+        self.episode = np.zeros(b, np.int64)
+        self.session_index = np.zeros(b, np.int64)
+        self.episode_start = np.zeros(b)
+        self.clock = np.zeros(b)
+        self.next_visit = self._next_visits(np.arange(n_users), np.zeros(n_users))
+        users = self._episode_users(self.slot, self.episode)
+        self.episode_start = self.next_visit[users].copy()
+        self._start_sessions(self.slot, users, self.episode_start.copy(), fresh=True)
+        self._last_page = self._empty_page(b)
+        return self.observe()
+
+    def _episode_users(self, slots: np.ndarray, episodes: np.ndarray) -> np.ndarray:
+        """The user of each (slot, episode): a hash-chosen member of the slot's share."""
+        n_users, b = self.cfg.users, self.num_slots
+        share = (n_users - slots + b - 1) // b  # users u with u % b == slot
+        h = combine(combine(combine(self.key, _USER), slots), episodes)
+        pick = (h % share.astype(np.uint64)).astype(np.int64)
+        return slots + pick * b
+
+    def _next_visits(self, users: np.ndarray, after: np.ndarray) -> np.ndarray:
+        """Each user's next session start after ``after``: candidates at the maximum rate,
+        kept with probability rate/max (thinning), all uniforms keyed by (user, visit n)."""
+        state, cfg = self.world.user_state, self.cfg
+        rate = state.visit_rate(cfg)[users]
+        max_rate = state.activity[users] * cfg.max_rate_factor
+        keep_p = rate / np.maximum(max_rate, 1e-300)
+        when = after.astype(np.float64).copy()
+        pending = np.arange(users.shape[0])
+        for _ in range(_MAX_THINNING):
+            u = users[pending]
+            key = combine(combine(self.key, u), self.visits[u])
+            self.visits[u] += 1
+            gap = -np.log1p(-uniforms(combine(key, _GAP))) / np.maximum(max_rate[pending], 1e-12)
+            when[pending] += gap * DAY
+            accepted = uniforms(combine(key, _ACCEPT)) < keep_p[pending]
+            pending = pending[~accepted]
+            if pending.size == 0:
+                break
+        return when
+
+    def _start_sessions(
+        self, slots: np.ndarray, users: np.ndarray, starts: np.ndarray, fresh: bool = False
+    ) -> None:
+        """Open a session per slot in ``slots``: satiation decays for the midnights since the
+        user's last session, and the session's id and intent are counter-based."""
+        state, cfg = self.world.user_state, self.cfg
+        nights = np.floor(starts / DAY) - np.floor(self.last_seen[users] / DAY)
+        decay = np.exp(-cfg.satiation_decay_per_day * np.maximum(nights, 0)).astype(np.float32)
+        state.satiation[users] *= decay[:, None]
+        key = combine(
+            combine(combine(self.key, _SESSION), slots),
+            self.episode[slots] * np.int64(1 << 20) + self.session_index[slots],
+        )
+        session_id = (key >> np.uint64(12)).astype(np.int64)  # request ids stay below 2**62
+        explore = uniforms(combine(key, _EXPLORE)) < state.explore_prob[users]
+        new = {
+            "user": users,
+            "session_id": session_id,
+            "start": starts,
+            "explore": explore,
+            "page": np.zeros(slots.size, np.int32),
+            "fatigue": np.zeros(slots.size, np.float32),
+            "clicks": np.zeros(slots.size, np.int32),
+            "value": np.zeros(slots.size, np.float64),
+        }
+        self.clock[slots] = starts
+        self.outcomes.is_active[users] = True
+        active = self.active
+        if fresh:
+            for name, values in new.items():
+                setattr(active, name, values)
+            return
+        for name, values in new.items():  # refill the ended rows in slot order
+            column = getattr(active, name)
+            full = np.empty(self.num_slots, column.dtype)
+            full[self._surviving] = column
+            full[slots] = values
+            setattr(active, name, full)
+
+    def restart(self) -> dict[str, np.ndarray]:
+        """Abandon every slot's episode and start the next one (``reset()`` mid-episode).
+
+        Sessions that saw a page end as at the horizon (exit reason ``horizon``); sessions that
+        saw none are dropped unlogged, as if the user had not come yet."""
+        b, active = self.num_slots, self.active
+        users, now = active.user.copy(), self.clock.copy()
+        started = active.page > 0
+        if started.any():
+            self.outcomes.end_sessions(started, now, np.full(int(started.sum()), "horizon"))
+        self.outcomes.is_active[users] = False
+        active.keep(np.zeros(len(active), bool))
+        self.last_seen[users[started]] = now[started]
+        self.next_visit[users[started]] = self._next_visits(users[started], now[started])
+        slots = np.arange(b)
+        self.episode += 1
+        self.session_index[:] = 0
+        next_users = self._episode_users(slots, self.episode)
+        self.episode_start = self.next_visit[next_users].copy()
+        self._surviving = np.zeros(b, bool)
+        self._start_sessions(slots, next_users, self.episode_start.copy())
+        self._last_page = self._empty_page(b)
+        return self.observe()
+
+    # ------------------------------------------------------------------ a step
+    def check_action(self, action: Any) -> np.ndarray:
+        """[B, k] int64 item ids from an action; RecarenaError naming the action otherwise."""
+        want = (self.num_slots, *self.slate_shape)
+        array = np.asarray(action)
+        if array.shape != want:
+            raise RecarenaError(f"action: shape {array.shape}, expected {want} (item ids)")
+        if not np.issubdtype(array.dtype, np.integer):
+            if not np.issubdtype(array.dtype, np.floating) or not np.all(array == np.round(array)):
+                raise RecarenaError(f"action: item ids must be integers, got dtype {array.dtype}")
+        items = array.reshape(self.num_slots, self.k).astype(np.int64)
+        bad = (items < 0) | (items >= self.n_items)
+        if bad.any():
+            row, col = np.argwhere(bad)[0]
+            raise RecarenaError(
+                f"action: item id {int(items[row, col])} at {_where(row, col, self)} is not an "
+                f"item (ids are 0..{self.n_items - 1})"
+            )
+        ordered = np.sort(items, axis=1)
+        repeated = ordered[:, 1:] == ordered[:, :-1]
+        if repeated.any():
+            row, col = np.argwhere(repeated)[0]
+            raise RecarenaError(
+                f"action: item {int(ordered[row, col])} appears twice in the slate of "
+                f"{_where(row, None, self)}"
+            )
+        return items
+
+    def step(self, action: Any) -> StepResult:
+        items = self.check_action(action)
+        world, active, outcomes = self.world, self.active, self.outcomes
+        b = self.num_slots
+        requests = pages.requests_for(world, active, float(self.clock.min()), self.k)
+        # items the user already consumed are shown as empty slots (the engine never re-shows)
+        exclude = requests.exclude
+        if exclude.shape[1]:
+            blanked = (items[:, :, None] == exclude[:, None, :]).any(axis=2)
+            items = np.where(blanked, PAD_ITEM, items)
+        else:
+            blanked = np.zeros(items.shape, bool)
+        slates = SlateBatch(
+            items, np.full(items.shape, np.nan, np.float32), np.ones(items.shape, np.float32)
+        )
+        shown = pages.show(world, active, requests, slates)
+        response = shown.response
+        if self.reward_kind == "return":
+            reward = np.zeros(b, np.float32)
+        else:
+            reward = pages.page_reward(self.reward_kind, response)
+        clicked_any = response.clicked.any(axis=1)
+        truth = {
+            "utility": response.utility,  # -inf on empty slots
+            "examined": response.examined,
+            "fatigue": response.fatigue,
+            "explore": active.explore.copy(),
+            "session_id": active.session_id.copy(),
+            "blanked": blanked.sum(axis=1),
+            "return_days": np.full(b, -1.0),  # -1: the session goes on
+        }
+        self._last_page = {
+            "slate": items,
+            "clicks": response.clicked,
+            "ratings": np.where(
+                response.clicked, np.nan_to_num(response.rating)[:, None], 0.0
+            ).astype(np.float32),
+        }
+        session_after = self._session_features(active.page + 1, active.clicks + clicked_any)
+        ending = shown.ending
+        users = active.user.copy()
+        now = self.clock.copy()
+        pages.close(world, active, outcomes, now, shown)
+        self.clock += self.tick
+        truth["satisfaction"] = world.user_state.satisfaction[users].astype(np.float32)
+        terminated = np.zeros(b, bool)
+        truncated = np.zeros(b, bool)
+        final_obs = None
+        if ending.any():
+            slots = np.flatnonzero(ending)
+            ended = users[slots]
+            self.last_seen[ended] = now[slots]
+            nxt = self._next_visits(ended, now[slots])
+            self.next_visit[ended] = nxt
+            gap_days = (nxt - now[slots]) / DAY
+            truth["return_days"][slots] = gap_days
+            if self.reward_kind == "return":
+                reward[slots] = (gap_days * DAY <= self.return_seconds).astype(np.float32)
+            if self.mode == "session":
+                terminated[slots] = response.leave[slots]
+                truncated[slots] = ~response.leave[slots]
+                over = np.ones(slots.size, bool)
+            else:
+                over = nxt > self.episode_start[slots] + self.lifetime_seconds
+                truncated[slots] = over
+            done = slots[over]
+            if done.size:  # the ended episodes' last observation, before their slots refill
+                final_obs = self._observe(done, ended[over], session_after[done])
+            self.episode[done] += 1
+            self.session_index[done] = 0
+            self.session_index[slots[~over]] += 1
+            next_users = ended.copy()
+            next_users[over] = self._episode_users(done, self.episode[done])
+            self.episode_start[done] = self.next_visit[next_users[over]]
+            self._surviving = ~ending
+            self._start_sessions(slots, next_users, self.next_visit[next_users])
+            for name, column in self._last_page.items():
+                column[slots] = _EMPTY[name]
+        return StepResult(reward, terminated, truncated, final_obs, truth)
+
+    # ------------------------------------------------------------------ observations
+    def _empty_page(self, b: int) -> dict[str, np.ndarray]:
+        return {
+            "slate": np.full((b, self.k), PAD_ITEM, np.int64),
+            "clicks": np.zeros((b, self.k), bool),
+            "ratings": np.zeros((b, self.k), np.float32),
+        }
+
+    def _session_features(self, page: np.ndarray, clicks: np.ndarray) -> np.ndarray:
+        """[B, 4] pages and clicks so far in the session, session number in the episode and
+        days since the episode began."""
+        return np.stack(
+            [
+                page.astype(np.float32),
+                clicks.astype(np.float32),
+                self.session_index.astype(np.float32),
+                ((self.clock - self.episode_start) / DAY).astype(np.float32),
+            ],
+            axis=1,
+        )
+
+    def observe(self) -> dict[str, np.ndarray]:
+        """The batched observation of every slot (what a recommender may see)."""
+        active = self.active
+        rows = np.arange(self.num_slots)
+        return self._observe(rows, active.user, self._session_features(active.page, active.clicks))
+
+    def _observe(
+        self, rows: np.ndarray, users: np.ndarray, session: np.ndarray
+    ) -> dict[str, np.ndarray]:
+        world = self.world
+        familiarity = world.user_state.familiarity[users]
+        mix = familiarity / np.maximum(familiarity.sum(axis=1, keepdims=True), 1e-12)
+        consumed = world.consumed
+        offsets = np.arange(-self.history, 0)[None, :] + consumed.count[users][:, None]
+        width = consumed.matrix.shape[1]
+        history = np.where(
+            offsets >= 0, consumed.matrix[users[:, None], np.clip(offsets, 0, width - 1)], PAD_ITEM
+        )
+        shape = (rows.size, *self.slate_shape)
+        return {
+            "user_id": users.astype(np.int64),
+            "topic_mix": mix.astype(np.float32),
+            "history": history,
+            "slate": self._last_page["slate"][rows].reshape(shape),
+            "clicks": self._last_page["clicks"][rows].reshape(shape).astype(np.int8),
+            "ratings": self._last_page["ratings"][rows].reshape(shape),
+            "session": np.maximum(session, 0.0).astype(np.float32),
+        }
+
+    def valid_items(self) -> np.ndarray:
+        """[B, n_items] bool: items each slot's user has not consumed (a mask for policies)."""
+        mask = np.ones((self.num_slots, self.n_items), bool)
+        exclude = self.world.consumed.for_users(self.active.user)
+        rows, cols = np.nonzero(exclude != PAD_ITEM)
+        mask[rows, exclude[rows, cols]] = False
+        return mask
+
+    def close(self) -> None:
+        """End the open sessions (exit reason ``horizon``) and publish the logs, if any."""
+        n = len(self.active)
+        if n:
+            self.outcomes.end_sessions(np.ones(n, bool), self.clock.copy(), np.full(n, "horizon"))
+        self.log.close()
+
+
+_EMPTY = {"slate": PAD_ITEM, "clicks": False, "ratings": 0.0}
+
+
+def _where(row: Any, col: Any, driver: SessionDriver) -> str:
+    env = f"env {int(row)}" if driver.num_slots > 1 else "the slate"
+    if col is None:
+        return env
+    index = np.unravel_index(int(col), driver.slate_shape)
+    slot = ",".join(str(int(i)) for i in index)
+    return f"{env} slot [{slot}]" if driver.num_slots > 1 else f"slot [{slot}]"

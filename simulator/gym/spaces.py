@@ -1,0 +1,47 @@
+"""Observation and action spaces of the recarena environments (one slot; vector envs batch them).
+
+The observation is what a platform's recommender could log about a request, RecSim-style:
+
+* ``user_id``: the user (recommenders see ids);
+* ``topic_mix``: the topic mix of everything the user consumed, normalised (a logged profile);
+* ``history``: the last ``history`` consumed items, oldest first, ``-1`` padded;
+* ``slate``, ``clicks``, ``ratings``: the previous page of this session, per slot (``-1`` /
+  0 before the first page), surface-shaped (``[k]`` for a list, ``[rows, cols]`` for a carousel);
+* ``session``: pages and clicks so far in the session, the session's number in the episode, and
+  days since the episode began.
+
+Hidden truth (taste, fatigue, novelty intent, utilities, examination) is never observed; the
+environments put it in ``info`` for analysis only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from gymnasium import spaces
+
+from recarena.gym.driver import SessionDriver
+
+
+def action_space(driver: SessionDriver) -> spaces.MultiDiscrete:
+    """A slate of item ids, surface-shaped."""
+    return spaces.MultiDiscrete(np.full(driver.slate_shape, driver.n_items, np.int64))
+
+
+def observation_space(driver: SessionDriver) -> spaces.Dict:
+    n, shape = driver.n_items, driver.slate_shape
+    item_or_none = np.full(shape, n + 1, np.int64)
+    history = np.full(driver.history, n + 1, np.int64)
+    pages = float(driver.cfg.max_pages)
+    days = driver.lifetime_seconds / 86_400.0 + 365.0
+    session_high = np.array([pages, pages, 1e6, days], np.float32)
+    return spaces.Dict(
+        {
+            "user_id": spaces.Discrete(driver.cfg.users),
+            "topic_mix": spaces.Box(0.0, 1.0, (driver.n_topics,), np.float32),
+            "history": spaces.MultiDiscrete(history, start=np.full(driver.history, -1)),
+            "slate": spaces.MultiDiscrete(item_or_none, start=np.full(shape, -1)),
+            "clicks": spaces.MultiBinary(shape),
+            "ratings": spaces.Box(0.0, 5.0, shape, np.float32),
+            "session": spaces.Box(0.0, session_high, (4,), np.float32),
+        }
+    )
