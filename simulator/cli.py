@@ -263,9 +263,11 @@ def calibrate(
             f"--format: unknown {fmt!r}; known: auto, movielens, movielens-dat, recbole, csv"
         )
     started = time.perf_counter()
-    data = load_dataset(dataset, fmt)  # type: ignore[arg-type]
-    population = fit(data, CalibrationConfig(topics=topics, seed=seed))
-    population.save(output)
+    with _reading(f"dataset {dataset}"):
+        data = load_dataset(dataset, fmt)  # type: ignore[arg-type]
+        population = fit(data, CalibrationConfig(topics=topics, seed=seed))
+    with _reading(f"--output {output}"):
+        population.save(output)
     s = population.scalars
     users_path, items_path, json_path = CalibratedPopulation.paths(output)
     print(
@@ -336,7 +338,8 @@ def fidelity(
 
     started = time.perf_counter()
     with progress:
-        result = write_report(output, cfg, on_progress)
+        with _reading(f"fidelity on {dataset}"):
+            result = write_report(output, cfg, on_progress)
     table = Table(title=f"fidelity: {result['dataset']['name']} (95% CI over users)")
     for column in ("check", "measure", "value [95% CI]", "reference"):
         table.add_column(column)
@@ -385,7 +388,8 @@ def compare(
     ci_over: Annotated[str, typer.Option(help=CI_OVER_HELP)] = "auto",
 ) -> None:
     """Per-arm means and deltas vs the baseline with paired bootstrap 95% CIs."""
-    _print_comparison(run_dir, baseline, metric, ci_over)
+    with _reading(str(run_dir)):
+        _print_comparison(run_dir, baseline, metric, ci_over)
 
 
 def _print_comparison(
@@ -434,14 +438,15 @@ def ope(
     from recarena.analysis.ope import format_ope_table, off_policy_evaluation
 
     names = [e.strip() for e in estimators.split(",") if e.strip()]
-    frame = off_policy_evaluation(
-        load_one_world(run_dir, point),
-        target,
-        logging,
-        names,
-        page=None if all_pages else 0,
-        seed=seed,
-    )
+    with _reading(str(run_dir)):
+        frame = off_policy_evaluation(
+            load_one_world(run_dir, point),
+            target,
+            logging,
+            names,
+            page=None if all_pages else 0,
+            seed=seed,
+        )
     out.print(format_ope_table(frame))
 
 
@@ -459,7 +464,9 @@ def report(
     """Write a self-contained HTML report (A/B table, charts; opens offline) and print its path."""
     from recarena.analysis.report import write_report
 
-    print(write_report(run_dir, output, baseline, point, ci_over))
+    with _reading(f"report of {run_dir}"):
+        path = write_report(run_dir, output, baseline, point, ci_over)
+    print(path)
 
 
 def _params_text(entry_object: object) -> str:
