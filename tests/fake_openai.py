@@ -1,14 +1,27 @@
 """A scripted OpenAI-compatible endpoint on loopback, for fault tests without a real model.
 
-Each request takes the next behaviour from a script (cycled): ``ok``, ``429``, ``500``,
-``timeout`` (answers after ``slow_seconds``), ``malformed`` (content that is not JSON), ``bad``
-(JSON that breaks the schema). ``ok`` answers a page with a fixed valid choice and a reflection
-with a fixed sentence, so runs against it are deterministic when the script is all ``ok``.
+Each request takes the next behaviour from a script (cycled):
+
+* ``ok``: a page request gets a fixed valid JSON choice, a reflection a fixed sentence; a
+  request that asks for ``logprobs`` gets, per answer position, top logprobs that are a pure
+  function of the prompt (so two arms asking the same page get the same distribution);
+* faults: ``429``, ``500``, ``timeout`` (answers after ``slow_seconds``), ``malformed``
+  (content that is not JSON), ``bad`` (JSON that breaks the schema);
+* unusable 200s: ``html`` (text/html page), ``notjson`` (JSON content type, body not JSON),
+  ``wrongtype`` (valid JSON sent as text/plain), ``empty`` (no choices), ``badutf8`` (bytes
+  that are not UTF-8), ``truncated`` (the connection closes before the announced length);
+* scoring: ``invalid`` (all probability on tokens that are no option), ``sparse`` (only the
+  options 0 and 2 present).
+
+``logprobs=False`` makes an endpoint that never returns logprobs (it ignores the request).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
+import random
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -16,13 +29,25 @@ from itertools import cycle
 
 PAGE_OK = {"examined": [1, 2, 3], "click": 2, "rating": 4, "leave": False, "reason": "fun"}
 REFLECTION_OK = {"reflection": "I like lively films and want more of them."}
+DIGITS = [str(d) for d in range(10)]
+
+
+def fake_distribution(prompt: str, position: int) -> dict[str, float]:
+    """Top logprobs at one answer position: digits with prompt-seeded weights, plus junk."""
+    seed = int(hashlib.sha256(f"{position}|{prompt}".encode()).hexdigest()[:12], 16)
+    rng = random.Random(seed)
+    weights = {d: rng.uniform(0.05, 1.0) for d in (DIGITS if position == 0 else DIGITS[1:6])}
+    weights |= {"The": 0.3, " I": 0.2, "\n": 0.1}
+    total = sum(weights.values())
+    return {token: math.log(w / total) for token, w in weights.items()}
 
 
 class FakeOpenAI:
-    def __init__(self, script=("ok",), slow_seconds: float = 2.0) -> None:
+    def __init__(self, script=("ok",), slow_seconds: float = 2.0, logprobs: bool = True) -> None:
         self._script = cycle(script)
         self._lock = threading.Lock()
         self.slow_seconds = slow_seconds
+        self.logprobs = logprobs
         self.requests: list[dict] = []
         self.behaviours: list[str] = []
         fake = self
@@ -45,21 +70,40 @@ class FakeOpenAI:
                     self._send(429, {"error": {"message": "slow down"}}, {"retry-after": "0"})
                 elif behaviour == "500":
                     self._send(500, {"error": {"message": "boom"}})
+                elif behaviour == "html":
+                    self._raw(200, b"<html><body>502 Bad Gateway</body></html>", "text/html")
+                elif behaviour == "notjson":
+                    self._raw(200, b"upstream error {", "application/json")
+                elif behaviour == "wrongtype":
+                    data = json.dumps(fake._completion(body, "ok")).encode()
+                    self._raw(200, data, "text/plain")
+                elif behaviour == "empty":
+                    self._send(200, {"id": "x", "object": "chat.completion", "choices": []})
+                elif behaviour == "badutf8":
+                    self._raw(200, b'{"choices": [\xff\xfe]}', "application/json")
+                elif behaviour == "truncated":
+                    data = json.dumps(fake._completion(body, "ok")).encode()
+                    self._raw(200, data[: len(data) // 2], "application/json", len(data))
                 else:
                     if behaviour == "timeout":
                         time.sleep(fake.slow_seconds)
                     self._send(200, fake._completion(body, behaviour))
 
             def _send(self, status, payload, headers=None):
-                data = json.dumps(payload).encode()
+                self._raw(status, json.dumps(payload).encode(), "application/json", None, headers)
+
+            def _raw(self, status, data, content_type, length=None, headers=None):
                 try:
                     self.send_response(status)
-                    self.send_header("content-type", "application/json")
-                    self.send_header("content-length", str(len(data)))
+                    self.send_header("content-type", content_type)
+                    self.send_header("content-length", str(length or len(data)))
                     for key, value in (headers or {}).items():
                         self.send_header(key, value)
                     self.end_headers()
                     self.wfile.write(data)
+                    if length is not None:  # a body cut short: drop the connection
+                        self.wfile.flush()
+                        self.close_connection = True
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout test)
 
@@ -67,16 +111,39 @@ class FakeOpenAI:
         self.server.daemon_threads = True
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    @staticmethod
-    def _completion(body: dict, behaviour: str) -> dict:
+    def _completion(self, body: dict, behaviour: str) -> dict:
         prompt = " ".join(m.get("content", "") for m in body.get("messages", []))
         wants_reflection = '"reflection"' in prompt
-        if behaviour == "malformed":
+        logprobs = None
+        if body.get("logprobs") and self.logprobs:
+            positions = []
+            for position in range(int(body.get("max_tokens") or 1)):
+                top = fake_distribution(prompt, position)
+                if behaviour == "invalid":
+                    top = {"The": -0.5, " I": -1.5, "You": -2.0}
+                elif behaviour == "sparse" and position == 0:
+                    top = {"2": -0.2, "The": -1.0, "0": -2.5}
+                ranked = sorted(top.items(), key=lambda kv: -kv[1])
+                ranked = ranked[: int(body.get("top_logprobs") or 1)]
+                positions.append(
+                    {
+                        "token": ranked[0][0],
+                        "logprob": ranked[0][1],
+                        "bytes": None,
+                        "top_logprobs": [
+                            {"token": t, "logprob": lp, "bytes": None} for t, lp in ranked
+                        ],
+                    }
+                )
+            content = "".join(p["token"] for p in positions)
+            logprobs = {"content": positions}
+        elif behaviour == "malformed":
             content = '{"examined": [1, 2'
         elif behaviour == "bad":
             content = json.dumps({"examined": [1], "click": 99, "rating": 9})
         else:
             content = json.dumps(REFLECTION_OK if wants_reflection else PAGE_OK)
+        completion_tokens = int(body.get("max_tokens") or 20) if logprobs else 20
         return {
             "id": "fake-1",
             "object": "chat.completion",
@@ -86,13 +153,14 @@ class FakeOpenAI:
                 {
                     "index": 0,
                     "message": {"role": "assistant", "content": content},
+                    "logprobs": logprobs,
                     "finish_reason": "stop",
                 }
             ],
             "usage": {
                 "prompt_tokens": len(prompt) // 4,
-                "completion_tokens": 20,
-                "total_tokens": len(prompt) // 4 + 20,
+                "completion_tokens": completion_tokens,
+                "total_tokens": len(prompt) // 4 + completion_tokens,
             },  # fmt: skip
         }
 

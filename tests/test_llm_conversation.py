@@ -76,7 +76,7 @@ class ScriptedFake(FakeOpenAI):
         self.crs, self.user = crs, user
 
     def _completion(self, body, behaviour):
-        response = FakeOpenAI._completion(body, behaviour)
+        response = super()._completion(body, behaviour)
         if behaviour == "ok":
             is_crs = "film recommender" in body["messages"][0]["content"]
             answer = self.crs if is_crs else self.user

@@ -36,6 +36,7 @@ PANEL = {
     "llm": {
         "provider": "openai",
         "model": "fake",
+        "decision": "generate",  # the JSON mode; scoring has its own tests (test_llm_scoring.py)
         "timeout_seconds": 0.5,
         "backoff_seconds": 0.01,
         "max_retries": 2,

@@ -13,6 +13,8 @@ Modes (``llm.cache.mode``):
 * ``replay``: never call. Every call must be in the cache, failed ones included (a recorded
   failure is replayed as the same failure, so a fallback page falls back again); a miss raises
   :class:`CacheMiss` naming the call.
+* ``off``: always call, never store (measurements, and the test that arms share decisions
+  through common random numbers rather than through the cache).
 
 SQLite in WAL mode lets the cells of a run (separate processes) share one file.
 """
@@ -27,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-CacheMode = Literal["auto", "record", "replay"]
+CacheMode = Literal["auto", "record", "replay", "off"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS calls (
@@ -79,6 +81,9 @@ class CallCache:
         self.run_id = run_id
         if mode == "replay" and not self.path.exists():
             raise CacheMiss(f"llm.cache.path: {self.path} does not exist; nothing to replay")
+        self._db: sqlite3.Connection | None = None
+        if mode == "off":  # no file at all
+            return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
@@ -87,6 +92,8 @@ class CallCache:
 
     def lookup(self, key: str) -> CachedCall | None:
         """The entry this mode may answer from, or None when the endpoint must be called."""
+        if self._db is None:
+            return None
         row = self._db.execute(
             "SELECT completion, valid, error, prompt_tokens, completion_tokens, latency_s, run_id"
             " FROM calls WHERE key = ?",
@@ -102,7 +109,7 @@ class CallCache:
         return entry if entry.valid else None  # auto: a failure is worth retrying
 
     def store(self, key: str, model: str, request: dict[str, Any], entry: CachedCall) -> None:
-        if self.mode == "replay":
+        if self.mode == "replay" or self._db is None:
             return
         self._db.execute(
             "INSERT OR REPLACE INTO calls VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -122,7 +129,10 @@ class CallCache:
         )
 
     def __len__(self) -> int:
+        if self._db is None:
+            return 0
         return int(self._db.execute("SELECT COUNT(*) FROM calls").fetchone()[0])
 
     def close(self) -> None:
-        self._db.close()
+        if self._db is not None:
+            self._db.close()

@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from recarena.agents.llm.cache import CachedCall, CacheMiss, CallCache, call_key
@@ -54,6 +56,11 @@ class Endpoint:
     timeout_seconds: float = 60.0
     max_retries: int = 3
     backoff_seconds: float = 0.5
+    decision: str = "score"
+    """score: read decisions from the first answer token's logprobs (one forward pass, no
+    grammar); generate: a JSON answer under the schema. Scoring falls back to generate for the
+    rest of the cell when the endpoint returns no logprobs."""
+    top_logprobs: int = 20
 
 
 @dataclass(frozen=True)
@@ -85,6 +92,12 @@ class CallRecord:
     valid: bool
     fallback: bool = False
     error: str = ""
+    decision: str = "generate"  # score | generate
+    options: int = 0  # options the first answer token was read over (score)
+    option_mass: float = float("nan")  # probability the endpoint put on those options
+    entropy: float = float("nan")  # of the renormalised choice distribution, nats
+    choice: int = -1  # option drawn (score), -1 when none
+    expected: float = float("nan")  # expected value over the options' values (ratings)
 
 
 @dataclass
@@ -95,8 +108,125 @@ class Structured:
     records: list[CallRecord] = field(default_factory=list)
 
 
+@dataclass
+class Scored:
+    """The outcome of :meth:`LLMClient.score`.
+
+    ``probs[i]`` is the renormalised distribution over ``options[i]`` at answer position i (None
+    where that position put no probability on any option); ``generated`` the tokens the
+    endpoint actually produced. ``probs`` is None when the call failed (fall back), and
+    ``no_logprobs`` is set when the endpoint answered without logprobs (use generate mode).
+    """
+
+    probs: list[np.ndarray | None] | None
+    generated: list[str]
+    records: list[CallRecord] = field(default_factory=list)
+    no_logprobs: bool = False
+
+
+def option_distribution(
+    top: dict[str, float], options: Sequence[str]
+) -> tuple[np.ndarray, float, float]:
+    """(renormalised probabilities over ``options``, mass on them, entropy) from one position.
+
+    Tokens are matched after stripping whitespace (" 2" and "2" are the same answer); options
+    missing from the returned top logprobs get probability 0. With no mass at all the
+    probabilities are all zero and the caller must fall back.
+    """
+    index = {label: i for i, label in enumerate(options)}
+    mass = np.zeros(len(options))
+    for token, logprob in top.items():
+        i = index.get(token.strip())
+        if i is not None:
+            mass[i] += math.exp(logprob)
+    total = float(mass.sum())
+    if total <= 0.0:
+        return mass, 0.0, float("nan")
+    probs = mass / total
+    nonzero = probs[probs > 0]
+    return probs, min(total, 1.0), float(-(nonzero * np.log(nonzero)).sum())
+
+
+def draw_index(probs: np.ndarray, u: float) -> int:
+    """Inverse-CDF draw of an option with the engine's uniform ``u`` (common random numbers)."""
+    cdf = np.cumsum(probs)
+    return int(min(np.searchsorted(cdf, u * cdf[-1], side="right"), len(probs) - 1))
+
+
 class _Transport(Exception):
     """A call that could not get an answer after its retries."""
+
+
+class Unusable(Exception):
+    """An HTTP 200 whose body the client cannot use (one failed attempt, retried like a 500)."""
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What one usable endpoint answer carried: the text and, when asked for, the logprobs.
+
+    ``top`` holds one ``{token: logprob}`` dict per generated position (the generated token
+    included), or None when the endpoint returned no logprobs.
+    """
+
+    text: str
+    top: list[dict[str, float]] | None
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def read_reply(content_type: str, body: bytes, want_logprobs: bool) -> Reply:
+    """Parse a raw chat-completion body; anything unusable raises :class:`Unusable`.
+
+    The SDK's own parsing is bypassed on purpose: a 200 with an HTML page, a JSON body with
+    no choices, bytes that are not UTF-8 or a cut-off body must each become one counted,
+    retried attempt, never an exception inside the engine's event loop.
+    """
+    kind = content_type.split(";")[0].strip().lower()
+    if "json" not in kind:
+        raise Unusable(f"unusable response: content type {kind or 'missing'!r}")
+    try:
+        decoded = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Unusable(f"unusable response: invalid UTF-8 at byte {exc.start}") from None
+    try:
+        payload = json.loads(decoded)
+    except json.JSONDecodeError as exc:
+        raise Unusable(
+            f"unusable response: body is not JSON ({exc.msg} at char {exc.pos})"
+        ) from None
+    choices = payload.get("choices") if isinstance(payload, dict) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise Unusable("unusable response: no choices")
+    message = choices[0].get("message")
+    text = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(text, str):
+        raise Unusable("unusable response: choice without text content")
+    top = _read_logprobs(choices[0].get("logprobs")) if want_logprobs else None
+    usage = payload.get("usage") if isinstance(payload.get("usage"), dict) else {}
+    return Reply(text, top, _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")))
+
+
+def _int(value: Any) -> int:
+    return int(value) if isinstance(value, int | float) else 0
+
+
+def _read_logprobs(logprobs: Any) -> list[dict[str, float]] | None:
+    """``choices[0].logprobs.content`` as one {token: logprob} dict per position, or None."""
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    if not isinstance(content, list) or not content:
+        return None
+    positions = []
+    for entry in content:
+        if not isinstance(entry, dict):
+            return None
+        seen: dict[str, float] = {}
+        for alt in [entry, *(entry.get("top_logprobs") or [])]:
+            token, logprob = alt.get("token"), alt.get("logprob")
+            if isinstance(token, str) and isinstance(logprob, int | float) and token not in seen:
+                seen[token] = float(logprob)
+        positions.append(seen)
+    return positions
 
 
 def _parse(text: str | None, schema: type[T], check: Check | None) -> tuple[T | None, str | None]:
@@ -126,6 +256,7 @@ class LLMClient:
         self._loop = asyncio.new_event_loop()
         self._semaphore: asyncio.Semaphore | None = None
         self._sdk = None
+        self._logprobs: bool | None = None  # unknown until the endpoint first answers a score
 
     # ------------------------------------------------------------------ plumbing
     def _client(self):
@@ -173,28 +304,37 @@ class LLMClient:
 
     # ------------------------------------------------------------------ calls
     async def _complete(
-        self, messages: list[dict[str, str]], response_format: dict[str, Any]
-    ) -> tuple[str | None, int, int, int]:
-        """One answer from the endpoint: (text, prompt tokens, completion tokens, attempts)."""
+        self, messages: list[dict[str, str]], request: dict[str, Any], want_logprobs: bool = False
+    ) -> tuple[Reply, int]:
+        """One usable answer from the endpoint, and the attempts it took.
+
+        Every attempt that does not give a usable answer (429, 5xx, timeout, dropped
+        connection, or a 200 the client cannot read) is counted and retried with backoff;
+        after the last one :class:`_Transport` carries the last reason.
+        """
         import openai
 
         endpoint = self.endpoint
-        client = self._client()
+        client = self._client()  # a missing base_url is the user's mistake: let it through
         assert self._semaphore is not None
         last_error = ""
         for attempt in range(endpoint.max_retries + 1):
             wait = endpoint.backoff_seconds * 2**attempt
             try:
                 async with self._semaphore:
-                    response = await client.chat.completions.create(
+                    raw = await client.chat.completions.with_raw_response.create(
                         model=endpoint.model,
-                        messages=messages,
-                        temperature=endpoint.temperature,
-                        max_tokens=endpoint.max_tokens,
-                        seed=endpoint.seed,
-                        response_format=response_format,
+                        messages=messages,  # type: ignore[arg-type]
                         timeout=endpoint.timeout_seconds,
+                        **request,
                     )
+                    body = raw.content
+                return (
+                    read_reply(raw.headers.get("content-type", ""), body, want_logprobs),
+                    attempt + 1,
+                )
+            except Unusable as exc:
+                last_error = str(exc)
             except openai.APITimeoutError:
                 last_error = f"timeout after {endpoint.timeout_seconds:g}s"
             except openai.APIConnectionError as exc:
@@ -210,15 +350,8 @@ class LLMClient:
                         wait = min(float(retry_after), 60.0)
                     except ValueError:
                         pass
-            else:
-                usage = response.usage
-                text = response.choices[0].message.content if response.choices else None
-                return (
-                    text,
-                    int(usage.prompt_tokens) if usage else 0,
-                    int(usage.completion_tokens) if usage else 0,
-                    attempt + 1,
-                )
+            except Exception as exc:  # noqa: BLE001 - whatever the transport raised, one attempt
+                last_error = f"unusable response: {exc.__class__.__name__}: {exc}"[:300]
             if attempt < endpoint.max_retries:
                 await asyncio.sleep(wait)
         raise _Transport(last_error, endpoint.max_retries + 1)
@@ -267,10 +400,9 @@ class LLMClient:
                 f"(key {key[:16]}) in {self.cache.path}"
             )
         try:
-            text, prompt_tokens, completion_tokens, attempts = await self._complete(
-                messages, response_format
-            )
-            transport_error = None
+            reply, attempts = await self._complete(messages, params)
+            text, prompt_tokens = reply.text, reply.prompt_tokens
+            completion_tokens, transport_error = reply.completion_tokens, None
         except _Transport as exc:
             text, prompt_tokens, completion_tokens = None, 0, 0
             transport_error, attempts = str(exc.args[0]), int(exc.args[1])
@@ -349,6 +481,106 @@ class LLMClient:
             records[-1].fallback = True
         self.records.extend(records)
         return Structured(answer, records)
+
+    @property
+    def scoring(self) -> bool:
+        """Whether decisions are read from logprobs (until the endpoint shows it has none)."""
+        return self.endpoint.decision == "score" and self._logprobs is not False
+
+    async def score(
+        self,
+        messages: list[dict[str, str]],
+        options: Sequence[Sequence[str]],
+        context: CallContext,
+    ) -> Scored:
+        """One forward pass: the distribution over ``options[i]`` at answer position ``i``.
+
+        ``max_tokens`` is ``len(options)``, there is no grammar and no schema; the endpoint is
+        asked for the top logprobs of every generated token. The answer's text is never parsed.
+        A call whose first position puts no probability on any option is a logged fallback;
+        an endpoint that answers without logprobs switches this client to generate mode.
+        """
+        endpoint = self.endpoint
+        params = {
+            "temperature": 0.0,
+            "max_tokens": len(options),
+            "seed": endpoint.seed,
+            "logprobs": True,
+            "top_logprobs": endpoint.top_logprobs,
+        }
+        key = call_key(endpoint.model, messages, params)
+        started = time.perf_counter()
+        record = CallRecord(
+            context, endpoint.model, 0, 0, 0.0, 0, cached=False, valid=False,
+            decision="score", options=len(options[0]),
+        )  # fmt: skip
+        hit = self.cache.lookup(key)
+        error: str | None
+        if hit is not None:
+            record.cached = True
+            record.prompt_tokens, record.completion_tokens = (
+                hit.prompt_tokens,
+                hit.completion_tokens,
+            )
+            stored, error = hit.completion, hit.error
+        elif self.cache.mode == "replay":
+            raise CacheMiss(
+                f"llm.cache.mode replay: no recorded answer for the {context.describe()} "
+                f"(key {key[:16]}) in {self.cache.path}"
+            )
+        else:
+            try:
+                reply, record.attempts = await self._complete(messages, params, True)
+                stored, error = json.dumps({"text": reply.text, "top": reply.top}), None
+                record.prompt_tokens = reply.prompt_tokens
+                record.completion_tokens = reply.completion_tokens
+            except _Transport as exc:
+                stored, error, record.attempts = None, str(exc.args[0]), int(exc.args[1])
+        record.latency_s = time.perf_counter() - started
+        result = Scored(None, [], [record])
+        if error is None and stored is not None:
+            answer = json.loads(stored)
+            top = answer["top"]
+            if top is None:  # the endpoint cannot score: generate mode from now on
+                self._logprobs = False
+                result.no_logprobs = True
+                error = "no logprobs from the endpoint; generate mode from now on"
+            else:
+                result.generated = [max(position, key=position.get) for position in top]
+                result.probs = []
+                for i, labels in enumerate(options):
+                    probs, mass, entropy = option_distribution(
+                        top[i] if i < len(top) else {}, labels
+                    )
+                    result.probs.append(probs if mass > 0 else None)
+                    if i == 0:
+                        record.option_mass, record.entropy = mass, entropy
+                if result.probs[0] is None:
+                    shown = ", ".join(repr(t) for t in list(top[0])[:5])
+                    error = f"no probability on the options {list(options[0])} (top: {shown})"
+                    result.probs = None
+                else:
+                    self._logprobs = True
+        if hit is None:
+            self.cache.store(
+                key,
+                endpoint.model,
+                {"messages": messages, **params},
+                CachedCall(
+                    stored,
+                    error is None,
+                    None if stored is not None else error,
+                    record.prompt_tokens,
+                    record.completion_tokens,
+                    record.latency_s,
+                    self.cache.run_id,
+                ),
+            )
+        record.valid = error is None
+        record.error = error or ""
+        record.fallback = result.probs is None and not result.no_logprobs
+        self.records.append(record)
+        return result
 
     def drain_records(self) -> list[CallRecord]:
         records, self.records = self.records, []

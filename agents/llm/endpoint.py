@@ -7,6 +7,7 @@ endpoint as the user panel without importing user code.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from recarena.agents.llm.client import LOCAL_MODEL, Endpoint
 from recarena.simulator.core.scenario import Scenario
@@ -22,12 +23,22 @@ class LLMRuntime:
     cache_mode: str | None = None  # overrides llm.cache.mode (CLI --llm-cache-mode)
 
 
+def model_name(scenario: Scenario) -> str:
+    """The model name sent to the endpoint (and the server's alias for a local GGUF file)."""
+    llm = scenario.llm
+    if llm.model:
+        return llm.model
+    if llm.provider != "local":
+        return "gpt-4o-mini"
+    return Path(llm.model_path).stem if llm.model_path else LOCAL_MODEL
+
+
 def endpoint_for(scenario: Scenario, base_url: str | None) -> Endpoint:
     llm = scenario.llm
     local = llm.provider == "local"
     return Endpoint(
         base_url=base_url or llm.base_url,
-        model=llm.model or (LOCAL_MODEL if local else "gpt-4o-mini"),
+        model=model_name(scenario),
         api_key_env=llm.api_key_env,
         response_format=llm.response_format or ("json_object_schema" if local else "json_schema"),
         temperature=llm.temperature,
@@ -37,4 +48,5 @@ def endpoint_for(scenario: Scenario, base_url: str | None) -> Endpoint:
         timeout_seconds=llm.timeout_seconds,
         max_retries=llm.max_retries,
         backoff_seconds=llm.backoff_seconds,
+        decision=llm.decision,
     )

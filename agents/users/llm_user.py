@@ -21,11 +21,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 from pydantic import BaseModel, Field
 
-from recarena.agents.llm.client import CallContext, LLMClient
-from recarena.agents.llm.item_text import ItemText
+from recarena.agents.llm.client import CallContext, LLMClient, draw_index
+from recarena.agents.llm.item_text import ItemText, compact_line
 from recarena.agents.llm.prompts import render, text
 from recarena.agents.users.llm_memory import UserMemory
 from recarena.agents.users.personas import Persona
+from recarena.simulator.core.rng import combine, uniforms
 from recarena.simulator.core.scenario import LLMPanel, Population
 from recarena.simulator.core.types import PAD_ITEM, PageBatch, ResponseBatch
 
@@ -81,6 +82,26 @@ def page_schema(k: int) -> dict:
     }
 
 
+STARS = ("1", "2", "3", "4", "5")
+_U_CLICK, _U_RATING, _U_LEAVE = 0x5C01, 0x5C02, 0x5C03
+"""Purposes of the LLM panel's counter-based uniforms (far from slot indices and the rule
+policy's purposes, so no stream is reused)."""
+
+
+def slot_labels(k: int) -> list[str]:
+    """One single-token label per slot: 1-9, then A-Z (0 is "none")."""
+    letters = [chr(ord("A") + i) for i in range(26)]
+    labels = [str(i) for i in range(1, 10)] + letters
+    if k > len(labels):
+        raise ValueError(f"scoring mode shows at most {len(labels)} slots, got {k}")
+    return labels[:k]
+
+
+def page_uniform(noise_key: int, purpose: int) -> float:
+    """The engine's counter-based uniform for this (session, page) and purpose."""
+    return float(uniforms(combine(np.array([noise_key], np.uint64), purpose))[0])
+
+
 def _tiredness(fatigue: float) -> str:
     return "fresh" if fatigue < 0.3 else "a little tired" if fatigue < 0.8 else "tired"
 
@@ -92,7 +113,7 @@ class LLMPage:
     examined: np.ndarray  # [k] bool
     click: int  # -1 for none
     rating: float
-    leave: bool
+    leave: bool | None  # None: the fatigue hazard decides (scoring mode)
 
 
 class LLMUsers:
@@ -112,17 +133,26 @@ class LLMUsers:
         self.memory = {p.user_id: UserMemory(panel.memory_size) for p in personas}
         self.sessions_done = dict.fromkeys(self.personas, 0)
         self.system = text("system.txt")
+        self.system_score = text("system_score.txt")
 
     def _messages(self, prompt: str) -> list[dict[str, str]]:
         return [{"role": "system", "content": self.system}, {"role": "user", "content": prompt}]
 
+    def _memories(self, user: int, slate: list[str]) -> list[str]:
+        panel = self.panel
+        return self.memory[user].retrieve(" ".join(slate), panel.retrieve, panel.memory_tokens)
+
     async def _page(self, pages: PageBatch, row: int) -> LLMPage | None:
+        if self.client.scoring:
+            scored = await self._score_page(pages, row)
+            if scored is not None or self.client.scoring:
+                return scored  # else: the endpoint has no logprobs; answer in JSON instead
         requests = pages.requests
         user = int(requests.user[row])
         items = pages.slates.items[row]
         shown = items[items != PAD_ITEM]
         slate = self.item_text.lines(shown)
-        memories = self.memory[user].retrieve(" ".join(slate), self.panel.retrieve)
+        memories = self._memories(user, slate)
         prompt = render(
             "page.j2",
             persona=self.personas[user].text,
@@ -153,6 +183,78 @@ class LLMUsers:
         if click >= 0:
             examined[click] = True  # whoever clicks has looked
         return LLMPage(examined, click, float(answer.rating), bool(answer.leave))
+
+    def profile_messages(self, user: int, slate: list[str], prompt: str) -> list[dict[str, str]]:
+        """Scoring-mode messages: a stable prefix (instructions, persona, memories), then the page.
+
+        Everything that is the same from page to page comes first, so a server that keeps the
+        KV cache of the previous request (llama.cpp, vLLM prefix caching) only evaluates the
+        page-specific tail.
+        """
+        profile = render(
+            "profile.j2",
+            persona=self.personas[user].text,
+            memories=self._memories(user, slate),
+        )
+        return [
+            {"role": "system", "content": f"{self.system_score}\n\n{profile}"},
+            {"role": "user", "content": prompt},
+        ]
+
+    async def _score_page(self, pages: PageBatch, row: int) -> LLMPage | None:
+        """One forward pass: the click from the first token's logprobs, the rating from the
+        second; both drawn with the page's counter-based uniforms, so the same page under two
+        arms gets the same decision whatever the cache holds."""
+        requests = pages.requests
+        user = int(requests.user[row])
+        items = pages.slates.items[row]
+        slot_of = np.flatnonzero(items != PAD_ITEM)
+        shown = items[slot_of]
+        slate = [compact_line(line) for line in self.item_text.lines(shown)]
+        labels = slot_labels(len(shown))
+        prompt = render(
+            "page_score.j2",
+            page=int(requests.page[row]),
+            tiredness=_tiredness(float(pages.fatigue[row])),
+            explore=bool(pages.explore[row]),
+            slate=slate,
+            labels=labels,
+        )
+        messages = self.profile_messages(user, slate, prompt)
+        session, page = int(requests.session[row]), int(requests.page[row])
+        context = CallContext("page", user, session, page, requests.time)
+        options = ["0", *labels]
+        scored = await self.client.score(messages, [options, STARS], context)
+        if scored.probs is None:
+            return None  # fallback to the rule answer, or no logprobs (caller switches mode)
+        key = int(pages.noise_key[row])
+        record = scored.records[-1]
+        choice = draw_index(scored.probs[0], page_uniform(key, _U_CLICK))
+        record.choice = choice
+        examined = pages.examined[row].copy()
+        if choice == 0:
+            return LLMPage(examined, -1, float("nan"), None)
+        click = int(slot_of[choice - 1])
+        examined[click] = True  # whoever clicks has looked
+        stars = scored.probs[1] if scored.generated[:1] == [options[choice]] else None
+        if stars is None:  # the model's own first token was another slot: ask about this one
+            title = self.item_text.titles(shown[choice - 1 : choice])[0]
+            follow_up = [
+                *messages,
+                {"role": "assistant", "content": options[choice]},
+                {"role": "user", "content": render("rating_score.j2", title=title)},
+            ]
+            rating_context = CallContext("rating", user, session, page, requests.time)
+            rated = await self.client.score(follow_up, [STARS], rating_context)
+            if rated.probs is None:
+                return None  # the rating call's record carries the fallback
+            stars, record = rated.probs[0], rated.records[-1]
+        values = np.arange(1.0, 6.0)
+        rating = draw_index(stars, page_uniform(key, _U_RATING))
+        record.expected = float(stars @ values)
+        if record is not scored.records[-1]:
+            record.choice = rating
+        return LLMPage(examined, click, float(values[rating]), None)
 
     def respond(self, pages: PageBatch, rows: np.ndarray) -> list[LLMPage | None]:
         """One concurrent call per row; None where the call failed (the caller falls back)."""
@@ -231,7 +333,11 @@ class PanelPolicy:
                 + cfg.fatigue_per_page
                 + (0.0 if has_click else cfg.fatigue_no_click)
             )
-            leave[row] = answer.leave
+            if answer.leave is None:  # scoring mode: the fatigue hazard, with the page's uniform
+                u = page_uniform(int(pages.noise_key[row]), _U_LEAVE)
+                leave[row] = u < 1.0 - np.exp(-float(fatigue[row]))
+            else:
+                leave[row] = answer.leave
         llm_rows = np.zeros(len(pages.requests), bool)
         llm_rows[rows] = [a is not None for a in answers]
         extra = {**base.extra, "value": value, "llm": llm_rows}

@@ -41,6 +41,11 @@ def summarize_llm_calls(run_dir: Path, scenario: Scenario) -> dict[str, Any]:
         + completion * scenario.llm.price_output_per_million
     ) / 1e6
     by_purpose = calls.group_by("purpose").len().sort("purpose")
+    if "decision" in calls.columns:  # score (logprobs) or generate (JSON): which mode ran
+        by_decision = calls.group_by("decision").len().sort("decision")
+        decisions = dict(zip(by_decision["decision"], by_decision["len"], strict=True))
+    else:
+        decisions = {"generate": calls.height}
     return {
         "calls": calls.height,
         "by_purpose": dict(zip(by_purpose["purpose"], by_purpose["len"], strict=True)),
@@ -55,6 +60,7 @@ def summarize_llm_calls(run_dir: Path, scenario: Scenario) -> dict[str, Any]:
         "cached": int(calls["cached"].sum()),
         "invalid": int((~calls["valid"]).sum()),
         "fallbacks": int(calls["fallback"].sum()),
+        "decisions": decisions,
         "endpoint_seconds": round(float(live["latency_s"].sum()), 2),
         "estimated_cost_usd": round(cost, 6),
     }

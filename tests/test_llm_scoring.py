@@ -1,0 +1,220 @@
+"""Scoring mode and unusable responses, against the scripted loopback endpoint.
+
+Scoring mode reads each page's decision from the logprobs of the answer's first token and
+draws it with the engine's counter-based uniforms; these tests check the parsing (missing
+options, no mass on any option, no logprobs at all), that two arms showing the same page get
+the same decision without any cache, and that a run whose endpoint answers garbage a third of
+the time still finishes with every failure counted in ``llm_calls``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from recarena.agents.llm.client import (
+    Unusable,
+    draw_index,
+    option_distribution,
+    read_reply,
+)
+from recarena.simulator.runner.experiment import run_experiment
+from recarena.simulator.runner.resolve import parse_scenario
+from tests.fake_openai import FakeOpenAI
+
+PANEL = {
+    "name": "scoring",
+    "seed": 5,
+    "replicates": 1,
+    "horizon": {"days": 2, "tick_seconds": 120},
+    "catalog": {"initial_items": 200, "topics": 8},
+    "population": {
+        "users": 60,
+        "model": "mixed",
+        "max_pages": 4,
+        "llm_panel": {"users": 8, "reflect_every_sessions": 0},
+    },
+    "creators": {"count": 4},
+    "surface": {"k": 5},
+    "llm": {
+        "provider": "openai",
+        "model": "fake",
+        "timeout_seconds": 0.5,
+        "backoff_seconds": 0.0,
+        "max_retries": 2,
+    },
+    "arms": [  # the same deterministic recommender under two names (common random numbers)
+        {"name": "a", "recommender": {"type": "tests.plugins:NewestFirst"}},
+        {"name": "b", "recommender": {"type": "tests.plugins:NewestFirst"}},
+    ],
+}
+SIM_TABLES = ("exposures", "interactions", "sessions")
+
+
+def _run(tmp: Path, base_url: str, mode: str, name: str, **llm) -> tuple[Path, dict]:
+    doc = copy.deepcopy(PANEL)
+    doc["llm"] |= {"base_url": base_url, **llm}
+    doc["llm"]["cache"] = {"path": str(tmp / f"{name}.sqlite"), "mode": mode}
+    result = run_experiment(parse_scenario(doc), tmp / name, executor="local")
+    return result.run_dir, result.manifest
+
+
+def _table(run_dir: Path, arm: str, table: str) -> pl.DataFrame:
+    return pl.read_parquet(run_dir / f"arm={arm}" / "rep=0" / f"{table}.parquet")
+
+
+# ----------------------------------------------------------------------- parsing units
+def test_option_distribution_renormalises_and_ignores_other_tokens():
+    top = {"2": math.log(0.3), " 1": math.log(0.1), "The": math.log(0.5), "1": math.log(0.1)}
+    probs, mass, entropy = option_distribution(top, ["0", "1", "2", "3"])
+    assert mass == pytest.approx(0.5)
+    assert probs.tolist() == pytest.approx([0.0, 0.4, 0.6, 0.0])  # " 1" and "1" are one answer
+    assert entropy == pytest.approx(-(0.4 * math.log(0.4) + 0.6 * math.log(0.6)))
+    none, zero, _ = option_distribution({"The": -0.1}, ["0", "1"])
+    assert zero == 0.0 and not none.any()
+
+
+def test_draw_index_is_the_inverse_cdf():
+    probs = np.array([0.0, 0.25, 0.75])
+    assert [draw_index(probs, u) for u in (0.0, 0.24, 0.25, 0.99)] == [1, 1, 2, 2]
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "message"),
+    [
+        ("text/html", b"<html>oops</html>", "content type 'text/html'"),
+        ("application/json", b"upstream error {", "body is not JSON"),
+        ("application/json", b'{"choices": [\xff]}', "invalid UTF-8 at byte 13"),
+        ("application/json", b'{"choices": []}', "no choices"),
+        ("application/json", b'{"choices": [{"message": {}}]}', "without text content"),
+    ],
+)
+def test_unusable_bodies_are_named(content_type, body, message):
+    with pytest.raises(Unusable, match=message):
+        read_reply(content_type, body, want_logprobs=False)
+
+
+def test_a_reply_without_logprobs_reads_as_none():
+    body = b'{"choices": [{"message": {"content": "1"}}], "usage": {"prompt_tokens": 9}}'
+    reply = read_reply("application/json; charset=utf-8", body, want_logprobs=True)
+    assert reply.text == "1" and reply.top is None and reply.prompt_tokens == 9
+
+
+# ----------------------------------------------------------------------- runs
+def test_two_arms_showing_the_same_page_get_the_same_decision_without_a_cache(tmp_path):
+    with FakeOpenAI(["ok"]) as fake:
+        run_dir, manifest = _run(tmp_path, fake.base_url, "off", "run")
+        asked = len(fake.requests)
+    assert not list(tmp_path.glob("run.sqlite"))  # mode off: nothing stored, nothing read
+    for table in SIM_TABLES:
+        assert _table(run_dir, "a", table).equals(_table(run_dir, "b", table)), table
+    calls = pl.concat([_table(run_dir, arm, "llm_calls") for arm in ("a", "b")])
+    assert not calls["cached"].any() and calls.height == asked  # both arms asked the endpoint
+    pages = calls.filter(pl.col("purpose") == "page")
+    assert (pages["decision"] == "score").all() and pages["valid"].all()
+    assert (pages["options"] == 6).all()  # "0" plus five slots
+    assert pages["option_mass"].is_between(0.2, 1.0).all() and (pages["entropy"] > 1.0).all()
+    # the draws really are draws: the decisions vary over pages (not one argmax everywhere)
+    assert pages["choice"].n_unique() >= 3
+    assert (pages["completion_tokens"] <= 2).all()
+    clicked = pages.filter(pl.col("choice") > 0)
+    rated = calls.filter(pl.col("expected").is_not_null())
+    assert rated.height == clicked.height  # every click got a rating read from logprobs
+    assert rated["expected"].is_between(1.0, 5.0).all()
+    assert manifest["llm"]["accounting"]["decisions"] == {"score": calls.height}
+
+
+def test_scoring_replays_bit_identically(tmp_path):
+    with FakeOpenAI(["ok", "invalid", "ok", "500", "ok"]) as fake:
+        recorded, _ = _run(tmp_path, fake.base_url, "record", "cache")
+    replay_doc = copy.deepcopy(PANEL)
+    replay_doc["llm"] |= {"base_url": "http://127.0.0.1:9/v1"}  # nothing listens there
+    replay_doc["llm"]["cache"] = {"path": str(tmp_path / "cache.sqlite"), "mode": "replay"}
+    replayed = run_experiment(parse_scenario(replay_doc), tmp_path / "replay", executor="local")
+    for arm in ("a", "b"):
+        for table in SIM_TABLES:
+            assert _table(recorded, arm, table).equals(_table(replayed.run_dir, arm, table))
+        keep = ["purpose", "valid", "fallback", "choice", "option_mass", "expected"]
+        a = _table(recorded, arm, "llm_calls").select(keep)
+        assert a.equals(_table(replayed.run_dir, arm, "llm_calls").select(keep))
+
+
+def test_no_mass_on_the_options_is_a_logged_fallback_and_missing_options_get_zero(tmp_path):
+    with FakeOpenAI(["invalid", "sparse"]) as fake:
+        run_dir, _ = _run(tmp_path, fake.base_url, "off", "run")
+    calls = _table(run_dir, "a", "llm_calls").filter(pl.col("purpose") == "page")
+    invalid = calls.filter(~pl.col("valid"))
+    assert invalid.height > 0 and invalid["fallback"].all()
+    assert invalid["error"].str.contains("no probability on the options").all()
+    assert (invalid["option_mass"] == 0).all()
+    sparse = calls.filter(pl.col("valid"))
+    assert sparse.height > 0
+    # only "0" and "2" had mass: every drawn choice is one of them
+    assert set(sparse["choice"].to_list()) <= {0, 2}
+
+
+def test_an_endpoint_without_logprobs_switches_to_json_mode(tmp_path):
+    with FakeOpenAI(["ok"], logprobs=False) as fake:
+        run_dir, manifest = _run(tmp_path, fake.base_url, "off", "run")
+    calls = _table(run_dir, "a", "llm_calls")
+    first = calls.row(0, named=True)
+    assert first["decision"] == "score" and not first["valid"] and not first["fallback"]
+    assert "no logprobs" in first["error"]
+    rest = calls.slice(1)
+    assert rest.height > 0 and (rest["decision"] == "generate").all() and rest["valid"].all()
+    assert manifest["llm"]["accounting"]["decisions"]["generate"] > 0
+
+
+UNUSABLE = {
+    "html": "content type 'text/html'",
+    "notjson": "body is not JSON",
+    "wrongtype": "content type 'text/plain'",
+    "empty": "no choices",
+    "badutf8": "invalid UTF-8",
+    "truncated": "connection error",
+    "429": "HTTP 429",
+    "500": "HTTP 500",
+    "timeout": "timeout after",
+}
+
+
+def _script() -> list[str]:
+    """Each fault once between two good answers: 9 faults in 27 requests (a third)."""
+    return [step for fault in UNUSABLE for step in (fault, "ok", "ok")]
+
+
+@pytest.mark.parametrize("decision", ["score", "generate"])
+def test_every_unusable_response_is_a_counted_fallback_never_a_crash(tmp_path, decision):
+    with FakeOpenAI(_script(), slow_seconds=0.8) as fake:
+        run_dir, manifest = _run(
+            tmp_path, fake.base_url, "off", "run", decision=decision, max_retries=0
+        )
+        behaviours = list(fake.behaviours)
+    assert manifest["status"] == "complete"
+    calls = pl.concat([_table(run_dir, arm, "llm_calls") for arm in ("a", "b")])
+    assert calls["attempts"].sum() == len(behaviours) == calls.height  # one attempt each
+    faults = [b for b in behaviours if b != "ok"]
+    failed = calls.filter(pl.col("fallback"))
+    assert failed.height == len(faults) > 0 and not failed["valid"].any()
+    for fault in set(faults):
+        assert failed["error"].str.contains(UNUSABLE[fault], literal=True).any(), fault
+    assert calls.filter(~pl.col("fallback"))["valid"].all()
+    assert manifest["llm"]["accounting"]["fallbacks"] == failed.height
+
+
+def test_unusable_responses_are_retried_and_every_attempt_counted(tmp_path):
+    with FakeOpenAI(_script(), slow_seconds=0.8) as fake:
+        run_dir, manifest = _run(tmp_path, fake.base_url, "off", "run")
+        behaviours = list(fake.behaviours)
+    assert manifest["status"] == "complete"
+    assert set(UNUSABLE) <= set(behaviours)
+    calls = pl.concat([_table(run_dir, arm, "llm_calls") for arm in ("a", "b")])
+    assert calls["attempts"].sum() == len(behaviours)
+    assert (calls["attempts"] > 1).sum() > 0
+    pages = calls.filter(pl.col("purpose") == "page")
+    assert pages.filter(pl.col("valid") | pl.col("fallback")).height == pages.height
