@@ -219,11 +219,12 @@ def markdown_table(name: str) -> str:
     return "\n".join(["| column | type | meaning |", "| --- | --- | --- |", *rows])
 
 
-def markdown_tables() -> str:
-    """The README's log reference, generated from this module (a test keeps the two in step)."""
+def markdown_tables(heading: str = "##") -> str:
+    """docs/reference/logs.md's column tables, generated from this module (a test keeps the
+    two in step: docs/generate_reference.py rewrites them)."""
     parts = []
     for table, columns in TABLES.items():
-        lines = [f"### {table}", "", "| column | type | meaning |", "| --- | --- | --- |"]
+        lines = [f"{heading} {table}", "", "| column | type | meaning |", "| --- | --- | --- |"]
         for c in columns:
             doc = c.doc.replace("|", "\\|") + (" *(truth)*" if c.truth else "")
             lines.append(f"| `{c.name}` | {c.type} | {doc} |")
