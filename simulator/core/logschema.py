@@ -145,6 +145,12 @@ LLM_CALLS = [
     Column("valid", pa.bool_(), "the answer parsed and passed validation"),
     Column("fallback", pa.bool_(), "the page (or reflection) fell back to the rule policy"),
     Column("error", pa.string(), "why the call failed or was invalid (empty when valid)"),
+    Column("decision", pa.string(), "score (read from logprobs) | generate (a JSON answer)"),
+    Column("options", pa.int16(), "score: options the answer token was read over; else 0"),
+    Column("option_mass", pa.float32(), "score: probability the model put on those options"),
+    Column("entropy", pa.float32(), "score: entropy (nats) of the renormalised distribution"),
+    Column("choice", pa.int16(), "score: option drawn (0-based; for a page 0 = none); else -1"),
+    Column("expected", pa.float32(), "score: expected rating 1-5 when a rating was read"),
 ]
 
 PERSONAS = [
@@ -204,7 +210,9 @@ TABLES: dict[str, list[Column]] = {
     "turns": TURNS,
 }
 
-NULL_FOR_NAN = frozenset({"score", "left_day", "patience"})
+NULL_FOR_NAN = frozenset(
+    {"score", "left_day", "patience", "option_mass", "entropy", "expected"}
+)
 """Float columns where the engine's NaN means missing; written as null."""
 
 SCHEMAS: dict[str, pa.Schema] = {name: _schema(cols) for name, cols in TABLES.items()}

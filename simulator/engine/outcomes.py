@@ -212,6 +212,12 @@ class Outcomes:
                 "valid": np.array([r.valid for r in records], bool),
                 "fallback": np.array([r.fallback for r in records], bool),
                 "error": np.array([r.error for r in records], object),
+                "decision": np.array([r.decision for r in records], object),
+                "options": np.array([r.options for r in records], np.int16),
+                "option_mass": np.array([r.option_mass for r in records], np.float32),
+                "entropy": np.array([r.entropy for r in records], np.float32),
+                "choice": np.array([r.choice for r in records], np.int16),
+                "expected": np.array([r.expected for r in records], np.float32),
             },
         )
 
