@@ -7,7 +7,6 @@ metrics and ``compare`` work per (arm, rep), so open one point at a time for the
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,9 +15,15 @@ from typing import Any
 import polars as pl
 
 from recarena.simulator.core.errors import RecarenaError
-from recarena.simulator.core.logschema import SCHEMAS, TABLES
-
-INCOMPLETE = "_INCOMPLETE"
+from recarena.simulator.core.logschema import SCHEMAS
+from recarena.simulator.runner.rundir import (
+    RUNNING,
+    check_cells,
+    lock_holder,
+    read_manifest,
+    reconcile,
+    save_reconciled,
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +53,12 @@ class RunLogs:
     personas: pl.LazyFrame
     users_end: pl.LazyFrame
     turns: pl.LazyFrame  # conversations (simulator/logschema.py TURNS)
+    posts: pl.LazyFrame  # talking users (simulator/logschema.py FEATURE_TABLES)
+    messages: pl.LazyFrame
+    social_clicks: pl.LazyFrame
+    item_sources: pl.LazyFrame  # AI-generated content
+    source_periods: pl.LazyFrame
+    instructions: pl.LazyFrame  # users near leaving (population.instructions)
     point: int | None = None
     """The sweep point these logs were restricted to (``load(..., point=i)``), else None."""
 
@@ -88,18 +99,30 @@ def _scan(cells: list[Cell], table: str) -> pl.LazyFrame:
 
 
 def load(run_dir: str | Path, point: int | None = None) -> RunLogs:
-    """All finished cells of a run, or of one sweep point when ``point`` is given."""
+    """All finished cells of a run, or of one sweep point when ``point`` is given.
+
+    Cells are checked cheaply against their recorded files (size and Parquet row count,
+    simulator/runner/rundir.py); an unfinished or damaged cell is left out with one warning
+    line. A manifest left saying ``running`` by a killed run is reconciled with the cell markers
+    (and saved, when nobody holds the run), with one warning line saying what was found.
+    """
     run_dir = Path(run_dir)
-    manifest_path = run_dir / "manifest.json"
-    if not run_dir.is_dir():
-        raise RecarenaError(f"run directory not found: {run_dir}")
-    if not manifest_path.exists():
-        raise RecarenaError(f"not a recarena run directory: {run_dir} (no manifest.json)")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise RecarenaError(f"{manifest_path}: unreadable manifest: {exc}") from None
-    entries = manifest.get("cells", [])
+    manifest = read_manifest(run_dir)
+    checks = check_cells(run_dir, manifest)
+    holder = lock_holder(run_dir)
+    if manifest.get("status") == RUNNING and holder is not None:
+        warnings.warn(
+            f"{run_dir}: the run is still going (process {holder}); reading the "
+            f"{sum(c.finished for c in checks)} of {len(checks)} cells finished so far",
+            stacklevel=2,
+        )
+    else:
+        manifest, found = reconcile(run_dir, manifest, checks)
+        if found is not None:
+            saved = save_reconciled(run_dir, manifest)
+            warnings.warn(found + ("" if saved else " (not saved: read-only)"), stacklevel=2)
+    problems = {check.index: check.problem for check in checks}
+    entries = list(enumerate(manifest.get("cells", [])))
     if point is not None:
         known = [p["point"] for p in manifest.get("sweep", {}).get("points", [])]
         if point not in known:
@@ -107,21 +130,22 @@ def load(run_dir: str | Path, point: int | None = None) -> RunLogs:
                 f"{run_dir}: no sweep point {point}"
                 + (f"; points: {', '.join(map(str, known))}" if known else " (not a sweep run)")
             )
-        entries = [entry for entry in entries if entry.get("point") == point]
-    complete, incomplete = [], []
-    for entry in entries:
+        entries = [(i, entry) for i, entry in entries if entry.get("point") == point]
+    complete, incomplete, why = [], [], []
+    for i, entry in entries:
         cell = Cell(entry["arm"], int(entry["rep"]), run_dir / entry["path"], entry.get("point"))
-        done = (cell.path / "manifest.json").exists() and not (cell.path / INCOMPLETE).exists()
-        (complete if done else incomplete).append(cell)
+        problem = problems.get(i)
+        (complete if problem is None else incomplete).append(cell)
+        if problem is not None:
+            kind = "unfinished" if problem in ("unfinished", "missing") else f"damaged: {problem}"
+            why.append(f"{entry['path']} ({kind})")
     if incomplete:
         warnings.warn(
-            f"{run_dir}: {len(incomplete)} unfinished cell(s) left out: "
-            + ", ".join(f"{c.arm}/rep={c.rep}" for c in incomplete),
-            stacklevel=2,
+            f"{run_dir}: {len(incomplete)} cell(s) left out: " + ", ".join(why), stacklevel=2
         )
     if not complete:
         raise RecarenaError(f"{run_dir}: no finished cells to read")
-    tables = {name: _scan(complete, name) for name in TABLES}
+    tables = {name: _scan(complete, name) for name in SCHEMAS}
     return RunLogs(run_dir, manifest, complete, incomplete, **tables, point=point)
 
 

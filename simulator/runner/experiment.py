@@ -1,25 +1,29 @@
-"""Experiment: every (arm, replicate) cell of a scenario, run in-process, in a process pool or
-on Ray.
+"""Experiment: every (arm, replicate) cell of a scenario, run by a pluggable executor.
 
-Each cell is independent and writes its own directory. A cell directory holds ``_INCOMPLETE``
-until its tables are published and its ``manifest.json`` written, so after Ctrl-C or a kill the
-finished cells are whole and readable and the unfinished ones are plainly marked — which is also
-what lets ``resume`` skip exactly the finished cells. A scenario with a ``sweep`` has one set of
-cells per grid point (``point=<i>/arm=<a>/rep=<r>``); every executor calls the same
-:func:`run_cell`, so the executor never changes the logs.
+This module is the run's bookkeeper; the parts it composes each have one job:
+
+* simulator/runner/rundir.py — the run directory format (manifest, markers, lock, checks);
+* simulator/runner/cell.py — one cell: simulate and publish (:func:`run_cell`);
+* simulator/runner/executors.py — how cells are spread (local, process, ray; plug-ins);
+* simulator/runner/stopping.py — SIGINT/SIGTERM/SIGHUP turned into a clean stop;
+* simulator/runner/preflight.py — the output checked and the log size estimated up front;
+* simulator/runner/fallback.py — how much "LLM" behaviour was the rule fallback.
+
+The run manifest is rewritten atomically whenever a cell starts, finishes or fails and when the
+run ends, so it is true at every moment except after kill -9, which the next reader reconciles.
+A failing cell (an exception, a dead worker) fails alone: the other cells run, and the run ends
+with :class:`CellsFailed` listing the failures.
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import platform
-import queue
 import shutil
-import signal
 import subprocess
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,21 +31,62 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
-from recarena.agents.llm.cache import CacheMiss
 from recarena.agents.llm.endpoint import LLMRuntime
 from recarena.agents.llm.server import LocalServer
 from recarena.agents.users.calibrated import resolve_calibrated
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.names import path_component
 from recarena.simulator.core.scenario import Scenario, dump_scenario
-from recarena.simulator.engine.eventlog import EventLog
-from recarena.simulator.engine.model import SimulationModel
+from recarena.simulator.runner.cell import run_cell
+from recarena.simulator.runner.executors import CellJob, make_executor
+from recarena.simulator.runner.fallback import FallbackCheck, check_fallback
 from recarena.simulator.runner.llm_accounting import summarize_llm_calls
+from recarena.simulator.runner.output_check import (
+    check_output,
+    estimate_logs,
+    free_bytes,
+)
 from recarena.simulator.runner.plan import Cell, cell_docs, plan_cells
-from recarena.simulator.runner.resolve import parse_scenario
+from recarena.simulator.runner.preflight import human_bytes
+from recarena.simulator.runner.rundir import (
+    CELL_RUNNING,
+    COMPLETE,
+    FAILED,
+    INCOMPLETE,
+    INTERRUPTED,
+    MANIFEST,
+    PENDING,
+    RUNNING,
+    SCENARIO_FILE,
+    UNFINISHED,
+    CellCheck,
+    RunLock,
+    cell_problem,
+    cell_published,
+    cell_summary,
+    describe_checks,
+    read_cell_manifest,
+    read_manifest,
+    write_json,
+)
+from recarena.simulator.runner.stopping import Interrupted, StopSignals
 from recarena.simulator.runner.sweep import expand_sweep
 
-INCOMPLETE = "_INCOMPLETE"
+__all__ = [
+    "INCOMPLETE",
+    "Cell",
+    "CellsFailed",
+    "CellsRefused",
+    "Interrupted",
+    "RunResult",
+    "cell_complete",
+    "new_run_dir",
+    "plan_cells",
+    "resumable_manifest",
+    "run_cell",
+    "run_experiment",
+]
+
 Executor = Literal["local", "process", "ray"]
 PACKAGES = (
     "recarena",
@@ -54,11 +99,30 @@ PACKAGES = (
     "torch",
     "pydantic",
 )
+MAX_LISTED_FAILURES = 5
+
+cell_complete = cell_published  # the name older callers import
 
 
-def cell_complete(cell_dir: Path) -> bool:
-    """A finished cell: its manifest is written and its ``_INCOMPLETE`` marker is gone."""
-    return (cell_dir / "manifest.json").is_file() and not (cell_dir / INCOMPLETE).exists()
+class CellsFailed(Exception):
+    """Some cells failed (an exception in the cell, or its worker died); the rest finished.
+
+    ``failures`` maps each failed cell's path to one line. The CLI exits 1 (2 when every
+    failure was the user's, see :class:`CellsRefused`)."""
+
+    def __init__(self, run_dir: Path, failures: dict[str, str], total: int) -> None:
+        self.run_dir = run_dir
+        self.failures = failures
+        listed = "; ".join(f"{p}: {why}" for p, why in list(failures.items())[:MAX_LISTED_FAILURES])
+        more = len(failures) - MAX_LISTED_FAILURES
+        super().__init__(
+            f"{len(failures)} of {total} cells failed in {run_dir}: {listed}"
+            + (f"; and {more} more (see manifest.json)" if more > 0 else "")
+        )
+
+
+class CellsRefused(CellsFailed, RecarenaError):
+    """Every failed cell failed on a user error (a RecarenaError inside the cell)."""
 
 
 def versions() -> dict[str, str | None]:
@@ -86,12 +150,6 @@ def git_commit() -> str | None:
     return out.stdout.strip() or None
 
 
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def new_run_dir(scenario: Scenario, output: Path | None) -> Path:
     """``output`` if given (must not hold files), else ``<output.dir>/<name>-<UTC stamp>``."""
     if output is not None:
@@ -110,81 +168,99 @@ def new_run_dir(scenario: Scenario, output: Path | None) -> Path:
     return candidate
 
 
-def run_cell(
-    scenario_doc: dict[str, Any],
-    cell: Cell,
-    run_dir: str,
-    progress: Callable[[float], None] | None = None,
-    llm_runtime: LLMRuntime | None = None,
-) -> dict[str, Any]:
-    """Simulate one cell and publish its tables; returns the cell manifest."""
-    import torch
-
-    torch.set_num_threads(1)  # cells run in parallel; one BLAS thread each avoids oversubscription
-    scenario = parse_scenario(scenario_doc)
-    cell_dir = Path(run_dir) / cell.path
-    cell_dir.mkdir(parents=True, exist_ok=True)
-    (cell_dir / INCOMPLETE).write_text("this cell did not finish\n", encoding="utf-8")
-    started = time.perf_counter()
-    log = EventLog(cell_dir, scenario.output.flush_rows)
-    try:
-        model = SimulationModel(scenario, cell.arm_index, cell.rep, log, progress, llm_runtime)
-        model.run()
-    except CacheMiss as exc:
-        log.abort()
-        raise RecarenaError(str(exc)) from None
-    except BaseException:
-        log.abort()
-        raise
-    log.close()
-    wall = time.perf_counter() - started
-    manifest = {
-        **({} if cell.point is None else {"point": cell.point}),
-        "arm": cell.arm,
-        "rep": cell.rep,
-        "seed": scenario.seed,
-        "recommender": scenario.arms[cell.arm_index].recommender.model_dump(mode="json"),
-        "rows": dict(log.rows),
-        "catalog_size": model.world.catalog.n,
-        "wall_seconds": round(wall, 3),
-        "timings_seconds": {k: round(v, 3) for k, v in model.timings.items()},
-        "impressions_per_second": round(log.rows["exposures"] / wall, 1) if wall > 0 else None,
-    }
-    effect = getattr(model.recommender, "effect", None)
-    if callable(effect):  # re-rankers report what they changed (diversity, creator Gini)
-        manifest["recommender_effect"] = {k: round(v, 6) for k, v in effect().items()}
-    _write_json(cell_dir / "manifest.json", manifest)
-    (cell_dir / INCOMPLETE).unlink()
-    return manifest
-
-
-# ------------------------------------------------------------------ process pool plumbing
-def _worker_init() -> None:
-    # Ctrl-C goes to the whole process group; only the parent decides what to do about it.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _pool_cell(scenario_doc, cell: Cell, run_dir: str, messages, llm_runtime) -> dict[str, Any]:
-    def report(fraction: float) -> None:
-        messages.put((cell.index, fraction))
-
-    return run_cell(scenario_doc, cell, run_dir, report, llm_runtime)
-
-
-class Interrupted(Exception):
-    """The run was stopped by Ctrl-C or SIGTERM; finished cells are kept."""
-
-
 @dataclass
 class RunResult:
     run_dir: Path
     manifest: dict[str, Any]
+    fallback: FallbackCheck | None = None
+    """The LLM fallback share of the run (None without LLM decisions to count)."""
+
+
+class _RunBook:
+    """The run manifest kept true: every cell event is written atomically (CellEvents)."""
+
+    def __init__(
+        self,
+        run_dir: Path,
+        manifest: dict[str, Any],
+        on_progress: Callable[[Cell, float], None] | None,
+    ) -> None:
+        self.run_dir = run_dir
+        self.manifest = manifest
+        self.on_progress = on_progress
+        self.failures: dict[str, str] = {}
+        self.user_errors: dict[str, bool] = {}
+        self.t0 = time.perf_counter()
+
+    def save(self) -> None:
+        write_json(self.run_dir / MANIFEST, self.manifest)
+
+    def _entry(self, cell: Cell) -> dict[str, Any]:
+        return self.manifest["cells"][cell.index]
+
+    def started(self, cell: Cell, worker: str) -> None:
+        self._entry(cell).update(
+            status=CELL_RUNNING, worker=worker, started_at=datetime.now(UTC).isoformat()
+        )
+        self.save()
+
+    def progress(self, cell: Cell, fraction: float) -> None:
+        if self.on_progress:
+            self.on_progress(cell, fraction)
+
+    def finished(self, cell: Cell, cell_manifest: dict[str, Any]) -> None:
+        entry = self._entry(cell)
+        entry.pop("worker", None)
+        entry.update(status=COMPLETE, **cell_summary(cell_manifest))
+        self.save()
+        if self.on_progress:
+            self.on_progress(cell, 1.0)
+
+    def failed(self, cell: Cell, reason: str, user_error: bool) -> None:
+        self._entry(cell).update(status=FAILED, error=reason)
+        self.failures[cell.path] = reason
+        self.user_errors[cell.path] = user_error
+        self.save()
+
+    def finish(self, status: str) -> None:
+        if status == INTERRUPTED:
+            for entry in self.manifest["cells"]:
+                if entry["status"] in (PENDING, CELL_RUNNING):
+                    entry["status"] = UNFINISHED
+                    entry.pop("worker", None)
+        self.manifest["status"] = status
+        self.manifest["wall_seconds"] = round(time.perf_counter() - self.t0, 3)
+        self.manifest["ended_at"] = datetime.now(UTC).isoformat()
+        self.save()
+
+
+def _llm_runtime(
+    scenario: Scenario, mode: str | None, cache_path: Path | None
+) -> LLMRuntime | None:
+    if not scenario.uses_llm:
+        return None
+    path = cache_path or Path(
+        scenario.llm.cache.path or Path(scenario.output.dir) / "llm_cache.sqlite"
+    )
+    mode = mode or scenario.llm.cache.mode
+    if mode == "replay" and not path.is_file():
+        raise RecarenaError(f"llm.cache.path: {path} does not exist; nothing to replay")
+    return LLMRuntime(
+        run_id=f"{scenario.name}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S.%f')}",
+        cache_path=str(path.resolve()),
+        base_url=scenario.llm.base_url or os.environ.get("OPENAI_BASE_URL"),
+        cache_mode=mode,
+    )
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, stacklevel=3)
 
 
 def run_experiment(
     scenario: Scenario,
     run_dir: Path,
-    executor: Executor = "process",
+    executor: Executor | str = "process",
     workers: int | None = None,
     on_progress: Callable[[Cell, float], None] | None = None,
     cells: list[Cell] | None = None,
@@ -192,46 +268,155 @@ def run_experiment(
     llm_cache_path: Path | None = None,
     address: str | None = None,
     resume: bool = False,
+    on_note: Callable[[str], None] | None = None,
+    max_fallback: float | None = None,
 ) -> RunResult:
-    """Run every cell; raises :class:`Interrupted` after marking the run on Ctrl-C / SIGTERM.
+    """Run every cell; raises :class:`Interrupted` after marking the run on a stop signal and
+    :class:`CellsFailed` (after finishing the other cells) when cells failed.
 
-    With LLM users, the cache and (for ``llm.provider: local``) a llama.cpp server are set up
-    here once for all cells; the server is stopped by its PID however the run ends.
+    Before anything is written: the executor is looked up, the output checked (writable, room
+    for the estimated logs; the estimate goes to ``on_note``) and the run directory locked (a
+    second run or resume on it is a one-line RecarenaError). With LLM users the cache and (for
+    ``llm.provider: local``) a llama.cpp server are set up once for all cells; the server is
+    stopped by its PID however the run ends, and the share of LLM decisions that fell back is
+    measured (``RunResult.fallback``; threshold ``max_fallback`` or ``llm.max_fallback_share``).
 
-    ``executor="ray"`` sends each cell to Ray as a task: to the cluster at ``address``
-    (``"auto"`` or ``ray://host:port``), else to a local Ray instance started here with
-    ``workers`` (default: all cores) CPUs. ``resume=True`` continues the run already in
-    ``run_dir`` with the same scenario: finished cells are kept untouched, the rest rerun.
+    ``executor`` is a registered executor (local, process, ray, or a plug-in); ``"ray"`` uses the
+    cluster at ``address`` or a local Ray with ``workers`` CPUs. ``resume=True`` continues the
+    run in ``run_dir`` with the same scenario: finished cells that pass their checksums are
+    kept untouched, the rest rerun.
     """
+    note = on_note or _warn
     scenario = resolve_calibrated(scenario)  # no-op unless population.from is 'calibrated'
     points = expand_sweep(scenario)
     cells = cells if cells is not None else plan_cells(scenario, points)
+    runner = make_executor(executor, workers, address)
+    option = "--resume" if resume else "--output"
     previous = resumable_manifest(run_dir, scenario) if resume else None
-    llm_runtime = None
-    if scenario.uses_llm:
-        cache_path = llm_cache_path or Path(
-            scenario.llm.cache.path or Path(scenario.output.dir) / "llm_cache.sqlite"
-        )
-        mode = llm_cache_mode or scenario.llm.cache.mode
-        if mode == "replay" and not cache_path.is_file():
-            raise RecarenaError(f"llm.cache.path: {cache_path} does not exist; nothing to replay")
-        llm_runtime = LLMRuntime(
-            run_id=f"{scenario.name}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S.%f')}",
-            cache_path=str(cache_path.resolve()),
-            base_url=scenario.llm.base_url or os.environ.get("OPENAI_BASE_URL"),
-            cache_mode=mode,
-        )
+    llm_runtime = _llm_runtime(scenario, llm_cache_mode, llm_cache_path)
+    waiting = [c for c in cells if not cell_published(run_dir / c.path)] if resume else cells
+    estimate = estimate_logs(scenario, len(waiting))
+    check_output(run_dir, estimate.bytes, option)
+    if on_note is not None:  # informative only: no warning for library callers
+        on_note(f"{estimate.line()}; free: {_free_text(run_dir)}")
+
     run_dir.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(run_dir).acquire(option)
+    try:
+        if lock.reclaimed is not None:
+            note(
+                f"{run_dir}: reclaimed the lock of process {lock.reclaimed}, which is no "
+                "longer running (killed?)"
+            )
+        return _run_locked(
+            scenario,
+            run_dir,
+            points,
+            cells,
+            runner,
+            previous,
+            llm_runtime,
+            on_progress,
+            note,
+            executor,
+            max_fallback,
+        )
+    finally:
+        lock.release()
+
+
+def _free_text(run_dir: Path) -> str:
+    return human_bytes(free_bytes(run_dir))
+
+
+def _run_locked(
+    scenario: Scenario,
+    run_dir: Path,
+    points,
+    cells: list[Cell],
+    runner,
+    previous: dict[str, Any] | None,
+    llm_runtime: LLMRuntime | None,
+    on_progress,
+    note: Callable[[str], None],
+    executor_name: str,
+    max_fallback: float | None,
+) -> RunResult:
     if previous is None:
-        (run_dir / "scenario.resolved.yaml").write_text(dump_scenario(scenario), encoding="utf-8")
+        if (run_dir / MANIFEST).exists():  # lost a race with another run of this directory
+            raise RecarenaError(
+                f"--output {run_dir}: already holds a run (to finish it: --resume {run_dir})"
+            )
+        (run_dir / SCENARIO_FILE).write_text(dump_scenario(scenario), encoding="utf-8")
         for point in points:  # each point's scenario, as a plain run of it would save it
             (run_dir / point.path).mkdir(exist_ok=True)
-            (run_dir / point.path / "scenario.resolved.yaml").write_text(
+            (run_dir / point.path / SCENARIO_FILE).write_text(
                 dump_scenario(point.scenario), encoding="utf-8"
             )
+    manifest = _new_manifest(scenario, points, cells, executor_name, llm_runtime)
+    to_run = _prepare_cells(run_dir, cells, manifest, previous, note)
+    book = _RunBook(run_dir, manifest, on_progress)
+    book.save()
+    job = CellJob(cell_docs(scenario, points), str(run_dir), llm_runtime)
+
+    server = None
+    with StopSignals() as stop:
+        try:
+            if llm_runtime is not None and _needs_local_server(scenario, llm_runtime):
+                server = LocalServer(scenario.llm.context_tokens)
+                server.start()  # assigned first: a signal during start still stops it
+                assert server.process is not None
+                manifest["llm"]["server"] = {"pid": server.process.pid, "base_url": server.base_url}
+                job = CellJob(
+                    job.docs,
+                    job.run_dir,
+                    LLMRuntime(
+                        llm_runtime.run_id,
+                        llm_runtime.cache_path,
+                        server.base_url,
+                        llm_runtime.cache_mode,
+                    ),
+                )
+            if on_progress:
+                for cell in cells:
+                    if cell not in to_run:  # finished before a resume
+                        on_progress(cell, 1.0)
+            if to_run:
+                runner.run(job, to_run, book, stop)
+            stop.check()
+        except (KeyboardInterrupt, Interrupted) as exc:
+            book.finish(INTERRUPTED)
+            raise Interrupted(str(exc) or "interrupted") from None
+        except BaseException:
+            book.finish(FAILED)
+            raise
+        finally:
+            if server is not None:
+                server.stop()
+    fallback = None
+    if llm_runtime is not None:
+        manifest["llm"]["accounting"] = summarize_llm_calls(run_dir, scenario)
+        threshold = scenario.llm.max_fallback_share if max_fallback is None else max_fallback
+        finished = [
+            (c.arm, run_dir / c.path)
+            for c in cells
+            if manifest["cells"][c.index]["status"] == COMPLETE
+        ]
+        fallback = check_fallback(finished, threshold)
+        manifest["llm"]["fallback"] = fallback.to_json()
+    if book.failures:
+        book.finish(FAILED)
+        error = CellsRefused if all(book.user_errors.values()) else CellsFailed
+        raise error(run_dir, book.failures, len(cells))
+    book.finish(COMPLETE)
+    return RunResult(run_dir, manifest, fallback)
+
+
+def _new_manifest(scenario, points, cells, executor_name, llm_runtime) -> dict[str, Any]:
     manifest: dict[str, Any] = {
         "name": scenario.name,
-        "status": "running",
+        "status": RUNNING,
+        "pid": os.getpid(),
         "baseline": scenario.baseline,
         "arms": [arm.name for arm in scenario.arms],
         "replicates": scenario.replicates,
@@ -239,10 +424,19 @@ def run_experiment(
         "metrics": scenario.metrics,
         "scenario": scenario.model_dump(mode="json"),
         "started_at": datetime.now(UTC).isoformat(),
-        "executor": executor,
+        "executor": executor_name,
         "versions": versions(),
         "git_commit": git_commit(),
-        "cells": [{"arm": c.arm, "rep": c.rep, "path": c.path, "status": "pending"} for c in cells],
+        "cells": [
+            {
+                **({} if c.point is None else {"point": c.point}),
+                "arm": c.arm,
+                "rep": c.rep,
+                "path": c.path,
+                "status": PENDING,
+            }
+            for c in cells
+        ],
     }
     if llm_runtime is not None:  # never the API key: only the name of its variable
         manifest["llm"] = {
@@ -255,65 +449,7 @@ def run_experiment(
             "paths": list(scenario.sweep or {}),
             "points": [{"point": p.index, "path": p.path, "params": p.params} for p in points],
         }
-        manifest["cells"] = [
-            {"point": cell.point, **entry}
-            for entry, cell in zip(manifest["cells"], cells, strict=True)
-        ]
-    to_run = _prepare_cells(run_dir, cells, manifest, previous)
-    _write_json(run_dir / "manifest.json", manifest)
-    docs = cell_docs(scenario, points)
-    started = time.perf_counter()
-
-    def finish(status: str) -> None:
-        manifest["status"] = status
-        manifest["wall_seconds"] = round(time.perf_counter() - started, 3)
-        _write_json(run_dir / "manifest.json", manifest)
-
-    def done(cell: Cell, cell_manifest: dict[str, Any]) -> None:
-        manifest["cells"][cell.index] |= {"status": "complete", **_summary(cell_manifest)}
-        if on_progress:
-            on_progress(cell, 1.0)
-
-    previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
-    server = None
-    try:
-        if llm_runtime is not None and _needs_local_server(scenario, llm_runtime):
-            server = LocalServer(scenario.llm.context_tokens).start()
-            manifest["llm"]["server"] = {"pid": server.process.pid, "base_url": server.base_url}
-            llm_runtime = LLMRuntime(
-                llm_runtime.run_id, llm_runtime.cache_path, server.base_url, llm_runtime.cache_mode
-            )
-        if on_progress:
-            for cell in cells:
-                if cell not in to_run:  # finished before a resume
-                    on_progress(cell, 1.0)
-        if not to_run:
-            pass
-        elif executor == "ray":
-            _run_ray(docs, to_run, run_dir, workers, address, on_progress, done, llm_runtime)
-        elif executor == "local" or len(to_run) == 1:
-            for cell in to_run:
-                report = (lambda f, c=cell: on_progress(c, f)) if on_progress else None
-                done(cell, run_cell(docs[cell.point], cell, str(run_dir), report, llm_runtime))
-        else:
-            _run_pool(docs, to_run, run_dir, workers, on_progress, done, llm_runtime)
-    except (KeyboardInterrupt, Interrupted):
-        for entry in manifest["cells"]:
-            if entry["status"] != "complete":
-                entry["status"] = "incomplete"
-        finish("interrupted")
-        raise Interrupted(str(run_dir)) from None
-    except BaseException:
-        finish("failed")
-        raise
-    finally:
-        if server is not None:
-            server.stop()
-        signal.signal(signal.SIGTERM, previous_term)
-    if llm_runtime is not None:
-        manifest["llm"]["accounting"] = summarize_llm_calls(run_dir, scenario)
-    finish("complete")
-    return RunResult(run_dir, manifest)
+    return manifest
 
 
 def _needs_local_server(scenario: Scenario, runtime: LLMRuntime) -> bool:
@@ -322,13 +458,7 @@ def _needs_local_server(scenario: Scenario, runtime: LLMRuntime) -> bool:
 
 def resumable_manifest(run_dir: Path, scenario: Scenario) -> dict[str, Any]:
     """The manifest of the run to resume, after checking it ran this very scenario."""
-    path = run_dir / "manifest.json"
-    if not path.is_file():
-        raise RecarenaError(f"--resume {run_dir}: not a recarena run directory (no manifest.json)")
-    try:
-        previous = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise RecarenaError(f"{path}: unreadable manifest: {exc}") from None
+    previous = read_manifest(run_dir, "--resume")
     current = json.loads(json.dumps(scenario.model_dump(mode="json"), default=str))
     where = _first_difference(previous.get("scenario"), current)
     if where is not None:
@@ -358,173 +488,32 @@ def _first_difference(old: Any, new: Any, where: str = "") -> str | None:
 
 
 def _prepare_cells(
-    run_dir: Path, cells: list[Cell], manifest: dict[str, Any], previous: dict[str, Any] | None
+    run_dir: Path,
+    cells: list[Cell],
+    manifest: dict[str, Any],
+    previous: dict[str, Any] | None,
+    note: Callable[[str], None],
 ) -> list[Cell]:
-    """Cells still to run. On resume, finished cells are marked complete (from their own
-    manifests) and left alone; a half-written cell is removed so it reruns from scratch."""
+    """Cells still to run. On resume, finished cells whose files pass their checksums are
+    marked complete and left alone; a damaged or half-written cell is removed and reruns."""
     if previous is None:
         return list(cells)
     manifest["started_at"] = previous.get("started_at", manifest["started_at"])
     manifest["resumed_at"] = [*previous.get("resumed_at", []), datetime.now(UTC).isoformat()]
-    to_run = []
+    to_run, checks = [], []
     for cell in cells:
         cell_dir = run_dir / cell.path
-        if cell_complete(cell_dir):
-            cell_manifest = json.loads((cell_dir / "manifest.json").read_text(encoding="utf-8"))
-            manifest["cells"][cell.index] |= {"status": "complete", **_summary(cell_manifest)}
+        problem = cell_problem(cell_dir, full=True)
+        checks.append(CellCheck(cell.index, cell.path, PENDING, problem))
+        if problem is None:
+            entry = manifest["cells"][cell.index]
+            entry.update(status=COMPLETE, **cell_summary(read_cell_manifest(cell_dir)))
             continue
         if cell_dir.exists():
             shutil.rmtree(cell_dir)
         to_run.append(cell)
     manifest["resumed_cells"] = len(to_run)
+    said = previous.get("status")
+    stale = " (the manifest said 'running': its process is gone)" if said == RUNNING else ""
+    note(f"resume {run_dir}{stale}: {describe_checks(checks)}; rerunning {len(to_run)}")
     return to_run
-
-
-def _summary(cell_manifest: dict[str, Any]) -> dict[str, Any]:
-    return {"wall_seconds": cell_manifest["wall_seconds"], "rows": cell_manifest["rows"]}
-
-
-def _raise_interrupt(signum, frame) -> None:  # noqa: ARG001
-    raise Interrupted("terminated")
-
-
-def _run_pool(docs, cells, run_dir, workers, on_progress, done, llm_runtime) -> None:
-    context = multiprocessing.get_context("spawn")
-    workers = max(1, min(workers or os.cpu_count() or 1, len(cells)))
-    with context.Manager() as manager:
-        messages = manager.Queue()
-        pool = context.Pool(workers, initializer=_worker_init)
-        try:
-            pending = {
-                cell.index: (
-                    cell,
-                    pool.apply_async(
-                        _pool_cell, (docs[cell.point], cell, str(run_dir), messages, llm_runtime)
-                    ),
-                )
-                for cell in cells
-            }
-            while pending:
-                try:
-                    index, fraction = messages.get(timeout=0.2)
-                    if on_progress and index in pending:
-                        on_progress(pending[index][0], fraction)
-                except queue.Empty:
-                    pass
-                for index in [i for i, (_, res) in pending.items() if res.ready()]:
-                    cell, result = pending.pop(index)
-                    done(cell, result.get())  # re-raises a cell's exception here
-            pool.close()
-        except BaseException:
-            pool.terminate()
-            raise
-        finally:
-            pool.join()
-
-
-# ------------------------------------------------------------------ Ray plumbing
-class _ProgressSink:
-    """A Ray actor holding cells' progress reports until the driver collects them."""
-
-    def __init__(self) -> None:
-        self.reports: list[tuple[int, float]] = []
-
-    def put(self, index: int, fraction: float) -> None:
-        self.reports.append((index, fraction))
-
-    def drain(self) -> list[tuple[int, float]]:
-        reports, self.reports = self.reports, []
-        return reports
-
-
-def _ray_cell(scenario_doc, cell: Cell, run_dir: str, sink, llm_runtime) -> dict[str, Any]:
-    def report(fraction: float) -> None:
-        sink.put.remote(cell.index, fraction)
-
-    return run_cell(scenario_doc, cell, run_dir, report if sink is not None else None, llm_runtime)
-
-
-def _import_ray():
-    import warnings
-
-    # importing ray replaces the SIGTERM handler with sys.exit; keep ours (mark "interrupted")
-    handler = signal.getsignal(signal.SIGTERM)
-    with warnings.catch_warnings():  # ray 2.6 imports the deprecated pkg_resources
-        warnings.simplefilter("ignore")
-        try:
-            import ray
-        except ImportError:
-            raise RecarenaError("--executor ray: ray is not installed (pip install ray)") from None
-        finally:
-            if handler is not None:
-                signal.signal(signal.SIGTERM, handler)
-    return ray
-
-
-def _run_ray(docs, cells, run_dir, workers, address, on_progress, done, llm_runtime) -> None:
-    """One Ray task per cell. A Ray session that is already up (``ray.init`` by the caller) is
-    used as it is and left running; one started here is shut down here."""
-    import logging
-
-    ray = _import_ray()
-    # An exception raised by a signal handler while Ray's C++ code is waiting is swallowed
-    # ("Exception ignored in check_signals"), so here Ctrl-C / SIGTERM only set a flag, and
-    # the loop below raises Interrupted from plain Python.
-    stop: list[int] = []
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def request_stop(signum, frame) -> None:  # noqa: ARG001
-        stop.append(signum)
-
-    for sig in previous:
-        signal.signal(sig, request_stop)
-    started_here = not ray.is_initialized()
-    pending: dict[Any, Cell] = {}
-    try:
-        if started_here:
-            options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
-            if address:
-                try:
-                    ray.init(address=address, **options)
-                except (ConnectionError, RuntimeError, ValueError) as exc:
-                    raise RecarenaError(
-                        f"--address {address}: no Ray cluster there: {exc}"
-                    ) from None
-            else:
-                cpus = workers or os.cpu_count() or 1
-                ray.init(address="local", num_cpus=cpus, include_dashboard=False, **options)
-            for sig in previous:  # in case ray.init installed its own
-                signal.signal(sig, request_stop)
-        sink = ray.remote(num_cpus=0)(_ProgressSink).remote() if on_progress else None
-        task = ray.remote(num_cpus=1, max_retries=0)(_ray_cell)
-        # the run directory must be on storage the workers share; an absolute path finds it
-        where = str(Path(run_dir).resolve())
-        for cell in cells:
-            pending[task.remote(docs[cell.point], cell, where, sink, llm_runtime)] = cell
-        while pending:
-            if stop:
-                raise Interrupted("interrupted by signal")
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.2)
-            if sink is not None:
-                running = {cell.index: cell for cell in pending.values()}
-                for index, fraction in ray.get(sink.drain.remote()):
-                    if index in running:
-                        on_progress(running[index], fraction)
-            for ref in ready:
-                cell = pending.pop(ref)
-                try:
-                    result = ray.get(ref)
-                except ray.exceptions.RayTaskError as exc:  # re-raise the cell's own error
-                    cause = getattr(exc, "cause", None)
-                    raise (cause if isinstance(cause, Exception) else exc) from None
-                done(cell, result)
-    except BaseException:
-        for ref in pending:
-            ray.cancel(ref, force=True)
-        raise
-    finally:
-        if started_here:
-            ray.shutdown()
-        for sig, handler in previous.items():
-            if handler is not None:
-                signal.signal(sig, handler)

@@ -1,0 +1,98 @@
+"""One cell, ``(point, arm, replicate)``: simulate it and publish its directory.
+
+Every executor calls :func:`run_cell`, so the executor never changes the logs. The cell holds
+``_INCOMPLETE`` until its tables are published and its manifest (with each file's size, rows and
+sha256) written, so an interrupted or killed cell is plainly marked and a finished one can be
+verified later (simulator/runner/rundir.py).
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from recarena.agents.llm.cache import CacheMiss
+from recarena.agents.llm.endpoint import LLMRuntime
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.engine.eventlog import EventLog
+from recarena.simulator.engine.model import SimulationModel
+from recarena.simulator.runner.plan import Cell
+from recarena.simulator.runner.resolve import parse_scenario
+from recarena.simulator.runner.rundir import (
+    ERROR_FILE,
+    INCOMPLETE,
+    MANIFEST,
+    file_records,
+    write_json,
+)
+
+
+def run_cell(
+    scenario_doc: dict[str, Any],
+    cell: Cell,
+    run_dir: str,
+    progress: Callable[[float], None] | None = None,
+    llm_runtime: LLMRuntime | None = None,
+) -> dict[str, Any]:
+    """Simulate one cell and publish its tables; returns the cell manifest."""
+    import torch
+
+    torch.set_num_threads(1)  # cells run in parallel; one BLAS thread each avoids oversubscription
+    scenario = parse_scenario(scenario_doc)
+    cell_dir = Path(run_dir) / cell.path
+    cell_dir.mkdir(parents=True, exist_ok=True)
+    (cell_dir / INCOMPLETE).write_text("this cell did not finish\n", encoding="utf-8")
+    started = time.perf_counter()
+    log = EventLog(cell_dir, scenario.output.flush_rows)
+    try:
+        model = SimulationModel(scenario, cell.arm_index, cell.rep, log, progress, llm_runtime)
+        model.run()
+    except CacheMiss as exc:
+        log.abort()
+        raise RecarenaError(str(exc)) from None
+    except BaseException:
+        log.abort()
+        raise
+    log.close()
+    wall = time.perf_counter() - started
+    manifest = {
+        **({} if cell.point is None else {"point": cell.point}),
+        "arm": cell.arm,
+        "rep": cell.rep,
+        "seed": scenario.seed,
+        "recommender": scenario.arms[cell.arm_index].recommender.model_dump(mode="json"),
+        "rows": dict(log.rows),
+        "catalog_size": model.world.catalog.n,
+        "wall_seconds": round(wall, 3),
+        "timings_seconds": {k: round(v, 3) for k, v in model.timings.items()},
+        "impressions_per_second": round(log.rows["exposures"] / wall, 1) if wall > 0 else None,
+    }
+    effect = getattr(model.recommender, "effect", None)
+    if callable(effect):  # re-rankers report what they changed (diversity, creator Gini)
+        manifest["recommender_effect"] = {k: round(v, 6) for k, v in effect().items()}
+    manifest["files"] = file_records(cell_dir, log.rows)
+    write_json(cell_dir / MANIFEST, manifest)
+    (cell_dir / INCOMPLETE).unlink()
+    return manifest
+
+
+def failure_line(exc: BaseException) -> str:
+    """One line for a cell's failure: the user's own message, or the exception's type and text."""
+    if isinstance(exc, RecarenaError):
+        return str(exc).splitlines()[0] if str(exc) else "RecarenaError"
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
+
+
+def keep_traceback(run_dir: str, cell: Cell, exc: BaseException) -> None:
+    """Leave the full traceback in the failed cell's directory (best effort: it may be gone)."""
+    try:
+        cell_dir = Path(run_dir) / cell.path
+        cell_dir.mkdir(parents=True, exist_ok=True)
+        text = "".join(traceback.format_exception(exc))
+        (cell_dir / ERROR_FILE).write_text(text, encoding="utf-8")
+    except OSError:
+        pass

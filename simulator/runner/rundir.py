@@ -1,0 +1,374 @@
+"""The run directory format, in one place: paths, markers, manifests, the lock, cell checks.
+
+A run directory is written by the runner and read by ``analysis.load``, ``compare``, ``report``
+and ``--resume``; all of them go through this module, so the format has one definition::
+
+    RUN_DIR/
+      manifest.json             the run: status, cells (each with its status), versions
+      scenario.resolved.yaml    the scenario as run
+      .lock                     PID of the process running it (flock-ed while it runs)
+      [point=<i>/]arm=<a>/rep=<r>/
+        _INCOMPLETE             present until the cell is published
+        manifest.json           the cell: rows, wall time, and per file size/rows/sha256
+        <table>.parquet         one file per log table
+        error.txt               why a failed cell failed (traceback)
+
+Why each piece exists:
+
+* **Atomic writes** (``tmp`` + ``os.replace``): a reader, or a process killed with -9, only ever
+  sees a whole old manifest or a whole new one.
+* **Markers**: a cell is finished when its manifest is written and ``_INCOMPLETE`` is gone; the
+  run manifest is a summary that may be stale after kill -9, the markers are the truth, and
+  :func:`reconcile` brings the manifest back in line with them.
+* **File records**: a finished cell records each file's size, row count and sha256, so a file
+  truncated or replaced later is found (cheaply by size and Parquet footer row count when
+  reading, fully by checksum on resume) instead of failing deep inside polars.
+* **The lock**: an OS file lock (``fcntl.flock``) held by the running process. The kernel drops
+  it when that process dies however it dies, so a "stale" lock is only a ``.lock`` file naming
+  a dead PID: it is reclaimed with a message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recarena.simulator.core.errors import RecarenaError
+
+MANIFEST = "manifest.json"
+INCOMPLETE = "_INCOMPLETE"
+LOCK = ".lock"
+ERROR_FILE = "error.txt"
+SCENARIO_FILE = "scenario.resolved.yaml"
+
+# run states
+RUNNING, COMPLETE, FAILED, INTERRUPTED = "running", "complete", "failed", "interrupted"
+# cell states (COMPLETE and FAILED are shared with the run)
+PENDING, CELL_RUNNING, UNFINISHED = "pending", "running", "incomplete"
+
+_HASH_CHUNK = 1 << 20
+
+
+# ------------------------------------------------------------------ atomic JSON
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    """Write ``payload`` so that readers see the old file or the new one, never a mix."""
+    tmp = path.with_name(f"{path.name}.tmp")
+    with open(tmp, "w", encoding="utf-8") as handle:
+        handle.write(json.dumps(payload, indent=2, default=str))
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def read_manifest(run_dir: Path, option: str = "") -> dict[str, Any]:
+    """The run manifest; one-line RecarenaError when the directory is not a run."""
+    if not run_dir.is_dir():
+        raise RecarenaError(
+            f"{option} {run_dir}: run directory not found"
+            if option
+            else f"run directory not found: {run_dir}"
+        )
+    path = run_dir / MANIFEST
+    if not path.is_file():
+        raise RecarenaError(
+            f"{option} {run_dir}: not a recarena run directory (no manifest.json)"
+            if option
+            else f"not a recarena run directory: {run_dir} (no manifest.json)"
+        )
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise RecarenaError(f"{path}: unreadable manifest: {exc}") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("cells", []), list):
+        raise RecarenaError(f"{path}: not a run manifest (no list of cells)")
+    return manifest
+
+
+# ------------------------------------------------------------------ cells
+def cell_published(cell_dir: Path) -> bool:
+    """The markers say finished: cell manifest written and ``_INCOMPLETE`` gone."""
+    return (cell_dir / MANIFEST).is_file() and not (cell_dir / INCOMPLETE).exists()
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_records(cell_dir: Path, rows: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """Size, row count and sha256 of every Parquet file of a cell (for its manifest)."""
+    records = {}
+    for path in sorted(cell_dir.glob("*.parquet")):
+        records[path.name] = {
+            "bytes": path.stat().st_size,
+            "rows": int(rows.get(path.name.removesuffix(".parquet"), -1)),
+            "sha256": sha256_of(path),
+        }
+    return records
+
+
+def _parquet_rows(path: Path) -> int:
+    import pyarrow.parquet as pq  # only readers that verify need pyarrow
+
+    return int(pq.ParquetFile(path).metadata.num_rows)
+
+
+def cell_problem(cell_dir: Path, full: bool = False) -> str | None:
+    """Why a cell is not usable, or None when it is finished and whole.
+
+    Cheap check (``full=False``): markers, then each recorded file's size and its Parquet footer
+    row count. ``full=True`` also compares sha256 (resume: it is about to trust the files for
+    good). Cells written before file records existed are trusted on their markers.
+    """
+    if not cell_dir.is_dir():
+        return "missing"
+    if not cell_published(cell_dir):
+        return "unfinished"
+    try:
+        cell_manifest = json.loads((cell_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+        return "cell manifest.json unreadable"
+    for name, record in (cell_manifest.get("files") or {}).items():
+        path = cell_dir / name
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return f"{name} missing"
+        if size != record.get("bytes"):
+            return f"{name} has {size} bytes, {record.get('bytes')} recorded"
+        expected_rows = record.get("rows", -1)
+        if expected_rows >= 0:
+            try:
+                found_rows = _parquet_rows(path)
+            except Exception as exc:  # noqa: BLE001 (any damage reads as "not Parquet")
+                return f"{name} is not readable Parquet ({type(exc).__name__})"
+            if found_rows != expected_rows:
+                return f"{name} has {found_rows} rows, {expected_rows} recorded"
+        if full and sha256_of(path) != record.get("sha256"):
+            return f"{name} checksum differs from the recorded one"
+    return None
+
+
+def read_cell_manifest(cell_dir: Path) -> dict[str, Any]:
+    return json.loads((cell_dir / MANIFEST).read_text(encoding="utf-8"))
+
+
+# ------------------------------------------------------------------ lock
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+class RunLock:
+    """``flock`` on ``RUN_DIR/.lock``, holding this process's PID.
+
+    ``acquire`` raises a one-line RecarenaError when another live process holds the run.
+    ``reclaimed`` is the PID of a dead process whose ``.lock`` file was left behind (a run
+    killed with -9), so the caller can say so.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = run_dir
+        self.path = run_dir / LOCK
+        self._fd: int | None = None
+        self.reclaimed: int | None = None
+
+    def acquire(self, what: str = "run") -> RunLock:
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise
+                pid = _read_pid(self.path)
+                holder = f"process {pid}" if pid else "another process"
+                raise RecarenaError(
+                    f"{what} {self.run_dir}: the run directory is in use by {holder} "
+                    f"(lock {self.path}); wait for it to end or stop it"
+                ) from None
+            # the holder may have removed the file between our open and our flock: retry
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        previous = _read_pid(self.path)
+        if previous is not None and previous != os.getpid() and not _pid_alive(previous):
+            self.reclaimed = previous
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        os.fsync(fd)
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        with contextlib.suppress(OSError):  # the directory may be gone (tests, users)
+            self.path.unlink()
+        os.close(fd)
+
+    def __enter__(self) -> RunLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def lock_holder(run_dir: Path) -> int | None:
+    """PID of the live process holding the run, or None (no lock, or its holder is dead)."""
+    path = run_dir / LOCK
+    if not path.exists():
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        return _read_pid(path) or -1
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def try_lock(run_dir: Path) -> Iterator[bool]:
+    """Hold the run's lock if it is free and the directory writable; yields whether it is."""
+    lock = RunLock(run_dir)
+    try:
+        lock.acquire()
+    except (RecarenaError, OSError):
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
+# ------------------------------------------------------------------ reconcile
+@dataclass
+class CellCheck:
+    """What the files of one cell say, against what the run manifest said."""
+
+    index: int
+    path: str
+    recorded: str
+    problem: str | None
+
+    @property
+    def finished(self) -> bool:
+        return self.problem is None
+
+
+def check_cells(run_dir: Path, manifest: dict[str, Any], full: bool = False) -> list[CellCheck]:
+    return [
+        CellCheck(
+            i,
+            entry["path"],
+            entry.get("status", PENDING),
+            cell_problem(run_dir / entry["path"], full),
+        )
+        for i, entry in enumerate(manifest.get("cells", []))
+    ]
+
+
+def describe_checks(checks: list[CellCheck]) -> str:
+    """'3 finished, 1 damaged (arm=a/rep=0: exposures.parquet ...), 2 unfinished'."""
+    finished = sum(c.finished for c in checks)
+    damaged = [c for c in checks if c.problem not in (None, "unfinished", "missing")]
+    unfinished = len(checks) - finished - len(damaged)
+    parts = [f"{finished} finished"]
+    if damaged:
+        first = damaged[0]
+        more = f" and {len(damaged) - 1} more" if len(damaged) > 1 else ""
+        parts.append(f"{len(damaged)} damaged ({first.path}: {first.problem}{more})")
+    if unfinished:
+        parts.append(f"{unfinished} unfinished")
+    return ", ".join(parts)
+
+
+def reconcile(
+    run_dir: Path, manifest: dict[str, Any], checks: list[CellCheck]
+) -> tuple[dict[str, Any], str | None]:
+    """The manifest brought in line with the cells on disk, and one line saying what changed.
+
+    A run that says ``running`` while no live process holds its lock was killed (kill -9, OOM,
+    power): it becomes ``interrupted``. A cell the manifest calls complete but whose files are
+    damaged becomes ``incomplete``; a cell whose files are whole becomes ``complete``.
+    """
+    changed: list[str] = []
+    status = manifest.get("status")
+    if status == RUNNING and lock_holder(run_dir) is None:
+        manifest["status"] = INTERRUPTED
+        changed.append("said 'running' but no process holds it (killed?)")
+    running = manifest.get("status") == RUNNING
+    fixed = 0
+    for check in checks:
+        entry = manifest["cells"][check.index]
+        if check.finished and entry.get("status") != COMPLETE:
+            entry["status"] = COMPLETE
+            with contextlib.suppress(OSError, json.JSONDecodeError, KeyError):
+                entry.update(cell_summary(read_cell_manifest(run_dir / check.path)))
+            fixed += 1
+        elif not check.finished and entry.get("status") in (COMPLETE, CELL_RUNNING, PENDING):
+            if entry.get("status") == COMPLETE or not running:
+                entry["status"] = UNFINISHED
+                if check.problem not in ("unfinished", "missing"):
+                    entry["problem"] = check.problem
+                fixed += 1
+    if fixed:
+        changed.append(f"{fixed} cell status(es) corrected")
+    if not changed:
+        return manifest, None
+    return manifest, f"{run_dir}/manifest.json {'; '.join(changed)}: {describe_checks(checks)}"
+
+
+def cell_summary(cell_manifest: dict[str, Any]) -> dict[str, Any]:
+    """What the run manifest keeps of a finished cell."""
+    return {"wall_seconds": cell_manifest.get("wall_seconds"), "rows": cell_manifest.get("rows")}
+
+
+def save_reconciled(run_dir: Path, manifest: dict[str, Any]) -> bool:
+    """Write a reconciled manifest if nobody holds the run and the directory is writable."""
+    with try_lock(run_dir) as locked:
+        if not locked:
+            return False
+        try:
+            write_json(run_dir / MANIFEST, manifest)
+        except OSError:
+            return False
+    return True
