@@ -24,6 +24,8 @@ from recarena.analysis.metrics_conversation import METRICS_CONVERSATION
 from recarena.analysis.metrics_creators import METRICS_CREATORS
 from recarena.analysis.metrics_engagement import retention_curve
 from recarena.analysis.metrics_longterm import METRICS_LONGTERM
+from recarena.analysis.metrics_social import METRICS_SOCIAL
+from recarena.analysis.metrics_source import METRICS_SOURCE
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.registry import Registry
 
@@ -139,6 +141,10 @@ _ALL = [
     *METRICS_CREATORS,
     # conversations (analysis/metrics_conversation.py)
     *METRICS_CONVERSATION,
+    # users who talk (analysis/metrics_social.py)
+    *METRICS_SOCIAL,
+    # human vs AI-generated content (analysis/metrics_source.py)
+    *METRICS_SOURCE,
 ]  # fmt: skip
 
 METRICS: Mapping[str, Metric] = MappingProxyType({m.name: m for m in _ALL})

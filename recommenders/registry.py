@@ -49,6 +49,11 @@ BUILTINS: dict[str, tuple[str, str]] = {
         "re-ranks to match the user's topic mix (Steck 2018)",
     ),
     "provider_fair": (_R + "rerankers:ProviderFair", "re-ranks to lift under-exposed creators"),
+    "content": (_R + "content:ContentBased", "cosine of the user's mean clicked features"),
+    "source_debias": (
+        _R + "source_debias:SourceDebias",
+        "re-ranks so AI items get their catalog share",
+    ),
     "oracle": (_R + "oracle:OracleRecommender", "ranks by true utility (upper bound)"),
     "policy": (_R + "policy:PolicyRecommender", "a policy trained in recarena.gym (checkpoint)"),
     "info_gain": (_R + "crs:InfoGainCRS", "conversational: asks the most informative facet first"),

@@ -12,7 +12,7 @@ creator draws nothing extra, so its uploads are exactly those of a run without s
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import mesa
 import numpy as np
@@ -62,6 +62,8 @@ class CreatorAgent(mesa.Agent):
         self.low_periods = 0
         self._topic_rng: np.random.Generator | None = None
         self._explore = 0.0
+        self.ai_style: Any = None
+        """An AIStyle (agents/creators/ai_adoption.py) once the creator generates with AI."""
 
     def adapt(self, n_topics: int, topic_rng: np.random.Generator, explore: float) -> None:
         """Make uploads follow ``self.mix`` (with ``explore`` of them on a uniform topic)."""
@@ -84,7 +86,11 @@ class CreatorAgent(mesa.Agent):
 
     def publish(self, catalog: Catalog, cfg: CatalogConfig, count: int, now: float) -> None:
         topics, quality = self.draw_items(count, cfg, catalog.n_topics)
-        catalog.add(topics, quality, np.full(count, self.creator_id, np.int32), now)
+        source = 0
+        if self.ai_style is not None:  # AI-generated: same draws, transformed
+            topics, quality = self.ai_style.apply(topics, quality)
+            source = 1
+        catalog.add(topics, quality, np.full(count, self.creator_id, np.int32), now, source)
         self.items_published += count
 
     def upload_process(self, env: simpy.Environment, catalog: Catalog, cfg: CatalogConfig):

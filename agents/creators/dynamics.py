@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from recarena.agents.creators.agent import CreatorAgent
+from recarena.agents.creators.ai_adoption import AIAdoption
 from recarena.agents.creators.strategies import (
     CreatorStrategy,
     LLMStrategy,
@@ -90,6 +91,11 @@ class CreatorDynamics:
         self._dominant = np.zeros(0, np.int64)
         self.period = 0
         self.joined: list[CreatorAgent] = []
+        self.ai: AIAdoption | None = None
+        """Creators switching to AI content (creators.ai); None = every item is human-made."""
+        if self.cfg.ai is not None:
+            self.ai = AIAdoption(self.cfg.ai, self.seed, replicate, catalog, log)
+            self.ai.start(self.creators)
 
     def _init_mix(self, creator: CreatorAgent) -> None:
         creator.mix = np.zeros(self.n_topics)
@@ -109,6 +115,8 @@ class CreatorDynamics:
 
     def count(self, exposed: np.ndarray, clicked: np.ndarray) -> None:
         """Add one page batch's exposed and clicked items to the period's counters."""
+        if self.ai is not None:
+            self.ai.count(exposed, clicked)
         dominant = self._dominant_topics()
         size = self._counts.shape[1]
         for row, items in enumerate((exposed, clicked)):
@@ -149,6 +157,8 @@ class CreatorDynamics:
                 for row, new_mix in zip(rows, update.mix, strict=True):
                     self.creators[row].mix = new_mix / new_mix.sum()
             self._apply_leaving(total, now)
+        if self.ai is not None:
+            self.ai.review(now, self.period, self.creators, final)
         self._log(now, exposure, clicks, items, mixes, total, move)
         self._counts[:] = 0
         self.period += 1

@@ -66,6 +66,8 @@ class RuleUserPolicy:
         topics = self.catalog.topics[safe_items]  # [B, k, T]
         utility = np.einsum("bkt,bt->bk", topics, weights)
         utility += self.catalog.quality[safe_items] + novelty[:, None]
+        if self.social is not None and self.social.talk is not None:  # mentions heard
+            utility += self.social.talk.boost(users, safe_items)
         return np.where(valid, utility, -np.inf).astype(np.float32)
 
     def respond(self, pages: PageBatch) -> ResponseBatch:

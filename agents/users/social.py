@@ -26,6 +26,7 @@ import networkx as nx
 import numpy as np
 import scipy.sparse as sp
 
+from recarena.agents.users.talk import TalkState
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.scenario import Social, SocialGraphSpec
 
@@ -133,6 +134,8 @@ class SocialState:
     consumed: np.ndarray  # [U, T] float32 1 where recent > 0 (kept in step, not recomputed)
     today: np.ndarray  # [U, T] float32 counts today
     clicks_yesterday: np.ndarray  # [U] float64
+    talk: TalkState | None = None
+    """Posts and messages between friends (agents/users/talk.py); None = users do not talk."""
 
     @staticmethod
     def build(
@@ -179,3 +182,5 @@ class SocialState:
             np.maximum(self.recent, 0.0, out=self.recent)  # float rounding never goes below 0
             self.consumed = (self.recent > 0).astype(np.float32)
         self.today = np.zeros_like(self.today)
+        if self.talk is not None:
+            self.talk.end_of_day()

@@ -21,22 +21,29 @@ class Catalog:
         self._quality = np.zeros(capacity, np.float32)
         self._creator = np.zeros(capacity, np.int32)
         self._created_at = np.zeros(capacity, np.float64)
+        self._source = np.zeros(capacity, np.int8)
+        """0 human-made, 1 AI-generated (set only by agents/creators/ai_adoption.py)."""
 
     def _grow(self, needed: int) -> None:
         capacity = self._quality.shape[0]
         if needed <= capacity:
             return
         new_capacity = max(needed, 2 * capacity)
-        for name in ("_topics", "_quality", "_creator", "_created_at"):
+        for name in ("_topics", "_quality", "_creator", "_created_at", "_source"):
             old = getattr(self, name)
             new = np.zeros((new_capacity, *old.shape[1:]), old.dtype)
             new[: self.n] = old[: self.n]
             setattr(self, name, new)
 
     def add(
-        self, topics: np.ndarray, quality: np.ndarray, creator: np.ndarray, created_at: float
+        self,
+        topics: np.ndarray,
+        quality: np.ndarray,
+        creator: np.ndarray,
+        created_at: float,
+        source: int = 0,
     ) -> np.ndarray:
-        """Publish items; returns their new ids."""
+        """Publish items (``source`` 1 = AI-generated); returns their new ids."""
         count = int(quality.shape[0])
         self._grow(self.n + count)
         ids = np.arange(self.n, self.n + count, dtype=np.int64)
@@ -44,6 +51,7 @@ class Catalog:
         self._quality[ids] = quality
         self._creator[ids] = creator
         self._created_at[ids] = created_at
+        self._source[ids] = source
         self.n += count
         return ids
 
@@ -63,6 +71,10 @@ class Catalog:
     def created_at(self) -> np.ndarray:
         return self._created_at[: self.n]
 
+    @property
+    def source(self) -> np.ndarray:
+        return self._source[: self.n]
+
     def view(self) -> CatalogView:
         return CatalogView(
             n_items=self.n,
@@ -70,4 +82,5 @@ class Catalog:
             quality=self.quality,
             creator=self.creator,
             created_at=self.created_at,
+            source=self.source,
         )

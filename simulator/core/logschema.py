@@ -210,12 +210,79 @@ TABLES: dict[str, list[Column]] = {
     "turns": TURNS,
 }
 
+# ------------------------------------------------------------------ opt-in features
+# Written (with rows) only when a scenario turns the feature on; otherwise schema-only files.
+# Kept out of TABLES so the always-present tables and their README reference stay as they were.
+
+POSTS = [  # users who talk (agents/users/talk.py)
+    Column("post_id", pa.int64(), "talk event id (posts and messages share one id space)"),
+    Column("time", pa.float64(), "simulated seconds"),
+    Column("day", pa.int32(), "simulated day"),
+    Column("user_id", pa.int64(), "author"),
+    Column("item_id", pa.int64(), "item the post mentions (one the author just consumed)"),
+    Column("sentiment", pa.int8(), "+1 liked (rating >= 4), -1 disliked (<= 2), 0 neutral"),
+    Column("reached", pa.int32(), "friends the post reached"),
+    Column("parent_id", pa.int64(), "talk event through which the author heard of the item; -1"),
+]
+
+MESSAGES = [
+    Column("message_id", pa.int64(), "talk event id (shared with posts.post_id)"),
+    Column("time", pa.float64(), "simulated seconds"),
+    Column("day", pa.int32(), "simulated day"),
+    Column("sender_id", pa.int64(), "user who wrote it"),
+    Column("receiver_id", pa.int64(), "the one friend it was sent to"),
+    Column("item_id", pa.int64(), "item it is about (one the sender just consumed)"),
+    Column("sentiment", pa.int8(), "+1 liked, -1 disliked, 0 neutral"),
+    Column("parent_id", pa.int64(), "talk event through which the sender heard of the item; -1"),
+]
+
+SOCIAL_CLICKS = [
+    Column("time", pa.float64(), "simulated seconds"),
+    Column("day", pa.int32(), "simulated day"),
+    Column("user_id", pa.int64(), "user who consumed an item a friend had mentioned to them"),
+    Column("item_id", pa.int64(), "item consumed"),
+    Column("via_id", pa.int64(), "the latest talk event (post or message) that mentioned it"),
+    Column("sentiment", pa.int8(), "sentiment of that mention"),
+]
+
+ITEM_SOURCES = [  # AI-generated content (agents/creators/ai_adoption.py)
+    Column("item_id", pa.int64(), "item id"),
+    Column("creator_id", pa.int32(), "creator"),
+    Column("created_at", pa.float64(), "simulated seconds"),
+    Column("source", pa.string(), "human | ai"),
+]
+
+SOURCE_PERIODS = [
+    Column("period", pa.int32(), "creators' review period (as creator_periods.period)"),
+    Column("day", pa.float32(), "simulated day of the review"),
+    Column("active_creators", pa.int32(), "creators still uploading after the review"),
+    Column("ai_creators", pa.int32(), "of them, creators on AI after the review"),
+    Column("adopted", pa.int32(), "creators who switched to AI at this review"),
+    Column("items", pa.int64(), "items published by the review"),
+    Column("ai_items", pa.int64(), "of them, AI-generated"),
+    Column("exposure", pa.int64(), "impressions in the period"),
+    Column("ai_exposure", pa.int64(), "of them, of AI items"),
+    Column("clicks", pa.int64(), "clicks in the period"),
+    Column("ai_clicks", pa.int64(), "of them, on AI items"),
+    Column("exposure_ratio", pa.float32(), "exposure per AI item / per human item (null: none)"),
+]
+
+FEATURE_TABLES: dict[str, list[Column]] = {
+    "posts": POSTS,
+    "messages": MESSAGES,
+    "social_clicks": SOCIAL_CLICKS,
+    "item_sources": ITEM_SOURCES,
+    "source_periods": SOURCE_PERIODS,
+}
+
 NULL_FOR_NAN = frozenset(
-    {"score", "left_day", "patience", "option_mass", "entropy", "expected"}
+    {"score", "left_day", "patience", "exposure_ratio", "option_mass", "entropy", "expected"}
 )
 """Float columns where the engine's NaN means missing; written as null."""
 
-SCHEMAS: dict[str, pa.Schema] = {name: _schema(cols) for name, cols in TABLES.items()}
+SCHEMAS: dict[str, pa.Schema] = {
+    name: _schema(cols) for name, cols in {**TABLES, **FEATURE_TABLES}.items()
+}
 
 
 def markdown_table(name: str) -> str:

@@ -30,6 +30,8 @@ class CatalogView:
     created_at: np.ndarray  # [n_items] float64 simulated seconds
 
 
+    source: np.ndarray | None = None
+    """[n_items] int8: 0 human-made, 1 AI-generated (all 0 unless creators use AI)."""
 @dataclass(frozen=True)
 class Interactions:
     """Clicks logged so far: the training data a recommender may ``fit`` on."""

@@ -124,6 +124,9 @@ class Outcomes:
         rating = response.rating[rows]
         when = np.full(rows.size, now) if np.ndim(now) == 0 else np.asarray(now)[rows]
         self._history.append((users, items, when, rating))
+        if world.social is not None and world.social.talk is not None:  # users who talk
+            talk_day = day if np.ndim(day) == 0 else np.asarray(day)[rows]
+            world.social.talk.after_consume(when, talk_day, request_id[rows], users, items, rating)
         if world.panel is not None:
             world.panel.after_page(users, items, rating, now)
         self._clicks_today.append(items)

@@ -32,6 +32,7 @@ from recarena.agents.users.memory import ConsumedItems
 from recarena.agents.users.policies import REGISTRY as USER_POLICIES
 from recarena.agents.users.population import UserState, generate_users
 from recarena.agents.users.social import SocialState
+from recarena.agents.users.talk import TalkState, draw_extraversion
 from recarena.recommenders.base import Recommender, RecommenderContext
 from recarena.recommenders.llm_crs import crs_llm_resources
 from recarena.recommenders.registry import build
@@ -110,6 +111,17 @@ def build_world(
         if cfg_pop.social is not None
         else None
     )
+    if social is not None and social.cfg.talk is not None:  # users who post and message
+        talk = social.cfg.talk
+        trait_rng = generator(seed, replicate, "social", 1)
+        social.talk = TalkState(
+            talk,
+            social.adjacency,
+            draw_extraversion(cfg_pop.users, talk.extraversion_sd, trait_rng),
+            user_state.satisfaction,
+            hash_base(seed, replicate),
+            log,
+        )
     taste_start = user_state.taste.copy() if cfg_pop.taste_drift > 0 else None
     policy: Any = USER_POLICIES.load(cfg_pop.policy)(
         cfg_pop, user_state, catalog, successor, social=social
