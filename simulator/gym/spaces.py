@@ -16,15 +16,45 @@ environments put it in ``info`` for analysis only.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from gymnasium import spaces
 
 from recarena.gym.driver import SessionDriver
 
 
-def action_space(driver: SessionDriver) -> spaces.MultiDiscrete:
-    """A slate of item ids, surface-shaped."""
-    return spaces.MultiDiscrete(np.full(driver.slate_shape, driver.n_items, np.int64))
+class SlateSpace(spaces.MultiDiscrete):
+    """Slates of distinct item ids: a MultiDiscrete whose samples (and members) never repeat an
+    item within a slate. The trailing ``slate_shape`` dims are one slate; leading dims batch."""
+
+    def __init__(
+        self, n_items: int, slate_shape: tuple[int, ...], batch: tuple[int, ...] = ()
+    ) -> None:
+        super().__init__(np.full((*batch, *slate_shape), n_items, np.int64))
+        self.n_items = n_items
+        self.slate_shape = slate_shape
+
+    def sample(self, mask: Any = None, probability: Any = None) -> np.ndarray:
+        if mask is not None or probability is not None:
+            return super().sample(mask=mask, probability=probability)
+        k = int(np.prod(self.slate_shape))
+        rows = int(np.prod(self.shape[: len(self.shape) - len(self.slate_shape)]))
+        keys = self.np_random.random((rows, self.n_items))
+        picks = np.argpartition(keys, k - 1, axis=1)[:, :k]
+        order = np.argsort(np.take_along_axis(keys, picks, axis=1), axis=1)
+        return np.take_along_axis(picks, order, axis=1).reshape(self.shape).astype(self.dtype)
+
+    def contains(self, x: Any) -> bool:
+        if not super().contains(x):
+            return False
+        flat = np.sort(np.asarray(x).reshape(-1, int(np.prod(self.slate_shape))), axis=1)
+        return not bool((flat[:, 1:] == flat[:, :-1]).any())
+
+
+def action_space(driver: SessionDriver, batch: tuple[int, ...] = ()) -> SlateSpace:
+    """A slate of distinct item ids, surface-shaped (``[k]`` or ``[rows, cols]``)."""
+    return SlateSpace(driver.n_items, driver.slate_shape, batch)
 
 
 def observation_space(driver: SessionDriver) -> spaces.Dict:

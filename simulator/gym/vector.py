@@ -61,7 +61,7 @@ class RecarenaVectorEnv(VectorEnv):
         self.num_envs = num_envs
         self.single_action_space = action_space(self.driver)
         self.single_observation_space = observation_space(self.driver)
-        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.action_space = action_space(self.driver, (num_envs,))
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self._started = False
 
