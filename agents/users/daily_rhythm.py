@@ -191,4 +191,3 @@ class DailyRhythm:
         if from_hour is not None:
             delta = delta - self.topic[:, from_hour]
         taste += delta
-
