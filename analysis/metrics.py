@@ -24,6 +24,7 @@ from recarena.analysis.metrics_conversation import METRICS_CONVERSATION
 from recarena.analysis.metrics_creators import METRICS_CREATORS
 from recarena.analysis.metrics_engagement import retention_curve
 from recarena.analysis.metrics_longterm import METRICS_LONGTERM
+from recarena.analysis.metrics_retention import METRICS_RETENTION
 from recarena.analysis.metrics_social import METRICS_SOCIAL
 from recarena.analysis.metrics_source import METRICS_SOURCE
 from recarena.simulator.core.errors import RecarenaError
@@ -141,6 +142,8 @@ _ALL = [
     *METRICS_CREATORS,
     # conversations (analysis/metrics_conversation.py)
     *METRICS_CONVERSATION,
+    # retention, instructions, novelty intent (analysis/metrics_retention.py)
+    *METRICS_RETENTION,
     # users who talk (analysis/metrics_social.py)
     *METRICS_SOCIAL,
     # human vs AI-generated content (analysis/metrics_source.py)

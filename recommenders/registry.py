@@ -54,6 +54,19 @@ BUILTINS: dict[str, tuple[str, str]] = {
         _R + "source_debias:SourceDebias",
         "re-ranks so AI items get their catalog share",
     ),
+    "hour_aware": (_R + "hour_aware:HourAware", "re-ranks a base by hour-of-day topic lift"),
+    "instructable": (
+        _R + "instructable:Instructable",
+        "follows users' instructions (re-ranking constraints)",
+    ),
+    "cluster_explore": (
+        _R + "exploration:ClusterExplore",
+        "explores under-shown item clusters (knob)",
+    ),
+    "novelty_aware": (
+        _R + "novelty_aware:NoveltyAware",
+        "mixes in novelty by the session's estimated propensity",
+    ),
     "oracle": (_R + "oracle:OracleRecommender", "ranks by true utility (upper bound)"),
     "policy": (_R + "policy:PolicyRecommender", "a policy trained in recarena.gym (checkpoint)"),
     "info_gain": (_R + "crs:InfoGainCRS", "conversational: asks the most informative facet first"),

@@ -267,7 +267,29 @@ SOURCE_PERIODS = [
     Column("exposure_ratio", pa.float32(), "exposure per AI item / per human item (null: none)"),
 ]
 
+INSTRUCTIONS = [  # users near leaving (agents/users/instructions.py)
+    Column("request_id", pa.int64(), "page after which the user spoke (session_id * 1024 + page)"),
+    Column("session_id", pa.int64(), "session id"),
+    Column("user_id", pa.int64(), "user id"),
+    Column("time", pa.float64(), "simulated seconds"),
+    Column("day", pa.int32(), "simulated day"),
+    Column("page", pa.int16(), "page after which the user spoke (0-based)"),
+    Column(
+        "kind",
+        pa.string(),
+        "more_novel | less_of_topic | more_of_topic | something_different",
+    ),
+    Column("topic", pa.int16(), "topic named by less_of_topic / more_of_topic; -1 otherwise"),
+    Column(
+        "leave_probability",
+        pa.float32(),
+        "the user's leave probability when it spoke",
+        truth=True,
+    ),
+]
+
 FEATURE_TABLES: dict[str, list[Column]] = {
+    "instructions": INSTRUCTIONS,
     "posts": POSTS,
     "messages": MESSAGES,
     "social_clicks": SOCIAL_CLICKS,

@@ -25,6 +25,7 @@ STREAMS = {
     "panel": 6,
     "social": 20,  # the social graph (agents/social.py)
     "creators": 7,  # joins, adaptive creators' topic draws and strategy noise
+    "rhythm": 41,  # hour-of-day profiles (agents/users/daily_rhythm.py)
 }
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)

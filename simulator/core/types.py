@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from recarena.simulator.core.instructions import Instructions
+
 PAD_ITEM = -1
 """Filler for ragged item matrices (``exclude``, short slates). Never a real item id."""
 
@@ -28,10 +30,10 @@ class CatalogView:
     quality: np.ndarray  # [n_items] float32 (true quality; only oracle-style policies may use it)
     creator: np.ndarray  # [n_items] int32
     created_at: np.ndarray  # [n_items] float64 simulated seconds
-
-
     source: np.ndarray | None = None
     """[n_items] int8: 0 human-made, 1 AI-generated (all 0 unless creators use AI)."""
+
+
 @dataclass(frozen=True)
 class Interactions:
     """Clicks logged so far: the training data a recommender may ``fit`` on."""
@@ -98,6 +100,9 @@ class FeedbackBatch:
     session_end: np.ndarray | None = None  # [B] bool the session ended (left or max_pages)
     examined_count: np.ndarray | None = None  # [B] int32 slots looked at (viewport logging)
     reward: np.ndarray | None = None  # [B] float32 the page's reward (clicks by default)
+    instructions: Instructions | None = None
+    """What users about to leave asked for after this page (population.instructions); None when
+    the scenario has no instructions."""
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from recarena.simulator.core.scenario import ConversationSurface, Scenario
 from recarena.simulator.core.types import RequestBatch
 from recarena.simulator.engine import pages
 from recarena.simulator.engine.arrivals import DAY, Arrivals, draw_day
+from recarena.simulator.engine.behaviour_hooks import arrivals_for_day, behaviour_processes
 from recarena.simulator.engine.dialogue_loop import DialogueLoop
 from recarena.simulator.engine.eventlog import EventLog
 from recarena.simulator.engine.outcomes import Outcomes
@@ -114,6 +115,7 @@ class SimulationModel(mesa.Model):
             arrivals = draw_day(
                 day, world.user_state, cfg, self.scenario.seed, world.replicate, length, boost
             )
+            arrivals = arrivals_for_day(world, arrivals, day, length)  # daily rhythm
             self.pending = self.pending.concat(arrivals)
             yield self.env.timeout(DAY)
 
@@ -234,6 +236,8 @@ class SimulationModel(mesa.Model):
         """Simulate the whole horizon and write every table through the event log."""
         env, world = self.env, self.world
         env.process(self._day_process())
+        for process in behaviour_processes(env, world):  # e.g. the hourly topic clock
+            env.process(process)
         env.process(self._retrain_process())
         env.process(self._review_process())
         for creator in world.creators:

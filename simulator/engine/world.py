@@ -25,9 +25,9 @@ from recarena.agents.llm.endpoint import LLMRuntime
 from recarena.agents.users.calibrated import add_calibrated_items, calibrated_users
 from recarena.agents.users.calibration import CalibratedPopulation
 from recarena.agents.users.daily_rhythm import DailyRhythm
+from recarena.agents.users.instructions import InstructingPolicy
 from recarena.agents.users.llm_panel import build_panel_policy
 from recarena.agents.users.llm_user import PanelPolicy
-from recarena.agents.users.instructions import InstructingPolicy
 from recarena.agents.users.memory import ConsumedItems
 from recarena.agents.users.policies import REGISTRY as USER_POLICIES
 from recarena.agents.users.population import UserState, generate_users
