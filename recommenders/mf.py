@@ -3,6 +3,10 @@
 Embeddings are kept between fits (warm start), so each daily retrain only needs a few epochs.
 All randomness comes from the arm's generator: a torch.Generator seeded from it for
 initialisation, and numpy draws for shuffling and negative sampling.
+
+Scoring never materialises a [batch, catalog] float64 copy or sorts a catalog: requests are
+scored in row blocks (a bounded [block, catalog] float32 matmul each), and the top k of a block
+comes from ``argpartition`` plus a sort of the k survivors (:func:`top_k_blocked`).
 """
 
 from __future__ import annotations
@@ -13,7 +17,52 @@ from pydantic import BaseModel, ConfigDict, Field
 from recarena.recommenders.base import RecommenderContext
 from recarena.recommenders.popularity import PopularityParams, PopularityRecommender
 from recarena.recommenders.slates import top_k_from_scores
-from recarena.simulator.core.types import FeedbackBatch, Interactions, RequestBatch, SlateBatch
+from recarena.simulator.core.types import (
+    PAD_ITEM,
+    FeedbackBatch,
+    Interactions,
+    RequestBatch,
+    SlateBatch,
+)
+
+SCORE_BLOCK_CELLS = 4_000_000
+"""Scores held at once while ranking (rows x items): ~16 MB of float32 whatever the batch."""
+
+MIN_BLOCK_ROWS = 16
+
+
+def top_k_blocked(scores: np.ndarray, exclude: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The same answer as :func:`top_k_from_scores` (ties to the lower id, PAD/NaN past the
+    finite scores), for float32 ``scores`` [B, N] that it may overwrite.
+
+    ``argpartition`` finds k candidates in O(N) per row; only rows where the k-th best score is
+    tied beyond the k picked (rare with real-valued scores; every row with fewer than k
+    unexcluded items) go through the exact tie-breaking of ``top_k_from_scores``.
+    """
+    batch, n = scores.shape
+    kk = min(k, n)
+    if batch == 0 or kk == 0 or kk == n:
+        return top_k_from_scores(scores, exclude, k)
+    rows, cols = np.nonzero(exclude != PAD_ITEM)
+    scores[rows, exclude[rows, cols]] = -np.inf
+    part = np.argpartition(scores, n - kk, axis=1)[:, n - kk :]
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    threshold = part_scores.min(axis=1, keepdims=True)
+    ambiguous = np.flatnonzero(
+        (np.count_nonzero(scores >= threshold, axis=1) > kk) | ~np.isfinite(threshold[:, 0])
+    )
+    order = np.lexsort((part, -part_scores), axis=1)
+    items = np.take_along_axis(part, order, axis=1).astype(np.int64)
+    top = np.take_along_axis(part_scores, order, axis=1)
+    if ambiguous.size:
+        exact_items, exact_top = top_k_from_scores(
+            scores[ambiguous], np.full((ambiguous.size, 0), PAD_ITEM, np.int64), kk
+        )
+        items[ambiguous], top[ambiguous] = exact_items, exact_top
+    if kk < k:
+        items = np.pad(items, ((0, 0), (0, k - kk)), constant_values=PAD_ITEM)
+        top = np.pad(top, ((0, 0), (0, k - kk)), constant_values=np.nan)
+    return items, top.astype(np.float32)
 
 
 class MFParams(BaseModel):
@@ -89,23 +138,39 @@ class MatrixFactorization:
         self.item_emb = item_w.detach()
 
     def recommend(self, requests: RequestBatch) -> SlateBatch:
-        import torch  # lazily: listing and validating never load torch
 
         n_items = requests.catalog.n_items
         self._grow_items(n_items)
         warm = self.has_history[requests.user]
         if not warm.any():
             return self.popularity.recommend(requests)
-        with torch.no_grad():
-            scores = (
-                self.user_emb[torch.from_numpy(requests.user)] @ self.item_emb[:n_items].T
-            ).numpy()
-        items, top_scores = top_k_from_scores(scores, requests.exclude, requests.k)
+        items, top_scores = self._score_top_k(requests, n_items)
         if not warm.all():
             cold = self.popularity.recommend(requests)
             items = np.where(warm[:, None], items, cold.items)
             top_scores = np.where(warm[:, None], top_scores, cold.scores)
         return SlateBatch(items, top_scores.astype(np.float32), np.ones(items.shape, np.float32))
+
+    def _score_top_k(self, requests: RequestBatch, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top k per request, scored in row blocks of at most SCORE_BLOCK_CELLS scores."""
+        import torch  # lazily: listing and validating never load torch
+
+        batch, k = len(requests), requests.k
+        items = np.empty((batch, k), np.int64)
+        top = np.empty((batch, k), np.float32)
+        # equal blocks of >= MIN_BLOCK_ROWS rows: BLAS gives a row the same bits in any block of
+        # 4 rows or more (below that it switches kernel), so blocking never changes a score
+        block = max(MIN_BLOCK_ROWS, SCORE_BLOCK_CELLS // max(n_items, 1))
+        bounds = np.linspace(0, batch, -(-batch // block) + 1).astype(np.int64)
+        item_t = self.item_emb[:n_items].T
+        users = torch.from_numpy(requests.user)
+        with torch.no_grad():
+            for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
+                scores = (self.user_emb[users[start:stop]] @ item_t).numpy()
+                items[start:stop], top[start:stop] = top_k_blocked(
+                    scores, requests.exclude[start:stop], k
+                )
+        return items, top
 
     def update(self, feedback: FeedbackBatch) -> None:
         return None
