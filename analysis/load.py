@@ -117,9 +117,9 @@ def load(run_dir: str | Path, point: int | None = None) -> RunLogs:
             stacklevel=2,
         )
     else:
-        manifest, found = reconcile(run_dir, manifest, checks)
+        manifest, changed, found = reconcile(run_dir, manifest, checks)
+        saved = changed and save_reconciled(run_dir, manifest)
         if found is not None:
-            saved = save_reconciled(run_dir, manifest)
             warnings.warn(found + ("" if saved else " (not saved: read-only)"), stacklevel=2)
     problems = {check.index: check.problem for check in checks}
     entries = list(enumerate(manifest.get("cells", [])))

@@ -38,6 +38,7 @@ from recarena.analysis.report_plots import (
     to_svg,
 )
 from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.runner.fallback import shares_by_arm
 from recarena.simulator.runner.llm_accounting import summarize_llm_calls
 from recarena.simulator.runner.resolve import parse_scenario
 
@@ -272,7 +273,33 @@ def _llm_section(logs: RunLogs) -> dict[str, Any] | None:
     if purposes:
         shown["calls by purpose"] = purposes
     shown["cache mode"] = logs.manifest["llm"].get("cache_mode", "")
-    return {"accounting": [(k.replace("_", " "), str(v)) for k, v in shown.items()], "users": users}
+    fallback = [
+        {
+            "arm": r["arm"],
+            "share": f"{r['share']:.1%}",
+            "fallbacks": f"{r['fallbacks']:,}",
+            "decisions": f"{r['decisions']:,}",
+        }
+        for r in shares_by_arm(logs.llm_calls).iter_rows(named=True)
+    ]
+    return {
+        "accounting": [(k.replace("_", " "), str(v)) for k, v in shown.items()],
+        "users": users,
+        "fallback": fallback,
+    }
+
+
+def _fallback_note(logs: RunLogs) -> str | None:
+    """A loud note when more LLM decisions fell back than the run's threshold allows."""
+    checked = (logs.manifest.get("llm") or {}).get("fallback")
+    if not checked or not checked.get("exceeded"):
+        return None
+    return (
+        f"{checked['share']:.0%} of LLM decisions ({checked['fallbacks']} of "
+        f"{checked['decisions']}) fell back to the rule policy, above the "
+        f"{checked['threshold']:.0%} threshold: the LLM users' results here are mostly "
+        "rule-user results."
+    )
 
 
 def build_report(
@@ -297,6 +324,9 @@ def build_report(
             f"{len(logs.incomplete)} unfinished cell(s) left out of every table and figure: "
             f"{cells}."
         )
+    fallback_note = _fallback_note(logs)
+    if fallback_note:
+        notes.append(fallback_note)
     if logs.manifest.get("status") not in (None, "complete"):
         notes.append(f"The run's status is '{logs.manifest['status']}', not 'complete'.")
     if baseline is None and logs.baseline not in logs.arms:

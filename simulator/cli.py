@@ -156,17 +156,35 @@ def run(
         Path | None, typer.Option(help="Override llm.cache.path (SQLite file of LLM calls).")
     ] = None,
     force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
+    max_fallback: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, max=1.0, help="Override llm.max_fallback_share (default 0.2); above: exit 3."
+        ),
+    ] = None,
+    allow_fallback: Annotated[
+        bool,
+        typer.Option("--allow-fallback", help="Accept a run whose LLM decisions fell back."),
+    ] = False,
 ) -> None:
-    """Simulate every arm x replicate, write Parquet logs and print the A/B table."""
+    """Simulate every arm x replicate, write Parquet logs and print the A/B table.
+
+    Exit codes: 0 ok, 1 unexpected error or failed cells, 2 user error, 3 too many LLM
+    decisions fell back to the rule policy, 130 interrupted (docs/runs.md)."""
+    from recarena.simulator.runner.executors import EXECUTORS
     from recarena.simulator.runner.experiment import (
+        CellsFailed,
         Interrupted,
+        check_run_output,
         new_run_dir,
         plan_cells,
         resumable_manifest,
         run_experiment,
     )
-    if executor not in ("local", "process", "ray"):
-        raise RecarenaError(f"--executor: unknown {executor!r}; known: local, process, ray")
+
+    if executor not in EXECUTORS.names():
+        known = ", ".join(EXECUTORS.names())
+        raise RecarenaError(f"--executor: unknown {executor!r}; known: {known}")
     if address is not None and executor != "ray":
         raise RecarenaError("--address: only for --executor ray")
     if resume is not None and output is not None:
@@ -196,6 +214,9 @@ def run(
     cells = plan_cells(scenario)
     if resume is not None:
         resumable_manifest(resume, scenario)  # a mismatch is one error line, before any bars
+    estimate = check_run_output(scenario, run_dir, cells, resume is not None)  # before any work
+    if not quiet:
+        err.print(f"note: {estimate}", soft_wrap=True, markup=False)
 
     progress = _progress_bars(quiet)
     tasks = {
@@ -222,13 +243,23 @@ def run(
                 llm_cache_path=llm_cache,
                 address=address,
                 resume=resume is not None,
+                on_note=lambda text: err.print(f"note: {text}", soft_wrap=True, markup=False),
+                max_fallback=max_fallback,
             )
-    except Interrupted:
+    except Interrupted as stopped:
         err.print(
-            f"interrupted: finished cells are readable in {run_dir}; unfinished ones are "
-            "marked _INCOMPLETE"
+            f"interrupted ({stopped}): finished cells are readable in {run_dir}; unfinished ones "
+            f"are marked _INCOMPLETE; finish them with: recarena run {scenario_file} --resume "
+            f"{run_dir}",
+            soft_wrap=True,
+            markup=False,
         )
         raise typer.Exit(130) from None
+    except CellsFailed as failed:
+        if isinstance(failed, RecarenaError):
+            raise  # every failure was the user's: one line, exit 2
+        print(f"error: {failed}", file=sys.stderr)
+        raise typer.Exit(1) from None
     wall = result.manifest["wall_seconds"]
     _print_comparison(run_dir, None, scenario.metrics)
     if "llm" in result.manifest:
@@ -239,6 +270,10 @@ def run(
         out.print(f"resumed: {result.manifest['resumed_cells']} of {len(cells)} cells were rerun")
     out.print(f"{len(cells)} cells in {wall:.1f} s")
     out.print(f"run directory: {run_dir}")
+    if result.fallback is not None and result.fallback.exceeded:
+        print(f"warning: {result.fallback.warning()}", file=sys.stderr)
+        if not allow_fallback:
+            raise typer.Exit(3)
 
 
 @app.command()
@@ -302,6 +337,10 @@ def fidelity(
     per_user: Annotated[
         bool, typer.Option("--per-user", help="Check 1: also average scores per user.")
     ] = False,
+    arms: Annotated[
+        str | None,
+        typer.Option(help="Check 3: comma-separated subset of the default arms (all seven)."),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Fidelity of a calibrated population to real held-out data: three checks with CIs."""
@@ -309,6 +348,7 @@ def fidelity(
 
     from recarena.analysis.fidelity.report import (
         FidelityConfig,
+        select_arms,
         side_by_side,
         table_rows,
         write_report,
@@ -326,6 +366,7 @@ def fidelity(
         topics=topics,
         llm={"users": llm_users} if llm else None,
         per_user=per_user,
+        arms=select_arms(arms),
     )
     progress = _progress_bars(quiet)
     tasks: dict[str, int] = {}
@@ -405,16 +446,44 @@ def _print_comparison(
             get_metric(name)
         except LookupError as exc:
             raise RecarenaError(f"--metric: {str(exc).strip(chr(34) + chr(39))}") from None
-    logs = load(run_dir)
-    for point in logs.points or [None]:  # a sweep compares the arms within each point
-        if point is not None:
-            values = ", ".join(f"{k}={v}" for k, v in point["params"].items())
-            out.print(f"point {point['point']}: {values}", soft_wrap=True, markup=False)
-            logs = load(run_dir, point=point["point"])
-        chosen = metrics or logs.manifest.get("metrics")
-        frame = compare_arms(logs, baseline=baseline, metrics=chosen, ci_over=ci_over)
-        higher = {name: get_metric(name).higher_is_better for name in frame["metric"].unique()}
-        out.print(format_table(frame, higher))
+    from recarena.simulator.runner.fallback import shares_by_arm
+
+    with _warnings_as_lines():  # unfinished/damaged cells, a reconciled manifest: one line each
+        whole = logs = load(run_dir)
+        for point in logs.points or [None]:  # a sweep compares the arms within each point
+            if point is not None:
+                values = ", ".join(f"{k}={v}" for k, v in point["params"].items())
+                out.print(f"point {point['point']}: {values}", soft_wrap=True, markup=False)
+                logs = load(run_dir, point=point["point"])
+            chosen = metrics or logs.manifest.get("metrics")
+            frame = compare_arms(logs, baseline=baseline, metrics=chosen, ci_over=ci_over)
+            higher = {name: get_metric(name).higher_is_better for name in frame["metric"].unique()}
+            out.print(format_table(frame, higher))
+    shares = shares_by_arm(whole.llm_calls)
+    if shares.height:
+        per_arm = ", ".join(
+            f"{r['arm']} {r['share']:.1%} ({r['fallbacks']}/{r['decisions']})"
+            for r in shares.iter_rows(named=True)
+        )
+        out.print(f"LLM fallback share (decisions answered by the rule policy): {per_arm}")
+
+
+@contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Print each distinct warning raised inside as one ``warning: ...`` line on stderr."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:  # also before the error line of a failing command
+            seen: set[str] = set()
+            for item in caught:
+                text = " ".join(str(item.message).split())
+                if text not in seen:
+                    seen.add(text)
+                    print(f"warning: {text}", file=sys.stderr)
 
 
 @app.command()
@@ -527,7 +596,8 @@ def schema() -> None:
     """Print the scenario file's JSON Schema (every field with its description).
 
     Editors that speak the YAML language server validate and complete scenarios with it: put
-    ``# yaml-language-server: $schema=<path to the printed file>`` on a scenario's first line.
+    ``# yaml-language-server: $schema=<path to the printed file>`` on a scenario's first line
+    (the repository's copy is docs/reference/scenario.schema.json).
     """
     import json
 

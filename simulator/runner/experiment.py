@@ -65,6 +65,7 @@ from recarena.simulator.runner.rundir import (
     cell_published,
     cell_summary,
     describe_checks,
+    lock_holder,
     read_cell_manifest,
     read_manifest,
     write_json,
@@ -275,8 +276,9 @@ def run_experiment(
     :class:`CellsFailed` (after finishing the other cells) when cells failed.
 
     Before anything is written: the executor is looked up, the output checked (writable, room
-    for the estimated logs; the estimate goes to ``on_note``) and the run directory locked (a
-    second run or resume on it is a one-line RecarenaError). With LLM users the cache and (for
+    for the estimated logs: :func:`check_run_output`) and the run directory locked (a second
+    run or resume on it is a one-line RecarenaError). ``on_note`` gets one-line findings (a
+    reclaimed stale lock, what resume found); without it they are warnings. With LLM users the cache and (for
     ``llm.provider: local``) a llama.cpp server are set up once for all cells; the server is
     stopped by its PID however the run ends, and the share of LLM decisions that fell back is
     measured (``RunResult.fallback``; threshold ``max_fallback`` or ``llm.max_fallback_share``).
@@ -294,11 +296,7 @@ def run_experiment(
     option = "--resume" if resume else "--output"
     previous = resumable_manifest(run_dir, scenario) if resume else None
     llm_runtime = _llm_runtime(scenario, llm_cache_mode, llm_cache_path)
-    waiting = [c for c in cells if not cell_published(run_dir / c.path)] if resume else cells
-    estimate = estimate_logs(scenario, len(waiting))
-    check_output(run_dir, estimate.bytes, option)
-    if on_note is not None:  # informative only: no warning for library callers
-        on_note(f"{estimate.line()}; free: {_free_text(run_dir)}")
+    check_run_output(scenario, run_dir, cells, resume)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = RunLock(run_dir).acquire(option)
@@ -325,8 +323,17 @@ def run_experiment(
         lock.release()
 
 
-def _free_text(run_dir: Path) -> str:
-    return human_bytes(free_bytes(run_dir))
+def check_run_output(scenario: Scenario, run_dir: Path, cells: list[Cell], resume: bool) -> str:
+    """Before any work: the output is writable, not in use, and the disk holds the estimated
+    logs of the cells still to run; returns the estimate as one line (the CLI prints it)."""
+    option = "--resume" if resume else "--output"
+    holder = lock_holder(run_dir)
+    if holder is not None:
+        raise RecarenaError(f"{option} {run_dir}: the run directory is in use by process {holder}")
+    waiting = [c for c in cells if not cell_published(run_dir / c.path)] if resume else cells
+    estimate = estimate_logs(scenario, len(waiting))
+    check_output(run_dir, estimate.bytes, option)
+    return f"{estimate.line()}; free: {human_bytes(free_bytes(run_dir))}"
 
 
 def _run_locked(

@@ -323,18 +323,17 @@ def describe_checks(checks: list[CellCheck]) -> str:
 
 def reconcile(
     run_dir: Path, manifest: dict[str, Any], checks: list[CellCheck]
-) -> tuple[dict[str, Any], str | None]:
-    """The manifest brought in line with the cells on disk, and one line saying what changed.
+) -> tuple[dict[str, Any], bool, str | None]:
+    """The manifest brought in line with the cells on disk, whether it changed, and one line
+    when the run's own status was wrong (what was found on disk).
 
     A run that says ``running`` while no live process holds its lock was killed (kill -9, OOM,
     power): it becomes ``interrupted``. A cell the manifest calls complete but whose files are
     damaged becomes ``incomplete``; a cell whose files are whole becomes ``complete``.
     """
-    changed: list[str] = []
-    status = manifest.get("status")
-    if status == RUNNING and lock_holder(run_dir) is None:
+    stale_run = manifest.get("status") == RUNNING and lock_holder(run_dir) is None
+    if stale_run:
         manifest["status"] = INTERRUPTED
-        changed.append("said 'running' but no process holds it (killed?)")
     running = manifest.get("status") == RUNNING
     fixed = 0
     for check in checks:
@@ -350,11 +349,10 @@ def reconcile(
                 if check.problem not in ("unfinished", "missing"):
                     entry["problem"] = check.problem
                 fixed += 1
-    if fixed:
-        changed.append(f"{fixed} cell status(es) corrected")
-    if not changed:
-        return manifest, None
-    return manifest, f"{run_dir}/manifest.json {'; '.join(changed)}: {describe_checks(checks)}"
+    if not stale_run:  # cell statuses alone: the reader's "left out" line already names them
+        return manifest, bool(fixed), None
+    said = "said 'running' but no process holds it (killed?)"
+    return manifest, True, f"{run_dir}/manifest.json {said}: {describe_checks(checks)}"
 
 
 def cell_summary(cell_manifest: dict[str, Any]) -> dict[str, Any]:
