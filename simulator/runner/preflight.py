@@ -275,9 +275,7 @@ def _check_edge_list(scenario: Scenario, users: int) -> None:
 def _check_llm_cache(scenario: Scenario, mode: str | None, path: Path | None) -> None:
     if not scenario.uses_llm or (mode or scenario.llm.cache.mode) != "replay":
         return
-    cache = path or Path(
-        scenario.llm.cache.path or Path(scenario.output.dir) / "llm_cache.sqlite"
-    )
+    cache = path or Path(scenario.llm.cache.path or Path(scenario.output.dir) / "llm_cache.sqlite")
     if not cache.is_file():
         raise RecarenaError(
             f"llm.cache.path: replay needs the cache of a recorded run, {cache} not found"
@@ -374,8 +372,7 @@ def _check_estimate(est: Estimate, scenario: Scenario, limits: Limits, force: bo
         problems.append(f"{est.cells:,} cells exceed the maximum of {limits.max_cells:,}")
     if est.llm_calls > limits.max_llm_calls:
         problems.append(
-            f"up to {est.llm_calls:,.0f} LLM calls exceed the maximum of "
-            f"{limits.max_llm_calls:,}"
+            f"up to {est.llm_calls:,.0f} LLM calls exceed the maximum of {limits.max_llm_calls:,}"
         )
     if est.ticks > limits.max_ticks:
         problems.append(

@@ -1,0 +1,424 @@
+"""Bad scenarios, generated: validate refuses each with one line, and run creates nothing.
+
+Every category the hostile review found (absurd sizes, non-finite numbers, alias bombs,
+duplicate keys, unsafe names, missing/corrupt/non-numeric data files, huge sweeps, bad
+recommender import paths, carousels larger than the catalog, absurd ticks, a mixed population
+without its panel) is generated with hypothesis and run through the real CLI entry point
+(``main([...])``, in-process: exit code, stderr, no directory). A handful of representatives also
+go through a subprocess, as a user runs it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from recarena.simulator.cli import main
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.runner.preflight import preflight
+from recarena.simulator.runner.resolve import parse_scenario
+
+ROOT = Path(__file__).resolve().parent.parent
+SETTINGS = settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+
+
+def base_doc() -> dict:
+    return {
+        "name": "hostile",
+        "replicates": 1,
+        "horizon": {"days": 1, "tick_seconds": 300},
+        "catalog": {"initial_items": 40, "topics": 4},
+        "population": {"users": 30},
+        "creators": {"count": 2},
+        "arms": [
+            {"name": "random", "recommender": {"type": "random"}},
+            {"name": "popularity", "recommender": {"type": "popularity"}},
+        ],
+        "output": {"dir": "{dir}/runs"},
+    }
+
+
+@dataclass
+class Case:
+    """A scenario file's text (``{dir}`` is the case's own directory) and files beside it."""
+
+    text: str
+    files: dict[str, bytes] = field(default_factory=dict)
+    fragment: str = ""
+    """Text the error line must contain."""
+
+
+def dump(doc: dict) -> str:
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+# ------------------------------------------------------------------------------ categories
+@st.composite
+def absurd_sizes(draw) -> Case:
+    doc = base_doc()
+    where = draw(st.sampled_from(["users", "items", "creators"]))
+    big = draw(st.integers(10, 15))
+    if where == "users":
+        doc["population"]["users"] = 10**big
+    elif where == "items":
+        doc["catalog"]["initial_items"] = 10**big
+    else:
+        doc["creators"]["count"] = 10**big
+    return Case(dump(doc), fragment="this machine has")
+
+
+NON_FINITE = [".nan", ".NaN", ".inf", "-.inf", ".Inf", "-.INF"]
+
+
+@st.composite
+def non_finite(draw) -> Case:
+    value = draw(st.sampled_from(NON_FINITE))
+    where = draw(
+        st.sampled_from(
+            [
+                "population.temperature",
+                "population.no_click_utility",
+                "catalog.quality_sd",
+                "horizon.days",
+                "creators.uploads_per_day",
+                "arms[1].recommender.params.epsilon",
+                "sweep.population.explore_prob",
+            ]
+        )
+    )
+    doc = base_doc()
+    marker = "__VALUE__"
+    if where.startswith("arms"):
+        doc["arms"][1]["recommender"] = {"type": "epsilon_greedy", "params": {"epsilon": marker}}
+    elif where.startswith("sweep"):
+        doc["sweep"] = {"population.explore_prob": [0.1, marker]}
+    else:
+        section, key = where.split(".")
+        doc[section][key] = marker
+    text = dump(doc).replace(f"'{marker}'", marker).replace(marker, value)
+    return Case(text, fragment="finite")
+
+
+@st.composite
+def alias_bombs(draw) -> Case:
+    fanout = draw(st.integers(8, 15))
+    depth = draw(st.integers(6, 9))
+    return alias_bomb(fanout, depth, draw(st.sampled_from(["sweep", "params", "description"])))
+
+
+def alias_bomb(fanout: int, depth: int, target: str) -> Case:
+    """fanout^depth values from depth small lines (billion laughs) placed at ``target``."""
+    lines = [f"l0: &l0 [{', '.join(['1'] * fanout)}]"]
+    for level in range(1, depth):
+        refs = ", ".join([f"*l{level - 1}"] * fanout)
+        lines.append(f"l{level}: &l{level} [{refs}]")
+    top = f"*l{depth - 1}"
+    bomb = "\n".join("  " + line for line in lines)
+    doc = dump(base_doc())
+    if target == "sweep":
+        text = f"x-bomb:\n{bomb}\n" + doc + f"sweep:\n  population.explore_prob: {top}\n"
+    elif target == "params":
+        text = f"x-bomb:\n{bomb}\n" + doc.replace(
+            "type: popularity", f"type: popularity\n    params: {{weights: {top}}}"
+        )
+    else:
+        text = f"x-bomb:\n{bomb}\n" + doc + f"description: {top}\n"
+    return Case(text, fragment="alias")
+
+
+@st.composite
+def duplicate_keys(draw) -> Case:
+    doc = dump(base_doc())
+    choice = draw(st.sampled_from(["replicates", "name", "horizon", "population.users"]))
+    if choice == "population.users":
+        text = doc.replace("  users: 30\n", "  users: 30\n  users: 31\n")
+    else:
+        line = next(line for line in doc.splitlines() if line.startswith(f"{choice}:"))
+        text = doc + line + "\n"
+    return Case(text, fragment="duplicate key")
+
+
+UNSAFE_NAMES = st.one_of(
+    st.sampled_from([".", "..", "../up", "a/b", "/abs", ".hidden", "a..b", "end.", "", "sp ace"]),
+    st.text(alphabet="abc", min_size=65, max_size=6000),
+    st.text(alphabet='/\\:*?"<>| \t\n\x00é', min_size=1, max_size=8),
+)
+
+
+@st.composite
+def bad_names(draw) -> Case:
+    doc = base_doc()
+    name = draw(UNSAFE_NAMES)
+    if draw(st.booleans()):
+        doc["arms"][0]["name"] = name
+        fragment = "arms[0].name"
+    else:
+        doc["name"] = name
+        fragment = "name"
+    return Case(dump(doc), fragment=fragment)
+
+
+@st.composite
+def bad_data_files(draw) -> Case:
+    doc = base_doc()
+    kind = draw(st.sampled_from(["population", "personas", "edges"]))
+    problem = draw(st.sampled_from(["missing", "garbage", "text", "columns"]))
+    garbage = b"\xff" + draw(st.binary(max_size=200))  # never a valid CSV/Parquet/edge list
+    files: dict[str, bytes] = {}
+    if kind == "population":
+        doc["population"] = {"from": "calibrated", "path": "{dir}/pop.parquet"}
+        if problem != "missing":
+            files["pop.parquet"] = garbage if problem == "garbage" else b"user_id,taste\n1,a\n"
+            files["pop.items.parquet"] = garbage
+    elif kind == "personas":
+        doc["population"] = {
+            "users": 30,
+            "model": "mixed",
+            "llm_panel": {"users": 2, "personas": {"source": "data", "path": "{dir}/ratings.csv"}},
+        }
+        files["movies.csv"] = b"movieId,title,genres\n1,A (1999),Drama\n2,B (2001),Comedy\n"
+        if problem == "garbage":
+            files["ratings.csv"] = garbage
+        elif problem == "text":
+            files["ratings.csv"] = b"userId,movieId,rating\n1,1,4.0\n1,2,lots\n2,1,3.5\n"
+        elif problem == "columns":
+            files["ratings.csv"] = b"user,item,stars\n1,1,4\n"
+    else:
+        doc["population"]["social"] = {"graph": {"type": "edge_list", "path": "{dir}/edges.txt"}}
+        content = {"garbage": garbage, "text": b"0 1\n1 two\n", "columns": b"0 1\n5 999\n"}
+        if problem != "missing":
+            files["edges.txt"] = content[problem]
+    return Case(dump(doc), files)
+
+
+@st.composite
+def huge_sweeps(draw) -> Case:
+    doc = base_doc()
+    lengths = draw(st.lists(st.integers(10, 60), min_size=3, max_size=4))
+    paths = [
+        "population.explore_prob",
+        "population.temperature",
+        "population.taste_scale",
+        "population.novelty_weight",
+    ]
+    doc["sweep"] = {
+        path: [round(0.01 * (i + 1), 3) for i in range(n)]
+        for path, n in zip(paths, lengths, strict=False)
+    }
+    size = 1
+    for n in lengths:
+        size *= n
+    if size <= 10_000:
+        doc["sweep"]["population.explore_prob"] = [round(0.001 * i, 4) for i in range(1000)]
+    return Case(dump(doc), fragment="points exceeds")
+
+
+@st.composite
+def bad_recommender_paths(draw) -> Case:
+    doc = base_doc()
+    target = draw(
+        st.sampled_from(
+            [
+                ".foo:Bar",
+                "..x:Y",
+                "foo:",
+                ":Bar",
+                "a b:C",
+                "no_such_module_xyz:Thing",
+                "tests.slate_plugins:Missing",
+                "tests.slate_plugins:",
+                "json:loads",
+            ]
+        )
+    )
+    doc["arms"][1]["recommender"]["type"] = target
+    return Case(dump(doc), fragment="arms[1].recommender.type")
+
+
+@st.composite
+def oversized_pages(draw) -> Case:
+    doc = base_doc()
+    items = draw(st.integers(1, 30))
+    doc["catalog"]["initial_items"] = items
+    if draw(st.booleans()):
+        rows = draw(st.integers(1, 50))
+        cols = draw(st.integers(items // rows + 1, 100))
+        doc["surface"] = {"type": "carousel", "rows": [{"theme": "personalized"}] * rows}
+        doc["surface"]["cols"] = cols
+    else:
+        doc["surface"] = {"k": draw(st.integers(items + 1, 200))}
+    return Case(dump(doc), fragment="initial items")
+
+
+@st.composite
+def absurd_clock(draw) -> Case:
+    doc = base_doc()
+    doc["horizon"] = {
+        "days": draw(st.integers(120, 3650)),
+        "tick_seconds": draw(st.floats(1e-6, 0.5, allow_nan=False)),
+    }
+    return Case(dump(doc), fragment="ticks")
+
+
+@st.composite
+def panel_without_spec(draw) -> Case:
+    doc = base_doc()
+    doc["population"]["model"] = "mixed"
+    doc["population"]["users"] = draw(st.integers(1, 5000))
+    return Case(dump(doc), fragment="llm_panel")
+
+
+CATEGORIES = {
+    "absurd_sizes": absurd_sizes(),
+    "non_finite": non_finite(),
+    "alias_bombs": alias_bombs(),
+    "duplicate_keys": duplicate_keys(),
+    "bad_names": bad_names(),
+    "bad_data_files": bad_data_files(),
+    "huge_sweeps": huge_sweeps(),
+    "bad_recommender_paths": bad_recommender_paths(),
+    "oversized_pages": oversized_pages(),
+    "absurd_clock": absurd_clock(),
+    "panel_without_spec": panel_without_spec(),
+}
+
+
+# ------------------------------------------------------------------------------- checks
+def write_case(case: Case, directory: Path) -> Path:
+    for name, content in case.files.items():
+        (directory / name).write_bytes(content)
+    path = directory / "scenario.yaml"
+    path.write_text(case.text.replace("{dir}", str(directory)), encoding="utf-8")
+    return path
+
+
+def cli(*args: str) -> tuple[int, str]:
+    """``recarena ARGS`` in-process: (exit code, stderr)."""
+    stderr, stdout = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    return code, stderr.getvalue()
+
+
+def assert_refused(code: int, stderr: str, fragment: str = "") -> None:
+    lines = stderr.strip().splitlines()
+    assert code == 2, stderr
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: "), stderr
+    assert "Traceback" not in stderr
+    assert fragment in lines[0], lines[0]
+
+
+@pytest.mark.parametrize("category", sorted(CATEGORIES))
+def test_validate_refuses_and_run_creates_nothing(category):
+    @SETTINGS
+    @given(case=CATEGORIES[category])
+    def check(case: Case) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            directory = Path(tmp)
+            path = write_case(case, directory)
+            before = sorted(p.name for p in directory.iterdir())
+            assert_refused(*cli("validate", str(path)), case.fragment)
+            out = directory / "out"
+            assert_refused(*cli("run", str(path), "--executor", "local", "-o", str(out)))
+            assert sorted(p.name for p in directory.iterdir()) == before  # no runs/, no out/
+
+    check()
+
+
+def test_huge_population_refused_before_allocating():
+    doc = base_doc()
+    doc["population"]["users"] = 10**12
+    scenario = parse_scenario(doc)
+    with pytest.raises(RecarenaError) as caught:
+        preflight(scenario, "s.yaml")
+    message = str(caught.value)
+    assert "needs ~" in message and "10^12 users" in message and "this machine has" in message
+    estimate = preflight(scenario, "s.yaml", force=True)  # --force lifts the resource limit
+    assert estimate.users == 10**12
+
+
+def test_legitimate_neighbours_still_pass(tmp_path):
+    """The limits sit above real scenarios: anchors, dotted names, a carousel that fits, a sweep."""
+    text = (
+        dump(base_doc()).replace("{dir}", str(tmp_path)).replace("name: random", "name: eps_0.1")
+        + "surface: &s {type: carousel, rows: [{theme: personalized}, {theme: new}], cols: 5}\n"
+        + "sweep: {population.explore_prob: [0.1, 0.2], population.temperature: [0.5, 1.0]}\n"
+    )
+    text = text.replace("  - name: popularity", "  - name: popularity\n    surface: *s")
+    path = tmp_path / "ok.yaml"
+    path.write_text(text, encoding="utf-8")
+    code, stderr = cli("validate", str(path))
+    assert code == 0, stderr
+
+
+# ------------------------------------------------------------------- as a user runs it
+def recarena(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "recarena.simulator.cli", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "COLUMNS": "200"},
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    ("make", "fragment"),
+    [
+        (lambda: alias_bomb(10, 9, "sweep"), "alias"),
+        (lambda: Case(dump({**base_doc(), "population": {"users": 10**12}})), "10^12 users"),
+        (lambda: Case(dump(base_doc()).replace("name: random", "name: '..'")), "arms[0].name"),
+    ],
+    ids=["alias_bomb", "huge_population", "dotdot_arm"],
+)
+def test_representatives_through_the_real_command(tmp_path, make, fragment):
+    path = write_case(make(), tmp_path)
+    for args in (("validate", str(path)), ("run", str(path), "-o", str(tmp_path / "out"))):
+        done = recarena(*args)
+        assert_refused(done.returncode, done.stderr, fragment)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("run",), "Missing argument 'FILE'"),
+        (("run", "scenarios/quickstart.yaml", "--no-such-option"), "No such option"),
+        (("run", "scenarios/quickstart.yaml", "-r", "0"), "--replicates"),
+        (("rnu",), "No such command 'rnu'"),
+    ],
+)
+def test_usage_errors_are_one_line(args, fragment):
+    assert_refused(*cli(*args), fragment)
+
+
+def test_version_and_debug():
+    code, _ = cli("--version")
+    assert code == 0
+    code, stderr = cli("--debug", "validate", "/nonexistent/s.yaml")
+    assert (
+        code == 2
+        and "Traceback" in stderr
+        and stderr.strip().splitlines()[-1].startswith("error: scenario file not found")
+    )
