@@ -49,7 +49,8 @@ REWARDS = (*pages.PAGE_REWARDS, "return")
 MODES = ("session", "lifetime")
 
 _USER, _SESSION, _EXPLORE, _GAP, _ACCEPT = 1, 2, 3, 4, 5
-_MAX_THINNING = 256
+_MAX_THINNING = 64
+_CANDIDATES = 8
 
 
 class _NoLog(EventLog):
@@ -223,14 +224,18 @@ class SessionDriver:
         keep_p = rate / np.maximum(max_rate, 1e-300)
         when = after.astype(np.float64).copy()
         pending = np.arange(users.shape[0])
-        for _ in range(_MAX_THINNING):
+        tries = np.arange(_CANDIDATES)
+        for _ in range(_MAX_THINNING):  # _CANDIDATES candidates per user and pass, not one
             u = users[pending]
-            key = combine(combine(self.key, u), self.visits[u])
-            self.visits[u] += 1
-            gap = -np.log1p(-uniforms(combine(key, _GAP))) / np.maximum(max_rate[pending], 1e-12)
-            when[pending] += gap * DAY
-            accepted = uniforms(combine(key, _ACCEPT)) < keep_p[pending]
-            pending = pending[~accepted]
+            key = combine(combine(self.key, u)[:, None], self.visits[u][:, None] + tries)
+            gaps = -np.log1p(-uniforms(combine(key, _GAP)))
+            gaps /= np.maximum(max_rate[pending], 1e-12)[:, None]
+            accepted = uniforms(combine(key, _ACCEPT)) < keep_p[pending][:, None]
+            found = accepted.any(axis=1)
+            first = np.where(found, accepted.argmax(axis=1), _CANDIDATES - 1)
+            when[pending] += np.cumsum(gaps, axis=1)[np.arange(u.size), first] * DAY
+            self.visits[u] += first + 1  # candidate n of a user is always keyed by n
+            pending = pending[~found]
             if pending.size == 0:
                 break
         return when
@@ -364,8 +369,9 @@ class SessionDriver:
                 response.clicked, np.nan_to_num(response.rating)[:, None], 0.0
             ).astype(np.float32),
         }
-        session_after = self._session_features(active.page + 1, active.clicks + clicked_any)
         ending = shown.ending
+        if ending.any():  # the ended sessions' features after their last page
+            session_after = self._session_features(active.page + 1, active.clicks + clicked_any)
         users = active.user.copy()
         now = self.clock.copy()
         pages.close(world, active, outcomes, now, shown)

@@ -90,10 +90,10 @@ class RecarenaVectorEnv(VectorEnv):
         info: dict[str, Any] = dict(result.truth)
         done = result.terminated | result.truncated
         if result.final_obs is not None:
-            rows = np.flatnonzero(done)
+            names = list(result.final_obs)
+            per_row = zip(*(list(result.final_obs[name]) for name in names), strict=True)
             final = np.full(self.num_envs, None, dtype=object)
-            for index, row in enumerate(rows):
-                final[row] = {name: value[index] for name, value in result.final_obs.items()}
+            final[done] = [dict(zip(names, values, strict=True)) for values in per_row]
             info["final_obs"], info["_final_obs"] = final, done
         return self.driver.observe(), result.reward, result.terminated, result.truncated, info
 
