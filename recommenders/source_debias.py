@@ -1,9 +1,13 @@
 """``source_debias``: a black-box re-ranker that makes any recommender impartial to item source.
 
 The base ranks ``candidates`` items; the re-ranker then fills the k slots so that, slot by slot,
-AI-generated items take the share of the slate they have in the catalog (cumulative quota
-``round(s · (j + 1))`` after slot j, s = AI share of the catalog), each source keeping the base's
-own order. Nothing is learned and nothing of the base is touched, so it removes whatever source
+AI-generated items take the share of the slate they have in the catalog: after slot j at most
+``floor(s · (j + 1) + u)`` AI items, s = AI share of the catalog, u a uniform offset per page
+(systematic sampling), each source keeping the base's own order. The random offset makes every
+slot AI with probability s, so AI items are neither pushed to the top nor to the bottom of a
+page (a fixed rounding would always put the first AI item at the same slot).
+
+Nothing is learned and nothing of the base is touched, so it removes whatever source
 preference the base acquired (from features or from clicks) while keeping its within-source
 relevance. When one source runs out of candidates the other fills the rest. Without AI content
 (every item human) it returns the base's top k unchanged.
@@ -22,10 +26,13 @@ class SourceDebiasParams(_WrapperParams):
     pass
 
 
-def source_quota_order(is_ai: np.ndarray, valid: np.ndarray, share: float, k: int) -> np.ndarray:
+def source_quota_order(
+    is_ai: np.ndarray, valid: np.ndarray, share: float, k: int, offset: np.ndarray
+) -> np.ndarray:
     """[B, k] candidate columns to show: per slot, AI while its cumulative quota is unmet.
 
-    ``is_ai`` and ``valid`` are [B, C] in the base's order; -1 where a row runs out.
+    ``is_ai`` and ``valid`` are [B, C] in the base's order, ``offset`` [B] in [0, 1); the quota
+    after slot j is floor(share · (j + 1) + offset); -1 where a row runs out.
     """
     batch, width = is_ai.shape
     rows = np.arange(batch)
@@ -37,7 +44,7 @@ def source_quota_order(is_ai: np.ndarray, valid: np.ndarray, share: float, k: in
     taken_human = np.zeros(batch, np.int64)
     chosen = np.full((batch, k), -1, np.int64)
     for slot in range(k):
-        quota = int(np.floor(share * (slot + 1) + 0.5))
+        quota = np.floor(share * (slot + 1) + offset)
         ai_left, human_left = taken_ai < n_ai, taken_human < n_human
         pick_ai = ai_left & ((taken_ai < quota) | ~human_left)
         pick_human = ~pick_ai & human_left
@@ -58,6 +65,7 @@ class SourceDebias(_Reranker):
     def __init__(self, params: SourceDebiasParams, ctx: RecommenderContext) -> None:
         super().__init__(params, ctx)
         self.name = "source_debias"
+        self.rng = ctx.rng
 
     def _select(self, requests: RequestBatch, candidates, relevance, k) -> np.ndarray:
         source = requests.catalog.source
@@ -68,4 +76,5 @@ class SourceDebias(_Reranker):
         else:
             is_ai = source[np.maximum(candidates, 0)] == 1
             share = float(source.mean())
-        return source_quota_order(is_ai, valid, share, k)
+        offset = self.rng.random(candidates.shape[0])
+        return source_quota_order(is_ai, valid, share, k, offset)
