@@ -268,3 +268,84 @@ def test_calibrated_item_text_real_titles_then_synthetic_fallback() -> None:
         "Heat (Crime) rated ★★★★★",
         "Brazil (Unknown) rated ★☆☆☆☆",
     ]
+
+
+# --------------------------------------------------------- the calibrated user model's pieces
+def test_transition_matrix_and_last_items_by_hand() -> None:
+    from recarena.agents.users.sequential_interest import last_items, transition_matrix
+
+    # user 0 watches 0, 1, 2; user 1 watches 1, 2 (rows sorted by user, then time)
+    user, item = np.array([0, 0, 0, 1, 1]), np.array([0, 1, 2, 1, 2])
+    counts = transition_matrix(user, item, 4, window=2, smoothing=0.0).toarray()
+    # within two steps: 0->1, 0->2, 1->2 (twice); rows normalised by their totals
+    np.testing.assert_allclose(counts[0], [0, 0.5, 0.5, 0])
+    np.testing.assert_allclose(counts[1], [0, 0, 1, 0])
+    assert counts[2].sum() == 0 and counts[3].sum() == 0  # never followed by anything
+    smoothed = transition_matrix(user, item, 4, window=1, smoothing=2.0).toarray()
+    np.testing.assert_allclose(smoothed[1], [0, 0, 2 / 4, 0])  # 2 of 2, plus 2 pseudo-counts
+    assert last_items(user, item, 3, 2).tolist() == [[1, 2], [1, 2], [-1, -1]]
+    assert last_items(user, item, 2, 4).tolist() == [[-1, 0, 1, 2], [-1, -1, 1, 2]]
+
+
+def test_sequence_affinity_weights_recent_items_by_decay() -> None:
+    import scipy.sparse as sp
+
+    from recarena.agents.users.sequential_interest import InterestConfig, SequentialInterest
+
+    transitions = sp.csr_matrix(np.array([[0, 0.5, 0.5], [0, 0, 1.0], [0, 0, 0]], np.float32))
+    interest = SequentialInterest(
+        transitions=transitions,
+        log_pop=np.zeros(3, np.float32),
+        recent=np.array([[0, 1], [-1, 0]]),
+        conformity=np.zeros(2, np.float32),
+        rating_bias=np.zeros(2, np.float32),
+        weights={"sequence": 1.0, "conformity": 0.0},
+        ordinal={},
+        config=InterestConfig(decay=0.5),
+    )
+    got = interest.sequence_affinity(interest.recent, np.array([[2, 1], [2, 1]]))
+    # user 0: weights 0.5 (item 0, older) and 1 (item 1), normalised to 1/3 and 2/3
+    # P(->2) = 1/3*0.5 + 2/3*1 = 5/6, P(->1) = 1/3*0.5 = 1/6; user 1 only has item 0
+    np.testing.assert_allclose(got[0], np.log(1 / 3 + np.array([5 / 6, 1 / 6])), rtol=1e-6)
+    np.testing.assert_allclose(got[1], np.log(1 / 3 + np.array([0.5, 0.5])), rtol=1e-6)
+    interest.push(np.array([1]), np.array([2]))
+    assert interest.recent.tolist() == [[0, 1], [0, 2]]
+
+
+def test_ordinal_rating_model_by_hand_and_recovered() -> None:
+    from scipy.stats import norm
+
+    from recarena.agents.users.sequential_interest import (
+        InterestConfig,
+        SequentialInterest,
+        fit_ordinal,
+    )
+
+    rng = np.random.default_rng(0)
+    surplus = rng.normal(0, 2, 20000)
+    bias = rng.normal(0, 0.5, 20000)
+    cuts = np.array([-1.5, -0.5, 0.5, 1.2])
+    latent = 0.4 * surplus + 1.0 * bias + rng.standard_normal(20000)
+    stars = 1 + (latent[:, None] >= cuts[None, :]).sum(axis=1)
+    fit = fit_ordinal(surplus, bias, stars)
+    assert fit["slope"] == pytest.approx(0.4, abs=0.03)
+    assert fit["bias_weight"] == pytest.approx(1.0, abs=0.08)
+    np.testing.assert_allclose(fit["cuts"], cuts, atol=0.06)
+    assert fit["noise_scale"] == pytest.approx(1 / fit["slope"])
+
+    interest = SequentialInterest(
+        transitions=None,  # type: ignore[arg-type]
+        log_pop=np.zeros(1, np.float32),
+        recent=np.zeros((1, 1), np.int64),
+        conformity=np.zeros(1, np.float32),
+        rating_bias=np.array([0.5], np.float32),
+        weights={},
+        ordinal={"slope": 2.0, "bias_weight": 1.0, "cuts": [-1.0, 0.0, 1.0, 2.0]},
+        config=InterestConfig(),
+    )
+    # latent mean 2*0.25 + 0.5 = 1: P(1 star) = Φ(-2), P(5) = 1 - Φ(1)
+    probs = interest.rating_probabilities(np.array([0.25]), np.array([0]))[0]
+    expected = np.diff([0, norm.cdf(-2), norm.cdf(-1), norm.cdf(0), norm.cdf(1), 1])
+    np.testing.assert_allclose(probs, expected, rtol=1e-9)
+    # the uniform at Φ(0.5) puts latent at 1.5: 4 stars (cuts -1, 0, 1 at or below)
+    assert interest.draw_ratings(np.array([0.25]), np.array([0]), np.array([norm.cdf(0.5)])) == 4

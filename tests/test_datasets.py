@@ -156,3 +156,102 @@ def test_ml_latest_small_copy() -> None:
     assert data.items.height == 9742
     toy = data.items.filter(pl.col("item") == 1).row(0, named=True)
     assert toy["title"] == "Toy Story" and toy["year"] == 1995
+
+
+# ------------------------------------------------------------------- MovieLens .dat releases
+def write_dat_release(directory: Path) -> Path:
+    """A tiny ML-1M-style folder: '::' separators, latin-1 bytes, a title with a comma."""
+    directory.mkdir()
+    (directory / "ratings.dat").write_bytes(b"1::10::4::100\n1::20::3::50\n2::10::5::70\n")
+    (directory / "movies.dat").write_bytes(
+        "10::Cité des enfants perdus, La (1995)::Adventure|Sci-Fi\n"
+        "20::Heat (1995)::Action|Crime|Thriller\n".encode("latin-1")
+    )
+    (directory / "users.dat").write_bytes(b"1::F::25::12::55455\n2::M::56::13::10001\n")
+    return directory
+
+
+def test_movielens_dat_folder_loads(tmp_path: Path) -> None:
+    folder = write_dat_release(tmp_path / "ml-1m")
+    data = load_dataset(folder)  # detected from the folder's files
+    assert data.name == "ml-1m"
+    assert data.user.tolist() == [1, 1, 2] and data.item.tolist() == [10, 20, 10]
+    assert data.rating.tolist() == [4.0, 3.0, 5.0]
+    assert data.timestamp.tolist() == [100.0, 50.0, 70.0]
+    assert data.items["title"].to_list() == ["Cité des enfants perdus, La", "Heat"]
+    assert data.items["genres"].to_list() == [
+        ["Adventure", "Sci-Fi"],
+        ["Action", "Crime", "Thriller"],
+    ]
+    assert data.items["year"].to_list() == [1995, 1995]
+    assert data.users is not None
+    assert data.users["persona"].to_list() == [
+        "a woman aged 25-34, programmer",
+        "a man aged 56+, retired",
+    ]
+    # --format movielens on a .dat folder reads it too (it is MovieLens)
+    assert load_dataset(folder, "movielens").n_interactions == 3
+
+
+def test_dat_personas_reach_the_calibrated_population(tmp_path: Path) -> None:
+    from recarena.agents.users.calibration import (
+        CalibratedPopulation,
+        CalibrationConfig,
+        calibrate,
+    )
+
+    folder = write_dat_release(tmp_path / "ml-1m")
+    rows = [
+        f"{u}::{i}::{1 + (u + i) % 5}::{1000 * u + 60 * i}" for u in (1, 2) for i in range(10, 30)
+    ]
+    (folder / "ratings.dat").write_text("\n".join(rows) + "\n", encoding="latin-1")
+    pop = calibrate(load_dataset(folder), CalibrationConfig(topics=2, epochs=1, batch_size=8))
+    assert pop.persona == ["a woman aged 25-34, programmer", "a man aged 56+, retired"]
+    pop.save(tmp_path / "pop.parquet")
+    assert CalibratedPopulation.load(tmp_path / "pop.parquet").persona == pop.persona
+
+
+def _bad_release(tmp_path: Path, case: str) -> Path:
+    folder = tmp_path / case
+    folder.mkdir()
+    if case == "wrong-separator":
+        (folder / "ratings.dat").write_bytes(b"1::10::4::100\n1,20,3,50\n")
+    elif case == "non-numeric-id":
+        (folder / "ratings.dat").write_bytes(b"1::10::4::100\n1::20::3::50\nu7::10::5::70\n")
+    elif case == "empty":
+        (folder / "ratings.dat").write_bytes(b"")
+    elif case == "latin-1-csv":
+        (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,10,4,1\n")
+        (folder / "movies.csv").write_bytes(
+            "movieId,title,genres\n10,Heat (1995),Action\n20,Café (2001),Drama\n".encode("latin-1")
+        )
+    elif case == "missing-file":
+        (folder / "movies.dat").write_bytes(b"10::Heat (1995)::Action\n")
+    return folder
+
+
+BAD = {
+    "wrong-separator": ("ratings.dat line 2", "'::'"),
+    "non-numeric-id": ("ratings.dat line 3", "'u7' is not a number"),
+    "empty": ("ratings.dat", "empty"),
+    "latin-1-csv": ("movies.csv line 3", "UTF-8"),
+    "missing-file": ("ratings file not found", "ratings.dat"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_dataset_is_one_line_naming_file_and_line(tmp_path: Path, case: str, capsys) -> None:
+    from recarena.simulator.cli import main
+
+    folder = _bad_release(tmp_path, case)
+    with pytest.raises(RecarenaError) as raised:
+        load_dataset(folder, "movielens")
+    assert "\n" not in str(raised.value)
+    with pytest.raises(SystemExit) as exited:
+        main(["calibrate", str(folder), "-o", str(tmp_path / "pop.parquet")])
+    assert exited.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    for fragment in BAD[case]:
+        assert fragment in lines[0], lines[0]
+    assert not (tmp_path / "pop.parquet").exists()

@@ -24,6 +24,7 @@ from recarena.analysis.fidelity.checks import (
     discrimination_sets,
     engine_rating,
     threshold_rating,
+    watch_log_odds,
 )
 from recarena.analysis.fidelity.common import (
     classification_scores,
@@ -32,6 +33,7 @@ from recarena.analysis.fidelity.common import (
     ndcg_recall_at_k,
     per_user_histograms,
     rating_histogram,
+    spearman_rho,
     tau_estimate,
     tv_distance,
     tv_estimate,
@@ -114,6 +116,52 @@ def test_discrimination_sets_are_nested_and_unseen() -> None:
         assert sorted(rank[(user == u) & ~label].tolist()) == [0, 1, 2]  # 1:1 uses rank 0
 
 
+def test_watch_rule_bayes_decision_with_the_prior_of_each_condition() -> None:
+    from recarena.analysis.fidelity.checks import per_user_auc, taste_discrimination
+
+    # one user, items with utility 0..9 (taste 0, quality = utility), u0 = 0
+    pop = _population([[0.0]], np.ones((10, 1)), np.arange(10.0))
+    pop.scalars["watch_rule"] = {"slope": 1.0, "intercept": -4.5}
+    odds = watch_log_odds(pop, np.zeros(3, np.int64), np.array([2, 5, 8]), 1)
+    np.testing.assert_allclose(odds, [-2.5, 0.5, 3.5])
+    odds3 = watch_log_odds(pop, np.zeros(3, np.int64), np.array([2, 5, 8]), 3)
+    np.testing.assert_allclose(odds3, np.array([-2.5, 0.5, 3.5]) - math.log(3))
+    # liked held-out items 8 and 9; the 1:1 negatives are the two unseen items drawn first
+    empty = InteractionData("t", np.zeros(0), np.zeros(0), np.zeros(0))
+    split = Split(
+        train=empty,
+        train_user=np.array([0]),
+        train_item=np.array([0]),
+        train_time=np.zeros(1),
+        train_rating=np.array([5.0]),
+        test_user=np.array([0, 0]),
+        test_item=np.array([8, 9]),
+        test_rating=np.array([5.0, 4.0]),
+    )
+    results = taste_discrimination(pop, split, (1, 3), seed=0, n_boot=20, per_user=True)
+    user, item, label, rank = discrimination_sets(
+        split, 10, (1, 3), np.random.default_rng([0, 101])
+    )
+    for result, m in zip(results, (1, 3), strict=True):
+        keep = label | (rank < 2 * m)
+        watch = item[keep] - 4.5 - math.log(m) > 0  # Bayes rule by hand
+        tp = int((watch & label[keep]).sum())
+        assert result.scores["precision"].value == pytest.approx(tp / watch.sum())
+        tn = int((~watch & ~label[keep]).sum())
+        assert result.scores["accuracy"].value == pytest.approx((tp + tn) / keep.sum())
+        assert result.scores["recall"].value == pytest.approx(tp / 2)
+        # AUC: share of (liked, unseen) pairs in order; liked items 8, 9 beat every negative
+        negatives = item[keep & ~label]
+        expected_auc = np.mean([(p > negatives).mean() for p in (8, 9)])
+        assert result.auc.value == pytest.approx(expected_auc)
+        assert result.per_user["accuracy"].value == pytest.approx(result.scores["accuracy"].value)
+    # per-user AUC with a tie: positives {3, 1}, negatives {1, 0}: pairs 3>1, 3>0, 1=1, 1>0
+    auc = per_user_auc(
+        np.zeros(4, np.int64), np.array([3.0, 1.0, 1.0, 0.0]), np.array([True, True, False, False])
+    )
+    assert auc.tolist() == [pytest.approx(3.5 / 4)]
+
+
 # ---------------------------------------------------------------------- 2. rating distribution
 def test_tv_distance_by_hand() -> None:
     assert rating_histogram(np.array([1, 1.5, 5, 4.4, np.nan])).tolist() == [
@@ -164,6 +212,54 @@ def test_kendall_tau_by_hand() -> None:
     # one discordant pair (3, 4) out of six: tau = (5 - 1) / 6
     assert kendall_tau([1, 2, 3, 4], [10, 20, 40, 30]) == pytest.approx(4 / 6)
     assert kendall_tau([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+
+
+def test_spearman_by_hand_and_as_an_estimate() -> None:
+
+    # ranks 1 2 3 4 vs 1 2 4 3: d^2 = 2, rho = 1 - 6*2 / (4*15) = 0.8
+    assert spearman_rho([1, 2, 3, 4], [10, 20, 40, 30]) == pytest.approx(0.8)
+    real = np.array([[0.1, 0.2, 0.3], [0.1, 0.2, 0.3]])
+    clicks = np.array([[1, 2, 1], [0, 1, 1]], float)
+    views = np.full((2, 3), 5.0)
+    estimate = tau_estimate(real, clicks, views, np.random.default_rng(0), 50, "spearman")
+    assert estimate.value == pytest.approx(0.5)  # ranks 1 2 3 vs 1 3 2: 1 - 6*2/24
+
+
+def test_tune_picks_the_best_candidate_on_the_training_split_only(monkeypatch) -> None:
+    from recarena.analysis.fidelity import ranking
+
+    seen_histories = []
+    real_build = ranking.build
+
+    def spy(kind, params, ctx):
+        rec = real_build(kind, params, ctx)
+        fit = rec.fit
+
+        def recording_fit(history):
+            seen_histories.append(len(history))
+            fit(history)
+
+        rec.fit = recording_fit
+        return rec
+
+    monkeypatch.setattr(ranking, "build", spy)
+    # 30 users in three groups, each group watching its own ten items in order
+    user = np.repeat(np.arange(30), 10)
+    item = (user % 3) * 10 + np.tile(np.arange(10), 30)
+    history = Interactions(user, item, np.tile(np.arange(10.0), 30), np.full(300, 4.0, np.float32))
+    catalog = CatalogView(
+        30,
+        np.full((30, 2), 0.5, np.float32),
+        np.zeros(30, np.float32),
+        np.zeros(30, np.int32),
+        np.zeros(30),
+    )
+    spec = ranking.ArmSpec("knn", "itemknn", {"neighbours": 50}, ({"neighbours": 1}, {}))
+    params, scores = ranking.tune(spec, history, 30, 2, catalog, seed=0)
+    assert [s["params"]["neighbours"] for s in scores] == [1, 50]
+    best = max(scores, key=lambda s: s["validation_ndcg@10"])
+    assert params == best["params"]
+    assert seen_histories == [240, 240]  # 20 % of each user's rows held out for validation
 
 
 def test_tau_estimate_uses_mean_accuracy_and_pooled_ctr() -> None:
@@ -264,7 +360,19 @@ def test_cli_fidelity_on_a_tiny_dataset(tmp_path: Path) -> None:
     data = _tiny_dataset(tmp_path / "inter.csv")
     out = tmp_path / "report"
     done = recarena(
-        "fidelity", "--dataset", str(data), "-o", str(out), "--seed", "1", "--topics", "4", "-q"
+        "fidelity",
+        "--dataset",
+        str(data),
+        "-o",
+        str(out),
+        "--seed",
+        "1",
+        "--topics",
+        "4",
+        "--arms",
+        "random,popularity,itemknn,gru4rec",
+        "--per-user",
+        "-q",
     )
     assert done.returncode == 0, done.stderr
     assert "tau: NDCG@10 vs CTR" in done.stdout and "0.69 (Agent4Rec)" in done.stdout
@@ -284,14 +392,22 @@ def test_cli_fidelity_on_a_tiny_dataset(tmp_path: Path) -> None:
     assert variants == [
         "fixed rule, held-out pairs",
         "calibrated cut points, held-out pairs",
+        "ordinal model, held-out pairs",
         "simulation",
     ]
     arms = [a["name"] for a in report["ranking_agreement"]["arms"]]
-    assert arms == ["popularity", "itemknn", "mf", "sasrec"]
+    assert arms == ["random", "popularity", "itemknn", "gru4rec"]
+    tuned = report["ranking_agreement"]["tuned"]
+    assert len(tuned["itemknn"]["candidates"]) == 2 and tuned["random"]["candidates"] == []
+    assert "per_user" in report["taste_discrimination"][0]
+    assert "rank  real NDCG@10" in done.stdout  # the orderings side by side
     ranking = report["ranking_agreement"]
     ndcg = [a["ndcg@10"]["value"] for a in ranking["arms"]]
     ctr = [a["simulated_ctr"]["value"] for a in ranking["arms"]]
     assert ranking["kendall_tau_ndcg"]["value"] == pytest.approx(kendall_tau(ndcg, ctr))
+    assert ranking["spearman_ndcg"]["value"] == pytest.approx(spearman_rho(ndcg, ctr))
+    # the simulated users are the calibrated user model, not the plain rule user
+    assert report["calibration"]["user_model"]["weights"].keys() >= {"sequence", "log_pop"}
     assert 0 < report["calibration"]["temperature"] < 100  # a well-posed fit on this data
     assert "| 1 taste rule 1:1 | accuracy |" in (out / "fidelity.md").read_text()
 

@@ -86,6 +86,8 @@ class SequentialInterest:
         batch, k = items.shape
         n = self.transitions.shape[0]
         length = recent.shape[1]
+        if batch * k * length == 0:
+            return np.full((batch, k), np.log(1.0 / max(n, 1)), np.float32)
         decay = self.config.decay ** np.arange(length - 1, -1, -1, dtype=np.float64)
         have = recent >= 0
         weights = np.where(have, decay[None, :], 0.0)
@@ -201,7 +203,7 @@ def transition_matrix(
     )
     counts.sum_duplicates()
     totals = np.asarray(counts.sum(axis=1)).ravel()
-    scale = 1.0 / (totals + smoothing)
+    scale = np.divide(1.0, totals + smoothing, out=np.zeros_like(totals), where=totals > 0)
     return sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ counts, dtype=np.float32)
 
 
@@ -309,6 +311,8 @@ def fit_weights(
     user = np.concatenate([held_user, neg_user[fresh]])
     item = np.concatenate([held_item, neg_item[fresh]])
     label = np.concatenate([np.ones(held_user.size), np.zeros(int(fresh.sum()))])
+    if label.all() or not label.any():  # nothing unseen to contrast with: taste alone
+        return {name: float(name == "mf") for name in FEATURES}
     x = features.matrix(user, item)
     model = LogisticRegression(C=1.0, max_iter=500).fit(x, label)
     return {name: float(w) for name, w in zip(FEATURES, model.coef_[0], strict=True)}

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from scipy.stats import kendalltau
+from scipy.stats import kendalltau, spearmanr
 
 from recarena.simulator.data.datasets import InteractionData
 
@@ -201,14 +201,25 @@ def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
     return float(kendalltau(np.asarray(a), np.asarray(b)).statistic)
 
 
+def spearman_rho(a: np.ndarray, b: np.ndarray) -> float:
+    """Spearman's rank correlation between two score vectors (NaN if one is constant)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(spearmanr(np.asarray(a), np.asarray(b)).statistic)
+
+
+RANK_CORRELATIONS = {"kendall": kendall_tau, "spearman": spearman_rho}
+
+
 def tau_estimate(
     real: np.ndarray,
     sim_clicks: np.ndarray,
     sim_views: np.ndarray,
     rng: np.random.Generator,
     n_boot: int = 1000,
+    method: str = "kendall",
 ) -> Estimate:
-    """Kendall tau between recommenders ranked by real accuracy and by simulated CTR.
+    """Kendall tau (or Spearman rho) between recommenders ranked by real accuracy and by
+    simulated CTR.
 
     ``real`` is ``[U, A]`` per-user accuracy (e.g. NDCG@10) of each of A recommenders;
     ``sim_clicks`` / ``sim_views`` are ``[U, A]`` per-user clicks and impressions of each arm in
@@ -222,7 +233,8 @@ def tau_estimate(
         accuracy = sums[:, 0] / sums[:, 3]
         with np.errstate(invalid="ignore", divide="ignore"):
             ctr = sums[:, 1] / sums[:, 2]
-        return np.array([kendall_tau(a, c) for a, c in zip(accuracy, ctr, strict=True)])
+        correlation = RANK_CORRELATIONS[method]
+        return np.array([correlation(a, c) for a, c in zip(accuracy, ctr, strict=True)])
 
     del n_users
     return user_bootstrap(stacked, statistic, rng, n_boot)

@@ -19,6 +19,8 @@ class FidelityConfig:
     """Keep this many users (drawn with ``seed``) before splitting; None = all."""
     holdout: float = 0.2
     ratios: tuple[int, ...] = (1, 3, 9)
+    per_user: bool = False
+    """Check 1: also average accuracy/precision/recall/F1 per user (Agent4Rec's option)."""
     n_boot: int = 1000
     topics: int = 16
     calibration_epochs: int = 10

@@ -32,7 +32,7 @@ from recarena.analysis.fidelity.checks import (
 from recarena.analysis.fidelity.config import FidelityConfig
 from recarena.analysis.fidelity.llm import panel_endpoint, taste_on_endpoint
 from recarena.analysis.fidelity.llm_sim import llm_panel_simulation
-from recarena.analysis.fidelity.ranking import Progress, ranking_agreement
+from recarena.analysis.fidelity.ranking import DEFAULT_ARMS, ArmSpec, Progress, ranking_agreement
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.data.datasets import InteractionData, load_dataset
 
@@ -42,6 +42,21 @@ REFERENCES = {
         {"source": "SimUSER (Bougie & Watanabe, 2025), published", "value": 0.79},
     ],
 }
+
+
+def select_arms(names: str | None) -> tuple[ArmSpec, ...]:
+    """The default arms named in a comma-separated list (None: all of them)."""
+    if names is None:
+        return DEFAULT_ARMS
+    known = {a.name: a for a in DEFAULT_ARMS}
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in wanted if n not in known]
+    if unknown or len(wanted) < 2:
+        raise RecarenaError(
+            f"--arms: {'unknown ' + repr(unknown[0]) if unknown else 'name at least two'}; "
+            f"known: {', '.join(known)}"
+        )
+    return tuple(known[n] for n in wanted)
 
 
 def subsample_users(data: InteractionData, n: int | None, seed: int) -> InteractionData:
@@ -96,7 +111,9 @@ def run_fidelity(cfg: FidelityConfig, work_dir: Path, progress: Progress | None 
     timings["calibrate"] = round(time.perf_counter() - started, 2)
 
     started = time.perf_counter()
-    taste = taste_discrimination(pop, split, cfg.ratios, cfg.seed, cfg.n_boot)
+    report("check 1: would you watch this?", 0.0)
+    taste = taste_discrimination(pop, split, cfg.ratios, cfg.seed, cfg.n_boot, cfg.per_user)
+    report("check 1: would you watch this?", 1.0)
     timings["check 1"] = round(time.perf_counter() - started, 2)
 
     started = time.perf_counter()
@@ -114,12 +131,14 @@ def run_fidelity(cfg: FidelityConfig, work_dir: Path, progress: Progress | None 
     timings["check 3"] = round(time.perf_counter() - started, 2)
 
     started = time.perf_counter()
+    report("check 2: rating distribution", 0.0)
     ratings = (
         rating_distribution(pop, split, cfg.seed, cfg.n_boot, ranking.simulated_ratings)
         if split.test_rating is not None
         else []
     )
     timings["check 2"] = round(time.perf_counter() - started, 2)
+    report("check 2: rating distribution", 1.0)
 
     result: dict[str, Any] = {
         "dataset": {
@@ -134,6 +153,8 @@ def run_fidelity(cfg: FidelityConfig, work_dir: Path, progress: Progress | None 
         "calibration": {
             **{k: pop.scalars[k] for k in ("temperature", "no_click_utility", "mf_final_loss")},
             "rating_thresholds": pop.scalars.get("rating_thresholds"),
+            "watch_rule": pop.scalars.get("watch_rule"),
+            "user_model": pop.scalars.get("interest"),
             "batch_size": batch,
         },
         "taste_discrimination": [
@@ -143,6 +164,11 @@ def run_fidelity(cfg: FidelityConfig, work_dir: Path, progress: Progress | None 
                 "items": t.items,
                 **{name: e.as_dict() for name, e in t.scores.items()},
                 "auc": t.auc.as_dict(),
+                **(
+                    {"per_user": {name: e.as_dict() for name, e in t.per_user.items()}}
+                    if t.per_user is not None
+                    else {}
+                ),
             }
             for t in taste
         ],
@@ -169,6 +195,9 @@ def run_fidelity(cfg: FidelityConfig, work_dir: Path, progress: Progress | None 
             ],
             "kendall_tau_ndcg": ranking.tau_ndcg.as_dict(),
             "kendall_tau_recall": ranking.tau_recall.as_dict(),
+            "spearman_ndcg": ranking.spearman_ndcg.as_dict(),
+            "spearman_recall": ranking.spearman_recall.as_dict(),
+            "tuned": ranking.tuned,
             "simulation": ranking.simulation,
         },
         "references": REFERENCES,
@@ -263,13 +292,15 @@ def table_rows(result: dict) -> list[tuple[str, str, str, str]]:
                         reference,
                     )
                 )
+            for name, value in t.get("per_user", {}).items():
+                rows.append((f"1 taste {panel} 1:{t['m']}", f"{name} (per user)", _fmt(value), ""))
     for r in result["rating_distribution"]:
         rows.append(("2 rating TV", r["variant"], _fmt(r["tv_distance"]), "0 = same"))
     llm = result.get("llm_panel")
     for r in llm.get("rating_distribution", []) if llm else []:
         rows.append(("2 rating TV LLM", r["variant"], _fmt(r["tv_distance"]), "0 = same"))
     ranking = result["ranking_agreement"]
-    for arm in ranking["arms"]:
+    for arm in sorted(ranking["arms"], key=lambda a: -a["ndcg@10"]["value"]):
         rows.append(
             (
                 "3 ranking",
@@ -294,6 +325,9 @@ def table_rows(result: dict) -> list[tuple[str, str, str, str]]:
             "1 = same",
         )
     )
+    for key, label in (("spearman_ndcg", "NDCG@10"), ("spearman_recall", "Recall@10")):
+        if key in ranking:
+            rows.append(("3 ranking", f"Spearman: {label} vs CTR", _fmt(ranking[key]), "1 = same"))
     if llm and "ranking_agreement" in llm:
         agreement = llm["ranking_agreement"]
         for arm in agreement["arms"]:
@@ -319,6 +353,20 @@ def table_rows(result: dict) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def side_by_side(result: dict) -> list[str]:
+    """Check 3's three orderings of the recommenders, best first, one line per rank."""
+    arms = result["ranking_agreement"]["arms"]
+
+    def order(key: str) -> list[str]:
+        return [a["name"] for a in sorted(arms, key=lambda a: -(a[key]["value"] or 0.0))]
+
+    columns = [order("ndcg@10"), order("recall@10"), order("simulated_ctr")]
+    lines = [f"{'rank':<6}{'real NDCG@10':<16}{'real Recall@10':<16}{'simulated CTR':<16}"]
+    for r, names in enumerate(zip(*columns, strict=True), start=1):
+        lines.append(f"{r:<6}" + "".join(f"{n:<16}" for n in names))
+    return lines
+
+
 def markdown(result: dict) -> str:
     d = result["dataset"]
     lines = [
@@ -333,6 +381,8 @@ def markdown(result: dict) -> str:
         "| --- | --- | --- | --- |",
     ]
     lines += [f"| {a} | {b} | {c} | {r} |" for a, b, c, r in table_rows(result)]
+    lines += ["", "Check 3, the orderings side by side (best first):", "", "```"]
+    lines += side_by_side(result) + ["```"]
     lines += [
         "",
         "References are published figures from the cited papers (their own datasets and "

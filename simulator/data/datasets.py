@@ -249,7 +249,9 @@ _OCCUPATIONS = (
 )  # fmt: skip
 
 
-def _dat_fields(path: Path, names: tuple[str, ...], numeric: tuple[str, ...]) -> pl.DataFrame:
+def _dat_fields(
+    path: Path, names: tuple[str, ...], numeric: tuple[str, ...], what: str = "MovieLens file"
+) -> pl.DataFrame:
     """One ``::``-separated latin-1 file as string columns ``names``, checked line by line.
 
     Every problem is one :class:`RecarenaError` naming the file and the first bad line: a wrong
@@ -257,7 +259,7 @@ def _dat_fields(path: Path, names: tuple[str, ...], numeric: tuple[str, ...]) ->
     The whole file is split at once (polars on a one-byte stand-in for ``::``); only the
     checks look at line numbers, and they are vectorised too.
     """
-    _require(path, "MovieLens file", True)
+    _require(path, what, True)
     try:
         text = path.read_bytes().decode("latin-1")  # latin-1 decodes any byte: titles survive
     except OSError as exc:
@@ -323,11 +325,8 @@ def load_movielens_dat(path: str | Path) -> InteractionData:
     directory = path.parent if path.suffix == ".dat" else path
     _require(directory, "MovieLens directory", True)
     ratings_path = path if path.suffix == ".dat" else directory / "ratings.dat"
-    ratings = _dat_fields(
-        ratings_path,
-        ("user", "item", "rating", "timestamp"),
-        ("user", "item", "rating", "timestamp"),
-    )
+    fields = ("user", "item", "rating", "timestamp")
+    ratings = _dat_fields(ratings_path, fields, fields, "MovieLens ratings file")
     items = _empty_items()
     movies_path = directory / "movies.dat"
     if movies_path.exists():
@@ -533,8 +532,10 @@ def detect_format(path: Path) -> Format:
         return "recbole"
     if path.is_dir() and (path / "ratings.csv").exists():
         return "movielens"
-    if path.is_dir() and (path / "ratings.dat").exists():
+    if path.is_dir() and any((path / f).exists() for f in ("ratings.dat", "movies.dat")):
         return "movielens-dat"
+    if path.is_dir() and (path / "movies.csv").exists():
+        return "movielens"
     if path.suffix == ".dat":
         return "movielens-dat"
     if path.name == "ratings.csv" and (path.parent / "movies.csv").exists():

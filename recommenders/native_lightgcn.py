@@ -1,0 +1,133 @@
+"""A compact LightGCN in plain torch (He et al., 2020): a graph recommender.
+
+User and item embeddings are smoothed over the normalised user-item graph
+``Â = D^-½ A D^-½`` for ``layers`` propagation steps without weights or non-linearities; the
+final embedding is the mean over steps, and the score is a dot product. Trained with BPR on
+(user, clicked item, random item) triples. Use it as ``type:
+recarena.recommenders.native_lightgcn:NativeLightGCN``; users the graph has not seen are served
+by popularity.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import BaseModel, ConfigDict, Field
+
+from recarena.recommenders.base import RecommenderContext
+from recarena.recommenders.popularity import PopularityParams, PopularityRecommender
+from recarena.recommenders.slates import top_k_from_scores
+from recarena.simulator.core.types import FeedbackBatch, Interactions, RequestBatch, SlateBatch
+
+
+class NativeLightGCNParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    dim: int = Field(default=32, ge=2, le=1024)
+    layers: int = Field(default=2, ge=1, le=6)
+    epochs: int = Field(default=20, ge=1, le=1000)
+    lr: float = Field(default=0.01, gt=0)
+    reg: float = Field(default=1e-4, ge=0)
+    batch_size: int = Field(default=2048, ge=1)
+
+
+def normalised_adjacency(user: np.ndarray, item: np.ndarray, n_users: int, n_items: int):
+    """[U+I, U+I] symmetric D^-½ A D^-½ of the bipartite click graph (duplicates counted once)."""
+    pairs = np.unique(user * n_items + item)
+    u, i = pairs // n_items, pairs % n_items + n_users
+    n = n_users + n_items
+    rows, cols = np.concatenate([u, i]), np.concatenate([i, u])
+    adj = sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)), shape=(n, n))
+    degree = np.asarray(adj.sum(axis=1)).ravel()
+    scale = np.where(degree > 0, 1.0 / np.sqrt(np.maximum(degree, 1e-12)), 0.0).astype(np.float32)
+    return sp.diags(scale) @ adj @ sp.diags(scale)
+
+
+class NativeLightGCN:
+    Params = NativeLightGCNParams
+    surfaces = frozenset({"list", "carousel"})
+
+    def __init__(self, params: NativeLightGCNParams, ctx: RecommenderContext) -> None:
+        self.name = "lightgcn_native"
+        self.params = params
+        self.rng = ctx.rng
+        self.n_users = ctx.n_users
+        self.popularity = PopularityRecommender(PopularityParams(), ctx)
+        self.user_vectors: np.ndarray | None = None
+        self.item_vectors = np.zeros((0, params.dim), np.float32)
+        self.known = np.zeros(ctx.n_users, bool)
+
+    def fit(self, history: Interactions) -> None:
+        self.popularity.fit(history)
+        if len(history) < 2:
+            return
+        n_items = int(history.item.max()) + 1
+        adj = normalised_adjacency(history.user, history.item, self.n_users, n_items)
+        self.user_vectors, self.item_vectors = self._train(history, adj, n_items)
+        self.known = np.bincount(history.user, minlength=self.n_users) > 0
+
+    def _train(self, history: Interactions, adj: Any, n_items: int):
+        import torch  # lazily: listing and validating never load torch
+
+        p = self.params
+        coo = adj.tocoo()
+        graph = torch.sparse_coo_tensor(
+            np.vstack([coo.row, coo.col]).astype(np.int64), coo.data, coo.shape
+        ).coalesce()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(self.rng.integers(2**62)))
+            base = torch.nn.Parameter(torch.randn(self.n_users + n_items, p.dim) * 0.1)
+            optimizer = torch.optim.Adam([base], lr=p.lr)
+            users = torch.from_numpy(history.user.astype(np.int64))
+            items = torch.from_numpy(history.item.astype(np.int64))
+
+            def propagate() -> torch.Tensor:
+                layers, x = [base], base
+                for _ in range(p.layers):
+                    x = torch.sparse.mm(graph, x)
+                    layers.append(x)
+                return torch.stack(layers).mean(dim=0)
+
+            for _ in range(p.epochs):
+                order = torch.from_numpy(self.rng.permutation(len(history)))
+                for batch in torch.split(order, p.batch_size):
+                    emb = propagate()
+                    u, pos = users[batch], items[batch] + self.n_users
+                    neg = torch.from_numpy(self.rng.integers(0, n_items, batch.numel()))
+                    neg = neg + self.n_users
+                    diff = (emb[u] * (emb[pos] - emb[neg])).sum(-1)
+                    loss = -torch.nn.functional.logsigmoid(diff).mean()
+                    loss = (
+                        loss
+                        + p.reg * (base[u] ** 2 + base[pos] ** 2 + base[neg] ** 2).sum(-1).mean()
+                    )
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+            with torch.no_grad():
+                final = propagate().numpy()
+        return final[: self.n_users].copy(), final[self.n_users :].copy()
+
+    def recommend(self, requests: RequestBatch) -> SlateBatch:
+        fallback = self.popularity.recommend(requests)
+        if self.user_vectors is None:
+            return fallback
+        rows = np.flatnonzero(self.known[requests.user])
+        if rows.size == 0:
+            return fallback
+        n = requests.catalog.n_items
+        known_items = min(n, self.item_vectors.shape[0])
+        scores = np.full((rows.size, n), -np.inf)
+        scores[:, :known_items] = (
+            self.user_vectors[requests.user[rows]] @ self.item_vectors[:known_items].T
+        )
+        items, top = top_k_from_scores(scores, requests.exclude[rows], requests.k)
+        ok = (items >= 0).all(axis=1)
+        out_items, out_scores = fallback.items.copy(), fallback.scores.copy()
+        out_items[rows[ok]] = items[ok]
+        out_scores[rows[ok]] = top[ok]
+        return SlateBatch(out_items, out_scores, np.ones(out_items.shape, np.float32))
+
+    def update(self, feedback: FeedbackBatch) -> None:
+        del feedback  # a batch learner: it learns at the next fit
