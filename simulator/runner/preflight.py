@@ -23,8 +23,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from recarena.agents.users.personas import data_traits
+from recarena.agents.users.social import read_edge_list
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.scenario import CarouselSurface, Scenario
+from recarena.simulator.data.datasets import detect_format, recbole_ml100k_dir
 from recarena.simulator.runner.sweep import check_grid_size
 
 SMALL_FILE_BYTES = 64 * 2**20
@@ -196,8 +199,6 @@ def _check_calibrated(scenario: Scenario) -> Sizes | None:
 
 def _check_dataset(dataset: str, what: str) -> None:
     """A dataset to calibrate from: ``ml-100k`` inside RecBole, or a path of a known format."""
-    from recarena.simulator.data.datasets import detect_format, recbole_ml100k_dir
-
     try:
         if dataset == "ml-100k":
             recbole_ml100k_dir()
@@ -244,8 +245,6 @@ def _check_personas(scenario: Scenario) -> None:
         if rows == 0:
             raise RecarenaError(f"{what}: {path} has no rows")
     if ratings.stat().st_size <= SMALL_FILE_BYTES:
-        from recarena.agents.users.personas import data_traits
-
         try:
             data_traits(ratings)
         except RecarenaError as exc:
@@ -262,8 +261,6 @@ def _check_edge_list(scenario: Scenario, users: int) -> None:
     path = _readable(Path(social.graph.path), what)
     if path.stat().st_size > SMALL_FILE_BYTES:
         return
-    from recarena.agents.users.social import read_edge_list
-
     try:
         read_edge_list(path, users)
     except RecarenaError as exc:
