@@ -30,7 +30,8 @@ test: setup
 typecheck: setup
 	@mkdir -p .typecheck/recarena
 	@for d in simulator agents recommenders analysis; do ln -sfn ../../$$d .typecheck/recarena/$$d; done
-	$(BIN)/mypy -p recarena.simulator -p recarena.agents -p recarena.recommenders -p recarena.analysis
+	@ln -sfn ../../simulator/gym .typecheck/recarena/gym
+	$(BIN)/mypy -p recarena.simulator -p recarena.agents -p recarena.recommenders -p recarena.analysis -p recarena.gym
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

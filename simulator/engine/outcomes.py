@@ -128,7 +128,7 @@ class Outcomes:
             talk_day = day if np.ndim(day) == 0 else np.asarray(day)[rows]
             world.social.talk.after_consume(when, talk_day, request_id[rows], users, items, rating)
         if world.panel is not None:
-            world.panel.after_page(users, items, rating, now)
+            world.panel.after_page(users, items, rating, float(now))  # panels: one clock
         self._clicks_today.append(items)
         self.day_counts["clicks"] += int(rows.size)
         self.log.append(
@@ -185,7 +185,7 @@ class Outcomes:
         )
         if panel is not None:
             started = time.perf_counter()
-            panel.end_sessions(users, active.session_id[ending], now)
+            panel.end_sessions(users, active.session_id[ending], float(now))
             self.timings.add("reflect", time.perf_counter() - started)
             self.log_llm_calls(panel.llm.client)
         self.is_active[users] = False

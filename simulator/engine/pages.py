@@ -84,11 +84,11 @@ def show(
 def page_reward(kind: str, response: ResponseBatch) -> np.ndarray:
     """[B] float32 reward of each row of a page batch (see :data:`PageReward`)."""
     if kind == "clicks":
-        return response.clicked.any(axis=1).astype(np.float32)
+        return np.asarray(response.clicked.any(axis=1), np.float32)
     if kind == "value":
         return response.extra["value"].astype(np.float32)
     if kind == "rating":
-        return np.nan_to_num(response.rating, nan=0.0).astype(np.float32)
+        return np.asarray(np.nan_to_num(response.rating, nan=0.0), np.float32)
     if kind == "pages":
         return np.ones(response.leave.shape[0], np.float32)
     raise ValueError(f"unknown page reward {kind!r}; known: {', '.join(PAGE_REWARDS)}")

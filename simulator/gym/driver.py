@@ -192,7 +192,7 @@ class SessionDriver:
         n_users, b = self.cfg.users, self.num_slots
         # a [1] array, not a scalar: numpy warns on wrapping scalar arithmetic
         base = np.array([self.world.hash_base], np.uint64)
-        self.key = combine(base, np.uint64(seed & 0xFFFFFFFFFFFFFFFF))
+        self.key = combine(base, np.array(seed & 0xFFFFFFFFFFFFFFFF, np.uint64))
         self.visits = np.zeros(n_users, np.int64)  # candidate visits drawn per user
         self.last_seen = np.zeros(n_users)  # end of the user's last session (satiation clock)
         self.slot = np.arange(b)
