@@ -428,3 +428,13 @@ def test_rhythm_and_instructions_run_end_to_end(tmp_path, tiny_doc):
     assert set(said["kind"]) <= {"more_novel", "less_of_topic", "more_of_topic",
                                  "something_different"}  # fmt: skip
     assert (said["leave_probability"] >= 0.5).all()
+
+
+def test_start_hours_from_a_csv_draws_users_around_the_data_peak(tmp_path):
+    """Calibration path: every event at 21:xx UTC, so users' preferred hours land at 21."""
+    csv = tmp_path / "ratings.csv"
+    stamps = 21 * 3600 + np.arange(0, 86_400 * 30, 86_400) + 600
+    csv.write_text("userId,timestamp\n" + "\n".join(f"1,{s}" for s in stamps))
+    spec = DailyRhythmSpec(start_hours_from=str(csv), width_hours=0.2, utc_offset_hours=1.0)
+    rhythm = DailyRhythm.generate(spec, 40, 2, np.random.default_rng(3))
+    assert np.all(np.floor(rhythm.preferred_hour) == 22)  # 21 UTC + 1 h offset
