@@ -207,3 +207,21 @@ def test_policy_arm_names_a_missing_checkpoint(tmp_path):
     ]
     with pytest.raises(RecarenaError, match="checkpoint: file not found: nope.pt"):
         run_experiment(parse_scenario(doc), tmp_path / "run", executor="local")
+
+
+def test_vector_autoreset_same_step_keeps_the_final_observation():
+    env = RecarenaVectorEnv(4, SMALL, mode="lifetime", lifetime_days=1)
+    obs, _ = env.reset(seed=1)
+    slate = np.tile(np.arange(5), (4, 1))
+    for _ in range(200):
+        obs, _, terminated, truncated, info = env.step(slate)
+        done = terminated | truncated
+        if done.any():
+            row = int(np.flatnonzero(done)[0])
+            final = info["final_obs"][row]
+            assert info["_final_obs"][row] and env.single_observation_space.contains(final)
+            assert final["session"][0] >= 1  # the ended session's pages, not the next one's
+            assert obs["session"][row][0] == 0  # already the next episode's first page
+            assert not terminated.any()  # lifetimes end by time, users do not churn
+            return
+    pytest.fail("no lifetime ended in 200 steps")

@@ -326,8 +326,8 @@ class SessionDriver:
         if repeated.any():
             row, col = np.argwhere(repeated)[0]
             raise RecarenaError(
-                f"action: item {int(ordered[row, col])} appears twice in the slate of "
-                f"{_where(row, None, self)}"
+                f"action: item {int(ordered[row, col])} appears twice in the slate"
+                + (f" of env {int(row)}" if self.num_slots > 1 else "")
             )
         return items
 
@@ -482,9 +482,7 @@ _EMPTY = {"slate": PAD_ITEM, "clicks": False, "ratings": 0.0}
 
 
 def _where(row: Any, col: Any, driver: SessionDriver) -> str:
-    env = f"env {int(row)}" if driver.num_slots > 1 else "the slate"
-    if col is None:
-        return env
+    """Where in the action a bad id sits: 'slot [2]' or 'env 1 slot [4]'."""
     index = np.unravel_index(int(col), driver.slate_shape)
     slot = ",".join(str(int(i)) for i in index)
-    return f"{env} slot [{slot}]" if driver.num_slots > 1 else f"slot [{slot}]"
+    return f"env {int(row)} slot [{slot}]" if driver.num_slots > 1 else f"slot [{slot}]"
