@@ -1,4 +1,4 @@
-"""The Gymnasium environments (recarena.gym) and the policy arm that brings a trained policy back."""
+"""The Gymnasium environments (recarena.gym) and the policy arm that brings a policy back."""
 
 from __future__ import annotations
 
