@@ -137,6 +137,7 @@ class SessionDriver:
         self.return_seconds = return_days * DAY
         self.lifetime_seconds = (lifetime_days or scenario.horizon.days) * DAY
         self.history = history
+        self._history_offsets = np.arange(-history, 0)[None, :]
         self.tick = scenario.horizon.tick_seconds
         self.log: EventLog = EventLog(Path(log_dir)) if log_dir is not None else _NoLog()
         if log_dir is not None:
@@ -357,8 +358,8 @@ class SessionDriver:
             "utility": response.utility,  # -inf on empty slots
             "examined": response.examined,
             "fatigue": response.fatigue,
-            "explore": active.explore.copy(),
-            "session_id": active.session_id.copy(),
+            "explore": active.explore,
+            "session_id": active.session_id,
             "blanked": blanked.sum(axis=1),
             "return_days": np.full(b, -1.0),  # -1: the session goes on
         }
@@ -372,7 +373,7 @@ class SessionDriver:
         ending = shown.ending
         if ending.any():  # the ended sessions' features after their last page
             session_after = self._session_features(active.page + 1, active.clicks + clicked_any)
-        users = active.user.copy()
+        users = active.user  # replaced, never written in place
         now = self.clock.copy()
         pages.close(world, active, outcomes, now, shown)
         self.clock += self.tick
@@ -428,7 +429,7 @@ class SessionDriver:
                 page.astype(np.float32),
                 clicks.astype(np.float32),
                 self.session_index.astype(np.float32),
-                ((self.clock - self.episode_start) / DAY).astype(np.float32),
+                np.maximum((self.clock - self.episode_start) / DAY, 0.0).astype(np.float32),
             ],
             axis=1,
         )
@@ -436,30 +437,33 @@ class SessionDriver:
     def observe(self) -> dict[str, np.ndarray]:
         """The batched observation of every slot (what a recommender may see)."""
         active = self.active
-        rows = np.arange(self.num_slots)
-        return self._observe(rows, active.user, self._session_features(active.page, active.clicks))
+        features = self._session_features(active.page, active.clicks)
+        return self._observe(None, active.user, features)
 
     def _observe(
-        self, rows: np.ndarray, users: np.ndarray, session: np.ndarray
+        self, rows: np.ndarray | None, users: np.ndarray, session: np.ndarray
     ) -> dict[str, np.ndarray]:
+        """Observations of ``users`` (slots ``rows``; None = every slot, in order)."""
         world = self.world
         familiarity = world.user_state.familiarity[users]
         mix = familiarity / np.maximum(familiarity.sum(axis=1, keepdims=True), 1e-12)
         consumed = world.consumed
-        offsets = np.arange(-self.history, 0)[None, :] + consumed.count[users][:, None]
-        width = consumed.matrix.shape[1]
-        history = np.where(
-            offsets >= 0, consumed.matrix[users[:, None], np.clip(offsets, 0, width - 1)], PAD_ITEM
-        )
-        shape = (rows.size, *self.slate_shape)
+        offsets = self._history_offsets + consumed.count[users][:, None]
+        history = consumed.matrix[users[:, None], np.maximum(offsets, 0)]  # offsets < width
+        history[offsets < 0] = PAD_ITEM
+        page = self._last_page
+        slate, clicks, ratings = page["slate"], page["clicks"], page["ratings"]
+        if rows is not None:
+            slate, clicks, ratings = slate[rows], clicks[rows], ratings[rows]
+        shape = (users.size, *self.slate_shape)
         return {
-            "user_id": users.astype(np.int64),
-            "topic_mix": mix.astype(np.float32),
+            "user_id": users.astype(np.int64, copy=False),
+            "topic_mix": mix.astype(np.float32, copy=False),
             "history": history,
-            "slate": self._last_page["slate"][rows].reshape(shape),
-            "clicks": self._last_page["clicks"][rows].reshape(shape).astype(np.int8),
-            "ratings": self._last_page["ratings"][rows].reshape(shape),
-            "session": np.maximum(session, 0.0).astype(np.float32),
+            "slate": slate.reshape(shape),
+            "clicks": clicks.reshape(shape).astype(np.int8),
+            "ratings": ratings.reshape(shape),
+            "session": session,
         }
 
     def valid_items(self) -> np.ndarray:
