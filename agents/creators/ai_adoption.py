@@ -14,9 +14,9 @@ content (HGC) to AIGC while recommenders retrain on the clicks. Here:
   ended (what a creator sees of the platform: which kind of content gets shown), ``a`` the share
   of active creators already on AI (they see their peers switch). When a recommender hands AI
   items more exposure per item, ``r > 1`` and switching spreads; the switch is permanent.
-* **Randomness.** Initial adopters: ``(seed, replicate, "creators", 5)``; one uniform per creator
-  at every review from ``(seed, replicate, "creators", 4)`` whatever happens, so the draws pair
-  across arms (common random numbers) and only the probabilities differ.
+* **Randomness.** Initial adopters (a fixed count): ``(seed, replicate, "creators", 5)``; one
+  uniform per creator at every review from ``(seed, replicate, "creators", 4)`` whatever
+  happens, so the draws pair across arms (common random numbers); only probabilities differ.
 
 Logs: ``source_periods`` (one row per review) and ``item_sources`` (every item at the end).
 """
@@ -88,10 +88,14 @@ class AIAdoption:
         self._counts = np.zeros((2, 2), np.int64)  # [exposure|clicks, human|ai]
 
     def start(self, creators: list[CreatorAgent]) -> None:
-        """Put ``initial_share`` of the initial creators on AI."""
-        chosen = self._start_rng.random(len(creators)) < self.cfg.initial_share
-        for creator in np.asarray(creators, dtype=object)[chosen]:
-            self.switch(creator)
+        """Put round(initial_share · creators) of the initial creators, drawn at random, on AI.
+
+        A fixed count rather than a coin per creator: with few creators a coin flip leaves some
+        replicates without any AI creator, and then nothing can ever spread.
+        """
+        count = int(np.floor(self.cfg.initial_share * len(creators) + 0.5))
+        for index in self._start_rng.permutation(len(creators))[:count]:
+            self.switch(creators[index])
 
     def switch(self, creator: CreatorAgent) -> None:
         creator.ai_style = self.style

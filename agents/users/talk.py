@@ -150,7 +150,7 @@ class TalkState:
         self.extraversion = extraversion
         self.satisfaction = satisfaction
         """The users' satisfaction array (shared with UserState, read at each consumption)."""
-        self.hash_base = np.uint64(hash_base)
+        self.hash_base = np.asarray(hash_base, np.uint64)
         self.log = log
         self.mentions = Mentions()
         self.next_id = 0
