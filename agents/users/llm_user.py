@@ -24,8 +24,8 @@ from pydantic import BaseModel, Field
 from recarena.agents.llm.client import CallContext, LLMClient, draw_index
 from recarena.agents.llm.item_text import ItemText, compact_line
 from recarena.agents.llm.prompts import render, text
-from recarena.agents.users.llm_memory import UserMemory
 from recarena.agents.users.personas import Persona
+from recarena.agents.users.typed_memory import make_memory
 from recarena.simulator.core.rng import combine, uniforms
 from recarena.simulator.core.scenario import LLMPanel, Population
 from recarena.simulator.core.types import PAD_ITEM, PageBatch, ResponseBatch
@@ -130,7 +130,9 @@ class LLMUsers:
         self.personas = {p.user_id: p for p in personas}
         self.item_text = item_text
         self.client = client
-        self.memory = {p.user_id: UserMemory(panel.memory_size) for p in personas}
+        self.memory = {
+            p.user_id: make_memory(panel.memory, panel.memory_size) for p in personas
+        }
         self.sessions_done = dict.fromkeys(self.personas, 0)
         self.system = text("system.txt")
         self.system_score = text("system_score.txt")

@@ -96,6 +96,9 @@ class LLMPanel(Section):
     memory_tokens: Annotated[int, Field(ge=0, le=2000)] = 80
     """Budget of the retrieved memories in the prompt (about 4 characters a token); the most
     relevant memories that fit are kept, so prompts stay short however long the history."""
+    memory: Literal["tfidf", "typed"] = Field("tfidf", exclude_if=lambda v: v == "tfidf")
+    """tfidf: one store, TF-IDF retrieval; typed: episodic, semantic and procedural stores with a
+    router (agents/users/typed_memory.py). Left out of the resolved scenario when tfidf."""
     reflect_every_sessions: Annotated[int, Field(ge=0)] = 5
     """Write a reflection after every N-th session of a user (0 = never); amortised, not per
     page, so calls per page stay near one."""
