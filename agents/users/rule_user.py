@@ -28,6 +28,7 @@ from recarena.simulator.core.scenario import Population
 from recarena.simulator.core.types import PAD_ITEM, PageBatch, ResponseBatch
 
 _CHOOSE, _LEAVE = 2, 3
+_PURPOSES = np.array([_CHOOSE, _LEAVE], np.uint64)
 
 
 class RuleUserPolicy:
@@ -79,7 +80,9 @@ class RuleUserPolicy:
         examined = pages.examined & (items != PAD_ITEM)
 
         probs = mnl_probabilities(utility, examined, cfg.no_click_utility, cfg.temperature)
-        choice = sample_choice(probs, uniforms(combine(pages.noise_key, _CHOOSE)))
+        # both per-page uniforms (choice, leaving) in one hash pass: [B, 2]
+        noise = uniforms(combine(pages.noise_key[:, None], _PURPOSES))
+        choice = sample_choice(probs, noise[:, 0])
         clicked = np.zeros((batch, k), bool)
         has_click = choice >= 0
         rows = np.flatnonzero(has_click)
@@ -97,7 +100,7 @@ class RuleUserPolicy:
         fatigue = pages.fatigue + np.float32(cfg.fatigue_per_page)
         fatigue += np.where(has_click, 0.0, cfg.fatigue_no_click).astype(np.float32)
         leave_p = 1.0 - np.exp(-fatigue)
-        leave = uniforms(combine(pages.noise_key, _LEAVE)) < leave_p
+        leave = noise[:, 1] < leave_p
         return ResponseBatch(
             examined=examined,
             clicked=clicked,

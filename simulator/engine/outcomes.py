@@ -38,6 +38,7 @@ class Outcomes:
         """Clicks per item yesterday ("trending" rows rank by them)."""
         self._clicks_today: list[np.ndarray] = []
         self._history: list[tuple[np.ndarray, ...]] = []
+        self._slot_tiles: tuple | None = None
 
     def history(self) -> Interactions:
         """Every click so far, as the training data recommenders fit on."""
@@ -74,7 +75,7 @@ class Outcomes:
         clicked_items = slates.items[response.clicked]
         self.world.creator_dynamics.count(items, clicked_items)
         self.day_counts["impressions"] += n
-        per_slot = (batch, 1)
+        position, row_of, col_of = self._slot_columns(batch, k, row, col)
         self.log.append(
             "exposures",
             {
@@ -84,9 +85,9 @@ class Outcomes:
                 "time": _per_row(now, n, keep, k),
                 "day": _per_row(day, n, keep, k, np.int32),
                 "page": keep(np.repeat(active.page.astype(np.int16), k)),
-                "position": keep(np.tile(np.arange(k, dtype=np.int16), per_slot)),
-                "row": keep(np.tile(row, per_slot)),
-                "col": keep(np.tile(col, per_slot)),
+                "position": keep(position),
+                "row": keep(row_of),
+                "col": keep(col_of),
                 "item_id": items,
                 "creator_id": catalog.creator[items],
                 "score": keep(slates.scores),
@@ -96,6 +97,35 @@ class Outcomes:
                 "true_utility": keep(response.utility),
             },
         )
+
+    def _slot_columns(
+        self, batch: int, k: int, row: np.ndarray, col: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Slot position, row and column for ``batch`` pages of ``k`` slots: slices of tiles
+        built once for the largest batch so far (np.tile every tick cost more than the rest
+        of the exposure columns at small populations)."""
+        cached = self._slot_tiles
+        if (
+            cached is None
+            or cached[0] < batch
+            or cached[1] != k
+            or not (cached[3] is row or np.array_equal(cached[3], row))
+            or not (cached[4] is col or np.array_equal(cached[4], col))
+        ):
+            size = max(batch, 2 * (cached[0] if cached is not None else 0), 64)
+            per_slot = (size, 1)
+            cached = (
+                size,
+                k,
+                np.tile(np.arange(k, dtype=np.int16), per_slot).ravel(),
+                row,
+                col,
+                np.tile(row, per_slot).ravel(),
+                np.tile(col, per_slot).ravel(),
+            )
+            self._slot_tiles = cached
+        n = batch * k
+        return cached[2][:n], cached[5][:n], cached[6][:n]
 
     def consume(
         self,
