@@ -198,9 +198,13 @@ def run(
         overrides["replicates"] = replicates
     if seed is not None:
         overrides["seed"] = seed
-    checked = {"force": force, "llm_cache_mode": llm_cache_mode, "llm_cache": llm_cache}
     scenario, _ = _load_checked(
-        scenario_file, overrides=overrides, workers=1 if executor == "local" else workers, **checked
+        scenario_file,
+        force=force,
+        overrides=overrides,
+        workers=1 if executor == "local" else workers,
+        llm_cache_mode=llm_cache_mode,
+        llm_cache=llm_cache,
     )
     from recarena.agents.users.calibrated import resolve_calibrated
     from recarena.simulator.runner.preflight import preflight

@@ -159,11 +159,11 @@ def _check_calibrated(scenario: Scenario) -> Sizes | None:
             raise RecarenaError(
                 f"population.path: {path} is not a Parquet file ({_first_line(exc)})"
             ) from None
-        missing = sorted(columns - set(schema.names))
-        if missing:
+        absent = sorted(columns - set(schema.names))
+        if absent:
             raise RecarenaError(
                 f"population.path: {path} is not a calibrated population (no column "
-                f"{', '.join(missing)}; make it with `recarena calibrate`)"
+                f"{', '.join(absent)}; make it with `recarena calibrate`)"
             )
         for name in ("taste", "topics"):
             if name in columns and not pa.types.is_list(schema.field(name).type):
@@ -222,7 +222,7 @@ def _check_personas(scenario: Scenario) -> None:
     what = "population.llm_panel.personas.path"
     ratings = _readable(Path(panel.personas.path), what)
     movies = _readable(ratings.with_name("movies.csv"), what)
-    schemas = {
+    schemas: dict[Path, dict[str, Any]] = {
         ratings: {"userId": pl.Int64, "movieId": pl.Int64, "rating": pl.Float64},
         movies: {"movieId": pl.Int64, "genres": pl.String},
     }
@@ -292,10 +292,12 @@ def _check_pages(scenario: Scenario, items: int) -> None:
                     f"{where}: a carousel of {len(surface.rows)} rows x {surface.cols} columns "
                     f"= {slots} slots exceeds the catalog's {items} initial items"
                 )
-        elif surface.k > items:
-            raise RecarenaError(
-                f"{where}.k: {surface.k} slots exceed the catalog's {items} initial items"
-            )
+        else:
+            k = getattr(surface, "k", None)  # a plug-in surface may have no k
+            if isinstance(k, int) and k > items:
+                raise RecarenaError(
+                    f"{where}.k: {k} slots exceed the catalog's {items} initial items"
+                )
 
 
 # ------------------------------------------------------------------------------ estimate
