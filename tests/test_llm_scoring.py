@@ -218,3 +218,17 @@ def test_unusable_responses_are_retried_and_every_attempt_counted(tmp_path):
     assert (calls["attempts"] > 1).sum() > 0
     pages = calls.filter(pl.col("purpose") == "page")
     assert pages.filter(pl.col("valid") | pl.col("fallback")).height == pages.height
+
+
+def test_rule_ratings_make_exactly_one_one_token_call_per_page(tmp_path):
+    with FakeOpenAI(["ok"]) as fake:
+        run_dir, manifest = _run(tmp_path, fake.base_url, "off", "run", ratings="rule")
+        max_tokens = {r["max_tokens"] for r in fake.requests}
+    calls = _table(run_dir, "a", "llm_calls")
+    assert set(calls["purpose"].to_list()) == {"page"} and max_tokens == {1}
+    assert manifest["llm"]["accounting"]["calls_per_page"] == 1.0
+    clicked = calls.filter(pl.col("choice") > 0)
+    assert clicked.height > 0 and clicked["expected"].is_null().all()
+    panel = _table(run_dir, "a", "sessions").filter(pl.col("llm_user"))
+    ratings = _table(run_dir, "a", "interactions").join(panel, on="session_id", how="semi")
+    assert ratings.height == clicked.height and ratings["rating"].is_between(1, 5).all()

@@ -48,5 +48,5 @@ def build_panel_policy(
     item_text = SyntheticItemText(catalog, catalog.n_topics)
     if scenario.population.source == "calibrated":  # real titles and genres (e.g. MovieLens)
         item_text = calibrated_item_text(scenario.population.path, catalog)
-    llm = LLMUsers(panel, personas, item_text, client)
+    llm = LLMUsers(panel, personas, item_text, client, scenario.llm.ratings)
     return PanelPolicy(rule_policy, llm, scenario.population, scenario.population.users)

@@ -102,6 +102,14 @@ def page_uniform(noise_key: int, purpose: int) -> float:
     return float(uniforms(combine(np.array([noise_key], np.uint64), purpose))[0])
 
 
+def rule_rating(cfg: Population, surplus: float) -> float:
+    """The rule policy's rating of a chosen item (agents/users/rule_user.py), for one row:
+    the surplus over not clicking, mapped to stars linearly or by calibrated cut points."""
+    if cfg.rating_thresholds is None:
+        return float(np.clip(np.rint(3.0 + 1.5 * surplus), 1, 5))
+    return 1.0 + float(np.searchsorted(cfg.rating_thresholds, surplus, side="right"))
+
+
 def _tiredness(fatigue: float) -> str:
     return "fresh" if fatigue < 0.3 else "a little tired" if fatigue < 0.8 else "tired"
 
@@ -125,8 +133,10 @@ class LLMUsers:
         personas: list[Persona],
         item_text: ItemText,
         client: LLMClient,
+        ratings: str = "ask",
     ) -> None:
         self.panel = panel
+        self.ratings = ratings  # ask: from logprobs; rule: the rule policy's rating model
         self.personas = {p.user_id: p for p in personas}
         self.item_text = item_text
         self.client = client
@@ -221,12 +231,14 @@ class LLMUsers:
             explore=bool(pages.explore[row]),
             slate=slate,
             labels=labels,
+            rate=self.ratings == "ask",
         )
         messages = self.profile_messages(user, slate, prompt)
         session, page = int(requests.session[row]), int(requests.page[row])
         context = CallContext("page", user, session, page, requests.time)
         options = ["0", *labels]
-        scored = await self.client.score(messages, [options, STARS], context)
+        asked = [options, STARS] if self.ratings == "ask" else [options]
+        scored = await self.client.score(messages, asked, context)
         if scored.probs is None:
             return None  # fallback to the rule answer, or no logprobs (caller switches mode)
         key = int(pages.noise_key[row])
@@ -238,6 +250,8 @@ class LLMUsers:
             return LLMPage(examined, -1, float("nan"), None)
         click = int(slot_of[choice - 1])
         examined[click] = True  # whoever clicks has looked
+        if self.ratings == "rule":  # NaN: the caller rates the choice with the rule model
+            return LLMPage(examined, click, float("nan"), None)
         stars = scored.probs[1] if scored.generated[:1] == [options[choice]] else None
         if stars is None:  # the model's own first token was another slot: ask about this one
             title = self.item_text.titles(shown[choice - 1 : choice])[0]
@@ -326,7 +340,9 @@ class PanelPolicy:
                 clicked[row, answer.click] = True
                 chosen = base.utility[row, answer.click]
                 value[row] = chosen - cfg.no_click_utility
-                rating[row] = answer.rating
+                rating[row] = (
+                    rule_rating(cfg, value[row]) if np.isnan(answer.rating) else answer.rating
+                )
             else:
                 value[row] = 0.0
                 rating[row] = np.nan
