@@ -1,11 +1,15 @@
-"""Wall time of ``recarena fidelity`` per step (calibration, each check, each recommender).
+"""Fidelity figures against the project's targets, and the wall time of every step.
 
-    python benchmarks/fidelity.py [--dataset ml-100k] [--users N] [--llm]
+    python benchmarks/fidelity.py [--dataset ml-100k] [--dataset PATH ...] [--users N] [--llm]
 
-Runs the same code as the command (analysis/fidelity_report.py) into a temporary directory and
-prints the seconds of every step and the total. The figures depend on how busy the machine is:
-check 3 trains four recommenders and runs the engine on one core (torch is pinned to one
-thread so that results do not depend on the core count).
+Runs the same code as ``recarena fidelity`` (analysis/fidelity/report.py) with the default seed
+into a temporary directory, once per dataset (default: ml-100k, and ml-latest-small from
+../shared/data when it is there), and prints for each: the target figures beside their targets
+(Kendall tau over the recommenders, 1:1 accuracy / F1 / AUC, rating TV distance offline and in
+the simulation), the orderings of check 3 side by side, and the seconds of every step. Timings
+depend on how busy the machine is (print ``uptime`` beside them): check 3 trains seven
+recommenders and runs the engine on one core (torch is pinned to one thread so that results do
+not depend on the core count).
 """
 
 from __future__ import annotations
@@ -18,31 +22,84 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+LATEST_SMALL = ROOT.parent / "shared" / "data" / "ml-latest-small"
+
+# (label, how to read it from fidelity.json, comparison, target)
+TARGETS = (
+    ("Kendall tau, NDCG@10 vs sim CTR", ("tau", "kendall_tau_ndcg"), ">=", 0.8),
+    ("Kendall tau, Recall@10 vs sim CTR", ("tau", "kendall_tau_recall"), ">=", 0.8),
+    ("Spearman, NDCG@10 vs sim CTR", ("tau", "spearman_ndcg"), ">=", None),
+    ("1:1 accuracy", ("taste", "accuracy"), ">=", 0.85),
+    ("1:1 F1", ("taste", "f1"), ">=", 0.80),
+    ("1:1 AUC (2AFC)", ("taste", "auc"), ">=", 0.92),
+    ("rating TV, offline (ordinal model)", ("tv", "ordinal model, held-out pairs"), "<=", 0.05),
+    ("rating TV, in simulation", ("tv", "simulation"), "<=", 0.08),
+)
+
+
+def figure(result: dict, where: tuple[str, str]) -> dict | None:
+    kind, key = where
+    if kind == "tau":
+        return result["ranking_agreement"].get(key)
+    if kind == "taste":
+        one = next(t for t in result["taste_discrimination"] if t["m"] == 1)
+        return one[key]
+    found = [r for r in result["rating_distribution"] if r["variant"] == key]
+    return found[0]["tv_distance"] if found else None
+
+
+def target_lines(result: dict) -> list[str]:
+    n_arms = len(result["ranking_agreement"]["arms"])
+    lines = [f"{'figure':<38}{'value [95% CI]':<28}{'target':<10}met"]
+    for label, where, op, target in TARGETS:
+        e = figure(result, where)
+        if e is None or e["value"] is None:
+            lines.append(f"{label:<38}{'n/a':<28}")
+            continue
+        ci = f" [{e['low']:.3f}, {e['high']:.3f}]" if e["low"] is not None else ""
+        value = f"{e['value']:.3f}{ci}"
+        if target is None:
+            lines.append(f"{label:<38}{value:<28}")
+            continue
+        met = e["value"] >= target if op == ">=" else e["value"] <= target
+        lines.append(f"{label:<38}{value:<28}{op + ' ' + str(target):<10}{'yes' if met else 'NO'}")
+    lines.append(f"recommenders in check 3: {n_arms}")
+    return lines
 
 
 def main() -> None:
-    from recarena.analysis.fidelity.report import FidelityConfig, write_report
+    from recarena.analysis.fidelity.report import FidelityConfig, side_by_side, write_report
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="ml-100k")
+    parser.add_argument("--dataset", action="append", default=None)
     parser.add_argument("--users", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--llm", action="store_true", help="add a 10-user LLM panel (local)")
     args = parser.parse_args()
-    cfg = FidelityConfig(
-        dataset=args.dataset,
-        users=args.users,
-        seed=args.seed,
-        llm={"users": 10} if args.llm else None,
-    )
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        result = write_report(Path(tmp) / "fidelity", cfg)
-    total = time.perf_counter() - started
-    print(f"{'step':<28}{'seconds':>10}")
-    for step, seconds in result["seconds"].items():
-        print(f"{step:<28}{seconds:>10.2f}")
-    print(f"{'total (wall)':<28}{total:>10.2f}")
+    datasets = args.dataset or ["ml-100k"] + ([str(LATEST_SMALL)] if LATEST_SMALL.exists() else [])
+    for dataset in datasets:
+        cfg = FidelityConfig(
+            dataset=dataset,
+            users=args.users,
+            seed=args.seed,
+            llm={"users": 10} if args.llm else None,
+        )
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            result = write_report(Path(tmp) / "fidelity", cfg)
+        total = time.perf_counter() - started
+        d = result["dataset"]
+        print(
+            f"\n== {d['name']}: {d['users']} users, {d['items']} items, "
+            f"{d['interactions']} interactions (seed {args.seed}) =="
+        )
+        print("\n".join(target_lines(result)))
+        print()
+        print("\n".join(side_by_side(result)))
+        print(f"\n{'step':<28}{'seconds':>10}")
+        for step, seconds in result["seconds"].items():
+            print(f"{step:<28}{seconds:>10.2f}")
+        print(f"{'total (wall)':<28}{total:>10.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -72,8 +72,9 @@ class NativeLightGCN:
 
         p = self.params
         coo = adj.tocoo()
+        index = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
         graph = torch.sparse_coo_tensor(
-            np.vstack([coo.row, coo.col]).astype(np.int64), coo.data, coo.shape
+            index, torch.from_numpy(coo.data), coo.shape, check_invariants=False
         ).coalesce()
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(self.rng.integers(2**62)))
@@ -83,7 +84,8 @@ class NativeLightGCN:
             items = torch.from_numpy(history.item.astype(np.int64))
 
             def propagate() -> torch.Tensor:
-                layers, x = [base], base
+                layers: list[torch.Tensor] = [base]
+                x: torch.Tensor = base
                 for _ in range(p.layers):
                     x = torch.sparse.mm(graph, x)
                     layers.append(x)

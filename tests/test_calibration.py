@@ -197,6 +197,11 @@ def test_engine_runs_on_calibrated_population(interactions_file, tmp_path: Path)
     assert items.height == pop.n_items
     np.testing.assert_allclose(np.stack(items["topics"].to_list()), pop.topics, rtol=1e-6)
     assert logs.exposures.select(pl.len()).collect().item() > 0
+    # the fitted user model answers the pages: ordinal stars 1..5 on every click
+    assert loaded.interest is not None and loaded.interest.weights == pop.interest.weights
+    assert resolved["population"]["policy"].endswith("calibrated_policy:CalibratedUserPolicy")
+    stars = logs.interactions.collect()["rating"].to_numpy()
+    assert stars.size > 0 and set(np.unique(stars).tolist()) <= {1.0, 2.0, 3.0, 4.0, 5.0}
 
 
 def test_missing_calibrated_file_without_dataset_is_one_error(tmp_path: Path) -> None:

@@ -55,7 +55,7 @@ def resolve_calibrated(scenario: Scenario) -> Scenario:
     path = Path(pop.path)
     ensure_calibrated(path, pop.dataset)
     calibrated = CalibratedPopulation.load(path)
-    fitted = {"users": calibrated.n_users}
+    fitted: dict[str, object] = {"users": calibrated.n_users}
     for name in ("temperature", "no_click_utility"):
         if name not in pop.model_fields_set:
             fitted[name] = float(calibrated.scalars[name])

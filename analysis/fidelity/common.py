@@ -119,12 +119,11 @@ def classification_estimates(
     counts: np.ndarray, rng: np.random.Generator, n_boot: int = 1000
 ) -> dict[str, Estimate]:
     """Every classification score of per-user ``[U, 4]`` counts, with user-bootstrap CIs."""
-    return {
-        name: user_bootstrap(
-            counts, lambda s, name=name: classification_scores(s)[name], rng, n_boot
-        )
-        for name in CLASSIFICATION
-    }
+
+    def score(name: str) -> Callable[[np.ndarray], np.ndarray]:
+        return lambda sums: classification_scores(sums)[name]
+
+    return {name: user_bootstrap(counts, score(name), rng, n_boot) for name in CLASSIFICATION}
 
 
 # ---------------------------------------------------------------------- 2. rating distribution

@@ -216,9 +216,9 @@ def tune(
     fit = subset(history, order[~held])
     users, relevant = relevant_lists(history.user[order[held]], history.item[order[held]])
     seen = seen_matrix(fit.user, fit.item, n_users)
-    scores = []
-    for c, candidate in enumerate(spec.grid):
-        params = {**spec.params, **candidate}
+    scores: list[dict] = []
+    candidates_params = [{**spec.params, **candidate} for candidate in spec.grid]
+    for c, params in enumerate(candidates_params):
         ctx = RecommenderContext(
             rng=np.random.default_rng([seed, 400, c]), n_users=n_users, n_topics=n_topics
         )
@@ -226,8 +226,9 @@ def tune(
         rec.fit(fit)
         ndcg, _ = ndcg_recall_at_k(top_k(rec, users, seen, catalog), relevant, K)
         scores.append({"params": params, "validation_ndcg@10": float(ndcg.mean())})
-    best = max(range(len(scores)), key=lambda c: scores[c]["validation_ndcg@10"])
-    return scores[best]["params"], scores
+    validation = [float(s["validation_ndcg@10"]) for s in scores]
+    best = int(np.argmax(validation))  # the first of equals wins
+    return dict(candidates_params[best]), scores
 
 
 # --------------------------------------------------------------------------------- the check

@@ -36,7 +36,7 @@ from recarena.analysis.fidelity.ranking import DEFAULT_ARMS, ArmSpec, Progress, 
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.data.datasets import InteractionData, load_dataset
 
-REFERENCES = {
+REFERENCES: dict[str, list[dict[str, Any]]] = {
     "taste_1to1_accuracy": [
         {"source": "Agent4Rec (Zhang et al., SIGIR 2024), published", "value": 0.69},
         {"source": "SimUSER (Bougie & Watanabe, 2025), published", "value": 0.79},

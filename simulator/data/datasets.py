@@ -345,8 +345,8 @@ def load_movielens_dat(path: str | Path) -> InteractionData:
     users = None
     users_path = directory / "users.dat"
     if users_path.exists():
-        fields = ("user", "gender", "age", "occupation", "zip")
-        table = _dat_fields(users_path, fields, ("user", "age", "occupation"))
+        user_fields = ("user", "gender", "age", "occupation", "zip")
+        table = _dat_fields(users_path, user_fields, ("user", "age", "occupation"))
         ages = _integer_ids(table, "age", users_path)
         jobs = _integer_ids(table, "occupation", users_path)
         users = pl.DataFrame(
