@@ -31,7 +31,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
-from recarena.agents.llm.endpoint import LLMRuntime
+from recarena.agents.llm.endpoint import LLMRuntime, model_name
 from recarena.agents.llm.server import LocalServer
 from recarena.agents.users.calibrated import resolve_calibrated
 from recarena.simulator.core.errors import RecarenaError
@@ -236,12 +236,12 @@ class _RunBook:
 
 
 def _llm_runtime(
-    scenario: Scenario, mode: str | None, cache_path: Path | None
+    scenario: Scenario, mode: str | None, cache_path: Path | None, run_dir: Path
 ) -> LLMRuntime | None:
     if not scenario.uses_llm:
         return None
     path = cache_path or Path(
-        scenario.llm.cache.path or Path(scenario.output.dir) / "llm_cache.sqlite"
+        scenario.llm.cache.path or run_dir / "llm_cache.sqlite"  # the cache lives with the run
     )
     mode = mode or scenario.llm.cache.mode
     if mode == "replay" and not path.is_file():
@@ -295,7 +295,7 @@ def run_experiment(
     runner = make_executor(executor, workers, address)
     option = "--resume" if resume else "--output"
     previous = resumable_manifest(run_dir, scenario) if resume else None
-    llm_runtime = _llm_runtime(scenario, llm_cache_mode, llm_cache_path)
+    llm_runtime = _llm_runtime(scenario, llm_cache_mode, llm_cache_path, run_dir)
     check_run_output(scenario, run_dir, cells, resume)
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -370,7 +370,12 @@ def _run_locked(
     with StopSignals() as stop:
         try:
             if llm_runtime is not None and _needs_local_server(scenario, llm_runtime):
-                server = LocalServer(scenario.llm.context_tokens)
+                server = LocalServer(
+                    scenario.llm.context_tokens,
+                    scenario.llm.threads,
+                    scenario.llm.model_path,
+                    model_name(scenario),
+                )
                 server.start()  # assigned first: a signal during start still stops it
                 assert server.process is not None
                 manifest["llm"]["server"] = {"pid": server.process.pid, "base_url": server.base_url}
