@@ -149,9 +149,9 @@ def load_yaml(text: str, source: str) -> Any:
     return data
 
 
-def non_finite_path(data: Any) -> tuple[str, float] | None:
+def non_finite_path(data: Any, prefix: str = "") -> tuple[str, float] | None:
     """The YAML path and value of the first NaN or infinity in a parsed document, if any."""
-    stack: list[tuple[str, Any]] = [("", data)]
+    stack: list[tuple[str, Any]] = [(prefix, data)]
     while stack:
         path, value = stack.pop()
         if isinstance(value, float):
@@ -165,12 +165,13 @@ def non_finite_path(data: Any) -> tuple[str, float] | None:
     return None
 
 
-def check_finite(data: Any, source: str) -> None:
-    """Refuse NaN and infinities anywhere in a document, naming their path."""
-    found = non_finite_path(data)
+def check_finite(data: Any, source: str = "", prefix: str = "") -> None:
+    """Refuse NaN and infinities anywhere in ``data`` (found at YAML path ``prefix``)."""
+    found = non_finite_path(data, prefix)
     if found is not None:
         path, value = found
-        raise RecarenaError(f"{source}: {path}: must be a finite number (got {value})")
+        where = f"{source}: {path}" if source else path
+        raise RecarenaError(f"{where}: must be a finite number (got {value})")
 
 
 def read_yaml_file(path: str | Path, max_bytes: int | None = None) -> Any:

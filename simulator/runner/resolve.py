@@ -24,6 +24,7 @@ from recarena.simulator.core.scenario import (
     read_document,
     validate_document,
 )
+from recarena.simulator.core.yaml_safe import check_finite
 from recarena.simulator.engine.surfaces import REGISTRY as SURFACES
 
 
@@ -71,10 +72,12 @@ def _resolve_user_policy(scenario: Scenario) -> None:
 def _resolve_strategy(scenario: Scenario) -> None:
     spec = scenario.creators.strategy
     try:
-        validate_params(spec.type, spec.params)
+        params = validate_params(spec.type, spec.params)
     except ValueError as exc:
         message = str(exc).removeprefix("Value error, ")
         raise RecarenaError(f"creators.strategy: {message}") from None
+    # a params model may coerce the string "inf" into a float; the YAML check cannot see that
+    check_finite(params.model_dump(), prefix="creators.strategy.params")
 
 
 def _resolve_params(scenario: Scenario) -> None:
@@ -91,6 +94,7 @@ def _resolve_params(scenario: Scenario) -> None:
             raise RecarenaError(
                 _first_error(exc, ("arms", index, "recommender", "params"))
             ) from None
+        check_finite(params.model_dump(), prefix=f"arms[{index}].recommender.params")
         arm.recommender.params = params.model_dump(mode="json")
         _check_surface_fits(scenario, index, entry)  # added by 5a
 
