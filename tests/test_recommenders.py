@@ -67,9 +67,13 @@ def _truth(requests: RequestBatch, items: np.ndarray) -> np.ndarray:
     return -np.abs(items - 4 * requests.user[:, None]).astype(np.float64)
 
 
+REQUIRED_PARAMS = {"policy": {"checkpoint": "tests.test_gym:lowest_ids_first"}}
+"""Types with a required param get a small valid value in the contract tests."""
+
+
 def _build(kind: str, seed: int = 1, params: dict | None = None):
     ctx = RecommenderContext(np.random.default_rng(seed), N_USERS, 8, truth=_truth)
-    return build(kind, params or {}, ctx)
+    return build(kind, params or REQUIRED_PARAMS.get(kind, {}), ctx)
 
 
 LIST_TYPES = [t for t in known_types() if "list" in get_entry(t).factory.surfaces]
