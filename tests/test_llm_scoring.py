@@ -232,3 +232,15 @@ def test_rule_ratings_make_exactly_one_one_token_call_per_page(tmp_path):
     panel = _table(run_dir, "a", "sessions").filter(pl.col("llm_user"))
     ratings = _table(run_dir, "a", "interactions").join(panel, on="session_id", how="semi")
     assert ratings.height == clicked.height and ratings["rating"].is_between(1, 5).all()
+
+
+def test_the_live_line_extrapolates_calls_and_eta():
+    from recarena.agents.llm.activity import CallStats, LiveLine
+
+    line = LiveLine("arm=mf rep=0", horizon_seconds=1000.0, every_seconds=0.0)
+    stats = CallStats()
+    for i in range(40):
+        stats.add(i % 4 == 0, i == 7, 300, 2, at=250.0)  # a quarter of the horizon
+    text = line.line(stats, now=line.started + 20.0)
+    assert text.startswith("LLM arm=mf rep=0: 40/~160 calls, 10 cached, 1 fallbacks")
+    assert "12,080 tokens, 2.0 calls/s, sim 25%, ETA 1m00s" in text

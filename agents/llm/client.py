@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 import numpy as np
 from pydantic import BaseModel, ValidationError
 
+from recarena.agents.llm.activity import CallStats, LiveLine
 from recarena.agents.llm.cache import CachedCall, CacheMiss, CallCache, call_key
 from recarena.simulator.core.errors import RecarenaError
 
@@ -257,6 +258,8 @@ class LLMClient:
         self._semaphore: asyncio.Semaphore | None = None
         self._sdk = None
         self._logprobs: bool | None = None  # unknown until the endpoint first answers a score
+        self.stats = CallStats()
+        self.live: LiveLine | None = None  # set by the cell's builder to print a live line
 
     # ------------------------------------------------------------------ plumbing
     def _client(self):
@@ -286,7 +289,10 @@ class LLMClient:
                 self._semaphore = asyncio.Semaphore(self.endpoint.concurrency)
             return await asyncio.gather(*calls)
 
-        return self._loop.run_until_complete(gather())
+        results = self._loop.run_until_complete(gather())
+        if self.live is not None:
+            self.live.maybe_print(self.stats)
+        return results
 
     def close(self) -> None:
         if self._sdk is not None:
@@ -479,7 +485,7 @@ class LLMClient:
             records.append(repair_record)
         if answer is None:
             records[-1].fallback = True
-        self.records.extend(records)
+        self._keep(records)
         return Structured(answer, records)
 
     @property
@@ -579,8 +585,14 @@ class LLMClient:
         record.valid = error is None
         record.error = error or ""
         record.fallback = result.probs is None and not result.no_logprobs
-        self.records.append(record)
+        self._keep([record])
         return result
+
+    def _keep(self, records: list[CallRecord]) -> None:
+        for r in records:
+            self.stats.add(r.cached, r.fallback, r.prompt_tokens, r.completion_tokens,
+                           r.context.time)  # fmt: skip
+        self.records.extend(records)
 
     def drain_records(self) -> list[CallRecord]:
         records, self.records = self.records, []

@@ -21,6 +21,7 @@ class LLMRuntime:
     cache_path: str
     base_url: str | None = None
     cache_mode: str | None = None  # overrides llm.cache.mode (CLI --llm-cache-mode)
+    live_seconds: float | None = 10.0  # a live line on stderr this often per cell; None: quiet
 
 
 def model_name(scenario: Scenario) -> str:

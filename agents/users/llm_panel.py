@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
+from recarena.agents.llm.activity import LiveLine
 from recarena.agents.llm.cache import CallCache
 from recarena.agents.llm.client import LLMClient
 from recarena.agents.llm.endpoint import LLMRuntime, endpoint_for
@@ -35,7 +36,9 @@ def build_panel_policy(
     catalog,
     rule_policy,
     runtime: LLMRuntime,
+    label: str = "",
 ) -> PanelPolicy:
+    """The cell's panel; ``label`` (e.g. ``arm=mf``) names it in the live line on stderr."""
     panel = scenario.population.llm_panel
     assert panel is not None
     users = panel_users(scenario, replicate)
@@ -45,6 +48,9 @@ def build_panel_policy(
     mode = runtime.cache_mode or scenario.llm.cache.mode
     cache = CallCache(Path(runtime.cache_path), mode, runtime.run_id)  # type: ignore[arg-type]
     client = LLMClient(endpoint_for(scenario, runtime.base_url), cache)
+    if label and runtime.live_seconds:
+        horizon = scenario.horizon.days * 86_400.0
+        client.live = LiveLine(f"{label} rep={replicate}", horizon, runtime.live_seconds)
     item_text = SyntheticItemText(catalog, catalog.n_topics)
     if scenario.population.source == "calibrated":  # real titles and genres (e.g. MovieLens)
         item_text = calibrated_item_text(scenario.population.path, catalog)

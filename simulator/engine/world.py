@@ -142,7 +142,9 @@ def build_world(
     if cfg_pop.llm_users > 0:
         if llm_runtime is None:
             raise ValueError("a scenario with LLM users needs an LLMRuntime")
-        panel = build_panel_policy(scenario, replicate, user_state, catalog, policy, llm_runtime)
+        panel = build_panel_policy(
+            scenario, replicate, user_state, catalog, policy, llm_runtime, f"arm={arm.name}"
+        )
         policy = panel
     # an llm_crs arm gets the run's LLM client and item text (None for every other arm)
     recommender_llm, crs_text = crs_llm_resources(scenario, arm, catalog, llm_runtime)
