@@ -81,7 +81,7 @@ def _scan_file(path: Path, table: str) -> pl.LazyFrame:
     """A cell's table; a table the cell predates (a run from an older version) reads as empty."""
     if path.exists():
         return pl.scan_parquet(path)
-    return pl.from_arrow(SCHEMAS[table].empty_table()).lazy()
+    return pl.DataFrame(SCHEMAS[table].empty_table()).lazy()
 
 
 def _scan(cells: list[Cell], table: str) -> pl.LazyFrame:
@@ -131,7 +131,9 @@ def load(run_dir: str | Path, point: int | None = None) -> RunLogs:
                 + (f"; points: {', '.join(map(str, known))}" if known else " (not a sweep run)")
             )
         entries = [(i, entry) for i, entry in entries if entry.get("point") == point]
-    complete, incomplete, why = [], [], []
+    complete: list[Cell] = []
+    incomplete: list[Cell] = []
+    why: list[str] = []
     for i, entry in entries:
         cell = Cell(entry["arm"], int(entry["rep"]), run_dir / entry["path"], entry.get("point"))
         problem = problems.get(i)

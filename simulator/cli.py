@@ -454,7 +454,8 @@ def _print_comparison(
 
     with _warnings_as_lines():  # unfinished/damaged cells, a reconciled manifest: one line each
         whole = logs = load(run_dir)
-        for point in logs.points or [None]:  # a sweep compares the arms within each point
+        points: list[dict[str, Any] | None] = [*logs.points] or [None]
+        for point in points:  # a sweep compares the arms within each point
             if point is not None:
                 values = ", ".join(f"{k}={v}" for k, v in point["params"].items())
                 out.print(f"point {point['point']}: {values}", soft_wrap=True, markup=False)

@@ -71,13 +71,13 @@ class LocalExecutor:
         for cell in cells:
             stop.check()
             events.started(cell, "main process")
+
+            def report(fraction: float, cell: Cell = cell) -> None:
+                events.progress(cell, fraction)
+
             try:
                 manifest = run_cell(
-                    job.docs[cell.point],
-                    cell,
-                    job.run_dir,
-                    lambda f, c=cell: events.progress(c, f),
-                    job.llm_runtime,
+                    job.docs[cell.point], cell, job.run_dir, report, job.llm_runtime
                 )
             except (Interrupted, KeyboardInterrupt):
                 raise

@@ -278,10 +278,11 @@ def run_experiment(
     Before anything is written: the executor is looked up, the output checked (writable, room
     for the estimated logs: :func:`check_run_output`) and the run directory locked (a second
     run or resume on it is a one-line RecarenaError). ``on_note`` gets one-line findings (a
-    reclaimed stale lock, what resume found); without it they are warnings. With LLM users the cache and (for
-    ``llm.provider: local``) a llama.cpp server are set up once for all cells; the server is
-    stopped by its PID however the run ends, and the share of LLM decisions that fell back is
-    measured (``RunResult.fallback``; threshold ``max_fallback`` or ``llm.max_fallback_share``).
+    reclaimed stale lock, what resume found); without it they are warnings. With LLM users
+    the cache and (for ``llm.provider: local``) a llama.cpp server are set up once for all
+    cells; the server is stopped by its PID however the run ends, and the share of LLM
+    decisions that fell back is measured (``RunResult.fallback``; threshold ``max_fallback``
+    or ``llm.max_fallback_share``).
 
     ``executor`` is a registered executor (local, process, ray, or a plug-in); ``"ray"`` uses the
     cluster at ``address`` or a local Ray with ``workers`` CPUs. ``resume=True`` continues the
