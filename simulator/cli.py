@@ -166,6 +166,12 @@ def run(
         bool,
         typer.Option("--allow-fallback", help="Accept a run whose LLM decisions fell back."),
     ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Print the expected LLM calls, tokens and cost; call nothing."
+        ),
+    ] = False,
 ) -> None:
     """Simulate every arm x replicate, write Parquet logs and print the A/B table.
 
@@ -189,9 +195,9 @@ def run(
         raise RecarenaError("--address: only for --executor ray")
     if resume is not None and output is not None:
         raise RecarenaError("--resume: the run directory to resume is the output; drop --output")
-    if llm_cache_mode not in (None, "auto", "record", "replay"):
+    if llm_cache_mode not in (None, "auto", "record", "replay", "off"):
         raise RecarenaError(
-            f"--llm-cache-mode: unknown {llm_cache_mode!r}; known: auto, record, replay"
+            f"--llm-cache-mode: unknown {llm_cache_mode!r}; known: auto, record, replay, off"
         )
     overrides: dict[str, Any] = {}
     if replicates is not None:
@@ -214,6 +220,15 @@ def run(
             scenario = resolve_calibrated(scenario)  # calibrates on the fly if the file is missing
         # the estimate again with the file's sizes (it may have just been made)
         preflight(scenario, str(scenario_file), force=force, workers=workers)
+    if dry_run:  # nothing is created and no endpoint is called
+        from recarena.simulator.runner.llm_estimate import estimate_llm_calls, format_estimate
+
+        if not scenario.uses_llm:
+            out.print("dry run: this scenario makes no LLM calls")
+            return
+        estimate = estimate_llm_calls(scenario, len(plan_cells(scenario)))
+        out.print(format_estimate(estimate), soft_wrap=True, markup=False)
+        return
     run_dir = resume if resume is not None else new_run_dir(scenario, output)
     cells = plan_cells(scenario)
     if resume is not None:

@@ -244,3 +244,23 @@ def test_the_live_line_extrapolates_calls_and_eta():
     text = line.line(stats, now=line.started + 20.0)
     assert text.startswith("LLM arm=mf rep=0: 40/~160 calls, 10 cached, 1 fallbacks")
     assert "12,080 tokens, 2.0 calls/s, sim 25%, ETA 1m00s" in text
+
+
+def test_dry_run_prints_the_expected_llm_bill_and_creates_nothing(tmp_path, monkeypatch):
+    import yaml
+    from typer.testing import CliRunner
+
+    from recarena.simulator.cli import app
+
+    doc = copy.deepcopy(PANEL)
+    doc["llm"] |= {"base_url": "http://127.0.0.1:9/v1", "price_input_per_million": 1.0}
+    doc["output"] = {"dir": str(tmp_path / "runs")}
+    path = tmp_path / "panel.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["run", str(path), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "dry run (score mode, 2 cells; nothing was called)" in result.output
+    pages = int(result.output.split("LLM pages ")[1].split(" ")[0].replace(",", ""))
+    assert pages > 0 and "estimated cost $0.0" in result.output
+    assert not (tmp_path / "runs").exists()
