@@ -82,7 +82,7 @@ def absurd_sizes(draw) -> Case:
     return Case(dump(doc), fragment="this machine has")
 
 
-NON_FINITE = [".nan", ".NaN", ".inf", "-.inf", ".Inf", "-.INF"]
+NON_FINITE = [".nan", ".NaN", ".inf", "-.inf", ".Inf", "-.INF", "'nan'", "'-inf'"]
 
 
 @st.composite
@@ -97,6 +97,7 @@ def non_finite(draw) -> Case:
                 "horizon.days",
                 "creators.uploads_per_day",
                 "arms[1].recommender.params.epsilon",
+                "arms[1].recommender.params.half_life_days",
                 "sweep.population.explore_prob",
             ]
         )
@@ -104,7 +105,10 @@ def non_finite(draw) -> Case:
     doc = base_doc()
     marker = "__VALUE__"
     if where.startswith("arms"):
-        doc["arms"][1]["recommender"] = {"type": "epsilon_greedy", "params": {"epsilon": marker}}
+        kind, param = {"epsilon": ("epsilon_greedy", "epsilon")}.get(
+            where.rsplit(".", 1)[1], ("popularity", "half_life_days")
+        )
+        doc["arms"][1]["recommender"] = {"type": kind, "params": {param: marker}}
     elif where.startswith("sweep"):
         doc["sweep"] = {"population.explore_prob": [0.1, marker]}
     else:
