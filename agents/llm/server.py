@@ -39,6 +39,19 @@ def local_model_path() -> Path:
     return found[0]
 
 
+def check_local_llm(model_path: str | Path | None) -> None:
+    """Fail in one line, before any run directory exists, when the local server cannot start."""
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        raise RecarenaError(
+            f"llm.provider local: llama-cpp-python[server] is not installed; {INSTALL_HINT}"
+        )
+    path = Path(model_path) if model_path else local_model_path()
+    if not path.is_file():
+        raise RecarenaError(f"llm.model_path: {path} is not a file (a GGUF model is needed)")
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
