@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from recarena.agents.llm.endpoint import LLMRuntime, model_name
-from recarena.agents.llm.server import LocalServer
+from recarena.agents.llm.server import LocalServer, check_local_llm
 from recarena.agents.users.calibrated import resolve_calibrated
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.names import path_component
@@ -246,6 +246,8 @@ def _llm_runtime(
     mode = mode or scenario.llm.cache.mode
     if mode == "replay" and not path.is_file():
         raise RecarenaError(f"llm.cache.path: {path} does not exist; nothing to replay")
+    if scenario.llm.provider == "local" and mode != "replay":
+        check_local_llm(scenario.llm.model_path)  # the extra and the model file, in one line
     return LLMRuntime(
         run_id=f"{scenario.name}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S.%f')}",
         cache_path=str(path.resolve()),
