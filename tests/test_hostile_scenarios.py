@@ -115,7 +115,7 @@ def non_finite(draw) -> Case:
         section, key = where.split(".")
         doc[section][key] = marker
     text = dump(doc).replace(f"'{marker}'", marker).replace(marker, value)
-    return Case(text, fragment="finite")
+    return Case(text, fragment="sweep" if where.startswith("sweep") else where)
 
 
 @st.composite
