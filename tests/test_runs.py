@@ -22,6 +22,7 @@ import pytest
 
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.runner.experiment import run_experiment
+from recarena.simulator.runner.process_pool import describe_exit
 from recarena.simulator.runner.resolve import parse_scenario
 from recarena.simulator.runner.rundir import LOCK, RunLock, cell_problem, sha256_of
 from tests.fake_openai import FakeOpenAI
@@ -176,6 +177,28 @@ def test_sigkill_of_a_worker_fails_its_cell_and_the_run_ends(tmp_path, slow_doc,
     manifest = _manifest(out)
     assert manifest["status"] == "failed"
     assert sorted(c["status"] for c in manifest["cells"]) == ["complete", "failed"]
+
+
+def test_a_run_whose_directory_vanishes_ends_with_one_line(tmp_path, slow_doc, write_scenario):
+    slow_doc["replicates"] = 1
+    out = tmp_path / "run"
+    proc = _start("run", str(write_scenario(slow_doc)), "-o", str(out), "-q", "--workers", "2")
+    try:
+        _wait_for(lambda: _running_cell(out), proc)
+        shutil.rmtree(out, ignore_errors=True)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        _kill_group(proc)
+    line = _one_error_line(subprocess.CompletedProcess([], proc.returncode, "", err), code=1)
+    assert "2 of 2 cells failed" in line and "manifest.json could not be written" in line
+    assert not out.exists()  # never recreated behind the user's back
+    _assert_group_gone(proc.pid)
+
+
+def test_how_a_worker_died_is_said_plainly():
+    assert describe_exit(-signal.SIGKILL).startswith("was killed by SIGKILL (killed: out of memory")
+    assert describe_exit(-signal.SIGSEGV) == "was killed by SIGSEGV"
+    assert describe_exit(3) == "exited with code 3"
 
 
 # ------------------------------------------------------------------ stop signals

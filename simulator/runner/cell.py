@@ -42,6 +42,8 @@ def run_cell(
 
     torch.set_num_threads(1)  # cells run in parallel; one BLAS thread each avoids oversubscription
     scenario = parse_scenario(scenario_doc)
+    if not Path(run_dir).is_dir():  # removed under a running run: never recreate it silently
+        raise FileNotFoundError(f"the run directory {run_dir} is gone")
     cell_dir = Path(run_dir) / cell.path
     cell_dir.mkdir(parents=True, exist_ok=True)
     (cell_dir / INCOMPLETE).write_text("this cell did not finish\n", encoding="utf-8")
@@ -89,9 +91,10 @@ def failure_line(exc: BaseException) -> str:
 
 def keep_traceback(run_dir: str, cell: Cell, exc: BaseException) -> None:
     """Leave the full traceback in the failed cell's directory (best effort: it may be gone)."""
+    cell_dir = Path(run_dir) / cell.path
+    if not cell_dir.is_dir():  # the cell (or the whole run directory) is gone: keep it gone
+        return
     try:
-        cell_dir = Path(run_dir) / cell.path
-        cell_dir.mkdir(parents=True, exist_ok=True)
         text = "".join(traceback.format_exception(exc))
         (cell_dir / ERROR_FILE).write_text(text, encoding="utf-8")
     except OSError:

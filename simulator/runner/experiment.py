@@ -111,7 +111,9 @@ class CellsFailed(Exception):
     ``failures`` maps each failed cell's path to one line. The CLI exits 1 (2 when every
     failure was the user's, see :class:`CellsRefused`)."""
 
-    def __init__(self, run_dir: Path, failures: dict[str, str], total: int) -> None:
+    def __init__(
+        self, run_dir: Path, failures: dict[str, str], total: int, lost: str | None = None
+    ) -> None:
         self.run_dir = run_dir
         self.failures = failures
         listed = "; ".join(f"{p}: {why}" for p, why in list(failures.items())[:MAX_LISTED_FAILURES])
@@ -119,6 +121,7 @@ class CellsFailed(Exception):
         super().__init__(
             f"{len(failures)} of {total} cells failed in {run_dir}: {listed}"
             + (f"; and {more} more (see manifest.json)" if more > 0 else "")
+            + (f"; {lost}" if lost else "")
         )
 
 
@@ -192,9 +195,15 @@ class _RunBook:
         self.failures: dict[str, str] = {}
         self.user_errors: dict[str, bool] = {}
         self.t0 = time.perf_counter()
+        self.unsaved: str | None = None
+        """Why the manifest could not be written (its directory removed or made read-only
+        during the run); the run goes on and says so at the end instead of dying mid-way."""
 
     def save(self) -> None:
-        write_json(self.run_dir / MANIFEST, self.manifest)
+        try:
+            write_json(self.run_dir / MANIFEST, self.manifest)
+        except OSError as exc:
+            self.unsaved = self.unsaved or f"{exc.strerror or type(exc).__name__}"
 
     def _entry(self, cell: Cell) -> dict[str, Any]:
         return self.manifest["cells"][cell.index]
@@ -419,10 +428,13 @@ def _run_locked(
         ]
         fallback = check_fallback(finished, threshold)
         manifest["llm"]["fallback"] = fallback.to_json()
-    if book.failures:
+    lost = None
+    if book.unsaved is not None:
+        lost = f"manifest.json could not be written ({book.unsaved}): was {run_dir} removed?"
+    if book.failures or lost:
         book.finish(FAILED)
-        error = CellsRefused if all(book.user_errors.values()) else CellsFailed
-        raise error(run_dir, book.failures, len(cells))
+        refused = not lost and all(book.user_errors.values())
+        raise (CellsRefused if refused else CellsFailed)(run_dir, book.failures, len(cells), lost)
     book.finish(COMPLETE)
     return RunResult(run_dir, manifest, fallback)
 
