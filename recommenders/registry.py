@@ -54,6 +54,10 @@ BUILTINS: dict[str, tuple[str, str]] = {
         _R + "source_debias:SourceDebias",
         "re-ranks so AI items get their catalog share",
     ),
+    "social_feed": (
+        _R + "social_feed:SocialFeed",
+        "friends' recommendations first, then a base",
+    ),
     "hour_aware": (_R + "hour_aware:HourAware", "re-ranks a base by hour-of-day topic lift"),
     "instructable": (
         _R + "instructable:Instructable",

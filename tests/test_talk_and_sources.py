@@ -268,3 +268,24 @@ def test_features_on_write_their_tables(tmp_path, tiny_doc):
 def test_paper_scenarios_validate():
     for path in sorted((ROOT / "scenarios" / "papers").glob("*.yaml")):
         read_document(path)
+
+
+def test_feed_lists_positive_mentions_newest_first():
+    cfg = Talk(post_rate=0.0, message_rate=0.0)
+    state, _ = _talk(cfg)
+    m = state.mentions
+    m.add(np.array([0, 0, 0, 2]), np.array([5, 6, 7, 5]), np.array([1, -1, 1, 1]),
+          np.array([3, 4, 9, 1]), 5)  # fmt: skip
+    # user 0: item 7 (via 9) then 5 (via 3); item 6 was disliked; user 1 heard nothing
+    assert state.feed(np.array([0, 1, 2]), 3).tolist() == [[7, 5, -1], [-1, -1, -1], [5, -1, -1]]
+    assert state.feed(np.array([0]), 1).tolist() == [[7]]
+
+
+def test_merge_feed_puts_friends_items_first_without_duplicates():
+    from recarena.recommenders.social_feed import merge_feed
+
+    feed = np.array([[7, -1], [-1, -1]])
+    ranked = np.array([[3, 7, 4, 5], [1, 2, 3, 4]])
+    items, from_feed = merge_feed(feed, ranked, 3)
+    assert items.tolist() == [[7, 3, 4], [1, 2, 3]]
+    assert from_feed.tolist() == [[True, False, False], [False, False, False]]

@@ -260,6 +260,36 @@ class TalkState:
             },
         )
 
+    def feed(self, users: np.ndarray, count: int) -> np.ndarray:
+        """[B, count] items each user heard friends recommend (positive mentions still
+        remembered), most recent first; PAD (-1) where there are fewer.
+
+        What a platform's social feed would show: the posts and messages of one's friends. The
+        user's range of the sorted key array is found by two ``searchsorted`` calls; the ranges
+        are expanded with ``np.repeat``, so there is no loop per user.
+        """
+        out = np.full((users.shape[0], count), -1, np.int64)
+        m = self.mentions
+        if len(m) == 0 or count == 0:
+            return out
+        base = users.astype(np.int64) * _ITEM_BITS
+        start = np.searchsorted(m.key, base)
+        end = np.searchsorted(m.key, base + _ITEM_BITS)
+        size = end - start
+        row = np.repeat(np.arange(users.shape[0]), size)
+        index = np.repeat(start, size) + (
+            np.arange(row.shape[0]) - np.repeat(np.cumsum(size) - size, size)
+        )
+        keep = m.sentiment[index] > 0
+        row, index = row[keep], index[keep]
+        order = np.lexsort((-m.via[index], row))  # by user, then newest first
+        row, index = row[order], index[order]
+        first = np.searchsorted(row, np.arange(users.shape[0]))
+        rank = np.arange(row.shape[0]) - first[row]
+        take = rank < count
+        out[row[take], rank[take]] = m.key[index[take]] % _ITEM_BITS
+        return out
+
     def end_of_day(self) -> None:
         """Close a day: mentions whose memory ran out by the next day are forgotten."""
         self.day += 1

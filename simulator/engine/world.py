@@ -155,6 +155,7 @@ def build_world(
         truth=truth,
         llm_client=recommender_llm,
         item_text=crs_text,
+        social_feed=social.talk if social is not None else None,
     )
     recommender = build(arm.recommender.type, arm.recommender.params, context)
     surface = build_surface(scenario.surface_for(arm), cfg_pop.position_decay)
