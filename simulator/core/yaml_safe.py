@@ -58,22 +58,27 @@ class _BoundedLoader(yaml.SafeLoader):
 
     def construct_mapping(self, node: Node, deep: bool = False) -> dict[Any, Any]:  # type: ignore[override]
         if isinstance(node, MappingNode):
-            first_line: dict[Any, int] = {}
+            first_line: dict[Any, str] = {}
             for key_node, _ in node.value:
                 if key_node.tag == _MERGE_TAG:
                     continue  # `<<: *base` then overriding a merged key is intended
                 key = self.construct_object(key_node, deep=True)
-                line = key_node.start_mark.line + 1
+                mark = key_node.start_mark
                 try:
                     earlier = first_line.get(key)
                 except TypeError:  # unhashable key: the base constructor reports it
                     continue
                 if earlier is not None:
+                    here = f"line {mark.line + 1}"
+                    if earlier.startswith(f"{here},"):  # both in one flow mapping: add columns
+                        here += f", column {mark.column + 1}"
+                    else:
+                        earlier = earlier.split(",")[0]
                     raise RecarenaError(
-                        f"{self.source}: duplicate key {_short(key)} at line {line} "
-                        f"(first at line {earlier}); write each key once"
+                        f"{self.source}: duplicate key {_short(key)} at {here} "
+                        f"(first at {earlier}); write each key once"
                     )
-                first_line[key] = line
+                first_line[key] = f"line {mark.line + 1}, column {mark.column + 1}"
         return super().construct_mapping(node, deep)  # type: ignore[arg-type]
 
 
@@ -143,6 +148,8 @@ def load_yaml(text: str, source: str) -> Any:
             data = loader.construct_document(node)
         except (ValueError, RecursionError) as exc:  # e.g. an integer of 5,000 digits
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if "int_max_str_digits" in message:
+                message = "an integer with more than 4,300 digits"
             raise RecarenaError(f"{source}: invalid YAML value: {message}") from None
     finally:
         loader.dispose()
