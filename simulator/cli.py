@@ -551,8 +551,11 @@ def report(
     ci_over: Annotated[str, typer.Option(help=CI_OVER_HELP)] = "auto",
 ) -> None:
     """Write a self-contained HTML report (A/B table, charts; opens offline) and print its path."""
+    from recarena.analysis.load import load
     from recarena.analysis.report import write_report
 
+    with _warnings_as_lines():  # a reconciled manifest, damaged or unfinished cells: one line
+        load(run_dir, point)
     with _reading(f"report of {run_dir}"):
         path = write_report(run_dir, output, baseline, point, ci_over)
     print(path)

@@ -233,7 +233,7 @@ class _RunBook:
         self.save()
 
     def finish(self, status: str) -> None:
-        if status == INTERRUPTED:
+        if status != COMPLETE:  # nothing is left running once the run has ended
             for entry in self.manifest["cells"]:
                 if entry["status"] in (PENDING, CELL_RUNNING):
                     entry["status"] = UNFINISHED
@@ -412,6 +412,9 @@ def _run_locked(
             book.finish(INTERRUPTED)
             raise Interrupted(str(exc) or "interrupted") from None
         except BaseException:
+            if stop.requested:  # an error caused by the stop itself (Ray's processes got it too)
+                book.finish(INTERRUPTED)
+                raise Interrupted(stop.name) from None
             book.finish(FAILED)
             raise
         finally:

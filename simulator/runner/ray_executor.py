@@ -103,8 +103,14 @@ class RayExecutor:
                 while pending:
                     stop.check()
                     ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
+                    stop.check()  # a group signal also reaches Ray's processes: stop first
                     running = {cell.index: cell for cell in pending.values()}
-                    for index, fraction in ray.get(sink.drain.remote()):
+                    try:
+                        reports = ray.get(sink.drain.remote())
+                    except ray.exceptions.RayError:
+                        stop.check()
+                        reports = []  # progress is lost, cells are not
+                    for index, fraction in reports:
                         if index in running:
                             events.progress(running[index], fraction)
                     for ref in ready:
