@@ -30,6 +30,15 @@ SCORE_BLOCK_CELLS = 4_000_000
 
 MIN_BLOCK_ROWS = 16
 
+BLAS_STABLE_ROWS = 4
+"""MKL gives a row of a float32 matmul the same bits in any batch of 4 or more rows, but uses
+another kernel (other bits, ~1e-6) below that. Batches of 1-3 requests are padded to 4, so a
+score never depends on how many other sessions share its tick: what makes a sharded cell's logs
+equal to the unsharded ones. (Changed in scoring version 2: mf scores of ticks with 1-3 sessions
+moved in their last bits.)"""
+
+SCORING_VERSION = 2
+
 
 def top_k_blocked(scores: np.ndarray, exclude: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """The same answer as :func:`top_k_from_scores` (ties to the lower id, PAD/NaN past the
@@ -166,11 +175,34 @@ class MatrixFactorization:
         users = torch.from_numpy(requests.user)
         with torch.no_grad():
             for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
-                scores = (self.user_emb[users[start:stop]] @ item_t).numpy()
+                rows = users[start:stop]
+                if rows.shape[0] < BLAS_STABLE_ROWS:  # pad: the kernel, and so the bits, of 4+
+                    rows = rows[torch.arange(BLAS_STABLE_ROWS) % rows.shape[0]]
+                scores = (self.user_emb[rows] @ item_t).numpy()[: stop - start]
                 items[start:stop], top[start:stop] = top_k_blocked(
                     scores, requests.exclude[start:stop], k
                 )
         return items, top
 
     def update(self, feedback: FeedbackBatch) -> None:
+        return None
+
+    @staticmethod
+    def merge_shards(copies: list[MatrixFactorization]) -> MatrixFactorization:
+        """After a sharded segment: the state one process serving every shard would have.
+
+        Between fits, ``recommend`` only grows item embeddings (torch draws) and the cold-start
+        popularity's tie keys (numpy ``random``). Both streams are split-independent (torch's
+        normal fill for sizes that are multiples of 16, hence :meth:`shardable`), so the copy
+        with the most item rows and the copy with the most tie keys hold the right states.
+        """
+        merged = max(copies, key=lambda c: c.item_emb.shape[0])
+        merged.popularity = PopularityRecommender.merge_shards([c.popularity for c in copies])
+        merged.rng = merged.popularity.rng  # one generator, as ctx.rng is for both
+        return merged
+
+    def shardable(self) -> str | None:
+        """Why this model cannot run sharded, or None."""
+        if self.params.dim % 16:
+            return f"mf params.dim={self.params.dim}: sharded cells need a multiple of 16"
         return None

@@ -70,3 +70,10 @@ class PopularityRecommender:
 
     def update(self, feedback: FeedbackBatch) -> None:
         return None
+
+    @staticmethod
+    def merge_shards(copies: list[PopularityRecommender]) -> PopularityRecommender:
+        """After a sharded segment: the state one process serving every shard's requests would
+        have. Between fits only ``recommend`` draws (tie keys, with ``random``, whose stream does
+        not depend on how draws are split), so the copy that drew the most is that state."""
+        return max(copies, key=lambda c: c.tie_keys.shape[0])

@@ -43,6 +43,13 @@ class Arrivals:
             self.user[index:], self.start[index:], self.explore[index:], self.session_id[index:]
         )
 
+    def for_shard(self, index: int, count: int) -> Arrivals:
+        """The arrivals of users with ``user % count == index`` (order kept)."""
+        keep = self.user % count == index
+        return Arrivals(
+            self.user[keep], self.start[keep], self.explore[keep], self.session_id[keep]
+        )
+
     def concat(self, other: Arrivals) -> Arrivals:
         return Arrivals(
             np.concatenate([self.user, other.user]),

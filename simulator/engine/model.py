@@ -82,6 +82,14 @@ class SimulationModel(mesa.Model):
             }
         )
         self.current_day = 0
+        self.user_shard: tuple[int, int] | None = None
+        """``(index, count)``: serve only users with ``user % count == index`` (a sharded cell,
+        simulator/runner/sharding.py); None serves everybody."""
+        self.fit_override: Callable[[], None] | None = None
+        """Called at each retrain instead of fitting on this process's clicks (a sharded cell
+        installs the recommender fitted on every shard's clicks)."""
+        self.day_end_hooks: list[Callable[[int], None]] = []
+        """Called after each day's snapshot (a shard keeps its users' satisfaction)."""
         surface_cfg = scenario.surface_for(self.arm)  # conversations serve turns, not pages
         self.dialogue = (
             DialogueLoop(
@@ -116,6 +124,8 @@ class SimulationModel(mesa.Model):
                 day, world.user_state, cfg, self.scenario.seed, world.replicate, length, boost
             )
             arrivals = arrivals_for_day(world, arrivals, day, length)  # daily rhythm
+            if self.user_shard is not None:
+                arrivals = arrivals.for_shard(*self.user_shard)
             self.pending = self.pending.concat(arrivals)
             yield self.env.timeout(DAY)
 
@@ -123,7 +133,10 @@ class SimulationModel(mesa.Model):
         period = self.scenario.retrain_days(self.arm) * DAY
         while True:
             started = time.perf_counter()
-            self.recommender.fit(self.outcomes.history())
+            if self.fit_override is not None:
+                self.fit_override()
+            else:
+                self.recommender.fit(self.outcomes.history())
             self.clock_timings.add("fit", time.perf_counter() - started)
             yield self.env.timeout(period)
 
@@ -229,11 +242,22 @@ class SimulationModel(mesa.Model):
         self.current_day = day
         self.outcomes.end_day()
         self.datacollector.collect(self)
+        for hook in self.day_end_hooks:
+            hook(day)
         self.outcomes.reset_day_counts()
 
     # --------------------------------------------------------------------- run
     def run(self) -> None:
         """Simulate the whole horizon and write every table through the event log."""
+        self.start()
+        try:
+            self.advance(self.horizon_seconds)
+            self._finish()
+        finally:
+            self.close_clients()
+
+    def start(self) -> None:
+        """Put every process on the clock (``run`` = start, advance to the horizon, finish)."""
         env, world = self.env, self.world
         env.process(self._day_process())
         for process in behaviour_processes(env, world):  # e.g. the hourly topic clock
@@ -244,12 +268,22 @@ class SimulationModel(mesa.Model):
             env.process(creator.upload_process(env, world.catalog, self.scenario.catalog))
         env.process(self._progress_process())
         env.process(self._page_loop())
+
+    def advance(self, until: float) -> None:
+        """Process every event before ``until`` (events at ``until`` itself are left)."""
+        if until > self.env.now:
+            self.env.run(until=min(until, self.horizon_seconds))
+
+    def finish(self) -> None:
+        """After advancing to the horizon: end open sessions, write the static tables."""
         try:
-            env.run(until=self.horizon_seconds)
             self._finish()
         finally:
-            for client in world.llm_clients():
-                client.close()
+            self.close_clients()
+
+    def close_clients(self) -> None:
+        for client in self.world.llm_clients():
+            client.close()
 
     def _finish(self) -> None:
         if len(self.active):

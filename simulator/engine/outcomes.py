@@ -39,6 +39,7 @@ class Outcomes:
         self._clicks_today: list[np.ndarray] = []
         self._history: list[tuple[np.ndarray, ...]] = []
         self._slot_tiles: tuple | None = None
+        self._order_keys: list[tuple[np.ndarray, np.ndarray]] | None = None
 
     def history(self) -> Interactions:
         """Every click so far, as the training data recommenders fit on."""
@@ -46,6 +47,25 @@ class Outcomes:
             return Interactions.empty()
         user, item, when, rating = (np.concatenate(p) for p in zip(*self._history, strict=True))
         return Interactions(user=user, item=item, time=when, rating=rating)
+
+    def keep_order_keys(self) -> None:
+        """Remember each click's session start and id, so clicks of several shards can be put
+        back in the order one process would have logged them (see :meth:`clicks_since`)."""
+        if self._order_keys is None:
+            self._order_keys = [(np.empty(0), np.empty(0, np.int64))] * len(self._history)
+
+    def clicks_since(self, chunk: int) -> tuple[Interactions, np.ndarray, np.ndarray, int]:
+        """Clicks logged from history chunk ``chunk`` on, with each click's session start and
+        session id (call :meth:`keep_order_keys` first); and the next chunk to ask from."""
+        if self._order_keys is None:
+            raise RuntimeError("clicks_since needs keep_order_keys() before the run")
+        chunks, keys = self._history[chunk:], self._order_keys[chunk:]
+        end = len(self._history)
+        if not chunks:
+            return Interactions.empty(), np.empty(0), np.empty(0, np.int64), end
+        user, item, when, rating = (np.concatenate(p) for p in zip(*chunks, strict=True))
+        start, session = (np.concatenate(p) for p in zip(*keys, strict=True))
+        return Interactions(user=user, item=item, time=when, rating=rating), start, session, end
 
     # ------------------------------------------------------------------ a batch
     def log_exposures(
@@ -154,6 +174,8 @@ class Outcomes:
         rating = response.rating[rows]
         when = np.full(rows.size, now) if np.ndim(now) == 0 else np.asarray(now)[rows]
         self._history.append((users, items, when, rating))
+        if self._order_keys is not None:  # a shard: where these rows sit in the whole cell
+            self._order_keys.append((self.active.start[rows], self.active.session_id[rows]))
         if world.social is not None and world.social.talk is not None:  # users who talk
             talk_day = day if np.ndim(day) == 0 else np.asarray(day)[rows]
             world.social.talk.after_consume(when, talk_day, request_id[rows], users, items, rating)
