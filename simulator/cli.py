@@ -147,6 +147,12 @@ def run(
         Path | None,
         typer.Option(metavar="RUN_DIR", help="Finish an interrupted run: rerun unfinished cells."),
     ] = None,
+    shards: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Split each cell's users over N Ray workers (--executor ray; same logs)."
+        ),
+    ] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     llm_cache_mode: Annotated[
         str | None,
@@ -193,6 +199,8 @@ def run(
         raise RecarenaError(f"--executor: unknown {executor!r}; known: {known}")
     if address is not None and executor != "ray":
         raise RecarenaError("--address: only for --executor ray")
+    if shards > 1 and executor != "ray":
+        raise RecarenaError(f"--shards {shards}: needs --executor ray")
     if resume is not None and output is not None:
         raise RecarenaError("--resume: the run directory to resume is the output; drop --output")
     if llm_cache_mode not in (None, "auto", "record", "replay", "off"):
@@ -264,6 +272,7 @@ def run(
                 resume=resume is not None,
                 on_note=lambda text: err.print(f"note: {text}", soft_wrap=True, markup=False),
                 max_fallback=max_fallback,
+                shards=shards,
             )
     except Interrupted as stopped:
         err.print(

@@ -70,6 +70,7 @@ from recarena.simulator.runner.rundir import (
     read_manifest,
     write_json,
 )
+from recarena.simulator.runner.sharding import ShardedRayExecutor, refuse_unshardable
 from recarena.simulator.runner.stopping import Interrupted, StopSignals
 from recarena.simulator.runner.sweep import expand_sweep
 
@@ -282,6 +283,7 @@ def run_experiment(
     resume: bool = False,
     on_note: Callable[[str], None] | None = None,
     max_fallback: float | None = None,
+    shards: int = 1,
 ) -> RunResult:
     """Run every cell; raises :class:`Interrupted` after marking the run on a stop signal and
     :class:`CellsFailed` (after finishing the other cells) when cells failed.
@@ -305,6 +307,12 @@ def run_experiment(
     points = expand_sweep(scenario)
     cells = cells if cells is not None else plan_cells(scenario, points)
     runner = make_executor(executor, workers, address)
+    if shards > 1:  # one cell's users over N Ray actors (simulator/runner/sharding.py)
+        if executor != "ray":
+            raise RecarenaError(f"--shards {shards}: needs --executor ray")
+        for cell in cells:
+            refuse_unshardable(scenario, cell.arm_index, shards)
+        runner = ShardedRayExecutor(shards, workers, address)
     option = "--resume" if resume else "--output"
     previous = resumable_manifest(run_dir, scenario) if resume else None
     llm_runtime = _llm_runtime(scenario, llm_cache_mode, llm_cache_path, run_dir)
