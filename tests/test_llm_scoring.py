@@ -264,3 +264,22 @@ def test_dry_run_prints_the_expected_llm_bill_and_creates_nothing(tmp_path, monk
     pages = int(result.output.split("LLM pages ")[1].split(" ")[0].replace(",", ""))
     assert pages > 0 and "estimated cost $0.0" in result.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_fidelity_asks_the_panel_in_scoring_mode(tmp_path):
+    """One forward pass per panel user; the liked half is the items with the most probability."""
+    from recarena.analysis.fidelity.llm import taste_on_endpoint
+    from recarena.analysis.fidelity.report import FidelityConfig
+    from tests.test_fidelity import _llm_split
+
+    pop, split = _llm_split()
+    cfg = FidelityConfig(llm={"users": 2, "cache": str(tmp_path / "c.sqlite")}, n_boot=20)
+    with FakeOpenAI(["ok", "invalid"]) as fake:
+        result = taste_on_endpoint(pop, split, cfg, fake.base_url, False, tmp_path)
+        asked = fake.requests
+    assert result["decision"] == "score" and result["calls"] == 2 == len(asked)
+    assert all(r["max_tokens"] == 1 and r["logprobs"] for r in asked)
+    assert "Answer with its number only." in asked[0]["messages"][1]["content"]
+    assert result["failed_users"] == 1  # the "invalid" answer: no mass on the list's numbers
+    entry = result["taste_discrimination"][0]
+    assert entry["items"] == 6 and 0 <= entry["accuracy"]["value"] <= 1

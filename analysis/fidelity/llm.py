@@ -36,6 +36,7 @@ from recarena.analysis.fidelity.common import classification_estimates, confusio
 if TYPE_CHECKING:
     from recarena.analysis.fidelity.config import FidelityConfig
 
+SYSTEM_SCORE = "You are a movie viewer. Answer with a number only."
 SYSTEM = (
     "You are a movie viewer. You answer only with a JSON object that follows the schema you "
     "are given."
@@ -97,7 +98,14 @@ def panel_prompts(
             + "\n".join(f"{n}. {_line(pop, i)}" for n, i in enumerate(items.tolist(), 1))
             + '\n\nAnswer as JSON: {"watch": [numbers of the movies you would watch]}'
         )
-        prompts.append({"user": u, "items": items, "label": label, "text": text})
+        listing = text.rsplit("\n\nAnswer as JSON", 1)[0]
+        listing = listing.replace(
+            "Pick every one you would.", "Pick the one you would watch first."
+        )
+        score_text = f"{listing}\n\nAnswer with its number only."
+        prompts.append(
+            {"user": u, "items": items, "label": label, "text": text, "score_text": score_text}
+        )
     return prompts
 
 
@@ -154,6 +162,11 @@ def taste_on_endpoint(
     cache = CallCache(cache_path, "auto", f"fidelity-{cfg.seed}")
     client = LLMClient(endpoint, cache)
     try:
+        if llm.get("decision", "score") == "score":
+            scored = _scored_watch(client, prompts)
+            if scored is not None:  # else: the endpoint has no logprobs; ask for JSON instead
+                report("llm panel", 1.0)
+                return _report(pop, cfg, endpoint, prompts, *scored, cache_path, "score")
         calls = [
             client.structured(
                 [{"role": "system", "content": SYSTEM}, {"role": "user", "content": p["text"]}],
@@ -169,23 +182,57 @@ def taste_on_endpoint(
         client.close()
         cache.close()
     report("llm panel", 1.0)
-    user, label, watch = [], [], []
-    failed = 0
+    watch, failed = [], 0
     for p, result in zip(prompts, answers, strict=True):
         chosen = set(result.answer.watch) if result.answer is not None else set()
         failed += result.answer is None  # a failed call counts as "watch nothing"
-        user.append(np.full(len(p["items"]), p["user"]))
-        label.append(p["label"])
         watch.append(np.array([n in chosen for n in range(1, len(p["items"]) + 1)]))
+    records = [r for a in answers for r in a.records]
+    del work_dir
+    return _report(pop, cfg, endpoint, prompts, watch, records, failed, cache_path, "generate")
+
+
+def _scored_watch(client: LLMClient, prompts: list[dict[str, Any]]):
+    """Scoring mode: one forward pass per user over the list's numbers; the liked half is read
+    as the items with the most probability (the lists are 1:1 by design, so "watch" is the top
+    half). Returns (watch flags per user, records, failed users), or None without logprobs."""
+    calls = [
+        client.score(
+            [
+                {"role": "system", "content": SYSTEM_SCORE},
+                {"role": "user", "content": p["score_text"]},
+            ],
+            [[str(n) for n in range(1, len(p["items"]) + 1)]],
+            CallContext("fidelity:taste", int(p["user"])),
+        )  # fmt: skip
+        for p in prompts
+    ]
+    results = client.run(calls)
+    if any(r.no_logprobs for r in results):
+        return None
+    watch, failed = [], 0
+    for p, result in zip(prompts, results, strict=True):
+        flags = np.zeros(len(p["items"]), bool)
+        if result.probs is None:
+            failed += 1  # a failed call counts as "watch nothing"
+        else:
+            top = np.argsort(-result.probs[0], kind="stable")[: int(p["label"].sum())]
+            flags[top] = True
+        watch.append(flags)
+    return watch, [r for res in results for r in res.records], failed
+
+
+def _report(pop, cfg, endpoint, prompts, watch, records, failed, cache_path, decision):
+    user = [np.full(len(p["items"]), p["user"]) for p in prompts]
+    label = [p["label"] for p in prompts]
     counts = confusion_counts(
         np.concatenate(label), np.concatenate(watch), np.concatenate(user), pop.n_users
     )
     counts = counts[counts.sum(axis=1) > 0]
     scores = classification_estimates(counts, np.random.default_rng([cfg.seed, 402]), cfg.n_boot)
-    records = [r for a in answers for r in a.records]
-    del work_dir
     return {
         "model": endpoint.model,
+        "decision": decision,
         "users": len(prompts),
         "calls": len(records),
         "cached_calls": sum(r.cached for r in records),

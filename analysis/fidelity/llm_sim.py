@@ -107,6 +107,7 @@ def panel_scenario(
         "response_format": "json_object_schema" if local else "json_schema",
         "max_tokens": int(llm.get("max_tokens", PANEL_MAX_TOKENS)),
         "concurrency": 2,
+        "decision": llm.get("decision", "score"),  # score: logprobs, the engine's default
     }
     panel = panel_users(resolve_calibrated(parse_scenario(doc)), 0)
     activity = np.zeros(pop.n_users)
