@@ -492,7 +492,12 @@ def test_llm_panel_runs_checks_2_and_3_and_replays_from_the_cache(tmp_path: Path
         ArmSpec("itemknn", "itemknn", {"neighbours": 10}),
         ArmSpec("mf", "mf", {"dim": 8, "epochs": 2}),
     )
-    llm = {"users": 6, "provider": "openai", "cache": str(tmp_path / "cache.sqlite")}
+    llm = {
+        "users": 6,
+        "provider": "openai",
+        "decision": "generate",  # the JSON answers above (scoring: tests/test_llm_scoring.py)
+        "cache": str(tmp_path / "cache.sqlite"),
+    }
     with FakeOpenAI(["ok"]) as fake:
         cfg = FidelityConfig(
             dataset=str(data),
