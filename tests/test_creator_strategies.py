@@ -333,6 +333,7 @@ def test_llm_creators_run_against_an_endpoint_and_fall_back_when_answers_are_inv
             "provider": "openai",
             "model": "fake",
             "base_url": fake.base_url,
+            "decision": "generate",  # JSON answers (scoring: tests/test_llm_scoring.py)
             "max_retries": 0,
             "cache": {"path": str(tmp_path / "cache.sqlite")},
         }

@@ -283,3 +283,23 @@ def test_fidelity_asks_the_panel_in_scoring_mode(tmp_path):
     assert result["failed_users"] == 1  # the "invalid" answer: no mass on the list's numbers
     entry = result["taste_discrimination"][0]
     assert entry["items"] == 6 and 0 <= entry["accuracy"]["value"] <= 1
+
+
+def test_llm_creators_score_a_focus_topic_and_move_toward_it(tmp_path):
+    """Scoring mode for creators: one call per creator and review, the mix moves max_change of
+    the way toward the model's distribution over topics, so pure mixes spread out."""
+    doc = copy.deepcopy(PANEL)
+    doc.update(horizon={"days": 2, "tick_seconds": 600}, arms=PANEL["arms"][:1])
+    doc["population"] = {"users": 60}
+    doc["catalog"] = {"initial_items": 60, "topics": 6}
+    doc["creators"] = {"count": 3, "strategy": {"type": "llm"}, "period_days": 1}
+    with FakeOpenAI(["ok"]) as fake:
+        doc["llm"] |= {"base_url": fake.base_url, "cache": {"mode": "off"}}
+        run_dir = run_experiment(parse_scenario(doc), tmp_path / "run", executor="local").run_dir
+    calls = _table(run_dir, "a", "llm_calls")
+    assert set(calls["purpose"].to_list()) == {"creator"} and calls.height == 3
+    assert (calls["decision"] == "score").all() and (calls["options"] == 6).all()
+    periods = _table(run_dir, "a", "creator_periods").filter(pl.col("period") == 0)
+    assert periods["move"].str.starts_with("focus:").all()
+    final = _table(run_dir, "a", "creator_periods").filter(pl.col("move") == "final")
+    assert final.height == 3 and (final["mix_entropy"] > 0).all()  # pure mixes spread out

@@ -216,6 +216,9 @@ class CreatorDecision(BaseModel):
     reason: str = ""
 
 
+TOPIC_LABELS = [str(t) for t in range(10)] + [chr(ord("A") + i) for i in range(26)]
+
+
 class LLMStrategy:
     """Each creator reads a one-paragraph summary of its stats and picks a focus topic.
 
@@ -257,6 +260,39 @@ class LLMStrategy:
             {"role": "user", "content": user},
         ]
 
+    def _scored(self, mix: np.ndarray, stats: PeriodStats, ids: np.ndarray) -> Update | None:
+        """Scoring mode: one forward pass per creator gives a distribution over focus topics;
+        the mix moves ``max_change`` of the way toward it (the expectation, so no draw)."""
+        n, topics = mix.shape
+        labels = TOPIC_LABELS[:topics]
+        calls = []
+        for c in range(n):
+            messages = self.prompt(mix[c], stats.exposure[c], stats.clicks[c], stats.items[c])
+            question = messages[1]["content"].rsplit("Decide which topic", 1)[0]
+            labelled = "" if topics <= 10 else " (topics 10 and up: A, B, C, ...)"
+            messages = [
+                {"role": "system", "content": "You answer with one topic label only."},
+                {"role": "user", "content": question
+                 + f"Which topic do you focus on next week? Answer with its number{labelled}."},
+            ]  # fmt: skip
+            calls.append(
+                self.client.score(messages, [labels], CallContext("creator", int(ids[c]), -1, -1,
+                                                                  self.now))
+            )  # fmt: skip
+        results = self.client.run(calls)
+        if any(r.no_logprobs for r in results):
+            return None
+        new = mix.copy()
+        move = np.full(n, "fallback", object)
+        change = self.params.max_change
+        for c, result in enumerate(results):
+            if result.probs is None:
+                continue
+            probs = result.probs[0]
+            new[c] = (1.0 - change) * mix[c] + change * probs
+            move[c] = f"focus:{int(np.argmax(probs))}"
+        return Update(new, move)
+
     def update(
         self,
         mix: np.ndarray,
@@ -269,6 +305,10 @@ class LLMStrategy:
 
         n, topics = mix.shape
         ids = creator_ids if creator_ids is not None else np.arange(n)
+        if getattr(self.client, "scoring", False) and topics <= len(TOPIC_LABELS):
+            scored = self._scored(mix, stats, ids)
+            if scored is not None:  # else: the endpoint has no logprobs; ask for JSON
+                return scored
 
         def in_range(answer: CreatorDecision) -> str | None:
             ok = 0 <= answer.focus_topic < topics
