@@ -37,6 +37,10 @@ class CallStats:
         self.sim_time = max(self.sim_time, at)
 
 
+def _rate(per_second: float) -> str:
+    return f"{per_second:.1f}" if per_second >= 1 else f"{per_second:.2g}"
+
+
 def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
     hours, rest = divmod(seconds, 3600)
@@ -61,7 +65,7 @@ class LiveLine:
         return (
             f"LLM {self.label}: {stats.calls:,}/{expected} calls, {stats.cached:,} cached, "
             f"{stats.fallbacks:,} fallbacks, {stats.prompt_tokens + stats.completion_tokens:,} "
-            f"tokens, {stats.calls / elapsed:.1f} calls/s, sim {done:.0%}, ETA {eta}"
+            f"tokens, {_rate(stats.calls / elapsed)} calls/s, sim {done:.0%}, ETA {eta}"
         )
 
     def maybe_print(self, stats: CallStats) -> None:
