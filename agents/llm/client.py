@@ -383,6 +383,8 @@ class LLMClient:
         key = call_key(endpoint.model, messages, params)
         started = time.perf_counter()
         hit = self.cache.lookup(key)
+        answer: T | None
+        problem: str | None
         if hit is not None:
             if hit.error:  # a recorded transport failure replays as the same failure
                 answer, problem = None, hit.error

@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from recarena.agents.llm.client import LOCAL_MODEL
 from recarena.simulator.core.errors import RecarenaError
@@ -74,7 +75,7 @@ class LocalServer:
         self.alias = alias
         self.port = 0
         self.process: subprocess.Popen | None = None
-        self._log = None
+        self._log: Any = None  # the server's output file while it runs
 
     @property
     def base_url(self) -> str:

@@ -10,7 +10,7 @@ from recarena.agents.llm.activity import LiveLine
 from recarena.agents.llm.cache import CallCache
 from recarena.agents.llm.client import LLMClient
 from recarena.agents.llm.endpoint import LLMRuntime, endpoint_for
-from recarena.agents.llm.item_text import SyntheticItemText
+from recarena.agents.llm.item_text import ItemText, SyntheticItemText
 from recarena.agents.users.calibrated_text import calibrated_item_text
 from recarena.agents.users.llm_user import LLMUsers, PanelPolicy
 from recarena.agents.users.personas import build_personas
@@ -51,7 +51,7 @@ def build_panel_policy(
     if label and runtime.live_seconds:
         horizon = scenario.horizon.days * 86_400.0
         client.live = LiveLine(f"{label} rep={replicate}", horizon, runtime.live_seconds)
-    item_text = SyntheticItemText(catalog, catalog.n_topics)
+    item_text: ItemText = SyntheticItemText(catalog, catalog.n_topics)
     if scenario.population.source == "calibrated":  # real titles and genres (e.g. MovieLens)
         item_text = calibrated_item_text(scenario.population.path, catalog)
     llm = LLMUsers(panel, personas, item_text, client, scenario.llm.ratings)

@@ -243,7 +243,9 @@ class LLMUsers:
             return None  # fallback to the rule answer, or no logprobs (caller switches mode)
         key = int(pages.noise_key[row])
         record = scored.records[-1]
-        choice = draw_index(scored.probs[0], page_uniform(key, _U_CLICK))
+        slots = scored.probs[0]
+        assert slots is not None  # probs is None as a whole when the first position has none
+        choice = draw_index(slots, page_uniform(key, _U_CLICK))
         record.choice = choice
         examined = pages.examined[row].copy()
         if choice == 0:
@@ -265,6 +267,7 @@ class LLMUsers:
             if rated.probs is None:
                 return None  # the rating call's record carries the fallback
             stars, record = rated.probs[0], rated.records[-1]
+        assert stars is not None
         values = np.arange(1.0, 6.0)
         rating = draw_index(stars, page_uniform(key, _U_RATING))
         record.expected = float(stars @ values)

@@ -192,7 +192,9 @@ def taste_on_endpoint(
     return _report(pop, cfg, endpoint, prompts, watch, records, failed, cache_path, "generate")
 
 
-def _scored_watch(client: LLMClient, prompts: list[dict[str, Any]]):
+def _scored_watch(
+    client: LLMClient, prompts: list[dict[str, Any]]
+) -> tuple[list[np.ndarray], list[Any], int] | None:
     """Scoring mode: one forward pass per user over the list's numbers; the liked half is read
     as the items with the most probability (the lists are 1:1 by design, so "watch" is the top
     half). Returns (watch flags per user, records, failed users), or None without logprobs."""
