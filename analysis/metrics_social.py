@@ -110,9 +110,11 @@ def click_gini(logs: RunLogs) -> pl.DataFrame:
 
 def talk_per_user(logs: RunLogs) -> pl.DataFrame:
     """Posts and messages per user who consumed anything."""
-    talk = pl.concat(
-        [logs.posts.select(*CELL), logs.messages.select(*CELL)]
-    ).group_by(CELL).agg(pl.len().alias("talk"))
+    talk = (
+        pl.concat([logs.posts.select(*CELL), logs.messages.select(*CELL)])
+        .group_by(CELL)
+        .agg(pl.len().alias("talk"))
+    )
     users = logs.interactions.group_by(CELL).agg(pl.col("user_id").n_unique().alias("users"))
     return (
         users.join(talk, on=CELL, how="left")
