@@ -61,6 +61,8 @@ class Case:
     files: dict[str, bytes] = field(default_factory=dict)
     fragment: str = ""
     """Text the error line must contain."""
+    raw: bytes | None = None
+    """The file's bytes, when they are not text."""
 
 
 def dump(doc: dict) -> str:
@@ -143,6 +145,23 @@ def alias_bomb(fanout: int, depth: int, target: str) -> Case:
     else:
         text = f"x-bomb:\n{bomb}\n" + doc + f"description: {top}\n"
     return Case(text, fragment="alias")
+
+
+@st.composite
+def hostile_text(draw) -> Case:
+    """Files that are not a small YAML mapping: huge, deeply nested, binary, huge integers."""
+    kind = draw(st.sampled_from(["huge", "deep", "binary", "digits", "not_a_mapping"]))
+    if kind == "huge":
+        return Case("description: " + "a" * draw(st.integers(1_000_001, 1_500_000)) + "\n")
+    if kind == "deep":
+        depth = draw(st.integers(2_000, 60_000))
+        return Case("name: " + "[" * depth + "]" * depth + "\n", fragment="nested")
+    if kind == "binary":
+        return Case("", raw=b"\xff" + draw(st.binary(max_size=300)), fragment="UTF-8")
+    if kind == "digits":
+        digits = draw(st.integers(4_400, 50_000))
+        return Case(dump(base_doc()) + "seed: " + "7" * digits + "\n", fragment="digits")
+    return Case(draw(st.sampled_from(["[1, 2]\n", "just text\n", "42\n"])), fragment="mapping")
 
 
 @st.composite
@@ -292,6 +311,7 @@ CATEGORIES = {
     "non_finite": non_finite(),
     "alias_bombs": alias_bombs(),
     "duplicate_keys": duplicate_keys(),
+    "hostile_text": hostile_text(),
     "bad_names": bad_names(),
     "bad_data_files": bad_data_files(),
     "huge_sweeps": huge_sweeps(),
@@ -307,7 +327,10 @@ def write_case(case: Case, directory: Path) -> Path:
     for name, content in case.files.items():
         (directory / name).write_bytes(content)
     path = directory / "scenario.yaml"
-    path.write_text(case.text.replace("{dir}", str(directory)), encoding="utf-8")
+    if case.raw is not None:
+        path.write_bytes(case.raw)
+    else:
+        path.write_text(case.text.replace("{dir}", str(directory)), encoding="utf-8")
     return path
 
 
