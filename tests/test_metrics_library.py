@@ -311,6 +311,10 @@ def test_every_metric_has_documentation_and_a_test_here():
         # hand-checked in test_conversation.py
         "conv_success_rate", "conv_turns_to_success", "conv_target_recall",
         "conv_patience_exits", "conv_questions_per_success",
+        # hand-checked in test_talk_and_sources.py
+        "social_consumption_share", "cascade_size", "cascade_depth_max", "cascade_multi_share",
+        "talk_per_user", "click_gini", "source_bias", "source_rank_gap", "ai_exposure_share",
+        "ai_catalog_share_end", "ai_creator_share_end", "aigc_dominant_periods",
     }  # fmt: skip
     assert set(METRICS) == tested
     for metric in METRICS.values():

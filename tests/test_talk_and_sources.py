@@ -289,3 +289,70 @@ def test_merge_feed_puts_friends_items_first_without_duplicates():
     items, from_feed = merge_feed(feed, ranked, 3)
     assert items.tolist() == [[7, 3, 4], [1, 2, 3]]
     assert from_feed.tolist() == [[True, False, False], [False, False, False]]
+
+
+# ------------------------------------------------------------------ metrics, by hand
+def _value(logs, name: str) -> float:
+    from recarena.analysis.metrics import compute_metrics
+
+    return compute_metrics(logs, [name])["value"].item()
+
+
+def test_social_metrics_by_hand():
+    from tests.test_metrics_library import check_per_user, make_logs
+
+    logs = make_logs(
+        {
+            # events 0..4: 0 <- 1 <- 3 (a chain of two retellings), 0 <- 2, 4 alone
+            "posts": {"post_id": [0, 1, 4], "parent_id": [-1, 0, -1], "user_id": [1, 2, 1],
+                      "item_id": [7, 7, 8]},
+            "messages": {"message_id": [2, 3], "parent_id": [0, 1], "sender_id": [3, 4],
+                         "receiver_id": [1, 1], "item_id": [7, 7]},
+            # 4 clicks by 2 users on items 7, 7, 8, 9; user 2's click on 7 followed a mention
+            "interactions": {"user_id": [1, 2, 2, 2], "item_id": [7, 7, 8, 9]},
+            "social_clicks": {"user_id": [2], "item_id": [7], "via_id": [0], "sentiment": [1]},
+            "items": {"item_id": [7, 8, 9, 10]},
+        }
+    )  # fmt: skip
+    assert _value(logs, "cascade_size") == pytest.approx(2.5)  # sizes 4 and 1
+    assert _value(logs, "cascade_depth_max") == 2
+    assert _value(logs, "cascade_multi_share") == pytest.approx(0.5)
+    assert _value(logs, "social_consumption_share") == pytest.approx(0.25)
+    check_per_user(logs, "social_consumption_share")
+    assert _value(logs, "talk_per_user") == pytest.approx(5 / 2)
+    # clicks per item [2, 1, 1, 0]: G = Σ(2i − n − 1)x_(i) / (n Σx) over sorted [0, 1, 1, 2]
+    # = (−3·0 − 1·1 + 1·1 + 3·2) / (4 · 4) = 6 / 16
+    assert _value(logs, "click_gini") == pytest.approx(6 / 16)
+
+
+def test_source_metrics_by_hand():
+    from tests.test_metrics_library import make_logs, one_hot
+
+    day = 86_400.0
+    logs = make_logs(
+        {
+            # items 0, 1 human on day 0; item 2 AI on day 0; item 3 AI published on day 1
+            "item_sources": {"item_id": [0, 1, 2, 3], "creator_id": [0, 0, 1, 1],
+                             "created_at": [0.0, 0.0, 0.0, day + 5], "source": ["human",
+                             "human", "ai", "ai"]},
+            "items": {"item_id": [0, 1, 2, 3], "topic": [0, 1, 0, 1],
+                      "topics": [one_hot(0, 2), one_hot(1, 2), one_hot(0, 2), one_hot(1, 2)]},
+            # day 0, page 1: AI item 2 at slot 0, human 0 (same topic) at slot 2, human 1 at 1
+            # day 1, page 2: human 1 at slot 0, AI 3 (same topic) at slot 1
+            "exposures": {"request_id": [1, 1, 1, 2, 2], "day": [0, 0, 0, 1, 1],
+                          "item_id": [2, 1, 0, 1, 3], "position": [0, 1, 2, 0, 1]},
+            "source_periods": {"period": [0, 1], "active_creators": [4, 4],
+                               "ai_creators": [1, 3], "exposure": [3, 2],
+                               "ai_exposure": [1, 2]},
+        }
+    )  # fmt: skip
+    # day 0: catalog AI share 1/3, exposures [1, 0, 0] -> deviations 2/3, −1/3, −1/3
+    # day 1: catalog AI share 2/4, exposures [0, 1]    -> deviations −1/2, +1/2; mean over 5
+    assert _value(logs, "source_bias") == pytest.approx((2 / 3 - 2 / 3 + 0) / 5)
+    # page 1 topic 0: human 2 − AI 0 = 2; page 2 topic 1: human 0 − AI 1 = −1; mean 0.5
+    assert _value(logs, "source_rank_gap") == pytest.approx(0.5)
+    assert _value(logs, "ai_exposure_share") == pytest.approx(2 / 5)
+    assert _value(logs, "ai_catalog_share_end") == pytest.approx(0.5)
+    assert _value(logs, "ai_creator_share_end") == pytest.approx(0.75)
+    # AI share of exposure by period: 1/3 (coexistence at the cut), 1.0 (AIGC-dominant)
+    assert _value(logs, "aigc_dominant_periods") == pytest.approx(0.5)
