@@ -4,10 +4,13 @@ one line naming the arm and the recommender type, and honest recommenders run un
 from __future__ import annotations
 
 import copy
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
-from recarena.simulator.engine.slate_guard import SlateViolation
+from recarena.simulator.core.types import PAD_ITEM, SlateBatch
+from recarena.simulator.engine.slate_guard import SlateGuard, SlateViolation
 from recarena.simulator.runner.cell import run_cell
 from recarena.simulator.runner.plan import Cell
 from recarena.simulator.runner.resolve import parse_scenario
@@ -69,5 +72,54 @@ def test_honest_plugin_and_builtins_pass(tmp_path):
     scenario = parse_scenario(doc)
     for index, arm in enumerate(scenario.arms):
         out = tmp_path / arm.name
+        out.mkdir()
         cell = Cell(index, index, arm.name, 0)
         assert run_cell(scenario.model_dump(mode="json"), cell, str(out))["rows"]["exposures"] > 0
+
+
+class _Requests:
+    """The fields of a RequestBatch the guard reads."""
+
+    def __init__(self, exclude: np.ndarray, k: int, n_items: int) -> None:
+        batch = exclude.shape[0]
+        self.user = np.arange(batch, dtype=np.int64)
+        self.session = np.arange(batch, dtype=np.int64)
+        self.page = np.zeros(batch, np.int32)
+        self.k = k
+        self.catalog = SimpleNamespace(n_items=n_items)
+        self.exclude = exclude
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+
+def _guard() -> SlateGuard:
+    world = SimpleNamespace(arm=SimpleNamespace(name="a", recommender=SimpleNamespace(type="t")))
+    return SlateGuard(world)
+
+
+def _slates(items: np.ndarray) -> SlateBatch:
+    propensity = np.where(items == PAD_ITEM, 0.0, 1.0).astype(np.float32)
+    return SlateBatch(items, np.zeros(items.shape, np.float32), propensity)
+
+
+def test_empty_slots_are_not_duplicates_and_long_histories_are_checked():
+    n, k = 500, 6
+    rng = np.random.default_rng(3)
+    exclude = np.full((4, 100), PAD_ITEM, np.int64)  # wider than the broadcast path
+    exclude[:, :80] = rng.permutation(n)[:80]
+    fresh = np.setdiff1d(np.arange(n), exclude[0])[:k]
+    items = np.tile(fresh, (4, 1))
+    items[1, -2:] = PAD_ITEM  # a row the catalog could not fill: pads repeat, propensity 0
+    _guard().check(_Requests(exclude, k, n), _slates(items))
+    items[2, 0] = exclude[2, 79]
+    with pytest.raises(SlateViolation, match="already consumed"):
+        _guard().check(_Requests(exclude, k, n), _slates(items))
+    items[2, 0] = fresh[0]
+    propensity = _slates(items).propensity
+    propensity[3, 1] = np.nan
+    with pytest.raises(SlateViolation, match="propensity nan in slot 1"):
+        _guard().check(
+            _Requests(exclude, k, n),
+            SlateBatch(items, np.zeros(items.shape, np.float32), propensity),
+        )

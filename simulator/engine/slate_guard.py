@@ -63,8 +63,39 @@ class SlateGuard:
         items = slates.items
         if not np.issubdtype(items.dtype, np.integer):
             raise self._fail(requests, -1, f"item ids have dtype {items.dtype}, expected int64")
-        if batch == 0 or want_k == 0:
+        if batch == 0 or want_k == 0 or self._looks_clean(requests, items, slates.propensity):
             return
+        self._locate(requests, slates, batch)
+
+    @staticmethod
+    def _looks_clean(requests: RequestBatch, items: np.ndarray, propensity: np.ndarray) -> bool:
+        """True when no rule can be broken, in a handful of whole-batch reductions.
+
+        This is the path every honest call takes, so it avoids masks and temporaries: range by
+        min/max, duplicates by one row sort, exclusions by one [B, k, H] comparison, propensity
+        by min/max (NaN fails both). Anything suspicious goes to :meth:`_locate`, which finds
+        the offending slot exactly (or finds nothing: e.g. two empty slots are not duplicates).
+        """
+        lowest, highest = int(items.min()), int(items.max())
+        if lowest < PAD_ITEM or highest >= requests.catalog.n_items:
+            return False
+        padded = lowest == PAD_ITEM  # empty slots: pads may repeat and may match the exclude pad
+        ordered = np.sort(items, axis=1)
+        if (ordered[:, 1:] == ordered[:, :-1]).any() and not padded:
+            return False
+        exclude = requests.exclude
+        if exclude.size:
+            if padded or exclude.shape[1] > _BROADCAST_EXCLUDE:
+                return False
+            if (items[:, :, None] == exclude[:, None, :]).any():
+                return False
+        if padded:
+            return False
+        return bool(propensity.min() > 0) and bool(propensity.max() <= 1)
+
+    def _locate(self, requests: RequestBatch, slates: SlateBatch, batch: int) -> None:
+        """Find the first broken rule and raise it; return when nothing is actually wrong."""
+        items = slates.items
         filled = items != PAD_ITEM
         bad = filled & ((items < 0) | (items >= requests.catalog.n_items))
         if bad.any():
