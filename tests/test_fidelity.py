@@ -551,3 +551,47 @@ def test_llm_panel_runs_checks_2_and_3_and_replays_from_the_cache(tmp_path: Path
     measures = {(row[0], row[1]) for row in table_rows(first)}
     assert ("2 rating TV LLM", "simulation") in measures
     assert ("3 ranking LLM", "tau: NDCG@10 vs CTR") in measures
+
+
+# ------------------------------------------------------------- the native arms of check 3
+def _two_groups() -> tuple[Interactions, CatalogView]:
+    """20 users in two groups; group g watches items 10g..10g+9 in order, 8 of them each."""
+    user = np.repeat(np.arange(20), 8)
+    group = user % 2
+    step = np.tile(np.arange(8), 20)
+    item = 10 * group + (step + user // 2) % 10
+    history = Interactions(user, item, step.astype(float), np.full(160, 4.0, np.float32))
+    catalog = CatalogView(
+        20,
+        np.full((20, 2), 0.5, np.float32),
+        np.zeros(20, np.float32),
+        np.zeros(20, np.int32),
+        np.zeros(20),
+    )
+    return history, catalog
+
+
+@pytest.mark.parametrize(
+    "kind, params",
+    [
+        (
+            "recarena.recommenders.native_gru4rec:NativeGRU4Rec",
+            {"dim": 16, "epochs": 40, "batch_size": 16, "lr": 0.01},
+        ),
+        ("recarena.recommenders.native_lightgcn:NativeLightGCN", {"dim": 8, "epochs": 60}),
+    ],
+)
+def test_native_arms_learn_which_group_a_user_belongs_to(kind: str, params: dict) -> None:
+    from recarena.recommenders.registry import build
+
+    history, catalog = _two_groups()
+    rec = build(kind, params, RecommenderContext(np.random.default_rng(0), 20, 2))
+    rec.fit(history)
+    users = np.arange(20)
+    seen = np.full((20, 1), PAD_ITEM)
+    request = RequestBatch(
+        0.0, users, np.zeros(20, np.int64), np.zeros(20, np.int32), 2, catalog, seen
+    )
+    top = rec.recommend(request).items
+    in_group = (top // 10) == (users % 2)[:, None]
+    assert in_group.mean() > 0.7  # random: 0.5 (0.7 or more by chance: p < 0.01)
