@@ -100,13 +100,16 @@ def _load_checked(
     """Everything run would refuse: schema, registries, metric names, referenced files, page
     shapes, sweep size and the resource estimate (simulator/runner/preflight.py)."""
     from recarena.analysis.metrics import check_metrics
-    from recarena.simulator.runner.preflight import preflight
+    from recarena.simulator.runner.preflight import preflight, uses_edge_list
     from recarena.simulator.runner.resolve import load_scenario, parse_scenario
 
     scenario = load_scenario(path)
     check_metrics(scenario, str(path))
     if overrides:
         scenario = parse_scenario(scenario.model_dump(mode="json") | overrides, str(path))
+    read_edges = None
+    if uses_edge_list(scenario):  # the engine's reader (networkx, scipy) only when needed
+        from recarena.agents.users.social import read_edge_list as read_edges
     estimate = preflight(
         scenario,
         str(path),
@@ -114,6 +117,7 @@ def _load_checked(
         workers=workers,
         llm_cache_mode=llm_cache_mode,
         llm_cache_path=llm_cache,
+        read_edge_list=read_edges,
     )
     return scenario, estimate
 

@@ -19,12 +19,12 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from recarena.agents.users.personas import data_traits
-from recarena.agents.users.social import read_edge_list
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.scenario import CarouselSurface, Scenario
 from recarena.simulator.data.datasets import detect_format, recbole_ml100k_dir
@@ -253,13 +253,23 @@ def _check_personas(scenario: Scenario) -> None:
             raise RecarenaError(f"{what}: {ratings}: {_first_line(exc)}") from None
 
 
-def _check_edge_list(scenario: Scenario, users: int) -> None:
+EdgeReader = Callable[[Path, int], Any]
+"""agents.users.social.read_edge_list, passed in by the caller: importing it here would load
+networkx and scipy into every ``validate``, though few scenarios read an edge list."""
+
+
+def uses_edge_list(scenario: Scenario) -> bool:
     social = scenario.population.social
-    if social is None or social.graph.type != "edge_list" or social.graph.path is None:
+    return social is not None and social.graph.type == "edge_list" and bool(social.graph.path)
+
+
+def _check_edge_list(scenario: Scenario, users: int, read_edge_list: EdgeReader | None) -> None:
+    if not uses_edge_list(scenario):
         return
     what = "population.social.graph.path"
-    path = _readable(Path(social.graph.path), what)
-    if path.stat().st_size > SMALL_FILE_BYTES:
+    assert scenario.population.social is not None
+    path = _readable(Path(str(scenario.population.social.graph.path)), what)
+    if read_edge_list is None or path.stat().st_size > SMALL_FILE_BYTES:
         return
     try:
         read_edge_list(path, users)
@@ -393,18 +403,20 @@ def preflight(
     limits: Limits | None = None,
     llm_cache_mode: str | None = None,
     llm_cache_path: Path | None = None,
+    read_edge_list: EdgeReader | None = None,
 ) -> Estimate:
     """Check referenced files, page shapes, the sweep grid and the resource estimate.
 
     Raises RecarenaError (one line, prefixed with ``source``); returns the estimate otherwise.
-    ``--force`` lifts the resource limits only, never a missing or broken file.
+    ``--force`` lifts the resource limits only, never a missing or broken file. An edge list is
+    parsed only when ``read_edge_list`` is given (the CLI passes the engine's reader).
     """
     try:
         check_grid_size(scenario)
         sizes = _check_calibrated(scenario)
         users = sizes.users if sizes else scenario.population.users
         _check_personas(scenario)
-        _check_edge_list(scenario, users)
+        _check_edge_list(scenario, users, read_edge_list)
         _check_llm_cache(scenario, llm_cache_mode, llm_cache_path)
         _check_pages(scenario, sizes.items if sizes else scenario.catalog.initial_items)
         est = estimate(scenario, sizes, workers)
