@@ -81,7 +81,7 @@ def test_gini_by_hand():
 
 def test_load_skips_and_lists_incomplete_cells(tmp_path):
     run = _fake_run(tmp_path, {("a", 0): HAND, ("a", 1): HAND}, incomplete=[("a", 1)])
-    with pytest.warns(UserWarning, match="1 unfinished cell"):
+    with pytest.warns(UserWarning, match=r"1 cell\(s\) left out: arm=a/rep=1 \(unfinished\)"):
         logs = load(run)
     assert [(c.arm, c.rep) for c in logs.incomplete] == [("a", 1)]
     frame = logs.exposures.collect()
