@@ -8,7 +8,7 @@
 * **instructions_per_session**: instructions logged / sessions (population.instructions).
 * **instruction_heard**: share of instructions whose next page (same session) got a click: did
   the recommender give the user what it asked for?
-* **ctr_novel_sessions / ctr_routine_sessions**: clicks per page in sessions with and without
+* **clicks_per_page_novel / clicks_per_page_routine**: clicks per page in sessions with and without
   novelty-seeking intent (the sessions table's ``explore`` flag, truth).
 * :func:`arm_preference`: the share of long-term users who did better under one arm than under
   another. With common random numbers every user exists in every arm, so a user's two
@@ -100,9 +100,9 @@ METRICS_RETENTION = [
     _ratio("instruction_heard", "share of instructions answered with a clicked next page",
            "instructions whose session's next page had a click / instructions", True,
            instruction_heard_users, RECOWORLD),
-    _ratio("ctr_novel_sessions", "clicks per page in novelty-seeking sessions (truth)",
+    _ratio("clicks_per_page_novel", "clicks per page in novelty-seeking sessions (truth)",
            "Σ clicks / Σ pages over sessions with explore = true", True, _ctr_sessions(True)),
-    _ratio("ctr_routine_sessions", "clicks per page in routine sessions (truth)",
+    _ratio("clicks_per_page_routine", "clicks per page in routine sessions (truth)",
            "Σ clicks / Σ pages over sessions with explore = false", True, _ctr_sessions(False)),
 ]  # fmt: skip
 
