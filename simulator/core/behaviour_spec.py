@@ -9,16 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
+
+from recarena.simulator.core.section import Section
 
 Hour = Annotated[float, Field(ge=0, lt=24)]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True)
 
 
-class DailyRhythmSpec(_Section):
+class DailyRhythmSpec(Section):
     """When in the day users start sessions, and how their topic tastes swing with the hour.
 
     Each user gets a preferred start hour (drawn around one of ``peak_hours``) and a smooth
@@ -61,7 +61,7 @@ class DailyRhythmSpec(_Section):
         return self
 
 
-class InstructionSpec(_Section):
+class InstructionSpec(Section):
     """Users who are about to leave say what they want instead (RecoWorld-style).
 
     After a page, a user whose leave probability ``1 − exp(−fatigue)`` reaches ``threshold``
@@ -72,7 +72,9 @@ class InstructionSpec(_Section):
     """
 
     threshold: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    """Leave probability at which a user speaks up."""
     max_per_session: Annotated[int, Field(ge=1, le=100)] = 1
+    """Instructions a user may give per session."""
     grace: bool = True
     """A user who speaks up stays for one more page to see whether the system listened."""
     relief: Annotated[float, Field(ge=0)] = 0.5

@@ -13,7 +13,6 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import (
     AfterValidator,
-    BaseModel,
     ConfigDict,
     Discriminator,
     Field,
@@ -27,6 +26,7 @@ from recarena.simulator.core.behaviour_spec import DailyRhythmSpec, InstructionS
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.names import check_name, short_repr
 from recarena.simulator.core.scenario_features import AIContent, Talk
+from recarena.simulator.core.section import Section
 from recarena.simulator.core.yaml_safe import check_finite, read_yaml_file
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -36,28 +36,30 @@ SafeName = Annotated[str, AfterValidator(check_name)]
 """A name that becomes a path component (simulator/core/names.py)."""
 
 
-class Section(BaseModel):
-    # allow_inf_nan=False: "nan"/"inf" written as strings must not slip past the bounds either
-    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
 
 
 class Horizon(Section):
     """How long the simulation runs and how finely pages are batched."""
 
     days: Annotated[float, Field(gt=0, le=3650)] = 14
+    """Simulated days per cell (fractions allowed)."""
     tick_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
     """Every session that wants a page at a tick is served in one batch; a page takes one tick."""
 
 
 class Catalog(Section):
     initial_items: Annotated[int, Field(ge=1)] = 2000
+    """Items published before the first day; creators upload more during the run."""
     topics: Annotated[int, Field(ge=1, le=1024)] = 16
+    """Number of topics; each item is a mix over them and each user a taste over them."""
     topic_spread: Annotated[float, Field(ge=0, le=1)] = 0.3
     """Share of an item's topic mix spread (Dirichlet) outside its creator's main topic."""
     topic_skew: NonNegFloat = 1.0
     """Zipf exponent of how creators' main topics are spread: some topics are more common."""
     quality_sd: NonNegFloat = 1.0
+    """Spread of item quality around its creator's mean quality."""
     creator_quality_sd: NonNegFloat = 0.3
+    """Spread of creators' mean quality."""
 
 
 class PersonaSpec(Section):
@@ -70,6 +72,7 @@ class PersonaSpec(Section):
     items: list[dict[str, Any]] = Field(default_factory=list)
     """For source=yaml: ``{text: ..., traits: {activity: high, ...}}`` per persona."""
     path: str | None = None
+    """For source yaml or data: the file personas are read from."""
 
     @model_validator(mode="after")
     def _source_has_input(self) -> PersonaSpec:
@@ -89,6 +92,7 @@ class LLMPanel(Section):
     users: Annotated[int, Field(ge=1)] = 20
     """How many users the LLM drives; drawn from the population identically under every arm."""
     personas: PersonaSpec = PersonaSpec()
+    """Where panel users' personas come from."""
     memory_size: Annotated[int, Field(ge=1, le=500)] = 30
     """Most recent interactions and reflections kept per user."""
     retrieve: Annotated[int, Field(ge=0, le=20)] = 3
@@ -108,6 +112,7 @@ class SocialGraphSpec(Section):
     """How the users' social graph is made (agents/social.py); the same graph under every arm."""
 
     type: Literal["barabasi_albert", "watts_strogatz", "sbm", "edge_list"]
+    """Graph generator (networkx): how friendships are drawn."""
     m: Annotated[int, Field(ge=1)] = 3
     """barabasi_albert: edges each new node attaches with (mean degree ≈ 2m)."""
     k: Annotated[int, Field(ge=2)] = 6
@@ -138,12 +143,14 @@ class Social(Section):
     """A social graph between users: neighbours' recent consumption sways utility and visits."""
 
     graph: SocialGraphSpec
+    """The friendship graph, built once per replicate (the same under every arm)."""
     influence: NonNegFloat = 0.2
     """Weight of the social term: + influence × Σ_t x_i[t] · (share of neighbours who consumed
     topic t in the last ``window_days``)."""
     word_of_mouth: NonNegFloat = 0.1
     """Visit rate × (1 + word_of_mouth × neighbours' mean clicks yesterday), within the cap."""
     window_days: Annotated[int, Field(ge=1, le=365)] = 3
+    """How many recent days of friends' consumption count as the social signal."""
     talk: Talk | None = None
     """Users post about what they consumed and message friends (scenario_features.py)."""
 
@@ -186,6 +193,7 @@ class Population(Section):
     """Rule-based users: utility = taste·topics + quality − satiation + novelty intent + noise."""
 
     users: Annotated[int, Field(ge=1)] = 2000
+    """Number of simulated users."""
     model: Literal["rule", "mixed", "llm"] = "rule"
     """rule: every user follows the choice model; mixed: ``llm_panel.users`` of them ask the LLM;
     llm: every user asks the LLM."""
@@ -193,21 +201,33 @@ class Population(Section):
     """The base user policy (agents/users/policies.py): ``rule`` or a plug-in's name or
     ``package.module:Class``; LLM panels wrap it."""
     llm_panel: LLMPanel | None = None
+    """Which users ask the LLM (required for model mixed; all users for llm)."""
     taste_scale: NonNegFloat = 0.8
+    """Scale of users' taste vectors: larger means stronger preferences."""
     visits_per_day: PositiveFloat = 1.0
+    """Mean sessions per user per day (log-normal spread activity_sd)."""
     activity_sd: NonNegFloat = 0.5
     """Log-normal spread of per-user visit rates (activity levels)."""
     no_click_utility: float = 1.0
+    """Utility of the outside option: the bar an item must clear to be clicked."""
     temperature: PositiveFloat = 0.5
+    """Temperature of the multinomial-logit choice: lower means more deterministic."""
     position_decay: NonNegFloat = 0.7
     """Examination probability at slot j is 1/(1+j)**position_decay."""
     satiation_gain: NonNegFloat = 0.15
+    """Boredom added to a topic per item of it consumed."""
     satiation_decay_per_day: NonNegFloat = 1.0
+    """Share of satiation that wears off per day."""
     explore_prob: Probability = 0.2
+    """Mean chance that a session is novelty-seeking (per-user trait around it)."""
     novelty_weight: NonNegFloat = 1.0
+    """Utility bonus for unfamiliar topics in a novelty-seeking session."""
     fatigue_per_page: NonNegFloat = 0.12
+    """Fatigue added per page; a session ends with probability 1 - exp(-fatigue)."""
     fatigue_no_click: NonNegFloat = 0.25
+    """Extra fatigue after a page with no click."""
     max_pages: Annotated[int, Field(ge=1, le=1000)] = 30
+    """Hard cap on pages per session."""
     sequel_weight: NonNegFloat = 0.0
     """Sequential structure: after consuming topic t a user gains this much utility on topic
     succ(t), a fixed random successor per topic. 0 = order carries no signal."""
@@ -218,6 +238,7 @@ class Population(Section):
     return_sensitivity: NonNegFloat = 1.0
     """Visit rate = activity × exp(return_sensitivity × satisfaction), capped at max_rate_factor."""
     max_rate_factor: Annotated[float, Field(ge=1)] = 3.0
+    """Cap on how far satisfaction can raise a user's visit rate."""
     taste_drift: Probability = 0.0
     """After consuming item i: taste_u ← taste_u + taste_drift·(x_i − taste_u). 0 = fixed tastes."""
     rating_thresholds: Annotated[list[float], Field(min_length=4, max_length=4)] | None = None
@@ -344,18 +365,25 @@ class LLM(Section):
     """How structured output is requested: llama.cpp takes a schema inside json_object
     (json_object_schema, the local default); OpenAI and vLLM take json_schema (openai default)."""
     temperature: NonNegFloat = 0.0
+    """Sampling temperature of generated answers (scoring mode reads logprobs)."""
     max_tokens: Annotated[int, Field(ge=16, le=4096)] = 160
+    """Completion tokens allowed per call in generate mode."""
     concurrency: Annotated[int, Field(ge=1, le=256)] = 4
+    """LLM calls in flight at once per cell."""
     timeout_seconds: PositiveFloat = 60.0
+    """Per-call timeout; a timed-out call is retried, then falls back."""
     max_retries: Annotated[int, Field(ge=0, le=10)] = 3
     """Retries of one call on 429, 5xx, timeouts and connection errors, with backoff."""
     backoff_seconds: NonNegFloat = 0.5
     """First retry waits this long, doubling each time (a Retry-After header wins)."""
     price_input_per_million: NonNegFloat = 0.0
+    """Price per million prompt tokens, for the bill and --dry-run."""
     price_output_per_million: NonNegFloat = 0.0
+    """Price per million completion tokens, for the bill and --dry-run."""
     context_tokens: Annotated[int, Field(ge=512)] = 2048
     """Context window of the local server."""
     cache: LLMCache = LLMCache()
+    """The record/replay cache of LLM calls."""
     max_fallback_share: Probability = 0.2
     """A run whose LLM decisions fell back to the rule policy more often than this ends with a
     warning and exit code 3 (endpoint down, key missing); CLI: --max-fallback, --allow-fallback."""
@@ -363,11 +391,14 @@ class LLM(Section):
 
 class CreatorStrategySpec(Section):
     type: str = "static"
+    """A registered creator strategy (recarena list) or package.module:Class."""
     params: dict[str, Any] = Field(default_factory=dict)
+    """The strategy's params (checked against its Params model)."""
 
 
 class Creators(Section):
     count: Annotated[int, Field(ge=1)] = 20
+    """Creators at the start; each publishes items on its own upload process."""
     uploads_per_day: NonNegFloat = 0.5
     """Mean uploads per creator per day; each creator uploads on its own SimPy process."""
     strategy: CreatorStrategySpec = Field(default_factory=lambda: CreatorStrategySpec())
@@ -395,7 +426,9 @@ class ListSurface(Section):
     """A ranked list of k slots."""
 
     type: Literal["list"] = "list"
+    """A ranked list."""
     k: Annotated[int, Field(ge=1, le=200)] = 10
+    """Slots per page."""
     position_decay: NonNegFloat | None = None
     """Examination 1/(1+j)**decay; null uses population.position_decay."""
 
@@ -415,8 +448,11 @@ class CarouselSurface(Section):
     """Themed rows of items, scanned top-down and left-to-right (see simulator/surfaces.py)."""
 
     type: Literal["carousel"]
+    """Themed rows of items."""
     rows: Annotated[list[CarouselRow], Field(min_length=1, max_length=50)]
+    """The rows, top to bottom, each with a theme."""
     cols: Annotated[int, Field(ge=1, le=100)] = 6
+    """Items per row."""
     row_decay: Annotated[float, Field(gt=0, le=1)] = 0.8
     """A user reaches row r with probability row_decay**r."""
     col_decay: Annotated[float, Field(gt=0, le=1)] = 0.75
@@ -430,6 +466,7 @@ class ConversationSurface(Section):  # added by 5a
     or recommends ``k`` items (simulator/dialogue_loop.py)."""
 
     type: Literal["conversation"]
+    """A dialogue of turns instead of pages."""
     k: Annotated[int, Field(ge=1, le=50)] = 3
     """Items per recommendation turn."""
     max_turns: Annotated[int, Field(ge=1, le=100)] = 10
@@ -444,7 +481,9 @@ class PluginSurface(Section):
     checks that it exists; simulator/engine/surfaces.py has the Surface contract)."""
 
     type: Annotated[str, Field(min_length=1, max_length=200)]
+    """A registered surface name or package.module:Factory."""
     params: dict[str, Any] = Field(default_factory=dict)
+    """Passed to the factory as a dict."""
 
 
 _BUILTIN_SURFACES = ("list", "carousel", "conversation")
@@ -468,12 +507,16 @@ Surface = Annotated[
 
 class RecommenderSpec(Section):
     type: str
+    """A registered recommender (recarena list) or package.module:Class."""
     params: dict[str, Any] = Field(default_factory=dict)
+    """The recommender's params (checked against its Params model; defaults filled in)."""
 
 
 class Arm(Section):
     name: SafeName
+    """The arm's name: a safe identifier, used in run-directory paths."""
     recommender: RecommenderSpec
+    """What this arm recommends with."""
     surface: Surface | None = None
     """Overrides the scenario's surface for this arm (e.g. list vs carousel)."""
     retrain_every_days: PositiveFloat | None = None
@@ -482,10 +525,12 @@ class Arm(Section):
 
 class Retrain(Section):
     every_days: PositiveFloat = 1.0
+    """Days between refits of batch-learning recommenders on every click so far."""
 
 
 class Output(Section):
     dir: str = "runs"
+    """Parent directory of run directories (recarena run -o overrides)."""
     flush_rows: Annotated[int, Field(ge=1000)] = 500_000
     """Rows buffered per table before a Parquet row group is written."""
 
@@ -503,20 +548,35 @@ DEFAULT_METRICS = [
 
 class Scenario(Section):
     name: SafeName
+    """The scenario's name: a safe identifier; run directories are <dir>/<name>-<stamp>."""
     description: str = ""
+    """Free text, kept in the manifest."""
     seed: Annotated[int, Field(ge=0)] = 0
+    """With the replicate index, fixes users, catalog, arrivals and noise."""
     replicates: Annotated[int, Field(ge=1, le=10_000)] = 3
+    """Independent replicates per arm (CIs over replicates need 2 or more)."""
     horizon: Horizon = Horizon()
+    """How long, and how finely batched."""
     catalog: Catalog = Catalog()
+    """The initial items."""
     population: Population = Population()
+    """The users."""
     creators: Creators = Creators()
+    """Who publishes items, and how they adapt."""
     surface: Surface = ListSurface()
+    """How recommendations are shown (an arm may override it)."""
     retrain: Retrain = Retrain()
+    """When batch learners refit (an arm may override it)."""
     llm: LLM = LLM()
+    """The LLM endpoint, for LLM users, creators and recommenders."""
     arms: Annotated[list[Arm], Field(min_length=1)]
+    """The recommenders to compare; they share users and noise."""
     baseline: str | None = None
+    """The arm deltas are measured against (default: the first arm)."""
     metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS))
+    """Metrics of the A/B table (recarena list shows them; package.module:METRIC works)."""
     output: Output = Output()
+    """Where logs go."""
     sweep: dict[str, Annotated[list[Any], Field(min_length=1)]] | None = None
     """Parameter grid, dotted path -> values; expanded and checked by simulator/sweep.py."""
 

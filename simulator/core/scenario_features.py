@@ -9,17 +9,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from recarena.simulator.core.section import Section
 
 NonNegFloat = Annotated[float, Field(ge=0)]
 Probability = Annotated[float, Field(ge=0, le=1)]
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_default=True, allow_inf_nan=False)
-
-
-class Talk(_Section):
+class Talk(Section):
     """Users who post about what they consumed and message friends (agents/users/talk.py).
 
     After consuming an item a user posts about it with probability
@@ -32,16 +30,22 @@ class Talk(_Section):
     """
 
     post_rate: NonNegFloat = 0.3
+    """Mean posts per consumed item (scaled by extraversion and satisfaction)."""
     message_rate: NonNegFloat = 0.1
+    """Mean one-to-one messages per consumed item."""
     extraversion_sd: NonNegFloat = 0.75
+    """Spread of the per-user extraversion trait (log-normal)."""
     satisfaction_weight: float = 1.0
+    """How much satisfaction raises the rate of talking."""
     reach: Probability = 0.5
+    """Share of friends a post reaches."""
     mention_boost: NonNegFloat = 1.0
     """Utility added to a positively mentioned item (subtracted for a negative mention)."""
     memory_days: Annotated[int, Field(ge=1, le=365)] = 3
+    """How long a heard mention keeps moving utility."""
 
 
-class AIContent(_Section):
+class AIContent(Section):
     """Creators who may switch to AI generation (agents/creators/ai_adoption.py).
 
     An AI creator uploads ``speedup`` times as often; its items' topic mixes are pulled toward
@@ -55,8 +59,14 @@ class AIContent(_Section):
     initial_share: Probability = 0.1
     """Share of the initial creators on AI from the start (drawn once per replicate)."""
     speedup: Annotated[float, Field(ge=1)] = 2.0
+    """How many times as often an AI creator uploads."""
     centrality: Probability = 0.5
+    """How far AI items' topic mixes are pulled toward the catalog's mean mix."""
     quality_shift: float = 0.0
+    """Shift of AI items' quality relative to their creator's."""
     base_rate: Probability = 0.0
+    """Chance per review that a human creator adopts AI regardless of what it sees."""
     payoff: NonNegFloat = 0.5
+    """Weight of the observed exposure advantage of AI items on adoption."""
     imitation: NonNegFloat = 0.2
+    """Weight of the share of creators already on AI on adoption."""
