@@ -39,3 +39,18 @@ def test_example_scenarios_carry_the_schema_header():
     for path in sorted((ROOT / "scenarios").rglob("*.yaml")):
         first = path.read_text().splitlines()[0]
         assert first.startswith("# yaml-language-server: $schema="), path
+
+
+def test_every_scenario_field_has_a_description():
+    """`recarena schema` must explain every field it lists."""
+    from recarena.simulator.core.scenario import Scenario
+
+    schema = Scenario.model_json_schema()
+    sections = {"Scenario": schema, **schema.get("$defs", {})}
+    missing = [
+        f"{name}.{field}"
+        for name, section in sections.items()
+        for field, prop in section.get("properties", {}).items()
+        if not prop.get("description")
+    ]
+    assert missing == []
