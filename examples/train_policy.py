@@ -29,6 +29,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 from torch import nn
@@ -97,9 +98,14 @@ def train(args: argparse.Namespace, discount: float, label: str) -> SlatePolicy:
     topics = torch.as_tensor(env.driver.world.catalog.topics[: env.driver.n_items])
     policy = SlatePolicy(topics)
     optimiser = torch.optim.Adam(policy.parameters(), lr=args.lr)
-    obs, _ = env.reset(seed=args.seed)
     started = time.perf_counter()
+    block: list[float] = []
     for update in range(args.updates):
+        if update % args.reset_every == 0:
+            # back to the world as built (a new seed: other users and noise) every few updates,
+            # so training sees the first days of users' lives, as the A/B below does, and the
+            # blocks' clicks per page compare; never resetting, users keep consuming and satiate
+            obs, _ = env.reset(seed=args.seed + update)
         logps, rewards, dones = [], [], []
         for _ in range(args.horizon):
             tensors = {name: torch.as_tensor(value) for name, value in obs.items()}
@@ -119,12 +125,13 @@ def train(args: argparse.Namespace, discount: float, label: str) -> SlatePolicy:
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
-        if update % max(args.updates // 5, 1) == 0 or update == args.updates - 1:
-            ctr = torch.stack(rewards).mean().item()
+        block.append(torch.stack(rewards).mean().item())
+        if (update + 1) % args.reset_every == 0 or update == args.updates - 1:
             print(
-                f"  [{label}] update {update:3d}: clicks per page {ctr:.3f} "
-                f"({time.perf_counter() - started:.0f}s)"
+                f"  [{label}] updates {update + 1 - len(block):3d}-{update:3d}: clicks per page "
+                f"{np.mean(block):.3f} ({time.perf_counter() - started:.0f}s)"
             )
+            block = []
     env.close()
     return policy
 
@@ -136,6 +143,7 @@ def main() -> None:
     ap.add_argument("--updates", type=int, default=60, help="policy-gradient updates")
     ap.add_argument("--horizon", type=int, default=16, help="pages per env per update")
     ap.add_argument("--lr", type=float, default=0.02)
+    ap.add_argument("--reset-every", type=int, default=10, help="updates between world resets")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     torch.manual_seed(args.seed)
