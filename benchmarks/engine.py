@@ -1,16 +1,22 @@
 """Engine throughput: impressions per second end to end (simulation + Parquet logging).
 
-Popularity recommender, a list of 10, one simulated day, at 10k, 100k and 1M users. Each size
-runs in its own subprocess so peak RSS is that size's own. Prints a table; nothing is asserted.
+One simulated day, a list of 10, 2,000 items, retraining every 6 hours (so mf scores warm users
+for most of the day), for popularity and mf at 1k, 10k, 100k and 1M users. Each (size,
+recommender) runs in its own subprocess so peak RSS is its own; torch is imported before the
+clock starts. Prints impressions/s, microseconds per impression (wall and CPU), peak RSS, the
+cost per impression relative to the 10k-user row, the time split per bucket (wall seconds; the
+log writer thread overlaps the rest) and the load average, because on a shared machine the wall
+figures mean little without it. Nothing is asserted.
 
-    python benchmarks/engine.py                 # all sizes
-    python benchmarks/engine.py --users 100000  # one size
+    python benchmarks/engine.py                                  # every size, both recommenders
+    python benchmarks/engine.py --users 10000 100000 --recommenders popularity
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -18,82 +24,109 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SIZES = [10_000, 100_000, 1_000_000]
+SIZES = [1_000, 10_000, 100_000, 1_000_000]
+RECOMMENDERS = ["popularity", "mf"]
 
 
-def scenario_doc(users: int) -> dict:
+def scenario_doc(users: int, recommender: str, items: int = 2000, days: float = 1) -> dict:
     return {
         "name": f"bench-{users}",
         "seed": 1,
         "replicates": 1,
-        "horizon": {"days": 1, "tick_seconds": 60},
-        "catalog": {"initial_items": 2000, "topics": 16},
+        "horizon": {"days": days, "tick_seconds": 60},
+        "catalog": {"initial_items": items, "topics": 16},
         "population": {"users": users},
         "creators": {"count": 20},
         "surface": {"k": 10},
-        "arms": [{"name": "popularity", "recommender": {"type": "popularity"}}],
+        "retrain": {"every_days": 0.25},
+        "arms": [{"name": recommender, "recommender": {"type": recommender}}],
     }
 
 
-def measure_one(users: int) -> dict:
-    sys.path.insert(0, str(ROOT))
-    from recarena.simulator.runner.experiment import Cell, run_cell
+def measure_one(users: int, recommender: str, items: int = 2000) -> dict:
+    """Run one cell in this process; the figures of that one run."""
+    import torch  # imported before the clock, as a long-running worker would have it
+
+    from recarena.simulator.runner.cell import run_cell
+    from recarena.simulator.runner.plan import Cell
     from recarena.simulator.runner.resolve import parse_scenario
 
-    doc = parse_scenario(scenario_doc(users)).model_dump(mode="json")
+    torch.set_num_threads(1)
+    doc = parse_scenario(scenario_doc(users, recommender, items)).model_dump(mode="json")
     with tempfile.TemporaryDirectory() as tmp:
+        cpu0 = time.process_time()
         started = time.perf_counter()
-        manifest = run_cell(doc, Cell(0, 0, "popularity", 0), tmp)
+        manifest = run_cell(doc, Cell(0, 0, recommender, 0), tmp)
         wall = time.perf_counter() - started
+        cpu = time.process_time() - cpu0
         log_bytes = sum(p.stat().st_size for p in Path(tmp).rglob("*.parquet"))
     impressions = manifest["rows"]["exposures"]
     return {
         "users": users,
+        "recommender": recommender,
         "impressions": impressions,
-        "clicks": manifest["rows"]["interactions"],
-        "sessions": manifest["rows"]["sessions"],
         "wall_s": wall,
+        "cpu_s": cpu,
         "impressions_per_s": impressions / wall,
         "us_per_impression": 1e6 * wall / impressions,
+        "cpu_us_per_impression": 1e6 * cpu / impressions,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "log_mb": log_bytes / 1e6,
         "timings": manifest["timings_seconds"],
+        "load": os.getloadavg(),
     }
+
+
+def run_child(users: int, recommender: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, __file__, "--one", str(users), recommender],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        sys.exit(f"benchmark for {users} users / {recommender} failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, nargs="*", default=SIZES)
-    parser.add_argument("--one", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--recommenders", nargs="*", default=RECOMMENDERS)
+    parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(measure_one(args.one)))
+        print(json.dumps(measure_one(int(args.one[0]), args.one[1])))
         return
     rows = []
-    for users in args.users:
-        done = subprocess.run(
-            [sys.executable, __file__, "--one", str(users)], capture_output=True, text=True
-        )
-        if done.returncode != 0:
-            sys.exit(f"benchmark for {users} users failed:\n{done.stderr}")
-        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        r = rows[-1]
-        print(f"{users:>9,} users: {r['impressions_per_s']:>11,.0f} impressions/s", file=sys.stderr)
-    base = rows[0]["us_per_impression"]
-    header = (
-        f"{'users':>10} {'impressions':>12} {'wall s':>8} {'imp/s':>11} {'us/imp':>7} "
-        f"{'vs first':>8} {'peak RSS MB':>11} {'log MB':>7}  time split (s)"
+    for recommender in args.recommenders:
+        for users in args.users:
+            rows.append(run_child(users, recommender))
+            r = rows[-1]
+            print(
+                f"{users:>9,} users {recommender:<10}: {r['impressions_per_s']:>11,.0f} imp/s "
+                f"(load {r['load'][0]:.1f})",
+                file=sys.stderr,
+                flush=True,
+            )
+    print(
+        f"{'rec':<10} {'users':>9} {'impressions':>11} {'wall s':>7} {'CPU s':>6} "
+        f"{'imp/s':>10} {'us/imp':>6} {'CPU us/imp':>10} {'vs 10k':>6} {'RSS MB':>7} "
+        f"{'load':>5}  time split (wall s)"
     )
-    print(header)
     for r in rows:
-        split = ", ".join(f"{k} {v:.1f}" for k, v in r["timings"].items())
-        print(
-            f"{r['users']:>10,} {r['impressions']:>12,} {r['wall_s']:>8.1f} "
-            f"{r['impressions_per_s']:>11,.0f} {r['us_per_impression']:>7.2f} "
-            f"{r['us_per_impression'] / base:>7.2f}x {r['peak_rss_mb']:>11,.0f} "
-            f"{r['log_mb']:>7.1f}  {split}"
+        ref = next(
+            (x for x in rows if x["recommender"] == r["recommender"] and x["users"] == 10_000),
+            None,
         )
+        versus = f"{r['cpu_us_per_impression'] / ref['cpu_us_per_impression']:.2f}x" if ref else "-"
+        split = ", ".join(f"{k} {v:.2f}" for k, v in r["timings"].items() if v)
+        print(
+            f"{r['recommender']:<10} {r['users']:>9,} {r['impressions']:>11,} "
+            f"{r['wall_s']:>7.1f} {r['cpu_s']:>6.1f} {r['impressions_per_s']:>10,.0f} "
+            f"{r['us_per_impression']:>6.2f} {r['cpu_us_per_impression']:>10.2f} {versus:>6} "
+            f"{r['peak_rss_mb']:>7,.0f} {r['load'][0]:>5.1f}  {split}"
+        )
+    print(f"load average at the end: {os.getloadavg()}")
 
 
 if __name__ == "__main__":
