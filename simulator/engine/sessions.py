@@ -65,7 +65,7 @@ class ActiveSessions:
 
     def noise_keys(self, hash_base: int, request_id: np.ndarray) -> np.ndarray:
         """[B] counter-based noise keys of this page: shared by every arm."""
-        return combine(np.uint64(hash_base), request_id.astype(np.uint64))
+        return combine(np.asarray(hash_base, np.uint64), request_id.astype(np.uint64))
 
 
 class Timings:
