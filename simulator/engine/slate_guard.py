@@ -61,7 +61,7 @@ class SlateGuard:
                     requests, -1, f"{name} has shape {shape}, expected {(batch, want_k)}"
                 )
         items = slates.items
-        if not np.issubdtype(items.dtype, np.integer):
+        if items.dtype.kind not in "iu":  # signed or unsigned integers
             raise self._fail(requests, -1, f"item ids have dtype {items.dtype}, expected int64")
         if batch == 0 or want_k == 0 or self._looks_clean(requests, items, slates.propensity):
             return
@@ -76,20 +76,16 @@ class SlateGuard:
         by min/max (NaN fails both). Anything suspicious goes to :meth:`_locate`, which finds
         the offending slot exactly (or finds nothing: e.g. two empty slots are not duplicates).
         """
-        lowest, highest = int(items.min()), int(items.max())
-        if lowest < PAD_ITEM or highest >= requests.catalog.n_items:
-            return False
-        padded = lowest == PAD_ITEM  # empty slots: pads may repeat and may match the exclude pad
-        ordered = np.sort(items, axis=1)
-        if (ordered[:, 1:] == ordered[:, :-1]).any() and not padded:
+        ordered = np.sort(items, axis=1)  # empty slots (PAD_ITEM = -1) sort first
+        if ordered[:, 0].min() < 0 or ordered[:, -1].max() >= requests.catalog.n_items:
+            return False  # an id out of range, or empty slots (rare): the exact pass decides
+        if (ordered[:, 1:] == ordered[:, :-1]).any():
             return False
         exclude = requests.exclude
-        if exclude.size:
-            if padded or exclude.shape[1] > _BROADCAST_EXCLUDE:
-                return False
-            if (items[:, :, None] == exclude[:, None, :]).any():
-                return False
-        if padded:
+        if exclude.size and (
+            exclude.shape[1] > _BROADCAST_EXCLUDE
+            or (items[:, :, None] == exclude[:, None, :]).any()
+        ):
             return False
         return bool(propensity.min() > 0) and bool(propensity.max() <= 1)
 
