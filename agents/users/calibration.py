@@ -32,6 +32,13 @@ What is fitted, and why this way:
   rarely a random movie is wanted, and ``temperature`` how sharply fitted utility separates
   wanted from unwanted movies out of sample (a temperature above 1 undoes MF overfitting).
   Only ``U/temperature`` is identified, which is all the engine's choice uses.
+* **The calibrated user model** (agents/users/sequential_interest.py) adds short-term
+  interest (item-to-item transitions from the last few items), fitted popularity, recency and
+  conformity terms and an ordinal rating model. Their weights, the temperature, the no-click
+  utility, the "would you watch this?" rule (``watch_rule``) and the rating model are all
+  fitted on the held-out slice above, with utilities computed from the rest; the components
+  are then refitted on every row (``refit``). Rating cut points are likewise fitted on the
+  held-out slice's utilities, not in sample.
 * **Activity.** Interactions are split into sessions at gaps longer than
   ``session_gap_seconds``; a user observed from their first session for ``E`` days with ``n``
   sessions gets rate ``(n − 1 + α) / (E + β)`` sessions/day: the Poisson rate after the first

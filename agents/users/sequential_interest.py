@@ -63,6 +63,10 @@ class InterestConfig:
     """'Recent' popularity: the last share of the fitting period's time span."""
     negatives: int = 4
     """Unseen items drawn per held-out consumption for the weight fit."""
+    popular_negatives: float = 0.5
+    """Share of those drawn in proportion to popularity (the rest uniformly). A simulated user
+    chooses among what recommenders show, which is mostly popular; contrasting only with
+    uniform draws (mostly obscure items) would overstate how much popularity decides."""
     shrink: float = 10.0
     """Pseudo-count pulling per-user conformity and rating bias towards 0."""
 
@@ -236,6 +240,7 @@ class Features:
     log_pop: np.ndarray  # [I] standardised
     log_recent: np.ndarray  # [I] standardised
     interest: SequentialInterest  # with zero weights: used for its feature functions
+    item_counts: np.ndarray | None = None  # [I] consumptions in the fitting rows
 
     def matrix(self, user: np.ndarray, item: np.ndarray) -> np.ndarray:
         """[N, F] features of pairs, in the order of ``FEATURES``."""
@@ -288,7 +293,8 @@ def fit_features(
         ordinal={},
         config=cfg,
     )
-    return Features(mf_utility, log_pop, log_recent, interest)
+    counts = np.bincount(item, minlength=n_items).astype(np.float64)
+    return Features(mf_utility, log_pop, log_recent, interest, counts)
 
 
 def fit_weights(
@@ -307,6 +313,10 @@ def fit_weights(
     rng = np.random.default_rng([seed, 17])
     neg_user = np.repeat(held_user, cfg.negatives)
     neg_item = rng.integers(0, n_items, neg_user.size)
+    counts = features.item_counts
+    if cfg.popular_negatives > 0 and counts is not None and counts.sum() > 0:
+        popular = rng.random(neg_user.size) < cfg.popular_negatives
+        neg_item[popular] = rng.choice(n_items, int(popular.sum()), p=counts / counts.sum())
     fresh = ~np.isin(neg_user * n_items + neg_item, seen)
     user = np.concatenate([held_user, neg_user[fresh]])
     item = np.concatenate([held_item, neg_item[fresh]])
