@@ -29,7 +29,8 @@ class HourAwareParams(PoolParams):
     width_hours: float = Field(default=1.5, gt=0, le=12)
     """Width (sd) of the circular Gaussian smoothing over hours."""
     prior: float = Field(default=3.0, ge=0)
-    """Pseudo-clicks (spread like everybody's hour profile) added to each user's."""
+    """Pseudo-clicks shrinking each user's topic mix towards everybody's, and each hour's
+    towards the user's all-day mix (see :func:`clock_lift`)."""
 
 
 def clock_lift(
@@ -40,20 +41,36 @@ def clock_lift(
     width_hours: float,
     prior: float,
 ) -> np.ndarray:
-    """[U, 24, T] log P(t | u, h) − log P(t | u) from clicks (``item_topics`` [N, T] each)."""
+    """[U, 24, T] log P(t | u, h) − log P(t | u) from clicks (``item_topics`` [N, T] each).
+
+    Both levels are shrunk consistently, so a user whose topic mix is the same at every hour
+    gets a lift of exactly zero, whatever they clicked and however few clicks they have:
+
+    * all-day: c[u, t] = a[u, t] + prior · g[t] (g: everybody's topic mix), m = c / Σ_t c;
+    * per hour: the user's smoothed clicks near h, plus the share of the user's activity at h
+      of the same pseudo-clicks, plus ``prior`` pseudo-clicks spread as m.
+
+    (Shrinking only the hour level would make topics the user never clicked look "more
+    likely at this hour" or "less likely", just because an hour holds fewer clicks than the day.)
+    """
     n_topics = item_topics.shape[1]
     hour = hour_of_day(seconds)
     counts = np.zeros((n_users, HOURS, n_topics))
     np.add.at(counts, (user, hour), item_topics)
-    smoothed = smooth_hours(counts, width_hours)
-    everybody = smoothed.sum(axis=0)  # [24, T]
-    everybody = everybody / max(float(everybody.sum()), 1e-12)  # joint P(h, t)
-    smoothed = smoothed + prior * everybody[None]
-    eps = 1e-9
-    per_hour = (smoothed + eps) / (smoothed + eps).sum(axis=2, keepdims=True)
-    all_day = smoothed.sum(axis=1) + eps
-    all_day = all_day / all_day.sum(axis=1, keepdims=True)
-    return np.log(per_hour) - np.log(all_day)[:, None, :]
+    near = smooth_hours(counts, width_hours)  # a[u, h, t], clicks near hour h
+    per_user = near.sum(axis=1)  # a[u, t]
+    everybody = per_user.sum(axis=0)
+    mix = everybody / max(float(everybody.sum()), 1e-12)  # g[t]
+    all_day = per_user + prior * mix  # c[u, t]
+    all_day_total = all_day.sum(axis=1, keepdims=True)
+    user_mix = all_day / np.maximum(all_day_total, 1e-12)  # m[u, t]
+    hour_total = near.sum(axis=2)  # A_h[u, h]
+    day_total = hour_total.sum(axis=1, keepdims=True)
+    share = np.where(day_total > 0, hour_total / np.maximum(day_total, 1e-12), 1.0 / HOURS)
+    at_hour = near + (share * prior)[:, :, None] * mix + prior * user_mix[:, None, :]
+    at_hour = at_hour / np.maximum(at_hour.sum(axis=2, keepdims=True), 1e-12)
+    tiny = 1e-12
+    return np.log(at_hour + tiny) - np.log(user_mix + tiny)[:, None, :]
 
 
 class HourAware(PoolWrapper):

@@ -309,6 +309,17 @@ def test_session_propensity_hand_values():
     assert session_propensity(np.zeros(1), np.zeros(1), np.zeros(1), np.zeros(1), 2.0)[0] == 0.5
 
 
+def test_clock_lift_is_zero_without_a_clock():
+    """Same topic mix at every hour (and a topic never clicked): no lift anywhere. A lift that
+    shrank only the hour level would favour (or punish) unclicked topics at quiet hours."""
+    seconds = np.array([8, 8, 20, 20, 12]) * 3600.0
+    mixed, third = [0.5, 0.5, 0.0], [0.0, 0.0, 1.0]
+    topics = np.array([mixed, mixed, mixed, mixed, third])  # user 1 clicks topic 2 at noon
+    users = np.array([0, 0, 0, 0, 1])
+    lift = clock_lift(users, seconds, topics, 3, 1.0, prior=3.0)  # user 2 never clicked
+    assert np.abs(lift).max() < 1e-9  # topic 2 for user 0 included
+
+
 def test_clock_lift_signs():
     seconds = np.array([8, 8, 20, 20]) * 3600.0
     topics = np.array([[1, 0], [1, 0], [0, 1], [0, 1]], float)
