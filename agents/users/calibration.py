@@ -512,6 +512,8 @@ def calibrate(data: InteractionData, cfg: CalibrationConfig | None = None) -> Ca
         n_items,
         choice.no_click_utility,
         cfg.seed,
+        ci[held],
+        None if interest is None else interest.log_pop,
     )
 
     # item text, aligned with the dense item index
@@ -640,12 +642,16 @@ def fit_watch_rule(
     n_items: int,
     no_click_utility: float,
     seed: int,
+    held_item: np.ndarray | None = None,
+    log_pop: np.ndarray | None = None,
 ) -> dict[str, float]:
     """ "Would you watch this?" as a logistic log-likelihood ratio of the utility surplus,
     fitted on the held-out slice of the training split: liked held-out items (4+ stars; every
     held-out item without ratings) against as many uniformly drawn unseen items, so the
     fitted log-odds are a likelihood ratio at even prior. A 1:m test adds log(1/m) for its
-    own prior (analysis/fidelity/checks.py)."""
+    own prior (analysis/fidelity/checks.py). With ``log_pop`` the rule also weighs how popular
+    the movie is: asked about one movie out of context, a user knows of popular ones (in a
+    simulation the choice among shown items keeps using the utility alone)."""
     from sklearn.linear_model import LogisticRegression
 
     liked = np.ones(held_surplus.size, bool) if held_rating is None else held_rating >= 4.0
@@ -658,13 +664,20 @@ def fit_watch_rule(
     if pos.size == 0 or neg.size == 0:
         return {"slope": 1.0, "intercept": 0.0, "pairs": 0}
     x = np.concatenate([pos, neg])[:, None]
+    use_pop = log_pop is not None and held_item is not None
+    if use_pop:
+        items = np.concatenate([held_item[liked], neg_item[fresh]])
+        x = np.column_stack([x[:, 0], log_pop[items]])
     y = np.concatenate([np.ones(pos.size), np.zeros(neg.size)])
     model = LogisticRegression(C=1e4, max_iter=500, class_weight="balanced").fit(x, y)
-    return {
+    rule = {
         "slope": float(model.coef_[0, 0]),
         "intercept": float(model.intercept_[0]),
         "pairs": int(y.size),
     }
+    if use_pop:
+        rule["popularity_slope"] = float(model.coef_[0, 1])
+    return rule
 
 
 def population_frame(pop: CalibratedPopulation) -> pl.DataFrame:

@@ -142,7 +142,12 @@ def watch_log_odds(pop: CalibratedPopulation, user: np.ndarray, item: np.ndarray
     surplus = utility(pop, user, item) - float(pop.scalars["no_click_utility"])
     if not rule:  # a population calibrated before the watch rule: the engine's binary logit
         return surplus / float(pop.scalars["temperature"])
-    return float(rule["slope"]) * surplus + float(rule["intercept"]) - np.log(m)
+    odds = float(rule["slope"]) * surplus + float(rule["intercept"]) - np.log(m)
+    if "popularity_slope" in rule and pop.interest is not None:
+        odds = (
+            odds + float(rule["popularity_slope"]) * pop.interest.popularity_of(item[:, None])[:, 0]
+        )
+    return odds
 
 
 def accept_probability(pop: CalibratedPopulation, user: np.ndarray, item: np.ndarray):
@@ -160,7 +165,7 @@ class TasteResult:
     users: int
     items: int
     scores: dict[str, Estimate]  # pooled over users (micro), Agent4Rec's report
-    auc: Estimate  # threshold-free 2AFC: mean per-user P(utility of a liked item > of an unseen)
+    auc: Estimate  # threshold-free 2AFC: mean per-user P(liked item's log-odds > an unseen's)
     per_user: dict[str, Estimate] | None = None  # scores averaged per user (macro), optional
 
 
@@ -216,10 +221,11 @@ def taste_discrimination(
     precision / recall / F1 are pooled over users (and, with ``per_user``, also averaged per
     user); ``auc`` is the two-alternative forced choice, free of any threshold or prior: the
     share of (liked, unseen) pairs of the same user in which the liked one has the higher
-    utility, averaged over users."""
+    watch log-odds (the utility, plus the movie's popularity when the watch rule weighs it),
+    averaged over users."""
     rng = np.random.default_rng([seed, 101])
     user, item, label, rank = discrimination_sets(split, pop.n_items, ratios, rng)
-    score = utility(pop, user, item)
+    score = watch_log_odds(pop, user, item, 1)  # the prior shifts all alike: AUC ignores it
     n_pos = np.bincount(user[label], minlength=pop.n_users)
     results = []
     boot_rng = np.random.default_rng([seed, 102])
