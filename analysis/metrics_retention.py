@@ -21,7 +21,6 @@ import math
 
 import numpy as np
 import polars as pl
-from scipy import stats
 
 from recarena.analysis.load import RunLogs
 from recarena.analysis.metrics_base import USER, Metric, from_user_ratio, user_ratio
@@ -160,5 +159,7 @@ def mean_ci(values: np.ndarray, level: float = 0.95) -> tuple[float, float, floa
     mean = float(values.mean())
     if values.size < 2:
         return mean, math.nan, math.nan
+    from scipy import stats  # scipy.stats costs ~1 s to import; only this interval needs it
+
     half = float(stats.t.ppf(0.5 + level / 2, values.size - 1) * stats.sem(values))
     return mean, mean - half, mean + half
