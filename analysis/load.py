@@ -52,8 +52,8 @@ class RunLogs:
     llm_calls: pl.LazyFrame
     personas: pl.LazyFrame
     users_end: pl.LazyFrame
-    turns: pl.LazyFrame  # conversations (simulator/logschema.py TURNS)
-    posts: pl.LazyFrame  # talking users (simulator/logschema.py FEATURE_TABLES)
+    turns: pl.LazyFrame  # conversations (simulator/core/logschema.py TURNS)
+    posts: pl.LazyFrame  # talking users (simulator/core/logschema.py FEATURE_TABLES)
     messages: pl.LazyFrame
     social_clicks: pl.LazyFrame
     item_sources: pl.LazyFrame  # AI-generated content

@@ -1,4 +1,4 @@
-"""Conversation metrics from the ``turns`` table (simulator/dialogue_loop.py).
+"""Conversation metrics from the ``turns`` table (simulator/engine/dialogue_loop.py).
 
 A *conversation* is a session with at least one turn. All five metrics are ratios of per-user
 sums, so ``compare`` gets paired CIs and a user-level bootstrap for them like for CTR:

@@ -1,4 +1,4 @@
-"""Creator ecosystem metrics from the ``creator_periods`` table (see agents/creator_dynamics.py).
+"""Creator ecosystem metrics from the ``creator_periods`` table (see agents/creators/dynamics.py).
 
 Churn and the count of active creators say whether a recommender keeps its supply side alive;
 ``topic_drift_to_popular`` says whether adaptive creators follow the exposure the recommender

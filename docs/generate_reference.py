@@ -7,6 +7,7 @@ own definitions, and tests/test_docs.py fails when they are stale:
   hand-written introduction (everything above the first ``## `` heading is kept);
 * docs/reference/scenario.md: every scenario field with its type, default and description
   (the pydantic schema in simulator/core/scenario.py, the same one `recarena schema` prints);
+* docs/reference/cli.md: every command and option (the typer app in simulator/cli.py);
 * docs/reference/scenario.schema.json: that schema as JSON, which the example scenarios name
   in their ``# yaml-language-server: $schema=`` header for editor completion.
 
@@ -83,6 +84,44 @@ def scenario_page() -> str:
     return "\n".join(parts) + "\n"
 
 
+def cli_page() -> str:
+    """Every command and option, from the typer app itself (so `--help` and this page agree)."""
+    import typer
+
+    from recarena.simulator.cli import app
+
+    group = typer.main.get_command(app)
+    parts = [
+        "# Command-line reference",
+        "",
+        "Generated from the command definitions by docs/generate_reference.py; `recarena COMMAND "
+        "--help` prints the same. Every input mistake is one line on stderr and exit code 2; "
+        "`recarena --debug ...` shows a traceback instead.",
+        "",
+        "Exit codes: 0 done; 1 unexpected failure or a cell failed; 2 bad input (nothing "
+        "written); 3 too many LLM decisions fell back to the rule policy; 130 interrupted.",
+    ]
+    context = typer.Context(group)
+    for name in sorted(group.list_commands(context)):  # type: ignore[attr-defined]
+        command = group.get_command(context, name)  # type: ignore[attr-defined]
+        summary = " ".join((command.help or "").split("\n\n")[0].split())
+        parts += ["", f"## recarena {name}", "", summary, ""]
+        rows = ["| argument or option | meaning | default |", "| --- | --- | --- |"]
+        for param in command.params:
+            if param.name == "help":
+                continue
+            names = ", ".join(f"`{o}`" for o in param.opts) if param.opts else f"`{param.name}`"
+            if getattr(param, "param_type_name", "") == "argument":
+                names = f"`{(param.metavar or param.name).upper()}`"
+            help_text = " ".join((getattr(param, "help", "") or "").split()).replace("|", "\\|")
+            default = param.default
+            empty = default is None or default is False or default == () or callable(default)
+            shown = "" if empty else f"`{default}`"
+            rows.append(f"| {names} | {help_text} | {shown} |")
+        parts += rows
+    return "\n".join(parts) + "\n"
+
+
 def schema_file() -> str:
     """The JSON Schema scenario files point at (``# yaml-language-server: $schema=...``)."""
     document = Scenario.model_json_schema()
@@ -96,6 +135,7 @@ def main() -> None:
         DOCS / "logs.md": logs_page(),
         DOCS / "scenario.md": scenario_page(),
         DOCS / "scenario.schema.json": schema_file(),
+        DOCS / "cli.md": cli_page(),
     }
     stale = [p for p, text in pages.items() if not p.exists() or p.read_text() != text]
     if "--check" in sys.argv:

@@ -4,7 +4,7 @@ The classic neighbourhood baseline: two items are similar when the same users cl
 (cosine of their binary user columns); a user's score for an item is the sum of its similarity
 to the items the user clicked. Only each item's ``neighbours`` most similar items are kept, which
 is both the published recipe and what keeps the score product sparse. It is here because the
-fidelity report (analysis/fidelity_report.py) ranks a neighbourhood model against popularity,
+fidelity report (analysis/fidelity/report.py) ranks a neighbourhood model against popularity,
 MF and SASRec, as offline-evaluation papers do.
 
 Clicks made after the last ``fit`` are added to the user's profile in ``update`` (the item-item

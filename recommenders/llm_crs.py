@@ -238,7 +238,8 @@ class LLMCRS:
 def crs_llm_resources(scenario, arm, catalog, runtime) -> tuple[Any, Any]:
     """The LLM client and item text of an ``llm_crs`` arm, (None, None) for any other arm.
 
-    Built like the user panel's client (agents/llm_panel.py): the run's endpoint and its SQLite
+    Built like the user panel's client (agents/users/llm_panel.py): the run's endpoint and its
+    SQLite
     record/replay cache. The cell closes the client and logs its calls.
     """
     if arm.recommender.type != "llm_crs" or runtime is None:

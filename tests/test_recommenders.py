@@ -201,7 +201,9 @@ def test_slate_helpers_match_brute_force():
 
 
 def test_registry_errors_and_plugins():
-    with pytest.raises(LookupError, match="unknown recommender 'mff'; known: random, popularity, mf"):
+    with pytest.raises(
+        LookupError, match="unknown recommender 'mff'; known: random, popularity, mf"
+    ):
         get_entry("mff")
     with pytest.raises(LookupError, match="cannot import"):
         get_entry("nowhere.module:Thing")

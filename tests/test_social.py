@@ -1,4 +1,4 @@
-"""Social graph, social influence, word of mouth and taste drift (agents/social.py)."""
+"""Social graph, social influence, word of mouth and taste drift (agents/users/social.py)."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ A creator has a main topic, a mean quality and an upload rate. Its items' topic 
 its main topic. All of a creator's draws come from its own child of the ``catalog`` stream, so
 uploads are identical under every arm and independent of event ordering.
 
-An adaptive creator (``agents/creator_strategies.py``) also has a *topic mix*: each upload's main
+An adaptive creator (``agents/creators/strategies.py``) also has a *topic mix*: each upload's main
 topic is drawn from it with one uniform from the creator's own ``creators`` stream, drawn for
 every upload whatever the mix, so upload times and qualities stay paired across arms. A static
 creator draws nothing extra, so its uploads are exactly those of a run without strategies.
@@ -99,7 +99,7 @@ class CreatorAgent(mesa.Agent):
             return
         while True:
             yield env.timeout(self._rng.exponential(DAY / self.uploads_per_day))
-            if not self.active:  # left the platform (see agents/creator_dynamics.py)
+            if not self.active:  # left the platform (see agents/creators/dynamics.py)
                 return
             self.publish(catalog, cfg, 1, env.now)
 

@@ -1,7 +1,7 @@
 """How creators change what they make: registered strategies with pydantic params.
 
 A creator's *topic mix* is a probability vector over topics; each new item's main topic is drawn
-from it (see ``agents/creators.py``). At every review period a strategy turns last period's
+from it (see ``agents/creators/agent.py``). At every review period a strategy turns last period's
 per-topic statistics of the creators into their next mixes. Strategies work on all reviewed
 creators at once ([C, T] arrays), so a review costs a few numpy calls, not a loop per creator
 (the ``llm`` strategy is the exception: one call per creator, made concurrently).

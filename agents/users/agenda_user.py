@@ -15,7 +15,7 @@ On each turn (:meth:`AgendaUser.respond`):
   care about;
 * shown items, the user accepts the examined item of highest true utility among those that
   match the target on every target facet and whose utility (the rule users' utility,
-  agents/rule_user.py) is at least ``accept_threshold``; otherwise, with probability
+  agents/users/rule_user.py) is at least ``accept_threshold``; otherwise, with probability
   ``critique_prob`` and if its best examined item misses the target on some facet, it critiques
   that item (the first missing facet, the value it wants instead, noisy as answers are), else
   it rejects;

@@ -1,6 +1,6 @@
 """Item text for a calibrated catalog: the dataset's real titles and genres.
 
-The first ``n`` catalog items are the dataset's items (simulator/calibrated.py puts them there in
+The first ``n`` catalog items are the dataset's items (agents/users/calibrated.py puts them there in
 the file's order); items uploaded during the run have no real text and fall back to the
 synthetic provider, so an LLM user still sees every slot described.
 """

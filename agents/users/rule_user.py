@@ -4,11 +4,11 @@ Utility of item i for user u in a session with novelty intent e (0 or 1):
 
     U = taste_u · x_i + quality_i − satiation_u · x_i + e · w · (1 − familiarity_u · x_i)
         + sequel_weight · x_i[succ(last topic consumed by u)]
-        + influence · S_u · x_i        (only with a social graph: agents/social.py)
+        + influence · S_u · x_i        (only with a social graph: agents/users/social.py)
 
 where x_i is the item's topic mix and familiarity_u the user's normalised consumed topic mix.
 The sequel term gives histories an order that sequential recommenders can learn.
-The surface decides which slots are examined (simulator/surfaces.py); one item (or
+The surface decides which slots are examined (simulator/engine/surfaces.py); one item (or
 nothing) is chosen by multinomial logit among the examined ones, and fatigue decides whether
 the session continues.
 All noise is counter-based (recarena.simulator.core.rng), keyed by session and page, so it is
@@ -93,7 +93,7 @@ class RuleUserPolicy:
         surplus = chosen_utility - cfg.no_click_utility
         if cfg.rating_thresholds is None:
             rating = np.clip(np.rint(3.0 + 1.5 * surplus), 1, 5)
-        else:  # calibrated cut points on the surplus (simulator/calibration.py)
+        else:  # calibrated cut points on the surplus (agents/users/calibration.py)
             stars = 1.0 + np.searchsorted(cfg.rating_thresholds, surplus, side="right")
             rating = np.where(has_click, stars, np.nan)
 

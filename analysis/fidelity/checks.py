@@ -9,7 +9,7 @@ training rows are given to ``calibrate``, and every check is scored on the untou
 
 * :func:`taste_discrimination`: Agent4Rec's 1:m protocol, for rule users;
 * :func:`rating_distribution`: rating-histogram TV distance;
-* ranking agreement lives in analysis/fidelity_ranking.py (it trains recommenders and runs the
+* ranking agreement lives in analysis/fidelity/ranking.py (it trains recommenders and runs the
   engine).
 """
 
@@ -288,7 +288,7 @@ def per_user_auc(user: np.ndarray, score: np.ndarray, label: np.ndarray) -> np.n
 
 # ---------------------------------------------------------------------- 2. rating distribution
 def engine_rating(surplus: np.ndarray) -> np.ndarray:
-    """The rule user's fixed rating rule (agents/rule_user.py, generated populations): 3 stars
+    """The rule user's fixed rating rule (agents/users/rule_user.py, generated populations): 3 stars
     at the no-click utility, 1.5 stars per unit of utility above it, clipped to 1..5."""
     return np.clip(np.rint(3.0 + 1.5 * surplus), 1, 5)
 

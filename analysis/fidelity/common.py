@@ -1,7 +1,7 @@
 """Fidelity metrics: the pure, hand-checkable pieces of ``recarena fidelity``.
 
 Three checks compare a calibrated simulation with the real data it was calibrated on
-(analysis/fidelity_checks.py runs them, analysis/fidelity_report.py writes the report):
+(analysis/fidelity/checks.py runs them, analysis/fidelity/report.py writes the report):
 
 1. **taste discrimination** (Agent4Rec's 1:m protocol) is a binary classification of items
    into "would watch" / "would not", scored with :func:`classification_scores`;

@@ -1,6 +1,6 @@
 """Checks 2 and 3 for an LLM panel: the fitted recommenders deployed to LLM-driven users.
 
-Check 3's rule-user simulation (analysis/fidelity_ranking.py) is left exactly as it is. The
+Check 3's rule-user simulation (analysis/fidelity/ranking.py) is left exactly as it is. The
 panel gets a **second, small** engine run: the same fitted models (the same pickles) as the
 arms, the same calibrated population file with ``population.model: mixed`` and
 ``llm_panel.users`` = ``--llm-users``, and every user *off* the panel given a visit rate of 0,
@@ -19,7 +19,7 @@ From that run:
   (:func:`recarena.analysis.fidelity.common.tv_estimate`).
 
 Pages whose call failed after retries and the repair fall back to the rule policy
-(agents/llm_user.py); they are the rule user's answer, not the LLM's, so they are dropped from
+(agents/users/llm_user.py); they are the rule user's answer, not the LLM's, so they are dropped from
 both checks and counted. Cost is bounded by design: with the defaults (1 day, one visit a day
 on average, at most 2 pages a session, no reflections) the panel makes at most about
 4 arms × sessions × 2 calls plus repairs (55 for 10 users on ML-100K, where 5 of them

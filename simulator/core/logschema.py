@@ -160,7 +160,7 @@ PERSONAS = [
     Column("traits", pa.string(), "traits as JSON (activity, conformity, diversity, ...)"),
 ]
 
-TURNS = [  # added by 5a: conversations (simulator/dialogue_loop.py)
+TURNS = [  # added by 5a: conversations (simulator/engine/dialogue_loop.py)
     Column("session_id", pa.int64(), "conversation (session) id"),
     Column("user_id", pa.int64(), "user id"),
     Column("turn", pa.int16(), "turn within the conversation (0-based; = exposures.page)"),

@@ -23,7 +23,7 @@ STREAMS = {
     "responses": 4,
     "recommender": 5,
     "panel": 6,
-    "social": 20,  # the social graph (agents/social.py)
+    "social": 20,  # the social graph (agents/users/social.py)
     "creators": 7,  # joins, adaptive creators' topic draws and strategy noise
     "rhythm": 41,  # hour-of-day profiles (agents/users/daily_rhythm.py)
 }

@@ -63,7 +63,7 @@ class Catalog(Section):
 
 
 class PersonaSpec(Section):
-    """Where LLM users' personas come from (agents/personas.py)."""
+    """Where LLM users' personas come from (agents/users/personas.py)."""
 
     source: Literal["template", "yaml", "data"] = "template"
     """template: traits and favourite genres read off each user's simulated state; yaml: the
@@ -109,7 +109,8 @@ class LLMPanel(Section):
 
 
 class SocialGraphSpec(Section):
-    """How the users' social graph is made (agents/social.py); the same graph under every arm."""
+    """How the users' social graph is made (agents/users/social.py); the same graph under every
+    arm."""
 
     type: Literal["barabasi_albert", "watts_strogatz", "sbm", "edge_list"]
     """Graph generator (networkx): how friendships are drawn."""
@@ -163,7 +164,8 @@ class Social(Section):
 
 
 class ConversationUsers(Section):  # added by 5a
-    """How simulated users converse (agents/agenda_user.py), for arms on a conversation surface.
+    """How simulated users converse (agents/users/agenda_user.py), for arms on a conversation
+    surface.
 
     Each conversation has a hidden target: a genre drawn from the user's taste, and for the other
     ``target_facets`` a value drawn among the items of that genre. A user accepts an examined
@@ -256,7 +258,7 @@ class Population(Section):
     source: Literal["generated", "calibrated"] = Field("generated", alias="from")
     """YAML key ``from``. generated: users drawn from the parameters above; calibrated: users
     (taste, activity) and the initial catalog (topic mixes, quality, titles, genres) read from
-    ``path``, made by ``recarena calibrate`` (simulator/calibration.py)."""
+    ``path``, made by ``recarena calibrate`` (agents/users/calibration.py)."""
     path: str | None = None
     """from=calibrated: the population parquet (``<stem>.items.parquet`` and ``<stem>.json``
     beside it). Relative paths are relative to the working directory."""
@@ -402,7 +404,7 @@ class Creators(Section):
     uploads_per_day: NonNegFloat = 0.5
     """Mean uploads per creator per day; each creator uploads on its own SimPy process."""
     strategy: CreatorStrategySpec = Field(default_factory=lambda: CreatorStrategySpec())
-    """How creators adapt their topic mix at each review (agents/creator_strategies.py)."""
+    """How creators adapt their topic mix at each review (agents/creators/strategies.py)."""
     period_days: PositiveFloat = 7.0
     """Review period: creators read their exposure and clicks and update, creators join."""
     min_exposure: NonNegFloat = 0.0
@@ -445,7 +447,7 @@ class CarouselRow(Section):
 
 
 class CarouselSurface(Section):
-    """Themed rows of items, scanned top-down and left-to-right (see simulator/surfaces.py)."""
+    """Themed rows of items, scanned top-down and left-to-right (simulator/engine/surfaces.py)."""
 
     type: Literal["carousel"]
     """Themed rows of items."""
@@ -463,7 +465,7 @@ class CarouselSurface(Section):
 
 class ConversationSurface(Section):  # added by 5a
     """A dialogue of up to ``max_turns`` turns; each turn the system asks about one item facet
-    or recommends ``k`` items (simulator/dialogue_loop.py)."""
+    or recommends ``k`` items (simulator/engine/dialogue_loop.py)."""
 
     type: Literal["conversation"]
     """A dialogue of turns instead of pages."""
@@ -578,7 +580,7 @@ class Scenario(Section):
     output: Output = Output()
     """Where logs go."""
     sweep: dict[str, Annotated[list[Any], Field(min_length=1)]] | None = None
-    """Parameter grid, dotted path -> values; expanded and checked by simulator/sweep.py."""
+    """Parameter grid, dotted path -> values; expanded and checked by simulator/runner/sweep.py."""
 
     @model_serializer(mode="wrap")
     def _omit_unset_sweep(self, handler: Any) -> dict[str, Any]:

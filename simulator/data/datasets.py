@@ -1,6 +1,6 @@
 """Real interaction data: one typed container and loaders for the formats recarena reads.
 
-Calibration (simulator/calibration.py) only ever sees :class:`InteractionData`, so adding a
+Calibration (agents/users/calibration.py) only ever sees :class:`InteractionData`, so adding a
 format means adding a loader here and nothing else. Supported:
 
 * ``ml-100k``: MovieLens-100K read *in place* from the RecBole package (its atomic files ship

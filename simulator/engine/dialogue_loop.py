@@ -80,7 +80,7 @@ def build_conversational_user(world: World, active: ActiveSessions) -> Conversat
     """THE hook choosing the conversational user policy of a cell.
 
     Rule populations get the agenda user. In LLM and mixed populations (``population.model``)
-    the LLM panel's users answer through the LLM (agents/llm_conversation_user.py), with the
+    the LLM panel's users answer through the LLM (agents/users/llm_conversation_user.py), with the
     agenda user's targets and its answers as the fallback; everyone else stays an agenda user.
     """
     cfg = world.scenario.population

@@ -2,12 +2,12 @@
 
 * ``genre`` is the item's dominant topic, so it agrees with the users' taste vectors (a user's
   hidden target genre is drawn from taste). Topics are labelled with MovieLens genre names for a
-  synthetic catalog (agents/item_text.py) and, for a calibrated population, with the real genre
+  synthetic catalog (agents/llm/item_text.py) and, for a calibrated population, with the real genre
   most common among the items whose dominant topic it is.
 * ``era`` comes from the release year in a real title ("Heat (1995)"); ``mood`` from the real
   genres (Comedy → light, Horror → dark, ...). Where an item has no such attribute (synthetic
   items, uploads during the run, titles without a year) the value is a counter-based hash of the
-  item id (simulator/rng.py), so facets cost no draw from any random stream and every arm sees
+  item id (simulator/core/rng.py), so facets cost no draw from any random stream and every arm sees
   the same facets.
 
 The catalog grows while a run goes on; :class:`FacetIndex` extends the codes for new items only.
@@ -70,7 +70,7 @@ def genre_labels(n_topics: int, topics: np.ndarray, real: RealAttributes | None)
     """One distinct label per topic: for a real catalog, the genre most over-represented among
     the items whose dominant topic it is (lift = share in the topic / share overall, at least
     ``_MIN_ITEMS`` items), matched greedily by lift so no two topics share a label ("Topic t"
-    for topics left over); a synthetic catalog uses agents/item_text.py's genre names."""
+    for topics left over); a synthetic catalog uses agents/llm/item_text.py's genre names."""
     labels = topic_names(n_topics)
     if real is None:
         return labels
