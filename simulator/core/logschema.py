@@ -24,6 +24,11 @@ def _schema(columns: list[Column]) -> pa.Schema:
     return pa.schema([pa.field(c.name, c.type, nullable=True) for c in columns])
 
 
+LOG_FORMAT_VERSION = 2
+"""Written into every run manifest (``log_format``). 2: llm_calls gained the scoring-mode
+columns, opt-in features write their own tables, mf pads batches of 1-3 requests to 4 rows
+(scores' last bits); every other table is byte-identical to version 1 (ARCHITECTURE.md)."""
+
 EXPOSURES = [
     Column("request_id", pa.int64(), "page request id: session_id * 1024 + page"),
     Column("session_id", pa.int64(), "session id; the same id is the same arrival under every arm"),

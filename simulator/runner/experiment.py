@@ -35,6 +35,7 @@ from recarena.agents.llm.endpoint import LLMRuntime, model_name
 from recarena.agents.llm.server import LocalServer, check_local_llm
 from recarena.agents.users.calibrated import resolve_calibrated
 from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.logschema import LOG_FORMAT_VERSION
 from recarena.simulator.core.names import path_component
 from recarena.simulator.core.scenario import Scenario, dump_scenario
 from recarena.simulator.runner.cell import run_cell
@@ -463,6 +464,7 @@ def _new_manifest(scenario, points, cells, executor_name, llm_runtime) -> dict[s
         "scenario": scenario.model_dump(mode="json"),
         "started_at": datetime.now(UTC).isoformat(),
         "executor": executor_name,
+        "log_format": LOG_FORMAT_VERSION,
         "versions": versions(),
         "git_commit": git_commit(),
         "cells": [
