@@ -1,16 +1,19 @@
-"""LLM users on the embedded local server: pages/s, tokens/page, calls/page, replay speed-up.
+"""LLM users, scoring mode against JSON (grammar) mode: one server, one machine, one run.
 
-1. Runs a scenario (default ``scenarios/llm_panel.yaml``) in ``record`` mode against the local
-   llama.cpp server (SmolLM2-135M-Instruct), with a fresh cache in a temporary directory.
-2. Runs it again in ``replay`` mode: no server, every call from the cache.
-3. Prints wall times, LLM pages per second of the recorded run, tokens per LLM page, calls per
-   LLM page (reflections and repairs included), and the replay speed-up. Checks that the replay
-   reproduced the recorded simulation tables exactly.
+1. Starts the embedded llama.cpp server once (default SmolLM2-135M; ``--model-path`` for any
+   GGUF file) and points both runs at it, so the two modes meet the same model and load.
+2. Runs the scenario (default ``scenarios/llm_panel.yaml``, shrunk by ``--days``,
+   ``--llm-users`` and ``--arms``) with ``llm.decision: score`` in ``record`` mode, then the
+   same with ``decision: generate``; then replays the scoring run from its cache (no endpoint)
+   and checks that the simulation tables are bit-identical.
+3. Prints, per mode: LLM pages, wall seconds, LLM pages per second, calls per page (ratings,
+   reflections and repairs included), prompt and completion tokens per page, fallbacks; and
+   the speed-up of scoring over JSON mode against the issue's targets.
+
+    python benchmarks/llm_users.py [--days 0.5] [--llm-users 4] [--arms 1] [--model-path F]
 
 For scale, Agent4Rec reports 1,000 agents x up to 5 pages in 4,068 s and 6.9M tokens (about
 1.2 pages/s and about 1,400 tokens per page, with a paid API); those figures are quoted, not run.
-
-    python benchmarks/llm_users.py [--scenario scenarios/llm_panel.yaml] [--days N]
 """
 
 from __future__ import annotations
@@ -25,16 +28,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 SIM_TABLES = ("exposures", "interactions", "sessions", "items", "personas")
-
-
-def _timed_run(scenario, run_dir: Path, mode: str, cache: Path):
-    from recarena.simulator.runner.experiment import run_experiment
-
-    start = time.perf_counter()
-    result = run_experiment(
-        scenario, run_dir, executor="local", llm_cache_mode=mode, llm_cache_path=cache
-    )
-    return result, time.perf_counter() - start
+HEADER = "mode       pages   wall s  pages/s  calls/page  prompt tok/p  compl tok/p  fallbacks"
+MODES = (  # (row name, llm.decision, llm.ratings)
+    ("score", "score", "ask"),
+    ("score-rr", "score", "rule"),
+    ("generate", "generate", "ask"),
+)
 
 
 def _same_tables(a: Path, b: Path) -> bool:
@@ -49,43 +48,112 @@ def _same_tables(a: Path, b: Path) -> bool:
     return True
 
 
+def _scenario(args, base_url, alias, decision, cache: Path, mode: str, ratings: str = "ask"):
+    import yaml
+
+    from recarena.simulator.runner.resolve import parse_scenario
+
+    doc = yaml.safe_load(Path(args.scenario).read_text(encoding="utf-8"))
+    doc["horizon"] = dict(doc.get("horizon") or {}, days=args.days)
+    panel = doc["population"].setdefault("llm_panel", {})
+    panel["users"] = args.llm_users
+    doc["arms"] = doc["arms"][: args.arms]
+    doc["baseline"] = doc["arms"][0]["name"]
+    llm = dict(doc.get("llm") or {})
+    llm |= {
+        "provider": "openai",
+        "base_url": base_url,
+        "model": alias,
+        "response_format": "json_object_schema",  # llama.cpp: a grammar from the schema
+        "decision": decision,
+        "ratings": ratings,
+        "cache": {"path": str(cache), "mode": mode},
+    }
+    doc["llm"] = llm
+    return parse_scenario(doc)
+
+
+def _run(scenario, run_dir: Path) -> tuple[dict, float]:
+    from recarena.simulator.runner.experiment import run_experiment
+
+    started = time.perf_counter()
+    result = run_experiment(scenario, run_dir, executor="local")
+    return result.manifest["llm"]["accounting"], time.perf_counter() - started
+
+
+def _row(name: str, acc: dict, wall: float) -> str:
+    if not acc.get("calls"):
+        raise SystemExit(f"{name}: no LLM calls at all; run more --days or --llm-users")
+    pages = acc["llm_pages"] or 1
+    return (
+        f"{name:<9} {acc['llm_pages']:>6} {wall:>8.1f} {acc['llm_pages'] / wall:>8.2f} "
+        f"{acc['calls'] / pages:>10.3f} {acc['prompt_tokens'] / pages:>12.1f} "
+        f"{acc['completion_tokens'] / pages:>11.2f} {acc['fallbacks']:>9}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default=str(ROOT / "scenarios" / "llm_panel.yaml"))
-    parser.add_argument("--days", type=int, default=None, help="override horizon.days")
+    parser.add_argument("--days", type=float, default=0.5)
+    parser.add_argument("--llm-users", type=int, default=4)
+    parser.add_argument("--arms", type=int, default=1)
+    parser.add_argument("--model-path", default=None, help="a GGUF file (default SmolLM2-135M)")
+    parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
 
-    from recarena.simulator.runner.resolve import load_scenario
+    from recarena.agents.llm.client import LOCAL_MODEL
+    from recarena.agents.llm.server import LocalServer
 
-    scenario = load_scenario(Path(args.scenario))
-    if args.days is not None:
-        scenario = scenario.model_copy(
-            update={"horizon": scenario.horizon.model_copy(update={"days": args.days})}
-        )
-    with tempfile.TemporaryDirectory() as tmp:
+    alias = Path(args.model_path).stem if args.model_path else LOCAL_MODEL
+    server = LocalServer(threads=args.threads, model_path=args.model_path, alias=alias)
+    with tempfile.TemporaryDirectory() as tmp, server:
         tmp_path = Path(tmp)
-        cache = tmp_path / "cache.sqlite"
-        recorded, record_s = _timed_run(scenario, tmp_path / "recorded", "record", cache)
-        replayed, replay_s = _timed_run(scenario, tmp_path / "replayed", "replay", cache)
-        identical = _same_tables(recorded.run_dir, replayed.run_dir)
-    acc = recorded.manifest["llm"]["accounting"]
-    endpoint_s = acc["endpoint_seconds"]
+        results = {}
+        print(HEADER, flush=True)
+        for name, decision, ratings in MODES:
+            cache = tmp_path / f"{name}.sqlite"
+            scenario = _scenario(args, server.base_url, alias, decision, cache, "record", ratings)
+            results[name] = _run(scenario, tmp_path / name)
+            print(_row(name, *results[name]), flush=True)  # as soon as it is known
+        replay = _scenario(args, "http://127.0.0.1:9/v1", alias, "score",
+                           tmp_path / "score.sqlite", "replay")  # fmt: skip
+        _, replay_s = _run(replay, tmp_path / "replay")
+        identical = _same_tables(tmp_path / "score", tmp_path / "replay")
     print(
-        f"scenario: {scenario.name}, {scenario.population.users} users "
-        f"({scenario.population.llm_users} LLM), {len(scenario.arms)} arms, "
-        f"{scenario.horizon.days} days"
+        f"scenario: {Path(args.scenario).name}, {args.days:g} days, {args.llm_users} LLM users, "
+        f"{args.arms} arm(s); model {alias}, {server.threads} threads"
     )
-    print(f"record run : {record_s:8.1f} s wall ({endpoint_s:.1f} s summed endpoint latency)")
-    print(f"replay run : {replay_s:8.1f} s wall")
-    print(f"replay speed-up: {record_s / replay_s:.1f}x; logs identical: {identical}")
-    print(f"LLM pages: {acc['llm_pages']}, calls: {acc['calls']} {acc['by_purpose']}")
-    print(f"calls per LLM page (incl. reflections, repairs): {acc['calls_per_page']}")
-    print(f"LLM pages per second (recorded run wall): {acc['llm_pages'] / record_s:.2f}")
+    print(HEADER)
+    for name, (acc, wall) in results.items():
+        print(_row(name, acc, wall))
+    gen, gen_s = results["generate"]
+    for name in ("score", "score-rr"):
+        acc, wall = results[name]
+        print(f"{name} by purpose: {acc['by_purpose']}; decisions: {acc['decisions']}")
+    score, score_s = results["score"]
+    speedup = (score["llm_pages"] / score_s) / max(gen["llm_pages"] / gen_s, 1e-9)
+    pages = score["llm_pages"] or 1
+    print("targets, for 'score' (ratings read from logprobs):")
+    checks = [
+        ("pages/s scoring >= 5x JSON mode", speedup >= 5, f"{speedup:.1f}x"),
+        ("completion tokens/page <= 2", score["completion_tokens"] / pages <= 2,
+         f"{score['completion_tokens'] / pages:.2f}"),
+        ("prompt tokens/page <= 350", score["prompt_tokens"] / pages <= 350,
+         f"{score['prompt_tokens'] / pages:.1f}"),
+        ("calls/page <= 1.05", score["calls"] / pages <= 1.05, f"{score['calls'] / pages:.3f}"),
+        ("replay bit-identical", identical, f"replay {replay_s:.1f} s"),
+    ]  # fmt: skip
+    for name, ok, figure in checks:
+        print(f"  [{'met' if ok else 'NOT met'}] {name}: {figure}")
+    rr, rr_s = results["score-rr"]
+    rr_pages = rr["llm_pages"] or 1
+    rr_speedup = (rr["llm_pages"] / rr_s) / max(gen["llm_pages"] / gen_s, 1e-9)
     print(
-        f"tokens per LLM page: {acc['tokens_per_page']} "
-        f"({acc['prompt_tokens']:,} prompt + {acc['completion_tokens']:,} completion in all)"
+        f"'score-rr' (llm.ratings: rule): {rr_speedup:.1f}x JSON mode's pages/s, "
+        f"{rr['calls'] / rr_pages:.3f} calls/page, {rr['prompt_tokens'] / rr_pages:.1f} prompt "
+        f"and {rr['completion_tokens'] / rr_pages:.2f} completion tokens/page"
     )
-    print(f"invalid answers: {acc['invalid']}, fallbacks to rules: {acc['fallbacks']}")
 
 
 if __name__ == "__main__":
