@@ -28,6 +28,7 @@ from rich.table import Table
 
 from recarena.analysis.load import RunLogs
 from recarena.analysis.metrics import compute_metrics, compute_user_metrics
+from recarena.analysis.scalars import as_int
 from recarena.simulator.core.errors import RecarenaError
 
 MIN_REPLICATES = 5
@@ -215,13 +216,13 @@ def compare(
     """
     if ci_over not in CI_OVER:
         raise RecarenaError(f"--ci-over: unknown {ci_over!r}; known: {', '.join(CI_OVER)}")
-    min_replicates = {"auto": min_replicates, "users": math.inf, "replicates": 0}[ci_over]
+    needed: float = {"auto": min_replicates, "users": math.inf, "replicates": 0}[ci_over]
     if isinstance(logs_or_metrics, RunLogs):
         logs = logs_or_metrics
         reps = [sum(c.arm == arm for c in logs.cells) for arm in logs.arms]
         if ci_over == "replicates":
             _need_replicates(min(reps, default=0))
-        if per_user is None and min(reps, default=0) < min_replicates:
+        if per_user is None and min(reps, default=0) < needed:
             per_user = compute_user_metrics(logs, metrics)  # also gives those cell values
         long = compute_metrics(logs, metrics, per_user)
         arms = logs_or_metrics.arms
@@ -247,7 +248,7 @@ def compare(
     rng = np.random.default_rng(seed)
     resampler = _Resampler(n_boot, rng)
     user_boots: dict[tuple[str, str, int], np.ndarray] = {}
-    if n_reps < min_replicates:
+    if n_reps < needed:
         if per_user is not None and per_user.height:
             per_user = per_user.filter(pl.col("metric").is_in(names) & pl.col("arm").is_in(arms))
             user_boots = _user_bootstrap(per_user, n_boot, rng)
@@ -343,7 +344,7 @@ def ci_units(frame: pl.DataFrame) -> tuple[int, list[str], list[str]]:
     The terminal caption and the HTML report word it differently from the same split. A frame
     without ``ci_over`` (from before the column existed) is over replicates throughout.
     """
-    n_reps = int(frame["n_reps"].min()) if frame.height else 0
+    n_reps = as_int(frame["n_reps"].min()) if frame.height else 0
     over = (
         dict(frame.select("metric", "ci_over").unique(maintain_order=True).iter_rows())
         if "ci_over" in frame.columns

@@ -51,6 +51,7 @@ from recarena.analysis.metrics_base import (
     gini,
     item_topics,
 )
+from recarena.analysis.scalars import as_int
 
 DAY = 86_400.0
 N_PAIRS = 2000
@@ -111,12 +112,12 @@ def homogenization_pairs(
             .group_by([*CELL, "user_id"], maintain_order=True)
             .head(first_k)
         )
-    frame = frame.select(*CELL, "user_id", "item_id").unique().collect()
+    consumed = frame.select(*CELL, "user_id", "item_id").unique().collect()
     universe = logs.interactions.select(pl.col("user_id").unique()).collect()["user_id"]
     pairs = sample_pairs(universe.to_numpy(), n_pairs, seed)
     rows = []
     for arm, rep in sorted({(a, r) for a, r in zip(*_cells(logs), strict=True)}):
-        cell = frame.filter((pl.col("arm") == arm) & (pl.col("rep") == rep))
+        cell = consumed.filter((pl.col("arm") == arm) & (pl.col("rep") == rep))
         inter, union = jaccard_pairs(cell["user_id"].to_numpy(), cell["item_id"].to_numpy(), pairs)
         known = union > 0
         rows.append(
@@ -276,7 +277,7 @@ def _creator_exposure_by_period(logs: RunLogs, period_days: float) -> pl.DataFra
         .agg(pl.col("created_at").min().alias("first"))
         .collect()
     )
-    last = int(exposures["period"].max() or 0) if exposures.height else 0
+    last = as_int(exposures["period"].max() or 0) if exposures.height else 0
     periods = pl.DataFrame({"period": np.arange(last + 1, dtype=np.int32)})
     present = first_item.join(periods, how="cross").filter(
         pl.col("first") < (pl.col("period") + 1) * seconds

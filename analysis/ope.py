@@ -68,6 +68,7 @@ import polars as pl
 from rich.table import Table
 
 from recarena.analysis.load import RunLogs
+from recarena.analysis.scalars import as_float
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.registry import Registry
 
@@ -384,7 +385,7 @@ def off_policy_evaluation(
         log_rep = log_frame.filter(pl.col("rep") == rep)
         tgt_rep = target_frame.filter(pl.col("rep") == rep)
         slots, dropped = logged_slots(log_rep, tgt_rep)
-        truth = float(tgt_rep["clicked"].cast(pl.Float64).mean())
+        truth = as_float(tgt_rep["clicked"].cast(pl.Float64).mean())
         logged_total += log_rep.height
         kept_total += slots.height
         if slots.is_empty():
@@ -406,7 +407,7 @@ def off_policy_evaluation(
             f"same request and slot ({where}); use a logging arm that explores "
             "(random, epsilon_greedy)"
         )
-    pooled_truth = float(target_frame["clicked"].cast(pl.Float64).mean())
+    pooled_truth = as_float(target_frame["clicked"].cast(pl.Float64).mean())
     pooled_dropped = 1.0 - kept_total / logged_total if logged_total else 0.0
     groups = [*per_rep, (None, pooled, pooled_truth, pooled_dropped, target_frame.height)]
 

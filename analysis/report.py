@@ -37,6 +37,7 @@ from recarena.analysis.report_plots import (
     time_series_figure,
     to_svg,
 )
+from recarena.analysis.scalars import as_int
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.runner.fallback import shares_by_arm
 from recarena.simulator.runner.llm_accounting import summarize_llm_calls
@@ -176,7 +177,7 @@ def ab_note(frame: pl.DataFrame) -> str:
 def ci_unit(frame: pl.DataFrame, ci_over: str) -> str:
     """One line for the summary: the unit the CIs resample and how it was chosen."""
     units = list(dict.fromkeys(frame["ci_over"].drop_nulls().to_list())) if frame.height else []
-    n_reps = int(frame["n_reps"].min()) if frame.height else 0
+    n_reps = as_int(frame["n_reps"].min()) if frame.height else 0
     chosen = "chosen automatically" if ci_over == "auto" else f"--ci-over {ci_over}"
     text = " and ".join(units) if units else "replicates"
     return f"{text} ({chosen}; {n_reps} replicate{'s' if n_reps != 1 else ''} per arm)"

@@ -87,6 +87,12 @@ class _HybridLinear:
         self.items = _ItemRates(prior_weight)
         self.users = None if n_users == 0 else _PerUserRidge(n_users, n_topics + 1, ridge)
 
+    def ridge(self) -> _PerUserRidge:
+        """The per-user ridge; absent only in a world without users, where nobody asks."""
+        if self.users is None:
+            raise RuntimeError("a per-user bandit was asked to serve a world with no users")
+        return self.users
+
     def update(self, feedback: FeedbackBatch) -> None:
         items = feedback.slates.items
         valid = items != PAD_ITEM
@@ -95,7 +101,7 @@ class _HybridLinear:
         safe = np.maximum(items, 0)
         residual = feedback.clicked.astype(np.float64) - mean[safe]
         x = item_features(feedback.requests.catalog.topics.astype(np.float64))[safe]
-        self.users.update(feedback.requests.user, x, residual, valid.astype(np.float64))
+        self.ridge().update(feedback.requests.user, x, residual, valid.astype(np.float64))
         self.items.update(items[valid], feedback.clicked[valid])
 
 
@@ -143,7 +149,7 @@ class LinUCB:
         x = item_features(requests.catalog.topics.astype(np.float64))
         users = requests.user
         item_mean, item_sd = self.model.items.mean_and_sd(requests.catalog.n_items)
-        ridge = self.model.users
+        ridge = self.model.ridge()
         mean = item_mean + ridge.theta(users) @ x.T
         spread = np.einsum("nd,bde,ne->bn", x, ridge.a_inv[users], x, optimize=True)
         noise_sd = np.sqrt(max(self.model.items.overall() * (1 - self.model.items.overall()), 1e-6))
@@ -233,7 +239,7 @@ class ThompsonLinear:
         x = item_features(requests.catalog.topics.astype(np.float64))
         users = requests.user
         item_mean, item_sd = self.model.items.mean_and_sd(requests.catalog.n_items)
-        ridge = self.model.users
+        ridge = self.model.ridge()
         mean = ridge.theta(users)
         chol = np.linalg.cholesky(ridge.a_inv[users]) * self.params.scale
 

@@ -63,7 +63,7 @@ class RecBoleRecommender:
         self.rng = ctx.rng
         self.rb = import_recbole()
         self.popularity = PopularityRecommender(PopularityParams(), ctx)
-        self.model = None
+        self.model: Any | None = None  # the trained RecBole (torch) model; RecBole has no stubs
         self.sequential = False
         self.internal_item = np.zeros(0, np.int64)  # our item id -> RecBole id (0 = unknown)
         self.external_item = np.zeros(0, np.int64)  # RecBole id -> our item id
@@ -198,6 +198,7 @@ class RecBoleRecommender:
         import torch  # lazily: listing and validating never load torch
 
         model = self.model
+        assert model is not None, "recommend() serves popularity until a model is trained"
         if self.sequential:
             fields = {
                 model.ITEM_SEQ: torch.from_numpy(self.seq[users]),

@@ -89,7 +89,7 @@ class _Reranker:
 
         self.params = params
         self.base = build(params.base, params.base_params, ctx)
-        self._diversity = {"base": [], "reranked": []}
+        self._diversity: dict[str, list[float]] = {"base": [], "reranked": []}
         self._exposure = {"base": np.zeros(0), "reranked": np.zeros(0)}
 
     def fit(self, history: Interactions) -> None:
@@ -165,6 +165,7 @@ def _greedy(relevance: np.ndarray, k: int, gain) -> np.ndarray:
 
 class MMR(_Reranker):
     Params = MMRParams
+    params: MMRParams
 
     def __init__(self, params: MMRParams, ctx: RecommenderContext) -> None:
         super().__init__(params, ctx)
@@ -187,12 +188,15 @@ class MMR(_Reranker):
 
 class Calibrated(_Reranker):
     Params = CalibratedParams
+    params: CalibratedParams
 
     def __init__(self, params: CalibratedParams, ctx: RecommenderContext) -> None:
         super().__init__(params, ctx)
         self.name = "calibrated"
         self.user_topics = np.zeros((ctx.n_users, ctx.n_topics))
         self._topics_of: np.ndarray | None = None
+        self._history: Interactions | None = None
+        """Clicks handed to fit(), folded into user_topics at the next request."""
 
     def fit(self, history: Interactions) -> None:
         super().fit(history)
@@ -201,7 +205,7 @@ class Calibrated(_Reranker):
     def _profile(self, requests: RequestBatch) -> np.ndarray:
         """[B, T] each user's topic mix over their clicks (uniform without any)."""
         topics = requests.catalog.topics
-        history = getattr(self, "_history", None)
+        history = self._history
         if history is not None and len(history):
             self.user_topics[:] = 0
             np.add.at(self.user_topics, history.user, topics[history.item])
@@ -236,6 +240,7 @@ class Calibrated(_Reranker):
 
 class ProviderFair(_Reranker):
     Params = ProviderFairParams
+    params: ProviderFairParams
 
     def __init__(self, params: ProviderFairParams, ctx: RecommenderContext) -> None:
         super().__init__(params, ctx)

@@ -53,7 +53,7 @@ def user_blocks(spec: SocialGraphSpec, taste: np.ndarray, rng: np.random.Generat
     """Block of each user: its dominant taste topic, or a random one of ``spec.blocks``."""
     if spec.blocks is None:
         return np.asarray(taste.argmax(axis=1), dtype=np.int64)
-    return rng.integers(0, spec.blocks, taste.shape[0])
+    return np.asarray(rng.integers(0, spec.blocks, taste.shape[0]), dtype=np.int64)
 
 
 def read_edge_list(path: str | Path, n_users: int) -> np.ndarray:

@@ -142,7 +142,7 @@ class TalkState:
         adjacency: sp.csr_matrix,
         extraversion: np.ndarray,
         satisfaction: np.ndarray,
-        hash_base: int,
+        hash_base: np.uint64,
         log: TableSink,
     ) -> None:
         self.cfg = cfg

@@ -59,7 +59,7 @@ def mix64(z: np.ndarray) -> np.ndarray:
     return z ^ (z >> np.uint64(31))
 
 
-def combine(key: np.ndarray, value: np.ndarray | int) -> np.ndarray:
+def combine(key: np.ndarray | np.uint64, value: np.ndarray | int) -> np.ndarray:
     """Hash ``value`` into ``key``; both broadcast."""
     value = np.asarray(value).astype(np.uint64)
     return mix64(np.asarray(key, dtype=np.uint64) + value * _GOLDEN + _GOLDEN)

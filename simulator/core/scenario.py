@@ -100,7 +100,7 @@ class LLMPanel(Section):
     memory_tokens: Annotated[int, Field(ge=0, le=2000)] = 80
     """Budget of the retrieved memories in the prompt (about 4 characters a token); the most
     relevant memories that fit are kept, so prompts stay short however long the history."""
-    memory: Literal["tfidf", "typed"] = Field("tfidf", exclude_if=lambda v: v == "tfidf")
+    memory: Literal["tfidf", "typed"] = Field(default="tfidf", exclude_if=lambda v: v == "tfidf")
     """tfidf: one store, TF-IDF retrieval; typed: episodic, semantic and procedural stores with a
     router (agents/users/typed_memory.py). Left out of the resolved scenario when tfidf."""
     reflect_every_sessions: Annotated[int, Field(ge=0)] = 5
@@ -131,10 +131,11 @@ class SocialGraphSpec(Section):
 
     @model_validator(mode="after")
     def _params_fit_type(self) -> SocialGraphSpec:
-        if self.type == "edge_list" and not self.path:
-            raise ValueError("@path: type 'edge_list' needs the path of an edge-list file")
-        if self.type == "edge_list" and not Path(self.path).is_file():
-            raise ValueError(f"@path: edge-list file not found: {self.path}")
+        if self.type == "edge_list":
+            if not self.path:
+                raise ValueError("@path: type 'edge_list' needs the path of an edge-list file")
+            if not Path(self.path).is_file():
+                raise ValueError(f"@path: edge-list file not found: {self.path}")
         if self.type == "watts_strogatz" and self.k % 2:
             raise ValueError(f"@k: watts_strogatz needs an even k (got {self.k})")
         return self
@@ -255,7 +256,7 @@ class Population(Section):
     """Hour-of-day session starts and topic tastes (agents/users/daily_rhythm.py); null = none."""
     instructions: InstructionSpec | None = None
     """Users near leaving emit instructions (agents/users/instructions.py); null = none."""
-    source: Literal["generated", "calibrated"] = Field("generated", alias="from")
+    source: Literal["generated", "calibrated"] = Field(default="generated", alias="from")
     """YAML key ``from``. generated: users drawn from the parameters above; calibrated: users
     (taste, activity) and the initial catalog (topic mixes, quality, titles, genres) read from
     ``path``, made by ``recarena calibrate`` (agents/users/calibration.py)."""

@@ -63,7 +63,7 @@ class ActiveSessions:
         """[B] the id of the page (or turn) each session is about to see."""
         return self.session_id * PAGE_ID_STRIDE + self.page
 
-    def noise_keys(self, hash_base: int, request_id: np.ndarray) -> np.ndarray:
+    def noise_keys(self, hash_base: np.uint64, request_id: np.ndarray) -> np.ndarray:
         """[B] counter-based noise keys of this page: shared by every arm."""
         return combine(np.asarray(hash_base, np.uint64), request_id.astype(np.uint64))
 

@@ -64,7 +64,7 @@ class World:
     policy: Any
     """The user policy answering pages: the rule policy, or the LLM panel wrapping it."""
     panel: PanelPolicy | None
-    hash_base: int
+    hash_base: np.uint64
     recommender: Recommender
     recommender_llm: LLMClient | None
     surface: Surface
