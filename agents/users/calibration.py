@@ -665,7 +665,7 @@ def fit_watch_rule(
         return {"slope": 1.0, "intercept": 0.0, "pairs": 0}
     x = np.concatenate([pos, neg])[:, None]
     use_pop = log_pop is not None and held_item is not None
-    if use_pop:
+    if log_pop is not None and held_item is not None:
         items = np.concatenate([held_item[liked], neg_item[fresh]])
         x = np.column_stack([x[:, 0], log_pop[items]])
     y = np.concatenate([np.ones(pos.size), np.zeros(neg.size)])
