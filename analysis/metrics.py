@@ -19,7 +19,14 @@ from recarena.analysis import metrics_beyond as beyond
 from recarena.analysis import metrics_engagement as engagement
 from recarena.analysis import metrics_fairness as fairness
 from recarena.analysis.load import RunLogs
-from recarena.analysis.metrics_base import CELL, Metric, PerUser, from_user_ratio, gini
+from recarena.analysis.metrics_base import (
+    CELL,
+    Metric,
+    PerUser,
+    from_user_ratio,
+    gini,
+    ratio_of_sums,
+)
 from recarena.analysis.metrics_conversation import METRICS_CONVERSATION
 from recarena.analysis.metrics_creators import METRICS_CREATORS
 from recarena.analysis.metrics_engagement import retention_curve
@@ -195,7 +202,7 @@ def compute_metrics(
     frames = []
     for name in names or known_metrics():
         if name in held and per_user is not None:
-            computed = from_user_ratio(lambda _, name=name: per_user.filter(metric=name))(logs)
+            computed = ratio_of_sums(per_user.filter(metric=name))
         else:
             computed = get_metric(name).compute(logs)
         values = computed.select(

@@ -53,15 +53,16 @@ def user_ratio(frame: pl.LazyFrame, num: pl.Expr, den: pl.Expr) -> pl.DataFrame:
     )
 
 
+def ratio_of_sums(per_user: pl.DataFrame) -> pl.DataFrame:
+    """``arm, rep, value``: Σnum / Σden over each cell's users."""
+    return per_user.group_by(CELL).agg((pl.col("num").sum() / pl.col("den").sum()).alias("value"))
+
+
 def from_user_ratio(per_user: PerUser) -> Callable[[RunLogs], pl.DataFrame]:
     """The cell value of a ratio-of-sums metric: Σnum / Σden over the cell's users."""
 
     def compute(logs: RunLogs) -> pl.DataFrame:
-        return (
-            per_user(logs)
-            .group_by(CELL)
-            .agg((pl.col("num").sum() / pl.col("den").sum()).alias("value"))
-        )
+        return ratio_of_sums(per_user(logs))
 
     return compute
 

@@ -12,16 +12,19 @@ from __future__ import annotations
 import io
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib
 import numpy as np
 import polars as pl
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
+from matplotlib.typing import RcKeyType
 
 from recarena.analysis.report_data import Lorenz
+from recarena.analysis.scalars import as_int
 
-_RC = {
+_RC: dict[RcKeyType, Any] = {
     "svg.fonttype": "none",
     "font.family": "DejaVu Sans",  # bundled with matplotlib, so text metrics are the same anywhere
     "font.size": 9,
@@ -148,7 +151,7 @@ def _annotate(ax, grid: np.ndarray) -> None:
 
 def list_heatmap(slots: pl.DataFrame, arms: list[str]) -> Figure:
     """CTR by list position (columns) for each list arm (rows)."""
-    k = int(slots["col"].max()) + 1
+    k = as_int(slots["col"].max()) + 1
     grid = np.full((len(arms), k), np.nan)
     for row in slots.iter_rows(named=True):
         grid[arms.index(row["arm"]), int(row["col"])] = row["ctr"]
@@ -169,7 +172,7 @@ def list_heatmap(slots: pl.DataFrame, arms: list[str]) -> Figure:
 def carousel_heatmap(slots: pl.DataFrame, arm: str) -> Figure:
     """CTR for each (row, col) slot of one carousel arm."""
     part = slots.filter(pl.col("arm") == arm)
-    rows, cols = int(part["row"].max()) + 1, int(part["col"].max()) + 1
+    rows, cols = as_int(part["row"].max()) + 1, as_int(part["col"].max()) + 1
     grid = np.full((rows, cols), np.nan)
     for row in part.iter_rows(named=True):
         grid[int(row["row"]), int(row["col"])] = row["ctr"]

@@ -15,7 +15,14 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from recarena.simulator.core.errors import RecarenaError
@@ -100,14 +107,14 @@ def _load_checked(
     """Everything run would refuse: schema, registries, metric names, referenced files, page
     shapes, sweep size and the resource estimate (simulator/runner/preflight.py)."""
     from recarena.analysis.metrics import check_metrics
-    from recarena.simulator.runner.preflight import preflight, uses_edge_list
+    from recarena.simulator.runner.preflight import EdgeReader, preflight, uses_edge_list
     from recarena.simulator.runner.resolve import load_scenario, parse_scenario
 
     scenario = load_scenario(path)
     check_metrics(scenario, str(path))
     if overrides:
         scenario = parse_scenario(scenario.model_dump(mode="json") | overrides, str(path))
-    read_edges = None
+    read_edges: EdgeReader | None = None
     if uses_edge_list(scenario):  # the engine's reader (networkx, scipy) only when needed
         from recarena.agents.users.social import read_edge_list as read_edges
     estimate = preflight(
@@ -238,8 +245,8 @@ def run(
         if not scenario.uses_llm:
             out.print("dry run: this scenario makes no LLM calls")
             return
-        estimate = estimate_llm_calls(scenario, len(plan_cells(scenario)))
-        out.print(format_estimate(estimate), soft_wrap=True, markup=False)
+        calls = estimate_llm_calls(scenario, len(plan_cells(scenario)))
+        out.print(format_estimate(calls), soft_wrap=True, markup=False)
         return
     run_dir = resume if resume is not None else new_run_dir(scenario, output)
     cells = plan_cells(scenario)
@@ -402,7 +409,7 @@ def fidelity(
         arms=select_arms(arms),
     )
     progress = _progress_bars(quiet)
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
 
     def on_progress(description: str, fraction: float) -> None:
         step = description.split(" ")[0]  # one bar per step kind: train, simulate, ...
@@ -646,7 +653,8 @@ def schema() -> None:
     print(json.dumps(document, indent=2))
 
 
-def _one_line(text: str) -> str:
+def _one_line(text: object) -> str:
+    """An error's text (a message or an exception) on one line."""
     return " ".join(str(text).split())
 
 

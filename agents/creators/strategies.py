@@ -187,7 +187,7 @@ class BoundedRational:
 
     def update(self, mix: np.ndarray, stats: PeriodStats, rng: np.random.Generator) -> Update:
         p = self.params
-        n = mix.shape[0]
+        n: int = mix.shape[0]
         u_move = rng.random(n)
         u_pick = rng.random(n)
         share = yield_share(getattr(stats, p.signal), stats.items)

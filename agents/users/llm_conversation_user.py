@@ -300,6 +300,7 @@ class LLMConversationUser:
         wants = describe_target(facets, turn.target[row])
         asking = int(turn.system.act[row]) == ASK
         values: dict[str, Any] = {"question": None, "options": [], "slate": []}
+        model: type[QuestionAnswer] | type[RecommendationAnswer]
         if asking:
             facet = int(turn.system.facet[row])
             values |= {"question": facets.names[facet], "options": list(facets.values[facet])}

@@ -363,7 +363,9 @@ class DialogueLoop:
 
     def _extend_transcript(self, facets: Facets, system: SystemActs, acts: UserActs) -> None:
         """Render this turn's utterances (only for policies that read text)."""
-        for b, history in enumerate(self.tracker.transcript):
+        transcript = self.tracker.transcript
+        assert transcript is not None, "the tracker keeps a transcript when needs_transcript"
+        for b, history in enumerate(transcript):
             history.append(system.text[b] or render_system(facets, system, b))
             history.append(acts.text[b] or render_user(facets, acts, b))
 

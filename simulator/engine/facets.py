@@ -78,8 +78,8 @@ def genre_labels(n_topics: int, topics: np.ndarray, real: RealAttributes | None)
     names = sorted({g for genres in real.genres for g in genres})
     counts = np.zeros((n_topics, len(names)))
     for t, genres in zip(dominant, real.genres, strict=True):
-        for g in genres:
-            counts[t, names.index(g)] += 1
+        for genre in genres:
+            counts[t, names.index(genre)] += 1
     expected = counts.sum(axis=1, keepdims=True) * counts.sum(axis=0) / max(counts.sum(), 1)
     lift = np.where(counts >= _MIN_ITEMS, counts / np.maximum(expected, 1e-12), 0.0)
     taken_topics, taken_genres = set(), set()

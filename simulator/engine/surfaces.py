@@ -87,7 +87,11 @@ class CarouselView:
         self.col_p = cfg.col_decay ** np.arange(n_cols, dtype=np.float64)
 
     # ------------------------------------------------------------------ layout
-    def layout(self, recommender, requests: RequestBatch, state: SurfaceState) -> SlateBatch:
+    def layout(
+        self, recommender: Recommender, requests: RequestBatch, state: SurfaceState | None
+    ) -> SlateBatch:
+        # needs_state is True, so the engine always builds the state for a carousel
+        assert state is not None, "a carousel lays out its rows from a SurfaceState"
         cfg = self.cfg
         batch, n_cols = len(requests), cfg.cols
         candidates = recommender.recommend(replace(requests, k=cfg.candidates))

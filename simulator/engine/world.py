@@ -92,9 +92,10 @@ def build_world(
     arm = scenario.arms[arm_index]
     cfg_cat, cfg_pop = scenario.catalog, scenario.population
     catalog = Catalog(cfg_cat.topics, capacity=max(1024, 2 * cfg_cat.initial_items))
-    calibrated = (  # a real population (agents/users/calibrated.py); None = generated
-        CalibratedPopulation.load(cfg_pop.path) if cfg_pop.source == "calibrated" else None
-    )
+    calibrated: CalibratedPopulation | None = None  # None = generated
+    if cfg_pop.source == "calibrated":  # a real population (agents/users/calibrated.py)
+        assert cfg_pop.path is not None, "the scenario schema requires a path for 'calibrated'"
+        calibrated = CalibratedPopulation.load(cfg_pop.path)
     creators, topic_weights = _make_creators(model, scenario, replicate, catalog, calibrated)
     if calibrated is not None:
         user_state = calibrated_users(calibrated, cfg_pop, generator(seed, replicate, "population"))

@@ -34,7 +34,8 @@ def plan_cells(scenario: Scenario, points: list[SweepPoint] | None = None) -> li
     early. ``points`` saves re-expanding a sweep the caller already expanded."""
     points = expand_sweep(scenario) if points is None else points
     cells: list[Cell] = []
-    for point in points or [None]:
+    cell_points: list[SweepPoint | None] = [*points] if points else [None]
+    for point in cell_points:
         for rep in range(scenario.replicates):
             for arm_index, arm in enumerate(scenario.arms):
                 index = None if point is None else point.index

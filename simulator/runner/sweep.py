@@ -192,7 +192,7 @@ def expand_sweep(scenario: Scenario) -> list[SweepPoint]:
             raise RecarenaError(f"sweep.{path}: the same field is swept twice")
         seen.add(key)
 
-    points = []
+    points: list[SweepPoint] = []
     paths = list(scenario.sweep)
     for combo in itertools.product(*(scenario.sweep[p] for p in paths)):
         doc = copy.deepcopy(base)
