@@ -315,6 +315,9 @@ def test_every_metric_has_documentation_and_a_test_here():
         "social_consumption_share", "cascade_size", "cascade_depth_max", "cascade_multi_share",
         "talk_per_user", "click_gini", "source_bias", "source_rank_gap", "ai_exposure_share",
         "ai_catalog_share_end", "ai_creator_share_end", "aigc_dominant_periods",
+        # hand-checked in test_paper_mechanisms.py
+        "return_1d", "return_7d", "active_days", "instructions_per_session", "instruction_heard",
+        "clicks_per_page_novel", "clicks_per_page_routine",
     }  # fmt: skip
     assert set(METRICS) == tested
     for metric in METRICS.values():

@@ -449,3 +449,28 @@ def test_start_hours_from_a_csv_draws_users_around_the_data_peak(tmp_path):
     spec = DailyRhythmSpec(start_hours_from=str(csv), width_hours=0.2, utc_offset_hours=1.0)
     rhythm = DailyRhythm.generate(spec, 40, 2, np.random.default_rng(3))
     assert np.all(np.floor(rhythm.preferred_hour) == 22)  # 21 UTC + 1 h offset
+
+
+def test_active_days_instructions_per_session_and_novelty_ctr_hand_values():
+    from recarena.analysis.metrics_retention import (
+        _ctr_sessions,
+        active_days_users,
+        instructions_per_session_users,
+    )
+
+    sessions = pl.DataFrame(
+        {
+            "arm": ["a"] * 4, "rep": [0] * 4, "user_id": [0, 0, 0, 1], "day": [0, 0, 3, 1],
+            "explore": [True, False, True, False], "clicks": [2, 1, 0, 3], "pages": [4, 2, 2, 3],
+        }
+    )  # fmt: skip
+    instructions = pl.DataFrame({"arm": ["a"] * 3, "rep": [0] * 3, "user_id": [0, 0, 1]})
+    logs = _logs(sessions, instructions=instructions)
+    days = active_days_users(logs).sort("user_id")  # type: ignore[arg-type]
+    assert days["num"].to_list() == [2.0, 1.0]  # user 0: days 0 and 3; user 1: day 1
+    said = instructions_per_session_users(logs).sort("user_id")  # type: ignore[arg-type]
+    assert said["num"].to_list() == [2.0, 1.0] and said["den"].to_list() == [3.0, 1.0]
+    novel = _ctr_sessions(True)(logs).sort("user_id")  # type: ignore[arg-type]
+    assert novel["num"].to_list() == [2.0] and novel["den"].to_list() == [6.0]
+    routine = _ctr_sessions(False)(logs).sort("user_id")  # type: ignore[arg-type]
+    assert routine["num"].to_list() == [1.0, 3.0] and routine["den"].to_list() == [2.0, 3.0]
