@@ -248,10 +248,9 @@ def compare(
     rng = np.random.default_rng(seed)
     resampler = _Resampler(n_boot, rng)
     user_boots: dict[tuple[str, str, int], np.ndarray] = {}
-    if n_reps < needed:
-        if per_user is not None and per_user.height:
-            per_user = per_user.filter(pl.col("metric").is_in(names) & pl.col("arm").is_in(arms))
-            user_boots = _user_bootstrap(per_user, n_boot, rng)
+    if n_reps < needed and per_user is not None and per_user.height:
+        per_user = per_user.filter(pl.col("metric").is_in(names) & pl.col("arm").is_in(arms))
+        user_boots = _user_bootstrap(per_user, n_boot, rng)
 
     rows = []
     for metric in names:

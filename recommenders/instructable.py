@@ -70,8 +70,7 @@ def instruction_term(
     term = np.where((kind == LESS_OF_TOPIC)[:, None], -on_topic, term)
     term = np.where((kind == MORE_OF_TOPIC)[:, None], on_topic, term)
     term = np.where((kind == MORE_NOVEL)[:, None], away_from_history, term)
-    term = np.where((kind == SOMETHING_DIFFERENT)[:, None], away_from_page, term)
-    return term
+    return np.where((kind == SOMETHING_DIFFERENT)[:, None], away_from_page, term)
 
 
 class Instructable(PoolWrapper):

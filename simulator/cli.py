@@ -418,9 +418,8 @@ def fidelity(
         progress.update(tasks[step], description=description, completed=fraction)
 
     started = time.perf_counter()
-    with progress:
-        with _reading(f"fidelity on {dataset}"):
-            result = write_report(output, cfg, on_progress)
+    with progress, _reading(f"fidelity on {dataset}"):
+        result = write_report(output, cfg, on_progress)
     table = Table(title=f"fidelity: {result['dataset']['name']} (95% CI over users)")
     for column in ("check", "measure", "value [95% CI]", "reference"):
         table.add_column(column)

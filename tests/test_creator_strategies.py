@@ -353,7 +353,7 @@ def test_llm_creators_run_against_an_endpoint_and_fall_back_when_answers_are_inv
 def _logs(**tables: pl.DataFrame) -> RunLogs:
     empty = pl.DataFrame({"arm": [], "rep": []}, schema={"arm": pl.Utf8, "rep": pl.Int32})
     frames = {
-        f.name: (tables[f.name] if f.name in tables else empty).lazy()
+        f.name: (tables.get(f.name, empty)).lazy()
         for f in dataclasses.fields(RunLogs)
         if f.type in ("pl.LazyFrame", pl.LazyFrame)
     }

@@ -54,8 +54,7 @@ def _run(tmp: Path, base_url: str | None, mode: str, name: str, **changes):
     doc["llm"]["cache"] = {"path": str(tmp / "cache.sqlite"), "mode": mode}
     for key, value in changes.items():
         doc[key] = value
-    result = run_experiment(parse_scenario(doc), tmp / name, executor="local")
-    return result
+    return run_experiment(parse_scenario(doc), tmp / name, executor="local")
 
 
 def _table(run_dir: Path, table: str) -> pl.DataFrame:

@@ -127,7 +127,7 @@ def _over_seeds(logging: np.ndarray, seeds: int = 200, rounds: int = 1000) -> di
 
 
 def test_ips_is_unbiased_under_uniform_logging():
-    assert TRUE_VALUE == pytest.approx(0.6)
+    assert pytest.approx(0.6) == TRUE_VALUE
     values = _over_seeds(np.full((3, 4), 0.25))
     ips = values["ips"]
     se = ips.std(ddof=1) / np.sqrt(ips.size)

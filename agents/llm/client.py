@@ -19,6 +19,7 @@ The SDK's own retries are switched off (``max_retries=0``) so that every attempt
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -352,10 +353,8 @@ class LLMClient:
                     raise _Transport(f"{last_error}: {exc.message}"[:300], attempt + 1) from None
                 retry_after = exc.response.headers.get("retry-after") if exc.response else None
                 if retry_after:
-                    try:
+                    with contextlib.suppress(ValueError):
                         wait = min(float(retry_after), 60.0)
-                    except ValueError:
-                        pass
             except Exception as exc:  # noqa: BLE001 - whatever the transport raised, one attempt
                 last_error = f"unusable response: {exc.__class__.__name__}: {exc}"[:300]
             if attempt < endpoint.max_retries:

@@ -289,7 +289,7 @@ def fit_features(
         recent=last_items(user, item, n_users, cfg.recent_items),
         conformity=conformity.astype(np.float32),
         rating_bias=bias.astype(np.float32),
-        weights={f: 0.0 for f in FEATURES},
+        weights=dict.fromkeys(FEATURES, 0.0),
         ordinal={},
         config=cfg,
     )

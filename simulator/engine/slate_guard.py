@@ -119,15 +119,14 @@ class SlateGuard:
             shown = np.where(filled, rows * width + items, -1)
             consumed = np.where(exclude != PAD_ITEM, rows * width + exclude, -2)
             hit = np.isin(shown, consumed)
-        if exclude.size:
-            if hit.any():
-                row, col = np.argwhere(hit)[0]
-                raise self._fail(
-                    requests,
-                    int(row),
-                    f"item {int(items[row, col])} was already consumed by this user "
-                    "(requests.exclude)",
-                )
+        if exclude.size and hit.any():
+            row, col = np.argwhere(hit)[0]
+            raise self._fail(
+                requests,
+                int(row),
+                f"item {int(items[row, col])} was already consumed by this user "
+                "(requests.exclude)",
+            )
         propensity = slates.propensity[filled]
         if not (np.isfinite(propensity) & (propensity > 0) & (propensity <= 1)).all():
             rows_bad = ~(np.isfinite(slates.propensity) & (slates.propensity > 0))

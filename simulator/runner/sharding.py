@@ -257,7 +257,7 @@ def run_sharded_cell(
     shutil.rmtree(scratch, ignore_errors=True)
     merge_seconds = time.perf_counter() - merge_started
     wall = time.perf_counter() - started
-    timings = {k: 0.0 for k in finals[0]["timings"]}
+    timings = dict.fromkeys(finals[0]["timings"], 0.0)
     for final in finals:  # summed over shards: CPU-seconds of each bucket
         for key, value in final["timings"].items():
             timings[key] += value
