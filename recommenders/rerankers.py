@@ -24,10 +24,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field
 
 from recarena.recommenders.base import RecommenderContext
-from recarena.recommenders.registry import build, get_entry
+from recarena.recommenders.pool_rerank import PoolParams
+from recarena.recommenders.registry import build
 from recarena.simulator.core.measures import gini
 from recarena.simulator.core.types import (
     PAD_ITEM,
@@ -38,21 +39,11 @@ from recarena.simulator.core.types import (
 )
 
 
-class _WrapperParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+class _WrapperParams(PoolParams):
+    """A base recommender and its candidate pool (validated like every pool wrapper's)."""
+
     base: str = "mf"
-    base_params: dict = Field(default_factory=dict)
     candidates: int = Field(default=50, ge=1, le=5000)
-
-    @model_validator(mode="after")
-    def _validate_base(self):
-
-        try:
-            entry = get_entry(self.base)
-        except LookupError as exc:
-            raise ValueError(f"base: {str(exc).strip(chr(34) + chr(39))}") from None
-        self.base_params = entry.params.model_validate(self.base_params).model_dump(mode="json")
-        return self
 
 
 class MMRParams(_WrapperParams):
