@@ -80,15 +80,19 @@ class NativeSASRec:
         self.n_items = int(history.item.max()) + 1
         self.net = self._train(windows, targets)
 
+    def _network(self) -> Any:
+        """The sequence encoder (subclasses swap it; the training protocol stays the same)."""
+        from recarena.recommenders.native_sasrec_net import _Encoder
+
+        return _Encoder(self.n_items, self.params)
+
     def _train(self, windows: np.ndarray, targets: np.ndarray) -> Any:
         import torch  # lazily: listing and validating never load torch
-
-        from recarena.recommenders.native_sasrec_net import _Encoder
 
         p = self.params
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(self.rng.integers(2**62)))  # init and dropout, scoped
-            net = _Encoder(self.n_items, p)
+            net = self._network()
             optimizer = torch.optim.Adam(net.parameters(), lr=p.lr)
             net.train()
             x_all, y_all = torch.from_numpy(windows), torch.from_numpy(targets)
