@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -182,16 +183,7 @@ def _read_csv_checked(
         )
     if frame.height == 0:
         raise RecarenaError(f"{path}: no rows after the header")
-    for column in numeric:
-        values = frame[column].str.strip_chars().cast(pl.Float64, strict=False)
-        bad = np.flatnonzero(values.is_null().to_numpy())
-        if bad.size:
-            row = int(bad[0])
-            raise RecarenaError(
-                f"{path} line {row + 2}: {column} {frame[column][row]!r} is not a number"
-            )
-        frame = frame.with_columns(values.alias(column))
-    return frame
+    return _as_numbers(frame, numeric, path, first_line=2)  # line 1 is the header
 
 
 def load_movielens(path: str | Path) -> InteractionData:
@@ -285,13 +277,22 @@ def _dat_fields(
         .struct.rename_fields(list(names))
         .struct.unnest()
     )
+    return _as_numbers(frame, numeric, path, first_line=1)
+
+
+def _as_numbers(
+    frame: pl.DataFrame, numeric: Sequence[str], path: Path, first_line: int
+) -> pl.DataFrame:
+    """Text columns to float64; the first cell that is not a number is one error naming the
+    file and its line (``first_line`` is the file line of the frame's first row)."""
     for column in numeric:
         values = frame[column].str.strip_chars().cast(pl.Float64, strict=False)
         missing = np.flatnonzero(values.is_null().to_numpy())
         if missing.size:
             row = int(missing[0])
             raise RecarenaError(
-                f"{path} line {row + 1}: {column} {frame[column][row]!r} is not a number"
+                f"{path} line {row + first_line}: {column} {frame[column][row]!r} "
+                "is not a number"
             )
         frame = frame.with_columns(values.alias(column))
     return frame
