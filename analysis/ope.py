@@ -61,7 +61,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import polars as pl
@@ -70,7 +70,7 @@ from rich.table import Table
 from recarena.analysis.load import RunLogs
 from recarena.analysis.scalars import as_float
 from recarena.simulator.core.errors import RecarenaError
-from recarena.simulator.core.registry import Registry
+from recarena.simulator.core.registry import Registry, must_be_callable
 
 DEFAULT_ESTIMATORS = ("ips", "snips", "dr")
 NO_ITEM = -1
@@ -198,11 +198,6 @@ def naive(sums: Mapping[str, np.ndarray]) -> np.ndarray:
     return np.where(sums["matched"] > 0, sums["naive"] / sums["matched"], np.nan)
 
 
-def _check_estimator(obj: Any, name: str) -> None:
-    if not callable(obj):
-        raise LookupError(f"{name!r} is not an OPE estimator: expected a function of the sums")
-
-
 REGISTRY = Registry(
     "ope_estimator",
     {
@@ -211,7 +206,7 @@ REGISTRY = Registry(
         "dr": (dr, "doubly robust with the position model as direct method"),
         "naive": (naive, "CTR of logged slots the target would also show (biased)"),
     },
-    _check_estimator,
+    must_be_callable("OPE estimator", "a function of the sums"),
 )
 """OPE estimators: built-ins, the ``recarena.ope_estimators`` entry points, or
 ``package.module:function`` in ``--estimators``."""

@@ -59,6 +59,16 @@ class Entry:
         return obj
 
 
+def must_be_callable(kind: str, expected: str) -> Callable[[Any, str], None]:
+    """A contract check for kinds whose plug-in is a function or factory."""
+
+    def check(obj: Any, name: str) -> None:
+        if not callable(obj):
+            raise LookupError(f"{name!r} is not a {kind}: expected {expected}")
+
+    return check
+
+
 @dataclass
 class Registry:
     """Names of one plug-in kind (``recommender``, ``metric``, ...)."""

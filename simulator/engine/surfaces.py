@@ -24,7 +24,7 @@ from recarena.agents.users.choice import examination_probabilities
 from recarena.recommenders.base import Recommender
 from recarena.simulator.core.catalog import Catalog
 from recarena.simulator.core.errors import RecarenaError
-from recarena.simulator.core.registry import Registry
+from recarena.simulator.core.registry import Registry, must_be_callable
 from recarena.simulator.core.rng import combine, uniforms
 from recarena.simulator.core.scenario import CarouselSurface, ListSurface, PluginSurface
 from recarena.simulator.core.types import PAD_ITEM, RequestBatch, SlateBatch
@@ -198,11 +198,6 @@ def _carousel(cfg: Any, position_decay: float) -> Surface:
     return CarouselView(cfg)
 
 
-def _check_surface(factory: Any, name: str) -> None:
-    if not callable(factory):
-        raise LookupError(f"{name!r} is not a surface: expected a callable (params, decay)")
-
-
 REGISTRY = Registry(
     "surface",
     {
@@ -210,7 +205,7 @@ REGISTRY = Registry(
         "carousel": (_carousel, "themed rows of items, scanned top-down, left-to-right"),
         "conversation": (_list, "a dialogue: each turn ask about a facet or recommend k items"),
     },
-    _check_surface,
+    must_be_callable("surface", "a callable (params, decay)"),
 )
 """Surfaces: built-ins, the ``recarena.surfaces`` entry points, or ``package.module:Factory``.
 A plug-in factory is called as ``Factory(params: dict, position_decay: float)`` and must return
