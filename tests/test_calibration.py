@@ -354,3 +354,20 @@ def test_ordinal_rating_model_by_hand_and_recovered() -> None:
     np.testing.assert_allclose(probs, expected, rtol=1e-9)
     # the uniform at Φ(0.5) puts latent at 1.5: 4 stars (cuts -1, 0, 1 at or below)
     assert interest.draw_ratings(np.array([0.25]), np.array([0]), np.array([norm.cdf(0.5)])) == 4
+
+
+def test_a_dataset_too_small_to_calibrate_is_one_line(tmp_path):
+    """One interaction cannot be split into training and held-out slices: refuse, don't NaN."""
+    import subprocess
+    import sys
+
+    data = tmp_path / "one.csv"
+    data.write_text("user,item,timestamp,rating\n1,2,100,4\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "recarena.simulator.cli", "calibrate", str(data), "-o",
+         str(tmp_path / "pop.parquet")],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "too small to calibrate" in lines[0]
+    assert not (tmp_path / "pop.parquet").exists()

@@ -447,6 +447,10 @@ def creators_from_genres(genres: list[list[str]]) -> tuple[np.ndarray, list[str]
     return np.array([lookup[f] for f in first], np.int32), names
 
 
+MIN_HELD_OUT = 5
+"""Fewest consumptions in each of the training and held-out slices a calibration accepts."""
+
+
 def calibrate(data: InteractionData, cfg: CalibrationConfig | None = None) -> CalibratedPopulation:
     """Fit a population to ``data`` (see the module docstring for every step)."""
     cfg = cfg or CalibrationConfig()
@@ -461,6 +465,14 @@ def calibrate(data: InteractionData, cfg: CalibrationConfig | None = None) -> Ca
     cu, ci = ix.user[ix.consumed], ix.item[ix.consumed]
     ct = ix.timestamp[ix.consumed]
     held = temporal_split(cu, cfg.holdout)
+    if held.sum() < MIN_HELD_OUT or (~held).sum() < MIN_HELD_OUT:
+        # every fitted quantity (temperature, no-click utility, cut points) is fitted on a
+        # held-out slice; with a handful of rows it would be NaN, not an estimate
+        raise RecarenaError(
+            f"dataset {data.name!r} is too small to calibrate: {n_users} users, {n_items} items, "
+            f"{int(ix.consumed.sum())} consumptions, {int(held.sum())} of them held out; "
+            f"need at least {MIN_HELD_OUT} in each of the training and held-out slices"
+        )
     factors = fit_factors(cu[~held], ci[~held], n_users, n_items, cfg)
     rating_all = None
     if data.rating is not None:
