@@ -39,6 +39,23 @@ class Metric:
     """``arm, rep, user_id, num, den`` with Σnum/Σden over a cell = the cell value (or None)."""
 
 
+def count_gini(events: pl.LazyFrame, key: str, population: pl.LazyFrame) -> pl.DataFrame:
+    """Per cell, the Gini of event counts over every member of ``population`` (zeros kept):
+    exposures per item or creator, clicks per item."""
+    counts = events.group_by([*CELL, key]).agg(pl.len().alias("n"))
+    full = (
+        population.select(*CELL, key)
+        .join(counts, on=[*CELL, key], how="left")
+        .with_columns(pl.col("n").fill_null(0))
+        .collect()
+    )
+    rows = [
+        {"arm": arm, "rep": rep, "value": gini(group["n"].to_numpy())}
+        for (arm, rep), group in full.group_by(CELL, maintain_order=True)
+    ]
+    return pl.DataFrame(rows, schema=VALUE_SCHEMA)
+
+
 def value_frame(frame: pl.LazyFrame, expr: pl.Expr) -> pl.DataFrame:
     """One value per cell: ``expr`` aggregated over the cell's rows."""
     return frame.group_by(CELL).agg(expr.cast(pl.Float64).alias("value")).collect()

@@ -13,26 +13,14 @@ from recarena.analysis.load import RunLogs
 from recarena.analysis.metrics_base import (
     CELL,
     USER,
-    VALUE_SCHEMA,
+    count_gini,
     examination_weights,
-    gini,
     user_ratio,
 )
 
 
 def exposure_gini(logs: RunLogs, key: str, population: pl.LazyFrame) -> pl.DataFrame:
-    counts = logs.exposures.group_by([*CELL, key]).agg(pl.len().alias("n"))
-    full = (
-        population.select(*CELL, key)
-        .join(counts, on=[*CELL, key], how="left")
-        .with_columns(pl.col("n").fill_null(0))
-        .collect()
-    )
-    rows = [
-        {"arm": arm, "rep": rep, "value": gini(group["n"].to_numpy())}
-        for (arm, rep), group in full.group_by(CELL, maintain_order=True)
-    ]
-    return pl.DataFrame(rows, schema=VALUE_SCHEMA)
+    return count_gini(logs.exposures, key, population)
 
 
 def item_gini(logs: RunLogs) -> pl.DataFrame:

@@ -13,8 +13,14 @@ import numpy as np
 import polars as pl
 
 from recarena.analysis.load import RunLogs
-from recarena.analysis.metrics_base import CELL, USER, VALUE_SCHEMA, Metric, from_user_ratio
-from recarena.simulator.core.measures import gini
+from recarena.analysis.metrics_base import (
+    CELL,
+    USER,
+    VALUE_SCHEMA,
+    Metric,
+    count_gini,
+    from_user_ratio,
+)
 
 
 def cascade_forest(ids: np.ndarray, parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -94,18 +100,7 @@ def social_consumption_users(logs: RunLogs) -> pl.DataFrame:
 
 def click_gini(logs: RunLogs) -> pl.DataFrame:
     """Gini of consumption counts over every item of the catalog (zeros included)."""
-    counts = logs.interactions.group_by([*CELL, "item_id"]).agg(pl.len().alias("n"))
-    per_item = (
-        logs.items.select(*CELL, "item_id")
-        .join(counts, on=[*CELL, "item_id"], how="left")
-        .with_columns(pl.col("n").fill_null(0))
-        .collect()
-    )
-    rows = [
-        {"arm": arm, "rep": rep, "value": gini(cell["n"].to_numpy())}
-        for (arm, rep), cell in per_item.group_by(CELL, maintain_order=True)
-    ]
-    return pl.DataFrame(rows, schema=VALUE_SCHEMA)
+    return count_gini(logs.interactions, "item_id", logs.items)
 
 
 def talk_per_user(logs: RunLogs) -> pl.DataFrame:

@@ -6,7 +6,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recarena.recommenders.base import RecommenderContext
-from recarena.recommenders.registry import build, get_entry
+from recarena.recommenders.registry import build, validated_base_params
 from recarena.recommenders.slates import sample_distinct_excluding
 from recarena.simulator.core.types import (
     PAD_ITEM,
@@ -28,11 +28,7 @@ class EpsilonGreedyParams(BaseModel):
 
         if self.base == "epsilon_greedy":
             raise ValueError("base: epsilon_greedy cannot wrap itself")
-        try:
-            entry = get_entry(self.base)
-        except LookupError as exc:
-            raise ValueError(f"base: {str(exc).strip(chr(34) + chr(39))}") from None
-        self.base_params = entry.params.model_validate(self.base_params).model_dump(mode="json")
+        self.base_params = validated_base_params(self.base, self.base_params)
         return self
 
 

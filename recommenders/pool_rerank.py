@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recarena.recommenders.base import RecommenderContext
-from recarena.recommenders.registry import build, get_entry
+from recarena.recommenders.registry import build, validated_base_params
 from recarena.simulator.core.types import (
     PAD_ITEM,
     FeedbackBatch,
@@ -33,11 +33,7 @@ class PoolParams(BaseModel):
 
     @model_validator(mode="after")
     def _validate_base(self) -> PoolParams:
-        try:
-            entry = get_entry(self.base)
-        except LookupError as exc:
-            raise ValueError(f"base: {str(exc).strip(chr(34) + chr(39))}") from None
-        self.base_params = entry.params.model_validate(self.base_params).model_dump(mode="json")
+        self.base_params = validated_base_params(self.base, self.base_params)
         return self
 
 

@@ -118,6 +118,17 @@ def get_entry(type_name: str) -> RecommenderEntry:
     return RecommenderEntry(type_name, cls, getattr(cls, "Params", NoParams), description)
 
 
+def validated_base_params(base: str, params: dict) -> dict:
+    """A wrapper's base recommender and its params, checked and with defaults filled in;
+    ValueError names ``base`` (wrappers call this from their params validator)."""
+    try:
+        entry = get_entry(base)
+    except LookupError as exc:
+        raise ValueError(f"base: {str(exc).strip(chr(34) + chr(39))}") from None
+    validated: dict = entry.params.model_validate(params).model_dump(mode="json")
+    return validated
+
+
 def build(type_name: str, params: BaseModel | dict, ctx: RecommenderContext) -> Recommender:
     entry = get_entry(type_name)
     if not isinstance(params, BaseModel):
