@@ -33,7 +33,8 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from recarena.agents.llm.cache import CallCache
-from recarena.agents.llm.client import CallContext, LLMClient
+from recarena.agents.llm.choices import key_uniform, slot_labels
+from recarena.agents.llm.client import CallContext, LLMClient, draw_index
 from recarena.agents.llm.endpoint import endpoint_for
 from recarena.agents.llm.item_text import SyntheticItemText
 from recarena.agents.llm.prompts import render, text
@@ -48,9 +49,12 @@ from recarena.simulator.core.dialogue import (
     Facets,
     SystemActs,
 )
+from recarena.simulator.core.rng import combine
 from recarena.simulator.core.types import PAD_ITEM, FeedbackBatch, Interactions, SlateBatch
 
 RECOMMEND_MOVE = "recommend"
+_U_MOVE = 0x5C21
+"""Purpose of the counter-based uniform that draws a scored move."""
 
 
 class LLMCRSParams(InfoGainParams):
@@ -148,6 +152,10 @@ class LLMCRS:
             item_text = SyntheticItemText(None, ctx.n_topics)  # titles need only the item id
         self.item_text = item_text
         self.fallbacks = 0
+        # the scored move's uniforms: keyed by the arm's seed sequence (read, never advanced,
+        # so the rule policy's draws stay what they are without an LLM) and the conversation
+        seeds = ctx.rng.bit_generator.seed_seq
+        self._salt = np.uint64(seeds.generate_state(1, np.uint64)[0])  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ protocol
     def fit(self, history: Interactions) -> None:
@@ -166,10 +174,13 @@ class LLMCRS:
         ranked = np.take_along_axis(cand, order, axis=1)
         views = [self._view(state, row, ranked[row]) for row in range(batch)]
 
-        system = text("crs_system.txt")
-        answers = self.client.run(
-            [self._call(state, row, views[row], system) for row in range(batch)]
-        )
+        if self.client.scoring:
+            answers = self.client.run([self._score(state, row, views[row]) for row in range(batch)])
+        if not self.client.scoring:  # generate mode, or the endpoint turned out to lack logprobs
+            system = text("crs_system.txt")
+            answers = self.client.run(
+                [self._call(state, row, views[row], system) for row in range(batch)]
+            )
         act, facet = rule.act.copy(), rule.facet.copy()
         items = rule.slates.items.copy()
         scores = rule.slates.scores.copy()
@@ -201,16 +212,62 @@ class LLMCRS:
         shortlist = ranked[ranked != PAD_ITEM][: self.params.shortlist]
         return TurnView(names, shortlist, bool(names) and not last_turn)
 
+    def _lines(self, state: DialogueState, view: TurnView) -> list[str]:
+        titles = self.item_text.titles(view.shortlist)
+        return [
+            describe_item(state.facets, int(item), title)
+            for item, title in zip(view.shortlist.tolist(), titles, strict=True)
+        ]
+
+    async def _score(self, state: DialogueState, row: int, view: TurnView) -> CRSAnswer | None:
+        """One forward pass: the first answer token picks a candidate or a facet to ask about.
+
+        Candidates are numbered first, the open facets after them, so the move and the top
+        item are one choice. The choice is drawn with a counter-based uniform of the
+        (session, turn); a recommendation puts the drawn candidate first, then the other
+        candidates the model gave probability to, most probable first (the caller fills the
+        rest of the slate by the belief's weights).
+        """
+        requests = state.requests
+        asks = [move.removeprefix("ask ") for move in view.moves if move != RECOMMEND_MOVE]
+        n_candidates = len(view.shortlist)
+        labels = slot_labels(n_candidates + len(asks))
+        turn = int(requests.page[row])
+        prompt = render(
+            "crs_score.j2",
+            turn=turn,
+            max_turns=state.max_turns,
+            transcript=list(state.transcript[row]),
+            known=known_lines(state, row),
+            candidates=self._lines(state, view),
+            asks=asks,
+            labels=labels,
+        )
+        session = int(requests.session[row])
+        context = CallContext("crs", int(requests.user[row]), session, turn, requests.time)
+        messages = [
+            {"role": "system", "content": text("crs_system_score.txt")},
+            {"role": "user", "content": prompt},
+        ]
+        scored = await self.client.score(messages, [labels], context)
+        if scored.probs is None or scored.probs[0] is None:
+            return None
+        probs = scored.probs[0]
+        key = int(combine(combine(self._salt, np.array([session])), turn)[0])
+        choice = draw_index(probs, key_uniform(key, _U_MOVE))
+        scored.records[-1].choice = choice
+        if choice >= n_candidates:
+            return CRSAnswer(move=f"ask {asks[choice - n_candidates]}", items=[])
+        others = [i for i in np.argsort(-probs[:n_candidates], kind="stable").tolist()
+                  if i != choice and probs[i] > 0]  # fmt: skip
+        return CRSAnswer(move=RECOMMEND_MOVE, items=[choice + 1, *(i + 1 for i in others)])
+
     async def _call(
         self, state: DialogueState, row: int, view: TurnView, system: str
     ) -> CRSAnswer | None:
 
         requests = state.requests
-        titles = self.item_text.titles(view.shortlist)
-        lines = [
-            describe_item(state.facets, int(item), title)
-            for item, title in zip(view.shortlist.tolist(), titles, strict=True)
-        ]
+        lines = self._lines(state, view)
         turn = int(requests.page[row])
         prompt = render(
             "crs.j2",

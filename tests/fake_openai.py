@@ -48,6 +48,7 @@ class FakeOpenAI:
         self._lock = threading.Lock()
         self.slow_seconds = slow_seconds
         self.logprobs = logprobs
+        self.distribution = fake_distribution  # (prompt, position) -> top logprobs; replaceable
         self.requests: list[dict] = []
         self.behaviours: list[str] = []
         fake = self
@@ -118,7 +119,7 @@ class FakeOpenAI:
         if body.get("logprobs") and self.logprobs:
             positions = []
             for position in range(int(body.get("max_tokens") or 1)):
-                top = fake_distribution(prompt, position)
+                top = self.distribution(prompt, position)
                 if behaviour == "invalid":
                     top = {"The": -0.5, " I": -1.5, "You": -2.0}
                 elif behaviour == "sparse" and position == 0:

@@ -86,10 +86,11 @@ class ScriptedFake(FakeOpenAI):
         return response
 
 
-def _client(tmp_path, base_url, mode="auto") -> LLMClient:
+def _client(tmp_path, base_url, mode="auto", decision="generate") -> LLMClient:
     endpoint = Endpoint(
-        base_url=base_url, model="fake", max_retries=0, backoff_seconds=0.0, timeout_seconds=5
-    )
+        base_url=base_url, model="fake", max_retries=0, backoff_seconds=0.0, timeout_seconds=5,
+        decision=decision,
+    )  # fmt: skip
     return LLMClient(endpoint, CallCache(tmp_path / "cache.sqlite", mode, f"run-{mode}"))
 
 
@@ -397,7 +398,13 @@ CONVERSATION = {
     },
     "creators": {"count": 4},
     "surface": {"type": "conversation", "k": 2, "max_turns": 3},
-    "llm": {"provider": "openai", "model": "fake", "max_retries": 0, "backoff_seconds": 0.0},
+    "llm": {
+        "provider": "openai",
+        "model": "fake",
+        "max_retries": 0,
+        "backoff_seconds": 0.0,
+        "decision": "generate",
+    },
     "arms": [
         {"name": "info_gain", "recommender": {"type": "info_gain"}},
         {"name": "llm_crs", "recommender": {"type": "llm_crs", "params": {"shortlist": 4}}},

@@ -50,7 +50,8 @@ def test_llm_conversations_on_the_real_local_server_replay_identically(tmp_path)
     crs = calls.filter(pl.col("purpose") == "crs")
     assert system.height > 0 and crs.height == system.height  # one call per conversation turn
     assert (calls["model"] == "SmolLM2-135M-Instruct").all()
-    assert (crs["prompt_tokens"] > 0).all() and (crs["completion_tokens"] > 0).all()
+    assert (calls["decision"] == "score").all()  # the local server returns logprobs
+    assert (crs["prompt_tokens"] > 0).all() and (crs["completion_tokens"] == 1).all()
     # whatever a 135M model answered, every call has an outcome: valid, or a logged fallback
     for purpose in ("crs", "turn"):
         first = calls.filter(pl.col("purpose") == purpose)

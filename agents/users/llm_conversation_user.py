@@ -32,7 +32,8 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
-from recarena.agents.llm.client import CallContext
+from recarena.agents.llm.choices import NONE_LABEL, STARS, key_uniform, slot_labels
+from recarena.agents.llm.client import CallContext, draw_index
 from recarena.agents.llm.prompts import render
 from recarena.simulator.core.dialogue import (
     ACCEPT,
@@ -49,6 +50,10 @@ from recarena.simulator.core.dialogue import (
 from recarena.simulator.core.types import PAD_ITEM
 
 SAY_CHARS = 40
+_CRITIQUE_OR_REJECT = -1
+"""Placeholder act of a scored "none of them", replaced by the agenda user's objection."""
+_U_ANSWER, _U_STARS = 0x5C11, 0x5C12
+"""Purposes of a scored turn's counter-based uniforms (apart from the page panel's)."""
 NONE = "none"
 ANY = "any"
 QUIT_WORD = "quit"
@@ -271,6 +276,10 @@ class LLMConversationUser:
         for row, answer in zip(rows.tolist(), answers, strict=True):
             if answer is None:
                 continue  # fallback: the agenda user's act for this turn stands
+            if answer.act == _CRITIQUE_OR_REJECT:  # scored "none of them": the rule's objection
+                answer = _objection(base, row)
+            elif answer.act == ACCEPT and np.isnan(answer.rating):
+                answer = replace(answer, rating=self._rule_rating(turn, base, row, answer.accepted))
             rejected = recommended[row] and answer.act != ACCEPT
             lost = cfg.turn_cost + (cfg.rejection_cost if rejected else 0.0)
             patience[row] = turn.patience[row] - lost  # the agenda user's rule, for the LLM's act
@@ -294,6 +303,10 @@ class LLMConversationUser:
         )
 
     async def _turn(self, turn: TurnBatch, row: int) -> LLMAct | None:
+        if self.client.scoring:
+            scored = await self._score_turn(turn, row)
+            if scored is not None or self.client.scoring:
+                return scored  # else: the endpoint has no logprobs; answer in JSON instead
         state = turn.state
         requests, facets = state.requests, state.facets
         user = int(requests.user[row])
@@ -346,3 +359,91 @@ class LLMConversationUser:
         if asking:
             return map_question(result.answer, facets, int(turn.system.facet[row]))
         return map_recommendation(result.answer, facets, items)
+
+    def _rule_rating(self, turn: TurnBatch, base: UserActs, row: int, item: int) -> float:
+        """The agenda user's rating of an accepted ``item`` (``llm.ratings: rule``)."""
+        slot = int(np.flatnonzero(turn.system.slates.items[row] == item)[0])
+        surplus = float(base.utility[row, slot]) - self.rule.no_click_utility
+        return float(np.clip(np.rint(3.0 + 1.5 * surplus), 1, 5))
+
+    async def _score_turn(self, turn: TurnBatch, row: int) -> LLMAct | None:
+        """One forward pass: the first answer token chooses among numbered options.
+
+        A question lists the facet's values (0: no preference); a recommendation lists the
+        examined items (0: none of them), and with ``llm.ratings: ask`` the second token is
+        the rating. The choice and the rating are drawn with the turn's counter-based uniforms,
+        so the same turn under two arms gets the same answer whatever the cache holds.
+        Quitting is not an option: the loop ends a conversation whose patience runs out, by the
+        agenda user's costs applied to the LLM's act. "None of them" is answered with the agenda
+        user's objection (its critique, else a reject), because which attribute to criticise is
+        a second choice the single scored token does not make.
+        """
+        state = turn.state
+        requests, facets = state.requests, state.facets
+        user = int(requests.user[row])
+        wants = describe_target(facets, turn.target[row])
+        asking = int(turn.system.act[row]) == ASK
+        rate = False
+        if asking:
+            facet = int(turn.system.facet[row])
+            options = list(facets.values[facet])
+            values: dict[str, Any] = {"question": facets.names[facet], "options": options,
+                                      "slate": []}  # fmt: skip
+            query = [f"{facets.names[facet]} {wants}"]
+        else:
+            slots = turn.system.slates.items[row]
+            items = slots[turn.examined[row] & (slots != PAD_ITEM)]  # as the agenda user does
+            if items.size == 0:
+                return None  # nothing looked at: the agenda user's answer stands
+            lines = describe_items(facets, items, self.llm.item_text.titles(items))
+            options = lines
+            values = {"question": None, "options": [], "slate": lines}
+            query = lines
+            rate = self.llm.ratings == "ask"
+        labels = slot_labels(len(options))
+        prompt = render(
+            "conversation_score.j2",
+            wants=wants,
+            patience=_mood(float(turn.patience[row])),
+            transcript=list(state.transcript[row]),
+            labels=labels,
+            rate=rate,
+            **values,
+        )
+        messages = self.llm.profile_messages(user, query, prompt)
+        session, page = int(requests.session[row]), int(requests.page[row])
+        context = CallContext("turn", user, session, page, requests.time)
+        choices = [NONE_LABEL, *labels]
+        scored = await self.client.score(messages, [choices, STARS] if rate else [choices], context)
+        if scored.probs is None or scored.probs[0] is None:
+            return None  # fallback to the agenda user, or no logprobs (caller switches mode)
+        key = int(turn.noise_key[row])
+        choice = draw_index(scored.probs[0], key_uniform(key, _U_ANSWER))
+        scored.records[-1].choice = choice
+        if asking:
+            value = choice - 1 if choice > 0 else UNKNOWN
+            return LLMAct(INFORM, int(turn.system.facet[row]), value)
+        if choice == 0:
+            return LLMAct(_CRITIQUE_OR_REJECT)
+        accepted = int(items[choice - 1])
+        if rate:
+            title = self.llm.item_text.titles(items[choice - 1 : choice])[0]
+            rating = await self.llm.scored_rating(
+                messages, scored, choices[choice], title,
+                CallContext("rating", user, session, page, requests.time),
+                key_uniform(key, _U_STARS),
+            )  # fmt: skip
+            if rating is None:
+                return None
+        else:
+            rating = float("nan")  # llm.ratings: rule; respond rates it as the agenda user does
+        return LLMAct(ACCEPT, accepted=accepted, rating=rating)
+
+
+def _objection(base: UserActs, row: int) -> LLMAct:
+    """The agenda user's critique of this turn if it made one, else a reject."""
+    if int(base.act[row]) == CRITIQUE:
+        return LLMAct(
+            CRITIQUE, int(base.facet[row]), int(base.value[row]), int(base.avoided_value[row])
+        )
+    return LLMAct(REJECT)

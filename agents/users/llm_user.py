@@ -21,12 +21,12 @@ from dataclasses import dataclass, replace
 import numpy as np
 from pydantic import BaseModel, Field
 
-from recarena.agents.llm.client import CallContext, LLMClient, draw_index
+from recarena.agents.llm.choices import STARS, key_uniform, slot_labels
+from recarena.agents.llm.client import CallContext, LLMClient, Scored, draw_index
 from recarena.agents.llm.item_text import ItemText, compact_line
 from recarena.agents.llm.prompts import render, text
 from recarena.agents.users.personas import Persona
 from recarena.agents.users.typed_memory import make_memory
-from recarena.simulator.core.rng import combine, uniforms
 from recarena.simulator.core.scenario import LLMPanel, Population
 from recarena.simulator.core.types import PAD_ITEM, PageBatch, ResponseBatch
 
@@ -82,24 +82,9 @@ def page_schema(k: int) -> dict:
     }
 
 
-STARS = ("1", "2", "3", "4", "5")
 _U_CLICK, _U_RATING, _U_LEAVE = 0x5C01, 0x5C02, 0x5C03
 """Purposes of the LLM panel's counter-based uniforms (far from slot indices and the rule
 policy's purposes, so no stream is reused)."""
-
-
-def slot_labels(k: int) -> list[str]:
-    """One single-token label per slot: 1-9, then A-Z (0 is "none")."""
-    letters = [chr(ord("A") + i) for i in range(26)]
-    labels = [str(i) for i in range(1, 10)] + letters
-    if k > len(labels):
-        raise ValueError(f"scoring mode shows at most {len(labels)} slots, got {k}")
-    return labels[:k]
-
-
-def page_uniform(noise_key: int, purpose: int) -> float:
-    """The engine's counter-based uniform for this (session, page) and purpose."""
-    return float(uniforms(combine(np.array([noise_key], np.uint64), purpose))[0])
 
 
 def rule_rating(cfg: Population, surplus: float) -> float:
@@ -140,9 +125,7 @@ class LLMUsers:
         self.personas = {p.user_id: p for p in personas}
         self.item_text = item_text
         self.client = client
-        self.memory = {
-            p.user_id: make_memory(panel.memory, panel.memory_size) for p in personas
-        }
+        self.memory = {p.user_id: make_memory(panel.memory, panel.memory_size) for p in personas}
         self.sessions_done = dict.fromkeys(self.personas, 0)
         self.system = text("system.txt")
         self.system_score = text("system_score.txt")
@@ -245,7 +228,7 @@ class LLMUsers:
         record = scored.records[-1]
         slots = scored.probs[0]
         assert slots is not None  # probs is None as a whole when the first position has none
-        choice = draw_index(slots, page_uniform(key, _U_CLICK))
+        choice = draw_index(slots, key_uniform(key, _U_CLICK))
         record.choice = choice
         examined = pages.examined[row].copy()
         if choice == 0:
@@ -254,26 +237,50 @@ class LLMUsers:
         examined[click] = True  # whoever clicks has looked
         if self.ratings == "rule":  # NaN: the caller rates the choice with the rule model
             return LLMPage(examined, click, float("nan"), None)
-        stars = scored.probs[1] if scored.generated[:1] == [options[choice]] else None
-        if stars is None:  # the model's own first token was another slot: ask about this one
-            title = self.item_text.titles(shown[choice - 1 : choice])[0]
+        title = self.item_text.titles(shown[choice - 1 : choice])[0]
+        rating_context = CallContext("rating", user, session, page, requests.time)
+        stars = await self.scored_rating(
+            messages, scored, options[choice], title, rating_context, key_uniform(key, _U_RATING)
+        )
+        if stars is None:
+            return None  # the rating call's record carries the fallback
+        return LLMPage(examined, click, stars, None)
+
+    async def scored_rating(
+        self,
+        messages: list[dict[str, str]],
+        scored: Scored,
+        label: str,
+        title: str,
+        context: CallContext,
+        u: float,
+    ) -> float | None:
+        """The stars for the option ``label`` that was drawn from ``scored``, drawn with ``u``.
+
+        The answer's second position holds the rating distribution only if the model's own
+        first token was ``label``; otherwise one follow-up call asks about that item, so the
+        rating is always of the item the user actually chose. None when that call fails.
+        """
+        record = scored.records[-1]
+        stars = None
+        if scored.probs is not None and len(scored.probs) > 1 and scored.generated[:1] == [label]:
+            stars = scored.probs[1]
+        if stars is None:
             follow_up = [
                 *messages,
-                {"role": "assistant", "content": options[choice]},
+                {"role": "assistant", "content": label},
                 {"role": "user", "content": render("rating_score.j2", title=title)},
             ]
-            rating_context = CallContext("rating", user, session, page, requests.time)
-            rated = await self.client.score(follow_up, [STARS], rating_context)
-            if rated.probs is None:
-                return None  # the rating call's record carries the fallback
+            rated = await self.client.score(follow_up, [STARS], context)
+            if rated.probs is None or rated.probs[0] is None:
+                return None
             stars, record = rated.probs[0], rated.records[-1]
-        assert stars is not None
         values = np.arange(1.0, 6.0)
-        rating = draw_index(stars, page_uniform(key, _U_RATING))
+        rating = draw_index(stars, u)
         record.expected = float(stars @ values)
         if record is not scored.records[-1]:
             record.choice = rating
-        return LLMPage(examined, click, float(values[rating]), None)
+        return float(values[rating])
 
     def respond(self, pages: PageBatch, rows: np.ndarray) -> list[LLMPage | None]:
         """One concurrent call per row; None where the call failed (the caller falls back)."""
@@ -355,7 +362,7 @@ class PanelPolicy:
                 + (0.0 if has_click else cfg.fatigue_no_click)
             )
             if answer.leave is None:  # scoring mode: the fatigue hazard, with the page's uniform
-                u = page_uniform(int(pages.noise_key[row]), _U_LEAVE)
+                u = key_uniform(int(pages.noise_key[row]), _U_LEAVE)
                 leave[row] = u < 1.0 - np.exp(-float(fatigue[row]))
             else:
                 leave[row] = answer.leave

@@ -20,10 +20,10 @@ from typing import Any
 
 import polars as pl
 
+from recarena.agents.llm.choices import slot_labels
 from recarena.agents.llm.item_text import compact_line
 from recarena.agents.llm.prompts import render, text
 from recarena.agents.users.llm_panel import panel_users
-from recarena.agents.users.llm_user import slot_labels
 from recarena.simulator.core.scenario import Scenario
 from recarena.simulator.runner.experiment import run_experiment
 

@@ -1,0 +1,36 @@
+"""Single-token answer labels and the uniforms that draw a scored decision.
+
+Scoring mode reads a decision from the logprobs of the answer's first token, so every option a
+prompt offers needs a label that is one token for any tokenizer: the digits, then capital
+letters. The draw uses the engine's counter-based uniform for the decision's key (a session and
+page or turn) and a purpose constant, so the same question under two arms gets the same answer.
+Users, creators and the LLM conversational recommender share these, which is why they live with
+the client rather than with any one caller.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from recarena.simulator.core.rng import combine, uniforms
+
+NONE_LABEL = "0"
+"""The label of "none of them" (no click, no preference) wherever a prompt offers it."""
+
+STARS = ("1", "2", "3", "4", "5")
+"""Rating labels; a rating is the value of the drawn label."""
+
+_LABELS = [str(i) for i in range(1, 10)] + [chr(ord("A") + i) for i in range(26)]
+
+
+def slot_labels(k: int) -> list[str]:
+    """One single-token label per option: 1-9, then A-Z (0 is kept for "none")."""
+    if k > len(_LABELS):
+        raise ValueError(f"scoring mode offers at most {len(_LABELS)} options, got {k}")
+    return _LABELS[:k]
+
+
+def key_uniform(noise_key: int, purpose: int) -> float:
+    """The counter-based uniform of one decision: ``noise_key`` names the (session, page or
+    turn), ``purpose`` the kind of decision, so no two decisions share a stream."""
+    return float(uniforms(combine(np.array([noise_key], np.uint64), purpose))[0])
