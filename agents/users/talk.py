@@ -29,7 +29,7 @@ for a [B, k] slate is one ``searchsorted``; the store never grows with users × 
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -155,6 +155,10 @@ class TalkState:
         self.mentions = Mentions()
         self.next_id = 0
         self.day = 0
+        self.speaker: Any = None
+        """The LLM panel's talk (agents/users/llm_talk.py :class:`LLMTalk`), or None: it decides
+        for panel users what the rule model decides for everyone else, and lets them remember
+        what they hear."""
 
     def boost(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """[B, k] utility change of ``items`` [B, k] for ``users`` [B]: the mentions heard."""
@@ -204,6 +208,11 @@ class TalkState:
         sends = uniforms(combine(key, _MESSAGE)) < talk_probability(
             cfg.message_rate, trait, mood, weight
         )
+        if self.speaker is not None:  # LLM users decide for themselves; failures keep the rule's
+            rows, choices = self.speaker.decide(now, key, users, items, rating)
+            for row, choice in zip(rows.tolist(), choices, strict=True):
+                if choice is not None:
+                    posts[row], sends[row], sign[row] = choice.post, choice.send, choice.sign
         sends &= degree > 0
         expires = day + cfg.memory_days
         self._post(now, day, key, np.flatnonzero(posts), users, items, sign, parent, expires)
@@ -222,6 +231,8 @@ class TalkState:
         hit = uniforms(combine(combine(key[rows][row], _REACH), friend)) < self.cfg.reach
         row, friend = row[hit], friend[hit]
         self.mentions.add(friend, items[rows][row], sign[rows][row], ids[row], expires[rows][row])
+        if self.speaker is not None:
+            self.speaker.heard(friend, items[rows][row], sign[rows][row], "post", now[rows][row])
         self.log.append(
             "posts",
             {
@@ -246,6 +257,8 @@ class TalkState:
         pick = np.floor(uniforms(combine(key[rows], _FRIEND)) * degree).astype(np.int64)
         receiver = self.adjacency.indices[start + pick].astype(np.int64)
         self.mentions.add(receiver, items[rows], sign[rows], ids, expires[rows])
+        if self.speaker is not None:
+            self.speaker.heard(receiver, items[rows], sign[rows], "message", now[rows])
         self.log.append(
             "messages",
             {

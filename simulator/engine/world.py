@@ -27,6 +27,7 @@ from recarena.agents.users.calibration import CalibratedPopulation
 from recarena.agents.users.daily_rhythm import DailyRhythm
 from recarena.agents.users.instructions import InstructingPolicy
 from recarena.agents.users.llm_panel import build_panel_policy
+from recarena.agents.users.llm_talk import LLMTalk
 from recarena.agents.users.llm_user import PanelPolicy
 from recarena.agents.users.memory import ConsumedItems
 from recarena.agents.users.policies import REGISTRY as USER_POLICIES
@@ -147,6 +148,8 @@ def build_world(
             scenario, replicate, user_state, catalog, policy, llm_runtime, f"arm={arm.name}"
         )
         policy = panel
+        if social is not None and social.talk is not None:  # LLM users decide what they say
+            social.talk.speaker = LLMTalk(panel.llm, np.diff(social.adjacency.indptr))
     # an llm_crs arm gets the run's LLM client and item text (None for every other arm)
     recommender_llm, crs_text = crs_llm_resources(scenario, arm, catalog, llm_runtime)
     context = RecommenderContext(
