@@ -24,6 +24,7 @@ from recarena.simulator.core.scenario import LLMPanel
 from recarena.simulator.core.scenario_features import Talk
 from recarena.simulator.core.types import CatalogView
 from recarena.simulator.runner.experiment import run_experiment
+from recarena.simulator.runner.llm_estimate import estimate_llm_calls
 from recarena.simulator.runner.resolve import parse_scenario
 from tests.fake_openai import FakeOpenAI
 
@@ -206,3 +207,14 @@ def test_llm_users_talk_end_to_end_and_replay_identically(tmp_path):
             a = pl.read_parquet(recorded / f"arm={arm}" / "rep=0" / f"{table}.parquet")
             b = pl.read_parquet(replayed / f"arm={arm}" / "rep=0" / f"{table}.parquet")
             assert a.equals(b), (arm, table)
+
+
+def test_the_dry_run_counts_one_talk_call_per_llm_consumption():
+    doc = copy.deepcopy(RECAGENT_LLM)
+    doc["llm"] |= {"base_url": "http://127.0.0.1:9/v1"}
+    talking = estimate_llm_calls(parse_scenario(doc), cells=2)["per_cell"]
+    # ratings: rule, no reflections: every call beyond the pages is a talk call
+    assert talking["pages"] > 0 and talking["calls"] > talking["pages"]
+    del doc["population"]["social"]["talk"]
+    silent = estimate_llm_calls(parse_scenario(doc), cells=2)["per_cell"]
+    assert silent["calls"] == silent["pages"]

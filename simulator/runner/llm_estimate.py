@@ -7,8 +7,10 @@ browsing model), in a temporary directory, and counts the panel users' pages, cl
 sessions. Prompt tokens come from rendering the actual prompt templates for a page of ``k``
 slots (about 4 characters a token) with the memory budget half used; completion tokens from the
 decision mode (1-2 per scoring call, about 50 per JSON answer, about 40 per reflection, as
-measured with SmolLM2). It is an estimate: an LLM user who leaves earlier or clicks more than
-its rule twin changes the count, and LLM CRS or creator calls are listed as not estimated.
+measured with SmolLM2), and users who talk add one call per panel user's consumption (a
+talk prompt is counted as long as a page prompt). It is an estimate: an LLM user who leaves
+earlier or clicks more than its rule twin changes the count, and LLM CRS or creator calls are
+listed as not estimated.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from recarena.simulator.core.scenario import Scenario
 from recarena.simulator.runner.experiment import run_experiment
 
 JSON_COMPLETION_TOKENS = 50
+TALK_COMPLETION_TOKENS = 12  # {"action": ..., "opinion": ...}
 REFLECTION_COMPLETION_TOKENS = 40
 SAMPLE_LINE = "The Silent Harbor #1234 (Drama/Comedy) rated ★★★☆☆"
 SAMPLE_PERSONA = (
@@ -118,9 +121,12 @@ def estimate_llm_calls(scenario: Scenario, cells: int) -> dict[str, Any]:
     else:
         page_calls, prompt = pages, pages * json_prompt
         completion = pages * JSON_COMPLETION_TOKENS
-    calls = page_calls + reflections
-    prompt += reflections * json_prompt // 2
+    social = scenario.population.social
+    talk_calls = clicks if social is not None and social.talk is not None else 0
+    calls = page_calls + reflections + talk_calls  # talk: one call per LLM user's consumption
+    prompt += reflections * json_prompt // 2 + talk_calls * score_prompt
     completion += reflections * REFLECTION_COMPLETION_TOKENS
+    completion += talk_calls * (1 if llm.decision == "score" else TALK_COMPLETION_TOKENS)
     per_cell = {"pages": pages, "calls": calls, "prompt": prompt, "completion": completion}
     total = {key: value * cells for key, value in per_cell.items()}
     cost = (
