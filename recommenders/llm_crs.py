@@ -50,6 +50,7 @@ from recarena.simulator.core.dialogue import (
     SystemActs,
 )
 from recarena.simulator.core.rng import combine
+from recarena.simulator.core.scenario import LLM_RECOMMENDERS
 from recarena.simulator.core.types import PAD_ITEM, FeedbackBatch, Interactions, SlateBatch
 
 RECOMMEND_MOVE = "recommend"
@@ -292,14 +293,15 @@ class LLMCRS:
         return result.answer
 
 
-def crs_llm_resources(scenario, arm, catalog, runtime) -> tuple[Any, Any]:
-    """The LLM client and item text of an ``llm_crs`` arm, (None, None) for any other arm.
+def recommender_llm_resources(scenario, arm, catalog, runtime) -> tuple[Any, Any]:
+    """The LLM client and item text of an arm whose recommender calls the LLM (``llm_crs``,
+    ``llm_instructable``), (None, None) for any other arm.
 
     Built like the user panel's client (agents/users/llm_panel.py): the run's endpoint and its
     SQLite
     record/replay cache. The cell closes the client and logs its calls.
     """
-    if arm.recommender.type != "llm_crs" or runtime is None:
+    if arm.recommender.type not in LLM_RECOMMENDERS or runtime is None:
         return None, None
     from pathlib import Path
 

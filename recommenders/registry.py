@@ -63,6 +63,10 @@ BUILTINS: dict[str, tuple[str, str]] = {
         _R + "instructable:Instructable",
         "follows users' instructions (re-ranking constraints)",
     ),
+    "llm_instructable": (
+        _R + "llm_instructable:LLMInstructable",
+        "instructable, plus an LLM that reads the instruction and picks the first item",
+    ),
     "cluster_explore": (
         _R + "exploration:ClusterExplore",
         "explores under-shown item clusters (knob)",

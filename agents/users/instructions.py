@@ -99,6 +99,9 @@ class InstructingPolicy:
         self._spoken = np.zeros(n, np.int32)
         self._waiting = np.zeros(n, bool)
         """The user spoke after its previous page and is judging this one."""
+        self.voice: Any = None
+        """The LLM panel's :class:`recarena.agents.users.llm_instructions.LLMInstructions`, or
+        None: it decides what panel users ask for when they speak up."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -125,14 +128,20 @@ class InstructingPolicy:
 
         leave_probability = 1.0 - np.exp(-fatigue.astype(np.float64))
         speak = (leave_probability >= spec.threshold) & (self._spoken[users] < spec.max_per_session)
+        page_mix = self._page_mix(pages)
         decided = decide_instructions(
-            self._page_mix(pages),
+            page_mix,
             self.users.satiation[users],
             self.users.taste[users],
             self.users.familiarity[users],
             pages.explore,
             spec,
         )
+        if self.voice is not None:  # LLM users say what they want; failures keep the rule's
+            answers = self.voice.decide(pages, np.flatnonzero(speak), page_mix)
+            for row, answer in answers.items():
+                if answer is not None:
+                    decided.kind[row], decided.topic[row] = answer
         kind = np.where(speak, decided.kind, NO_INSTRUCTION).astype(np.int8)
         topic = np.where(speak, decided.topic, -1).astype(np.int16)
         spoke = users[speak]

@@ -490,6 +490,8 @@ class PluginSurface(Section):
 
 
 _BUILTIN_SURFACES = ("list", "carousel", "conversation")
+LLM_RECOMMENDERS = frozenset({"llm_crs", "llm_instructable"})
+"""Built-in recommender types that call the run's LLM endpoint (they get its client)."""
 
 
 def _surface_kind(value: Any) -> str:
@@ -608,7 +610,7 @@ class Scenario(Section):
         return (
             self.population.llm_users > 0
             or self.creators.strategy.type == "llm"
-            or any(arm.recommender.type == "llm_crs" for arm in self.arms)
+            or any(arm.recommender.type in LLM_RECOMMENDERS for arm in self.arms)
         )
 
     def surface_for(

@@ -218,8 +218,9 @@ class SimulationModel(mesa.Model):
 
         shown = pages.show(world, active, requests, slates)  # the step Gym envs share
         after_respond = time.perf_counter()
-        if world.panel is not None:
-            outcomes.log_llm_calls(world.panel.llm.client)
+        for client in (world.recommender_llm, world.panel.llm.client if world.panel else None):
+            if client is not None:  # this page batch's LLM calls (recommender, then users)
+                outcomes.log_llm_calls(client)
         self.recommender.update(pages.feedback(requests, shown))
         after_update = time.perf_counter()
 

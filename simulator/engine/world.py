@@ -26,6 +26,7 @@ from recarena.agents.users.calibrated import add_calibrated_items, calibrated_us
 from recarena.agents.users.calibration import CalibratedPopulation
 from recarena.agents.users.daily_rhythm import DailyRhythm
 from recarena.agents.users.instructions import InstructingPolicy
+from recarena.agents.users.llm_instructions import LLMInstructions
 from recarena.agents.users.llm_panel import build_panel_policy
 from recarena.agents.users.llm_talk import LLMTalk
 from recarena.agents.users.llm_user import PanelPolicy
@@ -35,7 +36,7 @@ from recarena.agents.users.population import UserState, generate_users
 from recarena.agents.users.social import SocialState
 from recarena.agents.users.talk import TalkState, draw_extraversion
 from recarena.recommenders.base import Recommender, RecommenderContext
-from recarena.recommenders.llm_crs import crs_llm_resources
+from recarena.recommenders.llm_crs import recommender_llm_resources
 from recarena.recommenders.registry import build
 from recarena.simulator.core.catalog import Catalog
 from recarena.simulator.core.rng import arm_key, generator, hash_base
@@ -128,8 +129,6 @@ def build_world(
     policy: Any = USER_POLICIES.load(cfg_pop.policy)(
         cfg_pop, user_state, catalog, successor, social=social
     )
-    if cfg_pop.instructions is not None:  # users near leaving say what they want
-        policy = InstructingPolicy(policy, user_state, catalog, cfg_pop.instructions)
     rhythm = (  # its own arm-independent stream: the population's draws are untouched
         DailyRhythm.generate(
             cfg_pop.daily_rhythm,
@@ -150,8 +149,13 @@ def build_world(
         policy = panel
         if social is not None and social.talk is not None:  # LLM users decide what they say
             social.talk.speaker = LLMTalk(panel.llm, np.diff(social.adjacency.indptr))
-    # an llm_crs arm gets the run's LLM client and item text (None for every other arm)
-    recommender_llm, crs_text = crs_llm_resources(scenario, arm, catalog, llm_runtime)
+    if cfg_pop.instructions is not None:  # users near leaving say what they want
+        # outside the panel, so that LLM users speak up after their own decisions
+        policy = InstructingPolicy(policy, user_state, catalog, cfg_pop.instructions)
+        if panel is not None:  # and the LLM decides what they ask for
+            policy.voice = LLMInstructions(panel.llm, cfg_cat.topics)
+    # an LLM recommender's arm gets the run's LLM client and item text (None for the others)
+    recommender_llm, crs_text = recommender_llm_resources(scenario, arm, catalog, llm_runtime)
     context = RecommenderContext(
         rng=generator(seed, replicate, "recommender", arm_key(arm.name)),
         n_users=cfg_pop.users,

@@ -43,11 +43,12 @@ SAMPLE_PERSONA = (
 def _rule_only(scenario: Scenario) -> Scenario:
     """The first cell's scenario with every LLM decision taken by the rule fallback."""
     arm = scenario.arms[0]
-    if arm.recommender.type == "llm_crs":
+    rule_twin = {"llm_crs": "info_gain", "llm_instructable": "instructable"}
+    if arm.recommender.type in rule_twin:
         params = {k: v for k, v in arm.recommender.params.items() if k != "shortlist"}
         arm = arm.model_copy(
             update={"recommender": arm.recommender.model_copy(
-                update={"type": "info_gain", "params": params})}
+                update={"type": rule_twin[arm.recommender.type], "params": params})}
         )  # fmt: skip
     population = scenario.population.model_copy(update={"model": "rule", "llm_panel": None})
     creators = scenario.creators
@@ -92,6 +93,8 @@ def estimate_llm_calls(scenario: Scenario, cells: int) -> dict[str, Any]:
     notes = []
     if any(arm.recommender.type == "llm_crs" for arm in scenario.arms):
         notes.append("LLM CRS calls (one per conversation turn) not estimated")
+    if any(arm.recommender.type == "llm_instructable" for arm in scenario.arms):
+        notes.append("llm_instructable calls (one per page under an instruction) not estimated")
     if scenario.creators.strategy.type == "llm":
         notes.append("creator strategy calls (one per creator and review) not estimated")
     pages = clicks = sessions = 0
