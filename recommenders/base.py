@@ -44,6 +44,9 @@ class RecommenderContext:
     item_text: Any = None
     """Item titles for prompts (:class:`recarena.agents.llm.item_text.ItemText`); None means
     synthetic titles."""
+    exploration_setting: np.ndarray | None = None
+    """[U] the exploration knob each user set in the app (its own rate of novelty-seeking
+    sessions): a setting users reveal, read by ``cluster_explore`` with ``knob: user``."""
     social_feed: Any = None
     """What friends told each user (:class:`recarena.agents.users.talk.TalkState`, its
     ``feed``) when users talk (population.social.talk); None otherwise."""

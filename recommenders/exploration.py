@@ -7,10 +7,17 @@ page of k slots keeps the base's best ``k − m`` items and fills the last ``m =
 slots with the most relevant candidate of each of the user's least-shown clusters (one item
 per cluster): the knob decides how much of the page explores.
 
-``exploration`` is the arm's knob; ``exploration: 0`` serves the base unchanged.
+``exploration`` is the arm's knob; ``exploration: 0`` serves the base unchanged. With
+``knob: user`` every user turns its own knob, as the paper's users do: user u's share is
+``min(1, exploration · s_u / mean(s))``, where ``s_u`` is the exploration setting the user
+reveals to the app (``RecommenderContext.exploration_setting``: its own rate of novelty-seeking
+sessions), so the population's mean share is still about ``exploration`` but novelty seekers
+get more exploratory pages and others fewer.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
@@ -24,6 +31,8 @@ from recarena.simulator.core.types import PAD_ITEM, FeedbackBatch, RequestBatch,
 class ClusterExploreParams(PoolParams):
     exploration: float = Field(default=0.3, ge=0, le=1)
     """The knob: share of each page's slots given to under-explored clusters."""
+    knob: Literal["arm", "user"] = "arm"
+    """arm: every user gets ``exploration``; user: each user's share follows its own setting."""
     clusters: int = Field(default=24, ge=2, le=1000)
     candidates: int = Field(default=300, ge=1, le=5000)
 
@@ -66,6 +75,14 @@ class ClusterExplore(PoolWrapper):
         self.labels = np.zeros(0, np.int64)
         self._refined_at = 0
         self.shown = np.zeros((ctx.n_users, params.clusters), np.int64)
+        self.share = np.full(ctx.n_users, params.exploration)
+        """[U] share of each user's page that explores (the knob)."""
+        if params.knob == "user":
+            setting = ctx.exploration_setting
+            if setting is None:
+                raise ValueError("knob: user needs the users' exploration settings")
+            scale = params.exploration / max(float(np.mean(setting)), 1e-12)
+            self.share = np.minimum(1.0, scale * np.asarray(setting, np.float64))
 
     def _cluster_new_items(self, topics: np.ndarray) -> None:
         """Online clustering. New items join their nearest centroid at once; the centroids are
@@ -90,18 +107,22 @@ class ClusterExplore(PoolWrapper):
     def recommend(self, requests: RequestBatch) -> SlateBatch:
         self._cluster_new_items(requests.catalog.topics)
         k = requests.k
-        m = int(round(self.params.exploration * k))
+        m_row = np.rint(self.share[requests.user] * k).astype(np.int64)  # [B] explored slots
+        m = int(m_row.max(initial=0))
         if m == 0 or self.labels.shape[0] < requests.catalog.n_items:
             return self.base.recommend(requests)
         pool, relevance = self.pool(requests)
-        keep = k - m
+        keep = k - m_row  # [B] the base's best items each row keeps
         cluster = self.labels[np.maximum(pool.items, 0)]
         shown_count = np.take_along_axis(self.shown[requests.user], cluster, axis=1)
-        taken = np.zeros(pool.items.shape, bool)
-        taken[:, :keep] = True
+        taken = np.arange(pool.items.shape[1])[None, :] < keep[:, None]
         picks = explore_slots(cluster, shown_count, relevance, taken, m)
-        exploit = np.broadcast_to(np.arange(keep), (len(requests), keep))
-        columns = np.concatenate([exploit, picks], axis=1)
+        # slot j: the base's j-th item while j < keep, then the (j - keep)-th exploratory pick
+        slot = np.arange(k)[None, :]
+        pick_index = np.clip(slot - keep[:, None], 0, m - 1)
+        columns = np.where(
+            slot < keep[:, None], slot, np.take_along_axis(picks, pick_index, axis=1)
+        )
         safe = np.maximum(columns, 0)
         items = np.where(columns >= 0, np.take_along_axis(pool.items, safe, axis=1), PAD_ITEM)
         scores = np.where(columns >= 0, np.take_along_axis(relevance, safe, axis=1), np.nan)

@@ -474,3 +474,45 @@ def test_active_days_instructions_per_session_and_novelty_ctr_hand_values():
     assert novel["num"].to_list() == [2.0] and novel["den"].to_list() == [6.0]
     routine = _ctr_sessions(False)(logs).sort("user_id")  # type: ignore[arg-type]
     assert routine["num"].to_list() == [1.0, 3.0] and routine["den"].to_list() == [2.0, 3.0]
+
+
+def test_cluster_explore_with_each_users_own_knob():
+    """Items 0-7 in four one-hot clusters {0,1} {2,3} {4,5} {6,7}, popularity order 0..7.
+    Settings 0.1 and 0.3 (mean 0.2) with exploration 0.5 give shares 0.25 and 0.75: one and
+    three exploratory slots on a page of 4."""
+    from recarena.recommenders.exploration import ClusterExplore, ClusterExploreParams
+    from recarena.simulator.core.types import Interactions
+
+    catalog = _catalog(np.repeat(np.eye(4), 2, axis=0))
+    ctx = RecommenderContext(
+        np.random.default_rng(0), 2, 4, exploration_setting=np.array([0.1, 0.3])
+    )
+
+    def build(knob: str) -> ClusterExplore:
+        params = ClusterExploreParams(base="popularity", exploration=0.5, clusters=4,
+                                      candidates=8, knob=knob)  # fmt: skip
+        rec = ClusterExplore(params, ctx)
+        item = np.repeat(np.arange(8), np.arange(8, 0, -1))
+        rec.fit(Interactions(item * 0, item, np.zeros(item.size), np.ones(item.size)))
+        return rec
+
+    requests = RequestBatch(
+        0.0, np.array([0, 1]), np.array([1, 2]), np.array([0, 0]), 4, catalog,
+        np.full((2, 1), -1),
+    )  # fmt: skip
+    for knob in ("user", "arm"):
+        rec = build(knob)
+        rec.recommend(requests)  # clusters the catalog
+        shown = SlateBatch(np.array([[0, 1, 2, 3]] * 2), np.zeros((2, 4), np.float32),
+                           np.ones((2, 4)))  # fmt: skip
+        rec.update(FeedbackBatch(requests, shown, np.zeros((2, 4), bool)))
+        page = rec.recommend(requests).items.tolist()
+        if knob == "user":
+            # user 0 keeps the base's best 3 and explores cluster {4,5}; user 1 keeps 1 and
+            # explores {4,5}, {6,7}, then the more relevant of the clusters shown twice ({0,1})
+            assert page == [[0, 1, 2, 4], [0, 4, 6, 1]]
+            assert rec.share.tolist() == [0.25, 0.75]
+        else:
+            assert page == [[0, 1, 4, 6], [0, 1, 4, 6]]  # everyone: 2 exploratory slots
+    with pytest.raises(ValueError, match="knob: user needs"):
+        ClusterExplore(ClusterExploreParams(base="popularity", knob="user"), _ctx(2, 4))

@@ -164,6 +164,7 @@ def build_world(
         llm_client=recommender_llm,
         item_text=crs_text,
         social_feed=social.talk if social is not None else None,
+        exploration_setting=user_state.explore_prob,
     )
     recommender = build(arm.recommender.type, arm.recommender.params, context)
     surface = build_surface(scenario.surface_for(arm), cfg_pop.position_decay)
