@@ -31,6 +31,8 @@ STREAMS = {
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
+_S27, _S30, _S31 = np.uint64(27), np.uint64(30), np.uint64(31)
+_INV_2_53 = 1.0 / 9007199254740992.0
 
 
 def seed_sequence(seed: int, replicate: int, stream: str, *extra: int) -> np.random.SeedSequence:
@@ -53,18 +55,42 @@ def hash_base(seed: int, replicate: int) -> np.uint64:
 
 def mix64(z: np.ndarray) -> np.ndarray:
     """SplitMix64 finaliser on a uint64 array (wrapping arithmetic, no Python loop)."""
-    z = np.asarray(z, dtype=np.uint64)
-    z = (z ^ (z >> np.uint64(30))) * _M1
-    z = (z ^ (z >> np.uint64(27))) * _M2
-    return z ^ (z >> np.uint64(31))
+    z = np.array(z, dtype=np.uint64)
+    if z.ndim == 0:  # a scalar in, a numpy scalar out (in-place steps need an array)
+        z = (z ^ (z >> _S30)) * _M1
+        z = (z ^ (z >> _S27)) * _M2
+        return z ^ (z >> _S31)
+    return _mix64_owned(z)
+
+
+def _mix64_owned(z: np.ndarray) -> np.ndarray:
+    """:func:`mix64` in place on an array the caller owns. In-place steps allocate one
+    temporary per shift instead of three per round: past ~100 kB an array's temporaries are
+    fresh pages from the allocator, which made the out-of-place form several times slower."""
+    z ^= z >> _S30
+    z *= _M1
+    z ^= z >> _S27
+    z *= _M2
+    z ^= z >> _S31
+    return z
 
 
 def combine(key: np.ndarray | np.uint64, value: np.ndarray | int) -> np.ndarray:
     """Hash ``value`` into ``key``; both broadcast."""
     value = np.asarray(value).astype(np.uint64)
-    return mix64(np.asarray(key, dtype=np.uint64) + value * _GOLDEN + _GOLDEN)
+    mixed = np.asarray(key, dtype=np.uint64) + value * _GOLDEN
+    if mixed.ndim == 0:
+        return mix64(mixed + _GOLDEN)
+    mixed += _GOLDEN
+    return _mix64_owned(mixed)
 
 
 def uniforms(key: np.ndarray) -> np.ndarray:
     """Uniform [0, 1) float64 from uint64 keys (53 high-quality bits)."""
-    return (mix64(key) >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
+    bits = mix64(key)
+    if bits.ndim == 0:
+        return (bits >> np.uint64(11)).astype(np.float64) * _INV_2_53
+    bits >>= np.uint64(11)
+    out = bits.astype(np.float64)
+    out *= _INV_2_53
+    return out

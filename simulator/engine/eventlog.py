@@ -49,6 +49,17 @@ def _fixed_width_dtype(field: pa.Field) -> np.dtype | None:
     return None
 
 
+def fixed_dtypes(table: str) -> list[tuple[str, np.dtype]]:
+    """Name and numpy dtype of every column of a fixed-width table, in schema order."""
+    out = []
+    for field in SCHEMAS[table]:
+        dtype = _fixed_width_dtype(field)
+        if dtype is None:
+            raise ValueError(f"table {table!r} column {field.name!r} is not fixed-width")
+        out.append((field.name, dtype))
+    return out
+
+
 class _TableBuffer:
     """One table's rows since the last flush: numpy buffers for fixed-width columns (filled in
     place), a list of chunks for strings and lists (rare tables, few rows)."""
@@ -56,6 +67,7 @@ class _TableBuffer:
     def __init__(self, schema: pa.Schema, capacity: int) -> None:
         self.schema = schema
         self.rows = 0
+        self.capacity = capacity
         self.arrays: dict[str, np.ndarray] = {}
         self.chunks: dict[str, list[Any]] = {}
         for field in schema:
@@ -65,16 +77,19 @@ class _TableBuffer:
             else:
                 self.arrays[field.name] = np.empty(capacity, dtype)
 
-    def _reserve(self, n: int) -> None:
+    def reserve(self, n: int) -> None:
+        """Room for ``n`` more rows in every fixed-width column (one check on the common path)."""
         need = self.rows + n
+        if need <= self.capacity:
+            return
+        self.capacity = max(need, 2 * self.capacity)
         for name, array in self.arrays.items():
-            if array.shape[0] < need:
-                grown = np.empty(max(need, 2 * array.shape[0]), array.dtype)
-                grown[: self.rows] = array[: self.rows]
-                self.arrays[name] = grown
+            grown = np.empty(self.capacity, array.dtype)
+            grown[: self.rows] = array[: self.rows]
+            self.arrays[name] = grown
 
     def add(self, columns: dict[str, Any], n: int) -> None:
-        self._reserve(n)
+        self.reserve(n)
         start, stop = self.rows, self.rows + n
         for name, array in self.arrays.items():
             array[start:stop] = columns[name]
@@ -166,6 +181,27 @@ class EventLog:
             return
         buffer = self._buffer(table)
         buffer.add(columns, n)
+        self.rows[table] += n
+        if buffer.rows >= self.flush_rows:
+            self._flush(table)
+
+    def columns(self, table: str, n: int) -> dict[str, np.ndarray]:
+        """Writable views of the next ``n`` rows of every column of ``table`` (fixed-width
+        tables only); fill all of them, then :meth:`commit`. The hot tables are written in
+        place this way, with no per-batch temporaries (a repeated id is one broadcast)."""
+        buffer = self._buffer(table)
+        if buffer.chunks:
+            raise ValueError(f"table {table!r} has variable-width columns: use append()")
+        buffer.reserve(n)
+        start, stop = buffer.rows, buffer.rows + n
+        return {name: array[start:stop] for name, array in buffer.arrays.items()}
+
+    def commit(self, table: str, n: int) -> None:
+        """The ``n`` rows handed out by :meth:`columns` are filled: count them (and flush)."""
+        if n == 0:
+            return
+        buffer = self._buffer(table)
+        buffer.rows += n
         self.rows[table] += n
         if buffer.rows >= self.flush_rows:
             self._flush(table)

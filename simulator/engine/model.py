@@ -176,28 +176,28 @@ class SimulationModel(mesa.Model):
 
     # --------------------------------------------------------------- page batches
     def _admit(self, now: float) -> None:
-        ready = int(np.searchsorted(self.pending.start, now, side="right"))
+        pending = self.pending
+        ready = int(np.searchsorted(pending.start, now, side="right"))
         if ready == 0:
             return
-        arrivals = Arrivals(
-            self.pending.user[:ready],
-            self.pending.start[:ready],
-            self.pending.explore[:ready],
-            self.pending.session_id[:ready],
-        )
-        self.pending = self.pending.after(ready)
-        # a user browses one session at a time: drop arrivals of users already browsing
-        _, first = np.unique(arrivals.user, return_index=True)
-        first.sort()
+        self.pending = pending.after(ready)
+        users = pending.user[:ready]
         is_active = self.outcomes.is_active
-        first = first[~is_active[arrivals.user[first]]]
+        fresh = ~is_active[users]
+        if ready > 1:  # a user browses one session at a time: only their first arrival counts
+            order = np.argsort(users, kind="stable")
+            ordered = users[order]
+            repeat = ordered[1:] == ordered[:-1]
+            if repeat.any():
+                fresh[order[1:][repeat]] = False
+        first = np.flatnonzero(fresh)
         if first.size == 0:
             return
         admitted = Arrivals(
-            arrivals.user[first],
-            arrivals.start[first],
-            arrivals.explore[first],
-            arrivals.session_id[first],
+            users[first],
+            pending.start[first],
+            pending.explore[first],
+            pending.session_id[first],
         )
         is_active[admitted.user] = True
         self.active.add(admitted)

@@ -17,7 +17,7 @@ import numpy as np
 from recarena.agents.llm.client import LLMClient
 from recarena.simulator.core.types import PAD_ITEM, Interactions, ResponseBatch, SlateBatch
 from recarena.simulator.engine.arrivals import DAY
-from recarena.simulator.engine.eventlog import EventLog
+from recarena.simulator.engine.eventlog import EventLog, fixed_dtypes
 from recarena.simulator.engine.sessions import ActiveSessions, Timings
 from recarena.simulator.engine.world import World
 
@@ -38,7 +38,6 @@ class Outcomes:
         """Clicks per item yesterday ("trending" rows rank by them)."""
         self._clicks_today: list[np.ndarray] = []
         self._history: list[tuple[np.ndarray, ...]] = []
-        self._slot_tiles: tuple | None = None
         self._order_keys: list[tuple[np.ndarray, np.ndarray]] | None = None
 
     def history(self) -> Interactions:
@@ -78,74 +77,65 @@ class Outcomes:
         row: np.ndarray,
         col: np.ndarray,
     ) -> None:
-        active, catalog = self.active, self.world.catalog
         batch, k = slates.items.shape
-        valid = (slates.items != PAD_ITEM).ravel()
-        if valid.all():  # the common case: no masking copies
-
-            def keep(column: np.ndarray) -> np.ndarray:
-                return column.ravel()
-        else:
-
-            def keep(column: np.ndarray) -> np.ndarray:
-                return column.ravel()[valid]
-
-        items = keep(slates.items)
+        valid = slates.items != PAD_ITEM
+        full = bool(valid.all())
+        items = slates.items.ravel() if full else slates.items[valid]
+        self.world.creator_dynamics.count(items, slates.items[response.clicked])
         n = items.shape[0]
-        clicked_items = slates.items[response.clicked]
-        self.world.creator_dynamics.count(items, clicked_items)
         self.day_counts["impressions"] += n
-        position, row_of, col_of = self._slot_columns(batch, k, row, col)
-        self.log.append(
-            "exposures",
-            {
-                "request_id": keep(np.repeat(request_id, k)),
-                "session_id": keep(np.repeat(active.session_id, k)),
-                "user_id": keep(np.repeat(active.user, k)),
-                "time": _per_row(now, n, keep, k),
-                "day": _per_row(day, n, keep, k, np.int32),
-                "page": keep(np.repeat(active.page.astype(np.int16), k)),
-                "position": keep(position),
-                "row": keep(row_of),
-                "col": keep(col_of),
-                "item_id": items,
-                "creator_id": catalog.creator[items],
-                "score": keep(slates.scores),
-                "propensity": keep(slates.propensity),
-                "clicked": keep(response.clicked),
-                "examined": keep(response.examined),
-                "true_utility": keep(response.utility),
-            },
-        )
-
-    def _slot_columns(
-        self, batch: int, k: int, row: np.ndarray, col: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Slot position, row and column for ``batch`` pages of ``k`` slots: slices of tiles
-        built once for the largest batch so far (np.tile every tick cost more than the rest
-        of the exposure columns at small populations)."""
-        cached = self._slot_tiles
-        if (
-            cached is None
-            or cached[0] < batch
-            or cached[1] != k
-            or not (cached[3] is row or np.array_equal(cached[3], row))
-            or not (cached[4] is col or np.array_equal(cached[4], col))
-        ):
-            size = max(batch, 2 * (cached[0] if cached is not None else 0), 64)
-            per_slot = (size, 1)
-            cached = (
-                size,
-                k,
-                np.tile(np.arange(k, dtype=np.int16), per_slot).ravel(),
-                row,
-                col,
-                np.tile(row, per_slot).ravel(),
-                np.tile(col, per_slot).ravel(),
+        if n == 0:
+            return
+        if full:  # the common case: every slot filled, written straight into the log buffers
+            self._fill_exposures(
+                self.log.columns("exposures", n), now, day, request_id, slates, response, row, col
             )
-            self._slot_tiles = cached
-        n = batch * k
-        return cached[2][:n], cached[5][:n], cached[6][:n]
+            self.log.commit("exposures", n)
+            return
+        grid = {name: np.empty(batch * k, dtype) for name, dtype in fixed_dtypes("exposures")}
+        self._fill_exposures(grid, now, day, request_id, slates, response, row, col)
+        flat = valid.ravel()
+        self.log.append("exposures", {name: column[flat] for name, column in grid.items()})
+
+    def _fill_exposures(
+        self,
+        out: dict[str, np.ndarray],
+        now: float | np.ndarray,
+        day: int | np.ndarray,
+        request_id: np.ndarray,
+        slates: SlateBatch,
+        response: ResponseBatch,
+        row: np.ndarray,
+        col: np.ndarray,
+    ) -> None:
+        """Write one exposure row per slot (``batch * k`` rows, slot-major within a page) into
+        ``out``. Per-page values are broadcast over their k slots in place: no np.repeat, no
+        per-tick tiles, no temporary column that is then copied again."""
+        active = self.active
+        batch, k = slates.items.shape
+
+        def grid(name: str) -> np.ndarray:
+            return out[name].reshape(batch, k)
+
+        grid("request_id")[:] = request_id[:, None]
+        grid("session_id")[:] = active.session_id[:, None]
+        grid("user_id")[:] = active.user[:, None]
+        for name, value, dtype in (("time", now, np.float64), ("day", day, np.int32)):
+            if np.ndim(value) == 0:
+                out[name][:] = value
+            else:  # sessions on their own clocks (Gym environments): one value per page
+                grid(name)[:] = np.asarray(value, dtype)[:, None]
+        grid("page")[:] = active.page[:, None]
+        grid("position")[:] = np.arange(k, dtype=np.int16)
+        grid("row")[:] = row
+        grid("col")[:] = col
+        grid("item_id")[:] = slates.items
+        grid("creator_id")[:] = self.world.catalog.creator[slates.items]
+        grid("score")[:] = slates.scores
+        grid("propensity")[:] = slates.propensity
+        grid("clicked")[:] = response.clicked
+        grid("examined")[:] = response.examined
+        grid("true_utility")[:] = response.utility
 
     def consume(
         self,
@@ -202,9 +192,7 @@ class Outcomes:
         )
         return rows
 
-    def end_sessions(
-        self, ending: np.ndarray, now: float | np.ndarray, reason: np.ndarray
-    ) -> None:
+    def end_sessions(self, ending: np.ndarray, now: float | np.ndarray, reason: np.ndarray) -> None:
         """Close the sessions in ``ending``: satisfaction update, session rows, LLM reflections."""
         active, world = self.active, self.world
         cfg = world.scenario.population
@@ -353,11 +341,3 @@ class Outcomes:
                 "end_topic": end.argmax(axis=1).astype(np.int16),
             },
         )
-
-
-def _per_row(value, n: int, keep, k: int, dtype=np.float64) -> np.ndarray:
-    """A log column of one value per exposure: the batch's time (or day), or, when sessions
-    run on their own clocks (Gym environments), each row's own value repeated over its k slots."""
-    if np.ndim(value) == 0:
-        return np.full(n, value, dtype)
-    return keep(np.repeat(np.asarray(value, dtype), k))

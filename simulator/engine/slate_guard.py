@@ -124,8 +124,7 @@ class SlateGuard:
             raise self._fail(
                 requests,
                 int(row),
-                f"item {int(items[row, col])} was already consumed by this user "
-                "(requests.exclude)",
+                f"item {int(items[row, col])} was already consumed by this user (requests.exclude)",
             )
         propensity = slates.propensity[filled]
         if not (np.isfinite(propensity) & (propensity > 0) & (propensity <= 1)).all():

@@ -64,13 +64,16 @@ class ListView:
         self.col = np.arange(cfg.k, dtype=np.int16)
         decay = cfg.position_decay if cfg.position_decay is not None else position_decay
         self.exam_p = examination_probabilities(cfg.k, decay)
+        self._slot_ids = np.arange(cfg.k, dtype=np.uint64)[None, :]
 
     def layout(self, recommender, requests, state) -> SlateBatch:
         return recommender.recommend(requests)
 
     def examine(self, noise_key: np.ndarray, items: np.ndarray) -> np.ndarray:
-        keys = combine(noise_key[:, None], np.arange(self.slots, dtype=np.uint64)[None, :])
-        return (uniforms(combine(keys, _SLOT)) < self.exam_p) & (items != PAD_ITEM)
+        keys = combine(noise_key[:, None], self._slot_ids)
+        examined = uniforms(combine(keys, _SLOT)) < self.exam_p
+        examined &= items != PAD_ITEM
+        return examined
 
 
 class CarouselView:
