@@ -87,7 +87,7 @@ class MFParams(BaseModel):
     lr: float = Field(default=0.05, gt=0)
     reg: float = Field(default=1e-4, ge=0)
     batch_size: int = Field(default=4096, ge=1)
-    optimizer: Literal["lazy_adam", "adam"] = "adam"
+    optimizer: Literal["lazy_adam", "adam"] = "lazy_adam"
     """``lazy_adam`` (the default since fit version 2): each step moves only the rows of the
     users and items in its batch, with Adam moments kept per row; a step costs O(batch), not
     O(users + items). ``adam``: dense Adam over every row each step (fit version 1, whose
