@@ -259,7 +259,10 @@ class MatrixFactorization:
         # equal blocks of >= MIN_BLOCK_ROWS rows: BLAS gives a row the same bits in any block of
         # 4 rows or more (below that it switches kernel), so blocking never changes a score
         block = max(MIN_BLOCK_ROWS, SCORE_BLOCK_CELLS // max(n_items, 1))
-        bounds = np.linspace(0, batch, -(-batch // block) + 1).astype(np.int64)
+        if batch <= block:  # the usual tick: one block (linspace gives the same two bounds)
+            bounds = np.array([0, batch], np.int64)
+        else:
+            bounds = np.linspace(0, batch, -(-batch // block) + 1).astype(np.int64)
         item_t = self.item_emb[:n_items].T
         users = torch.from_numpy(requests.user)
         with torch.no_grad():
