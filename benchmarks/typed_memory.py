@@ -16,17 +16,34 @@ each memory with the panel defaults (30 entries, 3 retrieved). Reported per memo
 
 The reader is a deterministic stand-in for the LLM, so these figures measure how much of the
 decision-relevant information each memory keeps per token, not what a given model would do.
+
+``--llm N`` then asks an LLM the same question on N of those pages (drawn at random): the
+memory's lines in the system prompt, "Would you watch T (genres)? 1 yes, 0 no" as the page,
+the decision read from the logprobs of one token (scoring mode). Per memory it reports the
+prompt tokens the endpoint counted, how often the yes/no call (P(yes) >= 0.5) equals the call
+with the full history in the prompt, the mean |P(yes) - P(yes | full history)|, and how often
+the call matches the rating. The full history is cut to its last ``--llm-history`` lines so it
+fits a small model's context. Without ``--base-url`` the embedded llama.cpp server
+(SmolLM2-135M, or ``--model-path``) is started for the run and stopped at the end.
+
+    python benchmarks/typed_memory.py /work/shared/data/ml-latest-small --llm 60
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from recarena.agents.llm.cache import CallCache
+from recarena.agents.llm.client import LOCAL_MODEL, CallContext, Endpoint, LLMClient
+from recarena.agents.llm.prompts import text
+from recarena.agents.llm.server import LocalServer
 from recarena.agents.users.llm_memory import UserMemory
 from recarena.agents.users.typed_memory import TypedMemory, parse_episode
 
@@ -61,6 +78,11 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=150)
     parser.add_argument("--pages", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--llm", type=int, default=0, help="pages to ask an LLM (0: none)")
+    parser.add_argument("--llm-history", type=int, default=40)
+    parser.add_argument("--base-url", default=None, help="an OpenAI-compatible endpoint")
+    parser.add_argument("--model", default=LOCAL_MODEL)
+    parser.add_argument("--model-path", default=None, help="a GGUF file for the local server")
     args = parser.parse_args()
     ratings = pd.read_csv(args.data / "ratings.csv").sort_values(["userId", "timestamp"])
     movies = pd.read_csv(args.data / "movies.csv").set_index("movieId")
@@ -74,6 +96,7 @@ def main() -> None:
     stats: dict[str, list[float]] = {
         f"{m}_{s}": [] for m in ("tfidf", "typed", "full") for s in ("tokens", "agree", "right")
     }
+    pages: list[tuple[str, bool, dict[str, list[str]]]] = []
     for user in chosen.tolist():
         rows = ratings[ratings["userId"] == user]
         stores = {"tfidf": UserMemory(30), "typed": TypedMemory(30)}
@@ -90,6 +113,7 @@ def main() -> None:
                 liked = rating >= 4
                 retrieved = {name: s.retrieve(query, 3) for name, s in stores.items()}
                 retrieved["full"] = history
+                pages.append((slate[0], liked, {k: list(v) for k, v in retrieved.items()}))
                 for name, lines in retrieved.items():
                     call = likes(lines, target)
                     stats[f"{name}_tokens"].append(sum(len(x) + 3 for x in lines) / 4)
@@ -108,6 +132,62 @@ def main() -> None:
             f"same call as full context {np.mean(stats[f'{name}_agree']):.3f}; "
             f"call matches the rating {np.mean(stats[f'{name}_right']):.3f}"
         )
+    if args.llm:
+        picked = rng.choice(len(pages), size=min(args.llm, len(pages)), replace=False)
+        ask_llm(args, [pages[i] for i in sorted(picked.tolist())])
+
+
+def ask_llm(args, pages: list[tuple[str, bool, dict[str, list[str]]]]) -> None:
+    """The yes/no question on each page with each memory in the prompt, scored by an LLM."""
+    with tempfile.TemporaryDirectory() as tmp:
+        server = None if args.base_url else LocalServer(model_path=args.model_path).start()
+        try:
+            base_url = args.base_url or server.base_url  # type: ignore[union-attr]
+            endpoint = Endpoint(base_url=base_url, model=args.model, decision="score")
+            client = LLMClient(endpoint, CallCache(Path(tmp) / "c.sqlite", "off", "bench"))
+            system = text("system_score.txt")
+            calls = []
+            for number, (film, _, retrieved) in enumerate(pages):
+                for name in ("tfidf", "typed", "full"):
+                    lines = retrieved[name][-args.llm_history :]
+                    memory = "".join(f"- {line}\n" for line in lines)
+                    messages = [
+                        {"role": "system", "content": f"{system}\n\nYou remember:\n{memory}"},
+                        {"role": "user", "content": f"A film: {film}. Would you watch it? "
+                                                    "Answer 1 for yes, 0 for no."},
+                    ]  # fmt: skip
+                    context = CallContext(name, number, -1, -1, 0.0)
+                    calls.append(client.score(messages, [["0", "1"]], context))
+            started = time.perf_counter()
+            results = client.run(calls)
+            seconds = time.perf_counter() - started
+            client.close()
+        finally:
+            if server is not None:
+                server.stop()
+    yes: dict[str, list[float]] = {"tfidf": [], "typed": [], "full": []}
+    tokens: dict[str, list[int]] = {"tfidf": [], "typed": [], "full": []}
+    failed = 0
+    for result in results:
+        record = result.records[-1]
+        name = record.context.purpose
+        tokens[name].append(record.prompt_tokens)
+        probs = result.probs[0] if result.probs is not None else None
+        failed += probs is None
+        yes[name].append(float(probs[1]) if probs is not None else float("nan"))
+    liked = np.array([page[1] for page in pages])
+    full = np.array(yes["full"])
+    print(f"LLM ({args.model}, scoring): {len(pages)} pages x 3 memories, {len(results)} "
+          f"calls in {seconds:.1f} s, {failed} without probability on 0/1")  # fmt: skip
+    for name in ("tfidf", "typed", "full"):
+        p = np.array(yes[name])
+        ok = ~np.isnan(p) & ~np.isnan(full)
+        agree = np.mean((p[ok] >= 0.5) == (full[ok] >= 0.5))
+        gap = np.mean(np.abs(p[ok] - full[ok]))
+        right = np.mean((p[~np.isnan(p)] >= 0.5) == liked[~np.isnan(p)])
+        print(f"{name:>6}: {np.mean(tokens[name]):6.1f} prompt tokens per page; same call as "
+              f"full history {agree:.3f}; mean |dP(yes)| {gap:.3f}; call matches the rating "
+              f"{right:.3f}; mean P(yes) {np.nanmean(p):.3f}")  # fmt: skip
 
 
 if __name__ == "__main__":
