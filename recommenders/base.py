@@ -58,7 +58,7 @@ class Recommender(Protocol):
     surfaces: frozenset[str]
 
     def fit(self, history: Interactions) -> None:
-        """(Re)train on every click logged so far."""
+        """(Re)train on every click so far (its arrays are shared with the engine: never modify)."""
 
     def recommend(self, requests: RequestBatch) -> SlateBatch:
         """Fill ``requests.k`` distinct slots per request, never an item in ``requests.exclude``."""

@@ -38,14 +38,26 @@ class Outcomes:
         """Clicks per item yesterday ("trending" rows rank by them)."""
         self._clicks_today: list[np.ndarray] = []
         self._history: list[tuple[np.ndarray, ...]] = []
+        self._joined: tuple[int, Interactions] = (0, Interactions.empty())
+        """How many history chunks :meth:`history` has joined, and the result."""
         self._order_keys: list[tuple[np.ndarray, np.ndarray]] | None = None
 
     def history(self) -> Interactions:
-        """Every click so far, as the training data recommenders fit on."""
-        if not self._history:
-            return Interactions.empty()
-        user, item, when, rating = (np.concatenate(p) for p in zip(*self._history, strict=True))
-        return Interactions(user=user, item=item, time=when, rating=rating)
+        """Every click so far, as the training data recommenders fit on.
+
+        The clicks are kept as one small chunk per tick; the chunks already joined at the last
+        call are kept joined, so a retrain joins only what came since (and a long run does
+        not walk tens of thousands of chunks at every retrain). The arrays are shared with
+        later calls: recommenders read them and do not modify them."""
+        done, joined = self._joined
+        if done == len(self._history):
+            return joined
+        parts = self._history[done:]
+        if done:
+            parts = [(joined.user, joined.item, joined.time, joined.rating), *parts]
+        user, item, when, rating = (np.concatenate(p) for p in zip(*parts, strict=True))
+        self._joined = (len(self._history), Interactions(user, item, when, rating))
+        return self._joined[1]
 
     def keep_order_keys(self) -> None:
         """Remember each click's session start and id, so clicks of several shards can be put
