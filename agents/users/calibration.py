@@ -63,6 +63,7 @@ import pyarrow.parquet as pq
 from recarena.agents.users.sequential_interest import (
     InterestConfig,
     SequentialInterest,
+    choose_memory,
     fit_features,
     fit_ordinal,
     fit_weights,
@@ -82,7 +83,8 @@ class CalibrationConfig:
     lr: float = 0.05
     reg: float = 1e-4
     negatives: int = 256
-    batch_size: int = 8192
+    batch_size: int | None = None
+    """Rows per optimiser step of the factor fit; None = :func:`factor_batch_size`."""
     slate_size: int = 10
     slates_per_user: int = 100
     session_gap_seconds: float = 1800.0
@@ -304,6 +306,18 @@ class Factors:
     final_loss: float
 
 
+FACTOR_BATCH = 256
+"""Rows per step of the factor fit. Small steps, many of them: one step per epoch of 8192 rows
+(the old default) left the taste model of ML-100K no better than popularity at predicting a
+user's next movies on the held-out slice of training; 256 rows gave the lowest held-out
+log-loss of the weighted user model on both MovieLens sets tried (256, 1024, rows/10)."""
+
+
+def factor_batch_size(rows: int) -> int:
+    """:data:`FACTOR_BATCH`, or fewer rows on a tiny dataset so an epoch has ten steps."""
+    return max(1, min(FACTOR_BATCH, rows // 10))
+
+
 def fit_factors(
     user: np.ndarray, item: np.ndarray, n_users: int, n_items: int, cfg: CalibrationConfig
 ) -> Factors:
@@ -328,12 +342,13 @@ def _train_factors(torch, user, item, n_users: int, n_items: int, cfg: Calibrati
     users_t = torch.as_tensor(user, dtype=torch.long)
     items_t = torch.as_tensor(item, dtype=torch.long)
     n = users_t.shape[0]
+    size = cfg.batch_size or factor_batch_size(n)
     loss_value = float("nan")
     for _ in range(cfg.epochs):
         order = torch.randperm(n, generator=gen)
         total = 0.0
-        for start in range(0, n, cfg.batch_size):
-            batch = order[start : start + cfg.batch_size]
+        for start in range(0, n, size):
+            batch = order[start : start + size]
             u, pos = users_t[batch], items_t[batch]
             neg = torch.randint(0, n_items, (cfg.negatives,), generator=gen)
             mix = torch.softmax(logits, dim=-1)  # all items at once: [I, T] is small
@@ -485,6 +500,7 @@ def calibrate(data: InteractionData, cfg: CalibrationConfig | None = None) -> Ca
 
     interest = None
     weights: dict[str, float] = {}
+    memory_losses: list[dict[str, float]] = []
     if cfg.interest is not None:  # the calibrated user model's extra terms, weighted on `held`
         features = fit_features(
             cu[~held],
@@ -497,7 +513,11 @@ def calibrate(data: InteractionData, cfg: CalibrationConfig | None = None) -> Ca
             cfg.interest,
         )
         seen = np.unique(cu * n_items + ci)
-        weights = fit_weights(features, cu[held], ci[held], seen, n_items, cfg.interest, cfg.seed)
+        features, memory_losses = choose_memory(
+            features, cu[~held], ci[~held], n_users, cu[held], ci[held], seen, n_items, cfg.seed
+        )
+        chosen = features.interest.config  # the memory length the held-out slice chose
+        weights = fit_weights(features, cu[held], ci[held], seen, n_items, chosen, cfg.seed)
         interest = replace(features.interest, weights=weights)
         factors = fold(factors, features, weights)
 
@@ -568,7 +588,7 @@ def calibrate(data: InteractionData, cfg: CalibrationConfig | None = None) -> Ca
         # of sample above; the components they weigh are now refitted on every training row,
         # as a validated model is retrained on all its data before it is deployed
         raw = fit_factors(cu, ci, n_users, n_items, cfg)
-        full = fit_features(cu, ci, ct, rating_all, n_users, n_items, None, cfg.interest)
+        full = fit_features(cu, ci, ct, rating_all, n_users, n_items, None, interest.config)
         factors = fold(raw, full, weights)
         interest = replace(full.interest, weights=weights)
     if interest is not None:
@@ -592,6 +612,7 @@ def calibrate(data: InteractionData, cfg: CalibrationConfig | None = None) -> Ca
         "no_click_utility": choice.no_click_utility,
         **({"rating_thresholds": thresholds} if thresholds is not None else {}),
         **({"interest": interest.scalars()} if interest is not None else {}),
+        **({"memory_choice": memory_losses} if memory_losses else {}),
         "watch_rule": watch,
         "pseudo_exposure": {
             "slates": choice.slates,
@@ -607,6 +628,7 @@ def calibrate(data: InteractionData, cfg: CalibrationConfig | None = None) -> Ca
         "train_interactions": int((~held).sum()),
         "heldout_interactions": int(held.sum()),
         "mf_final_loss": factors.final_loss,
+        "factor_batch_size": cfg.batch_size or factor_batch_size(int((~held).sum())),
         "config": asdict(cfg),
         "seconds": round(time.perf_counter() - started, 2),
     }

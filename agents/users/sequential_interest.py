@@ -52,11 +52,20 @@ FEATURES = ("mf", "log_pop", "log_recent", "sequence", "conformity")
 @dataclass(frozen=True)
 class InterestConfig:
     recent_items: int = 5
-    """L: how many last consumptions drive short-term interest."""
+    """L: how many last consumptions drive short-term interest (replaced by the chosen
+    candidate of ``memories`` when that is not empty)."""
     decay: float = 0.7
-    """Weight of the l-th most recent item ∝ decay**l."""
+    """Weight of the l-th most recent item ∝ decay**l (chosen with ``recent_items``)."""
+    memories: tuple[tuple[int, float], ...] = ((5, 0.7), (10, 0.8), (20, 0.9), (50, 0.95))
+    """Candidate (recent_items, decay) pairs: how far back short-term interest reaches. The
+    one whose weighted model predicts the held-out slice best (out-of-sample log-loss,
+    :func:`choose_memory`) is kept; how long a memory real users have is a property of the
+    data, not something to assume. Empty = ``recent_items`` and ``decay`` as they are."""
     window: int = 3
-    """A transition a → b counts when b is among the next ``window`` consumptions after a."""
+    """A transition a → b counts when b is among the next ``window`` consumptions after a
+    (replaced by the chosen candidate of ``windows`` when that is not empty)."""
+    windows: tuple[int, ...] = (3, 10, 30)
+    """Candidate windows, chosen on the held-out slice with ``memories`` (:func:`choose_memory`)."""
     smoothing: float = 5.0
     """Transition rows are counts / (row total + smoothing): rare items say little."""
     recent_share: float = 0.1
@@ -297,6 +306,32 @@ def fit_features(
     return Features(mf_utility, log_pop, log_recent, interest, counts)
 
 
+def weight_sample(
+    features: Features,
+    held_user: np.ndarray,
+    held_item: np.ndarray,
+    seen: np.ndarray,
+    n_items: int,
+    cfg: InterestConfig,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(user, item, label) of the weight fit: every held-out consumption (label 1) and
+    ``cfg.negatives`` unseen items per consumption (label 0), drawn half uniformly and half
+    by popularity (see ``popular_negatives``)."""
+    rng = np.random.default_rng([seed, 17])
+    neg_user = np.repeat(held_user, cfg.negatives)
+    neg_item = rng.integers(0, n_items, neg_user.size)
+    counts = features.item_counts
+    if cfg.popular_negatives > 0 and counts is not None and counts.sum() > 0:
+        popular = rng.random(neg_user.size) < cfg.popular_negatives
+        neg_item[popular] = rng.choice(n_items, int(popular.sum()), p=counts / counts.sum())
+    fresh = ~np.isin(neg_user * n_items + neg_item, seen)
+    user = np.concatenate([held_user, neg_user[fresh]])
+    item = np.concatenate([held_item, neg_item[fresh]])
+    label = np.concatenate([np.ones(held_user.size), np.zeros(int(fresh.sum()))])
+    return user, item, label
+
+
 def fit_weights(
     features: Features,
     held_user: np.ndarray,
@@ -310,22 +345,84 @@ def fit_weights(
     feature). ``seen`` holds the sorted keys ``user * n_items + item`` of every training pair."""
     from sklearn.linear_model import LogisticRegression
 
-    rng = np.random.default_rng([seed, 17])
-    neg_user = np.repeat(held_user, cfg.negatives)
-    neg_item = rng.integers(0, n_items, neg_user.size)
-    counts = features.item_counts
-    if cfg.popular_negatives > 0 and counts is not None and counts.sum() > 0:
-        popular = rng.random(neg_user.size) < cfg.popular_negatives
-        neg_item[popular] = rng.choice(n_items, int(popular.sum()), p=counts / counts.sum())
-    fresh = ~np.isin(neg_user * n_items + neg_item, seen)
-    user = np.concatenate([held_user, neg_user[fresh]])
-    item = np.concatenate([held_item, neg_item[fresh]])
-    label = np.concatenate([np.ones(held_user.size), np.zeros(int(fresh.sum()))])
+    user, item, label = weight_sample(features, held_user, held_item, seen, n_items, cfg, seed)
     if label.all() or not label.any():  # nothing unseen to contrast with: taste alone
         return {name: float(name == "mf") for name in FEATURES}
     x = features.matrix(user, item)
     model = LogisticRegression(C=1.0, max_iter=500).fit(x, label)
     return {name: float(w) for name, w in zip(FEATURES, model.coef_[0], strict=True)}
+
+
+def with_memory(
+    features: Features,
+    user: np.ndarray,
+    item: np.ndarray,
+    n_users: int,
+    length: int,
+    decay: float,
+    transitions: sp.csr_matrix | None = None,
+    window: int | None = None,
+) -> Features:
+    """``features`` whose short-term interest reads the last ``length`` items of the fitting
+    rows (``user``/``item``, sorted by user then time) with weights ∝ ``decay``**l, and, when
+    given, the transition matrix counted over ``window`` next consumptions."""
+    cfg = replace(features.interest.config, recent_items=length, decay=decay)
+    interest = replace(features.interest, recent=last_items(user, item, n_users, length))
+    if transitions is not None and window is not None:
+        cfg = replace(cfg, window=window)
+        interest = replace(interest, transitions=transitions)
+    return replace(features, interest=replace(interest, config=cfg))
+
+
+def choose_memory(
+    features: Features,
+    fit_user: np.ndarray,
+    fit_item: np.ndarray,
+    n_users: int,
+    held_user: np.ndarray,
+    held_item: np.ndarray,
+    seen: np.ndarray,
+    n_items: int,
+    seed: int,
+) -> tuple[Features, list[dict[str, float]]]:
+    """The candidate of ``config.memories`` whose weighted model predicts held-out
+    consumptions best: out-of-sample log-loss of the weight fit, two folds of users (each
+    fold's weights fitted on the other). Returns the chosen features and every candidate's
+    loss (the first of equals wins)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+
+    cfg = features.interest.config
+    if not cfg.memories and not cfg.windows:
+        return features, []
+    user, item, label = weight_sample(features, held_user, held_item, seen, n_items, cfg, seed)
+    fold = user % 2 == 0
+    scored, losses = [], []
+    memories = cfg.memories or ((cfg.recent_items, cfg.decay),)
+    windows = cfg.windows or (cfg.window,)
+    grid = [(int(w), int(m[0]), float(m[1])) for w in windows for m in memories]
+    matrices = {
+        w: transition_matrix(fit_user, fit_item, n_items, w, cfg.smoothing) for w in windows
+    }
+    for window, length, decay in grid:
+        candidate = with_memory(
+            features, fit_user, fit_item, n_users, length, decay, matrices[window], window
+        )
+        loss = 0.0
+        if 0 < label.sum() < label.size and fold.any() and (~fold).any():
+            x = candidate.matrix(user, item)
+            for train in (fold, ~fold):
+                if np.unique(label[train]).size < 2 or np.unique(label[~train]).size < 2:
+                    continue
+                model = LogisticRegression(C=1.0, max_iter=500).fit(x[train], label[train])
+                p = model.predict_proba(x[~train])[:, 1]
+                loss += log_loss(label[~train], p, labels=[0, 1]) * (~train).sum() / label.size
+        scored.append(candidate)
+        losses.append(
+            {"window": window, "recent_items": length, "decay": decay, "log_loss": float(loss)}
+        )
+    best = int(np.argmin([c["log_loss"] for c in losses]))
+    return scored[best], losses
 
 
 def fit_ordinal(surplus: np.ndarray, bias: np.ndarray, ratings: np.ndarray) -> dict[str, object]:

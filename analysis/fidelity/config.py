@@ -25,8 +25,8 @@ class FidelityConfig:
     topics: int = 16
     calibration_epochs: int = 10
     calibration_batch_size: int | None = None
-    """None: ``min(8192, max(64, training rows // 10))``, at least ten optimiser steps per
-    epoch, so a small dataset is fitted too (8192, the calibrate default, gives one step)."""
+    """None: the calibration's rule (agents/users/calibration.py ``factor_batch_size``: 256
+    rows per step, fewer on a tiny dataset so that an epoch has ten steps)."""
     arms: tuple[ArmSpec, ...] = DEFAULT_ARMS
     simulation_days: float = 3.0
     simulation_visits_per_day: float = 1.0

@@ -95,7 +95,7 @@ def run_fidelity(cfg: FidelityConfig, work_dir: Path, progress: Progress | None 
 
     started = time.perf_counter()
     report("calibrate (training split)", 0.0)
-    batch = cfg.calibration_batch_size or min(8192, max(64, train.n_interactions // 10))
+    batch = cfg.calibration_batch_size  # None: the calibration's own rule (factor_batch_size)
     calibration = CalibrationConfig(
         topics=cfg.topics,
         epochs=cfg.calibration_epochs,
@@ -152,10 +152,11 @@ def run_fidelity(cfg: FidelityConfig, work_dir: Path, progress: Progress | None 
         },
         "calibration": {
             **{k: pop.scalars[k] for k in ("temperature", "no_click_utility", "mf_final_loss")},
+            "memory_choice": pop.scalars.get("memory_choice"),
             "rating_thresholds": pop.scalars.get("rating_thresholds"),
             "watch_rule": pop.scalars.get("watch_rule"),
             "user_model": pop.scalars.get("interest"),
-            "batch_size": batch,
+            "batch_size": pop.scalars.get("factor_batch_size", batch),
         },
         "taste_discrimination": [
             {
