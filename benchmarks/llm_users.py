@@ -100,13 +100,16 @@ def main() -> None:
     parser.add_argument("--arms", type=int, default=1)
     parser.add_argument("--model-path", default=None, help="a GGUF file (default SmolLM2-135M)")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--prompt-cache-mb", type=int, default=2048,
+                        help="llama.cpp's RAM cache of prompt states (0: off)")  # fmt: skip
     args = parser.parse_args()
 
     from recarena.agents.llm.client import LOCAL_MODEL
     from recarena.agents.llm.server import LocalServer
 
     alias = Path(args.model_path).stem if args.model_path else LOCAL_MODEL
-    server = LocalServer(threads=args.threads, model_path=args.model_path, alias=alias)
+    server = LocalServer(threads=args.threads, model_path=args.model_path, alias=alias,
+                         prompt_cache_mb=args.prompt_cache_mb)  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp, server:
         tmp_path = Path(tmp)
         results = {}

@@ -68,11 +68,16 @@ class LocalServer:
         threads: int | None = None,
         model_path: str | Path | None = None,
         alias: str = LOCAL_MODEL,
+        prompt_cache_mb: int = 2048,
     ) -> None:
         self.context_tokens = context_tokens
         self.threads = threads or max(1, os.cpu_count() or 1)
         self.model_path = Path(model_path) if model_path else None
         self.alias = alias
+        self.prompt_cache_mb = prompt_cache_mb
+        """RAM for llama.cpp's cache of evaluated prompt states (0: off): a call whose prompt
+        starts like an earlier one (the same user's instructions, persona and memories) then
+        evaluates only the rest."""
         self.port = 0
         self.process: subprocess.Popen | None = None
         self._log: Any = None  # the server's output file while it runs
@@ -112,6 +117,8 @@ class LocalServer:
             "--n_threads",
             str(self.threads),
         ]
+        if self.prompt_cache_mb > 0:
+            command += ["--cache", "true", "--cache_size", str(self.prompt_cache_mb << 20)]
         self.process = subprocess.Popen(
             command, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
