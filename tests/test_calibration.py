@@ -371,3 +371,52 @@ def test_a_dataset_too_small_to_calibrate_is_one_line(tmp_path):
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and "too small to calibrate" in lines[0]
     assert not (tmp_path / "pop.parquet").exists()
+
+
+def test_factor_batch_size_by_hand() -> None:
+    from recarena.agents.users.calibration import factor_batch_size
+
+    assert factor_batch_size(50) == 5  # tiny: ten steps an epoch
+    assert factor_batch_size(80_000) == 256  # ml-100k / ml-latest-small sizes
+    assert factor_batch_size(800_000) == 2_000  # large: at most 400 steps an epoch
+
+
+def test_choose_memory_finds_a_lag_the_shortest_candidates_cannot_see() -> None:
+    from recarena.agents.users.sequential_interest import (
+        InterestConfig,
+        choose_memory,
+        fit_features,
+    )
+
+    # each user's movie t is f(movie t-4) for a fixed permutation f: only a window of at least
+    # four next items and a memory reaching four items back carry the signal
+    rng = np.random.default_rng(0)
+    n_users, n_items, length, lag = 300, 40, 14, 4
+    f = rng.permutation(n_items)
+    seqs = np.zeros((n_users, length), np.int64)
+    seqs[:, :lag] = rng.integers(0, n_items, (n_users, lag))
+    for t in range(lag, length):
+        seqs[:, t] = f[seqs[:, t - lag]]
+    user = np.repeat(np.arange(n_users), length)
+    item = seqs.ravel()
+    held = np.tile(np.arange(length) >= length - 2, n_users)
+    cfg = InterestConfig(windows=(1, 5), memories=((1, 0.5), (6, 0.9)))
+    features = fit_features(
+        user[~held],
+        item[~held],
+        np.arange(user.size, dtype=np.float64)[~held],
+        None,
+        n_users,
+        n_items,
+        lambda u, i: np.zeros(np.shape(u)),
+        cfg,
+    )
+    seen = np.unique(user[~held] * n_items + item[~held])
+    chosen, losses = choose_memory(
+        features, user[~held], item[~held], n_users, user[held], item[held], seen, n_items, 0
+    )
+    # coordinate search: both windows at the first memory, then the other memory
+    assert [(c["window"], c["recent_items"]) for c in losses] == [(1, 1), (5, 1), (5, 6)]
+    assert (chosen.interest.config.window, chosen.interest.config.recent_items) == (5, 6)
+    assert losses[2]["log_loss"] < losses[1]["log_loss"] < losses[0]["log_loss"]
+    assert chosen.interest.recent.shape == (n_users, 6)

@@ -385,44 +385,55 @@ def choose_memory(
     n_items: int,
     seed: int,
 ) -> tuple[Features, list[dict[str, float]]]:
-    """The candidate of ``config.memories`` whose weighted model predicts held-out
-    consumptions best: out-of-sample log-loss of the weight fit, two folds of users (each
-    fold's weights fitted on the other). Returns the chosen features and every candidate's
-    loss (the first of equals wins)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import log_loss
-
+    """How far short-term interest reaches, chosen by how well the weighted model predicts
+    held-out consumptions: out-of-sample log-loss of the weight fit over two folds of users
+    (each fold's weights fitted on the other). A coordinate search: the window of
+    ``config.windows`` first (with the first memory), then the memory of ``config.memories``
+    at that window. Returns the chosen features and every candidate's loss (the first of
+    equals wins)."""
     cfg = features.interest.config
     if not cfg.memories and not cfg.windows:
         return features, []
     user, item, label = weight_sample(features, held_user, held_item, seen, n_items, cfg, seed)
-    fold = user % 2 == 0
-    scored, losses = [], []
-    memories = cfg.memories or ((cfg.recent_items, cfg.decay),)
-    windows = cfg.windows or (cfg.window,)
-    grid = [(int(w), int(m[0]), float(m[1])) for w in windows for m in memories]
+    memories = [(int(m[0]), float(m[1])) for m in cfg.memories] or [(cfg.recent_items, cfg.decay)]
+    windows = [int(w) for w in cfg.windows] or [cfg.window]
+    losses: list[dict[str, float]] = []
+    scored: dict[tuple[int, int, float], tuple[float, Features]] = {}
+
+    def score(window: int, length: int, decay: float, matrix: sp.csr_matrix) -> float:
+        candidate = with_memory(
+            features, fit_user, fit_item, n_users, length, decay, matrix, window
+        )
+        loss = held_out_log_loss(candidate.matrix(user, item), label, user % 2 == 0)
+        scored[(window, length, decay)] = (loss, candidate)
+        losses.append({"window": window, "recent_items": length, "decay": decay, "log_loss": loss})
+        return loss
+
     matrices = {
         w: transition_matrix(fit_user, fit_item, n_items, w, cfg.smoothing) for w in windows
     }
-    for window, length, decay in grid:
-        candidate = with_memory(
-            features, fit_user, fit_item, n_users, length, decay, matrices[window], window
-        )
-        loss = 0.0
-        if 0 < label.sum() < label.size and fold.any() and (~fold).any():
-            x = candidate.matrix(user, item)
-            for train in (fold, ~fold):
-                if np.unique(label[train]).size < 2 or np.unique(label[~train]).size < 2:
-                    continue
-                model = LogisticRegression(C=1.0, max_iter=500).fit(x[train], label[train])
-                p = model.predict_proba(x[~train])[:, 1]
-                loss += log_loss(label[~train], p, labels=[0, 1]) * (~train).sum() / label.size
-        scored.append(candidate)
-        losses.append(
-            {"window": window, "recent_items": length, "decay": decay, "log_loss": float(loss)}
-        )
-    best = int(np.argmin([c["log_loss"] for c in losses]))
-    return scored[best], losses
+    first = memories[0]
+    window = windows[int(np.argmin([score(w, *first, matrices[w]) for w in windows]))]
+    for length, decay in memories[1:]:
+        score(window, length, decay, matrices[window])
+    best = min(scored, key=lambda key: scored[key][0])  # dicts keep order: first of equals
+    return scored[best][1], losses
+
+
+def held_out_log_loss(x: np.ndarray, label: np.ndarray, fold: np.ndarray) -> float:
+    """Mean log-loss of a logistic regression on ``x`` predicting each fold from the other
+    (0 when a fold lacks a class: nothing to tell candidates apart by)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import log_loss
+
+    loss = 0.0
+    for train in (fold, ~fold):
+        if np.unique(label[train]).size < 2 or np.unique(label[~train]).size < 2:
+            return 0.0
+        model = LogisticRegression(C=1.0, max_iter=500).fit(x[train], label[train])
+        p = model.predict_proba(x[~train])[:, 1]
+        loss += log_loss(label[~train], p, labels=[0, 1]) * (~train).sum() / label.size
+    return float(loss)
 
 
 def fit_ordinal(surplus: np.ndarray, bias: np.ndarray, ratings: np.ndarray) -> dict[str, object]:
