@@ -1,7 +1,8 @@
 """LLM users, scoring mode against JSON (grammar) mode: one server, one machine, one run.
 
-1. Starts the embedded llama.cpp server once (default SmolLM2-135M; ``--model-path`` for any
-   GGUF file) and points both runs at it, so the two modes meet the same model and load.
+1. Starts the embedded llama.cpp server (default SmolLM2-135M; ``--model-path`` for any GGUF
+   file) afresh for each mode and warms it up with one call, so no mode inherits another's
+   prompt cache (``--prompt-cache-mb``, 0 for none) or pays the model's first load.
 2. Runs the scenario (default ``scenarios/llm_panel.yaml``, shrunk by ``--days``,
    ``--llm-users`` and ``--arms``) with ``llm.decision: score`` in ``record`` mode, then the
    same with ``decision: generate``; then replays the scoring run from its cache (no endpoint)
@@ -92,6 +93,21 @@ def _row(name: str, acc: dict, wall: float) -> str:
     )
 
 
+def _warm_up(base_url: str, model: str) -> None:
+    """One tiny completion, so the first timed call does not pay for loading the model."""
+    import json
+    import urllib.request
+
+    body = {"model": model, "max_tokens": 1,
+            "messages": [{"role": "user", "content": "Say 1."}]}  # fmt: skip
+    request = urllib.request.Request(
+        f"{base_url}/chat/completions", json.dumps(body).encode(),
+        {"Content-Type": "application/json"},
+    )  # fmt: skip
+    with urllib.request.urlopen(request, timeout=120) as reply:
+        reply.read()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", default=str(ROOT / "scenarios" / "llm_panel.yaml"))
@@ -100,7 +116,7 @@ def main() -> None:
     parser.add_argument("--arms", type=int, default=1)
     parser.add_argument("--model-path", default=None, help="a GGUF file (default SmolLM2-135M)")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--prompt-cache-mb", type=int, default=2048,
+    parser.add_argument("--prompt-cache-mb", type=int, default=0,
                         help="llama.cpp's RAM cache of prompt states (0: off)")  # fmt: skip
     args = parser.parse_args()
 
@@ -108,16 +124,23 @@ def main() -> None:
     from recarena.agents.llm.server import LocalServer
 
     alias = Path(args.model_path).stem if args.model_path else LOCAL_MODEL
-    server = LocalServer(threads=args.threads, model_path=args.model_path, alias=alias,
-                         prompt_cache_mb=args.prompt_cache_mb)  # fmt: skip
-    with tempfile.TemporaryDirectory() as tmp, server:
+    threads = 0
+    with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         results = {}
         print(HEADER, flush=True)
         for name, decision, ratings in MODES:
-            cache = tmp_path / f"{name}.sqlite"
-            scenario = _scenario(args, server.base_url, alias, decision, cache, "record", ratings)
-            results[name] = _run(scenario, tmp_path / name)
+            # a fresh server per mode, warmed up by one call: no mode inherits another's
+            # prompt cache or pays the model's first load
+            server = LocalServer(threads=args.threads, model_path=args.model_path, alias=alias,
+                                 prompt_cache_mb=args.prompt_cache_mb)  # fmt: skip
+            with server:
+                threads = server.threads
+                _warm_up(server.base_url, alias)
+                cache = tmp_path / f"{name}.sqlite"
+                scenario = _scenario(args, server.base_url, alias, decision, cache, "record",
+                                     ratings)  # fmt: skip
+                results[name] = _run(scenario, tmp_path / name)
             print(_row(name, *results[name]), flush=True)  # as soon as it is known
         replay = _scenario(args, "http://127.0.0.1:9/v1", alias, "score",
                            tmp_path / "score.sqlite", "replay")  # fmt: skip
@@ -125,7 +148,8 @@ def main() -> None:
         identical = _same_tables(tmp_path / "score", tmp_path / "replay")
     print(
         f"scenario: {Path(args.scenario).name}, {args.days:g} days, {args.llm_users} LLM users, "
-        f"{args.arms} arm(s); model {alias}, {server.threads} threads"
+        f"{args.arms} arm(s); model {alias}, {threads} threads, prompt cache "
+        f"{args.prompt_cache_mb} MB"
     )
     print(HEADER)
     for name, (acc, wall) in results.items():

@@ -68,7 +68,7 @@ class LocalServer:
         threads: int | None = None,
         model_path: str | Path | None = None,
         alias: str = LOCAL_MODEL,
-        prompt_cache_mb: int = 2048,
+        prompt_cache_mb: int = 0,
     ) -> None:
         self.context_tokens = context_tokens
         self.threads = threads or max(1, os.cpu_count() or 1)
@@ -77,7 +77,8 @@ class LocalServer:
         self.prompt_cache_mb = prompt_cache_mb
         """RAM for llama.cpp's cache of evaluated prompt states (0: off): a call whose prompt
         starts like an earlier one (the same user's instructions, persona and memories) then
-        evaluates only the rest."""
+        evaluates only the rest. Off by default: with SmolLM2 on 2 cores saving and loading
+        the states cost what they saved (benchmarks/llm_users.py --prompt-cache-mb)."""
         self.port = 0
         self.process: subprocess.Popen | None = None
         self._log: Any = None  # the server's output file while it runs

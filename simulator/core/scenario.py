@@ -385,10 +385,6 @@ class LLM(Section):
     """Price per million completion tokens, for the bill and --dry-run."""
     context_tokens: Annotated[int, Field(ge=512)] = 2048
     """Context window of the local server."""
-    prompt_cache_mb: Annotated[int, Field(ge=0, le=65536)] = 2048
-    """provider local: RAM for llama.cpp's cache of evaluated prompts (0: off). A call whose
-    prompt starts like an earlier one (the same user's instructions, persona and memories)
-    evaluates only the rest (benchmarks/llm_users.py: scored pages ~4x faster with SmolLM2)."""
     cache: LLMCache = LLMCache()
     """The record/replay cache of LLM calls."""
     max_fallback_share: Probability = 0.2

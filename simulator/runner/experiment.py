@@ -396,7 +396,6 @@ def _run_locked(
                     scenario.llm.threads,
                     scenario.llm.model_path,
                     model_name(scenario),
-                    scenario.llm.prompt_cache_mb,
                 )
                 server.start()  # assigned first: a signal during start still stops it
                 assert server.process is not None
