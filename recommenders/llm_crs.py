@@ -136,6 +136,16 @@ def known_lines(state: DialogueState, row: int) -> list[str]:
     return lines
 
 
+def conversation_values(state: DialogueState, row: int) -> dict[str, Any]:
+    """What both CRS prompts say about the conversation so far."""
+    return {
+        "turn": int(state.requests.page[row]),
+        "max_turns": state.max_turns,
+        "transcript": list(state.transcript[row]),
+        "known": known_lines(state, row),
+    }
+
+
 class LLMCRS:
     """Conversational recommender whose move is decided by one LLM call per conversation."""
 
@@ -236,10 +246,7 @@ class LLMCRS:
         turn = int(requests.page[row])
         prompt = render(
             "crs_score.j2",
-            turn=turn,
-            max_turns=state.max_turns,
-            transcript=list(state.transcript[row]),
-            known=known_lines(state, row),
+            **conversation_values(state, row),
             candidates=self._lines(state, view),
             asks=asks,
             labels=labels,
@@ -272,10 +279,7 @@ class LLMCRS:
         turn = int(requests.page[row])
         prompt = render(
             "crs.j2",
-            turn=turn,
-            max_turns=state.max_turns,
-            transcript=list(state.transcript[row]),
-            known=known_lines(state, row),
+            **conversation_values(state, row),
             moves=view.moves,
             candidates=lines,
             k=requests.k,

@@ -176,3 +176,34 @@ class FakeOpenAI:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def record_and_replay(doc: dict, tmp_path, fake: FakeOpenAI) -> tuple:
+    """Run ``doc`` against ``fake`` recording every call, then replay it with nothing listening.
+
+    Returns the two run directories; the caller compares their tables.
+    """
+    import copy
+
+    from recarena.simulator.runner.experiment import run_experiment
+    from recarena.simulator.runner.resolve import parse_scenario
+
+    def run(base_url: str, mode: str, name: str):
+        run_doc = copy.deepcopy(doc)
+        cache = {"path": str(tmp_path / "cache.sqlite"), "mode": mode}
+        run_doc["llm"] = {**run_doc["llm"], "base_url": base_url, "cache": cache}
+        return run_experiment(parse_scenario(run_doc), tmp_path / name, executor="local").run_dir
+
+    with fake:
+        recorded = run(fake.base_url, "record", "recorded")
+    return recorded, run("http://127.0.0.1:9/v1", "replay", "replayed")
+
+
+def differing_tables(a, b, arms, tables) -> list[tuple[str, str]]:
+    """(arm, table) pairs whose replicate-0 Parquet files differ between two run directories."""
+    import polars as pl
+
+    def read(run_dir, arm, table):
+        return pl.read_parquet(run_dir / f"arm={arm}" / "rep=0" / f"{table}.parquet")
+
+    return [(arm, t) for arm in arms for t in tables if not read(a, arm, t).equals(read(b, arm, t))]

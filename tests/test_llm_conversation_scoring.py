@@ -14,9 +14,7 @@ import polars as pl
 
 from recarena.simulator.core.dialogue import ACCEPT, ASK, INFORM, RECOMMEND, REJECT, UNKNOWN
 from recarena.simulator.core.types import PAD_ITEM
-from recarena.simulator.runner.experiment import run_experiment
-from recarena.simulator.runner.resolve import parse_scenario
-from tests.fake_openai import FakeOpenAI
+from tests.fake_openai import FakeOpenAI, differing_tables, record_and_replay
 from tests.test_llm_conversation import CONVERSATION, _cell, _client, _crs, _state, _turn, _user
 
 
@@ -132,22 +130,13 @@ def test_scored_user_with_rule_ratings_rates_as_the_agenda_user(tmp_path):
 
 
 def test_scored_conversations_run_end_to_end_and_replay_identically(tmp_path):
-    def run(base_url: str, mode: str, name: str):
-        doc = copy.deepcopy(CONVERSATION)
-        doc["llm"] |= {
-            "decision": "score",
-            "base_url": base_url,
-            "cache": {"path": str(tmp_path / "cache.sqlite"), "mode": mode},
-        }
-        return run_experiment(parse_scenario(doc), tmp_path / name, executor="local").run_dir
-
-    with FakeOpenAI() as fake:  # prompt-seeded digits: some accepts, some objections
-        recorded = run(fake.base_url, "record", "recorded")
-    replayed = run("http://127.0.0.1:9/v1", "replay", "replayed")
+    doc = copy.deepcopy(CONVERSATION)
+    doc["llm"] = {**doc["llm"], "decision": "score"}
+    # the fake's prompt-seeded digits: some accepts, some objections
+    recorded, replayed = record_and_replay(doc, tmp_path, FakeOpenAI())
     calls = _cell(recorded, "llm_crs", "llm_calls")
     assert calls.height > 0 and (calls["decision"] == "score").all()
     assert set(calls["purpose"]) >= {"crs", "turn"}
     assert (calls.filter(pl.col("purpose") != "rating")["completion_tokens"] <= 2).all()
-    for arm in ("info_gain", "llm_crs"):
-        for table in ("turns", "exposures", "interactions", "sessions"):
-            assert _cell(recorded, arm, table).equals(_cell(replayed, arm, table)), (arm, table)
+    tables = ("turns", "exposures", "interactions", "sessions")
+    assert differing_tables(recorded, replayed, ("info_gain", "llm_crs"), tables) == []

@@ -6,7 +6,6 @@ hand: option "1" is "more <topic 0>", and for the re-ranker label "3" is the thi
 
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
@@ -34,9 +33,7 @@ from recarena.simulator.core.types import (
     Interactions,
     RequestBatch,
 )
-from recarena.simulator.runner.experiment import run_experiment
-from recarena.simulator.runner.resolve import parse_scenario
-from tests.fake_openai import FakeOpenAI
+from tests.fake_openai import FakeOpenAI, differing_tables, record_and_replay
 
 
 def _fake(weights: dict[str, float]) -> FakeOpenAI:
@@ -151,15 +148,8 @@ RECOWORLD_LLM = {
 
 
 def test_llm_users_instruct_and_the_llm_recommender_reads_end_to_end(tmp_path):
-    def run(base_url, mode, name):
-        doc = copy.deepcopy(RECOWORLD_LLM)
-        doc["llm"] |= {"base_url": base_url,
-                       "cache": {"path": str(tmp_path / "cache.sqlite"), "mode": mode}}  # fmt: skip
-        return run_experiment(parse_scenario(doc), tmp_path / name, executor="local").run_dir
-
-    with _fake({"1": 1.0}) as fake:  # pages: click slot 1; instructions: "more <topic 0>"
-        recorded = run(fake.base_url, "record", "recorded")
-    replayed = run("http://127.0.0.1:9/v1", "replay", "replayed")
+    # pages: click slot 1; instructions: "more <topic 0>"; re-ranking: the first candidate
+    recorded, replayed = record_and_replay(RECOWORLD_LLM, tmp_path, _fake({"1": 1.0}))
     cell = recorded / "arm=llm" / "rep=0"
     said = pl.read_parquet(cell / "instructions.parquet")
     sessions = pl.read_parquet(cell / "sessions.parquet").filter(pl.col("llm_user"))
@@ -170,8 +160,5 @@ def test_llm_users_instruct_and_the_llm_recommender_reads_end_to_end(tmp_path):
     assert calls.filter(pl.col("purpose") == "instruction").height == llm_said.height
     assert calls.filter(pl.col("purpose") == "rerank").height > 0
     assert not calls["fallback"].any()
-    for arm in ("instructable", "llm"):
-        for table in ("instructions", "exposures", "interactions", "sessions"):
-            a = pl.read_parquet(recorded / f"arm={arm}" / "rep=0" / f"{table}.parquet")
-            b = pl.read_parquet(replayed / f"arm={arm}" / "rep=0" / f"{table}.parquet")
-            assert a.equals(b), (arm, table)
+    tables = ("instructions", "exposures", "interactions", "sessions")
+    assert differing_tables(recorded, replayed, ("instructable", "llm"), tables) == []

@@ -175,6 +175,12 @@ def describe_items(facets: Facets, items: np.ndarray, titles: list[str]) -> list
     return lines
 
 
+def examined_items(turn: TurnBatch, row: int) -> np.ndarray:
+    """The recommended items the row's user looked at, in slot order (as the agenda user)."""
+    slots = turn.system.slates.items[row]
+    return slots[turn.examined[row] & (slots != PAD_ITEM)]
+
+
 @dataclass(frozen=True)
 class LLMAct:
     """One row's decision, already mapped onto the contract's codes."""
@@ -324,8 +330,7 @@ class LLMConversationUser:
             )
             query = f"{facets.names[facet]} {wants}"
         else:
-            slots = turn.system.slates.items[row]
-            items = slots[turn.examined[row] & (slots != PAD_ITEM)]  # as the agenda user does
+            items = examined_items(turn, row)
             if items.size == 0:
                 return None  # nothing looked at: the agenda user's answer stands
             lines = describe_items(facets, items, self.llm.item_text.titles(items))
@@ -391,8 +396,7 @@ class LLMConversationUser:
                                       "slate": []}  # fmt: skip
             query = [f"{facets.names[facet]} {wants}"]
         else:
-            slots = turn.system.slates.items[row]
-            items = slots[turn.examined[row] & (slots != PAD_ITEM)]  # as the agenda user does
+            items = examined_items(turn, row)
             if items.size == 0:
                 return None  # nothing looked at: the agenda user's answer stands
             lines = describe_items(facets, items, self.llm.item_text.titles(items))

@@ -28,6 +28,7 @@ from recarena.agents.llm.choices import key_uniform, slot_labels
 from recarena.agents.llm.client import CallContext, draw_index
 from recarena.agents.llm.item_text import compact_line, topic_names
 from recarena.agents.llm.prompts import render
+from recarena.agents.users.llm_user import tiredness
 from recarena.simulator.core.instructions import (
     LESS_OF_TOPIC,
     MORE_NOVEL,
@@ -59,10 +60,6 @@ def instruction_options(dominant: int, n_topics: int) -> list[tuple[int, int]]:
 
 class InstructionAnswer(BaseModel):
     ask: str
-
-
-def _tiredness(fatigue: float) -> str:
-    return "fresh" if fatigue < 0.3 else "a little tired" if fatigue < 0.8 else "tired"
 
 
 class LLMInstructions:
@@ -98,7 +95,7 @@ class LLMInstructions:
         texts = [instruction_text(kind, topic, self.names) for kind, topic in options]
         context = CallContext("instruction", user, int(requests.session[row]), page,
                               requests.time)  # fmt: skip
-        values = {"page": page, "tiredness": _tiredness(float(pages.fatigue[row])),
+        values = {"page": page, "tiredness": tiredness(float(pages.fatigue[row])),
                   "slate": slate, "options": texts}  # fmt: skip
         if self.client.scoring:
             labels = slot_labels(len(options))

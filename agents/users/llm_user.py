@@ -95,7 +95,8 @@ def rule_rating(cfg: Population, surplus: float) -> float:
     return 1.0 + float(np.searchsorted(cfg.rating_thresholds, surplus, side="right"))
 
 
-def _tiredness(fatigue: float) -> str:
+def tiredness(fatigue: float) -> str:
+    """How a page prompt words the user's fatigue."""
     return "fresh" if fatigue < 0.3 else "a little tired" if fatigue < 0.8 else "tired"
 
 
@@ -153,7 +154,7 @@ class LLMUsers:
             persona=self.personas[user].text,
             memories=memories,
             page=int(requests.page[row]),
-            tiredness=_tiredness(float(pages.fatigue[row])),
+            tiredness=tiredness(float(pages.fatigue[row])),
             explore=bool(pages.explore[row]),
             slate=slate,
         )
@@ -210,7 +211,7 @@ class LLMUsers:
         prompt = render(
             "page_score.j2",
             page=int(requests.page[row]),
-            tiredness=_tiredness(float(pages.fatigue[row])),
+            tiredness=tiredness(float(pages.fatigue[row])),
             explore=bool(pages.explore[row]),
             slate=slate,
             labels=labels,
