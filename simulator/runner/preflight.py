@@ -349,7 +349,8 @@ def estimate(
     cells = len(scenario.arms) * scenario.replicates * points
     running = max(1, min(workers or os.cpu_count() or 1, cells))
     ticks = horizon.days * 86_400 / horizon.tick_seconds
-    llm_pages = pop.llm_users * pop.visits_per_day * horizon.days * pop.max_pages
+    # the most a panel can browse: its heaviest visit rate, every session at max_pages
+    llm_pages = pop.llm_users * visits * horizon.days * pop.max_pages
     if pop.social is not None and pop.social.talk is not None:
         llm_pages *= 2  # talk: at most one call per consumption, so one per page
     return Estimate(
