@@ -54,7 +54,6 @@ class LLMInstructable(Instructable):
         self.n_topics = ctx.n_topics
         seeds = ctx.rng.bit_generator.seed_seq  # read, never advanced: the base's draws stay
         self._salt = np.uint64(seeds.generate_state(1, np.uint64)[0])  # type: ignore[attr-defined]
-        self.calls = 0
 
     def recommend(self, requests: RequestBatch) -> SlateBatch:
         slates = super().recommend(requests)
@@ -77,7 +76,6 @@ class LLMInstructable(Instructable):
 
     async def _pick(self, requests: RequestBatch, slates: SlateBatch, row: int, item_text):
         """The slot (0-based) of the item the LLM puts first; None when the call failed."""
-        self.calls += 1
         user = int(requests.user[row])
         slots = np.flatnonzero(slates.items[row] != PAD_ITEM)[: self.params.shortlist]
         if slots.size < 2:
