@@ -33,7 +33,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from recarena.agents.llm.cache import CallCache
-from recarena.agents.llm.choices import key_uniform, slot_labels
+from recarena.agents.llm.choices import arm_salt, key_uniform, slot_labels, step_key
 from recarena.agents.llm.client import CallContext, LLMClient, draw_index
 from recarena.agents.llm.endpoint import endpoint_for
 from recarena.agents.llm.item_text import SyntheticItemText
@@ -49,7 +49,6 @@ from recarena.simulator.core.dialogue import (
     Facets,
     SystemActs,
 )
-from recarena.simulator.core.rng import combine
 from recarena.simulator.core.scenario import LLM_RECOMMENDERS
 from recarena.simulator.core.types import PAD_ITEM, FeedbackBatch, Interactions, SlateBatch
 
@@ -163,10 +162,7 @@ class LLMCRS:
             item_text = SyntheticItemText(None, ctx.n_topics)  # titles need only the item id
         self.item_text = item_text
         self.fallbacks = 0
-        # the scored move's uniforms: keyed by the arm's seed sequence (read, never advanced,
-        # so the rule policy's draws stay what they are without an LLM) and the conversation
-        seeds = ctx.rng.bit_generator.seed_seq
-        self._salt = np.uint64(seeds.generate_state(1, np.uint64)[0])  # type: ignore[attr-defined]
+        self._salt = arm_salt(ctx.rng)  # keys the scored moves' uniforms with the conversation
 
     # ------------------------------------------------------------------ protocol
     def fit(self, history: Interactions) -> None:
@@ -261,7 +257,7 @@ class LLMCRS:
         if scored.probs is None or scored.probs[0] is None:
             return None
         probs = scored.probs[0]
-        key = int(combine(combine(self._salt, np.array([session])), turn)[0])
+        key = step_key(self._salt, session, turn)
         choice = draw_index(probs, key_uniform(key, _U_MOVE))
         scored.records[-1].choice = choice
         if choice >= n_candidates:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, Field
 
-from recarena.agents.llm.choices import key_uniform, slot_labels
+from recarena.agents.llm.choices import arm_salt, key_uniform, slot_labels, step_key
 from recarena.agents.llm.client import CallContext, draw_index
 from recarena.agents.llm.item_text import SyntheticItemText, compact_line, topic_names
 from recarena.agents.llm.prompts import render, text
@@ -24,7 +24,6 @@ from recarena.agents.users.llm_instructions import instruction_text
 from recarena.recommenders.base import RecommenderContext
 from recarena.recommenders.instructable import Instructable, InstructableParams
 from recarena.simulator.core.instructions import NO_INSTRUCTION
-from recarena.simulator.core.rng import combine
 from recarena.simulator.core.types import PAD_ITEM, RequestBatch, SlateBatch
 
 _U_RERANK = 0x5C51
@@ -52,8 +51,7 @@ class LLMInstructable(Instructable):
         self.item_text = ctx.item_text
         self.names = topic_names(ctx.n_topics)
         self.n_topics = ctx.n_topics
-        seeds = ctx.rng.bit_generator.seed_seq  # read, never advanced: the base's draws stay
-        self._salt = np.uint64(seeds.generate_state(1, np.uint64)[0])  # type: ignore[attr-defined]
+        self._salt = arm_salt(ctx.rng)
 
     def recommend(self, requests: RequestBatch) -> SlateBatch:
         slates = super().recommend(requests)
@@ -106,7 +104,7 @@ class LLMInstructable(Instructable):
         scored = await self.client.score(messages, [labels], context)
         if scored.probs is None or scored.probs[0] is None:
             return None
-        key = int(combine(combine(self._salt, np.array([session])), page)[0])
+        key = step_key(self._salt, session, page)
         choice = draw_index(scored.probs[0], key_uniform(key, _U_RERANK))
         scored.records[-1].choice = choice
         return int(slots[choice])

@@ -207,3 +207,17 @@ def differing_tables(a, b, arms, tables) -> list[tuple[str, str]]:
         return pl.read_parquet(run_dir / f"arm={arm}" / "rep=0" / f"{table}.parquet")
 
     return [(arm, t) for arm in arms for t in tables if not read(a, arm, t).equals(read(b, arm, t))]
+
+
+def scoring_fake(*per_position: dict[str, float]) -> FakeOpenAI:
+    """A fake whose logprobs at answer position i are ``per_position[i]`` (token -> probability,
+    the last one repeated), plus a little junk, whatever the prompt: a scored decision is then
+    known by hand."""
+    fake = FakeOpenAI()
+
+    def distribution(prompt: str, position: int) -> dict[str, float]:
+        weights = per_position[min(position, len(per_position) - 1)]
+        return {token: math.log(w) for token, w in weights.items()} | {"The": math.log(0.01)}
+
+    fake.distribution = distribution
+    return fake

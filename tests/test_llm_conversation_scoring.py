@@ -8,35 +8,18 @@ check what both possible draws have in common, and that two clients draw alike.
 from __future__ import annotations
 
 import copy
-import math
 
 import polars as pl
 
 from recarena.simulator.core.dialogue import ACCEPT, ASK, INFORM, RECOMMEND, REJECT, UNKNOWN
 from recarena.simulator.core.types import PAD_ITEM
-from tests.fake_openai import FakeOpenAI, differing_tables, record_and_replay
+from tests.fake_openai import FakeOpenAI, differing_tables, record_and_replay, scoring_fake
 from tests.test_llm_conversation import CONVERSATION, _cell, _client, _crs, _state, _turn, _user
-
-
-def _logprobs(*per_position: dict[str, float]):
-    """A fake distribution: ``per_position[i]`` maps tokens to probabilities (plus junk)."""
-
-    def distribution(prompt: str, position: int) -> dict[str, float]:
-        weights = per_position[min(position, len(per_position) - 1)]
-        return {token: math.log(w) for token, w in weights.items()} | {"The": math.log(0.01)}
-
-    return distribution
-
-
-def _scoring_fake(*per_position: dict[str, float]) -> FakeOpenAI:
-    fake = FakeOpenAI()
-    fake.distribution = _logprobs(*per_position)
-    return fake
 
 
 def test_scored_crs_recommends_the_drawn_candidate_first(tmp_path):
     # shortlist 5, 4, 3, 2 (labels 1-4), then "ask genre" (5) and "ask era" (6)
-    with _scoring_fake({"3": 0.7, "1": 0.3}) as fake:
+    with scoring_fake({"3": 0.7, "1": 0.3}) as fake:
         client = _client(tmp_path, fake.base_url, decision="score")
         acts = _crs(client, shortlist=4).act(_state(k=3))
         prompt = fake.requests[0]["messages"][1]["content"]
@@ -55,7 +38,7 @@ def test_scored_crs_recommends_the_drawn_candidate_first(tmp_path):
 
 
 def test_scored_crs_asks_when_the_mass_is_on_a_facet_and_not_on_the_last_turn(tmp_path):
-    with _scoring_fake({"6": 1.0}) as fake:
+    with scoring_fake({"6": 1.0}) as fake:
         client = _client(tmp_path, fake.base_url, decision="score")
         asks = _crs(client, shortlist=4).act(_state())
         last = _crs(client, shortlist=4).act(_state(turn=3))  # no asking: "6" is no option
@@ -67,7 +50,7 @@ def test_scored_crs_asks_when_the_mass_is_on_a_facet_and_not_on_the_last_turn(tm
 
 
 def test_scored_crs_draws_alike_in_two_clients_without_a_cache(tmp_path):
-    with _scoring_fake({"1": 0.25, "2": 0.25, "3": 0.25, "5": 0.25}) as fake:
+    with scoring_fake({"1": 0.25, "2": 0.25, "3": 0.25, "5": 0.25}) as fake:
         runs = []
         for name in ("a", "b"):
             client = _client(tmp_path / name, fake.base_url, mode="off", decision="score")
@@ -79,7 +62,7 @@ def test_scored_crs_draws_alike_in_two_clients_without_a_cache(tmp_path):
 
 def test_scored_user_answers_a_question_with_the_option_or_no_preference(tmp_path):
     # era has options 1980s (label 1) and 1990s (label 2); 0 means "no preference"
-    with _scoring_fake({"2": 1.0}) as fake:
+    with scoring_fake({"2": 1.0}) as fake:
         client = _client(tmp_path, fake.base_url, decision="score")
         acts = _user(client).respond(_turn(ASK, 1, [[PAD_ITEM] * 2] * 2))
         prompt = fake.requests[0]["messages"][1]["content"]
@@ -87,7 +70,7 @@ def test_scored_user_answers_a_question_with_the_option_or_no_preference(tmp_pat
     assert acts.act.tolist() == [REJECT, INFORM]  # row 0 is the stub (not on the panel)
     assert (acts.facet[1], acts.value[1]) == (1, 1)
     assert "which era would you like?\n1. 1980s\n2. 1990s\nAnswer with its number" in prompt
-    with _scoring_fake({"0": 1.0}) as fake:
+    with scoring_fake({"0": 1.0}) as fake:
         client = _client(tmp_path / "any", fake.base_url, decision="score")
         acts = _user(client).respond(_turn(ASK, 1, [[PAD_ITEM] * 2] * 2))
         client.close()
@@ -96,7 +79,7 @@ def test_scored_user_answers_a_question_with_the_option_or_no_preference(tmp_pat
 
 def test_scored_user_accepts_and_rates_from_the_second_token(tmp_path):
     # row 1 examined slot 1 only (item 5); "1" accepts it, the second token rates it 4
-    with _scoring_fake({"1": 1.0}, {"4": 1.0}) as fake:
+    with scoring_fake({"1": 1.0}, {"4": 1.0}) as fake:
         client = _client(tmp_path, fake.base_url, decision="score")
         acts = _user(client).respond(_turn(RECOMMEND, UNKNOWN, [[2, 5], [5, 2]]))
         bodies = list(fake.requests)
@@ -108,7 +91,7 @@ def test_scored_user_accepts_and_rates_from_the_second_token(tmp_path):
 
 
 def test_scored_none_of_them_is_the_rule_users_objection(tmp_path):
-    with _scoring_fake({"0": 1.0}) as fake:
+    with scoring_fake({"0": 1.0}) as fake:
         client = _client(tmp_path, fake.base_url, decision="score")
         acts = _user(client).respond(_turn(RECOMMEND, UNKNOWN, [[2, 5], [5, 2]]))
         client.close()
@@ -117,7 +100,7 @@ def test_scored_none_of_them_is_the_rule_users_objection(tmp_path):
 
 
 def test_scored_user_with_rule_ratings_rates_as_the_agenda_user(tmp_path):
-    with _scoring_fake({"1": 1.0}) as fake:
+    with scoring_fake({"1": 1.0}) as fake:
         client = _client(tmp_path, fake.base_url, decision="score")
         user = _user(client)
         user.llm.ratings = "rule"

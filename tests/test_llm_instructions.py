@@ -6,8 +6,6 @@ hand: option "1" is "more <topic 0>", and for the re-ranker label "3" is the thi
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import polars as pl
 
@@ -33,15 +31,7 @@ from recarena.simulator.core.types import (
     Interactions,
     RequestBatch,
 )
-from tests.fake_openai import FakeOpenAI, differing_tables, record_and_replay
-
-
-def _fake(weights: dict[str, float]) -> FakeOpenAI:
-    fake = FakeOpenAI()
-    fake.distribution = lambda prompt, position: (
-        {t: math.log(w) for t, w in weights.items()} | {"The": math.log(0.01)}
-    )
-    return fake
+from tests.fake_openai import differing_tables, record_and_replay, scoring_fake
 
 
 def test_instruction_words_and_options():
@@ -75,7 +65,7 @@ def _requests(users=(0, 1), page=1) -> RequestBatch:
 
 
 def test_llm_instructable_reads_the_instruction_and_puts_its_pick_first(tmp_path):
-    with _fake({"4": 1.0}) as fake:
+    with scoring_fake({"4": 1.0}) as fake:
         endpoint = Endpoint(base_url=fake.base_url, model="fake", max_retries=0,
                             backoff_seconds=0.0, timeout_seconds=5)  # fmt: skip
         client = LLMClient(endpoint, CallCache(tmp_path / "c.sqlite", "off", "run"))
@@ -149,7 +139,7 @@ RECOWORLD_LLM = {
 
 def test_llm_users_instruct_and_the_llm_recommender_reads_end_to_end(tmp_path):
     # pages: click slot 1; instructions: "more <topic 0>"; re-ranking: the first candidate
-    recorded, replayed = record_and_replay(RECOWORLD_LLM, tmp_path, _fake({"1": 1.0}))
+    recorded, replayed = record_and_replay(RECOWORLD_LLM, tmp_path, scoring_fake({"1": 1.0}))
     cell = recorded / "arm=llm" / "rep=0"
     said = pl.read_parquet(cell / "instructions.parquet")
     sessions = pl.read_parquet(cell / "sessions.parquet").filter(pl.col("llm_user"))

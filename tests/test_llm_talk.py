@@ -7,11 +7,9 @@ model's rates are 0 so that anything posted or sent was the LLM's decision.
 from __future__ import annotations
 
 import copy
-import math
 
 import numpy as np
 import polars as pl
-import scipy.sparse as sp
 
 from recarena.agents.llm.cache import CallCache
 from recarena.agents.llm.client import Endpoint, LLMClient
@@ -25,33 +23,8 @@ from recarena.simulator.core.scenario_features import Talk
 from recarena.simulator.core.types import CatalogView
 from recarena.simulator.runner.llm_estimate import estimate_llm_calls
 from recarena.simulator.runner.resolve import parse_scenario
-from tests.fake_openai import FakeOpenAI, differing_tables, record_and_replay
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.rows: dict[str, list[dict]] = {}
-
-    def append(self, table: str, columns: dict) -> None:
-        self.rows.setdefault(table, []).append(columns)
-
-    def column(self, table: str, name: str) -> list:
-        parts = [c[name] for c in self.rows.get(table, [])]
-        return np.concatenate(parts).tolist() if parts else []
-
-
-def star_graph() -> sp.csr_matrix:
-    """User 1 is friends with 0 and 2; user 3 has no friends."""
-    rows, cols = np.array([0, 1, 1, 2]), np.array([1, 0, 2, 1])
-    return sp.csr_matrix((np.ones(4, np.float32), (rows, cols)), shape=(4, 4))
-
-
-def _fake(*weights: dict[str, float]) -> FakeOpenAI:
-    fake = FakeOpenAI()
-    fake.distribution = lambda prompt, position: (
-        {t: math.log(w) for t, w in weights[0].items()} | {"The": math.log(0.01)}
-    )
-    return fake
+from tests.fake_openai import FakeOpenAI, differing_tables, record_and_replay, scoring_fake
+from tests.test_talk_and_sources import Sink, line_graph
 
 
 def _talk(tmp_path, base_url, decision="score", panel=(1,), rates=0.0):
@@ -66,8 +39,8 @@ def _talk(tmp_path, base_url, decision="score", panel=(1,), rates=0.0):
     llm = LLMUsers(LLMPanel(users=len(panel)), personas, SyntheticItemText(catalog, 3), client)
     sink = Sink()
     cfg = Talk(post_rate=rates, message_rate=rates, reach=1.0)
-    state = TalkState(cfg, star_graph(), np.ones(4), np.zeros(4), hash_base=7, log=sink)
-    graph = star_graph()
+    state = TalkState(cfg, line_graph(), np.ones(4), np.zeros(4), hash_base=7, log=sink)
+    graph = line_graph()
     state.speaker = LLMTalk(llm, np.diff(graph.indptr))
     return state, sink, client, llm
 
@@ -80,16 +53,17 @@ def _consume(state, users, items, rating):
 
 def test_a_scored_post_reaches_every_friend_with_the_llms_sentiment(tmp_path):
     # option 2 = "post to all your friends: warn them off it", although the rating is 5
-    with _fake({"2": 1.0}) as fake:
+    with scoring_fake({"2": 1.0}) as fake:
         state, sink, client, llm = _talk(tmp_path, fake.base_url)
         _consume(state, [1, 3], [9, 4], [5.0, 5.0])  # user 3 is not on the panel
         prompt = fake.requests[0]["messages"][1]["content"]
         records = client.drain_records()
         client.close()
     assert len(fake.requests) == 1  # one call: the panel user's consumption only
-    assert sink.column("posts", "user_id") == [1]
-    assert sink.column("posts", "sentiment") == [-1] and sink.column("posts", "reached") == [2]
-    assert sink.column("messages", "sender_id") == []  # the rule model's rates are 0
+    assert sink.column("posts", "user_id").tolist() == [1]
+    assert sink.column("posts", "sentiment").tolist() == [-1]
+    assert sink.column("posts", "reached").tolist() == [2]
+    assert sink.column("messages", "sender_id").tolist() == []  # the rule model's rates are 0
     assert "rated it 5/5. You have 2 friends" in prompt and "2. post to all your friends" in prompt
     assert [(r.context.purpose, r.decision, r.choice, r.options) for r in records] == [
         ("talk", "score", 2, 5)
@@ -98,13 +72,13 @@ def test_a_scored_post_reaches_every_friend_with_the_llms_sentiment(tmp_path):
 
 def test_a_scored_message_goes_to_one_friend_and_a_panel_hearer_remembers_it(tmp_path):
     # users 0-2 are on the panel; user 1 messages (option 3: recommend) one of its friends
-    with _fake({"3": 1.0}) as fake:
+    with scoring_fake({"3": 1.0}) as fake:
         state, sink, client, llm = _talk(tmp_path, fake.base_url, panel=(0, 1, 2))
         _consume(state, [1], [9], [4.0])
         client.close()
-    receiver = sink.column("messages", "receiver_id")
-    assert sink.column("messages", "sender_id") == [1] and receiver[0] in (0, 2)
-    assert sink.column("messages", "sentiment") == [1]
+    receiver = sink.column("messages", "receiver_id").tolist()
+    assert sink.column("messages", "sender_id").tolist() == [1] and receiver[0] in (0, 2)
+    assert sink.column("messages", "sentiment").tolist() == [1]
     title = llm.item_text.titles(np.array([9]))[0]
     other = 2 if receiver[0] == 0 else 0
     assert [m.text for m in llm.memory[receiver[0]].entries] == [
@@ -114,18 +88,18 @@ def test_a_scored_message_goes_to_one_friend_and_a_panel_hearer_remembers_it(tmp
 
 
 def test_saying_nothing_overrides_the_rule_model_and_failures_keep_it(tmp_path):
-    with _fake({"0": 1.0}) as fake:  # rule rates 1: everybody would post and message
+    with scoring_fake({"0": 1.0}) as fake:  # rule rates 1: everybody would post and message
         state, sink, client, _ = _talk(tmp_path, fake.base_url, rates=1.0)
         _consume(state, [1, 0], [9, 9], [5.0, 5.0])
         client.close()
-    assert sink.column("posts", "user_id") == [0]  # user 1 (the LLM) said nothing
-    assert sink.column("messages", "sender_id") == [0]
+    assert sink.column("posts", "user_id").tolist() == [0]  # user 1 (the LLM) said nothing
+    assert sink.column("messages", "sender_id").tolist() == [0]
     with FakeOpenAI(script=["invalid"]) as fake:  # no probability on any option: fallback
         state, sink, client, _ = _talk(tmp_path / "f", fake.base_url, rates=1.0)
         _consume(state, [1], [9], [5.0])
         records = client.drain_records()
         client.close()
-    assert sink.column("posts", "user_id") == [1]  # the rule model's post
+    assert sink.column("posts", "user_id").tolist() == [1]  # the rule model's post
     assert [(r.context.purpose, r.fallback) for r in records] == [("talk", True)]
 
 
@@ -142,8 +116,8 @@ def test_generate_mode_answers_in_json(tmp_path):
         _consume(state, [1], [9], [1.0])
         schema = fake.requests[0]["response_format"]["schema"]
         client.close()
-    assert sink.column("messages", "sender_id") == [1]
-    assert sink.column("messages", "sentiment") == [-1]
+    assert sink.column("messages", "sender_id").tolist() == [1]
+    assert sink.column("messages", "sentiment").tolist() == [-1]
     assert schema["properties"]["action"]["enum"] == ["post", "message", "none"]
 
 

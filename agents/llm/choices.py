@@ -30,6 +30,18 @@ def slot_labels(k: int) -> list[str]:
     return _LABELS[:k]
 
 
+def arm_salt(rng: np.random.Generator) -> np.uint64:
+    """A per-arm constant from the arm's seed sequence, read without advancing ``rng``, so a
+    recommender's own draws stay what they are whether or not it has an LLM client."""
+    seeds = rng.bit_generator.seed_seq  # type: ignore[attr-defined]
+    return np.uint64(seeds.generate_state(1, np.uint64)[0])
+
+
+def step_key(salt: np.uint64, session: int, step: int) -> int:
+    """The decision key of a recommender's (session, page or turn) under its arm's ``salt``."""
+    return int(combine(combine(salt, np.array([session])), step)[0])
+
+
 def key_uniform(noise_key: int, purpose: int) -> float:
     """The counter-based uniform of one decision: ``noise_key`` names the (session, page or
     turn), ``purpose`` the kind of decision, so no two decisions share a stream."""

@@ -256,8 +256,7 @@ class LLMConversationUser:
         self.rule = rule
         self.llm = llm
         self.client = llm.client
-        self.is_llm = np.zeros(n_users, bool)
-        self.is_llm[list(llm.personas)] = True
+        self.is_llm = llm.panel_mask(n_users)
 
     def targets(self, users: np.ndarray, session_ids: np.ndarray, facets: Facets) -> np.ndarray:
         return self.rule.targets(users, session_ids, facets)

@@ -71,7 +71,6 @@ class LLMInstructions:
         self.client = llm.client
         self.names = topic_names(n_topics)
         self.n_topics = n_topics
-        self.on_panel: dict[int, bool] = dict.fromkeys(llm.personas, True)
 
     def decide(
         self, pages: PageBatch, rows: np.ndarray, page_mix: np.ndarray
@@ -79,7 +78,7 @@ class LLMInstructions:
         """row -> (kind, topic) for the panel users among ``rows`` (who speak up); None where
         the call failed."""
         users = pages.requests.user
-        panel_rows = [int(r) for r in rows.tolist() if int(users[r]) in self.on_panel]
+        panel_rows = [int(r) for r in rows.tolist() if int(users[r]) in self.llm.personas]
         answers = self.client.run([self._decide(pages, r, page_mix[r]) for r in panel_rows])
         return dict(zip(panel_rows, answers, strict=True))
 
@@ -115,10 +114,7 @@ class LLMInstructions:
             memories=self.llm.memory[user].retrieve(" ".join(slate), self.llm.panel.retrieve),
             **values,
         )
-        messages = [
-            {"role": "system", "content": self.llm.system},
-            {"role": "user", "content": prompt},
-        ]
+        messages = self.llm.json_messages(prompt)
         schema = {"type": "object", "properties": {"ask": {"enum": texts}}, "required": ["ask"]}
 
         def check(answer: InstructionAnswer) -> str | None:

@@ -89,8 +89,7 @@ class LLMTalk:
         self.llm = llm
         self.client = llm.client
         self.degree = degree
-        self.on_panel = np.zeros(degree.shape[0], bool)
-        self.on_panel[list(llm.personas)] = True
+        self.on_panel = llm.panel_mask(degree.shape[0])
 
     def decide(
         self,
@@ -137,12 +136,8 @@ class LLMTalk:
             rating=stars,
             friends=friends,
         )
-        messages = [
-            {"role": "system", "content": self.llm.system},
-            {"role": "user", "content": prompt},
-        ]
         result = await self.client.structured(
-            messages, TalkAnswer, context, json_schema=TALK_SCHEMA
+            self.llm.json_messages(prompt), TalkAnswer, context, json_schema=TALK_SCHEMA
         )
         return None if result.answer is None else TalkChoice.of_answer(result.answer)
 

@@ -131,7 +131,14 @@ class LLMUsers:
         self.system = text("system.txt")
         self.system_score = text("system_score.txt")
 
-    def _messages(self, prompt: str) -> list[dict[str, str]]:
+    def panel_mask(self, n_users: int) -> np.ndarray:
+        """[n_users] bool: which users are on this panel."""
+        mask = np.zeros(n_users, bool)
+        mask[list(self.personas)] = True
+        return mask
+
+    def json_messages(self, prompt: str) -> list[dict[str, str]]:
+        """Generate-mode messages: the JSON instructions as system, the prompt as user."""
         return [{"role": "system", "content": self.system}, {"role": "user", "content": prompt}]
 
     def _memories(self, user: int, slate: list[str]) -> list[str]:
@@ -162,7 +169,7 @@ class LLMUsers:
             "page", user, int(requests.session[row]), int(requests.page[row]), requests.time
         )
         result = await self.client.structured(
-            self._messages(prompt),
+            self.json_messages(prompt),
             PageAnswer,
             context,
             _page_check(len(shown)),
@@ -300,7 +307,7 @@ class LLMUsers:
     async def _reflect(self, user: int, session_id: int, lines: list[str], now: float):
         prompt = render("reflection.j2", persona=self.personas[user].text, session=lines)
         context = CallContext("reflection", user, session_id, -1, now)
-        result = await self.client.structured(self._messages(prompt), ReflectionAnswer, context)
+        result = await self.client.structured(self.json_messages(prompt), ReflectionAnswer, context)
         if result.answer is not None:
             self.memory[user].add_reflection(result.answer.reflection.strip(), now)
 
@@ -325,8 +332,7 @@ class PanelPolicy:
         self.rule = rule_policy
         self.llm = llm
         self.cfg = cfg
-        self.is_llm = np.zeros(n_users, bool)
-        self.is_llm[list(llm.personas)] = True
+        self.is_llm = llm.panel_mask(n_users)
 
     def utility(self, users, items, explore):
         return self.rule.utility(users, items, explore)
