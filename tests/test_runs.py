@@ -106,6 +106,14 @@ def _running_cell(run_dir: Path) -> dict | None:
     return None
 
 
+def _running_cells(run_dir: Path) -> int:
+    """How many cells are running and have started simulating."""
+    return sum(
+        entry["status"] == "running" and (run_dir / entry["path"] / "_INCOMPLETE").exists()
+        for entry in _manifest(run_dir).get("cells", [])
+    )
+
+
 def _finished_cells(run_dir: Path) -> int:
     return len(list(run_dir.glob("arm=*/rep=*/manifest.json")))
 
@@ -183,7 +191,7 @@ def test_a_run_whose_directory_vanishes_ends_with_one_line(tmp_path, slow_doc, w
     out = tmp_path / "run"
     proc = _start("run", str(write_scenario(slow_doc)), "-o", str(out), "-q", "--workers", "2")
     try:
-        _wait_for(lambda: _running_cell(out), proc)
+        _wait_for(lambda: _running_cells(out) == 2, proc)  # both cells mid-way
         shutil.rmtree(out, ignore_errors=True)
         _, err = proc.communicate(timeout=120)
     finally:

@@ -440,6 +440,7 @@ def _run_locked(
         ]
         fallback = check_fallback(finished, threshold)
         manifest["llm"]["fallback"] = fallback.to_json()
+    book.save()  # a directory removed after the last cell event shows here, not never
     lost = None
     if book.unsaved is not None:
         lost = f"manifest.json could not be written ({book.unsaved}): was {run_dir} removed?"
