@@ -80,6 +80,12 @@ class InterestConfig:
     """Pseudo-count pulling per-user conformity and rating bias towards 0."""
 
 
+LOOKUPS_PER_CHUNK = 1 << 21
+"""Transition-matrix lookups per chunk of :meth:`SequentialInterest.sequence_affinity`: the
+row, column and value arrays of a chunk take ~50 MB, whatever the batch (a 1M-rating
+calibration asks for ~4·10^8 lookups at once, which took 16 GB in one piece)."""
+
+
 @dataclass
 class SequentialInterest:
     """The fitted pieces the engine needs at serving time."""
@@ -106,10 +112,18 @@ class SequentialInterest:
         weights = np.where(have, decay[None, :], 0.0)
         weights /= np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
         valid_items = (items >= 0) & (items < n)
-        rows = np.broadcast_to(np.where(have, recent, 0)[:, :, None], (batch, length, k))
-        cols = np.broadcast_to(np.where(valid_items, items, 0)[:, None, :], (batch, length, k))
-        values = np.asarray(self.transitions[rows.ravel(), cols.ravel()]).reshape(batch, length, k)
-        mass = (values * weights[:, :, None]).sum(axis=1)
+        recent_rows = np.where(have, recent, 0)
+        item_cols = np.where(valid_items, items, 0)
+        mass = np.empty((batch, k), np.float64)
+        step = max(1, LOOKUPS_PER_CHUNK // (length * k))
+        for start in range(0, batch, step):  # bounded memory: a calibration asks for ~10^8
+            stop = min(batch, start + step)
+            size = stop - start
+            rows = np.broadcast_to(recent_rows[start:stop, :, None], (size, length, k))
+            cols = np.broadcast_to(item_cols[start:stop, None, :], (size, length, k))
+            values = np.asarray(self.transitions[rows.ravel(), cols.ravel()])
+            values = values.reshape(size, length, k)
+            mass[start:stop] = (values * weights[start:stop, :, None]).sum(axis=1)
         mass = np.where(valid_items, mass, 0.0)
         return np.log(1.0 / n + mass).astype(np.float32)
 
