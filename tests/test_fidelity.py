@@ -39,6 +39,7 @@ from recarena.analysis.fidelity.common import (
     tv_estimate,
     user_bootstrap,
 )
+from recarena.analysis.fidelity.report import subsample_users
 from recarena.recommenders.base import RecommenderContext
 from recarena.recommenders.itemknn import ItemKNN, ItemKNNParams, item_similarity
 from recarena.simulator.core.types import PAD_ITEM, CatalogView, Interactions, RequestBatch
@@ -372,9 +373,13 @@ def test_cli_fidelity_on_a_tiny_dataset(tmp_path: Path) -> None:
         "--arms",
         "random,popularity,itemknn,gru4rec",
         "--per-user",
+        "--max-ratings",
+        "2010",
         "-q",
     )
     assert done.returncode == 0, done.stderr
+    # the budget keeps whole users: 100 of 120 (20 rows each) fit in 2,010 rows
+    assert "A seeded sample of 100 of 120 users (2,000 of 2,400 interactions)" in done.stdout
     assert "tau: NDCG@10 vs CTR" in done.stdout and "0.69 (Agent4Rec)" in done.stdout
     assert sorted(p.name for p in out.iterdir()) == [
         "fidelity.config.yaml",
@@ -384,7 +389,8 @@ def test_cli_fidelity_on_a_tiny_dataset(tmp_path: Path) -> None:
     assert not list(tmp_path.glob(".report.*"))  # the scratch directory is gone
     report = json.loads((out / "fidelity.json").read_text())
     # 20 rows per user, 20 % held out: the last 4 of each user
-    assert report["dataset"]["users"] == 120 and report["dataset"]["test_rows"] == 480
+    assert report["dataset"]["users"] == 100 and report["dataset"]["test_rows"] == 400
+    assert report["dataset"]["sample"]["of_users"] == 120
     assert [t["m"] for t in report["taste_discrimination"]] == [1, 3, 9]
     for entry in report["taste_discrimination"]:
         assert 0 <= entry["accuracy"]["value"] <= 1
@@ -410,6 +416,33 @@ def test_cli_fidelity_on_a_tiny_dataset(tmp_path: Path) -> None:
     assert report["calibration"]["user_model"]["weights"].keys() >= {"sequence", "log_pop"}
     assert 0 < report["calibration"]["temperature"] < 100  # a well-posed fit on this data
     assert "| 1 taste rule 1:1 | accuracy |" in (out / "fidelity.md").read_text()
+
+
+def test_rating_budget_keeps_whole_users_and_their_demographics() -> None:
+    counts = np.array([5, 1, 7, 3, 9, 2])
+    user = np.repeat(np.arange(10, 16), counts)
+    data = InteractionData(
+        name="budget",
+        user=user,
+        item=np.arange(user.size),
+        timestamp=np.arange(user.size, dtype=np.float64),
+        users=pl.DataFrame({"user": [str(u) for u in range(10, 16)], "persona": list("abcdef")}),
+    )
+    assert subsample_users(data, None, 0, None) is data
+    assert subsample_users(data, None, 0, int(counts.sum())) is data  # everything fits
+    for seed in range(5):
+        kept = subsample_users(data, None, seed, 12)
+        ids, rows = np.unique(kept.user, return_counts=True)
+        assert kept.n_interactions <= 12 and ids.size >= 1
+        assert (rows == counts[ids - 10]).all()  # whole users
+        assert sorted(kept.users["user"].to_list()) == [str(u) for u in ids]
+        assert subsample_users(data, None, seed, 12).user.tolist() == kept.user.tolist()
+    # a budget below the first drawn user's rows still keeps that one user
+    assert np.unique(subsample_users(data, None, 0, 0).user).size == 1
+    # --users first, then the budget over those users only
+    four = subsample_users(data, 4, 3, None)
+    both = subsample_users(data, 4, 3, 10)
+    assert set(np.unique(both.user)) <= set(np.unique(four.user)) and both.n_interactions <= 10
 
 
 def test_cli_fidelity_missing_dataset_is_one_line(tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 import yaml
 
 from recarena.agents.users.calibration import CalibrationConfig, calibrate
@@ -59,19 +60,34 @@ def select_arms(names: str | None) -> tuple[ArmSpec, ...]:
     return tuple(known[n] for n in wanted)
 
 
-def subsample_users(data: InteractionData, n: int | None, seed: int) -> InteractionData:
-    """The interactions of ``n`` users drawn without replacement (all users when n is None)."""
-    if n is None:
+def subsample_users(
+    data: InteractionData, n: int | None, seed: int, max_ratings: int | None = None
+) -> InteractionData:
+    """The interactions of ``n`` users drawn without replacement (all users when n is None),
+    then, when they hold more than ``max_ratings`` rows, of as many of them (in a seeded random
+    order) as fit in that budget: whole users, so every kept user's history stays complete."""
+    ids, counts = np.unique(data.user, return_counts=True)
+    rng = np.random.default_rng([seed, 1])
+    keep = ids
+    if n is not None and n < ids.size:
+        keep = rng.choice(ids, size=n, replace=False)
+        counts = counts[np.searchsorted(ids, keep)]
+    if max_ratings is not None and int(counts.sum()) > max_ratings:
+        order = np.random.default_rng([seed, 2]).permutation(keep.size)
+        fits = np.cumsum(counts[order]) <= max_ratings
+        fits[0] = True  # at least one user, whatever the budget
+        keep = keep[order[fits]]
+    if keep.size == ids.size:
         return data
-    ids = np.unique(data.user)
-    if n >= ids.size:
-        return data
-    keep = np.random.default_rng([seed, 1]).choice(ids, size=n, replace=False)
     rows = np.isin(data.user, keep)
 
     def take(array):
         return None if array is None else array[rows]
 
+    users = data.users
+    if users is not None:
+        kept = users["user"].cast(pl.String).is_in([str(u) for u in keep.tolist()])
+        users = users.filter(kept)
     return InteractionData(
         name=data.name,
         user=data.user[rows],
@@ -81,6 +97,7 @@ def subsample_users(data: InteractionData, n: int | None, seed: int) -> Interact
         click=take(data.click),
         items=data.items,
         licence=data.licence,
+        users=users,
     )
 
 
@@ -89,7 +106,20 @@ def run_fidelity(cfg: FidelityConfig, work_dir: Path, progress: Progress | None 
     report = progress or (lambda _d, _f: None)
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    data = subsample_users(load_dataset(cfg.dataset, cfg.format), cfg.users, cfg.seed)  # type: ignore[arg-type]
+    full = load_dataset(cfg.dataset, cfg.format)  # type: ignore[arg-type]
+    data = subsample_users(full, cfg.users, cfg.seed, cfg.max_ratings)
+    sample = {
+        "users": data.n_users,
+        "of_users": full.n_users,
+        "ratings": data.n_interactions,
+        "of_ratings": full.n_interactions,
+    }
+    if data.n_interactions < full.n_interactions:
+        report(
+            f"sample {data.n_users:,} of {full.n_users:,} users "
+            f"({data.n_interactions:,} of {full.n_interactions:,} ratings)",
+            1.0,
+        )
     train, test = split_by_time(data, cfg.holdout)
     timings["load+split"] = round(time.perf_counter() - started, 2)
 
@@ -149,6 +179,7 @@ def run_fidelity(cfg: FidelityConfig, work_dir: Path, progress: Progress | None 
             "train_rows": int(split.train_user.size),
             "test_rows": int(split.test_user.size),
             "licence": data.licence,
+            "sample": sample,
         },
         "calibration": {
             **{k: pop.scalars[k] for k in ("temperature", "no_click_utility", "mf_final_loss")},
@@ -368,6 +399,17 @@ def side_by_side(result: dict) -> list[str]:
     return lines
 
 
+def sampled_note(dataset: dict) -> str:
+    """ " A sample of …" when the run kept only some users (``--users``, ``--max-ratings``)."""
+    sample = dataset.get("sample") or {}
+    if not sample or sample["ratings"] >= sample["of_ratings"]:
+        return ""
+    return (
+        f" A seeded sample of {sample['users']:,} of {sample['of_users']:,} users "
+        f"({sample['ratings']:,} of {sample['of_ratings']:,} interactions)."
+    )
+
+
 def markdown(result: dict) -> str:
     d = result["dataset"]
     lines = [
@@ -376,7 +418,7 @@ def markdown(result: dict) -> str:
         f"{d['users']} users, {d['items']} items, {d['interactions']} interactions; per-user "
         f"time split: {d['train_rows']} training rows (calibration and recommender training), "
         f"{d['test_rows']} held-out rows (every check). 95 % CIs: percentile bootstrap over "
-        "users.",
+        "users." + sampled_note(d),
         "",
         "| check | measure | value [95% CI] | reference |",
         "| --- | --- | --- | --- |",
