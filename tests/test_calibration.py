@@ -317,6 +317,34 @@ def test_sequence_affinity_weights_recent_items_by_decay() -> None:
     assert interest.recent.tolist() == [[0, 1], [0, 2]]
 
 
+def test_sequence_affinity_is_the_same_in_chunks_and_from_a_dense_copy(monkeypatch) -> None:
+    import scipy.sparse as sp
+
+    from recarena.agents.users import sequential_interest as si
+
+    rng = np.random.default_rng(3)
+    transitions = sp.random(40, 40, density=0.3, format="csr", dtype=np.float32, random_state=3)
+    recent = rng.integers(-1, 40, (25, 6))
+    interest = si.SequentialInterest(
+        transitions=transitions,
+        log_pop=np.zeros(40, np.float32),
+        recent=recent,
+        conformity=np.zeros(25, np.float32),
+        rating_bias=np.zeros(25, np.float32),
+        weights={"sequence": 1.0, "conformity": 0.0},
+        ordinal={},
+        config=si.InterestConfig(decay=0.8),
+    )
+    users = rng.integers(0, 25, 300)
+    items = rng.integers(-1, 41, (300, 4))  # -1 and 40: not items, no transition mass
+    whole = interest.sequence_affinity(recent[users], items)
+    monkeypatch.setattr(si, "LOOKUPS_PER_CHUNK", 50)  # two users' pages per chunk
+    assert np.array_equal(interest.user_sequence_affinity(users, items), whole)
+    monkeypatch.setattr(si, "DENSE_FROM_LOOKUPS", 0)  # every call reads a dense copy
+    assert np.array_equal(interest.user_sequence_affinity(users, items), whole)
+    assert np.isclose(whole[items == -1], np.log(1 / 40)).all()
+
+
 def test_ordinal_rating_model_by_hand_and_recovered() -> None:
     from scipy.stats import norm
 

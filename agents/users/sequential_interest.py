@@ -84,6 +84,12 @@ LOOKUPS_PER_CHUNK = 1 << 21
 """Transition-matrix lookups per chunk of :meth:`SequentialInterest.sequence_affinity`: the
 row, column and value arrays of a chunk take ~50 MB, whatever the batch (a 1M-rating
 calibration asks for ~4·10^8 lookups at once, which took 16 GB in one piece)."""
+DENSE_FROM_LOOKUPS = 1 << 23
+DENSE_BYTES = 1 << 29
+"""A call with at least ``DENSE_FROM_LOOKUPS`` lookups reads a dense copy of the transition
+matrix when it takes at most ``DENSE_BYTES`` (512 MB: catalogues up to ~11,500 items): a
+sparse lookup is a binary search per value (~0.35 µs), a dense one a gather (~0.05 µs), and
+making the copy costs less than 10^6 sparse lookups. The engine's per-page calls stay sparse."""
 
 
 @dataclass
@@ -100,8 +106,11 @@ class SequentialInterest:
     config: InterestConfig
 
     # ------------------------------------------------------------------ features
-    def sequence_affinity(self, recent: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """[B, k] log(ε + Σ_l d_l T[r_l, i]) of items for users whose recent items are [B, L]."""
+    def sequence_affinity(
+        self, recent: np.ndarray, items: np.ndarray, table: np.ndarray | None = None
+    ) -> np.ndarray:
+        """[B, k] log(ε + Σ_l d_l T[r_l, i]) of items for users whose recent items are [B, L].
+        ``table``: T as a dense array (the same values, read ~8x faster than the sparse T)."""
         batch, k = items.shape
         n = self.transitions.shape[0]
         length = recent.shape[1]
@@ -121,8 +130,8 @@ class SequentialInterest:
             size = stop - start
             rows = np.broadcast_to(recent_rows[start:stop, :, None], (size, length, k))
             cols = np.broadcast_to(item_cols[start:stop, None, :], (size, length, k))
-            values = np.asarray(self.transitions[rows.ravel(), cols.ravel()])
-            values = values.reshape(size, length, k)
+            source = self.transitions if table is None else table
+            values = np.asarray(source[rows.ravel(), cols.ravel()]).reshape(size, length, k)
             mass[start:stop] = (values * weights[start:stop, :, None]).sum(axis=1)
         mass = np.where(valid_items, mass, 0.0)
         return np.log(1.0 / n + mass).astype(np.float32)
@@ -133,12 +142,16 @@ class SequentialInterest:
         pairs, whose [B, L] recent items and weights would take gigabytes at once."""
         batch, k = items.shape
         length = max(self.recent.shape[1], 1)
+        n = self.transitions.shape[0]
+        table = None
+        if batch * k * length >= DENSE_FROM_LOOKUPS and n * n * 4 <= DENSE_BYTES:
+            table = self.transitions.toarray()  # float32, built per call: never kept
         out = np.empty((batch, k), np.float32)
         step = max(1, LOOKUPS_PER_CHUNK // (length * max(k, 1)))
         for start in range(0, batch, step):
             stop = min(batch, start + step)
             out[start:stop] = self.sequence_affinity(
-                self.recent[users[start:stop]], items[start:stop]
+                self.recent[users[start:stop]], items[start:stop], table
             )
         return out
 
