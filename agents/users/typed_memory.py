@@ -24,7 +24,6 @@ from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 from recarena.agents.users.llm_memory import Memory, UserMemory
 
@@ -128,6 +127,10 @@ class TypedMemory:
         texts = [m.text for m in self.episodic]
         if not texts:
             return []
+        # imported here: sklearn costs ~0.5 CPU-s per process, and every cell process imports
+        # this module through the engine's wiring, while only LLM panels retrieve memories
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         vectorizer = TfidfVectorizer(token_pattern=r"(?u)\b[\w-]{2,}\b")
         try:
             matrix = vectorizer.fit_transform([*texts, query])
