@@ -24,16 +24,23 @@ def mnl_probabilities(
     Unexamined slots get probability 0. Computed with a max shift for numerical stability.
     """
     scaled = np.where(examined, utility / temperature, -np.inf)
-    outside = np.full((utility.shape[0], 1), no_click_utility / temperature)
-    logits = np.concatenate([outside, scaled], axis=1)
-    logits -= logits.max(axis=1, keepdims=True)
-    weights = np.exp(logits)
-    return weights / weights.sum(axis=1, keepdims=True)
+    # one [B, k+1] buffer worked in place: at a few sessions a tick the cost is the number of
+    # numpy calls and temporaries, not the arithmetic (same values as concatenating)
+    logits = np.empty(
+        (utility.shape[0], utility.shape[1] + 1), np.promote_types(scaled.dtype, np.float64)
+    )
+    logits[:, 0] = no_click_utility / temperature
+    logits[:, 1:] = scaled
+    logits -= np.maximum.reduce(logits, axis=1, keepdims=True)
+    np.exp(logits, out=logits)
+    logits /= np.add.reduce(logits, axis=1, keepdims=True)
+    return logits
 
 
 def sample_choice(probabilities: np.ndarray, uniform: np.ndarray) -> np.ndarray:
     """Inverse-CDF draw per row: -1 for no click, else the chosen slot. ``uniform`` is [B]."""
-    cdf = np.cumsum(probabilities, axis=1)
+    cdf = np.add.accumulate(probabilities, axis=1)
     cdf[:, -1] = 1.0  # guard against rounding leaving the last bucket short of 1
-    choice = (cdf <= uniform[:, None]).sum(axis=1)
-    return choice.astype(np.int64) - 1
+    choice = np.add.reduce(cdf <= uniform[:, None], axis=1, dtype=np.int64)
+    choice -= 1
+    return choice

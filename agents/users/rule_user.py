@@ -23,12 +23,15 @@ from recarena.agents.users.choice import mnl_probabilities, sample_choice
 from recarena.agents.users.population import UserState
 from recarena.agents.users.social import SocialState
 from recarena.simulator.core.catalog import Catalog
-from recarena.simulator.core.rng import combine, uniforms
+from recarena.simulator.core.rng import _GOLDEN, _INV_2_53, _mix64_owned
 from recarena.simulator.core.scenario import Population
 from recarena.simulator.core.types import PAD_ITEM, PageBatch, ResponseBatch
 
 _CHOOSE, _LEAVE = 2, 3
 _PURPOSES = np.array([_CHOOSE, _LEAVE], np.uint64)
+_PURPOSE_OFFSETS = (_PURPOSES * _GOLDEN + _GOLDEN)[None, :]
+"""``combine(key, purpose)`` is ``mix64(key + purpose·G + G)`` (wrapping): the constant part of
+both purposes, added to the page keys in one pass."""
 
 
 class RuleUserPolicy:
@@ -51,16 +54,24 @@ class RuleUserPolicy:
 
     def utility(self, users: np.ndarray, items: np.ndarray, explore: np.ndarray) -> np.ndarray:
         """[B, k] true utility of ``items`` for ``users`` at this moment (PAD slots: -inf)."""
+        return self._utility(users, items, explore, items != PAD_ITEM)
+
+    def _utility(
+        self, users: np.ndarray, items: np.ndarray, explore: np.ndarray, valid: np.ndarray
+    ) -> np.ndarray:
+        """:meth:`utility` given ``valid = items != PAD_ITEM``. A page batch is a few sessions
+        at small populations, where each numpy call costs more than its arithmetic: full
+        slates (the common case) skip the PAD masking, and reductions call the ufunc."""
         state = self.users
-        valid = items != PAD_ITEM
-        safe_items = np.where(valid, items, 0)
+        all_valid = bool(valid.all())
+        safe_items = items if all_valid else np.where(valid, items, 0)
         familiarity = state.familiarity[users]
-        familiarity = familiarity / np.maximum(familiarity.sum(axis=1, keepdims=True), 1.0)
+        familiarity /= np.maximum(np.add.reduce(familiarity, axis=1, keepdims=True), 1.0)
         novelty = np.float32(self.cfg.novelty_weight) * explore.astype(np.float32)
         weights = state.taste[users] - state.satiation[users] - novelty[:, None] * familiarity
         if self.cfg.sequel_weight:
             last = state.last_topic[users]
-            has_last = np.flatnonzero(last >= 0)
+            has_last = (last >= 0).nonzero()[0]
             weights[has_last, self.topic_successor[last[has_last]]] += self.cfg.sequel_weight
         if self.social is not None:  # neighbours' recent topics, linear in x_i like taste
             weights += self.social.topic_signal(users)
@@ -69,44 +80,53 @@ class RuleUserPolicy:
         utility += self.catalog.quality[safe_items] + novelty[:, None]
         if self.social is not None and self.social.talk is not None:  # mentions heard
             utility += self.social.talk.boost(users, safe_items)
+        if all_valid and utility.dtype == np.float32:
+            return utility
         return np.where(valid, utility, -np.inf).astype(np.float32)
 
     def respond(self, pages: PageBatch) -> ResponseBatch:
         cfg = self.cfg
         items = pages.slates.items
-        batch, k = items.shape
-        utility = self.utility(pages.requests.user, items, pages.explore)
+        valid = items != PAD_ITEM
+        utility = self._utility(pages.requests.user, items, pages.explore, valid)
 
-        examined = pages.examined & (items != PAD_ITEM)
+        examined = pages.examined & valid
 
         probs = mnl_probabilities(utility, examined, cfg.no_click_utility, cfg.temperature)
-        # both per-page uniforms (choice, leaving) in one hash pass: [B, 2]
-        noise = uniforms(combine(pages.noise_key[:, None], _PURPOSES))
+        # both per-page uniforms (choice, leaving) in one hash pass: [B, 2], the bits of
+        # uniforms(combine(noise_key, purpose)) computed in place in one buffer
+        bits = np.asarray(pages.noise_key, np.uint64)[:, None] + _PURPOSE_OFFSETS
+        _mix64_owned(_mix64_owned(bits))
+        bits >>= np.uint64(11)
+        noise = bits.astype(np.float64)
+        noise *= _INV_2_53
         choice = sample_choice(probs, noise[:, 0])
-        clicked = np.zeros((batch, k), bool)
+        clicked = choice[:, None] == np.arange(items.shape[1])  # no click (-1) matches no slot
         has_click = choice >= 0
-        rows = np.flatnonzero(has_click)
-        clicked[rows, choice[rows]] = True
 
-        chosen_utility = np.full(batch, np.nan, np.float32)
-        chosen_utility[rows] = utility[rows, choice[rows]]
+        chosen_utility = np.full(items.shape[0], np.nan, np.float32)
+        chosen_utility[has_click] = utility[clicked]  # one clicked slot per clicking row
         surplus = chosen_utility - cfg.no_click_utility
         if cfg.rating_thresholds is None:
-            rating = np.clip(np.rint(3.0 + 1.5 * surplus), 1, 5)
+            rating = 1.5 * surplus
+            rating += 3.0
+            np.rint(rating, out=rating)
+            np.maximum(rating, 1, out=rating)  # np.clip(rating, 1, 5), without its wrappers
+            np.minimum(rating, 5, out=rating)
         else:  # calibrated cut points on the surplus (agents/users/calibration.py)
             stars = 1.0 + np.searchsorted(cfg.rating_thresholds, surplus, side="right")
             rating = np.where(has_click, stars, np.nan)
 
         fatigue = pages.fatigue + np.float32(cfg.fatigue_per_page)
-        fatigue += np.where(has_click, 0.0, cfg.fatigue_no_click).astype(np.float32)
+        fatigue += np.where(has_click, np.float32(0.0), np.float32(cfg.fatigue_no_click))
         leave_p = 1.0 - np.exp(-fatigue)
         leave = noise[:, 1] < leave_p
         return ResponseBatch(
             examined=examined,
             clicked=clicked,
             utility=utility,
-            rating=rating.astype(np.float32),
+            rating=np.asarray(rating, np.float32),
             leave=leave,
-            fatigue=fatigue.astype(np.float32),
-            extra={"value": np.where(has_click, chosen_utility - cfg.no_click_utility, 0.0)},
+            fatigue=np.asarray(fatigue, np.float32),
+            extra={"value": np.where(has_click, surplus, 0.0)},
         )
