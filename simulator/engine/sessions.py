@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from recarena.simulator.core.rng import combine
+from recarena.simulator.core.rng import _GOLDEN, _mix64_owned
 from recarena.simulator.engine.arrivals import Arrivals
 
 PAGE_ID_STRIDE = 1024
@@ -64,8 +64,14 @@ class ActiveSessions:
         return self.session_id * PAGE_ID_STRIDE + self.page
 
     def noise_keys(self, hash_base: np.uint64, request_id: np.ndarray) -> np.ndarray:
-        """[B] counter-based noise keys of this page: shared by every arm."""
-        return combine(np.asarray(hash_base, np.uint64), request_id.astype(np.uint64))
+        """[B] counter-based noise keys of this page: shared by every arm.
+
+        ``combine(hash_base, request_id)``, i.e. ``mix64(hash_base + id·G + G)`` in wrapping
+        arithmetic, computed in place in the one array the cast makes."""
+        keys = request_id.astype(np.uint64)
+        keys *= _GOLDEN
+        keys += np.uint64((int(hash_base) + int(_GOLDEN)) % 2**64)
+        return _mix64_owned(keys)
 
 
 class Timings:

@@ -15,6 +15,7 @@ counter-based noise as the user policy, so arms share it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
@@ -25,7 +26,7 @@ from recarena.recommenders.base import Recommender
 from recarena.simulator.core.catalog import Catalog
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.registry import Registry, must_be_callable
-from recarena.simulator.core.rng import combine, uniforms
+from recarena.simulator.core.rng import _GOLDEN, _mix64_owned, combine, uniforms
 from recarena.simulator.core.scenario import CarouselSurface, ListSurface, PluginSurface
 from recarena.simulator.core.types import PAD_ITEM, RequestBatch, SlateBatch
 
@@ -65,15 +66,38 @@ class ListView:
         decay = cfg.position_decay if cfg.position_decay is not None else position_decay
         self.exam_p = examination_probabilities(cfg.k, decay)
         self._slot_ids = np.arange(cfg.k, dtype=np.uint64)[None, :]
+        self._slot_offsets = self._slot_ids * _GOLDEN + _GOLDEN
+        """combine(key, slot) = mix64(key + slot·G + G): the constant part, per slot."""
+        self._purpose_offset = np.uint64((_SLOT * int(_GOLDEN) + int(_GOLDEN)) % 2**64)
+        self._exam_bits = _below_bits(self.exam_p)
 
     def layout(self, recommender, requests, state) -> SlateBatch:
         return recommender.recommend(requests)
 
     def examine(self, noise_key: np.ndarray, items: np.ndarray) -> np.ndarray:
-        keys = combine(noise_key[:, None], self._slot_ids)
-        examined = uniforms(combine(keys, _SLOT)) < self.exam_p
+        if self._exam_bits is None:
+            keys = combine(noise_key[:, None], self._slot_ids)
+            examined = uniforms(combine(keys, _SLOT)) < self.exam_p
+        else:  # the same draw, hashed in place in one [B, k] buffer and compared as bits
+            bits = np.asarray(noise_key, np.uint64)[:, None] + self._slot_offsets
+            _mix64_owned(bits)
+            bits += self._purpose_offset
+            _mix64_owned(_mix64_owned(bits))
+            examined = bits <= self._exam_bits
         examined &= items != PAD_ITEM
         return examined
+
+
+def _below_bits(p: np.ndarray) -> np.ndarray | None:
+    """Integer thresholds ``t`` with ``bits <= t`` exactly when ``uniforms(bits) < p``.
+
+    A uniform is ``m·2^-53`` with ``m = bits >> 11``, so ``u < p`` is ``m < ceil(p·2^53)`` and,
+    for ``T = ceil(p·2^53) >= 1``, ``bits <= T·2^11 - 1``. None when some ``p`` has no such
+    threshold (zero, negative or not finite): then the float comparison is used."""
+    if not (np.isfinite(p).all() and (p > 0).all()):
+        return None
+    whole = [min(math.ceil(float(x) * 2.0**53), 2**53) for x in p]
+    return np.array([t * 2**11 - 1 for t in whole], np.uint64)[None, :]
 
 
 class CarouselView:
