@@ -63,7 +63,7 @@ def requests_for(world: World, active: ActiveSessions, now: float, k: int) -> Re
         session=active.session_id,
         page=active.page,
         k=k,
-        catalog=world.catalog.view(),
+        catalog=world.catalog_view(),
         exclude=world.consumed.for_users(active.user),
     )
 

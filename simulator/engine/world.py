@@ -11,7 +11,7 @@ recommender's own stream; so two arms build the same users, items and graph.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import mesa
@@ -41,7 +41,7 @@ from recarena.recommenders.registry import build
 from recarena.simulator.core.catalog import Catalog
 from recarena.simulator.core.rng import arm_key, generator, hash_base
 from recarena.simulator.core.scenario import Arm, Scenario
-from recarena.simulator.core.types import RequestBatch
+from recarena.simulator.core.types import CatalogView, RequestBatch
 from recarena.simulator.engine.eventlog import EventLog
 from recarena.simulator.engine.surfaces import Surface, build_surface
 
@@ -74,6 +74,17 @@ class World:
     creator_dynamics: CreatorDynamics
     rhythm: DailyRhythm | None = None
     """Hour-of-day profiles (population.daily_rhythm); None = users keep no hours."""
+    _catalog_view: CatalogView | None = field(default=None, repr=False)
+
+    def catalog_view(self) -> CatalogView:
+        """The catalog as recommenders see it. Every page request carries one, and building it
+        (six slices and a frozen dataclass) costs more than the rest of a small request, so it
+        is rebuilt only when items were published: the slices are views, so anything else that
+        changes in place is visible through the kept one."""
+        view = self._catalog_view
+        if view is None or view.n_items != self.catalog.n:
+            view = self._catalog_view = self.catalog.view()
+        return view
 
     def llm_clients(self) -> list[LLMClient]:
         clients = [self.panel.llm.client] if self.panel is not None else []
