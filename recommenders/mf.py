@@ -90,6 +90,9 @@ class MFParams(BaseModel):
     lr: float = Field(default=0.05, gt=0)
     reg: float = Field(default=1e-4, ge=0)
     batch_size: int = Field(default=4096, ge=1)
+    epoch_samples: int | None = Field(default=None, ge=1)
+    """Train each epoch on a fresh random sample of at most this many examples (None: all of
+    them): bounds the cost of a fit on a large history (`recarena fidelity` uses 100,000)."""
     optimizer: Literal["adam", "lazy_adam"] = "adam"
     """``adam`` (the default): dense Adam over every row each step, whose cost grows with the
     population (5 of 8 seconds of a 100k-user day). ``lazy_adam``: each step moves only the
@@ -178,7 +181,7 @@ class MatrixFactorization:
         import torch  # lazily: listing and validating never load torch
 
         for _ in range(self.params.epochs):
-            order = torch.from_numpy(self.rng.permutation(n))
+            order = torch.from_numpy(self.rng.permutation(n)[: self.params.epoch_samples])
             negatives = torch.from_numpy(self.rng.integers(0, self.item_emb.shape[0], n))
             yield order, negatives
 
@@ -194,7 +197,7 @@ class MatrixFactorization:
         positives = torch.from_numpy(history.item)
         n = len(history)
         for order, negatives in self._epochs(n):
-            for start in range(0, n, p.batch_size):
+            for start in range(0, order.numel(), p.batch_size):
                 idx = order[start : start + p.batch_size]
                 u = user_w[users[idx]]
                 pos = item_w[positives[idx]]
@@ -223,7 +226,7 @@ class MatrixFactorization:
         n = len(history)
         with torch.no_grad():
             for order, negatives in self._epochs(n):
-                for start in range(0, n, p.batch_size):
+                for start in range(0, order.numel(), p.batch_size):
                     idx = order[start : start + p.batch_size]
                     u_idx, pos_idx, neg_idx = users[idx], positives[idx], negatives[idx]
                     u, pos, neg = user_w[u_idx], item_w[pos_idx], item_w[neg_idx]

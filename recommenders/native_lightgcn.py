@@ -30,6 +30,9 @@ class NativeLightGCNParams(BaseModel):
     lr: float = Field(default=0.01, gt=0)
     reg: float = Field(default=1e-4, ge=0)
     batch_size: int = Field(default=2048, ge=1)
+    epoch_samples: int | None = Field(default=None, ge=1)
+    """Train each epoch on a fresh random sample of at most this many examples (None: all of
+    them): bounds the cost of a fit on a large history (`recarena fidelity` uses 100,000)."""
 
 
 def normalised_adjacency(user: np.ndarray, item: np.ndarray, n_users: int, n_items: int):
@@ -92,7 +95,7 @@ class NativeLightGCN:
                 return torch.stack(layers).mean(dim=0)
 
             for _ in range(p.epochs):
-                order = torch.from_numpy(self.rng.permutation(len(history)))
+                order = torch.from_numpy(self.rng.permutation(len(history))[: p.epoch_samples])
                 for batch in torch.split(order, p.batch_size):
                     emb = propagate()
                     u, pos = users[batch], items[batch] + self.n_users

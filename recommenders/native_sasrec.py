@@ -30,6 +30,9 @@ class NativeSASRecParams(BaseModel):
     epochs: int = Field(default=3, ge=1, le=1000)
     lr: float = Field(default=1e-3, gt=0)
     batch_size: int = Field(default=256, ge=1)
+    epoch_samples: int | None = Field(default=None, ge=1)
+    """Train each epoch on a fresh random sample of at most this many examples (None: all of
+    them): bounds the cost of a fit on a large history (`recarena fidelity` uses 100,000)."""
 
 
 class NativeSASRec:
@@ -97,9 +100,8 @@ class NativeSASRec:
             net.train()
             x_all, y_all = torch.from_numpy(windows), torch.from_numpy(targets)
             for _ in range(p.epochs):
-                for batch in np.array_split(
-                    self.rng.permutation(len(targets)), max(1, len(targets) // p.batch_size)
-                ):
+                order = self.rng.permutation(len(targets))[: p.epoch_samples]
+                for batch in np.array_split(order, max(1, len(order) // p.batch_size)):
                     states = net(x_all[batch])[:, -1]
                     loss = torch.nn.functional.cross_entropy(net.logits(states), y_all[batch])
                     optimizer.zero_grad(set_to_none=True)

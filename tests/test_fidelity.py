@@ -628,3 +628,48 @@ def test_native_arms_learn_which_group_a_user_belongs_to(kind: str, params: dict
     top = rec.recommend(request).items
     in_group = (top // 10) == (users % 2)[:, None]
     assert in_group.mean() > 0.7  # random: 0.5 (0.7 or more by chance: p < 0.01)
+
+
+@pytest.mark.parametrize(
+    "kind, params",
+    [
+        ("recarena.recommenders.native_gru4rec:NativeGRU4Rec", {"batch_size": 4}),
+        ("sasrec_native", {"batch_size": 4}),
+        ("recarena.recommenders.native_lightgcn:NativeLightGCN", {"batch_size": 4}),
+        ("mf", {"batch_size": 4}),
+        ("mf", {"batch_size": 4, "optimizer": "lazy_adam"}),
+    ],
+)
+def test_epoch_samples_caps_the_steps_of_an_epoch(kind, params, monkeypatch) -> None:
+    """An epoch trains on at most ``epoch_samples`` examples: 12 of them in batches of 4 are
+    3 steps, where the whole history (160 clicks) takes 35-40."""
+    from recarena.recommenders import mf as mf_module
+    from recarena.recommenders.registry import build
+
+    history, _ = _two_groups()
+    steps = {"n": 0}
+
+    def counting(step):
+        def wrapped(*args, **kwargs):
+            steps["n"] += 1
+            return step(*args, **kwargs)
+
+        return wrapped
+
+    import torch
+
+    monkeypatch.setattr(torch.optim.Adam, "step", counting(torch.optim.Adam.step))
+    monkeypatch.setattr(mf_module._LazyAdam, "step", counting(mf_module._LazyAdam.step))
+    counts = []
+    for cap in (None, 12):
+        steps["n"] = 0
+        rec = build(
+            kind,
+            {**params, "epochs": 1, "epoch_samples": cap},
+            RecommenderContext(np.random.default_rng(0), 20, 2),
+        )
+        rec.fit(history)
+        counts.append(steps["n"])
+    per_step = 2 if "lazy_adam" in params.values() else 1  # lazy Adam: users, then items
+    assert counts[1] == 3 * per_step
+    assert counts[0] >= 10 * counts[1]
