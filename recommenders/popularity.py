@@ -35,10 +35,11 @@ def top_k_ranks(rank_of: np.ndarray, exclude: np.ndarray, k: int, n_ranked: int)
     """
     batch, width = exclude.shape[0], min(k + exclude.shape[1], n_ranked)
     blocked = np.zeros((batch, width + 1), bool)
+    rows = np.arange(batch)[:, None]
     if exclude.shape[1]:
-        blocked[np.arange(batch)[:, None], np.minimum(rank_of[exclude], width)] = True
-    order = np.argsort(blocked[:, :width], axis=1, kind="stable")[:, :k]
-    order[np.take_along_axis(blocked, order, axis=1)] = -1
+        blocked[rows, np.minimum(rank_of[exclude], width)] = True
+    order = blocked[:, :width].argsort(axis=1, kind="stable")[:, :k]
+    order[blocked[rows, order]] = -1
     if order.shape[1] < k:  # fewer ranked items than slots
         order = np.pad(order, ((0, 0), (0, k - order.shape[1])), constant_values=-1)
     return order
@@ -101,6 +102,10 @@ class PopularityRecommender:
             empty = np.full(shape, PAD_ITEM, np.int64)
             return SlateBatch(empty, np.full(shape, np.nan, np.float32), np.ones(shape, np.float32))
         ranks = top_k_ranks(self._rank_of, requests.exclude, requests.k, ranking.shape[0])
+        if not ranks.size or ranks.min() >= 0:  # every slot filled (the usual case): two lookups
+            return SlateBatch(
+                ranking[ranks], self._ranked_scores[ranks], np.ones(shape, np.float32)
+            )
         filled = ranks >= 0
         safe = np.where(filled, ranks, 0)
         items = np.where(filled, ranking[safe], PAD_ITEM)
