@@ -24,6 +24,8 @@ import numpy as np
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.types import PAD_ITEM, RequestBatch, SlateBatch
 
+_min, _max, _any = np.minimum.reduce, np.maximum.reduce, np.logical_or.reduce
+
 _BROADCAST_EXCLUDE = 64
 """Up to this many exclusions per row, the consumed-item check compares [B, k, H] directly."""
 
@@ -76,18 +78,24 @@ class SlateGuard:
         by min/max (NaN fails both). Anything suspicious goes to :meth:`_locate`, which finds
         the offending slot exactly (or finds nothing: e.g. two empty slots are not duplicates).
         """
-        ordered = np.sort(items, axis=1)  # empty slots (PAD_ITEM = -1) sort first
-        if ordered[:, 0].min() < 0 or ordered[:, -1].max() >= requests.catalog.n_items:
+        # reductions call the ufuncs directly: at a few requests a tick the method wrappers
+        # cost as much as the work
+        ordered = items.copy()
+        ordered.sort(axis=1)  # empty slots (PAD_ITEM = -1) sort first
+        if (
+            _min(ordered[:, 0], axis=None) < 0
+            or _max(ordered[:, -1], axis=None) >= requests.catalog.n_items
+        ):
             return False  # an id out of range, or empty slots (rare): the exact pass decides
-        if (ordered[:, 1:] == ordered[:, :-1]).any():
+        if _any(ordered[:, 1:] == ordered[:, :-1], axis=None):
             return False
         exclude = requests.exclude
         if exclude.size and (
             exclude.shape[1] > _BROADCAST_EXCLUDE
-            or (items[:, :, None] == exclude[:, None, :]).any()
+            or _any(items[:, :, None] == exclude[:, None, :], axis=None)
         ):
             return False
-        return bool(propensity.min() > 0) and bool(propensity.max() <= 1)
+        return bool(_min(propensity, axis=None) > 0) and bool(_max(propensity, axis=None) <= 1)
 
     def _locate(self, requests: RequestBatch, slates: SlateBatch, batch: int) -> None:
         """Find the first broken rule and raise it; return when nothing is actually wrong."""
