@@ -174,8 +174,10 @@ class EventLog:
         self._filling[table] = buffer
         return buffer
 
-    def append(self, table: str, columns: dict[str, np.ndarray | list]) -> None:
-        """Add a batch of rows (equal-length columns, named as in the schema)."""
+    def append(self, table: str, columns: dict[str, Any]) -> None:
+        """Add a batch of rows (equal-length columns, named as in the schema). A fixed-width
+        column may be a scalar (broadcast over the batch, e.g. the tick's time) unless it is
+        the first column, which gives the row count; values are cast to the column's type."""
         n = len(next(iter(columns.values())))
         if n == 0:
             return
@@ -185,16 +187,21 @@ class EventLog:
         if buffer.rows >= self.flush_rows:
             self._flush(table)
 
-    def columns(self, table: str, n: int) -> dict[str, np.ndarray]:
+    def columns(
+        self, table: str, n: int, shape: tuple[int, ...] | None = None
+    ) -> dict[str, np.ndarray]:
         """Writable views of the next ``n`` rows of every column of ``table`` (fixed-width
-        tables only); fill all of them, then :meth:`commit`. The hot tables are written in
-        place this way, with no per-batch temporaries (a repeated id is one broadcast)."""
+        tables only), reshaped to ``shape`` if given (e.g. ``(pages, k)``); fill all of them,
+        then :meth:`commit`. The hot tables are written in place this way, with no per-batch
+        temporaries (a repeated id is one broadcast)."""
         buffer = self._buffer(table)
         if buffer.chunks:
             raise ValueError(f"table {table!r} has variable-width columns: use append()")
         buffer.reserve(n)
         start, stop = buffer.rows, buffer.rows + n
-        return {name: array[start:stop] for name, array in buffer.arrays.items()}
+        if shape is None:
+            return {name: array[start:stop] for name, array in buffer.arrays.items()}
+        return {name: array[start:stop].reshape(shape) for name, array in buffer.arrays.items()}
 
     def commit(self, table: str, n: int) -> None:
         """The ``n`` rows handed out by :meth:`columns` are filled: count them (and flush)."""
