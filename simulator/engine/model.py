@@ -41,6 +41,19 @@ from recarena.simulator.engine.surfaces import SurfaceState
 from recarena.simulator.engine.world import build_world
 
 
+def _empty_method(self, feedback):  # noqa: ANN001, ANN202 (the shape does_nothing compares)
+    return None
+
+
+def does_nothing(method: object) -> bool:
+    """True for a function whose body is only ``return None`` or ``pass`` (same bytecode and
+    constants as an empty method), so a call to it can be skipped with what it would be given.
+    Anything else, including a docstring, a wrapper or a builtin, counts as doing something."""
+    code = getattr(method, "__code__", None)
+    empty = _empty_method.__code__
+    return code is not None and (code.co_code, code.co_consts) == (empty.co_code, empty.co_consts)
+
+
 class SimulationModel(mesa.Model):
     """Mesa's Model for its seeded RNG, agent registry (creators) and DataCollector; SimPy's
     Environment for the clock."""
@@ -62,6 +75,10 @@ class SimulationModel(mesa.Model):
         self.horizon_seconds = scenario.horizon.days * DAY
         self.active = ActiveSessions()
         self.pending = Arrivals.empty()
+        self._next_arrival = 0
+        """Index of the first arrival in ``pending`` not yet admitted: admitting moves this
+        cursor instead of slicing four arrays every tick; the admitted head is dropped once a
+        day, when the next day's arrivals are appended."""
         self.clock_timings = Timings()
         self.world = build_world(
             self, scenario, arm_index, replicate, log, self._true_utility, llm_runtime
@@ -71,6 +88,11 @@ class SimulationModel(mesa.Model):
         self.guard = SlateGuard(self.world)
         self.recommender = self.guard.wrap(self.world.recommender)
         """The arm's recommender behind the slate guard: what the surfaces call."""
+        self._learns_online = not does_nothing(
+            getattr(type(self.world.recommender), "update", None)
+        )
+        """False when the recommender's ``update`` is an empty method (popularity, random, mf
+        learn only in ``fit``): the page loop then builds no FeedbackBatch for it."""
         self.datacollector = mesa.DataCollector(
             model_reporters={
                 "day": lambda m: m.current_day,
@@ -126,7 +148,8 @@ class SimulationModel(mesa.Model):
             arrivals = arrivals_for_day(world, arrivals, day, length)  # daily rhythm
             if self.user_shard is not None:
                 arrivals = arrivals.for_shard(*self.user_shard)
-            self.pending = self.pending.concat(arrivals)
+            self.pending = self.pending.after(self._next_arrival).concat(arrivals)
+            self._next_arrival = 0
             yield self.env.timeout(DAY)
 
     def _retrain_process(self):
@@ -164,8 +187,8 @@ class SimulationModel(mesa.Model):
             now = n_tick * tick
             self._admit(now)
             if len(self.active) == 0:  # idle: jump to the next arrival (or midnight)
-                if len(self.pending):
-                    target = float(self.pending.start[0])
+                if self._next_arrival < len(self.pending):
+                    target = float(self.pending.start[self._next_arrival])
                 else:
                     target = (math.floor(now / DAY) + 1) * DAY
                 n_tick = max(n_tick + 1, math.ceil(target / tick))
@@ -176,29 +199,35 @@ class SimulationModel(mesa.Model):
 
     # --------------------------------------------------------------- page batches
     def _admit(self, now: float) -> None:
-        pending = self.pending
-        ready = int(np.searchsorted(pending.start, now, side="right"))
-        if ready == 0:
+        pending, head = self.pending, self._next_arrival
+        if head >= len(pending) or pending.start[head] > now:  # nobody arrives this tick
             return
-        self.pending = pending.after(ready)
-        users = pending.user[:ready]
+        stop = int(pending.start.searchsorted(now, "right"))
+        self._next_arrival = stop
+        ready = slice(head, stop)
+        users = pending.user[ready]
         is_active = self.outcomes.is_active
         fresh = ~is_active[users]
-        if ready > 1:  # a user browses one session at a time: only their first arrival counts
-            order = np.argsort(users, kind="stable")
+        if stop - head > 1:  # a user browses one session at a time: only the first arrival counts
+            order = users.argsort(kind="stable")
             ordered = users[order]
             repeat = ordered[1:] == ordered[:-1]
             if repeat.any():
                 fresh[order[1:][repeat]] = False
-        first = np.flatnonzero(fresh)
-        if first.size == 0:
-            return
-        admitted = Arrivals(
-            users[first],
-            pending.start[first],
-            pending.explore[first],
-            pending.session_id[first],
-        )
+        if fresh.all():  # the common case: no gather
+            admitted = Arrivals(
+                users, pending.start[ready], pending.explore[ready], pending.session_id[ready]
+            )
+        else:
+            first = fresh.nonzero()[0]
+            if first.size == 0:
+                return
+            admitted = Arrivals(
+                users[first],
+                pending.start[ready][first],
+                pending.explore[ready][first],
+                pending.session_id[ready][first],
+            )
         is_active[admitted.user] = True
         self.active.add(admitted)
         self.outcomes.day_counts["sessions"] += len(admitted)
@@ -221,7 +250,8 @@ class SimulationModel(mesa.Model):
         for client in (world.recommender_llm, world.panel.llm.client if world.panel else None):
             if client is not None:  # this page batch's LLM calls (recommender, then users)
                 outcomes.log_llm_calls(client)
-        self.recommender.update(pages.feedback(requests, shown))
+        if self._learns_online:
+            self.recommender.update(pages.feedback(requests, shown))
         after_update = time.perf_counter()
 
         pages.close(world, active, outcomes, now, shown)

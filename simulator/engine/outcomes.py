@@ -21,6 +21,15 @@ from recarena.simulator.engine.eventlog import EventLog, fixed_dtypes
 from recarena.simulator.engine.sessions import ActiveSessions, Timings
 from recarena.simulator.engine.world import World
 
+_min = np.minimum.reduce
+
+
+def _per_row(value: object) -> bool:
+    """Whether a batch's time (or day) is one value per row (Gym environments, whose sessions
+    run on their own clocks) rather than the tick's scalar. ``np.ndim`` answers the same but
+    goes through an exception for a Python float, several microseconds every tick."""
+    return isinstance(value, np.ndarray) and value.ndim > 0
+
 
 class Outcomes:
     """Applies each batch's response to the world's state and appends it to the logs."""
@@ -41,6 +50,7 @@ class Outcomes:
         self._joined: tuple[int, Interactions] = (0, Interactions.empty())
         """How many history chunks :meth:`history` has joined, and the result."""
         self._order_keys: list[tuple[np.ndarray, np.ndarray]] | None = None
+        self._position_ids = np.arange(0, dtype=np.int16)
 
     def history(self) -> Interactions:
         """Every click so far, as the training data recommenders fit on.
@@ -99,15 +109,13 @@ class Outcomes:
         if n == 0:
             return
         if full:  # the common case: every slot filled, written straight into the log buffers
-            self._fill_exposures(
-                self.log.columns("exposures", n), now, day, request_id, slates, response, row, col
-            )
+            columns = self.log.columns("exposures", n, (batch, k))
+            self._fill_exposures(columns, now, day, request_id, slates, response, row, col)
             self.log.commit("exposures", n)
             return
-        grid = {name: np.empty(batch * k, dtype) for name, dtype in fixed_dtypes("exposures")}
+        grid = {name: np.empty((batch, k), dtype) for name, dtype in fixed_dtypes("exposures")}
         self._fill_exposures(grid, now, day, request_id, slates, response, row, col)
-        flat = valid.ravel()
-        self.log.append("exposures", {name: column[flat] for name, column in grid.items()})
+        self.log.append("exposures", {name: column[valid] for name, column in grid.items()})
 
     def _fill_exposures(
         self,
@@ -121,33 +129,35 @@ class Outcomes:
         col: np.ndarray,
     ) -> None:
         """Write one exposure row per slot (``batch * k`` rows, slot-major within a page) into
-        ``out``. Per-page values are broadcast over their k slots in place: no np.repeat, no
-        per-tick tiles, no temporary column that is then copied again."""
+        ``out``, whose columns are ``[batch, k]`` grids. Per-page values are broadcast over
+        their k slots in place: no np.repeat, no per-tick tiles, no temporary column that is
+        then copied again."""
         active = self.active
-        batch, k = slates.items.shape
-
-        def grid(name: str) -> np.ndarray:
-            return out[name].reshape(batch, k)
-
-        grid("request_id")[:] = request_id[:, None]
-        grid("session_id")[:] = active.session_id[:, None]
-        grid("user_id")[:] = active.user[:, None]
-        for name, value, dtype in (("time", now, np.float64), ("day", day, np.int32)):
-            if np.ndim(value) == 0:
+        out["request_id"][:] = request_id[:, None]
+        out["session_id"][:] = active.session_id[:, None]
+        out["user_id"][:] = active.user[:, None]
+        for name, value in (("time", now), ("day", day)):
+            if not _per_row(value):
                 out[name][:] = value
             else:  # sessions on their own clocks (Gym environments): one value per page
-                grid(name)[:] = np.asarray(value, dtype)[:, None]
-        grid("page")[:] = active.page[:, None]
-        grid("position")[:] = np.arange(k, dtype=np.int16)
-        grid("row")[:] = row
-        grid("col")[:] = col
-        grid("item_id")[:] = slates.items
-        grid("creator_id")[:] = self.world.catalog.creator[slates.items]
-        grid("score")[:] = slates.scores
-        grid("propensity")[:] = slates.propensity
-        grid("clicked")[:] = response.clicked
-        grid("examined")[:] = response.examined
-        grid("true_utility")[:] = response.utility
+                out[name][:] = np.asarray(value)[:, None]
+        out["page"][:] = active.page[:, None]
+        out["position"][:] = self._positions(slates.items.shape[1])
+        out["row"][:] = row
+        out["col"][:] = col
+        out["item_id"][:] = slates.items
+        np.take(self.world.catalog.creator, slates.items, out=out["creator_id"])
+        out["score"][:] = slates.scores
+        out["propensity"][:] = slates.propensity
+        out["clicked"][:] = response.clicked
+        out["examined"][:] = response.examined
+        out["true_utility"][:] = response.utility
+
+    def _positions(self, k: int) -> np.ndarray:
+        """[k] int16 slot positions 0..k-1, built once per page size."""
+        if self._position_ids.shape[0] != k:
+            self._position_ids = np.arange(k, dtype=np.int16)
+        return self._position_ids
 
     def consume(
         self,
@@ -159,11 +169,15 @@ class Outcomes:
     ) -> np.ndarray:
         """Apply the clicks; returns the rows (sessions) that clicked."""
         world = self.world
-        rows = np.flatnonzero(response.clicked.any(axis=1))
+        # at most one click per row (the ResponseBatch contract): then the clicked cells, in
+        # row order, are the clicking rows and their positions, in one call
+        rows, position = response.clicked.nonzero()
         if rows.size == 0:
             return rows
+        if rows.size > 1 and _min(rows[1:] - rows[:-1], axis=None) == 0:
+            rows = np.flatnonzero(response.clicked.any(axis=1))  # a row with two: the first
+            position = response.clicked[rows].argmax(axis=1)
         cfg = world.scenario.population
-        position = response.clicked[rows].argmax(axis=1)
         items = slates.items[rows, position]
         users = self.active.user[rows]
         topics = world.catalog.topics[items]
@@ -174,17 +188,19 @@ class Outcomes:
         if world.taste_start is not None:
             world.user_state.drift(users, topics, cfg.taste_drift)
         rating = response.rating[rows]
-        when = np.full(rows.size, now) if np.ndim(now) == 0 else np.asarray(now)[rows]
+        when = np.asarray(now)[rows] if _per_row(now) else np.full(rows.size, now)
         self._history.append((users, items, when, rating))
         if self._order_keys is not None:  # a shard: where these rows sit in the whole cell
             self._order_keys.append((self.active.start[rows], self.active.session_id[rows]))
         if world.social is not None and world.social.talk is not None:  # users who talk
-            talk_day = day if np.ndim(day) == 0 else np.asarray(day)[rows]
+            talk_day = np.asarray(day)[rows] if _per_row(day) else day
             world.social.talk.after_consume(when, talk_day, request_id[rows], users, items, rating)
         if world.panel is not None:
             world.panel.after_page(users, items, rating, float(now))  # panels: one clock
         self._clicks_today.append(items)
         self.day_counts["clicks"] += int(rows.size)
+        # fixed-width columns are cast on their way into the log's buffers, and a scalar
+        # (this tick's day) is broadcast there: no per-tick np.full or astype
         self.log.append(
             "interactions",
             {
@@ -192,10 +208,8 @@ class Outcomes:
                 "session_id": self.active.session_id[rows],
                 "user_id": users,
                 "time": when,
-                "day": np.full(rows.size, day, np.int32)
-                if np.ndim(day) == 0
-                else np.asarray(day, np.int32)[rows],
-                "position": position.astype(np.int16),
+                "day": np.asarray(day, np.int32)[rows] if _per_row(day) else day,
+                "position": position,
                 "item_id": items,
                 "creator_id": world.catalog.creator[items],
                 "rating": rating,
@@ -217,22 +231,21 @@ class Outcomes:
             session_value - cfg.satisfaction_reference
         )
         panel = world.panel
+        start = active.start[ending]
         self.log.append(
             "sessions",
             {
                 "session_id": active.session_id[ending],
                 "user_id": users,
-                "day": (active.start[ending] // DAY).astype(np.int32),
-                "start_time": active.start[ending],
-                "end_time": np.full(users.shape[0], now)
-                if np.ndim(now) == 0
-                else np.asarray(now, np.float64)[ending],
-                "pages": pages.astype(np.int32),
+                "day": start // DAY,  # cast to the column types in the log's buffers
+                "start_time": start,
+                "end_time": np.asarray(now, np.float64)[ending] if _per_row(now) else now,
+                "pages": pages,
                 "clicks": active.clicks[ending],
                 "exit_reason": reason,
                 "explore": active.explore[ending],
-                "satisfaction": state.satisfaction[users].astype(np.float32),
-                "llm_user": panel.is_llm[users] if panel else np.zeros(len(users), bool),
+                "satisfaction": state.satisfaction[users],
+                "llm_user": panel.is_llm[users] if panel else False,
             },
         )
         if panel is not None:

@@ -135,5 +135,5 @@ def close(
     active.value += response.extra["value"]
     ending = shown.ending
     if ending.any():
-        reason = np.where(response.leave, "fatigue", "max_pages")[ending]
+        reason = np.where(response.leave[ending], "fatigue", "max_pages")
         outcomes.end_sessions(ending, now, reason)

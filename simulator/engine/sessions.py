@@ -33,31 +33,37 @@ class ActiveSessions:
     fatigue: np.ndarray = field(default_factory=lambda: np.empty(0, np.float32))
     clicks: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
     value: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))
+    _zeros: np.ndarray = field(default_factory=lambda: np.zeros(64), repr=False)
 
     def __len__(self) -> int:
         return int(self.user.shape[0])
 
-    def _arrays(self) -> dict[str, np.ndarray]:
-        return dict(self.__dict__)
-
     def add(self, arrivals: Arrivals) -> None:
+        """Append sessions that start now (fresh arrays: the previous ones may be held by the
+        requests a recommender was given). Each column is one concatenate; the per-session
+        counters start from a shared zero buffer instead of four allocations."""
         n = len(arrivals)
-        new = {
-            "user": arrivals.user,
-            "session_id": arrivals.session_id,
-            "start": arrivals.start,
-            "explore": arrivals.explore,
-            "page": np.zeros(n, np.int32),
-            "fatigue": np.zeros(n, np.float32),
-            "clicks": np.zeros(n, np.int32),
-            "value": np.zeros(n, np.float64),
-        }
-        for name, array in self._arrays().items():
-            setattr(self, name, np.concatenate([array, new[name]]))
+        if self._zeros.shape[0] < n:
+            self._zeros = np.zeros(max(n, 2 * self._zeros.shape[0]), np.float64)
+        zeros = self._zeros[:n]
+        self.user = np.concatenate([self.user, arrivals.user])
+        self.session_id = np.concatenate([self.session_id, arrivals.session_id])
+        self.start = np.concatenate([self.start, arrivals.start])
+        self.explore = np.concatenate([self.explore, arrivals.explore])
+        self.page = np.concatenate([self.page, zeros], dtype=np.int32, casting="unsafe")
+        self.fatigue = np.concatenate([self.fatigue, zeros], dtype=np.float32, casting="unsafe")
+        self.clicks = np.concatenate([self.clicks, zeros], dtype=np.int32, casting="unsafe")
+        self.value = np.concatenate([self.value, zeros])
 
     def keep(self, mask: np.ndarray) -> None:
-        for name, array in self._arrays().items():
-            setattr(self, name, array[mask])
+        self.user = self.user[mask]
+        self.session_id = self.session_id[mask]
+        self.start = self.start[mask]
+        self.explore = self.explore[mask]
+        self.page = self.page[mask]
+        self.fatigue = self.fatigue[mask]
+        self.clicks = self.clicks[mask]
+        self.value = self.value[mask]
 
     def request_ids(self) -> np.ndarray:
         """[B] the id of the page (or turn) each session is about to see."""
