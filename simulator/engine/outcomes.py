@@ -100,9 +100,10 @@ class Outcomes:
         col: np.ndarray,
     ) -> None:
         batch, k = slates.items.shape
-        valid = slates.items != PAD_ITEM
-        full = bool(valid.all())
-        items = slates.items.ravel() if full else slates.items[valid]
+        # ids are PAD_ITEM (-1) or published (>= 0): every slot is filled when the least is
+        full = slates.items.size == 0 or _min(slates.items, axis=None) >= 0
+        valid = None if full else slates.items != PAD_ITEM
+        items = slates.items.ravel() if valid is None else slates.items[valid]
         self.world.creator_dynamics.count(items, slates.items[response.clicked])
         n = items.shape[0]
         self.day_counts["impressions"] += n
@@ -113,6 +114,7 @@ class Outcomes:
             self._fill_exposures(columns, now, day, request_id, slates, response, row, col)
             self.log.commit("exposures", n)
             return
+        assert valid is not None
         grid = {name: np.empty((batch, k), dtype) for name, dtype in fixed_dtypes("exposures")}
         self._fill_exposures(grid, now, day, request_id, slates, response, row, col)
         self.log.append("exposures", {name: column[valid] for name, column in grid.items()})
