@@ -74,17 +74,19 @@ class World:
     creator_dynamics: CreatorDynamics
     rhythm: DailyRhythm | None = None
     """Hour-of-day profiles (population.daily_rhythm); None = users keep no hours."""
-    _catalog_view: CatalogView | None = field(default=None, repr=False)
+    _catalog_view: tuple[Catalog, CatalogView] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
 
     def catalog_view(self) -> CatalogView:
         """The catalog as recommenders see it. Every page request carries one, and building it
         (six slices and a frozen dataclass) costs more than the rest of a small request, so it
         is rebuilt only when items were published: the slices are views, so anything else that
         changes in place is visible through the kept one."""
-        view = self._catalog_view
-        if view is None or view.n_items != self.catalog.n:
-            view = self._catalog_view = self.catalog.view()
-        return view
+        kept = self._catalog_view
+        if kept is None or kept[0] is not self.catalog or kept[1].n_items != self.catalog.n:
+            kept = self._catalog_view = (self.catalog, self.catalog.view())
+        return kept[1]
 
     def llm_clients(self) -> list[LLMClient]:
         clients = [self.panel.llm.client] if self.panel is not None else []
