@@ -204,6 +204,63 @@ def test_engine_runs_on_calibrated_population(interactions_file, tmp_path: Path)
     assert stars.size > 0 and set(np.unique(stars).tolist()) <= {1.0, 2.0, 3.0, 4.0, 5.0}
 
 
+def test_calibrated_users_choose_with_their_short_term_interest(
+    interactions_file, tmp_path: Path
+) -> None:
+    """A page's choice uses the calibrated utility (rule utility + short-term interest +
+    conformity), the same numbers ``utility`` answers: a respond that read only the rule
+    user's part made every calibrated user click on every page."""
+    from recarena.simulator.core.types import PageBatch, RequestBatch, SlateBatch
+    from recarena.simulator.engine.eventlog import EventLog
+    from recarena.simulator.engine.model import SimulationModel
+
+    pop = calibrate(load_interactions(interactions_file), CalibrationConfig(topics=4, epochs=2))
+    path = tmp_path / "pop.parquet"
+    pop.save(path)
+    doc = {
+        "name": "cal",
+        "seed": 1,
+        "horizon": {"days": 1},
+        "population": {"from": "calibrated", "path": str(path)},
+        "arms": [{"name": "pop", "recommender": {"type": "popularity"}}],
+    }
+    (tmp_path / "cell").mkdir()
+    from recarena.agents.users.calibrated import resolve_calibrated
+
+    scenario = resolve_calibrated(parse_scenario(doc))
+    model = SimulationModel(scenario, 0, 0, EventLog(tmp_path / "cell"))
+    policy = model.world.policy
+    rng = np.random.default_rng(0)
+    users = np.arange(min(50, pop.n_users))
+    items = np.stack([rng.choice(pop.n_items, 5, replace=False) for _ in users])
+    explore = np.zeros(users.size, bool)
+    expected = policy.utility(users, items, explore)
+    from recarena.agents.users.rule_user import RuleUserPolicy
+
+    rule_part = RuleUserPolicy._utility(policy, users, items, explore, np.ones(items.shape, bool))
+    assert not np.allclose(expected, rule_part)  # the user model adds something here
+    catalog = model.world.catalog.view()
+    requests = RequestBatch(
+        0.0,
+        users,
+        users,
+        np.zeros(users.size, np.int32),
+        5,
+        catalog,
+        np.full((users.size, 1), -1, np.int64),
+    )
+    pages = PageBatch(
+        requests,
+        SlateBatch(items, np.zeros(items.shape, np.float32), np.ones(items.shape, np.float32)),
+        explore,
+        np.zeros(users.size, np.float32),
+        np.arange(users.size, dtype=np.uint64),
+        np.ones(items.shape, bool),
+    )
+    response = policy.respond(pages)
+    np.testing.assert_array_equal(response.utility, expected)
+
+
 def test_missing_calibrated_file_without_dataset_is_one_error(tmp_path: Path) -> None:
     from recarena.agents.users.calibrated import resolve_calibrated
 

@@ -19,7 +19,7 @@ from recarena.agents.users.calibration import CalibratedPopulation
 from recarena.agents.users.rule_user import RuleUserPolicy
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.rng import combine, uniforms
-from recarena.simulator.core.types import PAD_ITEM, PageBatch, ResponseBatch
+from recarena.simulator.core.types import PageBatch, ResponseBatch
 
 _RATE = 0x5EC5  # counter-based purpose of the rating noise (distinct from choose/leave)
 POLICY = "recarena.agents.users.calibrated_policy:CalibratedUserPolicy"
@@ -43,9 +43,12 @@ class CalibratedUserPolicy(RuleUserPolicy):
             )
         self.interest = population.interest.copy()
 
-    def utility(self, users: np.ndarray, items: np.ndarray, explore: np.ndarray) -> np.ndarray:
-        base = super().utility(users, items, explore)
-        valid = items != PAD_ITEM
+    def _utility(
+        self, users: np.ndarray, items: np.ndarray, explore: np.ndarray, valid: np.ndarray
+    ) -> np.ndarray:
+        """The rule user's utility plus short-term interest and conformity. It overrides the
+        hook both ``utility`` and ``respond`` call, so the choice on a page uses it too."""
+        base = super()._utility(users, items, explore, valid)
         extra = self.interest.dynamic_utility(users, np.where(valid, items, 0))
         return np.where(valid, base + extra, -np.inf).astype(np.float32)
 
