@@ -8,7 +8,9 @@ this before and after a change and diff the two outputs:
     diff before.txt after.txt
 
 Each scenario is shrunk (users, days, replicates, items) so the whole set takes minutes. Scenarios
-that need an LLM endpoint are skipped unless --llm is given.
+that need an LLM endpoint are skipped unless --llm is given. Scenarios of a calibrated population
+read one that this run calibrates afresh from ML-100K (a file left in runs/ may come from older
+code, or lack the fitted user model, and would hide a change to either).
 """
 
 from __future__ import annotations
@@ -87,8 +89,19 @@ def main() -> None:
         sys.exit(compare(*args.compare))
     files = args.scenarios or sorted((ROOT / "scenarios").rglob("*.yaml"))
     recarena = str(Path(sys.executable).with_name("recarena"))
+    scratch = tempfile.TemporaryDirectory()
+    population = Path(scratch.name) / "ml-100k.parquet"
     for path in files:
         raw = yaml.safe_load(path.read_text())
+        if (raw.get("population") or {}).get("from") == "calibrated":
+            if not population.exists():
+                subprocess.run(
+                    [recarena, "calibrate", "ml-100k", "-o", str(population)],
+                    check=True,
+                    capture_output=True,
+                    cwd=ROOT,
+                )
+            raw["population"]["path"] = str(population)
         if not args.llm and "llm" in path.read_text():
             print(f"{path.name}: skipped (needs an LLM endpoint)")
             continue
@@ -98,7 +111,9 @@ def main() -> None:
             out = Path(tmp) / "runs"
             proc = subprocess.run(
                 [recarena, "run", str(small), "-o", str(out), "--quiet"],
-                capture_output=True, text=True, cwd=ROOT,
+                capture_output=True,
+                text=True,
+                cwd=ROOT,
             )
             if proc.returncode != 0:
                 last = proc.stderr.strip().splitlines()[-1:]
