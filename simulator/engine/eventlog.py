@@ -70,6 +70,7 @@ class _TableBuffer:
         self.capacity = capacity
         self.arrays: dict[str, np.ndarray] = {}
         self.chunks: dict[str, list[Any]] = {}
+        self._grids: dict[int, dict[str, np.ndarray]] = {}
         for field in schema:
             dtype = _fixed_width_dtype(field)
             if dtype is None:
@@ -83,10 +84,22 @@ class _TableBuffer:
         if need <= self.capacity:
             return
         self.capacity = max(need, 2 * self.capacity)
+        self._grids.clear()
         for name, array in self.arrays.items():
             grown = np.empty(self.capacity, array.dtype)
             grown[: self.rows] = array[: self.rows]
             self.arrays[name] = grown
+
+    def grids(self, k: int) -> dict[str, np.ndarray]:
+        """Every fixed-width column as ``[capacity // k, k]`` (pages of k rows), kept until the
+        buffers grow: a page-aligned batch is then one slice per column, not a slice and a
+        reshape."""
+        grids = self._grids.get(k)
+        if grids is None:
+            usable = self.capacity - self.capacity % k
+            grids = {name: array[:usable].reshape(-1, k) for name, array in self.arrays.items()}
+            self._grids[k] = grids
+        return grids
 
     def add(self, columns: dict[str, Any], n: int) -> None:
         self.reserve(n)
@@ -201,6 +214,10 @@ class EventLog:
         start, stop = buffer.rows, buffer.rows + n
         if shape is None:
             return {name: array[start:stop] for name, array in buffer.arrays.items()}
+        if len(shape) == 2 and shape[0] * shape[1] == n and n and start % shape[1] == 0:
+            first = start // shape[1]
+            grids = buffer.grids(shape[1])
+            return {name: grid[first : first + shape[0]] for name, grid in grids.items()}
         return {name: array[start:stop].reshape(shape) for name, array in buffer.arrays.items()}
 
     def commit(self, table: str, n: int) -> None:
