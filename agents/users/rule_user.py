@@ -104,7 +104,8 @@ class RuleUserPolicy:
         clicked = choice[:, None] == np.arange(items.shape[1])  # no click (-1) matches no slot
         has_click = choice >= 0
 
-        chosen_utility = np.full(items.shape[0], np.nan, np.float32)
+        chosen_utility = np.empty(items.shape[0], np.float32)
+        chosen_utility.fill(np.nan)
         chosen_utility[has_click] = utility[clicked]  # one clicked slot per clicking row
         surplus = chosen_utility - cfg.no_click_utility
         if cfg.rating_thresholds is None:
