@@ -88,7 +88,10 @@ class RuleUserPolicy:
         cfg = self.cfg
         items = pages.slates.items
         valid = items != PAD_ITEM
-        utility = self._utility(pages.requests.user, items, pages.explore, valid)
+        if type(self).utility is RuleUserPolicy.utility:
+            utility = self._utility(pages.requests.user, items, pages.explore, valid)
+        else:  # a subclass that overrides utility(): users choose by its answer
+            utility = self.utility(pages.requests.user, items, pages.explore)
 
         examined = pages.examined & valid
 
