@@ -14,7 +14,6 @@ from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 
 @dataclass(frozen=True)
@@ -66,6 +65,10 @@ class UserMemory:
             return []
         entries = list(self.entries)
         texts = [m.text for m in entries]
+        # sklearn is imported here, where retrieval runs: every cell process imports this
+        # module through the engine's wiring, and only LLM panels retrieve (~0.5 CPU-s each)
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
         vectorizer = TfidfVectorizer(token_pattern=r"(?u)\b[\w-]{2,}\b")
         try:
             matrix = vectorizer.fit_transform([*texts, query])
