@@ -326,7 +326,7 @@ def calibrate(
     topics: Annotated[int, typer.Option(min=1, max=1024, help="Latent topics.")] = 16,
     seed: Annotated[int, typer.Option(min=0)] = 0,
 ) -> None:
-    """Fit users, items, activity and the choice model to real data (agents/users/calibration.py)."""
+    """Fit users, items, activity and the choice model to real data (see calibration.py)."""
     import time
 
     from recarena.agents.users.calibration import CalibratedPopulation, CalibrationConfig
