@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 from recarena.recommenders.base import NoParams, RecommenderContext
-from recarena.recommenders.slates import eligible_counts, sample_distinct_excluding
+from recarena.recommenders.slates import (
+    eligible_counts,
+    first_occurrence,
+    sample_distinct_excluding,
+)
 from recarena.simulator.core.types import FeedbackBatch, Interactions, RequestBatch, SlateBatch
 
 _BROADCAST_WIDTH = 80
@@ -64,7 +68,7 @@ class RandomRecommender:
                 blocked &= self._mask(h, width)
                 blocked = blocked.any(axis=2)
             else:  # a retry wider than the broadcast bound: first occurrences by sorting
-                blocked = _in_rows(cand, rows_exclude) | ~_first_seen(cand)
+                blocked = _in_rows(cand, rows_exclude) | ~first_occurrence(cand)
             order = blocked.argsort(axis=1, kind="stable")[:, :k]
             at = np.arange(todo.size)[:, None]
             short = blocked[at, order].any(axis=1)  # rows with fewer than k free candidates
@@ -99,14 +103,3 @@ def _in_rows(candidates: np.ndarray, exclude: np.ndarray) -> np.ndarray:
     if exclude.shape[1] == 0:
         return np.zeros(candidates.shape, bool)
     return (candidates[:, :, None] == exclude[:, None, :]).any(axis=2)
-
-
-def _first_seen(values: np.ndarray) -> np.ndarray:
-    """[B, C] True where a value appears for the first time in its row (in column order)."""
-    order = np.argsort(values, axis=1, kind="stable")
-    ordered = np.take_along_axis(values, order, axis=1)
-    first = np.ones(values.shape, bool)
-    first[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
-    out = np.empty_like(first)
-    np.put_along_axis(out, order, first, axis=1)
-    return out

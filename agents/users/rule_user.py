@@ -88,10 +88,9 @@ class RuleUserPolicy:
         cfg = self.cfg
         items = pages.slates.items
         valid = items != PAD_ITEM
-        if type(self).utility is RuleUserPolicy.utility:
-            utility = self._utility(pages.requests.user, items, pages.explore, valid)
-        else:  # a subclass that overrides utility(): users choose by its answer
-            utility = self.utility(pages.requests.user, items, pages.explore)
+        # through utility(), so a subclass overriding it or its _utility hook is what users
+        # choose by (the calibrated policy adds its terms in _utility)
+        utility = self.utility(pages.requests.user, items, pages.explore)
 
         examined = pages.examined & valid
 

@@ -81,7 +81,7 @@ class InterestConfig:
 
 
 LOOKUPS_PER_CHUNK = 1 << 21
-"""Transition-matrix lookups per chunk of :meth:`SequentialInterest.sequence_affinity`: the
+"""Transition-matrix lookups per chunk of :meth:`SequentialInterest.user_sequence_affinity`: the
 row, column and value arrays of a chunk take ~50 MB, whatever the batch (a 1M-rating
 calibration asks for ~4·10^8 lookups at once, which took 16 GB in one piece)."""
 DENSE_FROM_LOOKUPS = 1 << 23
@@ -109,7 +109,8 @@ class SequentialInterest:
     def sequence_affinity(
         self, recent: np.ndarray, items: np.ndarray, table: np.ndarray | None = None
     ) -> np.ndarray:
-        """[B, k] log(ε + Σ_l d_l T[r_l, i]) of items for users whose recent items are [B, L].
+        """[B, k] log(ε + Σ_l d_l T[r_l, i]) of items for users whose recent items are [B, L],
+        in one piece (:meth:`user_sequence_affinity` calls it a bounded chunk at a time).
         ``table``: T as a dense array (the same values, read ~8x faster than the sparse T)."""
         batch, k = items.shape
         n = self.transitions.shape[0]
@@ -121,18 +122,11 @@ class SequentialInterest:
         weights = np.where(have, decay[None, :], 0.0)
         weights /= np.maximum(weights.sum(axis=1, keepdims=True), 1e-12)
         valid_items = (items >= 0) & (items < n)
-        recent_rows = np.where(have, recent, 0)
-        item_cols = np.where(valid_items, items, 0)
-        mass = np.empty((batch, k), np.float64)
-        step = max(1, LOOKUPS_PER_CHUNK // (length * k))
-        for start in range(0, batch, step):  # bounded memory: a calibration asks for ~10^8
-            stop = min(batch, start + step)
-            size = stop - start
-            rows = np.broadcast_to(recent_rows[start:stop, :, None], (size, length, k))
-            cols = np.broadcast_to(item_cols[start:stop, None, :], (size, length, k))
-            source = self.transitions if table is None else table
-            values = np.asarray(source[rows.ravel(), cols.ravel()]).reshape(size, length, k)
-            mass[start:stop] = (values * weights[start:stop, :, None]).sum(axis=1)
+        rows = np.broadcast_to(np.where(have, recent, 0)[:, :, None], (batch, length, k))
+        cols = np.broadcast_to(np.where(valid_items, items, 0)[:, None, :], (batch, length, k))
+        source = self.transitions if table is None else table
+        values = np.asarray(source[rows.ravel(), cols.ravel()]).reshape(batch, length, k)
+        mass = (values * weights[:, :, None]).sum(axis=1)
         mass = np.where(valid_items, mass, 0.0)
         return np.log(1.0 / n + mass).astype(np.float32)
 
