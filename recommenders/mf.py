@@ -136,6 +136,59 @@ class _LazyAdam:
         self.weight.index_add_(0, rows, mean / denom, alpha=-step_size)
 
 
+class _DenseAdam:
+    """``torch.optim.Adam`` with its defaults on CPU tensors, step for step the same floats:
+    the same in-place ops in the same order as torch's single-tensor path (which it takes on
+    CPU: foreach kernels are for accelerators). Not ``torch.optim``, because constructing an
+    optimizer imports ``torch._dynamo`` (~1.6 CPU-s in each fresh process, more than all of a
+    quickstart cell's fits); tests/test_recommenders.py compares it with torch's Adam bit for
+    bit."""
+
+    def __init__(
+        self,
+        params: list[torch.Tensor],
+        lr: float,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        import torch  # lazily: listing and validating never load torch
+
+        self.params, self.lr, self.eps = params, lr, eps
+        self.beta1, self.beta2 = betas
+        self.exp_avg = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params]
+        self.exp_avg_sq = [torch.zeros_like(p, memory_format=torch.preserve_format) for p in params]
+        self.steps = 0.0
+        """torch keeps the count in a float32 tensor and reads it with ``item()``: exact for
+        any count a fit reaches."""
+
+    def step(self) -> None:
+        """One update of every parameter with a gradient (``p.grad`` after ``backward``)."""
+        import torch  # lazily: listing and validating never load torch
+
+        beta1, beta2 = self.beta1, self.beta2
+        self.steps += 1.0
+        step = self.steps
+        with torch.no_grad():
+            for param, exp_avg, exp_avg_sq in zip(
+                self.params, self.exp_avg, self.exp_avg_sq, strict=True
+            ):
+                grad = param.grad
+                if grad is None:
+                    continue
+                exp_avg.lerp_(grad, 1 - beta1)
+                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+                bias_correction1 = 1 - beta1**step
+                bias_correction2 = 1 - beta2**step
+                step_size = self.lr / bias_correction1
+                bias_correction2_sqrt = bias_correction2**0.5
+                denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(self.eps)
+                param.addcdiv_(exp_avg, denom, value=-step_size)
+
+    def zero_grad(self) -> None:
+        for param in self.params:
+            param.grad = None
+
+
 class MatrixFactorization:
     """BPR-MF. Users without any click yet are served by popularity (a cold-start fallback)."""
 
@@ -192,7 +245,7 @@ class MatrixFactorization:
         p = self.params
         user_w = self.user_emb.clone().requires_grad_(True)
         item_w = self.item_emb.clone().requires_grad_(True)
-        optimizer = torch.optim.Adam([user_w, item_w], lr=p.lr)
+        optimizer = _DenseAdam([user_w, item_w], lr=p.lr)
         users = torch.from_numpy(history.user)
         positives = torch.from_numpy(history.item)
         n = len(history)
@@ -207,7 +260,7 @@ class MatrixFactorization:
                 loss = loss + p.reg * (u.pow(2).sum() + pos.pow(2).sum() + neg.pow(2).sum()) / len(
                     idx
                 )
-                optimizer.zero_grad(set_to_none=True)
+                optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
         self.user_emb = user_w.detach()

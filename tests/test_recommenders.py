@@ -162,6 +162,33 @@ def test_mf_learns_group_structure():
     assert own_group.mean() > 0.9
 
 
+def test_mf_dense_adam_is_torch_adam_bit_for_bit(monkeypatch):
+    """mf's own dense Adam (it avoids torch.optim's import of torch._dynamo) gives the same
+    embeddings, to the bit, as torch.optim.Adam over warm-started refits."""
+    import torch
+
+    from recarena.recommenders import mf
+
+    class TorchAdam:
+        def __init__(self, params, lr):
+            self.optimizer = torch.optim.Adam(params, lr=lr)
+
+        def step(self):
+            self.optimizer.step()
+
+        def zero_grad(self):
+            self.optimizer.zero_grad(set_to_none=True)
+
+    fitted = []
+    for optimizer in (mf._DenseAdam, TorchAdam):
+        monkeypatch.setattr(mf, "_DenseAdam", optimizer)
+        rec = _build("mf", params={"epochs": 4, "dim": 8, "batch_size": 256})
+        for n in (500, 1500):
+            rec.fit(_history(np.random.default_rng(3), n))
+        fitted.append((rec.user_emb.numpy().tobytes(), rec.item_emb.numpy().tobytes()))
+    assert fitted[0] == fitted[1]
+
+
 def test_mf_serves_cold_users_by_popularity():
     rec = _build("mf")
     rec.fit(Interactions(np.array([0, 0]), np.array([5, 5]), np.zeros(2), np.ones(2, np.float32)))
