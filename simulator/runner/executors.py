@@ -23,7 +23,6 @@ from typing import Any, Protocol, runtime_checkable
 from recarena.agents.llm.endpoint import LLMRuntime
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.registry import Registry
-from recarena.simulator.runner.cell import failure_line, keep_traceback, run_cell
 from recarena.simulator.runner.plan import Cell
 from recarena.simulator.runner.stopping import Interrupted, StopSignals
 
@@ -68,6 +67,10 @@ class LocalExecutor:
         del workers, address
 
     def run(self, job: CellJob, cells: list[Cell], events: CellEvents, stop: StopSignals) -> None:
+        # the engine (mesa, pandas, scipy, torch) is imported only by the process that runs
+        # cells: with ``--executor process`` the CLI process never loads it
+        from recarena.simulator.runner.cell import failure_line, keep_traceback, run_cell
+
         for cell in cells:
             stop.check()
             events.started(cell, "main process")

@@ -38,7 +38,6 @@ from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.logschema import LOG_FORMAT_VERSION
 from recarena.simulator.core.names import path_component
 from recarena.simulator.core.scenario import Scenario, dump_scenario
-from recarena.simulator.runner.cell import run_cell
 from recarena.simulator.runner.executors import CellJob, make_executor
 from recarena.simulator.runner.fallback import FallbackCheck, check_fallback
 from recarena.simulator.runner.llm_accounting import summarize_llm_calls
@@ -71,7 +70,6 @@ from recarena.simulator.runner.rundir import (
     read_manifest,
     write_json,
 )
-from recarena.simulator.runner.sharding import ShardedRayExecutor, refuse_unshardable
 from recarena.simulator.runner.stopping import Interrupted, StopSignals
 from recarena.simulator.runner.sweep import expand_sweep
 
@@ -86,9 +84,19 @@ __all__ = [
     "new_run_dir",
     "plan_cells",
     "resumable_manifest",
-    "run_cell",
     "run_experiment",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``run_cell`` is re-exported on first use: importing the engine here would load mesa,
+    pandas, scipy and torch (~2 CPU-s) in the CLI process, which only schedules cells."""
+    if name == "run_cell":
+        from recarena.simulator.runner.cell import run_cell
+
+        return run_cell
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 Executor = Literal["local", "process", "ray"]
 PACKAGES = (
@@ -309,6 +317,8 @@ def run_experiment(
     cells = cells if cells is not None else plan_cells(scenario, points)
     runner = make_executor(executor, workers, address)
     if shards > 1:  # one cell's users over N Ray actors (simulator/runner/sharding.py)
+        from recarena.simulator.runner.sharding import ShardedRayExecutor, refuse_unshardable
+
         if executor != "ray":
             raise RecarenaError(f"--shards {shards}: needs --executor ray")
         for cell in cells:

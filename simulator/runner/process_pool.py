@@ -28,7 +28,6 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from recarena.simulator.core.errors import RecarenaError
-from recarena.simulator.runner.cell import failure_line, keep_traceback, run_cell
 from recarena.simulator.runner.executors import CellEvents, CellJob
 from recarena.simulator.runner.plan import Cell
 from recarena.simulator.runner.stopping import STOP_SIGNALS, StopSignals
@@ -49,6 +48,10 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _worker_main(conn: Connection, parent: int) -> None:
+    # the engine is imported here, in the worker: the parent only schedules cells and never
+    # pays for mesa, pandas, scipy and torch (~2 CPU-s)
+    from recarena.simulator.runner.cell import failure_line, keep_traceback, run_cell
+
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
     _die_with_parent(parent)
