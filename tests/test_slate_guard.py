@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from recarena.simulator.core.types import PAD_ITEM, SlateBatch
+from recarena.simulator.engine import slate_guard
 from recarena.simulator.engine.slate_guard import SlateGuard, SlateViolation
 from recarena.simulator.runner.cell import run_cell
 from recarena.simulator.runner.plan import Cell
@@ -103,10 +104,15 @@ def _slates(items: np.ndarray) -> SlateBatch:
     return SlateBatch(items, np.zeros(items.shape, np.float32), propensity)
 
 
-def test_empty_slots_are_not_duplicates_and_long_histories_are_checked():
+@pytest.mark.parametrize("broadcast_cells", [slate_guard._BROADCAST_CELLS, 0])
+def test_empty_slots_are_not_duplicates_and_long_histories_are_checked(
+    monkeypatch, broadcast_cells
+):
+    """Both consumed-item checks: the [B, k, H] comparison and, past its bound, isin."""
+    monkeypatch.setattr(slate_guard, "_BROADCAST_CELLS", broadcast_cells)
     n, k = 500, 6
     rng = np.random.default_rng(3)
-    exclude = np.full((4, 100), PAD_ITEM, np.int64)  # wider than the broadcast path
+    exclude = np.full((4, 100), PAD_ITEM, np.int64)
     exclude[:, :80] = rng.permutation(n)[:80]
     fresh = np.setdiff1d(np.arange(n), exclude[0])[:k]
     items = np.tile(fresh, (4, 1))
