@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from recarena.recommenders.base import RecommenderContext
+from recarena.recommenders.base import NoParams, RecommenderContext
+from recarena.recommenders.random import RandomRecommender
 from recarena.recommenders.registry import build, get_entry, known_types
 from recarena.recommenders.slates import (
     sample_distinct_excluding,
@@ -225,6 +226,25 @@ def test_slate_helpers_match_brute_force():
             got = [i for i in sampled[r].tolist() if i != PAD_ITEM]
             assert len(got) == len(set(got)) == min(k, len(allowed))
             assert set(got) <= allowed
+
+
+def test_random_fast_sampler_draws_what_the_general_sampler_draws():
+    """The random recommender's sampler (a first look at the first 2k candidates, broadcast
+    or sorted checks, retries) gives the slates, eligible counts and stream state of
+    sample_distinct_excluding, whose draws it must keep."""
+    meta = np.random.default_rng(123)
+    for _ in range(400):
+        n = int(meta.choice([30, 60, 200, 2000]))
+        b, k = int(meta.integers(1, 12)), int(meta.integers(1, 12))
+        h = int(meta.integers(0, min(n, 160)))
+        exclude = np.where(meta.random((b, h)) < 0.2, PAD_ITEM, meta.integers(0, n, (b, h)))
+        seed = int(meta.integers(1 << 30))
+        rec = RandomRecommender(NoParams(), RecommenderContext(np.random.default_rng(seed), 1, 8))
+        items, eligible = rec._sample(n, exclude, k)
+        general = np.random.default_rng(seed)
+        want_items, want_eligible = sample_distinct_excluding(general, n, exclude, k)
+        assert np.array_equal(items, want_items) and np.array_equal(eligible, want_eligible)
+        assert rec.rng.bit_generator.state == general.bit_generator.state
 
 
 def test_registry_errors_and_plugins():
