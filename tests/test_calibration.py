@@ -374,7 +374,9 @@ def test_sequence_affinity_weights_recent_items_by_decay() -> None:
     assert interest.recent.tolist() == [[0, 1], [0, 2]]
 
 
-def test_sequence_affinity_is_the_same_in_chunks_and_from_a_dense_copy(monkeypatch) -> None:
+def test_sequence_affinity_is_the_same_in_chunks_dense_and_by_sorted_keys(monkeypatch) -> None:
+    import pickle
+
     import scipy.sparse as sp
 
     from recarena.agents.users import sequential_interest as si
@@ -382,23 +384,36 @@ def test_sequence_affinity_is_the_same_in_chunks_and_from_a_dense_copy(monkeypat
     rng = np.random.default_rng(3)
     transitions = sp.random(40, 40, density=0.3, format="csr", dtype=np.float32, random_state=3)
     recent = rng.integers(-1, 40, (25, 6))
-    interest = si.SequentialInterest(
-        transitions=transitions,
-        log_pop=np.zeros(40, np.float32),
-        recent=recent,
-        conformity=np.zeros(25, np.float32),
-        rating_bias=np.zeros(25, np.float32),
-        weights={"sequence": 1.0, "conformity": 0.0},
-        ordinal={},
-        config=si.InterestConfig(decay=0.8),
-    )
+
+    def interest() -> si.SequentialInterest:
+        return si.SequentialInterest(
+            transitions=transitions,
+            log_pop=np.zeros(40, np.float32),
+            recent=recent,
+            conformity=np.zeros(25, np.float32),
+            rating_bias=np.zeros(25, np.float32),
+            weights={"sequence": 1.0, "conformity": 0.0},
+            ordinal={},
+            config=si.InterestConfig(decay=0.8),
+        )
+
     users = rng.integers(0, 25, 300)
     items = rng.integers(-1, 41, (300, 4))  # -1 and 40: not items, no transition mass
-    whole = interest.sequence_affinity(recent[users], items)
+    rows, cols = rng.integers(0, 40, 500), rng.integers(0, 40, 500)
+    expected = np.asarray(transitions[rows, cols]).ravel()  # SciPy's own lookup
+    dense = interest()
+    assert dense.read_transitions().dense is not None
+    assert np.array_equal(dense.read_transitions()(rows, cols), expected)
+    whole = dense.sequence_affinity(recent[users], items)
     monkeypatch.setattr(si, "LOOKUPS_PER_CHUNK", 50)  # two users' pages per chunk
-    assert np.array_equal(interest.user_sequence_affinity(users, items), whole)
-    monkeypatch.setattr(si, "DENSE_FROM_LOOKUPS", 0)  # every call reads a dense copy
-    assert np.array_equal(interest.user_sequence_affinity(users, items), whole)
+    assert np.array_equal(dense.user_sequence_affinity(users, items), whole)
+    assert dense.copy().read_transitions() is dense.read_transitions()  # one copy per process
+    assert pickle.loads(pickle.dumps(dense))._reader is None  # not shipped to workers
+    monkeypatch.setattr(si, "DENSE_BYTES", 0)  # too big to copy: binary search in the keys
+    keyed = interest()
+    assert keyed.read_transitions().dense is None
+    assert np.array_equal(keyed.read_transitions()(rows, cols), expected)
+    assert np.array_equal(keyed.user_sequence_affinity(users, items), whole)
     assert np.isclose(whole[items == -1], np.log(1 / 40)).all()
 
 
