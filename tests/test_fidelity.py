@@ -659,6 +659,7 @@ def test_epoch_samples_caps_the_steps_of_an_epoch(kind, params, monkeypatch) -> 
     import torch
 
     monkeypatch.setattr(torch.optim.Adam, "step", counting(torch.optim.Adam.step))
+    monkeypatch.setattr(mf_module._DenseAdam, "step", counting(mf_module._DenseAdam.step))
     monkeypatch.setattr(mf_module._LazyAdam, "step", counting(mf_module._LazyAdam.step))
     counts = []
     for cap in (None, 12):

@@ -240,6 +240,101 @@ def tune(
     return dict(candidates_params[best]), scores
 
 
+# ------------------------------------------------------------------------- training the arms
+@dataclass(frozen=True)
+class TrainJob:
+    """What one arm's tuning, fit and real-data scoring need (picklable: a worker runs it)."""
+
+    spec: ArmSpec
+    index: int
+    seed: int
+    history: Interactions
+    n_users: int
+    n_topics: int
+    catalog: CatalogView
+    test_users: np.ndarray
+    seen: np.ndarray
+    relevant: list[np.ndarray]
+    work_dir: Path
+
+
+@dataclass(frozen=True)
+class TrainedArm:
+    name: str
+    params: dict
+    candidates: list[dict]
+    ndcg: np.ndarray  # [len(test_users)] per-user NDCG@10 on the test split
+    recall: np.ndarray
+    path: str  # the pickled fitted model, for the simulation
+    seconds: float
+
+
+def default_workers() -> int:
+    """The CPUs this process may use, at most 4 (each worker holds the training split)."""
+    import os
+
+    return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
+def train_arm(job: TrainJob) -> TrainedArm:
+    """Tune one arm on the validation slice of training, refit it on all of training, score
+    its top 10 against the test split and pickle it; seeded by ``(seed, index)`` alone, so the
+    process that runs it does not change a figure."""
+    import time
+
+    started = time.perf_counter()
+    torch.set_num_threads(1)  # one summation order, whichever process trains
+    spec, a = job.spec, job.index
+    params, candidates = tune(
+        spec, job.history, job.n_users, job.n_topics, job.catalog, job.seed + 1000 * a
+    )
+    ctx = RecommenderContext(
+        rng=np.random.default_rng([job.seed, 300 + a]), n_users=job.n_users, n_topics=job.n_topics
+    )
+    rec = build(spec.type, params, ctx)
+    rec.fit(job.history)
+    ranked = top_k(rec, job.test_users, job.seen, job.catalog)
+    ndcg, recall = ndcg_recall_at_k(ranked, job.relevant, K)
+    path = job.work_dir / f"{spec.name}.pkl"
+    with open(path, "wb") as handle:
+        pickle.dump({"recommender": rec, "seen": job.seen}, handle)
+    seconds = round(time.perf_counter() - started, 2)
+    return TrainedArm(spec.name, params, candidates, ndcg, recall, str(path), seconds)
+
+
+def train_arms(jobs: list[TrainJob], workers: int, report: Progress) -> list[TrainedArm]:
+    """Every arm's :func:`train_arm`, in job order, on ``workers`` spawned processes.
+
+    The arms are independent and each trains on one thread, so on two cores two of them at a
+    time halve the stage (on a 1M-rating release it is most of the run). A stop signal or a
+    failed arm terminates the workers at once rather than waiting for the others to finish.
+    """
+    names = [job.spec.name for job in jobs]
+    if workers <= 1:
+        out = []
+        for i, job in enumerate(jobs):
+            report(f"train {job.spec.name} (tuning on validation)", i / len(jobs))
+            out.append(train_arm(job))
+        report("trained", 1.0)
+        return out
+    import multiprocessing
+
+    report(f"train {len(jobs)} arms on {workers} processes", 0.0)
+    done: dict[str, TrainedArm] = {}
+    pool = multiprocessing.get_context("spawn").Pool(workers)
+    try:
+        for arm in pool.imap_unordered(train_arm, jobs):
+            done[arm.name] = arm
+            report(f"trained {arm.name}", len(done) / len(jobs))
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
+    return [done[name] for name in names]
+
+
 # --------------------------------------------------------------------------------- the check
 @dataclass(frozen=True)
 class RankingResult:
@@ -272,11 +367,17 @@ def ranking_agreement(
     visits_per_day: float = 1.0,
     n_boot: int = 1000,
     progress: Progress | None = None,
+    workers: int | None = None,
 ) -> RankingResult:
-    """Train, score on real held-out data, simulate, and compare the two rankings."""
+    """Train, score on real held-out data, simulate, and compare the two rankings.
+
+    The arms train in ``workers`` processes (default: the CPUs this process may use, at most
+    4) and their simulation cells run in as many; every arm seeds itself from ``seed`` and its
+    index, and the executor never changes the logs, so the figures do not depend on it."""
     import time
 
     report = progress or (lambda _d, _f: None)
+    workers = max(1, min(workers or default_workers(), len(arms)))
     seconds: dict[str, float] = {}
     test_users, relevant = relevant_lists(split.test_user, split.test_item)
     seen = seen_matrix(split.train_user, split.train_item, pop.n_users)
@@ -292,35 +393,20 @@ def ranking_agreement(
     )
     catalog = catalog_view(pop)
     work_dir.mkdir(parents=True, exist_ok=True)
-    ndcg_cols, recall_cols, model_paths = [], [], {}
-    chosen: dict[str, dict] = {}
+    jobs = [
+        TrainJob(spec, a, seed, history, pop.n_users, pop.n_topics, catalog, test_users, seen,
+                 relevant, work_dir)
+        for a, spec in enumerate(arms)
+    ]  # fmt: skip
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # one summation order, and the CPU is shared with other cells
     try:
-        for a, spec in enumerate(arms):
-            started = time.perf_counter()
-            report(f"train {spec.name} (tuning on validation)", a / len(arms))
-            params, candidates = tune(
-                spec, history, pop.n_users, pop.n_topics, catalog, seed + 1000 * a
-            )
-            chosen[spec.name] = {"params": params, "candidates": candidates}
-            report(f"train {spec.name}", (a + 0.5) / len(arms))
-            ctx = RecommenderContext(
-                rng=np.random.default_rng([seed, 300 + a]),
-                n_users=pop.n_users,
-                n_topics=pop.n_topics,
-            )
-            rec = build(spec.type, params, ctx)
-            rec.fit(history)
-            ndcg, recall = ndcg_recall_at_k(top_k(rec, test_users, seen, catalog), relevant, K)
-            ndcg_cols.append(ndcg)
-            recall_cols.append(recall)
-            path = work_dir / f"{spec.name}.pkl"
-            with open(path, "wb") as handle:
-                pickle.dump({"recommender": rec, "seen": seen}, handle)
-            model_paths[spec.name] = str(path)
-            seconds[f"train+score {spec.name}"] = round(time.perf_counter() - started, 2)
-        report("trained", 1.0)
+        trained = train_arms(jobs, workers, report)
+        seconds.update({f"train+score {arm.name}": arm.seconds for arm in trained})
+        ndcg_cols = [arm.ndcg for arm in trained]
+        recall_cols = [arm.recall for arm in trained]
+        model_paths = {arm.name: arm.path for arm in trained}
+        chosen = {arm.name: {"params": arm.params, "candidates": arm.candidates} for arm in trained}
 
         started = time.perf_counter()
         pop_path = work_dir / "population.parquet"
@@ -329,11 +415,19 @@ def ranking_agreement(
         run_dir = work_dir / "simulation"
         names = [spec.name for spec in arms]
 
-        def on_progress(cell, fraction: float) -> None:
-            index = names.index(cell.arm)
-            report(f"simulate {cell.arm}", (index + fraction) / len(names))
+        shares = dict.fromkeys(names, 0.0)
 
-        run_experiment(parse_scenario(doc), run_dir, executor="local", on_progress=on_progress)
+        def on_progress(cell, fraction: float) -> None:  # cells run side by side
+            shares[cell.arm] = fraction
+            report(f"simulate {cell.arm}", sum(shares.values()) / len(names))
+
+        run_experiment(
+            parse_scenario(doc),
+            run_dir,
+            executor="process" if workers > 1 else "local",
+            workers=workers,
+            on_progress=on_progress,
+        )
         seconds["simulate"] = round(time.perf_counter() - started, 2)
     finally:
         torch.set_num_threads(threads)
