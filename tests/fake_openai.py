@@ -14,6 +14,9 @@ Each request takes the next behaviour from a script (cycled):
   options 0 and 2 present).
 
 ``logprobs=False`` makes an endpoint that never returns logprobs (it ignores the request).
+``tokenize=True`` answers llama.cpp's ``/extras/tokenize`` (one id per digit or letter) and
+then honours ``logit_bias`` as llama.cpp does: the generated token is the best biased one, the
+logprobs stay the model's own. Without it that path is a 404 (no endpoint can steer).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from itertools import cycle
 PAGE_OK = {"examined": [1, 2, 3], "click": 2, "rating": 4, "leave": False, "reason": "fun"}
 REFLECTION_OK = {"reflection": "I like lively films and want more of them."}
 DIGITS = [str(d) for d in range(10)]
+TOKEN_IDS = {label: 100 + i for i, label in enumerate(DIGITS + [chr(65 + i) for i in range(26)])}
 
 
 def fake_distribution(prompt: str, position: int) -> dict[str, float]:
@@ -43,8 +47,15 @@ def fake_distribution(prompt: str, position: int) -> dict[str, float]:
 
 
 class FakeOpenAI:
-    def __init__(self, script=("ok",), slow_seconds: float = 2.0, logprobs: bool = True) -> None:
+    def __init__(
+        self,
+        script=("ok",),
+        slow_seconds: float = 2.0,
+        logprobs: bool = True,
+        tokenize: bool = False,
+    ) -> None:
         self._script = cycle(script)
+        self.tokenize = tokenize
         self._lock = threading.Lock()
         self.slow_seconds = slow_seconds
         self.logprobs = logprobs
@@ -63,6 +74,13 @@ class FakeOpenAI:
             def do_POST(self):
                 length = int(self.headers.get("content-length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
+                if self.path.endswith("/extras/tokenize"):  # not a completion: not scripted
+                    token = TOKEN_IDS.get(body.get("input", ""))
+                    if fake.tokenize and token is not None:
+                        self._send(200, {"tokens": [token]})
+                    else:
+                        self._send(404, {"detail": "Not Found"})
+                    return
                 with fake._lock:
                     behaviour = next(fake._script)
                     fake.requests.append(body)
@@ -126,10 +144,14 @@ class FakeOpenAI:
                     top = {"2": -0.2, "The": -1.0, "0": -2.5}
                 ranked = sorted(top.items(), key=lambda kv: -kv[1])
                 ranked = ranked[: int(body.get("top_logprobs") or 1)]
+                bias = {int(k): float(v) for k, v in (body.get("logit_bias") or {}).items()}
+                generated = max(
+                    top.items(), key=lambda kv: kv[1] + bias.get(TOKEN_IDS.get(kv[0], -1), 0.0)
+                )
                 positions.append(
                     {
-                        "token": ranked[0][0],
-                        "logprob": ranked[0][1],
+                        "token": generated[0],
+                        "logprob": generated[1],
                         "bytes": None,
                         "top_logprobs": [
                             {"token": t, "logprob": lp, "bytes": None} for t, lp in ranked

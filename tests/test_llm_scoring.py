@@ -234,6 +234,41 @@ def test_rule_ratings_make_exactly_one_one_token_call_per_page(tmp_path):
     assert ratings.height == clicked.height and ratings["rating"].is_between(1, 5).all()
 
 
+def test_gumbel_max_draws_from_the_distribution_and_never_a_zero_option():
+    from recarena.agents.llm.choices import gumbel_index, gumbels, key_uniforms
+
+    # by hand: log 0.5 + 0 < log 0.5 + 1, and the zero-probability option never wins
+    assert gumbel_index(np.array([0.5, 0.5, 0.0]), np.array([0.0, 1.0, 9.0])) == 1
+    probs = np.array([0.2, 0.0, 0.5, 0.3])
+    draws = [gumbel_index(probs, gumbels(key_uniforms(k, 11, 4))) for k in range(4000)]
+    shares = np.bincount(draws, minlength=4) / 4000
+    assert shares[1] == 0 and np.abs(shares - probs).max() < 0.03
+    # the noise is a pure function of (key, purpose, option): the same page, the same draw
+    assert np.array_equal(key_uniforms(7, 11, 4), key_uniforms(7, 11, 4))
+    assert not np.array_equal(key_uniforms(7, 11, 4), key_uniforms(7, 12, 4))
+
+
+def test_a_steerable_endpoint_rates_the_drawn_film_in_the_same_call(tmp_path):
+    """With token ids (llama.cpp's /extras/tokenize) the page call carries a logit bias of the
+    click's Gumbel noise: the first generated token is the drawn slot, so the second position
+    rates that film and no page needs a follow-up call; the two arms still agree."""
+    with FakeOpenAI(["ok"], tokenize=True) as fake:
+        run_dir, manifest = _run(tmp_path, fake.base_url, "off", "run")
+        requests = list(fake.requests)
+    assert all("logit_bias" in r for r in requests)  # every call was a steered page call
+    calls = pl.concat([_table(run_dir, arm, "llm_calls") for arm in ("a", "b")])
+    assert set(calls["purpose"].to_list()) == {"page"}  # no follow-up rating calls
+    assert manifest["llm"]["accounting"]["calls_per_page"] == 1.0
+    clicked = calls.filter(pl.col("choice") > 0)
+    assert clicked.height > 0 and clicked["expected"].is_between(1.0, 5.0).all()
+    assert calls["choice"].n_unique() >= 3  # still draws, not one argmax
+    for table in SIM_TABLES:
+        assert _table(run_dir, "a", table).equals(_table(run_dir, "b", table)), table
+    # the bias is STEER_BIAS plus each option's noise; the answer's first token is the draw
+    first = requests[0]["logit_bias"]
+    assert len(first) == 6 and all(50.0 - 3.5 < v < 50.0 + 28.0 for v in first.values())
+
+
 def test_the_live_line_extrapolates_calls_and_eta():
     from recarena.agents.llm.activity import CallStats, LiveLine
 

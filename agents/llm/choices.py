@@ -46,3 +46,23 @@ def key_uniform(noise_key: int, purpose: int) -> float:
     """The counter-based uniform of one decision: ``noise_key`` names the (session, page or
     turn), ``purpose`` the kind of decision, so no two decisions share a stream."""
     return float(uniforms(combine(np.array([noise_key], np.uint64), purpose))[0])
+
+
+def key_uniforms(noise_key: int, purpose: int, n: int) -> np.ndarray:
+    """[n] counter-based uniforms of one decision, one per option (for :func:`gumbels`)."""
+    return uniforms(combine(combine(np.array([noise_key], np.uint64), purpose), np.arange(n)))
+
+
+def gumbels(u: np.ndarray) -> np.ndarray:
+    """Standard Gumbel noise from uniforms, kept within [-3.4, 27.7] (u clipped to 1e-12)."""
+    return -np.log(-np.log(np.clip(u, 1e-12, 1.0 - 1e-12)))
+
+
+def gumbel_index(probs: np.ndarray, noise: np.ndarray) -> int:
+    """The option maximising log p + Gumbel noise: a draw from ``probs`` (the Gumbel-max
+    trick). Unlike an inverse-CDF draw, the noise is fixed before the distribution is known,
+    so the endpoint can be steered to generate the same option (a logit bias of the same
+    noise) and a second answer position is then conditioned on the option actually drawn."""
+    with np.errstate(divide="ignore"):
+        scores = np.where(probs > 0, np.log(probs) + noise, -np.inf)
+    return int(np.argmax(scores))

@@ -42,6 +42,11 @@ returns an error message, or None when the answer is fine."""
 
 LOCAL_MODEL = "SmolLM2-135M-Instruct"
 
+STEER_BIAS = 50.0
+"""Logit bias added to every option token of a steered first position (plus its Gumbel noise,
+at most 27.7): enough that the endpoint generates an option, within OpenAI's limit of 100.
+The options' relative order is the noise's alone, as in the client's own Gumbel-max draw."""
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -167,8 +172,9 @@ class Unusable(Exception):
 class Reply:
     """What one usable endpoint answer carried: the text and, when asked for, the logprobs.
 
-    ``top`` holds one ``{token: logprob}`` dict per generated position (the generated token
-    included), or None when the endpoint returned no logprobs.
+    ``top`` holds one ``{token: logprob}`` dict per generated position, the generated token
+    first (a steered one need not be the likeliest), or None when the endpoint returned no
+    logprobs.
     """
 
     text: str
@@ -259,6 +265,9 @@ class LLMClient:
         self._semaphore: asyncio.Semaphore | None = None
         self._sdk = None
         self._logprobs: bool | None = None  # unknown until the endpoint first answers a score
+        self._token_ids: dict[str, int] = {}  # option label -> the endpoint's token id
+        self._can_tokenize: bool | None = None  # unknown until first asked
+        self._tokenize_lock: asyncio.Lock | None = None
         self.stats = CallStats()
         self.live: LiveLine | None = None  # set by the cell's builder to print a live line
 
@@ -494,11 +503,64 @@ class LLMClient:
         """Whether decisions are read from logprobs (until the endpoint shows it has none)."""
         return self.endpoint.decision == "score" and self._logprobs is not False
 
+    async def _label_ids(self, labels: Sequence[str]) -> dict[str, int] | None:
+        """The endpoint's token id of each label, from llama.cpp's ``/extras/tokenize``; None
+        when the endpoint cannot tell (then nothing is steered) or a label is not one token."""
+        if self._can_tokenize is False:
+            return None
+        if self._tokenize_lock is None:
+            self._tokenize_lock = asyncio.Lock()
+        async with self._tokenize_lock:
+            missing = [label for label in labels if label not in self._token_ids]
+            if missing and self._can_tokenize is not False:
+                found = await self._tokenize(missing)
+                if found is None:
+                    self._can_tokenize = False
+                    return None
+                self._can_tokenize = True
+                self._token_ids.update(found)
+        if self._can_tokenize is False:
+            return None
+        return {label: self._token_ids[label] for label in labels}
+
+    async def _tokenize(self, labels: Sequence[str]) -> dict[str, int] | None:
+        tokens = await asyncio.to_thread(self._tokenize_blocking, labels)
+        if tokens is None:
+            return None
+        # one token per label, after a start-of-text token the tokenizer may put first
+        prefix = {tuple(t[:-1]) for t in tokens}
+        ids = [t[-1] for t in tokens if t]
+        if len(ids) != len(labels) or len(prefix) != 1 or len(set(ids)) != len(ids):
+            return None
+        if len(next(iter(prefix))) > 1:
+            return None
+        return dict(zip(labels, ids, strict=True))
+
+    def _tokenize_blocking(self, labels: Sequence[str]) -> list[list[int]] | None:
+        import urllib.request
+
+        root = (self.endpoint.base_url or "").rstrip("/").removesuffix("/v1")
+        if not root.startswith(("http://", "https://")):
+            return None
+        tokens: list[list[int]] = []
+        try:
+            for label in labels:
+                body = json.dumps({"input": label, "model": self.endpoint.model}).encode()
+                request = urllib.request.Request(
+                    f"{root}/extras/tokenize", body, {"Content-Type": "application/json"}
+                )
+                with urllib.request.urlopen(request, timeout=5.0) as reply:
+                    tokens.append([int(t) for t in json.loads(reply.read())["tokens"]])
+        except Exception:  # noqa: BLE001 - no tokenizer endpoint: the answer is "cannot steer"
+            return None
+        return tokens
+
     async def score(
         self,
         messages: list[dict[str, str]],
         options: Sequence[Sequence[str]],
         context: CallContext,
+        steer: np.ndarray | None = None,
     ) -> Scored:
         """One forward pass: the distribution over ``options[i]`` at answer position ``i``.
 
@@ -506,16 +568,25 @@ class LLMClient:
         asked for the top logprobs of every generated token. The answer's text is never parsed.
         A call whose first position puts no probability on any option is a logged fallback;
         an endpoint that answers without logprobs switches this client to generate mode.
+
+        ``steer``: the Gumbel noise of each first-position option with which the caller draws
+        (:func:`recarena.agents.llm.choices.gumbel_index`). Where the endpoint can name its
+        option tokens, they get a logit bias of ``STEER_BIAS`` + noise, so the token generated
+        first is (but for float ties) the option the caller draws, and the next position is
+        conditioned on it: a rating of the chosen item comes from the same call. Logprobs are
+        read before the bias (llama.cpp and vLLM report them so), so the distributions are
+        the model's own. The noise is part of the cache key; the token ids are not.
         """
         endpoint = self.endpoint
-        params = {
+        params: dict[str, Any] = {
             "temperature": 0.0,
             "max_tokens": len(options),
             "seed": endpoint.seed,
             "logprobs": True,
             "top_logprobs": endpoint.top_logprobs,
         }
-        key = call_key(endpoint.model, messages, params)
+        keyed = params if steer is None else {**params, "steer": [float(g) for g in steer]}
+        key = call_key(endpoint.model, messages, keyed)
         started = time.perf_counter()
         record = CallRecord(
             context, endpoint.model, 0, 0, 0.0, 0, cached=False, valid=False,
@@ -536,8 +607,17 @@ class LLMClient:
                 f"(key {key[:16]}) in {self.cache.path}"
             )
         else:
+            request = params
+            if steer is not None:
+                ids = await self._label_ids(options[0])
+                if ids is not None:
+                    bias = {
+                        str(ids[o]): STEER_BIAS + float(g)
+                        for o, g in zip(options[0], steer, strict=True)
+                    }
+                    request = {**params, "logit_bias": bias}
             try:
-                reply, record.attempts = await self._complete(messages, params, True)
+                reply, record.attempts = await self._complete(messages, request, True)
                 stored, error = json.dumps({"text": reply.text, "top": reply.top}), None
                 record.prompt_tokens = reply.prompt_tokens
                 record.completion_tokens = reply.completion_tokens
@@ -553,7 +633,8 @@ class LLMClient:
                 result.no_logprobs = True
                 error = "no logprobs from the endpoint; generate mode from now on"
             else:
-                result.generated = [max(position, key=position.get) for position in top]
+                # each position's dict starts with the token the endpoint generated
+                result.generated = [next(iter(position), "") for position in top]
                 result.probs = []
                 for i, labels in enumerate(options):
                     probs, mass, entropy = option_distribution(
@@ -572,7 +653,7 @@ class LLMClient:
             self.cache.store(
                 key,
                 endpoint.model,
-                {"messages": messages, **params},
+                {"messages": messages, **keyed},
                 CachedCall(
                     stored,
                     error is None,

@@ -21,7 +21,14 @@ from dataclasses import dataclass, replace
 import numpy as np
 from pydantic import BaseModel, Field
 
-from recarena.agents.llm.choices import STARS, key_uniform, slot_labels
+from recarena.agents.llm.choices import (
+    STARS,
+    gumbel_index,
+    gumbels,
+    key_uniform,
+    key_uniforms,
+    slot_labels,
+)
 from recarena.agents.llm.client import CallContext, LLMClient, Scored, draw_index
 from recarena.agents.llm.item_text import ItemText, compact_line
 from recarena.agents.llm.prompts import render, text
@@ -207,7 +214,9 @@ class LLMUsers:
     async def _score_page(self, pages: PageBatch, row: int) -> LLMPage | None:
         """One forward pass: the click from the first token's logprobs, the rating from the
         second; both drawn with the page's counter-based uniforms, so the same page under two
-        arms gets the same decision whatever the cache holds."""
+        arms gets the same decision whatever the cache holds. The click is a Gumbel-max draw
+        whose noise also steers the endpoint's first token (:meth:`LLMClient.score`), so the
+        second position rates the film drawn and no follow-up call is needed."""
         requests = pages.requests
         user = int(requests.user[row])
         items = pages.slates.items[row]
@@ -228,15 +237,18 @@ class LLMUsers:
         session, page = int(requests.session[row]), int(requests.page[row])
         context = CallContext("page", user, session, page, requests.time)
         options = ["0", *labels]
-        asked = [options, STARS] if self.ratings == "ask" else [options]
-        scored = await self.client.score(messages, asked, context)
+        key = int(pages.noise_key[row])
+        noise = gumbels(key_uniforms(key, _U_CLICK, len(options)))
+        rate = self.ratings == "ask"
+        asked = [options, STARS] if rate else [options]
+        # steered when rating: the second position is then the rating of the drawn film
+        scored = await self.client.score(messages, asked, context, noise if rate else None)
         if scored.probs is None:
             return None  # fallback to the rule answer, or no logprobs (caller switches mode)
-        key = int(pages.noise_key[row])
         record = scored.records[-1]
         slots = scored.probs[0]
         assert slots is not None  # probs is None as a whole when the first position has none
-        choice = draw_index(slots, key_uniform(key, _U_CLICK))
+        choice = gumbel_index(slots, noise)
         record.choice = choice
         examined = pages.examined[row].copy()
         if choice == 0:
