@@ -32,8 +32,16 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, Field
 
-from recarena.agents.llm.choices import NONE_LABEL, STARS, key_uniform, slot_labels
-from recarena.agents.llm.client import CallContext, draw_index
+from recarena.agents.llm.choices import (
+    NONE_LABEL,
+    STARS,
+    gumbel_index,
+    gumbels,
+    key_uniform,
+    key_uniforms,
+    slot_labels,
+)
+from recarena.agents.llm.client import CallContext
 from recarena.agents.llm.prompts import render
 from recarena.simulator.core.dialogue import (
     ACCEPT,
@@ -417,11 +425,14 @@ class LLMConversationUser:
         session, page = int(requests.session[row]), int(requests.page[row])
         context = CallContext("turn", user, session, page, requests.time)
         choices = [NONE_LABEL, *labels]
-        scored = await self.client.score(messages, [choices, STARS] if rate else [choices], context)
+        key = int(turn.noise_key[row])
+        # a Gumbel-max draw whose noise steers the endpoint when a rating follows (one call)
+        noise = gumbels(key_uniforms(key, _U_ANSWER, len(choices)))
+        asked = [choices, STARS] if rate else [choices]
+        scored = await self.client.score(messages, asked, context, noise if rate else None)
         if scored.probs is None or scored.probs[0] is None:
             return None  # fallback to the agenda user, or no logprobs (caller switches mode)
-        key = int(turn.noise_key[row])
-        choice = draw_index(scored.probs[0], key_uniform(key, _U_ANSWER))
+        choice = gumbel_index(scored.probs[0], noise)
         scored.records[-1].choice = choice
         if asking:
             value = choice - 1 if choice > 0 else UNKNOWN
