@@ -18,9 +18,10 @@ workers by PID.
 Workers are forked from a ``forkserver`` that imported the engine and torch once (~3 CPU-s),
 instead of each spawned process importing them again: with two workers that is one import
 fewer per run, a tenth of a small run such as the quickstart. The forkserver is the workers'
-parent; it exits when the run's process does (its pipe closes), and the workers' death signal
-follows. It starts with the stop signals blocked, so a signal to the process group leaves it
-to the run's process to decide, as it does for the workers.
+parent; it is stopped and reaped when the run's cells are done, and exits with the run's
+process in any case (its pipe closes), which the workers' death signal follows. It starts
+with the stop signals blocked, so a signal to the process group leaves it to the run's process
+to decide, as it does for the workers.
 """
 
 from __future__ import annotations
