@@ -389,6 +389,14 @@ def fidelity(
             "default 1,100,000, about a 15-minute run on two cores).",
         ),
     ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Processes that train and simulate check 3's arms (default: the usable CPUs, "
+            "at most 4). The figures do not depend on it.",
+        ),
+    ] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Fidelity of a calibrated population to real held-out data: three checks with CIs."""
@@ -430,7 +438,7 @@ def fidelity(
 
     started = time.perf_counter()
     with progress, _reading(f"fidelity on {dataset}"):
-        result = write_report(output, cfg, on_progress)
+        result = write_report(output, cfg, on_progress, workers)
     table = Table(title=f"fidelity: {result['dataset']['name']} (95% CI over users)")
     if note := sampled_note(result["dataset"]):
         out.print(note.strip(), highlight=False)

@@ -315,19 +315,19 @@ def train_arms(jobs: list[TrainJob], workers: int, report: Progress) -> list[Tra
     if workers <= 1:
         out = []
         for i, job in enumerate(jobs):
-            report(f"train {job.spec.name} (tuning on validation)", i / len(jobs))
+            report(f"train: {job.spec.name} (tuning on validation)", i / len(jobs))
             out.append(train_arm(job))
-        report("trained", 1.0)
+        report(f"train: {len(jobs)} arms trained", 1.0)
         return out
     import multiprocessing
 
-    report(f"train {len(jobs)} arms on {workers} processes", 0.0)
+    report(f"train: {len(jobs)} arms on {workers} processes", 0.0)
     done: dict[str, TrainedArm] = {}
     pool = multiprocessing.get_context("spawn").Pool(workers)
     try:
         for arm in pool.imap_unordered(train_arm, jobs[::-1]):
             done[arm.name] = arm
-            report(f"trained {arm.name}", len(done) / len(jobs))
+            report(f"train: {arm.name} done ({len(done)}/{len(jobs)})", len(done) / len(jobs))
         pool.close()
     except BaseException:
         pool.terminate()
@@ -469,7 +469,7 @@ def ranking_agreement(
         simulation={
             "days": days,
             "visits_per_day": visits_per_day,
-            "sessions": dict(sessions.iter_rows()),
+            "sessions": {n: dict(sessions.iter_rows()).get(n, 0) for n in names},  # arm order
             "impressions": int(views.sum()),
         },
     )

@@ -101,8 +101,15 @@ def subsample_users(
     )
 
 
-def run_fidelity(cfg: FidelityConfig, work_dir: Path, progress: Progress | None = None) -> dict:
-    """Split, calibrate on the training part, run checks 1-3; returns the report dict."""
+def run_fidelity(
+    cfg: FidelityConfig,
+    work_dir: Path,
+    progress: Progress | None = None,
+    workers: int | None = None,
+) -> dict:
+    """Split, calibrate on the training part, run checks 1-3; returns the report dict.
+    ``workers``: processes for check 3's arms (default: the usable CPUs, at most 4); the
+    figures do not depend on it."""
     report = progress or (lambda _d, _f: None)
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -157,6 +164,7 @@ def run_fidelity(cfg: FidelityConfig, work_dir: Path, progress: Progress | None 
         cfg.simulation_visits_per_day,
         cfg.n_boot,
         progress,
+        workers,
     )
     timings["check 3"] = round(time.perf_counter() - started, 2)
 
@@ -260,7 +268,12 @@ def config_dict(cfg: FidelityConfig) -> dict[str, Any]:
     return doc
 
 
-def write_report(out_dir: Path, cfg: FidelityConfig, progress: Progress | None = None) -> dict:
+def write_report(
+    out_dir: Path,
+    cfg: FidelityConfig,
+    progress: Progress | None = None,
+    workers: int | None = None,
+) -> dict:
     """Run everything in a scratch directory beside ``out_dir``, then publish the three files."""
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
@@ -269,7 +282,7 @@ def write_report(out_dir: Path, cfg: FidelityConfig, progress: Progress | None =
     parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
     try:
-        result = run_fidelity(cfg, scratch, progress)
+        result = run_fidelity(cfg, scratch, progress, workers)
         result["config"] = config_dict(cfg)
         files = {
             "fidelity.json": json.dumps(result, indent=2, default=_plain) + "\n",
