@@ -235,17 +235,17 @@ def test_rule_ratings_make_exactly_one_one_token_call_per_page(tmp_path):
 
 
 def test_gumbel_max_draws_from_the_distribution_and_never_a_zero_option():
-    from recarena.agents.llm.choices import gumbel_index, gumbels, key_uniforms
+    from recarena.agents.llm.choices import gumbel_index, key_gumbels
 
     # by hand: log 0.5 + 0 < log 0.5 + 1, and the zero-probability option never wins
     assert gumbel_index(np.array([0.5, 0.5, 0.0]), np.array([0.0, 1.0, 9.0])) == 1
     probs = np.array([0.2, 0.0, 0.5, 0.3])
-    draws = [gumbel_index(probs, gumbels(key_uniforms(k, 11, 4))) for k in range(4000)]
+    draws = [gumbel_index(probs, key_gumbels(k, 11, 4)) for k in range(4000)]
     shares = np.bincount(draws, minlength=4) / 4000
     assert shares[1] == 0 and np.abs(shares - probs).max() < 0.03
     # the noise is a pure function of (key, purpose, option): the same page, the same draw
-    assert np.array_equal(key_uniforms(7, 11, 4), key_uniforms(7, 11, 4))
-    assert not np.array_equal(key_uniforms(7, 11, 4), key_uniforms(7, 12, 4))
+    assert np.array_equal(key_gumbels(7, 11, 4), key_gumbels(7, 11, 4))
+    assert not np.array_equal(key_gumbels(7, 11, 4), key_gumbels(7, 12, 4))
 
 
 def test_a_steerable_endpoint_rates_the_drawn_film_in_the_same_call(tmp_path):

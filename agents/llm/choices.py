@@ -48,13 +48,10 @@ def key_uniform(noise_key: int, purpose: int) -> float:
     return float(uniforms(combine(np.array([noise_key], np.uint64), purpose))[0])
 
 
-def key_uniforms(noise_key: int, purpose: int, n: int) -> np.ndarray:
-    """[n] counter-based uniforms of one decision, one per option (for :func:`gumbels`)."""
-    return uniforms(combine(combine(np.array([noise_key], np.uint64), purpose), np.arange(n)))
-
-
-def gumbels(u: np.ndarray) -> np.ndarray:
-    """Standard Gumbel noise from uniforms, kept within [-3.4, 27.7] (u clipped to 1e-12)."""
+def key_gumbels(noise_key: int, purpose: int, n: int) -> np.ndarray:
+    """[n] standard Gumbel noise of one decision, one per option, from its counter-based
+    uniforms (clipped to 1e-12, so within [-3.4, 27.7]): the noise of :func:`gumbel_index`."""
+    u = uniforms(combine(combine(np.array([noise_key], np.uint64), purpose), np.arange(n)))
     return -np.log(-np.log(np.clip(u, 1e-12, 1.0 - 1e-12)))
 
 

@@ -266,7 +266,7 @@ class LLMClient:
         self._sdk = None
         self._logprobs: bool | None = None  # unknown until the endpoint first answers a score
         self._token_ids: dict[str, int] = {}  # option label -> the endpoint's token id
-        self._can_tokenize: bool | None = None  # unknown until first asked
+        self._cannot_tokenize = False  # set when the endpoint could not name a label's token
         self._tokenize_lock: asyncio.Lock | None = None
         self.stats = CallStats()
         self.live: LiveLine | None = None  # set by the cell's builder to print a live line
@@ -506,21 +506,18 @@ class LLMClient:
     async def _label_ids(self, labels: Sequence[str]) -> dict[str, int] | None:
         """The endpoint's token id of each label, from llama.cpp's ``/extras/tokenize``; None
         when the endpoint cannot tell (then nothing is steered) or a label is not one token."""
-        if self._can_tokenize is False:
-            return None
         if self._tokenize_lock is None:
             self._tokenize_lock = asyncio.Lock()
-        async with self._tokenize_lock:
+        async with self._tokenize_lock:  # the first page calls of a batch ask at once
+            if self._cannot_tokenize:
+                return None
             missing = [label for label in labels if label not in self._token_ids]
-            if missing and self._can_tokenize is not False:
+            if missing:
                 found = await self._tokenize(missing)
                 if found is None:
-                    self._can_tokenize = False
+                    self._cannot_tokenize = True
                     return None
-                self._can_tokenize = True
                 self._token_ids.update(found)
-        if self._can_tokenize is False:
-            return None
         return {label: self._token_ids[label] for label in labels}
 
     async def _tokenize(self, labels: Sequence[str]) -> dict[str, int] | None:

@@ -36,9 +36,8 @@ from recarena.agents.llm.choices import (
     NONE_LABEL,
     STARS,
     gumbel_index,
-    gumbels,
+    key_gumbels,
     key_uniform,
-    key_uniforms,
     slot_labels,
 )
 from recarena.agents.llm.client import CallContext
@@ -427,7 +426,7 @@ class LLMConversationUser:
         choices = [NONE_LABEL, *labels]
         key = int(turn.noise_key[row])
         # a Gumbel-max draw whose noise steers the endpoint when a rating follows (one call)
-        noise = gumbels(key_uniforms(key, _U_ANSWER, len(choices)))
+        noise = key_gumbels(key, _U_ANSWER, len(choices))
         asked = [choices, STARS] if rate else [choices]
         scored = await self.client.score(messages, asked, context, noise if rate else None)
         if scored.probs is None or scored.probs[0] is None:

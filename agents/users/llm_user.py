@@ -24,9 +24,8 @@ from pydantic import BaseModel, Field
 from recarena.agents.llm.choices import (
     STARS,
     gumbel_index,
-    gumbels,
+    key_gumbels,
     key_uniform,
-    key_uniforms,
     slot_labels,
 )
 from recarena.agents.llm.client import CallContext, LLMClient, Scored, draw_index
@@ -238,7 +237,7 @@ class LLMUsers:
         context = CallContext("page", user, session, page, requests.time)
         options = ["0", *labels]
         key = int(pages.noise_key[row])
-        noise = gumbels(key_uniforms(key, _U_CLICK, len(options)))
+        noise = key_gumbels(key, _U_CLICK, len(options))
         rate = self.ratings == "ask"
         asked = [options, STARS] if rate else [options]
         # steered when rating: the second position is then the rating of the drawn film
