@@ -129,7 +129,7 @@ def sample_distinct_excluding(
         cand = rng.integers(0, n_items, size=(todo.size, width))
         blocked = _row_member(cand, exclude[todo])
         # keep the first occurrence in draw order, not in sorted order
-        first_seen = first_occurrence(cand)
+        first_seen = _first_occurrence(cand)
         blocked |= ~first_seen
         picked = _first_k_available(cand, blocked, k)
         full = (picked != PAD_ITEM).all(axis=1)
@@ -139,7 +139,7 @@ def sample_distinct_excluding(
     return out, eligible
 
 
-def first_occurrence(values: np.ndarray) -> np.ndarray:
+def _first_occurrence(values: np.ndarray) -> np.ndarray:
     """[B, C] True where a value appears for the first time in its row (in column order)."""
     order = np.argsort(values, axis=1, kind="stable")
     sorted_v = np.take_along_axis(values, order, axis=1)

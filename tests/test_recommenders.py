@@ -229,9 +229,9 @@ def test_slate_helpers_match_brute_force():
 
 
 def test_random_fast_sampler_draws_what_the_general_sampler_draws():
-    """The random recommender's sampler (a first look at the first 2k candidates, broadcast
-    or sorted checks, retries) gives the slates, eligible counts and stream state of
-    sample_distinct_excluding, whose draws it must keep."""
+    """The random recommender's sampler (a first look at the first 2k candidates, else the
+    general sampler from the same stream state) gives the slates, eligible counts and stream
+    state of sample_distinct_excluding, whose draws it must keep."""
     meta = np.random.default_rng(123)
     for _ in range(400):
         n = int(meta.choice([30, 60, 200, 2000]))
