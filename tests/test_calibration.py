@@ -3,6 +3,7 @@ itself generated, then a calibrated population running in the engine."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -454,6 +455,57 @@ def test_ordinal_rating_model_by_hand_and_recovered() -> None:
     np.testing.assert_allclose(probs, expected, rtol=1e-9)
     # the uniform at Φ(0.5) puts latent at 1.5: 4 stars (cuts -1, 0, 1 at or below)
     assert interest.draw_ratings(np.array([0.25]), np.array([0]), np.array([norm.cdf(0.5)])) == 4
+    # with a dynamic slope of 0 the short-term part of a surplus leaves the stars alone: a
+    # surplus of 0.25 of which 0.25 came from short-term interest rates like a surplus of 0
+    steered = replace(interest, ordinal={**interest.ordinal, "dynamic_slope": 0.0})
+    np.testing.assert_allclose(
+        steered.rating_probabilities(np.array([0.25]), np.array([0]), np.array([0.25])),
+        interest.rating_probabilities(np.array([0.0]), np.array([0])),
+        rtol=1e-12,
+    )
+
+
+def test_weights_are_a_choice_model_corrected_for_how_contrasts_were_drawn() -> None:
+    """Users choose one of 200 items by a known multinomial logit on two features; contrasts
+    are drawn half uniformly, half by popularity, as the weight fit draws them. The conditional
+    logit with the log q correction recovers the true weights; without the correction (what a
+    logistic regression of consumed against drawn items estimates) the weight of log
+    popularity comes out lower by about one, the exponent of the popularity draws."""
+    from recarena.agents.users.sequential_interest import (
+        ChoiceSample,
+        conditional_nll,
+        fit_conditional_logit,
+    )
+
+    rng = np.random.default_rng(3)
+    n_items, n_sets, k = 200, 6000, 8
+    log_pop = rng.normal(0, 1, n_items)
+    taste = rng.normal(0, 1, (n_sets, n_items))  # a per-(user, item) feature
+    true_w = np.array([0.8, 0.6])  # taste, log popularity
+    logits = true_w[0] * taste + true_w[1] * log_pop[None, :]
+    p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    chosen = (p.cumsum(axis=1) > rng.random((n_sets, 1))).argmax(axis=1)
+    pop = np.exp(log_pop) / np.exp(log_pop).sum()
+    q = 0.5 / n_items + 0.5 * pop
+    drawn = rng.choice(n_items, (n_sets, k), p=q)
+    sets = np.arange(n_sets)
+    item = np.concatenate([chosen, drawn.ravel()])
+    group = np.concatenate([sets, np.repeat(sets, k)])
+    sample = ChoiceSample(
+        user=group,
+        item=item,
+        group=group,
+        chosen=np.arange(item.size) < n_sets,
+        log_q=np.log(q[item]),
+    )
+    x = np.stack([taste[group, item], log_pop[item]], axis=1)
+    w, loss = fit_conditional_logit(x, sample)
+    np.testing.assert_allclose(w, true_w, atol=0.08)
+    assert loss == pytest.approx(conditional_nll(x @ w, sample), rel=1e-3)
+    uncorrected = replace(sample, log_q=np.zeros(item.size))
+    w_raw, _ = fit_conditional_logit(x, uncorrected)
+    assert w_raw[1] < true_w[1] - 0.3
 
 
 def test_a_dataset_too_small_to_calibrate_is_one_line(tmp_path):

@@ -63,6 +63,7 @@ class CalibratedUserPolicy(RuleUserPolicy):
             surplus = response.utility[rows, slot].astype(np.float64) - self.cfg.no_click_utility
             u = uniforms(combine(pages.noise_key, _RATE))[rows]
             rating = np.full(rating.shape, np.nan, np.float32)
-            rating[rows] = self.interest.draw_ratings(surplus, users, u)
+            dynamic = self.interest.dynamic_utility(users, chosen[:, None])[:, 0]
+            rating[rows] = self.interest.draw_ratings(surplus, users, u, dynamic)
         self.interest.push(users, chosen)
         return replace(response, rating=rating)

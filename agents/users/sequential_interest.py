@@ -16,17 +16,23 @@ terms fitted on the *training* part of real data:
   ``recent_share`` of time (trends): **popularity and recency** are weighted by data, not
   assumed; ``c_u`` (conformity) is how much more popular than average the user's own choices
   were (shrunk towards 0), so popularity matters more to some users than to others.
-* The weights ``w`` are a logistic regression, on a **held-out slice of the training split**,
-  of "this item was consumed next" against uniformly drawn unseen items, with every feature
-  computed from the earlier part of training only. Static terms fold into the population's
-  taste and quality, so the engine's matrices keep their meaning; only the last two terms are
-  added at serving time (agents/users/calibrated_policy.py).
+* The weights ``w`` are a **multinomial (conditional) logit**, on a **held-out slice of the
+  training split**, of "this item was consumed next" against unseen items drawn from a known
+  proposal ``q`` (half uniform, half by popularity), each item's logit corrected by
+  ``− log q``. The correction matters: without it the fit learns ``log p − log q`` and
+  subtracts popularity from the utility by exactly how the contrasts were drawn. Every
+  feature is computed from the earlier part of training only. Static terms fold into the
+  population's taste and quality, so the engine's matrices keep their meaning; only the last
+  two terms are added at serving time (agents/users/calibrated_policy.py).
 * **Ratings** of consumed items follow an ordered-probit model, also fitted on the held-out
-  slice: stars = 1 + #{k : θ_k ≤ a·(U − u0) + b·β_u + ε}, ε ~ N(0, 1), with ``β_u`` the user's
-  shrunk mean rating offset. ``1/a`` is the fitted noise scale in utility units; because it is
-  fitted on held-out pairs, utility predicts stars only as well as it really does, so the
-  simulated histogram stays close to the real one even though simulated users choose the
-  items their utility ranks high.
+  slice: stars = 1 + #{k : θ_k ≤ a·(U_static − u0) + b·β_u + ε}, ε ~ N(0, 1), with ``β_u`` the
+  user's shrunk mean rating offset and ``U_static`` the utility without the short-term
+  interest and conformity terms (those say what is watched *next*, not how much it is liked;
+  a user steered by them to a strong recommender's list would otherwise rate it up).
+  ``1/a`` is the fitted noise scale in utility units; because it is fitted on held-out pairs,
+  utility predicts stars only as well as it really does, so the simulated histogram stays
+  close to the real one even though simulated users choose the items their utility ranks
+  high.
 
 Why not one of the judged arms fitted differently: item-kNN scores cosine co-occurrence over a
 whole profile, SASRec/GRU4Rec learn sequence encoders end-to-end for next-item ranking, MF/BPR
@@ -205,25 +211,47 @@ class SequentialInterest:
         self.recent[users, -1] = items
 
     # ------------------------------------------------------------------- ratings
-    def rating_probabilities(self, surplus: np.ndarray, users: np.ndarray) -> np.ndarray:
-        """[N, 5] P(stars = 1..5) of the ordinal model."""
-        latent = self._latent(surplus, users)
+    def rating_probabilities(
+        self,
+        surplus: np.ndarray,
+        users: np.ndarray,
+        dynamic: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """[N, 5] P(stars = 1..5) of the ordinal model. ``dynamic``: the part of each surplus
+        that :meth:`dynamic_utility` contributed, which the model weighs apart (see
+        ``fit_ordinal``'s use in agents/users/calibration.py)."""
+        latent = self._latent(surplus, users, dynamic)
         cuts = np.asarray(self.ordinal["cuts"], np.float64)
         below = ndtr(cuts[None, :] - latent[:, None])  # P(stars ≤ k), k = 1..4
         cdf = np.concatenate([np.zeros((latent.size, 1)), below, np.ones((latent.size, 1))], 1)
         return np.diff(cdf, axis=1)
 
-    def draw_ratings(self, surplus: np.ndarray, users: np.ndarray, u: np.ndarray) -> np.ndarray:
+    def draw_ratings(
+        self,
+        surplus: np.ndarray,
+        users: np.ndarray,
+        u: np.ndarray,
+        dynamic: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Stars for each (surplus, user) with the uniforms ``u`` as the noise."""
         noise = ndtri(np.clip(u, 1e-12, 1 - 1e-12))
-        latent = self._latent(surplus, users) + noise
+        latent = self._latent(surplus, users, dynamic) + noise
         cuts = np.asarray(self.ordinal["cuts"], np.float64)
         return 1.0 + (latent[:, None] >= cuts[None, :]).sum(axis=1)
 
-    def _latent(self, surplus: np.ndarray, users: np.ndarray) -> np.ndarray:
+    def _latent(
+        self,
+        surplus: np.ndarray,
+        users: np.ndarray,
+        dynamic: np.ndarray | None,
+    ) -> np.ndarray:
         slope = float(self.ordinal["slope"])  # type: ignore[arg-type]
         bias_weight = float(self.ordinal["bias_weight"])  # type: ignore[arg-type]
-        return slope * np.asarray(surplus, np.float64) + bias_weight * self.rating_bias[users]
+        latent = slope * np.asarray(surplus, np.float64) + bias_weight * self.rating_bias[users]
+        if dynamic is not None and "dynamic_slope" in self.ordinal:
+            dynamic_slope = float(self.ordinal["dynamic_slope"])  # type: ignore[arg-type]
+            latent += (dynamic_slope - slope) * np.asarray(dynamic, np.float64)
+        return latent
 
     # --------------------------------------------------------------------- files
     def save(self, path: Path) -> None:
@@ -375,6 +403,18 @@ def fit_features(
     return Features(mf_utility, log_pop, log_recent, interest, counts)
 
 
+@dataclass(frozen=True)
+class ChoiceSample:
+    """Choice sets of the weight fit: each held-out consumption (the chosen item) against
+    unseen items drawn from a known proposal ``q``, as rows grouped by consumption."""
+
+    user: np.ndarray  # [R] int64
+    item: np.ndarray  # [R] int64
+    group: np.ndarray  # [R] int64: which held-out consumption the row's choice set is
+    chosen: np.ndarray  # [R] bool: the consumed item of its set
+    log_q: np.ndarray  # [R] float64: log proposal probability of the row's item
+
+
 def weight_sample(
     features: Features,
     held_user: np.ndarray,
@@ -383,22 +423,68 @@ def weight_sample(
     n_items: int,
     cfg: InterestConfig,
     seed: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(user, item, label) of the weight fit: every held-out consumption (label 1) and
-    ``cfg.negatives`` unseen items per consumption (label 0), drawn half uniformly and half
-    by popularity (see ``popular_negatives``)."""
+) -> ChoiceSample:
+    """Every held-out consumption and ``cfg.negatives`` unseen items per consumption, drawn
+    from ``q`` = a mix of uniform and popularity-proportional draws (``popular_negatives``);
+    items the user has seen are dropped from their set."""
     rng = np.random.default_rng([seed, 17])
     neg_user = np.repeat(held_user, cfg.negatives)
+    neg_group = np.repeat(np.arange(held_user.size), cfg.negatives)
     neg_item = rng.integers(0, n_items, neg_user.size)
     counts = features.item_counts
+    share = 0.0
+    q = np.full(n_items, 1.0 / max(n_items, 1))
     if cfg.popular_negatives > 0 and counts is not None and counts.sum() > 0:
-        popular = rng.random(neg_user.size) < cfg.popular_negatives
+        share = cfg.popular_negatives
+        popular = rng.random(neg_user.size) < share
         neg_item[popular] = rng.choice(n_items, int(popular.sum()), p=counts / counts.sum())
+        q = (1.0 - share) * q + share * counts / counts.sum()
     fresh = ~np.isin(neg_user * n_items + neg_item, seen)
-    user = np.concatenate([held_user, neg_user[fresh]])
     item = np.concatenate([held_item, neg_item[fresh]])
-    label = np.concatenate([np.ones(held_user.size), np.zeros(int(fresh.sum()))])
-    return user, item, label
+    return ChoiceSample(
+        user=np.concatenate([held_user, neg_user[fresh]]),
+        item=item,
+        group=np.concatenate([np.arange(held_user.size), neg_group[fresh]]),
+        chosen=np.concatenate([np.ones(held_user.size, bool), np.zeros(int(fresh.sum()), bool)]),
+        log_q=np.log(np.maximum(q[item], 1e-300)),
+    )
+
+
+def fit_conditional_logit(
+    x: np.ndarray, sample: ChoiceSample, l2: float = 1e-4
+) -> tuple[np.ndarray, float]:
+    """Weights ``w`` of a multinomial (conditional) logit ``P(chosen) ∝ exp(w·x − log q)``
+    over each choice set, by L-BFGS; returns ``w`` and the mean negative log-likelihood per set.
+
+    Why a choice model with ``− log q``, not a binary logistic regression of consumed against
+    drawn items: the regression learns ``log p(i | u) − log q(i)`` (noise-contrastive
+    estimation), so with popularity-drawn contrasts the weights subtract popularity from the
+    utility, and the simulated user shown a top-10 list would undervalue popular items by
+    exactly how the contrasts were drawn. Correcting each item by ``log q`` makes the sampled
+    sets an unbiased stand-in for a choice among the whole catalogue, which is the choice the
+    engine's multinomial logit then makes among the items shown."""
+    from scipy.optimize import minimize
+
+    offset = -sample.log_q
+    groups = int(sample.group.max(initial=-1)) + 1
+
+    def nll(w: np.ndarray) -> tuple[float, np.ndarray]:
+        logit = x @ w + offset
+        top = np.full(groups, -np.inf)
+        np.maximum.at(top, sample.group, logit)
+        e = np.exp(logit - top[sample.group])
+        z = np.bincount(sample.group, weights=e, minlength=groups)
+        p = e / z[sample.group]
+        loss = -(logit[sample.chosen] - top - np.log(z)).sum()
+        expected = np.zeros((groups, x.shape[1]))
+        np.add.at(expected, sample.group, p[:, None] * x)
+        grad = -(x[sample.chosen].sum(axis=0) - expected.sum(axis=0))
+        return (loss / groups + 0.5 * l2 * w @ w), grad / groups + l2 * w
+
+    if groups == 0:
+        return np.zeros(x.shape[1]), 0.0
+    fit = minimize(nll, np.zeros(x.shape[1]), jac=True, method="L-BFGS-B")
+    return fit.x, float(fit.fun)
 
 
 def fit_weights(
@@ -410,16 +496,14 @@ def fit_weights(
     cfg: InterestConfig,
     seed: int,
 ) -> dict[str, float]:
-    """Logistic regression of held-out consumptions against unseen items (one weight per
-    feature). ``seen`` holds the sorted keys ``user * n_items + item`` of every training pair."""
-    from sklearn.linear_model import LogisticRegression
-
-    user, item, label = weight_sample(features, held_user, held_item, seen, n_items, cfg, seed)
-    if label.all() or not label.any():  # nothing unseen to contrast with: taste alone
+    """One weight per feature: the conditional logit (:func:`fit_conditional_logit`) of each
+    held-out consumption against unseen items. ``seen`` holds the sorted keys
+    ``user * n_items + item`` of every training pair."""
+    sample = weight_sample(features, held_user, held_item, seen, n_items, cfg, seed)
+    if sample.chosen.all():  # nothing unseen to contrast with: taste alone
         return {name: float(name == "mf") for name in FEATURES}
-    x = features.matrix(user, item)
-    model = LogisticRegression(C=1.0, max_iter=500).fit(x, label)
-    return {name: float(w) for name, w in zip(FEATURES, model.coef_[0], strict=True)}
+    w, _ = fit_conditional_logit(features.matrix(sample.user, sample.item), sample)
+    return {name: float(v) for name, v in zip(FEATURES, w, strict=True)}
 
 
 def with_memory(
@@ -463,7 +547,7 @@ def choose_memory(
     cfg = features.interest.config
     if not cfg.memories and not cfg.windows:
         return features, []
-    user, item, label = weight_sample(features, held_user, held_item, seen, n_items, cfg, seed)
+    sample = weight_sample(features, held_user, held_item, seen, n_items, cfg, seed)
     memories = [(int(m[0]), float(m[1])) for m in cfg.memories] or [(cfg.recent_items, cfg.decay)]
     windows = [int(w) for w in cfg.windows] or [cfg.window]
     losses: list[dict[str, float]] = []
@@ -473,7 +557,7 @@ def choose_memory(
         candidate = with_memory(
             features, fit_user, fit_item, n_users, length, decay, matrix, window
         )
-        loss = held_out_log_loss(candidate.matrix(user, item), label, user % 2 == 0)
+        loss = held_out_log_loss(candidate.matrix(sample.user, sample.item), sample)
         scored[(window, length, decay)] = (loss, candidate)
         losses.append({"window": window, "recent_items": length, "decay": decay, "log_loss": loss})
         return loss
@@ -489,20 +573,36 @@ def choose_memory(
     return scored[best][1], losses
 
 
-def held_out_log_loss(x: np.ndarray, label: np.ndarray, fold: np.ndarray) -> float:
-    """Mean log-loss of a logistic regression on ``x`` predicting each fold from the other
-    (0 when a fold lacks a class: nothing to tell candidates apart by)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import log_loss
-
+def held_out_log_loss(x: np.ndarray, sample: ChoiceSample) -> float:
+    """Mean negative log-likelihood per choice set of the conditional logit, each half of the
+    users predicted with weights fitted on the other half."""
+    fold = sample.user % 2 == 0
     loss = 0.0
     for train in (fold, ~fold):
-        if np.unique(label[train]).size < 2 or np.unique(label[~train]).size < 2:
+        part, rest = _rows(sample, train), _rows(sample, ~train)
+        if not part.chosen.any() or not rest.chosen.any():
             return 0.0
-        model = LogisticRegression(C=1.0, max_iter=500).fit(x[train], label[train])
-        p = model.predict_proba(x[~train])[:, 1]
-        loss += log_loss(label[~train], p, labels=[0, 1]) * (~train).sum() / label.size
+        w, _ = fit_conditional_logit(x[train], part)
+        loss += conditional_nll(x[~train] @ w, rest) * rest.chosen.sum() / sample.chosen.sum()
     return float(loss)
+
+
+def _rows(sample: ChoiceSample, rows: np.ndarray) -> ChoiceSample:
+    """The choice sets of ``rows`` (whole sets: a fold splits by user), renumbered 0.."""
+    _, group = np.unique(sample.group[rows], return_inverse=True)
+    return ChoiceSample(
+        sample.user[rows], sample.item[rows], group, sample.chosen[rows], sample.log_q[rows]
+    )
+
+
+def conditional_nll(score: np.ndarray, sample: ChoiceSample) -> float:
+    """Mean negative log-likelihood per set of the chosen rows under ``score − log q``."""
+    logit = score - sample.log_q
+    groups = int(sample.group.max(initial=-1)) + 1
+    top = np.full(groups, -np.inf)
+    np.maximum.at(top, sample.group, logit)
+    z = np.bincount(sample.group, weights=np.exp(logit - top[sample.group]), minlength=groups)
+    return float(-(logit[sample.chosen] - top - np.log(z)).mean())
 
 
 def fit_ordinal(surplus: np.ndarray, bias: np.ndarray, ratings: np.ndarray) -> dict[str, object]:

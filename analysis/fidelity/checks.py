@@ -356,7 +356,8 @@ def rating_distribution(
         sim = per_user_histograms(split.test_user, ratings, n)
         results.append(_rating_result(name, description, sim, real, rng, n_boot))
     if pop.interest is not None and pop.interest.ordinal:
-        probs = pop.interest.rating_probabilities(test_surplus, split.test_user)
+        dynamic = pop.interest.dynamic_utility(split.test_user, split.test_item[:, None])[:, 0]
+        probs = pop.interest.rating_probabilities(test_surplus, split.test_user, dynamic)
         sim = np.stack(
             [np.bincount(split.test_user, weights=probs[:, k], minlength=n) for k in range(5)],
             axis=1,
