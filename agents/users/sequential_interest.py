@@ -461,30 +461,41 @@ def fit_conditional_logit(
     estimation), so with popularity-drawn contrasts the weights subtract popularity from the
     utility, and the simulated user shown a top-10 list would undervalue popular items by
     exactly how the contrasts were drawn. Correcting each item by ``log q`` makes the sampled
-    sets an unbiased stand-in for a choice among the whole catalogue, which is the choice the
+    sets a consistent stand-in for a choice among the whole catalogue, which is the choice the
     engine's multinomial logit then makes among the items shown."""
     from scipy.optimize import minimize
 
-    offset = -sample.log_q
-    groups = int(sample.group.max(initial=-1)) + 1
+    if not sample.chosen.any():
+        return np.zeros(x.shape[1]), 0.0
+    order, starts = _by_group(sample.group)
+    x, offset, chosen = x[order], -sample.log_q[order], sample.chosen[order]
+    groups = starts.size
+    x_chosen = x[chosen].sum(axis=0)
 
     def nll(w: np.ndarray) -> tuple[float, np.ndarray]:
         logit = x @ w + offset
-        top = np.full(groups, -np.inf)
-        np.maximum.at(top, sample.group, logit)
-        e = np.exp(logit - top[sample.group])
-        z = np.bincount(sample.group, weights=e, minlength=groups)
-        p = e / z[sample.group]
-        loss = -(logit[sample.chosen] - top - np.log(z)).sum()
-        expected = np.zeros((groups, x.shape[1]))
-        np.add.at(expected, sample.group, p[:, None] * x)
-        grad = -(x[sample.chosen].sum(axis=0) - expected.sum(axis=0))
-        return (loss / groups + 0.5 * l2 * w @ w), grad / groups + l2 * w
+        lse = _log_sum_exp(logit, starts)
+        p = np.exp(logit - np.repeat(lse, np.diff(np.append(starts, logit.size))))
+        loss = -(logit[chosen].sum() - lse.sum())
+        grad = -(x_chosen - p @ x)
+        return loss / groups + 0.5 * l2 * w @ w, grad / groups + l2 * w
 
-    if groups == 0:
-        return np.zeros(x.shape[1]), 0.0
     fit = minimize(nll, np.zeros(x.shape[1]), jac=True, method="L-BFGS-B")
     return fit.x, float(fit.fun)
+
+
+def _by_group(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ordered by choice set and where each set starts (reductions by ``reduceat``)."""
+    order = np.argsort(group, kind="stable")
+    sorted_group = group[order]
+    return order, np.flatnonzero(np.r_[True, sorted_group[1:] != sorted_group[:-1]])
+
+
+def _log_sum_exp(logit: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """log Σ exp over each set of rows sorted by set (``starts``: first row of each)."""
+    top = np.maximum.reduceat(logit, starts)
+    sizes = np.diff(np.append(starts, logit.size))
+    return top + np.log(np.add.reduceat(np.exp(logit - np.repeat(top, sizes)), starts))
 
 
 def fit_weights(
@@ -597,12 +608,13 @@ def _rows(sample: ChoiceSample, rows: np.ndarray) -> ChoiceSample:
 
 def conditional_nll(score: np.ndarray, sample: ChoiceSample) -> float:
     """Mean negative log-likelihood per set of the chosen rows under ``score − log q``."""
-    logit = score - sample.log_q
-    groups = int(sample.group.max(initial=-1)) + 1
-    top = np.full(groups, -np.inf)
-    np.maximum.at(top, sample.group, logit)
-    z = np.bincount(sample.group, weights=np.exp(logit - top[sample.group]), minlength=groups)
-    return float(-(logit[sample.chosen] - top - np.log(z)).mean())
+    if not sample.chosen.any():
+        return 0.0
+    order, starts = _by_group(sample.group)
+    logit = (score - sample.log_q)[order]
+    return float(
+        -(logit[sample.chosen[order]].sum() - _log_sum_exp(logit, starts).sum()) / starts.size
+    )
 
 
 def fit_ordinal(surplus: np.ndarray, bias: np.ndarray, ratings: np.ndarray) -> dict[str, object]:
