@@ -468,9 +468,9 @@ def test_ordinal_rating_model_by_hand_and_recovered() -> None:
 def test_weights_are_a_choice_model_corrected_for_how_contrasts_were_drawn() -> None:
     """Users choose one of 200 items by a known multinomial logit on two features; contrasts
     are drawn half uniformly, half by popularity, as the weight fit draws them. The conditional
-    logit with the log q correction recovers the true weights; without the correction (what a
-    logistic regression of consumed against drawn items estimates) the weight of log
-    popularity comes out lower by about one, the exponent of the popularity draws."""
+    logit with the log q correction recovers the true weights; without it (what a logistic
+    regression of consumed against drawn items estimates) the contrasts' own popularity is
+    subtracted and the weight of log popularity comes out far too low (about 0.1 for 0.6)."""
     from recarena.agents.users.sequential_interest import (
         ChoiceSample,
         conditional_nll,

@@ -432,7 +432,6 @@ def weight_sample(
     neg_group = np.repeat(np.arange(held_user.size), cfg.negatives)
     neg_item = rng.integers(0, n_items, neg_user.size)
     counts = features.item_counts
-    share = 0.0
     q = np.full(n_items, 1.0 / max(n_items, 1))
     if cfg.popular_negatives > 0 and counts is not None and counts.sum() > 0:
         share = cfg.popular_negatives
