@@ -253,7 +253,8 @@ def run(
     cells = plan_cells(scenario)
     if resume is not None:
         resumable_manifest(resume, scenario)  # a mismatch is one error line, before any bars
-    estimate = check_run_output(scenario, run_dir, cells, resume is not None)  # before any work
+    named = None if resume is not None or output is not None else "output.dir"
+    estimate = check_run_output(scenario, run_dir, cells, resume is not None, named)  # before work
     if not quiet:
         err.print(f"note: {estimate}", soft_wrap=True, markup=False)
 
@@ -457,9 +458,14 @@ def validate(
     force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
     """Check a scenario file without running it: everything run would refuse (docs/scenarios.md)."""
+    from recarena.simulator.runner.output_check import check_output, estimate_logs
     from recarena.simulator.runner.plan import plan_cells
 
     scenario, estimate = _load_checked(scenario_file, force=force)
+    try:  # where `run` without -o puts the logs: writable, with room for them
+        check_output(Path(scenario.output.dir), estimate_logs(scenario).bytes, "output.dir")
+    except RecarenaError as exc:
+        raise RecarenaError(f"{scenario_file}: {exc}") from None
     arms = ", ".join(f"{a.name} ({a.recommender.type})" for a in scenario.arms)
     print(
         f"ok: {scenario_file}: {len(plan_cells(scenario))} cells — arms {arms}; "

@@ -48,6 +48,17 @@ class Entry:
         except ImportError as exc:
             label = self.kind.replace("_", " ")
             raise LookupError(f"cannot import {label} {self.name!r}: {exc}") from None
+        except (Exception, SystemExit) as exc:
+            if self.source == "built-in":
+                raise  # a built-in that fails to import is our bug, not the scenario's
+            # the user's module raised (or called sys.exit) while importing: one line, not
+            # an "internal error" and never a silent exit
+            label = self.kind.replace("_", " ")
+            detail = " ".join(str(exc).split()) or "no message"
+            raise LookupError(
+                f"cannot import {label} {self.name!r}: importing {module_name!r} raised "
+                f"{type(exc).__name__}: {detail}"
+            ) from None
         for part in attribute.split("."):
             try:
                 obj = getattr(obj, part)

@@ -354,10 +354,18 @@ def run_experiment(
         lock.release()
 
 
-def check_run_output(scenario: Scenario, run_dir: Path, cells: list[Cell], resume: bool) -> str:
+def check_run_output(
+    scenario: Scenario,
+    run_dir: Path,
+    cells: list[Cell],
+    resume: bool,
+    option: str | None = None,
+) -> str:
     """Before any work: the output is writable, not in use, and the disk holds the estimated
-    logs of the cells still to run; returns the estimate as one line (the CLI prints it)."""
-    option = "--resume" if resume else "--output"
+    logs of the cells still to run; returns the estimate as one line (the CLI prints it).
+    ``option`` names where the directory came from in error lines (default: --resume or
+    --output; the CLI passes output.dir when the scenario chose it)."""
+    option = option or ("--resume" if resume else "--output")
     holder = lock_holder(run_dir)
     if holder is not None:
         raise RecarenaError(f"{option} {run_dir}: the run directory is in use by process {holder}")

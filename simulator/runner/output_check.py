@@ -95,6 +95,8 @@ def check_output(run_dir: Path, needed_bytes: float, option: str = "--output") -
     """One-line RecarenaError unless ``run_dir`` can be created/written and the disk holds
     ``needed_bytes``. Writability is tested by writing: ``os.access`` says yes to root even on
     a read-only directory and knows nothing of read-only mounts."""
+    if "\x00" in str(run_dir):  # pathlib raises ValueError on it, deep inside os calls
+        raise RecarenaError(f"{option} {str(run_dir)!r}: a path cannot contain a NUL byte")
     where = existing_ancestor(run_dir)
     if not where.is_dir():
         raise RecarenaError(f"{option} {run_dir}: {where} is a file, not a directory")

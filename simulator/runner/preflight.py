@@ -24,6 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
+from recarena.agents.llm.server import check_local_llm
+from recarena.agents.users.daily_rhythm import pooled_profile_from_csv
 from recarena.agents.users.personas import data_traits
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.scenario import CarouselSurface, Scenario
@@ -46,6 +51,8 @@ class Limits:
     max_llm_calls: int = 1_000_000
     max_ticks: int = 10_000_000
     """Page-loop ticks of one cell (days x 86,400 / tick_seconds)."""
+    max_periodic: int = 1_000_000
+    """Refits (days / retrain every_days) or creator reviews (days / period_days) of one cell."""
 
 
 @dataclass(frozen=True)
@@ -279,14 +286,84 @@ def _check_edge_list(scenario: Scenario, users: int, read_edge_list: EdgeReader 
         raise RecarenaError(f"{what}: {path}: {_first_line(exc)}") from None
 
 
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
 def _check_llm_cache(scenario: Scenario, mode: str | None, path: Path | None) -> None:
-    if not scenario.uses_llm or (mode or scenario.llm.cache.mode) != "replay":
+    if not scenario.uses_llm:
         return
-    cache = path or Path(scenario.llm.cache.path or Path(scenario.output.dir) / "llm_cache.sqlite")
+    mode = mode or scenario.llm.cache.mode
+    what = "--llm-cache" if path is not None else "llm.cache.path"
+    cache = path or (Path(scenario.llm.cache.path) if scenario.llm.cache.path else None)
+    if mode == "replay":
+        cache = cache or Path(scenario.output.dir) / "llm_cache.sqlite"
+        if not cache.is_file():
+            raise RecarenaError(
+                f"llm.cache.path: replay needs the cache of a recorded run, {cache} not found"
+            )
+    if cache is None or mode == "off" or not cache.exists():
+        return  # the default cache is made inside the new run directory
     if not cache.is_file():
-        raise RecarenaError(
-            f"llm.cache.path: replay needs the cache of a recorded run, {cache} not found"
-        )
+        raise RecarenaError(f"{what}: {cache} is not a file (an SQLite cache of LLM calls)")
+    try:
+        with cache.open("rb") as handle:
+            head = handle.read(len(_SQLITE_HEADER))
+    except OSError as exc:
+        raise RecarenaError(f"{what}: cannot read {cache}: {exc.strerror or exc}") from None
+    if head and head != _SQLITE_HEADER:  # an empty file is a new cache
+        raise RecarenaError(f"{what}: {cache} is not an SQLite file (a cache of LLM calls)")
+
+
+_GGUF_MAGIC = b"GGUF"
+
+
+def _check_llm_model(scenario: Scenario, mode: str | None) -> None:
+    """provider local: the server's package and a GGUF model file (what the run checks before
+    starting llama.cpp, and what would make it exit early)."""
+    llm = scenario.llm
+    if not scenario.uses_llm or llm.provider != "local" or (mode or llm.cache.mode) == "replay":
+        return
+    check_local_llm(llm.model_path)
+    if llm.model_path is None:
+        return  # the packaged model
+    path = Path(llm.model_path)
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(len(_GGUF_MAGIC))
+    except OSError as exc:
+        raise RecarenaError(f"llm.model_path: cannot read {path}: {exc.strerror or exc}") from None
+    if head != _GGUF_MAGIC:
+        raise RecarenaError(f"llm.model_path: {path} is not a GGUF model file")
+
+
+def _check_start_hours(scenario: Scenario) -> None:
+    """``daily_rhythm.start_hours_from``: a CSV with a numeric ``timestamp`` column, read by the
+    engine's own loader, with at least one timestamp."""
+    rhythm = scenario.population.daily_rhythm
+    if rhythm is None or rhythm.start_hours_from is None:
+        return
+    what = "population.daily_rhythm.start_hours_from"
+    path = _readable(Path(rhythm.start_hours_from), what)
+    try:
+        if path.stat().st_size > SMALL_FILE_BYTES:  # the header only; the cell reads the rest
+            header = pd.read_csv(path, nrows=0).columns
+            if "timestamp" not in header:
+                raise ValueError("Usecols do not match columns: no 'timestamp' column")
+            return
+        timestamps = pd.read_csv(path, usecols=["timestamp"])["timestamp"]
+        seconds = timestamps.to_numpy(np.float64)
+        if seconds.size == 0:
+            raise RecarenaError(f"{what}: {path} has no timestamps")
+        if not np.isfinite(seconds).all():
+            raise RecarenaError(f"{what}: {path}: every timestamp must be a finite number")
+        with np.errstate(all="ignore"):
+            pooled = pooled_profile_from_csv(str(path), rhythm.width_hours, rhythm.utc_offset_hours)
+    except RecarenaError:
+        raise
+    except (ValueError, TypeError, KeyError, IndexError, OSError, UnicodeDecodeError) as exc:
+        raise RecarenaError(f"{what}: {path}: {_first_line(exc)}") from None
+    if not np.isfinite(pooled).all() or pooled.sum() <= 0:
+        raise RecarenaError(f"{what}: {path}: no usable timestamps")
 
 
 # -------------------------------------------------------------------------------- shapes
@@ -392,6 +469,28 @@ def _check_estimate(est: Estimate, scenario: Scenario, limits: Limits, force: bo
             f"{scenario.horizon.tick_seconds:g} s ticks = {est.ticks:,.0f} ticks per cell exceed "
             f"the maximum of {limits.max_ticks:,}"
         )
+    days = scenario.horizon.days
+    for index, arm in enumerate(scenario.arms):
+        every = scenario.retrain_days(arm)
+        if days / every > limits.max_periodic:
+            field = (
+                f"arms[{index}].retrain_every_days"
+                if arm.retrain_every_days
+                else "retrain.every_days"
+            )
+            problems.append(
+                f"{field}: {days:g} days with a refit every {every:g} days = "
+                f"{days / every:,.0f} refits per cell exceed the maximum of "
+                f"{limits.max_periodic:,}"
+            )
+            break
+    reviews = days / scenario.creators.period_days
+    if reviews > limits.max_periodic:
+        problems.append(
+            f"creators.period_days: {days:g} days with a review every "
+            f"{scenario.creators.period_days:g} days = {reviews:,.0f} creator reviews per cell "
+            f"exceed the maximum of {limits.max_periodic:,}"
+        )
     if problems and not force:
         raise RecarenaError(f"{'; '.join(problems)} (pass --force to run anyway)")
 
@@ -421,6 +520,8 @@ def preflight(
         _check_personas(scenario)
         _check_edge_list(scenario, users, read_edge_list)
         _check_llm_cache(scenario, llm_cache_mode, llm_cache_path)
+        _check_llm_model(scenario, llm_cache_mode)
+        _check_start_hours(scenario)
         _check_pages(scenario, sizes.items if sizes else scenario.catalog.initial_items)
         est = estimate(scenario, sizes, workers)
         _check_estimate(est, scenario, limits or Limits(), force)

@@ -1,0 +1,207 @@
+"""What `run` would refuse (or crash or hang on), `validate` refuses first: one line, exit 2.
+
+Each case here was accepted by `validate` and then refused by `run` after creating its run
+directory, failed its cells with exit 1, hung, or exited 0 without a word: plug-in modules that
+raise or call sys.exit while importing, a bad `daily_rhythm.start_hours_from` CSV, refits or
+creator reviews every nanosecond, a local LLM model that is not a GGUF file, an LLM cache that
+is a directory or not SQLite, and an `output.dir` that cannot hold a run directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+from pathlib import Path
+
+import pytest
+import yaml
+
+from recarena.simulator.cli import main
+from recarena.simulator.core.registry import Entry
+from recarena.simulator.runner.preflight import preflight
+from recarena.simulator.runner.resolve import parse_scenario
+
+
+def base_doc(tmp_path: Path) -> dict:
+    return {
+        "name": "gate",
+        "replicates": 1,
+        "horizon": {"days": 0.5, "tick_seconds": 600},
+        "catalog": {"initial_items": 40, "topics": 4},
+        "population": {"users": 20},
+        "creators": {"count": 2},
+        "arms": [
+            {"name": "random", "recommender": {"type": "random"}},
+            {"name": "popularity", "recommender": {"type": "popularity"}},
+        ],
+        "output": {"dir": str(tmp_path / "runs")},
+    }
+
+
+def cli(*args: str) -> tuple[int, str]:
+    stderr, stdout = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    return code, stderr.getvalue()
+
+
+def assert_refused(code: int, stderr: str, fragment: str) -> None:
+    lines = stderr.strip().splitlines()
+    assert code == 2, stderr
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: ") and "Traceback" not in stderr, stderr
+    assert fragment in lines[0], lines[0]
+
+
+def refused_everywhere(tmp_path: Path, doc: dict, fragment: str) -> None:
+    """validate refuses; run (with -o and without) refuses the same way and creates nothing."""
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    assert_refused(*cli("validate", str(path)), fragment)
+    out = tmp_path / "out"
+    assert_refused(*cli("run", str(path), "--executor", "local", "-o", str(out), "-q"), fragment)
+    assert not out.exists() and not (tmp_path / "runs").exists()
+
+
+# ------------------------------------------------------------------------------- plug-ins
+@pytest.mark.parametrize(
+    ("source", "raised"),
+    [
+        ("raise ValueError('broken at import')\n", "ValueError: broken at import"),
+        ("def oops(:\n", "SyntaxError"),
+        ("import sys\nsys.exit(0)\n", "SystemExit: 0"),  # was: exit 0, nothing printed
+    ],
+    ids=["raises", "syntax_error", "sys_exit"],
+)
+def test_plugin_module_that_fails_to_import(tmp_path, monkeypatch, source, raised):
+    module = f"gate_plugin_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{module}.py").write_text(source, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["recommender"] = {"type": f"{module}:Recommender"}
+    refused_everywhere(tmp_path, doc, "arms[1].recommender.type: cannot import recommender")
+    code, stderr = cli("validate", str(tmp_path / "s.yaml"))
+    assert raised in stderr
+
+
+def test_builtin_import_failure_stays_an_internal_error(monkeypatch):
+    """Only the user's modules become one-line input errors; a built-in is our bug."""
+
+    def explode(name: str):
+        raise ValueError("ours")
+
+    monkeypatch.setattr("importlib.import_module", explode)
+    with pytest.raises(ValueError):
+        Entry("recommender", "random", "some.module:Thing").load()
+    with pytest.raises(LookupError, match="raised ValueError: ours"):
+        Entry("recommender", "x", "some.module:Thing", source="import path").load()
+
+
+# ------------------------------------------------------------------------- start_hours_from
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (None, "file not found"),
+        ("timestamp\nabc\n", "could not convert"),
+        ("when\n1\n", "timestamp"),
+        ("timestamp\n", "has no timestamps"),
+        ("timestamp,x\n1,2\n,3\n", "finite"),
+    ],
+    ids=["missing", "text", "no_column", "empty", "blank_value"],
+)
+def test_bad_start_hours_file(tmp_path, content, fragment):
+    csv = tmp_path / "ratings.csv"
+    if content is not None:
+        csv.write_text(content, encoding="utf-8")
+    doc = base_doc(tmp_path)
+    doc["population"]["daily_rhythm"] = {"start_hours_from": str(csv)}
+    refused_everywhere(tmp_path, doc, "population.daily_rhythm.start_hours_from")
+    assert fragment in cli("validate", str(tmp_path / "s.yaml"))[1]
+
+
+def test_good_start_hours_file_passes(tmp_path):
+    csv = tmp_path / "ratings.csv"
+    csv.write_text("userId,timestamp\n1,964982703\n1,964981247\n", encoding="utf-8")
+    doc = base_doc(tmp_path)
+    doc["population"]["daily_rhythm"] = {"start_hours_from": str(csv)}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    code, stderr = cli("validate", str(path))
+    assert code == 0, stderr
+
+
+# ------------------------------------------------------------------------ periodic events
+@pytest.mark.parametrize(
+    ("where", "value", "fragment"),
+    [
+        (("retrain", "every_days"), 1e-9, "retrain.every_days: 0.5 days with a refit every"),
+        (("creators", "period_days"), 1e-9, "creators.period_days: 0.5 days with a review"),
+        (("arms", 1, "retrain_every_days"), 1e-9, "arms[1].retrain_every_days"),
+    ],
+    ids=["retrain", "creator_reviews", "arm_retrain"],
+)
+def test_absurdly_frequent_periodic_events(tmp_path, where, value, fragment):
+    """Was: validate ok, then a run that never ends (500 million SimPy events per cell)."""
+    doc = base_doc(tmp_path)
+    target = doc
+    for key in where[:-1]:
+        target = target.setdefault(key, {}) if isinstance(key, str) else target[key]
+    target[where[-1]] = value
+    refused_everywhere(tmp_path, doc, fragment)
+    estimate = preflight(parse_scenario(doc), "s.yaml", force=True)  # --force lifts it
+    assert estimate.cells == 2
+    target[where[-1]] = 0.01  # 50 events: fine
+    preflight(parse_scenario(doc), "s.yaml")
+
+
+# ------------------------------------------------------------------------------------ LLM
+def llm_doc(tmp_path: Path, **llm) -> dict:
+    doc = base_doc(tmp_path)
+    doc["population"].update(model="mixed", llm_panel={"users": 2})
+    doc["llm"] = llm
+    return doc
+
+
+@pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="no llama.cpp")
+def test_local_model_that_is_not_gguf(tmp_path):
+    """Was: validate ok; run started llama.cpp, which died with its traceback in the error
+    line, and left a manifest behind."""
+    model = tmp_path / "model.gguf"
+    model.write_bytes(b"PAR1 not a model")
+    doc = llm_doc(tmp_path, provider="local", model_path=str(model))
+    refused_everywhere(tmp_path, doc, "llm.model_path:")
+    doc["llm"]["model_path"] = str(tmp_path / "missing.gguf")  # was: only run refused it
+    refused_everywhere(tmp_path, doc, "llm.model_path:")
+
+
+@pytest.mark.parametrize("mode", ["auto", "replay"])
+def test_llm_cache_that_is_a_directory_or_not_sqlite(tmp_path, mode):
+    """Was: validate ok, then every cell failed with a sqlite error (exit 1)."""
+    base = {"provider": "openai", "base_url": "http://127.0.0.1:9/v1"}
+    (tmp_path / "cache_dir").mkdir()
+    doc = llm_doc(tmp_path, **base, cache={"mode": mode, "path": str(tmp_path / "cache_dir")})
+    refused_everywhere(tmp_path, doc, "llm.cache.path:")
+    (tmp_path / "junk.sqlite").write_bytes(b"not a database at all")
+    doc = llm_doc(tmp_path, **base, cache={"mode": mode, "path": str(tmp_path / "junk.sqlite")})
+    refused_everywhere(tmp_path, doc, "is not an SQLite file")
+
+
+# --------------------------------------------------------------------------------- output
+@pytest.mark.parametrize("kind", ["file", "under_file", "nul"])
+def test_output_dir_that_cannot_hold_a_run(tmp_path, kind):
+    """Was: validate ok; run without -o refused (or, for a NUL byte, an internal error)."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("x", encoding="utf-8")
+    target = {"file": str(blocker), "under_file": f"{blocker}/runs", "nul": f"{tmp_path}/a\0b"}
+    doc = base_doc(tmp_path)
+    doc["output"]["dir"] = target[kind]
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    assert_refused(*cli("validate", str(path)), "output.dir")
+    assert_refused(*cli("run", str(path), "--executor", "local", "-q"), "output.dir")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "s.yaml"]
