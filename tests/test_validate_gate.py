@@ -205,3 +205,21 @@ def test_output_dir_that_cannot_hold_a_run(tmp_path, kind):
     assert_refused(*cli("validate", str(path)), "output.dir")
     assert_refused(*cli("run", str(path), "--executor", "local", "-q"), "output.dir")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["blocker", "s.yaml"]
+
+
+# --------------------------------------------------------------------------------- sweeps
+@pytest.mark.parametrize(
+    ("sweep", "fragment"),
+    [
+        ({"retrain.every_days": [1.0, 1e-9]}, "sweep point 1 (retrain.every_days=1e-09)"),
+        ({"horizon.tick_seconds": [1e-6]}, "ticks per cell exceed"),
+        ({"surface.k": [5, 200]}, "surface.k: 200 slots exceed"),
+    ],
+    ids=["retrain", "ticks", "page_size"],
+)
+def test_sweep_points_get_the_checks_of_a_written_scenario(tmp_path, sweep, fragment):
+    """Was: only the base scenario was checked, so a swept value the same check refuses when
+    written out passed validate (and a swept refit every nanosecond never finished)."""
+    doc = base_doc(tmp_path)
+    doc["sweep"] = sweep
+    refused_everywhere(tmp_path, doc, fragment)

@@ -33,7 +33,7 @@ from recarena.agents.users.personas import data_traits
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.scenario import CarouselSurface, Scenario
 from recarena.simulator.data.datasets import detect_format, recbole_ml100k_dir
-from recarena.simulator.runner.sweep import check_grid_size
+from recarena.simulator.runner.sweep import check_grid_size, expand_sweep
 
 SMALL_FILE_BYTES = 64 * 2**20
 """Data files up to this size are also parsed in full by the engine's own loader."""
@@ -495,6 +495,23 @@ def _check_estimate(est: Estimate, scenario: Scenario, limits: Limits, force: bo
         raise RecarenaError(f"{'; '.join(problems)} (pass --force to run anyway)")
 
 
+def _check_points(
+    scenario: Scenario, sizes: Sizes | None, workers: int | None, limits: Limits, force: bool
+) -> None:
+    """A sweep's points: each point's page shapes and resource limits, as for a plain scenario
+    (a swept ``retrain.every_days`` or ``surface.k`` is refused like a written one)."""
+    if not scenario.sweep:
+        return
+    for point in expand_sweep(scenario):
+        world = point.scenario
+        values = ", ".join(f"{k}={v!r}" for k, v in point.params.items())
+        try:
+            _check_pages(world, sizes.items if sizes else world.catalog.initial_items)
+            _check_estimate(estimate(world, sizes, workers), world, limits, force)
+        except RecarenaError as exc:
+            raise RecarenaError(f"sweep point {point.index} ({values}): {exc}") from None
+
+
 # -------------------------------------------------------------------------------- entry
 def preflight(
     scenario: Scenario,
@@ -525,6 +542,7 @@ def preflight(
         _check_pages(scenario, sizes.items if sizes else scenario.catalog.initial_items)
         est = estimate(scenario, sizes, workers)
         _check_estimate(est, scenario, limits or Limits(), force)
+        _check_points(scenario, sizes, workers, limits or Limits(), force)
     except RecarenaError as exc:
         raise RecarenaError(f"{source}: {exc}") from None
     return est
