@@ -213,6 +213,10 @@ def run(
         raise RecarenaError("--address: only for --executor ray")
     if shards > 1 and executor != "ray":
         raise RecarenaError(f"--shards {shards}: needs --executor ray")
+    if executor == "ray":
+        from recarena.simulator.runner.ray_executor import check_reachable
+
+        check_reachable(address)  # before the estimate and the bars: nothing has started
     if resume is not None and output is not None:
         raise RecarenaError("--resume: the run directory to resume is the output; drop --output")
     if llm_cache_mode not in (None, "auto", "record", "replay", "off"):

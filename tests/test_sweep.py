@@ -242,6 +242,15 @@ def test_cli_rejects_bad_executor_options(tmp_path, monkeypatch, capsys):
         (("--address", "auto"), "error: --address: only for --executor ray"),
         (("--resume", str(tmp_path)), f"error: --resume {tmp_path}: not a recarena run"),
         (("--resume", str(tmp_path), "-o", "x"), "error: --resume: the run directory"),
+        # nothing listens on port 1: refused before the run directory exists, not after
+        (
+            ("--executor", "ray", "--address", "ray://127.0.0.1:1", "-o", str(tmp_path / "r")),
+            "error: --address ray://127.0.0.1:1: no Ray cluster answers there",
+        ),
+        (
+            ("--executor", "ray", "--shards", "2", "--address", "127.0.0.1:1", "-o", "r2"),
+            "error: --address 127.0.0.1:1: no Ray cluster answers there",
+        ),
     ]:
         monkeypatch.setattr(sys, "argv", ["recarena", "run", str(path), *args])
         with pytest.raises(SystemExit) as exited:

@@ -12,9 +12,11 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import warnings
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.runner.cell import failure_line, run_cell
@@ -61,11 +63,33 @@ def import_ray():
     return ray
 
 
+PROBE_SECONDS = 3.0
+
+
+def check_reachable(address: str | None) -> None:
+    """A ``host:port`` or ``ray://host:port`` address must answer a TCP connection, checked
+    before the run directory exists: Ray itself finds out only after the run has started
+    writing, and a mistyped address would leave a half-made run behind. ``auto``, ``local``
+    and addresses without a port are left to Ray."""
+    if not address or address in ("auto", "local"):
+        return
+    netloc = urlsplit(address).netloc if "://" in address else address
+    host, _, port = netloc.rpartition(":")
+    if not host or not port.isdigit():
+        return
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_SECONDS):
+            pass
+    except OSError as exc:
+        raise RecarenaError(f"--address {address}: no Ray cluster answers there ({exc})") from None
+
+
 class RayExecutor:
     """A Ray session already up (``ray.init`` by the caller) is used as it is and left
     running; one started here is shut down here."""
 
     def __init__(self, workers: int | None = None, address: str | None = None) -> None:
+        check_reachable(address)
         self.workers = workers
         self.address = address
 

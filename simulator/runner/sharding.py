@@ -49,7 +49,7 @@ from recarena.simulator.engine.model import SimulationModel
 from recarena.simulator.runner.cell import failure_line, keep_traceback
 from recarena.simulator.runner.executors import CellEvents, CellJob
 from recarena.simulator.runner.plan import Cell
-from recarena.simulator.runner.ray_executor import import_ray
+from recarena.simulator.runner.ray_executor import check_reachable, import_ray
 from recarena.simulator.runner.resolve import parse_scenario
 from recarena.simulator.runner.rundir import INCOMPLETE, MANIFEST, file_records, write_json
 from recarena.simulator.runner.stopping import Interrupted, StopSignals
@@ -424,6 +424,7 @@ class ShardedRayExecutor:
     """``--executor ray --shards N``: cells one after another, each over N Ray actors."""
 
     def __init__(self, shards: int, workers: int | None = None, address: str | None = None):
+        check_reachable(address)
         self.shards = shards
         self.workers = workers
         self.address = address
