@@ -223,3 +223,12 @@ def test_sweep_points_get_the_checks_of_a_written_scenario(tmp_path, sweep, frag
     doc = base_doc(tmp_path)
     doc["sweep"] = sweep
     refused_everywhere(tmp_path, doc, fragment)
+
+
+def test_an_empty_output_dir_is_refused(tmp_path, monkeypatch):
+    """``output.dir: ""`` used to mean the current directory without saying so."""
+    monkeypatch.chdir(tmp_path)
+    doc = base_doc(tmp_path)
+    doc["output"]["dir"] = ""
+    refused_everywhere(tmp_path, doc, "output.dir: String should have at least 1 character")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]

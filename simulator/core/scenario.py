@@ -535,8 +535,9 @@ class Retrain(Section):
 
 
 class Output(Section):
-    dir: str = "runs"
-    """Parent directory of run directories (recarena run -o overrides)."""
+    dir: Annotated[str, Field(min_length=1)] = "runs"
+    """Parent directory of run directories (recarena run -o overrides); "." for the current
+    directory (an empty string is refused: it would write there without saying so)."""
     flush_rows: Annotated[int, Field(ge=1000)] = 500_000
     """Rows buffered per table before a Parquet row group is written."""
 
