@@ -106,6 +106,11 @@ def test_missing_edge_list_names_the_path(tmp_path: Path):
     bad.write_text("0 7\n", encoding="utf-8")
     with pytest.raises(RecarenaError, match="user ids must be in"):
         read_edge_list(bad, 5)
+    for text in ("", "# only a comment\n"):  # used to pass with numpy's warning on stderr
+        empty = tmp_path / "empty.txt"
+        empty.write_text(text, encoding="utf-8")
+        with pytest.raises(RecarenaError, match="holds no edges"):
+            read_edge_list(empty, 5)
 
 
 def test_edge_list_without_path_is_a_scenario_error(tiny_doc):

@@ -18,6 +18,7 @@ scipy CSR adjacency once; everything per tick is a sparse row slice times a dens
 
 from __future__ import annotations
 
+import warnings
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +63,13 @@ def read_edge_list(path: str | Path, n_users: int) -> np.ndarray:
     if not path.is_file():
         raise RecarenaError(f"population.social.graph.path: edge-list file not found: {path}")
     try:
-        edges = np.loadtxt(path, dtype=np.int64, comments="#", ndmin=2, usecols=(0, 1))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)  # numpy's "input contained no data"
+            edges = np.loadtxt(path, dtype=np.int64, comments="#", ndmin=2, usecols=(0, 1))
+    except UserWarning:
+        raise RecarenaError(
+            f"{path}: holds no edges (for no social graph, leave out population.social)"
+        ) from None
     except ValueError as exc:
         raise RecarenaError(f"{path}: not an edge list of 'u v' integer lines: {exc}") from None
     if edges.size and (edges.min() < 0 or edges.max() >= n_users):
