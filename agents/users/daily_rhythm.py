@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from recarena.simulator.core.behaviour_spec import DailyRhythmSpec
 from recarena.simulator.core.errors import RecarenaError
@@ -114,6 +113,8 @@ def pooled_profile_from_csv(path: str, width_hours: float, utc_offset_hours: flo
     """[24] the smoothed hour profile of a CSV's ``timestamp`` column (Unix seconds)."""
     if not Path(path).is_file():
         raise RecarenaError(f"population.daily_rhythm.start_hours_from: file not found: {path}")
+    import pandas as pd  # read once per cell, only by scenarios that name a CSV
+
     frame = pd.read_csv(path, usecols=["timestamp"])
     seconds = frame["timestamp"].to_numpy(np.float64)
     profiles = fit_clock_profiles(

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from recarena.agents.llm.server import check_local_llm
 from recarena.agents.users.daily_rhythm import pooled_profile_from_csv
@@ -342,6 +341,8 @@ def _check_start_hours(scenario: Scenario) -> None:
     rhythm = scenario.population.daily_rhythm
     if rhythm is None or rhythm.start_hours_from is None:
         return
+    import pandas as pd  # only for this check: `run` and `validate` start without it
+
     what = "population.daily_rhythm.start_hours_from"
     path = _readable(Path(rhythm.start_hours_from), what)
     try:
