@@ -16,8 +16,6 @@ from recarena.simulator.core.section import Section
 Hour = Annotated[float, Field(ge=0, lt=24)]
 
 
-
-
 class DailyRhythmSpec(Section):
     """When in the day users start sessions, and how their topic tastes swing with the hour.
 

@@ -36,8 +36,6 @@ SafeName = Annotated[str, AfterValidator(check_name)]
 """A name that becomes a path component (simulator/core/names.py)."""
 
 
-
-
 class Horizon(Section):
     """How long the simulation runs and how finely pages are batched."""
 

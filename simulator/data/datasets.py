@@ -291,8 +291,7 @@ def _as_numbers(
         if missing.size:
             row = int(missing[0])
             raise RecarenaError(
-                f"{path} line {row + first_line}: {column} {frame[column][row]!r} "
-                "is not a number"
+                f"{path} line {row + first_line}: {column} {frame[column][row]!r} is not a number"
             )
         frame = frame.with_columns(values.alias(column))
     return frame
