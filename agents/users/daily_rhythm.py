@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from recarena.simulator.core.behaviour_spec import DailyRhythmSpec
-from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.errors import RecarenaError, first_line
 
 HOURS = 24
 DAY_SECONDS = 86_400.0
@@ -110,16 +110,34 @@ def fit_clock_profiles(
 
 
 def pooled_profile_from_csv(path: str, width_hours: float, utc_offset_hours: float) -> np.ndarray:
-    """[24] the smoothed hour profile of a CSV's ``timestamp`` column (Unix seconds)."""
+    """[24] the smoothed hour profile of a CSV's ``timestamp`` column (Unix seconds). Anything
+    wrong with the file is one RecarenaError naming the field and the file: a cell and
+    ``validate`` (simulator/runner/preflight.py) read it through here alike."""
+    what = "population.daily_rhythm.start_hours_from"
     if not Path(path).is_file():
-        raise RecarenaError(f"population.daily_rhythm.start_hours_from: file not found: {path}")
+        raise RecarenaError(f"{what}: file not found: {path}")
     import pandas as pd  # read once per cell, only by scenarios that name a CSV
 
-    frame = pd.read_csv(path, usecols=["timestamp"])
-    seconds = frame["timestamp"].to_numpy(np.float64)
-    profiles = fit_clock_profiles(
-        np.zeros(seconds.shape[0], np.int64), seconds, 1, width_hours, None, 0.0, utc_offset_hours
-    )
+    try:
+        seconds = pd.read_csv(path, usecols=["timestamp"])["timestamp"].to_numpy(np.float64)
+    except (ValueError, TypeError, KeyError, IndexError, OSError, UnicodeDecodeError) as exc:
+        raise RecarenaError(f"{what}: {path}: {first_line(exc)}") from None
+    if seconds.size == 0:
+        raise RecarenaError(f"{what}: {path} has no timestamps")
+    if not np.isfinite(seconds).all():
+        raise RecarenaError(f"{what}: {path}: every timestamp must be a finite number")
+    with np.errstate(all="ignore"):
+        profiles = fit_clock_profiles(
+            np.zeros(seconds.shape[0], np.int64),
+            seconds,
+            1,
+            width_hours,
+            None,
+            0.0,
+            utc_offset_hours,
+        )
+    if not np.isfinite(profiles.pooled).all() or profiles.pooled.sum() <= 0:
+        raise RecarenaError(f"{what}: {path}: no usable timestamps")
     return profiles.pooled
 
 
