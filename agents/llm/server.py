@@ -23,6 +23,8 @@ from typing import Any
 from recarena.agents.llm.client import LOCAL_MODEL
 from recarena.simulator.core.errors import RecarenaError
 
+GGUF_MAGIC = b"GGUF"
+"""The first bytes of every GGUF model file."""
 INSTALL_HINT = "install the extra: make llm (or pip install -c constraints.txt -e '.[llm]')"
 
 
@@ -51,6 +53,13 @@ def check_local_llm(model_path: str | Path | None) -> None:
     path = Path(model_path) if model_path else local_model_path()
     if not path.is_file():
         raise RecarenaError(f"llm.model_path: {path} is not a file (a GGUF model is needed)")
+    try:  # llama.cpp would refuse it only after the run directory exists
+        with path.open("rb") as handle:
+            head = handle.read(len(GGUF_MAGIC))
+    except OSError as exc:
+        raise RecarenaError(f"llm.model_path: cannot read {path}: {exc.strerror or exc}") from None
+    if head != GGUF_MAGIC:
+        raise RecarenaError(f"llm.model_path: {path} is not a GGUF model file")
 
 
 def _free_port() -> int:

@@ -306,26 +306,12 @@ def _check_llm_cache(scenario: Scenario, mode: str | None, path: Path | None) ->
         raise RecarenaError(f"{what}: {cache} is not an SQLite file (a cache of LLM calls)")
 
 
-_GGUF_MAGIC = b"GGUF"
-
-
 def _check_llm_model(scenario: Scenario, mode: str | None) -> None:
-    """provider local: the server's package and a GGUF model file (what the run checks before
-    starting llama.cpp, and what would make it exit early)."""
+    """provider local: the server's package and a GGUF model file (the run's own check)."""
     llm = scenario.llm
     if not scenario.uses_llm or llm.provider != "local" or (mode or llm.cache.mode) == "replay":
         return
     check_local_llm(llm.model_path)
-    if llm.model_path is None:
-        return  # the packaged model
-    path = Path(llm.model_path)
-    try:
-        with path.open("rb") as handle:
-            head = handle.read(len(_GGUF_MAGIC))
-    except OSError as exc:
-        raise RecarenaError(f"llm.model_path: cannot read {path}: {exc.strerror or exc}") from None
-    if head != _GGUF_MAGIC:
-        raise RecarenaError(f"llm.model_path: {path} is not a GGUF model file")
 
 
 def _check_start_hours(scenario: Scenario) -> None:
