@@ -59,9 +59,9 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _worker_main(conn: Connection, run_process: int) -> None:
+def _worker_main(conn: Connection) -> None:
     """A worker's loop. Its parent is the forkserver, which lives exactly as long as the run's
-    process ``run_process`` (kept for the record: the pipe's EOF also ends this loop)."""
+    process (the pipe's EOF also ends this loop)."""
     parent = os.getppid()
     # the engine is imported here (already, in the forkserver), not in the run's process: the
     # parent only schedules cells and never pays for mesa, pandas, scipy and torch
@@ -132,7 +132,7 @@ class _Worker:
     def __init__(self, context: Any) -> None:
         self.conn, child = context.Pipe(duplex=True)
         self.process = context.Process(
-            target=_worker_main, args=(child, os.getpid()), name="recarena-cell", daemon=False
+            target=_worker_main, args=(child,), name="recarena-cell", daemon=False
         )
         self.process.start()
         child.close()
@@ -185,11 +185,12 @@ class ProcessExecutor:
             except BaseException:
                 for worker in pool:
                     worker.kill()
-                _stop_forkserver()
                 raise
-            for worker in pool:
-                worker.dismiss()
-            _stop_forkserver()
+            else:
+                for worker in pool:
+                    worker.dismiss()
+            finally:
+                _stop_forkserver()
 
     @staticmethod
     def _assign(context, pool, size, queue, job: CellJob, events: CellEvents) -> None:
