@@ -466,15 +466,15 @@ def fit_conditional_logit(
 
     if not sample.chosen.any():
         return np.zeros(x.shape[1]), 0.0
-    order, starts = _by_group(sample.group)
+    order, starts, sizes = _by_group(sample.group)
     x, offset, chosen = x[order], -sample.log_q[order], sample.chosen[order]
     groups = starts.size
     x_chosen = x[chosen].sum(axis=0)
 
     def nll(w: np.ndarray) -> tuple[float, np.ndarray]:
         logit = x @ w + offset
-        lse = _log_sum_exp(logit, starts)
-        p = np.exp(logit - np.repeat(lse, np.diff(np.append(starts, logit.size))))
+        lse = _log_sum_exp(logit, starts, sizes)
+        p = np.exp(logit - np.repeat(lse, sizes))
         loss = -(logit[chosen].sum() - lse.sum())
         grad = -(x_chosen - p @ x)
         return loss / groups + 0.5 * l2 * w @ w, grad / groups + l2 * w
@@ -483,17 +483,17 @@ def fit_conditional_logit(
     return fit.x, float(fit.fun)
 
 
-def _by_group(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows ordered by choice set and where each set starts (reductions by ``reduceat``)."""
+def _by_group(group: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows ordered by choice set, where each set starts and its size (for ``reduceat``)."""
     order = np.argsort(group, kind="stable")
     sorted_group = group[order]
-    return order, np.flatnonzero(np.r_[True, sorted_group[1:] != sorted_group[:-1]])
+    starts = np.flatnonzero(np.r_[True, sorted_group[1:] != sorted_group[:-1]])
+    return order, starts, np.diff(np.append(starts, group.size))
 
 
-def _log_sum_exp(logit: np.ndarray, starts: np.ndarray) -> np.ndarray:
-    """log Σ exp over each set of rows sorted by set (``starts``: first row of each)."""
+def _log_sum_exp(logit: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """log Σ exp over each set of rows sorted by set (``starts``/``sizes`` of each)."""
     top = np.maximum.reduceat(logit, starts)
-    sizes = np.diff(np.append(starts, logit.size))
     return top + np.log(np.add.reduceat(np.exp(logit - np.repeat(top, sizes)), starts))
 
 
@@ -609,11 +609,10 @@ def conditional_nll(score: np.ndarray, sample: ChoiceSample) -> float:
     """Mean negative log-likelihood per set of the chosen rows under ``score − log q``."""
     if not sample.chosen.any():
         return 0.0
-    order, starts = _by_group(sample.group)
+    order, starts, sizes = _by_group(sample.group)
     logit = (score - sample.log_q)[order]
-    return float(
-        -(logit[sample.chosen[order]].sum() - _log_sum_exp(logit, starts).sum()) / starts.size
-    )
+    lse = _log_sum_exp(logit, starts, sizes)
+    return float(-(logit[sample.chosen[order]].sum() - lse.sum()) / starts.size)
 
 
 def fit_ordinal(surplus: np.ndarray, bias: np.ndarray, ratings: np.ndarray) -> dict[str, object]:
