@@ -10,8 +10,6 @@ go through a subprocess, as a user runs it.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import subprocess
 import sys
@@ -24,10 +22,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from recarena.simulator.cli import main
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.runner.preflight import preflight
 from recarena.simulator.runner.resolve import parse_scenario
+from tests.cli_in_process import assert_refused, cli
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = settings(
@@ -332,27 +330,6 @@ def write_case(case: Case, directory: Path) -> Path:
     else:
         path.write_text(case.text.replace("{dir}", str(directory)), encoding="utf-8")
     return path
-
-
-def cli(*args: str) -> tuple[int, str]:
-    """``recarena ARGS`` in-process: (exit code, stderr)."""
-    stderr, stdout = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, stderr.getvalue()
-
-
-def assert_refused(code: int, stderr: str, fragment: str = "") -> None:
-    lines = stderr.strip().splitlines()
-    assert code == 2, stderr
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith("error: "), stderr
-    assert "Traceback" not in stderr
-    assert fragment in lines[0], lines[0]
 
 
 @pytest.mark.parametrize("category", sorted(CATEGORIES))

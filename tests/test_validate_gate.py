@@ -9,18 +9,16 @@ is a directory or not SQLite, and an `output.dir` that cannot hold a run directo
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import io
 from pathlib import Path
 
 import pytest
 import yaml
 
-from recarena.simulator.cli import main
 from recarena.simulator.core.registry import Entry
 from recarena.simulator.runner.preflight import preflight
 from recarena.simulator.runner.resolve import parse_scenario
+from tests.cli_in_process import assert_refused, cli
 
 
 def base_doc(tmp_path: Path) -> dict:
@@ -37,25 +35,6 @@ def base_doc(tmp_path: Path) -> dict:
         ],
         "output": {"dir": str(tmp_path / "runs")},
     }
-
-
-def cli(*args: str) -> tuple[int, str]:
-    stderr, stdout = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, stderr.getvalue()
-
-
-def assert_refused(code: int, stderr: str, fragment: str) -> None:
-    lines = stderr.strip().splitlines()
-    assert code == 2, stderr
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith("error: ") and "Traceback" not in stderr, stderr
-    assert fragment in lines[0], lines[0]
 
 
 def refused_everywhere(tmp_path: Path, doc: dict, fragment: str) -> None:
