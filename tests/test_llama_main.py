@@ -1,0 +1,88 @@
+"""The embedded server's lean logprobs give llama-cpp-python's numbers, computing only read rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recarena.agents.llm.llama_main import RowLogprobs, install_row_wise_logprobs
+from tests.local_llm import requires_local_llm
+
+
+def _log_softmax(logits, axis=-1):
+    shifted = np.subtract(logits, np.amax(logits, axis=axis, keepdims=True), dtype=np.single)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+class _Counting:
+    """A stand-in for llama_cpp.Llama: its log-softmax counts the rows it is given."""
+
+    rows_seen = 0
+
+    @staticmethod
+    def logits_to_logprobs(logits, axis=-1):
+        _Counting.rows_seen += 1 if np.ndim(logits) == 1 else len(logits)
+        return _log_softmax(logits, axis=axis)
+
+
+def test_only_the_rows_read_are_computed_and_they_are_the_same_numbers():
+    logits = np.random.default_rng(0).normal(size=(300, 1000)).astype(np.single) * 4
+    assert install_row_wise_logprobs(_Counting)
+    assert install_row_wise_logprobs(_Counting)  # a second install does not wrap twice
+    lazy = _Counting.logits_to_logprobs(logits)
+    assert isinstance(lazy, RowLogprobs) and len(lazy) == 300
+    assert _Counting.rows_seen == 0
+    tail = lazy[298:]
+    assert _Counting.rows_seen == 2
+    assert np.array_equal(np.asarray(tail, dtype=np.single), _log_softmax(logits)[298:])
+    row = _Counting.logits_to_logprobs(logits[5])  # the streaming path: one row, an array
+    assert isinstance(row, np.ndarray) and np.array_equal(row, _log_softmax(logits[5]))
+
+
+def test_a_class_without_the_method_is_left_alone():
+    class Bare:
+        pass
+
+    assert not install_row_wise_logprobs(Bare)
+    assert not hasattr(Bare, "logits_to_logprobs")
+
+
+@requires_local_llm
+def test_the_real_model_answers_with_the_same_logprobs_patched_or_not(monkeypatch):
+    llama_cpp = pytest.importorskip("llama_cpp")
+    from recarena.agents.llm.server import local_model_path
+
+    messages = [
+        {"role": "system", "content": "Answer with one digit."},
+        {"role": "user", "content": "Slots: 1. Heat (1995) 2. Fargo (1996). Which slot, 0-2?"},
+    ]
+    llm = llama_cpp.Llama(
+        model_path=str(local_model_path()), n_ctx=256, logits_all=True, verbose=False
+    )
+
+    def answer():
+        llm.reset()
+        reply = llm.create_chat_completion(
+            messages=messages, max_tokens=2, logprobs=True, top_logprobs=5, temperature=0
+        )
+        return reply["choices"][0]["logprobs"]["content"]
+
+    plain = answer()
+    # llama-cpp-python calls the method through its own class name: patch that class, for
+    # this test only, and count the lazy reads to know the lean path answered.
+    original = llama_cpp.Llama.__dict__["logits_to_logprobs"]
+    monkeypatch.setattr(llama_cpp.Llama, "logits_to_logprobs", original)
+    reads = []
+    exact_read = RowLogprobs.__getitem__
+    monkeypatch.setattr(
+        RowLogprobs, "__getitem__", lambda self, rows: reads.append(rows) or exact_read(self, rows)
+    )
+    assert install_row_wise_logprobs(llama_cpp.Llama)
+    lean = answer()
+    assert reads, "the completion did not go through the lean logprobs"
+    assert [p["token"] for p in plain] == [p["token"] for p in lean]
+    for a, b in zip(plain, lean, strict=True):
+        assert float(a["logprob"]) == float(b["logprob"])
+        assert [(t["token"], float(t["logprob"])) for t in a["top_logprobs"]] == [
+            (t["token"], float(t["logprob"])) for t in b["top_logprobs"]
+        ]
