@@ -308,13 +308,13 @@ def test_dialogue_ends_on_acceptance(conv_logs):
 def test_dialogue_ends_on_max_turns_and_on_patience(tmp_path):
     doc = copy.deepcopy(CONV)
     doc["arms"] = [{"name": "ro", "recommender": {"type": "recommend_only"}}]
-    doc["population"]["conversation"] = {"accept_threshold": 1e9, "patience": 1000.0}
+    doc["population"]["conversation"] = {"accept_threshold": 1e6, "patience": 1000.0}
     last = _last_user_rows(_run(doc, tmp_path / "t"))
     assert set(last["exit_reason"]) <= {"max_turns", "horizon"}
     ended = last.filter(pl.col("exit_reason") == "max_turns")
     assert ended.height > 0 and (ended["turn"] == 4).all()  # T = 5 turns: 0..4
     # patience 2.5, 1 per turn + 1 per rejected list: 0.5 after turn 0, -1.5 after turn 1
-    doc["population"]["conversation"] = {"accept_threshold": 1e9, "patience": 2.5}
+    doc["population"]["conversation"] = {"accept_threshold": 1e6, "patience": 2.5}
     last = _last_user_rows(_run(doc, tmp_path / "p"))
     ended = last.filter(pl.col("exit_reason") == "patience")
     assert set(last["exit_reason"]) <= {"patience", "horizon"} and ended.height > 0

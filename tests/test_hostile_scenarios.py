@@ -304,6 +304,56 @@ def panel_without_spec(draw) -> Case:
     return Case(dump(doc), fragment="llm_panel")
 
 
+YES_NO = ["true", "false", "yes", "no", "on", "off", "True", "NO"]
+
+
+@st.composite
+def yes_no_numbers(draw) -> Case:
+    """YAML booleans where a number belongs (lax validation used to read them as 1 or 0)."""
+    value = draw(st.sampled_from(YES_NO))
+    where = draw(
+        st.sampled_from(
+            ["seed", "replicates", "population.users", "catalog.topics", "horizon.days"]
+            + ["population.temperature", "arms[1].recommender.params.half_life_days"]
+        )
+    )
+    doc = base_doc()
+    marker = "__VALUE__"
+    if where.startswith("arms"):
+        doc["arms"][1]["recommender"]["params"] = {"half_life_days": marker}
+    elif "." in where:
+        section, key = where.split(".")
+        doc.setdefault(section, {})[key] = marker
+    else:
+        doc[where] = marker
+    text = dump(doc).replace(f"'{marker}'", marker).replace(marker, value)
+    # false reads as 0, which a lower bound may refuse first; either way the field is named
+    return Case(text, fragment=where)
+
+
+@st.composite
+def absurd_magnitudes(draw) -> Case:
+    """Finite but absurd rates, scales and exponents, and temperatures that overflow a softmax."""
+    where, value = draw(
+        st.sampled_from(
+            [
+                ("population.visits_per_day", 1e300),
+                ("population.taste_scale", 1e12),
+                ("population.no_click_utility", -1e200),
+                ("population.temperature", 1e-300),
+                ("population.position_decay", 1e6),
+                ("catalog.topic_skew", 1e6),
+                ("catalog.quality_sd", 1e300),
+                ("creators.uploads_per_day", 1e300),
+            ]
+        )
+    )
+    doc = base_doc()
+    section, key = where.split(".")
+    doc[section][key] = value
+    return Case(dump(doc), fragment=where)
+
+
 CATEGORIES = {
     "absurd_sizes": absurd_sizes(),
     "non_finite": non_finite(),
@@ -317,6 +367,8 @@ CATEGORIES = {
     "oversized_pages": oversized_pages(),
     "absurd_clock": absurd_clock(),
     "panel_without_spec": panel_without_spec(),
+    "yes_no_numbers": yes_no_numbers(),
+    "absurd_magnitudes": absurd_magnitudes(),
 }
 
 
@@ -426,3 +478,15 @@ def test_version_and_debug():
         and "Traceback" in stderr
         and stderr.strip().splitlines()[-1].startswith("error: scenario file not found")
     )
+
+
+def test_absurd_periods_are_refused_in_a_short_line():
+    """A tiny period used to print its count of refits with a hundred digits."""
+    doc = base_doc()
+    doc["retrain"] = {"every_days": 1e-300}
+    doc["creators"]["period_days"] = 1e-300
+    with pytest.raises(RecarenaError) as caught:
+        preflight(parse_scenario(doc), "s.yaml")
+    message = str(caught.value)
+    assert "retrain.every_days" in message and "1e+300 refits" in message
+    assert "creators.period_days" in message and len(message) < 400

@@ -104,7 +104,7 @@ class ChasingParams(_Params):
     """How far the mix moves toward the target each period."""
     target: Literal["onehot", "softmax"] = "onehot"
     """onehot: the best-yielding topic; softmax: yield shares sharpened by ``temperature``."""
-    temperature: Annotated[float, Field(gt=0)] = 0.1
+    temperature: Annotated[float, Field(ge=1e-3, le=1e6)] = 0.1
     explore: Annotated[float, Field(ge=0, le=1)] = 0.1
     """Share of uploads on a uniformly drawn topic, so a creator learns what other topics pay."""
     scope: Literal["own", "platform"] = "own"
@@ -159,7 +159,7 @@ class EngagementChasing(_ChasingStrategy):
 
 
 class BoundedRationalParams(_Params):
-    temperature: Annotated[float, Field(gt=0)] = 0.1
+    temperature: Annotated[float, Field(ge=1e-3, le=1e6)] = 0.1
     """Logit noise of the choice over topics' yield shares (small: close to a best response)."""
     inertia: Annotated[float, Field(ge=0, le=1)] = 0.7
     """Probability a creator keeps its mix this period."""

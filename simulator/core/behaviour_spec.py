@@ -11,7 +11,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from recarena.simulator.core.section import Section
+from recarena.simulator.core.section import NonNegFloat, PositiveFloat, Section
 
 Hour = Annotated[float, Field(ge=0, lt=24)]
 
@@ -28,7 +28,7 @@ class DailyRhythmSpec(Section):
 
     peak_hours: Annotated[list[Hour], Field(min_length=1, max_length=24)] = [8.0, 20.0]
     """Modes of users' preferred session-start hours (0-24, local time)."""
-    peak_weights: list[Annotated[float, Field(gt=0)]] | None = None
+    peak_weights: list[PositiveFloat] | None = None
     """Share of users around each mode; null = equal shares."""
     spread_hours: Annotated[float, Field(ge=0, le=12)] = 1.5
     """Standard deviation of a user's preferred hour around its mode."""
@@ -75,9 +75,9 @@ class InstructionSpec(Section):
     """Instructions a user may give per session."""
     grace: bool = True
     """A user who speaks up stays for one more page to see whether the system listened."""
-    relief: Annotated[float, Field(ge=0)] = 0.5
+    relief: NonNegFloat = 0.5
     """Fatigue removed when the page right after an instruction gets a click (being heard)."""
-    satiation_cut: Annotated[float, Field(ge=0)] = 0.3
+    satiation_cut: NonNegFloat = 0.3
     """less_of_topic: satiation on the page's dominant topic must reach this."""
     concentration: Annotated[float, Field(gt=0, le=1)] = 0.4
     """less_of_topic: the dominant topic's share of the page must reach this."""

@@ -26,12 +26,17 @@ from recarena.simulator.core.behaviour_spec import DailyRhythmSpec, InstructionS
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.names import check_name, short_repr
 from recarena.simulator.core.scenario_features import AIContent, Talk
-from recarena.simulator.core.section import Section
-from recarena.simulator.core.yaml_safe import check_finite, read_yaml_file
+from recarena.simulator.core.section import (
+    Exponent,
+    NonNegFloat,
+    PositiveFloat,
+    Probability,
+    Section,
+    SignedFloat,
+    Temperature,
+)
+from recarena.simulator.core.yaml_safe import check_finite, check_no_bool_numbers, read_yaml_file
 
-PositiveFloat = Annotated[float, Field(gt=0)]
-NonNegFloat = Annotated[float, Field(ge=0)]
-Probability = Annotated[float, Field(ge=0, le=1)]
 SafeName = Annotated[str, AfterValidator(check_name)]
 """A name that becomes a path component (simulator/core/names.py)."""
 
@@ -52,7 +57,7 @@ class Catalog(Section):
     """Number of topics; each item is a mix over them and each user a taste over them."""
     topic_spread: Annotated[float, Field(ge=0, le=1)] = 0.3
     """Share of an item's topic mix spread (Dirichlet) outside its creator's main topic."""
-    topic_skew: NonNegFloat = 1.0
+    topic_skew: Exponent = 1.0
     """Zipf exponent of how creators' main topics are spread: some topics are more common."""
     quality_sd: NonNegFloat = 1.0
     """Spread of item quality around its creator's mean quality."""
@@ -174,7 +179,7 @@ class ConversationUsers(Section):  # added by 5a
 
     target_facets: Annotated[list[Literal["genre", "era", "mood"]], Field(min_length=1)] = ["genre"]
     """Facets the user cares about: [genre] is a broad target, [genre, era, mood] a narrow one."""
-    target_temperature: PositiveFloat = 0.5
+    target_temperature: Temperature = 0.5
     """Target genre drawn with probability ∝ exp(taste / target_temperature)."""
     answer_noise: Probability = 0.1
     """Chance an answer (or a critique's wanted value) names a wrong value of the facet."""
@@ -184,7 +189,7 @@ class ConversationUsers(Section):  # added by 5a
     """Patience lost on every turn."""
     rejection_cost: NonNegFloat = 1.0
     """Extra patience lost when a recommendation has nothing acceptable."""
-    accept_threshold: float | None = None
+    accept_threshold: SignedFloat | None = None
     """Least true utility of an acceptable item; null uses population.no_click_utility."""
     critique_prob: Probability = 0.8
     """Chance a rejection names a facet that misses and the wanted value (a critique)."""
@@ -209,11 +214,11 @@ class Population(Section):
     """Mean sessions per user per day (log-normal spread activity_sd)."""
     activity_sd: NonNegFloat = 0.5
     """Log-normal spread of per-user visit rates (activity levels)."""
-    no_click_utility: float = 1.0
+    no_click_utility: SignedFloat = 1.0
     """Utility of the outside option: the bar an item must clear to be clicked."""
-    temperature: PositiveFloat = 0.5
+    temperature: Temperature = 0.5
     """Temperature of the multinomial-logit choice: lower means more deterministic."""
-    position_decay: NonNegFloat = 0.7
+    position_decay: Exponent = 0.7
     """Examination probability at slot j is 1/(1+j)**position_decay."""
     satiation_gain: NonNegFloat = 0.15
     """Boredom added to a topic per item of it consumed."""
@@ -232,17 +237,17 @@ class Population(Section):
     sequel_weight: NonNegFloat = 0.0
     """Sequential structure: after consuming topic t a user gains this much utility on topic
     succ(t), a fixed random successor per topic. 0 = order carries no signal."""
-    satisfaction_reference: float = 0.1
+    satisfaction_reference: SignedFloat = 0.1
     """Session value (mean utility surplus per page) that counts as neutral satisfaction."""
     satisfaction_rate: Probability = 0.3
     """Weight of the latest session in the user's satisfaction (exponential moving average)."""
     return_sensitivity: NonNegFloat = 1.0
     """Visit rate = activity × exp(return_sensitivity × satisfaction), capped at max_rate_factor."""
-    max_rate_factor: Annotated[float, Field(ge=1)] = 3.0
+    max_rate_factor: Annotated[float, Field(ge=1, le=1e6)] = 3.0
     """Cap on how far satisfaction can raise a user's visit rate."""
     taste_drift: Probability = 0.0
     """After consuming item i: taste_u ← taste_u + taste_drift·(x_i − taste_u). 0 = fixed tastes."""
-    rating_thresholds: Annotated[list[float], Field(min_length=4, max_length=4)] | None = None
+    rating_thresholds: Annotated[list[SignedFloat], Field(min_length=4, max_length=4)] | None = None
     """Star cut points on the utility surplus U − u0 of a consumed item (rating = 1 + number of
     cut points below it); set from a calibrated population's training ratings. null = the
     fixed rule 3 + 1.5·surplus, rounded and clipped to 1..5."""
@@ -431,7 +436,7 @@ class ListSurface(Section):
     """A ranked list."""
     k: Annotated[int, Field(ge=1, le=200)] = 10
     """Slots per page."""
-    position_decay: NonNegFloat | None = None
+    position_decay: Exponent | None = None
     """Examination 1/(1+j)**decay; null uses population.position_decay."""
 
 
@@ -473,7 +478,7 @@ class ConversationSurface(Section):  # added by 5a
     """Items per recommendation turn."""
     max_turns: Annotated[int, Field(ge=1, le=100)] = 10
     """T: the conversation ends after this many turns (exit reason max_turns)."""
-    position_decay: NonNegFloat | None = None
+    position_decay: Exponent | None = None
     """Examination of recommended slots, 1/(1+j)**decay; null uses population.position_decay."""
 
 
@@ -681,6 +686,7 @@ def validate_document(raw: Any, source: str = "<scenario>") -> Scenario:
         scenario = Scenario.model_validate(raw)
     except ValidationError as exc:
         raise RecarenaError(f"{source}: {_first_error(exc)}") from None
+    check_no_bool_numbers(raw, scenario.model_dump(mode="python"), source)
     return scenario
 
 

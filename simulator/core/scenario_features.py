@@ -11,10 +11,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from recarena.simulator.core.section import Section
-
-NonNegFloat = Annotated[float, Field(ge=0)]
-Probability = Annotated[float, Field(ge=0, le=1)]
+from recarena.simulator.core.section import NonNegFloat, Probability, Section, SignedFloat
 
 
 class Talk(Section):
@@ -35,7 +32,7 @@ class Talk(Section):
     """Mean one-to-one messages per consumed item."""
     extraversion_sd: NonNegFloat = 0.75
     """Spread of the per-user extraversion trait (log-normal)."""
-    satisfaction_weight: float = 1.0
+    satisfaction_weight: SignedFloat = 1.0
     """How much satisfaction raises the rate of talking."""
     reach: Probability = 0.5
     """Share of friends a post reaches."""
@@ -58,11 +55,11 @@ class AIContent(Section):
 
     initial_share: Probability = 0.1
     """Share of the initial creators on AI from the start (drawn once per replicate)."""
-    speedup: Annotated[float, Field(ge=1)] = 2.0
+    speedup: Annotated[float, Field(ge=1, le=1e6)] = 2.0
     """How many times as often an AI creator uploads."""
     centrality: Probability = 0.5
     """How far AI items' topic mixes are pulled toward the catalog's mean mix."""
-    quality_shift: float = 0.0
+    quality_shift: SignedFloat = 0.0
     """Shift of AI items' quality relative to their creator's."""
     base_rate: Probability = 0.0
     """Chance per review that a human creator adopts AI regardless of what it sees."""

@@ -181,6 +181,37 @@ def check_finite(data: Any, source: str = "", prefix: str = "") -> None:
         raise RecarenaError(f"{where}: must be a finite number (got {value})")
 
 
+def bool_as_number_path(raw: Any, validated: Any, prefix: str = "") -> str | None:
+    """The YAML path of the first yes/no value that validation turned into a number, if any.
+
+    YAML reads ``true``/``yes``/``on`` as booleans and pydantic's lax mode reads those as 1 where
+    an int or float is expected, so ``seed: true`` or ``epochs: on`` used to run as 1. ``raw`` is
+    the document as parsed and ``validated`` the model's dump; only paths present in both count.
+    """
+    stack: list[tuple[str, Any, Any]] = [(prefix, raw, validated)]
+    while stack:
+        path, before, after = stack.pop()
+        if isinstance(before, bool):
+            if isinstance(after, int | float) and not isinstance(after, bool):
+                return path or "<document>"
+        elif isinstance(before, dict) and isinstance(after, dict):
+            for key in reversed(list(before)):
+                if key in after:
+                    stack.append((f"{path}.{key}" if path else str(key), before[key], after[key]))
+        elif isinstance(before, list | tuple) and isinstance(after, list | tuple):
+            pairs = list(zip(before, after, strict=False))
+            stack.extend(reversed([(f"{path}[{i}]", b, a) for i, (b, a) in enumerate(pairs)]))
+    return None
+
+
+def check_no_bool_numbers(raw: Any, validated: Any, source: str = "", prefix: str = "") -> None:
+    """Refuse a yes/no value where a number is expected (see :func:`bool_as_number_path`)."""
+    path = bool_as_number_path(raw, validated, prefix)
+    if path is not None:
+        where = f"{source}: {path}" if source else path
+        raise RecarenaError(f"{where}: expected a number, got a yes/no value")
+
+
 def read_yaml_file(path: str | Path, max_bytes: int | None = None) -> Any:
     """Read and parse a YAML file no larger than ``max_bytes`` (default MAX_FILE_BYTES)."""
     path = Path(path)

@@ -80,19 +80,23 @@ class Estimate:
 
 def human_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB", "PB", "EB"):
-        if n < 1000 or unit == "EB":
+        if n < 1000:
             return f"{n:.1f} {unit}" if unit not in ("B", "KB") else f"{n:.0f} {unit}"
         n /= 1024
-    return f"{n:.1f} EB"
+    return f"{n:.3g} EB"  # {:.1f} of an absurd estimate printed hundreds of digits
 
 
-def human_count(n: int) -> str:
-    """``10^12`` for big round numbers (how people write them in a scenario), else ``12,345``."""
+def human_count(n: float) -> str:
+    """``10^12`` for big round numbers (how people write them in a scenario), ``1.21e+18``
+    past a quadrillion (a tiny period or rate otherwise prints a hundred digits), else
+    ``12,345``."""
+    if n >= 1e15 and not (isinstance(n, int) and 10 ** round(math.log10(n)) == n):
+        return f"{n:.3g}"
     if n >= 10**6:
         exponent = round(math.log10(n))
         if 10**exponent == n:
             return f"10^{exponent}"
-    return f"{n:,}"
+    return f"{n:,.0f}"
 
 
 def machine_memory() -> int:
@@ -435,7 +439,7 @@ def _check_estimate(est: Estimate, scenario: Scenario, limits: Limits, force: bo
     if est.ticks > limits.max_ticks:
         problems.append(
             f"horizon.tick_seconds: {scenario.horizon.days:g} days of "
-            f"{scenario.horizon.tick_seconds:g} s ticks = {est.ticks:,.0f} ticks per cell exceed "
+            f"{scenario.horizon.tick_seconds:g} s ticks = {human_count(est.ticks)} ticks per cell exceed "
             f"the maximum of {limits.max_ticks:,}"
         )
     days = scenario.horizon.days
@@ -449,7 +453,7 @@ def _check_estimate(est: Estimate, scenario: Scenario, limits: Limits, force: bo
             )
             problems.append(
                 f"{field}: {days:g} days with a refit every {every:g} days = "
-                f"{days / every:,.0f} refits per cell exceed the maximum of "
+                f"{human_count(days / every)} refits per cell exceed the maximum of "
                 f"{limits.max_periodic:,}"
             )
             break
@@ -457,7 +461,7 @@ def _check_estimate(est: Estimate, scenario: Scenario, limits: Limits, force: bo
     if reviews > limits.max_periodic:
         problems.append(
             f"creators.period_days: {days:g} days with a review every "
-            f"{scenario.creators.period_days:g} days = {reviews:,.0f} creator reviews per cell "
+            f"{scenario.creators.period_days:g} days = {human_count(reviews)} creator reviews per cell "
             f"exceed the maximum of {limits.max_periodic:,}"
         )
     if problems and not force:

@@ -24,7 +24,7 @@ from recarena.simulator.core.scenario import (
     read_document,
     validate_document,
 )
-from recarena.simulator.core.yaml_safe import check_finite
+from recarena.simulator.core.yaml_safe import check_finite, check_no_bool_numbers
 from recarena.simulator.engine.surfaces import REGISTRY as SURFACES
 
 
@@ -78,6 +78,7 @@ def _resolve_strategy(scenario: Scenario) -> None:
         raise RecarenaError(f"creators.strategy: {message}") from None
     # a params model may coerce the string "inf" into a float; the YAML check cannot see that
     check_finite(params.model_dump(), prefix="creators.strategy.params")
+    check_no_bool_numbers(spec.params, params.model_dump(), prefix="creators.strategy.params")
 
 
 def _resolve_params(scenario: Scenario) -> None:
@@ -94,7 +95,9 @@ def _resolve_params(scenario: Scenario) -> None:
             raise RecarenaError(
                 _first_error(exc, ("arms", index, "recommender", "params"))
             ) from None
-        check_finite(params.model_dump(), prefix=f"arms[{index}].recommender.params")
+        where = f"arms[{index}].recommender.params"
+        check_finite(params.model_dump(), prefix=where)
+        check_no_bool_numbers(arm.recommender.params, params.model_dump(), prefix=where)
         arm.recommender.params = params.model_dump(mode="json")
         _check_surface_fits(scenario, index, entry)  # added by 5a
 
