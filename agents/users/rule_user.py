@@ -23,7 +23,7 @@ from recarena.agents.users.choice import mnl_probabilities, sample_choice
 from recarena.agents.users.population import UserState
 from recarena.agents.users.social import SocialState
 from recarena.simulator.core.catalog import Catalog
-from recarena.simulator.core.rng import _GOLDEN, _INV_2_53, _mix64_owned
+from recarena.simulator.core.rng import _GOLDEN, _INV_2_53_0D, _S11_0D, _mix64_owned
 from recarena.simulator.core.scenario import Population
 from recarena.simulator.core.types import PAD_ITEM, PageBatch, ResponseBatch
 
@@ -99,9 +99,9 @@ class RuleUserPolicy:
         # uniforms(combine(noise_key, purpose)) computed in place in one buffer
         bits = np.asarray(pages.noise_key, np.uint64)[:, None] + _PURPOSE_OFFSETS
         _mix64_owned(_mix64_owned(bits))
-        bits >>= np.uint64(11)
+        bits >>= _S11_0D
         noise = bits.astype(np.float64)
-        noise *= _INV_2_53
+        noise *= _INV_2_53_0D
         choice = sample_choice(probs, noise[:, 0])
         clicked = choice[:, None] == np.arange(items.shape[1])  # no click (-1) matches no slot
         has_click = choice >= 0

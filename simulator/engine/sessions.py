@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from recarena.simulator.core.rng import _GOLDEN, _mix64_owned
+from recarena.simulator.core.rng import _GOLDEN, _GOLDEN_0D, _mix64_owned, operand
 from recarena.simulator.engine.arrivals import Arrivals
 
 PAGE_ID_STRIDE = 1024
@@ -34,6 +34,7 @@ class ActiveSessions:
     clicks: np.ndarray = field(default_factory=lambda: np.empty(0, np.int32))
     value: np.ndarray = field(default_factory=lambda: np.empty(0, np.float64))
     _zeros: np.ndarray = field(default_factory=lambda: np.zeros(64), repr=False)
+    _offsets: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return int(self.user.shape[0])
@@ -75,9 +76,17 @@ class ActiveSessions:
         ``combine(hash_base, request_id)``, i.e. ``mix64(hash_base + id·G + G)`` in wrapping
         arithmetic, computed in place in the one array the cast makes."""
         keys = request_id.astype(np.uint64)
-        keys *= _GOLDEN
-        keys += np.uint64((int(hash_base) + int(_GOLDEN)) % 2**64)
+        keys *= _GOLDEN_0D
+        keys += self._key_offset(hash_base)
         return _mix64_owned(keys)
+
+    def _key_offset(self, hash_base: np.uint64) -> np.ndarray:
+        """``hash_base + G`` as a 0-d operand (:func:`operand`), made once per cell's key."""
+        kept = self._offsets.get(int(hash_base))
+        if kept is None:
+            kept = operand((int(hash_base) + int(_GOLDEN)) % 2**64, np.uint64)
+            self._offsets[int(hash_base)] = kept
+        return kept
 
 
 class Timings:

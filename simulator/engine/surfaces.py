@@ -26,7 +26,7 @@ from recarena.recommenders.base import Recommender
 from recarena.simulator.core.catalog import Catalog
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.registry import Registry, must_be_callable
-from recarena.simulator.core.rng import _GOLDEN, _mix64_owned, combine, uniforms
+from recarena.simulator.core.rng import _GOLDEN, _mix64_owned, combine, operand, uniforms
 from recarena.simulator.core.scenario import CarouselSurface, ListSurface, PluginSurface
 from recarena.simulator.core.types import PAD_ITEM, RequestBatch, SlateBatch
 
@@ -68,7 +68,7 @@ class ListView:
         self._slot_ids = np.arange(cfg.k, dtype=np.uint64)[None, :]
         self._slot_offsets = self._slot_ids * _GOLDEN + _GOLDEN
         """combine(key, slot) = mix64(key + slot·G + G): the constant part, per slot."""
-        self._purpose_offset = np.uint64((_SLOT * int(_GOLDEN) + int(_GOLDEN)) % 2**64)
+        self._purpose_offset = operand((_SLOT * int(_GOLDEN) + int(_GOLDEN)) % 2**64, np.uint64)
         self._exam_bits = _below_bits(self.exam_p)
 
     def layout(self, recommender, requests, state) -> SlateBatch:
