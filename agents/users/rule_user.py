@@ -17,13 +17,15 @@ shared by arms.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from recarena.agents.users.choice import mnl_probabilities, sample_choice
 from recarena.agents.users.population import UserState
 from recarena.agents.users.social import SocialState
 from recarena.simulator.core.catalog import Catalog
-from recarena.simulator.core.rng import _GOLDEN, _INV_2_53_0D, _S11_0D, _mix64_owned
+from recarena.simulator.core.rng import _GOLDEN, _INV_2_53_0D, _S11_0D, _mix64_owned, operand
 from recarena.simulator.core.scenario import Population
 from recarena.simulator.core.types import PAD_ITEM, PageBatch, ResponseBatch
 
@@ -32,6 +34,30 @@ _PURPOSES = np.array([_CHOOSE, _LEAVE], np.uint64)
 _PURPOSE_OFFSETS = (_PURPOSES * _GOLDEN + _GOLDEN)[None, :]
 """``combine(key, purpose)`` is ``mix64(key + purpose·G + G)`` (wrapping): the constant part of
 both purposes, added to the page keys in one pass."""
+_ZERO_F32, _ONE_F32 = operand(0.0, np.float32), operand(1.0, np.float32)
+_RATING_SLOPE, _RATING_MID, _RATING_MAX = (operand(v, np.float32) for v in (1.5, 3.0, 5.0))
+"""The rating rule's constants as float32 0-d operands (see ``operand``): the float32 that a
+Python scalar would be converted to at every call, converted once."""
+
+
+@dataclass(frozen=True)
+class _PageConstants:
+    """The population's per-page constants as float32 0-d operands, made once per config:
+    the float32 each Python scalar was converted to at every page batch."""
+
+    cfg: Population
+    no_click: np.ndarray
+    fatigue_per_page: np.ndarray
+    fatigue_no_click: np.ndarray
+
+    @staticmethod
+    def of(cfg: Population) -> _PageConstants:
+        return _PageConstants(
+            cfg,
+            operand(cfg.no_click_utility, np.float32),
+            operand(cfg.fatigue_per_page, np.float32),
+            operand(cfg.fatigue_no_click, np.float32),
+        )
 
 
 class RuleUserPolicy:
@@ -44,6 +70,7 @@ class RuleUserPolicy:
         social: SocialState | None = None,
     ) -> None:
         self.cfg = cfg
+        self._constants = _PageConstants.of(cfg)
         self.social = social
         self.users = users
         self.catalog = catalog
@@ -86,6 +113,9 @@ class RuleUserPolicy:
 
     def respond(self, pages: PageBatch) -> ResponseBatch:
         cfg = self.cfg
+        if self._constants.cfg is not cfg:  # the config was replaced after construction
+            self._constants = _PageConstants.of(cfg)
+        constants = self._constants
         items = pages.slates.items
         valid = items != PAD_ITEM
         # through utility(), so a subclass overriding it or its _utility hook is what users
@@ -109,20 +139,20 @@ class RuleUserPolicy:
         chosen_utility = np.empty(items.shape[0], np.float32)
         chosen_utility.fill(np.nan)
         chosen_utility[has_click] = utility[clicked]  # one clicked slot per clicking row
-        surplus = chosen_utility - cfg.no_click_utility
+        surplus = chosen_utility - constants.no_click
         if cfg.rating_thresholds is None:
-            rating = 1.5 * surplus
-            rating += 3.0
+            rating = _RATING_SLOPE * surplus
+            rating += _RATING_MID
             np.rint(rating, out=rating)
-            np.maximum(rating, 1, out=rating)  # np.clip(rating, 1, 5), without its wrappers
-            np.minimum(rating, 5, out=rating)
+            np.maximum(rating, _ONE_F32, out=rating)  # np.clip(rating, 1, 5), no wrappers
+            np.minimum(rating, _RATING_MAX, out=rating)
         else:  # calibrated cut points on the surplus (agents/users/calibration.py)
             stars = 1.0 + np.searchsorted(cfg.rating_thresholds, surplus, side="right")
             rating = np.where(has_click, stars, np.nan)
 
-        fatigue = pages.fatigue + np.float32(cfg.fatigue_per_page)
-        fatigue += np.where(has_click, np.float32(0.0), np.float32(cfg.fatigue_no_click))
-        leave_p = 1.0 - np.exp(-fatigue)
+        fatigue = pages.fatigue + constants.fatigue_per_page
+        fatigue += np.where(has_click, _ZERO_F32, constants.fatigue_no_click)
+        leave_p = _ONE_F32 - np.exp(-fatigue)
         leave = noise[:, 1] < leave_p
         return ResponseBatch(
             examined=examined,
@@ -131,5 +161,5 @@ class RuleUserPolicy:
             rating=np.asarray(rating, np.float32),
             leave=leave,
             fatigue=np.asarray(fatigue, np.float32),
-            extra={"value": np.where(has_click, surplus, 0.0)},
+            extra={"value": np.where(has_click, surplus, _ZERO_F32)},
         )
