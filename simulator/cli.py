@@ -82,6 +82,17 @@ def _input_errors() -> tuple[type[BaseException], ...]:
             pa.ArrowException)  # fmt: skip
 
 
+FORMAT_HELP = "auto, movielens, movielens-dat, movielens-100k, recbole or csv."
+
+
+def _check_format(fmt: str) -> None:
+    """``--format`` is one of the dataset loaders' names (simulator/data/datasets.py)."""
+    from recarena.simulator.data.datasets import FORMATS
+
+    if fmt not in FORMATS:
+        raise RecarenaError(f"--format: unknown {fmt!r}; known: {', '.join(FORMATS)}")
+
+
 @contextmanager
 def _reading(what: str) -> Iterator[None]:
     """Turn a known input error while reading ``what`` into one RecarenaError line."""
@@ -325,9 +336,7 @@ def run(
 def calibrate(
     dataset: Annotated[str, typer.Argument(help="ml-100k (inside RecBole) or a dataset path.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Population parquet to write.")],
-    fmt: Annotated[
-        str, typer.Option("--format", help="auto, movielens, movielens-dat, recbole or csv.")
-    ] = "auto",
+    fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "auto",
     topics: Annotated[int, typer.Option(min=1, max=1024, help="Latent topics.")] = 16,
     seed: Annotated[int, typer.Option(min=0)] = 0,
 ) -> None:
@@ -338,10 +347,7 @@ def calibrate(
     from recarena.agents.users.calibration import calibrate as fit
     from recarena.simulator.data.datasets import load_dataset
 
-    if fmt not in ("auto", "movielens", "movielens-dat", "recbole", "csv"):
-        raise RecarenaError(
-            f"--format: unknown {fmt!r}; known: auto, movielens, movielens-dat, recbole, csv"
-        )
+    _check_format(fmt)
     started = time.perf_counter()
     with _reading(f"dataset {dataset}"):
         data = load_dataset(dataset, fmt)  # type: ignore[arg-type]
@@ -367,9 +373,7 @@ def fidelity(
     output: Annotated[
         Path, typer.Option("--output", "-o", help="Directory for fidelity.json / fidelity.md.")
     ] = Path("runs/fidelity"),
-    fmt: Annotated[
-        str, typer.Option("--format", help="auto, movielens, movielens-dat, recbole or csv.")
-    ] = "auto",
+    fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "auto",
     seed: Annotated[int, typer.Option("--seed", "-s", min=0)] = 0,
     users: Annotated[
         int | None, typer.Option(min=2, help="Keep this many users (drawn with --seed).")
@@ -416,10 +420,7 @@ def fidelity(
         write_report,
     )
 
-    if fmt not in ("auto", "movielens", "movielens-dat", "recbole", "csv"):
-        raise RecarenaError(
-            f"--format: unknown {fmt!r}; known: auto, movielens, movielens-dat, recbole, csv"
-        )
+    _check_format(fmt)
     cfg = FidelityConfig(
         dataset=dataset,
         format=fmt,

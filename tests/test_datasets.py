@@ -17,6 +17,7 @@ from recarena.simulator.data.datasets import (
     load_interactions,
     load_ml100k,
     load_movielens,
+    load_movielens_100k,
     load_recbole,
     recbole_ml100k_dir,
 )
@@ -133,7 +134,8 @@ def test_missing_paths_name_the_path_and_the_download_page(tmp_path: Path) -> No
 def test_ambiguous_path_asks_for_format(tmp_path: Path) -> None:
     path = tmp_path / "data.txt"
     path.write_text("x", encoding="utf-8")
-    with pytest.raises(RecarenaError, match="--format movielens\\|movielens-dat\\|recbole\\|csv"):
+    formats = "--format movielens\\|movielens-dat\\|movielens-100k\\|recbole\\|csv"
+    with pytest.raises(RecarenaError, match=formats):
         load_dataset(path)
 
 
@@ -156,6 +158,58 @@ def test_ml_latest_small_copy() -> None:
     assert data.items.height == 9742
     toy = data.items.filter(pl.col("item") == 1).row(0, named=True)
     assert toy["title"] == "Toy Story" and toy["year"] == 1995
+
+
+# ------------------------------------------------------------ MovieLens-100K as GroupLens ships it
+def write_ml100k_release(directory: Path, rows: int = 3000) -> Path:
+    """The release's own files (u.data, u.item, u.genre, u.user) rebuilt from RecBole's copy."""
+    source = recbole_ml100k_dir()
+    directory.mkdir()
+    inter = pl.read_csv(source / "ml-100k.inter", separator="\t", n_rows=rows)
+    lines = ["\t".join(str(int(v)) for v in row) for row in inter.iter_rows()]
+    (directory / "u.data").write_text("\n".join(lines) + "\n", encoding="latin-1")
+    genres = ["unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime"]
+    genres += ["Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery"]
+    genres += ["Romance", "Sci-Fi", "Thriller", "War", "Western"]
+    (directory / "u.genre").write_text("".join(f"{g}|{i}\n" for i, g in enumerate(genres)))
+    items = pl.read_csv(
+        source / "ml-100k.item", separator="\t", quote_char=None, infer_schema=False
+    )
+    out = []
+    for item, title, year, kinds in items.iter_rows():
+        flags = "|".join("1" if g in str(kinds).split(" ") else "0" for g in genres)
+        out.append(f"{item}|{title} ({year})|01-Jan-{year}||http://example.org/{item}|{flags}")
+    (directory / "u.item").write_bytes(("\n".join(out) + "\n").encode("latin-1"))
+    users = pl.read_csv(source / "ml-100k.user", separator="\t", infer_schema=False)
+    rows_u = ["|".join(str(v) for v in row) for row in users.iter_rows()]
+    (directory / "u.user").write_text("\n".join(rows_u) + "\n", encoding="latin-1")
+    return directory
+
+
+def test_movielens_100k_release_reads_like_the_recbole_copy(tmp_path: Path) -> None:
+    folder = write_ml100k_release(tmp_path / "ml-100k")
+    data = load_dataset(folder)  # detected from u.data
+    recbole = load_ml100k()
+    assert data.n_interactions == 3000
+    assert np.array_equal(data.user, recbole.user[:3000])
+    assert np.array_equal(data.item, recbole.item[:3000])
+    assert np.array_equal(data.rating, recbole.rating[:3000])
+    assert np.array_equal(data.timestamp, recbole.timestamp[:3000])
+    toy = data.items.filter(pl.col("item") == 1).row(0, named=True)
+    assert toy["title"] == "Toy Story" and toy["year"] == 1995
+    assert toy["genres"] == ["Animation", "Children's", "Comedy"]
+    assert data.items.height == 1682
+    assert data.users is not None and data.users["persona"][0] == "a man aged 24, technician"
+    # the same folder through --format movielens, and u.data named directly
+    assert load_dataset(folder, "movielens").n_interactions == 3000
+    assert load_movielens_100k(folder / "u.data").n_interactions == 3000
+
+
+def test_a_bad_u_data_line_is_named(tmp_path: Path) -> None:
+    folder = write_ml100k_release(tmp_path / "ml-100k", rows=10)
+    (folder / "u.data").write_text("1\t2\t3\t4\n5,6,7,8\n", encoding="latin-1")
+    with pytest.raises(RecarenaError, match=r"u.data line 2: expected 4 fields separated by '\\t'"):
+        load_dataset(folder)
 
 
 # ------------------------------------------------------------------- MovieLens .dat releases

@@ -35,8 +35,8 @@ MOVIELENS_LICENCE = (
     "MovieLens data (GroupLens Research, University of Minnesota): research use only, no "
     "redistribution, cite Harper & Konstan (2015); see " + MOVIELENS_PAGE
 )
-Format = Literal["auto", "movielens", "movielens-dat", "recbole", "csv"]
-FORMATS = ("auto", "movielens", "movielens-dat", "recbole", "csv")
+Format = Literal["auto", "movielens", "movielens-dat", "movielens-100k", "recbole", "csv"]
+FORMATS = ("auto", "movielens", "movielens-dat", "movielens-100k", "recbole", "csv")
 _YEAR = re.compile(r"\((\d{4})\)\s*$")
 
 
@@ -194,9 +194,11 @@ def load_movielens(path: str | Path) -> InteractionData:
     _require(directory, "MovieLens directory", True)
     if not ratings_path.exists() and (directory / "ratings.dat").exists():
         return load_movielens_dat(directory)
+    if not ratings_path.exists() and (directory / "u.data").exists():
+        return load_movielens_100k(directory)
     if not ratings_path.exists():
         raise RecarenaError(
-            f"MovieLens ratings file not found: neither {ratings_path.name} nor ratings.dat in "
+            f"MovieLens ratings file not found: no {ratings_path.name}, ratings.dat or u.data in "
             f"{directory}; download MovieLens from {MOVIELENS_PAGE}"
         )
     columns = ("userId", "movieId", "rating", "timestamp")
@@ -242,9 +244,14 @@ _OCCUPATIONS = (
 
 
 def _dat_fields(
-    path: Path, names: tuple[str, ...], numeric: tuple[str, ...], what: str = "MovieLens file"
+    path: Path,
+    names: tuple[str, ...],
+    numeric: tuple[str, ...],
+    what: str = "MovieLens file",
+    separator: str = DAT_SEPARATOR,
 ) -> pl.DataFrame:
-    """One ``::``-separated latin-1 file as string columns ``names``, checked line by line.
+    """One ``::``-separated (or ``separator``-separated) latin-1 file as string columns
+    ``names``, checked line by line.
 
     Every problem is one :class:`RecarenaError` naming the file and the first bad line: a wrong
     separator or field count, an empty file, a non-numeric value in a ``numeric`` column.
@@ -259,20 +266,22 @@ def _dat_fields(
     lines = pl.Series("line", text.splitlines(), dtype=pl.String)
     if lines.len() == 0 or not text.strip():
         raise RecarenaError(f"{path}: the file is empty")
-    counts = lines.str.count_matches(DAT_SEPARATOR, literal=True).to_numpy()
+    counts = lines.str.count_matches(separator, literal=True).to_numpy()
     bad = np.flatnonzero(counts != len(names) - 1)
     if bad.size:
         first = int(bad[0])
         found = int(counts[first]) + 1
         hint = ""
-        if found == 1 and ("," in lines[first] or "\t" in lines[first]):
+        other = "," in lines[first] or "\t" in lines[first]
+        if separator == DAT_SEPARATOR and found == 1 and other:
             hint = " (this line uses ',' or tabs: a .csv release? name it ratings.csv)"
+        shown = separator.replace("\t", "\\t")
         raise RecarenaError(
             f"{path} line {first + 1}: expected {len(names)} fields separated by "
-            f"'{DAT_SEPARATOR}' ({DAT_SEPARATOR.join(names)}), found {found}{hint}"
+            f"'{shown}' ({shown.join(names)}), found {found}{hint}"
         )
     frame = (
-        lines.str.replace_all(DAT_SEPARATOR, _UNIT, literal=True)
+        lines.str.replace_all(separator, _UNIT, literal=True)
         .str.split_exact(_UNIT, len(names) - 1)
         .struct.rename_fields(list(names))
         .struct.unnest()
@@ -308,9 +317,13 @@ def _integer_ids(frame: pl.DataFrame, column: str, path: Path) -> np.ndarray:
 
 def persona_line(gender: str, age: int, occupation: int) -> str:
     """One line of text from ML-1M demographics (codes as documented in its README)."""
-    who = {"F": "woman", "M": "man"}.get(gender.strip().upper(), "person")
+    who = _person(gender)
     job = _OCCUPATIONS[occupation] if 0 <= occupation < len(_OCCUPATIONS) else "other"
     return f"a {who} aged {_AGES.get(age, str(age))}, {job}"
+
+
+def _person(gender: str) -> str:
+    return {"F": "woman", "M": "man"}.get(gender.strip().upper(), "person")
 
 
 def load_movielens_dat(path: str | Path) -> InteractionData:
@@ -364,6 +377,91 @@ def load_movielens_dat(path: str | Path) -> InteractionData:
         )
     return InteractionData(
         name=directory.name or "movielens",
+        user=_integer_ids(ratings, "user", ratings_path),
+        item=_integer_ids(ratings, "item", ratings_path),
+        timestamp=ratings["timestamp"].to_numpy(),
+        rating=ratings["rating"].to_numpy().astype(np.float32),
+        items=items,
+        licence=MOVIELENS_LICENCE,
+        users=users,
+    )
+
+
+# ------------------------------------------------------------------ MovieLens-100K release
+ML100K_GENRES = (
+    "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
+    "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance",
+    "Sci-Fi", "Thriller", "War", "Western",
+)  # fmt: skip
+"""The genre flags of u.item, in order (its README; u.genre says the same when present)."""
+
+
+def _ml100k_genres(directory: Path) -> tuple[str, ...]:
+    """Genre names by flag position: from u.genre when the folder has it, else the README's."""
+    listing = directory / "u.genre"
+    if not listing.exists():
+        return ML100K_GENRES
+    table = _dat_fields(listing, ("genre", "index"), ("index",), "genre list", separator="|")
+    names = dict(zip(_integer_ids(table, "index", listing).tolist(), table["genre"], strict=True))
+    return tuple(names.get(i, f"genre {i}") for i in range(len(ML100K_GENRES)))
+
+
+def load_movielens_100k(path: str | Path) -> InteractionData:
+    """The MovieLens-100K release as GroupLens ships it: ``path`` is its folder or u.data.
+
+    ``u.data``: ``user id \\t item id \\t rating \\t timestamp``; ``u.item`` (latin-1,
+    ``|``-separated): id, title with year, release date, video release date, IMDb URL and 19
+    genre flags; optional ``u.user``: ``id|age|gender|occupation|zip``, which becomes
+    ``InteractionData.users`` with a persona line. (``ml-100k`` as a name reads RecBole's copy of
+    the same data.)
+    """
+    path = Path(path)
+    directory = path.parent if path.name == "u.data" else path
+    _require(directory, "MovieLens-100K directory", True)
+    ratings_path = directory / "u.data"
+    fields = ("user", "item", "rating", "timestamp")
+    ratings = _dat_fields(ratings_path, fields, fields, "MovieLens ratings file", separator="\t")
+    items = _empty_items()
+    items_path = directory / "u.item"
+    if items_path.exists():
+        genres = _ml100k_genres(directory)
+        names = ("item", "title", "released", "video", "url", *(f"g{i}" for i in range(19)))
+        movies = _dat_fields(items_path, names, ("item",), separator="|")
+        flags = np.column_stack(
+            [movies[f"g{i}"].str.strip_chars().to_numpy() == "1" for i in range(19)]
+        )
+        items = pl.DataFrame(
+            {
+                "item": _integer_ids(movies, "item", items_path),
+                "title": movies["title"].str.replace(r"\s*\(\d{4}\)\s*$", "").str.strip_chars(),
+                "genres": [[genres[g] for g in np.flatnonzero(row) if g > 0] for row in flags],
+                "year": movies["title"].str.extract(_YEAR.pattern, 1).cast(pl.Int32, strict=False),
+            },
+            schema_overrides={"genres": pl.List(pl.String), "year": pl.Int32},
+        )
+    users = None
+    users_path = directory / "u.user"
+    if users_path.exists():
+        user_fields = ("user", "age", "gender", "occupation", "zip")
+        table = _dat_fields(users_path, user_fields, ("user", "age"), separator="|")
+        ages = _integer_ids(table, "age", users_path)
+        users = pl.DataFrame(
+            {
+                "user": _integer_ids(table, "user", users_path),
+                "gender": table["gender"],
+                "age": ages,
+                "occupation": table["occupation"],
+                "zip": table["zip"],
+                "persona": [
+                    f"a {_person(g)} aged {a}, {job.strip() or 'other'}"
+                    for g, a, job in zip(
+                        table["gender"].to_list(), ages, table["occupation"].to_list(), strict=True
+                    )
+                ],
+            }
+        )
+    return InteractionData(
+        name=directory.name or "ml-100k",
         user=_integer_ids(ratings, "user", ratings_path),
         item=_integer_ids(ratings, "item", ratings_path),
         timestamp=ratings["timestamp"].to_numpy(),
@@ -536,6 +634,8 @@ def detect_format(path: Path) -> Format:
         return "movielens-dat"
     if path.is_dir() and (path / "movies.csv").exists():
         return "movielens"
+    if path.name == "u.data" or (path.is_dir() and (path / "u.data").exists()):
+        return "movielens-100k"
     if path.suffix == ".dat":
         return "movielens-dat"
     if path.name == "ratings.csv" and (path.parent / "movies.csv").exists():
@@ -543,8 +643,8 @@ def detect_format(path: Path) -> Format:
     if path.suffix in (".csv", ".parquet"):
         return "csv"
     raise RecarenaError(
-        f"cannot tell the format of {path} (no ratings.csv, ratings.dat or <name>.inter in it); "
-        "pass --format movielens|movielens-dat|recbole|csv "
+        f"cannot tell the format of {path} (no ratings.csv, ratings.dat, u.data or <name>.inter "
+        "in it); pass --format movielens|movielens-dat|movielens-100k|recbole|csv "
         f"(MovieLens releases: {MOVIELENS_PAGE})"
     )
 
@@ -567,6 +667,8 @@ def load_dataset(
         return load_movielens(path)
     if fmt == "movielens-dat":
         return load_movielens_dat(path)
+    if fmt == "movielens-100k":
+        return load_movielens_100k(path)
     if fmt == "recbole":
         return load_recbole(path)
     return load_interactions(path, columns)
