@@ -26,7 +26,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.errors import RecarenaError, first_line
 
 app = typer.Typer(
     add_completion=False,
@@ -101,7 +101,7 @@ def _reading(what: str) -> Iterator[None]:
     except RecarenaError:
         raise
     except _input_errors() as exc:
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = first_line(exc)
         if isinstance(exc, OSError) and exc.strerror:
             text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
         raise RecarenaError(f"{what}: {' '.join(text.split())}") from None

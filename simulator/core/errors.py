@@ -8,5 +8,5 @@ class RecarenaError(Exception):
 def first_line(exc: BaseException) -> str:
     """The first line of a library's error message, whitespace collapsed (its type's name when
     it has none): what a one-line error quotes of a parser's complaint."""
-    text = " ".join(str(exc).split("\n")[0].split())
+    text = " ".join(str(exc).strip().split("\n")[0].split())
     return text or type(exc).__name__

@@ -25,7 +25,7 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, SequenceNode
 
-from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.errors import RecarenaError, first_line
 
 MAX_FILE_BYTES = int(os.environ.get("RECARENA_MAX_SCENARIO_BYTES", 1_000_000))
 """A scenario is a few kilobytes; a megabyte leaves room for long persona lists."""
@@ -147,7 +147,7 @@ def load_yaml(text: str, source: str) -> Any:
         try:
             data = loader.construct_document(node)
         except (ValueError, RecursionError) as exc:  # e.g. an integer of 5,000 digits
-            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            message = first_line(exc)
             if "int_max_str_digits" in message:
                 message = "an integer with more than 4,300 digits"
             raise RecarenaError(f"{source}: invalid YAML value: {message}") from None

@@ -16,7 +16,7 @@ from typing import Any
 
 from recarena.agents.llm.cache import CacheMiss
 from recarena.agents.llm.endpoint import LLMRuntime
-from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.errors import RecarenaError, first_line
 from recarena.simulator.engine.eventlog import EventLog
 from recarena.simulator.engine.model import SimulationModel
 from recarena.simulator.runner.plan import Cell
@@ -84,7 +84,7 @@ def run_cell(
 def failure_line(exc: BaseException) -> str:
     """One line for a cell's failure: the user's own message, or the exception's type and text."""
     if isinstance(exc, RecarenaError):
-        return str(exc).splitlines()[0] if str(exc) else "RecarenaError"
+        return first_line(exc)
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
 

@@ -439,8 +439,8 @@ def _check_estimate(est: Estimate, scenario: Scenario, limits: Limits, force: bo
     if est.ticks > limits.max_ticks:
         problems.append(
             f"horizon.tick_seconds: {scenario.horizon.days:g} days of "
-            f"{scenario.horizon.tick_seconds:g} s ticks = {human_count(est.ticks)} ticks per cell exceed "
-            f"the maximum of {limits.max_ticks:,}"
+            f"{scenario.horizon.tick_seconds:g} s ticks = {human_count(est.ticks)} ticks per "
+            f"cell exceed the maximum of {limits.max_ticks:,}"
         )
     days = scenario.horizon.days
     for index, arm in enumerate(scenario.arms):
@@ -461,8 +461,8 @@ def _check_estimate(est: Estimate, scenario: Scenario, limits: Limits, force: bo
     if reviews > limits.max_periodic:
         problems.append(
             f"creators.period_days: {days:g} days with a review every "
-            f"{scenario.creators.period_days:g} days = {human_count(reviews)} creator reviews per cell "
-            f"exceed the maximum of {limits.max_periodic:,}"
+            f"{scenario.creators.period_days:g} days = {human_count(reviews)} creator reviews "
+            f"per cell exceed the maximum of {limits.max_periodic:,}"
         )
     if problems and not force:
         raise RecarenaError(f"{'; '.join(problems)} (pass --force to run anyway)")
