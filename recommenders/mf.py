@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from recarena.recommenders.base import RecommenderContext
 from recarena.recommenders.popularity import PopularityParams, PopularityRecommender
 from recarena.recommenders.slates import top_k_from_scores
+from recarena.recommenders.tensors import reading_tensor
 from recarena.simulator.core.types import (
     PAD_ITEM,
     FeedbackBatch,
@@ -253,8 +254,8 @@ class MatrixFactorization:
         user_w = self.user_emb.clone().requires_grad_(True)
         item_w = self.item_emb.clone().requires_grad_(True)
         optimizer = _DenseAdam([user_w, item_w], lr=p.lr)
-        users = torch.from_numpy(history.user)
-        positives = torch.from_numpy(history.item)
+        users = reading_tensor(history.user)
+        positives = reading_tensor(history.item)
         n = len(history)
         for order, negatives in self._epochs(n):
             for start in range(0, order.numel(), p.batch_size):
@@ -281,8 +282,8 @@ class MatrixFactorization:
         p = self.params
         user_w, item_w = self.user_emb.clone(), self.item_emb.clone()
         user_adam, item_adam = _LazyAdam(user_w, p.lr), _LazyAdam(item_w, p.lr)
-        users = torch.from_numpy(history.user)
-        positives = torch.from_numpy(history.item)
+        users = reading_tensor(history.user)
+        positives = reading_tensor(history.item)
         n = len(history)
         with torch.no_grad():
             for order, negatives in self._epochs(n):
@@ -331,7 +332,7 @@ class MatrixFactorization:
         else:
             bounds = np.linspace(0, batch, -(-batch // block) + 1).astype(np.int64)
         item_t = self.item_emb[:n_items].T
-        users = torch.from_numpy(requests.user)
+        users = torch.from_numpy(requests.user.copy())  # a few ids; the request is read-only
         with torch.no_grad():
             for start, stop in zip(bounds[:-1], bounds[1:], strict=True):
                 rows = users[start:stop]

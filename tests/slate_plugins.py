@@ -96,3 +96,58 @@ class BadPropensity(Honest):
         slates = super().recommend(requests)
         slates.propensity[:, 0] = 0.0
         return slates
+
+
+class ReturnsTuple(Honest):
+    """The three arrays, but not as a SlateBatch."""
+
+    def recommend(self, requests: RequestBatch) -> SlateBatch:
+        slates = super().recommend(requests)
+        return (slates.items, slates.scores, slates.propensity)  # type: ignore[return-value]
+
+
+class ClearsExclude(Honest):
+    """Wipes the user's consumed items from the request, then shows one of them."""
+
+    def recommend(self, requests: RequestBatch) -> SlateBatch:
+        requests.exclude[:] = PAD_ITEM
+        return super().recommend(requests)
+
+
+class NormalisesCatalog(Honest):
+    """Rescales the catalog's topic mixes in place (a plausible mistake, not malice)."""
+
+    def recommend(self, requests: RequestBatch) -> SlateBatch:
+        requests.catalog.topics *= 2.0
+        return super().recommend(requests)
+
+
+class SortsHistory(Honest):
+    """Sorts the clicks it is fitted on in place."""
+
+    def fit(self, history: Interactions) -> None:
+        history.item.sort()
+
+
+class RewritesClicks(Honest):
+    """Marks every shown slot clicked in its feedback (an online learner's mistake)."""
+
+    def update(self, feedback: FeedbackBatch) -> None:
+        feedback.clicked[:] = True
+
+
+class ReusesItsBuffer(Honest):
+    """Keeps its answer's arrays and scribbles on them in ``update``, after the user saw the
+    page and before the engine logged it: what was checked and shown is what is logged."""
+
+    def __init__(self, params: NoParams, ctx: RecommenderContext) -> None:
+        super().__init__(params, ctx)
+        self.last: SlateBatch | None = None
+
+    def recommend(self, requests: RequestBatch) -> SlateBatch:
+        self.last = super().recommend(requests)
+        return self.last
+
+    def update(self, feedback: FeedbackBatch) -> None:
+        if self.last is not None:
+            self.last.items[:] = PAD_ITEM

@@ -31,8 +31,8 @@ SMALL = {
 }
 
 
-def _run_arm(tmp_path, kind: str, arm: str = "suspect"):
-    doc = copy.deepcopy(SMALL)
+def _run_arm(tmp_path, kind: str, arm: str = "suspect", **overrides):
+    doc = copy.deepcopy(SMALL) | overrides
     doc["arms"].append({"name": arm, "recommender": {"type": f"{PLUGINS}:{kind}"}})
     scenario = parse_scenario(doc)
     index = len(scenario.arms) - 1
@@ -129,3 +129,38 @@ def test_empty_slots_are_not_duplicates_and_long_histories_are_checked(
             _Requests(exclude, k, n),
             SlateBatch(items, np.zeros(items.shape, np.float32), propensity),
         )
+
+
+def test_an_answer_that_is_not_a_slate_batch_is_named(tmp_path):
+    with pytest.raises(SlateViolation, match="recommend returned tuple, expected a SlateBatch"):
+        _run_arm(tmp_path, "ReturnsTuple")
+
+
+@pytest.mark.parametrize("kind", ["ClearsExclude", "NormalisesCatalog", "SortsHistory"])
+def test_engine_state_handed_to_a_recommender_is_read_only(tmp_path, kind):
+    """A write into the request, the catalog or the fitted clicks fails at the write, instead
+    of changing what users see or what the next fit reads (and fooling the guard)."""
+    with pytest.raises(ValueError, match="read-only"):
+        _run_arm(tmp_path, kind, retrain={"every_days": 0.25})  # fits on clicks, not on none
+
+
+def test_feedback_is_read_only_and_a_failure_line_says_why(tmp_path):
+    from recarena.simulator.runner.cell import failure_line
+
+    with pytest.raises(ValueError, match="read-only") as caught:
+        _run_arm(tmp_path, "RewritesClicks")
+    line = failure_line(caught.value)
+    assert "read-only views of the engine's arrays" in line and "\n" not in line
+
+
+def test_what_was_checked_is_what_is_logged_when_a_recommender_reuses_its_buffer(tmp_path):
+    import polars as pl
+
+    reused = tmp_path / "reused"
+    honest = tmp_path / "honest"
+    reused.mkdir()
+    honest.mkdir()
+    _run_arm(reused, "ReusesItsBuffer", arm="same")
+    _run_arm(honest, "Honest", arm="same")  # the same slates, never scribbled on
+    logs = [pl.read_parquet(next(d.rglob("exposures.parquet"))) for d in (reused, honest)]
+    assert logs[0].height > 0 and logs[0].equals(logs[1])

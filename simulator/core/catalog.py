@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from recarena.simulator.core.types import CatalogView
+from recarena.simulator.core.types import CatalogView, read_only
 
 
 class Catalog:
@@ -76,11 +76,12 @@ class Catalog:
         return self._source[: self.n]
 
     def view(self) -> CatalogView:
+        """What recommenders see: read-only views (a plug-in cannot rewrite the catalog)."""
         return CatalogView(
             n_items=self.n,
-            topics=self.topics,
-            quality=self.quality,
-            creator=self.creator,
-            created_at=self.created_at,
-            source=self.source,
+            topics=read_only(self.topics),
+            quality=read_only(self.quality),
+            creator=read_only(self.creator),
+            created_at=read_only(self.created_at),
+            source=read_only(self.source),
         )

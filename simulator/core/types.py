@@ -17,12 +17,25 @@ PAD_ITEM = -1
 """Filler for ragged item matrices (``exclude``, short slates). Never a real item id."""
 
 
+def read_only(array: np.ndarray) -> np.ndarray:
+    """A view of ``array`` that cannot be written through.
+
+    Why: plug-ins (recommenders, policies, RL agents) receive engine state (the catalog, the
+    clicks a fit reads, a page's requests and outcomes). A plug-in that sorted or normalised
+    one of those arrays in place corrupted the simulation silently; through this view the
+    write fails at once, with numpy's "assignment destination is read-only". The engine
+    keeps writing through its own reference; the view shows those changes."""
+    view = array.view()
+    view.flags.writeable = False
+    return view
+
+
 @dataclass(frozen=True)
 class CatalogView:
     """Read-only view of the items published so far (ids ``0..n_items-1``).
 
     Recommenders that need item features (topics for diversity, creators for fairness) read them
-    here. Arrays are views into the engine's catalog and must not be modified.
+    here. Arrays are read-only views into the engine's catalog (:func:`read_only`).
     """
 
     n_items: int

@@ -66,6 +66,8 @@ class Outcomes:
         if done:
             parts = [(joined.user, joined.item, joined.time, joined.rating), *parts]
         user, item, when, rating = (np.concatenate(p) for p in zip(*parts, strict=True))
+        for column in (user, item, when, rating):  # shared with later fits: nobody writes them
+            column.flags.writeable = False
         self._joined = (len(self._history), Interactions(user, item, when, rating))
         return self._joined[1]
 

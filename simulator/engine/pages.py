@@ -30,6 +30,7 @@ from recarena.simulator.core.types import (
     RequestBatch,
     ResponseBatch,
     SlateBatch,
+    read_only,
 )
 from recarena.simulator.engine.arrivals import DAY
 from recarena.simulator.engine.behaviour_hooks import log_instructions
@@ -57,14 +58,14 @@ class ShownPage:
 
 def requests_for(world: World, active: ActiveSessions, now: float, k: int) -> RequestBatch:
     """The page requests of every active session (one per row of ``active``)."""
-    return RequestBatch(
+    return RequestBatch(  # read-only: the guard checks slates against these after recommend
         time=now,
-        user=active.user,
-        session=active.session_id,
-        page=active.page,
+        user=read_only(active.user),
+        session=read_only(active.session_id),
+        page=read_only(active.page),
         k=k,
         catalog=world.catalog_view(),
-        exclude=world.consumed.for_users(active.user),
+        exclude=read_only(world.consumed.for_users(active.user)),
     )
 
 
@@ -98,13 +99,13 @@ def feedback(requests: RequestBatch, shown: ShownPage, reward: str = "clicks") -
     """What an online recommender may learn from: clicks, ratings, session ends, the number of
     examined slots (what viewport logging reports) and the configured per-page reward."""
     response = shown.response
-    return FeedbackBatch(
+    return FeedbackBatch(  # read-only views: the page is logged from these arrays afterwards
         requests,
         shown.slates,
-        response.clicked,
-        rating=response.rating,
-        leave=response.leave,
-        session_end=shown.ending,
+        read_only(response.clicked),
+        rating=None if response.rating is None else read_only(response.rating),
+        leave=read_only(response.leave),
+        session_end=read_only(shown.ending),
         examined_count=response.examined.sum(axis=1, dtype=np.int32),
         reward=page_reward(reward, response),
         instructions=instructions_of(response),  # population.instructions, else None

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from recarena.simulator.core.errors import RecarenaError
-from recarena.simulator.core.types import PAD_ITEM, RequestBatch, SlateBatch
+from recarena.simulator.core.types import PAD_ITEM, RequestBatch, SlateBatch, read_only
 
 _min, _max, _any = np.minimum.reduce, np.maximum.reduce, np.logical_or.reduce
 
@@ -58,6 +58,9 @@ class SlateGuard:
 
     def check(self, requests: RequestBatch, slates: SlateBatch, k: int | None = None) -> None:
         batch, want_k = len(requests), requests.k if k is None else k
+        if not isinstance(slates, SlateBatch):
+            kind = type(slates).__name__
+            raise self._fail(requests, -1, f"recommend returned {kind}, expected a SlateBatch")
         for name in ("items", "scores", "propensity"):
             column = getattr(slates, name, None)
             shape = getattr(column, "shape", None)
@@ -158,9 +161,15 @@ class GuardedRecommender:
         self.guard = guard
 
     def recommend(self, requests: RequestBatch) -> SlateBatch:
+        """The inner answer, checked, as a read-only copy: what the user is shown and what is
+        logged stay what was checked, even if the recommender reuses its arrays later."""
         slates = self.inner.recommend(requests)
         self.guard.check(requests, slates)
-        return slates
+        return SlateBatch(
+            read_only(slates.items.copy()),
+            read_only(slates.scores.copy()),
+            read_only(slates.propensity.copy()),
+        )
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

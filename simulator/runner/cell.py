@@ -86,6 +86,8 @@ def failure_line(exc: BaseException) -> str:
     if isinstance(exc, RecarenaError):
         return first_line(exc)
     text = " ".join(str(exc).split())
+    if isinstance(exc, ValueError) and "read-only" in text:
+        text += " (plug-ins get read-only views of the engine's arrays: copy one to change it)"
     return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
 
 
