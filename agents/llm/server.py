@@ -23,6 +23,7 @@ from typing import Any
 
 from recarena.agents.llm.client import LOCAL_MODEL
 from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.machine import usable_cpus
 
 GGUF_MAGIC = b"GGUF"
 """The first bytes of every GGUF model file."""
@@ -81,7 +82,7 @@ class LocalServer:
         prompt_cache_mb: int = 0,
     ) -> None:
         self.context_tokens = context_tokens
-        self.threads = threads or max(1, os.cpu_count() or 1)
+        self.threads = threads or usable_cpus()
         self.model_path = Path(model_path) if model_path else None
         self.alias = alias
         self.prompt_cache_mb = prompt_cache_mb

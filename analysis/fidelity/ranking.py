@@ -41,6 +41,7 @@ from recarena.analysis.fidelity.common import (
 from recarena.analysis.load import load
 from recarena.recommenders.base import RecommenderContext
 from recarena.recommenders.registry import build
+from recarena.simulator.core.machine import usable_cpus
 from recarena.simulator.core.types import (
     PAD_ITEM,
     CatalogView,
@@ -271,9 +272,8 @@ class TrainedArm:
 
 def default_workers() -> int:
     """The CPUs this process may use, at most 4 (each worker holds the training split)."""
-    import os
 
-    return max(1, min(4, len(os.sched_getaffinity(0))))
+    return min(4, usable_cpus())
 
 
 def train_arm(job: TrainJob) -> TrainedArm:

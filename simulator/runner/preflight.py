@@ -28,6 +28,7 @@ from recarena.agents.llm.server import check_local_llm
 from recarena.agents.users.daily_rhythm import pooled_profile_from_csv
 from recarena.agents.users.personas import data_traits
 from recarena.simulator.core.errors import RecarenaError, first_line
+from recarena.simulator.core.machine import usable_cpus
 from recarena.simulator.core.scenario import CarouselSurface, Scenario
 from recarena.simulator.data.datasets import detect_format, recbole_ml100k_dir
 from recarena.simulator.runner.sweep import check_grid_size, expand_sweep
@@ -397,7 +398,7 @@ def estimate(
     )
     points = max(1, _grid(scenario))
     cells = len(scenario.arms) * scenario.replicates * points
-    running = max(1, min(workers or os.cpu_count() or 1, cells))
+    running = max(1, min(workers or usable_cpus(), cells))
     ticks = horizon.days * 86_400 / horizon.tick_seconds
     # the most a panel can browse: its heaviest visit rate, every session at max_pages
     llm_pages = pop.llm_users * visits * horizon.days * pop.max_pages

@@ -37,6 +37,7 @@ from multiprocessing.connection import Connection, wait
 from typing import Any
 
 from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.machine import usable_cpus
 from recarena.simulator.runner.executors import CellEvents, CellJob
 from recarena.simulator.runner.plan import Cell
 from recarena.simulator.runner.stopping import STOP_SIGNALS, StopSignals
@@ -166,7 +167,7 @@ class ProcessExecutor:
 
     def run(self, job: CellJob, cells: list[Cell], events: CellEvents, stop: StopSignals) -> None:
         context = _forkserver_context()
-        size = max(1, min(self.workers or os.cpu_count() or 1, len(cells)))
+        size = max(1, min(self.workers or usable_cpus(), len(cells)))
         queue = deque(cells)
         pool: list[_Worker] = []
         with stop.polling():

@@ -10,7 +10,6 @@ shut down here, which stops its worker processes.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import socket
 import warnings
@@ -19,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.machine import usable_cpus
 from recarena.simulator.runner.cell import failure_line, run_cell
 from recarena.simulator.runner.executors import CellEvents, CellJob
 from recarena.simulator.runner.plan import Cell
@@ -103,7 +103,7 @@ class RayExecutor:
                     f"--address {self.address}: no Ray cluster there: {exc}"
                 ) from None
         else:
-            cpus = self.workers or os.cpu_count() or 1
+            cpus = self.workers or usable_cpus()
             ray.init(address="local", num_cpus=cpus, include_dashboard=False, **options)
 
     def run(self, job: CellJob, cells: list[Cell], events: CellEvents, stop: StopSignals) -> None:

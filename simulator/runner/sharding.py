@@ -28,7 +28,6 @@ adaptive or leaving creators, and other opt-in features whose state spans users.
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 import shutil
 import time
@@ -41,6 +40,7 @@ import pyarrow.parquet as pq
 
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.logschema import SCHEMAS
+from recarena.simulator.core.machine import usable_cpus
 from recarena.simulator.core.scenario import ListSurface, Scenario
 from recarena.simulator.core.types import Interactions
 from recarena.simulator.engine.arrivals import DAY
@@ -442,7 +442,7 @@ class ShardedRayExecutor:
                     if self.address:
                         ray.init(address=self.address, **options)
                     else:
-                        cpus = max(self.workers or os.cpu_count() or 1, self.shards)
+                        cpus = max(self.workers or usable_cpus(), self.shards)
                         ray.init(address="local", num_cpus=cpus, include_dashboard=False, **options)
                     stop.install()
                 where = str(Path(job.run_dir).resolve())
