@@ -82,6 +82,30 @@ def absurd_sizes(draw) -> Case:
     return Case(dump(doc), fragment="this machine has")
 
 
+MARKER = "__VALUE__"
+PARAM_OWNER = {"epsilon": "epsilon_greedy", "half_life_days": "popularity"}
+"""Which recommender has the parameter a case writes at arms[1].recommender.params.<name>."""
+
+
+def with_raw_value(where: str, value: str) -> str:
+    """base_doc() as YAML with the token ``value`` written verbatim at ``where`` (a field, a
+    section.field, arms[1].recommender.params.<name>, or sweep.<field> as a sweep's second
+    value): a marker is dumped and swapped afterwards, so ``.nan`` or ``yes`` reach the parser
+    exactly as a user types them."""
+    doc = base_doc()
+    if where.startswith("arms[1].recommender.params."):
+        param = where.rsplit(".", 1)[1]
+        doc["arms"][1]["recommender"] = {"type": PARAM_OWNER[param], "params": {param: MARKER}}
+    elif where.startswith("sweep."):
+        doc["sweep"] = {where.removeprefix("sweep."): [0.1, MARKER]}
+    elif "." in where:
+        section, key = where.split(".")
+        doc.setdefault(section, {})[key] = MARKER
+    else:
+        doc[where] = MARKER
+    return dump(doc).replace(f"'{MARKER}'", MARKER).replace(MARKER, value)
+
+
 NON_FINITE = [".nan", ".NaN", ".inf", "-.inf", ".Inf", "-.INF", "'nan'", "'-inf'"]
 
 
@@ -102,19 +126,7 @@ def non_finite(draw) -> Case:
             ]
         )
     )
-    doc = base_doc()
-    marker = "__VALUE__"
-    if where.startswith("arms"):
-        kind, param = {"epsilon": ("epsilon_greedy", "epsilon")}.get(
-            where.rsplit(".", 1)[1], ("popularity", "half_life_days")
-        )
-        doc["arms"][1]["recommender"] = {"type": kind, "params": {param: marker}}
-    elif where.startswith("sweep"):
-        doc["sweep"] = {"population.explore_prob": [0.1, marker]}
-    else:
-        section, key = where.split(".")
-        doc[section][key] = marker
-    text = dump(doc).replace(f"'{marker}'", marker).replace(marker, value)
+    text = with_raw_value(where, value)
     return Case(text, fragment="sweep" if where.startswith("sweep") else where)
 
 
@@ -317,16 +329,7 @@ def yes_no_numbers(draw) -> Case:
             + ["population.temperature", "arms[1].recommender.params.half_life_days"]
         )
     )
-    doc = base_doc()
-    marker = "__VALUE__"
-    if where.startswith("arms"):
-        doc["arms"][1]["recommender"]["params"] = {"half_life_days": marker}
-    elif "." in where:
-        section, key = where.split(".")
-        doc.setdefault(section, {})[key] = marker
-    else:
-        doc[where] = marker
-    text = dump(doc).replace(f"'{marker}'", marker).replace(marker, value)
+    text = with_raw_value(where, value)
     # false reads as 0, which a lower bound may refuse first; either way the field is named
     return Case(text, fragment=where)
 

@@ -23,7 +23,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -108,6 +108,54 @@ def _require(path: Path, what: str, movielens: bool = False) -> Path:
         hint = f"; download MovieLens from {MOVIELENS_PAGE}" if movielens else ""
         raise RecarenaError(f"{what} not found: {path}{hint}")
     return path
+
+
+def _titled_items(item: np.ndarray, title: pl.Series, genres: Any) -> pl.DataFrame:
+    """The item table from ids, MovieLens titles ("Heat (1995)") and genre lists: the year moves
+    from the title to its own column (null when a title has none)."""
+    return pl.DataFrame(
+        {"item": item, "title": title, "genres": genres},
+        schema_overrides={"genres": pl.List(pl.String)},
+    ).with_columns(
+        pl.col("title").str.replace(r"\s*\(\d{4}\)\s*$", "").str.strip_chars(),
+        pl.col("title").str.extract(_YEAR.pattern, 1).cast(pl.Int32, strict=False).alias("year"),
+    )
+
+
+def _rated(
+    name: str,
+    ratings: pl.DataFrame,
+    path: Path,
+    items: pl.DataFrame,
+    users: pl.DataFrame | None = None,
+) -> InteractionData:
+    """A MovieLens release from its checked ``user, item, rating, timestamp`` columns."""
+    return InteractionData(
+        name=name,
+        user=_integer_ids(ratings, "user", path),
+        item=_integer_ids(ratings, "item", path),
+        timestamp=ratings["timestamp"].to_numpy(),
+        rating=ratings["rating"].to_numpy().astype(np.float32),
+        items=items,
+        licence=MOVIELENS_LICENCE,
+        users=users,
+    )
+
+
+def _user_table(
+    table: pl.DataFrame, path: Path, ages: np.ndarray, occupation: Any, persona: list[str]
+) -> pl.DataFrame:
+    """``InteractionData.users`` from a release's demographics file (1M's or 100K's)."""
+    return pl.DataFrame(
+        {
+            "user": _integer_ids(table, "user", path),
+            "gender": table["gender"],
+            "age": ages,
+            "occupation": occupation,
+            "zip": table["zip"],
+            "persona": persona,
+        }
+    )
 
 
 # ------------------------------------------------------------------------------ ML-100K
@@ -207,17 +255,10 @@ def load_movielens(path: str | Path) -> InteractionData:
     movies_path = directory / "movies.csv"
     if movies_path.exists():
         movies = _read_csv_checked(movies_path, ("movieId", "title", "genres"), ("movieId",))
-        items = movies.select(
-            pl.col("movieId").cast(pl.Int64).alias("item"),
-            pl.col("title").str.replace(r"\s*\(\d{4}\)\s*$", "").str.strip_chars(),
-            pl.col("genres")
-            .str.split("|")
-            .list.filter(pl.element() != "(no genres listed)")
-            .alias("genres"),
-            pl.col("title")
-            .str.extract(_YEAR.pattern, 1)
-            .cast(pl.Int32, strict=False)
-            .alias("year"),
+        items = _titled_items(
+            movies["movieId"].cast(pl.Int64).to_numpy(),
+            movies["title"],
+            movies["genres"].str.split("|").list.filter(pl.element() != "(no genres listed)"),
         )
     return InteractionData(
         name=directory.name or "movielens",
@@ -344,16 +385,11 @@ def load_movielens_dat(path: str | Path) -> InteractionData:
     movies_path = directory / "movies.dat"
     if movies_path.exists():
         movies = _dat_fields(movies_path, ("item", "title", "genres"), ("item",))
-        items = pl.DataFrame(
-            {
-                "item": _integer_ids(movies, "item", movies_path),
-                "title": movies["title"].str.replace(r"\s*\(\d{4}\)\s*$", "").str.strip_chars(),
-                "genres": movies["genres"]
-                .str.split("|")
-                .list.filter((pl.element() != "(no genres listed)") & (pl.element() != "")),
-                "year": movies["title"].str.extract(_YEAR.pattern, 1).cast(pl.Int32, strict=False),
-            },
-            schema_overrides={"genres": pl.List(pl.String), "year": pl.Int32},
+        genres = movies["genres"].str.split("|")
+        items = _titled_items(
+            _integer_ids(movies, "item", movies_path),
+            movies["title"],
+            genres.list.filter((pl.element() != "(no genres listed)") & (pl.element() != "")),
         )
     users = None
     users_path = directory / "users.dat"
@@ -362,29 +398,10 @@ def load_movielens_dat(path: str | Path) -> InteractionData:
         table = _dat_fields(users_path, user_fields, ("user", "age", "occupation"))
         ages = _integer_ids(table, "age", users_path)
         jobs = _integer_ids(table, "occupation", users_path)
-        users = pl.DataFrame(
-            {
-                "user": _integer_ids(table, "user", users_path),
-                "gender": table["gender"],
-                "age": ages,
-                "occupation": jobs,
-                "zip": table["zip"],
-                "persona": [
-                    persona_line(g, a, o)
-                    for g, a, o in zip(table["gender"].to_list(), ages, jobs, strict=True)
-                ],
-            }
-        )
-    return InteractionData(
-        name=directory.name or "movielens",
-        user=_integer_ids(ratings, "user", ratings_path),
-        item=_integer_ids(ratings, "item", ratings_path),
-        timestamp=ratings["timestamp"].to_numpy(),
-        rating=ratings["rating"].to_numpy().astype(np.float32),
-        items=items,
-        licence=MOVIELENS_LICENCE,
-        users=users,
-    )
+        genders = table["gender"].to_list()
+        personas = [persona_line(g, a, o) for g, a, o in zip(genders, ages, jobs, strict=True)]
+        users = _user_table(table, users_path, ages, jobs, personas)
+    return _rated(directory.name or "movielens", ratings, ratings_path, items, users)
 
 
 # ------------------------------------------------------------------ MovieLens-100K release
@@ -430,14 +447,10 @@ def load_movielens_100k(path: str | Path) -> InteractionData:
         flags = np.column_stack(
             [movies[f"g{i}"].str.strip_chars().to_numpy() == "1" for i in range(19)]
         )
-        items = pl.DataFrame(
-            {
-                "item": _integer_ids(movies, "item", items_path),
-                "title": movies["title"].str.replace(r"\s*\(\d{4}\)\s*$", "").str.strip_chars(),
-                "genres": [[genres[g] for g in np.flatnonzero(row) if g > 0] for row in flags],
-                "year": movies["title"].str.extract(_YEAR.pattern, 1).cast(pl.Int32, strict=False),
-            },
-            schema_overrides={"genres": pl.List(pl.String), "year": pl.Int32},
+        items = _titled_items(
+            _integer_ids(movies, "item", items_path),
+            movies["title"],
+            [[genres[g] for g in np.flatnonzero(row) if g > 0] for row in flags],
         )
     users = None
     users_path = directory / "u.user"
@@ -445,31 +458,14 @@ def load_movielens_100k(path: str | Path) -> InteractionData:
         user_fields = ("user", "age", "gender", "occupation", "zip")
         table = _dat_fields(users_path, user_fields, ("user", "age"), separator="|")
         ages = _integer_ids(table, "age", users_path)
-        users = pl.DataFrame(
-            {
-                "user": _integer_ids(table, "user", users_path),
-                "gender": table["gender"],
-                "age": ages,
-                "occupation": table["occupation"],
-                "zip": table["zip"],
-                "persona": [
-                    f"a {_person(g)} aged {a}, {job.strip() or 'other'}"
-                    for g, a, job in zip(
-                        table["gender"].to_list(), ages, table["occupation"].to_list(), strict=True
-                    )
-                ],
-            }
-        )
-    return InteractionData(
-        name=directory.name or "ml-100k",
-        user=_integer_ids(ratings, "user", ratings_path),
-        item=_integer_ids(ratings, "item", ratings_path),
-        timestamp=ratings["timestamp"].to_numpy(),
-        rating=ratings["rating"].to_numpy().astype(np.float32),
-        items=items,
-        licence=MOVIELENS_LICENCE,
-        users=users,
-    )
+        jobs = table["occupation"]
+        genders = table["gender"].to_list()
+        personas = [
+            f"a {_person(g)} aged {a}, {job.strip() or 'other'}"
+            for g, a, job in zip(genders, ages, jobs.to_list(), strict=True)
+        ]
+        users = _user_table(table, users_path, ages, jobs, personas)
+    return _rated(directory.name or "ml-100k", ratings, ratings_path, items, users)
 
 
 # --------------------------------------------------------------------------- RecBole atomic

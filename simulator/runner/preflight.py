@@ -91,12 +91,12 @@ def human_count(n: float) -> str:
     """``10^12`` for big round numbers (how people write them in a scenario), ``1.21e+18``
     past a quadrillion (a tiny period or rate otherwise prints a hundred digits), else
     ``12,345``."""
-    if n >= 1e15 and not (isinstance(n, int) and 10 ** round(math.log10(n)) == n):
-        return f"{n:.3g}"
     if n >= 10**6:
         exponent = round(math.log10(n))
-        if 10**exponent == n:
+        if 10**exponent == n and (isinstance(n, int) or n < 1e15):
             return f"10^{exponent}"
+        if n >= 1e15:
+            return f"{n:.3g}"
     return f"{n:,.0f}"
 
 
