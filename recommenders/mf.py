@@ -101,13 +101,28 @@ class MFParams(BaseModel):
     epoch_samples: int | None = Field(default=None, ge=1)
     """Train each epoch on a fresh random sample of at most this many examples (None: all of
     them): bounds the cost of a fit on a large history (`recarena fidelity` uses 100,000)."""
-    optimizer: Literal["adam", "lazy_adam"] = "adam"
-    """``adam`` (the default): dense Adam over every row each step, whose cost grows with the
-    population (5 of 8 seconds of a 100k-user day). ``lazy_adam``: each step moves only the
-    rows of the users and items in its batch, with Adam moments kept per row, so a step costs
-    O(batch), not O(users + items); the same held-out NDCG (benchmarks/mf_quality.py) and
-    ~2 s instead of ~5 s of fitting per 100k-user day, but other bytes, so it is opt-in: the
-    default keeps every published figure reproducible."""
+    optimizer: Literal["auto", "adam", "lazy_adam"] = "auto"
+    """``adam``: dense Adam over every row each step (fit version 1), whose cost grows with the
+    population: at 1M users a day's fits took 640 of a cell's 671 seconds. ``lazy_adam``: each
+    step moves only the rows of the users and items in its batch, with Adam moments kept per
+    row, so a step costs O(batch), not O(users + items): the same held-out NDCG
+    (benchmarks/mf_quality.py), other bytes. ``auto`` (the default) takes ``adam`` below
+    :data:`LAZY_FROM_USERS` users, where a dense step is cheap and every published figure was
+    measured with it, and ``lazy_adam`` from there on. The fit that ran is the recommender's
+    ``optimizer`` attribute."""
+
+
+LAZY_FROM_USERS = 50_000
+"""``optimizer: auto`` fits lazily from this many users on. Below it the dense step is cheap
+(at 2,000 users the lazy fit is the slower one, ``torch.unique`` per step); at 100k users dense
+fits take ~6 of a day's ~9 seconds against ~0.7 lazily (benchmarks/engine.py)."""
+
+
+def resolve_optimizer(optimizer: str, n_users: int) -> str:
+    """The fit ``optimizer`` names for a population of ``n_users`` (``auto`` decided)."""
+    if optimizer != "auto":
+        return optimizer
+    return "lazy_adam" if n_users >= LAZY_FROM_USERS else "adam"
 
 
 class _LazyAdam:
@@ -214,6 +229,8 @@ class MatrixFactorization:
         self.user_emb = torch.randn(ctx.n_users, params.dim, generator=self.torch_rng) * scale
         self.item_emb = torch.zeros(0, params.dim)
         self.has_history = np.zeros(ctx.n_users, bool)
+        self.optimizer = resolve_optimizer(params.optimizer, ctx.n_users)
+        """The fit that runs: ``adam`` or ``lazy_adam`` (``auto`` resolved by population)."""
         self.popularity = PopularityRecommender(PopularityParams(), ctx)
         self._scale = scale
 
@@ -231,7 +248,7 @@ class MatrixFactorization:
             return
         self.has_history[history.user] = True
         self._grow_items(int(history.item.max()) + 1)
-        if self.params.optimizer == "adam":
+        if self.optimizer == "adam":
             self._fit_dense(history)
         else:
             self._fit_lazy(history)

@@ -190,6 +190,28 @@ def test_mf_dense_adam_is_torch_adam_bit_for_bit(monkeypatch):
     assert fitted[0] == fitted[1]
 
 
+def test_mf_auto_fit_is_dense_for_small_populations_and_lazy_for_large(monkeypatch):
+    """``optimizer: auto`` keeps the dense fit (and its bytes) below LAZY_FROM_USERS users and
+    fits lazily from there on; a named optimizer is taken as given at any size."""
+    from recarena.recommenders import mf
+
+    calls: list[str] = []
+    monkeypatch.setattr(mf.MatrixFactorization, "_fit_dense", lambda self, h: calls.append("d"))
+    monkeypatch.setattr(mf.MatrixFactorization, "_fit_lazy", lambda self, h: calls.append("l"))
+    history = Interactions(np.array([0]), np.array([3]), np.zeros(1), np.ones(1, np.float32))
+    cases = [
+        ({}, mf.LAZY_FROM_USERS - 1, "adam", "d"),
+        ({}, mf.LAZY_FROM_USERS, "lazy_adam", "l"),
+        ({"optimizer": "adam"}, 10 * mf.LAZY_FROM_USERS, "adam", "d"),
+        ({"optimizer": "lazy_adam"}, 10, "lazy_adam", "l"),
+    ]
+    for params, n_users, resolved, fitted in cases:
+        ctx = RecommenderContext(np.random.default_rng(0), n_users, 8)
+        rec = build("mf", {"dim": 2, **params}, ctx)
+        rec.fit(history)
+        assert (rec.optimizer, calls.pop()) == (resolved, fitted)
+
+
 def test_mf_serves_cold_users_by_popularity():
     rec = _build("mf")
     rec.fit(Interactions(np.array([0, 0]), np.array([5, 5]), np.zeros(2), np.ones(2, np.float32)))
