@@ -64,6 +64,19 @@ def target_lines(result: dict) -> list[str]:
         met = e["value"] >= target if op == ">=" else e["value"] <= target
         lines.append(f"{label:<38}{value:<28}{op + ' ' + str(target):<10}{'yes' if met else 'NO'}")
     lines.append(f"recommenders in check 3: {n_arms}")
+    one = next(t for t in result["taste_discrimination"] if t["m"] == 1)
+    tau_real = result["ranking_agreement"].get("kendall_tau_real_ndcg_recall")
+    references = (
+        ("1:1 AUC, popularity alone", one.get("popularity_auc")),
+        ("1:1 accuracy, best threshold (oracle)", one.get("best_threshold_accuracy")),
+        ("Kendall tau, real NDCG@10 vs Recall", tau_real),
+    )
+    for label, e in references:  # what the targets' figures can be read against
+        if isinstance(e, dict):
+            ci = f" [{e['low']:.3f}, {e['high']:.3f}]" if e["low"] is not None else ""
+            lines.append(f"{label:<38}{e['value']:.3f}{ci:<23}reference")
+        elif e is not None:
+            lines.append(f"{label:<38}{e:<28.3f}reference")
     return lines
 
 

@@ -156,11 +156,28 @@ def test_watch_rule_bayes_decision_with_the_prior_of_each_condition() -> None:
         expected_auc = np.mean([(p > negatives).mean() for p in (8, 9)])
         assert result.auc.value == pytest.approx(expected_auc)
         assert result.per_user["accuracy"].value == pytest.approx(result.scores["accuracy"].value)
+        # references: training popularity alone (only item 0 was ever watched) ties every
+        # liked item with every unseen one but item 0 (never drawn: the user rated it)
+        assert result.popularity_auc.value == pytest.approx(0.5)
+        # the oracle threshold: yes for the liked 8 and 9 only, every answer right
+        assert result.best_threshold_accuracy == pytest.approx(1.0)
     # per-user AUC with a tie: positives {3, 1}, negatives {1, 0}: pairs 3>1, 3>0, 1=1, 1>0
     auc = per_user_auc(
         np.zeros(4, np.int64), np.array([3.0, 1.0, 1.0, 0.0]), np.array([True, True, False, False])
     )
     assert auc.tolist() == [pytest.approx(3.5 / 4)]
+
+
+def test_best_threshold_accuracy_by_hand() -> None:
+    from recarena.analysis.fidelity.checks import best_threshold_accuracy
+
+    label = np.array([True, False, True, False, False])
+    # scores 5 4 3 2 1: cuts give 3/5 (all no), 4/5 (yes to 5), 3/5, 4/5 (yes to 5 4 3), 3/5...
+    assert best_threshold_accuracy(np.array([5.0, 4, 3, 2, 1]), label) == pytest.approx(0.8)
+    # a tie between a liked and an unseen item is cut together: yes to both or to neither
+    # (cutting inside the tie, yes to the liked 1.0 only, would claim 3/3)
+    tied = np.array([1.0, 1.0, 0.0])
+    assert best_threshold_accuracy(tied, np.array([True, False, False])) == pytest.approx(2 / 3)
 
 
 # ---------------------------------------------------------------------- 2. rating distribution
@@ -412,6 +429,12 @@ def test_cli_fidelity_on_a_tiny_dataset(tmp_path: Path) -> None:
     ctr = [a["simulated_ctr"]["value"] for a in ranking["arms"]]
     assert ranking["kendall_tau_ndcg"]["value"] == pytest.approx(kendall_tau(ndcg, ctr))
     assert ranking["spearman_ndcg"]["value"] == pytest.approx(spearman_rho(ndcg, ctr))
+    recall = [a["recall@10"]["value"] for a in ranking["arms"]]
+    real = ranking["kendall_tau_real_ndcg_recall"]["value"]
+    assert real == pytest.approx(kendall_tau(ndcg, recall))
+    entry = report["taste_discrimination"][0]
+    assert 0 <= entry["popularity_auc"]["value"] <= 1
+    assert entry["best_threshold_accuracy"] >= entry["accuracy"]["value"] - 1e-12
     # the simulated users are the calibrated user model, not the plain rule user
     assert report["calibration"]["user_model"]["weights"].keys() >= {"sequence", "log_pop"}
     assert 0 < report["calibration"]["temperature"] < 100  # a well-posed fit on this data

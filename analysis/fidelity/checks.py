@@ -167,6 +167,13 @@ class TasteResult:
     scores: dict[str, Estimate]  # pooled over users (micro), Agent4Rec's report
     auc: Estimate  # threshold-free 2AFC: mean per-user P(liked item's log-odds > an unseen's)
     per_user: dict[str, Estimate] | None = None  # scores averaged per user (macro), optional
+    popularity_auc: Estimate | None = None
+    """Reference: the same AUC when every user answers by the movie's training popularity
+    alone, what a user who knows nothing of their own taste would score."""
+    best_threshold_accuracy: float | None = None
+    """Reference (an oracle): the pooled accuracy of the watch log-odds at the threshold that
+    suits the test answers best. Near ``accuracy``, it says the fitted threshold is not what
+    keeps accuracy down; only a better-ranking score would raise it."""
 
 
 def discrimination_sets(
@@ -226,6 +233,8 @@ def taste_discrimination(
     rng = np.random.default_rng([seed, 101])
     user, item, label, rank = discrimination_sets(split, pop.n_items, ratios, rng)
     score = watch_log_odds(pop, user, item, 1)  # the prior shifts all alike: AUC ignores it
+    popularity = np.bincount(split.train_item, minlength=pop.n_items)[item].astype(np.float64)
+    reference_rng = np.random.default_rng([seed, 103])  # the headline figures' streams untouched
     n_pos = np.bincount(user[label], minlength=pop.n_users)
     results = []
     boot_rng = np.random.default_rng([seed, 102])
@@ -243,9 +252,28 @@ def taste_discrimination(
                 scores=classification_estimates(counts, boot_rng, n_boot),
                 auc=user_mean(auc, boot_rng, n_boot),
                 per_user=per_user_scores(counts, boot_rng, n_boot) if per_user else None,
+                popularity_auc=user_mean(
+                    per_user_auc(user[keep], popularity[keep], label[keep]), reference_rng, n_boot
+                ),
+                best_threshold_accuracy=best_threshold_accuracy(score[keep], label[keep]),
             )
         )
     return results
+
+
+def best_threshold_accuracy(score: np.ndarray, label: np.ndarray) -> float:
+    """The highest pooled accuracy any single threshold on ``score`` reaches (saying yes to
+    everything above it), ties kept together: an oracle, fitted on the answers it scores."""
+    if label.size == 0:
+        return float("nan")
+    order = np.argsort(-score, kind="stable")
+    ordered, labels = score[order], label[order]
+    last_of_tie = np.append(ordered[1:] != ordered[:-1], True)  # cut only between distinct scores
+    true_yes = np.cumsum(labels)[last_of_tie]
+    false_yes = np.cumsum(~labels)[last_of_tie]
+    negatives = int((~label).sum())
+    correct = np.concatenate([[negatives], true_yes + negatives - false_yes])  # [0]: all "no"
+    return float(correct.max() / label.size)
 
 
 def user_mean(values: np.ndarray, rng: np.random.Generator, n_boot: int) -> Estimate:

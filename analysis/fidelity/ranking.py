@@ -357,6 +357,10 @@ class RankingResult:
     real_recall: np.ndarray  # [U, A]
     model_paths: dict[str, str]  # arm -> pickle of the fitted model (for a second simulation)
     tuned: dict[str, dict] = field(default_factory=dict)  # arm -> chosen params, candidates
+    tau_real: Estimate | None = None
+    """Reference: Kendall tau between the two real orderings (NDCG@10 and Recall@10). Where
+    the real metrics disagree, no simulated ordering can match both closely: with d swapped
+    pairs between them, the two taus against CTR cannot both exceed 1 - d / pairs."""
 
 
 def ranking_agreement(
@@ -460,6 +464,13 @@ def ranking_agreement(
         spearman_ndcg=tau_estimate(real_ndcg, clicks, views, rng, n_boot, "spearman"),
         spearman_recall=tau_estimate(real_recall, clicks, views, rng, n_boot, "spearman"),
         tuned=chosen,
+        tau_real=tau_estimate(  # real NDCG against real Recall (as clicks over one view each)
+            real_ndcg,
+            real_recall,
+            np.ones_like(real_recall),
+            np.random.default_rng([seed, 302]),
+            n_boot,
+        ),
         simulated_ratings=(inter["user_id"].to_numpy(), inter["rating"].to_numpy()),
         seconds=seconds,
         test_users=test_users,

@@ -205,6 +205,16 @@ def run_fidelity(
                 **{name: e.as_dict() for name, e in t.scores.items()},
                 "auc": t.auc.as_dict(),
                 **(
+                    {"popularity_auc": t.popularity_auc.as_dict()}
+                    if t.popularity_auc is not None
+                    else {}
+                ),
+                **(
+                    {"best_threshold_accuracy": t.best_threshold_accuracy}
+                    if t.best_threshold_accuracy is not None
+                    else {}
+                ),
+                **(
                     {"per_user": {name: e.as_dict() for name, e in t.per_user.items()}}
                     if t.per_user is not None
                     else {}
@@ -237,6 +247,11 @@ def run_fidelity(
             "kendall_tau_recall": ranking.tau_recall.as_dict(),
             "spearman_ndcg": ranking.spearman_ndcg.as_dict(),
             "spearman_recall": ranking.spearman_recall.as_dict(),
+            **(
+                {"kendall_tau_real_ndcg_recall": ranking.tau_real.as_dict()}
+                if ranking.tau_real is not None
+                else {}
+            ),
             "tuned": ranking.tuned,
             "simulation": ranking.simulation,
         },
@@ -339,6 +354,24 @@ def table_rows(result: dict) -> list[tuple[str, str, str, str]]:
                 )
             for name, value in t.get("per_user", {}).items():
                 rows.append((f"1 taste {panel} 1:{t['m']}", f"{name} (per user)", _fmt(value), ""))
+            if "popularity_auc" in t:
+                rows.append(
+                    (
+                        f"1 taste {panel} 1:{t['m']}",
+                        "auc, popularity alone",
+                        _fmt(t["popularity_auc"]),
+                        "reference",
+                    )
+                )
+            if "best_threshold_accuracy" in t:
+                rows.append(
+                    (
+                        f"1 taste {panel} 1:{t['m']}",
+                        "accuracy, best threshold on the test answers",
+                        f"{t['best_threshold_accuracy']:.3f}",
+                        "oracle, reference",
+                    )
+                )
     for r in result["rating_distribution"]:
         rows.append(("2 rating TV", r["variant"], _fmt(r["tv_distance"]), "0 = same"))
     llm = result.get("llm_panel")
@@ -373,6 +406,15 @@ def table_rows(result: dict) -> list[tuple[str, str, str, str]]:
     for key, label in (("spearman_ndcg", "NDCG@10"), ("spearman_recall", "Recall@10")):
         if key in ranking:
             rows.append(("3 ranking", f"Spearman: {label} vs CTR", _fmt(ranking[key]), "1 = same"))
+    if "kendall_tau_real_ndcg_recall" in ranking:
+        rows.append(
+            (
+                "3 ranking",
+                "tau: real NDCG@10 vs real Recall@10",
+                _fmt(ranking["kendall_tau_real_ndcg_recall"]),
+                "reference",
+            )
+        )
     if llm and "ranking_agreement" in llm:
         agreement = llm["ranking_agreement"]
         for arm in agreement["arms"]:
