@@ -211,3 +211,23 @@ def test_an_empty_output_dir_is_refused(tmp_path, monkeypatch):
     doc["output"]["dir"] = ""
     refused_everywhere(tmp_path, doc, "output.dir: String should have at least 1 character")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]
+
+
+# ------------------------------------------------------------------ jointly impossible fields
+@pytest.mark.parametrize("where", ["surface", "arm"])
+def test_carousel_with_fewer_candidates_than_columns(tmp_path, where):
+    """Was: validate ok, then every cell failed with an IndexError (a row of 6 columns filled
+    from 1 candidate)."""
+    doc = base_doc(tmp_path)
+    carousel = {"type": "carousel", "rows": [{"theme": "personalized"}], "cols": 6}
+    fragment = "surface.candidates: 1 candidates cannot fill a row of 6 columns"
+    if where == "surface":
+        doc["surface"] = {**carousel, "candidates": 1}
+    else:
+        doc["arms"][1]["surface"] = {**carousel, "candidates": 1}
+        fragment = f"arms[1].{fragment}"
+    refused_everywhere(tmp_path, doc, fragment)
+    doc["surface"] = doc["arms"][1]["surface"] = {**carousel, "candidates": 6}
+    path = tmp_path / "ok.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    assert cli("validate", str(path))[0] == 0

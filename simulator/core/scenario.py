@@ -465,7 +465,17 @@ class CarouselSurface(Section):
     col_decay: Annotated[float, Field(gt=0, le=1)] = 0.75
     """Within a reached row, column c is examined with probability col_decay**c."""
     candidates: Annotated[int, Field(ge=1, le=5000)] = 200
-    """How many ranked items the recommender supplies for the rows to draw from."""
+    """How many ranked items the recommender supplies for the rows to draw from (at least
+    ``cols``: a row is filled from them)."""
+
+    @model_validator(mode="after")
+    def _candidates_fill_a_row(self) -> CarouselSurface:
+        if self.candidates < self.cols:
+            raise ValueError(
+                f"@candidates: {self.candidates} candidates cannot fill a row of "
+                f"{self.cols} columns (cols); set candidates to at least {self.cols}"
+            )
+        return self
 
 
 class ConversationSurface(Section):  # added by 5a
