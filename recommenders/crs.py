@@ -28,10 +28,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from recarena.recommenders.base import Recommender, RecommenderContext
-from recarena.recommenders.registry import build, get_entry
+from recarena.recommenders.registry import build, get_entry, validated_base_params
 from recarena.simulator.core.dialogue import ASK, RECOMMEND, UNKNOWN, DialogueState, SystemActs
 from recarena.simulator.core.types import PAD_ITEM, FeedbackBatch, Interactions, SlateBatch
 
@@ -59,6 +59,12 @@ class CRSParams(BaseModel):
         if "list" not in getattr(entry.factory, "surfaces", frozenset({"list"})):
             raise ValueError(f"{value!r} is not a list recommender")
         return value
+
+    @model_validator(mode="after")
+    def _base_params(self) -> CRSParams:
+        # checked now, as every wrapper's are: the base is only built inside a cell
+        self.base_params = validated_base_params(self.base, self.base_params)
+        return self
 
 
 class InfoGainParams(CRSParams):

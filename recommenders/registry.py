@@ -10,9 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from recarena.recommenders.base import NoParams, Recommender, RecommenderContext
+from recarena.simulator.core.names import short_repr
 from recarena.simulator.core.registry import Registry
 
 _R = "recarena.recommenders."
@@ -128,9 +129,34 @@ def validated_base_params(base: str, params: dict) -> dict:
     try:
         entry = get_entry(base)
     except LookupError as exc:
-        raise ValueError(f"base: {str(exc).strip(chr(34) + chr(39))}") from None
-    validated: dict = entry.params.model_validate(params).model_dump(mode="json")
+        raise ValueError(f"@base: {str(exc).strip(chr(34) + chr(39))}") from None
+    if "list" not in getattr(entry.factory, "surfaces", frozenset({"list"})):
+        # a conversational recommender has act(), no recommend(): the wrapper cannot rank with it
+        raise ValueError(f"@base: {base!r} is not a list recommender (it only converses)")
+    try:
+        validated: dict = entry.params.model_validate(params).model_dump(mode="json")
+    except ValidationError as exc:
+        raise ValueError(_base_params_error(exc)) from None
     return validated
+
+
+def _base_params_error(exc: ValidationError) -> str:
+    """The first error of a base's params, as ``@base_params.<field>: ...``, so the scenario's
+    error names ``...params.base_params.dim`` rather than a ``dim`` the wrapper does not have
+    (a nested wrapper's own ``@base_params...`` message is prefixed again)."""
+    err = exc.errors(include_url=False)[0]
+    field = "base_params"
+    for part in err["loc"]:
+        field += f"[{part}]" if isinstance(part, int) else f".{part}"
+    message = err["msg"].removeprefix("Value error, ")
+    if message.startswith("@"):
+        inner, _, message = message[1:].partition(": ")
+        field += inner if inner.startswith("[") else f".{inner}"
+    elif err["type"] == "extra_forbidden":
+        message = "unknown key"
+    elif "input" in err and err["type"] not in ("value_error", "assertion_error"):
+        message = f"{message} (got {short_repr(err['input'])})"
+    return f"@{field}: {message}"
 
 
 def build(type_name: str, params: BaseModel | dict, ctx: RecommenderContext) -> Recommender:

@@ -231,3 +231,47 @@ def test_carousel_with_fewer_candidates_than_columns(tmp_path, where):
     path = tmp_path / "ok.yaml"
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     assert cli("validate", str(path))[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("recommender", "surface", "fragment"),
+    [
+        (
+            {"type": "epsilon_greedy", "params": {"base": "info_gain"}},
+            None,
+            "arms[1].recommender.params.base: 'info_gain' is not a list recommender",
+        ),
+        (
+            {"type": "mmr", "params": {"base": "recommend_only"}},
+            None,
+            "arms[1].recommender.params.base: 'recommend_only' is not a list recommender",
+        ),
+        (
+            {"type": "info_gain", "params": {"base": "mf", "base_params": {"dim": "x"}}},
+            {"type": "conversation"},
+            "arms[1].recommender.params.base_params.dim: Input should be a valid integer",
+        ),
+        (
+            {
+                "type": "mmr",
+                "params": {
+                    "base": "epsilon_greedy",
+                    "base_params": {"base": "mf", "base_params": {"dimm": 3}},
+                },
+            },
+            None,
+            "arms[1].recommender.params.base_params.base_params.dimm: unknown key",
+        ),
+    ],
+    ids=["epsilon_conversational_base", "mmr_conversational_base", "crs_base_params", "nested"],
+)
+def test_base_recommenders_are_checked_before_the_run(tmp_path, recommender, surface, fragment):
+    """Was: a wrapper around a conversational base, and a conversational recommender's bad
+    base_params, passed validate and failed every cell of the arm (AttributeError: no
+    recommend; a pydantic ValidationError); a nested wrapper's bad base param was named as if
+    the outer recommender had it (``params.dimm``)."""
+    doc = base_doc(tmp_path)
+    doc["arms"][1] = {"name": "wrapped", "recommender": recommender}
+    if surface is not None:
+        doc["arms"][1]["surface"] = surface
+    refused_everywhere(tmp_path, doc, fragment)
