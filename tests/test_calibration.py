@@ -572,3 +572,75 @@ def test_choose_memory_finds_a_lag_the_shortest_candidates_cannot_see() -> None:
     assert (chosen.interest.config.window, chosen.interest.config.recent_items) == (5, 6)
     assert losses[2]["log_loss"] < losses[1]["log_loss"] < losses[0]["log_loss"]
     assert chosen.interest.recent.shape == (n_users, 6)
+
+
+def _small_ratings(users: int, items: int) -> str:
+    rows = [
+        f"{u},{i},{1 + (u + i) % 5},{1000 * u + 600 * i}"
+        for u in range(1, users + 1)
+        for i in range(1, items + 1)
+    ]
+    return "user,item,rating,timestamp\n" + "\n".join(rows) + "\n"
+
+
+def test_a_dataset_that_fits_to_nan_is_one_line(tmp_path):
+    """One user who consumed every item leaves no unseen item to fit the choice model on; the
+    fit used to come out NaN, the files were written, validate passed and every cell failed."""
+    from tests.cli_in_process import assert_refused, cli
+
+    data = tmp_path / "one_user.csv"
+    rows = [f"1,{1 + n % 10},4,{600 * n}" for n in range(40)]  # 8 held out: not too small
+    data.write_text("user,item,rating,timestamp\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "pop.parquet"
+    assert_refused(*cli("calibrate", str(data), "-o", str(out), "--topics", "2"), "'one_user'")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one_user.csv"]
+
+
+def test_non_finite_timestamps_are_refused_by_calibrate(tmp_path):
+    """A generic CSV's 'inf' timestamp used to give every user a NaN visit rate."""
+    data = tmp_path / "inf.csv"
+    data.write_text(_small_ratings(users=3, items=6).replace(",1600\n", ",inf\n", 1))
+    with pytest.raises(RecarenaError, match=r"timestamp inf of interaction 1 is not a finite"):
+        calibrate(load_interactions(data), CalibrationConfig(topics=2, epochs=1))
+
+
+@pytest.mark.parametrize("field", ["temperature", "activity"])
+def test_a_population_file_with_nan_fits_is_refused_by_validate(tmp_path, field):
+    """A population file with a NaN fit (written before calibrate refused one, or edited) passed
+    validate; the run then failed every cell (Poisson 'lam value too large', or a NaN
+    temperature the scenario schema refuses inside the cell)."""
+    import yaml
+
+    from tests.cli_in_process import assert_refused, cli
+
+    data = tmp_path / "ok.csv"
+    data.write_text(_small_ratings(users=8, items=12))
+    pop = calibrate(load_interactions(data), CalibrationConfig(topics=2, epochs=1, batch_size=8))
+    if field == "temperature":
+        pop.scalars["temperature"] = float("nan")
+    else:
+        pop.activity[3] = float("nan")
+    pop.save(tmp_path / "pop.parquet")
+    doc = {
+        "name": "nan_fit",
+        "replicates": 1,
+        "horizon": {"days": 0.5, "tick_seconds": 600},
+        "population": {"from": "calibrated", "path": str(tmp_path / "pop.parquet")},
+        "surface": {"k": 5},
+        "arms": [{"name": "random", "recommender": {"type": "random"}}],
+        "output": {"dir": str(tmp_path / "runs")},
+    }
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    fragment = f"pop.parquet: fitted {field} nan"
+    assert_refused(*cli("validate", str(path)), fragment)
+    assert_refused(*cli("run", str(path), "--executor", "local", "-q"), fragment)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_ratings_off_the_star_scale_are_refused_by_calibrate(tmp_path):
+    """A rating of 99 (or a 1-10 scale) used to be clipped to 5 stars without a word."""
+    data = tmp_path / "stars.csv"
+    data.write_text(_small_ratings(users=3, items=6).replace("1,1,3,1600", "1,1,99,1600"))
+    with pytest.raises(RecarenaError, match=r"rating 99 of interaction 1 is outside the 0.5-5"):
+        calibrate(load_interactions(data), CalibrationConfig(topics=2, epochs=1))

@@ -281,6 +281,16 @@ def _bad_release(tmp_path: Path, case: str) -> Path:
         )
     elif case == "missing-file":
         (folder / "movies.dat").write_bytes(b"10::Heat (1995)::Action\n")
+    elif case == "fractional-id-csv":  # was: cast to 3, merged with user 3
+        (folder / "ratings.csv").write_text(
+            "userId,movieId,rating,timestamp\n3,10,4,1\n3.5,20,3,2\n"
+        )
+    elif case == "inf-timestamp-csv":  # was: every visit rate NaN, the run's cells failed
+        (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,10,4,inf\n")
+    elif case == "nan-rating-dat":
+        (folder / "ratings.dat").write_bytes(b"1::10::4::100\n1::20::nan::50\n")
+    elif case == "huge-id-dat":  # was: an int64 overflow to a wrong id
+        (folder / "ratings.dat").write_bytes(b"1::10::4::100\n10000000000000000000000::2::3::5\n")
     return folder
 
 
@@ -290,6 +300,10 @@ BAD = {
     "empty": ("ratings.dat", "empty"),
     "latin-1-csv": ("movies.csv line 3", "UTF-8"),
     "missing-file": ("ratings file not found", "ratings.dat"),
+    "fractional-id-csv": ("ratings.csv line 3", "userId 3.5 is not an integer"),
+    "inf-timestamp-csv": ("ratings.csv line 2", "timestamp 'inf' is not a finite number"),
+    "nan-rating-dat": ("ratings.dat line 2", "rating 'nan' is not a finite number"),
+    "huge-id-dat": ("ratings.dat line 2", "is too large for an id"),
 }
 
 

@@ -50,6 +50,7 @@ What is fitted, and why this way:
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -130,6 +131,30 @@ class CalibratedPopulation:
     def n_topics(self) -> int:
         return int(self.topics.shape[1])
 
+    def non_finite(self) -> str | None:
+        """The first fitted quantity the engine would choke on that is NaN or infinite (a
+        visit rate of NaN, a temperature of NaN), named; None when every one is finite."""
+        scalars = {name: self.scalars.get(name) for name in ("temperature", "no_click_utility")}
+        for name, value in scalars.items():
+            if not isinstance(value, int | float) or not math.isfinite(value):
+                return f"{name} {value}"
+        cuts = self.scalars.get("rating_thresholds")
+        if cuts is not None and not all(isinstance(c, int | float) for c in cuts):
+            return f"rating_thresholds {cuts}"
+        arrays = {
+            "rating_thresholds": np.asarray(cuts if cuts is not None else [], np.float64),
+            "activity": self.activity,
+            "session_length": self.session_length,
+            "taste": self.taste,
+            "topics": self.topics,
+            "quality": self.quality,
+        }
+        for name, array in arrays.items():
+            bad = ~np.isfinite(array)
+            if bad.any():
+                return f"{name} {array[bad].ravel()[0]} ({int(bad.sum())} value(s))"
+        return None
+
     # ---------------------------------------------------------------- files
     @staticmethod
     def paths(path: str | Path) -> tuple[Path, Path, Path]:
@@ -200,7 +225,7 @@ class CalibratedPopulation:
             if "interest" in scalars and interest_path.exists()
             else None
         )
-        return cls(
+        population = cls(
             user_id=np.asarray(users["user_id"].to_pylist()),
             taste=np.stack(users["taste"].to_numpy(zero_copy_only=False)).astype(np.float32),
             activity=users["activity"].to_numpy(),
@@ -216,6 +241,13 @@ class CalibratedPopulation:
             interest=interest,
             persona=users["persona"].to_pylist() if "persona" in users.column_names else None,
         )
+        problem = population.non_finite()
+        if problem is not None:
+            raise RecarenaError(
+                f"{users_path}: fitted {problem} is not a finite number; calibrate it again "
+                "from a larger dataset"
+            )
+        return population
 
 
 # ------------------------------------------------------------------------------ pieces
@@ -471,12 +503,49 @@ MIN_HELD_OUT = 5
 """Fewest consumptions in each of the training and held-out slices a calibration accepts."""
 
 
+def check_interactions(data: InteractionData, holdout: float = CalibrationConfig.holdout) -> None:
+    """What calibration cannot fit, found before fitting (``recarena validate`` runs it on a
+    ``population.dataset`` too): no rows, a timestamp that is not finite, a consumption's
+    rating off the star scale, too few rows for the training and held-out slices.
+    RecarenaError names the dataset and the interaction."""
+    if data.n_interactions == 0:
+        raise RecarenaError(f"dataset {data.name!r} has no interactions")
+    infinite = np.flatnonzero(~np.isfinite(data.timestamp))
+    if infinite.size:  # every loader's timestamps (a CSV may hold 'inf' or 'nan')
+        row = int(infinite[0])
+        raise RecarenaError(
+            f"dataset {data.name!r}: timestamp {data.timestamp[row]} of interaction "
+            f"{row + 1} is not a finite number"
+        )
+    if data.rating is not None:  # stars are clipped to 1..5: a 1-10 scale would be mangled
+        rating = data.rating.astype(np.float64)
+        outside = ~np.isnan(rating) & ((rating < 0.5) | (rating > 5)) & data.consumed()
+        outside = np.flatnonzero(outside)  # an exposure's rating (often 0) is never read
+        if outside.size:
+            row = int(outside[0])
+            raise RecarenaError(
+                f"dataset {data.name!r}: rating {rating[row]:g} of interaction {row + 1} is "
+                "outside the 0.5-5 star scale the calibration fits (rescale the ratings, or "
+                "leave the rating column out)"
+            )
+    ix = index(data)
+    held = temporal_split(ix.user[ix.consumed], holdout)
+    if held.sum() < MIN_HELD_OUT or (~held).sum() < MIN_HELD_OUT:
+        # every fitted quantity (temperature, no-click utility, cut points) is fitted on a
+        # held-out slice; with a handful of rows it would be NaN, not an estimate
+        raise RecarenaError(
+            f"dataset {data.name!r} is too small to calibrate: {ix.user_ids.shape[0]} users, "
+            f"{ix.item_ids.shape[0]} items, {int(ix.consumed.sum())} consumptions, "
+            f"{int(held.sum())} of them held out; need at least {MIN_HELD_OUT} in each of the "
+            "training and held-out slices"
+        )
+
+
 def calibrate(data: InteractionData, cfg: CalibrationConfig | None = None) -> CalibratedPopulation:
     """Fit a population to ``data`` (see the module docstring for every step)."""
     cfg = cfg or CalibrationConfig()
     started = time.perf_counter()
-    if data.n_interactions == 0:
-        raise RecarenaError(f"dataset {data.name!r} has no interactions")
+    check_interactions(data, cfg.holdout)
     ix = index(data)
     n_users, n_items = ix.user_ids.shape[0], ix.item_ids.shape[0]
     activity = fit_activity(
@@ -485,14 +554,6 @@ def calibrate(data: InteractionData, cfg: CalibrationConfig | None = None) -> Ca
     cu, ci = ix.user[ix.consumed], ix.item[ix.consumed]
     ct = ix.timestamp[ix.consumed]
     held = temporal_split(cu, cfg.holdout)
-    if held.sum() < MIN_HELD_OUT or (~held).sum() < MIN_HELD_OUT:
-        # every fitted quantity (temperature, no-click utility, cut points) is fitted on a
-        # held-out slice; with a handful of rows it would be NaN, not an estimate
-        raise RecarenaError(
-            f"dataset {data.name!r} is too small to calibrate: {n_users} users, {n_items} items, "
-            f"{int(ix.consumed.sum())} consumptions, {int(held.sum())} of them held out; "
-            f"need at least {MIN_HELD_OUT} in each of the training and held-out slices"
-        )
     factors = fit_factors(cu[~held], ci[~held], n_users, n_items, cfg)
     rating_all = None
     if data.rating is not None:
@@ -538,6 +599,12 @@ def calibrate(data: InteractionData, cfg: CalibrationConfig | None = None) -> Ca
     utility, clicked = pseudo_exposures(
         cu[held], ci[held], cu[~held], ci[~held], n_items, full_utility, cfg
     )
+    if not np.isfinite(utility).any():  # fit_choice would fit NaN (and warn) on nothing
+        raise RecarenaError(
+            f"dataset {data.name!r} cannot be calibrated: no pseudo-exposure slate has an item "
+            f"its user had not consumed in training ({n_users} users, {n_items} items); it "
+            "needs more users and items"
+        )
     choice = fit_choice(utility, clicked)
     held_surplus = full_utility(cu[held], ci[held]) - choice.no_click_utility
     watch = fit_watch_rule(
@@ -643,7 +710,7 @@ def calibrate(data: InteractionData, cfg: CalibrationConfig | None = None) -> Ca
         "config": asdict(cfg),
         "seconds": round(time.perf_counter() - started, 2),
     }
-    return CalibratedPopulation(
+    population = CalibratedPopulation(
         user_id=ix.user_ids.astype(str),
         taste=factors.taste,
         activity=activity.rate,
@@ -659,6 +726,13 @@ def calibrate(data: InteractionData, cfg: CalibrationConfig | None = None) -> Ca
         interest=interest,
         persona=persona,
     )
+    problem = population.non_finite()
+    if problem is not None:  # e.g. one user: no held-out slates to fit the choice model on
+        raise RecarenaError(
+            f"dataset {data.name!r} cannot be calibrated: the fitted {problem} is not a finite "
+            f"number ({n_users} users, {n_items} items, {int(ix.consumed.sum())} consumptions)"
+        )
+    return population
 
 
 def fold(factors: Factors, features: Any, weights: dict[str, float]) -> Factors:

@@ -256,14 +256,14 @@ def load_movielens(path: str | Path) -> InteractionData:
     if movies_path.exists():
         movies = _read_csv_checked(movies_path, ("movieId", "title", "genres"), ("movieId",))
         items = _titled_items(
-            movies["movieId"].cast(pl.Int64).to_numpy(),
+            _integer_ids(movies, "movieId", movies_path, first_line=2),
             movies["title"],
             movies["genres"].str.split("|").list.filter(pl.element() != "(no genres listed)"),
         )
     return InteractionData(
         name=directory.name or "movielens",
-        user=ratings["userId"].cast(pl.Int64).to_numpy(),
-        item=ratings["movieId"].cast(pl.Int64).to_numpy(),
+        user=_integer_ids(ratings, "userId", ratings_path, first_line=2),
+        item=_integer_ids(ratings, "movieId", ratings_path, first_line=2),
         timestamp=ratings["timestamp"].to_numpy(),
         rating=ratings["rating"].cast(pl.Float32).to_numpy(),
         items=items,
@@ -343,16 +343,39 @@ def _as_numbers(
             raise RecarenaError(
                 f"{path} line {row + first_line}: {column} {frame[column][row]!r} is not a number"
             )
+        # 'nan', 'inf' and '1e999' parse as floats; a NaN timestamp or rating ends in NaN fits
+        infinite = np.flatnonzero(~np.isfinite(values.to_numpy()))
+        if infinite.size:
+            row = int(infinite[0])
+            raise RecarenaError(
+                f"{path} line {row + first_line}: {column} {frame[column][row]!r} is not a "
+                "finite number"
+            )
         frame = frame.with_columns(values.alias(column))
     return frame
 
 
-def _integer_ids(frame: pl.DataFrame, column: str, path: Path) -> np.ndarray:
+_MAX_ID = 2.0**53
+"""Ids are read as float64 first: beyond 2^53 neighbouring integers are the same float."""
+
+
+def _integer_ids(frame: pl.DataFrame, column: str, path: Path, first_line: int = 1) -> np.ndarray:
+    """A numeric column of ids as int64; a fractional or out-of-range id is one error naming
+    the file and line (``first_line`` is the file line of the frame's first row)."""
     values = frame[column].to_numpy()
     fractional = np.flatnonzero(values != np.floor(values))
     if fractional.size:
         row = int(fractional[0])
-        raise RecarenaError(f"{path} line {row + 1}: {column} {values[row]!r} is not an integer")
+        raise RecarenaError(
+            f"{path} line {row + first_line}: {column} {frame[column][row]!r} is not an integer"
+        )
+    huge = np.flatnonzero(np.abs(values) > _MAX_ID)
+    if huge.size:
+        row = int(huge[0])
+        raise RecarenaError(
+            f"{path} line {row + first_line}: {column} {frame[column][row]!r} is too large for "
+            "an id (at most 2^53)"
+        )
     return values.astype(np.int64)
 
 
