@@ -275,3 +275,32 @@ def test_base_recommenders_are_checked_before_the_run(tmp_path, recommender, sur
     if surface is not None:
         doc["arms"][1]["surface"] = surface
     refused_everywhere(tmp_path, doc, fragment)
+
+
+@pytest.mark.parametrize(
+    ("ratings", "fragment"),
+    [
+        ("1,10,4,100\n1,20,3,200\n3.5,10,5,300\n", "ratings.csv line 4: userId 3.5 is not an"),
+        ("1,10,4,100\n1,20,3,200\n2,10,5,inf\n", "ratings.csv line 4: timestamp 'inf' is not a"),
+        ("1,10,4,100\n1,20,3,200\n2,10,10,300\n", "rating 10 of interaction 3 is outside"),
+        ("1,10,4,100\n1,20,3,200\n2,10,5,300\n", "'ml' is too small to calibrate"),
+    ],
+    ids=["fractional_id", "inf_timestamp", "rating_scale", "too_small"],
+)
+def test_a_dataset_to_calibrate_is_read_by_validate(tmp_path, ratings, fragment):
+    """Was: validate only guessed the dataset's format; run printed "calibrating ..." and then
+    refused the file (or, before the loaders refused them, fitted a NaN population whose cells
+    all failed)."""
+    folder = tmp_path / "ml"
+    folder.mkdir()
+    (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n" + ratings)
+    doc = base_doc(tmp_path)
+    doc["population"] = {
+        "from": "calibrated",
+        "path": str(tmp_path / "pop.parquet"),
+        "dataset": str(folder),
+    }
+    doc["surface"] = {"k": 2}
+    refused_everywhere(tmp_path, doc, fragment)
+    assert_refused(*cli("validate", str(tmp_path / "s.yaml")), "s.yaml: population.dataset: ")
+    assert not (tmp_path / "pop.parquet").exists()

@@ -19,7 +19,8 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ from recarena.agents.users.personas import data_traits
 from recarena.simulator.core.errors import RecarenaError, first_line
 from recarena.simulator.core.machine import usable_cpus
 from recarena.simulator.core.scenario import CarouselSurface, Scenario
-from recarena.simulator.data.datasets import detect_format, recbole_ml100k_dir
+from recarena.simulator.data.datasets import detect_format, load_dataset, recbole_ml100k_dir
 from recarena.simulator.runner.sweep import check_grid_size, expand_sweep
 
 SMALL_FILE_BYTES = 64 * 2**20
@@ -211,8 +212,34 @@ def _check_dataset(dataset: str, what: str) -> None:
         if not path.exists():
             raise RecarenaError(f"dataset not found: {path} (or use 'ml-100k')")
         detect_format(path)
+        if _bytes_of(path) <= SMALL_FILE_BYTES:
+            # run calibrates it before the first cell; a bad line found only then is a run
+            # that validate let through (the fit itself is left to the run: seconds to minutes)
+            from recarena.agents.users.calibration import check_interactions
+
+            with _dataset_errors(path):
+                check_interactions(load_dataset(path))
     except RecarenaError as exc:
         raise RecarenaError(f"{what}: {exc}") from None
+
+
+def _bytes_of(path: Path) -> int:
+    """A file's size, or the total size of a dataset directory's files."""
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.iterdir() if p.is_file())
+
+
+@contextmanager
+def _dataset_errors(path: Path) -> Iterator[None]:
+    """A dataset loader's non-RecarenaError failures (a generic CSV polars cannot cast, an
+    unreadable file) as one line naming the dataset."""
+    import polars as pl
+
+    try:
+        yield
+    except (pl.exceptions.PolarsError, OSError, ValueError, UnicodeDecodeError) as exc:
+        raise RecarenaError(f"{path}: {first_line(exc)}") from None
 
 
 def _check_personas(scenario: Scenario) -> None:
