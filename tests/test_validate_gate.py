@@ -204,6 +204,26 @@ def test_sweep_points_get_the_checks_of_a_written_scenario(tmp_path, sweep, frag
     refused_everywhere(tmp_path, doc, fragment)
 
 
+@pytest.mark.parametrize("swept", ["start_hours_from", "edge_list"])
+def test_sweep_points_get_the_file_checks_of_a_written_scenario(tmp_path, swept):
+    """Was: validate checked the files the base scenario reads, not a swept one; the run made
+    its directory, ran the good point and failed the other's cells (exit 2, half-written)."""
+    good, missing = tmp_path / "good.txt", str(tmp_path / "missing.txt")
+    doc = base_doc(tmp_path)
+    if swept == "start_hours_from":
+        good.write_text("timestamp\n964982703\n964981247\n", encoding="utf-8")
+        doc["population"]["daily_rhythm"] = {"start_hours_from": str(good)}
+        path, bad, fragment = "population.daily_rhythm.start_hours_from", missing, "not found"
+    else:
+        good.write_text("0 1\n1 2\n", encoding="utf-8")
+        (tmp_path / "far.txt").write_text("0 1\n1 99\n", encoding="utf-8")  # 20 users
+        doc["population"]["social"] = {"graph": {"type": "edge_list", "path": str(good)}}
+        path, bad, fragment = "population.social.graph.path", str(tmp_path / "far.txt"), "[0, 19]"
+    doc["sweep"] = {path: [str(good), bad]}
+    refused_everywhere(tmp_path, doc, f"sweep point 1 ({path}={bad!r}): {path}: ")
+    assert fragment in cli("validate", str(tmp_path / "s.yaml"))[1]
+
+
 def test_an_empty_output_dir_is_refused(tmp_path, monkeypatch):
     """``output.dir: ""`` used to mean the current directory without saying so."""
     monkeypatch.chdir(tmp_path)

@@ -496,21 +496,69 @@ def _check_estimate(est: Estimate, scenario: Scenario, limits: Limits, force: bo
         raise RecarenaError(f"{'; '.join(problems)} (pass --force to run anyway)")
 
 
+FileCheck = Callable[[Scenario], Sizes | None]
+"""The file checks of one scenario (preflight binds the CLI's cache and edge-list options)."""
+
+
 def _check_points(
-    scenario: Scenario, sizes: Sizes | None, workers: int | None, limits: Limits, force: bool
+    scenario: Scenario,
+    sizes: Sizes | None,
+    workers: int | None,
+    limits: Limits,
+    force: bool,
+    files: FileCheck,
 ) -> None:
     """A sweep's points: each point's page shapes and resource limits, as for a plain scenario
-    (a swept ``retrain.every_days`` or ``surface.k`` is refused like a written one)."""
+    (a swept ``retrain.every_days`` or ``surface.k`` is refused like a written one), and the
+    files a point reads when they differ from the base's (a swept ``population.path``)."""
     if not scenario.sweep:
         return
+    checked = {_file_inputs(scenario): sizes}
     for point in expand_sweep(scenario):
         world = point.scenario
         values = ", ".join(f"{k}={v!r}" for k, v in point.params.items())
         try:
-            _check_pages(world, sizes.items if sizes else world.catalog.initial_items)
-            _check_estimate(estimate(world, sizes, workers), world, limits, force)
+            key = _file_inputs(world)
+            if key not in checked:
+                checked[key] = files(world)
+            point_sizes = checked[key]
+            _check_pages(world, point_sizes.items if point_sizes else world.catalog.initial_items)
+            _check_estimate(estimate(world, point_sizes, workers), world, limits, force)
         except RecarenaError as exc:
             raise RecarenaError(f"sweep point {point.index} ({values}): {exc}") from None
+
+
+def _file_inputs(scenario: Scenario) -> tuple[Any, ...]:
+    """What the file checks read: two points with equal inputs need one check."""
+    pop, llm = scenario.population, scenario.llm
+    panel, rhythm, social = pop.llm_panel, pop.daily_rhythm, pop.social
+    return (
+        (pop.source, pop.path, pop.dataset),
+        (panel.personas.source, panel.personas.path) if panel is not None else None,
+        (social.graph.type, social.graph.path, pop.users) if social is not None else None,
+        (scenario.uses_llm, llm.provider, llm.model_path, llm.cache.mode, llm.cache.path),
+        scenario.output.dir if scenario.uses_llm else None,
+        (rhythm.start_hours_from, rhythm.width_hours, rhythm.utc_offset_hours)
+        if rhythm is not None
+        else None,
+    )
+
+
+def _check_files(
+    scenario: Scenario,
+    llm_cache_mode: str | None,
+    llm_cache_path: Path | None,
+    read_edge_list: EdgeReader | None,
+) -> Sizes | None:
+    """Every file the scenario reads; the calibrated population's sizes when it has one."""
+    sizes = _check_calibrated(scenario)
+    users = sizes.users if sizes else scenario.population.users
+    _check_personas(scenario)
+    _check_edge_list(scenario, users, read_edge_list)
+    _check_llm_cache(scenario, llm_cache_mode, llm_cache_path)
+    _check_llm_model(scenario, llm_cache_mode)
+    _check_start_hours(scenario)
+    return sizes
 
 
 # -------------------------------------------------------------------------------- entry
@@ -533,17 +581,15 @@ def preflight(
     """
     try:
         check_grid_size(scenario)
-        sizes = _check_calibrated(scenario)
-        users = sizes.users if sizes else scenario.population.users
-        _check_personas(scenario)
-        _check_edge_list(scenario, users, read_edge_list)
-        _check_llm_cache(scenario, llm_cache_mode, llm_cache_path)
-        _check_llm_model(scenario, llm_cache_mode)
-        _check_start_hours(scenario)
+
+        def files(world: Scenario) -> Sizes | None:
+            return _check_files(world, llm_cache_mode, llm_cache_path, read_edge_list)
+
+        sizes = files(scenario)
         _check_pages(scenario, sizes.items if sizes else scenario.catalog.initial_items)
         est = estimate(scenario, sizes, workers)
         _check_estimate(est, scenario, limits or Limits(), force)
-        _check_points(scenario, sizes, workers, limits or Limits(), force)
+        _check_points(scenario, sizes, workers, limits or Limits(), force, files)
     except RecarenaError as exc:
         raise RecarenaError(f"{source}: {exc}") from None
     return est
