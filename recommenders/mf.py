@@ -216,6 +216,8 @@ class MatrixFactorization:
     """BPR-MF. Users without any click yet are served by popularity (a cold-start fallback)."""
 
     Params = MFParams
+    rows_independent = True
+    """Each request is answered from its row and the fitted state (simulator/engine/waves.py)."""
     surfaces = frozenset({"list"})
 
     def __init__(self, params: MFParams, ctx: RecommenderContext) -> None:

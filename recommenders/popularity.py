@@ -53,6 +53,8 @@ class PopularityRecommender:
     """
 
     Params = PopularityParams
+    rows_independent = True
+    """Each request is answered from its row and the fitted state (simulator/engine/waves.py)."""
     surfaces = frozenset({"list"})
 
     def __init__(self, params: PopularityParams, ctx: RecommenderContext) -> None:

@@ -32,6 +32,9 @@ class CalibratedUserPolicy(RuleUserPolicy):
     cell keeps its own copy of the users' recent items, which move with every click.
     """
 
+    rows_independent = True
+    """Each page is answered from its own row and its user's state (simulator/engine/waves.py)."""
+
     def __init__(self, cfg: Any, users: Any, catalog: Any, *args: Any, **kwargs: Any) -> None:
         super().__init__(cfg, users, catalog, *args, **kwargs)
         path = getattr(cfg, "path", None)

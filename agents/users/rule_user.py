@@ -61,6 +61,9 @@ class _PageConstants:
 
 
 class RuleUserPolicy:
+    rows_independent = True
+    """Each page is answered from its own row and its user's state (simulator/engine/waves.py)."""
+
     def __init__(
         self,
         cfg: Population,

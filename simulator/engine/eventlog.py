@@ -200,6 +200,12 @@ class EventLog:
         if buffer.rows >= self.flush_rows:
             self._flush(table)
 
+    def rows_until_flush(self, table: str) -> int:
+        """How many more rows ``table`` takes before an append or commit flushes a row group
+        (a row group holds the rows buffered when an append crossed ``flush_rows``)."""
+        buffer = self._filling.get(table)
+        return self.flush_rows - (buffer.rows if buffer is not None else 0)
+
     def columns(
         self, table: str, n: int, shape: tuple[int, ...] | None = None
     ) -> dict[str, np.ndarray]:

@@ -38,6 +38,7 @@ from recarena.simulator.engine.outcomes import Outcomes
 from recarena.simulator.engine.sessions import ActiveSessions, Timings
 from recarena.simulator.engine.slate_guard import SlateGuard
 from recarena.simulator.engine.surfaces import SurfaceState
+from recarena.simulator.engine.waves import PageWaves, waves_apply
 from recarena.simulator.engine.world import build_world
 
 
@@ -187,9 +188,17 @@ class SimulationModel(mesa.Model):
 
     def _page_loop(self):
         tick = self.scenario.horizon.tick_seconds
+        waves = PageWaves(self) if waves_apply(self) else None
         n_tick = 0
         while True:
             now = n_tick * tick
+            if waves is not None:  # many ticks of pages at once where nothing couples them
+                stop = waves.window_end(n_tick)
+                if stop - n_tick >= 2 and waves.has_work(n_tick, stop):
+                    waves.serve(n_tick, stop)
+                    n_tick = stop
+                    yield self.env.timeout(n_tick * tick - now)
+                    continue
             self._admit(now)
             if len(self.active) == 0:  # idle: jump to the next arrival (or midnight)
                 if self._next_arrival < len(self.pending):

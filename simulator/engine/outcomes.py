@@ -102,13 +102,7 @@ class Outcomes:
         col: np.ndarray,
     ) -> None:
         batch, k = slates.items.shape
-        # ids are PAD_ITEM (-1) or published (>= 0): every slot is filled when the least is
-        full = slates.items.size == 0 or _min(slates.items, axis=None) >= 0
-        valid = None if full else slates.items != PAD_ITEM
-        items = slates.items.ravel() if valid is None else slates.items[valid]
-        self.world.creator_dynamics.count(items, slates.items[response.clicked])
-        n = items.shape[0]
-        self.day_counts["impressions"] += n
+        full, valid, n = self._count_exposures(slates, response)
         if n == 0:
             return
         if full:  # the common case: every slot filled, written straight into the log buffers
@@ -120,6 +114,41 @@ class Outcomes:
         grid = {name: np.empty((batch, k), dtype) for name, dtype in fixed_dtypes("exposures")}
         self._fill_exposures(grid, now, day, request_id, slates, response, row, col)
         self.log.append("exposures", {name: column[valid] for name, column in grid.items()})
+
+    def _count_exposures(
+        self, slates: SlateBatch, response: ResponseBatch
+    ) -> tuple[bool, np.ndarray | None, int]:
+        """Count a page batch's impressions (creators' counters, the day's count); returns
+        whether every slot is filled, the filled-slot mask when not, and the impressions."""
+        # ids are PAD_ITEM (-1) or published (>= 0): every slot is filled when the least is
+        full = slates.items.size == 0 or _min(slates.items, axis=None) >= 0
+        valid = None if full else slates.items != PAD_ITEM
+        items = slates.items.ravel() if valid is None else slates.items[valid]
+        self.world.creator_dynamics.count(items, slates.items[response.clicked])
+        n = items.shape[0]
+        self.day_counts["impressions"] += n
+        return bool(full), valid, int(n)
+
+    def exposure_grid(
+        self,
+        now: float | np.ndarray,
+        day: int | np.ndarray,
+        request_id: np.ndarray,
+        slates: SlateBatch,
+        response: ResponseBatch,
+        row: np.ndarray,
+        col: np.ndarray,
+    ) -> dict[str, np.ndarray] | None:
+        """What :meth:`log_exposures` logs, as ``[batch, k]`` grids (empty slots included)
+        instead of log rows, with the same counting; None when no slot is filled. Page waves
+        (simulator/engine/waves.py) keep the grids and log them in the tick loop's order."""
+        _, _, n = self._count_exposures(slates, response)
+        if n == 0:
+            return None
+        shape = slates.items.shape
+        grid = {name: np.empty(shape, dtype) for name, dtype in fixed_dtypes("exposures")}
+        self._fill_exposures(grid, now, day, request_id, slates, response, row, col)
+        return grid
 
     def _fill_exposures(
         self,

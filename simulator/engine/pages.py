@@ -18,6 +18,7 @@ whose sessions each run on their own clock).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -118,15 +119,19 @@ def close(
     outcomes: Outcomes,
     now: float | np.ndarray,
     shown: ShownPage,
+    log_exposures: Callable[..., None] | None = None,
 ) -> None:
-    """Log the page, consume the clicks, advance every session and end the ones that stop."""
+    """Log the page, consume the clicks, advance every session and end the ones that stop.
+    ``log_exposures`` replaces ``outcomes.log_exposures`` (same arguments): page waves keep the
+    rows to log them in the tick loop's order."""
     response, slates = shown.response, shown.slates
     surface = world.surface
     if isinstance(now, np.ndarray):
         day: int | np.ndarray = (now // DAY).astype(np.int32)
     else:
         day = int(now // DAY)
-    outcomes.log_exposures(now, day, shown.request_id, slates, response, surface.row, surface.col)
+    exposures = outcomes.log_exposures if log_exposures is None else log_exposures
+    exposures(now, day, shown.request_id, slates, response, surface.row, surface.col)
     clicked_rows = outcomes.consume(now, day, shown.request_id, slates, response)
     log_instructions(outcomes.log, now, shown.request_id, active, response)  # if any
 

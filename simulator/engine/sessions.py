@@ -56,6 +56,25 @@ class ActiveSessions:
         self.clicks = np.concatenate([self.clicks, zeros], dtype=np.int32, casting="unsafe")
         self.value = np.concatenate([self.value, zeros])
 
+    _COLUMNS = ("user", "session_id", "start", "explore", "page", "fatigue", "clicks", "value")
+
+    def add_sessions(self, other: ActiveSessions) -> None:
+        """Append ``other``'s sessions, mid-session state (page, fatigue, clicks) included."""
+        for name in self._COLUMNS:
+            setattr(self, name, np.concatenate([getattr(self, name), getattr(other, name)]))
+
+    def taken(self, rows: np.ndarray) -> ActiveSessions:
+        """A new struct holding the sessions ``rows`` (a mask or indices) selects."""
+        out = ActiveSessions()
+        for name in self._COLUMNS:
+            setattr(out, name, getattr(self, name)[rows])
+        return out
+
+    def replace_with(self, other: ActiveSessions) -> None:
+        """Hold ``other``'s sessions instead of these (the object stays the one others hold)."""
+        for name in self._COLUMNS:
+            setattr(self, name, getattr(other, name))
+
     def keep(self, mask: np.ndarray) -> None:
         self.user = self.user[mask]
         self.session_id = self.session_id[mask]
