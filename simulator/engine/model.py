@@ -8,7 +8,9 @@ social graph and recommender; ``Outcomes`` applies and logs what each batch chan
   DataCollector snapshot);
 * ``_retrain_process`` refits the recommender on every click logged so far;
 * one upload process per creator grows the catalog, and creators review on their period;
-* ``_page_loop`` serves, at every tick, one page to every active session as ONE batch.
+* ``_page_loop`` serves, at every tick, one page to every active session as ONE batch; where
+  nothing couples sessions it serves a window of ticks up to the next event in waves
+  (simulator/engine/waves.py), and it reports progress.
 
 Processes that share a timestamp run in the order their timeouts were scheduled; the daily and
 retrain processes schedule a whole period ahead, so at a day boundary arrivals and refits always
@@ -105,6 +107,8 @@ class SimulationModel(mesa.Model):
             }
         )
         self.current_day = 0
+        self._next_progress = self.horizon_seconds / 100
+        """When the next hundredth of the horizon is crossed (:meth:`_report_progress`)."""
         self.user_shard: tuple[int, int] | None = None
         """``(index, count)``: serve only users with ``user % count == index`` (a sharded cell,
         simulator/runner/sharding.py); None serves everybody."""
@@ -169,12 +173,15 @@ class SimulationModel(mesa.Model):
             self.clock_timings.add("fit", time.perf_counter() - started)
             yield self.env.timeout(period)
 
-    def _progress_process(self):
+    def _report_progress(self, now: float) -> None:
+        """Tell ``progress`` the share of the horizon simulated, once per hundredth crossed.
+        Reported by the page loop rather than by a process of its own: an event every hundredth
+        of the horizon would end every page wave there (a one-day run's every 14 minutes)."""
+        if self.progress is None or now < self._next_progress:
+            return
         step = self.horizon_seconds / 100
-        while True:
-            yield self.env.timeout(step)
-            if self.progress is not None:
-                self.progress(min(self.env.now / self.horizon_seconds, 1.0))
+        self._next_progress = (math.floor(now / step) + 1) * step
+        self.progress(min(now / self.horizon_seconds, 1.0))
 
     def _review_process(self):
         """Creators' periodic reviews (agents/creators/dynamics.py), their LLM calls logged."""
@@ -197,6 +204,7 @@ class SimulationModel(mesa.Model):
                 if stop - n_tick >= 2 and waves.has_work(n_tick, stop):
                     waves.serve(n_tick, stop)
                     n_tick = stop
+                    self._report_progress(n_tick * tick)
                     yield self.env.timeout(n_tick * tick - now)
                     continue
             self._admit(now)
@@ -209,6 +217,7 @@ class SimulationModel(mesa.Model):
             else:
                 self._serve(now)
                 n_tick += 1
+            self._report_progress(n_tick * tick)
             yield self.env.timeout(n_tick * tick - now)
 
     # --------------------------------------------------------------- page batches
@@ -311,7 +320,6 @@ class SimulationModel(mesa.Model):
         env.process(self._review_process())
         for creator in world.creators:
             env.process(creator.upload_process(env, world.catalog, self.scenario.catalog))
-        env.process(self._progress_process())
         env.process(self._page_loop())
 
     def advance(self, until: float) -> None:
