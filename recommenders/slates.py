@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from recarena.simulator.core.rng import combine, uniforms
 from recarena.simulator.core.types import PAD_ITEM
 
 
@@ -136,6 +137,68 @@ def sample_distinct_excluding(
         out[todo[full]] = picked[full]
         todo = todo[~full]
         extra *= 2
+    return out, eligible
+
+
+_PREFIX_CELLS = 4_000_000
+"""Largest [B, 2k, H + 2k] comparison the keyed sampler's first pass makes in one piece."""
+
+
+def _earlier_mask(h: int, width: int) -> np.ndarray:
+    """[width, h + width]: candidate i is compared with every exclusion and with the candidates
+    drawn before it (a repeat of an earlier draw is blocked, the first is not)."""
+    mask = np.ones((width, h + width), bool)
+    mask[:, h:] = np.tri(width, width, -1, bool)
+    return mask
+
+
+def keyed_candidates(keys: np.ndarray, n_items: int, width: int) -> np.ndarray:
+    """[B, width] item ids drawn uniformly from ``range(n_items)``, candidate j of row b a
+    counter-based function of ``(keys[b], j)``: a wider draw extends a narrower one."""
+    column = np.arange(width, dtype=np.uint64)
+    u = uniforms(combine(np.asarray(keys, np.uint64)[:, None], column[None, :]))
+    return np.minimum((u * n_items).astype(np.int64), n_items - 1)
+
+
+def sample_distinct_keyed(
+    keys: np.ndarray, n_items: int, exclude: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """What :func:`sample_distinct_excluding` returns (k distinct uniform items per row outside
+    its ``exclude``, and the eligible counts), with each row's draws a function of its own key
+    only, so a row gets the same slate in any batch. Rows keep, in draw order, the first k
+    candidates that are neither excluded nor repeats; a row with too few gets a wider draw
+    (the same prefix, continued); nearly exhausted rows order what is left by keyed hashes."""
+    batch = exclude.shape[0]
+    eligible = eligible_counts(n_items, exclude)
+    out = np.full((batch, k), PAD_ITEM, np.int64)
+    small = eligible <= 4 * (k + exclude.shape[1])
+    for row in np.flatnonzero(small):  # nearly exhausted: a keyed permutation of the rest
+        allowed = np.setdiff1d(np.arange(n_items), exclude[row])
+        pick = allowed[np.argsort(uniforms(combine(keys[row], allowed)), kind="stable")[:k]]
+        out[row, : pick.size] = pick
+    todo = np.flatnonzero(~small)
+    width = 2 * k
+    if todo.size and todo.size * width * (exclude.shape[1] + width) <= _PREFIX_CELLS:
+        # the usual case, in fewer numpy calls: the first 2k candidates of every row, blocked
+        # when excluded or drawn before in the row (one masked [B, 2k, H + 2k] comparison);
+        # rows with k free ones are done, the rest go on below (the same draws, wider)
+        cand = keyed_candidates(keys[todo], n_items, width)
+        seen = np.concatenate([exclude[todo], cand], axis=1)
+        blocked = (cand[:, :, None] == seen[:, None, :]) & _earlier_mask(exclude.shape[1], width)
+        blocked = blocked.any(axis=2)
+        order = blocked.argsort(axis=1, kind="stable")[:, :k]
+        at = np.arange(todo.size)[:, None]
+        full = ~blocked[at, order].any(axis=1)
+        out[todo[full]] = cand[at, order][full]
+        todo = todo[~full]
+    while todo.size:
+        cand = keyed_candidates(keys[todo], n_items, width)
+        blocked = _row_member(cand, exclude[todo]) | ~_first_occurrence(cand)
+        picked = _first_k_available(cand, blocked, k)
+        full = (picked != PAD_ITEM).all(axis=1)
+        out[todo[full]] = picked[full]
+        todo = todo[~full]
+        width = 2 * width + exclude.shape[1]
     return out, eligible
 
 

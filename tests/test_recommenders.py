@@ -11,6 +11,7 @@ from recarena.recommenders.random import RandomRecommender
 from recarena.recommenders.registry import build, get_entry, known_types
 from recarena.recommenders.slates import (
     sample_distinct_excluding,
+    sample_distinct_keyed,
     top_k_from_ranking,
     top_k_from_scores,
 )
@@ -250,23 +251,58 @@ def test_slate_helpers_match_brute_force():
             assert set(got) <= allowed
 
 
-def test_random_fast_sampler_draws_what_the_general_sampler_draws():
-    """The random recommender's sampler (a first look at the first 2k candidates, else the
-    general sampler from the same stream state) gives the slates, eligible counts and stream
-    state of sample_distinct_excluding, whose draws it must keep."""
+def test_keyed_sampler_rows_are_their_own_and_uniform():
+    """sample_distinct_keyed: distinct, unexcluded items and exact eligible counts; a row's
+    slate depends on its key alone (the same in any batch, whichever pass filled it); and
+    each eligible item is shown at a slot with probability 1/eligible."""
     meta = np.random.default_rng(123)
-    for _ in range(400):
+    for _ in range(200):
         n = int(meta.choice([30, 60, 200, 2000]))
         b, k = int(meta.integers(1, 12)), int(meta.integers(1, 12))
         h = int(meta.integers(0, min(n, 160)))
         exclude = np.where(meta.random((b, h)) < 0.2, PAD_ITEM, meta.integers(0, n, (b, h)))
-        seed = int(meta.integers(1 << 30))
-        rec = RandomRecommender(NoParams(), RecommenderContext(np.random.default_rng(seed), 1, 8))
-        items, eligible = rec._sample(n, exclude, k)
-        general = np.random.default_rng(seed)
-        want_items, want_eligible = sample_distinct_excluding(general, n, exclude, k)
-        assert np.array_equal(items, want_items) and np.array_equal(eligible, want_eligible)
-        assert rec.rng.bit_generator.state == general.bit_generator.state
+        keys = meta.integers(0, 2**63, b).astype(np.uint64)
+        items, eligible = sample_distinct_keyed(keys, n, exclude, k)
+        for r in range(b):
+            allowed = set(range(n)) - set(exclude[r].tolist())
+            assert eligible[r] == len(allowed)
+            got = [i for i in items[r].tolist() if i != PAD_ITEM]
+            assert len(got) == len(set(got)) == min(k, len(allowed)) and set(got) <= allowed
+            alone, _ = sample_distinct_keyed(keys[r : r + 1], n, exclude[r : r + 1], k)
+            assert alone[0].tolist() == items[r].tolist()
+    # uniform: 12 eligible of 15 items, 3 slots, 40,000 keys; every slot of every item 1/12
+    exclude = np.tile(np.array([[2, 7, 11]]), (40_000, 1))
+    keys = np.arange(40_000, dtype=np.uint64) * np.uint64(7919)
+    items, eligible = sample_distinct_keyed(keys, 15, exclude, 3)
+    assert (eligible == 12).all() and not np.isin(items, [2, 7, 11]).any()
+    for slot in range(3):
+        share = np.bincount(items[:, slot], minlength=15)[
+            [i for i in range(15) if i not in (2, 7, 11)]
+        ]
+        assert np.abs(share / 40_000 - 1 / 12).max() < 0.006  # ~4 standard errors
+
+
+def test_random_slate_is_keyed_by_arm_session_and_page():
+    def ask(rec, sessions, pages):
+        b = len(sessions)
+        requests = RequestBatch(
+            0.0,
+            np.arange(b, dtype=np.int64),
+            np.asarray(sessions, np.int64),
+            np.asarray(pages, np.int32),
+            4,
+            _catalog(500),
+            np.full((b, 1), PAD_ITEM, np.int64),
+        )
+        return rec.recommend(requests).items.tolist()
+
+    def arm(seed):
+        return RandomRecommender(NoParams(), RecommenderContext(np.random.default_rng(seed), 4, 8))
+
+    alone = ask(arm(5), [9], [2])[0]
+    assert ask(arm(5), [1, 4, 9, 7], [0, 2, 2, 2])[2] == alone  # the same in any batch
+    assert ask(arm(5), [9], [3])[0] != alone  # the next page of the session draws anew
+    assert ask(arm(6), [9], [2])[0] != alone  # another arm's stream, another slate
 
 
 def test_registry_errors_and_plugins():

@@ -58,6 +58,7 @@ def _run(doc: dict, directory: Path, use_waves: bool, monkeypatch) -> tuple[dict
     ("recommender", "population"),
     [
         ({"type": "popularity"}, {}),
+        ({"type": "random"}, {}),
         ({"type": "mf", "params": {"dim": 8, "epochs": 2}}, {"taste_drift": 0.05}),
         # users who come back within the hour: several sessions of one user in one window
         ({"type": "popularity", "params": {"half_life_days": 1}}, {"visits_per_day": 30}),
@@ -84,7 +85,6 @@ def test_only_declared_components_take_part(monkeypatch):
 @pytest.mark.parametrize(
     ("recommender", "surface"),
     [
-        ({"type": "random"}, None),  # draws from one stream in request order
         ({"type": "epsilon_greedy", "params": {"epsilon": 0.1}}, None),  # learns per page
         ({"type": "popularity"}, {"type": "carousel", "rows": [{"theme": "trending"}], "cols": 3}),
     ],
