@@ -129,10 +129,11 @@ class _Reranker:
 
 
 def _relevance(pool: SlateBatch) -> np.ndarray:
-    """Per-row min-max normalised scores in [0, 1]; by rank when the base gives none."""
+    """Per-row min-max normalised scores in [0, 1]; by rank where the base gives none (NaN) or
+    an unbounded one (±inf: a reranker's own gains, when it is the base of another)."""
     scores = pool.scores.astype(np.float64)
     rank_based = 1.0 - np.arange(scores.shape[1]) / max(scores.shape[1] - 1, 1)
-    scores = np.where(np.isnan(scores), rank_based[None, :], scores)
+    scores = np.where(np.isfinite(scores), scores, rank_based[None, :])
     low, high = scores.min(axis=1, keepdims=True), scores.max(axis=1, keepdims=True)
     rel = np.where(high > low, (scores - low) / np.where(high > low, high - low, 1), 1.0)
     return np.where(pool.items >= 0, rel, -np.inf)

@@ -143,3 +143,23 @@ def test_effect_is_written_to_the_cell_manifest(tmp_path, tiny_doc):
     manifest = json.loads((tmp_path / "run/arm=mmr/rep=0/manifest.json").read_text())
     effect = manifest["recommender_effect"]
     assert effect["diversity_reranked"] > effect["diversity_base"]
+
+
+def test_unbounded_base_scores_are_read_by_rank():
+    """A base whose scores are ±inf (another reranker's gains) gives finite relevance in
+    [0, 1], by rank where the score is unbounded, and no NaN (which would rank nothing)."""
+    import warnings
+
+    from recarena.recommenders.rerankers import _relevance
+
+    pool = SlateBatch(
+        np.array([[4, 7, 9, 2]]),
+        np.array([[np.inf, 0.5, -np.inf, 0.2]], np.float32),
+        np.ones((1, 4), np.float32),
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # min-max over ±inf warned and gave NaN
+        relevance = _relevance(pool)
+    assert np.isfinite(relevance).all() and (relevance >= 0).all() and (relevance <= 1).all()
+    # unbounded scores read as their rank's (1, 2/3, 1/3, 0): [1, .5, 1/3, .2] min-max scaled
+    np.testing.assert_allclose(relevance[0], [1.0, 0.375, 1 / 6, 0.0])
