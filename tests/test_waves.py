@@ -96,3 +96,15 @@ def test_cells_that_couple_sessions_keep_the_tick_loop(tmp_path, monkeypatch, re
         doc["surface"] = surface
     _, windows = _run(doc, tmp_path / "run", True, monkeypatch)
     assert windows == 0
+
+
+def test_small_windows_write_the_same_bytes(tmp_path, monkeypatch):
+    """Window bounds move no byte: with a tiny row budget (long sessions, many short windows,
+    sessions carried across them) the files are the tick loop's."""
+    doc = _doc({"type": "popularity"}, max_pages=200, fatigue_per_page=0.01)
+    doc["horizon"]["days"] = 1
+    ticks, _ = _run(doc, tmp_path / "ticks", False, monkeypatch)
+    _, usual = _run(doc, tmp_path / "usual", True, monkeypatch)
+    monkeypatch.setattr(waves, "MAX_WINDOW_ROWS", 3_000)
+    waved, windows = _run(doc, tmp_path / "waves", True, monkeypatch)
+    assert windows > 2 * usual and waved == ticks

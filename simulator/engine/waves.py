@@ -52,6 +52,11 @@ MAX_WINDOW_SESSIONS = 4096
 """...and at most this many arriving sessions, so its pages stay a few megabytes of log rows.
 Past a few thousand pages a tick's batch is already large, and waves would gain nothing."""
 
+MAX_WINDOW_ROWS = 2_000_000
+"""...and at most this many exposure rows in the worst case (every session browsing to
+``max_pages`` or the window's end): a window's rows are held until it ends, so long sessions
+(``max_pages`` up to 1,000, wide pages) get shorter windows instead of gigabytes of rows."""
+
 WAVE_TABLES = ("exposures", "interactions", "sessions")
 
 
@@ -126,7 +131,7 @@ class PageWaves:
     def window_end(self, first: int) -> int:
         """The tick after the window that starts at tick ``first``: before the clock's next
         event (at its time the event runs first, as in the tick loop), within the horizon,
-        :data:`MAX_WINDOW_TICKS` and :data:`MAX_WINDOW_SESSIONS`."""
+        :data:`MAX_WINDOW_TICKS`, :data:`MAX_WINDOW_SESSIONS` and :data:`MAX_WINDOW_ROWS`."""
         model = self.model
         tick = self.tick
         stop = min(first + MAX_WINDOW_TICKS, self.horizon_ticks)
@@ -145,6 +150,16 @@ class PageWaves:
             while last_tick > first and (last_tick - 1) * tick >= pending.start[cap]:
                 last_tick -= 1
             stop = min(stop, last_tick)
+        slots = model.world.surface.slots
+        max_pages = model.scenario.population.max_pages
+        while stop - first > 1:  # halve until the worst case fits (window bounds move no byte)
+            times_end = (stop - 1) * tick
+            sessions = (
+                len(model.active) + int(pending.start.searchsorted(times_end, "right")) - head
+            )
+            if sessions * min(stop - first, max_pages) * slots <= MAX_WINDOW_ROWS:
+                break
+            stop = first + (stop - first) // 2
         return stop
 
     def has_work(self, first: int, stop: int) -> bool:
