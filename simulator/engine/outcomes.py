@@ -111,8 +111,7 @@ class Outcomes:
             self.log.commit("exposures", n)
             return
         assert valid is not None
-        grid = {name: np.empty((batch, k), dtype) for name, dtype in fixed_dtypes("exposures")}
-        self._fill_exposures(grid, now, day, request_id, slates, response, row, col)
+        grid = self._new_grid(now, day, request_id, slates, response, row, col)
         self.log.append("exposures", {name: column[valid] for name, column in grid.items()})
 
     def _count_exposures(
@@ -145,6 +144,10 @@ class Outcomes:
         _, _, n = self._count_exposures(slates, response)
         if n == 0:
             return None
+        return self._new_grid(now, day, request_id, slates, response, row, col)
+
+    def _new_grid(self, now, day, request_id, slates, response, row, col) -> dict[str, np.ndarray]:  # noqa: ANN001
+        """Fresh ``[batch, k]`` exposure columns, filled (empty slots included)."""
         shape = slates.items.shape
         grid = {name: np.empty(shape, dtype) for name, dtype in fixed_dtypes("exposures")}
         self._fill_exposures(grid, now, day, request_id, slates, response, row, col)
