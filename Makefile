@@ -19,8 +19,15 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
+# llama.cpp is built for AVX2, not -march=native: on CPUs that report AMX (Sapphire Rapids and
+# later) a native build takes ggml's AMX kernels, which crash (SIGSEGV) in VMs that do not grant
+# the AMX tile state. --no-cache-dir: pip's wheel cache ignores CMAKE_ARGS, so a wheel built
+# natively earlier would be reused.
+LLAMA_CMAKE_ARGS = -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+
 $(LLM_STAMP): $(STAMP)
-	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/pip install -q -c constraints.txt -e '.[dev,llm]'
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" \
+	  $(BIN)/pip install -q --no-cache-dir -c constraints.txt -e '.[dev,llm]'
 	touch $(LLM_STAMP)
 
 setup: $(STAMP)
