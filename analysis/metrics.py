@@ -35,7 +35,7 @@ from recarena.analysis.metrics_retention import METRICS_RETENTION
 from recarena.analysis.metrics_social import METRICS_SOCIAL
 from recarena.analysis.metrics_source import METRICS_SOURCE
 from recarena.simulator.core.errors import RecarenaError
-from recarena.simulator.core.registry import Registry
+from recarena.simulator.core.registry import Registry, check_signature
 
 __all__ = [
     "CELL",
@@ -165,6 +165,7 @@ def _check_metric(obj: Any, name: str) -> None:
     """A metric plug-in is a :class:`Metric` (a name, a meaning and a ``compute`` function)."""
     if not isinstance(obj, Metric) or not callable(obj.compute):
         raise LookupError(f"{name!r} is not a metric: expected a recarena.analysis.Metric")
+    check_signature(obj.compute, name, "metric", "compute(logs)", 1)
 
 
 REGISTRY = Registry("metric", {m.name: (m, m.description) for m in _ALL}, _check_metric)

@@ -206,7 +206,7 @@ REGISTRY = Registry(
         "dr": (dr, "doubly robust with the position model as direct method"),
         "naive": (naive, "CTR of logged slots the target would also show (biased)"),
     },
-    must_be_callable("OPE estimator", "a function of the sums"),
+    must_be_callable("OPE estimator", "a function of the sums", "estimator(sums)", 1),
 )
 """OPE estimators: built-ins, the ``recarena.ope_estimators`` entry points, or
 ``package.module:function`` in ``--estimators``."""

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 
 from recarena.recommenders.base import NoParams, Recommender, RecommenderContext
 from recarena.simulator.core.names import short_repr
-from recarena.simulator.core.registry import Registry
+from recarena.simulator.core.registry import Registry, check_buildable
 
 _R = "recarena.recommenders."
 
@@ -91,11 +91,30 @@ BUILTINS: dict[str, tuple[str, str]] = {
 
 
 def _check_recommender(cls: Any, name: str) -> None:
-    """A list recommender has fit/recommend/update; a conversational one has fit/act."""
+    """A list recommender has fit/recommend/update; a conversational one has fit/act. Either is
+    a class built as ``Class(params, ctx)``, with a pydantic ``Params`` model and a set of
+    ``surfaces`` when it declares them (what the resolve step reads)."""
     conversational = callable(getattr(cls, "act", None))
     for method in ("fit", "act") if conversational else ("fit", "recommend", "update"):
         if not callable(getattr(cls, method, None)):
             raise LookupError(f"{name!r} is not a recommender: it has no {method}() method")
+    check_buildable(cls, name, "recommender", "Class(params, ctx)", 2)
+    params = getattr(cls, "Params", NoParams)
+    if not (isinstance(params, type) and issubclass(params, BaseModel)):
+        raise LookupError(
+            f"{name!r} is not a recommender: its Params must be a pydantic model class, "
+            f"got {short_repr(params)}"
+        )
+    surfaces = getattr(cls, "surfaces", frozenset({"list"}))
+    if not (
+        isinstance(surfaces, set | frozenset | list | tuple)
+        and surfaces
+        and all(isinstance(kind, str) for kind in surfaces)
+    ):
+        raise LookupError(
+            f"{name!r} is not a recommender: its surfaces must be a non-empty set of surface "
+            f"names such as frozenset({{'list'}}), got {short_repr(surfaces)}"
+        )
 
 
 REGISTRY = Registry("recommender", BUILTINS, _check_recommender)

@@ -12,13 +12,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from recarena.simulator.core.registry import Registry
+from recarena.simulator.core.registry import Registry, check_buildable
 
 
 def _check_user_policy(cls: Any, name: str) -> None:
     for method in ("respond", "utility"):
         if not callable(getattr(cls, method, None)):
             raise LookupError(f"{name!r} is not a user policy: it has no {method}() method")
+    check_buildable(
+        cls,
+        name,
+        "user policy",
+        "Class(population_cfg, user_state, catalog, topic_successor, social=...)",
+        4,
+        ("social",),
+    )
 
 
 REGISTRY = Registry(

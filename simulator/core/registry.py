@@ -15,6 +15,7 @@ is one error line naming it, not a traceback later.
 from __future__ import annotations
 
 import importlib
+import inspect
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -70,14 +71,71 @@ class Entry:
         return obj
 
 
-def must_be_callable(kind: str, expected: str) -> Callable[[Any, str], None]:
-    """A contract check for kinds whose plug-in is a function or factory."""
+def must_be_callable(
+    kind: str, expected: str, call: str = "", positional: int | None = None
+) -> Callable[[Any, str], None]:
+    """A contract check for kinds whose plug-in is a function or factory, called as ``call``
+    with ``positional`` arguments (a class there must be buildable: :func:`check_buildable`)."""
 
     def check(obj: Any, name: str) -> None:
         if not callable(obj):
             raise LookupError(f"{name!r} is not a {kind}: expected {expected}")
+        if positional is None:
+            return
+        if isinstance(obj, type):
+            check_buildable(obj, name, kind, call, positional)
+        else:
+            check_signature(obj, name, kind, call, positional)
 
     return check
+
+
+def check_buildable(
+    obj: Any, name: str, label: str, call: str, positional: int, keywords: tuple[str, ...] = ()
+) -> None:
+    """A class plug-in can be built the way the engine builds it; LookupError (one line) if not.
+
+    Method checks alone let through a contract's own Protocol, an abstract class, an instance
+    where a class belongs, or a constructor with another signature: each passed validate and
+    then failed every cell of its arm with a TypeError. ``call`` is how the engine calls it
+    (for the message), ``positional`` and ``keywords`` the arguments it passes.
+    """
+    if not isinstance(obj, type):
+        raise LookupError(f"{name!r} is not a {label}: expected a class, got {_kind_of(obj)}")
+    if getattr(obj, "_is_protocol", False):
+        raise LookupError(
+            f"{name!r} is not a {label}: it is a Protocol (a contract to implement), not a class "
+            "that implements it"
+        )
+    if inspect.isabstract(obj):
+        missing = ", ".join(sorted(getattr(obj, "__abstractmethods__", ())))
+        raise LookupError(f"{name!r} is not a {label}: it is abstract (no {missing})")
+    check_signature(obj, name, label, call, positional, keywords)
+
+
+def check_signature(
+    obj: Any, name: str, label: str, call: str, positional: int, keywords: tuple[str, ...] = ()
+) -> None:
+    """``obj`` accepts ``positional`` positional arguments and the ``keywords``, as the engine
+    passes them (a callable without an inspectable signature is given the benefit of doubt)."""
+    try:
+        signature = inspect.signature(obj)
+    except (TypeError, ValueError):
+        return
+    try:
+        signature.bind(*([None] * positional), **dict.fromkeys(keywords))
+    except TypeError as exc:
+        raise LookupError(
+            f"{name!r} cannot be used as a {label}: it is called as {call}, but {exc}"
+        ) from None
+
+
+def _kind_of(obj: Any) -> str:
+    if inspect.isfunction(obj) or inspect.isbuiltin(obj):
+        return "a function"
+    if inspect.ismodule(obj):
+        return "a module"
+    return f"an instance of {type(obj).__name__}"
 
 
 @dataclass

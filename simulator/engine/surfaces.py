@@ -232,7 +232,7 @@ REGISTRY = Registry(
         "carousel": (_carousel, "themed rows of items, scanned top-down, left-to-right"),
         "conversation": (_list, "a dialogue: each turn ask about a facet or recommend k items"),
     },
-    must_be_callable("surface", "a callable (params, decay)"),
+    must_be_callable("surface", "a callable (params, decay)", "Factory(params, position_decay)", 2),
 )
 """Surfaces: built-ins, the ``recarena.surfaces`` entry points, or ``package.module:Factory``.
 A plug-in factory is called as ``Factory(params: dict, position_decay: float)`` and must return

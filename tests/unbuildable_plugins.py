@@ -1,0 +1,70 @@
+"""Plug-ins that have their contract's methods but cannot be built the way the engine builds
+them (tests/test_hostile_inputs.py): each used to pass validate and fail every cell."""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+from recarena.agents.creators.strategies import StaticParams, StaticStrategy
+from recarena.agents.users.rule_user import RuleUserPolicy
+from recarena.recommenders.random import RandomRecommender
+from recarena.simulator.engine.surfaces import ListView
+
+
+class NoArguments:
+    """fit/recommend/update, but a constructor that takes nothing."""
+
+    def __init__(self) -> None:
+        pass
+
+    def fit(self, history: Any) -> None:
+        pass
+
+    def recommend(self, requests: Any) -> None:
+        pass
+
+    def update(self, feedback: Any) -> None:
+        pass
+
+
+AN_INSTANCE = NoArguments()
+"""An object where a class belongs."""
+
+
+class AbstractFit(abc.ABC):
+    def __init__(self, params: Any, ctx: Any) -> None:
+        pass
+
+    @abc.abstractmethod
+    def fit(self, history: Any) -> None: ...
+
+    def recommend(self, requests: Any) -> None:
+        pass
+
+    def update(self, feedback: Any) -> None:
+        pass
+
+
+class ParamsIsADict(RandomRecommender):
+    Params = dict  # type: ignore[assignment]
+
+
+class SurfacesIsNone(RandomRecommender):
+    surfaces = None  # type: ignore[assignment]
+
+
+class PolicyWithoutSocial(RuleUserPolicy):
+    def __init__(self, cfg: Any, state: Any, catalog: Any, successor: Any) -> None:
+        super().__init__(cfg, state, catalog, successor)
+
+
+class StrategyWithoutParams(StaticStrategy):
+    Params = StaticParams
+
+    def __init__(self) -> None:
+        pass
+
+
+def surface_of_params_only(params: dict) -> ListView:
+    return ListView(params, 0.7)
