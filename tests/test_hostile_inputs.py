@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.runner.experiment import run_experiment
+from recarena.simulator.runner.resolve import parse_scenario
 from tests.test_validate_gate import base_doc, refused_everywhere
 
 P = "tests.unbuildable_plugins"
@@ -50,3 +53,52 @@ def test_plugins_that_cannot_be_built_are_refused(tmp_path, where, value, fragme
         field = "surface.type"
     refused_everywhere(tmp_path, doc, f"{field}: ")
     refused_everywhere(tmp_path, doc, fragment)
+
+
+# ------------------------------------------------------------ sweeps the run cannot honour
+@pytest.mark.parametrize(
+    ("population", "llm", "sweep", "fragment"),
+    [
+        (
+            {"users": 20},
+            None,
+            {"population.model": ["rule", "llm"]},
+            "point 1 {'population.model': 'llm'}: this point uses an LLM but the scenario",
+        ),
+        (
+            {"users": 20, "model": "llm"},
+            {"provider": "openai", "base_url": "http://127.0.0.1:9/v1"},
+            {"llm.cache.mode": ["auto", "off"]},
+            "point 1 {'llm.cache.mode': 'off'}: llm.cache differs",
+        ),
+        (
+            {"users": 20, "model": "llm"},
+            {"provider": "openai", "base_url": "http://127.0.0.1:9/v1"},
+            {"llm.base_url": ["http://127.0.0.1:9/v1", "http://127.0.0.1:10/v1"]},
+            "llm.base_url differs from the scenario's",
+        ),
+    ],
+    ids=["llm_users_in_one_point", "cache", "endpoint"],
+)
+def test_sweeps_over_what_the_run_sets_up_once(tmp_path, population, llm, sweep, fragment):
+    """Was: a point that turned LLM users on (the scenario had none) passed validate and its
+    cells failed ("a scenario with LLM users needs an LLMRuntime", exit 1, half a run); a
+    swept endpoint, cache or local-server setting was silently replaced by the scenario's."""
+    doc = base_doc(tmp_path)
+    doc["population"] = population
+    if llm is not None:
+        doc["llm"] = llm
+    doc["sweep"] = sweep
+    refused_everywhere(tmp_path, doc, fragment)
+
+
+def test_sharded_run_checks_each_sweep_point(tmp_path):
+    """Was: --shards checked only the scenario itself, so a point that swept in what shards
+    cannot split (here a plug-in user policy) started Ray and wrote the run, and that point's
+    cells were refused one by one (half a run). Now refused before anything is written."""
+    doc = base_doc(tmp_path)
+    doc["arms"] = [{"name": "pop", "recommender": {"type": "popularity"}}]
+    doc["sweep"] = {"population.policy": ["rule", "tests.plugin_kinds:ClickFirstSlot"]}
+    with pytest.raises(RecarenaError, match=r"^sweep point 1: --shards 2: population.policy"):
+        run_experiment(parse_scenario(doc), tmp_path / "run", executor="ray", shards=2)
+    assert not (tmp_path / "run").exists()

@@ -321,8 +321,14 @@ def run_experiment(
 
         if executor != "ray":
             raise RecarenaError(f"--shards {shards}: needs --executor ray")
-        for cell in cells:
-            refuse_unshardable(scenario, cell.arm_index, shards)
+        for cell in cells:  # a sweep point's own scenario: a swept surface may not shard
+            if cell.point is None:
+                refuse_unshardable(scenario, cell.arm_index, shards)
+                continue
+            try:
+                refuse_unshardable(points[cell.point].scenario, cell.arm_index, shards)
+            except RecarenaError as exc:
+                raise RecarenaError(f"sweep point {cell.point}: {exc}") from None
         runner = ShardedRayExecutor(shards, workers, address)
     option = "--resume" if resume else "--output"
     previous = resumable_manifest(run_dir, scenario) if resume else None

@@ -204,5 +204,34 @@ def expand_sweep(scenario: Scenario) -> list[SweepPoint]:
         except RecarenaError as exc:  # values fine alone, not together (e.g. two bounds)
             message = str(exc).removeprefix("<scenario>: ")
             raise RecarenaError(f"sweep: point {len(points)} {params}: {message}") from None
+        _check_run_level(scenario, resolved, f"sweep: point {len(points)} {params}")
         points.append(SweepPoint(len(points), params, resolved))
     return points
+
+
+RUN_LEVEL_LLM = ("provider", "base_url", "cache")
+"""LLM settings the run sets up once, from the scenario, for every point's cells."""
+LOCAL_SERVER = ("model_path", "model", "context_tokens", "threads")
+"""And with ``provider: local``, the one llama.cpp server the run starts for all points."""
+
+
+def _check_run_level(scenario: Scenario, point: Scenario, where: str) -> None:
+    """A point may not need what the run sets up once from the scenario itself: an LLM
+    endpoint the scenario does not use (its cells failed: no LLM runtime), or another endpoint,
+    cache or local server than the scenario's (it was silently ignored)."""
+    if not point.uses_llm:
+        return
+    if not scenario.uses_llm:
+        raise RecarenaError(
+            f"{where}: this point uses an LLM but the scenario itself does not; the run sets up "
+            "its LLM endpoint once, from the scenario: write the LLM setting in the scenario "
+            "and sweep to the others"
+        )
+    fields = RUN_LEVEL_LLM + (LOCAL_SERVER if scenario.llm.provider == "local" else ())
+    for name in fields:
+        if getattr(point.llm, name) != getattr(scenario.llm, name):
+            shared = "endpoint, server" if scenario.llm.provider == "local" else "endpoint"
+            raise RecarenaError(
+                f"{where}: llm.{name} differs from the scenario's; the run sets up one LLM "
+                f"{shared} and cache for every point, so llm.{name} cannot be swept"
+            )
