@@ -186,6 +186,21 @@ def check_metrics(scenario: Any, source: str = "<scenario>") -> None:
             raise RecarenaError(f"{source}: metrics[{index}]: {exc}") from None
 
 
+def run_metrics(logs: RunLogs) -> list[str] | None:
+    """The metrics a run was made with (its manifest), each still computable here; a plug-in
+    metric this environment cannot import is one line naming it, not an internal error."""
+    names = logs.manifest.get("metrics")
+    for name in names or []:
+        try:
+            get_metric(name)
+        except LookupError as exc:
+            raise RecarenaError(
+                f"{logs.run_dir}: the run's metric {name!r} cannot be computed here "
+                f"({str(exc).strip(chr(34) + chr(39))}); choose metrics with --metric"
+            ) from None
+    return names
+
+
 def get_metric(name: str) -> Metric:
     metric: Metric = REGISTRY.load(name)
     return metric

@@ -21,7 +21,7 @@ from markupsafe import Markup
 from recarena.analysis.compare import ci_units, compare
 from recarena.analysis.grid import by_col, by_slot
 from recarena.analysis.load import RunLogs, load_one_world
-from recarena.analysis.metrics import METRICS
+from recarena.analysis.metrics import METRICS, run_metrics
 from recarena.analysis.report_data import (
     SERIES_COLUMNS,
     daily_series,
@@ -336,7 +336,7 @@ def build_report(
             f"'{logs.arms[0]}' instead."
         )
         baseline = logs.arms[0]
-    frame = compare(logs, baseline=baseline, metrics=logs.manifest.get("metrics"), ci_over=ci_over)
+    frame = compare(logs, baseline=baseline, metrics=run_metrics(logs), ci_over=ci_over)
     baseline = frame.filter(pl.col("delta").is_null())["arm"][0]
     summary, arms = _summary(logs)
     summary.append(("CIs over", ci_unit(frame, ci_over)))

@@ -510,7 +510,7 @@ def _print_comparison(
     from recarena.analysis.compare import compare as compare_arms
     from recarena.analysis.compare import format_table
     from recarena.analysis.load import load
-    from recarena.analysis.metrics import get_metric
+    from recarena.analysis.metrics import get_metric, run_metrics
 
     for name in metrics or []:
         try:
@@ -527,7 +527,7 @@ def _print_comparison(
                 values = ", ".join(f"{k}={v}" for k, v in point["params"].items())
                 out.print(f"point {point['point']}: {values}", soft_wrap=True, markup=False)
                 logs = load(run_dir, point=point["point"])
-            chosen = metrics or logs.manifest.get("metrics")
+            chosen = metrics or run_metrics(logs)
             frame = compare_arms(logs, baseline=baseline, metrics=chosen, ci_over=ci_over)
             higher = {name: get_metric(name).higher_is_better for name in frame["metric"].unique()}
             out.print(format_table(frame, higher))

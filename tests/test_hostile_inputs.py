@@ -4,11 +4,17 @@ one line naming the field, exit 2, with nothing written; run refuses it the same
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import pytest
+import yaml
 
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.runner.experiment import run_experiment
 from recarena.simulator.runner.resolve import parse_scenario
+from tests.cli_in_process import assert_refused, cli
 from tests.test_validate_gate import base_doc, refused_everywhere
 
 P = "tests.unbuildable_plugins"
@@ -102,3 +108,60 @@ def test_sharded_run_checks_each_sweep_point(tmp_path):
     with pytest.raises(RecarenaError, match=r"^sweep point 1: --shards 2: population.policy"):
         run_experiment(parse_scenario(doc), tmp_path / "run", executor="ray", shards=2)
     assert not (tmp_path / "run").exists()
+
+
+# ----------------------------------------------------- run directories compare/report read
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("finished")
+    run_experiment(parse_scenario(base_doc(root)), root / "run", executor="local")
+    return root / "run"
+
+
+MANIFEST_DAMAGE = [
+    ("cells", [1, 2], "cells[0] must be a mapping"),
+    ("cells[0].path", "../../elsewhere", "cells[0].path must be a relative path inside"),
+    ("cells[0].path", None, "cells[0].path must be a relative path inside"),
+    ("cells[0].rep", "x", "cells[0].rep must be a replicate index"),
+    ("arms", None, "arms must be a list of names"),
+    ("metrics", 5, "metrics must be a list of names"),
+    ("scenario", None, "scenario must be a mapping"),
+    ("log_format", 99, "written by a newer recarena (log format 99; this one reads up to 2)"),
+    ("log_format", True, "log_format must be a positive integer"),
+    ("metrics", ["ctr", "gone.module:METRIC"], "the run's metric 'gone.module:METRIC' cannot be"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "fragment"), MANIFEST_DAMAGE)
+def test_compare_and_report_on_a_manifest_they_cannot_read(
+    finished_run, tmp_path, key, value, fragment
+):
+    """Was: an internal error (TypeError, KeyError, ValueError, LookupError; exit 1) for a
+    hand-edited or damaged manifest or a plug-in metric this environment lacks, and a run from
+    a newer log format was read as if it were this one's."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    if key.startswith("cells[0]."):
+        manifest["cells"][0][key.removeprefix("cells[0].")] = value
+    else:
+        manifest[key] = value
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    for command in ("compare", "report"):
+        assert_refused(*cli(command, str(run)), fragment)
+    assert not (run / "report.html").exists()
+
+
+def test_resume_refuses_a_run_of_another_log_format(finished_run, tmp_path):
+    """Was: resumed, writing this version's cells beside the other format's."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["log_format"] = 1
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    shutil.rmtree(run / "arm=popularity")
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(yaml.safe_dump(base_doc(finished_run.parent)), encoding="utf-8")
+    code, stderr = cli("run", str(scenario), "--resume", str(run), "-q", "--executor", "local")
+    assert_refused(code, stderr, "written in log format 1 and this recarena writes 2")
+    assert not (run / "arm=popularity").exists()

@@ -524,6 +524,13 @@ def _needs_local_server(scenario: Scenario, runtime: LLMRuntime) -> bool:
 def resumable_manifest(run_dir: Path, scenario: Scenario) -> dict[str, Any]:
     """The manifest of the run to resume, after checking it ran this very scenario."""
     previous = read_manifest(run_dir, "--resume")
+    written = previous.get("log_format", 1)
+    if written != LOG_FORMAT_VERSION:  # its finished cells would sit beside another format's
+        raise RecarenaError(
+            f"--resume {run_dir}: the run was written in log format {written} and this "
+            f"recarena writes {LOG_FORMAT_VERSION}; start a new run (or resume with the "
+            "version that started it)"
+        )
     current = json.loads(json.dumps(scenario.model_dump(mode="json"), default=str))
     where = _first_difference(previous.get("scenario"), current)
     if where is not None:

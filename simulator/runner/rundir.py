@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.logschema import LOG_FORMAT_VERSION
 
 MANIFEST = "manifest.json"
 INCOMPLETE = "_INCOMPLETE"
@@ -89,7 +90,71 @@ def read_manifest(run_dir: Path, option: str = "") -> dict[str, Any]:
         raise RecarenaError(f"{path}: unreadable manifest: {exc}") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("cells", []), list):
         raise RecarenaError(f"{path}: not a run manifest (no list of cells)")
+    problem = manifest_problem(manifest)
+    if problem is not None:
+        raise RecarenaError(f"{path}: {problem}")
     return manifest
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _inside(path: Any) -> bool:
+    """A cell path as the runner writes it: relative, without '..', inside the run."""
+    if not isinstance(path, str) or not path or "\x00" in path:
+        return False
+    parts = Path(path).parts
+    return not Path(path).is_absolute() and ".." not in parts and "." not in parts
+
+
+def manifest_problem(manifest: dict[str, Any]) -> str | None:
+    """What a reader cannot use in a run manifest (a newer log format, a hand-edited or damaged
+    entry), as one phrase; None when it reads. Fields written by every version since cells
+    existed are required, the others are checked when present."""
+    version = manifest.get("log_format", 1)
+    if not _is_int(version) or version < 1:
+        return f"log_format must be a positive integer (got {version!r})"
+    if version > LOG_FORMAT_VERSION:
+        return (
+            f"written by a newer recarena (log format {version}; this one reads up to "
+            f"{LOG_FORMAT_VERSION}): read it with that version"
+        )
+    for key in ("arms", "metrics"):
+        value = manifest.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return f"{key} must be a list of names (got {value!r:.80})"
+    for key, kind, what in (("baseline", str, "an arm name"), ("scenario", dict, "mapping")):
+        value = manifest.get(key)
+        if key in manifest and not isinstance(value, kind):
+            return f"{key} must be {what if kind is str else 'a ' + what} (got {value!r:.80})"
+    if not isinstance(manifest.get("sweep", {}), dict):
+        return f"sweep must be a mapping (got {manifest['sweep']!r:.80})"
+    points = manifest.get("sweep", {}).get("points", [])
+    if not isinstance(points, list) or not all(
+        isinstance(p, dict) and _is_int(p.get("point")) and isinstance(p.get("params"), dict)
+        for p in points
+    ):
+        return "sweep.points must be a list of {point, path, params} entries"
+    for index, entry in enumerate(manifest.get("cells", [])):
+        where = f"cells[{index}]"
+        if not isinstance(entry, dict):
+            return f"{where} must be a mapping (got {entry!r:.80})"
+        if not isinstance(entry.get("arm"), str):
+            return f"{where}.arm must be an arm name (got {entry.get('arm')!r:.80})"
+        if not _is_int(entry.get("rep")) or entry["rep"] < 0:
+            return f"{where}.rep must be a replicate index (got {entry.get('rep')!r:.80})"
+        if not _inside(entry.get("path")):
+            return (
+                f"{where}.path must be a relative path inside the run directory "
+                f"(got {entry.get('path')!r:.80})"
+            )
+        point = entry.get("point")
+        if point is not None and not _is_int(point):
+            return f"{where}.point must be a sweep point index (got {point!r:.80})"
+        if not isinstance(entry.get("status", PENDING), str):
+            return f"{where}.status must be a cell status (got {entry.get('status')!r:.80})"
+    return None
 
 
 # ------------------------------------------------------------------ cells
