@@ -135,13 +135,19 @@ class _LazyAdam:
         lr: float,
         betas: tuple[float, float] = (0.9, 0.999),
         eps: float = 1e-8,
+        weight_rows: torch.Tensor | None = None,
     ) -> None:
+        """``weight_rows``: the weight rows this optimiser moves, in increasing order (moment
+        row i belongs to weight row ``weight_rows[i]``); None for every row. Moments then
+        cover only those rows, and ``step`` takes moment-row numbers."""
         import torch  # lazily: listing and validating never load torch
 
         self.weight, self.lr, self.eps = weight, lr, eps
         self.beta1, self.beta2 = betas
-        self.mean = torch.zeros_like(weight)
-        self.square = torch.zeros_like(weight)
+        self.weight_rows = weight_rows
+        n_rows = weight.shape[0] if weight_rows is None else weight_rows.shape[0]
+        self.mean = torch.zeros(n_rows, weight.shape[1], dtype=weight.dtype)
+        self.square = torch.zeros(n_rows, weight.shape[1], dtype=weight.dtype)
         self.steps = 0
 
     def step(self, index: torch.Tensor, grad: torch.Tensor) -> None:
@@ -156,7 +162,8 @@ class _LazyAdam:
         self.mean[rows], self.square[rows] = mean, square
         step_size = self.lr / (1 - self.beta1**self.steps)
         denom = (square / (1 - self.beta2**self.steps)).sqrt_().add_(self.eps)
-        self.weight.index_add_(0, rows, mean / denom, alpha=-step_size)
+        target = rows if self.weight_rows is None else self.weight_rows[rows]
+        self.weight.index_add_(0, target, mean / denom, alpha=-step_size)
 
 
 class _DenseAdam:
@@ -299,8 +306,18 @@ class MatrixFactorization:
         import torch  # lazily: listing and validating never load torch
 
         p = self.params
-        user_w, item_w = self.user_emb.clone(), self.item_emb.clone()
-        user_adam, item_adam = _LazyAdam(user_w, p.lr), _LazyAdam(item_w, p.lr)
+        # Only the users in the history move, so Adam's moments cover their rows alone
+        # (numbered in id order) and the table is updated in place: the steps are row by row,
+        # hence the same floats, and at a million users the moments take the active users'
+        # rows instead of every user's (hundreds of MB at the cell's peak).
+        present = np.zeros(self.user_emb.shape[0], bool)
+        present[history.user] = True
+        active = torch.from_numpy(np.flatnonzero(present))
+        moment_row = torch.from_numpy(np.cumsum(present) - 1)
+        del present
+        user_w, item_w = self.user_emb, self.item_emb.clone()
+        user_adam = _LazyAdam(user_w, p.lr, weight_rows=active)
+        item_adam = _LazyAdam(item_w, p.lr)
         users = reading_tensor(history.user)
         positives = reading_tensor(history.item)
         n = len(history)
@@ -317,9 +334,8 @@ class MatrixFactorization:
                     decay = 2.0 * p.reg / b
                     grad_u = slope * diff + decay * u
                     grad_items = torch.cat([slope * u + decay * pos, decay * neg - slope * u])
-                    user_adam.step(u_idx, grad_u)
+                    user_adam.step(moment_row[u_idx], grad_u)
                     item_adam.step(torch.cat([pos_idx, neg_idx]), grad_items)
-        self.user_emb = user_w
         self.item_emb = item_w
 
     def recommend(self, requests: RequestBatch) -> SlateBatch:

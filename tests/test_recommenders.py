@@ -363,3 +363,35 @@ def test_linucb_learns_a_users_topic():
         rec.update(FeedbackBatch(requests, slates, clicked))
     final = rec.recommend(_requests(users, np.empty((N_USERS, 0))))
     assert (topic[final.items] == 2).mean() > 0.8
+
+
+def test_mf_lazy_fit_moves_only_history_users_and_ignores_everyone_else():
+    """The lazy fit works on the history's users alone: users outside it keep their rows bit
+    for bit, and the fitted rows are the same floats as a population made of those users only
+    (same starting rows, ids renumbered in order), whatever the population's size."""
+    import torch
+
+    rng = np.random.default_rng(4)
+    n_users, active = 400, np.array([3, 17, 40, 41, 200, 399])
+    picks = rng.integers(0, active.size, 1500)
+    history = Interactions(
+        active[picks].astype(np.int64),
+        rng.integers(0, 150, 1500).astype(np.int64),
+        np.sort(rng.random(1500)) * 1e5,
+        np.full(1500, 4.0, np.float32),
+    )
+    small_history = Interactions(picks.astype(np.int64), history.item, history.time, history.rating)
+    params = {"epochs": 3, "dim": 8, "batch_size": 128, "optimizer": "lazy_adam"}
+    big = build("mf", params, RecommenderContext(np.random.default_rng(9), n_users, 8))
+    small = build("mf", params, RecommenderContext(np.random.default_rng(9), active.size, 8))
+    big._grow_items(150)  # both start from the same rows (torch draws depend on sizes)
+    small.user_emb = big.user_emb[torch.from_numpy(active)].clone()
+    small.item_emb = big.item_emb.clone()
+    before = big.user_emb.clone()
+    big.fit(history)
+    small.fit(small_history)
+    others = np.setdiff1d(np.arange(n_users), active)
+    assert torch.equal(big.user_emb[others], before[others])
+    assert not torch.equal(big.user_emb[active], before[active])
+    assert big.user_emb[active].numpy().tobytes() == small.user_emb.numpy().tobytes()
+    assert big.item_emb.numpy().tobytes() == small.item_emb.numpy().tobytes()

@@ -449,7 +449,7 @@ class SessionDriver:
         mix = familiarity / np.maximum(familiarity.sum(axis=1, keepdims=True), 1e-12)
         consumed = world.consumed
         offsets = self._history_offsets + consumed.count[users][:, None]
-        history = consumed.matrix[users[:, None], np.maximum(offsets, 0)]  # offsets < width
+        history = consumed.at(users[:, None], np.maximum(offsets, 0))  # offsets < width
         history[offsets < 0] = PAD_ITEM
         page = self._last_page
         slate, clicks, ratings = page["slate"], page["clicks"], page["ratings"]
