@@ -320,14 +320,25 @@ class PageWaves:
             seq = np.concatenate([p[2] for p in parts])
             order = np.lexsort((seq, tick))
             names = list(parts[0][0])
-            columns = {name: np.concatenate([p[0][name] for p in parts])[order] for name in names}
             tick = tick[order]
             if table == "exposures":  # [pages, k] grids: the filled slots, page by page
-                items = columns["item_id"]
-                valid = items != PAD_ITEM
-                per_page = valid.sum(axis=1)
-                columns = {name: column[valid] for name, column in columns.items()}
-                tick = np.repeat(tick, per_page)
+                # one gather per column, straight from the concatenated grids: the flat
+                # positions of the filled slots, pages in the tick loop's order
+                items = np.concatenate([p[0]["item_id"] for p in parts])
+                k = items.shape[1]
+                valid = (items != PAD_ITEM)[order]
+                flat = (order[:, None] * k + np.arange(k))[valid]
+                columns = {
+                    name: (
+                        items if name == "item_id" else np.concatenate([p[0][name] for p in parts])
+                    ).reshape(-1)[flat]
+                    for name in names
+                }
+                tick = np.repeat(tick, valid.sum(axis=1))
+            else:
+                columns = {
+                    name: np.concatenate([p[0][name] for p in parts])[order] for name in names
+                }
             self._append_by_tick(table, columns, tick)
 
     def _append_by_tick(self, table: str, columns: dict[str, np.ndarray], tick: np.ndarray) -> None:
