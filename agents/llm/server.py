@@ -15,6 +15,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -93,6 +94,7 @@ class LocalServer:
         self.port = 0
         self.process: subprocess.Popen | None = None
         self._log: Any = None  # the server's output file while it runs
+        self._stopping = threading.Event()
 
     @property
     def base_url(self) -> str:
@@ -105,6 +107,7 @@ class LocalServer:
             raise RecarenaError(
                 f"llm.provider local: llama-cpp-python[server] is not installed; {INSTALL_HINT}"
             ) from None
+        self._stopping.clear()
         model = self.model_path or local_model_path()
         if not model.is_file():
             raise RecarenaError(f"llm.model_path: {model} is not a file (a GGUF model is needed)")
@@ -150,8 +153,42 @@ class LocalServer:
         self.stop()
         raise RecarenaError(f"llm.provider local: server not ready after {ready_timeout:g}s")
 
+    def death(self) -> str | None:
+        """None while the server runs; once it has exited on its own, one line saying how."""
+        process = self.process
+        code = process.poll() if process is not None else None
+        if process is None or code is None:
+            return None
+        how = (
+            f"was killed by {signal.Signals(-code).name}"
+            if code < 0 and -code in signal.valid_signals()
+            else f"exited with status {code}"
+        )
+        return (
+            f"llm.provider local: the llama.cpp server (pid {process.pid}) {how} during the run; "
+            "if it crashed in its first forward pass, see docs/install.md (llama.cpp's build)"
+        )
+
+    def watch(self, on_death: Any, every: float = 0.5) -> threading.Thread:
+        """Call ``on_death(line)`` once, from a daemon thread, if the server exits before
+        :meth:`stop`: LLM decisions would otherwise fall back to the rule policy, call after
+        call, for the rest of the run."""
+
+        def poll() -> None:
+            while not self._stopping.wait(every):
+                line = self.death()
+                if line is not None:
+                    if not self._stopping.is_set():
+                        on_death(line)
+                    return
+
+        thread = threading.Thread(target=poll, name="recarena-llm-server-watch", daemon=True)
+        thread.start()
+        return thread
+
     def stop(self) -> None:
         """Stop the server by its PID (its whole process group), politely then firmly."""
+        self._stopping.set()
         process, self.process = self.process, None
         if process is not None and process.poll() is None:
             try:

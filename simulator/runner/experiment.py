@@ -21,7 +21,9 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -279,6 +281,23 @@ def _warn(message: str) -> None:
     warnings.warn(message, stacklevel=3)
 
 
+def _stop_when_server_dies(server: LocalServer) -> list[str]:
+    """If the embedded LLM server dies mid-run, stop the run as a signal would (finished cells
+    kept, ``--resume`` finishes it) instead of letting every later decision fall back to the
+    rule policy. Returns the list the watch puts its one-line reason in. Signals reach only the
+    main thread, so a run started from another thread is not watched."""
+    death: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        return death
+
+    def stop_run(line: str) -> None:
+        death.append(line)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    server.watch(stop_run)
+    return death
+
+
 def run_experiment(
     scenario: Scenario,
     run_dir: Path,
@@ -412,6 +431,7 @@ def _run_locked(
     job = CellJob(cell_docs(scenario, points), str(run_dir), llm_runtime)
 
     server = None
+    server_death: list[str] = []
     with StopSignals() as stop:
         try:
             if llm_runtime is not None and _needs_local_server(scenario, llm_runtime):
@@ -423,6 +443,7 @@ def _run_locked(
                 )
                 server.start()  # assigned first: a signal during start still stops it
                 assert server.process is not None
+                server_death = _stop_when_server_dies(server)
                 manifest["llm"]["server"] = {"pid": server.process.pid, "base_url": server.base_url}
                 job = CellJob(
                     job.docs,
@@ -443,11 +464,13 @@ def _run_locked(
             stop.check()
         except (KeyboardInterrupt, Interrupted) as exc:
             book.finish(INTERRUPTED)
+            if server_death:  # the stop was the watch's, not the user's: say why
+                raise Interrupted(server_death[0]) from None
             raise Interrupted(str(exc) or "interrupted") from None
         except BaseException:
             if stop.requested:  # an error caused by the stop itself (Ray's processes got it too)
                 book.finish(INTERRUPTED)
-                raise Interrupted(stop.name) from None
+                raise Interrupted(server_death[0] if server_death else stop.name) from None
             book.finish(FAILED)
             raise
         finally:
