@@ -165,3 +165,27 @@ def test_resume_refuses_a_run_of_another_log_format(finished_run, tmp_path):
     code, stderr = cli("run", str(scenario), "--resume", str(run), "-q", "--executor", "local")
     assert_refused(code, stderr, "written in log format 1 and this recarena writes 2")
     assert not (run / "arm=popularity").exists()
+
+
+# ------------------------------------------------------------------ the resource estimate
+@pytest.mark.parametrize(
+    ("creators", "fragment"),
+    [
+        ({"count": 10**8, "uploads_per_day": 0}, "and 10^8 creators"),
+        (
+            {"count": 20, "uploads_per_day": 1, "ai": {"initial_share": 1.0, "speedup": 1e6}},
+            "items",
+        ),
+    ],
+    ids=["many_creators", "ai_speedup"],
+)
+def test_creators_count_in_the_memory_estimate(tmp_path, creators, fragment):
+    """Was: a creator counted 64 bytes (it is a Mesa agent and a SimPy process, ~4 KB), so
+    10^8 creators passed validate as ~8 GB and the run ground through creating them until the
+    machine ran out of memory; AI creators' upload speedup was left out of the catalog's
+    growth (a million times the uploads, estimated as none)."""
+    doc = base_doc(tmp_path)
+    doc["horizon"]["days"] = 365
+    doc["creators"] = creators
+    refused_everywhere(tmp_path, doc, "this machine has")
+    refused_everywhere(tmp_path, doc, fragment)

@@ -38,6 +38,10 @@ SMALL_FILE_BYTES = 64 * 2**20
 """Data files up to this size are also parsed in full by the engine's own loader."""
 WORKER_BASE_BYTES = 300 * 2**20
 """A worker process before its cell allocates anything (Python, numpy, torch, polars)."""
+CREATOR_BYTES = 4096
+"""A creator: its Mesa agent, its SimPy upload process and its state. Measured ~3.9 KB each at
+10^5 and 2 x 10^5 creators (the estimate used to count 64 bytes, so 10^7 creators passed as
+~4 GB and needed ~40)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +72,8 @@ class Estimate:
     llm_calls: float
     """Upper bound: LLM users x visits x pages, over every cell."""
     ticks: float
+    creators: int = 0
+    """Creators at the end of the horizon (initial plus expected joins)."""
 
     @property
     def bytes_total(self) -> float:
@@ -396,8 +402,9 @@ def estimate(
 
     Per user: taste, satiation and familiarity ([T] float32 each) and a dozen scalars; the
     consumed-items matrix (int64, as wide as the heaviest user's history); per item: topic mix
-    and scalars; per creator: topic mix and scalars; one page batch of scores over the catalog;
-    a generic 64-wide embedding per user and item for learned recommenders; the log buffers.
+    and scalars; per creator: topic mix, its agent and upload process; one page batch of scores
+    over the catalog; a generic 64-wide embedding per user and item for learned recommenders;
+    the log buffers.
     """
     pop, catalog, horizon, creators = (
         scenario.population,
@@ -408,9 +415,11 @@ def estimate(
     users = sizes.users if sizes else pop.users
     initial = sizes.items if sizes else catalog.initial_items
     topics = catalog.topics
-    uploads = creators.count * creators.uploads_per_day * horizon.days
+    # an AI creator uploads `speedup` times as often, and at worst every creator adopts AI
+    rate = creators.uploads_per_day * (creators.ai.speedup if creators.ai is not None else 1.0)
+    uploads = creators.count * rate * horizon.days
     joins = creators.join_rate_per_period * horizon.days / creators.period_days
-    items = initial + uploads + joins * creators.uploads_per_day * horizon.days
+    items = initial + uploads + joins * rate * horizon.days
     visits = pop.visits_per_day * pop.max_rate_factor
     history = min(items, 8 + 2 * visits * horizon.days * 3)  # ~3 clicks a session, heavy user
     per_tick = visits * horizon.tick_seconds / 86_400 * pop.max_pages
@@ -419,7 +428,7 @@ def estimate(
     per_cell = (
         users * (3 * topics * 4 + 96 + history * 8 + 2 * 64 * 4 + social)
         + items * (topics * 4 + 64 + 64 * 4)
-        + (creators.count + joins) * (topics * 4 + 64)
+        + (creators.count + joins) * (topics * 4 + CREATOR_BYTES)
         + batch * items * 8 * 3
         + scenario.output.flush_rows * 200
     )
@@ -434,6 +443,7 @@ def estimate(
     return Estimate(
         users=users,
         items=int(items),
+        creators=int(creators.count + joins),
         cells=cells,
         points=points,
         workers=running,
@@ -454,6 +464,8 @@ def _check_estimate(est: Estimate, scenario: Scenario, limits: Limits, force: bo
         who = f"{human_count(est.users)} users"
         if est.items > est.users:
             who += f" and {human_count(est.items)} items"
+        if est.creators > est.users:
+            who += f" and {human_count(est.creators)} creators"
         problems.append(
             f"needs ~{human_bytes(est.bytes_total)} for {who} "
             f"({est.workers} cell(s) at once); this machine has {human_bytes(memory)}"
