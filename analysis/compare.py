@@ -20,6 +20,7 @@ with Holm–Bonferroni (see :func:`holm`); ``significant`` uses the adjusted p-v
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -225,8 +226,22 @@ def compare(
         if per_user is None and min(reps, default=0) < needed:
             per_user = compute_user_metrics(logs, metrics)  # also gives those cell values
         long = compute_metrics(logs, metrics, per_user)
-        arms = logs_or_metrics.arms
-        baseline = baseline or logs_or_metrics.baseline
+        arms = logs.arms
+        if baseline is None and logs.baseline not in arms:
+            # an interrupted run whose baseline arm finished no cell: say so, as the report does
+            warnings.warn(
+                f"{logs.run_dir}: the baseline arm {logs.baseline!r} has no finished cells; "
+                f"comparing against {arms[0]!r} (--baseline chooses another)",
+                stacklevel=2,
+            )
+            baseline = arms[0]
+        baseline = baseline or logs.baseline
+        unfinished = [a for a in logs.manifest.get("arms", []) if a not in arms]
+        if baseline in unfinished:
+            raise RecarenaError(
+                f"--baseline: arm {baseline!r} has no finished cells; arms with finished "
+                f"cells: {', '.join(arms)}"
+            )
     else:
         long = logs_or_metrics
         if metrics:

@@ -350,6 +350,12 @@ def off_policy_evaluation(
     arms = logs.arms
     logging = logging or logs.baseline
     for option, arm in (("--target", target), ("--logging", logging)):
+        if arm in logs.manifest.get("arms", []) and arm not in arms:  # an interrupted run
+            default = " (the baseline, the default --logging)" if option == "--logging" else ""
+            raise RecarenaError(
+                f"{option}: arm {arm!r}{default} has no finished cells; arms with finished "
+                f"cells: {', '.join(arms)}"
+            )
         if arm not in arms:
             raise RecarenaError(f"{option}: unknown arm {arm!r}; arms: {', '.join(arms)}")
     if target == logging:

@@ -579,7 +579,7 @@ def ope(
     from recarena.analysis.ope import format_ope_table, off_policy_evaluation
 
     names = [e.strip() for e in estimators.split(",") if e.strip()]
-    with _reading(str(run_dir)):
+    with _warnings_as_lines(), _reading(str(run_dir)):  # unfinished cells: one line each
         frame = off_policy_evaluation(
             load_one_world(run_dir, point),
             target,

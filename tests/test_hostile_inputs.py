@@ -189,3 +189,27 @@ def test_creators_count_in_the_memory_estimate(tmp_path, creators, fragment):
     doc["creators"] = creators
     refused_everywhere(tmp_path, doc, "this machine has")
     refused_everywhere(tmp_path, doc, fragment)
+
+
+def test_a_run_whose_baseline_arm_finished_nothing(finished_run, tmp_path):
+    """An interrupted run where only the other arm finished. Was: `compare` said
+    "--baseline: unknown arm 'random'" though no --baseline was given (the report fell back
+    with a note), `ope` said the same of --logging, and printed its warning as a Python
+    UserWarning with a source line."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    (run / "arm=random" / "rep=0" / "_INCOMPLETE").write_text("")
+    code, stderr = cli("compare", str(run))
+    assert code == 0, stderr
+    assert "the baseline arm 'random' has no finished cells; comparing against 'popularity'" in (
+        stderr
+    )
+    code, stderr = cli("compare", str(run), "--baseline", "random")
+    assert code == 2 and stderr.strip().splitlines()[-1].startswith(
+        "error: --baseline: arm 'random' has no finished cells; arms with finished cells: "
+    ), stderr
+    code, stderr = cli("ope", str(run), "--target", "popularity")
+    lines = stderr.strip().splitlines()
+    assert code == 2 and "UserWarning" not in stderr, stderr
+    assert lines[-1].startswith("error: --logging: arm 'random' (the baseline"), stderr
+    assert all(line.startswith(("warning: ", "error: ")) for line in lines), stderr
