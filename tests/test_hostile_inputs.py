@@ -213,3 +213,15 @@ def test_a_run_whose_baseline_arm_finished_nothing(finished_run, tmp_path):
     assert code == 2 and "UserWarning" not in stderr, stderr
     assert lines[-1].startswith("error: --logging: arm 'random' (the baseline"), stderr
     assert all(line.startswith(("warning: ", "error: ")) for line in lines), stderr
+
+
+@pytest.mark.parametrize(
+    ("metrics", "fragment"),
+    [([], "metrics: List should have at least 1 item"), (["ctr", "ctr"], "ctr written more")],
+)
+def test_metrics_list_that_would_be_misread(tmp_path, metrics, fragment):
+    """Was: `metrics: []` ran and printed every registered metric (22 rows per arm) instead of
+    none or the default seven; a metric written twice was silently counted once."""
+    doc = base_doc(tmp_path)
+    doc["metrics"] = metrics
+    refused_everywhere(tmp_path, doc, fragment)

@@ -593,8 +593,12 @@ class Scenario(Section):
     """The recommenders to compare; they share users and noise."""
     baseline: str | None = None
     """The arm deltas are measured against (default: the first arm)."""
-    metrics: list[str] = Field(default_factory=lambda: list(DEFAULT_METRICS))
-    """Metrics of the A/B table (recarena list shows them; package.module:METRIC works)."""
+    metrics: Annotated[list[str], Field(min_length=1)] = Field(
+        default_factory=lambda: list(DEFAULT_METRICS)
+    )
+    """Metrics of the A/B table (recarena list shows them; package.module:METRIC works), each
+    once; leave the key out for the default seven (an empty list is refused: it used to mean
+    every metric there is)."""
     output: Output = Output()
     """Where logs go."""
     sweep: dict[str, Annotated[list[Any], Field(min_length=1)]] | None = None
@@ -607,6 +611,13 @@ class Scenario(Section):
         if data.get("sweep") is None:
             data.pop("sweep", None)
         return data
+
+    @model_validator(mode="after")
+    def _metrics_once(self) -> Scenario:
+        twice = sorted({m for m in self.metrics if self.metrics.count(m) > 1})
+        if twice:
+            raise ValueError(f"metrics: {', '.join(twice)} written more than once")
+        return self
 
     @model_validator(mode="after")
     def _arms_consistent(self) -> Scenario:
