@@ -68,6 +68,11 @@ def test_duplicate_arms_and_bad_baseline(tiny_doc):
     assert "baseline: 'nope' is not an arm" in _error(tiny_doc)
 
 
+def test_arm_names_that_differ_only_in_case_are_refused(tiny_doc):
+    tiny_doc["arms"][1]["name"] = "Random"
+    assert "arms: 'random' and 'Random' differ only in case" in _error(tiny_doc)
+
+
 def test_unknown_metric(tiny_doc):
     """Metric names are resolved where metrics live (analysis), as the CLI does before a run."""
     from recarena.analysis.metrics import check_metrics

@@ -625,6 +625,16 @@ class Scenario(Section):
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ValueError(f"arms: duplicate arm names {duplicates}")
+        # arm=<name> directories of names that differ only in case are one directory on
+        # case-insensitive filesystems (macOS, Windows): the second arm would overwrite the first
+        folded: dict[str, str] = {}
+        for name in names:
+            other = folded.setdefault(name.casefold(), name)
+            if other != name:
+                raise ValueError(
+                    f"arms: {other!r} and {name!r} differ only in case (their arm= directories "
+                    "would be one on macOS and Windows); rename one"
+                )
         if self.baseline is None:
             self.baseline = names[0]
         elif self.baseline not in names:
