@@ -20,6 +20,7 @@ before), and values are cast to the schema type the way the Arrow conversion did
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import threading
@@ -49,15 +50,17 @@ def _fixed_width_dtype(field: pa.Field) -> np.dtype | None:
     return None
 
 
-def fixed_dtypes(table: str) -> list[tuple[str, np.dtype]]:
-    """Name and numpy dtype of every column of a fixed-width table, in schema order."""
+@functools.cache
+def fixed_dtypes(table: str) -> tuple[tuple[str, np.dtype], ...]:
+    """Name and numpy dtype of every column of a fixed-width table, in schema order (the
+    schemas are constants, so each table's answer is computed once: a wave asks every time)."""
     out = []
     for field in SCHEMAS[table]:
         dtype = _fixed_width_dtype(field)
         if dtype is None:
             raise ValueError(f"table {table!r} column {field.name!r} is not fixed-width")
         out.append((field.name, dtype))
-    return out
+    return tuple(out)
 
 
 class _TableBuffer:
