@@ -33,17 +33,19 @@ AN_INSTANCE = NoArguments()
 
 
 class AbstractFit(abc.ABC):
+    """Has every method of the contract, but ``fit`` is abstract: it cannot be instantiated."""
+
     def __init__(self, params: Any, ctx: Any) -> None:
-        pass
+        self.params, self.ctx = params, ctx
 
     @abc.abstractmethod
     def fit(self, history: Any) -> None: ...
 
     def recommend(self, requests: Any) -> None:
-        pass
+        return None
 
     def update(self, feedback: Any) -> None:
-        pass
+        return None
 
 
 class ParamsIsADict(RandomRecommender):
