@@ -21,8 +21,8 @@ $(STAMP): pyproject.toml constraints.txt
 
 # llama.cpp is built for AVX2, not -march=native: on CPUs that report AMX (Sapphire Rapids and
 # later) a native build takes ggml's AMX kernels, which crashed (SIGSEGV, first forward pass) on
-# the 2-vCPU VM this project is developed on. --no-cache-dir: pip's wheel cache ignores CMAKE_ARGS, so a wheel built
-# natively earlier would be reused.
+# the 2-vCPU VM this project is developed on. --no-cache-dir: pip's wheel cache ignores
+# CMAKE_ARGS, so a wheel built natively earlier would be reused.
 LLAMA_CMAKE_ARGS = -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
 
 $(LLM_STAMP): $(STAMP)
