@@ -236,8 +236,7 @@ def compare(
             )
             baseline = arms[0]
         baseline = baseline or logs.baseline
-        unfinished = [a for a in logs.manifest.get("arms", []) if a not in arms]
-        if baseline in unfinished:
+        if baseline in logs.unfinished_arms:
             raise RecarenaError(
                 f"--baseline: arm {baseline!r} has no finished cells; arms with finished "
                 f"cells: {', '.join(arms)}"

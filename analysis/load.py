@@ -73,6 +73,12 @@ class RunLogs:
         return [a for a in self.manifest.get("arms", sorted(found)) if a in found]
 
     @property
+    def unfinished_arms(self) -> list[str]:
+        """Arms of the run that finished no cell (an interrupted run), in the run's order."""
+        found = {c.arm for c in self.cells}
+        return [a for a in self.manifest.get("arms", []) if a not in found]
+
+    @property
     def baseline(self) -> str:
         return self.manifest.get("baseline") or self.arms[0]
 

@@ -350,7 +350,7 @@ def off_policy_evaluation(
     arms = logs.arms
     logging = logging or logs.baseline
     for option, arm in (("--target", target), ("--logging", logging)):
-        if arm in logs.manifest.get("arms", []) and arm not in arms:  # an interrupted run
+        if arm in logs.unfinished_arms:  # an interrupted run
             default = " (the baseline, the default --logging)" if option == "--logging" else ""
             raise RecarenaError(
                 f"{option}: arm {arm!r}{default} has no finished cells; arms with finished "

@@ -401,7 +401,8 @@ def estimate(
     """Upper-bound sizes of the big arrays of one cell, and how many cells run at once.
 
     Per user: taste, satiation and familiarity ([T] float32 each) and a dozen scalars; the
-    consumed-items matrix (int64, as wide as the heaviest user's history); per item: topic mix
+    consumed-items matrix (int32 while ids fit, as wide as the heaviest user's history, counted
+    twice: its doubling briefly holds both tables); per item: topic mix
     and scalars; per creator: topic mix, its agent and upload process; one page batch of scores
     over the catalog; a generic 64-wide embedding per user and item for learned recommenders;
     the log buffers.
