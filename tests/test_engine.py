@@ -43,6 +43,21 @@ def test_every_cell_writes_every_table(tiny_run):
     assert (tiny_run / "scenario.resolved.yaml").exists()
 
 
+def test_empty_tables_are_the_bytes_pyarrow_writes_for_the_schema(tiny_run, tmp_path):
+    """Empty tables are written from bytes encoded once per process: they must be exactly the
+    file pyarrow writes for the schema alone, and read back as an empty table of that schema."""
+    from recarena.simulator.engine.eventlog import COMPRESSION, empty_table_bytes
+
+    cell = tiny_run / "arm=popularity/rep=0"
+    empty = [t for t in TABLES if pq.read_metadata(cell / f"{t}.parquet").num_rows == 0]
+    assert empty  # the tiny run has no conversations, posts or LLM calls
+    for table in empty:
+        reference = tmp_path / f"{table}.parquet"
+        pq.write_table(SCHEMAS[table].empty_table(), reference, compression=COMPRESSION)
+        assert (cell / f"{table}.parquet").read_bytes() == reference.read_bytes()
+        assert empty_table_bytes(table) == reference.read_bytes()
+
+
 def test_logs_are_consistent(tiny_run):
     exposures = _table(tiny_run, "popularity", 0, "exposures")
     interactions = _table(tiny_run, "popularity", 0, "interactions")

@@ -63,6 +63,16 @@ def fixed_dtypes(table: str) -> tuple[tuple[str, np.dtype], ...]:
     return tuple(out)
 
 
+@functools.cache
+def empty_table_bytes(table: str) -> bytes:
+    """The Parquet file of an empty ``table``: what ``pq.write_table`` writes for the schema
+    alone. It is the same bytes every time, and most cells have several empty tables (no
+    conversations, no LLM calls, no posts), so each process encodes it once per table."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(SCHEMAS[table].empty_table(), sink, compression=COMPRESSION)
+    return bytes(sink.getvalue().to_pybytes())
+
+
 class _TableBuffer:
     """One table's rows since the last flush: numpy buffers for fixed-width columns (filled in
     place), a list of chunks for strings and lists (rare tables, few rows)."""
@@ -277,10 +287,10 @@ class EventLog:
         for table in SCHEMAS:
             self._flush(table)
         self._drain()
-        for table, schema in SCHEMAS.items():
+        for table in SCHEMAS:
             writer = self._writers.pop(table, None)
             if writer is None:
-                pq.write_table(schema.empty_table(), self._tmp(table), compression=COMPRESSION)
+                self._tmp(table).write_bytes(empty_table_bytes(table))
             else:
                 writer.close()
         for table in SCHEMAS:
