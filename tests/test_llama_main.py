@@ -5,7 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recarena.agents.llm.llama_main import RowLogprobs, install_row_wise_logprobs
+from recarena.agents.llm.llama_main import (
+    RowLogprobs,
+    install_answer_rows_eval,
+    install_row_wise_logprobs,
+)
 from tests.local_llm import requires_local_llm
 
 
@@ -86,3 +90,58 @@ def test_the_real_model_answers_with_the_same_logprobs_patched_or_not(monkeypatc
         assert [(t["token"], float(t["logprob"])) for t in a["top_logprobs"]] == [
             (t["token"], float(t["logprob"])) for t in b["top_logprobs"]
         ]
+
+
+def test_answer_rows_eval_leaves_an_unknown_class_alone():
+    class Bare:
+        pass
+
+    assert not install_answer_rows_eval(Bare)
+    assert not hasattr(Bare, "eval")
+
+
+@requires_local_llm
+def test_the_real_model_answers_the_same_when_only_answer_rows_are_computed(monkeypatch):
+    llama_cpp = pytest.importorskip("llama_cpp")
+    from recarena.agents.llm.server import local_model_path
+
+    messages = [
+        {"role": "system", "content": "Answer with one digit, then a rating 1-5."},
+        {"role": "user", "content": "Slots: 1. Heat (1995) 2. Fargo (1996). Which slot, 0-2?"},
+    ]
+    llm = llama_cpp.Llama(
+        model_path=str(local_model_path()), n_ctx=256, n_batch=8, logits_all=True, verbose=False
+    )  # n_batch 8: the prompt is evaluated in several batches, as long prompts are
+
+    def answer():
+        llm.reset()
+        reply = llm.create_chat_completion(
+            messages=messages, max_tokens=3, logprobs=True, top_logprobs=5, temperature=0
+        )
+        return reply["choices"][0]["logprobs"]["content"]
+
+    full = answer()
+    computed = llm.scores[: llm.n_tokens].copy()
+    monkeypatch.setattr(llama_cpp.Llama, "eval", llama_cpp.Llama.__dict__["eval"])
+    monkeypatch.setattr(
+        llama_cpp.Llama, "create_completion", llama_cpp.Llama.__dict__["create_completion"]
+    )
+    assert install_answer_rows_eval(llama_cpp.Llama)
+    assert install_answer_rows_eval(llama_cpp.Llama)  # a second install does not wrap twice
+    llm.scores[:] = 0.0  # so the rows the lean eval writes can be told from the others
+    lean = answer()
+    assert [(p["token"], float(p["logprob"])) for p in full] == [
+        (p["token"], float(p["logprob"])) for p in lean
+    ]
+    for a, b in zip(full, lean, strict=True):
+        assert [(t["token"], float(t["logprob"])) for t in a["top_logprobs"]] == [
+            (t["token"], float(t["logprob"])) for t in b["top_logprobs"]
+        ]
+    # only each batch's last row was computed, and those rows are the same numbers
+    n = llm.n_tokens
+    written = np.flatnonzero(np.any(llm.scores[:n] != 0.0, axis=1))
+    assert set(range(n - len(lean), n)) <= set(written.tolist())  # the rows answers read
+    assert len(written) < n // 2
+    assert np.array_equal(llm.scores[written], computed[written])
+    with pytest.raises(ValueError, match="echo with logprobs"):
+        llm.create_completion("Say 1.", max_tokens=1, logprobs=1, echo=True)

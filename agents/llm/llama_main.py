@@ -11,6 +11,14 @@ Python floats, which sort several times faster. Answers are the same numbers (a 
 both servers' JSON); only the work not needed for them is skipped. 1-D calls (the streaming
 path) are untouched.
 
+Second, :func:`install_answer_rows_eval`: with ``logits_all`` (which llama-cpp-python demands
+before it returns any logprobs) every prompt token's logits are computed through the output
+layer (49,152 x 576 for SmolLM2, a fifth of the model's work per token) and copied into a
+numpy matrix, although a completion without ``echo`` reads only the last prompt row and the
+answer's rows. The patched ``eval`` asks llama.cpp for the last row of each batch only and
+stores just that row, so the answers are the same numbers (a test compares both on the real
+model) and ``echo`` with logprobs, which would read the prompt rows, is refused.
+
 The server is started as ``python -m recarena.agents.llm.llama_main <llama_cpp.server args>``
 (agents/llm/server.py); everything else is llama_cpp.server's.
 """
@@ -59,11 +67,51 @@ def install_row_wise_logprobs(llama_class: Any) -> bool:
     return True
 
 
+def install_answer_rows_eval(llama_class: Any) -> bool:
+    """Make ``llama_class.eval`` compute and keep only each batch's last row of logits (the
+    rows a completion without ``echo`` reads); False, and nothing changed, if the class does
+    not look like the llama-cpp-python 0.3 it was written against."""
+    eval_method = getattr(llama_class, "eval", None)
+    if getattr(eval_method, "answer_rows", False):
+        return True
+    if eval_method is None or not callable(getattr(llama_class, "create_completion", None)):
+        return False
+
+    def eval(self: Any, tokens: Any) -> None:  # noqa: A001 (llama_cpp's name)
+        self._ctx.kv_cache_seq_rm(-1, self.n_tokens, -1)
+        for start in range(0, len(tokens), self.n_batch):
+            batch = tokens[start : min(len(tokens), start + self.n_batch)]
+            n_past, n = self.n_tokens, len(batch)
+            self._batch.set_batch(batch=batch, n_past=n_past, logits_all=False)  # last row
+            self._ctx.decode(self._batch)
+            self.input_ids[n_past : n_past + n] = batch
+            if self._logits_all:  # keep the one row computed where llama_cpp reads it
+                row = np.ctypeslib.as_array(self._ctx.get_logits(), shape=(self._n_vocab,))
+                self.scores[n_past + n - 1, :] = row
+            self.n_tokens += n
+            self._requires_eval = False
+
+    create_completion = llama_class.create_completion
+
+    def create_completion_without_prompt_rows(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("echo") and kwargs.get("logprobs") is not None:
+            raise ValueError(
+                "echo with logprobs is not served here: the prompt's logits are not kept"
+            )
+        return create_completion(self, *args, **kwargs)
+
+    eval.answer_rows = True  # type: ignore[attr-defined]
+    llama_class.eval = eval
+    llama_class.create_completion = create_completion_without_prompt_rows
+    return True
+
+
 def main() -> None:
     import llama_cpp
     from llama_cpp.server.__main__ import main as serve
 
     install_row_wise_logprobs(llama_cpp.Llama)
+    install_answer_rows_eval(llama_cpp.Llama)
     serve()
 
 
