@@ -151,3 +151,17 @@ class ReusesItsBuffer(Honest):
     def update(self, feedback: FeedbackBatch) -> None:
         if self.last is not None:
             self.last.items[:] = PAD_ITEM
+
+
+class ExitsInFit(Honest):
+    """Calls ``sys.exit()`` (code None, i.e. 0) when fitted: a script's habit in a plug-in."""
+
+    def fit(self, history: Interactions) -> None:
+        raise SystemExit
+
+
+class ExitsInRecommend(Honest):
+    """Calls ``sys.exit(3)`` on its first page."""
+
+    def recommend(self, requests: RequestBatch) -> SlateBatch:
+        raise SystemExit(3)

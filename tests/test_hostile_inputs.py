@@ -225,3 +225,27 @@ def test_metrics_list_that_would_be_misread(tmp_path, metrics, fragment):
     doc = base_doc(tmp_path)
     doc["metrics"] = metrics
     refused_everywhere(tmp_path, doc, fragment)
+
+
+# ------------------------------------------------------------ plug-ins that exit the process
+@pytest.mark.parametrize(
+    ("kind", "code"), [("ExitsInFit", "None"), ("ExitsInRecommend", "3")], ids=["fit", "recommend"]
+)
+@pytest.mark.parametrize("executor", ["local", "process"])
+def test_plugin_calling_sys_exit_fails_its_cell(tmp_path, kind, code, executor):
+    """Was: with --executor local a plug-in's sys.exit() went past the cell's error handling
+    (SystemExit is not an Exception) and ended the run with the plug-in's code: 0 for a bare
+    sys.exit(), a failed run that said nothing; the process executor's worker printed the
+    exit message as a second line. Now the cell fails with one line and the other arm's cell
+    is finished and readable."""
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["recommender"] = {"type": f"tests.slate_plugins:{kind}"}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    out = tmp_path / "out"
+    code_, stderr = cli("run", str(path), "--executor", executor, "-o", str(out), "-q")
+    lines = stderr.strip().splitlines()
+    assert code_ == 1 and len(lines) == 1, stderr
+    assert f"arm=popularity/rep=0: sys.exit({code}) was called inside the cell" in lines[0]
+    assert (out / "arm=random" / "rep=0" / "manifest.json").is_file()
+    assert (out / "arm=popularity" / "rep=0" / "_INCOMPLETE").is_file()

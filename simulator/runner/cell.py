@@ -30,6 +30,14 @@ from recarena.simulator.runner.rundir import (
 )
 
 
+class ExitInCell(RuntimeError):
+    """Code run inside a cell (a plug-in's fit or recommend, say) called ``sys.exit``.
+
+    A SystemExit is not an Exception, so it went past every executor's handler: in the run's own
+    process (``--executor local``) it ended the run with the plug-in's exit code (0 for a bare
+    ``sys.exit()``: a failed run that said nothing). It fails the cell like any other error."""
+
+
 def run_cell(
     scenario_doc: dict[str, Any],
     cell: Cell,
@@ -55,6 +63,12 @@ def run_cell(
     except CacheMiss as exc:
         log.abort()
         raise RecarenaError(str(exc)) from None
+    except SystemExit as exc:
+        log.abort()
+        raise ExitInCell(
+            f"sys.exit({exc.code!r}) was called inside the cell (plug-in code must raise an "
+            "exception to fail, not exit the process)"
+        ) from exc
     except BaseException:
         log.abort()
         raise
@@ -83,7 +97,7 @@ def run_cell(
 
 def failure_line(exc: BaseException) -> str:
     """One line for a cell's failure: the user's own message, or the exception's type and text."""
-    if isinstance(exc, RecarenaError):
+    if isinstance(exc, RecarenaError | ExitInCell):
         return first_line(exc)
     text = " ".join(str(exc).split())
     if isinstance(exc, ValueError) and "read-only" in text:
