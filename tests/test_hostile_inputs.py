@@ -98,6 +98,38 @@ def test_sweeps_over_what_the_run_sets_up_once(tmp_path, population, llm, sweep,
     refused_everywhere(tmp_path, doc, fragment)
 
 
+@pytest.mark.parametrize(
+    ("sweep", "fragment"),
+    [
+        (
+            {"population": [{"users": 5}], "population.users": [10, 20]},
+            "sweep.population.users: is inside sweep.population, which is swept too",
+        ),
+        (
+            {"population.users": [10, 20], "population": [{"users": 5}]},
+            "sweep.population.users: is inside sweep.population, which is swept too",
+        ),
+        (
+            {
+                "arms[popularity].recommender.params.half_life_days": [1.0, 2.0],
+                "arms[1].recommender": [{"type": "popularity"}],
+            },
+            "sweep.arms[popularity].recommender.params.half_life_days: is inside "
+            "sweep.arms[1].recommender",
+        ),
+    ],
+    ids=["section_first", "field_first", "arm_by_name_and_index"],
+)
+def test_sweeps_that_set_one_field_twice(tmp_path, sweep, fragment):
+    """Was: a section and a field inside it both swept passed validate, and each point got
+    whichever came last in the file: section first, the field's values won (the manifest
+    recorded users 5 and users 10 for one point); field first, the section's value silently
+    reset the field and the sweep's values were never run."""
+    doc = base_doc(tmp_path)
+    doc["sweep"] = sweep
+    refused_everywhere(tmp_path, doc, fragment)
+
+
 def test_sharded_run_checks_each_sweep_point(tmp_path):
     """Was: --shards checked only the scenario itself, so a point that swept in what shards
     cannot split (here a plug-in user policy) started Ray and wrote the run, and that point's

@@ -185,12 +185,21 @@ def expand_sweep(scenario: Scenario) -> list[SweepPoint]:
                 raise RecarenaError(
                     f"sweep.{path}: value {value!r} is invalid: {message}"
                 ) from None
-    seen = set()
+    seen: dict[tuple[PathStep, ...], str] = {}
     for path, steps in targets.items():
         key = tuple(steps)
         if key in seen:
             raise RecarenaError(f"sweep.{path}: the same field is swept twice")
-        seen.add(key)
+        for other, first in seen.items():
+            # a section and a field inside it: which value the point gets depends on the order
+            # of the keys (the section's value silently reset or overrode the field's)
+            inner, outer = (path, first) if len(key) > len(other) else (first, path)
+            if key[: len(other)] == other or other[: len(key)] == key:
+                raise RecarenaError(
+                    f"sweep.{inner}: is inside sweep.{outer}, which is swept too; each point "
+                    "would set it twice (sweep one of them)"
+                )
+        seen[key] = path
 
     points: list[SweepPoint] = []
     paths = list(scenario.sweep)
