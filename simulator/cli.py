@@ -365,6 +365,44 @@ def calibrate(
     )
 
 
+def _fidelity_panel(
+    llm: bool,
+    users: int,
+    base_url: str | None,
+    model: str | None,
+    api_key_env: str,
+    decision: str,
+    cache: Path | None,
+    output: Path,
+) -> dict[str, object] | None:
+    """The LLM panel's settings for ``recarena fidelity``, checked in one line each; None
+    without --llm. Any --llm-* option but --llm-users asks for the panel by itself."""
+    given = base_url is not None or model is not None or cache is not None
+    if not (llm or given):
+        return None
+    if decision not in ("score", "generate"):
+        raise RecarenaError(f"--llm-decision: unknown {decision!r}; known: score, generate")
+    panel: dict[str, object] = {
+        "users": users,
+        "decision": decision,
+        "cache": str(cache if cache is not None else output / "llm_cache.sqlite"),
+    }
+    if base_url is None:
+        if model is not None:
+            raise RecarenaError("--llm-model: only with --llm-base-url (the local server has one)")
+        return panel
+    if not base_url.startswith(("http://", "https://")) or len(base_url.split("://", 1)[1]) == 0:
+        raise RecarenaError(f"--llm-base-url: {base_url!r} is not an http(s) URL")
+    if not model:
+        raise RecarenaError("--llm-model: needed with --llm-base-url (the model to ask)")
+    return panel | {
+        "provider": "openai",
+        "base_url": base_url.rstrip("/"),
+        "model": model,
+        "api_key_env": api_key_env,
+    }
+
+
 @app.command()
 def fidelity(
     dataset: Annotated[
@@ -383,6 +421,31 @@ def fidelity(
         bool, typer.Option("--llm", help="Also run checks 1-3 for an LLM panel (local SmolLM2).")
     ] = False,
     llm_users: Annotated[int, typer.Option(min=1, help="LLM panel size with --llm.")] = 10,
+    llm_base_url: Annotated[
+        str | None,
+        typer.Option(
+            help="With --llm: an OpenAI-compatible endpoint (e.g. http://127.0.0.1:11434/v1 for "
+            "Ollama) instead of the local SmolLM2 server."
+        ),
+    ] = None,
+    llm_model: Annotated[
+        str | None, typer.Option(help="With --llm-base-url: the model name the endpoint serves.")
+    ] = None,
+    llm_api_key_env: Annotated[
+        str,
+        typer.Option(help="With --llm-base-url: the environment variable holding the API key."),
+    ] = "OPENAI_API_KEY",
+    llm_decision: Annotated[
+        str,
+        typer.Option(
+            help="With --llm: score (one forward pass, read from logprobs; JSON where the "
+            "endpoint has none) or generate (JSON answers)."
+        ),
+    ] = "score",
+    llm_cache: Annotated[
+        Path | None,
+        typer.Option(help="With --llm: the LLM call cache (default: OUTPUT/llm_cache.sqlite)."),
+    ] = None,
     per_user: Annotated[
         bool, typer.Option("--per-user", help="Check 1: also average scores per user.")
     ] = False,
@@ -421,13 +484,16 @@ def fidelity(
     )
 
     _check_format(fmt)
+    panel = _fidelity_panel(
+        llm, llm_users, llm_base_url, llm_model, llm_api_key_env, llm_decision, llm_cache, output
+    )
     cfg = FidelityConfig(
         dataset=dataset,
         format=fmt,
         seed=seed,
         users=users,
         topics=topics,
-        llm={"users": llm_users} if llm else None,
+        llm=panel,
         per_user=per_user,
         arms=select_arms(arms),
     )

@@ -153,6 +153,7 @@ def taste_on_endpoint(
     endpoint = Endpoint(
         base_url=base_url,
         model=llm.get("model", LOCAL_MODEL),
+        api_key_env=llm.get("api_key_env", "OPENAI_API_KEY"),
         response_format="json_object_schema" if local else "json_schema",
         temperature=0.0,
         max_tokens=48,

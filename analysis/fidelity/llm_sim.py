@@ -104,6 +104,7 @@ def panel_scenario(
         "provider": "openai",  # the endpoint is already up (panel_endpoint): never a 2nd server
         "base_url": base_url,
         "model": llm.get("model", LOCAL_MODEL),
+        "api_key_env": llm.get("api_key_env", "OPENAI_API_KEY"),
         "response_format": "json_object_schema" if local else "json_schema",
         "max_tokens": int(llm.get("max_tokens", PANEL_MAX_TOKENS)),
         "concurrency": 2,

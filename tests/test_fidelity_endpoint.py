@@ -1,0 +1,49 @@
+"""`recarena fidelity --llm-base-url`: any OpenAI-compatible endpoint's users, measured the same
+way as the local panel; the options are checked in one line each before anything is written."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.fake_openai import FakeOpenAI
+from tests.test_fidelity import _tiny_dataset, recarena
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--llm-model", "m"], "--llm-model: only with --llm-base-url"),
+        (["--llm-base-url", "ftp://host/v1", "--llm-model", "m"], "is not an http(s) URL"),
+        (["--llm-base-url", "http://127.0.0.1:9/v1"], "--llm-model: needed with --llm-base-url"),
+        (["--llm", "--llm-decision", "maybe"], "--llm-decision: unknown 'maybe'"),
+    ],
+)
+def test_bad_panel_options_are_one_line_and_write_nothing(tmp_path: Path, args, message):
+    out = tmp_path / "report"
+    done = recarena("fidelity", "-o", str(out), *args)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], done.stderr
+    assert not out.exists()
+
+
+def test_a_remote_endpoint_answers_the_panel(tmp_path: Path) -> None:
+    data = _tiny_dataset(tmp_path / "inter.csv")
+    out = tmp_path / "report"
+    with FakeOpenAI() as fake:
+        done = recarena(
+            "fidelity", "--dataset", str(data), "-o", str(out), "--seed", "1", "--topics", "4",
+            "--arms", "random,popularity", "--llm-users", "2", "--llm-base-url",
+            fake.base_url, "--llm-model", "remote-model", "-q",
+        )  # fmt: skip
+        models = {request.get("model") for request in fake.requests}
+    assert done.returncode == 0, done.stderr
+    assert models == {"remote-model"}  # every call went to the endpoint, for that model
+    report = json.loads((out / "fidelity.json").read_text())
+    panel = report["llm_panel"]
+    assert panel["model"] == "remote-model" and panel["calls"] >= 1
+    assert panel["simulation"]["calls"] >= 1
+    assert (out / "llm_cache.sqlite").is_file()  # the cache lives with the report by default
