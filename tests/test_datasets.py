@@ -291,6 +291,12 @@ def _bad_release(tmp_path: Path, case: str) -> Path:
         (folder / "ratings.dat").write_bytes(b"1::10::4::100\n1::20::nan::50\n")
     elif case == "huge-id-dat":  # was: an int64 overflow to a wrong id
         (folder / "ratings.dat").write_bytes(b"1::10::4::100\n10000000000000000000000::2::3::5\n")
+    elif case == "blank-line-dat":
+        (folder / "ratings.dat").write_bytes(b"1::10::4::100\n\n1::20::3::50\n")
+    elif case == "blank-line-csv":  # was: "userId None is not a number"
+        (folder / "ratings.csv").write_text(
+            "userId,movieId,rating,timestamp\n1,10,4,1\n\n2,10,3,2\n"
+        )
     return folder
 
 
@@ -304,7 +310,29 @@ BAD = {
     "inf-timestamp-csv": ("ratings.csv line 2", "timestamp 'inf' is not a finite number"),
     "nan-rating-dat": ("ratings.dat line 2", "rating 'nan' is not a finite number"),
     "huge-id-dat": ("ratings.dat line 2", "is too large for an id"),
+    "blank-line-dat": ("ratings.dat line 2", "found 1"),
+    "blank-line-csv": ("ratings.csv line 3", "a blank line between rows"),
 }
+
+
+@pytest.mark.parametrize("layout", ["dat", "csv"])
+def test_a_byte_order_mark_and_blank_lines_at_the_end_are_not_rows(tmp_path: Path, layout) -> None:
+    """What an editor adds on saving (a UTF-8 BOM, an empty last line or two) is read past;
+    was: the BOM glued to the first user id ("'\u00ef\u00bb\u00bf1' is not a number"), and a
+    trailing blank line was a bad row."""
+    folder = tmp_path / layout
+    folder.mkdir()
+    if layout == "dat":
+        (folder / "ratings.dat").write_bytes(
+            b"\xef\xbb\xbf1::10::4::100\r\n2::20::3::50\r\n\r\n \n"
+        )
+    else:
+        (folder / "ratings.csv").write_bytes(
+            b"\xef\xbb\xbfuserId,movieId,rating,timestamp\n1,10,4,100\n2,20,3,50\n\n\n"
+        )
+    data = load_dataset(folder)
+    assert data.user.tolist() == [1, 2] and data.item.tolist() == [10, 20]
+    assert data.rating.tolist() == [4.0, 3.0] and data.timestamp.tolist() == [100.0, 50.0]
 
 
 @pytest.mark.parametrize("case", sorted(BAD))

@@ -214,7 +214,8 @@ def _read_csv_checked(
 ) -> pl.DataFrame:
     """A CSV with a header, every column as text, ``numeric`` columns cast to Float64; every
     problem is one RecarenaError naming the file and the line (empty file, missing header
-    column, wrong separator, invalid UTF-8, ragged line, non-numeric value)."""
+    column, wrong separator, invalid UTF-8, ragged line, non-numeric value, a blank line
+    between rows); blank lines at the end are dropped."""
     try:
         if path.stat().st_size == 0:
             raise RecarenaError(f"{path}: the file is empty")
@@ -229,9 +230,17 @@ def _read_csv_checked(
         raise RecarenaError(
             f"{path} line 1: header has no column {missing[0]!r}; found {frame.columns}{hint}"
         )
+    blank = frame.select(pl.all_horizontal(pl.all().is_null())).to_series().to_numpy()
+    end = len(blank)
+    while end and blank[end - 1]:  # blank lines at the end are not rows
+        end -= 1
+    frame = frame.head(end)
     if frame.height == 0:
         raise RecarenaError(f"{path}: no rows after the header")
-    return _as_numbers(frame, numeric, path, first_line=2)  # line 1 is the header
+    if blank[:end].any():
+        line = int(np.flatnonzero(blank[:end])[0]) + 2  # line 1 is the header
+        raise RecarenaError(f"{path} line {line}: a blank line between rows")
+    return _as_numbers(frame, numeric, path, first_line=2)
 
 
 def load_movielens(path: str | Path) -> InteractionData:
@@ -296,15 +305,22 @@ def _dat_fields(
 
     Every problem is one :class:`RecarenaError` naming the file and the first bad line: a wrong
     separator or field count, an empty file, a non-numeric value in a ``numeric`` column.
+    A UTF-8 byte-order mark and blank lines at the end are not problems; a blank line between
+    rows is (it is reported by its number).
     The whole file is split at once (polars on a one-byte stand-in for ``::``); only the
     checks look at line numbers, and they are vectorised too.
     """
     _require(path, what, True)
     try:
-        text = path.read_bytes().decode("latin-1")  # latin-1 decodes any byte: titles survive
+        raw = path.read_bytes()
     except OSError as exc:
         raise RecarenaError(f"{path}: cannot read ({exc})") from None
-    lines = pl.Series("line", text.splitlines(), dtype=pl.String)
+    # a UTF-8 byte-order mark (a file saved by a Windows editor) is not part of the first id
+    text = raw.removeprefix(b"\xef\xbb\xbf").decode("latin-1")  # latin-1 decodes any byte
+    rows = text.splitlines()
+    while rows and not rows[-1].strip():  # blank lines at the end are not rows
+        rows.pop()
+    lines = pl.Series("line", rows, dtype=pl.String)
     if lines.len() == 0 or not text.strip():
         raise RecarenaError(f"{path}: the file is empty")
     counts = lines.str.count_matches(separator, literal=True).to_numpy()
