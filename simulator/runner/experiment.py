@@ -39,11 +39,13 @@ from recarena.agents.users.calibrated import resolve_calibrated
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.logschema import LOG_FORMAT_VERSION
 from recarena.simulator.core.names import path_component
+from recarena.simulator.core.paths import RUN_DIR_ROOM, check_creatable
 from recarena.simulator.core.scenario import Scenario, dump_scenario
 from recarena.simulator.runner.executors import CellJob, make_executor
 from recarena.simulator.runner.fallback import FallbackCheck, check_fallback
 from recarena.simulator.runner.llm_accounting import summarize_llm_calls
 from recarena.simulator.runner.output_check import (
+    RUN_NAME_ROOM,
     check_output,
     estimate_logs,
     free_bytes,
@@ -169,6 +171,7 @@ def git_commit() -> str | None:
 def new_run_dir(scenario: Scenario, output: Path | None) -> Path:
     """``output`` if given (must not hold files), else ``<output.dir>/<name>-<UTC stamp>``."""
     if output is not None:
+        check_creatable(output, "--output", room=RUN_DIR_ROOM - RUN_NAME_ROOM)
         if output.exists() and (not output.is_dir() or any(output.iterdir())):
             raise RecarenaError(
                 f"--output {output}: already exists and is not an empty directory "

@@ -24,12 +24,15 @@ from pathlib import Path
 import numpy as np
 
 from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.paths import RUN_DIR_ROOM, check_creatable, existing_ancestor
 from recarena.simulator.core.scenario import Scenario
 from recarena.simulator.runner.preflight import human_bytes
 from recarena.simulator.runner.sweep import expand_sweep
 
 BYTES_PER_IMPRESSION = 24.0
 """All log tables' bytes per exposure row (zstd Parquet), rounded up from measured runs."""
+RUN_NAME_ROOM = 81
+"""The run directory's own name, ``<name>-<stamp>``, already part of the path checked here."""
 FIXED_BYTES_PER_CELL = 64_000
 """Schema-only files, manifests and the small tables (items, creators, daily) of one cell."""
 
@@ -80,13 +83,6 @@ def estimate_logs(scenario: Scenario, cells_to_run: int | None = None) -> LogEst
     return LogEstimate(impressions, size, cells)
 
 
-def existing_ancestor(path: Path) -> Path:
-    path = path.absolute()
-    while not path.exists() and path != path.parent:
-        path = path.parent
-    return path
-
-
 def free_bytes(path: Path) -> int:
     return shutil.disk_usage(existing_ancestor(path)).free
 
@@ -95,11 +91,8 @@ def check_output(run_dir: Path, needed_bytes: float, option: str = "--output") -
     """One-line RecarenaError unless ``run_dir`` can be created/written and the disk holds
     ``needed_bytes``. Writability is tested by writing: ``os.access`` says yes to root even on
     a read-only directory and knows nothing of read-only mounts."""
-    if "\x00" in str(run_dir):  # pathlib raises ValueError on it, deep inside os calls
-        raise RecarenaError(f"{option} {str(run_dir)!r}: a path cannot contain a NUL byte")
-    where = existing_ancestor(run_dir)
-    if not where.is_dir():
-        raise RecarenaError(f"{option} {run_dir}: {where} is a file, not a directory")
+    # a NUL byte, an over-long name or a symlink loop: os calls fail on them before any write
+    where = check_creatable(run_dir, option, room=RUN_DIR_ROOM - RUN_NAME_ROOM)
     try:
         fd, probe = tempfile.mkstemp(dir=where, prefix=".recarena-write-test-")
         os.close(fd)

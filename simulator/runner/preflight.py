@@ -30,6 +30,7 @@ from recarena.agents.users.daily_rhythm import pooled_profile_from_csv
 from recarena.agents.users.personas import data_traits
 from recarena.simulator.core.errors import RecarenaError, first_line
 from recarena.simulator.core.machine import usable_cpus
+from recarena.simulator.core.paths import check_creatable
 from recarena.simulator.core.scenario import CarouselSurface, Scenario
 from recarena.simulator.data.datasets import detect_format, load_dataset, recbole_ml100k_dir
 from recarena.simulator.runner.sweep import check_grid_size, expand_sweep
@@ -327,12 +328,18 @@ def _check_llm_cache(scenario: Scenario, mode: str | None, path: Path | None) ->
     cache = path or (Path(scenario.llm.cache.path) if scenario.llm.cache.path else None)
     if mode == "replay":
         cache = cache or Path(scenario.output.dir) / "llm_cache.sqlite"
+        check_creatable(cache, what, directory=False)
         if not cache.is_file():
             raise RecarenaError(
                 f"llm.cache.path: replay needs the cache of a recorded run, {cache} not found"
             )
-    if cache is None or mode == "off" or not cache.exists():
+    if cache is None or mode == "off":
         return  # the default cache is made inside the new run directory
+    # an over-long name, a symlink loop or a file where its directory belongs: the run's open
+    # of the cache failed (an internal error, or every cell failing after the run dir was made)
+    check_creatable(cache, what, directory=False)
+    if not cache.exists():
+        return
     if not cache.is_file():
         raise RecarenaError(f"{what}: {cache} is not a file (an SQLite cache of LLM calls)")
     try:

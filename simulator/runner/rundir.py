@@ -43,6 +43,7 @@ from typing import Any
 
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.logschema import LOG_FORMAT_VERSION
+from recarena.simulator.core.paths import path_problem
 
 MANIFEST = "manifest.json"
 INCOMPLETE = "_INCOMPLETE"
@@ -71,6 +72,9 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
 
 def read_manifest(run_dir: Path, option: str = "") -> dict[str, Any]:
     """The run manifest; one-line RecarenaError when the directory is not a run."""
+    problem = path_problem(str(run_dir))
+    if problem is not None:  # is_dir() raises on an over-long name
+        raise RecarenaError(f"{option or 'run directory'} {str(run_dir)!r}: {problem}")
     if not run_dir.is_dir():
         raise RecarenaError(
             f"{option} {run_dir}: run directory not found"

@@ -1,0 +1,90 @@
+"""Paths the operating system cannot look up, refused from their text before any file call.
+
+``os.stat`` on a path with a component longer than the file system allows raises
+``ENAMETOOLONG``, which ``Path.exists()`` does not swallow: every ``exists()``/``is_file()`` check
+of a scenario's files ended in an internal error (exit 1) on such a path, and a symlink loop under
+``output.dir`` was only found by the ``mkdir`` of the run directory. The checks here need no
+file system (NUL bytes, lengths) except :func:`check_creatable`, which looks at what exists.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import AfterValidator
+
+from recarena.simulator.core.errors import RecarenaError
+
+NAME_MAX = 255
+"""Bytes of one path component: ext4, XFS, btrfs, APFS and NTFS all stop at 255."""
+PATH_MAX = 4095
+"""Bytes of a whole path on Linux (4096 with the terminating NUL)."""
+RUN_DIR_ROOM = 256
+"""Bytes a run appends under ``output.dir``: ``<name>-<stamp>/point=N/arm=<name>/rep=N/<table>``
+(names are at most 64 characters)."""
+
+
+def path_problem(text: str, room: int = 0) -> str | None:
+    """Why ``text`` is not a path the OS can look up (None when it is); ``room`` bytes are kept
+    for what will be appended below it."""
+    if "\x00" in text:
+        return "a path cannot contain a NUL byte"
+    try:
+        encoded = os.fsencode(text)
+    except UnicodeEncodeError:
+        return "a path must be text the file system can encode"
+    if len(encoded) + room > PATH_MAX:
+        extra = f" (with {room} bytes kept for the run's own names)" if room else ""
+        return f"the path is {len(encoded):,} bytes long; paths stop at {PATH_MAX:,}{extra}"
+    longest = max(encoded.split(b"/"), key=len)
+    if len(longest) > NAME_MAX:
+        start = longest[:20].decode(errors="replace")
+        return (
+            f"a name in the path is {len(longest):,} bytes long ({start}...); "
+            f"a file system allows {NAME_MAX}"
+        )
+    return None
+
+
+def _checked(room: int) -> AfterValidator:
+    def check(value: str) -> str:
+        problem = path_problem(value, room)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    return AfterValidator(check)
+
+
+PathText = Annotated[str, _checked(0)]
+"""A scenario field holding a file path: refused in one line when the OS cannot look it up."""
+DIR_CHECK = _checked(RUN_DIR_ROOM)
+"""The same for a directory recarena writes a run directory under (``output.dir``)."""
+
+
+def existing_ancestor(path: Path) -> Path:
+    """The nearest existing directory entry at or above ``path`` (absolute)."""
+    path = path.absolute()
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_creatable(path: Path, what: str, room: int = 0, directory: bool = True) -> Path:
+    """One-line RecarenaError unless ``path`` (a directory recarena will create or write in, or
+    with ``directory=False`` a file it will create or open) can be looked up and the nearest
+    existing entry at or above it (above its file) is a directory; returns that directory."""
+    problem = path_problem(str(path), room)
+    if problem is not None:
+        raise RecarenaError(f"{what} {str(path)!r}: {problem}")
+    try:
+        path.resolve()  # a symlink loop: RuntimeError on Python < 3.13, OSError (ELOOP) after
+    except (OSError, RuntimeError) as exc:
+        reason = getattr(exc, "strerror", None) or "a symbolic link loop"
+        raise RecarenaError(f"{what} {path}: cannot be resolved ({reason})") from None
+    where = existing_ancestor(path if directory else path.parent)
+    if not where.is_dir():
+        raise RecarenaError(f"{what} {path}: {where} is a file, not a directory")
+    return where
