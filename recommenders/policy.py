@@ -26,11 +26,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from recarena.recommenders.base import RecommenderContext
 from recarena.recommenders.slates import top_k_from_scores
 from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.paths import path_problem
 from recarena.simulator.core.types import (
     PAD_ITEM,
     FeedbackBatch,
@@ -50,6 +51,46 @@ class PolicyParams(BaseModel):
     """Consumed items in the observation's ``history`` window (as the environment's)."""
     episode: Literal["session", "lifetime"] = "session"
     """Which environment mode the policy was trained in (sets the ``session`` features)."""
+
+    @field_validator("checkpoint")
+    @classmethod
+    def _checkpoint_exists(cls, spec: str) -> str:
+        """What validate can tell without loading torch: the file exists and looks like a torch
+        file, or the callable imports. (Was: only the cell's load_policy looked, so a missing
+        checkpoint passed validate and failed the arm's cells after the run was written.)"""
+        problem = path_problem(spec)
+        if problem is not None:
+            raise ValueError(problem)
+        path = Path(spec)
+        if ":" in spec and not path.exists():
+            module_name, _, attribute = spec.partition(":")
+            try:
+                obj: Any = importlib.import_module(module_name)
+                for part in attribute.split("."):
+                    obj = getattr(obj, part)
+            except Exception as exc:  # noqa: BLE001 - the user's module: any failure is theirs
+                raise ValueError(f"cannot load {spec!r}: {type(exc).__name__}: {exc}") from None
+            if not callable(obj):
+                raise ValueError(f"{spec!r} is not callable")
+            return spec
+        if not path.is_file():
+            raise ValueError(f"file not found: {spec}")
+        try:
+            with path.open("rb") as handle:
+                head = handle.read(4)
+        except OSError as exc:
+            raise ValueError(f"cannot read {spec}: {exc.strerror or exc}") from None
+        if not head.startswith(_TORCH_MAGIC):
+            raise ValueError(
+                f"{spec} is not a torch file (torch.jit.save or torch.save writes a zip archive, "
+                "older torch a pickle)"
+            )
+        return spec
+
+
+_TORCH_MAGIC = (b"PK\x03\x04", b"\x80")
+"""The first bytes of a file torch can load: a zip archive (torch >= 1.6, TorchScript) or a
+pickle (legacy torch.save)."""
 
 
 def load_policy(spec: str) -> tuple[Callable[[dict[str, Any]], Any], bool]:

@@ -396,3 +396,32 @@ def test_command_line_paths_too_long_to_look_up(tmp_path, args):
     values = {"long": str(tmp_path / LONG_NAME), "scenario": str(scenario)}
     assert_refused(*cli(*(a.format(**values) for a in args)), "a name in the path is 30")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]
+
+
+# --------------------------------------------------------- a trained policy as an arm
+@pytest.mark.parametrize(
+    ("checkpoint", "fragment"),
+    [
+        ("{tmp}/missing.pt", "checkpoint: file not found: {tmp}/missing.pt"),
+        ("{tmp}/garbage.pt", "checkpoint: {tmp}/garbage.pt is not a torch file"),
+        ("no_such_module_xyz:policy", "cannot load 'no_such_module_xyz:policy': ModuleNotFound"),
+        ("math:pi", "checkpoint: 'math:pi' is not callable"),
+    ],
+    ids=["missing", "not_torch", "no_module", "not_callable"],
+)
+@pytest.mark.parametrize("wrapped", [False, True], ids=["arm", "base_of_a_wrapper"])
+def test_policy_checkpoint_checked_by_validate(tmp_path, checkpoint, fragment, wrapped):
+    """Was: validate passed a `type: policy` arm whose checkpoint was missing, not a torch file
+    or not an importable callable; the run wrote its directory and failed the arm's cells."""
+    (tmp_path / "garbage.pt").write_text("not a model\n")
+    params = {"checkpoint": checkpoint.format(tmp=tmp_path)}
+    doc = base_doc(tmp_path)
+    if wrapped:
+        params = {"base": "policy", "base_params": params}
+    doc["arms"][1]["recommender"] = {
+        "type": "epsilon_greedy" if wrapped else "policy",
+        "params": params,
+    }
+    where = "arms[1].recommender.params." + ("base_params." if wrapped else "")
+    refused_everywhere(tmp_path, doc, where + "checkpoint: ")
+    refused_everywhere(tmp_path, doc, fragment.format(tmp=tmp_path))
