@@ -98,6 +98,26 @@ class BadPropensity(Honest):
         return slates
 
 
+class StringScores(Honest):
+    """Scores as text (a formatted column passed on by mistake)."""
+
+    def recommend(self, requests: RequestBatch) -> SlateBatch:
+        slates = super().recommend(requests)
+        return SlateBatch(slates.items, slates.scores.astype(str), slates.propensity)
+
+
+class ComplexScores(Honest):
+    def recommend(self, requests: RequestBatch) -> SlateBatch:
+        slates = super().recommend(requests)
+        return SlateBatch(slates.items, slates.scores.astype(np.complex128), slates.propensity)
+
+
+class ObjectPropensity(Honest):
+    def recommend(self, requests: RequestBatch) -> SlateBatch:
+        slates = super().recommend(requests)
+        return SlateBatch(slates.items, slates.scores, slates.propensity.astype(object))
+
+
 class ReturnsTuple(Honest):
     """The three arrays, but not as a SlateBatch."""
 

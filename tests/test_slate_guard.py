@@ -48,6 +48,11 @@ def _run_arm(tmp_path, kind: str, arm: str = "suspect", **overrides):
         ("FloatIds", "dtype float64"),
         ("WrongShape", "has shape"),
         ("BadPropensity", "propensity 0.0"),
+        # was: a ValueError/UFuncTypeError naming no arm, or a ComplexWarning and a run that
+        # logged the real part
+        ("StringScores", "scores have dtype <U"),
+        ("ComplexScores", "scores have dtype complex128"),
+        ("ObjectPropensity", "propensities have dtype object"),
     ],
 )
 def test_each_slate_rule_stops_the_cell_naming_arm_and_type(tmp_path, kind, fragment):
@@ -58,7 +63,8 @@ def test_each_slate_rule_stops_the_cell_naming_arm_and_type(tmp_path, kind, frag
     assert "arm 'suspect'" in message
     assert f"{PLUGINS}:{kind}" in message
     assert fragment in message
-    if kind not in ("FloatIds", "WrongShape"):  # whole-batch faults name no single request
+    if kind in ("SameItemEverywhere", "IgnoresExclude", "OutOfRange", "BadPropensity"):
+        # whole-batch faults (a dtype, a shape) name no single request
         assert "request user=" in message and "page=" in message
 
 

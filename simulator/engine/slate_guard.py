@@ -5,7 +5,8 @@ every slot with one item, repeats consumed items or returns ids past the catalog
 A/B or crash deep inside the user model with an error that names no arm. The guard checks, per
 call and for the whole batch at once (a few vectorised passes over [B, k]):
 
-* shape ``[B, k]`` of items, scores and propensities, and integer item ids;
+* shape ``[B, k]`` of items, scores and propensities, integer item ids and real-number scores
+  and propensities;
 * ids published (``0 <= id < catalog.n``) or ``PAD_ITEM``;
 * no item twice in one slate;
 * nothing from ``requests.exclude`` (the user's consumed items);
@@ -71,6 +72,14 @@ class SlateGuard:
         items = slates.items
         if items.dtype.kind not in "iu":  # signed or unsigned integers
             raise self._fail(requests, -1, f"item ids have dtype {items.dtype}, expected int64")
+        for name, what in (("scores", "scores"), ("propensity", "propensities")):
+            # logged as float32: strings and objects failed the cell with an error naming no
+            # arm, complex numbers warned and lost their imaginary part
+            dtype = getattr(slates, name).dtype
+            if dtype.kind not in "iuf":
+                raise self._fail(
+                    requests, -1, f"{what} have dtype {dtype}, expected real numbers (float32)"
+                )
         if batch == 0 or want_k == 0 or self._looks_clean(requests, items, slates.propensity):
             return
         self._locate(requests, slates, batch)
