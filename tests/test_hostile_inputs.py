@@ -425,3 +425,23 @@ def test_policy_checkpoint_checked_by_validate(tmp_path, checkpoint, fragment, w
     where = "arms[1].recommender.params." + ("base_params." if wrapped else "")
     refused_everywhere(tmp_path, doc, where + "checkpoint: ")
     refused_everywhere(tmp_path, doc, fragment.format(tmp=tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("item", "fragment"),
+    [
+        ({"text": "x", "traits": [1, 2]}, "items[0].traits: a mapping of trait names"),
+        ({"text": "x", "traits": None}, "items[0].traits: a mapping of trait names"),
+        ({"text": "x", "trait": {"activity": "high"}}, "items[0]: unknown key 'trait'"),
+    ],
+    ids=["traits_a_list", "traits_null", "misspelt_key"],
+)
+def test_yaml_personas_the_panel_cannot_use(tmp_path, item, fragment):
+    """Was: validate passed; traits that are not a mapping failed every cell of the run
+    (TypeError: cannot convert dictionary update sequence), and a misspelt key was dropped."""
+    doc = base_doc(tmp_path)
+    doc["population"].update(
+        model="mixed", llm_panel={"users": 2, "personas": {"source": "yaml", "items": [item]}}
+    )
+    doc["llm"] = LLM_USERS
+    refused_everywhere(tmp_path, doc, f"population.llm_panel.personas.{fragment}")

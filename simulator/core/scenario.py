@@ -85,8 +85,18 @@ class PersonaSpec(Section):
         if self.source == "data" and not self.path:
             raise ValueError("@path: source 'data' needs the path of a ratings.csv")
         for index, item in enumerate(self.items):
+            unknown = sorted(str(key) for key in item if key not in ("text", "traits"))
+            if unknown:  # a typo (trait:) would be dropped without a word
+                raise ValueError(
+                    f"@items[{index}]: unknown key {unknown[0]!r}; a persona has text and traits"
+                )
             if not isinstance(item.get("text"), str) or not item["text"].strip():
                 raise ValueError(f"@items[{index}].text: a non-empty string is required")
+            if not isinstance(item.get("traits", {}), dict):  # every panel cell failed on it
+                raise ValueError(
+                    f"@items[{index}].traits: a mapping of trait names to values is required "
+                    f"(got {short_repr(item['traits'])})"
+                )
         return self
 
 
