@@ -111,7 +111,8 @@ def main() -> None:
     from llama_cpp.server.__main__ import main as serve
 
     install_row_wise_logprobs(llama_cpp.Llama)
-    install_answer_rows_eval(llama_cpp.Llama)
+    if getattr(llama_cpp, "__version__", "").startswith("0.3."):  # the internals it replaces
+        install_answer_rows_eval(llama_cpp.Llama)
     serve()
 
 
