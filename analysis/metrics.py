@@ -9,7 +9,7 @@ values (``compute_user_metrics``), which ``compare`` resamples when replicates a
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -34,7 +34,7 @@ from recarena.analysis.metrics_longterm import METRICS_LONGTERM
 from recarena.analysis.metrics_retention import METRICS_RETENTION
 from recarena.analysis.metrics_social import METRICS_SOCIAL
 from recarena.analysis.metrics_source import METRICS_SOURCE
-from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.errors import RecarenaError, first_line
 from recarena.simulator.core.registry import Registry, check_signature
 
 __all__ = [
@@ -206,6 +206,33 @@ def get_metric(name: str) -> Metric:
     return metric
 
 
+_CELL_VALUES = {"arm": pl.Utf8, "rep": pl.Int32, "value": pl.Float64}
+_USER_VALUES = {"arm": pl.Utf8, "rep": pl.Int32, "user_id": pl.Int64, "num": pl.Float64,
+                "den": pl.Float64}  # fmt: skip
+
+
+def _plugin_safe(
+    name: str, compute: Callable[[RunLogs], Any], logs: RunLogs, columns: dict[str, Any]
+) -> pl.DataFrame:
+    """A metric's frame, its columns checked; a plug-in metric that raises or returns another
+    shape is one line naming it and the run (was: an "internal error", exit 1, after a whole
+    run whose logs were fine). A built-in's failure stays an internal error: it is our bug."""
+    try:
+        frame = compute(logs)
+        if not isinstance(frame, pl.DataFrame):
+            raise TypeError(f"returned {type(frame).__name__}")
+        return frame.with_columns(pl.col(c).cast(kind) for c, kind in columns.items())
+    except Exception as exc:
+        if REGISTRY.get(name).source == "built-in":
+            raise
+        wanted = ", ".join(columns)
+        raise RecarenaError(
+            f"{logs.run_dir}: metric {name!r} failed ({type(exc).__name__}: {first_line(exc)}); "
+            f"a metric returns a polars DataFrame with columns {wanted} (the run's logs are "
+            "complete: compare it with other --metric choices)"
+        ) from None
+
+
 def compute_metrics(
     logs: RunLogs, names: Sequence[str] | None = None, per_user: pl.DataFrame | None = None
 ) -> pl.DataFrame:
@@ -220,7 +247,7 @@ def compute_metrics(
         if name in held and per_user is not None:
             computed = ratio_of_sums(per_user.filter(metric=name))
         else:
-            computed = get_metric(name).compute(logs)
+            computed = _plugin_safe(name, get_metric(name).compute, logs, _CELL_VALUES)
         values = computed.select(
             pl.lit(name).alias("metric"),
             pl.col("arm").cast(pl.Utf8),
@@ -243,7 +270,7 @@ def compute_user_metrics(logs: RunLogs, names: Sequence[str] | None = None) -> p
         if metric.per_user is None:
             continue
         frames.append(
-            metric.per_user(logs).select(
+            _plugin_safe(name, metric.per_user, logs, _USER_VALUES).select(
                 pl.lit(name).alias("metric"),
                 pl.col("arm").cast(pl.Utf8),
                 pl.col("rep").cast(pl.Int32),

@@ -67,3 +67,15 @@ def half_ips(sums: dict[str, np.ndarray]) -> np.ndarray:
 
 
 NOT_A_METRIC = 42
+
+
+def _explodes(logs: RunLogs) -> pl.DataFrame:
+    raise ValueError("metric exploded")
+
+
+def _one_column(logs: RunLogs) -> pl.DataFrame:
+    return pl.DataFrame({"x": [1.0]})
+
+
+RAISING_METRIC = Metric("raising", "raises", "-", True, _explodes)
+WRONG_FRAME_METRIC = Metric("wrong_frame", "no arm, rep, value", "-", True, _one_column)

@@ -445,3 +445,29 @@ def test_yaml_personas_the_panel_cannot_use(tmp_path, item, fragment):
     )
     doc["llm"] = LLM_USERS
     refused_everywhere(tmp_path, doc, f"population.llm_panel.personas.{fragment}")
+
+
+@pytest.mark.parametrize(
+    ("metric", "fragment"),
+    [
+        ("RAISING_METRIC", "failed (ValueError: metric exploded)"),
+        ("WRONG_FRAME_METRIC", 'failed (ColumnNotFoundError: unable to find column "arm"'),
+    ],
+    ids=["raises", "wrong_frame"],
+)
+def test_plugin_metric_that_fails_after_the_run(tmp_path, metric, fragment):
+    """Was: a plug-in metric that raised or returned a frame without arm/rep/value was an
+    internal error (exit 1) at the end of a run whose logs were complete, and again from
+    compare and report. Now one line naming the metric and the run directory, exit 2."""
+    doc = base_doc(tmp_path)
+    name = f"tests.plugin_kinds:{metric}"
+    doc["metrics"] = ["ctr", name]
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    out = tmp_path / "out"
+    line = f"{out}: metric '{name}' {fragment}"
+    assert_refused(*cli("run", str(path), "--executor", "local", "-o", str(out), "-q"), line)
+    assert len(list(out.rglob("manifest.json"))) == 3  # the run and its two cells, finished
+    assert_refused(*cli("compare", str(out)), line)
+    code, stderr = cli("compare", str(out), "--metric", "ctr")
+    assert code == 0, stderr
