@@ -68,6 +68,7 @@ from recarena.agents.users.sequential_interest import (
     fit_features,
     fit_ordinal,
     fit_weights,
+    genre_matrix,
     last_items,
 )
 from recarena.simulator.core.errors import RecarenaError
@@ -564,62 +565,6 @@ def calibrate(data: InteractionData, cfg: CalibrationConfig | None = None) -> Ca
     def mf_utility(u: np.ndarray, i: np.ndarray) -> np.ndarray:
         return (factors.taste[u] * factors.topics[i]).sum(axis=-1) + factors.quality[i]
 
-    interest = None
-    weights: dict[str, float] = {}
-    memory_losses: list[dict[str, float]] = []
-    if cfg.interest is not None:  # the calibrated user model's extra terms, weighted on `held`
-        features = fit_features(
-            cu[~held],
-            ci[~held],
-            ct[~held],
-            None if rating_all is None else rating_all[~held],
-            n_users,
-            n_items,
-            mf_utility,
-            cfg.interest,
-        )
-        seen = np.unique(cu * n_items + ci)
-        features, memory_losses = choose_memory(
-            features, cu[~held], ci[~held], n_users, cu[held], ci[held], seen, n_items, cfg.seed
-        )
-        chosen = features.interest.config  # the memory length the held-out slice chose
-        weights = fit_weights(features, cu[held], ci[held], seen, n_items, chosen, cfg.seed)
-        interest = replace(features.interest, weights=weights)
-        factors = fold(factors, features, weights)
-
-    def full_utility(u: np.ndarray, i: np.ndarray) -> np.ndarray:
-        """Utility of pairs ``u``/``i`` of equal shape [S, m] (or [N]) with the fitting-time
-        recent items (what the user had consumed before the held-out slice)."""
-        out = (factors.taste[u] * factors.topics[i]).sum(axis=-1) + factors.quality[i]
-        if interest is not None:
-            flat_u, flat_i = u.reshape(-1), i.reshape(-1, 1)
-            out = out + interest.dynamic_utility(flat_u, flat_i).reshape(out.shape)
-        return out.astype(np.float64)
-
-    utility, clicked = pseudo_exposures(
-        cu[held], ci[held], cu[~held], ci[~held], n_items, full_utility, cfg
-    )
-    if not np.isfinite(utility).any():  # fit_choice would fit NaN (and warn) on nothing
-        raise RecarenaError(
-            f"dataset {data.name!r} cannot be calibrated: no pseudo-exposure slate has an item "
-            f"its user had not consumed in training ({n_users} users, {n_items} items); it "
-            "needs more users and items"
-        )
-    choice = fit_choice(utility, clicked)
-    held_surplus = full_utility(cu[held], ci[held]) - choice.no_click_utility
-    watch = fit_watch_rule(
-        held_surplus,
-        None if rating_all is None else rating_all[held],
-        full_utility,
-        cu[held],
-        np.unique(cu * n_items + ci),
-        n_items,
-        choice.no_click_utility,
-        cfg.seed,
-        ci[held],
-        None if interest is None else interest.log_pop,
-    )
-
     # item text, aligned with the dense item index
     title = [str(i) for i in ix.item_ids]
     genres: list[list[str]] = [[] for _ in range(n_items)]
@@ -640,6 +585,67 @@ def calibrate(data: InteractionData, cfg: CalibrationConfig | None = None) -> Ca
                 if ok:
                     title[p] = t if t is not None else title[p]
                     genres[p] = list(g or [])
+    item_genres = genre_matrix(genres)
+    interest = None
+    weights: dict[str, float] = {}
+    memory_losses: list[dict[str, float]] = []
+    if cfg.interest is not None:  # the calibrated user model's extra terms, weighted on `held`
+        features = fit_features(
+            cu[~held],
+            ci[~held],
+            ct[~held],
+            None if rating_all is None else rating_all[~held],
+            n_users,
+            n_items,
+            mf_utility,
+            cfg.interest,
+            item_genres,
+        )
+        seen = np.unique(cu * n_items + ci)
+        features, memory_losses = choose_memory(
+            features, cu[~held], ci[~held], n_users, cu[held], ci[held], seen, n_items, cfg.seed
+        )
+        chosen = features.interest.config  # the memory length the held-out slice chose
+        weights = fit_weights(features, cu[held], ci[held], seen, n_items, chosen, cfg.seed)
+        interest = replace(features.interest, weights=weights)
+        factors = fold(factors, features, weights)
+
+    def static_utility(u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """The static part (taste · topic mix + quality) of pairs ``u``/``i``."""
+        return (factors.taste[u] * factors.topics[i]).sum(axis=-1) + factors.quality[i]
+
+    def full_utility(u: np.ndarray, i: np.ndarray) -> np.ndarray:
+        """Utility of pairs ``u``/``i`` of equal shape [S, m] (or [N]) with the fitting-time
+        recent items (what the user had consumed before the held-out slice)."""
+        out = static_utility(u, i)
+        if interest is not None:
+            flat_u, flat_i = u.reshape(-1), i.reshape(-1, 1)
+            out = out + interest.dynamic_utility(flat_u, flat_i).reshape(out.shape)
+        return out.astype(np.float64)
+
+    utility, clicked = pseudo_exposures(
+        cu[held], ci[held], cu[~held], ci[~held], n_items, full_utility, cfg
+    )
+    if not np.isfinite(utility).any():  # fit_choice would fit NaN (and warn) on nothing
+        raise RecarenaError(
+            f"dataset {data.name!r} cannot be calibrated: no pseudo-exposure slate has an item "
+            f"its user had not consumed in training ({n_users} users, {n_items} items); it "
+            "needs more users and items"
+        )
+    choice = fit_choice(utility, clicked)
+    held_surplus = full_utility(cu[held], ci[held]) - choice.no_click_utility
+    watch = fit_watch_rule(
+        static_utility,
+        interest,
+        cu[held],
+        ci[held],
+        None if rating_all is None else rating_all[held],
+        np.unique(cu * n_items + ci),
+        n_items,
+        choice.no_click_utility,
+        cfg.seed,
+    )
+
     creator, creator_names = creators_from_genres(genres)
     thresholds = None
     ordinal: dict[str, Any] = {}
@@ -666,7 +672,9 @@ def calibrate(data: InteractionData, cfg: CalibrationConfig | None = None) -> Ca
         # of sample above; the components they weigh are now refitted on every training row,
         # as a validated model is retrained on all its data before it is deployed
         raw = fit_factors(cu, ci, n_users, n_items, cfg)
-        full = fit_features(cu, ci, ct, rating_all, n_users, n_items, None, interest.config)
+        full = fit_features(
+            cu, ci, ct, rating_all, n_users, n_items, None, interest.config, item_genres
+        )
         factors = fold(raw, full, weights)
         interest = replace(full.interest, weights=weights)
     if interest is not None:
@@ -752,51 +760,65 @@ def fold(factors: Factors, features: Any, weights: dict[str, float]) -> Factors:
     )
 
 
+WATCH_NEGATIVES = 4
+"""Unseen items drawn per liked held-out item for the watch rule's fit (weighted back to an
+even prior): more contrasts than positives steady the weights at no cost in bias."""
+
+
 def fit_watch_rule(
-    held_surplus: np.ndarray,
-    held_rating: np.ndarray | None,
-    full_utility,
+    static_utility,
+    interest: SequentialInterest | None,
     held_user: np.ndarray,
+    held_item: np.ndarray,
+    held_rating: np.ndarray | None,
     seen: np.ndarray,
     n_items: int,
     no_click_utility: float,
     seed: int,
-    held_item: np.ndarray | None = None,
-    log_pop: np.ndarray | None = None,
-) -> dict[str, float]:
-    """ "Would you watch this?" as a logistic log-likelihood ratio of the utility surplus,
-    fitted on the held-out slice of the training split: liked held-out items (4+ stars; every
-    held-out item without ratings) against as many uniformly drawn unseen items, so the
-    fitted log-odds are a likelihood ratio at even prior. A 1:m test adds log(1/m) for its
-    own prior (analysis/fidelity/checks.py). With ``log_pop`` the rule also weighs how popular
-    the movie is: asked about one movie out of context, a user knows of popular ones (in a
-    simulation the choice among shown items keeps using the utility alone)."""
+) -> dict[str, Any]:
+    """ "Would you watch this?" as a logistic log-likelihood ratio, fitted on the held-out
+    slice of the training split: liked held-out items (4+ stars; every held-out item without
+    ratings) against ``WATCH_NEGATIVES`` × as many uniformly drawn unseen items, weighted to
+    an even prior, so the fitted log-odds are a likelihood ratio at even prior. A 1:m test
+    adds log(1/m) for its own prior (analysis/fidelity/checks.py).
+
+    The inputs are the user model's own terms, each with its own weight: the static surplus
+    (taste · topic mix + quality − u0, ``static_utility``) and, with ``interest``, what
+    :meth:`SequentialInterest.watch_terms` gives: short-term interest, conformity, popularity
+    (asked about one movie out of context, a user knows of popular ones), how well liked the
+    movie is (its shrunk mean rating) and how much the user favours its genres. The choice
+    weights (``fit_weights``) answer "which movie next, among all"; this answers "is this one
+    movie one I would watch and like", so it weighs the same terms afresh. In a simulation the
+    choice among shown items keeps using the utility alone."""
     from sklearn.linear_model import LogisticRegression
 
-    liked = np.ones(held_surplus.size, bool) if held_rating is None else held_rating >= 4.0
-    pos = held_surplus[liked]
-    users = held_user[liked]
+    liked = np.ones(held_user.size, bool) if held_rating is None else held_rating >= 4.0
+    pos_user, pos_item = held_user[liked], held_item[liked]
     rng = np.random.default_rng([seed, 23])
-    neg_item = rng.integers(0, n_items, users.size)
-    fresh = ~np.isin(users * n_items + neg_item, seen)
-    neg = full_utility(users[fresh], neg_item[fresh]) - no_click_utility
-    if pos.size == 0 or neg.size == 0:
-        return {"slope": 1.0, "intercept": 0.0, "pairs": 0}
-    x = np.concatenate([pos, neg])[:, None]
-    use_pop = log_pop is not None and held_item is not None
-    if log_pop is not None and held_item is not None:
-        items = np.concatenate([held_item[liked], neg_item[fresh]])
-        x = np.column_stack([x[:, 0], log_pop[items]])
-    y = np.concatenate([np.ones(pos.size), np.zeros(neg.size)])
-    model = LogisticRegression(C=1e4, max_iter=500, class_weight="balanced").fit(x, y)
-    rule = {
-        "slope": float(model.coef_[0, 0]),
-        "intercept": float(model.intercept_[0]),
+    neg_user = np.repeat(pos_user, WATCH_NEGATIVES)
+    neg_item = rng.integers(0, n_items, neg_user.size)
+    fresh = ~np.isin(neg_user * n_items + neg_item, seen)
+    neg_user, neg_item = neg_user[fresh], neg_item[fresh]
+    if pos_user.size == 0 or neg_user.size == 0:
+        return {"slope": 1.0, "intercept": 0.0, "terms": {}, "pairs": 0}
+    user = np.concatenate([pos_user, neg_user])
+    item = np.concatenate([pos_item, neg_item])
+    columns = {"static": np.asarray(static_utility(user, item), np.float64) - no_click_utility}
+    if interest is not None:
+        columns.update(interest.watch_terms(user, item))
+    names = list(columns)
+    x = np.column_stack([columns[name] for name in names])
+    y = np.concatenate([np.ones(pos_user.size), np.zeros(neg_user.size)])
+    mean, scale = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-9)  # for the optimiser only
+    model = LogisticRegression(C=1e4, max_iter=1000, class_weight="balanced")
+    model.fit((x - mean) / scale, y)
+    coef = model.coef_[0] / scale
+    return {
+        "slope": float(coef[0]),
+        "intercept": float(model.intercept_[0] - (coef * mean).sum()),
+        "terms": {name: float(w) for name, w in zip(names[1:], coef[1:], strict=True)},
         "pairs": int(y.size),
     }
-    if use_pop:
-        rule["popularity_slope"] = float(model.coef_[0, 1])
-    return rule
 
 
 def population_frame(pop: CalibratedPopulation) -> pl.DataFrame:

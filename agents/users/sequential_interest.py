@@ -33,6 +33,10 @@ terms fitted on the *training* part of real data:
   utility predicts stars only as well as it really does, so the simulated histogram stays
   close to the real one even though simulated users choose the items their utility ranks
   high.
+* **For "would you watch this?" only** (the watch rule, ``fit_watch_rule`` in
+  agents/users/calibration.py): each item's shrunk mean rating and each user's genre affinity
+  (log of the user's genre shares over all users', shrunk); a simulated choice does not read
+  them.
 
 Why not one of the judged arms fitted differently: item-kNN scores cosine co-occurrence over a
 whole profile, SASRec/GRU4Rec learn sequence encoders end-to-end for next-item ranking, MF/BPR
@@ -139,6 +143,14 @@ class SequentialInterest:
     weights: dict[str, float]
     ordinal: dict[str, object]  # {"slope", "bias_weight", "cuts"} or {} without ratings
     config: InterestConfig
+    item_rating: np.ndarray | None = None
+    """[I] float32 each item's mean rating minus the overall mean, shrunk towards 0 (None
+    without ratings): how well liked a movie is, which the "would you watch this?" rule weighs."""
+    genre_affinity: np.ndarray | None = None
+    """[U, G] float32 log of how much more of each genre the user consumed than all users did,
+    shrunk towards 0 (None without genres); read through ``item_genres``."""
+    item_genres: np.ndarray | None = None
+    """[I, G] float32 each item's genres as a row summing to 1 (0 for an item without genres)."""
     _reader: TransitionReader | None = field(default=None, init=False, repr=False, compare=False)
 
     def __getstate__(self) -> dict:
@@ -203,6 +215,25 @@ class SequentialInterest:
         )
         return out
 
+    def watch_terms(self, users: np.ndarray, items: np.ndarray) -> dict[str, np.ndarray]:
+        """[N] each term the "would you watch this?" rule weighs besides the static utility
+        (``fit_watch_rule`` in agents/users/calibration.py), by name, for pairs ``users`` /
+        ``items`` ([N]); terms without data (no ratings, no genres) are left out."""
+        pop = self.popularity_of(items[:, None])[:, 0].astype(np.float64)
+        out = {
+            "sequence": self.user_sequence_affinity(users, items[:, None])[:, 0].astype(np.float64),
+            "conformity": self.conformity[users].astype(np.float64) * pop,
+            "log_pop": pop,
+        }
+        if self.item_rating is not None:
+            out["item_rating"] = _per_item(self.item_rating, items)
+        if self.genre_affinity is not None and self.item_genres is not None:
+            n = self.item_genres.shape[0]
+            known = (items >= 0) & (items < n)
+            mix = self.item_genres[np.where(known, items, 0)] * known[:, None]
+            out["genre"] = (mix * self.genre_affinity[users]).sum(axis=1).astype(np.float64)
+        return out
+
     def push(self, users: np.ndarray, items: np.ndarray) -> None:
         """Append one consumption per (distinct) user to their recent items."""
         if users.size == 0:
@@ -255,17 +286,23 @@ class SequentialInterest:
 
     # --------------------------------------------------------------------- files
     def save(self, path: Path) -> None:
-        np.savez_compressed(
-            path,
-            data=self.transitions.data,
-            indices=self.transitions.indices,
-            indptr=self.transitions.indptr,
-            shape=np.asarray(self.transitions.shape),
-            log_pop=self.log_pop,
-            recent=self.recent,
-            conformity=self.conformity,
-            rating_bias=self.rating_bias,
-        )
+        arrays: dict[str, np.ndarray] = {
+            "data": self.transitions.data,
+            "indices": self.transitions.indices,
+            "indptr": self.transitions.indptr,
+            "shape": np.asarray(self.transitions.shape),
+            "log_pop": self.log_pop,
+            "recent": self.recent,
+            "conformity": self.conformity,
+            "rating_bias": self.rating_bias,
+        }
+        optional = {
+            "item_rating": self.item_rating,
+            "genre_affinity": self.genre_affinity,
+            "item_genres": self.item_genres,
+        }
+        arrays.update({name: value for name, value in optional.items() if value is not None})
+        np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
 
     @classmethod
     def load(cls, path: Path, scalars: dict) -> SequentialInterest:
@@ -282,6 +319,9 @@ class SequentialInterest:
                 weights=dict(scalars["weights"]),
                 ordinal=dict(scalars.get("ordinal") or {}),
                 config=InterestConfig(**scalars["config"]),
+                item_rating=z["item_rating"] if "item_rating" in z.files else None,
+                genre_affinity=z["genre_affinity"] if "genre_affinity" in z.files else None,
+                item_genres=z["item_genres"] if "item_genres" in z.files else None,
             )
 
     def scalars(self) -> dict:
@@ -315,6 +355,44 @@ def transition_matrix(
     totals = np.asarray(counts.sum(axis=1)).ravel()
     scale = np.divide(1.0, totals + smoothing, out=np.zeros_like(totals), where=totals > 0)
     return sp.csr_matrix(sp.diags(scale.astype(np.float32)) @ counts, dtype=np.float32)
+
+
+def _per_item(values: np.ndarray, items: np.ndarray) -> np.ndarray:
+    """``values[items]`` as float64, 0 for items outside the fitted catalogue."""
+    known = (items >= 0) & (items < values.shape[0])
+    return np.where(known, values[np.where(known, items, 0)], 0.0).astype(np.float64)
+
+
+def genre_matrix(genres: list[list[str]]) -> np.ndarray | None:
+    """[I, G] float32 each item's genres (sorted names) as a row summing to 1, 0 for an item
+    without genres; None when no item has any."""
+    names = sorted({g for item_genres in genres for g in item_genres})
+    if not names:
+        return None
+    column = {name: g for g, name in enumerate(names)}
+    out = np.zeros((len(genres), len(names)), np.float32)
+    for i, item_genres in enumerate(genres):
+        for g in set(item_genres):
+            out[i, column[g]] = 1.0 / len(set(item_genres))
+    return out
+
+
+def genre_affinity(
+    user: np.ndarray, item: np.ndarray, n_users: int, item_genres: np.ndarray, shrink: float
+) -> np.ndarray:
+    """[U, G] log(share of the user's consumptions in genre g / share of all consumptions), the
+    user's shares shrunk towards the overall ones by ``shrink`` pseudo-consumptions (a user
+    seen once says little); 0 for a genre nobody consumed."""
+    n_items = item_genres.shape[0]
+    counts = sp.csr_matrix(
+        (np.ones(user.size), (user, item)), shape=(n_users, n_items), dtype=np.float64
+    )
+    profile = np.asarray(counts @ item_genres.astype(np.float64))
+    overall = profile.sum(axis=0)
+    overall = overall / max(float(overall.sum()), 1e-12)
+    shares = (profile + shrink * overall) / (profile.sum(axis=1, keepdims=True) + shrink)
+    lift = np.log(np.maximum(shares, 1e-12) / np.maximum(overall, 1e-12))
+    return np.where(overall > 0, lift, 0.0).astype(np.float32)
 
 
 def last_items(user: np.ndarray, item: np.ndarray, n_users: int, length: int) -> np.ndarray:
@@ -373,9 +451,11 @@ def fit_features(
     n_items: int,
     mf_utility,
     cfg: InterestConfig,
+    item_genres: np.ndarray | None = None,
 ) -> Features:
-    """Popularity, recency, transitions and per-user conformity/rating bias from the fitting
-    rows (sorted by user, then time)."""
+    """Popularity, recency, transitions, per-user conformity/rating bias and, for the watch
+    rule, each item's shrunk mean rating and each user's genre affinity (``item_genres``:
+    :func:`genre_matrix`) from the fitting rows (sorted by user, then time)."""
     log_pop = standardise(log_counts(item, n_items))
     first, last = (float(time.min()), float(time.max())) if time.size else (0.0, 0.0)
     cutoff = last - cfg.recent_share * (last - first)
@@ -387,8 +467,13 @@ def fit_features(
         offset = rating[rated] - rating[rated].mean()
         n_rated = np.bincount(user[rated], minlength=n_users)
         bias = np.bincount(user[rated], weights=offset, minlength=n_users) / (n_rated + cfg.shrink)
+        on_item = np.bincount(item[rated], minlength=n_items)
+        item_rating = np.bincount(item[rated], weights=offset, minlength=n_items) / (
+            on_item + cfg.shrink
+        )
     else:
         bias = np.zeros(n_users)
+        item_rating = None
     interest = SequentialInterest(
         transitions=transition_matrix(user, item, n_items, cfg.window, cfg.smoothing),
         log_pop=log_pop,
@@ -398,6 +483,13 @@ def fit_features(
         weights=dict.fromkeys(FEATURES, 0.0),
         ordinal={},
         config=cfg,
+        item_rating=None if item_rating is None else item_rating.astype(np.float32),
+        genre_affinity=(
+            None
+            if item_genres is None
+            else genre_affinity(user, item, n_users, item_genres, cfg.shrink)
+        ),
+        item_genres=item_genres,
     )
     counts = np.bincount(item, minlength=n_items).astype(np.float64)
     return Features(mf_utility, log_pop, log_recent, interest, counts)

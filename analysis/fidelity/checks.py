@@ -134,14 +134,32 @@ def utility(pop: CalibratedPopulation, user: np.ndarray, item: np.ndarray) -> np
     return out.astype(np.float64)
 
 
+def static_utility(pop: CalibratedPopulation, user: np.ndarray, item: np.ndarray) -> np.ndarray:
+    """The static part of :func:`utility`: ``taste_u · x_i + quality_i``."""
+    return ((pop.taste[user] * pop.topics[item]).sum(axis=1) + pop.quality[item]).astype(np.float64)
+
+
 def watch_log_odds(pop: CalibratedPopulation, user: np.ndarray, item: np.ndarray, m: int):
     """Log-odds that the user would watch each item of a 1:m test: the likelihood ratio fitted
     on the held-out slice of the training split (``watch_rule``, even prior) plus the honest
-    prior of the condition, log(1/m) (one liked item per m unseen ones)."""
+    prior of the condition, log(1/m) (one liked item per m unseen ones). The rule weighs the
+    static surplus and each of the user model's other terms (``terms``: short-term interest,
+    conformity, popularity, the movie's mean rating, the user's genre affinity) apart."""
     rule = pop.scalars.get("watch_rule")
-    surplus = utility(pop, user, item) - float(pop.scalars["no_click_utility"])
+    u0 = float(pop.scalars["no_click_utility"])
     if not rule:  # a population calibrated before the watch rule: the engine's binary logit
-        return surplus / float(pop.scalars["temperature"])
+        return (utility(pop, user, item) - u0) / float(pop.scalars["temperature"])
+    if "terms" in rule:
+        odds = float(rule["slope"]) * (static_utility(pop, user, item) - u0)
+        odds = odds + float(rule["intercept"]) - np.log(m)
+        terms = rule["terms"]
+        if terms and pop.interest is not None:
+            values = pop.interest.watch_terms(user, item)
+            for name, weight in terms.items():
+                odds = odds + float(weight) * values[name]
+        return odds
+    # a population calibrated before the rule weighed the terms apart: one slope on the surplus
+    surplus = utility(pop, user, item) - u0
     odds = float(rule["slope"]) * surplus + float(rule["intercept"]) - np.log(m)
     if "popularity_slope" in rule and pop.interest is not None:
         odds = (
