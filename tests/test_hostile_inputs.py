@@ -471,3 +471,24 @@ def test_plugin_metric_that_fails_after_the_run(tmp_path, metric, fragment):
     assert_refused(*cli("compare", str(out)), line)
     code, stderr = cli("compare", str(out), "--metric", "ctr")
     assert code == 0, stderr
+
+
+# ------------------------------------------------------------- limits from the environment
+@pytest.mark.parametrize("variable", ["RECARENA_MAX_SCENARIO_BYTES", "RECARENA_MAX_SWEEP_POINTS"])
+@pytest.mark.parametrize("value", ["abc", "-5", "0", "1.5", "nan"])
+def test_limit_variables_that_are_not_whole_numbers(tmp_path, monkeypatch, variable, value):
+    """Was: read with int() when the module was imported, so 'abc' (or '1e6') was an internal
+    error of validate and run, and a negative byte limit crashed the file reader."""
+    monkeypatch.setenv(variable, value)
+    doc = base_doc(tmp_path)
+    doc["sweep"] = {"population.temperature": [0.5, 1.0]}
+    refused_everywhere(tmp_path, doc, f"environment variable {variable}: expected a whole")
+
+
+def test_limit_variables_in_a_usual_spelling(tmp_path, monkeypatch):
+    monkeypatch.setenv("RECARENA_MAX_SCENARIO_BYTES", "1e6")
+    monkeypatch.setenv("RECARENA_MAX_SWEEP_POINTS", "20_000")
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(base_doc(tmp_path)), encoding="utf-8")
+    code, stderr = cli("validate", str(path))
+    assert code == 0, stderr

@@ -18,7 +18,6 @@ Every failure is one :class:`RecarenaError` line naming the file.
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -26,10 +25,12 @@ import yaml
 from yaml.nodes import MappingNode, Node, SequenceNode
 
 from recarena.simulator.core.errors import RecarenaError, first_line
+from recarena.simulator.core.machine import env_limit
 from recarena.simulator.core.paths import path_problem
 
-MAX_FILE_BYTES = int(os.environ.get("RECARENA_MAX_SCENARIO_BYTES", 1_000_000))
-"""A scenario is a few kilobytes; a megabyte leaves room for long persona lists."""
+MAX_FILE_BYTES = 1_000_000
+"""A scenario is a few kilobytes; a megabyte leaves room for long persona lists
+(``RECARENA_MAX_SCENARIO_BYTES`` changes it)."""
 MAX_ALIASES = 1_000
 """Alias references (``*name``) in one file; real scenarios use a handful."""
 MAX_NODES = 200_000
@@ -214,9 +215,12 @@ def check_no_bool_numbers(raw: Any, validated: Any, source: str = "", prefix: st
 
 
 def read_yaml_file(path: str | Path, max_bytes: int | None = None) -> Any:
-    """Read and parse a YAML file no larger than ``max_bytes`` (default MAX_FILE_BYTES)."""
+    """Read and parse a YAML file no larger than ``max_bytes`` (default MAX_FILE_BYTES, or
+    RECARENA_MAX_SCENARIO_BYTES)."""
     path = Path(path)
-    cap = MAX_FILE_BYTES if max_bytes is None else max_bytes
+    cap = (
+        env_limit("RECARENA_MAX_SCENARIO_BYTES", MAX_FILE_BYTES) if max_bytes is None else max_bytes
+    )
     problem = path_problem(str(path))
     if problem is not None:  # exists() raises on an over-long name
         raise RecarenaError(f"scenario file {str(path)!r}: {problem}")

@@ -21,12 +21,12 @@ from __future__ import annotations
 import copy
 import itertools
 import math
-import os
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.machine import env_limit
 from recarena.simulator.core.scenario import Scenario
 from recarena.simulator.runner.resolve import parse_scenario
 
@@ -36,9 +36,9 @@ PathStep = str | int
 # points incomparable or the run directory ambiguous.
 FIXED_KEYS = frozenset({"name", "replicates", "baseline", "metrics", "output", "sweep"})
 
-MAX_POINTS = int(os.environ.get("RECARENA_MAX_SWEEP_POINTS", 10_000))
+MAX_POINTS = 10_000
 """Largest grid expanded; each point is a resolved scenario, so 810,000 of them take minutes
-and gigabytes before a single cell runs. Raise it with the environment variable."""
+and gigabytes before a single cell runs. Raise it with RECARENA_MAX_SWEEP_POINTS."""
 
 _TOKEN = re.compile(r"\.?([A-Za-z_][A-Za-z0-9_]*)|\[([^\[\]]+)\]")
 
@@ -152,7 +152,7 @@ def grid_size(scenario: Scenario) -> int:
 
 def check_grid_size(scenario: Scenario, max_points: int | None = None) -> int:
     """The grid's size; RecarenaError when it exceeds ``max_points`` (default MAX_POINTS)."""
-    limit = MAX_POINTS if max_points is None else max_points
+    limit = max_points or env_limit("RECARENA_MAX_SWEEP_POINTS", MAX_POINTS)
     size = grid_size(scenario)
     if size > limit:
         lengths = " x ".join(str(len(v)) for v in (scenario.sweep or {}).values())
