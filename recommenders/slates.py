@@ -82,7 +82,8 @@ def top_k_from_scores(
     items = np.take_along_axis(part, order, axis=1)
     top_scores = np.take_along_axis(part_scores, order, axis=1)
     items = np.where(np.isfinite(top_scores), items, PAD_ITEM).astype(np.int64)
-    top_scores = np.where(np.isfinite(top_scores), top_scores, np.nan).astype(np.float32)
+    with np.errstate(over="ignore"):  # float64 scores beyond float32's range become ±inf
+        top_scores = np.where(np.isfinite(top_scores), top_scores, np.nan).astype(np.float32)
     if kk < k:
         pad = k - kk
         items = np.pad(items, ((0, 0), (0, pad)), constant_values=PAD_ITEM)

@@ -118,6 +118,14 @@ class ObjectPropensity(Honest):
         return SlateBatch(slates.items, slates.scores, slates.propensity.astype(object))
 
 
+class HugeScores(Honest):
+    """float64 scores beyond float32's range (a product of large weights, say): legal."""
+
+    def recommend(self, requests: RequestBatch) -> SlateBatch:
+        slates = super().recommend(requests)
+        return SlateBatch(slates.items, np.full(slates.items.shape, 1e300), slates.propensity)
+
+
 class ReturnsTuple(Honest):
     """The three arrays, but not as a SlateBatch."""
 

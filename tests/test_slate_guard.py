@@ -170,3 +170,25 @@ def test_what_was_checked_is_what_is_logged_when_a_recommender_reuses_its_buffer
     _run_arm(honest, "Honest", arm="same")  # the same slates, never scribbled on
     logs = [pl.read_parquet(next(d.rglob("exposures.parquet"))) for d in (reused, honest)]
     assert logs[0].height > 0 and logs[0].equals(logs[1])
+
+
+def test_scores_beyond_float32_are_logged_as_inf_without_a_warning(tmp_path):
+    """Was: a RuntimeWarning (overflow encountered in cast) and its source line on stderr, from
+    the engine's log for a plug-in's float64 scores and from top_k_from_scores for a built-in's
+    (thompson_linear with scale 1e300): two extra lines around a run that otherwise succeeded."""
+    import warnings
+
+    import polars as pl
+
+    from recarena.recommenders.slates import top_k_from_scores
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        manifest = _run_arm(tmp_path, "HugeScores")
+        items, scores = top_k_from_scores(
+            np.array([[1e300, -1e300, 1.0]]), np.zeros((1, 0), np.int64), 3
+        )
+    assert manifest["rows"]["exposures"] > 0
+    logged = pl.read_parquet(tmp_path / "arm=suspect" / "rep=0" / "exposures.parquet")["score"]
+    assert logged.is_infinite().all()
+    assert items.tolist() == [[0, 2, 1]] and scores.tolist() == [[np.inf, 1.0, -np.inf]]

@@ -183,7 +183,11 @@ class Outcomes:
         out["col"][:] = col
         out["item_id"][:] = slates.items
         np.take(self.world.catalog.creator, slates.items, out=out["creator_id"])
-        out["score"][:] = slates.scores
+        if slates.scores.dtype == np.float32:
+            out["score"][:] = slates.scores
+        else:  # logged as float32: a float64 score beyond its range is ±inf, not a warning
+            with np.errstate(over="ignore"):
+                out["score"][:] = slates.scores
         out["propensity"][:] = slates.propensity
         out["clicked"][:] = response.clicked
         out["examined"][:] = response.examined
