@@ -193,3 +193,15 @@ class ExitsInRecommend(Honest):
 
     def recommend(self, requests: RequestBatch) -> SlateBatch:
         raise SystemExit(3)
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise RuntimeError("__str__ failed too")
+
+
+class RaisesUnprintable(Honest):
+    """Raises an exception whose message cannot be printed."""
+
+    def recommend(self, requests: RequestBatch) -> SlateBatch:
+        raise _Unprintable

@@ -492,3 +492,18 @@ def test_limit_variables_in_a_usual_spelling(tmp_path, monkeypatch):
     path.write_text(yaml.safe_dump(base_doc(tmp_path)), encoding="utf-8")
     code, stderr = cli("validate", str(path))
     assert code == 0, stderr
+
+
+def test_plugin_exception_that_cannot_be_printed(tmp_path):
+    """Was: an internal error (exit 1, the plug-in's RuntimeError) while the run formatted the
+    failed cell's line. Now the cell fails like any other, named by its exception type."""
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["recommender"] = {"type": "tests.slate_plugins:RaisesUnprintable"}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    out = tmp_path / "out"
+    code, stderr = cli("run", str(path), "--executor", "local", "-o", str(out), "-q")
+    lines = stderr.strip().splitlines()
+    assert code == 1 and len(lines) == 1, stderr
+    assert "arm=popularity/rep=0: _Unprintable: (its message could not be printed)" in lines[0]
+    assert (out / "arm=random" / "rep=0" / "manifest.json").is_file()

@@ -99,7 +99,10 @@ def failure_line(exc: BaseException) -> str:
     """One line for a cell's failure: the user's own message, or the exception's type and text."""
     if isinstance(exc, RecarenaError | ExitInCell):
         return first_line(exc)
-    text = " ".join(str(exc).split())
+    try:
+        text = " ".join(str(exc).split())
+    except Exception:  # noqa: BLE001 - a plug-in's exception whose __str__ raises
+        text = "(its message could not be printed)"
     if isinstance(exc, ValueError) and "read-only" in text:
         text += " (plug-ins get read-only views of the engine's arrays: copy one to change it)"
     return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
