@@ -39,6 +39,7 @@ from recarena.analysis.report_plots import (
 )
 from recarena.analysis.scalars import as_int
 from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.paths import check_creatable
 from recarena.simulator.runner.fallback import shares_by_arm
 from recarena.simulator.runner.llm_accounting import summarize_llm_calls
 from recarena.simulator.runner.resolve import parse_scenario
@@ -397,6 +398,17 @@ def write_report(
     """Write the HTML report atomically (temporary file, then rename) and return its path."""
     run_dir = Path(run_dir)
     target = Path(output) if output is not None else run_dir / "report.html"
+    if output is not None:  # an over-long name, a symlink loop, a file where a directory is
+        check_creatable(target, "--output", directory=False)
+    if target.is_symlink():  # the rename below would replace the link, not write where it points
+        target = target.resolve()
+    if target.exists() and not (target.is_file() or target.is_dir()):
+        # a device (/dev/null), a pipe or a socket: renaming the new file over it replaced it
+        # (as root, /dev/null became a regular file)
+        raise RecarenaError(
+            f"--output: {target} is not a regular file (a device, pipe or socket); "
+            "give the path of an HTML file"
+        )
     if target.is_dir():
         raise RecarenaError(f"--output: {target} is a directory; give a file name")
     if not target.parent.is_dir() and run_dir.is_dir():  # a missing run_dir is load()'s error

@@ -507,3 +507,21 @@ def test_plugin_exception_that_cannot_be_printed(tmp_path):
     assert code == 1 and len(lines) == 1, stderr
     assert "arm=popularity/rep=0: _Unprintable: (its message could not be printed)" in lines[0]
     assert (out / "arm=random" / "rep=0" / "manifest.json").is_file()
+
+
+def test_report_output_that_is_not_a_regular_file(finished_run, tmp_path):
+    """Was: the report was renamed over whatever --output named: a named pipe (or, as root,
+    /dev/null itself) was replaced by a regular file, and a symlink by the report instead of
+    the report being written where it points."""
+    import os
+    import stat
+
+    pipe = tmp_path / "pipe.html"
+    os.mkfifo(pipe)
+    assert_refused(*cli("report", str(finished_run), "-o", str(pipe)), "is not a regular file")
+    assert stat.S_ISFIFO(pipe.lstat().st_mode)
+    link = tmp_path / "link.html"
+    link.symlink_to(tmp_path / "real.html")
+    code, stderr = cli("report", str(finished_run), "-o", str(link))
+    assert code == 0, stderr
+    assert link.is_symlink() and (tmp_path / "real.html").read_text().startswith("<!")
