@@ -357,6 +357,15 @@ def absurd_magnitudes(draw) -> Case:
     return Case(dump(doc), fragment=where)
 
 
+@st.composite
+def lone_surrogates(draw) -> Case:
+    """Text with a lone surrogate (YAML's "\\uD800" escape): not Unicode, so a run wrote it
+    into its manifest and resolved scenario and `report` failed on it (an internal error)."""
+    value = draw(st.sampled_from(['"a\\uD800b"', '"\\uDC80"', '"runs/x\\uDFFF"']))
+    where = draw(st.sampled_from(["description", "output.dir", "population.policy", "llm.model"]))
+    return Case(with_raw_value(where, value), fragment=f"{where}: not Unicode text")
+
+
 CATEGORIES = {
     "absurd_sizes": absurd_sizes(),
     "non_finite": non_finite(),
@@ -372,6 +381,7 @@ CATEGORIES = {
     "panel_without_spec": panel_without_spec(),
     "yes_no_numbers": yes_no_numbers(),
     "absurd_magnitudes": absurd_magnitudes(),
+    "lone_surrogates": lone_surrogates(),
 }
 
 

@@ -36,7 +36,12 @@ from recarena.simulator.core.section import (
     SignedFloat,
     Temperature,
 )
-from recarena.simulator.core.yaml_safe import check_finite, check_no_bool_numbers, read_yaml_file
+from recarena.simulator.core.yaml_safe import (
+    check_finite,
+    check_no_bool_numbers,
+    check_text,
+    read_yaml_file,
+)
 
 SafeName = Annotated[str, AfterValidator(check_name)]
 """A name that becomes a path component (simulator/core/names.py)."""
@@ -728,6 +733,7 @@ def validate_document(raw: Any, source: str = "<scenario>") -> Scenario:
             f"{source}: a scenario must be a YAML mapping, got {type(raw).__name__}"
         )
     check_finite(raw, source)
+    check_text(raw, source)
     try:
         scenario = Scenario.model_validate(raw)
     except ValidationError as exc:

@@ -183,6 +183,40 @@ def check_finite(data: Any, source: str = "", prefix: str = "") -> None:
         raise RecarenaError(f"{where}: must be a finite number (got {value})")
 
 
+def surrogate_path(data: Any, prefix: str = "") -> tuple[str, str] | None:
+    """The YAML path and text of the first string (value or key) holding a lone surrogate
+    (U+D800-U+DFFF, which YAML's ``"\\uD800"`` escape makes): not Unicode text, so it cannot be
+    written as UTF-8."""
+    stack: list[tuple[str, Any]] = [(prefix, data)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if not value.isascii() and any("\ud800" <= ch <= "\udfff" for ch in value):
+                return path or "<document>", value
+        elif isinstance(value, dict):
+            for key in value:
+                if isinstance(key, str):
+                    stack.append((f"{path}.<key>" if path else "<key>", key))
+            items = [(f"{path}.{k}" if path else str(k), v) for k, v in value.items()]
+            stack.extend(reversed(items))
+        elif isinstance(value, list | tuple):
+            stack.extend(reversed([(f"{path}[{i}]", v) for i, v in enumerate(value)]))
+    return None
+
+
+def check_text(data: Any, source: str = "") -> None:
+    """Refuse strings that are not Unicode text (see :func:`surrogate_path`). They passed
+    validate and the run, and ``report`` then failed writing the page (an internal error)."""
+    found = surrogate_path(data)
+    if found is not None:
+        path, value = found
+        where = f"{source}: {path}" if source else path
+        raise RecarenaError(
+            f"{where}: not Unicode text (a lone surrogate escape such as \\uD800 in "
+            f"'{value.encode('utf-8', 'backslashreplace').decode()[:40]}')"
+        )
+
+
 def bool_as_number_path(raw: Any, validated: Any, prefix: str = "") -> str | None:
     """The YAML path of the first yes/no value that validation turned into a number, if any.
 
