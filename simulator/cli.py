@@ -94,6 +94,24 @@ def _check_format(fmt: str) -> None:
 
 
 @contextmanager
+def _stoppable(nothing_written: str) -> Iterator[None]:
+    """A stop signal (SIGINT, SIGTERM, SIGHUP) during long work that publishes its files only
+    at the end: one line saying so, exit 130. Without this, SIGTERM (what ``kill`` and job
+    schedulers send) killed the process where it stood: no line, training workers left running
+    until they hit a closed pipe, their tracebacks on stderr, a scratch directory left behind."""
+    from recarena.simulator.runner.stopping import Interrupted, StopSignals
+
+    try:
+        with StopSignals():
+            yield
+    except (Interrupted, KeyboardInterrupt) as stopped:
+        err.print(
+            f"interrupted ({stopped or 'SIGINT'}): {nothing_written}", soft_wrap=True, markup=False
+        )
+        raise typer.Exit(130) from None
+
+
+@contextmanager
 def _reading(what: str) -> Iterator[None]:
     """Turn a known input error while reading ``what`` into one RecarenaError line."""
     try:
@@ -349,7 +367,7 @@ def calibrate(
 
     _check_format(fmt)
     started = time.perf_counter()
-    with _reading(f"dataset {dataset}"):
+    with _stoppable(f"nothing written to {output}"), _reading(f"dataset {dataset}"):
         data = load_dataset(dataset, fmt)  # type: ignore[arg-type]
         population = fit(data, CalibrationConfig(topics=topics, seed=seed))
     with _reading(f"--output {output}"):
@@ -509,7 +527,8 @@ def fidelity(
         progress.update(tasks[step], description=description, completed=fraction)
 
     started = time.perf_counter()
-    with progress, _reading(f"fidelity on {dataset}"):
+    stopped = f"nothing written to {output} (its files appear only when the run ends)"
+    with _stoppable(stopped), progress, _reading(f"fidelity on {dataset}"):
         result = write_report(output, cfg, on_progress, workers)
     table = Table(title=f"fidelity: {result['dataset']['name']} (95% CI over users)")
     if note := sampled_note(result["dataset"]):

@@ -309,7 +309,9 @@ def train_arms(jobs: list[TrainJob], workers: int, report: Progress) -> list[Tra
     time halve the stage (on a 1M-rating release it is most of the run). They start from the
     last: DEFAULT_ARMS runs from the cheapest family to the costliest, and the costliest first
     keeps one worker from finishing alone. A stop signal or a failed arm terminates the
-    workers at once rather than waiting for the others to finish.
+    workers at once rather than waiting for the others to finish, and a worker that dies (the
+    OOM killer) is one error naming its arm (simulator/runner/task_pool.py says why not
+    ``multiprocessing.Pool``: with it SIGTERM went unanswered until training ended).
     """
     names = [job.spec.name for job in jobs]
     if workers <= 1:
@@ -319,21 +321,19 @@ def train_arms(jobs: list[TrainJob], workers: int, report: Progress) -> list[Tra
             out.append(train_arm(job))
         report(f"train: {len(jobs)} arms trained", 1.0)
         return out
-    import multiprocessing
+    from recarena.simulator.runner.task_pool import map_in_processes
 
     report(f"train: {len(jobs)} arms on {workers} processes", 0.0)
-    done: dict[str, TrainedArm] = {}
-    pool = multiprocessing.get_context("spawn").Pool(workers)
-    try:
-        for arm in pool.imap_unordered(train_arm, jobs[::-1]):
-            done[arm.name] = arm
-            report(f"train: {arm.name} done ({len(done)}/{len(jobs)})", len(done) / len(jobs))
-        pool.close()
-    except BaseException:
-        pool.terminate()
-        raise
-    finally:
-        pool.join()
+    finished: list[str] = []
+
+    def on_result(_index: int, arm: TrainedArm) -> None:
+        finished.append(arm.name)
+        report(f"train: {arm.name} done ({len(finished)}/{len(jobs)})", len(finished) / len(jobs))
+
+    trained = map_in_processes(
+        train_arm, jobs[::-1], workers, lambda job: f"arm {job.spec.name}", on_result
+    )
+    done = {arm.name: arm for arm in trained}
     return [done[name] for name in names]
 
 

@@ -60,6 +60,17 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
+def pool_worker_initializer() -> None:
+    """For a ``multiprocessing.Pool`` the run's process owns (fidelity's training workers):
+    stop signals are the parent's to act on (it terminates the pool), so a Ctrl-C sent to the
+    whole process group prints no worker tracebacks; and the worker dies with its parent
+    rather than training on, orphaned, after a SIGKILL."""
+    parent = os.getppid()
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    _die_with_parent(parent)
+
+
 def _worker_main(conn: Connection) -> None:
     """A worker's loop. Its parent is the forkserver, which lives exactly as long as the run's
     process (the pipe's EOF also ends this loop)."""
