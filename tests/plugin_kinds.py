@@ -79,3 +79,30 @@ def _one_column(logs: RunLogs) -> pl.DataFrame:
 
 RAISING_METRIC = Metric("raising", "raises", "-", True, _explodes)
 WRONG_FRAME_METRIC = Metric("wrong_frame", "no arm, rep, value", "-", True, _one_column)
+
+
+class ClicksEverySlot(RuleUserPolicy):
+    """Clicks every slot it examined (the response guard allows at most one click a page)."""
+
+    def respond(self, pages: PageBatch) -> ResponseBatch:
+        response = super().respond(pages)
+        clicked = pages.examined & (pages.slates.items >= 0)
+        return ResponseBatch(
+            response.examined, clicked, response.utility, response.rating, response.leave,
+            response.fatigue, response.extra,
+        )  # fmt: skip
+
+
+class RatesNinetyNine(RuleUserPolicy):
+    def respond(self, pages: PageBatch) -> ResponseBatch:
+        response = super().respond(pages)
+        rating = np.where(response.clicked.any(axis=1), 99.0, np.nan).astype(np.float32)
+        return ResponseBatch(
+            response.examined, response.clicked, response.utility, rating, response.leave,
+            response.fatigue, response.extra,
+        )  # fmt: skip
+
+
+class AnswersNone(RuleUserPolicy):
+    def respond(self, pages: PageBatch) -> ResponseBatch:
+        return None  # type: ignore[return-value]

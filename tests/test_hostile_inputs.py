@@ -525,3 +525,26 @@ def test_report_output_that_is_not_a_regular_file(finished_run, tmp_path):
     code, stderr = cli("report", str(finished_run), "-o", str(link))
     assert code == 0, stderr
     assert link.is_symlink() and (tmp_path / "real.html").read_text().startswith("<!")
+
+
+@pytest.mark.parametrize(
+    ("policy", "fragment"),
+    [
+        ("ClicksEverySlot", "clicks on one page (a user clicks at most one) at request user="),
+        ("RatesNinetyNine", "rating 99.0 is off the 0.5-5 star scale at request user="),
+        ("AnswersNone", "respond returned NoneType, expected a ResponseBatch"),
+    ],
+)
+def test_plugin_user_policy_answers_are_checked(tmp_path, policy, fragment):
+    """Was: a plug-in policy that clicked every slot or rated 99 stars ran without a word (its
+    logs held ten clicks a page, CTR above 1, and mean ratings of 99); one that answered None
+    failed its cells with an AttributeError naming no policy. The response guard stops the
+    cell with one line naming population.policy, as the slate guard does for recommenders."""
+    doc = base_doc(tmp_path)
+    doc["population"]["policy"] = f"tests.plugin_kinds:{policy}"
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    out = tmp_path / "out"
+    code, stderr = cli("run", str(path), "--executor", "local", "-o", str(out), "-q")
+    assert_refused(code, stderr, f"population.policy 'tests.plugin_kinds:{policy}': ")
+    assert fragment in stderr

@@ -43,6 +43,7 @@ from recarena.simulator.core.rng import arm_key, generator, hash_base
 from recarena.simulator.core.scenario import Arm, Scenario
 from recarena.simulator.core.types import CatalogView, RequestBatch
 from recarena.simulator.engine.eventlog import EventLog
+from recarena.simulator.engine.response_guard import GuardedPolicy
 from recarena.simulator.engine.surfaces import Surface, build_surface
 
 Truth = Callable[[RequestBatch, np.ndarray], np.ndarray]
@@ -142,6 +143,8 @@ def build_world(
     policy: Any = USER_POLICIES.load(cfg_pop.policy)(
         cfg_pop, user_state, catalog, successor, social=social
     )
+    if USER_POLICIES.get(cfg_pop.policy).source != "built-in":  # code we do not control
+        policy = GuardedPolicy(policy, cfg_pop.policy)
     rhythm = (  # its own arm-independent stream: the population's draws are untouched
         DailyRhythm.generate(
             cfg_pop.daily_rhythm,
