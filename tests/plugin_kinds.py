@@ -106,3 +106,16 @@ class RatesNinetyNine(RuleUserPolicy):
 class AnswersNone(RuleUserPolicy):
     def respond(self, pages: PageBatch) -> ResponseBatch:
         return None  # type: ignore[return-value]
+
+
+class ZeroMixStrategy(StaticStrategy):
+    """Answers every review with all-zero topic mixes (nothing to normalise)."""
+
+    def update(self, mix: np.ndarray, stats: Any, rng: np.random.Generator) -> Any:
+        from recarena.agents.creators.strategies import Update
+
+        return Update(np.zeros_like(mix), np.array(["stay"] * len(mix), dtype=object))
+
+
+class ExploresTwice(StaticStrategy):
+    explore = 2.0

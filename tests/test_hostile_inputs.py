@@ -548,3 +548,28 @@ def test_plugin_user_policy_answers_are_checked(tmp_path, policy, fragment):
     code, stderr = cli("run", str(path), "--executor", "local", "-o", str(out), "-q")
     assert_refused(code, stderr, f"population.policy 'tests.plugin_kinds:{policy}': ")
     assert fragment in stderr
+
+
+@pytest.mark.parametrize(
+    ("strategy", "fragment"),
+    [
+        ("ZeroMixStrategy", "update mix row 0 is [0. 0. 0. 0.]; a topic mix has finite weights"),
+        ("ExploresTwice", "explore must be a share in [0, 1], got 2.0"),
+    ],
+)
+def test_plugin_creator_strategy_answers_are_checked(tmp_path, strategy, fragment):
+    """Was: an all-zero (or NaN, or negative) mix from a plug-in strategy was applied without
+    a word but a RuntimeWarning, and the creator's uploads got NaN topic mixes; an explore
+    share of 2 (a "probability" of uploading off-topic) was used as it came. The cell now
+    stops with one line naming creators.strategy."""
+    doc = base_doc(tmp_path)
+    doc["creators"] = {
+        "count": 3,
+        "period_days": 0.1,
+        "strategy": {"type": f"tests.plugin_kinds:{strategy}"},
+    }
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    out = tmp_path / "out"
+    code, stderr = cli("run", str(path), "--executor", "local", "-o", str(out), "-q")
+    assert_refused(code, stderr, f"creators.strategy 'tests.plugin_kinds:{strategy}': {fragment}")

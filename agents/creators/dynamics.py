@@ -31,12 +31,14 @@ from recarena.agents.creators.strategies import (
     CreatorStrategy,
     LLMStrategy,
     PeriodStats,
+    Update,
     build_strategy,
 )
 from recarena.agents.llm.cache import CallCache
 from recarena.agents.llm.client import LLMClient
 from recarena.agents.llm.endpoint import endpoint_for
 from recarena.simulator.core.catalog import Catalog
+from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.rng import arm_key, generator
 
 if TYPE_CHECKING:
@@ -81,6 +83,12 @@ class CreatorDynamics:
         self.strategy: CreatorStrategy = build_strategy(spec.type, spec.params)
         if isinstance(self.strategy, LLMStrategy):
             self.strategy.client = llm_client
+        explore = getattr(self.strategy, "explore", None)
+        if not (isinstance(explore, int | float) and 0 <= explore <= 1):  # a plug-in's
+            raise StrategyViolation(
+                f"creators.strategy {spec.type!r}: explore must be a share in [0, 1], "
+                f"got {explore!r}"
+            )
         self.n_topics = catalog.n_topics
         self._join_rng = generator(self.seed, replicate, "creators", 0)
         self._noise_rng = generator(self.seed, replicate, "creators", 3, arm_key(arm_name))
@@ -158,6 +166,7 @@ class CreatorDynamics:
                     platform_clicks=clicks.sum(axis=0),
                 )
                 update = self.strategy.update(mixes[rows], stats, self._noise_rng)
+                _check_update(self.cfg.strategy.type, update, len(rows), self.n_topics)
                 move[rows] = update.move
                 for row, new_mix in zip(rows, update.mix, strict=True):
                     self.creators[row].mix = new_mix / new_mix.sum()
@@ -248,3 +257,33 @@ def creator_llm_client(scenario: Scenario, runtime: Any) -> Any:
     mode = runtime.cache_mode or scenario.llm.cache.mode
     cache = CallCache(Path(runtime.cache_path), mode, runtime.run_id)
     return LLMClient(endpoint_for(scenario, runtime.base_url), cache)
+
+
+class StrategyViolation(RecarenaError):
+    """A creator strategy answered with an update the engine refuses to apply."""
+
+
+def _check_update(kind: str, update: Any, rows: int, n_topics: int) -> None:
+    """A strategy's update (a plug-in's is code we do not control): one ``[rows, n_topics]``
+    mix per creator, finite and non-negative with a positive sum, and one move each. Was: a
+    NaN or all-zero mix was applied without a word (a RuntimeWarning, then NaN topic mixes
+    for the creator's uploads), negative weights were kept, and too few rows failed the cell
+    with a zip() ValueError naming no strategy."""
+    where = f"creators.strategy {kind!r}: update"
+    if not isinstance(update, Update):
+        raise StrategyViolation(f"{where} returned {type(update).__name__}, expected an Update")
+    mix = np.asarray(update.mix)
+    if mix.shape != (rows, n_topics) or mix.dtype.kind not in "iuf":
+        raise StrategyViolation(
+            f"{where} mix has shape {mix.shape} and dtype {mix.dtype}, expected real numbers "
+            f"of shape {(rows, n_topics)}"
+        )
+    if len(update.move) != rows:
+        raise StrategyViolation(f"{where} has {len(update.move)} moves for {rows} creators")
+    bad = ~np.isfinite(mix).all(axis=1) | (mix < 0).any(axis=1) | ~(mix.sum(axis=1) > 0)
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise StrategyViolation(
+            f"{where} mix row {row} is {np.array2string(mix[row], precision=3, threshold=8)}; "
+            "a topic mix has finite weights >= 0 that sum to more than 0"
+        )
