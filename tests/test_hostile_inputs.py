@@ -573,3 +573,25 @@ def test_plugin_creator_strategy_answers_are_checked(tmp_path, strategy, fragmen
     out = tmp_path / "out"
     code, stderr = cli("run", str(path), "--executor", "local", "-o", str(out), "-q")
     assert_refused(code, stderr, f"creators.strategy 'tests.plugin_kinds:{strategy}': {fragment}")
+
+
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [
+        ({"k": 0}, "ValidationError: k: Input should be greater than or equal to 1"),
+        ({"k": "abc"}, "ValueError: invalid literal for int()"),
+    ],
+    ids=["k_zero", "k_text"],
+)
+@pytest.mark.parametrize("place", ["surface", "arms[1].surface"])
+def test_plugin_surface_that_refuses_its_params(tmp_path, params, fragment, place):
+    """Was: validate only imported the factory, so params it refuses passed and every cell of
+    the run failed with the factory's error (a multi-line pydantic error or a ValueError)."""
+    doc = base_doc(tmp_path)
+    surface = {"type": "tests.plugin_kinds:ShortList", "params": params}
+    if place == "surface":
+        doc["surface"] = surface
+    else:
+        doc["arms"][1]["surface"] = surface
+    prefix = f"{place}.params: 'tests.plugin_kinds:ShortList' cannot be built from them: "
+    refused_everywhere(tmp_path, doc, prefix + fragment)

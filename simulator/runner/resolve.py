@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from recarena.agents.creators.strategies import validate_params
 from recarena.agents.users.policies import REGISTRY as USER_POLICIES
 from recarena.recommenders.registry import get_entry
-from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.errors import RecarenaError, first_line
 from recarena.simulator.core.scenario import (
     PluginSurface,
     Scenario,
@@ -26,6 +26,7 @@ from recarena.simulator.core.scenario import (
 )
 from recarena.simulator.core.yaml_safe import check_finite, check_no_bool_numbers
 from recarena.simulator.engine.surfaces import REGISTRY as SURFACES
+from recarena.simulator.engine.surfaces import build_surface
 
 
 def parse_scenario(raw: Any, source: str = "<scenario>") -> Scenario:
@@ -60,6 +61,27 @@ def _resolve_surfaces(scenario: Scenario) -> None:
                 SURFACES.load(cfg.type)
             except LookupError as exc:
                 raise RecarenaError(f"{where}.type: {exc}") from None
+            # built here as every cell builds it: a factory that refuses its params (k: 0,
+            # k: abc) passed validate and failed every cell of the run
+            try:
+                build_surface(cfg, scenario.population.position_decay)
+            except RecarenaError as exc:
+                raise RecarenaError(f"{where}.type: {exc}") from None
+            except Exception as exc:  # noqa: BLE001 - the plug-in's code: any failure is one line
+                raise RecarenaError(
+                    f"{where}.params: {cfg.type!r} cannot be built from them: "
+                    f"{type(exc).__name__}: {_plugin_message(exc)}"
+                ) from None
+
+
+def _plugin_message(exc: Exception) -> str:
+    """A plug-in's error in one short line (a pydantic error by its first field and message)."""
+    errors = getattr(exc, "errors", None)
+    if isinstance(exc, ValidationError) and callable(errors):
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        return f"{where}: {first['msg']}" if where else str(first["msg"])
+    return first_line(exc)[:200]
 
 
 def _resolve_user_policy(scenario: Scenario) -> None:
