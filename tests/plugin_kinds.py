@@ -119,3 +119,8 @@ class ZeroMixStrategy(StaticStrategy):
 
 class ExploresTwice(StaticStrategy):
     explore = 2.0
+
+
+class RaisesInInit(StaticStrategy):
+    def __init__(self, params: StaticParams) -> None:
+        raise ValueError("no")

@@ -552,15 +552,11 @@ def test_plugin_user_policy_answers_are_checked(tmp_path, policy, fragment):
 
 @pytest.mark.parametrize(
     ("strategy", "fragment"),
-    [
-        ("ZeroMixStrategy", "update mix row 0 is [0. 0. 0. 0.]; a topic mix has finite weights"),
-        ("ExploresTwice", "explore must be a share in [0, 1], got 2.0"),
-    ],
+    [("ZeroMixStrategy", "update mix row 0 is [0. 0. 0. 0.]; a topic mix has finite weights")],
 )
 def test_plugin_creator_strategy_answers_are_checked(tmp_path, strategy, fragment):
     """Was: an all-zero (or NaN, or negative) mix from a plug-in strategy was applied without
-    a word but a RuntimeWarning, and the creator's uploads got NaN topic mixes; an explore
-    share of 2 (a "probability" of uploading off-topic) was used as it came. The cell now
+    a word but a RuntimeWarning, and the creator's uploads got NaN topic mixes. The cell now
     stops with one line naming creators.strategy."""
     doc = base_doc(tmp_path)
     doc["creators"] = {
@@ -595,3 +591,18 @@ def test_plugin_surface_that_refuses_its_params(tmp_path, params, fragment, plac
         doc["arms"][1]["surface"] = surface
     prefix = f"{place}.params: 'tests.plugin_kinds:ShortList' cannot be built from them: "
     refused_everywhere(tmp_path, doc, prefix + fragment)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "fragment"),
+    [
+        ("ExploresTwice", "'tests.plugin_kinds:ExploresTwice': explore must be a share in [0, 1]"),
+        ("RaisesInInit", "'tests.plugin_kinds:RaisesInInit' cannot be built: ValueError: no"),
+    ],
+)
+def test_plugin_creator_strategy_that_cannot_run(tmp_path, strategy, fragment):
+    """Was: validate passed; a constructor that raised failed every cell of the run, and an
+    explore share of 2 (a "probability" of uploading off-topic) was used as it came."""
+    doc = base_doc(tmp_path)
+    doc["creators"] = {"count": 3, "strategy": {"type": f"tests.plugin_kinds:{strategy}"}}
+    refused_everywhere(tmp_path, doc, f"creators.strategy: {fragment}")

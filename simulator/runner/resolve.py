@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from recarena.agents.creators.strategies import validate_params
+from recarena.agents.creators.strategies import REGISTRY as STRATEGIES
+from recarena.agents.creators.strategies import build_strategy, validate_params
 from recarena.agents.users.policies import REGISTRY as USER_POLICIES
 from recarena.recommenders.registry import get_entry
 from recarena.simulator.core.errors import RecarenaError, first_line
@@ -101,6 +102,22 @@ def _resolve_strategy(scenario: Scenario) -> None:
     # a params model may coerce the string "inf" into a float; the YAML check cannot see that
     check_finite(params.model_dump(), prefix="creators.strategy.params")
     check_no_bool_numbers(spec.params, params.model_dump(), prefix="creators.strategy.params")
+    if STRATEGIES.get(spec.type).source != "built-in":
+        # built as every cell builds it (Class(params), cheap): a plug-in whose constructor
+        # raised passed validate and failed every cell of the run
+        try:
+            strategy = build_strategy(spec.type, spec.params)
+        except Exception as exc:  # noqa: BLE001 - the plug-in's code: any failure is one line
+            raise RecarenaError(
+                f"creators.strategy: {spec.type!r} cannot be built: "
+                f"{type(exc).__name__}: {_plugin_message(exc)}"
+            ) from None
+        explore = getattr(strategy, "explore", None)
+        if not (isinstance(explore, int | float) and 0 <= explore <= 1):
+            raise RecarenaError(
+                f"creators.strategy: {spec.type!r}: explore must be a share in [0, 1], "
+                f"got {explore!r}"
+            )
 
 
 def _resolve_params(scenario: Scenario) -> None:
