@@ -216,7 +216,28 @@ def _ratios(sums: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
     """Estimators from column sums [..., SUM_COLUMNS]."""
     columns = dict(zip(SUM_COLUMNS, np.moveaxis(sums, -1, 0), strict=True))
     with np.errstate(divide="ignore", invalid="ignore"):
-        return {name: np.asarray(REGISTRY.load(name)(columns)) for name in names}
+        return {name: _estimate(name, columns, sums.shape[:-1]) for name in names}
+
+
+def _estimate(name: str, columns: dict[str, np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    """One estimator's values; a plug-in that raises or answers with something other than real
+    numbers of the sums' shape is one line naming it (was: an internal error, exit 1)."""
+    estimator = REGISTRY.load(name)
+    if REGISTRY.get(name).source == "built-in":
+        return np.asarray(estimator(columns))
+    try:
+        value = np.asarray(estimator(columns))
+        if value.dtype.kind not in "iuf" or value.shape != shape:
+            raise TypeError(
+                f"returned {value.dtype} of shape {value.shape}, expected numbers of shape {shape}"
+            )
+    except Exception as exc:
+        text = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise RecarenaError(
+            f"--estimators: {name!r} failed ({type(exc).__name__}: {text}); an estimator maps "
+            "the column sums (arrays of one shape) to numbers of that shape"
+        ) from None
+    return value
 
 
 def summarise(

@@ -124,3 +124,11 @@ class ExploresTwice(StaticStrategy):
 class RaisesInInit(StaticStrategy):
     def __init__(self, params: StaticParams) -> None:
         raise ValueError("no")
+
+
+def estimator_that_raises(sums: dict[str, np.ndarray]) -> np.ndarray:
+    raise ValueError("estimator exploded")
+
+
+def estimator_of_text(sums: dict[str, np.ndarray]) -> Any:
+    return "high"

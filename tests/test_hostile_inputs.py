@@ -606,3 +606,18 @@ def test_plugin_creator_strategy_that_cannot_run(tmp_path, strategy, fragment):
     doc = base_doc(tmp_path)
     doc["creators"] = {"count": 3, "strategy": {"type": f"tests.plugin_kinds:{strategy}"}}
     refused_everywhere(tmp_path, doc, f"creators.strategy: {fragment}")
+
+
+@pytest.mark.parametrize(
+    ("estimator", "fragment"),
+    [
+        ("estimator_that_raises", "failed (ValueError: estimator exploded)"),
+        ("estimator_of_text", "failed (TypeError: returned <U4 of shape ()"),
+    ],
+)
+def test_plugin_ope_estimator_that_fails(finished_run, estimator, fragment):
+    """Was: an internal error (exit 1) from ope for a plug-in estimator that raised or returned
+    text; now one line naming --estimators and the estimator, exit 2."""
+    name = f"tests.plugin_kinds:{estimator}"
+    code, stderr = cli("ope", str(finished_run), "--target", "popularity", "--estimators", name)
+    assert_refused(code, stderr, f"--estimators: '{name}' {fragment}")
