@@ -197,6 +197,21 @@ def test_agenda_targets_follow_taste_and_always_have_items():
         assert ((codes == row).all(axis=1)).any()
 
 
+def test_agenda_target_at_the_lowest_temperature_when_the_favourite_genre_has_no_items():
+    """Was: at target_temperature 0.001 every genre but the favourite got exp(-huge) = 0, the
+    favourite had no items, so the row's weights were all zero: a RuntimeWarning (invalid value
+    in divide) and a target drawn from NaNs."""
+    import warnings
+
+    facets = _facets([[0, 0, 0], [1, 1, 1], [2, 2, 0]])  # genre 3 has no items
+    user = _user(target_temperature=0.001)
+    user.taste[:2] = [[1, 0, 0, 9], [0, 0, 2, 9]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        target = user.targets(np.arange(2), np.arange(2), facets)
+    assert target[:, 0].tolist() == [0, 2]  # the best genre that has items
+
+
 # --------------------------------------------------------------------------- information gain
 def test_information_gain_by_hand():
     # 8 equally weighted candidates: genre splits 4/4, era 6/2, mood 7/1 (two values each)

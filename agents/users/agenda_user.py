@@ -116,7 +116,10 @@ class AgendaUser:
         ).reshape(dims)
         has_items = joint.sum(axis=tuple(f for f in range(n_facets) if f != genre)) > 0
         logits = self.taste[users][:, :n_genres].astype(np.float64) / self.cfg.target_temperature
-        weights = np.exp(logits - logits.max(axis=1, keepdims=True)) * has_items
+        # the max over genres that have items: at a low temperature a user whose favourite
+        # genre had none got exp(-huge) = 0 for every other genre, and a NaN target
+        logits = np.where(has_items, logits, -np.inf)
+        weights = np.exp(logits - logits.max(axis=1, keepdims=True))
         chosen = draw_categorical(weights, uniforms(combine(key, genre)))
         # matching[b] = joint counts restricted to the values drawn so far: [B, V_0, ...]
         matching = np.moveaxis(joint, genre, 0)[chosen]  # [B, remaining facets...]
