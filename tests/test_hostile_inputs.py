@@ -621,3 +621,38 @@ def test_plugin_ope_estimator_that_fails(finished_run, estimator, fragment):
     name = f"tests.plugin_kinds:{estimator}"
     code, stderr = cli("ope", str(finished_run), "--target", "popularity", "--estimators", name)
     assert_refused(code, stderr, f"--estimators: '{name}' {fragment}")
+
+
+# ------------------------------------------------------------------- the LLM endpoint
+@pytest.mark.parametrize(
+    ("base_url", "fragment"),
+    [
+        ("not a url", "llm.base_url: an endpoint URL has no spaces"),
+        ("ftp://127.0.0.1/v1", "llm.base_url: an endpoint URL starts with http:// or https://"),
+        ("http://[::1", "llm.base_url: not a URL (Invalid IPv6 URL)"),
+        ("http://127.0.0.1:99999/v1", "llm.base_url: not a URL (Port out of range"),
+        ("http://", "llm.base_url: no host in 'http://'"),
+        ("", "llm.base_url: empty (leave it out to use the OPENAI_BASE_URL"),
+        (None, "llm.base_url: provider openai needs an endpoint to call"),
+    ],
+    ids=["spaces", "ftp", "bad_ipv6", "bad_port", "no_host", "empty", "none_and_no_env"],
+)
+def test_llm_endpoint_that_cannot_be_called(tmp_path, monkeypatch, base_url, fragment):
+    """Was: validate passed; then every LLM decision failed and fell back to the rule policy
+    (exit 3, a run of rule users), or every cell failed (InvalidURL, exit 1; no endpoint at all,
+    after the run directory was made)."""
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    doc = base_doc(tmp_path)
+    doc["population"].update(model="llm", users=3)
+    doc["llm"] = {"provider": "openai", "max_retries": 0}
+    if base_url is not None:
+        doc["llm"]["base_url"] = base_url
+    refused_everywhere(tmp_path, doc, fragment)
+
+
+def test_openai_base_url_variable_that_is_not_a_url(tmp_path, monkeypatch):
+    monkeypatch.setenv("OPENAI_BASE_URL", "localhost 8080")
+    doc = base_doc(tmp_path)
+    doc["population"].update(model="llm", users=3)
+    doc["llm"] = {"provider": "openai"}
+    refused_everywhere(tmp_path, doc, "environment variable OPENAI_BASE_URL (llm.base_url): ")

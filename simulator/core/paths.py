@@ -88,3 +88,27 @@ def check_creatable(path: Path, what: str, room: int = 0, directory: bool = True
     if not where.is_dir():
         raise RecarenaError(f"{what} {path}: {where} is a file, not a directory")
     return where
+
+
+def url_problem(text: str) -> str | None:
+    """Why ``text`` is not an http(s) endpoint URL (None when it is). Was: a URL without a
+    scheme or host, with a space or another scheme passed validate and every LLM call of the run
+    failed and fell back (exit 3), or one with a bad port failed every cell (InvalidURL)."""
+    from urllib.parse import urlsplit
+
+    if not text:
+        return "empty (leave it out to use the OPENAI_BASE_URL environment variable)"
+    if any(ch.isspace() for ch in text):
+        return "an endpoint URL has no spaces, e.g. http://127.0.0.1:8080/v1"
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # raises on a port that is not a number in 0..65535
+    except ValueError as exc:
+        return f"not a URL ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return f"an endpoint URL starts with http:// or https://, got {text!r}"
+    if not parts.hostname:
+        return f"no host in {text!r}"
+    if port == 0:
+        return f"port 0 in {text!r}"
+    return None

@@ -18,6 +18,7 @@ from pydantic import (
     Field,
     Tag,
     ValidationError,
+    field_validator,
     model_serializer,
     model_validator,
 )
@@ -25,7 +26,7 @@ from pydantic import (
 from recarena.simulator.core.behaviour_spec import DailyRhythmSpec, InstructionSpec
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.names import check_name, short_repr
-from recarena.simulator.core.paths import DIR_CHECK, PathText, path_problem
+from recarena.simulator.core.paths import DIR_CHECK, PathText, path_problem, url_problem
 from recarena.simulator.core.scenario_features import AIContent, Talk
 from recarena.simulator.core.section import (
     Exponent,
@@ -384,6 +385,15 @@ class LLM(Section):
     """provider local: CPU threads of the server (default: all cores)."""
     base_url: str | None = None
     """For provider=openai; default: the OPENAI_BASE_URL environment variable."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url_is_a_url(cls, value: str | None) -> str | None:
+        problem = None if value is None else url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
     model: str | None = None
     """Model name sent to the endpoint; default SmolLM2-135M-Instruct for local."""
     api_key_env: str = "OPENAI_API_KEY"

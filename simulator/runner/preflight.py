@@ -30,7 +30,7 @@ from recarena.agents.users.daily_rhythm import pooled_profile_from_csv
 from recarena.agents.users.personas import data_traits
 from recarena.simulator.core.errors import RecarenaError, first_line
 from recarena.simulator.core.machine import usable_cpus
-from recarena.simulator.core.paths import check_creatable
+from recarena.simulator.core.paths import check_creatable, url_problem
 from recarena.simulator.core.scenario import CarouselSurface, Scenario
 from recarena.simulator.data.datasets import detect_format, load_dataset, recbole_ml100k_dir
 from recarena.simulator.runner.sweep import check_grid_size, expand_sweep
@@ -351,6 +351,25 @@ def _check_llm_cache(scenario: Scenario, mode: str | None, path: Path | None) ->
         raise RecarenaError(f"{what}: {cache} is not an SQLite file (a cache of LLM calls)")
 
 
+def _check_llm_endpoint(scenario: Scenario, mode: str | None) -> None:
+    """provider openai: an endpoint to call, from llm.base_url or OPENAI_BASE_URL (was: every
+    cell failed with "no endpoint to call" after the run directory was made)."""
+    llm = scenario.llm
+    if not scenario.uses_llm or llm.provider != "openai" or (mode or llm.cache.mode) == "replay":
+        return
+    if llm.base_url is not None:
+        return  # checked by the schema
+    url = os.environ.get("OPENAI_BASE_URL", "")
+    if not url:
+        raise RecarenaError(
+            "llm.base_url: provider openai needs an endpoint to call (set llm.base_url or the "
+            "OPENAI_BASE_URL environment variable)"
+        )
+    problem = url_problem(url)
+    if problem is not None:
+        raise RecarenaError(f"environment variable OPENAI_BASE_URL (llm.base_url): {problem}")
+
+
 def _check_llm_model(scenario: Scenario, mode: str | None) -> None:
     """provider local: the server's package and a GGUF model file (the run's own check)."""
     llm = scenario.llm
@@ -577,6 +596,7 @@ def _check_files(
     _check_edge_list(scenario, users, read_edge_list)
     _check_llm_cache(scenario, llm_cache_mode, llm_cache_path)
     _check_llm_model(scenario, llm_cache_mode)
+    _check_llm_endpoint(scenario, llm_cache_mode)
     _check_start_hours(scenario)
     return sizes
 
