@@ -656,3 +656,20 @@ def test_openai_base_url_variable_that_is_not_a_url(tmp_path, monkeypatch):
     doc["population"].update(model="llm", users=3)
     doc["llm"] = {"provider": "openai"}
     refused_everywhere(tmp_path, doc, "environment variable OPENAI_BASE_URL (llm.base_url): ")
+
+
+@pytest.mark.parametrize(
+    ("tail", "fragment"),
+    [("abc\n", "failed in column 'timestamp'"), ("nan\n", "every timestamp must be a finite")],
+)
+def test_large_start_hours_csv_with_a_bad_value_deep_inside(tmp_path, monkeypatch, tail, fragment):
+    """Was: a start_hours_from CSV larger than preflight's full-parse size had only its header
+    checked, so a bad value deep inside passed validate and failed every cell of the run (after
+    two DtypeWarnings from the cell's reader). Its timestamp column is now streamed."""
+    monkeypatch.setattr("recarena.simulator.runner.preflight.SMALL_FILE_BYTES", 100)
+    csv = tmp_path / "ratings.csv"
+    csv.write_text("userId,timestamp\n" + "1,1000000000\n" * 50 + "1," + tail, encoding="utf-8")
+    doc = base_doc(tmp_path)
+    doc["population"]["daily_rhythm"] = {"start_hours_from": str(csv)}
+    refused_everywhere(tmp_path, doc, f"population.daily_rhythm.start_hours_from: {csv}: ")
+    refused_everywhere(tmp_path, doc, fragment)

@@ -380,7 +380,8 @@ def _check_llm_model(scenario: Scenario, mode: str | None) -> None:
 
 def _check_start_hours(scenario: Scenario) -> None:
     """``daily_rhythm.start_hours_from``: read by the engine's own reader, which refuses a file
-    without usable timestamps (a large file: its header only; the cell reads the rest)."""
+    without usable timestamps (a large file: its header here, then its timestamp column
+    streamed)."""
     rhythm = scenario.population.daily_rhythm
     if rhythm is None or rhythm.start_hours_from is None:
         return
@@ -397,6 +398,22 @@ def _check_start_hours(scenario: Scenario) -> None:
         raise RecarenaError(f"{what}: {path}: {first_line(exc)}") from None
     if "timestamp" not in header:
         raise RecarenaError(f"{what}: {path}: no 'timestamp' column")
+    # the column itself, streamed (a 77 MB file: ~1 s): a bad value deep in a large file passed
+    # validate and failed every cell of the run (after two DtypeWarnings from its reader)
+    import polars as pl
+
+    stamps = pl.col("timestamp").str.strip_chars().cast(pl.Float64, strict=True)
+    try:
+        finite = (
+            pl.scan_csv(path, infer_schema=False)
+            .select(stamps.is_finite().fill_null(False).all())
+            .collect(engine="streaming")
+            .item()
+        )
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise RecarenaError(f"{what}: {path}: {first_line(exc)[:200]}") from None
+    if not finite:
+        raise RecarenaError(f"{what}: {path}: every timestamp must be a finite number")
 
 
 # -------------------------------------------------------------------------------- shapes
