@@ -673,3 +673,25 @@ def test_large_start_hours_csv_with_a_bad_value_deep_inside(tmp_path, monkeypatc
     doc["population"]["daily_rhythm"] = {"start_hours_from": str(csv)}
     refused_everywhere(tmp_path, doc, f"population.daily_rhythm.start_hours_from: {csv}: ")
     refused_everywhere(tmp_path, doc, fragment)
+
+
+@pytest.mark.parametrize(
+    ("field", "fragment"),
+    [
+        ("population.dataset", "is not a file or a directory of a dataset"),
+        ("population.daily_rhythm.start_hours_from", "not a file"),
+        ("population.social.graph.path", "edge-list file not found"),
+        ("llm.cache.path", "is not a file (an SQLite cache of LLM calls)"),
+    ],
+)
+def test_data_path_that_is_a_named_pipe(tmp_path, field, fragment):
+    """Was (population.dataset): an internal error (NotADirectoryError, exit 1) from validate;
+    a pipe must never be opened (reading it blocks until something writes)."""
+    import os
+
+    pipe = tmp_path / "pipe.csv"
+    os.mkfifo(pipe)
+    doc = base_doc(tmp_path)
+    _set_path(doc, field, str(pipe))
+    refused_everywhere(tmp_path, doc, f"{field}: ")
+    refused_everywhere(tmp_path, doc, fragment)

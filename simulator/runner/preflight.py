@@ -218,6 +218,8 @@ def _check_dataset(dataset: str, what: str) -> None:
         path = Path(dataset)
         if not path.exists():
             raise RecarenaError(f"dataset not found: {path} (or use 'ml-100k')")
+        if not (path.is_file() or path.is_dir()):  # a pipe or a device: reading it may block
+            raise RecarenaError(f"{path} is not a file or a directory of a dataset")
         detect_format(path)
         if _bytes_of(path) <= SMALL_FILE_BYTES:
             # run calibrates it before the first cell; a bad line found only then is a run
