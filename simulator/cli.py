@@ -366,6 +366,7 @@ def calibrate(
     from recarena.simulator.data.datasets import load_dataset
 
     _check_format(fmt)
+    _check_population_output(output, CalibratedPopulation)
     started = time.perf_counter()
     with _stoppable(f"nothing written to {output}"), _reading(f"dataset {dataset}"):
         data = load_dataset(dataset, fmt)  # type: ignore[arg-type]
@@ -381,6 +382,20 @@ def calibrate(
         f"sessions/day; {time.perf_counter() - started:.1f} s\n"
         f"wrote {users_path}, {items_path}, {json_path}"
     )
+
+
+def _check_population_output(output: Path, population: Any) -> None:
+    """Before any work: every file ``calibrate -o`` writes (the users file and its siblings)
+    can be created, and none of them is something other than a regular file. Was: ``-o
+    /dev/null`` fitted for minutes, then created /dev/null.items.parquet beside the device."""
+    from recarena.simulator.core.paths import check_creatable
+
+    files = [*population.paths(output), population.interest_path(output)]
+    for path in files:
+        check_creatable(path, "--output", directory=False)
+        if path.exists() and not path.is_file():
+            kind = "a directory" if path.is_dir() else "not a regular file"
+            raise RecarenaError(f"--output {output}: {path} is {kind}")
 
 
 def _fidelity_panel(

@@ -142,3 +142,19 @@ def test_log_reference_matches_the_schema():
 
     page = (Path(__file__).resolve().parent.parent / "docs/reference/logs.md").read_text()
     assert markdown_tables("##") in page
+
+
+@pytest.mark.parametrize("where", ["device", "directory", "under-a-file", "items-sibling-dir"])
+def test_calibrate_refuses_an_output_it_cannot_write_before_any_work(tmp_path, where):
+    """Was: ``-o /dev/null`` fitted, then created /dev/null.items.parquet beside the device."""
+    output = {
+        "device": Path("/dev/null"),
+        "directory": tmp_path,
+        "under-a-file": tmp_path / "plain.txt" / "pop.parquet",
+        "items-sibling-dir": tmp_path / "pop.parquet",
+    }[where]
+    (tmp_path / "plain.txt").write_text("x")
+    (tmp_path / "pop.items.parquet").mkdir()
+    done = recarena("calibrate", str(tmp_path / "no-such-dataset"), "-o", str(output))
+    _assert_one_line_error(done, "--output")
+    assert not list(Path("/dev").glob("null.*"))
