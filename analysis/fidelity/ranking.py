@@ -52,6 +52,7 @@ from recarena.simulator.core.types import (
 )
 from recarena.simulator.runner.experiment import run_experiment
 from recarena.simulator.runner.resolve import parse_scenario
+from recarena.simulator.runner.task_pool import map_in_processes
 
 K = 10
 Progress = Callable[[str, float], None]
@@ -321,8 +322,6 @@ def train_arms(jobs: list[TrainJob], workers: int, report: Progress) -> list[Tra
             out.append(train_arm(job))
         report(f"train: {len(jobs)} arms trained", 1.0)
         return out
-    from recarena.simulator.runner.task_pool import map_in_processes
-
     report(f"train: {len(jobs)} arms on {workers} processes", 0.0)
     finished: list[str] = []
 

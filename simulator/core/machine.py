@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import os
 
+from recarena.simulator.core.errors import RecarenaError
+
 
 def usable_cpus() -> int:
     """CPUs this process may run on (its affinity where the OS reports one), at least 1."""
@@ -24,8 +26,6 @@ def env_limit(name: str, default: int) -> int:
     unset or empty), read when it is used; one-line RecarenaError for anything else. Was read
     with ``int()`` at import, so ``abc`` or ``1e6`` was an internal error of every command and a
     negative value crashed the file reader."""
-    from recarena.simulator.core.errors import RecarenaError
-
     text = os.environ.get(name, "").strip()
     if not text:
         return default
