@@ -63,15 +63,7 @@ class PolicyParams(BaseModel):
             raise ValueError(problem)
         path = Path(spec)
         if ":" in spec and not path.exists():
-            module_name, _, attribute = spec.partition(":")
-            try:
-                obj: Any = importlib.import_module(module_name)
-                for part in attribute.split("."):
-                    obj = getattr(obj, part)
-            except Exception as exc:  # noqa: BLE001 - the user's module: any failure is theirs
-                raise ValueError(f"cannot load {spec!r}: {type(exc).__name__}: {exc}") from None
-            if not callable(obj):
-                raise ValueError(f"{spec!r} is not callable")
+            _import_callable(spec)
             return spec
         if not path.is_file():
             raise ValueError(f"file not found: {spec}")
@@ -93,21 +85,29 @@ _TORCH_MAGIC = (b"PK\x03\x04", b"\x80")
 pickle (legacy torch.save)."""
 
 
+def _import_callable(spec: str) -> Any:
+    """``package.module:attr`` imported, or ValueError saying why not (validate and the cell
+    ask the same question)."""
+    module_name, _, attribute = spec.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in attribute.split("."):
+            obj = getattr(obj, part)
+    except Exception as exc:  # noqa: BLE001 - the user's module: any failure is theirs
+        raise ValueError(f"cannot load {spec!r}: {type(exc).__name__}: {exc}") from None
+    if not callable(obj):
+        raise ValueError(f"{spec!r} is not callable")
+    return obj
+
+
 def load_policy(spec: str) -> tuple[Callable[[dict[str, Any]], Any], bool]:
     """The policy and whether it is a torch module (its inputs are then tensors)."""
     path = Path(spec)
     if ":" in spec and not path.exists():
-        module_name, _, attribute = spec.partition(":")
         try:
-            obj: Any = importlib.import_module(module_name)
-            for part in attribute.split("."):
-                obj = getattr(obj, part)
-        except (ImportError, AttributeError) as exc:
-            raise RecarenaError(
-                f"recommender.params.checkpoint: cannot load {spec!r}: {exc}"
-            ) from None
-        if not callable(obj):
-            raise RecarenaError(f"recommender.params.checkpoint: {spec!r} is not callable")
+            obj = _import_callable(spec)
+        except ValueError as exc:
+            raise RecarenaError(f"recommender.params.checkpoint: {exc}") from None
         return obj, _is_torch_module(obj)
     if not path.is_file():
         raise RecarenaError(f"recommender.params.checkpoint: file not found: {spec}")

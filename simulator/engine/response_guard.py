@@ -25,6 +25,7 @@ import numpy as np
 
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.types import PAD_ITEM, PageBatch, ResponseBatch
+from recarena.simulator.engine.slate_guard import request_location
 
 
 class ResponseViolation(RecarenaError):
@@ -55,13 +56,7 @@ class GuardedPolicy:
         return response
 
     def _fail(self, pages: PageBatch, row: int, what: str) -> ResponseViolation:
-        requests = pages.requests
-        where = (
-            f"request user={int(requests.user[row])} session={int(requests.session[row])} "
-            f"page={int(requests.page[row])}"
-            if 0 <= row < len(requests)
-            else "the batch"
-        )
+        where = request_location(pages.requests, row)
         return ResponseViolation(f"population.policy {self.name!r}: {what} at {where}")
 
     def check(self, pages: PageBatch, response: Any) -> None:

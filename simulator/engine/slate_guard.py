@@ -38,6 +38,16 @@ class SlateViolation(RecarenaError):
     """A recommender returned a slate the engine refuses to show."""
 
 
+def request_location(requests: RequestBatch, row: int) -> str:
+    """Where a guard's finding is, for its one line: the request of ``row``, or the batch."""
+    if not 0 <= row < len(requests):
+        return "the batch"
+    return (
+        f"request user={int(requests.user[row])} session={int(requests.session[row])} "
+        f"page={int(requests.page[row])}"
+    )
+
+
 class SlateGuard:
     """Checks slates for one cell's arm; ``wrap`` puts the check around ``recommend``."""
 
@@ -49,12 +59,7 @@ class SlateGuard:
         return GuardedRecommender(recommender, self)
 
     def _fail(self, requests: RequestBatch, row: int, what: str) -> SlateViolation:
-        where = (
-            f"request user={int(requests.user[row])} session={int(requests.session[row])} "
-            f"page={int(requests.page[row])}"
-            if 0 <= row < len(requests)
-            else "the batch"
-        )
+        where = request_location(requests, row)
         return SlateViolation(f"arm {self.arm!r} (recommender {self.kind!r}): {what} at {where}")
 
     def check(self, requests: RequestBatch, slates: SlateBatch, k: int | None = None) -> None:
