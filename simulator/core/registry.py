@@ -148,6 +148,10 @@ class Registry:
     check: Callable[[Any, str], None] | None = None
     """Raises LookupError when a loaded object does not honour the kind's contract."""
     _entry_points: dict[str, Entry] | None = field(default=None, repr=False)
+    _table: Mapping[str, Entry] | None = field(default=None, repr=False)
+    _checked: dict[str, Any] = field(default_factory=dict, repr=False)
+    """name -> the object that passed ``check``: a sweep resolves every point's names, and
+    inspecting a class's signature again for each of 10,000 points was most of its validation."""
 
     @property
     def group(self) -> str:
@@ -172,12 +176,14 @@ class Registry:
 
     def entries(self) -> Mapping[str, Entry]:
         """Built-in and installed entries (not ad-hoc ``module:Attribute`` names)."""
-        table = {
-            name: Entry(self.kind, name, target, description)
-            for name, (target, description) in self.builtins.items()
-        }
-        table.update(self._installed())
-        return MappingProxyType(table)
+        if self._table is None:
+            table = {
+                name: Entry(self.kind, name, target, description)
+                for name, (target, description) in self.builtins.items()
+            }
+            table.update(self._installed())
+            self._table = MappingProxyType(table)
+        return self._table
 
     def names(self) -> list[str]:
         return list(self.entries())
@@ -199,8 +205,9 @@ class Registry:
         raise LookupError(f"unknown {self.label} {name!r}; known: {', '.join(entries)}")
 
     def load(self, name: str) -> Any:
-        """Import the plug-in and check its contract."""
+        """Import the plug-in and check its contract (once per object)."""
         obj = self.get(name).load()
-        if self.check is not None:
+        if self.check is not None and self._checked.get(name) is not obj:
             self.check(obj, name)
+            self._checked[name] = obj
         return obj

@@ -18,6 +18,7 @@ Every failure is one :class:`RecarenaError` line naming the file.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -158,8 +159,27 @@ def load_yaml(text: str, source: str) -> Any:
     return data
 
 
+def _scalars(data: Any) -> Iterator[Any]:
+    """Every scalar of a parsed document, keys included, with no path built. The walks below
+    build a path string for every node, which made them most of a sweep's validation (~10k
+    points, each walked several times); they now walk only a document this scan finds a
+    suspect in."""
+    stack = [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend(value)
+            stack.extend(value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend(value)
+        else:
+            yield value
+
+
 def non_finite_path(data: Any, prefix: str = "") -> tuple[str, float] | None:
     """The YAML path and value of the first NaN or infinity in a parsed document, if any."""
+    if not any(isinstance(v, float) and not math.isfinite(v) for v in _scalars(data)):
+        return None
     stack: list[tuple[str, Any]] = [(prefix, data)]
     while stack:
         path, value = stack.pop()
@@ -187,6 +207,8 @@ def surrogate_path(data: Any, prefix: str = "") -> tuple[str, str] | None:
     """The YAML path and text of the first string (value or key) holding a lone surrogate
     (U+D800-U+DFFF, which YAML's ``"\\uD800"`` escape makes): not Unicode text, so it cannot be
     written as UTF-8."""
+    if all(not isinstance(v, str) or v.isascii() for v in _scalars(data)):
+        return None
     stack: list[tuple[str, Any]] = [(prefix, data)]
     while stack:
         path, value = stack.pop()
@@ -224,6 +246,8 @@ def bool_as_number_path(raw: Any, validated: Any, prefix: str = "") -> str | Non
     an int or float is expected, so ``seed: true`` or ``epochs: on`` used to run as 1. ``raw`` is
     the document as parsed and ``validated`` the model's dump; only paths present in both count.
     """
+    if not any(isinstance(v, bool) for v in _scalars(raw)):
+        return None
     stack: list[tuple[str, Any, Any]] = [(prefix, raw, validated)]
     while stack:
         path, before, after = stack.pop()

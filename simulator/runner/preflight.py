@@ -503,9 +503,13 @@ def _grid(scenario: Scenario) -> int:
     return math.prod(len(v) for v in scenario.sweep.values()) if scenario.sweep else 1
 
 
-def _check_estimate(est: Estimate, scenario: Scenario, limits: Limits, force: bool) -> None:
+def _check_estimate(
+    est: Estimate, scenario: Scenario, limits: Limits, force: bool, memory: int | None = None
+) -> None:
+    """``memory``: the machine's, when the caller already asked (a sweep asks once, not once
+    per point)."""
     problems = []
-    memory = machine_memory()
+    memory = machine_memory() if memory is None else memory
     if est.bytes_total > limits.memory_fraction * memory:
         who = f"{human_count(est.users)} users"
         if est.items > est.users:
@@ -572,6 +576,7 @@ def _check_points(
     if not scenario.sweep:
         return
     checked = {_file_inputs(scenario): sizes}
+    memory = machine_memory()
     for point in expand_sweep(scenario):
         world = point.scenario
         values = ", ".join(f"{k}={v!r}" for k, v in point.params.items())
@@ -581,7 +586,7 @@ def _check_points(
                 checked[key] = files(world)
             point_sizes = checked[key]
             _check_pages(world, point_sizes.items if point_sizes else world.catalog.initial_items)
-            _check_estimate(estimate(world, point_sizes, workers), world, limits, force)
+            _check_estimate(estimate(world, point_sizes, workers), world, limits, force, memory)
         except RecarenaError as exc:
             raise RecarenaError(f"sweep point {point.index} ({values}): {exc}") from None
 

@@ -30,9 +30,10 @@ from recarena.simulator.engine.surfaces import REGISTRY as SURFACES
 from recarena.simulator.engine.surfaces import build_surface
 
 
-def parse_scenario(raw: Any, source: str = "<scenario>") -> Scenario:
-    """Validate a parsed YAML document and resolve it against the registries."""
-    return resolve(validate_document(raw, source), source)
+def parse_scenario(raw: Any, source: str = "<scenario>", *, scanned: bool = False) -> Scenario:
+    """Validate a parsed YAML document and resolve it against the registries (``scanned``: see
+    :func:`validate_document`)."""
+    return resolve(validate_document(raw, source, scanned=scanned), source)
 
 
 def load_scenario(path: str | Path) -> Scenario:
