@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from recarena.recommenders.base import NoParams, Recommender, RecommenderContext
+from recarena.simulator.core.errors import RecarenaError, first_line
 from recarena.simulator.core.names import short_repr
 from recarena.simulator.core.registry import Registry, check_buildable
 
@@ -183,3 +184,46 @@ def build(type_name: str, params: BaseModel | dict, ctx: RecommenderContext) -> 
     if not isinstance(params, BaseModel):
         params = entry.params.model_validate(params)
     return entry.factory(params, ctx)
+
+
+def plugins_in(where: str, type_name: str, params: dict) -> list[tuple[str, str, dict]]:
+    """``(field, type, params)`` of the recommenders in an arm's tree whose code is not ours:
+    the arm's own type, or a built-in wrapper's ``base`` (and that base's base). The walk stops
+    at the first plug-in, since building it builds whatever it wraps."""
+    if REGISTRY.get(type_name).source != "built-in":
+        return [(where, type_name, params)]
+    base, base_params = params.get("base"), params.get("base_params")
+    if isinstance(base, str) and isinstance(base_params, dict):
+        return plugins_in(f"{where}.params.base", base, base_params)
+    return []
+
+
+def build_plugin(
+    type_name: str, params: BaseModel | dict, ctx: RecommenderContext, where: str
+) -> Recommender:
+    """:func:`build` for a tree holding a plug-in: whatever its constructor raises (or a
+    ``sys.exit``) is one RecarenaError naming ``where`` and the type. Validate builds each
+    plug-in this way before a run, and the cell does again, so a constructor that raises is
+    the user's one line (exit 2), not every cell of the arm failing with a traceback (exit 1)."""
+    try:
+        return build(type_name, params, ctx)
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - the plug-in's code: any failure
+        raise RecarenaError(
+            f"{where}: {type_name!r} cannot be built: {_exception_line(exc)}"
+        ) from None
+
+
+def _exception_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (a pydantic error by its first field), at most 200
+    characters of it, even for an exception whose ``__str__`` raises."""
+    if isinstance(exc, ValidationError):
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(part) for part in first["loc"])
+        text = f"{where}: {first['msg']}" if where else str(first["msg"])
+    else:
+        try:
+            text = first_line(exc)
+        except Exception:  # noqa: BLE001 - a plug-in's exception that cannot be printed
+            text = "(its message could not be printed)"
+    name = type(exc).__name__
+    return name if text == name else f"{name}: {text[:200]}"

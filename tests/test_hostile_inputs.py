@@ -259,6 +259,70 @@ def test_metrics_list_that_would_be_misread(tmp_path, metrics, fragment):
     refused_everywhere(tmp_path, doc, fragment)
 
 
+@pytest.mark.parametrize(
+    ("recommender", "sweep", "fragment"),
+    [
+        (
+            {"type": f"{P}:NeedsSmallX", "params": {"x": 3}},
+            None,
+            f"arms[1].recommender (arm 'popularity'): '{P}:NeedsSmallX' cannot be built: "
+            "ValueError: x=3 is too big for this plug-in",
+        ),
+        (
+            {"type": f"{P}:NeedsSmallX", "params": {"x": 4}},
+            None,
+            f"arms[1].recommender (arm 'popularity'): '{P}:NeedsSmallX' cannot be built: "
+            "SystemExit: 4",
+        ),
+        (
+            {
+                "type": "epsilon_greedy",
+                "params": {"base": f"{P}:NeedsSmallX", "base_params": {"x": 3}},
+            },
+            None,
+            f"arms[1].recommender.params.base (arm 'popularity'): '{P}:NeedsSmallX' cannot be "
+            "built: ValueError: x=3",
+        ),
+        (
+            {"type": f"{P}:NeedsSmallX"},
+            {"arms[popularity].recommender.params.x": [1, 2, 3]},
+            "sweep point 2 (arms[popularity].recommender.params.x=3): arms[1].recommender (arm "
+            f"'popularity'): '{P}:NeedsSmallX' cannot be built: ValueError",
+        ),
+    ],
+    ids=["raises", "exits", "as_a_base", "one_swept_value"],
+)
+def test_plugin_recommender_whose_constructor_fails(tmp_path, recommender, sweep, fragment):
+    """Was: validate passed (the class has its methods and signature), then every cell of the
+    arm failed with the constructor's exception (exit 1, a half-written run directory; a
+    sys.exit in the constructor ended validate with the plug-in's code and no word). Now the
+    preflight builds each plug-in once per distinct params, as the cell does, without fitting:
+    one line naming the arm and the class, exit 2, nothing written."""
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["recommender"] = recommender
+    if sweep is not None:
+        doc["sweep"] = sweep
+    refused_everywhere(tmp_path, doc, fragment)
+
+
+def test_plugin_recommender_that_only_the_cell_can_build(tmp_path):
+    """The base of a swept value that no point uses is never built (it never runs); and where
+    validate does not build (a run started without it), the cell's own build fails in the same
+    one line, a user error (exit 2 from the CLI), not a traceback."""
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["recommender"] = {"type": f"{P}:NeedsSmallX", "params": {"x": 3}}
+    doc["sweep"] = {"arms[popularity].recommender.params.x": [1, 2]}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    code, stderr = cli("validate", str(path))
+    assert code == 0, stderr
+    del doc["sweep"]
+    with pytest.raises(RecarenaError) as refused:
+        run_experiment(parse_scenario(doc), tmp_path / "run", executor="local")
+    assert "arms[1].recommender (arm 'popularity'): " in str(refused.value)
+    assert "cannot be built: ValueError: x=3 is too big" in str(refused.value)
+
+
 # ------------------------------------------------------------ plug-ins that exit the process
 @pytest.mark.parametrize(
     ("kind", "code"), [("ExitsInFit", "None"), ("ExitsInRecommend", "3")], ids=["fit", "recommend"]

@@ -8,6 +8,7 @@ from typing import Any
 
 from recarena.agents.creators.strategies import StaticParams, StaticStrategy
 from recarena.agents.users.rule_user import RuleUserPolicy
+from recarena.recommenders.base import NoParams
 from recarena.recommenders.random import RandomRecommender
 from recarena.simulator.engine.surfaces import ListView
 
@@ -70,3 +71,17 @@ class StrategyWithoutParams(StaticStrategy):
 
 def surface_of_params_only(params: dict) -> ListView:
     return ListView(params, 0.7)
+
+
+class NeedsSmallX(RandomRecommender):
+    """A constructor that refuses some of its params (and exits the process on others)."""
+
+    class Params(NoParams):
+        x: int = 1
+
+    def __init__(self, params: Any, ctx: Any) -> None:
+        if params.x == 3:
+            raise ValueError(f"x={params.x} is too big for this plug-in")
+        if params.x == 4:
+            raise SystemExit(4)
+        super().__init__(params, ctx)

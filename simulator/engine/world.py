@@ -37,7 +37,7 @@ from recarena.agents.users.social import SocialState
 from recarena.agents.users.talk import TalkState, draw_extraversion
 from recarena.recommenders.base import Recommender, RecommenderContext
 from recarena.recommenders.llm_crs import recommender_llm_resources
-from recarena.recommenders.registry import build
+from recarena.recommenders.registry import build, build_plugin, plugins_in
 from recarena.simulator.core.catalog import Catalog
 from recarena.simulator.core.rng import arm_key, generator, hash_base
 from recarena.simulator.core.scenario import Arm, Scenario
@@ -182,7 +182,12 @@ def build_world(
         social_feed=social.talk if social is not None else None,
         exploration_setting=user_state.explore_prob,
     )
-    recommender = build(arm.recommender.type, arm.recommender.params, context)
+    spec = arm.recommender
+    if plugins_in("", spec.type, spec.params):  # code we do not control: its failure is one line
+        where = f"arms[{arm_index}].recommender (arm {arm.name!r})"
+        recommender = build_plugin(spec.type, spec.params, context, where)
+    else:
+        recommender = build(spec.type, spec.params, context)
     surface = build_surface(scenario.surface_for(arm), cfg_pop.position_decay)
     creator_llm = creator_llm_client(scenario, llm_runtime)
     creator_dynamics = CreatorDynamics(

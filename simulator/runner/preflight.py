@@ -11,7 +11,8 @@ registry checks and before anything is created, so "validate says ok" means "run
 Files are read with the project's own loaders (the ones the engine uses) and their errors
 turned into one line naming the file. The resource estimate is deliberately rough (an upper
 bound of the big arrays, not a profile); its job is to refuse what cannot fit, with the figure,
-unless the user passes ``--force``.
+unless the user passes ``--force``. Plug-in recommenders are built once, as the cells build
+them (simulator/runner/build_check.py), so a constructor that raises is found here too.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from recarena.simulator.core.machine import usable_cpus
 from recarena.simulator.core.paths import check_creatable, url_problem
 from recarena.simulator.core.scenario import CarouselSurface, Scenario
 from recarena.simulator.data.datasets import detect_format, load_dataset, recbole_ml100k_dir
+from recarena.simulator.runner.build_check import Built, check_builds
 from recarena.simulator.runner.sweep import check_grid_size, expand_sweep
 
 SMALL_FILE_BYTES = 64 * 2**20
@@ -569,10 +571,12 @@ def _check_points(
     limits: Limits,
     force: bool,
     files: FileCheck,
+    built: Built,
 ) -> None:
     """A sweep's points: each point's page shapes and resource limits, as for a plain scenario
-    (a swept ``retrain.every_days`` or ``surface.k`` is refused like a written one), and the
-    files a point reads when they differ from the base's (a swept ``population.path``)."""
+    (a swept ``retrain.every_days`` or ``surface.k`` is refused like a written one), the
+    files a point reads when they differ from the base's (a swept ``population.path``), and its
+    plug-in recommenders built once per distinct params (a swept plug-in param)."""
     if not scenario.sweep:
         return
     checked = {_file_inputs(scenario): sizes}
@@ -586,7 +590,9 @@ def _check_points(
                 checked[key] = files(world)
             point_sizes = checked[key]
             _check_pages(world, point_sizes.items if point_sizes else world.catalog.initial_items)
-            _check_estimate(estimate(world, point_sizes, workers), world, limits, force, memory)
+            point_estimate = estimate(world, point_sizes, workers)
+            _check_estimate(point_estimate, world, limits, force, memory)
+            check_builds(world, point_estimate.users, built)
         except RecarenaError as exc:
             raise RecarenaError(f"sweep point {point.index} ({values}): {exc}") from None
 
@@ -653,7 +659,10 @@ def preflight(
         _check_pages(scenario, sizes.items if sizes else scenario.catalog.initial_items)
         est = estimate(scenario, sizes, workers)
         _check_estimate(est, scenario, limits or Limits(), force)
-        _check_points(scenario, sizes, workers, limits or Limits(), force, files)
+        built: Built = set()
+        if not scenario.sweep:  # with a sweep, its points are what the cells build
+            check_builds(scenario, est.users, built)
+        _check_points(scenario, sizes, workers, limits or Limits(), force, files, built)
     except RecarenaError as exc:
         raise RecarenaError(f"{source}: {exc}") from None
     return est

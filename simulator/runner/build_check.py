@@ -1,0 +1,61 @@
+"""Plug-in recommenders built before a run, the way each cell builds them.
+
+A plug-in's constructor is its own code: it may refuse its params, look for a file, or simply
+raise. The class alone cannot tell (the registry checks its methods and signature), so such an
+arm passed ``validate`` and then failed every one of its cells after the run directory was
+written (exit 1). Building is cheap (nothing is fitted: ``fit`` runs on the cell's clock), so
+the preflight builds each plug-in once per distinct ``(type, params, users, topics)`` with the
+cell's context, and a failure is one line naming the arm and the class (exit 2).
+
+Two things of the cell's context exist only inside a cell: the true utilities (``truth``, a
+function here that refuses to answer) and the users' talk feed. With ``population.social.talk``
+the plug-ins are not built here (a stand-in feed could make a good plug-in fail); the cell's
+own build then fails with the same one line.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from recarena.agents.users.population import draw_explore_prob
+from recarena.recommenders.base import RecommenderContext
+from recarena.recommenders.registry import build_plugin, plugins_in
+from recarena.simulator.core.rng import arm_key, generator
+from recarena.simulator.core.scenario import Scenario
+
+Built = set[tuple[str, str, int, int]]
+"""What was built already: (type, params as JSON, users, topics)."""
+
+
+def _no_truth(requests: Any, items: np.ndarray) -> np.ndarray:
+    raise RuntimeError("true utilities exist only inside a cell (not while validating)")
+
+
+def check_builds(scenario: Scenario, users: int, built: Built) -> None:
+    """Build every plug-in recommender of the scenario's arms (none are fitted); RecarenaError
+    naming the arm, the field and the class when a constructor fails."""
+    social = scenario.population.social
+    if social is not None and social.talk is not None:
+        return
+    topics = scenario.catalog.topics
+    for index, arm in enumerate(scenario.arms):
+        spec = arm.recommender
+        where = f"arms[{index}].recommender"
+        for field, type_name, params in plugins_in(where, spec.type, spec.params):
+            key = (type_name, json.dumps(params, sort_keys=True, default=repr), users, topics)
+            if key in built:
+                continue
+            context = RecommenderContext(
+                rng=generator(scenario.seed, 0, "recommender", arm_key(arm.name)),
+                n_users=users,
+                n_topics=topics,
+                truth=_no_truth,
+                exploration_setting=draw_explore_prob(
+                    scenario.population, users, generator(scenario.seed, 0, "population")
+                ),
+            )
+            build_plugin(type_name, params, context, f"{field} (arm {arm.name!r})")
+            built.add(key)
