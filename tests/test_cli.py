@@ -158,3 +158,33 @@ def test_calibrate_refuses_an_output_it_cannot_write_before_any_work(tmp_path, w
     done = recarena("calibrate", str(tmp_path / "no-such-dataset"), "-o", str(output))
     _assert_one_line_error(done, "--output")
     assert not list(Path("/dev").glob("null.*"))
+
+
+def test_plain_progress_lines_for_a_stderr_that_is_not_a_terminal():
+    """rich prints nothing until the work ends when stderr is a file; PlainProgress prints a
+    task's next tenth at most every `interval` seconds, every task's end, and nothing at all
+    for work shorter than `interval`."""
+    import io
+
+    from rich.console import Console
+
+    from recarena.simulator.cli import PlainProgress
+
+    now = [0.0]
+    sink = io.StringIO()
+    progress = PlainProgress(Console(file=sink, width=200), interval=5.0, clock=lambda: now[0])
+    quick, slow = progress.add_task("arm=a rep=0"), progress.add_task("arm=b rep=0")
+    now[0] = 1.0
+    progress.update(quick, completed=1.0)  # ended within the first interval: silent
+    progress.update(slow, completed=0.5)  # too soon after the start for a line
+    now[0] = 6.0
+    progress.update(slow, completed=0.55)
+    now[0] = 7.0
+    progress.update(slow, completed=0.75)  # a new tenth, but only a second after the last line
+    now[0] = 65.0
+    progress.update(slow, completed=1.0, description="arm=b rep=0 (99 s)")
+    progress.update(slow, completed=1.0)  # done once
+    assert sink.getvalue().splitlines() == [
+        "[0:06] arm=b rep=0: 55%",
+        "[1:05] arm=b rep=0 (99 s): done",
+    ]
