@@ -313,6 +313,18 @@ def test_bootstrap_ci_contains_the_estimate_and_narrows_with_users() -> None:
     assert single.low is None and single.value == 1.0
 
 
+def test_bootstrap_drops_replicates_with_a_zero_denominator_without_a_warning() -> None:
+    """Two users, one never shown anything: a third of the draws hold only that user, 0/0."""
+    import warnings
+
+    per_user = np.array([[3.0, 10.0], [0.0, 0.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a RuntimeWarning from the division fails the test
+        e = user_bootstrap(per_user, lambda s: s[:, 0] / s[:, 1], np.random.default_rng(0), 300)
+    assert e.value == pytest.approx(0.3)
+    assert e.low == pytest.approx(0.3) and e.high == pytest.approx(0.3)  # finite draws only
+
+
 # ----------------------------------------------------------------------------------- itemknn
 def test_itemknn_similarity_and_ranking_by_hand() -> None:
     # users: 0 -> {0, 1}, 1 -> {0, 1, 2}, 2 -> {2}; cos(0,1) = 2/2, cos(0,2) = cos(1,2) = 1/2

@@ -68,15 +68,19 @@ def user_bootstrap(
     ``per_user`` is ``[U, ...]`` (anything additive over users: counts, histograms, sums of a
     score); ``statistic`` maps the summed array ``[R, ...]`` to ``[R]`` values. The point
     estimate is the statistic of the plain sum; replicates resample users with replacement.
+    A replicate whose statistic is not finite (a ratio whose draw holds only users with a zero
+    denominator, e.g. no simulated views) is dropped, silently: with few users it is expected.
     """
     per_user = np.asarray(per_user, np.float64)
     n = per_user.shape[0]
     flat = per_user.reshape(n, -1)
-    value = float(statistic(flat.sum(axis=0).reshape((1,) + per_user.shape[1:]))[0])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = float(statistic(flat.sum(axis=0).reshape((1,) + per_user.shape[1:]))[0])
     if n < 2:
         return Estimate(value, None, None)
     sums = resample_counts(n, n_boot, rng) @ flat
-    boots = np.asarray(statistic(sums.reshape((n_boot,) + per_user.shape[1:])), np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        boots = np.asarray(statistic(sums.reshape((n_boot,) + per_user.shape[1:])), np.float64)
     boots = boots[np.isfinite(boots)]
     if boots.size == 0:
         return Estimate(value, None, None)
