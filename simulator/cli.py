@@ -191,9 +191,11 @@ def _load_checked(
     workers: int | None = None,
     llm_cache_mode: str | None = None,
     llm_cache: Path | None = None,
+    probe_llm: bool = True,
 ):
     """Everything run would refuse: schema, registries, metric names, referenced files, page
-    shapes, sweep size and the resource estimate (simulator/runner/preflight.py)."""
+    shapes, sweep size, the resource estimate and an LLM endpoint that does not answer
+    (simulator/runner/preflight.py)."""
     from recarena.analysis.metrics import check_metrics
     from recarena.simulator.runner.preflight import EdgeReader, preflight, uses_edge_list
     from recarena.simulator.runner.resolve import load_scenario, parse_scenario
@@ -213,6 +215,7 @@ def _load_checked(
         llm_cache_mode=llm_cache_mode,
         llm_cache_path=llm_cache,
         read_edge_list=read_edges,
+        probe_llm=probe_llm,
     )
     return scenario, estimate
 
@@ -322,6 +325,11 @@ def run(
         workers=1 if executor == "local" else workers,
         llm_cache_mode=llm_cache_mode,
         llm_cache=llm_cache,
+        # a dry run calls nothing; a run that accepts every decision falling back may start
+        # without its endpoint
+        probe_llm=not (
+            dry_run or allow_fallback or (max_fallback is not None and max_fallback >= 1)
+        ),
     )
     from recarena.agents.users.calibrated import resolve_calibrated
     from recarena.simulator.runner.preflight import preflight
@@ -330,7 +338,7 @@ def run(
         with _reading(f"population.path {scenario.population.path}"):
             scenario = resolve_calibrated(scenario)  # calibrates on the fly if the file is missing
         # the estimate again with the file's sizes (it may have just been made)
-        preflight(scenario, str(scenario_file), force=force, workers=workers)
+        preflight(scenario, str(scenario_file), force=force, workers=workers, probe_llm=False)
     if dry_run:  # nothing is created and no endpoint is called
         from recarena.simulator.runner.llm_estimate import estimate_llm_calls, format_estimate
 

@@ -714,6 +714,52 @@ def test_llm_endpoint_that_cannot_be_called(tmp_path, monkeypatch, base_url, fra
     refused_everywhere(tmp_path, doc, fragment)
 
 
+def _closed_port() -> int:
+    """A local port nothing listens on (bound, then closed)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_llm_endpoint_that_does_not_answer(tmp_path, monkeypatch):
+    """Was: validate passed; the run retried and fell back on every LLM decision (seconds per
+    call when the port refuses, a timeout per attempt when the host drops packets) and ended
+    with exit 3, a run of rule users. Now one line naming llm.base_url, exit 2, nothing written;
+    --allow-fallback (accepting exactly that run) and a dry run skip the check."""
+    monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
+    url = f"http://127.0.0.1:{_closed_port()}/v1"
+    doc = base_doc(tmp_path)
+    doc["population"].update(model="llm", users=3)
+    doc["llm"] = {"provider": "openai", "base_url": url, "max_retries": 0}
+    refused_everywhere(
+        tmp_path, doc, f"llm.base_url {url}: nothing answers (cannot connect to 127.0.0.1:"
+    )
+    path = tmp_path / "s.yaml"
+    code, stderr = cli("run", str(path), "--dry-run")
+    assert code == 0, stderr
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://llm.invalid/v1")  # the variable is probed too
+    del doc["llm"]["base_url"]
+    refused_everywhere(tmp_path, doc, "llm.base_url http://llm.invalid/v1: nothing answers")
+
+
+def test_llm_endpoint_probe_gives_up_in_seconds(monkeypatch):
+    """A host that drops packets (or a resolver that never answers) is given a few seconds."""
+    import socket
+    import time
+
+    from recarena.agents.llm.endpoint import unreachable
+
+    monkeypatch.setattr(socket, "create_connection", lambda *a, **k: time.sleep(5))
+    started = time.perf_counter()
+    problem = unreachable("https://10.255.255.1/v1", seconds=0.2)
+    assert problem == "no connection to 10.255.255.1:443 within 0.2 s"
+    assert time.perf_counter() - started < 3
+    monkeypatch.setenv("https_proxy", "http://proxy.invalid:3128")  # the proxy carries calls
+    assert unreachable("https://10.255.255.1/v1", seconds=0.2) is None
+
+
 def test_openai_base_url_variable_that_is_not_a_url(tmp_path, monkeypatch):
     monkeypatch.setenv("OPENAI_BASE_URL", "localhost 8080")
     doc = base_doc(tmp_path)

@@ -416,13 +416,30 @@ PANEL = {
 
 
 def test_an_endpoint_that_is_down_is_a_warning_and_exit_3(tmp_path, write_scenario):
+    """An endpoint that refuses connections is refused before the run (one line, exit 2); with
+    --allow-fallback the run goes ahead as a run of rule users, with the warning."""
     with FakeOpenAI() as fake:  # started and stopped: its port now refuses connections
         base_url = fake.base_url
     doc = json.loads(json.dumps(PANEL))
     doc["llm"]["base_url"] = base_url
     doc["llm"]["cache"] = {"path": str(tmp_path / "cache.sqlite"), "mode": "record"}
+    refused = _cli(
+        "run", str(write_scenario(doc)), "-o", str(tmp_path / "refused"), "--executor",
+        "local", "-q",
+    )  # fmt: skip
+    assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+    assert f"llm.base_url {base_url}: nothing answers" in refused.stderr
+    assert not (tmp_path / "refused").exists()
     out = tmp_path / "run"
-    done = _cli("run", str(write_scenario(doc)), "-o", str(out), "--executor", "local", "-q")
+    done = _cli(
+        "run", str(write_scenario(doc)), "-o", str(out), "--executor", "local", "-q",
+        "--max-fallback", "0.99",
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr  # a threshold below 1 still needs the endpoint
+    with FakeOpenAI(["500"]) as fake:  # up, but every call fails
+        doc["llm"]["base_url"] = fake.base_url
+        done = _cli("run", str(write_scenario(doc)), "-o", str(out), "--executor", "local", "-q")
+    doc["llm"]["base_url"] = base_url
     assert done.returncode == 3, done.stderr
     warning = [line for line in done.stderr.splitlines() if line.startswith("warning: ")]
     assert len(warning) == 1 and "fell back to the rule policy" in warning[0]

@@ -6,8 +6,12 @@ endpoint as the user panel without importing user code.
 
 from __future__ import annotations
 
+import socket
+import threading
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from recarena.agents.llm.client import LOCAL_MODEL, Endpoint
 from recarena.simulator.core.scenario import Scenario
@@ -51,3 +55,40 @@ def endpoint_for(scenario: Scenario, base_url: str | None) -> Endpoint:
         backoff_seconds=llm.backoff_seconds,
         decision=llm.decision,
     )
+
+
+PROBE_SECONDS = 5.0
+"""How long :func:`unreachable` waits for a connection (name lookup included)."""
+
+
+def unreachable(base_url: str, seconds: float = PROBE_SECONDS) -> str | None:
+    """Why no connection opens to ``base_url``'s host and port, or None when one does (or when a
+    proxy from the environment would carry the calls: only the proxy is reachable from here).
+
+    Nothing is sent, so nothing is billed or logged. Was: a run against an endpoint that is down
+    retried and fell back on every LLM decision, minutes for a handful of calls (hours when the
+    host drops packets: each attempt waits ``timeout_seconds``), and ended with exit 3.
+    """
+    parts = urlsplit(base_url)
+    host = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    if urllib.request.getproxies().get(parts.scheme) and not urllib.request.proxy_bypass(host):
+        return None
+    outcome: list[str | None] = []
+
+    def connect() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=seconds):
+                outcome.append(None)
+        except socket.gaierror as exc:
+            outcome.append(f"cannot resolve host {host!r}: {exc.strerror or exc}")
+        except OSError as exc:  # refused, no route, timed out
+            outcome.append(f"cannot connect to {host}:{port}: {exc.strerror or exc or 'failed'}")
+
+    # a thread, because a name lookup ignores the socket's timeout (a dead resolver blocks)
+    thread = threading.Thread(target=connect, name="endpoint-probe", daemon=True)
+    thread.start()
+    thread.join(seconds + 1.0)
+    if not outcome:
+        return f"no connection to {host}:{port} within {seconds:g} s"
+    return outcome[0]

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from recarena.agents.llm.endpoint import unreachable
 from recarena.agents.llm.server import check_local_llm
 from recarena.agents.users.daily_rhythm import pooled_profile_from_csv
 from recarena.agents.users.personas import data_traits
@@ -374,6 +375,24 @@ def _check_llm_endpoint(scenario: Scenario, mode: str | None) -> None:
         raise RecarenaError(f"environment variable OPENAI_BASE_URL (llm.base_url): {problem}")
 
 
+def _check_llm_reachable(scenario: Scenario, mode: str | None) -> None:
+    """provider openai: the endpoint accepts a connection. Without one every LLM decision falls
+    back to the rule policy, each after its retries (minutes, or hours when the host drops
+    packets), and the run ends with exit 3: a run of rule users. ``--allow-fallback`` (or
+    ``--max-fallback 1``) accepts that and skips this check; a replay calls nothing."""
+    llm = scenario.llm
+    if not scenario.uses_llm or llm.provider != "openai" or (mode or llm.cache.mode) == "replay":
+        return
+    url = llm.base_url or os.environ.get("OPENAI_BASE_URL", "")
+    problem = unreachable(url)
+    if problem is not None:
+        raise RecarenaError(
+            f"llm.base_url {url}: nothing answers ({problem}); every LLM decision would fall "
+            "back to the rule policy. Start the endpoint, replay a recorded cache with "
+            "--llm-cache-mode replay, or pass --allow-fallback to run anyway"
+        )
+
+
 def _check_llm_model(scenario: Scenario, mode: str | None) -> None:
     """provider local: the server's package and a GGUF model file (the run's own check)."""
     llm = scenario.llm
@@ -642,12 +661,15 @@ def preflight(
     llm_cache_mode: str | None = None,
     llm_cache_path: Path | None = None,
     read_edge_list: EdgeReader | None = None,
+    probe_llm: bool = True,
 ) -> Estimate:
-    """Check referenced files, page shapes, the sweep grid and the resource estimate.
+    """Check referenced files, page shapes, the sweep grid, the resource estimate and, last
+    (it waits on the network), that an OpenAI-compatible endpoint accepts a connection.
 
     Raises RecarenaError (one line, prefixed with ``source``); returns the estimate otherwise.
     ``--force`` lifts the resource limits only, never a missing or broken file. An edge list is
     parsed only when ``read_edge_list`` is given (the CLI passes the engine's reader).
+    ``probe_llm=False`` skips the endpoint (a dry run, or a run that accepts fallbacks).
     """
     try:
         check_grid_size(scenario)
@@ -663,6 +685,8 @@ def preflight(
         if not scenario.sweep:  # with a sweep, its points are what the cells build
             check_builds(scenario, est.users, built)
         _check_points(scenario, sizes, workers, limits or Limits(), force, files, built)
+        if probe_llm:
+            _check_llm_reachable(scenario, llm_cache_mode)
     except RecarenaError as exc:
         raise RecarenaError(f"{source}: {exc}") from None
     return est
