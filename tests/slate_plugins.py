@@ -205,3 +205,16 @@ class RaisesUnprintable(Honest):
 
     def recommend(self, requests: RequestBatch) -> SlateBatch:
         raise _Unprintable
+
+
+class SwallowsErrors(Honest):
+    """Slow pages inside ``try/except Exception`` (a common habit in user code), which used to
+    swallow the stop raised by a signal in the run's own process (tests/test_runs.py)."""
+
+    def recommend(self, requests: RequestBatch) -> SlateBatch:
+        import contextlib
+        import time
+
+        with contextlib.suppress(Exception):  # the habit under test
+            time.sleep(0.05)
+        return super().recommend(requests)

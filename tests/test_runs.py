@@ -257,6 +257,27 @@ def test_a_stop_signal_to_the_group_ends_the_run_cleanly(
     assert not (out / LOCK).exists()  # released
 
 
+def test_a_stop_signal_is_not_swallowed_by_plugin_code(tmp_path, slow_doc, write_scenario):
+    """Was: with --executor local the stop was an Exception raised inside whatever code ran, so
+    a plug-in's ``try/except Exception`` swallowed it and the cell (minutes or hours) ran on to
+    its end before the run stopped. Now the stop passes through ``except Exception``."""
+    slow_doc["arms"][1]["recommender"] = {"type": "tests.slate_plugins:SwallowsErrors"}
+    slow_doc["arms"] = slow_doc["arms"][1:]
+    slow_doc["horizon"]["days"] = 30  # minutes of slow pages: only a stop ends it in time
+    out = tmp_path / "run"
+    proc = _start("run", str(write_scenario(slow_doc)), "-o", str(out), "-q", "--executor", "local")
+    try:
+        _wait_for(lambda: _running_cell(out), proc)
+        time.sleep(1.0)  # inside the plug-in's pages
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=STOP_SECONDS)
+    finally:
+        _kill_group(proc)
+    assert proc.returncode == 130, err
+    assert "interrupted (SIGINT)" in err and "Traceback" not in err
+    assert {c["status"] for c in _manifest(out)["cells"]} == {"incomplete"}
+
+
 # ------------------------------------------------------------------ the lock
 def test_two_runs_on_one_directory_exactly_one_proceeds(tmp_path, slow_doc, write_scenario):
     out = tmp_path / "run"

@@ -25,8 +25,12 @@ from typing import Any
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-class Interrupted(Exception):
-    """The run was stopped by a signal; finished cells are kept and the manifest says so."""
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by a signal; finished cells are kept and the manifest says so.
+
+    A KeyboardInterrupt, not an Exception: in the run's own process it is raised inside whatever
+    code runs, and as an Exception a plug-in's ``try/except Exception`` swallowed it (the cell
+    ran on to its end, minutes or hours, before the run stopped)."""
 
 
 class StopSignals:
