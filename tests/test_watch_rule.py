@@ -14,6 +14,8 @@ from recarena.agents.users.sequential_interest import (
     fit_features,
     genre_affinity,
     genre_matrix,
+    genre_rating_affinity,
+    popularity_timeline,
 )
 
 
@@ -50,7 +52,48 @@ def interest_with_terms() -> SequentialInterest:
         item_rating=np.array([0.2, -0.4, 0.0], np.float32),
         genre_affinity=np.array([[1.0, -1.0], [0.0, 2.0]], np.float32),
         item_genres=np.array([[1, 0], [0.5, 0.5], [0, 0]], np.float32),
+        genre_rating=np.array([[0.5, -0.5], [0.0, 1.0]], np.float32),
+        log_recent=np.array([0.3, -0.2, 0.1], np.float32),
+        local_popularity=np.array([[1.0, 2.0, -1.0], [-1.0, -2.0, 1.0]], np.float32),
+        user_window=np.array([0, 1], np.int32),
     )
+
+
+def test_genre_rating_affinity_by_hand() -> None:
+    """How many stars above their own mean a user gives each genre, by genre share, shrunk."""
+    genres = genre_matrix([["A"], ["A", "B"], ["B"]])
+    assert genres is not None
+    user = np.array([0, 0, 0, 1, 1])
+    item = np.array([0, 1, 2, 0, 2])
+    rating = np.array([5.0, 3.0, 1.0, 4.0, np.nan])  # user 1's second row is unrated
+    liking = genre_rating_affinity(user, item, rating, 3, genres, shrink=1.0)
+    # user 0: mean 3, offsets +2, 0, -2; genre A weighs item 0 by 1 and item 1 by 0.5:
+    # (2 + 0) / (1.5 + 1); genre B weighs item 1 by 0.5 and item 2 by 1: (0 - 2) / (1.5 + 1)
+    np.testing.assert_allclose(liking[0], [0.8, -0.8], rtol=1e-6)
+    # user 1: one rated item, at their own mean; user 2 rated nothing
+    np.testing.assert_allclose(liking[1:], 0.0, atol=1e-7)
+
+
+def test_popularity_timeline_by_hand() -> None:
+    """Rows in time order cut into 2 slices of 3; each window is one slice here. Each user
+    gets the window around their last row, the last one without rows."""
+    user = np.array([0, 0, 1, 1, 1, 2])  # sorted by user, then time
+    item = np.array([0, 1, 1, 2, 1, 2])
+    time = np.array([10.0, 20.0, 30.0, 40.0, 50.0, 35.0])
+    table, window = popularity_timeline(user, item, time, 4, 4, bins=2, slices=1)
+    # in time order: 10 (item 0), 20 (1), 30 (1) | 35 (2), 40 (2), 50 (1)
+    for row, counts in enumerate(([1, 2, 0, 0], [0, 1, 2, 0])):
+        logs = np.log1p(np.array(counts, np.float64))
+        np.testing.assert_allclose(table[row], (logs - logs.mean()) / logs.std(), rtol=1e-5)
+    # last rows at 20 (2 of 6 rows by then), 50 (6 of 6), 35 (4 of 6); user 3 has none
+    np.testing.assert_array_equal(window, [0, 1, 1, 1])
+    # three slices of two, windows of two slices: the user at 2 of 6 rows is centred on the
+    # first two slices, the others on the last two
+    table, window = popularity_timeline(user, item, time, 4, 4, bins=3, slices=2)
+    assert table.shape == (2, 4)
+    np.testing.assert_array_equal(window, [0, 1, 1, 1])
+    logs = np.log1p(np.array([1.0, 2.0, 1.0, 0.0]))  # rows at 10, 20, 30, 35
+    np.testing.assert_allclose(table[0], (logs - logs.mean()) / logs.std(), rtol=1e-5)
 
 
 def test_watch_terms_by_hand_and_saved(tmp_path) -> None:
@@ -63,6 +106,11 @@ def test_watch_terms_by_hand_and_saved(tmp_path) -> None:
     np.testing.assert_allclose(terms["conformity"], [0.0, -0.5, 0.0])
     np.testing.assert_allclose(terms["item_rating"], [-0.4, 0.0, -0.4], rtol=1e-6)
     np.testing.assert_allclose(terms["genre"], [0.0, 0.0, 1.0])  # half of 1-1, 0, half of 0+2
+    # half of 0.5 - 0.5; no genres; half of 0 + 1
+    np.testing.assert_allclose(terms["genre_rating"], [0.0, 0.0, 0.5])
+    np.testing.assert_allclose(terms["log_recent"], [-0.2, 0.1, -0.2], rtol=1e-6)
+    # user 0 reads window 0 (items 1, 2: 2, -1), user 1 window 1 (item 1: -2)
+    np.testing.assert_allclose(terms["local_pop"], [2.0, -1.0, -2.0])
     path = tmp_path / "interest.npz"
     interest.save(path)
     loaded = SequentialInterest.load(
@@ -84,6 +132,8 @@ def test_watch_terms_by_hand_and_saved(tmp_path) -> None:
     bare.save(path)  # a population without ratings or genres saves and loads as before
     again = SequentialInterest.load(path, {"weights": {}, "config": {}, "ordinal": {}})
     assert again.item_rating is None and again.genre_affinity is None
+    assert again.genre_rating is None and again.log_recent is None
+    assert again.local_popularity is None and again.user_window is None
 
 
 def test_fit_features_item_rating_is_a_shrunk_mean_offset() -> None:
@@ -106,6 +156,14 @@ def test_fit_features_item_rating_is_a_shrunk_mean_offset() -> None:
     # item 0: offsets 1.5 + 1.5 over 2 ratings + 2 pseudo-ratings; item 3: never rated
     np.testing.assert_allclose(interest.item_rating, [3.0 / 4, -2.5 / 3, -0.5 / 3, 0.0])
     assert interest.genre_affinity.shape == (2, 2)
+    # user 0: mean 3, offsets +2 (genre A) and -2 (B), each over 1 item + 2 pseudo-items;
+    # user 1: mean 4, offsets +1 and -1 both in genre A
+    assert interest.genre_rating is not None
+    np.testing.assert_allclose(interest.genre_rating, [[2 / 3, -2 / 3], [0.0, 0.0]], atol=1e-6)
+    assert interest.log_recent is not None
+    np.testing.assert_array_equal(interest.log_recent, features.log_recent)
+    assert interest.local_popularity is not None and interest.user_window is not None
+    assert interest.local_popularity.shape[1] == 4 and interest.user_window.shape == (2,)
 
 
 def test_fit_watch_rule_recovers_known_log_odds() -> None:

@@ -786,10 +786,13 @@ def fit_watch_rule(
     (taste · topic mix + quality − u0, ``static_utility``) and, with ``interest``, what
     :meth:`SequentialInterest.watch_terms` gives: short-term interest, conformity, popularity
     (asked about one movie out of context, a user knows of popular ones), how well liked the
-    movie is (its shrunk mean rating) and how much the user favours its genres. The choice
-    weights (``fit_weights``) answer "which movie next, among all"; this answers "is this one
-    movie one I would watch and like", so it weighs the same terms afresh. In a simulation the
-    choice among shown items keeps using the utility alone."""
+    movie is (its shrunk mean rating), how much the user favours its genres and how well they
+    rate them, recent popularity on its own (the static surplus holds it only at the choice
+    model's weight), and the movie's popularity around the user's own time (what was being
+    watched when the user was). The choice weights (``fit_weights``) answer "which movie next,
+    among all"; this answers "is this one movie one I would watch and like", so it weighs the
+    same terms afresh. In a simulation the choice among shown items keeps using the utility
+    alone."""
     from sklearn.linear_model import LogisticRegression
 
     liked = np.ones(held_user.size, bool) if held_rating is None else held_rating >= 4.0

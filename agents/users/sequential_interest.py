@@ -34,9 +34,11 @@ terms fitted on the *training* part of real data:
   close to the real one even though simulated users choose the items their utility ranks
   high.
 * **For "would you watch this?" only** (the watch rule, ``fit_watch_rule`` in
-  agents/users/calibration.py): each item's shrunk mean rating and each user's genre affinity
-  (log of the user's genre shares over all users', shrunk); a simulated choice does not read
-  them.
+  agents/users/calibration.py): each item's shrunk mean rating, each user's genre affinity
+  (log of the user's genre shares over all users', shrunk) and genre rating affinity (how much
+  above their own mean the user rates each genre, shrunk), recent popularity on its own, and
+  each item's popularity around the user's own time (:func:`popularity_timeline`); a simulated
+  choice does not read them.
 
 Why not one of the judged arms fitted differently: item-kNN scores cosine co-occurrence over a
 whole profile, SASRec/GRU4Rec learn sequence encoders end-to-end for next-item ranking, MF/BPR
@@ -97,6 +99,13 @@ calibration asks for ~4·10^8 lookups at once, which took 16 GB in one piece).""
 DENSE_BYTES = 1 << 29
 """The transition matrix is read from a dense copy when that takes at most 512 MB (catalogues
 up to ~11,500 items), else by binary search in its sorted (row, column) keys."""
+TIMELINE_BINS = 20
+"""The fitting rows in time order are cut into this many slices of equal size (5 % of the
+consumptions each) for the watch rule's popularity around a user's time."""
+TIMELINE_SLICES = 6
+"""How many consecutive slices (30 % of the consumptions) make the window around a user's
+time: wide enough that a 1,000-rating catalogue's counts are not noise, narrow enough that on
+a dataset spanning decades it says what was being watched then."""
 
 
 class TransitionReader:
@@ -151,6 +160,18 @@ class SequentialInterest:
     shrunk towards 0 (None without genres); read through ``item_genres``."""
     item_genres: np.ndarray | None = None
     """[I, G] float32 each item's genres as a row summing to 1 (0 for an item without genres)."""
+    genre_rating: np.ndarray | None = None
+    """[U, G] float32 how many stars above their own mean the user rates each genre, shrunk
+    towards 0 (None without ratings or genres): what the user likes, where ``genre_affinity``
+    says what they watch."""
+    log_recent: np.ndarray | None = None
+    """[I] float32 standardised log consumptions in the last ``recent_share`` of the fitting
+    period (the choice model's recency term, folded into quality there)."""
+    local_popularity: np.ndarray | None = None
+    """[W, I] float32 standardised log consumptions of each item in each window of the fitting
+    period (:func:`popularity_timeline`), read through ``user_window``."""
+    user_window: np.ndarray | None = None
+    """[U] int32 the window of ``local_popularity`` around each user's last fitting consumption."""
     _reader: TransitionReader | None = field(default=None, init=False, repr=False, compare=False)
 
     def __getstate__(self) -> dict:
@@ -227,11 +248,23 @@ class SequentialInterest:
         }
         if self.item_rating is not None:
             out["item_rating"] = _per_item(self.item_rating, items)
-        if self.genre_affinity is not None and self.item_genres is not None:
+        if self.item_genres is not None:
             n = self.item_genres.shape[0]
             known = (items >= 0) & (items < n)
             mix = self.item_genres[np.where(known, items, 0)] * known[:, None]
-            out["genre"] = (mix * self.genre_affinity[users]).sum(axis=1).astype(np.float64)
+            if self.genre_affinity is not None:
+                out["genre"] = (mix * self.genre_affinity[users]).sum(axis=1).astype(np.float64)
+            if self.genre_rating is not None:
+                liking = (mix * self.genre_rating[users]).sum(axis=1)
+                out["genre_rating"] = liking.astype(np.float64)
+        if self.log_recent is not None:
+            out["log_recent"] = _per_item(self.log_recent, items)
+        if self.local_popularity is not None and self.user_window is not None:
+            n = self.local_popularity.shape[1]
+            known = (items >= 0) & (items < n)
+            table = self.local_popularity
+            local = table[self.user_window[users], np.where(known, items, 0)]
+            out["local_pop"] = np.where(known, local, table.min()).astype(np.float64)
         return out
 
     def push(self, users: np.ndarray, items: np.ndarray) -> None:
@@ -300,6 +333,10 @@ class SequentialInterest:
             "item_rating": self.item_rating,
             "genre_affinity": self.genre_affinity,
             "item_genres": self.item_genres,
+            "genre_rating": self.genre_rating,
+            "log_recent": self.log_recent,
+            "local_popularity": self.local_popularity,
+            "user_window": self.user_window,
         }
         arrays.update({name: value for name, value in optional.items() if value is not None})
         np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
@@ -322,6 +359,10 @@ class SequentialInterest:
                 item_rating=z["item_rating"] if "item_rating" in z.files else None,
                 genre_affinity=z["genre_affinity"] if "genre_affinity" in z.files else None,
                 item_genres=z["item_genres"] if "item_genres" in z.files else None,
+                genre_rating=z["genre_rating"] if "genre_rating" in z.files else None,
+                log_recent=z["log_recent"] if "log_recent" in z.files else None,
+                local_popularity=(z["local_popularity"] if "local_popularity" in z.files else None),
+                user_window=z["user_window"] if "user_window" in z.files else None,
             )
 
     def scalars(self) -> dict:
@@ -395,6 +436,78 @@ def genre_affinity(
     return np.where(overall > 0, lift, 0.0).astype(np.float32)
 
 
+def genre_rating_affinity(
+    user: np.ndarray,
+    item: np.ndarray,
+    rating: np.ndarray,
+    n_users: int,
+    item_genres: np.ndarray,
+    shrink: float,
+) -> np.ndarray:
+    """[U, G] the user's mean rating offset (stars minus the user's own mean) in each genre,
+    each rated item counting by its genre share, shrunk towards 0 by ``shrink`` pseudo-items;
+    unrated rows (NaN) are left out. Someone who watches many thrillers may still rate them
+    below their comedies; the watch rule asks about watching *and* liking."""
+    rated = np.isfinite(rating)
+    u, i, r = user[rated], item[rated], rating[rated].astype(np.float64)
+    n_rated = np.bincount(u, minlength=n_users)
+    mean = np.bincount(u, weights=r, minlength=n_users) / np.maximum(n_rated, 1)
+    offset = r - mean[u]
+    n_items = item_genres.shape[0]
+    weights = sp.csr_matrix((offset, (u, i)), shape=(n_users, n_items), dtype=np.float64)
+    counts = sp.csr_matrix((np.ones(u.size), (u, i)), shape=(n_users, n_items), dtype=np.float64)
+    genres = item_genres.astype(np.float64)
+    total = np.asarray(weights @ genres)
+    share = np.asarray(counts @ genres)
+    return (total / (share + shrink)).astype(np.float32)
+
+
+def popularity_timeline(
+    user: np.ndarray,
+    item: np.ndarray,
+    time: np.ndarray,
+    n_users: int,
+    n_items: int,
+    bins: int = TIMELINE_BINS,
+    slices: int = TIMELINE_SLICES,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each item's popularity around each user's time, for the watch rule.
+
+    The fitting rows in time order are cut into ``bins`` slices of equal size; a window is
+    ``slices`` consecutive ones. Returns ``table`` [W, I] float32, the log(1 + consumptions) of
+    every item in every window, standardised over items within the window (so windows of
+    different periods, and fits on more or fewer rows, share one scale), and ``window`` [U]
+    int32, the window centred on the user's last fitting consumption (shifted inside the
+    period at its ends; the last window for a user without rows).
+
+    Why: popularity over the whole period is one number per movie, but a user answers at their
+    own time. A movie released after it, or one everybody watched five years earlier, differs
+    from what was being watched then; what a user watches next (the held-out or test rows) is
+    at and after their last consumption, so the window looks both ways. Sizes are shares of
+    the consumptions, not of calendar time, so a dataset of weeks and one of decades are read
+    alike."""
+    slices = max(1, min(slices, bins))
+    n_rows = time.size
+    if n_rows == 0:
+        return np.zeros((bins - slices + 1, n_items), np.float32), np.zeros(n_users, np.int32)
+    order = np.argsort(time, kind="stable")
+    rank = np.empty(n_rows, np.int64)
+    rank[order] = np.arange(n_rows)
+    slice_of = np.minimum(rank * bins // n_rows, bins - 1)
+    cell = slice_of * n_items + item
+    counts = np.bincount(cell, minlength=bins * n_items).reshape(bins, n_items).astype(np.float64)
+    cumulative = np.vstack([np.zeros((1, n_items)), np.cumsum(counts, axis=0)])
+    table = np.log1p(cumulative[slices:] - cumulative[:-slices])  # [bins - slices + 1, I]
+    mean, std = table.mean(axis=1, keepdims=True), table.std(axis=1, keepdims=True)
+    table = (table - mean) / np.maximum(std, 1e-9)
+    last = np.append(user[1:] != user[:-1], True)  # rows sorted by user, then time
+    position = np.ones(n_users)  # share of the rows at or before the user's last one
+    position[user[last]] = np.searchsorted(time[order], time[last], side="right") / n_rows
+    start = np.rint(position * bins - slices / 2).astype(np.int64)
+    window = np.clip(start, 0, bins - slices).astype(np.int32)
+    return table.astype(np.float32), window
+
+
 def last_items(user: np.ndarray, item: np.ndarray, n_users: int, length: int) -> np.ndarray:
     """[U, L] each user's last ``length`` items, oldest first, -1 padded (rows sorted)."""
     out = np.full((n_users, length), -1, np.int64)
@@ -454,8 +567,9 @@ def fit_features(
     item_genres: np.ndarray | None = None,
 ) -> Features:
     """Popularity, recency, transitions, per-user conformity/rating bias and, for the watch
-    rule, each item's shrunk mean rating and each user's genre affinity (``item_genres``:
-    :func:`genre_matrix`) from the fitting rows (sorted by user, then time)."""
+    rule, each item's shrunk mean rating, each user's genre affinity and genre rating affinity
+    (``item_genres``: :func:`genre_matrix`) and each item's popularity around each user's time
+    (:func:`popularity_timeline`), from the fitting rows (sorted by user, then time)."""
     log_pop = standardise(log_counts(item, n_items))
     first, last = (float(time.min()), float(time.max())) if time.size else (0.0, 0.0)
     cutoff = last - cfg.recent_share * (last - first)
@@ -474,6 +588,10 @@ def fit_features(
     else:
         bias = np.zeros(n_users)
         item_rating = None
+    liking = None
+    if item_rating is not None and item_genres is not None and rating is not None:
+        liking = genre_rating_affinity(user, item, rating, n_users, item_genres, cfg.shrink)
+    local, window = popularity_timeline(user, item, time, n_users, n_items)
     interest = SequentialInterest(
         transitions=transition_matrix(user, item, n_items, cfg.window, cfg.smoothing),
         log_pop=log_pop,
@@ -490,6 +608,10 @@ def fit_features(
             else genre_affinity(user, item, n_users, item_genres, cfg.shrink)
         ),
         item_genres=item_genres,
+        genre_rating=liking,
+        log_recent=log_recent,
+        local_popularity=local,
+        user_window=window,
     )
     counts = np.bincount(item, minlength=n_items).astype(np.float64)
     return Features(mf_utility, log_pop, log_recent, interest, counts)

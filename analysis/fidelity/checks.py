@@ -144,7 +144,8 @@ def watch_log_odds(pop: CalibratedPopulation, user: np.ndarray, item: np.ndarray
     on the held-out slice of the training split (``watch_rule``, even prior) plus the honest
     prior of the condition, log(1/m) (one liked item per m unseen ones). The rule weighs the
     static surplus and each of the user model's other terms (``terms``: short-term interest,
-    conformity, popularity, the movie's mean rating, the user's genre affinity) apart."""
+    conformity, popularity, the movie's mean rating, the user's genre affinity and genre
+    rating affinity, recent popularity, popularity around the user's time) apart."""
     rule = pop.scalars.get("watch_rule")
     u0 = float(pop.scalars["no_click_utility"])
     if not rule:  # a population calibrated before the watch rule: the engine's binary logit
