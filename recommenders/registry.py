@@ -157,6 +157,14 @@ def validated_base_params(base: str, params: dict) -> dict:
         validated: dict = entry.params.model_validate(params).model_dump(mode="json")
     except ValidationError as exc:
         raise ValueError(_base_params_error(exc)) from None
+    except Exception as exc:
+        if REGISTRY.get(base).source == "built-in":
+            raise
+        # a plug-in base's validator raising anything but ValueError, or params that are not
+        # plain data: pydantic passed it through the wrapper's validator (an internal error)
+        raise ValueError(
+            f"@base_params: the Params of {base!r} raised {_exception_line(exc)}"
+        ) from None
     return validated
 
 

@@ -323,6 +323,51 @@ def test_plugin_recommender_that_only_the_cell_can_build(tmp_path):
     assert "cannot be built: ValueError: x=3 is too big" in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    ("where", "value", "fragment"),
+    [
+        (
+            "recommender",
+            {"type": f"{P}:ParamsRaiseZeroDivision", "params": {"x": 1}},
+            f"arms[1].recommender.params: the Params of '{P}:ParamsRaiseZeroDivision' raised "
+            "ZeroDivisionError: integer division or modulo by zero",
+        ),
+        (
+            "recommender",
+            {"type": f"{P}:ParamsHoldAnArray", "params": {"weights": [1, 2]}},
+            f"arms[1].recommender.params: the Params of '{P}:ParamsHoldAnArray' hold a value "
+            "that is not plain data",
+        ),
+        (
+            "recommender",
+            {
+                "type": "epsilon_greedy",
+                "params": {"base": f"{P}:ParamsRaiseZeroDivision", "base_params": {"x": 1}},
+            },
+            f"arms[1].recommender.params.base_params: the Params of "
+            f"'{P}:ParamsRaiseZeroDivision' raised ZeroDivisionError",
+        ),
+        (
+            "strategy",
+            {"type": f"{P}:StrategyParamsRaiseZeroDivision", "params": {"x": 1}},
+            f"creators.strategy.params: the Params of '{P}:StrategyParamsRaiseZeroDivision' "
+            "raised ZeroDivisionError",
+        ),
+    ],
+    ids=["validator_raises", "not_plain_data", "as_a_base", "strategy"],
+)
+def test_plugin_params_model_that_fails(tmp_path, where, value, fragment):
+    """Was: an internal error (exit 1) from validate and run alike: a plug-in's Params validator
+    raising anything but ValueError passes through pydantic, and params holding an array could
+    not be written out. Now one line naming the params and the class, exit 2."""
+    doc = base_doc(tmp_path)
+    if where == "recommender":
+        doc["arms"][1]["recommender"] = value
+    else:
+        doc["creators"]["strategy"] = value
+    refused_everywhere(tmp_path, doc, fragment)
+
+
 # ------------------------------------------------------------ plug-ins that exit the process
 @pytest.mark.parametrize(
     ("kind", "code"), [("ExitsInFit", "None"), ("ExitsInRecommend", "3")], ids=["fit", "recommend"]

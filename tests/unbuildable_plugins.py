@@ -6,6 +6,9 @@ from __future__ import annotations
 import abc
 from typing import Any
 
+import numpy as np
+from pydantic import ConfigDict, field_validator
+
 from recarena.agents.creators.strategies import StaticParams, StaticStrategy
 from recarena.agents.users.rule_user import RuleUserPolicy
 from recarena.recommenders.base import NoParams
@@ -85,3 +88,42 @@ class NeedsSmallX(RandomRecommender):
         if params.x == 4:
             raise SystemExit(4)
         super().__init__(params, ctx)
+
+
+class _DividingParams(NoParams):
+    """A validator that raises what pydantic does not turn into a validation error."""
+
+    x: int = 2
+
+    @field_validator("x")
+    @classmethod
+    def _inverse(cls, value: int) -> int:
+        return 1 // (value - 1)
+
+
+class _ArrayParams(NoParams):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+    weights: Any = None
+
+    @field_validator("weights")
+    @classmethod
+    def _as_array(cls, value: Any) -> Any:
+        return np.asarray(value) if value is not None else None
+
+
+class ParamsRaiseZeroDivision(RandomRecommender):
+    Params = _DividingParams
+
+
+class ParamsHoldAnArray(RandomRecommender):
+    Params = _ArrayParams
+
+
+class StrategyParamsRaiseZeroDivision(StaticStrategy):
+    class Params(StaticParams):
+        x: int = 2
+
+        @field_validator("x")
+        @classmethod
+        def _inverse(cls, value: int) -> int:
+            return 1 // (value - 1)

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from recarena.agents.creators.strategies import REGISTRY as STRATEGIES
 from recarena.agents.creators.strategies import build_strategy, validate_params
 from recarena.agents.users.policies import REGISTRY as USER_POLICIES
+from recarena.recommenders.registry import REGISTRY as RECOMMENDERS
 from recarena.recommenders.registry import get_entry
 from recarena.simulator.core.errors import RecarenaError, first_line
 from recarena.simulator.core.scenario import (
@@ -100,6 +101,15 @@ def _resolve_strategy(scenario: Scenario) -> None:
     except ValueError as exc:
         message = str(exc).removeprefix("Value error, ")
         raise RecarenaError(f"creators.strategy: {message}") from None
+    except Exception as exc:
+        if STRATEGIES.get(spec.type).source == "built-in":
+            raise
+        # a plug-in's params validator that raises anything but ValueError (pydantic passes it
+        # through) was an internal error of validate
+        raise RecarenaError(
+            f"creators.strategy.params: the Params of {spec.type!r} raised "
+            f"{type(exc).__name__}: {_plugin_message(exc)}"
+        ) from None
     # a params model may coerce the string "inf" into a float; the YAML check cannot see that
     check_finite(params.model_dump(), prefix="creators.strategy.params")
     check_no_bool_numbers(spec.params, params.model_dump(), prefix="creators.strategy.params")
@@ -129,16 +139,35 @@ def _resolve_params(scenario: Scenario) -> None:
         except LookupError as exc:
             message = str(exc.args[0]) if exc.args else str(exc)  # KeyError's str() quotes it
             raise RecarenaError(f"arms[{index}].recommender.type: {message}") from None
+        where = f"arms[{index}].recommender.params"
+        plugin = RECOMMENDERS.get(arm.recommender.type).source != "built-in"
         try:
             params = entry.params.model_validate(arm.recommender.params)
         except ValidationError as exc:
             raise RecarenaError(
                 _first_error(exc, ("arms", index, "recommender", "params"))
             ) from None
-        where = f"arms[{index}].recommender.params"
+        except Exception as exc:
+            if not plugin:
+                raise  # our own params model failing is our bug
+            # a plug-in's validator that raises anything but ValueError (pydantic passes it
+            # through) was an internal error of validate
+            raise RecarenaError(
+                f"{where}: the Params of {arm.recommender.type!r} raised "
+                f"{type(exc).__name__}: {_plugin_message(exc)}"
+            ) from None
         check_finite(params.model_dump(), prefix=where)
         check_no_bool_numbers(arm.recommender.params, params.model_dump(), prefix=where)
-        arm.recommender.params = params.model_dump(mode="json")
+        try:
+            arm.recommender.params = params.model_dump(mode="json")
+        except Exception as exc:
+            if not plugin:
+                raise
+            # the params are saved with the run (scenario.resolved.yaml) and sent to each cell
+            raise RecarenaError(
+                f"{where}: the Params of {arm.recommender.type!r} hold a value that is not plain "
+                f"data (numbers, text, lists, mappings): {_plugin_message(exc)}"
+            ) from None
         _check_surface_fits(scenario, index, entry)  # added by 5a
 
 
