@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from recarena.recommenders.base import NoParams, Recommender, RecommenderContext
-from recarena.simulator.core.errors import RecarenaError, first_line
+from recarena.simulator.core.errors import RecarenaError, exception_line
 from recarena.simulator.core.names import short_repr
 from recarena.simulator.core.registry import Registry, check_buildable
 
@@ -222,16 +222,10 @@ def build_plugin(
 
 
 def _exception_line(exc: BaseException) -> str:
-    """``Type: first line of the message`` (a pydantic error by its first field), at most 200
-    characters of it, even for an exception whose ``__str__`` raises."""
+    """:func:`exception_line`, a pydantic error by its first field."""
     if isinstance(exc, ValidationError):
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(part) for part in first["loc"])
         text = f"{where}: {first['msg']}" if where else str(first["msg"])
-    else:
-        try:
-            text = first_line(exc)
-        except Exception:  # noqa: BLE001 - a plug-in's exception that cannot be printed
-            text = "(its message could not be printed)"
-    name = type(exc).__name__
-    return name if text == name else f"{name}: {text[:200]}"
+        return f"{type(exc).__name__}: {text[:200]}"
+    return exception_line(exc)

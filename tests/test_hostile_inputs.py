@@ -368,6 +368,24 @@ def test_plugin_params_model_that_fails(tmp_path, where, value, fragment):
     refused_everywhere(tmp_path, doc, fragment)
 
 
+def test_plugin_user_policy_whose_constructor_fails(tmp_path):
+    """Was: every cell failed with the policy's traceback saved and "ValueError: ..." (exit 1).
+    A user policy is built over the cell's world (its users and published catalog), which
+    validate does not make; the cell's build now fails in one line naming population.policy
+    and the class, a user error: exit 2, the run directory saying which cells failed."""
+    doc = base_doc(tmp_path)
+    doc["population"]["policy"] = f"{P}:PolicyRaisesInInit"
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    out = tmp_path / "out"
+    code, stderr = cli("run", str(path), "--executor", "local", "-o", str(out), "-q")
+    assert_refused(
+        code,
+        stderr,
+        f"population.policy: '{P}:PolicyRaisesInInit' cannot be built: ValueError: no policy",
+    )
+
+
 # ------------------------------------------------------------ plug-ins that exit the process
 @pytest.mark.parametrize(
     ("kind", "code"), [("ExitsInFit", "None"), ("ExitsInRecommend", "3")], ids=["fit", "recommend"]

@@ -127,3 +127,10 @@ class StrategyParamsRaiseZeroDivision(StaticStrategy):
         @classmethod
         def _inverse(cls, value: int) -> int:
             return 1 // (value - 1)
+
+
+class PolicyRaisesInInit(RuleUserPolicy):
+    """A user policy whose constructor raises (built only inside a cell, over its world)."""
+
+    def __init__(self, cfg: Any, state: Any, catalog: Any, successor: Any, social: Any) -> None:
+        raise ValueError("no policy today")

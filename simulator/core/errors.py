@@ -10,3 +10,14 @@ def first_line(exc: BaseException) -> str:
     it has none): what a one-line error quotes of a parser's complaint."""
     text = " ".join(str(exc).strip().split("\n")[0].split())
     return text or type(exc).__name__
+
+
+def exception_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (at most 200 characters of it) for a one-line error
+    quoting a plug-in's exception, even one whose ``__str__`` raises."""
+    name = type(exc).__name__
+    try:
+        text = first_line(exc)
+    except Exception:  # noqa: BLE001 - a plug-in's exception that cannot be printed
+        text = "(its message could not be printed)"
+    return name if text == name else f"{name}: {text[:200]}"

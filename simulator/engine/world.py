@@ -39,6 +39,7 @@ from recarena.recommenders.base import Recommender, RecommenderContext
 from recarena.recommenders.llm_crs import recommender_llm_resources
 from recarena.recommenders.registry import build, build_plugin, plugins_in
 from recarena.simulator.core.catalog import Catalog
+from recarena.simulator.core.errors import RecarenaError, exception_line
 from recarena.simulator.core.rng import arm_key, generator, hash_base
 from recarena.simulator.core.scenario import Arm, Scenario
 from recarena.simulator.core.types import CatalogView, RequestBatch
@@ -140,10 +141,19 @@ def build_world(
             log,
         )
     taste_start = user_state.taste.copy() if cfg_pop.taste_drift > 0 else None
-    policy: Any = USER_POLICIES.load(cfg_pop.policy)(
-        cfg_pop, user_state, catalog, successor, social=social
-    )
-    if USER_POLICIES.get(cfg_pop.policy).source != "built-in":  # code we do not control
+    plugin_policy = USER_POLICIES.get(cfg_pop.policy).source != "built-in"
+    try:
+        policy: Any = USER_POLICIES.load(cfg_pop.policy)(
+            cfg_pop, user_state, catalog, successor, social=social
+        )
+    except Exception as exc:
+        if not plugin_policy:
+            raise
+        # code we do not control: one line (a user error, exit 2), not a traceback per cell
+        raise RecarenaError(
+            f"population.policy: {cfg_pop.policy!r} cannot be built: {exception_line(exc)}"
+        ) from None
+    if plugin_policy:
         policy = GuardedPolicy(policy, cfg_pop.policy)
     rhythm = (  # its own arm-independent stream: the population's draws are untouched
         DailyRhythm.generate(
