@@ -223,6 +223,32 @@ def test_creators_count_in_the_memory_estimate(tmp_path, creators, fragment):
     refused_everywhere(tmp_path, doc, fragment)
 
 
+def test_embedding_width_in_the_memory_estimate(tmp_path, monkeypatch):
+    """Was: every learned recommender counted 64 wide, so mf with dim 1024 at a million users
+    (12 GB of weights and Adam moments in one cell) passed as ~15 GB on a 24 GB machine and the
+    run ran out of memory. The widest ``dim`` of any arm (a wrapper's base included) now
+    sets the embedding's size, with the optimiser's two moments."""
+    from recarena.simulator.runner import preflight
+
+    doc = base_doc(tmp_path)
+    doc["population"]["users"] = 10**6
+    doc["arms"][1]["recommender"] = {
+        "type": "epsilon_greedy",
+        "params": {"base": "mf", "base_params": {"dim": 1024}},
+    }
+    wide = preflight.estimate(parse_scenario(doc), None, 1).bytes_per_cell
+    doc["arms"][1]["recommender"]["params"]["base_params"]["dim"] = 32
+    narrow = preflight.estimate(parse_scenario(doc), None, 1).bytes_per_cell
+    assert wide - narrow >= 10**6 * (3 * 1024 - 2 * 64) * 4
+    monkeypatch.setattr(preflight, "machine_memory", lambda: 8 * 2**30)  # 1.7 GB at dim 32
+    doc["arms"][1]["recommender"]["params"]["base_params"]["dim"] = 1024
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    code, stderr = cli("run", str(path), "--executor", "local", "-o", str(tmp_path / "o"), "-q")
+    assert_refused(code, stderr, "for 10^6 users (1 cell(s) at once); this machine has 8.0 GB")
+    assert not (tmp_path / "o").exists()
+
+
 def test_a_run_whose_baseline_arm_finished_nothing(finished_run, tmp_path):
     """An interrupted run where only the other arm finished. Was: `compare` said
     "--baseline: unknown arm 'random'" though no --baseline was given (the report fell back

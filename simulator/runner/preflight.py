@@ -470,7 +470,8 @@ def estimate(
     consumed-items matrix (int32 while ids fit, as wide as the heaviest user's history, counted
     twice: its doubling briefly holds both tables); per item: topic mix
     and scalars; per creator: topic mix, its agent and upload process; one page batch of scores
-    over the catalog; a generic 64-wide embedding per user and item for learned recommenders;
+    over the catalog; an embedding per user and item for learned recommenders (64 wide, or the
+    widest ``dim`` an arm asks for, with its optimiser's moments);
     the log buffers.
     """
     pop, catalog, horizon, creators = (
@@ -492,9 +493,14 @@ def estimate(
     per_tick = visits * horizon.tick_seconds / 86_400 * pop.max_pages
     batch = min(users, max(1.0, users * per_tick))
     social = pop.social.graph.mean_degree * 32 if pop.social is not None else 0.0
+    # learned embeddings: a generic 64 wide, or the widest ``dim`` an arm asks for, with the
+    # optimiser's two moments (Adam) beside the weights
+    width = _widest_dim(scenario)
+    per_user_emb = max(2 * 64, 3 * width) * 4
+    per_item_emb = max(64, 3 * width) * 4
     per_cell = (
-        users * (3 * topics * 4 + 96 + history * 8 + 2 * 64 * 4 + social)
-        + items * (topics * 4 + 64 + 64 * 4)
+        users * (3 * topics * 4 + 96 + history * 8 + per_user_emb + social)
+        + items * (topics * 4 + 64 + per_item_emb)
         + (creators.count + joins) * (topics * 4 + CREATOR_BYTES)
         + batch * items * 8 * 3
         + scenario.output.flush_rows * 200
@@ -518,6 +524,24 @@ def estimate(
         llm_calls=float(llm_pages * cells),
         ticks=ticks,
     )
+
+
+def _widest_dim(scenario: Scenario) -> int:
+    """The largest embedding ``dim`` in any arm's params (a wrapper's base's included), 0 if
+    none. Was: every learned recommender was counted 64 wide, so mf with ``dim: 1024`` at a
+    million users (12 GB of weights and Adam moments) passed as ~15 GB and ran out of memory."""
+    widest = 0
+    stack: list[Any] = [arm.recommender.params for arm in scenario.arms]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            dim = node.get("dim")
+            if isinstance(dim, int) and not isinstance(dim, bool):
+                widest = max(widest, dim)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return widest
 
 
 def _grid(scenario: Scenario) -> int:
