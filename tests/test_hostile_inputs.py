@@ -331,6 +331,19 @@ def test_plugin_recommender_whose_constructor_fails(tmp_path, recommender, sweep
     refused_everywhere(tmp_path, doc, fragment)
 
 
+def test_plugin_recommenders_are_not_built_past_the_memory_limit(tmp_path):
+    """Building a plug-in allocates its per-user arrays: under --force past the memory limit
+    (10^12 users) validate itself ran out of memory (an internal error). It builds plug-ins only
+    for a scenario that fits this machine."""
+    from recarena.simulator.runner.preflight import preflight
+
+    doc = base_doc(tmp_path)
+    doc["population"]["users"] = 10**12
+    doc["arms"][1]["recommender"] = {"type": f"{P}:NeedsSmallX", "params": {"x": 3}}
+    estimate = preflight(parse_scenario(doc), "s.yaml", force=True)
+    assert estimate.users == 10**12
+
+
 def test_plugin_recommender_that_only_the_cell_can_build(tmp_path):
     """The base of a swept value that no point uses is never built (it never runs); and where
     validate does not build (a run started without it), the cell's own build fails in the same

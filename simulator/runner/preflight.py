@@ -603,6 +603,12 @@ def _check_estimate(
         raise RecarenaError(f"{'; '.join(problems)} (pass --force to run anyway)")
 
 
+def _fits(est: Estimate, limits: Limits, memory: int) -> bool:
+    """The estimate is within this machine's memory: only then are plug-ins built here (their
+    per-user arrays under ``--force`` past the limit failed validate itself, out of memory)."""
+    return est.bytes_total <= limits.memory_fraction * memory
+
+
 FileCheck = Callable[[Scenario], Sizes | None]
 """The file checks of one scenario (preflight binds the CLI's cache and edge-list options)."""
 
@@ -635,7 +641,8 @@ def _check_points(
             _check_pages(world, point_sizes.items if point_sizes else world.catalog.initial_items)
             point_estimate = estimate(world, point_sizes, workers)
             _check_estimate(point_estimate, world, limits, force, memory)
-            check_builds(world, point_estimate.users, built)
+            if _fits(point_estimate, limits, memory):
+                check_builds(world, point_estimate.users, built)
         except RecarenaError as exc:
             raise RecarenaError(f"sweep point {point.index} ({values}): {exc}") from None
 
@@ -706,7 +713,8 @@ def preflight(
         est = estimate(scenario, sizes, workers)
         _check_estimate(est, scenario, limits or Limits(), force)
         built: Built = set()
-        if not scenario.sweep:  # with a sweep, its points are what the cells build
+        # with a sweep, its points are what the cells build
+        if not scenario.sweep and _fits(est, limits or Limits(), machine_memory()):
             check_builds(scenario, est.users, built)
         _check_points(scenario, sizes, workers, limits or Limits(), force, files, built)
         if probe_llm:
