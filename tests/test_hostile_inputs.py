@@ -907,3 +907,13 @@ def test_data_path_that_is_a_named_pipe(tmp_path, field, fragment):
     _set_path(doc, field, str(pipe))
     refused_everywhere(tmp_path, doc, f"{field}: ")
     refused_everywhere(tmp_path, doc, fragment)
+
+
+def test_a_file_where_a_run_directory_belongs(tmp_path):
+    """Was: "run directory not found" for a path that exists (a file, often the scenario passed
+    by mistake); now it says the path is not a directory."""
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(base_doc(tmp_path)), encoding="utf-8")
+    code, stderr = cli("run", str(path), "--resume", str(path), "-q")
+    assert_refused(code, stderr, f"--resume {path}: not a directory")
+    assert_refused(*cli("compare", str(path)), f"not a directory: {path}")

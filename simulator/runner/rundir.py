@@ -76,11 +76,9 @@ def read_manifest(run_dir: Path, option: str = "") -> dict[str, Any]:
     if problem is not None:  # is_dir() raises on an over-long name
         raise RecarenaError(f"{option or 'run directory'} {str(run_dir)!r}: {problem}")
     if not run_dir.is_dir():
-        raise RecarenaError(
-            f"{option} {run_dir}: run directory not found"
-            if option
-            else f"run directory not found: {run_dir}"
-        )
+        # a file where the run directory belongs was reported as "not found"
+        what = "not a directory" if run_dir.exists() else "run directory not found"
+        raise RecarenaError(f"{option} {run_dir}: {what}" if option else f"{what}: {run_dir}")
     path = run_dir / MANIFEST
     if not path.is_file():
         raise RecarenaError(
