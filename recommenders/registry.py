@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 from recarena.recommenders.base import NoParams, Recommender, RecommenderContext
 from recarena.simulator.core.errors import RecarenaError, exception_line
 from recarena.simulator.core.names import short_repr
-from recarena.simulator.core.registry import Registry, check_buildable
+from recarena.simulator.core.registry import Registry, check_buildable, ignored_keys
 
 _R = "recarena.recommenders."
 
@@ -153,6 +153,9 @@ def validated_base_params(base: str, params: dict) -> dict:
     if "list" not in getattr(entry.factory, "surfaces", frozenset({"list"})):
         # a conversational recommender has act(), no recommend(): the wrapper cannot rank with it
         raise ValueError(f"@base: {base!r} is not a list recommender (it only converses)")
+    unknown = ignored_keys(entry.params, params)
+    if unknown:  # a plug-in base's Params that would drop it silently
+        raise ValueError(f"@base_params.{unknown[0]}: unknown key")
     try:
         validated: dict = entry.params.model_validate(params).model_dump(mode="json")
     except ValidationError as exc:

@@ -425,6 +425,45 @@ def test_plugin_user_policy_whose_constructor_fails(tmp_path):
     )
 
 
+@pytest.mark.parametrize(
+    ("where", "value", "fragment"),
+    [
+        (
+            "recommender",
+            {"type": f"{P}:LenientParams", "params": {"epoch": 5}},
+            f"arms[1].recommender.params.epoch: unknown key (the Params of '{P}:LenientParams' "
+            "have no such field)",
+        ),
+        (
+            "recommender",
+            {"type": "mmr", "params": {"base": f"{P}:LenientParams", "base_params": {"epoch": 5}}},
+            "arms[1].recommender.params.base_params.epoch: unknown key",
+        ),
+        (
+            "strategy",
+            {"type": f"{P}:LenientStrategy", "params": {"epoch": 5}},
+            "creators.strategy.params.epoch: unknown key",
+        ),
+    ],
+    ids=["recommender", "as_a_base", "strategy"],
+)
+def test_plugin_params_that_would_drop_a_key(tmp_path, where, value, fragment):
+    """Was: a plug-in's Params without extra="forbid" (pydantic's default ignores unknown keys)
+    turned a typo (epoch for epochs) into the default without a word. Every built-in refuses
+    unknown keys; a plug-in's params now are too, in one line naming the key."""
+    doc = base_doc(tmp_path)
+    if where == "recommender":
+        doc["arms"][1]["recommender"] = value
+    else:
+        doc["creators"]["strategy"] = value
+    refused_everywhere(tmp_path, doc, fragment)
+    if where == "recommender" and value["type"] != "mmr":  # the right key still passes
+        doc["arms"][1]["recommender"]["params"] = {"epochs": 5}
+        path = tmp_path / "ok.yaml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+        assert cli("validate", str(path))[0] == 0
+
+
 # ------------------------------------------------------------ plug-ins that exit the process
 @pytest.mark.parametrize(
     ("kind", "code"), [("ExitsInFit", "None"), ("ExitsInRecommend", "3")], ids=["fit", "recommend"]

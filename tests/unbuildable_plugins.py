@@ -7,7 +7,7 @@ import abc
 from typing import Any
 
 import numpy as np
-from pydantic import ConfigDict, field_validator
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from recarena.agents.creators.strategies import StaticParams, StaticStrategy
 from recarena.agents.users.rule_user import RuleUserPolicy
@@ -134,3 +134,17 @@ class PolicyRaisesInInit(RuleUserPolicy):
 
     def __init__(self, cfg: Any, state: Any, catalog: Any, successor: Any, social: Any) -> None:
         raise ValueError("no policy today")
+
+
+class _LenientParams(BaseModel):
+    """pydantic's default: unknown keys are dropped without a word."""
+
+    epochs: int = 3
+
+
+class LenientParams(RandomRecommender):
+    Params = _LenientParams  # type: ignore[assignment]
+
+
+class LenientStrategy(StaticStrategy):
+    Params = _LenientParams  # type: ignore[assignment]

@@ -130,6 +130,25 @@ def check_signature(
         ) from None
 
 
+def ignored_keys(model: Any, raw: Any) -> list[str]:
+    """Keys of ``raw`` that the pydantic ``model`` would silently drop.
+
+    pydantic ignores unknown keys unless a model says ``extra="forbid"`` (every built-in does),
+    so a plug-in's Params without it turned a typo (``epoch: 5``) into the default without a
+    word. Empty when the model keeps or refuses extras itself, or names a field by an alias
+    choice this cannot read."""
+    config = getattr(model, "model_config", None) or {}
+    if config.get("extra") not in (None, "ignore") or not isinstance(raw, dict):
+        return []
+    known: set[str] = set()
+    for name, info in getattr(model, "model_fields", {}).items():
+        aliases = (info.alias, info.validation_alias)
+        if any(alias is not None and not isinstance(alias, str) for alias in aliases):
+            return []
+        known |= {name} | {alias for alias in aliases if isinstance(alias, str)}
+    return [str(key) for key in raw if key not in known]
+
+
 def _kind_of(obj: Any) -> str:
     if inspect.isfunction(obj) or inspect.isbuiltin(obj):
         return "a function"

@@ -19,6 +19,7 @@ from recarena.agents.users.policies import REGISTRY as USER_POLICIES
 from recarena.recommenders.registry import REGISTRY as RECOMMENDERS
 from recarena.recommenders.registry import get_entry
 from recarena.simulator.core.errors import RecarenaError, first_line
+from recarena.simulator.core.registry import ignored_keys
 from recarena.simulator.core.scenario import (
     PluginSurface,
     Scenario,
@@ -110,6 +111,12 @@ def _resolve_strategy(scenario: Scenario) -> None:
             f"creators.strategy.params: the Params of {spec.type!r} raised "
             f"{type(exc).__name__}: {_plugin_message(exc)}"
         ) from None
+    unknown = ignored_keys(STRATEGIES.load(spec.type).Params, spec.params)
+    if unknown:
+        raise RecarenaError(
+            f"creators.strategy.params.{unknown[0]}: unknown key (the Params of {spec.type!r} "
+            "have no such field)"
+        )
     # a params model may coerce the string "inf" into a float; the YAML check cannot see that
     check_finite(params.model_dump(), prefix="creators.strategy.params")
     check_no_bool_numbers(spec.params, params.model_dump(), prefix="creators.strategy.params")
@@ -156,6 +163,12 @@ def _resolve_params(scenario: Scenario) -> None:
                 f"{where}: the Params of {arm.recommender.type!r} raised "
                 f"{type(exc).__name__}: {_plugin_message(exc)}"
             ) from None
+        unknown = ignored_keys(entry.params, arm.recommender.params)
+        if unknown:
+            raise RecarenaError(
+                f"{where}.{unknown[0]}: unknown key (the Params of {arm.recommender.type!r} "
+                "have no such field)"
+            )
         check_finite(params.model_dump(), prefix=where)
         check_no_bool_numbers(arm.recommender.params, params.model_dump(), prefix=where)
         try:
