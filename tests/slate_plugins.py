@@ -218,3 +218,17 @@ class SwallowsErrors(Honest):
         with contextlib.suppress(Exception):  # the habit under test
             time.sleep(0.05)
         return super().recommend(requests)
+
+
+class FailsWhenStopped(Honest):
+    """Slow pages whose clean-up fails when a stop interrupts them: the clean-up's error replaces
+    the stop (as closing a half-written file can), which used to mark the cell failed."""
+
+    def recommend(self, requests: RequestBatch) -> SlateBatch:
+        import time
+
+        try:
+            time.sleep(0.05)
+        except KeyboardInterrupt as stop:
+            raise RuntimeError("clean-up after the stop failed") from stop
+        return super().recommend(requests)

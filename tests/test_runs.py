@@ -278,6 +278,27 @@ def test_a_stop_signal_is_not_swallowed_by_plugin_code(tmp_path, slow_doc, write
     assert {c["status"] for c in _manifest(out)["cells"]} == {"incomplete"}
 
 
+def test_a_stop_that_ends_in_a_clean_up_error_is_a_stop(tmp_path, slow_doc, write_scenario):
+    """Was: a stop landing where clean-up code turns it into an error of its own marked the
+    running cell failed (and the run went on to the next cell before it stopped). A cell that
+    fails once a stop was asked for is an interrupted cell."""
+    slow_doc["arms"][1]["recommender"] = {"type": "tests.slate_plugins:FailsWhenStopped"}
+    slow_doc["arms"] = slow_doc["arms"][1:]
+    slow_doc["horizon"]["days"] = 30
+    out = tmp_path / "run"
+    proc = _start("run", str(write_scenario(slow_doc)), "-o", str(out), "-q", "--executor", "local")
+    try:
+        _wait_for(lambda: _running_cell(out), proc)
+        time.sleep(1.0)  # inside the plug-in's pages
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=STOP_SECONDS)
+    finally:
+        _kill_group(proc)
+    assert proc.returncode == 130, err
+    assert "interrupted (SIGINT)" in err and "Traceback" not in err
+    assert {c["status"] for c in _manifest(out)["cells"]} == {"incomplete"}
+
+
 # ------------------------------------------------------------------ the lock
 def test_two_runs_on_one_directory_exactly_one_proceeds(tmp_path, slow_doc, write_scenario):
     out = tmp_path / "run"

@@ -85,6 +85,9 @@ class LocalExecutor:
             except (Interrupted, KeyboardInterrupt):
                 raise
             except Exception as exc:  # noqa: BLE001 (a cell's failure is data for the run)
+                # a stop that landed in the cell's clean-up (closing its log files) can come
+                # out as that clean-up's own error: the cell was stopped, it did not fail
+                stop.check()
                 keep_traceback(job.run_dir, cell, exc)
                 events.failed(cell, failure_line(exc), isinstance(exc, RecarenaError))
                 continue
