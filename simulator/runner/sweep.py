@@ -19,6 +19,7 @@ every value is validated by the same schema as a hand-written scenario before an
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import json
 import math
@@ -164,26 +165,35 @@ def check_grid_size(scenario: Scenario, max_points: int | None = None) -> int:
     return size
 
 
-_EXPANDED: dict[str, list[SweepPoint]] = {}
-"""The last expansion, by the scenario's JSON: validate and run each ask for the points three
-or four times (preflight, the cell plan, the log estimate, the run), and a 10,000-point grid
-took seconds each time."""
-
-
 def expand_sweep(scenario: Scenario) -> list[SweepPoint]:
     """Every point of the scenario's grid, validated; ``[]`` for a scenario without a sweep.
 
-    The same scenario (equal as JSON) is expanded once; callers get a fresh list of the same
-    points."""
+    The same scenario (equal as JSON) is expanded once: validate and run ask for the points
+    three or four times (preflight, the cell plan, the log estimate, the run), and a
+    10,000-point grid took seconds each time. Callers get a fresh list of the same points."""
     if not scenario.sweep:
         return []
     check_grid_size(scenario)
-    key = scenario.model_dump_json()
-    if key not in _EXPANDED:
-        points = _expand(scenario)
-        _EXPANDED.clear()  # one grid at a time: a sweep's points can take hundreds of MB
-        _EXPANDED[key] = points
-    return list(_EXPANDED[key])
+    return list(_expansion(_ByJson(scenario.model_dump_json(), scenario)))
+
+
+@dataclass(frozen=True, eq=False)
+class _ByJson:
+    """A scenario that hashes and compares as its JSON (pydantic models do not hash)."""
+
+    key: str
+    scenario: Scenario
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _ByJson) and other.key == self.key
+
+
+@functools.lru_cache(maxsize=1)  # one grid at a time: a sweep's points can take hundreds of MB
+def _expansion(scenario: _ByJson) -> tuple[SweepPoint, ...]:
+    return tuple(_expand(scenario.scenario))
 
 
 def _expand(scenario: Scenario) -> list[SweepPoint]:
