@@ -293,3 +293,21 @@ def test_validate_expands_a_grid_once_and_walks_each_value_once(tmp_path, monkey
     assert calls["expand"] == 1
     assert calls["walk"] <= 1 + 5 + 4  # the scenario, then each value alone; not 20 points
     assert calls["signature"] <= 2  # random and popularity at most once each, not per point
+
+
+def test_sweeping_a_recommender_type_starts_from_that_types_defaults():
+    """Was refused: the base arm's params, filled in for its own type, were unknown keys of the
+    swept one ("half_life_days: unknown key"). A point of the base's own type keeps its params."""
+    doc = _doc(**{"arms[popularity].recommender.type": ["popularity", "random", "mf"]})
+    doc["arms"][1]["recommender"]["params"] = {"half_life_days": 3.0}
+    points = expand_sweep(parse_scenario(doc))
+    arms = [p.scenario.arms[1].recommender for p in points]
+    assert [a.type for a in arms] == ["popularity", "random", "mf"]
+    assert arms[0].params == {"half_life_days": 3.0}
+    assert "half_life_days" not in arms[1].params and "half_life_days" not in arms[2].params
+    assert (
+        arms[2].params
+        == parse_scenario(_doc() | {"arms": [{"name": "m", "recommender": {"type": "mf"}}]})
+        .arms[0]
+        .recommender.params
+    )

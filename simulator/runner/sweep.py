@@ -141,10 +141,22 @@ def _check_sweepable(path: str, steps: list[PathStep]) -> None:
 
 
 def _set(doc: dict[str, Any], steps: list[PathStep], value: Any) -> None:
+    """Set one swept value. A ``type`` swept to another plug-in starts from that plug-in's own
+    default ``params``: the base's were filled in for its type, so they would be unknown keys of
+    another (sweeping ``arms[1].recommender.type`` over popularity and random was refused)."""
     node: Any = doc
     for step in steps[:-1]:
         node = node[step]
-    node[steps[-1]] = copy.deepcopy(value)
+    last = steps[-1]
+    if last == "type" and isinstance(node.get("params"), dict) and node.get("type") != value:
+        node["params"] = {}
+    node[last] = copy.deepcopy(value)
+
+
+def _types_first(params: dict[str, Any], targets: dict[str, list[PathStep]]) -> list[str]:
+    """The order a point's values are set in: types before anything else, so a swept param of
+    the swept plug-in is not wiped by its type's reset (see :func:`_set`)."""
+    return sorted(params, key=lambda path: targets[path][-1] != "type")
 
 
 def grid_size(scenario: Scenario) -> int:
@@ -239,8 +251,8 @@ def _expand(scenario: Scenario) -> list[SweepPoint]:
     for combo in itertools.product(*(scenario.sweep[p] for p in paths)):
         doc = json.loads(base_text)
         params = dict(zip(paths, combo, strict=True))
-        for path, value in params.items():
-            _set(doc, targets[path], value)
+        for path in _types_first(params, targets):
+            _set(doc, targets[path], params[path])
         try:  # the base and each value passed the value walks: only their combination is new
             resolved = parse_scenario(doc, scanned=True)
         except RecarenaError as exc:  # values fine alone, not together (e.g. two bounds)
