@@ -257,34 +257,23 @@ def test_a_stop_signal_to_the_group_ends_the_run_cleanly(
     assert not (out / LOCK).exists()  # released
 
 
-def test_a_stop_signal_is_not_swallowed_by_plugin_code(tmp_path, slow_doc, write_scenario):
-    """Was: with --executor local the stop was an Exception raised inside whatever code ran, so
+@pytest.mark.parametrize(
+    "plugin",
+    ["SwallowsErrors", "FailsWhenStopped"],
+    ids=["swallowed-by-except-exception", "replaced-by-a-clean-up-error"],
+)
+def test_plugin_code_does_not_turn_a_stop_into_something_else(
+    tmp_path, slow_doc, write_scenario, plugin
+):
+    """With --executor local the stop is raised inside whatever code runs. Was: as an Exception,
     a plug-in's ``try/except Exception`` swallowed it and the cell (minutes or hours) ran on to
-    its end before the run stopped. Now the stop passes through ``except Exception``."""
-    slow_doc["arms"][1]["recommender"] = {"type": "tests.slate_plugins:SwallowsErrors"}
+    its end (SwallowsErrors); and clean-up code that turned it into an error of its own marked
+    the cell failed, the run going on to the next cell before it stopped (FailsWhenStopped).
+    Now the stop passes through ``except Exception``, and a cell that fails once a stop was
+    asked for is an interrupted cell."""
+    slow_doc["arms"][1]["recommender"] = {"type": f"tests.slate_plugins:{plugin}"}
     slow_doc["arms"] = slow_doc["arms"][1:]
     slow_doc["horizon"]["days"] = 30  # minutes of slow pages: only a stop ends it in time
-    out = tmp_path / "run"
-    proc = _start("run", str(write_scenario(slow_doc)), "-o", str(out), "-q", "--executor", "local")
-    try:
-        _wait_for(lambda: _running_cell(out), proc)
-        time.sleep(1.0)  # inside the plug-in's pages
-        os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=STOP_SECONDS)
-    finally:
-        _kill_group(proc)
-    assert proc.returncode == 130, err
-    assert "interrupted (SIGINT)" in err and "Traceback" not in err
-    assert {c["status"] for c in _manifest(out)["cells"]} == {"incomplete"}
-
-
-def test_a_stop_that_ends_in_a_clean_up_error_is_a_stop(tmp_path, slow_doc, write_scenario):
-    """Was: a stop landing where clean-up code turns it into an error of its own marked the
-    running cell failed (and the run went on to the next cell before it stopped). A cell that
-    fails once a stop was asked for is an interrupted cell."""
-    slow_doc["arms"][1]["recommender"] = {"type": "tests.slate_plugins:FailsWhenStopped"}
-    slow_doc["arms"] = slow_doc["arms"][1:]
-    slow_doc["horizon"]["days"] = 30
     out = tmp_path / "run"
     proc = _start("run", str(write_scenario(slow_doc)), "-o", str(out), "-q", "--executor", "local")
     try:
