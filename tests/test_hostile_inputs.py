@@ -956,3 +956,186 @@ def test_a_file_where_a_run_directory_belongs(tmp_path):
     code, stderr = cli("run", str(path), "--resume", str(path), "-q")
     assert_refused(code, stderr, f"--resume {path}: not a directory")
     assert_refused(*cli("compare", str(path)), f"not a directory: {path}")
+
+
+# ---------------------------------------------- a calibrated population's files, damaged
+@pytest.fixture(scope="module")
+def calibrated_files(tmp_path_factory) -> Path:
+    """A real (tiny) calibrated population: 40 users, 30 items, with its interest sidecar."""
+    import numpy as np
+
+    from recarena.agents.users.calibration import CalibrationConfig, calibrate
+    from recarena.simulator.data.datasets import load_dataset
+
+    root = tmp_path_factory.mktemp("calibrated")
+    rng = np.random.default_rng(0)
+    rows = ["userId,movieId,rating,timestamp"]
+    for user in range(1, 41):
+        for k, movie in enumerate(rng.choice(np.arange(1, 31), 12, replace=False)):
+            rows.append(f"{user},{movie},{rng.integers(1, 6)}.0,{10**6 + user * 1000 + k * 60}")
+    (root / "ml").mkdir()
+    (root / "ml" / "ratings.csv").write_text("\n".join(rows) + "\n")
+    genres = ["Drama", "Comedy", "Action"]
+    (root / "ml" / "movies.csv").write_text(
+        "movieId,title,genres\n"
+        + "".join(f"{m},Movie {m} (1999),{genres[m % 3]}\n" for m in range(1, 31))
+    )
+    population = calibrate(load_dataset(root / "ml"), CalibrationConfig(topics=2, epochs=1))
+    population.save(root / "pop" / "pop.parquet")
+    return root / "pop"
+
+
+def _rewrite(path: Path, change) -> None:
+    import pyarrow.parquet as pq
+
+    pq.write_table(change(pq.read_table(path)), path)
+
+
+def _column(name: str, values) -> object:
+    import pyarrow as pa
+
+    def change(table):
+        array = values(table[name].to_pylist())
+        array = array if isinstance(array, pa.Array) else pa.array(array)
+        changed = table.set_column(table.schema.get_field_index(name), name, array)
+        return changed.replace_schema_metadata(table.schema.metadata)
+
+    return change
+
+
+def _metadata(**update) -> object:
+    def change(table):
+        scalars = json.loads(table.schema.metadata[b"recarena.calibration"])
+        scalars.update(update)
+        return table.replace_schema_metadata({b"recarena.calibration": json.dumps(scalars)})
+
+    return change
+
+
+def _npz(**update) -> object:
+    def change(path: Path) -> None:
+        import numpy as np
+
+        with np.load(path) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+        np.savez(path, **{**arrays, **update})
+
+    return change
+
+
+def _damage_calibrated(directory: Path, damage: str) -> None:
+    import numpy as np
+    import pyarrow as pa
+
+    users, items = directory / "pop.parquet", directory / "pop.items.parquet"
+    interest, sidecar = directory / "pop.interest.npz", directory / "pop.json"
+    floats = pa.list_(pa.float32())
+    if damage == "npz_empty":
+        interest.write_bytes(b"")
+    elif damage == "npz_truncated":
+        interest.write_bytes(interest.read_bytes()[:300])
+    elif damage == "npz_missing":
+        interest.unlink()
+    elif damage == "npz_of_fewer_items":
+        _npz(log_pop=np.zeros(5, np.float32))(interest)
+    elif damage == "npz_nan":
+        _npz(conformity=np.full(40, np.nan, np.float32))(interest)
+    elif damage == "metadata_a_list":
+        for path in (users, items):
+            _rewrite(path, lambda t: t.replace_schema_metadata({b"recarena.calibration": b"[1]"}))
+    elif damage == "thresholds_unsorted":
+        for path in (users, items):
+            _rewrite(path, _metadata(rating_thresholds=[4.0, 3.0, 2.0, 1.0]))
+    elif damage == "thresholds_short":
+        for path in (users, items):
+            _rewrite(path, _metadata(rating_thresholds=[1.0]))
+    elif damage == "items_of_another_calibration":
+        _rewrite(items, _metadata(temperature=9.0))
+    elif damage == "json_invalid":
+        sidecar.write_text("{not json")
+    elif damage == "json_of_another_population":
+        sidecar.write_text(json.dumps({"temperature": 1.0}))
+    elif damage == "activity_negative":
+        _rewrite(users, _column("activity", lambda v: [-1.0] * len(v)))
+    elif damage == "activity_huge":
+        _rewrite(users, _column("activity", lambda v: [1e300] * len(v)))
+    elif damage == "activity_null":
+        _rewrite(users, _column("activity", lambda v: pa.array([None, *v[1:]], pa.float64())))
+    elif damage == "taste_narrower":
+        _rewrite(users, _column("taste", lambda v: pa.array([r[:1] for r in v], floats)))
+    elif damage == "taste_text":
+        text = pa.list_(pa.string())
+        _rewrite(
+            users, _column("taste", lambda v: pa.array([[str(x) for x in r] for r in v], text))
+        )
+    elif damage == "topics_negative":
+        _rewrite(items, _column("topics", lambda v: pa.array([[-1.0] * len(r) for r in v], floats)))
+    elif damage == "creator_float":
+        _rewrite(items, _column("creator", lambda v: [x + 0.5 for x in v]))
+    elif damage == "creator_null":
+        _rewrite(items, _column("creator", lambda v: pa.array([None, *v[1:]], pa.int32())))
+    elif damage == "creator_past_the_items":
+        _rewrite(items, _column("creator", lambda v: pa.array([2**30, *v[1:]], pa.int32())))
+    elif damage == "genres_one_string":
+        _rewrite(items, _column("genres", lambda v: ["|".join(g) for g in v]))
+    elif damage == "corrupt_pages":
+        data = bytearray(users.read_bytes())
+        data[8:60] = bytes(52)  # the first data page; the footer stays intact
+        users.write_bytes(bytes(data))
+    else:
+        raise AssertionError(damage)
+
+
+CALIBRATED_DAMAGE = [
+    ("npz_empty", "pop.interest.npz is not a NumPy archive"),
+    ("npz_truncated", "pop.interest.npz is not a NumPy archive"),
+    ("npz_missing", "pop.interest.npz not found; the calibration in pop.parquet fitted"),
+    ("npz_of_fewer_items", "pop.interest.npz: log_pop has (5,) rows, not 30 items"),
+    ("npz_nan", "pop.interest.npz: conformity has values that are not finite numbers"),
+    ("metadata_a_list", "pop.parquet: its calibration metadata is a JSON list, not an object"),
+    ("thresholds_unsorted", "fitted rating_thresholds [4.0, 3.0, 2.0, 1.0]: cut points must be"),
+    ("thresholds_short", "fitted rating_thresholds [1.0]: List should have at least 4 items"),
+    ("items_of_another_calibration", "pop.items.parquet holds another calibration than pop"),
+    ("json_invalid", "pop.json: not readable JSON"),
+    ("json_of_another_population", "pop.json does not match the calibration inside pop.parquet"),
+    ("activity_negative", "pop.parquet: activity -1 is outside 0..1e+06"),
+    ("activity_huge", "pop.parquet: activity 1e+300 is outside 0..1e+06"),
+    ("activity_null", "pop.parquet: column 'activity' has 1 missing value(s)"),
+    ("taste_narrower", "pop.parquet: users have 1 taste topics but its items 2"),
+    ("taste_text", "pop.parquet: column 'taste' must be a list of floats"),
+    ("topics_negative", "item topic mixes must not be negative"),
+    ("creator_float", "pop.items.parquet: column 'creator' must be an integer index, got double"),
+    ("creator_null", "pop.items.parquet: column 'creator' has 1 missing value(s)"),
+    ("creator_past_the_items", "creator index 1073741824 is outside 0..29"),
+    ("genres_one_string", "pop.items.parquet: column 'genres' must be a list of strings"),
+    ("corrupt_pages", "pop.parquet cannot be read ("),
+]
+
+
+@pytest.mark.parametrize(("damage", "fragment"), CALIBRATED_DAMAGE)
+def test_calibrated_population_files_damaged(calibrated_files, tmp_path, damage, fragment):
+    """Was: validate said ok and every cell of the run failed (a broadcast error for users and
+    items of two populations, ``lam < 0`` for a negative visit rate, out-of-order cut points
+    from the file), a zero-byte interest sidecar ended as "aborted" (exit 130), a cut-short one
+    or a metadata list as an internal error (exit 1); a missing sidecar or a float creator
+    index ran without a word on another model. Now one line naming population.path and the
+    file, exit 2, nothing written."""
+    directory = tmp_path / "pop"
+    shutil.copytree(calibrated_files, directory)
+    _damage_calibrated(directory, damage)
+    doc = base_doc(tmp_path)
+    doc["population"] = {"from": "calibrated", "path": str(directory / "pop.parquet")}
+    doc["surface"] = {"k": 2}
+    refused_everywhere(tmp_path, doc, "population.path: ")
+    refused_everywhere(tmp_path, doc, fragment)
+
+
+def test_calibrated_population_undamaged_passes(calibrated_files, tmp_path):
+    """The checks above refuse damage only: the files as calibrate writes them pass."""
+    doc = base_doc(tmp_path)
+    doc["population"] = {"from": "calibrated", "path": str(calibrated_files / "pop.parquet")}
+    doc["surface"] = {"k": 2}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    code, stderr = cli("validate", str(path))
+    assert code == 0, stderr

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import zipfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -36,6 +37,15 @@ from recarena.simulator.core.paths import check_creatable, url_problem
 from recarena.simulator.core.scenario import CarouselSurface, Scenario
 from recarena.simulator.data.datasets import detect_format, load_dataset, recbole_ml100k_dir
 from recarena.simulator.runner.build_check import Built, check_builds
+from recarena.simulator.runner.calibrated_check import (
+    ITEM_COLUMNS,
+    USER_COLUMNS,
+    column_problem,
+    loaded_problem,
+    null_problem,
+    scalars_problem,
+    sidecar_problem,
+)
 from recarena.simulator.runner.sweep import check_grid_size, expand_sweep
 
 SMALL_FILE_BYTES = 64 * 2**20
@@ -164,7 +174,7 @@ def _check_calibrated(scenario: Scenario) -> Sizes | None:
         users_path: {"user_id", "taste", "activity", "session_length"},
         items_path: {"item_id", "title", "genres", "topics", "quality", "creator", "creator_name"},
     }
-    rows = {}
+    rows, fitted = {}, {}
     for path, columns in wanted.items():
         _readable(path, "population.path")
         try:
@@ -192,23 +202,56 @@ def _check_calibrated(scenario: Scenario) -> Sizes | None:
                     f"population.path: {path}: column {name!r} must be numeric, "
                     f"got {schema.field(name).type}"
                 )
+        problem = column_problem(schema, path)
+        if problem is not None:
+            raise RecarenaError(f"population.path: {problem}")
         metadata = schema.metadata or {}
         try:
-            json.loads(metadata[b"recarena.calibration"])
+            scalars = json.loads(metadata[b"recarena.calibration"])
         except (KeyError, ValueError) as exc:
             raise RecarenaError(
                 f"population.path: {path} has no readable calibration metadata ({exc!r})"
             ) from None
-        rows[path] = meta.num_rows
+        problem = scalars_problem(scalars)
+        if problem is not None:
+            raise RecarenaError(f"population.path: {path}: {problem}")
+        rows[path], fitted[path] = meta.num_rows, scalars
+    if fitted[items_path] != fitted[users_path]:  # both files are written with one calibration
+        raise RecarenaError(
+            f"population.path: {items_path} holds another calibration than {users_path.name} "
+            "(the items of another population?); calibrate again"
+        )
+    problem = sidecar_problem(users_path, fitted[users_path])
+    if problem is not None:
+        raise RecarenaError(f"population.path: {problem}")
     if users_path.stat().st_size + items_path.stat().st_size <= SMALL_FILE_BYTES:
+        for path, names in ((users_path, USER_COLUMNS), (items_path, ITEM_COLUMNS)):
+            try:  # the data pages themselves: a footer can be intact over damaged pages
+                problem = null_problem(path, names)
+            except (pa.ArrowException, OSError) as exc:
+                raise RecarenaError(
+                    f"population.path: {path} cannot be read ({first_line(exc)})"
+                ) from None
+            if problem is not None:
+                raise RecarenaError(f"population.path: {problem}")
         try:  # the engine's own loader, so anything it would refuse is refused now
-            CalibratedPopulation.load(users_path)
+            population = CalibratedPopulation.load(users_path)
         except RecarenaError as exc:
             raise RecarenaError(f"population.path: {exc}") from None
         except (ValueError, KeyError, TypeError, IndexError, OSError) as exc:
             raise RecarenaError(
                 f"population.path: {users_path} cannot be loaded ({first_line(exc)})"
             ) from None
+        except (zipfile.BadZipFile, EOFError) as exc:
+            # the interest sidecar cut short or empty: an EOFError left to the CLI read as a
+            # Ctrl-D at a prompt ("aborted", exit 130)
+            raise RecarenaError(
+                f"population.path: {users_path.with_suffix('.interest.npz')} is not a NumPy "
+                f"archive ({first_line(exc)})"
+            ) from None
+        problem = loaded_problem(population, users_path)
+        if problem is not None:
+            raise RecarenaError(f"population.path: {problem}")
     return Sizes(rows[users_path], rows[items_path])
 
 
