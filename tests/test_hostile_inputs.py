@@ -633,6 +633,40 @@ def test_policy_checkpoint_checked_by_validate(tmp_path, checkpoint, fragment, w
 
 
 @pytest.mark.parametrize(
+    ("saved", "fragment"),
+    [
+        ("truncated", "ck.pt is not a torch module: PytorchStreamReader failed"),
+        ("tensor", "ck.pt holds no callable module"),
+        ("state_dict", "ck.pt holds no callable module"),
+    ],
+)
+@pytest.mark.parametrize("wrapped", [False, True], ids=["arm", "base_of_a_wrapper"])
+def test_policy_checkpoint_that_torch_cannot_use(tmp_path, saved, fragment, wrapped):
+    """Was: a checkpoint cut short, or a torch.save of a tensor or a state_dict, starts like a
+    torch file, so validate passed it and every cell of the arm failed after the run directory
+    was written. Now it is loaded before the run, as the cell loads it."""
+    torch = pytest.importorskip("torch")
+    checkpoint = tmp_path / "ck.pt"
+    if saved == "truncated":
+        torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(checkpoint))
+        checkpoint.write_bytes(checkpoint.read_bytes()[:500])
+    else:
+        layer = torch.nn.Linear(2, 2)
+        torch.save(torch.zeros(3) if saved == "tensor" else layer.state_dict(), str(checkpoint))
+    params: dict = {"checkpoint": str(checkpoint)}
+    if wrapped:
+        params = {"base": "policy", "base_params": params}
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["recommender"] = {
+        "type": "epsilon_greedy" if wrapped else "policy",
+        "params": params,
+    }
+    where = "arms[1].recommender.params." + ("base_params." if wrapped else "")
+    refused_everywhere(tmp_path, doc, where + "checkpoint: ")
+    refused_everywhere(tmp_path, doc, fragment)
+
+
+@pytest.mark.parametrize(
     ("item", "fragment"),
     [
         ({"text": "x", "traits": [1, 2]}, "items[0].traits: a mapping of trait names"),
