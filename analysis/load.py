@@ -147,12 +147,13 @@ def load(run_dir: str | Path, point: int | None = None) -> RunLogs:
         if problem is not None:
             kind = "unfinished" if problem in ("unfinished", "missing") else f"damaged: {problem}"
             why.append(f"{entry['path']} ({kind})")
+    if not complete:  # the reasons in the one error line, not in a warning line before it
+        found = f" ({len(why)} cell(s): {', '.join(why[:3])}{', ...' if len(why) > 3 else ''})"
+        raise RecarenaError(f"{run_dir}: no finished cells to read{found if why else ''}")
     if incomplete:
         warnings.warn(
             f"{run_dir}: {len(incomplete)} cell(s) left out: " + ", ".join(why), stacklevel=2
         )
-    if not complete:
-        raise RecarenaError(f"{run_dir}: no finished cells to read")
     tables = {name: _scan(complete, name) for name in SCHEMAS}
     return RunLogs(run_dir, manifest, complete, incomplete, **tables, point=point)
 

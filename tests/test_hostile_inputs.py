@@ -184,6 +184,26 @@ def test_compare_and_report_on_a_manifest_they_cannot_read(
     assert not (run / "report.html").exists()
 
 
+@pytest.mark.parametrize("damage", ["zero_bytes", "cells_deleted"])
+def test_a_run_with_no_finished_cell_left(finished_run, tmp_path, damage):
+    """Was: a warning line listing the damaged cells, then "no finished cells to read": two
+    lines for one refusal. Now one error line naming the run and why its cells were left out."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    for arm in run.glob("arm=*"):
+        if damage == "cells_deleted":
+            shutil.rmtree(arm)
+        else:
+            for table in arm.rglob("sessions.parquet"):
+                table.write_bytes(b"")
+    why = "(unfinished)" if damage == "cells_deleted" else "sessions.parquet has 0 bytes"
+    for command in (("compare",), ("report",), ("ope", "--target", "popularity")):
+        code, stderr = cli(command[0], str(run), *command[1:])
+        assert_refused(code, stderr, f"{run}: no finished cells to read (2 cell(s): arm=")
+        assert why in stderr
+    assert not (run / "report.html").exists()
+
+
 def test_resume_refuses_a_run_of_another_log_format(finished_run, tmp_path):
     """Was: resumed, writing this version's cells beside the other format's."""
     run = tmp_path / "run"
