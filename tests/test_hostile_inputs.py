@@ -204,6 +204,22 @@ def test_a_run_with_no_finished_cell_left(finished_run, tmp_path, damage):
     assert not (run / "report.html").exists()
 
 
+@pytest.mark.parametrize("where", ["arm=popularity", "arm=popularity/rep=0"])
+def test_resume_with_a_file_where_a_cell_directory_belongs(finished_run, tmp_path, where):
+    """Was: resume started, the cell failed with NotADirectoryError (exit 1, two lines) and
+    the others ran. Now one line naming the path, exit 2, before any cell runs."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    shutil.rmtree(run / "arm=popularity")
+    (run / where).parent.mkdir(parents=True, exist_ok=True)
+    (run / where).write_text("not a cell\n")
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(yaml.safe_dump(base_doc(finished_run.parent)), encoding="utf-8")
+    code, stderr = cli("run", str(scenario), "--resume", str(run), "-q", "--executor", "local")
+    assert_refused(code, stderr, f"--resume {run}/arm=popularity/rep=0: {run / where} is a file")
+    assert (run / where).read_text() == "not a cell\n"
+
+
 def test_resume_refuses_a_run_of_another_log_format(finished_run, tmp_path):
     """Was: resumed, writing this version's cells beside the other format's."""
     run = tmp_path / "run"

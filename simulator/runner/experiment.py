@@ -400,6 +400,9 @@ def check_run_output(
     waiting = [c for c in cells if not cell_published(run_dir / c.path)] if resume else cells
     estimate = estimate_logs(scenario, len(waiting))
     check_output(run_dir, estimate.bytes, option)
+    if resume:  # a file where a cell's directory belongs failed that cell (NotADirectoryError)
+        for cell in waiting:
+            check_creatable(run_dir / cell.path, option)
     return f"{estimate.line()}; free: {human_bytes(free_bytes(run_dir))}"
 
 
