@@ -220,6 +220,67 @@ def test_resume_with_a_file_where_a_cell_directory_belongs(finished_run, tmp_pat
     assert (run / where).read_text() == "not a cell\n"
 
 
+def _swap_in_sessions(cell: Path) -> None:
+    """exposures.parquet replaced by the cell's sessions table, its records made to match."""
+    shutil.copy(cell / "sessions.parquet", cell / "exposures.parquet")
+    manifest = json.loads((cell / "manifest.json").read_text())
+    manifest["files"]["exposures.parquet"] = dict(manifest["files"]["sessions.parquet"])
+    (cell / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize(
+    ("damage", "fragment"),
+    [
+        ("cell_manifest_a_list", "cell manifest.json is not a cell manifest"),
+        ("files_a_string", "cell manifest.json is not a cell manifest"),
+        ("record_a_string", "cell manifest.json: the record of exposures.parquet is not a"),
+        ("rows_a_string", "cell manifest.json: the row count of exposures.parquet is not a"),
+        ("another_table", "exposures.parquet has column(s) start_time, end_time, pages its"),
+    ],
+)
+def test_cells_whose_manifest_or_tables_are_not_theirs(finished_run, tmp_path, damage, fragment):
+    """Was: a cell manifest of another shape was an internal error (AttributeError, TypeError)
+    of compare, report, ope and --resume; a table file of another table with records to match
+    failed compare with "unable to find column" (no file named) and --resume with an internal
+    error. Now such a cell is damaged, named with its file: left out of what is read, rerun by
+    --resume."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    for cell in run.glob("arm=*/rep=*"):
+        path = cell / "manifest.json"
+        manifest = json.loads(path.read_text())
+        if damage == "another_table":
+            _swap_in_sessions(cell)
+            continue
+        if damage == "cell_manifest_a_list":
+            manifest = [manifest]
+        elif damage == "files_a_string":
+            manifest["files"] = "x"
+        elif damage == "record_a_string":
+            manifest["files"]["exposures.parquet"] = "x"
+        else:
+            manifest["files"]["exposures.parquet"]["rows"] = "x"
+        path.write_text(json.dumps(manifest))
+    for command in (("compare",), ("report",), ("ope", "--target", "popularity")):
+        assert_refused(*cli(command[0], str(run), *command[1:]), fragment)
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(yaml.safe_dump(base_doc(finished_run.parent)), encoding="utf-8")
+    code, stderr = cli("run", str(scenario), "--resume", str(run), "-q", "--executor", "local")
+    assert code == 0, stderr
+    assert "2 damaged" in stderr and "rerunning 2" in stderr
+    code, stderr = cli("compare", str(run))
+    assert code == 0, stderr
+
+
+def test_manifest_nested_past_the_stack(finished_run, tmp_path):
+    """Was: an internal error (RecursionError) of every reader of the run."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    (run / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
+    for command in ("compare", "report"):
+        assert_refused(*cli(command, str(run)), "manifest.json: unreadable manifest: nested too")
+
+
 def test_resume_refuses_a_run_of_another_log_format(finished_run, tmp_path):
     """Was: resumed, writing this version's cells beside the other format's."""
     run = tmp_path / "run"

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from recarena.simulator.core.errors import RecarenaError
-from recarena.simulator.core.logschema import LOG_FORMAT_VERSION
+from recarena.simulator.core.logschema import LOG_FORMAT_VERSION, SCHEMAS
 from recarena.simulator.core.paths import path_problem
 
 MANIFEST = "manifest.json"
@@ -90,6 +90,8 @@ def read_manifest(run_dir: Path, option: str = "") -> dict[str, Any]:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise RecarenaError(f"{path}: unreadable manifest: {exc}") from None
+    except RecursionError:  # "[[[[..." nested past Python's stack was an internal error
+        raise RecarenaError(f"{path}: unreadable manifest: nested too deeply") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("cells", []), list):
         raise RecarenaError(f"{path}: not a run manifest (no list of cells)")
     problem = manifest_problem(manifest)
@@ -185,10 +187,21 @@ def file_records(cell_dir: Path, rows: dict[str, int]) -> dict[str, dict[str, An
     return records
 
 
-def _parquet_rows(path: Path) -> int:
+def _parquet_footer(path: Path) -> tuple[int, list[str]]:
+    """Row count and column names, from the footer alone."""
     import pyarrow.parquet as pq  # only readers that verify need pyarrow
 
-    return int(pq.ParquetFile(path).metadata.num_rows)
+    metadata = pq.ParquetFile(path).metadata
+    return int(metadata.num_rows), list(metadata.schema.to_arrow_schema().names)
+
+
+def _foreign_columns(name: str, columns: list[str]) -> list[str]:
+    """Columns of a cell's ``<table>.parquet`` that the table never had (a file of another
+    table or another program, with records made to match). Older log formats only lack
+    columns, so a missing column is not damage; a foreign one failed compare with "unable to
+    find column" and --resume with an internal error."""
+    schema = SCHEMAS.get(name.removesuffix(".parquet"))
+    return [] if schema is None else [c for c in columns if c not in schema.names]
 
 
 def cell_problem(cell_dir: Path, full: bool = False) -> str | None:
@@ -204,10 +217,17 @@ def cell_problem(cell_dir: Path, full: bool = False) -> str | None:
         return "unfinished"
     try:
         cell_manifest = json.loads((cell_dir / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         return "cell manifest.json unreadable"
-    for name, record in (cell_manifest.get("files") or {}).items():
-        path = cell_dir / name
+    # a cell manifest of another shape (hand-edited, or not ours) was an internal error
+    # (AttributeError, TypeError) of every reader: it is a damaged cell like an unreadable one
+    files = cell_manifest.get("files") if isinstance(cell_manifest, dict) else None
+    if not isinstance(cell_manifest, dict) or not isinstance(files or {}, dict):
+        return "cell manifest.json is not a cell manifest (files must be a mapping)"
+    for name, record in (files or {}).items():
+        if not isinstance(record, dict):
+            return f"cell manifest.json: the record of {name} is not a mapping"
+        path = cell_dir / str(name)
         try:
             size = path.stat().st_size
         except OSError:
@@ -215,13 +235,18 @@ def cell_problem(cell_dir: Path, full: bool = False) -> str | None:
         if size != record.get("bytes"):
             return f"{name} has {size} bytes, {record.get('bytes')} recorded"
         expected_rows = record.get("rows", -1)
+        if not _is_int(expected_rows):
+            return f"cell manifest.json: the row count of {name} is not a number"
         if expected_rows >= 0:
             try:
-                found_rows = _parquet_rows(path)
+                found_rows, columns = _parquet_footer(path)
             except Exception as exc:  # noqa: BLE001 (any damage reads as "not Parquet")
                 return f"{name} is not readable Parquet ({type(exc).__name__})"
             if found_rows != expected_rows:
                 return f"{name} has {found_rows} rows, {expected_rows} recorded"
+            foreign = _foreign_columns(name, columns)
+            if foreign:
+                return f"{name} has column(s) {', '.join(foreign[:3])} its table has not"
         if full and sha256_of(path) != record.get("sha256"):
             return f"{name} checksum differs from the recorded one"
     return None
