@@ -170,8 +170,9 @@ def _stoppable(nothing_written: str) -> Iterator[None]:
 
 
 @contextmanager
-def _reading(what: str) -> Iterator[None]:
-    """Turn a known input error while reading ``what`` into one RecarenaError line."""
+def _reading(what: str, run_dir: Path | None = None) -> Iterator[None]:
+    """Turn a known input error while reading ``what`` into one RecarenaError line; reading a
+    run, the line names the damaged table file (simulator/runner/rundir.py)."""
     try:
         yield
     except RecarenaError:
@@ -180,7 +181,10 @@ def _reading(what: str) -> Iterator[None]:
         text = first_line(exc)
         if isinstance(exc, OSError) and exc.strerror:
             text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
-        raise RecarenaError(f"{what}: {' '.join(text.split())}") from None
+        from recarena.simulator.runner.rundir import unreadable_table
+
+        damaged = unreadable_table(run_dir) if run_dir is not None else None
+        raise RecarenaError(f"{what}: {damaged or ' '.join(text.split())}") from None
 
 
 def _load_checked(
@@ -666,7 +670,7 @@ def compare(
     ci_over: Annotated[str, typer.Option(help=CI_OVER_HELP)] = "auto",
 ) -> None:
     """Per-arm means and deltas vs the baseline with paired bootstrap 95% CIs."""
-    with _reading(str(run_dir)):
+    with _reading(str(run_dir), run_dir):
         _print_comparison(run_dir, baseline, metric, ci_over)
 
 
@@ -745,7 +749,7 @@ def ope(
     from recarena.analysis.ope import format_ope_table, off_policy_evaluation
 
     names = [e.strip() for e in estimators.split(",") if e.strip()]
-    with _warnings_as_lines(), _reading(str(run_dir)):  # unfinished cells: one line each
+    with _warnings_as_lines(), _reading(str(run_dir), run_dir):  # unfinished cells: one line each
         frame = off_policy_evaluation(
             load_one_world(run_dir, point),
             target,
@@ -774,7 +778,7 @@ def report(
 
     with _warnings_as_lines():  # a reconciled manifest, damaged or unfinished cells: one line
         load(run_dir, point)
-    with _reading(f"report of {run_dir}"):
+    with _reading(f"report of {run_dir}", run_dir):
         path = write_report(run_dir, output, baseline, point, ci_over)
     print(path)
 

@@ -272,6 +272,21 @@ def test_cells_whose_manifest_or_tables_are_not_theirs(finished_run, tmp_path, d
     assert code == 0, stderr
 
 
+def test_table_damaged_inside_with_its_size_and_footer_intact(finished_run, tmp_path):
+    """Was: one line naming only the run ("parquet: File out of specification"), since the
+    readers' checks look at sizes and footers; now the line names the damaged file."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    table = run / "arm=popularity" / "rep=0" / "exposures.parquet"
+    data = bytearray(table.read_bytes())
+    for i in range(8, len(data) // 2):  # the data pages; the footer at the end stays intact
+        data[i] ^= 0x5A
+    table.write_bytes(bytes(data))
+    for command in (("compare",), ("report",), ("ope", "--target", "popularity")):
+        assert_refused(*cli(command[0], str(run), *command[1:]), f"{run}: {table}: ")
+    assert not (run / "report.html").exists()
+
+
 def test_manifest_nested_past_the_stack(finished_run, tmp_path):
     """Was: an internal error (RecursionError) of every reader of the run."""
     run = tmp_path / "run"

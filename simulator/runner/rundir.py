@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.errors import RecarenaError, first_line
 from recarena.simulator.core.logschema import LOG_FORMAT_VERSION, SCHEMAS
 from recarena.simulator.core.paths import path_problem
 
@@ -249,6 +249,24 @@ def cell_problem(cell_dir: Path, full: bool = False) -> str | None:
                 return f"{name} has column(s) {', '.join(foreign[:3])} its table has not"
         if full and sha256_of(path) != record.get("sha256"):
             return f"{name} checksum differs from the recorded one"
+    return None
+
+
+def unreadable_table(run_dir: Path) -> str | None:
+    """The first table file under ``run_dir`` whose data cannot be decoded, as ``file: why``.
+
+    Readers check sizes and footers only (:func:`cell_problem`), so damage inside a file with
+    its size and footer intact is found by the query that decodes it, and that error names no
+    file ("parquet: File out of specification"). Only that error path calls this: it decodes
+    every table, which costs as much as reading the run once more."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for path in sorted(run_dir.rglob("*.parquet")):
+        try:
+            pq.read_table(path)
+        except (pa.ArrowException, OSError) as exc:
+            return f"{path}: {' '.join(first_line(exc).split())}"
     return None
 
 
