@@ -287,6 +287,28 @@ def test_table_damaged_inside_with_its_size_and_footer_intact(finished_run, tmp_
     assert not (run / "report.html").exists()
 
 
+def test_cell_holding_the_files_of_another_cell(finished_run, tmp_path):
+    """Was: arm=random's files copied over arm=popularity/rep=0 were read as popularity's, a
+    comparison of an arm with itself reported without a word. Now the cell is damaged (its own
+    manifest names another arm): left out with one warning line, rerun by --resume."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    shutil.rmtree(run / "arm=popularity" / "rep=0")
+    shutil.copytree(run / "arm=random" / "rep=0", run / "arm=popularity" / "rep=0")
+    code, stderr = cli("compare", str(run))
+    assert code == 0, stderr
+    assert stderr.strip().splitlines() == [
+        f"warning: {run}: 1 cell(s) left out: arm=popularity/rep=0 (damaged: cell manifest.json "
+        "is of arm 'random', not 'popularity' (the files of another cell or run))"
+    ]
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(yaml.safe_dump(base_doc(finished_run.parent)), encoding="utf-8")
+    code, stderr = cli("run", str(scenario), "--resume", str(run), "-q", "--executor", "local")
+    assert code == 0 and "1 damaged" in stderr and "rerunning 1" in stderr, stderr
+    cell = json.loads((run / "arm=popularity" / "rep=0" / "manifest.json").read_text())
+    assert cell["arm"] == "popularity"
+
+
 def test_manifest_nested_past_the_stack(finished_run, tmp_path):
     """Was: an internal error (RecursionError) of every reader of the run."""
     run = tmp_path / "run"

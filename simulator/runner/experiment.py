@@ -604,7 +604,9 @@ def _prepare_cells(
     to_run, checks = [], []
     for cell in cells:
         cell_dir = run_dir / cell.path
-        problem = cell_problem(cell_dir, full=True)
+        problem = cell_problem(
+            cell_dir, full=True, expected={"arm": cell.arm, "rep": cell.rep, "point": cell.point}
+        )
         checks.append(CellCheck(cell.index, cell.path, PENDING, problem))
         if problem is None:
             entry = manifest["cells"][cell.index]

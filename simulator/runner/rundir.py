@@ -204,12 +204,17 @@ def _foreign_columns(name: str, columns: list[str]) -> list[str]:
     return [] if schema is None else [c for c in columns if c not in schema.names]
 
 
-def cell_problem(cell_dir: Path, full: bool = False) -> str | None:
+def cell_problem(
+    cell_dir: Path, full: bool = False, expected: dict[str, Any] | None = None
+) -> str | None:
     """Why a cell is not usable, or None when it is finished and whole.
 
     Cheap check (``full=False``): markers, then each recorded file's size and its Parquet footer
     row count. ``full=True`` also compares sha256 (resume: it is about to trust the files for
     good). Cells written before file records existed are trusted on their markers.
+    ``expected`` is the run's entry for the cell: the arm, replicate and sweep point its own
+    manifest names must be the entry's (the files of another cell copied in were read as this
+    one's).
     """
     if not cell_dir.is_dir():
         return "missing"
@@ -224,6 +229,13 @@ def cell_problem(cell_dir: Path, full: bool = False) -> str | None:
     files = cell_manifest.get("files") if isinstance(cell_manifest, dict) else None
     if not isinstance(cell_manifest, dict) or not isinstance(files or {}, dict):
         return "cell manifest.json is not a cell manifest (files must be a mapping)"
+    for key in ("arm", "rep", "point"):
+        wanted = (expected or {}).get(key)
+        if wanted is not None and key in cell_manifest and cell_manifest[key] != wanted:
+            return (
+                f"cell manifest.json is of {key} {cell_manifest[key]!r}, not {wanted!r} "
+                "(the files of another cell or run)"
+            )
     for name, record in (files or {}).items():
         if not isinstance(record, dict):
             return f"cell manifest.json: the record of {name} is not a mapping"
@@ -410,7 +422,7 @@ def check_cells(run_dir: Path, manifest: dict[str, Any], full: bool = False) -> 
             i,
             entry["path"],
             entry.get("status", PENDING),
-            cell_problem(run_dir / entry["path"], full),
+            cell_problem(run_dir / entry["path"], full, entry),
         )
         for i, entry in enumerate(manifest.get("cells", []))
     ]
