@@ -1307,3 +1307,40 @@ def test_calibrated_population_undamaged_passes(calibrated_files, tmp_path):
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     code, stderr = cli("validate", str(path))
     assert code == 0, stderr
+
+
+# ----------------------------------------------------------- a local model's GGUF file
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("magic_only", "m.gguf: cut short inside its header (4 bytes)"),
+        ("garbage_after_magic", "m.gguf: GGUF version 4294967295; llama.cpp reads versions 2"),
+        ("half_of_a_model", "m.gguf: cut short: its tensor data needs more than its"),
+    ],
+)
+def test_local_model_file_that_only_starts_like_gguf(tmp_path, content, fragment):
+    """Was: validate looked at the first four bytes only; run wrote its directory, started
+    llama.cpp, and stopped with a fragment of its traceback naming no file."""
+    import importlib.util
+
+    from recarena.agents.llm.server import local_model_path
+
+    try:
+        model = local_model_path()
+    except RecarenaError:
+        pytest.skip("no local model installed")
+    if importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("the local server's package is not installed")
+    path = tmp_path / "m.gguf"
+    if content == "magic_only":
+        path.write_bytes(b"GGUF")
+    elif content == "garbage_after_magic":
+        path.write_bytes(b"GGUF" + b"\xff" * 100)
+    else:
+        with model.open("rb") as handle:
+            path.write_bytes(handle.read(model.stat().st_size // 2))
+    doc = base_doc(tmp_path)
+    doc["population"] = {"users": 20, "model": "mixed", "llm_panel": {"users": 2}}
+    doc["llm"] = {"provider": "local", "model_path": str(path)}
+    refused_everywhere(tmp_path, doc, f"llm.model_path: {path}")
+    refused_everywhere(tmp_path, doc, fragment)

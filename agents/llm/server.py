@@ -63,6 +63,14 @@ def check_local_llm(model_path: str | Path | None) -> None:
         raise RecarenaError(f"llm.model_path: cannot read {path}: {exc.strerror or exc}") from None
     if head != GGUF_MAGIC:
         raise RecarenaError(f"llm.model_path: {path} is not a GGUF model file")
+    from recarena.agents.llm.gguf_check import gguf_problem
+
+    try:
+        problem = gguf_problem(path)
+    except OSError as exc:
+        raise RecarenaError(f"llm.model_path: cannot read {path}: {exc.strerror or exc}") from None
+    if problem is not None:
+        raise RecarenaError(f"llm.model_path: {path}: {problem}")
 
 
 def _free_port() -> int:
