@@ -821,6 +821,26 @@ def test_yaml_personas_the_panel_cannot_use(tmp_path, item, fragment):
 
 
 @pytest.mark.parametrize(
+    ("personas", "fragment"),
+    [
+        ({"source": "yaml", "items": [{"text": "x"}]}, "source 'yaml' takes its personas from"),
+        ({"source": "template"}, "source 'template' reads none"),
+    ],
+    ids=["yaml", "template"],
+)
+def test_personas_path_that_nothing_reads(tmp_path, personas, fragment):
+    """Was: a personas file named under source yaml or template (the reference said yaml reads
+    it) was ignored without a word, whatever it held."""
+    (tmp_path / "personas.yaml").write_text(": : :\n")
+    doc = base_doc(tmp_path)
+    personas = {**personas, "path": str(tmp_path / "personas.yaml")}
+    doc["population"].update(model="mixed", llm_panel={"users": 2, "personas": personas})
+    doc["llm"] = LLM_USERS
+    where = "population.llm_panel.personas.path: only source 'data' reads a file; "
+    refused_everywhere(tmp_path, doc, where + fragment)
+
+
+@pytest.mark.parametrize(
     ("metric", "fragment"),
     [
         ("RAISING_METRIC", "failed (ValueError: metric exploded)"),

@@ -82,7 +82,8 @@ class PersonaSpec(Section):
     items: list[dict[str, Any]] = Field(default_factory=list)
     """For source=yaml: ``{text: ..., traits: {activity: high, ...}}`` per persona."""
     path: PathText | None = None
-    """For source yaml or data: the file personas are read from."""
+    """For source data: the ratings.csv personas are derived from (only source data reads a
+    file; yaml personas are the ``items`` written here)."""
 
     @model_validator(mode="after")
     def _source_has_input(self) -> PersonaSpec:
@@ -90,6 +91,12 @@ class PersonaSpec(Section):
             raise ValueError("@items: source 'yaml' needs at least one persona")
         if self.source == "data" and not self.path:
             raise ValueError("@path: source 'data' needs the path of a ratings.csv")
+        if self.source != "data" and self.path is not None:
+            # was read by nothing: a personas file named here was ignored without a word
+            raise ValueError(
+                f"@path: only source 'data' reads a file; source {self.source!r} "
+                + ("takes its personas from items" if self.source == "yaml" else "reads none")
+            )
         for index, item in enumerate(self.items):
             unknown = sorted(str(key) for key in item if key not in ("text", "traits"))
             if unknown:  # a typo (trait:) would be dropped without a word
