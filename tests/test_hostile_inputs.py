@@ -820,6 +820,24 @@ def test_yaml_personas_the_panel_cannot_use(tmp_path, item, fragment):
     refused_everywhere(tmp_path, doc, f"population.llm_panel.personas.{fragment}")
 
 
+@pytest.mark.parametrize("rating", ["nan", "inf", "-100", "10"])
+def test_persona_ratings_off_the_star_scale(tmp_path, rating):
+    """Was: validate passed and the panel's traits were computed from NaN or skewed means
+    without a word (calibrate refuses the same ratings)."""
+    (tmp_path / "ratings.csv").write_text(f"userId,movieId,rating\n1,1,4\n2,2,{rating}\n")
+    (tmp_path / "movies.csv").write_text("movieId,title,genres\n1,A,Drama\n2,B,Comedy\n")
+    doc = base_doc(tmp_path)
+    personas = {"source": "data", "path": str(tmp_path / "ratings.csv")}
+    doc["population"].update(model="mixed", llm_panel={"users": 2, "personas": personas})
+    doc["llm"] = LLM_USERS
+    refused_everywhere(
+        tmp_path,
+        doc,
+        f"population.llm_panel.personas.path: {tmp_path / 'ratings.csv'}: rating "
+        f"{float(rating)} (user 2, movie 2) is outside the 0.5-5 star scale",
+    )
+
+
 @pytest.mark.parametrize(
     ("personas", "fragment"),
     [

@@ -325,6 +325,15 @@ def _check_personas(scenario: Scenario) -> None:
             frame = pl.scan_csv(path, schema_overrides=schema).select(list(schema))
             rows = frame.select(pl.len()).collect().item()
             frame.select(pl.all().drop_nulls().len()).collect()  # forces every value to parse
+            if path == ratings:  # the traits average stars: inf, nan or a 1-10 scale gave
+                # NaN or skewed traits without a word (calibrate refuses the same values)
+                stars = pl.col("rating")
+                off = frame.filter(stars.is_nan() | ~stars.is_between(0.5, 5)).head(1).collect()
+                if off.height:
+                    raise RecarenaError(
+                        f"{what}: {path}: rating {off['rating'][0]} (user {off['userId'][0]}, "
+                        f"movie {off['movieId'][0]}) is outside the 0.5-5 star scale"
+                    )
         except RecarenaError:
             raise
         except (pl.exceptions.PolarsError, OSError, UnicodeDecodeError) as exc:
