@@ -1284,6 +1284,11 @@ def _damage_calibrated(directory: Path, damage: str) -> None:
         _rewrite(items, _column("creator", lambda v: pa.array([2**30, *v[1:]], pa.int32())))
     elif damage == "genres_one_string":
         _rewrite(items, _column("genres", lambda v: ["|".join(g) for g in v]))
+    elif damage == "temperature_nan":  # in all three files: the loader's own message
+        for path in (users, items):
+            _rewrite(path, _metadata(temperature=float("nan")))
+        scalars = json.loads(sidecar.read_text())
+        sidecar.write_text(json.dumps({**scalars, "temperature": float("nan")}))
     elif damage == "corrupt_pages":
         data = bytearray(users.read_bytes())
         data[8:60] = bytes(52)  # the first data page; the footer stays intact
@@ -1315,6 +1320,7 @@ CALIBRATED_DAMAGE = [
     ("creator_past_the_items", "creator index 1073741824 is outside 0..29"),
     ("genres_one_string", "pop.items.parquet: column 'genres' must be a list of strings"),
     ("corrupt_pages", "pop.parquet cannot be read ("),
+    ("temperature_nan", "pop.parquet: fitted temperature nan is not a finite number"),
 ]
 
 
