@@ -138,7 +138,7 @@ def sidecar_problem(users_path: Path, scalars: dict[str, Any]) -> str | None:
         written = json.loads(sidecar.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         return f"{sidecar}: not readable JSON ({exc}); delete it or calibrate again"
-    if not same_json(written, scalars):
+    if written != scalars:
         differs = sorted(
             key
             for key in set(written) | set(scalars)
@@ -150,11 +150,6 @@ def sidecar_problem(users_path: Path, scalars: dict[str, Any]) -> str | None:
             "edit here would be ignored: delete it, or calibrate again"
         )
     return None
-
-
-def same_json(a: Any, b: Any) -> bool:
-    """Equal as JSON text (a NaN, which never equals itself, is the same NaN written twice)."""
-    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
 
 
 def scalars_problem(scalars: Any) -> str | None:

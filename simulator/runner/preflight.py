@@ -43,7 +43,6 @@ from recarena.simulator.runner.calibrated_check import (
     column_problem,
     loaded_problem,
     null_problem,
-    same_json,
     scalars_problem,
     sidecar_problem,
 )
@@ -218,7 +217,7 @@ def _check_calibrated(scenario: Scenario) -> Sizes | None:
         if problem is not None:
             raise RecarenaError(f"population.path: {path}: {problem}")
         rows[path], fitted[path] = meta.num_rows, scalars
-    if not same_json(fitted[items_path], fitted[users_path]):  # written by one calibration
+    if fitted[items_path] != fitted[users_path]:  # both files are written with one calibration
         raise RecarenaError(
             f"population.path: {items_path} holds another calibration than {users_path.name} "
             "(the items of another population?); calibrate again"
