@@ -426,6 +426,24 @@ def test_huge_population_refused_before_allocating():
     assert estimate.users == 10**12
 
 
+def test_a_large_catalog_is_not_refused_for_scores_its_arms_never_hold():
+    """Was: every arm counted as holding a [page batch, catalog] score matrix, so 200,000 users
+    and 200,000 items with random, popularity and mf (which rank once, hash, or score in
+    blocks) were refused as needing ~114 GB; such a cell runs in about 1 GB. An arm that does
+    score the whole catalog per page (SASRec here) still counts it."""
+    from recarena.simulator.runner.preflight import estimate
+
+    doc = base_doc()
+    doc["population"]["users"] = doc["catalog"]["initial_items"] = 200_000
+    doc["arms"].append({"name": "mf", "recommender": {"type": "mf"}})
+    light = estimate(parse_scenario(doc), None, 1)
+    assert light.bytes_per_cell < 2e9
+    preflight(parse_scenario(doc), "s.yaml")  # fits this machine
+    doc["arms"].append({"name": "sasrec", "recommender": {"type": "sasrec_native"}})
+    dense = estimate(parse_scenario(doc), None, 1)
+    assert dense.bytes_per_cell > light.bytes_per_cell + 8 * 3 * 200_000 * 100
+
+
 def test_legitimate_neighbours_still_pass(tmp_path):
     """The limits sit above real scenarios: anchors, dotted names, a carousel that fits, a sweep."""
     text = (

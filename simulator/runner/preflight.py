@@ -31,11 +31,13 @@ from recarena.agents.llm.endpoint import unreachable
 from recarena.agents.llm.server import check_local_llm
 from recarena.agents.users.daily_rhythm import pooled_profile_from_csv
 from recarena.agents.users.personas import data_traits
+from recarena.recommenders.mf import SCORE_BLOCK_CELLS
 from recarena.simulator.core.errors import RecarenaError, first_line
 from recarena.simulator.core.machine import usable_cpus
 from recarena.simulator.core.paths import check_creatable, url_problem
-from recarena.simulator.core.scenario import CarouselSurface, Scenario
+from recarena.simulator.core.scenario import CarouselSurface, ListSurface, Scenario
 from recarena.simulator.data.datasets import detect_format, load_dataset, recbole_ml100k_dir
+from recarena.simulator.engine.waves import MAX_WINDOW_ROWS, MAX_WINDOW_SESSIONS
 from recarena.simulator.runner.build_check import Built, check_builds
 from recarena.simulator.runner.calibrated_check import (
     ITEM_COLUMNS,
@@ -555,8 +557,9 @@ def estimate(
         users * (3 * topics * 4 + 96 + history * 8 + per_user_emb + social)
         + items * (topics * 4 + 64 + per_item_emb)
         + (creators.count + joins) * (topics * 4 + CREATOR_BYTES)
-        + batch * items * 8 * 3
+        + _score_cells(scenario, batch, items) * 8 * 3
         + scenario.output.flush_rows * 200
+        + _window_rows(scenario, users) * WAVE_ROW_BYTES
     )
     points = max(1, _grid(scenario))
     cells = len(scenario.arms) * scenario.replicates * points
@@ -576,6 +579,44 @@ def estimate(
         bytes_per_cell=float(per_cell),
         llm_calls=float(llm_pages * cells),
         ticks=ticks,
+    )
+
+
+WAVE_ROW_BYTES = 128
+"""A page wave's window holds its exposure rows until it ends (simulator/engine/waves.py), at
+most MAX_WINDOW_ROWS of them: ~8 columns of 8 bytes, and their gather into the log's order."""
+
+
+def _window_rows(scenario: Scenario, users: float) -> float:
+    """The most exposure rows a page-wave window can hold: its sessions (at most every user,
+    at most MAX_WINDOW_SESSIONS) browsing to ``max_pages`` of a list's ``k`` slots, within
+    MAX_WINDOW_ROWS. Waves serve plain lists only."""
+    surface = scenario.surface
+    if not isinstance(surface, ListSurface):
+        return 0.0
+    sessions = min(users, MAX_WINDOW_SESSIONS)
+    return min(MAX_WINDOW_ROWS, sessions * scenario.population.max_pages * surface.k)
+
+
+BOUNDED_SCORERS = {"random": 0, "popularity": 0, "mf": SCORE_BLOCK_CELLS}
+"""Built-in recommenders that never hold a [page batch, catalog] score matrix, and the most
+scores they hold at once: random hashes each slot, popularity ranks once per fit, mf scores in
+row blocks (recommenders/mf.py). Any other arm (a wrapper, a sequential model, a plug-in) is
+counted as scoring the whole catalog for every page of a batch."""
+
+
+def _score_cells(scenario: Scenario, batch: float, items: float) -> float:
+    """Scores held at once by the arm that holds the most. Was: always batch x catalog, so the
+    quickstart at 200,000 users and 200,000 items (random, popularity, mf) was refused as
+    needing ~114 GB; its arms hold a few million scores at most."""
+    dense = batch * items
+    return max(
+        (
+            min(dense, BOUNDED_SCORERS[arm.recommender.type])
+            if arm.recommender.type in BOUNDED_SCORERS
+            else dense
+        )
+        for arm in scenario.arms
     )
 
 
