@@ -1282,6 +1282,8 @@ def _damage_calibrated(directory: Path, damage: str) -> None:
         _rewrite(items, _column("creator", lambda v: pa.array([None, *v[1:]], pa.int32())))
     elif damage == "creator_past_the_items":
         _rewrite(items, _column("creator", lambda v: pa.array([2**30, *v[1:]], pa.int32())))
+    elif damage == "creator_negative":
+        _rewrite(items, _column("creator", lambda v: pa.array([-1, *v[1:]], pa.int32())))
     elif damage == "genres_one_string":
         _rewrite(items, _column("genres", lambda v: ["|".join(g) for g in v]))
     elif damage == "temperature_nan":  # in all three files: the loader's own message
@@ -1318,6 +1320,7 @@ CALIBRATED_DAMAGE = [
     ("creator_float", "pop.items.parquet: column 'creator' must be an integer index, got double"),
     ("creator_null", "pop.items.parquet: column 'creator' has 1 missing value(s)"),
     ("creator_past_the_items", "creator index 1073741824 is outside 0..29"),
+    ("creator_negative", "pop.items.parquet: creator index -1 is negative"),
     ("genres_one_string", "pop.items.parquet: column 'genres' must be a list of strings"),
     ("corrupt_pages", "pop.parquet cannot be read ("),
     ("temperature_nan", "pop.parquet: fitted temperature nan is not a finite number"),

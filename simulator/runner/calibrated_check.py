@@ -52,7 +52,10 @@ def column_problem(schema: Any, path: Path) -> str | None:
 
 def null_problem(path: Path, columns: tuple[str, ...]) -> str | None:
     """The first of ``columns`` with a missing value (a null creator was cast to a garbage index
-    with a numpy warning on stderr, a null taste row failed the load)."""
+    with a numpy warning on stderr, a null taste row failed the load), or a negative creator
+    index (the loader indexes its list of names with it: "list assignment index out of
+    range", naming neither the column nor the items file)."""
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     table = pq.read_table(path, columns=[c for c in columns if c not in ("title", "genres")])
@@ -63,6 +66,10 @@ def null_problem(path: Path, columns: tuple[str, ...]) -> str | None:
             nulls += sum(chunk.flatten().null_count for chunk in column.chunks)
         if nulls:
             return f"{path}: column {name!r} has {nulls} missing value(s)"
+    if "creator" in table.column_names and table.num_rows:
+        lowest = pc.min(table["creator"]).as_py()
+        if lowest is not None and lowest < 0:
+            return f"{path}: creator index {lowest} is negative"
     return None
 
 
