@@ -1137,13 +1137,14 @@ def test_large_start_hours_csv_with_a_bad_value_deep_inside(tmp_path, monkeypatc
     [
         ("population.dataset", "is not a file or a directory of a dataset"),
         ("population.daily_rhythm.start_hours_from", "not a file"),
-        ("population.social.graph.path", "edge-list file not found"),
+        ("population.social.graph.path", "pipe.csv is not a file (an edge list)"),
         ("llm.cache.path", "is not a file (an SQLite cache of LLM calls)"),
     ],
 )
 def test_data_path_that_is_a_named_pipe(tmp_path, field, fragment):
     """Was (population.dataset): an internal error (NotADirectoryError, exit 1) from validate;
-    a pipe must never be opened (reading it blocks until something writes)."""
+    a pipe must never be opened (reading it blocks until something writes). An edge list that
+    is a pipe (or a directory) was "edge-list file not found"; it is now "not a file"."""
     import os
 
     pipe = tmp_path / "pipe.csv"

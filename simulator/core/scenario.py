@@ -161,7 +161,9 @@ class SocialGraphSpec(Section):
         if self.type == "edge_list":
             if not self.path:
                 raise ValueError("@path: type 'edge_list' needs the path of an edge-list file")
-            if not Path(self.path).is_file():
+            if not Path(self.path).is_file():  # a directory or a pipe was "not found"
+                if Path(self.path).exists():
+                    raise ValueError(f"@path: {self.path} is not a file (an edge list)")
                 raise ValueError(f"@path: edge-list file not found: {self.path}")
         if self.type == "watts_strogatz" and self.k % 2:
             raise ValueError(f"@k: watts_strogatz needs an even k (got {self.k})")
