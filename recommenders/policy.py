@@ -111,7 +111,7 @@ def load_policy(spec: str) -> tuple[Callable[[dict[str, Any]], Any], bool]:
         return obj, _is_torch_module(obj)
     if not path.is_file():
         raise RecarenaError(f"recommender.params.checkpoint: file not found: {spec}")
-    import torch  # lazily: listing and validating never load torch
+    import torch  # lazily: only a policy arm with a checkpoint file loads torch (validate too)
 
     try:
         module = torch.jit.load(str(path), map_location="cpu")
