@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from recarena.agents.llm.client import LOCAL_MODEL
+from recarena.agents.llm.gguf_check import gguf_problem
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.machine import usable_cpus
 
@@ -63,8 +64,6 @@ def check_local_llm(model_path: str | Path | None) -> None:
         raise RecarenaError(f"llm.model_path: cannot read {path}: {exc.strerror or exc}") from None
     if head != GGUF_MAGIC:
         raise RecarenaError(f"llm.model_path: {path} is not a GGUF model file")
-    from recarena.agents.llm.gguf_check import gguf_problem
-
     try:
         problem = gguf_problem(path)
     except OSError as exc:

@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
+from recarena.simulator.core.scenario import Population
 from recarena.simulator.core.section import MAX_MAGNITUDE
 
 USER_COLUMNS = ("user_id", "taste", "activity", "session_length")
@@ -165,10 +167,6 @@ def scalars_problem(scalars: Any) -> str | None:
     every cell, since they are copied into the scenario unvalidated)."""
     if not isinstance(scalars, dict):
         return f"its calibration metadata is a JSON {type(scalars).__name__}, not an object"
-    from pydantic import ValidationError
-
-    from recarena.simulator.core.scenario import Population
-
     fitted = {k: scalars[k] for k in ("temperature", "no_click_utility") if k in scalars}
     if scalars.get("rating_thresholds") is not None:
         fitted["rating_thresholds"] = scalars["rating_thresholds"]
