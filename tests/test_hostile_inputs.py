@@ -496,6 +496,15 @@ def test_plugin_recommender_that_only_the_cell_can_build(tmp_path):
     assert "cannot be built: ValueError: x=3 is too big" in str(refused.value)
 
 
+def _with_plugin(doc: dict, where: str, value: dict) -> dict:
+    """``doc`` with ``value`` as arm 1's recommender or as the creators' strategy."""
+    if where == "recommender":
+        doc["arms"][1]["recommender"] = value
+    else:
+        doc["creators"]["strategy"] = value
+    return doc
+
+
 @pytest.mark.parametrize(
     ("where", "value", "fragment"),
     [
@@ -533,11 +542,7 @@ def test_plugin_params_model_that_fails(tmp_path, where, value, fragment):
     """Was: an internal error (exit 1) from validate and run alike: a plug-in's Params validator
     raising anything but ValueError passes through pydantic, and params holding an array could
     not be written out. Now one line naming the params and the class, exit 2."""
-    doc = base_doc(tmp_path)
-    if where == "recommender":
-        doc["arms"][1]["recommender"] = value
-    else:
-        doc["creators"]["strategy"] = value
+    doc = _with_plugin(base_doc(tmp_path), where, value)
     refused_everywhere(tmp_path, doc, fragment)
 
 
@@ -585,11 +590,7 @@ def test_plugin_params_that_would_drop_a_key(tmp_path, where, value, fragment):
     """Was: a plug-in's Params without extra="forbid" (pydantic's default ignores unknown keys)
     turned a typo (epoch for epochs) into the default without a word. Every built-in refuses
     unknown keys; a plug-in's params now are too, in one line naming the key."""
-    doc = base_doc(tmp_path)
-    if where == "recommender":
-        doc["arms"][1]["recommender"] = value
-    else:
-        doc["creators"]["strategy"] = value
+    doc = _with_plugin(base_doc(tmp_path), where, value)
     refused_everywhere(tmp_path, doc, fragment)
     if where == "recommender" and value["type"] != "mmr":  # the right key still passes
         doc["arms"][1]["recommender"]["params"] = {"epochs": 5}

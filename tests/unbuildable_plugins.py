@@ -90,15 +90,14 @@ class NeedsSmallX(RandomRecommender):
         super().__init__(params, ctx)
 
 
+def _inverse(value: int) -> int:
+    """Raises what pydantic does not turn into a validation error (ZeroDivisionError at 1)."""
+    return 1 // (value - 1)
+
+
 class _DividingParams(NoParams):
-    """A validator that raises what pydantic does not turn into a validation error."""
-
     x: int = 2
-
-    @field_validator("x")
-    @classmethod
-    def _inverse(cls, value: int) -> int:
-        return 1 // (value - 1)
+    _x = field_validator("x")(_inverse)
 
 
 class _ArrayParams(NoParams):
@@ -122,11 +121,7 @@ class ParamsHoldAnArray(RandomRecommender):
 class StrategyParamsRaiseZeroDivision(StaticStrategy):
     class Params(StaticParams):
         x: int = 2
-
-        @field_validator("x")
-        @classmethod
-        def _inverse(cls, value: int) -> int:
-            return 1 // (value - 1)
+        _x = field_validator("x")(_inverse)
 
 
 class PolicyRaisesInInit(RuleUserPolicy):
