@@ -7,7 +7,7 @@ own definitions, and tests/test_docs.py fails when they are stale:
   hand-written introduction (everything above the first ``## `` heading is kept);
 * docs/reference/scenario.md: every scenario field with its type, default and description
   (the pydantic schema in simulator/core/scenario.py, the same one `recarena schema` prints);
-* docs/reference/cli.md: every command and option (the typer app in simulator/cli.py);
+* docs/reference/cli.md: every command and option (the typer app in simulator/cli/);
 * docs/reference/scenario.schema.json: that schema as JSON, which the example scenarios name
   in their ``# yaml-language-server: $schema=`` header for editor completion.
 

@@ -168,7 +168,7 @@ def test_plain_progress_lines_for_a_stderr_that_is_not_a_terminal():
 
     from rich.console import Console
 
-    from recarena.simulator.cli import PlainProgress
+    from recarena.simulator.cli.progress import PlainProgress
 
     now = [0.0]
     sink = io.StringIO()

@@ -1,0 +1,5 @@
+"""``python -m recarena.simulator.cli``: the same as the ``recarena`` script."""
+
+from recarena.simulator.cli import main
+
+main()

@@ -1,0 +1,86 @@
+"""``compare``, ``ope`` and ``report``: the commands that read a finished run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from recarena.simulator.cli.app import app, out
+from recarena.simulator.cli.comparison import print_comparison
+from recarena.simulator.cli.guards import reading, warnings_as_lines
+
+CI_OVER_HELP = (
+    "What the CIs resample: auto (users for per-user metrics below 5 replicates, else "
+    "replicates), users, or replicates (needs 2+ replicates)."
+)
+
+
+@app.command()
+def compare(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR")],
+    baseline: Annotated[str | None, typer.Option(help="Arm to compare against.")] = None,
+    metric: Annotated[
+        list[str] | None, typer.Option("--metric", "-m", help="Metric (repeatable).")
+    ] = None,
+    ci_over: Annotated[str, typer.Option(help=CI_OVER_HELP)] = "auto",
+) -> None:
+    """Per-arm means and deltas vs the baseline with paired bootstrap 95% CIs."""
+    with reading(str(run_dir), run_dir):
+        print_comparison(run_dir, baseline, metric, ci_over)
+
+
+@app.command()
+def ope(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR")],
+    target: Annotated[str, typer.Option(help="Arm whose CTR is estimated.")],
+    logging: Annotated[
+        str | None, typer.Option(help="Arm whose log is used (default: the baseline).")
+    ] = None,
+    estimators: Annotated[
+        str, typer.Option(help="Comma-separated: ips, snips, dr, naive.")
+    ] = "ips,snips,dr",
+    all_pages: Annotated[
+        bool, typer.Option("--all-pages", help="Use every page, not only page 0.")
+    ] = False,
+    seed: Annotated[int, typer.Option(min=0, help="Bootstrap seed.")] = 0,
+    point: Annotated[int | None, typer.Option(min=0, help="Sweep point (sweep runs).")] = None,
+) -> None:
+    """Off-policy estimates of a target arm's CTR from another arm's log, vs its true CTR."""
+    from recarena.analysis.load import load_one_world
+    from recarena.analysis.ope import format_ope_table, off_policy_evaluation
+
+    names = [e.strip() for e in estimators.split(",") if e.strip()]
+    with warnings_as_lines(), reading(str(run_dir), run_dir):  # unfinished cells: one line each
+        frame = off_policy_evaluation(
+            load_one_world(run_dir, point),
+            target,
+            logging,
+            names,
+            page=None if all_pages else 0,
+            seed=seed,
+        )
+    out.print(format_ope_table(frame))
+
+
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR")],
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", "-o", help="HTML file to write (default: RUN_DIR/report.html)."),
+    ] = None,
+    baseline: Annotated[str | None, typer.Option(help="Arm to compare against.")] = None,
+    point: Annotated[int | None, typer.Option(min=0, help="Sweep point (sweep runs).")] = None,
+    ci_over: Annotated[str, typer.Option(help=CI_OVER_HELP)] = "auto",
+) -> None:
+    """Write a self-contained HTML report (A/B table, charts; opens offline) and print its path."""
+    from recarena.analysis.load import load
+    from recarena.analysis.report import write_report
+
+    with warnings_as_lines():  # a reconciled manifest, damaged or unfinished cells: one line
+        load(run_dir, point)
+    with reading(f"report of {run_dir}", run_dir):
+        path = write_report(run_dir, output, baseline, point, ci_over)
+    print(path)

@@ -1,0 +1,46 @@
+"""The A/B table of a run directory, printed by ``run`` when it ends and by ``compare``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from recarena.simulator.cli.app import out
+from recarena.simulator.cli.guards import warnings_as_lines
+from recarena.simulator.core.errors import RecarenaError
+
+
+def print_comparison(
+    run_dir: Path, baseline: str | None, metrics: list[str] | None, ci_over: str = "auto"
+) -> None:
+    from recarena.analysis.compare import compare as compare_arms
+    from recarena.analysis.compare import format_table
+    from recarena.analysis.load import load
+    from recarena.analysis.metrics import get_metric, run_metrics
+
+    for name in metrics or []:
+        try:
+            get_metric(name)
+        except LookupError as exc:
+            raise RecarenaError(f"--metric: {str(exc).strip(chr(34) + chr(39))}") from None
+    from recarena.simulator.runner.fallback import shares_by_arm
+
+    with warnings_as_lines():  # unfinished/damaged cells, a reconciled manifest: one line each
+        whole = logs = load(run_dir)
+        points: list[dict[str, Any] | None] = [*logs.points] or [None]
+        for point in points:  # a sweep compares the arms within each point
+            if point is not None:
+                values = ", ".join(f"{k}={v}" for k, v in point["params"].items())
+                out.print(f"point {point['point']}: {values}", soft_wrap=True, markup=False)
+                logs = load(run_dir, point=point["point"])
+            chosen = metrics or run_metrics(logs)
+            frame = compare_arms(logs, baseline=baseline, metrics=chosen, ci_over=ci_over)
+            higher = {name: get_metric(name).higher_is_better for name in frame["metric"].unique()}
+            out.print(format_table(frame, higher))
+    shares = shares_by_arm(whole.llm_calls)
+    if shares.height:
+        per_arm = ", ".join(
+            f"{r['arm']} {r['share']:.1%} ({r['fallbacks']}/{r['decisions']})"
+            for r in shares.iter_rows(named=True)
+        )
+        out.print(f"LLM fallback share (decisions answered by the rule policy): {per_arm}")

@@ -1,0 +1,81 @@
+"""``list`` and ``schema``: what the installation knows, printed without running anything."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from recarena.simulator.cli.app import app, out
+
+
+def _params_text(entry_object: object) -> str:
+    """``name=default`` for each field of a plug-in's pydantic Params model (empty if none)."""
+    params = getattr(entry_object, "Params", None)
+    fields = getattr(params, "model_fields", None)
+    if not fields:
+        return ""
+    shown = []
+    for name, field in fields.items():
+        default = "required" if field.is_required() else repr(field.get_default())
+        shown.append(f"{name}={default}")
+    return ", ".join(shown)
+
+
+@app.command("list")
+def list_components(
+    params: Annotated[
+        bool, typer.Option("--params", help="Also show each plug-in's params and defaults.")
+    ] = False,
+) -> None:
+    """Every registered plug-in, built-in and installed: recommenders, user policies, surfaces,
+    creator strategies, metrics and OPE estimators."""
+    from recarena.agents.creators.strategies import REGISTRY as STRATEGIES
+    from recarena.agents.users.policies import REGISTRY as USER_POLICIES
+    from recarena.analysis.metrics import REGISTRY as METRICS
+    from recarena.analysis.ope import REGISTRY as ESTIMATORS
+    from recarena.recommenders.registry import REGISTRY as RECOMMENDERS
+    from recarena.simulator.engine.surfaces import REGISTRY as SURFACES
+
+    table = Table(title="recarena components", show_lines=False)
+    for column in ("kind", "name", "what it is", "source") + (("params",) if params else ()):
+        table.add_column(column)
+    for registry in (RECOMMENDERS, USER_POLICIES, SURFACES, STRATEGIES, METRICS, ESTIMATORS):
+        for name, entry in registry.entries().items():
+            row = [registry.label, name, entry.description, entry.source]
+            if params:
+                try:
+                    row.append(_params_text(entry.load()))
+                except LookupError as exc:
+                    row.append(f"(cannot load: {exc})")
+            table.add_row(*row)
+    table.add_row("user model", "mixed", "rule users plus an LLM panel (population.llm_panel)", "")
+    table.add_row("user model", "llm", "every user answers each page through the LLM", "")
+    table.add_row("conversational user", "agenda", "rule user with a hidden target", "")
+    table.add_row("llm provider", "local", "llama.cpp on 127.0.0.1 (any GGUF model)", "")
+    table.add_row("llm provider", "openai", "any OpenAI-compatible endpoint (llm.base_url)", "")
+    out.print(table)
+    out.print(
+        "Plug-ins: write `package.module:Class` where a name goes, or install a package with "
+        "entry points in recarena.recommenders, recarena.user_policies, recarena.surfaces, "
+        "recarena.creator_strategies, recarena.metrics or recarena.ope_estimators."
+    )
+
+
+@app.command()
+def schema() -> None:
+    """Print the scenario file's JSON Schema (every field with its description).
+
+    Editors that speak the YAML language server validate and complete scenarios with it: put
+    ``# yaml-language-server: $schema=<path to the printed file>`` on a scenario's first line
+    (the repository's copy is docs/reference/scenario.schema.json).
+    """
+    import json
+
+    from recarena.simulator.core.scenario import Scenario
+
+    document = Scenario.model_json_schema()
+    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    document["title"] = "recarena scenario"
+    print(json.dumps(document, indent=2))

@@ -1,0 +1,279 @@
+"""``run`` and ``validate``: the two commands that read a scenario file.
+
+``validate`` refuses exactly what ``run`` would refuse, because both go through
+:func:`load_checked` before anything is created.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from recarena.simulator.cli.app import app, err, out
+from recarena.simulator.cli.comparison import print_comparison
+from recarena.simulator.cli.guards import reading
+from recarena.simulator.cli.progress import progress_bars
+from recarena.simulator.core.errors import RecarenaError
+
+
+def load_checked(
+    path: Path,
+    *,
+    force: bool = False,
+    overrides: dict[str, Any] | None = None,
+    workers: int | None = None,
+    llm_cache_mode: str | None = None,
+    llm_cache: Path | None = None,
+    probe_llm: bool = True,
+):
+    """Everything run would refuse: schema, registries, metric names, referenced files, page
+    shapes, sweep size, the resource estimate and an LLM endpoint that does not answer
+    (simulator/runner/preflight.py)."""
+    from recarena.analysis.metrics import check_metrics
+    from recarena.simulator.runner.preflight import EdgeReader, preflight, uses_edge_list
+    from recarena.simulator.runner.resolve import load_scenario, parse_scenario
+
+    scenario = load_scenario(path)
+    check_metrics(scenario, str(path))
+    if overrides:
+        scenario = parse_scenario(scenario.model_dump(mode="json") | overrides, str(path))
+    read_edges: EdgeReader | None = None
+    if uses_edge_list(scenario):  # the engine's reader (networkx, scipy) only when needed
+        from recarena.agents.users.social import read_edge_list as read_edges
+    estimate = preflight(
+        scenario,
+        str(path),
+        force=force,
+        workers=workers,
+        llm_cache_mode=llm_cache_mode,
+        llm_cache_path=llm_cache,
+        read_edge_list=read_edges,
+        probe_llm=probe_llm,
+    )
+    return scenario, estimate
+
+
+FORCE_HELP = "Run even when the resource estimate exceeds this machine or the limits."
+
+
+@app.command()
+def run(
+    scenario_file: Annotated[Path, typer.Argument(metavar="FILE", help="Scenario YAML.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Run directory to create (empty or new).")
+    ] = None,
+    replicates: Annotated[
+        int | None, typer.Option("--replicates", "-r", min=1, help="Override replicates.")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", "-s", min=0, help="Override seed.")] = None,
+    executor: Annotated[
+        str,
+        typer.Option(help="local (in-process), process (one process per core) or ray (tasks)."),
+    ] = "process",
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Processes for --executor process; CPUs of a local Ray."),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster for --executor ray: auto or ray://host:port."),
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(metavar="RUN_DIR", help="Finish an interrupted run: rerun unfinished cells."),
+    ] = None,
+    shards: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Split each cell's users over N Ray workers (--executor ray; same logs)."
+        ),
+    ] = 1,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    llm_cache_mode: Annotated[
+        str | None,
+        typer.Option(help="Override llm.cache.mode: auto, record or replay (no endpoint calls)."),
+    ] = None,
+    llm_cache: Annotated[
+        Path | None, typer.Option(help="Override llm.cache.path (SQLite file of LLM calls).")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
+    max_fallback: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, max=1.0, help="Override llm.max_fallback_share (default 0.2); above: exit 3."
+        ),
+    ] = None,
+    allow_fallback: Annotated[
+        bool,
+        typer.Option("--allow-fallback", help="Accept a run whose LLM decisions fell back."),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run", help="Print the expected LLM calls, tokens and cost; call nothing."
+        ),
+    ] = False,
+) -> None:
+    """Simulate every arm x replicate, write Parquet logs and print the A/B table.
+
+    Exit codes: 0 ok, 1 unexpected error or failed cells, 2 user error, 3 too many LLM
+    decisions fell back to the rule policy, 130 interrupted (docs/runs.md)."""
+    from recarena.simulator.runner.executors import EXECUTORS
+    from recarena.simulator.runner.experiment import (
+        CellsFailed,
+        Interrupted,
+        check_run_output,
+        new_run_dir,
+        plan_cells,
+        resumable_manifest,
+        run_experiment,
+    )
+
+    if executor not in EXECUTORS.names():
+        known = ", ".join(EXECUTORS.names())
+        raise RecarenaError(f"--executor: unknown {executor!r}; known: {known}")
+    if address is not None and executor != "ray":
+        raise RecarenaError("--address: only for --executor ray")
+    if shards > 1 and executor != "ray":
+        raise RecarenaError(f"--shards {shards}: needs --executor ray")
+    if executor == "ray":
+        from recarena.simulator.runner.ray_executor import check_reachable
+
+        check_reachable(address)  # before the estimate and the bars: nothing has started
+    if resume is not None and output is not None:
+        raise RecarenaError("--resume: the run directory to resume is the output; drop --output")
+    if llm_cache_mode not in (None, "auto", "record", "replay", "off"):
+        raise RecarenaError(
+            f"--llm-cache-mode: unknown {llm_cache_mode!r}; known: auto, record, replay, off"
+        )
+    overrides: dict[str, Any] = {}
+    if replicates is not None:
+        overrides["replicates"] = replicates
+    if seed is not None:
+        overrides["seed"] = seed
+    scenario, _ = load_checked(
+        scenario_file,
+        force=force,
+        overrides=overrides,
+        workers=1 if executor == "local" else workers,
+        llm_cache_mode=llm_cache_mode,
+        llm_cache=llm_cache,
+        # a dry run calls nothing; a run that accepts every decision falling back may start
+        # without its endpoint
+        probe_llm=not (
+            dry_run or allow_fallback or (max_fallback is not None and max_fallback >= 1)
+        ),
+    )
+    from recarena.agents.users.calibrated import resolve_calibrated
+    from recarena.simulator.runner.preflight import preflight
+
+    if scenario.population.source == "calibrated":
+        with reading(f"population.path {scenario.population.path}"):
+            scenario = resolve_calibrated(scenario)  # calibrates on the fly if the file is missing
+        # the estimate again with the file's sizes (it may have just been made)
+        preflight(scenario, str(scenario_file), force=force, workers=workers, probe_llm=False)
+    if dry_run:  # nothing is created and no endpoint is called
+        from recarena.simulator.runner.llm_estimate import estimate_llm_calls, format_estimate
+
+        if not scenario.uses_llm:
+            out.print("dry run: this scenario makes no LLM calls")
+            return
+        calls = estimate_llm_calls(scenario, len(plan_cells(scenario)))
+        out.print(format_estimate(calls), soft_wrap=True, markup=False)
+        return
+    run_dir = resume if resume is not None else new_run_dir(scenario, output)
+    cells = plan_cells(scenario)
+    if resume is not None:
+        resumable_manifest(resume, scenario)  # a mismatch is one error line, before any bars
+    named = None if resume is not None or output is not None else "output.dir"
+    estimate = check_run_output(scenario, run_dir, cells, resume is not None, named)  # before work
+    if not quiet:
+        err.print(f"note: {estimate}", soft_wrap=True, markup=False)
+
+    progress = progress_bars(quiet)
+    tasks = {
+        c.index: progress.add_task(
+            ("" if c.point is None else f"point={c.point} ") + f"arm={c.arm:<14} rep={c.rep}",
+            total=1.0,
+        )
+        for c in cells
+    }
+
+    def on_progress(cell, fraction: float) -> None:
+        progress.update(tasks[cell.index], completed=fraction)
+
+    try:
+        with progress:
+            result = run_experiment(
+                scenario,
+                run_dir,
+                executor,  # type: ignore[arg-type]
+                workers,
+                on_progress,
+                cells,
+                llm_cache_mode=llm_cache_mode,
+                llm_cache_path=llm_cache,
+                address=address,
+                resume=resume is not None,
+                on_note=lambda text: err.print(f"note: {text}", soft_wrap=True, markup=False),
+                max_fallback=max_fallback,
+                shards=shards,
+            )
+    except Interrupted as stopped:
+        err.print(
+            f"interrupted ({stopped}): finished cells are readable in {run_dir}; unfinished ones "
+            f"are marked _INCOMPLETE; finish them with: recarena run {scenario_file} --resume "
+            f"{run_dir}",
+            soft_wrap=True,
+            markup=False,
+        )
+        raise typer.Exit(130) from None
+    except CellsFailed as failed:
+        if isinstance(failed, RecarenaError):
+            raise  # every failure was the user's: one line, exit 2
+        print(f"error: {failed}", file=sys.stderr)
+        raise typer.Exit(1) from None
+    wall = result.manifest["wall_seconds"]
+    print_comparison(run_dir, None, scenario.metrics)
+    if "llm" in result.manifest:
+        from recarena.simulator.runner.llm_accounting import format_accounting
+
+        out.print(format_accounting(result.manifest["llm"]["accounting"]), soft_wrap=True)
+    if resume is not None:
+        out.print(f"resumed: {result.manifest['resumed_cells']} of {len(cells)} cells were rerun")
+    out.print(f"{len(cells)} cells in {wall:.1f} s")
+    out.print(f"run directory: {run_dir}")
+    if result.fallback is not None and result.fallback.exceeded:
+        print(f"warning: {result.fallback.warning()}", file=sys.stderr)
+        if not allow_fallback:
+            raise typer.Exit(3)
+
+
+@app.command()
+def validate(
+    scenario_file: Annotated[Path, typer.Argument(metavar="FILE")],
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
+) -> None:
+    """Check a scenario file without running it: everything run would refuse (docs/scenarios.md)."""
+    from recarena.simulator.runner.output_check import check_output, estimate_logs
+    from recarena.simulator.runner.plan import plan_cells
+
+    scenario, estimate = load_checked(scenario_file, force=force)
+    try:  # where `run` without -o puts the logs: writable, with room for them
+        check_output(Path(scenario.output.dir), estimate_logs(scenario).bytes, "output.dir")
+    except RecarenaError as exc:
+        raise RecarenaError(f"{scenario_file}: {exc}") from None
+    arms = ", ".join(f"{a.name} ({a.recommender.type})" for a in scenario.arms)
+    print(
+        f"ok: {scenario_file}: {len(plan_cells(scenario))} cells — arms {arms}; "
+        f"{scenario.replicates} replicates; "
+        + (
+            f"{scenario.population.users} users; "
+            if scenario.population.source == "generated"
+            else f"users calibrated from {scenario.population.path}; "
+        )
+        + f"{scenario.horizon.days:g} days; {estimate.summary()}"
+    )
