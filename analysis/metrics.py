@@ -222,7 +222,7 @@ def _plugin_safe(
         if not isinstance(frame, pl.DataFrame):
             raise TypeError(f"returned {type(frame).__name__}")
         return frame.with_columns(pl.col(c).cast(kind) for c, kind in columns.items())
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         if REGISTRY.get(name).source == "built-in":
             raise
         wanted = ", ".join(columns)

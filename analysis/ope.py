@@ -231,7 +231,7 @@ def _estimate(name: str, columns: dict[str, np.ndarray], shape: tuple[int, ...])
             raise TypeError(
                 f"returned {value.dtype} of shape {value.shape}, expected numbers of shape {shape}"
             )
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         text = " ".join(str(exc).split())[:200] or type(exc).__name__
         raise RecarenaError(
             f"--estimators: {name!r} failed ({type(exc).__name__}: {text}); an estimator maps "

@@ -547,19 +547,15 @@ def test_plugin_params_model_that_fails(tmp_path, where, value, fragment):
 
 
 def test_plugin_user_policy_whose_constructor_fails(tmp_path):
-    """Was: every cell failed with the policy's traceback saved and "ValueError: ..." (exit 1).
-    A user policy is built over the cell's world (its users and published catalog), which
-    validate does not make; the cell's build now fails in one line naming population.policy
-    and the class, a user error: exit 2, the run directory saying which cells failed."""
+    """Was: every cell failed with the policy's traceback saved and "ValueError: ..." (exit 1);
+    then validate passed and the cell's build failed in one line, after the run directory was
+    written. validate now builds the policy over the users and catalog a cell starts with: one
+    line naming population.policy and the class, exit 2, nothing written."""
     doc = base_doc(tmp_path)
     doc["population"]["policy"] = f"{P}:PolicyRaisesInInit"
-    path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    out = tmp_path / "out"
-    code, stderr = cli("run", str(path), "--executor", "local", "-o", str(out), "-q")
-    assert_refused(
-        code,
-        stderr,
+    refused_everywhere(
+        tmp_path,
+        doc,
         f"population.policy: '{P}:PolicyRaisesInInit' cannot be built: ValueError: no policy",
     )
 

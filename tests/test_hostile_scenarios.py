@@ -458,6 +458,35 @@ def test_legitimate_neighbours_still_pass(tmp_path):
     assert code == 0, stderr
 
 
+U = "tests.unbuildable_plugins"
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "fragment"),
+    [
+        ("population.policy", f"{U}:PolicyRaisesInInit", "cannot be built: ValueError: no policy"),
+        ("population.policy", f"{U}:PolicyExitsInInit", "cannot be built: SystemExit: 0"),
+        ("creators.strategy", {"type": f"{U}:StrategyExitsInInit"}, "cannot be built: SystemExit"),
+        ("surface", {"type": f"{U}:surface_that_exits"}, "cannot be built from them: SystemExit"),
+    ],
+    ids=["policy_raises", "policy_exits", "strategy_exits", "surface_exits"],
+)
+def test_plugins_whose_construction_fails(tmp_path, where, value, fragment):
+    """Was: a user policy whose constructor raised passed validate and failed every cell after
+    the run directory was written (exit 1, later 2); a strategy or surface calling sys.exit(0)
+    when built ended validate and run with exit 0 and no word. Each is built by validate as a
+    cell builds it: one line naming the field, exit 2, nothing written."""
+    doc = base_doc()
+    section, _, key = where.partition(".")
+    (doc[section] if key else doc).__setitem__(key or section, value)
+    path = write_case(Case(dump(doc)), tmp_path)
+    assert_refused(*cli("validate", str(path)), f"{where}")
+    assert_refused(*cli("validate", str(path)), fragment)
+    out = tmp_path / "out"
+    assert_refused(*cli("run", str(path), "--executor", "local", "-o", str(out)), fragment)
+    assert not out.exists() and not (tmp_path / "runs").exists()
+
+
 # ------------------------------------------------------------------- as a user runs it
 def recarena(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     return subprocess.run(

@@ -4,6 +4,7 @@ them (tests/test_hostile_inputs.py): each used to pass validate and fail every c
 from __future__ import annotations
 
 import abc
+import sys
 from typing import Any
 
 import numpy as np
@@ -129,6 +130,25 @@ class PolicyRaisesInInit(RuleUserPolicy):
 
     def __init__(self, cfg: Any, state: Any, catalog: Any, successor: Any, social: Any) -> None:
         raise ValueError("no policy today")
+
+
+class PolicyExitsInInit(RuleUserPolicy):
+    """A user policy whose constructor calls sys.exit (a SystemExit is not an Exception)."""
+
+    def __init__(self, cfg: Any, state: Any, catalog: Any, successor: Any, social: Any) -> None:
+        sys.exit(0)
+
+
+class StrategyExitsInInit(StaticStrategy):
+    """A creator strategy whose constructor calls sys.exit."""
+
+    def __init__(self, params: StaticParams) -> None:
+        sys.exit(0)
+
+
+def surface_that_exits(params: dict, position_decay: float) -> ListView:
+    """A surface factory that calls sys.exit."""
+    sys.exit(0)
 
 
 class _LenientParams(BaseModel):

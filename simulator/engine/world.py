@@ -108,27 +108,10 @@ def build_world(
     seed = scenario.seed
     arm = scenario.arms[arm_index]
     cfg_cat, cfg_pop = scenario.catalog, scenario.population
-    catalog = Catalog(cfg_cat.topics, capacity=max(1024, 2 * cfg_cat.initial_items))
-    calibrated: CalibratedPopulation | None = None  # None = generated
-    if cfg_pop.source == "calibrated":  # a real population (agents/users/calibrated.py)
-        assert cfg_pop.path is not None, "the scenario schema requires a path for 'calibrated'"
-        calibrated = CalibratedPopulation.load(cfg_pop.path)
-    creators, topic_weights = _make_creators(model, scenario, replicate, catalog, calibrated)
-    if calibrated is not None:
-        user_state = calibrated_users(calibrated, cfg_pop, generator(seed, replicate, "population"))
-    else:
-        user_state = generate_users(
-            cfg_pop, cfg_cat.topics, generator(seed, replicate, "population")
-        )
+    people = build_people(model, scenario, replicate)
+    catalog, calibrated, creators = people.catalog, people.calibrated, people.creators
+    user_state, social = people.user_state, people.social
     consumed = ConsumedItems(cfg_pop.users)
-    successor = generator(seed, replicate, "catalog", 0).permutation(cfg_cat.topics)
-    social = (  # the same graph under every arm: its own arm-independent stream
-        SocialState.build(
-            cfg_pop.social, user_state.taste, cfg_cat.topics, generator(seed, replicate, "social")
-        )
-        if cfg_pop.social is not None
-        else None
-    )
     if social is not None and social.cfg.talk is not None:  # users who post and message
         talk = social.cfg.talk
         trait_rng = generator(seed, replicate, "social", 1)
@@ -141,20 +124,7 @@ def build_world(
             log,
         )
     taste_start = user_state.taste.copy() if cfg_pop.taste_drift > 0 else None
-    plugin_policy = USER_POLICIES.get(cfg_pop.policy).source != "built-in"
-    try:
-        policy: Any = USER_POLICIES.load(cfg_pop.policy)(
-            cfg_pop, user_state, catalog, successor, social=social
-        )
-    except Exception as exc:
-        if not plugin_policy:
-            raise
-        # code we do not control: one line (a user error, exit 2), not a traceback per cell
-        raise RecarenaError(
-            f"population.policy: {cfg_pop.policy!r} cannot be built: {exception_line(exc)}"
-        ) from None
-    if plugin_policy:
-        policy = GuardedPolicy(policy, cfg_pop.policy)
+    policy: Any = build_user_policy(scenario, people)
     rhythm = (  # its own arm-independent stream: the population's draws are untouched
         DailyRhythm.generate(
             cfg_pop.daily_rhythm,
@@ -206,7 +176,7 @@ def build_world(
         arm.name,
         catalog,
         list(creators),
-        topic_weights,
+        people.topic_weights,
         log,
         creators.add,
         creator_llm,
@@ -232,6 +202,76 @@ def build_world(
         creator_dynamics=creator_dynamics,
         rhythm=rhythm,
     )
+
+
+@dataclass
+class People:
+    """The users and the corpus a cell starts with, before any arm's recommender: the same
+    under every arm (streams keyed by seed and replicate)."""
+
+    catalog: Catalog
+    calibrated: CalibratedPopulation | None
+    creators: AgentSet
+    topic_weights: np.ndarray
+    user_state: UserState
+    successor: np.ndarray
+    """Each topic's successor (a permutation of the topics), for the user policy."""
+    social: SocialState | None
+    """The social graph (its talk, when users talk, is added by build_world)."""
+
+
+def build_people(model: mesa.Model, scenario: Scenario, replicate: int) -> People:
+    """The catalog and its creators, the users and their social graph, as a cell starts."""
+    seed = scenario.seed
+    cfg_cat, cfg_pop = scenario.catalog, scenario.population
+    catalog = Catalog(cfg_cat.topics, capacity=max(1024, 2 * cfg_cat.initial_items))
+    calibrated: CalibratedPopulation | None = None  # None = generated
+    if cfg_pop.source == "calibrated":  # a real population (agents/users/calibrated.py)
+        assert cfg_pop.path is not None, "the scenario schema requires a path for 'calibrated'"
+        calibrated = CalibratedPopulation.load(cfg_pop.path)
+    creators, topic_weights = _make_creators(model, scenario, replicate, catalog, calibrated)
+    if calibrated is not None:
+        user_state = calibrated_users(calibrated, cfg_pop, generator(seed, replicate, "population"))
+    else:
+        user_state = generate_users(
+            cfg_pop, cfg_cat.topics, generator(seed, replicate, "population")
+        )
+    successor = generator(seed, replicate, "catalog", 0).permutation(cfg_cat.topics)
+    social = (  # the same graph under every arm: its own arm-independent stream
+        SocialState.build(
+            cfg_pop.social, user_state.taste, cfg_cat.topics, generator(seed, replicate, "social")
+        )
+        if cfg_pop.social is not None
+        else None
+    )
+    return People(catalog, calibrated, creators, topic_weights, user_state, successor, social)
+
+
+def is_plugin_policy(scenario: Scenario) -> bool:
+    """``population.policy`` names code from outside (an entry point or package.module:Class)."""
+    return USER_POLICIES.get(scenario.population.policy).source != "built-in"
+
+
+def build_user_policy(scenario: Scenario, people: People) -> Any:
+    """The base user policy (``population.policy``); a plug-in's is wrapped in the response
+    guard, and its constructor's failure is one line (a user error, exit 2)."""
+    cfg_pop = scenario.population
+    plugin_policy = is_plugin_policy(scenario)
+    try:
+        policy: Any = USER_POLICIES.load(cfg_pop.policy)(
+            cfg_pop, people.user_state, people.catalog, people.successor, social=people.social
+        )
+    except (Exception, SystemExit) as exc:
+        if not plugin_policy:
+            raise
+        # code we do not control (a raise or a sys.exit): one line (a user error, exit 2), not
+        # a traceback per cell
+        raise RecarenaError(
+            f"population.policy: {cfg_pop.policy!r} cannot be built: {exception_line(exc)}"
+        ) from None
+    if plugin_policy:
+        policy = GuardedPolicy(policy, cfg_pop.policy)
+    return policy
 
 
 def _make_creators(

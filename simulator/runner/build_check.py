@@ -1,4 +1,4 @@
-"""Plug-in recommenders built before a run, the way each cell builds them.
+"""Plug-in recommenders and user policies built before a run, the way each cell builds them.
 
 A plug-in's constructor is its own code: it may refuse its params, look for a file, or simply
 raise. The class alone cannot tell (the registry checks its methods and signature), so such an
@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import mesa
 import numpy as np
 
 from recarena.agents.users.population import draw_explore_prob
@@ -25,6 +26,7 @@ from recarena.recommenders.base import RecommenderContext
 from recarena.recommenders.registry import build_plugin, plugins_in
 from recarena.simulator.core.rng import arm_key, generator
 from recarena.simulator.core.scenario import Scenario
+from recarena.simulator.engine.world import build_people, build_user_policy, is_plugin_policy
 
 Built = set[tuple[str, str, int, int]]
 """What was built already: (type, params as JSON, users, topics)."""
@@ -35,11 +37,13 @@ def _no_truth(requests: Any, items: np.ndarray) -> np.ndarray:
 
 
 def check_builds(scenario: Scenario, users: int, built: Built) -> None:
-    """Build every plug-in recommender of the scenario's arms (none are fitted); RecarenaError
-    naming the arm, the field and the class when a constructor fails."""
+    """Build a plug-in user policy and every plug-in recommender of the scenario's arms (none
+    are fitted); RecarenaError naming the field (and the arm) and the class when a constructor
+    fails."""
     social = scenario.population.social
     if social is not None and social.talk is not None:
         return
+    _check_user_policy(scenario, users, built)
     topics = scenario.catalog.topics
     for index, arm in enumerate(scenario.arms):
         spec = arm.recommender
@@ -59,3 +63,17 @@ def check_builds(scenario: Scenario, users: int, built: Built) -> None:
             )
             build_plugin(type_name, params, context, f"{field} (arm {arm.name!r})")
             built.add(key)
+
+
+def _check_user_policy(scenario: Scenario, users: int, built: Built) -> None:
+    """Build a plug-in ``population.policy`` over the users and catalog a cell starts with (the
+    first replicate's): its constructor is its own code, so one that raised passed validate and
+    failed every cell of the run."""
+    if not is_plugin_policy(scenario):
+        return
+    start = scenario.model_dump_json(include={"seed", "population", "catalog", "creators"})
+    key = (f"population.policy {scenario.population.policy}", start, users, 0)
+    if key in built:
+        return
+    build_user_policy(scenario, build_people(mesa.Model(), scenario, 0))
+    built.add(key)

@@ -71,14 +71,14 @@ def _resolve_surfaces(scenario: Scenario) -> None:
                 build_surface(cfg, scenario.population.position_decay)
             except RecarenaError as exc:
                 raise RecarenaError(f"{where}.type: {exc}") from None
-            except Exception as exc:  # noqa: BLE001 - the plug-in's code: any failure is one line
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plug-in: any failure, one line
                 raise RecarenaError(
                     f"{where}.params: {cfg.type!r} cannot be built from them: "
                     f"{type(exc).__name__}: {_plugin_message(exc)}"
                 ) from None
 
 
-def _plugin_message(exc: Exception) -> str:
+def _plugin_message(exc: BaseException) -> str:
     """A plug-in's error in one short line (a pydantic error by its first field and message)."""
     errors = getattr(exc, "errors", None)
     if isinstance(exc, ValidationError) and callable(errors):
@@ -102,7 +102,7 @@ def _resolve_strategy(scenario: Scenario) -> None:
     except ValueError as exc:
         message = str(exc).removeprefix("Value error, ")
         raise RecarenaError(f"creators.strategy: {message}") from None
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
         if STRATEGIES.get(spec.type).source == "built-in":
             raise
         # a plug-in's params validator that raises anything but ValueError (pydantic passes it
@@ -125,7 +125,7 @@ def _resolve_strategy(scenario: Scenario) -> None:
         # raised passed validate and failed every cell of the run
         try:
             strategy = build_strategy(spec.type, spec.params)
-        except Exception as exc:  # noqa: BLE001 - the plug-in's code: any failure is one line
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a plug-in: any failure, one line
             raise RecarenaError(
                 f"creators.strategy: {spec.type!r} cannot be built: "
                 f"{type(exc).__name__}: {_plugin_message(exc)}"
@@ -154,7 +154,7 @@ def _resolve_params(scenario: Scenario) -> None:
             raise RecarenaError(
                 _first_error(exc, ("arms", index, "recommender", "params"))
             ) from None
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             if not plugin:
                 raise  # our own params model failing is our bug
             # a plug-in's validator that raises anything but ValueError (pydantic passes it
@@ -173,7 +173,7 @@ def _resolve_params(scenario: Scenario) -> None:
         check_no_bool_numbers(arm.recommender.params, params.model_dump(), prefix=where)
         try:
             arm.recommender.params = params.model_dump(mode="json")
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:
             if not plugin:
                 raise
             # the params are saved with the run (scenario.resolved.yaml) and sent to each cell
