@@ -235,7 +235,7 @@ def compare(
                 stacklevel=2,
             )
             baseline = arms[0]
-        baseline = baseline or logs.baseline
+        baseline = logs.baseline if baseline is None else baseline  # '' is an arm no run has
         if baseline in logs.unfinished_arms:
             raise RecarenaError(
                 f"--baseline: arm {baseline!r} has no finished cells; arms with finished "
@@ -246,7 +246,7 @@ def compare(
         if metrics:
             long = long.filter(pl.col("metric").is_in(list(metrics)))
         arms = list(dict.fromkeys(long["arm"].to_list()))
-        baseline = baseline or arms[0]
+        baseline = arms[0] if baseline is None else baseline
     if baseline not in arms:
         raise RecarenaError(f"--baseline: unknown arm {baseline!r}; arms: {', '.join(arms)}")
     if ci_over == "replicates":

@@ -369,7 +369,7 @@ def off_policy_evaluation(
     """
     check_estimators(estimators)
     arms = logs.arms
-    logging = logging or logs.baseline
+    logging = logs.baseline if logging is None else logging
     for option, arm in (("--target", target), ("--logging", logging)):
         if arm in logs.unfinished_arms:  # an interrupted run
             default = " (the baseline, the default --logging)" if option == "--logging" else ""

@@ -408,6 +408,25 @@ def test_a_run_whose_baseline_arm_finished_nothing(finished_run, tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (("compare", "{run}", "--baseline", ""), "--baseline"),
+        (("report", "{run}", "--baseline", "", "-o", "{out}"), "--baseline"),
+        (("ope", "{run}", "--target", "popularity", "--logging", ""), "--logging"),
+    ],
+    ids=["compare", "report", "ope_logging"],
+)
+def test_an_empty_arm_name_is_refused(finished_run, tmp_path, args, option):
+    """Was: an empty --baseline (or --logging) read as "not given": compare and report quietly
+    compared against the run's baseline, exit 0. An empty name is an arm the run does not have:
+    one line naming the option and the run's arms, exit 2, no report written."""
+    out = tmp_path / "r.html"
+    argv = [a.format(run=finished_run, out=out) for a in args]
+    assert_refused(*cli(*argv), f"{option}: unknown arm ''; arms: random, popularity")
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
     ("metrics", "fragment"),
     [([], "metrics: List should have at least 1 item"), (["ctr", "ctr"], "ctr written more")],
 )
