@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from recarena.recommenders.rerankers import MMR
+from recarena.simulator.cli.info_cmds import _params_text
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -73,6 +76,15 @@ def test_validate_and_list(write_scenario, tiny_doc):
     assert listing.returncode == 0
     for name in ("random", "popularity", "mf", "epsilon_greedy", "ctr", "creator_gini"):
         assert name in listing.stdout
+
+
+def test_list_params_shows_the_keys_and_defaults_a_scenario_writes():
+    """A re-ranker's ``lambda`` (field ``lambda_``) and a factory default (``base_params``)."""
+    shown = _params_text(MMR).split(", ")
+    assert "lambda=0.7" in shown and "base_params={}" in shown
+    assert not any(part.startswith("lambda_=") for part in shown)
+    listing = recarena("list", "--params")
+    assert listing.returncode == 0 and "PydanticUndefined" not in listing.stdout
 
 
 def test_run_then_compare(tmp_path, tiny_doc, write_scenario):

@@ -11,15 +11,22 @@ from recarena.simulator.cli.app import app, out
 
 
 def _params_text(entry_object: object) -> str:
-    """``name=default`` for each field of a plug-in's pydantic Params model (empty if none)."""
+    """``key=default`` for each field of a plug-in's pydantic Params model (empty if none).
+
+    The key is what a scenario writes (the field's alias, e.g. ``lambda``), and a default built
+    by a factory is shown built (``{}``).
+    """
     params = getattr(entry_object, "Params", None)
     fields = getattr(params, "model_fields", None)
     if not fields:
         return ""
     shown = []
     for name, field in fields.items():
-        default = "required" if field.is_required() else repr(field.get_default())
-        shown.append(f"{name}={default}")
+        if field.is_required():
+            default = "required"
+        else:
+            default = repr(field.get_default(call_default_factory=True, validated_data={}))
+        shown.append(f"{field.alias or name}={default}")
     return ", ".join(shown)
 
 

@@ -257,7 +257,9 @@ def validate(
     scenario_file: Annotated[Path, typer.Argument(metavar="FILE")],
     force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
-    """Check a scenario file without running it: everything run would refuse (docs/scenarios.md)."""
+    """Check a scenario file without running it: everything run would refuse.
+
+    What is checked: docs/guide/scenarios.md."""
     from recarena.simulator.runner.output_check import check_output, estimate_logs
     from recarena.simulator.runner.plan import plan_cells
 
