@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from recarena.recommenders.base import RecommenderContext
 from recarena.recommenders.popularity import PopularityParams, PopularityRecommender
-from recarena.recommenders.slates import top_k_from_scores
+from recarena.recommenders.slates import top_k_over_fallback
 from recarena.simulator.core.types import FeedbackBatch, Interactions, RequestBatch, SlateBatch
 
 
@@ -106,12 +106,8 @@ class ItemKNN:
         scores = np.full((warm.size, n), -np.inf)
         known = min(n, n_fit)
         scores[:, :known] = (profile[warm] @ self.similarity).toarray()[:, :known]
-        items, top = top_k_from_scores(scores, requests.exclude[warm], requests.k)
-        full = (items >= 0).all(axis=1)  # too few neighbours: popularity fills the row
-        out_items, out_scores = fallback.items.copy(), fallback.scores.copy()
-        out_items[warm[full]] = items[full]
-        out_scores[warm[full]] = top[full]
-        return SlateBatch(out_items, out_scores, np.ones(out_items.shape, np.float32))
+        # a user with too few neighbours keeps popularity's slate
+        return top_k_over_fallback(fallback, warm, scores, requests)
 
     def update(self, feedback: FeedbackBatch) -> None:
         rows, cols = np.nonzero(feedback.clicked)

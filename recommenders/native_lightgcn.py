@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from recarena.recommenders.base import RecommenderContext
 from recarena.recommenders.popularity import PopularityParams, PopularityRecommender
-from recarena.recommenders.slates import top_k_from_scores
+from recarena.recommenders.slates import top_k_over_fallback
 from recarena.simulator.core.types import FeedbackBatch, Interactions, RequestBatch, SlateBatch
 
 
@@ -127,12 +127,7 @@ class NativeLightGCN:
         scores[:, :known_items] = (
             self.user_vectors[requests.user[rows]] @ self.item_vectors[:known_items].T
         )
-        items, top = top_k_from_scores(scores, requests.exclude[rows], requests.k)
-        ok = (items >= 0).all(axis=1)
-        out_items, out_scores = fallback.items.copy(), fallback.scores.copy()
-        out_items[rows[ok]] = items[ok]
-        out_scores[rows[ok]] = top[ok]
-        return SlateBatch(out_items, out_scores, np.ones(out_items.shape, np.float32))
+        return top_k_over_fallback(fallback, rows, scores, requests)
 
     def update(self, feedback: FeedbackBatch) -> None:
         del feedback  # a batch learner: it learns at the next fit

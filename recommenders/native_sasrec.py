@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from recarena.recommenders.base import RecommenderContext
 from recarena.recommenders.popularity import PopularityParams, PopularityRecommender
-from recarena.recommenders.slates import top_k_from_scores
+from recarena.recommenders.slates import top_k_over_fallback
 from recarena.simulator.core.types import FeedbackBatch, Interactions, RequestBatch, SlateBatch
 
 
@@ -126,12 +126,7 @@ class NativeSASRec:
         n = requests.catalog.n_items
         scores = np.full((rows.size, n), -np.inf)
         scores[:, : min(n, self.n_items)] = logits[:, : min(n, self.n_items)]
-        items, top = top_k_from_scores(scores, requests.exclude[rows], requests.k)
-        ok = (items >= 0).all(axis=1)
-        out_items, out_scores = fallback.items.copy(), fallback.scores.copy()
-        out_items[rows[ok]] = items[ok]
-        out_scores[rows[ok]] = top[ok]
-        return SlateBatch(out_items, out_scores, np.ones(out_items.shape, np.float32))
+        return top_k_over_fallback(fallback, rows, scores, requests)
 
     def update(self, feedback: FeedbackBatch) -> None:
         rows = np.flatnonzero(feedback.clicked.any(axis=1))

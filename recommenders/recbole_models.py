@@ -20,9 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from recarena.recommenders.base import RecommenderContext
 from recarena.recommenders.popularity import PopularityParams, PopularityRecommender
 from recarena.recommenders.recbole_support import import_recbole, scratch_cwd
-from recarena.recommenders.slates import top_k_from_scores
+from recarena.recommenders.slates import top_k_over_fallback
 from recarena.simulator.core.types import (
-    PAD_ITEM,
     FeedbackBatch,
     Interactions,
     RequestBatch,
@@ -185,14 +184,8 @@ class RecBoleRecommender:
         scores = np.full((rows.size, n), -np.inf)
         known = self.external_item[1:] < n
         scores[:, self.external_item[1:][known]] = internal_scores[:, 1:][:, known]
-        items, top = top_k_from_scores(scores, requests.exclude[rows], requests.k)
-        complete = (items != PAD_ITEM).all(axis=1)  # else the model knows too few items
-        rows, items, top = rows[complete], items[complete], top[complete]
-        out_items = fallback.items.copy()
-        out_scores = fallback.scores.copy()
-        out_items[rows] = items
-        out_scores[rows] = top
-        return SlateBatch(out_items, out_scores, np.ones(out_items.shape, np.float32))
+        # a user for whom the model knows too few items keeps popularity's slate
+        return top_k_over_fallback(fallback, rows, scores, requests)
 
     def _predict(self, users: np.ndarray) -> np.ndarray:
         import torch  # lazily: listing and validating never load torch

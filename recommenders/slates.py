@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from recarena.simulator.core.rng import combine, uniforms
-from recarena.simulator.core.types import PAD_ITEM
+from recarena.simulator.core.types import PAD_ITEM, RequestBatch, SlateBatch
 
 
 def _first_k_available(candidates: np.ndarray, blocked: np.ndarray, k: int) -> np.ndarray:
@@ -89,6 +89,22 @@ def top_k_from_scores(
         items = np.pad(items, ((0, 0), (0, pad)), constant_values=PAD_ITEM)
         top_scores = np.pad(top_scores, ((0, 0), (0, pad)), constant_values=np.nan)
     return items, top_scores
+
+
+def top_k_over_fallback(
+    fallback: SlateBatch, rows: np.ndarray, scores: np.ndarray, requests: RequestBatch
+) -> SlateBatch:
+    """``fallback``'s slates, with each request ``rows[i]`` served the top-k of ``scores[i]``
+    (``[len(rows), n_items]``, the request's exclusions removed) where those fill all k slots:
+    a model that can rank too few items for a request leaves it the fallback's slate. Every
+    slate is deterministic (propensity 1). The serving step of the model recommenders that
+    answer the users they know and leave the rest to popularity."""
+    items, top = top_k_from_scores(scores, requests.exclude[rows], requests.k)
+    full = (items != PAD_ITEM).all(axis=1)
+    out_items, out_scores = fallback.items.copy(), fallback.scores.copy()
+    out_items[rows[full]] = items[full]
+    out_scores[rows[full]] = top[full]
+    return SlateBatch(out_items, out_scores, np.ones(out_items.shape, np.float32))
 
 
 def eligible_counts(n_items: int, exclude: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ from recarena.recommenders.slates import (
     sample_distinct_keyed,
     top_k_from_ranking,
     top_k_from_scores,
+    top_k_over_fallback,
 )
 from recarena.simulator.core.types import (
     PAD_ITEM,
@@ -249,6 +250,23 @@ def test_slate_helpers_match_brute_force():
             got = [i for i in sampled[r].tolist() if i != PAD_ITEM]
             assert len(got) == len(set(got)) == min(k, len(allowed))
             assert set(got) <= allowed
+
+
+def test_model_slates_replace_the_fallback_only_where_they_fill_the_page():
+    fallback = SlateBatch(
+        np.array([[7, 8], [7, 8], [7, 8]]),
+        np.full((3, 2), 0.5, np.float32),
+        np.full((3, 2), 0.25, np.float32),
+    )
+    requests = _requests([0, 1, 2], [[PAD_ITEM], [PAD_ITEM], [3]], k=2, n_items=5)
+    scores = np.array([[-np.inf, -np.inf, 1.0, -np.inf, -np.inf], [0.0, 1.0, -np.inf, 3.0, 2.0]])
+    # request 0 is not served by the model; request 1 has one scored item (too few for a
+    # page of 2); request 2's best item 3 is excluded, so it gets 4 then 1
+    slates = top_k_over_fallback(fallback, np.array([1, 2]), scores, requests)
+    assert slates.items.tolist() == [[7, 8], [7, 8], [4, 1]]
+    assert slates.scores.tolist() == [[0.5, 0.5], [0.5, 0.5], [2.0, 1.0]]
+    assert (slates.propensity == 1).all()
+    assert fallback.items.tolist() == [[7, 8], [7, 8], [7, 8]]  # the fallback is not written
 
 
 def test_keyed_sampler_rows_are_their_own_and_uniform():
