@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from recarena.recommenders.base import RecommenderContext
 from recarena.recommenders.slates import top_k_from_scores
-from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.errors import RecarenaError, exception_line
 from recarena.simulator.core.paths import path_problem
 from recarena.simulator.core.types import (
     PAD_ITEM,
@@ -135,6 +135,50 @@ def _is_torch_module(obj: Any) -> bool:
     )
 
 
+def policy_scores(
+    policy: Callable[[dict[str, Any]], Any], is_torch: bool, obs: dict[str, np.ndarray]
+) -> np.ndarray:
+    """[B, n] the policy's scores (float64) for a batch of observations; a policy that fails on
+    them, or answers with anything but numbers of shape [B, n], is one RecarenaError naming the
+    checkpoint (validate asks each policy about a first page, as its arm's cells will)."""
+    batch = len(obs["user_id"])
+    try:
+        if is_torch:
+            import torch
+
+            with torch.no_grad():
+                out = policy({name: torch.as_tensor(value) for name, value in obs.items()})
+            scores = np.asarray(out.detach().cpu().numpy(), np.float64)
+        else:
+            scores = np.asarray(policy(obs), np.float64)
+    except Exception as exc:  # noqa: BLE001 - the user's policy: any failure is one line
+        raise RecarenaError(
+            "recommender.params.checkpoint: the policy cannot score an observation (a dict of "
+            f"{', '.join(obs)}): {exception_line(exc)}"
+        ) from None
+    if scores.ndim != 2 or scores.shape[0] != batch:
+        raise RecarenaError(
+            f"recommender.params.checkpoint: the policy returned shape {scores.shape}, "
+            f"expected [{batch}, n_items]"
+        )
+    return scores
+
+
+def first_page(n_topics: int, history: int, k: int) -> dict[str, np.ndarray]:
+    """The observation of one user's first page (nothing consumed, no previous slate): what
+    :meth:`PolicyRecommender.observe` gives for it, and the first question every policy arm is
+    asked."""
+    return {
+        "user_id": np.zeros(1, np.int64),
+        "topic_mix": np.zeros((1, n_topics), np.float32),
+        "history": np.full((1, history), PAD_ITEM, np.int64),
+        "slate": np.full((1, k), PAD_ITEM, np.int64),
+        "clicks": np.zeros((1, k), np.int8),
+        "ratings": np.zeros((1, k), np.float32),
+        "session": np.zeros((1, 4), np.float32),
+    }
+
+
 class PolicyRecommender:
     """Ranks items by a trained policy's scores over the environment's observation."""
 
@@ -200,22 +244,11 @@ class PolicyRecommender:
 
     def scores(self, obs: dict[str, np.ndarray]) -> np.ndarray:
         """[B, n] the policy's scores (float64)."""
-        if not self.is_torch:
-            return np.asarray(self.policy(obs), np.float64)
-        import torch
-
-        with torch.no_grad():
-            out = self.policy({name: torch.as_tensor(value) for name, value in obs.items()})
-        return out.detach().cpu().numpy().astype(np.float64)
+        return policy_scores(self.policy, self.is_torch, obs)
 
     def recommend(self, requests: RequestBatch) -> SlateBatch:
         batch, n_items = len(requests), requests.catalog.n_items
         scores = self.scores(self.observe(requests))
-        if scores.ndim != 2 or scores.shape[0] != batch:
-            raise RecarenaError(
-                f"recommender.params.checkpoint: the policy returned shape {scores.shape}, "
-                f"expected [{batch}, n_items]"
-            )
         full = np.full((batch, n_items), -np.inf)
         known = min(n_items, scores.shape[1])
         full[:, :known] = scores[:, :known]

@@ -817,6 +817,40 @@ def test_policy_checkpoint_that_torch_cannot_use(tmp_path, saved, fragment, wrap
 
 
 @pytest.mark.parametrize(
+    ("checkpoint", "fragment"),
+    [
+        ("two_inputs.pt", "cannot score an observation (a dict of user_id, topic_mix, history"),
+        ("flat_scores.pt", "the policy returned shape (1,), expected [1, n_items]"),
+        (f"{P}:policy_of_two_arguments", "TypeError: policy_of_two_arguments() missing 1"),
+        (f"{P}:policy_of_one_score_per_user", "the policy returned shape (1,)"),
+    ],
+    ids=["torch_forward_of_two_inputs", "torch_flat_scores", "callable_of_two", "callable_flat"],
+)
+def test_policy_that_cannot_score_its_observation(tmp_path, checkpoint, fragment):
+    """Was: a TorchScript policy whose forward takes other inputs than the observation dict, or
+    a callable of another signature, passed validate and every cell of its arm failed (a
+    RuntimeError or TypeError naming no field); one answering [B] scores failed the same way.
+    validate now asks each policy for the scores of a first page, as its arm will."""
+    torch = pytest.importorskip("torch")
+
+    class TwoInputs(torch.nn.Module):
+        def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+            return a
+
+    class FlatScores(torch.nn.Module):
+        def forward(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:
+            return obs["user_id"].float()
+
+    torch.jit.save(torch.jit.script(TwoInputs()), str(tmp_path / "two_inputs.pt"))
+    torch.jit.save(torch.jit.script(FlatScores()), str(tmp_path / "flat_scores.pt"))
+    spec = checkpoint if ":" in checkpoint else str(tmp_path / checkpoint)
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["recommender"] = {"type": "policy", "params": {"checkpoint": spec}}
+    refused_everywhere(tmp_path, doc, "arms[1].recommender.params.checkpoint: ")
+    refused_everywhere(tmp_path, doc, fragment)
+
+
+@pytest.mark.parametrize(
     ("item", "fragment"),
     [
         ({"text": "x", "traits": [1, 2]}, "items[0].traits: a mapping of trait names"),

@@ -163,3 +163,13 @@ class LenientParams(RandomRecommender):
 
 class LenientStrategy(StaticStrategy):
     Params = _LenientParams  # type: ignore[assignment]
+
+
+def policy_of_two_arguments(obs: Any, k: Any) -> Any:
+    """A policy callable of another signature (the arm passes one observation dict)."""
+    return obs
+
+
+def policy_of_one_score_per_user(obs: Any) -> Any:
+    """A policy callable answering [B] scores instead of [B, n]."""
+    return np.zeros(len(obs["user_id"]))

@@ -19,39 +19,51 @@ POLICY = "policy"
 _LOADER_PREFIX = "recommender.params.checkpoint: "
 
 
-def checkpoint_files(scenario: Scenario) -> list[tuple[str, str]]:
-    """``(field, checkpoint)`` of every policy in the arms' trees (an arm's own type, or a
-    wrapper's ``base`` and that base's base) whose checkpoint is a file, not a callable."""
-    found: list[tuple[str, str]] = []
+def _policies(scenario: Scenario) -> list[tuple[str, str, int, int]]:
+    """``(field, checkpoint, history, k)`` of every policy in the arms' trees (an arm's own
+    type, or a wrapper's ``base`` and that base's base)."""
+    found: list[tuple[str, str, int, int]] = []
     for index, arm in enumerate(scenario.arms):
         where = f"arms[{index}].recommender.params"
         type_name: Any = arm.recommender.type
         params: Any = arm.recommender.params
         while isinstance(params, dict):
             if type_name == POLICY:
-                spec = params.get("checkpoint")
-                if isinstance(spec, str) and Path(spec).is_file():
-                    found.append((f"{where}.checkpoint", spec))
+                spec, history = params.get("checkpoint"), params.get("history", 10)
+                k = getattr(scenario.surface_for(arm), "k", None)
+                if isinstance(spec, str) and isinstance(history, int):
+                    found.append((f"{where}.checkpoint", spec, history, k or 10))
                 break
             type_name, params = params.get("base"), params.get("base_params")
             where = f"{where}.base_params"
     return found
 
 
-def check_checkpoints(scenario: Scenario) -> None:
-    """Load each policy checkpoint file with the cell's loader; RecarenaError naming the field
-    and the file when it is no callable torch module."""
-    files = checkpoint_files(scenario)
-    if not files:
-        return
-    from recarena.recommenders.policy import load_policy
+def checkpoint_files(scenario: Scenario) -> list[tuple[str, str]]:
+    """``(field, checkpoint)`` of every policy in the arms' trees whose checkpoint is a file,
+    not a callable."""
+    return [(where, spec) for where, spec, _, _ in _policies(scenario) if Path(spec).is_file()]
 
-    loaded: set[str] = set()
-    for where, spec in files:
-        if spec in loaded:
-            continue
+
+def check_checkpoints(scenario: Scenario) -> None:
+    """Load each policy (a checkpoint file or a callable) with the cell's loader and ask it for
+    the scores of a first page; RecarenaError naming the field and the checkpoint when it is no
+    callable torch module, or cannot score the observation its arm gives it (a forward of
+    another signature, scores of another shape)."""
+    policies = _policies(scenario)
+    if not policies:
+        return
+    from recarena.recommenders.policy import first_page, load_policy, policy_scores
+
+    loaded: dict[str, Any] = {}
+    asked: set[tuple[str, int, int]] = set()
+    for where, spec, history, k in policies:
         try:
-            load_policy(spec)
+            if spec not in loaded:
+                loaded[spec] = load_policy(spec)
+            if (spec, history, k) not in asked:
+                policy, is_torch = loaded[spec]
+                policy_scores(policy, is_torch, first_page(scenario.catalog.topics, history, k))
+                asked.add((spec, history, k))
         except RecarenaError as exc:
             raise RecarenaError(f"{where}: {str(exc).removeprefix(_LOADER_PREFIX)}") from None
-        loaded.add(spec)
