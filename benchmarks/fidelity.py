@@ -8,8 +8,8 @@ into a temporary directory, once per dataset (default: ml-100k, and ml-latest-sm
 (Kendall tau over the recommenders, 1:1 accuracy / F1 / AUC, rating TV distance offline and in
 the simulation), the orderings of check 3 side by side, and the seconds of every step. Timings
 depend on how busy the machine is (print ``uptime`` beside them): check 3 trains seven
-recommenders and runs the engine on one core (torch is pinned to one thread so that results do
-not depend on the core count).
+recommenders in worker processes (the usable CPUs, at most 4), each on one torch thread, so the
+results do not depend on the core count or on which process trained an arm.
 """
 
 from __future__ import annotations

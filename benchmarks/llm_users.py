@@ -1,4 +1,4 @@
-"""LLM users, scoring mode against JSON (grammar) mode: one server, one machine, one run.
+"""LLM users, scoring mode against JSON (grammar) mode: one machine, one run, a server per mode.
 
 1. Starts the embedded llama.cpp server (default SmolLM2-135M; ``--model-path`` for any GGUF
    file) afresh for each mode and warms it up with one call, so no mode inherits another's

@@ -1,7 +1,8 @@
 """mf's two fits side by side: held-out NDCG@10 / Recall@10 and fit CPU seconds.
 
 ``params.optimizer: adam`` (fit version 1) runs dense Adam over every embedding row at every
-step; ``lazy_adam`` (version 2, the default) moves only the rows of each batch. A cheaper fit
+step; ``lazy_adam`` (version 2) moves only the rows of each batch. The default, ``auto``, fits
+densely below 50,000 users and lazily from there on. A cheaper fit
 is only worth having if it ranks held-out items as well, so this script fits both the way the
 engine does (warm-started refits on a growing history) and scores the same held-out clicks.
 

@@ -1,7 +1,7 @@
 """An ML-1M-sized stand-in in the ``.dat`` format, to time ``recarena fidelity`` at 1M ratings.
 
     python benchmarks/ml1m_proxy.py OUT_DIR [--source ../shared/data/ml-latest-small]
-        [--copies 10] [--keep 0.9] [--min-ratings 5] [--seed 0]
+        [--copies 12] [--keep 0.9] [--min-ratings 5] [--seed 0]
 
 No 1M-rating MovieLens release is available on this machine, and the fidelity target for one
 ("finishes within 15 minutes") is about time, so this builds one of the same shape from the
