@@ -94,7 +94,9 @@ def run(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     llm_cache_mode: Annotated[
         str | None,
-        typer.Option(help="Override llm.cache.mode: auto, record or replay (no endpoint calls)."),
+        typer.Option(
+            help="Override llm.cache.mode: auto, record, replay (no endpoint calls) or off."
+        ),
     ] = None,
     llm_cache: Annotated[
         Path | None, typer.Option(help="Override llm.cache.path (SQLite file of LLM calls).")
