@@ -25,6 +25,7 @@ from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.data.datasets import load_interactions
 from recarena.simulator.runner.experiment import run_experiment
 from recarena.simulator.runner.resolve import parse_scenario
+from tests.cli_subprocess import recarena
 
 TRUE_TEMPERATURE, TRUE_NO_CLICK, TRUE_RATE = 0.5, 1.0, 1.0
 
@@ -510,16 +511,9 @@ def test_weights_are_a_choice_model_corrected_for_how_contrasts_were_drawn() -> 
 
 def test_a_dataset_too_small_to_calibrate_is_one_line(tmp_path):
     """One interaction cannot be split into training and held-out slices: refuse, don't NaN."""
-    import subprocess
-    import sys
-
     data = tmp_path / "one.csv"
     data.write_text("user,item,timestamp,rating\n1,2,100,4\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "recarena.simulator.cli", "calibrate", str(data), "-o",
-         str(tmp_path / "pop.parquet")],
-        capture_output=True, text=True,
-    )  # fmt: skip
+    done = recarena("calibrate", str(data), "-o", str(tmp_path / "pop.parquet"))
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and "too small to calibrate" in lines[0]
     assert not (tmp_path / "pop.parquet").exists()

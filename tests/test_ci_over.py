@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import polars as pl
@@ -16,9 +13,8 @@ from recarena.analysis.report import ab_note, ab_rows, build_report
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.runner.experiment import run_experiment
 from recarena.simulator.runner.resolve import parse_scenario
+from tests.cli_subprocess import recarena
 from tests.conftest import TINY
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _flat_users(rep_values: dict[str, list[float]], n_users: int = 20) -> pl.DataFrame:
@@ -105,19 +101,8 @@ def test_report_states_the_unit(tiny_run):
     assert "CIs over users" not in forced.ab_note
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "recarena.simulator.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "COLUMNS": "200"},
-        timeout=300,
-    )
-
-
 def test_cli_option_on_compare_and_report(tiny_run, tmp_path):
-    done = _cli("compare", str(tiny_run), "--ci-over", "replicates", "--metric", "ctr")
+    done = recarena("compare", str(tiny_run), "--ci-over", "replicates", "--metric", "ctr")
     assert done.returncode == 0, done.stderr
     assert "CI over 2 replicates" in " ".join(done.stdout.split())
     assert "over users" not in done.stdout
@@ -126,19 +111,19 @@ def test_cli_option_on_compare_and_report(tiny_run, tmp_path):
         parse_scenario({**TINY, "replicates": 1, "metrics": ["ctr"]}), tmp_path / "one", "local"
     ).run_dir
     for command in (["compare", str(one)], ["report", str(one), "-o", str(tmp_path / "r.html")]):
-        bad = _cli(*command, "--ci-over", "replicates")
+        bad = recarena(*command, "--ci-over", "replicates")
         assert bad.returncode == 2 and bad.stdout == ""
         lines = bad.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: --ci-over replicates: the run has 1")
     assert not (tmp_path / "r.html").exists()
-    report = _cli("report", str(tiny_run), "-o", str(tmp_path / "r.html"), "--ci-over", "users")
+    report = recarena("report", str(tiny_run), "-o", str(tmp_path / "r.html"), "--ci-over", "users")
     assert report.returncode == 0, report.stderr
     html = (tmp_path / "r.html").read_text(encoding="utf-8")
     assert "users and replicates (--ci-over users; 2 replicates per arm)" in html
 
 
 def test_unknown_ci_over_is_rejected_by_the_cli(tiny_run):
-    bad = _cli("compare", str(tiny_run), "--ci-over", "rows")
+    bad = recarena("compare", str(tiny_run), "--ci-over", "rows")
     assert bad.returncode == 2
     assert bad.stderr.strip() == "error: --ci-over: unknown 'rows'; known: auto, users, replicates"
 

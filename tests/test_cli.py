@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -15,19 +14,7 @@ import yaml
 
 from recarena.recommenders.rerankers import MMR
 from recarena.simulator.cli.info_cmds import _params_text
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def recarena(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "recarena.simulator.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd or ROOT,
-        env={**os.environ, "COLUMNS": "200"},
-        timeout=600,
-    )
+from tests.cli_subprocess import ROOT, recarena
 
 
 def _assert_one_line_error(done: subprocess.CompletedProcess, *fragments: str) -> None:

@@ -8,8 +8,6 @@ import importlib.util
 import json
 import math
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -46,8 +44,7 @@ from recarena.simulator.core.types import PAD_ITEM, CatalogView, Interactions, R
 from recarena.simulator.data.datasets import InteractionData
 from recarena.simulator.runner.experiment import run_experiment
 from recarena.simulator.runner.resolve import parse_scenario
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.cli_subprocess import recarena
 
 
 # ------------------------------------------------------------------- 1. taste discrimination
@@ -355,17 +352,6 @@ def test_itemknn_similarity_and_ranking_by_hand() -> None:
 
 
 # ------------------------------------------------------------------------------------- CLI
-def recarena(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "recarena.simulator.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "COLUMNS": "200"},
-        timeout=600,
-    )
-
-
 def _tiny_dataset(path: Path) -> Path:
     """120 users in two taste groups over 80 movies (group g mostly watches its half), 20
     ratings each, higher stars inside the group's half: enough structure for a well-posed

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_subprocess import recarena
 from tests.fake_openai import FakeOpenAI
-from tests.test_fidelity import _tiny_dataset, recarena
+from tests.test_fidelity import _tiny_dataset
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,6 @@ go through a subprocess, as a user runs it.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +23,8 @@ from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.runner.preflight import preflight
 from recarena.simulator.runner.resolve import parse_scenario
 from tests.cli_in_process import assert_refused, cli
+from tests.cli_subprocess import recarena
 
-ROOT = Path(__file__).resolve().parent.parent
 SETTINGS = settings(
     max_examples=8,
     deadline=None,
@@ -488,17 +485,6 @@ def test_plugins_whose_construction_fails(tmp_path, where, value, fragment):
 
 
 # ------------------------------------------------------------------- as a user runs it
-def recarena(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "recarena.simulator.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        env={**os.environ, "COLUMNS": "200"},
-        timeout=120,
-    )
-
-
 @pytest.mark.parametrize(
     ("make", "fragment"),
     [
@@ -511,7 +497,7 @@ def recarena(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 def test_representatives_through_the_real_command(tmp_path, make, fragment):
     path = write_case(make(), tmp_path)
     for args in (("validate", str(path)), ("run", str(path), "-o", str(tmp_path / "out"))):
-        done = recarena(*args)
+        done = recarena(*args, timeout=120)
         assert_refused(done.returncode, done.stderr, fragment)
     assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
 

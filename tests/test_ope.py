@@ -20,8 +20,8 @@ from recarena.analysis.ope import (
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.runner.experiment import run_experiment
 from recarena.simulator.runner.resolve import parse_scenario
+from tests.cli_subprocess import recarena
 from tests.conftest import TINY
-from tests.test_cli import recarena
 
 # Three sessions of two slots. Matches: (s1, slot 0), (s1, slot 1), (s3, slot 0).
 HAND = pl.DataFrame(

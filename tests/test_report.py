@@ -11,8 +11,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +24,9 @@ from recarena.analysis.report_data import daily_series, lorenz_curve, padded_gin
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.runner.experiment import run_experiment
 from recarena.simulator.runner.resolve import parse_scenario
+from tests.cli_subprocess import recarena
 from tests.fake_openai import FakeOpenAI
 
-ROOT = Path(__file__).resolve().parent.parent
 # a copy outside pytest's tmp dir to look at; not the README picture (that one is of a quickstart)
 SCREENSHOT_COPY = Path("/tmp/report_screenshot_tiny.png")
 
@@ -238,25 +236,15 @@ def test_baseline_option_and_errors(run_dir, tmp_path):
         write_report(tmp_path)
 
 
-def _recarena(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "recarena.simulator.cli", *args],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
-
-
 def test_cli_writes_the_report_and_prints_its_path(run_dir, html, tmp_path):
     target = tmp_path / "out.html"
-    done = _recarena("report", str(run_dir), "--output", str(target))
+    done = recarena("report", str(run_dir), "--output", str(target))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(target)
     # same run, same bytes: figures have fixed ids and no timestamp
     assert target.read_text(encoding="utf-8") == html
     missing = tmp_path / "no-such-run"
-    done = _recarena("report", str(missing))
+    done = recarena("report", str(missing))
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: run directory not found: {missing}"
 
