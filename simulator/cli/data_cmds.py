@@ -24,7 +24,7 @@ def calibrate(
     topics: Annotated[int, typer.Option(min=1, max=1024, help="Latent topics.")] = 16,
     seed: Annotated[int, typer.Option(min=0)] = 0,
 ) -> None:
-    """Fit users, items, activity and the choice model to real data (see calibration.py)."""
+    """Fit users, items, activity and the choice model to real data (docs/guide/real-data.md)."""
     import time
 
     from recarena.agents.users.calibration import CalibratedPopulation, CalibrationConfig
