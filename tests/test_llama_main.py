@@ -51,27 +51,44 @@ def test_a_class_without_the_method_is_left_alone():
     assert not hasattr(Bare, "logits_to_logprobs")
 
 
+def _local_model(llama_cpp, **options):
+    """The embedded server's model in llama-cpp-python, every row's logits kept."""
+    from recarena.agents.llm.server import local_model_path
+
+    return llama_cpp.Llama(
+        model_path=str(local_model_path()), n_ctx=256, logits_all=True, verbose=False, **options
+    )
+
+
+def _greedy_logprobs(llm, messages, max_tokens):
+    """A greedy chat answer from a fresh context: each token with its logprob and top 5."""
+    llm.reset()
+    reply = llm.create_chat_completion(
+        messages=messages, max_tokens=max_tokens, logprobs=True, top_logprobs=5, temperature=0
+    )
+    return reply["choices"][0]["logprobs"]["content"]
+
+
+def _assert_same_logprobs(a, b):
+    """The same tokens with the same logprobs and the same top alternatives, bit for bit."""
+    assert [(p["token"], float(p["logprob"])) for p in a] == [
+        (p["token"], float(p["logprob"])) for p in b
+    ]
+    for x, y in zip(a, b, strict=True):
+        assert [(t["token"], float(t["logprob"])) for t in x["top_logprobs"]] == [
+            (t["token"], float(t["logprob"])) for t in y["top_logprobs"]
+        ]
+
+
 @requires_local_llm
 def test_the_real_model_answers_with_the_same_logprobs_patched_or_not(monkeypatch):
     llama_cpp = pytest.importorskip("llama_cpp")
-    from recarena.agents.llm.server import local_model_path
-
     messages = [
         {"role": "system", "content": "Answer with one digit."},
         {"role": "user", "content": "Slots: 1. Heat (1995) 2. Fargo (1996). Which slot, 0-2?"},
     ]
-    llm = llama_cpp.Llama(
-        model_path=str(local_model_path()), n_ctx=256, logits_all=True, verbose=False
-    )
-
-    def answer():
-        llm.reset()
-        reply = llm.create_chat_completion(
-            messages=messages, max_tokens=2, logprobs=True, top_logprobs=5, temperature=0
-        )
-        return reply["choices"][0]["logprobs"]["content"]
-
-    plain = answer()
+    llm = _local_model(llama_cpp)
+    plain = _greedy_logprobs(llm, messages, max_tokens=2)
     # llama-cpp-python calls the method through its own class name: patch that class, for
     # this test only, and count the lazy reads to know the lean path answered.
     original = llama_cpp.Llama.__dict__["logits_to_logprobs"]
@@ -82,14 +99,9 @@ def test_the_real_model_answers_with_the_same_logprobs_patched_or_not(monkeypatc
         RowLogprobs, "__getitem__", lambda self, rows: reads.append(rows) or exact_read(self, rows)
     )
     assert install_row_wise_logprobs(llama_cpp.Llama)
-    lean = answer()
+    lean = _greedy_logprobs(llm, messages, max_tokens=2)
     assert reads, "the completion did not go through the lean logprobs"
-    assert [p["token"] for p in plain] == [p["token"] for p in lean]
-    for a, b in zip(plain, lean, strict=True):
-        assert float(a["logprob"]) == float(b["logprob"])
-        assert [(t["token"], float(t["logprob"])) for t in a["top_logprobs"]] == [
-            (t["token"], float(t["logprob"])) for t in b["top_logprobs"]
-        ]
+    _assert_same_logprobs(plain, lean)
 
 
 def test_answer_rows_eval_leaves_an_unknown_class_alone():
@@ -103,24 +115,13 @@ def test_answer_rows_eval_leaves_an_unknown_class_alone():
 @requires_local_llm
 def test_the_real_model_answers_the_same_when_only_answer_rows_are_computed(monkeypatch):
     llama_cpp = pytest.importorskip("llama_cpp")
-    from recarena.agents.llm.server import local_model_path
-
     messages = [
         {"role": "system", "content": "Answer with one digit, then a rating 1-5."},
         {"role": "user", "content": "Slots: 1. Heat (1995) 2. Fargo (1996). Which slot, 0-2?"},
     ]
-    llm = llama_cpp.Llama(
-        model_path=str(local_model_path()), n_ctx=256, n_batch=8, logits_all=True, verbose=False
-    )  # n_batch 8: the prompt is evaluated in several batches, as long prompts are
-
-    def answer():
-        llm.reset()
-        reply = llm.create_chat_completion(
-            messages=messages, max_tokens=3, logprobs=True, top_logprobs=5, temperature=0
-        )
-        return reply["choices"][0]["logprobs"]["content"]
-
-    full = answer()
+    # n_batch 8: the prompt is evaluated in several batches, as long prompts are
+    llm = _local_model(llama_cpp, n_batch=8)
+    full = _greedy_logprobs(llm, messages, max_tokens=3)
     computed = llm.scores[: llm.n_tokens].copy()
     monkeypatch.setattr(llama_cpp.Llama, "eval", llama_cpp.Llama.__dict__["eval"])
     monkeypatch.setattr(
@@ -129,14 +130,8 @@ def test_the_real_model_answers_the_same_when_only_answer_rows_are_computed(monk
     assert install_answer_rows_eval(llama_cpp.Llama)
     assert install_answer_rows_eval(llama_cpp.Llama)  # a second install does not wrap twice
     llm.scores[:] = 0.0  # so the rows the lean eval writes can be told from the others
-    lean = answer()
-    assert [(p["token"], float(p["logprob"])) for p in full] == [
-        (p["token"], float(p["logprob"])) for p in lean
-    ]
-    for a, b in zip(full, lean, strict=True):
-        assert [(t["token"], float(t["logprob"])) for t in a["top_logprobs"]] == [
-            (t["token"], float(t["logprob"])) for t in b["top_logprobs"]
-        ]
+    lean = _greedy_logprobs(llm, messages, max_tokens=3)
+    _assert_same_logprobs(full, lean)
     # only each batch's last row was computed, and those rows are the same numbers
     n = llm.n_tokens
     written = np.flatnonzero(np.any(llm.scores[:n] != 0.0, axis=1))
