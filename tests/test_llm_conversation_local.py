@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from tests.local_llm import process_alive, requires_local_llm, run_with_cache
+from tests.local_llm import record_on_the_local_server, replay_identically, requires_local_llm
 
 pytestmark = requires_local_llm
 
@@ -39,11 +39,7 @@ CELL = Path("arm=llm") / "rep=0"
 
 
 def test_llm_conversations_on_the_real_local_server_replay_identically(tmp_path):
-    recorded = run_with_cache(TINY, tmp_path, "record", "recorded")
-    server = recorded.manifest["llm"]["server"]
-    assert server["base_url"].startswith("http://127.0.0.1:")
-    assert not process_alive(server["pid"]), "the llama.cpp server outlived the run"
-
+    recorded = record_on_the_local_server(TINY, tmp_path)
     turns = pl.read_parquet(recorded.run_dir / CELL / "turns.parquet")
     calls = pl.read_parquet(recorded.run_dir / CELL / "llm_calls.parquet")
     system = turns.filter(pl.col("speaker") == "system")
@@ -62,13 +58,7 @@ def test_llm_conversations_on_the_real_local_server_replay_identically(tmp_path)
         assert outcome.height == first.height, purpose
     assert recorded.manifest["llm"]["accounting"]["calls"] == calls.height
 
-    replayed = run_with_cache(TINY, tmp_path, "replay", "replayed")
-    assert "server" not in replayed.manifest["llm"]  # replay never starts one
-    for table in ("turns", "exposures", "interactions", "sessions"):
-        a = pl.read_parquet(recorded.run_dir / CELL / f"{table}.parquet")
-        b = pl.read_parquet(replayed.run_dir / CELL / f"{table}.parquet")
-        assert a.equals(b), table
-    replayed_calls = pl.read_parquet(replayed.run_dir / CELL / "llm_calls.parquet")
-    assert replayed_calls["cached"].all()
+    tables = ("turns", "exposures", "interactions", "sessions")
+    replayed_calls = replay_identically(TINY, tmp_path, recorded, CELL, tables)
     keep = ["purpose", "session_id", "page", "prompt_tokens", "completion_tokens", "valid"]
     assert calls.select(keep).sort(keep).equals(replayed_calls.select(keep).sort(keep))

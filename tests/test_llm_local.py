@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from tests.local_llm import process_alive, requires_local_llm, run_with_cache
+from tests.local_llm import record_on_the_local_server, replay_identically, requires_local_llm
 
 pytestmark = requires_local_llm
 
@@ -36,11 +36,7 @@ TINY = {
 
 
 def test_real_local_server_records_then_replays_identically(tmp_path):
-    recorded = run_with_cache(TINY, tmp_path, "record", "recorded")
-    server = recorded.manifest["llm"]["server"]
-    assert server["base_url"].startswith("http://127.0.0.1:")
-    assert not process_alive(server["pid"]), "the llama.cpp server outlived the run"
-
+    recorded = record_on_the_local_server(TINY, tmp_path)
     cell = Path("arm=popularity") / "rep=0"
     calls = pl.read_parquet(recorded.run_dir / cell / "llm_calls.parquet")
     pages = calls.filter(pl.col("purpose") == "page")
@@ -61,13 +57,7 @@ def test_real_local_server_records_then_replays_identically(tmp_path):
     personas = pl.read_parquet(recorded.run_dir / cell / "personas.parquet")
     assert personas.height == 3 and personas["text"].str.len_chars().min() > 20
 
-    replayed = run_with_cache(TINY, tmp_path, "replay", "replayed")
-    assert "server" not in replayed.manifest["llm"]  # replay never starts one
-    for table in ("exposures", "interactions", "sessions", "items", "personas"):
-        a = pl.read_parquet(recorded.run_dir / cell / f"{table}.parquet")
-        b = pl.read_parquet(replayed.run_dir / cell / f"{table}.parquet")
-        assert a.equals(b), table
-    replayed_calls = pl.read_parquet(replayed.run_dir / cell / "llm_calls.parquet")
-    assert replayed_calls["cached"].all()
+    tables = ("exposures", "interactions", "sessions", "items", "personas")
+    replayed_calls = replay_identically(TINY, tmp_path, recorded, cell, tables)
     keep = ["purpose", "user_id", "prompt_tokens", "completion_tokens", "valid", "fallback"]
     assert calls.select(keep).equals(replayed_calls.select(keep))
