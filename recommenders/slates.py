@@ -12,7 +12,7 @@ from recarena.simulator.core.rng import combine, uniforms
 from recarena.simulator.core.types import PAD_ITEM, RequestBatch, SlateBatch
 
 
-def _first_k_available(candidates: np.ndarray, blocked: np.ndarray, k: int) -> np.ndarray:
+def first_k_available(candidates: np.ndarray, blocked: np.ndarray, k: int) -> np.ndarray:
     """[B, k] the first k unblocked candidates per row (PAD_ITEM where a row has fewer)."""
     available = ~blocked
     rank = np.cumsum(available, axis=1)
@@ -49,7 +49,7 @@ def top_k_from_ranking(ranking: np.ndarray, exclude: np.ndarray, k: int) -> np.n
     ranks = rank_of[exclude[rows, cols]]
     hit = ranks >= 0
     blocked[rows[hit], ranks[hit]] = True
-    return _first_k_available(np.broadcast_to(top, blocked.shape), blocked, k)
+    return first_k_available(np.broadcast_to(top, blocked.shape), blocked, k)
 
 
 def top_k_from_scores(
@@ -149,7 +149,7 @@ def sample_distinct_excluding(
         # keep the first occurrence in draw order, not in sorted order
         first_seen = _first_occurrence(cand)
         blocked |= ~first_seen
-        picked = _first_k_available(cand, blocked, k)
+        picked = first_k_available(cand, blocked, k)
         full = (picked != PAD_ITEM).all(axis=1)
         out[todo[full]] = picked[full]
         todo = todo[~full]
@@ -211,7 +211,7 @@ def sample_distinct_keyed(
     while todo.size:
         cand = keyed_candidates(keys[todo], n_items, width)
         blocked = _row_member(cand, exclude[todo]) | ~_first_occurrence(cand)
-        picked = _first_k_available(cand, blocked, k)
+        picked = first_k_available(cand, blocked, k)
         full = (picked != PAD_ITEM).all(axis=1)
         out[todo[full]] = picked[full]
         todo = todo[~full]

@@ -23,6 +23,7 @@ import numpy as np
 
 from recarena.agents.users.choice import examination_probabilities
 from recarena.recommenders.base import Recommender
+from recarena.recommenders.slates import first_k_available
 from recarena.simulator.core.catalog import Catalog
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.registry import Registry, must_be_callable
@@ -189,14 +190,7 @@ class CarouselView:
         width = n_cols + exclude.shape[1] + already.shape[1]
         top = np.argsort(-key[:n_items], kind="stable")[:width]
         cand = np.broadcast_to(top, (exclude.shape[0], top.size))
-        blocked = _in_rows(cand, exclude) | _in_rows(cand, already)
-        available = ~blocked
-        rank = np.cumsum(available, axis=1)
-        take = available & (rank <= n_cols)
-        out = np.full((exclude.shape[0], n_cols), PAD_ITEM, np.int64)
-        rows, cols = np.nonzero(take)
-        out[rows, rank[rows, cols] - 1] = cand[rows, cols]
-        return out
+        return first_k_available(cand, _in_rows(cand, exclude) | _in_rows(cand, already), n_cols)
 
     # -------------------------------------------------------------- attention
     def examine(self, noise_key: np.ndarray, items: np.ndarray) -> np.ndarray:
