@@ -30,9 +30,10 @@ from recarena.simulator.core.dialogue import (
 )
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.scenario import ConversationUsers
-from recarena.simulator.core.types import PAD_ITEM, CatalogView, RequestBatch, SlateBatch
+from recarena.simulator.core.types import PAD_ITEM, RequestBatch, SlateBatch
 from recarena.simulator.runner.experiment import run_experiment
 from recarena.simulator.runner.resolve import parse_scenario
+from tests.catalog_view import topics_catalog
 
 # --------------------------------------------------------------------------- helpers
 FACETS = Facets(
@@ -47,14 +48,7 @@ def _facets(codes: list[list[int]]) -> Facets:
 
 
 def _requests(batch: int, n_items: int, k: int, page: int = 0) -> RequestBatch:
-    topics = np.full((n_items, 2), 0.5, np.float32)
-    catalog = CatalogView(
-        n_items,
-        topics,
-        np.zeros(n_items, np.float32),
-        np.zeros(n_items, np.int32),
-        np.zeros(n_items),
-    )
+    catalog = topics_catalog(np.full((n_items, 2), 0.5, np.float32))
     return RequestBatch(
         time=0.0,
         user=np.arange(batch, dtype=np.int64),

@@ -44,6 +44,7 @@ from recarena.simulator.core.types import PAD_ITEM, CatalogView, Interactions, R
 from recarena.simulator.data.datasets import InteractionData
 from recarena.simulator.runner.experiment import run_experiment
 from recarena.simulator.runner.resolve import parse_scenario
+from tests.catalog_view import topics_catalog
 from tests.cli_subprocess import recarena
 
 
@@ -262,13 +263,7 @@ def test_tune_picks_the_best_candidate_on_the_training_split_only(monkeypatch) -
     user = np.repeat(np.arange(30), 10)
     item = (user % 3) * 10 + np.tile(np.arange(10), 30)
     history = Interactions(user, item, np.tile(np.arange(10.0), 30), np.full(300, 4.0, np.float32))
-    catalog = CatalogView(
-        30,
-        np.full((30, 2), 0.5, np.float32),
-        np.zeros(30, np.float32),
-        np.zeros(30, np.int32),
-        np.zeros(30),
-    )
+    catalog = topics_catalog(np.full((30, 2), 0.5, np.float32))
     spec = ranking.ArmSpec("knn", "itemknn", {"neighbours": 50}, ({"neighbours": 1}, {}))
     params, scores = ranking.tune(spec, history, 30, 2, catalog, seed=0)
     assert [s["params"]["neighbours"] for s in scores] == [1, 50]
@@ -334,13 +329,7 @@ def test_itemknn_similarity_and_ranking_by_hand() -> None:
 
     rec = ItemKNN(ItemKNNParams(shrink=0.0), RecommenderContext(np.random.default_rng(0), 4, 2))
     rec.fit(Interactions(user, item, np.zeros(6), np.full(6, 4.0, np.float32)))
-    catalog = CatalogView(
-        5,
-        np.full((5, 2), 0.5, np.float32),
-        np.zeros(5, np.float32),
-        np.zeros(5, np.int32),
-        np.zeros(5),
-    )
+    catalog = topics_catalog(np.full((5, 2), 0.5, np.float32))
     exclude = np.array([[2, PAD_ITEM], [PAD_ITEM, PAD_ITEM]])
     request = RequestBatch(
         0.0, np.array([2, 3]), np.zeros(2, np.int64), np.zeros(2, np.int32), 2, catalog, exclude
@@ -618,13 +607,7 @@ def _two_groups() -> tuple[Interactions, CatalogView]:
     step = np.tile(np.arange(8), 20)
     item = 10 * group + (step + user // 2) % 10
     history = Interactions(user, item, step.astype(float), np.full(160, 4.0, np.float32))
-    catalog = CatalogView(
-        20,
-        np.full((20, 2), 0.5, np.float32),
-        np.zeros(20, np.float32),
-        np.zeros(20, np.int32),
-        np.zeros(20),
-    )
+    catalog = topics_catalog(np.full((20, 2), 0.5, np.float32))
     return history, catalog
 
 

@@ -57,6 +57,7 @@ from recarena.simulator.core.types import (
 )
 from recarena.simulator.runner.experiment import run_experiment
 from recarena.simulator.runner.resolve import parse_scenario
+from tests.catalog_view import topics_catalog
 from tests.fake_openai import FakeOpenAI
 
 # items 0..5: genre Comedy/Horror/Drama, era 1980s/1990s
@@ -95,11 +96,7 @@ def _client(tmp_path, base_url, mode="auto", decision="generate") -> LLMClient:
 
 
 def _catalog() -> CatalogView:
-    topics = np.eye(3, dtype=np.float32)[FACETS.codes[:, 0]]
-    return CatalogView(
-        N_ITEMS, topics, np.zeros(N_ITEMS, np.float32), np.zeros(N_ITEMS, np.int32),
-        np.zeros(N_ITEMS),
-    )  # fmt: skip
+    return topics_catalog(np.eye(3, dtype=np.float32)[FACETS.codes[:, 0]])
 
 
 def _state(turn=0, asked=None, preferred=None, avoided=None, shown=None, k=2) -> DialogueState:

@@ -26,11 +26,11 @@ from recarena.simulator.core.instructions import (
     Instructions,
 )
 from recarena.simulator.core.types import (
-    CatalogView,
     FeedbackBatch,
     Interactions,
     RequestBatch,
 )
+from tests.catalog_view import topics_catalog
 from tests.fake_openai import differing_tables, record_and_replay, scoring_fake
 
 
@@ -56,9 +56,8 @@ def _reranker(client) -> LLMInstructable:
 
 
 def _requests(users=(0, 1), page=1) -> RequestBatch:
-    n = 6
     topics = np.array([[1, 0], [1, 0], [1, 0], [0, 1], [0, 1], [0, 1]], np.float32)
-    catalog = CatalogView(n, topics, np.zeros(n, np.float32), np.zeros(n, np.int32), np.zeros(n))
+    catalog = topics_catalog(topics)
     users = np.array(users, np.int64)
     return RequestBatch(60.0, users, users + 10, np.full(users.size, page, np.int32), 4,
                         catalog, np.full((users.size, 1), -1, np.int64))  # fmt: skip

@@ -20,9 +20,9 @@ from recarena.agents.users.personas import Persona
 from recarena.agents.users.talk import TalkState
 from recarena.simulator.core.scenario import LLMPanel
 from recarena.simulator.core.scenario_features import Talk
-from recarena.simulator.core.types import CatalogView
 from recarena.simulator.runner.llm_estimate import estimate_llm_calls
 from recarena.simulator.runner.resolve import parse_scenario
+from tests.catalog_view import topics_catalog
 from tests.fake_openai import FakeOpenAI, differing_tables, record_and_replay, scoring_fake
 from tests.test_talk_and_sources import Sink, line_graph
 
@@ -31,10 +31,7 @@ def _talk(tmp_path, base_url, decision="score", panel=(1,), rates=0.0):
     endpoint = Endpoint(base_url=base_url, model="fake", max_retries=0, backoff_seconds=0.0,
                         timeout_seconds=5, decision=decision)  # fmt: skip
     client = LLMClient(endpoint, CallCache(tmp_path / "cache.sqlite", "off", "run"))
-    n = 20
-    topics = np.eye(3, dtype=np.float32)[np.arange(n) % 3]
-    zeros = np.zeros(n, np.float32)
-    catalog = CatalogView(n, topics, zeros, np.zeros(n, np.int32), np.zeros(n))
+    catalog = topics_catalog(np.eye(3, dtype=np.float32)[np.arange(20) % 3])
     personas = [Persona(u, "yaml", f"User {u}, who likes films.", {}) for u in panel]
     llm = LLMUsers(LLMPanel(users=len(panel)), personas, SyntheticItemText(catalog, 3), client)
     sink = Sink()

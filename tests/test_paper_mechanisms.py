@@ -53,6 +53,7 @@ from recarena.simulator.engine.behaviour_hooks import reshape_arrivals
 from recarena.simulator.engine.eventlog import EventLog
 from recarena.simulator.engine.model import SimulationModel
 from recarena.simulator.runner.resolve import parse_scenario
+from tests.catalog_view import topics_catalog
 
 # ----------------------------------------------------------------------------- daily rhythm
 
@@ -193,13 +194,6 @@ class _FixedPolicy:
         return np.zeros(items.shape, np.float32)
 
 
-def _catalog(topics: np.ndarray) -> CatalogView:
-    n = topics.shape[0]
-    return CatalogView(
-        n, topics.astype(np.float32), np.zeros(n, np.float32), np.zeros(n, np.int32), np.zeros(n)
-    )
-
-
 def _page(session: int, page: int, catalog: CatalogView) -> PageBatch:
     requests = RequestBatch(
         0.0, np.array([0]), np.array([session]), np.array([page]), 2, catalog,
@@ -220,7 +214,7 @@ def test_instructing_policy_speaks_once_gives_grace_and_relief():
         satiation=np.zeros((1, 2), np.float32), familiarity=np.zeros((1, 2), np.float32),
         satisfaction=np.zeros(1), last_topic=np.full(1, -1),
     )  # fmt: skip
-    catalog = _catalog(np.array([[0.0, 1.0], [0.0, 1.0]]))
+    catalog = topics_catalog(np.array([[0.0, 1.0], [0.0, 1.0]]))
     catalog_wrap = SimpleNamespace(topics=catalog.topics)
     inner = _FixedPolicy()
     policy = InstructingPolicy(inner, users, catalog_wrap, SPEC)  # type: ignore[arg-type]
@@ -267,7 +261,7 @@ def _ctx(n_users: int, n_topics: int) -> RecommenderContext:
 
 
 def test_instructable_follows_then_expires():
-    catalog = _catalog(np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]))
+    catalog = topics_catalog(np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]]))
     params = InstructableParams(base="popularity", strength=2.0, ttl_pages=1, candidates=4)
     rec = Instructable(params, _ctx(1, 2))
     from recarena.simulator.core.types import Interactions
@@ -483,7 +477,7 @@ def test_cluster_explore_with_each_users_own_knob():
     from recarena.recommenders.exploration import ClusterExplore, ClusterExploreParams
     from recarena.simulator.core.types import Interactions
 
-    catalog = _catalog(np.repeat(np.eye(4), 2, axis=0))
+    catalog = topics_catalog(np.repeat(np.eye(4), 2, axis=0))
     ctx = RecommenderContext(
         np.random.default_rng(0), 2, 4, exploration_setting=np.array([0.1, 0.3])
     )

@@ -12,11 +12,11 @@ from recarena.recommenders.base import RecommenderContext
 from recarena.recommenders.registry import build, get_entry
 from recarena.simulator.core.types import (
     PAD_ITEM,
-    CatalogView,
     FeedbackBatch,
     Interactions,
     RequestBatch,
 )
+from tests.catalog_view import topics_catalog
 
 N_USERS, N_ITEMS, K = 60, 40, 5
 
@@ -38,14 +38,7 @@ def _cycle_history(rng, n_users=N_USERS, length=15) -> Interactions:
 
 def _requests(users, exclude=None) -> RequestBatch:
     b = len(users)
-    topics = np.eye(4, dtype=np.float32)[np.arange(N_ITEMS) % 4]
-    catalog = CatalogView(
-        N_ITEMS,
-        topics,
-        np.zeros(N_ITEMS, np.float32),
-        np.zeros(N_ITEMS, np.int32),
-        np.zeros(N_ITEMS),
-    )
+    catalog = topics_catalog(np.eye(4, dtype=np.float32)[np.arange(N_ITEMS) % 4])
     exclude = np.empty((b, 0), np.int64) if exclude is None else np.asarray(exclude, np.int64)
     return RequestBatch(
         0.0, np.asarray(users, np.int64), np.arange(b), np.zeros(b, np.int32), K, catalog, exclude
