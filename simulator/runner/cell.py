@@ -17,6 +17,7 @@ from typing import Any
 from recarena.agents.llm.cache import CacheMiss
 from recarena.agents.llm.endpoint import LLMRuntime
 from recarena.simulator.core.errors import RecarenaError, first_line
+from recarena.simulator.core.scenario import Scenario
 from recarena.simulator.engine.eventlog import EventLog
 from recarena.simulator.engine.model import SimulationModel
 from recarena.simulator.runner.plan import Cell
@@ -74,22 +75,43 @@ def run_cell(
         raise
     log.close()
     wall = time.perf_counter() - started
-    manifest = {
+    manifest = cell_manifest(
+        cell, scenario, dict(log.rows), model.world.catalog.n, wall, model.timings
+    )
+    effect = getattr(model.recommender, "effect", None)
+    if callable(effect):  # re-rankers report what they changed (diversity, creator Gini)
+        manifest["recommender_effect"] = {k: round(v, 6) for k, v in effect().items()}
+    return publish_cell(cell_dir, manifest)
+
+
+def cell_manifest(
+    cell: Cell,
+    scenario: Scenario,
+    rows: dict[str, int],
+    catalog_size: int,
+    wall: float,
+    timings: dict[str, float],
+) -> dict[str, Any]:
+    """What a finished cell's manifest says first, sharded or not: where the cell sits in the
+    plan, its seed and recommender, the rows of each table, the catalog size and the times."""
+    return {
         **({} if cell.point is None else {"point": cell.point}),
         "arm": cell.arm,
         "rep": cell.rep,
         "seed": scenario.seed,
         "recommender": scenario.arms[cell.arm_index].recommender.model_dump(mode="json"),
-        "rows": dict(log.rows),
-        "catalog_size": model.world.catalog.n,
+        "rows": rows,
+        "catalog_size": catalog_size,
         "wall_seconds": round(wall, 3),
-        "timings_seconds": {k: round(v, 3) for k, v in model.timings.items()},
-        "impressions_per_second": round(log.rows["exposures"] / wall, 1) if wall > 0 else None,
+        "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
+        "impressions_per_second": round(rows["exposures"] / wall, 1) if wall > 0 else None,
     }
-    effect = getattr(model.recommender, "effect", None)
-    if callable(effect):  # re-rankers report what they changed (diversity, creator Gini)
-        manifest["recommender_effect"] = {k: round(v, 6) for k, v in effect().items()}
-    manifest["files"] = file_records(cell_dir, log.rows)
+
+
+def publish_cell(cell_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    """List the cell's files in its manifest, write the manifest and take down the cell's
+    "did not finish" marker; returns the manifest."""
+    manifest["files"] = file_records(cell_dir, manifest["rows"])
     write_json(cell_dir / MANIFEST, manifest)
     (cell_dir / INCOMPLETE).unlink()
     return manifest

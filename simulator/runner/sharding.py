@@ -46,12 +46,17 @@ from recarena.simulator.core.types import Interactions
 from recarena.simulator.engine.arrivals import DAY
 from recarena.simulator.engine.eventlog import EventLog
 from recarena.simulator.engine.model import SimulationModel
-from recarena.simulator.runner.cell import failure_line, keep_traceback
+from recarena.simulator.runner.cell import (
+    cell_manifest,
+    failure_line,
+    keep_traceback,
+    publish_cell,
+)
 from recarena.simulator.runner.executors import CellEvents, CellJob
 from recarena.simulator.runner.plan import Cell
 from recarena.simulator.runner.ray_executor import check_reachable, import_ray
 from recarena.simulator.runner.resolve import parse_scenario
-from recarena.simulator.runner.rundir import INCOMPLETE, MANIFEST, file_records, write_json
+from recarena.simulator.runner.rundir import INCOMPLETE
 from recarena.simulator.runner.stopping import Interrupted, StopSignals
 
 SHARDABLE_RECOMMENDERS = ("popularity", "mf")
@@ -262,28 +267,14 @@ def run_sharded_cell(
         for key, value in final["timings"].items():
             timings[key] += value
     timings["fit"] = fit_seconds
-    manifest = {
-        **({} if cell.point is None else {"point": cell.point}),
-        "arm": cell.arm,
-        "rep": cell.rep,
-        "seed": scenario.seed,
-        "recommender": scenario.arms[cell.arm_index].recommender.model_dump(mode="json"),
-        "rows": rows,
-        "catalog_size": finals[0]["catalog_size"],
-        "wall_seconds": round(wall, 3),
-        "timings_seconds": {k: round(v, 3) for k, v in timings.items()},
-        "impressions_per_second": round(rows["exposures"] / wall, 1) if wall > 0 else None,
-        "shards": {
-            "count": shards,
-            "busy_seconds": [round(float(b), 3) for b in busy],
-            "sync_seconds": round(sync_seconds, 3),
-            "merge_seconds": round(merge_seconds, 3),
-        },
+    manifest = cell_manifest(cell, scenario, rows, finals[0]["catalog_size"], wall, timings)
+    manifest["shards"] = {
+        "count": shards,
+        "busy_seconds": [round(float(b), 3) for b in busy],
+        "sync_seconds": round(sync_seconds, 3),
+        "merge_seconds": round(merge_seconds, 3),
     }
-    manifest["files"] = file_records(cell_dir, rows)
-    write_json(cell_dir / MANIFEST, manifest)
-    (cell_dir / INCOMPLETE).unlink()
-    return manifest
+    return publish_cell(cell_dir, manifest)
 
 
 _FIELDS = ("user", "item", "time", "rating")
