@@ -39,16 +39,21 @@ class Metric:
     """``arm, rep, user_id, num, den`` with Σnum/Σden over a cell = the cell value (or None)."""
 
 
-def count_gini(events: pl.LazyFrame, key: str, population: pl.LazyFrame) -> pl.DataFrame:
-    """Per cell, the Gini of event counts over every member of ``population`` (zeros kept):
-    exposures per item or creator, clicks per item."""
+def counts_over(events: pl.LazyFrame, key: str, population: pl.LazyFrame) -> pl.DataFrame:
+    """Per cell, how many ``events`` each member of ``population`` has (``arm, rep, key, n``),
+    0 for a member without any: exposures per item or creator, clicks per item."""
     counts = events.group_by([*CELL, key]).agg(pl.len().alias("n"))
-    full = (
+    return (
         population.select(*CELL, key)
         .join(counts, on=[*CELL, key], how="left")
         .with_columns(pl.col("n").fill_null(0))
         .collect()
     )
+
+
+def count_gini(events: pl.LazyFrame, key: str, population: pl.LazyFrame) -> pl.DataFrame:
+    """Per cell, the Gini of event counts over every member of ``population`` (zeros kept)."""
+    full = counts_over(events, key, population)
     rows = [
         {"arm": arm, "rep": rep, "value": gini(group["n"].to_numpy())}
         for (arm, rep), group in full.group_by(CELL, maintain_order=True)

@@ -13,6 +13,7 @@ import polars as pl
 
 from recarena.analysis.load import RunLogs
 from recarena.analysis.metrics import gini
+from recarena.analysis.metrics_base import counts_over
 
 CELL = ["arm", "rep"]
 LORENZ_POINTS = 101
@@ -143,13 +144,7 @@ class Lorenz:
 def exposure_lorenz(logs: RunLogs, key: str) -> list[Lorenz]:
     """Lorenz curves of exposure over all items (``item_id``) or creators (``creator_id``)."""
     population = logs.items if key == "item_id" else logs.creators
-    counts = logs.exposures.group_by(*CELL, key).agg(pl.len().alias("n"))
-    full = (
-        population.select(*CELL, key)
-        .join(counts, on=[*CELL, key], how="left")
-        .with_columns(pl.col("n").fill_null(0))
-        .collect()
-    )
+    full = counts_over(logs.exposures, key, population)
     curves: dict[str, list[tuple[np.ndarray, np.ndarray, float]]] = {}
     for (arm, _rep), group in full.group_by(CELL, maintain_order=True):
         values = group["n"].to_numpy()
