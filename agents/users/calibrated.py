@@ -82,16 +82,11 @@ def calibrated_users(
     calibrated: CalibratedPopulation, cfg: Population, rng: np.random.Generator
 ) -> UserState:
     """Users with fitted taste and activity; explore intent is drawn as for generated users."""
-    n, n_topics = calibrated.n_users, calibrated.n_topics
-    explore = draw_explore_prob(cfg, n, rng)
-    return UserState(
-        taste=calibrated.taste.astype(np.float32, copy=True),
-        activity=calibrated.activity.astype(np.float64, copy=True),
-        explore_prob=explore,
-        satiation=np.zeros((n, n_topics), np.float32),
-        familiarity=np.zeros((n, n_topics), np.float32),
-        satisfaction=np.zeros(n, np.float64),
-        last_topic=np.full(n, -1, np.int64),
+    explore = draw_explore_prob(cfg, calibrated.n_users, rng)
+    return UserState.new(
+        calibrated.taste.astype(np.float32, copy=True),
+        calibrated.activity.astype(np.float64, copy=True),
+        explore,
     )
 
 

@@ -24,6 +24,21 @@ class UserState:
     satisfaction: np.ndarray  # [U] float64 moving average of session value
     last_topic: np.ndarray  # [U] int64 main topic of the last item consumed, -1 before any
 
+    @classmethod
+    def new(cls, taste: np.ndarray, activity: np.ndarray, explore_prob: np.ndarray) -> UserState:
+        """Users with these traits who have consumed nothing yet: no satiation, familiarity or
+        satisfaction, and no last topic."""
+        n, n_topics = taste.shape
+        return cls(
+            taste=taste,
+            activity=activity,
+            explore_prob=explore_prob,
+            satiation=np.zeros((n, n_topics), np.float32),
+            familiarity=np.zeros((n, n_topics), np.float32),
+            satisfaction=np.zeros(n, np.float64),
+            last_topic=np.full(n, -1, np.int64),
+        )
+
     @property
     def n_users(self) -> int:
         return int(self.activity.shape[0])
@@ -63,12 +78,4 @@ def generate_users(cfg: Population, n_topics: int, rng: np.random.Generator) -> 
     sigma = cfg.activity_sd
     activity = rng.lognormal(np.log(cfg.visits_per_day) - sigma**2 / 2, sigma, n)
     explore = draw_explore_prob(cfg, n, rng)
-    return UserState(
-        taste=taste,
-        activity=activity,
-        explore_prob=explore,
-        satiation=np.zeros((n, n_topics), np.float32),
-        familiarity=np.zeros((n, n_topics), np.float32),
-        satisfaction=np.zeros(n, np.float64),
-        last_topic=np.full(n, -1, np.int64),
-    )
+    return UserState.new(taste, activity, explore)
