@@ -124,11 +124,17 @@ class _PerUserRidge:
         self.a_inv[users] = np.linalg.inv(self.a[users])
 
 
+MIN_RIDGE = 1e-6
+"""The smallest ``ridge``: at 1e-12 or below, A = ridge·I + Σ x xᵀ is singular in float64 (the
+topic mix and the constant feature are collinear), its inverse is not positive definite after
+the first update, and a linear Thompson arm failed every cell (LinAlgError) after validate."""
+
+
 class LinUCBParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     alpha: float = Field(default=0.5, ge=0)
     """Width of the confidence bonus."""
-    ridge: float = Field(default=1.0, gt=0)
+    ridge: float = Field(default=1.0, ge=MIN_RIDGE)
     prior_weight: float = Field(default=20.0, gt=0)
     """Pseudo-shows that shrink a new item's rate toward the overall rate."""
 
@@ -194,7 +200,8 @@ class ThompsonBeta:
         n = requests.catalog.n_items
         self._grow(n)
         alpha = self.params.prior_clicks + self.clicks[:n]
-        beta = self.params.prior_skips + self.shows[:n] - self.clicks[:n]
+        # skips first: prior + shows - clicks rounded a tiny prior (1e-300) away to a 0
+        beta = self.params.prior_skips + (self.shows[:n] - self.clicks[:n])
 
         def draw() -> np.ndarray:
             return self.rng.beta(alpha, beta, size=(len(requests), n))
@@ -217,7 +224,7 @@ class ThompsonLinearParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     scale: float = Field(default=0.1, gt=0)
     """Posterior scale v of the per-user part: θ̃_u ~ N(θ_u, v² A_u⁻¹)."""
-    ridge: float = Field(default=1.0, gt=0)
+    ridge: float = Field(default=1.0, ge=MIN_RIDGE)
     prior_weight: float = Field(default=20.0, gt=0)
     propensity_samples: int = Field(default=31, ge=0, le=10_000)
 

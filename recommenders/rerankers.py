@@ -173,7 +173,10 @@ class MMR(_Reranker):
             if step == 0:
                 return relevance
             redundancy = np.where(taken[:, None, :], sim, -np.inf).max(axis=2)
-            return lam * relevance - (1 - lam) * redundancy
+            # _greedy drops candidates of non-finite relevance and rows with nothing taken; as
+            # 0 here, lambda 0 or 1 no longer multiplies an infinity by 0 (a RuntimeWarning)
+            finite = np.where(np.isfinite(relevance), relevance, 0.0)
+            return lam * finite - (1 - lam) * np.where(np.isfinite(redundancy), redundancy, 0.0)
 
         return _greedy(relevance, k, gain)
 

@@ -484,6 +484,41 @@ def test_plugins_whose_construction_fails(tmp_path, where, value, fragment):
     assert not out.exists() and not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize(
+    "recommender",
+    [
+        {"type": "thompson_beta", "params": {"prior_skips": 1e-300}},
+        {"type": "mmr", "params": {"lambda_": 0.0}},
+        {"type": "mmr", "params": {"lambda_": 1.0}},
+    ],
+    ids=["thompson_tiny_prior", "mmr_lambda_0", "mmr_lambda_1"],
+)
+def test_extreme_params_validate_accepts_also_run(tmp_path, recommender):
+    """Was: validate passed each, and then a Thompson arm with a tiny prior failed its cell
+    (prior + shows - clicks rounded the prior away: ValueError b <= 0, exit 1), and MMR at
+    lambda 0 or 1 printed a RuntimeWarning (0 x inf) in the middle of the run's output."""
+    doc = base_doc()
+    doc["arms"][1] = {"name": "extreme", "recommender": recommender}
+    path = write_case(Case(dump(doc)), tmp_path)
+    assert cli("validate", str(path))[0] == 0
+    code, stderr = cli("run", str(path), "--executor", "local", "-q", "-o", str(tmp_path / "o"))
+    assert code == 0, stderr
+    assert "Warning" not in stderr and "error" not in stderr, stderr
+
+
+@pytest.mark.parametrize("kind", ["thompson_linear", "linucb"])
+def test_a_ridge_too_small_to_invert_is_refused(tmp_path, kind):
+    """Was: ridge 1e-300 (or anything below about 1e-12) passed validate; A = ridge I + sum x x'
+    is then singular in float64 and a linear Thompson arm failed every cell (LinAlgError)."""
+    doc = base_doc()
+    doc["arms"][1] = {"name": "lin", "recommender": {"type": kind, "params": {"ridge": 1e-300}}}
+    path = write_case(Case(dump(doc)), tmp_path)
+    assert_refused(*cli("validate", str(path)), "arms[1].recommender.params.ridge: ")
+    out = tmp_path / "out"
+    assert_refused(*cli("run", str(path), "--executor", "local", "-o", str(out)))
+    assert not out.exists() and not (tmp_path / "runs").exists()
+
+
 # ------------------------------------------------------------------- as a user runs it
 @pytest.mark.parametrize(
     ("make", "fragment"),
