@@ -29,6 +29,11 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import cycle
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from recarena.agents.llm.client import LLMClient
 
 PAGE_OK = {"examined": [1, 2, 3], "click": 2, "rating": 4, "leave": False, "reason": "fun"}
 REFLECTION_OK = {"reflection": "I like lively films and want more of them."}
@@ -198,6 +203,21 @@ class FakeOpenAI:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def fake_client(
+    tmp_path: Path, base_url: str, mode: str = "off", decision: str = "score"
+) -> LLMClient:
+    """An LLMClient of a fake endpoint at ``base_url``: no retries, no backoff, a 5 s timeout,
+    its call cache in ``tmp_path`` in ``mode`` (run id ``run-<mode>``)."""
+    from recarena.agents.llm.cache import CallCache
+    from recarena.agents.llm.client import Endpoint, LLMClient
+
+    endpoint = Endpoint(
+        base_url=base_url, model="fake", max_retries=0, backoff_seconds=0.0, timeout_seconds=5,
+        decision=decision,
+    )  # fmt: skip
+    return LLMClient(endpoint, CallCache(tmp_path / "cache.sqlite", mode, f"run-{mode}"))
 
 
 def record_and_replay(doc: dict, tmp_path, fake: FakeOpenAI) -> tuple:

@@ -15,8 +15,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from recarena.agents.llm.cache import CallCache
-from recarena.agents.llm.client import Endpoint, LLMClient
+from recarena.agents.llm.client import LLMClient
 from recarena.agents.llm.item_text import SyntheticItemText
 from recarena.agents.users.llm_conversation_user import (
     LLMConversationUser,
@@ -58,7 +57,7 @@ from recarena.simulator.core.types import (
 from recarena.simulator.runner.experiment import run_experiment
 from recarena.simulator.runner.resolve import parse_scenario
 from tests.catalog_view import topics_catalog
-from tests.fake_openai import FakeOpenAI
+from tests.fake_openai import FakeOpenAI, fake_client
 
 # items 0..5: genre Comedy/Horror/Drama, era 1980s/1990s
 FACETS = Facets(
@@ -88,11 +87,7 @@ class ScriptedFake(FakeOpenAI):
 
 
 def _client(tmp_path, base_url, mode="auto", decision="generate") -> LLMClient:
-    endpoint = Endpoint(
-        base_url=base_url, model="fake", max_retries=0, backoff_seconds=0.0, timeout_seconds=5,
-        decision=decision,
-    )  # fmt: skip
-    return LLMClient(endpoint, CallCache(tmp_path / "cache.sqlite", mode, f"run-{mode}"))
+    return fake_client(tmp_path, base_url, mode, decision)
 
 
 def _catalog() -> CatalogView:

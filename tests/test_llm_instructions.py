@@ -9,8 +9,6 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from recarena.agents.llm.cache import CallCache
-from recarena.agents.llm.client import Endpoint, LLMClient
 from recarena.agents.users.llm_instructions import (
     DIFFERENT_TEXT,
     instruction_options,
@@ -31,7 +29,7 @@ from recarena.simulator.core.types import (
     RequestBatch,
 )
 from tests.catalog_view import topics_catalog
-from tests.fake_openai import differing_tables, record_and_replay, scoring_fake
+from tests.fake_openai import differing_tables, fake_client, record_and_replay, scoring_fake
 
 
 def test_instruction_words_and_options():
@@ -65,9 +63,7 @@ def _requests(users=(0, 1), page=1) -> RequestBatch:
 
 def test_llm_instructable_reads_the_instruction_and_puts_its_pick_first(tmp_path):
     with scoring_fake({"4": 1.0}) as fake:
-        endpoint = Endpoint(base_url=fake.base_url, model="fake", max_retries=0,
-                            backoff_seconds=0.0, timeout_seconds=5)  # fmt: skip
-        client = LLMClient(endpoint, CallCache(tmp_path / "c.sqlite", "off", "run"))
+        client = fake_client(tmp_path, fake.base_url)
         rec = _reranker(client)
         requests = _requests()
         before = rec.recommend(requests)

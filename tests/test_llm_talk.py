@@ -11,8 +11,6 @@ import copy
 import numpy as np
 import polars as pl
 
-from recarena.agents.llm.cache import CallCache
-from recarena.agents.llm.client import Endpoint, LLMClient
 from recarena.agents.llm.item_text import SyntheticItemText
 from recarena.agents.users.llm_talk import LLMTalk
 from recarena.agents.users.llm_user import LLMUsers
@@ -23,14 +21,18 @@ from recarena.simulator.core.scenario_features import Talk
 from recarena.simulator.runner.llm_estimate import estimate_llm_calls
 from recarena.simulator.runner.resolve import parse_scenario
 from tests.catalog_view import topics_catalog
-from tests.fake_openai import FakeOpenAI, differing_tables, record_and_replay, scoring_fake
+from tests.fake_openai import (
+    FakeOpenAI,
+    differing_tables,
+    fake_client,
+    record_and_replay,
+    scoring_fake,
+)
 from tests.test_talk_and_sources import Sink, line_graph
 
 
 def _talk(tmp_path, base_url, decision="score", panel=(1,), rates=0.0):
-    endpoint = Endpoint(base_url=base_url, model="fake", max_retries=0, backoff_seconds=0.0,
-                        timeout_seconds=5, decision=decision)  # fmt: skip
-    client = LLMClient(endpoint, CallCache(tmp_path / "cache.sqlite", "off", "run"))
+    client = fake_client(tmp_path, base_url, decision=decision)
     catalog = topics_catalog(np.eye(3, dtype=np.float32)[np.arange(20) % 3])
     personas = [Persona(u, "yaml", f"User {u}, who likes films.", {}) for u in panel]
     llm = LLMUsers(LLMPanel(users=len(panel)), personas, SyntheticItemText(catalog, 3), client)
