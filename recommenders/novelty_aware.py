@@ -93,7 +93,11 @@ class NoveltyAware(PoolWrapper):
         topics = requests.catalog.topics[np.maximum(pool.items, 0)].astype(np.float64)
         novelty = 1.0 - cosine_rows(self.clicked_mix[requests.user], topics)
         rho = self.rho(requests.user, requests.session)[:, None]
-        return top_k_of_pool(pool, (1.0 - rho) * relevance + rho * novelty, requests.k)
+        # a pool's padding (relevance -inf) stays as it is: at rho 1 (mix 1, a session of only
+        # novel clicks, a tiny prior_strength) 0 x -inf printed a RuntimeWarning mid-run
+        finite = np.isfinite(relevance)
+        blend = (1.0 - rho) * np.where(finite, relevance, 0.0) + rho * novelty
+        return top_k_of_pool(pool, np.where(finite, blend, relevance), requests.k)
 
     def update(self, feedback: FeedbackBatch) -> None:
         super().update(feedback)

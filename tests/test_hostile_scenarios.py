@@ -490,13 +490,15 @@ def test_plugins_whose_construction_fails(tmp_path, where, value, fragment):
         {"type": "thompson_beta", "params": {"prior_skips": 1e-300}},
         {"type": "mmr", "params": {"lambda_": 0.0}},
         {"type": "mmr", "params": {"lambda_": 1.0}},
+        {"type": "novelty_aware", "params": {"prior_strength": 1e-300}},
     ],
-    ids=["thompson_tiny_prior", "mmr_lambda_0", "mmr_lambda_1"],
+    ids=["thompson_tiny_prior", "mmr_lambda_0", "mmr_lambda_1", "novelty_tiny_prior"],
 )
 def test_extreme_params_validate_accepts_also_run(tmp_path, recommender):
     """Was: validate passed each, and then a Thompson arm with a tiny prior failed its cell
     (prior + shows - clicks rounded the prior away: ValueError b <= 0, exit 1), and MMR at
-    lambda 0 or 1 printed a RuntimeWarning (0 x inf) in the middle of the run's output."""
+    lambda 0 or 1, and novelty_aware with a tiny prior_strength (a novelty weight of 1), printed
+    a RuntimeWarning (0 x inf) in the middle of the run's output."""
     doc = base_doc()
     doc["arms"][1] = {"name": "extreme", "recommender": recommender}
     path = write_case(Case(dump(doc)), tmp_path)
