@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from recarena.agents.llm.client import LLMClient
 
 PAGE_OK = {"examined": [1, 2, 3], "click": 2, "rating": 4, "leave": False, "reason": "fun"}
@@ -241,14 +243,21 @@ def record_and_replay(doc: dict, tmp_path, fake: FakeOpenAI) -> tuple:
     return recorded, run("http://127.0.0.1:9/v1", "replay", "replayed")
 
 
-def differing_tables(a, b, arms, tables) -> list[tuple[str, str]]:
-    """(arm, table) pairs whose replicate-0 Parquet files differ between two run directories."""
+def cell_table(run_dir: Path, arm: str, table: str) -> pl.DataFrame:
+    """One table of an arm's replicate 0 in a run directory."""
     import polars as pl
 
-    def read(run_dir, arm, table):
-        return pl.read_parquet(run_dir / f"arm={arm}" / "rep=0" / f"{table}.parquet")
+    return pl.read_parquet(run_dir / f"arm={arm}" / "rep=0" / f"{table}.parquet")
 
-    return [(arm, t) for arm in arms for t in tables if not read(a, arm, t).equals(read(b, arm, t))]
+
+def differing_tables(a, b, arms, tables) -> list[tuple[str, str]]:
+    """(arm, table) pairs whose replicate-0 Parquet files differ between two run directories."""
+    return [
+        (arm, t)
+        for arm in arms
+        for t in tables
+        if not cell_table(a, arm, t).equals(cell_table(b, arm, t))
+    ]
 
 
 def scoring_fake(*per_position: dict[str, float]) -> FakeOpenAI:

@@ -57,7 +57,7 @@ from recarena.simulator.core.types import (
 from recarena.simulator.runner.experiment import run_experiment
 from recarena.simulator.runner.resolve import parse_scenario
 from tests.catalog_view import topics_catalog
-from tests.fake_openai import FakeOpenAI, fake_client
+from tests.fake_openai import FakeOpenAI, cell_table, fake_client
 
 # items 0..5: genre Comedy/Horror/Drama, era 1980s/1990s
 FACETS = Facets(
@@ -420,10 +420,6 @@ def _run_conversation(tmp: Path, base_url: str, mode: str, name: str, arms=None)
     return run_experiment(parse_scenario(doc), tmp / name, executor="local").run_dir
 
 
-def _cell(run_dir: Path, arm: str, table: str) -> pl.DataFrame:
-    return pl.read_parquet(run_dir / f"arm={arm}" / "rep=0" / f"{table}.parquet")
-
-
 @pytest.fixture(scope="module")
 def recorded(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("conversation")
@@ -434,9 +430,9 @@ def recorded(tmp_path_factory):
 
 def test_llm_conversations_run_one_call_per_conversation_and_turn(recorded):
     _, run_dir = recorded
-    turns = _cell(run_dir, "llm_crs", "turns")
-    sessions = _cell(run_dir, "llm_crs", "sessions")
-    calls = _cell(run_dir, "llm_crs", "llm_calls")
+    turns = cell_table(run_dir, "llm_crs", "turns")
+    sessions = cell_table(run_dir, "llm_crs", "sessions")
+    calls = cell_table(run_dir, "llm_crs", "llm_calls")
     assert calls["valid"].all() and not calls["fallback"].any()
     system = turns.filter(pl.col("speaker") == "system")
     assert system.height > 0 and (system["act"] == "recommend").all()
@@ -460,13 +456,13 @@ def test_llm_conversations_run_one_call_per_conversation_and_turn(recorded):
         first.select("session_id", "items"), on="session_id"
     )
     assert accepted["accepted_item"].to_list() == [x[0] for x in accepted["items"].to_list()]
-    interactions = _cell(run_dir, "llm_crs", "interactions").join(
+    interactions = cell_table(run_dir, "llm_crs", "interactions").join(
         panel.select("session_id"), on="session_id", how="semi"
     )
     assert interactions.height == panel.height and (interactions["rating"] == 4).all()
     # under the rule CRS the panel answers questions through the LLM too ("any" = no value)
-    rule_turns = _cell(run_dir, "info_gain", "turns")
-    rule_panel = _cell(run_dir, "info_gain", "sessions").filter(pl.col("llm_user"))
+    rule_turns = cell_table(run_dir, "info_gain", "turns")
+    rule_panel = cell_table(run_dir, "info_gain", "sessions").filter(pl.col("llm_user"))
     informs = rule_turns.join(rule_panel.select("session_id"), on="session_id", how="semi").filter(
         pl.col("act") == "inform"
     )
@@ -479,12 +475,13 @@ def test_llm_conversations_replay_identically_without_an_endpoint(recorded):
     replayed = _run_conversation(tmp, "http://127.0.0.1:9/v1", "replay", "replayed")
     for arm in ("info_gain", "llm_crs"):
         for table in ("turns", "exposures", "interactions", "sessions"):
-            assert _cell(run_dir, arm, table).equals(_cell(replayed, arm, table)), (arm, table)
-        calls = _cell(replayed, arm, "llm_calls")
+            same = cell_table(run_dir, arm, table).equals(cell_table(replayed, arm, table))
+            assert same, (arm, table)
+        calls = cell_table(replayed, arm, "llm_calls")
         assert calls["cached"].all()
         # live calls are logged in the order they complete, replayed ones in call order
         keep = ["purpose", "session_id", "page", "prompt_tokens", "valid", "fallback"]
-        live = _cell(run_dir, arm, "llm_calls").select(keep).sort(keep)
+        live = cell_table(run_dir, arm, "llm_calls").select(keep).sort(keep)
         assert live.equals(calls.select(keep).sort(keep))
 
 
@@ -495,10 +492,10 @@ def test_a_failing_endpoint_makes_llm_crs_the_info_gain_policy(tmp_path):
                                 [{"name": "x", "recommender": {"type": "llm_crs"}}])  # fmt: skip
     rule = _run_conversation(tmp_path, fake.base_url, "auto", "rule",
                              [{"name": "x", "recommender": {"type": "info_gain"}}])  # fmt: skip
-    calls = _cell(llm, "x", "llm_calls")
+    calls = cell_table(llm, "x", "llm_calls")
     assert calls.height > 0 and calls["fallback"].all() and (calls["error"] == "HTTP 500").all()
     for table in ("turns", "exposures", "interactions", "sessions"):
-        assert _cell(llm, "x", table).equals(_cell(rule, "x", table)), table
+        assert cell_table(llm, "x", table).equals(cell_table(rule, "x", table)), table
 
 
 def test_an_llm_crs_arm_makes_the_run_use_the_llm():

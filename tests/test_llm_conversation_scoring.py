@@ -13,8 +13,14 @@ import polars as pl
 
 from recarena.simulator.core.dialogue import ACCEPT, ASK, INFORM, RECOMMEND, REJECT, UNKNOWN
 from recarena.simulator.core.types import PAD_ITEM
-from tests.fake_openai import FakeOpenAI, differing_tables, record_and_replay, scoring_fake
-from tests.test_llm_conversation import CONVERSATION, _cell, _client, _crs, _state, _turn, _user
+from tests.fake_openai import (
+    FakeOpenAI,
+    cell_table,
+    differing_tables,
+    record_and_replay,
+    scoring_fake,
+)
+from tests.test_llm_conversation import CONVERSATION, _client, _crs, _state, _turn, _user
 
 
 def test_scored_crs_recommends_the_drawn_candidate_first(tmp_path):
@@ -117,7 +123,7 @@ def test_scored_conversations_run_end_to_end_and_replay_identically(tmp_path):
     doc["llm"] = {**doc["llm"], "decision": "score"}
     # the fake's prompt-seeded digits: some accepts, some objections
     recorded, replayed = record_and_replay(doc, tmp_path, FakeOpenAI())
-    calls = _cell(recorded, "llm_crs", "llm_calls")
+    calls = cell_table(recorded, "llm_crs", "llm_calls")
     assert calls.height > 0 and (calls["decision"] == "score").all()
     assert set(calls["purpose"]) >= {"crs", "turn"}
     assert (calls.filter(pl.col("purpose") != "rating")["completion_tokens"] <= 2).all()

@@ -25,7 +25,7 @@ from recarena.agents.llm.client import (
 )
 from recarena.simulator.runner.experiment import run_experiment
 from recarena.simulator.runner.resolve import parse_scenario
-from tests.fake_openai import FakeOpenAI
+from tests.fake_openai import FakeOpenAI, cell_table
 
 PANEL = {
     "name": "scoring",
@@ -62,10 +62,6 @@ def _run(tmp: Path, base_url: str, mode: str, name: str, **llm) -> tuple[Path, d
     doc["llm"]["cache"] = {"path": str(tmp / f"{name}.sqlite"), "mode": mode}
     result = run_experiment(parse_scenario(doc), tmp / name, executor="local")
     return result.run_dir, result.manifest
-
-
-def _table(run_dir: Path, arm: str, table: str) -> pl.DataFrame:
-    return pl.read_parquet(run_dir / f"arm={arm}" / "rep=0" / f"{table}.parquet")
 
 
 # ----------------------------------------------------------------------- parsing units
@@ -112,8 +108,8 @@ def test_two_arms_showing_the_same_page_get_the_same_decision_without_a_cache(tm
         asked = len(fake.requests)
     assert not list(tmp_path.glob("run.sqlite"))  # mode off: nothing stored, nothing read
     for table in SIM_TABLES:
-        assert _table(run_dir, "a", table).equals(_table(run_dir, "b", table)), table
-    calls = pl.concat([_table(run_dir, arm, "llm_calls") for arm in ("a", "b")])
+        assert cell_table(run_dir, "a", table).equals(cell_table(run_dir, "b", table)), table
+    calls = pl.concat([cell_table(run_dir, arm, "llm_calls") for arm in ("a", "b")])
     assert not calls["cached"].any() and calls.height == asked  # both arms asked the endpoint
     pages = calls.filter(pl.col("purpose") == "page")
     assert (pages["decision"] == "score").all() and pages["valid"].all()
@@ -138,16 +134,16 @@ def test_scoring_replays_bit_identically(tmp_path):
     replayed = run_experiment(parse_scenario(replay_doc), tmp_path / "replay", executor="local")
     for arm in ("a", "b"):
         for table in SIM_TABLES:
-            assert _table(recorded, arm, table).equals(_table(replayed.run_dir, arm, table))
+            assert cell_table(recorded, arm, table).equals(cell_table(replayed.run_dir, arm, table))
         keep = ["purpose", "valid", "fallback", "choice", "option_mass", "expected"]
-        a = _table(recorded, arm, "llm_calls").select(keep)
-        assert a.equals(_table(replayed.run_dir, arm, "llm_calls").select(keep))
+        a = cell_table(recorded, arm, "llm_calls").select(keep)
+        assert a.equals(cell_table(replayed.run_dir, arm, "llm_calls").select(keep))
 
 
 def test_no_mass_on_the_options_is_a_logged_fallback_and_missing_options_get_zero(tmp_path):
     with FakeOpenAI(["invalid", "sparse"]) as fake:
         run_dir, _ = _run(tmp_path, fake.base_url, "off", "run")
-    calls = _table(run_dir, "a", "llm_calls").filter(pl.col("purpose") == "page")
+    calls = cell_table(run_dir, "a", "llm_calls").filter(pl.col("purpose") == "page")
     invalid = calls.filter(~pl.col("valid"))
     assert invalid.height > 0 and invalid["fallback"].all()
     assert invalid["error"].str.contains("no probability on the options").all()
@@ -161,7 +157,7 @@ def test_no_mass_on_the_options_is_a_logged_fallback_and_missing_options_get_zer
 def test_an_endpoint_without_logprobs_switches_to_json_mode(tmp_path):
     with FakeOpenAI(["ok"], logprobs=False) as fake:
         run_dir, manifest = _run(tmp_path, fake.base_url, "off", "run")
-    calls = _table(run_dir, "a", "llm_calls")
+    calls = cell_table(run_dir, "a", "llm_calls")
     first = calls.row(0, named=True)
     assert first["decision"] == "score" and not first["valid"] and not first["fallback"]
     assert "no logprobs" in first["error"]
@@ -196,7 +192,7 @@ def test_every_unusable_response_is_a_counted_fallback_never_a_crash(tmp_path, d
         )
         behaviours = list(fake.behaviours)
     assert manifest["status"] == "complete"
-    calls = pl.concat([_table(run_dir, arm, "llm_calls") for arm in ("a", "b")])
+    calls = pl.concat([cell_table(run_dir, arm, "llm_calls") for arm in ("a", "b")])
     assert calls["attempts"].sum() == len(behaviours) == calls.height  # one attempt each
     faults = [b for b in behaviours if b != "ok"]
     failed = calls.filter(pl.col("fallback"))
@@ -213,7 +209,7 @@ def test_unusable_responses_are_retried_and_every_attempt_counted(tmp_path):
         behaviours = list(fake.behaviours)
     assert manifest["status"] == "complete"
     assert set(UNUSABLE) <= set(behaviours)
-    calls = pl.concat([_table(run_dir, arm, "llm_calls") for arm in ("a", "b")])
+    calls = pl.concat([cell_table(run_dir, arm, "llm_calls") for arm in ("a", "b")])
     assert calls["attempts"].sum() == len(behaviours)
     assert (calls["attempts"] > 1).sum() > 0
     pages = calls.filter(pl.col("purpose") == "page")
@@ -224,13 +220,13 @@ def test_rule_ratings_make_exactly_one_one_token_call_per_page(tmp_path):
     with FakeOpenAI(["ok"]) as fake:
         run_dir, manifest = _run(tmp_path, fake.base_url, "off", "run", ratings="rule")
         max_tokens = {r["max_tokens"] for r in fake.requests}
-    calls = _table(run_dir, "a", "llm_calls")
+    calls = cell_table(run_dir, "a", "llm_calls")
     assert set(calls["purpose"].to_list()) == {"page"} and max_tokens == {1}
     assert manifest["llm"]["accounting"]["calls_per_page"] == 1.0
     clicked = calls.filter(pl.col("choice") > 0)
     assert clicked.height > 0 and clicked["expected"].is_null().all()
-    panel = _table(run_dir, "a", "sessions").filter(pl.col("llm_user"))
-    ratings = _table(run_dir, "a", "interactions").join(panel, on="session_id", how="semi")
+    panel = cell_table(run_dir, "a", "sessions").filter(pl.col("llm_user"))
+    ratings = cell_table(run_dir, "a", "interactions").join(panel, on="session_id", how="semi")
     assert ratings.height == clicked.height and ratings["rating"].is_between(1, 5).all()
 
 
@@ -256,14 +252,14 @@ def test_a_steerable_endpoint_rates_the_drawn_film_in_the_same_call(tmp_path):
         run_dir, manifest = _run(tmp_path, fake.base_url, "off", "run")
         requests = list(fake.requests)
     assert all("logit_bias" in r for r in requests)  # every call was a steered page call
-    calls = pl.concat([_table(run_dir, arm, "llm_calls") for arm in ("a", "b")])
+    calls = pl.concat([cell_table(run_dir, arm, "llm_calls") for arm in ("a", "b")])
     assert set(calls["purpose"].to_list()) == {"page"}  # no follow-up rating calls
     assert manifest["llm"]["accounting"]["calls_per_page"] == 1.0
     clicked = calls.filter(pl.col("choice") > 0)
     assert clicked.height > 0 and clicked["expected"].is_between(1.0, 5.0).all()
     assert calls["choice"].n_unique() >= 3  # still draws, not one argmax
     for table in SIM_TABLES:
-        assert _table(run_dir, "a", table).equals(_table(run_dir, "b", table)), table
+        assert cell_table(run_dir, "a", table).equals(cell_table(run_dir, "b", table)), table
     # the bias is STEER_BIAS plus each option's noise; the answer's first token is the draw
     first = requests[0]["logit_bias"]
     assert len(first) == 6 and all(50.0 - 3.5 < v < 50.0 + 28.0 for v in first.values())
@@ -331,10 +327,10 @@ def test_llm_creators_score_a_focus_topic_and_move_toward_it(tmp_path):
     with FakeOpenAI(["ok"]) as fake:
         doc["llm"] |= {"base_url": fake.base_url, "cache": {"mode": "off"}}
         run_dir = run_experiment(parse_scenario(doc), tmp_path / "run", executor="local").run_dir
-    calls = _table(run_dir, "a", "llm_calls")
+    calls = cell_table(run_dir, "a", "llm_calls")
     assert set(calls["purpose"].to_list()) == {"creator"} and calls.height == 3
     assert (calls["decision"] == "score").all() and (calls["options"] == 6).all()
-    periods = _table(run_dir, "a", "creator_periods").filter(pl.col("period") == 0)
+    periods = cell_table(run_dir, "a", "creator_periods").filter(pl.col("period") == 0)
     assert periods["move"].str.starts_with("focus:").all()
-    final = _table(run_dir, "a", "creator_periods").filter(pl.col("move") == "final")
+    final = cell_table(run_dir, "a", "creator_periods").filter(pl.col("move") == "final")
     assert final.height == 3 and (final["mix_entropy"] > 0).all()  # pure mixes spread out

@@ -16,7 +16,7 @@ from recarena.agents.users.personas import data_traits, tertiles
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.runner.experiment import run_experiment
 from recarena.simulator.runner.resolve import parse_scenario
-from tests.fake_openai import PAGE_OK, FakeOpenAI
+from tests.fake_openai import PAGE_OK, FakeOpenAI, cell_table
 
 SIM_TABLES = ("exposures", "interactions", "sessions", "items", "personas")
 
@@ -59,7 +59,7 @@ def _run(tmp: Path, base_url: str | None, mode: str, name: str, **changes):
 
 
 def _table(run_dir: Path, table: str) -> pl.DataFrame:
-    return pl.read_parquet(run_dir / "arm=random" / "rep=0" / f"{table}.parquet")
+    return cell_table(run_dir, "random", table)
 
 
 def test_panel_users_follow_the_llm_and_are_logged(tmp_path, monkeypatch):
@@ -95,7 +95,7 @@ def test_panel_users_follow_the_llm_and_are_logged(tmp_path, monkeypatch):
     assert personas.height == 3 and personas["text"].str.contains("Favourite genres").all()
     accounting = result.manifest["llm"]["accounting"]
     assert accounting["calls"] == sum(
-        _table_for(run_dir, arm, "llm_calls").height for arm in ("random", "popularity")
+        cell_table(run_dir, arm, "llm_calls").height for arm in ("random", "popularity")
     )
     assert accounting["calls_per_page"] == pytest.approx(
         accounting["calls"] / accounting["llm_pages"], abs=1e-3
@@ -104,16 +104,12 @@ def test_panel_users_follow_the_llm_and_are_logged(tmp_path, monkeypatch):
     assert written and not any(b"sk-secret-do-not-log" in data for data in written)
 
 
-def _table_for(run_dir: Path, arm: str, table: str) -> pl.DataFrame:
-    return pl.read_parquet(run_dir / f"arm={arm}" / "rep=0" / f"{table}.parquet")
-
-
 def test_faults_are_retried_repaired_and_counted(tmp_path):
     script = ["429", "ok", "500", "ok", "timeout", "ok", "malformed", "ok", "bad", "ok"]
     with FakeOpenAI(script, slow_seconds=1.5) as fake:
         result = _run(tmp_path, fake.base_url, "record", "run")
         calls = pl.concat(
-            [_table_for(result.run_dir, arm, "llm_calls") for arm in ("random", "popularity")]
+            [cell_table(result.run_dir, arm, "llm_calls") for arm in ("random", "popularity")]
         )
         # an attempt the client abandoned (0.5 s timeout) may reach a busy server's handler
         # thread after the run has finished: wait for it before counting what the server saw
@@ -142,7 +138,7 @@ def test_persistent_failure_falls_back_to_rules_and_never_fails_the_run(tmp_path
     assert (calls["attempts"] == 3).all()  # 1 + max_retries
     # the fallback pages were answered by the rule policy, so the panel still browsed
     assert _table(result.run_dir, "sessions").filter(pl.col("llm_user")).height > 0
-    both = sum(_table_for(result.run_dir, a, "llm_calls").height for a in ("random", "popularity"))
+    both = sum(cell_table(result.run_dir, a, "llm_calls").height for a in ("random", "popularity"))
     assert result.manifest["llm"]["accounting"]["fallbacks"] == both > calls.height
 
 
@@ -152,11 +148,11 @@ def test_replay_is_bit_identical_without_an_endpoint(tmp_path):
     replayed = _run(tmp_path, "http://127.0.0.1:9/v1", "replay", "replayed")  # nothing listens
     for arm in ("random", "popularity"):
         for table in SIM_TABLES:
-            a = _table_for(recorded.run_dir, arm, table)
-            b = _table_for(replayed.run_dir, arm, table)
+            a = cell_table(recorded.run_dir, arm, table)
+            b = cell_table(replayed.run_dir, arm, table)
             assert a.equals(b), (arm, table)
-        calls_a = _table_for(recorded.run_dir, arm, "llm_calls").drop("latency_s", "cached")
-        calls_b = _table_for(replayed.run_dir, arm, "llm_calls")
+        calls_a = cell_table(recorded.run_dir, arm, "llm_calls").drop("latency_s", "cached")
+        calls_b = cell_table(replayed.run_dir, arm, "llm_calls")
         assert calls_b["cached"].all()
         assert calls_a.drop("attempts").equals(calls_b.drop("latency_s", "cached", "attempts"))
 
