@@ -850,6 +850,19 @@ def test_policy_that_cannot_score_its_observation(tmp_path, checkpoint, fragment
     refused_everywhere(tmp_path, doc, fragment)
 
 
+def test_policy_asked_at_every_swept_history(tmp_path):
+    """Was: the policy was asked once for the base scenario, so a sweep of its history window
+    passed validate and the points it cannot take failed every cell of the arm."""
+    doc = base_doc(tmp_path)
+    spec = f"{P}:policy_of_five_history_items"
+    doc["arms"][1]["recommender"] = {"type": "policy", "params": {"checkpoint": spec, "history": 5}}
+    doc["sweep"] = {"arms[1].recommender.params.history": [5, 6]}
+    refused_everywhere(
+        tmp_path, doc, "sweep point 1 (arms[1].recommender.params.history=6): arms[1]"
+    )
+    refused_everywhere(tmp_path, doc, "ValueError: trained on 5 history items, got 6")
+
+
 @pytest.mark.parametrize(
     ("item", "fragment"),
     [

@@ -173,3 +173,10 @@ def policy_of_two_arguments(obs: Any, k: Any) -> Any:
 def policy_of_one_score_per_user(obs: Any) -> Any:
     """A policy callable answering [B] scores instead of [B, n]."""
     return np.zeros(len(obs["user_id"]))
+
+
+def policy_of_five_history_items(obs: Any) -> Any:
+    """A policy trained with history 5: another window is an input it cannot take."""
+    if obs["history"].shape[1] != 5:
+        raise ValueError(f"trained on 5 history items, got {obs['history'].shape[1]}")
+    return np.zeros((len(obs["user_id"]), 40))

@@ -1,15 +1,16 @@
-"""A ``type: policy`` arm's checkpoint file loaded before a run, the way the arm's cells load it.
+"""A ``type: policy`` arm's policy loaded and asked once before a run, as the arm's cells do.
 
 The params model (recommenders/policy.py) looks at the file without torch: it exists and starts
 like a zip archive or a pickle. A checkpoint cut short, or a ``torch.save`` of a tensor or of a
 ``state_dict`` rather than of a module, starts the same way, so it passed validate and every cell
-of the arm failed after the run directory was written. Loading torch takes a second or two, so
-it is done here, once per distinct file, and only for scenarios with such an arm.
+of the arm failed after the run directory was written. So did a module or callable that cannot
+take the observation dict (a forward of other inputs) or answers scores of another shape. Each
+policy is loaded here once (torch takes a second or two, and only such scenarios pay it) and
+asked for the scores of a first page, once per distinct history and slate size.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from recarena.simulator.core.errors import RecarenaError
@@ -19,7 +20,7 @@ POLICY = "policy"
 _LOADER_PREFIX = "recommender.params.checkpoint: "
 
 
-def _policies(scenario: Scenario) -> list[tuple[str, str, int, int]]:
+def policies(scenario: Scenario) -> list[tuple[str, str, int, int]]:
     """``(field, checkpoint, history, k)`` of every policy in the arms' trees (an arm's own
     type, or a wrapper's ``base`` and that base's base)."""
     found: list[tuple[str, str, int, int]] = []
@@ -39,25 +40,19 @@ def _policies(scenario: Scenario) -> list[tuple[str, str, int, int]]:
     return found
 
 
-def checkpoint_files(scenario: Scenario) -> list[tuple[str, str]]:
-    """``(field, checkpoint)`` of every policy in the arms' trees whose checkpoint is a file,
-    not a callable."""
-    return [(where, spec) for where, spec, _, _ in _policies(scenario) if Path(spec).is_file()]
-
-
 def check_checkpoints(scenario: Scenario) -> None:
     """Load each policy (a checkpoint file or a callable) with the cell's loader and ask it for
     the scores of a first page; RecarenaError naming the field and the checkpoint when it is no
     callable torch module, or cannot score the observation its arm gives it (a forward of
     another signature, scores of another shape)."""
-    policies = _policies(scenario)
-    if not policies:
+    found = policies(scenario)
+    if not found:
         return
     from recarena.recommenders.policy import first_page, load_policy, policy_scores
 
     loaded: dict[str, Any] = {}
     asked: set[tuple[str, int, int]] = set()
-    for where, spec, history, k in policies:
+    for where, spec, history, k in found:
         try:
             if spec not in loaded:
                 loaded[spec] = load_policy(spec)

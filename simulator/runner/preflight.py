@@ -48,7 +48,7 @@ from recarena.simulator.runner.calibrated_check import (
     scalars_problem,
     sidecar_problem,
 )
-from recarena.simulator.runner.checkpoint_check import check_checkpoints, checkpoint_files
+from recarena.simulator.runner.checkpoint_check import check_checkpoints, policies
 from recarena.simulator.runner.sweep import check_grid_size, expand_sweep
 
 SMALL_FILE_BYTES = 64 * 2**20
@@ -754,7 +754,7 @@ def _file_inputs(scenario: Scenario) -> tuple[Any, ...]:
         (rhythm.start_hours_from, rhythm.width_hours, rhythm.utc_offset_hours)
         if rhythm is not None
         else None,
-        tuple(checkpoint_files(scenario)),
+        (scenario.catalog.topics, tuple(policies(scenario))),  # a swept history, k or topics
     )
 
 
