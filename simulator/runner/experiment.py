@@ -496,7 +496,9 @@ def _run_locked(
     book.save()  # a directory removed after the last cell event shows here, not never
     lost = None
     if book.unsaved is not None:
-        lost = f"manifest.json could not be written ({book.unsaved}): was {run_dir} removed?"
+        # "removed?" only when it was: a full disk leaves the directory where it was
+        hint = "" if run_dir.is_dir() else f": was {run_dir} removed?"
+        lost = f"manifest.json could not be written ({book.unsaved}){hint}"
     if book.failures or lost:
         book.finish(FAILED)
         refused = not lost and all(book.user_errors.values())

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.logschema import SCHEMAS
 from recarena.simulator.core.paths import RUN_DIR_ROOM, check_creatable, existing_ancestor
 from recarena.simulator.core.scenario import Scenario
 from recarena.simulator.runner.preflight import human_bytes
@@ -33,8 +34,14 @@ BYTES_PER_IMPRESSION = 24.0
 """All log tables' bytes per exposure row (zstd Parquet), rounded up from measured runs."""
 RUN_NAME_ROOM = 81
 """The run directory's own name, ``<name>-<stamp>``, already part of the path checked here."""
-FIXED_BYTES_PER_CELL = 64_000
-"""Schema-only files, manifests and the small tables (items, creators, daily) of one cell."""
+BLOCK_BYTES = 4096
+"""What the smallest file takes on disk (ext4, xfs, tmpfs: a 4 KiB block or page)."""
+FIXED_BYTES_PER_CELL = 64_000 + (len(SCHEMAS) + 1) * BLOCK_BYTES
+"""Schema-only files, manifests and the small tables (items, creators, daily) of one cell, and
+a block for each of its files: at 64 KB alone, a 30-user run needing 180 KB on disk was
+estimated at 162 KB, passed the free-space check on a small disk and filled it mid-run."""
+RUN_FILES_BYTES = 3 * BLOCK_BYTES
+"""The run's own files (manifest.json, its temporary copy, scenario.resolved.yaml)."""
 
 
 @dataclass(frozen=True)
@@ -79,7 +86,7 @@ def estimate_logs(scenario: Scenario, cells_to_run: int | None = None) -> LogEst
     if cells_to_run is not None and cells:
         impressions *= cells_to_run / cells
         cells = cells_to_run
-    size = impressions * BYTES_PER_IMPRESSION + cells * FIXED_BYTES_PER_CELL
+    size = impressions * BYTES_PER_IMPRESSION + cells * FIXED_BYTES_PER_CELL + RUN_FILES_BYTES
     return LogEstimate(impressions, size, cells)
 
 

@@ -63,11 +63,16 @@ _HASH_CHUNK = 1 << 20
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     """Write ``payload`` so that readers see the old file or the new one, never a mix."""
     tmp = path.with_name(f"{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write(json.dumps(payload, indent=2, default=str))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(payload, indent=2, default=str))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):  # a full disk left an empty .tmp beside the manifest
+            tmp.unlink()
+        raise
 
 
 def read_manifest(run_dir: Path, option: str = "") -> dict[str, Any]:
