@@ -196,7 +196,7 @@ def run_metrics(logs: RunLogs) -> list[str] | None:
         except LookupError as exc:
             raise RecarenaError(
                 f"{logs.run_dir}: the run's metric {name!r} cannot be computed here "
-                f"({str(exc).strip(chr(34) + chr(39))}); choose metrics with --metric"
+                f"({exc.args[0] if exc.args else exc}); choose metrics with --metric"
             ) from None
     return names
 

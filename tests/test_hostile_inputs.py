@@ -408,6 +408,21 @@ def test_a_run_whose_baseline_arm_finished_nothing(finished_run, tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("metric", "line"),
+    [
+        ("tests.unbuildable_plugins:AN_INSTANCE", "error: --metric: 'tests.unbuildable_plugins:AN"),
+        ("no_such_module_xyz:M", "error: --metric: cannot import metric 'no_such_module_xyz:M': "),
+    ],
+)
+def test_a_bad_metric_option_is_quoted_whole(finished_run, metric, line):
+    """Was: the quotes of the registry's message were stripped from both ends, so the line
+    read "--metric: tests.unbuildable_plugins:AN_INSTANCE' is not a metric" (one quote)."""
+    code, stderr = cli("compare", str(finished_run), "--metric", metric)
+    assert_refused(code, stderr, "")
+    assert stderr.startswith(line), stderr
+
+
+@pytest.mark.parametrize(
     ("args", "option"),
     [
         (("compare", "{run}", "--baseline", ""), "--baseline"),

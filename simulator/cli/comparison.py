@@ -22,7 +22,8 @@ def print_comparison(
         try:
             get_metric(name)
         except LookupError as exc:
-            raise RecarenaError(f"--metric: {str(exc).strip(chr(34) + chr(39))}") from None
+            message = str(exc.args[0]) if exc.args else str(exc)  # KeyError quotes its str()
+            raise RecarenaError(f"--metric: {message}") from None
     from recarena.simulator.runner.fallback import shares_by_arm
 
     with warnings_as_lines():  # unfinished/damaged cells, a reconciled manifest: one line each
