@@ -158,6 +158,7 @@ MANIFEST_DAMAGE = [
     ("arms", None, "arms must be a list of names"),
     ("metrics", 5, "metrics must be a list of names"),
     ("scenario", None, "scenario must be a mapping"),
+    ("baseline", "ghost", "baseline 'ghost' is not one of its arms (random, popularity)"),
     ("log_format", 99, "written by a newer recarena (log format 99; this one reads up to 2)"),
     ("log_format", True, "log_format must be a positive integer"),
     ("metrics", ["ctr", "gone.module:METRIC"], "the run's metric 'gone.module:METRIC' cannot be"),

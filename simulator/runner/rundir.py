@@ -137,6 +137,10 @@ def manifest_problem(manifest: dict[str, Any]) -> str | None:
         value = manifest.get(key)
         if key in manifest and not isinstance(value, kind):
             return f"{key} must be {what if kind is str else 'a ' + what} (got {value!r:.80})"
+    arms, baseline = manifest.get("arms"), manifest.get("baseline")
+    if isinstance(baseline, str) and arms and baseline not in arms:
+        # compare fell back to another arm without a word; ope blamed a --logging never given
+        return f"baseline {baseline!r:.80} is not one of its arms ({', '.join(arms)[:200]})"
     if not isinstance(manifest.get("sweep", {}), dict):
         return f"sweep must be a mapping (got {manifest['sweep']!r:.80})"
     points = manifest.get("sweep", {}).get("points", [])
