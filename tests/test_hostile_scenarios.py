@@ -521,6 +521,27 @@ def test_a_ridge_too_small_to_invert_is_refused(tmp_path, kind):
     assert not out.exists() and not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize(
+    ("sweep", "fragment"),
+    [
+        ({"population.temperature": [0.5, 1.0, 0.5]}, "sweep.population.temperature: 0.5 written"),
+        ({"population.users": [10, 10.0]}, "sweep.population.users: 10.0 written more than once"),
+        ({"surface": [{"k": 5}, {"k": 5}]}, "sweep.surface: {'k': 5} written more than once"),
+    ],
+    ids=["float", "int_and_float", "section"],
+)
+def test_a_sweep_value_written_twice_is_refused(tmp_path, sweep, fragment):
+    """Was: each repeated value ran its points again under new point numbers, as if it were
+    another setting (two identical rows in every per-point comparison)."""
+    doc = base_doc()
+    doc["sweep"] = sweep
+    path = write_case(Case(dump(doc)), tmp_path)
+    assert_refused(*cli("validate", str(path)), fragment)
+    out = tmp_path / "out"
+    assert_refused(*cli("run", str(path), "--executor", "local", "-o", str(out)), fragment)
+    assert not out.exists() and not (tmp_path / "runs").exists()
+
+
 # ------------------------------------------------------------------- as a user runs it
 @pytest.mark.parametrize(
     ("make", "fragment"),

@@ -7,6 +7,8 @@ so ``arms[2].recommender.params.dim`` is checked before anything runs.
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -656,6 +658,23 @@ class Scenario(Section):
         twice = sorted({m for m in self.metrics if self.metrics.count(m) > 1})
         if twice:
             raise ValueError(f"metrics: {', '.join(twice)} written more than once")
+        return self
+
+    @model_validator(mode="after")
+    def _sweep_values_once(self) -> Scenario:
+        # a value written twice ran its points twice under two point numbers, as if they were
+        # two settings (more runs of one setting are replicates)
+        for path, values in (self.sweep or {}).items():
+            seen: set[str] = set()
+            for value in values:
+                plain = int(value) if isinstance(value, float) and value.is_integer() else value
+                key = json.dumps(plain, sort_keys=True, default=repr)
+                if key in seen:
+                    raise ValueError(
+                        f"sweep.{path}: {value!r:.80} written more than once (the points "
+                        "would repeat; more runs of one setting are replicates)"
+                    )
+                seen.add(key)
         return self
 
     @model_validator(mode="after")
