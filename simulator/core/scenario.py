@@ -8,7 +8,6 @@ so ``arms[2].recommender.params.dim`` is checked before anything runs.
 from __future__ import annotations
 
 import json
-
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
