@@ -465,13 +465,19 @@ U = "tests.unbuildable_plugins"
         ("population.policy", f"{U}:PolicyExitsInInit", "cannot be built: SystemExit: 0"),
         ("creators.strategy", {"type": f"{U}:StrategyExitsInInit"}, "cannot be built: SystemExit"),
         ("surface", {"type": f"{U}:surface_that_exits"}, "cannot be built from them: SystemExit"),
+        (
+            "population.policy",
+            "recarena.agents.users.calibrated_policy:CalibratedUserPolicy",
+            "population.policy: the calibrated policy needs a calibrated population",
+        ),
     ],
-    ids=["policy_raises", "policy_exits", "strategy_exits", "surface_exits"],
+    ids=["policy_raises", "policy_exits", "strategy_exits", "surface_exits", "calibrated_policy"],
 )
 def test_plugins_whose_construction_fails(tmp_path, where, value, fragment):
     """Was: a user policy whose constructor raised passed validate and failed every cell after
-    the run directory was written (exit 1, later 2); a strategy or surface calling sys.exit(0)
-    when built ended validate and run with exit 0 and no word. Each is built by validate as a
+    the run directory was written (exit 1, later 2), among them the calibrated user policy over
+    a generated population; a strategy or surface calling sys.exit(0) when built ended validate
+    and run with exit 0 and no word. Each is built by validate as a
     cell builds it: one line naming the field, exit 2, nothing written."""
     doc = base_doc()
     section, _, key = where.partition(".")

@@ -261,6 +261,8 @@ def build_user_policy(scenario: Scenario, people: People) -> Any:
         policy: Any = USER_POLICIES.load(cfg_pop.policy)(
             cfg_pop, people.user_state, people.catalog, people.successor, social=people.social
         )
+    except RecarenaError:
+        raise  # already one line naming its field (the calibrated policy without its population)
     except (Exception, SystemExit) as exc:
         if not plugin_policy:
             raise
