@@ -411,6 +411,15 @@ def write_report(
         )
     if target.is_dir():
         raise RecarenaError(f"--output: {target} is a directory; give a file name")
+    if target.is_file() and target.suffix.lower() not in (".html", ".htm") and run_dir.is_dir():
+        # -o RUN/manifest.json replaced the run's manifest by the report (exit 0), and compare,
+        # report and --resume could no longer read the run
+        resolved, home = target.resolve(), run_dir.resolve()
+        if resolved.is_relative_to(home):
+            raise RecarenaError(
+                f"--output: {target} is the run's own {resolved.relative_to(home)}; the report "
+                f"would replace it: give an .html name (default {run_dir / 'report.html'})"
+            )
     if not target.parent.is_dir() and run_dir.is_dir():  # a missing run_dir is load()'s error
         raise RecarenaError(f"--output: directory not found: {target.parent}")
     html = render_html(build_report(run_dir, baseline, point, ci_over))

@@ -409,6 +409,20 @@ def test_a_run_whose_baseline_arm_finished_nothing(finished_run, tmp_path):
 
 
 @pytest.mark.parametrize(
+    "own", ["manifest.json", "scenario.resolved.yaml", "arm=random/rep=0/exposures.parquet"]
+)
+def test_report_output_that_is_a_file_of_the_run(finished_run, tmp_path, own):
+    """Was: report -o RUN/manifest.json wrote the HTML over the run's manifest (exit 0), and
+    the run could no longer be compared, reported or resumed."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    before = (run / own).read_bytes()
+    assert_refused(*cli("report", str(run), "-o", str(run / own)), f"is the run's own {own}")
+    assert (run / own).read_bytes() == before
+    assert cli("compare", str(run))[0] == 0
+
+
+@pytest.mark.parametrize(
     ("metric", "line"),
     [
         ("tests.unbuildable_plugins:AN_INSTANCE", "error: --metric: 'tests.unbuildable_plugins:AN"),
