@@ -105,3 +105,50 @@ def test_native_sasrec_is_deterministic():
     b.fit(history)
     requests = _requests(np.arange(N_USERS))
     assert np.array_equal(a.recommend(requests).items, b.recommend(requests).items)
+
+
+@pytest.mark.parametrize(
+    "kind", ["sasrec_native", "recarena.recommenders.native_gru4rec:NativeGRU4Rec"]
+)
+def test_sampled_softmax_still_learns_the_next_item(kind):
+    """Above ``softmax_items`` a step scores its targets and a uniform sample of items (here
+    36 of the 40: a step's 32 targets and draws), not the whole catalog; the next item is still
+    learnt."""
+    params = {"epochs": 8, "max_len": 5, "dim": 32, "lr": 1e-2, "batch_size": 32}
+    params["softmax_items"] = 36
+    history = _cycle_history(np.random.default_rng(3))
+    rec = _build(kind, params)
+    rec.fit(history)
+    full = _build(kind, params | {"softmax_items": N_ITEMS})
+    full.fit(history)
+    requests = _requests(np.arange(N_USERS))
+    assert not np.array_equal(rec.recommend(requests).scores, full.recommend(requests).scores)
+    slates = rec.recommend(_requests(np.arange(N_USERS)))
+    last = rec.recent[np.arange(N_USERS), -1] - 1
+    hit = (slates.items[:, :3] == ((last + 1) % N_ITEMS)[:, None]).any(axis=1)
+    assert hit.mean() > 0.8
+
+
+def test_softmax_items_at_or_above_the_catalog_changes_nothing():
+    """The full softmax up to ``softmax_items`` items: the same fit, draw for draw."""
+    history = _cycle_history(np.random.default_rng(4))
+    requests = _requests(np.arange(N_USERS))
+    fits = []
+    for softmax_items in (N_ITEMS, 16_384):
+        rec = _build("sasrec_native", {"epochs": 2, "softmax_items": softmax_items}, seed=7)
+        rec.fit(history)
+        fits.append(rec.recommend(requests))
+    assert np.array_equal(fits[0].items, fits[1].items)
+    assert np.array_equal(fits[0].scores, fits[1].scores)
+
+
+def test_sampled_softmax_fit_is_deterministic():
+    history = _cycle_history(np.random.default_rng(4))
+    requests = _requests(np.arange(N_USERS))
+    slates = []
+    for _ in range(2):
+        params = {"epochs": 2, "batch_size": 8, "softmax_items": 16}
+        rec = _build("sasrec_native", params, seed=7)
+        rec.fit(history)
+        slates.append(rec.recommend(requests))
+    assert np.array_equal(slates[0].scores, slates[1].scores)
