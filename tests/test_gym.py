@@ -146,6 +146,58 @@ def test_bad_actions_name_the_action():
         vec.step(bad)
 
 
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [
+        ([[0], [1, 2]], r"^action: not an array of item ids"),
+        (np.array([0, 1, 2, 3, np.inf]), r"^action: item ids must be integers, got dtype float64"),
+        (np.array([0, 1, 2, 3, np.nan]), r"^action: item ids must be integers, got dtype float64"),
+        (np.array([0, 1, 2, 3, 1e30], np.float32), r"^action: item id 1e\+30 at slot \[4\]"),
+        (np.array([0, 1, 2, 3, 2**64 - 1], np.uint64), r"^action: item id 18446744073709551615 "),
+        (np.ones(5, bool), r"^action: item ids must be integers, got dtype bool"),
+    ],
+)
+def test_actions_of_another_kind_name_the_action(action, message):
+    """Values are named as given: casting first showed 2**64 - 1 as -1 and 1e30 as -2**63, and
+    a ragged list raised numpy's ValueError."""
+    env = RecarenaEnv(SMALL)
+    env.reset(seed=0)
+    with pytest.raises(RecarenaError, match=message):
+        env.step(action)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"scenario": 5}, r"^scenario: expected a YAML file path, .* got int"),
+        ({"arm": 0.5}, r"^arm: expected an arm's index or name, got 0.5"),
+        ({"arm": None}, r"^arm: expected an arm's index or name, got None"),
+        ({"replicate": -1}, r"^replicate: -1 is negative"),
+        ({"history": 2.5}, r"^history: expected an integer, got 2.5"),
+        ({"history": -3}, r"^history: -3 is negative"),
+        ({"return_days": -1}, r"^return_days: expected a positive finite number of days, got -1"),
+        ({"return_days": "7"}, r"^return_days: expected a positive finite number of days"),
+        ({"mode": "lifetime", "lifetime_days": 0}, r"^lifetime_days: expected a positive finite"),
+        ({"mode": "lifetime", "lifetime_days": float("inf")}, r"^lifetime_days: .* got inf"),
+        ({"log_dir": "FILE"}, r"^log_dir: .*FILE exists and is not a directory"),
+    ],
+)
+def test_bad_environment_arguments_are_named(tmp_path, kwargs, message):
+    """Each was a TypeError or numpy error naming nothing, or (negative or infinite days) an
+    environment built without complaint."""
+    kwargs = {"scenario": SMALL} | kwargs
+    if kwargs.get("log_dir") == "FILE":
+        (tmp_path / "FILE").write_text("")
+        kwargs["log_dir"] = tmp_path / "FILE"
+    with pytest.raises(RecarenaError, match=message):
+        gymnasium.make("recarena/Session-v0", **kwargs)
+
+
+def test_vector_env_count_must_be_an_integer():
+    with pytest.raises(RecarenaError, match=r"^num_envs: expected an integer, got 1.5"):
+        RecarenaVectorEnv(1.5, SMALL)  # type: ignore[arg-type]
+
+
 def test_consumed_items_are_shown_as_empty_slots():
     env = RecarenaEnv(SMALL)
     env.reset(seed=0)

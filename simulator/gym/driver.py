@@ -90,8 +90,45 @@ def _check_scenario(scenario: Scenario, arm: int) -> None:
         )
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_)
+
+
+def _check_options(
+    num_slots: Any,
+    replicate: Any,
+    return_days: Any,
+    lifetime_days: Any,
+    history: Any,
+    log_dir: Any,
+) -> None:
+    """The environment's own arguments, each refused by name (RecarenaError) before the world
+    is built: a float index, a negative or non-finite number of days, a log_dir that is a file
+    were TypeErrors, numpy errors or environments whose episodes never end."""
+    for name, value in (("num_envs", num_slots), ("replicate", replicate), ("history", history)):
+        if not _is_int(value):
+            raise RecarenaError(f"{name}: expected an integer, got {value!r}")
+    if replicate < 0:
+        raise RecarenaError(f"replicate: {replicate} is negative")
+    if history < 0:
+        raise RecarenaError(f"history: {history} is negative (the number of items observed)")
+    for name, days in (("return_days", return_days), ("lifetime_days", lifetime_days)):
+        if days is None and name == "lifetime_days":
+            continue
+        number = isinstance(days, int | float | np.integer | np.floating)
+        if not number or isinstance(days, bool) or not np.isfinite(days) or days <= 0:
+            raise RecarenaError(f"{name}: expected a positive finite number of days, got {days!r}")
+    if log_dir is not None:
+        if not isinstance(log_dir, str | Path) or not str(log_dir):
+            raise RecarenaError(f"log_dir: expected a directory path, got {log_dir!r}")
+        if Path(log_dir).exists() and not Path(log_dir).is_dir():
+            raise RecarenaError(f"log_dir: {log_dir} exists and is not a directory")
+
+
 def _arm_index(scenario: Scenario, arm: int | str) -> int:
     names = [a.name for a in scenario.arms]
+    if not isinstance(arm, str) and not _is_int(arm):
+        raise RecarenaError(f"arm: expected an arm's index or name, got {arm!r}")
     if isinstance(arm, str):
         if arm not in names:
             raise RecarenaError(f"arm: {arm!r} is not an arm; arms: {', '.join(names)}")
@@ -118,6 +155,7 @@ class SessionDriver:
         history: int = 10,
         log_dir: str | Path | None = None,
     ) -> None:
+        _check_options(num_slots, replicate, return_days, lifetime_days, history, log_dir)
         if mode not in MODES:
             raise RecarenaError(f"mode: {mode!r} is not a mode; known: {', '.join(MODES)}")
         if reward not in REWARDS:
@@ -308,20 +346,31 @@ class SessionDriver:
     def check_action(self, action: Any) -> np.ndarray:
         """[B, k] int64 item ids from an action; RecarenaError naming the action otherwise."""
         want = (self.num_slots, *self.slate_shape)
-        array = np.asarray(action)
+        try:
+            array = np.asarray(action)
+        except (ValueError, TypeError) as exc:  # ragged nested lists
+            raise RecarenaError(f"action: not an array of item ids ({exc})") from None
         if array.shape != want:
             raise RecarenaError(f"action: shape {array.shape}, expected {want} (item ids)")
         if not np.issubdtype(array.dtype, np.integer):
-            if not np.issubdtype(array.dtype, np.floating) or not np.all(array == np.round(array)):
+            whole = np.issubdtype(array.dtype, np.floating) and bool(
+                np.all(np.isfinite(array) & (array == np.round(array)))
+            )
+            if not whole:
                 raise RecarenaError(f"action: item ids must be integers, got dtype {array.dtype}")
-        items = array.reshape(self.num_slots, self.k).astype(np.int64)
-        bad = (items < 0) | (items >= self.n_items)
+        # the range is checked on the values as given: casting first wrapped 2**64 - 1 (uint64)
+        # to -1 and 1e30 (float) to -2**63 in the message
+        flat = array.reshape(self.num_slots, self.k)
+        bad = (flat < 0) | (flat >= self.n_items)
         if bad.any():
             row, col = np.argwhere(bad)[0]
+            value = flat[row, col]
+            shown = int(value) if np.issubdtype(array.dtype, np.integer) else f"{value:g}"
             raise RecarenaError(
-                f"action: item id {int(items[row, col])} at {_where(row, col, self)} is not an "
+                f"action: item id {shown} at {_where(row, col, self)} is not an "
                 f"item (ids are 0..{self.n_items - 1})"
             )
+        items = flat.astype(np.int64)
         ordered = np.sort(items, axis=1)
         repeated = ordered[:, 1:] == ordered[:, :-1]
         if repeated.any():

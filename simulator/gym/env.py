@@ -81,7 +81,10 @@ class RecarenaEnv(gymnasium.Env):
         return _row(batched), {}
 
     def step(self, action: Any) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
-        shape = np.shape(action)
+        try:
+            shape = np.shape(action)
+        except ValueError as exc:  # ragged nested lists
+            raise RecarenaError(f"action: not an array of item ids ({exc})") from None
         if shape != self.driver.slate_shape:
             raise RecarenaError(
                 f"action: shape {shape}, expected {self.driver.slate_shape} (item ids)"

@@ -10,6 +10,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
+from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.scenario import Scenario
 from recarena.simulator.runner.resolve import load_scenario, parse_scenario, resolve
 
@@ -31,4 +32,9 @@ def as_scenario(scenario: str | Path | dict[str, Any] | Scenario | None) -> Scen
         return resolve(scenario.model_copy(deep=True), f"<scenario {scenario.name}>")
     if isinstance(scenario, dict):
         return parse_scenario(copy.deepcopy(scenario), "<scenario>")
+    if not isinstance(scenario, str | Path):
+        raise RecarenaError(
+            "scenario: expected a YAML file path, a mapping or a Scenario, got "
+            f"{type(scenario).__name__}"
+        )
     return load_scenario(scenario)
