@@ -297,10 +297,45 @@ def _bad_release(tmp_path: Path, case: str) -> Path:
         (folder / "ratings.csv").write_text(
             "userId,movieId,rating,timestamp\n1,10,4,1\n\n2,10,3,2\n"
         )
+    elif case in RATINGS_CSV:  # one bad row in an otherwise fine ratings.csv
+        rows = ["userId,movieId,rating,timestamp", "1,10,4,964982703", RATINGS_CSV[case]]
+        (folder / "ratings.csv").write_text("\n".join(rows) + "\n")
+    elif case == "utf-16-csv":  # was: "header has no column 'userId'; found ['\xff\xfeu\x00..."
+        (folder / "ratings.csv").write_bytes(
+            "userId,movieId,rating,timestamp\n1,10,4,1\n".encode("utf-16")
+        )
+    elif case == "utf-16-dat":
+        (folder / "ratings.dat").write_bytes("1::10::4::100\n".encode("utf-16"))
+    elif case == "spaces-u-data":
+        (folder / "u.data").write_bytes(b"1 10 4 100\n")
+    elif case == "directory-ratings":  # was: IsADirectoryError
+        (folder / "ratings.csv").mkdir()
+    elif case == "link-loop":  # was: "cannot tell the format of" the folder
+        (folder / "ratings.csv").symlink_to(folder / "ratings.csv")
     return folder
 
 
+RATINGS_CSV = {
+    # each was calibrated as if right: milliseconds as seconds, 10 stars clipped to 5, ...
+    "millisecond-timestamp": "2,20,3,964982703000",
+    "negative-timestamp": "2,20,3,-5",
+    "ten-stars": "2,20,10,964982703",
+    "zero-stars": "2,20,0,964982703",
+    "negative-rating": "2,20,-3,964982703",
+    "duplicate-pair": "1,10,5,964982800",
+}
 BAD = {
+    "millisecond-timestamp": ("ratings.csv line 3", "timestamp 964982703000", "milliseconds"),
+    "negative-timestamp": ("ratings.csv line 3", "timestamp -5 is negative"),
+    "ten-stars": ("ratings.csv line 3", "rating 10 is outside", "0.5-5"),
+    "zero-stars": ("ratings.csv line 3", "rating 0 is outside"),
+    "negative-rating": ("ratings.csv line 3", "rating -3 is outside"),
+    "duplicate-pair": ("ratings.csv line 3", "user 1 rated movie 10 again (first on line 2)"),
+    "utf-16-csv": ("ratings.csv line 1", "UTF-16"),
+    "utf-16-dat": ("ratings.dat line 1", "UTF-16"),
+    "spaces-u-data": ("u.data line 1", "uses spaces"),
+    "directory-ratings": ("ratings.csv", "not a file"),
+    "link-loop": ("ratings.csv", "symbolic link that leads to no file"),
     "wrong-separator": ("ratings.dat line 2", "'::'"),
     "non-numeric-id": ("ratings.dat line 3", "'u7' is not a number"),
     "empty": ("ratings.dat", "empty"),

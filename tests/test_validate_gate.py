@@ -302,7 +302,7 @@ def test_base_recommenders_are_checked_before_the_run(tmp_path, recommender, sur
     [
         ("1,10,4,100\n1,20,3,200\n3.5,10,5,300\n", "ratings.csv line 4: userId 3.5 is not an"),
         ("1,10,4,100\n1,20,3,200\n2,10,5,inf\n", "ratings.csv line 4: timestamp 'inf' is not a"),
-        ("1,10,4,100\n1,20,3,200\n2,10,10,300\n", "rating 10 of interaction 3 is outside"),
+        ("1,10,4,100\n1,20,3,200\n2,10,10,300\n", "ratings.csv line 4: rating 10 is outside"),
         ("1,10,4,100\n1,20,3,200\n2,10,5,300\n", "'ml' is too small to calibrate"),
     ],
     ids=["fractional_id", "inf_timestamp", "rating_scale", "too_small"],

@@ -104,10 +104,92 @@ def _empty_items() -> pl.DataFrame:
 
 
 def _require(path: Path, what: str, movielens: bool = False) -> Path:
+    _check_link(path, what)
     if not path.exists():
         hint = f"; download MovieLens from {MOVIELENS_PAGE}" if movielens else ""
         raise RecarenaError(f"{what} not found: {path}{hint}")
     return path
+
+
+def _check_link(path: Path, what: str) -> None:
+    """A symbolic link that leads nowhere (its target is gone, or links point at each other) is
+    named as such: ``exists()`` is False for it, which read as 'not found' beside the link."""
+    if path.is_symlink() and not path.exists():
+        raise RecarenaError(
+            f"{what} {path} is a symbolic link that leads to no file (a missing target or a "
+            "loop of links)"
+        )
+
+
+_WIDE_TEXT = {
+    b"\xff\xfe\x00\x00": "UTF-32",
+    b"\x00\x00\xfe\xff": "UTF-32",
+    b"\xff\xfe": "UTF-16",
+    b"\xfe\xff": "UTF-16",
+}
+
+
+def _check_narrow_text(path: Path, head: bytes) -> None:
+    """A UTF-16 or UTF-32 file (what some spreadsheet programs save as 'Unicode text') read
+    byte by byte is a NUL between every letter: its header 'had no column userId' or its
+    first line one field. Named as the encoding it is, from its byte-order mark or NULs."""
+    wide = next((name for mark, name in _WIDE_TEXT.items() if head.startswith(mark)), None)
+    compressed = head.startswith((b"\x1f\x8b", b"\x28\xb5\x2f\xfd"))  # gzip, zstd: polars reads
+    if wide is None and not compressed and b"\x00" in head:
+        wide = "UTF-16 or binary (it holds NUL bytes)"
+    if wide is not None:
+        raise RecarenaError(
+            f"{path} line 1: the file is {wide}, not text in UTF-8 (MovieLens .csv) or "
+            "latin-1 (.dat); save it as UTF-8"
+        )
+
+
+_MILLISECONDS = 1e11
+"""Unix seconds above this are past the year 5000: a timestamp in milliseconds (1e12 is 2001)."""
+
+
+def _check_ratings(
+    frame: pl.DataFrame, path: Path, columns: tuple[str, str, str, str], first_line: int
+) -> None:
+    """What MovieLens ratings files never hold, each named by file and line: a negative or
+    millisecond timestamp (calibration reads seconds: sessions 1000 times too long, visit rates
+    1000 times too low), a rating off the 0.5-5 star scale, a user rating one movie twice."""
+    user, item, rating, timestamp = columns
+    time = frame[timestamp].to_numpy()
+    stars = frame[rating].to_numpy()
+    checks = (
+        (time < 0, timestamp, "is negative (MovieLens times are seconds since 1970)"),
+        (
+            time > _MILLISECONDS,
+            timestamp,
+            "is after the year 5000 read as seconds: milliseconds? (MovieLens times are "
+            "seconds since 1970; divide by 1000)",
+        ),
+        ((stars < 0.5) | (stars > 5), rating, "is outside MovieLens's 0.5-5 star scale"),
+    )
+    for bad, column, text in checks:
+        rows = np.flatnonzero(bad)
+        if rows.size:
+            row = int(rows[0])
+            raise RecarenaError(
+                f"{path} line {row + first_line}: {column} {_number(frame[row, column])} {text}"
+            )
+    later = ~frame.select(pl.struct(user, item).is_first_distinct()).to_series().to_numpy()
+    if later.any():
+        again = int(np.flatnonzero(later)[0])
+        u, i = frame[again, user], frame[again, item]
+        same = (frame[user].to_numpy() == u) & (frame[item].to_numpy() == i)
+        first = int(np.flatnonzero(same)[0])
+        raise RecarenaError(
+            f"{path} line {again + first_line}: user {_number(u)} rated movie {_number(i)} "
+            f"again (first on line {first + first_line}); a MovieLens release holds one rating "
+            "per user and movie"
+        )
+
+
+def _number(value: float) -> str:
+    """A parsed number as the file most likely wrote it (964982703000, not 9.64983e+11)."""
+    return str(int(value)) if float(value).is_integer() and abs(value) < 2**53 else f"{value:g}"
 
 
 def _titled_items(item: np.ndarray, title: pl.Series, genres: Any) -> pl.DataFrame:
@@ -130,6 +212,7 @@ def _rated(
     users: pl.DataFrame | None = None,
 ) -> InteractionData:
     """A MovieLens release from its checked ``user, item, rating, timestamp`` columns."""
+    _check_ratings(ratings, path, ("user", "item", "rating", "timestamp"), first_line=1)
     return InteractionData(
         name=name,
         user=_integer_ids(ratings, "user", path),
@@ -216,9 +299,13 @@ def _read_csv_checked(
     problem is one RecarenaError naming the file and the line (empty file, missing header
     column, wrong separator, invalid UTF-8, ragged line, non-numeric value, a blank line
     between rows); blank lines at the end are dropped."""
+    if path.exists() and not path.is_file():
+        raise RecarenaError(f"{path}: not a file (a directory or a device)")
     try:
         if path.stat().st_size == 0:
             raise RecarenaError(f"{path}: the file is empty")
+        with path.open("rb") as stream:
+            _check_narrow_text(path, stream.read(4096))
         frame = pl.read_csv(path, infer_schema=False, separator=separator)
     except pl.exceptions.NoDataError:
         raise RecarenaError(f"{path}: the file is empty") from None
@@ -249,6 +336,7 @@ def load_movielens(path: str | Path) -> InteractionData:
     directory = path.parent if path.suffix == ".csv" else path
     ratings_path = path if path.suffix == ".csv" else path / "ratings.csv"
     _require(directory, "MovieLens directory", True)
+    _check_link(ratings_path, "MovieLens ratings file")
     if not ratings_path.exists() and (directory / "ratings.dat").exists():
         return load_movielens_dat(directory)
     if not ratings_path.exists() and (directory / "u.data").exists():
@@ -260,6 +348,7 @@ def load_movielens(path: str | Path) -> InteractionData:
         )
     columns = ("userId", "movieId", "rating", "timestamp")
     ratings = _read_csv_checked(ratings_path, columns, columns)
+    _check_ratings(ratings, ratings_path, columns, first_line=2)
     items = _empty_items()
     movies_path = directory / "movies.csv"
     if movies_path.exists():
@@ -311,10 +400,13 @@ def _dat_fields(
     checks look at line numbers, and they are vectorised too.
     """
     _require(path, what, True)
+    if not path.is_file():
+        raise RecarenaError(f"{path}: not a file (a directory or a device)")
     try:
         raw = path.read_bytes()
     except OSError as exc:
         raise RecarenaError(f"{path}: cannot read ({exc})") from None
+    _check_narrow_text(path, raw[:4096])
     # a UTF-8 byte-order mark (a file saved by a Windows editor) is not part of the first id
     text = raw.removeprefix(b"\xef\xbb\xbf").decode("latin-1")  # latin-1 decodes any byte
     rows = text.splitlines()
@@ -332,6 +424,8 @@ def _dat_fields(
         other = "," in lines[first] or "\t" in lines[first]
         if separator == DAT_SEPARATOR and found == 1 and other:
             hint = " (this line uses ',' or tabs: a .csv release? name it ratings.csv)"
+        elif separator == "\t" and found == 1 and " " in lines[first].strip():
+            hint = " (this line uses spaces: u.data separates its fields with tabs)"
         shown = separator.replace("\t", "\\t")
         raise RecarenaError(
             f"{path} line {first + 1}: expected {len(names)} fields separated by "
@@ -661,6 +755,9 @@ def load_interactions(path: str | Path, columns: Columns | None = None) -> Inter
 # ----------------------------------------------------------------------------------- dispatch
 def detect_format(path: Path) -> Format:
     """Guess a path's format; ambiguous paths need ``--format``."""
+    if path.is_dir():
+        for name in ("ratings.csv", "movies.csv", "ratings.dat", "movies.dat", "u.data"):
+            _check_link(path / name, "dataset file")
     if path.suffix == ".inter" or (path.is_dir() and (path / f"{path.name}.inter").exists()):
         return "recbole"
     if path.is_dir() and (path / "ratings.csv").exists():
@@ -691,6 +788,7 @@ def load_dataset(
     if str(dataset) == "ml-100k" and fmt in ("auto", "movielens"):
         return load_ml100k()
     path = Path(dataset)
+    _check_link(path, "dataset")
     if fmt == "auto":
         if not path.exists():
             raise RecarenaError(
