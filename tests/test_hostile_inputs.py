@@ -745,6 +745,71 @@ def test_llm_cache_whose_directory_cannot_be_made(tmp_path, where, fragment):
     refused_everywhere(tmp_path, doc, fragment.format(tmp=tmp_path))
 
 
+def _sqlite(path: Path, *statements: str) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    for statement in statements:
+        db.execute(statement)
+    db.commit()
+    db.close()
+
+
+@pytest.mark.parametrize(
+    ("mode", "content", "fragment"),
+    [
+        ("replay", None, "cache.sqlite is empty; replay needs the cache of a recorded run"),
+        ("replay", ["CREATE TABLE t(a)", "DROP TABLE t"], "cache.sqlite holds no recorded LLM"),
+        ("replay", ["CREATE TABLE foo(a, b)"], "another program's SQLite database (tables foo"),
+        ("auto", ["CREATE TABLE foo(a, b)"], "another program's SQLite database (tables foo"),
+        ("replay", ["CREATE TABLE calls(key, x)"], "'calls' table has no column 'model'"),
+        ("replay", "calls", "cache.sqlite holds no recorded LLM calls"),
+    ],
+    ids=[
+        "replay_empty_file",
+        "replay_no_tables",
+        "replay_foreign",
+        "auto_foreign",
+        "replay_other_calls",
+        "replay_no_rows",
+    ],
+)
+def test_llm_cache_that_is_not_a_cache_of_calls(tmp_path, mode, content, fragment):
+    """Was: validate passed; a replay of an empty or foreign SQLite file missed every call of
+    the run, and auto mode added its table to another program's database."""
+    from recarena.agents.llm.cache import CallCache
+
+    cache = tmp_path / "cache.sqlite"
+    if content is None:
+        cache.write_bytes(b"")
+    elif content == "calls":  # the cache's own table, nothing recorded in it
+        CallCache(cache, "auto", "r").close()
+    else:
+        _sqlite(cache, *content)
+    doc = base_doc(tmp_path)
+    _set_path(doc, "llm.cache.path", str(cache))
+    doc["llm"]["cache"]["mode"] = mode
+    refused_everywhere(tmp_path, doc, fragment)
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("http://127.0.0.1:9/v1?key=1", "an endpoint URL has no query or fragment"),
+        ("http://127.0.0.1:9/v1#top", "an endpoint URL has no query or fragment"),
+        ("http://127.0.0.1:9/v1/chat/completions", "give the API's base, not a call's path: 'http"),
+    ],
+)
+def test_llm_base_url_with_more_than_the_api_root(tmp_path, url, fragment):
+    """Was: refused only when nothing answered on the port; with an endpoint up, every call
+    went to .../v1?key=1chat/completions or .../chat/completions/chat/completions (404) and
+    fell back to the rule policy (exit 3 after the whole run)."""
+    doc = base_doc(tmp_path)
+    doc["population"]["model"] = "llm"
+    doc["llm"] = {**LLM_USERS, "base_url": url}
+    refused_everywhere(tmp_path, doc, f"llm.base_url: {fragment}")
+
+
 def test_output_dir_through_a_symlink_loop(tmp_path):
     """Was: validate passed (exists() is False on a loop, so the check climbed to its parent)
     and run died making the run directory (OSError ELOOP, exit 1)."""

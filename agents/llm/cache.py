@@ -47,6 +47,43 @@ CREATE TABLE IF NOT EXISTS calls (
 )
 """
 
+COLUMNS = (
+    "key", "model", "request", "completion", "valid", "error", "prompt_tokens",
+    "completion_tokens", "latency_s", "run_id", "created_at",
+)  # fmt: skip
+"""The columns of ``calls``, in order (what a cache file must hold to be read or written)."""
+
+
+def table_problem(path: Path, replay: bool) -> str | None:
+    """Why the SQLite file at ``path`` cannot serve as this cache (None when it can), read
+    without writing: another program's database (tables but no ``calls``, or a ``calls`` of
+    another layout), a damaged file, or, for a replay, a cache with no recorded call. Was: a
+    replay of an empty or foreign file passed validate and every LLM call of the run missed;
+    auto mode added its table to the other program's database."""
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    try:
+        db = sqlite3.connect(uri, uri=True, timeout=5)
+        try:
+            found = {row[1] for row in db.execute("PRAGMA table_info(calls)")}
+            tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master")]
+            recorded = bool(found) and db.execute("SELECT 1 FROM calls LIMIT 1").fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        return f"{path} cannot be read as an SQLite cache of LLM calls ({exc})"
+    if not found and tables:
+        shown = ", ".join(sorted(tables)[:5])
+        return f"{path} is another program's SQLite database (tables {shown}; no 'calls' table)"
+    missing = [c for c in COLUMNS if c not in found] if found else []
+    if missing:
+        return (
+            f"{path}: its 'calls' table has no column {missing[0]!r} (another program's table, "
+            "not a cache of LLM calls)"
+        )
+    if replay and not recorded:
+        return f"{path} holds no recorded LLM calls; replay needs the cache of a recorded run"
+    return None
+
 
 class CacheMiss(LookupError):
     """Replay mode met a call that was never recorded."""

@@ -111,4 +111,15 @@ def url_problem(text: str) -> str | None:
         return f"no host in {text!r}"
     if port == 0:
         return f"port 0 in {text!r}"
+    # the client appends /chat/completions to the URL as written: a query or fragment ended up
+    # before it (?x=1/chat/completions), and a full endpoint path was asked for twice; every
+    # call failed (404) and fell back to the rule policy
+    if parts.query or parts.fragment or text.endswith(("?", "#")):
+        return f"an endpoint URL has no query or fragment ('?', '#'), got {text!r}"
+    if parts.path.rstrip("/").endswith("/completions"):
+        root = text.rstrip("/").removesuffix("/completions").removesuffix("/chat")
+        return (
+            f"give the API's base, not a call's path: {root!r} rather than {text!r} (the "
+            "client adds /chat/completions)"
+        )
     return None

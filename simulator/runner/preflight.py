@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from recarena.agents.llm.cache import table_problem
 from recarena.agents.llm.endpoint import unreachable
 from recarena.agents.llm.server import check_local_llm
 from recarena.agents.users.daily_rhythm import pooled_profile_from_csv
@@ -409,6 +410,11 @@ def _check_llm_cache(scenario: Scenario, mode: str | None, path: Path | None) ->
         raise RecarenaError(f"{what}: cannot read {cache}: {exc.strerror or exc}") from None
     if head and head != _SQLITE_HEADER:  # an empty file is a new cache
         raise RecarenaError(f"{what}: {cache} is not an SQLite file (a cache of LLM calls)")
+    if not head and mode == "replay":
+        raise RecarenaError(f"{what}: {cache} is empty; replay needs the cache of a recorded run")
+    problem = table_problem(cache, replay=mode == "replay") if head else None
+    if problem is not None:
+        raise RecarenaError(f"{what}: {problem}")
 
 
 def _check_llm_endpoint(scenario: Scenario, mode: str | None) -> None:
