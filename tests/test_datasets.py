@@ -386,3 +386,19 @@ def test_bad_dataset_is_one_line_naming_file_and_line(tmp_path: Path, case: str,
     for fragment in BAD[case]:
         assert fragment in lines[0], lines[0]
     assert not (tmp_path / "pop.parquet").exists()
+
+
+def test_movies_csv_with_a_multiline_title_an_empty_genre_field_and_crlf(tmp_path: Path) -> None:
+    """A quoted title holding a line break stays one line of text (was: 'Toy\\nStory' in the
+    items table and the prompts made from it); an empty genres field is no genres (was: a null
+    list among the lists); CRLF line endings read like LF."""
+    (tmp_path / "ratings.csv").write_bytes(
+        b"userId,movieId,rating,timestamp\r\n1,1,4,100\r\n1,2,3,200\r\n"
+    )
+    (tmp_path / "movies.csv").write_bytes(
+        b'movieId,title,genres\r\n1,"Toy\r\nStory (1995)",Animation|Comedy\r\n2,Heat (1995),\r\n'
+    )
+    items = load_dataset(tmp_path).items
+    assert items["title"].to_list() == ["Toy Story", "Heat"]
+    assert items["genres"].to_list() == [["Animation", "Comedy"], []]
+    assert items["year"].to_list() == [1995, 1995]

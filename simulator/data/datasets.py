@@ -199,7 +199,12 @@ def _titled_items(item: np.ndarray, title: pl.Series, genres: Any) -> pl.DataFra
         {"item": item, "title": title, "genres": genres},
         schema_overrides={"genres": pl.List(pl.String)},
     ).with_columns(
-        pl.col("title").str.replace(r"\s*\(\d{4}\)\s*$", "").str.strip_chars(),
+        # a quoted title may hold a line break or a tab: one line of text in prompts and reports
+        pl.col("title")
+        .str.replace_all(r"\s+", " ")
+        .str.replace(r"\s*\(\d{4}\)\s*$", "")
+        .str.strip_chars(),
+        pl.col("genres").fill_null(pl.lit([], dtype=pl.List(pl.String))),  # an empty field
         pl.col("title").str.extract(_YEAR.pattern, 1).cast(pl.Int32, strict=False).alias("year"),
     )
 
