@@ -810,6 +810,23 @@ def test_llm_base_url_with_more_than_the_api_root(tmp_path, url, fragment):
     refused_everywhere(tmp_path, doc, f"llm.base_url: {fragment}")
 
 
+@pytest.mark.parametrize("where", ["loop", "loop/ratings.csv"])
+def test_dataset_through_a_loop_of_links(tmp_path, where):
+    """Was: 'dataset not found' for a path that is there (a link pointing at itself), or
+    'cannot tell the format' of a folder whose ratings.csv is such a link."""
+    if where == "loop":
+        (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    else:
+        (tmp_path / "loop").mkdir()
+        (tmp_path / where).symlink_to(tmp_path / where)
+    doc = base_doc(tmp_path)
+    _set_path(doc, "population.dataset", str(tmp_path / "loop"))
+    fragment = f"{tmp_path / where} is a symbolic link that leads to no file"
+    refused_everywhere(
+        tmp_path, doc, f"population.dataset: dataset{'' if where == 'loop' else ' file'} {fragment}"
+    )
+
+
 def test_output_dir_through_a_symlink_loop(tmp_path):
     """Was: validate passed (exists() is False on a loop, so the check climbed to its parent)
     and run died making the run directory (OSError ELOOP, exit 1)."""

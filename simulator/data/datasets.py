@@ -104,14 +104,14 @@ def _empty_items() -> pl.DataFrame:
 
 
 def _require(path: Path, what: str, movielens: bool = False) -> Path:
-    _check_link(path, what)
+    check_link(path, what)
     if not path.exists():
         hint = f"; download MovieLens from {MOVIELENS_PAGE}" if movielens else ""
         raise RecarenaError(f"{what} not found: {path}{hint}")
     return path
 
 
-def _check_link(path: Path, what: str) -> None:
+def check_link(path: Path, what: str) -> None:
     """A symbolic link that leads nowhere (its target is gone, or links point at each other) is
     named as such: ``exists()`` is False for it, which read as 'not found' beside the link."""
     if path.is_symlink() and not path.exists():
@@ -341,7 +341,7 @@ def load_movielens(path: str | Path) -> InteractionData:
     directory = path.parent if path.suffix == ".csv" else path
     ratings_path = path if path.suffix == ".csv" else path / "ratings.csv"
     _require(directory, "MovieLens directory", True)
-    _check_link(ratings_path, "MovieLens ratings file")
+    check_link(ratings_path, "MovieLens ratings file")
     if not ratings_path.exists() and (directory / "ratings.dat").exists():
         return load_movielens_dat(directory)
     if not ratings_path.exists() and (directory / "u.data").exists():
@@ -762,7 +762,7 @@ def detect_format(path: Path) -> Format:
     """Guess a path's format; ambiguous paths need ``--format``."""
     if path.is_dir():
         for name in ("ratings.csv", "movies.csv", "ratings.dat", "movies.dat", "u.data"):
-            _check_link(path / name, "dataset file")
+            check_link(path / name, "dataset file")
     if path.suffix == ".inter" or (path.is_dir() and (path / f"{path.name}.inter").exists()):
         return "recbole"
     if path.is_dir() and (path / "ratings.csv").exists():
@@ -793,7 +793,7 @@ def load_dataset(
     if str(dataset) == "ml-100k" and fmt in ("auto", "movielens"):
         return load_ml100k()
     path = Path(dataset)
-    _check_link(path, "dataset")
+    check_link(path, "dataset")
     if fmt == "auto":
         if not path.exists():
             raise RecarenaError(

@@ -37,7 +37,12 @@ from recarena.simulator.core.errors import RecarenaError, first_line
 from recarena.simulator.core.machine import usable_cpus
 from recarena.simulator.core.paths import check_creatable, url_problem
 from recarena.simulator.core.scenario import CarouselSurface, ListSurface, Scenario
-from recarena.simulator.data.datasets import detect_format, load_dataset, recbole_ml100k_dir
+from recarena.simulator.data.datasets import (
+    check_link,
+    detect_format,
+    load_dataset,
+    recbole_ml100k_dir,
+)
 from recarena.simulator.engine.waves import MAX_WINDOW_ROWS, MAX_WINDOW_SESSIONS
 from recarena.simulator.runner.build_check import Built, check_builds
 from recarena.simulator.runner.calibrated_check import (
@@ -266,6 +271,7 @@ def _check_dataset(dataset: str, what: str) -> None:
             recbole_ml100k_dir()
             return
         path = Path(dataset)
+        check_link(path, "dataset")  # a loop of links is not 'not found'
         if not path.exists():
             raise RecarenaError(f"dataset not found: {path} (or use 'ml-100k')")
         if not (path.is_file() or path.is_dir()):  # a pipe or a device: reading it may block
