@@ -291,6 +291,34 @@ def test_calibrate_command(interactions_file, tmp_path: Path) -> None:
     assert CalibratedPopulation.load(out).n_topics == 3
 
 
+@pytest.mark.parametrize("share", [3, 0])
+def test_calibrate_keeps_whole_users_within_max_ratings(interactions_file, tmp_path, share):
+    """--max-ratings keeps whole users while their ratings fit (and says so on stderr); 0
+    keeps everyone. Calibrating a 25M-rating release whole would peak near 25 GB."""
+    import polars as pl
+    from typer.testing import CliRunner
+
+    from recarena.simulator.cli import app
+
+    ratings = pl.read_csv(interactions_file)
+    budget = str(ratings.height // share) if share else "0"  # a third of the rows, or all
+    out = tmp_path / "p.parquet"
+    result = CliRunner().invoke(
+        app,
+        ["calibrate", str(interactions_file), "-o", str(out), "--topics", "2",
+         "--max-ratings", budget],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    kept = CalibratedPopulation.load(out).n_users
+    users = ratings["user"].n_unique()
+    if budget == "0":
+        assert kept == users and "sampled" not in result.output
+    else:
+        assert "sampled" in result.output and f"budget of {int(budget):,} ratings" in result.output
+        assert 0 < kept < users
+        assert f"{kept} users" in result.output
+
+
 # ------------------------------------------------------------- fidelity check 2: ratings
 def test_rating_tv_distance_by_hand() -> None:
     from recarena.analysis.fidelity.common import rating_histogram, rating_tv

@@ -37,11 +37,11 @@ from recarena.analysis.fidelity.common import (
     tv_estimate,
     user_bootstrap,
 )
-from recarena.analysis.fidelity.report import subsample_users
 from recarena.recommenders.base import RecommenderContext
 from recarena.recommenders.itemknn import ItemKNN, ItemKNNParams, item_similarity
 from recarena.simulator.core.types import PAD_ITEM, CatalogView, Interactions, RequestBatch
 from recarena.simulator.data.datasets import InteractionData
+from recarena.simulator.data.sampling import subsample_users
 from recarena.simulator.runner.experiment import run_experiment
 from recarena.simulator.runner.resolve import parse_scenario
 from tests.catalog_view import topics_catalog

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recarena.analysis.fidelity.ranking import DEFAULT_ARMS, ArmSpec
+from recarena.simulator.data.sampling import DEFAULT_MAX_RATINGS
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,7 @@ class FidelityConfig:
     seed: int = 0
     users: int | None = None
     """Keep this many users (drawn with ``seed``) before splitting; None = all."""
-    max_ratings: int | None = 1_100_000
+    max_ratings: int | None = DEFAULT_MAX_RATINGS
     """Then keep whole users, in a seeded random order, while their rows fit this budget
     (None = all): check 3 trains seven recommenders, three times each for the tuned ones, so
     the run's time grows with the ratings; about 1M ratings (ML-1M) is what a 15-minute run on

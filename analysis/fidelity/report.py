@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import polars as pl
 import yaml
 
 from recarena.agents.users.calibration import CalibrationConfig, calibrate
@@ -35,7 +34,8 @@ from recarena.analysis.fidelity.llm import panel_endpoint, taste_on_endpoint
 from recarena.analysis.fidelity.llm_sim import llm_panel_simulation
 from recarena.analysis.fidelity.ranking import DEFAULT_ARMS, ArmSpec, Progress, ranking_agreement
 from recarena.simulator.core.errors import RecarenaError
-from recarena.simulator.data.datasets import InteractionData, load_dataset
+from recarena.simulator.data.datasets import load_dataset
+from recarena.simulator.data.sampling import subsample_users
 
 REFERENCES: dict[str, list[dict[str, Any]]] = {
     "taste_1to1_accuracy": [
@@ -58,47 +58,6 @@ def select_arms(names: str | None) -> tuple[ArmSpec, ...]:
             f"known: {', '.join(known)}"
         )
     return tuple(known[n] for n in wanted)
-
-
-def subsample_users(
-    data: InteractionData, n: int | None, seed: int, max_ratings: int | None = None
-) -> InteractionData:
-    """The interactions of ``n`` users drawn without replacement (all users when n is None),
-    then, when they hold more than ``max_ratings`` rows, of as many of them (in a seeded random
-    order) as fit in that budget: whole users, so every kept user's history stays complete."""
-    ids, counts = np.unique(data.user, return_counts=True)
-    rng = np.random.default_rng([seed, 1])
-    keep = ids
-    if n is not None and n < ids.size:
-        keep = rng.choice(ids, size=n, replace=False)
-        counts = counts[np.searchsorted(ids, keep)]
-    if max_ratings is not None and int(counts.sum()) > max_ratings:
-        order = np.random.default_rng([seed, 2]).permutation(keep.size)
-        fits = np.cumsum(counts[order]) <= max_ratings
-        fits[0] = True  # at least one user, whatever the budget
-        keep = keep[order[fits]]
-    if keep.size == ids.size:
-        return data
-    rows = np.isin(data.user, keep)
-
-    def take(array):
-        return None if array is None else array[rows]
-
-    users = data.users
-    if users is not None:
-        kept = users["user"].cast(pl.String).is_in([str(u) for u in keep.tolist()])
-        users = users.filter(kept)
-    return InteractionData(
-        name=data.name,
-        user=data.user[rows],
-        item=data.item[rows],
-        timestamp=data.timestamp[rows],
-        rating=take(data.rating),
-        click=take(data.click),
-        items=data.items,
-        licence=data.licence,
-        users=users,
-    )
 
 
 def run_fidelity(

@@ -10,7 +10,7 @@ import typer
 from rich.progress import TaskID
 from rich.table import Table
 
-from recarena.simulator.cli.app import app, out
+from recarena.simulator.cli.app import app, err, out
 from recarena.simulator.cli.guards import FORMAT_HELP, check_format, reading, stoppable
 from recarena.simulator.cli.progress import progress_bars
 from recarena.simulator.core.errors import RecarenaError
@@ -23,6 +23,14 @@ def calibrate(
     fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "auto",
     topics: Annotated[int, typer.Option(min=1, max=1024, help="Latent topics.")] = 16,
     seed: Annotated[int, typer.Option(min=0)] = 0,
+    max_ratings: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="Keep whole users (drawn with --seed) while their ratings fit this budget "
+            "(0: all; default 1,100,000: calibration peaks at about 1 KB a rating).",
+        ),
+    ] = None,
 ) -> None:
     """Fit users, items, activity and the choice model to real data (docs/guide/real-data.md)."""
     import time
@@ -30,12 +38,21 @@ def calibrate(
     from recarena.agents.users.calibration import CalibratedPopulation, CalibrationConfig
     from recarena.agents.users.calibration import calibrate as fit
     from recarena.simulator.data.datasets import load_dataset
+    from recarena.simulator.data.sampling import (
+        DEFAULT_MAX_RATINGS,
+        sampled_line,
+        subsample_users,
+    )
 
     check_format(fmt)
     _check_population_output(output, CalibratedPopulation)
     started = time.perf_counter()
     with stoppable(f"nothing written to {output}"), reading(f"dataset {dataset}"):
-        data = load_dataset(dataset, fmt)  # type: ignore[arg-type]
+        full = load_dataset(dataset, fmt)  # type: ignore[arg-type]
+        budget = DEFAULT_MAX_RATINGS if max_ratings is None else max_ratings
+        data = subsample_users(full, None, seed, budget or None)
+        if note := sampled_line(full, data, budget):
+            err.print(f"note: {note}; --max-ratings 0 keeps all", soft_wrap=True, markup=False)
         population = fit(data, CalibrationConfig(topics=topics, seed=seed))
     with reading(f"--output {output}"):
         population.save(output)
