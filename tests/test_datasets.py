@@ -306,6 +306,8 @@ def _bad_release(tmp_path: Path, case: str) -> Path:
         )
     elif case == "utf-16-dat":
         (folder / "ratings.dat").write_bytes("1::10::4::100\n".encode("utf-16"))
+    elif case == "trailing-separator-dat":
+        (folder / "ratings.dat").write_bytes(b"1::10::4::100::\n")
     elif case == "spaces-u-data":
         (folder / "u.data").write_bytes(b"1 10 4 100\n")
     elif case == "directory-ratings":  # was: IsADirectoryError
@@ -334,6 +336,7 @@ BAD = {
     "utf-16-csv": ("ratings.csv line 1", "UTF-16"),
     "utf-16-dat": ("ratings.dat line 1", "UTF-16"),
     "spaces-u-data": ("u.data line 1", "uses spaces"),
+    "trailing-separator-dat": ("ratings.dat line 1", "found 5 (the line ends with '::')"),
     "directory-ratings": ("ratings.csv", "not a file"),
     "link-loop": ("ratings.csv", "symbolic link that leads to no file"),
     "wrong-separator": ("ratings.dat line 2", "'::'"),
@@ -402,3 +405,13 @@ def test_movies_csv_with_a_multiline_title_an_empty_genre_field_and_crlf(tmp_pat
     assert items["title"].to_list() == ["Toy Story", "Heat"]
     assert items["genres"].to_list() == [["Animation", "Comedy"], []]
     assert items["year"].to_list() == [1995, 1995]
+
+
+@pytest.mark.parametrize("name", ["interactions.csv", "data/data.inter"])
+def test_generic_and_recbole_files_in_utf16_are_named(tmp_path: Path, name: str) -> None:
+    """Was: "no user column 'user'; found ['\\xff\\xfeu\\x00s\\x00...']"."""
+    path = tmp_path / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes("user_id:token\titem_id:token\n1\t2\n".encode("utf-16"))
+    with pytest.raises(RecarenaError, match=r"line 1: the file is UTF-16, not UTF-8 text"):
+        load_dataset(path.parent if name.endswith(".inter") else path)

@@ -139,8 +139,8 @@ def _check_narrow_text(path: Path, head: bytes) -> None:
         wide = "UTF-16 or binary (it holds NUL bytes)"
     if wide is not None:
         raise RecarenaError(
-            f"{path} line 1: the file is {wide}, not text in UTF-8 (MovieLens .csv) or "
-            "latin-1 (.dat); save it as UTF-8"
+            f"{path} line 1: the file is {wide}, not UTF-8 text (latin-1 for MovieLens .dat "
+            "files); save it as UTF-8"
         )
 
 
@@ -427,7 +427,9 @@ def _dat_fields(
         found = int(counts[first]) + 1
         hint = ""
         other = "," in lines[first] or "\t" in lines[first]
-        if separator == DAT_SEPARATOR and found == 1 and other:
+        if found == len(names) + 1 and lines[first].rstrip().endswith(separator):
+            hint = f" (the line ends with '{separator.replace(chr(9), chr(92) + 't')}')"
+        elif separator == DAT_SEPARATOR and found == 1 and other:
             hint = " (this line uses ',' or tabs: a .csv release? name it ratings.csv)"
         elif separator == "\t" and found == 1 and " " in lines[first].strip():
             hint = " (this line uses spaces: u.data separates its fields with tabs)"
@@ -609,6 +611,9 @@ def load_movielens_100k(path: str | Path) -> InteractionData:
 # --------------------------------------------------------------------------- RecBole atomic
 def _read_atomic(path: Path) -> pl.DataFrame:
     """A RecBole atomic file: tab-separated, header ``name:type`` (token, float, token_seq...)."""
+    if path.is_file():
+        with path.open("rb") as stream:
+            _check_narrow_text(path, stream.read(4096))
     try:
         frame = pl.read_csv(
             path, separator="\t", infer_schema=False, quote_char=None, truncate_ragged_lines=True
@@ -715,6 +720,9 @@ def load_interactions(path: str | Path, columns: Columns | None = None) -> Inter
     path = Path(path)
     cols = columns or Columns()
     _require(path, "interactions file")
+    if path.suffix != ".parquet" and path.is_file():
+        with path.open("rb") as stream:
+            _check_narrow_text(path, stream.read(4096))
     try:
         frame = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path)
     except (pl.exceptions.PolarsError, OSError) as exc:
