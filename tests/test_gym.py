@@ -193,6 +193,19 @@ def test_bad_environment_arguments_are_named(tmp_path, kwargs, message):
         gymnasium.make("recarena/Session-v0", **kwargs)
 
 
+def test_reset_options_are_refused_not_ignored():
+    """Was: reset(options={"user": 3}) started an episode of some other user without a word."""
+    env = RecarenaEnv(SMALL)
+    with pytest.raises(RecarenaError, match=r"^options: the recarena environments take no"):
+        env.reset(seed=0, options={"user": 3})
+    vec = RecarenaVectorEnv(2, SMALL)
+    with pytest.raises(RecarenaError, match=r"^options: "):
+        vec.reset(seed=0, options={"user": 3})
+    with pytest.raises(RecarenaError, match=r"^seed: the batched environment takes one seed"):
+        vec.reset(seed=[])  # was: IndexError
+    env.reset(seed=0, options={})  # an empty mapping is no option
+
+
 def test_vector_env_count_must_be_an_integer():
     with pytest.raises(RecarenaError, match=r"^num_envs: expected an integer, got 1.5"):
         RecarenaVectorEnv(1.5, SMALL)  # type: ignore[arg-type]

@@ -125,6 +125,16 @@ def _check_options(
             raise RecarenaError(f"log_dir: {log_dir} exists and is not a directory")
 
 
+def check_reset_options(options: Any) -> None:
+    """reset's ``options``: the environments take none, so a non-empty mapping (an option meant
+    for another environment, or a misspelt seed) is refused rather than ignored."""
+    if options:
+        raise RecarenaError(
+            f"options: the recarena environments take no reset options, got {options!r} "
+            "(pass the seed as reset(seed=...), settings to the constructor)"
+        )
+
+
 def _arm_index(scenario: Scenario, arm: int | str) -> int:
     names = [a.name for a in scenario.arms]
     if not isinstance(arm, str) and not _is_int(arm):

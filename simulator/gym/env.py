@@ -12,7 +12,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 
-from recarena.gym.driver import SessionDriver
+from recarena.gym.driver import SessionDriver, check_reset_options
 from recarena.gym.scenarios import as_scenario
 from recarena.gym.spaces import action_space, observation_space
 from recarena.simulator.core.errors import RecarenaError
@@ -68,6 +68,7 @@ class RecarenaEnv(gymnasium.Env):
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """A seed rebuilds the world as it was built and replays the same users and noise;
         without one the next episode starts in the world as the previous ones left it."""
+        check_reset_options(options)
         super().reset(seed=seed)
         if seed is not None or not self._started:
             start = seed if seed is not None else int(self.np_random.integers(2**63))

@@ -20,7 +20,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from recarena.gym.driver import SessionDriver
+from recarena.gym.driver import SessionDriver, check_reset_options
 from recarena.gym.env import ScenarioLike
 from recarena.gym.scenarios import as_scenario
 from recarena.gym.spaces import action_space, observation_space
@@ -70,8 +70,9 @@ class RecarenaVectorEnv(VectorEnv):
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """A seed rebuilds the world as built and replays the same users and noise; without one,
         every env abandons its episode and starts the next in the world as it is."""
+        check_reset_options(options)
         if isinstance(seed, list):  # one seed drives the whole batch (common random numbers)
-            if any(s != seed[0] for s in seed):
+            if not seed or any(s != seed[0] for s in seed):
                 raise RecarenaError(
                     "seed: the batched environment takes one seed for all envs, got a list"
                 )
