@@ -827,6 +827,27 @@ def test_dataset_through_a_loop_of_links(tmp_path, where):
     )
 
 
+@pytest.mark.parametrize("how", ["calibrate", "scenario"])
+def test_calibrating_over_the_datasets_own_ratings_file(tmp_path, how):
+    """Was: `calibrate DATA -o DATA/ratings.csv` (or population.path naming the dataset's
+    ratings file) wrote the population's Parquet over the user's ratings, exit 0."""
+    folder = tmp_path / "ml"
+    folder.mkdir()
+    ratings = folder / "ratings.csv"
+    text = "userId,movieId,rating,timestamp\n1,10,4,100\n1,20,3,200\n"
+    ratings.write_text(text)
+    fragment = f"{ratings} exists and is not a Parquet file (a dataset?)"
+    if how == "calibrate":
+        assert_refused(*cli("calibrate", str(folder), "-o", str(ratings)), f"--output {ratings}")
+        assert_refused(*cli("calibrate", str(folder), "-o", str(ratings)), fragment)
+    else:
+        doc = base_doc(tmp_path)
+        doc["population"] = {"from": "calibrated", "path": str(ratings), "dataset": str(folder)}
+        refused_everywhere(tmp_path, doc, f"population.path: {fragment}")
+    assert ratings.read_text() == text
+    assert sorted(p.name for p in folder.iterdir()) == ["ratings.csv"]
+
+
 def test_output_dir_through_a_symlink_loop(tmp_path):
     """Was: validate passed (exists() is False on a loop, so the check climbed to its parent)
     and run died making the run directory (OSError ELOOP, exit 1)."""

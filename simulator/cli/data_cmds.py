@@ -72,6 +72,7 @@ def _check_population_output(output: Path, population: Any) -> None:
     can be created, and none of them is something other than a regular file. Was: ``-o
     /dev/null`` fitted for minutes, then created /dev/null.items.parquet beside the device."""
     from recarena.simulator.core.paths import check_creatable
+    from recarena.simulator.runner.calibrated_check import overwrite_problem
 
     files = [*population.paths(output), population.interest_path(output)]
     for path in files:
@@ -79,6 +80,10 @@ def _check_population_output(output: Path, population: Any) -> None:
         if path.exists() and not path.is_file():
             kind = "a directory" if path.is_dir() else "not a regular file"
             raise RecarenaError(f"--output {output}: {path} is {kind}")
+    for path in files[:2]:  # the users and items Parquet files
+        problem = overwrite_problem(path)
+        if problem is not None:
+            raise RecarenaError(f"--output {output}: {problem}")
 
 
 def _fidelity_panel(

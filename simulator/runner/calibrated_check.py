@@ -30,6 +30,26 @@ _PER_USER = ("recent", "conformity", "rating_bias", "genre_affinity", "genre_rat
 _PER_ITEM = ("log_pop", "item_rating", "item_genres", "log_recent")
 
 
+def overwrite_problem(path: Path) -> str | None:
+    """Why calibrating into ``path`` would destroy a file that is not a population (None when
+    ``path`` is new, empty or Parquet): ``calibrate DATA -o DATA/ratings.csv``, or a scenario
+    whose population.path names its dataset's ratings file, wrote the population's Parquet over
+    the user's ratings without a word."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return None
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        return None  # the caller's readability check names it
+    if head == b"PAR1":
+        return None
+    return (
+        f"{path} exists and is not a Parquet file (a dataset?); calibrating would write the "
+        "population over it: name a new .parquet file"
+    )
+
+
 def column_problem(schema: Any, path: Path) -> str | None:
     """Why a column's Arrow type is not the one ``recarena calibrate`` writes (None when every
     one is): list elements that are text, a creator index that is a float or text (both were

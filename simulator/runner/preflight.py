@@ -51,6 +51,7 @@ from recarena.simulator.runner.calibrated_check import (
     column_problem,
     loaded_problem,
     null_problem,
+    overwrite_problem,
     scalars_problem,
     sidecar_problem,
 )
@@ -168,6 +169,10 @@ def _check_calibrated(scenario: Scenario) -> Sizes | None:
 
     users_path, items_path, _ = CalibratedPopulation.paths(pop.path)
     if not users_path.exists() or not items_path.exists():
+        for path in (users_path, items_path):  # run would calibrate into them
+            problem = overwrite_problem(path)
+            if problem is not None:
+                raise RecarenaError(f"population.path: {problem}")
         if pop.dataset is None:
             missing = users_path if not users_path.exists() else items_path
             raise RecarenaError(
