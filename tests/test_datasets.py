@@ -415,3 +415,25 @@ def test_generic_and_recbole_files_in_utf16_are_named(tmp_path: Path, name: str)
     path.write_bytes("user_id:token\titem_id:token\n1\t2\n".encode("utf-16"))
     with pytest.raises(RecarenaError, match=r"line 1: the file is UTF-16, not UTF-8 text"):
         load_dataset(path.parent if name.endswith(".inter") else path)
+
+
+@pytest.mark.parametrize("name", ["ratings.csv", "ratings.dat"])
+def test_gzip_compressed_ratings_under_their_plain_name(tmp_path: Path, name: str) -> None:
+    """A gzip-compressed ratings file named .csv or .dat is read (the .dat one was 'expected 4
+    fields, found 1'); one cut short is named as such (was: 'not valid UTF-8 (byte 0x8b)')."""
+    import gzip
+
+    sep = "," if name.endswith(".csv") else "::"
+    rows = ["1,10,4,100", "1,20,3,200", "2,10,5,300"]
+    header = ["userId,movieId,rating,timestamp"] if sep == "," else []
+    packed = gzip.compress(
+        ("\n".join(header + [r.replace(",", sep) for r in rows]) + "\n").encode()
+    )
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    whole.mkdir()
+    cut.mkdir()
+    (whole / name).write_bytes(packed)
+    (cut / name).write_bytes(packed[: len(packed) // 2])
+    assert load_dataset(whole).user.tolist() == [1, 1, 2]
+    with pytest.raises(RecarenaError, match=f"{name}.*gzip-compressed file that cannot be read"):
+        load_dataset(cut)

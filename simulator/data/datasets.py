@@ -18,8 +18,10 @@ Ids are kept as they appear in the file; calibration maps them to dense indices.
 
 from __future__ import annotations
 
+import gzip
 import importlib.util
 import re
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -281,6 +283,11 @@ def _bad_line(path: Path) -> str:
     import io
 
     raw = path.read_bytes()
+    if raw.startswith(b"\x1f\x8b"):
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            return f"is a gzip-compressed file that cannot be read ({exc})"
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -411,6 +418,13 @@ def _dat_fields(
         raw = path.read_bytes()
     except OSError as exc:
         raise RecarenaError(f"{path}: cannot read ({exc})") from None
+    if raw.startswith(b"\x1f\x8b"):  # gzip-compressed under its plain name, as .csv files may be
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise RecarenaError(
+                f"{path}: a gzip-compressed file that cannot be read ({exc})"
+            ) from None
     _check_narrow_text(path, raw[:4096])
     # a UTF-8 byte-order mark (a file saved by a Windows editor) is not part of the first id
     text = raw.removeprefix(b"\xef\xbb\xbf").decode("latin-1")  # latin-1 decodes any byte
