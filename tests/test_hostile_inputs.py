@@ -848,6 +848,30 @@ def test_calibrating_over_the_datasets_own_ratings_file(tmp_path, how):
     assert sorted(p.name for p in folder.iterdir()) == ["ratings.csv"]
 
 
+@pytest.mark.parametrize(
+    ("damage", "fragment"),
+    [
+        ("utf16", "ratings.csv line 1: the file is UTF-16, not UTF-8 text"),
+        ("loop", "ratings.csv is a symbolic link that leads to no file"),
+    ],
+)
+def test_persona_data_in_utf16_or_through_a_loop(tmp_path, damage, fragment):
+    """Was: 'has no column userId, movieId, rating (found \xff\xfeu s e r I d ...)' and 'file
+    not found' for a link that is there."""
+    ratings = tmp_path / "ratings.csv"
+    if damage == "utf16":
+        ratings.write_bytes("userId,movieId,rating\n1,1,4\n".encode("utf-16"))
+    else:
+        ratings.symlink_to(ratings)
+    (tmp_path / "movies.csv").write_text("movieId,title,genres\n1,A,Drama\n")
+    doc = base_doc(tmp_path)
+    personas = {"source": "data", "path": str(ratings)}
+    doc["population"].update(model="mixed", llm_panel={"users": 2, "personas": personas})
+    doc["llm"] = LLM_USERS
+    refused_everywhere(tmp_path, doc, "population.llm_panel.personas.path")
+    refused_everywhere(tmp_path, doc, fragment)
+
+
 def test_output_dir_through_a_symlink_loop(tmp_path):
     """Was: validate passed (exists() is False on a loop, so the check climbed to its parent)
     and run died making the run directory (OSError ELOOP, exit 1)."""

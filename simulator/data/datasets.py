@@ -131,7 +131,7 @@ _WIDE_TEXT = {
 }
 
 
-def _check_narrow_text(path: Path, head: bytes) -> None:
+def check_narrow_text(path: Path, head: bytes) -> None:
     """A UTF-16 or UTF-32 file (what some spreadsheet programs save as 'Unicode text') read
     byte by byte is a NUL between every letter: its header 'had no column userId' or its
     first line one field. Named as the encoding it is, from its byte-order mark or NULs."""
@@ -317,7 +317,7 @@ def _read_csv_checked(
         if path.stat().st_size == 0:
             raise RecarenaError(f"{path}: the file is empty")
         with path.open("rb") as stream:
-            _check_narrow_text(path, stream.read(4096))
+            check_narrow_text(path, stream.read(4096))
         frame = pl.read_csv(path, infer_schema=False, separator=separator)
     except pl.exceptions.NoDataError:
         raise RecarenaError(f"{path}: the file is empty") from None
@@ -425,7 +425,7 @@ def _dat_fields(
             raise RecarenaError(
                 f"{path}: a gzip-compressed file that cannot be read ({exc})"
             ) from None
-    _check_narrow_text(path, raw[:4096])
+    check_narrow_text(path, raw[:4096])
     # a UTF-8 byte-order mark (a file saved by a Windows editor) is not part of the first id
     text = raw.removeprefix(b"\xef\xbb\xbf").decode("latin-1")  # latin-1 decodes any byte
     rows = text.splitlines()
@@ -627,7 +627,7 @@ def _read_atomic(path: Path) -> pl.DataFrame:
     """A RecBole atomic file: tab-separated, header ``name:type`` (token, float, token_seq...)."""
     if path.is_file():
         with path.open("rb") as stream:
-            _check_narrow_text(path, stream.read(4096))
+            check_narrow_text(path, stream.read(4096))
     try:
         frame = pl.read_csv(
             path, separator="\t", infer_schema=False, quote_char=None, truncate_ragged_lines=True
@@ -736,7 +736,7 @@ def load_interactions(path: str | Path, columns: Columns | None = None) -> Inter
     _require(path, "interactions file")
     if path.suffix != ".parquet" and path.is_file():
         with path.open("rb") as stream:
-            _check_narrow_text(path, stream.read(4096))
+            check_narrow_text(path, stream.read(4096))
     try:
         frame = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path)
     except (pl.exceptions.PolarsError, OSError) as exc:

@@ -39,6 +39,7 @@ from recarena.simulator.core.paths import check_creatable, url_problem
 from recarena.simulator.core.scenario import CarouselSurface, ListSurface, Scenario
 from recarena.simulator.data.datasets import (
     check_link,
+    check_narrow_text,
     detect_format,
     load_dataset,
     recbole_ml100k_dir,
@@ -142,6 +143,7 @@ def machine_memory() -> int:
 
 # ------------------------------------------------------------------------------------- files
 def _readable(path: Path, what: str) -> Path:
+    check_link(path, what)  # a dangling link or a loop is not 'not found'
     if not path.exists():
         raise RecarenaError(f"{what}: file not found: {path}")
     if not path.is_file():
@@ -328,6 +330,11 @@ def _check_personas(scenario: Scenario) -> None:
         movies: {"movieId": pl.Int64, "genres": pl.String},
     }
     for path, schema in schemas.items():
+        try:
+            with path.open("rb") as handle:
+                check_narrow_text(path, handle.read(4096))
+        except RecarenaError as exc:
+            raise RecarenaError(f"{what}: {exc}") from None
         try:
             header = pl.scan_csv(path, infer_schema=False).collect_schema().names()
             missing = [c for c in schema if c not in header]
