@@ -95,6 +95,23 @@ def test_run_then_compare(tmp_path, tiny_doc, write_scenario):
     _assert_one_line_error(taken, "already exists")
 
 
+def test_llm_options_on_a_scenario_without_llm_are_named_as_ignored(
+    tmp_path, tiny_doc, write_scenario
+):
+    """An option only LLM runs read does nothing here: the run says so rather than keep quiet
+    (a user who meant another scenario, or a typo in a script, would otherwise never know)."""
+    cache = tmp_path / "calls.sqlite"
+    done = recarena(
+        "run", str(write_scenario(tiny_doc)), "-o", str(tmp_path / "run"), "--quiet",
+        "--llm-cache", str(cache), "--allow-fallback",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "note: --llm-cache, --allow-fallback: ignored, this scenario makes no LLM calls" in (
+        done.stderr
+    )
+    assert not cache.exists()
+
+
 def test_ctrl_c_keeps_finished_cells(tmp_path, tiny_doc, write_scenario):
     tiny_doc["replicates"] = 6
     out = tmp_path / "interrupted"

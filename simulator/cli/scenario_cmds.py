@@ -194,6 +194,15 @@ def run(
     estimate = check_run_output(scenario, run_dir, cells, resume is not None, named)  # before work
     if not quiet:
         err.print(f"note: {estimate}", soft_wrap=True, markup=False)
+    llm_only: dict[str, object] = {"--llm-cache-mode": llm_cache_mode, "--llm-cache": llm_cache}
+    llm_only |= {"--max-fallback": max_fallback, "--allow-fallback": allow_fallback or None}
+    unused = [name for name, value in llm_only.items() if value is not None]
+    if unused and not scenario.uses_llm:  # said, not refused: the run is still what was asked
+        err.print(
+            f"note: {', '.join(unused)}: ignored, this scenario makes no LLM calls",
+            soft_wrap=True,
+            markup=False,
+        )
 
     progress = progress_bars(quiet)
     tasks = {
