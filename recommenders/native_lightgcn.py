@@ -10,6 +10,8 @@ by popularity.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -47,6 +49,45 @@ def normalised_adjacency(user: np.ndarray, item: np.ndarray, n_users: int, n_ite
     return sp.diags(scale) @ adj @ sp.diags(scale)
 
 
+def symmetric_sparse_product(adj: Any) -> Callable[[Any], Any]:
+    """``x -> adj @ x`` as a differentiable torch op, for a *symmetric* scipy matrix ``adj``.
+
+    Why not ``torch.sparse.mm`` on a COO tensor: its backward transposes and re-sorts the
+    matrix at every step, which made one propagation step with its gradient 4x slower (0.37 s
+    against 0.09 s on a 900k-edge graph, one thread) and was most of a LightGCN fit on a 1M-rating
+    release. The matrix is symmetric, so the gradient ``adjᵀ g`` is ``adj @ g``: the same CSR
+    product both ways. The sums run in another order than the COO path's, so a fit differs
+    from one made before this change in the last bits; it is as deterministic as before.
+    """
+    import torch  # lazily: listing and validating never load torch
+
+    csr = sp.csr_matrix(adj, dtype=np.float32)
+    csr.sort_indices()
+    with warnings.catch_warnings():  # "CSR support is in beta": the product used here is not
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support", category=UserWarning)
+        matrix = torch.sparse_csr_tensor(
+            torch.from_numpy(csr.indptr.astype(np.int64)),
+            torch.from_numpy(csr.indices.astype(np.int64)),
+            torch.from_numpy(csr.data),
+            size=csr.shape,
+            check_invariants=False,  # scipy built it sorted and in range: no second scan
+        )
+
+    class Product(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, x: Any) -> Any:
+            return torch.sparse.mm(matrix, x)
+
+        @staticmethod
+        def backward(ctx: Any, grad: Any) -> Any:
+            return torch.sparse.mm(matrix, grad)
+
+    def product(x: Any) -> Any:
+        return Product.apply(x)
+
+    return product
+
+
 class NativeLightGCN:
     Params = NativeLightGCNParams
     surfaces = frozenset({"list", "carousel"})
@@ -74,11 +115,7 @@ class NativeLightGCN:
         import torch  # lazily: listing and validating never load torch
 
         p = self.params
-        coo = adj.tocoo()
-        index = torch.from_numpy(np.vstack([coo.row, coo.col]).astype(np.int64))
-        graph = torch.sparse_coo_tensor(
-            index, torch.from_numpy(coo.data), coo.shape, check_invariants=False
-        ).coalesce()
+        smooth = symmetric_sparse_product(adj)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(self.rng.integers(2**62)))
             base = torch.nn.Parameter(torch.randn(self.n_users + n_items, p.dim) * 0.1)
@@ -90,7 +127,7 @@ class NativeLightGCN:
                 layers: list[torch.Tensor] = [base]
                 x: torch.Tensor = base
                 for _ in range(p.layers):
-                    x = torch.sparse.mm(graph, x)
+                    x = smooth(x)
                     layers.append(x)
                 return torch.stack(layers).mean(dim=0)
 

@@ -637,6 +637,31 @@ def test_native_arms_learn_which_group_a_user_belongs_to(kind: str, params: dict
     assert in_group.mean() > 0.7  # random: 0.5 (0.7 or more by chance: p < 0.01)
 
 
+def test_lightgcn_propagation_and_its_gradient_match_the_dense_product() -> None:
+    """The CSR product LightGCN propagates with uses the matrix itself for the gradient (it is
+    symmetric); forward and backward both equal the dense ``A @ x`` and ``Aᵀ @ g``."""
+    import torch
+
+    from recarena.recommenders.native_lightgcn import (
+        normalised_adjacency,
+        symmetric_sparse_product,
+    )
+
+    rng = np.random.default_rng(5)
+    user, item = rng.integers(0, 7, 40), rng.integers(0, 11, 40)
+    adj = normalised_adjacency(user, item, 7, 11)
+    dense = torch.from_numpy(adj.toarray().astype(np.float32))
+    x = torch.randn(18, 3, requires_grad=True)
+    weight = torch.randn(18, 3)
+    (symmetric_sparse_product(adj)(x) * weight).sum().backward()
+    sparse_grad = x.grad.clone()
+    x.grad = None
+    (dense @ x * weight).sum().backward()
+    assert torch.allclose(sparse_grad, x.grad, atol=1e-6)
+    assert torch.allclose(symmetric_sparse_product(adj)(x), dense @ x, atol=1e-6)
+    assert float(sparse_grad.abs().sum()) > 0
+
+
 @pytest.mark.parametrize(
     "kind, params",
     [
