@@ -21,11 +21,15 @@ from recarena.simulator.runner.resolve import parse_scenario
 def test_registry_sources_and_errors(monkeypatch):
     registry = Registry("widget", {"plain": ("tests.plugin_kinds:PAGES", "a metric object")})
     fake = metadata.EntryPoint("fancy", "tests.plugin_kinds:half_ips", "recarena.widgets")
+    reads = []
     monkeypatch.setattr(
         "recarena.simulator.core.registry.metadata.entry_points",
-        lambda group: [fake] if group == "recarena.widgets" else [],
+        lambda: reads.append(1) or metadata.EntryPoints([fake]),
     )
+    monkeypatch.setattr("recarena.simulator.core.registry._INSTALLED", None)  # read afresh
     assert registry.names() == ["plain", "fancy"]
+    assert Registry("gadget", {}).names() == []  # another kind: no entry point of its group
+    assert len(reads) == 1  # one reading of the installed metadata serves every registry
     assert registry.entries()["fancy"].source.startswith("entry point")
     assert registry.load("fancy").__name__ == "half_ips"
     assert registry.load("tests.plugin_kinds:ClickFirstSlot").__name__ == "ClickFirstSlot"
