@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -106,10 +107,11 @@ class _Recorder:
         if columns is None:
             return
         n = tick.shape[0]
-        arrays = {
-            name: np.broadcast_to(np.asarray(value), (n,)) if np.ndim(value) == 0 else value
-            for name, value in columns.items()
-        }
+        arrays = dict(columns)
+        for name, value in columns.items():
+            # an array column is kept as it is (no np.ndim call: ~5,000 a cell at 1k users)
+            if not (type(value) is np.ndarray and value.ndim) and np.ndim(value) == 0:
+                arrays[name] = np.broadcast_to(np.asarray(value), (n,))
         self.parts[table].append((arrays, tick, seq))
 
 
@@ -322,29 +324,48 @@ class PageWaves:
             names = list(parts[0][0])
             tick = tick[order]
             if table == "exposures":  # [pages, k] grids: the filled slots, page by page
-                # one gather per column, straight from the concatenated grids: the flat
-                # positions of the filled slots, pages in the tick loop's order
+                # one gather per column, straight from the concatenated grids into the log's
+                # buffers: the flat positions of the filled slots, pages in the tick loop's order
                 items = np.concatenate([p[0]["item_id"] for p in parts])
                 k = items.shape[1]
                 valid = (items != PAD_ITEM)[order]
                 flat = (order[:, None] * k + np.arange(k))[valid]
-                columns = {
+                grids = {
                     name: (
                         items if name == "item_id" else np.concatenate([p[0][name] for p in parts])
-                    ).reshape(-1)[flat]
+                    ).reshape(-1)
                     for name in names
                 }
-                tick = np.repeat(tick, valid.sum(axis=1))
-            else:
-                columns = {
-                    name: np.concatenate([p[0][name] for p in parts])[order] for name in names
-                }
+                self._take_by_tick(table, grids, flat, np.repeat(tick, valid.sum(axis=1)))
+                continue
+            columns = {name: np.concatenate([p[0][name] for p in parts])[order] for name in names}
             self._append_by_tick(table, columns, tick)
 
     def _append_by_tick(self, table: str, columns: dict[str, np.ndarray], tick: np.ndarray) -> None:
         log = self.model.log
+        for start, stop in self._chunks(table, tick):
+            log.append(table, {name: column[start:stop] for name, column in columns.items()})
+
+    def _take_by_tick(
+        self, table: str, sources: dict[str, np.ndarray], rows: np.ndarray, tick: np.ndarray
+    ) -> None:
+        """Like :meth:`_append_by_tick` with ``{name: source[rows]}``, gathered straight into
+        the log's buffers (``sources`` have the table's column types): no gathered copy."""
+        log = self.model.log
+        for start, stop in self._chunks(table, tick):
+            out = log.columns(table, stop - start)
+            for name, source in sources.items():
+                np.take(source, rows[start:stop], out=out[name], mode="clip")  # in range
+            log.commit(table, stop - start)
+
+    def _chunks(self, table: str, tick: np.ndarray) -> Iterator[tuple[int, int]]:
+        """Where the rows of ``table`` (sorted by ``tick``) go to the log in separate calls (the
+        caller logs each before the next is asked): at the end of the tick whose rows fill the
+        log's buffer, where the tick loop's append flushed a row group."""
+        log = self.model.log
         rows = tick.shape[0]
-        if rows == 0:
+        if rows and rows <= log.rows_until_flush(table):  # the usual window: one call
+            yield 0, rows
             return
         # where each tick's rows end: the tick loop appended each tick's rows in one call
         ends = np.flatnonzero(np.append(tick[1:] != tick[:-1], True)) + 1
@@ -354,7 +375,7 @@ class PageWaves:
             # the first tick whose rows fill the buffer ends the chunk (the loop flushed there)
             cut = int(np.searchsorted(ends, start + room, "left"))
             stop = int(ends[cut]) if cut < ends.shape[0] else rows
-            log.append(table, {name: column[start:stop] for name, column in columns.items()})
+            yield start, stop
             start = stop
 
     def _merge_history(self, mark: int, keys: list[tuple[np.ndarray, np.ndarray]]) -> None:
