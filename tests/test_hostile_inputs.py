@@ -514,6 +514,24 @@ def test_plugin_recommender_whose_constructor_fails(tmp_path, recommender, sweep
     refused_everywhere(tmp_path, doc, fragment)
 
 
+def test_plugin_recommender_raising_keyboard_interrupt_in_its_constructor(tmp_path):
+    """Was: validate and run exited 130 without a word (typer turns a KeyboardInterrupt into
+    exit 130 silently, and the preflight builds the plug-in before any command's own stop
+    handler). Now one line says the command was interrupted, exit 130, nothing written."""
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["recommender"] = {"type": f"{P}:NeedsSmallX", "params": {"x": 5}}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    out = tmp_path / "out"
+    for command, args in (("validate", ()), ("run", ("--executor", "local", "-o", str(out)))):
+        code, stderr = cli(command, str(path), *args)
+        assert code == 130, stderr
+        assert stderr.strip().splitlines() == [
+            f"interrupted (SIGINT): recarena {command} stopped before it finished"
+        ]
+    assert not out.exists() and not (tmp_path / "runs").exists()
+
+
 def test_plugin_recommenders_are_not_built_past_the_memory_limit(tmp_path):
     """Building a plug-in allocates its per-user arrays: under --force past the memory limit
     (10^12 users) validate itself ran out of memory (an internal error). It builds plug-ins only

@@ -78,7 +78,8 @@ def surface_of_params_only(params: dict) -> ListView:
 
 
 class NeedsSmallX(RandomRecommender):
-    """A constructor that refuses some of its params (and exits the process on others)."""
+    """A constructor that refuses some of its params (and exits the process or raises
+    KeyboardInterrupt on others)."""
 
     class Params(NoParams):
         x: int = 1
@@ -88,6 +89,8 @@ class NeedsSmallX(RandomRecommender):
             raise ValueError(f"x={params.x} is too big for this plug-in")
         if params.x == 4:
             raise SystemExit(4)
+        if params.x == 5:
+            raise KeyboardInterrupt  # what Ctrl-C raises, from the plug-in's own code
         super().__init__(params, ctx)
 
 

@@ -6,12 +6,34 @@ one-line errors, so ``recarena run ... > table.txt`` keeps the table clean.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
+
+
+class _Commands(TyperGroup):
+    """The group of every command: a stop that no command turned into its own line (Ctrl-C
+    during validation, or a plug-in raising KeyboardInterrupt while it is built) says so in one
+    line, exit 130. typer turns such a KeyboardInterrupt into exit 130 without a word."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's own vendored click.Context
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as stopped:  # Interrupted (a signal) names itself
+            command = ctx.invoked_subcommand or "recarena"
+            err.print(
+                f"interrupted ({str(stopped) or 'SIGINT'}): recarena {command} stopped before it "
+                "finished",
+                soft_wrap=True,
+                markup=False,
+            )
+            raise typer.Exit(130) from None
+
 
 app = typer.Typer(
+    cls=_Commands,
     add_completion=False,
     no_args_is_help=True,
     help="Simulate recommender systems against simulated users and compare arms with CIs.",

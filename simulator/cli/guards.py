@@ -53,7 +53,9 @@ def stoppable(nothing_written: str) -> Iterator[None]:
             yield
     except (Interrupted, KeyboardInterrupt) as stopped:
         err.print(
-            f"interrupted ({stopped or 'SIGINT'}): {nothing_written}", soft_wrap=True, markup=False
+            f"interrupted ({str(stopped) or 'SIGINT'}): {nothing_written}",
+            soft_wrap=True,
+            markup=False,
         )
         raise typer.Exit(130) from None
 
