@@ -597,10 +597,13 @@ def test_choose_memory_finds_a_lag_the_shortest_candidates_cannot_see() -> None:
 
 
 def _small_ratings(users: int, items: int) -> str:
+    """Users rate most items (not all: calibration needs unseen ones) in two visits a day
+    apart (one visit each leaves no visit rate to fit)."""
     rows = [
-        f"{u},{i},{1 + (u + i) % 5},{1000 * u + 600 * i}"
+        f"{u},{i},{1 + (u + i) % 5},{1000 * u + 600 * i + 86_400 * (2 * i > items)}"
         for u in range(1, users + 1)
         for i in range(1, items + 1)
+        if (3 * u + i) % 5
     ]
     return "user,item,rating,timestamp\n" + "\n".join(rows) + "\n"
 
@@ -666,3 +669,97 @@ def test_ratings_off_the_star_scale_are_refused_by_calibrate(tmp_path):
     data.write_text(_small_ratings(users=3, items=6).replace("1,1,3,1600", "1,1,99,1600"))
     with pytest.raises(RecarenaError, match=r"rating 99 of interaction 1 is outside the 0.5-5"):
         calibrate(load_interactions(data), CalibrationConfig(topics=2, epochs=1))
+
+
+def _release(folder: Path, rows: list[tuple[int, int, float, int]]) -> Path:
+    folder.mkdir()
+    (folder / "ratings.csv").write_text(
+        "userId,movieId,rating,timestamp\n" + "".join(f"{u},{i},{r},{t}\n" for u, i, r, t in rows)
+    )
+    return folder
+
+
+DAY_S = 86_400
+
+
+@pytest.mark.parametrize(
+    ("case", "fragment"),
+    [
+        ("one_user", "1 user with held-out interactions (of 1); need at least 2"),
+        ("every_item", "each of its 2 users with held-out interactions consumed all 30 items"),
+        ("one_time", "no user's interactions have two different timestamps (12 users)"),
+        ("one_visit", "no user came back after a gap of more than 30 minutes (each of its 12"),
+    ],
+)
+def test_datasets_that_calibrate_to_nothing_are_one_line(tmp_path, case, fragment):
+    """Each calibrated to figures that meant nothing, exit 0: one user (popularity and conformity
+    were that user's own history), two users who rated every movie (a negative rating slope,
+    no-click utility -15), every rating at one time (the time split was file order) or each
+    user's ratings in one sitting (every visit rate 0: a simulation without visits). validate
+    refuses the same data as a scenario's population.dataset."""
+    from tests.cli_in_process import assert_refused, cli
+    from tests.test_validate_gate import base_doc, refused_everywhere
+
+    def stars(u: int, i: int) -> int:
+        return 1 + (u * 7 + i * 3) % 5
+
+    if case == "one_user":
+        rows = [(1, i, stars(1, i), i * DAY_S) for i in range(1, 41)]
+    elif case == "every_item":
+        rows = [(u, i, stars(u, i), i * DAY_S + u) for u in (1, 2) for i in range(1, 31)]
+    else:
+        # 12 users, 10 of 40 movies each: one time for all, or ten minutes apart
+        rows = [
+            (
+                u,
+                1 + (u * 3 + k * 4) % 40,
+                stars(u, k),
+                10**6 + (0 if case == "one_time" else 600 * k),
+            )
+            for u in range(1, 13)
+            for k in range(10)
+        ]
+    folder = _release(tmp_path / case, rows)
+    out = tmp_path / "pop.parquet"
+    assert_refused(*cli("calibrate", str(folder), "-o", str(out)), f"dataset '{case}'")
+    assert_refused(*cli("calibrate", str(folder), "-o", str(out)), fragment)
+    assert not out.exists()
+    doc = base_doc(tmp_path)
+    doc["population"] = {"from": "calibrated", "path": str(out), "dataset": str(folder)}
+    doc["surface"] = {"k": 2}
+    refused_everywhere(tmp_path, doc, fragment)
+    assert not out.exists()
+
+
+def test_fidelity_refuses_a_taste_check_with_nothing_to_ask(tmp_path):
+    """Two users who rated every movie calibrate on the training split (the held-out movies are
+    unseen there), but check 1 had no unseen movie to draw ('cannot reshape array of size 0',
+    an internal error); held-out ratings all below 4 stars left it no liked movie."""
+    from tests.cli_in_process import assert_refused, cli
+
+    every = [(u, i, 1 + (u * 7 + i * 3) % 5, i * DAY_S + u) for u in (1, 2) for i in range(1, 31)]
+    low = [
+        (u, 1 + (u * 3 + k * 4) % 40, 1 + (u + k) % 3, 10**6 + DAY_S * k)
+        for u in range(1, 13)
+        for k in range(10)
+    ]
+    for name, rows, fragment in (
+        ("every", every, "every user with a liked held-out movie has rated all 30 movies"),
+        ("low", low, "no held-out interaction is liked (rated 4 stars or more)"),
+    ):
+        folder = _release(tmp_path / name, rows)
+        movies = "".join(f"{i},Movie {i} (1999),Drama\n" for i in range(1, 31))
+        (folder / "movies.csv").write_text("movieId,title,genres\n" + movies)
+        out = tmp_path / f"fid_{name}"
+        args = (
+            "fidelity",
+            "--dataset",
+            str(folder),
+            "-o",
+            str(out),
+            "-q",
+            "--arms",
+            "random,popularity",
+        )
+        assert_refused(*cli(*args), f"dataset '{name}': {fragment}")
+        assert not out.exists()

@@ -256,7 +256,10 @@ def test_dat_personas_reach_the_calibrated_population(tmp_path: Path) -> None:
 
     folder = write_dat_release(tmp_path / "ml-1m")
     rows = [
-        f"{u}::{i}::{1 + (u + i) % 5}::{1000 * u + 60 * i}" for u in (1, 2) for i in range(10, 30)
+        f"{u}::{i}::{1 + (u + i) % 5}::{1000 * u + 3600 * i}"
+        for u in (1, 2)
+        for i in range(10, 30)
+        if (u + i) % 7  # not every movie: calibration contrasts chosen with unchosen ones
     ]
     (folder / "ratings.dat").write_text("\n".join(rows) + "\n", encoding="latin-1")
     pop = calibrate(load_dataset(folder), CalibrationConfig(topics=2, epochs=1, batch_size=8))

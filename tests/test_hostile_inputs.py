@@ -1424,7 +1424,7 @@ def calibrated_files(tmp_path_factory) -> Path:
     rows = ["userId,movieId,rating,timestamp"]
     for user in range(1, 41):
         for k, movie in enumerate(rng.choice(np.arange(1, 31), 12, replace=False)):
-            rows.append(f"{user},{movie},{rng.integers(1, 6)}.0,{10**6 + user * 1000 + k * 60}")
+            rows.append(f"{user},{movie},{rng.integers(1, 6)}.0,{10**6 + user * 1000 + k * 3600}")
     (root / "ml").mkdir()
     (root / "ml" / "ratings.csv").write_text("\n".join(rows) + "\n")
     genres = ["Drama", "Comedy", "Action"]

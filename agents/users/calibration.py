@@ -504,11 +504,22 @@ MIN_HELD_OUT = 5
 """Fewest consumptions in each of the training and held-out slices a calibration accepts."""
 
 
-def check_interactions(data: InteractionData, holdout: float = CalibrationConfig.holdout) -> None:
+MIN_USERS = 2
+"""Fewest users with held-out consumptions a calibration accepts: popularity, conformity and
+the choice weights are fitted across users, and one user's own history is all they would see."""
+
+
+def check_interactions(
+    data: InteractionData, holdout: float = CalibrationConfig.holdout, visits: bool = True
+) -> None:
     """What calibration cannot fit, found before fitting (``recarena validate`` runs it on a
     ``population.dataset`` too): no rows, a timestamp that is not finite, a consumption's
-    rating off the star scale, too few rows for the training and held-out slices.
-    RecarenaError names the dataset and the interaction."""
+    rating off the star scale, too few rows for the training and held-out slices, no user
+    whose interactions have two different times (the time split would be file order), fewer
+    than :data:`MIN_USERS` users in the held-out slice and, with ``visits``, no user who came
+    back after a session (every visit rate would be 0: a simulation with no visits; fidelity
+    sets its own visit rate and passes False). RecarenaError names the dataset and what is
+    missing."""
     if data.n_interactions == 0:
         raise RecarenaError(f"dataset {data.name!r} has no interactions")
     infinite = np.flatnonzero(~np.isfinite(data.timestamp))
@@ -540,13 +551,49 @@ def check_interactions(data: InteractionData, holdout: float = CalibrationConfig
             f"{int(held.sum())} of them held out; need at least {MIN_HELD_OUT} in each of the "
             "training and held-out slices"
         )
+    cu, ct = ix.user[ix.consumed], ix.timestamp[ix.consumed]
+    if not ((cu[1:] == cu[:-1]) & (ct[1:] != ct[:-1])).any():  # rows sorted by (user, time)
+        raise RecarenaError(
+            f"dataset {data.name!r} cannot be calibrated: no user's interactions have two "
+            f"different timestamps ({ix.user_ids.shape[0]} users), so the time split cannot tell "
+            "which came last; give each interaction the time it happened"
+        )
+    held_users = np.unique(cu[held])
+    if held_users.shape[0] < MIN_USERS:
+        raise RecarenaError(
+            f"dataset {data.name!r} cannot be calibrated: {held_users.shape[0]} user with "
+            f"held-out interactions (of {ix.user_ids.shape[0]}); need at least {MIN_USERS} "
+            "(popularity, conformity and the choice model are fitted across users)"
+        )
+    n_items = ix.item_ids.shape[0]
+    pairs = np.unique(cu * n_items + ix.item[ix.consumed])
+    chosen = np.bincount(pairs // n_items, minlength=ix.user_ids.shape[0])
+    if not (chosen[held_users] < n_items).any():
+        raise RecarenaError(
+            f"dataset {data.name!r} cannot be calibrated: each of its {held_users.shape[0]} "
+            f"users with held-out interactions consumed all {n_items} items; the choice and "
+            "watch models contrast what users chose with items they never did"
+        )
+    if visits:
+        gap, n_users = CalibrationConfig.session_gap_seconds, ix.user_ids.shape[0]
+        sessions = fit_activity(ix.user, ix.timestamp, ix.consumed, n_users, gap, 1.0).sessions
+        if sessions.sum() <= n_users:  # one session per user: nobody came back
+            raise RecarenaError(
+                f"dataset {data.name!r} cannot be calibrated: no user came back after a gap of "
+                f"more than {gap / 60:g} minutes (each of its {n_users} users has "
+                "one session), so every visit rate would be 0 and a simulation would have no "
+                "visits; the timestamps must span the users' visits (seconds since 1970)"
+            )
 
 
-def calibrate(data: InteractionData, cfg: CalibrationConfig | None = None) -> CalibratedPopulation:
-    """Fit a population to ``data`` (see the module docstring for every step)."""
+def calibrate(
+    data: InteractionData, cfg: CalibrationConfig | None = None, visits: bool = True
+) -> CalibratedPopulation:
+    """Fit a population to ``data`` (see the module docstring for every step). ``visits``:
+    refuse data from which no visit rate can be fitted (see :func:`check_interactions`)."""
     cfg = cfg or CalibrationConfig()
     started = time.perf_counter()
-    check_interactions(data, cfg.holdout)
+    check_interactions(data, cfg.holdout, visits)
     ix = index(data)
     n_users, n_items = ix.user_ids.shape[0], ix.item_ids.shape[0]
     activity = fit_activity(

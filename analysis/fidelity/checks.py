@@ -251,6 +251,17 @@ def taste_discrimination(
     averaged over users."""
     rng = np.random.default_rng([seed, 101])
     user, item, label, rank = discrimination_sets(split, pop.n_items, ratios, rng)
+    name = split.train.name
+    if not label.any():
+        raise RecarenaError(
+            f"dataset {name!r}: no held-out interaction is liked (rated {LIKED:g} stars or "
+            "more), so check 1 has no movie a user would watch to ask about"
+        )
+    if label.all():
+        raise RecarenaError(
+            f"dataset {name!r}: every user with a liked held-out movie has rated all "
+            f"{pop.n_items} movies, so check 1 has no unseen movie to ask about"
+        )
     score = watch_log_odds(pop, user, item, 1)  # the prior shifts all alike: AUC ignores it
     popularity = np.bincount(split.train_item, minlength=pop.n_items)[item].astype(np.float64)
     reference_rng = np.random.default_rng([seed, 103])  # the headline figures' streams untouched

@@ -99,7 +99,7 @@ def run_fidelity(
         holdout=cfg.holdout,
         seed=cfg.seed,
     )
-    pop = calibrate(train, calibration)
+    pop = calibrate(train, calibration, visits=False)  # the simulation sets its own visits
     split = align(pop, train, test)
     if split.test_user.size == 0:
         raise RecarenaError(f"dataset {data.name!r}: no held-out rows left after the split")
