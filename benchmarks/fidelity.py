@@ -81,7 +81,8 @@ def target_lines(result: dict) -> list[str]:
 
 
 def main() -> None:
-    from recarena.analysis.fidelity.report import FidelityConfig, side_by_side, write_report
+    from recarena.simulator.cli.guards import reading
+    from recarena.simulator.core.errors import RecarenaError
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", action="append", default=None)
@@ -90,29 +91,48 @@ def main() -> None:
     parser.add_argument("--llm", action="store_true", help="add a 10-user LLM panel (local)")
     args = parser.parse_args()
     datasets = args.dataset or ["ml-100k"] + ([str(LATEST_SMALL)] if LATEST_SMALL.exists() else [])
-    for dataset in datasets:
-        cfg = FidelityConfig(
-            dataset=dataset,
-            users=args.users,
-            seed=args.seed,
-            llm={"users": 10} if args.llm else None,
-        )
-        started = time.perf_counter()
-        with tempfile.TemporaryDirectory() as tmp:
-            result = write_report(Path(tmp) / "fidelity", cfg)
-        total = time.perf_counter() - started
-        d = result["dataset"]
-        print(
-            f"\n== {d['name']}: {d['users']} users, {d['items']} items, "
-            f"{d['interactions']} interactions (seed {args.seed}) =="
-        )
-        print("\n".join(target_lines(result)))
-        print()
-        print("\n".join(side_by_side(result)))
-        print(f"\n{'step':<28}{'seconds':>10}")
-        for step, seconds in result["seconds"].items():
-            print(f"{step:<28}{seconds:>10.2f}")
-        print(f"{'total (wall)':<28}{total:>10.2f}", flush=True)
+    try:
+        if not 0 <= args.seed < 2**64:  # what recarena fidelity --seed takes
+            raise RecarenaError(f"--seed {args.seed}: 0 to 2^64-1")
+        if args.users is not None and args.users < 2:
+            raise RecarenaError(f"--users {args.users}: at least 2")
+        for dataset in datasets:
+            with reading(f"fidelity on {dataset}"):  # an unreadable file: one line too
+                run(dataset, args)
+    except RecarenaError as exc:  # the user's data or options: one line, as recarena fidelity
+        print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted (SIGINT): no report for the dataset in progress", file=sys.stderr)
+        sys.exit(130)
+
+
+def run(dataset: str, args: argparse.Namespace) -> None:
+    """One dataset's fidelity run, printed."""
+    from recarena.analysis.fidelity.report import FidelityConfig, side_by_side, write_report
+
+    cfg = FidelityConfig(
+        dataset=dataset,
+        users=args.users,
+        seed=args.seed,
+        llm={"users": 10} if args.llm else None,
+    )
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        result = write_report(Path(tmp) / "fidelity", cfg)
+    total = time.perf_counter() - started
+    d = result["dataset"]
+    print(
+        f"\n== {d['name']}: {d['users']} users, {d['items']} items, "
+        f"{d['interactions']} interactions (seed {args.seed}) =="
+    )
+    print("\n".join(target_lines(result)))
+    print()
+    print("\n".join(side_by_side(result)))
+    print(f"\n{'step':<28}{'seconds':>10}")
+    for step, seconds in result["seconds"].items():
+        print(f"{step:<28}{seconds:>10.2f}")
+    print(f"{'total (wall)':<28}{total:>10.2f}", flush=True)
 
 
 if __name__ == "__main__":

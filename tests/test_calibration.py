@@ -763,3 +763,35 @@ def test_fidelity_refuses_a_taste_check_with_nothing_to_ask(tmp_path):
         )
         assert_refused(*cli(*args), f"dataset '{name}': {fragment}")
         assert not out.exists()
+
+
+def test_a_seed_past_64_bits_is_refused_before_any_work(tmp_path):
+    """calibrate and fidelity take any non-negative --seed, but the factor fit seeds a torch
+    generator: --seed 2^64 was an internal error ('Overflow when unpacking long long') after the
+    dataset was read. python benchmarks/fidelity.py printed tracebacks for a missing dataset or
+    a negative seed."""
+    import subprocess
+    import sys
+
+    from tests.cli_in_process import assert_refused, cli
+
+    data = tmp_path / "ok.csv"
+    data.write_text(_small_ratings(users=8, items=12))
+    out = tmp_path / "pop.parquet"
+    big = str(2**64)
+    assert_refused(*cli("calibrate", str(data), "-o", str(out), "--seed", big), "'--seed'")
+    fid = tmp_path / "fid"
+    assert_refused(*cli("fidelity", "--dataset", str(data), "-o", str(fid), "-s", big), "'--seed'")
+    assert not out.exists() and not fid.exists()
+    with pytest.raises(RecarenaError, match=r"seed 18446744073709551616: a calibration's seed"):
+        calibrate(load_interactions(data), CalibrationConfig(topics=2, epochs=1, seed=2**64))
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "fidelity.py"
+    for args, line in (
+        (["--dataset", str(tmp_path / "nope")], f"error: dataset not found: {tmp_path / 'nope'}"),
+        (["--dataset", str(data), "--seed", "-1"], "error: --seed -1: 0 to 2^64-1"),
+    ):
+        done = subprocess.run(
+            [sys.executable, str(script), *args], capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 2, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith(line)

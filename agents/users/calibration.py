@@ -75,6 +75,8 @@ from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.data.datasets import InteractionData
 
 DAY = 86_400.0
+SEED_MAX = 2**64 - 1
+"""The largest calibration seed: the factor fit seeds a torch generator, which holds 64 bits."""
 
 
 @dataclass(frozen=True)
@@ -593,6 +595,8 @@ def calibrate(
     refuse data from which no visit rate can be fitted (see :func:`check_interactions`)."""
     cfg = cfg or CalibrationConfig()
     started = time.perf_counter()
+    if not 0 <= cfg.seed <= SEED_MAX:  # torch's generator: 'Overflow when unpacking long long'
+        raise RecarenaError(f"seed {cfg.seed}: a calibration's seed is 0 to 2^64-1")
     check_interactions(data, cfg.holdout, visits)
     ix = index(data)
     n_users, n_items = ix.user_ids.shape[0], ix.item_ids.shape[0]

@@ -15,6 +15,10 @@ from recarena.simulator.cli.guards import FORMAT_HELP, check_format, reading, st
 from recarena.simulator.cli.progress import progress_bars
 from recarena.simulator.core.errors import RecarenaError
 
+SEED_MAX = 2**64 - 1
+"""The largest seed a calibration takes: ``SEED_MAX`` of agents/users/calibration.py (torch's
+generator holds 64 bits), not imported here, where every command would load it."""
+
 
 @app.command()
 def calibrate(
@@ -22,7 +26,7 @@ def calibrate(
     output: Annotated[Path, typer.Option("--output", "-o", help="Population parquet to write.")],
     fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "auto",
     topics: Annotated[int, typer.Option(min=1, max=1024, help="Latent topics.")] = 16,
-    seed: Annotated[int, typer.Option(min=0)] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=SEED_MAX)] = 0,
     max_ratings: Annotated[
         int | None,
         typer.Option(
@@ -133,7 +137,7 @@ def fidelity(
         Path, typer.Option("--output", "-o", help="Directory for fidelity.json / fidelity.md.")
     ] = Path("runs/fidelity"),
     fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "auto",
-    seed: Annotated[int, typer.Option("--seed", "-s", min=0)] = 0,
+    seed: Annotated[int, typer.Option("--seed", "-s", min=0, max=SEED_MAX)] = 0,
     users: Annotated[
         int | None, typer.Option(min=2, help="Keep this many users (drawn with --seed).")
     ] = None,
