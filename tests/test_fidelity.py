@@ -706,3 +706,25 @@ def test_epoch_samples_caps_the_steps_of_an_epoch(kind, params, monkeypatch) -> 
     per_step = 2 if "lazy_adam" in params.values() else 1  # lazy Adam: users, then items
     assert counts[1] == 3 * per_step
     assert counts[0] >= 10 * counts[1]
+
+
+@pytest.mark.parametrize(
+    ("arms", "line"),
+    [
+        ("random,random", "error: --arms: 'random' is named twice; name each arm once"),
+        ("random,popularity,random", "error: --arms: 'random' is named twice"),
+        ("Random,popularity", "error: --arms: unknown 'Random'; known: random, popularity"),
+        ("random", "error: --arms: name at least two"),
+    ],
+)
+def test_fidelity_arms_are_checked_before_any_work(tmp_path: Path, arms: str, line: str) -> None:
+    """A repeated --arms name calibrated and ran check 1 first, then stopped with
+    '<scenario>: arms: duplicate arm names', naming no option."""
+    from tests.cli_in_process import assert_refused, cli
+
+    out = tmp_path / "report"
+    code, stderr = cli(
+        "fidelity", "--dataset", str(tmp_path / "none"), "-o", str(out), "--arms", arms
+    )
+    assert_refused(code, stderr, line)
+    assert not out.exists()

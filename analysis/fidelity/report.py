@@ -52,6 +52,9 @@ def select_arms(names: str | None) -> tuple[ArmSpec, ...]:
     known = {a.name: a for a in DEFAULT_ARMS}
     wanted = [n.strip() for n in names.split(",") if n.strip()]
     unknown = [n for n in wanted if n not in known]
+    twice = [n for k, n in enumerate(wanted) if n in wanted[:k]]
+    if twice and not unknown:  # was '<scenario>: arms: duplicate arm names' after calibrating
+        raise RecarenaError(f"--arms: {twice[0]!r} is named twice; name each arm once")
     if unknown or len(wanted) < 2:
         raise RecarenaError(
             f"--arms: {'unknown ' + repr(unknown[0]) if unknown else 'name at least two'}; "
