@@ -3,6 +3,7 @@ latest-small copy when present, and one clear error for a missing path."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -440,3 +441,36 @@ def test_gzip_compressed_ratings_under_their_plain_name(tmp_path: Path, name: st
     assert load_dataset(whole).user.tolist() == [1, 1, 2]
     with pytest.raises(RecarenaError, match=f"{name}.*gzip-compressed file that cannot be read"):
         load_dataset(cut)
+
+
+@pytest.mark.parametrize(
+    ("release", "file", "line", "message"),
+    [
+        ("csv", "movies.csv", 3, "movies.csv line 3: movie 10 again (first on line 2)"),
+        ("dat", "movies.dat", 2, "movies.dat line 2: movie 10 again (first on line 1)"),
+        ("dat", "users.dat", 2, "users.dat line 2: user 1 again (first on line 1)"),
+        ("100k", "u.item", 3, "u.item line 3: movie 1 again (first on line 1)"),
+        ("100k", "u.user", 2, "u.user line 2: user 1 again (first on line 1)"),
+    ],
+)
+def test_a_movie_or_user_listed_twice_is_named(tmp_path, release, file, line, message):
+    """Two movies files pasted together (or a row copied) gave the first title and genres
+    without a word, and a repeated users.dat id the last persona; each is now the file, the
+    line and the line it repeats."""
+    if release == "csv":
+        folder = tmp_path / "ml"
+        folder.mkdir()
+        (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,10,4,1\n")
+        (folder / "movies.csv").write_text(
+            "movieId,title,genres\n10,Heat (1995),Action\n10,Heat again (1995),Drama\n"
+        )
+    elif release == "dat":
+        folder = write_dat_release(tmp_path / "ml-1m")
+    else:
+        folder = write_ml100k_release(tmp_path / "ml-100k", rows=10)
+    lines = (folder / file).read_bytes().splitlines(keepends=True)
+    if release != "csv":  # the line the repeat copies, with its own id, in place of `line`
+        lines[line - 1] = lines[0]
+        (folder / file).write_bytes(b"".join(lines))
+    with pytest.raises(RecarenaError, match=re.escape(message)):
+        load_dataset(folder)

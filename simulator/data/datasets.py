@@ -238,7 +238,7 @@ def _user_table(
     """``InteractionData.users`` from a release's demographics file (1M's or 100K's)."""
     return pl.DataFrame(
         {
-            "user": _integer_ids(table, "user", path),
+            "user": _unique_ids(_integer_ids(table, "user", path), path, "user"),
             "gender": table["gender"],
             "age": ages,
             "occupation": occupation,
@@ -366,7 +366,12 @@ def load_movielens(path: str | Path) -> InteractionData:
     if movies_path.exists():
         movies = _read_csv_checked(movies_path, ("movieId", "title", "genres"), ("movieId",))
         items = _titled_items(
-            _integer_ids(movies, "movieId", movies_path, first_line=2),
+            _unique_ids(
+                _integer_ids(movies, "movieId", movies_path, first_line=2),
+                movies_path,
+                "movie",
+                first_line=2,
+            ),
             movies["title"],
             movies["genres"].str.split("|").list.filter(pl.element() != "(no genres listed)"),
         )
@@ -510,6 +515,22 @@ def _integer_ids(frame: pl.DataFrame, column: str, path: Path, first_line: int =
     return values.astype(np.int64)
 
 
+def _unique_ids(ids: np.ndarray, path: Path, what: str, first_line: int = 1) -> np.ndarray:
+    """``ids`` of a file that lists each movie or user once (movies.csv, movies.dat, u.item,
+    users.dat, u.user), checked: a repeated id (two files pasted together, a row copied) is one
+    error naming both lines. Was: the first (movies) or last (users) row won without a word."""
+    if np.unique(ids).size < ids.size:
+        seen: dict[int, int] = {}
+        for row, value in enumerate(ids.tolist()):  # error path only
+            if value in seen:
+                raise RecarenaError(
+                    f"{path} line {row + first_line}: {what} {value} again (first on line "
+                    f"{seen[value] + first_line}); a MovieLens release lists each {what} once"
+                )
+            seen[value] = row
+    return ids
+
+
 def persona_line(gender: str, age: int, occupation: int) -> str:
     """One line of text from ML-1M demographics (codes as documented in its README)."""
     who = _person(gender)
@@ -541,7 +562,7 @@ def load_movielens_dat(path: str | Path) -> InteractionData:
         movies = _dat_fields(movies_path, ("item", "title", "genres"), ("item",))
         genres = movies["genres"].str.split("|")
         items = _titled_items(
-            _integer_ids(movies, "item", movies_path),
+            _unique_ids(_integer_ids(movies, "item", movies_path), movies_path, "movie"),
             movies["title"],
             genres.list.filter((pl.element() != "(no genres listed)") & (pl.element() != "")),
         )
@@ -602,7 +623,7 @@ def load_movielens_100k(path: str | Path) -> InteractionData:
             [movies[f"g{i}"].str.strip_chars().to_numpy() == "1" for i in range(19)]
         )
         items = _titled_items(
-            _integer_ids(movies, "item", items_path),
+            _unique_ids(_integer_ids(movies, "item", items_path), items_path, "movie"),
             movies["title"],
             [[genres[g] for g in np.flatnonzero(row) if g > 0] for row in flags],
         )
