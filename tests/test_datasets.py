@@ -474,3 +474,24 @@ def test_a_movie_or_user_listed_twice_is_named(tmp_path, release, file, line, me
         (folder / file).write_bytes(b"".join(lines))
     with pytest.raises(RecarenaError, match=re.escape(message)):
         load_dataset(folder)
+
+
+def test_a_release_as_downloaded_is_pointed_to(tmp_path: Path) -> None:
+    """The zip GroupLens ships, or the folder it was unpacked into (the release one folder
+    down), was 'cannot tell the format ... pass --format', which no format fixes."""
+    import zipfile
+
+    (tmp_path / "download").mkdir()
+    folder = write_dat_release(tmp_path / "download" / "ml-1m")
+    with pytest.raises(RecarenaError, match=r"download holds no ratings.csv, ratings.dat or u.da"):
+        load_dataset(tmp_path / "download")
+    with pytest.raises(RecarenaError, match=re.escape(f"but its folder ml-1m does: give {folder}")):
+        load_dataset(tmp_path / "download")
+    archive = tmp_path / "ml-1m.zip"
+    with zipfile.ZipFile(archive, "w") as packed:
+        packed.write(folder / "ratings.dat", "ml-1m/ratings.dat")
+    with pytest.raises(RecarenaError, match=r"ml-1m.zip is a zip archive \(as GroupLens ships Mo"):
+        load_dataset(archive)
+    (tmp_path / "empty").mkdir()  # nothing to point to: the format line as before
+    with pytest.raises(RecarenaError, match=r"cannot tell the format of .*empty"):
+        load_dataset(tmp_path / "empty")

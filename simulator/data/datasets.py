@@ -822,11 +822,41 @@ def detect_format(path: Path) -> Format:
         return "movielens"
     if path.suffix in (".csv", ".parquet"):
         return "csv"
+    _where_the_release_is(path)
     raise RecarenaError(
         f"cannot tell the format of {path} (no ratings.csv, ratings.dat, u.data or <name>.inter "
         "in it); pass --format movielens|movielens-dat|movielens-100k|recbole|csv "
         f"(MovieLens releases: {MOVIELENS_PAGE})"
     )
+
+
+def _where_the_release_is(path: Path) -> None:
+    """The two ways a downloaded release is commonly given, named: the zip archive GroupLens
+    ships, or the folder the archive was unpacked into, which holds the release's own folder
+    (both were 'cannot tell the format ... pass --format', which no format fixes)."""
+    if path.is_file():
+        try:
+            with path.open("rb") as stream:
+                head = stream.read(4)
+        except OSError:
+            head = b""
+        if head == b"PK\x03\x04":
+            raise RecarenaError(
+                f"{path} is a zip archive (as GroupLens ships MovieLens): unpack it and give "
+                "the folder it holds"
+            )
+    if path.is_dir():
+        inside = [
+            child
+            for child in sorted(path.iterdir())
+            if child.is_dir()
+            and any((child / name).exists() for name in ("ratings.csv", "ratings.dat", "u.data"))
+        ]
+        if inside:
+            raise RecarenaError(
+                f"{path} holds no ratings.csv, ratings.dat or u.data, but its folder "
+                f"{inside[0].name} does: give {inside[0]}"
+            )
 
 
 def load_dataset(
