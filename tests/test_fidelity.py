@@ -728,3 +728,18 @@ def test_fidelity_arms_are_checked_before_any_work(tmp_path: Path, arms: str, li
     )
     assert_refused(code, stderr, line)
     assert not out.exists()
+
+
+def test_rank_correlations_of_a_constant_side_are_nan_without_a_warning() -> None:
+    """Two arms with the same simulated CTR: Spearman's rho is undefined; scipy's
+    ConstantInputWarning reached the stderr of recarena fidelity as two raw lines."""
+    import warnings
+
+    from recarena.analysis.fidelity.common import kendall_tau, spearman_rho
+
+    constant, ranked = np.array([0.1, 0.1, 0.1]), np.array([1.0, 2.0, 3.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(spearman_rho(constant, ranked))
+        assert np.isnan(kendall_tau(constant, ranked))
+    assert spearman_rho(ranked, ranked) == pytest.approx(1.0)

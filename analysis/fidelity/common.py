@@ -20,12 +20,13 @@ replicate is one matrix product of resampling counts with the per-user sums
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
-from scipy.stats import kendalltau, spearmanr
+from scipy.stats import ConstantInputWarning, kendalltau, spearmanr
 
 from recarena.simulator.data.datasets import InteractionData
 
@@ -205,8 +206,11 @@ def kendall_tau(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def spearman_rho(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman's rank correlation between two score vectors (NaN if one is constant)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
+    """Spearman's rank correlation between two score vectors (NaN if one is constant: two arms
+    with the same simulated CTR, which scipy's ConstantInputWarning printed as two raw lines on
+    the stderr of ``recarena fidelity``; the report shows the NaN)."""
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConstantInputWarning)
         return float(spearmanr(np.asarray(a), np.asarray(b)).statistic)
 
 
