@@ -743,3 +743,16 @@ def test_rank_correlations_of_a_constant_side_are_nan_without_a_warning() -> Non
         assert np.isnan(spearman_rho(constant, ranked))
         assert np.isnan(kendall_tau(constant, ranked))
     assert spearman_rho(ranked, ranked) == pytest.approx(1.0)
+
+
+def test_a_sample_too_small_to_fit_says_it_is_a_sample(tmp_path: Path) -> None:
+    """--max-ratings 20 keeps one of the 120 users; the refusal read 'too small to calibrate:
+    1 users', as if the dataset held one user."""
+    from tests.cli_in_process import assert_refused, cli
+
+    data = _tiny_dataset(tmp_path / "inter.csv")
+    out = tmp_path / "report"
+    code, stderr = cli("fidelity", "--dataset", str(data), "-o", str(out), "--max-ratings", "20")
+    assert_refused(code, stderr, "'inter' is too small to calibrate: 1 users")
+    assert_refused(code, stderr, "(in the sample of 1 of 120 users, 20 of 2,400 ratings, that")
+    assert not out.exists()

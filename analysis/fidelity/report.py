@@ -15,6 +15,8 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,7 @@ from recarena.analysis.fidelity.llm import panel_endpoint, taste_on_endpoint
 from recarena.analysis.fidelity.llm_sim import llm_panel_simulation
 from recarena.analysis.fidelity.ranking import DEFAULT_ARMS, ArmSpec, Progress, ranking_agreement
 from recarena.simulator.core.errors import RecarenaError
-from recarena.simulator.data.datasets import load_dataset
+from recarena.simulator.data.datasets import InteractionData, load_dataset
 from recarena.simulator.data.sampling import subsample_users
 
 REFERENCES: dict[str, list[dict[str, Any]]] = {
@@ -63,6 +65,22 @@ def select_arms(names: str | None) -> tuple[ArmSpec, ...]:
     return tuple(known[n] for n in wanted)
 
 
+@contextmanager
+def _in_the_sample(full: InteractionData, data: InteractionData) -> Iterator[None]:
+    """A dataset refused for what it lacks, when --users or --max-ratings kept part of it, says
+    so: 'too small to calibrate: 1 users' read as if the dataset itself held one user."""
+    try:
+        yield
+    except RecarenaError as exc:
+        if data.n_interactions >= full.n_interactions:
+            raise
+        raise RecarenaError(
+            f"{exc} (in the sample of {data.n_users:,} of {full.n_users:,} users, "
+            f"{data.n_interactions:,} of {full.n_interactions:,} ratings, that --users or "
+            "--max-ratings kept; 0 keeps all)"
+        ) from None
+
+
 def run_fidelity(
     cfg: FidelityConfig,
     work_dir: Path,
@@ -89,31 +107,32 @@ def run_fidelity(
             f"({data.n_interactions:,} of {full.n_interactions:,} ratings)",
             1.0,
         )
-    train, test = split_by_time(data, cfg.holdout)
-    timings["load+split"] = round(time.perf_counter() - started, 2)
+    with _in_the_sample(full, data):  # a sample too small to fit says it is a sample
+        train, test = split_by_time(data, cfg.holdout)
+        timings["load+split"] = round(time.perf_counter() - started, 2)
 
-    started = time.perf_counter()
-    report("calibrate (training split)", 0.0)
-    batch = cfg.calibration_batch_size  # None: the calibration's own rule (factor_batch_size)
-    calibration = CalibrationConfig(
-        topics=cfg.topics,
-        epochs=cfg.calibration_epochs,
-        batch_size=batch,
-        holdout=cfg.holdout,
-        seed=cfg.seed,
-    )
-    pop = calibrate(train, calibration, visits=False)  # the simulation sets its own visits
-    split = align(pop, train, test)
-    if split.test_user.size == 0:
-        raise RecarenaError(f"dataset {data.name!r}: no held-out rows left after the split")
-    report("calibrate (training split)", 1.0)
-    timings["calibrate"] = round(time.perf_counter() - started, 2)
+        started = time.perf_counter()
+        report("calibrate (training split)", 0.0)
+        batch = cfg.calibration_batch_size  # None: the calibration's own rule (factor_batch_size)
+        calibration = CalibrationConfig(
+            topics=cfg.topics,
+            epochs=cfg.calibration_epochs,
+            batch_size=batch,
+            holdout=cfg.holdout,
+            seed=cfg.seed,
+        )
+        pop = calibrate(train, calibration, visits=False)  # the simulation sets its own visits
+        split = align(pop, train, test)
+        if split.test_user.size == 0:
+            raise RecarenaError(f"dataset {data.name!r}: no held-out rows left after the split")
+        report("calibrate (training split)", 1.0)
+        timings["calibrate"] = round(time.perf_counter() - started, 2)
 
-    started = time.perf_counter()
-    report("check 1: would you watch this?", 0.0)
-    taste = taste_discrimination(pop, split, cfg.ratios, cfg.seed, cfg.n_boot, cfg.per_user)
-    report("check 1: would you watch this?", 1.0)
-    timings["check 1"] = round(time.perf_counter() - started, 2)
+        started = time.perf_counter()
+        report("check 1: would you watch this?", 0.0)
+        taste = taste_discrimination(pop, split, cfg.ratios, cfg.seed, cfg.n_boot, cfg.per_user)
+        report("check 1: would you watch this?", 1.0)
+        timings["check 1"] = round(time.perf_counter() - started, 2)
 
     started = time.perf_counter()
     ranking = ranking_agreement(
