@@ -495,3 +495,43 @@ def test_a_release_as_downloaded_is_pointed_to(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()  # nothing to point to: the format line as before
     with pytest.raises(RecarenaError, match=r"cannot tell the format of .*empty"):
         load_dataset(tmp_path / "empty")
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ("1,2,100,4,1\n,3,200,5,1\n", "x.csv line 3: user is empty"),
+        ("1,2,100,4,1\n2,,200,5,1\n", "x.csv line 3: item is empty"),
+        ("1,2,,4,1\n", "x.csv line 2: timestamp is empty"),
+        ("1,2,100,4,1\n2,3,abc,5,1\n", "x.csv line 3: timestamp 'abc' is not a number"),
+        ("1,2,100,four,1\n", "x.csv line 2: rating 'four' is not a number"),
+        ("1,2,100,4,1\n2,3,200,5,yes\n", "x.csv line 3: click 'yes' is not a click (1/0 or true"),
+        ("1,2,100,4,2\n", "x.csv line 2: click '2' is not a click"),
+    ],
+)
+def test_a_bad_cell_of_a_generic_interactions_file_is_named(tmp_path, rows, message):
+    """Was: polars' casting error naming no line ("casting from Utf8View to Boolean not
+    supported", "conversion from `str` to `f64` failed"), or an empty user id read as one more
+    user; a click of 2 was a click."""
+    path = tmp_path / "x.csv"
+    path.write_text("user,item,timestamp,rating,click\n" + rows)
+    with pytest.raises(RecarenaError, match=re.escape(message)):
+        load_dataset(path)
+
+
+def test_a_generic_file_reads_empty_ratings_and_any_click_spelling(tmp_path: Path) -> None:
+    path = tmp_path / "x.csv"
+    path.write_text("user,item,timestamp,rating,click\n1,2,100,,0\n1,3,200,4, TRUE\n2,3,9,5,1.0\n")
+    data = load_dataset(path)
+    assert data.click is not None and data.click.tolist() == [False, True, True]
+    assert data.rating is not None and np.isnan(data.rating[0]) and data.rating[1] == 4
+    assert data.timestamp.tolist() == [100.0, 200.0, 9.0]
+    frame = pl.DataFrame(
+        {"user": [1, 2], "item": [3, 4], "timestamp": [5, 6], "click": [True, False]}
+    )
+    frame.write_parquet(tmp_path / "x.parquet")
+    parquet = load_dataset(tmp_path / "x.parquet")
+    assert parquet.click is not None and parquet.click.tolist() == [True, False]
+    frame.with_columns(pl.Series("user", [1, None])).write_parquet(tmp_path / "y.parquet")
+    with pytest.raises(RecarenaError, match=re.escape("y.parquet row 2: user is empty")):
+        load_dataset(tmp_path / "y.parquet")

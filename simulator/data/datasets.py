@@ -772,6 +772,7 @@ def load_interactions(path: str | Path, columns: Columns | None = None) -> Inter
 
     rating_col, click_col = optional(cols.rating), optional(cols.click)
     title_col, genres_col = optional(cols.title), optional(cols.genres)
+    frame = _checked_columns(frame, path, cols, rating_col, click_col)
     items = _empty_items()
     if title_col or genres_col:
         first = frame.unique(subset=cols.item, keep="first", maintain_order=True)
@@ -792,12 +793,57 @@ def load_interactions(path: str | Path, columns: Columns | None = None) -> Inter
         name=path.stem,
         user=_ids(frame[cols.user].cast(pl.String)),
         item=_ids(frame[cols.item].cast(pl.String)),
-        timestamp=frame[cols.timestamp].cast(pl.Float64).to_numpy(),
+        timestamp=frame[cols.timestamp].to_numpy(),
         rating=frame[rating_col].cast(pl.Float32).to_numpy() if rating_col else None,
-        click=frame[click_col].cast(pl.Boolean).to_numpy() if click_col else None,
+        click=frame[click_col].to_numpy() if click_col else None,
         items=items,
         licence="see the dataset's own licence",
     )
+
+
+_CLICKS = {"1": True, "0": False, "1.0": True, "0.0": False, "true": True, "false": False}
+"""What a generic file's click column may hold, as text (any case): 1/0 or true/false."""
+
+
+def _checked_columns(
+    frame: pl.DataFrame, path: Path, cols: Columns, rating: str | None, click: str | None
+) -> pl.DataFrame:
+    """A generic interactions file's columns checked cell by cell, each problem one error naming
+    the file and the line (a CSV; a Parquet file's row): an empty user, item or timestamp, a
+    timestamp or rating that is not a number (an empty rating is allowed: an exposure without
+    one), a click that is not 1/0 or true/false. Was: a polars casting error naming no line, or
+    an empty user id read as one more user. Returns the frame with timestamp and rating as
+    Float64 and click as Boolean."""
+    parquet = path.suffix == ".parquet"
+
+    def where(row: int) -> str:
+        return f"{path} row {row + 1}" if parquet else f"{path} line {row + 2}"
+
+    for column in (cols.user, cols.item, cols.timestamp):
+        empty = np.flatnonzero(frame[column].is_null().to_numpy())
+        if empty.size:
+            raise RecarenaError(f"{where(int(empty[0]))}: {column} is empty")
+    numbers = [cols.timestamp, *([rating] if rating else [])]
+    for column in numbers:
+        text = frame[column].cast(pl.String)
+        values = text.str.strip_chars().cast(pl.Float64, strict=False)
+        bad = np.flatnonzero((values.is_null() & text.is_not_null()).to_numpy())
+        if bad.size:
+            row = int(bad[0])
+            raise RecarenaError(f"{where(row)}: {column} {text[row]!r} is not a number")
+        frame = frame.with_columns(values.alias(column))
+    if click:
+        text = frame[click].cast(pl.String).str.strip_chars().str.to_lowercase()
+        clicked = text.replace_strict(_CLICKS, default=None, return_dtype=pl.Boolean)
+        bad = np.flatnonzero(clicked.is_null().to_numpy())
+        if bad.size:
+            row = int(bad[0])
+            raise RecarenaError(
+                f"{where(row)}: {click} {frame[click].cast(pl.String)[row]!r} is not a click "
+                "(1/0 or true/false)"
+            )
+        frame = frame.with_columns(clicked.alias(click))
+    return frame
 
 
 # ----------------------------------------------------------------------------------- dispatch
