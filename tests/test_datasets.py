@@ -535,3 +535,22 @@ def test_a_generic_file_reads_empty_ratings_and_any_click_spelling(tmp_path: Pat
     frame.with_columns(pl.Series("user", [1, None])).write_parquet(tmp_path / "y.parquet")
     with pytest.raises(RecarenaError, match=re.escape("y.parquet row 2: user is empty")):
         load_dataset(tmp_path / "y.parquet")
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        ("1\t2\t4\tabc\n", "rb.inter line 2: timestamp 'abc' is not a number"),
+        ("1\t2\tfour\t100\n", "rb.inter line 2: rating 'four' is not a number"),
+        ("1\t2\t4\t100\n\t3\t5\t200\n", "rb.inter line 3: user_id is empty"),
+    ],
+)
+def test_a_bad_cell_of_a_recbole_file_is_named(tmp_path, rows, message):
+    """Was: "conversion from `str` to `f64` failed in column 'timestamp'" naming no line, and an
+    empty user_id read as one more user."""
+    folder = tmp_path / "rb"
+    folder.mkdir()
+    header = "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+    (folder / "rb.inter").write_text(header + rows)
+    with pytest.raises(RecarenaError, match=re.escape(message)):
+        load_dataset(folder)

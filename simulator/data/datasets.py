@@ -686,6 +686,9 @@ def load_recbole(path: str | Path, name: str | None = None) -> InteractionData:
     for needed in ("user_id", "item_id"):
         if needed not in frame.columns:
             raise RecarenaError(f"{inter_path}: no '{needed}' column; found {frame.columns}")
+    timed = ("timestamp",) if "timestamp" in frame.columns else ()
+    numbers = (*timed, *(("rating",) if "rating" in frame.columns else ()))
+    frame = _checked_columns(frame, inter_path, ("user_id", "item_id", *timed), numbers)
     timestamp = (
         frame["timestamp"].cast(pl.Float64).to_numpy()
         if "timestamp" in frame.columns
@@ -772,7 +775,9 @@ def load_interactions(path: str | Path, columns: Columns | None = None) -> Inter
 
     rating_col, click_col = optional(cols.rating), optional(cols.click)
     title_col, genres_col = optional(cols.title), optional(cols.genres)
-    frame = _checked_columns(frame, path, cols, rating_col, click_col)
+    required = (cols.user, cols.item, cols.timestamp)
+    numbers = (cols.timestamp, *([rating_col] if rating_col else []))
+    frame = _checked_columns(frame, path, required, numbers, click_col)
     items = _empty_items()
     if title_col or genres_col:
         first = frame.unique(subset=cols.item, keep="first", maintain_order=True)
@@ -806,24 +811,27 @@ _CLICKS = {"1": True, "0": False, "1.0": True, "0.0": False, "true": True, "fals
 
 
 def _checked_columns(
-    frame: pl.DataFrame, path: Path, cols: Columns, rating: str | None, click: str | None
+    frame: pl.DataFrame,
+    path: Path,
+    required: Sequence[str],
+    numbers: Sequence[str],
+    click: str | None = None,
 ) -> pl.DataFrame:
     """A generic interactions file's columns checked cell by cell, each problem one error naming
-    the file and the line (a CSV; a Parquet file's row): an empty user, item or timestamp, a
-    timestamp or rating that is not a number (an empty rating is allowed: an exposure without
-    one), a click that is not 1/0 or true/false. Was: a polars casting error naming no line, or
-    an empty user id read as one more user. Returns the frame with timestamp and rating as
-    Float64 and click as Boolean."""
+    the file and the line (a CSV or RecBole file; a Parquet file's row): an empty ``required``
+    cell (user, item, timestamp), a cell of ``numbers`` that is not a number (an empty rating is
+    allowed: an exposure without one), a click that is not 1/0 or true/false. Was: a polars
+    casting error naming no line, or an empty user id read as one more user. Returns the frame
+    with ``numbers`` as Float64 and ``click`` as Boolean."""
     parquet = path.suffix == ".parquet"
 
     def where(row: int) -> str:
         return f"{path} row {row + 1}" if parquet else f"{path} line {row + 2}"
 
-    for column in (cols.user, cols.item, cols.timestamp):
+    for column in required:
         empty = np.flatnonzero(frame[column].is_null().to_numpy())
         if empty.size:
             raise RecarenaError(f"{where(int(empty[0]))}: {column} is empty")
-    numbers = [cols.timestamp, *([rating] if rating else [])]
     for column in numbers:
         text = frame[column].cast(pl.String)
         values = text.str.strip_chars().cast(pl.Float64, strict=False)
