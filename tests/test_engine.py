@@ -58,6 +58,44 @@ def test_empty_tables_are_the_bytes_pyarrow_writes_for_the_schema(tiny_run, tmp_
         assert empty_table_bytes(table) == reference.read_bytes()
 
 
+def test_event_log_close_writes_each_table_whole_from_either_thread(tmp_path):
+    """At close, tables that never reached the writer thread are shared between it and the
+    closing thread; a table with row groups on the writer already stays there. Every file
+    holds its rows in append order, in the row groups the flush threshold made, and equals
+    what one thread writing every table makes."""
+    from recarena.simulator.engine.eventlog import EventLog, fixed_dtypes
+
+    rng = np.random.default_rng(3)
+    batches = {table: [] for table in ("exposures", "interactions", "daily", "users_end")}
+    for table, sizes in (("exposures", [30, 30, 25]), ("interactions", [7, 9]), ("daily", [1])):
+        for n in sizes:
+            batches[table].append(
+                {name: rng.integers(0, 100, n).astype(dtype) for name, dtype in fixed_dtypes(table)}
+            )
+    files = {}
+    for flush_rows, out in ((50, tmp_path / "shared"), (10**6, tmp_path / "alone")):
+        out.mkdir()
+        log = EventLog(out, flush_rows)
+        for table, chunks in batches.items():
+            for columns in chunks:
+                log.append(table, columns)
+        log.close()
+        files[flush_rows] = {p.name: p for p in out.glob("*.parquet")}
+    shared, alone = files[50], files[10**6]
+    assert sorted(shared) == sorted(f"{t}.parquet" for t in SCHEMAS)
+    assert not list((tmp_path / "shared").glob("*.tmp"))
+    exposures = pq.ParquetFile(shared["exposures.parquet"])
+    assert [exposures.metadata.row_group(i).num_rows for i in range(2)] == [60, 25]
+    for table, chunks in batches.items():
+        got = pq.read_table(shared[f"{table}.parquet"])
+        for name, _ in fixed_dtypes(table):
+            want = np.concatenate([c[name] for c in chunks]) if chunks else np.empty(0)
+            assert np.array_equal(got.column(name).to_numpy(), want), (table, name)
+    for name in shared:  # below the threshold every table is one row group: same bytes
+        if name != "exposures.parquet":
+            assert shared[name].read_bytes() == alone[name].read_bytes(), name
+
+
 def test_logs_are_consistent(tiny_run):
     exposures = _table(tiny_run, "popularity", 0, "exposures")
     interactions = _table(tiny_run, "popularity", 0, "interactions")

@@ -13,9 +13,10 @@ pyarrow releases the GIL while it encodes, compresses and writes, so that work o
 simulation. Memory stays bounded: at most :data:`BUFFER_SETS` buffer sets per table exist, and
 ``append`` waits for the writer when all of them are in flight.
 
-The bytes do not depend on the thread: one thread writes every table in the order the row groups
-were flushed, each row group holds exactly the rows buffered when the threshold was crossed (as
-before), and values are cast to the schema type the way the Arrow conversion did.
+The bytes do not depend on the thread: each table is written by one thread in the order its row
+groups were flushed (the writer thread; at close, tables it never had may be written by the
+closing thread instead), each row group holds exactly the rows buffered when the threshold was
+crossed (as before), and values are cast to the schema type the way the Arrow conversion did.
 """
 
 from __future__ import annotations
@@ -40,6 +41,10 @@ BUFFER_SETS = 2
 """Buffer sets per table: one being filled, one being written."""
 
 _INITIAL_CAPACITY = 4096
+
+_TABLE_COST = 30_000
+"""What opening and closing one Parquet file costs, in values encoded (rows x columns): how
+:meth:`EventLog.close` weighs tables when it shares them between two threads."""
 
 
 def _fixed_width_dtype(field: pa.Field) -> np.dtype | None:
@@ -182,6 +187,8 @@ class EventLog:
         self._sets: dict[str, int] = dict.fromkeys(SCHEMAS, 0)
         self._writers: dict[str, pq.ParquetWriter] = {}
         self._thread: _Writer | None = None
+        self._handed: set[str] = set()
+        """Tables whose row groups went to the writer thread: it alone writes them."""
 
     def _tmp(self, table: str) -> Path:
         return self.directory / f"{table}.parquet.tmp"
@@ -258,6 +265,7 @@ class EventLog:
             self._thread = _Writer(self)
             self._thread.start()
         self._raise_writer_error()
+        self._handed.add(table)
         self._thread.jobs.put((table, buffer))
 
     def _write(self, table: str, buffer: _TableBuffer) -> None:
@@ -283,10 +291,44 @@ class EventLog:
                 raise thread.error
 
     def close(self) -> None:
-        """Flush, close and atomically publish every table (empty tables get a schema-only file)."""
+        """Flush, close and atomically publish every table (empty tables get a schema-only file).
+
+        In a cell below ``flush_rows`` nothing was written before now, so every table is encoded
+        here while the run waits. Tables that never went to the writer thread are shared out
+        between it and this thread (largest first, each to the one with less work), since
+        pyarrow releases the GIL while it encodes; a table is still written by one thread, in
+        one pass, so its bytes do not change."""
+        fresh: list[tuple[int, str]] = []
+        theirs, ours = 0, 0  # values each thread has to encode
         for table in SCHEMAS:
-            self._flush(table)
-        self._drain()
+            buffer = self._filling[table]
+            cost = 0 if buffer is None else buffer.rows * len(buffer.schema)
+            if table in self._handed:  # its earlier row groups are the writer's: keep order
+                self._flush(table)
+                theirs += cost
+            elif cost:
+                fresh.append((cost + _TABLE_COST, table))
+        fresh.sort(reverse=True)
+        mine: list[tuple[str, _TableBuffer]] = []
+        for cost, table in fresh:
+            alone = len(fresh) == 1 and self._thread is None  # one table: not worth a thread
+            if theirs <= ours and not alone:
+                self._flush(table)
+                theirs += cost
+            else:
+                buffer = self._filling[table]
+                assert buffer is not None
+                self._filling[table] = None
+                mine.append((table, buffer))
+                ours += cost
+        try:
+            for table, buffer in mine:
+                self._write(table, buffer)
+            for table in SCHEMAS:  # while the writer works (encoded once per process)
+                if self.rows[table] == 0:
+                    empty_table_bytes(table)
+        finally:
+            self._drain()
         for table in SCHEMAS:
             writer = self._writers.pop(table, None)
             if writer is None:
