@@ -795,3 +795,21 @@ def test_a_seed_past_64_bits_is_refused_before_any_work(tmp_path):
         )
         assert done.returncode == 2, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1 and done.stderr.startswith(line)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_an_output_folder_that_takes_no_file_is_refused_before_the_fit(tmp_path):
+    """calibrate -o /proc/pop.parquet fitted the population, then failed writing it ('Failed to
+    open local file'); a scenario calibrating into /proc/pop.parquet passed validate and run
+    failed the same way after calibrating. Both are refused first, with the folder."""
+    from tests.cli_in_process import assert_refused, cli
+    from tests.test_validate_gate import base_doc, refused_everywhere
+
+    data = tmp_path / "ok.csv"
+    data.write_text(_small_ratings(users=8, items=12))
+    line = "cannot create a file in /proc"
+    assert_refused(*cli("calibrate", str(data), "-o", "/proc/pop.parquet"), line)
+    doc = base_doc(tmp_path)
+    doc["population"] = {"from": "calibrated", "path": "/proc/pop.parquet", "dataset": str(data)}
+    doc["surface"] = {"k": 2}
+    refused_everywhere(tmp_path, doc, f"population.path /proc/pop.parquet: {line}")

@@ -75,7 +75,7 @@ def _check_population_output(output: Path, population: Any) -> None:
     """Before any work: every file ``calibrate -o`` writes (the users file and its siblings)
     can be created, and none of them is something other than a regular file. Was: ``-o
     /dev/null`` fitted for minutes, then created /dev/null.items.parquet beside the device."""
-    from recarena.simulator.core.paths import check_creatable
+    from recarena.simulator.core.paths import check_creatable, check_file_creatable
     from recarena.simulator.runner.calibrated_check import overwrite_problem
 
     files = [*population.paths(output), population.interest_path(output)]
@@ -84,6 +84,7 @@ def _check_population_output(output: Path, population: Any) -> None:
         if path.exists() and not path.is_file():
             kind = "a directory" if path.is_dir() else "not a regular file"
             raise RecarenaError(f"--output {output}: {path} is {kind}")
+    check_file_creatable(output, "--output")  # /proc, a read-only mount: before the fit
     for path in files[:2]:  # the users and items Parquet files
         problem = overwrite_problem(path)
         if problem is not None:

@@ -10,6 +10,7 @@ file system (NUL bytes, lengths) except :func:`check_creatable`, which looks at 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -87,6 +88,20 @@ def check_creatable(path: Path, what: str, room: int = 0, directory: bool = True
     where = existing_ancestor(path if directory else path.parent)
     if not where.is_dir():
         raise RecarenaError(f"{what} {path}: {where} is a file, not a directory")
+    return where
+
+
+def check_file_creatable(path: Path, what: str) -> Path:
+    """:func:`check_creatable` for a file, then a real test that its folder (the nearest one
+    that exists) takes a new file: a folder that refuses one (/proc, /sys, a read-only mount)
+    passed the lookup and failed only when the file was written, after minutes of work.
+    Nothing is left behind (an unnamed temporary file)."""
+    where = check_creatable(path, what, directory=False)
+    try:
+        tempfile.TemporaryFile(dir=where).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise RecarenaError(f"{what} {path}: cannot create a file in {where} ({reason})") from None
     return where
 
 

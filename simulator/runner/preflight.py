@@ -35,7 +35,7 @@ from recarena.agents.users.personas import data_traits
 from recarena.recommenders.mf import SCORE_BLOCK_CELLS
 from recarena.simulator.core.errors import RecarenaError, first_line
 from recarena.simulator.core.machine import usable_cpus
-from recarena.simulator.core.paths import check_creatable, url_problem
+from recarena.simulator.core.paths import check_creatable, check_file_creatable, url_problem
 from recarena.simulator.core.scenario import CarouselSurface, ListSurface, Scenario
 from recarena.simulator.data.datasets import (
     check_link,
@@ -181,6 +181,7 @@ def _check_calibrated(scenario: Scenario) -> Sizes | None:
                 f"population.path: {missing} not found and population.dataset is not set; "
                 f"make it with `recarena calibrate DATASET -o {users_path}`"
             )
+        check_file_creatable(users_path, "population.path")  # run calibrates into it
         _check_dataset(pop.dataset, "population.dataset")
         return None  # run calibrates it first; sizes come from the scenario until then
     import pyarrow as pa
