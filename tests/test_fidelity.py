@@ -756,3 +756,13 @@ def test_a_sample_too_small_to_fit_says_it_is_a_sample(tmp_path: Path) -> None:
     assert_refused(code, stderr, "'inter' is too small to calibrate: 1 users")
     assert_refused(code, stderr, "(in the sample of 1 of 120 users, 20 of 2,400 ratings, that")
     assert not out.exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_fidelity_output_in_a_folder_that_takes_nothing(tmp_path: Path) -> None:
+    """Was 'No such file or directory: /proc/.fid.auscxfkt', naming the scratch folder."""
+    from tests.cli_in_process import assert_refused, cli
+
+    data = _tiny_dataset(tmp_path / "inter.csv")
+    code, stderr = cli("fidelity", "--dataset", str(data), "-o", "/proc/fid")
+    assert_refused(code, stderr, "--output /proc/fid: cannot create a folder in /proc (")

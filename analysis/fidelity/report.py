@@ -275,8 +275,14 @@ def write_report(
     if out_dir.exists() and not out_dir.is_dir():
         raise RecarenaError(f"--output: {out_dir} exists and is not a directory")
     parent = out_dir.resolve().parent
-    parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
+    except OSError as exc:  # /proc, a read-only mount: was the scratch folder's name, not -o's
+        reason = exc.strerror or type(exc).__name__
+        raise RecarenaError(
+            f"--output {out_dir}: cannot create a folder in {parent} ({reason})"
+        ) from None
     try:
         result = run_fidelity(cfg, scratch, progress, workers)
         result["config"] = config_dict(cfg)
