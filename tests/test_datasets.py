@@ -554,3 +554,10 @@ def test_a_bad_cell_of_a_recbole_file_is_named(tmp_path, rows, message):
     (folder / "rb.inter").write_text(header + rows)
     with pytest.raises(RecarenaError, match=re.escape(message)):
         load_dataset(folder)
+
+
+def test_the_csv_format_given_a_folder_says_it_reads_one_file(tmp_path: Path) -> None:
+    """Was: polars read the folder's files as one glob ('schema names differ: got 10::Cité ...')."""
+    folder = write_dat_release(tmp_path / "ml-1m")
+    with pytest.raises(RecarenaError, match=r"ml-1m is a folder; the csv format reads one inter"):
+        load_dataset(folder, "csv")

@@ -758,6 +758,11 @@ def load_interactions(path: str | Path, columns: Columns | None = None) -> Inter
     path = Path(path)
     cols = columns or Columns()
     _require(path, "interactions file")
+    if path.is_dir():  # polars read the folder's files as one glob: 'schema names differ'
+        raise RecarenaError(
+            f"{path} is a folder; the csv format reads one interactions file (.csv or .parquet): "
+            "give the file, or leave --format out for a MovieLens or RecBole folder"
+        )
     if path.suffix != ".parquet" and path.is_file():
         with path.open("rb") as stream:
             check_narrow_text(path, stream.read(4096))
