@@ -813,3 +813,31 @@ def test_an_output_folder_that_takes_no_file_is_refused_before_the_fit(tmp_path)
     doc["population"] = {"from": "calibrated", "path": "/proc/pop.parquet", "dataset": str(data)}
     doc["surface"] = {"k": 2}
     refused_everywhere(tmp_path, doc, f"population.path /proc/pop.parquet: {line}")
+
+
+def test_rated_movies_missing_from_the_movie_list_are_noted(tmp_path):
+    """Movies rated but absent from movies.csv calibrated without a word; their titles were
+    their ids in every report and prompt. A note on stderr says how many, exit 0."""
+    from tests.cli_in_process import cli
+
+    rows = [
+        (u, 1 + (u * 3 + k * 4) % 40, 1 + (u + k) % 5, 10**6 + DAY_S * k)
+        for u in range(1, 13)
+        for k in range(10)
+    ]
+    folder = _release(tmp_path / "ml", rows)
+    movies = "".join(f"{i},Movie {i} (1999),Drama\n" for i in range(1, 21))  # 21-40 missing
+    (folder / "movies.csv").write_text("movieId,title,genres\n" + movies)
+    code, stderr = cli("calibrate", str(folder), "-o", str(tmp_path / "pop.parquet"))
+    assert code == 0, stderr
+    missing = len({i for _, i, _, _ in rows if i > 20})
+    rated = len({i for _, i, _, _ in rows})
+    assert stderr.splitlines() == [
+        f"note: {missing} of the {rated} rated items of 'ml' are not in its item table "
+        "(movies.csv, movies.dat or u.item; first: 21): their titles are their ids and they "
+        "have no genres"
+    ]
+    full = "".join(f"{i},Movie {i} (1999),Drama\n" for i in range(1, 41))
+    (folder / "movies.csv").write_text("movieId,title,genres\n" + full)
+    code, stderr = cli("calibrate", str(folder), "-o", str(tmp_path / "pop2.parquet"))
+    assert code == 0 and stderr == "", stderr

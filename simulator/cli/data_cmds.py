@@ -41,7 +41,7 @@ def calibrate(
 
     from recarena.agents.users.calibration import CalibratedPopulation, CalibrationConfig
     from recarena.agents.users.calibration import calibrate as fit
-    from recarena.simulator.data.datasets import load_dataset
+    from recarena.simulator.data.datasets import load_dataset, untitled_line
     from recarena.simulator.data.sampling import (
         DEFAULT_MAX_RATINGS,
         sampled_line,
@@ -57,6 +57,8 @@ def calibrate(
         data = subsample_users(full, None, seed, budget or None)
         if note := sampled_line(full, data, budget):
             err.print(f"note: {note}; --max-ratings 0 keeps all", soft_wrap=True, markup=False)
+        if note := untitled_line(full):
+            err.print(f"note: {note}", soft_wrap=True, markup=False)
         population = fit(data, CalibrationConfig(topics=topics, seed=seed))
     with reading(f"--output {output}"):
         population.save(output)

@@ -94,6 +94,26 @@ class InteractionData:
         return self.click.astype(bool)
 
 
+def untitled_line(data: InteractionData) -> str:
+    """What a note on stderr says when rated items are missing from the item table that the
+    dataset has (a trimmed or mismatched movies.csv): their titles are their ids in reports
+    and prompts, and they have no genres. Empty when every rated item is listed, or there is
+    no item table at all."""
+    if not data.items.height:
+        return ""
+    rated, listed = np.unique(data.item), data.items["item"].to_numpy()
+    if rated.dtype.kind != listed.dtype.kind:
+        return ""
+    missing = np.setdiff1d(rated, listed)
+    if not missing.size:
+        return ""
+    return (
+        f"{missing.size:,} of the {rated.size:,} rated items of {data.name!r} are not in its "
+        f"item table (movies.csv, movies.dat or u.item; first: {missing[0]}): their titles "
+        "are their ids and they have no genres"
+    )
+
+
 def _empty_items() -> pl.DataFrame:
     return pl.DataFrame(
         schema={
