@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
 from recarena.recommenders.base import NoParams, RecommenderContext
+from recarena.recommenders.popularity import PopularityRecommender
 from recarena.recommenders.slates import top_k_from_ranking
 from recarena.simulator.core.types import FeedbackBatch, Interactions, RequestBatch, SlateBatch
 
@@ -51,3 +54,18 @@ class QualityFirst:
 
     def update(self, feedback: FeedbackBatch) -> None:
         return None
+
+
+class PacedPopularity(PopularityRecommender):
+    """The built-in popularity recommender, pausing ``PACE_SECONDS`` on every page wave.
+
+    Why: tests that stop, kill or resume a run mid-cell need a cell that lasts a while on any
+    machine; a small scenario's cells take a fraction of a second on a fast one, and a signal
+    aimed at a running cell found every cell finished. The pause changes no row of the logs
+    (same slates as ``popularity``), so byte-identity checks still hold."""
+
+    PACE_SECONDS = 0.001
+
+    def recommend(self, requests: RequestBatch) -> SlateBatch:
+        time.sleep(self.PACE_SECONDS)
+        return super().recommend(requests)

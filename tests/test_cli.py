@@ -114,6 +114,8 @@ def test_llm_options_on_a_scenario_without_llm_are_named_as_ignored(
 
 def test_ctrl_c_keeps_finished_cells(tmp_path, tiny_doc, write_scenario):
     tiny_doc["replicates"] = 6
+    # a popularity cell lasts seconds on any machine, so the signal lands mid-run
+    tiny_doc["arms"][1]["recommender"] = {"type": "tests.plugins:PacedPopularity"}
     out = tmp_path / "interrupted"
     path = write_scenario(tiny_doc)
     proc = subprocess.Popen(

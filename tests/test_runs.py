@@ -154,8 +154,10 @@ def _parquet_digests(run_dir: Path) -> dict[str, str]:
 
 @pytest.fixture
 def slow_doc(tiny_doc):
-    """Cells that take a few seconds, so there is time to hit them mid-cell."""
+    """Cells that take a few seconds on any machine, so there is time to hit them mid-cell:
+    the popularity arm pauses a few milliseconds a page wave (tests/plugins.py)."""
     tiny_doc["horizon"]["days"] = 4
+    tiny_doc["arms"][1]["recommender"] = {"type": "tests.plugins:PacedPopularity"}
     return tiny_doc
 
 
