@@ -561,3 +561,19 @@ def test_the_csv_format_given_a_folder_says_it_reads_one_file(tmp_path: Path) ->
     folder = write_dat_release(tmp_path / "ml-1m")
     with pytest.raises(RecarenaError, match=r"ml-1m is a folder; the csv format reads one inter"):
         load_dataset(folder, "csv")
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="needs named pipes")
+def test_a_named_pipe_for_a_generic_or_recbole_file_is_refused(tmp_path: Path) -> None:
+    """calibrate pipe.csv (or a RecBole .inter that is a pipe) blocked in polars' reader with
+    no writer on the other end, and SIGTERM did not stop it (Rust code does not see Python's
+    signal handlers): the process had to be killed."""
+    import os
+
+    os.mkfifo(tmp_path / "pipe.csv")
+    with pytest.raises(RecarenaError, match=r"pipe.csv: not a file \(a pipe or a device\)"):
+        load_dataset(tmp_path / "pipe.csv")
+    (tmp_path / "rb").mkdir()
+    os.mkfifo(tmp_path / "rb" / "rb.inter")
+    with pytest.raises(RecarenaError, match=r"rb.inter: not a file \(a directory, a pipe or a"):
+        load_dataset(tmp_path / "rb")

@@ -666,6 +666,8 @@ def load_movielens_100k(path: str | Path) -> InteractionData:
 # --------------------------------------------------------------------------- RecBole atomic
 def _read_atomic(path: Path) -> pl.DataFrame:
     """A RecBole atomic file: tab-separated, header ``name:type`` (token, float, token_seq...)."""
+    if path.exists() and not path.is_file():  # a pipe: polars would block, deaf to signals
+        raise RecarenaError(f"{path}: not a file (a directory, a pipe or a device)")
     if path.is_file():
         with path.open("rb") as stream:
             check_narrow_text(path, stream.read(4096))
@@ -783,6 +785,8 @@ def load_interactions(path: str | Path, columns: Columns | None = None) -> Inter
             f"{path} is a folder; the csv format reads one interactions file (.csv or .parquet): "
             "give the file, or leave --format out for a MovieLens or RecBole folder"
         )
+    if not path.is_file():  # a pipe or a device: polars would block reading it, deaf to signals
+        raise RecarenaError(f"{path}: not a file (a pipe or a device)")
     if path.suffix != ".parquet" and path.is_file():
         with path.open("rb") as stream:
             check_narrow_text(path, stream.read(4096))
