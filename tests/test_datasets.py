@@ -577,3 +577,10 @@ def test_a_named_pipe_for_a_generic_or_recbole_file_is_refused(tmp_path: Path) -
     os.mkfifo(tmp_path / "rb" / "rb.inter")
     with pytest.raises(RecarenaError, match=r"rb.inter: not a file \(a directory, a pipe or a"):
         load_dataset(tmp_path / "rb")
+
+
+@pytest.mark.parametrize("dataset", ["", "  "])
+def test_an_empty_dataset_path_is_refused(dataset: str) -> None:
+    """Path('') is the working directory: calibrate '' read it ('. holds no ratings.csv ...')."""
+    with pytest.raises(RecarenaError, match=r"^dataset: an empty path"):
+        load_dataset(dataset)

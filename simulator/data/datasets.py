@@ -948,6 +948,11 @@ def load_dataset(
     """``ml-100k`` (from the RecBole package) or a path in one of the supported formats."""
     if str(dataset) == "ml-100k" and fmt in ("auto", "movielens"):
         return load_ml100k()
+    if not str(dataset).strip():  # Path("") is the working directory
+        raise RecarenaError(
+            "dataset: an empty path; give a dataset folder or file, or 'ml-100k' for the copy "
+            "inside RecBole"
+        )
     path = Path(dataset)
     check_link(path, "dataset")
     if fmt == "auto":
