@@ -324,3 +324,12 @@ def test_a_dataset_to_calibrate_is_read_by_validate(tmp_path, ratings, fragment)
     refused_everywhere(tmp_path, doc, fragment)
     assert_refused(*cli("validate", str(tmp_path / "s.yaml")), "s.yaml: population.dataset: ")
     assert not (tmp_path / "pop.parquet").exists()
+
+
+def test_an_empty_population_dataset_is_refused(tmp_path):
+    """Path('') is the working directory: validate read it as the dataset and named a folder
+    inside it ('. holds no ratings.csv ... give low_ratings')."""
+    doc = base_doc(tmp_path)
+    doc["population"] = {"from": "calibrated", "path": str(tmp_path / "pop.parquet"), "dataset": ""}
+    doc["surface"] = {"k": 2}
+    refused_everywhere(tmp_path, doc, "population.dataset: an empty path")

@@ -278,6 +278,8 @@ def _check_dataset(dataset: str, what: str) -> None:
         if dataset == "ml-100k":
             recbole_ml100k_dir()
             return
+        if not dataset.strip():  # Path("") is the working directory
+            raise RecarenaError("an empty path; give a dataset folder or file, or 'ml-100k'")
         path = Path(dataset)
         check_link(path, "dataset")  # a loop of links is not 'not found'
         if not path.exists():
