@@ -36,7 +36,8 @@ class NativeSASRecParams(BaseModel):
     them): bounds the cost of a fit on a large history (`recarena fidelity` uses 100,000)."""
     softmax_items: int = Field(default=16_384, ge=2)
     """Items a training step's softmax covers: the whole catalog up to this many; above it,
-    the step's own targets plus a uniform sample of items up to this many (sampled softmax).
+    each example's own target plus a uniform sample of this many less one, shared by the
+    batch (sampled softmax; see ``_sampled_logits``).
     The softmax is most of a step's cost, so without it a step grows with the catalog: a
     1.1M-rating sample of a large MovieLens release (~38,000 movies) trained 2-3 times slower
     than at this size."""
@@ -122,15 +123,27 @@ class NativeSASRec:
         return net
 
     def _sampled_logits(self, net: Any, states: Any, targets: np.ndarray) -> tuple[Any, Any]:
-        """Scores of a step's states over its targets and a uniform draw of other items (the
-        draw comes from the recommender's seeded stream, so a fit stays reproducible), and
-        each target's column among them."""
+        """Each row's score of its own target (column 0) beside its scores of a uniform draw of
+        ``softmax_items - 1`` items shared by the batch; a draw that is the row's own target is
+        masked out. The draw comes from the recommender's seeded stream, so a fit stays
+        reproducible.
+
+        Why the batch's targets are not shared as negatives: they are drawn in proportion to
+        popularity, so a popular movie would be pushed down as some other row's negative far
+        more often than a rare one, with nothing to correct for it. On ml-latest-small, forced
+        into sampling at 2,048 items, that halved SASRec's held-out NDCG@10 (0.077 full, 0.038
+        and 0.027 over two seeds). Uniform negatives have the same sampling probability for every
+        item, so the sampled softmax needs no correction term."""
         import torch  # lazily: listing and validating never load torch
 
-        draws = self.rng.integers(0, self.n_items, max(0, self.params.softmax_items - targets.size))
-        candidates, column = np.unique(np.r_[targets, draws], return_inverse=True)
-        weights = net.items.weight[torch.from_numpy(candidates + 1)]  # row 0 is the padding
-        return states @ weights.T, torch.from_numpy(column[: targets.size])
+        draws = self.rng.integers(0, self.n_items, max(1, self.params.softmax_items - 1))
+        weights = net.items.weight  # row 0 is the padding
+        wanted = torch.from_numpy(targets + 1)
+        own = (states * weights[wanted]).sum(-1, keepdim=True)
+        others = states @ weights[torch.from_numpy(draws + 1)].T
+        hit = torch.from_numpy(draws[None, :] == targets[:, None])
+        others = others.masked_fill(hit, float("-inf"))
+        return torch.cat([own, others], dim=1), torch.zeros(targets.size, dtype=torch.int64)
 
     def recommend(self, requests: RequestBatch) -> SlateBatch:
         import torch  # lazily: listing and validating never load torch

@@ -111,9 +111,8 @@ def test_native_sasrec_is_deterministic():
     "kind", ["sasrec_native", "recarena.recommenders.native_gru4rec:NativeGRU4Rec"]
 )
 def test_sampled_softmax_still_learns_the_next_item(kind):
-    """Above ``softmax_items`` a step scores its targets and a uniform sample of items (here
-    36 of the 40: a step's 32 targets and draws), not the whole catalog; the next item is still
-    learnt."""
+    """Above ``softmax_items`` an example's target is scored against a uniform sample of items
+    (here 35 draws from the 40), not the whole catalog; the next item is still learnt."""
     params = {"epochs": 8, "max_len": 5, "dim": 32, "lr": 1e-2, "batch_size": 32}
     params["softmax_items"] = 36
     history = _cycle_history(np.random.default_rng(3))
