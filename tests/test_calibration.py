@@ -841,3 +841,22 @@ def test_rated_movies_missing_from_the_movie_list_are_noted(tmp_path):
     (folder / "movies.csv").write_text("movieId,title,genres\n" + full)
     code, stderr = cli("calibrate", str(folder), "-o", str(tmp_path / "pop2.parquet"))
     assert code == 0 and stderr == "", stderr
+
+
+@pytest.mark.parametrize("name", ["pop.json", "pop.csv", "pop"])
+def test_a_population_written_under_another_name_than_parquet_is_refused_first(tmp_path, name):
+    """calibrate -o pop.json wrote the population and then its JSON sidecar over it (the same
+    name); -o pop.csv wrote Parquet under a CSV name. Refused before the fit, as is a scenario
+    that would calibrate into such a population.path; nothing is written."""
+    from tests.cli_in_process import assert_refused, cli
+    from tests.test_validate_gate import base_doc, refused_everywhere
+
+    data = tmp_path / "ok.csv"
+    data.write_text(_small_ratings(users=8, items=12))
+    out = tmp_path / "out" / name
+    assert_refused(*cli("calibrate", str(data), "-o", str(out)), f"--output {out}: ")
+    assert not (tmp_path / "out").exists()
+    doc = base_doc(tmp_path)
+    doc["population"] = {"from": "calibrated", "path": str(out), "dataset": str(data)}
+    doc["surface"] = {"k": 2}
+    refused_everywhere(tmp_path, doc, f"population.path {out}: ")

@@ -76,7 +76,8 @@ def calibrate(
 def _check_population_output(output: Path, population: Any) -> None:
     """Before any work: every file ``calibrate -o`` writes (the users file and its siblings)
     can be created, and none of them is something other than a regular file. Was: ``-o
-    /dev/null`` fitted for minutes, then created /dev/null.items.parquet beside the device."""
+    /dev/null`` fitted for minutes, then created /dev/null.items.parquet beside the device;
+    ``-o pop.json`` wrote the population and then its JSON sidecar over it."""
     from recarena.simulator.core.paths import check_creatable, check_file_creatable
     from recarena.simulator.runner.calibrated_check import overwrite_problem
 
@@ -91,6 +92,11 @@ def _check_population_output(output: Path, population: Any) -> None:
         problem = overwrite_problem(path)
         if problem is not None:
             raise RecarenaError(f"--output {output}: {problem}")
+    if output.suffix != ".parquet":  # -o pop.json: the sidecar's own name; -o pop.csv
+        raise RecarenaError(
+            f"--output {output}: the population is a Parquet file; give a name ending in "
+            ".parquet (its items, JSON and interest files are written beside it)"
+        )
 
 
 def _fidelity_panel(

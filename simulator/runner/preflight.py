@@ -175,6 +175,11 @@ def _check_calibrated(scenario: Scenario) -> Sizes | None:
             problem = overwrite_problem(path)
             if problem is not None:
                 raise RecarenaError(f"population.path: {problem}")
+        if pop.dataset is not None and users_path.suffix != ".parquet":  # as calibrate -o
+            raise RecarenaError(
+                f"population.path {users_path}: run would write the population there as "
+                "Parquet; give a name ending in .parquet"
+            )
         if pop.dataset is None:
             missing = users_path if not users_path.exists() else items_path
             raise RecarenaError(
