@@ -304,6 +304,10 @@ def _bad_release(tmp_path: Path, case: str) -> Path:
     elif case in RATINGS_CSV:  # one bad row in an otherwise fine ratings.csv
         rows = ["userId,movieId,rating,timestamp", "1,10,4,964982703", RATINGS_CSV[case]]
         (folder / "ratings.csv").write_text("\n".join(rows) + "\n")
+    elif case == "repeated-column-csv":  # was: the first 'rating' column won without a word
+        (folder / "ratings.csv").write_text(
+            "userId,movieId,rating,rating,timestamp\n1,10,4,1,100\n2,10,3,5,200\n"
+        )
     elif case == "utf-16-csv":  # was: "header has no column 'userId'; found ['\xff\xfeu\x00..."
         (folder / "ratings.csv").write_bytes(
             "userId,movieId,rating,timestamp\n1,10,4,1\n".encode("utf-16")
@@ -354,6 +358,7 @@ BAD = {
     "huge-id-dat": ("ratings.dat line 2", "is too large for an id"),
     "blank-line-dat": ("ratings.dat line 2", "found 1"),
     "blank-line-csv": ("ratings.csv line 3", "a blank line between rows"),
+    "repeated-column-csv": ("ratings.csv line 1", "names column 'rating' twice"),
 }
 
 

@@ -349,6 +349,12 @@ def _read_csv_checked(
         raise RecarenaError(
             f"{path} line 1: header has no column {missing[0]!r}; found {frame.columns}{hint}"
         )
+    for column in frame.columns:  # polars renames a repeated name: 'rating_duplicated_0'
+        base, mark, count = column.rpartition("_duplicated_")
+        if mark and count.isdigit() and base in required:
+            raise RecarenaError(
+                f"{path} line 1: the header names column {base!r} twice (which one is meant?)"
+            )
     blank = frame.select(pl.all_horizontal(pl.all().is_null())).to_series().to_numpy()
     end = len(blank)
     while end and blank[end - 1]:  # blank lines at the end are not rows
