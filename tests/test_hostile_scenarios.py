@@ -10,6 +10,7 @@ go through a subprocess, as a user runs it.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -600,3 +601,43 @@ def test_absurd_periods_are_refused_in_a_short_line():
     message = str(caught.value)
     assert "retrain.every_days" in message and "1e+300 refits" in message
     assert "creators.period_days" in message and len(message) < 400
+
+
+@pytest.mark.parametrize(
+    ("days", "tick_seconds", "sweep"),
+    [
+        (1e-9, 60, None),  # a fraction of a second
+        (30 / 86_400, 60, None),  # half a tick
+        (60 / 86_400, 60, None),  # exactly one tick: only tick 0, before any visit starts
+        (0.01, 3600, None),  # 864 s of hour-long ticks
+        (1, 300, {"horizon.days": [1, 1e-6]}),  # one sweep point
+    ],
+)
+def test_a_horizon_that_ends_before_the_second_tick_is_refused(tmp_path, days, tick_seconds, sweep):
+    """Pages are served at ticks 0, tick, 2 tick, ...; a visit starts after 0, so a horizon no
+    longer than one tick served no page. It ran, logged no exposure and printed an A/B table
+    without its ctr rows."""
+    doc = base_doc()
+    doc["horizon"] = {"days": days, "tick_seconds": tick_seconds}
+    doc["output"]["dir"] = str(tmp_path / "runs")
+    if sweep:
+        doc["sweep"] = sweep
+    path = tmp_path / "s.yaml"
+    path.write_text(dump(doc), encoding="utf-8")
+    assert_refused(*cli("validate", str(path)), "horizon.days")
+    assert_refused(*cli("run", str(path), "-o", str(tmp_path / "out")), "second tick")
+    assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
+
+
+def test_a_horizon_just_past_one_tick_serves_pages(tmp_path):
+    doc = base_doc()
+    doc["horizon"] = {"days": 61 / 86_400, "tick_seconds": 60}
+    doc["population"] = {"users": 500, "visits_per_day": 50}
+    doc["arms"] = doc["arms"][:1]
+    path = tmp_path / "s.yaml"
+    path.write_text(dump(doc).replace("{dir}", str(tmp_path)), encoding="utf-8")
+    out = tmp_path / "out"
+    code, stderr = cli("run", str(path), "-o", str(out), "-q")
+    assert code == 0, stderr
+    manifest = json.loads((out / "arm=random" / "rep=0" / "manifest.json").read_text())
+    assert manifest["rows"]["exposures"] > 0

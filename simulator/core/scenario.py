@@ -57,6 +57,20 @@ class Horizon(Section):
     tick_seconds: Annotated[float, Field(gt=0, le=3600)] = 60.0
     """Every session that wants a page at a tick is served in one batch; a page takes one tick."""
 
+    @model_validator(mode="after")
+    def _longer_than_a_tick(self) -> Horizon:
+        # pages are served at ticks 0, tick, 2·tick, ... before the horizon; a visit starts
+        # after 0, so the first page is at the second tick. A horizon that ends by then ran,
+        # logged nothing and printed an A/B table with the clicks-per-exposure rows left out
+        seconds = self.days * 86_400
+        if seconds <= self.tick_seconds:
+            raise ValueError(
+                f"@days: {self.days:g} days ({seconds:g} s) end before the second tick "
+                f"(tick_seconds {self.tick_seconds:g}), so no page would be served; give "
+                "more days or a shorter tick_seconds"
+            )
+        return self
+
 
 class Catalog(Section):
     initial_items: Annotated[int, Field(ge=1)] = 2000
