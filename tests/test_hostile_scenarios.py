@@ -641,3 +641,34 @@ def test_a_horizon_just_past_one_tick_serves_pages(tmp_path):
     assert code == 0, stderr
     manifest = json.loads((out / "arm=random" / "rep=0" / "manifest.json").read_text())
     assert manifest["rows"]["exposures"] > 0
+
+
+@pytest.mark.parametrize(
+    ("creators", "fragment"),
+    [
+        ({"count": 2, "uploads_per_day": 1e6}, "~2,000,000 uploads per cell"),
+        (
+            {"count": 2, "uploads_per_day": 10, "ai": {"speedup": 1e6}},
+            "creators.ai.speedup: ~20,000,000 uploads",
+        ),
+        (
+            {"count": 2, "join_rate_per_period": 1e6, "period_days": 0.5},
+            "~2,000,000 creators joining per cell",
+        ),
+    ],
+)
+def test_uploads_or_joins_past_the_limit_are_refused(tmp_path, creators, fragment):
+    """Each upload is an event of the clock and each joining creator an agent with its own
+    upload process; both passed the memory estimate and a one-day cell of 50 users ran past
+    two minutes. Now refused like too many refits, and --force lifts it."""
+    doc = base_doc()
+    doc["creators"] = creators
+    doc["output"]["dir"] = str(tmp_path / "runs")
+    path = tmp_path / "s.yaml"
+    path.write_text(dump(doc), encoding="utf-8")
+    assert_refused(*cli("validate", str(path)), fragment)
+    assert not (tmp_path / "runs").exists()
+    estimate = preflight(parse_scenario(doc), "s.yaml", force=True)
+    assert estimate.uploads > 1_000_000 or estimate.creators > 1_000_000
+    doc["creators"] = {"count": 20, "uploads_per_day": 1000}  # 20,000 uploads a day: runs
+    preflight(parse_scenario(doc), "s.yaml")

@@ -80,7 +80,8 @@ class Limits:
     max_ticks: int = 10_000_000
     """Page-loop ticks of one cell (days x 86,400 / tick_seconds)."""
     max_periodic: int = 1_000_000
-    """Refits (days / retrain every_days) or creator reviews (days / period_days) of one cell."""
+    """Refits (days / retrain every_days), creator reviews (days / period_days), uploads or
+    joining creators of one cell."""
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,8 @@ class Estimate:
     ticks: float
     creators: int = 0
     """Creators at the end of the horizon (initial plus expected joins)."""
+    uploads: float = 0.0
+    """Expected uploads of one cell, each an event of the clock and an item appended."""
 
     @property
     def bytes_total(self) -> float:
@@ -605,6 +608,7 @@ def estimate(
         users=users,
         items=int(items),
         creators=int(creators.count + joins),
+        uploads=float(items - initial),
         cells=cells,
         points=points,
         workers=running,
@@ -718,6 +722,14 @@ def _check_estimate(
                 f"{limits.max_periodic:,}"
             )
             break
+    if est.uploads > limits.max_periodic:
+        problems.append(_uploads_problem(est, scenario, limits))
+    joins = est.creators - scenario.creators.count
+    if joins > limits.max_periodic:  # each a creator agent with its own upload process
+        problems.append(
+            f"creators.join_rate_per_period: ~{human_count(joins)} creators joining per cell "
+            f"exceed the maximum of {limits.max_periodic:,}"
+        )
     reviews = days / scenario.creators.period_days
     if reviews > limits.max_periodic:
         problems.append(
@@ -727,6 +739,21 @@ def _check_estimate(
         )
     if problems and not force:
         raise RecarenaError(f"{'; '.join(problems)} (pass --force to run anyway)")
+
+
+def _uploads_problem(est: Estimate, scenario: Scenario, limits: Limits) -> str:
+    """Uploads are one event each: 2 creators at 10^6 uploads a day passed the memory
+    estimate and ran past two minutes on a one-day horizon of 50 users."""
+    creators = scenario.creators
+    fields = ["creators.count", "creators.uploads_per_day"]
+    if creators.ai is not None and creators.ai.speedup > 1:
+        fields.append("creators.ai.speedup")
+    if creators.join_rate_per_period > 0:
+        fields.append("creators.join_rate_per_period")
+    return (
+        f"{', '.join(fields)}: ~{human_count(est.uploads)} uploads per cell over "
+        f"{scenario.horizon.days:g} days exceed the maximum of {limits.max_periodic:,}"
+    )
 
 
 def _fits(est: Estimate, limits: Limits, memory: int) -> bool:
