@@ -251,8 +251,16 @@ def compare(
         raise RecarenaError(f"--baseline: unknown arm {baseline!r}; arms: {', '.join(arms)}")
     if ci_over == "replicates":
         _need_replicates(long["rep"].n_unique() if long.height else 0)
+    asked = list(metrics) if metrics else list(dict.fromkeys(long["metric"].to_list()))
     long = long.filter(pl.col("value").is_not_null() & pl.col("value").is_finite())
     names = list(dict.fromkeys(long["metric"].to_list()))
+    undefined = [name for name in asked if name not in names]
+    if undefined:  # was: the rows were left out of the table without a word
+        warnings.warn(
+            f"{', '.join(undefined)}: no finished cell has a value (nothing to divide by: no "
+            "exposures, sessions or clicks were logged); left out of the A/B table",
+            stacklevel=2,
+        )
     cells = _cells(long)
     n_reps = min((len(reps) for reps in cells.values()), default=0)
 

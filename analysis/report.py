@@ -337,8 +337,12 @@ def build_report(
             f"'{logs.arms[0]}' instead."
         )
         baseline = logs.arms[0]
-    frame = compare(logs, baseline=baseline, metrics=run_metrics(logs), ci_over=ci_over)
-    baseline = frame.filter(pl.col("delta").is_null())["arm"][0]
+    with warnings.catch_warnings(record=True) as caught:  # metrics no cell has a value for
+        warnings.simplefilter("always")
+        frame = compare(logs, baseline=baseline, metrics=run_metrics(logs), ci_over=ci_over)
+    notes.extend(f"{caught_warning.message}." for caught_warning in caught)
+    bases = frame.filter(pl.col("delta").is_null())["arm"]
+    baseline = bases[0] if len(bases) else (baseline or logs.baseline)
     summary, arms = _summary(logs)
     summary.append(("CIs over", ci_unit(frame, ci_over)))
     report = Report(

@@ -672,3 +672,23 @@ def test_uploads_or_joins_past_the_limit_are_refused(tmp_path, creators, fragmen
     assert estimate.uploads > 1_000_000 or estimate.creators > 1_000_000
     doc["creators"] = {"count": 20, "uploads_per_day": 1000}  # 20,000 uploads a day: runs
     preflight(parse_scenario(doc), "s.yaml")
+
+
+def test_a_metric_no_cell_has_a_value_for_is_named_not_dropped(tmp_path):
+    """Users who almost never visit: no exposure, so ctr has no value in any cell. compare left
+    its rows out without a word (with --metric ctr it printed an empty table titled "baseline
+    ''"), and report failed on the empty table."""
+    doc = base_doc()
+    doc["population"] = {"users": 30, "visits_per_day": 1e-9}
+    doc["metrics"] = ["ctr"]
+    path = tmp_path / "s.yaml"
+    path.write_text(dump(doc).replace("{dir}", str(tmp_path)), encoding="utf-8")
+    out = tmp_path / "out"
+    code, stderr = cli("run", str(path), "-o", str(out), "-q")
+    assert code == 0, stderr
+    assert "warning: ctr: no finished cell has a value" in stderr
+    code, stderr = cli("compare", str(out), "-m", "ctr", "-m", "coverage")
+    assert code == 0 and stderr.count("warning: ctr: no finished cell has a value") == 1, stderr
+    code, stderr = cli("report", str(out), "-o", str(tmp_path / "r.html"))
+    assert code == 0, stderr
+    assert "ctr: no finished cell has a value" in (tmp_path / "r.html").read_text()

@@ -36,6 +36,8 @@ def print_comparison(
                 logs = load(run_dir, point=point["point"])
             chosen = metrics or run_metrics(logs)
             frame = compare_arms(logs, baseline=baseline, metrics=chosen, ci_over=ci_over)
+            if not frame.height:  # no metric has a value: compare() warned, a bare frame says less
+                continue
             higher = {name: get_metric(name).higher_is_better for name in frame["metric"].unique()}
             out.print(format_table(frame, higher))
     shares = shares_by_arm(whole.llm_calls)
