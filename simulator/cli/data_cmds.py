@@ -79,7 +79,10 @@ def _check_population_output(output: Path, population: Any) -> None:
     /dev/null`` fitted for minutes, then created /dev/null.items.parquet beside the device;
     ``-o pop.json`` wrote the population and then its JSON sidecar over it."""
     from recarena.simulator.core.paths import check_creatable, check_file_creatable
-    from recarena.simulator.runner.calibrated_check import overwrite_problem
+    from recarena.simulator.runner.calibrated_check import (
+        overwrite_problem,
+        population_name_problem,
+    )
 
     files = [*population.paths(output), population.interest_path(output)]
     for path in files:
@@ -92,11 +95,9 @@ def _check_population_output(output: Path, population: Any) -> None:
         problem = overwrite_problem(path)
         if problem is not None:
             raise RecarenaError(f"--output {output}: {problem}")
-    if output.suffix != ".parquet":  # -o pop.json: the sidecar's own name; -o pop.csv
-        raise RecarenaError(
-            f"--output {output}: the population is a Parquet file; give a name ending in "
-            ".parquet (its items, JSON and interest files are written beside it)"
-        )
+    problem = population_name_problem(output)
+    if problem is not None:
+        raise RecarenaError(f"--output {output}: {problem}")
 
 
 def _fidelity_panel(

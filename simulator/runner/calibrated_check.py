@@ -30,6 +30,19 @@ _PER_USER = ("recent", "conformity", "rating_bias", "genre_affinity", "genre_rat
 _PER_ITEM = ("log_pop", "item_rating", "item_genres", "log_recent")
 
 
+def population_name_problem(path: Path) -> str | None:
+    """Why ``path`` cannot name a population to calibrate into (None when it ends in .parquet):
+    ``-o pop.json`` wrote the population and then its JSON sidecar over it (the same name), and
+    ``-o pop.csv`` wrote Parquet under a CSV name. ``calibrate -o`` and a scenario's
+    population.path share this rule."""
+    if path.suffix == ".parquet":
+        return None
+    return (
+        "the population is written there as Parquet; give a name ending in .parquet (its "
+        "items, JSON and interest files go beside it)"
+    )
+
+
 def overwrite_problem(path: Path) -> str | None:
     """Why calibrating into ``path`` would destroy a file that is not a population (None when
     ``path`` is new, empty or Parquet): ``calibrate DATA -o DATA/ratings.csv``, or a scenario

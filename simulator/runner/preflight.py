@@ -53,6 +53,7 @@ from recarena.simulator.runner.calibrated_check import (
     loaded_problem,
     null_problem,
     overwrite_problem,
+    population_name_problem,
     scalars_problem,
     sidecar_problem,
 )
@@ -178,11 +179,9 @@ def _check_calibrated(scenario: Scenario) -> Sizes | None:
             problem = overwrite_problem(path)
             if problem is not None:
                 raise RecarenaError(f"population.path: {problem}")
-        if pop.dataset is not None and users_path.suffix != ".parquet":  # as calibrate -o
-            raise RecarenaError(
-                f"population.path {users_path}: run would write the population there as "
-                "Parquet; give a name ending in .parquet"
-            )
+        named = population_name_problem(users_path) if pop.dataset is not None else None
+        if named is not None:  # run would calibrate into it, as calibrate -o would
+            raise RecarenaError(f"population.path {users_path}: {named}")
         if pop.dataset is None:
             missing = users_path if not users_path.exists() else items_path
             raise RecarenaError(
