@@ -692,3 +692,60 @@ def test_a_metric_no_cell_has_a_value_for_is_named_not_dropped(tmp_path):
     code, stderr = cli("report", str(out), "-o", str(tmp_path / "r.html"))
     assert code == 0, stderr
     assert "ctr: no finished cell has a value" in (tmp_path / "r.html").read_text()
+
+
+@pytest.mark.parametrize(
+    ("where", "written", "fragment"),
+    [
+        ("population.users", "062", "population.users: 062 has a leading zero"),
+        (
+            "seed",
+            "-007",
+            "seed: -007 has a leading zero, which YAML 1.1 reads as octal and YAML 1.2 as "
+            "decimal; write -7 (or quote",
+        ),
+        ("arms[1].recommender.params.half_life_days", "010", "params.half_life_days: 010"),
+        ("sweep.population.users", "030", "sweep.population.users[1]: 030"),
+    ],
+)
+def test_an_integer_with_a_leading_zero_is_refused(tmp_path, where, written, fragment):
+    """YAML 1.1 (PyYAML's default) read `users: 062` as octal 50 without a word; YAML 1.2 reads
+    62. Neither is clearly meant, so the field is named with the two ways to write it."""
+    text = with_raw_value(where, written).replace("{dir}", str(tmp_path))
+    path = tmp_path / "s.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert_refused(*cli("validate", str(path)), fragment)
+    assert_refused(*cli("run", str(path), "-o", str(tmp_path / "out")), fragment)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "runs").exists()
+
+
+def test_plain_values_are_typed_by_yaml_1_2(tmp_path):
+    """`no`, `on`, `1:20` and `2024-01-01` are text (YAML 1.1 made them False, True, 80 and a
+    date: an arm named `no` was refused as "Input should be a valid string (got False)" and
+    `users: 1:20` ran 80 users); `0o17` is octal, `0x1F` hex, `1e3` a number. The resolved
+    scenario saved beside the logs quotes such text, so it reads back the same."""
+    from recarena.simulator.core.yaml_safe import dump_yaml, load_yaml
+
+    text = (
+        "a: no\nb: on\nc: 1:20\nd: 2024-01-01\ne: 0o17\nf: 0x1F\ng: 1e3\nh: Off\n"
+        "i: true\nj: ~\nk: 0\nl: -5\nm: .5\nn: yes\n"
+    )
+    data = load_yaml(text, "t.yaml")
+    assert data == {
+        "a": "no", "b": "on", "c": "1:20", "d": "2024-01-01", "e": 15, "f": 31, "g": 1000.0,
+        "h": "Off", "i": True, "j": None, "k": 0, "l": -5, "m": 0.5, "n": "yes",
+    }  # fmt: skip
+    assert load_yaml(dump_yaml(data), "again") == data
+    assert yaml.safe_load(dump_yaml(data)) == data  # and a YAML 1.1 reader agrees
+    doc = base_doc()
+    doc["output"]["dir"] = str(tmp_path / "runs")
+    text = dump(doc).replace("name: random", "name: no") + "baseline: no\n"
+    path = tmp_path / "s.yaml"
+    path.write_text(text, encoding="utf-8")
+    code, stderr = cli("validate", str(path))
+    assert code == 0, stderr
+    scenario = parse_scenario(load_yaml(text, "s.yaml"))
+    assert scenario.arms[0].name == "no" and scenario.baseline == "no"
+    text = with_raw_value("population.users", "1:20").replace("{dir}", str(tmp_path))
+    path.write_text(text, encoding="utf-8")
+    assert_refused(*cli("validate", str(path)), "population.users: Input should be a valid integer")

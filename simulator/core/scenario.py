@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     ConfigDict,
@@ -42,6 +41,7 @@ from recarena.simulator.core.yaml_safe import (
     check_finite,
     check_no_bool_numbers,
     check_text,
+    dump_yaml,
     read_yaml_file,
 )
 
@@ -805,5 +805,6 @@ def read_document(path: str | Path) -> Scenario:
 
 
 def dump_scenario(scenario: Scenario) -> str:
-    """The resolved scenario (all defaults filled in) as YAML, saved beside the logs."""
-    return yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False)
+    """The resolved scenario (all defaults filled in) as YAML, saved beside the logs; a text
+    value any YAML reader could take for a number or yes/no is quoted."""
+    return dump_yaml(scenario.model_dump(mode="json"))

@@ -10,7 +10,12 @@ surprises:
 * a key written twice silently keeps the last value; here it is an error naming both lines;
 * ``.nan`` / ``.inf`` pass every ``gt``/``le`` bound pydantic checks (comparisons with NaN are
   false) and then poison a simulation; they are refused with their path wherever they appear,
-  including free-form recommender params and sweep lists.
+  including free-form recommender params and sweep lists;
+* plain values are typed by the YAML 1.2 core schema, not PyYAML's YAML 1.1 one: ``no``, ``on``,
+  ``yes``, ``off`` are text (a recommender or persona trait named ``no`` stays ``"no"``), as are
+  ``1:20`` (1.1: 80), ``2024-01-01`` (1.1: a date) and ``0b101``; ``0o17`` and ``1e3`` are
+  numbers. An integer written with a leading zero (``062``: 50 in YAML 1.1, 62 in 1.2) is
+  refused with its path, since the two readings differ and neither is clearly meant.
 
 Every failure is one :class:`RecarenaError` line naming the file.
 """
@@ -18,6 +23,7 @@ Every failure is one :class:`RecarenaError` line naming the file.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,10 +44,48 @@ MAX_NODES = 200_000
 """Nodes of the document once every alias is expanded (what pydantic would walk)."""
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_INT_TAG = "tag:yaml.org,2002:int"
+_LEADING_ZERO = re.compile(r"[-+]?0[0-9]+")
+
+# The YAML 1.2 core schema (https://yaml.org/spec/1.2.2/#1032-tag-resolution), plus the merge
+# key `<<`, which scenarios use to share a section. Anything else written plainly is text.
+_CORE_12: list[tuple[str, re.Pattern[str], str]] = [
+    ("tag:yaml.org,2002:null", re.compile(r"^(?:~|null|Null|NULL|)$"), "~nN"),
+    ("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), "tTfF"),
+    (_INT_TAG, re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"), "-+0123456789"),
+    (
+        "tag:yaml.org,2002:float",
+        re.compile(
+            r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+            r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+        ),
+        "-+.0123456789",
+    ),
+    (_MERGE_TAG, re.compile(r"^<<$"), "<"),
+]
+
+
+def _core_resolvers() -> dict[str, list[tuple[str, re.Pattern[str]]]]:
+    """PyYAML's table of implicit resolvers (first character -> candidates) for ``_CORE_12``."""
+    table: dict[str, list[tuple[str, re.Pattern[str]]]] = {"": [_CORE_12[0][:2]]}
+    for tag, pattern, first in _CORE_12:
+        for char in first:
+            table.setdefault(char, []).append((tag, pattern))
+    return table
+
+
+def _construct_int(loader: yaml.SafeLoader, node: Node) -> int:
+    text = str(loader.construct_scalar(node))  # type: ignore[arg-type]
+    if text.startswith(("0o", "0x")):
+        return int(text[2:], 8 if text[1] == "o" else 16)
+    return int(text)
 
 
 class _BoundedLoader(yaml.SafeLoader):
-    """SafeLoader that counts aliases while composing and refuses duplicate mapping keys."""
+    """SafeLoader that counts aliases while composing, refuses duplicate mapping keys and types
+    plain values by the YAML 1.2 core schema."""
+
+    yaml_implicit_resolvers = _core_resolvers()
 
     def __init__(self, stream: str, source: str) -> None:
         super().__init__(stream)
@@ -85,6 +129,24 @@ class _BoundedLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)  # type: ignore[arg-type]
 
 
+_BoundedLoader.add_constructor(_INT_TAG, _construct_int)
+
+
+class _PortableDumper(yaml.SafeDumper):
+    """SafeDumper that quotes a string any YAML reader could take for something else: those the
+    YAML 1.1 schema types (``no``, ``062``, PyYAML's own reading) and those the 1.2 core schema
+    types (``0o17``, ``1e3``, this loader's reading)."""
+
+
+for _tag, _pattern, _first in _CORE_12:
+    _PortableDumper.add_implicit_resolver(_tag, _pattern, list(_first))  # type: ignore[no-untyped-call]
+
+
+def dump_yaml(data: Any) -> str:
+    """``data`` as block YAML, keys in their order, read back the same by this loader."""
+    return yaml.dump(data, Dumper=_PortableDumper, sort_keys=False)
+
+
 def _short(value: Any, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
@@ -126,6 +188,35 @@ def expanded_size(root: Node, limit: int = MAX_NODES) -> int:
     return memo[id(root)]
 
 
+def leading_zero_path(root: Node) -> tuple[str, str] | None:
+    """The YAML path and text of the first plain integer written with a leading zero (``062``),
+    keys included; each node is visited once, however many aliases refer to it."""
+    seen: set[int] = set()
+    stack: list[tuple[str, Node]] = [("", root)]
+    while stack:
+        path, node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, SequenceNode):
+            stack.extend(reversed([(f"{path}[{i}]", item) for i, item in enumerate(node.value)]))
+        elif isinstance(node, MappingNode):
+            pairs: list[tuple[str, Node]] = []
+            for key, value in node.value:
+                name = key.value if isinstance(key, yaml.ScalarNode) else "<key>"
+                inner = f"{path}.{name}" if path else str(name)
+                pairs += [(f"{path}.<key>" if path else "<key>", key), (inner, value)]
+            stack.extend(reversed(pairs))
+        elif (
+            node.tag == _INT_TAG
+            and isinstance(node, yaml.ScalarNode)
+            and node.style is None
+            and _LEADING_ZERO.fullmatch(node.value)
+        ):
+            return path or "<document>", node.value
+    return None
+
+
 def load_yaml(text: str, source: str) -> Any:
     """Parse one YAML document with the limits above; errors are one line naming ``source``."""
     loader = _BoundedLoader(text, source)
@@ -146,6 +237,17 @@ def load_yaml(text: str, source: str) -> Any:
             raise RecarenaError(
                 f"{source}: YAML expands to more than {MAX_NODES:,} values through aliases "
                 f"({loader.aliases} aliases); refusing a possible alias bomb"
+            )
+        octal = leading_zero_path(node)
+        if octal is not None:
+            path, written = octal
+            digits = written.lstrip("+-")
+            sign = "-" if written.startswith("-") else ""
+            octal_form = "" if written[0] in "+-" else f", 0o{digits.lstrip('0') or '0'} for octal"
+            raise RecarenaError(
+                f"{source}: {path}: {written} has a leading zero, which YAML 1.1 reads as octal "
+                f"and YAML 1.2 as decimal; write {sign}{int(digits)}{octal_form} (or quote it "
+                "for text)"
             )
         try:
             data = loader.construct_document(node)
@@ -242,8 +344,9 @@ def check_text(data: Any, source: str = "") -> None:
 def bool_as_number_path(raw: Any, validated: Any, prefix: str = "") -> str | None:
     """The YAML path of the first yes/no value that validation turned into a number, if any.
 
-    YAML reads ``true``/``yes``/``on`` as booleans and pydantic's lax mode reads those as 1 where
-    an int or float is expected, so ``seed: true`` or ``epochs: on`` used to run as 1. ``raw`` is
+    YAML reads ``true``/``false`` as booleans (and YAML 1.1 ``yes``/``on`` too, which this
+    loader reads as text) and pydantic's lax mode reads those as 1 where an int or float is
+    expected, so ``seed: true`` used to run as 1. ``raw`` is
     the document as parsed and ``validated`` the model's dump; only paths present in both count.
     """
     if not any(isinstance(v, bool) for v in _scalars(raw)):
