@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 import pytest
+import yaml
 
 from recarena.agents.users.agenda_user import AgendaUser
 from recarena.analysis.load import load
@@ -473,3 +474,24 @@ def test_conversational_contract(kind):
             **{**requests.__dict__, "page": np.full(6, 9, np.int32)})}
     )  # fmt: skip
     assert (crs.act(last).act == RECOMMEND).all()
+
+
+def test_conversation_settings_without_a_conversation_surface_are_refused(tmp_path):
+    """population.conversation is read only by an arm on a conversation surface; with every arm
+    on a list it was ignored without a word. validate and run name it, and nothing is written."""
+    from tests.cli_in_process import assert_refused, cli
+
+    doc = copy.deepcopy(CONV)
+    doc["surface"] = {"type": "list", "k": 5}
+    doc["arms"] = [{"name": "pop", "recommender": {"type": "popularity"}}]
+    doc["metrics"] = ["ctr"]
+    doc["output"] = {"dir": str(tmp_path / "runs")}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    fragment = "population.conversation: no arm has a conversation surface"
+    assert_refused(*cli("validate", str(path)), fragment)
+    assert_refused(*cli("run", str(path), "-o", str(tmp_path / "out")), fragment)
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "out").exists()
+    doc["arms"].append({"name": "ig", "recommender": {"type": "info_gain"}})
+    doc["arms"][1]["surface"] = CONV["surface"]  # one arm converses: the settings are read
+    parse_scenario(doc)
