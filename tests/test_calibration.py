@@ -402,6 +402,14 @@ def test_sequence_affinity_weights_recent_items_by_decay() -> None:
     np.testing.assert_allclose(got[1], np.log(1 / 3 + np.array([0.5, 0.5])), rtol=1e-6)
     interest.push(np.array([1]), np.array([2]))
     assert interest.recent.tolist() == [[0, 1], [0, 2]]
+    # an item uploaded during the run (id 3, past the fitted matrix) once consumed: it keeps
+    # its weight and leads nowhere (it was an IndexError that failed the cell)
+    interest.push(np.array([0]), np.array([3]))
+    got = interest.sequence_affinity(interest.recent, np.array([[2, 1], [2, 3]]))
+    # user 0: item 1 (1/3) then item 3 (2/3, unknown): P(->2) = 1/3, P(->1) = 0
+    np.testing.assert_allclose(got[0], np.log(1 / 3 + np.array([1 / 3, 0.0])), rtol=1e-6)
+    # user 1: item 0 (1/3) then item 2 (2/3): P(->2) = 1/6; item 3 is not in the fit: 0
+    np.testing.assert_allclose(got[1], np.log(1 / 3 + np.array([1 / 6, 0.0])), rtol=1e-6)
 
 
 def test_sequence_affinity_is_the_same_in_chunks_dense_and_by_sorted_keys(monkeypatch) -> None:

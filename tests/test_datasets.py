@@ -116,7 +116,7 @@ def test_generic_interactions(tmp_path: Path, suffix: str) -> None:
 def test_generic_missing_column_names_the_column(tmp_path: Path) -> None:
     path = tmp_path / "log.csv"
     path.write_text("user,item\n1,2\n", encoding="utf-8")
-    with pytest.raises(RecarenaError, match="no timestamp column 'timestamp'"):
+    with pytest.raises(RecarenaError, match="log.csv line 1: header has no timestamp column 'ti"):
         load_interactions(path)
 
 
@@ -308,6 +308,22 @@ def _bad_release(tmp_path: Path, case: str) -> Path:
         (folder / "ratings.csv").write_text(
             "userId,movieId,rating,rating,timestamp\n1,10,4,1,100\n2,10,3,5,200\n"
         )
+    elif case == "repeated-unused-column-csv":  # was: read, the second 'source' dropped
+        (folder / "ratings.csv").write_text(
+            "userId,movieId,rating,timestamp,source,source\n1,10,4,100,a,b\n"
+        )
+    elif case == "headerless-csv":  # was: "header has no column 'userId'; found ['1', '10', ..."
+        (folder / "ratings.csv").write_text("1,10,4.0,964982703\n1,20,3.5,964982800\n")
+    elif case == "old-mac-csv":  # was: one header of thousands of names, all of them printed
+        rows = [f"{u},{m},4,{100 + m}" for u in range(1, 40) for m in range(1, 40)]
+        (folder / "ratings.csv").write_text("\r".join(["userId,movieId,rating,timestamp", *rows]))
+    elif case == "old-mac-dat":
+        (folder / "ratings.dat").write_bytes(b"1::10::4::100\r1::20::3::50\r")
+    elif case == "short-line-csv":  # a file cut short: was "rating None is not a number"
+        (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,10,4,100\n1,20")
+    elif case == "gzip-suffix":  # was: 'not found ...; download MovieLens' for a release at hand
+        (folder / "ratings.csv.gz").write_bytes(b"")
+        (folder / "movies.csv").write_text("movieId,title,genres\n10,Heat (1995),Action\n")
     elif case == "utf-16-csv":  # was: "header has no column 'userId'; found ['\xff\xfeu\x00..."
         (folder / "ratings.csv").write_bytes(
             "userId,movieId,rating,timestamp\n1,10,4,1\n".encode("utf-16")
@@ -359,6 +375,12 @@ BAD = {
     "blank-line-dat": ("ratings.dat line 2", "found 1"),
     "blank-line-csv": ("ratings.csv line 3", "a blank line between rows"),
     "repeated-column-csv": ("ratings.csv line 1", "names column 'rating' twice"),
+    "repeated-unused-column-csv": ("ratings.csv line 1", "names column 'source' twice"),
+    "headerless-csv": ("ratings.csv line 1: no header line", "'userId,movieId,rating,timestamp'"),
+    "old-mac-csv": ("ratings.csv line 1", "bare carriage return (old Mac line endings)"),
+    "old-mac-dat": ("ratings.dat line 1", "bare carriage return (old Mac line endings)"),
+    "short-line-csv": ("ratings.csv line 3: rating is empty",),
+    "gzip-suffix": ("no ratings.csv", "it holds ratings.csv.gz: name it ratings.csv"),
 }
 
 
@@ -512,6 +534,15 @@ def test_a_release_as_downloaded_is_pointed_to(tmp_path: Path) -> None:
         ("1,2,100,four,1\n", "x.csv line 2: rating 'four' is not a number"),
         ("1,2,100,4,1\n2,3,200,5,yes\n", "x.csv line 3: click 'yes' is not a click (1/0 or true"),
         ("1,2,100,4,2\n", "x.csv line 2: click '2' is not a click"),
+        # was: read as they are; a NaN timestamp or rating ended in NaN fits
+        ("1,2,100,4,1\n2,3,nan,5,1\n", "x.csv line 3: timestamp 'nan' is not a finite number"),
+        ("1,2,inf,4,1\n", "x.csv line 2: timestamp 'inf' is not a finite number"),
+        ("1,2,100,-inf,1\n", "x.csv line 2: rating '-inf' is not a finite number"),
+        ("1,2,100, NaN,1\n", "x.csv line 2: rating ' NaN' is not a finite number"),
+        ("1,2,100,1e999,1\n", "x.csv line 2: rating '1e999' is not a finite number"),
+        ("1,2,100,4,1\nnan,3,200,5,1\n", "x.csv line 3: user 'nan' is not a finite number"),
+        ("1,inf,100,4,1\n", "x.csv line 2: item 'inf' is not a finite number"),
+        ("1,2, ,4,1\n", "x.csv line 2: timestamp is empty"),
     ],
 )
 def test_a_bad_cell_of_a_generic_interactions_file_is_named(tmp_path, rows, message):
@@ -543,8 +574,35 @@ def test_a_generic_file_reads_empty_ratings_and_any_click_spelling(tmp_path: Pat
 
 
 @pytest.mark.parametrize(
+    ("column", "values", "message"),
+    [
+        ("timestamp", [5.0, float("nan")], "x.parquet row 2: timestamp 'NaN' is not a finite"),
+        ("timestamp", [float("inf"), 6.0], "x.parquet row 1: timestamp 'inf' is not a finite"),
+        ("rating", [4.0, float("-inf")], "x.parquet row 2: rating '-inf' is not a finite number"),
+        ("rating", [float("nan"), 3.0], "x.parquet row 1: rating 'NaN' is not a finite number"),
+        ("user", [1.0, float("nan")], "x.parquet row 2: user 'NaN' is not a finite number"),
+        ("item", [float("inf"), 2.0], "x.parquet row 1: item 'inf' is not a finite number"),
+    ],
+)
+def test_a_non_finite_number_in_a_parquet_file_is_named(tmp_path, column, values, message):
+    """A Parquet float column holds NaN and inf as they are: a NaN timestamp or rating was read
+    as it was (calibration's fits turned NaN), and a NaN id was one more user or item."""
+    frame = pl.DataFrame(
+        {"user": [1.0, 2.0], "item": [3.0, 4.0], "timestamp": [5.0, 6.0], "rating": [4.0, 3.0]}
+    )
+    frame.with_columns(pl.Series(column, values)).write_parquet(tmp_path / "x.parquet")
+    with pytest.raises(RecarenaError, match=re.escape(message)):
+        load_dataset(tmp_path / "x.parquet")
+    # a null rating is an exposure without one, as in a CSV file's empty cell
+    frame.with_columns(pl.Series("rating", [None, 3.0])).write_parquet(tmp_path / "y.parquet")
+    assert np.isnan(load_dataset(tmp_path / "y.parquet").rating[0])
+
+
+@pytest.mark.parametrize(
     ("rows", "message"),
     [
+        ("1\t2\t4\tinf\n", "rb.inter line 2: timestamp 'inf' is not a finite number"),
+        ("1\t2\tnan\t100\n", "rb.inter line 2: rating 'nan' is not a finite number"),
         ("1\t2\t4\tabc\n", "rb.inter line 2: timestamp 'abc' is not a number"),
         ("1\t2\tfour\t100\n", "rb.inter line 2: rating 'four' is not a number"),
         ("1\t2\t4\t100\n\t3\t5\t200\n", "rb.inter line 3: user_id is empty"),
@@ -589,3 +647,58 @@ def test_an_empty_dataset_path_is_refused(dataset: str) -> None:
     """Path('') is the working directory: calibrate '' read it ('. holds no ratings.csv ...')."""
     with pytest.raises(RecarenaError, match=r"^dataset: an empty path"):
         load_dataset(dataset)
+
+
+def test_a_header_with_spaces_or_other_letters_reads_as_its_names(tmp_path: Path) -> None:
+    """'userId, movieId, ...' and ML-1M's README spelling 'UserID,MovieID,...' were 'header has
+    no column'; the values after ', ' were already read past their spaces. Generic files too."""
+    folder = tmp_path / "ml"
+    folder.mkdir()
+    (folder / "ratings.csv").write_text(
+        "UserID, MovieID, Rating, Timestamp\n1, 10, 4.5, 100\n2, 20, 3, 50\n"
+    )
+    (folder / "movies.csv").write_text('MovieId,Title,Genres\n10,"Heat, The (1995)",Action\n')
+    data = load_dataset(folder)
+    assert data.user.tolist() == [1, 2] and data.item.tolist() == [10, 20]
+    assert data.rating.tolist() == [4.5, 3.0] and data.timestamp.tolist() == [100.0, 50.0]
+    assert data.items["title"].to_list() == ["Heat, The"]
+    (tmp_path / "x.csv").write_text("user, item, timestamp\n1, 2, 100\n1, 3, 200\n")
+    generic = load_dataset(tmp_path / "x.csv")
+    assert generic.user.tolist() == [1, 1] and generic.item.tolist() == [2, 3]
+    (tmp_path / "y.csv").write_text("user,item,timestamp,user\n1,2,100,5\n")
+    with pytest.raises(RecarenaError, match=r"y.csv line 1: the header names column 'user' twi"):
+        load_dataset(tmp_path / "y.csv")
+
+
+def test_a_recbole_header_naming_a_column_twice_is_named(tmp_path: Path) -> None:
+    """Was: "dataset ...: column 'rating' is duplicate", naming no file."""
+    (tmp_path / "rb").mkdir()
+    (tmp_path / "rb" / "rb.inter").write_text(
+        "user_id:token\titem_id:token\trating:float\trating:token\n1\t2\t3\t4\n"
+    )
+    with pytest.raises(RecarenaError, match=r"rb.inter line 1: the header names column 'rating'"):
+        load_dataset(tmp_path / "rb")
+
+
+def test_movies_dat_in_utf8_with_separators_and_cp1252_bytes_in_titles(tmp_path: Path) -> None:
+    """A movies.dat saved as UTF-8 (as a copy of ML-10M's may be) was read as latin-1:
+    'CitÃ©'. A title holding '::' was 'expected 3 fields, found 4'. A latin-1 byte 0x85
+    (cp1252's ellipsis) was a line break to str.splitlines: one title cut into two lines."""
+    folder = write_dat_release(tmp_path / "ml-10m")
+    (folder / "movies.dat").write_bytes(
+        "10::Cité des enfants perdus, La (1995)::Adventure|Sci-Fi\n"
+        "20::Heat:: Part 2 (1995)::Action|Crime\n".encode()
+    )
+    data = load_dataset(folder)
+    assert data.items["title"].to_list() == ["Cité des enfants perdus, La", "Heat:: Part 2"]
+    assert data.items["genres"].to_list() == [["Adventure", "Sci-Fi"], ["Action", "Crime"]]
+    (folder / "movies.dat").write_bytes(
+        b"10::Cit\xe9 des enfants perdus, La (1995)::Adventure\n20::And then\x85 (1995)::Drama\n"
+    )
+    data = load_dataset(folder)  # the title ends at the (whitespace) byte, not the line
+    assert data.items["title"].to_list() == ["Cité des enfants perdus, La", "And then"]
+    assert data.items["genres"].to_list() == [["Adventure"], ["Drama"]]
+    assert data.items["year"].to_list() == [1995, 1995]
+    (folder / "movies.dat").write_bytes(b"10::Heat (1995)::Action::\n")  # not a title's '::'
+    with pytest.raises(RecarenaError, match=r"movies.dat line 1: expected 3 fields .* found 4"):
+        load_dataset(folder)

@@ -324,6 +324,58 @@ def _bad_line(path: Path) -> str:
     return "unreadable"
 
 
+def _checked_header(
+    frame: pl.DataFrame, path: Path, required: Sequence[str], roles: Sequence[str] = ()
+) -> pl.DataFrame:
+    """A CSV file's header (line 1) checked, for MovieLens and generic files alike. Spaces
+    around a name ('userId, movieId') and a needed name in other letters ('UserID', as ML-1M's
+    README writes it) are read as the name. Each problem is one error naming the file, line 1
+    and the column: a column named twice, used or not (was: the first one read without a word,
+    or an unused one let through), a missing column (the names found are listed, at most eight:
+    a file with old Mac line endings is one line of thousands of names), lines ending in a bare
+    carriage return, and a file with no header (its first line is a row of numbers).
+    ``roles`` name what each required column is for (a generic file's 'user' column)."""
+    names = frame.columns
+    if any("\r" in name for name in names):
+        raise RecarenaError(
+            f"{path} line 1: the lines end in a bare carriage return (old Mac line endings); "
+            "save the file with LF or CRLF line endings"
+        )
+    seen: set[str] = set()
+    for name in names:  # polars renames a repeated name: 'rating_duplicated_0'
+        base, mark, count = name.rpartition("_duplicated_")
+        if mark and count.isdigit() and base in names:
+            name = base
+        name = name.strip()
+        if name in seen:
+            raise RecarenaError(
+                f"{path} line 1: the header names column {name!r} twice (which one is meant?)"
+            )
+        seen.add(name)
+    renamed = {name: name.strip() for name in names}
+    folded = {name.strip().lower(): name for name in names}
+    for needed in required:
+        if needed not in seen and needed.lower() in folded:
+            renamed[folded[needed.lower()]] = needed
+    frame = frame.rename(renamed)
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        first = names[0].strip()
+        if first.lstrip("+-").replace(".", "", 1).isdigit():
+            raise RecarenaError(
+                f"{path} line 1: no header line (the file starts with the number {first!r}); "
+                f"add the header {','.join(required)!r} as its first line"
+            )
+        found = [name.strip() for name in names]
+        shown = f"{found[:8]}" + (f" and {len(found) - 8:,} more" if len(found) > 8 else "")
+        hint = " (is the separator ','?)" if len(names) == 1 else ""
+        role = f"{roles[list(required).index(missing[0])]} " if roles else ""
+        raise RecarenaError(
+            f"{path} line 1: header has no {role}column {missing[0]!r}; found {shown}{hint}"
+        )
+    return frame
+
+
 def _read_csv_checked(
     path: Path, required: tuple[str, ...], numeric: tuple[str, ...], separator: str = ","
 ) -> pl.DataFrame:
@@ -343,18 +395,7 @@ def _read_csv_checked(
         raise RecarenaError(f"{path}: the file is empty") from None
     except (pl.exceptions.PolarsError, OSError):
         raise RecarenaError(f"{path} {_bad_line(path)}") from None
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        hint = " (is the separator ','?)" if len(frame.columns) == 1 else ""
-        raise RecarenaError(
-            f"{path} line 1: header has no column {missing[0]!r}; found {frame.columns}{hint}"
-        )
-    for column in frame.columns:  # polars renames a repeated name: 'rating_duplicated_0'
-        base, mark, count = column.rpartition("_duplicated_")
-        if mark and count.isdigit() and base in required:
-            raise RecarenaError(
-                f"{path} line 1: the header names column {base!r} twice (which one is meant?)"
-            )
+    frame = _checked_header(frame, path, required)
     blank = frame.select(pl.all_horizontal(pl.all().is_null())).to_series().to_numpy()
     end = len(blank)
     while end and blank[end - 1]:  # blank lines at the end are not rows
@@ -380,9 +421,10 @@ def load_movielens(path: str | Path) -> InteractionData:
     if not ratings_path.exists() and (directory / "u.data").exists():
         return load_movielens_100k(directory)
     if not ratings_path.exists():
+        where = _renamed_ratings(directory) or f"; download MovieLens from {MOVIELENS_PAGE}"
         raise RecarenaError(
             f"MovieLens ratings file not found: no {ratings_path.name}, ratings.dat or u.data in "
-            f"{directory}; download MovieLens from {MOVIELENS_PAGE}"
+            f"{directory}{where}"
         )
     columns = ("userId", "movieId", "rating", "timestamp")
     ratings = _read_csv_checked(ratings_path, columns, columns)
@@ -431,9 +473,11 @@ def _dat_fields(
     numeric: tuple[str, ...],
     what: str = "MovieLens file",
     separator: str = DAT_SEPARATOR,
+    text_field: str | None = None,
 ) -> pl.DataFrame:
-    """One ``::``-separated (or ``separator``-separated) latin-1 file as string columns
-    ``names``, checked line by line.
+    """One ``::``-separated (or ``separator``-separated) file as string columns ``names``,
+    checked line by line. Its text is UTF-8 when it decodes as such, else latin-1 (ML-1M's
+    encoding); ``text_field`` may hold the separator (:func:`_joined_text`).
 
     Every problem is one :class:`RecarenaError` naming the file and the first bad line: a wrong
     separator or field count, an empty file, a non-numeric value in a ``numeric`` column.
@@ -458,14 +502,28 @@ def _dat_fields(
             ) from None
     check_narrow_text(path, raw[:4096])
     # a UTF-8 byte-order mark (a file saved by a Windows editor) is not part of the first id
-    text = raw.removeprefix(b"\xef\xbb\xbf").decode("latin-1")  # latin-1 decodes any byte
-    rows = text.splitlines()
+    raw = raw.removeprefix(b"\xef\xbb\xbf")
+    try:  # ML-1M's files are latin-1; a copy saved as UTF-8 read as latin-1 was 'CitÃ©'
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:  # latin-1 text is almost never valid UTF-8 (and ASCII is both)
+        text = raw.decode("latin-1")  # latin-1 decodes any byte
+    # lines end at LF or CRLF only: str.splitlines also splits at \x1c-\x1e, \x85 (the latin-1
+    # reading of cp1252's '...') and U+2028, which cut a title in two
+    rows = text.split("\n")
+    rows = [row.removesuffix("\r") for row in rows]
+    if any("\r" in row for row in rows[:2]):
+        raise RecarenaError(
+            f"{path} line 1: the lines end in a bare carriage return (old Mac line endings); "
+            "save the file with LF or CRLF line endings"
+        )
     while rows and not rows[-1].strip():  # blank lines at the end are not rows
         rows.pop()
     lines = pl.Series("line", rows, dtype=pl.String)
     if lines.len() == 0 or not text.strip():
         raise RecarenaError(f"{path}: the file is empty")
     counts = lines.str.count_matches(separator, literal=True).to_numpy()
+    if text_field is not None:  # a title holding the separator ('Part 2:: The Return')
+        lines, counts = _joined_text(lines, counts, separator, names.index(text_field), len(names))
     bad = np.flatnonzero(counts != len(names) - 1)
     if bad.size:
         first = int(bad[0])
@@ -489,30 +547,75 @@ def _dat_fields(
         .struct.rename_fields(list(names))
         .struct.unnest()
     )
+    if text_field is not None:
+        frame = frame.with_columns(pl.col(text_field).str.replace_all(_KEPT, separator))
     return _as_numbers(frame, numeric, path, first_line=1)
 
 
+_KEPT = "\x1e"
+"""Stands in for a separator inside a free-text field while a line is split (never in text)."""
+
+
+def _joined_text(
+    lines: pl.Series, counts: np.ndarray, separator: str, field: int, n_fields: int
+) -> tuple[pl.Series, np.ndarray]:
+    """Lines with more separators than fields, read as the separator inside the free-text field
+    ``field`` (MovieLens titles are the only free text of their files, and the other fields
+    are ids, codes and genre lists): the fields before it are counted from the left, those after
+    it from the right. A line that ends with the separator is left alone (an empty last field is
+    a damaged line, not a title). Was: 'expected 3 fields ..., found 4' for a title with '::'."""
+    extra = np.flatnonzero(counts > n_fields - 1)
+    if not extra.size:
+        return lines, counts
+    rows, counts = lines.to_list(), counts.copy()
+    for row in extra.tolist():
+        if rows[row].rstrip().endswith(separator):
+            continue
+        parts = rows[row].split(separator)
+        after = n_fields - field - 1
+        text = separator.join(parts[field : len(parts) - after]).replace(separator, _KEPT)
+        rows[row] = separator.join([*parts[:field], text, *parts[len(parts) - after :]])
+        counts[row] = n_fields - 1
+    return pl.Series(lines.name, rows, dtype=pl.String), counts
+
+
+def _place(path: Path, row: int, first_line: int) -> str:
+    """Where a frame's ``row`` is in its file: a Parquet file's row (it has no lines), else the
+    file's line (``first_line`` is the line of the frame's first row)."""
+    if path.suffix == ".parquet":
+        return f"{path} row {row + 1}"
+    return f"{path} line {row + first_line}"
+
+
 def _as_numbers(
-    frame: pl.DataFrame, numeric: Sequence[str], path: Path, first_line: int
+    frame: pl.DataFrame,
+    numeric: Sequence[str],
+    path: Path,
+    first_line: int,
+    may_be_empty: Sequence[str] = (),
 ) -> pl.DataFrame:
-    """Text columns to float64; the first cell that is not a number is one error naming the
-    file and its line (``first_line`` is the file line of the frame's first row)."""
+    """The one rule for numbers read from any dataset file (MovieLens, RecBole, a generic CSV
+    or Parquet file): each ``numeric`` column, as text stripped of spaces, to float64. The first
+    cell that breaks it is one error naming the file and its line (a Parquet file's row): an
+    empty cell (unless its column is in ``may_be_empty``: a generic file's exposure without a
+    rating stays null), text that is not a number, or 'nan', 'inf' and '1e999', which parse as
+    floats and end in NaN fits (a Parquet float column holds NaN and inf as they are)."""
     for column in numeric:
-        values = frame[column].str.strip_chars().cast(pl.Float64, strict=False)
-        missing = np.flatnonzero(values.is_null().to_numpy())
-        if missing.size:
-            row = int(missing[0])
-            raise RecarenaError(
-                f"{path} line {row + first_line}: {column} {frame[column][row]!r} is not a number"
-            )
-        # 'nan', 'inf' and '1e999' parse as floats; a NaN timestamp or rating ends in NaN fits
-        infinite = np.flatnonzero(~np.isfinite(values.to_numpy()))
-        if infinite.size:
-            row = int(infinite[0])
-            raise RecarenaError(
-                f"{path} line {row + first_line}: {column} {frame[column][row]!r} is not a "
-                "finite number"
-            )
+        shown = frame[column].cast(pl.String)
+        text = shown.str.strip_chars()
+        values = text.cast(pl.Float64, strict=False)
+        empty = (text.is_null() | (text == "")).to_numpy()
+        checks = (
+            (empty & (column not in may_be_empty), "is empty"),
+            (values.is_null().to_numpy() & ~empty, "is not a number"),
+            (~np.isfinite(values.fill_null(0.0).to_numpy()), "is not a finite number"),
+        )
+        for bad, text_of in checks:
+            rows = np.flatnonzero(bad)
+            if rows.size:
+                row = int(rows[0])
+                value = "" if text_of == "is empty" else f" {shown[row]!r}"
+                raise RecarenaError(f"{_place(path, row, first_line)}: {column}{value} {text_of}")
         frame = frame.with_columns(values.alias(column))
     return frame
 
@@ -585,7 +688,9 @@ def load_movielens_dat(path: str | Path) -> InteractionData:
     items = _empty_items()
     movies_path = directory / "movies.dat"
     if movies_path.exists():
-        movies = _dat_fields(movies_path, ("item", "title", "genres"), ("item",))
+        movies = _dat_fields(
+            movies_path, ("item", "title", "genres"), ("item",), text_field="title"
+        )
         genres = movies["genres"].str.split("|")
         items = _titled_items(
             _unique_ids(_integer_ids(movies, "item", movies_path), movies_path, "movie"),
@@ -644,7 +749,7 @@ def load_movielens_100k(path: str | Path) -> InteractionData:
     if items_path.exists():
         genres = _ml100k_genres(directory)
         names = ("item", "title", "released", "video", "url", *(f"g{i}" for i in range(19)))
-        movies = _dat_fields(items_path, names, ("item",), separator="|")
+        movies = _dat_fields(items_path, names, ("item",), separator="|", text_field="title")
         flags = np.column_stack(
             [movies[f"g{i}"].str.strip_chars().to_numpy() == "1" for i in range(19)]
         )
@@ -683,17 +788,24 @@ def _read_atomic(path: Path) -> pl.DataFrame:
         )
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise RecarenaError(f"{path}: not a RecBole atomic file ({exc})") from None
-    renamed = {}
+    renamed: dict[str, str] = {}
     for column in frame.columns:
         name, _, kind = column.partition(":")
         if not kind:
             raise RecarenaError(f"{path}: header column {column!r} has no ':type' (RecBole format)")
+        if name in renamed.values():  # was: "column 'rating' is duplicate", naming no file
+            raise RecarenaError(
+                f"{path} line 1: the header names column {name!r} twice (which one is meant?)"
+            )
         renamed[column] = name
     return frame.rename(renamed)
 
 
 def _ids(series: pl.Series) -> np.ndarray:
-    """Integer ids when every token is an integer (smaller and faster), strings otherwise."""
+    """Integer ids when every token is an integer (smaller and faster), strings otherwise;
+    text ids lose the spaces around them ('1, 2' is ids 1 and 2, as MovieLens's are)."""
+    if series.dtype == pl.String:
+        series = series.str.strip_chars()
     as_int = series.cast(pl.Int64, strict=False)
     if as_int.null_count() == series.null_count():
         return as_int.to_numpy()
@@ -797,9 +909,19 @@ def load_interactions(path: str | Path, columns: Columns | None = None) -> Inter
         with path.open("rb") as stream:
             check_narrow_text(path, stream.read(4096))
     try:
-        frame = pl.read_parquet(path) if path.suffix == ".parquet" else pl.read_csv(path)
+        # a CSV is read as text, so that a bad cell is quoted as the file holds it (schema
+        # inference read '1e999' as inf) and a column whose type changes past the rows polars
+        # infers from is a named cell, not 'could not parse ... as dtype i64' naming no line
+        frame = (
+            pl.read_parquet(path)
+            if path.suffix == ".parquet"
+            else pl.read_csv(path, infer_schema=False)
+        )
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise RecarenaError(f"{path}: cannot read interactions ({exc})") from None
+    required = (cols.user, cols.item, cols.timestamp)
+    if path.suffix != ".parquet":
+        frame = _checked_header(frame, path, required, ("user", "item", "timestamp"))
     for role in ("user", "item", "timestamp"):
         name = getattr(cols, role)
         if name not in frame.columns:
@@ -810,7 +932,6 @@ def load_interactions(path: str | Path, columns: Columns | None = None) -> Inter
 
     rating_col, click_col = optional(cols.rating), optional(cols.click)
     title_col, genres_col = optional(cols.title), optional(cols.genres)
-    required = (cols.user, cols.item, cols.timestamp)
     numbers = (cols.timestamp, *([rating_col] if rating_col else []))
     frame = _checked_columns(frame, path, required, numbers, click_col)
     items = _empty_items()
@@ -854,27 +975,26 @@ def _checked_columns(
 ) -> pl.DataFrame:
     """A generic interactions file's columns checked cell by cell, each problem one error naming
     the file and the line (a CSV or RecBole file; a Parquet file's row): an empty ``required``
-    cell (user, item, timestamp), a cell of ``numbers`` that is not a number (an empty rating is
-    allowed: an exposure without one), a click that is not 1/0 or true/false. Was: a polars
-    casting error naming no line, or an empty user id read as one more user. Returns the frame
-    with ``numbers`` as Float64 and ``click`` as Boolean."""
-    parquet = path.suffix == ".parquet"
-
-    def where(row: int) -> str:
-        return f"{path} row {row + 1}" if parquet else f"{path} line {row + 2}"
-
+    cell (user, item, timestamp), an id that reads as a number but not a finite one ('nan',
+    'inf': a float column's NaN), a cell of ``numbers`` that breaks :func:`_as_numbers`'s rule
+    (an empty rating is allowed: an exposure without one), a click that is not 1/0 or
+    true/false. Returns the frame with ``numbers`` as Float64 and ``click`` as Boolean."""
     for column in required:
-        empty = np.flatnonzero(frame[column].is_null().to_numpy())
+        text = frame[column].cast(pl.String).str.strip_chars()
+        empty = np.flatnonzero((text.is_null() | (text == "")).to_numpy())
         if empty.size:
-            raise RecarenaError(f"{where(int(empty[0]))}: {column} is empty")
-    for column in numbers:
-        text = frame[column].cast(pl.String)
-        values = text.str.strip_chars().cast(pl.Float64, strict=False)
-        bad = np.flatnonzero((values.is_null() & text.is_not_null()).to_numpy())
-        if bad.size:
-            row = int(bad[0])
-            raise RecarenaError(f"{where(row)}: {column} {text[row]!r} is not a number")
-        frame = frame.with_columns(values.alias(column))
+            raise RecarenaError(f"{_place(path, int(empty[0]), 2)}: {column} is empty")
+        if column in numbers:
+            continue
+        infinite = ~np.isfinite(text.cast(pl.Float64, strict=False).fill_null(0.0).to_numpy())
+        if infinite.any():  # a token such as 'u7' is an id; NaN is not one
+            row = int(np.flatnonzero(infinite)[0])
+            raise RecarenaError(
+                f"{_place(path, row, 2)}: {column} {frame[column].cast(pl.String)[row]!r} is "
+                "not a finite number (not an id)"
+            )
+    may_be_empty = [c for c in numbers if c not in required]
+    frame = _as_numbers(frame, numbers, path, first_line=2, may_be_empty=may_be_empty)
     if click:
         text = frame[click].cast(pl.String).str.strip_chars().str.to_lowercase()
         clicked = text.replace_strict(_CLICKS, default=None, return_dtype=pl.Boolean)
@@ -882,8 +1002,8 @@ def _checked_columns(
         if bad.size:
             row = int(bad[0])
             raise RecarenaError(
-                f"{where(row)}: {click} {frame[click].cast(pl.String)[row]!r} is not a click "
-                "(1/0 or true/false)"
+                f"{_place(path, row, 2)}: {click} {frame[click].cast(pl.String)[row]!r} is not "
+                "a click (1/0 or true/false)"
             )
         frame = frame.with_columns(clicked.alias(click))
     return frame
@@ -914,8 +1034,29 @@ def detect_format(path: Path) -> Format:
     _where_the_release_is(path)
     raise RecarenaError(
         f"cannot tell the format of {path} (no ratings.csv, ratings.dat, u.data or <name>.inter "
-        "in it); pass --format movielens|movielens-dat|movielens-100k|recbole|csv "
+        f"in it{_renamed_ratings(path)}); pass "
+        "--format movielens|movielens-dat|movielens-100k|recbole|csv "
         f"(MovieLens releases: {MOVIELENS_PAGE})"
+    )
+
+
+def _renamed_ratings(directory: Path) -> str:
+    """A folder's ratings file under another name, pointed to ('ratings.csv.gz', 'Ratings.csv',
+    'ratings (1).csv'): the loaders read ratings.csv, ratings.dat and u.data by those names
+    only, and a missing one sent the user to download a release they have. Empty if none."""
+    try:
+        near = sorted(
+            child.name
+            for child in directory.iterdir()
+            if child.name.lower().startswith(("ratings", "u.data")) and child.is_file()
+        )
+    except OSError:
+        return ""
+    if not near:
+        return ""
+    return (
+        f"; it holds {near[0]}: name it ratings.csv, ratings.dat or u.data after its layout "
+        "(a gzip-compressed file is read under that name)"
     )
 
 
