@@ -630,11 +630,18 @@ def test_a_dataset_that_fits_to_nan_is_one_line(tmp_path):
 
 
 def test_non_finite_timestamps_are_refused_by_calibrate(tmp_path):
-    """A generic CSV's 'inf' timestamp used to give every user a NaN visit rate."""
+    """A generic CSV's 'inf' timestamp used to give every user a NaN visit rate. The loader
+    now names its line; calibrate still refuses one in data built by other code."""
     data = tmp_path / "inf.csv"
     data.write_text(_small_ratings(users=3, items=6).replace(",1600\n", ",inf\n", 1))
+    with pytest.raises(RecarenaError, match=r"inf.csv line 2: timestamp 'inf' is not a finite"):
+        load_interactions(data)
+    data.write_text(_small_ratings(users=3, items=6))
+    loaded = load_interactions(data)
+    timestamp = loaded.timestamp.copy()
+    timestamp[0] = np.inf
     with pytest.raises(RecarenaError, match=r"timestamp inf of interaction 1 is not a finite"):
-        calibrate(load_interactions(data), CalibrationConfig(topics=2, epochs=1))
+        calibrate(replace(loaded, timestamp=timestamp), CalibrationConfig(topics=2, epochs=1))
 
 
 @pytest.mark.parametrize("field", ["temperature", "activity"])
