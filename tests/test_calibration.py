@@ -858,6 +858,36 @@ def test_rated_movies_missing_from_the_movie_list_are_noted(tmp_path):
     assert code == 0 and stderr == "", stderr
 
 
+def test_one_rating_value_throughout_is_calibrated_with_a_note(tmp_path):
+    """A release whose every rating is 4 (watched marks, or a column filled in by a script)
+    calibrated without a word: the cut points were fitted to one value, so every simulated
+    rating is 4 and fidelity's rating check holds by construction. It is still calibrated
+    (the choice model needs no ratings), with one note naming the ratings file, exit 0."""
+    from tests.cli_in_process import cli
+
+    rows = [
+        (u, 1 + (u * 3 + k * 4) % 40, 4.0, 10**6 + DAY_S * k)
+        for u in range(1, 13)
+        for k in range(10)
+    ]
+    folder = _release(tmp_path / "ml", rows)
+    code, stderr = cli("calibrate", str(folder), "-o", str(tmp_path / "pop.parquet"))
+    assert code == 0, stderr
+    assert stderr.splitlines() == [
+        f"note: every one of the 120 ratings in {folder / 'ratings.csv'} is 4: the rating "
+        "model has one value to fit, so simulated users rate (almost) every movie 4 and the "
+        "rating distribution check holds by construction"
+    ]
+    cuts = CalibratedPopulation.load(tmp_path / "pop.parquet").scalars["rating_thresholds"]
+    assert cuts[0] == cuts[1] == cuts[2]  # 1-3 stars: no share; the fit is what it was
+    rows[0] = (1, rows[0][1], 3.5, rows[0][3])  # one other value: ratings say something
+    (folder / "ratings.csv").unlink()
+    folder.rmdir()
+    _release(folder, rows)
+    code, stderr = cli("calibrate", str(folder), "-o", str(tmp_path / "pop2.parquet"))
+    assert code == 0 and stderr == "", stderr
+
+
 @pytest.mark.parametrize("name", ["pop.json", "pop.csv", "pop"])
 def test_a_population_written_under_another_name_than_parquet_is_refused_first(tmp_path, name):
     """calibrate -o pop.json wrote the population and then its JSON sidecar over it (the same

@@ -702,3 +702,20 @@ def test_movies_dat_in_utf8_with_separators_and_cp1252_bytes_in_titles(tmp_path:
     (folder / "movies.dat").write_bytes(b"10::Heat (1995)::Action::\n")  # not a title's '::'
     with pytest.raises(RecarenaError, match=r"movies.dat line 1: expected 3 fields .* found 4"):
         load_dataset(folder)
+
+
+def test_one_rating_value_is_noted_only_among_rated_consumptions(tmp_path: Path) -> None:
+    """The note reads the ratings that calibration fits: an exposure's rating (often 0) and an
+    empty rating do not make ratings differ, and a dataset with two values has no note."""
+    from recarena.simulator.data.datasets import dataset_notes
+
+    path = tmp_path / "x.csv"
+    path.write_text(
+        "user,item,timestamp,rating,click\n1,2,100,5,1\n1,3,200,0,0\n2,3,9,,1\n2,4,9,5,1\n"
+    )
+    (line,) = dataset_notes(load_dataset(path))
+    assert line.startswith(f"every one of the 2 ratings in {path} is 5: the rating model")
+    path.write_text("user,item,timestamp,rating\n1,2,100,5\n1,3,200,4.5\n")
+    assert dataset_notes(load_dataset(path)) == []
+    path.write_text("user,item,timestamp\n1,2,100\n1,3,200\n")
+    assert dataset_notes(load_dataset(path)) == []

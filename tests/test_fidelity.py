@@ -395,6 +395,13 @@ def test_cli_fidelity_on_a_tiny_dataset(tmp_path: Path) -> None:
     # 20 rows per user, 20 % held out: the last 4 of each user
     assert report["dataset"]["users"] == 100 and report["dataset"]["test_rows"] == 400
     assert report["dataset"]["sample"]["of_users"] == 120
+    # ratings of several values: no note; a dataset of one value says so in fidelity.md too
+    assert report["dataset"]["notes"] == [] and "note:" not in done.stderr
+    from recarena.analysis.fidelity.report import markdown
+
+    report["dataset"]["notes"] = ["every one of the 9 ratings in x.csv is 4: ..."]
+    assert "\nNote: every one of the 9 ratings in x.csv is 4: ....\n" in markdown(report)
+    del report["dataset"]["notes"]
     assert [t["m"] for t in report["taste_discrimination"]] == [1, 3, 9]
     for entry in report["taste_discrimination"]:
         assert 0 <= entry["accuracy"]["value"] <= 1

@@ -24,7 +24,7 @@ from recarena.agents.users.population import UserState, draw_explore_prob
 from recarena.simulator.core.catalog import Catalog
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.scenario import Population, Scenario
-from recarena.simulator.data.datasets import load_dataset, untitled_line
+from recarena.simulator.data.datasets import dataset_notes, load_dataset
 from recarena.simulator.data.sampling import DEFAULT_MAX_RATINGS, sampled_line, subsample_users
 
 # agents/users/calibrated_policy.py, named rather than imported (it is loaded by the registry)
@@ -45,10 +45,12 @@ def ensure_calibrated(path: Path, dataset: str | None) -> None:
     print(f"calibrating {dataset} into {path} ...", file=sys.stderr)
     full = load_dataset(dataset)
     data = subsample_users(full, None, 0, DEFAULT_MAX_RATINGS)  # as `recarena calibrate` does
-    for note in (sampled_line(full, data, DEFAULT_MAX_RATINGS), untitled_line(full)):
-        if note:
-            print(f"note: {note}", file=sys.stderr)
-    calibrate(data, CalibrationConfig()).save(path)
+    if note := sampled_line(full, data, DEFAULT_MAX_RATINGS):
+        print(f"note: {note}", file=sys.stderr)
+    population = calibrate(data, CalibrationConfig())
+    for note in dataset_notes(full):  # after the fit: a refused dataset is one error line
+        print(f"note: {note}", file=sys.stderr)
+    population.save(path)
     print(f"calibrated in {time.perf_counter() - started:.1f} s", file=sys.stderr)
 
 

@@ -36,7 +36,7 @@ from recarena.analysis.fidelity.llm import panel_endpoint, taste_on_endpoint
 from recarena.analysis.fidelity.llm_sim import llm_panel_simulation
 from recarena.analysis.fidelity.ranking import DEFAULT_ARMS, ArmSpec, Progress, ranking_agreement
 from recarena.simulator.core.errors import RecarenaError
-from recarena.simulator.data.datasets import InteractionData, load_dataset
+from recarena.simulator.data.datasets import InteractionData, dataset_notes, load_dataset
 from recarena.simulator.data.sampling import subsample_users
 
 REFERENCES: dict[str, list[dict[str, Any]]] = {
@@ -169,6 +169,7 @@ def run_fidelity(
             "test_rows": int(split.test_user.size),
             "licence": data.licence,
             "sample": sample,
+            "notes": dataset_notes(full),
         },
         "calibration": {
             **{k: pop.scalars[k] for k in ("temperature", "no_click_utility", "mf_final_loss")},
@@ -461,6 +462,7 @@ def markdown(result: dict) -> str:
         f"time split: {d['train_rows']} training rows (calibration and recommender training), "
         f"{d['test_rows']} held-out rows (every check). 95 % CIs: percentile bootstrap over "
         "users." + sampled_note(d),
+        *[f"\nNote: {note}." for note in d.get("notes", [])],
         "",
         "| check | measure | value [95% CI] | reference |",
         "| --- | --- | --- | --- |",

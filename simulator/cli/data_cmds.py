@@ -41,7 +41,7 @@ def calibrate(
 
     from recarena.agents.users.calibration import CalibratedPopulation, CalibrationConfig
     from recarena.agents.users.calibration import calibrate as fit
-    from recarena.simulator.data.datasets import load_dataset, untitled_line
+    from recarena.simulator.data.datasets import dataset_notes, load_dataset
     from recarena.simulator.data.sampling import (
         DEFAULT_MAX_RATINGS,
         sampled_line,
@@ -57,9 +57,9 @@ def calibrate(
         data = subsample_users(full, None, seed, budget or None)
         if note := sampled_line(full, data, budget):
             err.print(f"note: {note}; --max-ratings 0 keeps all", soft_wrap=True, markup=False)
-        if note := untitled_line(full):
-            err.print(f"note: {note}", soft_wrap=True, markup=False)
         population = fit(data, CalibrationConfig(topics=topics, seed=seed))
+        for note in dataset_notes(full):  # after the fit: a refused dataset is one error line
+            err.print(f"note: {note}", soft_wrap=True, markup=False)
     with reading(f"--output {output}"):
         population.save(output)
     s = population.scalars
@@ -250,6 +250,8 @@ def fidelity(
     table = Table(title=f"fidelity: {result['dataset']['name']} (95% CI over users)")
     if note := sampled_note(result["dataset"]):
         out.print(note.strip(), highlight=False)
+    for note in result["dataset"].get("notes", []):
+        err.print(f"note: {note}", soft_wrap=True, markup=False)
     for column in ("check", "measure", "value [95% CI]", "reference"):
         table.add_column(column)
     for row in table_rows(result):

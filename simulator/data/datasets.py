@@ -63,6 +63,9 @@ class InteractionData:
     users: pl.DataFrame | None = None
     """Demographics when the release has them (ML-1M ``users.dat``): columns ``user``,
     ``gender``, ``age``, ``occupation``, ``zip`` and ``persona`` (one line of text)."""
+    source: str = ""
+    """The file the interactions were read from, for notes that name it ('' when built in
+    memory)."""
 
     def __post_init__(self) -> None:
         n = self.user.shape[0]
@@ -112,6 +115,33 @@ def untitled_line(data: InteractionData) -> str:
         f"item table (movies.csv, movies.dat or u.item; first: {missing[0]}): their titles "
         "are their ids and they have no genres"
     )
+
+
+def one_rating_line(data: InteractionData) -> str:
+    """What a note on stderr says when every rating of the dataset's consumptions is the same
+    value (a file of 'watched' marks coded 1, or a rating column filled in by a script): the
+    star cut points are fitted to one value, so simulated users give (almost) every movie that
+    rating and fidelity's check 2 holds by construction. The dataset is calibrated as it is;
+    empty when ratings differ or there are none."""
+    if data.rating is None:
+        return ""
+    rated = data.rating[data.consumed()]
+    rated = rated[~np.isnan(rated)]
+    if rated.size < 2 or rated.min() != rated.max():
+        return ""
+    value = _number(float(rated[0]))
+    where = data.source or repr(data.name)
+    return (
+        f"every one of the {rated.size:,} ratings in {where} is {value}: the rating model has "
+        f"one value to fit, so simulated users rate (almost) every movie {value} and the rating "
+        "distribution check holds by construction"
+    )
+
+
+def dataset_notes(data: InteractionData) -> list[str]:
+    """The notes a command prints on stderr after reading a dataset it calibrates on: rated
+    items missing from the item table, one rating value throughout."""
+    return [line for line in (untitled_line(data), one_rating_line(data)) if line]
 
 
 def _empty_items() -> pl.DataFrame:
@@ -249,6 +279,7 @@ def _rated(
         items=items,
         licence=MOVIELENS_LICENCE,
         users=users,
+        source=str(path),
     )
 
 
@@ -292,6 +323,7 @@ def load_ml100k() -> InteractionData:
         rating=data.rating,
         items=data.items,
         licence=MOVIELENS_LICENCE,
+        source=data.source,
     )
 
 
@@ -451,6 +483,7 @@ def load_movielens(path: str | Path) -> InteractionData:
         rating=ratings["rating"].cast(pl.Float32).to_numpy(),
         items=items,
         licence=MOVIELENS_LICENCE,
+        source=str(ratings_path),
     )
 
 
@@ -870,6 +903,7 @@ def load_recbole(path: str | Path, name: str | None = None) -> InteractionData:
         rating=rating,
         items=items,
         licence="see the dataset's own licence",
+        source=str(inter_path),
     )
 
 
@@ -959,6 +993,7 @@ def load_interactions(path: str | Path, columns: Columns | None = None) -> Inter
         click=frame[click_col].to_numpy() if click_col else None,
         items=items,
         licence="see the dataset's own licence",
+        source=str(path),
     )
 
 

@@ -56,6 +56,7 @@ def subsample_users(
         items=data.items,
         licence=data.licence,
         users=users,
+        source=data.source,
     )
 
 
