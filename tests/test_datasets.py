@@ -378,7 +378,7 @@ BAD = {
     "repeated-unused-column-csv": ("ratings.csv line 1", "names column 'source' twice"),
     "headerless-csv": ("ratings.csv line 1: no header line", "'userId,movieId,rating,timestamp'"),
     "old-mac-csv": ("ratings.csv line 1", "bare carriage return (old Mac line endings)"),
-    "old-mac-dat": ("ratings.dat line 1", "bare carriage return (old Mac line endings)"),
+    "old-mac-dat": ("ratings.dat line 1", "a bare carriage return (old Mac line endings?)"),
     "short-line-csv": ("ratings.csv line 3: rating is empty",),
     "gzip-suffix": ("no ratings.csv", "it holds ratings.csv.gz: name it ratings.csv"),
 }
@@ -719,3 +719,18 @@ def test_one_rating_value_is_noted_only_among_rated_consumptions(tmp_path: Path)
     assert dataset_notes(load_dataset(path)) == []
     path.write_text("user,item,timestamp\n1,2,100\n1,3,200\n")
     assert dataset_notes(load_dataset(path)) == []
+
+
+def test_a_release_file_given_alone_is_read_or_pointed_to(tmp_path: Path) -> None:
+    """A MovieLens ratings.csv with no movies.csv beside it was read as a generic file ('has no
+    user column user'); movies.csv, movies.dat, users.dat or tags.csv given in place of the
+    release were read as ratings ('expected 4 fields ..., found 3', 'no user column')."""
+    folder = write_movielens(tmp_path / "ml")
+    (folder / "movies.csv").rename(tmp_path / "movies.csv")
+    data = load_dataset(folder / "ratings.csv")
+    assert data.user.tolist() == [1, 1, 2] and data.rating.tolist() == [4.0, 3.5, 5.0]
+    assert data.licence.startswith("MovieLens")
+    dat = write_dat_release(tmp_path / "ml-1m")
+    for given in (tmp_path / "movies.csv", dat / "movies.dat", dat / "users.dat"):
+        with pytest.raises(RecarenaError, match=rf"{given.name} is a MovieLens release's \w+ l"):
+            load_dataset(given)

@@ -542,13 +542,15 @@ def _dat_fields(
         text = raw.decode("latin-1")  # latin-1 decodes any byte
     # lines end at LF or CRLF only: str.splitlines also splits at \x1c-\x1e, \x85 (the latin-1
     # reading of cp1252's '...') and U+2028, which cut a title in two
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+        bare = text.find("\r")
+        if bare >= 0:
+            raise RecarenaError(
+                f"{path} line {text.count(chr(10), 0, bare) + 1}: a bare carriage return (old "
+                "Mac line endings?); save the file with LF or CRLF line endings"
+            )
     rows = text.split("\n")
-    rows = [row.removesuffix("\r") for row in rows]
-    if any("\r" in row for row in rows[:2]):
-        raise RecarenaError(
-            f"{path} line 1: the lines end in a bare carriage return (old Mac line endings); "
-            "save the file with LF or CRLF line endings"
-        )
     while rows and not rows[-1].strip():  # blank lines at the end are not rows
         rows.pop()
     lines = pl.Series("line", rows, dtype=pl.String)
@@ -1045,8 +1047,49 @@ def _checked_columns(
 
 
 # ----------------------------------------------------------------------------------- dispatch
+_RELEASE_FILES = {
+    "movies.csv": "movie list",
+    "movies.dat": "movie list",
+    "u.item": "movie list",
+    "users.dat": "user list",
+    "u.user": "user list",
+    "tags.csv": "tags",
+    "tags.dat": "tags",
+    "links.csv": "links to IMDb and TMDB",
+    "genome-scores.csv": "tag genome",
+    "genome-tags.csv": "tag genome",
+    "u.genre": "genre list",
+}
+"""Files of a MovieLens release that are not its ratings, by name, and what they hold."""
+
+_MOVIELENS_HEADER = ("userid", "movieid", "rating", "timestamp")
+
+
+def _movielens_header(path: Path) -> bool:
+    """Whether a .csv file's first line is a MovieLens ratings header (userId, movieId, rating,
+    timestamp, in any letters, with spaces, gzip-compressed or not): such a file given alone
+    (no movies.csv beside it) was read as a generic file, 'has no user column user'."""
+    try:
+        with path.open("rb") as stream:
+            head = stream.read(4096)
+        if head.startswith(b"\x1f\x8b"):
+            with gzip.open(path, "rb") as packed:
+                head = packed.read(4096)
+    except (OSError, EOFError, zlib.error):
+        return False
+    first = head.removeprefix(b"\xef\xbb\xbf").split(b"\n", 1)[0].decode("latin-1")
+    names = {name.strip().strip('"').lower() for name in first.split(",")}
+    return set(_MOVIELENS_HEADER) <= names
+
+
 def detect_format(path: Path) -> Format:
     """Guess a path's format; ambiguous paths need ``--format``."""
+    what = _RELEASE_FILES.get(path.name)
+    if what is not None and path.is_file():  # was read as ratings: 'expected 4 fields'
+        raise RecarenaError(
+            f"{path} is a MovieLens release's {what}, not its ratings; give the release's "
+            f"folder ({path.parent}) or its ratings file"
+        )
     if path.is_dir():
         for name in ("ratings.csv", "movies.csv", "ratings.dat", "movies.dat", "u.data"):
             check_link(path / name, "dataset file")
@@ -1063,6 +1106,8 @@ def detect_format(path: Path) -> Format:
     if path.suffix == ".dat":
         return "movielens-dat"
     if path.name == "ratings.csv" and (path.parent / "movies.csv").exists():
+        return "movielens"
+    if path.suffix == ".csv" and path.is_file() and _movielens_header(path):
         return "movielens"
     if path.suffix in (".csv", ".parquet"):
         return "csv"
