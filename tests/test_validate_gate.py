@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -333,3 +334,41 @@ def test_an_empty_population_dataset_is_refused(tmp_path):
     doc["population"] = {"from": "calibrated", "path": str(tmp_path / "pop.parquet"), "dataset": ""}
     doc["surface"] = {"k": 2}
     refused_everywhere(tmp_path, doc, "population.dataset: an empty path")
+
+
+def _twelve_item_ratings(folder: Path) -> None:
+    """79 users, 8 ratings each in 4 sessions, over 12 movies: a dataset that calibrates."""
+    rng = np.random.default_rng(0)
+    lines = ["userId,movieId,rating,timestamp"]
+    for user in range(1, 80):
+        items = rng.choice(np.arange(1, 13), size=8, replace=False)
+        for n, item in enumerate(items):
+            stamp = 1000 + 100_000 * (n // 2 + 1) + n % 2
+            lines.append(f"{user},{item},{rng.integers(1, 6)},{stamp}")
+    folder.mkdir()
+    (folder / "ratings.csv").write_text("\n".join(lines) + "\n")
+
+
+def test_a_dataset_to_calibrate_gives_validate_its_sizes(tmp_path, monkeypatch):
+    """Was: validate checked pages against the scenario's catalog (population.dataset is only
+    calibrated by run), so surface.k 20 over a dataset of 12 movies passed, and run refused it
+    after calibrating; and a dataset over 64 MB was not read at all. validate now reads the
+    dataset as run does, whatever its size, and checks the calibrated users and items."""
+    _twelve_item_ratings(tmp_path / "ml")
+    monkeypatch.setattr("recarena.simulator.runner.preflight.SMALL_FILE_BYTES", 100)
+    doc = base_doc(tmp_path)
+    doc["population"] = {
+        "from": "calibrated",
+        "path": str(tmp_path / "pop.parquet"),
+        "dataset": str(tmp_path / "ml"),
+    }
+    doc["surface"] = {"k": 20}
+    refused_everywhere(tmp_path, doc, "surface.k: 20 slots exceed the catalog's 12 initial items")
+    assert not (tmp_path / "pop.parquet").exists()  # refused before calibrating
+    doc["surface"] = {"k": 12}
+    (tmp_path / "ok.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    code, stderr = cli("validate", str(tmp_path / "ok.yaml"))
+    assert code == 0, stderr
+    with (tmp_path / "ml" / "ratings.csv").open("a") as handle:
+        handle.write("80,3,4.5,abc\n")  # a bad last line, past the old size limit
+    assert_refused(*cli("validate", str(tmp_path / "ok.yaml")), "population.dataset: ")
