@@ -749,3 +749,26 @@ def test_plain_values_are_typed_by_yaml_1_2(tmp_path):
     text = with_raw_value("population.users", "1:20").replace("{dir}", str(tmp_path))
     path.write_text(text, encoding="utf-8")
     assert_refused(*cli("validate", str(path)), "population.users: Input should be a valid integer")
+
+
+@pytest.mark.parametrize(
+    ("where", "written", "fragment"),
+    [
+        ("output.dir", "~/runs", "output.dir: '~/runs' starts with '~', which a scenario does"),
+        ("output.dir", "$HOME/runs", "output.dir: '$HOME/runs' holds $HOME, which a scenario"),
+        ("population.path", "~", "population.path: '~' starts with '~'"),
+        ("output.dir", "runs/${RUN}/x", "output.dir: 'runs/${RUN}/x' holds ${RUN}"),
+    ],
+)
+def test_a_shell_shorthand_in_a_path_is_refused(tmp_path, monkeypatch, where, written, fragment):
+    """Nothing expands `~` or `$VAR` in a scenario: `output.dir: ~/runs` made a folder named
+    '~' under the working directory. The line names the field and the path meant."""
+    monkeypatch.chdir(tmp_path)
+    doc = base_doc()
+    section, key = where.split(".")
+    doc[section][key] = written
+    path = tmp_path / "s.yaml"
+    path.write_text(dump(doc), encoding="utf-8")
+    assert_refused(*cli("validate", str(path)), fragment)
+    assert_refused(*cli("run", str(path), "-q"), fragment)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]  # no '~', no '$HOME'

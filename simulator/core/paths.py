@@ -10,6 +10,7 @@ file system (NUL bytes, lengths) except :func:`check_creatable`, which looks at 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -49,9 +50,35 @@ def path_problem(text: str, room: int = 0) -> str | None:
     return None
 
 
+_HOME = re.compile(r"~[\w.-]*(/|$)")
+_VARIABLE = re.compile(r"\$(\w+|\{\w+\})")
+
+
+def unexpanded_problem(text: str) -> str | None:
+    """Why a path written in a scenario holds a shell shorthand that nothing expands: ``~/runs``
+    or ``$HOME/runs`` was a folder literally named ``~`` or ``$HOME`` under the working
+    directory. (A path on the command line is expanded by the shell before recarena sees it.)"""
+    if _HOME.match(text):
+        full = os.path.expanduser(text)
+        hint = f" ({full})" if full != text else ""
+        return (
+            f"{text!r} starts with '~', which a scenario does not expand (it would be a "
+            f"folder named '~' under the working directory); write the full path{hint}"
+        )
+    found = _VARIABLE.search(text)
+    if found:
+        full = os.path.expandvars(text)
+        hint = f" ({full})" if full != text else ""
+        return (
+            f"{text!r} holds {found.group(0)}, which a scenario does not expand (it would be "
+            f"a folder named {found.group(0)!r}); write the full path{hint}"
+        )
+    return None
+
+
 def _checked(room: int) -> AfterValidator:
     def check(value: str) -> str:
-        problem = path_problem(value, room)
+        problem = path_problem(value, room) or unexpanded_problem(value)
         if problem is not None:
             raise ValueError(problem)
         return value
