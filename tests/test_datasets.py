@@ -317,6 +317,10 @@ def _bad_release(tmp_path: Path, case: str) -> Path:
     elif case == "old-mac-csv":  # was: one header of thousands of names, all of them printed
         rows = [f"{u},{m},4,{100 + m}" for u in range(1, 40) for m in range(1, 40)]
         (folder / "ratings.csv").write_text("\r".join(["userId,movieId,rating,timestamp", *rows]))
+    elif case == "tabs-dat":  # was: 'a .csv release? name it ratings.csv', which reads ','
+        (folder / "ratings.dat").write_bytes(b"1\t10\t4\t100\n")
+    elif case == "commas-dat":  # a ratings.csv named that way then wants a header line
+        (folder / "ratings.dat").write_bytes(b"1,10,4,100\n")
     elif case == "old-mac-dat":
         (folder / "ratings.dat").write_bytes(b"1::10::4::100\r1::20::3::50\r")
     elif case == "short-line-csv":  # a file cut short: was "rating None is not a number"
@@ -378,6 +382,8 @@ BAD = {
     "repeated-unused-column-csv": ("ratings.csv line 1", "names column 'source' twice"),
     "headerless-csv": ("ratings.csv line 1: no header line", "'userId,movieId,rating,timestamp'"),
     "old-mac-csv": ("ratings.csv line 1", "bare carriage return (old Mac line endings)"),
+    "tabs-dat": ("ratings.dat line 1", "uses tabs: MovieLens-100K's u.data layout? name it u"),
+    "commas-dat": ("ratings.dat line 1", "name it ratings.csv and give it the header userId,m"),
     "old-mac-dat": ("ratings.dat line 1", "a bare carriage return (old Mac line endings?)"),
     "short-line-csv": ("ratings.csv line 3: rating is empty",),
     "gzip-suffix": ("no ratings.csv", "it holds ratings.csv.gz: name it ratings.csv"),
@@ -734,3 +740,21 @@ def test_a_release_file_given_alone_is_read_or_pointed_to(tmp_path: Path) -> Non
     for given in (tmp_path / "movies.csv", dat / "movies.dat", dat / "users.dat"):
         with pytest.raises(RecarenaError, match=rf"{given.name} is a MovieLens release's \w+ l"):
             load_dataset(given)
+
+
+def test_dates_in_a_generic_file(tmp_path: Path) -> None:
+    """A Parquet file's date or datetime timestamps are seconds since 1970 (were 'timestamp
+    '2000-01-02 00:00:00.000000' is not a number'); a CSV's date text is refused as a date."""
+    import datetime as dt
+
+    when = [dt.datetime(2000, 1, 2), dt.datetime(2000, 1, 3, 0, 0, 30)]
+    for column in (pl.Series("timestamp", when), pl.Series("timestamp", [w.date() for w in when])):
+        frame = pl.DataFrame({"user": [1, 1], "item": [2, 3]}).with_columns(column)
+        frame.write_parquet(tmp_path / "x.parquet")
+        seconds = load_dataset(tmp_path / "x.parquet").timestamp.tolist()
+        assert seconds[0] == 946_771_200.0 and seconds[1] in (946_857_600.0, 946_857_630.0)
+    (tmp_path / "x.csv").write_text("user,item,timestamp\n1,2,2000-01-02 10:00\n")
+    with pytest.raises(RecarenaError, match=r"x.csv line 2: timestamp '2000-01-02 10:00' is not "):
+        load_dataset(tmp_path / "x.csv")
+    with pytest.raises(RecarenaError, match=r"a number \(a date: timestamps are seconds since 1"):
+        load_dataset(tmp_path / "x.csv")

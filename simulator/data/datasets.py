@@ -40,6 +40,7 @@ MOVIELENS_LICENCE = (
 Format = Literal["auto", "movielens", "movielens-dat", "movielens-100k", "recbole", "csv"]
 FORMATS = ("auto", "movielens", "movielens-dat", "movielens-100k", "recbole", "csv")
 _YEAR = re.compile(r"\((\d{4})\)\s*$")
+_DATE = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}\b")
 
 
 @dataclass(frozen=True)
@@ -564,11 +565,16 @@ def _dat_fields(
         first = int(bad[0])
         found = int(counts[first]) + 1
         hint = ""
-        other = "," in lines[first] or "\t" in lines[first]
-        if found == len(names) + 1 and lines[first].rstrip().endswith(separator):
+        line = lines[first]
+        if found == len(names) + 1 and line.rstrip().endswith(separator):
             hint = f" (the line ends with '{separator.replace(chr(9), chr(92) + 't')}')"
-        elif separator == DAT_SEPARATOR and found == 1 and other:
-            hint = " (this line uses ',' or tabs: a .csv release? name it ratings.csv)"
+        elif separator == DAT_SEPARATOR and found == 1 and "\t" in line:
+            hint = " (this line uses tabs: MovieLens-100K's u.data layout? name it u.data)"
+        elif separator == DAT_SEPARATOR and found == 1 and "," in line:
+            hint = (  # was 'name it ratings.csv', which then wants a header line
+                " (this line uses ',': a .csv file? name it ratings.csv and give it the header "
+                "userId,movieId,rating,timestamp)"
+            )
         elif separator == "\t" and found == 1 and " " in lines[first].strip():
             hint = " (this line uses spaces: u.data separates its fields with tabs)"
         shown = separator.replace("\t", "\\t")
@@ -650,6 +656,8 @@ def _as_numbers(
             if rows.size:
                 row = int(rows[0])
                 value = "" if text_of == "is empty" else f" {shown[row]!r}"
+                if text_of == "is not a number" and _DATE.match(shown[row].strip()):
+                    text_of += " (a date: timestamps are seconds since 1970)"
                 raise RecarenaError(f"{_place(path, row, first_line)}: {column}{value} {text_of}")
         frame = frame.with_columns(values.alias(column))
     return frame
@@ -968,6 +976,11 @@ def load_interactions(path: str | Path, columns: Columns | None = None) -> Inter
 
     rating_col, click_col = optional(cols.rating), optional(cols.click)
     title_col, genres_col = optional(cols.title), optional(cols.genres)
+    kind = frame[cols.timestamp].dtype
+    if kind == pl.Date or isinstance(kind, pl.Datetime):  # a Parquet file's dates: was 'not a
+        # number'; seconds since 1970 (UTC for a time zone), as the timestamps are everywhere
+        seconds = pl.col(cols.timestamp).dt.epoch("ms").cast(pl.Float64) / 1000.0
+        frame = frame.with_columns(seconds.alias(cols.timestamp))
     numbers = (cols.timestamp, *([rating_col] if rating_col else []))
     frame = _checked_columns(frame, path, required, numbers, click_col)
     items = _empty_items()
