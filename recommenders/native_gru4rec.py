@@ -1,9 +1,9 @@
 """A compact GRU4Rec-style next-item model in plain torch (Hidasi et al., 2016).
 
-The same training protocol as ``sasrec_native`` (recommenders/native_sasrec.py: every
-(prefix -> next click) window of each user's time-ordered clicks, a full softmax up to
-``softmax_items`` items, the user's latest clicks as the query, kept current through
-``update``); only the encoder differs: a GRU over item embeddings instead of causal
+The same training protocol as ``sasrec_native`` (recommenders/native_sasrec.py: each user's
+time-ordered clicks in windows of ``max_len``, the next click predicted at every position, a
+full softmax up to ``softmax_items`` items, the user's latest clicks as the query, kept current
+through ``update``); only the encoder differs: a GRU over item embeddings instead of causal
 self-attention. Sharing the protocol makes the two a clean comparison of sequence encoders. Use
 it as ``type: recarena.recommenders.native_gru4rec:NativeGRU4Rec``.
 """

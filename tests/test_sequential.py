@@ -151,3 +151,36 @@ def test_sampled_softmax_fit_is_deterministic():
         rec.fit(history)
         slates.append(rec.recommend(requests))
     assert np.array_equal(slates[0].scores, slates[1].scores)
+
+
+def test_training_windows_make_every_later_click_a_target_once():
+    """Windows tile each user's clicks from the latest back; position j of a window predicts
+    the click after its input j, a user's first click is never a target and padding predicts
+    nothing. Checked against the clicks written out by hand."""
+    rec = _build("sasrec_native", {"max_len": 3}, n_users=3)
+    captured = {}
+    rec._train = lambda windows, targets: captured.update(windows=windows, targets=targets)
+    user = np.array([0, 0, 0, 0, 0, 0, 1, 2, 2])
+    item = np.array([10, 11, 12, 13, 14, 15, 16, 17, 18])
+    order = np.random.default_rng(0).permutation(user.size)  # fit sorts by (user, time)
+    time = np.arange(9.0)
+    rec.fit(Interactions(user[order], item[order], time[order], np.ones(9, np.float32)))
+    # 1-based inputs (0 = pad) and 0-based targets (-1 = none)
+    assert captured["windows"].tolist() == [[0, 11, 12], [13, 14, 15], [0, 0, 18]]
+    assert captured["targets"].tolist() == [[-1, 11, 12], [13, 14, 15], [-1, -1, 18]]
+    assert rec.recent.tolist() == [[14, 15, 16], [0, 0, 17], [0, 18, 19]]
+
+
+def test_an_epoch_holds_epoch_samples_targets_in_batches_of_batch_size():
+    """An epoch takes windows in a random order while their targets fit ``epoch_samples`` and
+    closes a batch at the window whose running total reaches a multiple of ``batch_size``."""
+    counts = np.array([3, 1, 2, 2, 3, 1])
+    rec = _build("sasrec_native", {"batch_size": 4, "epoch_samples": 9}, seed=5)
+    batches = rec._epoch_batches(counts)
+    order = _build("sasrec_native", {}, seed=5).rng.permutation(counts.size)  # the same draw
+    taken = np.concatenate(batches)
+    assert taken.tolist() == order[: taken.size].tolist()
+    assert counts[taken].sum() <= 9 < counts[order[: taken.size + 1]].sum()
+    running = np.cumsum(counts[taken])
+    closing = np.cumsum([len(b) for b in batches]) - 1
+    assert ((running[closing] - 1) // 4).tolist() == list(range(len(batches)))
