@@ -107,6 +107,10 @@ def test_paths_are_parsed_into_keys_and_indices():
             {"arms[1].recommender.params.half_life": [1.0]},
             ["sweep.arms[1].recommender.params.half_life:", "half_life_days"],
         ),
+        (  # was "population has no key 'conversation'", though it has one: it is unset
+            {"population.conversation.patience": [1.0, 2.0]},
+            ["sweep.population.conversation.patience: population.conversation is not set"],
+        ),
     ],
 )
 def test_bad_sweeps_name_the_path(sweep, fragments):
@@ -114,6 +118,25 @@ def test_bad_sweeps_name_the_path(sweep, fragments):
         plan_cells(parse_scenario(_doc(**sweep)))
     for fragment in fragments:
         assert fragment in str(caught.value)
+
+
+def test_a_field_the_dump_leaves_out_while_unset_can_be_swept():
+    """population.taste_drift at 0 and rating_thresholds at null are left out of the resolved
+    scenario (so it dumps as before they existed); sweeping them was refused as "population
+    has no key 'taste_drift'"."""
+    doc = _doc(
+        **{
+            "population.taste_drift": [0.1, 0.2],
+            "population.rating_thresholds": [[-1, 0, 1, 2], [-2, 0, 1, 2]],
+        }
+    )
+    points = [p.scenario.population for p in expand_sweep(parse_scenario(doc))]
+    assert [(p.taste_drift, p.rating_thresholds[0]) for p in points] == [
+        (0.1, -1.0),
+        (0.1, -2.0),
+        (0.2, -1.0),
+        (0.2, -2.0),
+    ]
 
 
 def test_an_empty_value_list_is_a_schema_error():

@@ -89,12 +89,30 @@ def parse_path(path: str) -> list[PathStep]:
     return steps
 
 
-def _resolve(doc: dict[str, Any], path: str, steps: list[PathStep]) -> list[PathStep]:
-    """The path with arm names replaced by indices; an error if any step does not exist."""
+def _resolve(
+    doc: dict[str, Any], path: str, steps: list[PathStep], model: Any = None
+) -> list[PathStep]:
+    """The path with arm names replaced by indices; an error if any step does not exist.
+
+    ``model`` is the scenario ``doc`` was dumped from: a field its dump leaves out while unset
+    (``population.taste_drift`` at 0, ``population.conversation``) is still a field, so it
+    can be swept; a field inside one that is not set is named as such."""
     resolved: list[PathStep] = []
     node: Any = doc
-    for step in steps:
+    for number, step in enumerate(steps):
         where = _format(resolved) or "the scenario"
+        if isinstance(node, dict) and isinstance(step, str) and step not in node:
+            fields = getattr(type(model), "model_fields", {})
+            if step in fields:
+                value = getattr(model, step)
+                if number == len(steps) - 1:  # the point sets it; the schema checks the value
+                    resolved.append(step)
+                    return resolved
+                if value is None:
+                    raise RecarenaError(
+                        f"sweep.{path}: {_format([*resolved, step])} is not set, so it has no "
+                        f"fields to sweep; set it in the scenario (e.g. {step}: {{}}) first"
+                    )
         if isinstance(node, list):
             if isinstance(step, str) and all(isinstance(x, dict) and "name" in x for x in node):
                 names = [x["name"] for x in node]
@@ -119,7 +137,17 @@ def _resolve(doc: dict[str, Any], path: str, steps: list[PathStep]) -> list[Path
             )
         resolved.append(step)
         node = node[step]
+        model = _child(model, step)
     return resolved
+
+
+def _child(model: Any, step: PathStep) -> Any:
+    """The part of a scenario model at ``step`` (None when the model does not follow)."""
+    if isinstance(model, list) and isinstance(step, int) and 0 <= step < len(model):
+        return model[step]
+    if isinstance(step, str) and step in getattr(type(model), "model_fields", {}):
+        return getattr(model, step)
+    return None
 
 
 def _format(steps: list[PathStep]) -> str:
@@ -219,7 +247,7 @@ def _expand(scenario: Scenario) -> list[SweepPoint]:
     for path, values in scenario.sweep.items():
         steps = parse_path(path)
         _check_sweepable(path, steps)
-        targets[path] = _resolve(base, path, steps)
+        targets[path] = _resolve(base, path, steps, scenario)
         for value in values:  # each value on its own first, so an error names its path
             doc = json.loads(base_text)
             _set(doc, targets[path], value)
