@@ -870,7 +870,9 @@ def test_one_rating_value_throughout_is_calibrated_with_a_note(tmp_path):
         for u in range(1, 13)
         for k in range(10)
     ]
+    movies = "movieId,title,genres\n" + "".join(f"{i},M{i} (1999),Drama\n" for i in range(1, 41))
     folder = _release(tmp_path / "ml", rows)
+    (folder / "movies.csv").write_text(movies)
     code, stderr = cli("calibrate", str(folder), "-o", str(tmp_path / "pop.parquet"))
     assert code == 0, stderr
     assert stderr.splitlines() == [
@@ -882,8 +884,10 @@ def test_one_rating_value_throughout_is_calibrated_with_a_note(tmp_path):
     assert cuts[0] == cuts[1] == cuts[2]  # 1-3 stars: no share; the fit is what it was
     rows[0] = (1, rows[0][1], 3.5, rows[0][3])  # one other value: ratings say something
     (folder / "ratings.csv").unlink()
+    (folder / "movies.csv").unlink()
     folder.rmdir()
     _release(folder, rows)
+    (folder / "movies.csv").write_text(movies)
     code, stderr = cli("calibrate", str(folder), "-o", str(tmp_path / "pop2.parquet"))
     assert code == 0 and stderr == "", stderr
 

@@ -758,3 +758,22 @@ def test_dates_in_a_generic_file(tmp_path: Path) -> None:
         load_dataset(tmp_path / "x.csv")
     with pytest.raises(RecarenaError, match=r"a number \(a date: timestamps are seconds since 1"):
         load_dataset(tmp_path / "x.csv")
+
+
+def test_a_release_without_its_movie_list_is_noted(tmp_path: Path) -> None:
+    """A MovieLens copy without movies.csv (or movies.dat, u.item) calibrated without a word,
+    every title an id and no genres; a generic file without titles has nothing to note."""
+    from recarena.simulator.data.datasets import dataset_notes
+
+    folder = write_movielens(tmp_path / "ml")
+    assert dataset_notes(load_dataset(folder)) == []
+    (folder / "movies.csv").unlink()
+    assert dataset_notes(load_dataset(folder)) == [
+        "'ml' has no movie list beside its ratings (movies.csv, movies.dat or u.item): the "
+        "titles of its movies are their ids and they have no genres"
+    ]
+    dat = write_dat_release(tmp_path / "ml-1m")
+    (dat / "movies.dat").unlink()
+    assert "'ml-1m' has no movie list" in dataset_notes(load_dataset(dat))[0]
+    (tmp_path / "x.csv").write_text("user,item,timestamp,rating\n1,2,100,5\n1,3,200,4\n")
+    assert dataset_notes(load_dataset(tmp_path / "x.csv")) == []

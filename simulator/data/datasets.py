@@ -101,10 +101,16 @@ class InteractionData:
 def untitled_line(data: InteractionData) -> str:
     """What a note on stderr says when rated items are missing from the item table that the
     dataset has (a trimmed or mismatched movies.csv): their titles are their ids in reports
-    and prompts, and they have no genres. Empty when every rated item is listed, or there is
-    no item table at all."""
+    and prompts, and they have no genres. A MovieLens release with no movie list at all (its
+    movies.csv, movies.dat or u.item left out of a copy) is noted too: it calibrated without a
+    word. Empty when every rated item is listed, or a non-MovieLens dataset has no item file."""
     if not data.items.height:
-        return ""
+        if data.licence != MOVIELENS_LICENCE or not data.n_interactions:
+            return ""
+        return (
+            f"{data.name!r} has no movie list beside its ratings (movies.csv, movies.dat or "
+            "u.item): the titles of its movies are their ids and they have no genres"
+        )
     rated, listed = np.unique(data.item), data.items["item"].to_numpy()
     if rated.dtype.kind != listed.dtype.kind:
         return ""
