@@ -672,8 +672,8 @@ def test_lightgcn_propagation_and_its_gradient_match_the_dense_product() -> None
 @pytest.mark.parametrize(
     "kind, params",
     [
-        ("recarena.recommenders.native_gru4rec:NativeGRU4Rec", {"batch_size": 4}),
-        ("sasrec_native", {"batch_size": 4}),
+        ("recarena.recommenders.native_gru4rec:NativeGRU4Rec", {"batch_size": 4, "max_len": 4}),
+        ("sasrec_native", {"batch_size": 4, "max_len": 4}),
         ("recarena.recommenders.native_lightgcn:NativeLightGCN", {"batch_size": 4}),
         ("mf", {"batch_size": 4}),
         ("mf", {"batch_size": 4, "optimizer": "lazy_adam"}),
@@ -681,7 +681,9 @@ def test_lightgcn_propagation_and_its_gradient_match_the_dense_product() -> None
 )
 def test_epoch_samples_caps_the_steps_of_an_epoch(kind, params, monkeypatch) -> None:
     """An epoch trains on at most ``epoch_samples`` examples: 12 of them in batches of 4 are
-    3 steps, where the whole history (160 clicks) takes 35-40."""
+    3 steps, where the whole history (160 clicks) takes 35-40. (The sequence models' examples
+    are next clicks, taken in whole windows: here windows of 4 and 3 targets, so any windows
+    that fit 12 targets close 3 batches of about 4.)"""
     from recarena.recommenders import mf as mf_module
     from recarena.recommenders.registry import build
 
