@@ -777,3 +777,35 @@ def test_a_release_without_its_movie_list_is_noted(tmp_path: Path) -> None:
     assert "'ml-1m' has no movie list" in dataset_notes(load_dataset(dat))[0]
     (tmp_path / "x.csv").write_text("user,item,timestamp,rating\n1,2,100,5\n1,3,200,4\n")
     assert dataset_notes(load_dataset(tmp_path / "x.csv")) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "pack", "what"),
+    [
+        ("ratings.csv", "bz2", "bzip2-compressed"),
+        ("ratings.csv", "xz", "xz-compressed"),
+        ("ratings.csv", "zip", "a zip archive"),
+        ("ratings.dat", "zstd", "zstd-compressed"),
+    ],
+)
+def test_a_ratings_file_packed_under_its_plain_name_is_named(tmp_path, name, pack, what):
+    """Was: 'the file is UTF-16 or binary (it holds NUL bytes)', or for a .dat file a field
+    count; only gzip is read as it is (and zstd by the CSV reader)."""
+    import bz2
+    import lzma
+    import zipfile
+
+    text = b"userId,movieId,rating,timestamp\n1,10,4,100\n"
+    folder = tmp_path / "ml"
+    folder.mkdir()
+    if pack == "zip":
+        with zipfile.ZipFile(folder / name, "w") as archive:
+            archive.writestr(name, text)
+    elif pack == "zstd":  # one raw block: magic, frame header (single segment), block header
+        size = len(text)
+        frame = bytes([0x20, size]) + ((size << 3) | 1).to_bytes(3, "little")
+        (folder / name).write_bytes(b"\x28\xb5\x2f\xfd" + frame + text)
+    else:
+        (folder / name).write_bytes((bz2 if pack == "bz2" else lzma).compress(text))
+    with pytest.raises(RecarenaError, match=rf"{name}: the file is {what}; unpack it"):
+        load_dataset(folder)

@@ -188,10 +188,28 @@ _WIDE_TEXT = {
 }
 
 
-def check_narrow_text(path: Path, head: bytes) -> None:
+_PACKED = {
+    b"PK\x03\x04": "a zip archive",
+    b"BZh": "bzip2-compressed",
+    b"\xfd7zXZ\x00": "xz-compressed",
+    b"7z\xbc\xaf\x27\x1c": "a 7-Zip archive",
+    b"\x28\xb5\x2f\xfd": "zstd-compressed",
+}
+"""Archives and compressions that a dataset file may be under its plain name, by their first
+bytes (gzip is read as it is everywhere, zstd by the CSV readers)."""
+
+
+def check_narrow_text(path: Path, head: bytes, zstd: bool = True) -> None:
     """A UTF-16 or UTF-32 file (what some spreadsheet programs save as 'Unicode text') read
     byte by byte is a NUL between every letter: its header 'had no column userId' or its
-    first line one field. Named as the encoding it is, from its byte-order mark or NULs."""
+    first line one field. Named as the encoding it is, from its byte-order mark or NULs. A zip,
+    bzip2, xz or 7-Zip file under a plain name (and zstd where ``zstd`` is False: the .dat
+    reader has no zstd) is named as what it is; it was 'UTF-16 or binary' or a field count."""
+    packed = next((name for mark, name in _PACKED.items() if head.startswith(mark)), None)
+    if packed is not None and (zstd is False or packed != "zstd-compressed"):
+        raise RecarenaError(
+            f"{path}: the file is {packed}; unpack it (a gzip-compressed file is read as it is)"
+        )
     wide = next((name for mark, name in _WIDE_TEXT.items() if head.startswith(mark)), None)
     compressed = head.startswith((b"\x1f\x8b", b"\x28\xb5\x2f\xfd"))  # gzip, zstd: polars reads
     if wide is None and not compressed and b"\x00" in head:
@@ -540,7 +558,7 @@ def _dat_fields(
             raise RecarenaError(
                 f"{path}: a gzip-compressed file that cannot be read ({exc})"
             ) from None
-    check_narrow_text(path, raw[:4096])
+    check_narrow_text(path, raw[:4096], zstd=False)
     # a UTF-8 byte-order mark (a file saved by a Windows editor) is not part of the first id
     raw = raw.removeprefix(b"\xef\xbb\xbf")
     try:  # ML-1M's files are latin-1; a copy saved as UTF-8 read as latin-1 was 'CitÃ©'
