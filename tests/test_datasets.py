@@ -317,6 +317,13 @@ def _bad_release(tmp_path: Path, case: str) -> Path:
     elif case == "old-mac-csv":  # was: one header of thousands of names, all of them printed
         rows = [f"{u},{m},4,{100 + m}" for u in range(1, 40) for m in range(1, 40)]
         (folder / "ratings.csv").write_text("\r".join(["userId,movieId,rating,timestamp", *rows]))
+    elif case in ("stray-quote-csv", "unclosed-quote-csv"):  # was 'movies.csv unreadable'
+        (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,10,4,1\n")
+        title = 'He"at (1995)' if case == "stray-quote-csv" else '"Heat, The (1995)'
+        (folder / "movies.csv").write_text(
+            f'movieId,title,genres\n5,"Toy\nStory (1995)",Comedy\n10,{title},Action\n'
+            '20,"Shorts, The (2001)",Drama\n'
+        )
     elif case == "tabs-dat":  # was: 'a .csv release? name it ratings.csv', which reads ','
         (folder / "ratings.dat").write_bytes(b"1\t10\t4\t100\n")
     elif case == "commas-dat":  # a ratings.csv named that way then wants a header line
@@ -382,6 +389,8 @@ BAD = {
     "repeated-unused-column-csv": ("ratings.csv line 1", "names column 'source' twice"),
     "headerless-csv": ("ratings.csv line 1: no header line", "'userId,movieId,rating,timestamp'"),
     "old-mac-csv": ("ratings.csv line 1", "bare carriage return (old Mac line endings)"),
+    "stray-quote-csv": ("movies.csv line 4: a double quote inside a field that is not quoted",),
+    "unclosed-quote-csv": ("movies.csv line 4 (closing on line 5): a quoted field goes on af",),
     "tabs-dat": ("ratings.dat line 1", "uses tabs: MovieLens-100K's u.data layout? name it u"),
     "commas-dat": ("ratings.dat line 1", "name it ratings.csv and give it the header userId,m"),
     "old-mac-dat": ("ratings.dat line 1", "a bare carriage return (old Mac line endings?)"),
@@ -559,6 +568,24 @@ def test_a_bad_cell_of_a_generic_interactions_file_is_named(tmp_path, rows, mess
     path.write_text("user,item,timestamp,rating,click\n" + rows)
     with pytest.raises(RecarenaError, match=re.escape(message)):
         load_dataset(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (b"user,item,timestamp\n1,2,100\n1,3,200,5\n", "x.csv line 3: 4 fields, the header has 3"),
+        (b'user,item,timestamp,title\n1,2,100,He"at\n', "x.csv line 2: a double quote inside a"),
+        (b"user,item,timestamp,title\n1,2,100,Caf\xe9\n", "x.csv line 2: not valid UTF-8 (byte"),
+        (b"", "x.csv: the file is empty"),
+    ],
+)
+def test_a_generic_csv_that_polars_cannot_read_is_named_by_line(tmp_path, text, message):
+    """Was polars' own message naming no line ('CSV malformed: expected 0 rows, actual 2 rows',
+    'found more fields than defined in Schema'), some of them several lines long."""
+    (tmp_path / "x.csv").write_bytes(text)
+    with pytest.raises(RecarenaError, match=re.escape(message)) as raised:
+        load_dataset(tmp_path / "x.csv")
+    assert "\n" not in str(raised.value)
 
 
 def test_a_generic_file_reads_empty_ratings_and_any_click_spelling(tmp_path: Path) -> None:

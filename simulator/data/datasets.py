@@ -353,9 +353,10 @@ def load_ml100k() -> InteractionData:
 
 
 # --------------------------------------------------------------------------- MovieLens CSV
-def _bad_line(path: Path) -> str:
-    """Where a CSV that polars refused goes wrong: the first line that is not UTF-8 or whose
-    field count differs from the header's (only run on the error path)."""
+def _bad_line(path: Path, movielens: bool = True) -> str:
+    """Where a CSV that polars refused goes wrong: the first line that is not UTF-8, breaks the
+    quoting rules (:func:`_quote_problem`) or whose field count differs from the header's (only
+    run on the error path)."""
     import csv
     import io
 
@@ -369,16 +370,67 @@ def _bad_line(path: Path) -> str:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        return (
-            f"line {line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x}); MovieLens .csv "
-            "releases are UTF-8 (the latin-1 releases ship .dat files: keep their names)"
+        hint = (
+            "MovieLens .csv releases are UTF-8 (the latin-1 releases ship .dat files: keep "
+            "their names)"
+            if movielens
+            else "save the file as UTF-8"
         )
+        return f"line {line}: not valid UTF-8 (byte 0x{raw[exc.start]:02x}); {hint}"
+    problem = _quote_problem(text)
+    if problem:
+        return problem
     rows = csv.reader(io.StringIO(text))
     header = next(rows, [])
-    for number, row in enumerate(rows, start=2):
+    for row in rows:
         if len(row) != len(header):
-            return f"line {number}: {len(row)} fields, the header has {len(header)}"
-    return "unreadable"
+            return f"line {rows.line_num}: {len(row)} fields, the header has {len(header)}"
+    return "cannot be read as CSV"
+
+
+def _quote_problem(text: str, separator: str = ",") -> str:
+    """The first line where a CSV's double quotes break the rules polars reads by (only run on
+    the error path, from the first line holding a quote): a quote inside a field that does not
+    start with one ('He"at (1995)': Python's csv module reads it, polars says 'CSV malformed'
+    naming no line), a quoted field whose closing quote is followed by more text (a quote
+    missing, or not doubled), and a quoted field that never closes. Empty if none."""
+    first = text.find('"')
+    if first < 0:
+        return ""
+    line = text.count("\n", 0, first) + 1
+    state, opened = "start", line  # start of a field, unquoted, quoted, after_quote
+    for char in text[text.rfind("\n", 0, first) + 1 :]:
+        if state == "quoted":
+            if char == '"':
+                state = "after_quote"
+            elif char == "\n":
+                line += 1
+            continue
+        if state == "after_quote" and char not in (separator, "\n", "\r", '"'):
+            where = f"line {opened}" + (f" (closing on line {line})" if line != opened else "")
+            return (
+                f"{where}: a quoted field goes on after its closing quote (a quote missing, or "
+                'one inside the field not doubled: write "" for ")'
+            )
+        if char == '"':
+            if state == "after_quote":  # a doubled quote inside a quoted field
+                state = "quoted"
+            elif state == "start":
+                state, opened = "quoted", line
+            else:
+                return (
+                    f"line {line}: a double quote inside a field that is not quoted (quote the "
+                    "whole field and double the quote inside it)"
+                )
+        elif char == "\n":
+            line, state = line + 1, "start"
+        elif char == separator:
+            state = "start"
+        elif char != "\r" and state != "after_quote":
+            state = "unquoted"
+    if state == "quoted":
+        return f"line {opened}: a quoted field that never closes (its closing quote is missing)"
+    return ""
 
 
 def _checked_header(
@@ -985,8 +1037,14 @@ def load_interactions(path: str | Path, columns: Columns | None = None) -> Inter
             if path.suffix == ".parquet"
             else pl.read_csv(path, infer_schema=False)
         )
+    except pl.exceptions.NoDataError:
+        raise RecarenaError(f"{path}: the file is empty") from None
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise RecarenaError(f"{path}: cannot read interactions ({exc})") from None
+        if path.suffix != ".parquet":  # was polars' message, naming no line (and some of its
+            # messages run over several lines)
+            raise RecarenaError(f"{path} {_bad_line(path, movielens=False)}") from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RecarenaError(f"{path}: cannot read interactions ({reason})") from None
     required = (cols.user, cols.item, cols.timestamp)
     if path.suffix != ".parquet":
         frame = _checked_header(frame, path, required, ("user", "item", "timestamp"))
