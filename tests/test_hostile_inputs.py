@@ -380,7 +380,12 @@ def test_embedding_width_in_the_memory_estimate(tmp_path, monkeypatch):
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     code, stderr = cli("run", str(path), "--executor", "local", "-o", str(tmp_path / "o"), "-q")
-    assert_refused(code, stderr, "for 10^6 users (1 cell(s) at once); this machine has 8.0 GB")
+    assert_refused(
+        code,
+        stderr,
+        "for 10^6 users (1 cell(s) at once, most of it for embeddings 1024 wide (an arm's "
+        "params.dim)); this machine has 8.0 GB",
+    )
     assert not (tmp_path / "o").exists()
 
 

@@ -772,3 +772,32 @@ def test_a_shell_shorthand_in_a_path_is_refused(tmp_path, monkeypatch, where, wr
     assert_refused(*cli("validate", str(path)), fragment)
     assert_refused(*cli("run", str(path), "-q"), fragment)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]  # no '~', no '$HOME'
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        ({"output": {"flush_rows": 10**11}}, "most of it for output.flush_rows: 100,000,000,000"),
+        (
+            {
+                "population": {"users": 3_000_000},
+                "arms": [{"name": "mf", "recommender": {"type": "mf", "params": {"dim": 1024}}}],
+            },  # noqa: E501
+            "most of it for embeddings 1024 wide (an arm's params.dim)",
+        ),
+    ],
+)
+def test_a_memory_refusal_names_what_most_of_it_is_for(tmp_path, change, fragment):
+    """flush_rows: 10^11 was refused as "needs ~36 TB for 20 users and 41 items": the line
+    named the population, not the field to change."""
+    doc = base_doc() | change
+    doc["output"] = {"dir": str(tmp_path / "runs"), **change.get("output", {})}
+    path = tmp_path / "s.yaml"
+    path.write_text(dump(doc), encoding="utf-8")
+    assert_refused(*cli("validate", str(path)), fragment)
+    assert not (tmp_path / "runs").exists()
+    doc["output"]["flush_rows"] = 500_000
+    doc["population"] = {"users": 20}
+    path.write_text(dump(doc), encoding="utf-8")
+    code, stderr = cli("validate", str(path))  # the named field was the whole problem
+    assert code == 0, stderr

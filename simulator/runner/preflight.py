@@ -104,6 +104,9 @@ class Estimate:
     """Creators at the end of the horizon (initial plus expected joins)."""
     uploads: float = 0.0
     """Expected uploads of one cell, each an event of the clock and an item appended."""
+    largest: str = ""
+    """What most of a cell's bytes are for, when it is not the users, items or creators the
+    refusal already counts (``output.flush_rows``, a wide ``dim``, page scores)."""
 
     @property
     def bytes_total(self) -> float:
@@ -588,14 +591,20 @@ def estimate(
     width = _widest_dim(scenario)
     per_user_emb = max(2 * 64, 3 * width) * 4
     per_item_emb = max(64, 3 * width) * 4
-    per_cell = (
-        users * (3 * topics * 4 + 96 + history * 8 + per_user_emb + social)
-        + items * (topics * 4 + 64 + per_item_emb)
+    flush = scenario.output.flush_rows
+    embeddings = users * per_user_emb + items * per_item_emb
+    terms = {
+        "": users * (3 * topics * 4 + 96 + history * 8 + social)
+        + items * (topics * 4 + 64)
         + (creators.count + joins) * (topics * 4 + CREATOR_BYTES)
-        + _score_cells(scenario, batch, items) * 8 * 3
-        + scenario.output.flush_rows * 200
-        + _window_rows(scenario, users) * WAVE_ROW_BYTES
-    )
+        + (0 if width else embeddings),  # the generic 64 wide grows with users and items
+        f"embeddings {width} wide (an arm's params.dim)": embeddings if width else 0,
+        "one page batch of scores over the catalog": _score_cells(scenario, batch, items) * 24,
+        f"output.flush_rows: {flush:,} log rows held before each write": flush * 200,
+        "the rows of a page-wave window": _window_rows(scenario, users) * WAVE_ROW_BYTES,
+    }
+    per_cell = sum(terms.values())
+    largest = max(terms, key=lambda name: terms[name])
     points = max(1, _grid(scenario))
     cells = len(scenario.arms) * scenario.replicates * points
     running = max(1, min(workers or usable_cpus(), cells))
@@ -615,6 +624,7 @@ def estimate(
         bytes_per_cell=float(per_cell),
         llm_calls=float(llm_pages * cells),
         ticks=ticks,
+        largest=largest if terms[largest] > per_cell / 2 else "",
     )
 
 
@@ -691,9 +701,10 @@ def _check_estimate(
             who += f" and {human_count(est.items)} items"
         if est.creators > est.users:
             who += f" and {human_count(est.creators)} creators"
+        mostly = f", most of it for {est.largest}" if est.largest else ""
         problems.append(
             f"needs ~{human_bytes(est.bytes_total)} for {who} "
-            f"({est.workers} cell(s) at once); this machine has {human_bytes(memory)}"
+            f"({est.workers} cell(s) at once{mostly}); this machine has {human_bytes(memory)}"
         )
     if est.cells > limits.max_cells:
         problems.append(f"{est.cells:,} cells exceed the maximum of {limits.max_cells:,}")
