@@ -317,6 +317,9 @@ def _bad_release(tmp_path: Path, case: str) -> Path:
     elif case == "old-mac-csv":  # was: one header of thousands of names, all of them printed
         rows = [f"{u},{m},4,{100 + m}" for u in range(1, 40) for m in range(1, 40)]
         (folder / "ratings.csv").write_text("\r".join(["userId,movieId,rating,timestamp", *rows]))
+    elif case == "header-again-csv":  # two ratings.csv files joined with cat
+        part = "userId,movieId,rating,timestamp\n1,10,4,100\n1,20,3,200\n"
+        (folder / "ratings.csv").write_text(part + part.replace("1,", "2,"))
     elif case in ("stray-quote-csv", "unclosed-quote-csv"):  # was 'movies.csv unreadable'
         (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,10,4,1\n")
         title = 'He"at (1995)' if case == "stray-quote-csv" else '"Heat, The (1995)'
@@ -389,6 +392,7 @@ BAD = {
     "repeated-unused-column-csv": ("ratings.csv line 1", "names column 'source' twice"),
     "headerless-csv": ("ratings.csv line 1: no header line", "'userId,movieId,rating,timestamp'"),
     "old-mac-csv": ("ratings.csv line 1", "bare carriage return (old Mac line endings)"),
+    "header-again-csv": ("ratings.csv line 4: userId 'userId' is not a number (the header li",),
     "stray-quote-csv": ("movies.csv line 4: a double quote inside a field that is not quoted",),
     "unclosed-quote-csv": ("movies.csv line 4 (closing on line 5): a quoted field goes on af",),
     "tabs-dat": ("ratings.dat line 1", "uses tabs: MovieLens-100K's u.data layout? name it u"),

@@ -734,6 +734,8 @@ def _as_numbers(
                 value = "" if text_of == "is empty" else f" {shown[row]!r}"
                 if text_of == "is not a number" and _DATE.match(shown[row].strip()):
                     text_of += " (a date: timestamps are seconds since 1970)"
+                elif text_of == "is not a number" and shown[row].strip() == column:
+                    text_of += " (the header line again: two files joined into one?)"
                 raise RecarenaError(f"{_place(path, row, first_line)}: {column}{value} {text_of}")
         frame = frame.with_columns(values.alias(column))
     return frame
