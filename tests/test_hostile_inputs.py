@@ -1642,3 +1642,29 @@ def test_local_model_file_that_only_starts_like_gguf(tmp_path, content, fragment
     doc["llm"] = {"provider": "local", "model_path": str(path)}
     refused_everywhere(tmp_path, doc, f"llm.model_path: {path}")
     refused_everywhere(tmp_path, doc, fragment)
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["validate", ""], "'FILE'"),
+        (["run", ""], "'FILE'"),
+        (["run", "{scenario}", "-o", ""], "'--output' / '-o'"),
+        (["run", "{scenario}", "--resume", ""], "'--resume'"),
+        (["run", "{scenario}", "--llm-cache", ""], "'--llm-cache'"),
+        (["compare", ""], "'RUN_DIR'"),
+        (["report", ""], "'RUN_DIR'"),
+        (["report", "{scenario}", "-o", ""], "'--output' / '-o'"),
+        (["ope", "", "--target", "random"], "'RUN_DIR'"),
+    ],
+)
+def test_an_empty_path_argument_is_refused(tmp_path, monkeypatch, args, named):
+    """'' (an unset shell variable) is Path(''), the working directory: `run -o ""` in an empty
+    folder wrote the run there, and `validate ""` said "scenario path is not a file: ."."""
+    monkeypatch.chdir(tmp_path)  # an empty working directory: run -o "" would have used it
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(yaml.safe_dump(base_doc(tmp_path)), encoding="utf-8")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    argv = [arg.replace("{scenario}", str(scenario)) for arg in args]
+    assert_refused(*cli(*argv), f"Invalid value for {named}: an empty path")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before

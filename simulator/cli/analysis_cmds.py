@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from recarena.simulator.cli.app import app, out
+from recarena.simulator.cli.app import app, nonempty_path, out
 from recarena.simulator.cli.comparison import print_comparison
 from recarena.simulator.cli.guards import reading, warnings_as_lines
 
@@ -19,7 +19,7 @@ CI_OVER_HELP = (
 
 @app.command()
 def compare(
-    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR")],
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", parser=nonempty_path)],
     baseline: Annotated[str | None, typer.Option(help="Arm to compare against.")] = None,
     metric: Annotated[
         list[str] | None, typer.Option("--metric", "-m", help="Metric (repeatable).")
@@ -33,7 +33,7 @@ def compare(
 
 @app.command()
 def ope(
-    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR")],
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", parser=nonempty_path)],
     target: Annotated[str, typer.Option(help="Arm whose CTR is estimated.")],
     logging: Annotated[
         str | None, typer.Option(help="Arm whose log is used (default: the baseline).")
@@ -66,10 +66,15 @@ def ope(
 
 @app.command()
 def report(
-    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR")],
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN_DIR", parser=nonempty_path)],
     output: Annotated[
         Path | None,
-        typer.Option("--output", "-o", help="HTML file to write (default: RUN_DIR/report.html)."),
+        typer.Option(
+            "--output",
+            "-o",
+            help="HTML file to write (default: RUN_DIR/report.html).",
+            parser=nonempty_path,
+        ),
     ] = None,
     baseline: Annotated[str | None, typer.Option(help="Arm to compare against.")] = None,
     point: Annotated[int | None, typer.Option(min=0, help="Sweep point (sweep runs).")] = None,

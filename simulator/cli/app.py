@@ -6,6 +6,7 @@ one-line errors, so ``recarena run ... > table.txt`` keeps the table clean.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -38,6 +39,17 @@ app = typer.Typer(
     no_args_is_help=True,
     help="Simulate recommender systems against simulated users and compare arms with CIs.",
 )
+
+
+def nonempty_path(value: str) -> Path:
+    """A path argument or option as typed: an empty one ('' from an unset shell variable) is
+    refused. Path('') is the working directory, so `run -o ""` wrote the run there and
+    `validate ""` answered "scenario path is not a file: ." about a path never given."""
+    if not value.strip():
+        raise typer.BadParameter("an empty path; give a file or directory name")
+    return Path(value)
+
+
 out = Console()
 err = Console(stderr=True)
 

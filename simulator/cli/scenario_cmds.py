@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from recarena.simulator.cli.app import app, err, out
+from recarena.simulator.cli.app import app, err, nonempty_path, out
 from recarena.simulator.cli.comparison import print_comparison
 from recarena.simulator.cli.guards import reading
 from recarena.simulator.cli.progress import progress_bars
@@ -61,9 +61,14 @@ FORCE_HELP = "Run even when the resource estimate exceeds this machine or the li
 
 @app.command()
 def run(
-    scenario_file: Annotated[Path, typer.Argument(metavar="FILE", help="Scenario YAML.")],
+    scenario_file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="Scenario YAML.", parser=nonempty_path)
+    ],
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Run directory to create (empty or new).")
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Run directory to create (empty or new).", parser=nonempty_path
+        ),
     ] = None,
     replicates: Annotated[
         int | None, typer.Option("--replicates", "-r", min=1, help="Override replicates.")
@@ -83,7 +88,11 @@ def run(
     ] = None,
     resume: Annotated[
         Path | None,
-        typer.Option(metavar="RUN_DIR", help="Finish an interrupted run: rerun unfinished cells."),
+        typer.Option(
+            metavar="RUN_DIR",
+            help="Finish an interrupted run: rerun unfinished cells.",
+            parser=nonempty_path,
+        ),
     ] = None,
     shards: Annotated[
         int,
@@ -99,7 +108,10 @@ def run(
         ),
     ] = None,
     llm_cache: Annotated[
-        Path | None, typer.Option(help="Override llm.cache.path (SQLite file of LLM calls).")
+        Path | None,
+        typer.Option(
+            help="Override llm.cache.path (SQLite file of LLM calls).", parser=nonempty_path
+        ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
     max_fallback: Annotated[
@@ -265,7 +277,7 @@ def run(
 
 @app.command()
 def validate(
-    scenario_file: Annotated[Path, typer.Argument(metavar="FILE")],
+    scenario_file: Annotated[Path, typer.Argument(metavar="FILE", parser=nonempty_path)],
     force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
     """Check a scenario file without running it: everything run would refuse.
