@@ -840,3 +840,34 @@ def test_a_ratings_file_packed_under_its_plain_name_is_named(tmp_path, name, pac
         (folder / name).write_bytes((bz2 if pack == "bz2" else lzma).compress(text))
     with pytest.raises(RecarenaError, match=rf"{name}: the file is {what}; unpack it"):
         load_dataset(folder)
+
+
+@pytest.mark.parametrize("name", ["ratings.csv", "ratings.dat", "u.data"])
+def test_ratings_parsed_by_the_reader_or_as_text_are_the_same(tmp_path: Path, name: str) -> None:
+    """Ratings files whose every cell is a finite number are parsed by the CSV reader (a text
+    copy of ML-32M's ratings took 11 GB); a file with anything to mend or name (here a blank
+    last line) is read as text. Both give the same arrays."""
+    sep = {"ratings.csv": ",", "ratings.dat": "::", "u.data": "\t"}[name]
+    rows = [(1, 10, 4.5, 964982703), (1, 20, 3.0, 964982800.5), (7, 10, 0.5, 5), (2, 30, 5, 6)]
+    lines = [sep.join(str(v) for v in row) for row in rows]
+    header = ["userId,movieId,rating,timestamp"] if name.endswith(".csv") else []
+    loaded = []
+    for end in ("\n", "\n\n"):
+        folder = tmp_path / f"ml{len(end)}"
+        folder.mkdir()
+        (folder / name).write_text("\n".join(header + lines) + end)
+        loaded.append(load_dataset(folder))
+    typed, text = loaded
+    from recarena.simulator.data import datasets
+
+    fields = ("userId", "movieId", "rating", "timestamp") if header else ("a", "b", "c", "d")
+    for folder, parsed in ((tmp_path / "ml1", True), (tmp_path / "ml2", False)):
+        if header:
+            frame = datasets._typed_csv(folder / name, fields, ",")
+        else:
+            frame = datasets._typed_dat((folder / name).read_bytes(), fields, sep)
+        assert (frame is not None) is parsed  # the first by the reader, the second as text
+    for column in ("user", "item", "timestamp", "rating"):
+        assert getattr(typed, column).tolist() == getattr(text, column).tolist()
+        assert getattr(typed, column).dtype == getattr(text, column).dtype
+    assert typed.timestamp.tolist() == [964982703.0, 964982800.5, 5.0, 6.0]
