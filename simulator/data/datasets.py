@@ -494,18 +494,28 @@ def _typed_csv(path: Path, numeric: tuple[str, ...], separator: str) -> pl.DataF
     A release's 25-33M ratings read as text first took ~340 bytes a row (11 GB for ML-32M);
     parsed as they are read, far less. Both paths give the same numbers."""
     try:
+        header = pl.read_csv(path, n_rows=0, infer_schema=False, separator=separator).columns
+        folded = {name.strip().lower(): name for name in header}  # as _checked_header reads
+        named = [folded.get(column.lower()) for column in numeric]
+        if None in named or len(set(named)) != len(named):
+            return None
         frame = pl.read_csv(
             path,
             infer_schema=False,
             separator=separator,
-            schema_overrides=dict.fromkeys(numeric, pl.Float64),
+            schema_overrides=dict.fromkeys([str(name) for name in named], pl.Float64),
         )
     except (pl.exceptions.PolarsError, OSError):
         return None
-    for column in numeric:  # a header in other letters or with spaces left it text
-        if frame.schema.get(column) != pl.Float64:
+    blank = frame.select(pl.all_horizontal(pl.all().is_null())).to_series().to_numpy()
+    end = len(blank)
+    while end and blank[end - 1]:  # blank lines at the end are not rows
+        end -= 1
+    frame = frame.head(end)
+    for column in named:
+        if frame.schema.get(str(column)) != pl.Float64:
             return None
-        if not np.isfinite(frame[column].to_numpy()).all():  # a null (empty cell) is NaN here
+        if not np.isfinite(frame[str(column)].to_numpy()).all():  # a null is NaN here
             return None
     return frame
 
@@ -720,10 +730,15 @@ def _typed_dat(raw: bytes, names: tuple[str, ...], separator: str) -> pl.DataFra
         return None
     if frame.width != len(names) or frame.height == 0:
         return None
+    blank = frame.select(pl.all_horizontal(pl.all().is_null())).to_series().to_numpy()
+    end = len(blank)
+    while end and blank[end - 1]:  # blank lines at the end are not rows
+        end -= 1
+    frame = frame.head(end)
     for column in names:  # a short line's missing field is null: NaN in numpy
         if frame.schema[column] != pl.Float64 or not np.isfinite(frame[column].to_numpy()).all():
             return None
-    return frame
+    return frame if frame.height else None
 
 
 _KEPT = "\x1e"
