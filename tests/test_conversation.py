@@ -492,6 +492,12 @@ def test_conversation_settings_without_a_conversation_surface_are_refused(tmp_pa
     assert_refused(*cli("validate", str(path)), fragment)
     assert_refused(*cli("run", str(path), "-o", str(tmp_path / "out")), fragment)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "out").exists()
+    swept = copy.deepcopy(doc)  # a sweep over surfaces whose second point converses
+    swept["arms"] = [{"name": "pop", "recommender": {"type": "popularity"}}]
+    swept["sweep"] = {"arms[0].surface": [{"type": "list"}, CONV["surface"]]}
     doc["arms"].append({"name": "ig", "recommender": {"type": "info_gain"}})
     doc["arms"][1]["surface"] = CONV["surface"]  # one arm converses: the settings are read
-    parse_scenario(doc)
+    for readable in (doc, swept):
+        path.write_text(yaml.safe_dump(readable), encoding="utf-8")
+        code, stderr = cli("validate", str(path))
+        assert code == 0, stderr

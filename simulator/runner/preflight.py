@@ -36,7 +36,12 @@ from recarena.recommenders.mf import SCORE_BLOCK_CELLS
 from recarena.simulator.core.errors import RecarenaError, first_line
 from recarena.simulator.core.machine import usable_cpus
 from recarena.simulator.core.paths import check_creatable, check_file_creatable, url_problem
-from recarena.simulator.core.scenario import CarouselSurface, ListSurface, Scenario
+from recarena.simulator.core.scenario import (
+    CarouselSurface,
+    ConversationSurface,
+    ListSurface,
+    Scenario,
+)
 from recarena.simulator.data.datasets import (
     check_link,
     check_narrow_text,
@@ -870,6 +875,7 @@ def preflight(
     """
     try:
         check_grid_size(scenario)
+        _check_conversation_is_read(scenario)
 
         def files(world: Scenario) -> Sizes | None:
             return _check_files(world, llm_cache_mode, llm_cache_path, read_edge_list)
@@ -888,6 +894,24 @@ def preflight(
     except RecarenaError as exc:
         raise RecarenaError(f"{source}: {exc}") from None
     return est
+
+
+def _check_conversation_is_read(scenario: Scenario) -> None:
+    """population.conversation is read only by the dialogue loop of an arm on a conversation
+    surface; with none it was ignored without a word. Refused, as a personas path that no source
+    reads is, unless some sweep point sets it and has such an arm (a sweep over surfaces). After
+    the resolve step, so a conversational recommender on a list is named first."""
+    worlds = [point.scenario for point in expand_sweep(scenario)] or [scenario]
+    settings = [world for world in worlds if world.population.conversation is not None]
+    if settings and not any(
+        isinstance(world.surface_for(arm), ConversationSurface)
+        for world in settings
+        for arm in world.arms
+    ):
+        raise RecarenaError(
+            "population.conversation: no arm has a conversation surface, so these settings "
+            "would be read by nothing; remove them or give an arm surface: {type: conversation}"
+        )
 
 
 def describe(est: Estimate) -> dict[str, Any]:

@@ -21,7 +21,6 @@ from recarena.recommenders.registry import get_entry
 from recarena.simulator.core.errors import RecarenaError, first_line
 from recarena.simulator.core.registry import ignored_keys
 from recarena.simulator.core.scenario import (
-    ConversationSurface,
     PluginSurface,
     Scenario,
     _first_error,
@@ -50,24 +49,9 @@ def resolve(scenario: Scenario, source: str = "<scenario>") -> Scenario:
         _resolve_surfaces(scenario)
         _resolve_user_policy(scenario)
         _resolve_params(scenario)
-        _check_conversation_is_read(scenario)
     except RecarenaError as exc:
         raise RecarenaError(f"{source}: {exc}") from None
     return scenario
-
-
-def _check_conversation_is_read(scenario: Scenario) -> None:
-    """population.conversation is read only by the dialogue loop of an arm on a conversation
-    surface; with none it was ignored without a word. Refused, as a personas path that no source
-    reads is. Checked after the arms' own checks, so a conversational recommender on a list is
-    named first."""
-    if scenario.population.conversation is not None and not any(
-        isinstance(scenario.surface_for(arm), ConversationSurface) for arm in scenario.arms
-    ):
-        raise RecarenaError(
-            "population.conversation: no arm has a conversation surface, so these settings "
-            "would be read by nothing; remove them or give an arm surface: {type: conversation}"
-        )
 
 
 def _resolve_surfaces(scenario: Scenario) -> None:
