@@ -801,3 +801,12 @@ def test_a_memory_refusal_names_what_most_of_it_is_for(tmp_path, change, fragmen
     path.write_text(dump(doc), encoding="utf-8")
     code, stderr = cli("validate", str(path))  # the named field was the whole problem
     assert code == 0, stderr
+
+
+@pytest.mark.parametrize("target", ["loop.yaml", "missing.yaml"])
+def test_a_scenario_link_to_nothing_is_named_as_a_link(tmp_path, target):
+    """A link loop or a dangling link was 'scenario file not found', though the file is there."""
+    link = tmp_path / "loop.yaml"
+    link.symlink_to(tmp_path / target)
+    for command in ("validate", "run"):
+        assert_refused(*cli(command, str(link)), "a symbolic link that leads to no file")

@@ -386,6 +386,11 @@ def read_yaml_file(path: str | Path, max_bytes: int | None = None) -> Any:
     if problem is not None:  # exists() raises on an over-long name
         raise RecarenaError(f"scenario file {str(path)!r}: {problem}")
     if not path.exists():
+        if path.is_symlink():  # exists() follows the link: a loop or a dangling target
+            raise RecarenaError(
+                f"scenario file {path}: a symbolic link that leads to no file (a loop, or its "
+                "target is missing)"
+            )
         raise RecarenaError(f"scenario file not found: {path}")
     if not path.is_file():
         raise RecarenaError(f"scenario path is not a file: {path}")
