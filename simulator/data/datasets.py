@@ -793,6 +793,9 @@ def _as_numbers(
         kind = frame[column].dtype
         if kind.is_float() and np.isfinite(frame[column].to_numpy()).all():
             continue  # parsed by the reader (no empty cell: a null is NaN in numpy)
+        if kind.is_integer() and not frame[column].null_count():  # a Parquet file's integers
+            frame = frame.with_columns(frame[column].cast(pl.Float64))
+            continue
         shown = frame[column].cast(pl.String)
         text = shown.str.strip_chars()
         values = text.cast(pl.Float64, strict=False)
