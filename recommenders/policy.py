@@ -65,8 +65,8 @@ class PolicyParams(BaseModel):
         if ":" in spec and not path.exists():
             _import_callable(spec)
             return spec
-        if not path.is_file():
-            raise ValueError(f"file not found: {spec}")
+        if not path.is_file():  # a directory, a pipe or a device is there, but no checkpoint
+            raise ValueError(f"{'not a file' if path.exists() else 'file not found'}: {spec}")
         try:
             with path.open("rb") as handle:
                 head = handle.read(4)
@@ -110,7 +110,8 @@ def load_policy(spec: str) -> tuple[Callable[[dict[str, Any]], Any], bool]:
             raise RecarenaError(f"recommender.params.checkpoint: {exc}") from None
         return obj, _is_torch_module(obj)
     if not path.is_file():
-        raise RecarenaError(f"recommender.params.checkpoint: file not found: {spec}")
+        problem = "not a file" if path.exists() else "file not found"
+        raise RecarenaError(f"recommender.params.checkpoint: {problem}: {spec}")
     import torch  # lazily: only a policy arm with a checkpoint file loads torch (validate too)
 
     try:

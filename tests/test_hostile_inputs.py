@@ -938,11 +938,12 @@ def test_command_line_paths_too_long_to_look_up(tmp_path, args):
     ("checkpoint", "fragment"),
     [
         ("{tmp}/missing.pt", "checkpoint: file not found: {tmp}/missing.pt"),
+        ("{tmp}", "checkpoint: not a file: {tmp}"),  # was 'file not found' about a folder
         ("{tmp}/garbage.pt", "checkpoint: {tmp}/garbage.pt is not a torch file"),
         ("no_such_module_xyz:policy", "cannot load 'no_such_module_xyz:policy': ModuleNotFound"),
         ("math:pi", "checkpoint: 'math:pi' is not callable"),
     ],
-    ids=["missing", "not_torch", "no_module", "not_callable"],
+    ids=["missing", "a_folder", "not_torch", "no_module", "not_callable"],
 )
 @pytest.mark.parametrize("wrapped", [False, True], ids=["arm", "base_of_a_wrapper"])
 def test_policy_checkpoint_checked_by_validate(tmp_path, checkpoint, fragment, wrapped):
