@@ -372,3 +372,18 @@ def test_a_dataset_to_calibrate_gives_validate_its_sizes(tmp_path, monkeypatch):
     with (tmp_path / "ml" / "ratings.csv").open("a") as handle:
         handle.write("80,3,4.5,abc\n")  # a bad last line, past the old size limit
     assert_refused(*cli("validate", str(tmp_path / "ok.yaml")), "population.dataset: ")
+
+
+@pytest.mark.parametrize("dataset", [None, "ml"])
+def test_a_population_path_that_is_a_folder_is_named(tmp_path, dataset):
+    """Was "population.path: <folder>.items.parquet not found and population.dataset is not
+    set" about a folder the user named."""
+    folder = tmp_path / "pop"
+    folder.mkdir()
+    doc = base_doc(tmp_path)
+    doc["population"] = {"from": "calibrated", "path": str(folder)}
+    if dataset:
+        _twelve_item_ratings(tmp_path / dataset)
+        doc["population"]["dataset"] = str(tmp_path / dataset)
+    refused_everywhere(tmp_path, doc, f"population.path: {folder} is not a file")
+    assert list(folder.iterdir()) == []

@@ -183,6 +183,12 @@ def _check_calibrated(scenario: Scenario) -> Sizes | None:
     from recarena.agents.users.calibration import CalibratedPopulation
 
     users_path, items_path, _ = CalibratedPopulation.paths(pop.path)
+    for path in (users_path, items_path):  # a folder, a pipe or a device is no population
+        if path.exists() and not path.is_file():
+            raise RecarenaError(
+                f"population.path: {path} is not a file (a calibrated population is a "
+                "Parquet file, with <stem>.items.parquet beside it)"
+            )
     if not users_path.exists() or not items_path.exists():
         for path in (users_path, items_path):  # run would calibrate into them
             problem = overwrite_problem(path)
