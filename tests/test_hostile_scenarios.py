@@ -810,3 +810,24 @@ def test_a_scenario_link_to_nothing_is_named_as_a_link(tmp_path, target):
     link.symlink_to(tmp_path / target)
     for command in ("validate", "run"):
         assert_refused(*cli(command, str(link)), "a symbolic link that leads to no file")
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        ("1: 2\n", 's.yaml: <document>: key 1 is not text; quote it ("1": ...)'),
+        ("~: 2\n", "s.yaml: <document>: a key that is empty or null (~, null)"),
+        ("sweep: {null: [1, 2]}\n", "s.yaml: sweep: a key that is empty or null"),
+        ("x: 1\n", "s.yaml: x: unknown key"),  # a text key: the schema's own line
+    ],
+)
+def test_a_key_that_is_not_text_is_named_with_its_mapping(tmp_path, extra, fragment):
+    """Was "[1]: Keys should be strings (got 1)" (a path read as a list index) and
+    "None: Keys should be strings"."""
+    path = tmp_path / "s.yaml"
+    path.write_text(dump(base_doc()).replace("{dir}", str(tmp_path)) + extra, encoding="utf-8")
+    assert_refused(*cli("validate", str(path)), fragment)
+    doc = base_doc()
+    doc["arms"][1]["recommender"]["params"] = {7: 1}
+    with pytest.raises(RecarenaError, match=r"arms\[1\]\.recommender\.params: key 7 is not text"):
+        parse_scenario(doc)

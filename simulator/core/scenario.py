@@ -751,7 +751,18 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
 
 def _first_error(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> str:
     err = exc.errors(include_url=False)[0]
-    loc = _format_loc(prefix + tuple(err["loc"]))
+    parts = prefix + tuple(err["loc"])
+    is_key = err["type"] == "invalid_key" or (
+        err["type"] == "string_type" and parts[-1:] == ("[key]",)
+    )
+    if is_key:  # a key YAML read as a number or null: was "[1]: Keys should be strings"
+        parent = _format_loc(parts[: -1 if err["type"] == "invalid_key" else -2]) or "<document>"
+        key = err["input"]
+        if key is None:
+            return f"{parent}: a key that is empty or null (~, null); write the key's name"
+        return f'{parent}: key {key!r} is not text; quote it ("{key}": ...)'
+
+    loc = _format_loc(parts)
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         msg = "unknown key"
