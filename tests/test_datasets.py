@@ -872,3 +872,27 @@ def test_ratings_parsed_by_the_reader_or_as_text_are_the_same(
         assert getattr(typed, column).tolist() == getattr(text, column).tolist()
         assert getattr(typed, column).dtype == getattr(text, column).dtype
     assert typed.timestamp.tolist() == [964982703.0, 964982800.5, 5.0, 6.0]
+
+
+def test_blank_lines_in_generic_and_recbole_files(tmp_path: Path) -> None:
+    """Blank lines at the end (CRLF, after a byte-order mark) are read past as in MovieLens
+    files, and one between rows is named as such; both were 'line 4: user is empty'."""
+    (tmp_path / "x.csv").write_bytes(
+        b"\xef\xbb\xbfuser,item,timestamp\r\n1,2,100\r\n1,3,200\r\n\r\n\r\n"
+    )
+    data = load_dataset(tmp_path / "x.csv")
+    assert data.user.tolist() == [1, 1] and data.timestamp.tolist() == [100.0, 200.0]
+    (tmp_path / "y.csv").write_text("user,item,timestamp\n1,2,100\n\n1,3,200\n")
+    with pytest.raises(RecarenaError, match=r"y.csv line 3: a blank line between rows"):
+        load_dataset(tmp_path / "y.csv")
+    folder = tmp_path / "rb"
+    folder.mkdir()
+    (folder / "rb.inter").write_text(
+        "user_id:token\titem_id:token\ttimestamp:float\n1\t2\t100\n1\t3\t200\n\n"
+    )
+    (folder / "rb.item").write_text("item_id:token\ttitle:token_seq\n2\tHeat\n3\tJaws\n\n")
+    data = load_dataset(folder)
+    assert data.item.tolist() == [2, 3] and data.items["title"].to_list() == ["Heat", "Jaws"]
+    (folder / "rb.inter").write_text("user_id:token\titem_id:token\n1\t2\n\n1\t3\n")
+    with pytest.raises(RecarenaError, match=r"rb.inter line 3: a blank line between rows"):
+        load_dataset(folder)

@@ -542,6 +542,13 @@ def _read_csv_checked(
     except (pl.exceptions.PolarsError, OSError):
         raise RecarenaError(f"{path} {_bad_line(path)}") from None
     frame = _checked_header(frame, path, required)
+    return _as_numbers(_without_blank_lines(frame, path), numeric, path, first_line=2)
+
+
+def _without_blank_lines(frame: pl.DataFrame, path: Path) -> pl.DataFrame:
+    """A file read with a header line: blank lines at the end (an editor's) are dropped, and a
+    blank line between rows is one error naming its line (a row of nothing, which was 'user is
+    empty' in a generic or RecBole file); no rows at all is one too."""
     blank = frame.select(pl.all_horizontal(pl.all().is_null())).to_series().to_numpy()
     end = len(blank)
     while end and blank[end - 1]:  # blank lines at the end are not rows
@@ -552,7 +559,7 @@ def _read_csv_checked(
     if blank[:end].any():
         line = int(np.flatnonzero(blank[:end])[0]) + 2  # line 1 is the header
         raise RecarenaError(f"{path} line {line}: a blank line between rows")
-    return _as_numbers(frame, numeric, path, first_line=2)
+    return frame
 
 
 def load_movielens(path: str | Path) -> InteractionData:
@@ -1025,6 +1032,7 @@ def load_recbole(path: str | Path, name: str | None = None) -> InteractionData:
     for needed in ("user_id", "item_id"):
         if needed not in frame.columns:
             raise RecarenaError(f"{inter_path}: no '{needed}' column; found {frame.columns}")
+    frame = _without_blank_lines(frame, inter_path)
     timed = ("timestamp",) if "timestamp" in frame.columns else ()
     numbers = (*timed, *(("rating",) if "rating" in frame.columns else ()))
     frame = _checked_columns(frame, inter_path, ("user_id", "item_id", *timed), numbers)
@@ -1038,7 +1046,7 @@ def load_recbole(path: str | Path, name: str | None = None) -> InteractionData:
     items = _empty_items()
     item_path = inter_path.with_suffix(".item")
     if item_path.exists():
-        table = _read_atomic(item_path)
+        table = _without_blank_lines(_read_atomic(item_path), item_path)
         title = next((c for c in ("movie_title", "title", "name") if c in table.columns), None)
         genres = next((c for c in ("class", "genre", "genres") if c in table.columns), None)
         year = next((c for c in ("release_year", "year") if c in table.columns), None)
@@ -1128,6 +1136,7 @@ def load_interactions(path: str | Path, columns: Columns | None = None) -> Inter
     required = (cols.user, cols.item, cols.timestamp)
     if path.suffix != ".parquet":
         frame = _checked_header(frame, path, required, ("user", "item", "timestamp"))
+        frame = _without_blank_lines(frame, path)
     for role in ("user", "item", "timestamp"):
         name = getattr(cols, role)
         if name not in frame.columns:
