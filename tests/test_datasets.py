@@ -896,3 +896,17 @@ def test_blank_lines_in_generic_and_recbole_files(tmp_path: Path) -> None:
     (folder / "rb.inter").write_text("user_id:token\titem_id:token\n1\t2\n\n1\t3\n")
     with pytest.raises(RecarenaError, match=r"rb.inter line 3: a blank line between rows"):
         load_dataset(folder)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "needed"),
+    [("movielens-dat", "ratings.dat"), ("movielens-100k", "u.data"), ("recbole", "ml.inter")],
+)
+def test_a_format_the_folder_does_not_hold_names_the_one_it_does(tmp_path, fmt, needed) -> None:
+    """Was: 'MovieLens ratings file not found: .../ratings.dat; download MovieLens' for a CSV
+    release given --format movielens-dat: the release was there."""
+    folder = write_movielens(tmp_path / "ml")
+    message = f"ml holds no {needed} for format '{fmt}', but reads as format 'movielens': leave"
+    with pytest.raises(RecarenaError, match=re.escape(message)):
+        load_dataset(folder, fmt)
+    assert load_dataset(folder, "movielens").n_interactions == 3

@@ -1353,6 +1353,26 @@ def _where_the_release_is(path: Path) -> None:
             )
 
 
+def _check_format_fits(directory: Path, fmt: Format) -> None:
+    """A folder given with a format whose file it lacks, while it reads as another format, is
+    named with the format it reads as (was: '... ratings.dat not found; download MovieLens'
+    for ML-25M's folder given --format movielens-dat, a release the user has)."""
+    needed = {"movielens-dat": "ratings.dat", "movielens-100k": "u.data"}.get(fmt)
+    if fmt == "recbole":
+        needed = f"{directory.name}.inter"
+    if needed is None or (directory / needed).exists():
+        return
+    try:
+        other = detect_format(directory)
+    except RecarenaError:
+        return
+    if other != fmt:
+        raise RecarenaError(
+            f"{directory} holds no {needed} for format {fmt!r}, but reads as format {other!r}: "
+            "leave --format out, or give that one"
+        )
+
+
 def load_dataset(
     dataset: str | Path, fmt: Format = "auto", columns: Columns | None = None
 ) -> InteractionData:
@@ -1373,6 +1393,8 @@ def load_dataset(
                 f"download MovieLens from {MOVIELENS_PAGE})"
             )
         fmt = detect_format(path)
+    elif path.is_dir():
+        _check_format_fits(path, fmt)
     if fmt == "movielens":
         return load_movielens(path)
     if fmt == "movielens-dat":
