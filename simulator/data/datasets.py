@@ -9,11 +9,14 @@ format means adding a loader here and nothing else. Supported:
   shims of recommenders/recbole_support.py) and the data is never copied into the repo;
 * MovieLens CSV releases (``ratings.csv`` + ``movies.csv``: latest-small, latest, 20M, 25M, 32M);
 * MovieLens ``.dat`` releases (``ratings.dat`` + ``movies.dat`` [+ ``users.dat``]: 1M, 10M),
-  fields separated by ``::`` in latin-1; ``users.dat`` demographics become ``users``;
+  fields separated by ``::``, UTF-8 when the file decodes as such, else latin-1 (ML-1M's);
+  ``users.dat`` demographics become ``users``;
 * any RecBole atomic dataset (``<name>.inter`` with typed headers, optional ``<name>.item``);
 * a generic interactions CSV or Parquet file with configurable column names.
 
-Ids are kept as they appear in the file; calibration maps them to dense indices.
+Ids are kept as they appear in the file; calibration maps them to dense indices. Every number
+read from any of them passes one rule (:func:`_as_numbers`), and every problem is one
+RecarenaError naming the file and its line (a Parquet file's row).
 """
 
 from __future__ import annotations
