@@ -41,12 +41,14 @@ class NativeSASRecParams(BaseModel):
     (None: all of them): bounds the cost of a fit on a large history (`recarena fidelity` uses
     100,000)."""
     softmax_items: int = Field(default=16_384, ge=2)
-    """Items a training step's softmax covers: the whole catalog up to this many; above it,
-    each example's own target plus a uniform sample of this many less one, shared by the
-    batch (sampled softmax; see ``_sampled_logits``).
-    The softmax is most of a step's cost, so without it a step grows with the catalog: a
-    1.1M-rating sample of a large MovieLens release (~38,000 movies) trained 2-3 times slower
-    than at this size."""
+    """Catalogs up to this many items get the full softmax at every training step; above it,
+    each example's own target is scored against ``negatives`` uniform draws shared by the
+    batch (sampled softmax; see ``_sampled_logits``)."""
+    negatives: int = Field(default=4_095, ge=1)
+    """Uniform draws per step of the sampled softmax. A step's cost is mostly these scores, so
+    it sets the cost of a fit on a large catalog: a 1.1M-rating sample of a large MovieLens
+    release (~38,000 movies) trained 2-3 times slower with the full softmax, and with 16,383
+    draws the two sequence models were still most of `recarena fidelity`'s time there."""
 
 
 class NativeSASRec:
@@ -151,7 +153,7 @@ class NativeSASRec:
 
     def _sampled_logits(self, net: Any, states: Any, targets: np.ndarray) -> tuple[Any, Any]:
         """Each row's score of its own target (column 0) beside its scores of a uniform draw of
-        ``softmax_items - 1`` items shared by the batch; a draw that is the row's own target is
+        ``negatives`` items shared by the batch; a draw that is the row's own target is
         masked out. The draw comes from the recommender's seeded stream, so a fit stays
         reproducible.
 
@@ -163,7 +165,7 @@ class NativeSASRec:
         item, so the sampled softmax needs no correction term."""
         import torch  # lazily: listing and validating never load torch
 
-        draws = self.rng.integers(0, self.n_items, max(1, self.params.softmax_items - 1))
+        draws = self.rng.integers(0, self.n_items, self.params.negatives)
         weights = net.items.weight  # row 0 is the padding
         wanted = torch.from_numpy(targets + 1)
         own = (states * weights[wanted]).sum(-1, keepdim=True)

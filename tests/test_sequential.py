@@ -114,7 +114,7 @@ def test_sampled_softmax_still_learns_the_next_item(kind):
     """Above ``softmax_items`` an example's target is scored against a uniform sample of items
     (here 35 draws from the 40), not the whole catalog; the next item is still learnt."""
     params = {"epochs": 8, "max_len": 5, "dim": 32, "lr": 1e-2, "batch_size": 32}
-    params["softmax_items"] = 36
+    params |= {"softmax_items": 36, "negatives": 35}
     history = _cycle_history(np.random.default_rng(3))
     rec = _build(kind, params)
     rec.fit(history)
@@ -146,7 +146,7 @@ def test_sampled_softmax_fit_is_deterministic():
     requests = _requests(np.arange(N_USERS))
     slates = []
     for _ in range(2):
-        params = {"epochs": 2, "batch_size": 8, "softmax_items": 16}
+        params = {"epochs": 2, "batch_size": 8, "softmax_items": 16, "negatives": 15}
         rec = _build("sasrec_native", params, seed=7)
         rec.fit(history)
         slates.append(rec.recommend(requests))
