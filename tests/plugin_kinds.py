@@ -108,6 +108,29 @@ class AnswersNone(RuleUserPolicy):
         return None  # type: ignore[return-value]
 
 
+class RaisesInRespond(RuleUserPolicy):
+    def respond(self, pages: PageBatch) -> ResponseBatch:
+        raise ValueError("no state for this user")
+
+
+class GeneratorExitInRespond(RuleUserPolicy):
+    """A BaseException that is not an Exception (it passed every handler: a traceback)."""
+
+    def respond(self, pages: PageBatch) -> ResponseBatch:
+        raise GeneratorExit
+
+
+class ClicksAsMatrix(RuleUserPolicy):
+    """``clicked`` as an ``np.matrix`` of the right shape (it crashed the outcome step)."""
+
+    def respond(self, pages: PageBatch) -> ResponseBatch:
+        response = super().respond(pages)
+        return ResponseBatch(
+            response.examined, np.asmatrix(response.clicked), response.utility, response.rating,
+            response.leave, response.fatigue, response.extra,
+        )  # fmt: skip
+
+
 class ZeroMixStrategy(StaticStrategy):
     """Answers every review with all-zero topic mixes (nothing to normalise)."""
 
@@ -132,3 +155,15 @@ def estimator_that_raises(sums: dict[str, np.ndarray]) -> np.ndarray:
 
 def estimator_of_text(sums: dict[str, np.ndarray]) -> Any:
     return "high"
+
+
+class RaisesInUpdate(StaticStrategy):
+    def update(self, mix: Any, stats: Any, rng: Any) -> Any:
+        raise RuntimeError("no stats for this creator")
+
+
+class LayoutRaisesGeneratorExit(ShortList):
+    """A surface whose layout raises a BaseException that is not an Exception."""
+
+    def layout(self, recommender: Any, requests: Any, state: Any) -> Any:
+        raise GeneratorExit

@@ -232,3 +232,42 @@ class FailsWhenStopped(Honest):
         except KeyboardInterrupt as stop:
             raise RuntimeError("clean-up after the stop failed") from stop
         return super().recommend(requests)
+
+
+class MatrixItems(Honest):
+    """Item ids as an ``np.matrix``: the right shape, but ``[:, :, None]`` fails on it."""
+
+    def items(self, requests: RequestBatch) -> np.ndarray:
+        return np.asmatrix(super().items(requests))
+
+
+class ListItems(Honest):
+    """Item ids as a nested list (``.tolist()`` left in by mistake)."""
+
+    def recommend(self, requests: RequestBatch) -> SlateBatch:
+        slates = super().recommend(requests)
+        return SlateBatch(slates.items.tolist(), slates.scores, slates.propensity)  # type: ignore[arg-type]
+
+
+class MaskedItems(Honest):
+    """Item ids as a masked array, the last slot masked: the mask would be ignored."""
+
+    def items(self, requests: RequestBatch) -> np.ndarray:
+        items = super().items(requests)
+        mask = np.zeros(items.shape, bool)
+        mask[:, -1] = True
+        return np.ma.masked_array(items, mask=mask)
+
+
+class FitRaises(Honest):
+    """A bug in its own fit."""
+
+    def fit(self, history: Interactions) -> None:
+        raise KeyError("user_id")
+
+
+class UpdateRaisesGeneratorExit(Honest):
+    """Raises a BaseException that is not an Exception (as a closed generator can)."""
+
+    def update(self, feedback: FeedbackBatch) -> None:
+        raise GeneratorExit

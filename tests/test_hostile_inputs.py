@@ -1149,19 +1149,25 @@ def test_limit_variables_in_a_usual_spelling(tmp_path, monkeypatch):
     assert code == 0, stderr
 
 
-def test_plugin_exception_that_cannot_be_printed(tmp_path):
+@pytest.mark.parametrize("executor", ["local", "process"])
+def test_plugin_exception_that_cannot_be_printed(tmp_path, executor):
     """Was: an internal error (exit 1, the plug-in's RuntimeError) while the run formatted the
-    failed cell's line. Now the cell fails like any other, named by its exception type."""
+    failed cell's line. Now the cell fails like any other, named by its arm, its class, the
+    method and its exception type; the plug-in is the user's code, so exit 2 (it was 1)."""
     doc = base_doc(tmp_path)
     doc["arms"][1]["recommender"] = {"type": "tests.slate_plugins:RaisesUnprintable"}
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     out = tmp_path / "out"
-    code, stderr = cli("run", str(path), "--executor", "local", "-o", str(out), "-q")
+    code, stderr = cli("run", str(path), "--executor", executor, "-o", str(out), "-q")
     lines = stderr.strip().splitlines()
-    assert code == 1 and len(lines) == 1, stderr
-    assert "arm=popularity/rep=0: _Unprintable: (its message could not be printed)" in lines[0]
+    assert code == 2 and len(lines) == 1, stderr
+    assert (
+        "arm=popularity/rep=0: arm 'popularity' (recommender 'tests.slate_plugins:"
+        "RaisesUnprintable'): recommend raised _Unprintable: (its message could not be printed)"
+    ) in lines[0]
     assert (out / "arm=random" / "rep=0" / "manifest.json").is_file()
+    assert (out / "arm=popularity" / "rep=0" / "_INCOMPLETE").is_file()
 
 
 def test_report_output_that_is_not_a_regular_file(finished_run, tmp_path):
@@ -1188,6 +1194,10 @@ def test_report_output_that_is_not_a_regular_file(finished_run, tmp_path):
         ("ClicksEverySlot", "clicks on one page (a user clicks at most one) at request user="),
         ("RatesNinetyNine", "rating 99.0 is off the 0.5-5 star scale at request user="),
         ("AnswersNone", "respond returned NoneType, expected a ResponseBatch"),
+        # was: the bare "ValueError: ...", exit 1; a GeneratorExit ended the run in a traceback
+        ("RaisesInRespond", "respond raised ValueError: no state for this user"),
+        ("GeneratorExitInRespond", "respond raised GeneratorExit"),
+        ("ClicksAsMatrix", "clicked is a matrix, expected a numpy.ndarray"),
     ],
 )
 def test_plugin_user_policy_answers_are_checked(tmp_path, policy, fragment):
@@ -1207,7 +1217,11 @@ def test_plugin_user_policy_answers_are_checked(tmp_path, policy, fragment):
 
 @pytest.mark.parametrize(
     ("strategy", "fragment"),
-    [("ZeroMixStrategy", "update mix row 0 is [0. 0. 0. 0.]; a topic mix has finite weights")],
+    [
+        ("ZeroMixStrategy", "update mix row 0 is [0. 0. 0. 0.]; a topic mix has finite weights"),
+        # was: the bare "RuntimeError: ...", exit 1
+        ("RaisesInUpdate", "update raised RuntimeError: no stats for this creator"),
+    ],
 )
 def test_plugin_creator_strategy_answers_are_checked(tmp_path, strategy, fragment):
     """Was: an all-zero (or NaN, or negative) mix from a plug-in strategy was applied without
@@ -1224,6 +1238,24 @@ def test_plugin_creator_strategy_answers_are_checked(tmp_path, strategy, fragmen
     out = tmp_path / "out"
     code, stderr = cli("run", str(path), "--executor", "local", "-o", str(out), "-q")
     assert_refused(code, stderr, f"creators.strategy 'tests.plugin_kinds:{strategy}': {fragment}")
+
+
+@pytest.mark.parametrize("executor", ["local", "process"])
+def test_a_base_exception_in_a_cell_fails_that_cell_in_one_line(tmp_path, executor):
+    """Was: a GeneratorExit (or a plug-in's own BaseException subclass) passed every handler,
+    since it is not an Exception, and ended the run with a traceback; with the process executor
+    the worker printed that traceback as well. Now it fails its cell like any other error."""
+    doc = base_doc(tmp_path)
+    doc["surface"] = {"type": "tests.plugin_kinds:LayoutRaisesGeneratorExit"}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    out = tmp_path / "out"
+    code, stderr = cli("run", str(path), "--executor", executor, "-o", str(out), "-q")
+    lines = stderr.strip().splitlines()
+    assert code == 1 and len(lines) == 1, stderr
+    assert "arm=random/rep=0: GeneratorExit was raised inside the cell" in lines[0]
+    assert (out / "arm=random" / "rep=0" / "_INCOMPLETE").is_file()
+    assert (out / "manifest.json").is_file()
 
 
 @pytest.mark.parametrize(

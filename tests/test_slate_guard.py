@@ -11,7 +11,11 @@ import pytest
 
 from recarena.simulator.core.types import PAD_ITEM, SlateBatch
 from recarena.simulator.engine import slate_guard
-from recarena.simulator.engine.slate_guard import SlateGuard, SlateViolation
+from recarena.simulator.engine.slate_guard import (
+    PluginRecommenderFailed,
+    SlateGuard,
+    SlateViolation,
+)
 from recarena.simulator.runner.cell import run_cell
 from recarena.simulator.runner.plan import Cell
 from recarena.simulator.runner.resolve import parse_scenario
@@ -53,6 +57,11 @@ def _run_arm(tmp_path, kind: str, arm: str = "suspect", **overrides):
         ("StringScores", "scores have dtype <U"),
         ("ComplexScores", "scores have dtype complex128"),
         ("ObjectPropensity", "propensities have dtype object"),
+        # was: np.matrix passed the shape check and failed the cell with "ValueError: object
+        # too deep for desired array", a list was "shape None", a masked array's mask ignored
+        ("MatrixItems", "items is a numpy.matrix, expected a numpy.ndarray"),
+        ("ListItems", "items is a list, expected a numpy.ndarray"),
+        ("MaskedItems", "items is a numpy.ma.MaskedArray, expected a numpy.ndarray"),
     ],
 )
 def test_each_slate_rule_stops_the_cell_naming_arm_and_type(tmp_path, kind, fragment):
@@ -145,15 +154,60 @@ def test_an_answer_that_is_not_a_slate_batch_is_named(tmp_path):
 @pytest.mark.parametrize("kind", ["ClearsExclude", "NormalisesCatalog", "SortsHistory"])
 def test_engine_state_handed_to_a_recommender_is_read_only(tmp_path, kind):
     """A write into the request, the catalog or the fitted clicks fails at the write, instead
-    of changing what users see or what the next fit reads (and fooling the guard)."""
-    with pytest.raises(ValueError, match="read-only"):
+    of changing what users see or what the next fit reads (and fooling the guard); the cell's
+    error names the arm, the type and the method."""
+    with pytest.raises(PluginRecommenderFailed, match="read-only") as caught:
         _run_arm(tmp_path, kind, retrain={"every_days": 0.25})  # fits on clicks, not on none
+    assert f"arm 'suspect' (recommender '{PLUGINS}:{kind}'): " in str(caught.value)
+    message = str(caught.value)
+    assert "raised ValueError: " in message and "copy one to change it" in message
+
+
+@pytest.mark.parametrize(
+    ("kind", "fragment"),
+    [
+        ("FitRaises", "fit raised KeyError: 'user_id'"),
+        # was: a GeneratorExit passed every handler and ended the run with a traceback
+        ("UpdateRaisesGeneratorExit", "update raised GeneratorExit"),
+    ],
+)
+def test_a_plugin_method_that_raises_is_named_with_arm_type_and_method(tmp_path, kind, fragment):
+    """Was: the cell's line was the bare ``KeyError: 'user_id'``, naming neither the arm, the
+    class nor the method, and the run exited 1 as for a bug of the simulator."""
+    from recarena.simulator.core.errors import RecarenaError
+    from recarena.simulator.runner.cell import failure_line
+
+    with pytest.raises(PluginRecommenderFailed) as caught:
+        _run_arm(tmp_path, kind, retrain={"every_days": 0.25})
+    line = failure_line(caught.value)
+    assert line == f"arm 'suspect' (recommender '{PLUGINS}:{kind}'): {fragment}"
+    assert isinstance(caught.value, RecarenaError)  # a user's code: exit 2
+
+
+def test_a_builtin_that_raises_is_named_but_not_a_user_error(tmp_path):
+    from recarena.simulator.core.errors import RecarenaError
+    from recarena.simulator.engine.slate_guard import RecommenderFailed
+
+    world = SimpleNamespace(
+        arm=SimpleNamespace(name="pop", recommender=SimpleNamespace(type="popularity"))
+    )
+
+    class Broken:
+        def fit(self, history):
+            raise IndexError("index 3 is out of bounds")
+
+    guarded = SlateGuard(world).wrap(Broken())
+    with pytest.raises(RecommenderFailed, match="arm 'pop' .*'popularity'.*fit raised IndexError"):
+        guarded.fit(None)
+    with pytest.raises(RecommenderFailed) as caught:
+        guarded.fit(None)
+    assert not isinstance(caught.value, RecarenaError)
 
 
 def test_feedback_is_read_only_and_a_failure_line_says_why(tmp_path):
     from recarena.simulator.runner.cell import failure_line
 
-    with pytest.raises(ValueError, match="read-only") as caught:
+    with pytest.raises(PluginRecommenderFailed, match="read-only") as caught:
         _run_arm(tmp_path, "RewritesClicks")
     line = failure_line(caught.value)
     assert "read-only views of the engine's arrays" in line and "\n" not in line

@@ -34,11 +34,11 @@ from recarena.agents.creators.strategies import (
     Update,
     build_strategy,
 )
-from recarena.agents.llm.cache import CallCache
+from recarena.agents.llm.cache import CacheMiss, CallCache
 from recarena.agents.llm.client import LLMClient
 from recarena.agents.llm.endpoint import endpoint_for
 from recarena.simulator.core.catalog import Catalog
-from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.errors import RecarenaError, exception_line
 from recarena.simulator.core.rng import arm_key, generator
 
 if TYPE_CHECKING:
@@ -165,7 +165,9 @@ class CreatorDynamics:
                     platform_exposure=exposure.sum(axis=0),
                     platform_clicks=clicks.sum(axis=0),
                 )
-                update = self.strategy.update(mixes[rows], stats, self._noise_rng)
+                update = _call_update(
+                    self.cfg.strategy.type, self.strategy, mixes[rows], stats, self._noise_rng
+                )
                 _check_update(self.cfg.strategy.type, update, len(rows), self.n_topics)
                 move[rows] = update.move
                 for row, new_mix in zip(rows, update.mix, strict=True):
@@ -261,6 +263,22 @@ def creator_llm_client(scenario: Scenario, runtime: Any) -> Any:
 
 class StrategyViolation(RecarenaError):
     """A creator strategy answered with an update the engine refuses to apply."""
+
+
+def _call_update(kind: str, strategy: Any, mix: Any, stats: Any, rng: Any) -> Any:
+    """The strategy's update. A plug-in strategy's (``module:Class``) exception, of any kind but
+    a stop, an exit or a user error it words itself, is one line naming creators.strategy: it
+    was the bare ``RuntimeError: ...`` (exit 1), and a GeneratorExit a traceback."""
+    try:
+        return strategy.update(mix, stats, rng)
+    except (KeyboardInterrupt, SystemExit, RecarenaError, CacheMiss):
+        raise
+    except BaseException as exc:
+        if ":" not in kind:  # a built-in's failure is a bug of ours, not the user's
+            raise
+        raise StrategyViolation(
+            f"creators.strategy {kind!r}: update raised {exception_line(exc)}"
+        ) from exc
 
 
 def _check_update(kind: str, update: Any, rows: int, n_topics: int) -> None:

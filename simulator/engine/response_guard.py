@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.errors import RecarenaError, exception_line
 from recarena.simulator.core.types import PAD_ITEM, PageBatch, ResponseBatch
 from recarena.simulator.engine.slate_guard import request_location
 
@@ -51,9 +51,28 @@ class GuardedPolicy:
         self.name = name
 
     def respond(self, pages: PageBatch) -> ResponseBatch:
-        response = self.inner.respond(pages)
+        response = self._call("respond", pages)
         self.check(pages, response)
         return response
+
+    def utility(self, *args: Any) -> Any:
+        return self._call("utility", *args)
+
+    def _call(self, method: str, *args: Any) -> Any:
+        """The policy's answer; its exception (any but a stop, an exit or a user error it words
+        itself) becomes one line naming population.policy and the method: it was the bare
+        ``ValueError: ...``, and a GeneratorExit ended the run with a traceback."""
+        try:
+            return getattr(self.inner, method)(*args)
+        except (KeyboardInterrupt, SystemExit, RecarenaError):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - plug-in code: any failure, one line
+            text = exception_line(exc)
+            if isinstance(exc, ValueError) and "read-only" in text:
+                text += " (plug-ins get read-only views of the engine's arrays: copy one first)"
+            raise ResponseViolation(
+                f"population.policy {self.name!r}: {method} raised {text}"
+            ) from exc
 
     def _fail(self, pages: PageBatch, row: int, what: str) -> ResponseViolation:
         where = request_location(pages.requests, row)
@@ -70,6 +89,9 @@ class GuardedPolicy:
             if name == "rating" and value is None:  # a policy that does not rate
                 continue
             want = (batch, k) if dims == 2 else (batch,)
+            if type(value) is not np.ndarray:  # a list, np.matrix, masked array, tensor
+                kind = type(value).__qualname__
+                raise self._fail(pages, -1, f"{name} is a {kind}, expected a numpy.ndarray")
             if getattr(value, "shape", None) != want:
                 shape = getattr(value, "shape", type(value).__name__)
                 raise self._fail(pages, -1, f"{name} has shape {shape}, expected {want}")

@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from recarena.simulator.core.errors import RecarenaError
+from recarena.agents.llm.cache import CacheMiss
+from recarena.simulator.core.errors import RecarenaError, exception_line
 from recarena.simulator.core.types import PAD_ITEM, RequestBatch, SlateBatch, read_only
 
 _min, _max, _any = np.minimum.reduce, np.maximum.reduce, np.logical_or.reduce
@@ -36,6 +37,16 @@ users' histories pass any small width (the quickstart's reach 100 items by day 1
 
 class SlateViolation(RecarenaError):
     """A recommender returned a slate the engine refuses to show."""
+
+
+class RecommenderFailed(RuntimeError):
+    """A built-in recommender's ``fit``, ``recommend`` or ``update`` raised; the message names the
+    arm, the type and the method (the cell's line was the bare ``ValueError: ...``)."""
+
+
+class PluginRecommenderFailed(RecommenderFailed, RecarenaError):
+    """The same for a recommender named by import path (``module:Class``): the user's own code,
+    so a user error (exit 2)."""
 
 
 def request_location(requests: RequestBatch, row: int) -> str:
@@ -69,6 +80,16 @@ class SlateGuard:
             raise self._fail(requests, -1, f"recommend returned {kind}, expected a SlateBatch")
         for name in ("items", "scores", "propensity"):
             column = getattr(slates, name, None)
+            if type(column) is not np.ndarray:
+                # a list passed as "shape None"; an np.matrix or a torch tensor passed the shape
+                # check and crashed later with an error naming no arm; a masked array's mask
+                # would be ignored
+                module = type(column).__module__
+                kind = type(column).__qualname__
+                kind = kind if module == "builtins" else f"{module}.{kind}"
+                raise self._fail(
+                    requests, -1, f"{name} is a {kind}, expected a numpy.ndarray (np.asarray)"
+                )
             shape = getattr(column, "shape", None)
             if shape != (batch, want_k):
                 raise self._fail(
@@ -174,10 +195,36 @@ class GuardedRecommender:
         self.inner = inner
         self.guard = guard
 
+    def _raised(self, method: str, exc: BaseException) -> RecommenderFailed:
+        guard = self.guard
+        kind = PluginRecommenderFailed if ":" in guard.kind else RecommenderFailed
+        text = exception_line(exc)
+        if isinstance(exc, ValueError) and "read-only" in text:
+            text += " (plug-ins get read-only views of the engine's arrays: copy one to change it)"
+        return kind(f"arm {guard.arm!r} (recommender {guard.kind!r}): {method} raised {text}")
+
+    def _call(self, method: str, argument: Any) -> Any:
+        """The inner method's answer; its exception (any but a stop, an exit, a user error the
+        recommender words itself or an LLM cache miss) becomes one naming the arm, the type and
+        the method. BaseExceptions of other kinds (GeneratorExit, a plug-in's own) used to pass
+        every handler and end the run with a traceback."""
+        try:
+            return getattr(self.inner, method)(argument)
+        except (KeyboardInterrupt, SystemExit, RecarenaError, CacheMiss):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - plug-in code: any failure, one line
+            raise self._raised(method, exc) from exc
+
+    def fit(self, history: Any) -> Any:
+        return self._call("fit", history)
+
+    def update(self, feedback: Any) -> Any:
+        return self._call("update", feedback)
+
     def recommend(self, requests: RequestBatch) -> SlateBatch:
         """The inner answer, checked, as a read-only copy: what the user is shown and what is
         logged stay what was checked, even if the recommender reuses its arrays later."""
-        slates = self.inner.recommend(requests)
+        slates = self._call("recommend", requests)
         self.guard.check(requests, slates)
         return SlateBatch(
             read_only(slates.items.copy()),

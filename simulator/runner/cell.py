@@ -16,10 +16,11 @@ from typing import Any
 
 from recarena.agents.llm.cache import CacheMiss
 from recarena.agents.llm.endpoint import LLMRuntime
-from recarena.simulator.core.errors import RecarenaError, first_line
+from recarena.simulator.core.errors import RecarenaError, exception_line, first_line
 from recarena.simulator.core.scenario import Scenario
 from recarena.simulator.engine.eventlog import EventLog
 from recarena.simulator.engine.model import SimulationModel
+from recarena.simulator.engine.slate_guard import RecommenderFailed
 from recarena.simulator.runner.plan import Cell
 from recarena.simulator.runner.resolve import parse_scenario
 from recarena.simulator.runner.rundir import (
@@ -37,6 +38,12 @@ class ExitInCell(RuntimeError):
     A SystemExit is not an Exception, so it went past every executor's handler: in the run's own
     process (``--executor local``) it ended the run with the plug-in's exit code (0 for a bare
     ``sys.exit()``: a failed run that said nothing). It fails the cell like any other error."""
+
+
+class BaseExceptionInCell(ExitInCell):
+    """Code run inside a cell raised a BaseException that is neither an Exception, a stop nor an
+    exit (GeneratorExit, a plug-in's own subclass): it passed every executor's handler and ended
+    the run with a traceback. It fails the cell like any other error."""
 
 
 def run_cell(
@@ -70,9 +77,15 @@ def run_cell(
             f"sys.exit({exc.code!r}) was called inside the cell (plug-in code must raise an "
             "exception to fail, not exit the process)"
         ) from exc
-    except BaseException:
+    except (Exception, KeyboardInterrupt):
         log.abort()
         raise
+    except BaseException as exc:  # noqa: BLE001 - GeneratorExit or a plug-in's own kind
+        log.abort()
+        raise BaseExceptionInCell(
+            f"{exception_line(exc)} was raised inside the cell (a BaseException that is not an "
+            "Exception: plug-in code must raise an Exception to fail)"
+        ) from exc
     log.close()
     wall = time.perf_counter() - started
     manifest = cell_manifest(
@@ -119,7 +132,7 @@ def publish_cell(cell_dir: Path, manifest: dict[str, Any]) -> dict[str, Any]:
 
 def failure_line(exc: BaseException) -> str:
     """One line for a cell's failure: the user's own message, or the exception's type and text."""
-    if isinstance(exc, RecarenaError | ExitInCell):
+    if isinstance(exc, RecarenaError | ExitInCell | RecommenderFailed):
         return first_line(exc)
     try:
         text = " ".join(str(exc).split())
