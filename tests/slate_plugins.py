@@ -271,3 +271,13 @@ class UpdateRaisesGeneratorExit(Honest):
 
     def update(self, feedback: FeedbackBatch) -> None:
         raise GeneratorExit
+
+
+class LeavesAThreadRunning(Honest):
+    """Starts a worker thread in fit (non-daemon, Python's default) that never ends."""
+
+    def fit(self, history: Interactions) -> None:
+        import threading
+
+        never = threading.Event()
+        threading.Thread(target=never.wait, name="plugin-worker").start()

@@ -1701,3 +1701,25 @@ def test_an_empty_path_argument_is_refused(tmp_path, monkeypatch, args, named):
     argv = [arg.replace("{scenario}", str(scenario)) for arg in args]
     assert_refused(*cli(*argv), f"Invalid value for {named}: an empty path")
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_a_thread_a_plugin_leaves_running_does_not_keep_the_command_alive(tmp_path):
+    """Was: with --executor local a plug-in's never-ending (non-daemon) thread kept `recarena
+    run` alive after the run had finished and printed its table, until a Ctrl-C, which printed
+    threading's traceback. Now the process says so on one line and exits with the run's code."""
+    from tests.cli_subprocess import recarena
+
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["recommender"] = {"type": "tests.slate_plugins:LeavesAThreadRunning"}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    out = tmp_path / "out"
+    done = recarena("run", str(path), "--executor", "local", "-o", str(out), "-q", timeout=300)
+    assert done.returncode == 0, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert lines == [
+        "note: 1 thread(s) started by plug-in code still running (plugin-worker); "
+        "exiting without waiting for them"
+    ]
+    assert "A/B vs baseline" in done.stdout  # the answer was flushed before the exit
+    assert (out / "arm=popularity" / "rep=0" / "manifest.json").is_file()

@@ -7,7 +7,12 @@ before any run directory is created.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
 import sys
+import threading
+import time
 import traceback
 from importlib import import_module
 from pathlib import Path
@@ -39,13 +44,59 @@ def _usage_error(exc: Exception) -> str:
     return f"error: {command}: {_one_line(exc.format_message())} (see '{command} --help')"  # type: ignore[attr-defined]
 
 
+LEFTOVER_GRACE_SECONDS = 2.0
+"""How long the ``recarena`` process waits, once its command is done, for threads that plug-in
+code started and left running before it exits without them."""
+
+
+def _leave(code: int | str | None) -> None:
+    """Exit with ``code``. Was: a thread that a plug-in started (a non-daemon thread, Python's
+    default) and never ended kept the process alive after the run had finished and printed its
+    table, until the user pressed Ctrl-C (a traceback from threading's shutdown). Such threads
+    get a short grace; then the process exits without them, saying so on one line."""
+    main_thread = threading.main_thread()
+
+    def leftovers() -> list[threading.Thread]:
+        alive = (t for t in threading.enumerate() if t is not main_thread and t.is_alive())
+        return [t for t in alive if not t.daemon]
+
+    deadline = time.monotonic() + LEFTOVER_GRACE_SECONDS
+    with contextlib.suppress(KeyboardInterrupt):  # a Ctrl-C ends the grace, not the exit
+        for thread in leftovers():
+            thread.join(max(0.0, deadline - time.monotonic()))
+    left = leftovers()
+    if not left:
+        sys.exit(code)
+    names = ", ".join(t.name for t in left[:3]) + (", ..." if len(left) > 3 else "")
+    print(
+        f"note: {len(left)} thread(s) started by plug-in code still running ({names}); "
+        "exiting without waiting for them",
+        file=sys.stderr,
+    )
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed or broken stream
+            stream.flush()
+    os._exit(code if isinstance(code, int) else (0 if code is None else 1))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every error is one line on stderr unless ``--debug`` asks for tracebacks.
 
     Exit codes: 2 for anything the user can fix (a scenario, a file, an option), 130 for an
     interrupt, 1 for a bug (with a hint to rerun with --debug).
     """
-    args = sys.argv[1:] if argv is None else argv
+    if argv is not None:  # called from Python (tests, notebooks): never end that process
+        _main(argv)
+        return
+    try:
+        _main(sys.argv[1:])
+    except SystemExit as exc:
+        _leave(exc.code)
+    _leave(0)
+
+
+def _main(args: list[str]) -> None:
     debug = "--debug" in args
     try:
         code = app(args=args, prog_name="recarena", standalone_mode=False)
