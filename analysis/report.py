@@ -39,7 +39,7 @@ from recarena.analysis.report_plots import (
 )
 from recarena.analysis.scalars import as_int
 from recarena.simulator.core.errors import RecarenaError
-from recarena.simulator.core.paths import check_creatable
+from recarena.simulator.core.paths import check_file_creatable
 from recarena.simulator.runner.fallback import shares_by_arm
 from recarena.simulator.runner.llm_accounting import summarize_llm_calls
 from recarena.simulator.runner.resolve import parse_scenario
@@ -402,8 +402,10 @@ def write_report(
     """Write the HTML report atomically (temporary file, then rename) and return its path."""
     run_dir = Path(run_dir)
     target = Path(output) if output is not None else run_dir / "report.html"
-    if output is not None:  # an over-long name, a symlink loop, a file where a directory is
-        check_creatable(target, "--output", directory=False)
+    if output is not None:  # an over-long name, a symlink loop, a file where a directory is,
+        # a folder that takes no new file (/proc, a read-only mount: was "No such file or
+        # directory: /proc/.r.html.<pid>.tmp", naming neither the option nor the path given)
+        check_file_creatable(target, "--output")
     if target.is_symlink():  # the rename below would replace the link, not write where it points
         target = target.resolve()
     if target.exists() and not (target.is_file() or target.is_dir()):

@@ -1723,3 +1723,10 @@ def test_a_thread_a_plugin_leaves_running_does_not_keep_the_command_alive(tmp_pa
     ]
     assert "A/B vs baseline" in done.stdout  # the answer was flushed before the exit
     assert (out / "arm=popularity" / "rep=0" / "manifest.json").is_file()
+
+
+def test_report_output_in_a_folder_that_takes_no_file(finished_run):
+    """Was: 'report of RUN: No such file or directory: /proc/.r.html.<pid>.tmp', naming the
+    report's temporary file rather than --output and the path the user gave."""
+    code, stderr = cli("report", str(finished_run), "-o", "/proc/r.html")
+    assert_refused(code, stderr, "--output /proc/r.html: cannot create a file in /proc (")
