@@ -574,6 +574,11 @@ def test_representatives_through_the_real_command(tmp_path, make, fragment):
         (("run", "scenarios/quickstart.yaml", "--no-such-option"), "No such option"),
         (("run", "scenarios/quickstart.yaml", "-r", "0"), "--replicates"),
         (("rnu",), "No such command 'rnu'"),
+        # was: calibrate's internal error "PosixPath('.') has an empty name" (exit 1), and
+        # fidelity wrote fidelity.json, .md and .config.yaml into the working directory
+        (("calibrate", "ml-100k", "-o", ""), "'--output' / '-o': an empty path"),
+        (("fidelity", "-o", ""), "'--output' / '-o': an empty path"),
+        (("fidelity", "-o", "x", "--llm", "--llm-cache", ""), "'--llm-cache': an empty path"),
     ],
 )
 def test_usage_errors_are_one_line(args, fragment):

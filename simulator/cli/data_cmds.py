@@ -10,7 +10,7 @@ import typer
 from rich.progress import TaskID
 from rich.table import Table
 
-from recarena.simulator.cli.app import app, err, out
+from recarena.simulator.cli.app import app, err, nonempty_path, out
 from recarena.simulator.cli.guards import FORMAT_HELP, check_format, reading, stoppable
 from recarena.simulator.cli.progress import progress_bars
 from recarena.simulator.core.errors import RecarenaError
@@ -23,7 +23,10 @@ generator holds 64 bits), not imported here, where every command would load it."
 @app.command()
 def calibrate(
     dataset: Annotated[str, typer.Argument(help="ml-100k (inside RecBole) or a dataset path.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Population parquet to write.")],
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="Population parquet to write.", parser=nonempty_path),
+    ],
     fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "auto",
     topics: Annotated[int, typer.Option(min=1, max=1024, help="Latent topics.")] = 16,
     seed: Annotated[int, typer.Option(min=0, max=SEED_MAX)] = 0,
@@ -144,7 +147,13 @@ def fidelity(
         str, typer.Option(help="ml-100k (inside RecBole) or a dataset path, as for calibrate.")
     ] = "ml-100k",
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Directory for fidelity.json / fidelity.md.")
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Directory for fidelity.json / fidelity.md.",
+            parser=nonempty_path,
+        ),
     ] = Path("runs/fidelity"),
     fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "auto",
     seed: Annotated[int, typer.Option("--seed", "-s", min=0, max=SEED_MAX)] = 0,
@@ -179,7 +188,10 @@ def fidelity(
     ] = "score",
     llm_cache: Annotated[
         Path | None,
-        typer.Option(help="With --llm: the LLM call cache (default: OUTPUT/llm_cache.sqlite)."),
+        typer.Option(
+            help="With --llm: the LLM call cache (default: OUTPUT/llm_cache.sqlite).",
+            parser=nonempty_path,
+        ),
     ] = None,
     per_user: Annotated[
         bool, typer.Option("--per-user", help="Check 1: also average scores per user.")
