@@ -290,3 +290,30 @@ def test_vector_autoreset_same_step_keeps_the_final_observation():
             assert not terminated.any()  # lifetimes end by time, users do not churn
             return
     pytest.fail("no lifetime ended in 200 steps")
+
+
+def test_steps_out_of_order_are_named():
+    """Each was accepted: a step before reset or after the episode ended acted on a session
+    whose observation the agent never saw, and a step after close raised numpy's broadcast
+    error (a reset after close rebuilt nothing and returned an observation)."""
+    env = RecarenaEnv(SMALL)
+    with pytest.raises(RecarenaError, match=r"^step: call reset\(\) first"):
+        env.step(np.arange(5))
+    env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    for _ in range(10_000):
+        valid = np.flatnonzero(env.valid_items())
+        _, _, terminated, truncated, _ = env.step(rng.choice(valid, 5, replace=False))
+        if terminated or truncated:
+            break
+    assert terminated or truncated
+    with pytest.raises(RecarenaError, match=r"^step: the episode has ended"):
+        env.step(np.arange(5))
+    obs, _ = env.reset()  # the next episode: stepping works again
+    env.step(np.flatnonzero(env.valid_items())[:5])
+    env.close()
+    env.close()  # closing twice is harmless
+    with pytest.raises(RecarenaError, match=r"^step: the environment is closed"):
+        env.step(np.arange(5))
+    with pytest.raises(RecarenaError, match=r"^reset: the environment is closed"):
+        env.reset(seed=0)

@@ -62,6 +62,8 @@ class RecarenaEnv(gymnasium.Env):
         self.observation_space = observation_space(self.driver)
         self._next_obs: dict[str, np.ndarray] | None = None
         self._started = False
+        self._closed = False
+        self._ended = False
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -69,6 +71,8 @@ class RecarenaEnv(gymnasium.Env):
         """A seed rebuilds the world as it was built and replays the same users and noise;
         without one the next episode starts in the world as the previous ones left it."""
         check_reset_options(options)
+        if self._closed:
+            raise RecarenaError("reset: the environment is closed; make a new one")
         super().reset(seed=seed)
         if seed is not None or not self._started:
             start = seed if seed is not None else int(self.np_random.integers(2**63))
@@ -79,9 +83,20 @@ class RecarenaEnv(gymnasium.Env):
         else:
             batched = self._next_obs
         self._next_obs = None
+        self._ended = False
         return _row(batched), {}
 
     def step(self, action: Any) -> tuple[dict[str, Any], float, bool, bool, dict[str, Any]]:
+        # each was: a step that ran anyway, on a session whose observation the agent never saw
+        # (before reset, after the episode ended), or numpy's broadcast error (after close)
+        if self._closed:
+            raise RecarenaError("step: the environment is closed; make a new one")
+        if not self._started:
+            raise RecarenaError("step: call reset() first")
+        if self._ended:
+            raise RecarenaError(
+                "step: the episode has ended (terminated or truncated); call reset()"
+            )
         try:
             shape = np.shape(action)
         except ValueError as exc:  # ragged nested lists
@@ -92,6 +107,7 @@ class RecarenaEnv(gymnasium.Env):
             )
         result = self.driver.step(np.asarray(action)[None])
         terminated, truncated = bool(result.terminated[0]), bool(result.truncated[0])
+        self._ended = terminated or truncated
         info = {name: value[0] for name, value in result.truth.items()}
         if (terminated or truncated) and result.final_obs is not None:
             obs = _row(result.final_obs)
@@ -105,7 +121,9 @@ class RecarenaEnv(gymnasium.Env):
         return self.driver.valid_items()[0]
 
     def close(self) -> None:
-        self.driver.close()
+        if not self._closed:
+            self.driver.close()
+        self._closed = True
         super().close()
 
 
