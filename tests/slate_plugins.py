@@ -281,3 +281,11 @@ class LeavesAThreadRunning(Honest):
 
         never = threading.Event()
         threading.Thread(target=never.wait, name="plugin-worker").start()
+
+
+class PrintsEveryPage(Honest):
+    """Prints a debugging line on every page (a habit of user code)."""
+
+    def recommend(self, requests: RequestBatch) -> SlateBatch:
+        print(f"debug: {len(requests)} requests")
+        return super().recommend(requests)

@@ -1730,3 +1730,21 @@ def test_report_output_in_a_folder_that_takes_no_file(finished_run):
     report's temporary file rather than --output and the path the user gave."""
     code, stderr = cli("report", str(finished_run), "-o", "/proc/r.html")
     assert_refused(code, stderr, "--output /proc/r.html: cannot create a file in /proc (")
+
+
+@pytest.mark.parametrize("executor", ["local", "process"])
+def test_what_a_plugin_prints_goes_to_stderr_not_into_the_answer(tmp_path, executor):
+    """Was: a recommender's print() on every page went to stdout, before and among the lines
+    of the A/B table that is the command's answer there."""
+    from tests.cli_subprocess import recarena
+
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["recommender"] = {"type": "tests.slate_plugins:PrintsEveryPage"}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    out = tmp_path / "out"
+    done = recarena("run", str(path), "--executor", executor, "-o", str(out), "-q", timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "debug:" not in done.stdout
+    assert done.stdout.lstrip().startswith("A/B vs baseline")
+    assert "debug: " in done.stderr

@@ -8,6 +8,8 @@ verified later (simulator/runner/rundir.py).
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -66,8 +68,11 @@ def run_cell(
     started = time.perf_counter()
     log = EventLog(cell_dir, scenario.output.flush_rows)
     try:
-        model = SimulationModel(scenario, cell.arm_index, cell.rep, log, progress, llm_runtime)
-        model.run()
+        # what plug-in code prints goes to stderr: stdout holds the command's answer (the A/B
+        # table), which a recommender's print() on every page used to bury
+        with contextlib.redirect_stdout(sys.stderr):
+            model = SimulationModel(scenario, cell.arm_index, cell.rep, log, progress, llm_runtime)
+            model.run()
     except CacheMiss as exc:
         log.abort()
         raise RecarenaError(str(exc)) from None
