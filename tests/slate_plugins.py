@@ -289,3 +289,12 @@ class PrintsEveryPage(Honest):
     def recommend(self, requests: RequestBatch) -> SlateBatch:
         print(f"debug: {len(requests)} requests")
         return super().recommend(requests)
+
+
+class CallsOsExit(Honest):
+    """Ends the process with ``os._exit(0)`` on its first page (no clean-up, no exception)."""
+
+    def recommend(self, requests: RequestBatch) -> SlateBatch:
+        import os
+
+        os._exit(0)

@@ -1748,3 +1748,23 @@ def test_what_a_plugin_prints_goes_to_stderr_not_into_the_answer(tmp_path, execu
     assert "debug:" not in done.stdout
     assert done.stdout.lstrip().startswith("A/B vs baseline")
     assert "debug: " in done.stderr
+
+
+@pytest.mark.parametrize("executor", ["local", "process"])
+def test_a_plugin_calling_os_exit_fails_its_cell(tmp_path, executor):
+    """Was: with --executor local a plug-in's os._exit(0) ended the run at once, exit 0, with no
+    word and the run unfinished; the process executor said "worker process exited with code 0"."""
+    from tests.cli_subprocess import recarena
+
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["recommender"] = {"type": "tests.slate_plugins:CallsOsExit"}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    out = tmp_path / "out"
+    done = recarena("run", str(path), "--executor", executor, "-o", str(out), "-q", timeout=300)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1, done.stderr
+    assert "arm=popularity/rep=0: arm 'popularity' (recommender 'tests.slate_plugins:" in lines[0]
+    assert "os._exit(0) was called inside the cell" in lines[0]
+    assert (out / "arm=random" / "rep=0" / "manifest.json").is_file()
+    assert (out / "arm=popularity" / "rep=0" / "_INCOMPLETE").is_file()

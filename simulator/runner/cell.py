@@ -9,12 +9,13 @@ verified later (simulator/runner/rundir.py).
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from recarena.agents.llm.cache import CacheMiss
 from recarena.agents.llm.endpoint import LLMRuntime
@@ -48,6 +49,29 @@ class BaseExceptionInCell(ExitInCell):
     the run with a traceback. It fails the cell like any other error."""
 
 
+@contextlib.contextmanager
+def _os_exit_fails_the_cell() -> Iterator[None]:
+    """Within the block, ``os._exit`` in this process raises :class:`ExitInCell`. Was: a plug-in's
+    ``os._exit(0)`` with ``--executor local`` ended the run at once with exit 0 and no word (the
+    process executor's line was "worker process exited with code 0"). A child process forked
+    inside the block still exits as it means to."""
+    real, pid = os._exit, os.getpid()
+
+    def refuse(status: int) -> NoReturn:
+        if os.getpid() != pid:
+            real(status)
+        raise ExitInCell(
+            f"os._exit({status!r}) was called inside the cell (plug-in code must raise an "
+            "exception to fail, not end the process)"
+        )
+
+    os._exit = refuse
+    try:
+        yield
+    finally:
+        os._exit = real
+
+
 def run_cell(
     scenario_doc: dict[str, Any],
     cell: Cell,
@@ -70,7 +94,7 @@ def run_cell(
     try:
         # what plug-in code prints goes to stderr: stdout holds the command's answer (the A/B
         # table), which a recommender's print() on every page used to bury
-        with contextlib.redirect_stdout(sys.stderr):
+        with contextlib.redirect_stdout(sys.stderr), _os_exit_fails_the_cell():
             model = SimulationModel(scenario, cell.arm_index, cell.rep, log, progress, llm_runtime)
             model.run()
     except CacheMiss as exc:
