@@ -510,15 +510,23 @@ def _typed_csv(path: Path, numeric: tuple[str, ...], separator: str) -> pl.DataF
         )
     except (pl.exceptions.PolarsError, OSError):
         return None
+    return _finite_numbers([str(name) for name in named], frame)
+
+
+def _finite_numbers(columns: Sequence[str], frame: pl.DataFrame) -> pl.DataFrame | None:
+    """``frame`` without the blank lines at its end (they are not rows), when each of
+    ``columns`` is Float64 and finite in every row (a null, from an empty cell or a short line,
+    is NaN here); None otherwise: the fast readers' shared acceptance rule."""
     blank = frame.select(pl.all_horizontal(pl.all().is_null())).to_series().to_numpy()
     end = len(blank)
-    while end and blank[end - 1]:  # blank lines at the end are not rows
+    while end and blank[end - 1]:
         end -= 1
     frame = frame.head(end)
-    for column in named:
-        if frame.schema.get(str(column)) != pl.Float64:
-            return None
-        if not np.isfinite(frame[str(column)].to_numpy()).all():  # a null is NaN here
+    for column in columns:
+        if (
+            frame.schema.get(column) != pl.Float64
+            or not np.isfinite(frame[column].to_numpy()).all()
+        ):
             return None
     return frame
 
@@ -740,15 +748,8 @@ def _typed_dat(raw: bytes, names: tuple[str, ...], separator: str) -> pl.DataFra
         return None
     if frame.width != len(names) or frame.height == 0:
         return None
-    blank = frame.select(pl.all_horizontal(pl.all().is_null())).to_series().to_numpy()
-    end = len(blank)
-    while end and blank[end - 1]:  # blank lines at the end are not rows
-        end -= 1
-    frame = frame.head(end)
-    for column in names:  # a short line's missing field is null: NaN in numpy
-        if frame.schema[column] != pl.Float64 or not np.isfinite(frame[column].to_numpy()).all():
-            return None
-    return frame if frame.height else None
+    numbers = _finite_numbers(names, frame)
+    return numbers if numbers is not None and numbers.height else None
 
 
 _KEPT = "\x1e"
