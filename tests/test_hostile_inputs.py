@@ -17,6 +17,17 @@ from recarena.simulator.runner.resolve import parse_scenario
 from tests.cli_in_process import assert_refused, cli
 from tests.test_validate_gate import base_doc, refused_everywhere
 
+
+def run_doc(tmp_path: Path, doc: dict, executor: str) -> tuple[int, str, Path]:
+    """``recarena run`` of ``doc`` written to tmp_path/s.yaml, into tmp_path/out: the exit
+    code, stderr and the run directory."""
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    out = tmp_path / "out"
+    code, stderr = cli("run", str(path), "--executor", executor, "-o", str(out), "-q")
+    return code, stderr, out
+
+
 P = "tests.unbuildable_plugins"
 
 
@@ -680,10 +691,7 @@ def test_plugin_calling_sys_exit_fails_its_cell(tmp_path, kind, code, executor):
     is finished and readable."""
     doc = base_doc(tmp_path)
     doc["arms"][1]["recommender"] = {"type": f"tests.slate_plugins:{kind}"}
-    path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    out = tmp_path / "out"
-    code_, stderr = cli("run", str(path), "--executor", executor, "-o", str(out), "-q")
+    code_, stderr, out = run_doc(tmp_path, doc, executor)
     lines = stderr.strip().splitlines()
     assert code_ == 1 and len(lines) == 1, stderr
     assert f"arm=popularity/rep=0: sys.exit({code}) was called inside the cell" in lines[0]
@@ -1156,10 +1164,7 @@ def test_plugin_exception_that_cannot_be_printed(tmp_path, executor):
     method and its exception type; the plug-in is the user's code, so exit 2 (it was 1)."""
     doc = base_doc(tmp_path)
     doc["arms"][1]["recommender"] = {"type": "tests.slate_plugins:RaisesUnprintable"}
-    path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    out = tmp_path / "out"
-    code, stderr = cli("run", str(path), "--executor", executor, "-o", str(out), "-q")
+    code, stderr, out = run_doc(tmp_path, doc, executor)
     lines = stderr.strip().splitlines()
     assert code == 2 and len(lines) == 1, stderr
     assert (
@@ -1207,10 +1212,7 @@ def test_plugin_user_policy_answers_are_checked(tmp_path, policy, fragment):
     cell with one line naming population.policy, as the slate guard does for recommenders."""
     doc = base_doc(tmp_path)
     doc["population"]["policy"] = f"tests.plugin_kinds:{policy}"
-    path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    out = tmp_path / "out"
-    code, stderr = cli("run", str(path), "--executor", "local", "-o", str(out), "-q")
+    code, stderr, out = run_doc(tmp_path, doc, "local")
     assert_refused(code, stderr, f"population.policy 'tests.plugin_kinds:{policy}': ")
     assert fragment in stderr
 
@@ -1233,10 +1235,7 @@ def test_plugin_creator_strategy_answers_are_checked(tmp_path, strategy, fragmen
         "period_days": 0.1,
         "strategy": {"type": f"tests.plugin_kinds:{strategy}"},
     }
-    path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    out = tmp_path / "out"
-    code, stderr = cli("run", str(path), "--executor", "local", "-o", str(out), "-q")
+    code, stderr, out = run_doc(tmp_path, doc, "local")
     assert_refused(code, stderr, f"creators.strategy 'tests.plugin_kinds:{strategy}': {fragment}")
 
 
@@ -1247,10 +1246,7 @@ def test_a_base_exception_in_a_cell_fails_that_cell_in_one_line(tmp_path, execut
     the worker printed that traceback as well. Now it fails its cell like any other error."""
     doc = base_doc(tmp_path)
     doc["surface"] = {"type": "tests.plugin_kinds:LayoutRaisesGeneratorExit"}
-    path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    out = tmp_path / "out"
-    code, stderr = cli("run", str(path), "--executor", executor, "-o", str(out), "-q")
+    code, stderr, out = run_doc(tmp_path, doc, executor)
     lines = stderr.strip().splitlines()
     assert code == 1 and len(lines) == 1, stderr
     assert "arm=random/rep=0: GeneratorExit was raised inside the cell" in lines[0]
