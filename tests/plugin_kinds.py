@@ -131,6 +131,71 @@ class ClicksAsMatrix(RuleUserPolicy):
         )  # fmt: skip
 
 
+class NoValueInExtra(RuleUserPolicy):
+    """Leaves out ``extra["value"]`` (it failed the cell with "KeyError: 'value'")."""
+
+    def respond(self, pages: PageBatch) -> ResponseBatch:
+        response = super().respond(pages)
+        return ResponseBatch(
+            response.examined, response.clicked, response.utility, response.rating,
+            response.leave, response.fatigue, {},
+        )  # fmt: skip
+
+
+class NaNValue(RuleUserPolicy):
+    """NaN as every page's value to its session (it ran on: sessions worth NaN)."""
+
+    def respond(self, pages: PageBatch) -> ResponseBatch:
+        response = super().respond(pages)
+        extra = {**response.extra, "value": np.full(response.leave.shape, np.nan, np.float32)}
+        return ResponseBatch(
+            response.examined, response.clicked, response.utility, response.rating,
+            response.leave, response.fatigue, extra,
+        )  # fmt: skip
+
+
+class NaNUtility(RuleUserPolicy):
+    """Chooses as the rule user does, but logs NaN as every slot's true utility."""
+
+    def respond(self, pages: PageBatch) -> ResponseBatch:
+        response = super().respond(pages)
+        utility = np.full(response.utility.shape, np.nan, np.float32)
+        return ResponseBatch(
+            response.examined, response.clicked, utility, response.rating, response.leave,
+            response.fatigue, response.extra,
+        )  # fmt: skip
+
+
+class RatesWithoutClicking(RuleUserPolicy):
+    """Three stars on every page, clicked or not (the 'rating' page reward paid for nothing)."""
+
+    def respond(self, pages: PageBatch) -> ResponseBatch:
+        response = super().respond(pages)
+        rating = np.full(response.leave.shape, 3.0, np.float32)
+        return ResponseBatch(
+            response.examined, response.clicked, response.utility, rating, response.leave,
+            response.fatigue, response.extra,
+        )  # fmt: skip
+
+
+class TruthOfOneRow(RuleUserPolicy):
+    """``utility`` asked by anyone but its own ``respond`` (an oracle) answers one row whatever
+    it is asked (the oracle failed with 'not enough values to unpack', naming the oracle)."""
+
+    answering = False
+
+    def respond(self, pages: PageBatch) -> ResponseBatch:
+        self.answering = True
+        try:
+            return super().respond(pages)
+        finally:
+            self.answering = False
+
+    def utility(self, users: np.ndarray, items: np.ndarray, explore: np.ndarray) -> np.ndarray:
+        truth = super().utility(users, items, explore)
+        return truth if self.answering else truth[0]
+
+
 class ZeroMixStrategy(StaticStrategy):
     """Answers every review with all-zero topic mixes (nothing to normalise)."""
 

@@ -6,10 +6,13 @@ recommender would be, so the test goes through the registry, the engine and the 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from recarena.recommenders.base import NoParams, RecommenderContext
 from recarena.recommenders.slates import top_k_from_ranking
+from recarena.simulator.core.dialogue import ASK, RECOMMEND, UNKNOWN, DialogueState, SystemActs
 from recarena.simulator.core.types import (
     PAD_ITEM,
     FeedbackBatch,
@@ -298,3 +301,111 @@ class CallsOsExit(Honest):
         import os
 
         os._exit(0)
+
+
+class InfiniteScores(Honest):
+    """+inf as the score of a filled slot (logged as inf in the exposures table)."""
+
+    def recommend(self, requests: RequestBatch) -> SlateBatch:
+        slates = super().recommend(requests)
+        scores = slates.scores.copy()
+        scores[:, 0] = np.inf
+        return SlateBatch(slates.items, scores, slates.propensity)
+
+
+class UnscoredAndPaddedWithInf(Honest):
+    """Legal: NaN scores (no score) on filled slots, -inf on an empty last slot."""
+
+    def recommend(self, requests: RequestBatch) -> SlateBatch:
+        slates = super().recommend(requests)
+        items = slates.items.copy()
+        items[:, -1] = PAD_ITEM
+        scores = np.where(items == PAD_ITEM, -np.inf, np.nan).astype(np.float32)
+        return SlateBatch(items, scores, slates.propensity)
+
+
+# ---------------------------------------------------- conversational policies (fit and act only)
+class HonestConversation:
+    """Recommends the newest items not consumed and not shown yet; no update (the contract
+    asks a conversational policy for fit and act only)."""
+
+    Params = NoParams
+    surfaces = frozenset({"conversation"})
+
+    def __init__(self, params: NoParams, ctx: RecommenderContext) -> None:
+        self.name = type(self).__name__
+
+    def fit(self, history: Interactions) -> None:
+        return None
+
+    def slates(self, state: DialogueState) -> SlateBatch:
+        requests = state.requests
+        exclude = np.concatenate([requests.exclude, state.shown], axis=1)
+        ranking = np.arange(requests.catalog.n_items - 1, -1, -1, dtype=np.int64)
+        items = top_k_from_ranking(ranking, exclude, requests.k)
+        shape = items.shape
+        return SlateBatch(items, np.zeros(shape, np.float32), np.ones(shape, np.float32))
+
+    def act(self, state: DialogueState) -> SystemActs:
+        batch = len(state.requests)
+        return SystemActs(
+            np.full(batch, RECOMMEND, np.int8),
+            np.full(batch, UNKNOWN, np.int16),
+            self.slates(state),
+            ("",) * batch,
+        )
+
+
+class ActRaises(HonestConversation):
+    def act(self, state: DialogueState) -> SystemActs:
+        raise KeyError("no belief for this user")
+
+
+class ActAnswersNone(HonestConversation):
+    def act(self, state: DialogueState) -> SystemActs:
+        return None  # type: ignore[return-value]
+
+
+class ActCodeSeven(HonestConversation):
+    """An act code that is neither ask nor recommend (it indexed SYSTEM_ACTS: IndexError)."""
+
+    def act(self, state: DialogueState) -> SystemActs:
+        system = super().act(state)
+        return replace(system, act=np.full_like(system.act, 7))
+
+
+class AsksAboutNoFacet(HonestConversation):
+    """Asks about facet UNKNOWN (-1): it ran on, marking the last facet asked."""
+
+    def act(self, state: DialogueState) -> SystemActs:
+        system = super().act(state)
+        empty = np.full(system.slates.items.shape, PAD_ITEM, np.int64)
+        return replace(
+            system,
+            act=np.full_like(system.act, ASK),
+            slates=SlateBatch(empty, system.slates.scores, system.slates.propensity),
+        )
+
+
+class ActsAsList(HonestConversation):
+    def act(self, state: DialogueState) -> SystemActs:
+        system = super().act(state)
+        return replace(system, act=system.act.tolist())
+
+
+class TextIsNone(HonestConversation):
+    def act(self, state: DialogueState) -> SystemActs:
+        return replace(super().act(state), text=None)
+
+
+class RepeatsItself(HonestConversation):
+    """Recommends the same items every turn, ignoring what it showed before."""
+
+    def slates(self, state: DialogueState) -> SlateBatch:
+        return super().slates(replace(state, shown=state.shown[:, :0]))
+
+
+class InfiniteConversationScores(HonestConversation):
+    def slates(self, state: DialogueState) -> SlateBatch:
+        slates = super().slates(state)
+        return SlateBatch(slates.items, np.full(slates.items.shape, -np.inf), slates.propensity)

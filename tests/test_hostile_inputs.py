@@ -5,6 +5,7 @@ one line naming the field, exit 2, with nothing written; run refuses it the same
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -1203,6 +1204,13 @@ def test_report_output_that_is_not_a_regular_file(finished_run, tmp_path):
         ("RaisesInRespond", "respond raised ValueError: no state for this user"),
         ("GeneratorExitInRespond", "respond raised GeneratorExit"),
         ("ClicksAsMatrix", "clicked is a matrix, expected a numpy.ndarray"),
+        # was: "KeyError: 'value'" naming no policy, exit 1
+        ("NoValueInExtra", "extra has no 'value', expected extra['value'], a numpy.ndarray"),
+        # were: runs that finished with NaN session values, NaN true utilities in the logs and
+        # the 'rating' page reward paid for pages without a click
+        ("NaNValue", "extra['value'] nan is not finite at request user="),
+        ("NaNUtility", "utility nan of filled slot 0 is not finite at request user="),
+        ("RatesWithoutClicking", "rating 3.0 on a page without a click (NaN: no rating)"),
     ],
 )
 def test_plugin_user_policy_answers_are_checked(tmp_path, policy, fragment):
@@ -1215,6 +1223,22 @@ def test_plugin_user_policy_answers_are_checked(tmp_path, policy, fragment):
     code, stderr, out = run_doc(tmp_path, doc, "local")
     assert_refused(code, stderr, f"population.policy 'tests.plugin_kinds:{policy}': ")
     assert fragment in stderr
+
+
+def test_plugin_user_policy_truth_for_an_oracle_is_checked(tmp_path):
+    """Was: a policy whose utility() answered another shape failed the oracle's arm with
+    'recommend raised ValueError: not enough values to unpack', naming the oracle (exit 1)."""
+    doc = base_doc(tmp_path)
+    doc["population"]["policy"] = "tests.plugin_kinds:TruthOfOneRow"
+    doc["arms"] = [{"name": "oracle", "recommender": {"type": "oracle"}}]
+    code, stderr, out = run_doc(tmp_path, doc, "local")
+    assert_refused(
+        code,
+        stderr,
+        "arm=oracle/rep=0: population.policy 'tests.plugin_kinds:TruthOfOneRow': utility "
+        "returned shape (",
+    )
+    assert re.search(r"shape \((\d+),\) for items of shape \(1, \1\), expected \(1, \1\)", stderr)
 
 
 @pytest.mark.parametrize(
@@ -1764,3 +1788,76 @@ def test_a_plugin_calling_os_exit_fails_its_cell(tmp_path, executor):
     assert "os._exit(0) was called inside the cell" in lines[0]
     assert (out / "arm=random" / "rep=0" / "manifest.json").is_file()
     assert (out / "arm=popularity" / "rep=0" / "_INCOMPLETE").is_file()
+
+
+# --------------------------------------------------------- scores and conversational plug-ins
+def test_plugin_recommender_infinite_scores_are_refused(tmp_path):
+    """Was: +inf scores of shown items passed the slate guard and were logged as inf in the
+    exposures table. NaN (no score) on filled slots and anything on empty ones still pass."""
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["recommender"] = {"type": "tests.slate_plugins:InfiniteScores"}
+    code, stderr, out = run_doc(tmp_path, doc, "local")
+    assert_refused(
+        code,
+        stderr,
+        "arm=popularity/rep=0: arm 'popularity' (recommender 'tests.slate_plugins:"
+        "InfiniteScores'): score inf of item ",
+    )
+    assert "in slot 0 is not finite (NaN marks a slot without a score) at request user=" in stderr
+    assert (out / "arm=random" / "rep=0" / "manifest.json").is_file()
+    assert (out / "arm=popularity" / "rep=0" / "_INCOMPLETE").is_file()
+    doc["arms"][1]["recommender"] = {"type": "tests.slate_plugins:UnscoredAndPaddedWithInf"}
+    shutil.rmtree(out)
+    code, stderr, out = run_doc(tmp_path, doc, "local")
+    assert code == 0, stderr
+
+
+def _conversation_doc(tmp_path: Path, policy: str) -> dict:
+    doc = base_doc(tmp_path)
+    doc["surface"] = {"type": "conversation", "k": 3, "max_turns": 4}
+    # users reject every slate, so conversations reach their later turns
+    doc["population"]["conversation"] = {"accept_threshold": 1e6, "patience": 1000.0}
+    doc["arms"] = [
+        {"name": "asks", "recommender": {"type": "info_gain"}},
+        {"name": "plugin", "recommender": {"type": f"tests.slate_plugins:{policy}"}},
+    ]
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("policy", "fragment"),
+    [
+        # was: the bare "KeyError: ...", exit 1
+        ("ActRaises", "act raised KeyError: 'no belief for this user'"),
+        # were: AttributeError, IndexError and TypeError naming no arm, exit 1
+        ("ActAnswersNone", "act returned NoneType, expected a SystemActs at the batch"),
+        ("ActCodeSeven", "act code 7 is neither ask (0) nor recommend (1) at request user="),
+        ("ActsAsList", "SystemActs.act is a list, expected a numpy.ndarray at the batch"),
+        ("TextIsNone", "SystemActs.text is a NoneType, expected a tuple of "),
+        # were: runs that finished, asking about "no facet" or showing the same items each turn
+        ("AsksAboutNoFacet", "facet -1 on a turn it asked is not one of the catalog's facets"),
+        ("RepeatsItself", "was already recommended in this conversation (state.shown)"),
+        ("InfiniteConversationScores", "in slot 0 is not finite (NaN marks a slot without"),
+    ],
+)
+def test_plugin_conversational_policy_answers_are_checked(tmp_path, policy, fragment):
+    """A conversational plug-in's act is the user's code, as a list recommender's recommend
+    is: its failure or a malformed move stops the cell in one line naming the arm and the
+    class (exit 2), and the other arm's finished cell stays readable."""
+    code, stderr, out = run_doc(tmp_path, _conversation_doc(tmp_path, policy), "local")
+    assert_refused(
+        code, stderr, f"arm=plugin/rep=0: arm 'plugin' (recommender 'tests.slate_plugins:{policy}')"
+    )
+    assert fragment in stderr
+    assert (out / "arm=asks" / "rep=0" / "manifest.json").is_file()
+    assert (out / "arm=plugin" / "rep=0" / "_INCOMPLETE").is_file()
+
+
+def test_conversational_plugin_with_fit_and_act_only_runs(tmp_path):
+    """Was: every cell of a conversational plug-in without update() (the contract asks for fit
+    and act) failed at its first recommendation with 'update raised AttributeError'."""
+    code, stderr, out = run_doc(
+        tmp_path, _conversation_doc(tmp_path, "HonestConversation"), "local"
+    )
+    assert code == 0, stderr
+    assert (out / "arm=plugin" / "rep=0" / "manifest.json").is_file()

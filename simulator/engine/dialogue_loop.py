@@ -60,6 +60,7 @@ from recarena.simulator.core.types import (
 )
 from recarena.simulator.engine.arrivals import DAY
 from recarena.simulator.engine.facets import FacetIndex, RealAttributes
+from recarena.simulator.engine.slate_guard import GuardedRecommender
 from recarena.simulator.engine.surfaces import ListView
 
 if TYPE_CHECKING:
@@ -198,6 +199,16 @@ class DialogueLoop:
         key = subkey(world.hash_base, _FACET_SALT)
         self.facet_index = FacetIndex(world.catalog, key, real)
         self.recommender = as_conversational(recommender)
+        own = self.recommender is recommender and isinstance(recommender, GuardedRecommender)
+        # the arm's own act (a plug-in's failure one line, as recommend's is); a list
+        # recommender's answers are guarded inside ListAsConversation's act
+        self.act = recommender.converse if own else self.recommender.act
+        # the guard has an update whatever it wraps; the contract asks a policy for fit and act
+        self.updates = (
+            recommender.implements("update")
+            if own
+            else callable(getattr(self.recommender, "update", None))
+        )
         self.user = build_conversational_user(world, active)
         self.needs_transcript = bool(
             getattr(self.recommender, "needs_transcript", False)
@@ -239,9 +250,8 @@ class DialogueLoop:
             if tracker.transcript is not None
             else ((),) * len(active),
         )
-        system = self.recommender.act(state)
-        _check_acts(system, len(active), self.k, world.arm.recommender.type)
-        self.guard.check(requests, system.slates, self.k)
+        system = self.act(state)
+        self.guard.check_acts(state, system, self.k)
         recommends = system.act == RECOMMEND
         after_recommend = time.perf_counter()
 
@@ -258,7 +268,7 @@ class DialogueLoop:
         items = system.slates.items
         clicked = (items == acts.accepted[:, None]) & (acts.accepted != PAD_ITEM)[:, None]
         rec_rows = np.flatnonzero(recommends)
-        if rec_rows.size and callable(getattr(self.recommender, "update", None)):
+        if rec_rows.size and self.updates:
             sub = _rows_of_requests(requests, rec_rows)
             slates = SlateBatch(
                 items[rec_rows], system.slates.scores[rec_rows], system.slates.propensity[rec_rows]
@@ -423,23 +433,3 @@ def _rows_of_requests(requests: RequestBatch, rows: np.ndarray) -> RequestBatch:
         catalog=requests.catalog,
         exclude=requests.exclude[rows],
     )
-
-
-def _check_acts(system: SystemActs, batch: int, k: int, recommender: str) -> None:
-    """Catch a broken conversational policy at the first bad batch, with its name."""
-    for name, shape, want in (
-        ("act", system.act.shape, (batch,)),
-        ("facet", system.facet.shape, (batch,)),
-        ("slates.items", system.slates.items.shape, (batch, k)),
-        ("slates.scores", system.slates.scores.shape, (batch, k)),
-        ("slates.propensity", system.slates.propensity.shape, (batch, k)),
-    ):
-        if shape != want:
-            raise ValueError(
-                f"recommender {recommender!r} returned {name} of shape {shape}, expected {want}"
-            )
-    if len(system.text) != batch:
-        raise ValueError(f"recommender {recommender!r} returned {len(system.text)} texts")
-    asks = system.act == ASK
-    if asks.any() and (system.slates.items[asks] != PAD_ITEM).any():
-        raise ValueError(f"recommender {recommender!r} recommended items on a turn it asked")

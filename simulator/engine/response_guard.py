@@ -11,8 +11,13 @@ naming no policy. Per page batch, a few vectorised passes:
   ``leave`` and ``fatigue`` are ``[B]``; ``examined``, ``clicked`` and ``leave`` boolean, the
   rest real numbers;
 * at most one click per page, only on a filled slot the user examined;
-* ratings None (a policy that does not rate), NaN (none) or on the 0.5-5 star scale;
-  fatigue finite.
+* ratings None (a policy that does not rate), NaN (none) or on the 0.5-5 star scale, and NaN
+  on a page without a click; fatigue finite;
+* utility finite on filled slots (empty ones may hold anything: the rule user's -inf);
+* ``extra["value"]``, the page's value to the session, a finite ``[B]`` real array.
+
+``utility`` (what oracles and conversational users read) must answer ``items``' shape with real
+numbers, finite where a slot is filled.
 
 Built-in policies are not wrapped (they are tested, and the page loop is hot).
 """
@@ -55,8 +60,30 @@ class GuardedPolicy:
         self.check(pages, response)
         return response
 
-    def utility(self, *args: Any) -> Any:
-        return self._call("utility", *args)
+    def utility(self, users: np.ndarray, items: np.ndarray, explore: np.ndarray) -> np.ndarray:
+        """The policy's truth for oracles and conversational users, checked: a wrong shape
+        failed the oracle arm with 'not enough values to unpack', naming the oracle."""
+        value = self._call("utility", users, items, explore)
+        prefix = f"population.policy {self.name!r}: utility returned"
+        if type(value) is not np.ndarray:
+            raise ResponseViolation(
+                f"{prefix} a {type(value).__qualname__}, expected a numpy.ndarray"
+            )
+        if value.shape != items.shape:
+            raise ResponseViolation(
+                f"{prefix} shape {value.shape} for items of shape {items.shape}, expected "
+                f"{items.shape}"
+            )
+        if value.dtype.kind not in "iuf":
+            raise ResponseViolation(f"{prefix} dtype {value.dtype}, expected real numbers")
+        bad = ~np.isfinite(value) & (items != PAD_ITEM)
+        if bad.any():
+            row, col = (int(x) for x in np.argwhere(bad)[0])
+            raise ResponseViolation(
+                f"{prefix} {float(value[row, col])!r} for item {int(items[row, col])} of row "
+                f"{row}, expected a finite number"
+            )
+        return value
 
     def _call(self, method: str, *args: Any) -> Any:
         """The policy's answer; its exception (any but a stop, an exit or a user error it words
@@ -108,6 +135,13 @@ class GuardedPolicy:
         if stray.any():
             row, col = (int(x) for x in np.argwhere(stray)[0])
             raise self._fail(pages, row, f"a click on slot {col}, which is empty or not examined")
+        filled = items != PAD_ITEM
+        bad = ~np.isfinite(response.utility) & filled
+        if bad.any():
+            # logged as true_utility, which fairness metrics and regret read
+            row, col = (int(x) for x in np.argwhere(bad)[0])
+            value = float(response.utility[row, col])
+            raise self._fail(pages, row, f"utility {value!r} of filled slot {col} is not finite")
         rating = response.rating
         off = (
             np.zeros(batch, bool)
@@ -118,10 +152,43 @@ class GuardedPolicy:
             row = int(np.flatnonzero(off)[0])
             value = float(rating[row])
             raise self._fail(pages, row, f"rating {value!r} is off the 0.5-5 star scale")
+        if rating is not None:
+            # the 'rating' page reward and feedback read it: a page without a click earned it
+            rated = ~np.isnan(rating) & ~clicked.any(axis=1)
+            if rated.any():
+                row = int(np.flatnonzero(rated)[0])
+                value = float(rating[row])
+                raise self._fail(
+                    pages, row, f"rating {value!r} on a page without a click (NaN: no rating)"
+                )
         bad = ~np.isfinite(response.fatigue)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise self._fail(pages, row, f"fatigue {float(response.fatigue[row])!r} is not finite")
+        self._check_value(pages, response.extra, batch)
+
+    def _check_value(self, pages: PageBatch, extra: Any, batch: int) -> None:
+        """``extra["value"]``: every page adds it to its session's value (satisfaction, the
+        'value' page reward). Missing, it failed the cell with "KeyError: 'value'"; NaN or a
+        list ran on without a word."""
+        wanted = f"expected extra['value'], a numpy.ndarray of {batch} finite numbers"
+        if not isinstance(extra, dict):
+            raise self._fail(pages, -1, f"extra is a {type(extra).__qualname__}, {wanted}")
+        if "value" not in extra:
+            raise self._fail(pages, -1, f"extra has no 'value', {wanted}")
+        value = extra["value"]
+        if type(value) is not np.ndarray:
+            raise self._fail(pages, -1, f"extra['value'] is a {type(value).__qualname__}, {wanted}")
+        if value.shape != (batch,) or value.dtype.kind not in "iuf":
+            raise self._fail(
+                pages,
+                -1,
+                f"extra['value'] has shape {value.shape} and dtype {value.dtype}, {wanted}",
+            )
+        bad = ~np.isfinite(value)
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise self._fail(pages, row, f"extra['value'] {float(value[row])!r} is not finite")
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

@@ -10,7 +10,14 @@ call and for the whole batch at once (a few vectorised passes over [B, k]):
 * ids published (``0 <= id < catalog.n``) or ``PAD_ITEM``;
 * no item twice in one slate;
 * nothing from ``requests.exclude`` (the user's consumed items);
+* scores of filled slots not infinite (NaN is the policy having no score, as the random
+  recommender has; empty slots may hold anything);
 * propensities of filled slots finite and in (0, 1].
+
+A conversational policy's move (``act``, simulator/core/dialogue.py) passes
+:meth:`SlateGuard.check_acts`: a SystemActs of ``[B]`` integer ``act`` and ``facet`` arrays and
+``B`` texts, act codes ASK or RECOMMEND, a facet of the catalog's on every ask, no item on an
+ask and none already recommended in the conversation, and its slates the checks above.
 
 A violation raises :class:`SlateViolation` naming the arm, the recommender type, the request
 and the offending value; the runner fails that cell with that one line.
@@ -23,10 +30,12 @@ from typing import Any
 import numpy as np
 
 from recarena.agents.llm.cache import CacheMiss
+from recarena.simulator.core.dialogue import ASK, RECOMMEND, UNKNOWN, DialogueState, SystemActs
 from recarena.simulator.core.errors import RecarenaError, exception_line
 from recarena.simulator.core.types import PAD_ITEM, RequestBatch, SlateBatch, read_only
 
 _min, _max, _any = np.minimum.reduce, np.maximum.reduce, np.logical_or.reduce
+_isinf = np.isinf
 
 _BROADCAST_CELLS = 1 << 24
 """Up to this many [B, k, H] cells (16 MB of booleans) the consumed-item check compares slates
@@ -47,6 +56,12 @@ class RecommenderFailed(RuntimeError):
 class PluginRecommenderFailed(RecommenderFailed, RecarenaError):
     """The same for a recommender named by import path (``module:Class``): the user's own code,
     so a user error (exit 2)."""
+
+
+def type_name(value: Any) -> str:
+    """``list``, ``numpy.matrix``: a value's type as a finding names it."""
+    module, kind = type(value).__module__, type(value).__qualname__
+    return kind if module == "builtins" else f"{module}.{kind}"
 
 
 def request_location(requests: RequestBatch, row: int) -> str:
@@ -84,9 +99,7 @@ class SlateGuard:
                 # a list passed as "shape None"; an np.matrix or a torch tensor passed the shape
                 # check and crashed later with an error naming no arm; a masked array's mask
                 # would be ignored
-                module = type(column).__module__
-                kind = type(column).__qualname__
-                kind = kind if module == "builtins" else f"{module}.{kind}"
+                kind = type_name(column)
                 raise self._fail(
                     requests, -1, f"{name} is a {kind}, expected a numpy.ndarray (np.asarray)"
                 )
@@ -106,18 +119,102 @@ class SlateGuard:
                 raise self._fail(
                     requests, -1, f"{what} have dtype {dtype}, expected real numbers (float32)"
                 )
-        if batch == 0 or want_k == 0 or self._looks_clean(requests, items, slates.propensity):
+        if batch == 0 or want_k == 0 or self._looks_clean(requests, items, slates):
             return
         self._locate(requests, slates, batch)
 
+    def check_acts(self, state: DialogueState, system: Any, k: int) -> None:
+        """A conversational policy's move, checked as a slate is (a few [B] and [B, k] passes).
+
+        Unchecked, an act code other than ASK/RECOMMEND or a facet past the catalog's failed the
+        cell with an IndexError naming no arm, a list or None with an AttributeError, and an ask
+        about facet UNKNOWN (-1) ran on, marking the last facet asked.
+        """
+        requests = state.requests
+        batch = len(requests)
+        if not isinstance(system, SystemActs):
+            kind = type_name(system)
+            raise self._fail(requests, -1, f"act returned {kind}, expected a SystemActs")
+        for name in ("act", "facet"):
+            column = getattr(system, name)
+            field = f"SystemActs.{name}"
+            if type(column) is not np.ndarray:
+                kind = type_name(column)
+                raise self._fail(requests, -1, f"{field} is a {kind}, expected a numpy.ndarray")
+            if column.shape != (batch,):
+                raise self._fail(
+                    requests, -1, f"{field} has shape {column.shape}, expected {(batch,)}"
+                )
+            if column.dtype.kind not in "iu":
+                raise self._fail(
+                    requests, -1, f"{field} has dtype {column.dtype}, expected integers"
+                )
+        text = system.text
+        wanted = f"expected a tuple of {batch} strings ('' where the policy says nothing)"
+        if not isinstance(text, tuple | list):
+            raise self._fail(requests, -1, f"SystemActs.text is a {type_name(text)}, {wanted}")
+        if len(text) != batch:
+            raise self._fail(requests, -1, f"SystemActs.text has {len(text)} entries, {wanted}")
+        kinds = set(map(type, text))  # in C: no Python loop over the batch
+        if not kinds <= {str}:
+            names = ", ".join(sorted(kind.__qualname__ for kind in kinds - {str}))
+            raise self._fail(requests, -1, f"SystemActs.text holds {names}, {wanted}")
+        self.check(requests, system.slates, k)
+        if batch == 0:
+            return
+        act, facet = system.act, system.facet
+        if _min(act, axis=None) < min(ASK, RECOMMEND) or _max(act, axis=None) > max(ASK, RECOMMEND):
+            row = int(np.flatnonzero((act != ASK) & (act != RECOMMEND))[0])
+            raise self._fail(
+                requests,
+                row,
+                f"act code {int(act[row])} is neither ask ({ASK}) nor recommend ({RECOMMEND})",
+            )
+        asks = act == ASK
+        n_facets = len(state.facets.names)
+        bad = (facet < UNKNOWN) | (facet >= n_facets) | (asks & (facet == UNKNOWN))
+        if bad.any():
+            row = int(np.flatnonzero(bad)[0])
+            raise self._fail(
+                requests,
+                row,
+                f"facet {int(facet[row])} on a turn it {'asked' if asks[row] else 'recommended'}"
+                f" is not one of the catalog's facets 0..{n_facets - 1}"
+                + ("" if asks[row] else f" or {UNKNOWN} (none)"),
+            )
+        items = system.slates.items
+        filled = items != PAD_ITEM
+        on_ask = filled & asks[:, None]
+        if on_ask.any():
+            row, col = np.argwhere(on_ask)[0]
+            raise self._fail(
+                requests,
+                int(row),
+                f"item {int(items[row, col])} in slot {int(col)} on a turn it asked "
+                f"(an ask's slate is all PAD_ITEM, {PAD_ITEM})",
+            )
+        shown = state.shown
+        if shown.size:
+            again = (items[:, :, None] == shown[:, None, :]).any(axis=2) & filled
+            if again.any():
+                row, col = np.argwhere(again)[0]
+                raise self._fail(
+                    requests,
+                    int(row),
+                    f"item {int(items[row, col])} was already recommended in this conversation "
+                    "(state.shown)",
+                )
+
     @staticmethod
-    def _looks_clean(requests: RequestBatch, items: np.ndarray, propensity: np.ndarray) -> bool:
+    def _looks_clean(requests: RequestBatch, items: np.ndarray, slates: SlateBatch) -> bool:
         """True when no rule can be broken, in a handful of whole-batch reductions.
 
         This is the path every honest call takes, so it avoids masks and temporaries: range by
-        min/max, duplicates by one row sort, exclusions by one [B, k, H] comparison, propensity
-        by min/max (NaN fails both). Anything suspicious goes to :meth:`_locate`, which finds
-        the offending slot exactly (or finds nothing: e.g. two empty slots are not duplicates).
+        min/max, duplicates by one row sort, exclusions by one [B, k, H] comparison, infinite
+        scores by one isinf (~1 µs at a few requests; NaN, no score, passes), propensity by
+        min/max (NaN fails both). Anything suspicious goes to :meth:`_locate`, which finds the
+        offending slot exactly (or finds nothing: e.g. two empty slots are not duplicates, an
+        empty slot may score -inf).
         """
         # reductions call the ufuncs directly: at a few requests a tick the method wrappers
         # cost as much as the work
@@ -136,6 +233,9 @@ class SlateGuard:
             or _any(items[:, :, None] == exclude[:, None, :], axis=None)
         ):
             return False
+        scores, propensity = slates.scores, slates.propensity
+        if scores.dtype.kind == "f" and _any(_isinf(scores), axis=None):
+            return False  # NaN (no score) passes: only ±inf is refused
         return bool(_min(propensity, axis=None) > 0) and bool(_max(propensity, axis=None) <= 1)
 
     def _locate(self, requests: RequestBatch, slates: SlateBatch, batch: int) -> None:
@@ -174,6 +274,18 @@ class SlateGuard:
                 requests,
                 int(row),
                 f"item {int(items[row, col])} was already consumed by this user (requests.exclude)",
+            )
+        infinite = np.isinf(slates.scores) & filled
+        if infinite.any():
+            # an infinite score passed every check and was logged as inf in the exposures
+            # table (through a carousel's layout too); NaN stays allowed: it is how a policy
+            # says it has no score (random, explored slots), logged as null
+            row, col = np.argwhere(infinite)[0]
+            raise self._fail(
+                requests,
+                int(row),
+                f"score {float(slates.scores[row, col])!r} of item {int(items[row, col])} in "
+                f"slot {int(col)} is not finite (NaN marks a slot without a score)",
             )
         propensity = slates.propensity[filled]
         if not (np.isfinite(propensity) & (propensity > 0) & (propensity <= 1)).all():
@@ -217,6 +329,16 @@ class GuardedRecommender:
 
     def fit(self, history: Any) -> Any:
         return self._call("fit", history)
+
+    def converse(self, state: DialogueState) -> Any:
+        """A conversational policy's ``act``, its failure one line as ``recommend``'s is (the
+        dialogue loop checks the answer with :meth:`SlateGuard.check_acts`)."""
+        return self._call("act", state)
+
+    def implements(self, method: str) -> bool:
+        """Whether the wrapped recommender has ``method`` (the wrapper has fit, update and
+        recommend whatever it wraps: a conversational policy needs no update)."""
+        return callable(getattr(self.inner, method, None))
 
     def update(self, feedback: Any) -> Any:
         return self._call("update", feedback)
