@@ -1861,3 +1861,26 @@ def test_conversational_plugin_with_fit_and_act_only_runs(tmp_path):
     )
     assert code == 0, stderr
     assert (out / "arm=plugin" / "rep=0" / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize("seed", [str(2**64), "-1"])
+def test_run_seed_outside_the_unsigned_64_bit_range(tmp_path, seed):
+    """Was: --seed 2^64 (and a scenario's seed: 2^64) ran, where calibrate and fidelity refuse
+    a seed past 2^64-1."""
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(base_doc(tmp_path), sort_keys=False), encoding="utf-8")
+    out = tmp_path / "out"
+    code, stderr = cli(
+        "run", str(path), "--seed", seed, "--executor", "local", "-o", str(out), "-q"
+    )
+    assert_refused(code, stderr, "Invalid value for '--seed' / '-s': Input should be")
+    assert not out.exists()
+
+
+def test_scenario_seed_outside_the_unsigned_64_bit_range(tmp_path):
+    """Was: validate passed it and run ran it; now both refuse it in one line."""
+    doc = base_doc(tmp_path)
+    doc["seed"] = 2**64
+    refused_everywhere(
+        tmp_path, doc, "seed: Input should be less than or equal to 18446744073709551615"
+    )

@@ -17,6 +17,7 @@ from recarena.simulator.cli.comparison import print_comparison
 from recarena.simulator.cli.guards import reading
 from recarena.simulator.cli.progress import progress_bars
 from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.scenario import SEED_MAX
 
 
 def load_checked(
@@ -73,7 +74,10 @@ def run(
     replicates: Annotated[
         int | None, typer.Option("--replicates", "-r", min=1, help="Override replicates.")
     ] = None,
-    seed: Annotated[int | None, typer.Option("--seed", "-s", min=0, help="Override seed.")] = None,
+    seed: Annotated[
+        int | None,
+        typer.Option("--seed", "-s", min=0, max=SEED_MAX, help="Override seed (0 to 2^64-1)."),
+    ] = None,
     executor: Annotated[
         str,
         typer.Option(help="local (in-process), process (one process per core) or ray (tasks)."),

@@ -620,13 +620,18 @@ DEFAULT_METRICS = [
 ]
 
 
+SEED_MAX = 2**64 - 1
+"""The largest seed a scenario takes (an unsigned 64-bit integer, as calibrate's)."""
+
+
 class Scenario(Section):
     name: SafeName
     """The scenario's name: a safe identifier; run directories are <dir>/<name>-<stamp>."""
     description: str = ""
     """Free text, kept in the manifest."""
-    seed: Annotated[int, Field(ge=0)] = 0
-    """With the replicate index, fixes users, catalog, arrivals and noise."""
+    seed: Annotated[int, Field(ge=0, le=SEED_MAX)] = 0
+    """With the replicate index, fixes users, catalog, arrivals and noise; 0 to 2^64-1, as
+    calibrate's and fidelity's seeds are (and `run --seed`)."""
     replicates: Annotated[int, Field(ge=1, le=10_000)] = 3
     """Independent replicates per arm (CIs over replicates need 2 or more)."""
     horizon: Horizon = Horizon()
