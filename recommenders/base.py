@@ -50,6 +50,10 @@ class RecommenderContext:
     social_feed: Any = None
     """What friends told each user (:class:`recarena.agents.users.talk.TalkState`, its
     ``feed``) when users talk (population.social.talk); None otherwise."""
+    guard_base: Callable[[str, Any], Any] | None = None
+    """Set by the engine: ``guard_base(type, recommender)`` puts a plug-in (``module:Class``)
+    that a wrapper builds as its ``base`` behind the slate guard, so its answers are checked and
+    its failures name it (simulator/engine/slate_guard.py). None: bases are built bare."""
 
 
 @runtime_checkable

@@ -31,7 +31,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from recarena.recommenders.base import Recommender, RecommenderContext
-from recarena.recommenders.registry import build, get_entry, validated_base_params
+from recarena.recommenders.registry import build_base, get_entry, validated_base_params
 from recarena.simulator.core.dialogue import ASK, RECOMMEND, UNKNOWN, DialogueState, SystemActs
 from recarena.simulator.core.types import PAD_ITEM, FeedbackBatch, Interactions, SlateBatch
 
@@ -98,7 +98,7 @@ class _Candidates:
     def __init__(self, params: CRSParams, ctx: RecommenderContext) -> None:
 
         self.params = params
-        self.base: Recommender = build(params.base, params.base_params, ctx)
+        self.base: Recommender = build_base(params.base, params.base_params, ctx)
 
     def fit(self, history: Interactions) -> None:
         self.base.fit(history)

@@ -6,7 +6,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recarena.recommenders.base import RecommenderContext
-from recarena.recommenders.registry import build, validated_base_params
+from recarena.recommenders.registry import build_base, validated_base_params
 from recarena.recommenders.slates import sample_distinct_excluding
 from recarena.simulator.core.types import (
     PAD_ITEM,
@@ -49,7 +49,7 @@ class EpsilonGreedy:
         self.name = "epsilon_greedy"
         self.params = params
         self.rng = ctx.rng
-        self.base = build(params.base, params.base_params, ctx)
+        self.base = build_base(params.base, params.base_params, ctx)
 
     def fit(self, history: Interactions) -> None:
         self.base.fit(history)

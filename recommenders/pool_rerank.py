@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recarena.recommenders.base import RecommenderContext
-from recarena.recommenders.registry import build, validated_base_params
+from recarena.recommenders.registry import build_base, validated_base_params
 from recarena.simulator.core.types import (
     PAD_ITEM,
     FeedbackBatch,
@@ -71,7 +71,7 @@ class PoolWrapper:
         self.params = params
         self.n_users = ctx.n_users
         self.n_topics = ctx.n_topics
-        self.base = build(params.base, params.base_params, ctx)
+        self.base = build_base(params.base, params.base_params, ctx)
 
     def fit(self, history: Interactions) -> None:
         self.base.fit(history)

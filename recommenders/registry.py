@@ -197,6 +197,16 @@ def build(type_name: str, params: BaseModel | dict, ctx: RecommenderContext) -> 
     return entry.factory(params, ctx)
 
 
+def build_base(type_name: str, params: BaseModel | dict, ctx: RecommenderContext) -> Recommender:
+    """A wrapper's ``base``: :func:`build`, and a plug-in base put behind the engine's slate
+    guard (``ctx.guard_base``). Unguarded, a plug-in base's ids past the catalog failed its
+    wrapper with an IndexError and its exceptions named only the wrapper (exit 1)."""
+    base = build(type_name, params, ctx)
+    if ctx.guard_base is not None and REGISTRY.get(type_name).source != "built-in":
+        return ctx.guard_base(type_name, base)
+    return base
+
+
 def plugins_in(where: str, type_name: str, params: dict) -> list[tuple[str, str, dict]]:
     """``(field, type, params)`` of the recommenders in an arm's tree whose code is not ours:
     the arm's own type, or a built-in wrapper's ``base`` (and that base's base). The walk stops

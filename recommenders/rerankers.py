@@ -28,7 +28,7 @@ from pydantic import Field
 
 from recarena.recommenders.base import RecommenderContext
 from recarena.recommenders.pool_rerank import PoolParams
-from recarena.recommenders.registry import build
+from recarena.recommenders.registry import build_base
 from recarena.simulator.core.measures import gini
 from recarena.simulator.core.types import (
     PAD_ITEM,
@@ -79,7 +79,7 @@ class _Reranker:
     def __init__(self, params: _WrapperParams, ctx: RecommenderContext) -> None:
 
         self.params = params
-        self.base = build(params.base, params.base_params, ctx)
+        self.base = build_base(params.base, params.base_params, ctx)
         self._diversity: dict[str, list[float]] = {"base": [], "reranked": []}
         self._exposure = {"base": np.zeros(0), "reranked": np.zeros(0)}
 

@@ -15,7 +15,7 @@ import numpy as np
 from pydantic import Field
 
 from recarena.recommenders.base import RecommenderContext
-from recarena.recommenders.registry import build
+from recarena.recommenders.registry import build_base
 from recarena.recommenders.rerankers import _WrapperParams
 from recarena.recommenders.slates import _row_member
 from recarena.simulator.core.types import (
@@ -57,7 +57,7 @@ class SocialFeed:
     def __init__(self, params: SocialFeedParams, ctx: RecommenderContext) -> None:
         self.name = "social_feed"
         self.params = params
-        self.base = build(params.base, params.base_params, ctx)
+        self.base = build_base(params.base, params.base_params, ctx)
         self.talk = ctx.social_feed
 
     def fit(self, history: Interactions) -> None:

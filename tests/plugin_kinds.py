@@ -54,6 +54,23 @@ class ShortList(ListView):
         super().__init__(ListSurface(k=int(params.get("k", 3))), position_decay)
 
 
+class RepeatsTheFirstItem(ShortList):
+    """Lays the recommender's first item out twice (a 'featured' slot): it ran without a word."""
+
+    def layout(self, recommender: Any, requests: Any, state: Any) -> Any:
+        slates = recommender.recommend(requests)
+        items = slates.items.copy()
+        items[:, 1] = items[:, 0]
+        return type(slates)(items, slates.scores, slates.propensity)
+
+
+class ExaminesWholePages(ShortList):
+    """One examined flag per page instead of per slot (a broadcast error naming no surface)."""
+
+    def examine(self, noise_key: np.ndarray, items: np.ndarray) -> np.ndarray:
+        return np.ones(items.shape[0], bool)
+
+
 class Stubborn(StaticStrategy):
     """A creator strategy from outside: identical to static, under another name."""
 

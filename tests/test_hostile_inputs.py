@@ -1884,3 +1884,50 @@ def test_scenario_seed_outside_the_unsigned_64_bit_range(tmp_path):
     refused_everywhere(
         tmp_path, doc, "seed: Input should be less than or equal to 18446744073709551615"
     )
+
+
+@pytest.mark.parametrize(
+    ("wrapper", "base", "fragment"),
+    [
+        # was: "recommend raised IndexError: index 41 is out of bounds ...", naming only mmr
+        ("mmr", "OutOfRange", "is not a published item (catalog has ids 0.."),
+        # was: "fit raised KeyError: 'user_id'" naming epsilon_greedy, exit 1
+        ("epsilon_greedy", "FitRaises", "fit raised KeyError: 'user_id'"),
+    ],
+)
+def test_plugin_base_inside_a_builtin_wrapper_is_guarded(tmp_path, wrapper, base, fragment):
+    """A plug-in named as a wrapper's base is the user's code as much as an arm's own type: its
+    answers pass the slate guard and its failures are one line naming it and the wrapper."""
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["recommender"] = {
+        "type": wrapper,
+        "params": {"base": f"tests.slate_plugins:{base}"},
+    }
+    code, stderr, out = run_doc(tmp_path, doc, "local")
+    assert_refused(
+        code,
+        stderr,
+        f"arm=popularity/rep=0: arm 'popularity' (recommender 'tests.slate_plugins:{base}' "
+        f"inside '{wrapper}'): ",
+    )
+    assert fragment in stderr
+    assert (out / "arm=random" / "rep=0" / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("surface", "fragment"),
+    [
+        # was: a run that finished, showing one item twice on every page
+        ("RepeatsTheFirstItem", "appears twice in a slate at request user="),
+        # was: "ValueError: operands could not be broadcast together ...", exit 1
+        ("ExaminesWholePages", "examine returned shape (1,), expected the slates' (1, 3)"),
+    ],
+)
+def test_plugin_surface_answers_are_checked(tmp_path, surface, fragment):
+    """A plug-in surface's layout passes the slate checks and its examine must answer [B, k]
+    booleans; a violation is one line naming the arm and the surface, exit 2."""
+    doc = base_doc(tmp_path)
+    doc["surface"] = {"type": f"tests.plugin_kinds:{surface}"}
+    code, stderr, out = run_doc(tmp_path, doc, "local")
+    assert_refused(code, stderr, f"arm 'random' (surface 'tests.plugin_kinds:{surface}'): ")
+    assert fragment in stderr

@@ -20,11 +20,13 @@ A conversational policy's move (``act``, simulator/core/dialogue.py) passes
 ask and none already recommended in the conversation, and its slates the checks above.
 
 A violation raises :class:`SlateViolation` naming the arm, the recommender type, the request
-and the offending value; the runner fails that cell with that one line.
+and the offending value; the runner fails that cell with that one line. A plug-in built as a
+wrapper's base is guarded the same way (:func:`guard_plugin_bases`), named with the arm's type.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -78,15 +80,38 @@ class SlateGuard:
     """Checks slates for one cell's arm; ``wrap`` puts the check around ``recommend``."""
 
     def __init__(self, world: Any) -> None:
-        self.arm = world.arm.name
-        self.kind = world.arm.recommender.type
+        self._name(world.arm, world.arm.recommender.type)
+
+    def _name(self, arm: Any, kind: str, label: str | None = None) -> None:
+        self.arm = arm.name
+        self.kind = kind
+        """The checked recommender's type; a plug-in's (``module:Class``) fails with exit 2."""
+        wrapper = arm.recommender.type
+        self.label = label or (
+            f"recommender {kind!r}" + ("" if kind == wrapper else f" inside {wrapper!r}")
+        )
+        """How its lines name it: a wrapper's plug-in base names the arm's recommender too."""
+
+    @classmethod
+    def of_base(cls, arm: Any, kind: str) -> SlateGuard:
+        """The guard of a plug-in ``kind`` built as a wrapper's base in ``arm``'s recommender."""
+        guard = cls.__new__(cls)
+        guard._name(arm, kind)
+        return guard
+
+    @classmethod
+    def of_surface(cls, arm: Any, kind: str) -> SlateGuard:
+        """The guard of a plug-in surface's layouts in ``arm``'s cells."""
+        guard = cls.__new__(cls)
+        guard._name(arm, kind, f"surface {kind!r}")
+        return guard
 
     def wrap(self, recommender: Any) -> GuardedRecommender:
         return GuardedRecommender(recommender, self)
 
     def _fail(self, requests: RequestBatch, row: int, what: str) -> SlateViolation:
         where = request_location(requests, row)
-        return SlateViolation(f"arm {self.arm!r} (recommender {self.kind!r}): {what} at {where}")
+        return SlateViolation(f"arm {self.arm!r} ({self.label}): {what} at {where}")
 
     def check(self, requests: RequestBatch, slates: SlateBatch, k: int | None = None) -> None:
         batch, want_k = len(requests), requests.k if k is None else k
@@ -300,6 +325,13 @@ class SlateGuard:
             )
 
 
+def guard_plugin_bases(arm: Any) -> Callable[[str, Any], GuardedRecommender]:
+    """``RecommenderContext.guard_base`` for ``arm``'s cells: a plug-in that a wrapper (mmr,
+    epsilon_greedy, info_gain, ...) builds as its base answers through the guard, as the arm's
+    own recommender does; its lines name it and the arm's type."""
+    return lambda kind, recommender: SlateGuard.of_base(arm, kind).wrap(recommender)
+
+
 class GuardedRecommender:
     """A recommender whose every ``recommend`` answer goes through the guard first."""
 
@@ -313,7 +345,7 @@ class GuardedRecommender:
         text = exception_line(exc)
         if isinstance(exc, ValueError) and "read-only" in text:
             text += " (plug-ins get read-only views of the engine's arrays: copy one to change it)"
-        return kind(f"arm {guard.arm!r} (recommender {guard.kind!r}): {method} raised {text}")
+        return kind(f"arm {guard.arm!r} ({guard.label}): {method} raised {text}")
 
     def _call(self, method: str, argument: Any) -> Any:
         """The inner method's answer; its exception (any but a stop, an exit, a user error the
@@ -355,4 +387,45 @@ class GuardedRecommender:
         )
 
     def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet (a copy being unpickled): no endless recursion
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+class GuardedSurface:
+    """A plug-in surface (``surface.type: module:Factory``) whose answers are checked: what its
+    ``layout`` shows passes the slate checks (it lays out the recommender's checked slates, but
+    may reorder, repeat or invent items), and ``examine`` must answer ``[B, k]`` booleans.
+    Unchecked, a layout that repeated an item ran without a word, and an id past the catalog or
+    an examine of another shape failed every cell with an IndexError or a broadcast error naming
+    no surface. The page loop's other calls pass through (built-in surfaces are not wrapped)."""
+
+    def __init__(self, inner: Any, guard: SlateGuard) -> None:
+        self.inner = inner
+        self.guard = guard
+
+    def layout(self, recommender: Any, requests: RequestBatch, state: Any) -> SlateBatch:
+        slates = self.inner.layout(recommender, requests, state)
+        self.guard.check(requests, slates)
+        return slates
+
+    def examine(self, noise_key: np.ndarray, items: np.ndarray) -> np.ndarray:
+        examined = self.inner.examine(noise_key, items)
+        if type(examined) is not np.ndarray or examined.dtype != np.bool_:
+            got = type_name(examined)
+            got += f" of {examined.dtype}" if isinstance(examined, np.ndarray) else ""
+            raise SlateViolation(
+                f"arm {self.guard.arm!r} ({self.guard.label}): examine returned {got}, "
+                f"expected a numpy.ndarray of bool"
+            )
+        if examined.shape != items.shape:
+            raise SlateViolation(
+                f"arm {self.guard.arm!r} ({self.guard.label}): examine returned shape "
+                f"{examined.shape}, expected the slates' {items.shape}"
+            )
+        return examined
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet (a copy being unpickled): no endless recursion
+            raise AttributeError(name)
         return getattr(self.inner, name)

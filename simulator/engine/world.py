@@ -41,10 +41,11 @@ from recarena.recommenders.registry import build, build_plugin, plugins_in
 from recarena.simulator.core.catalog import Catalog
 from recarena.simulator.core.errors import RecarenaError, exception_line
 from recarena.simulator.core.rng import arm_key, generator, hash_base
-from recarena.simulator.core.scenario import Arm, Scenario
+from recarena.simulator.core.scenario import Arm, PluginSurface, Scenario
 from recarena.simulator.core.types import CatalogView, RequestBatch
 from recarena.simulator.engine.eventlog import EventLog
 from recarena.simulator.engine.response_guard import GuardedPolicy
+from recarena.simulator.engine.slate_guard import GuardedSurface, SlateGuard, guard_plugin_bases
 from recarena.simulator.engine.surfaces import Surface, build_surface
 
 Truth = Callable[[RequestBatch, np.ndarray], np.ndarray]
@@ -161,6 +162,7 @@ def build_world(
         item_text=crs_text,
         social_feed=social.talk if social is not None else None,
         exploration_setting=user_state.explore_prob,
+        guard_base=guard_plugin_bases(arm),
     )
     spec = arm.recommender
     if plugins_in("", spec.type, spec.params):  # code we do not control: its failure is one line
@@ -168,7 +170,10 @@ def build_world(
         recommender = build_plugin(spec.type, spec.params, context, where)
     else:
         recommender = build(spec.type, spec.params, context)
-    surface = build_surface(scenario.surface_for(arm), cfg_pop.position_decay)
+    surface_cfg = scenario.surface_for(arm)
+    surface = build_surface(surface_cfg, cfg_pop.position_decay)
+    if isinstance(surface_cfg, PluginSurface):  # code we do not control: its answers checked
+        surface = GuardedSurface(surface, SlateGuard.of_surface(arm, surface_cfg.type))
     creator_llm = creator_llm_client(scenario, llm_runtime)
     creator_dynamics = CreatorDynamics(
         scenario,
