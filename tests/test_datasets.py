@@ -523,21 +523,14 @@ def test_a_movie_or_user_listed_twice_is_named(tmp_path, release, file, line, me
 
 
 def test_a_release_as_downloaded_is_pointed_to(tmp_path: Path) -> None:
-    """The zip GroupLens ships, or the folder it was unpacked into (the release one folder
-    down), was 'cannot tell the format ... pass --format', which no format fixes."""
-    import zipfile
-
+    """The folder a release's zip was unpacked into (the release one folder down) was 'cannot
+    tell the format ... pass --format', which no format fixes."""
     (tmp_path / "download").mkdir()
     folder = write_dat_release(tmp_path / "download" / "ml-1m")
     with pytest.raises(RecarenaError, match=r"download holds no ratings.csv, ratings.dat or u.da"):
         load_dataset(tmp_path / "download")
     with pytest.raises(RecarenaError, match=re.escape(f"but its folder ml-1m does: give {folder}")):
         load_dataset(tmp_path / "download")
-    archive = tmp_path / "ml-1m.zip"
-    with zipfile.ZipFile(archive, "w") as packed:
-        packed.write(folder / "ratings.dat", "ml-1m/ratings.dat")
-    with pytest.raises(RecarenaError, match=r"ml-1m.zip is a zip archive \(as GroupLens ships Mo"):
-        load_dataset(archive)
     (tmp_path / "empty").mkdir()  # nothing to point to: the format line as before
     with pytest.raises(RecarenaError, match=r"cannot tell the format of .*empty"):
         load_dataset(tmp_path / "empty")
@@ -910,3 +903,77 @@ def test_a_format_the_folder_does_not_hold_names_the_one_it_does(tmp_path, fmt, 
     with pytest.raises(RecarenaError, match=re.escape(message)):
         load_dataset(folder, fmt)
     assert load_dataset(folder, "movielens").n_interactions == 3
+
+
+def zip_release(archive: Path, folder: Path, inside: str = "ml-1m", extra: dict | None = None):
+    """``folder``'s files packed as GroupLens packs a release (``inside/<file>``), plus
+    ``extra`` members (name -> bytes)."""
+    import zipfile
+
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as packed:
+        for file in sorted(folder.iterdir()):
+            packed.write(file, f"{inside}/{file.name}" if inside else file.name)
+        for name, payload in (extra or {}).items():
+            packed.writestr(name, payload)
+    return archive
+
+
+def test_a_release_zip_is_read_as_its_folder(tmp_path: Path) -> None:
+    """``--dataset ml-1m.zip`` (the archive as downloaded) reads the release it holds, the same
+    data as the unpacked folder; was refused with 'unpack it'. The tag genome and other files
+    no loader reads stay packed, and nothing is left behind in the temporary folder."""
+    import tempfile
+
+    folder = write_dat_release(tmp_path / "ml-1m")
+    archive = zip_release(
+        tmp_path / "download.zip", folder, extra={"ml-1m/genome-scores.csv": b"x" * 1000}
+    )
+    before = set(Path(tempfile.gettempdir()).glob("recarena-release-*"))
+    data, plain = load_dataset(archive), load_dataset(folder)
+    assert data.name == "ml-1m"
+    for name in ("user", "item", "timestamp", "rating"):
+        assert np.array_equal(getattr(data, name), getattr(plain, name)), name
+    assert data.items.equals(plain.items) and data.users is not None
+    assert data.users.equals(plain.users)
+    assert data.source == f"{archive}:ml-1m/ratings.dat"
+    assert set(Path(tempfile.gettempdir()).glob("recarena-release-*")) == before
+    flat = zip_release(tmp_path / "ml-flat.zip", folder, inside="")
+    assert load_dataset(flat).name == "ml-flat"  # files at the root: named after the archive
+
+
+def test_a_release_zip_error_names_the_member(tmp_path: Path) -> None:
+    folder = write_dat_release(tmp_path / "ml-1m")
+    (folder / "ratings.dat").write_bytes(b"1::10::4::100\n1::20::x::50\n")
+    archive = zip_release(tmp_path / "ml-1m.zip", folder)
+    with pytest.raises(RecarenaError) as caught:
+        load_dataset(archive)
+    line = str(caught.value)
+    assert f"{archive}:ml-1m/ratings.dat line 2" in line and "recarena-release-" not in line
+
+
+@pytest.mark.parametrize(
+    ("members", "message"),
+    [
+        ({"readme.txt": b"hello"}, "a zip archive with no MovieLens release in it"),
+        (
+            {"a/ratings.csv": b"userId,movieId,rating,timestamp\n", "b/u.data": b"1\t2\t3\t4\n"},
+            "the zip archive holds more than one release (a, b)",
+        ),
+    ],
+)
+def test_a_zip_without_one_release_is_one_line(tmp_path: Path, members, message) -> None:
+    import zipfile
+
+    archive = tmp_path / "odd.zip"
+    with zipfile.ZipFile(archive, "w") as packed:
+        for name, payload in members.items():
+            packed.writestr(name, payload)
+    with pytest.raises(RecarenaError, match=re.escape(message)):
+        load_dataset(archive)
+
+
+def test_a_damaged_zip_is_one_line(tmp_path: Path) -> None:
+    archive = tmp_path / "ml-1m.zip"
+    archive.write_bytes(b"PK\x03\x04" + b"\0" * 64)  # a zip's first bytes, nothing after
+    with pytest.raises(RecarenaError, match="not a readable zip archive"):
+        load_dataset(archive)

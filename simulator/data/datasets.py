@@ -26,7 +26,7 @@ import importlib.util
 import re
 import zlib
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +34,7 @@ import numpy as np
 import polars as pl
 
 from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.data.archives import is_zip, unpacked_release
 
 MOVIELENS_PAGE = "https://grouplens.org/datasets/movielens/"
 MOVIELENS_LICENCE = (
@@ -1329,20 +1330,10 @@ def _renamed_ratings(directory: Path) -> str:
 
 
 def _where_the_release_is(path: Path) -> None:
-    """The two ways a downloaded release is commonly given, named: the zip archive GroupLens
-    ships, or the folder the archive was unpacked into, which holds the release's own folder
-    (both were 'cannot tell the format ... pass --format', which no format fixes)."""
-    if path.is_file():
-        try:
-            with path.open("rb") as stream:
-                head = stream.read(4)
-        except OSError:
-            head = b""
-        if head == b"PK\x03\x04":
-            raise RecarenaError(
-                f"{path} is a zip archive (as GroupLens ships MovieLens): unpack it and give "
-                "the folder it holds"
-            )
+    """A downloaded release given as the folder its archive was unpacked into, which holds the
+    release's own folder, named (it was 'cannot tell the format ... pass --format', which no
+    format fixes). The archive itself is read (:func:`load_dataset`,
+    simulator/data/archives.py)."""
     if path.is_dir():
         inside = [
             child
@@ -1390,6 +1381,10 @@ def load_dataset(
         )
     path = Path(dataset)
     check_link(path, "dataset")
+    if is_zip(path):  # the archive GroupLens ships: its release, unpacked for the loader
+        with unpacked_release(path) as release:
+            data = load_dataset(release.folder, fmt, columns)
+            return replace(data, source=release.named(data.source))
     if fmt == "auto":
         if not path.exists():
             raise RecarenaError(

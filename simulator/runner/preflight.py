@@ -42,6 +42,7 @@ from recarena.simulator.core.scenario import (
     ListSurface,
     Scenario,
 )
+from recarena.simulator.data.archives import is_zip
 from recarena.simulator.data.datasets import (
     check_link,
     check_narrow_text,
@@ -315,7 +316,8 @@ def _check_dataset(dataset: str, what: str) -> Sizes:
                 raise RecarenaError(f"dataset not found: {path} (or use 'ml-100k')")
             if not (path.is_file() or path.is_dir()):  # a pipe or a device: reading may block
                 raise RecarenaError(f"{path} is not a file or a directory of a dataset")
-            detect_format(path)
+            if not is_zip(path):  # a release's zip: load_dataset unpacks it
+                detect_format(path)
         from recarena.agents.users.calibration import check_interactions, index
 
         with _dataset_errors(Path(dataset)):
