@@ -71,6 +71,13 @@ class ExaminesWholePages(ShortList):
         return np.ones(items.shape[0], bool)
 
 
+class LayoutRaises(ShortList):
+    """A bug in its own layout (it was the bare 'KeyError: ...', exit 1)."""
+
+    def layout(self, recommender: Any, requests: Any, state: Any) -> Any:
+        raise KeyError("row_theme")
+
+
 class Stubborn(StaticStrategy):
     """A creator strategy from outside: identical to static, under another name."""
 

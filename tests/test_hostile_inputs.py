@@ -1921,6 +1921,8 @@ def test_plugin_base_inside_a_builtin_wrapper_is_guarded(tmp_path, wrapper, base
         ("RepeatsTheFirstItem", "appears twice in a slate at request user="),
         # was: "ValueError: operands could not be broadcast together ...", exit 1
         ("ExaminesWholePages", "examine returned shape (1,), expected the slates' (1, 3)"),
+        # was: "KeyError: 'row_theme'" naming no surface, exit 1
+        ("LayoutRaises", "layout raised KeyError: 'row_theme'"),
     ],
 )
 def test_plugin_surface_answers_are_checked(tmp_path, surface, fragment):

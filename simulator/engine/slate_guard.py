@@ -392,6 +392,10 @@ class GuardedRecommender:
         return getattr(self.inner, name)
 
 
+class PluginSurfaceFailed(RecarenaError):
+    """A plug-in surface's ``layout`` or ``examine`` raised (the user's code: exit 2)."""
+
+
 class GuardedSurface:
     """A plug-in surface (``surface.type: module:Factory``) whose answers are checked: what its
     ``layout`` shows passes the slate checks (it lays out the recommender's checked slates, but
@@ -404,13 +408,28 @@ class GuardedSurface:
         self.inner = inner
         self.guard = guard
 
+    def _call(self, method: str, *args: Any) -> Any:
+        """The surface's answer; an Exception it raises (not one the recommender it calls
+        words itself, nor an LLM cache miss) is one line naming the arm, the surface and the
+        method, exit 2: it was the bare 'ValueError: ...', exit 1. Other BaseExceptions fail
+        the cell as they do anywhere in it."""
+        try:
+            return getattr(self.inner, method)(*args)
+        except (RecarenaError, CacheMiss):
+            raise
+        except Exception as exc:
+            guard = self.guard
+            raise PluginSurfaceFailed(
+                f"arm {guard.arm!r} ({guard.label}): {method} raised {exception_line(exc)}"
+            ) from exc
+
     def layout(self, recommender: Any, requests: RequestBatch, state: Any) -> SlateBatch:
-        slates = self.inner.layout(recommender, requests, state)
+        slates = self._call("layout", recommender, requests, state)
         self.guard.check(requests, slates)
         return slates
 
     def examine(self, noise_key: np.ndarray, items: np.ndarray) -> np.ndarray:
-        examined = self.inner.examine(noise_key, items)
+        examined = self._call("examine", noise_key, items)
         if type(examined) is not np.ndarray or examined.dtype != np.bool_:
             got = type_name(examined)
             got += f" of {examined.dtype}" if isinstance(examined, np.ndarray) else ""
