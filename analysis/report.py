@@ -426,6 +426,11 @@ def write_report(
                 f"--output: {target} is the run's own {resolved.relative_to(home)}; the report "
                 f"would replace it: give an .html name (default {run_dir / 'report.html'})"
             )
+        # -o scenario.yaml (any file that is not a web page) was replaced by the report, exit 0
+        raise RecarenaError(
+            f"--output: {target} exists and is not an HTML file; the report would replace it: "
+            f"give an .html name (default {run_dir / 'report.html'})"
+        )
     if not target.parent.is_dir() and run_dir.is_dir():  # a missing run_dir is load()'s error
         raise RecarenaError(f"--output: directory not found: {target.parent}")
     html = render_html(build_report(run_dir, baseline, point, ci_over))

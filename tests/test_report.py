@@ -249,6 +249,28 @@ def test_cli_writes_the_report_and_prints_its_path(run_dir, html, tmp_path):
     assert done.stderr.strip() == f"error: run directory not found: {missing}"
 
 
+def test_cli_refuses_to_write_over_a_file_that_is_not_a_web_page(run_dir, tmp_path):
+    """Was: ``report RUN -o scenario.yaml`` replaced the scenario by the report (exit 0). An
+    existing .html file is still replaced (a report written again), a new name of any kind is
+    written."""
+    scenario = tmp_path / "scenario.yaml"
+    scenario.write_text("name: kept\n", encoding="utf-8")
+    done = recarena("report", str(run_dir), "-o", str(scenario))
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"error: --output: {scenario} exists and is not an HTML file; the report would replace "
+        f"it: give an .html name (default {run_dir / 'report.html'})"
+    )
+    assert scenario.read_text(encoding="utf-8") == "name: kept\n"
+    old = tmp_path / "old.html"
+    old.write_text("<p>last week</p>", encoding="utf-8")
+    assert recarena("report", str(run_dir), "-o", str(old)).returncode == 0
+    assert old.read_text(encoding="utf-8").startswith("<!")
+    fresh = tmp_path / "summary"
+    assert recarena("report", str(run_dir), "-o", str(fresh)).returncode == 0
+    assert fresh.is_file()
+
+
 # --- a real browser ----------------------------------------------------------------------------
 
 
