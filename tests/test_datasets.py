@@ -522,14 +522,21 @@ def test_a_movie_or_user_listed_twice_is_named(tmp_path, release, file, line, me
         load_dataset(folder)
 
 
-def test_a_release_as_downloaded_is_pointed_to(tmp_path: Path) -> None:
-    """The folder a release's zip was unpacked into (the release one folder down) was 'cannot
-    tell the format ... pass --format', which no format fixes."""
+def test_a_release_unpacked_one_level_down_is_read(tmp_path: Path) -> None:
+    """The folder a release's zip was unpacked into (the release one folder down) is read as
+    the release: it was refused with the path to give, the only one it can mean. Several
+    releases inside are named; an empty folder keeps the format line."""
     (tmp_path / "download").mkdir()
     folder = write_dat_release(tmp_path / "download" / "ml-1m")
-    with pytest.raises(RecarenaError, match=r"download holds no ratings.csv, ratings.dat or u.da"):
-        load_dataset(tmp_path / "download")
-    with pytest.raises(RecarenaError, match=re.escape(f"but its folder ml-1m does: give {folder}")):
+    data = load_dataset(tmp_path / "download")
+    assert data.name == "ml-1m" and data.source == str(folder / "ratings.dat")
+    assert data.user.tolist() == load_dataset(folder).user.tolist()
+    assert load_dataset(tmp_path / "download", "movielens-dat").name == "ml-1m"
+    write_movielens(tmp_path / "download" / "ml-latest-small")
+    with pytest.raises(
+        RecarenaError,
+        match=re.escape("but several releases' folders do (ml-1m, ml-latest-small): give one"),
+    ):
         load_dataset(tmp_path / "download")
     (tmp_path / "empty").mkdir()  # nothing to point to: the format line as before
     with pytest.raises(RecarenaError, match=r"cannot tell the format of .*empty"):

@@ -34,7 +34,7 @@ import numpy as np
 import polars as pl
 
 from recarena.simulator.core.errors import RecarenaError
-from recarena.simulator.data.archives import is_zip, unpacked_release
+from recarena.simulator.data.archives import RATINGS_FILES, is_zip, unpacked_release
 
 MOVIELENS_PAGE = "https://grouplens.org/datasets/movielens/"
 MOVIELENS_LICENCE = (
@@ -1329,23 +1329,40 @@ def _renamed_ratings(directory: Path) -> str:
     )
 
 
+def releases_inside(path: Path) -> list[Path]:
+    """The child folders of ``path`` that hold a release's ratings file, when ``path`` holds
+    none itself (the folder a release's zip was unpacked into: ``data/ml-1m/ml-1m``)."""
+    if not path.is_dir() or any((path / name).exists() for name in RATINGS_FILES):
+        return []
+    try:
+        children = sorted(path.iterdir())
+    except OSError:
+        return []
+    return [
+        child
+        for child in children
+        if child.is_dir() and any((child / name).exists() for name in RATINGS_FILES)
+    ]
+
+
+def release_folder(path: Path) -> Path:
+    """``path``, or the one release folder inside it: a release unpacked one level down is read
+    as it is (it was refused with the path to give, which is the only one it can mean)."""
+    inside = releases_inside(path)
+    return inside[0] if len(inside) == 1 else path
+
+
 def _where_the_release_is(path: Path) -> None:
-    """A downloaded release given as the folder its archive was unpacked into, which holds the
-    release's own folder, named (it was 'cannot tell the format ... pass --format', which no
-    format fixes). The archive itself is read (:func:`load_dataset`,
-    simulator/data/archives.py)."""
-    if path.is_dir():
-        inside = [
-            child
-            for child in sorted(path.iterdir())
-            if child.is_dir()
-            and any((child / name).exists() for name in ("ratings.csv", "ratings.dat", "u.data"))
-        ]
-        if inside:
-            raise RecarenaError(
-                f"{path} holds no ratings.csv, ratings.dat or u.data, but its folder "
-                f"{inside[0].name} does: give {inside[0]}"
-            )
+    """A folder holding several releases' folders and none itself: which ones (it was 'cannot
+    tell the format ... pass --format', which no format fixes). One release inside is read
+    (:func:`release_folder`), and so is a release's zip (simulator/data/archives.py)."""
+    inside = releases_inside(path)
+    if len(inside) > 1:
+        shown = ", ".join(child.name for child in inside[:4])
+        raise RecarenaError(
+            f"{path} holds no ratings.csv, ratings.dat or u.data, but several releases' "
+            f"folders do ({shown}): give one of them"
+        )
 
 
 def _check_format_fits(directory: Path, fmt: Format) -> None:
@@ -1385,6 +1402,8 @@ def load_dataset(
         with unpacked_release(path) as release:
             data = load_dataset(release.folder, fmt, columns)
             return replace(data, source=release.named(data.source))
+    if fmt in ("auto", "movielens", "movielens-dat", "movielens-100k"):
+        path = release_folder(path)
     if fmt == "auto":
         if not path.exists():
             raise RecarenaError(

@@ -49,6 +49,7 @@ from recarena.simulator.data.datasets import (
     detect_format,
     load_dataset,
     recbole_ml100k_dir,
+    release_folder,
 )
 from recarena.simulator.data.sampling import DEFAULT_MAX_RATINGS, subsample_users
 from recarena.simulator.engine.waves import MAX_WINDOW_ROWS, MAX_WINDOW_SESSIONS
@@ -317,7 +318,7 @@ def _check_dataset(dataset: str, what: str) -> Sizes:
             if not (path.is_file() or path.is_dir()):  # a pipe or a device: reading may block
                 raise RecarenaError(f"{path} is not a file or a directory of a dataset")
             if not is_zip(path):  # a release's zip: load_dataset unpacks it
-                detect_format(path)
+                detect_format(release_folder(path))
         from recarena.agents.users.calibration import check_interactions, index
 
         with _dataset_errors(Path(dataset)):
