@@ -283,6 +283,98 @@ def test_cli_rejects_bad_executor_options(tmp_path, monkeypatch, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]  # nothing written
 
 
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        # Ray's own errors for these came after the run directory was made (http:// was an
+        # internal error, exit 1; ray://host without a port waited for a client timeout)
+        ("garbage", "error: --address garbage: no port; write auto, local, host:port"),
+        ("ray://garbage", "error: --address ray://garbage: no port;"),
+        ("127.0.0.1:abc", "error: --address 127.0.0.1:abc: port 'abc' is not a number"),
+        ("http://127.0.0.1:1", "error: --address http://127.0.0.1:1: unknown scheme 'http://'"),
+    ],
+)
+def test_an_address_ray_cannot_use_is_refused_before_the_run_directory(
+    tmp_path, monkeypatch, capsys, address, message
+):
+    from recarena.simulator.cli import main
+
+    path = tmp_path / "s.yaml"
+    path.write_text(json.dumps(SWEEP))
+    args = ["run", str(path), "--executor", "ray", "--address", address, "-o", str(tmp_path / "r")]
+    monkeypatch.setattr(sys, "argv", ["recarena", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(message) and err.count("\n") == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]
+
+
+def test_an_address_where_something_else_listens_is_refused(tmp_path, monkeypatch, capsys):
+    """A port that accepts connections but does not speak gRPC (a web server, a typo of another
+    service's port): Ray retried it for minutes, a log line every 7 s, with the run directory
+    already made."""
+    import socket
+    import threading
+
+    from recarena.simulator.cli import main
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def answer() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(64)
+            connection.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\n")
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    path = tmp_path / "s.yaml"
+    path.write_text(json.dumps(SWEEP))
+    address = f"127.0.0.1:{port}"
+    args = ["run", str(path), "--executor", "ray", "--address", address, "-o", str(tmp_path / "r")]
+    monkeypatch.setattr(sys, "argv", ["recarena", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    thread.join(5)
+    listener.close()
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        f"error: --address {address}: something answers there, but not a Ray cluster (Ray "
+        "speaks gRPC; this port does not)\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.yaml"]
+
+
+def test_an_executor_that_cannot_start_leaves_no_run_behind(tmp_path, monkeypatch, capsys):
+    """--address auto with no Ray running (or any executor that refuses to start before a cell
+    has started) is a user's mistake: no manifest of a 'failed' run with nothing in it is left,
+    and folders made for the run are removed."""
+    from recarena.simulator.cli import main
+    from recarena.simulator.runner import ray_executor
+
+    def refuse(self, ray) -> None:
+        raise RecarenaError("--address auto: no Ray cluster there: nothing running")
+
+    monkeypatch.setattr(ray_executor.RayExecutor, "_init", refuse)
+    path = tmp_path / "s.yaml"
+    path.write_text(json.dumps(SWEEP))
+    (tmp_path / "empty").mkdir()
+    for output, left in [("new/deeper/r", ["empty", "s.yaml"]), ("empty", ["empty", "s.yaml"])]:
+        args = ["run", str(path), "--executor", "ray", "-o", str(tmp_path / output)]
+        monkeypatch.setattr(sys, "argv", ["recarena", *args])
+        with pytest.raises(SystemExit) as exited:
+            main()
+        assert exited.value.code == 2
+        lines = capsys.readouterr().err.splitlines()  # after the estimate's note
+        assert lines[-1] == "error: --address auto: no Ray cluster there: nothing running"
+        assert not any(line.startswith("Traceback") for line in lines)
+        assert sorted(p.name for p in tmp_path.iterdir()) == left
+        assert not any((tmp_path / "empty").iterdir())  # a given empty folder stays, empty
+
+
 def test_validate_expands_a_grid_once_and_walks_each_value_once(tmp_path, monkeypatch):
     """Was: validate of a 10,000-point grid took ~32 s: the grid was expanded three times (the
     preflight, the log estimate, the cell count), every point walked its whole document for

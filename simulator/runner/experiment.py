@@ -17,12 +17,14 @@ with :class:`CellsFailed` listing the failures.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -210,6 +212,8 @@ class _RunBook:
         self.failures: dict[str, str] = {}
         self.user_errors: dict[str, bool] = {}
         self.t0 = time.perf_counter()
+        self.started_any = False
+        """Whether any cell was handed to the executor (a run that failed before is discarded)."""
         self.unsaved: str | None = None
         """Why the manifest could not be written (its directory removed or made read-only
         during the run); the run goes on and says so at the end instead of dying mid-way."""
@@ -224,6 +228,7 @@ class _RunBook:
         return self.manifest["cells"][cell.index]
 
     def started(self, cell: Cell, worker: str) -> None:
+        self.started_any = True
         self._entry(cell).update(
             status=CELL_RUNNING, worker=worker, started_at=datetime.now(UTC).isoformat()
         )
@@ -357,6 +362,7 @@ def run_experiment(
     llm_runtime = _llm_runtime(scenario, llm_cache_mode, llm_cache_path, run_dir)
     check_run_output(scenario, run_dir, cells, resume)
 
+    made = _missing_ancestor(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = RunLock(run_dir).acquire(option)
     try:
@@ -378,8 +384,53 @@ def run_experiment(
             executor,
             max_fallback,
         )
+    except _NothingStarted as exc:
+        # the executor refused to start (no Ray cluster at --address auto, a local LLM server
+        # that would not come up): a user's mistake, so nothing of the run is left behind
+        lock.release()
+        _discard_new_run(run_dir, made)
+        raise exc.error from None
     finally:
         lock.release()
+
+
+class _NothingStarted(Exception):
+    """A new run's executor failed with a RecarenaError before any cell started."""
+
+    def __init__(self, error: RecarenaError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _missing_ancestor(path: Path) -> Path | None:
+    """The outermost folder of ``path`` (itself included) that does not exist yet."""
+    missing = None
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing = folder
+    return missing
+
+
+def _discard_new_run(run_dir: Path, made: Path | None) -> None:
+    """Remove what a new run wrote into ``run_dir`` (empty or new when it started; the lock
+    kept other runs out) and the folders made for it."""
+    if run_dir.is_dir():
+        for entry in run_dir.iterdir():
+            with contextlib.suppress(OSError):
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+    if made is None:
+        return
+    for folder in (run_dir, *run_dir.parents):
+        try:
+            folder.rmdir()  # only empty folders: whatever else appeared there stays
+        except OSError:
+            return
+        if folder == made:
+            return
 
 
 def check_run_output(
@@ -477,6 +528,9 @@ def _run_locked(
             if stop.requested:  # an error caused by the stop itself (Ray's processes got it too)
                 book.finish(INTERRUPTED)
                 raise Interrupted(server_death[0] if server_death else stop.name) from None
+            error = sys.exc_info()[1]
+            if previous is None and not book.started_any and isinstance(error, RecarenaError):
+                raise _NothingStarted(error) from None
             book.finish(FAILED)
             raise
         finally:

@@ -9,7 +9,9 @@ shut down here, which stops its worker processes.
 
 from __future__ import annotations
 
+import importlib
 import logging
+import os
 import signal
 import socket
 import warnings
@@ -67,21 +69,72 @@ PROBE_SECONDS = 3.0
 
 
 def check_reachable(address: str | None) -> None:
-    """A ``host:port`` or ``ray://host:port`` address must answer a TCP connection, checked
-    before the run directory exists: Ray itself finds out only after the run has started
-    writing, and a mistyped address would leave a half-made run behind. ``auto``, ``local``
-    and addresses without a port are left to Ray."""
+    """An address must be ``auto``, ``local``, ``host:port`` or ``ray://host:port`` (or a Ray
+    client scheme an installed module provides), and a ``host:port`` must answer a TCP
+    connection, checked before the run directory exists: Ray itself finds out only after the
+    run has started writing, and a mistyped address would leave a half-made run behind (an
+    address without a port, a port that is not a number, ``http://...``: Ray's own error came
+    after the directory was made, or was an internal error)."""
     if not address or address in ("auto", "local"):
         return
-    netloc = urlsplit(address).netloc if "://" in address else address
-    host, _, port = netloc.rpartition(":")
-    if not host or not port.isdigit():
-        return
+    scheme, sep, rest = address.partition("://")
+    if not sep:
+        scheme, rest = "ray", address
+    forms = "write auto, local, host:port or ray://host:port"
+    if scheme != "ray":
+        if not _client_scheme(scheme):
+            raise RecarenaError(f"--address {address}: unknown scheme '{scheme}://'; {forms}")
+        return  # a Ray client plug-in's address: its own form
+    netloc = urlsplit(f"ray://{rest}").netloc if rest else ""
+    host, colon, port = netloc.rpartition(":")
+    if not colon or not host or "]" in port:
+        raise RecarenaError(f"--address {address}: no port; {forms}")
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise RecarenaError(f"--address {address}: port {port!r} is not a number in 1-65535")
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_SECONDS):
-            pass
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=PROBE_SECONDS) as s:
+            speaks_grpc = _answers_http2(s)
     except OSError as exc:
         raise RecarenaError(f"--address {address}: no Ray cluster answers there ({exc})") from None
+    if not speaks_grpc:
+        # Ray retried such a port for minutes (a log line every 7 s) before giving up
+        raise RecarenaError(
+            f"--address {address}: something answers there, but not a Ray cluster (Ray "
+            "speaks gRPC; this port does not)"
+        )
+
+
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
+"""The HTTP/2 client preface and an empty SETTINGS frame: a gRPC server (Ray's GCS and its
+client server) answers with a SETTINGS frame of its own (frame type 4)."""
+
+
+def _answers_http2(sock: socket.socket) -> bool:
+    if os.environ.get("RAY_USE_TLS", "0") not in ("", "0"):
+        return True  # a TLS cluster answers the plain preface with an alert: not checked
+    try:
+        sock.sendall(HTTP2_PREFACE)
+        head = b""
+        while len(head) < 9:
+            chunk = sock.recv(9 - len(head))
+            if not chunk:
+                break
+            head += chunk
+    except OSError:
+        return False
+    return len(head) == 9 and head[3] == 4
+
+
+def _client_scheme(scheme: str) -> bool:
+    """Ray reads ``<scheme>://`` as the module whose ``ClientBuilder`` connects (ray client
+    plug-ins); any other scheme fails inside Ray after the run has started."""
+    if not scheme.isidentifier():
+        return False
+    try:
+        module = importlib.import_module(scheme)
+    except Exception:  # noqa: BLE001 - not importable is not a client
+        return False
+    return hasattr(module, "ClientBuilder")
 
 
 class RayExecutor:
