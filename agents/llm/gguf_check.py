@@ -113,3 +113,43 @@ def gguf_problem(path: Path) -> str | None:
     if data_start + last >= size:
         return f"cut short: its tensor data needs more than its {size:,} bytes"
     return None
+
+
+_SHAPE_KEYS = (
+    b".block_count",
+    b".embedding_length",
+    b".attention.head_count",
+    b".attention.head_count_kv",
+    b".attention.key_length",
+    b".attention.value_length",
+)
+
+
+def kv_cache_bytes(path: Path, context_tokens: int) -> tuple[int, int] | None:
+    """The bytes of llama.cpp's key/value cache (f16) for ``context_tokens`` tokens and the
+    model's layer count, from the header's shape entries; None when the file does not say
+    (a whole file is :func:`gguf_problem`'s to check)."""
+    shape: dict[bytes, int] = {}
+    try:
+        with path.open("rb") as handle:
+            reader = _Reader(handle, path.stat().st_size)
+            if reader.take(4) != b"GGUF" or reader.u32() not in (2, 3):
+                return None
+            reader.u64()
+            for _ in range(reader.u64()):
+                key = reader.string()
+                found = reader.value(reader.u32())
+                suffix = next((k for k in _SHAPE_KEYS if key.endswith(k)), None)
+                if suffix is not None and found is not None:
+                    shape.setdefault(suffix, found)
+    except (OSError, ValueError, _Truncated):
+        return None
+    layers = shape.get(b".block_count")
+    heads = shape.get(b".attention.head_count")
+    width = shape.get(b".embedding_length")
+    if not layers or not heads or not width:
+        return None
+    kv_heads = shape.get(b".attention.head_count_kv") or heads
+    keys = shape.get(b".attention.key_length") or width // heads
+    values = shape.get(b".attention.value_length") or width // heads
+    return 2 * layers * context_tokens * kv_heads * (keys + values), layers

@@ -29,7 +29,8 @@ from typing import Any
 
 from recarena.agents.llm.cache import table_problem
 from recarena.agents.llm.endpoint import unreachable
-from recarena.agents.llm.server import check_local_llm
+from recarena.agents.llm.gguf_check import kv_cache_bytes
+from recarena.agents.llm.server import check_local_llm, local_model_path
 from recarena.agents.users.daily_rhythm import pooled_profile_from_csv
 from recarena.agents.users.personas import data_traits
 from recarena.recommenders.mf import SCORE_BLOCK_CELLS
@@ -506,6 +507,18 @@ def _check_llm_model(scenario: Scenario, mode: str | None) -> None:
     if not scenario.uses_llm or llm.provider != "local" or (mode or llm.cache.mode) == "replay":
         return
     check_local_llm(llm.model_path)
+    # llama.cpp allocates the whole cache of keys and values for llm.context_tokens when the
+    # server starts, inside the run: past the machine's memory the server died there with a
+    # fragment of its traceback
+    path = Path(llm.model_path) if llm.model_path else local_model_path()
+    cache = kv_cache_bytes(path, llm.context_tokens)
+    memory = machine_memory()
+    if cache is not None and cache[0] > memory:
+        raise RecarenaError(
+            f"llm.context_tokens: {llm.context_tokens:,} tokens need a ~{human_bytes(cache[0])} "
+            f"cache of keys and values over the model's {cache[1]} layers; this machine has "
+            f"{human_bytes(memory)}"
+        )
 
 
 def _check_start_hours(scenario: Scenario) -> None:
