@@ -1660,6 +1660,26 @@ def test_calibrated_population_undamaged_passes(calibrated_files, tmp_path):
     assert code == 0, stderr
 
 
+def test_llm_panel_larger_than_the_calibrated_population(calibrated_files, tmp_path):
+    """Was: validate ok (the panel was compared with population.users, which the calibrated
+    file replaces); run made its directory and failed every cell on it."""
+    doc = base_doc(tmp_path)
+    doc["population"] = {
+        "from": "calibrated",
+        "path": str(calibrated_files / "pop.parquet"),
+        "model": "mixed",
+        "llm_panel": {"users": 41},
+    }
+    doc["surface"] = {"k": 2}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    line = "population.llm_panel.users: 41 exceeds the calibrated population's 40 users"
+    assert_refused(*cli("validate", str(path)), line)
+    out = tmp_path / "out"
+    assert_refused(*cli("run", str(path), "--executor", "local", "-o", str(out), "-q"), line)
+    assert not out.exists()
+
+
 # ----------------------------------------------------------- a local model's GGUF file
 @pytest.mark.parametrize(
     ("content", "fragment"),

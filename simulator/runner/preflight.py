@@ -864,6 +864,14 @@ def _check_files(
     """Every file the scenario reads; the calibrated population's sizes when it has one."""
     sizes = _check_calibrated(scenario)
     users = sizes.users if sizes else scenario.population.users
+    panel = scenario.population.llm_panel
+    if sizes is not None and panel is not None and panel.users > users:
+        # the schema compared the panel with population.users, which the calibrated file
+        # replaces: every cell failed on it after the run directory was made
+        raise RecarenaError(
+            f"population.llm_panel.users: {panel.users} exceeds the calibrated population's "
+            f"{users} users (population.path)"
+        )
     _check_personas(scenario)
     _check_edge_list(scenario, users, read_edge_list)
     _check_llm_cache(scenario, llm_cache_mode, llm_cache_path)
