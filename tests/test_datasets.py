@@ -984,3 +984,38 @@ def test_a_damaged_zip_is_one_line(tmp_path: Path) -> None:
     archive.write_bytes(b"PK\x03\x04" + b"\0" * 64)  # a zip's first bytes, nothing after
     with pytest.raises(RecarenaError, match="not a readable zip archive"):
         load_dataset(archive)
+
+
+@pytest.mark.parametrize("inside", ["../", "ml/../"])
+def test_a_release_zip_whose_members_climb_out_of_their_folder(tmp_path: Path, inside) -> None:
+    """A member named ``../ratings.csv`` is read into the temporary folder, under the archive's
+    name, never beside it; was 'File exists: /tmp/recarena-release-.../..'."""
+    import zipfile
+
+    folder = write_dat_release(tmp_path / "ml-1m")
+    archive = tmp_path / "climb.zip"
+    with zipfile.ZipFile(archive, "w") as packed:
+        for file in folder.iterdir():
+            packed.writestr(inside + file.name, file.read_bytes())
+    data = load_dataset(archive)
+    assert data.name == "climb"
+    assert np.array_equal(data.rating, load_dataset(folder).rating)
+    assert not (tmp_path / "ratings.dat").exists()
+
+
+def test_an_encrypted_release_zip_is_one_line(tmp_path: Path) -> None:
+    """A password-protected archive (zip's encryption flag) is named as such; was an internal
+    RuntimeError from zipfile, exit 1."""
+    folder = write_dat_release(tmp_path / "ml-1m")
+    archive = zip_release(tmp_path / "ml-1m.zip", folder)
+    packed = bytearray(archive.read_bytes())
+    for header, flags in ((b"PK\x03\x04", 6), (b"PK\x01\x02", 8)):  # local and central entries
+        at = packed.find(header)
+        while at >= 0:
+            packed[at + flags] |= 1
+            at = packed.find(header, at + 4)
+    archive.write_bytes(bytes(packed))
+    with pytest.raises(RecarenaError) as caught:
+        load_dataset(archive)
+    assert str(caught.value).startswith(f"{archive}:ml-1m/")
+    assert "encrypted" in str(caught.value) and "\n" not in str(caught.value)

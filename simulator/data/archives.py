@@ -113,14 +113,27 @@ def unpacked_release(path: Path) -> Iterator[Unpacked]:
         folder, wanted = _release_members(archive, path)
         _check_room(wanted, Path(scratch), path)
         name = PurePosixPath(folder).name if folder else path.stem
+        if name in ("", ".", ".."):  # a member under '../': the folder takes the archive's name
+            name = path.stem
         target = Path(scratch) / name
         target.mkdir()
         for info in wanted:
             member = PurePosixPath(info.filename).name
+            if info.flag_bits & 0x1:
+                raise RecarenaError(
+                    f"{path}:{info.filename}: encrypted (the archive has a password); unpack "
+                    "it with the password and give the folder"
+                )
             try:
                 with archive.open(info) as source, (target / member).open("wb") as sink:
                     shutil.copyfileobj(source, sink, 1 << 20)
-            except (zipfile.BadZipFile, OSError, EOFError, NotImplementedError) as error:
+            except (
+                zipfile.BadZipFile,
+                OSError,
+                EOFError,
+                NotImplementedError,
+                RuntimeError,  # what zipfile raises for a member it cannot decrypt or read
+            ) as error:
                 raise RecarenaError(
                     f"{path}:{info.filename}: cannot be unpacked ({error})"
                 ) from None
