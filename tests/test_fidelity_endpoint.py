@@ -20,6 +20,7 @@ from tests.test_fidelity import _tiny_dataset
         (["--llm-base-url", "ftp://host/v1", "--llm-model", "m"], "is not an http(s) URL"),
         (["--llm-base-url", "http://127.0.0.1:9/v1"], "--llm-model: needed with --llm-base-url"),
         (["--llm", "--llm-decision", "maybe"], "--llm-decision: unknown 'maybe'"),
+        (["--llm-decision", "maybe"], "--llm-decision: unknown 'maybe'"),  # was: ignored
     ],
 )
 def test_bad_panel_options_are_one_line_and_write_nothing(tmp_path: Path, args, message):

@@ -115,11 +115,11 @@ def _fidelity_panel(
 ) -> dict[str, object] | None:
     """The LLM panel's settings for ``recarena fidelity``, checked in one line each; None
     without --llm. Any --llm-* option but --llm-users asks for the panel by itself."""
+    if decision not in ("score", "generate"):  # without --llm too: a typo is not ignored
+        raise RecarenaError(f"--llm-decision: unknown {decision!r}; known: score, generate")
     given = base_url is not None or model is not None or cache is not None
     if not (llm or given):
         return None
-    if decision not in ("score", "generate"):
-        raise RecarenaError(f"--llm-decision: unknown {decision!r}; known: score, generate")
     panel: dict[str, object] = {
         "users": users,
         "decision": decision,
