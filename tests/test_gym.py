@@ -193,6 +193,32 @@ def test_bad_environment_arguments_are_named(tmp_path, kwargs, message):
         gymnasium.make("recarena/Session-v0", **kwargs)
 
 
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        # was numpy's "kth(=149) out of bounds (100)" at the first step
+        (
+            {"catalog": {"initial_items": 100, "topics": 8}, "surface": {"k": 150}},
+            r"^scenario: surface\.k: 150 slots exceed the catalog's 100 initial items",
+        ),
+        # was a MemoryError while the world was built
+        ({"population": {"users": 10**10}}, r"^scenario: needs ~.* for 10\^10 users"),
+    ],
+)
+def test_a_world_validate_would_refuse_is_refused_before_it_is_built(change, message):
+    with pytest.raises(RecarenaError, match=message):
+        RecarenaEnv(SMALL | change)
+    with pytest.raises(RecarenaError, match=message):
+        RecarenaVectorEnv(2, SMALL | change)
+
+
+def test_an_observed_history_past_the_maximum_is_refused():
+    """Was a MemoryError for history=10**9 (an int64 per item and env slot)."""
+    with pytest.raises(RecarenaError, match=r"^history: 1,000,000,000 items observed exceed"):
+        RecarenaEnv(SMALL, history=10**9)
+    RecarenaEnv(SMALL, history=1_000).close()  # long histories stay possible
+
+
 def test_reset_options_are_refused_not_ignored():
     """Was: reset(options={"user": 3}) started an episode of some other user without a word."""
     env = RecarenaEnv(SMALL)

@@ -34,6 +34,7 @@ import mesa
 import numpy as np
 
 from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.paths import check_creatable
 from recarena.simulator.core.rng import combine, generator, uniforms
 from recarena.simulator.core.scenario import CarouselSurface, ConversationSurface, Scenario
 from recarena.simulator.core.types import PAD_ITEM, RequestBatch, SlateBatch
@@ -43,6 +44,7 @@ from recarena.simulator.engine.eventlog import EventLog
 from recarena.simulator.engine.outcomes import Outcomes
 from recarena.simulator.engine.sessions import ActiveSessions, Timings
 from recarena.simulator.engine.world import World, build_world
+from recarena.simulator.runner.preflight import preflight
 
 REWARDS = (*pages.PAGE_REWARDS, "return")
 """``return``: 1 on a session's last page when the user comes back within ``return_days``."""
@@ -88,6 +90,13 @@ def _check_scenario(scenario: Scenario, arm: int) -> None:
         raise RecarenaError(
             "population.model: the Gym environments need rule users (no LLM panel or LLM agents)"
         )
+    # what validate checks of a world, before it is built: a slate larger than the catalog was
+    # numpy's "kth out of bounds" at the first step, 10^10 users a MemoryError in the build
+    preflight(scenario, "scenario", workers=1, probe_llm=False)
+
+
+MAX_HISTORY = 100_000
+"""Most consumed items an observation holds (an int64 each, per env slot)."""
 
 
 def _is_int(value: Any) -> bool:
@@ -112,6 +121,10 @@ def _check_options(
         raise RecarenaError(f"replicate: {replicate} is negative")
     if history < 0:
         raise RecarenaError(f"history: {history} is negative (the number of items observed)")
+    if history > MAX_HISTORY:  # an int64 per item and env slot: 10^9 was a MemoryError
+        raise RecarenaError(
+            f"history: {history:,} items observed exceed the maximum of {MAX_HISTORY:,}"
+        )
     for name, days in (("return_days", return_days), ("lifetime_days", lifetime_days)):
         if days is None and name == "lifetime_days":
             continue
@@ -123,6 +136,7 @@ def _check_options(
             raise RecarenaError(f"log_dir: expected a directory path, got {log_dir!r}")
         if Path(log_dir).exists() and not Path(log_dir).is_dir():
             raise RecarenaError(f"log_dir: {log_dir} exists and is not a directory")
+        check_creatable(Path(log_dir), "log_dir")  # under a file: was NotADirectoryError
 
 
 def check_reset_options(options: Any) -> None:
@@ -189,7 +203,11 @@ class SessionDriver:
         self.tick = scenario.horizon.tick_seconds
         self.log: EventLog = EventLog(Path(log_dir)) if log_dir is not None else _NoLog()
         if log_dir is not None:
-            Path(log_dir).mkdir(parents=True, exist_ok=True)
+            try:
+                Path(log_dir).mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # a read-only place, no permission: was the raw OSError
+                reason = exc.strerror or type(exc).__name__
+                raise RecarenaError(f"log_dir: {log_dir} cannot be created ({reason})") from None
         self.world = self._build(scenario, arm_index, replicate)
         self.cfg = scenario.population
         surface = scenario.surface_for(self.world.arm)
