@@ -343,3 +343,29 @@ def test_steps_out_of_order_are_named():
         env.step(np.arange(5))
     with pytest.raises(RecarenaError, match=r"^reset: the environment is closed"):
         env.reset(seed=0)
+
+
+def test_vector_steps_out_of_order_are_named():
+    """As the single environment. Was: a step before reset ran on users whose observation the
+    agent never saw, a step after close was numpy's broadcast error and a reset after close
+    returned an observation of a closed world."""
+    env = RecarenaVectorEnv(3, SMALL)
+    with pytest.raises(RecarenaError, match=r"^step: call reset\(\) first"):
+        env.step(np.tile(np.arange(5), (3, 1)))
+    env.reset(seed=0)
+    env.step(np.tile(np.arange(5), (3, 1)))
+    env.close()
+    env.close()  # closing twice is harmless
+    with pytest.raises(RecarenaError, match=r"^step: the environment is closed"):
+        env.step(np.tile(np.arange(5), (3, 1)))
+    with pytest.raises(RecarenaError, match=r"^reset: the environment is closed"):
+        env.reset(seed=0)
+
+
+@pytest.mark.parametrize("under", ["FILE/logs", "FILE/a/b"])
+def test_log_dir_under_a_file_is_named(tmp_path, under):
+    """Was NotADirectoryError from mkdir, naming no argument."""
+    (tmp_path / "FILE").write_text("")
+    with pytest.raises(RecarenaError, match=r"^log_dir .*: .*FILE is a file, not a directory"):
+        RecarenaEnv(SMALL, log_dir=tmp_path / under)
+    assert (tmp_path / "FILE").read_text() == ""

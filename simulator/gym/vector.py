@@ -71,6 +71,8 @@ class RecarenaVectorEnv(VectorEnv):
         """A seed rebuilds the world as built and replays the same users and noise; without one,
         every env abandons its episode and starts the next in the world as it is."""
         check_reset_options(options)
+        if self.closed:  # as the single environment: was a reset of a closed driver
+            raise RecarenaError("reset: the environment is closed; make a new one")
         if isinstance(seed, list):  # one seed drives the whole batch (common random numbers)
             if not seed or any(s != seed[0] for s in seed):
                 raise RecarenaError(
@@ -87,6 +89,12 @@ class RecarenaVectorEnv(VectorEnv):
     def step(
         self, actions: Any
     ) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        # as the single environment; each was a step that ran anyway (before reset, on users
+        # whose observation the agent never saw) or numpy's broadcast error (after close)
+        if self.closed:
+            raise RecarenaError("step: the environment is closed; make a new one")
+        if not self._started:
+            raise RecarenaError("step: call reset() first")
         result = self.driver.step(actions)
         info: dict[str, Any] = dict(result.truth)
         done = result.terminated | result.truncated
