@@ -1111,6 +1111,21 @@ def test_personas_path_that_nothing_reads(tmp_path, personas, fragment):
     refused_everywhere(tmp_path, doc, where + fragment)
 
 
+@pytest.mark.parametrize("graph", ["barabasi_albert", "watts_strogatz", "sbm"])
+def test_social_graph_path_that_nothing_reads(tmp_path, graph):
+    """Was: an edge-list file named under a drawn graph type was ignored without a word: the
+    run's friendships were drawn, not the ones in the file."""
+    (tmp_path / "edges.txt").write_text("0 1\n1 2\n")
+    doc = base_doc(tmp_path)
+    doc["population"]["social"] = {"graph": {"type": graph, "path": str(tmp_path / "edges.txt")}}
+    refused_everywhere(
+        tmp_path,
+        doc,
+        f"population.social.graph.path: only type 'edge_list' reads a file; type '{graph}' "
+        "draws the graph",
+    )
+
+
 @pytest.mark.parametrize(
     ("metric", "fragment"),
     [

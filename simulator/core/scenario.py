@@ -180,6 +180,11 @@ class SocialGraphSpec(Section):
                 if Path(self.path).exists():
                     raise ValueError(f"@path: {self.path} is not a file (an edge list)")
                 raise ValueError(f"@path: edge-list file not found: {self.path}")
+        elif self.path is not None:  # a file the scenario names but nothing reads
+            raise ValueError(
+                f"@path: only type 'edge_list' reads a file; type {self.type!r} draws the graph "
+                "(set type: edge_list to read it, or leave path out)"
+            )
         if self.type == "watts_strogatz" and self.k % 2:
             raise ValueError(f"@k: watts_strogatz needs an even k (got {self.k})")
         return self
