@@ -534,8 +534,14 @@ def test_a_ridge_too_small_to_invert_is_refused(tmp_path, kind):
         ({"population.temperature": [0.5, 1.0, 0.5]}, "sweep.population.temperature: 0.5 written"),
         ({"population.users": [10, 10.0]}, "sweep.population.users: 10.0 written more than once"),
         ({"surface": [{"k": 5}, {"k": 5}]}, "sweep.surface: {'k': 5} written more than once"),
+        # two spellings the schema reads as one value: were two points of one setting
+        ({"population.users": [10, "10"]}, "sweep.population.users: '10' is the same setting"),
+        (
+            {"surface": [{"k": 5}, {"type": "list", "k": 5}]},
+            "sweep.surface: {'type': 'list', 'k': 5} is the same setting as {'k': 5}",
+        ),
     ],
-    ids=["float", "int_and_float", "section"],
+    ids=["float", "int_and_float", "section", "int_and_text", "section_with_its_default"],
 )
 def test_a_sweep_value_written_twice_is_refused(tmp_path, sweep, fragment):
     """Was: each repeated value ran its points again under new point numbers, as if it were

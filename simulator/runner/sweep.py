@@ -248,16 +248,25 @@ def _expand(scenario: Scenario) -> list[SweepPoint]:
         steps = parse_path(path)
         _check_sweepable(path, steps)
         targets[path] = _resolve(base, path, steps, scenario)
+        parsed: dict[str, Any] = {}
         for value in values:  # each value on its own first, so an error names its path
             doc = json.loads(base_text)
             _set(doc, targets[path], value)
             try:
-                parse_scenario(doc)
+                alone = parse_scenario(doc)
             except RecarenaError as exc:
                 message = str(exc).removeprefix("<scenario>: ")
                 raise RecarenaError(
                     f"sweep.{path}: value {value!r} is invalid: {message}"
                 ) from None
+            # two spellings of one value (30 and '30'): their points would repeat
+            setting = json.dumps(alone.model_dump(mode="json"))
+            if setting in parsed:
+                raise RecarenaError(
+                    f"sweep.{path}: {value!r:.80} is the same setting as {parsed[setting]!r:.80} "
+                    "(the points would repeat; more runs of one setting are replicates)"
+                )
+            parsed[setting] = value
     seen: dict[tuple[PathStep, ...], str] = {}
     for path, steps in targets.items():
         key = tuple(steps)
