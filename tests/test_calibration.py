@@ -909,3 +909,31 @@ def test_a_population_written_under_another_name_than_parquet_is_refused_first(t
     doc["population"] = {"from": "calibrated", "path": str(out), "dataset": str(data)}
     doc["surface"] = {"k": 2}
     refused_everywhere(tmp_path, doc, f"population.path {out}: ")
+
+
+def test_a_population_named_as_another_populations_item_table_is_refused(tmp_path):
+    """calibrate -o pop.items.parquet wrote a population's users over the item table of the
+    population pop.parquet beside it (which then read users as items), and its own items to
+    pop.items.items.parquet. Refused before the fit, as is a scenario that would calibrate into
+    such a population.path; pop.parquet's files stay as they were."""
+    from tests.cli_in_process import assert_refused, cli
+    from tests.test_validate_gate import base_doc, refused_everywhere
+
+    data = tmp_path / "ok.csv"
+    data.write_text(_small_ratings(users=8, items=12))
+    pop = tmp_path / "pop.parquet"
+    code, stderr = cli("calibrate", str(data), "-o", str(pop))
+    assert code == 0, stderr
+    items = tmp_path / "pop.items.parquet"
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    line = (
+        f"--output {items}: a name ending in .items.parquet is the item table of the "
+        f"population {pop}; give the population's own name"
+    )
+    assert_refused(*cli("calibrate", str(data), "-o", str(items)), line)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+    doc = base_doc(tmp_path)
+    new = tmp_path / "new.items.parquet"
+    doc["population"] = {"from": "calibrated", "path": str(new), "dataset": str(data)}
+    doc["surface"] = {"k": 2}
+    refused_everywhere(tmp_path, doc, f"population.path {new}: a name ending in .items.parquet")

@@ -35,6 +35,14 @@ def population_name_problem(path: Path) -> str | None:
     ``-o pop.json`` wrote the population and then its JSON sidecar over it (the same name), and
     ``-o pop.csv`` wrote Parquet under a CSV name. ``calibrate -o`` and a scenario's
     population.path share this rule."""
+    if path.name.endswith(".items.parquet"):
+        # the item table of the population <stem>.parquet: calibrating wrote its users over it
+        # (and a population of its own beside), so that population read users as items
+        owner = path.with_name(path.name.removesuffix(".items.parquet") + ".parquet")
+        return (
+            f"a name ending in .items.parquet is the item table of the population {owner}; "
+            "give the population's own name (its items go beside it)"
+        )
     if path.suffix == ".parquet":
         return None
     return (
