@@ -22,7 +22,12 @@ generator holds 64 bits), not imported here, where every command would load it."
 
 @app.command()
 def calibrate(
-    dataset: Annotated[str, typer.Argument(help="ml-100k (inside RecBole) or a dataset path.")],
+    dataset: Annotated[
+        str,
+        typer.Argument(
+            help="ml-100k (inside RecBole), or a dataset folder, file or MovieLens .zip."
+        ),
+    ],
     output: Annotated[
         Path,
         typer.Option("--output", "-o", help="Population parquet to write.", parser=nonempty_path),
