@@ -233,6 +233,28 @@ def test_resume_with_a_file_where_a_cell_directory_belongs(finished_run, tmp_pat
     assert (run / where).read_text() == "not a cell\n"
 
 
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_a_lock_that_is_not_a_file(finished_run, tmp_path, kind):
+    """A run's ``.lock`` made a directory or a named pipe (by hand, by another tool). Was: a
+    FIFO made compare, report and ope wait forever for a writer, and --resume was an internal
+    IsADirectoryError (exit 1). Now readers read the run, and --resume names the lock."""
+    import os
+
+    from tests.cli_subprocess import recarena
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    lock = run / ".lock"
+    lock.mkdir() if kind == "directory" else os.mkfifo(lock)
+    done = recarena("compare", str(run), timeout=120)  # a guard: the FIFO used to hang here
+    assert done.returncode == 0, done.stderr
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(yaml.safe_dump(base_doc(finished_run.parent)), encoding="utf-8")
+    code, stderr = cli("run", str(scenario), "--resume", str(run), "-q", "--executor", "local")
+    assert_refused(code, stderr, f"--resume {run}: its lock {lock} is not a regular file")
+    assert lock.is_dir() if kind == "directory" else lock.is_fifo()
+
+
 def _swap_in_sessions(cell: Path) -> None:
     """exposures.parquet replaced by the cell's sessions table, its records made to match."""
     shutil.copy(cell / "sessions.parquet", cell / "exposures.parquet")

@@ -36,6 +36,7 @@ import fcntl
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -306,6 +307,17 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _lock_is_file(path: Path) -> bool:
+    """Whether the run's lock is a regular file or absent: a directory or FIFO put there (by
+    hand, by another tool) is no lock recarena can take or read."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+
+
 def _read_pid(path: Path) -> int | None:
     try:
         text = path.read_text(encoding="utf-8").strip()
@@ -329,6 +341,11 @@ class RunLock:
         self.reclaimed: int | None = None
 
     def acquire(self, what: str = "run") -> RunLock:
+        if not _lock_is_file(self.path):  # was IsADirectoryError, or EINVAL for a FIFO
+            raise RecarenaError(
+                f"{what} {self.run_dir}: its lock {self.path} is not a regular file "
+                "(recarena writes that file itself); remove it"
+            )
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
@@ -378,10 +395,10 @@ class RunLock:
 def lock_holder(run_dir: Path) -> int | None:
     """PID of the live process holding the run, or None (no lock, or its holder is dead)."""
     path = run_dir / LOCK
-    if not path.exists():
+    if not path.exists() or not _lock_is_file(path):  # a FIFO: opening it waited for a writer
         return None
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError:
         return None
     try:
