@@ -310,6 +310,9 @@ def estimate_policy_value(
 def check_estimators(estimators: Sequence[str]) -> None:
     if not estimators:
         raise RecarenaError(f"--estimators: empty list; known: {', '.join(REGISTRY.names())}")
+    twice = [name for i, name in enumerate(estimators) if name in estimators[:i]]
+    if twice:  # was: the estimator's rows printed twice, as if two estimates agreed
+        raise RecarenaError(f"--estimators: {twice[0]!r} is named twice; name each one once")
     for name in estimators:
         try:
             REGISTRY.load(name)

@@ -196,6 +196,9 @@ def test_cli_errors_are_one_line(tiny_run):
     assert len(done.stderr.strip().splitlines()) == 1
     done = recarena("ope", str(tiny_run), "--target", "random", "--logging", "random")
     assert done.returncode == 2 and "--target and --logging are both 'random'" in done.stderr
+    done = recarena("ope", str(tiny_run), "--target", "popularity", "--estimators", "ips,dr,ips")
+    assert done.returncode == 2, done.stderr  # was: the ips rows printed twice, exit 0
+    assert done.stderr.strip() == "error: --estimators: 'ips' is named twice; name each one once"
 
 
 def test_zero_propensity_and_no_overlap_are_refused(tiny_run):
