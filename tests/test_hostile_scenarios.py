@@ -830,6 +830,9 @@ def test_a_scenario_link_to_nothing_is_named_as_a_link(tmp_path, target):
         ("~: 2\n", "s.yaml: <document>: a key that is empty or null (~, null)"),
         ("sweep: {null: [1, 2]}\n", "s.yaml: sweep: a key that is empty or null"),
         ("x: 1\n", "s.yaml: x: unknown key"),  # a text key: the schema's own line
+        # an empty text key was "s.yaml: unknown key" and "population.: unknown key"
+        ('"": 2\n', "s.yaml: <document>: a key that is empty or null (~, null)"),
+        ("retrain: {every_days: 1, '': 1}\n", "s.yaml: retrain: a key that is empty or null"),
     ],
 )
 def test_a_key_that_is_not_text_is_named_with_its_mapping(tmp_path, extra, fragment):

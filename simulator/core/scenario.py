@@ -772,6 +772,9 @@ def _first_error(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> str:
             return f"{parent}: a key that is empty or null (~, null); write the key's name"
         return f'{parent}: key {key!r} is not text; quote it ("{key}": ...)'
 
+    if err["type"] == "extra_forbidden" and parts[-1:] == ("",):  # was ": unknown key"
+        parent = _format_loc(parts[:-1]) or "<document>"
+        return f"{parent}: a key that is empty or null (~, null); write the key's name"
     loc = _format_loc(parts)
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
