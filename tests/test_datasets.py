@@ -1019,3 +1019,12 @@ def test_an_encrypted_release_zip_is_one_line(tmp_path: Path) -> None:
         load_dataset(archive)
     assert str(caught.value).startswith(f"{archive}:ml-1m/")
     assert "encrypted" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_release_zip_given_the_csv_format_is_named_as_a_zip(tmp_path: Path) -> None:
+    """Was: 'ml-1m.zip is a folder; the csv format reads one file', of its unpacked release."""
+    archive = zip_release(tmp_path / "ml-1m.zip", write_dat_release(tmp_path / "ml-1m"))
+    with pytest.raises(RecarenaError) as caught:
+        load_dataset(archive, "csv")
+    assert str(caught.value).startswith(f"{archive} is a zip archive; the csv format reads one")
+    assert "recarena-release-" not in str(caught.value)

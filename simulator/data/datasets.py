@@ -1398,6 +1398,11 @@ def load_dataset(
         )
     path = Path(dataset)
     check_link(path, "dataset")
+    if is_zip(path) and fmt == "csv":  # was: 'ml.zip is a folder', of its unpacked release
+        raise RecarenaError(
+            f"{path} is a zip archive; the csv format reads one interactions file (.csv or "
+            ".parquet): unpack it and give the file, or leave --format out for a MovieLens zip"
+        )
     if is_zip(path):  # the archive GroupLens ships: its release, unpacked for the loader
         with unpacked_release(path) as release:
             data = load_dataset(release.folder, fmt, columns)
