@@ -369,3 +369,13 @@ def test_log_dir_under_a_file_is_named(tmp_path, under):
     with pytest.raises(RecarenaError, match=r"^log_dir .*: .*FILE is a file, not a directory"):
         RecarenaEnv(SMALL, log_dir=tmp_path / under)
     assert (tmp_path / "FILE").read_text() == ""
+
+
+@pytest.mark.parametrize("make", [lambda: RecarenaEnv(SMALL), lambda: RecarenaVectorEnv(2, SMALL)])
+def test_a_seed_past_64_bits_is_refused(make):
+    """Was taken modulo 2^64: reset(seed=2**64) replayed seed 0's users and noise."""
+    env = make()
+    with pytest.raises(RecarenaError, match=r"^seed: 18446744073709551616 is past 2\^64-1"):
+        env.reset(seed=2**64)
+    env.reset(seed=2**64 - 1)  # the largest seed is taken
+    env.close()

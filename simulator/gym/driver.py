@@ -36,7 +36,12 @@ import numpy as np
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.paths import check_creatable
 from recarena.simulator.core.rng import combine, generator, uniforms
-from recarena.simulator.core.scenario import CarouselSurface, ConversationSurface, Scenario
+from recarena.simulator.core.scenario import (
+    SEED_MAX,
+    CarouselSurface,
+    ConversationSurface,
+    Scenario,
+)
 from recarena.simulator.core.types import PAD_ITEM, RequestBatch, SlateBatch
 from recarena.simulator.engine import pages
 from recarena.simulator.engine.arrivals import DAY
@@ -255,6 +260,8 @@ class SessionDriver:
     # ------------------------------------------------------------------ episodes
     def reset(self, seed: int) -> dict[str, np.ndarray]:
         """Every slot starts its first episode from the world as it was built."""
+        if seed > SEED_MAX:  # was: taken modulo 2^64, so seed 2^64 replayed seed 0's users
+            raise RecarenaError(f"seed: {seed} is past 2^64-1, the largest seed a run takes")
         self._restore()
         n_users, b = self.cfg.users, self.num_slots
         # a [1] array, not a scalar: numpy warns on wrapping scalar arithmetic
