@@ -943,6 +943,26 @@ def test_output_dir_through_a_symlink_loop(tmp_path):
     assert_refused(code, stderr, f"--output {tmp_path}/loop: cannot be resolved")
 
 
+def test_output_through_a_symlink_to_nothing(tmp_path):
+    """Was: run -o LINK and run with output.dir LINK (a link whose target is gone) died making
+    the run directory (FileExistsError, exit 1); validate passed the -o case."""
+    link = tmp_path / "gone"
+    link.symlink_to(tmp_path / "nowhere")
+    doc = base_doc(tmp_path)
+    doc["output"]["dir"] = str(link)
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    line = f"{link} is a symbolic link that leads to nothing ({tmp_path / 'nowhere'})"
+    assert_refused(*cli("validate", str(path)), f"output.dir {link}: {line}")
+    code, stderr = cli("run", str(path), "--executor", "local", "-q")
+    assert_refused(code, stderr, f"output.dir {link}/gate-")  # the run directory inside it
+    assert line in stderr
+    for output in (link, link / "sub"):
+        code, stderr = cli("run", str(path), "-o", str(output), "-q")
+        assert_refused(code, stderr, f"--output {output}: {line}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gone", "s.yaml"]
+
+
 @pytest.mark.parametrize(
     "args",
     [

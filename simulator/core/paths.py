@@ -112,6 +112,14 @@ def check_creatable(path: Path, what: str, room: int = 0, directory: bool = True
     except (OSError, RuntimeError) as exc:
         reason = getattr(exc, "strerror", None) or "a symbolic link loop"
         raise RecarenaError(f"{what} {path}: cannot be resolved ({reason})") from None
+    for folder in (path, *path.parents) if directory else path.parents:
+        if folder.exists():
+            break
+        if folder.is_symlink():  # a link to nothing: mkdir failed on it (FileExistsError)
+            raise RecarenaError(
+                f"{what} {path}: {folder} is a symbolic link that leads to nothing "
+                f"({os.readlink(folder)}); remove it or give another path"
+            )
     where = existing_ancestor(path if directory else path.parent)
     if not where.is_dir():
         raise RecarenaError(f"{what} {path}: {where} is a file, not a directory")
