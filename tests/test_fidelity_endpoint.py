@@ -21,6 +21,10 @@ from tests.test_fidelity import _tiny_dataset
         (["--llm-base-url", "http://127.0.0.1:9/v1"], "--llm-model: needed with --llm-base-url"),
         (["--llm", "--llm-decision", "maybe"], "--llm-decision: unknown 'maybe'"),
         (["--llm-decision", "maybe"], "--llm-decision: unknown 'maybe'"),  # was: ignored
+        # each was found after the checks had run: an internal error, or 'File exists'
+        (["--llm-cache", "."], "--llm-cache: . is not a file (an SQLite cache of LLM calls)"),
+        (["--llm-cache", "pyproject.toml/c.sqlite"], "pyproject.toml is a file, not a directory"),
+        (["--llm-cache", "pyproject.toml"], "pyproject.toml is not an SQLite file"),
     ],
 )
 def test_bad_panel_options_are_one_line_and_write_nothing(tmp_path: Path, args, message):

@@ -125,6 +125,10 @@ def _fidelity_panel(
     given = base_url is not None or model is not None or cache is not None
     if not (llm or given):
         return None
+    if cache is not None:  # a folder, or under a file: was an internal error after the checks
+        from recarena.simulator.runner.preflight import check_cache_file
+
+        check_cache_file(cache, "--llm-cache")
     panel: dict[str, object] = {
         "users": users,
         "decision": decision,

@@ -443,6 +443,12 @@ def _check_llm_cache(scenario: Scenario, mode: str | None, path: Path | None) ->
             )
     if cache is None or mode == "off":
         return  # the default cache is made inside the new run directory
+    check_cache_file(cache, what, replay=mode == "replay")
+
+
+def check_cache_file(cache: Path, what: str, replay: bool = False) -> None:
+    """An LLM call cache that can be opened: new, or an SQLite cache of calls (one line naming
+    ``what`` otherwise); ``recarena fidelity --llm-cache`` checks its path the same way."""
     # an over-long name, a symlink loop or a file where its directory belongs: the run's open
     # of the cache failed (an internal error, or every cell failing after the run dir was made)
     check_creatable(cache, what, directory=False)
@@ -457,9 +463,9 @@ def _check_llm_cache(scenario: Scenario, mode: str | None, path: Path | None) ->
         raise RecarenaError(f"{what}: cannot read {cache}: {exc.strerror or exc}") from None
     if head and head != _SQLITE_HEADER:  # an empty file is a new cache
         raise RecarenaError(f"{what}: {cache} is not an SQLite file (a cache of LLM calls)")
-    if not head and mode == "replay":
+    if not head and replay:
         raise RecarenaError(f"{what}: {cache} is empty; replay needs the cache of a recorded run")
-    problem = table_problem(cache, replay=mode == "replay") if head else None
+    problem = table_problem(cache, replay=replay) if head else None
     if problem is not None:
         raise RecarenaError(f"{what}: {problem}")
 
