@@ -775,3 +775,15 @@ def test_fidelity_output_in_a_folder_that_takes_nothing(tmp_path: Path) -> None:
     data = _tiny_dataset(tmp_path / "inter.csv")
     code, stderr = cli("fidelity", "--dataset", str(data), "-o", "/proc/fid")
     assert_refused(code, stderr, "--output /proc/fid: cannot create a folder in /proc (")
+
+
+@pytest.mark.parametrize("under", ["FILE/fid", "FILE/a/fid"])
+def test_fidelity_output_under_a_file(tmp_path: Path, under: str) -> None:
+    """Was '--output FILE/a/fid: cannot create a folder in FILE/a (File exists)'."""
+    from tests.cli_in_process import assert_refused, cli
+
+    data = _tiny_dataset(tmp_path / "inter.csv")
+    (tmp_path / "FILE").write_text("x")
+    code, stderr = cli("fidelity", "--dataset", str(data), "-o", str(tmp_path / under))
+    assert_refused(code, stderr, f"--output {tmp_path / under}: {tmp_path / 'FILE'} is a file, not")
+    assert (tmp_path / "FILE").read_text() == "x"

@@ -36,6 +36,7 @@ from recarena.analysis.fidelity.llm import panel_endpoint, taste_on_endpoint
 from recarena.analysis.fidelity.llm_sim import llm_panel_simulation
 from recarena.analysis.fidelity.ranking import DEFAULT_ARMS, ArmSpec, Progress, ranking_agreement
 from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.paths import check_creatable
 from recarena.simulator.data.datasets import InteractionData, dataset_notes, load_dataset
 from recarena.simulator.data.sampling import subsample_users
 
@@ -275,6 +276,7 @@ def write_report(
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise RecarenaError(f"--output: {out_dir} exists and is not a directory")
+    check_creatable(out_dir, "--output")  # under a file: was 'cannot create ... (File exists)'
     parent = out_dir.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
