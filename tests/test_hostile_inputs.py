@@ -255,6 +255,21 @@ def test_a_lock_that_is_not_a_file(finished_run, tmp_path, kind):
     assert lock.is_dir() if kind == "directory" else lock.is_fifo()
 
 
+@pytest.mark.parametrize("kind", ["directory", "fifo"])
+def test_a_run_manifest_that_is_not_a_file(finished_run, tmp_path, kind):
+    """Was 'not a recarena run directory (no manifest.json)' with a manifest.json right there."""
+    import os
+
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    (run / "manifest.json").unlink()
+    (run / "manifest.json").mkdir() if kind == "directory" else os.mkfifo(run / "manifest.json")
+    for command in (("compare",), ("report",), ("ope", "--target", "popularity")):
+        code, stderr = cli(command[0], str(run), *command[1:])
+        assert_refused(code, stderr, f"{run} (manifest.json is not a regular file)")
+    assert not (run / "report.html").exists()
+
+
 def _swap_in_sessions(cell: Path) -> None:
     """exposures.parquet replaced by the cell's sessions table, its records made to match."""
     shutil.copy(cell / "sessions.parquet", cell / "exposures.parquet")

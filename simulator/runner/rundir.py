@@ -87,10 +87,12 @@ def read_manifest(run_dir: Path, option: str = "") -> dict[str, Any]:
         raise RecarenaError(f"{option} {run_dir}: {what}" if option else f"{what}: {run_dir}")
     path = run_dir / MANIFEST
     if not path.is_file():
+        # a folder or pipe of that name was reported as missing
+        why = "manifest.json is not a regular file" if os.path.lexists(path) else "no manifest.json"
         raise RecarenaError(
-            f"{option} {run_dir}: not a recarena run directory (no manifest.json)"
+            f"{option} {run_dir}: not a recarena run directory ({why})"
             if option
-            else f"not a recarena run directory: {run_dir} (no manifest.json)"
+            else f"not a recarena run directory: {run_dir} ({why})"
         )
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
