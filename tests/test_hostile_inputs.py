@@ -19,11 +19,17 @@ from tests.cli_in_process import assert_refused, cli
 from tests.test_validate_gate import base_doc, refused_everywhere
 
 
+def write_doc(tmp_path: Path, doc: dict, name: str = "s.yaml") -> Path:
+    """``doc`` written as a scenario file tmp_path/name, its keys in the order given."""
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
 def run_doc(tmp_path: Path, doc: dict, executor: str) -> tuple[int, str, Path]:
     """``recarena run`` of ``doc`` written to tmp_path/s.yaml, into tmp_path/out: the exit
     code, stderr and the run directory."""
-    path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    path = write_doc(tmp_path, doc)
     out = tmp_path / "out"
     code, stderr = cli("run", str(path), "--executor", executor, "-o", str(out), "-q")
     return code, stderr, out
@@ -426,8 +432,7 @@ def test_embedding_width_in_the_memory_estimate(tmp_path, monkeypatch):
     assert wide - narrow >= 10**6 * (3 * 1024 - 2 * 64) * 4
     monkeypatch.setattr(preflight, "machine_memory", lambda: 8 * 2**30)  # 1.7 GB at dim 32
     doc["arms"][1]["recommender"]["params"]["base_params"]["dim"] = 1024
-    path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    path = write_doc(tmp_path, doc)
     code, stderr = cli("run", str(path), "--executor", "local", "-o", str(tmp_path / "o"), "-q")
     assert_refused(
         code,
@@ -574,8 +579,7 @@ def test_plugin_recommender_raising_keyboard_interrupt_in_its_constructor(tmp_pa
     handler). Now one line says the command was interrupted, exit 130, nothing written."""
     doc = base_doc(tmp_path)
     doc["arms"][1]["recommender"] = {"type": f"{P}:NeedsSmallX", "params": {"x": 5}}
-    path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    path = write_doc(tmp_path, doc)
     out = tmp_path / "out"
     for command, args in (("validate", ()), ("run", ("--executor", "local", "-o", str(out)))):
         code, stderr = cli(command, str(path), *args)
@@ -606,8 +610,7 @@ def test_plugin_recommender_that_only_the_cell_can_build(tmp_path):
     doc = base_doc(tmp_path)
     doc["arms"][1]["recommender"] = {"type": f"{P}:NeedsSmallX", "params": {"x": 3}}
     doc["sweep"] = {"arms[popularity].recommender.params.x": [1, 2]}
-    path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    path = write_doc(tmp_path, doc)
     code, stderr = cli("validate", str(path))
     assert code == 0, stderr
     del doc["sweep"]
@@ -711,8 +714,7 @@ def test_plugin_params_that_would_drop_a_key(tmp_path, where, value, fragment):
     refused_everywhere(tmp_path, doc, fragment)
     if where == "recommender" and value["type"] != "mmr":  # the right key still passes
         doc["arms"][1]["recommender"]["params"] = {"epochs": 5}
-        path = tmp_path / "ok.yaml"
-        path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+        path = write_doc(tmp_path, doc, "ok.yaml")
         assert cli("validate", str(path))[0] == 0
 
 
@@ -947,8 +949,7 @@ def test_output_dir_through_a_symlink_loop(tmp_path):
     (tmp_path / "loop").symlink_to(tmp_path / "loop")
     doc = base_doc(tmp_path)
     doc["output"]["dir"] = str(tmp_path / "loop" / "runs")
-    path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    path = write_doc(tmp_path, doc)
     fragment = f"output.dir {tmp_path}/loop/runs: cannot be resolved (a symbolic link loop)"
     assert_refused(*cli("validate", str(path)), fragment)
     code, stderr = cli("run", str(path), "--executor", "local", "-q")
@@ -965,8 +966,7 @@ def test_output_through_a_symlink_to_nothing(tmp_path):
     link.symlink_to(tmp_path / "nowhere")
     doc = base_doc(tmp_path)
     doc["output"]["dir"] = str(link)
-    path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    path = write_doc(tmp_path, doc)
     line = f"{link} is a symbolic link that leads to nothing ({tmp_path / 'nowhere'})"
     assert_refused(*cli("validate", str(path)), f"output.dir {link}: {line}")
     code, stderr = cli("run", str(path), "--executor", "local", "-q")
@@ -1198,8 +1198,7 @@ def test_plugin_metric_that_fails_after_the_run(tmp_path, metric, fragment):
     doc = base_doc(tmp_path)
     name = f"tests.plugin_kinds:{metric}"
     doc["metrics"] = ["ctr", name]
-    path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    path = write_doc(tmp_path, doc)
     out = tmp_path / "out"
     line = f"{out}: metric '{name}' {fragment}"
     assert_refused(*cli("run", str(path), "--executor", "local", "-o", str(out), "-q"), line)
@@ -1823,8 +1822,7 @@ def test_a_thread_a_plugin_leaves_running_does_not_keep_the_command_alive(tmp_pa
 
     doc = base_doc(tmp_path)
     doc["arms"][1]["recommender"] = {"type": "tests.slate_plugins:LeavesAThreadRunning"}
-    path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    path = write_doc(tmp_path, doc)
     out = tmp_path / "out"
     done = recarena("run", str(path), "--executor", "local", "-o", str(out), "-q", timeout=300)
     assert done.returncode == 0, done.stderr
@@ -1852,8 +1850,7 @@ def test_what_a_plugin_prints_goes_to_stderr_not_into_the_answer(tmp_path, execu
 
     doc = base_doc(tmp_path)
     doc["arms"][1]["recommender"] = {"type": "tests.slate_plugins:PrintsEveryPage"}
-    path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    path = write_doc(tmp_path, doc)
     out = tmp_path / "out"
     done = recarena("run", str(path), "--executor", executor, "-o", str(out), "-q", timeout=300)
     assert done.returncode == 0, done.stderr
@@ -1870,8 +1867,7 @@ def test_a_plugin_calling_os_exit_fails_its_cell(tmp_path, executor):
 
     doc = base_doc(tmp_path)
     doc["arms"][1]["recommender"] = {"type": "tests.slate_plugins:CallsOsExit"}
-    path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    path = write_doc(tmp_path, doc)
     out = tmp_path / "out"
     done = recarena("run", str(path), "--executor", executor, "-o", str(out), "-q", timeout=300)
     lines = done.stderr.strip().splitlines()
