@@ -21,3 +21,14 @@ def exception_line(exc: BaseException) -> str:
     except Exception:  # noqa: BLE001 - a plug-in's exception that cannot be printed
         text = "(its message could not be printed)"
     return name if text == name else f"{name}: {text[:200]}"
+
+
+READ_ONLY_HINT = "plug-ins get read-only views of the engine's arrays: copy one to change it"
+
+
+def with_read_only_hint(exc: BaseException, text: str) -> str:
+    """``text`` (a line quoting ``exc``) plus how to fix the commonest plug-in mistake, writing
+    into an array the engine handed over read-only: numpy's own words do not say why."""
+    if isinstance(exc, ValueError) and "read-only" in text:
+        return f"{text} ({READ_ONLY_HINT})"
+    return text

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from recarena.simulator.core.errors import RecarenaError, exception_line
+from recarena.simulator.core.errors import RecarenaError, exception_line, with_read_only_hint
 from recarena.simulator.core.types import PAD_ITEM, PageBatch, ResponseBatch
 from recarena.simulator.engine.slate_guard import request_location
 
@@ -94,9 +94,7 @@ class GuardedPolicy:
         except (KeyboardInterrupt, SystemExit, RecarenaError):
             raise
         except BaseException as exc:  # noqa: BLE001 - plug-in code: any failure, one line
-            text = exception_line(exc)
-            if isinstance(exc, ValueError) and "read-only" in text:
-                text += " (plug-ins get read-only views of the engine's arrays: copy one first)"
+            text = with_read_only_hint(exc, exception_line(exc))
             raise ResponseViolation(
                 f"population.policy {self.name!r}: {method} raised {text}"
             ) from exc

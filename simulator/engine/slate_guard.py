@@ -33,7 +33,7 @@ import numpy as np
 
 from recarena.agents.llm.cache import CacheMiss
 from recarena.simulator.core.dialogue import ASK, RECOMMEND, UNKNOWN, DialogueState, SystemActs
-from recarena.simulator.core.errors import RecarenaError, exception_line
+from recarena.simulator.core.errors import RecarenaError, exception_line, with_read_only_hint
 from recarena.simulator.core.types import PAD_ITEM, RequestBatch, SlateBatch, read_only
 
 _min, _max, _any = np.minimum.reduce, np.maximum.reduce, np.logical_or.reduce
@@ -342,9 +342,7 @@ class GuardedRecommender:
     def _raised(self, method: str, exc: BaseException) -> RecommenderFailed:
         guard = self.guard
         kind = PluginRecommenderFailed if ":" in guard.kind else RecommenderFailed
-        text = exception_line(exc)
-        if isinstance(exc, ValueError) and "read-only" in text:
-            text += " (plug-ins get read-only views of the engine's arrays: copy one to change it)"
+        text = with_read_only_hint(exc, exception_line(exc))
         return kind(f"arm {guard.arm!r} ({guard.label}): {method} raised {text}")
 
     def _call(self, method: str, argument: Any) -> Any:

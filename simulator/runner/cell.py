@@ -19,7 +19,12 @@ from typing import Any, NoReturn
 
 from recarena.agents.llm.cache import CacheMiss
 from recarena.agents.llm.endpoint import LLMRuntime
-from recarena.simulator.core.errors import RecarenaError, exception_line, first_line
+from recarena.simulator.core.errors import (
+    RecarenaError,
+    exception_line,
+    first_line,
+    with_read_only_hint,
+)
 from recarena.simulator.core.scenario import Scenario
 from recarena.simulator.engine.eventlog import EventLog
 from recarena.simulator.engine.model import SimulationModel
@@ -167,8 +172,7 @@ def failure_line(exc: BaseException) -> str:
         text = " ".join(str(exc).split())
     except Exception:  # noqa: BLE001 - a plug-in's exception whose __str__ raises
         text = "(its message could not be printed)"
-    if isinstance(exc, ValueError) and "read-only" in text:
-        text += " (plug-ins get read-only views of the engine's arrays: copy one to change it)"
+    text = with_read_only_hint(exc, text)
     return f"{type(exc).__name__}: {text}"[:300] if text else type(exc).__name__
 
 
