@@ -21,6 +21,11 @@ from tests.test_fidelity import _tiny_dataset
         (["--llm-base-url", "http://127.0.0.1:9/v1"], "--llm-model: needed with --llm-base-url"),
         (["--llm", "--llm-decision", "maybe"], "--llm-decision: unknown 'maybe'"),
         (["--llm-decision", "maybe"], "--llm-decision: unknown 'maybe'"),  # was: ignored
+        # options that only shape a panel were ignored without --llm
+        (["--llm-users", "3"], "--llm-users: only with --llm (no LLM panel was asked for)"),
+        (["--llm-decision", "generate"], "--llm-decision: only with --llm"),
+        (["--llm-api-key-env", "K"], "--llm-api-key-env: only with --llm"),
+        (["--llm", "--llm-api-key-env", "K"], "--llm-api-key-env: only with --llm-base-url"),
         # each was found after the checks had run: an internal error, or 'File exists'
         (["--llm-cache", "."], "--llm-cache: . is not a file (an SQLite cache of LLM calls)"),
         (["--llm-cache", "pyproject.toml/c.sqlite"], "pyproject.toml is a file, not a directory"),

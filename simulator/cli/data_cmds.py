@@ -110,33 +110,48 @@ def _check_population_output(output: Path, population: Any) -> None:
 
 def _fidelity_panel(
     llm: bool,
-    users: int,
+    users: int | None,
     base_url: str | None,
     model: str | None,
-    api_key_env: str,
-    decision: str,
+    api_key_env: str | None,
+    decision: str | None,
     cache: Path | None,
     output: Path,
 ) -> dict[str, object] | None:
     """The LLM panel's settings for ``recarena fidelity``, checked in one line each; None
-    without --llm. Any --llm-* option but --llm-users asks for the panel by itself."""
-    if decision not in ("score", "generate"):  # without --llm too: a typo is not ignored
+    without --llm. --llm-base-url, --llm-model and --llm-cache ask for the panel by themselves
+    (they name where its answers come from or go); --llm-users, --llm-decision and
+    --llm-api-key-env only shape a panel, so given alone they are refused rather than ignored:
+    a user who typed them expected a panel."""
+    if decision not in (None, "score", "generate"):  # without --llm too: a typo is not ignored
         raise RecarenaError(f"--llm-decision: unknown {decision!r}; known: score, generate")
     given = base_url is not None or model is not None or cache is not None
     if not (llm or given):
+        shaping = {
+            "--llm-users": users,
+            "--llm-decision": decision,
+            "--llm-api-key-env": api_key_env,
+        }
+        for option, value in shaping.items():
+            if value is not None:
+                raise RecarenaError(f"{option}: only with --llm (no LLM panel was asked for)")
         return None
     if cache is not None:  # a folder, or under a file: was an internal error after the checks
         from recarena.simulator.runner.preflight import check_cache_file
 
         check_cache_file(cache, "--llm-cache")
     panel: dict[str, object] = {
-        "users": users,
-        "decision": decision,
+        "users": 10 if users is None else users,
+        "decision": decision or "score",
         "cache": str(cache if cache is not None else output / "llm_cache.sqlite"),
     }
     if base_url is None:
         if model is not None:
             raise RecarenaError("--llm-model: only with --llm-base-url (the local server has one)")
+        if api_key_env is not None:
+            raise RecarenaError(
+                "--llm-api-key-env: only with --llm-base-url (the local server needs no key)"
+            )
         return panel
     if not base_url.startswith(("http://", "https://")) or len(base_url.split("://", 1)[1]) == 0:
         raise RecarenaError(f"--llm-base-url: {base_url!r} is not an http(s) URL")
@@ -146,7 +161,7 @@ def _fidelity_panel(
         "provider": "openai",
         "base_url": base_url.rstrip("/"),
         "model": model,
-        "api_key_env": api_key_env,
+        "api_key_env": api_key_env or "OPENAI_API_KEY",
     }
 
 
@@ -173,7 +188,9 @@ def fidelity(
     llm: Annotated[
         bool, typer.Option("--llm", help="Also run checks 1-3 for an LLM panel (local SmolLM2).")
     ] = False,
-    llm_users: Annotated[int, typer.Option(min=1, help="LLM panel size with --llm.")] = 10,
+    llm_users: Annotated[
+        int | None, typer.Option(min=1, help="LLM panel size with --llm (default 10).")
+    ] = None,
     llm_base_url: Annotated[
         str | None,
         typer.Option(
@@ -185,16 +202,19 @@ def fidelity(
         str | None, typer.Option(help="With --llm-base-url: the model name the endpoint serves.")
     ] = None,
     llm_api_key_env: Annotated[
-        str,
-        typer.Option(help="With --llm-base-url: the environment variable holding the API key."),
-    ] = "OPENAI_API_KEY",
+        str | None,
+        typer.Option(
+            help="With --llm-base-url: the environment variable holding the API key "
+            "(default OPENAI_API_KEY)."
+        ),
+    ] = None,
     llm_decision: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="With --llm: score (one forward pass, read from logprobs; JSON where the "
-            "endpoint has none) or generate (JSON answers)."
+            "endpoint has none; the default) or generate (JSON answers)."
         ),
-    ] = "score",
+    ] = None,
     llm_cache: Annotated[
         Path | None,
         typer.Option(
