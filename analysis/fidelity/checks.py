@@ -34,7 +34,10 @@ from recarena.analysis.fidelity.common import (
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.data.datasets import InteractionData
 
-LIKED = 4.0  # a held-out rating of 4 or 5 stars counts as "liked" (Agent4Rec's rule)
+LIKED = 4.0
+"""A held-out rating of 4 or more stars counts as liked: check 1's positives. Agent4Rec counts
+every rating as an interaction (its "more than 3 stars" chooses users); docs/fidelity.md gives
+the figures both ways."""
 
 
 @dataclass(frozen=True)
