@@ -76,9 +76,37 @@ def unexpanded_problem(text: str) -> str | None:
     return None
 
 
+def _ends(text: str, keep: int = 30) -> str:
+    """``text`` quoted, its middle cut when long: both ends stay visible."""
+    if len(text) <= 2 * keep:
+        return repr(text)
+    return f"{text[:keep]!r}...{text[-keep:]!r}"
+
+
+def written_path_problem(text: str) -> str | None:
+    """Why a path written in a scenario is not one a user meant, though the OS would take it:
+    blank (``path: ""`` under a generated population, or ``llm.model_path: ""``, passed as if
+    the key were absent, and ``output.dir: " "`` made a folder named by a space), padded with
+    spaces a quoted value kept, or holding a control character (``output.dir: |`` ends in a
+    newline, and that folder was made and named in messages as ``runs`` followed by a space)."""
+    if not text.strip():
+        return "an empty path; write one, or leave the key out"
+    control = next((ch for ch in text if ord(ch) < 32 or ord(ch) == 127), None)
+    if control is not None:
+        return (
+            f"a path cannot contain a control character ({control!r} at character "
+            f"{text.index(control) + 1} of {_ends(text)})"
+        )
+    if text != text.strip():
+        return f"{_ends(text)} begins or ends with whitespace (kept by the quotes); remove it"
+    return None
+
+
 def _checked(room: int) -> AfterValidator:
     def check(value: str) -> str:
-        problem = path_problem(value, room) or unexpanded_problem(value)
+        problem = (
+            path_problem(value, room) or written_path_problem(value) or unexpanded_problem(value)
+        )
         if problem is not None:
             raise ValueError(problem)
         return value
