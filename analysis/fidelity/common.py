@@ -74,6 +74,9 @@ def user_bootstrap(
     """
     per_user = np.asarray(per_user, np.float64)
     n = per_user.shape[0]
+    if n == 0:  # no user to measure (a small sample where no simulated user clicked): n/a, not
+        # a figure (the statistic of zeros is 0, 'the same'), and not numpy's reshape error
+        return Estimate(float("nan"), None, None)
     flat = per_user.reshape(n, -1)
     with np.errstate(divide="ignore", invalid="ignore"):
         value = float(statistic(flat.sum(axis=0).reshape((1,) + per_user.shape[1:]))[0])
