@@ -44,6 +44,7 @@ _CHUNK_ENTRIES = 4_000_000
 SCHEMA = {
     "metric": pl.Utf8,
     "arm": pl.Utf8,
+    "baseline": pl.Utf8,
     "n_reps": pl.Int64,
     "mean": pl.Float64,
     "ci_low": pl.Float64,
@@ -275,6 +276,7 @@ def compare(
         user_boots = _user_bootstrap(per_user, n_boot, rng)
 
     rows = []
+    unpaired: dict[str, list[str]] = {}  # metric -> arms with values but none the baseline pairs
     for metric in names:
         by_users = any(key[0] == metric for key in user_boots)
         base = cells.get((metric, baseline), {})
@@ -286,6 +288,7 @@ def compare(
             row: dict = {
                 "metric": metric,
                 "arm": arm,
+                "baseline": baseline,
                 "n_reps": len(values),
                 "ci_over": "users" if by_users else "replicates",
             }
@@ -295,8 +298,14 @@ def compare(
             row["ci_low"], row["ci_high"] = (
                 _percentiles(mean_boots, level) if mean_boots is not None else (None, None)
             )
-            if arm != baseline and base:
-                paired = sorted(set(values) & set(base))
+            paired = sorted(set(values) & set(base))
+            if arm != baseline and not paired:
+                # the baseline has no value for this metric in any replicate where this arm has
+                # one (a conversation metric against a list baseline, a rating mean where the
+                # baseline's users never clicked): the row used to pass for the baseline's own,
+                # and named the table's baseline when it came first
+                unpaired.setdefault(metric, []).append(arm)
+            elif arm != baseline:
                 diffs = {r: values[r] - base[r] for r in paired}
                 row["delta"] = float(np.mean(list(diffs.values())))
                 row["rel_delta"] = row["delta"] / base_mean if base_mean else None
@@ -313,6 +322,13 @@ def compare(
                     row["delta_ci_low"], row["delta_ci_high"] = _percentiles(delta_boots, level)
                     row["p_value"] = bootstrap_p_value(delta_boots)
             rows.append(row)
+    if unpaired:
+        listed = "; ".join(f"{metric} ({', '.join(who)})" for metric, who in unpaired.items())
+        warnings.warn(
+            f"{listed}: no Δ, the baseline arm {baseline!r} has no value for the metric in any "
+            "replicate where the arm has one",
+            stacklevel=2,
+        )
     tested = [i for i, row in enumerate(rows) if row.get("p_value") is not None]
     adjusted = holm([rows[i]["p_value"] for i in tested])
     for i, p_adj in zip(tested, adjusted, strict=True):
@@ -401,6 +417,19 @@ def _caption(frame: pl.DataFrame) -> str:
     return "; ".join(parts)
 
 
+def baseline_of(frame: pl.DataFrame) -> str:
+    """The arm a compare() frame is compared against ('' for an empty frame).
+
+    From its ``baseline`` column; a frame without one (from before the column existed) names
+    the arm of its first row without a delta.
+    """
+    if "baseline" in frame.columns:
+        named = frame["baseline"].drop_nulls()
+        return str(named[0]) if len(named) else ""
+    bases = frame.filter(pl.col("delta").is_null())["arm"]
+    return str(bases[0]) if len(bases) else ""
+
+
 def format_table(frame: pl.DataFrame, higher_is_better: Mapping[str, bool] | None = None) -> Table:
     """The A/B table for a terminal: one row per metric and arm, deltas vs the baseline.
 
@@ -408,9 +437,7 @@ def format_table(frame: pl.DataFrame, higher_is_better: Mapping[str, bool] | Non
     red by whether the metric is better higher or lower. The caption says what each CI
     resamples (replicates or users) and names the correction.
     """
-    baseline = frame.filter(pl.col("delta").is_null())["arm"].to_list()
-    base = baseline[0] if baseline else ""
-    table = Table(title=f"A/B vs baseline '{base}'", caption=_caption(frame))
+    table = Table(title=f"A/B vs baseline '{baseline_of(frame)}'", caption=_caption(frame))
     for name, justify in [
         ("metric", "left"),
         ("arm", "left"),
@@ -423,7 +450,9 @@ def format_table(frame: pl.DataFrame, higher_is_better: Mapping[str, bool] | Non
         rows = frame.filter(pl.col("metric") == metric).iter_rows(named=True)
         for i, row in enumerate(rows):
             change = interval = ""
-            if row["delta"] is not None:
+            if row["delta"] is None and row["arm"] != baseline_of(frame):
+                change = "n/a"  # the baseline has no value to pair with; compare() warned
+            elif row["delta"] is not None:
                 base_mean = row["mean"] - row["delta"]
                 # relative to the baseline mean; absolute when that mean is ≤ 0, where a
                 # percentage would flip the sign of the change

@@ -18,7 +18,7 @@ import polars as pl
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from recarena.analysis.compare import ci_units, compare
+from recarena.analysis.compare import baseline_of, ci_units, compare
 from recarena.analysis.grid import by_col, by_slot
 from recarena.analysis.load import RunLogs, load_one_world
 from recarena.analysis.metrics import METRICS, run_metrics
@@ -97,11 +97,14 @@ def ab_rows(frame: pl.DataFrame) -> list[AbRow]:
     ``p_adjusted`` are shown when compare() provides them.
     """
     rows = []
+    baseline = baseline_of(frame)
     for metric in dict.fromkeys(frame["metric"].to_list()):
         higher = METRICS[metric].higher_is_better if metric in METRICS else None
         for i, row in enumerate(frame.filter(pl.col("metric") == metric).iter_rows(named=True)):
             delta = interval = verdict = p_adj = ""
-            if row["delta"] is not None:
+            if row["delta"] is None and row["arm"] != baseline:
+                delta = "n/a"  # the baseline has no value to pair with; a note says so
+            elif row["delta"] is not None:
                 base_mean = row["mean"] - row["delta"]
                 low, high = row["delta_ci_low"], row["delta_ci_high"]
                 if base_mean > 0:  # a % of a negative mean would flip the sign
@@ -341,8 +344,7 @@ def build_report(
         warnings.simplefilter("always")
         frame = compare(logs, baseline=baseline, metrics=run_metrics(logs), ci_over=ci_over)
     notes.extend(f"{caught_warning.message}." for caught_warning in caught)
-    bases = frame.filter(pl.col("delta").is_null())["arm"]
-    baseline = bases[0] if len(bases) else (baseline or logs.baseline)
+    baseline = baseline_of(frame) or baseline or logs.baseline
     summary, arms = _summary(logs)
     summary.append(("CIs over", ci_unit(frame, ci_over)))
     report = Report(

@@ -1,0 +1,113 @@
+"""Legal but degenerate scenarios and the analysis of their runs.
+
+Scenarios that validate fine and reach corner states (arms whose metrics the baseline has no
+value for, ...): compare, report and the Python API must say what cannot be computed instead
+of printing a wrong table or crashing.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import polars as pl
+import pytest
+from rich.console import Console
+
+from recarena.analysis.compare import baseline_of, compare, format_table
+from recarena.analysis.report import build_report
+from recarena.simulator.runner.experiment import run_experiment
+from recarena.simulator.runner.resolve import parse_scenario
+from tests.cli_in_process import cli
+from tests.test_validate_gate import base_doc
+
+
+def long_frame(values: dict[tuple[str, str, int], float]) -> pl.DataFrame:
+    """A metric-values frame (metric, arm, rep, value) as compare() accepts it."""
+    return pl.DataFrame(
+        [{"metric": m, "arm": a, "rep": r, "value": v} for (m, a, r), v in values.items()],
+        schema={"metric": pl.Utf8, "arm": pl.Utf8, "rep": pl.Int32, "value": pl.Float64},
+    )
+
+
+def table_text(frame: pl.DataFrame) -> str:
+    console = Console(width=120, file=io.StringIO())
+    console.print(format_table(frame))
+    return console.file.getvalue()  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------ a metric the baseline has no value for
+def test_a_metric_only_other_arms_have_is_not_passed_off_as_the_baseline():
+    """Was: a metric with values for a conversation arm but not for the list baseline (the
+    conversation metrics) printed that arm's row with no Δ and no word, and when it came first
+    the table was titled "A/B vs baseline 'conv'" although the deltas below were against
+    'random'. Now every row names its baseline, the row says n/a, and a warning says why."""
+    values = {
+        ("conv_success_rate", "conv", 0): 0.5,
+        ("conv_success_rate", "conv", 1): 0.6,
+        ("ctr", "random", 0): 0.05,
+        ("ctr", "random", 1): 0.06,
+        ("ctr", "conv", 0): 0.08,
+        ("ctr", "conv", 1): 0.09,
+    }
+    with pytest.warns(UserWarning, match=r"conv_success_rate \(conv\): no Δ, the baseline arm"):
+        frame = compare(long_frame(values), baseline="random")
+    assert baseline_of(frame) == "random"
+    assert set(frame["baseline"]) == {"random"}
+    text = table_text(frame)
+    assert "A/B vs baseline 'random'" in text
+    conv_row = next(line for line in text.splitlines() if "conv_success_rate" in line)
+    assert "n/a" in conv_row
+
+
+def test_replicates_that_do_not_pair_give_no_delta_rather_than_nan():
+    """Was: an arm with a value only in replicate 1 against a baseline with a value only in
+    replicate 0 (a rating mean where one arm's users never clicked in one world) got the mean
+    of no differences: Δ = NaN, printed as '+nan%'."""
+    values = {
+        ("mean_rating", "random", 0): 3.0,
+        ("mean_rating", "mf", 1): 4.0,
+        ("ctr", "random", 0): 0.05,
+        ("ctr", "random", 1): 0.06,
+        ("ctr", "mf", 0): 0.07,
+        ("ctr", "mf", 1): 0.08,
+    }
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = compare(long_frame(values), baseline="random")
+    assert any("mean_rating (mf): no Δ" in str(w.message) for w in caught)
+    row = frame.filter(metric="mean_rating", arm="mf").row(0, named=True)
+    assert row["delta"] is None and row["rel_delta"] is None
+    assert not frame.select(pl.col(pl.Float64).is_nan().any()).row(0).count(True)
+    assert "nan" not in table_text(frame).lower()
+
+
+@pytest.fixture(scope="module")
+def list_and_conversation_run(tmp_path_factory) -> Path:
+    """A list baseline and a conversation arm: conversation metrics exist for one arm only."""
+    root = tmp_path_factory.mktemp("mixed")
+    doc = base_doc(root)
+    doc["arms"].append(
+        {
+            "name": "conv",
+            "recommender": {"type": "popularity"},
+            "surface": {"type": "conversation", "k": 3, "max_turns": 3},
+        }
+    )
+    doc["metrics"] = ["conv_success_rate", "ctr"]  # the one-arm metric first
+    run_experiment(parse_scenario(doc), root / "run", executor="local")
+    return root / "run"
+
+
+def test_report_and_compare_name_the_real_baseline(list_and_conversation_run):
+    run = list_and_conversation_run
+    report = build_report(run)
+    assert report.baseline == "random"
+    assert any("conv_success_rate (conv): no Δ" in note for note in report.notes)
+    conv = next(r for r in report.ab_rows if r.metric == "conv_success_rate")
+    assert conv.arm == "conv" and conv.delta == "n/a"
+    code, stderr = cli("compare", str(run), "-m", "conv_success_rate", "-m", "ctr")
+    assert code == 0, stderr
+    assert "warning: conv_success_rate (conv): no Δ" in stderr
+    assert "Traceback" not in stderr
