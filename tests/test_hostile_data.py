@@ -6,8 +6,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 
 from recarena.analysis.fidelity.common import tv_estimate, user_bootstrap
+from tests.cli_in_process import assert_refused, cli
 
 
 def test_a_measure_over_no_users_is_not_a_figure() -> None:
@@ -23,3 +25,35 @@ def test_a_measure_over_no_users_is_not_a_figure() -> None:
     assert math.isnan(estimate.value)
     one = user_bootstrap(np.ones((1, 2)), lambda s: s.sum(axis=1), rng)
     assert one.value == 2.0 and one.low is None  # one user: a figure without an interval
+
+
+TWO_LINE_TITLES = 'movieId,title,genres\n1,"Toy\nStory (1995)",Comedy\n2,"A\r\nB (1995)",Drama\n'
+RATING_BREAK = 'userId,movieId,rating,timestamp\n1,"1\n",4,100\n'
+GENERIC_BREAK = 'user,item,timestamp,title,click\n1,10,100,"A\nB",1\n'
+AFTER_A_BREAK = {  # file, its text, what the error line says
+    "movie-id": ("movies.csv", TWO_LINE_TITLES + "xx,Heat,Drama\n", "line 6: movieId 'xx'"),
+    "movie-twice": ("movies.csv", TWO_LINE_TITLES + "1,Heat,Drama\n", "line 6: movie 1 again"),
+    "movie-fraction": ("movies.csv", TWO_LINE_TITLES + "3.5,Heat,Drama\n", "line 6: movieId 3.5"),
+    "blank-line": ("movies.csv", TWO_LINE_TITLES + "\n3,Heat,Drama\n", "line 6: a blank line"),
+    "rating": ("ratings.csv", RATING_BREAK + "1,2,9,100\n", "line 4: rating 9 is outside"),
+    "rated-twice": ("ratings.csv", RATING_BREAK + "1,1,4,200\n", "line 4: user 1 rated movie 1"),
+    "generic-number": ("i.csv", GENERIC_BREAK + "2,10,x,C,1\n", "line 4: timestamp 'x'"),
+    "generic-empty": ("i.csv", GENERIC_BREAK + ",10,5,C,1\n", "line 4: user is empty"),
+    "generic-click": ("i.csv", GENERIC_BREAK + "1,11,2,C,maybe\n", "line 4: click 'maybe'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(AFTER_A_BREAK))
+def test_lines_after_a_quoted_line_break_are_named_by_their_own_line(tmp_path, case):
+    """A quoted field holding a line break is one row over two lines (a movie title pasted with
+    its break, which MovieLens CSVs may hold): every row after it was named by its row number,
+    so an error pointed a line or more above the bad one (line 4 for a bad id on line 6)."""
+    name, text, named = AFTER_A_BREAK[case]
+    folder = tmp_path / "release"
+    folder.mkdir()
+    (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,1,4,100\n2,2,3,200\n")
+    (folder / name).write_bytes(text.encode())
+    dataset = folder / name if name == "i.csv" else folder
+    out = tmp_path / "pop.parquet"
+    assert_refused(*cli("calibrate", str(dataset), "-o", str(out)), f"{name} {named}")
+    assert not out.exists()

@@ -225,12 +225,46 @@ def check_narrow_text(path: Path, head: bytes, zstd: bool = True) -> None:
         )
 
 
+Lines = int | np.ndarray
+"""Where a frame's rows are in the file it was read from: the line of its first row when each
+row is one line, else each row's own first line (:func:`_row_lines`)."""
+
+
+def _line(lines: Lines, row: int) -> int:
+    """The file line of a frame's ``row`` (:data:`Lines`)."""
+    return lines + row if isinstance(lines, int) else int(lines[row])
+
+
+def _row_lines(frame: pl.DataFrame, first_line: int = 2) -> Lines:
+    """Where the rows of a CSV file read with its header are: ``first_line`` on, one line each,
+    unless a quoted field holds a line break (a title over two lines, which is read as one
+    row); then each row's first line, counted past the breaks of the rows before it. Was: every
+    row after such a title named a line too early (a bad movie id on line 6 said line 4)."""
+    text = [name for name, kind in frame.schema.items() if kind == pl.String]
+    if not text or not frame.height:
+        return first_line
+    breaks = (
+        frame.select(
+            pl.sum_horizontal(
+                pl.col(name).str.count_matches("\n", literal=True).fill_null(0) for name in text
+            )
+        )
+        .to_series()
+        .to_numpy()
+        .astype(np.int64)
+    )
+    if not breaks.any():
+        return first_line
+    before = np.concatenate([[0], np.cumsum(breaks)[:-1]])
+    return first_line + np.arange(frame.height, dtype=np.int64) + before
+
+
 _MILLISECONDS = 1e11
 """Unix seconds above this are past the year 5000: a timestamp in milliseconds (1e12 is 2001)."""
 
 
 def _check_ratings(
-    frame: pl.DataFrame, path: Path, columns: tuple[str, str, str, str], first_line: int
+    frame: pl.DataFrame, path: Path, columns: tuple[str, str, str, str], first_line: Lines
 ) -> None:
     """What MovieLens ratings files never hold, each named by file and line: a negative or
     millisecond timestamp (calibration reads seconds: sessions 1000 times too long, visit rates
@@ -253,7 +287,8 @@ def _check_ratings(
         if rows.size:
             row = int(rows[0])
             raise RecarenaError(
-                f"{path} line {row + first_line}: {column} {_number(frame[row, column])} {text}"
+                f"{path} line {_line(first_line, row)}: {column} {_number(frame[row, column])} "
+                f"{text}"
             )
     users, items = frame[user].to_numpy(), frame[item].to_numpy()
     order = np.lexsort((items, users))  # stable: a pair's rows stay in file order
@@ -264,9 +299,9 @@ def _check_ratings(
         same = (frame[user].to_numpy() == u) & (frame[item].to_numpy() == i)
         first = int(np.flatnonzero(same)[0])
         raise RecarenaError(
-            f"{path} line {again + first_line}: user {_number(u)} rated movie {_number(i)} "
-            f"again (first on line {first + first_line}); a MovieLens release holds one rating "
-            "per user and movie"
+            f"{path} line {_line(first_line, again)}: user {_number(u)} rated movie "
+            f"{_number(i)} again (first on line {_line(first_line, first)}); a MovieLens release "
+            "holds one rating per user and movie"
         )
 
 
@@ -534,11 +569,12 @@ def _finite_numbers(columns: Sequence[str], frame: pl.DataFrame) -> pl.DataFrame
 
 def _read_csv_checked(
     path: Path, required: tuple[str, ...], numeric: tuple[str, ...], separator: str = ","
-) -> pl.DataFrame:
-    """A CSV with a header, every column as text, ``numeric`` columns cast to Float64; every
-    problem is one RecarenaError naming the file and the line (empty file, missing header
-    column, wrong separator, invalid UTF-8, ragged line, non-numeric value, a blank line
-    between rows); blank lines at the end are dropped."""
+) -> tuple[pl.DataFrame, Lines]:
+    """A CSV with a header, every column as text, ``numeric`` columns cast to Float64, and
+    where its rows are in the file (:func:`_row_lines`); every problem is one RecarenaError
+    naming the file and the line (empty file, missing header column, wrong separator, invalid
+    UTF-8, ragged line, non-numeric value, a blank line between rows); blank lines at the end
+    are dropped."""
     if path.exists() and not path.is_file():
         raise RecarenaError(f"{path}: not a file (a directory or a device)")
     try:
@@ -554,10 +590,12 @@ def _read_csv_checked(
     except (pl.exceptions.PolarsError, OSError):
         raise RecarenaError(f"{path} {_bad_line(path)}") from None
     frame = _checked_header(frame, path, required)
-    return _as_numbers(_without_blank_lines(frame, path), numeric, path, first_line=2)
+    lines = _row_lines(frame)
+    frame = _without_blank_lines(frame, path, lines)
+    return _as_numbers(frame, numeric, path, first_line=lines), lines
 
 
-def _without_blank_lines(frame: pl.DataFrame, path: Path) -> pl.DataFrame:
+def _without_blank_lines(frame: pl.DataFrame, path: Path, lines: Lines = 2) -> pl.DataFrame:
     """A file read with a header line: blank lines at the end (an editor's) are dropped, and a
     blank line between rows is one error naming its line (a row of nothing, which was 'user is
     empty' in a generic or RecBole file); no rows at all is one too."""
@@ -569,7 +607,7 @@ def _without_blank_lines(frame: pl.DataFrame, path: Path) -> pl.DataFrame:
     if frame.height == 0:
         raise RecarenaError(f"{path}: no rows after the header")
     if blank[:end].any():
-        line = int(np.flatnonzero(blank[:end])[0]) + 2  # line 1 is the header
+        line = _line(lines, int(np.flatnonzero(blank[:end])[0]))  # line 1 is the header
         raise RecarenaError(f"{path} line {line}: a blank line between rows")
     return frame
 
@@ -592,26 +630,28 @@ def load_movielens(path: str | Path) -> InteractionData:
             f"{directory}{where}"
         )
     columns = ("userId", "movieId", "rating", "timestamp")
-    ratings = _read_csv_checked(ratings_path, columns, columns)
-    _check_ratings(ratings, ratings_path, columns, first_line=2)
+    ratings, lines = _read_csv_checked(ratings_path, columns, columns)
+    _check_ratings(ratings, ratings_path, columns, first_line=lines)
     items = _empty_items()
     movies_path = directory / "movies.csv"
     if movies_path.exists():
-        movies = _read_csv_checked(movies_path, ("movieId", "title", "genres"), ("movieId",))
+        movies, movie_lines = _read_csv_checked(
+            movies_path, ("movieId", "title", "genres"), ("movieId",)
+        )
         items = _titled_items(
             _unique_ids(
-                _integer_ids(movies, "movieId", movies_path, first_line=2),
+                _integer_ids(movies, "movieId", movies_path, first_line=movie_lines),
                 movies_path,
                 "movie",
-                first_line=2,
+                first_line=movie_lines,
             ),
             movies["title"],
             movies["genres"].str.split("|").list.filter(pl.element() != "(no genres listed)"),
         )
     return InteractionData(
         name=directory.name or "movielens",
-        user=_integer_ids(ratings, "userId", ratings_path, first_line=2),
-        item=_integer_ids(ratings, "movieId", ratings_path, first_line=2),
+        user=_integer_ids(ratings, "userId", ratings_path, first_line=lines),
+        item=_integer_ids(ratings, "movieId", ratings_path, first_line=lines),
         timestamp=ratings["timestamp"].to_numpy(),
         rating=ratings["rating"].cast(pl.Float32).to_numpy(),
         items=items,
@@ -780,19 +820,19 @@ def _joined_text(
     return pl.Series(lines.name, rows, dtype=pl.String), counts
 
 
-def _place(path: Path, row: int, first_line: int) -> str:
+def _place(path: Path, row: int, first_line: Lines) -> str:
     """Where a frame's ``row`` is in its file: a Parquet file's row (it has no lines), else the
-    file's line (``first_line`` is the line of the frame's first row)."""
+    file's line (``first_line``: where the frame's rows are, :data:`Lines`)."""
     if path.suffix == ".parquet":
         return f"{path} row {row + 1}"
-    return f"{path} line {row + first_line}"
+    return f"{path} line {_line(first_line, row)}"
 
 
 def _as_numbers(
     frame: pl.DataFrame,
     numeric: Sequence[str],
     path: Path,
-    first_line: int,
+    first_line: Lines,
     may_be_empty: Sequence[str] = (),
 ) -> pl.DataFrame:
     """The one rule for numbers read from any dataset file (MovieLens, RecBole, a generic CSV
@@ -835,7 +875,7 @@ _MAX_ID = 2.0**53
 """Ids are read as float64 first: beyond 2^53 neighbouring integers are the same float."""
 
 
-def _integer_ids(frame: pl.DataFrame, column: str, path: Path, first_line: int = 1) -> np.ndarray:
+def _integer_ids(frame: pl.DataFrame, column: str, path: Path, first_line: Lines = 1) -> np.ndarray:
     """A numeric column of ids as int64; a fractional or out-of-range id is one error naming
     the file and line (``first_line`` is the file line of the frame's first row)."""
     values = frame[column].to_numpy()
@@ -843,19 +883,20 @@ def _integer_ids(frame: pl.DataFrame, column: str, path: Path, first_line: int =
     if fractional.size:
         row = int(fractional[0])
         raise RecarenaError(
-            f"{path} line {row + first_line}: {column} {frame[column][row]!r} is not an integer"
+            f"{path} line {_line(first_line, row)}: {column} {frame[column][row]!r} is not an "
+            "integer"
         )
     huge = np.flatnonzero(np.abs(values) > _MAX_ID)
     if huge.size:
         row = int(huge[0])
         raise RecarenaError(
-            f"{path} line {row + first_line}: {column} {frame[column][row]!r} is too large for "
-            "an id (at most 2^53)"
+            f"{path} line {_line(first_line, row)}: {column} {frame[column][row]!r} is too "
+            "large for an id (at most 2^53)"
         )
     return values.astype(np.int64)
 
 
-def _unique_ids(ids: np.ndarray, path: Path, what: str, first_line: int = 1) -> np.ndarray:
+def _unique_ids(ids: np.ndarray, path: Path, what: str, first_line: Lines = 1) -> np.ndarray:
     """``ids`` of a file that lists each movie or user once (movies.csv, movies.dat, u.item,
     users.dat, u.user), checked: a repeated id (two files pasted together, a row copied) is one
     error naming both lines. Was: the first (movies) or last (users) row won without a word."""
@@ -864,8 +905,9 @@ def _unique_ids(ids: np.ndarray, path: Path, what: str, first_line: int = 1) -> 
         for row, value in enumerate(ids.tolist()):  # error path only
             if value in seen:
                 raise RecarenaError(
-                    f"{path} line {row + first_line}: {what} {value} again (first on line "
-                    f"{seen[value] + first_line}); a MovieLens release lists each {what} once"
+                    f"{path} line {_line(first_line, row)}: {what} {value} again (first on "
+                    f"line {_line(first_line, seen[value])}); a MovieLens release lists each "
+                    f"{what} once"
                 )
             seen[value] = row
     return ids
@@ -1139,9 +1181,11 @@ def load_interactions(path: str | Path, columns: Columns | None = None) -> Inter
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise RecarenaError(f"{path}: cannot read interactions ({reason})") from None
     required = (cols.user, cols.item, cols.timestamp)
+    lines: Lines = 2  # a Parquet file's rows are named as rows
     if path.suffix != ".parquet":
         frame = _checked_header(frame, path, required, ("user", "item", "timestamp"))
-        frame = _without_blank_lines(frame, path)
+        lines = _row_lines(frame)
+        frame = _without_blank_lines(frame, path, lines)
     for role in ("user", "item", "timestamp"):
         name = getattr(cols, role)
         if name not in frame.columns:
@@ -1158,7 +1202,7 @@ def load_interactions(path: str | Path, columns: Columns | None = None) -> Inter
         seconds = pl.col(cols.timestamp).dt.epoch("ms").cast(pl.Float64) / 1000.0
         frame = frame.with_columns(seconds.alias(cols.timestamp))
     numbers = (cols.timestamp, *([rating_col] if rating_col else []))
-    frame = _checked_columns(frame, path, required, numbers, click_col)
+    frame = _checked_columns(frame, path, required, numbers, click_col, lines)
     items = _empty_items()
     if title_col or genres_col:
         first = frame.unique(subset=cols.item, keep="first", maintain_order=True)
@@ -1198,6 +1242,7 @@ def _checked_columns(
     required: Sequence[str],
     numbers: Sequence[str],
     click: str | None = None,
+    lines: Lines = 2,
 ) -> pl.DataFrame:
     """A generic interactions file's columns checked cell by cell, each problem one error naming
     the file and the line (a CSV or RecBole file; a Parquet file's row): an empty ``required``
@@ -1209,18 +1254,18 @@ def _checked_columns(
         text = frame[column].cast(pl.String).str.strip_chars()
         empty = np.flatnonzero((text.is_null() | (text == "")).to_numpy())
         if empty.size:
-            raise RecarenaError(f"{_place(path, int(empty[0]), 2)}: {column} is empty")
+            raise RecarenaError(f"{_place(path, int(empty[0]), lines)}: {column} is empty")
         if column in numbers:
             continue
         infinite = ~np.isfinite(text.cast(pl.Float64, strict=False).fill_null(0.0).to_numpy())
         if infinite.any():  # a token such as 'u7' is an id; NaN is not one
             row = int(np.flatnonzero(infinite)[0])
             raise RecarenaError(
-                f"{_place(path, row, 2)}: {column} {frame[column].cast(pl.String)[row]!r} is "
+                f"{_place(path, row, lines)}: {column} {frame[column].cast(pl.String)[row]!r} is "
                 "not a finite number (not an id)"
             )
     may_be_empty = [c for c in numbers if c not in required]
-    frame = _as_numbers(frame, numbers, path, first_line=2, may_be_empty=may_be_empty)
+    frame = _as_numbers(frame, numbers, path, first_line=lines, may_be_empty=may_be_empty)
     if click:
         text = frame[click].cast(pl.String).str.strip_chars().str.to_lowercase()
         clicked = text.replace_strict(_CLICKS, default=None, return_dtype=pl.Boolean)
@@ -1228,7 +1273,7 @@ def _checked_columns(
         if bad.size:
             row = int(bad[0])
             raise RecarenaError(
-                f"{_place(path, row, 2)}: {click} {frame[click].cast(pl.String)[row]!r} is not "
+                f"{_place(path, row, lines)}: {click} {frame[click].cast(pl.String)[row]!r} is not "
                 "a click (1/0 or true/false)"
             )
         frame = frame.with_columns(clicked.alias(click))
