@@ -8,7 +8,9 @@ import math
 import numpy as np
 import pytest
 
+from recarena.agents.users.calibration import creators_from_genres
 from recarena.analysis.fidelity.common import tv_estimate, user_bootstrap
+from recarena.simulator.data.datasets import load_dataset
 from tests.cli_in_process import assert_refused, cli
 
 
@@ -57,3 +59,28 @@ def test_lines_after_a_quoted_line_break_are_named_by_their_own_line(tmp_path, c
     out = tmp_path / "pop.parquet"
     assert_refused(*cli("calibrate", str(dataset), "-o", str(out)), f"{name} {named}")
     assert not out.exists()
+
+
+@pytest.mark.parametrize("release", ["csv", "dat"])
+def test_empty_genre_names_and_titles_are_none(tmp_path, release):
+    """'Comedy||Drama', a '|' at either end, ' Drama' and '(no genres listed)' name no genre,
+    and a title that is only its year is no title, in every MovieLens movie list. Was (.csv):
+    an empty genre kept, so the movie's creator (its first genre) was '' in the calibrated
+    items; a ' Drama' apart from 'Drama'; and an empty title in prompts and reports."""
+    folder = tmp_path / release
+    folder.mkdir()
+    rows = [(1, 1, 4, 100), (1, 2, 3, 200), (2, 1, 5, 300)]
+    movies = [(1, "(1995)", "|Comedy||"), (2, "Heat (1995)", " Drama | (no genres listed)")]
+    if release == "csv":
+        lines = ["userId,movieId,rating,timestamp", *(",".join(map(str, r)) for r in rows)]
+        (folder / "ratings.csv").write_text("\n".join(lines) + "\n")
+        (folder / "movies.csv").write_text(
+            "movieId,title,genres\n" + "".join(f"{m},{t},{g}\n" for m, t, g in movies)
+        )
+    else:
+        (folder / "ratings.dat").write_text("".join("::".join(map(str, r)) + "\n" for r in rows))
+        (folder / "movies.dat").write_text("".join(f"{m}::{t}::{g}\n" for m, t, g in movies))
+    items = load_dataset(folder).items.sort("item")
+    assert items["genres"].to_list() == [["Comedy"], ["Drama"]]
+    assert items["title"].to_list() == [None, "Heat"] and items["year"].to_list() == [1995] * 2
+    assert creators_from_genres(items["genres"].to_list())[1] == ["Comedy", "Drama"]

@@ -310,9 +310,18 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() and abs(value) < 2**53 else f"{value:g}"
 
 
+NO_GENRES = "(no genres listed)"
+"""What MovieLens's movie lists write for a movie without genres (ML-10M on): no genre."""
+
+
 def _titled_items(item: np.ndarray, title: pl.Series, genres: Any) -> pl.DataFrame:
     """The item table from ids, MovieLens titles ("Heat (1995)") and genre lists: the year moves
-    from the title to its own column (null when a title has none)."""
+    from the title to its own column (null when a title has none). Genre names lose the spaces
+    around them, and an empty name ('Comedy||Drama', a '|' at either end) or '(no genres
+    listed)' is no genre: it was kept, and the movie's creator, its first genre, had no name. A
+    title that is empty once its year is gone ('(1995)') is null, as a missing one is, so the
+    movie is named by its id (it was an empty title in prompts and reports)."""
+    name = pl.element().str.strip_chars()
     return pl.DataFrame(
         {"item": item, "title": title, "genres": genres},
         schema_overrides={"genres": pl.List(pl.String)},
@@ -321,8 +330,11 @@ def _titled_items(item: np.ndarray, title: pl.Series, genres: Any) -> pl.DataFra
         pl.col("title")
         .str.replace_all(r"\s+", " ")
         .str.replace(r"\s*\(\d{4}\)\s*$", "")
-        .str.strip_chars(),
-        pl.col("genres").fill_null(pl.lit([], dtype=pl.List(pl.String))),  # an empty field
+        .str.strip_chars()
+        .replace("", None),
+        pl.col("genres")
+        .fill_null(pl.lit([], dtype=pl.List(pl.String)))  # an empty field
+        .list.eval(name.filter((name != "") & (name != NO_GENRES))),
         pl.col("title").str.extract(_YEAR.pattern, 1).cast(pl.Int32, strict=False).alias("year"),
     )
 
@@ -646,7 +658,7 @@ def load_movielens(path: str | Path) -> InteractionData:
                 first_line=movie_lines,
             ),
             movies["title"],
-            movies["genres"].str.split("|").list.filter(pl.element() != "(no genres listed)"),
+            movies["genres"].str.split("|"),
         )
     return InteractionData(
         name=directory.name or "movielens",
@@ -944,11 +956,10 @@ def load_movielens_dat(path: str | Path) -> InteractionData:
         movies = _dat_fields(
             movies_path, ("item", "title", "genres"), ("item",), text_field="title"
         )
-        genres = movies["genres"].str.split("|")
         items = _titled_items(
             _unique_ids(_integer_ids(movies, "item", movies_path), movies_path, "movie"),
             movies["title"],
-            genres.list.filter((pl.element() != "(no genres listed)") & (pl.element() != "")),
+            movies["genres"].str.split("|"),
         )
     users = None
     users_path = directory / "users.dat"
