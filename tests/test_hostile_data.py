@@ -4,12 +4,14 @@ was a traceback, a wrong line number or a silent misreading before its fix."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from recarena.agents.users.calibration import creators_from_genres
 from recarena.analysis.fidelity.common import tv_estimate, user_bootstrap
+from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.data.datasets import load_dataset
 from tests.cli_in_process import assert_refused, cli
 
@@ -84,3 +86,21 @@ def test_empty_genre_names_and_titles_are_none(tmp_path, release):
     assert items["genres"].to_list() == [["Comedy"], ["Drama"]]
     assert items["title"].to_list() == [None, "Heat"] and items["year"].to_list() == [1995] * 2
     assert creators_from_genres(items["genres"].to_list())[1] == ["Comedy", "Drama"]
+
+
+@pytest.mark.parametrize("name", ["ratings.dat", "u.data"])
+def test_a_binary_dat_file_is_named_before_it_is_read_whole(tmp_path, monkeypatch, name):
+    """A ratings.dat (or u.data) that is binary or sparse, `truncate -s 30G ratings.dat`, was
+    read whole before its first bytes were looked at: a 3 GB file of NULs took 48 s and 3 GB of
+    memory to be named, and one larger than memory would not have been. Now its first bytes
+    name it."""
+    folder = tmp_path / "release"
+    folder.mkdir()
+    (folder / name).write_bytes(b"\x00" * 10_000)
+
+    def whole(self):
+        raise AssertionError(f"{self} read whole")
+
+    monkeypatch.setattr(Path, "read_bytes", whole)
+    with pytest.raises(RecarenaError, match=f"{name} line 1: the file is UTF-16 or binary"):
+        load_dataset(folder)
