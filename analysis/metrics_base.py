@@ -52,12 +52,16 @@ def counts_over(events: pl.LazyFrame, key: str, population: pl.LazyFrame) -> pl.
 
 
 def count_gini(events: pl.LazyFrame, key: str, population: pl.LazyFrame) -> pl.DataFrame:
-    """Per cell, the Gini of event counts over every member of ``population`` (zeros kept)."""
+    """Per cell, the Gini of event counts over every member of ``population`` (zeros kept).
+
+    A cell with no event at all has no value (null): the Gini of all-zero counts is 0/0, and
+    0 ("shared perfectly equally") was shown for a run whose users never arrived.
+    """
     full = counts_over(events, key, population)
-    rows = [
-        {"arm": arm, "rep": rep, "value": gini(group["n"].to_numpy())}
-        for (arm, rep), group in full.group_by(CELL, maintain_order=True)
-    ]
+    rows = []
+    for (arm, rep), group in full.group_by(CELL, maintain_order=True):
+        counts = group["n"].to_numpy()
+        rows.append({"arm": arm, "rep": rep, "value": gini(counts) if counts.any() else None})
     return pl.DataFrame(rows, schema=VALUE_SCHEMA)
 
 

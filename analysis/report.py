@@ -76,6 +76,8 @@ class Report:
     ab_extra: bool  # the table has CI-over and adjusted-p columns
     figures: dict[str, Markup] = field(default_factory=dict)
     heatmaps: list[Markup] = field(default_factory=list)
+    figure_notes: dict[str, str] = field(default_factory=dict)
+    """Why a section has no figure ("series", "lorenz", "heatmap"), shown in its place."""
     llm: dict[str, Any] | None = None
 
 
@@ -359,6 +361,16 @@ def build_report(
         llm=_llm_section(logs),
     )
     colors = arm_colors(logs.arms)
+    if not as_int(logs.exposures.select(pl.len()).collect().item()):
+        # empty axes, Lorenz diagonals labelled "Gini 0.000" and a heading over nothing were
+        # drawn for a run whose users never arrived
+        nothing = "No exposures were logged in any finished cell"
+        report.figure_notes = {
+            "series": f"{nothing}: no daily CTR, coverage or Gini to draw.",
+            "lorenz": f"{nothing}: exposure is not concentrated or spread, it is absent.",
+            "heatmap": f"{nothing}: no CTR by position.",
+        }
+        return report
     means = mean_over_reps(daily_series(logs), SERIES_COLUMNS)
     report.figures["series"] = _svg(time_series_figure(means, colors), "series")
     lorenz = lorenz_figure(
@@ -377,6 +389,11 @@ def build_report(
         for i, arm in enumerate(carousel_arms):
             if slots.filter(pl.col("arm") == arm).height:
                 report.heatmaps.append(_svg(carousel_heatmap(slots, arm), f"heat-{i}"))
+    if not report.heatmaps:
+        report.figure_notes["heatmap"] = (
+            "No list or carousel arm logged an exposure: no CTR by position to draw "
+            "(conversation arms are not drawn here)."
+        )
     return report
 
 

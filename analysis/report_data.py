@@ -138,23 +138,34 @@ class Lorenz:
     arm: str
     x: np.ndarray
     y: np.ndarray
-    gini: float
+    gini: float | None
+    """None when no replicate of the arm logged an exposure (x and y are then the diagonal)."""
 
 
 def exposure_lorenz(logs: RunLogs, key: str) -> list[Lorenz]:
-    """Lorenz curves of exposure over all items (``item_id``) or creators (``creator_id``)."""
+    """Lorenz curves of exposure over all items (``item_id``) or creators (``creator_id``).
+
+    Replicates without any exposure have no curve (their Gini is 0/0) and are left out of the
+    mean; an arm with none at all gets ``gini=None``.
+    """
     population = logs.items if key == "item_id" else logs.creators
     full = counts_over(logs.exposures, key, population)
     curves: dict[str, list[tuple[np.ndarray, np.ndarray, float]]] = {}
     for (arm, _rep), group in full.group_by(CELL, maintain_order=True):
         values = group["n"].to_numpy()
         x, y = lorenz_curve(values)
-        curves.setdefault(arm, []).append((x, y, gini(values)))
+        curves.setdefault(arm, [])
+        if values.any():
+            curves[arm].append((x, y, gini(values)))
     result = []
     for arm in logs.arms:
         if arm not in curves:
             continue
         reps = curves[arm]
+        if not reps:
+            x, y = lorenz_curve(np.zeros(0))
+            result.append(Lorenz(arm, x, y, None))
+            continue
         ys = np.mean([y for _, y, _ in reps], axis=0)
         result.append(Lorenz(arm, reps[0][0], ys, float(np.mean([g for _, _, g in reps]))))
     return result

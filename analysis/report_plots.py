@@ -116,6 +116,10 @@ def lorenz_figure(items: list[Lorenz], creators: list[Lorenz], colors: dict[str,
         for ax, curves, what in [(axes[0], items, "items"), (axes[1], creators, "creators")]:
             ax.plot([0, 1], [0, 1], color="#999999", linestyle="--", linewidth=1, label="equal")
             for curve in curves:
+                if curve.gini is None:  # no exposure: no curve, and the legend says so
+                    ax.plot([], [], color=colors.get(curve.arm, "#333333"),
+                            label=f"{curve.arm} (no exposures)")  # fmt: skip
+                    continue
                 ax.plot(
                     curve.x,
                     curve.y,

@@ -11,12 +11,17 @@ import io
 import warnings
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from rich.console import Console
 
 from recarena.analysis.compare import baseline_of, compare, format_table
-from recarena.analysis.report import build_report
+from recarena.analysis.load import load
+from recarena.analysis.metrics import compute_metrics
+from recarena.analysis.report import build_report, render_html
+from recarena.analysis.report_data import Lorenz, lorenz_curve
+from recarena.analysis.report_plots import lorenz_figure, to_svg
 from recarena.simulator.runner.experiment import run_experiment
 from recarena.simulator.runner.resolve import parse_scenario
 from tests.cli_in_process import cli
@@ -111,3 +116,52 @@ def test_report_and_compare_name_the_real_baseline(list_and_conversation_run):
     assert code == 0, stderr
     assert "warning: conv_success_rate (conv): no Δ" in stderr
     assert "Traceback" not in stderr
+
+
+# ------------------------------------------------------------ a run in which nobody arrived
+@pytest.fixture(scope="module")
+def run_without_visits(tmp_path_factory) -> Path:
+    """Legal, and empty: a visit rate so low that no user arrives in the horizon."""
+    root = tmp_path_factory.mktemp("empty")
+    doc = base_doc(root)
+    doc["population"]["visits_per_day"] = 1e-6
+    run_experiment(parse_scenario(doc), root / "run", executor="local")
+    return root / "run"
+
+
+def test_gini_of_a_cell_without_exposures_is_undefined_not_zero(run_without_visits):
+    """Was: item and creator Gini 0 ("exposure shared perfectly equally") for cells with no
+    exposure at all, compared as +0 [+0, +0] with p = 1; the daily series already called such
+    a day undefined. Now the cells have no value and compare names the metrics in its warning."""
+    logs = load(run_without_visits)
+    assert not logs.exposures.select(pl.len()).collect().item()
+    values = compute_metrics(logs, ["item_gini", "creator_gini", "click_gini", "coverage"])
+    gini_values = values.filter(pl.col("metric") != "coverage")["value"]
+    assert gini_values.len() and gini_values.null_count() == gini_values.len()
+    assert values.filter(metric="coverage")["value"].to_list() == [0.0, 0.0]
+    with pytest.warns(UserWarning, match="item_gini, creator_gini: no finished cell has a value"):
+        frame = compare(logs, metrics=["item_gini", "creator_gini", "coverage"])
+    assert frame["metric"].unique().to_list() == ["coverage"]
+
+
+def test_report_of_a_run_without_exposures_says_so_instead_of_drawing(run_without_visits):
+    """Was: empty CTR and Gini panels, Lorenz diagonals labelled "Gini 0.000" and a "CTR by
+    position" heading over nothing, with no word on why."""
+    report = build_report(run_without_visits)
+    assert set(report.figure_notes) == {"series", "lorenz", "heatmap"}
+    assert all("No exposures were logged" in note for note in report.figure_notes.values())
+    assert not report.figures and not report.heatmaps
+    html = render_html(report)
+    assert "Gini 0.000" not in html and "<svg" not in html
+    assert html.count("No exposures were logged in any finished cell") == 3
+    assert any("item_gini" in note for note in report.notes)
+
+
+def test_lorenz_of_an_arm_without_exposures_is_not_the_diagonal():
+    """An arm with no exposure gets no curve and "(no exposures)" in the legend, not a
+    diagonal "Gini 0.000" next to arms that have curves."""
+    x, y = lorenz_curve(np.array([5, 1, 0, 0]))
+    curves = [Lorenz("a", x, y, 0.6), Lorenz("b", *lorenz_curve(np.zeros(0)), None)]
+    svg = to_svg(lorenz_figure(curves, curves, {"a": "#000000", "b": "#111111"}), "t")
+    assert "a (Gini 0.600)" in svg and "b (no exposures)" in svg
+    assert "b (Gini" not in svg
