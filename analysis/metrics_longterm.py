@@ -338,7 +338,17 @@ def creator_first_exposure(logs: RunLogs) -> pl.DataFrame:
     first_seen = logs.exposures.group_by([*CELL, "creator_id"]).agg(
         pl.col("time").min().alias("first_seen")
     )
-    horizon = logs.sessions.group_by(CELL).agg(pl.col("end_time").max().alias("horizon"))
+    days = logs.manifest.get("scenario", {}).get("horizon", {}).get("days")
+    if isinstance(days, int | float) and not isinstance(days, bool):
+        # the scenario's horizon: the last session's end was read instead, and with no session
+        # at all (nobody arrived) a creator never shown counted 0 days, as if shown at once
+        horizon = (
+            first_item.select(*CELL)
+            .unique()
+            .with_columns(pl.lit(float(days) * DAY).alias("horizon"))
+        )
+    else:  # logs without their scenario: the last session's end stands for it
+        horizon = logs.sessions.group_by(CELL).agg(pl.col("end_time").max().alias("horizon"))
     return (
         first_item.join(first_seen, on=[*CELL, "creator_id"], how="left")
         .join(horizon, on=CELL, how="left")
@@ -346,7 +356,13 @@ def creator_first_exposure(logs: RunLogs) -> pl.DataFrame:
             *CELL,
             "creator_id",
             (
-                (pl.coalesce("first_seen", pl.max_horizontal("horizon", "first_item")))
+                pl.coalesce(
+                    "first_seen",
+                    # no horizon known (no session, no scenario): unknown, not 0 days
+                    pl.when(pl.col("horizon").is_not_null()).then(
+                        pl.max_horizontal("horizon", "first_item")
+                    ),
+                )
                 - pl.col("first_item")
             )
             .truediv(DAY)

@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 from rich.console import Console
 
+from recarena.analysis import metrics_longterm as lt
 from recarena.analysis.compare import baseline_of, compare, format_table
 from recarena.analysis.load import load
 from recarena.analysis.metrics import compute_metrics
@@ -25,7 +26,10 @@ from recarena.analysis.report_plots import lorenz_figure, to_svg
 from recarena.simulator.runner.experiment import run_experiment
 from recarena.simulator.runner.resolve import parse_scenario
 from tests.cli_in_process import cli
+from tests.test_metrics_library import make_logs
 from tests.test_validate_gate import base_doc
+
+DAY = 86_400.0
 
 
 def long_frame(values: dict[tuple[str, str, int], float]) -> pl.DataFrame:
@@ -165,3 +169,24 @@ def test_lorenz_of_an_arm_without_exposures_is_not_the_diagonal():
     svg = to_svg(lorenz_figure(curves, curves, {"a": "#000000", "b": "#111111"}), "t")
     assert "a (Gini 0.600)" in svg and "b (no exposures)" in svg
     assert "b (Gini" not in svg
+
+
+# ------------------------------------------------------------- creators never shown at all
+def test_creators_never_shown_are_censored_at_the_scenarios_horizon():
+    """Was: a creator never shown counted up to the last session's end, and with no session
+    at all (nobody arrived) 0 days, as if shown at once: creator_time_to_exposure was 0.0,
+    the best possible value, for a run that showed nothing."""
+    items = {"item_id": [0, 1], "creator_id": [0, 1], "created_at": [0.0, 0.5 * DAY]}
+    nobody = make_logs({"items": items}, days=2)
+    first = lt.creator_first_exposure(nobody)
+    assert first["days"].to_list() == pytest.approx([2.0, 1.5])
+    assert first["censored"].to_list() == [True, True]
+    assert compute_metrics(nobody, ["creator_time_to_exposure"])["value"].item() == 1.75
+    # the horizon, not the last session's end (day 1), censors a creator never shown
+    sessions = {"user_id": [0], "end_time": [1.0 * DAY]}
+    exposures = {"item_id": [0], "creator_id": [0], "time": [0.25 * DAY]}
+    some = make_logs({"items": items, "sessions": sessions, "exposures": exposures}, days=2)
+    assert lt.creator_first_exposure(some)["days"].to_list() == pytest.approx([0.25, 1.5])
+    # no scenario and no session: unknown, not 0
+    unknown = make_logs({"items": items})
+    assert lt.creator_first_exposure(unknown)["days"].to_list() == [None, None]
