@@ -192,20 +192,30 @@ def pop_reo(logs: RunLogs) -> pl.DataFrame:
     median. r_g = exposures of good items in group g / good items in g; PopREO =
     std(r_head, r_tail) / mean(r_head, r_tail) = |r_head − r_tail| / (r_head + r_tail).
     0: head and tail good items get equal exposure; 1: one group gets all of it.
+
+    A cell with no click has no head, and one with no exposure of a good item no rates: its
+    value is null (was 1 with no click, "one group gets all of it", and 0 with no exposure,
+    "equal exposure", for runs where nothing was clicked or shown).
     """
     exposures = logs.exposures.group_by([*CELL, "item_id"]).agg(pl.len().alias("n"))
     items = (
         _head_items(logs)
         .join(logs.items.select(*CELL, "item_id", "quality"), on=[*CELL, "item_id"])
         .join(exposures, on=[*CELL, "item_id"], how="left")
+        .with_columns(pl.col("head").any().over(CELL).alias("has_head"))
         .filter(pl.col("quality") > pl.col("quality").median().over(CELL))
     )
     rates = items.group_by([*CELL, "head"]).agg(
-        (pl.col("n").fill_null(0).sum() / pl.len()).alias("rate")
+        (pl.col("n").fill_null(0).sum() / pl.len()).alias("rate"),
+        pl.col("has_head").first(),
     )
     wide = rates.group_by(CELL).agg(
         pl.col("rate").filter(pl.col("head")).first().fill_null(0.0).alias("h"),
         pl.col("rate").filter(~pl.col("head")).first().fill_null(0.0).alias("t"),
+        pl.col("has_head").first(),
     )
-    value = ((pl.col("h") - pl.col("t")).abs() / (pl.col("h") + pl.col("t"))).fill_nan(0.0)
-    return wide.select(*CELL, value.alias("value")).collect()
+    total = pl.col("h") + pl.col("t")
+    value = pl.when(pl.col("has_head") & (total > 0)).then(
+        (pl.col("h") - pl.col("t")).abs() / total
+    )
+    return wide.select(*CELL, value.cast(pl.Float64).alias("value")).collect()

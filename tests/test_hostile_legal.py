@@ -190,3 +190,19 @@ def test_creators_never_shown_are_censored_at_the_scenarios_horizon():
     # no scenario and no session: unknown, not 0
     unknown = make_logs({"items": items})
     assert lt.creator_first_exposure(unknown)["days"].to_list() == [None, None]
+
+
+# ------------------------------------------------------------ PopREO without clicks or views
+def test_pop_reo_without_a_click_or_an_exposure_is_undefined():
+    """Was: 1 ("one group gets all of it") for a cell where nothing was clicked, so no item
+    is popular, and 0 ("equal exposure") for one where nothing was shown."""
+    items = {"item_id": [0, 1, 2, 3], "quality": [0.0, 1.0, 2.0, 3.0]}
+    shown = {"item_id": [2, 3, 3], "request_id": [0, 0, 1], "clicked": [False] * 3}
+    no_clicks = make_logs({"items": items, "exposures": shown})
+    assert compute_metrics(no_clicks, ["pop_reo"])["value"].to_list() == [None]
+    no_exposures = make_logs({"items": items})
+    assert compute_metrics(no_exposures, ["pop_reo"])["value"].to_list() == [None]
+    # with a click the head exists: item 3 (good, head) shown twice, item 2 (good, tail) once
+    clicks = {"item_id": [3], "user_id": [0]}
+    clicked = make_logs({"items": items, "exposures": shown, "interactions": clicks})
+    assert compute_metrics(clicked, ["pop_reo"])["value"].item() == pytest.approx(1 / 3)
