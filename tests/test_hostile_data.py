@@ -159,3 +159,15 @@ def test_millisecond_times_in_any_log_are_named(tmp_path, kind, where):
     code, stderr = cli("validate", str(tmp_path / "s.yaml"))
     assert_refused(code, stderr, named)
     assert f"population.dataset: {path}" in stderr
+
+
+@pytest.mark.parametrize("arms", ["random,,mf", "random,popularity,", ",random,mf", "random, ,mf"])
+def test_an_empty_name_in_fidelity_arms_is_refused(tmp_path, arms):
+    """Was: an empty name between commas was dropped without a word, so 'random,,mf' (an arm
+    left out) trained, simulated and reported the two arms named, exit 0."""
+    out = tmp_path / "report"
+    code, stderr = cli(
+        "fidelity", "--dataset", str(tmp_path / "none"), "-o", str(out), "--arms", arms
+    )
+    assert_refused(code, stderr, f"--arms: {arms!r} has an empty name")
+    assert not out.exists()

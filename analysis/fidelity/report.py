@@ -53,6 +53,12 @@ def select_arms(names: str | None) -> tuple[ArmSpec, ...]:
     if names is None:
         return DEFAULT_ARMS
     known = {a.name: a for a in DEFAULT_ARMS}
+    if names.strip() and not all(n.strip() for n in names.split(",")):  # was: dropped unsaid,
+        # so 'random,,mf' (an arm left out between the commas) compared the two named
+        raise RecarenaError(
+            f"--arms: {names!r} has an empty name (two commas in a row, or one at an end); "
+            f"known: {', '.join(known)}"
+        )
     wanted = [n.strip() for n in names.split(",") if n.strip()]
     unknown = [n for n in wanted if n not in known]
     twice = [n for k, n in enumerate(wanted) if n in wanted[:k]]
