@@ -239,9 +239,15 @@ def compute_metrics(
     """Long frame: metric, arm, rep, value — one row per metric and cell.
 
     ``per_user`` (from :func:`compute_user_metrics`) saves recomputing the metrics it holds:
-    their cell values are Σnum/Σden over its rows.
+    their cell values are Σnum/Σden over its rows. A value a cell does not define (a ratio with
+    nothing to divide by, a correlation of constants) is null: some metrics gave NaN, others
+    no row at all, for the same kind of cell.
     """
     held = set(per_user["metric"].unique()) if per_user is not None else set()
+    finished = pl.DataFrame(
+        {"arm": [c.arm for c in logs.cells], "rep": [c.rep for c in logs.cells]},
+        schema={"arm": pl.Utf8, "rep": pl.Int32},
+    ).unique(maintain_order=True)
     frames = []
     for name in names or known_metrics():
         if name in held and per_user is not None:
@@ -249,12 +255,20 @@ def compute_metrics(
         else:
             computed = _plugin_safe(name, get_metric(name).compute, logs, _CELL_VALUES)
         values = computed.select(
-            pl.lit(name).alias("metric"),
             pl.col("arm").cast(pl.Utf8),
             pl.col("rep").cast(pl.Int32),
             pl.col("value").cast(pl.Float64),
         )
-        frames.append(values.sort("arm", "rep"))
+        values = (
+            values.join(finished, on=CELL, how="full", coalesce=True)
+            .select(
+                pl.lit(name).alias("metric"),
+                *CELL,
+                pl.when(pl.col("value").is_finite()).then(pl.col("value")).alias("value"),
+            )
+            .sort("arm", "rep")
+        )
+        frames.append(values)
     return pl.concat(frames)  # metrics in the order asked for
 
 

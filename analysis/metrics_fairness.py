@@ -61,10 +61,18 @@ def attention_unfairness(logs: RunLogs) -> pl.DataFrame:
     On each page, attention a = slot examination rate w normalised to sum to 1 over the page,
     relevance r = softmax of the page's true utilities (the user's own logit choice shares at
     temperature 1). A_i, R_i sum a and r over every page that showed item i. 0: every item got
-    attention in proportion to its relevance, summed over all its appearances.
+    attention in proportion to its relevance, summed over all its appearances. Pages whose
+    slots no user of the cell ever examined have no attention to share and are left out (a
+    carousel whose rows are all skipped scored 1, half the worst, from pages nobody looked at);
+    a cell with no other page has no value.
     """
-    exposures = _weighted(logs).with_columns(
-        (pl.col("w") / pl.col("w").sum().over([*CELL, "request_id"])).fill_nan(0.0).alias("a"),
+    page = [*CELL, "request_id"]
+    exposures = (
+        _weighted(logs)
+        .filter(pl.col("w").sum().over(page) > 0)
+        .with_columns((pl.col("w") / pl.col("w").sum().over(page)).alias("a"))
+    )
+    exposures = exposures.with_columns(
         (
             (pl.col("true_utility") - pl.col("true_utility").max().over([*CELL, "request_id"]))
             .cast(pl.Float64)
@@ -77,7 +85,7 @@ def attention_unfairness(logs: RunLogs) -> pl.DataFrame:
     items = exposures.group_by([*CELL, "item_id"]).agg(
         pl.col("a").sum().alias("A"), pl.col("r").sum().alias("R")
     )
-    pages = logs.exposures.group_by(CELL).agg(pl.col("request_id").n_unique().alias("pages"))
+    pages = exposures.group_by(CELL).agg(pl.col("request_id").n_unique().alias("pages"))
     return (
         items.group_by(CELL)
         .agg((pl.col("A") - pl.col("R")).abs().sum().alias("gap"))

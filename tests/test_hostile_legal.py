@@ -26,7 +26,7 @@ from recarena.analysis.report_plots import lorenz_figure, to_svg
 from recarena.simulator.runner.experiment import run_experiment
 from recarena.simulator.runner.resolve import parse_scenario
 from tests.cli_in_process import cli
-from tests.test_metrics_library import make_logs
+from tests.test_metrics_library import make_logs, make_run
 from tests.test_validate_gate import base_doc
 
 DAY = 86_400.0
@@ -206,3 +206,46 @@ def test_pop_reo_without_a_click_or_an_exposure_is_undefined():
     clicks = {"item_id": [3], "user_id": [0]}
     clicked = make_logs({"items": items, "exposures": shown, "interactions": clicks})
     assert compute_metrics(clicked, ["pop_reo"])["value"].item() == pytest.approx(1 / 3)
+
+
+# -------------------------------------------------- undefined values in the Python analysis API
+def test_compute_metrics_gives_null_for_every_cell_it_cannot_define():
+    """Was: a correlation over one creator was NaN, a ratio with nothing to divide by had no
+    row at all, for the same kind of cell: a notebook pivot got NaN, null and missing mixed."""
+    items = {"item_id": [0, 1], "creator_id": [0, 0], "quality": [0.0, 1.0]}
+    creators = {"creator_id": [0], "quality": [0.5]}
+    shown = {"item_id": [0, 1], "creator_id": [0, 0], "request_id": [0, 0], "user_id": [0, 0]}
+    logs = make_run(
+        {
+            ("a", 0): {"items": items, "creators": creators, "exposures": shown},
+            ("b", 0): {"items": items, "creators": creators},  # nobody arrived in arm b
+        }
+    )
+    values = compute_metrics(logs, ["exposure_merit", "ctr"])
+    assert values.select("metric", "arm").rows() == [
+        ("exposure_merit", "a"),
+        ("exposure_merit", "b"),
+        ("ctr", "a"),
+        ("ctr", "b"),
+    ]
+    assert values["value"].to_list() == [None, None, 0.0, None]
+
+
+def test_attention_unfairness_of_pages_nobody_examined_is_undefined():
+    """Was: 1 (half the worst) for a carousel whose rows were all skipped: pages with no
+    attention at all counted as every item denied its relevance."""
+    unseen = {
+        "item_id": [0, 1, 2, 3],
+        "request_id": [0, 0, 1, 1],
+        "position": [0, 1, 0, 1],
+        "examined": [False] * 4,
+        "true_utility": [0.0, 1.0, 0.5, 0.5],
+    }
+    logs = make_logs({"exposures": unseen})
+    assert compute_metrics(logs, ["attention_unfairness"])["value"].to_list() == [None]
+    # slot 0 always looked at, slot 1 never: w = (1, 0), so a = (1, 0) and r = (½, ½) on the
+    # page: Σ|A − R| / pages = (½ + ½) / 1
+    seen = {**unseen, "item_id": [0, 1], "request_id": [0, 0], "position": [0, 1],
+            "examined": [True, False], "true_utility": [0.0, 0.0]}  # fmt: skip
+    value = compute_metrics(make_logs({"exposures": seen}), ["attention_unfairness"])
+    assert value["value"].item() == pytest.approx(1.0)
