@@ -71,6 +71,8 @@ from recarena.analysis.load import RunLogs
 from recarena.analysis.scalars import as_float
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.registry import Registry, must_be_callable
+from recarena.simulator.core.yaml_safe import load_yaml
+from recarena.simulator.runner.rundir import SCENARIO_FILE
 
 DEFAULT_ESTIMATORS = ("ips", "snips", "dr")
 NO_ITEM = -1
@@ -351,6 +353,53 @@ def logged_slots(logging: pl.DataFrame, target: pl.DataFrame) -> tuple[pl.DataFr
     return slots, dropped
 
 
+def _scenario(logs: RunLogs) -> dict:
+    """The resolved scenario of the world in ``logs``: a sweep point's own, else the run's."""
+    scenario = logs.manifest.get("scenario")
+    if logs.point is not None:
+        path = next((p.get("path") for p in logs.points if p.get("point") == logs.point), None)
+        try:
+            text = (logs.run_dir / str(path) / SCENARIO_FILE).read_text(encoding="utf-8")
+            point_scenario = load_yaml(text, str(path))
+        except (OSError, UnicodeDecodeError, RecarenaError):
+            point_scenario = None  # the run's scenario stands in for a point file not readable
+        if isinstance(point_scenario, dict):
+            scenario = point_scenario
+    return scenario if isinstance(scenario, dict) else {}
+
+
+def arm_layouts(logs: RunLogs) -> dict[str, tuple]:
+    """Each arm's slots as the logs number them: ``(type, k)`` for lists and conversations,
+    ``("carousel", rows, cols)``, or a plug-in surface's type and params."""
+    scenario = _scenario(logs)
+    default = scenario.get("surface") or {"type": "list"}
+    layouts: dict[str, tuple] = {}
+    for arm in scenario.get("arms") or []:
+        if not isinstance(arm, dict) or not isinstance(arm.get("name"), str):
+            continue
+        surface = arm.get("surface") or default
+        if not isinstance(surface, dict):
+            continue
+        kind = surface.get("type", "list")
+        if kind == "carousel":
+            layouts[arm["name"]] = (kind, len(surface.get("rows") or []), surface.get("cols"))
+        elif kind in ("list", "conversation"):
+            layouts[arm["name"]] = (kind, surface.get("k"))
+        else:
+            layouts[arm["name"]] = (kind, repr(surface.get("params")))
+    return layouts
+
+
+def _layout_text(layout: tuple) -> str:
+    if layout[0] == "carousel":
+        return f"a carousel of {layout[1]}×{layout[2]}"
+    if layout[0] == "list":
+        return f"a list of {layout[1]}"
+    if layout[0] == "conversation":
+        return f"a conversation of {layout[1]} items a turn"
+    return f"a {layout[0]} surface with params {layout[1]}"
+
+
 def off_policy_evaluation(
     logs: RunLogs,
     target: str,
@@ -388,6 +437,15 @@ def off_policy_evaluation(
         raise RecarenaError(
             f"--target and --logging are both {target!r}; pick another logging arm (an arm's "
             "own CTR is the truth column)"
+        )
+    layouts = arm_layouts(logs)
+    if target in layouts and logging in layouts and layouts[target] != layouts[logging]:
+        # a conversation or a shorter list evaluated from a list's log: the logged slots the
+        # target has no counterpart for counted as misses, and a number came out without a word
+        raise RecarenaError(
+            f"--target: arm {target!r} shows {_layout_text(layouts[target])} and --logging arm "
+            f"{logging!r} {_layout_text(layouts[logging])}; OPE matches the item at the same "
+            "request and slot, so both arms need the same surface"
         )
     where = f"page {page}" if page is not None else "all pages"
     log_frame = _slice(logs, logging, page)

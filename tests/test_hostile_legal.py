@@ -20,12 +20,13 @@ from recarena.analysis import metrics_longterm as lt
 from recarena.analysis.compare import baseline_of, compare, format_table
 from recarena.analysis.load import load
 from recarena.analysis.metrics import compute_metrics
+from recarena.analysis.ope import arm_layouts, off_policy_evaluation
 from recarena.analysis.report import build_report, render_html
 from recarena.analysis.report_data import Lorenz, lorenz_curve
 from recarena.analysis.report_plots import lorenz_figure, to_svg
 from recarena.simulator.runner.experiment import run_experiment
 from recarena.simulator.runner.resolve import parse_scenario
-from tests.cli_in_process import cli
+from tests.cli_in_process import assert_refused, cli
 from tests.test_metrics_library import make_logs, make_run
 from tests.test_validate_gate import base_doc
 
@@ -249,3 +250,31 @@ def test_attention_unfairness_of_pages_nobody_examined_is_undefined():
             "examined": [True, False], "true_utility": [0.0, 0.0]}  # fmt: skip
     value = compute_metrics(make_logs({"exposures": seen}), ["attention_unfairness"])
     assert value["value"].item() == pytest.approx(1.0)
+
+
+# --------------------------------------------------------------- OPE across different surfaces
+@pytest.mark.parametrize(
+    ("target", "logging", "fragment"),
+    [
+        ("conv", "random", "arm 'conv' shows a conversation of 3 items a turn and --logging arm "
+         "'random' a list of 10"),
+        ("random", "conv", "arm 'random' shows a list of 10 and --logging arm 'conv' a conv"),
+    ],
+)  # fmt: skip
+def test_ope_between_arms_of_different_surfaces_is_refused(
+    list_and_conversation_run, target, logging, fragment
+):
+    """Was: a conversation arm's CTR estimated from a list arm's log (or the reverse) came out
+    as a table of numbers, exit 0, though the logged slots the target has no counterpart for
+    could only count as misses."""
+    code, stderr = cli("ope", str(list_and_conversation_run), "--target", target,
+                       "--logging", logging)  # fmt: skip
+    assert_refused(code, stderr, fragment)
+
+
+def test_ope_between_arms_of_one_surface_still_runs(list_and_conversation_run):
+    logs = load(list_and_conversation_run)
+    assert arm_layouts(logs) == {"random": ("list", 10), "popularity": ("list", 10),
+                                 "conv": ("conversation", 3)}  # fmt: skip
+    table = off_policy_evaluation(logs, "popularity", "random")
+    assert table.height and set(table["target"]) == {"popularity"}
