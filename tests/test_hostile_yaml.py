@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.cli_in_process import assert_refused, cli
-from tests.test_hostile_inputs import PATH_FIELDS, _set_path
+from tests.test_hostile_inputs import LLM_USERS, PATH_FIELDS, _set_path
 from tests.test_validate_gate import base_doc, refused_everywhere
 
 # ------------------------------------------------------------- paths that are not what was meant
@@ -48,3 +48,50 @@ def test_an_empty_path_is_not_taken_for_no_path(tmp_path, field):
     if field == "population.path":
         doc["population"] = {"users": 20, "path": ""}
     refused_everywhere(tmp_path, doc, f"{field}: an empty path")
+
+
+# ------------------------------------------------------------------------- the LLM endpoint
+@pytest.mark.parametrize(
+    ("key", "value", "fragment"),
+    [
+        ("model", "", "llm.model: an empty model name"),
+        ("model", " ", "llm.model: an empty model name"),
+        ("model", "m\n", r"llm.model: 'm\n' holds whitespace at an end or a control character"),
+        ("model", " m", "llm.model: ' m' holds whitespace at an end"),
+        ("api_key_env", "", "llm.api_key_env: must be the name of an environment variable"),
+        ("api_key_env", "sk-proj-0123456789", "llm.api_key_env: must be the name of"),
+        ("api_key_env", "$OPENAI_API_KEY", "llm.api_key_env: must be the name of"),
+        ("api_key_env", "1KEY", "llm.api_key_env: must be the name of"),
+    ],
+    ids=["model_empty", "model_blank", "model_newline", "model_padded"]
+    + ["key_empty", "key_itself", "key_dollar", "key_digit"],
+)
+def test_llm_model_and_key_variable_that_name_nothing(tmp_path, key, value, fragment):
+    """Was: llm.model '' passed as no model (a local run served the default one instead);
+    llm.api_key_env '' or a pasted key passed, was looked up, found unset and the endpoint
+    called with no key. A key pasted there is not repeated in the error line."""
+    doc = base_doc(tmp_path)
+    doc["population"]["model"] = "llm"
+    doc["llm"] = {**LLM_USERS, "model": "some-model", key: value}
+    refused_everywhere(tmp_path, doc, fragment)
+    if key == "api_key_env" and value:
+        code, stderr = cli("validate", str(tmp_path / "s.yaml"))
+        assert value not in stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "fragment"),
+    [
+        ("--llm-api-key-env", "", "--llm-api-key-env: must be the name of an environment"),
+        ("--llm-api-key-env", "sk-proj-0123456789", "--llm-api-key-env: must be the name of"),
+        ("--llm-model", " m", "--llm-model: ' m' holds whitespace at an end"),
+    ],
+    ids=["key_empty", "key_itself", "model_padded"],
+)
+def test_fidelity_llm_options_checked_as_the_scenario_section_is(tmp_path, option, value, fragment):
+    """fidelity's panel is a scenario's llm section: its options get the same checks, before
+    any work (--llm-api-key-env '' was taken as OPENAI_API_KEY)."""
+    args = ["--llm-base-url", "http://127.0.0.1:9/v1", "--llm-model", "m", option, value]
+    out = tmp_path / "fid"
+    assert_refused(*cli("fidelity", "-o", str(out), "--llm", *args), fragment)
+    assert not out.exists()

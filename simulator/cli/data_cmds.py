@@ -157,6 +157,17 @@ def _fidelity_panel(
         raise RecarenaError(f"--llm-base-url: {base_url!r} is not an http(s) URL")
     if not model:
         raise RecarenaError("--llm-model: needed with --llm-base-url (the model to ask)")
+    from recarena.simulator.core.scenario import env_name_problem, model_name_problem
+
+    # checked as a scenario's llm section is; the panel's own scenario found them only after
+    # the ranking's work
+    problems = {
+        "--llm-model": model_name_problem(model),
+        "--llm-api-key-env": None if api_key_env is None else env_name_problem(api_key_env),
+    }
+    for option, problem in problems.items():
+        if problem is not None:
+            raise RecarenaError(f"{option}: {problem}")
     return panel | {
         "provider": "openai",
         "base_url": base_url.rstrip("/"),

@@ -8,6 +8,7 @@ so ``arms[2].recommender.params.dim`` is checked before anything runs.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -47,6 +48,33 @@ from recarena.simulator.core.yaml_safe import (
 
 SafeName = Annotated[str, AfterValidator(check_name)]
 """A name that becomes a path component (simulator/core/names.py)."""
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+"""What an environment variable's name is made of (POSIX: letters, digits, '_')."""
+
+
+def env_name_problem(value: str) -> str | None:
+    """Why ``value`` cannot name the environment variable holding an API key (None if it can).
+    The value itself is never shown: it may be the key, pasted in the wrong place."""
+    if _ENV_NAME.fullmatch(value):
+        return None
+    return (
+        "must be the name of an environment variable (letters, digits and '_', not starting "
+        "with a digit) that holds the key, not the key itself"
+    )
+
+
+def model_name_problem(value: str) -> str | None:
+    """Why ``value`` is not a model name to send to an endpoint (None if it is)."""
+    if not value.strip():
+        return "an empty model name; write one, or leave the key out"
+    if value != value.strip() or not value.isprintable():
+        return (
+            f"{short_repr(value)} holds whitespace at an end or a control character; write "
+            "the model's name alone"
+        )
+    return None
 
 
 class Horizon(Section):
@@ -427,6 +455,27 @@ class LLM(Section):
     """Model name sent to the endpoint; default SmolLM2-135M-Instruct for local."""
     api_key_env: str = "OPENAI_API_KEY"
     """Name of the environment variable holding the key. The key itself is never written."""
+
+    @field_validator("model")
+    @classmethod
+    def _model_is_a_name(cls, value: str | None) -> str | None:
+        """``model: ""`` was read as no model (the local default served instead), and a name
+        with spaces around it or a newline went to the endpoint as written."""
+        problem = None if value is None else model_name_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _api_key_env_is_a_variable_name(cls, value: str) -> str:
+        """An empty or impossible name ('', 'sk-...', '$KEY') was looked up, found unset and
+        the endpoint called with no key, which it refuses only at the first call."""
+        problem = env_name_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
     response_format: Literal["json_object_schema", "json_schema", "json_object"] | None = None
     """How structured output is requested: llama.cpp takes a schema inside json_object
     (json_object_schema, the local default); OpenAI and vLLM take json_schema (openai default)."""
