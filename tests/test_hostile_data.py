@@ -171,3 +171,41 @@ def test_an_empty_name_in_fidelity_arms_is_refused(tmp_path, arms):
     )
     assert_refused(code, stderr, f"--arms: {arms!r} has an empty name")
     assert not out.exists()
+
+
+FILE_AND_FORMAT = {  # the file given, --format, what the error line says
+    "csv-as-dat": ("ratings.csv", "movielens-dat", "reads a ratings.dat file or a release's"),
+    "dat-as-csv": ("ratings.dat", "movielens", "it reads as format 'movielens-dat': leave"),
+    "dat-as-100k": ("ratings.dat", "movielens-100k", "format 'movielens-100k' reads a u.data"),
+    "csv-as-recbole": ("ratings.csv", "recbole", "reads a <name>.inter file"),
+    "movies-as-ratings": ("movies.dat", "movielens-dat", "is a MovieLens release's movie list"),
+    "users-as-ratings": ("users.dat", "movielens-dat", "is a MovieLens release's user list"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(FILE_AND_FORMAT))
+def test_a_file_given_with_a_format_that_reads_another_is_named(tmp_path, case):
+    """Was: the loader of a release format took any file for the release's folder ('MovieLens
+    ratings file not found: .../ratings.csv/ratings.dat; download MovieLens from ...', of a
+    release at hand), or read users.dat or movies.dat as ratings ('expected 4 fields')."""
+    name, fmt, named = FILE_AND_FORMAT[case]
+    folder = tmp_path / "release"
+    folder.mkdir()
+    (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,10,4,100\n")
+    (folder / "ratings.dat").write_text("1::10::4::100\n")
+    (folder / "movies.dat").write_text("10::Heat (1995)::Action\n")
+    (folder / "users.dat").write_text("1::F::25::12::55455\n")
+    out = tmp_path / "pop.parquet"
+    code, stderr = cli("calibrate", str(folder / name), "--format", fmt, "-o", str(out))
+    assert_refused(code, stderr, named)
+    assert "not found" not in stderr and "download" not in stderr
+    assert not out.exists()
+
+
+def test_a_generic_log_may_have_any_name(tmp_path):
+    """--format csv reads the user's own log, whatever its name (a log of tagging events in a
+    tags.csv is not MovieLens's tags file)."""
+    path = tmp_path / "tags.csv"
+    path.write_text("user,item,timestamp\n1,10,100\n2,10,200\n")
+    data = load_dataset(path, "csv")
+    assert data.user.tolist() == [1, 2] and data.item.tolist() == [10, 10]

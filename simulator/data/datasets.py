@@ -1349,14 +1349,51 @@ def _movielens_header(path: Path) -> bool:
     return set(_MOVIELENS_HEADER) <= names
 
 
-def detect_format(path: Path) -> Format:
-    """Guess a path's format; ambiguous paths need ``--format``."""
+def _not_the_ratings(path: Path) -> None:
+    """A release's other file (movies.csv, users.dat, ...) given as the dataset is named as
+    what it is (it was read as ratings: 'expected 4 fields')."""
     what = _RELEASE_FILES.get(path.name)
-    if what is not None and path.is_file():  # was read as ratings: 'expected 4 fields'
+    if what is not None and path.is_file():
         raise RecarenaError(
             f"{path} is a MovieLens release's {what}, not its ratings; give the release's "
             f"folder ({path.parent}) or its ratings file"
         )
+
+
+_FORMAT_FILE = {
+    "movielens": ("a ratings.csv", lambda path: path.suffix == ".csv"),
+    "movielens-dat": ("a ratings.dat", lambda path: path.suffix == ".dat"),
+    "movielens-100k": ("a u.data", lambda path: path.name == "u.data"),
+    "recbole": ("a <name>.inter", lambda path: path.suffix == ".inter"),
+}
+"""The file each release format reads when it is given a file rather than a folder."""
+
+
+def _check_file_fits(path: Path, fmt: Format) -> None:
+    """A file given with a format that reads another kind of file, or a folder, is named with
+    the format it reads as. Was: its loader took the file for a folder ('not found:
+    ratings.csv/ratings.dat; download MovieLens', of a release at hand), or read a movie list
+    as ratings. A generic file (format csv) may have any name."""
+    if fmt not in _FORMAT_FILE:
+        return
+    if fmt != "recbole":
+        _not_the_ratings(path)
+    wanted, fits = _FORMAT_FILE[fmt]
+    if fits(path):
+        return
+    try:
+        other: str | None = detect_format(path)
+    except RecarenaError:
+        other = None
+    hint = f"; it reads as format {other!r}: leave --format out, or give that one" if other else ""
+    raise RecarenaError(
+        f"{path}: format {fmt!r} reads {wanted} file or a release's folder, not this file{hint}"
+    )
+
+
+def detect_format(path: Path) -> Format:
+    """Guess a path's format; ambiguous paths need ``--format``."""
+    _not_the_ratings(path)
     if path.is_dir():
         for name in ("ratings.csv", "movies.csv", "ratings.dat", "movies.dat", "u.data"):
             check_link(path / name, "dataset file")
@@ -1496,6 +1533,8 @@ def load_dataset(
         fmt = detect_format(path)
     elif path.is_dir():
         _check_format_fits(path, fmt)
+    elif path.is_file():
+        _check_file_fits(path, fmt)
     if fmt == "movielens":
         return load_movielens(path)
     if fmt == "movielens-dat":
