@@ -209,3 +209,16 @@ def test_a_generic_log_may_have_any_name(tmp_path):
     path.write_text("user,item,timestamp\n1,10,100\n2,10,200\n")
     data = load_dataset(path, "csv")
     assert data.user.tolist() == [1, 2] and data.item.tolist() == [10, 10]
+
+
+@pytest.mark.parametrize("fmt", ["movielens-100k", "movielens-dat", "csv"])
+def test_ml100k_by_name_with_another_format_is_named(tmp_path, monkeypatch, fmt):
+    """Was: 'MovieLens-100K directory not found: ml-100k; download MovieLens from ...' (or
+    'interactions file not found'), sending the user to download the copy they have; and
+    --format recbole, the copy's own format, said 'RecBole dataset directory not found'."""
+    monkeypatch.chdir(tmp_path)
+    assert load_dataset("ml-100k", "recbole").n_interactions == 100_000
+    out = tmp_path / "pop.parquet"
+    code, stderr = cli("calibrate", "ml-100k", "--format", fmt, "-o", str(out))
+    assert_refused(code, stderr, f"'ml-100k' names the copy inside RecBole, which --format {fmt}")
+    assert not out.exists()

@@ -1504,8 +1504,14 @@ def load_dataset(
     dataset: str | Path, fmt: Format = "auto", columns: Columns | None = None
 ) -> InteractionData:
     """``ml-100k`` (from the RecBole package) or a path in one of the supported formats."""
-    if str(dataset) == "ml-100k" and fmt in ("auto", "movielens"):
-        return load_ml100k()
+    if str(dataset) == "ml-100k" and fmt in ("auto", "movielens", "recbole"):
+        return load_ml100k()  # RecBole's copy is a RecBole atomic dataset
+    if str(dataset) == "ml-100k" and not Path(dataset).exists():  # was: 'not found: ml-100k;
+        # download MovieLens', for the copy that is installed
+        raise RecarenaError(
+            f"dataset 'ml-100k' names the copy inside RecBole, which --format {fmt} does not "
+            "read; leave --format out (or give a folder of the release)"
+        )
     if not str(dataset).strip():  # Path("") is the working directory
         raise RecarenaError(
             "dataset: an empty path; give a dataset folder or file, or 'ml-100k' for the copy "
