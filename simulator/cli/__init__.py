@@ -17,17 +17,30 @@ import traceback
 from importlib import import_module
 from pathlib import Path
 
-import typer
-
-from recarena.simulator.cli.app import app
-from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.runner.stopping import record_stops
 
 COMMAND_MODULES = ("scenario_cmds", "data_cmds", "analysis_cmds", "info_cmds")
 """Importing a module registers its commands on ``app``; ``--help`` lists them in this order
 (the order a user meets them: run a scenario, measure fidelity, read the results)."""
 
-for _module in COMMAND_MODULES:
-    import_module(f"{__name__}.{_module}")
+_STARTING = Path(sys.argv[0]).name == "recarena" or sys.argv[0] == "-m"
+"""This import is the command starting (the script, or ``python -m`` finding this package)."""
+if _STARTING:  # a stop signal during the second of imports below is one line, exit 130
+    record_stops()  # (was: a traceback for Ctrl-C, a silent death for SIGTERM or SIGHUP)
+try:
+    import typer
+
+    from recarena.simulator.cli.app import app
+    from recarena.simulator.core.errors import RecarenaError
+
+    for _module in COMMAND_MODULES:
+        import_module(f"{__name__}.{_module}")
+except KeyboardInterrupt as _stopped:
+    if not _STARTING:
+        raise
+    _line = f"interrupted ({str(_stopped) or 'SIGINT'}): recarena stopped while starting"
+    print(_line, file=sys.stderr)
+    sys.exit(130)
 
 __all__ = ["COMMAND_MODULES", "app", "main"]
 
@@ -89,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     if argv is not None:  # called from Python (tests, notebooks): never end that process
         _main(argv)
         return
+    record_stops()
     try:
         _main(sys.argv[1:])
     except SystemExit as exc:

@@ -13,6 +13,8 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
+from recarena.simulator.runner.stopping import stop_asked
+
 
 class _Commands(TyperGroup):
     """The group of every command: a stop that no command turned into its own line (Ctrl-C
@@ -21,7 +23,12 @@ class _Commands(TyperGroup):
 
     def invoke(self, ctx: Any) -> Any:  # typer's own vendored click.Context
         try:
-            return super().invoke(ctx)
+            done = super().invoke(ctx)
+            if stop_asked() is None:
+                return done
+            # a stop whose KeyboardInterrupt Python printed as "ignored" (it landed in an
+            # import's clean-up callback or a __del__) and the command went on: was exit 0
+            raise KeyboardInterrupt(stop_asked())
         except KeyboardInterrupt as stopped:  # Interrupted (a signal) names itself
             command = ctx.invoked_subcommand or "recarena"
             err.print(

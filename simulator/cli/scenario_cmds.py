@@ -250,13 +250,14 @@ def run(
                 shards=shards,
             )
     except Interrupted as stopped:
-        err.print(
-            f"interrupted ({stopped}): finished cells are readable in {run_dir}; unfinished ones "
-            f"are marked _INCOMPLETE; finish them with: recarena run {scenario_file} --resume "
-            f"{run_dir}",
-            soft_wrap=True,
-            markup=False,
-        )
+        if not (run_dir / "manifest.json").is_file():  # stopped before the run existed
+            line = f"the run had not started; nothing was left in {run_dir}"
+        else:
+            line = (
+                f"finished cells are readable in {run_dir}; unfinished ones are marked "
+                f"_INCOMPLETE; finish them with: recarena run {scenario_file} --resume {run_dir}"
+            )
+        err.print(f"interrupted ({stopped}): {line}", soft_wrap=True, markup=False)
         raise typer.Exit(130) from None
     except CellsFailed as failed:
         if isinstance(failed, RecarenaError):

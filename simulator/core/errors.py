@@ -1,5 +1,8 @@
 """Errors a user can fix. The CLI prints them as one line on stderr and exits with code 2."""
 
+import errno
+import os
+
 
 class RecarenaError(Exception):
     """A problem with the user's input (scenario, path, arguments), not a bug in recarena."""
@@ -32,3 +35,25 @@ def with_read_only_hint(exc: BaseException, text: str) -> str:
     if isinstance(exc, ValueError) and "read-only" in text:
         return f"{text} ({READ_ONLY_HINT})"
     return text
+
+
+NO_ROOM = {
+    errno.ENOSPC: "",
+    errno.EDQUOT: "",
+    errno.EFBIG: " (the file size limit, ulimit -f)",
+    errno.EROFS: "",
+}
+"""The errors of an output that takes no more (a full disk, a quota, the file size limit, a
+mount made read-only), with what a user is told besides the system's words."""
+
+
+def write_problem(exc: OSError) -> str:
+    """``cannot write FILE: reason`` for a failed write (the file when the error names one)."""
+    reason = os.strerror(exc.errno) if exc.errno else (exc.strerror or type(exc).__name__)
+    where = f" {exc.filename}" if exc.filename else ""
+    return f"cannot write{where}: {reason}{NO_ROOM.get(exc.errno or 0, '')}"
+
+
+def no_room(exc: BaseException) -> bool:
+    """Whether ``exc`` says the output takes no more (see :data:`NO_ROOM`): the user's to fix."""
+    return isinstance(exc, OSError) and exc.errno in NO_ROOM

@@ -23,7 +23,9 @@ from recarena.simulator.core.errors import (
     RecarenaError,
     exception_line,
     first_line,
+    no_room,
     with_read_only_hint,
+    write_problem,
 )
 from recarena.simulator.core.scenario import Scenario
 from recarena.simulator.engine.eventlog import EventLog
@@ -105,6 +107,11 @@ def run_cell(
     except CacheMiss as exc:
         log.abort()
         raise RecarenaError(str(exc)) from None
+    except OSError as exc:
+        log.abort()
+        if no_room(exc):  # the output takes no more: the user's to fix, as before the run
+            raise RecarenaError(write_problem(exc)) from None
+        raise
     except SystemExit as exc:
         log.abort()
         raise ExitInCell(
@@ -120,15 +127,21 @@ def run_cell(
             f"{exception_line(exc)} was raised inside the cell (a BaseException that is not an "
             "Exception: plug-in code must raise an Exception to fail)"
         ) from exc
-    log.close()
-    wall = time.perf_counter() - started
-    manifest = cell_manifest(
-        cell, scenario, dict(log.rows), model.world.catalog.n, wall, model.timings
-    )
-    effect = getattr(model.recommender, "effect", None)
-    if callable(effect):  # re-rankers report what they changed (diversity, creator Gini)
-        manifest["recommender_effect"] = {k: round(v, 6) for k, v in effect().items()}
-    return publish_cell(cell_dir, manifest)
+    try:
+        log.close()
+        wall = time.perf_counter() - started
+        manifest = cell_manifest(
+            cell, scenario, dict(log.rows), model.world.catalog.n, wall, model.timings
+        )
+        effect = getattr(model.recommender, "effect", None)
+        if callable(effect):  # re-rankers report what they changed (diversity, creator Gini)
+            manifest["recommender_effect"] = {k: round(v, 6) for k, v in effect().items()}
+        return publish_cell(cell_dir, manifest)
+    except OSError as exc:
+        log.abort()
+        if no_room(exc):
+            raise RecarenaError(write_problem(exc)) from None
+        raise
 
 
 def cell_manifest(

@@ -38,7 +38,7 @@ from typing import Any, Literal
 from recarena.agents.llm.endpoint import LLMRuntime, model_name
 from recarena.agents.llm.server import LocalServer, check_local_llm
 from recarena.agents.users.calibrated import resolve_calibrated
-from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.errors import RecarenaError, write_problem
 from recarena.simulator.core.logschema import LOG_FORMAT_VERSION
 from recarena.simulator.core.names import path_component
 from recarena.simulator.core.paths import RUN_DIR_ROOM, check_creatable
@@ -363,41 +363,89 @@ def run_experiment(
     check_run_output(scenario, run_dir, cells, resume)
 
     made = _missing_ancestor(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lock = RunLock(run_dir).acquire(option)
-    try:
-        if lock.reclaimed is not None:
-            note(
-                f"{run_dir}: reclaimed the lock of process {lock.reclaimed}, which is no "
-                "longer running (killed?)"
+    # the run's stop handlers cover its set-up too: a SIGTERM or SIGHUP there killed the
+    # process where it stood, leaving a directory that held only its .lock (neither a run to
+    # --resume nor an empty --output)
+    with StopSignals() as stop:
+        stop.check()  # a stop that came during the checks: nothing is made
+        lock = _make_and_lock(run_dir, option, made, resume, stop)
+        try:
+            if lock.reclaimed is not None:
+                note(
+                    f"{run_dir}: reclaimed the lock of process {lock.reclaimed}, which is no "
+                    "longer running (killed?)"
+                )
+            return _run_locked(
+                scenario,
+                run_dir,
+                points,
+                cells,
+                runner,
+                previous,
+                llm_runtime,
+                on_progress,
+                note,
+                executor,
+                max_fallback,
+                stop,
             )
-        return _run_locked(
-            scenario,
-            run_dir,
-            points,
-            cells,
-            runner,
-            previous,
-            llm_runtime,
-            on_progress,
-            note,
-            executor,
-            max_fallback,
-        )
-    except _NothingStarted as exc:
-        # the executor refused to start (no Ray cluster at --address auto, a local LLM server
-        # that would not come up): a user's mistake, so nothing of the run is left behind
+        except _NothingStarted as exc:
+            # the executor refused to start (no Ray cluster at --address auto, a local LLM
+            # server that would not come up), the run's first files could not be written, or a
+            # stop came before its manifest was: nothing of a new run is left behind
+            lock.release()
+            if previous is None:
+                _discard_new_run(run_dir, made)
+            raise exc.error from None
+        finally:
+            lock.release()
+
+
+def _write_problem(exc: OSError, option: str, run_dir: Path) -> RecarenaError:
+    """One line for a file of the run that could not be written (a full disk, a file size
+    limit, a directory made read-only or removed): the file and the system's reason."""
+    if not exc.filename:
+        exc = OSError(exc.errno, exc.strerror, str(run_dir))
+    return RecarenaError(f"{option} {run_dir}: {write_problem(exc)}")
+
+
+def _write_text(path: Path, text: str) -> None:
+    """``path.write_text``, with the file named in its error (a failed write names none)."""
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, exc.filename or str(path)) from None
+
+
+def _make_and_lock(
+    run_dir: Path, option: str, made: Path | None, resume: bool, stop: StopSignals
+) -> RunLock:
+    """Create the run directory and take its lock, a stop signal held off until both are done
+    (one between them left a directory no command would take); one line when the system
+    refuses either. A stop that came meanwhile is raised once both are undone."""
+    with stop.polling():
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            lock = RunLock(run_dir).acquire(option)
+        except OSError as exc:
+            if not resume:
+                _discard_new_run(run_dir, made)
+            raise _write_problem(exc, option, run_dir) from None
+    try:
+        stop.check()
+    except Interrupted:
         lock.release()
-        _discard_new_run(run_dir, made)
-        raise exc.error from None
-    finally:
-        lock.release()
+        if not resume:
+            _discard_new_run(run_dir, made)
+        raise
+    return lock
 
 
 class _NothingStarted(Exception):
-    """A new run's executor failed with a RecarenaError before any cell started."""
+    """A run ended before any cell started: its executor failed with a RecarenaError, its first
+    files could not be written, or (a new run) a stop came before its manifest was written."""
 
-    def __init__(self, error: RecarenaError) -> None:
+    def __init__(self, error: BaseException) -> None:
         super().__init__(str(error))
         self.error = error
 
@@ -469,73 +517,82 @@ def _run_locked(
     note: Callable[[str], None],
     executor_name: str,
     max_fallback: float | None,
+    stop: StopSignals,
 ) -> RunResult:
-    if previous is None:
-        if (run_dir / MANIFEST).exists():  # lost a race with another run of this directory
-            raise RecarenaError(
-                f"--output {run_dir}: already holds a run (to finish it: --resume {run_dir})"
-            )
-        (run_dir / SCENARIO_FILE).write_text(dump_scenario(scenario), encoding="utf-8")
-        for point in points:  # each point's scenario, as a plain run of it would save it
-            (run_dir / point.path).mkdir(exist_ok=True)
-            (run_dir / point.path / SCENARIO_FILE).write_text(
-                dump_scenario(point.scenario), encoding="utf-8"
-            )
+    if previous is None and (run_dir / MANIFEST).exists():  # lost a race for this directory
+        raise RecarenaError(
+            f"--output {run_dir}: already holds a run (to finish it: --resume {run_dir})"
+        )
+    option = "--output" if previous is None else "--resume"
     manifest = _new_manifest(scenario, points, cells, executor_name, llm_runtime)
-    to_run = _prepare_cells(run_dir, cells, manifest, previous, note)
     book = _RunBook(run_dir, manifest, on_progress)
-    book.save()
+    try:
+        if previous is None:
+            _write_text(run_dir / SCENARIO_FILE, dump_scenario(scenario))
+            for point in points:  # each point's scenario, as a plain run of it would save it
+                (run_dir / point.path).mkdir(exist_ok=True)
+                _write_text(run_dir / point.path / SCENARIO_FILE, dump_scenario(point.scenario))
+        to_run = _prepare_cells(run_dir, cells, manifest, previous, note)
+        # the first manifest must be on disk before any cell runs: was, on a full disk or under
+        # a file size limit, every cell ran and failed, leaving a directory without a manifest
+        write_json(run_dir / MANIFEST, manifest)
+    except OSError as exc:
+        raise _NothingStarted(_write_problem(exc, option, run_dir)) from None
+    except (KeyboardInterrupt, Interrupted) as exc:  # before the run existed: nothing to keep
+        if previous is not None:
+            raise
+        raise _NothingStarted(Interrupted(str(exc) or "SIGINT")) from None
     job = CellJob(cell_docs(scenario, points), str(run_dir), llm_runtime)
 
     server = None
     server_death: list[str] = []
-    with StopSignals() as stop:
-        try:
-            if llm_runtime is not None and _needs_local_server(scenario, llm_runtime):
-                server = LocalServer(
-                    scenario.llm.context_tokens,
-                    scenario.llm.threads,
-                    scenario.llm.model_path,
-                    model_name(scenario),
-                )
-                server.start()  # assigned first: a signal during start still stops it
-                assert server.process is not None
-                server_death = _stop_when_server_dies(server)
-                manifest["llm"]["server"] = {"pid": server.process.pid, "base_url": server.base_url}
-                job = CellJob(
-                    job.docs,
-                    job.run_dir,
-                    LLMRuntime(
-                        llm_runtime.run_id,
-                        llm_runtime.cache_path,
-                        server.base_url,
-                        llm_runtime.cache_mode,
-                    ),
-                )
-            if on_progress:
-                for cell in cells:
-                    if cell not in to_run:  # finished before a resume
-                        on_progress(cell, 1.0)
-            if to_run:
-                runner.run(job, to_run, book, stop)
-            stop.check()
-        except (KeyboardInterrupt, Interrupted) as exc:
+    try:
+        stop.check()  # a stop during the set-up: the run is kept, every cell unfinished
+        if llm_runtime is not None and _needs_local_server(scenario, llm_runtime):
+            server = LocalServer(
+                scenario.llm.context_tokens,
+                scenario.llm.threads,
+                scenario.llm.model_path,
+                model_name(scenario),
+            )
+            server.start()  # assigned first: a signal during start still stops it
+            assert server.process is not None
+            server_death = _stop_when_server_dies(server)
+            manifest["llm"]["server"] = {"pid": server.process.pid, "base_url": server.base_url}
+            job = CellJob(
+                job.docs,
+                job.run_dir,
+                LLMRuntime(
+                    llm_runtime.run_id,
+                    llm_runtime.cache_path,
+                    server.base_url,
+                    llm_runtime.cache_mode,
+                ),
+            )
+        if on_progress:
+            for cell in cells:
+                if cell not in to_run:  # finished before a resume
+                    on_progress(cell, 1.0)
+        if to_run:
+            runner.run(job, to_run, book, stop)
+        stop.check()
+    except (KeyboardInterrupt, Interrupted) as exc:
+        book.finish(INTERRUPTED)
+        if server_death:  # the stop was the watch's, not the user's: say why
+            raise Interrupted(server_death[0]) from None
+        raise Interrupted(str(exc) or "interrupted") from None
+    except BaseException:
+        if stop.requested:  # an error caused by the stop itself (Ray's processes got it too)
             book.finish(INTERRUPTED)
-            if server_death:  # the stop was the watch's, not the user's: say why
-                raise Interrupted(server_death[0]) from None
-            raise Interrupted(str(exc) or "interrupted") from None
-        except BaseException:
-            if stop.requested:  # an error caused by the stop itself (Ray's processes got it too)
-                book.finish(INTERRUPTED)
-                raise Interrupted(server_death[0] if server_death else stop.name) from None
-            error = sys.exc_info()[1]
-            if previous is None and not book.started_any and isinstance(error, RecarenaError):
-                raise _NothingStarted(error) from None
-            book.finish(FAILED)
-            raise
-        finally:
-            if server is not None:
-                server.stop()
+            raise Interrupted(server_death[0] if server_death else stop.name) from None
+        error = sys.exc_info()[1]
+        if previous is None and not book.started_any and isinstance(error, RecarenaError):
+            raise _NothingStarted(error) from None
+        book.finish(FAILED)
+        raise
+    finally:
+        if server is not None:
+            server.stop()
     fallback = None
     if llm_runtime is not None:
         manifest["llm"]["accounting"] = summarize_llm_calls(run_dir, scenario)

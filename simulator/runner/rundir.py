@@ -70,10 +70,10 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except OSError:
+    except OSError as exc:
         with contextlib.suppress(OSError):  # a full disk left an empty .tmp beside the manifest
             tmp.unlink()
-        raise
+        raise OSError(exc.errno, exc.strerror, exc.filename or str(path)) from None
 
 
 def read_manifest(run_dir: Path, option: str = "") -> dict[str, Any]:
@@ -373,9 +373,15 @@ class RunLock:
         previous = _read_pid(self.path)
         if previous is not None and previous != os.getpid() and not _pid_alive(previous):
             self.reclaimed = previous
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        os.fsync(fd)
+        try:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()}\n".encode())
+            os.fsync(fd)
+        except OSError as exc:  # a full disk or a file size limit: no lock is left behind
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            os.close(fd)
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from None
         self._fd = fd
         return self
 

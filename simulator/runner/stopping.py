@@ -11,12 +11,20 @@ Two ways to honour it, because executors wait differently:
 
 Only the first signal raises; later ones (a second Ctrl-C, the SIGTERM that follows a SIGHUP)
 are recorded but never interrupt the clean-up of the first.
+
+Before a run installs its handlers (while the command imports and checks the scenario) the
+command's own :func:`record_stops` handlers stand in: SIGTERM and SIGHUP killed the process
+there without a word (a run directory holding only its ``.lock`` was left when it landed as the
+run began), and a Ctrl-C raised inside an import's clean-up callback was printed as "ignored"
+and the run went on to its end with exit 0. The signal is remembered, so the run's handlers,
+once installed, honour a stop that arrived before them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType
@@ -31,6 +39,50 @@ class Interrupted(KeyboardInterrupt):
     A KeyboardInterrupt, not an Exception: in the run's own process it is raised inside whatever
     code runs, and as an Exception a plug-in's ``try/except Exception`` swallowed it (the cell
     ran on to its end, minutes or hours, before the run stopped)."""
+
+
+_asked: int | None = None
+"""A stop signal that arrived before a run's :class:`StopSignals` took over (see
+:func:`record_stops`)."""
+
+
+def _record(signum: int, frame: FrameType | None) -> None:  # noqa: ARG001
+    global _asked
+    first = _asked is None
+    _asked = signum
+    if first:
+        raise Interrupted(signal.Signals(signum).name)
+
+
+def record_stops() -> None:
+    """From a command's start: SIGINT, SIGTERM and SIGHUP raise :class:`Interrupted` (the
+    command says so in one line) and are remembered for the run's own handlers. Only in the
+    main thread, and only over the interpreter's defaults (a host program's handlers stay)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for sig in STOP_SIGNALS:
+        if signal.getsignal(sig) in (signal.SIG_DFL, signal.default_int_handler, _record):
+            signal.signal(sig, _record)
+    if sys.unraisablehook is not _quiet_stops:
+        global _unraisable
+        _unraisable = sys.unraisablehook
+        sys.unraisablehook = _quiet_stops
+
+
+_unraisable = sys.unraisablehook
+
+
+def _quiet_stops(unraisable: Any) -> None:
+    """A stop that Python could not raise (it landed in a ``__del__`` or a callback) is
+    remembered and honoured, so its "Exception ignored" traceback is left out."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        return
+    _unraisable(unraisable)
+
+
+def stop_asked() -> str | None:
+    """The name of a stop signal that arrived before a run's handlers, if any."""
+    return signal.Signals(_asked).name if _asked is not None else None
 
 
 class StopSignals:
@@ -60,6 +112,8 @@ class StopSignals:
         thread (a run started from a worker thread) signals cannot be handled: nothing to do."""
         if threading.current_thread() is not threading.main_thread():
             return
+        if self.signum is None and _asked is not None:  # a stop before these handlers
+            self.signum = _asked
         for sig in STOP_SIGNALS:
             previous = signal.signal(sig, self._handle)
             self._previous.setdefault(sig, previous)
