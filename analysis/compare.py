@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 from rich.table import Table
 
-from recarena.analysis.load import RunLogs
+from recarena.analysis.load import RunLogs, require_one_world
 from recarena.analysis.metrics import compute_metrics, compute_user_metrics
 from recarena.analysis.scalars import as_int
 from recarena.simulator.core.errors import RecarenaError
@@ -221,6 +221,7 @@ def compare(
     needed: float = {"auto": min_replicates, "users": math.inf, "replicates": 0}[ci_over]
     if isinstance(logs_or_metrics, RunLogs):
         logs = logs_or_metrics
+        require_one_world(logs, "compare")
         reps = [sum(c.arm == arm for c in logs.cells) for arm in logs.arms]
         if ci_over == "replicates":
             _need_replicates(min(reps, default=0))

@@ -160,9 +160,25 @@ def load(run_dir: str | Path, point: int | None = None) -> RunLogs:
 
 def load_one_world(run_dir: str | Path, point: int | None = None) -> RunLogs:
     """Like :func:`load`, but a sweep run needs a point: metrics group by (arm, rep), so mixing
-    the points of a sweep would average different worlds together."""
+    the points of a sweep would average different worlds together. A sweep of one point is one
+    world, and is opened without ``--point``."""
     logs = load(run_dir, point)
+    if point is None and len(logs.points) == 1:
+        return load(run_dir, logs.points[0]["point"])
     if point is None and logs.points:
         known = ", ".join(str(p["point"]) for p in logs.points)
         raise RecarenaError(f"{logs.run_dir} is a sweep: pass --point (one of {known})")
     return logs
+
+
+def require_one_world(logs: RunLogs, what: str) -> None:
+    """Refuse logs that hold the cells of several sweep points: ``what`` groups by (arm, rep)
+    and would pool the points' different worlds into one cell without a word."""
+    points = sorted({c.point for c in logs.cells if c.point is not None})
+    if logs.point is None and len(points) > 1:
+        known = ", ".join(map(str, points))
+        raise RecarenaError(
+            f"{logs.run_dir} is a sweep of {len(points)} points and {what} would pool their "
+            f"worlds into one cell per arm and replicate; open one with load(run_dir, point=i) "
+            f"(points: {known})"
+        )

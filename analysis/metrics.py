@@ -18,7 +18,7 @@ import polars as pl
 from recarena.analysis import metrics_beyond as beyond
 from recarena.analysis import metrics_engagement as engagement
 from recarena.analysis import metrics_fairness as fairness
-from recarena.analysis.load import RunLogs
+from recarena.analysis.load import RunLogs, require_one_world
 from recarena.analysis.metrics_base import (
     CELL,
     Metric,
@@ -243,6 +243,7 @@ def compute_metrics(
     nothing to divide by, a correlation of constants) is null: some metrics gave NaN, others
     no row at all, for the same kind of cell.
     """
+    require_one_world(logs, "compute_metrics")
     held = set(per_user["metric"].unique()) if per_user is not None else set()
     finished = pl.DataFrame(
         {"arm": [c.arm for c in logs.cells], "rep": [c.rep for c in logs.cells]},
@@ -278,6 +279,7 @@ def compute_user_metrics(logs: RunLogs, names: Sequence[str] | None = None) -> p
     Σnum / Σden over a cell's users equals the metric's cell value; metrics without per-user
     values (Gini, coverage, correlations) are left out.
     """
+    require_one_world(logs, "compute_user_metrics")
     frames = []
     for name in names or known_metrics():
         metric = get_metric(name)

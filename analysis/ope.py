@@ -67,7 +67,7 @@ import numpy as np
 import polars as pl
 from rich.table import Table
 
-from recarena.analysis.load import RunLogs
+from recarena.analysis.load import RunLogs, require_one_world
 from recarena.analysis.scalars import as_float
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.registry import Registry, must_be_callable
@@ -420,6 +420,7 @@ def off_policy_evaluation(
     clean default). ``logging`` defaults to the run's baseline arm.
     """
     check_estimators(estimators)
+    require_one_world(logs, "off_policy_evaluation")
     arms = logs.arms
     logging = logs.baseline if logging is None else logging
     for option, arm in (("--target", target), ("--logging", logging)):

@@ -24,6 +24,7 @@ from recarena.analysis.ope import arm_layouts, off_policy_evaluation
 from recarena.analysis.report import build_report, render_html
 from recarena.analysis.report_data import Lorenz, lorenz_curve
 from recarena.analysis.report_plots import lorenz_figure, to_svg
+from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.runner.experiment import run_experiment
 from recarena.simulator.runner.resolve import parse_scenario
 from tests.cli_in_process import assert_refused, cli
@@ -278,3 +279,43 @@ def test_ope_between_arms_of_one_surface_still_runs(list_and_conversation_run):
                                  "conv": ("conversation", 3)}  # fmt: skip
     table = off_policy_evaluation(logs, "popularity", "random")
     assert table.height and set(table["target"]) == {"popularity"}
+
+
+# ------------------------------------------------------------------ sweeps of one and of two
+@pytest.fixture(scope="module")
+def sweep_runs(tmp_path_factory) -> dict[int, Path]:
+    """The same tiny scenario swept over one value and over two."""
+    root = tmp_path_factory.mktemp("sweeps")
+    runs = {}
+    for n in (1, 2):
+        doc = base_doc(root)
+        doc["sweep"] = {"population.explore_prob": [0.1, 0.9][:n]}
+        runs[n] = root / f"sweep{n}"
+        run_experiment(parse_scenario(doc), runs[n], executor="local")
+    return runs
+
+
+def test_the_analysis_api_does_not_pool_the_points_of_a_sweep(sweep_runs):
+    """Was: load() of a two-point sweep fed to compute_metrics, compare or
+    off_policy_evaluation grouped both points' cells as one (arm, rep): a CTR pooled over two
+    different worlds, n_reps 1, no word."""
+    logs = load(sweep_runs[2])
+    for call, name in [
+        (lambda: compute_metrics(logs, ["ctr"]), "compute_metrics"),
+        (lambda: compare(logs, metrics=["ctr"]), "compare"),
+        (lambda: off_policy_evaluation(logs, "popularity", "random"), "off_policy_evaluation"),
+    ]:
+        with pytest.raises(RecarenaError, match=rf"sweep of 2 points and {name} would pool"):
+            call()
+    one = compute_metrics(load(sweep_runs[2], point=1), ["ctr"])
+    assert one.height == 2  # one point at a time still works
+
+
+def test_a_sweep_of_one_point_needs_no_point(sweep_runs):
+    """Was: report and ope refused a one-point sweep until --point 0 was given, though it
+    holds one world; compare already took it."""
+    run = sweep_runs[1]
+    assert build_report(run).ab_rows
+    code, stderr = cli("ope", str(run), "--target", "popularity")
+    assert code == 0, stderr
+    assert compute_metrics(load(run), ["ctr"]).height == 2
