@@ -3,6 +3,7 @@ was a traceback, a wrong line number or a silent misreading before its fix."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -222,3 +223,27 @@ def test_ml100k_by_name_with_another_format_is_named(tmp_path, monkeypatch, fmt)
     code, stderr = cli("calibrate", "ml-100k", "--format", fmt, "-o", str(out))
     assert_refused(code, stderr, f"'ml-100k' names the copy inside RecBole, which --format {fmt}")
     assert not out.exists()
+
+
+def test_fidelity_json_is_standard_json() -> None:
+    """A figure that is not a number (a rank correlation of tied arms, a measure over no users)
+    was written as NaN, which JSON has not: JavaScript's JSON.parse and most other parsers
+    refused fidelity.json. It is null now, as the table's 'n/a'."""
+    from recarena.analysis.fidelity.report import fidelity_json
+
+    def strict(name: str) -> None:
+        raise ValueError(f"not JSON: {name}")
+
+    result = {
+        "tau": {"value": float("nan"), "low": None, "high": None},
+        "rows": [np.float64("nan"), np.float32(0.5), np.inf, (1, -np.inf)],
+        "counts": np.array([1.0, np.nan]),
+        "n": np.int64(3),
+    }
+    text = fidelity_json(result)
+    assert json.loads(text, parse_constant=strict) == {
+        "tau": {"value": None, "low": None, "high": None},
+        "rows": [None, 0.5, None, [1, None]],
+        "counts": [1.0, None],
+        "n": 3,
+    }

@@ -296,7 +296,7 @@ def write_report(
         result = run_fidelity(cfg, scratch, progress, workers)
         result["config"] = config_dict(cfg)
         files = {
-            "fidelity.json": json.dumps(result, indent=2, default=_plain) + "\n",
+            "fidelity.json": fidelity_json(result),
             "fidelity.md": markdown(result),
             "fidelity.config.yaml": yaml.safe_dump(config_dict(cfg), sort_keys=False),
         }
@@ -308,6 +308,29 @@ def write_report(
         return result
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def fidelity_json(result: dict) -> str:
+    """The text of fidelity.json: standard JSON, in which a figure that is not a number (a
+    rank correlation of arms whose CTRs tie, a measure over no users) is null, as the table's
+    'n/a'. Was: NaN, which Python reads but JSON itself has not (JavaScript's JSON.parse and
+    most other languages' parsers refuse the file)."""
+    return json.dumps(_finite(result), indent=2, default=_plain, allow_nan=False) + "\n"
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every float that is not finite (NumPy's too) as None."""
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [
+            _finite(item) for item in (value.tolist() if isinstance(value, np.ndarray) else value)
+        ]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
 
 
 def _plain(value: Any) -> Any:
