@@ -247,3 +247,37 @@ def test_fidelity_json_is_standard_json() -> None:
         "counts": [1.0, None],
         "n": 3,
     }
+
+
+@pytest.mark.parametrize("name", ["ml-1m.zip", "ratings.csv", "log.csv"])
+def test_a_dataset_file_that_cannot_be_read_is_named(tmp_path, monkeypatch, name):
+    """Was (a release .zip the user may not read): 'cannot tell the format of ml-1m.zip (no
+    ratings.csv, ratings.dat ...); pass --format', which no format fixes; validate said the
+    same of a population.dataset. (Tests run as root read any file: the refusal is made by
+    patching open, as a mode 000 file does for anyone else.)"""
+    path = tmp_path / name
+    path.write_bytes(b"PK\x03\x04" if name.endswith(".zip") else b"user,item,timestamp\n1,2,3\n")
+    real_open = Path.open
+
+    def refused(self, *args, **kwargs):
+        if self == path:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "open", refused)
+    out = tmp_path / "pop.parquet"
+    assert_refused(*cli("calibrate", str(path), "-o", str(out)), f"{path}: cannot read it (Per")
+    doc = {
+        "name": "unreadable",
+        "horizon": {"days": 1, "tick_seconds": 600},
+        "population": {"from": "calibrated", "path": str(out), "dataset": str(path)},
+        "surface": {"k": 2},
+        "arms": [
+            {"name": "random", "recommender": {"type": "random"}},
+            {"name": "popularity", "recommender": {"type": "popularity"}},
+        ],
+        "output": {"dir": str(tmp_path / "runs")},
+    }
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    code, stderr = cli("validate", str(tmp_path / "s.yaml"))
+    assert_refused(code, stderr, f"population.dataset: {path}: cannot read it (Permission denied)")

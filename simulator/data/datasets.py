@@ -1391,8 +1391,22 @@ def _check_file_fits(path: Path, fmt: Format) -> None:
     )
 
 
+def _check_readable(path: Path) -> None:
+    """A dataset file the user may not read is named as such before its format is guessed from
+    its first bytes or name. Was: an unreadable release .zip 'cannot tell the format ... (no
+    ratings.csv ...); pass --format', which no format fixes."""
+    if not path.is_file():
+        return
+    try:
+        with path.open("rb"):
+            pass
+    except OSError as exc:
+        raise RecarenaError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+
+
 def detect_format(path: Path) -> Format:
     """Guess a path's format; ambiguous paths need ``--format``."""
+    _check_readable(path)
     _not_the_ratings(path)
     if path.is_dir():
         for name in ("ratings.csv", "movies.csv", "ratings.dat", "movies.dat", "u.data"):
@@ -1519,6 +1533,7 @@ def load_dataset(
         )
     path = Path(dataset)
     check_link(path, "dataset")
+    _check_readable(path)
     if is_zip(path) and fmt == "csv":  # was: 'ml.zip is a folder', of its unpacked release
         raise RecarenaError(
             f"{path} is a zip archive; the csv format reads one interactions file (.csv or "
