@@ -4,6 +4,7 @@ validate and run alike in one line naming the field (see also test_hostile_scena
 from __future__ import annotations
 
 import pytest
+import yaml
 
 from tests.cli_in_process import assert_refused, cli
 from tests.test_hostile_inputs import LLM_USERS, PATH_FIELDS, _set_path
@@ -95,3 +96,33 @@ def test_fidelity_llm_options_checked_as_the_scenario_section_is(tmp_path, optio
     out = tmp_path / "fid"
     assert_refused(*cli("fidelity", "-o", str(out), "--llm", *args), fragment)
     assert not out.exists()
+
+
+# ------------------------------------------------------------------ whole numbers past 64 bits
+@pytest.mark.parametrize(
+    ("section", "value", "field"),
+    [
+        ("social", {"graph": {"type": "sbm", "blocks": 10**30}}, "social.graph.blocks"),
+        ("social", {"graph": {"type": "sbm", "blocks": 2**63}}, "social.graph.blocks"),
+    ],
+    ids=["blocks_1e30", "blocks_2_63"],
+)
+def test_a_whole_number_past_64_bits_is_refused(tmp_path, section, value, field):
+    """Was: validate passed sbm blocks of 10^30 and the run failed its cell ('ValueError: high
+    is out of bounds for int64', exit 1): a field with no upper bound of its own took any
+    integer YAML can write."""
+    doc = base_doc(tmp_path)
+    doc["population"][section] = value
+    refused_everywhere(tmp_path, doc, f"population.{field}: ")
+    code, stderr = cli("validate", str(tmp_path / "s.yaml"))
+    assert "past the largest whole number the simulation holds" in stderr
+
+
+def test_a_whole_number_with_a_bound_of_its_own_keeps_it(tmp_path):
+    """seed has its own bound (2^64-1, past int64) and keeps it; 2^63-1 passes elsewhere."""
+    doc = base_doc(tmp_path)
+    doc["seed"] = 2**64 - 1
+    doc["population"]["social"] = {"graph": {"type": "sbm", "blocks": 2**63 - 1}}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
+    code, stderr = cli("validate", str(tmp_path / "s.yaml"))
+    assert code == 0, stderr
