@@ -281,3 +281,38 @@ def test_a_dataset_file_that_cannot_be_read_is_named(tmp_path, monkeypatch, name
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     code, stderr = cli("validate", str(tmp_path / "s.yaml"))
     assert_refused(code, stderr, f"population.dataset: {path}: cannot read it (Permission denied)")
+
+
+def test_a_dataset_folder_that_cannot_be_searched_is_named_by_validate(tmp_path, monkeypatch):
+    """A population.dataset folder the user may not search (mode 600, or 000): looking for its
+    ratings file raised PermissionError, and validate died with an internal error, exit 1
+    (calibrate named it). (Run as root, the refusal is made by patching the look-up.)"""
+    folder = tmp_path / "ml"
+    folder.mkdir()
+    (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n1,10,4,100\n")
+    real_stat = Path.stat
+
+    def refused(self, *args, **kwargs):
+        if self.parent == folder:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real_stat(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", refused)
+    doc = {
+        "name": "unsearchable",
+        "horizon": {"days": 1, "tick_seconds": 600},
+        "population": {
+            "from": "calibrated",
+            "path": str(tmp_path / "pop.parquet"),
+            "dataset": str(folder),
+        },
+        "surface": {"k": 2},
+        "arms": [
+            {"name": "random", "recommender": {"type": "random"}},
+            {"name": "popularity", "recommender": {"type": "popularity"}},
+        ],
+        "output": {"dir": str(tmp_path / "runs")},
+    }
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    code, stderr = cli("validate", str(tmp_path / "s.yaml"))
+    assert_refused(code, stderr, f"population.dataset: {folder}: Permission denied: {folder}/")

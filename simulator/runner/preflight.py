@@ -306,23 +306,25 @@ def _check_dataset(dataset: str, what: str) -> Sizes:
     users and items the calibrated population will have. The fit itself (seconds to minutes)
     is left to the run; reading is the run's own first step (measured: a 130 MB ratings.csv
     of 5M ratings, ~2 s and ~1.6 GB)."""
-    try:
-        if dataset == "ml-100k":
-            recbole_ml100k_dir()
-        else:
-            if not dataset.strip():  # Path("") is the working directory
-                raise RecarenaError("an empty path; give a dataset folder or file, or 'ml-100k'")
-            path = Path(dataset)
-            check_link(path, "dataset")  # a loop of links is not 'not found'
-            if not path.exists():
-                raise RecarenaError(f"dataset not found: {path} (or use 'ml-100k')")
-            if not (path.is_file() or path.is_dir()):  # a pipe or a device: reading may block
-                raise RecarenaError(f"{path} is not a file or a directory of a dataset")
-            if not is_zip(path):  # a release's zip: load_dataset unpacks it
-                detect_format(release_folder(path))
-        from recarena.agents.users.calibration import check_interactions, index
+    from recarena.agents.users.calibration import check_interactions, index
 
-        with _dataset_errors(Path(dataset)):
+    try:
+        with _dataset_errors(Path(dataset)):  # a folder the user may not search: was an
+            if dataset == "ml-100k":  # internal PermissionError from guessing its format
+                recbole_ml100k_dir()
+            else:
+                if not dataset.strip():  # Path("") is the working directory
+                    raise RecarenaError(
+                        "an empty path; give a dataset folder or file, or 'ml-100k'"
+                    )
+                path = Path(dataset)
+                check_link(path, "dataset")  # a loop of links is not 'not found'
+                if not path.exists():
+                    raise RecarenaError(f"dataset not found: {path} (or use 'ml-100k')")
+                if not (path.is_file() or path.is_dir()):  # a pipe or a device: may block
+                    raise RecarenaError(f"{path} is not a file or a directory of a dataset")
+                if not is_zip(path):  # a release's zip: load_dataset unpacks it
+                    detect_format(release_folder(path))
             data = subsample_users(load_dataset(dataset), None, 0, DEFAULT_MAX_RATINGS)
             check_interactions(data)
             indexed = index(data)
@@ -340,7 +342,10 @@ def _dataset_errors(path: Path) -> Iterator[None]:
     try:
         yield
     except (pl.exceptions.PolarsError, OSError, ValueError, UnicodeDecodeError) as exc:
-        raise RecarenaError(f"{path}: {first_line(exc)}") from None
+        text = first_line(exc)
+        if isinstance(exc, OSError) and exc.strerror:  # as the CLI names one: no '[Errno 13]'
+            text = f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+        raise RecarenaError(f"{path}: {text}") from None
 
 
 def _check_personas(scenario: Scenario) -> None:
