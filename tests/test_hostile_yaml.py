@@ -126,3 +126,32 @@ def test_a_whole_number_with_a_bound_of_its_own_keeps_it(tmp_path):
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
     code, stderr = cli("validate", str(tmp_path / "s.yaml"))
     assert code == 0, stderr
+
+
+# ------------------------------------------------------------ settings their type never reads
+@pytest.mark.parametrize(
+    ("graph", "fragment"),
+    [
+        ({"type": "sbm", "m": 5}, "graph.m: type 'sbm' does not read it (only barabasi_albert)"),
+        ({"type": "barabasi_albert", "homophily": 0.5}, "graph.homophily: type 'barabasi_albert'"),
+        ({"type": "watts_strogatz", "blocks": 4}, "graph.blocks: type 'watts_strogatz'"),
+        ({"type": "sbm", "k": 4, "p": 0.3}, "graph.k: type 'sbm' does not read it"),
+    ],
+    ids=["m_under_sbm", "homophily_under_ba", "blocks_under_ws", "k_under_sbm"],
+)
+def test_a_graph_parameter_its_type_does_not_read_is_refused(tmp_path, graph, fragment):
+    """Was: passed, and the graph was drawn as if the parameter were not there (as the path of
+    a drawn graph was before it was refused)."""
+    doc = base_doc(tmp_path)
+    doc["population"]["social"] = {"graph": graph}
+    refused_everywhere(tmp_path, doc, f"population.social.{fragment}")
+
+
+def test_a_graph_parameter_at_its_default_is_what_a_resolved_scenario_writes(tmp_path):
+    """A run's resolved scenario writes every field, so defaults under another type pass: it
+    is read back by --resume and by a sweep's points."""
+    doc = base_doc(tmp_path)
+    doc["population"]["social"] = {"graph": {"type": "sbm", "m": 3, "k": 6, "p": 0.1}}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
+    code, stderr = cli("validate", str(tmp_path / "s.yaml"))
+    assert code == 0, stderr

@@ -213,9 +213,33 @@ class SocialGraphSpec(Section):
                 f"@path: only type 'edge_list' reads a file; type {self.type!r} draws the graph "
                 "(set type: edge_list to read it, or leave path out)"
             )
+        for name, readers in _GRAPH_PARAM_TYPES.items():
+            # a default is what a resolved scenario writes for every field: only a value
+            # someone chose counts
+            if self.type not in readers and getattr(self, name) != _graph_default(name):
+                raise ValueError(
+                    f"@{name}: type {self.type!r} does not read it (only "
+                    f"{' or '.join(readers)}); leave it out or set that type"
+                )
         if self.type == "watts_strogatz" and self.k % 2:
             raise ValueError(f"@k: watts_strogatz needs an even k (got {self.k})")
         return self
+
+
+_GRAPH_PARAM_TYPES = {
+    "m": ("barabasi_albert",),
+    "k": ("watts_strogatz",),
+    "p": ("watts_strogatz",),
+    "blocks": ("sbm",),
+    "mean_degree": ("sbm",),
+    "homophily": ("sbm",),
+}
+"""Which graph types read each parameter of SocialGraphSpec (agents/users/social.py): one set
+under another type was ignored without a word (sbm with m: 5 drew the same graph as without)."""
+
+
+def _graph_default(name: str) -> Any:
+    return SocialGraphSpec.model_fields[name].default
 
 
 class Social(Section):
