@@ -316,3 +316,18 @@ def test_a_dataset_folder_that_cannot_be_searched_is_named_by_validate(tmp_path,
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
     code, stderr = cli("validate", str(tmp_path / "s.yaml"))
     assert_refused(code, stderr, f"population.dataset: {folder}: Permission denied: {folder}/")
+
+
+@pytest.mark.parametrize("movie", ["9007199254740993", "9007199254740992", "-9007199254740993"])
+def test_an_id_of_2_to_the_53_or_more_is_refused(tmp_path, movie):
+    """Ids are read as numbers first, and 2^53 + 1 reads as 2^53: the check refused ids above
+    2^53 only, so movie 9007199254740993 was read as movie 9007199254740992, another id,
+    without a word (the guide says ids must be below 2^53)."""
+    folder = tmp_path / "release"
+    folder.mkdir()
+    rows = f"userId,movieId,rating,timestamp\n1,10,4,100\n1,{movie},3,200\n"
+    (folder / "ratings.csv").write_text(rows)
+    with pytest.raises(RecarenaError, match=r"ratings.csv line 3: movieId -?9\.0072e\+15 is too"):
+        load_dataset(folder)
+    (folder / "ratings.csv").write_text(rows.replace(movie, "9007199254740991"))
+    assert load_dataset(folder).item.tolist() == [10, 9007199254740991]

@@ -917,12 +917,12 @@ def _integer_ids(frame: pl.DataFrame, column: str, path: Path, first_line: Lines
             f"{path} line {_line(first_line, row)}: {column} {frame[column][row]!r} is not an "
             "integer"
         )
-    huge = np.flatnonzero(np.abs(values) > _MAX_ID)
-    if huge.size:
+    huge = np.flatnonzero(np.abs(values) >= _MAX_ID)  # 2^53 + 1 reads as 2^53: was taken
+    if huge.size:  # for it, another id without a word
         row = int(huge[0])
         raise RecarenaError(
-            f"{path} line {_line(first_line, row)}: {column} {frame[column][row]!r} is too "
-            "large for an id (at most 2^53)"
+            f"{path} line {_line(first_line, row)}: {column} {values[row]:g} is too large for "
+            "an id (ids must be below 2^53 = 9007199254740992, where every integer is exact)"
         )
     return values.astype(np.int64)
 
