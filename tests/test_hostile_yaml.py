@@ -155,3 +155,24 @@ def test_a_graph_parameter_at_its_default_is_what_a_resolved_scenario_writes(tmp
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
     code, stderr = cli("validate", str(tmp_path / "s.yaml"))
     assert code == 0, stderr
+
+
+@pytest.mark.parametrize("source", [None, "template", "data"])
+def test_personas_written_under_a_source_that_does_not_read_them(tmp_path, source):
+    """Was: personas written as items without `source: yaml` (the default is template) passed
+    validate and the panel used template personas instead, without a word."""
+    (tmp_path / "ratings.csv").write_text("userId,movieId,rating\n1,1,4.0\n", encoding="utf-8")
+    personas: dict = {"items": [{"text": "a grumpy film critic"}]}
+    if source is not None:
+        personas["source"] = source
+    if source == "data":
+        personas["path"] = str(tmp_path / "ratings.csv")
+    doc = base_doc(tmp_path)
+    doc["population"].update(model="mixed", llm_panel={"users": 2, "personas": personas})
+    doc["llm"] = LLM_USERS
+    refused_everywhere(
+        tmp_path,
+        doc,
+        f"population.llm_panel.personas.items: only source 'yaml' reads items; source "
+        f"'{source or 'template'}' makes its own personas",
+    )

@@ -140,6 +140,13 @@ class PersonaSpec(Section):
                 f"@path: only source 'data' reads a file; source {self.source!r} "
                 + ("takes its personas from items" if self.source == "yaml" else "reads none")
             )
+        if self.source != "yaml" and self.items:
+            # was read by nothing: personas written without `source: yaml` (the default is
+            # template) were replaced by template personas without a word
+            raise ValueError(
+                f"@items: only source 'yaml' reads items; source {self.source!r} makes its own "
+                "personas (set source: yaml to use these)"
+            )
         for index, item in enumerate(self.items):
             unknown = sorted(str(key) for key in item if key not in ("text", "traits"))
             if unknown:  # a typo (trait:) would be dropped without a word
