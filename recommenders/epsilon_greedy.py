@@ -38,7 +38,8 @@ class EpsilonGreedy:
 
     Propensity of a shown item at slot j: ``(1 − ε) · p_base`` when it is the base item (random
     picks exclude the base slate, so it can only come from exploiting), ``ε / M`` when explored,
-    with M the number of items the explorer could pick.
+    with M the number of items the explorer could pick; ``p_base`` at a slot the explorer has
+    no item left for (j ≥ M), which shows the base item whatever the coin says.
     """
 
     Params = EpsilonGreedyParams
@@ -61,10 +62,15 @@ class EpsilonGreedy:
         random_items, eligible = sample_distinct_excluding(
             self.rng, requests.catalog.n_items, blocked, requests.k
         )
-        explore = (self.rng.random(base.items.shape) < eps) & (random_items != PAD_ITEM)
+        can_explore = random_items != PAD_ITEM
+        explore = (self.rng.random(base.items.shape) < eps) & can_explore
         items = np.where(explore, random_items, base.items)
         explore_p = eps / np.maximum(eligible, 1)[:, None]
-        propensity = np.where(explore, explore_p, (1.0 - eps) * base.propensity)
+        # a slot with nothing left to explore shows the base item whatever the coin says: its
+        # propensity is the base's, not (1 − ε)·p_base (0 at ε = 1, which the slate guard
+        # refused: an arm exploring always failed once users had seen most of the catalog)
+        exploit_p = np.where(can_explore, 1.0 - eps, 1.0) * base.propensity
+        propensity = np.where(explore, explore_p, exploit_p)
         scores = np.where(explore, np.nan, base.scores)
         return SlateBatch(items, scores.astype(np.float32), propensity.astype(np.float32))
 

@@ -82,8 +82,13 @@ def top_k_from_scores(
     items = np.take_along_axis(part, order, axis=1)
     top_scores = np.take_along_axis(part_scores, order, axis=1)
     items = np.where(np.isfinite(top_scores), items, PAD_ITEM).astype(np.int64)
-    with np.errstate(over="ignore"):  # float64 scores beyond float32's range become ±inf
-        top_scores = np.where(np.isfinite(top_scores), top_scores, np.nan).astype(np.float32)
+    # float64 scores beyond float32's range are held at its largest finite value: cast, they
+    # became ±inf, which the slate guard refuses on a filled slot (a thompson_linear arm with a
+    # huge scale, a linucb arm with a huge alpha, legal params, failed every cell). The order
+    # was decided above in float64.
+    top = float(np.finfo(np.float32).max)
+    top_scores = np.where(np.isfinite(top_scores), np.clip(top_scores, -top, top), np.nan)
+    top_scores = top_scores.astype(np.float32)
     if kk < k:
         pad = k - kk
         items = np.pad(items, ((0, 0), (0, pad)), constant_values=PAD_ITEM)

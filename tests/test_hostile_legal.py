@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 import pytest
+import yaml
 from rich.console import Console
 
 from recarena.analysis import metrics_longterm as lt
@@ -319,3 +320,34 @@ def test_a_sweep_of_one_point_needs_no_point(sweep_runs):
     code, stderr = cli("ope", str(run), "--target", "popularity")
     assert code == 0, stderr
     assert compute_metrics(load(run), ["ctr"]).height == 2
+
+
+# ----------------------------------------------- built-in recommenders at the ends of their range
+@pytest.mark.parametrize(
+    "recommender",
+    [
+        {"type": "epsilon_greedy", "params": {"epsilon": 1.0}},
+        {"type": "thompson_linear", "params": {"scale": 1e300}},
+        {"type": "linucb", "params": {"alpha": 1e300}},
+    ],
+    ids=["always_explore", "huge_posterior_scale", "huge_ucb_bonus"],
+)
+def test_builtins_at_legal_extremes_run_what_validate_accepted(tmp_path, recommender):
+    """Was: validate ok, then every cell of the arm failed (exit 2). epsilon 1 on a catalog the
+    users had mostly seen showed the base item where nothing was left to explore, with
+    propensity (1 − ε)·p = 0; a huge Thompson scale or UCB alpha gave float64 scores past
+    float32's range, logged as -inf/inf, which the slate guard refuses."""
+    doc = base_doc(tmp_path)
+    doc["catalog"]["initial_items"] = 12  # k = 10: little is left to explore after a few clicks
+    doc["population"]["visits_per_day"] = 8
+    doc["arms"][1] = {"name": "extreme", "recommender": recommender}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    assert cli("validate", str(path))[0] == 0
+    code, stderr = cli("run", str(path), "--executor", "local", "-q", "-o", str(tmp_path / "o"))
+    assert code == 0, stderr
+    shown = load(tmp_path / "o").exposures.filter(pl.col("arm") == "extreme").collect()
+    assert shown.height
+    assert shown["propensity"].min() > 0 and shown["propensity"].max() <= 1
+    scores = shown["score"].drop_nans().drop_nulls()
+    assert scores.is_finite().all()
