@@ -331,3 +331,34 @@ def test_an_id_of_2_to_the_53_or_more_is_refused(tmp_path, movie):
         load_dataset(folder)
     (folder / "ratings.csv").write_text(rows.replace(movie, "9007199254740991"))
     assert load_dataset(folder).item.tolist() == [10, 9007199254740991]
+
+
+BROKEN_LINK = {  # the ratings file and its text, the optional file made a link to nothing
+    "users.dat": ("ratings.dat", "1::10::4::100\n"),
+    "u.user": ("u.data", "1\t10\t4\t100\n"),
+    "u.item": ("u.data", "1\t10\t4\t100\n"),
+    "u.genre": ("u.data", "1\t10\t4\t100\n"),
+    "movies.csv": ("ratings.csv", "userId,movieId,rating,timestamp\n1,10,4,100\n"),
+    "release.item": (
+        "release.inter",
+        "user_id:token\titem_id:token\ttimestamp:float\n1\t10\t100\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("optional", sorted(BROKEN_LINK))
+def test_an_optional_release_file_that_is_a_broken_link_is_named(tmp_path, optional):
+    """A release's demographics, movie list or genre names behind a symbolic link to nothing
+    (a copy made with links, whose targets moved) read as absent: the dataset calibrated
+    without them, without a word. Only the ratings file's link was checked (movies.csv's too,
+    when the format was guessed: not with --format movielens)."""
+    folder = tmp_path / "release"
+    folder.mkdir()
+    ratings, text = BROKEN_LINK[optional]
+    (folder / ratings).write_text(text)
+    if optional == "u.genre":  # read for u.item's genre flags
+        (folder / "u.item").write_text("10|Heat (1995)|01-Jan-1995||http://x|" + "0|" * 18 + "1\n")
+    (folder / optional).symlink_to(tmp_path / "moved-away")
+    fmt = "movielens" if optional == "movies.csv" else "auto"
+    with pytest.raises(RecarenaError, match=f"{optional} is a symbolic link that leads to no file"):
+        load_dataset(folder, fmt)  # type: ignore[arg-type]

@@ -174,6 +174,15 @@ def _require(path: Path, what: str, movielens: bool = False) -> Path:
     return path
 
 
+def _beside(path: Path) -> bool:
+    """Whether a release's optional file (its movie list, its demographics, a RecBole item file)
+    is there to read; a symbolic link to no file is named (``check_link``), as the ratings
+    file's is. Was: read as 'no such file', so a broken users.dat link calibrated without the
+    demographics, and a broken u.item without titles, without a word."""
+    check_link(path, "dataset file")
+    return path.exists()
+
+
 def check_link(path: Path, what: str) -> None:
     """A symbolic link that leads nowhere (its target is gone, or links point at each other) is
     named as such: ``exists()`` is False for it, which read as 'not found' beside the link."""
@@ -661,7 +670,7 @@ def load_movielens(path: str | Path) -> InteractionData:
     _check_ratings(ratings, ratings_path, columns, first_line=lines)
     items = _empty_items()
     movies_path = directory / "movies.csv"
-    if movies_path.exists():
+    if _beside(movies_path):
         movies, movie_lines = _read_csv_checked(
             movies_path, ("movieId", "title", "genres"), ("movieId",)
         )
@@ -971,7 +980,7 @@ def load_movielens_dat(path: str | Path) -> InteractionData:
     ratings = _dat_fields(ratings_path, fields, fields, "MovieLens ratings file")
     items = _empty_items()
     movies_path = directory / "movies.dat"
-    if movies_path.exists():
+    if _beside(movies_path):
         movies = _dat_fields(
             movies_path, ("item", "title", "genres"), ("item",), text_field="title"
         )
@@ -982,7 +991,7 @@ def load_movielens_dat(path: str | Path) -> InteractionData:
         )
     users = None
     users_path = directory / "users.dat"
-    if users_path.exists():
+    if _beside(users_path):
         user_fields = ("user", "gender", "age", "occupation", "zip")
         table = _dat_fields(users_path, user_fields, ("user", "age", "occupation"))
         ages = _integer_ids(table, "age", users_path)
@@ -1005,7 +1014,7 @@ ML100K_GENRES = (
 def _ml100k_genres(directory: Path) -> tuple[str, ...]:
     """Genre names by flag position: from u.genre when the folder has it, else the README's."""
     listing = directory / "u.genre"
-    if not listing.exists():
+    if not _beside(listing):
         return ML100K_GENRES
     table = _dat_fields(listing, ("genre", "index"), ("index",), "genre list", separator="|")
     names = dict(zip(_integer_ids(table, "index", listing).tolist(), table["genre"], strict=True))
@@ -1029,7 +1038,7 @@ def load_movielens_100k(path: str | Path) -> InteractionData:
     ratings = _dat_fields(ratings_path, fields, fields, "MovieLens ratings file", separator="\t")
     items = _empty_items()
     items_path = directory / "u.item"
-    if items_path.exists():
+    if _beside(items_path):
         genres = _ml100k_genres(directory)
         names = ("item", "title", "released", "video", "url", *(f"g{i}" for i in range(19)))
         movies = _dat_fields(items_path, names, ("item",), separator="|", text_field="title")
@@ -1043,7 +1052,7 @@ def load_movielens_100k(path: str | Path) -> InteractionData:
         )
     users = None
     users_path = directory / "u.user"
-    if users_path.exists():
+    if _beside(users_path):
         user_fields = ("user", "age", "gender", "occupation", "zip")
         table = _dat_fields(users_path, user_fields, ("user", "age"), separator="|")
         ages = _integer_ids(table, "age", users_path)
@@ -1124,7 +1133,7 @@ def load_recbole(path: str | Path, name: str | None = None) -> InteractionData:
     item_ids = _ids(frame["item_id"])
     items = _empty_items()
     item_path = inter_path.with_suffix(".item")
-    if item_path.exists():
+    if _beside(item_path):
         table = _without_blank_lines(_read_atomic(item_path), item_path)
         title = next((c for c in ("movie_title", "title", "name") if c in table.columns), None)
         genres = next((c for c in ("class", "genre", "genres") if c in table.columns), None)
