@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
+from recarena.simulator.core.yaml_safe import read_yaml_file
 from tests.cli_in_process import assert_refused, cli
 from tests.test_hostile_inputs import LLM_USERS, PATH_FIELDS, _set_path
 from tests.test_validate_gate import base_doc, refused_everywhere
@@ -176,3 +177,47 @@ def test_personas_written_under_a_source_that_does_not_read_them(tmp_path, sourc
         f"population.llm_panel.personas.items: only source 'yaml' reads items; source "
         f"'{source or 'template'}' makes its own personas",
     )
+
+
+# --------------------------------------------------------------------------------- YAML tags
+def _with_users(tmp_path, written: str):
+    doc = base_doc(tmp_path)
+    doc["population"]["users"] = 30
+    text = yaml.safe_dump(doc, sort_keys=False).replace("users: 30", f"users: {written}")
+    (tmp_path / "s.yaml").write_text(text, encoding="utf-8")
+    return tmp_path / "s.yaml"
+
+
+@pytest.mark.parametrize(
+    ("written", "fragment"),
+    [
+        ("!!bool maybe", "!!bool takes true or false (got 'maybe')"),
+        ("!!bool 2", "!!bool takes true or false (got '2')"),
+        ("!!float ''", "!!float takes a number (.inf and .nan too) (got '')"),
+        ("!!float 1:30.5", "!!float takes a number"),
+        ("!!int 1_000", "!!int takes a whole number"),
+        ("!!null x", "!!null takes null"),
+        ("!!timestamp abc", "tag 'tag:yaml.org,2002:timestamp'"),
+        ("!!binary MzA=", "tag 'tag:yaml.org,2002:binary'"),
+        ("!!set {a: null}", "tag 'tag:yaml.org,2002:set'"),
+        ("!!omap [a: 1]", "tag 'tag:yaml.org,2002:omap'"),
+        ("!!pairs [a: 1]", "tag 'tag:yaml.org,2002:pairs'"),
+    ],
+)
+def test_a_yaml_tag_that_does_not_fit_its_value_or_a_scenario(tmp_path, written, fragment):
+    """Was: !!bool maybe, !!float '' and !!timestamp abc were internal errors (KeyError,
+    IndexError, AttributeError; exit 1); !!int 1_000 and !!float 1:30.5 were read by YAML 1.1
+    (1000, 90.5) where a plain value is read by 1.2; !!binary bytes passed as text."""
+    path = _with_users(tmp_path, written)
+    assert_refused(*cli("validate", str(path)), "s.yaml: invalid YAML at line")
+    assert_refused(*cli("validate", str(path)), fragment)
+    out = tmp_path / "out"
+    assert_refused(*cli("run", str(path), "--executor", "local", "-o", str(out), "-q"), fragment)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("written", "users"), [("!!int '30'", 30), ("!!float 30", 30), ("!!int 0x1E", 30)]
+)
+def test_a_yaml_tag_that_fits_its_value_is_read(tmp_path, written, users):
+    assert read_yaml_file(_with_users(tmp_path, written))["population"]["users"] == users

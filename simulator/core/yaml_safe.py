@@ -75,10 +75,47 @@ def _core_resolvers() -> dict[str, list[tuple[str, re.Pattern[str]]]]:
 
 
 def _construct_int(loader: yaml.SafeLoader, node: Node) -> int:
-    text = str(loader.construct_scalar(node))  # type: ignore[arg-type]
+    text = _core_text(loader, node, _INT_TAG)
     if text.startswith(("0o", "0x")):
         return int(text[2:], 8 if text[1] == "o" else 16)
     return int(text)
+
+
+_CORE_PATTERNS = {tag: pattern for tag, pattern, _ in _CORE_12}
+_TAG_NAMES = {
+    "tag:yaml.org,2002:null": "!!null takes null, ~ or nothing",
+    "tag:yaml.org,2002:bool": "!!bool takes true or false",
+    _INT_TAG: "!!int takes a whole number (0o17 and 0x1F too)",
+    "tag:yaml.org,2002:float": "!!float takes a number (.inf and .nan too)",
+}
+
+
+def _core_text(loader: yaml.SafeLoader, node: Node, tag: str) -> str:
+    """A scalar's text, checked against the YAML 1.2 core form of ``tag``. A plain value only
+    gets the tag when it has that form; one written with the tag (``!!bool maybe``, ``!!float
+    ''``) reached PyYAML's YAML 1.1 constructors, which raised KeyError, IndexError or
+    AttributeError (an internal error) or read ``!!int 1_000`` and ``!!float 1:30`` by 1.1."""
+    text = str(loader.construct_scalar(node))  # type: ignore[arg-type]
+    if not _CORE_PATTERNS[tag].fullmatch(text):
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{_TAG_NAMES[tag]} (got {_short(text)})", node.start_mark
+        )
+    return text
+
+
+def _construct_null(loader: yaml.SafeLoader, node: Node) -> None:
+    _core_text(loader, node, "tag:yaml.org,2002:null")
+
+
+def _construct_bool(loader: yaml.SafeLoader, node: Node) -> bool:
+    return _core_text(loader, node, "tag:yaml.org,2002:bool").lower() == "true"
+
+
+def _construct_float(loader: yaml.SafeLoader, node: Node) -> float:
+    text = _core_text(loader, node, "tag:yaml.org,2002:float").lower()
+    if text.endswith(".inf"):
+        return -math.inf if text.startswith("-") else math.inf
+    return math.nan if text == ".nan" else float(text)
 
 
 class _BoundedLoader(yaml.SafeLoader):
@@ -129,7 +166,21 @@ class _BoundedLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)  # type: ignore[arg-type]
 
 
+# A scenario is JSON-shaped: mappings, sequences, text, numbers, yes/no and null. The other
+# types PyYAML builds (!!binary bytes, !!timestamp dates, !!set, !!omap, !!pairs) are refused as
+# unknown tags (!!binary bytes passed as text where a name or path belongs; !!timestamp abc was
+# an internal AttributeError).
+_BoundedLoader.yaml_constructors = {
+    tag: constructor
+    for tag, constructor in yaml.SafeLoader.yaml_constructors.items()
+    if tag is None
+    or tag.removeprefix("tag:yaml.org,2002:") in ("str", "seq", "map", "null", "bool", "int")
+    or tag == "tag:yaml.org,2002:float"
+}
+_BoundedLoader.add_constructor("tag:yaml.org,2002:null", _construct_null)
+_BoundedLoader.add_constructor("tag:yaml.org,2002:bool", _construct_bool)
 _BoundedLoader.add_constructor(_INT_TAG, _construct_int)
+_BoundedLoader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 
 
 class _PortableDumper(yaml.SafeDumper):
