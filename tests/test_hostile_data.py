@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 import yaml
 
-from recarena.agents.users.calibration import creators_from_genres
+from recarena.agents.users.calibration import CalibrationConfig, calibrate, creators_from_genres
 from recarena.analysis.fidelity.common import tv_estimate, user_bootstrap
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.data.datasets import load_dataset
@@ -362,3 +362,25 @@ def test_an_optional_release_file_that_is_a_broken_link_is_named(tmp_path, optio
     fmt = "movielens" if optional == "movies.csv" else "auto"
     with pytest.raises(RecarenaError, match=f"{optional} is a symbolic link that leads to no file"):
         load_dataset(folder, fmt)  # type: ignore[arg-type]
+
+
+def test_two_calibrations_of_one_dataset_are_the_same_files(tmp_path, monkeypatch):
+    """The guide says a calibration's files are bit-identical across reruns; they were not:
+    the fit's wall-clock seconds were written into the users and items files' metadata and the
+    .json. (The clock is made to jump here, as a busy machine's does.)"""
+    rng = np.random.default_rng(0)
+    rows = [
+        f"{user},{item},{rng.integers(1, 6)},{100_000 * (n // 3 + 1) + n}"
+        for user in range(1, 21)
+        for n, item in enumerate(rng.choice(np.arange(1, 31), size=9, replace=False))
+    ]
+    folder = tmp_path / "ml"
+    folder.mkdir()
+    (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n" + "\n".join(rows))
+    clock = iter(np.cumsum(rng.uniform(0.0, 50.0, size=100_000)).tolist())
+    monkeypatch.setattr("time.perf_counter", lambda: next(clock))
+    config = CalibrationConfig(topics=2, epochs=1, batch_size=16)
+    for name in ("a", "b"):
+        calibrate(load_dataset(folder), config).save(tmp_path / name / "pop.parquet")
+    for file in ("pop.parquet", "pop.items.parquet", "pop.json"):
+        assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes(), file
