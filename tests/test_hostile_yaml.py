@@ -221,3 +221,12 @@ def test_a_yaml_tag_that_does_not_fit_its_value_or_a_scenario(tmp_path, written,
 )
 def test_a_yaml_tag_that_fits_its_value_is_read(tmp_path, written, users):
     assert read_yaml_file(_with_users(tmp_path, written))["population"]["users"] == users
+
+
+# -------------------------------------------------------------------------------- sweeps
+def test_a_sweep_over_what_nothing_simulates_is_refused(tmp_path):
+    """Was: sweep: {description: [a, b]} passed and ran every cell twice under two point
+    numbers, the same simulation each time."""
+    doc = base_doc(tmp_path)
+    doc["sweep"] = {"description": ["first", "second"]}
+    refused_everywhere(tmp_path, doc, "sweep.description: 'description' changes nothing")

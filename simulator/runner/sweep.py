@@ -37,6 +37,9 @@ PathStep = str | int
 # Keys that fix the run's layout (cells, names, where logs go): sweeping them would make the
 # points incomparable or the run directory ambiguous.
 FIXED_KEYS = frozenset({"name", "replicates", "baseline", "metrics", "output", "sweep"})
+UNSIMULATED_KEYS = frozenset({"description"})
+"""Keys that change nothing simulated: a sweep over one ran the same cells again under new point
+numbers, as a value written twice did before it was refused."""
 
 MAX_POINTS = 10_000
 """Largest grid expanded; each point is a resolved scenario, so 810,000 of them take minutes
@@ -161,6 +164,11 @@ def _check_sweepable(path: str, steps: list[PathStep]) -> None:
     head = steps[0]
     if head in FIXED_KEYS:
         raise RecarenaError(f"sweep.{path}: {head!r} cannot be swept (it fixes the run's layout)")
+    if head in UNSIMULATED_KEYS:
+        raise RecarenaError(
+            f"sweep.{path}: {head!r} changes nothing that is simulated (every point would run "
+            "the same cells); sweep a setting of the simulation"
+        )
     if head == "arms" and (len(steps) <= 2 or steps[2] == "name"):
         raise RecarenaError(
             f"sweep.{path}: arms and their names cannot be swept; sweep a field inside an arm, "
