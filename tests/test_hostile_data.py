@@ -384,3 +384,25 @@ def test_two_calibrations_of_one_dataset_are_the_same_files(tmp_path, monkeypatc
         calibrate(load_dataset(folder), config).save(tmp_path / name / "pop.parquet")
     for file in ("pop.parquet", "pop.items.parquet", "pop.json"):
         assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes(), file
+
+
+def test_fidelity_names_its_training_split_when_that_is_what_cannot_be_fitted(tmp_path):
+    """fidelity calibrates on each user's earlier ratings: a release of 2 movies, each user
+    rating both, was refused as 'dataset ... is too small to calibrate: 39 users, 1 items, 39
+    consumptions', figures of no file the user has. The line says they are the split's."""
+    folder = tmp_path / "two-movies"
+    folder.mkdir()
+    rows = [
+        f"{u},{m},{(u + m) % 5 + 1},{1_000_000_000 + 100_000 * u + 3600 * m}"
+        for u in range(1, 40)
+        for m in (1, 2)
+    ]
+    (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n" + "\n".join(rows))
+    out = tmp_path / "report"
+    code, stderr = cli(
+        "fidelity", "--dataset", str(folder), "-o", str(out), "-q", "--arms", "random,popularity"
+    )
+    assert_refused(
+        code, stderr, "(in its training split of 39 users, 1 items and 39 of its 78 ratings"
+    )
+    assert not out.exists()

@@ -88,6 +88,21 @@ def _in_the_sample(full: InteractionData, data: InteractionData) -> Iterator[Non
         ) from None
 
 
+@contextmanager
+def _in_the_training_split(data: InteractionData, train: InteractionData) -> Iterator[None]:
+    """A dataset refused by the calibration fidelity fits on its training split says the
+    figures are the split's: 'two-movies is too small: 39 users, 1 items, 39 consumptions'
+    named a dataset of 2 movies and 78 ratings."""
+    try:
+        yield
+    except RecarenaError as exc:
+        raise RecarenaError(
+            f"{exc} (in its training split of {train.n_users:,} users, {train.n_items:,} items "
+            f"and {train.n_interactions:,} of its {data.n_interactions:,} ratings: fidelity "
+            "calibrates on each user's earlier ratings and holds their last ones out)"
+        ) from None
+
+
 def run_fidelity(
     cfg: FidelityConfig,
     work_dir: Path,
@@ -128,7 +143,8 @@ def run_fidelity(
             holdout=cfg.holdout,
             seed=cfg.seed,
         )
-        pop = calibrate(train, calibration, visits=False)  # the simulation sets its own visits
+        with _in_the_training_split(data, train):
+            pop = calibrate(train, calibration, visits=False)  # the simulation sets its visits
         split = align(pop, train, test)
         if split.test_user.size == 0:
             raise RecarenaError(f"dataset {data.name!r}: no held-out rows left after the split")
