@@ -27,7 +27,7 @@ import numpy as np
 from pydantic import Field
 
 from recarena.recommenders.base import RecommenderContext
-from recarena.recommenders.pool_rerank import PoolParams
+from recarena.recommenders.pool_rerank import PoolParams, candidate_width
 from recarena.recommenders.registry import build_base
 from recarena.simulator.core.measures import gini
 from recarena.simulator.core.types import (
@@ -91,7 +91,9 @@ class _Reranker:
 
     def recommend(self, requests: RequestBatch) -> SlateBatch:
         k = requests.k
-        pool = self.base.recommend(replace(requests, k=max(k, self.params.candidates)))
+        pool = self.base.recommend(
+            replace(requests, k=candidate_width(requests, self.params.candidates))
+        )
         relevance = _relevance(pool)
         chosen = self._select(requests, pool.items, relevance, k)
         items = np.take_along_axis(pool.items, chosen, axis=1)

@@ -25,11 +25,15 @@ from recarena.analysis.ope import arm_layouts, off_policy_evaluation
 from recarena.analysis.report import build_report, render_html
 from recarena.analysis.report_data import Lorenz, lorenz_curve
 from recarena.analysis.report_plots import lorenz_figure, to_svg
+from recarena.recommenders.base import NoParams, RecommenderContext
+from recarena.recommenders.registry import build
 from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.types import PAD_ITEM, SlateBatch
 from recarena.simulator.runner.experiment import run_experiment
 from recarena.simulator.runner.resolve import parse_scenario
 from tests.cli_in_process import assert_refused, cli
 from tests.test_metrics_library import make_logs, make_run
+from tests.test_rerankers import N_ITEMS, _requests
 from tests.test_validate_gate import base_doc
 
 DAY = 86_400.0
@@ -351,3 +355,44 @@ def test_builtins_at_legal_extremes_run_what_validate_accepted(tmp_path, recomme
     assert shown["propensity"].min() > 0 and shown["propensity"].max() <= 1
     scores = shown["score"].drop_nans().drop_nulls()
     assert scores.is_finite().all()
+
+
+# ------------------------------------------------ re-rankers asking for more than the catalog
+class WidthSpy:
+    """A base that records how many items each request asked it for (padding past the catalog)."""
+
+    Params = NoParams
+    asked: list[int] = []
+
+    def __init__(self, params, ctx) -> None:
+        self.name = "spy"
+
+    def fit(self, history) -> None:
+        return None
+
+    def update(self, feedback) -> None:
+        return None
+
+    def recommend(self, requests):
+        WidthSpy.asked.append(requests.k)
+        n, b = requests.catalog.n_items, len(requests)
+        order = np.arange(min(n, requests.k))
+        items = np.full((b, requests.k), PAD_ITEM, np.int64)
+        items[:, : order.size] = order
+        scores = np.where(items >= 0, -items.astype(np.float32), np.nan).astype(np.float32)
+        return SlateBatch(items, scores, np.ones(items.shape, np.float32))
+
+
+@pytest.mark.parametrize(
+    "wrapper", ["mmr", "calibrated", "provider_fair", "cluster_explore", "novelty_aware"]
+)
+def test_rerankers_ask_their_base_for_no_more_than_the_catalog(wrapper):
+    """Was: candidates 5000 (legal) over a 15-item catalog made mmr compare 5000 x 5000 pairs of
+    padding per page: minutes a page, a run validate accepted that never ended."""
+    WidthSpy.asked = []
+    ctx = RecommenderContext(np.random.default_rng(0), 10, 3)
+    rec = build(wrapper, {"base": "tests.test_hostile_legal:WidthSpy", "candidates": 5000}, ctx)
+    slates = rec.recommend(_requests(3))
+    assert WidthSpy.asked and max(WidthSpy.asked) == N_ITEMS
+    shown = slates.items[slates.items != PAD_ITEM]
+    assert shown.size and shown.max() < N_ITEMS
