@@ -226,3 +226,73 @@ def test_cells_whose_logs_cannot_be_written_name_the_file(tmp_path, executor):
     assert manifest["status"] == "failed"
     assert not list(out.glob("**/*.parquet"))  # only .tmp files, beside _INCOMPLETE markers
     assert len(list(out.glob("arm=*/rep=*/_INCOMPLETE"))) == 4
+
+
+# ------------------------------------------------------------------ no memory
+@pytest.mark.parametrize(
+    "exc",
+    [
+        MemoryError(),
+        ImportError("libtorch_cpu.so: failed to map segment from shared object"),
+        OSError(12, "Cannot allocate memory"),
+    ],
+    ids=["memory-error", "library-not-mapped", "enomem"],
+)
+def test_out_of_memory_is_said_plainly(exc):
+    from recarena.simulator.core.errors import out_of_memory
+
+    line = out_of_memory(exc)
+    assert line is not None and line.startswith("out of memory (")
+    assert type(exc).__name__ in line
+
+
+@pytest.mark.parametrize(
+    "exc", [ImportError("No module named 'x'"), OSError(2, "No such file"), ValueError("memory")]
+)
+def test_other_errors_are_not_called_out_of_memory(exc):
+    from recarena.simulator.core.errors import out_of_memory
+
+    assert out_of_memory(exc) is None
+
+
+def _address_space_limited(limit: int):
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    return apply
+
+
+def test_a_command_out_of_memory_is_one_line_exit_2(tmp_path):
+    """Under ``ulimit -v`` too small to load the libraries the command needs: was "error:
+    internal error ImportError: libarrow_compute.so...: failed to map segment" (exit 1, "rerun
+    with --debug", as for a bug). Now it says out of memory and the limit, exit 2."""
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "recarena.simulator.cli", "run", str(_scenario(tmp_path)),
+         "-o", str(out), "-q", "--executor", "local"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        preexec_fn=_address_space_limited(600_000_000),
+    )  # fmt: skip
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert proc.returncode == 2, proc.stderr
+    assert len(errors) == 1 and errors[0].startswith("error: out of memory (this process may ")
+    assert "ulimit -v" in errors[0] and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_cells_out_of_memory_are_the_users_to_fix(tmp_path):
+    """A limit the command's checks fit in but a cell does not (it loads torch): each cell
+    failed with the bare ImportError and the run exited 1, the code of a bug. Now each cell
+    says out of memory and the limit, and the run exits 2."""
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, "-m", "recarena.simulator.cli", "run", str(_scenario(tmp_path)),
+         "-o", str(out), "-q", "--executor", "local"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        preexec_fn=_address_space_limited(1_200_000_000),
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    [line] = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert line.startswith(f"error: 4 of 4 cells failed in {out}: ")
+    assert line.count("out of memory (this process may use 1.1 GiB of address space") == 4
+    assert json.loads((out / "manifest.json").read_text())["status"] == "failed"

@@ -31,7 +31,7 @@ try:
     import typer
 
     from recarena.simulator.cli.app import app
-    from recarena.simulator.core.errors import RecarenaError
+    from recarena.simulator.core.errors import RecarenaError, out_of_memory
 
     for _module in COMMAND_MODULES:
         import_module(f"{__name__}.{_module}")
@@ -137,6 +137,10 @@ def _main(args: list[str]) -> None:
             sys.exit(2)
         if debug:
             raise
+        no_memory = out_of_memory(exc)
+        if no_memory is not None:  # was "internal error ImportError: ... map segment"
+            print(f"error: {no_memory}", file=sys.stderr)
+            sys.exit(2)
         where = traceback.extract_tb(exc.__traceback__)[-1]
         print(
             f"error: internal error {type(exc).__name__}: {_one_line(exc)[:300]} "

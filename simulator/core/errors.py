@@ -2,6 +2,7 @@
 
 import errno
 import os
+import resource
 
 
 class RecarenaError(Exception):
@@ -57,3 +58,26 @@ def write_problem(exc: OSError) -> str:
 def no_room(exc: BaseException) -> bool:
     """Whether ``exc`` says the output takes no more (see :data:`NO_ROOM`): the user's to fix."""
     return isinstance(exc, OSError) and exc.errno in NO_ROOM
+
+
+_NO_MEMORY_WORDS = ("failed to map segment", "cannot allocate memory", "out of memory")
+
+
+def out_of_memory(exc: BaseException) -> str | None:
+    """One line for an error that says this process ran out of memory (a MemoryError, or a
+    library that could not be mapped or allocate: what an address-space limit, ``ulimit -v``,
+    gives), naming the limit when one is set; None for any other error."""
+    text = str(exc).lower()
+    if not (
+        isinstance(exc, MemoryError)
+        or (isinstance(exc, OSError) and exc.errno == errno.ENOMEM)
+        or (isinstance(exc, ImportError | OSError) and any(w in text for w in _NO_MEMORY_WORDS))
+    ):
+        return None
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    where = (
+        f"this process may use {limit / 2**30:.2g} GiB of address space, ulimit -v"
+        if limit != resource.RLIM_INFINITY
+        else "the machine's memory"
+    )
+    return f"out of memory ({where}): {exception_line(exc)}"

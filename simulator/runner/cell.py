@@ -24,6 +24,7 @@ from recarena.simulator.core.errors import (
     exception_line,
     first_line,
     no_room,
+    out_of_memory,
     with_read_only_hint,
     write_problem,
 )
@@ -86,7 +87,24 @@ def run_cell(
     progress: Callable[[float], None] | None = None,
     llm_runtime: LLMRuntime | None = None,
 ) -> dict[str, Any]:
-    """Simulate one cell and publish its tables; returns the cell manifest."""
+    """Simulate one cell and publish its tables; returns the cell manifest. Running out of
+    memory (``ulimit -v``: torch could not even be loaded) is a user error in one line."""
+    try:
+        return _run_cell(scenario_doc, cell, run_dir, progress, llm_runtime)
+    except (MemoryError, ImportError, OSError) as exc:
+        line = out_of_memory(exc)
+        if line is None:
+            raise
+        raise RecarenaError(line) from None
+
+
+def _run_cell(
+    scenario_doc: dict[str, Any],
+    cell: Cell,
+    run_dir: str,
+    progress: Callable[[float], None] | None,
+    llm_runtime: LLMRuntime | None,
+) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)  # cells run in parallel; one BLAS thread each avoids oversubscription
