@@ -230,3 +230,37 @@ def test_a_sweep_over_what_nothing_simulates_is_refused(tmp_path):
     doc = base_doc(tmp_path)
     doc["sweep"] = {"description": ["first", "second"]}
     refused_everywhere(tmp_path, doc, "sweep.description: 'description' changes nothing")
+
+
+# ------------------------------------------------------------------------ the file's encoding
+@pytest.mark.parametrize(
+    ("encode", "fragment"),
+    [
+        (lambda text: text.encode("utf-16"), "the file is UTF-16, not UTF-8 text"),
+        (lambda text: text.encode("utf-32"), "the file is UTF-32, not UTF-8 text"),
+        (lambda text: text.encode("utf-16-le"), "the file is UTF-16 or binary"),
+        (
+            lambda text: text.replace("name: gate", "name: gate\ndescription: a\x07b").encode(),
+            "invalid YAML at line 2, column 15: the control character '\\x07' is not allowed",
+        ),
+        (
+            lambda text: text.replace("name: gate", "name: gate\ndescription: a\x00b").encode(),
+            "invalid YAML at line 2, column 15: the control character '\\x00' is not allowed",
+        ),
+    ],
+    ids=["utf16_bom", "utf32_bom", "utf16_no_bom", "bell", "nul"],
+)
+def test_a_scenario_file_in_another_encoding_or_with_a_control_character(
+    tmp_path, encode, fragment
+):
+    """Was: 'not UTF-8 text (byte 0)' for UTF-16 and UTF-32, and for a control character (or
+    UTF-16 without its mark) 'unacceptable character #x0007: special characters are not
+    allowed in "<unicode string>", position 305', counted in characters from the start."""
+    text = yaml.safe_dump(base_doc(tmp_path), sort_keys=False)
+    assert text.startswith("name: gate\n")
+    path = tmp_path / "s.yaml"
+    path.write_bytes(encode(text))
+    assert_refused(*cli("validate", str(path)), f"s.yaml: {fragment}")
+    out = tmp_path / "out"
+    assert_refused(*cli("run", str(path), "--executor", "local", "-o", str(out)), fragment)
+    assert not out.exists()

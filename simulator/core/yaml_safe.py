@@ -426,6 +426,15 @@ def check_no_bool_numbers(raw: Any, validated: Any, source: str = "", prefix: st
         raise RecarenaError(f"{where}: expected a number, got a yes/no value")
 
 
+_WIDE_MARKS = [
+    (b"\xff\xfe\x00\x00", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "UTF-32"),
+    (b"\xff\xfe", "UTF-16"),
+    (b"\xfe\xff", "UTF-16"),
+]
+"""Byte-order marks of the wide encodings some editors save 'Unicode text' in."""
+
+
 def read_yaml_file(path: str | Path, max_bytes: int | None = None) -> Any:
     """Read and parse a YAML file no larger than ``max_bytes`` (default MAX_FILE_BYTES, or
     RECARENA_MAX_SCENARIO_BYTES)."""
@@ -452,12 +461,27 @@ def read_yaml_file(path: str | Path, max_bytes: int | None = None) -> Any:
         raise RecarenaError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if len(raw) > cap:
         raise RecarenaError(f"{path}: larger than {cap:,} bytes; a scenario is a small file")
+    wide = next((name for mark, name in _WIDE_MARKS if raw.startswith(mark)), None)
+    head = raw[:4096]
+    if wide is None and head.count(0) * 4 >= len(head) > 0:  # one NUL is a control character
+        wide = "UTF-16 or binary (it holds NUL bytes)"
+    if wide is not None:  # was 'not UTF-8 text (byte 0)', or a NUL 'at position 1'
+        raise RecarenaError(f"{path}: the file is {wide}, not UTF-8 text; save it as UTF-8")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise RecarenaError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     try:
         return load_yaml(text, str(path))
+    except yaml.reader.ReaderError as exc:  # a control character: was its offset in
+        # "<unicode string>", counted in characters
+        where = text[: exc.position]
+        line, column = where.count("\n") + 1, len(where) - where.rfind("\n")
+        raise RecarenaError(
+            f"{path}: invalid YAML at line {line}, column {column}: the control character "
+            f"{chr(exc.character)!r} is not allowed in YAML (write it as an escape inside "
+            'double quotes, e.g. "\\t")'
+        ) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
