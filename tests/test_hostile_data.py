@@ -406,3 +406,23 @@ def test_fidelity_names_its_training_split_when_that_is_what_cannot_be_fitted(tm
         code, stderr, "(in its training split of 39 users, 1 items and 39 of its 78 ratings"
     )
     assert not out.exists()
+
+
+def test_fidelity_says_why_no_held_out_rating_is_left(tmp_path):
+    """Every user rated the same movies in the same order, so the held-out ratings (each
+    user's last ones) are all of movies nobody rated earlier: fidelity said only 'no held-out
+    rows left after the split'. The line says why, and what the checks need."""
+    folder = tmp_path / "in-order"
+    folder.mkdir()
+    rows = [
+        f"{u},{m},{(u + m) % 5 + 1},{1_000_000_000 + 100_000 * u + 3600 * m}"
+        for u in range(1, 30)
+        for m in range(1, 30)
+        if (u + m) % 3
+    ]
+    (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n" + "\n".join(rows))
+    out = tmp_path / "report"
+    args = ("--dataset", str(folder), "-o", str(out), "-q", "--arms", "random,popularity")
+    code, stderr = cli("fidelity", *args)
+    assert_refused(code, stderr, "held-out ratings (each user's last ones) is of a movie no user")
+    assert not out.exists()

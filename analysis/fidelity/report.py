@@ -147,7 +147,12 @@ def run_fidelity(
             pop = calibrate(train, calibration, visits=False)  # the simulation sets its visits
         split = align(pop, train, test)
         if split.test_user.size == 0:
-            raise RecarenaError(f"dataset {data.name!r}: no held-out rows left after the split")
+            raise RecarenaError(  # was 'no held-out rows left after the split', saying not why
+                f"dataset {data.name!r}: each of its {len(test['item']):,} held-out ratings (each "
+                "user's last ones) is of a movie no user rated earlier, which the calibration "
+                "never saw and no check can score; the checks need held-out ratings of movies "
+                "that were also rated before"
+            )
         report("calibrate (training split)", 1.0)
         timings["calibrate"] = round(time.perf_counter() - started, 2)
 
