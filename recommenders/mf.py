@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from recarena.recommenders.base import RecommenderContext
 from recarena.recommenders.popularity import PopularityParams, PopularityRecommender
 from recarena.recommenders.slates import top_k_from_scores
-from recarena.recommenders.tensors import reading_tensor
+from recarena.recommenders.tensors import MAX_STEP, reading_tensor
 from recarena.simulator.core.types import (
     PAD_ITEM,
     FeedbackBatch,
@@ -95,8 +95,8 @@ class MFParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     dim: int = Field(default=32, ge=1, le=1024)
     epochs: int = Field(default=3, ge=1, le=1000)
-    lr: float = Field(default=0.05, gt=0)
-    reg: float = Field(default=1e-4, ge=0)
+    lr: float = Field(default=0.05, gt=0, le=MAX_STEP)
+    reg: float = Field(default=1e-4, ge=0, le=MAX_STEP)
     batch_size: int = Field(default=4096, ge=1)
     epoch_samples: int | None = Field(default=None, ge=1)
     """Train each epoch on a fresh random sample of at most this many examples (None: all of

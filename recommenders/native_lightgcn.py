@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from recarena.recommenders.base import RecommenderContext
 from recarena.recommenders.popularity import PopularityParams, PopularityRecommender
 from recarena.recommenders.slates import top_k_over_fallback
+from recarena.recommenders.tensors import MAX_STEP
 from recarena.simulator.core.types import FeedbackBatch, Interactions, RequestBatch, SlateBatch
 
 
@@ -29,8 +30,8 @@ class NativeLightGCNParams(BaseModel):
     dim: int = Field(default=32, ge=2, le=1024)
     layers: int = Field(default=2, ge=1, le=6)
     epochs: int = Field(default=20, ge=1, le=1000)
-    lr: float = Field(default=0.01, gt=0)
-    reg: float = Field(default=1e-4, ge=0)
+    lr: float = Field(default=0.01, gt=0, le=MAX_STEP)
+    reg: float = Field(default=1e-4, ge=0, le=MAX_STEP)
     batch_size: int = Field(default=2048, ge=1)
     epoch_samples: int | None = Field(default=None, ge=1)
     """Train each epoch on a fresh random sample of at most this many examples (None: all of

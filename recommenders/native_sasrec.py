@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from recarena.recommenders.base import RecommenderContext
 from recarena.recommenders.popularity import PopularityParams, PopularityRecommender
 from recarena.recommenders.slates import top_k_over_fallback
+from recarena.recommenders.tensors import MAX_STEP
 from recarena.simulator.core.types import FeedbackBatch, Interactions, RequestBatch, SlateBatch
 
 
@@ -33,7 +34,7 @@ class NativeSASRecParams(BaseModel):
     heads: int = Field(default=2, ge=1, le=16)
     max_len: int = Field(default=20, ge=2, le=500)
     epochs: int = Field(default=3, ge=1, le=1000)
-    lr: float = Field(default=1e-3, gt=0)
+    lr: float = Field(default=1e-3, gt=0, le=MAX_STEP)
     batch_size: int = Field(default=256, ge=1)
     """Targets (next clicks to predict) per training step, whole windows at a time."""
     epoch_samples: int | None = Field(default=None, ge=1)

@@ -16,6 +16,11 @@ import numpy as np
 
 _NOT_WRITABLE = "The given NumPy array is not writable"
 
+MAX_STEP = 1e3
+"""Largest learning rate and regularisation weight a torch model's params accept. Far past any
+useful setting, and far below float32's range: lr or reg 1e300 passed validate, then every fit
+raised "value cannot be converted to type float without overflow" and every cell failed."""
+
 
 def reading_tensor(array: np.ndarray) -> Any:
     """``torch.from_numpy(array)`` for an array the caller will only read (no copy)."""

@@ -34,7 +34,7 @@ from recarena.simulator.runner.resolve import parse_scenario
 from tests.cli_in_process import assert_refused, cli
 from tests.test_metrics_library import make_logs, make_run
 from tests.test_rerankers import N_ITEMS, _requests
-from tests.test_validate_gate import base_doc
+from tests.test_validate_gate import base_doc, refused_everywhere
 
 DAY = 86_400.0
 
@@ -396,3 +396,21 @@ def test_rerankers_ask_their_base_for_no_more_than_the_catalog(wrapper):
     assert WidthSpy.asked and max(WidthSpy.asked) == N_ITEMS
     shown = slates.items[slates.items != PAD_ITEM]
     assert shown.size and shown.max() < N_ITEMS
+
+
+# --------------------------------------------------------- torch models' steps past float32
+@pytest.mark.parametrize(
+    ("recommender", "field"),
+    [
+        ({"type": "mf", "params": {"lr": 1e300}}, "lr"),
+        ({"type": "mf", "params": {"reg": 1e300}}, "reg"),
+        ({"type": "sasrec_native", "params": {"lr": 1e300}}, "lr"),
+    ],
+    ids=["mf_lr", "mf_reg", "sasrec_lr"],
+)
+def test_a_torch_step_past_float32_is_refused_by_validate(tmp_path, recommender, field):
+    """Was: validate ok, then every fit raised "value cannot be converted to type float without
+    overflow" and every cell of the arm failed."""
+    doc = base_doc(tmp_path)
+    doc["arms"][1] = {"name": "torch", "recommender": recommender}
+    refused_everywhere(tmp_path, doc, f"arms[1].recommender.params.{field}: Input should be less")
