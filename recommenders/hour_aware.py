@@ -24,11 +24,11 @@ from recarena.simulator.core.types import Interactions, RequestBatch, SlateBatch
 
 
 class HourAwareParams(PoolParams):
-    weight: float = Field(default=1.0, ge=0)
+    weight: float = Field(default=1.0, ge=0, le=1e6)
     """Weight of the clock feature against the base's relevance in [0, 1]; 0 = the base."""
     width_hours: float = Field(default=1.5, gt=0, le=12)
     """Width (sd) of the circular Gaussian smoothing over hours."""
-    prior: float = Field(default=3.0, ge=0)
+    prior: float = Field(default=3.0, ge=0, le=1e6)
     """Pseudo-clicks shrinking each user's topic mix towards everybody's, and each hour's
     towards the user's all-day mix (see :func:`clock_lift`)."""
 

@@ -414,3 +414,13 @@ def test_a_torch_step_past_float32_is_refused_by_validate(tmp_path, recommender,
     doc = base_doc(tmp_path)
     doc["arms"][1] = {"name": "torch", "recommender": recommender}
     refused_everywhere(tmp_path, doc, f"arms[1].recommender.params.{field}: Input should be less")
+
+
+@pytest.mark.parametrize("field", ["weight", "prior"])
+def test_hour_aware_weights_past_a_million_are_refused(tmp_path, field):
+    """Was: validate ok for weight or prior 1e300, then RuntimeWarnings (overflow in cast,
+    invalid value in multiply) and their source lines in the middle of the run's output."""
+    doc = base_doc(tmp_path)
+    doc["arms"][1] = {"name": "clock", "recommender": {"type": "hour_aware",
+                                                        "params": {field: 1e300}}}  # fmt: skip
+    refused_everywhere(tmp_path, doc, f"arms[1].recommender.params.{field}: Input should be less")
