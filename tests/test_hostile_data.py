@@ -426,3 +426,25 @@ def test_fidelity_says_why_no_held_out_rating_is_left(tmp_path):
     code, stderr = cli("fidelity", *args)
     assert_refused(code, stderr, "held-out ratings (each user's last ones) is of a movie no user")
     assert not out.exists()
+
+
+def test_fidelity_users_past_the_dataset_are_noted(tmp_path):
+    """--users 1000 on a dataset of 120 users used all 120 and said so nowhere (the saved
+    config recorded 1000); a note now says it, on stderr and in fidelity.md."""
+    from recarena.analysis.fidelity.ranking import ArmSpec
+    from recarena.analysis.fidelity.report import FidelityConfig, write_report
+    from tests.test_fidelity import _tiny_dataset
+
+    cfg = FidelityConfig(
+        dataset=str(_tiny_dataset(tmp_path / "inter.csv")),
+        users=1000,
+        topics=4,
+        n_boot=20,
+        calibration_epochs=2,
+        arms=(ArmSpec("random", "random"), ArmSpec("popularity", "popularity")),
+        simulation_days=0.5,
+    )
+    result = write_report(tmp_path / "report", cfg, workers=1)
+    note = "--users 1,000: the dataset has 120 users, and all of them are used"
+    assert result["dataset"]["users"] == 120 and note in result["dataset"]["notes"]
+    assert f"Note: {note}." in (tmp_path / "report" / "fidelity.md").read_text()
