@@ -259,8 +259,12 @@ def compare(
     undefined = [name for name in asked if name not in names]
     if undefined:  # was: the rows were left out of the table without a word
         warnings.warn(
-            f"{', '.join(undefined)}: no finished cell has a value (nothing to divide by: no "
-            "exposures, sessions or clicks were logged); left out of the A/B table",
+            # the reason used to be "no exposures, sessions or clicks were logged" for every
+            # metric, also for retention_d7 on a 2-day run full of sessions
+            f"{', '.join(undefined)}: no finished cell has a value (undefined in every cell: "
+            "nothing logged to divide by, or the run lacks what the metric measures, such as "
+            "8 days for retention_d7 or a conversation surface for conv_*); left out of the "
+            "A/B table",
             stacklevel=2,
         )
     cells = _cells(long)

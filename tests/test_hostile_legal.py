@@ -424,3 +424,18 @@ def test_hour_aware_weights_past_a_million_are_refused(tmp_path, field):
     doc["arms"][1] = {"name": "clock", "recommender": {"type": "hour_aware",
                                                         "params": {field: 1e300}}}  # fmt: skip
     refused_everywhere(tmp_path, doc, f"arms[1].recommender.params.{field}: Input should be less")
+
+
+def test_a_metric_without_a_value_is_not_blamed_on_an_empty_log():
+    """Was: "nothing to divide by: no exposures, sessions or clicks were logged" for every
+    metric without a value, also retention_d7 on a 2-day run full of sessions."""
+    sessions = {"session_id": [0, 1], "user_id": [0, 1], "day": [0, 1], "pages": [2, 3],
+                "clicks": [1, 0], "satisfaction": [0.1, 0.2]}  # fmt: skip
+    logs = make_run({("a", 0): {"sessions": sessions}, ("b", 0): {"sessions": sessions}}, days=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        frame = compare(logs, metrics=["retention_d7", "session_length"])
+    lines = [str(w.message) for w in caught if "retention_d7" in str(w.message)]
+    assert len(lines) == 1 and "8 days for retention_d7" in lines[0]
+    assert "no exposures, sessions or clicks were logged" not in lines[0]
+    assert frame["metric"].unique().to_list() == ["session_length"]
