@@ -19,7 +19,10 @@ def by_slot(logs: RunLogs, axes: tuple[str, ...] = ("row", "col")) -> pl.DataFra
             pl.len().alias("impressions"),
             pl.col("clicked").mean().alias("ctr"),
             pl.col("examined").mean().alias("examination"),
-            (pl.col("clicked").sum() / pl.col("examined").sum()).alias("ctr_when_examined"),
+            # null, not NaN (0/0), for a slot nobody examined (a carousel row always skipped)
+            pl.when(pl.col("examined").sum() > 0)
+            .then(pl.col("clicked").sum() / pl.col("examined").sum())
+            .alias("ctr_when_examined"),
         )
         .sort("arm", *axes)
         .collect()

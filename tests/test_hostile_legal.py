@@ -19,6 +19,7 @@ from rich.console import Console
 
 from recarena.analysis import metrics_longterm as lt
 from recarena.analysis.compare import baseline_of, compare, format_table
+from recarena.analysis.grid import by_row
 from recarena.analysis.load import load
 from recarena.analysis.metrics import compute_metrics
 from recarena.analysis.ope import arm_layouts, off_policy_evaluation
@@ -439,3 +440,13 @@ def test_a_metric_without_a_value_is_not_blamed_on_an_empty_log():
     assert len(lines) == 1 and "8 days for retention_d7" in lines[0]
     assert "no exposures, sessions or clicks were logged" not in lines[0]
     assert frame["metric"].unique().to_list() == ["session_length"]
+
+
+def test_ctr_when_examined_of_a_slot_nobody_examined_is_null():
+    """Was: NaN (0/0) in by_slot, by_row and by_col for a carousel whose rows were skipped."""
+    shown = {"item_id": [0, 1, 2], "request_id": [0, 0, 1], "row": [0, 1, 0], "col": [0, 0, 0],
+             "position": [0, 1, 0], "examined": [True, False, True],
+             "clicked": [True, False, False]}  # fmt: skip
+    frame = by_row(make_logs({"exposures": shown}))
+    assert frame["ctr_when_examined"].to_list() == [0.5, None]
+    assert frame["ctr"].to_list() == [0.5, 0.0]
