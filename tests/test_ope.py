@@ -199,6 +199,11 @@ def test_cli_errors_are_one_line(tiny_run):
     done = recarena("ope", str(tiny_run), "--target", "popularity", "--estimators", "ips,dr,ips")
     assert done.returncode == 2, done.stderr  # was: the ips rows printed twice, exit 0
     assert done.stderr.strip() == "error: --estimators: 'ips' is named twice; name each one once"
+    done = recarena("ope", str(tiny_run), "--target", "popularity", "--estimators", "ips,,dr")
+    assert done.returncode == 2, done.stderr  # was: read as 'ips,dr', exit 0
+    assert done.stderr.strip() == (
+        "error: --estimators: 'ips,,dr' has an empty name (two commas in a row, or one at an end)"
+    )
 
 
 def test_zero_propensity_and_no_overlap_are_refused(tiny_run):

@@ -36,6 +36,7 @@ from recarena.analysis.fidelity.llm import panel_endpoint, taste_on_endpoint
 from recarena.analysis.fidelity.llm_sim import llm_panel_simulation
 from recarena.analysis.fidelity.ranking import DEFAULT_ARMS, ArmSpec, Progress, ranking_agreement
 from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.names import comma_names
 from recarena.simulator.core.paths import check_creatable
 from recarena.simulator.data.datasets import InteractionData, dataset_notes, load_dataset
 from recarena.simulator.data.sampling import subsample_users
@@ -53,13 +54,10 @@ def select_arms(names: str | None) -> tuple[ArmSpec, ...]:
     if names is None:
         return DEFAULT_ARMS
     known = {a.name: a for a in DEFAULT_ARMS}
-    if names.strip() and not all(n.strip() for n in names.split(",")):  # was: dropped unsaid,
-        # so 'random,,mf' (an arm left out between the commas) compared the two named
-        raise RecarenaError(
-            f"--arms: {names!r} has an empty name (two commas in a row, or one at an end); "
-            f"known: {', '.join(known)}"
-        )
-    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    try:  # was: dropped unsaid, so 'random,,mf' compared the two named
+        wanted = comma_names(names, "--arms")
+    except RecarenaError as exc:
+        raise RecarenaError(f"{exc}; known: {', '.join(known)}") from None
     unknown = [n for n in wanted if n not in known]
     twice = [n for k, n in enumerate(wanted) if n in wanted[:k]]
     if twice and not unknown:  # was '<scenario>: arms: duplicate arm names' after calibrating

@@ -10,6 +10,7 @@ import typer
 from recarena.simulator.cli.app import app, nonempty_path, out
 from recarena.simulator.cli.comparison import print_comparison
 from recarena.simulator.cli.guards import reading, warnings_as_lines
+from recarena.simulator.core.names import comma_names
 
 CI_OVER_HELP = (
     "What the CIs resample: auto (users for per-user metrics below 5 replicates, else "
@@ -51,7 +52,7 @@ def ope(
     from recarena.analysis.load import load_one_world
     from recarena.analysis.ope import format_ope_table, off_policy_evaluation
 
-    names = [e.strip() for e in estimators.split(",") if e.strip()]
+    names = comma_names(estimators, "--estimators")  # 'ips,,dr' was read as 'ips,dr'
     with warnings_as_lines(), reading(str(run_dir), run_dir):  # unfinished cells: one line each
         frame = off_policy_evaluation(
             load_one_world(run_dir, point),

@@ -48,3 +48,15 @@ def path_component(value: str, what: str) -> str:
     if problem is not None:
         raise RecarenaError(f"{what}: {problem}")
     return value
+
+
+def comma_names(text: str, option: str) -> list[str]:
+    """The names in an option's comma-separated list, stripped. An empty piece (two commas in
+    a row, or one at an end) is refused rather than dropped: ``random,,mf`` most likely lost a
+    name the user meant to give. A blank list gives ``[]``, for the caller to refuse or fill."""
+    pieces = [piece.strip() for piece in text.split(",")]
+    if text.strip() and not all(pieces):
+        raise RecarenaError(
+            f"{option}: {text!r} has an empty name (two commas in a row, or one at an end)"
+        )
+    return [piece for piece in pieces if piece]
