@@ -299,7 +299,7 @@ def validate(
     arms = ", ".join(f"{a.name} ({a.recommender.type})" for a in scenario.arms)
     print(
         f"ok: {scenario_file}: {len(plan_cells(scenario))} cells — arms {arms}; "
-        f"{scenario.replicates} replicates; "
+        f"{scenario.replicates} replicate{'s' if scenario.replicates != 1 else ''}; "
         + (
             f"{scenario.population.users} users; "
             if scenario.population.source == "generated"
