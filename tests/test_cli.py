@@ -14,6 +14,8 @@ import yaml
 
 from recarena.recommenders.rerankers import MMR
 from recarena.simulator.cli.info_cmds import _params_text
+from recarena.simulator.runner.output_check import estimate_logs
+from recarena.simulator.runner.resolve import load_scenario
 from tests.cli_subprocess import ROOT, recarena
 
 
@@ -59,6 +61,12 @@ def test_malformed_yaml_and_missing_file(tmp_path, write_scenario):
 def test_validate_and_list(write_scenario, tiny_doc):
     done = recarena("validate", str(write_scenario(tiny_doc)))
     assert done.returncode == 0 and done.stdout.startswith("ok: ")
+    # the size of the run: the expected impressions (tiny_doc: users x visits x days x pages x
+    # slots x cells), so a long run is seen before it starts
+    expected = estimate_logs(load_scenario(write_scenario(tiny_doc))).impressions
+    assert expected > 0 and f"~{expected:,.0f} impressions expected" in done.stdout
+    bigger = recarena("validate", str(write_scenario({**tiny_doc, "replicates": 4})))
+    assert f"~{expected * 4 / tiny_doc.get('replicates', 1):,.0f} impressions" in bigger.stdout
     listing = recarena("list")
     assert listing.returncode == 0
     for name in ("random", "popularity", "mf", "epsilon_greedy", "ctr", "creator_gini"):

@@ -290,10 +290,12 @@ def validate(
     What is checked: docs/guide/scenarios.md."""
     from recarena.simulator.runner.output_check import check_output, estimate_logs
     from recarena.simulator.runner.plan import plan_cells
+    from recarena.simulator.runner.preflight import human_bytes
 
     scenario, estimate = load_checked(scenario_file, force=force)
+    logs = estimate_logs(scenario)
     try:  # where `run` without -o puts the logs: writable, with room for them
-        check_output(Path(scenario.output.dir), estimate_logs(scenario).bytes, "output.dir")
+        check_output(Path(scenario.output.dir), logs.bytes, "output.dir")
     except RecarenaError as exc:
         raise RecarenaError(f"{scenario_file}: {exc}") from None
     arms = ", ".join(f"{a.name} ({a.recommender.type})" for a in scenario.arms)
@@ -305,5 +307,7 @@ def validate(
             if scenario.population.source == "generated"
             else f"users calibrated from {scenario.population.path}; "
         )
-        + f"{scenario.horizon.days:g} days; {estimate.summary()}"
+        + f"{scenario.horizon.days:g} days; {estimate.summary()}; "
+        f"~{logs.impressions:,.0f} impressions expected, {human_bytes(logs.bytes)} of disk "
+        "asked for the logs"
     )
