@@ -69,6 +69,25 @@ def test_plugin_module_that_fails_to_import(tmp_path, monkeypatch, source, raise
     assert raised in stderr
 
 
+@pytest.mark.parametrize("layout", ["package", "module"])
+def test_a_plugin_in_the_working_directory_gets_a_path_hint(tmp_path, monkeypatch, layout):
+    """Was: "No module named 'mypkg'" beside a mypkg/ folder, with no word that the recarena
+    command does not import from the working directory."""
+    module = f"cwd_plugin_{tmp_path.name.replace('-', '_')}"
+    if layout == "package":
+        (tmp_path / module).mkdir()
+        (tmp_path / module / "__init__.py").write_text("", encoding="utf-8")
+    else:
+        (tmp_path / f"{module}.py").write_text("", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["recommender"] = {"type": f"{module}:Recommender"}
+    refused_everywhere(tmp_path, doc, f"No module named '{module}' ('{module}' is in the working")
+    monkeypatch.chdir(tmp_path / "runs" if (tmp_path / "runs").exists() else Path("/"))
+    code, stderr = cli("validate", str(tmp_path / "s.yaml"))
+    assert code == 2 and "working directory" not in stderr  # elsewhere: no hint
+
+
 def test_builtin_import_failure_stays_an_internal_error(monkeypatch):
     """Only the user's modules become one-line input errors; a built-in is our bug."""
 

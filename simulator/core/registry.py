@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -48,7 +49,8 @@ class Entry:
             obj: Any = importlib.import_module(module_name)
         except ImportError as exc:
             label = self.kind.replace("_", " ")
-            raise LookupError(f"cannot import {label} {self.name!r}: {exc}") from None
+            hint = _not_on_path_hint(exc)
+            raise LookupError(f"cannot import {label} {self.name!r}: {exc}{hint}") from None
         except (Exception, SystemExit) as exc:
             if self.source == "built-in":
                 raise  # a built-in that fails to import is our bug, not the scenario's
@@ -69,6 +71,22 @@ class Entry:
                     f"cannot import {label} {self.name!r}: {module_name!r} has no {part!r}"
                 ) from None
         return obj
+
+
+def _not_on_path_hint(exc: ImportError) -> str:
+    """A hint when the missing module sits in the working directory: the ``recarena`` command,
+    unlike ``python -m``, does not import from there, and "No module named 'mypkg'" next to a
+    ``mypkg/`` folder reads as a contradiction."""
+    missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
+    if not missing or "." in missing:
+        return ""
+    here = Path.cwd()
+    if not ((here / missing / "__init__.py").is_file() or (here / f"{missing}.py").is_file()):
+        return ""
+    return (
+        f" ({missing!r} is in the working directory, which the recarena command does not "
+        "import from: run it as PYTHONPATH=. recarena ..., or install the package)"
+    )
 
 
 def must_be_callable(
