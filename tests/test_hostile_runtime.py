@@ -296,3 +296,43 @@ def test_cells_out_of_memory_are_the_users_to_fix(tmp_path):
     assert line.startswith(f"error: 4 of 4 cells failed in {out}: ")
     assert line.count("out of memory (this process may use 1.1 GiB of address space") == 4
     assert json.loads((out / "manifest.json").read_text())["status"] == "failed"
+
+
+# ------------------------------------------------------------------ the forkserver
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM", "SIGHUP"])
+def test_the_forkserver_ignores_a_stop_while_it_imports_the_engine(sig):
+    """The process executor's forkserver imports the engine and torch (seconds) before it
+    sets its own handlers. Was: a Ctrl-C to the process group in those seconds printed the
+    forkserver's KeyboardInterrupt traceback beside the run's one line (seen with SIGINT 1.6 s
+    into ``recarena run``), and a SIGTERM killed it. Now it ignores them: the run's process
+    alone decides what a stop means. The signal is sent once it has begun importing the engine
+    (numpy is loaded), seconds before torch is."""
+    script = textwrap.dedent(
+        f"""
+        import os, signal, time
+        import psutil
+        from recarena.simulator.runner.process_pool import _forkserver_context, _stop_forkserver
+
+        _forkserver_context()
+        [server] = [
+            child for child in psutil.Process().children()
+            if "forkserver" in " ".join(child.cmdline())
+        ]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # it is importing the engine once numpy is loaded
+            if "_multiarray_umath" in open(f"/proc/{{server.pid}}/maps").read():
+                break
+            time.sleep(0.01)
+        server.send_signal(signal.{sig})
+        time.sleep(4)
+        print("alive" if server.is_running() and server.status() != "zombie" else "dead")
+        _stop_forkserver()
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, start_new_session=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "alive", proc.stderr
+    assert "Traceback" not in proc.stderr and "KeyboardInterrupt" not in proc.stderr

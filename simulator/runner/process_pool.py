@@ -42,8 +42,8 @@ from recarena.simulator.runner.executors import CellEvents, CellJob
 from recarena.simulator.runner.plan import Cell
 from recarena.simulator.runner.stopping import STOP_SIGNALS, StopSignals
 
-PRELOAD = ["recarena.simulator.runner.cell", "torch"]
-"""What the forkserver imports once for every worker it forks."""
+PRELOAD = ["recarena.simulator.runner.ignore_stops", "recarena.simulator.runner.cell", "torch"]
+"""What the forkserver imports once for every worker it forks (first: ignore stop signals)."""
 POLL_SECONDS = 0.2
 """Longest wait between two looks at the stop flag."""
 JOIN_SECONDS = 5.0
