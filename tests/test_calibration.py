@@ -289,6 +289,9 @@ def test_calibrate_command(interactions_file, tmp_path: Path) -> None:
     assert "150 users" in result.output and out.exists()
     assert out.with_suffix(".items.parquet").exists() and out.with_suffix(".json").exists()
     assert CalibratedPopulation.load(out).n_topics == 3
+    # the closing line names every file written (the .interest.npz a run reads was left out)
+    written = result.output.strip().splitlines()[-1].removeprefix("wrote ").split(", ")
+    assert sorted(written) == sorted(str(p) for p in tmp_path.iterdir()), result.output
 
 
 @pytest.mark.parametrize("share", [3, 0])

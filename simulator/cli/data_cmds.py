@@ -71,13 +71,15 @@ def calibrate(
     with reading(f"--output {output}"):
         population.save(output)
     s = population.scalars
-    users_path, items_path, json_path = CalibratedPopulation.paths(output)
+    written = list(CalibratedPopulation.paths(output))
+    if population.interest is not None:  # the short-term interest model a run reads too
+        written.append(CalibratedPopulation.interest_path(output))
     print(
         f"{data.name}: {population.n_users} users, {population.n_items} items, "
         f"{data.n_interactions} interactions; temperature {s['temperature']:.3f}, no-click "
         f"utility {s['no_click_utility']:.3f}, mean activity {s['mean_activity']:.3f} "
         f"sessions/day; {time.perf_counter() - started:.1f} s\n"
-        f"wrote {users_path}, {items_path}, {json_path}"
+        f"wrote {', '.join(map(str, written))}"
     )
 
 
