@@ -173,3 +173,17 @@ def test_every_yaml_snippet_in_the_docs_is_a_valid_scenario_or_part_of_one(where
     own = [arm for arm in scenario.arms if ":" in arm.recommender.type or "runs/" in str(arm)]
     if not own:
         resolve(scenario, where)
+
+
+def test_every_table_a_cell_writes_has_its_columns_in_the_log_reference():
+    """docs/reference/logs.md is "what every log column means": the opt-in tables (posts,
+    messages, social_clicks, instructions, item_sources, source_periods) are written by every
+    cell too, and were missing from it."""
+    from recarena.simulator.core.logschema import SCHEMAS
+
+    page = (ROOT / "docs" / "reference" / "logs.md").read_text()
+    headings = set(re.findall(r"^## (\w+)$", page, re.M))
+    assert sorted(set(SCHEMAS) - headings) == []
+    for table, schema in SCHEMAS.items():
+        section = page.split(f"\n## {table}\n", 1)[1].split("\n## ", 1)[0]
+        assert [f"`{name}`" in section for name in schema.names] == [True] * len(schema), table

@@ -302,6 +302,17 @@ FEATURE_TABLES: dict[str, list[Column]] = {
     "source_periods": SOURCE_PERIODS,
 }
 
+FEATURE_NOTES: dict[str, str] = {
+    "instructions": "Rows when `population.instructions` is set (users who speak up).",
+    "posts": "Rows when `population.social.talk` is set (users who talk).",
+    "messages": "Rows when `population.social.talk` is set (users who talk).",
+    "social_clicks": "Rows when `population.social.talk` is set (users who talk).",
+    "item_sources": "Rows when `creators.ai` is set (AI-generated content).",
+    "source_periods": "Rows when `creators.ai` is set (AI-generated content).",
+}
+"""Which scenario setting gives a feature table rows; without it the file is written with its
+columns and no rows."""
+
 NULL_FOR_NAN = frozenset(
     {"score", "left_day", "patience", "exposure_ratio", "option_mass", "entropy", "expected"}
 )
@@ -325,8 +336,11 @@ def markdown_tables(heading: str = "##") -> str:
     """docs/reference/logs.md's column tables, generated from this module (a test keeps the
     two in step: docs/generate_reference.py rewrites them)."""
     parts = []
-    for table, columns in TABLES.items():
-        lines = [f"{heading} {table}", "", "| column | type | meaning |", "| --- | --- | --- |"]
+    for table, columns in {**TABLES, **FEATURE_TABLES}.items():  # every file a cell writes
+        lines = [f"{heading} {table}", ""]
+        if table in FEATURE_TABLES:
+            lines += [FEATURE_NOTES[table], ""]
+        lines += ["| column | type | meaning |", "| --- | --- | --- |"]
         for c in columns:
             doc = c.doc.replace("|", "\\|") + (" *(truth)*" if c.truth else "")
             lines.append(f"| `{c.name}` | {c.type} | {doc} |")
