@@ -187,3 +187,45 @@ def test_every_table_a_cell_writes_has_its_columns_in_the_log_reference():
     for table, schema in SCHEMAS.items():
         section = page.split(f"\n## {table}\n", 1)[1].split("\n## ", 1)[0]
         assert [f"`{name}`" in section for name in schema.names] == [True] * len(schema), table
+
+
+def test_every_python_name_the_docs_name_exists():
+    """`analysis.grid.by_row`, `recarena.analysis.ope.Estimator`, `recarena.gym`: a name the
+    docs tell a reader to import or call is there. Entry-point groups (`recarena.metrics`) are
+    checked against the registries' own groups."""
+    import importlib
+
+    from recarena.agents.creators.strategies import REGISTRY as STRATEGIES
+    from recarena.agents.users.policies import REGISTRY as POLICIES
+    from recarena.analysis.metrics import REGISTRY as METRICS
+    from recarena.analysis.ope import REGISTRY as ESTIMATORS
+    from recarena.recommenders.registry import REGISTRY as RECOMMENDERS
+    from recarena.simulator.engine.surfaces import REGISTRY as SURFACES
+    from recarena.simulator.runner.executors import EXECUTORS
+
+    registries = (STRATEGIES, POLICIES, METRICS, ESTIMATORS, RECOMMENDERS, SURFACES, EXECUTORS)
+    groups = {registry.group for registry in registries}
+    metadata_keys = {"recarena.calibration"}  # a Parquet metadata key (real-data.md)
+
+    def exists(name: str) -> bool:
+        parts = name.split(".")
+        parts = ["recarena", *parts] if parts[0] == "analysis" else parts
+        for cut in range(len(parts), 0, -1):
+            try:
+                found: object = importlib.import_module(".".join(parts[:cut]))
+            except ImportError:
+                continue
+            for attribute in parts[cut:]:
+                if not hasattr(found, attribute):
+                    return False
+                found = getattr(found, attribute)
+            return True
+        return False
+
+    missing = [
+        f"{where}: {name}"
+        for where, line in _doc_lines()
+        for name in re.findall(r"`((?:recarena|analysis)(?:\.[A-Za-z_]\w*)+)", line)
+        if name not in groups | metadata_keys and not exists(name)
+    ]
+    assert missing == []
