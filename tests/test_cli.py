@@ -82,6 +82,20 @@ def test_list_params_shows_the_keys_and_defaults_a_scenario_writes():
     assert listing.returncode == 0 and "PydanticUndefined" not in listing.stdout
 
 
+def test_list_shows_every_plugin_kind_whole_at_the_width_of_a_pipe():
+    """`recarena list --params` into a pipe or file (80 columns) cut names and defaults to
+    "thompson_line…" and "batch_size=40…"; and the executors, a registry kind with an
+    entry-point group like the others (docs/guide/plugins.md), were not listed."""
+    from recarena.simulator.runner.executors import EXECUTORS
+
+    listing = recarena("list", "--params")
+    assert listing.returncode == 0, listing.stderr
+    assert "…" not in listing.stdout
+    rows = [line.split("│")[1:3] for line in listing.stdout.splitlines() if "│" in line]
+    executors = {name.strip() for kind, name in rows if kind.strip() == "executor"}
+    assert executors == set(EXECUTORS.entries()) and executors
+
+
 def test_run_then_compare(tmp_path, tiny_doc, write_scenario):
     out = tmp_path / "run"
     done = recarena(

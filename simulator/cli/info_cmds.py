@@ -37,21 +37,26 @@ def list_components(
     ] = False,
 ) -> None:
     """Every registered plug-in, built-in and installed: recommenders, user policies, surfaces,
-    creator strategies, metrics and OPE estimators."""
+    creator strategies, metrics, OPE estimators and executors."""
     from recarena.agents.creators.strategies import REGISTRY as STRATEGIES
     from recarena.agents.users.policies import REGISTRY as USER_POLICIES
     from recarena.analysis.metrics import REGISTRY as METRICS
     from recarena.analysis.ope import REGISTRY as ESTIMATORS
     from recarena.recommenders.registry import REGISTRY as RECOMMENDERS
     from recarena.simulator.engine.surfaces import REGISTRY as SURFACES
+    from recarena.simulator.runner.executors import EXECUTORS
 
     table = Table(title="recarena components", show_lines=False)
     for column in ("kind", "name", "what it is", "source") + (("params",) if params else ()):
-        table.add_column(column)
-    for registry in (RECOMMENDERS, USER_POLICIES, SURFACES, STRATEGIES, METRICS, ESTIMATORS):
+        # fold what does not fit: a name or default cut to "batch_size=40…" cannot be read
+        table.add_column(column, overflow="fold")
+    registries = (RECOMMENDERS, USER_POLICIES, SURFACES, STRATEGIES, METRICS, ESTIMATORS)
+    for registry in (*registries, EXECUTORS):
         for name, entry in registry.entries().items():
             row = [registry.label, name, entry.description, entry.source]
-            if params:
+            if params and registry is EXECUTORS:
+                row.append("")  # no params; loading the Ray executor would import Ray
+            elif params:
                 try:
                     row.append(_params_text(entry.load()))
                 except LookupError as exc:
@@ -66,7 +71,8 @@ def list_components(
     out.print(
         "Plug-ins: write `package.module:Class` where a name goes, or install a package with "
         "entry points in recarena.recommenders, recarena.user_policies, recarena.surfaces, "
-        "recarena.creator_strategies, recarena.metrics or recarena.ope_estimators."
+        "recarena.creator_strategies, recarena.metrics, recarena.ope_estimators or "
+        "recarena.executors."
     )
 
 
