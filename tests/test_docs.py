@@ -229,3 +229,17 @@ def test_every_python_name_the_docs_name_exists():
         if name not in groups | metadata_keys and not exists(name)
     ]
     assert missing == []
+
+
+def test_every_option_the_docs_pass_to_a_repository_script_is_in_that_script():
+    """`python benchmarks/engine.py --users ...`, `examples/train_policy.py --reset-every`: an
+    option the docs pass to one of the repository's scripts is one the script defines."""
+    call = re.compile(r"python ((?:benchmarks|examples|docs)/\w+\.py)([^`|#\n]*)")
+    wrong = []
+    for where, line in _doc_lines():
+        for script, rest in call.findall(line):
+            source = (ROOT / script).read_text()
+            for option in re.findall(r"(?<![\w-])(--[a-z][\w-]*)", rest):
+                if f'"{option}"' not in source:
+                    wrong.append(f"{where}: {script} has no {option}")
+    assert wrong == []
