@@ -73,6 +73,23 @@ def test_validate_and_list(write_scenario, tiny_doc):
         assert name in listing.stdout
 
 
+def test_validate_counts_one_of_a_kind_in_the_singular(write_scenario, tiny_doc):
+    """validate's summary said '1 cells', '1 users' and '1 days' (only replicates was fixed)."""
+    doc = {
+        **tiny_doc,
+        "replicates": 1,
+        "horizon": {"days": 1},
+        "population": {"users": 1},
+        "arms": tiny_doc["arms"][:1],
+    }
+    done = recarena("validate", str(write_scenario(doc)))
+    assert done.returncode == 0, done.stderr
+    assert ": 1 cell — arms " in done.stdout
+    assert "; 1 replicate; 1 user; 1 day; " in done.stdout
+    more = recarena("validate", str(write_scenario({**doc, "horizon": {"days": 0.5}})))
+    assert "; 0.5 days; " in more.stdout, more.stdout
+
+
 def test_list_params_shows_the_keys_and_defaults_a_scenario_writes():
     """A re-ranker's ``lambda`` (field ``lambda_``) and a factory default (``base_params``)."""
     shown = _params_text(MMR).split(", ")

@@ -299,15 +299,20 @@ def validate(
     except RecarenaError as exc:
         raise RecarenaError(f"{scenario_file}: {exc}") from None
     arms = ", ".join(f"{a.name} ({a.recommender.type})" for a in scenario.arms)
+
+    def count(n: float, word: str) -> str:  # "1 day", "0.5 days", "2000 users"
+        shown = str(n) if isinstance(n, int) else f"{n:g}"
+        return f"{shown} {word}" if n == 1 else f"{shown} {word}s"
+
     print(
-        f"ok: {scenario_file}: {len(plan_cells(scenario))} cells — arms {arms}; "
-        f"{scenario.replicates} replicate{'s' if scenario.replicates != 1 else ''}; "
+        f"ok: {scenario_file}: {count(len(plan_cells(scenario)), 'cell')} — arms {arms}; "
+        f"{count(scenario.replicates, 'replicate')}; "
         + (
-            f"{scenario.population.users} users; "
+            f"{count(scenario.population.users, 'user')}; "
             if scenario.population.source == "generated"
             else f"users calibrated from {scenario.population.path}; "
         )
-        + f"{scenario.horizon.days:g} days; {estimate.summary()}; "
+        + f"{count(scenario.horizon.days, 'day')}; {estimate.summary()}; "
         f"~{logs.impressions:,.0f} impressions expected, {human_bytes(logs.bytes)} of disk "
         "asked for the logs"
     )
