@@ -390,6 +390,9 @@ def test_cli_fidelity_on_a_tiny_dataset(tmp_path: Path) -> None:
         "fidelity.json",
         "fidelity.md",
     ]
+    # the closing line names every file written (fidelity.config.yaml was left out)
+    written = done.stdout.strip().splitlines()[-1].split(" wrote ", 1)[1].split(", ")
+    assert sorted(written) == sorted(str(p) for p in out.iterdir()), done.stdout
     assert not list(tmp_path.glob(".report.*"))  # the scratch directory is gone
     report = json.loads((out / "fidelity.json").read_text())
     # 20 rows per user, 20 % held out: the last 4 of each user

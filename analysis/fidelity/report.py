@@ -299,6 +299,10 @@ def config_dict(cfg: FidelityConfig) -> dict[str, Any]:
     return doc
 
 
+REPORT_FILES = ("fidelity.json", "fidelity.md", "fidelity.config.yaml")
+"""What :func:`write_report` publishes into its folder (the CLI's closing line names them)."""
+
+
 def write_report(
     out_dir: Path,
     cfg: FidelityConfig,
@@ -322,11 +326,17 @@ def write_report(
     try:
         result = run_fidelity(cfg, scratch, progress, workers)
         result["config"] = config_dict(cfg)
-        files = {
-            "fidelity.json": fidelity_json(result),
-            "fidelity.md": markdown(result),
-            "fidelity.config.yaml": yaml.safe_dump(config_dict(cfg), sort_keys=False),
-        }
+        files = dict(
+            zip(
+                REPORT_FILES,
+                (
+                    fidelity_json(result),
+                    markdown(result),
+                    yaml.safe_dump(config_dict(cfg), sort_keys=False),
+                ),
+                strict=True,
+            )
+        )
         for name, text in files.items():
             (scratch / name).write_text(text, encoding="utf-8")
         out_dir.mkdir(parents=True, exist_ok=True)

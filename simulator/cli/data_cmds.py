@@ -188,7 +188,7 @@ def fidelity(
         typer.Option(
             "--output",
             "-o",
-            help="Directory for fidelity.json / fidelity.md.",
+            help="Directory for fidelity.json, fidelity.md and fidelity.config.yaml.",
             parser=nonempty_path,
         ),
     ] = Path("runs/fidelity"),
@@ -264,6 +264,7 @@ def fidelity(
     import time
 
     from recarena.analysis.fidelity.report import (
+        REPORT_FILES,
         FidelityConfig,
         sampled_note,
         select_arms,
@@ -312,4 +313,6 @@ def fidelity(
         table.add_row(*row)
     out.print(table)
     out.print("\n".join(side_by_side(result)), highlight=False)
-    out.print(f"{time.perf_counter() - started:.1f} s; wrote {output}/fidelity.json, fidelity.md")
+    written = ", ".join(str(output / name) for name in REPORT_FILES)
+    done = f"{time.perf_counter() - started:.1f} s; wrote {written}"
+    out.print(done, highlight=False, soft_wrap=True)
