@@ -36,8 +36,7 @@ def list_components(
         bool, typer.Option("--params", help="Also show each plug-in's params and defaults.")
     ] = False,
 ) -> None:
-    """Every registered plug-in, built-in and installed: recommenders, user policies, surfaces,
-    creator strategies, metrics, OPE estimators and executors."""
+    """Every plug-in of every kind (recommenders to executors), built-in and installed."""
     from recarena.agents.creators.strategies import REGISTRY as STRATEGIES
     from recarena.agents.users.policies import REGISTRY as USER_POLICIES
     from recarena.analysis.metrics import REGISTRY as METRICS
