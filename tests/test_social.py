@@ -113,6 +113,25 @@ def test_missing_edge_list_names_the_path(tmp_path: Path):
             read_edge_list(empty, 5)
 
 
+@pytest.mark.parametrize(
+    "text,line",
+    [
+        ("# friends\n0 1\n\n1 x\n", "line 4: 'x' is not an integer user id"),
+        ("0 1\n1 2.0\n", "line 2: '2.0' is not an integer user id"),
+        ("0 1 0.5\n1 2 0.25\n", "line 1: expected two user ids 'u v', got 3 fields"),
+        ("0 1\n2\n", "line 2: expected two user ids 'u v', got 1 field:"),
+    ],
+)
+def test_a_bad_edge_list_line_is_named_by_its_line_in_the_file(tmp_path: Path, text, line):
+    """numpy's 'at row 1, column 2' counted from 0 past comments and blank lines, naming a
+    good line; a weighted 'u v w' list was read with its weights dropped without a word."""
+    path = tmp_path / "friends.txt"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(RecarenaError) as info:
+        read_edge_list(path, 5)
+    assert str(info.value).startswith(f"{path}: {line}"), info.value
+
+
 def test_edge_list_without_path_is_a_scenario_error(tiny_doc):
     tiny_doc["population"]["social"] = {"graph": {"type": "edge_list"}}
     with pytest.raises(RecarenaError, match=r"population\.social\.graph\.path"):

@@ -65,18 +65,39 @@ def read_edge_list(path: str | Path, n_users: int) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", UserWarning)  # numpy's "input contained no data"
-            edges = np.loadtxt(path, dtype=np.int64, comments="#", ndmin=2, usecols=(0, 1))
+            edges = np.loadtxt(path, dtype=np.int64, comments="#", ndmin=2)
     except UserWarning:
         raise RecarenaError(
             f"{path}: holds no edges (for no social graph, leave out population.social)"
         ) from None
-    except ValueError as exc:
-        raise RecarenaError(f"{path}: not an edge list of 'u v' integer lines: {exc}") from None
+    except ValueError:  # numpy counts rows from 0 past comments: name the file's own line
+        raise RecarenaError(f"{path}: {_first_bad_line(path)}") from None
+    if edges.shape[1] != 2:  # a third column (a weight) was read as nothing, silently
+        raise RecarenaError(f"{path}: {_first_bad_line(path)}")
     if edges.size and (edges.min() < 0 or edges.max() >= n_users):
         raise RecarenaError(
             f"{path}: user ids must be in [0, {n_users - 1}] (population.users = {n_users})"
         )
     return edges.reshape(-1, 2)
+
+
+def _first_bad_line(path: Path) -> str:
+    """Why an edge list is not 'u v' integer lines, naming its first bad line (1-based)."""
+    try:
+        with path.open(encoding="utf-8") as lines:
+            for number, line in enumerate(lines, 1):
+                fields = line.split("#", 1)[0].split()
+                if fields and len(fields) != 2:
+                    return (
+                        f"line {number}: expected two user ids 'u v', got {len(fields)} "
+                        f"field{'s' if len(fields) > 1 else ''}: {line.strip()[:60]!r}"
+                    )
+                for field in fields:
+                    if not (field.isascii() and field.lstrip("+-").isdigit()):
+                        return f"line {number}: {field[:40]!r} is not an integer user id"
+    except UnicodeDecodeError:
+        return "not UTF-8 text (an edge list is 'u v' integer lines)"
+    return "not an edge list of 'u v' integer lines"
 
 
 def generate_edges(
