@@ -73,9 +73,11 @@ def test_every_recarena_command_and_option_the_docs_name_exists():
     option: an option renamed or removed in the code is named here with the page and line."""
     import typer
 
+    from recarena.analysis.metrics import REGISTRY as METRICS
     from recarena.simulator.cli import app
 
     commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
+    metrics = set(METRICS.entries())
     top = {"--debug", "--version", "--help"}
     wrong = []
     for where, line in _doc_lines():
@@ -92,6 +94,10 @@ def test_every_recarena_command_and_option_the_docs_name_exists():
             for option in re.findall(r"(?<![\w-])(--?[a-zA-Z][\w-]*)", rest):
                 if option not in known | {"--help"}:
                     wrong.append(f"{where}: recarena {name} has no {option}")
+            if name in ("compare", "run", "report"):  # a metric named on the command line
+                for metric in re.findall(r"(?:--metric|-m) ([a-z_0-9]+)\b", rest):
+                    if metric not in metrics:
+                        wrong.append(f"{where}: no metric {metric!r}")
     assert wrong == []
 
 
@@ -153,6 +159,7 @@ def test_every_yaml_snippet_in_the_docs_is_a_valid_scenario_or_part_of_one(where
     by the schema only."""
     import yaml
 
+    from recarena.analysis.metrics import check_metrics
     from recarena.simulator.core.scenario import validate_document
     from recarena.simulator.runner.resolve import resolve
 
@@ -173,6 +180,8 @@ def test_every_yaml_snippet_in_the_docs_is_a_valid_scenario_or_part_of_one(where
     own = [arm for arm in scenario.arms if ":" in arm.recommender.type or "runs/" in str(arm)]
     if not own:
         resolve(scenario, where)
+    if not any(":" in name for name in scenario.metrics):
+        check_metrics(scenario, where)
 
 
 def test_every_table_a_cell_writes_has_its_columns_in_the_log_reference():
