@@ -56,6 +56,11 @@ def _recarena(
     *args: str, env: dict[str, str] | None = None, file_limit: int | None = None
 ) -> subprocess.CompletedProcess:
     def limit() -> None:
+        # a terminal's dispositions: under nohup or a shell's '&' (a CI job, say) the stops
+        # arrive ignored, and the command rightly keeps them ignored, so the stops these tests
+        # send would do nothing
+        for sig in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
         if file_limit is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (file_limit, file_limit))
 
