@@ -418,7 +418,8 @@ def _caption(frame: pl.DataFrame) -> str:
         )
     n_tests = int(frame["p_value"].is_not_null().sum())
     if n_tests:
-        parts.append(f"* = significant after Holm correction over {n_tests} deltas (p_adj < 0.05)")
+        deltas = f"{n_tests} delta{'s' if n_tests != 1 else ''}"
+        parts.append(f"* = significant after Holm correction over {deltas} (p_adj < 0.05)")
     return "; ".join(parts)
 
 

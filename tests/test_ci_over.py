@@ -138,4 +138,5 @@ def test_a_negative_baseline_mean_gets_an_absolute_delta():
     console.print(format_table(frame))
     text = console.export_text()
     assert "│ -0.01* │ [-0.01, -0.01] │" in text
+    assert "Holm correction over 1 delta (p_adj" in " ".join(text.split())  # was '1 deltas'
     assert "absolute where that mean is ≤ 0" in ab_note(frame)

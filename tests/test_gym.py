@@ -180,6 +180,7 @@ def test_actions_of_another_kind_name_the_action(action, message):
         ({"mode": "lifetime", "lifetime_days": 0}, r"^lifetime_days: expected a positive finite"),
         ({"mode": "lifetime", "lifetime_days": float("inf")}, r"^lifetime_days: .* got inf"),
         ({"log_dir": "FILE"}, r"^log_dir: .*FILE exists and is not a directory"),
+        ({"arm": 3}, r"^arm: index 3 out of range \(the scenario has 1 arm\)$"),  # was '1 arms'
     ],
 )
 def test_bad_environment_arguments_are_named(tmp_path, kwargs, message):

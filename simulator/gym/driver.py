@@ -163,7 +163,8 @@ def _arm_index(scenario: Scenario, arm: int | str) -> int:
             raise RecarenaError(f"arm: {arm!r} is not an arm; arms: {', '.join(names)}")
         return names.index(arm)
     if not 0 <= arm < len(names):
-        raise RecarenaError(f"arm: index {arm} out of range (the scenario has {len(names)} arms)")
+        arms = f"{len(names)} arm{'s' if len(names) != 1 else ''}"
+        raise RecarenaError(f"arm: index {arm} out of range (the scenario has {arms})")
     return arm
 
 
