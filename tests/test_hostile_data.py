@@ -19,6 +19,24 @@ from recarena.simulator.data.datasets import load_dataset
 from tests.cli_in_process import assert_refused, cli
 
 
+def _validate_calibrated_from(tmp_path: Path, dataset: Path, population: Path) -> tuple[int, str]:
+    """`recarena validate` on a small scenario whose users are calibrated from ``dataset``
+    into ``population``: what a run of it would read first."""
+    doc = {
+        "name": "calibrated",
+        "horizon": {"days": 1, "tick_seconds": 600},
+        "population": {"from": "calibrated", "path": str(population), "dataset": str(dataset)},
+        "surface": {"k": 2},
+        "arms": [
+            {"name": "random", "recommender": {"type": "random"}},
+            {"name": "popularity", "recommender": {"type": "popularity"}},
+        ],
+        "output": {"dir": str(tmp_path / "runs")},
+    }
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    return cli("validate", str(tmp_path / "s.yaml"))
+
+
 def test_a_measure_over_no_users_is_not_a_figure() -> None:
     """`fidelity --users 2`: no sampled user clicked in the simulation, so check 2's
     'simulation' row had no user on either side; the bootstrap died in numpy's reshape
@@ -145,19 +163,7 @@ def test_millisecond_times_in_any_log_are_named(tmp_path, kind, where):
     out = tmp_path / "pop.parquet"
     assert_refused(*cli("calibrate", str(path), "-o", str(out)), named)
     assert not out.exists()
-    doc = {
-        "name": "ms",
-        "horizon": {"days": 1, "tick_seconds": 600},
-        "population": {"from": "calibrated", "path": str(out), "dataset": str(path)},
-        "surface": {"k": 2},
-        "arms": [
-            {"name": "random", "recommender": {"type": "random"}},
-            {"name": "popularity", "recommender": {"type": "popularity"}},
-        ],
-        "output": {"dir": str(tmp_path / "runs")},
-    }
-    (tmp_path / "s.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    code, stderr = cli("validate", str(tmp_path / "s.yaml"))
+    code, stderr = _validate_calibrated_from(tmp_path, path, out)
     assert_refused(code, stderr, named)
     assert f"population.dataset: {path}" in stderr
 
@@ -267,19 +273,7 @@ def test_a_dataset_file_that_cannot_be_read_is_named(tmp_path, monkeypatch, name
     monkeypatch.setattr(Path, "open", refused)
     out = tmp_path / "pop.parquet"
     assert_refused(*cli("calibrate", str(path), "-o", str(out)), f"{path}: cannot read it (Per")
-    doc = {
-        "name": "unreadable",
-        "horizon": {"days": 1, "tick_seconds": 600},
-        "population": {"from": "calibrated", "path": str(out), "dataset": str(path)},
-        "surface": {"k": 2},
-        "arms": [
-            {"name": "random", "recommender": {"type": "random"}},
-            {"name": "popularity", "recommender": {"type": "popularity"}},
-        ],
-        "output": {"dir": str(tmp_path / "runs")},
-    }
-    (tmp_path / "s.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    code, stderr = cli("validate", str(tmp_path / "s.yaml"))
+    code, stderr = _validate_calibrated_from(tmp_path, path, out)
     assert_refused(code, stderr, f"population.dataset: {path}: cannot read it (Permission denied)")
 
 

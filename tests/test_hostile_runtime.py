@@ -21,24 +21,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import TINY
 from tests.runtime_plugins import SIGNAL_VARIABLE
 
 ROOT = Path(__file__).resolve().parent.parent
-
-TINY = {
-    "name": "tiny",
-    "seed": 3,
-    "replicates": 2,
-    "horizon": {"days": 2, "tick_seconds": 120},
-    "catalog": {"initial_items": 300, "topics": 8},
-    "population": {"users": 300},
-    "creators": {"count": 5, "uploads_per_day": 2.0},
-    "surface": {"k": 5},
-    "arms": [
-        {"name": "random", "recommender": {"type": "random"}},
-        {"name": "popularity", "recommender": {"type": "popularity"}},
-    ],
-}
 
 
 def _scenario(tmp_path: Path, plugin: str | None = None) -> Path:
