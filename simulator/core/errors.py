@@ -1,8 +1,11 @@
 """Errors a user can fix. The CLI prints them as one line on stderr and exits with code 2."""
 
+import contextlib
 import errno
 import os
 import resource
+from collections.abc import Iterator
+from pathlib import Path
 
 
 class RecarenaError(Exception):
@@ -46,6 +49,19 @@ NO_ROOM = {
 }
 """The errors of an output that takes no more (a full disk, a quota, the file size limit, a
 mount made read-only), with what a user is told besides the system's words."""
+
+
+@contextlib.contextmanager
+def naming_file(path: Path) -> Iterator[None]:
+    """An OSError while writing ``path`` names it: Arrow's says "Error writing bytes to file"
+    (which file?) and Python's own write errors often name none; a full disk or the file size
+    limit failed a cell or a run with neither the file nor, often, the plain reason."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename or not exc.errno:
+            raise
+        raise OSError(exc.errno, os.strerror(exc.errno), str(path)) from exc
 
 
 def write_problem(exc: OSError) -> str:

@@ -21,12 +21,10 @@ crossed (as before), and values are cast to the schema type the way the Arrow co
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import queue
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +32,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from recarena.simulator.core.errors import naming_file
 from recarena.simulator.core.logschema import NULL_FOR_NAN, SCHEMAS
 
 COMPRESSION = "zstd"
@@ -78,19 +77,6 @@ def empty_table_bytes(table: str) -> bytes:
     sink = pa.BufferOutputStream()
     pq.write_table(SCHEMAS[table].empty_table(), sink, compression=COMPRESSION)
     return bytes(sink.getvalue().to_pybytes())
-
-
-@contextlib.contextmanager
-def _naming(path: Path) -> Iterator[None]:
-    """An OSError writing ``path`` names it: Arrow's says "Error writing bytes to file" (which
-    file?) and Python's own write errors name none; a full disk or the file size limit failed a
-    cell with neither the file nor, often, the plain reason."""
-    try:
-        yield
-    except OSError as exc:
-        if exc.filename or not exc.errno:
-            raise
-        raise OSError(exc.errno, os.strerror(exc.errno), str(path)) from exc
 
 
 class _TableBuffer:
@@ -286,7 +272,7 @@ class EventLog:
     def _write(self, table: str, buffer: _TableBuffer) -> None:
         """On the writer thread: one row group of exactly the buffered rows."""
         batch = buffer.to_table()
-        with _naming(self._tmp(table)):
+        with naming_file(self._tmp(table)):
             writer = self._writers.get(table)
             if writer is None:
                 writer = pq.ParquetWriter(self._tmp(table), SCHEMAS[table], compression=COMPRESSION)
@@ -346,14 +332,14 @@ class EventLog:
         finally:
             self._drain()
         for table in SCHEMAS:
-            with _naming(self._tmp(table)):
+            with naming_file(self._tmp(table)):
                 writer = self._writers.pop(table, None)
                 if writer is None:
                     self._tmp(table).write_bytes(empty_table_bytes(table))
                 else:
                     writer.close()
         for table in SCHEMAS:
-            with _naming(self._tmp(table)):
+            with naming_file(self._tmp(table)):
                 os.replace(self._tmp(table), self.directory / f"{table}.parquet")
 
     def abort(self) -> None:

@@ -38,7 +38,7 @@ from typing import Any, Literal
 from recarena.agents.llm.endpoint import LLMRuntime, model_name
 from recarena.agents.llm.server import LocalServer, check_local_llm
 from recarena.agents.users.calibrated import resolve_calibrated
-from recarena.simulator.core.errors import RecarenaError, write_problem
+from recarena.simulator.core.errors import RecarenaError, naming_file, write_problem
 from recarena.simulator.core.logschema import LOG_FORMAT_VERSION
 from recarena.simulator.core.names import path_component
 from recarena.simulator.core.paths import RUN_DIR_ROOM, check_creatable
@@ -411,10 +411,8 @@ def _write_problem(exc: OSError, option: str, run_dir: Path) -> RecarenaError:
 
 def _write_text(path: Path, text: str) -> None:
     """``path.write_text``, with the file named in its error (a failed write names none)."""
-    try:
+    with naming_file(path):
         path.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise OSError(exc.errno, exc.strerror, exc.filename or str(path)) from None
 
 
 def _make_and_lock(
