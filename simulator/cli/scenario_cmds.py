@@ -29,6 +29,7 @@ def load_checked(
     llm_cache_mode: str | None = None,
     llm_cache: Path | None = None,
     probe_llm: bool = True,
+    shards: int = 1,
 ):
     """Everything run would refuse: schema, registries, metric names, referenced files, page
     shapes, sweep size, the resource estimate and an LLM endpoint that does not answer
@@ -53,6 +54,7 @@ def load_checked(
         llm_cache_path=llm_cache,
         read_edge_list=read_edges,
         probe_llm=probe_llm,
+        shards=shards,
     )
     return scenario, estimate
 
@@ -184,6 +186,7 @@ def run(
         probe_llm=not (
             dry_run or allow_fallback or (max_fallback is not None and max_fallback >= 1)
         ),
+        shards=shards,
     )
     from recarena.agents.users.calibrated import resolve_calibrated
     from recarena.simulator.runner.preflight import preflight
@@ -192,7 +195,19 @@ def run(
         with reading(f"population.path {scenario.population.path}"):
             scenario = resolve_calibrated(scenario)  # calibrates on the fly if the file is missing
         # the estimate again with the file's sizes (it may have just been made)
-        preflight(scenario, str(scenario_file), force=force, workers=workers, probe_llm=False)
+        preflight(
+            scenario,
+            str(scenario_file),
+            force=force,
+            workers=workers,
+            probe_llm=False,
+            shards=shards,
+        )
+    if shards > 1:  # every cell of every point splits, before the estimate line and the bars
+        from recarena.simulator.runner.sharding import check_shards
+        from recarena.simulator.runner.sweep import expand_sweep
+
+        check_shards(scenario, expand_sweep(scenario), shards)
     if dry_run:  # nothing is created and no endpoint is called
         from recarena.simulator.runner.llm_estimate import estimate_llm_calls, format_estimate
 

@@ -344,18 +344,11 @@ def run_experiment(
     cells = cells if cells is not None else plan_cells(scenario, points)
     runner = make_executor(executor, workers, address)
     if shards > 1:  # one cell's users over N Ray actors (simulator/runner/sharding.py)
-        from recarena.simulator.runner.sharding import ShardedRayExecutor, refuse_unshardable
+        from recarena.simulator.runner.sharding import ShardedRayExecutor, check_shards
 
         if executor != "ray":
             raise RecarenaError(f"--shards {shards}: needs --executor ray")
-        for cell in cells:  # a sweep point's own scenario: a swept surface may not shard
-            if cell.point is None:
-                refuse_unshardable(scenario, cell.arm_index, shards)
-                continue
-            try:
-                refuse_unshardable(points[cell.point].scenario, cell.arm_index, shards)
-            except RecarenaError as exc:
-                raise RecarenaError(f"sweep point {cell.point}: {exc}") from None
+        check_shards(scenario, points, shards)  # a sweep point's own: a swept surface may not
         runner = ShardedRayExecutor(shards, workers, address)
     option = "--resume" if resume else "--output"
     previous = resumable_manifest(run_dir, scenario) if resume else None

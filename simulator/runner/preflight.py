@@ -115,6 +115,8 @@ class Estimate:
     largest: str = ""
     """What most of a cell's bytes are for, when it is not the users, items or creators the
     refusal already counts (``output.flush_rows``, a wide ``dim``, page scores)."""
+    shards: int = 1
+    """``--shards``: the workers are one cell's shards, each building the cell's whole world."""
 
     @property
     def bytes_total(self) -> float:
@@ -593,9 +595,11 @@ def _check_pages(scenario: Scenario, items: int) -> None:
 
 # ------------------------------------------------------------------------------ estimate
 def estimate(
-    scenario: Scenario, sizes: Sizes | None = None, workers: int | None = None
+    scenario: Scenario, sizes: Sizes | None = None, workers: int | None = None, shards: int = 1
 ) -> Estimate:
-    """Upper-bound sizes of the big arrays of one cell, and how many cells run at once.
+    """Upper-bound sizes of the big arrays of one cell, and how many cells run at once (with
+    ``shards`` > 1, cells run one after another over that many workers, each of which builds
+    the whole world: ``--shards 64`` on a small machine was 64 worlds nobody had estimated).
 
     Per user: taste, satiation and familiarity ([T] float32 each) and a dozen scalars; the
     consumed-items matrix (int32 while ids fit, as wide as the heaviest user's history, counted
@@ -645,7 +649,7 @@ def estimate(
     largest = max(terms, key=lambda name: terms[name])
     points = max(1, _grid(scenario))
     cells = len(scenario.arms) * scenario.replicates * points
-    running = max(1, min(workers or usable_cpus(), cells))
+    running = shards if shards > 1 else max(1, min(workers or usable_cpus(), cells))
     ticks = horizon.days * 86_400 / horizon.tick_seconds
     # the most a panel can browse: its heaviest visit rate, every session at max_pages
     llm_pages = pop.llm_users * visits * horizon.days * pop.max_pages
@@ -663,6 +667,7 @@ def estimate(
         llm_calls=float(llm_pages * cells),
         ticks=ticks,
         largest=largest if terms[largest] > per_cell / 2 else "",
+        shards=shards,
     )
 
 
@@ -740,9 +745,14 @@ def _check_estimate(
         if est.creators > est.users:
             who += f" and {human_count(est.creators)} creators"
         mostly = f", most of it for {est.largest}" if est.largest else ""
+        at_once = (
+            f"--shards {est.shards}: {est.shards} workers each building the world"
+            if est.shards > 1
+            else f"{est.workers} cell(s) at once"
+        )
         problems.append(
             f"needs ~{human_bytes(est.bytes_total)} for {who} "
-            f"({est.workers} cell(s) at once{mostly}); this machine has {human_bytes(memory)}"
+            f"({at_once}{mostly}); this machine has {human_bytes(memory)}"
         )
     if est.cells > limits.max_cells:
         problems.append(f"{est.cells:,} cells exceed the maximum of {limits.max_cells:,}")
@@ -823,6 +833,7 @@ def _check_points(
     force: bool,
     files: FileCheck,
     built: Built,
+    shards: int = 1,
 ) -> None:
     """A sweep's points: each point's page shapes and resource limits, as for a plain scenario
     (a swept ``retrain.every_days`` or ``surface.k`` is refused like a written one), the
@@ -841,7 +852,7 @@ def _check_points(
                 checked[key] = files(world)
             point_sizes = checked[key]
             _check_pages(world, point_sizes.items if point_sizes else world.catalog.initial_items)
-            point_estimate = estimate(world, point_sizes, workers)
+            point_estimate = estimate(world, point_sizes, workers, shards)
             _check_estimate(point_estimate, world, limits, force, memory)
             if _fits(point_estimate, limits, memory):
                 check_builds(world, point_estimate.users, built)
@@ -905,6 +916,7 @@ def preflight(
     llm_cache_path: Path | None = None,
     read_edge_list: EdgeReader | None = None,
     probe_llm: bool = True,
+    shards: int = 1,
 ) -> Estimate:
     """Check referenced files, page shapes, the sweep grid, the resource estimate and, last
     (it waits on the network), that an OpenAI-compatible endpoint accepts a connection.
@@ -913,6 +925,7 @@ def preflight(
     ``--force`` lifts the resource limits only, never a missing or broken file. An edge list is
     parsed only when ``read_edge_list`` is given (the CLI passes the engine's reader).
     ``probe_llm=False`` skips the endpoint (a dry run, or a run that accepts fallbacks).
+    ``shards`` (``run --shards``) counts one cell's shard workers as what runs at once.
     """
     try:
         check_grid_size(scenario)
@@ -923,13 +936,13 @@ def preflight(
 
         sizes = files(scenario)
         _check_pages(scenario, sizes.items if sizes else scenario.catalog.initial_items)
-        est = estimate(scenario, sizes, workers)
+        est = estimate(scenario, sizes, workers, shards)
         _check_estimate(est, scenario, limits or Limits(), force)
         built: Built = set()
         # with a sweep, its points are what the cells build
         if not scenario.sweep and _fits(est, limits or Limits(), machine_memory()):
             check_builds(scenario, est.users, built)
-        _check_points(scenario, sizes, workers, limits or Limits(), force, files, built)
+        _check_points(scenario, sizes, workers, limits or Limits(), force, files, built, shards)
         if probe_llm:
             _check_llm_reachable(scenario, llm_cache_mode)
     except RecarenaError as exc:

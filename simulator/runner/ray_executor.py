@@ -145,6 +145,8 @@ class RayExecutor:
         check_reachable(address)
         self.workers = workers
         self.address = address
+        self.cells = 1
+        """Cells of the run (set by ``run``): a local Ray gets no more CPUs than that."""
 
     def _init(self, ray) -> None:
         options: dict[str, Any] = {"logging_level": logging.WARNING, "log_to_driver": False}
@@ -156,12 +158,15 @@ class RayExecutor:
                     f"--address {self.address}: no Ray cluster there: {exc}"
                 ) from None
         else:
-            cpus = self.workers or usable_cpus()
+            # never more CPUs than cells to run at once (as the process executor): Ray refuses
+            # past 10^14, which --workers 99999999999999999999 asked for after the run began
+            cpus = max(1, min(self.workers or usable_cpus(), self.cells))
             ray.init(address="local", num_cpus=cpus, include_dashboard=False, **options)
 
     def run(self, job: CellJob, cells: list[Cell], events: CellEvents, stop: StopSignals) -> None:
         ray = import_ray()
         started_here = not ray.is_initialized()
+        self.cells = len(cells)
         pending: dict[Any, Cell] = {}
         with stop.polling():
             try:

@@ -40,7 +40,6 @@ import pyarrow.parquet as pq
 
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.logschema import SCHEMAS
-from recarena.simulator.core.machine import usable_cpus
 from recarena.simulator.core.scenario import ListSurface, Scenario
 from recarena.simulator.core.types import Interactions
 from recarena.simulator.engine.arrivals import DAY
@@ -58,6 +57,7 @@ from recarena.simulator.runner.ray_executor import check_reachable, import_ray
 from recarena.simulator.runner.resolve import parse_scenario
 from recarena.simulator.runner.rundir import INCOMPLETE
 from recarena.simulator.runner.stopping import Interrupted, StopSignals
+from recarena.simulator.runner.sweep import SweepPoint
 
 SHARDABLE_RECOMMENDERS = ("popularity", "mf")
 """Recommenders that learn only in ``fit`` and whose ``recommend`` draws merge exactly."""
@@ -75,6 +75,13 @@ def refuse_unshardable(scenario: Scenario, arm_index: int, shards: int) -> None:
     """One-line RecarenaError naming the first thing that would make shards differ."""
     arm = scenario.arms[arm_index]
     where = f"--shards {shards}"
+    users = scenario.population.users
+    if shards > users:  # every shard builds the whole world: one with no users is only cost
+        raise RecarenaError(
+            f"{where}: more shards than the population's {users:,} users (shard i simulates "
+            f"the users with user % {shards} == i, so {shards - users:,} would simulate "
+            f"nobody); use at most --shards {users:,}"
+        )
     kind = arm.recommender.type
     if kind not in SHARDABLE_RECOMMENDERS:
         raise RecarenaError(
@@ -98,6 +105,20 @@ def refuse_unshardable(scenario: Scenario, arm_index: int, shards: int) -> None:
     for refused, what in checks:
         if refused:
             raise RecarenaError(f"{where}: {what} is not supported in sharded cells")
+
+
+def check_shards(scenario: Scenario, points: list[SweepPoint], shards: int) -> None:
+    """Before anything is written: every cell of the run, at every sweep point, can be split
+    into ``shards`` (:func:`refuse_unshardable`); one line naming the point otherwise."""
+    worlds: list[tuple[int | None, Scenario]] = [(p.index, p.scenario) for p in points]
+    for index, world in worlds or [(None, scenario)]:
+        try:
+            for arm_index in range(len(world.arms)):
+                refuse_unshardable(world, arm_index, shards)
+        except RecarenaError as exc:
+            if index is None:
+                raise
+            raise RecarenaError(f"sweep point {index}: {exc}") from None
 
 
 def retrain_times(scenario: Scenario, arm_index: int) -> list[float]:
@@ -432,8 +453,8 @@ class ShardedRayExecutor:
                     }
                     if self.address:
                         ray.init(address=self.address, **options)
-                    else:
-                        cpus = max(self.workers or usable_cpus(), self.shards)
+                    else:  # cells run one after another, each on exactly `shards` actors
+                        cpus = self.shards
                         ray.init(address="local", num_cpus=cpus, include_dashboard=False, **options)
                     stop.install()
                 where = str(Path(job.run_dir).resolve())

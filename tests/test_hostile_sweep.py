@@ -1,0 +1,140 @@
+"""Hostile executor options, shards and resumes: what `recarena run --executor/--workers/--shards`
+and `--resume` accepted and then failed on mid-run (an internal error after the run directory
+was made, a refusal printed under the log estimate and the progress bars, Ray actors nobody had
+counted). Each is now one line, exit 2, before anything is written, or simply works."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.runner import ray_executor, sharding
+from recarena.simulator.runner.executors import CellJob
+from recarena.simulator.runner.experiment import run_experiment
+from recarena.simulator.runner.plan import plan_cells
+from recarena.simulator.runner.preflight import estimate, preflight
+from recarena.simulator.runner.resolve import parse_scenario
+from recarena.simulator.runner.stopping import StopSignals
+from tests.cli_in_process import assert_refused, cli
+from tests.test_hostile_inputs import write_doc
+from tests.test_validate_gate import base_doc
+
+
+def popularity_doc(tmp_path: Path, users: int = 20) -> dict:
+    """A scenario every cell of which can be sharded (one popularity arm)."""
+    doc = base_doc(tmp_path)
+    doc["population"] = {"users": users}
+    doc["arms"] = [{"name": "pop", "recommender": {"type": "popularity"}}]
+    return doc
+
+
+# ------------------------------------------------------------------------------- --shards
+@pytest.mark.parametrize(
+    ("sweep", "shards", "fragment"),
+    [
+        (None, "21", "--shards 21: more shards than the population's 20 users"),
+        (None, "99999999999999999999", "use at most --shards 20"),
+        ({"population.users": [30, 5]}, "8", "sweep point 1: --shards 8: more shards than"),
+    ],
+    ids=["one_more", "past_64_bits", "a_sweep_point"],
+)
+def test_more_shards_than_users_is_refused(tmp_path, sweep, shards, fragment):
+    """Was: accepted; every shard builds the whole world, so a shard without users was a Ray
+    actor for nothing, and --shards 99999999999999999999 was an internal error from Ray
+    (resource quantities at most 10^14) after the run directory had been made."""
+    doc = popularity_doc(tmp_path)
+    if sweep:
+        doc["sweep"] = sweep
+    path = write_doc(tmp_path, doc)
+    out = tmp_path / "out"
+    code, stderr = cli(
+        "run", str(path), "--executor", "ray", "--shards", shards, "--force", "-o", str(out)
+    )
+    assert_refused(code, stderr, fragment)
+    assert not out.exists()
+    with pytest.raises(RecarenaError, match=fragment.replace("--", "-+")):
+        run_experiment(parse_scenario(doc), out, executor="ray", shards=int(shards))
+    assert not out.exists()
+
+
+def test_as_many_shards_as_users_is_accepted():
+    scenario = parse_scenario(popularity_doc(Path("unused"), users=4))
+    sharding.check_shards(scenario, [], 4)
+
+
+def test_an_unshardable_arm_is_refused_before_the_estimate_and_the_bars(tmp_path):
+    """Was: the refusal came from inside the run, after the 'note: estimated logs' line and
+    the progress bars had been printed (three lines and bars for one mistake)."""
+    path = write_doc(tmp_path, base_doc(tmp_path))  # a random arm: draws per batch
+    out = tmp_path / "out"
+    code, stderr = cli("run", str(path), "--executor", "ray", "--shards", "2", "-o", str(out))
+    assert_refused(code, stderr, "--shards 2: arm 'random' uses recommender 'random'")
+    assert not out.exists()
+
+
+def test_shard_workers_count_in_the_memory_estimate(tmp_path):
+    """Was: the estimate counted one cell at a time for a sharded run, but each of its N
+    shard workers builds the whole world: --shards 200 on a small machine passed every check
+    and started 200 Ray actors."""
+    scenario = parse_scenario(popularity_doc(tmp_path, users=300))
+    plain, sharded = estimate(scenario, workers=1), estimate(scenario, workers=1, shards=200)
+    assert plain.workers == 1 and sharded.workers == 200
+    assert sharded.bytes_total == pytest.approx(200 * plain.bytes_total)
+    with pytest.raises(RecarenaError, match=r"\(--shards 200: 200 workers each building the"):
+        preflight(scenario, shards=200, probe_llm=False)
+    preflight(scenario, shards=2, probe_llm=False)
+
+
+# ------------------------------------------------------------------- a local Ray's CPUs
+class _FakeRay:
+    """Stands in for ray: records what ``init`` was asked for, then stops the run there."""
+
+    def __init__(self) -> None:
+        self.asked: dict = {}
+
+    def is_initialized(self) -> bool:
+        return False
+
+    def init(self, **options) -> None:
+        self.asked = options
+        raise RecarenaError("stopped at ray.init")
+
+    def shutdown(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("workers", [None, 3, 10**20])
+def test_a_local_ray_gets_no_more_cpus_than_cells(tmp_path, monkeypatch, workers):
+    """Was: ``--executor ray --workers 99999999999999999999`` asked Ray for that many CPUs;
+    Ray refuses past 10^14, an internal error (exit 1) that left a failed run directory. The
+    process executor already started at most one worker per cell."""
+    fake = _FakeRay()
+    monkeypatch.setattr(ray_executor, "import_ray", lambda: fake)
+    monkeypatch.setattr(ray_executor, "usable_cpus", lambda: 8)
+    cells = plan_cells(parse_scenario(base_doc(tmp_path)))  # two cells
+    job = CellJob({None: {}}, str(tmp_path))
+    with StopSignals() as stop, pytest.raises(RecarenaError, match="stopped at ray.init"):
+        ray_executor.RayExecutor(workers=workers).run(job, cells, _no_events(), stop)
+    assert fake.asked["num_cpus"] == min(workers or 8, len(cells))
+
+
+def test_a_sharded_local_ray_gets_one_cpu_per_shard(tmp_path, monkeypatch):
+    fake = _FakeRay()
+    monkeypatch.setattr(sharding, "import_ray", lambda: fake)
+    cells = plan_cells(parse_scenario(popularity_doc(tmp_path)))
+    job = CellJob({None: {}}, str(tmp_path))
+    with StopSignals() as stop, pytest.raises(RecarenaError, match="stopped at ray.init"):
+        sharding.ShardedRayExecutor(3, workers=10**20).run(job, cells, _no_events(), stop)
+    assert fake.asked["num_cpus"] == 3
+
+
+def _no_events():
+    class Events:
+        def started(self, *args) -> None: ...
+        def progress(self, *args) -> None: ...
+        def finished(self, *args) -> None: ...
+        def failed(self, *args) -> None: ...
+
+    return Events()
