@@ -11,7 +11,12 @@ Each request takes the next behaviour from a script (cycled):
   ``wrongtype`` (valid JSON sent as text/plain), ``empty`` (no choices), ``badutf8`` (bytes
   that are not UTF-8), ``truncated`` (the connection closes before the announced length);
 * scoring: ``invalid`` (all probability on tokens that are no option), ``sparse`` (only the
-  options 0 and 2 present).
+  options 0 and 2 present);
+* slow or large 200s: ``trickle`` (the ``ok`` answer, its bytes spread over ``slow_seconds``),
+  ``padded`` (the ``ok`` answer followed by ``padding`` bytes of whitespace; with
+  ``announce = False`` its length is not announced, the body ending when the connection does).
+
+``usage`` replaces every answer's usage object (None: counts from the prompt).
 
 ``logprobs=False`` makes an endpoint that never returns logprobs (it ignores the request).
 ``tokenize=True`` answers llama.cpp's ``/extras/tokenize`` (one id per digit or letter) and
@@ -59,13 +64,17 @@ class FakeOpenAI:
         script=("ok",),
         slow_seconds: float = 2.0,
         logprobs: bool = True,
-        tokenize: bool = False,
+        tokenize: bool | str = False,
+        padding: int = 0,
     ) -> None:
         self._script = cycle(script)
         self.tokenize = tokenize
         self._lock = threading.Lock()
         self.slow_seconds = slow_seconds
         self.logprobs = logprobs
+        self.padding = padding
+        self.announce = True  # padded: False sends no content-length
+        self.usage: object = None
         self.distribution = fake_distribution  # (prompt, position) -> top logprobs; replaceable
         self.requests: list[dict] = []
         self.behaviours: list[str] = []
@@ -83,7 +92,9 @@ class FakeOpenAI:
                 body = json.loads(self.rfile.read(length) or b"{}")
                 if self.path.endswith("/extras/tokenize"):  # not a completion: not scripted
                     token = TOKEN_IDS.get(body.get("input", ""))
-                    if fake.tokenize and token is not None:
+                    if fake.tokenize == "trickle" and token is not None:
+                        self._trickle(json.dumps({"tokens": [token]}).encode())
+                    elif fake.tokenize and token is not None:
                         self._send(200, {"tokens": [token]})
                     else:
                         self._send(404, {"detail": "Not Found"})
@@ -107,6 +118,19 @@ class FakeOpenAI:
                     self._send(200, {"id": "x", "object": "chat.completion", "choices": []})
                 elif behaviour == "badutf8":
                     self._raw(200, b'{"choices": [\xff\xfe]}', "application/json")
+                elif behaviour == "trickle":
+                    self._trickle(json.dumps(fake._completion(body, "ok")).encode())
+                elif behaviour == "padded":
+                    data = json.dumps(fake._completion(body, "ok")).encode()
+                    data += b" " * fake.padding
+                    if fake.announce:
+                        self._raw(200, data, "application/json")
+                    else:  # no content-length: the body ends when the connection closes
+                        self.send_response(200)
+                        self.send_header("content-type", "application/json")
+                        self.end_headers()
+                        self.wfile.write(data)
+                        self.close_connection = True
                 elif behaviour == "truncated":
                     data = json.dumps(fake._completion(body, "ok")).encode()
                     self._raw(200, data[: len(data) // 2], "application/json", len(data))
@@ -114,6 +138,20 @@ class FakeOpenAI:
                     if behaviour == "timeout":
                         time.sleep(fake.slow_seconds)
                     self._send(200, fake._completion(body, behaviour))
+
+            def _trickle(self, data):
+                """A 200 whose bytes come one at a time over ``slow_seconds``."""
+                try:
+                    self.send_response(200)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(data)))
+                    self.end_headers()
+                    for i in range(len(data)):
+                        self.wfile.write(data[i : i + 1])
+                        self.wfile.flush()
+                        time.sleep(fake.slow_seconds / len(data))
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up
 
             def _send(self, status, payload, headers=None):
                 self._raw(status, json.dumps(payload).encode(), "application/json", None, headers)
@@ -191,7 +229,9 @@ class FakeOpenAI:
                 "prompt_tokens": len(prompt) // 4,
                 "completion_tokens": completion_tokens,
                 "total_tokens": len(prompt) // 4 + completion_tokens,
-            },  # fmt: skip
+            }
+            if self.usage is None
+            else self.usage,  # fmt: skip
         }
 
     @property

@@ -42,6 +42,16 @@ returns an error message, or None when the answer is fine."""
 
 LOCAL_MODEL = "SmolLM2-135M-Instruct"
 
+MAX_BODY_BYTES = 8 << 20
+"""The most bytes of one answer the client reads. A chat completion, even with the top
+logprobs of every generated token, is a few kilobytes to a few hundred; past this the body is
+an unusable answer (an endpoint that streamed hundreds of megabytes was read whole, once per
+attempt and per call in flight)."""
+
+MAX_WAIT_SECONDS = 60.0
+"""The longest wait between two attempts of a call, whatever the backoff doubled to or a
+Retry-After header asked for."""
+
 STEER_BIAS = 50.0
 """Logit bias added to every option token of a steered first position (plus its Gumbel noise,
 at most 27.7): enough that the endpoint generates an option, within OpenAI's limit of 100.
@@ -164,6 +174,10 @@ class _Transport(Exception):
     """A call that could not get an answer after its retries."""
 
 
+class _BodyCut(Exception):
+    """The connection ended (or failed) before the answer's body did."""
+
+
 class Unusable(Exception):
     """An HTTP 200 whose body the client cannot use (one failed attempt, retried like a 500)."""
 
@@ -215,8 +229,20 @@ def read_reply(content_type: str, body: bytes, want_logprobs: bool) -> Reply:
     return Reply(text, top, _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")))
 
 
+MAX_TOKENS_REPORTED = 1 << 31
+"""More tokens than any call's prompt and answer hold; a usage count at or past this (or
+negative, or not a whole number) is read as unknown (0)."""
+
+
 def _int(value: Any) -> int:
-    return int(value) if isinstance(value, int | float) else 0
+    """A token count from an answer's usage, 0 when it is not one. Was: 1e300 stopped the cell
+    (an integer SQLite could not store), NaN made a good answer an unusable one, and -5 was
+    summed into the bill."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    if not math.isfinite(value) or value != int(value) or not 0 <= value < MAX_TOKENS_REPORTED:
+        return 0
+    return int(value)
 
 
 def _read_logprobs(logprobs: Any) -> list[dict[str, float]] | None:
@@ -228,13 +254,33 @@ def _read_logprobs(logprobs: Any) -> list[dict[str, float]] | None:
     for entry in content:
         if not isinstance(entry, dict):
             return None
+        alternatives = entry.get("top_logprobs") or []
+        if not isinstance(alternatives, list):
+            raise Unusable("unusable response: top_logprobs is not a list")
         seen: dict[str, float] = {}
-        for alt in [entry, *(entry.get("top_logprobs") or [])]:
+        for alt in [entry, *alternatives]:
+            if not isinstance(alt, dict):
+                raise Unusable("unusable response: a top_logprobs entry is not an object")
             token, logprob = alt.get("token"), alt.get("logprob")
             if isinstance(token, str) and isinstance(logprob, int | float) and token not in seen:
-                seen[token] = float(logprob)
+                seen[token] = _logprob(token, logprob)
         positions.append(seen)
     return positions
+
+
+LOGPROB_SLACK = 1e-3
+"""How far above 0 a reported log-probability may round (a probability of at most 1.001)."""
+
+
+def _logprob(token: str, value: float) -> float:
+    """A log-probability as reported, or :class:`Unusable`: NaN, +inf or a value above 0 is no
+    probability (-inf is: zero). Was: an option at +inf got a NaN share that the draw could
+    land on, so a slot the distribution did not support was clicked; a logprob of 50 took all
+    the mass it was renormalised over."""
+    logprob = float(value)
+    if math.isnan(logprob) or logprob > LOGPROB_SLACK:
+        raise Unusable(f"unusable response: logprob {logprob:g} for the token {token!r}")
+    return min(logprob, 0.0)
 
 
 def _parse(text: str | None, schema: type[T], check: Check | None) -> tuple[T | None, str | None]:
@@ -252,6 +298,26 @@ def _parse(text: str | None, schema: type[T], check: Check | None) -> tuple[T | 
         return None, f"{where}: {first['msg']}"
     problem = check(answer) if check else None
     return (None, problem) if problem else (answer, None)
+
+
+TOKENIZE_SECONDS = 5.0
+"""The time the tokenizer path gets for all a page's option labels together."""
+
+
+def _read_by(reply: Any, deadline: float, limit: int = 1 << 16) -> bytes:
+    """A tokenizer answer read to its end by ``deadline`` and within ``limit`` bytes, else
+    ``TimeoutError``/``ValueError``: a socket timeout bounds each read only, so an answer
+    trickled a byte at a time held the run's first page forever."""
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := reply.read1(limit):
+        size += len(chunk)
+        if size > limit:
+            raise ValueError("tokenizer answer too large")
+        if time.monotonic() > deadline:
+            raise TimeoutError("tokenizer answer too slow")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 class LLMClient:
@@ -335,26 +401,23 @@ class LLMClient:
         assert self._semaphore is not None
         last_error = ""
         for attempt in range(endpoint.max_retries + 1):
-            wait = endpoint.backoff_seconds * 2**attempt
+            wait = min(endpoint.backoff_seconds * 2**attempt, MAX_WAIT_SECONDS)
             try:
                 async with self._semaphore:
-                    raw = await client.chat.completions.with_raw_response.create(
-                        model=endpoint.model,
-                        messages=messages,  # type: ignore[arg-type]
-                        timeout=endpoint.timeout_seconds,
-                        **request,
-                    )
-                    body = raw.content
-                return (
-                    read_reply(raw.headers.get("content-type", ""), body, want_logprobs),
-                    attempt + 1,
-                )
+                    # the whole attempt, answer read to its end, within the timeout: the SDK's
+                    # own timeout bounds each read, so an endpoint sending a byte every few
+                    # seconds held the run forever
+                    async with asyncio.timeout(endpoint.timeout_seconds):
+                        content_type, body = await self._post(client, messages, request)
+                return read_reply(content_type, body, want_logprobs), attempt + 1
             except Unusable as exc:
                 last_error = str(exc)
-            except openai.APITimeoutError:
+            except (openai.APITimeoutError, TimeoutError):
                 last_error = f"timeout after {endpoint.timeout_seconds:g}s"
             except openai.APIConnectionError as exc:
                 last_error = f"connection error: {exc.__class__.__name__}"
+            except _BodyCut as exc:
+                last_error = f"connection error: the body was cut short ({exc})"
             except openai.APIStatusError as exc:
                 status = exc.status_code
                 last_error = f"HTTP {status}"
@@ -363,12 +426,42 @@ class LLMClient:
                 retry_after = exc.response.headers.get("retry-after") if exc.response else None
                 if retry_after:
                     with contextlib.suppress(ValueError):
-                        wait = min(float(retry_after), 60.0)
+                        wait = min(float(retry_after), MAX_WAIT_SECONDS)
             except Exception as exc:  # noqa: BLE001 - whatever the transport raised, one attempt
                 last_error = f"unusable response: {exc.__class__.__name__}: {exc}"[:300]
             if attempt < endpoint.max_retries:
                 await asyncio.sleep(wait)
         raise _Transport(last_error, endpoint.max_retries + 1)
+
+    async def _post(
+        self, client: Any, messages: list[dict[str, str]], request: dict[str, Any]
+    ) -> tuple[str, bytes]:
+        """One request: the answer's content type and body, read up to ``MAX_BODY_BYTES``."""
+        async with client.chat.completions.with_streaming_response.create(
+            model=self.endpoint.model,
+            messages=messages,
+            timeout=self.endpoint.timeout_seconds,
+            **request,
+        ) as raw:
+            content_type = raw.headers.get("content-type", "")
+            announced = raw.headers.get("content-length", "")
+            if announced.isdigit() and int(announced) > MAX_BODY_BYTES:
+                raise Unusable(f"unusable response: a body of {int(announced):,} bytes")
+            chunks: list[bytes] = []
+            size = 0
+            try:
+                async for chunk in raw.iter_bytes():
+                    size += len(chunk)
+                    if size > MAX_BODY_BYTES:
+                        raise Unusable(
+                            f"unusable response: a body of more than {MAX_BODY_BYTES:,} bytes"
+                        )
+                    chunks.append(chunk)
+            except (Unusable, asyncio.CancelledError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - the body stopped before its end
+                raise _BodyCut(exc.__class__.__name__) from None
+        return content_type, b"".join(chunks)
 
     async def _answer(
         self,
@@ -540,14 +633,15 @@ class LLMClient:
         if not root.startswith(("http://", "https://")):
             return None
         tokens: list[list[int]] = []
+        deadline = time.monotonic() + TOKENIZE_SECONDS
         try:
             for label in labels:
                 body = json.dumps({"input": label, "model": self.endpoint.model}).encode()
                 request = urllib.request.Request(
                     f"{root}/extras/tokenize", body, {"Content-Type": "application/json"}
                 )
-                with urllib.request.urlopen(request, timeout=5.0) as reply:
-                    tokens.append([int(t) for t in json.loads(reply.read())["tokens"]])
+                with urllib.request.urlopen(request, timeout=TOKENIZE_SECONDS) as reply:
+                    tokens.append([int(t) for t in json.loads(_read_by(reply, deadline))["tokens"]])
         except Exception:  # noqa: BLE001 - no tokenizer endpoint: the answer is "cannot steer"
             return None
         return tokens
