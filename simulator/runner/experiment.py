@@ -706,17 +706,23 @@ def _prepare_cells(
     manifest["started_at"] = previous.get("started_at", manifest["started_at"])
     manifest["resumed_at"] = [*previous.get("resumed_at", []), datetime.now(UTC).isoformat()]
     to_run, checks = [], []
+    # the rows the run recorded for each finished cell: the same cell of another run (another
+    # seed), copied or linked in, names the same arm and replicate and was kept as this run's
+    recorded = {e.get("path"): e.get("rows") for e in previous.get("cells", [])}
     for cell in cells:
         cell_dir = run_dir / cell.path
+        expected = {"arm": cell.arm, "rep": cell.rep, "point": cell.point}
         problem = cell_problem(
-            cell_dir, full=True, expected={"arm": cell.arm, "rep": cell.rep, "point": cell.point}
+            cell_dir, full=True, expected={**expected, "rows": recorded.get(cell.path)}
         )
         checks.append(CellCheck(cell.index, cell.path, PENDING, problem))
         if problem is None:
             entry = manifest["cells"][cell.index]
             entry.update(status=COMPLETE, **cell_summary(read_cell_manifest(cell_dir)))
             continue
-        if cell_dir.exists():
+        if cell_dir.is_symlink():  # a link to a cell elsewhere: rmtree refuses links
+            cell_dir.unlink()
+        elif cell_dir.exists():
             shutil.rmtree(cell_dir)
         to_run.append(cell)
     manifest["resumed_cells"] = len(to_run)

@@ -44,6 +44,7 @@ from typing import Any
 
 from recarena.simulator.core.errors import RecarenaError, first_line
 from recarena.simulator.core.logschema import LOG_FORMAT_VERSION, SCHEMAS
+from recarena.simulator.core.names import name_problem
 from recarena.simulator.core.paths import path_problem
 
 MANIFEST = "manifest.json"
@@ -120,6 +121,145 @@ def _inside(path: Any) -> bool:
     return not Path(path).is_absolute() and ".." not in parts and "." not in parts
 
 
+_TEXT, _NUMBER, _INT, _MAP, _LIST = "string", "number", "integer", "mapping", "list"
+_KINDS: dict[str, Any] = {
+    _TEXT: lambda v: isinstance(v, str),
+    _NUMBER: lambda v: (
+        isinstance(v, int | float) and not isinstance(v, bool) and v == v and abs(v) != float("inf")
+    ),
+    _INT: _is_int,
+    _MAP: lambda v: isinstance(v, dict),
+    _LIST: lambda v: isinstance(v, list),
+}
+
+
+def _surface_fields(at: str) -> list[tuple[str, str, bool, bool]]:
+    return [
+        (at, _MAP, True, False),
+        (f"{at}.type", _TEXT, False, False),
+        (f"{at}.k", _INT, False, False),
+        (f"{at}.cols", _INT, False, False),
+        (f"{at}.max_turns", _INT, False, False),
+        (f"{at}.rows", _LIST, False, False),
+        (f"{at}.rows[]", _MAP, False, False),
+        (f"{at}.rows[].theme", _TEXT, False, True),
+    ]
+
+
+READ_FIELDS: list[tuple[str, str, bool, bool]] = [
+    ("name", _TEXT, False, False),
+    ("status", _TEXT, False, False),
+    ("seed", _INT, False, False),
+    ("replicates", _INT, False, False),
+    ("wall_seconds", _NUMBER, False, False),
+    ("started_at", _TEXT, False, False),
+    ("git_commit", _TEXT, True, False),
+    ("llm", _MAP, False, False),
+    ("llm.cache_mode", _TEXT, True, False),
+    ("llm.accounting", _MAP, True, False),
+    ("llm.accounting.by_purpose", _MAP, True, False),
+    ("llm.accounting.by_purpose{}", _INT, False, False),
+    ("llm.fallback", _MAP, True, False),
+    ("llm.fallback.share", _NUMBER, False, False),
+    ("llm.fallback.threshold", _NUMBER, False, False),
+    ("llm.fallback.fallbacks", _INT, False, False),
+    ("llm.fallback.decisions", _INT, False, False),
+    ("scenario.description", _TEXT, True, False),
+    ("scenario.population", _MAP, False, False),
+    ("scenario.population.users", _INT, False, False),
+    ("scenario.population.model", _TEXT, False, False),
+    ("scenario.population.llm_panel", _MAP, True, False),
+    ("scenario.population.llm_panel.users", _INT, True, False),
+    ("scenario.catalog", _MAP, False, False),
+    ("scenario.catalog.initial_items", _INT, False, False),
+    ("scenario.creators", _MAP, False, False),
+    ("scenario.creators.count", _INT, False, False),
+    ("scenario.horizon", _MAP, False, False),
+    ("scenario.horizon.days", _NUMBER, False, False),
+    *_surface_fields("scenario.surface"),
+    ("scenario.arms", _LIST, False, False),
+    ("scenario.arms[]", _MAP, False, False),
+    ("scenario.arms[].name", _TEXT, False, True),
+    ("scenario.arms[].recommender", _MAP, False, False),
+    ("scenario.arms[].recommender.type", _TEXT, False, False),
+    ("scenario.arms[].recommender.params", _MAP, True, False),
+    *_surface_fields("scenario.arms[].surface"),
+]
+"""The fields of a run manifest that its readers (compare, report, ope, the metrics) take, as
+(path, kind, may be null, required where its parent is present). ``[]`` is every item of a list,
+``{}`` every value of a mapping. A hand-edited value of another kind (``wall_seconds: "x"``,
+``scenario.population: [1]``, an arm without a name) was an internal error of the report."""
+
+
+def _found(value: Any, parts: list[str], where: str) -> Iterator[tuple[str, Any]]:
+    """(location, value) of every field at ``parts`` below ``value``; absent fields, and
+    parents of another kind (an earlier entry of READ_FIELDS names those), yield nothing."""
+    if not parts:
+        yield where, value
+        return
+    head, rest = parts[0], parts[1:]
+    key, each = head.removesuffix("[]").removesuffix("{}"), head[len(head.rstrip("[]{}")) :]
+    if key:
+        if not isinstance(value, dict) or key not in value:
+            return
+        value, where = value[key], f"{where}.{key}" if where else key
+    if each == "[]" and isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from _found(item, rest, f"{where}[{i}]")
+    elif each == "{}" and isinstance(value, dict):
+        for name, item in value.items():
+            yield from _found(item, rest, f"{where}.{name}")
+    elif not each:
+        yield from _found(value, rest, where)
+
+
+def _field_problem(manifest: dict[str, Any]) -> str | None:
+    for path, kind, nullable, required in READ_FIELDS:
+        parent, _, last = path.rpartition(".")
+        if required:
+            for where, holder in _found(manifest, parent.split(".") if parent else [], ""):
+                key = last.removesuffix("[]")
+                if isinstance(holder, dict) and key not in holder:
+                    return f"{where}.{key} is missing"
+        for where, value in _found(manifest, path.split("."), ""):
+            if value is None and nullable:
+                continue
+            if not _KINDS[kind](value):
+                text = (
+                    "a finite number"
+                    if kind == _NUMBER
+                    else f"{'an' if kind == _INT else 'a'} {kind}"
+                )
+                return f"{where} must be {text}{' or null' if nullable else ''} (got {value!r:.80})"
+    return None
+
+
+def _names_problem(manifest: dict[str, Any]) -> str | None:
+    """Arm names are path components and table labels, written by the runner under the
+    scenario's rule; each cell is one (point, arm, replicate) of one directory."""
+    arms = manifest.get("arms") or []
+    for i, arm in enumerate(arms):
+        problem = name_problem(arm)
+        if problem is not None:
+            return f"arms[{i}] {problem}"
+        if arm in arms[:i]:
+            return f"arms: {arm!r} is listed twice"
+    seen: dict[Any, int] = {}
+    for index, entry in enumerate(manifest.get("cells", [])):
+        if arms and entry["arm"] not in arms:
+            listed = ", ".join(arms)[:200]
+            return f"cells[{index}].arm {entry['arm']!r:.80} is not one of its arms ({listed})"
+        for key in (Path(entry["path"]), (entry.get("point"), entry["arm"], entry["rep"])):
+            if key in seen:
+                return (
+                    f"cells[{index}] is cells[{seen[key]}] again (the same "
+                    f"{'directory' if isinstance(key, Path) else 'point, arm and replicate'}), "
+                    "so its logs would be read twice"
+                )
+            seen[key] = index
+    return None
+
+
 def manifest_problem(manifest: dict[str, Any]) -> str | None:
     """What a reader cannot use in a run manifest (a newer log format, a hand-edited or damaged
     entry), as one phrase; None when it reads. Fields written by every version since cells
@@ -170,7 +310,7 @@ def manifest_problem(manifest: dict[str, Any]) -> str | None:
             return f"{where}.point must be a sweep point index (got {point!r:.80})"
         if not isinstance(entry.get("status", PENDING), str):
             return f"{where}.status must be a cell status (got {entry.get('status')!r:.80})"
-    return None
+    return _names_problem(manifest) or _field_problem(manifest)
 
 
 # ------------------------------------------------------------------ cells
@@ -248,6 +388,14 @@ def cell_problem(
                 f"cell manifest.json is of {key} {cell_manifest[key]!r}, not {wanted!r} "
                 "(the files of another cell or run)"
             )
+    rows, recorded = cell_manifest.get("rows"), (expected or {}).get("rows")
+    if isinstance(recorded, dict) and isinstance(rows, dict) and rows != recorded:
+        # the same cell of another run (another seed or scenario, same arm and replicate),
+        # copied or linked in, passed every check above and was read as this run's
+        return (
+            "cell manifest.json counts other rows than the run's manifest.json recorded for "
+            "this cell (the files of another run)"
+        )
     for name, record in (files or {}).items():
         if not isinstance(record, dict):
             return f"cell manifest.json: the record of {name} is not a mapping"

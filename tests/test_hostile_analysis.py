@@ -1,0 +1,190 @@
+"""Hostile inputs to the analysis of a finished run: ``compare``, ``report``, ``ope`` and the
+notebook API over a hand-edited manifest, a cell of another run, bootstrap options that mean
+nothing, and a legal run whose names make the report's figures misbehave."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from recarena.simulator.runner.experiment import run_experiment
+from recarena.simulator.runner.resolve import parse_scenario
+from tests.cli_in_process import assert_refused, cli
+from tests.test_validate_gate import base_doc
+
+READERS = [("compare",), ("report",), ("ope", "--target", "popularity")]
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("finished")
+    run_experiment(parse_scenario(base_doc(root)), root / "run", executor="local")
+    return root / "run"
+
+
+def _copy(run: Path, tmp_path: Path) -> Path:
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy)
+    return copy
+
+
+def _edit(path: Path, change) -> None:
+    document = json.loads(path.read_text())
+    change(document)
+    path.write_text(json.dumps(document))
+
+
+def _set(document: dict[str, Any], dotted: str, value: Any) -> None:
+    """``document[a][b][0]... = value`` for the path ``a.b[0]...``."""
+    keys: list[Any] = []
+    for part in dotted.split("."):
+        name, *indices = part.split("[")
+        keys += [name, *(int(i.rstrip("]")) for i in indices)]
+    holder: Any = document
+    for key in keys[:-1]:
+        holder = holder[key]
+    holder[keys[-1]] = value
+
+
+def _refused_by_every_reader(run: Path, fragment: str) -> None:
+    for command in READERS:
+        assert_refused(*cli(command[0], str(run), *command[1:]), fragment)
+    assert not (run / "report.html").exists()
+
+
+# ------------------------------------------------- manifest fields of another kind than written
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("wall_seconds", "x", "wall_seconds must be a finite number (got 'x')"),
+        ("wall_seconds", float("nan"), "wall_seconds must be a finite number (got nan)"),
+        ("git_commit", 12345, "git_commit must be a string or null (got 12345)"),
+        ("scenario.population", [1], "scenario.population must be a mapping (got [1])"),
+        ("scenario.horizon", None, "scenario.horizon must be a mapping (got None)"),
+        ("scenario.horizon.days", "two", "scenario.horizon.days must be a finite number"),
+        ("scenario.surface", "list", "scenario.surface must be a mapping or null (got 'list')"),
+        ("scenario.arms[1]", {"recommender": {}}, "scenario.arms[1].name is missing"),
+        ("scenario.arms[0].recommender.params", [], "scenario.arms[0].recommender.params must"),
+        ("llm", "x", "llm must be a mapping (got 'x')"),
+        (
+            "llm",
+            {"fallback": {"exceeded": True, "share": "most"}},
+            "llm.fallback.share must be a finite number (got 'most')",
+        ),
+    ],
+)
+def test_manifest_fields_of_another_kind(finished_run, tmp_path, field, value, fragment):
+    """Was: the report ended in an internal error (ValueError, TypeError, AttributeError,
+    KeyError; exit 1) for a hand-edited field it reads (the wall time, the commit, a section
+    of the scenario, the LLM bill), and compare and ope read the run as if nothing were
+    wrong. Now every reader refuses the manifest in one line naming the field."""
+    run = _copy(finished_run, tmp_path)
+    _edit(run / "manifest.json", lambda m: _set(m, field, value))
+    _refused_by_every_reader(run, f"{run / 'manifest.json'}: {fragment}")
+
+
+def _rename_arm(run: Path, old: str, new: str) -> None:
+    """Every record of the run names arm ``old`` as ``new`` (its directory stays)."""
+
+    def change(manifest: dict[str, Any]) -> None:
+        manifest["arms"] = [new if arm == old else arm for arm in manifest["arms"]]
+        for entry in [*manifest["cells"], *manifest["scenario"]["arms"]]:
+            key = "arm" if "arm" in entry else "name"
+            entry[key] = new if entry[key] == old else entry[key]
+
+    _edit(run / "manifest.json", change)
+    for cell in run.glob(f"arm={old}/rep=*/manifest.json"):
+        _edit(cell, lambda m: m.update(arm=new))
+
+
+@pytest.mark.parametrize("name", ["[/]", "[bold red]pop", "<b>pop</b>", "pop\nular", "x" * 65])
+def test_manifest_arm_names_outside_the_names_rule(finished_run, tmp_path, name):
+    """Arm names become path components and table labels, under the scenario's name rule.
+    Was: an arm renamed '[/]' in a run's records made compare and ope an internal error
+    (rich's MarkupError, exit 1), '[bold red]pop' printed as a red 'pop', and long or non-ASCII
+    names reached the report's figures (matplotlib warnings on stderr)."""
+    run = _copy(finished_run, tmp_path)
+    _rename_arm(run, "popularity", name)
+    for command in READERS:
+        argv = [a.replace("popularity", name) for a in command]
+        assert_refused(*cli(argv[0], str(run), *argv[1:]), "manifest.json: arms[1] must be 1-64")
+    assert not (run / "report.html").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        (
+            lambda m: m.update(cells=m["cells"] + m["cells"][:1]),
+            "cells[2] is cells[0] again (the same directory), so its logs would be read twice",
+        ),
+        (
+            lambda m: m.update(cells=m["cells"] + [{**m["cells"][0], "path": "arm=random/rep=0/"}]),
+            "cells[2] is cells[0] again (the same directory)",
+        ),
+        (
+            lambda m: m.update(cells=m["cells"] + [{**m["cells"][0], "path": "again"}]),
+            "cells[2] is cells[0] again (the same point, arm and replicate)",
+        ),
+        (lambda m: m.update(arms=m["arms"] * 2), "arms: 'random' is listed twice"),
+        (
+            lambda m: m["cells"][1].update(arm="ghost"),
+            "cells[1].arm 'ghost' is not one of its arms (random, popularity)",
+        ),
+    ],
+    ids=["cell_twice", "cell_path_with_a_slash", "cell_key_twice", "arm_twice", "unknown_arm"],
+)
+def test_manifest_that_lists_a_cell_or_an_arm_twice(finished_run, tmp_path, change, fragment):
+    """Was: a cell listed twice was read twice, exit 0: clicks_per_user doubled (4.81 against
+    2.40) and every rate still looked right; an arm listed twice printed each of its rows
+    twice; a cell of an arm the run does not have was read and left out of every table."""
+    run = _copy(finished_run, tmp_path)
+    _edit(run / "manifest.json", change)
+    _refused_by_every_reader(run, fragment)
+
+
+# ----------------------------------------------------------------- a cell of another run
+@pytest.fixture(scope="module")
+def other_run(tmp_path_factory) -> Path:
+    """The same scenario under another seed: same arms and replicates, other logs."""
+    root = tmp_path_factory.mktemp("other")
+    doc = base_doc(root)
+    doc["seed"] = 1
+    run_experiment(parse_scenario(doc), root / "run", executor="local")
+    return root / "run"
+
+
+@pytest.mark.parametrize("how", ["copied", "linked"])
+def test_a_cell_of_another_run_is_left_out_and_rerun(finished_run, other_run, tmp_path, how):
+    """Was: arm=popularity/rep=0 of a run with another seed, copied or symlinked over this
+    run's, passed every check (its own manifest names the same arm and replicate, its files
+    match their records) and was compared as this run's, exit 0 without a word; --resume
+    kept it, and a linked cell that was damaged stopped --resume with "cannot write RUN:
+    OSError" (rmtree refuses a link)."""
+    run = _copy(finished_run, tmp_path)
+    cell = run / "arm=popularity" / "rep=0"
+    shutil.rmtree(cell)
+    source = other_run / "arm=popularity" / "rep=0"
+    shutil.copytree(source, cell) if how == "copied" else cell.symlink_to(source)
+    code, stderr = cli("compare", str(run))
+    assert code == 0, stderr
+    assert stderr.strip().splitlines() == [
+        f"warning: {run}: 1 cell(s) left out: arm=popularity/rep=0 (damaged: cell "
+        "manifest.json counts other rows than the run's manifest.json recorded for this cell "
+        "(the files of another run))"
+    ]
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(yaml.safe_dump(base_doc(finished_run.parent)), encoding="utf-8")
+    code, stderr = cli("run", str(scenario), "--resume", str(run), "-q", "--executor", "local")
+    assert code == 0 and "1 damaged" in stderr and "rerunning 1" in stderr, stderr
+    code, stderr = cli("compare", str(run))
+    assert code == 0 and not stderr, stderr
+    own = json.loads((finished_run / "arm=popularity" / "rep=0" / "manifest.json").read_text())
+    rerun = json.loads((cell / "manifest.json").read_text())
+    assert rerun["rows"] == own["rows"]
+    assert not cell.is_symlink() and (source / "exposures.parquet").is_file()  # link, not target
