@@ -29,6 +29,7 @@ from rich.table import Table
 
 from recarena.analysis.load import RunLogs, require_one_world
 from recarena.analysis.metrics import compute_metrics, compute_user_metrics
+from recarena.analysis.options import check_bootstrap, name_list
 from recarena.analysis.scalars import as_int
 from recarena.simulator.core.errors import RecarenaError
 
@@ -218,6 +219,8 @@ def compare(
     """
     if ci_over not in CI_OVER:
         raise RecarenaError(f"--ci-over: unknown {ci_over!r}; known: {', '.join(CI_OVER)}")
+    check_bootstrap(n_boot, level, seed)
+    metrics = name_list(metrics, "metrics")
     needed: float = {"auto": min_replicates, "users": math.inf, "replicates": 0}[ci_over]
     if isinstance(logs_or_metrics, RunLogs):
         logs = logs_or_metrics

@@ -34,6 +34,7 @@ from recarena.analysis.metrics_longterm import METRICS_LONGTERM
 from recarena.analysis.metrics_retention import METRICS_RETENTION
 from recarena.analysis.metrics_social import METRICS_SOCIAL
 from recarena.analysis.metrics_source import METRICS_SOURCE
+from recarena.analysis.options import name_list
 from recarena.simulator.core.errors import RecarenaError, first_line
 from recarena.simulator.core.registry import Registry, check_signature
 
@@ -244,6 +245,7 @@ def compute_metrics(
     no row at all, for the same kind of cell.
     """
     require_one_world(logs, "compute_metrics")
+    names = name_list(names, "names")
     held = set(per_user["metric"].unique()) if per_user is not None else set()
     finished = pl.DataFrame(
         {"arm": [c.arm for c in logs.cells], "rep": [c.rep for c in logs.cells]},
@@ -280,6 +282,7 @@ def compute_user_metrics(logs: RunLogs, names: Sequence[str] | None = None) -> p
     values (Gini, coverage, correlations) are left out.
     """
     require_one_world(logs, "compute_user_metrics")
+    names = name_list(names, "names")
     frames = []
     for name in names or known_metrics():
         metric = get_metric(name)

@@ -68,6 +68,7 @@ import polars as pl
 from rich.table import Table
 
 from recarena.analysis.load import RunLogs, require_one_world
+from recarena.analysis.options import check_bootstrap, name_list
 from recarena.analysis.scalars import as_float
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.registry import Registry, must_be_callable
@@ -250,6 +251,7 @@ def summarise(
     rng: np.random.Generator | None = None,
 ) -> list[Estimate]:
     """Point estimates and session-clustered percentile-bootstrap CIs (None with < 2 clusters)."""
+    check_bootstrap(n_boot, level)
     rng = rng if rng is not None else np.random.default_rng(0)
     per_cluster = (
         contributions.group_by("cluster")
@@ -310,6 +312,7 @@ def estimate_policy_value(
 
 
 def check_estimators(estimators: Sequence[str]) -> None:
+    estimators = name_list(estimators, "--estimators") or []
     if not estimators:
         raise RecarenaError(f"--estimators: empty list; known: {', '.join(REGISTRY.names())}")
     twice = [name for i, name in enumerate(estimators) if name in estimators[:i]]
@@ -420,6 +423,7 @@ def off_policy_evaluation(
     clean default). ``logging`` defaults to the run's baseline arm.
     """
     check_estimators(estimators)
+    check_bootstrap(n_boot, level, seed)
     require_one_world(logs, "off_policy_evaluation")
     arms = logs.arms
     logging = logs.baseline if logging is None else logging

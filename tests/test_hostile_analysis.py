@@ -5,6 +5,7 @@ nothing, and a legal run whose names make the report's figures misbehave."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,11 @@ from typing import Any
 import pytest
 import yaml
 
+from recarena.analysis.compare import compare
+from recarena.analysis.load import load
+from recarena.analysis.metrics import compute_metrics
+from recarena.analysis.ope import off_policy_evaluation
+from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.runner.experiment import run_experiment
 from recarena.simulator.runner.resolve import parse_scenario
 from tests.cli_in_process import assert_refused, cli
@@ -188,3 +194,41 @@ def test_a_cell_of_another_run_is_left_out_and_rerun(finished_run, other_run, tm
     rerun = json.loads((cell / "manifest.json").read_text())
     assert rerun["rows"] == own["rows"]
     assert not cell.is_symlink() and (source / "exposures.parquet").is_file()  # link, not target
+
+
+# ------------------------------------------------- bootstrap options and names in the API
+@pytest.mark.parametrize(
+    ("options", "fragment"),
+    [
+        ({"level": 1}, "level: a confidence level between 0 and 1, both excluded"),
+        ({"level": 0}, "level: a confidence level between 0 and 1, both excluded"),
+        ({"level": 1.5}, "(got 1.5)"),
+        ({"level": float("nan")}, "(got nan)"),
+        ({"n_boot": -1}, "n_boot: a number of bootstrap draws, 0 or more (got -1)"),
+        ({"n_boot": 2.5}, "n_boot: a number of bootstrap draws, 0 or more (got 2.5)"),
+        ({"seed": -1}, "seed: a non-negative integer (got -1)"),
+    ],
+)
+def test_bootstrap_options_that_mean_nothing(finished_run, options, fragment):
+    """Was, from a notebook: compare(level=1) a ZeroDivisionError, level=0 a table where every
+    delta was significant (a 0% interval is a point, which never holds 0), level=1.5 and a
+    negative seed numpy's errors; ope with level=0 or 1 printed CIs of a point or of the whole
+    range, and a negative n_boot dropped the CIs without a word."""
+    logs = load(finished_run)
+    with pytest.raises(RecarenaError, match=re.escape(fragment)):
+        compare(logs, **options)
+    with pytest.raises(RecarenaError, match=re.escape(fragment)):
+        off_policy_evaluation(logs, "popularity", **options)
+
+
+def test_a_name_list_given_as_one_string(finished_run):
+    """Was: the string was read letter by letter: "unknown metric 'c'" for metrics='ctr'."""
+    logs = load(finished_run)
+    line = "a list of names, got the string 'ctr'; write ['ctr']"
+    with pytest.raises(RecarenaError, match=re.escape(f"metrics: {line}")):
+        compare(logs, metrics="ctr")
+    with pytest.raises(RecarenaError, match=re.escape(f"names: {line}")):
+        compute_metrics(logs, "ctr")
+    with pytest.raises(RecarenaError, match=re.escape("--estimators: a list of names, got the")):
+        off_policy_evaluation(logs, "popularity", estimators="ips")
+    assert compare(logs, metrics=("ctr",))["metric"].unique().to_list() == ["ctr"]
