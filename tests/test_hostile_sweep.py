@@ -138,3 +138,67 @@ def _no_events():
         def failed(self, *args) -> None: ...
 
     return Events()
+
+
+# ------------------------------------------------------------------- --resume and its inputs
+HOURS = "userId,timestamp\n1,964982703\n1,964981247\n2,964900000\n"
+OTHER_HOURS = "userId,timestamp\n1,964940000\n1,964950000\n2,964960000\n"
+
+
+def rhythm_doc(tmp_path: Path, hours: str) -> dict:
+    doc = base_doc(tmp_path)
+    doc["population"]["daily_rhythm"] = {"start_hours_from": hours}
+    return doc
+
+
+def interrupted_run(tmp_path: Path, doc: dict) -> tuple[Path, Path]:
+    """``doc`` run to the end, then its last cell removed as a stop would leave it unfinished:
+    (scenario file, run directory)."""
+    path = write_doc(tmp_path, doc)
+    run = tmp_path / "run"
+    run_experiment(parse_scenario(doc), run, executor="local")
+    last = plan_cells(parse_scenario(doc))[-1]
+    (run / last.path / "_INCOMPLETE").write_text("stopped\n", encoding="utf-8")
+    return path, run
+
+
+@pytest.mark.parametrize("sweep", [False, True], ids=["scenario", "sweep_point"])
+def test_resume_refuses_an_input_file_that_changed(tmp_path, sweep):
+    """Was: resumed without a word, so the rerun cells were simulated from the edited file and
+    the kept ones from the old: one run, two worlds, compared as paired arms."""
+    hours, other = tmp_path / "hours.csv", tmp_path / "other.csv"
+    hours.write_text(HOURS, encoding="utf-8")
+    other.write_text(HOURS, encoding="utf-8")
+    doc = rhythm_doc(tmp_path, str(hours))
+    if sweep:
+        doc["sweep"] = {"population.daily_rhythm.start_hours_from": [str(hours), str(other)]}
+    path, run = interrupted_run(tmp_path, doc)
+    edited = other if sweep else hours
+    edited.write_text(OTHER_HOURS, encoding="utf-8")
+    before = (run / "manifest.json").read_bytes()
+    field = "population.daily_rhythm.start_hours_from"
+    where = f"sweep point 1: {field}" if sweep else field
+    assert_refused(
+        *cli("run", str(path), "--resume", str(run), "--executor", "local", "-q"),
+        f"--resume {run}: {where} {edited} changed since the run started",
+    )
+    assert (run / "manifest.json").read_bytes() == before  # nothing touched
+    edited.write_text(HOURS, encoding="utf-8")  # the file as the run read it: resumes
+    code, stderr = cli("run", str(path), "--resume", str(run), "--executor", "local", "-q")
+    assert code == 0, stderr
+
+
+def test_resume_from_another_directory_reads_other_files(tmp_path, monkeypatch):
+    """A relative path is read from the working directory: resumed from another one holding
+    another hours.csv, the scenario compared equal and the rerun cells read the other file."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder, text in ((first, HOURS), (second, OTHER_HOURS)):
+        folder.mkdir()
+        (folder / "hours.csv").write_text(text, encoding="utf-8")
+    monkeypatch.chdir(first)
+    path, run = interrupted_run(tmp_path, rhythm_doc(tmp_path, "hours.csv"))
+    monkeypatch.chdir(second)
+    assert_refused(
+        *cli("run", str(path), "--resume", str(run), "--executor", "local", "-q"),
+        "start_hours_from hours.csv changed since the run started",
+    )

@@ -45,6 +45,7 @@ from recarena.simulator.core.paths import RUN_DIR_ROOM, check_creatable
 from recarena.simulator.core.scenario import Scenario, dump_scenario
 from recarena.simulator.runner.executors import CellJob, make_executor
 from recarena.simulator.runner.fallback import FallbackCheck, check_fallback
+from recarena.simulator.runner.inputs import changed_input, fingerprints
 from recarena.simulator.runner.llm_accounting import summarize_llm_calls
 from recarena.simulator.runner.output_check import (
     RUN_NAME_ROOM,
@@ -351,7 +352,8 @@ def run_experiment(
         check_shards(scenario, points, shards)  # a sweep point's own: a swept surface may not
         runner = ShardedRayExecutor(shards, workers, address)
     option = "--resume" if resume else "--output"
-    previous = resumable_manifest(run_dir, scenario) if resume else None
+    inputs = fingerprints(scenario, points)  # the files it reads, so a resume can compare them
+    previous = resumable_manifest(run_dir, scenario, inputs) if resume else None
     llm_runtime = _llm_runtime(scenario, llm_cache_mode, llm_cache_path, run_dir)
     check_run_output(scenario, run_dir, cells, resume)
 
@@ -375,6 +377,7 @@ def run_experiment(
                 cells,
                 runner,
                 previous,
+                inputs,
                 llm_runtime,
                 on_progress,
                 note,
@@ -503,6 +506,7 @@ def _run_locked(
     cells: list[Cell],
     runner,
     previous: dict[str, Any] | None,
+    inputs: dict[str, Any],
     llm_runtime: LLMRuntime | None,
     on_progress,
     note: Callable[[str], None],
@@ -516,6 +520,7 @@ def _run_locked(
         )
     option = "--output" if previous is None else "--resume"
     manifest = _new_manifest(scenario, points, cells, executor_name, llm_runtime)
+    manifest["inputs"] = inputs
     book = _RunBook(run_dir, manifest, on_progress)
     try:
         if previous is None:
@@ -654,8 +659,11 @@ def _needs_local_server(scenario: Scenario, runtime: LLMRuntime) -> bool:
     return scenario.llm.provider == "local" and runtime.cache_mode != "replay"
 
 
-def resumable_manifest(run_dir: Path, scenario: Scenario) -> dict[str, Any]:
-    """The manifest of the run to resume, after checking it ran this very scenario."""
+def resumable_manifest(
+    run_dir: Path, scenario: Scenario, inputs: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The manifest of the run to resume, after checking it ran this very scenario on the
+    same input files (``inputs``: their fingerprints now, simulator/runner/inputs.py)."""
     previous = read_manifest(run_dir, "--resume")
     written = previous.get("log_format", 1)
     if written != LOG_FORMAT_VERSION:  # its finished cells would sit beside another format's
@@ -670,6 +678,14 @@ def resumable_manifest(run_dir: Path, scenario: Scenario) -> dict[str, Any]:
         raise RecarenaError(
             f"--resume {run_dir}: the scenario differs from the one the run started with "
             f"(at {where or 'the top level'}); resume with the same file and options"
+        )
+    if inputs is None:
+        inputs = fingerprints(scenario, expand_sweep(scenario))
+    changed = changed_input(previous.get("inputs"), inputs)
+    if changed is not None:  # its finished cells were simulated from other data
+        raise RecarenaError(
+            f"--resume {run_dir}: {changed}; its finished cells were simulated from the file "
+            "as it was: resume with the files the run started with, or start a new run"
         )
     return previous
 
