@@ -10,6 +10,7 @@ the output deterministic.
 from __future__ import annotations
 
 import io
+import math
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -37,6 +38,9 @@ _PROLOGUE = re.compile(r"^.*?(?=<svg)", re.DOTALL)
 # RDF metadata and namespace declarations name URLs; inline SVG in HTML needs neither
 _METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.DOTALL)
 _XMLNS = re.compile(r'\s+xmlns(:\w+)?="[^"]*"')
+_STYLES = ["-", "--", ":", "-."]
+_LEGEND_ROW_CHARACTERS = 96
+_SHORT_LABEL = 12
 _COLORS = [
     "#1f77b4",
     "#d62728",
@@ -78,18 +82,41 @@ SERIES = [
 ]
 
 
+def _line_style(index: int) -> str:
+    """Solid for the first ten arms; the next ten reuse the colours dashed, then dotted: the
+    eleventh arm was drawn exactly as the first, so two lines of a legend could not be told
+    apart."""
+    return _STYLES[(index // len(_COLORS)) % len(_STYLES)]
+
+
+def _legend_columns(labels: Sequence[str]) -> int:
+    """Up to 6 arms a legend row, fewer for long names: 6 columns of 64-character names
+    made the figure ~2,000 pixels wide with its four panels squeezed into the middle."""
+    longest = max((len(label) for label in labels), default=1)
+    return max(1, min(len(labels), 6, _LEGEND_ROW_CHARACTERS // longest))
+
+
+def _label_inches(labels: Sequence[str]) -> float:
+    """Width to add for tick labels longer than a short arm name (at font size 9): long
+    names left the heatmap's axes no room and matplotlib warned on stderr."""
+    longest = max((len(label) for label in labels), default=0)
+    return 0.07 * max(0, longest - _SHORT_LABEL)
+
+
 def time_series_figure(means: pl.DataFrame, colors: dict[str, str]) -> Figure:
     """2×2 panels of daily series: mean over replicates, band = min–max over replicates."""
     with matplotlib.rc_context(_RC):
-        fig = _figure(9.0, 6.0)
+        legend_rows = math.ceil(len(colors) / _legend_columns(list(colors)))
+        fig = _figure(9.0, 6.0 + 0.2 * max(0, legend_rows - 2))  # room for a tall legend
         axes = fig.subplots(2, 2, sharex=True)
         for ax, (column, title, ylabel) in zip(axes.flat, SERIES, strict=True):
-            for arm, color in colors.items():
+            for i, (arm, color) in enumerate(colors.items()):
                 part = means.filter(pl.col("arm") == arm).sort("day")
                 if part.height == 0:
                     continue
                 days = part["day"].to_numpy()
-                ax.plot(days, part[column].to_numpy(), color=color, marker="o", ms=3, label=arm)
+                ax.plot(days, part[column].to_numpy(), color=color, marker="o", ms=3, label=arm,
+                        linestyle=_line_style(i))  # fmt: skip
                 ax.fill_between(
                     days,
                     part[f"{column}_min"].to_numpy(),
@@ -104,7 +131,7 @@ def time_series_figure(means: pl.DataFrame, colors: dict[str, str]) -> Figure:
             ax.set_xlabel("simulated day")
             ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         handles, labels = axes.flat[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6))
+        fig.legend(handles, labels, loc="outside lower center", ncols=_legend_columns(labels))
     return fig
 
 
@@ -115,15 +142,18 @@ def lorenz_figure(items: list[Lorenz], creators: list[Lorenz], colors: dict[str,
         axes = fig.subplots(1, 2)
         for ax, curves, what in [(axes[0], items, "items"), (axes[1], creators, "creators")]:
             ax.plot([0, 1], [0, 1], color="#999999", linestyle="--", linewidth=1, label="equal")
+            order = {arm: i for i, arm in enumerate(colors)}
             for curve in curves:
+                style = _line_style(order.get(curve.arm, 0))
                 if curve.gini is None:  # no exposure: no curve, and the legend says so
-                    ax.plot([], [], color=colors.get(curve.arm, "#333333"),
+                    ax.plot([], [], color=colors.get(curve.arm, "#333333"), linestyle=style,
                             label=f"{curve.arm} (no exposures)")  # fmt: skip
                     continue
                 ax.plot(
                     curve.x,
                     curve.y,
                     color=colors.get(curve.arm, "#333333"),
+                    linestyle=style,
                     label=f"{curve.arm} (Gini {curve.gini:.3f})",
                 )
             ax.set_title(f"Exposure Lorenz curve over {what}")
@@ -160,7 +190,7 @@ def list_heatmap(slots: pl.DataFrame, arms: list[str]) -> Figure:
     for row in slots.iter_rows(named=True):
         grid[arms.index(row["arm"]), int(row["col"])] = row["ctr"]
     with matplotlib.rc_context(_RC):
-        fig = _figure(min(1.2 + 0.6 * k, 12.0), 0.9 + 0.45 * len(arms))
+        fig = _figure(min(1.2 + 0.6 * k, 12.0) + _label_inches(arms), 0.9 + 0.45 * len(arms))
         ax = fig.subplots()
         ax.grid(False)
         image = ax.imshow(grid, aspect="auto", cmap="viridis", vmin=0)

@@ -21,6 +21,7 @@ from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.runner.experiment import run_experiment
 from recarena.simulator.runner.resolve import parse_scenario
 from tests.cli_in_process import assert_refused, cli
+from tests.cli_subprocess import recarena
 from tests.test_validate_gate import base_doc
 
 READERS = [("compare",), ("report",), ("ope", "--target", "popularity")]
@@ -232,3 +233,36 @@ def test_a_name_list_given_as_one_string(finished_run):
     with pytest.raises(RecarenaError, match=re.escape("--estimators: a list of names, got the")):
         off_policy_evaluation(logs, "popularity", estimators="ips")
     assert compare(logs, metrics=("ctr",))["metric"].unique().to_list() == ["ctr"]
+
+
+# ------------------------------------------------------- many arms with long legal names
+@pytest.fixture(scope="module")
+def many_arms(tmp_path_factory) -> Path:
+    """Fourteen arms, each named with 64 characters (the longest name the rule allows)."""
+    root = tmp_path_factory.mktemp("many")
+    doc = base_doc(root)
+    doc["arms"] = [
+        {"name": f"arm{i:02d}_".ljust(64, "x"), "recommender": {"type": "random"}}
+        for i in range(14)
+    ]
+    run_experiment(parse_scenario(doc), root / "run", executor="local")
+    return root / "run"
+
+
+def _figure(html: str, section: str) -> str:
+    start = html.index(f'<section id="{section}">')
+    return html[start : html.index("</section>", start)]
+
+
+def test_report_of_many_arms_with_long_names(many_arms, tmp_path):
+    """Was: matplotlib's "constrained_layout not applied" warning with its source line on
+    stderr; a legend of six 64-character names a row, ~2,500 pt wide, squeezing the four
+    daily panels into the middle of the figure; and arms 11 to 14 drawn in exactly the colour
+    and line of arms 1 to 4."""
+    output = tmp_path / "r.html"
+    done = recarena("report", str(many_arms), "-o", str(output))
+    assert done.returncode == 0 and not done.stderr, done.stderr
+    series = _figure(output.read_text(encoding="utf-8"), "time-series")
+    width = float(re.search(r'<svg[^>]* width="([\d.]+)pt"', series).group(1))
+    assert width < 900, width
+    assert "stroke-dasharray" in series  # arms 11-14 dashed

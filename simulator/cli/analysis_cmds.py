@@ -87,6 +87,8 @@ def report(
 
     with warnings_as_lines():  # a reconciled manifest, damaged or unfinished cells: one line
         load(run_dir, point)
-    with reading(f"report of {run_dir}", run_dir):
+    # a library's warning while drawing (matplotlib's layout, a missing glyph) printed its
+    # source line on stderr; it is one line like the others
+    with warnings_as_lines(), reading(f"report of {run_dir}", run_dir):
         path = write_report(run_dir, output, baseline, point, ci_over)
     print(path)
