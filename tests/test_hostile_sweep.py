@@ -202,3 +202,20 @@ def test_resume_from_another_directory_reads_other_files(tmp_path, monkeypatch):
         *cli("run", str(path), "--resume", str(run), "--executor", "local", "-q"),
         "start_hours_from hours.csv changed since the run started",
     )
+
+
+# --------------------------------------------------------------- options a sweep overrides
+def test_an_option_the_sweep_sets_at_every_point_is_refused(tmp_path):
+    """Was: ``--seed 5`` on a scenario sweeping ``seed`` ran the points at seeds 1 and 2 and
+    recorded seed 5 in the run manifest, so the option was ignored and the record was false."""
+    doc = base_doc(tmp_path)
+    doc["sweep"] = {"seed": [1, 2]}
+    path = write_doc(tmp_path, doc)
+    out = tmp_path / "out"
+    args = ("run", str(path), "--executor", "local", "-q", "-o", str(out))
+    assert_refused(
+        *cli(*args, "--seed", "5"), "--seed 5: the scenario sweeps seed (sweep.seed), which sets"
+    )
+    assert not out.exists()
+    code, stderr = cli(*args, "--replicates", "2")  # what the sweep leaves alone still applies
+    assert code == 0, stderr

@@ -42,6 +42,7 @@ def load_checked(
     check_metrics(scenario, str(path))
     if overrides:
         scenario = parse_scenario(scenario.model_dump(mode="json") | overrides, str(path))
+        refuse_swept_overrides(scenario, overrides)
     read_edges: EdgeReader | None = None
     if uses_edge_list(scenario):  # the engine's reader (networkx, scipy) only when needed
         from recarena.agents.users.social import read_edge_list as read_edges
@@ -57,6 +58,24 @@ def load_checked(
         shards=shards,
     )
     return scenario, estimate
+
+
+def refuse_swept_overrides(scenario: Any, overrides: dict[str, Any]) -> None:
+    """An option that sets what the sweep sets at every point (``--seed`` with ``sweep: {seed:
+    [1, 2]}``) is refused: each point overrode it, and the manifest recorded the option's value
+    for cells that never ran with it."""
+    from recarena.simulator.runner.sweep import parse_path
+
+    for swept in scenario.sweep or {}:
+        try:
+            head = parse_path(swept)[0]
+        except RecarenaError:
+            continue  # named, with the file, by the sweep's own checks
+        if head in overrides:
+            raise RecarenaError(
+                f"--{head} {overrides[head]}: the scenario sweeps {head} (sweep.{swept}), "
+                f"which sets it at every point; drop --{head} or that sweep"
+            )
 
 
 FORCE_HELP = "Run even when the resource estimate exceeds this machine or the limits."
