@@ -219,3 +219,42 @@ def test_an_option_the_sweep_sets_at_every_point_is_refused(tmp_path):
     assert not out.exists()
     code, stderr = cli(*args, "--replicates", "2")  # what the sweep leaves alone still applies
     assert code == 0, stderr
+
+
+# ------------------------------------------------------- a folder inside a run given as a run
+@pytest.fixture(scope="module")
+def sweep_run(tmp_path_factory) -> tuple[Path, Path]:
+    """A finished two-point sweep: (scenario file, run directory)."""
+    root = tmp_path_factory.mktemp("sweep")
+    doc = base_doc(root)
+    doc["sweep"] = {"population.explore_prob": [0.1, 0.2]}
+    run = root / "run"
+    run_experiment(parse_scenario(doc), run, executor="local")
+    return write_doc(root, doc), run
+
+
+@pytest.mark.parametrize(
+    ("inside", "command", "fragment"),
+    [
+        ("point=1/arm=random/rep=0", "resume", "a cell of a run (arm 'random'), not a run"),
+        ("point=1/arm=random/rep=0", "compare", "a cell of a run (arm 'random'), not a run"),
+        ("point=0/arm=popularity/rep=0", "report", "a cell of a run (arm 'popularity')"),
+        ("point=1", "compare", "(no manifest.json; it is inside the run"),
+        ("point=1", "resume", "(no manifest.json; it is inside the run"),
+    ],
+)
+def test_a_folder_inside_a_run_is_named_with_its_run(sweep_run, inside, command, fragment):
+    """Was: a cell's folder passed as the run read the cell's manifest as a run's: --resume
+    said the run was 'written in log format 1', compare and report 'no finished cells to
+    read'; a sweep point's folder was only 'not a recarena run directory'."""
+    path, run = sweep_run
+    folder = run / inside
+    args = {
+        "resume": ("run", str(path), "--resume", str(folder), "--executor", "local", "-q"),
+        "compare": ("compare", str(folder)),
+        "report": ("report", str(folder), "-o", str(run.parent / "r.html")),
+    }[command]
+    code, stderr = cli(*args)
+    assert_refused(code, stderr, fragment)
+    assert f"{run}: pass that" in stderr
+    assert not (run.parent / "r.html").exists()

@@ -90,6 +90,9 @@ def read_manifest(run_dir: Path, option: str = "") -> dict[str, Any]:
     if not path.is_file():
         # a folder or pipe of that name was reported as missing
         why = "manifest.json is not a regular file" if os.path.lexists(path) else "no manifest.json"
+        run = _enclosing_run(run_dir)
+        if run is not None:  # a sweep point's folder: said as such, with the run to pass
+            why += f"; it is inside the run {run}: pass that"
         raise RecarenaError(
             f"{option} {run_dir}: not a recarena run directory ({why})"
             if option
@@ -103,10 +106,32 @@ def read_manifest(run_dir: Path, option: str = "") -> dict[str, Any]:
         raise RecarenaError(f"{path}: unreadable manifest: nested too deeply") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("cells", []), list):
         raise RecarenaError(f"{path}: not a run manifest (no list of cells)")
+    if "cells" not in manifest and "files" in manifest and "arm" in manifest:
+        # a cell's own manifest read as a run's: resume blamed a log format 1, compare and
+        # report found "no finished cells to read"
+        run = _enclosing_run(run_dir)
+        where = f"; its run is {run}: pass that" if run is not None else ""
+        raise RecarenaError(
+            f"{option or 'run directory'} {run_dir}: a cell of a run (arm "
+            f"{manifest['arm']!r:.80}), not a run directory{where}"
+        )
     problem = manifest_problem(manifest)
     if problem is not None:
         raise RecarenaError(f"{path}: {problem}")
     return manifest
+
+
+def _enclosing_run(folder: Path) -> Path | None:
+    """The run directory ``folder`` lies in (a sweep point's or a cell's folder), or None: the
+    nearest of its three parents with a manifest that lists cells."""
+    for parent in list(folder.parents)[:3]:
+        try:
+            manifest = json.loads((parent / MANIFEST).read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            continue
+        if isinstance(manifest, dict) and isinstance(manifest.get("cells"), list):
+            return parent
+    return None
 
 
 def _is_int(value: Any) -> bool:
