@@ -16,13 +16,16 @@ import polars as pl
 
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.logschema import SCHEMAS
+from recarena.simulator.core.yaml_safe import read_yaml_file
 from recarena.simulator.runner.rundir import (
     RUNNING,
+    SCENARIO_FILE,
     check_cells,
     lock_holder,
     read_manifest,
     reconcile,
     save_reconciled,
+    scenario_problem,
 )
 
 
@@ -61,6 +64,19 @@ class RunLogs:
     instructions: pl.LazyFrame  # users near leaving (population.instructions)
     point: int | None = None
     """The sweep point these logs were restricted to (``load(..., point=i)``), else None."""
+    point_scenario: dict[str, Any] | None = None
+    """That point's own resolved scenario (``point=<i>/scenario.resolved.yaml``), else None."""
+
+    @property
+    def scenario(self) -> dict[str, Any]:
+        """The resolved scenario of the world these logs hold: a sweep point's own when they
+        were opened with ``load(run_dir, point=i)``, else the run's. A point that swept the
+        horizon, a surface or an arm was read with the run's values: a 9-day point of a 1-day
+        run had no retention_d7, and its report showed the run's users, not the point's."""
+        if self.point_scenario is not None:
+            return self.point_scenario
+        scenario = self.manifest.get("scenario")
+        return scenario if isinstance(scenario, dict) else {}
 
     @property
     def points(self) -> list[dict[str, Any]]:
@@ -155,7 +171,25 @@ def load(run_dir: str | Path, point: int | None = None) -> RunLogs:
             f"{run_dir}: {len(incomplete)} cell(s) left out: " + ", ".join(why), stacklevel=2
         )
     tables = {name: _scan(complete, name) for name in SCHEMAS}
-    return RunLogs(run_dir, manifest, complete, incomplete, **tables, point=point)
+    own = None if point is None else _point_scenario(run_dir, manifest, point)
+    return RunLogs(
+        run_dir, manifest, complete, incomplete, **tables, point=point, point_scenario=own
+    )
+
+
+def _point_scenario(run_dir: Path, manifest: dict[str, Any], point: int) -> dict[str, Any]:
+    """The resolved scenario the runner saved for sweep ``point``; one line naming the file
+    when it cannot be used."""
+    entry = next(p for p in manifest["sweep"]["points"] if p["point"] == point)
+    path = run_dir / entry.get("path", f"point={point}") / SCENARIO_FILE
+    try:
+        scenario = read_yaml_file(path)
+    except RecarenaError as exc:
+        raise RecarenaError(f"sweep point {point}: {exc}") from None
+    problem = scenario_problem(scenario)
+    if problem is not None:
+        raise RecarenaError(f"{path}: {problem}")
+    return scenario
 
 
 def load_one_world(run_dir: str | Path, point: int | None = None) -> RunLogs:

@@ -44,7 +44,7 @@ def satisfaction_users(logs: RunLogs) -> pl.DataFrame:
 
 def _horizon_days(logs: RunLogs) -> int:
     """Days simulated: from the resolved scenario, else one past the last day with a session."""
-    days = logs.manifest.get("scenario", {}).get("horizon", {}).get("days")
+    days = logs.scenario.get("horizon", {}).get("days")  # a sweep point's own horizon
     if days is not None:
         return int(days)
     last = logs.sessions.select(pl.col("day").max()).collect().item()

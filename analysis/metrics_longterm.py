@@ -338,7 +338,7 @@ def creator_first_exposure(logs: RunLogs) -> pl.DataFrame:
     first_seen = logs.exposures.group_by([*CELL, "creator_id"]).agg(
         pl.col("time").min().alias("first_seen")
     )
-    days = logs.manifest.get("scenario", {}).get("horizon", {}).get("days")
+    days = logs.scenario.get("horizon", {}).get("days")  # a sweep point's own horizon
     if isinstance(days, int | float) and not isinstance(days, bool):
         # the scenario's horizon: the last session's end was read instead, and with no session
         # at all (nobody arrived) a creator never shown counted 0 days, as if shown at once

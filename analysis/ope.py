@@ -72,8 +72,6 @@ from recarena.analysis.options import check_bootstrap, name_list
 from recarena.analysis.scalars import as_float
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.registry import Registry, must_be_callable
-from recarena.simulator.core.yaml_safe import load_yaml
-from recarena.simulator.runner.rundir import SCENARIO_FILE
 
 DEFAULT_ESTIMATORS = ("ips", "snips", "dr")
 NO_ITEM = -1
@@ -356,25 +354,10 @@ def logged_slots(logging: pl.DataFrame, target: pl.DataFrame) -> tuple[pl.DataFr
     return slots, dropped
 
 
-def _scenario(logs: RunLogs) -> dict:
-    """The resolved scenario of the world in ``logs``: a sweep point's own, else the run's."""
-    scenario = logs.manifest.get("scenario")
-    if logs.point is not None:
-        path = next((p.get("path") for p in logs.points if p.get("point") == logs.point), None)
-        try:
-            text = (logs.run_dir / str(path) / SCENARIO_FILE).read_text(encoding="utf-8")
-            point_scenario = load_yaml(text, str(path))
-        except (OSError, UnicodeDecodeError, RecarenaError):
-            point_scenario = None  # the run's scenario stands in for a point file not readable
-        if isinstance(point_scenario, dict):
-            scenario = point_scenario
-    return scenario if isinstance(scenario, dict) else {}
-
-
 def arm_layouts(logs: RunLogs) -> dict[str, tuple]:
     """Each arm's slots as the logs number them: ``(type, k)`` for lists and conversations,
     ``("carousel", rows, cols)``, or a plug-in surface's type and params."""
-    scenario = _scenario(logs)
+    scenario = logs.scenario  # a sweep point's own
     default = scenario.get("surface") or {"type": "list"}
     layouts: dict[str, tuple] = {}
     for arm in scenario.get("arms") or []:

@@ -207,8 +207,16 @@ def _surface_text(surface: dict[str, Any] | None) -> str:
     return f"list of {surface.get('k')}"
 
 
+def _point_text(logs: RunLogs) -> str:
+    """'1: population.users=30' for the logs of one sweep point, '' otherwise."""
+    entry = next((p for p in logs.points if p["point"] == logs.point), None)
+    if entry is None:
+        return ""
+    return f"{logs.point}: " + ", ".join(f"{k}={v}" for k, v in entry["params"].items())
+
+
 def _summary(logs: RunLogs) -> tuple[list[tuple[str, str]], list[dict[str, str]]]:
-    manifest, scenario = logs.manifest, logs.manifest.get("scenario", {})
+    manifest, scenario = logs.manifest, logs.scenario  # a sweep point's own values
     population = scenario.get("population", {})
     users = _count(population.get("users", "?"))
     if population.get("model", "rule") != "rule":
@@ -232,6 +240,7 @@ def _summary(logs: RunLogs) -> tuple[list[tuple[str, str]], list[dict[str, str]]
         ("wall time", f"{manifest['wall_seconds']:.1f} s" if "wall_seconds" in manifest else ""),
         ("git commit", (manifest.get("git_commit") or "")[:12]),
         ("run directory", str(logs.run_dir)),
+        ("sweep point", _point_text(logs)),
     ]
     arms = []
     for arm in scenario.get("arms", []):
@@ -350,7 +359,8 @@ def build_report(
     summary, arms = _summary(logs)
     summary.append(("CIs over", ci_unit(frame, ci_over)))
     report = Report(
-        title=f"recarena report: {logs.manifest.get('name', run_dir.name)}",
+        title=f"recarena report: {logs.manifest.get('name', run_dir.name)}"
+        + (f" (sweep point {logs.point})" if logs.point is not None and logs.points else ""),
         summary=summary,
         arms=arms,
         notes=notes,
@@ -420,7 +430,9 @@ def write_report(
 ) -> Path:
     """Write the HTML report atomically (temporary file, then rename) and return its path."""
     run_dir = Path(run_dir)
-    target = Path(output) if output is not None else run_dir / "report.html"
+    # each --point its own file: the report of point 1 replaced point 0's without a word
+    default = "report.html" if point is None else f"report-point{point}.html"
+    target = Path(output) if output is not None else run_dir / default
     if output is not None:  # an over-long name, a symlink loop, a file where a directory is,
         # a folder that takes no new file (/proc, a read-only mount: was "No such file or
         # directory: /proc/.r.html.<pid>.tmp", naming neither the option nor the path given)

@@ -173,7 +173,7 @@ def exposure_lorenz(logs: RunLogs, key: str) -> list[Lorenz]:
 
 def surface_kinds(logs: RunLogs) -> dict[str, str]:
     """Each arm's surface type ("list" or "carousel") from the resolved scenario."""
-    scenario = logs.manifest.get("scenario", {})
+    scenario = logs.scenario  # a sweep point's own (a swept surface)
     default = (scenario.get("surface") or {}).get("type", "list")
     kinds = {}
     for arm in scenario.get("arms", []):

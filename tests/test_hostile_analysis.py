@@ -266,3 +266,65 @@ def test_report_of_many_arms_with_long_names(many_arms, tmp_path):
     width = float(re.search(r'<svg[^>]* width="([\d.]+)pt"', series).group(1))
     assert width < 900, width
     assert "stroke-dasharray" in series  # arms 11-14 dashed
+
+
+# ------------------------------------------------- a sweep point is read with its own scenario
+@pytest.fixture(scope="module")
+def horizon_sweep(tmp_path_factory) -> Path:
+    """A sweep whose second point runs 9 days where the scenario says half a day."""
+    root = tmp_path_factory.mktemp("horizon")
+    doc = base_doc(root)
+    doc["sweep"] = {"horizon.days": [0.5, 9]}
+    doc["metrics"] = ["ctr", "retention_d7"]
+    run_experiment(parse_scenario(doc), root / "run", executor="local")
+    return root / "run"
+
+
+def test_a_sweep_point_is_read_with_its_own_scenario(horizon_sweep, tmp_path):
+    """Was: the metrics and the report read the run's scenario for every point. The 9-day
+    point had no retention_d7 ("the run lacks 8 days"), its report said 0.5 days and nothing
+    told which point it showed, and the report of point 1 replaced point 0's report.html."""
+    logs = load(horizon_sweep, point=1)
+    assert logs.scenario["horizon"]["days"] == 9
+    values = compute_metrics(logs, ["retention_d7"])["value"].to_list()
+    assert values and None not in values
+    assert load(horizon_sweep, point=0).scenario["horizon"]["days"] == 0.5
+    run = _copy(horizon_sweep, tmp_path)
+    for point in (0, 1):
+        code, stderr = cli("report", str(run), "--point", str(point))
+        assert code == 0, stderr
+    nine = (run / "report-point1.html").read_text(encoding="utf-8")
+    assert "<tr><th>days</th><td>9</td></tr>" in nine
+    assert "<tr><th>sweep point</th><td>1: horizon.days=9</td></tr>" in nine
+    assert "<title>recarena report: gate (sweep point 1)</title>" in nine
+    half = (run / "report-point0.html").read_text(encoding="utf-8")
+    assert "<tr><th>days</th><td>0.5</td></tr>" in half
+    assert not (run / "report.html").exists()
+
+
+@pytest.mark.parametrize(
+    ("damage", "fragment"),
+    [
+        ("missing", "sweep point 1: scenario file not found: {run}/point=1/scenario.resolved.yaml"),
+        ("horizon", "{run}/point=1/scenario.resolved.yaml: horizon must be a mapping (got [9])"),
+        ("path", "{run}/manifest.json: sweep.points must be a list of {{point, path, params}}"),
+    ],
+)
+def test_a_sweep_point_whose_scenario_cannot_be_read(horizon_sweep, tmp_path, damage, fragment):
+    """Was: ope fell back to the run's scenario without a word, and the metrics and the
+    report never read the point's own. Now a point's scenario file that is gone or edited
+    (or a manifest that puts it outside the run) is one line naming it."""
+    run = _copy(horizon_sweep, tmp_path)
+    own = run / "point=1" / "scenario.resolved.yaml"
+    if damage == "missing":
+        own.unlink()
+    elif damage == "horizon":
+        own.write_text(own.read_text().replace("horizon:\n", "horizon: [9]\nold_horizon:\n"))
+    else:
+        _edit(run / "manifest.json", lambda m: m["sweep"]["points"][1].update(path="../x"))
+    for command in (("compare",), ("report", "--point", "1"), ("ope", "--point", "1")):
+        argv = [command[0], str(run), *command[1:]]
+        if command[0] == "ope":
+            argv += ["--target", "popularity"]
+        assert_refused(*cli(*argv), fragment.format(run=run))
+    assert not list(run.glob("report*.html"))

@@ -27,13 +27,15 @@ def print_comparison(
     from recarena.simulator.runner.fallback import shares_by_arm
 
     with warnings_as_lines():  # unfinished/damaged cells, a reconciled manifest: one line each
-        whole = logs = load(run_dir)
-        points: list[dict[str, Any] | None] = [*logs.points] or [None]
-        for point in points:  # a sweep compares the arms within each point
+        whole = load(run_dir)
+        points: list[dict[str, Any] | None] = [*whole.points] or [None]
+        # every point opened before the first table: a point that cannot be read (its
+        # scenario file gone) came after the tables of the points before it
+        worlds = [whole if p is None else load(run_dir, point=p["point"]) for p in points]
+        for point, logs in zip(points, worlds, strict=True):  # arms compared within a point
             if point is not None:
                 values = ", ".join(f"{k}={v}" for k, v in point["params"].items())
                 out.print(f"point {point['point']}: {values}", soft_wrap=True, markup=False)
-                logs = load(run_dir, point=point["point"])
             chosen = metrics or run_metrics(logs)
             frame = compare_arms(logs, baseline=baseline, metrics=chosen, ci_over=ci_over)
             if not frame.height:  # no metric has a value: compare() warned, a bare frame says less

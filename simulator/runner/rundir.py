@@ -259,6 +259,15 @@ def _field_problem(manifest: dict[str, Any]) -> str | None:
     return None
 
 
+def scenario_problem(scenario: Any) -> str | None:
+    """What a reader cannot use in a resolved scenario saved with a run (a sweep point's
+    ``scenario.resolved.yaml``): the ``scenario.*`` fields of :data:`READ_FIELDS`."""
+    if not isinstance(scenario, dict):
+        return f"a scenario must be a mapping (got {type(scenario).__name__})"
+    problem = _field_problem({"scenario": scenario})
+    return None if problem is None else problem.removeprefix("scenario.")
+
+
 def _names_problem(manifest: dict[str, Any]) -> str | None:
     """Arm names are path components and table labels, written by the runner under the
     scenario's rule; each cell is one (point, arm, replicate) of one directory."""
@@ -313,7 +322,10 @@ def manifest_problem(manifest: dict[str, Any]) -> str | None:
         return f"sweep must be a mapping (got {manifest['sweep']!r:.80})"
     points = manifest.get("sweep", {}).get("points", [])
     if not isinstance(points, list) or not all(
-        isinstance(p, dict) and _is_int(p.get("point")) and isinstance(p.get("params"), dict)
+        isinstance(p, dict)
+        and _is_int(p.get("point"))
+        and isinstance(p.get("params"), dict)
+        and _inside(p.get("path", f"point={p.get('point')}"))  # where its scenario file is
         for p in points
     ):
         return "sweep.points must be a list of {point, path, params} entries"
