@@ -4,7 +4,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +15,10 @@ import pytest
 from recarena.agents.llm import client as llm_client
 from recarena.agents.llm.cache import CallCache
 from recarena.agents.llm.client import CallContext, Endpoint, LLMClient, Scored
+from tests.cli_in_process import assert_refused, cli
 from tests.fake_openai import FakeOpenAI, fake_distribution
+from tests.test_hostile_inputs import _closed_port, write_doc
+from tests.test_validate_gate import base_doc, refused_everywhere
 
 OPTIONS = [["0", "1", "2", "3"]]
 MESSAGES = [{"role": "user", "content": "Which film? Answer with its number."}]
@@ -134,3 +139,106 @@ def test_usage_that_is_no_token_count_is_read_as_unknown(tmp_path, usage):
     (record,) = scored.records
     assert scored.probs is not None and record.valid, record.error
     assert (record.prompt_tokens, record.completion_tokens) == (0, 1)
+
+
+def test_waits_between_attempts_are_capped(tmp_path, monkeypatch):
+    """Was: backoff_seconds doubled without a bound (a first wait of an hour was two hours
+    on the second retry); only a Retry-After header was capped at 60 s."""
+    monkeypatch.setattr(llm_client, "MAX_WAIT_SECONDS", 0.01)
+    endpoint = Endpoint(
+        base_url="", model="fake", max_retries=1, backoff_seconds=3600.0, timeout_seconds=5.0
+    )
+    with FakeOpenAI(["500", "ok"]) as fake:
+        client = LLMClient(
+            replace(endpoint, base_url=fake.base_url),
+            CallCache(tmp_path / "c.sqlite", "off", "run"),
+        )
+        call = client.score(MESSAGES, OPTIONS, CallContext("page", 1, 2, 3))
+        try:  # an uncapped wait would be an hour: give up well before
+            (scored,) = client.run([asyncio.wait_for(call, 30.0)])
+        finally:
+            client.close()
+    assert scored.probs is not None and scored.records[0].attempts == 2
+
+
+# ------------------------------------------------------------------ what a user writes
+def _llm_doc(tmp_path: Path, **llm: object) -> dict:
+    doc = base_doc(tmp_path)
+    doc["population"].update(model="mixed", llm_panel={"users": 2})
+    doc["llm"] = {"provider": "openai", "base_url": "http://127.0.0.1:9/v1", **llm}
+    return doc
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://me:s3cret-key@127.0.0.1:9/v1", "https://s3cret-key@api.example.com/v1"],
+    ids=["user_and_password", "key_as_user"],
+)
+def test_llm_base_url_with_credentials(tmp_path, monkeypatch, url):
+    """Was: accepted, then written to the run's scenario files and shown in full in the
+    'nothing answers' line; the password is never repeated."""
+    refused_everywhere(
+        tmp_path, _llm_doc(tmp_path, base_url=url), "llm.base_url: an endpoint URL carries no"
+    )
+    assert "s3cret" not in cli("validate", str(tmp_path / "s.yaml"))[1]
+    monkeypatch.setenv("OPENAI_BASE_URL", url)
+    doc = _llm_doc(tmp_path)
+    del doc["llm"]["base_url"]
+    refused_everywhere(tmp_path, doc, "variable OPENAI_BASE_URL (llm.base_url): an endpoint URL")
+
+
+@pytest.mark.parametrize("value", [None, "", "  "], ids=["unset", "empty", "blank"])
+def test_llm_api_key_variable_that_holds_no_key(tmp_path, monkeypatch, value):
+    """Was: validate passed; the run sent the key 'not-needed', every call was refused (401)
+    and fell back to the rule policy, and the run ended with exit 3 after all its work."""
+    monkeypatch.delenv("RECARENA_TEST_KEY", raising=False)
+    if value is not None:
+        monkeypatch.setenv("RECARENA_TEST_KEY", value)
+    doc = _llm_doc(tmp_path, api_key_env="RECARENA_TEST_KEY")
+    state = "is not set" if value is None else "is empty"
+    refused_everywhere(
+        tmp_path, doc, f"llm.api_key_env: the environment variable RECARENA_TEST_KEY {state}"
+    )
+    doc["llm"]["cache"] = {"mode": "replay"}  # a replay calls nothing, so needs no key
+    code, stderr = cli("validate", str(write_doc(tmp_path, doc)))
+    assert "api_key_env" not in stderr
+    monkeypatch.setenv("RECARENA_TEST_KEY", "sk-test")
+    with FakeOpenAI() as fake:
+        doc = _llm_doc(tmp_path, api_key_env="RECARENA_TEST_KEY", base_url=fake.base_url)
+        code, stderr = cli("validate", str(write_doc(tmp_path, doc)))
+        assert code == 0, stderr
+        monkeypatch.delenv("OPENAI_API_KEY", raising=False)  # the default may be unset
+        del doc["llm"]["api_key_env"]
+        code, stderr = cli("validate", str(write_doc(tmp_path, doc)))
+        assert code == 0, stderr
+
+
+def test_llm_backoff_past_a_minute_is_refused(tmp_path):
+    doc = _llm_doc(tmp_path, backoff_seconds=3600)
+    refused_everywhere(tmp_path, doc, "llm.backoff_seconds: Input should be less than or equal")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--llm-base-url", "http://127.0.0.1:99999/v1"], "--llm-base-url: not a URL (Port out"),
+        (["--llm-base-url", "http://127.0.0.1:9/v1/chat/completions"], "give the API's base"),
+        (["--llm-base-url", "http://u:s3cret@127.0.0.1:9/v1"], "carries no user name"),
+        (["--llm-base-url", "http://127.0.0.1:{closed}/v1"], "nothing answers (cannot connect"),
+        (
+            ["--llm-base-url", "{fake}", "--llm-api-key-env", "RECARENA_TEST_KEY"],
+            "--llm-api-key-env: the environment variable RECARENA_TEST_KEY is not set",
+        ),
+    ],
+    ids=["bad_port", "call_path", "credentials", "nothing_answers", "key_unset"],
+)
+def test_fidelity_panel_endpoint_checked_before_any_work(tmp_path, monkeypatch, args, fragment):
+    """Was: fidelity trained and simulated for minutes, then the panel's scenario refused the
+    URL (or every panel answer fell back); a password in the URL went into its config file."""
+    monkeypatch.delenv("RECARENA_TEST_KEY", raising=False)
+    out = tmp_path / "fid"
+    with FakeOpenAI() as fake:
+        filled = [a.format(closed=_closed_port(), fake=fake.base_url) for a in args]
+        code, stderr = cli("fidelity", "-o", str(out), *filled, "--llm-model", "m")
+    assert_refused(code, stderr, fragment)
+    assert "s3cret" not in stderr and not out.exists()

@@ -159,17 +159,29 @@ def _fidelity_panel(
         raise RecarenaError(f"--llm-base-url: {base_url!r} is not an http(s) URL")
     if not model:
         raise RecarenaError("--llm-model: needed with --llm-base-url (the model to ask)")
+    from recarena.agents.llm.endpoint import unreachable
+    from recarena.simulator.core.paths import url_problem
     from recarena.simulator.core.scenario import env_name_problem, model_name_problem
+    from recarena.simulator.runner.preflight import key_variable_problem
 
-    # checked as a scenario's llm section is; the panel's own scenario found them only after
-    # the ranking's work
+    # checked as a scenario's llm section and the run's preflight check them; the panel's own
+    # scenario found them only after the ranking's work (a port of 99999, a space, a call's
+    # path or a password in the URL: minutes of training and simulating, then one line)
     problems = {
+        "--llm-base-url": url_problem(base_url),
         "--llm-model": model_name_problem(model),
-        "--llm-api-key-env": None if api_key_env is None else env_name_problem(api_key_env),
+        "--llm-api-key-env": None
+        if api_key_env is None
+        else env_name_problem(api_key_env) or key_variable_problem(api_key_env),
     }
     for option, problem in problems.items():
         if problem is not None:
             raise RecarenaError(f"{option}: {problem}")
+    down = unreachable(base_url)
+    if down is not None:  # as a run's preflight: every panel answer would fall back
+        raise RecarenaError(
+            f"--llm-base-url {base_url}: nothing answers ({down}); start the endpoint first"
+        )
     return panel | {
         "provider": "openai",
         "base_url": base_url.rstrip("/"),

@@ -183,6 +183,11 @@ def url_problem(text: str) -> str | None:
         port = parts.port  # raises on a port that is not a number in 0..65535
     except ValueError as exc:
         return f"not a URL ({exc})"
+    if "@" in parts.netloc:  # the URL itself is not shown: it holds a password or a key
+        return (
+            "an endpoint URL carries no user name or password (it is written to the run's "
+            "files and shown in messages); give the key in the variable named by llm.api_key_env"
+        )
     if parts.scheme not in ("http", "https"):
         return f"an endpoint URL starts with http:// or https://, got {text!r}"
     if not parts.hostname:

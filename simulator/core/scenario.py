@@ -54,6 +54,11 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 """What an environment variable's name is made of (POSIX: letters, digits, '_')."""
 
 
+DEFAULT_KEY_VARIABLE = "OPENAI_API_KEY"
+"""The variable an OpenAI-compatible endpoint's key is read from unless llm.api_key_env names
+another."""
+
+
 def env_name_problem(value: str) -> str | None:
     """Why ``value`` cannot name the environment variable holding an API key (None if it can).
     The value itself is never shown: it may be the key, pasted in the wrong place."""
@@ -484,8 +489,9 @@ class LLM(Section):
 
     model: str | None = None
     """Model name sent to the endpoint; default SmolLM2-135M-Instruct for local."""
-    api_key_env: str = "OPENAI_API_KEY"
-    """Name of the environment variable holding the key. The key itself is never written."""
+    api_key_env: str = DEFAULT_KEY_VARIABLE
+    """Name of the environment variable holding the key. The key itself is never written. A
+    variable other than OPENAI_API_KEY must be set (an endpoint needing no key needs no name)."""
 
     @field_validator("model")
     @classmethod
@@ -520,8 +526,9 @@ class LLM(Section):
     """Per-call timeout; a timed-out call is retried, then falls back."""
     max_retries: Annotated[int, Field(ge=0, le=10)] = 3
     """Retries of one call on 429, 5xx, timeouts and connection errors, with backoff."""
-    backoff_seconds: NonNegFloat = 0.5
-    """First retry waits this long, doubling each time (a Retry-After header wins)."""
+    backoff_seconds: Annotated[float, Field(ge=0, le=60)] = 0.5
+    """First retry waits this long, doubling each time up to 60 s (a Retry-After header wins,
+    up to 60 s too)."""
     price_input_per_million: NonNegFloat = 0.0
     """Price per million prompt tokens, for the bill and --dry-run."""
     price_output_per_million: NonNegFloat = 0.0

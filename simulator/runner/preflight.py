@@ -38,6 +38,7 @@ from recarena.simulator.core.errors import RecarenaError, first_line
 from recarena.simulator.core.machine import usable_cpus
 from recarena.simulator.core.paths import check_creatable, check_file_creatable, url_problem
 from recarena.simulator.core.scenario import (
+    DEFAULT_KEY_VARIABLE,
     CarouselSurface,
     ConversationSurface,
     ListSurface,
@@ -483,6 +484,9 @@ def _check_llm_endpoint(scenario: Scenario, mode: str | None) -> None:
     llm = scenario.llm
     if not scenario.uses_llm or llm.provider != "openai" or (mode or llm.cache.mode) == "replay":
         return
+    problem = key_variable_problem(llm.api_key_env)
+    if problem is not None:
+        raise RecarenaError(f"llm.api_key_env: {problem}")
     if llm.base_url is not None:
         return  # checked by the schema
     url = os.environ.get("OPENAI_BASE_URL", "")
@@ -494,6 +498,20 @@ def _check_llm_endpoint(scenario: Scenario, mode: str | None) -> None:
     problem = url_problem(url)
     if problem is not None:
         raise RecarenaError(f"environment variable OPENAI_BASE_URL (llm.base_url): {problem}")
+
+
+def key_variable_problem(name: str) -> str | None:
+    """Why the API key variable ``name`` a user chose holds no key (None when it does, or when
+    it is the default OPENAI_API_KEY, which an endpoint without keys lets be unset). Was: an
+    unset variable sent the key 'not-needed', every call was refused (401) and fell back, and
+    the run ended with exit 3."""
+    if name == DEFAULT_KEY_VARIABLE or os.environ.get(name, "").strip():
+        return None
+    state = "is empty" if name in os.environ else "is not set"
+    return (
+        f"the environment variable {name} {state}; export the endpoint's key in it, or leave "
+        f"the setting out for an endpoint that needs no key"
+    )
 
 
 def _check_llm_reachable(scenario: Scenario, mode: str | None) -> None:
