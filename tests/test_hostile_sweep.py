@@ -258,3 +258,57 @@ def test_a_folder_inside_a_run_is_named_with_its_run(sweep_run, inside, command,
     assert_refused(code, stderr, fragment)
     assert f"{run}: pass that" in stderr
     assert not (run.parent / "r.html").exists()
+
+
+# ------------------------------------------------- two runs of one scenario in the same second
+@pytest.mark.parametrize("other", ["running", "finished"])
+def test_a_run_named_by_output_dir_takes_the_next_name_when_another_took_it(
+    tmp_path, monkeypatch, other
+):
+    """Two runs of one scenario started in the same second (a script starting seeds in
+    parallel) are both named <name>-<stamp>. Was: the one that lost the race failed with 'the
+    run directory is in use by process ...' or 'already holds a run', exit 2, for a name the
+    user never gave. Now it takes the next free name; a directory given with -o stays refused."""
+    from recarena.simulator.runner import experiment
+    from recarena.simulator.runner.rundir import RunLock
+
+    real = experiment.new_run_dir
+    taken: list[Path] = []
+    locks: list[RunLock] = []
+
+    def named_then_taken(scenario, output):
+        path = real(scenario, output)
+        if not taken:  # another run makes the same name its own, right after we chose it
+            taken.append(path)
+            path.mkdir(parents=True)
+            if other == "running":
+                locks.append(RunLock(path).acquire())
+            else:
+                (path / "manifest.json").write_text('{"cells": []}', encoding="utf-8")
+        return path
+
+    monkeypatch.setattr(experiment, "new_run_dir", named_then_taken)
+    doc = base_doc(tmp_path)
+    path = write_doc(tmp_path, doc)
+    try:
+        code, stderr = cli("run", str(path), "--executor", "local", "-q")
+    finally:
+        for lock in locks:
+            lock.release()
+    assert code == 0, stderr
+    runs = sorted((tmp_path / "runs").iterdir())
+    assert len(runs) == 2 and runs[0] == taken[0]
+    assert runs[1].name == f"{taken[0].name}-2" and (runs[1] / "manifest.json").is_file()
+    left = {"running": [], "finished": ["manifest.json"]}[other]
+    assert sorted(p.name for p in taken[0].iterdir()) == left  # the other run's, untouched
+
+    # a directory the user named is theirs to choose: still refused, nothing written
+    monkeypatch.setattr(experiment, "new_run_dir", real)
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    with RunLock(busy):
+        assert_refused(
+            *cli("run", str(path), "--executor", "local", "-q", "-o", str(busy)),
+            f"--output {busy}: ",
+        )
+    assert sorted((tmp_path / "runs").iterdir()) == runs

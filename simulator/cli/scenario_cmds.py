@@ -78,6 +78,11 @@ def refuse_swept_overrides(scenario: Any, overrides: dict[str, Any]) -> None:
             )
 
 
+RENAMES = 100
+"""How many times a run named by output.dir takes the next free name when other runs of the
+scenario, started in the same second, take its name first."""
+
+
 FORCE_HELP = "Run even when the resource estimate exceeds this machine or the limits."
 
 
@@ -164,6 +169,7 @@ def run(
     from recarena.simulator.runner.experiment import (
         CellsFailed,
         Interrupted,
+        RunDirTaken,
         check_run_output,
         new_run_dir,
         plan_cells,
@@ -241,7 +247,24 @@ def run(
     if resume is not None:
         resumable_manifest(resume, scenario)  # a mismatch is one error line, before any bars
     named = None if resume is not None or output is not None else "output.dir"
-    estimate = check_run_output(scenario, run_dir, cells, resume is not None, named)  # before work
+
+    renames = 0
+
+    def renamed(taken: RunDirTaken) -> Path:
+        """A name of ours that another run took first (two runs of one scenario started in
+        the same second): the next free one. A directory the user named stays refused."""
+        nonlocal renames
+        renames += 1
+        if named is None or renames > RENAMES:
+            raise taken
+        return new_run_dir(scenario, None)
+
+    while True:
+        try:
+            estimate = check_run_output(scenario, run_dir, cells, resume is not None, named)
+            break  # before any work
+        except RunDirTaken as taken:
+            run_dir = renamed(taken)
     if not quiet:
         err.print(f"note: {estimate}", soft_wrap=True, markup=False)
     llm_only: dict[str, object] = {"--llm-cache-mode": llm_cache_mode, "--llm-cache": llm_cache}
@@ -268,21 +291,28 @@ def run(
 
     try:
         with progress:
-            result = run_experiment(
-                scenario,
-                run_dir,
-                executor,  # type: ignore[arg-type]
-                workers,
-                on_progress,
-                cells,
-                llm_cache_mode=llm_cache_mode,
-                llm_cache_path=llm_cache,
-                address=address,
-                resume=resume is not None,
-                on_note=lambda text: err.print(f"note: {text}", soft_wrap=True, markup=False),
-                max_fallback=max_fallback,
-                shards=shards,
-            )
+            while True:
+                try:
+                    result = run_experiment(
+                        scenario,
+                        run_dir,
+                        executor,  # type: ignore[arg-type]
+                        workers,
+                        on_progress,
+                        cells,
+                        llm_cache_mode=llm_cache_mode,
+                        llm_cache_path=llm_cache,
+                        address=address,
+                        resume=resume is not None,
+                        on_note=lambda text: err.print(
+                            f"note: {text}", soft_wrap=True, markup=False
+                        ),
+                        max_fallback=max_fallback,
+                        shards=shards,
+                    )
+                    break
+                except RunDirTaken as taken:  # nothing of this run was written
+                    run_dir = renamed(taken)
     except Interrupted as stopped:
         if not (run_dir / "manifest.json").is_file():  # stopped before the run existed
             line = f"the run had not started; nothing was left in {run_dir}"

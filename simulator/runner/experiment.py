@@ -86,6 +86,7 @@ __all__ = [
     "CellsFailed",
     "CellsRefused",
     "Interrupted",
+    "RunDirTaken",
     "RunResult",
     "cell_complete",
     "new_run_dir",
@@ -144,6 +145,13 @@ class CellsFailed(Exception):
 
 class CellsRefused(CellsFailed, RecarenaError):
     """Every failed cell failed on a user error (a RecarenaError inside the cell)."""
+
+
+class RunDirTaken(RecarenaError):
+    """Another run took a new run's directory first: it holds the directory's lock, or has
+    written its manifest there. Nothing of this run was written. Two runs of one scenario
+    started in the same second are both named ``<name>-<stamp>`` by :func:`new_run_dir`; the
+    CLI then names this one again (the next free name) instead of failing."""
 
 
 def versions() -> dict[str, str | None]:
@@ -425,6 +433,8 @@ def _make_and_lock(
             if not resume:
                 _discard_new_run(run_dir, made)
             raise _write_problem(exc, option, run_dir) from None
+        except RecarenaError as exc:  # held by another process: it is that run's, untouched
+            raise exc if resume else RunDirTaken(str(exc)) from None
     try:
         stop.check()
     except Interrupted:
@@ -489,7 +499,8 @@ def check_run_output(
     option = option or ("--resume" if resume else "--output")
     holder = lock_holder(run_dir)
     if holder is not None:
-        raise RecarenaError(f"{option} {run_dir}: the run directory is in use by process {holder}")
+        taken = RecarenaError if resume else RunDirTaken
+        raise taken(f"{option} {run_dir}: the run directory is in use by process {holder}")
     waiting = [c for c in cells if not cell_published(run_dir / c.path)] if resume else cells
     estimate = estimate_logs(scenario, len(waiting))
     check_output(run_dir, estimate.bytes, option)
@@ -515,7 +526,7 @@ def _run_locked(
     stop: StopSignals,
 ) -> RunResult:
     if previous is None and (run_dir / MANIFEST).exists():  # lost a race for this directory
-        raise RecarenaError(
+        raise RunDirTaken(
             f"--output {run_dir}: already holds a run (to finish it: --resume {run_dir})"
         )
     option = "--output" if previous is None else "--resume"
