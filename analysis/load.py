@@ -14,6 +14,7 @@ from typing import Any
 
 import polars as pl
 
+from recarena.analysis.options import check_index
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.logschema import SCHEMAS
 from recarena.simulator.core.yaml_safe import read_yaml_file
@@ -128,6 +129,7 @@ def load(run_dir: str | Path, point: int | None = None) -> RunLogs:
     line. A manifest left saying ``running`` by a killed run is reconciled with the cell markers
     (and saved, when nobody holds the run), with one warning line saying what was found.
     """
+    check_index(point, "point")
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
     checks = check_cells(run_dir, manifest)

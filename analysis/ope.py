@@ -68,7 +68,7 @@ import polars as pl
 from rich.table import Table
 
 from recarena.analysis.load import RunLogs, require_one_world
-from recarena.analysis.options import check_bootstrap, name_list
+from recarena.analysis.options import check_bootstrap, check_index, name_list
 from recarena.analysis.scalars import as_float
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.registry import Registry, must_be_callable
@@ -407,6 +407,7 @@ def off_policy_evaluation(
     """
     check_estimators(estimators)
     check_bootstrap(n_boot, level, seed)
+    check_index(page, "page")
     require_one_world(logs, "off_policy_evaluation")
     arms = logs.arms
     logging = logs.baseline if logging is None else logging

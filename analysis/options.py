@@ -35,6 +35,13 @@ def check_bootstrap(n_boot: Any, level: Any, seed: Any = 0) -> None:
         raise RecarenaError(f"seed: a non-negative integer (got {seed!r})")
 
 
+def check_index(value: Any, option: str) -> None:
+    """``value`` None or an index (an integer, 0 or more): load(run, point='1') said "no sweep
+    point 1; points: 0, 1", point=True opened point 1, and ope's page='0' was polars' error."""
+    if value is not None and (not _integer(value) or value < 0):
+        raise RecarenaError(f"{option}: an index, 0 or more, or None (got {value!r:.60})")
+
+
 def name_list(names: Any, option: str) -> list[str] | None:
     """``names`` as a list of names (None stays None); a single string is refused, since it
     would be read as its letters."""

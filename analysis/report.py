@@ -204,6 +204,9 @@ def _surface_text(surface: dict[str, Any] | None) -> str:
         return f"carousel {len(surface.get('rows', []))}×{surface.get('cols')} ({themes})"
     if surface.get("type") == "conversation":  # added by 5a
         return f"conversation of ≤ {surface.get('max_turns')} turns, {surface.get('k')} items"
+    if surface.get("type", "list") != "list":  # a plug-in surface was "list of None"
+        params = ", ".join(f"{k}={v}" for k, v in (surface.get("params") or {}).items())
+        return f"plug-in {surface['type']}" + (f" ({params})" if params else "")
     return f"list of {surface.get('k')}"
 
 
@@ -399,10 +402,16 @@ def build_report(
         for i, arm in enumerate(carousel_arms):
             if slots.filter(pl.col("arm") == arm).height:
                 report.heatmaps.append(_svg(carousel_heatmap(slots, arm), f"heat-{i}"))
-    if not report.heatmaps:
+    if not report.heatmaps and (list_arms or carousel_arms):
         report.figure_notes["heatmap"] = (
             "No list or carousel arm logged an exposure: no CTR by position to draw "
             "(conversation arms are not drawn here)."
+        )
+    elif not report.heatmaps:  # was "no list or carousel arm logged an exposure" for arms
+        # of a plug-in surface that had logged plenty
+        shown = ", ".join(f"{arm} ({kinds[arm]})" for arm in logs.arms)
+        report.figure_notes["heatmap"] = (
+            f"CTR by position is drawn for list and carousel arms; this run has none: {shown}."
         )
     return report
 

@@ -17,6 +17,7 @@ from recarena.analysis.compare import compare
 from recarena.analysis.load import load
 from recarena.analysis.metrics import compute_metrics
 from recarena.analysis.ope import off_policy_evaluation
+from recarena.analysis.report import build_report
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.runner.experiment import run_experiment
 from recarena.simulator.runner.resolve import parse_scenario
@@ -75,6 +76,7 @@ def _refused_by_every_reader(run: Path, fragment: str) -> None:
         ("scenario.horizon", None, "scenario.horizon must be a mapping (got None)"),
         ("scenario.horizon.days", "two", "scenario.horizon.days must be a finite number"),
         ("scenario.surface", "list", "scenario.surface must be a mapping or null (got 'list')"),
+        ("scenario.surface.params", [1], "scenario.surface.params must be a mapping or null"),
         ("scenario.arms[1]", {"recommender": {}}, "scenario.arms[1].name is missing"),
         ("scenario.arms[0].recommender.params", [], "scenario.arms[0].recommender.params must"),
         ("llm", "x", "llm must be a mapping (got 'x')"),
@@ -328,3 +330,32 @@ def test_a_sweep_point_whose_scenario_cannot_be_read(horizon_sweep, tmp_path, da
             argv += ["--target", "popularity"]
         assert_refused(*cli(*argv), fragment.format(run=run))
     assert not list(run.glob("report*.html"))
+
+
+@pytest.mark.parametrize("point", ["1", 1.0, True, -1])
+def test_a_point_or_page_that_is_not_an_index(horizon_sweep, finished_run, point):
+    """Was: load(run, point='1') said "no sweep point 1; points: 0, 1", point=True or 1.0
+    opened point 1 (and the report called it "sweep point True"), and ope's page='0' was
+    polars' ComputeError."""
+    line = f"an index, 0 or more, or None (got {point!r})"
+    with pytest.raises(RecarenaError, match=re.escape(f"point: {line}")):
+        load(horizon_sweep, point=point)
+    with pytest.raises(RecarenaError, match=re.escape(f"page: {line}")):
+        off_policy_evaluation(load(finished_run), "popularity", page=point)
+
+
+# ------------------------------------------------------------ a plug-in surface in the report
+def test_report_of_a_plugin_surface(tmp_path):
+    """Was: the summary said the surface was a "list of None", and the CTR-by-position
+    section said "No list or carousel arm logged an exposure" of arms that had logged
+    hundreds (on a plug-in surface, which that figure does not draw)."""
+    doc = base_doc(tmp_path)
+    doc["surface"] = {"type": "tests.plugin_kinds:ShortList", "params": {"k": 3}}
+    run_experiment(parse_scenario(doc), tmp_path / "run", executor="local")
+    report = build_report(tmp_path / "run")
+    assert ("surface", "plug-in tests.plugin_kinds:ShortList (k=3)") in report.summary
+    assert report.figure_notes["heatmap"] == (
+        "CTR by position is drawn for list and carousel arms; this run has none: random "
+        "(tests.plugin_kinds:ShortList), popularity (tests.plugin_kinds:ShortList)."
+    )
+    assert load(tmp_path / "run").exposures.select("item_id").collect().height > 0

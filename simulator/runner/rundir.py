@@ -165,6 +165,7 @@ def _surface_fields(at: str) -> list[tuple[str, str, bool, bool]]:
         (f"{at}.k", _INT, False, False),
         (f"{at}.cols", _INT, False, False),
         (f"{at}.max_turns", _INT, False, False),
+        (f"{at}.params", _MAP, True, False),
         (f"{at}.rows", _LIST, False, False),
         (f"{at}.rows[]", _MAP, False, False),
         (f"{at}.rows[].theme", _TEXT, False, True),
