@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
+import sqlite3
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import numpy as np
 import pytest
 
 from recarena.agents.llm import client as llm_client
-from recarena.agents.llm.cache import CallCache
+from recarena.agents.llm.cache import CachedCall, CacheMiss, CallCache
 from recarena.agents.llm.client import CallContext, Endpoint, LLMClient, Scored
 from tests.cli_in_process import assert_refused, cli
 from tests.fake_openai import FakeOpenAI, fake_distribution
@@ -24,12 +26,14 @@ OPTIONS = [["0", "1", "2", "3"]]
 MESSAGES = [{"role": "user", "content": "Which film? Answer with its number."}]
 
 
-def _client(tmp_path: Path, base_url: str, timeout: float = 5.0) -> LLMClient:
+def _client(
+    tmp_path: Path, base_url: str, timeout: float = 5.0, mode: str = "auto", run: str = "run"
+) -> LLMClient:
     endpoint = Endpoint(
         base_url=base_url, model="fake", max_retries=0, backoff_seconds=0.0,
         timeout_seconds=timeout,
     )  # fmt: skip
-    return LLMClient(endpoint, CallCache(tmp_path / "cache.sqlite", "auto", "run"))
+    return LLMClient(endpoint, CallCache(tmp_path / "cache.sqlite", mode, run))  # type: ignore[arg-type]
 
 
 def _score(client: LLMClient, steer: bool = False) -> Scored:
@@ -242,3 +246,61 @@ def test_fidelity_panel_endpoint_checked_before_any_work(tmp_path, monkeypatch, 
         code, stderr = cli("fidelity", "-o", str(out), *filled, "--llm-model", "m")
     assert_refused(code, stderr, fragment)
     assert "s3cret" not in stderr and not out.exists()
+
+
+# ------------------------------------------------------------------ the cache of calls
+def test_a_cache_file_damaged_past_its_first_pages_is_refused(tmp_path):
+    """Was: validate read the first row only; the cell that read or wrote a damaged page
+    failed with 'database disk image is malformed' (exit 1, after the run directory)."""
+    cache = tmp_path / "cache.sqlite"
+    db = CallCache(cache, "auto", "r")
+    for i in range(3000):
+        db.store(f"{i:064x}", "fake", {"i": i}, CachedCall("x" * 200, True, None, 1, 1, 0.1, "r"))
+    db.close()
+    sqlite3.connect(cache).execute("PRAGMA wal_checkpoint(TRUNCATE)").close()
+    data = bytearray(cache.read_bytes())
+    middle = len(data) // 2 // 4096 * 4096
+    data[middle : middle + 8 * 4096] = b"\xab" * (8 * 4096)
+    cache.write_bytes(bytes(data))
+    for mode in ("auto", "replay"):
+        doc = _llm_doc(tmp_path, cache={"mode": mode, "path": str(cache)})
+        refused_everywhere(tmp_path, doc, f"llm.cache.path: {cache} is a damaged SQLite file (")
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "problem"),
+    [
+        ("completion", "garbage", "is damaged (not a scoring answer)"),
+        ("completion", '{"text": "1", "top": [{"1": NaN}]}', "is damaged (not a scoring answer)"),
+        ("completion", '{"text": "1", "top": []}', "is damaged (not a scoring answer)"),
+        ("prompt_tokens", "many", "is damaged (prompt_tokens is 'many', not a count)"),
+        ("latency_s", None, "is damaged (latency_s is None, not a number)"),
+    ],
+    ids=["not_json", "nan", "no_positions", "tokens_text", "latency_null"],
+)
+def test_a_damaged_cache_entry_is_asked_again_or_refused_by_a_replay(
+    tmp_path, column, value, problem
+):
+    """Was: the cell failed on the entry (a JSONDecodeError that did not even cross back from
+    its worker process, or a text token count in the accounting table): exit 1."""
+    with FakeOpenAI() as fake:
+        _score(_client(tmp_path, fake.base_url))  # recorded
+        db = sqlite3.connect(tmp_path / "cache.sqlite")
+        if column == "latency_s":  # NOT NULL: the table rebuilt without it, as an editor might
+            db.executescript(
+                "PRAGMA writable_schema=1; UPDATE sqlite_master SET sql=replace(sql, "
+                "'latency_s REAL NOT NULL', 'latency_s REAL') WHERE name='calls';"
+            )
+            db.close()
+            db = sqlite3.connect(tmp_path / "cache.sqlite")
+        db.execute(f"UPDATE calls SET {column} = ?", (value,))
+        db.commit()
+        db.close()
+        with pytest.raises(CacheMiss, match=re.escape(problem)):
+            _score(_client(tmp_path, fake.base_url, mode="replay", run="run2"))
+        asked = len(fake.requests)
+        again = _score(_client(tmp_path, fake.base_url))  # auto: asked again, and replaced
+        assert len(fake.requests) == asked + 1
+    assert again.probs is not None and not again.records[0].cached
+    replayed = _score(_client(tmp_path, "http://127.0.0.1:9/v1", mode="replay", run="run3"))
+    assert replayed.records[0].cached and replayed.probs is not None

@@ -320,6 +320,34 @@ def _read_by(reply: Any, deadline: float, limit: int = 1 << 16) -> bytes:
     return b"".join(chunks)
 
 
+_DAMAGED: Any = object()
+"""What :func:`_stored_top` answers for a stored scoring answer it cannot read."""
+
+
+def _stored_top(stored: str | None) -> list[dict[str, float]] | None:
+    """The top logprobs of a stored scoring answer (None: the endpoint gave none), or
+    ``_DAMAGED`` unless ``stored`` is what :meth:`LLMClient.score` stores: a JSON object with
+    its ``text`` and its ``top``, one {token: log-probability} object per answer position."""
+    try:
+        answer = json.loads(stored) if isinstance(stored, str) else None
+    except ValueError:
+        return _DAMAGED
+    if not isinstance(answer, dict) or not isinstance(answer.get("text"), str):
+        return _DAMAGED
+    top = answer.get("top", _DAMAGED)
+    if top is None:
+        return None
+    if not isinstance(top, list) or not top:
+        return _DAMAGED
+    for position in top:
+        if not isinstance(position, dict) or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) and v <= LOGPROB_SLACK
+            for v in position.values()
+        ):  # NaN fails the comparison
+            return _DAMAGED
+    return top
+
+
 class LLMClient:
     """Async structured calls with retries, repair, cache and accounting; one per cell."""
 
@@ -684,6 +712,16 @@ class LLMClient:
             decision="score", options=len(options[0]),
         )  # fmt: skip
         hit = self.cache.lookup(key)
+        if hit is not None and hit.error is None and _stored_top(hit.completion) is _DAMAGED:
+            # not what this client stores (edited, or written by another program): a replay
+            # cannot go on; otherwise the call is asked again and the entry replaced. Was: the
+            # cell failed on the JSON (exit 1)
+            if self.cache.mode == "replay":
+                raise CacheMiss(
+                    f"llm.cache.mode replay: the recorded answer for the {context.describe()} "
+                    f"(key {key[:16]}) in {self.cache.path} is damaged (not a scoring answer)"
+                )
+            hit = None
         error: str | None
         if hit is not None:
             record.cached = True
@@ -717,8 +755,8 @@ class LLMClient:
         record.latency_s = time.perf_counter() - started
         result = Scored(None, [], [record])
         if error is None and stored is not None:
-            answer = json.loads(stored)
-            top = answer["top"]
+            top = _stored_top(stored)
+            assert top is not _DAMAGED  # a fresh answer is written by this client, a hit checked
             if top is None:  # the endpoint cannot score: generate mode from now on
                 self._logprobs = False
                 result.no_logprobs = True
