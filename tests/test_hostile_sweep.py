@@ -312,3 +312,33 @@ def test_a_run_named_by_output_dir_takes_the_next_name_when_another_took_it(
             f"--output {busy}: ",
         )
     assert sorted((tmp_path / "runs").iterdir()) == runs
+
+
+def test_a_run_that_never_started_removes_its_files_before_it_lets_go_of_the_directory(
+    tmp_path, monkeypatch
+):
+    """A new run whose executor refuses to start removes what it wrote. Was: it released its
+    lock first, so another run taking the directory in between (it is empty to the eye and
+    unlocked) had its own first files removed with this run's."""
+    from recarena.simulator.runner import experiment
+    from recarena.simulator.runner.rundir import RunLock
+
+    class Refuses:
+        def run(self, job, cells, events, stop) -> None:
+            raise RecarenaError("--executor refuses: cannot start")
+
+    monkeypatch.setattr(experiment, "make_executor", lambda *args: Refuses())
+    seen: list[list[str]] = []
+    release = RunLock.release
+
+    def noting(self) -> None:
+        if self._fd is not None:  # what is left in the directory when the lock goes
+            seen.append(sorted(p.name for p in self.run_dir.iterdir()))
+        release(self)
+
+    monkeypatch.setattr(RunLock, "release", noting)
+    run = tmp_path / "run"
+    with pytest.raises(RecarenaError, match="cannot start"):
+        run_experiment(parse_scenario(base_doc(tmp_path)), run, executor="local")
+    assert seen == [[".lock"]]
+    assert not run.exists()

@@ -397,9 +397,9 @@ def run_experiment(
             # the executor refused to start (no Ray cluster at --address auto, a local LLM
             # server that would not come up), the run's first files could not be written, or a
             # stop came before its manifest was: nothing of a new run is left behind
-            lock.release()
             if previous is None:
-                _discard_new_run(run_dir, made)
+                _discard_new_run(run_dir, made, lock)
+            lock.release()
             raise exc.error from None
         finally:
             lock.release()
@@ -438,9 +438,9 @@ def _make_and_lock(
     try:
         stop.check()
     except Interrupted:
-        lock.release()
         if not resume:
-            _discard_new_run(run_dir, made)
+            _discard_new_run(run_dir, made, lock)
+        lock.release()
         raise
     return lock
 
@@ -464,16 +464,22 @@ def _missing_ancestor(path: Path) -> Path | None:
     return missing
 
 
-def _discard_new_run(run_dir: Path, made: Path | None) -> None:
+def _discard_new_run(run_dir: Path, made: Path | None, lock: RunLock | None = None) -> None:
     """Remove what a new run wrote into ``run_dir`` (empty or new when it started; the lock
-    kept other runs out) and the folders made for it."""
+    kept other runs out) and the folders made for it. Its files go while ``lock`` is held,
+    the lock last: released first, another run could take the directory and have its own new
+    files removed with this run's."""
     if run_dir.is_dir():
         for entry in run_dir.iterdir():
+            if lock is not None and entry == lock.path:
+                continue
             with contextlib.suppress(OSError):
                 if entry.is_dir() and not entry.is_symlink():
                     shutil.rmtree(entry)
                 else:
                     entry.unlink()
+    if lock is not None:
+        lock.release()
     if made is None:
         return
     for folder in (run_dir, *run_dir.parents):
