@@ -304,3 +304,22 @@ def test_a_damaged_cache_entry_is_asked_again_or_refused_by_a_replay(
     assert again.probs is not None and not again.records[0].cached
     replayed = _score(_client(tmp_path, "http://127.0.0.1:9/v1", mode="replay", run="run3"))
     assert replayed.records[0].cached and replayed.probs is not None
+
+
+@pytest.mark.parametrize(
+    ("llm", "fragment"),
+    [
+        ({"model_path": "models/qwen.gguf"}, "llm.model_path: read only by provider local"),
+        ({"threads": 2}, "llm.threads: read only by provider local"),
+        ({"context_tokens": 8192}, "llm.context_tokens: read only by provider local"),
+        (
+            {"provider": "local", "base_url": "http://127.0.0.1:8080/v1"},
+            "llm.base_url: provider local serves the model itself",
+        ),
+    ],
+    ids=["model_path", "threads", "context_tokens", "base_url_of_local"],
+)
+def test_llm_setting_of_the_other_provider(tmp_path, llm, fragment):
+    """Was: accepted and read by nothing: the openai endpoint served its own model with its
+    own context, and a local run replaced base_url by its server's address."""
+    refused_everywhere(tmp_path, _llm_doc(tmp_path, **llm), fragment)

@@ -541,6 +541,33 @@ class LLM(Section):
     """A run whose LLM decisions fell back to the rule policy more often than this ends with a
     warning and exit code 3 (endpoint down, key missing); CLI: --max-fallback, --allow-fallback."""
 
+    @model_validator(mode="after")
+    def _read_by_the_provider(self) -> LLM:
+        """A setting of the other provider is read by nothing: ``model_path``, ``threads`` or
+        ``context_tokens`` under provider openai (they shape the server recarena starts) ran
+        against the endpoint at base_url, and ``base_url`` under provider local was replaced
+        by the local server's address, without a word either way."""
+        if self.provider == "openai":
+            local_only = {
+                "model_path": self.model_path is not None,
+                "threads": self.threads is not None,
+                "context_tokens": self.context_tokens
+                != type(self).model_fields["context_tokens"].default,
+            }
+            name = next((name for name, given in local_only.items() if given), None)
+            if name is not None:
+                raise ValueError(
+                    f"@{name}: read only by provider local (the llama.cpp server recarena "
+                    "starts); provider openai calls llm.base_url, whose server has its own. "
+                    "Remove it, or set provider: local"
+                )
+        elif self.base_url is not None:
+            raise ValueError(
+                "@base_url: provider local serves the model itself on a free loopback port, so "
+                "base_url would be read by nothing; set provider: openai to call it"
+            )
+        return self
+
 
 class CreatorStrategySpec(Section):
     type: str = "static"
