@@ -359,3 +359,15 @@ def test_report_of_a_plugin_surface(tmp_path):
         "(tests.plugin_kinds:ShortList), popularity (tests.plugin_kinds:ShortList)."
     )
     assert load(tmp_path / "run").exposures.select("item_id").collect().height > 0
+
+
+@pytest.mark.parametrize("rows", ["x", None, {}])
+def test_a_cell_manifest_whose_row_counts_were_edited(finished_run, tmp_path, rows):
+    """A cell manifest whose ``rows`` is not what the run recorded for the cell is not the
+    cell the run finished (was: left in when ``rows`` was not a mapping)."""
+    run = _copy(finished_run, tmp_path)
+    _edit(run / "arm=random" / "rep=0" / "manifest.json", lambda m: m.update(rows=rows))
+    code, stderr = cli("compare", str(run))
+    assert code == 0 and "left out: arm=random/rep=0 (damaged: cell manifest.json counts" in (
+        stderr
+    ), stderr

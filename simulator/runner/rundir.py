@@ -427,7 +427,7 @@ def cell_problem(
                 "(the files of another cell or run)"
             )
     rows, recorded = cell_manifest.get("rows"), (expected or {}).get("rows")
-    if isinstance(recorded, dict) and isinstance(rows, dict) and rows != recorded:
+    if isinstance(recorded, dict) and rows != recorded:
         # the same cell of another run (another seed or scenario, same arm and replicate),
         # copied or linked in, passed every check above and was read as this run's
         return (
