@@ -75,6 +75,7 @@ class FakeOpenAI:
         self.padding = padding
         self.announce = True  # padded: False sends no content-length
         self.usage: object = None
+        self.retry_after = "0"  # the Retry-After header of a 429
         self.distribution = fake_distribution  # (prompt, position) -> top logprobs; replaceable
         self.requests: list[dict] = []
         self.behaviours: list[str] = []
@@ -104,7 +105,8 @@ class FakeOpenAI:
                     fake.requests.append(body)
                     fake.behaviours.append(behaviour)
                 if behaviour == "429":
-                    self._send(429, {"error": {"message": "slow down"}}, {"retry-after": "0"})
+                    headers = {"retry-after": fake.retry_after}
+                    self._send(429, {"error": {"message": "slow down"}}, headers)
                 elif behaviour == "500":
                     self._send(500, {"error": {"message": "boom"}})
                 elif behaviour == "html":

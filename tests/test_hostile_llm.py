@@ -323,3 +323,24 @@ def test_llm_setting_of_the_other_provider(tmp_path, llm, fragment):
     """Was: accepted and read by nothing: the openai endpoint served its own model with its
     own context, and a local run replaced base_url by its server's address."""
     refused_everywhere(tmp_path, _llm_doc(tmp_path, **llm), fragment)
+
+
+@pytest.mark.parametrize("header", ["nan", "-5", "inf", "Wed, 21 Oct 2015 07:28:00 GMT"])
+def test_a_retry_after_header_that_is_no_wait_never_holds_the_call(tmp_path, monkeypatch, header):
+    """Was: 'Retry-After: nan' parsed as a float and the call slept NaN seconds, forever."""
+    monkeypatch.setattr(llm_client, "MAX_WAIT_SECONDS", 0.01)
+    endpoint = Endpoint(
+        base_url="", model="fake", max_retries=1, backoff_seconds=0.0, timeout_seconds=5.0
+    )
+    with FakeOpenAI(["429", "ok"]) as fake:
+        fake.retry_after = header
+        client = LLMClient(
+            replace(endpoint, base_url=fake.base_url),
+            CallCache(tmp_path / "c.sqlite", "off", "run"),
+        )
+        call = client.score(MESSAGES, OPTIONS, CallContext("page", 1, 2, 3))
+        try:
+            (scored,) = client.run([asyncio.wait_for(call, 30.0)])
+        finally:
+            client.close()
+    assert scored.probs is not None and scored.records[0].attempts == 2

@@ -454,7 +454,10 @@ class LLMClient:
                 retry_after = exc.response.headers.get("retry-after") if exc.response else None
                 if retry_after:
                     with contextlib.suppress(ValueError):
-                        wait = min(float(retry_after), MAX_WAIT_SECONDS)
+                        asked = float(retry_after)
+                        # 'nan' parses, and a sleep of NaN seconds never ends: was a hang
+                        if math.isfinite(asked) or asked > 0:
+                            wait = min(max(asked, 0.0), MAX_WAIT_SECONDS)
             except Exception as exc:  # noqa: BLE001 - whatever the transport raised, one attempt
                 last_error = f"unusable response: {exc.__class__.__name__}: {exc}"[:300]
             if attempt < endpoint.max_retries:
