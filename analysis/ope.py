@@ -386,6 +386,10 @@ def _layout_text(layout: tuple) -> str:
     return f"a {layout[0]} surface with params {layout[1]}"
 
 
+def _reps(reps: set[int]) -> str:
+    return ", ".join(map(str, sorted(reps)))
+
+
 def off_policy_evaluation(
     logs: RunLogs,
     target: str,
@@ -453,7 +457,14 @@ def off_policy_evaluation(
     rng = np.random.default_rng(seed)
     per_rep: list[tuple[int | None, pl.DataFrame, float, float, int]] = []
     pooled_parts, logged_total, kept_total = [], 0, 0
-    for rep in sorted(set(log_frame["rep"].to_list()) & set(target_frame["rep"].to_list())):
+    logged_reps, target_reps = set(log_frame["rep"].to_list()), set(target_frame["rep"].to_list())
+    if not logged_reps & target_reps:  # an interrupted run: was "served none of the requests"
+        raise RecarenaError(
+            f"--logging: arm {logging!r} (replicates {_reps(logged_reps)}) and --target arm "
+            f"{target!r} (replicates {_reps(target_reps)}) have no replicate both finished; "
+            "requests are paired within a replicate (--resume the run to finish its cells)"
+        )
+    for rep in sorted(logged_reps & target_reps):
         log_rep = log_frame.filter(pl.col("rep") == rep)
         tgt_rep = target_frame.filter(pl.col("rep") == rep)
         slots, dropped = logged_slots(log_rep, tgt_rep)

@@ -371,3 +371,23 @@ def test_a_cell_manifest_whose_row_counts_were_edited(finished_run, tmp_path, ro
     assert code == 0 and "left out: arm=random/rep=0 (damaged: cell manifest.json counts" in (
         stderr
     ), stderr
+
+
+def test_ope_between_arms_that_finished_different_replicates(tmp_path):
+    """An interrupted run where the logging arm finished only replicate 1 and the target only
+    replicate 0. Was: "no overlap: arm 'popularity' served none of the requests arm 'random'
+    logged", as if the policies had never met, while they were never compared at all."""
+    doc = base_doc(tmp_path)
+    doc["replicates"] = 2
+    run = tmp_path / "run"
+    run_experiment(parse_scenario(doc), run, executor="local")
+    (run / "arm=random" / "rep=0" / "_INCOMPLETE").write_text("")
+    (run / "arm=popularity" / "rep=1" / "_INCOMPLETE").write_text("")
+    code, stderr = cli("ope", str(run), "--target", "popularity")
+    lines = stderr.strip().splitlines()
+    assert code == 2 and lines[0].startswith("warning: ") and len(lines) == 2, stderr
+    assert lines[1] == (
+        "error: --logging: arm 'random' (replicates 1) and --target arm 'popularity' "
+        "(replicates 0) have no replicate both finished; requests are paired within a "
+        "replicate (--resume the run to finish its cells)"
+    )
