@@ -19,7 +19,7 @@ from recarena.simulator.runner.resolve import parse_scenario
 from recarena.simulator.runner.stopping import StopSignals
 from tests.cli_in_process import assert_refused, cli
 from tests.test_hostile_inputs import write_doc
-from tests.test_validate_gate import base_doc
+from tests.test_validate_gate import base_doc, refused_everywhere
 
 
 def popularity_doc(tmp_path: Path, users: int = 20) -> dict:
@@ -342,3 +342,12 @@ def test_a_run_that_never_started_removes_its_files_before_it_lets_go_of_the_dir
         run_experiment(parse_scenario(base_doc(tmp_path)), run, executor="local")
     assert seen == [[".lock"]]
     assert not run.exists()
+
+
+@pytest.mark.parametrize("swept", ["llm.model", "llm.temperature"])
+def test_a_sweep_over_llm_settings_no_point_reads_is_refused(tmp_path, swept):
+    """Was: accepted; without LLM users, creators or recommenders nothing reads ``llm``, so
+    each point ran the same cells again under a new point number."""
+    doc = base_doc(tmp_path)
+    doc["sweep"] = {swept: ["a", "b"] if swept == "llm.model" else [0.1, 0.5]}
+    refused_everywhere(tmp_path, doc, f"sweep.{swept}: no point uses an LLM")

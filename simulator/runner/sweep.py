@@ -305,7 +305,22 @@ def _expand(scenario: Scenario) -> list[SweepPoint]:
             raise RecarenaError(f"sweep: point {len(points)} {params}: {message}") from None
         _check_run_level(scenario, resolved, f"sweep: point {len(points)} {params}")
         points.append(SweepPoint(len(points), params, resolved))
+    _check_read(targets, points)
     return points
+
+
+def _check_read(targets: dict[str, list[PathStep]], points: list[SweepPoint]) -> None:
+    """A swept ``llm`` setting when no point uses an LLM is read by nothing: every point ran
+    the same cells under new numbers, as a sweep over ``description`` did before it was
+    refused."""
+    if any(point.scenario.uses_llm for point in points):
+        return
+    for path, steps in targets.items():
+        if steps[0] == "llm":
+            raise RecarenaError(
+                f"sweep.{path}: no point uses an LLM (LLM users, creators or recommenders), "
+                "so llm settings are read by nothing and every point would run the same cells"
+            )
 
 
 RUN_LEVEL_LLM = ("provider", "base_url", "cache")
