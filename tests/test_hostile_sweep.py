@@ -351,3 +351,16 @@ def test_a_sweep_over_llm_settings_no_point_reads_is_refused(tmp_path, swept):
     doc = base_doc(tmp_path)
     doc["sweep"] = {swept: ["a", "b"] if swept == "llm.model" else [0.1, 0.5]}
     refused_everywhere(tmp_path, doc, f"sweep.{swept}: no point uses an LLM")
+
+
+@pytest.mark.parametrize("executor", ["local", "process"])
+def test_workers_where_nothing_reads_them_are_said_to_be_ignored(tmp_path, executor):
+    """Was: ``--executor local --workers 4`` ran one cell after another without a word, as if
+    four had been asked for and given."""
+    path = write_doc(tmp_path, base_doc(tmp_path))
+    out = tmp_path / "out"
+    args = ("run", str(path), "--executor", executor, "--workers", "4", "-q", "-o", str(out))
+    code, stderr = cli(*args)
+    assert code == 0, stderr
+    note = "note: --workers 4: ignored, --executor local runs one cell after another"
+    assert (note in stderr) == (executor == "local"), stderr

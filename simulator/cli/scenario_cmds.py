@@ -276,6 +276,15 @@ def run(
             soft_wrap=True,
             markup=False,
         )
+    why_not = None  # --workers where nothing reads it: said, as the LLM options above are
+    if executor == "local":
+        why_not = "--executor local runs one cell after another in this process"
+    elif address is not None:
+        why_not = "the Ray cluster at --address has its own CPUs"
+    elif shards > 1:
+        why_not = f"each cell runs on its {shards} shard workers, one cell after another"
+    if workers is not None and why_not is not None:
+        err.print(f"note: --workers {workers}: ignored, {why_not}", soft_wrap=True, markup=False)
 
     progress = progress_bars(quiet)
     tasks = {
