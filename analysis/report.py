@@ -457,15 +457,18 @@ def write_report(
         )
     if target.is_dir():
         raise RecarenaError(f"--output: {target} is a directory; give a file name")
-    if target.is_file() and target.suffix.lower() not in (".html", ".htm") and run_dir.is_dir():
+    web_page = target.suffix.lower() in (".html", ".htm")
+    if not web_page and run_dir.is_dir() and target.resolve().is_relative_to(run_dir.resolve()):
         # -o RUN/manifest.json replaced the run's manifest by the report (exit 0), and compare,
-        # report and --resume could no longer read the run
-        resolved, home = target.resolve(), run_dir.resolve()
-        if resolved.is_relative_to(home):
-            raise RecarenaError(
-                f"--output: {target} is the run's own {resolved.relative_to(home)}; the report "
-                f"would replace it: give an .html name (default {run_dir / 'report.html'})"
-            )
+        # report and --resume could no longer read the run; -o RUN/arm=a/rep=0/_INCOMPLETE
+        # (a name of the run's format that was not there) marked a finished cell unfinished
+        own = target.resolve().relative_to(run_dir.resolve())
+        what = "is the run's own" if target.is_file() else "would be a file of the run named"
+        raise RecarenaError(
+            f"--output: {target} {what} {own}; inside the run directory the report must have "
+            f"an .html name (default {run_dir / 'report.html'})"
+        )
+    if target.is_file() and not web_page and run_dir.is_dir():
         # -o scenario.yaml (any file that is not a web page) was replaced by the report, exit 0
         raise RecarenaError(
             f"--output: {target} exists and is not an HTML file; the report would replace it: "

@@ -391,3 +391,32 @@ def test_ope_between_arms_that_finished_different_replicates(tmp_path):
         "(replicates 0) have no replicate both finished; requests are paired within a "
         "replicate (--resume the run to finish its cells)"
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "what"),
+    [
+        ("arm=random/rep=0/_INCOMPLETE", "would be a file of the run named"),
+        (".lock", "would be a file of the run named"),
+        ("arm=random/rep=0/error.txt", "would be a file of the run named"),
+        ("manifest.json", "is the run's own"),
+    ],
+)
+def test_report_output_with_a_name_of_the_run_format(finished_run, tmp_path, name, what):
+    """Was: report -o RUN/arm=random/rep=0/_INCOMPLETE (a file the finished cell no longer
+    had) wrote the report there, exit 0, and the cell was unfinished for every reader after.
+    Inside the run directory the report must have an .html name; elsewhere any new name."""
+    run = _copy(finished_run, tmp_path)
+    target = run / name
+    before = target.read_bytes() if target.exists() else None
+    assert_refused(
+        *cli("report", str(run), "-o", str(target)),
+        f"--output: {target} {what} {name}; inside the run directory the report must have an "
+        f".html name (default {run / 'report.html'})",
+    )
+    assert (target.read_bytes() if target.exists() else None) == before
+    assert cli("compare", str(run)) == (0, "")
+    code, stderr = cli("report", str(run), "-o", str(run / "arm=random" / "rep=0" / "r.html"))
+    assert code == 0, stderr
+    code, stderr = cli("report", str(run), "-o", str(tmp_path / "r.txt"))
+    assert code == 0 and (tmp_path / "r.txt").read_text(encoding="utf-8").startswith("<!")
