@@ -344,3 +344,31 @@ def test_a_retry_after_header_that_is_no_wait_never_holds_the_call(tmp_path, mon
         finally:
             client.close()
     assert scored.probs is not None and scored.records[0].attempts == 2
+
+
+# ------------------------------------------------------------------ pages LLM users read
+@pytest.mark.parametrize(
+    ("surface", "fragment"),
+    [
+        ({"k": 36}, "surface.k: 36 slots on a page, but LLM users in scoring mode"),
+        (
+            {"type": "carousel", "cols": 6, "candidates": 6, "rows": [{"theme": "new"}] * 6},
+            "surface: 36 slots on a page, but LLM users in scoring mode",
+        ),
+    ],
+    ids=["list", "carousel"],
+)
+def test_a_page_larger_than_scoring_mode_can_name(tmp_path, surface, fragment):
+    """Was: validate passed, and every cell failed on its first LLM page ('ValueError: scoring
+    mode offers at most 35 options, got 36', exit 1). JSON mode numbers slots and reads any."""
+    doc = _llm_doc(tmp_path)
+    doc["catalog"]["initial_items"] = 100
+    doc["surface"] = surface
+    refused_everywhere(tmp_path, doc, fragment)
+    with FakeOpenAI() as fake:
+        doc["llm"]["base_url"] = fake.base_url
+        doc["llm"]["decision"] = "generate"
+        assert cli("validate", str(write_doc(tmp_path, doc))) == (0, "")
+        doc["llm"]["decision"] = "score"
+        doc["surface"] = {"k": 35}
+        assert cli("validate", str(write_doc(tmp_path, doc))) == (0, "")

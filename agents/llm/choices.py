@@ -21,6 +21,8 @@ STARS = ("1", "2", "3", "4", "5")
 """Rating labels; a rating is the value of the drawn label."""
 
 _LABELS = [str(i) for i in range(1, 10)] + [chr(ord("A") + i) for i in range(26)]
+MAX_OPTIONS = len(_LABELS)
+"""The most options one scored decision can offer (1-9, then A-Z)."""
 
 
 def slot_labels(k: int) -> list[str]:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from recarena.agents.llm.cache import table_problem
+from recarena.agents.llm.choices import MAX_OPTIONS
 from recarena.agents.llm.endpoint import unreachable
 from recarena.agents.llm.gguf_check import kv_cache_bytes
 from recarena.agents.llm.server import check_local_llm, local_model_path
@@ -592,7 +593,9 @@ def _check_start_hours(scenario: Scenario) -> None:
 
 # -------------------------------------------------------------------------------- shapes
 def _check_pages(scenario: Scenario, items: int) -> None:
-    """A page cannot show more distinct items than the catalog starts with."""
+    """A page cannot show more distinct items than the catalog starts with, nor, to LLM users
+    reading their decision from one token's logprobs, more than that token can name."""
+    scored = scenario.population.llm_users > 0 and scenario.llm.decision == "score"
     for index, arm in enumerate(scenario.arms):
         surface = scenario.surface_for(arm)
         where = f"arms[{index}].surface" if arm.surface is not None else "surface"
@@ -609,6 +612,15 @@ def _check_pages(scenario: Scenario, items: int) -> None:
                 raise RecarenaError(
                     f"{where}.k: {k} slots exceed the catalog's {items} initial items"
                 )
+            slots = k if isinstance(k, int) else 0
+        if scored and slots > MAX_OPTIONS:
+            # was: validate passed and every cell failed on its first LLM page (exit 1)
+            field = where if isinstance(surface, CarouselSurface) else f"{where}.k"
+            raise RecarenaError(
+                f"{field}: {slots} slots on a page, but LLM users in scoring mode "
+                f"(llm.decision: score) name each slot by one token, 1-9 then A-Z: at most "
+                f"{MAX_OPTIONS}; show fewer, or set llm.decision: generate"
+            )
 
 
 # ------------------------------------------------------------------------------ estimate
@@ -814,8 +826,36 @@ def _check_estimate(
             f"{scenario.creators.period_days:g} days = {human_count(reviews)} creator reviews "
             f"per cell exceed the maximum of {limits.max_periodic:,}"
         )
+    elif (rows := _creator_periods(est, scenario)) > limits.max_periodic:
+        problems.append(_creator_periods_problem(rows, reviews, est, scenario, limits))
     if problems and not force:
         raise RecarenaError(f"{'; '.join(problems)} (pass --force to run anyway)")
+
+
+def _creator_periods(est: Estimate, scenario: Scenario) -> float:
+    """Expected rows of creator_periods in one cell: every review walks and logs every creator
+    there is then (the starting ones plus, on average, half of those joining)."""
+    joins = est.creators - scenario.creators.count
+    return scenario.horizon.days / scenario.creators.period_days * (
+        scenario.creators.count + joins / 2
+    )
+
+
+def _creator_periods_problem(
+    rows: float, reviews: float, est: Estimate, scenario: Scenario, limits: Limits
+) -> str:
+    """A review is a step of every creator and a row of creator_periods for each: 30 creators
+    with 50 joining at each of 1,000 reviews a day (~25M creator-periods) passed, since neither
+    the reviews nor the joins alone reached the limit, and one day of 60 users ran for minutes."""
+    fields = ["creators.count", "creators.period_days"]
+    if scenario.creators.join_rate_per_period > 0:
+        fields.append("creators.join_rate_per_period")
+    return (
+        f"{', '.join(fields)}: {human_count(reviews)} creator reviews of up to "
+        f"{human_count(est.creators)} creators = ~{human_count(rows)} creator-periods per cell "
+        f"(each a step of the creator and a row of creator_periods) exceed the maximum of "
+        f"{limits.max_periodic:,}"
+    )
 
 
 def _uploads_problem(est: Estimate, scenario: Scenario, limits: Limits) -> str:
