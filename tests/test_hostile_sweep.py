@@ -1,7 +1,9 @@
-"""Hostile executor options, shards and resumes: what `recarena run --executor/--workers/--shards`
-and `--resume` accepted and then failed on mid-run (an internal error after the run directory
-was made, a refusal printed under the log estimate and the progress bars, Ray actors nobody had
-counted). Each is now one line, exit 2, before anything is written, or simply works."""
+"""Hostile sweeps, executor options, shards and resumes: what `recarena run --executor/--workers/
+--shards/--seed` and `--resume` accepted and then failed on or got wrong (an internal error after
+the run directory was made, a refusal printed under the log estimate and the progress bars, Ray
+actors nobody had counted, a resume over edited input files, an option each sweep point
+overrode, a folder inside a run taken for a run, two runs started in the same second). Each is
+now one line, exit 2, before anything is written, or simply works."""
 
 from __future__ import annotations
 
