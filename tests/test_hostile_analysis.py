@@ -420,3 +420,19 @@ def test_report_output_with_a_name_of_the_run_format(finished_run, tmp_path, nam
     assert code == 0, stderr
     code, stderr = cli("report", str(run), "-o", str(tmp_path / "r.txt"))
     assert code == 0 and (tmp_path / "r.txt").read_text(encoding="utf-8").startswith("<!")
+
+
+def test_compare_of_a_sweep_stopped_before_its_last_point(horizon_sweep, tmp_path):
+    """Was: point 0's table, then "error: ... no finished cells to read" for point 1, exit 2:
+    a stopped sweep's finished points were not readable as a stopped run's finished cells
+    are. Now the points with finished cells are compared and one line names the others."""
+    run = _copy(horizon_sweep, tmp_path)
+    for cell in run.glob("point=1/arm=*/rep=*"):
+        (cell / "_INCOMPLETE").write_text("")
+    done = recarena("compare", str(run))
+    assert done.returncode == 0, done.stderr
+    assert "point 0: horizon.days=0.5" in done.stdout and "point 1" not in done.stdout
+    assert "A/B vs baseline 'random'" in done.stdout
+    lines = done.stderr.strip().splitlines()
+    assert f"warning: {run}: sweep point(s) 1 have no finished cells; left out" in lines
+    assert all(line.startswith("warning: ") for line in lines), done.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,15 @@ def print_comparison(
     with warnings_as_lines():  # unfinished/damaged cells, a reconciled manifest: one line each
         whole = load(run_dir)
         points: list[dict[str, Any] | None] = [*whole.points] or [None]
+        started = {cell.point for cell in whole.cells}
+        idle = [p["point"] for p in whole.points if p["point"] not in started]
+        if idle:  # a stopped sweep: its finished points are compared, as unfinished cells are
+            warnings.warn(
+                f"{run_dir}: sweep point(s) {', '.join(map(str, idle))} have no finished cells; "
+                "left out",
+                stacklevel=1,
+            )
+            points = [p for p in points if p is None or p["point"] in started]
         # every point opened before the first table: a point that cannot be read (its
         # scenario file gone) came after the tables of the points before it
         worlds = [whole if p is None else load(run_dir, point=p["point"]) for p in points]
