@@ -372,3 +372,14 @@ def test_a_page_larger_than_scoring_mode_can_name(tmp_path, surface, fragment):
         doc["llm"]["decision"] = "score"
         doc["surface"] = {"k": 35}
         assert cli("validate", str(write_doc(tmp_path, doc))) == (0, "")
+
+
+def test_a_swept_api_key_variable_is_checked_at_each_point(tmp_path, monkeypatch):
+    """Was: the points' file checks were skipped as equal to the scenario's, which left out
+    the key variable: a point naming an unset one passed and every call of its cells fell back."""
+    monkeypatch.delenv("RECARENA_TEST_KEY", raising=False)
+    doc = _llm_doc(tmp_path)
+    doc["sweep"] = {"llm.api_key_env": ["OPENAI_API_KEY", "RECARENA_TEST_KEY"]}
+    refused_everywhere(
+        tmp_path, doc, "sweep point 1 (llm.api_key_env='RECARENA_TEST_KEY'): llm.api_key_env: the"
+    )

@@ -899,6 +899,7 @@ def _file_inputs(scenario: Scenario) -> tuple[Any, ...]:
         (panel.personas.source, panel.personas.path) if panel is not None else None,
         (social.graph.type, social.graph.path, pop.users) if social is not None else None,
         (scenario.uses_llm, llm.provider, llm.model_path, llm.cache.mode, llm.cache.path),
+        llm.api_key_env,  # a swept key variable: each point's must be set
         scenario.output.dir if scenario.uses_llm else None,
         (rhythm.start_hours_from, rhythm.width_hours, rhythm.utc_offset_hours)
         if rhythm is not None
