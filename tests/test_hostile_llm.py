@@ -383,3 +383,15 @@ def test_a_swept_api_key_variable_is_checked_at_each_point(tmp_path, monkeypatch
     refused_everywhere(
         tmp_path, doc, "sweep point 1 (llm.api_key_env='RECARENA_TEST_KEY'): llm.api_key_env: the"
     )
+
+
+def test_a_cache_file_with_the_cache_off_is_refused(tmp_path):
+    """Was: --llm-cache FILE --llm-cache-mode off ran without reading or writing FILE."""
+    path = write_doc(tmp_path, _llm_doc(tmp_path))
+    out, cache = tmp_path / "out", tmp_path / "c.sqlite"
+    for command in (["--dry-run"], ["-o", str(out), "-q"]):
+        code, stderr = cli(
+            "run", str(path), "--llm-cache", str(cache), "--llm-cache-mode", "off", *command
+        )
+        assert_refused(code, stderr, "--llm-cache: --llm-cache-mode off reads and writes no")
+    assert not out.exists() and not cache.exists()

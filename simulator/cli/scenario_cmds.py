@@ -194,6 +194,10 @@ def run(
         raise RecarenaError(
             f"--llm-cache-mode: unknown {llm_cache_mode!r}; known: auto, record, replay, off"
         )
+    if llm_cache_mode == "off" and llm_cache is not None:  # was: the file silently unused
+        raise RecarenaError(
+            "--llm-cache: --llm-cache-mode off reads and writes no cache file; leave one out"
+        )
     overrides: dict[str, Any] = {}
     if replicates is not None:
         overrides["replicates"] = replicates
