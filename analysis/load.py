@@ -103,7 +103,9 @@ class RunLogs:
 def _scan_file(path: Path, table: str) -> pl.LazyFrame:
     """A cell's table; a table the cell predates (a run from an older version) reads as empty."""
     if path.exists():
-        return pl.scan_parquet(path)
+        # glob=False: polars reads a path as a pattern, so a run under 'runs/exp[1]' had no
+        # files ("expanded paths were empty"), and `recarena run` ended in an internal error
+        return pl.scan_parquet(path, glob=False)
     return pl.DataFrame(SCHEMAS[table].empty_table()).lazy()
 
 

@@ -436,3 +436,20 @@ def test_compare_of_a_sweep_stopped_before_its_last_point(horizon_sweep, tmp_pat
     lines = done.stderr.strip().splitlines()
     assert f"warning: {run}: sweep point(s) 1 have no finished cells; left out" in lines
     assert all(line.startswith("warning: ") for line in lines), done.stderr
+
+
+@pytest.mark.parametrize("name", ["exp[1]", "what?", "all*"])
+def test_a_run_directory_whose_name_looks_like_a_pattern(tmp_path, name):
+    """Was: polars reads a path as a glob pattern, so the logs of 'runs/exp[1]' were "expanded
+    paths were empty": `recarena run -o runs/exp[1]` finished every cell and then ended in an
+    internal error (exit 1), and compare, report and ope could never read the run."""
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(yaml.safe_dump(base_doc(tmp_path)), encoding="utf-8")
+    run = tmp_path / name
+    code, stderr = cli("run", str(scenario), "-o", str(run), "-q", "--executor", "local")
+    assert code == 0, stderr
+    for command in READERS:
+        code, stderr = cli(command[0], str(run), *command[1:])
+        assert code == 0, stderr
+    assert (run / "report.html").is_file()
+    assert load(run).exposures.select("item_id").collect().height > 0

@@ -40,7 +40,7 @@ def shares_by_arm(calls: pl.LazyFrame | pl.DataFrame) -> pl.DataFrame:
 def calls_of_cells(cells: list[tuple[str, Path]]) -> pl.LazyFrame | None:
     """The ``llm_calls`` of ``(arm, cell_dir)`` cells, with an ``arm`` column; None if none."""
     frames = [
-        pl.scan_parquet(path / "llm_calls.parquet")
+        pl.scan_parquet(path / "llm_calls.parquet", glob=False)  # 'runs/exp[1]' is a path
         .select("purpose", "fallback")
         .with_columns(pl.lit(arm, pl.Utf8).alias("arm"))
         for arm, path in cells

@@ -22,7 +22,10 @@ def summarize_llm_calls(run_dir: Path, scenario: Scenario) -> dict[str, Any]:
     if not files:
         return {"calls": 0}
     calls = pl.concat(
-        [pl.read_parquet(f).with_columns(pl.lit(i).alias("cell")) for i, f in enumerate(files)]
+        [
+            pl.read_parquet(f, glob=False).with_columns(pl.lit(i).alias("cell"))
+            for i, f in enumerate(files)
+        ]
     )
     if calls.height == 0:
         return {"calls": 0}

@@ -104,7 +104,7 @@ def estimate_llm_calls(scenario: Scenario, cells: int) -> dict[str, Any]:
             run_dir = run_experiment(probe, Path(tmp) / "run", executor="local").run_dir
             cell = next(run_dir.glob("arm=*/rep=0"))
             panel = pl.Series("user_id", panel_users(scenario, 0))
-            table = pl.read_parquet(cell / "sessions.parquet").filter(
+            table = pl.read_parquet(cell / "sessions.parquet", glob=False).filter(
                 pl.col("user_id").is_in(panel.implode())
             )
         pages, clicks, sessions = (
