@@ -9,8 +9,9 @@ This module is the run's bookkeeper; the parts it composes each have one job:
 * simulator/runner/preflight.py — the output checked and the log size estimated up front;
 * simulator/runner/fallback.py — how much "LLM" behaviour was the rule fallback.
 
-The run manifest is rewritten atomically whenever a cell starts, finishes or fails and when the
-run ends, so it is true at every moment except after kill -9, which the next reader reconciles.
+The run manifest is rewritten atomically whenever a cell starts, finishes or fails (an event
+close on the last write's heels waits for the next, see WRITE_SHARE) and when the run ends; after
+kill -9 the next reader reconciles it with the cells' markers.
 A failing cell (an exception, a dead worker) fails alone: the other cells run, and the run ends
 with :class:`CellsFailed` listing the failures.
 """
@@ -206,8 +207,17 @@ class RunResult:
     """The LLM fallback share of the run (None without LLM decisions to count)."""
 
 
+WRITE_SHARE = 0.05
+"""At most about this share of a run's wall time goes to rewriting its manifest. The manifest
+lists every cell, so a write costs in proportion to the cells: at 100,000 cells (what the
+preflight allows) one took 2 s, and three per cell would have been 170 hours of writing."""
+
+
 class _RunBook:
-    """The run manifest kept true: every cell event is written atomically (CellEvents)."""
+    """The run manifest kept true (CellEvents): every cell event is written atomically, except
+    that one coming sooner after the last write than WRITE_SHARE allows waits for the next
+    event or progress report (the cells' own markers are the truth a reader reconciles with,
+    as after kill -9); the run's end is always written."""
 
     def __init__(
         self,
@@ -226,12 +236,23 @@ class _RunBook:
         self.unsaved: str | None = None
         """Why the manifest could not be written (its directory removed or made read-only
         during the run); the run goes on and says so at the end instead of dying mid-way."""
+        self.next_save = 0.0
+        """Monotonic time before which a cell event's write is deferred (see WRITE_SHARE)."""
+        self.deferred = False
 
-    def save(self) -> None:
+    def save(self, now: bool = True) -> None:
+        """Write the manifest; a cell event's write (``now=False``) may be deferred."""
+        began = time.monotonic()
+        if not now and began < self.next_save:
+            self.deferred = True
+            return
         try:
             write_json(self.run_dir / MANIFEST, self.manifest)
         except OSError as exc:
             self.unsaved = self.unsaved or f"{exc.strerror or type(exc).__name__}"
+        ended = time.monotonic()
+        self.next_save = ended + (ended - began) / WRITE_SHARE
+        self.deferred = False
 
     def _entry(self, cell: Cell) -> dict[str, Any]:
         return self.manifest["cells"][cell.index]
@@ -241,9 +262,11 @@ class _RunBook:
         self._entry(cell).update(
             status=CELL_RUNNING, worker=worker, started_at=datetime.now(UTC).isoformat()
         )
-        self.save()
+        self.save(now=False)
 
     def progress(self, cell: Cell, fraction: float) -> None:
+        if self.deferred:
+            self.save(now=False)
         if self.on_progress:
             self.on_progress(cell, fraction)
 
@@ -251,7 +274,7 @@ class _RunBook:
         entry = self._entry(cell)
         entry.pop("worker", None)
         entry.update(status=COMPLETE, **cell_summary(cell_manifest))
-        self.save()
+        self.save(now=False)
         if self.on_progress:
             self.on_progress(cell, 1.0)
 
@@ -259,7 +282,7 @@ class _RunBook:
         self._entry(cell).update(status=FAILED, error=reason)
         self.failures[cell.path] = reason
         self.user_errors[cell.path] = user_error
-        self.save()
+        self.save(now=False)
 
     def finish(self, status: str) -> None:
         if status != COMPLETE:  # nothing is left running once the run has ended
