@@ -438,6 +438,30 @@ def test_compare_of_a_sweep_stopped_before_its_last_point(horizon_sweep, tmp_pat
     assert all(line.startswith("warning: ") for line in lines), done.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "shown"),
+    [
+        (("compare", "/tmp/x\x1b[2J\x07"), "run directory not found: /tmp/x\\x1b[2J\\x07"),
+        (("report", "/tmp/\u202eevil"), "run directory not found: /tmp/\\u202eevil"),
+    ],
+)
+def test_an_error_line_does_not_pass_control_characters_to_the_terminal(args, shown):
+    """Was: a path with an escape sequence in it reached the terminal raw in the error line,
+    and cleared or recoloured the screen; a right-to-left override reversed the line."""
+    code, stderr = cli(*args)
+    assert_refused(code, stderr, shown)
+    assert "\x1b" not in stderr and "\u202e" not in stderr and "\x07" not in stderr
+
+
+def test_a_warning_line_does_not_pass_control_characters_to_the_terminal(finished_run, tmp_path):
+    run = tmp_path / "run\x1b[31m"
+    shutil.copytree(finished_run, run)
+    (run / "arm=random" / "rep=0" / "_INCOMPLETE").write_text("")
+    code, stderr = cli("compare", str(run))
+    assert code == 0 and "\x1b" not in stderr, stderr
+    assert stderr.startswith(f"warning: {tmp_path}/run\\x1b[31m: 1 cell(s) left out"), stderr
+
+
 @pytest.mark.parametrize("name", ["exp[1]", "what?", "all*"])
 def test_a_run_directory_whose_name_looks_like_a_pattern(tmp_path, name):
     """Was: polars reads a path as a glob pattern, so the logs of 'runs/exp[1]' were "expanded

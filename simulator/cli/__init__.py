@@ -31,7 +31,7 @@ try:
     import typer
 
     from recarena.simulator.cli.app import app
-    from recarena.simulator.core.errors import RecarenaError, out_of_memory
+    from recarena.simulator.core.errors import RecarenaError, out_of_memory, printable
 
     for _module in COMMAND_MODULES:
         import_module(f"{__name__}.{_module}")
@@ -46,8 +46,8 @@ __all__ = ["COMMAND_MODULES", "app", "main"]
 
 
 def _one_line(text: object) -> str:
-    """An error's text (a message or an exception) on one line."""
-    return " ".join(str(text).split())
+    """An error's text (a message or an exception) on one line, safe for a terminal."""
+    return printable(" ".join(str(text).split()))
 
 
 def _usage_error(exc: Exception) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 import typer
 
 from recarena.simulator.cli.app import err
-from recarena.simulator.core.errors import RecarenaError, first_line
+from recarena.simulator.core.errors import RecarenaError, first_line, printable
 
 
 def input_errors() -> tuple[type[BaseException], ...]:
@@ -90,7 +90,7 @@ def warnings_as_lines() -> Iterator[None]:
         finally:  # also before the error line of a failing command
             seen: set[str] = set()
             for item in caught:
-                text = " ".join(str(item.message).split())
+                text = printable(" ".join(str(item.message).split()))
                 if text not in seen:
                     seen.add(text)
                     print(f"warning: {text}", file=sys.stderr)

@@ -12,6 +12,17 @@ class RecarenaError(Exception):
     """A problem with the user's input (scenario, path, arguments), not a bug in recarena."""
 
 
+def printable(text: str) -> str:
+    """``text`` with control and format characters escaped (``\\x1b``, ``\\u202e``) for a
+    terminal. A path or value quoted in an error line reached the terminal raw: an escape
+    sequence in a file name recoloured or cleared it, a right-to-left override reversed the
+    rest of the line."""
+    return "".join(
+        ch if ch.isprintable() or ch == " " else ch.encode("unicode_escape").decode("ascii")
+        for ch in text
+    )
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of a library's error message, whitespace collapsed (its type's name when
     it has none): what a one-line error quotes of a parser's complaint."""
