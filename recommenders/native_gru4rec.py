@@ -10,13 +10,15 @@ it as ``type: recarena.recommenders.native_gru4rec:NativeGRU4Rec``.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from recarena.recommenders.native_sasrec import NativeSASRec, NativeSASRecParams
 
 
 class NativeGRU4RecParams(NativeSASRecParams):
     """``heads`` is unused (no attention); ``layers`` is the number of GRU layers."""
+
+    attention: ClassVar[bool] = False
 
 
 class NativeGRU4Rec(NativeSASRec):

@@ -15,10 +15,10 @@ the query, so a click a minute ago shapes the next page.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from recarena.recommenders.base import RecommenderContext
 from recarena.recommenders.popularity import PopularityParams, PopularityRecommender
@@ -50,6 +50,20 @@ class NativeSASRecParams(BaseModel):
     it sets the cost of a fit on a large catalog: a 1.1M-rating sample of a large MovieLens
     release (~38,000 movies) trained 2-3 times slower with the full softmax, and with 16,383
     draws the two sequence models were still most of `recarena fidelity`'s time there."""
+
+    attention: ClassVar[bool] = True
+    """The encoder splits ``dim`` over ``heads`` (a subclass without attention sets False)."""
+
+    @model_validator(mode="after")
+    def _heads_divide_dim(self) -> NativeSASRecParams:
+        # torch's attention splits the embedding into equal heads: dim 3 with 2 heads passed
+        # validate, then every fit of the arm raised 'embed_dim must be divisible by num_heads'
+        if self.attention and self.dim % self.heads:
+            raise ValueError(
+                f"@dim: {self.dim} is not a multiple of heads ({self.heads}); attention splits "
+                "dim into equal heads"
+            )
+        return self
 
 
 class NativeSASRec:
@@ -90,6 +104,12 @@ class NativeSASRec:
         # predicts the click after it, so every click after a user's first is a target once.
         tail = np.repeat(ends - 1, ends - starts) - np.arange(users.size)  # clicks after this
         window_end = np.flatnonzero((tail >= 1) & ((tail - 1) % p.max_len == 0))
+        if window_end.size == 0:
+            # no user has clicked twice, so no click follows another: nothing to learn, and
+            # popularity serves everyone (was: an epoch of one empty batch, which the encoder
+            # could not reshape, failed the cell)
+            self.net = None
+            return
         windows = self._window(items, rank, window_end)
         targets = self._window(items, rank, window_end + 1) - 1  # -1: no target
         targets[windows == 0] = -1  # a padded position predicts nothing

@@ -1,0 +1,84 @@
+"""Valid-looking scenarios that validate passed and run did not finish.
+
+Found by drawing scenarios from the schema (every surface, user option, creator strategy and
+built-in recommender, params at the edges of their ranges) and running each that validate
+passed: whatever validate says ok must run to exit 0, or be refused by validate first with the
+one line run would give. Each test here is one case the fuzzing found, kept small.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from recarena.recommenders.base import RecommenderContext
+from recarena.recommenders.native_gru4rec import NativeGRU4RecParams
+from recarena.recommenders.registry import build
+from recarena.simulator.core.types import Interactions, RequestBatch
+from tests.catalog_view import topics_catalog
+from tests.cli_in_process import assert_refused, cli
+
+BASE = {
+    "name": "fuzz",
+    "replicates": 1,
+    "horizon": {"days": 1, "tick_seconds": 300},
+    "catalog": {"initial_items": 60, "topics": 4},
+    "population": {"users": 20},
+    "creators": {"count": 2},
+    "arms": [{"name": "random", "recommender": {"type": "random"}}],
+}
+
+
+def write(tmp_path: Path, **changes: object) -> Path:
+    doc = copy.deepcopy(BASE) | {"output": {"dir": str(tmp_path / "runs")}} | changes
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def assert_refused_first(tmp_path: Path, path: Path, fragment: str) -> None:
+    """validate refuses with one line naming ``fragment``; run refuses alike, writing nothing."""
+    assert_refused(*cli("validate", str(path)), fragment)
+    out = tmp_path / "out"
+    assert_refused(*cli("run", str(path), "--executor", "local", "-q", "-o", str(out)), fragment)
+    assert not out.exists() and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(("dim", "heads"), [(3, 2), (2, 16), (30, 4)])
+def test_sasrec_heads_that_do_not_divide_dim_are_refused(tmp_path, dim, heads):
+    """Was: validate passed, then every fit raised 'embed_dim must be divisible by num_heads'
+    and every cell of the arm failed (exit 1)."""
+    arm = {"name": "seq", "recommender": {"type": "sasrec_native", "params": {"dim": dim}}}
+    arm["recommender"]["params"]["heads"] = heads
+    path = write(tmp_path, arms=[arm])
+    fragment = f"arms[0].recommender.params.dim: {dim} is not a multiple of heads ({heads})"
+    assert_refused_first(tmp_path, path, fragment)
+
+
+def test_gru4rec_has_no_heads_to_divide_dim():
+    """The GRU encoder shares the params but has no attention: any dim goes with any heads."""
+    assert NativeGRU4RecParams.model_validate({"dim": 3, "heads": 2}).dim == 3
+
+
+def test_sasrec_fit_where_no_user_clicked_twice_serves_popularity():
+    """Was: two clicks by two users passed the fit's 'fewer than 2 clicks' guard, made no
+    training window, and an epoch of one empty batch raised in the encoder ('cannot reshape
+    tensor of 0 elements'), failing the cell at its first refit."""
+    rec = build("sasrec_native", {}, RecommenderContext(np.random.default_rng(0), 4, 4))
+    history = Interactions(
+        np.array([0, 1]), np.array([5, 7]), np.array([1.0, 2.0]), np.full(2, 4.0, np.float32)
+    )
+    rec.fit(history)
+    assert rec.net is None
+    catalog = topics_catalog(np.eye(4, dtype=np.float32)[np.arange(10) % 4])
+    users = np.array([0, 1, 2])
+    requests = RequestBatch(
+        0.0, users, np.arange(3), np.zeros(3, np.int32), 3, catalog, np.empty((3, 0), np.int64)
+    )
+    slates = rec.recommend(requests)
+    assert np.array_equal(slates.items, rec.popularity.recommend(requests).items)
+    assert set(slates.items[:, 0].tolist()) <= {5, 7}  # the two clicked items rank first
