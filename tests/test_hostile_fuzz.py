@@ -19,6 +19,8 @@ from recarena.recommenders.base import RecommenderContext
 from recarena.recommenders.native_gru4rec import NativeGRU4RecParams
 from recarena.recommenders.registry import build
 from recarena.simulator.core.types import Interactions, RequestBatch
+from recarena.simulator.runner.preflight import preflight
+from recarena.simulator.runner.resolve import parse_scenario
 from tests.catalog_view import topics_catalog
 from tests.cli_in_process import assert_refused, cli
 
@@ -82,3 +84,19 @@ def test_sasrec_fit_where_no_user_clicked_twice_serves_popularity():
     slates = rec.recommend(requests)
     assert np.array_equal(slates.items, rec.popularity.recommend(requests).items)
     assert set(slates.items[:, 0].tolist()) <= {5, 7}  # the two clicked items rank first
+
+
+def test_creator_periods_past_the_limit_are_refused(tmp_path):
+    """Was: 30 creators, 50 joining at each of 1,000 reviews a day: neither the reviews (1,000)
+    nor the joins (50,000) reached the limit, but every review steps and logs every creator
+    (~25M creator-periods), and one day of 60 users ran for minutes. --force lifts it."""
+    creators = {"count": 30, "period_days": 0.001, "join_rate_per_period": 50}
+    path = write(tmp_path, creators=creators)
+    assert_refused_first(tmp_path, path, "~25,030,000 creator-periods per cell")
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert preflight(parse_scenario(doc), "s.yaml", force=True).creators == 50_030
+    # many creators reviewed weekly over a year, or a few reviewed hourly: both pass
+    for creators, days in (({"count": 10_000, "period_days": 7}, 365), ({"period_days": 0.04}, 1)):
+        doc["creators"] = creators | {"uploads_per_day": 0.1}
+        doc["horizon"]["days"] = days
+        preflight(parse_scenario(doc), "s.yaml")

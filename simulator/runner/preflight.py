@@ -826,8 +826,35 @@ def _check_estimate(
             f"{scenario.creators.period_days:g} days = {human_count(reviews)} creator reviews "
             f"per cell exceed the maximum of {limits.max_periodic:,}"
         )
+    elif (rows := _creator_periods(est, scenario)) > limits.max_periodic:
+        problems.append(_creator_periods_problem(rows, reviews, est, scenario, limits))
     if problems and not force:
         raise RecarenaError(f"{'; '.join(problems)} (pass --force to run anyway)")
+
+
+def _creator_periods(est: Estimate, scenario: Scenario) -> float:
+    """Expected rows of creator_periods in one cell: every review walks and logs every creator
+    there is then (the starting ones plus, on average, half of those joining)."""
+    creators = scenario.creators
+    reviews = scenario.horizon.days / creators.period_days
+    return reviews * (creators.count + (est.creators - creators.count) / 2)
+
+
+def _creator_periods_problem(
+    rows: float, reviews: float, est: Estimate, scenario: Scenario, limits: Limits
+) -> str:
+    """A review is a step of every creator and a row of creator_periods for each: 30 creators
+    with 50 joining at each of 1,000 reviews a day (~25M creator-periods) passed, since neither
+    the reviews nor the joins alone reached the limit, and one day of 60 users ran for minutes."""
+    fields = ["creators.count", "creators.period_days"]
+    if scenario.creators.join_rate_per_period > 0:
+        fields.append("creators.join_rate_per_period")
+    return (
+        f"{', '.join(fields)}: {human_count(reviews)} creator reviews of up to "
+        f"{human_count(est.creators)} creators = ~{human_count(rows)} creator-periods per cell "
+        f"(each a step of the creator and a row of creator_periods) exceed the maximum of "
+        f"{limits.max_periodic:,}"
+    )
 
 
 def _uploads_problem(est: Estimate, scenario: Scenario, limits: Limits) -> str:
