@@ -11,7 +11,7 @@ Each request takes the next behaviour from a script (cycled):
   ``wrongtype`` (valid JSON sent as text/plain), ``empty`` (no choices), ``badutf8`` (bytes
   that are not UTF-8), ``truncated`` (the connection closes before the announced length);
 * scoring: ``invalid`` (all probability on tokens that are no option), ``sparse`` (only the
-  options 0 and 2 present);
+  options 0 and 2 present), ``silent`` (no token generated: logprobs with empty content);
 * slow or large 200s: ``trickle`` (the ``ok`` answer, its bytes spread over ``slow_seconds``),
   ``padded`` (the ``ok`` answer followed by ``padding`` bytes of whitespace; with
   ``announce = False`` its length is not announced, the body ending when the connection does).
@@ -205,6 +205,8 @@ class FakeOpenAI:
                         ],
                     }
                 )
+            if behaviour == "silent":  # the model ended its answer before any token
+                positions = []
             content = "".join(p["token"] for p in positions)
             logprobs = {"content": positions}
         elif behaviour == "malformed":

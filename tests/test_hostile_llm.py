@@ -395,3 +395,21 @@ def test_a_cache_file_with_the_cache_off_is_refused(tmp_path):
         )
         assert_refused(code, stderr, "--llm-cache: --llm-cache-mode off reads and writes no")
     assert not out.exists() and not cache.exists()
+
+
+def test_an_empty_answer_is_one_failed_call_not_an_endpoint_without_logprobs(tmp_path):
+    """Was: logprobs with no token (the model ended its answer at once) read as an endpoint
+    that cannot score, and one such answer switched the rest of the cell to JSON mode."""
+    with FakeOpenAI(["silent", "ok"]) as fake:
+        client = _client(tmp_path, fake.base_url)
+        first = client.score(MESSAGES, OPTIONS, CallContext("page", 1, 2, 3))
+        second = client.score(MESSAGES[:0] + [{"role": "user", "content": "Again?"}], OPTIONS,
+                              CallContext("page", 1, 2, 4))  # fmt: skip
+        try:
+            empty, scored = client.run([first]) + client.run([second])
+            assert client.scoring
+        finally:
+            client.close()
+    assert not empty.no_logprobs and empty.probs is None and empty.records[0].fallback
+    assert empty.records[0].error == "unusable response: logprobs of no token (an empty answer)"
+    assert scored.probs is not None

@@ -246,10 +246,15 @@ def _int(value: Any) -> int:
 
 
 def _read_logprobs(logprobs: Any) -> list[dict[str, float]] | None:
-    """``choices[0].logprobs.content`` as one {token: logprob} dict per position, or None."""
+    """``choices[0].logprobs.content`` as one {token: logprob} dict per position, or None
+    when the endpoint gave no logprobs. Logprobs of no token (the answer ended at once) are
+    :class:`Unusable`: they were read as an endpoint without logprobs, and one empty answer
+    switched the rest of the cell to JSON mode."""
     content = logprobs.get("content") if isinstance(logprobs, dict) else None
-    if not isinstance(content, list) or not content:
+    if not isinstance(content, list):
         return None
+    if not content:
+        raise Unusable("unusable response: logprobs of no token (an empty answer)")
     positions = []
     for entry in content:
         if not isinstance(entry, dict):
