@@ -404,3 +404,52 @@ def test_the_run_manifest_is_not_rewritten_at_a_cost_that_grows_with_the_cells(
     assert written[-1] == "complete"
     manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
     assert [c["status"] for c in manifest["cells"]] == ["complete"] * 8
+
+
+class _Bars:
+    """Stands in for the progress bars: how many are shown at once, and the last values."""
+
+    def __init__(self) -> None:
+        self.shown: dict[int, list] = {}
+        self.most = 0
+        self.added = 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def add_task(self, description: str, total: float = 1.0) -> int:
+        self.added += 1
+        self.shown[self.added] = [description, total, 0.0]
+        self.most = max(self.most, len(self.shown))
+        return self.added
+
+    def remove_task(self, task: int) -> None:
+        del self.shown[task]
+
+    def update(self, task: int, *, completed: float = 0.0) -> None:
+        self.shown[task][2] = completed
+
+
+@pytest.mark.parametrize(("points", "most"), [(2, 4), (10, 2)])
+def test_a_sweep_of_many_cells_shows_a_bounded_number_of_bars(tmp_path, monkeypatch, points, most):
+    """Was: one bar per cell, all redrawn ten times a second; a redraw of 2,000 bars took 1.2 s
+    (20,000: 10 s), so a large sweep's own progress display starved it. A run of up to
+    MAX_BARS cells keeps its bar per cell; a larger one shows a bar for all cells and one per
+    running cell (one at a time with --executor local)."""
+    from recarena.simulator.cli import scenario_cmds
+
+    bars = _Bars()
+    monkeypatch.setattr(scenario_cmds, "progress_bars", lambda quiet: bars)
+    doc = base_doc(tmp_path)
+    doc["sweep"] = {"population.explore_prob": [round(0.05 * (i + 1), 2) for i in range(points)]}
+    path = write_doc(tmp_path, doc)
+    code, stderr = cli("run", str(path), "--executor", "local", "-o", str(tmp_path / "out"))
+    assert code == 0, stderr
+    assert bars.most == most
+    if points == 10:  # the bar for all cells is the one left, full
+        assert list(bars.shown.values()) == [["20 cells", 20, 20]]
+    else:
+        assert [v[2] for v in bars.shown.values()] == [1.0] * 4

@@ -35,6 +35,7 @@ class PlainProgress:
         self.console, self.interval, self.clock = console, interval, clock
         self.started = self.last_line = clock()
         self.tasks: dict[TaskID, list[Any]] = {}  # id -> [description, total, tenth, done]
+        self.added = 0
 
     def __enter__(self) -> PlainProgress:
         return self
@@ -43,9 +44,13 @@ class PlainProgress:
         return None
 
     def add_task(self, description: str, total: float = 1.0) -> TaskID:
-        task = TaskID(len(self.tasks))
+        task = TaskID(self.added)  # numbered as added: a removed task's number stays unused
+        self.added += 1
         self.tasks[task] = [description, total, 0, False]
         return task
+
+    def remove_task(self, task: TaskID) -> None:
+        self.tasks.pop(task, None)
 
     def update(
         self, task: TaskID, *, completed: float = 0.0, description: str | None = None

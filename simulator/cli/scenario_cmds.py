@@ -83,6 +83,48 @@ RENAMES = 100
 scenario, started in the same second, take its name first."""
 
 
+MAX_BARS = 12
+"""Runs of more cells show one bar for all cells and one per running cell: rich redraws every
+bar ten times a second, and 2,000 bars took 1.2 s a redraw (20,000: 10 s), starving the run."""
+
+
+class CellBars:
+    """The run's progress callback: a bar per cell for a run of up to MAX_BARS cells, else a
+    bar for all cells and one for each cell while it runs."""
+
+    def __init__(self, progress: Any, cells: list[Any]) -> None:
+        self.progress = progress
+        self.tasks: dict[int, Any] = {}
+        self.done: set[int] = set()
+        self.overall = None
+        if len(cells) <= MAX_BARS:
+            self.tasks = {c.index: progress.add_task(self.label(c), total=1.0) for c in cells}
+        else:
+            self.overall = progress.add_task(f"{len(cells):,} cells", total=len(cells))
+
+    @staticmethod
+    def label(cell: Any) -> str:
+        point = "" if cell.point is None else f"point={cell.point} "
+        return f"{point}arm={cell.arm:<14} rep={cell.rep}"
+
+    def __call__(self, cell: Any, fraction: float) -> None:
+        if self.overall is None:
+            self.progress.update(self.tasks[cell.index], completed=fraction)
+            return
+        if cell.index in self.done:
+            return
+        task = self.tasks.get(cell.index)
+        if fraction >= 1.0:
+            self.done.add(cell.index)
+            if task is not None:
+                self.progress.remove_task(self.tasks.pop(cell.index))
+            self.progress.update(self.overall, completed=len(self.done))
+            return
+        if task is None:
+            task = self.tasks[cell.index] = self.progress.add_task(self.label(cell), total=1.0)
+        self.progress.update(task, completed=fraction)
+
+
 FORCE_HELP = "Run even when the resource estimate exceeds this machine or the limits."
 
 
@@ -290,17 +332,8 @@ def run(
     if workers is not None and why_not is not None:
         err.print(f"note: --workers {workers}: ignored, {why_not}", soft_wrap=True, markup=False)
 
-    progress = progress_bars(quiet)
-    tasks = {
-        c.index: progress.add_task(
-            ("" if c.point is None else f"point={c.point} ") + f"arm={c.arm:<14} rep={c.rep}",
-            total=1.0,
-        )
-        for c in cells
-    }
-
-    def on_progress(cell, fraction: float) -> None:
-        progress.update(tasks[cell.index], completed=fraction)
+    on_progress = CellBars(progress_bars(quiet), cells)
+    progress = on_progress.progress
 
     try:
         with progress:
