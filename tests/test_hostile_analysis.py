@@ -477,3 +477,26 @@ def test_a_run_directory_whose_name_looks_like_a_pattern(tmp_path, name):
         assert code == 0, stderr
     assert (run / "report.html").is_file()
     assert load(run).exposures.select("item_id").collect().height > 0
+
+
+def test_the_llm_bill_of_a_sweep_counts_its_calls(tmp_path, monkeypatch):
+    """Was: the run manifest's LLM accounting (the report's LLM section) looked for calls in
+    arm=*/rep=* only, so a sweep, whose cells are under point=<i>/, billed 0 calls and 0
+    tokens for every call it made."""
+    import polars as pl
+
+    from tests.fake_openai import FakeOpenAI
+
+    doc = base_doc(tmp_path)
+    doc["population"] = {"users": 20, "model": "mixed", "llm_panel": {"users": 2}}
+    doc["llm"] = {"provider": "openai", "model": "fake", "timeout_seconds": 2, "max_retries": 0}
+    doc["llm"]["cache"] = {"path": str(tmp_path / "cache.sqlite"), "mode": "auto"}
+    doc["sweep"] = {"population.max_pages": [3, 4]}
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-fake")
+    with FakeOpenAI(["ok"]) as fake:
+        doc["llm"]["base_url"] = fake.base_url
+        run = run_experiment(parse_scenario(doc), tmp_path / "run", executor="local").run_dir
+    logged = sum(pl.read_parquet(p).height for p in run.glob("point=*/arm=*/rep=*/llm_calls.*"))
+    accounting = json.loads((run / "manifest.json").read_text())["llm"]["accounting"]
+    assert logged > 0 and accounting["calls"] == logged
+    assert sum(accounting["by_purpose"].values()) == logged

@@ -18,7 +18,9 @@ from recarena.simulator.core.scenario import Scenario
 
 
 def summarize_llm_calls(run_dir: Path, scenario: Scenario) -> dict[str, Any]:
-    files = sorted(Path(run_dir).glob("arm=*/rep=*/llm_calls.parquet"))
+    # a sweep's cells are under point=<i>/: its bill said 0 calls
+    cells = ("arm=*/rep=*/llm_calls.parquet", "point=*/arm=*/rep=*/llm_calls.parquet")
+    files = sorted(file for pattern in cells for file in Path(run_dir).glob(pattern))
     if not files:
         return {"calls": 0}
     calls = pl.concat(
