@@ -9,15 +9,19 @@ one line run would give. Each test here is one case the fuzzing found, kept smal
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
 
+from recarena.agents.users.population import UserState
+from recarena.agents.users.talk import talk_probability
 from recarena.recommenders.base import RecommenderContext
 from recarena.recommenders.native_gru4rec import NativeGRU4RecParams
 from recarena.recommenders.registry import build
+from recarena.simulator.core.scenario import Population
 from recarena.simulator.core.types import Interactions, RequestBatch
 from recarena.simulator.runner.preflight import preflight
 from recarena.simulator.runner.resolve import parse_scenario
@@ -100,3 +104,29 @@ def test_creator_periods_past_the_limit_are_refused(tmp_path):
         doc["creators"] = creators | {"uploads_per_day": 0.1}
         doc["horizon"]["days"] = days
         preflight(parse_scenario(doc), "s.yaml")
+
+
+def test_a_visit_rate_past_the_cap_does_not_warn():
+    """Was: return_sensitivity 10^6 and a satisfied user (items of creator quality sd 10^6)
+    overflowed exp and printed 'RuntimeWarning: overflow encountered in exp' mid-run; the rate
+    was capped at max_rate_factor all the same, and still is."""
+    state = UserState.new(np.ones((3, 2), np.float32), np.array([1.0, 2.0, 0.5]), np.zeros(3))
+    state.satisfaction[:] = [1e6, -1e6, 0.0]
+    cfg = Population(return_sensitivity=1e6, max_rate_factor=3.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        rate = state.visit_rate(cfg)
+    assert rate.tolist() == [3.0, 0.0, 0.5]
+
+
+def test_a_talk_boost_that_overflows_does_not_warn():
+    """satisfaction_weight 10^6: a satisfied user's boost overflows; the chance is 1, and a
+    zero rate or extraversion stays 0 (0 x inf was NaN with an 'invalid value' warning)."""
+    extraversion = np.array([1.0, 0.0, 1.0])
+    satisfaction = np.array([1e6, 1e6, 0.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        chance = talk_probability(0.3, extraversion, satisfaction, 1e6)
+        silent = talk_probability(0.0, extraversion, satisfaction, 1e6)
+    assert chance.tolist() == [1.0, 0.0, 0.3]
+    assert silent.tolist() == [0.0, 0.0, 0.0]

@@ -45,7 +45,8 @@ class UserState:
 
     def visit_rate(self, cfg: Population) -> np.ndarray:
         """Visits per day: activity scaled by satisfaction, capped so thinning stays valid."""
-        factor = np.exp(cfg.return_sensitivity * self.satisfaction)
+        with np.errstate(over="ignore"):  # past the cap exp may overflow to inf: capped below
+            factor = np.exp(cfg.return_sensitivity * self.satisfaction)
         return self.activity * np.minimum(factor, cfg.max_rate_factor)
 
     def consume(self, users: np.ndarray, topics: np.ndarray, gain: float) -> None:

@@ -50,8 +50,12 @@ class TableSink(Protocol):
 def talk_probability(
     rate: float, extraversion: np.ndarray, satisfaction: np.ndarray, weight: float
 ) -> np.ndarray:
-    """[B] chance of one post (or message): min(1, rate · e · exp(weight · s))."""
-    return np.minimum(1.0, rate * extraversion * np.exp(weight * satisfaction))
+    """[B] chance of one post (or message): min(1, rate · e · exp(weight · s)). A boost that
+    overflows is capped at 1 like any large one; a zero rate or extraversion is never, whatever
+    the boost (0 · inf was NaN and printed a warning mid-run)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        chance = rate * extraversion * np.exp(weight * satisfaction)
+    return np.minimum(1.0, np.nan_to_num(chance, nan=0.0))
 
 
 def sentiment(rating: np.ndarray) -> np.ndarray:
