@@ -226,7 +226,12 @@ class Calibrated(_Reranker):
             mix = state["sum"][:, None, :] + x  # slate topic mass if each candidate joined
             q = mix / np.maximum(mix.sum(axis=2, keepdims=True), 1e-12)
             q = (1 - alpha) * q + alpha * p[:, None, :]
-            kl = (p[:, None, :] * np.log(np.maximum(p[:, None, :], 1e-12) / q)).sum(axis=2)
+            # a topic the user never clicked adds 0 (0 log 0 = 0): where the slate lacks it
+            # too, q is 0 there and the term was 0 x inf = NaN, which argmax took as the best
+            # (one-topic items, topic_spread 0, with a warning mid-run)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                terms = p[:, None, :] * np.log(np.maximum(p[:, None, :], 1e-12) / q)
+            kl = np.where(p[:, None, :] > 0, terms, 0.0).sum(axis=2)
             score = (1 - lam) * (state["rel"][:, None] + rel) - lam * kl
             masked = np.where(taken | ~np.isfinite(relevance), -np.inf, score)
             self._last = masked.argmax(axis=1)

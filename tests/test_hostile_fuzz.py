@@ -27,6 +27,9 @@ from recarena.simulator.runner.preflight import preflight
 from recarena.simulator.runner.resolve import parse_scenario
 from tests.catalog_view import topics_catalog
 from tests.cli_in_process import assert_refused, cli
+from tests.test_rerankers import TOPIC as RERANK_TOPIC
+from tests.test_rerankers import _build as rerank_build
+from tests.test_rerankers import _requests as rerank_requests
 
 BASE = {
     "name": "fuzz",
@@ -130,3 +133,17 @@ def test_a_talk_boost_that_overflows_does_not_warn():
         silent = talk_probability(0.0, extraversion, satisfaction, 1e6)
     assert chance.tolist() == [1.0, 0.0, 0.3]
     assert silent.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_calibrated_with_one_topic_items_ranks_by_the_users_mix():
+    """One-topic items (catalog.topic_spread 0) and a user who clicked one topic: the KL term of
+    a topic neither the user nor the slate has was 0 x log(0/0) = NaN for every candidate, so
+    argmax took the first (the base's order, none of the user's topic) with a RuntimeWarning
+    mid-run. Such a topic adds nothing; with lambda 1 the slate is the user's topic."""
+    rec = rerank_build("calibrated", **{"lambda": 1.0})
+    clicks = np.array([1, 4, 7])  # topic 1 only
+    rec.fit(Interactions(np.zeros(3, np.int64), clicks, np.zeros(3), np.ones(3, np.float32)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        items = rec.recommend(rerank_requests(1)).items[0]
+    assert (RERANK_TOPIC[items] == 1).all()
