@@ -442,3 +442,40 @@ def test_fidelity_users_past_the_dataset_are_noted(tmp_path):
     note = "--users 1,000: the dataset has 120 users, and all of them are used"
     assert result["dataset"]["users"] == 120 and note in result["dataset"]["notes"]
     assert f"Note: {note}." in (tmp_path / "report" / "fidelity.md").read_text()
+
+
+@pytest.mark.parametrize("kind", ["csv-release", "generic-csv", "generic-parquet", "recbole"])
+def test_a_dataset_under_a_name_like_a_pattern_is_read(tmp_path, kind):
+    """'[1]', '*' or '?' in a folder or file name is part of the name: polars read the path as a
+    glob pattern, matched nothing and failed with 'expanded paths were empty' (or read another
+    file that the pattern matched)."""
+    folder = tmp_path / "exp[1]*?"
+    folder.mkdir()
+    rows = [(1, 1, 4, 100), (1, 2, 3, 200), (2, 1, 5, 300)]
+    if kind == "csv-release":
+        lines = ["userId,movieId,rating,timestamp", *(",".join(map(str, r)) for r in rows)]
+        (folder / "ratings.csv").write_text("\n".join(lines) + "\n")
+        (folder / "movies.csv").write_text("movieId,title,genres\n1,Heat (1995),Drama\n")
+        dataset, fmt = folder, "auto"
+    elif kind == "recbole":
+        (folder / "exp[1]*?.inter").write_text(
+            "user_id:token\titem_id:token\trating:float\ttimestamp:float\n"
+            + "".join("\t".join(map(str, r)) + "\n" for r in rows)
+        )
+        dataset, fmt = folder, "recbole"
+    else:
+        frame = pl.DataFrame(
+            {
+                "user": [r[0] for r in rows],
+                "item": [r[1] for r in rows],
+                "timestamp": [r[3] for r in rows],
+            }
+        )
+        dataset = folder / ("i.parquet" if kind == "generic-parquet" else "i.csv")
+        if kind == "generic-parquet":
+            frame.write_parquet(dataset)
+        else:
+            frame.write_csv(dataset)
+        fmt = "csv"
+    data = load_dataset(str(dataset), fmt)
+    assert data.n_interactions == 3 and data.n_users == 2

@@ -134,8 +134,8 @@ def data_traits(ratings_csv: str | Path) -> list[dict[str, Any]]:
                 f"{MOVIELENS_DOWNLOAD})"
             )
     try:
-        ratings = pl.read_csv(ratings_path, columns=["userId", "movieId", "rating"])
-        movies = pl.read_csv(movies_path, columns=["movieId", "genres"])
+        ratings = pl.read_csv(ratings_path, columns=["userId", "movieId", "rating"], glob=False)
+        movies = pl.read_csv(movies_path, columns=["movieId", "genres"], glob=False)
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise RecarenaError(f"personas.path: cannot read {ratings_path}: {exc}") from None
     item_mean = ratings.group_by("movieId").agg(pl.col("rating").mean().alias("item_mean"))

@@ -569,7 +569,9 @@ def _typed_csv(path: Path, numeric: tuple[str, ...], separator: str) -> pl.DataF
     A release's 25-33M ratings read as text first took ~340 bytes a row (11 GB for ML-32M);
     parsed as they are read, far less. Both paths give the same numbers."""
     try:
-        header = pl.read_csv(path, n_rows=0, infer_schema=False, separator=separator).columns
+        header = pl.read_csv(
+            path, n_rows=0, infer_schema=False, separator=separator, glob=False
+        ).columns
         folded = {name.strip().lower(): name for name in header}  # as _checked_header reads
         named = [folded.get(column.lower()) for column in numeric]
         if None in named or len(set(named)) != len(named):
@@ -578,6 +580,7 @@ def _typed_csv(path: Path, numeric: tuple[str, ...], separator: str) -> pl.DataF
             path,
             infer_schema=False,
             separator=separator,
+            glob=False,
             schema_overrides=dict.fromkeys([str(name) for name in named], pl.Float64),
         )
     except (pl.exceptions.PolarsError, OSError):
@@ -620,7 +623,7 @@ def _read_csv_checked(
             check_narrow_text(path, stream.read(4096))
         frame = _typed_csv(path, numeric, separator)
         if frame is None:  # a cell the checks below name by its line, or a header to mend
-            frame = pl.read_csv(path, infer_schema=False, separator=separator)
+            frame = pl.read_csv(path, infer_schema=False, separator=separator, glob=False)
     except pl.exceptions.NoDataError:
         raise RecarenaError(f"{path}: the file is empty") from None
     except (pl.exceptions.PolarsError, OSError):
@@ -1076,7 +1079,12 @@ def _read_atomic(path: Path) -> pl.DataFrame:
             check_narrow_text(path, stream.read(4096))
     try:
         frame = pl.read_csv(
-            path, separator="\t", infer_schema=False, quote_char=None, truncate_ragged_lines=True
+            path,
+            separator="\t",
+            infer_schema=False,
+            quote_char=None,
+            truncate_ragged_lines=True,
+            glob=False,
         )
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise RecarenaError(f"{path}: not a RecBole atomic file ({exc})") from None
@@ -1209,9 +1217,9 @@ def load_interactions(path: str | Path, columns: Columns | None = None) -> Inter
         # inference read '1e999' as inf) and a column whose type changes past the rows polars
         # infers from is a named cell, not 'could not parse ... as dtype i64' naming no line
         frame = (
-            pl.read_parquet(path)
+            pl.read_parquet(path, glob=False)
             if path.suffix == ".parquet"
-            else pl.read_csv(path, infer_schema=False)
+            else pl.read_csv(path, infer_schema=False, glob=False)
         )
     except pl.exceptions.NoDataError:
         raise RecarenaError(f"{path}: the file is empty") from None

@@ -374,14 +374,14 @@ def _check_personas(scenario: Scenario) -> None:
         except RecarenaError as exc:
             raise RecarenaError(f"{what}: {exc}") from None
         try:
-            header = pl.scan_csv(path, infer_schema=False).collect_schema().names()
+            header = pl.scan_csv(path, infer_schema=False, glob=False).collect_schema().names()
             missing = [c for c in schema if c not in header]
             if missing:
                 raise RecarenaError(
                     f"{what}: {path} has no column {', '.join(missing)} "
                     f"(found {', '.join(header[:8])})"
                 )
-            frame = pl.scan_csv(path, schema_overrides=schema).select(list(schema))
+            frame = pl.scan_csv(path, schema_overrides=schema, glob=False).select(list(schema))
             rows = frame.select(pl.len()).collect().item()
             frame.select(pl.all().drop_nulls().len()).collect()  # forces every value to parse
             if path == ratings:  # the traits average stars: inf, nan or a 1-10 scale gave
@@ -580,7 +580,7 @@ def _check_start_hours(scenario: Scenario) -> None:
     stamps = pl.col("timestamp").str.strip_chars().cast(pl.Float64, strict=True)
     try:
         finite = (
-            pl.scan_csv(path, infer_schema=False)
+            pl.scan_csv(path, infer_schema=False, glob=False)
             .select(stamps.is_finite().fill_null(False).all())
             .collect(engine="streaming")
             .item()
