@@ -13,12 +13,15 @@ import pytest
 from recarena import analysis
 from recarena.agents.users.calibration import (
     DAY,
+    REG_CANDIDATES,
     CalibratedPopulation,
     CalibrationConfig,
+    Factors,
     calibrate,
     creators_from_genres,
     fit_activity,
     fit_choice,
+    held_out_nll,
     temporal_split,
 )
 from recarena.simulator.core.errors import RecarenaError
@@ -940,3 +943,40 @@ def test_a_population_named_as_another_populations_item_table_is_refused(tmp_pat
     doc["population"] = {"from": "calibrated", "path": str(new), "dataset": str(data)}
     doc["surface"] = {"k": 2}
     refused_everywhere(tmp_path, doc, f"population.path {new}: a name ending in .items.parquet")
+
+
+def test_held_out_nll_by_hand() -> None:
+    """Two users, three movies: each row's softmax over the movies its user had not consumed in
+    the fit rows, computed by hand; a row whose movie the user had consumed is not scored."""
+    factors = Factors(
+        taste=np.array([[1.0, 0.0], [0.0, 2.0]], np.float32),
+        topics=np.array([[1.0, 0.0], [0.0, 1.0], [0.5, 0.5]], np.float32),
+        quality=np.array([0.0, 0.5, -1.0], np.float32),
+        final_loss=0.0,
+    )
+    fit_user, fit_item = np.array([0, 1]), np.array([0, 1])  # user 0 saw movie 0, user 1 movie 1
+    user, item = np.array([0, 1, 1]), np.array([2, 0, 1])  # the last row: already seen
+    got = held_out_nll(factors, fit_user, fit_item, user, item, seed=0)
+    u0 = np.array([0.0 + 0.5, 0.5 - 1.0])  # user 0 over movies 1, 2: scores 0.5, -0.5
+    u1 = np.array([0.0 + 0.0, 1.0 - 1.0])  # user 1 over movies 0, 2: scores 0, 0
+    nll0 = np.log(np.exp(u0).sum()) - u0[1]
+    nll1 = np.log(np.exp(u1).sum()) - u1[0]
+    assert got == pytest.approx((nll0 + nll1) / 2)
+
+
+def test_the_taste_regularisation_is_the_candidate_with_the_least_held_out_loss(
+    interactions_file,
+) -> None:
+    """Each candidate's validation loss is reported, the least one is chosen, the stored config
+    says which, and a given weight is used as it is (no candidates fitted)."""
+    data = load_interactions(interactions_file)
+    cfg = CalibrationConfig(topics=4, epochs=2, interest=None)
+    pop = calibrate(data, cfg)
+    losses = pop.scalars["taste_regularisation"]
+    assert [row["reg"] for row in losses] == list(REG_CANDIDATES)
+    best = min(losses, key=lambda row: row["log_loss"])
+    assert pop.scalars["config"]["reg"] == best["reg"]
+    assert all(np.isfinite(row["log_loss"]) for row in losses)
+    fixed = calibrate(data, replace(cfg, reg=best["reg"]))
+    assert "taste_regularisation" not in fixed.scalars
+    np.testing.assert_array_equal(fixed.taste, pop.taste)  # the same fit, chosen or given
