@@ -45,8 +45,9 @@ from recarena.simulator.core.types import (
 
 
 class InstructableParams(PoolParams):
-    strength: float = Field(default=1.0, ge=0)
-    """Weight of the instruction's term against the base's relevance in [0, 1]."""
+    strength: float = Field(default=1.0, ge=0, le=1e6)
+    """Weight of the instruction's term against the base's relevance in [0, 1]; at most 10^6
+    (1e300 made the scores infinite in float32 and the slate guard failed every cell)."""
     ttl_pages: int = Field(default=3, ge=1, le=1000)
     """Pages an instruction stays in force for its user."""
 

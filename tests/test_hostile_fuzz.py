@@ -16,11 +16,13 @@ import numpy as np
 import pytest
 import yaml
 
+from recarena.agents.users.daily_rhythm import DailyRhythm, bump
 from recarena.agents.users.population import UserState
 from recarena.agents.users.talk import talk_probability
 from recarena.recommenders.base import RecommenderContext
 from recarena.recommenders.native_gru4rec import NativeGRU4RecParams
 from recarena.recommenders.registry import build
+from recarena.simulator.core.behaviour_spec import DailyRhythmSpec
 from recarena.simulator.core.scenario import Population
 from recarena.simulator.core.types import Interactions, RequestBatch
 from recarena.simulator.runner.preflight import preflight
@@ -147,3 +149,29 @@ def test_calibrated_with_one_topic_items_ranks_by_the_users_mix():
         warnings.simplefilter("error")
         items = rec.recommend(rerank_requests(1)).items[0]
     assert (RERANK_TOPIC[items] == 1).all()
+
+
+def test_a_start_hour_bump_narrower_than_the_hour_grid_is_a_spike():
+    """daily_rhythm.width_hours 1e-9: a user's bump underflowed to 0 at all 24 hours, and the
+    start-hour profile was 0/0 = NaN ('invalid value encountered in divide' mid-run). Its
+    limit is a spike at the nearest hour; ordinary widths are untouched."""
+    centres = np.array([3.4, 5.0, 23.7])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        spec = DailyRhythmSpec(peak_hours=[3.4], spread_hours=0, width_hours=1e-9, floor=0)
+        rhythm = DailyRhythm.generate(spec, 2, 4, np.random.default_rng(0))
+    assert np.isfinite(rhythm.start_cdf).all()
+    assert rhythm.start_cdf[:, 3:5].tolist() == [[0.0, 1.0]] * 2  # every start in hour 3
+    assert bump(centres, 1e-9).argmax(axis=1).tolist() == [3, 5, 0]
+    assert bump(centres, 1e-9).sum(axis=1).tolist() == [1.0, 1.0, 1.0]
+    wide = bump(centres, 1.5)
+    assert (wide > 0).all() and wide.argmax(axis=1).tolist() == [3, 5, 0]
+    assert wide[1].max() == 1.0 and wide[0].max() < 1.0  # a centre off the hour peaks below 1
+
+
+def test_an_instruction_strength_past_float32_is_refused(tmp_path):
+    """Was: strength 1e300 passed validate, the re-ranked scores were infinite in float32 and
+    the slate guard failed every cell of the arm ('score inf ... is not finite')."""
+    arm = {"name": "heard", "recommender": {"type": "instructable", "params": {"strength": 1e300}}}
+    path = write(tmp_path, arms=[arm])
+    assert_refused_first(tmp_path, path, "arms[0].recommender.params.strength")

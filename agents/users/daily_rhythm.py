@@ -54,7 +54,16 @@ def bump(centres: np.ndarray, width_hours: float) -> np.ndarray:
     hours = np.arange(HOURS, dtype=np.float64)
     diff = np.abs(hours - np.asarray(centres, np.float64)[..., None]) % HOURS
     distance = np.minimum(diff, HOURS - diff)
-    return np.exp(-(distance**2) / (2.0 * width_hours**2))
+    out = np.exp(-(distance**2) / (2.0 * width_hours**2))
+    # a bump narrower than the hour grid can underflow at all 24 hours (width 1e-9 h, a centre
+    # off the hour): its limit is a spike at the nearest hour, not a profile of zeros that a
+    # user's start hours were then drawn from as 0/0 = NaN
+    flat = out.max(axis=-1) == 0
+    if flat.any():
+        nearest = np.expand_dims(distance.argmin(axis=-1), -1)
+        peak = np.where(flat[..., None], 1.0, np.take_along_axis(out, nearest, axis=-1))
+        np.put_along_axis(out, nearest, peak, axis=-1)
+    return out
 
 
 def hour_of_day(seconds: np.ndarray | float, utc_offset_hours: float = 0.0) -> np.ndarray:
