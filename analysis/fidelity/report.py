@@ -208,6 +208,7 @@ def run_fidelity(
         "calibration": {
             **{k: pop.scalars[k] for k in ("temperature", "no_click_utility", "mf_final_loss")},
             "memory_choice": pop.scalars.get("memory_choice"),
+            "taste_regularisation": pop.scalars.get("taste_regularisation"),
             "rating_thresholds": pop.scalars.get("rating_thresholds"),
             "watch_rule": pop.scalars.get("watch_rule"),
             "user_model": pop.scalars.get("interest"),
