@@ -328,7 +328,9 @@ def test_clock_lift_signs():
 def _logs(sessions: pl.DataFrame, days: int = 10, **tables: pl.DataFrame):
     manifest = {"scenario": {"horizon": {"days": days}}}
     frames = {name: frame.lazy() for name, frame in tables.items()}
-    return SimpleNamespace(sessions=sessions.lazy(), manifest=manifest, **frames)
+    return SimpleNamespace(
+        sessions=sessions.lazy(), manifest=manifest, scenario=manifest["scenario"], **frames
+    )
 
 
 def test_return_within_hand_values():
