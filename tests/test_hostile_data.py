@@ -292,23 +292,7 @@ def test_a_dataset_folder_that_cannot_be_searched_is_named_by_validate(tmp_path,
         return real_stat(self, *args, **kwargs)
 
     monkeypatch.setattr(Path, "stat", refused)
-    doc = {
-        "name": "unsearchable",
-        "horizon": {"days": 1, "tick_seconds": 600},
-        "population": {
-            "from": "calibrated",
-            "path": str(tmp_path / "pop.parquet"),
-            "dataset": str(folder),
-        },
-        "surface": {"k": 2},
-        "arms": [
-            {"name": "random", "recommender": {"type": "random"}},
-            {"name": "popularity", "recommender": {"type": "popularity"}},
-        ],
-        "output": {"dir": str(tmp_path / "runs")},
-    }
-    (tmp_path / "s.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
-    code, stderr = cli("validate", str(tmp_path / "s.yaml"))
+    code, stderr = _validate_calibrated_from(tmp_path, folder, tmp_path / "pop.parquet")
     assert_refused(code, stderr, f"population.dataset: {folder}: Permission denied: {folder}/")
 
 

@@ -475,16 +475,15 @@ def choose_factors(
     weight and every candidate's loss (empty when the weight was given)."""
     if cfg.reg is not None:
         return fit_factors(fit_user, fit_item, n_users, n_items, cfg), cfg.reg, []
-    best: tuple[float, Factors, float] | None = None
+    fits: list[Factors] = []
     losses: list[dict[str, float]] = []
     for reg in REG_CANDIDATES:
-        factors = fit_factors(fit_user, fit_item, n_users, n_items, replace(cfg, reg=reg))
-        loss = held_out_nll(factors, fit_user, fit_item, user, item, cfg.seed)
+        fits.append(fit_factors(fit_user, fit_item, n_users, n_items, replace(cfg, reg=reg)))
+        loss = held_out_nll(fits[-1], fit_user, fit_item, user, item, cfg.seed)
         losses.append({"reg": reg, "log_loss": loss})
-        if best is None or (math.isfinite(loss) and not loss >= best[0]):
-            best = (loss if math.isfinite(loss) else math.inf, factors, reg)
-    assert best is not None
-    return best[1], best[2], losses
+    keys = [row["log_loss"] if math.isfinite(row["log_loss"]) else math.inf for row in losses]
+    best = keys.index(min(keys))  # the first of equals; none finite: the first candidate
+    return fits[best], REG_CANDIDATES[best], losses
 
 
 @dataclass(frozen=True)
