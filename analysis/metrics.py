@@ -36,7 +36,7 @@ from recarena.analysis.metrics_social import METRICS_SOCIAL
 from recarena.analysis.metrics_source import METRICS_SOURCE
 from recarena.analysis.options import name_list
 from recarena.simulator.core.errors import RecarenaError, first_line
-from recarena.simulator.core.registry import Registry, check_signature
+from recarena.simulator.core.registry import Registry, check_signature, plugin_prints_to_stderr
 
 __all__ = [
     "CELL",
@@ -219,7 +219,8 @@ def _plugin_safe(
     shape is one line naming it and the run (was: an "internal error", exit 1, after a whole
     run whose logs were fine). A built-in's failure stays an internal error: it is our bug."""
     try:
-        frame = compute(logs)
+        with plugin_prints_to_stderr():  # stdout is the command's table or path
+            frame = compute(logs)
         if not isinstance(frame, pl.DataFrame):
             raise TypeError(f"returned {type(frame).__name__}")
         return frame.with_columns(pl.col(c).cast(kind) for c, kind in columns.items())

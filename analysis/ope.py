@@ -71,7 +71,7 @@ from recarena.analysis.load import RunLogs, require_one_world
 from recarena.analysis.options import check_bootstrap, check_index, name_list
 from recarena.analysis.scalars import as_float
 from recarena.simulator.core.errors import RecarenaError
-from recarena.simulator.core.registry import Registry, must_be_callable
+from recarena.simulator.core.registry import Registry, must_be_callable, plugin_prints_to_stderr
 
 DEFAULT_ESTIMATORS = ("ips", "snips", "dr")
 NO_ITEM = -1
@@ -227,7 +227,8 @@ def _estimate(name: str, columns: dict[str, np.ndarray], shape: tuple[int, ...])
     if REGISTRY.get(name).source == "built-in":
         return np.asarray(estimator(columns))
     try:
-        value = np.asarray(estimator(columns))
+        with plugin_prints_to_stderr():  # stdout is the command's table
+            value = np.asarray(estimator(columns))
         if value.dtype.kind not in "iuf" or value.shape != shape:
             raise TypeError(
                 f"returned {value.dtype} of shape {value.shape}, expected numbers of shape {shape}"

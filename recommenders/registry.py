@@ -15,7 +15,12 @@ from pydantic import BaseModel, ValidationError
 from recarena.recommenders.base import NoParams, Recommender, RecommenderContext
 from recarena.simulator.core.errors import RecarenaError, exception_line
 from recarena.simulator.core.names import short_repr
-from recarena.simulator.core.registry import Registry, check_buildable, ignored_keys
+from recarena.simulator.core.registry import (
+    Registry,
+    check_buildable,
+    check_synchronous,
+    ignored_keys,
+)
 
 _R = "recarena.recommenders."
 
@@ -100,6 +105,7 @@ def _check_recommender(cls: Any, name: str) -> None:
         if not callable(getattr(cls, method, None)):
             raise LookupError(f"{name!r} is not a recommender: it has no {method}() method")
     check_buildable(cls, name, "recommender", "Class(params, ctx)", 2)
+    check_synchronous(cls, name, "recommender", ("fit", "recommend", "update", "act"))
     params = getattr(cls, "Params", NoParams)
     if not (isinstance(params, type) and issubclass(params, BaseModel)):
         raise LookupError(

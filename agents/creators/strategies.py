@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recarena.agents.llm.client import CallContext
-from recarena.simulator.core.registry import Registry, check_buildable
+from recarena.simulator.core.registry import Registry, check_buildable, check_synchronous
 
 
 class _Params(BaseModel):
@@ -360,6 +360,7 @@ def _check_strategy(cls: Any, name: str) -> None:
     if not callable(getattr(cls, "update", None)):
         raise LookupError(f"creator strategy {name!r} has no update() method")
     check_buildable(cls, name, "creator strategy", "Class(params)", 1)
+    check_synchronous(cls, name, "creator strategy", ("update",))
 
 
 REGISTRY = Registry("creator_strategy", BUILTINS, _check_strategy)

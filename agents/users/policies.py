@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from recarena.simulator.core.registry import Registry, check_buildable
+from recarena.simulator.core.registry import Registry, check_buildable, check_synchronous
 
 
 def _check_user_policy(cls: Any, name: str) -> None:
@@ -27,6 +27,7 @@ def _check_user_policy(cls: Any, name: str) -> None:
         4,
         ("social",),
     )
+    check_synchronous(cls, name, "user policy", ("respond", "utility"))
 
 
 REGISTRY = Registry(

@@ -14,9 +14,11 @@ is one error line naming it, not a traceback later.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import inspect
 import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -25,6 +27,15 @@ from types import MappingProxyType
 from typing import Any
 
 _TARGET = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
+
+
+def plugin_prints_to_stderr() -> contextlib.AbstractContextManager[Any]:
+    """Where plug-in code runs outside a cell (importing its module, the preflight's build of
+    it, a metric's compute): what it prints goes to stderr. Stdout holds the command's answer
+    (validate's ``ok:`` line, the A/B table, compare's table, report's path); a constructor's
+    or a module's ``print`` landed in it, before that answer, while in a cell it went to
+    stderr already (simulator/runner/cell.py)."""
+    return contextlib.redirect_stdout(sys.stderr)
 
 
 @dataclass(frozen=True)
@@ -46,7 +57,8 @@ class Entry:
             return self.target
         module_name, _, attribute = self.target.partition(":")
         try:
-            obj: Any = importlib.import_module(module_name)
+            with plugin_prints_to_stderr():
+                obj: Any = importlib.import_module(module_name)
         except ImportError as exc:
             label = self.kind.replace("_", " ")
             hint = _not_on_path_hint(exc)
@@ -135,7 +147,10 @@ def check_signature(
     obj: Any, name: str, label: str, call: str, positional: int, keywords: tuple[str, ...] = ()
 ) -> None:
     """``obj`` accepts ``positional`` positional arguments and the ``keywords``, as the engine
-    passes them (a callable without an inspectable signature is given the benefit of doubt)."""
+    passes them (a callable without an inspectable signature is given the benefit of doubt),
+    and answers when called (:func:`check_synchronous`)."""
+    if not isinstance(obj, type):
+        _refuse_deferred(obj, name, label, "")
     try:
         signature = inspect.signature(obj)
     except (TypeError, ValueError):
@@ -146,6 +161,34 @@ def check_signature(
         raise LookupError(
             f"{name!r} cannot be used as a {label}: it is called as {call}, but {exc}"
         ) from None
+
+
+def check_synchronous(obj: Any, name: str, label: str, methods: tuple[str, ...]) -> None:
+    """The plug-in's ``methods`` run their body when called; LookupError (one line) if not.
+
+    The engine calls a plug-in's methods and uses what they return at once. An ``async def``
+    method returns a coroutine that nobody awaits, and a method with ``yield`` a generator
+    that nobody iterates: either way none of its body runs. An async or generator ``fit`` or
+    ``update`` passed validate and the run finished (exit 0) with a recommender that never
+    learned, with a "coroutine ... was never awaited" RuntimeWarning in the middle of it.
+    """
+    for method in methods:
+        _refuse_deferred(getattr(obj, method, None), name, label, method)
+
+
+def _refuse_deferred(function: Any, name: str, label: str, method: str) -> None:
+    """LookupError when calling ``function`` would run none of its body (see above)."""
+    if inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function):
+        what = "an async function (async def): the engine never awaits it"
+    elif inspect.isgeneratorfunction(function):
+        what = "a generator function (it yields): the engine never iterates it"
+    else:
+        return
+    subject = f"its {method}()" if method else "it"
+    raise LookupError(
+        f"{name!r} cannot be used as a {label}: {subject} is {what}, so calling it runs none "
+        "of its body (write a plain def that returns its answer)"
+    )
 
 
 def ignored_keys(model: Any, raw: Any) -> list[str]:

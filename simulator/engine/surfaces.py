@@ -26,7 +26,7 @@ from recarena.recommenders.base import Recommender
 from recarena.recommenders.slates import first_k_available
 from recarena.simulator.core.catalog import Catalog
 from recarena.simulator.core.errors import RecarenaError
-from recarena.simulator.core.registry import Registry, must_be_callable
+from recarena.simulator.core.registry import Registry, check_synchronous, must_be_callable
 from recarena.simulator.core.rng import _GOLDEN, _mix64_owned, combine, operand, uniforms
 from recarena.simulator.core.scenario import CarouselSurface, ListSurface, PluginSurface
 from recarena.simulator.core.types import PAD_ITEM, RequestBatch, SlateBatch
@@ -240,6 +240,10 @@ def build_surface(cfg: Any, position_decay: float) -> Surface:
         missing = [name for name in required if not hasattr(surface, name)]
         if missing:
             raise RecarenaError(f"surface {cfg.type!r} does not honour the contract: no {missing}")
+        try:
+            check_synchronous(surface, cfg.type, "surface", ("layout", "examine"))
+        except LookupError as exc:
+            raise RecarenaError(str(exc)) from None
         return surface
     factory = REGISTRY.load(cfg.type)
     built: Surface = factory(cfg, position_decay)

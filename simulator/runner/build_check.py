@@ -24,6 +24,7 @@ import numpy as np
 from recarena.agents.users.population import draw_explore_prob
 from recarena.recommenders.base import RecommenderContext
 from recarena.recommenders.registry import build_plugin, plugins_in
+from recarena.simulator.core.registry import plugin_prints_to_stderr
 from recarena.simulator.core.rng import arm_key, generator
 from recarena.simulator.core.scenario import Scenario
 from recarena.simulator.engine.world import build_people, build_user_policy, is_plugin_policy
@@ -39,10 +40,16 @@ def _no_truth(requests: Any, items: np.ndarray) -> np.ndarray:
 def check_builds(scenario: Scenario, users: int, built: Built) -> None:
     """Build a plug-in user policy and every plug-in recommender of the scenario's arms (none
     are fitted); RecarenaError naming the field (and the arm) and the class when a constructor
-    fails."""
+    fails. What a constructor prints goes to stderr, as it does in a cell."""
     social = scenario.population.social
     if social is not None and social.talk is not None:
         return
+    with plugin_prints_to_stderr():
+        _build_all(scenario, users, built)
+
+
+def _build_all(scenario: Scenario, users: int, built: Built) -> None:
+    """The builds of :func:`check_builds`."""
     _check_user_policy(scenario, users, built)
     topics = scenario.catalog.topics
     for index, arm in enumerate(scenario.arms):

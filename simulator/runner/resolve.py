@@ -19,7 +19,7 @@ from recarena.agents.users.policies import REGISTRY as USER_POLICIES
 from recarena.recommenders.registry import REGISTRY as RECOMMENDERS
 from recarena.recommenders.registry import get_entry
 from recarena.simulator.core.errors import RecarenaError, first_line
-from recarena.simulator.core.registry import ignored_keys
+from recarena.simulator.core.registry import ignored_keys, plugin_prints_to_stderr
 from recarena.simulator.core.scenario import (
     PluginSurface,
     Scenario,
@@ -44,11 +44,15 @@ def load_scenario(path: str | Path) -> Scenario:
 
 
 def resolve(scenario: Scenario, source: str = "<scenario>") -> Scenario:
+    """The scenario checked against the registries. Plug-ins are imported, their params
+    validated and some built here: what their code prints goes to stderr (stdout is the
+    command's answer)."""
     try:
-        _resolve_strategy(scenario)
-        _resolve_surfaces(scenario)
-        _resolve_user_policy(scenario)
-        _resolve_params(scenario)
+        with plugin_prints_to_stderr():
+            _resolve_strategy(scenario)
+            _resolve_surfaces(scenario)
+            _resolve_user_policy(scenario)
+            _resolve_params(scenario)
     except RecarenaError as exc:
         raise RecarenaError(f"{source}: {exc}") from None
     return scenario

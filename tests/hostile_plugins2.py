@@ -1,0 +1,133 @@
+"""Plug-ins of every engine-driven kind that misbehave in ways tests/test_hostile_plugins2.py
+checks: methods that never run their body when called (``async def``, ``yield``), and code
+that prints to stdout outside a cell.
+
+Each is referenced from a scenario as ``tests.hostile_plugins2:<Name>``, exactly as a user's
+own plug-in would be.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from recarena.agents.creators.strategies import StaticStrategy
+from recarena.agents.users.rule_user import RuleUserPolicy
+from recarena.analysis.load import RunLogs
+from recarena.analysis.metrics_base import Metric
+from recarena.recommenders.base import NoParams, RecommenderContext
+from recarena.recommenders.crs import RecommendOnlyCRS
+from recarena.simulator.core.dialogue import DialogueState, SystemActs
+from recarena.simulator.core.types import (
+    FeedbackBatch,
+    Interactions,
+    PageBatch,
+    RequestBatch,
+    ResponseBatch,
+    SlateBatch,
+)
+from tests.plugin_kinds import PAGES, ShortList
+from tests.slate_plugins import Honest
+
+SAID = "said by a plug-in"
+"""What the printing plug-ins print: a test finds it on stderr and never on stdout."""
+
+
+# -------------------------------------------- methods whose body a plain call never runs
+class AsyncFit(Honest):
+    """``fit`` written as a coroutine: called, it returns one that nobody awaits."""
+
+    async def fit(self, history: Interactions) -> None:  # type: ignore[override]
+        raise AssertionError("never reached")
+
+
+class GeneratorFit(Honest):
+    """``fit`` that yields progress: called, it returns a generator that nobody iterates."""
+
+    def fit(self, history: Interactions) -> Iterator[int]:  # type: ignore[override]
+        yield len(history)
+
+
+class AsyncUpdate(Honest):
+    async def update(self, feedback: FeedbackBatch) -> None:  # type: ignore[override]
+        return None
+
+
+class AsyncRecommend(Honest):
+    async def recommend(self, requests: RequestBatch) -> SlateBatch:  # type: ignore[override]
+        return super().recommend(requests)
+
+
+class AsyncAct(RecommendOnlyCRS):
+    """A conversational policy whose ``act`` is a coroutine."""
+
+    async def act(self, state: DialogueState) -> SystemActs:  # type: ignore[override]
+        return super().act(state)
+
+
+class AsyncRespond(RuleUserPolicy):
+    async def respond(self, pages: PageBatch) -> ResponseBatch:  # type: ignore[override]
+        return super().respond(pages)
+
+
+class GeneratorStrategy(StaticStrategy):
+    name = "generator"
+
+    def update(self, mix: Any, stats: Any, rng: Any) -> Any:
+        yield mix
+
+
+class AsyncLayout(ShortList):
+    async def layout(self, recommender: Any, requests: RequestBatch, state: Any) -> Any:  # type: ignore[override]
+        return None
+
+
+async def async_estimator(sums: dict[str, np.ndarray]) -> np.ndarray:
+    return sums["ips"]
+
+
+# --------------------------------------------------------- code that prints outside a cell
+class PrintsWhenBuilt(Honest):
+    """Prints from its constructor (the preflight builds it once, outside any cell)."""
+
+    def __init__(self, params: NoParams, ctx: RecommenderContext) -> None:
+        super().__init__(params, ctx)
+        print(SAID, "recommender")
+
+
+class PolicyPrintsWhenBuilt(RuleUserPolicy):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        print(SAID, "user policy")
+
+
+class SurfacePrintsWhenBuilt(ShortList):
+    def __init__(self, params: dict[str, Any], position_decay: float) -> None:
+        super().__init__(params, position_decay)
+        print(SAID, "surface")
+
+
+class StrategyPrintsWhenBuilt(StaticStrategy):
+    name = "prints"
+
+    def __init__(self, params: Any) -> None:
+        super().__init__(params)
+        print(SAID, "creator strategy")
+
+
+def _loud_pages(logs: RunLogs) -> pl.DataFrame:
+    print(SAID, "metric")
+    return PAGES.compute(logs)
+
+
+LOUD_PAGES = Metric(
+    "loud_pages", "distinct pages served", "count of request ids", True, _loud_pages
+)
+
+
+def loud_ips(sums: dict[str, np.ndarray]) -> np.ndarray:
+    print(SAID, "estimator")
+    return np.asarray(sums["ips"] / sums["n"])

@@ -1,0 +1,158 @@
+"""Plug-ins from outside the repo that misbehave in ways the earlier plug-in tests did not
+cover: methods that never run their body when the engine calls them, and plug-in code that
+prints to stdout outside a cell. Each case goes through the CLI as a user's plug-in would."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+
+import pytest
+import yaml
+
+from recarena.simulator.cli import main
+from tests.cli_in_process import assert_refused
+from tests.hostile_plugins2 import SAID
+from tests.test_validate_gate import base_doc, refused_everywhere
+
+H = "tests.hostile_plugins2"
+
+
+def cli_out(*args: str) -> tuple[int, str, str]:
+    """``recarena ARGS`` in-process: (exit code, stdout, stderr)."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
+def write_doc(tmp_path: Path, doc: dict) -> Path:
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+# ------------------------------------------------ methods whose body a plain call never runs
+def _with(doc: dict, where: str, name: str) -> dict:
+    """``doc`` with the plug-in ``name`` of this module in the place ``where`` names."""
+    target = f"{H}:{name}"
+    if where == "recommender":
+        doc["arms"][1]["recommender"] = {"type": target}
+    elif where == "conversation":
+        doc["surface"] = {"type": "conversation", "k": 3, "max_turns": 4}
+        doc["arms"] = [
+            {"name": "asks", "recommender": {"type": "info_gain"}},
+            {"name": "popularity", "recommender": {"type": target}},
+        ]
+    elif where == "population.policy":
+        doc["population"]["policy"] = target
+    elif where == "creators.strategy":
+        doc["creators"]["strategy"] = {"type": target}
+    else:
+        doc["surface"] = {"type": target, "params": {"k": 3}}
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("where", "name", "fragment"),
+    [
+        ("recommender", "AsyncFit", "arms[1].recommender.type: 'tests.hostile_plugins2:AsyncFit'"),
+        ("recommender", "GeneratorFit", "its fit() is a generator function (it yields)"),
+        ("recommender", "AsyncUpdate", "its update() is an async function (async def)"),
+        ("recommender", "AsyncRecommend", "its recommend() is an async function (async def)"),
+        ("conversation", "AsyncAct", "its act() is an async function (async def)"),
+        ("population.policy", "AsyncRespond", "population.policy: 'tests.hostile_plugins2:"),
+        ("creators.strategy", "GeneratorStrategy", "its update() is a generator function"),
+        ("surface", "AsyncLayout", "surface.type: 'tests.hostile_plugins2:AsyncLayout'"),
+    ],
+)
+def test_a_method_that_never_runs_its_body_is_refused_by_validate(tmp_path, where, name, fragment):
+    """Was: validate passed an ``async def fit`` (or one that yields), the engine called it,
+    got a coroutine (a generator) back and dropped it: the run finished with exit 0 and a
+    recommender that never learned, with "RuntimeWarning: coroutine ... was never awaited"
+    in the middle of it (an async ``recommend`` failed every cell, with that warning as a
+    second line). Now validate refuses it in one line naming the field and the method, and
+    run refuses it the same way before writing anything."""
+    doc = _with(base_doc(tmp_path), where, name)
+    refused_everywhere(tmp_path, doc, fragment)
+    _, stderr = cli_out("validate", str(tmp_path / "s.yaml"))[1:]
+    assert "runs none of its body" in stderr
+
+
+def test_an_async_ope_estimator_is_refused(tmp_path):
+    """An ``async def`` estimator answered a coroutine, refused only as 'returned object'."""
+    doc = base_doc(tmp_path)
+    path = write_doc(tmp_path, doc)
+    out = tmp_path / "out"
+    code, _, stderr = cli_out("run", str(path), "--executor", "local", "-q", "-o", str(out))
+    assert code == 0, stderr
+    code, _, stderr = cli_out(
+        "ope", str(out), "--target", "popularity", "--estimators", f"ips,{H}:async_estimator"
+    )
+    assert_refused(code, stderr, "is an async function (async def)")
+
+
+# ------------------------------------------------------- plug-in code printing outside a cell
+def _loud(tmp_path: Path) -> dict:
+    """A scenario whose every plug-in prints when it is built."""
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["recommender"] = {"type": f"{H}:PrintsWhenBuilt"}
+    doc["population"]["policy"] = f"{H}:PolicyPrintsWhenBuilt"
+    doc["creators"]["strategy"] = {"type": f"{H}:StrategyPrintsWhenBuilt"}
+    doc["surface"] = {"type": f"{H}:SurfacePrintsWhenBuilt", "params": {"k": 3}}
+    return doc
+
+
+def test_what_plugins_print_while_validated_goes_to_stderr(tmp_path):
+    """Was: validate's stdout held each plug-in's print (the surface and creator strategy built
+    by the resolve step, the recommender and user policy by the preflight) before its ``ok:``
+    line. Stdout is the command's answer; plug-in prints go to stderr, as they do in a cell."""
+    path = write_doc(tmp_path, _loud(tmp_path))
+    code, stdout, stderr = cli_out("validate", str(path))
+    assert code == 0, stderr
+    assert stdout.startswith("ok: "), stdout
+    assert SAID not in stdout
+    for kind in ("recommender", "user policy", "surface", "creator strategy"):
+        assert f"{SAID} {kind}" in stderr
+
+
+def test_what_plugins_print_around_a_run_goes_to_stderr(tmp_path):
+    """Was: the same prints came before run's A/B table on stdout, and a plug-in metric's
+    print inside compare's table output and report's path; an OPE estimator's inside ope's."""
+    doc = _loud(tmp_path)
+    doc["metrics"] = ["ctr", f"{H}:LOUD_PAGES"]
+    path = write_doc(tmp_path, doc)
+    out = tmp_path / "out"
+    code, stdout, stderr = cli_out("run", str(path), "--executor", "local", "-q", "-o", str(out))
+    assert code == 0, stderr
+    assert SAID not in stdout and "A/B vs baseline" in stdout
+    assert f"{SAID} recommender" in stderr and f"{SAID} metric" in stderr
+    code, stdout, stderr = cli_out("compare", str(out), "--metric", f"{H}:LOUD_PAGES")
+    assert code == 0 and SAID not in stdout and f"{SAID} metric" in stderr, stderr
+    code, stdout, stderr = cli_out("report", str(out))
+    assert code == 0, stderr
+    assert stdout.strip() == str(out / "report.html")
+    code, stdout, stderr = cli_out(
+        "ope", str(out), "--target", "popularity", "--estimators", f"{H}:loud_ips"
+    )
+    assert code == 0 and SAID not in stdout and f"{SAID} estimator" in stderr, stderr
+
+
+def test_what_a_plugin_module_prints_when_imported_goes_to_stderr(tmp_path, monkeypatch):
+    """Was: a module that prints at import (a banner, a version line) put it on validate's
+    stdout, before its answer."""
+    module = f"loud_module_{tmp_path.name.replace('-', '_')}"
+    source = f"print({SAID!r}, 'module')\nfrom tests.slate_plugins import Honest\n"
+    (tmp_path / f"{module}.py").write_text(source, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["recommender"] = {"type": f"{module}:Honest"}
+    code, stdout, stderr = cli_out("validate", str(write_doc(tmp_path, doc)))
+    assert code == 0, stderr
+    assert stdout.startswith("ok: ") and SAID not in stdout
+    assert f"{SAID} module" in stderr
