@@ -131,3 +131,14 @@ LOUD_PAGES = Metric(
 def loud_ips(sums: dict[str, np.ndarray]) -> np.ndarray:
     print(SAID, "estimator")
     return np.asarray(sums["ips"] / sums["n"])
+
+
+# ------------------------------------------------------- writing into the engine's arrays
+class FlipsExplore(RuleUserPolicy):
+    """Answers as the rule user, then marks every session of the page novelty-seeking in the
+    page it was given (the sessions' own state)."""
+
+    def respond(self, pages: PageBatch) -> ResponseBatch:
+        response = super().respond(pages)
+        pages.explore[:] = True
+        return response

@@ -156,3 +156,25 @@ def test_what_a_plugin_module_prints_when_imported_goes_to_stderr(tmp_path, monk
     assert code == 0, stderr
     assert stdout.startswith("ok: ") and SAID not in stdout
     assert f"{SAID} module" in stderr
+
+
+# ---------------------------------------------------------- writing into the engine's arrays
+def test_a_user_policy_cannot_write_into_the_sessions_state(tmp_path):
+    """Was: ``PageBatch.explore`` and ``fatigue`` were the sessions' own arrays, so a plug-in
+    user policy that wrote into ``pages.explore`` turned every session novelty-seeking for the
+    rest of the run, and the run finished (exit 0) with logs of another population. They are
+    read-only views now, as the requests are: the write fails the cell in one line naming
+    the policy and the method."""
+    doc = base_doc(tmp_path)
+    doc["population"]["policy"] = f"{H}:FlipsExplore"
+    path = write_doc(tmp_path, doc)
+    out = tmp_path / "out"
+    code, _, stderr = cli_out("run", str(path), "--executor", "local", "-q", "-o", str(out))
+    assert_refused(
+        code,
+        stderr,
+        f"population.policy '{H}:FlipsExplore': respond raised ValueError: assignment "
+        "destination is read-only",
+    )
+    code, _, stderr = cli_out("compare", str(out))
+    assert code == 2 and "no finished cells" in stderr, stderr

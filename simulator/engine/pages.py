@@ -77,7 +77,10 @@ def show(
     request_id = active.request_ids()
     noise_key = active.noise_keys(world.hash_base, request_id)
     examined = world.surface.examine(noise_key, slates.items)
-    pages = PageBatch(requests, slates, active.explore, active.fatigue, noise_key, examined)
+    # read-only views: these are the sessions' own state, and a plug-in user policy that wrote
+    # into pages.explore changed the sessions' intent for the rest of the run without a word
+    explore, fatigue = read_only(active.explore), read_only(active.fatigue)
+    pages = PageBatch(requests, slates, explore, fatigue, noise_key, examined)
     response = world.policy.respond(pages)
     ending = response.leave | (active.page + 1 >= world.scenario.population.max_pages)
     return ShownPage(slates, request_id, pages, response, ending)
