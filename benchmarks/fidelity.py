@@ -7,7 +7,7 @@ into a temporary directory, once per dataset (default: ml-100k, and ml-latest-sm
 ../shared/data when it is there), and prints for each: the target figures beside their targets
 (Kendall tau over the recommenders, 1:1 accuracy / F1 / AUC, rating TV distance offline and in
 the simulation), the orderings of check 3 side by side, and the seconds of every step. Timings
-depend on how busy the machine is (print ``uptime`` beside them): check 3 trains seven
+depend on how busy the machine is (the load average is printed beside them): check 3 trains seven
 recommenders in worker processes (the usable CPUs, at most 4), each on one torch thread, so the
 results do not depend on the core count or on which process trained an arm.
 """
@@ -15,6 +15,7 @@ results do not depend on the core count or on which process trained an arm.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -117,6 +118,7 @@ def run(dataset: str, args: argparse.Namespace) -> None:
         seed=args.seed,
         llm={"users": 10} if args.llm else None,
     )
+    load_before = os.getloadavg()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         result = write_report(Path(tmp) / "fidelity", cfg)
@@ -132,7 +134,14 @@ def run(dataset: str, args: argparse.Namespace) -> None:
     print(f"\n{'step':<28}{'seconds':>10}")
     for step, seconds in result["seconds"].items():
         print(f"{step:<28}{seconds:>10.2f}")
-    print(f"{'total (wall)':<28}{total:>10.2f}", flush=True)
+    print(f"{'total (wall)':<28}{total:>10.2f}")
+    load_after = os.getloadavg()
+    print(  # other work on the cores stretches the seconds above, never the figures
+        "load average (1, 5, 15 min): "
+        f"{' '.join(f'{x:.2f}' for x in load_before)} at the start, "
+        f"{' '.join(f'{x:.2f}' for x in load_after)} at the end",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ def interest_with_terms() -> SequentialInterest:
         log_recent=np.array([0.3, -0.2, 0.1], np.float32),
         local_popularity=np.array([[1.0, 2.0, -1.0], [-1.0, -2.0, 1.0]], np.float32),
         user_window=np.array([0, 1], np.int32),
+        user_activity=np.array([1.0, -1.0], np.float32),
     )
 
 
@@ -111,6 +112,7 @@ def test_watch_terms_by_hand_and_saved(tmp_path) -> None:
     np.testing.assert_allclose(terms["log_recent"], [-0.2, 0.1, -0.2], rtol=1e-6)
     # user 0 reads window 0 (items 1, 2: 2, -1), user 1 window 1 (item 1: -2)
     np.testing.assert_allclose(terms["local_pop"], [2.0, -1.0, -2.0])
+    np.testing.assert_allclose(terms["activity"], [1.0, 1.0, -1.0])  # the user's own, per pair
     path = tmp_path / "interest.npz"
     interest.save(path)
     loaded = SequentialInterest.load(
@@ -134,6 +136,7 @@ def test_watch_terms_by_hand_and_saved(tmp_path) -> None:
     assert again.item_rating is None and again.genre_affinity is None
     assert again.genre_rating is None and again.log_recent is None
     assert again.local_popularity is None and again.user_window is None
+    assert again.user_activity is None
 
 
 def test_fit_features_item_rating_is_a_shrunk_mean_offset() -> None:
@@ -164,6 +167,27 @@ def test_fit_features_item_rating_is_a_shrunk_mean_offset() -> None:
     np.testing.assert_array_equal(interest.log_recent, features.log_recent)
     assert interest.local_popularity is not None and interest.user_window is not None
     assert interest.local_popularity.shape[1] == 4 and interest.user_window.shape == (2,)
+
+
+def test_fit_features_user_activity_is_standardised_log_consumptions() -> None:
+    """Users with 1, 3 and 0 fitting rows: log(1 + n) standardised over users."""
+    user = np.array([0, 1, 1, 1])
+    features = fit_features(
+        user,
+        np.array([0, 1, 2, 0]),
+        np.arange(4.0),
+        None,
+        3,
+        3,
+        None,
+        InterestConfig(windows=(), memories=()),
+    )
+    logs = np.log1p([1.0, 3.0, 0.0])
+    expected = (logs - logs.mean()) / logs.std()
+    activity = features.interest.user_activity
+    assert activity is not None
+    np.testing.assert_allclose(activity, expected, rtol=1e-6)
+    assert activity[1] > activity[0] > activity[2]
 
 
 def test_fit_watch_rule_recovers_known_log_odds() -> None:

@@ -172,6 +172,10 @@ class SequentialInterest:
     period (:func:`popularity_timeline`), read through ``user_window``."""
     user_window: np.ndarray | None = None
     """[U] int32 the window of ``local_popularity`` around each user's last fitting consumption."""
+    user_activity: np.ndarray | None = None
+    """[U] float32 standardised log(1 + consumptions) of each user in the fitting rows: a heavy
+    user says yes to more movies than a light one shown the same ones (the watch rule's
+    per-user term; standardised, so a refit on more rows keeps its scale)."""
     _reader: TransitionReader | None = field(default=None, init=False, repr=False, compare=False)
 
     def __getstate__(self) -> dict:
@@ -269,6 +273,8 @@ class SequentialInterest:
             table = self.local_popularity
             local = table[self.user_window[users], np.where(known, items, 0)]
             out["local_pop"] = np.where(known, local, table.min()).astype(np.float64)
+        if self.user_activity is not None:
+            out["activity"] = self.user_activity[users].astype(np.float64)
         return out
 
     def push(self, users: np.ndarray, items: np.ndarray) -> None:
@@ -341,6 +347,7 @@ class SequentialInterest:
             "log_recent": self.log_recent,
             "local_popularity": self.local_popularity,
             "user_window": self.user_window,
+            "user_activity": self.user_activity,
         }
         arrays.update({name: value for name, value in optional.items() if value is not None})
         np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
@@ -367,6 +374,7 @@ class SequentialInterest:
                 log_recent=z["log_recent"] if "log_recent" in z.files else None,
                 local_popularity=(z["local_popularity"] if "local_popularity" in z.files else None),
                 user_window=z["user_window"] if "user_window" in z.files else None,
+                user_activity=z["user_activity"] if "user_activity" in z.files else None,
             )
 
     def scalars(self) -> dict:
@@ -616,6 +624,7 @@ def fit_features(
         log_recent=log_recent,
         local_popularity=local,
         user_window=window,
+        user_activity=standardise(np.log1p(n_user)),
     )
     counts = np.bincount(item, minlength=n_items).astype(np.float64)
     return Features(mf_utility, log_pop, log_recent, interest, counts)

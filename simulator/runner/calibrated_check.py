@@ -26,7 +26,15 @@ from recarena.simulator.core.section import MAX_MAGNITUDE
 
 USER_COLUMNS = ("user_id", "taste", "activity", "session_length")
 ITEM_COLUMNS = ("item_id", "title", "genres", "topics", "quality", "creator", "creator_name")
-_PER_USER = ("recent", "conformity", "rating_bias", "genre_affinity", "genre_rating", "user_window")
+_PER_USER = (
+    "recent",
+    "conformity",
+    "rating_bias",
+    "genre_affinity",
+    "genre_rating",
+    "user_window",
+    "user_activity",
+)
 _PER_ITEM = ("log_pop", "item_rating", "item_genres", "log_recent")
 
 
