@@ -27,6 +27,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from recarena.recommenders.registry import validated_base_params
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.machine import env_limit
 from recarena.simulator.core.scenario import Scenario
@@ -179,20 +180,39 @@ def _check_sweepable(path: str, steps: list[PathStep]) -> None:
 def _set(doc: dict[str, Any], steps: list[PathStep], value: Any) -> None:
     """Set one swept value. A ``type`` swept to another plug-in starts from that plug-in's own
     default ``params``: the base's were filled in for its type, so they would be unknown keys of
-    another (sweeping ``arms[1].recommender.type`` over popularity and random was refused)."""
+    another (sweeping ``arms[1].recommender.type`` over popularity and random was refused).
+    A wrapper's ``base`` swept to another recommender does the same with ``base_params`` when
+    the ones filled in for the first base do not fit the second (sweeping
+    ``arms[mmr].recommender.params.base`` over popularity and mf was refused on popularity's
+    ``half_life_days``); params that fit are kept, as points of such sweeps always ran."""
     node: Any = doc
     for step in steps[:-1]:
         node = node[step]
     last = steps[-1]
     if last == "type" and isinstance(node.get("params"), dict) and node.get("type") != value:
         node["params"] = {}
+    if last == "base" and node.get("base") != value and not _fits_base(value, node):
+        node["base_params"] = {}
     node[last] = copy.deepcopy(value)
 
 
+def _fits_base(base: Any, node: dict[str, Any]) -> bool:
+    """Whether a wrapper's ``base_params`` are valid params of ``base`` (no ``base_params``, or
+    a base that is not a name, is left to the point's own check to name)."""
+    params = node.get("base_params")
+    if not isinstance(params, dict) or not isinstance(base, str):
+        return True
+    try:
+        validated_base_params(base, params)
+    except Exception:  # noqa: BLE001 - any refusal: the point starts from the base's defaults
+        return False
+    return True
+
+
 def _types_first(params: dict[str, Any], targets: dict[str, list[PathStep]]) -> list[str]:
-    """The order a point's values are set in: types before anything else, so a swept param of
-    the swept plug-in is not wiped by its type's reset (see :func:`_set`)."""
-    return sorted(params, key=lambda path: targets[path][-1] != "type")
+    """The order a point's values are set in: types and bases before anything else, so a swept
+    param of the swept plug-in is not wiped by its reset (see :func:`_set`)."""
+    return sorted(params, key=lambda path: targets[path][-1] not in ("type", "base"))
 
 
 def grid_size(scenario: Scenario) -> int:
