@@ -7,11 +7,111 @@ line and create nothing, or, where the scenario is sound, both finish.
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
+import pytest
 import yaml
 
 from recarena.simulator.core.scenario import Scenario
 from tests.cli_in_process import cli
-from tests.test_validate_gate import base_doc
+from tests.test_hostile_inputs import calibrated_files  # noqa: F401 - used by population
+from tests.test_validate_gate import base_doc, refused_everywhere
+
+
+@pytest.fixture
+def population(calibrated_files: Path) -> Path:  # noqa: F811
+    """The folder of a tiny calibrated population (40 users, 30 items, 2 topics)."""
+    return calibrated_files
+
+
+def calibrated_doc(tmp_path: Path, folder: Path) -> dict:
+    """The gate's small scenario on a calibrated population (users, items, topics, creators and
+    the choice model come from the file)."""
+    doc = base_doc(tmp_path)
+    doc["population"] = {"from": "calibrated", "path": str(folder / "pop.parquet")}
+    doc["creators"] = {"uploads_per_day": 0.0}
+    doc["surface"] = {"k": 5}
+    del doc["catalog"]
+    return doc
+
+
+def copy_population(source: Path, target: Path) -> Path:
+    """The calibrated files (parquet, items, json, interest sidecar) under another folder."""
+    target.mkdir(parents=True)
+    for path in source.iterdir():
+        shutil.copy(path, target / path.name)
+    return target
+
+
+# ------------------------------------------------------- calibrated population x sweep
+@pytest.mark.parametrize(
+    ("sweep", "fragment"),
+    [
+        (
+            {"catalog.topics": [2, 4]},
+            "sweep.catalog.topics: the calibrated population (population.path) sets "
+            "catalog.topics for every point",
+        ),
+        (
+            {"population.users": [5, 10]},
+            "sweep.population.users: the calibrated population (population.path) sets "
+            "population.users",
+        ),
+        ({"catalog.initial_items": [10, 20]}, "sets catalog.initial_items for every point"),
+        ({"creators.count": [1, 2]}, "sets creators.count for every point"),
+        ({"catalog": [{"topics": 2}, {"topics": 3}]}, "sweep.catalog: the calibrated population"),
+    ],
+    ids=["topics", "users", "items", "creators", "catalog_section"],
+)
+def test_a_calibrated_population_with_a_swept_size(tmp_path, population, sweep, fragment):
+    """Was: the run took sizes from the calibrated file once, from the scenario, and then each
+    point set its swept value back. validate passed; catalog.topics 4 over a 2-topic file was
+    'shape mismatch' (an internal error, exit 1, a run directory left behind), population.users
+    and creators.count failed every cell (an index out of bounds, operands that could not be
+    broadcast), and catalog.initial_items, which the file's items replace, ran the same cells
+    under two labels."""
+    doc = calibrated_doc(tmp_path, population)
+    doc["sweep"] = sweep
+    refused_everywhere(tmp_path, doc, fragment)
+
+
+def test_a_swept_calibrated_population_path(tmp_path, population):
+    """Was: each point read its own file's users and items but kept the scenario's fitted
+    temperature, no-click utility, star cut points and sizes: two populations' fits mixed
+    without a word, or (files of other sizes) every cell failed on a shape mismatch."""
+    other = copy_population(population, tmp_path / "other")
+    doc = calibrated_doc(tmp_path, population)
+    doc["sweep"] = {
+        "population.path": [str(population / "pop.parquet"), str(other / "pop.parquet")]
+    }
+    refused_everywhere(
+        tmp_path, doc, "sweep.population.path: the run reads one calibrated population"
+    )
+
+
+def test_a_calibrated_population_swept_in(tmp_path, population):
+    """Was: a generated scenario whose sweep put a calibrated population in one point passed
+    validate; the run never read that file's sizes (done once, for the scenario) and the point's
+    cells failed on a shape mismatch (exit 1, half a run)."""
+    doc = base_doc(tmp_path)
+    doc["sweep"] = {
+        "population": [
+            {"users": 20},
+            {"from": "calibrated", "path": str(population / "pop.parquet")},
+        ]
+    }
+    refused_everywhere(tmp_path, doc, "sweep.population: the run reads one calibrated")
+
+
+def test_a_calibrated_population_may_sweep_its_choice_model(tmp_path, population):
+    """The check refuses only what the file sets: a swept temperature is each point's own."""
+    doc = calibrated_doc(tmp_path, population)
+    doc["sweep"] = {"population.temperature": [0.5, 1.0]}
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    code, stderr = cli("validate", str(path))
+    assert code == 0, stderr
 
 
 # ----------------------------------------------------------- a wrapper's base x sweep

@@ -894,7 +894,8 @@ def _check_points(
 ) -> None:
     """A sweep's points: each point's page shapes and resource limits, as for a plain scenario
     (a swept ``retrain.every_days`` or ``surface.k`` is refused like a written one), the
-    files a point reads when they differ from the base's (a swept ``population.path``), and its
+    files a point reads when they differ from the base's (a swept edge list or persona file;
+    a calibrated population cannot be swept, simulator/runner/sweep.py), and its
     plug-in recommenders built once per distinct params (a swept plug-in param)."""
     if not scenario.sweep:
         return

@@ -326,7 +326,49 @@ def _expand(scenario: Scenario) -> list[SweepPoint]:
         _check_run_level(scenario, resolved, f"sweep: point {len(points)} {params}")
         points.append(SweepPoint(len(points), params, resolved))
     _check_read(targets, points)
+    _check_calibrated(scenario, targets, points)
     return points
+
+
+CALIBRATED_SOURCE = ("from", "source", "path", "dataset")
+"""Where a calibrated population comes from (``from`` is ``source``'s YAML key)."""
+CALIBRATED_SIZES = (
+    ("population", "users"),
+    ("catalog", "topics"),
+    ("catalog", "initial_items"),
+    ("creators", "count"),
+)
+"""Fields a calibrated population replaces with its own (agents/users/calibrated.py)."""
+
+
+def _check_calibrated(
+    scenario: Scenario, targets: dict[str, list[PathStep]], points: list[SweepPoint]
+) -> None:
+    """The run reads a calibrated population once, from the scenario, before the sweep is
+    expanded: its sizes and fitted choice model are every point's. A point that swept another
+    population in (population.path, from, dataset or the whole section) kept the scenario's
+    sizes, and one that swept a size the file sets (population.users, catalog.topics, ...) ran
+    with it; both passed validate and every cell failed on a shape mismatch or an index out of
+    bounds (exit 1), or mixed two populations' fits."""
+    worlds = [scenario] + [point.scenario for point in points]
+    if not any(world.population.source == "calibrated" for world in worlds):
+        return
+    for path, steps in targets.items():
+        key = tuple(steps)
+        if key == ("population",) or (
+            len(key) == 2 and key[0] == "population" and key[1] in CALIBRATED_SOURCE
+        ):
+            raise RecarenaError(
+                f"sweep.{path}: the run reads one calibrated population, from the scenario, "
+                "for every point (its users, items and fitted choice model), so it cannot be "
+                "swept; run each population as a scenario of its own"
+            )
+        for field in CALIBRATED_SIZES:
+            if field[: len(key)] == key:  # the field itself or a section holding it
+                raise RecarenaError(
+                    f"sweep.{path}: the calibrated population (population.path) sets "
+                    f"{'.'.join(field)} for every point, so it cannot be swept"
+                )
 
 
 def _check_read(targets: dict[str, list[PathStep]], points: list[SweepPoint]) -> None:
