@@ -72,6 +72,23 @@ def check_local_llm(model_path: str | Path | None) -> None:
         raise RecarenaError(f"llm.model_path: {path}: {problem}")
 
 
+OPENMP_WAITING = {"OMP_WAIT_POLICY": "PASSIVE"}
+"""How llama.cpp's OpenMP threads wait for each other, unless the user's environment says
+otherwise. By default a waiting thread spins. On a machine whose cores are shared (a sweep's
+other cells, a notebook, CI) the spinners take the core the working thread needs: a 350-token
+prompt on SmolLM2-135M with 2 threads at load 5 took 7-17 s spinning and 2.5-3.9 s passive, and
+a generated token 120-133 ms against 23-32 ms (benchmarks/llm_users.py, docs/guide/llm-users.md)."""
+
+
+def server_environment(base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment the llama.cpp server runs in: ``base`` (this process's environment by
+    default) with :data:`OPENMP_WAITING` for what it does not set itself."""
+    env = dict(os.environ if base is None else base)
+    for name, value in OPENMP_WAITING.items():
+        env.setdefault(name, value)
+    return env
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -142,7 +159,11 @@ class LocalServer:
         if self.prompt_cache_mb > 0:
             command += ["--cache", "true", "--cache_size", str(self.prompt_cache_mb << 20)]
         self.process = subprocess.Popen(
-            command, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=server_environment(),
         )
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
