@@ -22,6 +22,7 @@ from recarena.recommenders.base import NoParams, RecommenderContext
 from recarena.recommenders.crs import RecommendOnlyCRS
 from recarena.simulator.core.dialogue import DialogueState, SystemActs
 from recarena.simulator.core.types import (
+    PAD_ITEM,
     FeedbackBatch,
     Interactions,
     PageBatch,
@@ -142,3 +143,20 @@ class FlipsExplore(RuleUserPolicy):
         response = super().respond(pages)
         pages.explore[:] = True
         return response
+
+
+class ForgetsWhatItShowed(RecommendOnlyCRS):
+    """Clears what it recommended earlier in the conversation from the state it is given, so
+    that the guard's "not recommended earlier" check would see nothing."""
+
+    def act(self, state: DialogueState) -> SystemActs:
+        state.shown[...] = PAD_ITEM
+        return super().act(state)
+
+
+class MovesSessions(RecommendOnlyCRS):
+    """Writes into the requests' user ids of a conversation turn."""
+
+    def act(self, state: DialogueState) -> SystemActs:
+        state.requests.user[...] = 0
+        return super().act(state)

@@ -178,3 +178,27 @@ def test_a_user_policy_cannot_write_into_the_sessions_state(tmp_path):
     )
     code, _, stderr = cli_out("compare", str(out))
     assert code == 2 and "no finished cells" in stderr, stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "array"), [("ForgetsWhatItShowed", "shown"), ("MovesSessions", "requests.user")]
+)
+def test_a_conversational_policy_cannot_write_into_the_conversation_state(tmp_path, name, array):
+    """Was: a conversation turn handed the policy the sessions' and the dialogue tracker's own
+    arrays (a list page hands read-only views), so a policy that cleared ``state.shown`` could
+    recommend an item again past the guard's "not recommended earlier" check, and one that
+    wrote into ``state.requests.user`` moved sessions to other users; the run finished with
+    exit 0. The write now fails the cell in one line naming the arm, the type and ``act``."""
+    doc = _with(base_doc(tmp_path), "conversation", name)
+    # users reject every slate, so conversations reach the turns after a recommendation
+    doc["population"]["conversation"] = {"accept_threshold": 1e6, "patience": 1000.0}
+    path = write_doc(tmp_path, doc)
+    out = tmp_path / "out"
+    code, _, stderr = cli_out("run", str(path), "--executor", "local", "-q", "-o", str(out))
+    assert_refused(
+        code,
+        stderr,
+        f"arm=popularity/rep=0: arm 'popularity' (recommender '{H}:{name}'): act raised "
+        "ValueError: assignment destination is read-only",
+    )
+    assert (out / "arm=asks" / "rep=0" / "manifest.json").is_file(), array

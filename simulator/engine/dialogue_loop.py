@@ -57,6 +57,7 @@ from recarena.simulator.core.types import (
     RequestBatch,
     ResponseBatch,
     SlateBatch,
+    read_only,
 )
 from recarena.simulator.engine.arrivals import DAY
 from recarena.simulator.engine.facets import FacetIndex, RealAttributes
@@ -229,23 +230,26 @@ class DialogueLoop:
             target = self.user.targets(active.user[-new:], active.session_id[-new:], facets)
             tracker.add(target, self.users_cfg.patience)
         started = time.perf_counter()
+        # read-only views, as a list page's are: these are the sessions' and the tracker's own
+        # arrays, so a conversational plug-in that wrote into state.shown could recommend an
+        # item again past the guard, and one that wrote into requests.user moved sessions
         requests = RequestBatch(
             time=now,
-            user=active.user,
-            session=active.session_id,
-            page=active.page,
+            user=read_only(active.user),
+            session=read_only(active.session_id),
+            page=read_only(active.page),
             k=self.k,
             catalog=world.catalog.view(),
-            exclude=world.consumed.for_users(active.user),
+            exclude=read_only(world.consumed.for_users(active.user)),
         )
         state = DialogueState(
             requests=requests,
             facets=facets,
             max_turns=self.max_turns,
-            asked=tracker.asked,
-            preferred=tracker.preferred,
-            avoided=tracker.avoided,
-            shown=tracker.shown[:, : int(tracker.n_shown.max(initial=0))],
+            asked=read_only(tracker.asked),
+            preferred=read_only(tracker.preferred),
+            avoided=read_only(tracker.avoided),
+            shown=read_only(tracker.shown[:, : int(tracker.n_shown.max(initial=0))]),
             transcript=tuple(tuple(t) for t in tracker.transcript)
             if tracker.transcript is not None
             else ((),) * len(active),
