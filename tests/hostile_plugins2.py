@@ -160,3 +160,21 @@ class MovesSessions(RecommendOnlyCRS):
     def act(self, state: DialogueState) -> SystemActs:
         state.requests.user[...] = 0
         return super().act(state)
+
+
+class ReusesItsActBuffer(RecommendOnlyCRS):
+    """Keeps its answer and scribbles on it in ``update``, after the user answered the turn and
+    before the engine logged it (an online learner reusing its output buffers)."""
+
+    def __init__(self, params: Any, ctx: RecommenderContext) -> None:
+        super().__init__(params, ctx)
+        self.last: SystemActs | None = None
+
+    def act(self, state: DialogueState) -> SystemActs:
+        self.last = super().act(state)
+        return self.last
+
+    def update(self, feedback: FeedbackBatch) -> None:
+        super().update(feedback)
+        if self.last is not None:
+            self.last.slates.items[:] = PAD_ITEM

@@ -8,6 +8,7 @@ import contextlib
 import io
 from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
 
@@ -17,6 +18,7 @@ from tests.hostile_plugins2 import SAID
 from tests.test_validate_gate import base_doc, refused_everywhere
 
 H = "tests.hostile_plugins2"
+TABLES = ("turns.parquet", "exposures.parquet", "interactions.parquet", "sessions.parquet")
 
 
 def cli_out(*args: str) -> tuple[int, str, str]:
@@ -202,3 +204,27 @@ def test_a_conversational_policy_cannot_write_into_the_conversation_state(tmp_pa
         "ValueError: assignment destination is read-only",
     )
     assert (out / "arm=asks" / "rep=0" / "manifest.json").is_file(), array
+
+
+def test_what_a_conversational_policy_was_checked_on_is_what_is_logged(tmp_path):
+    """Was: a conversation turn used the policy's own answer arrays after checking them, so a
+    policy that reused its buffers and cleared them in ``update`` (after the user answered,
+    before the turn was logged) had the turn logged with empty slates it never showed, and
+    the tracker forgot what it recommended. The checked answer is copied, as a list
+    recommender's is: the logs equal those of the same policy that does not scribble."""
+    tables = {}
+    for name in ("recommend_only", f"{H}:ReusesItsActBuffer"):
+        doc = base_doc(tmp_path)
+        doc["surface"] = {"type": "conversation", "k": 3, "max_turns": 4}
+        doc["population"]["conversation"] = {"accept_threshold": 1e6, "patience": 1000.0}
+        doc["arms"] = [{"name": "crs", "recommender": {"type": name}}]
+        path = write_doc(tmp_path, doc)
+        out = tmp_path / name.replace(":", "_")
+        code, _, stderr = cli_out("run", str(path), "--executor", "local", "-q", "-o", str(out))
+        assert code == 0, stderr
+        cell = out / "arm=crs" / "rep=0"
+        tables[name] = {table: pl.read_parquet(cell / table) for table in TABLES}
+    honest, scribbler = tables.values()
+    assert (honest["turns.parquet"]["items"].list.len() > 0).any()
+    for table in TABLES:
+        assert scribbler[table].equals(honest[table]), table

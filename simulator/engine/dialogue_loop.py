@@ -256,6 +256,7 @@ class DialogueLoop:
         )
         system = self.act(state)
         self.guard.check_acts(state, system, self.k)
+        system = _as_checked(system)
         recommends = system.act == RECOMMEND
         after_recommend = time.perf_counter()
 
@@ -425,6 +426,24 @@ def _surplus(acts: UserActs, clicked: np.ndarray, no_click_utility: float) -> np
     """[B] utility of the accepted item above the no-click utility (session value), else 0."""
     chosen = np.where(clicked, np.nan_to_num(acts.utility, neginf=0.0), 0.0).sum(axis=1)
     return chosen - no_click_utility
+
+
+def _as_checked(system: SystemActs) -> SystemActs:
+    """A read-only copy of a checked move: the user answers it, the tracker keeps it and the
+    turn is logged from it after the policy's ``update``, so a policy that reused its arrays
+    and changed them there had the turn logged with slates it never showed (a list page's
+    answer is copied by its guard the same way)."""
+    slates = system.slates
+    return SystemActs(
+        act=read_only(system.act.copy()),
+        facet=read_only(system.facet.copy()),
+        slates=SlateBatch(
+            read_only(slates.items.copy()),
+            read_only(slates.scores.copy()),
+            read_only(slates.propensity.copy()),
+        ),
+        text=tuple(system.text),
+    )
 
 
 def _rows_of_requests(requests: RequestBatch, rows: np.ndarray) -> RequestBatch:
