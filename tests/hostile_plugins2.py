@@ -178,3 +178,30 @@ class ReusesItsActBuffer(RecommendOnlyCRS):
         super().update(feedback)
         if self.last is not None:
             self.last.slates.items[:] = PAD_ITEM
+
+
+class LaysOutCopies(ShortList):
+    """Lays the recommender's slates out as its own copies (a surface that re-orders would)."""
+
+    def layout(self, recommender: Any, requests: RequestBatch, state: Any) -> SlateBatch:
+        slates = recommender.recommend(requests)
+        return SlateBatch(slates.items.copy(), slates.scores.copy(), slates.propensity.copy())
+
+
+class ScribblesOnItsLayout(LaysOutCopies):
+    """Keeps its layout and puts item 0 in every first slot of it from ``examine``, which the
+    engine calls next with those very items: after the guard checked them."""
+
+    def __init__(self, params: dict[str, Any], position_decay: float) -> None:
+        super().__init__(params, position_decay)
+        self.last: SlateBatch | None = None
+
+    def layout(self, recommender: Any, requests: RequestBatch, state: Any) -> SlateBatch:
+        self.last = super().layout(recommender, requests, state)
+        return self.last
+
+    def examine(self, noise_key: np.ndarray, items: np.ndarray) -> np.ndarray:
+        examined = super().examine(noise_key, items)
+        if self.last is not None:
+            self.last.items[:, 0] = 0
+        return examined

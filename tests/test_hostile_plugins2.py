@@ -228,3 +228,24 @@ def test_what_a_conversational_policy_was_checked_on_is_what_is_logged(tmp_path)
     assert (honest["turns.parquet"]["items"].list.len() > 0).any()
     for table in TABLES:
         assert scribbler[table].equals(honest[table]), table
+
+
+def test_what_a_plugin_surface_laid_out_is_what_is_shown_and_logged(tmp_path):
+    """Was: the guard checked a plug-in surface's layout and the engine went on with the
+    surface's own arrays, so a surface that changed them in ``examine`` (called next) showed
+    and logged item 0 in every first slot, a repeat or a consumed item among them, past the
+    guard. The checked layout is copied, as a recommender's answer is: the logs equal those
+    of the same surface that does not scribble."""
+    tables = {}
+    for name in ("LaysOutCopies", "ScribblesOnItsLayout"):
+        doc = base_doc(tmp_path)
+        doc["surface"] = {"type": f"{H}:{name}", "params": {"k": 4}}
+        path = write_doc(tmp_path, doc)
+        out = tmp_path / name
+        code, _, stderr = cli_out("run", str(path), "--executor", "local", "-q", "-o", str(out))
+        assert code == 0, stderr
+        cell = out / "arm=popularity" / "rep=0"
+        tables[name] = {table: pl.read_parquet(cell / table) for table in TABLES[1:]}
+    honest, scribbler = tables.values()
+    for table in TABLES[1:]:
+        assert scribbler[table].equals(honest[table]), table

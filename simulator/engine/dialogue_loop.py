@@ -61,7 +61,7 @@ from recarena.simulator.core.types import (
 )
 from recarena.simulator.engine.arrivals import DAY
 from recarena.simulator.engine.facets import FacetIndex, RealAttributes
-from recarena.simulator.engine.slate_guard import GuardedRecommender
+from recarena.simulator.engine.slate_guard import GuardedRecommender, as_checked
 from recarena.simulator.engine.surfaces import ListView
 
 if TYPE_CHECKING:
@@ -433,15 +433,10 @@ def _as_checked(system: SystemActs) -> SystemActs:
     turn is logged from it after the policy's ``update``, so a policy that reused its arrays
     and changed them there had the turn logged with slates it never showed (a list page's
     answer is copied by its guard the same way)."""
-    slates = system.slates
     return SystemActs(
         act=read_only(system.act.copy()),
         facet=read_only(system.facet.copy()),
-        slates=SlateBatch(
-            read_only(slates.items.copy()),
-            read_only(slates.scores.copy()),
-            read_only(slates.propensity.copy()),
-        ),
+        slates=as_checked(system.slates),
         text=tuple(system.text),
     )
 

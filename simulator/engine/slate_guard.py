@@ -325,6 +325,16 @@ class SlateGuard:
             )
 
 
+def as_checked(slates: SlateBatch) -> SlateBatch:
+    """A read-only copy of checked slates: what the user is shown and what is logged stay what
+    was checked, whatever the plug-in later does with the arrays it answered with."""
+    return SlateBatch(
+        read_only(slates.items.copy()),
+        read_only(slates.scores.copy()),
+        read_only(slates.propensity.copy()),
+    )
+
+
 def guard_plugin_bases(arm: Any) -> Callable[[str, Any], GuardedRecommender]:
     """``RecommenderContext.guard_base`` for ``arm``'s cells: a plug-in that a wrapper (mmr,
     epsilon_greedy, info_gain, ...) builds as its base answers through the guard, as the arm's
@@ -378,11 +388,7 @@ class GuardedRecommender:
         logged stay what was checked, even if the recommender reuses its arrays later."""
         slates = self._call("recommend", requests)
         self.guard.check(requests, slates)
-        return SlateBatch(
-            read_only(slates.items.copy()),
-            read_only(slates.scores.copy()),
-            read_only(slates.propensity.copy()),
-        )
+        return as_checked(slates)
 
     def __getattr__(self, name: str) -> Any:
         if name == "inner":  # not set yet (a copy being unpickled): no endless recursion
@@ -422,9 +428,12 @@ class GuardedSurface:
             ) from exc
 
     def layout(self, recommender: Any, requests: RequestBatch, state: Any) -> SlateBatch:
+        """The layout, checked, as a read-only copy: a surface that kept its answer's arrays
+        and changed them in ``examine`` (called next, with those items) showed and logged
+        items the guard never saw, a consumed one or a repeat among them."""
         slates = self._call("layout", recommender, requests, state)
         self.guard.check(requests, slates)
-        return slates
+        return as_checked(slates)
 
     def examine(self, noise_key: np.ndarray, items: np.ndarray) -> np.ndarray:
         examined = self._call("examine", noise_key, items)
