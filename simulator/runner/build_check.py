@@ -10,7 +10,10 @@ cell's context, and a failure is one line naming the arm and the class (exit 2).
 Two things of the cell's context exist only inside a cell: the true utilities (``truth``, a
 function here that refuses to answer) and the users' talk feed. With ``population.social.talk``
 the plug-ins are not built here (a stand-in feed could make a good plug-in fail); the cell's
-own build then fails with the same one line.
+own build then fails with the same one line. A calibrated population is read as the run reads it
+before its first cell (its users, items and topics from the file); one the run has yet to
+calibrate (``population.dataset``) has no file to read, so its plug-in policy is built by the
+cell alone.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from typing import Any
 import mesa
 import numpy as np
 
+from recarena.agents.users.calibrated import resolve_calibrated
+from recarena.agents.users.calibration import CalibratedPopulation
 from recarena.agents.users.population import draw_explore_prob
 from recarena.recommenders.base import RecommenderContext
 from recarena.recommenders.registry import build_plugin, plugins_in
@@ -50,8 +55,10 @@ def check_builds(scenario: Scenario, users: int, built: Built) -> None:
 
 def _build_all(scenario: Scenario, users: int, built: Built) -> None:
     """The builds of :func:`check_builds`."""
-    _check_user_policy(scenario, users, built)
-    topics = scenario.catalog.topics
+    world = as_cells_build_it(scenario)
+    if world is not None:
+        _check_user_policy(world, users, built)
+    topics = (world or scenario).catalog.topics
     for index, arm in enumerate(scenario.arms):
         spec = arm.recommender
         where = f"arms[{index}].recommender"
@@ -70,6 +77,21 @@ def _build_all(scenario: Scenario, users: int, built: Built) -> None:
             )
             build_plugin(type_name, params, context, f"{field} (arm {arm.name!r})")
             built.add(key)
+
+
+def as_cells_build_it(scenario: Scenario) -> Scenario | None:
+    """The scenario as every cell gets it: with a calibrated population, its sizes and fitted
+    scalars read from the file, as the run does before the first cell (the written
+    ``catalog.topics``, 16 by default, built a 16-topic catalog for a 4-topic file, and validate
+    of a plug-in policy ended in an internal error, exit 1). None when the run has yet to
+    calibrate the file."""
+    pop = scenario.population
+    if pop.source != "calibrated" or pop.path is None:
+        return scenario
+    users_path, items_path, _ = CalibratedPopulation.paths(pop.path)
+    if not (users_path.exists() and items_path.exists()):
+        return None
+    return resolve_calibrated(scenario)
 
 
 def _check_user_policy(scenario: Scenario, users: int, built: Built) -> None:
