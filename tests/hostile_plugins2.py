@@ -205,3 +205,21 @@ class ScribblesOnItsLayout(LaysOutCopies):
         if self.last is not None:
             self.last.items[:, 0] = 0
         return examined
+
+
+class UnlocksExclude(Honest):
+    """Makes the read-only ``requests.exclude`` writeable again and clears it, so that its own
+    slates (and the guard, which reads the same array) see no consumed items."""
+
+    def recommend(self, requests: RequestBatch) -> SlateBatch:
+        requests.exclude.flags.writeable = True
+        requests.exclude[...] = PAD_ITEM
+        return super().recommend(requests)
+
+
+class UnlocksHistory(Honest):
+    """Makes the clicks it is fitted on writeable again and sorts them in place."""
+
+    def fit(self, history: Interactions) -> None:
+        history.item.flags.writeable = True
+        history.item.sort()

@@ -249,3 +249,28 @@ def test_what_a_plugin_surface_laid_out_is_what_is_shown_and_logged(tmp_path):
     honest, scribbler = tables.values()
     for table in TABLES[1:]:
         assert scribbler[table].equals(honest[table]), table
+
+
+@pytest.mark.parametrize(
+    ("name", "where"),
+    [
+        ("UnlocksExclude", "recommend made requests.exclude writeable"),
+        ("UnlocksHistory", "fit made history.item writeable"),
+    ],
+)
+def test_a_recommender_that_makes_engine_state_writeable_fails_its_cell(tmp_path, name, where):
+    """Was: numpy lets anyone set ``flags.writeable`` back on the read-only views the engine
+    hands over, and a recommender that did, then cleared ``requests.exclude``, showed users
+    what they had already consumed, passed the guard (which reads the same array) and won
+    its A/B (+37% CTR in a small scenario) with exit 0; one that sorted the clicks it was
+    fitted on changed the training data of every later fit. The call now fails the cell in
+    one line naming the arm, the type, the method and the array."""
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["recommender"] = {"type": f"{H}:{name}"}
+    doc["horizon"]["days"] = 1.5  # a refit after the first day, on its clicks
+    path = write_doc(tmp_path, doc)
+    out = tmp_path / "out"
+    code, _, stderr = cli_out("run", str(path), "--executor", "local", "-q", "-o", str(out))
+    assert_refused(code, stderr, f"arm 'popularity' (recommender '{H}:{name}'): {where}")
+    code, stdout, stderr = cli_out("compare", str(out))
+    assert code == 0 and "1 cell(s) left out: arm=popularity/rep=0" in stderr, stderr

@@ -34,7 +34,15 @@ import numpy as np
 from recarena.agents.llm.cache import CacheMiss
 from recarena.simulator.core.dialogue import ASK, RECOMMEND, UNKNOWN, DialogueState, SystemActs
 from recarena.simulator.core.errors import RecarenaError, exception_line, with_read_only_hint
-from recarena.simulator.core.types import PAD_ITEM, RequestBatch, SlateBatch, read_only
+from recarena.simulator.core.types import (
+    PAD_ITEM,
+    CatalogView,
+    FeedbackBatch,
+    Interactions,
+    RequestBatch,
+    SlateBatch,
+    read_only,
+)
 
 _min, _max, _any = np.minimum.reduce, np.maximum.reduce, np.logical_or.reduce
 _isinf = np.isinf
@@ -325,6 +333,45 @@ class SlateGuard:
             )
 
 
+_HANDED: dict[type, tuple[str, ...]] = {
+    RequestBatch: ("user", "session", "page", "exclude", "catalog"),
+    CatalogView: ("topics", "quality", "creator", "created_at", "source"),
+    Interactions: ("user", "item", "time", "rating"),
+    FeedbackBatch: ("requests", "slates", "clicked", "rating", "leave", "session_end"),
+    SlateBatch: ("items", "scores", "propensity"),
+    DialogueState: ("requests", "asked", "preferred", "avoided", "shown"),
+}
+"""Where the arrays of each argument of a recommender's methods are."""
+
+_ARGUMENT = {"fit": "history", "recommend": "requests", "update": "feedback", "act": "state"}
+
+
+def locked_arrays(value: Any, name: str) -> list[tuple[str, str, np.ndarray]]:
+    """The read-only arrays that ``value`` (an argument of a recommender's method) carries, as
+    (where, field, array): the views of the engine's state it hands over."""
+    found: list[tuple[str, str, np.ndarray]] = []
+    for field in _HANDED.get(type(value), ()):
+        part = getattr(value, field)
+        if type(part) is np.ndarray:
+            if not part.flags.writeable:
+                found.append((name, field, part))
+        elif part is not None:
+            found += locked_arrays(part, f"{name}.{field}")
+    return found
+
+
+def first_unlocked(locked: list[tuple[str, str, np.ndarray]]) -> str | None:
+    """The name of the first of ``locked`` that is writeable now.
+
+    numpy lets anyone set ``flags.writeable`` back on a read-only view of writeable memory: a
+    plug-in that did, then cleared ``requests.exclude``, showed users what they had consumed,
+    passed the guard (which reads the same array) and "won" its A/B with exit 0."""
+    for where, field, array in locked:
+        if array.flags.writeable:
+            return f"{where}.{field}"
+    return None
+
+
 def as_checked(slates: SlateBatch) -> SlateBatch:
     """A read-only copy of checked slates: what the user is shown and what is logged stay what
     was checked, whatever the plug-in later does with the arrays it answered with."""
@@ -360,12 +407,22 @@ class GuardedRecommender:
         recommender words itself or an LLM cache miss) becomes one naming the arm, the type and
         the method. BaseExceptions of other kinds (GeneratorExit, a plug-in's own) used to pass
         every handler and end the run with a traceback."""
+        locked = locked_arrays(argument, _ARGUMENT.get(method, method))
         try:
-            return getattr(self.inner, method)(argument)
+            answer = getattr(self.inner, method)(argument)
         except (KeyboardInterrupt, SystemExit, RecarenaError, CacheMiss):
             raise
         except BaseException as exc:  # noqa: BLE001 - plug-in code: any failure, one line
             raise self._raised(method, exc) from exc
+        unlocked = first_unlocked(locked)
+        if unlocked is not None:
+            guard = self.guard
+            kind = PluginRecommenderFailed if ":" in guard.kind else RecommenderFailed
+            raise kind(
+                f"arm {guard.arm!r} ({guard.label}): {method} made {unlocked} writeable: the "
+                "engine's arrays are read-only views of its state (copy one to change it)"
+            )
+        return answer
 
     def fit(self, history: Any) -> Any:
         return self._call("fit", history)
