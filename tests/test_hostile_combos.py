@@ -202,3 +202,49 @@ def test_a_plugin_policy_over_a_population_yet_to_calibrate(tmp_path):
     code, stderr = cli("validate", str(path))
     assert code == 0, stderr
     assert not target.exists()
+
+
+# ------------------------------------------- calibrated population x policy checkpoint
+POLICY_MODULE = """
+import numpy as np
+
+
+def scorer(topics):
+    weights = np.ones((topics, 30))
+
+    def score(obs):
+        return obs["topic_mix"] @ weights  # a linear head trained on `topics` topics
+
+    return score
+
+
+two_topics = scorer(2)
+sixteen_topics = scorer(16)
+"""
+
+
+@pytest.mark.parametrize("trained_on", [2, 16])
+def test_a_policy_arm_over_a_calibrated_population(tmp_path, monkeypatch, population, trained_on):
+    """Was: validate asked a policy about a first page of the written catalog.topics (16 by
+    default), the cells of the calibrated population's own (2 here): a policy trained on this
+    population was refused ('cannot score an observation'), one trained on 16 topics passed
+    validate and failed every cell of its arm (exit 1). Now validate asks with the cells'
+    topics: the first runs, the second is one line."""
+    module = f"combo_policy_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{module}.py").write_text(POLICY_MODULE, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    doc = calibrated_doc(tmp_path, population)
+    name = "two_topics" if trained_on == 2 else "sixteen_topics"
+    doc["arms"][1] = {
+        "name": "policy",
+        "recommender": {"type": "policy", "params": {"checkpoint": f"{module}:{name}"}},
+    }
+    if trained_on == 16:
+        refused_everywhere(tmp_path, doc, "arms[1].recommender.params.checkpoint: ")
+        return
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    code, stderr = cli("validate", str(path))
+    assert code == 0, stderr
+    code, stderr = cli("run", str(path), "--executor", "local", "-o", str(tmp_path / "out"), "-q")
+    assert code == 0, stderr

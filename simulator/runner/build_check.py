@@ -25,7 +25,7 @@ import mesa
 import numpy as np
 
 from recarena.agents.users.calibrated import resolve_calibrated
-from recarena.agents.users.calibration import CalibratedPopulation
+from recarena.agents.users.calibration import CalibratedPopulation, CalibrationConfig
 from recarena.agents.users.population import draw_explore_prob
 from recarena.recommenders.base import RecommenderContext
 from recarena.recommenders.registry import build_plugin, plugins_in
@@ -54,29 +54,35 @@ def check_builds(scenario: Scenario, users: int, built: Built) -> None:
 
 
 def _build_all(scenario: Scenario, users: int, built: Built) -> None:
-    """The builds of :func:`check_builds`."""
-    world = as_cells_build_it(scenario)
-    if world is not None:
-        _check_user_policy(world, users, built)
-    topics = (world or scenario).catalog.topics
-    for index, arm in enumerate(scenario.arms):
-        spec = arm.recommender
-        where = f"arms[{index}].recommender"
-        for field, type_name, params in plugins_in(where, spec.type, spec.params):
-            key = (type_name, json.dumps(params, sort_keys=True, default=repr), users, topics)
-            if key in built:
-                continue
-            context = RecommenderContext(
-                rng=generator(scenario.seed, 0, "recommender", arm_key(arm.name)),
-                n_users=users,
-                n_topics=topics,
-                truth=_no_truth,
-                exploration_setting=draw_explore_prob(
-                    scenario.population, users, generator(scenario.seed, 0, "population")
-                ),
-            )
-            build_plugin(type_name, params, context, f"{field} (arm {arm.name!r})")
-            built.add(key)
+    """The builds of :func:`check_builds`. A calibrated population's file is read only when
+    something is built (it can take a while, and most scenarios build nothing)."""
+    if is_plugin_policy(scenario):
+        world = as_cells_build_it(scenario)
+        if world is not None:
+            _check_user_policy(world, users, built)
+    found = [
+        (arm, plugin)
+        for index, arm in enumerate(scenario.arms)
+        for plugin in plugins_in(
+            f"arms[{index}].recommender", arm.recommender.type, arm.recommender.params
+        )
+    ]
+    topics = cell_topics(scenario) if found else 0
+    for arm, (field, type_name, params) in found:
+        key = (type_name, json.dumps(params, sort_keys=True, default=repr), users, topics)
+        if key in built:
+            continue
+        context = RecommenderContext(
+            rng=generator(scenario.seed, 0, "recommender", arm_key(arm.name)),
+            n_users=users,
+            n_topics=topics,
+            truth=_no_truth,
+            exploration_setting=draw_explore_prob(
+                scenario.population, users, generator(scenario.seed, 0, "population")
+            ),
+        )
+        build_plugin(type_name, params, context, f"{field} (arm {arm.name!r})")
+        built.add(key)
 
 
 def as_cells_build_it(scenario: Scenario) -> Scenario | None:
@@ -92,6 +98,13 @@ def as_cells_build_it(scenario: Scenario) -> Scenario | None:
     if not (users_path.exists() and items_path.exists()):
         return None
     return resolve_calibrated(scenario)
+
+
+def cell_topics(scenario: Scenario) -> int:
+    """The topics of every cell's catalog: a calibrated population's own (the run's default
+    calibration's when it has yet to make the file), else the written ``catalog.topics``."""
+    world = as_cells_build_it(scenario)
+    return world.catalog.topics if world is not None else CalibrationConfig().topics
 
 
 def _check_user_policy(scenario: Scenario, users: int, built: Built) -> None:

@@ -40,11 +40,12 @@ def policies(scenario: Scenario) -> list[tuple[str, str, int, int]]:
     return found
 
 
-def check_checkpoints(scenario: Scenario) -> None:
+def check_checkpoints(scenario: Scenario, topics: int | None = None) -> None:
     """Load each policy (a checkpoint file or a callable) with the cell's loader and ask it for
     the scores of a first page; RecarenaError naming the field and the checkpoint when it is no
     callable torch module, or cannot score the observation its arm gives it (a forward of
-    another signature, scores of another shape)."""
+    another signature, scores of another shape). ``topics``: the cells' topics when they are
+    not the written ``catalog.topics`` (a calibrated population's own)."""
     found = policies(scenario)
     if not found:
         return
@@ -58,7 +59,8 @@ def check_checkpoints(scenario: Scenario) -> None:
                 loaded[spec] = load_policy(spec)
             if (spec, history, k) not in asked:
                 policy, is_torch = loaded[spec]
-                policy_scores(policy, is_torch, first_page(scenario.catalog.topics, history, k))
+                mix = topics if topics is not None else scenario.catalog.topics
+                policy_scores(policy, is_torch, first_page(mix, history, k))
                 asked.add((spec, history, k))
         except RecarenaError as exc:
             raise RecarenaError(f"{where}: {str(exc).removeprefix(_LOADER_PREFIX)}") from None

@@ -56,7 +56,7 @@ from recarena.simulator.data.datasets import (
 )
 from recarena.simulator.data.sampling import DEFAULT_MAX_RATINGS, subsample_users
 from recarena.simulator.engine.waves import MAX_WINDOW_ROWS, MAX_WINDOW_SESSIONS
-from recarena.simulator.runner.build_check import Built, check_builds
+from recarena.simulator.runner.build_check import Built, cell_topics, check_builds
 from recarena.simulator.runner.calibrated_check import (
     ITEM_COLUMNS,
     USER_COLUMNS,
@@ -959,7 +959,8 @@ def _check_files(
     _check_llm_model(scenario, llm_cache_mode)
     _check_llm_endpoint(scenario, llm_cache_mode)
     _check_start_hours(scenario)
-    check_checkpoints(scenario)
+    if policies(scenario):  # the cells' topics: a calibrated population's file is read for it
+        check_checkpoints(scenario, cell_topics(scenario))
     return sizes
 
 
