@@ -274,3 +274,23 @@ def test_a_recommender_that_makes_engine_state_writeable_fails_its_cell(tmp_path
     assert_refused(code, stderr, f"arm 'popularity' (recommender '{H}:{name}'): {where}")
     code, stdout, stderr = cli_out("compare", str(out))
     assert code == 0 and "1 cell(s) left out: arm=popularity/rep=0" in stderr, stderr
+
+
+# ------------------------------------------------------------- BaseExceptions in a worker
+def test_a_keyboard_interrupt_raised_by_a_plugin_in_a_worker_fails_its_cell(tmp_path):
+    """Was: a process-executor worker ignores the stop signals, so a KeyboardInterrupt there
+    can only come from code in the cell, yet it went past the worker's handler: the worker
+    printed its traceback on the terminal and the cell failed as 'worker process ... exited
+    with code 1'. It now fails the cell in one line, as a plug-in's other BaseExceptions do
+    (exit 1, as for sys.exit in a cell), and the other arm's cell is finished."""
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["recommender"] = {"type": f"{H}:RaisesKeyboardInterrupt"}
+    path = write_doc(tmp_path, doc)
+    out = tmp_path / "out"
+    code, _, stderr = cli_out("run", str(path), "--executor", "process", "-q", "-o", str(out))
+    lines = stderr.strip().splitlines()
+    assert code == 1 and len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    assert "arm=popularity/rep=0: KeyboardInterrupt was raised inside the cell" in lines[0]
+    assert (out / "arm=random" / "rep=0" / "manifest.json").is_file()
+    assert (out / "arm=popularity" / "rep=0" / "_INCOMPLETE").is_file()

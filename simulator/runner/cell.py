@@ -57,6 +57,15 @@ class BaseExceptionInCell(ExitInCell):
     the run with a traceback. It fails the cell like any other error."""
 
 
+def raised_in_cell(exc: BaseException) -> BaseExceptionInCell:
+    """The failure of a cell whose code raised ``exc``, a BaseException that is not an
+    Exception (nor, in the run's own process, a stop)."""
+    return BaseExceptionInCell(
+        f"{exception_line(exc)} was raised inside the cell (a BaseException that is not an "
+        "Exception: plug-in code must raise an Exception to fail)"
+    )
+
+
 @contextlib.contextmanager
 def _os_exit_fails_the_cell() -> Iterator[None]:
     """Within the block, ``os._exit`` in this process raises :class:`ExitInCell`. Was: a plug-in's
@@ -141,10 +150,7 @@ def _run_cell(
         raise
     except BaseException as exc:  # noqa: BLE001 - GeneratorExit or a plug-in's own kind
         log.abort()
-        raise BaseExceptionInCell(
-            f"{exception_line(exc)} was raised inside the cell (a BaseException that is not an "
-            "Exception: plug-in code must raise an Exception to fail)"
-        ) from exc
+        raise raised_in_cell(exc) from exc
     try:
         log.close()
         wall = time.perf_counter() - started

@@ -77,7 +77,12 @@ def _worker_main(conn: Connection) -> None:
     parent = os.getppid()
     # the engine is imported here (already, in the forkserver), not in the run's process: the
     # parent only schedules cells and never pays for mesa, pandas, scipy and torch
-    from recarena.simulator.runner.cell import failure_line, keep_traceback, run_cell
+    from recarena.simulator.runner.cell import (
+        failure_line,
+        keep_traceback,
+        raised_in_cell,
+        run_cell,
+    )
 
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
@@ -99,6 +104,12 @@ def _worker_main(conn: Connection) -> None:
         except Exception as exc:  # noqa: BLE001 (the parent decides what a failure means)
             keep_traceback(run_dir, cell, exc)
             conn.send(("failed", failure_line(exc), isinstance(exc, RecarenaError)))
+        except KeyboardInterrupt as exc:
+            # a worker ignores the stop signals (the run's process stops it), so code in the
+            # cell raised this itself: it fails the cell. It ended the worker with a traceback
+            # on the terminal and "worker process ... exited with code 1"
+            keep_traceback(run_dir, cell, exc)
+            conn.send(("failed", failure_line(raised_in_cell(exc)), False))
         else:
             conn.send(("done", manifest))
 
