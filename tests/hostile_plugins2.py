@@ -8,6 +8,7 @@ own plug-in would be.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -230,3 +231,11 @@ class RaisesKeyboardInterrupt(Honest):
 
     def fit(self, history: Interactions) -> None:
         raise KeyboardInterrupt
+
+
+class WritesToDescriptorOne(Honest):
+    """Writes to file descriptor 1 itself when fitted, as a C library's log line or a
+    subprocess it starts would (Python's ``print`` goes through ``sys.stdout``)."""
+
+    def fit(self, history: Interactions) -> None:
+        os.write(1, f"{SAID} on descriptor 1\n".encode())

@@ -14,6 +14,7 @@ import yaml
 
 from recarena.simulator.cli import main
 from tests.cli_in_process import assert_refused
+from tests.cli_subprocess import recarena
 from tests.hostile_plugins2 import SAID
 from tests.test_validate_gate import base_doc, refused_everywhere
 
@@ -294,3 +295,16 @@ def test_a_keyboard_interrupt_raised_by_a_plugin_in_a_worker_fails_its_cell(tmp_
     assert "arm=popularity/rep=0: KeyboardInterrupt was raised inside the cell" in lines[0]
     assert (out / "arm=random" / "rep=0" / "manifest.json").is_file()
     assert (out / "arm=popularity" / "rep=0" / "_INCOMPLETE").is_file()
+
+
+def test_what_a_plugin_writes_to_descriptor_one_in_a_worker_goes_to_stderr(tmp_path):
+    """Was: a process-executor worker kept the run's stdout as its descriptor 1, so what a
+    plug-in's C library, a subprocess or ``os.write(1, ...)`` wrote inside a cell landed in
+    the middle of the A/B table (``print`` inside a cell went to stderr already)."""
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["recommender"] = {"type": f"{H}:WritesToDescriptorOne"}
+    path = write_doc(tmp_path, doc)
+    done = recarena("run", str(path), "--executor", "process", "-q", "-o", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    assert "A/B vs baseline" in done.stdout and SAID not in done.stdout
+    assert f"{SAID} on descriptor 1" in done.stderr

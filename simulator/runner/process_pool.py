@@ -31,6 +31,7 @@ import ctypes
 import multiprocessing
 import os
 import signal
+import sys
 from collections import deque
 from multiprocessing import forkserver
 from multiprocessing.connection import Connection, wait
@@ -71,6 +72,16 @@ def pool_worker_initializer() -> None:
     _die_with_parent(parent)
 
 
+def _stdout_to_stderr() -> None:
+    """Point this worker's file descriptor 1 at its stderr. A cell sends its answer through the
+    pipe; stdout is the run's answer (the A/B table). A cell sends ``print`` to stderr already,
+    but what a plug-in's C library, a subprocess it starts or an ``os.write(1, ...)`` wrote
+    went to the descriptor, into the middle of the run's stdout."""
+    with contextlib.suppress(OSError):  # no stderr to point at: leave it as it is
+        sys.stdout.flush()
+        os.dup2(2, 1)
+
+
 def _worker_main(conn: Connection) -> None:
     """A worker's loop. Its parent is the forkserver, which lives exactly as long as the run's
     process (the pipe's EOF also ends this loop)."""
@@ -87,6 +98,7 @@ def _worker_main(conn: Connection) -> None:
     for sig in STOP_SIGNALS:
         signal.signal(sig, signal.SIG_IGN)
     _die_with_parent(parent)
+    _stdout_to_stderr()
     while True:
         try:
             task = conn.recv()
