@@ -308,3 +308,37 @@ def test_what_a_plugin_writes_to_descriptor_one_in_a_worker_goes_to_stderr(tmp_p
     assert done.returncode == 0, done.stderr
     assert "A/B vs baseline" in done.stdout and SAID not in done.stdout
     assert f"{SAID} on descriptor 1" in done.stderr
+
+
+# ------------------------------------------------------------------ odd plug-in names
+def test_a_plugin_module_named_in_another_script_is_importable(tmp_path, monkeypatch):
+    """Was: 'über_recs:Honest' was refused as "not an importable path": the check allowed
+    only ASCII letters first, while Python imports any identifier (PEP 3131)."""
+    module = f"über_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{module}.py").write_text(
+        "from tests.slate_plugins import Honest\n", encoding="utf-8"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["recommender"] = {"type": f"{module}:Honest"}
+    code, stdout, stderr = cli_out("validate", str(write_doc(tmp_path, doc)))
+    assert code == 0 and stdout.startswith("ok: "), stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "hint"),
+    [
+        ("plugins/recs.py:Newest", "run with PYTHONPATH=plugins and write 'recs:Newest'"),
+        ("./recs.py:Newest", "run with PYTHONPATH=. and write 'recs:Newest'"),
+        ("recs.py:Newest", "(a module is named without its .py: write 'recs:Newest')"),
+    ],
+)
+def test_a_plugin_named_by_its_file_says_how_to_name_it(tmp_path, name, hint):
+    """Was: a file path read "is not an importable path: write 'package.module:ClassName'
+    (absolute, no leading dots)", and 'recs.py:Newest' "No module named 'recs'", with no word
+    that a plug-in is named by its module, not its file."""
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["recommender"] = {"type": name}
+    refused_everywhere(tmp_path, doc, "arms[1].recommender.type: ")
+    _, stderr = cli_out("validate", str(tmp_path / "s.yaml"))[1:]
+    assert f"'{name}'" in stderr and hint in stderr

@@ -26,7 +26,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-_TARGET = re.compile(r"^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$")
+_NAME = r"[^\W\d]\w*"
+"""A Python identifier: a letter (any script's, as Python allows) or ``_``, then word
+characters. ``[A-Za-z_]`` refused a module named ``über_recs`` as "not an importable path"."""
+_TARGET = re.compile(rf"^{_NAME}(\.{_NAME})*:{_NAME}(\.{_NAME})*$")
 
 
 def plugin_prints_to_stderr() -> contextlib.AbstractContextManager[Any]:
@@ -61,7 +64,7 @@ class Entry:
                 obj: Any = importlib.import_module(module_name)
         except ImportError as exc:
             label = self.kind.replace("_", " ")
-            hint = _not_on_path_hint(exc)
+            hint = _not_on_path_hint(exc) or _py_suffix_hint(module_name, attribute)
             raise LookupError(f"cannot import {label} {self.name!r}: {exc}{hint}") from None
         except (Exception, SystemExit) as exc:
             if self.source == "built-in":
@@ -85,6 +88,13 @@ class Entry:
         return obj
 
 
+def _py_suffix_hint(module: str, attribute: str) -> str:
+    """A hint for ``recs.py:Newest``: Python read it as module ``py`` of a package ``recs``."""
+    if not module.endswith(".py"):
+        return ""
+    return f" (a module is named without its .py: write '{module[:-3]}:{attribute}')"
+
+
 def _not_on_path_hint(exc: ImportError) -> str:
     """A hint when the missing module sits in the working directory: the ``recarena`` command,
     unlike ``python -m``, does not import from there, and "No module named 'mypkg'" next to a
@@ -98,6 +108,20 @@ def _not_on_path_hint(exc: ImportError) -> str:
     return (
         f" ({missing!r} is in the working directory, which the recarena command does not "
         "import from: run it as PYTHONPATH=. recarena ..., or install the package)"
+    )
+
+
+def _file_path_hint(name: str) -> str:
+    """A hint when ``name`` names a file (``plugins/recs.py:Newest``): an import path names a
+    module, and "absolute" read as a file system's absolute path."""
+    module, _, attribute = name.rpartition(":")
+    path = Path(module)
+    if path.suffix != ".py" and "/" not in module and "\\" not in module:
+        return ""
+    folder = str(path.parent) if str(path.parent) not in ("", ".") else "."
+    return (
+        f"; a file is not a module: run with PYTHONPATH={folder} and write "
+        f"'{path.stem}:{attribute}'"
     )
 
 
@@ -294,7 +318,7 @@ class Registry:
             if not _TARGET.match(name):
                 raise LookupError(
                     f"{name!r} is not an importable path: write 'package.module:ClassName' "
-                    "(absolute, no leading dots)"
+                    f"(absolute, no leading dots){_file_path_hint(name)}"
                 )
             return Entry(self.kind, name, name, "", "import path")
         raise LookupError(f"unknown {self.label} {name!r}; known: {', '.join(entries)}")
