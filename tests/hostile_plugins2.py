@@ -9,6 +9,7 @@ own plug-in would be.
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from typing import Any
 
@@ -239,3 +240,15 @@ class WritesToDescriptorOne(Honest):
 
     def fit(self, history: Interactions) -> None:
         os.write(1, f"{SAID} on descriptor 1\n".encode())
+
+
+class IgnoresCtrlC(Honest):
+    """Sets SIGINT to SIG_IGN when built (as some training libraries install their own
+    handler), then gets a Ctrl-C (sent by itself, so the test needs no timing) when fitted."""
+
+    def __init__(self, params: NoParams, ctx: RecommenderContext) -> None:
+        super().__init__(params, ctx)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def fit(self, history: Interactions) -> None:
+        os.kill(os.getpid(), signal.SIGINT)

@@ -342,3 +342,21 @@ def test_a_plugin_named_by_its_file_says_how_to_name_it(tmp_path, name, hint):
     refused_everywhere(tmp_path, doc, "arms[1].recommender.type: ")
     _, stderr = cli_out("validate", str(tmp_path / "s.yaml"))[1:]
     assert f"'{name}'" in stderr and hint in stderr
+
+
+# ----------------------------------------------------------------- a plug-in and Ctrl-C
+def test_a_plugin_that_ignores_ctrl_c_does_not_take_it_from_a_local_run(tmp_path):
+    """Was: with ``--executor local`` a plug-in that set SIGINT to SIG_IGN in its constructor
+    took Ctrl-C from the run: it went on to its end (exit 0). The cell puts the run's stop
+    handlers back once its plug-ins are built and at each progress report: the run stops
+    with its one line, exit 130, and what finished before stays readable."""
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["recommender"] = {"type": f"{H}:IgnoresCtrlC"}
+    path = write_doc(tmp_path, doc)
+    out = tmp_path / "out"
+    done = recarena("run", str(path), "--executor", "local", "-q", "-o", str(out))
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 130 and len(lines) == 1, done.stderr
+    assert lines[0].startswith("interrupted (SIGINT): finished cells are readable in")
+    assert (out / "arm=random" / "rep=0" / "manifest.json").is_file()
+    assert (out / "arm=popularity" / "rep=0" / "_INCOMPLETE").is_file()

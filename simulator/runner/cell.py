@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
@@ -41,6 +43,7 @@ from recarena.simulator.runner.rundir import (
     file_records,
     write_json,
 )
+from recarena.simulator.runner.stopping import STOP_SIGNALS
 
 
 class ExitInCell(RuntimeError):
@@ -64,6 +67,42 @@ def raised_in_cell(exc: BaseException) -> BaseExceptionInCell:
         f"{exception_line(exc)} was raised inside the cell (a BaseException that is not an "
         "Exception: plug-in code must raise an Exception to fail)"
     )
+
+
+@contextlib.contextmanager
+def _stop_handlers_kept() -> Iterator[Callable[[], None]]:
+    """Within the block, ``restore()`` puts back the stop signals' handlers as they were when
+    it began; it is called once the plug-ins are built, at each progress report and at the
+    end. With ``--executor local`` a plug-in (or a library it loads) that set SIGINT to
+    SIG_IGN, or to a handler of its own, in its constructor took Ctrl-C from the run: the run
+    went on to its end. (A worker's handlers, which ignore the stops, are kept the same way.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: None  # signal handlers belong to the main thread
+        return
+    kept = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+
+    def restore() -> None:
+        for sig, handler in kept.items():
+            if handler is not None and signal.getsignal(sig) is not handler:
+                signal.signal(sig, handler)
+
+    try:
+        yield restore
+    finally:
+        restore()
+
+
+def _restoring(
+    progress: Callable[[float], None] | None, restore: Callable[[], None]
+) -> Callable[[float], None]:
+    """``progress``, restoring the stop handlers first (a hundred times a cell)."""
+
+    def report(fraction: float) -> None:
+        restore()
+        if progress is not None:
+            progress(fraction)
+
+    return report
 
 
 @contextlib.contextmanager
@@ -128,8 +167,15 @@ def _run_cell(
     try:
         # what plug-in code prints goes to stderr: stdout holds the command's answer (the A/B
         # table), which a recommender's print() on every page used to bury
-        with contextlib.redirect_stdout(sys.stderr), _os_exit_fails_the_cell():
-            model = SimulationModel(scenario, cell.arm_index, cell.rep, log, progress, llm_runtime)
+        with (
+            contextlib.redirect_stdout(sys.stderr),
+            _os_exit_fails_the_cell(),
+            _stop_handlers_kept() as restore,
+        ):
+            model = SimulationModel(
+                scenario, cell.arm_index, cell.rep, log, _restoring(progress, restore), llm_runtime
+            )
+            restore()  # before the first fit: a plug-in's constructor may have replaced them
             model.run()
     except CacheMiss as exc:
         log.abort()
