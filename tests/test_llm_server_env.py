@@ -1,5 +1,6 @@
-"""The embedded llama.cpp server's OpenMP threads wait passively unless the user says otherwise:
-spinning waiters slow a shared machine's llama.cpp several-fold (agents/llm/server.py)."""
+"""The embedded llama.cpp server's OpenMP threads spin briefly before they sleep, unless the user
+says how they wait: long-spinning waiters slow llama.cpp on a shared machine
+(agents/llm/server.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,13 @@ import pytest
 from recarena.agents.llm.server import LocalServer, server_environment
 
 
-def test_the_server_environment_adds_passive_waiting_and_keeps_the_users_choice():
-    assert server_environment({"PATH": "/bin"}) == {"PATH": "/bin", "OMP_WAIT_POLICY": "PASSIVE"}
-    mine = {"OMP_WAIT_POLICY": "ACTIVE"}
-    assert server_environment(mine)["OMP_WAIT_POLICY"] == "ACTIVE"
-    assert mine == {"OMP_WAIT_POLICY": "ACTIVE"}  # the caller's mapping is not changed
+def test_the_server_environment_adds_a_short_spin_and_keeps_the_users_choice():
+    assert server_environment({"PATH": "/bin"}) == {"PATH": "/bin", "GOMP_SPINCOUNT": "10000"}
+    for mine in ({"OMP_WAIT_POLICY": "ACTIVE"}, {"GOMP_SPINCOUNT": "5"}):
+        assert server_environment(mine) == mine  # the user's own setting alone
+    passive = {"OMP_WAIT_POLICY": "PASSIVE"}
+    server_environment(passive)
+    assert passive == {"OMP_WAIT_POLICY": "PASSIVE"}  # the caller's mapping is not changed
 
 
 def _environ(pid: int) -> dict[str, str]:
@@ -25,6 +28,7 @@ def _environ(pid: int) -> dict[str, str]:
 @pytest.mark.parametrize("users_choice", [None, "ACTIVE"])
 def test_the_started_server_process_runs_with_it(monkeypatch, users_choice):
     pytest.importorskip("llama_cpp.server")
+    monkeypatch.delenv("GOMP_SPINCOUNT", raising=False)
     if users_choice is None:
         monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
     else:
@@ -32,6 +36,10 @@ def test_the_started_server_process_runs_with_it(monkeypatch, users_choice):
     server = LocalServer(context_tokens=256, threads=1).start()
     try:
         assert server.process is not None
-        assert _environ(server.process.pid)["OMP_WAIT_POLICY"] == (users_choice or "PASSIVE")
+        seen = _environ(server.process.pid)
+        if users_choice is None:
+            assert seen["GOMP_SPINCOUNT"] == "10000" and "OMP_WAIT_POLICY" not in seen
+        else:
+            assert seen["OMP_WAIT_POLICY"] == users_choice and "GOMP_SPINCOUNT" not in seen
     finally:
         server.stop()

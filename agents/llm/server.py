@@ -72,20 +72,24 @@ def check_local_llm(model_path: str | Path | None) -> None:
         raise RecarenaError(f"llm.model_path: {path}: {problem}")
 
 
-OPENMP_WAITING = {"OMP_WAIT_POLICY": "PASSIVE"}
-"""How llama.cpp's OpenMP threads wait for each other, unless the user's environment says
-otherwise. By default a waiting thread spins. On a machine whose cores are shared (a sweep's
-other cells, a notebook, CI) the spinners take the core the working thread needs: a 350-token
-prompt on SmolLM2-135M with 2 threads at load 5 took 7-17 s spinning and 2.5-3.9 s passive, and
-a generated token 120-133 ms against 23-32 ms (benchmarks/llm_users.py, docs/guide/llm-users.md)."""
+OPENMP_WAITING = {"GOMP_SPINCOUNT": "10000"}
+"""How long llama.cpp's OpenMP threads spin at a barrier before they sleep, unless the user's
+environment sets ``GOMP_SPINCOUNT`` or ``OMP_WAIT_POLICY`` itself. GNU OpenMP's default spins
+~300,000 rounds: on a machine whose cores are shared (a sweep's other cells, a notebook, CI)
+the spinners take the core the working thread needs. Measured on SmolLM2-135M, 2 threads, 350
+prompt tokens then 40 generated ones (docs/guide/llm-users.md): quiet, 1.4 s and 12 ms a token
+with the default or 10,000 rounds, but 32-47 ms a token when waiting passively; beside two
+busy processes, 4.2 s and 47-55 ms with the default, 3.1-3.2 s and 28-29 ms with 10,000."""
+
+_USER_SETTINGS = ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
 
 
 def server_environment(base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment the llama.cpp server runs in: ``base`` (this process's environment by
-    default) with :data:`OPENMP_WAITING` for what it does not set itself."""
+    default), with :data:`OPENMP_WAITING` unless ``base`` says how OpenMP threads wait."""
     env = dict(os.environ if base is None else base)
-    for name, value in OPENMP_WAITING.items():
-        env.setdefault(name, value)
+    if not any(name in env for name in _USER_SETTINGS):
+        env.update(OPENMP_WAITING)
     return env
 
 
