@@ -248,3 +248,51 @@ def test_a_policy_arm_over_a_calibrated_population(tmp_path, monkeypatch, popula
     assert code == 0, stderr
     code, stderr = cli("run", str(path), "--executor", "local", "-o", str(tmp_path / "out"), "-q")
     assert code == 0, stderr
+
+
+# ------------------------------------------------------- calibrated population x social graph
+@pytest.mark.parametrize(
+    ("graph", "fragment"),
+    [
+        (
+            {"type": "watts_strogatz", "k": 40},
+            "population.social.graph.k: 40 neighbours per user (watts_strogatz) need more "
+            "than 40 users; the calibrated population (population.path) has 40",
+        ),
+        (
+            {"type": "barabasi_albert", "m": 50},
+            "population.social.graph.m: 50 edges per new user (barabasi_albert) need more "
+            "than 50 users; the calibrated population (population.path) has 40",
+        ),
+    ],
+    ids=["ws_k", "ba_m"],
+)
+def test_a_social_graph_wider_than_a_calibrated_population(tmp_path, population, graph, fragment):
+    """Was: validate passed and the run finished (exit 0) over another graph: the builder cut
+    k and m to the file's users - 1 without a word. Refused as on a generated population."""
+    doc = calibrated_doc(tmp_path, population)
+    doc["population"]["social"] = {"graph": graph}
+    refused_everywhere(tmp_path, doc, fragment)
+
+
+@pytest.mark.parametrize(
+    ("graph", "fragment"),
+    [
+        ({"type": "watts_strogatz", "k": 20}, "graph.k: 20 neighbours per user (watts_strogatz)"),
+        ({"type": "barabasi_albert", "m": 25}, "graph.m: 25 edges per new user (barabasi_albert)"),
+    ],
+    ids=["ws_k", "ba_m"],
+)
+def test_a_social_graph_wider_than_a_generated_population(tmp_path, graph, fragment):
+    """The same on a generated population (was: passed, and the graph was cut to 19)."""
+    doc = base_doc(tmp_path)
+    doc["population"]["social"] = {"graph": graph}
+    refused_everywhere(tmp_path, doc, f"population.social.{fragment} need more than ")
+    doc["population"]["social"] = {"graph": {"type": "watts_strogatz", "k": 18}}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
+    code, stderr = cli("validate", str(tmp_path / "s.yaml"))
+    assert code == 0, stderr
+    doc["sweep"] = {"population.users": [20, 10]}  # a point's users, as a written one
+    refused_everywhere(
+        tmp_path, doc, "sweep point 1 (population.users=10): population.social.graph.k: 18 "
+    )

@@ -623,6 +623,31 @@ def _check_pages(scenario: Scenario, items: int) -> None:
             )
 
 
+def _check_graph(scenario: Scenario, sizes: Sizes | None) -> None:
+    """A drawn social graph's neighbours (watts_strogatz's k) or attachments (barabasi_albert's
+    m) must be fewer than the users: the graph builder cut them to users - 1 without a word, so a
+    scenario asked for one graph and ran another (on a calibrated population, whose file sets
+    the users, as on a generated one)."""
+    social = scenario.population.social
+    if social is None or social.graph.type not in ("watts_strogatz", "barabasi_albert"):
+        return
+    graph = social.graph
+    name, value, what = (
+        ("k", graph.k, "neighbours per user")
+        if graph.type == "watts_strogatz"
+        else ("m", graph.m, "edges per new user")
+    )
+    if sizes is not None:
+        users, whose = sizes.users, "the calibrated population (population.path) has {}"
+    else:
+        users, whose = scenario.population.users, "population.users is {}"
+    if value >= users:
+        raise RecarenaError(
+            f"population.social.graph.{name}: {value} {what} ({graph.type}) need more than "
+            f"{value} users; {whose.format(users)}"
+        )
+
+
 # ------------------------------------------------------------------------------ estimate
 def estimate(
     scenario: Scenario, sizes: Sizes | None = None, workers: int | None = None, shards: int = 1
@@ -910,6 +935,7 @@ def _check_points(
                 checked[key] = files(world)
             point_sizes = checked[key]
             _check_pages(world, point_sizes.items if point_sizes else world.catalog.initial_items)
+            _check_graph(world, point_sizes)
             point_estimate = estimate(world, point_sizes, workers, shards)
             _check_estimate(point_estimate, world, limits, force, memory)
             if _fits(point_estimate, limits, memory):
@@ -996,6 +1022,7 @@ def preflight(
 
         sizes = files(scenario)
         _check_pages(scenario, sizes.items if sizes else scenario.catalog.initial_items)
+        _check_graph(scenario, sizes)
         est = estimate(scenario, sizes, workers, shards)
         _check_estimate(est, scenario, limits or Limits(), force)
         built: Built = set()
