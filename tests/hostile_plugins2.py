@@ -252,3 +252,38 @@ class IgnoresCtrlC(Honest):
 
     def fit(self, history: Interactions) -> None:
         os.kill(os.getpid(), signal.SIGINT)
+
+
+# ------------------------------------------- rebinding a field of the engine's frozen objects
+class ForgetsExclusions(Honest):
+    """Rebinds the frozen requests' ``exclude`` (``object.__setattr__`` gets past
+    ``frozen=True``) to an array of its own where nothing was consumed, so that its slates
+    and the guard, which reads the same requests, see no consumed items."""
+
+    def recommend(self, requests: RequestBatch) -> SlateBatch:
+        object.__setattr__(requests, "exclude", np.full_like(requests.exclude, PAD_ITEM))
+        return super().recommend(requests)
+
+
+class MovesFeedbackToUserZero(Honest):
+    """Rebinds the user ids of the requests inside the feedback it is given."""
+
+    def update(self, feedback: FeedbackBatch) -> None:
+        object.__setattr__(feedback.requests, "user", np.zeros_like(feedback.requests.user))
+
+
+class PolicyMovesPagesToUserZero(RuleUserPolicy):
+    """Answers as the rule user, then rebinds the page's requests' user ids."""
+
+    def respond(self, pages: PageBatch) -> ResponseBatch:
+        response = super().respond(pages)
+        object.__setattr__(pages.requests, "user", np.zeros_like(pages.requests.user))
+        return response
+
+
+class SurfaceForgetsExclusions(ShortList):
+    """Rebinds the requests' ``exclude`` before it asks the recommender and lays its slates out."""
+
+    def layout(self, recommender: Any, requests: RequestBatch, state: Any) -> SlateBatch:
+        object.__setattr__(requests, "exclude", np.full_like(requests.exclude, PAD_ITEM))
+        return super().layout(recommender, requests, state)

@@ -277,6 +277,33 @@ def test_a_recommender_that_makes_engine_state_writeable_fails_its_cell(tmp_path
     assert code == 0 and "1 cell(s) left out: arm=popularity/rep=0" in stderr, stderr
 
 
+@pytest.mark.parametrize(
+    ("where", "name", "fragment"),
+    [
+        ("recommender", "ForgetsExclusions", "recommend rebound requests.exclude"),
+        ("recommender", "MovesFeedbackToUserZero", "update rebound feedback.requests.user"),
+        ("population.policy", "PolicyMovesPagesToUserZero", "respond rebound pages.requests.user"),
+        ("surface", "SurfaceForgetsExclusions", "layout rebound requests.exclude"),
+    ],
+)
+def test_a_plugin_that_rebinds_a_field_of_a_frozen_engine_object_fails_its_cell(
+    tmp_path, where, name, fragment
+):
+    """Was: ``object.__setattr__`` gets past ``frozen=True``, so a recommender that rebound
+    ``requests.exclude`` to an array of its own showed users what they had consumed, past the
+    guard (which reads the same requests), and one that rebound ``requests.user`` moved
+    sessions to other users; the run finished with exit 0, or failed its cell on an
+    AttributeError naming no plug-in when the new value was no array. The call now fails the
+    cell in one line naming the arm (or the policy), the type, the method and the field."""
+    doc = _with(base_doc(tmp_path), where, name)
+    path = write_doc(tmp_path, doc)
+    out = tmp_path / "out"
+    code, _, stderr = cli_out("run", str(path), "--executor", "local", "-q", "-o", str(out))
+    who = f"population.policy '{H}:{name}'" if where == "population.policy" else ""
+    assert_refused(code, stderr, f"{who}: {fragment}: what the engine hands a plug-in is frozen")
+    assert f"{H}:{name}" in stderr
+
+
 # ------------------------------------------------------------- BaseExceptions in a worker
 def test_a_keyboard_interrupt_raised_by_a_plugin_in_a_worker_fails_its_cell(tmp_path):
     """Was: a process-executor worker ignores the stop signals, so a KeyboardInterrupt there

@@ -30,7 +30,7 @@ import numpy as np
 
 from recarena.simulator.core.errors import RecarenaError, exception_line, with_read_only_hint
 from recarena.simulator.core.types import PAD_ITEM, PageBatch, ResponseBatch
-from recarena.simulator.engine.slate_guard import request_location
+from recarena.simulator.engine.slate_guard import Handed, request_location
 
 
 class ResponseViolation(RecarenaError):
@@ -46,6 +46,9 @@ _SHAPES = {
     "fatigue": ("iuf", 1),
 }
 """Field -> (allowed dtype kinds, dimensions: 2 is [B, k], 1 is [B])."""
+
+_ARGUMENTS = {"respond": ("pages",), "utility": ("users", "items", "explore")}
+"""The names of each checked method's arguments, for the line of one it changed."""
 
 
 class GuardedPolicy:
@@ -89,8 +92,9 @@ class GuardedPolicy:
         """The policy's answer; its exception (any but a stop, an exit or a user error it words
         itself) becomes one line naming population.policy and the method: it was the bare
         ``ValueError: ...``, and a GeneratorExit ended the run with a traceback."""
+        handed = Handed(args, _ARGUMENTS[method])
         try:
-            return getattr(self.inner, method)(*args)
+            answer = getattr(self.inner, method)(*args)
         except (KeyboardInterrupt, SystemExit, RecarenaError):
             raise
         except BaseException as exc:  # noqa: BLE001 - plug-in code: any failure, one line
@@ -98,6 +102,10 @@ class GuardedPolicy:
             raise ResponseViolation(
                 f"population.policy {self.name!r}: {method} raised {text}"
             ) from exc
+        tampered = handed.tampered()
+        if tampered is not None:
+            raise ResponseViolation(f"population.policy {self.name!r}: {method} {tampered}")
+        return answer
 
     def _fail(self, pages: PageBatch, row: int, what: str) -> ResponseViolation:
         where = request_location(pages.requests, row)

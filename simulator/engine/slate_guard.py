@@ -26,7 +26,9 @@ wrapper's base is guarded the same way (:func:`guard_plugin_bases`), named with 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from operator import is_
 from typing import Any
 
 import numpy as np
@@ -39,6 +41,7 @@ from recarena.simulator.core.types import (
     CatalogView,
     FeedbackBatch,
     Interactions,
+    PageBatch,
     RequestBatch,
     SlateBatch,
     read_only,
@@ -333,43 +336,81 @@ class SlateGuard:
             )
 
 
-_HANDED: dict[type, tuple[str, ...]] = {
-    RequestBatch: ("user", "session", "page", "exclude", "catalog"),
-    CatalogView: ("topics", "quality", "creator", "created_at", "source"),
-    Interactions: ("user", "item", "time", "rating"),
-    FeedbackBatch: ("requests", "slates", "clicked", "rating", "leave", "session_end"),
-    SlateBatch: ("items", "scores", "propensity"),
-    DialogueState: ("requests", "asked", "preferred", "avoided", "shown"),
-}
-"""Where the arrays of each argument of a recommender's methods are."""
+_FROZEN = frozenset(
+    {RequestBatch, CatalogView, Interactions, FeedbackBatch, SlateBatch, DialogueState, PageBatch}
+)
+"""The engine's frozen objects that plug-ins' methods receive (a recommender's, a plug-in
+surface's layout, a plug-in user policy's respond), and that hold others of them."""
 
 _ARGUMENT = {"fit": "history", "recommend": "requests", "update": "feedback", "act": "state"}
 
+_GONE = object()
 
-def locked_arrays(value: Any, name: str) -> list[tuple[str, str, np.ndarray]]:
-    """The read-only arrays that ``value`` (an argument of a recommender's method) carries, as
-    (where, field, array): the views of the engine's state it hands over."""
-    found: list[tuple[str, str, np.ndarray]] = []
-    for field in _HANDED.get(type(value), ()):
-        part = getattr(value, field)
-        if type(part) is np.ndarray:
-            if not part.flags.writeable:
-                found.append((name, field, part))
-        elif part is not None:
-            found += locked_arrays(part, f"{name}.{field}")
-    return found
+Where = str | tuple["Where", str]
+"""An argument's name, or (where its holder is, field): made a string only for an error."""
 
 
-def first_unlocked(locked: list[tuple[str, str, np.ndarray]]) -> str | None:
-    """The name of the first of ``locked`` that is writeable now.
+def _dotted(where: Where) -> str:
+    return where if isinstance(where, str) else f"{_dotted(where[0])}.{where[1]}"
 
-    numpy lets anyone set ``flags.writeable`` back on a read-only view of writeable memory: a
-    plug-in that did, then cleared ``requests.exclude``, showed users what they had consumed,
-    passed the guard (which reads the same array) and "won" its A/B with exit 0."""
-    for where, field, array in locked:
-        if array.flags.writeable:
-            return f"{where}.{field}"
-    return None
+
+class Handed:
+    """What the engine hands a plug-in's method, noted before the call so that :meth:`tampered`
+    can tell after it whether the plug-in changed it: the fields of each frozen object (nested
+    ones too) and which of them are read-only arrays.
+
+    Both guards can be got past in Python: numpy lets anyone set ``flags.writeable`` back on a
+    read-only view of writeable memory, and ``object.__setattr__`` rebinds a field of a frozen
+    dataclass. A plug-in that did either, then cleared ``requests.exclude`` (or put an array
+    of its own there), showed users what they had consumed, passed the guard (which reads the
+    same requests) and "won" its A/B with exit 0; one that rebound ``requests.user`` moved
+    sessions to other users. Cost: a tuple of each object's fields and a dozen flag reads, a
+    few microseconds a call."""
+
+    __slots__ = ("fields", "locked")
+
+    def __init__(self, values: tuple[Any, ...], names: tuple[str, ...]) -> None:
+        self.fields: list[tuple[Where, Any, tuple[Any, ...]]] = []
+        self.locked: list[tuple[Where, str, np.ndarray]] = []
+        for value, name in zip(values, names, strict=True):
+            if type(value) in _FROZEN:
+                self._note(value, name)
+
+    def _note(self, value: Any, where: Where) -> None:
+        live = value.__dict__
+        self.fields.append((where, value, tuple(live.values())))
+        for field, part in live.items():
+            kind = type(part)
+            if kind is np.ndarray:
+                if not part.flags.writeable:
+                    self.locked.append((where, field, part))
+            elif kind in _FROZEN:
+                self._note(part, (where, field))
+
+    def tampered(self) -> str | None:
+        """What the call changed, worded for an error line ("rebound requests.exclude: ..."),
+        or None when it changed nothing."""
+        for where, value, before in self.fields:
+            live = value.__dict__
+            if len(live) == len(before) and all(map(is_, live.values(), before)):
+                continue
+            known = [field.name for field in dataclasses.fields(value)]
+            noted = dict(zip(known, before, strict=False))
+            changed = [name for name in known if live.get(name, _GONE) is not noted.get(name)]
+            changed += [name for name in live if name not in noted]
+            field = changed[0] if changed else known[0]
+            return (
+                f"rebound {_dotted(where)}.{field}: what the engine hands a plug-in is frozen "
+                "and shared with the engine (make a new one, e.g. dataclasses.replace, to "
+                "change it)"
+            )
+        for where, field, array in self.locked:
+            if array.flags.writeable:
+                return (
+                    f"made {_dotted(where)}.{field} writeable: the engine's arrays are "
+                    "read-only views of its state (copy one to change it)"
+                )
+        return None
 
 
 def as_checked(slates: SlateBatch) -> SlateBatch:
@@ -407,21 +448,18 @@ class GuardedRecommender:
         recommender words itself or an LLM cache miss) becomes one naming the arm, the type and
         the method. BaseExceptions of other kinds (GeneratorExit, a plug-in's own) used to pass
         every handler and end the run with a traceback."""
-        locked = locked_arrays(argument, _ARGUMENT.get(method, method))
+        handed = Handed((argument,), (_ARGUMENT.get(method, method),))
         try:
             answer = getattr(self.inner, method)(argument)
         except (KeyboardInterrupt, SystemExit, RecarenaError, CacheMiss):
             raise
         except BaseException as exc:  # noqa: BLE001 - plug-in code: any failure, one line
             raise self._raised(method, exc) from exc
-        unlocked = first_unlocked(locked)
-        if unlocked is not None:
+        tampered = handed.tampered()
+        if tampered is not None:
             guard = self.guard
             kind = PluginRecommenderFailed if ":" in guard.kind else RecommenderFailed
-            raise kind(
-                f"arm {guard.arm!r} ({guard.label}): {method} made {unlocked} writeable: the "
-                "engine's arrays are read-only views of its state (copy one to change it)"
-            )
+            raise kind(f"arm {guard.arm!r} ({guard.label}): {method} {tampered}")
         return answer
 
     def fit(self, history: Any) -> Any:
@@ -457,6 +495,12 @@ class PluginSurfaceFailed(RecarenaError):
     """A plug-in surface's ``layout`` or ``examine`` raised (the user's code: exit 2)."""
 
 
+_SURFACE_ARGUMENTS = {
+    "layout": ("recommender", "requests", "state"),
+    "examine": ("noise_key", "items"),
+}
+
+
 class GuardedSurface:
     """A plug-in surface (``surface.type: module:Factory``) whose answers are checked: what its
     ``layout`` shows passes the slate checks (it lays out the recommender's checked slates, but
@@ -474,15 +518,20 @@ class GuardedSurface:
         words itself, nor an LLM cache miss) is one line naming the arm, the surface and the
         method, exit 2: it was the bare 'ValueError: ...', exit 1. Other BaseExceptions fail
         the cell as they do anywhere in it."""
+        handed = Handed(args, _SURFACE_ARGUMENTS[method])
+        guard = self.guard
         try:
-            return getattr(self.inner, method)(*args)
+            answer = getattr(self.inner, method)(*args)
         except (RecarenaError, CacheMiss):
             raise
         except Exception as exc:
-            guard = self.guard
             raise PluginSurfaceFailed(
                 f"arm {guard.arm!r} ({guard.label}): {method} raised {exception_line(exc)}"
             ) from exc
+        tampered = handed.tampered()
+        if tampered is not None:
+            raise PluginSurfaceFailed(f"arm {guard.arm!r} ({guard.label}): {method} {tampered}")
+        return answer
 
     def layout(self, recommender: Any, requests: RequestBatch, state: Any) -> SlateBatch:
         """The layout, checked, as a read-only copy: a surface that kept its answer's arrays
