@@ -20,6 +20,7 @@ from recarena.simulator.core.registry import (
     check_buildable,
     check_synchronous,
     ignored_keys,
+    plain_params,
 )
 
 _R = "recarena.recommenders."
@@ -163,7 +164,7 @@ def validated_base_params(base: str, params: dict) -> dict:
     if unknown:  # a plug-in base's Params that would drop it silently
         raise ValueError(f"@base_params.{unknown[0]}: unknown key")
     try:
-        validated: dict = entry.params.model_validate(params).model_dump(mode="json")
+        validated = plain_params(entry.params.model_validate(params))
     except ValidationError as exc:
         raise ValueError(_base_params_error(exc)) from None
     except Exception as exc:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from pydantic import BaseModel, ConfigDict
 
 from recarena.agents.creators.strategies import StaticStrategy
 from recarena.agents.users.rule_user import RuleUserPolicy
@@ -287,3 +288,18 @@ class SurfaceForgetsExclusions(ShortList):
     def layout(self, recommender: Any, requests: RequestBatch, state: Any) -> SlateBatch:
         object.__setattr__(requests, "exclude", np.full_like(requests.exclude, PAD_ITEM))
         return super().layout(recommender, requests, state)
+
+
+# ------------------------------------------------------------------ params that hold a set
+class GenreParams(BaseModel):
+    """A set of names (written as a YAML list) and a mapping to sets of numbers."""
+
+    model_config = ConfigDict(extra="forbid")
+    genres: set[str] = {"drama", "comedy", "action", "horror", "western", "noir", "musical"}
+    by_topic: dict[str, frozenset[int]] = {}
+
+
+class TaggedByGenre(Honest):
+    """Honest slates; its params hold sets."""
+
+    Params = GenreParams

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 from pathlib import Path
 
 import polars as pl
@@ -302,6 +303,46 @@ def test_a_plugin_that_rebinds_a_field_of_a_frozen_engine_object_fails_its_cell(
     who = f"population.policy '{H}:{name}'" if where == "population.policy" else ""
     assert_refused(code, stderr, f"{who}: {fragment}: what the engine hands a plug-in is frozen")
     assert f"{H}:{name}" in stderr
+
+
+# ------------------------------------------------------------------ params that hold a set
+def test_params_that_hold_a_set_are_written_in_one_order(tmp_path):
+    """Was: pydantic writes a set as a list in its iteration order, which for text depends on
+    PYTHONHASHSEED, so two runs of one scenario wrote scenario.resolved.yaml and the cells'
+    manifests with the plug-in's params (and a wrapper's base_params) in different orders.
+    Each such list is now sorted, so equal scenarios give equal bytes."""
+    doc = base_doc(tmp_path)
+    genres = {"genres": [f"genre{i}" for i in (5, 3, 9, 1, 7, 2, 8)], "by_topic": {"a": [4, 2, 9]}}
+    doc["arms"] = [
+        {"name": "tagged", "recommender": {"type": f"{H}:TaggedByGenre", "params": genres}},
+        {
+            "name": "wrapped",
+            "recommender": {
+                "type": "epsilon_greedy",
+                "params": {"base": f"{H}:TaggedByGenre", "base_params": genres},
+            },
+        },
+    ]
+    path = write_doc(tmp_path, doc)
+    written = []
+    for seed in ("1", "2"):
+        out = tmp_path / f"out{seed}"
+        done = recarena(
+            "run", str(path), "--executor", "local", "-q", "-o", str(out),
+            env={"PYTHONHASHSEED": seed},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        manifests = [
+            json.loads((out / f"arm={arm}" / "rep=0" / "manifest.json").read_text())["recommender"]
+            for arm in ("tagged", "wrapped")
+        ]
+        written.append(((out / "scenario.resolved.yaml").read_bytes(), manifests))
+    assert written[0] == written[1]
+    resolved = yaml.safe_load(written[0][0])
+    params = resolved["arms"][0]["recommender"]["params"]
+    assert params["genres"] == sorted(genres["genres"]) and params["by_topic"] == {"a": [2, 4, 9]}
+    base_params = resolved["arms"][1]["recommender"]["params"]["base_params"]
+    assert base_params["genres"] == sorted(genres["genres"])
 
 
 # ------------------------------------------------------------- BaseExceptions in a worker

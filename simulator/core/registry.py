@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import inspect
+import json
 import re
 import sys
 from collections.abc import Callable, Mapping
@@ -232,6 +233,35 @@ def ignored_keys(model: Any, raw: Any) -> list[str]:
             return []
         known |= {name} | {alias for alias in aliases if isinstance(alias, str)}
     return [str(key) for key in raw if key not in known]
+
+
+def plain_params(params: Any) -> dict[str, Any]:
+    """A validated Params model as plain data (JSON's types), the way a run saves it
+    (scenario.resolved.yaml, the manifests) and hands it to each cell.
+
+    JSON has no sets: pydantic writes a set or frozenset as a list in its iteration order,
+    which for text depends on PYTHONHASHSEED, so two runs of one scenario wrote their resolved
+    scenario and manifests with different bytes. Each such list is sorted (by value; by its
+    JSON text when the values do not compare), so equal params are written alike."""
+    return _sorted_sets(params.model_dump(), params.model_dump(mode="json"))  # type: ignore[no-any-return]
+
+
+def _sorted_sets(value: Any, data: Any) -> Any:
+    """``data`` (``value`` as pydantic wrote it for JSON) with what was a set sorted; parts
+    that a custom serializer reshaped are left as they are."""
+    if isinstance(value, dict) and isinstance(data, dict) and len(value) == len(data):
+        return dict(zip(data, map(_sorted_sets, value.values(), data.values()), strict=True))
+    if not isinstance(value, list | tuple | set | frozenset) or not isinstance(data, list):
+        return data
+    if len(value) != len(data):
+        return data
+    items = list(map(_sorted_sets, value, data))
+    if not isinstance(value, set | frozenset):
+        return items
+    try:
+        return sorted(items)
+    except TypeError:  # values of several types (or mappings)
+        return sorted(items, key=lambda item: json.dumps(item, sort_keys=True, default=str))
 
 
 def _kind_of(obj: Any) -> str:

@@ -19,7 +19,11 @@ from recarena.agents.users.policies import REGISTRY as USER_POLICIES
 from recarena.recommenders.registry import REGISTRY as RECOMMENDERS
 from recarena.recommenders.registry import get_entry
 from recarena.simulator.core.errors import RecarenaError, first_line
-from recarena.simulator.core.registry import ignored_keys, plugin_prints_to_stderr
+from recarena.simulator.core.registry import (
+    ignored_keys,
+    plain_params,
+    plugin_prints_to_stderr,
+)
 from recarena.simulator.core.scenario import (
     PluginSurface,
     Scenario,
@@ -176,7 +180,7 @@ def _resolve_params(scenario: Scenario) -> None:
         check_finite(params.model_dump(), prefix=where)
         check_no_bool_numbers(arm.recommender.params, params.model_dump(), prefix=where)
         try:
-            arm.recommender.params = params.model_dump(mode="json")
+            arm.recommender.params = plain_params(params)
         except (Exception, SystemExit) as exc:
             if not plugin:
                 raise
