@@ -1621,6 +1621,10 @@ def _damage_calibrated(directory: Path, damage: str) -> None:
         _npz(log_pop=np.zeros(5, np.float32))(interest)
     elif damage == "npz_nan":
         _npz(conformity=np.full(40, np.nan, np.float32))(interest)
+    elif damage == "npz_years_of_fewer_items":
+        _npz(item_year=np.full(5, 1990.0, np.float32))(interest)
+    elif damage == "npz_era_without_spread":
+        _npz(user_era=np.zeros((40, 2), np.float32))(interest)
     elif damage == "metadata_a_list":
         for path in (users, items):
             _rewrite(path, lambda t: t.replace_schema_metadata({b"recarena.calibration": b"[1]"}))
@@ -1680,6 +1684,8 @@ CALIBRATED_DAMAGE = [
     ("npz_missing", "pop.interest.npz not found; the calibration in pop.parquet fitted"),
     ("npz_of_fewer_items", "pop.interest.npz: log_pop has (5,) rows, not 30 items"),
     ("npz_nan", "pop.interest.npz: conformity has values that are not finite numbers"),
+    ("npz_years_of_fewer_items", "pop.interest.npz: item_year has (5,) rows, not 30 items"),
+    ("npz_era_without_spread", "pop.interest.npz: user_era is not one (mean, positive spread)"),
     ("metadata_a_list", "pop.parquet: its calibration metadata is a JSON list, not an object"),
     ("thresholds_unsorted", "fitted rating_thresholds [4.0, 3.0, 2.0, 1.0]: cut points must be"),
     ("thresholds_short", "fitted rating_thresholds [1.0]: List should have at least 4 items"),

@@ -11,6 +11,7 @@ from recarena.agents.users.calibration import fit_watch_rule
 from recarena.agents.users.sequential_interest import (
     InterestConfig,
     SequentialInterest,
+    era_profile,
     fit_features,
     genre_affinity,
     genre_matrix,
@@ -57,6 +58,8 @@ def interest_with_terms() -> SequentialInterest:
         local_popularity=np.array([[1.0, 2.0, -1.0], [-1.0, -2.0, 1.0]], np.float32),
         user_window=np.array([0, 1], np.int32),
         user_activity=np.array([1.0, -1.0], np.float32),
+        item_year=np.array([1990.0, 2000.0, np.nan], np.float32),
+        user_era=np.array([[1990.0, 5.0], [1995.0, 2.0]], np.float32),
     )
 
 
@@ -113,6 +116,8 @@ def test_watch_terms_by_hand_and_saved(tmp_path) -> None:
     # user 0 reads window 0 (items 1, 2: 2, -1), user 1 window 1 (item 1: -2)
     np.testing.assert_allclose(terms["local_pop"], [2.0, -1.0, -2.0])
     np.testing.assert_allclose(terms["activity"], [1.0, 1.0, -1.0])  # the user's own, per pair
+    # (2000 - 1990) / 5 squared; item 2 has no year: 1, the expected square; (2000 - 1995) / 2
+    np.testing.assert_allclose(terms["era_gap"], [4.0, 1.0, 6.25])
     path = tmp_path / "interest.npz"
     interest.save(path)
     loaded = SequentialInterest.load(
@@ -137,6 +142,25 @@ def test_watch_terms_by_hand_and_saved(tmp_path) -> None:
     assert again.genre_rating is None and again.log_recent is None
     assert again.local_popularity is None and again.user_window is None
     assert again.user_activity is None
+    assert again.item_year is None and again.user_era is None
+
+
+def test_era_profile_by_hand() -> None:
+    """Years 1990, 2000 and none; user 0 watched items 0 and 1, user 1 item 2 only, user 2
+    nothing. All dated rows: mean 1995, second moment (1990² + 2000²) / 2."""
+    year = np.array([1990.0, 2000.0, np.nan], np.float32)
+    user, item = np.array([0, 0, 1]), np.array([0, 1, 2])
+    raw = era_profile(user, item, 3, year, shrink=0.0)
+    np.testing.assert_allclose(raw[0], [1995.0, 5.0])  # no shrinkage: the user's own years
+    np.testing.assert_allclose(raw[1:], [[1995.0, 5.0]] * 2)  # nothing dated: everyone's
+    shrunk = era_profile(np.array([0]), np.array([0]), 1, year[:1].copy(), shrink=1.0)
+    np.testing.assert_allclose(shrunk[0], [1990.0, 1.0])  # spread floored at one year
+    mixed = era_profile(np.array([0, 1]), np.array([0, 1]), 2, year, shrink=2.0)
+    # user 0: (1990 + 2·1995) / 3; second moment (1990² + 2·(1990² + 2000²)/2) / 3
+    m1 = (1990 + 2 * 1995) / 3
+    m2 = (1990**2 + (1990**2 + 2000**2)) / 3
+    np.testing.assert_allclose(mixed[0], [m1, np.sqrt(m2 - m1 * m1)], rtol=1e-6)
+    assert (era_profile(user, item, 3, np.full(3, np.nan, np.float32), 10.0)[:, 1] == 1).all()
 
 
 def test_fit_features_item_rating_is_a_shrunk_mean_offset() -> None:

@@ -698,6 +698,7 @@ def calibrate(
     # item text, aligned with the dense item index
     title = [str(i) for i in ix.item_ids]
     genres: list[list[str]] = [[] for _ in range(n_items)]
+    year = np.full(n_items, np.nan, np.float32)
     if data.items.height:
         table = data.items.unique(subset="item", keep="first")
         ids = table["item"].to_numpy()
@@ -715,6 +716,9 @@ def calibrate(
                 if ok:
                     title[p] = t if t is not None else title[p]
                     genres[p] = list(g or [])
+            if "year" in table.columns:
+                dated = table["year"].cast(pl.Float32).fill_null(np.nan).to_numpy()
+                year[pos[inside]] = dated[inside]
     item_genres = genre_matrix(genres)
     interest = None
     weights: dict[str, float] = {}
@@ -730,6 +734,7 @@ def calibrate(
             mf_utility,
             cfg.interest,
             item_genres,
+            year if np.isfinite(year).any() else None,
         )
         seen = np.unique(cu * n_items + ci)
         features, memory_losses = choose_memory(
@@ -803,7 +808,16 @@ def calibrate(
         # as a validated model is retrained on all its data before it is deployed
         raw = fit_factors(cu, ci, n_users, n_items, cfg)
         full = fit_features(
-            cu, ci, ct, rating_all, n_users, n_items, None, interest.config, item_genres
+            cu,
+            ci,
+            ct,
+            rating_all,
+            n_users,
+            n_items,
+            None,
+            interest.config,
+            item_genres,
+            year if np.isfinite(year).any() else None,
         )
         factors = fold(raw, full, weights)
         interest = replace(full.interest, weights=weights)
@@ -919,7 +933,9 @@ def fit_watch_rule(
     movie is (its shrunk mean rating), how much the user favours its genres and how well they
     rate them, recent popularity on its own (the static surplus holds it only at the choice
     model's weight), and the movie's popularity around the user's own time (what was being
-    watched when the user was). The choice weights (``fit_weights``) answer "which movie next,
+    watched when the user was), the user's activity, and the squared distance of the movie's
+    release year from the user's (standardised by the spread of the years they watch). The
+    choice weights (``fit_weights``) answer "which movie next,
     among all"; this answers "is this one movie one I would watch and like", so it weighs the
     same terms afresh. In a simulation the choice among shown items keeps using the utility
     alone."""

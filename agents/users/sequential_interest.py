@@ -37,8 +37,9 @@ terms fitted on the *training* part of real data:
   agents/users/calibration.py): each item's shrunk mean rating, each user's genre affinity
   (log of the user's genre shares over all users', shrunk) and genre rating affinity (how much
   above their own mean the user rates each genre, shrunk), recent popularity on its own, and
-  each item's popularity around the user's own time (:func:`popularity_timeline`); a simulated
-  choice does not read them.
+  each item's popularity around the user's own time (:func:`popularity_timeline`), the user's
+  activity, and how far the movie's release year is from the years the user watches
+  (:func:`era_profile`); a simulated choice does not read them.
 
 Why not one of the judged arms fitted differently: item-kNN scores cosine co-occurrence over a
 whole profile, SASRec/GRU4Rec learn sequence encoders end-to-end for next-item ranking, MF/BPR
@@ -176,6 +177,12 @@ class SequentialInterest:
     """[U] float32 standardised log(1 + consumptions) of each user in the fitting rows: a heavy
     user says yes to more movies than a light one shown the same ones (the watch rule's
     per-user term; standardised, so a refit on more rows keeps its scale)."""
+    item_year: np.ndarray | None = None
+    """[I] float32 each item's release year, NaN where unknown (None when no item has one)."""
+    user_era: np.ndarray | None = None
+    """[U, 2] float32 mean and spread of the release years of the user's fitting consumptions,
+    shrunk towards everyone's (:func:`era_profile`): some users watch classics, others new
+    releases, which neither popularity nor genres say."""
     _reader: TransitionReader | None = field(default=None, init=False, repr=False, compare=False)
 
     def __getstate__(self) -> dict:
@@ -275,6 +282,14 @@ class SequentialInterest:
             out["local_pop"] = np.where(known, local, table.min()).astype(np.float64)
         if self.user_activity is not None:
             out["activity"] = self.user_activity[users].astype(np.float64)
+        if self.item_year is not None and self.user_era is not None:
+            n = self.item_year.shape[0]
+            inside = (items >= 0) & (items < n)
+            year = np.where(inside, self.item_year[np.where(inside, items, 0)], np.nan)
+            era = self.user_era[users].astype(np.float64)
+            gap = (year - era[:, 0]) / era[:, 1]
+            known = np.isfinite(gap)
+            out["era_gap"] = np.where(known, gap * gap, 1.0)  # 1: a gap's expected square
         return out
 
     def push(self, users: np.ndarray, items: np.ndarray) -> None:
@@ -348,6 +363,8 @@ class SequentialInterest:
             "local_popularity": self.local_popularity,
             "user_window": self.user_window,
             "user_activity": self.user_activity,
+            "item_year": self.item_year,
+            "user_era": self.user_era,
         }
         arrays.update({name: value for name, value in optional.items() if value is not None})
         np.savez_compressed(path, **arrays)  # type: ignore[arg-type]
@@ -375,6 +392,8 @@ class SequentialInterest:
                 local_popularity=(z["local_popularity"] if "local_popularity" in z.files else None),
                 user_window=z["user_window"] if "user_window" in z.files else None,
                 user_activity=z["user_activity"] if "user_activity" in z.files else None,
+                item_year=z["item_year"] if "item_year" in z.files else None,
+                user_era=z["user_era"] if "user_era" in z.files else None,
             )
 
     def scalars(self) -> dict:
@@ -520,6 +539,32 @@ def popularity_timeline(
     return table.astype(np.float32), window
 
 
+def era_profile(
+    user: np.ndarray, item: np.ndarray, n_users: int, item_year: np.ndarray, shrink: float
+) -> np.ndarray:
+    """[U, 2] float32 mean and standard deviation of the release years of each user's fitting
+    consumptions (items without a year skipped), each moment shrunk towards all rows' by
+    ``shrink`` pseudo-consumptions, the spread floored at one year. A user with few dated
+    consumptions is read as everyone."""
+    year = item_year[item].astype(np.float64)
+    known = np.isfinite(year)
+    out = np.zeros((n_users, 2), np.float32)
+    if not known.any():
+        out[:, 1] = 1.0
+        return out
+    y, u = year[known], user[known]
+    mean, second = float(y.mean()), float((y * y).mean())
+    weight = np.bincount(u, minlength=n_users) + shrink
+    weight = np.where(weight > 0, weight, 1.0)  # no dated rows, no shrinkage: everyone's
+    m1 = (np.bincount(u, weights=y, minlength=n_users) + shrink * mean) / weight
+    m2 = (np.bincount(u, weights=y * y, minlength=n_users) + shrink * second) / weight
+    n = np.bincount(u, minlength=n_users)
+    m1, m2 = np.where(n + shrink > 0, m1, mean), np.where(n + shrink > 0, m2, second)
+    out[:, 0] = m1
+    out[:, 1] = np.sqrt(np.maximum(m2 - m1 * m1, 1.0))
+    return out
+
+
 def last_items(user: np.ndarray, item: np.ndarray, n_users: int, length: int) -> np.ndarray:
     """[U, L] each user's last ``length`` items, oldest first, -1 padded (rows sorted)."""
     out = np.full((n_users, length), -1, np.int64)
@@ -577,6 +622,7 @@ def fit_features(
     mf_utility,
     cfg: InterestConfig,
     item_genres: np.ndarray | None = None,
+    item_year: np.ndarray | None = None,
 ) -> Features:
     """Popularity, recency, transitions, per-user conformity/rating bias and, for the watch
     rule, each item's shrunk mean rating, each user's genre affinity and genre rating affinity
@@ -625,6 +671,10 @@ def fit_features(
         local_popularity=local,
         user_window=window,
         user_activity=standardise(np.log1p(n_user)),
+        item_year=item_year,
+        user_era=None
+        if item_year is None
+        else era_profile(user, item, n_users, item_year, cfg.shrink),
     )
     counts = np.bincount(item, minlength=n_items).astype(np.float64)
     return Features(mf_utility, log_pop, log_recent, interest, counts)

@@ -34,6 +34,7 @@ _PER_USER = (
     "genre_rating",
     "user_window",
     "user_activity",
+    "user_era",
 )
 _PER_ITEM = ("log_pop", "item_rating", "item_genres", "log_recent")
 
@@ -166,6 +167,14 @@ def interest_problem(interest: Any, users: int, items: int, path: Path) -> str |
                 return f"{where}: {name} has {array.shape} rows, not {expected} {what}"
             if array is not None and array.dtype.kind == "f" and not np.isfinite(array).all():
                 return f"{where}: {name} has values that are not finite numbers"
+    year = interest.item_year  # NaN marks a movie without a year
+    if year is not None and (year.ndim != 1 or year.shape[0] != items):
+        return f"{where}: item_year has {year.shape} rows, not {items} items"
+    if year is not None and np.isinf(year).any():
+        return f"{where}: item_year has values that are infinite"
+    era = interest.user_era
+    if era is not None and (era.ndim != 2 or era.shape[1] != 2 or not (era[:, 1] > 0).all()):
+        return f"{where}: user_era is not one (mean, positive spread) pair per user"
     local = interest.local_popularity
     if local is not None and (local.ndim != 2 or local.shape[1] != items):
         return f"{where}: local_popularity has shape {local.shape}, not (windows, {items})"
