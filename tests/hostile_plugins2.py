@@ -8,6 +8,7 @@ own plug-in would be.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 from collections.abc import Iterator
@@ -241,6 +242,34 @@ class WritesToDescriptorOne(Honest):
 
     def fit(self, history: Interactions) -> None:
         os.write(1, f"{SAID} on descriptor 1\n".encode())
+
+
+class WritesToDescriptorOneWhenBuilt(WritesToDescriptorOne):
+    """Writes to file descriptor 1 when built too (the preflight builds it, outside a cell)."""
+
+    def __init__(self, params: NoParams, ctx: RecommenderContext) -> None:
+        super().__init__(params, ctx)
+        os.write(1, f"{SAID} on descriptor 1 when built\n".encode())
+
+
+class PrintsThroughTheCLibrary(Honest):
+    """Prints with the C library's ``puts`` when built and when fitted, as a compiled library's
+    log line would: buffered by the C library, not Python, while descriptor 1 is no terminal."""
+
+    def __init__(self, params: NoParams, ctx: RecommenderContext) -> None:
+        super().__init__(params, ctx)
+        ctypes.CDLL(None).puts(f"{SAID} by the C library when built".encode())
+
+    def fit(self, history: Interactions) -> None:
+        ctypes.CDLL(None).puts(f"{SAID} by the C library".encode())
+
+
+def loud_policy(obs: dict[str, np.ndarray]) -> np.ndarray:
+    """A policy arm's checkpoint (``type: policy``) that prints, and writes to descriptor 1,
+    when asked for scores: validate asks it about a first page."""
+    print(SAID, "policy")
+    os.write(1, f"{SAID} policy on descriptor 1\n".encode())
+    return np.zeros((len(obs["user_id"]), 40))
 
 
 class IgnoresCtrlC(Honest):

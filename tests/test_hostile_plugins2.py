@@ -379,6 +379,45 @@ def test_what_a_plugin_writes_to_descriptor_one_in_a_worker_goes_to_stderr(tmp_p
 
 
 # ------------------------------------------------------------------ odd plug-in names
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("WritesToDescriptorOneWhenBuilt", "on descriptor 1"),
+        ("PrintsThroughTheCLibrary", "by the C library"),
+    ],
+)
+def test_what_a_plugin_writes_to_descriptor_one_in_this_process_goes_to_stderr(
+    tmp_path, name, said
+):
+    """Was: validate's and run's builds of a plug-in, and the cells of ``--executor local``,
+    left file descriptor 1 on stdout (``print`` went to stderr already), so what a plug-in's C
+    library or ``os.write(1, ...)`` wrote landed before validate's ``ok:`` line and in the
+    middle of the A/B table (a process-executor worker had its descriptor 1 on stderr)."""
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["recommender"] = {"type": f"{H}:{name}"}
+    path = write_doc(tmp_path, doc)
+    done = recarena("validate", str(path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ok: ") and SAID not in done.stdout, done.stdout
+    assert f"{SAID} {said} when built" in done.stderr
+    done = recarena("run", str(path), "--executor", "local", "-q", "-o", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    assert "A/B vs baseline" in done.stdout and SAID not in done.stdout, done.stdout
+    assert f"{SAID} {said}\n" in done.stderr and f"{SAID} {said} when built" in done.stderr
+
+
+def test_what_a_policy_checkpoint_prints_while_validated_goes_to_stderr(tmp_path):
+    """Was: validate asks a policy arm's checkpoint about a first page outside any plug-in
+    block, so what it printed, and wrote to descriptor 1, came before the ``ok:`` line."""
+    doc = base_doc(tmp_path)
+    checkpoint = {"checkpoint": f"{H}:loud_policy"}
+    doc["arms"][1] = {"name": "policy", "recommender": {"type": "policy", "params": checkpoint}}
+    done = recarena("validate", str(write_doc(tmp_path, doc)))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("ok: ") and SAID not in done.stdout, done.stdout
+    assert f"{SAID} policy\n" in done.stderr and f"{SAID} policy on descriptor 1" in done.stderr
+
+
 def test_a_plugin_module_named_in_another_script_is_importable(tmp_path, monkeypatch):
     """Was: 'über_recs:Honest' was refused as "not an importable path": the check allowed
     only ASCII letters first, while Python imports any identifier (PEP 3131)."""

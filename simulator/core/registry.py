@@ -15,12 +15,14 @@ is one error line naming it, not a traceback later.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib
 import inspect
 import json
+import os
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -33,13 +35,53 @@ characters. ``[A-Za-z_]`` refused a module named ``über_recs`` as "not an impor
 _TARGET = re.compile(rf"^{_NAME}(\.{_NAME})*:{_NAME}(\.{_NAME})*$")
 
 
-def plugin_prints_to_stderr() -> contextlib.AbstractContextManager[Any]:
-    """Where plug-in code runs outside a cell (importing its module, the preflight's build of
-    it, a metric's compute): what it prints goes to stderr. Stdout holds the command's answer
-    (validate's ``ok:`` line, the A/B table, compare's table, report's path); a constructor's
-    or a module's ``print`` landed in it, before that answer, while in a cell it went to
-    stderr already (simulator/runner/cell.py)."""
-    return contextlib.redirect_stdout(sys.stderr)
+@contextlib.contextmanager
+def plugin_prints_to_stderr() -> Iterator[None]:
+    """Where plug-in code runs in this process (importing its module, the resolve step's and
+    the preflight's builds, a metric's compute, a cell of ``--executor local``): what it prints
+    goes to stderr. Stdout holds the command's answer (validate's ``ok:`` line, the A/B table,
+    compare's table, report's path); a constructor's or a module's ``print`` landed in it,
+    before that answer.
+
+    File descriptor 1 is pointed at stderr too, for the block: what a plug-in's C library, a
+    subprocess it starts or ``os.write(1, ...)`` wrote went to the descriptor, past
+    ``sys.stdout``, into the middle of the answer (a process-executor worker points it at
+    stderr for good, simulator/runner/process_pool.py). A C library's buffered output is
+    flushed before the descriptor is put back. Four system calls a block; blocks are a module
+    import, a build, a metric or a whole cell, never a page."""
+    with contextlib.redirect_stdout(sys.stderr), _descriptor_one_to_stderr():
+        yield
+
+
+@contextlib.contextmanager
+def _descriptor_one_to_stderr() -> Iterator[None]:
+    for stream in (sys.__stdout__, sys.stdout):  # what was written before goes where it was
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            stream.flush()  # type: ignore[union-attr]
+    try:
+        saved = os.dup(1)
+    except OSError:  # no descriptor 1 (closed by the caller): nothing to protect
+        yield
+        return
+    try:
+        os.dup2(2, 1)
+    except OSError:  # no descriptor 2 to point at: leave 1 as it is
+        os.close(saved)
+        yield
+        return
+    try:
+        yield
+    finally:
+        _flush_c_streams()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _flush_c_streams() -> None:
+    """fflush(NULL): a C library's stdout buffer (full when descriptor 1 is no terminal) would
+    otherwise reach descriptor 1 after it is put back, or at exit."""
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        ctypes.CDLL(None).fflush(None)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import sys
 import threading
 import time
 import traceback
@@ -30,6 +29,7 @@ from recarena.simulator.core.errors import (
     with_read_only_hint,
     write_problem,
 )
+from recarena.simulator.core.registry import plugin_prints_to_stderr
 from recarena.simulator.core.scenario import Scenario
 from recarena.simulator.engine.eventlog import EventLog
 from recarena.simulator.engine.model import SimulationModel
@@ -166,9 +166,10 @@ def _run_cell(
     log = EventLog(cell_dir, scenario.output.flush_rows)
     try:
         # what plug-in code prints goes to stderr: stdout holds the command's answer (the A/B
-        # table), which a recommender's print() on every page used to bury
+        # table), which a recommender's print() on every page used to bury; so does what it
+        # writes to descriptor 1 (a C library, os.write) in a cell of --executor local
         with (
-            contextlib.redirect_stdout(sys.stderr),
+            plugin_prints_to_stderr(),
             _os_exit_fails_the_cell(),
             _stop_handlers_kept() as restore,
         ):

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.registry import plugin_prints_to_stderr
 from recarena.simulator.core.scenario import Scenario
 
 POLICY = "policy"
@@ -49,6 +50,11 @@ def check_checkpoints(scenario: Scenario, topics: int | None = None) -> None:
     found = policies(scenario)
     if not found:
         return
+    with plugin_prints_to_stderr():  # the policy is plug-in code; stdout is validate's answer
+        _ask_policies(found, topics if topics is not None else scenario.catalog.topics)
+
+
+def _ask_policies(found: list[tuple[str, str, int, int]], mix: int) -> None:
     from recarena.recommenders.policy import first_page, load_policy, policy_scores
 
     loaded: dict[str, Any] = {}
@@ -59,7 +65,6 @@ def check_checkpoints(scenario: Scenario, topics: int | None = None) -> None:
                 loaded[spec] = load_policy(spec)
             if (spec, history, k) not in asked:
                 policy, is_torch = loaded[spec]
-                mix = topics if topics is not None else scenario.catalog.topics
                 policy_scores(policy, is_torch, first_page(mix, history, k))
                 asked.add((spec, history, k))
         except RecarenaError as exc:
