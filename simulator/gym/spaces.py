@@ -16,10 +16,12 @@ environments put it in ``info`` for analysis only.
 
 from __future__ import annotations
 
+from copy import deepcopy
 from typing import Any
 
 import numpy as np
 from gymnasium import spaces
+from gymnasium.vector.utils import batch_space
 
 from recarena.gym.driver import SessionDriver
 
@@ -50,6 +52,16 @@ class SlateSpace(spaces.MultiDiscrete):
             return False
         flat = np.sort(np.asarray(x).reshape(-1, int(np.prod(self.slate_shape))), axis=1)
         return not bool((flat[:, 1:] == flat[:, :-1]).any())
+
+
+@batch_space.register(SlateSpace)
+def _batch_slates(space: SlateSpace, n: int = 1) -> SlateSpace:
+    """gymnasium's vector envs (make_vec "sync"/"async") batch the single slate space: without
+    this, gymnasium's MultiDiscrete rule made it a Box whose samples repeated items in a slate."""
+    leading = space.shape[: len(space.shape) - len(space.slate_shape)]
+    batched = SlateSpace(space.n_items, space.slate_shape, (n, *leading))
+    batched._np_random = deepcopy(space.np_random)
+    return batched
 
 
 def action_space(driver: SessionDriver, batch: tuple[int, ...] = ()) -> SlateSpace:

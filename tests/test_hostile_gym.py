@@ -1,0 +1,35 @@
+"""The Gymnasium environments (recarena.gym) under a careless or hostile RL user: gymnasium's
+own vector wrappers, masked sampling, and arrays handed back to the caller."""
+
+from __future__ import annotations
+
+import gymnasium
+import numpy as np
+
+import recarena.gym  # noqa: F401  (registers the environment ids)
+from recarena.gym.spaces import SlateSpace
+from tests.test_gym import CAROUSEL, SMALL
+
+
+def _no_repeats(slates: np.ndarray, k: int) -> bool:
+    flat = np.sort(slates.reshape(-1, k), axis=1)
+    return not bool((flat[:, 1:] == flat[:, :-1]).any())
+
+
+def test_gymnasiums_own_vector_env_samples_slates_without_repeats():
+    """Was: gymnasium's batch_space made the single slate space a Box of item ids, so a
+    SyncVectorEnv's (or AsyncVectorEnv's) action_space.sample() repeated items within a slate
+    and the first step raised 'item 13 appears twice in the slate'."""
+    for scenario, k in ((SMALL, 5), (CAROUSEL, 6)):
+        vec = gymnasium.make_vec(
+            "recarena/Session-v0", num_envs=2, vectorization_mode="sync", scenario=scenario
+        )
+        assert isinstance(vec.action_space, SlateSpace)
+        assert vec.action_space.shape == (2, *vec.single_action_space.shape)
+        vec.reset(seed=0)
+        vec.action_space.seed(0)
+        for _ in range(30):
+            action = vec.action_space.sample()
+            assert _no_repeats(action, k) and vec.action_space.contains(action)
+            vec.step(action)
+        vec.close()
