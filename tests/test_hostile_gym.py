@@ -7,6 +7,7 @@ import gymnasium
 import numpy as np
 
 import recarena.gym  # noqa: F401  (registers the environment ids)
+from recarena.gym import RecarenaVectorEnv
 from recarena.gym.spaces import SlateSpace
 from tests.test_gym import CAROUSEL, SMALL
 
@@ -33,3 +34,29 @@ def test_gymnasiums_own_vector_env_samples_slates_without_repeats():
             assert _no_repeats(action, k) and vec.action_space.contains(action)
             vec.step(action)
         vec.close()
+
+
+def _vector_rollout(scribble: bool) -> list[np.ndarray]:
+    env = RecarenaVectorEnv(8, SMALL)
+    obs, _ = env.reset(seed=0)
+    rng = np.random.default_rng(0)
+    out = []
+    for _ in range(150):
+        if scribble:  # what an in-place normaliser or a careless replay buffer does
+            for value in obs.values():
+                value[...] = 0
+        action = np.stack([rng.choice(200, 5, replace=False) for _ in range(8)])
+        obs, reward, terminated, _, info = env.step(action)
+        out += [reward, terminated, obs["user_id"].copy()]
+        if scribble:
+            for name in ("explore", "session_id", "fatigue", "utility", "examined"):
+                info[name][...] = 0
+    return out
+
+
+def test_writing_into_returned_arrays_does_not_change_the_simulation():
+    """Was: the vector env's obs["user_id"] and info["explore"], info["session_id"] and
+    info["fatigue"] were the engine's own arrays, so writing into them moved sessions to other
+    users, changed their novelty intent, noise keys and fatigue without a word."""
+    for left, right in zip(_vector_rollout(False), _vector_rollout(True), strict=True):
+        np.testing.assert_array_equal(left, right)

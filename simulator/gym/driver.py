@@ -496,6 +496,9 @@ class SessionDriver:
             self._start_sessions(slots, next_users, self.next_visit[next_users])
             for name, column in self._last_page.items():
                 column[slots] = _EMPTY[name]
+        # copies: explore, session_id and fatigue were the engine's own arrays, so a caller
+        # writing into info changed the sessions' intent, noise keys and fatigue
+        truth = {name: np.array(value) for name, value in truth.items()}
         return StepResult(reward, terminated, truncated, final_obs, truth)
 
     # ------------------------------------------------------------------ observations
@@ -542,7 +545,7 @@ class SessionDriver:
             slate, clicks, ratings = slate[rows], clicks[rows], ratings[rows]
         shape = (users.size, *self.slate_shape)
         return {
-            "user_id": users.astype(np.int64, copy=False),
+            "user_id": users.astype(np.int64),  # a copy: was the engine's active.user
             "topic_mix": mix.astype(np.float32, copy=False),
             "history": history,
             "slate": slate.reshape(shape),
