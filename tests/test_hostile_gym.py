@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import gymnasium
 import numpy as np
+import pytest
 
 import recarena.gym  # noqa: F401  (registers the environment ids)
-from recarena.gym import RecarenaVectorEnv
+from recarena.gym import RecarenaEnv, RecarenaVectorEnv
 from recarena.gym.spaces import SlateSpace
 from tests.test_gym import CAROUSEL, SMALL
 
@@ -60,3 +61,44 @@ def test_writing_into_returned_arrays_does_not_change_the_simulation():
     users, changed their novelty intent, noise keys and fatigue without a word."""
     for left, right in zip(_vector_rollout(False), _vector_rollout(True), strict=True):
         np.testing.assert_array_equal(left, right)
+
+
+def test_masked_samples_are_slates_too():
+    """Was: sample(mask=...) and sample(probability=...) went to MultiDiscrete's per-slot draw,
+    which repeated items (a slate outside the space, refused by step) and, with the usual
+    valid_items() mask, could show a consumed item twice."""
+    env = RecarenaEnv(SMALL)
+    env.reset(seed=0)
+    space = env.action_space
+    space.seed(0)
+    valid = env.valid_items()
+    valid[:150] = False  # 50 items left: repeats are likely in a per-slot draw
+    mask = tuple([valid.astype(np.int8)] * 5)
+    probability = tuple([valid / valid.sum()] * 5)
+    for _ in range(200):
+        for action in (space.sample(mask=mask), space.sample(probability=probability)):
+            assert space.contains(action) and valid[action].all()
+    env.step(space.sample(mask=mask))
+    carousel = RecarenaEnv(CAROUSEL).action_space
+    carousel.seed(0)
+    rows = tuple(tuple([np.ones(200, np.int8)] * 3) for _ in range(2))
+    for _ in range(200):
+        assert carousel.contains(carousel.sample(mask=rows))
+
+
+@pytest.mark.parametrize(
+    ("mask", "message"),
+    [
+        (tuple([np.ones(200, np.int8)] * 4), r"^mask: expected 5 per-slot arrays, got 4"),
+        (tuple([np.ones(199, np.int8)] * 5), r"^mask\[0\]: shape \(199,\), expected \(200,\)"),
+        (tuple([np.ones(200)] * 5), r"^mask\[0\]: expected dtype int8 of 0s and 1s, got float64"),
+        (
+            tuple([np.eye(200, dtype=np.int8)[0]] * 5),
+            r"^mask: slot \[1\] has no allowed item left that is not already in the slate",
+        ),
+    ],
+)
+def test_a_mask_that_cannot_give_a_slate_is_named(mask, message):
+    space = RecarenaEnv(SMALL).action_space
+    with pytest.raises(ValueError, match=message):
+        space.sample(mask=mask)

@@ -38,14 +38,69 @@ class SlateSpace(spaces.MultiDiscrete):
         self.slate_shape = slate_shape
 
     def sample(self, mask: Any = None, probability: Any = None) -> np.ndarray:
-        if mask is not None or probability is not None:
-            return super().sample(mask=mask, probability=probability)
+        """A slate of distinct items; with ``mask`` (int8 0/1 per slot and item, gymnasium's
+        nested-tuple layout) only allowed items, with ``probability`` slot by slot without
+        replacement (an item already in the slate is dropped and the rest renormalised). A mask
+        that leaves a slot no item is a ValueError naming it (MultiDiscrete's draw repeated
+        items, a slate outside the space that step refuses)."""
+        if mask is not None and probability is not None:
+            raise ValueError("mask, probability: give one of them, not both")
+        if mask is not None:
+            return self._sample_weighted("mask", mask)
+        if probability is not None:
+            return self._sample_weighted("probability", probability)
         k = int(np.prod(self.slate_shape))
         rows = int(np.prod(self.shape[: len(self.shape) - len(self.slate_shape)]))
         keys = self.np_random.random((rows, self.n_items))
         picks = np.argpartition(keys, k - 1, axis=1)[:, :k]
         order = np.argsort(np.take_along_axis(keys, picks, axis=1), axis=1)
         return np.take_along_axis(picks, order, axis=1).reshape(self.shape).astype(self.dtype)
+
+    def _sample_weighted(self, name: str, given: Any) -> np.ndarray:
+        weights = np.stack(self._slot_weights(name, given, ()))
+        k = int(np.prod(self.slate_shape))
+        out = np.empty(weights.shape[0], np.int64)
+        for start in range(0, weights.shape[0], k):
+            for j in range(start, start + k):
+                w = weights[j].copy()
+                w[out[start:j]] = 0.0
+                total = float(w.sum())
+                if not total > 0.0:
+                    where = ",".join(str(int(i)) for i in np.unravel_index(j, self.shape))
+                    raise ValueError(
+                        f"{name}: slot [{where}] has no allowed item left that is not already "
+                        "in the slate"
+                    )
+                cumulative = np.cumsum(w)
+                pick = int(np.searchsorted(cumulative, self.np_random.random() * total, "right"))
+                out[j] = min(pick, int(np.flatnonzero(w)[-1]))
+        return out.reshape(self.shape).astype(self.dtype)
+
+    def _slot_weights(self, name: str, given: Any, path: tuple[int, ...]) -> list[np.ndarray]:
+        """The per-slot arrays of a nested mask/probability tuple, in slot order, checked."""
+        where = name + "".join(f"[{i}]" for i in path)
+        depth = len(path)
+        if depth < len(self.shape):
+            want = self.shape[depth]
+            if not isinstance(given, tuple) or len(given) != want:
+                got = len(given) if isinstance(given, tuple) else type(given).__name__
+                raise ValueError(f"{where}: expected {want} per-slot arrays, got {got}")
+            return [
+                w for i, sub in enumerate(given) for w in self._slot_weights(name, sub, (*path, i))
+            ]
+        array = np.asarray(given)
+        if array.shape != (self.n_items,):
+            raise ValueError(f"{where}: shape {array.shape}, expected ({self.n_items},)")
+        if name == "mask":
+            if array.dtype != np.int8 or not np.isin(array, (0, 1)).all():
+                raise ValueError(f"{where}: expected dtype int8 of 0s and 1s, got {array.dtype}")
+            return [array.astype(np.float64)]
+        ok = np.issubdtype(array.dtype, np.floating) and bool(
+            np.all(np.isfinite(array) & (array >= 0) & (array <= 1))
+        )
+        if not ok or not np.isclose(array.sum(), 1.0):
+            raise ValueError(f"{where}: expected probabilities in [0, 1] summing to 1")
+        return [array.astype(np.float64)]
 
     def contains(self, x: Any) -> bool:
         if not super().contains(x):
