@@ -3,6 +3,8 @@ own vector wrappers, masked sampling, and arrays handed back to the caller."""
 
 from __future__ import annotations
 
+import copy
+
 import gymnasium
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ import pytest
 import recarena.gym  # noqa: F401  (registers the environment ids)
 from recarena.gym import RecarenaEnv, RecarenaVectorEnv
 from recarena.gym.spaces import SlateSpace
+from recarena.simulator.core.errors import RecarenaError
 from tests.test_gym import CAROUSEL, SMALL
 
 
@@ -102,3 +105,23 @@ def test_a_mask_that_cannot_give_a_slate_is_named(mask, message):
     space = RecarenaEnv(SMALL).action_space
     with pytest.raises(ValueError, match=message):
         space.sample(mask=mask)
+
+
+@pytest.mark.parametrize(
+    ("edges", "message"),
+    [
+        ("0 1\nfoo bar\n", r"line 2: 'foo' is not an integer user id"),
+        ("0 1\n5 999\n", r"user ids must be in \[0, 299\]"),
+    ],
+)
+def test_a_bad_edge_list_is_refused_as_validate_refuses_it(tmp_path, edges, message):
+    """Was the graph builder's error, naming the file but not the field validate and run name
+    (population.social.graph.path)."""
+    (tmp_path / "edges.txt").write_text(edges)
+    doc = copy.deepcopy(SMALL)
+    doc["population"]["social"] = {
+        "graph": {"type": "edge_list", "path": str(tmp_path / "edges.txt")}
+    }
+    field = r"^scenario: population\.social\.graph\.path: .*edges\.txt: "
+    with pytest.raises(RecarenaError, match=field + message):
+        RecarenaEnv(doc)

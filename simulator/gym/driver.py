@@ -49,7 +49,7 @@ from recarena.simulator.engine.eventlog import EventLog
 from recarena.simulator.engine.outcomes import Outcomes
 from recarena.simulator.engine.sessions import ActiveSessions, Timings
 from recarena.simulator.engine.world import World, build_world
-from recarena.simulator.runner.preflight import preflight
+from recarena.simulator.runner.preflight import EdgeReader, preflight, uses_edge_list
 
 REWARDS = (*pages.PAGE_REWARDS, "return")
 """``return``: 1 on a session's last page when the user comes back within ``return_days``."""
@@ -97,7 +97,10 @@ def _check_scenario(scenario: Scenario, arm: int) -> None:
         )
     # what validate checks of a world, before it is built: a slate larger than the catalog was
     # numpy's "kth out of bounds" at the first step, 10^10 users a MemoryError in the build
-    preflight(scenario, "scenario", workers=1, probe_llm=False)
+    read_edges: EdgeReader | None = None
+    if uses_edge_list(scenario):  # as validate: a bad edge list named the file, not the field
+        from recarena.agents.users.social import read_edge_list as read_edges
+    preflight(scenario, "scenario", workers=1, probe_llm=False, read_edge_list=read_edges)
 
 
 MAX_HISTORY = 100_000
