@@ -7,10 +7,12 @@ import copy
 
 import gymnasium
 import numpy as np
+import polars as pl
 import pytest
 
 import recarena.gym  # noqa: F401  (registers the environment ids)
 from recarena.gym import RecarenaEnv, RecarenaVectorEnv
+from recarena.gym.driver import SessionDriver
 from recarena.gym.spaces import SlateSpace
 from recarena.simulator.core.errors import RecarenaError
 from tests.test_gym import CAROUSEL, SMALL
@@ -125,3 +127,38 @@ def test_a_bad_edge_list_is_refused_as_validate_refuses_it(tmp_path, edges, mess
     field = r"^scenario: population\.social\.graph\.path: .*edges\.txt: "
     with pytest.raises(RecarenaError, match=field + message):
         RecarenaEnv(doc)
+
+
+def test_two_environments_never_share_a_log_dir(tmp_path):
+    """Was: each env of a SyncVectorEnv given one log_dir wrote the same table files and the last
+    to close replaced the others' rows (110 exposures of 450, exit 0); a second env on a folder
+    of finished logs replaced them the same way."""
+    logs = tmp_path / "logs"
+    with pytest.raises(RecarenaError, match=r"^log_dir: .*logs is being written by another"):
+        gymnasium.make_vec(
+            "recarena/Session-v0",
+            num_envs=2,
+            vectorization_mode="sync",
+            scenario=SMALL,
+            log_dir=logs,
+        )
+    (logs / "_ENV_WRITING").unlink()  # the first sub-env was never closed
+    env = RecarenaVectorEnv(2, SMALL, log_dir=logs)
+    env.reset(seed=0)
+    env.step(env.action_space.sample())
+    env.close()
+    assert sorted(p.name for p in logs.iterdir() if not p.name.endswith(".parquet")) == []
+    with pytest.raises(RecarenaError, match=r"^log_dir: .*logs already holds logs \(creator"):
+        RecarenaEnv(SMALL, log_dir=logs)
+    assert pl.read_parquet(logs / "exposures.parquet").height == 10
+
+
+def test_a_failed_build_leaves_its_log_dir_free(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RecarenaError("catalog: broken")
+
+    monkeypatch.setattr(SessionDriver, "_build", broken)
+    with pytest.raises(RecarenaError, match=r"^catalog: broken"):
+        RecarenaEnv(SMALL, log_dir=tmp_path)
+    monkeypatch.undo()
+    RecarenaEnv(SMALL, log_dir=tmp_path).close()  # not "being written by another environment"

@@ -26,6 +26,7 @@ candidates at the maximum rate (the engine's arrivals idea, per user instead of 
 from __future__ import annotations
 
 import copy
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ import mesa
 import numpy as np
 
 from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.logschema import SCHEMAS
 from recarena.simulator.core.paths import check_creatable
 from recarena.simulator.core.rng import combine, generator, uniforms
 from recarena.simulator.core.scenario import (
@@ -217,6 +219,14 @@ class SessionDriver:
             except OSError as exc:  # a read-only place, no permission: was the raw OSError
                 reason = exc.strerror or type(exc).__name__
                 raise RecarenaError(f"log_dir: {log_dir} cannot be created ({reason})") from None
+        self._claim = _claim_log_dir(Path(log_dir)) if log_dir is not None else None
+        try:
+            self._setup(scenario, arm_index, replicate)
+        except BaseException:
+            self._release_log_dir()
+            raise
+
+    def _setup(self, scenario: Scenario, arm_index: int, replicate: int) -> None:
         self.world = self._build(scenario, arm_index, replicate)
         self.cfg = scenario.population
         surface = scenario.surface_for(self.world.arm)
@@ -568,12 +578,50 @@ class SessionDriver:
     def close(self) -> None:
         """End the open sessions (exit reason ``horizon``) and publish the logs, if any."""
         n = len(self.active)
-        if n:
-            self.outcomes.end_sessions(np.ones(n, bool), self.clock.copy(), np.full(n, "horizon"))
-        self.log.close()
+        try:
+            if n:
+                now = self.clock.copy()
+                self.outcomes.end_sessions(np.ones(n, bool), now, np.full(n, "horizon"))
+            self.log.close()
+        finally:
+            self._release_log_dir()
+
+    def _release_log_dir(self) -> None:
+        if self._claim is not None:
+            self._claim.unlink(missing_ok=True)
+            self._claim = None
 
 
 _EMPTY = {"slate": PAD_ITEM, "clicks": False, "ratings": 0.0}
+
+LOG_DIR_CLAIM = "_ENV_WRITING"
+"""Marks a log_dir an environment writes to, from its construction until its close."""
+
+
+def _claim_log_dir(directory: Path) -> Path:
+    """Claim ``directory`` for one environment's logs. Two environments on one folder (each env
+    of a gymnasium SyncVectorEnv given the same log_dir, or a second env on a finished one)
+    wrote the same table files, and the last to close replaced the others' rows without a word."""
+    held = sorted(
+        file
+        for name in SCHEMAS
+        for file in (f"{name}.parquet", f"{name}.parquet.tmp")
+        if (directory / file).exists()
+    )
+    if held:
+        raise RecarenaError(
+            f"log_dir: {directory} already holds logs ({held[0]}, ...); give a new or empty folder"
+        )
+    claim = directory / LOG_DIR_CLAIM
+    try:
+        os.close(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        raise RecarenaError(
+            f"log_dir: {directory} is being written by another environment (one log_dir per "
+            f"environment; RecarenaVectorEnv logs all its envs in one; delete {claim} if that "
+            "environment is gone)"
+        ) from None
+    return claim
 
 
 def _where(row: Any, col: Any, driver: SessionDriver) -> str:
