@@ -162,3 +162,23 @@ def test_a_failed_build_leaves_its_log_dir_free(tmp_path, monkeypatch):
         RecarenaEnv(SMALL, log_dir=tmp_path)
     monkeypatch.undo()
     RecarenaEnv(SMALL, log_dir=tmp_path).close()  # not "being written by another environment"
+
+
+def test_render_mode_none_is_taken_and_a_mode_is_refused_by_name():
+    """Was: gymnasium.make(id, render_mode=None), gymnasium's documented "no rendering" that
+    training libraries pass, raised TypeError 'unexpected keyword argument render_mode' with
+    the whole scenario in the message; a mode was the same TypeError."""
+    env = gymnasium.make("recarena/Session-v0", scenario=SMALL, render_mode=None)
+    assert env.render_mode is None
+    env.reset(seed=0)
+    vec = gymnasium.make_vec(
+        "recarena/Session-v0",
+        num_envs=2,
+        vectorization_mode="vector_entry_point",
+        scenario=SMALL,
+        render_mode=None,
+    )
+    assert vec.render_mode is None
+    for make in (RecarenaEnv, lambda **kw: RecarenaVectorEnv(2, **kw)):
+        with pytest.raises(RecarenaError, match=r"^render_mode: 'human' is not a render mode"):
+            make(scenario=SMALL, render_mode="human")

@@ -159,6 +159,17 @@ def check_reset_options(options: Any) -> None:
         )
 
 
+def check_render_mode(render_mode: Any) -> None:
+    """gymnasium's ``render_mode``: None (no rendering, what training libraries pass) is taken;
+    the environments draw nothing, so a mode is refused by name (was a TypeError naming no
+    argument's value, with the whole scenario in the message)."""
+    if render_mode is not None:
+        raise RecarenaError(
+            f"render_mode: {render_mode!r} is not a render mode of the recarena environments "
+            "(they render nothing; leave it out or pass None)"
+        )
+
+
 def _arm_index(scenario: Scenario, arm: int | str) -> int:
     names = [a.name for a in scenario.arms]
     if not isinstance(arm, str) and not _is_int(arm):

@@ -12,7 +12,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 
-from recarena.gym.driver import SessionDriver, check_reset_options
+from recarena.gym.driver import SessionDriver, check_render_mode, check_reset_options
 from recarena.gym.scenarios import as_scenario
 from recarena.gym.spaces import action_space, observation_space
 from recarena.simulator.core.errors import RecarenaError
@@ -45,7 +45,10 @@ class RecarenaEnv(gymnasium.Env):
         lifetime_days: float | None = None,
         history: int = 10,
         log_dir: str | Path | None = None,
+        render_mode: str | None = None,
     ) -> None:
+        check_render_mode(render_mode)
+        self.render_mode = render_mode
         self.driver = SessionDriver(
             as_scenario(scenario),
             1,

@@ -20,7 +20,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from recarena.gym.driver import SessionDriver, check_reset_options
+from recarena.gym.driver import SessionDriver, check_render_mode, check_reset_options
 from recarena.gym.env import ScenarioLike
 from recarena.gym.scenarios import as_scenario
 from recarena.gym.spaces import action_space, observation_space
@@ -45,7 +45,10 @@ class RecarenaVectorEnv(VectorEnv):
         lifetime_days: float | None = None,
         history: int = 10,
         log_dir: str | Path | None = None,
+        render_mode: str | None = None,
     ) -> None:
+        check_render_mode(render_mode)
+        self.render_mode = render_mode
         self.driver = SessionDriver(
             as_scenario(scenario),
             num_envs,
