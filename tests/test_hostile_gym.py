@@ -182,3 +182,21 @@ def test_render_mode_none_is_taken_and_a_mode_is_refused_by_name():
     for make in (RecarenaEnv, lambda **kw: RecarenaVectorEnv(2, **kw)):
         with pytest.raises(RecarenaError, match=r"^render_mode: 'human' is not a render mode"):
             make(scenario=SMALL, render_mode="human")
+
+
+def test_a_masked_action_is_refused_not_unmasked():
+    """Was: np.asarray dropped a masked array's mask, so the items under masked slots (meant as
+    'nothing here') were shown to the user without a word."""
+    env = RecarenaEnv(SMALL)
+    env.reset(seed=0)
+    masked = np.ma.masked_array([0, 1, 2, 3, 4], mask=[0, 0, 1, 0, 0])
+    with pytest.raises(RecarenaError, match=r"^action: a masked array \(slot \[2\] is masked\)"):
+        env.step(masked)
+    vec = RecarenaVectorEnv(2, SMALL)
+    vec.reset(seed=0)
+    rows = np.ma.masked_array(np.arange(10).reshape(2, 5), mask=np.eye(2, 5, 3, dtype=bool))
+    with pytest.raises(
+        RecarenaError, match=r"^action: a masked array \(env 0 slot \[3\] is masked"
+    ):
+        vec.step(rows)
+    env.step(np.ma.masked_array([0, 1, 2, 3, 4]))  # nothing masked: plain item ids

@@ -412,6 +412,13 @@ class SessionDriver:
             raise RecarenaError(f"action: not an array of item ids ({exc})") from None
         if array.shape != want:
             raise RecarenaError(f"action: shape {array.shape}, expected {want} (item ids)")
+        masked = np.ma.getmaskarray(action) if isinstance(action, np.ma.MaskedArray) else None
+        if masked is not None and masked.any():  # np.asarray drops the mask: was shown as items
+            row, col = np.argwhere(masked.reshape(self.num_slots, self.k))[0]
+            raise RecarenaError(
+                f"action: a masked array ({_where(row, col, self)} is masked); give item ids "
+                "(consumed items are blanked by the environment)"
+            )
         if not np.issubdtype(array.dtype, np.integer):
             whole = np.issubdtype(array.dtype, np.floating) and bool(
                 np.all(np.isfinite(array) & (array == np.round(array)))

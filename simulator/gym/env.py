@@ -108,7 +108,7 @@ class RecarenaEnv(gymnasium.Env):
             raise RecarenaError(
                 f"action: shape {shape}, expected {self.driver.slate_shape} (item ids)"
             )
-        result = self.driver.step(np.asarray(action)[None])
+        result = self.driver.step(np.asanyarray(action)[None])  # keeps a mask to refuse
         terminated, truncated = bool(result.terminated[0]), bool(result.truncated[0])
         self._ended = terminated or truncated
         info = {name: value[0] for name, value in result.truth.items()}
