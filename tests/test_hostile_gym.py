@@ -200,3 +200,12 @@ def test_a_masked_action_is_refused_not_unmasked():
     ):
         vec.step(rows)
     env.step(np.ma.masked_array([0, 1, 2, 3, 4]))  # nothing masked: plain item ids
+
+
+def test_durations_are_not_item_ids():
+    """Was: numpy counts timedelta64 as an integer dtype, so durations were taken as item ids
+    (datetime64 was already refused)."""
+    env = RecarenaEnv(SMALL)
+    env.reset(seed=0)
+    with pytest.raises(RecarenaError, match=r"^action: item ids must be integers, got dtype timed"):
+        env.step(np.arange(5).astype("m8[s]"))

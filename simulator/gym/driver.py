@@ -419,7 +419,7 @@ class SessionDriver:
                 f"action: a masked array ({_where(row, col, self)} is masked); give item ids "
                 "(consumed items are blanked by the environment)"
             )
-        if not np.issubdtype(array.dtype, np.integer):
+        if array.dtype.kind not in "iu":  # not issubdtype(integer): timedelta64 is one
             whole = np.issubdtype(array.dtype, np.floating) and bool(
                 np.all(np.isfinite(array) & (array == np.round(array)))
             )
@@ -432,7 +432,7 @@ class SessionDriver:
         if bad.any():
             row, col = np.argwhere(bad)[0]
             value = flat[row, col]
-            shown = int(value) if np.issubdtype(array.dtype, np.integer) else f"{value:g}"
+            shown = int(value) if array.dtype.kind in "iu" else f"{value:g}"
             raise RecarenaError(
                 f"action: item id {shown} at {_where(row, col, self)} is not an "
                 f"item (ids are 0..{self.n_items - 1})"
