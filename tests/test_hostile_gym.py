@@ -209,3 +209,14 @@ def test_durations_are_not_item_ids():
     env.reset(seed=0)
     with pytest.raises(RecarenaError, match=r"^action: item ids must be integers, got dtype timed"):
         env.step(np.arange(5).astype("m8[s]"))
+
+
+def test_a_sweep_is_refused_not_dropped():
+    """Was: the environment built the base scenario of a sweep, a world none of its cells runs
+    (scenarios/sweep.yaml: population.explore_prob at its default, not 0.1 or 0.4)."""
+    doc = copy.deepcopy(SMALL) | {"sweep": {"population.explore_prob": [0.1, 0.4]}}
+    message = r"^sweep: the Gym environments build one world, not a sweep over population\.explor"
+    with pytest.raises(RecarenaError, match=message):
+        RecarenaEnv(doc)
+    with pytest.raises(RecarenaError, match=r"^sweep: "):
+        gymnasium.make("recarena/Session-v0", scenario="scenarios/sweep.yaml")

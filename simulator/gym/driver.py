@@ -97,6 +97,11 @@ def _check_scenario(scenario: Scenario, arm: int) -> None:
         raise RecarenaError(
             "population.model: the Gym environments need rule users (no LLM panel or LLM agents)"
         )
+    if scenario.sweep:  # was: the base values built, a world none of the sweep's cells runs
+        raise RecarenaError(
+            "sweep: the Gym environments build one world, not a sweep over "
+            f"{', '.join(scenario.sweep)}; remove sweep and set the point to train on"
+        )
     # what validate checks of a world, before it is built: a slate larger than the catalog was
     # numpy's "kth out of bounds" at the first step, 10^10 users a MemoryError in the build
     read_edges: EdgeReader | None = None
