@@ -220,3 +220,14 @@ def test_a_sweep_is_refused_not_dropped():
         RecarenaEnv(doc)
     with pytest.raises(RecarenaError, match=r"^sweep: "):
         gymnasium.make("recarena/Session-v0", scenario="scenarios/sweep.yaml")
+
+
+def test_observed_histories_past_the_maximum_of_a_batch_are_refused():
+    """Was numpy's MemoryError ('Unable to allocate 224. GiB') at construction: history was
+    bounded per env, but the batch observes num_envs histories of that length at once."""
+    doc = copy.deepcopy(SMALL)
+    doc["population"]["users"] = 300_000
+    message = r"^history: 100,000 items observed by each of 300,000 envs \(3e\+10 in all\) exceed"
+    with pytest.raises(RecarenaError, match=message):
+        RecarenaVectorEnv(300_000, doc, history=100_000)
+    RecarenaVectorEnv(1_000, SMALL | {"population": {"users": 1_000}}, history=1_000).close()

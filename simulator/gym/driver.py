@@ -112,6 +112,9 @@ def _check_scenario(scenario: Scenario, arm: int) -> None:
 
 MAX_HISTORY = 100_000
 """Most consumed items an observation holds (an int64 each, per env slot)."""
+MAX_OBSERVED = 100_000_000
+"""Most consumed items a batch observes at once (num_envs x history, an int64 each, in a few
+temporaries per step: 10^8 is under a few GB)."""
 
 
 def _is_int(value: Any) -> bool:
@@ -139,6 +142,12 @@ def _check_options(
     if history > MAX_HISTORY:  # an int64 per item and env slot: 10^9 was a MemoryError
         raise RecarenaError(
             f"history: {history:,} items observed exceed the maximum of {MAX_HISTORY:,}"
+        )
+    if history * num_slots > MAX_OBSERVED:  # was numpy's MemoryError ("224. GiB") in the build
+        raise RecarenaError(
+            f"history: {history:,} items observed by each of {num_slots:,} envs "
+            f"({history * num_slots:.0e} in all) exceed the maximum of {MAX_OBSERVED:,} per "
+            "batch; lower history or num_envs"
         )
     for name, days in (("return_days", return_days), ("lifetime_days", lifetime_days)):
         if days is None and name == "lifetime_days":
