@@ -231,3 +231,24 @@ def test_observed_histories_past_the_maximum_of_a_batch_are_refused():
     with pytest.raises(RecarenaError, match=message):
         RecarenaVectorEnv(300_000, doc, history=100_000)
     RecarenaVectorEnv(1_000, SMALL | {"population": {"users": 1_000}}, history=1_000).close()
+
+
+def test_sampling_a_large_batch_over_a_large_catalog_fits_in_memory():
+    """Was numpy's MemoryError ('Unable to allocate 29.8 GiB'): a sample drew a float key per
+    item of the catalog for every env, so a 20,000-env batch over 200,000 items asked for
+    rows x items floats at each action_space.sample()."""
+    space = SlateSpace(200_000, (10,), (20_000,))
+    space.seed(0)
+    action = space.sample()
+    assert action.shape == (20_000, 10) and space.contains(action)
+
+
+def test_samples_stay_uniform_over_items_and_slots():
+    space = SlateSpace(50, (5,), (40_000,))
+    space.seed(1)
+    action = space.sample()
+    assert space.contains(action)
+    per_item = np.bincount(action.ravel(), minlength=50)  # 4,000 expected, sd ~60
+    assert per_item.min() > 3_700 and per_item.max() < 4_300
+    first = np.bincount(action[:, 0], minlength=50)  # 800 expected, sd ~28
+    assert first.min() > 650 and first.max() < 950
