@@ -252,3 +252,14 @@ def test_samples_stay_uniform_over_items_and_slots():
     assert per_item.min() > 3_700 and per_item.max() < 4_300
     first = np.bincount(action[:, 0], minlength=50)  # 800 expected, sd ~28
     assert first.min() > 650 and first.max() < 950
+
+
+@pytest.mark.parametrize("make", [lambda: RecarenaEnv(SMALL), lambda: RecarenaVectorEnv(2, SMALL)])
+def test_valid_items_after_close_is_named(make):
+    """Was: a mask of the closed world's last users, as if the environment were still open
+    (step and reset after close already raise)."""
+    env = make()
+    env.reset(seed=0)
+    env.close()
+    with pytest.raises(RecarenaError, match=r"^valid_items: the environment is closed"):
+        env.valid_items()

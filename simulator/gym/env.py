@@ -121,6 +121,8 @@ class RecarenaEnv(gymnasium.Env):
 
     def valid_items(self) -> np.ndarray:
         """[n_items] bool: items the current user has not consumed (for masking a policy)."""
+        if self._closed:  # was: a mask of the closed world's last user
+            raise RecarenaError("valid_items: the environment is closed; make a new one")
         return self.driver.valid_items()[0]
 
     def close(self) -> None:

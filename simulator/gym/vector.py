@@ -111,6 +111,8 @@ class RecarenaVectorEnv(VectorEnv):
 
     def valid_items(self) -> np.ndarray:
         """[B, n_items] bool: items each env's user has not consumed (for masking a policy)."""
+        if self.closed:  # was: a mask of the closed world's last users
+            raise RecarenaError("valid_items: the environment is closed; make a new one")
         return self.driver.valid_items()
 
     def close_extras(self, **kwargs: Any) -> None:
