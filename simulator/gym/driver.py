@@ -34,6 +34,7 @@ from typing import Any
 import mesa
 import numpy as np
 
+from recarena.agents.users.social import read_edge_list
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.logschema import SCHEMAS
 from recarena.simulator.core.paths import check_creatable
@@ -104,9 +105,8 @@ def _check_scenario(scenario: Scenario, arm: int) -> None:
         )
     # what validate checks of a world, before it is built: a slate larger than the catalog was
     # numpy's "kth out of bounds" at the first step, 10^10 users a MemoryError in the build
-    read_edges: EdgeReader | None = None
-    if uses_edge_list(scenario):  # as validate: a bad edge list named the file, not the field
-        from recarena.agents.users.social import read_edge_list as read_edges
+    # as validate: a bad edge list named the file, not the field
+    read_edges: EdgeReader | None = read_edge_list if uses_edge_list(scenario) else None
     preflight(scenario, "scenario", workers=1, probe_llm=False, read_edge_list=read_edges)
 
 
