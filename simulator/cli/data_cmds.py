@@ -63,10 +63,16 @@ def calibrate(
         full = load_dataset(dataset, fmt)  # type: ignore[arg-type]
         budget = DEFAULT_MAX_RATINGS if max_ratings is None else max_ratings
         data = subsample_users(full, None, seed, budget or None)
-        if note := sampled_line(full, data, budget):
-            err.print(f"note: {note}; --max-ratings 0 keeps all", soft_wrap=True, markup=False)
-        population = fit(data, CalibrationConfig(topics=topics, seed=seed))
-        for note in dataset_notes(full):  # after the fit: a refused dataset is one error line
+        sampled = sampled_line(full, data, budget)
+        try:
+            population = fit(data, CalibrationConfig(topics=topics, seed=seed))
+        except RecarenaError as exc:  # a sample too small to fit: one line that says it is one
+            if not sampled:
+                raise
+            raise RecarenaError(f"{exc} ({sampled}; --max-ratings 0 keeps all)") from None
+        if sampled:  # after the fit, as the notes below: a refused dataset is one error line
+            err.print(f"note: {sampled}; --max-ratings 0 keeps all", soft_wrap=True, markup=False)
+        for note in dataset_notes(full):
             err.print(f"note: {note}", soft_wrap=True, markup=False)
     with reading(f"--output {output}"):
         population.save(output)

@@ -1,0 +1,34 @@
+"""A careless user's MovieLens-like folder or generic log given to ``calibrate`` and
+``fidelity``: each case was a second line on a refusal or a silent gap in the report before its
+fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.cli_in_process import assert_refused, cli
+
+
+def _release(folder: Path, users: int, per_user: int = 15) -> Path:
+    """A MovieLens CSV release of ``users`` users, each rating ``per_user`` of 50 movies an
+    hour apart, one user a day."""
+    folder.mkdir(parents=True)
+    rows = [
+        f"{u},{(u * 7 + j * 3) % 50 + 1},{(u + j) % 5 + 1},{1_000_000_000 + 86_400 * u + 3600 * j}"
+        for u in range(1, users + 1)
+        for j in range(per_user)
+    ]
+    (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n" + "\n".join(rows))
+    return folder
+
+
+def test_calibrate_refusing_a_budget_sample_is_one_line(tmp_path):
+    """Was: '--max-ratings 14' kept one user of 60, printed 'note: sampled 1 of 60 users ...'
+    and then 'error: ... too small to calibrate: 1 users': two lines for one refusal. The sample
+    is now said inside the error line (as fidelity says it), and the note comes only after a fit."""
+    release = _release(tmp_path / "ml", users=60)
+    out = tmp_path / "pop.parquet"
+    code, stderr = cli("calibrate", str(release), "-o", str(out), "--max-ratings", "14")
+    assert_refused(code, stderr, "too small to calibrate: 1 users")
+    assert "(sampled 1 of 60 users (15 of 900 ratings) to fit the budget of 14 ratings" in stderr
+    assert not out.exists()
