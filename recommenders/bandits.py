@@ -173,7 +173,9 @@ class ThompsonBetaParams(BaseModel):
     prior_clicks: float = Field(default=1.0, gt=0)
     prior_skips: float = Field(default=20.0, gt=0)
     """Prior Beta(prior_clicks, prior_skips): a prior click rate near 5%."""
-    propensity_samples: int = Field(default=31, ge=0, le=10_000)
+    propensity_samples: int = Field(default=31, ge=1, le=10_000)
+    """Posterior draws, besides the shown one, that estimate each slot's propensity; at least
+    1 (with none, every logged propensity was 1.0, a random slate logged as deterministic)."""
 
 
 class ThompsonBeta:
@@ -226,7 +228,9 @@ class ThompsonLinearParams(BaseModel):
     """Posterior scale v of the per-user part: θ̃_u ~ N(θ_u, v² A_u⁻¹)."""
     ridge: float = Field(default=1.0, ge=MIN_RIDGE)
     prior_weight: float = Field(default=20.0, gt=0)
-    propensity_samples: int = Field(default=31, ge=0, le=10_000)
+    propensity_samples: int = Field(default=31, ge=1, le=10_000)
+    """Posterior draws, besides the shown one, that estimate each slot's propensity; at least
+    1 (with none, every logged propensity was 1.0, a random slate logged as deterministic)."""
 
 
 class ThompsonLinear:
