@@ -32,3 +32,33 @@ def test_calibrate_refusing_a_budget_sample_is_one_line(tmp_path):
     assert_refused(code, stderr, "too small to calibrate: 1 users")
     assert "(sampled 1 of 60 users (15 of 900 ratings) to fit the budget of 14 ratings" in stderr
     assert not out.exists()
+
+
+def test_fidelity_on_data_without_ratings_says_check_2_is_left_out(tmp_path):
+    """Was: a generic log of views with no rating column ran checks 1 and 3 and wrote a report
+    with no check 2 rows and not a word about it, on stderr or in fidelity.md: a report of two
+    checks read as the whole report. A note now says check 2 is left out, and why."""
+    from recarena.analysis.fidelity.ranking import ArmSpec
+    from recarena.analysis.fidelity.report import FidelityConfig, write_report
+
+    rows = [
+        f"{u},{(u * 7 + j * 3) % 50},{1_000_000_000 + 86_400 * u + 3600 * j}"
+        for u in range(60)
+        for j in range(15)
+    ]
+    log = tmp_path / "views.csv"
+    log.write_text("user,item,timestamp\n" + "\n".join(rows) + "\n")
+    cfg = FidelityConfig(
+        dataset=str(log),
+        format="csv",
+        topics=1,
+        n_boot=20,
+        calibration_epochs=2,
+        arms=(ArmSpec("random", "random"), ArmSpec("popularity", "popularity")),
+        simulation_days=0.5,
+    )
+    result = write_report(tmp_path / "report", cfg, workers=1)
+    note = "check 2 (rating distribution) is left out: dataset 'views' has no ratings"
+    assert result["rating_distribution"] == []
+    assert any(n.startswith(note) for n in result["dataset"]["notes"])
+    assert f"Note: {note}" in (tmp_path / "report" / "fidelity.md").read_text()
