@@ -289,6 +289,17 @@ class ConversationUsers(Section):  # added by 5a
 
     target_facets: Annotated[list[Literal["genre", "era", "mood"]], Field(min_length=1)] = ["genre"]
     """Facets the user cares about: [genre] is a broad target, [genre, era, mood] a narrow one."""
+
+    @field_validator("target_facets")
+    @classmethod
+    def _facets_once(cls, value: list[str]) -> list[str]:
+        """[era, era] passed validate and failed every cell of the run when the target was
+        drawn (ValueError: 1 is not in list): a facet is narrowed once, then has no axis left."""
+        twice = sorted({f for f in value if value.count(f) > 1})
+        if twice:
+            raise ValueError(f"{', '.join(twice)} written more than once; name each facet once")
+        return value
+
     target_temperature: Temperature = 0.5
     """Target genre drawn with probability ∝ exp(taste / target_temperature)."""
     answer_noise: Probability = 0.1
