@@ -62,3 +62,31 @@ def test_fidelity_on_data_without_ratings_says_check_2_is_left_out(tmp_path):
     assert result["rating_distribution"] == []
     assert any(n.startswith(note) for n in result["dataset"]["notes"])
     assert f"Note: {note}" in (tmp_path / "report" / "fidelity.md").read_text()
+
+
+def test_fidelity_refuses_data_with_no_liked_held_out_rating_before_calibrating(
+    tmp_path, monkeypatch
+):
+    """Every rating 1-3 stars: check 1 asks about liked (4 stars or more) held-out movies, and
+    there are none. Was: refused only after the calibration had run (minutes on a large
+    release); the split says it now, and the calibration never starts."""
+    import recarena.analysis.fidelity.report as report
+
+    def never(*args, **kwargs):
+        raise AssertionError("calibrated a dataset the checks cannot score")
+
+    monkeypatch.setattr(report, "calibrate", never)
+    release = tmp_path / "low"
+    release.mkdir()
+    rows = [
+        f"{u},{(u * 7 + j * 3) % 50 + 1},{(u + j) % 3 + 1},{1_000_000_000 + 86_400 * u + 3600 * j}"
+        for u in range(1, 61)
+        for j in range(15)
+    ]
+    (release / "ratings.csv").write_text("userId,movieId,rating,timestamp\n" + "\n".join(rows))
+    out = tmp_path / "report"
+    code, stderr = cli(
+        "fidelity", "--dataset", str(release), "-o", str(out), "-q", "--arms", "random,popularity"
+    )
+    assert_refused(code, stderr, "dataset 'low': no held-out interaction is liked")
+    assert not out.exists()

@@ -60,6 +60,16 @@ class Split:
         return self.test_rating >= LIKED
 
 
+def no_liked_line(name: str) -> str:
+    """The refusal of a dataset none of whose held-out interactions is liked (check 1 asks
+    about liked movies): said by the split, before the calibration's minutes, as well as by
+    check 1 itself (which drops held-out rows of movies the calibration never saw)."""
+    return (
+        f"dataset {name!r}: no held-out interaction is liked (rated {LIKED:g} stars or more), "
+        "so check 1 has no movie a user would watch to ask about"
+    )
+
+
 def split_by_time(data: InteractionData, holdout: float) -> tuple[InteractionData, dict]:
     """Training rows (as an InteractionData) and the raw test rows of a per-user time split.
 
@@ -256,10 +266,7 @@ def taste_discrimination(
     user, item, label, rank = discrimination_sets(split, pop.n_items, ratios, rng)
     name = split.train.name
     if not label.any():
-        raise RecarenaError(
-            f"dataset {name!r}: no held-out interaction is liked (rated {LIKED:g} stars or "
-            "more), so check 1 has no movie a user would watch to ask about"
-        )
+        raise RecarenaError(no_liked_line(name))
     if label.all():
         raise RecarenaError(
             f"dataset {name!r}: every user with a liked held-out movie has rated all "

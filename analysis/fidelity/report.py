@@ -26,8 +26,10 @@ import yaml
 
 from recarena.agents.users.calibration import CalibrationConfig, calibrate
 from recarena.analysis.fidelity.checks import (
+    LIKED,
     Split,
     align,
+    no_liked_line,
     rating_distribution,
     split_by_time,
     taste_discrimination,
@@ -149,6 +151,8 @@ def run_fidelity(
         )
     with _in_the_sample(full, data):  # a sample too small to fit says it is a sample
         train, test = split_by_time(data, cfg.holdout)
+        if test["rating"] is not None and not (test["rating"] >= LIKED).any():
+            raise RecarenaError(no_liked_line(data.name))  # was refused after the calibration
         timings["load+split"] = round(time.perf_counter() - started, 2)
 
         started = time.perf_counter()
