@@ -90,3 +90,24 @@ def test_fidelity_refuses_data_with_no_liked_held_out_rating_before_calibrating(
     )
     assert_refused(code, stderr, "dataset 'low': no held-out interaction is liked")
     assert not out.exists()
+
+
+def test_fidelity_on_a_log_without_clicks_names_the_clicks(tmp_path):
+    """A generic log whose click column is 0 on every row (exposures, no consumption) was
+    refused with 'no user has two or more interactions', of users with 15 interactions each:
+    only clicks are split, and the line now says so."""
+    rows = [
+        f"{u},{(u * 7 + j * 3) % 50},{1_000_000_000 + 86_400 * u + 3600 * j},0"
+        for u in range(60)
+        for j in range(15)
+    ]
+    log = tmp_path / "shown.csv"
+    log.write_text("user,item,timestamp,click\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "report"
+    code, stderr = cli(
+        "fidelity", "--dataset", str(log), "-o", str(out), "-q", "--arms", "random,popularity"
+    )
+    assert_refused(
+        code, stderr, "no user has two or more consumptions (0 of its 900 interactions are clicks)"
+    )
+    assert not out.exists()

@@ -84,9 +84,15 @@ def split_by_time(data: InteractionData, holdout: float) -> tuple[InteractionDat
     held = np.zeros(order.shape[0], bool)
     held[consumed] = temporal_split(user[order][consumed], holdout)
     if not held.any():
+        what = "interactions"
+        if data.click is not None:  # exposures are not split: 'interactions' misled there
+            what = (
+                f"consumptions ({int(consumed.sum()):,} of its {data.n_interactions:,} "
+                "interactions are clicks)"
+            )
         raise RecarenaError(
-            f"dataset {data.name!r}: no user has two or more interactions, so nothing can be "
-            "held out for the fidelity checks"
+            f"dataset {data.name!r}: no user has two or more {what}, so nothing can be held "
+            "out for the fidelity checks"
         )
     train_rows, test_rows = order[~held], order[held]
 
