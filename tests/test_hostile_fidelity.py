@@ -111,3 +111,34 @@ def test_fidelity_on_a_log_without_clicks_names_the_clicks(tmp_path):
         code, stderr, "no user has two or more consumptions (0 of its 900 interactions are clicks)"
     )
     assert not out.exists()
+
+
+def test_fidelity_refuses_data_with_nothing_unseen_before_calibrating(tmp_path, monkeypatch):
+    """Every user rated every one of the 15 movies: check 1 mixes liked held-out movies with
+    movies the user never rated, and there are none. Was: refused by check 1 only after the
+    calibration had run (minutes on a large release); the split says it now."""
+    import recarena.analysis.fidelity.report as report
+
+    def never(*args, **kwargs):
+        raise AssertionError("calibrated a dataset the checks cannot score")
+
+    monkeypatch.setattr(report, "calibrate", never)
+    release = tmp_path / "full"
+    release.mkdir()
+    rows = [
+        f"{u},{(j * 7 + u) % 15 + 1},{(u + j) % 5 + 1},{1_000_000_000 + 86_400 * u + 3600 * j}"
+        for u in range(1, 61)
+        for j in range(15)
+    ]
+    (release / "ratings.csv").write_text("userId,movieId,rating,timestamp\n" + "\n".join(rows))
+    out = tmp_path / "report"
+    code, stderr = cli(
+        "fidelity", "--dataset", str(release), "-o", str(out), "-q", "--arms", "random,popularity"
+    )
+    assert_refused(
+        code,
+        stderr,
+        "dataset 'full': every user with a liked held-out movie has rated all 15 movies, so "
+        "check 1 has no unseen movie to ask about",
+    )
+    assert not out.exists()

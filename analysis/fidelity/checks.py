@@ -70,6 +70,46 @@ def no_liked_line(name: str) -> str:
     )
 
 
+def nothing_unseen_line(name: str, n_items: int) -> str:
+    """The refusal of a dataset in which every user with a liked held-out movie rated every
+    movie (check 1 mixes liked movies with unseen ones): said by the split, before the
+    calibration's minutes (:func:`nothing_unseen`), as well as by check 1 itself."""
+    return (
+        f"dataset {name!r}: every user with a liked held-out movie has rated all {n_items} "
+        "movies, so check 1 has no unseen movie to ask about"
+    )
+
+
+def nothing_unseen(train: InteractionData, test: dict) -> str | None:
+    """:func:`nothing_unseen_line` when no user with a liked held-out movie has an unseen one,
+    read from the split alone: the movies are those the calibration of ``train`` will know
+    (``recarena.agents.users.calibration.index``: every training row's and the item table's),
+    a user's rated ones their training consumptions and held-out rows among them, as
+    :func:`discrimination_sets` counts them. None otherwise (check 1 keeps its own check)."""
+    universe = train.item
+    if train.items.height:
+        table = train.items["item"].to_numpy()
+        if table.dtype.kind == train.item.dtype.kind:
+            universe = np.concatenate([universe, table])
+    universe = np.unique(universe)
+    liked = np.ones(len(test["item"]), bool)
+    if test["rating"] is not None:
+        liked = np.asarray(test["rating"], np.float64) >= LIKED
+    takers = np.unique(test["user"][liked & np.isin(test["item"], universe)])
+    if takers.size == 0:
+        return None  # check 1 says what is missing
+    consumed = train.consumed()
+    user = np.concatenate([train.user[consumed], test["user"]])
+    item = np.concatenate([train.item[consumed], test["item"]])
+    known = np.isin(item, universe) & np.isin(user, takers)
+    row = np.searchsorted(takers, user[known])
+    pairs = np.unique(row * universe.size + np.searchsorted(universe, item[known]))
+    rated = np.bincount(pairs // universe.size, minlength=takers.size)
+    if (rated < universe.size).any():
+        return None
+    return nothing_unseen_line(train.name, int(universe.size))
+
+
 def split_by_time(data: InteractionData, holdout: float) -> tuple[InteractionData, dict]:
     """Training rows (as an InteractionData) and the raw test rows of a per-user time split.
 
@@ -274,10 +314,7 @@ def taste_discrimination(
     if not label.any():
         raise RecarenaError(no_liked_line(name))
     if label.all():
-        raise RecarenaError(
-            f"dataset {name!r}: every user with a liked held-out movie has rated all "
-            f"{pop.n_items} movies, so check 1 has no unseen movie to ask about"
-        )
+        raise RecarenaError(nothing_unseen_line(name, pop.n_items))
     score = watch_log_odds(pop, user, item, 1)  # the prior shifts all alike: AUC ignores it
     popularity = np.bincount(split.train_item, minlength=pop.n_items)[item].astype(np.float64)
     reference_rng = np.random.default_rng([seed, 103])  # the headline figures' streams untouched

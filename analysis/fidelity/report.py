@@ -30,6 +30,7 @@ from recarena.analysis.fidelity.checks import (
     Split,
     align,
     no_liked_line,
+    nothing_unseen,
     rating_distribution,
     split_by_time,
     taste_discrimination,
@@ -153,6 +154,9 @@ def run_fidelity(
         train, test = split_by_time(data, cfg.holdout)
         if test["rating"] is not None and not (test["rating"] >= LIKED).any():
             raise RecarenaError(no_liked_line(data.name))  # was refused after the calibration
+        unseen = nothing_unseen(train, test)
+        if unseen is not None:  # was refused by check 1, after the calibration
+            raise RecarenaError(unseen)
         timings["load+split"] = round(time.perf_counter() - started, 2)
 
         started = time.perf_counter()
