@@ -413,3 +413,67 @@ def test_an_empty_answer_is_one_failed_call_not_an_endpoint_without_logprobs(tmp
     assert not empty.no_logprobs and empty.probs is None and empty.records[0].fallback
     assert empty.records[0].error == "unusable response: logprobs of no token (an empty answer)"
     assert scored.probs is not None
+
+
+# ------------------------------------------------------------------ the cache options
+def _cache_refused_by_validate_and_run(
+    tmp_path: Path, doc: dict, options: list[str], fragment: str
+) -> None:
+    """validate with ``options`` refuses in the line run with them refuses in; run leaves
+    nothing behind."""
+    path = write_doc(tmp_path, doc)
+    code, validated = cli("validate", str(path), *options)
+    assert_refused(code, validated, fragment)
+    out = tmp_path / "out"
+    code, ran = cli("run", str(path), "--executor", "local", "-o", str(out), "-q", *options)
+    assert_refused(code, ran, fragment)
+    assert validated == ran and not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("mode", "make", "fragment"),
+    [
+        ("replay", None, "--llm-cache: replay needs the cache of a recorded run, {cache} not"),
+        ("auto", "dir", "--llm-cache: {cache} is not a file (an SQLite cache of LLM calls)"),
+        ("replay", "dir", "--llm-cache: {cache} is not a file (an SQLite cache of LLM calls)"),
+        ("auto", "text", "--llm-cache: {cache} is not an SQLite file"),
+        ("replay", "empty", "--llm-cache: {cache} is empty; replay needs the cache"),
+        ("record", "foreign", "--llm-cache: {cache} is another program's SQLite database"),
+        ("off", "empty", "--llm-cache: --llm-cache-mode off reads and writes no cache file"),
+        ("fetch", None, "--llm-cache-mode: unknown 'fetch'; known: auto, record, replay, off"),
+    ],
+    ids=["replay_missing", "dir", "replay_dir", "not_sqlite", "replay_empty", "foreign", "off",
+         "unknown_mode"],
+)  # fmt: skip
+def test_validate_checks_the_cache_options_run_would_refuse(tmp_path, mode, make, fragment):
+    """Was: validate had no --llm-cache / --llm-cache-mode, so it passed a scenario whose run
+    with those options was refused (and could not be asked about the cache at all)."""
+    cache = tmp_path / "cache.sqlite"
+    if make == "dir":
+        cache.mkdir()
+    elif make == "text":
+        cache.write_text("not a database\n", encoding="utf-8")
+    elif make == "empty":
+        cache.write_bytes(b"")
+    elif make == "foreign":
+        sqlite3.connect(cache).execute("CREATE TABLE notes (text TEXT)").close()
+    options = ["--llm-cache-mode", mode, "--llm-cache", str(cache)]
+    fragment = fragment.format(cache=cache)
+    _cache_refused_by_validate_and_run(tmp_path, _llm_doc(tmp_path), options, fragment)
+
+
+def test_validate_takes_the_cache_options_of_a_good_replay(tmp_path):
+    """A replay of a recorded cache passes validate with the run's options (nothing answers
+    at the scenario's base_url: a replay calls nothing); a scenario without LLM users says
+    the options are ignored."""
+    cache = tmp_path / "cache.sqlite"
+    db = CallCache(cache, "auto", "r")
+    db.store("0" * 64, "fake", {}, CachedCall("1", True, None, 1, 1, 0.1, "r"))
+    db.close()
+    options = ["--llm-cache-mode", "replay", "--llm-cache", str(cache)]
+    code, stderr = cli("validate", str(write_doc(tmp_path, _llm_doc(tmp_path))), *options)
+    assert code == 0, stderr
+    code, stderr = cli("validate", str(write_doc(tmp_path, base_doc(tmp_path))), *options)
+    assert code == 0 and stderr.strip() == (
+        "note: --llm-cache-mode, --llm-cache: ignored, this scenario makes no LLM calls"
+    ), stderr

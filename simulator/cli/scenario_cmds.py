@@ -78,6 +78,35 @@ def refuse_swept_overrides(scenario: Any, overrides: dict[str, Any]) -> None:
             )
 
 
+CACHE_MODES = ("auto", "record", "replay", "off")
+
+LLM_CACHE_MODE_HELP = "Override llm.cache.mode: auto, record, replay (no endpoint calls) or off."
+LLM_CACHE_HELP = "Override llm.cache.path (SQLite file of LLM calls)."
+
+
+def check_llm_cache_options(mode: str | None, cache: Path | None) -> None:
+    """``--llm-cache-mode`` and ``--llm-cache`` as given, before the scenario is read (run and
+    validate); the file itself is checked with the scenario's settings by the preflight."""
+    if mode not in (None, *CACHE_MODES):
+        raise RecarenaError(f"--llm-cache-mode: unknown {mode!r}; known: {', '.join(CACHE_MODES)}")
+    if mode == "off" and cache is not None:  # was: the file silently unused
+        raise RecarenaError(
+            "--llm-cache: --llm-cache-mode off reads and writes no cache file; leave one out"
+        )
+
+
+def note_unused_llm_options(scenario: Any, options: dict[str, object]) -> None:
+    """LLM options given for a scenario that makes no LLM calls: said on stderr, not refused
+    (the run is still what was asked)."""
+    unused = [name for name, value in options.items() if value is not None]
+    if unused and not scenario.uses_llm:
+        err.print(
+            f"note: {', '.join(unused)}: ignored, this scenario makes no LLM calls",
+            soft_wrap=True,
+            markup=False,
+        )
+
+
 RENAMES = 100
 """How many times a run named by output.dir takes the next free name when other runs of the
 scenario, started in the same second, take its name first."""
@@ -173,17 +202,9 @@ def run(
         ),
     ] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
-    llm_cache_mode: Annotated[
-        str | None,
-        typer.Option(
-            help="Override llm.cache.mode: auto, record, replay (no endpoint calls) or off."
-        ),
-    ] = None,
+    llm_cache_mode: Annotated[str | None, typer.Option(help=LLM_CACHE_MODE_HELP)] = None,
     llm_cache: Annotated[
-        Path | None,
-        typer.Option(
-            help="Override llm.cache.path (SQLite file of LLM calls).", parser=nonempty_path
-        ),
+        Path | None, typer.Option(help=LLM_CACHE_HELP, parser=nonempty_path)
     ] = None,
     force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
     max_fallback: Annotated[
@@ -232,14 +253,7 @@ def run(
         check_reachable(address)  # before the estimate and the bars: nothing has started
     if resume is not None and output is not None:
         raise RecarenaError("--resume: the run directory to resume is the output; drop --output")
-    if llm_cache_mode not in (None, "auto", "record", "replay", "off"):
-        raise RecarenaError(
-            f"--llm-cache-mode: unknown {llm_cache_mode!r}; known: auto, record, replay, off"
-        )
-    if llm_cache_mode == "off" and llm_cache is not None:  # was: the file silently unused
-        raise RecarenaError(
-            "--llm-cache: --llm-cache-mode off reads and writes no cache file; leave one out"
-        )
+    check_llm_cache_options(llm_cache_mode, llm_cache)
     overrides: dict[str, Any] = {}
     if replicates is not None:
         overrides["replicates"] = replicates
@@ -315,13 +329,7 @@ def run(
         err.print(f"note: {estimate}", soft_wrap=True, markup=False)
     llm_only: dict[str, object] = {"--llm-cache-mode": llm_cache_mode, "--llm-cache": llm_cache}
     llm_only |= {"--max-fallback": max_fallback, "--allow-fallback": allow_fallback or None}
-    unused = [name for name, value in llm_only.items() if value is not None]
-    if unused and not scenario.uses_llm:  # said, not refused: the run is still what was asked
-        err.print(
-            f"note: {', '.join(unused)}: ignored, this scenario makes no LLM calls",
-            soft_wrap=True,
-            markup=False,
-        )
+    note_unused_llm_options(scenario, llm_only)
     why_not = None  # --workers where nothing reads it: said, as the LLM options above are
     if executor == "local":
         why_not = "--executor local runs one cell after another in this process"
@@ -394,15 +402,26 @@ def run(
 def validate(
     scenario_file: Annotated[Path, typer.Argument(metavar="FILE", parser=nonempty_path)],
     force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
+    llm_cache_mode: Annotated[str | None, typer.Option(help=LLM_CACHE_MODE_HELP)] = None,
+    llm_cache: Annotated[
+        Path | None, typer.Option(help=LLM_CACHE_HELP, parser=nonempty_path)
+    ] = None,
 ) -> None:
-    """Check a scenario file without running it: everything run would refuse.
+    """Check a scenario file without running it: everything run would refuse (with the same
+    --llm-cache-mode and --llm-cache as the run, its LLM cache too).
 
     What is checked: docs/guide/scenarios.md."""
     from recarena.simulator.runner.output_check import check_output, estimate_logs
     from recarena.simulator.runner.plan import plan_cells
     from recarena.simulator.runner.preflight import human_bytes
 
-    scenario, estimate = load_checked(scenario_file, force=force)
+    check_llm_cache_options(llm_cache_mode, llm_cache)
+    scenario, estimate = load_checked(
+        scenario_file, force=force, llm_cache_mode=llm_cache_mode, llm_cache=llm_cache
+    )
+    note_unused_llm_options(
+        scenario, {"--llm-cache-mode": llm_cache_mode, "--llm-cache": llm_cache}
+    )
     logs = estimate_logs(scenario)
     try:  # where `run` without -o puts the logs: writable, with room for them
         check_output(Path(scenario.output.dir), logs.bytes, "output.dir")

@@ -446,9 +446,9 @@ def _check_llm_cache(scenario: Scenario, mode: str | None, path: Path | None) ->
     if mode == "replay":
         cache = cache or Path(scenario.output.dir) / "llm_cache.sqlite"
         check_creatable(cache, what, directory=False)
-        if not cache.is_file():
+        if not cache.exists():  # a directory is named as one below
             raise RecarenaError(
-                f"llm.cache.path: replay needs the cache of a recorded run, {cache} not found"
+                f"{what}: replay needs the cache of a recorded run, {cache} not found"
             )
     if cache is None or mode == "off":
         return  # the default cache is made inside the new run directory
