@@ -630,8 +630,12 @@ def test_a_non_finite_number_in_a_parquet_file_is_named(tmp_path, column, values
     frame.with_columns(pl.Series(column, values)).write_parquet(tmp_path / "x.parquet")
     with pytest.raises(RecarenaError, match=re.escape(message)):
         load_dataset(tmp_path / "x.parquet")
-    # a null rating is an exposure without one, as in a CSV file's empty cell
-    frame.with_columns(pl.Series("rating", [None, 3.0])).write_parquet(tmp_path / "y.parquet")
+    # a null rating, as a CSV file's empty cell, is an exposure's (click 0) and only that
+    unrated = frame.with_columns(pl.Series("rating", [None, 3.0]))
+    unrated.write_parquet(tmp_path / "y.parquet")
+    with pytest.raises(RecarenaError, match=re.escape("y.parquet row 1: rating is empty;")):
+        load_dataset(tmp_path / "y.parquet")
+    unrated.with_columns(click=pl.Series([0, 1])).write_parquet(tmp_path / "y.parquet")
     assert np.isnan(load_dataset(tmp_path / "y.parquet").rating[0])
 
 
@@ -742,13 +746,13 @@ def test_movies_dat_in_utf8_with_separators_and_cp1252_bytes_in_titles(tmp_path:
 
 
 def test_one_rating_value_is_noted_only_among_rated_consumptions(tmp_path: Path) -> None:
-    """The note reads the ratings that calibration fits: an exposure's rating (often 0) and an
-    empty rating do not make ratings differ, and a dataset with two values has no note."""
+    """The note reads the ratings that calibration fits: an exposure's rating (often 0) or
+    empty rating does not make ratings differ, and a dataset with two values has no note."""
     from recarena.simulator.data.datasets import dataset_notes
 
     path = tmp_path / "x.csv"
     path.write_text(
-        "user,item,timestamp,rating,click\n1,2,100,5,1\n1,3,200,0,0\n2,3,9,,1\n2,4,9,5,1\n"
+        "user,item,timestamp,rating,click\n1,2,100,5,1\n1,3,200,0,0\n2,3,9,,0\n2,4,9,5,1\n"
     )
     (line,) = dataset_notes(load_dataset(path))
     assert line.startswith(f"every one of the 2 ratings in {path} is 5: the rating model")

@@ -142,3 +142,36 @@ def test_fidelity_refuses_data_with_nothing_unseen_before_calibrating(tmp_path, 
         "check 1 has no unseen movie to ask about",
     )
     assert not out.exists()
+
+
+def test_an_empty_rating_on_a_consumption_is_refused_with_its_line(tmp_path):
+    """A generic log's rating cell left empty on a consumption (no click column, or click 1) was
+    read as NaN, which check 1 counted as 'not liked' and check 2 left out, without a word.
+    Only an exposure (click 0) may be without a rating, as docs/guide/real-data.md says; any
+    other empty rating is one line naming the file, the line and the column."""
+    rows = [
+        f"{u},{(u * 7 + j * 3) % 50},{1_000_000_000 + 86_400 * u + 3600 * j},{(u + j) % 5 + 1}"
+        for u in range(60)
+        for j in range(15)
+    ]
+    rows[6] = rows[6].rsplit(",", 1)[0] + ","  # line 8 of the file: the header is line 1
+    log = tmp_path / "views.csv"
+    log.write_text("user,item,timestamp,rating\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "report"
+    code, stderr = cli(
+        "fidelity", "--dataset", str(log), "-o", str(out), "-q", "--arms", "random,popularity"
+    )
+    assert_refused(code, stderr, f"{log} line 8: rating is empty")
+    assert not out.exists()
+    clicked = tmp_path / "clicked.csv"
+    clicked.write_text("user,item,timestamp,rating,click\n1,2,100,,0\n1,3,200,4,1\n2,3,9,,1\n")
+    code, stderr = cli("calibrate", str(clicked), "-o", str(tmp_path / "pop.parquet"))
+    assert_refused(code, stderr, f"{clicked} line 4: rating is empty on a click (click 1)")
+    inter = tmp_path / "rb"
+    inter.mkdir()
+    (inter / "rb.inter").write_text(
+        "user_id:token\titem_id:token\trating:float\ttimestamp:float\n1\t2\t4\t100\n1\t3\t\t200\n"
+    )
+    code, stderr = cli("calibrate", str(inter), "-o", str(tmp_path / "pop.parquet"))
+    assert_refused(code, stderr, f"{inter / 'rb.inter'} line 3: rating is empty")
+    assert not (tmp_path / "pop.parquet").exists()

@@ -1129,7 +1129,10 @@ def load_recbole(path: str | Path, name: str | None = None) -> InteractionData:
     frame = _without_blank_lines(frame, inter_path)
     timed = ("timestamp",) if "timestamp" in frame.columns else ()
     numbers = (*timed, *(("rating",) if "rating" in frame.columns else ()))
-    frame = _checked_columns(frame, inter_path, ("user_id", "item_id", *timed), numbers)
+    rated = "rating" if "rating" in frame.columns else None
+    frame = _checked_columns(
+        frame, inter_path, ("user_id", "item_id", *timed), numbers, rating=rated
+    )
     if timed:
         _check_seconds(frame, "timestamp", inter_path)
     timestamp = (
@@ -1251,7 +1254,7 @@ def load_interactions(path: str | Path, columns: Columns | None = None) -> Inter
         seconds = pl.col(cols.timestamp).dt.epoch("ms").cast(pl.Float64) / 1000.0
         frame = frame.with_columns(seconds.alias(cols.timestamp))
     numbers = (cols.timestamp, *([rating_col] if rating_col else []))
-    frame = _checked_columns(frame, path, required, numbers, click_col, lines)
+    frame = _checked_columns(frame, path, required, numbers, click_col, lines, rating_col)
     _check_seconds(frame, cols.timestamp, path, lines)
     items = _empty_items()
     if title_col or genres_col:
@@ -1293,13 +1296,16 @@ def _checked_columns(
     numbers: Sequence[str],
     click: str | None = None,
     lines: Lines = 2,
+    rating: str | None = None,
 ) -> pl.DataFrame:
     """A generic interactions file's columns checked cell by cell, each problem one error naming
     the file and the line (a CSV or RecBole file; a Parquet file's row): an empty ``required``
     cell (user, item, timestamp), an id that reads as a number but not a finite one ('nan',
-    'inf': a float column's NaN), a cell of ``numbers`` that breaks :func:`_as_numbers`'s rule
-    (an empty rating is allowed: an exposure without one), a click that is not 1/0 or
-    true/false. Returns the frame with ``numbers`` as Float64 and ``click`` as Boolean."""
+    'inf': a float column's NaN), a cell of ``numbers`` that breaks :func:`_as_numbers`'s rule,
+    a click that is not 1/0 or true/false, and an empty ``rating`` on a consumption (a click,
+    or any row of a file without a click column): only an exposure (click 0) may be without
+    one. Was: read as NaN, which fidelity's check 1 counted as not liked, without a word.
+    Returns the frame with ``numbers`` as Float64 and ``click`` as Boolean."""
     for column in required:
         text = frame[column].cast(pl.String).str.strip_chars()
         empty = np.flatnonzero((text.is_null() | (text == "")).to_numpy())
@@ -1327,6 +1333,20 @@ def _checked_columns(
                 "a click (1/0 or true/false)"
             )
         frame = frame.with_columns(clicked.alias(click))
+    if rating is not None:
+        unrated = frame[rating].is_null().to_numpy()
+        if click:
+            unrated &= frame[click].to_numpy()
+        if unrated.any():
+            place = _place(path, int(np.flatnonzero(unrated)[0]), lines)
+            raise RecarenaError(
+                f"{place}: {rating} is empty on a click ({click} 1); only an exposure ({click} 0) "
+                "may be without a rating"
+                if click
+                else f"{place}: {rating} is empty; with no click column every row is a "
+                "consumption, and only an exposure (click 0) may be without a rating (a log "
+                "without ratings leaves the rating column out)"
+            )
     return frame
 
 
