@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import math
 import re
 import sqlite3
@@ -18,7 +19,7 @@ from recarena.agents.llm import client as llm_client
 from recarena.agents.llm.cache import CachedCall, CacheMiss, CallCache
 from recarena.agents.llm.client import CallContext, Endpoint, LLMClient, Scored
 from tests.cli_in_process import assert_refused, cli
-from tests.fake_openai import FakeOpenAI, fake_distribution
+from tests.fake_openai import FakeOpenAI, differing_tables, fake_distribution
 from tests.test_hostile_inputs import _closed_port, write_doc
 from tests.test_validate_gate import base_doc, refused_everywhere
 
@@ -477,3 +478,45 @@ def test_validate_takes_the_cache_options_of_a_good_replay(tmp_path):
     assert code == 0 and stderr.strip() == (
         "note: --llm-cache-mode, --llm-cache: ignored, this scenario makes no LLM calls"
     ), stderr
+
+
+def _panel_doc(tmp_path: Path, base_url: str, seed: int) -> dict:
+    from tests.test_llm_users import PANEL
+
+    doc = copy.deepcopy(PANEL)
+    doc["llm"]["base_url"] = base_url
+    doc["seed"] = seed
+    doc["output"] = {"dir": str(tmp_path / "runs")}
+    return doc
+
+
+def test_a_replay_of_another_scenarios_cache_is_refused_before_any_cell(tmp_path):
+    """Was: validate passed, and run made the run directory and failed every cell at its
+    first LLM call ('no recorded answer for the page call ...'), leaving failed cells."""
+    recorded = tmp_path / "recorded"
+    with FakeOpenAI() as fake:
+        doc = _panel_doc(tmp_path, fake.base_url, seed=1)
+        code, stderr = cli(
+            "run", str(write_doc(tmp_path, doc)), "--executor", "local", "-o", str(recorded), "-q"
+        )
+        assert code == 0, stderr
+    cache = recorded / "llm_cache.sqlite"
+    options = ["--llm-cache-mode", "replay", "--llm-cache", str(cache)]
+    other = _panel_doc(tmp_path, "http://127.0.0.1:9/v1", seed=2)
+    fragment = f"--llm-cache: {cache} holds no recorded calls of cell arm=random/rep=0 (2 of 2"
+    _cache_refused_by_validate_and_run(tmp_path, other, options, fragment)
+    # the recorded scenario replays; so do a subset of its cells and a shorter horizon
+    same = _panel_doc(tmp_path, "http://127.0.0.1:9/v1", seed=1)
+    out = tmp_path / "replayed"
+    code, stderr = cli(
+        "run", str(write_doc(tmp_path, same)), "--executor", "local", "-o", str(out), "-q",
+        *options,
+    )  # fmt: skip
+    assert code == 0, stderr
+    assert differing_tables(recorded, out, ["random", "popularity"], ["exposures"]) == []
+    same["arms"] = same["arms"][1:]
+    same["horizon"]["days"] = 0.5
+    assert cli("validate", str(write_doc(tmp_path, same)), *options)[0] == 0
+    # a cache that notes no cells (an older recarena's) is left to the cells, as before
+    sqlite3.connect(cache).execute("DROP TABLE cells").close()
+    assert cli("validate", str(write_doc(tmp_path, other)), *options)[0] == 0

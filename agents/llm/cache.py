@@ -47,6 +47,18 @@ CREATE TABLE IF NOT EXISTS calls (
 )
 """
 
+_CELLS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS cells (
+    fingerprint TEXT PRIMARY KEY,
+    cell TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    created_at REAL NOT NULL
+)
+"""
+"""The cells whose every call this cache holds: a run in auto or record mode adds each cell it
+finished, under a fingerprint of what shapes the cell's prompts, so a replay can see before its
+first cell whether the cache was filled by a run of the same scenario."""
+
 COLUMNS = (
     "key", "model", "request", "completion", "valid", "error", "prompt_tokens",
     "completion_tokens", "latency_s", "run_id", "created_at",
@@ -110,6 +122,50 @@ def _row_problem(row: tuple[Any, ...]) -> str | None:
     if not isinstance(latency, int | float):
         return f"latency_s is {latency!r}, not a number"
     return None
+
+
+def record_cells(path: Path, run_id: str, cells: dict[str, str]) -> None:
+    """Note in the cache at ``path`` that it holds every call of ``cells`` (fingerprint ->
+    the cell's path in the run), finished by run ``run_id``."""
+    db = sqlite3.connect(path, timeout=60, isolation_level=None)
+    try:
+        db.execute(_CELLS_SCHEMA)
+        db.executemany(
+            "INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?)",
+            [(fingerprint, cell, run_id, time.time()) for fingerprint, cell in cells.items()],
+        )
+    finally:
+        db.close()
+
+
+def unrecorded_cells(path: Path, cells: dict[str, str]) -> list[str] | None:
+    """The cells (fingerprint -> name) whose calls the cache at ``path`` was never noted to
+    hold, read without writing; None when the cache cannot tell: it notes no cell (written
+    before cells were noted, or by ``recarena fidelity``), or it holds calls of a run that noted
+    none (an older version of recarena, or a run stopped before its first cell finished)."""
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    try:
+        db = sqlite3.connect(uri, uri=True, timeout=5)
+        try:
+            if not db.execute("PRAGMA table_info(cells)").fetchall():
+                return None
+            unnoted = db.execute(
+                "SELECT 1 FROM calls WHERE run_id NOT IN (SELECT run_id FROM cells) LIMIT 1"
+            ).fetchone()
+            if unnoted is not None:
+                return None
+            noted = {
+                row[0]
+                for fingerprint in cells
+                for row in db.execute(
+                    "SELECT fingerprint FROM cells WHERE fingerprint = ?", (fingerprint,)
+                )
+            }
+        finally:
+            db.close()
+    except sqlite3.Error:
+        return None  # read by the table checks, which name what is wrong
+    return [cell for fingerprint, cell in cells.items() if fingerprint not in noted]
 
 
 class CacheMiss(LookupError):

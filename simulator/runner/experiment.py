@@ -48,6 +48,7 @@ from recarena.simulator.runner.executors import CellJob, make_executor
 from recarena.simulator.runner.fallback import FallbackCheck, check_fallback
 from recarena.simulator.runner.inputs import changed_input, fingerprints
 from recarena.simulator.runner.llm_accounting import summarize_llm_calls
+from recarena.simulator.runner.llm_cells import CellRecorder
 from recarena.simulator.runner.output_check import (
     RUN_NAME_ROOM,
     check_output,
@@ -236,6 +237,8 @@ class _RunBook:
         self.unsaved: str | None = None
         """Why the manifest could not be written (its directory removed or made read-only
         during the run); the run goes on and says so at the end instead of dying mid-way."""
+        self.on_finished: Callable[[Cell], None] | None = None
+        """Called with each cell that finished (the LLM cache notes it: llm_cells.py)."""
         self.next_save = 0.0
         """Monotonic time before which a cell event's write is deferred (see WRITE_SHARE)."""
         self.deferred = False
@@ -275,6 +278,8 @@ class _RunBook:
         entry.pop("worker", None)
         entry.update(status=COMPLETE, **cell_summary(cell_manifest))
         self.save(now=False)
+        if self.on_finished is not None:
+            self.on_finished(cell)
         if self.on_progress:
             self.on_progress(cell, 1.0)
 
@@ -562,6 +567,10 @@ def _run_locked(
     manifest = _new_manifest(scenario, points, cells, executor_name, llm_runtime)
     manifest["inputs"] = inputs
     book = _RunBook(run_dir, manifest, on_progress)
+    if llm_runtime is not None:
+        book.on_finished = CellRecorder(
+            scenario, llm_runtime.cache_path, llm_runtime.cache_mode, llm_runtime.run_id
+        )
     try:
         if previous is None:
             _write_text(run_dir / SCENARIO_FILE, dump_scenario(scenario))

@@ -69,6 +69,7 @@ from recarena.simulator.runner.calibrated_check import (
     sidecar_problem,
 )
 from recarena.simulator.runner.checkpoint_check import check_checkpoints, policies
+from recarena.simulator.runner.llm_cells import check_replay_cells
 from recarena.simulator.runner.sweep import check_grid_size, expand_sweep
 
 SMALL_FILE_BYTES = 64 * 2**20
@@ -1030,6 +1031,7 @@ def preflight(
         if not scenario.sweep and _fits(est, limits or Limits(), machine_memory()):
             check_builds(scenario, est.users, built)
         _check_points(scenario, sizes, workers, limits or Limits(), force, files, built, shards)
+        check_replay_cells(scenario, llm_cache_mode, llm_cache_path)
         if probe_llm:
             _check_llm_reachable(scenario, llm_cache_mode)
     except RecarenaError as exc:
