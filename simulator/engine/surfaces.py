@@ -122,7 +122,7 @@ class CarouselView:
         assert state is not None, "a carousel lays out its rows from a SurfaceState"
         cfg = self.cfg
         batch, n_cols = len(requests), cfg.cols
-        candidates = recommender.recommend(replace(requests, k=cfg.candidates))
+        candidates = recommender.recommend(replace(requests, k=self.candidate_width(requests)))
         cand = candidates.items
         cand_scores = np.where(np.isnan(candidates.scores), 0.0, candidates.scores)
         # rank-based relevance keeps the recommender's order whatever its score scale
@@ -176,6 +176,14 @@ class CarouselView:
             rows = np.repeat(np.arange(batch), n_cols)[chosen_ok.ravel()]
             used[rows, order[chosen_ok]] = True
         return SlateBatch(items, scores, propensity)
+
+    def candidate_width(self, requests: RequestBatch) -> int:
+        """How many ranked items the rows ask the recommender for: ``candidates``, at most the
+        items published, at least one row's ``cols``. A wider request is only padding (the
+        rows draw from published items), and a re-ranker over it compared every pair: an mmr
+        arm asked for 5,000 candidates over a 60-item catalog took minutes a page. The rows'
+        order of real candidates is the same either way, so the logs are too."""
+        return max(self.cfg.cols, min(self.cfg.candidates, requests.catalog.n_items))
 
     @staticmethod
     def _topic_order(cand_topic: np.ndarray, n_topics: int) -> np.ndarray:
