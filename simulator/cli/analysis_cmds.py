@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from recarena.simulator.cli.app import app, nonempty_path, out
+from recarena.simulator.cli.app import app, new_path, nonempty_path, out
 from recarena.simulator.cli.comparison import print_comparison
 from recarena.simulator.cli.guards import reading, warnings_as_lines
 from recarena.simulator.core.names import comma_names
@@ -74,7 +74,7 @@ def report(
             "--output",
             "-o",
             help="HTML file to write (default: RUN_DIR/report.html).",
-            parser=nonempty_path,
+            parser=new_path,
         ),
     ] = None,
     baseline: Annotated[str | None, typer.Option(help="Arm to compare against.")] = None,

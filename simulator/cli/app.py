@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
+from recarena.simulator.core.paths import control_problem
 from recarena.simulator.runner.stopping import stop_asked
 
 
@@ -55,6 +56,18 @@ def nonempty_path(value: str) -> Path:
     if not value.strip():
         raise typer.BadParameter("an empty path; give a file or directory name")
     return Path(value)
+
+
+def new_path(value: str) -> Path:
+    """A path a command creates (``run -o``, ``--llm-cache``, ``report -o``): as
+    :func:`nonempty_path`, and without a control character, as ``output.dir`` and every path a
+    scenario writes. Was: ``run -o $'runs\\nqs'`` made a folder whose name has a newline, and
+    printed 'run directory:' over two lines."""
+    path = nonempty_path(value)
+    problem = control_problem(value)
+    if problem is not None:
+        raise typer.BadParameter(problem)
+    return path
 
 
 out = Console()

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from recarena.simulator.cli.app import app, err, nonempty_path, out
+from recarena.simulator.cli.app import app, err, new_path, nonempty_path, out
 from recarena.simulator.cli.comparison import print_comparison
 from recarena.simulator.cli.guards import reading
 from recarena.simulator.cli.progress import progress_bars
@@ -165,7 +165,7 @@ def run(
     output: Annotated[
         Path | None,
         typer.Option(
-            "--output", "-o", help="Run directory to create (empty or new).", parser=nonempty_path
+            "--output", "-o", help="Run directory to create (empty or new).", parser=new_path
         ),
     ] = None,
     replicates: Annotated[
@@ -203,9 +203,7 @@ def run(
     ] = 1,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
     llm_cache_mode: Annotated[str | None, typer.Option(help=LLM_CACHE_MODE_HELP)] = None,
-    llm_cache: Annotated[
-        Path | None, typer.Option(help=LLM_CACHE_HELP, parser=nonempty_path)
-    ] = None,
+    llm_cache: Annotated[Path | None, typer.Option(help=LLM_CACHE_HELP, parser=new_path)] = None,
     force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
     max_fallback: Annotated[
         float | None,
@@ -403,9 +401,7 @@ def validate(
     scenario_file: Annotated[Path, typer.Argument(metavar="FILE", parser=nonempty_path)],
     force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
     llm_cache_mode: Annotated[str | None, typer.Option(help=LLM_CACHE_MODE_HELP)] = None,
-    llm_cache: Annotated[
-        Path | None, typer.Option(help=LLM_CACHE_HELP, parser=nonempty_path)
-    ] = None,
+    llm_cache: Annotated[Path | None, typer.Option(help=LLM_CACHE_HELP, parser=new_path)] = None,
 ) -> None:
     """Check a scenario file without running it: everything run would refuse (with the same
     --llm-cache-mode and --llm-cache as the run, its LLM cache too).

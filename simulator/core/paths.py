@@ -83,6 +83,18 @@ def _ends(text: str, keep: int = 30) -> str:
     return f"{text[:keep]!r}...{text[-keep:]!r}"
 
 
+def control_problem(text: str) -> str | None:
+    """Why ``text`` cannot name a file recarena makes: a control character (a newline, a tab)
+    made a folder whose name printed over two lines, or as if it ended in a space."""
+    control = next((ch for ch in text if ord(ch) < 32 or ord(ch) == 127), None)
+    if control is None:
+        return None
+    return (
+        f"a path cannot contain a control character ({control!r} at character "
+        f"{text.index(control) + 1} of {_ends(text)})"
+    )
+
+
 def written_path_problem(text: str) -> str | None:
     """Why a path written in a scenario is not one a user meant, though the OS would take it:
     blank (``path: ""`` under a generated population, or ``llm.model_path: ""``, passed as if
@@ -91,12 +103,9 @@ def written_path_problem(text: str) -> str | None:
     newline, and that folder was made and named in messages as ``runs`` followed by a space)."""
     if not text.strip():
         return "an empty path; write one, or leave the key out"
-    control = next((ch for ch in text if ord(ch) < 32 or ord(ch) == 127), None)
+    control = control_problem(text)
     if control is not None:
-        return (
-            f"a path cannot contain a control character ({control!r} at character "
-            f"{text.index(control) + 1} of {_ends(text)})"
-        )
+        return control
     if text != text.strip():
         return f"{_ends(text)} begins or ends with whitespace (kept by the quotes); remove it"
     return None
