@@ -175,3 +175,149 @@ def test_an_empty_rating_on_a_consumption_is_refused_with_its_line(tmp_path):
     code, stderr = cli("calibrate", str(inter), "-o", str(tmp_path / "pop.parquet"))
     assert_refused(code, stderr, f"{inter / 'rb.inter'} line 3: rating is empty")
     assert not (tmp_path / "pop.parquet").exists()
+
+
+def _old_report(folder: Path) -> dict[str, str]:
+    """A previous run's three report files in ``folder``, each holding 'old <name>'."""
+    folder.mkdir(parents=True, exist_ok=True)
+    old = {
+        name: f"old {name}\n" for name in ("fidelity.json", "fidelity.md", "fidelity.config.yaml")
+    }
+    for name, text in old.items():
+        (folder / name).write_text(text)
+    return old
+
+
+def test_a_stop_while_fidelity_publishes_leaves_no_mix_of_reports(tmp_path, monkeypatch):
+    """Was: the three files were moved into place one at a time, so a Ctrl-C (or SIGTERM)
+    between two moves left this run's fidelity.json beside the last run's fidelity.md. The
+    stop is now held for the microseconds of the renames: the report is the old one or the
+    new one, whole."""
+    import contextlib
+    import os
+    import signal
+
+    from recarena.analysis.fidelity.ranking import ArmSpec
+    from recarena.analysis.fidelity.report import FidelityConfig, write_report
+
+    release = _release(tmp_path / "ml", users=60)
+    out = tmp_path / "report"
+    old = _old_report(out)
+    real = {"rename": os.rename, "replace": os.replace}
+
+    def stopping(kind):
+        def move(src, dst, *args, **kwargs):
+            if Path(dst) == out / "fidelity.md":
+                signal.raise_signal(signal.SIGINT)  # as Ctrl-C between two files
+            return real[kind](src, dst, *args, **kwargs)
+
+        return move
+
+    monkeypatch.setattr(os, "rename", stopping("rename"))
+    monkeypatch.setattr(os, "replace", stopping("replace"))
+    cfg = FidelityConfig(
+        dataset=str(release),
+        topics=1,
+        n_boot=20,
+        calibration_epochs=2,
+        arms=(ArmSpec("random", "random"), ArmSpec("popularity", "popularity")),
+        simulation_days=0.5,
+    )
+    with contextlib.suppress(KeyboardInterrupt):  # the old code's stop, between two files
+        write_report(out, cfg, workers=1)
+    now = {name: (out / name).read_text() for name in old}
+    assert now == old or not any(now[name] == old[name] for name in old), now
+    assert sorted(p.name for p in out.iterdir()) == sorted(old)  # no staged file left
+
+
+def test_fidelity_refuses_a_report_file_that_is_a_folder_before_calibrating(tmp_path, monkeypatch):
+    """Was: -o DIR whose fidelity.md is a folder ran every check, replaced fidelity.json and
+    then failed on fidelity.md ('Is a directory'): minutes of work, and a new fidelity.json
+    beside an old report. Now refused before anything runs, the old files untouched."""
+    import recarena.analysis.fidelity.report as report
+
+    def never(*args, **kwargs):
+        raise AssertionError("calibrated for a report that cannot be written")
+
+    monkeypatch.setattr(report, "calibrate", never)
+    release = _release(tmp_path / "ml", users=60)
+    out = tmp_path / "report"
+    old = _old_report(out)
+    (out / "fidelity.md").unlink()
+    (out / "fidelity.md").mkdir()
+    code, stderr = cli(
+        "fidelity", "--dataset", str(release), "-o", str(out), "-q", "--arms", "random,popularity"
+    )
+    assert_refused(code, stderr, f"--output {out}: {out / 'fidelity.md'} is a directory")
+    assert (out / "fidelity.json").read_text() == old["fidelity.json"]
+
+
+def test_publish_puts_the_old_files_back_when_a_rename_fails(tmp_path, monkeypatch):
+    """An error among the renames (a disk gone read-only) restores every old file and removes
+    the staged ones: one error line, the folder as it was."""
+    import os
+
+    import pytest
+
+    from recarena.simulator.core.errors import RecarenaError
+    from recarena.simulator.core.publish import publish, staging_name
+
+    targets = [tmp_path / "a.json", tmp_path / "b.md", tmp_path / "c.npz"]
+    for path in targets[:2]:
+        path.write_text(f"old {path.name}")
+    staged = {t: staging_name(t, "x") for t in targets[:2]}
+    for target, path in staged.items():
+        path.write_text(f"new {target.name}")
+    real = os.rename
+
+    def failing(src, dst):
+        if Path(dst) == targets[1] and Path(src) == staged[targets[1]]:
+            raise OSError(30, "Read-only file system", str(dst))
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "rename", failing)
+    files = {**staged, targets[2]: None}
+    with pytest.raises(RecarenaError, match="cannot write .*b.md \\(Read-only file system\\)"):
+        publish(files, "--output x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.md"]
+    assert [t.read_text() for t in targets[:2]] == ["old a.json", "old b.md"]
+
+
+def test_a_stop_while_calibrate_writes_leaves_the_old_population(tmp_path, monkeypatch):
+    """Was: calibrate -o wrote its Parquet files in place, one after the other, so a stop while
+    the items file was written left this fit's users beside the last fit's items (and the
+    save ran outside the stop guard: no 'nothing written' line). Now the files are written
+    under a hidden folder and published together: the old population stays as it was."""
+    import pyarrow.parquet as pq
+
+    from recarena.simulator.runner.stopping import Interrupted
+
+    release = _release(tmp_path / "ml", users=60)
+    out = tmp_path / "pop.parquet"
+    old = {
+        out: b"PAR1 old users",
+        tmp_path / "pop.items.parquet": b"PAR1 old items",
+        tmp_path / "pop.json": b"{}",
+    }
+    for path, data in old.items():
+        path.write_bytes(data)
+    real = pq.write_table
+    calls = []
+
+    def stopped_on_the_second(*args, **kwargs):
+        calls.append(args)
+        if len(calls) == 2:
+            raise Interrupted("SIGTERM")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pq, "write_table", stopped_on_the_second)
+    code, stderr = cli("calibrate", str(release), "-o", str(out), "--topics", "2")
+    assert code == 130, stderr
+    assert stderr.strip().splitlines()[-1].startswith("interrupted (SIGTERM): nothing written")
+    assert {path: path.read_bytes() for path in old} == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "ml",
+        "pop.items.parquet",
+        "pop.json",
+        "pop.parquet",
+    ]

@@ -1,17 +1,19 @@
 """``recarena fidelity``: run the three checks on one dataset and write the report.
 
 One function, :func:`run_fidelity`, does the work and returns a plain dict (what
-``fidelity.json`` holds); :func:`write_report` publishes it. Everything is written into a
-scratch directory beside ``OUT_DIR`` first and each file is moved into place with one
-``os.replace``, so an interrupted or failed run leaves either the previous report or the new
-one, never a half-written file. Trained models and the engine run of check 3 live in the
-scratch directory and are removed at the end (they are reproducible from the config).
+``fidelity.json`` holds); :func:`write_report` publishes it. The three files are written whole
+under hidden names in ``OUT_DIR`` and published together (simulator/core/publish.py), so an
+interrupted or failed run leaves the previous report or the new one, never a half-written file
+nor a mix of the two (was: each file moved into place on its own, so a stop or an error between
+two moves left this run's ``fidelity.json`` beside the last run's ``fidelity.md``). Trained
+models and the engine run of check 3 live in a scratch directory beside ``OUT_DIR`` and are
+removed at the end (they are reproducible from the config).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -42,6 +44,7 @@ from recarena.analysis.fidelity.ranking import DEFAULT_ARMS, ArmSpec, Progress, 
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.names import comma_names
 from recarena.simulator.core.paths import check_creatable
+from recarena.simulator.core.publish import discard, new_token, publish, staging_name
 from recarena.simulator.data.datasets import InteractionData, dataset_notes, load_dataset
 from recarena.simulator.data.sampling import subsample_users
 
@@ -339,6 +342,11 @@ def write_report(
     if out_dir.exists() and not out_dir.is_dir():
         raise RecarenaError(f"--output: {out_dir} exists and is not a directory")
     check_creatable(out_dir, "--output")  # under a file: was 'cannot create ... (File exists)'
+    for name in REPORT_FILES:  # was found only when publishing, after the run's minutes
+        target = out_dir / name
+        if target.exists() and not target.is_file():
+            kind = "a directory" if target.is_dir() else "not a regular file"
+            raise RecarenaError(f"--output {out_dir}: {target} is {kind}")
     parent = out_dir.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -348,6 +356,10 @@ def write_report(
         raise RecarenaError(
             f"--output {out_dir}: cannot create a folder in {parent} ({reason})"
         ) from None
+    token = new_token()
+    staged = {out_dir / name: staging_name(out_dir / name, token) for name in REPORT_FILES}
+    created = not out_dir.exists()
+    published = False
     try:
         result = run_fidelity(cfg, scratch, progress, workers)
         result["config"] = config_dict(cfg)
@@ -362,14 +374,19 @@ def write_report(
                 strict=True,
             )
         )
-        for name, text in files.items():
-            (scratch / name).write_text(text, encoding="utf-8")
         out_dir.mkdir(parents=True, exist_ok=True)
-        for name in files:  # each file appears whole or not at all
-            os.replace(scratch / name, out_dir / name)
+        for name, text in files.items():
+            staged[out_dir / name].write_text(text, encoding="utf-8")
+        publish(staged, f"--output {out_dir}")  # all three files, or the old ones
+        published = True
         return result
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        if not published:
+            discard(staged)
+            if created:  # a folder this run made for files it never published
+                with contextlib.suppress(OSError):
+                    out_dir.rmdir()
 
 
 def fidelity_json(result: dict) -> str:

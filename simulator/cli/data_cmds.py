@@ -74,12 +74,9 @@ def calibrate(
             err.print(f"note: {sampled}; --max-ratings 0 keeps all", soft_wrap=True, markup=False)
         for note in dataset_notes(full):
             err.print(f"note: {note}", soft_wrap=True, markup=False)
-    with reading(f"--output {output}"):
-        population.save(output)
+        with reading(f"--output {output}"):
+            written = _save_population(population, output)
     s = population.scalars
-    written = list(CalibratedPopulation.paths(output))
-    if population.interest is not None:  # the short-term interest model a run reads too
-        written.append(CalibratedPopulation.interest_path(output))
     print(
         f"{data.name}: {population.n_users} users, {population.n_items} items, "
         f"{data.n_interactions} interactions; temperature {s['temperature']:.3f}, no-click "
@@ -87,6 +84,31 @@ def calibrate(
         f"sessions/day; {time.perf_counter() - started:.1f} s\n"
         f"wrote {', '.join(map(str, written))}"
     )
+
+
+def _save_population(population: Any, output: Path) -> list[Path]:
+    """Write the population's files whole under a hidden folder beside ``output``, then publish
+    them together (simulator/core/publish.py): a stop or an error leaves the previous
+    population as it was. Was: each file written in place, so a stop while the items file was
+    written left this fit's users beside the last fit's items (or a truncated Parquet file).
+    Returns the files written."""
+    import shutil
+    import tempfile
+
+    from recarena.simulator.core.publish import publish
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    try:
+        population.save(scratch / output.name)
+        targets = [*population.paths(output), population.interest_path(output)]
+        staged = [*population.paths(scratch / output.name)]
+        staged.append(population.interest_path(scratch / output.name))
+        files = {t: (s if s.exists() else None) for t, s in zip(targets, staged, strict=True)}
+        publish(files, f"--output {output}")
+        return [t for t, s in files.items() if s is not None]
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _check_population_output(output: Path, population: Any) -> None:
