@@ -5,7 +5,8 @@ Each request takes the next behaviour from a script (cycled):
 * ``ok``: a page request gets a fixed valid JSON choice, a reflection a fixed sentence; a
   request that asks for ``logprobs`` gets, per answer position, top logprobs that are a pure
   function of the prompt (so two arms asking the same page get the same distribution);
-* faults: ``429``, ``500``, ``timeout`` (answers after ``slow_seconds``), ``malformed``
+* faults: ``429``, ``500``, ``401``, ``403`` and ``404`` (their message: ``refusal``),
+  ``timeout`` (answers after ``slow_seconds``), ``malformed``
   (content that is not JSON), ``bad`` (JSON that breaks the schema);
 * unusable 200s: ``html`` (text/html page), ``notjson`` (JSON content type, body not JSON),
   ``wrongtype`` (valid JSON sent as text/plain), ``empty`` (no choices), ``badutf8`` (bytes
@@ -76,6 +77,7 @@ class FakeOpenAI:
         self.announce = True  # padded: False sends no content-length
         self.usage: object = None
         self.retry_after = "0"  # the Retry-After header of a 429
+        self.refusal = "Incorrect API key provided"  # the message of a 401, 403 or 404
         self.distribution = fake_distribution  # (prompt, position) -> top logprobs; replaceable
         self.requests: list[dict] = []
         self.behaviours: list[str] = []
@@ -109,6 +111,8 @@ class FakeOpenAI:
                     self._send(429, {"error": {"message": "slow down"}}, headers)
                 elif behaviour == "500":
                     self._send(500, {"error": {"message": "boom"}})
+                elif behaviour in ("401", "403", "404"):
+                    self._send(int(behaviour), {"error": {"message": fake.refusal}})
                 elif behaviour == "html":
                     self._raw(200, b"<html><body>502 Bad Gateway</body></html>", "text/html")
                 elif behaviour == "notjson":

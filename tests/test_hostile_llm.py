@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 import math
 import re
 import sqlite3
@@ -520,3 +521,77 @@ def test_a_replay_of_another_scenarios_cache_is_refused_before_any_cell(tmp_path
     # a cache that notes no cells (an older recarena's) is left to the cells, as before
     sqlite3.connect(cache).execute("DROP TABLE cells").close()
     assert cli("validate", str(write_doc(tmp_path, other)), *options)[0] == 0
+
+
+# ------------------------------------------------------------------ an endpoint that refuses
+def _batch(client: LLMClient, calls: int) -> list[Scored]:
+    try:
+        return client.run(
+            [client.score(MESSAGES, OPTIONS, CallContext("page", u, 2, 3)) for u in range(calls)]
+        )
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    ("status", "hint"),
+    [
+        ("401", "check the API key in the environment variable RECARENA_TEST_KEY"),
+        ("403", "the key in RECARENA_TEST_KEY (llm.api_key_env) may not use model 'fake'"),
+        ("404", "check llm.model (does the endpoint serve 'fake'?) and llm.base_url"),
+    ],
+)
+def test_a_client_whose_first_calls_are_all_refused_stops(tmp_path, monkeypatch, status, hint):
+    """Was: 401, 403 and 404 fell back call after call, to the end of the run (exit 3)."""
+    monkeypatch.setenv("RECARENA_TEST_KEY", "sk-s3cret-key")
+    with FakeOpenAI([status]) as fake:
+        fake.refusal = "Incorrect API key provided: sk-s3cret-key"
+        endpoint = Endpoint(
+            base_url=fake.base_url, model="fake", api_key_env="RECARENA_TEST_KEY",
+            max_retries=2, backoff_seconds=0.0, timeout_seconds=5.0,
+        )  # fmt: skip
+        client = LLMClient(endpoint, CallCache(tmp_path / "c.sqlite", "auto", "run"))
+        with pytest.raises(llm_client.EndpointRefused) as refused:
+            _batch(client, 4)
+        assert len(fake.requests) == 4  # one attempt each: a refusal is not retried
+    line = str(refused.value)
+    assert line.startswith(f"LLM endpoint refused the run: {fake.base_url} answered HTTP {status}")
+    assert "to each of the first 3 calls for model 'fake'" in line and hint in line
+    assert "s3cret" not in line and "Incorrect API key provided: ***" in line
+
+
+@pytest.mark.parametrize("script", [["500", "401"], ["401", "401", "ok"], ["ok", "401"]])
+def test_refusals_after_another_answer_fall_back_as_before(tmp_path, script):
+    """Only a client whose first three attempts were all refused stops: a 5xx or an answer
+    among them means the endpoint and key can answer, and later refusals are counted."""
+    with FakeOpenAI(script) as fake:
+        endpoint = Endpoint(
+            base_url=fake.base_url, model="fake", max_retries=0, backoff_seconds=0.0,
+            timeout_seconds=5.0,
+        )  # fmt: skip
+        client = LLMClient(endpoint, CallCache(tmp_path / "c.sqlite", "off", "run"))
+        for user in range(3):  # one call at a time: the script's order is the attempts'
+            client.run([client.score(MESSAGES, OPTIONS, CallContext("page", user, 2, 3))])
+        client.close()
+    assert client.refused is None
+
+
+def test_a_run_whose_first_llm_calls_are_refused_stops_early(tmp_path):
+    """Was: every LLM decision of every cell was refused and fell back; the run went to its
+    end and exited 3. Now the first cell stops after three refused calls, the run stops in one
+    line naming the endpoint, the model and the key's variable (exit 2), and its manifest says
+    which cells finished."""
+    with FakeOpenAI(["401"]) as fake:
+        doc = _panel_doc(tmp_path, fake.base_url, seed=1)
+        out = tmp_path / "run"
+        code, stderr = cli(
+            "run", str(write_doc(tmp_path, doc)), "--executor", "local", "-o", str(out), "-q"
+        )
+        asked = len(fake.requests)
+    assert_refused(code, stderr, f"LLM endpoint refused the run: {fake.base_url} answered HTTP")
+    assert "check the API key in the environment variable OPENAI_API_KEY" in stderr
+    assert f"0 finished cells are readable in {out}" in stderr
+    assert asked <= 4 + 3  # a batch in flight at most, not a run of calls
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "failed"
+    assert [c["status"] for c in manifest["cells"]] == ["failed", "incomplete"]

@@ -170,6 +170,49 @@ def draw_index(probs: np.ndarray, u: float) -> int:
     return int(min(np.searchsorted(cdf, u * cdf[-1], side="right"), len(probs) - 1))
 
 
+REFUSING_STATUSES = (401, 403, 404)
+"""HTTP statuses that no retry turns into an answer: a refused key, a key without access,
+a model (or an API path) the endpoint does not have."""
+
+REFUSED_CALLS = 3
+"""When this many of a client's first endpoint attempts are all refused with one of
+:data:`REFUSING_STATUSES`, the cell stops (:class:`EndpointRefused`) instead of falling back
+on every decision. Was: a run with a wrong key or model name ran to its end as a run of rule
+users (every call refused and fallen back) and then ended with exit code 3."""
+
+REFUSED_PREFIX = "LLM endpoint refused the run: "
+"""How an :class:`EndpointRefused` line begins (the run reads it in a cell's failure line,
+which is all that crosses back from a worker process)."""
+
+
+class EndpointRefused(RecarenaError):
+    """The endpoint refused every one of a cell's first endpoint attempts (401, 403, 404)."""
+
+
+def _refusal_line(endpoint: Endpoint, status: int, message: str) -> str:
+    """One line naming the endpoint, the model and the key's variable, with what to check;
+    the key itself, should the endpoint's message repeat it, is masked."""
+    key = os.environ.get(endpoint.api_key_env, "")
+    said = " ".join(str(message).split())
+    if len(key) >= 4:
+        said = said.replace(key, "***")
+    said = said[:160]
+    model, env = endpoint.model, endpoint.api_key_env
+    if status == 401:
+        hint = f"check the API key in the environment variable {env} (llm.api_key_env)"
+    elif status == 403:
+        hint = f"the key in {env} (llm.api_key_env) may not use model {model!r} (llm.model)"
+    else:
+        hint = (
+            f"check llm.model (does the endpoint serve {model!r}?) and llm.base_url (the "
+            "API's base, such as http://host:port/v1)"
+        )
+    return (
+        f"{REFUSED_PREFIX}{endpoint.base_url} answered HTTP {status} ({said}) to each of the "
+        f"first {REFUSED_CALLS} calls for model {model!r}; {hint}"
+    )
+
+
 class _Transport(Exception):
     """A call that could not get an answer after its retries."""
 
@@ -369,6 +412,9 @@ class LLMClient:
         self._tokenize_lock: asyncio.Lock | None = None
         self.stats = CallStats()
         self.live: LiveLine | None = None  # set by the cell's builder to print a live line
+        self._first_attempts = 0  # endpoint attempts seen, up to REFUSED_CALLS
+        self._all_refused = True  # every one of them refused (401, 403, 404)
+        self.refused: str | None = None  # the line of EndpointRefused, once that is so
 
     # ------------------------------------------------------------------ plumbing
     def _client(self):
@@ -401,7 +447,20 @@ class LLMClient:
         results = self._loop.run_until_complete(gather())
         if self.live is not None:
             self.live.maybe_print(self.stats)
+        if self.refused is not None:  # after the batch: no call is left pending in the loop
+            raise EndpointRefused(self.refused)
         return results
+
+    def _attempted(self, status: int | None, message: str = "") -> None:
+        """Count one endpoint attempt (``status``: the HTTP status of a refusal it ended in,
+        None for any other outcome) towards the first :data:`REFUSED_CALLS`."""
+        if self._first_attempts >= REFUSED_CALLS:
+            return
+        self._first_attempts += 1
+        if status not in REFUSING_STATUSES:
+            self._all_refused = False
+        elif self._all_refused and self._first_attempts == REFUSED_CALLS:
+            self.refused = _refusal_line(self.endpoint, status, message)
 
     def close(self) -> None:
         if self._sdk is not None:
@@ -442,6 +501,7 @@ class LLMClient:
                     # seconds held the run forever
                     async with asyncio.timeout(endpoint.timeout_seconds):
                         content_type, body = await self._post(client, messages, request)
+                self._attempted(None)
                 return read_reply(content_type, body, want_logprobs), attempt + 1
             except Unusable as exc:
                 last_error = str(exc)
@@ -454,6 +514,7 @@ class LLMClient:
             except openai.APIStatusError as exc:
                 status = exc.status_code
                 last_error = f"HTTP {status}"
+                self._attempted(status, exc.message)
                 if status != 429 and status < 500:
                     raise _Transport(f"{last_error}: {exc.message}"[:300], attempt + 1) from None
                 retry_after = exc.response.headers.get("retry-after") if exc.response else None

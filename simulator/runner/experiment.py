@@ -36,6 +36,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal
 
+from recarena.agents.llm.client import REFUSED_PREFIX
 from recarena.agents.llm.endpoint import LLMRuntime, model_name
 from recarena.agents.llm.server import LocalServer, check_local_llm
 from recarena.agents.users.calibrated import resolve_calibrated
@@ -147,6 +148,11 @@ class CellsFailed(Exception):
 
 class CellsRefused(CellsFailed, RecarenaError):
     """Every failed cell failed on a user error (a RecarenaError inside the cell)."""
+
+
+class EndpointRefusedRun(RecarenaError):
+    """A cell's first LLM calls were all refused (401, 403, 404: agents/llm/client.py): the
+    run stops there, its finished cells kept, rather than run every cell into the same wall."""
 
 
 class RunDirTaken(RecarenaError):
@@ -288,6 +294,12 @@ class _RunBook:
         self.failures[cell.path] = reason
         self.user_errors[cell.path] = user_error
         self.save(now=False)
+        if reason.startswith(REFUSED_PREFIX):  # every cell would meet it: stop them all
+            done = sum(e["status"] == COMPLETE for e in self.manifest["cells"])
+            raise EndpointRefusedRun(
+                f"{reason}. The run stopped in cell {cell.path}: {done} finished cells are "
+                f"readable in {self.run_dir}, the others are incomplete"
+            )
 
     def finish(self, status: str) -> None:
         if status != COMPLETE:  # nothing is left running once the run has ended
