@@ -683,7 +683,7 @@ def estimate(
     history = min(items, 8 + 2 * visits * horizon.days * 3)  # ~3 clicks a session, heavy user
     per_tick = visits * horizon.tick_seconds / 86_400 * pop.max_pages
     batch = min(users, max(1.0, users * per_tick))
-    social = pop.social.graph.mean_degree * 32 if pop.social is not None else 0.0
+    degree = _graph_degree(scenario, users)
     # learned embeddings: a generic 64 wide, or the widest ``dim`` an arm asks for, with the
     # optimiser's two moments (Adam) beside the weights
     width = _widest_dim(scenario)
@@ -692,12 +692,13 @@ def estimate(
     flush = scenario.output.flush_rows
     embeddings = users * per_user_emb + items * per_item_emb
     terms = {
-        "": users * (3 * topics * 4 + 96 + history * 8 + social)
+        "": users * (3 * topics * 4 + 96 + history * 8)
         + items * (topics * 4 + 64)
         + (creators.count + joins) * (topics * 4 + CREATOR_BYTES)
         + (0 if width else embeddings),  # the generic 64 wide grows with users and items
         f"embeddings {width} wide (an arm's params.dim)": embeddings if width else 0,
         "one page batch of scores over the catalog": _score_cells(scenario, batch, items) * 24,
+        f"the social graph (~{degree:,.0f} friends a user)": users * degree * NEIGHBOUR_BYTES,
         f"output.flush_rows: {flush:,} log rows held before each write": flush * 200,
         "the rows of a page-wave window": _window_rows(scenario, users) * WAVE_ROW_BYTES,
     }
@@ -725,6 +726,33 @@ def estimate(
         largest=largest if terms[largest] > per_cell / 2 else "",
         shards=shards,
     )
+
+
+NEIGHBOUR_BYTES = 144
+"""A friend of a user in a drawn social graph at its peak: networkx holds each edge in both
+ends' adjacency dicts (~130-140 bytes an end, measured for all three generators at 2,000 users
+and 500-1,000 friends each), before the graph becomes a CSR matrix. Was 32, and counted for sbm's
+mean_degree alone: barabasi_albert with m 2,000 over 4,000 users was estimated at ~550 MB and
+peaked at 1.5 GB (40,000 users and m 20,000, ~200 GB, passed validate)."""
+
+
+def _graph_degree(scenario: Scenario, users: float) -> float:
+    """Expected friends of a user in the scenario's social graph (0 without one): 2m(n-m)/n for
+    barabasi_albert (each of the n-m users after the first m attaches m edges), k for
+    watts_strogatz, mean_degree for sbm (and for an edge list, whose size the file sets), at
+    most every other user."""
+    social = scenario.population.social
+    if social is None:
+        return 0.0
+    graph = social.graph
+    if graph.type == "barabasi_albert":
+        m = min(graph.m, users - 1)
+        degree = 2 * m * (users - m) / max(users, 1)
+    elif graph.type == "watts_strogatz":
+        degree = graph.k
+    else:
+        degree = graph.mean_degree
+    return float(max(0.0, min(degree, users - 1)))
 
 
 WAVE_ROW_BYTES = 128
