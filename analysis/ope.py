@@ -448,6 +448,15 @@ def off_policy_evaluation(
         raise RecarenaError(f"--logging: arm {logging!r} has no exposures on {where}")
     if target_frame.is_empty():
         raise RecarenaError(f"--target: arm {target!r} has no exposures on {where}")
+    unknown = log_frame.filter(pl.col("propensity").is_nan()).height
+    if unknown:  # logged by a carousel whose rows re-order a random answer (surfaces.py)
+        raise RecarenaError(
+            f"--logging: arm {logging!r} logged no propensity (NaN) on {unknown} of "
+            f"{log_frame.height} exposures on {where}: its carousel rows filter or re-order a "
+            "random recommender's candidates, so the chance of an item at those slots is "
+            "unknown; IPS needs it for every logged item (only a leading run of personalized "
+            "rows keeps the recommender's propensities)"
+        )
     bad = log_frame.filter(pl.col("propensity").is_null() | (pl.col("propensity") <= 0)).height
     if bad:
         raise RecarenaError(

@@ -44,3 +44,64 @@ def test_carousel_asks_for_no_more_candidates_than_the_catalog_holds():
     state = SurfaceState(tiny, np.zeros(tiny.n), last_item=np.array([PAD_ITEM]))
     small.layout(asked, _requests(tiny, np.full((1, 1), PAD_ITEM), small.slots), state)
     assert asked.asked == [5]
+
+
+class Uncertain(Ranked):
+    """The stub ranking, answered as if drawn at random (propensity 0.25 on filled slots)."""
+
+    def recommend(self, requests: RequestBatch) -> SlateBatch:
+        slates = super().recommend(requests)
+        p = np.where(slates.items != PAD_ITEM, 0.25, 0.0).astype(np.float32)
+        return SlateBatch(slates.items, slates.scores, p)
+
+
+def _propensity_grid(rows, recommender) -> np.ndarray:
+    from recarena.simulator.engine.surfaces import SurfaceState
+
+    catalog = _catalog(n=60)
+    surface = _surface(rows, cols=4)
+    state = SurfaceState(catalog, np.arange(catalog.n, dtype=float), last_item=np.array([6]))
+    requests = _requests(catalog, np.full((1, 1), PAD_ITEM), surface.slots)
+    return surface.layout(recommender, requests, state).propensity.reshape(len(rows), 4)
+
+
+def test_carousel_propensities_are_the_recommenders_only_where_they_hold():
+    """Was: every carousel slot logged its candidate's propensity, so a topic row over a random
+    recommender logged 1/eligible for items it shows far more often (it keeps one topic's
+    candidates), and IPS of a random arm from another random arm's log came out at 0.095 for a
+    true CTR of 0.046. Now only a leading run of personalized rows (each slot always the same
+    candidate rank) or of trending/new rows (no candidates read) keeps a random answer's
+    propensities; the rest are unknown (NaN), and a deterministic answer keeps 1 everywhere."""
+    themes = ["personalized", "personalized", "topic", "trending", "because_you_watched"]
+    rows = [{"theme": theme} for theme in themes]
+    grid = _propensity_grid(rows, Uncertain())
+    assert (grid[:2] == 0.25).all()
+    assert np.isnan(grid[2:]).all()
+    assert (_propensity_grid(rows, Ranked()) == 1.0).all()
+    leading_catalog = [{"theme": "new"}, {"theme": "trending"}, {"theme": "personalized"}]
+    grid = _propensity_grid(leading_catalog, Uncertain())
+    assert (grid[:2] == 1.0).all() and np.isnan(grid[2]).all()
+
+
+def test_ope_refuses_a_carousel_log_whose_propensities_are_unknown(tmp_path):
+    """Was: `recarena ope` read the wrong propensities of a topic-row carousel (above) and
+    printed an IPS estimate twice the truth, exit 0. Now one line says why it cannot."""
+    from tests.cli_in_process import assert_refused, cli
+    from tests.test_hostile_scenarios import Case, base_doc, dump, write_case
+
+    doc = base_doc()
+    doc["population"]["users"] = 60
+    doc["surface"] = {
+        "type": "carousel",
+        "cols": 4,
+        "rows": [{"theme": "topic"}, {"theme": "personalized"}],
+    }
+    doc["arms"].append({"name": "random_b", "recommender": {"type": "random"}})
+    path = write_case(Case(dump(doc)), tmp_path)
+    out = tmp_path / "out"
+    code, stderr = cli("run", str(path), "--executor", "local", "-q", "-o", str(out))
+    assert code == 0, stderr
+    assert_refused(
+        *cli("ope", str(out), "--target", "random_b", "--logging", "random"),
+        "--logging: arm 'random' logged no propensity (NaN) on ",
+    )

@@ -139,13 +139,29 @@ class CarouselView:
         used = np.zeros(cand.shape, bool)
         catalog_used: list[np.ndarray] = []
         topic_rows_seen = 0
+        # A slot's propensity is its candidate's only where the slot always takes the same
+        # candidate rank: in a leading run of personalized rows. Elsewhere a row filters or
+        # re-orders the candidates (topic, because_you_watched, friends) or skips the items
+        # earlier rows placed, so for a random answer the chance of an item at that slot is not
+        # the chance of it at its rank (a topic row over a random ranking logged 1/eligible for
+        # items it shows far more often, and IPS doubled). A deterministic answer (propensity 1
+        # everywhere) lays out deterministically: every slot keeps 1. Unknown is NaN.
+        random_answer = ((candidates.propensity < 1) & (cand != PAD_ITEM)).any(axis=1)
+        leading: str | None = ""  # kind of the leading run of rows so far; None once broken
         for r, row in enumerate(cfg.rows):
             cols = slice(r * n_cols, (r + 1) * n_cols)
+            kind = {"personalized": "ranked", "trending": "catalog", "new": "catalog"}.get(
+                row.theme
+            )
+            leading = kind if kind is not None and leading in ("", kind) else None
             if row.theme in ("trending", "new"):
                 key = state.recent_clicks if row.theme == "trending" else catalog.created_at
                 picked = self._from_catalog(key, requests.exclude, items, n_cols, catalog.n)
                 items[:, cols] = picked
                 scores[:, cols] = np.where(picked >= 0, key[np.maximum(picked, 0)], np.nan)
+                if leading is None:  # placed around what the random rows above placed
+                    unknown = random_answer[:, None] & (picked >= 0)
+                    propensity[:, cols] = np.where(unknown, np.nan, 1.0)
                 catalog_used.append(picked)
                 continue
             priority = rank_score.copy()
@@ -170,9 +186,13 @@ class CarouselView:
             scores[:, cols] = np.where(
                 chosen_ok, np.take_along_axis(cand_scores, order, axis=1), np.nan
             )
-            propensity[:, cols] = np.where(
-                chosen_ok, np.take_along_axis(candidates.propensity, order, axis=1), 1.0
-            )
+            row_p = np.take_along_axis(candidates.propensity, order, axis=1)
+            if leading is None:
+                row_p = np.where(random_answer[:, None], np.nan, row_p)
+            else:  # a rank skipped (a gap in the answer) moves the later slots: unknown too
+                moved = order != r * n_cols + np.arange(n_cols)
+                row_p = np.where(random_answer[:, None] & moved, np.nan, row_p)
+            propensity[:, cols] = np.where(chosen_ok, row_p, 1.0)
             rows = np.repeat(np.arange(batch), n_cols)[chosen_ok.ravel()]
             used[rows, order[chosen_ok]] = True
         return SlateBatch(items, scores, propensity)
