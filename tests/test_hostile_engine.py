@@ -105,3 +105,32 @@ def test_ope_refuses_a_carousel_log_whose_propensities_are_unknown(tmp_path):
         *cli("ope", str(out), "--target", "random_b", "--logging", "random"),
         "--logging: arm 'random' logged no propensity (NaN) on ",
     )
+
+
+def test_a_refit_more_often_than_a_tick_is_refused(tmp_path):
+    """Was: retrain.every_days 0.000694 (a minute) with 5-minute ticks passed validate and the
+    run refitted five times for every tick of new clicks (clicks are logged only at ticks), so
+    an mf arm spent most of the run refitting on data it had already fitted. Refused now, in
+    one line naming the field and the smallest useful value; one tick is accepted."""
+    from tests.cli_in_process import assert_refused, cli
+    from tests.test_hostile_scenarios import Case, base_doc, dump, write_case
+
+    doc = base_doc()
+    doc["retrain"] = {"every_days": 0.000694}
+    path = write_case(Case(dump(doc)), tmp_path)
+    fragment = (
+        "retrain.every_days: a refit every 0.000694 days (59.9616 s) is more often than a tick "
+        "(horizon.tick_seconds 300)"
+    )
+    assert_refused(*cli("validate", str(path)), fragment)
+    out = tmp_path / "out"
+    code, stderr = cli("run", str(path), "--executor", "local", "-o", str(out))
+    assert_refused(code, stderr, "the smallest useful value is 0.00347223 days (one tick)")
+    assert not out.exists()
+    doc["retrain"] = {"every_days": 1}
+    doc["arms"][1]["retrain_every_days"] = 0.0001
+    path = write_case(Case(dump(doc)), tmp_path)
+    assert_refused(*cli("validate", str(path)), "arms[1].retrain_every_days: a refit every")
+    doc["arms"][1]["retrain_every_days"] = 0.00347223  # one tick: every refit sees a tick more
+    path = write_case(Case(dump(doc)), tmp_path)
+    assert cli("validate", str(path))[0] == 0

@@ -72,6 +72,7 @@ from recarena.simulator.runner.checkpoint_check import check_checkpoints, polici
 from recarena.simulator.runner.llm_cells import check_replay_cells
 from recarena.simulator.runner.sweep import check_grid_size, expand_sweep
 
+DAY_SECONDS = 86_400.0
 SMALL_FILE_BYTES = 64 * 2**20
 """Data files up to this size are also parsed in full by the engine's own loader."""
 WORKER_BASE_BYTES = 300 * 2**20
@@ -624,6 +625,31 @@ def _check_pages(scenario: Scenario, items: int) -> None:
             )
 
 
+def _check_retrain(scenario: Scenario) -> None:
+    """A refit more often than a tick sees no click the last one did not: clicks are logged
+    only at ticks, so the extra refits only cost time (mf every minute on 5-minute ticks fitted
+    five times per tick's worth of data). Refused with the smallest useful value, one tick, so
+    every refit that is run sees a tick more; a scenario still accepted runs as before."""
+    tick = scenario.horizon.tick_seconds
+    one_tick = tick / DAY_SECONDS
+    step = 10.0 ** (math.floor(math.log10(one_tick)) - 5)
+    smallest = math.ceil(one_tick / step) * step  # one tick in days, six digits, rounded up
+    for index, arm in enumerate(scenario.arms):
+        every = scenario.retrain_days(arm)
+        if every * DAY_SECONDS < tick * (1 - 1e-9):
+            field = (
+                f"arms[{index}].retrain_every_days"
+                if arm.retrain_every_days
+                else "retrain.every_days"
+            )
+            raise RecarenaError(
+                f"{field}: a refit every {every:g} days ({every * DAY_SECONDS:g} s) is more "
+                f"often than a tick (horizon.tick_seconds {tick:g}), and clicks arrive only at "
+                f"ticks, so most refits would see nothing new; the smallest useful value is "
+                f"{smallest:g} days (one tick)"
+            )
+
+
 def _check_graph(scenario: Scenario, sizes: Sizes | None) -> None:
     """A drawn social graph's neighbours (watts_strogatz's k) or attachments (barabasi_albert's
     m) must be fewer than the users: the graph builder cut them to users - 1 without a word, so a
@@ -967,6 +993,7 @@ def _check_points(
             _check_graph(world, point_sizes)
             point_estimate = estimate(world, point_sizes, workers, shards)
             _check_estimate(point_estimate, world, limits, force, memory)
+            _check_retrain(world)
             if _fits(point_estimate, limits, memory):
                 check_builds(world, point_estimate.users, built)
         except RecarenaError as exc:
@@ -1054,6 +1081,7 @@ def preflight(
         _check_graph(scenario, sizes)
         est = estimate(scenario, sizes, workers, shards)
         _check_estimate(est, scenario, limits or Limits(), force)
+        _check_retrain(scenario)  # after the limits: a count past them is the clearer line
         built: Built = set()
         # with a sweep, its points are what the cells build
         if not scenario.sweep and _fits(est, limits or Limits(), machine_memory()):
