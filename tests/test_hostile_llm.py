@@ -5,10 +5,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import json
 import math
 import re
+import shutil
 import sqlite3
 from dataclasses import replace
 from pathlib import Path
@@ -595,3 +597,53 @@ def test_a_run_whose_first_llm_calls_are_refused_stops_early(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "failed"
     assert [c["status"] for c in manifest["cells"]] == ["failed", "incomplete"]
+
+
+# ------------------------------------------------------------------ the endpoint's scheme
+def test_an_https_url_of_a_plain_http_endpoint_is_refused(tmp_path):
+    """Was: the probe only connected, so https:// in front of a plain http:// server passed
+    validate, and every call of the run failed its TLS handshake ('connection error:
+    APIConnectionError'), was retried and fell back, to exit 3."""
+    with FakeOpenAI() as fake:
+        url = fake.base_url.replace("http://", "https://")
+        port = url.split(":")[2].split("/")[0]
+        refused_everywhere(
+            tmp_path,
+            _llm_doc(tmp_path, base_url=url),
+            f"llm.base_url {url}: nothing answers (no TLS at 127.0.0.1:{port} (WRONG_VERSION_NUMBER"
+            "); is it a plain http:// endpoint?",
+        )
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl to make a certificate")
+def test_an_https_endpoint_with_a_certificate_of_its_own_passes_the_probe(tmp_path):
+    """The probe checks that TLS is spoken, not whom the certificate names: that is the calls'
+    own trust store's to decide."""
+    import socket
+    import ssl
+    import subprocess
+    import threading
+
+    from recarena.agents.llm.endpoint import unreachable
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "1", "-subj", "/CN=elsewhere.example"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with contextlib.suppress(OSError), context.wrap_socket(connection, server_side=True):
+            pass
+        listener.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    assert unreachable(f"https://127.0.0.1:{port}/v1") is None
+    thread.join(10)

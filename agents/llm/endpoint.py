@@ -7,6 +7,7 @@ endpoint as the user panel without importing user code.
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import urllib.request
 from dataclasses import dataclass
@@ -57,6 +58,28 @@ def endpoint_for(scenario: Scenario, base_url: str | None) -> Endpoint:
     )
 
 
+def _no_tls(sock: socket.socket, host: str, port: int) -> str | None:
+    """Why an https:// endpoint's port does not speak TLS (None when a handshake completes).
+    The certificate is not checked here (the calls check it against their own trust store):
+    only a server that answers the handshake with no TLS at all, such as a plain http://
+    server behind an https:// URL, is named. Was: its connection passed this probe and every
+    call failed ('connection error: APIConnectionError'), retried and fell back, to exit 3."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with context.wrap_socket(sock, server_hostname=host or None):
+            return None
+    except ssl.SSLError as exc:
+        reason = exc.reason or exc.strerror or str(exc)
+        return (
+            f"no TLS at {host}:{port} ({reason}); is it a plain http:// endpoint? Then write "
+            "http:// in llm.base_url"
+        )
+    except OSError as exc:  # closed or reset during the handshake
+        return f"no TLS handshake with {host}:{port}: {exc.strerror or exc or 'closed'}"
+
+
 PROBE_SECONDS = 5.0
 """How long :func:`unreachable` waits for a connection (name lookup included)."""
 
@@ -78,8 +101,8 @@ def unreachable(base_url: str, seconds: float = PROBE_SECONDS) -> str | None:
 
     def connect() -> None:
         try:
-            with socket.create_connection((host, port), timeout=seconds):
-                outcome.append(None)
+            with socket.create_connection((host, port), timeout=seconds) as sock:
+                outcome.append(_no_tls(sock, host, port) if parts.scheme == "https" else None)
         except socket.gaierror as exc:
             outcome.append(f"cannot resolve host {host!r}: {exc.strerror or exc}")
         except OSError as exc:  # refused, no route, timed out
@@ -88,7 +111,7 @@ def unreachable(base_url: str, seconds: float = PROBE_SECONDS) -> str | None:
     # a thread, because a name lookup ignores the socket's timeout (a dead resolver blocks)
     thread = threading.Thread(target=connect, name="endpoint-probe", daemon=True)
     thread.start()
-    thread.join(seconds + 1.0)
+    thread.join(2 * seconds + 1.0)  # the connection, then a TLS handshake
     if not outcome:
         return f"no connection to {host}:{port} within {seconds:g} s"
     return outcome[0]
