@@ -103,3 +103,81 @@ def test_the_estimate_covers_a_measured_graph(tmp_path):
     doc["population"].pop("social")
     plain = estimate(parse_scenario(doc), workers=1)
     assert graph.bytes_per_cell - plain.bytes_per_cell >= 0.95 * GIB
+
+
+# ------------------------------------------------------------------- plug-in modules
+PLUGIN_MODULES = {
+    "base_exception": (
+        "class Stop(BaseException):\n    pass\n\nraise Stop('left early')\n",
+        "importing '{module}' raised Stop: left early",
+    ),
+    "module_getattr": (
+        "def __getattr__(name):\n    raise ValueError('no lazy ' + name)\n",
+        "looking up 'Recommender' in '{module}' raised ValueError: no lazy Recommender",
+    ),
+    "class_property": (
+        "class Meta(type):\n    @property\n    def fit(cls):\n"
+        "        raise RuntimeError('meta')\n\n"
+        "class Recommender(metaclass=Meta):\n    pass\n",
+        "raised RuntimeError: meta",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(PLUGIN_MODULES))
+def test_a_plugin_module_that_fails_in_an_unexpected_way(tmp_path, monkeypatch, kind):
+    """Was: a module raising a BaseException of its own while imported printed a traceback
+    (exit 1); a module whose ``__getattr__`` raised other than AttributeError, or a class whose
+    attributes raise when the contract is checked, was an internal error (exit 1)."""
+    source, fragment = PLUGIN_MODULES[kind]
+    module = f"round5_{kind}_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{module}.py").write_text(source, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["recommender"] = {"type": f"{module}:Recommender"}
+    refused_everywhere(tmp_path, doc, "arms[1].recommender.type: ")
+    code, stderr = cli("validate", str(tmp_path / "s.yaml"))
+    assert fragment.format(module=module) in stderr
+
+
+CONSTRUCTORS = """
+from recarena.agents.users.rule_user import RuleUserPolicy
+from tests.plugins import NewestFirst
+
+
+class Stop(BaseException):
+    pass
+
+
+class Recommender(NewestFirst):
+    def __init__(self, params, ctx):
+        raise Stop("not today")
+
+
+class Policy(RuleUserPolicy):
+    def __init__(self, *args, **kwargs):
+        raise Stop("not today")
+"""
+
+
+@pytest.mark.parametrize(
+    ("where", "fragment"),
+    [
+        ("arm", "arms[1].recommender (arm 'popularity'): "),
+        ("policy", "population.policy: "),
+    ],
+)
+def test_a_constructor_raising_its_own_base_exception(tmp_path, monkeypatch, where, fragment):
+    """Was: validate built the plug-in, the constructor raised a class deriving from
+    BaseException (not Exception) and the command printed a traceback, exit 1."""
+    module = f"round5_ctor_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{module}.py").write_text(CONSTRUCTORS, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    doc = base_doc(tmp_path)
+    if where == "arm":
+        doc["arms"][1]["recommender"] = {"type": f"{module}:Recommender"}
+    else:
+        doc["population"]["policy"] = f"{module}:Policy"
+    refused_everywhere(tmp_path, doc, fragment)
+    code, stderr = cli("validate", str(tmp_path / "s.yaml"))
+    assert "cannot be built: Stop: not today" in stderr

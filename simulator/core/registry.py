@@ -109,11 +109,14 @@ class Entry:
             label = self.kind.replace("_", " ")
             hint = _not_on_path_hint(exc) or _py_suffix_hint(module_name, attribute)
             raise LookupError(f"cannot import {label} {self.name!r}: {exc}{hint}") from None
-        except (Exception, SystemExit) as exc:
+        except KeyboardInterrupt:
+            raise  # a stop (Ctrl-C, or a signal): the command says so itself
+        except BaseException as exc:
             if self.source == "built-in":
                 raise  # a built-in that fails to import is our bug, not the scenario's
-            # the user's module raised (or called sys.exit) while importing: one line, not
-            # an "internal error" and never a silent exit
+            # the user's module raised (or called sys.exit, or raised a BaseException of its
+            # own, which printed a traceback) while importing: one line, not an "internal
+            # error" and never a silent exit
             label = self.kind.replace("_", " ")
             detail = " ".join(str(exc).split()) or "no message"
             raise LookupError(
@@ -128,7 +131,21 @@ class Entry:
                 raise LookupError(
                     f"cannot import {label} {self.name!r}: {module_name!r} has no {part!r}"
                 ) from None
+            except Exception as exc:
+                if self.source == "built-in":
+                    raise
+                # a module's __getattr__ (or a class property) that raised: was an internal
+                # error, exit 1
+                raise LookupError(
+                    f"cannot import {self.kind.replace('_', ' ')} {self.name!r}: looking up "
+                    f"{part!r} in {module_name!r} raised {_exception_text(exc)}"
+                ) from None
         return obj
+
+
+def _exception_text(exc: BaseException) -> str:
+    """``Type: message`` of a plug-in's exception on one line."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split()) or 'no message'}"
 
 
 def _py_suffix_hint(module: str, attribute: str) -> str:
@@ -397,8 +414,21 @@ class Registry:
 
     def load(self, name: str) -> Any:
         """Import the plug-in and check its contract (once per object)."""
-        obj = self.get(name).load()
+        entry = self.get(name)
+        obj = entry.load()
         if self.check is not None and self._checked.get(name) is not obj:
-            self.check(obj, name)
+            try:
+                self.check(obj, name)
+            except LookupError:
+                raise
+            except Exception as exc:
+                if entry.source == "built-in":
+                    raise
+                # the check reads the plug-in's attributes, and a property of the user's
+                # class (on its metaclass) that raised was an internal error, exit 1
+                raise LookupError(
+                    f"{name!r} cannot be checked as a {self.label}: reading it raised "
+                    f"{_exception_text(exc)}"
+                ) from None
             self._checked[name] = obj
         return obj

@@ -19,6 +19,8 @@ cell alone.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import mesa
@@ -29,6 +31,7 @@ from recarena.agents.users.calibration import CalibratedPopulation, CalibrationC
 from recarena.agents.users.population import draw_explore_prob
 from recarena.recommenders.base import RecommenderContext
 from recarena.recommenders.registry import build_plugin, plugins_in
+from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.registry import plugin_prints_to_stderr
 from recarena.simulator.core.rng import arm_key, generator
 from recarena.simulator.core.scenario import Scenario
@@ -81,7 +84,9 @@ def _build_all(scenario: Scenario, users: int, built: Built) -> None:
                 scenario.population, users, generator(scenario.seed, 0, "population")
             ),
         )
-        build_plugin(type_name, params, context, f"{field} (arm {arm.name!r})")
+        where = f"{field} (arm {arm.name!r})"
+        with _base_exceptions_as_lines(f"{where}: {type_name!r} cannot be built"):
+            build_plugin(type_name, params, context, where)
         built.add(key)
 
 
@@ -117,5 +122,22 @@ def _check_user_policy(scenario: Scenario, users: int, built: Built) -> None:
     key = (f"population.policy {scenario.population.policy}", start, users, 0)
     if key in built:
         return
-    build_user_policy(scenario, build_people(mesa.Model(), scenario, 0))
+    policy = scenario.population.policy
+    with _base_exceptions_as_lines(f"population.policy: {policy!r} cannot be built"):
+        build_user_policy(scenario, build_people(mesa.Model(), scenario, 0))
     built.add(key)
+
+
+@contextmanager
+def _base_exceptions_as_lines(what: str) -> Iterator[None]:
+    """A BaseException of the plug-in's own (a class deriving from BaseException, not
+    Exception) raised by its constructor: the builders turn an Exception or a sys.exit into
+    one line, and this one printed a traceback (exit 1). A stop (KeyboardInterrupt) stays a
+    stop."""
+    try:
+        yield
+    except (KeyboardInterrupt, SystemExit, Exception):
+        raise  # a stop, or what the builders already made one line of
+    except BaseException as exc:
+        detail = " ".join(str(exc).split()) or "no message"
+        raise RecarenaError(f"{what}: {type(exc).__name__}: {detail}") from None
