@@ -433,6 +433,9 @@ def off_policy_evaluation(
             "own CTR is the truth column)"
         )
     layouts = arm_layouts(logs)
+    for option, arm in (("--target", target), ("--logging", logging)):
+        if layouts.get(arm, ("",))[0] == "conversation":
+            _refuse_asking(logs, option, arm)
     if target in layouts and logging in layouts and layouts[target] != layouts[logging]:
         # a conversation or a shorter list evaluated from a list's log: the logged slots the
         # target has no counterpart for counted as misses, and a number came out without a word
@@ -540,6 +543,25 @@ def off_policy_evaluation(
         "dropped": pl.Float64,
     }
     return pl.DataFrame(rows, schema=schema)
+
+
+def _refuse_asking(logs: RunLogs, option: str, arm: str) -> None:
+    """A conversational policy that asks cannot be paired: was 'has no exposures on page 0'
+    (its first turn asks) or, with --all-pages, 'served none of the requests' (its later turns
+    are other requests), as if the arm had served nobody."""
+    system = logs.turns.filter((pl.col("arm") == arm) & (pl.col("speaker") == "system"))
+    counts = system.select(
+        (pl.col("act") == "ask").sum().alias("asks"), pl.len().alias("turns")
+    ).collect()
+    asks, turns = int(counts["asks"][0] or 0), int(counts["turns"][0])
+    if asks:
+        raise RecarenaError(
+            f"{option}: arm {arm!r} asks questions in its conversations ({asks} of its {turns} "
+            "turns ask); OPE compares the items two arms show at the same request and slot, "
+            "and a turn that asks shows none while what follows depends on the user's answers, "
+            "so a conversational policy that asks can be neither target nor logging arm (a list "
+            "recommender in a conversation can)"
+        )
 
 
 def _f(x: float | None, digits: int = 4) -> str:

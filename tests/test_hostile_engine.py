@@ -134,3 +134,26 @@ def test_a_refit_more_often_than_a_tick_is_refused(tmp_path):
     doc["arms"][1]["retrain_every_days"] = 0.00347223  # one tick: every refit sees a tick more
     path = write_case(Case(dump(doc)), tmp_path)
     assert cli("validate", str(path))[0] == 0
+
+
+def test_ope_names_why_an_asking_conversation_cannot_be_evaluated(tmp_path):
+    """Was: `recarena ope --target info_gain` on a conversation run said the arm 'has no
+    exposures on page 0' (its first turn asks), and with --all-pages that it 'served none of
+    the requests' the random arm logged, as if it had served nobody. Now one line says that an
+    arm that asks cannot be paired; a list recommender in a conversation still can."""
+    from tests.cli_in_process import assert_refused, cli
+    from tests.test_hostile_features import conversation_doc
+    from tests.test_hostile_scenarios import Case, dump, write_case
+
+    doc = conversation_doc()
+    doc["arms"].append({"name": "random", "recommender": {"type": "random"}})
+    path = write_case(Case(dump(doc)), tmp_path)
+    out = tmp_path / "out"
+    code, stderr = cli("run", str(path), "--executor", "local", "-q", "-o", str(out))
+    assert code == 0, stderr
+    fragment = "arm 'info_gain' asks questions in its conversations ("
+    for pages in ((), ("--all-pages",)):
+        args = ("ope", str(out), *pages)
+        assert_refused(*cli(*args, "--target", "info_gain", "--logging", "random"), fragment)
+        assert_refused(*cli(*args, "--target", "popularity", "--logging", "info_gain"), fragment)
+    assert cli("ope", str(out), "--target", "popularity", "--logging", "random")[0] == 0
