@@ -321,3 +321,17 @@ def test_a_stop_while_calibrate_writes_leaves_the_old_population(tmp_path, monke
         "pop.json",
         "pop.parquet",
     ]
+
+
+def test_a_generic_log_reads_1_and_1_0_as_one_user(tmp_path):
+    """A generic log exported by a tool that wrote some ids as floats ('1.0' beside '1') read
+    them as two users (text ids), splitting one user's history in two without a word; ids that
+    are all whole numbers are now read as numbers, as a MovieLens release's are."""
+    from recarena.simulator.data.datasets import load_dataset
+
+    log = tmp_path / "mixed.csv"
+    log.write_text("user,item,timestamp\n1,5,100\n1.0,6,200\n2,5.0,300\n1e1,5,400\n")
+    data = load_dataset(log, "csv")
+    assert data.user.tolist() == [1, 1, 2, 10] and data.item.tolist() == [5, 6, 5, 5]
+    log.write_text("user,item,timestamp\nu1,5,100\n1.0,6,200\n1.5,6,200\n")  # text ids stay text
+    assert load_dataset(log, "csv").user.tolist() == ["u1", "1.0", "1.5"]

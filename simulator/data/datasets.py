@@ -1102,13 +1102,21 @@ def _read_atomic(path: Path) -> pl.DataFrame:
 
 
 def _ids(series: pl.Series) -> np.ndarray:
-    """Integer ids when every token is an integer (smaller and faster), strings otherwise;
-    text ids lose the spaces around them ('1, 2' is ids 1 and 2, as MovieLens's are)."""
+    """Integer ids when every token is a whole number (smaller and faster), strings otherwise;
+    text ids lose the spaces around them ('1, 2' is ids 1 and 2, as MovieLens's are). A whole
+    number written as a float ('1.0', '1e1': a tool that wrote a column with gaps as floats) is
+    that integer, as in a MovieLens release: was text, so '1' and '1.0' were two users."""
     if series.dtype == pl.String:
         series = series.str.strip_chars()
     as_int = series.cast(pl.Int64, strict=False)
     if as_int.null_count() == series.null_count():
         return as_int.to_numpy()
+    if series.null_count() == 0:
+        as_float = series.cast(pl.Float64, strict=False)
+        if as_float.null_count() == 0:
+            values = as_float.to_numpy()
+            if (np.abs(values) < _MAX_ID).all() and (values == np.floor(values)).all():
+                return values.astype(np.int64)
     return series.to_numpy().astype(str)
 
 
