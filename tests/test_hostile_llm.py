@@ -647,3 +647,23 @@ def test_an_https_endpoint_with_a_certificate_of_its_own_passes_the_probe(tmp_pa
     thread.start()
     assert unreachable(f"https://127.0.0.1:{port}/v1") is None
     thread.join(10)
+
+
+def test_a_replay_without_a_cache_path_is_refused_by_validate_as_by_run(tmp_path):
+    """Was: validate looked for the default cache in output.dir (and passed when one was
+    there), while run looked in the new run directory, where none can be: run refused, after
+    validate had passed."""
+    runs = tmp_path / "elsewhere"
+    runs.mkdir()
+    db = CallCache(runs / "llm_cache.sqlite", "auto", "r")
+    db.store("0" * 64, "fake", {}, CachedCall("1", True, None, 1, 1, 0.1, "r"))
+    db.close()
+    doc = _llm_doc(tmp_path, cache={"mode": "replay"})
+    doc["output"]["dir"] = str(runs)
+    refused_everywhere(tmp_path, doc, "llm.cache.path: replay needs the cache of a recorded run;")
+    assert sorted(p.name for p in runs.iterdir()) == ["llm_cache.sqlite"]
+    doc = _llm_doc(tmp_path)
+    doc["output"]["dir"] = str(runs)
+    _cache_refused_by_validate_and_run(
+        tmp_path, doc, ["--llm-cache-mode", "replay"], "give its path in llm.cache.path or with"
+    )

@@ -72,10 +72,10 @@ def check_replay_cells(scenario: Scenario, mode: str | None, path: Path | None) 
     The file itself was checked before (a missing or damaged one is named there)."""
     if not scenario.uses_llm or (mode or scenario.llm.cache.mode) != "replay":
         return
-    llm = scenario.llm  # the run's: its cells share one cache (experiment.py, _llm_runtime)
-    cache = path or Path(llm.cache.path or Path(scenario.output.dir) / "llm_cache.sqlite")
-    if not cache.is_file():
-        return
+    # the run's own: its cells share one cache (experiment.py, _llm_runtime)
+    cache = path or (Path(scenario.llm.cache.path) if scenario.llm.cache.path else None)
+    if cache is None or not cache.is_file():
+        return  # named by the file checks
     cells, worlds = _worlds(scenario)
     wanted = {
         cell_fingerprint(worlds[c.point], c): c.path for c in cells if worlds[c.point].uses_llm

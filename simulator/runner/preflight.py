@@ -446,7 +446,12 @@ def _check_llm_cache(scenario: Scenario, mode: str | None, path: Path | None) ->
     what = "--llm-cache" if path is not None else "llm.cache.path"
     cache = path or (Path(scenario.llm.cache.path) if scenario.llm.cache.path else None)
     if mode == "replay":
-        cache = cache or Path(scenario.output.dir) / "llm_cache.sqlite"
+        if cache is None:  # was: validate looked in output.dir, the run in its new directory
+            raise RecarenaError(
+                "llm.cache.path: replay needs the cache of a recorded run; give its path in "
+                "llm.cache.path or with --llm-cache OLD_RUN/llm_cache.sqlite (the default, "
+                "the run directory's own llm_cache.sqlite, holds nothing to replay)"
+            )
         check_creatable(cache, what, directory=False)
         if not cache.exists():  # a directory is named as one below
             raise RecarenaError(
