@@ -578,25 +578,32 @@ def test_refusals_after_another_answer_fall_back_as_before(tmp_path, script):
     assert client.refused is None
 
 
-def test_a_run_whose_first_llm_calls_are_refused_stops_early(tmp_path):
+def test_a_run_whose_first_llm_calls_are_refused_stops_early(tmp_path, monkeypatch):
     """Was: every LLM decision of every cell was refused and fell back; the run went to its
     end and exited 3. Now the first cell stops after three refused calls, the run stops in one
-    line naming the endpoint, the model and the key's variable (exit 2), and its manifest says
-    which cells finished."""
+    line naming the endpoint, the model and the key's variable (exit 2), its manifest says
+    which cells finished, and --resume runs the rest once the key is right."""
+    doc = _panel_doc(tmp_path, "unused", seed=1)
+    del doc["llm"]["base_url"]  # from OPENAI_BASE_URL: the resumed scenario is the same
+    path, out = write_doc(tmp_path, doc), tmp_path / "run"
     with FakeOpenAI(["401"]) as fake:
-        doc = _panel_doc(tmp_path, fake.base_url, seed=1)
-        out = tmp_path / "run"
-        code, stderr = cli(
-            "run", str(write_doc(tmp_path, doc)), "--executor", "local", "-o", str(out), "-q"
-        )
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+        code, stderr = cli("run", str(path), "--executor", "local", "-o", str(out), "-q")
         asked = len(fake.requests)
     assert_refused(code, stderr, f"LLM endpoint refused the run: {fake.base_url} answered HTTP")
     assert "check the API key in the environment variable OPENAI_API_KEY" in stderr
     assert f"0 finished cells are readable in {out}" in stderr
+    assert stderr.rstrip().endswith(f"incomplete (--resume {out} runs them once that is fixed)")
     assert asked <= 4 + 3  # a batch in flight at most, not a run of calls
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "failed"
     assert [c["status"] for c in manifest["cells"]] == ["failed", "incomplete"]
+    with FakeOpenAI() as fake:
+        monkeypatch.setenv("OPENAI_BASE_URL", fake.base_url)
+        code, stderr = cli("run", str(path), "--executor", "local", "--resume", str(out), "-q")
+    assert code == 0, stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [c["status"] for c in manifest["cells"]] == ["complete", "complete"]
 
 
 # ------------------------------------------------------------------ the endpoint's scheme

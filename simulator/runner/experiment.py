@@ -298,7 +298,8 @@ class _RunBook:
             done = sum(e["status"] == COMPLETE for e in self.manifest["cells"])
             raise EndpointRefusedRun(
                 f"{reason}. The run stopped in cell {cell.path}: {done} finished cells are "
-                f"readable in {self.run_dir}, the others are incomplete"
+                f"readable in {self.run_dir}, the others are incomplete (--resume "
+                f"{self.run_dir} runs them once that is fixed)"
             )
 
     def finish(self, status: str) -> None:
