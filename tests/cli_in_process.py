@@ -8,8 +8,8 @@ import io
 from recarena.simulator.cli import main
 
 
-def cli(*args: str) -> tuple[int, str]:
-    """``recarena ARGS`` in-process: (exit code, stderr)."""
+def cli_out(*args: str) -> tuple[int, str, str]:
+    """``recarena ARGS`` in-process: (exit code, stdout, stderr)."""
     stderr, stdout = io.StringIO(), io.StringIO()
     with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
         try:
@@ -17,7 +17,13 @@ def cli(*args: str) -> tuple[int, str]:
             code = 0
         except SystemExit as exc:
             code = exc.code if isinstance(exc.code, int) else 1
-    return code, stderr.getvalue()
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
+def cli(*args: str) -> tuple[int, str]:
+    """``recarena ARGS`` in-process: (exit code, stderr)."""
+    code, _, stderr = cli_out(*args)
+    return code, stderr
 
 
 def assert_refused(code: int, stderr: str, fragment: str = "") -> None:

@@ -4,8 +4,6 @@ prints to stdout outside a cell. Each case goes through the CLI as a user's plug
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 from pathlib import Path
 
@@ -13,26 +11,13 @@ import polars as pl
 import pytest
 import yaml
 
-from recarena.simulator.cli import main
-from tests.cli_in_process import assert_refused
+from tests.cli_in_process import assert_refused, cli_out
 from tests.cli_subprocess import recarena
 from tests.hostile_plugins2 import SAID
 from tests.test_validate_gate import base_doc, refused_everywhere
 
 H = "tests.hostile_plugins2"
 TABLES = ("turns.parquet", "exposures.parquet", "interactions.parquet", "sessions.parquet")
-
-
-def cli_out(*args: str) -> tuple[int, str, str]:
-    """``recarena ARGS`` in-process: (exit code, stdout, stderr)."""
-    stdout, stderr = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stderr(stderr), contextlib.redirect_stdout(stdout):
-        try:
-            main(list(args))
-            code = 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    return code, stdout.getvalue(), stderr.getvalue()
 
 
 def write_doc(tmp_path: Path, doc: dict) -> Path:
