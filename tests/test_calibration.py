@@ -685,11 +685,18 @@ def test_a_population_file_with_nan_fits_is_refused_by_validate(tmp_path, field)
 
 
 def test_ratings_off_the_star_scale_are_refused_by_calibrate(tmp_path):
-    """A rating of 99 (or a 1-10 scale) used to be clipped to 5 stars without a word."""
+    """A rating of 99 (or a 1-10 scale) used to be clipped to 5 stars without a word. A file's
+    is named by its line as it is read; data built in code, by the calibration."""
     data = tmp_path / "stars.csv"
     data.write_text(_small_ratings(users=3, items=6).replace("1,1,3,1600", "1,1,99,1600"))
+    with pytest.raises(RecarenaError, match=r"stars.csv line 2: rating 99 is outside the 0.5-5"):
+        load_interactions(data)
+    data.write_text(_small_ratings(users=3, items=6))
+    read = load_interactions(data)
+    assert read.rating is not None
+    built = replace(read, rating=np.where(np.arange(read.n_interactions) == 0, 99.0, read.rating))
     with pytest.raises(RecarenaError, match=r"rating 99 of interaction 1 is outside the 0.5-5"):
-        calibrate(load_interactions(data), CalibrationConfig(topics=2, epochs=1))
+        calibrate(built, CalibrationConfig(topics=2, epochs=1))
 
 
 def _release(folder: Path, rows: list[tuple[int, int, float, int]]) -> Path:

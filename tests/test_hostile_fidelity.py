@@ -4,8 +4,12 @@ fix."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import pytest
+
+from recarena.simulator.core.errors import RecarenaError
 from tests.cli_in_process import assert_refused, cli
 
 
@@ -257,9 +261,6 @@ def test_publish_puts_the_old_files_back_when_a_rename_fails(tmp_path, monkeypat
     the staged ones: one error line, the folder as it was."""
     import os
 
-    import pytest
-
-    from recarena.simulator.core.errors import RecarenaError
     from recarena.simulator.core.publish import publish, staging_name
 
     targets = [tmp_path / "a.json", tmp_path / "b.md", tmp_path / "c.npz"]
@@ -335,3 +336,32 @@ def test_a_generic_log_reads_1_and_1_0_as_one_user(tmp_path):
     assert data.user.tolist() == [1, 1, 2, 10] and data.item.tolist() == [5, 6, 5, 5]
     log.write_text("user,item,timestamp\nu1,5,100\n1.0,6,200\n1.5,6,200\n")  # text ids stay text
     assert load_dataset(log, "csv").user.tolist() == ["u1", "1.0", "1.5"]
+
+
+def test_a_rating_off_the_star_scale_in_a_generic_log_is_named_by_its_line(tmp_path):
+    """A generic log's rating of 10 stars was refused by the calibration as 'interaction 402'
+    of fidelity's training split (the file's line 502), and one among the held-out rows was
+    never refused at all (check 1 counted it as liked). The reader now names the file and the
+    line, as it does a MovieLens release's; an exposure's rating (click 0) is never read."""
+    from recarena.simulator.data.datasets import load_dataset
+
+    rows = [
+        f"{u},{(u * 7 + j * 3) % 50 + 1},{1_000_000_000 + 86_400 * u + 3600 * j},{(u + j) % 5 + 1}"
+        for u in range(1, 61)
+        for j in range(15)
+    ]
+    rows[500] = rows[500].rsplit(",", 1)[0] + ",10"
+    log = tmp_path / "ten.csv"
+    log.write_text("user,item,timestamp,rating\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "report"
+    code, stderr = cli(
+        "fidelity", "--dataset", str(log), "-o", str(out), "-q", "--arms", "random,popularity"
+    )
+    assert_refused(
+        code, stderr, f"{log} line 502: rating 10 is outside the 0.5-5 star scale the calibration"
+    )
+    assert not out.exists()
+    shown = tmp_path / "shown.csv"
+    shown.write_text("user,item,timestamp,rating,click\n1,2,100,0,0\n1,3,200,4,1\n2,3,9,0,1\n")
+    with pytest.raises(RecarenaError, match=re.escape(f"{shown} line 4: rating 0 is outside")):
+        load_dataset(shown)

@@ -1310,10 +1310,12 @@ def _checked_columns(
     the file and the line (a CSV or RecBole file; a Parquet file's row): an empty ``required``
     cell (user, item, timestamp), an id that reads as a number but not a finite one ('nan',
     'inf': a float column's NaN), a cell of ``numbers`` that breaks :func:`_as_numbers`'s rule,
-    a click that is not 1/0 or true/false, and an empty ``rating`` on a consumption (a click,
-    or any row of a file without a click column): only an exposure (click 0) may be without
-    one. Was: read as NaN, which fidelity's check 1 counted as not liked, without a word.
-    Returns the frame with ``numbers`` as Float64 and ``click`` as Boolean."""
+    a click that is not 1/0 or true/false, and a ``rating`` of a consumption (a click, or any
+    row of a file without a click column) off the 0.5-5 star scale or empty: only an exposure
+    (click 0) may be without one. Was: an empty one read as NaN, which fidelity's check 1
+    counted as not liked without a word, and one off the scale named by the calibration as an
+    interaction of fidelity's training split. Returns the frame with ``numbers`` as Float64
+    and ``click`` as Boolean."""
     for column in required:
         text = frame[column].cast(pl.String).str.strip_chars()
         empty = np.flatnonzero((text.is_null() | (text == "")).to_numpy())
@@ -1342,9 +1344,17 @@ def _checked_columns(
             )
         frame = frame.with_columns(clicked.alias(click))
     if rating is not None:
-        unrated = frame[rating].is_null().to_numpy()
-        if click:
-            unrated &= frame[click].to_numpy()
+        consumed = frame[click].to_numpy() if click else np.ones(frame.height, bool)
+        stars = frame[rating].to_numpy()  # null: NaN, outside neither bound
+        off = np.flatnonzero(consumed & ((stars < 0.5) | (stars > 5)))
+        if off.size:  # was the calibration's 'interaction N' of fidelity's training split,
+            row = int(off[0])  # and never found among the held-out rows
+            raise RecarenaError(
+                f"{_place(path, row, lines)}: {rating} {_number(stars[row])} is outside the "
+                "0.5-5 star scale the calibration fits (rescale the ratings, or leave the "
+                "rating column out)"
+            )
+        unrated = frame[rating].is_null().to_numpy() & consumed
         if unrated.any():
             place = _place(path, int(np.flatnonzero(unrated)[0]), lines)
             raise RecarenaError(
