@@ -23,7 +23,11 @@ from recarena.agents.llm.cache import CachedCall, CacheMiss, CallCache
 from recarena.agents.llm.client import CallContext, Endpoint, LLMClient, Scored
 from tests.cli_in_process import assert_refused, cli
 from tests.fake_openai import FakeOpenAI, differing_tables, fake_distribution
-from tests.test_hostile_inputs import _closed_port, write_doc
+from tests.test_hostile_inputs import (
+    _closed_port,
+    calibrated_files,  # noqa: F401 (a fixture)
+    write_doc,
+)
 from tests.test_validate_gate import base_doc, refused_everywhere
 
 OPTIONS = [["0", "1", "2", "3"]]
@@ -674,3 +678,30 @@ def test_a_replay_without_a_cache_path_is_refused_by_validate_as_by_run(tmp_path
     _cache_refused_by_validate_and_run(
         tmp_path, doc, ["--llm-cache-mode", "replay"], "give its path in llm.cache.path or with"
     )
+
+
+def test_a_calibrated_cells_fingerprint_is_the_same_before_and_after_its_file_is_read(
+    calibrated_files,  # noqa: F811 (the fixture)
+):
+    """validate fingerprints the scenario as written; the run, after the calibrated file has
+    filled in its sizes and fitted scalars: a replay of a calibrated population's cache must
+    not be refused for that difference."""
+    from recarena.agents.users.calibrated import resolve_calibrated
+    from recarena.simulator.runner.llm_cells import cell_fingerprint
+    from recarena.simulator.runner.plan import plan_cells
+    from recarena.simulator.runner.resolve import parse_scenario
+
+    doc = base_doc(calibrated_files)
+    doc["population"] = {
+        "from": "calibrated", "path": str(calibrated_files / "pop.parquet"), "model": "mixed",
+        "llm_panel": {"users": 2},
+    }  # fmt: skip
+    doc["llm"] = {"provider": "openai", "base_url": "http://127.0.0.1:9/v1"}
+    written = parse_scenario(doc)
+    read = resolve_calibrated(written)
+    assert read.population.users != written.population.users  # the file did fill it in
+    cells = plan_cells(written)
+    assert [cell_fingerprint(written, c) for c in cells] == [
+        cell_fingerprint(read, c) for c in cells
+    ]
+    assert len({cell_fingerprint(read, c) for c in cells}) == len(cells)
