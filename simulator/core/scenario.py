@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -80,6 +81,12 @@ def model_name_problem(value: str) -> str | None:
             "the model's name alone"
         )
     return None
+
+
+def written_twice(values: list[str]) -> list[str]:
+    """The values written more than once, sorted. Was a ``list.count`` per value: 20,000 arms
+    took validate 17 s to find none."""
+    return sorted(value for value, times in Counter(values).items() if times > 1)
 
 
 class Horizon(Section):
@@ -295,7 +302,7 @@ class ConversationUsers(Section):  # added by 5a
     def _facets_once(cls, value: list[str]) -> list[str]:
         """[era, era] passed validate and failed every cell of the run when the target was
         drawn (ValueError: 1 is not in list): a facet is narrowed once, then has no axis left."""
-        twice = sorted({f for f in value if value.count(f) > 1})
+        twice = written_twice(value)
         if twice:
             raise ValueError(f"{', '.join(twice)} written more than once; name each facet once")
         return value
@@ -803,7 +810,7 @@ class Scenario(Section):
 
     @model_validator(mode="after")
     def _metrics_once(self) -> Scenario:
-        twice = sorted({m for m in self.metrics if self.metrics.count(m) > 1})
+        twice = written_twice(self.metrics)
         if twice:
             raise ValueError(f"metrics: {', '.join(twice)} written more than once")
         return self
@@ -828,7 +835,7 @@ class Scenario(Section):
     @model_validator(mode="after")
     def _arms_consistent(self) -> Scenario:
         names = [arm.name for arm in self.arms]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
+        duplicates = written_twice(names)
         if duplicates:
             raise ValueError(f"arms: duplicate arm names {duplicates}")
         # arm=<name> directories of names that differ only in case are one directory on
