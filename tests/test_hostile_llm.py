@@ -705,3 +705,34 @@ def test_a_calibrated_cells_fingerprint_is_the_same_before_and_after_its_file_is
         cell_fingerprint(read, c) for c in cells
     ]
     assert len({cell_fingerprint(read, c) for c in cells}) == len(cells)
+
+
+def test_a_local_model_named_like_an_option_reaches_the_server_as_a_value(tmp_path, monkeypatch):
+    """Was: 'llm.model: --help' or a model file '-m.gguf' in the working directory went to
+    llama.cpp's server as '--model_alias --help' and '--model -m.gguf', which its argument
+    parser reads as options: the server printed its help or refused, and the run stopped."""
+    import sys
+    import types
+
+    from recarena.agents.llm import server
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-m.gguf").write_bytes(b"GGUF")
+    package = types.ModuleType("llama_cpp")
+    package.server = types.ModuleType("llama_cpp.server")  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "llama_cpp", package)
+    monkeypatch.setitem(sys.modules, "llama_cpp.server", package.server)  # type: ignore[attr-defined]
+    started: list[list[str]] = []
+
+    def popen(command, **kwargs):
+        started.append(command)
+        raise OSError("not started in this test")
+
+    monkeypatch.setattr(server.subprocess, "Popen", popen)
+    local = server.LocalServer(model_path="-m.gguf", alias="--help")
+    with pytest.raises(OSError, match="not started"):
+        local.start()
+    local.stop()
+    (command,) = started
+    assert f"--model={tmp_path / '-m.gguf'}" in command and "--model_alias=--help" in command
+    assert "--help" not in command and "-m.gguf" not in command

@@ -147,10 +147,10 @@ class LocalServer:
             sys.executable,
             "-m",
             "recarena.agents.llm.llama_main",  # llama_cpp.server with lean logprobs
-            "--model",
-            str(model),
-            "--model_alias",
-            self.alias,
+            # one argument each, so a model file named '-x.gguf' (relative) or an alias that
+            # starts with '-' (llm.model: --help) is a value, never taken for an option
+            f"--model={model.resolve()}",
+            f"--model_alias={self.alias}",
             "--host",
             "127.0.0.1",
             "--port",
