@@ -736,3 +736,26 @@ def test_a_local_model_named_like_an_option_reaches_the_server_as_a_value(tmp_pa
     (command,) = started
     assert f"--model={tmp_path / '-m.gguf'}" in command and "--model_alias=--help" in command
     assert "--help" not in command and "-m.gguf" not in command
+
+
+def test_what_a_cache_can_tell_of_the_cells_it_holds(tmp_path, monkeypatch):
+    """A cache answers only what it knows: nothing when it notes no cells or holds calls of a
+    run that noted none, and nothing past CHECKED_BYTES, where telling would read every stored
+    call once more (validate already reads each page of a smaller file to check it)."""
+    from recarena.agents.llm import cache as llm_cache
+
+    path = tmp_path / "cache.sqlite"
+    db = CallCache(path, "auto", "r1")
+    db.store("0" * 64, "fake", {}, CachedCall("1", True, None, 1, 1, 0.1, "r1"))
+    db.close()
+    wanted = {"a" * 64: "arm=a/rep=0", "b" * 64: "arm=b/rep=0"}
+    assert llm_cache.unrecorded_cells(path, wanted) is None  # notes no cells
+    llm_cache.record_cells(path, "r1", {"a" * 64: "arm=a/rep=0"})
+    assert llm_cache.unrecorded_cells(path, wanted) == ["arm=b/rep=0"]
+    monkeypatch.setattr(llm_cache, "CHECKED_BYTES", 1024)
+    assert llm_cache.unrecorded_cells(path, wanted) is None  # too large to tell cheaply
+    monkeypatch.undo()
+    db = CallCache(path, "auto", "r0")  # a run that noted no cell wrote calls here too
+    db.store("1" * 64, "fake", {}, CachedCall("1", True, None, 1, 1, 0.1, "r0"))
+    db.close()
+    assert llm_cache.unrecorded_cells(path, wanted) is None

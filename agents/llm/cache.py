@@ -142,7 +142,10 @@ def unrecorded_cells(path: Path, cells: dict[str, str]) -> list[str] | None:
     """The cells (fingerprint -> name) whose calls the cache at ``path`` was never noted to
     hold, read without writing; None when the cache cannot tell: it notes no cell (written
     before cells were noted, or by ``recarena fidelity``), or it holds calls of a run that noted
-    none (an older version of recarena, or a run stopped before its first cell finished)."""
+    none (an older version of recarena, or a run stopped before its first cell finished), or
+    it is larger than :data:`CHECKED_BYTES` (telling reads every stored call once)."""
+    if path.stat().st_size > CHECKED_BYTES:
+        return None
     uri = f"{path.resolve().as_uri()}?mode=ro"
     try:
         db = sqlite3.connect(uri, uri=True, timeout=5)
