@@ -759,3 +759,19 @@ def test_what_a_cache_can_tell_of_the_cells_it_holds(tmp_path, monkeypatch):
     db.store("1" * 64, "fake", {}, CachedCall("1", True, None, 1, 1, 0.1, "r0"))
     db.close()
     assert llm_cache.unrecorded_cells(path, wanted) is None
+
+
+def test_a_gguf_header_of_deeply_nested_arrays_is_a_damaged_header(tmp_path):
+    """Was: each level of an array of arrays was a Python call, so a 60 KB file of nested array
+    headers stopped validate with RecursionError (an internal error, exit 1)."""
+    import struct
+
+    from recarena.agents.llm.gguf_check import gguf_problem, kv_cache_bytes
+
+    nested = (struct.pack("<I", 9) + struct.pack("<Q", 1)) * 5000  # array of one array of ...
+    key = struct.pack("<Q", 1) + b"x" + struct.pack("<I", 9)
+    header = b"GGUF" + struct.pack("<IQQ", 3, 1, 1) + key + nested + struct.pack("<IQ", 4, 0)
+    model = tmp_path / "m.gguf"
+    model.write_bytes(header + bytes(100))
+    assert gguf_problem(model) == "a damaged header (arrays nested more than 16 deep)"
+    assert kv_cache_bytes(model, 2048) is None

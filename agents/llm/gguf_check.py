@@ -18,6 +18,10 @@ _SCALARS = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
 """Byte widths of GGUF's fixed-size value types (8 is a string, 9 an array)."""
 _STRING, _ARRAY, _UINT32 = 8, 9, 4
 DEFAULT_ALIGNMENT = 32
+MAX_NESTING = 16
+"""Arrays of arrays deeper than this are a damaged header: a real model's metadata nests one
+level at most, and each level was a Python call (a 60 KB file of nested array headers made the
+walk fail with RecursionError, an internal error instead of one line)."""
 
 
 class _Truncated(Exception):
@@ -54,8 +58,10 @@ class _Reader:
     def string(self) -> bytes:
         return self.take(self.u64())
 
-    def value(self, kind: int) -> int | None:
+    def value(self, kind: int, depth: int = 0) -> int | None:
         """Skip one value; the value itself for a uint32 (alignment is one)."""
+        if depth > MAX_NESTING:
+            raise ValueError(f"arrays nested more than {MAX_NESTING} deep")
         if kind == _UINT32:
             return self.u32()
         if kind in _SCALARS:
@@ -70,7 +76,7 @@ class _Reader:
                 raise _Truncated
             else:
                 for _ in range(count):
-                    self.value(inner)
+                    self.value(inner, depth + 1)
         else:
             raise ValueError(f"unknown metadata value type {kind}")
         return None
