@@ -365,3 +365,28 @@ def test_a_rating_off_the_star_scale_in_a_generic_log_is_named_by_its_line(tmp_p
     shown.write_text("user,item,timestamp,rating,click\n1,2,100,0,0\n1,3,200,4,1\n2,3,9,0,1\n")
     with pytest.raises(RecarenaError, match=re.escape(f"{shown} line 4: rating 0 is outside")):
         load_dataset(shown)
+
+
+def test_a_generic_log_with_an_event_written_twice_is_refused(tmp_path):
+    """A log appended to itself (every consumption twice, same user, item and second) ran
+    fidelity to its end without a word: each held-out movie was also a training one, so every
+    recommender, which never shows a user what they consumed, scored as if blind (random came
+    first by real NDCG@10). The same consumption at the same second is now refused with both
+    lines, as a MovieLens release's repeated rating is; a re-watch at another time, or an
+    exposure beside its click, is read."""
+    from recarena.simulator.data.datasets import load_dataset
+
+    rows = [f"{u},{(u * 7 + j * 3) % 50 + 1},{1_000_000_000 + 3600 * j},4" for u in range(1, 4)
+            for j in range(5)]  # fmt: skip
+    log = tmp_path / "twice.csv"
+    log.write_text("user,item,timestamp,rating\n" + "\n".join(rows + rows) + "\n")
+    with pytest.raises(
+        RecarenaError,
+        match=re.escape(f"{log} line 17: user 1 consumed item 8 at 1000000000 again (first on "
+                        "line 2)"),
+    ):  # fmt: skip
+        load_dataset(log)
+    log.write_text(
+        "user,item,timestamp,rating,click\n1,2,100,0,0\n1,2,100,4,1\n1,2,500,4,1\n2,2,100,4,1\n"
+    )
+    assert load_dataset(log).n_interactions == 4

@@ -1280,16 +1280,54 @@ def load_interactions(path: str | Path, columns: Columns | None = None) -> Inter
                 "year": pl.Series([None] * first.height, dtype=pl.Int32),
             }
         )
+    user, item = _ids(frame[cols.user].cast(pl.String)), _ids(frame[cols.item].cast(pl.String))
+    consumed = frame[click_col].to_numpy() if click_col else np.ones(frame.height, bool)
+    _check_events_once(path, lines, user, item, frame[cols.timestamp].to_numpy(), consumed)
     return InteractionData(
         name=path.stem,
-        user=_ids(frame[cols.user].cast(pl.String)),
-        item=_ids(frame[cols.item].cast(pl.String)),
+        user=user,
+        item=item,
         timestamp=frame[cols.timestamp].to_numpy(),
         rating=frame[rating_col].cast(pl.Float32).to_numpy() if rating_col else None,
         click=frame[click_col].to_numpy() if click_col else None,
         items=items,
         licence="see the dataset's own licence",
         source=str(path),
+    )
+
+
+def _check_events_once(
+    path: Path,
+    lines: Lines,
+    user: np.ndarray,
+    item: np.ndarray,
+    time: np.ndarray,
+    consumed: np.ndarray,
+) -> None:
+    """A generic log's consumption written twice (same user, item and second: a file appended
+    to itself, an export run twice) is one error naming both lines. Was: read as two, so a
+    held-out movie was a training one too, which every recommender (never showing a user what
+    they consumed) then missed: fidelity's real NDCG@10 ranked random first. A re-watch at
+    another time, and an exposure (click 0) beside its click, are events of their own."""
+    rows = np.flatnonzero(consumed)
+    if rows.size < 2:
+        return
+    _, u = np.unique(user[rows], return_inverse=True)
+    _, i = np.unique(item[rows], return_inverse=True)
+    t = time[rows]
+    order = np.lexsort((rows, t, i, u))  # a repeated event's rows stay in file order
+    same = (u[order[1:]] == u[order[:-1]]) & (i[order[1:]] == i[order[:-1]])
+    same &= t[order[1:]] == t[order[:-1]]
+    if not same.any():
+        return
+    again = int(rows[order[1:][same]].min())  # the first line that repeats an earlier one
+    same_event = (user == user[again]) & (item == item[again]) & (time == time[again])
+    first = int(np.flatnonzero(same_event & consumed)[0])
+    earlier = _place(path, first, lines).removeprefix(f"{path} ")
+    raise RecarenaError(
+        f"{_place(path, again, lines)}: user {user[again]} consumed item {item[again]} at "
+        f"{_number(time[again])} again (first on {earlier}); a log holds each event once (was "
+        "the file appended to itself?)"
     )
 
 
