@@ -44,8 +44,8 @@ CALIBRATED_FILLS = {
 before it, the run after."""
 
 
-def cell_fingerprint(world: Scenario, cell: Cell) -> str:
-    """SHA-256 of what shapes the prompts of ``cell`` in ``world`` (its point's scenario)."""
+def _world_text(world: Scenario) -> str:
+    """Canonical JSON of what shapes the prompts of every cell of ``world``."""
     doc: dict[str, Any] = world.model_dump(mode="json", exclude={"sweep"})
     for name in UNREAD_FIELDS:
         doc.pop(name, None)
@@ -55,15 +55,31 @@ def cell_fingerprint(world: Scenario, cell: Cell) -> str:
     if world.population.source == "calibrated":
         for section, fields in CALIBRATED_FILLS.items():
             doc[section] = {k: v for k, v in doc[section].items() if k not in fields}
-    doc["cell"] = {"rep": cell.rep, "arm": world.arms[cell.arm_index].model_dump(mode="json")}
-    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _fingerprint(world_text: str, world: Scenario, cell: Cell) -> str:
+    own = {"rep": cell.rep, "arm": world.arms[cell.arm_index].model_dump(mode="json")}
+    text = json.dumps(own, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{world_text}\n{text}".encode()).hexdigest()
+
+
+def cell_fingerprint(world: Scenario, cell: Cell) -> str:
+    """SHA-256 of what shapes the prompts of ``cell`` in ``world`` (its point's scenario)."""
+    return _fingerprint(_world_text(world), world, cell)
 
 
 def _worlds(scenario: Scenario) -> tuple[list[Cell], dict[int | None, Scenario]]:
     points = expand_sweep(scenario)
     worlds: dict[int | None, Scenario] = {p.index: p.scenario for p in points}
     return plan_cells(scenario, points), worlds or {None: scenario}
+
+
+def _fingerprints(scenario: Scenario) -> dict[Cell, str]:
+    """Every LLM cell's fingerprint, each point's world written out once (not once a cell)."""
+    cells, worlds = _worlds(scenario)
+    texts = {point: _world_text(world) for point, world in worlds.items() if world.uses_llm}
+    return {c: _fingerprint(texts[c.point], worlds[c.point], c) for c in cells if c.point in texts}
 
 
 def check_replay_cells(scenario: Scenario, mode: str | None, path: Path | None) -> None:
@@ -76,10 +92,7 @@ def check_replay_cells(scenario: Scenario, mode: str | None, path: Path | None) 
     cache = path or (Path(scenario.llm.cache.path) if scenario.llm.cache.path else None)
     if cache is None or not cache.is_file():
         return  # named by the file checks
-    cells, worlds = _worlds(scenario)
-    wanted = {
-        cell_fingerprint(worlds[c.point], c): c.path for c in cells if worlds[c.point].uses_llm
-    }
+    wanted = {fingerprint: cell.path for cell, fingerprint in _fingerprints(scenario).items()}
     missing = unrecorded_cells(cache, wanted)
     if missing:
         what = "--llm-cache" if path is not None else "llm.cache.path"
@@ -100,8 +113,7 @@ class CellRecorder:
         self.run_id = run_id
         self.fingerprints: dict[int, str] = {}
         if mode in ("auto", "record"):
-            cells, worlds = _worlds(scenario)
-            self.fingerprints = {c.index: cell_fingerprint(worlds[c.point], c) for c in cells}
+            self.fingerprints = {c.index: f for c, f in _fingerprints(scenario).items()}
 
     def __call__(self, cell: Cell) -> None:
         fingerprint = self.fingerprints.get(cell.index)
