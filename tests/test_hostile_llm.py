@@ -22,7 +22,7 @@ from recarena.agents.llm import client as llm_client
 from recarena.agents.llm.cache import CachedCall, CacheMiss, CallCache
 from recarena.agents.llm.client import CallContext, Endpoint, LLMClient, Scored
 from tests.cli_in_process import assert_refused, cli
-from tests.fake_openai import FakeOpenAI, differing_tables, fake_distribution
+from tests.fake_openai import FakeOpenAI, cell_table, differing_tables, fake_distribution
 from tests.test_hostile_inputs import (
     _closed_port,
     calibrated_files,  # noqa: F401 (a fixture)
@@ -775,3 +775,30 @@ def test_a_gguf_header_of_deeply_nested_arrays_is_a_damaged_header(tmp_path):
     model.write_bytes(header + bytes(100))
     assert gguf_problem(model) == "a damaged header (arrays nested more than 16 deep)"
     assert kv_cache_bytes(model, 2048) is None
+
+
+def test_cells_finished_before_the_endpoint_refuses_stay_readable(tmp_path):
+    """A key revoked mid-run: the cell that finished keeps its logs and its place in the
+    manifest; the next cell's first three calls are refused, and the run stops there."""
+    from itertools import cycle
+
+    from recarena.simulator.runner.experiment import EndpointRefusedRun, run_experiment
+    from recarena.simulator.runner.resolve import parse_scenario
+
+    with FakeOpenAI() as fake:
+
+        def revoke_after_the_first(cell, fraction: float) -> None:
+            if cell.index == 0 and fraction >= 1.0:
+                fake._script = cycle(["403"])
+
+        doc = _panel_doc(tmp_path, fake.base_url, seed=1)
+        with pytest.raises(EndpointRefusedRun, match="HTTP 403") as stopped:
+            run_experiment(
+                parse_scenario(doc), tmp_path / "run", "local", on_progress=revoke_after_the_first
+            )
+    assert "The run stopped in cell arm=popularity/rep=0: 1 finished cells are readable" in str(
+        stopped.value
+    )
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert [c["status"] for c in manifest["cells"]] == ["complete", "failed"]
+    assert cell_table(tmp_path / "run", "random", "exposures").height > 0
