@@ -390,3 +390,28 @@ def test_a_generic_log_with_an_event_written_twice_is_refused(tmp_path):
         "user,item,timestamp,rating,click\n1,2,100,0,0\n1,2,100,4,1\n1,2,500,4,1\n2,2,100,4,1\n"
     )
     assert load_dataset(log).n_interactions == 4
+
+
+def test_calibrate_refuses_to_write_over_the_parquet_log_it_reads(tmp_path):
+    """Was: 'calibrate log.parquet -o log.parquet' fitted, then wrote the population over the
+    user's own log (a Parquet file, so the check against writing over a dataset let it pass).
+    Refused now before the fit, the log untouched."""
+    import polars as pl
+
+    rows = [(u, (u * 7 + j * 3) % 50 + 1, 1_000_000_000 + 86_400 * u + 3600 * j, 4)
+            for u in range(1, 61) for j in range(15)]  # fmt: skip
+    log = tmp_path / "log.parquet"
+    pl.DataFrame(rows, schema=["user", "item", "timestamp", "rating"], orient="row").write_parquet(
+        log
+    )
+    before = log.read_bytes()
+    code, stderr = cli("calibrate", str(log), "-o", str(log))
+    assert_refused(code, stderr, f"--output {log}: {log} is the dataset being calibrated")
+    assert log.read_bytes() == before
+    items = tmp_path / "x.items.parquet"
+    log.rename(items)  # the items file beside -o x.parquet
+    code, stderr = cli("calibrate", str(items), "-o", str(tmp_path / "x.parquet"))
+    assert_refused(code, stderr, f"{items} is the dataset being calibrated")
+    assert items.read_bytes() == before
+    code, stderr = cli("calibrate", "d" * 300, "-o", str(tmp_path / "x.parquet"))
+    assert_refused(code, stderr, "dataset ddd")  # a name the OS cannot look up: the loader's line

@@ -57,7 +57,7 @@ def calibrate(
     )
 
     check_format(fmt)
-    _check_population_output(output, CalibratedPopulation)
+    _check_population_output(output, CalibratedPopulation, dataset)
     started = time.perf_counter()
     with stoppable(f"nothing written to {output}"), reading(f"dataset {dataset}"):
         full = load_dataset(dataset, fmt)  # type: ignore[arg-type]
@@ -111,11 +111,22 @@ def _save_population(population: Any, output: Path) -> list[Path]:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _check_population_output(output: Path, population: Any) -> None:
+def _same_file(path: Path, other: Path) -> bool:
+    """Whether two paths name one existing file (False for a path the OS cannot look up: the
+    dataset's loader names that one)."""
+    try:
+        return path.is_file() and other.is_file() and path.samefile(other)
+    except (OSError, ValueError):
+        return False
+
+
+def _check_population_output(output: Path, population: Any, dataset: str) -> None:
     """Before any work: every file ``calibrate -o`` writes (the users file and its siblings)
-    can be created, and none of them is something other than a regular file. Was: ``-o
-    /dev/null`` fitted for minutes, then created /dev/null.items.parquet beside the device;
-    ``-o pop.json`` wrote the population and then its JSON sidecar over it."""
+    can be created, and none of them is something other than a regular file, nor the dataset
+    file itself. Was: ``-o /dev/null`` fitted for minutes, then created
+    /dev/null.items.parquet beside the device; ``-o pop.json`` wrote the population and then
+    its JSON sidecar over it; ``calibrate log.parquet -o log.parquet`` (a generic Parquet log,
+    which the check against writing over a dataset let pass) wrote it over the log."""
     from recarena.simulator.core.paths import check_creatable, check_file_creatable
     from recarena.simulator.runner.calibrated_check import (
         overwrite_problem,
@@ -123,8 +134,14 @@ def _check_population_output(output: Path, population: Any) -> None:
     )
 
     files = [*population.paths(output), population.interest_path(output)]
+    read = Path(dataset)
     for path in files:
         check_creatable(path, "--output", directory=False)
+        if _same_file(path, read):
+            raise RecarenaError(
+                f"--output {output}: {path} is the dataset being calibrated; name a new "
+                ".parquet file"
+            )
         if path.exists() and not path.is_file():
             kind = "a directory" if path.is_dir() else "not a regular file"
             raise RecarenaError(f"--output {output}: {path} is {kind}")
