@@ -199,3 +199,37 @@ def test_many_arms_are_checked_in_linear_time():
     assert time.perf_counter() - started < 40  # ~3 s; was over a minute
     with pytest.raises(RecarenaError, match="duplicate arm names"):
         validate_document({"name": "many", "arms": [*arms[:10], arms[0]]})
+
+
+# ------------------------------------------------------------- an output inside a run
+@pytest.fixture
+def finished(tmp_path) -> Path:
+    doc = base_doc(tmp_path)
+    doc["arms"] = doc["arms"][:1]
+    path = write(tmp_path, doc)
+    run = tmp_path / "done"
+    code, stderr = cli("run", str(path), "--executor", "local", "-q", "-o", str(run))
+    assert code == 0, stderr
+    return run
+
+
+@pytest.mark.parametrize("inside", ["arm=random/rep=0/mine", "arm=random/mine", "mine"])
+def test_a_run_inside_another_run_is_refused(finished, tmp_path, inside):
+    """Was: made there; a resume of the outer run then deleted a run made inside one of its
+    cells' folders with that folder, without a word."""
+    before = sorted(p.relative_to(finished) for p in finished.rglob("*"))
+    path = tmp_path / "s.yaml"
+    args = ("run", str(path), "--executor", "local", "-q", "-o", str(finished / inside))
+    assert_refused(*cli(*args), f"is inside the run directory {finished}")
+    assert sorted(p.relative_to(finished) for p in finished.rglob("*")) == before
+
+
+@pytest.mark.parametrize("inside", ["", "arm=random"])
+def test_an_output_dir_in_a_run_is_refused_by_validate(finished, tmp_path, inside):
+    doc = base_doc(tmp_path)
+    doc["output"]["dir"] = str(finished / inside) if inside else str(finished)
+    path = write(tmp_path, doc)
+    fragment = f"the run directory {finished}"
+    assert_refused(*cli("validate", str(path)), fragment)
+    assert_refused(*cli("run", str(path), "--executor", "local", "-q"), fragment)
+    assert [p.name for p in finished.iterdir() if p.name.startswith("round5-")] == []

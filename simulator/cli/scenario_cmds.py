@@ -420,7 +420,7 @@ def validate(
     )
     logs = estimate_logs(scenario)
     try:  # where `run` without -o puts the logs: writable, with room for them
-        check_output(Path(scenario.output.dir), logs.bytes, "output.dir")
+        check_output(Path(scenario.output.dir), logs.bytes, "output.dir", parent=True)
     except RecarenaError as exc:
         raise RecarenaError(f"{scenario_file}: {exc}") from None
     arms = ", ".join(f"{a.name} ({a.recommender.type})" for a in scenario.arms)

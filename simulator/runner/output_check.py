@@ -28,6 +28,7 @@ from recarena.simulator.core.logschema import SCHEMAS
 from recarena.simulator.core.paths import RUN_DIR_ROOM, check_creatable, existing_ancestor
 from recarena.simulator.core.scenario import Scenario
 from recarena.simulator.runner.preflight import human_bytes
+from recarena.simulator.runner.rundir import run_holding
 from recarena.simulator.runner.sweep import expand_sweep
 
 BYTES_PER_IMPRESSION = 24.0
@@ -94,12 +95,25 @@ def free_bytes(path: Path) -> int:
     return shutil.disk_usage(existing_ancestor(path)).free
 
 
-def check_output(run_dir: Path, needed_bytes: float, option: str = "--output") -> None:
+def check_output(
+    run_dir: Path, needed_bytes: float, option: str = "--output", *, parent: bool = False
+) -> None:
     """One-line RecarenaError unless ``run_dir`` can be created/written and the disk holds
     ``needed_bytes``. Writability is tested by writing: ``os.access`` says yes to root even on
-    a read-only directory and knows nothing of read-only mounts."""
+    a read-only directory and knows nothing of read-only mounts. ``parent``: ``run_dir`` is
+    where run directories are made (``output.dir``), so it may not be a run either."""
     # a NUL byte, an over-long name or a symlink loop: os calls fail on them before any write
     where = check_creatable(run_dir, option, room=RUN_DIR_ROOM - RUN_NAME_ROOM)
+    run = run_holding(run_dir, itself=parent)
+    if run is not None:
+        # was: made there, and a resume of the outer run deleted it with the cell's folder
+        # it sat in (or compare and report read it among that run's files)
+        verb = "is" if run == Path(os.path.abspath(run_dir)) else "is inside"
+        raise RecarenaError(
+            f"{option} {run_dir}: {verb} the run directory {run}, whose folders are that "
+            "run's (a resume rewrites an unfinished cell's folder with all it holds); choose "
+            "a path outside it"
+        )
     try:
         fd, probe = tempfile.mkstemp(dir=where, prefix=".recarena-write-test-")
         os.close(fd)

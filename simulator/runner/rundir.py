@@ -134,6 +134,24 @@ def _enclosing_run(folder: Path) -> Path | None:
     return None
 
 
+def run_holding(path: Path, itself: bool = False) -> Path | None:
+    """The run directory ``path`` would lie in, however deep (a cell's folder, a sweep
+    point's), or None: the nearest of its existing parents (and ``path`` itself when
+    ``itself``) whose manifest lists cells."""
+    path = Path(os.path.abspath(path))
+    for folder in ([path] if itself else []) + list(path.parents):
+        manifest_path = folder / MANIFEST
+        try:
+            if not manifest_path.is_file():
+                continue
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            continue
+        if isinstance(manifest, dict) and isinstance(manifest.get("cells"), list):
+            return folder
+    return None
+
+
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
