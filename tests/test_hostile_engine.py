@@ -157,3 +157,29 @@ def test_ope_names_why_an_asking_conversation_cannot_be_evaluated(tmp_path):
         assert_refused(*cli(*args, "--target", "info_gain", "--logging", "random"), fragment)
         assert_refused(*cli(*args, "--target", "popularity", "--logging", "info_gain"), fragment)
     assert cli("ope", str(out), "--target", "popularity", "--logging", "random")[0] == 0
+
+
+def test_a_wide_carousel_lays_out_without_a_pairwise_mask():
+    """Was: each row checked its candidates against every item placed so far with one
+    [requests, candidates, placed] boolean mask: 25M booleans a request for 5,000 candidates on
+    a 50 x 100 carousel (the schema's largest) over a 5,000-item catalog, so a 10-row carousel
+    of 200 users and a tenth of a day ran 57.6 s (9.5 s now, the same bytes)."""
+    import tracemalloc
+
+    from recarena.simulator.engine.surfaces import SurfaceState
+
+    catalog = _catalog(n=5000)
+    rows = [{"theme": "personalized"}, {"theme": "topic"}] * 25
+    surface = _surface(rows, cols=100, candidates=5000)
+    state = SurfaceState(catalog, np.zeros(catalog.n), last_item=np.array([6, PAD_ITEM]))
+    requests = _requests(catalog, np.full((2, 1), PAD_ITEM), surface.slots)
+    tracemalloc.start()
+    try:
+        slates = surface.layout(Ranked(), requests, state)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * 2**20, f"{peak / 2**20:.0f} MiB"
+    for row in slates.items:  # no item twice on a page
+        placed = row[row != PAD_ITEM]
+        assert placed.size > 4000 and np.unique(placed).size == placed.size

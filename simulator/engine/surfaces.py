@@ -232,11 +232,31 @@ class CarouselView:
         return row_seen & (uniforms(combine(slot_keys, _SLOT)) < col_p) & (items != PAD_ITEM)
 
 
+_PAIRWISE_CELLS = 4096
+"""Up to this many (candidate, excluded) pairs a row, membership is one broadcast compare."""
+
+
 def _in_rows(candidates: np.ndarray, exclude: np.ndarray) -> np.ndarray:
-    if exclude.shape[1] == 0:
+    """[B, C] True where a candidate is among its row's valid (non-pad) ``exclude``.
+
+    Small rows compare every pair. Wide ones (a carousel of 5,000 candidates against the
+    thousands of items its rows placed) search one sorted array of row-offset keys instead:
+    the pairwise ``[B, C, H]`` mask was 25M booleans a request and most of a run's time."""
+    if exclude.shape[1] == 0 or candidates.shape[1] == 0:
         return np.zeros(candidates.shape, bool)
-    valid = exclude != PAD_ITEM
-    return ((candidates[:, :, None] == exclude[:, None, :]) & valid[:, None, :]).any(axis=2)
+    if candidates.shape[1] * exclude.shape[1] <= _PAIRWISE_CELLS:
+        valid = exclude != PAD_ITEM
+        return ((candidates[:, :, None] == exclude[:, None, :]) & valid[:, None, :]).any(axis=2)
+    # keys row·span + item + 1: a pad candidate (-1) maps to row·span, which no valid
+    # exclusion reaches, and a pad exclusion to row·span + span − 1, which no candidate does
+    top = max(int(candidates.max()), int(exclude.max()), 0)
+    span = top + 3
+    offset = np.arange(candidates.shape[0], dtype=np.int64)[:, None] * span
+    excluded = np.where(exclude != PAD_ITEM, exclude + 1, span - 1) + offset
+    keys = np.sort(excluded, axis=None)
+    query = (candidates.astype(np.int64) + 1 + offset).ravel()
+    at = np.minimum(np.searchsorted(keys, query), keys.size - 1)
+    return (keys[at] == query).reshape(candidates.shape)
 
 
 def _list(cfg: Any, position_decay: float) -> Surface:
