@@ -75,6 +75,7 @@ from recarena.agents.users.sequential_interest import (
     last_items,
 )
 from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.publish import discard, new_token, publish, staging_name
 from recarena.simulator.data.datasets import InteractionData
 
 DAY = 86_400.0
@@ -175,37 +176,54 @@ class CalibratedPopulation:
         return Path(path).with_suffix(".interest.npz")
 
     def save(self, path: str | Path) -> None:
+        """Write the users, items, JSON and interest files, then publish them together
+        (simulator/core/publish.py): a stop or an error while writing leaves the population that
+        was there as it was. Was: each written in place, so a stop while the items file was
+        written left this fit's users beside a truncated or older items file."""
         users_path, items_path, json_path = self.paths(path)
-        users_path.parent.mkdir(parents=True, exist_ok=True)
-        meta = {b"recarena.calibration": json.dumps(self.scalars).encode()}
-        columns = {
-            "user_id": pa.array(self.user_id.astype(str)),
-            "taste": pa.array(list(self.taste), pa.list_(pa.float32())),
-            "activity": pa.array(self.activity, pa.float64()),
-            "session_length": pa.array(self.session_length, pa.float64()),
-        }
-        if self.persona is not None:
-            columns["persona"] = pa.array(self.persona, pa.string())
-        users = pa.table(columns).replace_schema_metadata(meta)
-        items = pa.table(
-            {
-                "item_id": pa.array(self.item_id.astype(str)),
-                "title": pa.array(self.title, pa.string()),
-                "genres": pa.array(self.genres, pa.list_(pa.string())),
-                "topics": pa.array(list(self.topics), pa.list_(pa.float32())),
-                "quality": pa.array(self.quality, pa.float32()),
-                "creator": pa.array(self.creator, pa.int32()),
-                "creator_name": pa.array([self.creator_names[c] for c in self.creator]),
-            }
-        ).replace_schema_metadata(meta)
-        pq.write_table(users, users_path)
-        pq.write_table(items, items_path)
         interest_path = self.interest_path(path)
-        if self.interest is not None:
-            self.interest.save(interest_path)
-        elif interest_path.exists():
-            interest_path.unlink()
-        json_path.write_text(json.dumps(self.scalars, indent=2) + "\n", encoding="utf-8")
+        users_path.parent.mkdir(parents=True, exist_ok=True)
+        token = new_token()
+        new_users, new_items, new_json, new_interest = (
+            staging_name(target, token)
+            for target in (users_path, items_path, json_path, interest_path)
+        )
+        staged: dict[Path, Path | None] = {
+            users_path: new_users,
+            items_path: new_items,
+            json_path: new_json,
+            interest_path: new_interest if self.interest is not None else None,
+        }
+        try:
+            meta = {b"recarena.calibration": json.dumps(self.scalars).encode()}
+            columns = {
+                "user_id": pa.array(self.user_id.astype(str)),
+                "taste": pa.array(list(self.taste), pa.list_(pa.float32())),
+                "activity": pa.array(self.activity, pa.float64()),
+                "session_length": pa.array(self.session_length, pa.float64()),
+            }
+            if self.persona is not None:
+                columns["persona"] = pa.array(self.persona, pa.string())
+            users = pa.table(columns).replace_schema_metadata(meta)
+            items = pa.table(
+                {
+                    "item_id": pa.array(self.item_id.astype(str)),
+                    "title": pa.array(self.title, pa.string()),
+                    "genres": pa.array(self.genres, pa.list_(pa.string())),
+                    "topics": pa.array(list(self.topics), pa.list_(pa.float32())),
+                    "quality": pa.array(self.quality, pa.float32()),
+                    "creator": pa.array(self.creator, pa.int32()),
+                    "creator_name": pa.array([self.creator_names[c] for c in self.creator]),
+                }
+            ).replace_schema_metadata(meta)
+            pq.write_table(users, new_users)
+            pq.write_table(items, new_items)
+            if self.interest is not None:
+                self.interest.save(new_interest)
+            new_json.write_text(json.dumps(self.scalars, indent=2) + "\n", encoding="utf-8")
+            publish(staged, str(path))  # an old interest file goes when this fit has none
+        finally:
+            discard(staged)
 
     @classmethod
     def load(cls, path: str | Path) -> CalibratedPopulation:

@@ -87,28 +87,13 @@ def calibrate(
 
 
 def _save_population(population: Any, output: Path) -> list[Path]:
-    """Write the population's files whole under a hidden folder beside ``output``, then publish
-    them together (simulator/core/publish.py): a stop or an error leaves the previous
-    population as it was. Was: each file written in place, so a stop while the items file was
-    written left this fit's users beside the last fit's items (or a truncated Parquet file).
-    Returns the files written."""
-    import shutil
-    import tempfile
-
-    from recarena.simulator.core.publish import publish
-
-    output.parent.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
-    try:
-        population.save(scratch / output.name)
-        targets = [*population.paths(output), population.interest_path(output)]
-        staged = [*population.paths(scratch / output.name)]
-        staged.append(population.interest_path(scratch / output.name))
-        files = {t: (s if s.exists() else None) for t, s in zip(targets, staged, strict=True)}
-        publish(files, f"--output {output}")
-        return [t for t, s in files.items() if s is not None]
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    """Save the population (its files published together: a stop or an error leaves the
+    previous population as it was) and return the files written."""
+    population.save(output)
+    written = list(population.paths(output))
+    if population.interest is not None:  # the short-term interest model a run reads too
+        written.append(population.interest_path(output))
+    return written
 
 
 def _same_file(path: Path, other: Path) -> bool:

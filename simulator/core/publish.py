@@ -26,8 +26,9 @@ _STOPS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def staging_name(target: Path, token: str) -> Path:
-    """The hidden name a new ``target`` is written under until it is published."""
-    return target.with_name(f".{target.name}.{token}.new")
+    """The hidden name a new ``target`` is written under until it is published, with the
+    target's suffix (``np.savez`` adds ``.npz`` to a name without it)."""
+    return target.with_name(f".{target.stem}.{token}.new{target.suffix}")
 
 
 def new_token() -> str:
