@@ -415,3 +415,29 @@ def test_calibrate_refuses_to_write_over_the_parquet_log_it_reads(tmp_path):
     assert items.read_bytes() == before
     code, stderr = cli("calibrate", "d" * 300, "-o", str(tmp_path / "x.parquet"))
     assert_refused(code, stderr, "dataset ddd")  # a name the OS cannot look up: the loader's line
+
+
+def test_held_out_repeats_of_training_movies_are_noted():
+    """A log of re-watches (a held-out movie the user consumed in training too) ran check 3
+    without a word, though no recommender can show a user what they consumed: every such row
+    is a miss of every arm. A note now counts them."""
+    import numpy as np
+
+    from recarena.analysis.fidelity.checks import Split
+    from recarena.analysis.fidelity.report import _repeats_note
+
+    def split(test_item):
+        return Split(
+            train=None,  # type: ignore[arg-type]
+            train_user=np.array([0, 0, 1]),
+            train_item=np.array([3, 4, 3]),
+            train_time=np.zeros(3),
+            train_rating=None,
+            test_user=np.array([0, 1, 1]),
+            test_item=np.array(test_item),
+            test_rating=None,
+        )
+
+    assert _repeats_note(split([5, 4, 6])) == []
+    (note,) = _repeats_note(split([3, 3, 6]))
+    assert note.startswith("2 of the 3 held-out interactions are of a movie the same user")
