@@ -260,3 +260,26 @@ def test_the_disk_estimate_knows_a_user_sees_a_page_a_tick(tmp_path):
     doc["population"]["visits_per_day"] = 1e6
     logs = estimate_logs(parse_scenario(doc))
     assert logs.impressions <= 2 * 20 * (0.2 * 86_400 / 300) * 10
+
+
+# ------------------------------------------------------------- a deleted working directory
+def test_a_working_directory_deleted_under_the_shell_is_one_line(tmp_path):
+    """Was: validate passed, and run made its run directory and died in its first cell with
+    torch's "Intel oneMKL FATAL ERROR" (its loader reads the working directory), exit 2 with no
+    line of ours and a run left marked running."""
+    import subprocess
+    import sys
+
+    path = write(tmp_path, base_doc(tmp_path))
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    script = (
+        "import os, sys; os.chdir(sys.argv[1]); os.rmdir(sys.argv[1]); "
+        "from recarena.simulator.cli import main; main(sys.argv[2:])"
+    )
+    for args in (["validate", str(path)], ["run", str(path), "-q", "--executor", "local"]):
+        gone.mkdir(exist_ok=True)
+        command = [sys.executable, "-c", script, str(gone), *args]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        assert_refused(done.returncode, done.stderr, "the working directory no longer exists")
+    assert not (tmp_path / "runs").exists()

@@ -31,6 +31,7 @@ try:
     import typer
 
     from recarena.simulator.cli.app import app
+    from recarena.simulator.cli.guards import check_working_directory
     from recarena.simulator.core.errors import RecarenaError, out_of_memory, printable
 
     for _module in COMMAND_MODULES:
@@ -113,6 +114,7 @@ def main(argv: list[str] | None = None) -> None:
 def _main(args: list[str]) -> None:
     debug = "--debug" in args
     try:
+        check_working_directory()
         code = app(args=args, prog_name="recarena", standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)

@@ -29,6 +29,23 @@ def input_errors() -> tuple[type[BaseException], ...]:
             pa.ArrowException)  # fmt: skip
 
 
+def check_working_directory() -> None:
+    """The working directory exists. A command started in a folder since deleted (``rm -r`` of
+    the folder a shell sat in) passed validate, and run then made its run directory and died in
+    its first cell without a line of ours: torch's MKL loader resolves its libraries from the
+    working directory, says "Intel oneMKL FATAL ERROR" and ends the process (exit 2), leaving a
+    run marked running with no cell."""
+    import os
+
+    try:
+        os.getcwd()
+    except FileNotFoundError:
+        raise RecarenaError(
+            "the working directory no longer exists (it was deleted after the shell entered "
+            "it); cd to an existing folder and run the command again"
+        ) from None
+
+
 FORMAT_HELP = "auto, movielens, movielens-dat, movielens-100k, recbole or csv."
 
 
