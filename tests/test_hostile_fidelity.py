@@ -441,3 +441,18 @@ def test_held_out_repeats_of_training_movies_are_noted():
     assert _repeats_note(split([5, 4, 6])) == []
     (note,) = _repeats_note(split([3, 3, 6]))
     assert note.startswith("2 of the 3 held-out interactions are of a movie the same user")
+
+
+def test_a_file_of_no_known_kind_is_named_as_a_file(tmp_path):
+    """A report or a JSON file given as the dataset was 'cannot tell the format of
+    fidelity.json (no ratings.csv, ratings.dat, u.data or <name>.inter in it)', as if it were a
+    folder; the line now says which file names are read."""
+    given = tmp_path / "fidelity.json"
+    given.write_text("{}")
+    code, stderr = cli("fidelity", "--dataset", str(given), "-o", str(tmp_path / "out"), "-q")
+    assert_refused(
+        code,
+        stderr,
+        f"cannot tell the format of {given} (a file, not named *.csv, *.parquet, *.dat, "
+        "*.inter, u.data or *.zip)",
+    )

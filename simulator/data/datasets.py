@@ -1523,9 +1523,13 @@ def detect_format(path: Path) -> Format:
     if path.suffix in (".csv", ".parquet"):
         return "csv"
     _where_the_release_is(path)
+    inside = (
+        f"no ratings.csv, ratings.dat, u.data or <name>.inter in it{_renamed_ratings(path)}"
+        if path.is_dir()  # a file was said to hold none of them, as if it were a folder
+        else "a file, not named *.csv, *.parquet, *.dat, *.inter, u.data or *.zip"
+    )
     raise RecarenaError(
-        f"cannot tell the format of {path} (no ratings.csv, ratings.dat, u.data or <name>.inter "
-        f"in it{_renamed_ratings(path)}); pass "
+        f"cannot tell the format of {path} ({inside}); pass "
         "--format movielens|movielens-dat|movielens-100k|recbole|csv "
         f"(MovieLens releases: {MOVIELENS_PAGE})"
     )
