@@ -456,3 +456,17 @@ def test_a_file_of_no_known_kind_is_named_as_a_file(tmp_path):
         f"cannot tell the format of {given} (a file, not named *.csv, *.parquet, *.dat, "
         "*.inter, u.data or *.zip)",
     )
+
+
+def test_a_generic_log_named_ratings_csv_is_pointed_to_the_csv_format(tmp_path):
+    """A generic log saved as ratings.csv in a folder was read as a MovieLens release and
+    refused with "header has no column 'userId'; found ['user', 'item', ...]", which did not
+    say how to read it: the line now says to give the file with --format csv."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "ratings.csv").write_text("user,item,timestamp,rating\n1,2,3,4\n")
+    code, stderr = cli("calibrate", str(folder), "-o", str(tmp_path / "pop.parquet"))
+    assert_refused(
+        code, stderr, f"found ['user', 'item', 'timestamp', 'rating'] (a generic log? give "
+        f"{folder / 'ratings.csv'} with --format csv)"
+    )  # fmt: skip

@@ -555,6 +555,8 @@ def _checked_header(
         found = [name.strip() for name in names]
         shown = f"{found[:8]}" + (f" and {len(found) - 8:,} more" if len(found) > 8 else "")
         hint = " (is the separator ','?)" if len(names) == 1 else ""
+        if not roles and {"user", "item", "timestamp"} <= {n.lower() for n in found}:
+            hint = f" (a generic log? give {path} with --format csv)"  # MovieLens names wanted
         role = f"{roles[list(required).index(missing[0])]} " if roles else ""
         raise RecarenaError(
             f"{path} line 1: header has no {role}column {missing[0]!r}; found {shown}{hint}"
