@@ -283,3 +283,33 @@ def test_a_working_directory_deleted_under_the_shell_is_one_line(tmp_path):
         done = subprocess.run(command, capture_output=True, text=True, timeout=120)
         assert_refused(done.returncode, done.stderr, "the working directory no longer exists")
     assert not (tmp_path / "runs").exists()
+
+
+# ------------------------------------------------------- a sweep every arm overrides
+@pytest.mark.parametrize(
+    ("own", "sweep", "fragment"),
+    [
+        ({"surface": {"k": 5}}, {"surface.k": [3, 4]}, "every arm sets its own surface"),
+        (
+            {"surface": {"k": 5}},
+            {"surface": [{"k": 3}, {"k": 4}]},
+            "every arm sets its own surface",
+        ),
+        (
+            {"retrain_every_days": 1},
+            {"retrain.every_days": [1, 2]},
+            "every arm sets its own retrain",
+        ),
+    ],
+)
+def test_a_sweep_of_what_every_arm_overrides_is_refused(tmp_path, own, sweep, fragment):
+    """Was: every point ran the same cells under two point numbers (each arm's own surface or
+    retrain schedule wins), and the A/B tables of the points differed only by their noise."""
+    doc = base_doc(tmp_path)
+    for arm in doc["arms"]:
+        arm.update(own)
+    doc["sweep"] = sweep
+    refused_everywhere(tmp_path, doc, f"sweep.{next(iter(sweep))}: {fragment}")
+    doc["arms"][0].pop(next(iter(own)))  # one arm reads the scenario's: a real sweep
+    code, stderr = cli("validate", str(write(tmp_path, doc)))
+    assert code == 0, stderr

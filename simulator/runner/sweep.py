@@ -371,10 +371,32 @@ def _check_calibrated(
                 )
 
 
+OVERRIDDEN_BY_ARMS = {
+    "surface": ("surface", "surface"),
+    "retrain": ("retrain_every_days", "retrain schedule"),
+}
+"""Scenario-level sections an arm may replace with a field of its own (Scenario.surface_for,
+Scenario.retrain_days)."""
+
+
 def _check_read(targets: dict[str, list[PathStep]], points: list[SweepPoint]) -> None:
-    """A swept ``llm`` setting when no point uses an LLM is read by nothing: every point ran
-    the same cells under new numbers, as a sweep over ``description`` did before it was
-    refused."""
+    """A swept ``llm`` setting when no point uses an LLM, or a swept ``surface`` or ``retrain``
+    that every arm overrides, is read by nothing: every point ran the same cells under new
+    numbers, as a sweep over ``description`` did before it was refused."""
+    for path, steps in targets.items():
+        # a scenario-level default that every arm of every point overrides: the same cells
+        # under two point numbers (sweep.surface.k with every arm's own surface ran k once)
+        overridden = OVERRIDDEN_BY_ARMS.get(str(steps[0]))
+        if overridden is not None and all(
+            getattr(arm, overridden[0]) is not None
+            for point in points
+            for arm in point.scenario.arms
+        ):
+            raise RecarenaError(
+                f"sweep.{path}: every arm sets its own {overridden[1]} (arms[i].{overridden[0]}), "
+                f"so the scenario's {steps[0]} is read by nothing and every point would run the "
+                f"same cells; sweep arms[i].{overridden[0]} instead"
+            )
     if any(point.scenario.uses_llm for point in points):
         return
     for path, steps in targets.items():
