@@ -864,3 +864,20 @@ def test_local_threads_past_the_cpus_are_noted(tmp_path):
     doc["llm"]["threads"] = 256
     replay = ["--llm-cache-mode", "replay", "--llm-cache", str(cache)]
     assert cli("validate", str(write_doc(tmp_path, doc)), *replay) == (0, "")
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        ("nan", "nan is not a share from 0 to 1"),
+        ("inf", "inf is not a share from 0 to 1"),
+        ("1.5", "1.5 is not a share from 0 to 1"),
+        ("-0.1", "-0.1 is not a share from 0 to 1"),
+        ("abc", "'abc' is not a number; give a share from 0 to 1"),
+    ],
+)
+def test_max_fallback_that_is_no_share_is_named(tmp_path, value, said):
+    """Was: --max-fallback nan was refused as 'Input should be less than or equal to 1'."""
+    path = write_doc(tmp_path, _llm_doc(tmp_path))
+    assert_refused(*cli("run", str(path), "--max-fallback", value, "--dry-run"), said)
+    assert cli("run", str(path), "--max-fallback", "0.5", "--dry-run")[0] == 0

@@ -107,6 +107,18 @@ def note_unused_llm_options(scenario: Any, options: dict[str, object]) -> None:
         )
 
 
+def share(value: str) -> float:
+    """``--max-fallback``: a number from 0 to 1. Was: 'nan' was refused as 'Input should be
+    less than or equal to 1', naming a bound it does not pass."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise typer.BadParameter(f"{value!r} is not a number; give a share from 0 to 1") from None
+    if not 0.0 <= number <= 1.0:  # NaN fails both comparisons
+        raise typer.BadParameter(f"{value} is not a share from 0 to 1")
+    return number
+
+
 def note_llm_threads(scenario: Any, mode: str | None) -> None:
     """``llm.threads`` past the CPUs this process may use: said on stderr, not refused (nor
     for a replay, which starts no server). The
@@ -228,7 +240,7 @@ def run(
     max_fallback: Annotated[
         float | None,
         typer.Option(
-            min=0.0, max=1.0, help="Override llm.max_fallback_share (default 0.2); above: exit 3."
+            help="Override llm.max_fallback_share (default 0.2); above: exit 3.", parser=share
         ),
     ] = None,
     allow_fallback: Annotated[
