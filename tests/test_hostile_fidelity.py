@@ -34,7 +34,10 @@ def test_calibrate_refusing_a_budget_sample_is_one_line(tmp_path):
     out = tmp_path / "pop.parquet"
     code, stderr = cli("calibrate", str(release), "-o", str(out), "--max-ratings", "14")
     assert_refused(code, stderr, "too small to calibrate: 1 users")
-    assert "(sampled 1 of 60 users (15 of 900 ratings) to fit the budget of 14 ratings" in stderr
+    assert (
+        "(sampled 1 of 60 users (15 of 900 ratings): no user's ratings fit the budget of 14 "
+        "ratings, so the first user drawn is kept whole" in stderr
+    )  # was '... to fit the budget of 14 ratings', of a sample of 15
     assert not out.exists()
 
 

@@ -64,6 +64,12 @@ def sampled_line(full: InteractionData, kept: InteractionData, budget: int) -> s
     """What a budget kept, for a note on stderr (empty when it kept everything)."""
     if kept.n_interactions >= full.n_interactions:
         return ""
+    if kept.n_interactions > budget:  # was '... to fit the budget', of a sample past it
+        return (
+            f"sampled {kept.n_users:,} of {full.n_users:,} users ({kept.n_interactions:,} of "
+            f"{full.n_interactions:,} ratings): no user's ratings fit the budget of {budget:,} "
+            "ratings, so the first user drawn is kept whole"
+        )
     return (
         f"sampled {kept.n_users:,} of {full.n_users:,} users ({kept.n_interactions:,} of "
         f"{full.n_interactions:,} ratings) to fit the budget of {budget:,} ratings"
