@@ -473,3 +473,19 @@ def test_a_generic_log_named_ratings_csv_is_pointed_to_the_csv_format(tmp_path):
         code, stderr, f"found ['user', 'item', 'timestamp', 'rating'] (a generic log? give "
         f"{folder / 'ratings.csv'} with --format csv)"
     )  # fmt: skip
+
+
+def test_a_release_file_that_is_a_pipe_or_a_folder_is_named_as_such(tmp_path):
+    """A release's ratings.csv that is a named pipe was 'not a file (a directory or a
+    device)'; the line now says which of the three it is."""
+    import os
+
+    release = tmp_path / "ml"
+    release.mkdir()
+    os.mkfifo(release / "ratings.csv")
+    code, stderr = cli("calibrate", str(release), "-o", str(tmp_path / "pop.parquet"))
+    assert_refused(code, stderr, f"{release / 'ratings.csv'}: not a file (a named pipe)")
+    dat = tmp_path / "ml-1m"
+    (dat / "ratings.dat").mkdir(parents=True)
+    code, stderr = cli("calibrate", str(dat), "-o", str(tmp_path / "pop.parquet"))
+    assert_refused(code, stderr, f"{dat / 'ratings.dat'}: not a file (a directory)")

@@ -166,6 +166,18 @@ def _empty_items() -> pl.DataFrame:
     )
 
 
+def _kind(path: Path) -> str:
+    """What an existing path that is not a regular file is, for an error line (was 'a
+    directory or a device' for a named pipe too)."""
+    if path.is_dir():
+        return "a directory"
+    if path.is_fifo():
+        return "a named pipe"
+    if path.is_socket():
+        return "a socket"
+    return "a device"
+
+
 def _require(path: Path, what: str, movielens: bool = False) -> Path:
     check_link(path, what)
     if not path.exists():
@@ -617,7 +629,7 @@ def _read_csv_checked(
     UTF-8, ragged line, non-numeric value, a blank line between rows); blank lines at the end
     are dropped."""
     if path.exists() and not path.is_file():
-        raise RecarenaError(f"{path}: not a file (a directory or a device)")
+        raise RecarenaError(f"{path}: not a file ({_kind(path)})")
     try:
         if path.stat().st_size == 0:
             raise RecarenaError(f"{path}: the file is empty")
@@ -735,7 +747,7 @@ def _dat_fields(
     """
     _require(path, what, True)
     if not path.is_file():
-        raise RecarenaError(f"{path}: not a file (a directory or a device)")
+        raise RecarenaError(f"{path}: not a file ({_kind(path)})")
     try:
         with path.open("rb") as stream:
             head = stream.read(4096)
