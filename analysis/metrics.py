@@ -29,7 +29,7 @@ from recarena.analysis.metrics_base import (
 )
 from recarena.analysis.metrics_conversation import METRICS_CONVERSATION
 from recarena.analysis.metrics_creators import METRICS_CREATORS
-from recarena.analysis.metrics_engagement import retention_curve
+from recarena.analysis.metrics_engagement import RETENTION_DAY, retention_curve
 from recarena.analysis.metrics_longterm import METRICS_LONGTERM
 from recarena.analysis.metrics_retention import METRICS_RETENTION
 from recarena.analysis.metrics_social import METRICS_SOCIAL
@@ -179,12 +179,46 @@ def known_metrics() -> list[str]:
 
 
 def check_metrics(scenario: Any, source: str = "<scenario>") -> None:
-    """The resolve step for ``metrics:`` (names live here, above the schema)."""
+    """The resolve step for ``metrics:`` (names live here, above the schema); a built-in metric
+    that no cell of the scenario can have a value for is refused too (:func:`never_defined`)."""
     for index, name in enumerate(scenario.metrics):
         try:
             get_metric(name)
         except LookupError as exc:
             raise RecarenaError(f"{source}: metrics[{index}]: {exc}") from None
+        problem = never_defined(name, scenario)
+        if problem is not None:
+            raise RecarenaError(f"{source}: metrics[{index}]: {problem}")
+
+
+CONVERSATION_METRICS = frozenset(m.name for m in METRICS_CONVERSATION)
+
+
+def never_defined(name: str, scenario: Any) -> str | None:
+    """Why built-in metric ``name`` has no value in any cell of ``scenario``, or None. Was:
+    the run went through every cell and then said 'no finished cell has a value' and left the
+    metric out of the A/B table: conv_* without a conversation surface (they read the turns
+    table) and retention_d7 over fewer than 8 days (day 7 never comes). A sweep over what
+    decides it (surfaces, arms, the horizon) is left to the run's own line."""
+    swept = {path.split(".")[0].split("[")[0] for path in scenario.sweep or {}}
+    if name in CONVERSATION_METRICS and not swept & {"surface", "arms"}:
+        if not any(
+            getattr(scenario.surface_for(arm), "type", None) == "conversation"
+            for arm in scenario.arms
+        ):
+            return (
+                f"{name} measures conversations, and no arm has a conversation surface "
+                "(surface: {type: conversation}), so no cell would have a value"
+            )
+    if name == "retention_d7" and "horizon" not in swept:
+        days = scenario.horizon.days
+        if int(days) <= RETENTION_DAY:
+            return (
+                f"retention_d7 needs day {RETENTION_DAY} to be simulated (horizon.days "
+                f"{RETENTION_DAY + 1} or more); horizon.days is {days:g}, so no cell would "
+                "have a value"
+            )
+    return None
 
 
 def run_metrics(logs: RunLogs) -> list[str] | None:

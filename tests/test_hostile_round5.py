@@ -313,3 +313,34 @@ def test_a_sweep_of_what_every_arm_overrides_is_refused(tmp_path, own, sweep, fr
     doc["arms"][0].pop(next(iter(own)))  # one arm reads the scenario's: a real sweep
     code, stderr = cli("validate", str(write(tmp_path, doc)))
     assert code == 0, stderr
+
+
+# ------------------------------------------------------------ a metric no cell can have
+@pytest.mark.parametrize(
+    ("metrics", "fragment"),
+    [
+        (["ctr", "conv_success_rate"], "metrics[1]: conv_success_rate measures conversations"),
+        (["retention_d7"], "metrics[0]: retention_d7 needs day 7 to be simulated"),
+    ],
+)
+def test_a_metric_the_scenario_cannot_have_is_refused_before_the_run(tmp_path, metrics, fragment):
+    """Was: the run simulated every cell, then warned 'no finished cell has a value' and left
+    the metric out of its A/B table (conv_* read the turns table, which only a conversation
+    surface writes; retention_d7 is null under 8 days)."""
+    doc = base_doc(tmp_path)
+    doc["metrics"] = metrics
+    refused_everywhere(tmp_path, doc, fragment)
+
+
+def test_a_metric_some_arm_or_point_can_have_still_runs(tmp_path):
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["surface"] = {"type": "conversation"}
+    doc["arms"][1]["recommender"] = {"type": "recommend_only"}
+    doc["metrics"] = ["conv_success_rate"]
+    code, stderr = cli("validate", str(write(tmp_path, doc)))
+    assert code == 0, stderr
+    doc = base_doc(tmp_path)
+    doc["metrics"] = ["retention_d7"]
+    doc["sweep"] = {"horizon.days": [0.2, 9]}  # the point of 9 days has it
+    code, stderr = cli("validate", str(write(tmp_path, doc)))
+    assert code == 0, stderr
