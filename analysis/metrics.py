@@ -194,12 +194,40 @@ def check_metrics(scenario: Any, source: str = "<scenario>") -> None:
 CONVERSATION_METRICS = frozenset(m.name for m in METRICS_CONVERSATION)
 
 
+def _talks(scenario: Any) -> bool:
+    social = scenario.population.social
+    return social is not None and social.talk is not None
+
+
+_AI = ("creators", lambda s: s.creators.ai is not None,
+       "AI-generated items, and creators.ai is not set (every creator is human)")  # fmt: skip
+_TALK = ("population", _talks, "talk between users, and population.social.talk is not set")
+FEATURE_METRICS = {
+    **dict.fromkeys(
+        [
+            "source_bias",
+            "source_rank_gap",
+            "ai_exposure_share",
+            "ai_catalog_share_end",
+            "ai_creator_share_end",
+            "aigc_dominant_periods",
+        ],
+        _AI,
+    ),  # fmt: skip
+    **dict.fromkeys(["cascade_size", "cascade_depth_max", "cascade_multi_share"], _TALK),
+}
+"""Built-in metrics of an opt-in feature: (the section a sweep could turn it on in, whether the
+scenario has it, what the metric measures and which setting is missing)."""
+
+
 def never_defined(name: str, scenario: Any) -> str | None:
     """Why built-in metric ``name`` has no value in any cell of ``scenario``, or None. Was:
     the run went through every cell and then said 'no finished cell has a value' and left the
     metric out of the A/B table: conv_* without a conversation surface (they read the turns
-    table) and retention_d7 over fewer than 8 days (day 7 never comes). A sweep over what
-    decides it (surfaces, arms, the horizon) is left to the run's own line."""
+    table), retention_d7 over fewer than 8 days (day 7 never comes), AI-source metrics without
+    creators.ai and cascades without population.social.talk. A sweep over what decides it
+    (surfaces, arms, the horizon, the creators or population section) is left to the run's
+    own line."""
     swept = {path.split(".")[0].split("[")[0] for path in scenario.sweep or {}}
     if name in CONVERSATION_METRICS and not swept & {"surface", "arms"}:
         if not any(
@@ -210,6 +238,9 @@ def never_defined(name: str, scenario: Any) -> str | None:
                 f"{name} measures conversations, and no arm has a conversation surface "
                 "(surface: {type: conversation}), so no cell would have a value"
             )
+    feature = FEATURE_METRICS.get(name)
+    if feature is not None and feature[0] not in swept and not feature[1](scenario):
+        return f"{name} measures {feature[2]}, so no cell would have a value"
     if name == "retention_d7" and "horizon" not in swept:
         days = scenario.horizon.days
         if int(days) <= RETENTION_DAY:

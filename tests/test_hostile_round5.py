@@ -321,12 +321,15 @@ def test_a_sweep_of_what_every_arm_overrides_is_refused(tmp_path, own, sweep, fr
     [
         (["ctr", "conv_success_rate"], "metrics[1]: conv_success_rate measures conversations"),
         (["retention_d7"], "metrics[0]: retention_d7 needs day 7 to be simulated"),
+        (["ctr", "source_bias"], "metrics[1]: source_bias measures AI-generated items"),
+        (["cascade_size"], "metrics[0]: cascade_size measures talk between users"),
     ],
 )
 def test_a_metric_the_scenario_cannot_have_is_refused_before_the_run(tmp_path, metrics, fragment):
     """Was: the run simulated every cell, then warned 'no finished cell has a value' and left
     the metric out of its A/B table (conv_* read the turns table, which only a conversation
-    surface writes; retention_d7 is null under 8 days)."""
+    surface writes; retention_d7 is null under 8 days; AI-source metrics without creators.ai
+    and cascades without population.social.talk have nothing to measure)."""
     doc = base_doc(tmp_path)
     doc["metrics"] = metrics
     refused_everywhere(tmp_path, doc, fragment)
