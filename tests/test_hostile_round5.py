@@ -347,3 +347,34 @@ def test_a_metric_some_arm_or_point_can_have_still_runs(tmp_path):
     doc["sweep"] = {"horizon.days": [0.2, 9]}  # the point of 9 days has it
     code, stderr = cli("validate", str(write(tmp_path, doc)))
     assert code == 0, stderr
+
+
+# ------------------------------------------------------- daily_rhythm settings nothing reads
+@pytest.mark.parametrize(
+    ("rhythm", "field", "why"),
+    [
+        ({"utc_offset_hours": 5}, "utc_offset_hours", "none is given"),
+        ({"start_hours_from": "{hours}", "peak_hours": [3.0]}, "peak_hours", "replaces the peaks"),
+        ({"start_hours_from": "{hours}", "spread_hours": 3}, "spread_hours", "replaces the peaks"),
+        ({"topic_width_hours": 5}, "topic_width_hours", "no topic clock"),
+    ],
+)
+def test_a_daily_rhythm_setting_nothing_reads_is_refused(tmp_path, rhythm, field, why):
+    """Was: ignored without a word (the rhythm shifts only a file's timestamps, a file's
+    profile replaces the peaks, and the topic clock's shape means nothing at amplitude 0)."""
+    hours = tmp_path / "hours.csv"
+    hours.write_text("timestamp\n1000\n50000\n90000\n", encoding="utf-8")
+    doc = base_doc(tmp_path)
+    doc["population"]["daily_rhythm"] = {
+        key: str(hours) if value == "{hours}" else value for key, value in rhythm.items()
+    }
+    refused_everywhere(tmp_path, doc, f"population.daily_rhythm.{field}: read by nothing")
+    assert why in cli("validate", str(tmp_path / "s.yaml"))[1]
+
+
+def test_a_sweep_point_that_reads_the_setting_keeps_it(tmp_path):
+    doc = base_doc(tmp_path)
+    doc["population"]["daily_rhythm"] = {"topic_width_hours": 5}
+    doc["sweep"] = {"population.daily_rhythm.topic_amplitude": [0, 1]}  # an ablation
+    code, stderr = cli("validate", str(write(tmp_path, doc)))
+    assert code == 0, stderr

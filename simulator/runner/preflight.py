@@ -1119,6 +1119,7 @@ def preflight(
     try:
         check_grid_size(scenario)
         _check_conversation_is_read(scenario)
+        _check_rhythm_is_read(scenario)
 
         def files(world: Scenario) -> Sizes | None:
             return _check_files(world, llm_cache_mode, llm_cache_path, read_edge_list)
@@ -1158,6 +1159,38 @@ def _check_conversation_is_read(scenario: Scenario) -> None:
             "population.conversation: no arm has a conversation surface, so these settings "
             "would be read by nothing; remove them or give an arm surface: {type: conversation}"
         )
+
+
+_RHYTHM_READERS: tuple[tuple[tuple[str, ...], Callable[[Any], bool], str], ...] = (
+    (("utc_offset_hours",), lambda r: r.start_hours_from is not None,
+     "it shifts start_hours_from's timestamps, and none is given"),
+    (("peak_hours", "peak_weights", "spread_hours"), lambda r: r.start_hours_from is None,
+     "start_hours_from's profile replaces the peaks"),
+    (("topic_width_hours", "topic_jitter_hours"), lambda r: r.topic_amplitude > 0,
+     "topic_amplitude is 0, so there is no topic clock"),
+)  # fmt: skip
+"""Settings of population.daily_rhythm, what reads them (agents/users/daily_rhythm.py), and
+why it does not."""
+
+
+def _check_rhythm_is_read(scenario: Scenario) -> None:
+    """A daily_rhythm setting nothing reads was ignored without a word (utc_offset_hours with
+    no start_hours_from, the peaks beside one, the topic clock's shape with topic_amplitude 0):
+    refused unless some sweep point that sets it reads it (an ablation that turns the topic
+    clock off at one point still runs). Only a value other than the default counts as set
+    (a resolved scenario writes every default), as for the social graph's parameters."""
+    worlds = [point.scenario for point in expand_sweep(scenario)] or [scenario]
+    rhythms = [w.population.daily_rhythm for w in worlds if w.population.daily_rhythm]
+    if not rhythms:
+        return
+    fields = type(rhythms[0]).model_fields
+    for names, reads, why in _RHYTHM_READERS:
+        for name in names:
+            setting = [r for r in rhythms if getattr(r, name) != fields[name].default]
+            if setting and not any(reads(r) for r in setting):
+                raise RecarenaError(
+                    f"population.daily_rhythm.{name}: read by nothing ({why}); leave it out"
+                )
 
 
 def describe(est: Estimate) -> dict[str, Any]:
