@@ -378,3 +378,19 @@ def test_a_sweep_point_that_reads_the_setting_keeps_it(tmp_path):
     doc["sweep"] = {"population.daily_rhythm.topic_amplitude": [0, 1]}  # an ablation
     code, stderr = cli("validate", str(write(tmp_path, doc)))
     assert code == 0, stderr
+
+
+# ------------------------------------------------------------ creators who can never leave
+def test_leaving_after_low_periods_that_can_never_be_low_is_refused(tmp_path):
+    """Was: leave_after_periods with min_exposure 0 (the default) passed validate, and no
+    creator ever left: a period is low below min_exposure, and exposure is never below 0."""
+    doc = base_doc(tmp_path)
+    doc["creators"]["leave_after_periods"] = 2
+    refused_everywhere(tmp_path, doc, "creators.leave_after_periods: 2 low periods, but with")
+    doc["creators"]["min_exposure"] = 5
+    code, stderr = cli("validate", str(write(tmp_path, doc)))
+    assert code == 0, stderr
+    doc["creators"]["min_exposure"] = 0
+    doc["sweep"] = {"creators.min_exposure": [0, 5]}  # a point where creators can leave
+    code, stderr = cli("validate", str(write(tmp_path, doc)))
+    assert code == 0, stderr

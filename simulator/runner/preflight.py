@@ -1120,6 +1120,7 @@ def preflight(
         check_grid_size(scenario)
         _check_conversation_is_read(scenario)
         _check_rhythm_is_read(scenario)
+        _check_leaving_can_happen(scenario)
 
         def files(world: Scenario) -> Sizes | None:
             return _check_files(world, llm_cache_mode, llm_cache_path, read_edge_list)
@@ -1191,6 +1192,21 @@ def _check_rhythm_is_read(scenario: Scenario) -> None:
                 raise RecarenaError(
                     f"population.daily_rhythm.{name}: read by nothing ({why}); leave it out"
                 )
+
+
+def _check_leaving_can_happen(scenario: Scenario) -> None:
+    """``creators.leave_after_periods`` with ``min_exposure`` 0 (the default): a period is low
+    when a creator's exposure is below min_exposure, never below 0, so no creator ever left and
+    the setting was read by nothing. Refused unless some sweep point that sets it has a
+    min_exposure above 0."""
+    worlds = [point.scenario for point in expand_sweep(scenario)] or [scenario]
+    leaving = [w.creators for w in worlds if w.creators.leave_after_periods is not None]
+    if leaving and not any(creators.min_exposure > 0 for creators in leaving):
+        raise RecarenaError(
+            f"creators.leave_after_periods: {leaving[0].leave_after_periods} low periods, but "
+            "with creators.min_exposure 0 no period is low (exposure is never below 0), so no "
+            "creator would leave; set min_exposure, the impressions a period needs"
+        )
 
 
 def describe(est: Estimate) -> dict[str, Any]:
