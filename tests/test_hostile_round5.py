@@ -73,6 +73,30 @@ def test_a_report_path_with_a_newline_is_refused(tmp_path):
     assert_refused(code, stderr, "control character")
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("calibrate", "ml-100k", "-o"),
+        ("fidelity", "--arms", "random", "-o"),
+        ("fidelity", "--llm", "--llm-cache"),
+    ],
+)
+def test_calibrate_and_fidelity_paths_with_a_control_character_are_refused(tmp_path, args):
+    """Was: ``calibrate ml-100k -o $'x\\ny.parquet'`` calibrated for a minute, then wrote four
+    files whose names held a newline; the options now parse as ``run -o`` does."""
+    code, stderr = cli(*args, str(tmp_path / "x\ny"))
+    assert_refused(code, stderr, "control character")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("text", ["", "# a comment\n", "---\n"])
+def test_an_empty_scenario_is_named_empty(tmp_path, text):
+    """Was: 'a scenario must be a YAML mapping, got NoneType', a Python type name."""
+    path = tmp_path / "s.yaml"
+    path.write_text(text)
+    assert_refused(*cli("validate", str(path)), "the scenario is empty")
+
+
 # ---------------------------------------------------------------- the social graph's memory
 GIB = 2**30
 

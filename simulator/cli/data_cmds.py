@@ -10,7 +10,7 @@ import typer
 from rich.progress import TaskID
 from rich.table import Table
 
-from recarena.simulator.cli.app import app, err, nonempty_path, out
+from recarena.simulator.cli.app import app, err, new_path, out
 from recarena.simulator.cli.guards import FORMAT_HELP, check_format, reading, stoppable
 from recarena.simulator.cli.progress import progress_bars
 from recarena.simulator.core.errors import RecarenaError
@@ -30,7 +30,7 @@ def calibrate(
     ],
     output: Annotated[
         Path,
-        typer.Option("--output", "-o", help="Population parquet to write.", parser=nonempty_path),
+        typer.Option("--output", "-o", help="Population parquet to write.", parser=new_path),
     ],
     fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "auto",
     topics: Annotated[int, typer.Option(min=1, max=1024, help="Latent topics.")] = 16,
@@ -231,7 +231,7 @@ def fidelity(
             "--output",
             "-o",
             help="Directory for fidelity.json, fidelity.md and fidelity.config.yaml.",
-            parser=nonempty_path,
+            parser=new_path,
         ),
     ] = Path("runs/fidelity"),
     fmt: Annotated[str, typer.Option("--format", help=FORMAT_HELP)] = "auto",
@@ -274,7 +274,7 @@ def fidelity(
         Path | None,
         typer.Option(
             help="With --llm: the LLM call cache (default: OUTPUT/llm_cache.sqlite).",
-            parser=nonempty_path,
+            parser=new_path,
         ),
     ] = None,
     per_user: Annotated[

@@ -938,6 +938,11 @@ def validate_document(raw: Any, source: str = "<scenario>", *, scanned: bool = F
     lone surrogates, yes/no numbers): a sweep point is its validated scenario's JSON plus swept
     values each checked alone, and walking all 10,000 points again doubled a sweep's validation.
     """
+    if raw is None:  # an empty file, or one of comments only: "got NoneType" named Python
+        raise RecarenaError(
+            f"{source}: the scenario is empty (no YAML mapping in it); start from "
+            "scenarios/quickstart.yaml"
+        )
     if not isinstance(raw, dict):
         raise RecarenaError(
             f"{source}: a scenario must be a YAML mapping, got {type(raw).__name__}"
