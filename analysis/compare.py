@@ -178,6 +178,10 @@ def _user_bootstrap(
             sums[start : start + b] = _resample_counts(n_units, b, rng) @ matrix
         with np.errstate(divide="ignore", invalid="ignore"):
             ratios = sums[:, 0::2] / sums[:, 1::2]
+        # a draw of users with no denominator (no success to count turns over) has no value:
+        # NaN, which the percentiles and p-values leave out; as ±inf it made 'inf - inf' in the
+        # paired deltas, and a 'warning: invalid value encountered in subtract' under the table
+        ratios[sums[:, 1::2] == 0] = np.nan
         for j, metric, arm in keys.iter_rows():
             out[(metric, arm, int(rep))] = ratios[:, j]
     return out

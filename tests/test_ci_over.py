@@ -140,3 +140,24 @@ def test_a_negative_baseline_mean_gets_an_absolute_delta():
     assert "│ -0.01* │ [-0.01, -0.01] │" in text
     assert "Holm correction over 1 delta (p_adj" in " ".join(text.split())  # was '1 deltas'
     assert "absolute where that mean is ≤ 0" in ab_note(frame)
+
+
+def test_a_user_draw_without_a_denominator_is_left_out_without_a_warning():
+    """Was: conv_questions_per_success over three users, one of them with questions but no
+    success: a bootstrap draw of only that user was +inf in both arms, and the paired delta
+    'inf - inf' printed 'warning: invalid value encountered in subtract' under the table."""
+    rows = [
+        {"metric": "q", "arm": arm, "rep": 0, "user_id": u, "num": num, "den": den}
+        for arm, shift in (("a", 0.0), ("b", 1.0))
+        for u, (num, den) in enumerate([(2.0 + shift, 0.0), (3.0 + shift, 1.0), (5.0, 1.0)])
+    ]
+    per_user = pl.DataFrame(rows, schema_overrides={"rep": pl.Int32})
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        frame = compare(_cells(per_user), per_user=per_user, ci_over="users")
+    b = frame.filter(pl.col("arm") == "b").row(0, named=True)
+    # b's numerators are a's or more, so every defined draw's delta is >= 0; the bound is
+    # finite (user 0's questions count in a draw that holds a success too)
+    assert 0.0 <= b["delta_ci_low"] <= b["delta"] <= b["delta_ci_high"] < float("inf")
