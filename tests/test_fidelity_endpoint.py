@@ -58,3 +58,22 @@ def test_a_remote_endpoint_answers_the_panel(tmp_path: Path) -> None:
     assert panel["model"] == "remote-model" and panel["calls"] >= 1
     assert panel["simulation"]["calls"] >= 1
     assert (out / "llm_cache.sqlite").is_file()  # the cache lives with the report by default
+
+
+def test_a_refused_key_names_the_fidelity_options(tmp_path: Path) -> None:
+    """Was: fidelity's panel refused with HTTP 401 said 'check the API key in the environment
+    variable K (llm.api_key_env)', a scenario field the fidelity command has no such name for."""
+    data = _tiny_dataset(tmp_path / "inter.csv")
+    out = tmp_path / "report"
+    with FakeOpenAI(["401"]) as fake:
+        done = recarena(
+            "fidelity", "--dataset", str(data), "-o", str(out), "--seed", "1", "--topics", "4",
+            "--arms", "random,popularity", "--llm-users", "2", "--llm-base-url",
+            fake.base_url, "--llm-model", "remote-model", "-q",
+        )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "HTTP 401" in lines[0], done.stderr
+    assert "(--llm-api-key-env)" in lines[0] and "llm.api_key_env" not in lines[0]
+    assert "--resume" not in lines[0]  # the panel's run is the report's scratch
+    assert not any((out / name).exists() for name in ("fidelity.json", "fidelity.md"))

@@ -56,7 +56,8 @@ from recarena.analysis.fidelity.ranking import (
     simulation_doc,
 )
 from recarena.analysis.load import load
-from recarena.simulator.runner.experiment import run_experiment
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.runner.experiment import EndpointRefusedRun, run_experiment
 from recarena.simulator.runner.resolve import parse_scenario
 
 if TYPE_CHECKING:
@@ -117,6 +118,22 @@ def panel_scenario(
     return doc, panel
 
 
+FIDELITY_OPTIONS = {
+    "llm.base_url": "--llm-base-url",
+    "llm.model": "--llm-model",
+    "llm.api_key_env": "--llm-api-key-env",
+}
+"""The panel's scenario fields that an endpoint's refusal names, as ``recarena fidelity``'s
+user wrote them: the panel's scenario is built from these options, and has no file to edit."""
+
+
+def renamed_options(line: str) -> str:
+    """``line`` with every field of :data:`FIDELITY_OPTIONS` named by its option."""
+    for field, option in FIDELITY_OPTIONS.items():
+        line = line.replace(field, option)
+    return line
+
+
 def llm_panel_simulation(
     pop: CalibratedPopulation,
     split: Split,
@@ -151,6 +168,8 @@ def llm_panel_simulation(
             llm_cache_mode="auto",
             llm_cache_path=cache_path,
         )
+    except EndpointRefusedRun as exc:  # its run is the report's scratch: nothing to resume
+        raise RecarenaError(renamed_options(exc.reason)) from None
     finally:
         torch.set_num_threads(threads)
     seconds = round(time.perf_counter() - started, 2)

@@ -154,6 +154,10 @@ class EndpointRefusedRun(RecarenaError):
     """A cell's first LLM calls were all refused (401, 403, 404: agents/llm/client.py): the
     run stops there, its finished cells kept, rather than run every cell into the same wall."""
 
+    reason = ""
+    """The cell's own refusal line, without where the run stopped (a command that runs a
+    scenario of its own, such as ``recarena fidelity --llm``, names no run to resume)."""
+
 
 class RunDirTaken(RecarenaError):
     """Another run took a new run's directory first: it holds the directory's lock, or has
@@ -296,11 +300,13 @@ class _RunBook:
         self.save(now=False)
         if reason.startswith(REFUSED_PREFIX):  # every cell would meet it: stop them all
             done = sum(e["status"] == COMPLETE for e in self.manifest["cells"])
-            raise EndpointRefusedRun(
+            stop = EndpointRefusedRun(
                 f"{reason}. The run stopped in cell {cell.path}: {done} finished cells are "
                 f"readable in {self.run_dir}, the others are incomplete (--resume "
                 f"{self.run_dir} runs them once that is fixed)"
             )
+            stop.reason = reason
+            raise stop
 
     def finish(self, status: str) -> None:
         if status != COMPLETE:  # nothing is left running once the run has ended
