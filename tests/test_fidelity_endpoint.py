@@ -60,7 +60,8 @@ def test_a_remote_endpoint_answers_the_panel(tmp_path: Path) -> None:
     assert (out / "llm_cache.sqlite").is_file()  # the cache lives with the report by default
 
 
-def test_a_refused_key_names_the_fidelity_options(tmp_path: Path) -> None:
+@pytest.mark.parametrize("users", ["2", "4"])  # 4: refused in the 1:1 part, 2: in its run
+def test_a_refused_key_names_the_fidelity_options(tmp_path: Path, users: str) -> None:
     """Was: fidelity's panel refused with HTTP 401 said 'check the API key in the environment
     variable K (llm.api_key_env)', a scenario field the fidelity command has no such name for."""
     data = _tiny_dataset(tmp_path / "inter.csv")
@@ -68,7 +69,7 @@ def test_a_refused_key_names_the_fidelity_options(tmp_path: Path) -> None:
     with FakeOpenAI(["401"]) as fake:
         done = recarena(
             "fidelity", "--dataset", str(data), "-o", str(out), "--seed", "1", "--topics", "4",
-            "--arms", "random,popularity", "--llm-users", "2", "--llm-base-url",
+            "--arms", "random,popularity", "--llm-users", users, "--llm-base-url",
             fake.base_url, "--llm-model", "remote-model", "-q",
         )  # fmt: skip
     assert done.returncode == 2, done.stderr

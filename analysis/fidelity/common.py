@@ -267,3 +267,19 @@ def ndcg_recall_at_k(recommended: np.ndarray, relevant: list[np.ndarray], k: int
         ndcg[u] = (hit * discount).sum() / ideal
         recall[u] = hit.sum() / rel.size
     return ndcg, recall
+
+
+FIDELITY_OPTIONS = {
+    "llm.base_url": "--llm-base-url",
+    "llm.model": "--llm-model",
+    "llm.api_key_env": "--llm-api-key-env",
+}
+"""The panel's scenario fields that an endpoint's refusal names, as ``recarena fidelity``'s
+user wrote them: the panel's scenario is built from these options, and has no file to edit."""
+
+
+def renamed_options(line: str) -> str:
+    """``line`` with every field of :data:`FIDELITY_OPTIONS` named by its option."""
+    for field, option in FIDELITY_OPTIONS.items():
+        line = line.replace(field, option)
+    return line

@@ -27,11 +27,22 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from recarena.agents.llm.cache import CallCache
-from recarena.agents.llm.client import LOCAL_MODEL, CallContext, Endpoint, LLMClient
+from recarena.agents.llm.client import (
+    LOCAL_MODEL,
+    CallContext,
+    Endpoint,
+    EndpointRefused,
+    LLMClient,
+)
 from recarena.agents.llm.server import LocalServer
 from recarena.agents.users.calibration import CalibratedPopulation
 from recarena.analysis.fidelity.checks import LIKED, Split
-from recarena.analysis.fidelity.common import classification_estimates, confusion_counts
+from recarena.analysis.fidelity.common import (
+    classification_estimates,
+    confusion_counts,
+    renamed_options,
+)
+from recarena.simulator.core.errors import RecarenaError
 
 if TYPE_CHECKING:
     from recarena.analysis.fidelity.config import FidelityConfig
@@ -179,6 +190,8 @@ def taste_on_endpoint(
             for p in prompts
         ]
         answers = client.run(calls)
+    except EndpointRefused as exc:  # named as the user wrote the endpoint: fidelity's options
+        raise RecarenaError(renamed_options(str(exc))) from None
     finally:
         client.close()
         cache.close()

@@ -45,6 +45,7 @@ from recarena.agents.users.llm_panel import panel_users
 from recarena.analysis.fidelity.checks import Split, rating_histogram_from_counts
 from recarena.analysis.fidelity.common import (
     per_user_histograms,
+    renamed_options,
     tau_estimate,
     tv_estimate,
     user_bootstrap,
@@ -116,22 +117,6 @@ def panel_scenario(
     activity[panel] = visits
     replace(pop, activity=activity).save(pop_path)
     return doc, panel
-
-
-FIDELITY_OPTIONS = {
-    "llm.base_url": "--llm-base-url",
-    "llm.model": "--llm-model",
-    "llm.api_key_env": "--llm-api-key-env",
-}
-"""The panel's scenario fields that an endpoint's refusal names, as ``recarena fidelity``'s
-user wrote them: the panel's scenario is built from these options, and has no file to edit."""
-
-
-def renamed_options(line: str) -> str:
-    """``line`` with every field of :data:`FIDELITY_OPTIONS` named by its option."""
-    for field, option in FIDELITY_OPTIONS.items():
-        line = line.replace(field, option)
-    return line
 
 
 def llm_panel_simulation(
