@@ -429,6 +429,10 @@ def run(
             raise typer.Exit(3)
 
 
+SHOWN_ARMS = 20
+"""Arms that validate's ok line names; the rest are counted."""
+
+
 @app.command()
 def validate(
     scenario_file: Annotated[Path, typer.Argument(metavar="FILE", parser=nonempty_path)],
@@ -457,7 +461,9 @@ def validate(
         check_output(Path(scenario.output.dir), logs.bytes, "output.dir", parent=True)
     except RecarenaError as exc:
         raise RecarenaError(f"{scenario_file}: {exc}") from None
-    arms = ", ".join(f"{a.name} ({a.recommender.type})" for a in scenario.arms)
+    shown = [f"{a.name} ({a.recommender.type})" for a in scenario.arms[:SHOWN_ARMS]]
+    more = len(scenario.arms) - len(shown)  # a generated 20,000-arm file made a 400 kB line
+    arms = ", ".join(shown) + (f" and {more:,} more" if more else "")
 
     def count(n: float, word: str) -> str:  # "1 day", "0.5 days", "2000 users"
         shown = str(n) if isinstance(n, int) else f"{n:g}"
