@@ -157,13 +157,7 @@ def unrecorded_cells(path: Path, cells: dict[str, str]) -> list[str] | None:
             ).fetchone()
             if unnoted is not None:
                 return None
-            noted = {
-                row[0]
-                for fingerprint in cells
-                for row in db.execute(
-                    "SELECT fingerprint FROM cells WHERE fingerprint = ?", (fingerprint,)
-                )
-            }
+            noted = {row[0] for row in db.execute("SELECT fingerprint FROM cells")}
         finally:
             db.close()
     except sqlite3.Error:

@@ -7,7 +7,7 @@ last), and ``calibrate`` wrote its Parquet files in place, so a stop mid-write l
 one. Here every new file is first written whole under a hidden name beside its target (same
 folder, so the moves are renames on one file system), then the old files are renamed aside,
 the new ones renamed in, and the old ones removed. Stop signals that arrive during those
-renames (microseconds) are held until they end; an error among them puts the old files back.
+renames (microseconds) are held off until they end; an error among them puts the old files back.
 """
 
 from __future__ import annotations
@@ -36,32 +36,31 @@ def new_token() -> str:
 
 
 @contextlib.contextmanager
-def _held_stops() -> Iterator[list[int]]:
-    """Stop signals that arrive inside are recorded (in the yielded list), not raised. Only in
-    the main thread, where Python runs its handlers; elsewhere nothing can interrupt it."""
+def _held_stops() -> Iterator[None]:
+    """Stop signals that arrive inside are held off, not raised. Only in the main thread,
+    where Python runs its handlers; elsewhere nothing can interrupt it."""
     if threading.current_thread() is not threading.main_thread():
-        yield []
+        yield
         return
-    held: list[int] = []
-    previous = {sig: signal.signal(sig, lambda s, _f: held.append(s)) for sig in _STOPS}
+    previous = {sig: signal.signal(sig, lambda _s, _f: None) for sig in _STOPS}
     try:
-        yield held
+        yield
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
-def publish(files: Mapping[Path, Path | None], what: str) -> list[int]:
+def publish(files: Mapping[Path, Path | None], what: str) -> None:
     """Move each staged file onto its target (``target -> staged``; None removes the target),
     all or none. Staged files must sit on their target's file system (in its folder, or a
     folder beside it). On an error the old targets
     are put back, the staged files removed, and one :class:`RecarenaError` names ``what`` and
-    the target. Returns the stop signals held during the renames (the work was finished when
-    they came, so the caller may finish too)."""
+    the target. A stop signal that comes during the renames is held and then dropped: the
+    work was finished when it came, and the command ends as it would have."""
     token = new_token()
     aside: dict[Path, Path] = {}
     placed: list[Path] = []
-    with _held_stops() as held:
+    with _held_stops():
         target = Path()
         try:
             for target in files:
@@ -93,7 +92,6 @@ def publish(files: Mapping[Path, Path | None], what: str) -> list[int]:
         for old in aside.values():
             with contextlib.suppress(OSError):
                 old.unlink()
-    return held
 
 
 def discard(staged: Mapping[Path, Path | None]) -> None:

@@ -118,10 +118,9 @@ class Entry:
             # own, which printed a traceback) while importing: one line, not an "internal
             # error" and never a silent exit
             label = self.kind.replace("_", " ")
-            detail = " ".join(str(exc).split()) or "no message"
             raise LookupError(
                 f"cannot import {label} {self.name!r}: importing {module_name!r} raised "
-                f"{type(exc).__name__}: {detail}"
+                f"{exception_text(exc)}"
             ) from None
         for part in attribute.split("."):
             try:
@@ -138,12 +137,12 @@ class Entry:
                 # error, exit 1
                 raise LookupError(
                     f"cannot import {self.kind.replace('_', ' ')} {self.name!r}: looking up "
-                    f"{part!r} in {module_name!r} raised {_exception_text(exc)}"
+                    f"{part!r} in {module_name!r} raised {exception_text(exc)}"
                 ) from None
         return obj
 
 
-def _exception_text(exc: BaseException) -> str:
+def exception_text(exc: BaseException) -> str:
     """``Type: message`` of a plug-in's exception on one line."""
     return f"{type(exc).__name__}: {' '.join(str(exc).split()) or 'no message'}"
 
@@ -428,7 +427,7 @@ class Registry:
                 # class (on its metaclass) that raised was an internal error, exit 1
                 raise LookupError(
                     f"{name!r} cannot be checked as a {self.label}: reading it raised "
-                    f"{_exception_text(exc)}"
+                    f"{exception_text(exc)}"
                 ) from None
             self._checked[name] = obj
         return obj

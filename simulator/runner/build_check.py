@@ -32,7 +32,7 @@ from recarena.agents.users.population import draw_explore_prob
 from recarena.recommenders.base import RecommenderContext
 from recarena.recommenders.registry import build_plugin, plugins_in
 from recarena.simulator.core.errors import RecarenaError
-from recarena.simulator.core.registry import plugin_prints_to_stderr
+from recarena.simulator.core.registry import exception_text, plugin_prints_to_stderr
 from recarena.simulator.core.rng import arm_key, generator
 from recarena.simulator.core.scenario import Scenario
 from recarena.simulator.engine.world import build_people, build_user_policy, is_plugin_policy
@@ -139,5 +139,4 @@ def _base_exceptions_as_lines(what: str) -> Iterator[None]:
     except (KeyboardInterrupt, SystemExit, Exception):
         raise  # a stop, or what the builders already made one line of
     except BaseException as exc:
-        detail = " ".join(str(exc).split()) or "no message"
-        raise RecarenaError(f"{what}: {type(exc).__name__}: {detail}") from None
+        raise RecarenaError(f"{what}: {exception_text(exc)}") from None

@@ -109,7 +109,7 @@ def check_output(
     where run directories are made (``output.dir``), so it may not be a run either."""
     # a NUL byte, an over-long name or a symlink loop: os calls fail on them before any write
     where = check_creatable(run_dir, option, room=RUN_DIR_ROOM - RUN_NAME_ROOM)
-    run = run_holding(run_dir, itself=parent)
+    run = run_holding(Path(os.path.abspath(run_dir)), itself=parent)
     if run is not None:
         # was: made there, and a resume of the outer run deleted it with the cell's folder
         # it sat in (or compare and report read it among that run's files)

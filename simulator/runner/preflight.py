@@ -1144,12 +1144,17 @@ def preflight(
     return est
 
 
+def _worlds(scenario: Scenario) -> list[Scenario]:
+    """The scenarios its cells run: each sweep point's, or the scenario itself."""
+    return [point.scenario for point in expand_sweep(scenario)] or [scenario]
+
+
 def _check_conversation_is_read(scenario: Scenario) -> None:
     """population.conversation is read only by the dialogue loop of an arm on a conversation
     surface; with none it was ignored without a word. Refused, as a personas path that no source
     reads is, unless some sweep point sets it and has such an arm (a sweep over surfaces). After
     the resolve step, so a conversational recommender on a list is named first."""
-    worlds = [point.scenario for point in expand_sweep(scenario)] or [scenario]
+    worlds = _worlds(scenario)
     settings = [world for world in worlds if world.population.conversation is not None]
     if settings and not any(
         isinstance(world.surface_for(arm), ConversationSurface)
@@ -1180,7 +1185,7 @@ def _check_rhythm_is_read(scenario: Scenario) -> None:
     refused unless some sweep point that sets it reads it (an ablation that turns the topic
     clock off at one point still runs). Only a value other than the default counts as set
     (a resolved scenario writes every default), as for the social graph's parameters."""
-    worlds = [point.scenario for point in expand_sweep(scenario)] or [scenario]
+    worlds = _worlds(scenario)
     rhythms = [w.population.daily_rhythm for w in worlds if w.population.daily_rhythm]
     if not rhythms:
         return
@@ -1199,7 +1204,7 @@ def _check_leaving_can_happen(scenario: Scenario) -> None:
     when a creator's exposure is below min_exposure, never below 0, so no creator ever left and
     the setting was read by nothing. Refused unless some sweep point that sets it has a
     min_exposure above 0."""
-    worlds = [point.scenario for point in expand_sweep(scenario)] or [scenario]
+    worlds = _worlds(scenario)
     leaving = [w.creators for w in worlds if w.creators.leave_after_periods is not None]
     if leaving and not any(creators.min_exposure > 0 for creators in leaving):
         raise RecarenaError(

@@ -90,7 +90,7 @@ def read_manifest(run_dir: Path, option: str = "") -> dict[str, Any]:
     if not path.is_file():
         # a folder or pipe of that name was reported as missing
         why = "manifest.json is not a regular file" if os.path.lexists(path) else "no manifest.json"
-        run = _enclosing_run(run_dir)
+        run = run_holding(run_dir, parents=3)
         if run is not None:  # a sweep point's folder: said as such, with the run to pass
             why += f"; it is inside the run {run}: pass that"
         raise RecarenaError(
@@ -109,7 +109,7 @@ def read_manifest(run_dir: Path, option: str = "") -> dict[str, Any]:
     if "cells" not in manifest and "files" in manifest and "arm" in manifest:
         # a cell's own manifest read as a run's: resume blamed a log format 1, compare and
         # report found "no finished cells to read"
-        run = _enclosing_run(run_dir)
+        run = run_holding(run_dir, parents=3)
         where = f"; its run is {run}: pass that" if run is not None else ""
         raise RecarenaError(
             f"{option or 'run directory'} {run_dir}: a cell of a run (arm "
@@ -121,30 +121,15 @@ def read_manifest(run_dir: Path, option: str = "") -> dict[str, Any]:
     return manifest
 
 
-def _enclosing_run(folder: Path) -> Path | None:
-    """The run directory ``folder`` lies in (a sweep point's or a cell's folder), or None: the
-    nearest of its three parents with a manifest that lists cells."""
-    for parent in list(folder.parents)[:3]:
+def run_holding(path: Path, itself: bool = False, parents: int | None = None) -> Path | None:
+    """The run directory ``path`` lies in (a cell's folder, a sweep point's), or None: the
+    nearest of its parents (and ``path`` itself when ``itself``; only the nearest ``parents``
+    when given) whose manifest lists cells. The parents are ``path``'s as written: pass an
+    absolute path to look above the working directory."""
+    folders = ([path] if itself else []) + list(path.parents)[:parents]
+    for folder in folders:
         try:
-            manifest = json.loads((parent / MANIFEST).read_text(encoding="utf-8"))
-        except (OSError, ValueError, RecursionError):
-            continue
-        if isinstance(manifest, dict) and isinstance(manifest.get("cells"), list):
-            return parent
-    return None
-
-
-def run_holding(path: Path, itself: bool = False) -> Path | None:
-    """The run directory ``path`` would lie in, however deep (a cell's folder, a sweep
-    point's), or None: the nearest of its existing parents (and ``path`` itself when
-    ``itself``) whose manifest lists cells."""
-    path = Path(os.path.abspath(path))
-    for folder in ([path] if itself else []) + list(path.parents):
-        manifest_path = folder / MANIFEST
-        try:
-            if not manifest_path.is_file():
-                continue
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
         except (OSError, ValueError, RecursionError):
             continue
         if isinstance(manifest, dict) and isinstance(manifest.get("cells"), list):
