@@ -246,6 +246,18 @@ class FakeOpenAI:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
 
+    def seen(self, attempts: int, patience: float = 10.0) -> list[str]:
+        """The behaviours served, once ``attempts`` requests have reached the handler.
+
+        An attempt the client abandoned (its timeout) may reach a busy server's handler
+        thread after the run has finished; counting before it arrives undercounts.
+        """
+        deadline = time.monotonic() + patience
+        while len(self.behaviours) < attempts and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with self._lock:
+            return list(self.behaviours)
+
     def __enter__(self) -> FakeOpenAI:
         self._thread.start()
         return self
