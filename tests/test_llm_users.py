@@ -37,7 +37,7 @@ PANEL = {
         "provider": "openai",
         "model": "fake",
         "decision": "generate",  # the JSON mode; scoring has its own tests (test_llm_scoring.py)
-        "timeout_seconds": 0.5,
+        "timeout_seconds": 1.0,  # a loaded CI machine has taken over 0.5 s for an "ok" on loopback
         "backoff_seconds": 0.01,
         "max_retries": 2,
     },
