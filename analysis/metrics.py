@@ -9,6 +9,7 @@ values (``compute_user_metrics``), which ``compare`` resamples when replicates a
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
@@ -30,8 +31,8 @@ from recarena.analysis.metrics_base import (
 from recarena.analysis.metrics_conversation import METRICS_CONVERSATION
 from recarena.analysis.metrics_creators import METRICS_CREATORS
 from recarena.analysis.metrics_engagement import RETENTION_DAY, retention_curve
-from recarena.analysis.metrics_longterm import METRICS_LONGTERM
-from recarena.analysis.metrics_retention import METRICS_RETENTION
+from recarena.analysis.metrics_longterm import METRICS_LONGTERM, MIN_ACTIVE_DAYS
+from recarena.analysis.metrics_retention import METRICS_RETENTION, RETURN_WINDOWS
 from recarena.analysis.metrics_social import METRICS_SOCIAL
 from recarena.analysis.metrics_source import METRICS_SOURCE
 from recarena.analysis.options import name_list
@@ -215,6 +216,11 @@ FEATURE_METRICS = {
         _AI,
     ),  # fmt: skip
     **dict.fromkeys(["cascade_size", "cascade_depth_max", "cascade_multi_share"], _TALK),
+    "instruction_heard": (
+        "population",
+        lambda s: s.population.instructions is not None,
+        "instructions users give, and population.instructions is not set",
+    ),
 }
 """Built-in metrics of an opt-in feature: (the section a sweep could turn it on in, whether the
 scenario has it, what the metric measures and which setting is missing)."""
@@ -224,8 +230,10 @@ def never_defined(name: str, scenario: Any) -> str | None:
     """Why built-in metric ``name`` has no value in any cell of ``scenario``, or None. Was:
     the run went through every cell and then said 'no finished cell has a value' and left the
     metric out of the A/B table: conv_* without a conversation surface (they read the turns
-    table), retention_d7 over fewer than 8 days (day 7 never comes), AI-source metrics without
-    creators.ai and cascades without population.social.talk. A sweep over what decides it
+    table), retention_d7 over fewer than 8 days (day 7 never comes), return_1d/return_7d over
+    a horizon no longer than their window, entropy_trend under 3 days (it needs 3 active
+    days), AI-source metrics without creators.ai, cascades without population.social.talk and
+    instruction_heard without population.instructions. A sweep over what decides it
     (surfaces, arms, the horizon, the creators or population section) is left to the run's
     own line."""
     swept = {path.split(".")[0].split("[")[0] for path in scenario.sweep or {}}
@@ -241,14 +249,26 @@ def never_defined(name: str, scenario: Any) -> str | None:
     feature = FEATURE_METRICS.get(name)
     if feature is not None and feature[0] not in swept and not feature[1](scenario):
         return f"{name} measures {feature[2]}, so no cell would have a value"
-    if name == "retention_d7" and "horizon" not in swept:
-        days = scenario.horizon.days
-        if int(days) <= RETENTION_DAY:
-            return (
-                f"retention_d7 needs day {RETENTION_DAY} to be simulated (horizon.days "
-                f"{RETENTION_DAY + 1} or more); horizon.days is {days:g}, so no cell would "
-                "have a value"
-            )
+    if "horizon" in swept:
+        return None
+    days = scenario.horizon.days
+    if name == "retention_d7" and int(days) <= RETENTION_DAY:
+        return (
+            f"retention_d7 needs day {RETENTION_DAY} to be simulated (horizon.days "
+            f"{RETENTION_DAY + 1} or more); horizon.days is {days:g}, so no cell would "
+            "have a value"
+        )
+    window = RETURN_WINDOWS.get(name)
+    if window is not None and days <= window:
+        return (
+            f"{name} counts sessions that end at least {window:g} day(s) before the horizon; "
+            f"horizon.days is {days:g}, so no cell would have a value"
+        )
+    if name == "entropy_trend" and math.ceil(days) < MIN_ACTIVE_DAYS:
+        return (
+            f"entropy_trend needs users active on {MIN_ACTIVE_DAYS} different days; "
+            f"horizon.days is {days:g}, so no cell would have a value"
+        )
     return None
 
 

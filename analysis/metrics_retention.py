@@ -29,6 +29,11 @@ from recarena.analysis.metrics_engagement import _horizon_days
 DAY = 86_400.0
 
 
+RETURN_WINDOWS = {"return_1d": 1.0, "return_7d": 7.0}
+"""The window in days of each return metric: only sessions ending that long before the horizon
+count, so a horizon no longer than it leaves the metric without a value (checked up front)."""
+
+
 def _return_within(days: float):
     window = days * DAY
 
@@ -88,9 +93,11 @@ RECOWORLD = "Meta, RecoWorld: agentic simulated environments for recommender sys
 METRICS_RETENTION = [
     _ratio("return_1d", "share of sessions followed by another within 1 day",
            "sessions with the user's next session starting <= 1 day after the end / sessions "
-           "ending >= 1 day before the horizon", True, _return_within(1.0), RECOWORLD),
+           "ending >= 1 day before the horizon", True, _return_within(RETURN_WINDOWS["return_1d"]),
+           RECOWORLD),
     _ratio("return_7d", "share of sessions followed by another within 7 days",
-           "as return_1d with a 7-day window", True, _return_within(7.0), RECOWORLD),
+           "as return_1d with a 7-day window", True, _return_within(RETURN_WINDOWS["return_7d"]),
+           RECOWORLD),
     _ratio("active_days", "days with a session, per active user",
            "mean over users with >= 1 session of distinct session days", True,
            active_days_users, "Interest Clock (active days)"),

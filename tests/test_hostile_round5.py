@@ -354,6 +354,10 @@ def test_a_sweep_of_what_every_arm_overrides_is_refused(tmp_path, own, sweep, fr
         (["retention_d7"], "metrics[0]: retention_d7 needs day 7 to be simulated"),
         (["ctr", "source_bias"], "metrics[1]: source_bias measures AI-generated items"),
         (["cascade_size"], "metrics[0]: cascade_size measures talk between users"),
+        (["ctr", "return_1d"], "metrics[1]: return_1d counts sessions that end at least 1 day"),
+        (["return_7d"], "metrics[0]: return_7d counts sessions that end at least 7 day"),
+        (["entropy_trend"], "metrics[0]: entropy_trend needs users active on 3 different days"),
+        (["instruction_heard"], "metrics[0]: instruction_heard measures instructions users"),
     ],
 )
 def test_a_metric_the_scenario_cannot_have_is_refused_before_the_run(tmp_path, metrics, fragment):
@@ -376,6 +380,13 @@ def test_a_metric_some_arm_or_point_can_have_still_runs(tmp_path):
     doc = base_doc(tmp_path)
     doc["metrics"] = ["retention_d7"]
     doc["sweep"] = {"horizon.days": [0.2, 9]}  # the point of 9 days has it
+    code, stderr = cli("validate", str(write(tmp_path, doc)))
+    assert code == 0, stderr
+    doc = base_doc(tmp_path)
+    doc["horizon"]["days"] = 2.5  # days 0, 1 and 2: three active days are possible
+    doc["metrics"] = ["entropy_trend", "return_1d"]
+    doc["population"]["instructions"] = {"threshold": 0.5}
+    doc["metrics"].append("instruction_heard")
     code, stderr = cli("validate", str(write(tmp_path, doc)))
     assert code == 0, stderr
 
