@@ -52,7 +52,7 @@ def scenario_doc(users: int, recommender: str, items: int = 2000, days: float = 
     }
 
 
-def measure_one(users: int, recommender: str, items: int = 2000) -> dict:
+def measure_one(users: int, recommender: str, items: int = 2000, days: float = 1) -> dict:
     """Run one cell in this process; the figures of that one run."""
     import torch  # imported before the clock, as a long-running worker would have it
 
@@ -61,7 +61,7 @@ def measure_one(users: int, recommender: str, items: int = 2000) -> dict:
     from recarena.simulator.runner.resolve import parse_scenario
 
     torch.set_num_threads(1)
-    doc = parse_scenario(scenario_doc(users, recommender, items)).model_dump(mode="json")
+    doc = parse_scenario(scenario_doc(users, recommender, items, days)).model_dump(mode="json")
     with tempfile.TemporaryDirectory() as tmp:
         cpu0 = time.process_time()
         started = time.perf_counter()

@@ -4,7 +4,11 @@ Workloads (as in the issue that asked for this comparison): 1,000 users / 1,000 
 10,000 users / 5,000 items, 10 items per page. T-RECS runs ContentFiltering with 20 attributes,
 retraining between steps (every user gets a page per step); recarena runs one simulated day
 (one-minute ticks, arrivals and sessions as usual) with popularity and with mf (retrained every
-6 hours). Runs are interleaved (T-RECS, popularity, mf, T-RECS, ...) so load drifts hit both
+6 hours). A day gives each of 1,000 users about 3 pages where T-RECS gives 10, so a cell's fixed
+costs (building the world, writing the logs) weigh three times as much per impression; the
+"matched" rows run recarena for as many days as it takes to show as many impressions as T-RECS
+does (the days are set from the first one-day run), the same pages per user. Both are printed.
+Runs are interleaved (T-RECS, popularity, mf, T-RECS, ...) so load drifts hit both
 alike; each is a fresh subprocess timed after its imports. Prints every run, the medians, the
 ratio recarena / T-RECS and the load average. Nothing is asserted.
 
@@ -75,15 +79,17 @@ def run_trecs(python: Path, users: int, items: int, steps: int) -> float:
     return result["impressions"] / result["wall_s"]
 
 
-def run_recarena(users: int, items: int, recommender: str) -> float:
+def run_recarena(users: int, items: int, recommender: str, days: float = 1) -> tuple[float, int]:
+    """Impressions per second and impressions of one fresh recarena cell."""
     code = (
         f"import sys, json; sys.path.insert(0, {str(HERE)!r}); import engine; "
-        f"print(json.dumps(engine.measure_one({users}, {recommender!r}, {items})))"
+        f"print(json.dumps(engine.measure_one({users}, {recommender!r}, {items}, {days!r})))"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if done.returncode != 0:
         sys.exit(f"recarena {recommender} failed:\n{done.stderr[-2000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])["impressions_per_s"]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return result["impressions_per_s"], result["impressions"]
 
 
 def main() -> None:
@@ -95,11 +101,21 @@ def main() -> None:
     print(f"load average at the start: {os.getloadavg()}")
     summary = []
     for users, items, steps in WORKLOADS:
-        runs: dict[str, list[float]] = {"trecs": [], "popularity": [], "mf": []}
+        runs: dict[str, list[float]] = {
+            k: [] for k in ("trecs", "popularity", "mf", "popularity matched", "mf matched")
+        }
+        matched_days: dict[str, float] = {}
         for repeat in range(args.repeats):
             runs["trecs"].append(run_trecs(python, users, items, steps))
             for recommender in ("popularity", "mf"):
-                runs[recommender].append(run_recarena(users, items, recommender))
+                speed, impressions = run_recarena(users, items, recommender)
+                runs[recommender].append(speed)
+                days = matched_days.setdefault(
+                    recommender, round(users * 10 * steps / impressions, 2)
+                )
+                runs[f"{recommender} matched"].append(
+                    run_recarena(users, items, recommender, days)[0]
+                )
             print(
                 f"{users:>6} users {items:>5} items, run {repeat + 1}: "
                 + ", ".join(f"{k} {v[-1]:,.0f}/s" for k, v in runs.items())
@@ -107,16 +123,20 @@ def main() -> None:
                 flush=True,
             )
         medians = {k: statistics.median(v) for k, v in runs.items()}
-        summary.append((users, items, medians))
+        summary.append((users, items, medians, matched_days))
     print(
-        f"\n{'users':>6} {'items':>6} {'T-RECS imp/s':>13} {'popularity':>11} {'ratio':>7}"
-        f" {'mf':>11} {'ratio':>7}"
+        f"\n{'users':>6} {'items':>6} {'recarena run':<22} {'T-RECS imp/s':>13} "
+        f"{'popularity':>11} {'ratio':>7} {'mf':>11} {'ratio':>7}"
     )
-    for users, items, m in summary:
-        print(
-            f"{users:>6} {items:>6} {m['trecs']:>13,.0f} {m['popularity']:>11,.0f} "
-            f"{m['popularity'] / m['trecs']:>6.1f}x {m['mf']:>11,.0f} {m['mf'] / m['trecs']:>6.1f}x"
-        )
+    for users, items, m, days in summary:
+        for label, suffix in (("1 day", ""), ("matched impressions", " matched")):
+            pop, mf = m["popularity" + suffix], m["mf" + suffix]
+            if suffix:
+                label = f"{days['popularity']:g} / {days['mf']:g} days"
+            print(
+                f"{users:>6} {items:>6} {label:<22} {m['trecs']:>13,.0f} {pop:>11,.0f} "
+                f"{pop / m['trecs']:>6.1f}x {mf:>11,.0f} {mf / m['trecs']:>6.1f}x"
+            )
     print(f"load average at the end: {os.getloadavg()}")
 
 
