@@ -55,7 +55,7 @@ class CRSParams(BaseModel):
         try:
             entry = get_entry(value)
         except LookupError as exc:
-            raise ValueError(str(exc).strip("'\"")) from None
+            raise ValueError(str(exc.args[0]) if exc.args else str(exc)) from None
         if "list" not in getattr(entry.factory, "surfaces", frozenset({"list"})):
             raise ValueError(f"{value!r} is not a list recommender")
         return value

@@ -156,7 +156,11 @@ def validated_base_params(base: str, params: dict) -> dict:
     try:
         entry = get_entry(base)
     except LookupError as exc:
-        raise ValueError(f"@base: {str(exc).strip(chr(34) + chr(39))}") from None
+        # a KeyError's str() wraps its message in quotes; its first argument is the message
+        # (stripping the quotes off str() also cut the quote of a message that ends or
+        # starts with a quoted name: "builtins:object' is not a recommender")
+        message = str(exc.args[0]) if exc.args else str(exc)
+        raise ValueError(f"@base: {message}") from None
     if "list" not in getattr(entry.factory, "surfaces", frozenset({"list"})):
         # a conversational recommender has act(), no recommend(): the wrapper cannot rank with it
         raise ValueError(f"@base: {base!r} is not a list recommender (it only converses)")

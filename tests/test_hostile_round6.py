@@ -1,0 +1,63 @@
+"""Round six of the hostile user: scenarios mutated from the shipped ones (shrunk, pushed to
+boundary values, features of different scenarios combined), each validated and then run.
+
+Each case is one line, exit code 2, naming the field, and validate says it before run does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.cli_in_process import assert_refused, cli
+
+
+def base_doc(tmp_path: Path) -> dict:
+    return {
+        "name": "round6",
+        "replicates": 1,
+        "horizon": {"days": 0.2, "tick_seconds": 600},
+        "catalog": {"initial_items": 40, "topics": 4},
+        "population": {"users": 20},
+        "creators": {"count": 2},
+        "arms": [
+            {"name": "random", "recommender": {"type": "random"}},
+            {"name": "popularity", "recommender": {"type": "popularity"}},
+        ],
+        "output": {"dir": str(tmp_path / "runs")},
+    }
+
+
+def write(tmp_path: Path, doc: dict) -> Path:
+    path = tmp_path / "s.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+# ------------------------------------------------------------- a wrapper's base, by name
+@pytest.mark.parametrize(
+    ("wrapper", "surface"),
+    [("mmr", None), ("epsilon_greedy", None), ("info_gain", {"type": "conversation"})],
+)
+@pytest.mark.parametrize(
+    ("base", "named"),
+    [
+        ("builtins:object", "base: 'builtins:object' is not a recommender"),
+        ("nope_module_r6:X", "base: cannot import recommender 'nope_module_r6:X'"),
+    ],
+)
+def test_a_base_that_is_not_a_recommender_is_named_with_both_quotes(
+    tmp_path, wrapper, surface, base, named
+):
+    # the quotes of a KeyError's str() were stripped off the message's ends, and with them
+    # the first quote of "'builtins:object' is not a recommender" and the last of
+    # "No module named 'nope_module_r6'"
+    doc = base_doc(tmp_path)
+    doc["arms"] = [{"name": "w", "recommender": {"type": wrapper, "params": {"base": base}}}]
+    if surface:
+        doc["surface"] = surface
+    code, err = cli("validate", str(write(tmp_path, doc)))
+    assert_refused(code, err, f"arms[0].recommender.params.{named}")
+    assert err.count("'") % 2 == 0, err
