@@ -61,3 +61,25 @@ def test_a_base_that_is_not_a_recommender_is_named_with_both_quotes(
     code, err = cli("validate", str(write(tmp_path, doc)))
     assert_refused(code, err, f"arms[0].recommender.params.{named}")
     assert err.count("'") % 2 == 0, err
+
+
+# ------------------------------------------------------- sweeps of a strategy's defaults
+def test_a_creator_strategy_param_left_at_its_default_can_be_swept(tmp_path):
+    # params not written out were refused as "creators.strategy.params has no key 'rate';
+    # known: none", though rate is a field of the strategy's Params (the point checks it)
+    doc = base_doc(tmp_path)
+    doc["creators"]["strategy"] = {"type": "exposure_chasing"}
+    doc["sweep"] = {"creators.strategy.params.rate": [0.1, 0.5]}
+    code, err = cli("validate", str(write(tmp_path, doc)))
+    assert code == 0, err
+    doc["sweep"] = {"creators.strategy.params.rate": [0.1, 7]}
+    assert_refused(
+        *cli("validate", str(write(tmp_path, doc))),
+        "sweep.creators.strategy.params.rate: value 7 is invalid: creators.strategy: ",
+    )
+    doc["sweep"] = {"creators.strategy.params.rat": [0.1, 0.5]}
+    assert_refused(
+        *cli("validate", str(write(tmp_path, doc))),
+        "sweep.creators.strategy.params.rat: creators.strategy.params has no key 'rat'; "
+        "known: rate, target, temperature, explore, scope",
+    )

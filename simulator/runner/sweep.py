@@ -27,10 +27,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from recarena.agents.creators.strategies import REGISTRY as STRATEGIES
 from recarena.recommenders.registry import validated_base_params
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.machine import env_limit
-from recarena.simulator.core.scenario import Scenario
+from recarena.simulator.core.scenario import CreatorStrategySpec, Scenario
 from recarena.simulator.runner.resolve import parse_scenario
 
 PathStep = str | int
@@ -103,10 +104,23 @@ def _resolve(
     can be swept; a field inside one that is not set is named as such."""
     resolved: list[PathStep] = []
     node: Any = doc
+    parent: Any = None
     for number, step in enumerate(steps):
         where = _format(resolved) or "the scenario"
         if isinstance(node, dict) and isinstance(step, str) and step not in node:
             fields = getattr(type(model), "model_fields", {})
+            if resolved and resolved[-1] == "params" and number == len(steps) - 1:
+                # a plug-in's params left at their defaults are not written out (a creator
+                # strategy's): its Params model still has the field, and the point checks it
+                params_fields = _params_fields(parent)
+                if step in params_fields:
+                    resolved.append(step)
+                    return resolved
+                if params_fields:
+                    raise RecarenaError(
+                        f"sweep.{path}: {where} has no key {step!r}; "
+                        f"known: {', '.join(params_fields)}"
+                    )
             if step in fields:
                 value = getattr(model, step)
                 if number == len(steps) - 1:  # the point sets it; the schema checks the value
@@ -141,8 +155,20 @@ def _resolve(
             )
         resolved.append(step)
         node = node[step]
-        model = _child(model, step)
+        parent, model = model, _child(model, step)
     return resolved
+
+
+def _params_fields(spec: Any) -> list[str]:
+    """The fields of the Params model of the creator strategy ``spec`` names ([] for anything
+    else, or a strategy that cannot be loaded: the resolve step has named that already)."""
+    if not isinstance(spec, CreatorStrategySpec):
+        return []
+    try:
+        params = STRATEGIES.load(spec.type).Params
+    except LookupError:
+        return []
+    return list(getattr(params, "model_fields", {}))
 
 
 def _child(model: Any, step: PathStep) -> Any:
