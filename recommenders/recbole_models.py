@@ -31,6 +31,28 @@ from recarena.simulator.core.types import (
 DATASET = "recarena"
 
 
+OWN_CONFIG = {
+    "epochs": "epochs",
+    "train_batch_size": "train_batch_size",
+    "MAX_ITEM_LIST_LENGTH": "max_seq_len",
+    "seed": None,
+    "reproducibility": None,
+    "data_path": None,
+    "checkpoint_dir": None,
+    "load_col": None,
+    "eval_args": None,
+    "device": None,
+    "use_gpu": None,
+    "gpu_id": None,
+    "show_progress": None,
+    "state": None,
+}
+"""RecBole config keys the adapter sets itself (``RecBoleRecommender._config``), each with the
+param of ours that sets it, if any. Written in ``params`` they overrode ours unchecked:
+``epochs: 100000`` past the bound of ``epochs``, a batch size of 0, a data path of another
+dataset, a device this machine lacks; validate passed them and every cell failed or ran on."""
+
+
 class RecBoleParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     model: str = "SASRec"
@@ -49,7 +71,26 @@ class RecBoleParams(BaseModel):
         except (ValueError, ImportError):  # unknown names also probe optional xgboost/lightgbm
             examples = "SASRec, GRU4Rec, BERT4Rec, BPR, LightGCN, NeuMF, ItemKNN, Pop"
             raise ValueError(f"unknown RecBole model {name!r}; e.g. {examples}") from None
+        from recbole.model.abstract_recommender import AbstractRecommender
+
+        if rb.get_model(name).full_sort_predict is AbstractRecommender.full_sort_predict:
+            # every page is served from a ranking of the whole catalog: such a model passed
+            # validate and failed every cell at its first page after a fit
+            raise ValueError(
+                f"RecBole model {name!r} cannot rank the whole catalog (it has no "
+                "full_sort_predict), which every page needs"
+            )
         return name
+
+    @field_validator("params")
+    @classmethod
+    def _not_ours(cls, params: dict[str, Any]) -> dict[str, Any]:
+        for key in params:
+            if key in OWN_CONFIG:
+                ours = OWN_CONFIG[key]
+                how = f"set {ours} instead" if ours else "it is not a setting of the scenario"
+                raise ValueError(f"{key}: recarena sets this RecBole key itself ({how})")
+        return params
 
 
 class RecBoleRecommender:

@@ -83,3 +83,35 @@ def test_a_creator_strategy_param_left_at_its_default_can_be_swept(tmp_path):
         "sweep.creators.strategy.params.rat: creators.strategy.params has no key 'rat'; "
         "known: rate, target, temperature, explore, scope",
     )
+
+
+# ----------------------------------------------------------------- RecBole's own config
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        (
+            {"params": {"epochs": 100000}},
+            "params.params: epochs: recarena sets this RecBole key itself (set epochs instead)",
+        ),
+        (
+            {"params": {"train_batch_size": 0}},
+            "params.params: train_batch_size: recarena sets this RecBole key itself",
+        ),
+        ({"params": {"device": "cuda"}}, "params.params: device: recarena sets this RecBole key"),
+        ({"params": {"data_path": "/etc"}}, "params.params: data_path: recarena sets this"),
+        ({"model": "NeuMF"}, "params.model: RecBole model 'NeuMF' cannot rank the whole catalog"),
+    ],
+)
+def test_recbole_config_that_the_adapter_owns_is_refused_by_validate(tmp_path, params, named):
+    # passed to RecBole's config over the adapter's own: epochs past their bound ran on for
+    # hours, a batch size of 0, another data path or a missing GPU failed every cell (exit 1);
+    # NeuMF has no whole-catalog ranking and failed every cell at its first page after a fit
+    doc = base_doc(tmp_path)
+    doc["arms"] = [
+        {"name": "rb", "recommender": {"type": "recbole", "params": {"epochs": 1, **params}}}
+    ]
+    path = write(tmp_path, doc)
+    assert_refused(*cli("validate", str(path)), f"arms[0].recommender.{named}")
+    out = tmp_path / "out"
+    assert_refused(*cli("run", str(path), "--executor", "local", "-o", str(out), "-q"), named)
+    assert not out.exists()
