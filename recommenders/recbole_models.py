@@ -265,3 +265,32 @@ def _write_atomic(path: str, history: Interactions) -> None:
             )
         ]
         out.writelines(lines)
+
+
+TRIED_MODELS = frozenset({"SASRec", "GRU4Rec", "BERT4Rec", "BPR", "LightGCN"})
+"""Models the tests train and serve with the adapter's own settings."""
+
+
+def trial_problem(params: RecBoleParams) -> str | None:
+    """Why these params cannot train and serve, from one epoch on 20 users' made-up clicks
+    (None when they can). RecBole checks its config and the model's hyper-parameters only when
+    it builds and trains: ``params`` with a hidden size heads do not divide, a loss the model
+    does not take or a negative embedding size passed validate and failed every cell (exit 1).
+    Models outside :data:`TRIED_MODELS` are tried with the adapter's defaults too (FPMC takes no
+    CE loss, the adapter's default for sequential models)."""
+    if not params.params and params.model in TRIED_MODELS:
+        return None
+    users, items = 20, 30
+    user = np.repeat(np.arange(users, dtype=np.int64), 15)
+    item = (user * 7 + np.tile(np.arange(15, dtype=np.int64), users)) % items
+    time = np.arange(user.size, dtype=np.float64)
+    history = Interactions(user, item, time, np.full(user.size, 4.0, np.float32))
+    trial = params.model_copy(update={"epochs": 1})
+    try:
+        rec = RecBoleRecommender(trial, RecommenderContext(np.random.default_rng(0), users, 4))
+        rec.fit(history)
+        rec._predict(np.arange(users, dtype=np.int64))
+    except Exception as exc:  # noqa: BLE001 - RecBole's and torch's errors: any failure, one line
+        text = str(exc).strip().splitlines()
+        return f"{type(exc).__name__}: {text[0][:200] if text else ''}".rstrip(": ")
+    return None

@@ -115,3 +115,46 @@ def test_recbole_config_that_the_adapter_owns_is_refused_by_validate(tmp_path, p
     out = tmp_path / "out"
     assert_refused(*cli("run", str(path), "--executor", "local", "-o", str(out), "-q"), named)
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        (
+            {"model": "SASRec", "params": {"hidden_size": 3, "n_heads": 2}},
+            "RecBole model 'SASRec' cannot be trained with them: ValueError: The hidden size (3)",
+        ),
+        (
+            {"model": "BPR", "params": {"learning_rate": -1}},
+            "RecBole model 'BPR' cannot be trained with them: ValueError: Invalid learning rate",
+        ),
+        ({"model": "FPMC"}, "RecBole model 'FPMC' cannot be trained with them: "),
+    ],
+)
+def test_recbole_hyper_parameters_are_tried_by_validate(tmp_path, params, named):
+    # RecBole checks them only when it trains, at the first refit of every cell (exit 1)
+    doc = base_doc(tmp_path)
+    doc["arms"] = [
+        {"name": "rb", "recommender": {"type": "recbole", "params": {"epochs": 1, **params}}},
+        {"name": "mmr", "recommender": {"type": "mmr", "params": {"base": "popularity"}}},
+    ]
+    path = write(tmp_path, doc)
+    assert_refused(*cli("validate", str(path)), f"arms[0].recommender.params (arm 'rb'): {named}")
+    out = tmp_path / "out"
+    assert_refused(*cli("run", str(path), "--executor", "local", "-o", str(out), "-q"), named)
+    assert not out.exists()
+
+
+def test_recbole_as_a_wrappers_base_is_tried_too(tmp_path):
+    doc = base_doc(tmp_path)
+    rb = {"model": "BPR", "epochs": 1, "params": {"learning_rate": -1}}
+    doc["arms"] = [
+        {
+            "name": "m",
+            "recommender": {"type": "mmr", "params": {"base": "recbole", "base_params": rb}},
+        }
+    ]
+    assert_refused(
+        *cli("validate", str(write(tmp_path, doc))),
+        "arms[0].recommender.params.base_params.params (arm 'm'): RecBole model 'BPR' cannot",
+    )

@@ -49,11 +49,47 @@ def check_builds(scenario: Scenario, users: int, built: Built) -> None:
     """Build a plug-in user policy and every plug-in recommender of the scenario's arms (none
     are fitted); RecarenaError naming the field (and the arm) and the class when a constructor
     fails. What a constructor prints goes to stderr, as it does in a cell."""
+    with plugin_prints_to_stderr():
+        _check_recbole(scenario, built)
     social = scenario.population.social
     if social is not None and social.talk is not None:
         return
     with plugin_prints_to_stderr():
         _build_all(scenario, users, built)
+
+
+def _recbole_in(where: str, type_name: str, params: dict) -> Iterator[tuple[str, dict]]:
+    """``(field, params)`` of the RecBole recommenders in an arm's tree (its own type, or a
+    wrapper's ``base`` and that base's base)."""
+    if type_name == "recbole":
+        yield where, params
+        return
+    base, base_params = params.get("base"), params.get("base_params")
+    if isinstance(base, str) and isinstance(base_params, dict):
+        yield from _recbole_in(f"{where}.params.base_params", base, base_params)
+
+
+def _check_recbole(scenario: Scenario, built: Built) -> None:
+    """Train each RecBole arm's model once on made-up clicks (recommenders/recbole_models.py,
+    ``trial_problem``): RecBole checks a model's hyper-parameters only when it trains."""
+    for index, arm in enumerate(scenario.arms):
+        found = _recbole_in(
+            f"arms[{index}].recommender", arm.recommender.type, arm.recommender.params
+        )
+        for field, params in found:
+            key = ("recbole", json.dumps(params, sort_keys=True, default=repr), 0, 0)
+            if key in built:
+                continue
+            from recarena.recommenders.recbole_models import RecBoleParams, trial_problem
+
+            checked = RecBoleParams.model_validate(params)
+            problem = trial_problem(checked)
+            if problem is not None:
+                raise RecarenaError(
+                    f"{field}.params (arm {arm.name!r}): RecBole model {checked.model!r} "
+                    f"cannot be trained with them: {problem}"
+                )
+            built.add(key)
 
 
 def _build_all(scenario: Scenario, users: int, built: Built) -> None:
