@@ -286,11 +286,26 @@ def trial_problem(params: RecBoleParams) -> str | None:
     time = np.arange(user.size, dtype=np.float64)
     history = Interactions(user, item, time, np.full(user.size, 4.0, np.float32))
     trial = params.model_copy(update={"epochs": 1})
+    import random
+    import warnings
+
+    import torch
+
+    # RecBole seeds the global generators: a local run's cells come after this check in the
+    # same process, so they get the generators' state back as it was
+    legacy = np.random.get_state()  # noqa: NPY002 - the global state RecBole reseeds
+    states = random.getstate(), torch.get_rng_state()
     try:
-        rec = RecBoleRecommender(trial, RecommenderContext(np.random.default_rng(0), users, 4))
-        rec.fit(history)
-        rec._predict(np.arange(users, dtype=np.int64))
+        with warnings.catch_warnings():  # a trial's warnings are not the run's
+            warnings.simplefilter("ignore")
+            rec = RecBoleRecommender(trial, RecommenderContext(np.random.default_rng(0), users, 4))
+            rec.fit(history)
+            rec._predict(np.arange(users, dtype=np.int64))
     except Exception as exc:  # noqa: BLE001 - RecBole's and torch's errors: any failure, one line
         text = str(exc).strip().splitlines()
         return f"{type(exc).__name__}: {text[0][:200] if text else ''}".rstrip(": ")
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(legacy)  # noqa: NPY002 - put back as it was
+        torch.set_rng_state(states[1])
     return None
