@@ -29,6 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def shrink(raw: dict) -> dict:
     raw["replicates"] = 1
+    # metrics shape the A/B table, not the logs; a shrunk horizon can leave one without a value
+    # (return_7d, entropy_trend), which validate refuses
+    raw.pop("metrics", None)
     horizon = raw.setdefault("horizon", {})
     horizon["days"] = min(float(horizon.get("days", 2)), 2)
     pop = raw.setdefault("population", {})
@@ -47,19 +50,25 @@ def shrink(raw: dict) -> dict:
     return raw
 
 
-def _read(path: str) -> dict[tuple[str, str], str]:
-    table = {}
+def _read(path: str) -> tuple[dict[tuple[str, str], str], set[str]]:
+    """The file digests, and the scenarios whose run failed (a ``NAME: exit N: ...`` line)."""
+    table, failed = {}, set()
     for line in Path(path).read_text().splitlines():
         parts = line.split()
         if len(parts) == 3:
             table[(parts[0], parts[1])] = parts[2]
-    return table
+        elif len(parts) > 2 and parts[1] == "exit":
+            failed.add(parts[0])
+    return table, failed
 
 
 def compare(before_path: str, after_path: str) -> int:
-    """0 when every file of BEFORE has the same digest in AFTER (for the scenarios AFTER ran)."""
-    before, after = _read(before_path), _read(after_path)
-    ran = {scenario for scenario, _ in after}
+    """0 when every file of BEFORE has the same digest in AFTER (for the scenarios AFTER ran
+    or failed to run: a failed run's files are missing, not left out)."""
+    (before, _), (after, failed) = _read(before_path), _read(after_path)
+    for scenario in sorted(failed):
+        print(f"FAILED {scenario}")
+    ran = {scenario for scenario, _ in after} | failed
     changed = [k for k, v in before.items() if k[0] in ran and after.get(k) not in (None, v)]
     missing = [k for k in before if k[0] in ran and k not in after]
     new = sorted({k[1].rsplit("/", 1)[-1] for k in after if k not in before})
