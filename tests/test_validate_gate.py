@@ -108,7 +108,7 @@ def test_builtin_import_failure_stays_an_internal_error(monkeypatch):
     [
         (None, "file not found"),
         ("timestamp\nabc\n", "could not convert"),
-        ("when\n1\n", "timestamp"),
+        ("when\n1\n", "has no 'timestamp' column (Unix seconds); its columns: when"),
         ("timestamp\n", "has no timestamps"),
         ("timestamp,x\n1,2\n,3\n", "finite"),
     ],

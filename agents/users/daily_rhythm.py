@@ -128,6 +128,13 @@ def pooled_profile_from_csv(path: str, width_hours: float, utc_offset_hours: flo
     import pandas as pd  # read once per cell, only by scenarios that name a CSV
 
     try:
+        columns = [str(c) for c in pd.read_csv(path, nrows=0).columns]
+        if "timestamp" not in columns:  # was pandas' "Usecols do not match columns ..."
+            shown = ", ".join(columns[:10]) + (", ..." if len(columns) > 10 else "")
+            raise RecarenaError(
+                f"{what}: {path} has no 'timestamp' column (Unix seconds); "
+                f"its columns: {shown or 'none'}"
+            )
         seconds = pd.read_csv(path, usecols=["timestamp"])["timestamp"].to_numpy(np.float64)
     except (ValueError, TypeError, KeyError, IndexError, OSError, UnicodeDecodeError) as exc:
         raise RecarenaError(f"{what}: {path}: {first_line(exc)}") from None
