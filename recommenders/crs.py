@@ -31,7 +31,12 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from recarena.recommenders.base import Recommender, RecommenderContext
-from recarena.recommenders.registry import build_base, get_entry, validated_base_params
+from recarena.recommenders.registry import (
+    build_base,
+    get_entry,
+    lookup_message,
+    validated_base_params,
+)
 from recarena.simulator.core.dialogue import ASK, RECOMMEND, UNKNOWN, DialogueState, SystemActs
 from recarena.simulator.core.types import PAD_ITEM, FeedbackBatch, Interactions, SlateBatch
 
@@ -55,7 +60,7 @@ class CRSParams(BaseModel):
         try:
             entry = get_entry(value)
         except LookupError as exc:
-            raise ValueError(str(exc.args[0]) if exc.args else str(exc)) from None
+            raise ValueError(lookup_message(exc)) from None
         if "list" not in getattr(entry.factory, "surfaces", frozenset({"list"})):
             raise ValueError(f"{value!r} is not a list recommender")
         return value

@@ -7,6 +7,7 @@ group, and a scenario may name any class as ``"package.module:ClassName"``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,6 +141,13 @@ def known_types() -> list[str]:
     return REGISTRY.names()
 
 
+def lookup_message(exc: LookupError) -> str:
+    """The message of :func:`get_entry`'s error. A KeyError's str() wraps it in quotes; its first
+    argument is the message (stripping the quotes off str() also cut the quote of a message that
+    ends or starts with a quoted name: "builtins:object' is not a recommender")."""
+    return str(exc.args[0]) if exc.args else str(exc)
+
+
 def get_entry(type_name: str) -> RecommenderEntry:
     """The loaded entry (class, params model, description); LookupError names the type."""
     entry = REGISTRY.get(type_name)
@@ -156,11 +164,7 @@ def validated_base_params(base: str, params: dict) -> dict:
     try:
         entry = get_entry(base)
     except LookupError as exc:
-        # a KeyError's str() wraps its message in quotes; its first argument is the message
-        # (stripping the quotes off str() also cut the quote of a message that ends or
-        # starts with a quoted name: "builtins:object' is not a recommender")
-        message = str(exc.args[0]) if exc.args else str(exc)
-        raise ValueError(f"@base: {message}") from None
+        raise ValueError(f"@base: {lookup_message(exc)}") from None
     if "list" not in getattr(entry.factory, "surfaces", frozenset({"list"})):
         # a conversational recommender has act(), no recommend(): the wrapper cannot rank with it
         raise ValueError(f"@base: {base!r} is not a list recommender (it only converses)")
@@ -218,15 +222,37 @@ def build_base(type_name: str, params: BaseModel | dict, ctx: RecommenderContext
     return base
 
 
+@dataclass(frozen=True)
+class TreeNode:
+    """One recommender of an arm's tree: the field naming its type, the field holding its
+    params, the type and the params."""
+
+    type_field: str
+    params_field: str
+    type_name: str
+    params: dict
+
+
+def recommender_tree(where: str, type_name: str, params: dict) -> Iterator[TreeNode]:
+    """The recommenders of an arm's tree, outermost first: the arm's own type, then a
+    wrapper's ``base`` (and that base's base, ...)."""
+    node = TreeNode(where, f"{where}.params", type_name, params)
+    while True:
+        yield node
+        base, base_params = node.params.get("base"), node.params.get("base_params")
+        if not (isinstance(base, str) and isinstance(base_params, dict)):
+            return
+        parent = node.params_field
+        node = TreeNode(f"{parent}.base", f"{parent}.base_params", base, base_params)
+
+
 def plugins_in(where: str, type_name: str, params: dict) -> list[tuple[str, str, dict]]:
     """``(field, type, params)`` of the recommenders in an arm's tree whose code is not ours:
     the arm's own type, or a built-in wrapper's ``base`` (and that base's base). The walk stops
     at the first plug-in, since building it builds whatever it wraps."""
-    if REGISTRY.get(type_name).source != "built-in":
-        return [(where, type_name, params)]
-    base, base_params = params.get("base"), params.get("base_params")
-    if isinstance(base, str) and isinstance(base_params, dict):
-        return plugins_in(f"{where}.params.base", base, base_params)
+    for node in recommender_tree(where, type_name, params):
+        if REGISTRY.get(node.type_name).source != "built-in":
+            return [(node.type_field, node.type_name, node.params)]
     return []
 
 

@@ -10,43 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.runner.preflight import estimate
 from recarena.simulator.runner.resolve import parse_scenario
 from tests.cli_in_process import assert_refused, cli, cli_out
+from tests.test_validate_gate import base_doc as gate_doc
+from tests.test_validate_gate import refused_everywhere, write_scenario
 
 
 def base_doc(tmp_path: Path) -> dict:
-    return {
-        "name": "round5",
-        "replicates": 1,
-        "horizon": {"days": 0.2, "tick_seconds": 600},
-        "catalog": {"initial_items": 40, "topics": 4},
-        "population": {"users": 20},
-        "creators": {"count": 2},
-        "arms": [
-            {"name": "random", "recommender": {"type": "random"}},
-            {"name": "popularity", "recommender": {"type": "popularity"}},
-        ],
-        "output": {"dir": str(tmp_path / "runs")},
-    }
-
-
-def write(tmp_path: Path, doc: dict) -> Path:
-    path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    return path
-
-
-def refused_everywhere(tmp_path: Path, doc: dict, fragment: str) -> None:
-    """validate refuses; run refuses the same way and creates nothing."""
-    path = write(tmp_path, doc)
-    assert_refused(*cli("validate", str(path)), fragment)
-    out = tmp_path / "out"
-    assert_refused(*cli("run", str(path), "--executor", "local", "-o", str(out), "-q"), fragment)
-    assert not out.exists() and not (tmp_path / "runs").exists()
+    return gate_doc(tmp_path, name="round5", days=0.2)  # some messages name the 0.2 days
 
 
 # ------------------------------------------------------------------- paths a command makes
@@ -61,7 +35,7 @@ def refused_everywhere(tmp_path: Path, doc: dict, fragment: str) -> None:
 def test_a_path_to_create_with_a_control_character_is_refused(tmp_path, option, value, named):
     """Was: ``run -o $'out\\nrun'`` made a folder whose name held a newline and printed 'run
     directory:' over two lines, though ``output.dir`` with the same newline is refused."""
-    path = write(tmp_path, base_doc(tmp_path))
+    path = write_scenario(tmp_path, base_doc(tmp_path))
     code, stderr = cli("run", str(path), "--executor", "local", "-q", option, str(tmp_path / value))
     assert_refused(code, stderr, named)
     assert "control character" in stderr
@@ -227,7 +201,7 @@ def test_the_ok_line_names_twenty_arms_and_counts_the_rest(tmp_path):
     """Was: validate's ok line listed every arm, one 400 kB line for 20,000 arms."""
     doc = base_doc(tmp_path)
     doc["arms"] = [{"name": f"arm{i}", "recommender": {"type": "random"}} for i in range(25)]
-    code, out, err = cli_out("validate", str(write(tmp_path, doc)))
+    code, out, err = cli_out("validate", str(write_scenario(tmp_path, doc)))
     assert code == 0, err
     assert "arm19 (random) and 5 more;" in out and "arm20" not in out
 
@@ -237,7 +211,7 @@ def test_the_ok_line_names_twenty_arms_and_counts_the_rest(tmp_path):
 def finished(tmp_path) -> Path:
     doc = base_doc(tmp_path)
     doc["arms"] = doc["arms"][:1]
-    path = write(tmp_path, doc)
+    path = write_scenario(tmp_path, doc)
     run = tmp_path / "done"
     code, stderr = cli("run", str(path), "--executor", "local", "-q", "-o", str(run))
     assert code == 0, stderr
@@ -259,7 +233,7 @@ def test_a_run_inside_another_run_is_refused(finished, tmp_path, inside):
 def test_an_output_dir_in_a_run_is_refused_by_validate(finished, tmp_path, inside):
     doc = base_doc(tmp_path)
     doc["output"]["dir"] = str(finished / inside) if inside else str(finished)
-    path = write(tmp_path, doc)
+    path = write_scenario(tmp_path, doc)
     fragment = f"the run directory {finished}"
     assert_refused(*cli("validate", str(path)), fragment)
     assert_refused(*cli("run", str(path), "--executor", "local", "-q"), fragment)
@@ -301,7 +275,7 @@ def test_a_working_directory_deleted_under_the_shell_is_one_line(tmp_path):
     import subprocess
     import sys
 
-    path = write(tmp_path, base_doc(tmp_path))
+    path = write_scenario(tmp_path, base_doc(tmp_path))
     gone = tmp_path / "gone"
     gone.mkdir()
     script = (
@@ -342,7 +316,7 @@ def test_a_sweep_of_what_every_arm_overrides_is_refused(tmp_path, own, sweep, fr
     doc["sweep"] = sweep
     refused_everywhere(tmp_path, doc, f"sweep.{next(iter(sweep))}: {fragment}")
     doc["arms"][0].pop(next(iter(own)))  # one arm reads the scenario's: a real sweep
-    code, stderr = cli("validate", str(write(tmp_path, doc)))
+    code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
     assert code == 0, stderr
 
 
@@ -375,19 +349,19 @@ def test_a_metric_some_arm_or_point_can_have_still_runs(tmp_path):
     doc["arms"][1]["surface"] = {"type": "conversation"}
     doc["arms"][1]["recommender"] = {"type": "recommend_only"}
     doc["metrics"] = ["conv_success_rate"]
-    code, stderr = cli("validate", str(write(tmp_path, doc)))
+    code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
     assert code == 0, stderr
     doc = base_doc(tmp_path)
     doc["metrics"] = ["retention_d7"]
     doc["sweep"] = {"horizon.days": [0.2, 9]}  # the point of 9 days has it
-    code, stderr = cli("validate", str(write(tmp_path, doc)))
+    code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
     assert code == 0, stderr
     doc = base_doc(tmp_path)
     doc["horizon"]["days"] = 2.5  # days 0, 1 and 2: three active days are possible
     doc["metrics"] = ["entropy_trend", "return_1d"]
     doc["population"]["instructions"] = {"threshold": 0.5}
     doc["metrics"].append("instruction_heard")
-    code, stderr = cli("validate", str(write(tmp_path, doc)))
+    code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
     assert code == 0, stderr
 
 
@@ -418,7 +392,7 @@ def test_a_sweep_point_that_reads_the_setting_keeps_it(tmp_path):
     doc = base_doc(tmp_path)
     doc["population"]["daily_rhythm"] = {"topic_width_hours": 5}
     doc["sweep"] = {"population.daily_rhythm.topic_amplitude": [0, 1]}  # an ablation
-    code, stderr = cli("validate", str(write(tmp_path, doc)))
+    code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
     assert code == 0, stderr
 
 
@@ -430,9 +404,9 @@ def test_leaving_after_low_periods_that_can_never_be_low_is_refused(tmp_path):
     doc["creators"]["leave_after_periods"] = 2
     refused_everywhere(tmp_path, doc, "creators.leave_after_periods: 2 low periods, but with")
     doc["creators"]["min_exposure"] = 5
-    code, stderr = cli("validate", str(write(tmp_path, doc)))
+    code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
     assert code == 0, stderr
     doc["creators"]["min_exposure"] = 0
     doc["sweep"] = {"creators.min_exposure": [0, 5]}  # a point where creators can leave
-    code, stderr = cli("validate", str(write(tmp_path, doc)))
+    code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
     assert code == 0, stderr

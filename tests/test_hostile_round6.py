@@ -9,31 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import yaml
 
 from tests.cli_in_process import assert_refused, cli
+from tests.test_validate_gate import base_doc as gate_doc
+from tests.test_validate_gate import write_scenario
 
 
 def base_doc(tmp_path: Path) -> dict:
-    return {
-        "name": "round6",
-        "replicates": 1,
-        "horizon": {"days": 0.2, "tick_seconds": 600},
-        "catalog": {"initial_items": 40, "topics": 4},
-        "population": {"users": 20},
-        "creators": {"count": 2},
-        "arms": [
-            {"name": "random", "recommender": {"type": "random"}},
-            {"name": "popularity", "recommender": {"type": "popularity"}},
-        ],
-        "output": {"dir": str(tmp_path / "runs")},
-    }
-
-
-def write(tmp_path: Path, doc: dict) -> Path:
-    path = tmp_path / "s.yaml"
-    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    return path
+    return gate_doc(tmp_path, name="round6", days=0.2)  # round 5's short horizon
 
 
 # ------------------------------------------------------------- a wrapper's base, by name
@@ -58,7 +41,7 @@ def test_a_base_that_is_not_a_recommender_is_named_with_both_quotes(
     doc["arms"] = [{"name": "w", "recommender": {"type": wrapper, "params": {"base": base}}}]
     if surface:
         doc["surface"] = surface
-    code, err = cli("validate", str(write(tmp_path, doc)))
+    code, err = cli("validate", str(write_scenario(tmp_path, doc)))
     assert_refused(code, err, f"arms[0].recommender.params.{named}")
     assert err.count("'") % 2 == 0, err
 
@@ -70,16 +53,16 @@ def test_a_creator_strategy_param_left_at_its_default_can_be_swept(tmp_path):
     doc = base_doc(tmp_path)
     doc["creators"]["strategy"] = {"type": "exposure_chasing"}
     doc["sweep"] = {"creators.strategy.params.rate": [0.1, 0.5]}
-    code, err = cli("validate", str(write(tmp_path, doc)))
+    code, err = cli("validate", str(write_scenario(tmp_path, doc)))
     assert code == 0, err
     doc["sweep"] = {"creators.strategy.params.rate": [0.1, 7]}
     assert_refused(
-        *cli("validate", str(write(tmp_path, doc))),
+        *cli("validate", str(write_scenario(tmp_path, doc))),
         "sweep.creators.strategy.params.rate: value 7 is invalid: creators.strategy: ",
     )
     doc["sweep"] = {"creators.strategy.params.rat": [0.1, 0.5]}
     assert_refused(
-        *cli("validate", str(write(tmp_path, doc))),
+        *cli("validate", str(write_scenario(tmp_path, doc))),
         "sweep.creators.strategy.params.rat: creators.strategy.params has no key 'rat'; "
         "known: rate, target, temperature, explore, scope",
     )
@@ -110,7 +93,7 @@ def test_recbole_config_that_the_adapter_owns_is_refused_by_validate(tmp_path, p
     doc["arms"] = [
         {"name": "rb", "recommender": {"type": "recbole", "params": {"epochs": 1, **params}}}
     ]
-    path = write(tmp_path, doc)
+    path = write_scenario(tmp_path, doc)
     assert_refused(*cli("validate", str(path)), f"arms[0].recommender.{named}")
     out = tmp_path / "out"
     assert_refused(*cli("run", str(path), "--executor", "local", "-o", str(out), "-q"), named)
@@ -138,7 +121,7 @@ def test_recbole_hyper_parameters_are_tried_by_validate(tmp_path, params, named)
         {"name": "rb", "recommender": {"type": "recbole", "params": {"epochs": 1, **params}}},
         {"name": "mmr", "recommender": {"type": "mmr", "params": {"base": "popularity"}}},
     ]
-    path = write(tmp_path, doc)
+    path = write_scenario(tmp_path, doc)
     assert_refused(*cli("validate", str(path)), f"arms[0].recommender.params (arm 'rb'): {named}")
     out = tmp_path / "out"
     assert_refused(*cli("run", str(path), "--executor", "local", "-o", str(out), "-q"), named)
@@ -155,6 +138,6 @@ def test_recbole_as_a_wrappers_base_is_tried_too(tmp_path):
         }
     ]
     assert_refused(
-        *cli("validate", str(write(tmp_path, doc))),
+        *cli("validate", str(write_scenario(tmp_path, doc))),
         "arms[0].recommender.params.base_params.params (arm 'm'): RecBole model 'BPR' cannot",
     )

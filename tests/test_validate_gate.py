@@ -23,11 +23,12 @@ from recarena.simulator.runner.resolve import parse_scenario
 from tests.cli_in_process import assert_refused, cli
 
 
-def base_doc(tmp_path: Path) -> dict:
+def base_doc(tmp_path: Path, name: str = "gate", days: float = 0.5) -> dict:
+    """A tiny two-arm scenario the bad-input tests mutate (the hostile rounds share it)."""
     return {
-        "name": "gate",
+        "name": name,
         "replicates": 1,
-        "horizon": {"days": 0.5, "tick_seconds": 600},
+        "horizon": {"days": days, "tick_seconds": 600},
         "catalog": {"initial_items": 40, "topics": 4},
         "population": {"users": 20},
         "creators": {"count": 2},
@@ -39,10 +40,15 @@ def base_doc(tmp_path: Path) -> dict:
     }
 
 
-def refused_everywhere(tmp_path: Path, doc: dict, fragment: str) -> None:
-    """validate refuses; run (with -o and without) refuses the same way and creates nothing."""
+def write_scenario(tmp_path: Path, doc: dict) -> Path:
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def refused_everywhere(tmp_path: Path, doc: dict, fragment: str) -> None:
+    """validate refuses; run (with -o and without) refuses the same way and creates nothing."""
+    path = write_scenario(tmp_path, doc)
     assert_refused(*cli("validate", str(path)), fragment)
     out = tmp_path / "out"
     assert_refused(*cli("run", str(path), "--executor", "local", "-o", str(out), "-q"), fragment)

@@ -30,7 +30,7 @@ from recarena.agents.users.calibrated import resolve_calibrated
 from recarena.agents.users.calibration import CalibratedPopulation, CalibrationConfig
 from recarena.agents.users.population import draw_explore_prob
 from recarena.recommenders.base import RecommenderContext
-from recarena.recommenders.registry import build_plugin, plugins_in
+from recarena.recommenders.registry import build_plugin, plugins_in, recommender_tree
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.registry import exception_text, plugin_prints_to_stderr
 from recarena.simulator.core.rng import arm_key, generator
@@ -58,25 +58,17 @@ def check_builds(scenario: Scenario, users: int, built: Built) -> None:
         _build_all(scenario, users, built)
 
 
-def _recbole_in(where: str, type_name: str, params: dict) -> Iterator[tuple[str, dict]]:
-    """``(field, params)`` of the RecBole recommenders in an arm's tree (its own type, or a
-    wrapper's ``base`` and that base's base)."""
-    if type_name == "recbole":
-        yield where, params
-        return
-    base, base_params = params.get("base"), params.get("base_params")
-    if isinstance(base, str) and isinstance(base_params, dict):
-        yield from _recbole_in(f"{where}.params.base_params", base, base_params)
-
-
 def _check_recbole(scenario: Scenario, built: Built) -> None:
     """Train each RecBole arm's model once on made-up clicks (recommenders/recbole_models.py,
     ``trial_problem``): RecBole checks a model's hyper-parameters only when it trains."""
     for index, arm in enumerate(scenario.arms):
-        found = _recbole_in(
-            f"arms[{index}].recommender", arm.recommender.type, arm.recommender.params
-        )
-        for field, params in found:
+        root = f"arms[{index}].recommender"
+        for node in recommender_tree(root, arm.recommender.type, arm.recommender.params):
+            if node.type_name != "recbole":
+                continue
+            # named as before: the arm's spec for its own type, a base's params object for a base
+            field = root if node.type_field == root else node.params_field
+            params = node.params
             key = ("recbole", json.dumps(params, sort_keys=True, default=repr), 0, 0)
             if key in built:
                 continue
