@@ -221,6 +221,12 @@ FEATURE_METRICS = {
         lambda s: s.population.instructions is not None,
         "instructions users give, and population.instructions is not set",
     ),
+    "taste_drift": (
+        "population",
+        lambda s: s.population.taste_drift > 0,
+        "how far tastes move, and population.taste_drift is 0 (fixed tastes: no users_end "
+        "table is written)",
+    ),
 }
 """Built-in metrics of an opt-in feature: (the section a sweep could turn it on in, whether the
 scenario has it, what the metric measures and which setting is missing)."""
@@ -232,10 +238,11 @@ def never_defined(name: str, scenario: Any) -> str | None:
     metric out of the A/B table: conv_* without a conversation surface (they read the turns
     table), retention_d7 over fewer than 8 days (day 7 never comes), return_1d/return_7d over
     a horizon no longer than their window, entropy_trend under 3 days (it needs 3 active
-    days), AI-source metrics without creators.ai, cascades without population.social.talk and
-    instruction_heard without population.instructions. A sweep over what decides it
-    (surfaces, arms, the horizon, the creators or population section) is left to the run's
-    own line."""
+    days), topic_drift_to_popular with no creator review before the horizon, AI-source metrics
+    without creators.ai, cascades without population.social.talk, instruction_heard without
+    population.instructions and taste_drift without population.taste_drift. A sweep over
+    what decides it (surfaces, arms, the horizon, the creators or population section) is left
+    to the run's own line."""
     swept = {path.split(".")[0].split("[")[0] for path in scenario.sweep or {}}
     if name in CONVERSATION_METRICS and not swept & {"surface", "arms"}:
         if not any(
@@ -268,6 +275,13 @@ def never_defined(name: str, scenario: Any) -> str | None:
         return (
             f"entropy_trend needs users active on {MIN_ACTIVE_DAYS} different days; "
             f"horizon.days is {days:g}, so no cell would have a value"
+        )
+    period = scenario.creators.period_days
+    if name == "topic_drift_to_popular" and "creators" not in swept and days <= period:
+        return (
+            "topic_drift_to_popular scores creators' reviews, and the first comes after "
+            f"creators.period_days ({period:g}); horizon.days is {days:g}, so no cell would "
+            "have a value"
         )
     return None
 

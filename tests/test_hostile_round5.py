@@ -332,6 +332,8 @@ def test_a_sweep_of_what_every_arm_overrides_is_refused(tmp_path, own, sweep, fr
         (["return_7d"], "metrics[0]: return_7d counts sessions that end at least 7 day"),
         (["entropy_trend"], "metrics[0]: entropy_trend needs users active on 3 different days"),
         (["instruction_heard"], "metrics[0]: instruction_heard measures instructions users"),
+        (["taste_drift"], "metrics[0]: taste_drift measures how far tastes move"),
+        (["topic_drift_to_popular"], "metrics[0]: topic_drift_to_popular scores creators' rev"),
     ],
 )
 def test_a_metric_the_scenario_cannot_have_is_refused_before_the_run(tmp_path, metrics, fragment):
@@ -361,6 +363,13 @@ def test_a_metric_some_arm_or_point_can_have_still_runs(tmp_path):
     doc["metrics"] = ["entropy_trend", "return_1d"]
     doc["population"]["instructions"] = {"threshold": 0.5}
     doc["metrics"].append("instruction_heard")
+    code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
+    assert code == 0, stderr
+    doc = base_doc(tmp_path)
+    doc["horizon"]["days"] = 0.5
+    doc["population"]["taste_drift"] = 0.1
+    doc.setdefault("creators", {})["period_days"] = 0.2  # reviews at 0.2 and 0.4 days
+    doc["metrics"] = ["taste_drift", "topic_drift_to_popular"]
     code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
     assert code == 0, stderr
 
