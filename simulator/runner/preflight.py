@@ -701,20 +701,30 @@ def _check_graph(scenario: Scenario, sizes: Sizes | None) -> None:
     """A drawn social graph's neighbours (watts_strogatz's k) or attachments (barabasi_albert's
     m) must be fewer than the users: the graph builder cut them to users - 1 without a word, so a
     scenario asked for one graph and ran another (on a calibrated population, whose file sets
-    the users, as on a generated one)."""
+    the users, as on a generated one). sbm's ``blocks`` may be at most the users."""
     social = scenario.population.social
-    if social is None or social.graph.type not in ("watts_strogatz", "barabasi_albert"):
+    if social is None or social.graph.type == "edge_list":
         return
     graph = social.graph
+    if sizes is not None:
+        users, whose = sizes.users, "the calibrated population (population.path) has {}"
+    else:
+        users, whose = scenario.population.users, "population.users is {}"
+    if graph.type == "sbm":
+        # more blocks than users leaves blocks empty, which the builder drops: another graph
+        # than asked for; and it counted users per block over every block id, so 2^62 blocks
+        # failed every cell ("array is too big")
+        if graph.blocks is not None and graph.blocks > users:
+            raise RecarenaError(
+                f"population.social.graph.blocks: {graph.blocks} blocks (sbm) need at least "
+                f"{graph.blocks} users; {whose.format(users)}"
+            )
+        return
     name, value, what = (
         ("k", graph.k, "neighbours per user")
         if graph.type == "watts_strogatz"
         else ("m", graph.m, "edges per new user")
     )
-    if sizes is not None:
-        users, whose = sizes.users, "the calibrated population (population.path) has {}"
-    else:
-        users, whose = scenario.population.users, "population.users is {}"
     if value >= users:
         raise RecarenaError(
             f"population.social.graph.{name}: {value} {what} ({graph.type}) need more than "
@@ -757,6 +767,7 @@ def estimate(
     per_tick = visits * horizon.tick_seconds / 86_400 * pop.max_pages
     batch = min(users, max(1.0, users * per_tick))
     degree = _graph_degree(scenario, users)
+    blocks = _sbm_blocks(scenario, users)
     # learned embeddings: a generic 64 wide, or the widest ``dim`` an arm asks for, with the
     # optimiser's two moments (Adam) beside the weights
     width = _widest_dim(scenario)
@@ -772,6 +783,7 @@ def estimate(
         f"embeddings {width} wide (an arm's params.dim)": embeddings if width else 0,
         "one page batch of scores over the catalog": _score_cells(scenario, batch, items) * 24,
         f"the social graph (~{degree:,.0f} friends a user)": users * degree * NEIGHBOUR_BYTES,
+        f"the sbm graph's {blocks:,} x {blocks:,} block pairs": blocks**2 * SBM_PAIR_BYTES,
         f"output.flush_rows: {flush:,} log rows held before each write": flush * 200,
         "the rows of a page-wave window": _window_rows(scenario, users) * WAVE_ROW_BYTES,
     }
@@ -826,6 +838,21 @@ def _graph_degree(scenario: Scenario, users: float) -> float:
     else:
         degree = graph.mean_degree
     return float(max(0.0, min(degree, users - 1)))
+
+
+SBM_PAIR_BYTES = 64
+"""A pair of blocks of an sbm graph: its probability in our [B, B] table and in the nested
+lists networkx takes (~50 bytes a pair measured at 3,000 blocks). 20,000 blocks over 20,000
+users held ~25 GB that the estimate did not count."""
+
+
+def _sbm_blocks(scenario: Scenario, users: float) -> int:
+    """Blocks of an sbm graph with ``blocks`` set (at most one a user: empty ones are dropped);
+    0 otherwise (without it the blocks are the topics, at most 1,024)."""
+    social = scenario.population.social
+    if social is None or social.graph.type != "sbm" or social.graph.blocks is None:
+        return 0
+    return int(min(social.graph.blocks, users))
 
 
 WAVE_ROW_BYTES = 128
