@@ -122,7 +122,8 @@ class ObjectPropensity(Honest):
 
 
 class HugeScores(Honest):
-    """float64 scores beyond float32's range (a product of large weights, say): legal."""
+    """float64 scores beyond float32's range (a product of large weights, say): inf in the log,
+    so refused."""
 
     def recommend(self, requests: RequestBatch) -> SlateBatch:
         slates = super().recommend(requests)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import polars as pl
 import pytest
 
+from tests.cli_in_process import assert_refused, cli
 from tests.test_validate_gate import base_doc as gate_doc
-from tests.test_validate_gate import refused_everywhere
+from tests.test_validate_gate import refused_everywhere, write_scenario
 
 GIB = 2**30
 
@@ -43,3 +45,45 @@ def test_sbm_block_pairs_count_in_the_memory_estimate(tmp_path, monkeypatch):
     doc = base_doc(tmp_path)
     doc["population"] = {"users": 30_000, "social": {"graph": {"type": "sbm", "blocks": 30_000}}}
     refused_everywhere(tmp_path, doc, "most of it for the sbm graph's 30,000 x 30,000 block pairs")
+
+
+# ------------------------------------------------- a plug-in's numbers past float32's range
+def _run_plugin(tmp_path: Path, plugin: str) -> tuple[int, str, Path]:
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["recommender"] = {"type": f"tests.hostile_plugins7:{plugin}"}
+    out = tmp_path / "out"
+    code, stderr = cli(
+        "run", str(write_scenario(tmp_path, doc)), "--executor", "local", "-q", "-o", str(out)
+    )
+    return code, stderr, out
+
+
+@pytest.mark.parametrize(
+    ("plugin", "named"),
+    [
+        (
+            "ScoresPastFloat32",
+            "score 1e+300 (as float32, the log's type: inf) of item ",
+        ),
+        (
+            "PropensityUnderFloat32",
+            "propensity 1e-300 (as float32, the log's type: 0.0) in slot 0 is not in (0, 1]",
+        ),
+    ],
+)
+def test_a_plugin_answer_is_checked_as_it_is_logged(tmp_path, plugin, named):
+    """Was: exit 0, with scores of inf and propensities of 0.0 in the exposures table (float32),
+    values the slate guard refuses: it had checked the float64 answer."""
+    code, stderr, out = _run_plugin(tmp_path, plugin)
+    assert_refused(
+        code, stderr, f"arm 'popularity' (recommender 'tests.hostile_plugins7:{plugin}')"
+    )
+    assert named in stderr
+    assert (out / "arm=popularity" / "rep=0" / "_INCOMPLETE").is_file()
+
+
+def test_float64_answers_within_float32_still_run(tmp_path):
+    code, stderr, out = _run_plugin(tmp_path, "Float64Answers")
+    assert code == 0, stderr
+    shown = pl.read_parquet(out / "arm=popularity" / "rep=0" / "exposures.parquet")
+    assert shown["score"].is_finite().all() and (shown["propensity"] > 0).all()

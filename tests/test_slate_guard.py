@@ -226,26 +226,24 @@ def test_what_was_checked_is_what_is_logged_when_a_recommender_reuses_its_buffer
     assert logs[0].height > 0 and logs[0].equals(logs[1])
 
 
-def test_scores_beyond_float32_are_logged_as_inf_without_a_warning(tmp_path):
+def test_scores_beyond_float32_are_refused_or_held_without_a_warning(tmp_path):
     """Was: a RuntimeWarning (overflow encountered in cast) and its source line on stderr, from
     the engine's log for a plug-in's float64 scores and from top_k_from_scores for a built-in's
     (thompson_linear with scale 1e300): two extra lines around a run that otherwise succeeded.
-    A plug-in's are logged as inf; a built-in's are held at float32's largest value."""
+    A plug-in's are refused by the slate guard, which judges them as float32, the log's type
+    (they were logged as inf, which the guard refuses); a built-in's are held at float32's
+    largest value."""
     import warnings
-
-    import polars as pl
 
     from recarena.recommenders.slates import top_k_from_scores
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        manifest = _run_arm(tmp_path, "HugeScores")
+        with pytest.raises(SlateViolation, match=r"score 1e\+300 \(as float32, the log's type"):
+            _run_arm(tmp_path, "HugeScores")
         items, scores = top_k_from_scores(
             np.array([[1e300, -1e300, 1.0]]), np.zeros((1, 0), np.int64), 3
         )
-    assert manifest["rows"]["exposures"] > 0
-    logged = pl.read_parquet(tmp_path / "arm=suspect" / "rep=0" / "exposures.parquet")["score"]
-    assert logged.is_infinite().all()
     # a built-in's own scores are held at float32's largest finite value (the slate guard
     # refuses an infinite score on a filled slot, which failed every cell of such an arm)
     top = float(np.finfo(np.float32).max)

@@ -155,9 +155,10 @@ class SlateGuard:
                 raise self._fail(
                     requests, -1, f"{what} have dtype {dtype}, expected real numbers (float32)"
                 )
-        if batch == 0 or want_k == 0 or self._looks_clean(requests, items, slates):
+        logged = as_logged(slates)
+        if batch == 0 or want_k == 0 or self._looks_clean(requests, items, logged):
             return
-        self._locate(requests, slates, batch)
+        self._locate(requests, slates, logged, batch)
 
     def check_acts(self, state: DialogueState, system: Any, k: int) -> None:
         """A conversational policy's move, checked as a slate is (a few [B] and [B, k] passes).
@@ -274,8 +275,11 @@ class SlateGuard:
             return False  # NaN (no score) passes: only ±inf is refused
         return bool(_min(propensity, axis=None) > 0) and bool(_max(propensity, axis=None) <= 1)
 
-    def _locate(self, requests: RequestBatch, slates: SlateBatch, batch: int) -> None:
-        """Find the first broken rule and raise it; return when nothing is actually wrong."""
+    def _locate(
+        self, requests: RequestBatch, slates: SlateBatch, logged: SlateBatch, batch: int
+    ) -> None:
+        """Find the first broken rule and raise it; return when nothing is actually wrong.
+        Scores and propensities are judged as ``logged`` holds them (:func:`as_logged`)."""
         items = slates.items
         filled = items != PAD_ITEM
         bad = filled & ((items < 0) | (items >= requests.catalog.n_items))
@@ -311,7 +315,7 @@ class SlateGuard:
                 int(row),
                 f"item {int(items[row, col])} was already consumed by this user (requests.exclude)",
             )
-        infinite = np.isinf(slates.scores) & filled
+        infinite = np.isinf(logged.scores) & filled
         if infinite.any():
             # an infinite score passed every check and was logged as inf in the exposures
             # table (through a carousel's layout too); NaN stays allowed: it is how a policy
@@ -320,20 +324,45 @@ class SlateGuard:
             raise self._fail(
                 requests,
                 int(row),
-                f"score {float(slates.scores[row, col])!r} of item {int(items[row, col])} in "
-                f"slot {int(col)} is not finite (NaN marks a slot without a score)",
+                f"score {_given(slates.scores, logged.scores, row, col)} of item "
+                f"{int(items[row, col])} in slot {int(col)} is not finite (NaN marks a slot "
+                "without a score)",
             )
-        propensity = slates.propensity[filled]
+        given = logged.propensity
+        propensity = given[filled]
         if not (np.isfinite(propensity) & (propensity > 0) & (propensity <= 1)).all():
-            rows_bad = ~(np.isfinite(slates.propensity) & (slates.propensity > 0))
-            rows_bad |= slates.propensity > 1
+            rows_bad = ~(np.isfinite(given) & (given > 0))
+            rows_bad |= given > 1
             row, col = np.argwhere(rows_bad & filled)[0]
             raise self._fail(
                 requests,
                 int(row),
-                f"propensity {float(slates.propensity[row, col])!r} in slot {int(col)} "
+                f"propensity {_given(slates.propensity, given, row, col)} in slot {int(col)} "
                 "is not in (0, 1]",
             )
+
+
+def as_logged(slates: SlateBatch) -> SlateBatch:
+    """``slates`` with scores and propensities as the exposures table holds them (float32), for
+    the checks. A plug-in's float64 score of 1e300 is finite and its propensity 1e-300 positive,
+    so both passed the checks and were logged as inf and 0.0, values the checks refuse."""
+    scores, propensity = slates.scores, slates.propensity
+    if scores.dtype == np.float32 and propensity.dtype == np.float32:
+        return slates  # every built-in: no copy
+    with np.errstate(over="ignore", under="ignore"):
+        return SlateBatch(
+            slates.items,
+            scores.astype(np.float32, copy=False),
+            propensity.astype(np.float32, copy=False),
+        )
+
+
+def _given(answered: np.ndarray, logged: np.ndarray, row: int, col: int) -> str:
+    """A value as the plug-in answered it, and as float32 where only that is out of bounds."""
+    value, stored = float(answered[row, col]), float(logged[row, col])
+    if stored == value or not (stored == 0 or np.isinf(stored)) or not np.isfinite(value):
+        return repr(value)
+    return f"{value!r} (as float32, the log's type: {stored!r})"
 
 
 _FROZEN = frozenset(
