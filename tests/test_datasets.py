@@ -854,7 +854,7 @@ def test_ratings_parsed_by_the_reader_or_as_text_are_the_same(
     copy of ML-32M's ratings took 11 GB), CRLF endings, spaces, other header letters and
     blank lines at the end included; a file with a cell to name is read as text. Both give
     the same arrays."""
-    from recarena.simulator.data import datasets
+    from recarena.simulator.data import movielens_csv, movielens_dat
 
     sep = {"ratings.csv": ", ", "ratings.dat": "::", "u.data": "\t"}[name]
     rows = [(1, 10, 4.5, 964982703), (1, 20, 3.0, 964982800.5), (7, 10, 0.5, 5), (2, 30, 5, 6)]
@@ -865,12 +865,12 @@ def test_ratings_parsed_by_the_reader_or_as_text_are_the_same(
     (folder / name).write_text("\r\n".join(header + lines) + "\r\n\r\n")
     fields = ("userId", "movieId", "rating", "timestamp") if header else ("a", "b", "c", "d")
     if header:
-        assert datasets._typed_csv(folder / name, fields, ",") is not None
+        assert movielens_csv._typed_csv(folder / name, fields, ",") is not None
     else:
-        assert datasets._typed_dat((folder / name).read_bytes(), fields, sep) is not None
+        assert movielens_dat._typed_dat((folder / name).read_bytes(), fields, sep) is not None
     typed = load_dataset(folder)
-    monkeypatch.setattr(datasets, "_typed_csv", lambda *_: None)
-    monkeypatch.setattr(datasets, "_typed_dat", lambda *_: None)
+    monkeypatch.setattr(movielens_csv, "_typed_csv", lambda *_: None)
+    monkeypatch.setattr(movielens_dat, "_typed_dat", lambda *_: None)
     text = load_dataset(folder)
     for column in ("user", "item", "timestamp", "rating"):
         assert getattr(typed, column).tolist() == getattr(text, column).tolist()
