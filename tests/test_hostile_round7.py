@@ -6,6 +6,7 @@ Each case is one line, exit code 2, naming the field, and validate says it befor
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import polars as pl
@@ -87,3 +88,22 @@ def test_float64_answers_within_float32_still_run(tmp_path):
     assert code == 0, stderr
     shown = pl.read_parquet(out / "arm=popularity" / "rep=0" / "exposures.parquet")
     assert shown["score"].is_finite().all() and (shown["propensity"] > 0).all()
+
+
+# ------------------------------------- a plug-in's KeyboardInterrupt in the run's own process
+def test_a_keyboard_interrupt_raised_by_a_plugin_in_a_local_run_fails_its_cell(tmp_path):
+    """Was (--executor local): exit 130, the run marked interrupted and a line pointing to
+    --resume, which only ran into it again; no stop signal had arrived. It now fails its cell
+    as it does in a process worker (exit 1), and the other arm's cell is finished."""
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["recommender"] = {"type": "tests.hostile_plugins2:RaisesKeyboardInterrupt"}
+    out = tmp_path / "out"
+    code, stderr = cli(
+        "run", str(write_scenario(tmp_path, doc)), "--executor", "local", "-q", "-o", str(out)
+    )
+    lines = stderr.strip().splitlines()
+    assert code == 1 and len(lines) == 1, stderr
+    assert "arm=popularity/rep=0: KeyboardInterrupt was raised inside the cell" in lines[0]
+    assert (out / "arm=random" / "rep=0" / "manifest.json").is_file()
+    assert (out / "arm=popularity" / "rep=0" / "_INCOMPLETE").is_file()
+    assert json.loads((out / "manifest.json").read_text())["status"] != "interrupted"

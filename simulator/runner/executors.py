@@ -69,7 +69,12 @@ class LocalExecutor:
     def run(self, job: CellJob, cells: list[Cell], events: CellEvents, stop: StopSignals) -> None:
         # the engine (mesa, pandas, scipy, torch) is imported only by the process that runs
         # cells: with ``--executor process`` the CLI process never loads it
-        from recarena.simulator.runner.cell import failure_line, keep_traceback, run_cell
+        from recarena.simulator.runner.cell import (
+            failure_line,
+            keep_traceback,
+            raised_in_cell,
+            run_cell,
+        )
 
         for cell in cells:
             stop.check()
@@ -82,8 +87,17 @@ class LocalExecutor:
                 manifest = run_cell(
                     job.docs[cell.point], cell, job.run_dir, report, job.llm_runtime
                 )
-            except (Interrupted, KeyboardInterrupt):
+            except Interrupted:
                 raise
+            except KeyboardInterrupt as exc:
+                if stop.requested:  # a stop signal, re-raised as a plain one on its way
+                    raise
+                # no stop signal arrived: code in the cell raised it, and it fails that cell
+                # as in a process worker. It stopped the run (exit 130) and pointed to
+                # --resume, which only ran into it again
+                keep_traceback(job.run_dir, cell, exc)
+                events.failed(cell, failure_line(raised_in_cell(exc)), False)
+                continue
             except Exception as exc:  # noqa: BLE001 (a cell's failure is data for the run)
                 # a stop that landed in the cell's clean-up (closing its log files) can come
                 # out as that clean-up's own error: the cell was stopped, it did not fail
