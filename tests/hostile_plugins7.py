@@ -6,9 +6,12 @@ own plug-in would be.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from recarena.simulator.core.types import RequestBatch, SlateBatch
+from recarena.agents.users.rule_user import RuleUserPolicy
+from recarena.simulator.core.types import PageBatch, RequestBatch, ResponseBatch, SlateBatch
 from tests.slate_plugins import Honest
 
 
@@ -34,3 +37,36 @@ class Float64Answers(Honest):
     def recommend(self, requests: RequestBatch) -> SlateBatch:
         items = self.items(requests)
         return SlateBatch(items, np.full(items.shape, 1e30), np.full(items.shape, 1e-30))
+
+
+class _Rule(RuleUserPolicy):
+    """The rule user with one field of its answer replaced (``change``)."""
+
+    def change(self, response: ResponseBatch) -> ResponseBatch:
+        return response
+
+    def respond(self, pages: PageBatch) -> ResponseBatch:
+        return self.change(super().respond(pages))
+
+
+class UtilityPastFloat32(_Rule):
+    def change(self, response: ResponseBatch) -> ResponseBatch:
+        finite = np.isfinite(response.utility)
+        utility = np.where(finite, 1e300, response.utility.astype(np.float64))
+        return replace(response, utility=utility)
+
+
+class FatiguePastFloat32(_Rule):
+    def change(self, response: ResponseBatch) -> ResponseBatch:
+        return replace(response, fatigue=np.full(response.fatigue.shape, 1e300))
+
+
+class ValuePastFloat32(_Rule):
+    def change(self, response: ResponseBatch) -> ResponseBatch:
+        value = np.full(response.fatigue.shape, 1e300)
+        return replace(response, extra={**response.extra, "value": value})
+
+
+class NegativeFatigue(_Rule):
+    def change(self, response: ResponseBatch) -> ResponseBatch:
+        return replace(response, fatigue=np.full(response.fatigue.shape, -1e30))

@@ -64,11 +64,11 @@ def _run_plugin(tmp_path: Path, plugin: str) -> tuple[int, str, Path]:
     [
         (
             "ScoresPastFloat32",
-            "score 1e+300 (as float32, the log's type: inf) of item ",
+            "score 1e+300 (inf in the engine's float32) of item ",
         ),
         (
             "PropensityUnderFloat32",
-            "propensity 1e-300 (as float32, the log's type: 0.0) in slot 0 is not in (0, 1]",
+            "propensity 1e-300 (0.0 in the engine's float32) in slot 0 is not in (0, 1]",
         ),
     ],
 )
@@ -107,3 +107,32 @@ def test_a_keyboard_interrupt_raised_by_a_plugin_in_a_local_run_fails_its_cell(t
     assert (out / "arm=random" / "rep=0" / "manifest.json").is_file()
     assert (out / "arm=popularity" / "rep=0" / "_INCOMPLETE").is_file()
     assert json.loads((out / "manifest.json").read_text())["status"] != "interrupted"
+
+
+@pytest.mark.parametrize(
+    ("policy", "named"),
+    [
+        ("UtilityPastFloat32", "utility 1e+300 (inf in the engine's float32) of filled slot 0"),
+        ("FatiguePastFloat32", "fatigue 1e+300 (inf in the engine's float32) is not finite"),
+        ("ValuePastFloat32", "extra['value'] 1e+300 (inf in the engine's float32) is not finite"),
+        ("NegativeFatigue", "fatigue -1e+30 is negative"),
+    ],
+)
+def test_a_plugin_user_policys_numbers_are_checked_as_the_engine_holds_them(
+    tmp_path, policy, named
+):
+    """Was: exit 0 with RuntimeWarnings ("overflow encountered in cast", "in exp") on stderr,
+    and inf logged as true utility or a session's value, or sessions whose chance to leave was
+    1 - exp(1e30): the guard had checked the float64 answer, and fatigue only for finiteness."""
+    doc = base_doc(tmp_path)
+    doc["population"]["policy"] = f"tests.hostile_plugins7:{policy}"
+    code, stderr = cli(
+        "run",
+        str(write_scenario(tmp_path, doc)),
+        "--executor",
+        "local",
+        "-q",
+        "-o",
+        str(tmp_path / "out"),
+    )
+    assert_refused(code, stderr, f"population.policy 'tests.hostile_plugins7:{policy}': {named}")

@@ -12,9 +12,12 @@ naming no policy. Per page batch, a few vectorised passes:
   rest real numbers;
 * at most one click per page, only on a filled slot the user examined;
 * ratings None (a policy that does not rate), NaN (none) or on the 0.5-5 star scale, and NaN
-  on a page without a click; fatigue finite;
+  on a page without a click; fatigue finite and not negative;
 * utility finite on filled slots (empty ones may hold anything: the rule user's -inf);
 * ``extra["value"]``, the page's value to the session, a finite ``[B]`` real array.
+
+Utility, fatigue and value are judged as float32, the type the engine holds and logs them in
+(a float64 1e300 is infinite there).
 
 ``utility`` (what oracles and conversational users read) must answer ``items``' shape with real
 numbers, finite where a slot is filled.
@@ -30,7 +33,7 @@ import numpy as np
 
 from recarena.simulator.core.errors import RecarenaError, exception_line, with_read_only_hint
 from recarena.simulator.core.types import PAD_ITEM, PageBatch, ResponseBatch
-from recarena.simulator.engine.slate_guard import Handed, request_location
+from recarena.simulator.engine.slate_guard import Handed, as_float32, given, request_location
 
 
 class ResponseViolation(RecarenaError):
@@ -79,12 +82,13 @@ class GuardedPolicy:
             )
         if value.dtype.kind not in "iuf":
             raise ResponseViolation(f"{prefix} dtype {value.dtype}, expected real numbers")
-        bad = ~np.isfinite(value) & (items != PAD_ITEM)
+        held = as_float32(value)  # as oracles' scores and conversational users hold it
+        bad = ~np.isfinite(held) & (items != PAD_ITEM)
         if bad.any():
             row, col = (int(x) for x in np.argwhere(bad)[0])
             raise ResponseViolation(
-                f"{prefix} {float(value[row, col])!r} for item {int(items[row, col])} of row "
-                f"{row}, expected a finite number"
+                f"{prefix} {given(value, held, row, col)} for item {int(items[row, col])} of "
+                f"row {row}, expected a finite number"
             )
         return value
 
@@ -142,12 +146,13 @@ class GuardedPolicy:
             row, col = (int(x) for x in np.argwhere(stray)[0])
             raise self._fail(pages, row, f"a click on slot {col}, which is empty or not examined")
         filled = items != PAD_ITEM
-        bad = ~np.isfinite(response.utility) & filled
+        utility = as_float32(response.utility)  # as logged (true_utility) and held
+        bad = ~np.isfinite(utility) & filled
         if bad.any():
             # logged as true_utility, which fairness metrics and regret read
             row, col = (int(x) for x in np.argwhere(bad)[0])
-            value = float(response.utility[row, col])
-            raise self._fail(pages, row, f"utility {value!r} of filled slot {col} is not finite")
+            value = given(response.utility, utility, row, col)
+            raise self._fail(pages, row, f"utility {value} of filled slot {col} is not finite")
         rating = response.rating
         off = (
             np.zeros(batch, bool)
@@ -167,10 +172,23 @@ class GuardedPolicy:
                 raise self._fail(
                     pages, row, f"rating {value!r} on a page without a click (NaN: no rating)"
                 )
-        bad = ~np.isfinite(response.fatigue)
+        fatigue = as_float32(response.fatigue)  # the sessions' state is float32
+        bad = ~np.isfinite(fatigue)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise self._fail(pages, row, f"fatigue {float(response.fatigue[row])!r} is not finite")
+            value = given(response.fatigue, fatigue, row)
+            raise self._fail(pages, row, f"fatigue {value} is not finite")
+        bad = fatigue < 0
+        if bad.any():
+            # fatigue only grows (a heard instruction's relief stops at 0); -1e30 made the
+            # chance to leave 1 - exp(1e30), with an overflow warning on every page
+            row = int(np.flatnonzero(bad)[0])
+            value = float(response.fatigue[row])
+            raise self._fail(
+                pages,
+                row,
+                f"fatigue {value!r} is negative (1 - exp(-fatigue) is the chance to leave)",
+            )
         self._check_value(pages, response.extra, batch)
 
     def _check_value(self, pages: PageBatch, extra: Any, batch: int) -> None:
@@ -191,10 +209,11 @@ class GuardedPolicy:
                 -1,
                 f"extra['value'] has shape {value.shape} and dtype {value.dtype}, {wanted}",
             )
-        bad = ~np.isfinite(value)
+        held = as_float32(value)  # logged and summed as float32
+        bad = ~np.isfinite(held)
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
-            raise self._fail(pages, row, f"extra['value'] {float(value[row])!r} is not finite")
+            raise self._fail(pages, row, f"extra['value'] {given(value, held, row)} is not finite")
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

@@ -324,21 +324,21 @@ class SlateGuard:
             raise self._fail(
                 requests,
                 int(row),
-                f"score {_given(slates.scores, logged.scores, row, col)} of item "
+                f"score {given(slates.scores, logged.scores, row, col)} of item "
                 f"{int(items[row, col])} in slot {int(col)} is not finite (NaN marks a slot "
                 "without a score)",
             )
-        given = logged.propensity
-        propensity = given[filled]
+        logged_propensity = logged.propensity
+        propensity = logged_propensity[filled]
         if not (np.isfinite(propensity) & (propensity > 0) & (propensity <= 1)).all():
-            rows_bad = ~(np.isfinite(given) & (given > 0))
-            rows_bad |= given > 1
+            rows_bad = ~(np.isfinite(logged_propensity) & (logged_propensity > 0))
+            rows_bad |= logged_propensity > 1
             row, col = np.argwhere(rows_bad & filled)[0]
             raise self._fail(
                 requests,
                 int(row),
-                f"propensity {_given(slates.propensity, given, row, col)} in slot {int(col)} "
-                "is not in (0, 1]",
+                f"propensity {given(slates.propensity, logged.propensity, row, col)} in "
+                f"slot {int(col)} is not in (0, 1]",
             )
 
 
@@ -349,20 +349,23 @@ def as_logged(slates: SlateBatch) -> SlateBatch:
     scores, propensity = slates.scores, slates.propensity
     if scores.dtype == np.float32 and propensity.dtype == np.float32:
         return slates  # every built-in: no copy
+    return SlateBatch(slates.items, as_float32(scores), as_float32(propensity))
+
+
+def as_float32(values: np.ndarray) -> np.ndarray:
+    """``values`` as the engine's float32 state and logs hold them (no copy when they are)."""
+    if values.dtype == np.float32:
+        return values
     with np.errstate(over="ignore", under="ignore"):
-        return SlateBatch(
-            slates.items,
-            scores.astype(np.float32, copy=False),
-            propensity.astype(np.float32, copy=False),
-        )
+        return values.astype(np.float32)
 
 
-def _given(answered: np.ndarray, logged: np.ndarray, row: int, col: int) -> str:
+def given(answered: np.ndarray, logged: np.ndarray, *where: int) -> str:
     """A value as the plug-in answered it, and as float32 where only that is out of bounds."""
-    value, stored = float(answered[row, col]), float(logged[row, col])
+    value, stored = float(answered[where]), float(logged[where])
     if stored == value or not (stored == 0 or np.isinf(stored)) or not np.isfinite(value):
         return repr(value)
-    return f"{value!r} (as float32, the log's type: {stored!r})"
+    return f"{value!r} ({stored!r} in the engine's float32)"
 
 
 _FROZEN = frozenset(
