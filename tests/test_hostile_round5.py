@@ -419,3 +419,15 @@ def test_leaving_after_low_periods_that_can_never_be_low_is_refused(tmp_path):
     doc["sweep"] = {"creators.min_exposure": [0, 5]}  # a point where creators can leave
     code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
     assert code == 0, stderr
+
+
+def test_creators_walked_by_the_final_review_alone_count(tmp_path):
+    """A horizon shorter than creators.period_days still has the final review, which walks and
+    logs every creator. Was: the estimate counted 0.5 / 7 reviews of 2M creators (~140k
+    creator-periods) and passed; its refusal, when one came, said '0 creator reviews'."""
+    doc = base_doc(tmp_path)
+    doc["horizon"]["days"] = 0.5
+    doc.setdefault("creators", {})["count"] = 2_000_000
+    code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
+    assert code == 2
+    assert "creators.count: 1 creator review of up to 2,000,000 creators" in stderr

@@ -973,7 +973,7 @@ def _check_estimate(
             f"creators.join_rate_per_period: ~{human_count(joins)} creators joining per cell "
             f"exceed the maximum of {limits.max_periodic:,}"
         )
-    reviews = days / scenario.creators.period_days
+    reviews = creator_reviews(days, scenario.creators.period_days)
     if reviews > limits.max_periodic:
         problems.append(
             f"creators.period_days: {days:g} days with a review every "
@@ -986,11 +986,18 @@ def _check_estimate(
         raise RecarenaError(f"{'; '.join(problems)} (pass --force to run anyway)")
 
 
+def creator_reviews(days: float, period_days: float) -> int:
+    """Creator reviews in a cell: one every ``period_days`` before the horizon, and the final
+    one at the horizon that logs the last period (so never 0: the estimate used to say '0
+    creator reviews' of a short horizon whose final review still walks every creator)."""
+    return max(math.ceil(days / period_days), 1)
+
+
 def _creator_periods(est: Estimate, scenario: Scenario) -> float:
     """Expected rows of creator_periods in one cell: every review walks and logs every creator
     there is then (the starting ones plus, on average, half of those joining)."""
     creators = scenario.creators
-    reviews = scenario.horizon.days / creators.period_days
+    reviews = creator_reviews(scenario.horizon.days, creators.period_days)
     return reviews * (creators.count + (est.creators - creators.count) / 2)
 
 
@@ -1000,11 +1007,12 @@ def _creator_periods_problem(
     """A review is a step of every creator and a row of creator_periods for each: 30 creators
     with 50 joining at each of 1,000 reviews a day (~25M creator-periods) passed, since neither
     the reviews nor the joins alone reached the limit, and one day of 60 users ran for minutes."""
-    fields = ["creators.count", "creators.period_days"]
+    fields = ["creators.count"] + (["creators.period_days"] if reviews > 1 else [])
     if scenario.creators.join_rate_per_period > 0:
         fields.append("creators.join_rate_per_period")
     return (
-        f"{', '.join(fields)}: {human_count(reviews)} creator reviews of up to "
+        f"{', '.join(fields)}: {human_count(reviews)} creator review"
+        f"{'' if reviews == 1 else 's'} of up to "
         f"{human_count(est.creators)} creators = ~{human_count(rows)} creator-periods per cell "
         f"(each a step of the creator and a row of creator_periods) exceed the maximum of "
         f"{limits.max_periodic:,}"
