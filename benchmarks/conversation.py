@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -78,6 +79,7 @@ def main() -> None:
     if args.one:
         print(json.dumps(measure_one(int(args.one[0]), args.one[1])))
         return
+    print(f"load average at the start: {os.getloadavg()}", flush=True)
     rows = []
     for policy in args.policy:
         for users in args.users:
@@ -103,6 +105,7 @@ def main() -> None:
             f"{r['success']:>7.3f} {r['wall_s']:>7.1f} {r['turns_per_s']:>8,.0f} "
             f"{r['peak_rss_mb']:>7,.0f}  {split}"
         )
+    print(f"load average at the end: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ For scale, Agent4Rec reports 1,000 agents x up to 5 pages in 4,068 s and 6.9M to
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -184,4 +185,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    print(f"load average at the start: {os.getloadavg()}", flush=True)
     main()
+    print(f"load average at the end: {os.getloadavg()}")

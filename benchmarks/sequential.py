@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -127,4 +128,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    print(f"load average at the start: {os.getloadavg()}", flush=True)
     main()
+    print(f"load average at the end: {os.getloadavg()}")

@@ -32,6 +32,7 @@ fits a small model's context. Without ``--base-url`` the embedded llama.cpp serv
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import tempfile
 import time
@@ -191,4 +192,6 @@ def ask_llm(args, pages: list[tuple[str, bool, dict[str, list[str]]]]) -> None:
 
 
 if __name__ == "__main__":
+    print(f"load average at the start: {os.getloadavg()}", flush=True)
     main()
+    print(f"load average at the end: {os.getloadavg()}")
