@@ -6,6 +6,11 @@ own plug-in would be.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import threading
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -70,3 +75,14 @@ class ValuePastFloat32(_Rule):
 class NegativeFatigue(_Rule):
     def change(self, response: ResponseBatch) -> ResponseBatch:
         return replace(response, fatigue=np.full(response.fatigue.shape, -1e30))
+
+
+class SwallowsTheStop(Honest):
+    """Sends its own process a Ctrl-C, then catches every stop and goes on (a retry loop
+    around ``except BaseException``), for ever."""
+
+    def recommend(self, requests: RequestBatch) -> SlateBatch:
+        threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+        while True:
+            with contextlib.suppress(BaseException):  # the misbehaviour under test
+                time.sleep(0.05)

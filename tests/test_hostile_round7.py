@@ -7,12 +7,15 @@ Each case is one line, exit code 2, naming the field, and validate says it befor
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
 import pytest
 
 from tests.cli_in_process import assert_refused, cli
+from tests.cli_subprocess import ROOT
 from tests.test_validate_gate import base_doc as gate_doc
 from tests.test_validate_gate import refused_everywhere, write_scenario
 
@@ -136,3 +139,30 @@ def test_a_plugin_user_policys_numbers_are_checked_as_the_engine_holds_them(
         str(tmp_path / "out"),
     )
     assert_refused(code, stderr, f"population.policy 'tests.hostile_plugins7:{policy}': {named}")
+
+
+# ------------------------------------------------- a plug-in that swallows the stop signal
+def test_a_local_run_whose_plugin_swallows_the_stop_still_ends(tmp_path):
+    """Was: with --executor local a plug-in that caught the stop (``except BaseException``) and
+    went on kept the run alive through every later SIGINT, SIGTERM and SIGHUP: a stopped run
+    that never ended. Now it exits STOP_GRACE_SECONDS after the signal (2 s here) in one line,
+    exit 130; the finished cell stays readable and the unfinished one is left to --resume."""
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["recommender"] = {"type": "tests.hostile_plugins7:SwallowsTheStop"}
+    path, out = write_scenario(tmp_path, doc), tmp_path / "out"
+    script = (
+        "import recarena.simulator.runner.stopping as stopping\n"
+        "stopping.STOP_GRACE_SECONDS = 2\n"
+        "from recarena.simulator.cli import main\n"
+        f"main(['run', {str(path)!r}, '--executor', 'local', '-q', '-o', {str(out)!r}])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=300
+    )
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 130 and len(lines) == 1, done.stderr
+    assert lines[0].startswith("interrupted (SIGINT): the run did not stop within 2 s")
+    assert (out / "arm=random" / "rep=0" / "manifest.json").is_file()
+    assert (out / "arm=popularity" / "rep=0" / "_INCOMPLETE").is_file()
+    code, stderr = cli("compare", str(out))
+    assert code == 0 and "arm=popularity/rep=0 (unfinished)" in stderr, stderr

@@ -416,7 +416,7 @@ def run_experiment(
     # the run's stop handlers cover its set-up too: a SIGTERM or SIGHUP there killed the
     # process where it stood, leaving a directory that held only its .lock (neither a run to
     # --resume nor an empty --output)
-    with StopSignals() as stop:
+    with StopSignals(watch=True) as stop:
         stop.check()  # a stop that came during the checks: nothing is made
         lock = _make_and_lock(run_dir, option, made, resume, stop)
         try:

@@ -12,6 +12,13 @@ Two ways to honour it, because executors wait differently:
 Only the first signal raises; later ones (a second Ctrl-C, the SIGTERM that follows a SIGHUP)
 are recorded but never interrupt the clean-up of the first.
 
+In the in-process executor the raised stop lands in whatever code runs, a plug-in's too; one
+that catches every BaseException and goes on (a retry loop around ``except BaseException``)
+kept the run alive through every later signal, a stopped run that never ended. So the first
+signal there also starts a watch: if the run has not stopped :data:`STOP_GRACE_SECONDS` later,
+the process says so in one line and exits with 130 without its clean-up (its unfinished cells
+keep their ``_INCOMPLETE`` marker and ``--resume`` reruns them, as after a kill).
+
 Before a run installs its handlers (while the command imports and checks the scenario) the
 command's own :func:`record_stops` handlers stand in: SIGTERM and SIGHUP killed the process
 there without a word (a run directory holding only its ``.lock`` was left when it landed as the
@@ -23,6 +30,7 @@ once installed, honour a stop that arrived before them.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -85,13 +93,37 @@ def stop_asked() -> str | None:
     return signal.Signals(_asked).name if _asked is not None else None
 
 
+_exit = os._exit
+"""The process's own exit, taken before a cell replaces ``os._exit`` to refuse plug-ins' calls."""
+
+STOP_GRACE_SECONDS = 60.0
+"""How long a run in this process may take to stop after the first signal that raised in it
+(its clean-up, a local LLM server's stop of at most 20 s included) before it exits without it."""
+
+
+def _stuck(name: str) -> None:
+    """The stop raised in the run's own process did not end it: exit (no clean-up can run
+    while the code that swallowed the stop holds the main thread)."""
+    sys.stderr.write(
+        f"interrupted ({name}): the run did not stop within {STOP_GRACE_SECONDS:g} s (code in "
+        "the cell, a plug-in's say, caught the stop and went on); exiting without the clean-up: "
+        "unfinished cells keep _INCOMPLETE, and --resume reruns them\n"
+    )
+    sys.stderr.flush()
+    _exit(130)
+
+
 class StopSignals:
     """Context manager installing the run's handlers; restores the previous ones on exit."""
 
-    def __init__(self) -> None:
+    def __init__(self, watch: bool = False) -> None:
         self.signum: int | None = None
         self.raising = True
         self._previous: dict[int, Any] = {}
+        self.watch = watch
+        """Whether a stop raised here starts the watch of :data:`STOP_GRACE_SECONDS` (a run's
+        handlers: cells, plug-ins among them, may run in this process)."""
+        self._watch: threading.Timer | None = None
 
     @property
     def requested(self) -> bool:
@@ -105,7 +137,12 @@ class StopSignals:
         first = self.signum is None
         self.signum = signum
         if first and self.raising:
-            raise Interrupted(signal.Signals(signum).name)
+            name = signal.Signals(signum).name
+            if self.watch:
+                self._watch = threading.Timer(STOP_GRACE_SECONDS, _stuck, (name,))
+                self._watch.daemon = True
+                self._watch.start()
+            raise Interrupted(name)
 
     def install(self) -> None:
         """(Re)install the handlers: Ray's init replaces SIGTERM's with its own. Outside the main
@@ -137,6 +174,9 @@ class StopSignals:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self._watch is not None:  # the run stopped: nothing left to watch
+            self._watch.cancel()
+            self._watch = None
         for sig, handler in self._previous.items():
             if handler is not None:
                 signal.signal(sig, handler)
