@@ -166,3 +166,40 @@ def test_a_local_run_whose_plugin_swallows_the_stop_still_ends(tmp_path):
     assert (out / "arm=popularity" / "rep=0" / "_INCOMPLETE").is_file()
     code, stderr = cli("compare", str(out))
     assert code == 0 and "arm=popularity/rep=0 (unfinished)" in stderr, stderr
+
+
+# ------------------------------------------- wrappers fed by a feature the scenario lacks
+@pytest.mark.parametrize(
+    ("recommender", "named"),
+    [
+        (
+            {"type": "social_feed", "params": {"base": "popularity"}},
+            "arms[1].recommender.type: social_feed would serve its base unchanged: "
+            "population.social.talk is not set",
+        ),
+        (
+            {"type": "mmr", "params": {"base": "instructable", "base_params": {}}},
+            "arms[1].recommender.params.base: instructable would serve its base unchanged: "
+            "population.instructions is not set",
+        ),
+    ],
+)
+def test_a_wrapper_whose_feature_is_missing_is_refused(tmp_path, recommender, named):
+    """Was: validate ok and a run whose arm was its base, byte for byte (social_feed without
+    talking users, instructable without instructions): an A/B of two identical arms."""
+    doc = base_doc(tmp_path)
+    doc["arms"][1] = {"name": "wrapped", "recommender": recommender}
+    refused_everywhere(tmp_path, doc, named)
+
+
+def test_a_wrapper_at_its_zero_knob_or_fed_at_a_sweep_point_still_runs(tmp_path):
+    doc = base_doc(tmp_path)
+    doc["arms"][1] = {
+        "name": "ablation",
+        "recommender": {"type": "instructable", "params": {"strength": 0}},
+    }
+    doc["arms"].append({"name": "feed", "recommender": {"type": "social_feed"}})
+    doc["population"]["social"] = {"graph": {"type": "barabasi_albert", "m": 2}}
+    doc["sweep"] = {"population.social.talk": [None, {}]}
+    code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
+    assert code == 0, stderr

@@ -35,6 +35,7 @@ from recarena.agents.llm.server import check_local_llm, local_model_path
 from recarena.agents.users.daily_rhythm import pooled_profile_from_csv
 from recarena.agents.users.personas import data_traits
 from recarena.recommenders.mf import SCORE_BLOCK_CELLS
+from recarena.recommenders.registry import recommender_tree
 from recarena.simulator.core.errors import RecarenaError, first_line
 from recarena.simulator.core.machine import usable_cpus
 from recarena.simulator.core.paths import check_creatable, check_file_creatable, url_problem
@@ -1156,6 +1157,7 @@ def preflight(
         _check_conversation_is_read(scenario)
         _check_rhythm_is_read(scenario)
         _check_leaving_can_happen(scenario)
+        _check_wrapper_is_fed(scenario)
 
         def files(world: Scenario) -> Sizes | None:
             return _check_files(world, llm_cache_mode, llm_cache_path, read_edge_list)
@@ -1247,6 +1249,42 @@ def _check_leaving_can_happen(scenario: Scenario) -> None:
             "with creators.min_exposure 0 no period is low (exposure is never below 0), so no "
             "creator would leave; set min_exposure, the impressions a period needs"
         )
+
+
+_FED_BY: dict[str, tuple[str, str, Callable[[Scenario], bool], str]] = {
+    "social_feed": ("slots", "population.social.talk", lambda w: bool(
+        w.population.social and w.population.social.talk), "users do not talk, so no friend "
+        "recommends anything"),
+    "instructable": ("strength", "population.instructions",
+                     lambda w: w.population.instructions is not None, "users give no "
+                     "instructions"),
+    "llm_instructable": ("strength", "population.instructions",
+                         lambda w: w.population.instructions is not None, "users give no "
+                         "instructions"),
+}  # fmt: skip
+"""Wrappers that act only on what a scenario feature makes (recommenders/social_feed.py,
+instructable.py): their knob, the feature, whether a scenario has it, and why it matters."""
+
+
+def _check_wrapper_is_fed(scenario: Scenario) -> None:
+    """A social_feed arm without talking users, or an instructable one without instructions,
+    served its base unchanged: an A/B of two identical arms, read as "no effect". Refused unless
+    its knob is 0 (the ablation that asks for the base) or some sweep point has the feature."""
+    worlds = _worlds(scenario)
+    for index, arm in enumerate(scenario.arms):
+        where = f"arms[{index}].recommender"
+        for node in recommender_tree(where, arm.recommender.type, arm.recommender.params):
+            fed = _FED_BY.get(node.type_name)
+            if fed is None:
+                continue
+            knob, feature, has, why = fed
+            if node.params.get(knob) == 0 or any(has(world) for world in worlds):
+                continue
+            field = f"{where}.type" if node.type_field == where else node.type_field
+            raise RecarenaError(
+                f"{field}: {node.type_name} would serve its base unchanged: "
+                f"{feature} is not set ({why}); set it, or compare the base itself"
+            )
 
 
 def describe(est: Estimate) -> dict[str, Any]:
