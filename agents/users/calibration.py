@@ -1,39 +1,24 @@
 """Calibrate a simulated population to real interaction data (MovieLens and friends).
 
-What is fitted, and why this way:
+``calibrate`` runs every step; each fitted piece lives in a module of its own, whose docstring
+says what it fits and why that way:
+
+* the config, :class:`CalibrationConfig`: agents/users/calibration_config.py;
+* taste, topic mixes and quality (the static factorisation, its L2 weight chosen on the
+  held-out slice): agents/users/calibration_factors.py;
+* temperature and no-click utility (the engine's MNL on pseudo exposures) and the rating cut
+  points: agents/users/calibration_choice.py;
+* the "would you watch this?" rule: agents/users/watch_rule.py;
+* the result and its files, :class:`CalibratedPopulation`:
+  agents/users/calibrated_population.py.
+
+This module keeps the data helpers (indices, the split, activity, creators, the checks run
+before fitting) and the orchestration:
 
 * **Split.** Each user's interactions are sorted by time and the last ``holdout`` share (20 %,
   at least one) is held out. A per-user temporal split keeps every user in both halves (a
   global time cut would leave most ML-100K users with no held-out data, since they rated in
   one sitting) while still never training on a user's future.
-* **Taste, topic mixes and quality** come from one model, the engine's own utility:
-  ``U(u, i) = taste_u · x_i + quality_i`` with ``x_i = softmax(z_i)``, so every item vector is a
-  topic mix on the simplex by construction, exactly what ``Catalog.topics`` holds, and the fitted
-  ``taste`` and ``quality`` drop into ``UserState`` and ``Catalog`` unchanged. It is trained in
-  torch with an *implicit* objective, a sampled softmax over the catalog (each consumed item
-  against uniformly drawn negatives): the engine's users choose items by multinomial logit, so
-  the likelihood of "this item was chosen over the others" is the same model family as the
-  engine, whereas a rating regression would fit how much a user liked what they chose, which the
-  engine never uses to choose. Ratings are not used here. Its L2 weight is chosen on the
-  held-out slice (:func:`choose_factors`): how much to shrink depends on how many ratings each
-  user and movie has, which differs from one release to the next.
-* **Rating cut points.** The engine's fixed rating rule (3 stars at the no-click utility, 1.5
-  stars per unit above it) assumes a utility scale the implicit MF does not have: on ML-100K it
-  rated every consumed movie 1 star (rating TV distance 0.91). When the data has ratings, four
-  cut points on the surplus ``U − u0`` are fitted on the training pairs by quantile matching
-  (:func:`fit_rating_thresholds`) and stored as ``rating_thresholds``; a calibrated scenario
-  then rates through them. Generated populations keep the fixed rule.
-* **Temperature and no-click utility** by maximum likelihood of the engine's MNL on held-out
-  behaviour. MovieLens logs no exposures, so a *pseudo-exposure* protocol stands in: each user
-  is shown ``slates_per_user`` uniform random slates of ``slate_size`` items they did not
-  consume in training; a slate is "clicked" on an item the user consumed in the held-out
-  period (the first such slot, slot order being random), otherwise it is a no-click. The
-  assumption, stated plainly: a user would click a shown movie exactly when they watched it in
-  the held-out period, and every slot is examined. It is what a uniform-random recommender with
-  perfect recall of later viewing would observe; it makes ``no_click_utility`` reflect how
-  rarely a random movie is wanted, and ``temperature`` how sharply fitted utility separates
-  wanted from unwanted movies out of sample (a temperature above 1 undoes MF overfitting).
-  Only ``U/temperature`` is identified, which is all the engine's choice uses.
 * **The calibrated user model** (agents/users/sequential_interest.py) adds short-term
   interest (item-to-item transitions from the last few items), fitted popularity, recency and
   conformity terms and an ordinal rating model. Their weights, the temperature, the no-click
@@ -51,22 +36,33 @@ What is fitted, and why this way:
 
 from __future__ import annotations
 
-import json
-import math
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
-import scipy.sparse as sp
-from scipy.special import logsumexp
 
+from recarena.agents.users.calibrated_population import CalibratedPopulation, population_frame
+from recarena.agents.users.calibration_choice import (
+    ChoiceFit,
+    fit_choice,
+    fit_rating_thresholds,
+    pseudo_exposures,
+)
+from recarena.agents.users.calibration_config import CalibrationConfig
+from recarena.agents.users.calibration_factors import (
+    FACTOR_BATCH,
+    FACTOR_STEPS,
+    NLL_ROWS,
+    REG_CANDIDATES,
+    Factors,
+    choose_factors,
+    factor_batch_size,
+    fit_factors,
+    fold,
+    held_out_nll,
+)
 from recarena.agents.users.sequential_interest import (
-    InterestConfig,
-    SequentialInterest,
     choose_memory,
     fit_features,
     fit_ordinal,
@@ -74,209 +70,53 @@ from recarena.agents.users.sequential_interest import (
     genre_matrix,
     last_items,
 )
+from recarena.agents.users.watch_rule import WATCH_NEGATIVES, fit_watch_rule
 from recarena.simulator.core.errors import RecarenaError
-from recarena.simulator.core.publish import discard, new_token, publish, staging_name
 from recarena.simulator.data.datasets import InteractionData
+
+__all__ = [
+    # defined here
+    "DAY",
+    "SEED_MAX",
+    "MIN_HELD_OUT",
+    "MIN_USERS",
+    "Indexed",
+    "index",
+    "temporal_split",
+    "Activity",
+    "fit_activity",
+    "creators_from_genres",
+    "check_interactions",
+    "calibrate",
+    # moved out when this module was split, imported above from their homes, so that
+    # `from recarena.agents.users.calibration import X` keeps working for every one of them
+    "CalibrationConfig",
+    "CalibratedPopulation",
+    "population_frame",
+    "Factors",
+    "FACTOR_BATCH",
+    "FACTOR_STEPS",
+    "REG_CANDIDATES",
+    "NLL_ROWS",
+    "factor_batch_size",
+    "fit_factors",
+    "held_out_nll",
+    "choose_factors",
+    "fold",
+    "ChoiceFit",
+    "fit_choice",
+    "pseudo_exposures",
+    "fit_rating_thresholds",
+    "WATCH_NEGATIVES",
+    "fit_watch_rule",
+]
 
 DAY = 86_400.0
 SEED_MAX = 2**64 - 1
 """The largest calibration seed: the factor fit seeds a torch generator, which holds 64 bits."""
 
 
-@dataclass(frozen=True)
-class CalibrationConfig:
-    topics: int = 16
-    holdout: float = 0.2
-    epochs: int = 10
-    lr: float = 0.05
-    reg: float | None = None
-    """L2 weight on the static taste (and the chosen movies' quality) in the factor fit; None =
-    chosen among :data:`REG_CANDIDATES` by held-out log-loss (:func:`choose_factors`)."""
-    negatives: int = 256
-    batch_size: int | None = None
-    """Rows per optimiser step of the factor fit; None = :func:`factor_batch_size`."""
-    slate_size: int = 10
-    slates_per_user: int = 100
-    session_gap_seconds: float = 1800.0
-    prior_days: float = 7.0
-    seed: int = 0
-    refit: bool = True
-    """Refit the user model's components on all rows after its weights were chosen."""
-    interest: InterestConfig | None = field(default_factory=InterestConfig)
-    """The calibrated user model's extra terms (agents/users/sequential_interest.py);
-    None = taste and quality only (the model before sequential interest was added)."""
-
-
-@dataclass
-class CalibratedPopulation:
-    """Everything the engine needs to run on a calibrated population, plus its provenance."""
-
-    user_id: np.ndarray  # [U] str: the dataset's ids, in the engine's user order
-    taste: np.ndarray  # [U, T] float32
-    activity: np.ndarray  # [U] float64 sessions per day
-    session_length: np.ndarray  # [U] float64 mean consumptions per session
-    item_id: np.ndarray  # [I] str
-    topics: np.ndarray  # [I, T] float32, rows on the simplex
-    quality: np.ndarray  # [I] float32
-    creator: np.ndarray  # [I] int32: index into creator_names (first genre)
-    creator_names: list[str]
-    title: list[str]
-    genres: list[list[str]]
-    scalars: dict[str, Any] = field(default_factory=dict)
-    interest: SequentialInterest | None = None
-    """Short-term interest, conformity and ordinal ratings; None = the plain rule user."""
-    persona: list[str] | None = None
-    """[U] one line of demographics per user when the dataset has them (ML-1M users.dat)."""
-
-    @property
-    def n_users(self) -> int:
-        return int(self.taste.shape[0])
-
-    @property
-    def n_items(self) -> int:
-        return int(self.topics.shape[0])
-
-    @property
-    def n_topics(self) -> int:
-        return int(self.topics.shape[1])
-
-    def non_finite(self) -> str | None:
-        """The first fitted quantity the engine would choke on that is NaN or infinite (a
-        visit rate of NaN, a temperature of NaN), named; None when every one is finite."""
-        scalars = {name: self.scalars.get(name) for name in ("temperature", "no_click_utility")}
-        for name, value in scalars.items():
-            if not isinstance(value, int | float) or not math.isfinite(value):
-                return f"{name} {value}"
-        cuts = self.scalars.get("rating_thresholds")
-        if cuts is not None and not all(isinstance(c, int | float) for c in cuts):
-            return f"rating_thresholds {cuts}"
-        arrays = {
-            "rating_thresholds": np.asarray(cuts if cuts is not None else [], np.float64),
-            "activity": self.activity,
-            "session_length": self.session_length,
-            "taste": self.taste,
-            "topics": self.topics,
-            "quality": self.quality,
-        }
-        for name, array in arrays.items():
-            bad = ~np.isfinite(array)
-            if bad.any():
-                return f"{name} {array[bad].ravel()[0]} ({int(bad.sum())} value(s))"
-        return None
-
-    # ---------------------------------------------------------------- files
-    @staticmethod
-    def paths(path: str | Path) -> tuple[Path, Path, Path]:
-        """Users file, items file beside it (``<stem>.items.parquet``) and the JSON sidecar."""
-        path = Path(path)
-        return path, path.with_suffix(".items.parquet"), path.with_suffix(".json")
-
-    @staticmethod
-    def interest_path(path: str | Path) -> Path:
-        return Path(path).with_suffix(".interest.npz")
-
-    def save(self, path: str | Path) -> None:
-        """Write the users, items, JSON and interest files, then publish them together
-        (simulator/core/publish.py): a stop or an error while writing leaves the population that
-        was there as it was. Was: each written in place, so a stop while the items file was
-        written left this fit's users beside a truncated or older items file."""
-        users_path, items_path, json_path = self.paths(path)
-        interest_path = self.interest_path(path)
-        users_path.parent.mkdir(parents=True, exist_ok=True)
-        token = new_token()
-        new_users, new_items, new_json, new_interest = (
-            staging_name(target, token)
-            for target in (users_path, items_path, json_path, interest_path)
-        )
-        staged: dict[Path, Path | None] = {
-            users_path: new_users,
-            items_path: new_items,
-            json_path: new_json,
-            interest_path: new_interest if self.interest is not None else None,
-        }
-        try:
-            meta = {b"recarena.calibration": json.dumps(self.scalars).encode()}
-            columns = {
-                "user_id": pa.array(self.user_id.astype(str)),
-                "taste": pa.array(list(self.taste), pa.list_(pa.float32())),
-                "activity": pa.array(self.activity, pa.float64()),
-                "session_length": pa.array(self.session_length, pa.float64()),
-            }
-            if self.persona is not None:
-                columns["persona"] = pa.array(self.persona, pa.string())
-            users = pa.table(columns).replace_schema_metadata(meta)
-            items = pa.table(
-                {
-                    "item_id": pa.array(self.item_id.astype(str)),
-                    "title": pa.array(self.title, pa.string()),
-                    "genres": pa.array(self.genres, pa.list_(pa.string())),
-                    "topics": pa.array(list(self.topics), pa.list_(pa.float32())),
-                    "quality": pa.array(self.quality, pa.float32()),
-                    "creator": pa.array(self.creator, pa.int32()),
-                    "creator_name": pa.array([self.creator_names[c] for c in self.creator]),
-                }
-            ).replace_schema_metadata(meta)
-            pq.write_table(users, new_users)
-            pq.write_table(items, new_items)
-            if self.interest is not None:
-                self.interest.save(new_interest)
-            new_json.write_text(json.dumps(self.scalars, indent=2) + "\n", encoding="utf-8")
-            publish(staged, str(path))  # an old interest file goes when this fit has none
-        finally:
-            discard(staged)
-
-    @classmethod
-    def load(cls, path: str | Path) -> CalibratedPopulation:
-        users_path, items_path, _ = cls.paths(path)
-        for p in (users_path, items_path):
-            if not p.exists():
-                raise RecarenaError(
-                    f"calibrated population file not found: {p} (make it with "
-                    "`recarena calibrate DATASET -o FILE`)"
-                )
-        try:
-            users = pq.read_table(users_path)
-            items = pq.read_table(items_path)
-            scalars = json.loads(users.schema.metadata[b"recarena.calibration"])
-        except (pa.ArrowException, OSError, KeyError, TypeError) as exc:
-            raise RecarenaError(f"{users_path}: not a calibrated population ({exc})") from None
-        creator = items["creator"].to_numpy().astype(np.int32)
-        names = items["creator_name"].to_pylist()
-        creator_names = [""] * (int(creator.max()) + 1 if creator.size else 0)
-        for c, name in zip(creator.tolist(), names, strict=True):
-            creator_names[c] = name
-        interest_path = cls.interest_path(path)
-        interest = (
-            SequentialInterest.load(interest_path, scalars["interest"])
-            if "interest" in scalars and interest_path.exists()
-            else None
-        )
-        population = cls(
-            user_id=np.asarray(users["user_id"].to_pylist()),
-            taste=np.stack(users["taste"].to_numpy(zero_copy_only=False)).astype(np.float32),
-            activity=users["activity"].to_numpy(),
-            session_length=users["session_length"].to_numpy(),
-            item_id=np.asarray(items["item_id"].to_pylist()),
-            topics=np.stack(items["topics"].to_numpy(zero_copy_only=False)).astype(np.float32),
-            quality=items["quality"].to_numpy().astype(np.float32),
-            creator=creator,
-            creator_names=creator_names,
-            title=items["title"].to_pylist(),
-            genres=items["genres"].to_pylist(),
-            scalars=scalars,
-            interest=interest,
-            persona=users["persona"].to_pylist() if "persona" in users.column_names else None,
-        )
-        problem = population.non_finite()
-        if problem is not None:
-            raise RecarenaError(
-                f"{users_path}: fitted {problem} is not a finite number; calibrate it again "
-                "from a larger dataset"
-            )
-        return population
-
-
-# ------------------------------------------------------------------------------ pieces
+# ------------------------------------------------------------------------ data helpers
 @dataclass(frozen=True)
 class Indexed:
     """Interactions on dense indices, sorted by (user, time)."""
@@ -354,236 +194,6 @@ def fit_activity(
     length = np.bincount(session_user, weights=clicks_per_session, minlength=n_users)
     length = np.divide(length, sessions, out=np.zeros(n_users), where=sessions > 0)
     return Activity(sessions=sessions, rate=rate, session_length=length, pooled_rate=pooled)
-
-
-@dataclass(frozen=True)
-class Factors:
-    taste: np.ndarray  # [U, T]
-    topics: np.ndarray  # [I, T] simplex rows
-    quality: np.ndarray  # [I]
-    final_loss: float
-
-
-FACTOR_BATCH = 256
-"""Rows per step of the factor fit. Small steps, many of them: one step per epoch of 8192 rows
-(the old default) left the taste model no better than popularity at predicting a user's next
-movies on the held-out slice of ml-latest-small's training split; 256 rows gave the lowest
-held-out log-loss of the weighted user model on both MovieLens sets tried (256, 1024, rows/10)."""
-
-FACTOR_STEPS = 400
-"""Steps per epoch beyond which a larger dataset takes larger steps instead (time grows with
-steps, and a few hundred per epoch is what the fit needs; ML-1M: about 2,000 rows a step)."""
-
-REG_CANDIDATES = (1e-4, 1e-3, 1e-2)
-"""The static taste's L2 weights tried on the validation slice; the first wins ties and a slice
-that cannot decide. Why it is chosen, not fixed: at 1e-4 (the value it had) the taste overfits
-ml-latest-small's long tail so much that it predicted a user's next movie worse than popularity
-alone (held-out log-loss among the user's unseen movies 8.35 nats against 8.23), and users who
-cannot tell one such movie from another judge recommenders by how popular their lists are.
-How much to shrink depends on how many ratings each user and movie has, which differs between
-releases, so each dataset chooses (ml-100k: 1e-3, ml-latest-small: 1e-2)."""
-
-NLL_ROWS = 20_000
-"""Validation rows scored per candidate (a seeded sample above that): the score of a row costs
-one pass over the catalog, and a 1M-rating release has about 160,000 such rows."""
-
-
-def factor_batch_size(rows: int) -> int:
-    """:data:`FACTOR_BATCH` rows, more on a large dataset (at most :data:`FACTOR_STEPS` steps an
-    epoch), fewer on a tiny one (at least ten steps an epoch)."""
-    return max(1, min(FACTOR_BATCH, rows // 10), rows // FACTOR_STEPS)
-
-
-def fit_factors(
-    user: np.ndarray, item: np.ndarray, n_users: int, n_items: int, cfg: CalibrationConfig
-) -> Factors:
-    """Sampled-softmax MF with simplex item mixes (see module docstring). Deterministic: all
-    draws come from one seeded torch generator and torch runs in this thread only."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # one summation order: the same factors on every machine
-    try:
-        return _train_factors(torch, user, item, n_users, n_items, cfg)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _train_factors(torch, user, item, n_users: int, n_items: int, cfg: CalibrationConfig):
-    gen = torch.Generator().manual_seed(cfg.seed)
-    taste = (torch.randn(n_users, cfg.topics, generator=gen) * 0.1).requires_grad_()
-    logits = (torch.randn(n_items, cfg.topics, generator=gen) * 0.1).requires_grad_()
-    bias = torch.zeros(n_items, requires_grad=True)
-    opt = torch.optim.Adam([taste, logits, bias], lr=cfg.lr)
-    users_t = torch.as_tensor(user, dtype=torch.long)
-    items_t = torch.as_tensor(item, dtype=torch.long)
-    n = users_t.shape[0]
-    size = cfg.batch_size or factor_batch_size(n)
-    reg = REG_CANDIDATES[0] if cfg.reg is None else cfg.reg
-    loss_value = float("nan")
-    for _ in range(cfg.epochs):
-        order = torch.randperm(n, generator=gen)
-        total = 0.0
-        for start in range(0, n, size):
-            batch = order[start : start + size]
-            u, pos = users_t[batch], items_t[batch]
-            neg = torch.randint(0, n_items, (cfg.negatives,), generator=gen)
-            mix = torch.softmax(logits, dim=-1)  # all items at once: [I, T] is small
-            t_u = taste[u]
-            pos_score = (t_u * mix[pos]).sum(-1) + bias[pos]
-            neg_score = t_u @ mix[neg].T + bias[neg]  # negatives shared across the batch
-            score = torch.cat([pos_score[:, None], neg_score], dim=1)
-            loss = torch.nn.functional.cross_entropy(score, torch.zeros_like(pos))
-            loss = loss + reg * ((t_u**2).sum(1).mean() + (bias[pos] ** 2).mean())
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * batch.shape[0]
-        loss_value = total / n
-    with torch.no_grad():
-        topics = torch.softmax(logits, dim=-1).numpy().astype(np.float32)
-        quality = bias.numpy().astype(np.float32)
-        return Factors(taste.detach().numpy().astype(np.float32), topics, quality, loss_value)
-
-
-def held_out_nll(
-    factors: Factors,
-    fit_user: np.ndarray,
-    fit_item: np.ndarray,
-    user: np.ndarray,
-    item: np.ndarray,
-    seed: int,
-) -> float:
-    """Mean negative log-likelihood of each (``user``, ``item``) under the static utility's
-    softmax over the movies that user had not consumed in the fit rows (NaN: none to score).
-    Consumptions a user had already made in the fit rows are not scored."""
-    n_users, n_items = factors.taste.shape[0], factors.topics.shape[0]
-    if user.size > NLL_ROWS:
-        keep = np.sort(np.random.default_rng([seed, 17]).choice(user.size, NLL_ROWS, False))
-        user, item = user[keep], item[keep]
-    seen = sp.csr_matrix(
-        (np.ones(fit_user.size, np.int8), (fit_user, fit_item)), shape=(n_users, n_items)
-    )
-    chunk = max(1, (1 << 22) // max(n_items, 1))  # ~32 MB of float64 scores at a time
-    total, count = 0.0, 0
-    for start in range(0, user.size, chunk):
-        u, i = user[start : start + chunk], item[start : start + chunk]
-        score = factors.taste[u].astype(np.float64) @ factors.topics.T.astype(np.float64)
-        score += factors.quality.astype(np.float64)
-        score[seen[u].toarray() > 0] = -np.inf
-        rows = np.arange(u.size)
-        nll = logsumexp(score, axis=1) - score[rows, i]
-        finite = np.isfinite(nll)
-        total += float(nll[finite].sum())
-        count += int(finite.sum())
-    return total / count if count else float("nan")
-
-
-def choose_factors(
-    fit_user: np.ndarray,
-    fit_item: np.ndarray,
-    user: np.ndarray,
-    item: np.ndarray,
-    n_users: int,
-    n_items: int,
-    cfg: CalibrationConfig,
-) -> tuple[Factors, float, list[dict[str, float]]]:
-    """The factor fit on the fit rows, its L2 weight chosen by :func:`held_out_nll` on the
-    validation rows (``user``/``item``) when ``cfg.reg`` is None; returns the chosen fit, its
-    weight and every candidate's loss (empty when the weight was given)."""
-    if cfg.reg is not None:
-        return fit_factors(fit_user, fit_item, n_users, n_items, cfg), cfg.reg, []
-    fits: list[Factors] = []
-    losses: list[dict[str, float]] = []
-    for reg in REG_CANDIDATES:
-        fits.append(fit_factors(fit_user, fit_item, n_users, n_items, replace(cfg, reg=reg)))
-        loss = held_out_nll(fits[-1], fit_user, fit_item, user, item, cfg.seed)
-        losses.append({"reg": reg, "log_loss": loss})
-    keys = [row["log_loss"] if math.isfinite(row["log_loss"]) else math.inf for row in losses]
-    best = keys.index(min(keys))  # the first of equals; none finite: the first candidate
-    return fits[best], REG_CANDIDATES[best], losses
-
-
-@dataclass(frozen=True)
-class ChoiceFit:
-    temperature: float
-    no_click_utility: float
-    nll: float  # mean negative log-likelihood per slate
-    slates: int
-    click_rate: float  # share of slates with a click
-
-
-def fit_choice(utility: np.ndarray, clicked: np.ndarray) -> ChoiceFit:
-    """MLE of (temperature, no-click utility) for the engine's MNL over examined slots.
-
-    ``utility`` [S, m] holds the examined items' utilities (NaN for slots not examined);
-    ``clicked`` [S] is the clicked slot or -1. P(slot j) = exp(U_j/τ) / (exp(u0/τ) + Σ exp(U/τ)).
-    """
-    import torch
-
-    util = torch.as_tensor(np.nan_to_num(utility, nan=0.0), dtype=torch.float64)
-    mask = torch.as_tensor(np.isnan(utility))
-    target = torch.as_tensor(clicked.astype(np.int64) + 1)
-    log_tau = torch.zeros((), dtype=torch.float64, requires_grad=True)
-    u0 = torch.tensor(float(np.nanmean(utility)), dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([log_tau, u0], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
-
-    def nll() -> torch.Tensor:
-        scores = torch.cat([u0.expand(util.shape[0], 1), util], dim=1) / torch.exp(log_tau)
-        scores = scores.masked_fill(torch.cat([torch.zeros_like(mask[:, :1]), mask], 1), -torch.inf)
-        return torch.nn.functional.cross_entropy(scores, target)
-
-    def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = nll()
-        loss.backward()
-        return loss
-
-    for _ in range(3):
-        opt.step(closure)
-    with torch.no_grad():
-        return ChoiceFit(
-            temperature=float(torch.exp(log_tau)),
-            no_click_utility=float(u0),
-            nll=float(nll()),
-            slates=int(utility.shape[0]),
-            click_rate=float((clicked >= 0).mean()),
-        )
-
-
-def pseudo_exposures(
-    held_user: np.ndarray,
-    held_item: np.ndarray,
-    train_user: np.ndarray,
-    train_item: np.ndarray,
-    n_items: int,
-    utility_of,
-    cfg: CalibrationConfig,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Uniform random slates of unseen-in-training items for every user with held-out data;
-    the clicked slot is the first item the user consumed in the held-out period.
-    ``utility_of(users [S, m], items [S, m])`` is the calibrated utility."""
-    rng = np.random.default_rng([cfg.seed, 1])
-    users = np.repeat(np.unique(held_user), cfg.slates_per_user)
-    slates = rng.integers(0, n_items, (users.shape[0], cfg.slate_size))
-    keys = users[:, None] * n_items + slates
-    seen = np.isin(keys, np.unique(train_user * n_items + train_item))
-    hit = np.isin(keys, np.unique(held_user * n_items + held_item)) & ~seen
-    utility = utility_of(np.broadcast_to(users[:, None], slates.shape), slates)
-    utility = np.array(utility, np.float64)
-    utility[seen] = np.nan  # a consumed item would not be shown: the slot is empty
-    clicked = np.where(hit.any(axis=1), hit.argmax(axis=1), -1)
-    return utility, clicked
-
-
-def fit_rating_thresholds(surplus: np.ndarray, ratings: np.ndarray) -> np.ndarray:
-    """[4] star cut points on utility surplus U − u0 by quantile matching: the share of
-    consumed pairs whose surplus falls below cut k equals the share of ratings of at most k
-    stars, so the engine's ratings of these pairs reproduce the real histogram. Only the order
-    of utilities is used; their scale says nothing about stars (the MF is fitted on choices)."""
-    stars = np.clip(np.floor(np.asarray(ratings, np.float64) + 0.5), 1, 5).astype(np.int64)
-    share = np.cumsum(np.bincount(stars - 1, minlength=5))[:4] / stars.size
-    return np.quantile(np.asarray(surplus, np.float64), share)
 
 
 def creators_from_genres(genres: list[list[str]]) -> tuple[np.ndarray, list[str]]:
@@ -903,93 +513,3 @@ def calibrate(
             f"number ({n_users} users, {n_items} items, {int(ix.consumed.sum())} consumptions)"
         )
     return population
-
-
-def fold(factors: Factors, features: Any, weights: dict[str, float]) -> Factors:
-    """Static terms of the user model folded into taste and quality, so the engine's arrays
-    keep their meaning: taste·x + quality is then the weighted static utility."""
-    w_mf = weights["mf"]
-    quality = (
-        w_mf * factors.quality
-        + weights["log_pop"] * features.log_pop
-        + weights["log_recent"] * features.log_recent
-    )
-    return Factors(
-        (w_mf * factors.taste).astype(np.float32),
-        factors.topics,
-        quality.astype(np.float32),
-        factors.final_loss,
-    )
-
-
-WATCH_NEGATIVES = 4
-"""Unseen items drawn per liked held-out item for the watch rule's fit (weighted back to an
-even prior): more contrasts than positives steady the weights at no cost in bias."""
-
-
-def fit_watch_rule(
-    static_utility,
-    interest: SequentialInterest | None,
-    held_user: np.ndarray,
-    held_item: np.ndarray,
-    held_rating: np.ndarray | None,
-    seen: np.ndarray,
-    n_items: int,
-    no_click_utility: float,
-    seed: int,
-) -> dict[str, Any]:
-    """ "Would you watch this?" as a logistic log-likelihood ratio, fitted on the held-out
-    slice of the training split: liked held-out items (4+ stars; every held-out item without
-    ratings) against ``WATCH_NEGATIVES`` × as many uniformly drawn unseen items, weighted to
-    an even prior, so the fitted log-odds are a likelihood ratio at even prior. A 1:m test
-    adds log(1/m) for its own prior (analysis/fidelity/checks.py).
-
-    The inputs are the user model's own terms, each with its own weight: the static surplus
-    (taste · topic mix + quality − u0, ``static_utility``) and, with ``interest``, what
-    :meth:`SequentialInterest.watch_terms` gives: short-term interest, conformity, popularity
-    (asked about one movie out of context, a user knows of popular ones), how well liked the
-    movie is (its shrunk mean rating), how much the user favours its genres and how well they
-    rate them, recent popularity on its own (the static surplus holds it only at the choice
-    model's weight), and the movie's popularity around the user's own time (what was being
-    watched when the user was), the user's activity, and the squared distance of the movie's
-    release year from the user's (standardised by the spread of the years they watch). The
-    choice weights (``fit_weights``) answer "which movie next,
-    among all"; this answers "is this one movie one I would watch and like", so it weighs the
-    same terms afresh. In a simulation the choice among shown items keeps using the utility
-    alone."""
-    from sklearn.linear_model import LogisticRegression
-
-    liked = np.ones(held_user.size, bool) if held_rating is None else held_rating >= 4.0
-    pos_user, pos_item = held_user[liked], held_item[liked]
-    rng = np.random.default_rng([seed, 23])
-    neg_user = np.repeat(pos_user, WATCH_NEGATIVES)
-    neg_item = rng.integers(0, n_items, neg_user.size)
-    fresh = ~np.isin(neg_user * n_items + neg_item, seen)
-    neg_user, neg_item = neg_user[fresh], neg_item[fresh]
-    if pos_user.size == 0 or neg_user.size == 0:
-        return {"slope": 1.0, "intercept": 0.0, "terms": {}, "pairs": 0}
-    user = np.concatenate([pos_user, neg_user])
-    item = np.concatenate([pos_item, neg_item])
-    columns = {"static": np.asarray(static_utility(user, item), np.float64) - no_click_utility}
-    if interest is not None:
-        columns.update(interest.watch_terms(user, item))
-    names = list(columns)
-    x = np.column_stack([columns[name] for name in names])
-    y = np.concatenate([np.ones(pos_user.size), np.zeros(neg_user.size)])
-    mean, scale = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-9)  # for the optimiser only
-    model = LogisticRegression(C=1e4, max_iter=1000, class_weight="balanced")
-    model.fit((x - mean) / scale, y)
-    coef = model.coef_[0] / scale
-    return {
-        "slope": float(coef[0]),
-        "intercept": float(model.intercept_[0] - (coef * mean).sum()),
-        "terms": {name: float(w) for name, w in zip(names[1:], coef[1:], strict=True)},
-        "pairs": int(y.size),
-    }
-
-
-def population_frame(pop: CalibratedPopulation) -> pl.DataFrame:
-    """Users as a polars frame (for quick looks and the fidelity report)."""
-    return pl.DataFrame(
-        {"user_id": pop.user_id, "activity": pop.activity, "session_length": pop.session_length}
-    )

@@ -149,7 +149,7 @@ class RuleUserPolicy:
             np.rint(rating, out=rating)
             np.maximum(rating, _ONE_F32, out=rating)  # np.clip(rating, 1, 5), no wrappers
             np.minimum(rating, _RATING_MAX, out=rating)
-        else:  # calibrated cut points on the surplus (agents/users/calibration.py)
+        else:  # calibrated cut points on the surplus (agents/users/calibration_choice.py)
             stars = 1.0 + np.searchsorted(cfg.rating_thresholds, surplus, side="right")
             rating = np.where(has_click, stars, np.nan)
 

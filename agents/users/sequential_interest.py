@@ -34,7 +34,7 @@ terms fitted on the *training* part of real data:
   close to the real one even though simulated users choose the items their utility ranks
   high.
 * **For "would you watch this?" only** (the watch rule, ``fit_watch_rule`` in
-  agents/users/calibration.py): each item's shrunk mean rating, each user's genre affinity
+  agents/users/watch_rule.py): each item's shrunk mean rating, each user's genre affinity
   (log of the user's genre shares over all users', shrunk) and genre rating affinity (how much
   above their own mean the user rates each genre, shrunk), recent popularity on its own, and
   each item's popularity around the user's own time (:func:`popularity_timeline`), the user's
@@ -253,7 +253,7 @@ class SequentialInterest:
 
     def watch_terms(self, users: np.ndarray, items: np.ndarray) -> dict[str, np.ndarray]:
         """[N] each term the "would you watch this?" rule weighs besides the static utility
-        (``fit_watch_rule`` in agents/users/calibration.py), by name, for pairs ``users`` /
+        (``fit_watch_rule`` in agents/users/watch_rule.py), by name, for pairs ``users`` /
         ``items`` ([N]); terms without data (no ratings, no genres) are left out."""
         pop = self.popularity_of(items[:, None])[:, 0].astype(np.float64)
         out = {

@@ -31,7 +31,7 @@ class FidelityConfig:
     topics: int = 16
     calibration_epochs: int = 10
     calibration_batch_size: int | None = None
-    """None: the calibration's rule (agents/users/calibration.py ``factor_batch_size``: 256
+    """None: the calibration's rule (agents/users/calibration_factors.py ``factor_batch_size``: 256
     rows per step, fewer on a tiny dataset so that an epoch has ten steps)."""
     arms: tuple[ArmSpec, ...] = DEFAULT_ARMS
     simulation_days: float = 3.0

@@ -1,12 +1,12 @@
 """A calibrated population's files checked against each other and against what the engine does
 with them, before any run directory exists.
 
-``CalibratedPopulation.load`` (agents/users/calibration.py) reads whatever its files hold, and
-``resolve_calibrated`` copies the fitted scalars into the scenario without validating them. So a
-users file and an items file from two populations (taste 16 topics wide, topics 32), a negative
-or absurd visit rate, an interest sidecar (``<stem>.interest.npz``) that is missing, cut short
-or from another population, or cut points out of order all passed validate, and every cell of
-the run then failed (a numpy broadcast error, ``lam < 0``) after the run directory was made; a
+``CalibratedPopulation.load`` (agents/users/calibrated_population.py) reads whatever its files
+hold, and ``resolve_calibrated`` copies the fitted scalars into the scenario without validating
+them. So a users file and an items file from two populations (taste 16 topics wide, topics 32), a
+negative or absurd visit rate, an interest sidecar (``<stem>.interest.npz``) that is missing, cut
+short or from another population, or cut points out of order all passed validate, and every cell
+of the run then failed (a numpy broadcast error, ``lam < 0``) after the run directory was made; a
 zero-byte sidecar even read as a Ctrl-D ("aborted", exit 130). Each is one line here, naming the
 file. The files stay the calibration's own format: this module only reads them.
 """

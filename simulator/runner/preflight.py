@@ -32,6 +32,8 @@ from recarena.agents.llm.choices import MAX_OPTIONS
 from recarena.agents.llm.endpoint import unreachable
 from recarena.agents.llm.gguf_check import kv_cache_bytes
 from recarena.agents.llm.server import check_local_llm, local_model_path
+from recarena.agents.users import calibration
+from recarena.agents.users.calibrated_population import CalibratedPopulation
 from recarena.agents.users.daily_rhythm import pooled_profile_from_csv
 from recarena.agents.users.personas import data_traits
 from recarena.recommenders.mf import SCORE_BLOCK_CELLS
@@ -190,8 +192,6 @@ def _check_calibrated(scenario: Scenario) -> Sizes | None:
     pop = scenario.population
     if pop.source != "calibrated" or pop.path is None:
         return None
-    from recarena.agents.users.calibration import CalibratedPopulation
-
     users_path, items_path, _ = CalibratedPopulation.paths(pop.path)
     for path in (users_path, items_path):  # a folder, a pipe or a device is no population
         if path.exists() and not path.is_file():
@@ -313,8 +313,6 @@ def _check_dataset(dataset: str, what: str) -> Sizes:
     users and items the calibrated population will have. The fit itself (seconds to minutes)
     is left to the run; reading is the run's own first step (measured: a 130 MB ratings.csv
     of 5M ratings, ~2 s and ~1.6 GB)."""
-    from recarena.agents.users.calibration import check_interactions, index
-
     try:
         with _dataset_errors(Path(dataset)):  # a folder the user may not search: was an
             if dataset == "ml-100k":  # internal PermissionError from guessing its format
@@ -333,8 +331,8 @@ def _check_dataset(dataset: str, what: str) -> Sizes:
                 if not is_zip(path):  # a release's zip: load_dataset unpacks it
                     detect_format(release_folder(path))
             data = subsample_users(load_dataset(dataset), None, 0, DEFAULT_MAX_RATINGS)
-            check_interactions(data)
-            indexed = index(data)
+            calibration.check_interactions(data)
+            indexed = calibration.index(data)
     except RecarenaError as exc:
         raise RecarenaError(f"{what}: {exc}") from None
     return Sizes(int(indexed.user_ids.shape[0]), int(indexed.item_ids.shape[0]))
