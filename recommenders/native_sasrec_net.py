@@ -24,7 +24,17 @@ class _Encoder(nn.Module):
         length = seq.shape[1]
         x = self.items(seq) + self.positions(torch.arange(length))[None]
         causal = torch.triu(torch.ones(length, length, dtype=torch.bool), diagonal=1)
-        return self.norm(self.encoder(x, mask=causal, src_key_padding_mask=seq == 0))
+        pad = seq == 0
+        if len(self.encoder.layers) == 1:
+            return self.norm(self.encoder(x, mask=causal, src_key_padding_mask=pad))
+        # A left-padded position may attend to nothing (its earlier keys are all padding), and
+        # torch's inference path answers NaN there; the next layer multiplied that NaN by its
+        # zero attention weight, so with layers >= 2 every state of a short history was NaN at
+        # recommend time and the cell failed. Padded states are zeroed between layers; the
+        # real positions never attend to them, so their states are unchanged.
+        for layer in self.encoder.layers:
+            x = layer(x, src_mask=causal, src_key_padding_mask=pad).masked_fill(pad[..., None], 0)
+        return self.norm(x)
 
     def logits(self, states: torch.Tensor) -> torch.Tensor:
         return states @ self.items.weight[1:].T  # scores over real items

@@ -203,3 +203,35 @@ def test_a_wrapper_at_its_zero_knob_or_fed_at_a_sweep_point_still_runs(tmp_path)
     doc["sweep"] = {"population.social.talk": [None, {}]}
     code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
     assert code == 0, stderr
+
+
+# ---------------------------------------------------- sasrec_native with more than one layer
+def test_sasrec_native_layers_past_one_serve_short_histories(tmp_path):
+    """Was: validate ok, then every cell of a sasrec_native arm with layers >= 2 failed with
+    "recommend raised ValueError: cannot reshape array of size 10 into shape (2,10)" (exit 1):
+    at recommend time torch answered NaN for a left-padded position that attends to nothing,
+    and the next layer spread it to every state of a history shorter than max_len."""
+    import torch
+
+    from recarena.recommenders.native_sasrec import NativeSASRecParams
+    from recarena.recommenders.native_sasrec_net import _Encoder
+
+    for layers in (1, 2, 12):
+        torch.manual_seed(0)
+        net = _Encoder(10, NativeSASRecParams(dim=8, layers=layers, max_len=5)).eval()
+        with torch.no_grad():
+            states = net(torch.tensor([[0, 0, 3, 4, 5], [1, 2, 3, 4, 5]]))
+        assert not torch.isnan(states[:, -1]).any(), layers  # the state recommend reads
+    doc = base_doc(tmp_path)
+    doc["horizon"]["days"] = 1.2
+    doc["population"]["visits_per_day"] = 4
+    doc["arms"][1] = {
+        "name": "deep",
+        "recommender": {"type": "sasrec_native", "params": {"layers": 2, "epochs": 1}},
+    }
+    out = tmp_path / "out"
+    code, stderr = cli(
+        "run", str(write_scenario(tmp_path, doc)), "--executor", "local", "-q", "-o", str(out)
+    )
+    assert code == 0, stderr
+    assert (out / "arm=deep" / "rep=0" / "manifest.json").is_file()
