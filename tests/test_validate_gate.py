@@ -403,7 +403,7 @@ def test_a_dataset_to_calibrate_gives_validate_its_sizes(tmp_path, monkeypatch):
     after calibrating; and a dataset over 64 MB was not read at all. validate now reads the
     dataset as run does, whatever its size, and checks the calibrated users and items."""
     _twelve_item_ratings(tmp_path / "ml")
-    monkeypatch.setattr("recarena.simulator.runner.preflight.SMALL_FILE_BYTES", 100)
+    monkeypatch.setattr("recarena.simulator.runner.input_file_checks.SMALL_FILE_BYTES", 100)
     doc = base_doc(tmp_path)
     doc["population"] = {
         "from": "calibrated",

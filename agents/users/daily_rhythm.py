@@ -121,7 +121,7 @@ def fit_clock_profiles(
 def pooled_profile_from_csv(path: str, width_hours: float, utc_offset_hours: float) -> np.ndarray:
     """[24] the smoothed hour profile of a CSV's ``timestamp`` column (Unix seconds). Anything
     wrong with the file is one RecarenaError naming the field and the file: a cell and
-    ``validate`` (simulator/runner/preflight.py) read it through here alike."""
+    ``validate`` (simulator/runner/input_file_checks.py) read it through here alike."""
     what = "population.daily_rhythm.start_hours_from"
     if not Path(path).is_file():
         raise RecarenaError(f"{what}: file not found: {path}")

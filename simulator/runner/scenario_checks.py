@@ -1,0 +1,221 @@
+"""Whole-scenario consistency: a scenario valid value by value can be impossible as a whole.
+
+The schema (simulator/core/scenario.py) checks each value on its own. These checks compare
+values with each other and with the population's sizes: a carousel with more slots than the
+catalog has items, refits more often than a tick, a social graph asking for more neighbours
+than there are users, and settings that nothing would read (a conversation with no
+conversation surface, a daily_rhythm field its mode ignores, creators that can never leave, a
+wrapper whose feature is off). Each was ignored without a word, or failed at run time.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from recarena.agents.llm.choices import MAX_OPTIONS
+from recarena.recommenders.registry import recommender_tree
+from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.scenario import CarouselSurface, ConversationSurface, Scenario
+from recarena.simulator.runner.resource_estimate import Sizes
+from recarena.simulator.runner.sweep import expand_sweep
+
+DAY_SECONDS = 86_400.0
+
+
+def check_pages(scenario: Scenario, items: int) -> None:
+    """A page cannot show more distinct items than the catalog starts with, nor, to LLM users
+    reading their decision from one token's logprobs, more than that token can name."""
+    scored = scenario.population.llm_users > 0 and scenario.llm.decision == "score"
+    for index, arm in enumerate(scenario.arms):
+        surface = scenario.surface_for(arm)
+        where = f"arms[{index}].surface" if arm.surface is not None else "surface"
+        if isinstance(surface, CarouselSurface):
+            slots = len(surface.rows) * surface.cols
+            if slots > items:
+                raise RecarenaError(
+                    f"{where}: a carousel of {len(surface.rows)} rows x {surface.cols} columns "
+                    f"= {slots} slots exceeds the catalog's {items} initial items"
+                )
+        else:
+            k = getattr(surface, "k", None)  # a plug-in surface may have no k
+            if isinstance(k, int) and k > items:
+                raise RecarenaError(
+                    f"{where}.k: {k} slots exceed the catalog's {items} initial items"
+                )
+            slots = k if isinstance(k, int) else 0
+        if scored and slots > MAX_OPTIONS:
+            # was: validate passed and every cell failed on its first LLM page (exit 1)
+            field = where if isinstance(surface, CarouselSurface) else f"{where}.k"
+            raise RecarenaError(
+                f"{field}: {slots} slots on a page, but LLM users in scoring mode "
+                f"(llm.decision: score) name each slot by one token, 1-9 then A-Z: at most "
+                f"{MAX_OPTIONS}; show fewer, or set llm.decision: generate"
+            )
+
+
+def check_retrain(scenario: Scenario) -> None:
+    """A refit more often than a tick sees no click the last one did not: clicks are logged
+    only at ticks, so the extra refits only cost time (mf every minute on 5-minute ticks fitted
+    five times per tick's worth of data). Refused with the smallest useful value, one tick, so
+    every refit that is run sees a tick more; a scenario still accepted runs as before."""
+    tick = scenario.horizon.tick_seconds
+    one_tick = tick / DAY_SECONDS
+    step = 10.0 ** (math.floor(math.log10(one_tick)) - 5)
+    smallest = math.ceil(one_tick / step) * step  # one tick in days, six digits, rounded up
+    for index, arm in enumerate(scenario.arms):
+        every = scenario.retrain_days(arm)
+        if every * DAY_SECONDS < tick * (1 - 1e-9):
+            field = (
+                f"arms[{index}].retrain_every_days"
+                if arm.retrain_every_days
+                else "retrain.every_days"
+            )
+            raise RecarenaError(
+                f"{field}: a refit every {every:g} days ({every * DAY_SECONDS:g} s) is more "
+                f"often than a tick (horizon.tick_seconds {tick:g}), and clicks arrive only at "
+                f"ticks, so most refits would see nothing new; the smallest useful value is "
+                f"{smallest:g} days (one tick)"
+            )
+
+
+def check_graph(scenario: Scenario, sizes: Sizes | None) -> None:
+    """A drawn social graph's neighbours (watts_strogatz's k) or attachments (barabasi_albert's
+    m) must be fewer than the users: the graph builder cut them to users - 1 without a word, so a
+    scenario asked for one graph and ran another (on a calibrated population, whose file sets
+    the users, as on a generated one). sbm's ``blocks`` may be at most the users."""
+    social = scenario.population.social
+    if social is None or social.graph.type == "edge_list":
+        return
+    graph = social.graph
+    if sizes is not None:
+        users, whose = sizes.users, "the calibrated population (population.path) has {}"
+    else:
+        users, whose = scenario.population.users, "population.users is {}"
+    if graph.type == "sbm":
+        # more blocks than users leaves blocks empty, which the builder drops: another graph
+        # than asked for; and it counted users per block over every block id, so 2^62 blocks
+        # failed every cell ("array is too big")
+        if graph.blocks is not None and graph.blocks > users:
+            raise RecarenaError(
+                f"population.social.graph.blocks: {graph.blocks} blocks (sbm) need at least "
+                f"{graph.blocks} users; {whose.format(users)}"
+            )
+        return
+    name, value, what = (
+        ("k", graph.k, "neighbours per user")
+        if graph.type == "watts_strogatz"
+        else ("m", graph.m, "edges per new user")
+    )
+    if value >= users:
+        raise RecarenaError(
+            f"population.social.graph.{name}: {value} {what} ({graph.type}) need more than "
+            f"{value} users; {whose.format(users)}"
+        )
+
+
+def _worlds(scenario: Scenario) -> list[Scenario]:
+    """The scenarios its cells run: each sweep point's, or the scenario itself."""
+    return [point.scenario for point in expand_sweep(scenario)] or [scenario]
+
+
+def check_conversation_is_read(scenario: Scenario) -> None:
+    """population.conversation is read only by the dialogue loop of an arm on a conversation
+    surface; with none it was ignored without a word. Refused, as a personas path that no source
+    reads is, unless some sweep point sets it and has such an arm (a sweep over surfaces). After
+    the resolve step, so a conversational recommender on a list is named first."""
+    worlds = _worlds(scenario)
+    settings = [world for world in worlds if world.population.conversation is not None]
+    if settings and not any(
+        isinstance(world.surface_for(arm), ConversationSurface)
+        for world in settings
+        for arm in world.arms
+    ):
+        raise RecarenaError(
+            "population.conversation: no arm has a conversation surface, so these settings "
+            "would be read by nothing; remove them or give an arm surface: {type: conversation}"
+        )
+
+
+_RHYTHM_READERS: tuple[tuple[tuple[str, ...], Callable[[Any], bool], str], ...] = (
+    (("utc_offset_hours",), lambda r: r.start_hours_from is not None,
+     "it shifts start_hours_from's timestamps, and none is given"),
+    (("peak_hours", "peak_weights", "spread_hours"), lambda r: r.start_hours_from is None,
+     "start_hours_from's profile replaces the peaks"),
+    (("topic_width_hours", "topic_jitter_hours"), lambda r: r.topic_amplitude > 0,
+     "topic_amplitude is 0, so there is no topic clock"),
+)  # fmt: skip
+"""Settings of population.daily_rhythm, what reads them (agents/users/daily_rhythm.py), and
+why it does not."""
+
+
+def check_rhythm_is_read(scenario: Scenario) -> None:
+    """A daily_rhythm setting nothing reads was ignored without a word (utc_offset_hours with
+    no start_hours_from, the peaks beside one, the topic clock's shape with topic_amplitude 0):
+    refused unless some sweep point that sets it reads it (an ablation that turns the topic
+    clock off at one point still runs). Only a value other than the default counts as set
+    (a resolved scenario writes every default), as for the social graph's parameters."""
+    worlds = _worlds(scenario)
+    rhythms = [w.population.daily_rhythm for w in worlds if w.population.daily_rhythm]
+    if not rhythms:
+        return
+    fields = type(rhythms[0]).model_fields
+    for names, reads, why in _RHYTHM_READERS:
+        for name in names:
+            setting = [r for r in rhythms if getattr(r, name) != fields[name].default]
+            if setting and not any(reads(r) for r in setting):
+                raise RecarenaError(
+                    f"population.daily_rhythm.{name}: read by nothing ({why}); leave it out"
+                )
+
+
+def check_leaving_can_happen(scenario: Scenario) -> None:
+    """``creators.leave_after_periods`` with ``min_exposure`` 0 (the default): a period is low
+    when a creator's exposure is below min_exposure, never below 0, so no creator ever left and
+    the setting was read by nothing. Refused unless some sweep point that sets it has a
+    min_exposure above 0."""
+    worlds = _worlds(scenario)
+    leaving = [w.creators for w in worlds if w.creators.leave_after_periods is not None]
+    if leaving and not any(creators.min_exposure > 0 for creators in leaving):
+        raise RecarenaError(
+            f"creators.leave_after_periods: {leaving[0].leave_after_periods} low periods, but "
+            "with creators.min_exposure 0 no period is low (exposure is never below 0), so no "
+            "creator would leave; set min_exposure, the impressions a period needs"
+        )
+
+
+_FED_BY: dict[str, tuple[str, str, Callable[[Scenario], bool], str]] = {
+    "social_feed": ("slots", "population.social.talk", lambda w: bool(
+        w.population.social and w.population.social.talk), "users do not talk, so no friend "
+        "recommends anything"),
+    "instructable": ("strength", "population.instructions",
+                     lambda w: w.population.instructions is not None, "users give no "
+                     "instructions"),
+    "llm_instructable": ("strength", "population.instructions",
+                         lambda w: w.population.instructions is not None, "users give no "
+                         "instructions"),
+}  # fmt: skip
+"""Wrappers that act only on what a scenario feature makes (recommenders/social_feed.py,
+instructable.py): their knob, the feature, whether a scenario has it, and why it matters."""
+
+
+def check_wrapper_is_fed(scenario: Scenario) -> None:
+    """A social_feed arm without talking users, or an instructable one without instructions,
+    served its base unchanged: an A/B of two identical arms, read as "no effect". Refused unless
+    its knob is 0 (the ablation that asks for the base) or some sweep point has the feature."""
+    worlds = _worlds(scenario)
+    for index, arm in enumerate(scenario.arms):
+        where = f"arms[{index}].recommender"
+        for node in recommender_tree(where, arm.recommender.type, arm.recommender.params):
+            fed = _FED_BY.get(node.type_name)
+            if fed is None:
+                continue
+            knob, feature, has, why = fed
+            if node.params.get(knob) == 0 or any(has(world) for world in worlds):
+                continue
+            field = f"{where}.type" if node.type_field == where else node.type_field
+            raise RecarenaError(
+                f"{field}: {node.type_name} would serve its base unchanged: "
+                f"{feature} is not set ({why}); set it, or compare the base itself"
+            )
