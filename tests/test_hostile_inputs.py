@@ -418,7 +418,7 @@ def test_embedding_width_in_the_memory_estimate(tmp_path, monkeypatch):
     (12 GB of weights and Adam moments in one cell) passed as ~15 GB on a 24 GB machine and the
     run ran out of memory. The widest ``dim`` of any arm (a wrapper's base included) now
     sets the embedding's size, with the optimiser's two moments."""
-    from recarena.simulator.runner import preflight, resource_estimate
+    from recarena.simulator.runner import preflight
 
     doc = base_doc(tmp_path)
     doc["population"]["users"] = 10**6
@@ -430,8 +430,7 @@ def test_embedding_width_in_the_memory_estimate(tmp_path, monkeypatch):
     doc["arms"][1]["recommender"]["params"]["base_params"]["dim"] = 32
     narrow = preflight.estimate(parse_scenario(doc), None, 1).bytes_per_cell
     assert wide - narrow >= 10**6 * (3 * 1024 - 2 * 64) * 4
-    for module in (preflight, resource_estimate):  # where machine_memory is looked up
-        monkeypatch.setattr(module, "machine_memory", lambda: 8 * 2**30)  # 1.7 GB at dim 32
+    monkeypatch.setattr(preflight, "machine_memory", lambda: 8 * 2**30)  # 1.7 GB at dim 32
     doc["arms"][1]["recommender"]["params"]["base_params"]["dim"] = 1024
     path = write_doc(tmp_path, doc)
     code, stderr = cli("run", str(path), "--executor", "local", "-o", str(tmp_path / "o"), "-q")

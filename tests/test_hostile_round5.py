@@ -87,8 +87,7 @@ def test_a_dense_social_graph_counts_in_the_memory_estimate(tmp_path, monkeypatc
     """Was: only sbm's mean_degree was counted, at 32 bytes a friend, so barabasi_albert with
     m 2,000 over 4,000 users passed as ~550 MB and peaked at 1.5 GB, and 40,000 users with
     m 20,000 (hundreds of GB in networkx) passed validate."""
-    for module in ("preflight", "resource_estimate"):  # where machine_memory is looked up
-        monkeypatch.setattr(f"recarena.simulator.runner.{module}.machine_memory", lambda: 16 * GIB)
+    monkeypatch.setattr("recarena.simulator.runner.preflight.machine_memory", lambda: 16 * GIB)
     doc = base_doc(tmp_path)
     doc["population"] = {"users": 20_000, "social": {"graph": graph}}
     refused_everywhere(tmp_path, doc, f"most of it for the social graph ({fragment})")

@@ -45,8 +45,7 @@ def test_sbm_blocks_past_the_users_are_refused(tmp_path, blocks):
 def test_sbm_block_pairs_count_in_the_memory_estimate(tmp_path, monkeypatch):
     """Was: 30,000 blocks over 30,000 users passed validate; networkx's table of block pairs
     alone is ~50 bytes a pair, ~45 GB."""
-    for module in ("preflight", "resource_estimate"):  # where machine_memory is looked up
-        monkeypatch.setattr(f"recarena.simulator.runner.{module}.machine_memory", lambda: 16 * GIB)
+    monkeypatch.setattr("recarena.simulator.runner.preflight.machine_memory", lambda: 16 * GIB)
     doc = base_doc(tmp_path)
     doc["population"] = {"users": 30_000, "social": {"graph": {"type": "sbm", "blocks": 30_000}}}
     refused_everywhere(tmp_path, doc, "most of it for the sbm graph's 30,000 x 30,000 block pairs")

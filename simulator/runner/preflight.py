@@ -86,16 +86,17 @@ def _check_points(
     files: FileCheck,
     built: Built,
     shards: int = 1,
+    memory: int = 0,
 ) -> None:
     """A sweep's points: each point's page shapes and resource limits, as for a plain scenario
     (a swept ``retrain.every_days`` or ``surface.k`` is refused like a written one), the
     files a point reads when they differ from the base's (a swept edge list or persona file;
     a calibrated population cannot be swept, simulator/runner/sweep.py), and its
-    plug-in recommenders built once per distinct params (a swept plug-in param)."""
+    plug-in recommenders built once per distinct params (a swept plug-in param). ``memory``:
+    the machine's, read once by :func:`preflight`."""
     if not scenario.sweep:
         return
     checked = {file_inputs(scenario): sizes}
-    memory = machine_memory()
     for point in expand_sweep(scenario):
         world = point.scenario
         values = ", ".join(f"{k}={v!r}" for k, v in point.params.items())
@@ -151,13 +152,15 @@ def preflight(
         check_pages(scenario, sizes.items if sizes else scenario.catalog.initial_items)
         check_graph(scenario, sizes)
         est = estimate(scenario, sizes, workers, shards)
-        check_estimate(est, scenario, limits or Limits(), force)
+        limits = limits or Limits()
+        memory = machine_memory()  # once: the base's limits and every sweep point's
+        check_estimate(est, scenario, limits, force, memory)
         check_retrain(scenario)  # after the limits: a count past them is the clearer line
         built: Built = set()
         # with a sweep, its points are what the cells build
-        if not scenario.sweep and fits(est, limits or Limits(), machine_memory()):
+        if not scenario.sweep and fits(est, limits, memory):
             check_builds(scenario, est.users, built)
-        _check_points(scenario, sizes, workers, limits or Limits(), force, files, built, shards)
+        _check_points(scenario, sizes, workers, limits, force, files, built, shards, memory)
         check_replay_cells(scenario, llm_cache_mode, llm_cache_path)
         if probe_llm:
             check_llm_reachable(scenario, llm_cache_mode)

@@ -297,12 +297,11 @@ def _grid(scenario: Scenario) -> int:
 
 
 def check_estimate(
-    est: Estimate, scenario: Scenario, limits: Limits, force: bool, memory: int | None = None
+    est: Estimate, scenario: Scenario, limits: Limits, force: bool, memory: int
 ) -> None:
-    """``memory``: the machine's, when the caller already asked (a sweep asks once, not once
-    per point)."""
+    """``memory``: the machine's (:func:`machine_memory`), read once by the caller for the
+    scenario and all its sweep points."""
     problems = []
-    memory = machine_memory() if memory is None else memory
     if est.bytes_total > limits.memory_fraction * memory:
         who = f"{human_count(est.users)} users"
         if est.items > est.users:
