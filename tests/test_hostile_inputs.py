@@ -374,6 +374,21 @@ def test_manifest_nested_past_the_stack(finished_run, tmp_path):
         assert_refused(*cli(command, str(run)), "manifest.json: unreadable manifest: nested too")
 
 
+@pytest.mark.parametrize("text", ["{}", '{"arms": ["random"], "log_format": 2}'])
+def test_a_manifest_without_its_list_of_cells(finished_run, tmp_path, text):
+    """Was: read as a run of no cells: compare and report said "no finished cells to read",
+    and a resume blamed a log format 1. Now every reader says it is not a run manifest."""
+    run = tmp_path / "run"
+    shutil.copytree(finished_run, run)
+    (run / "manifest.json").write_text(text)
+    scenario = tmp_path / "s.yaml"
+    scenario.write_text(yaml.safe_dump(base_doc(finished_run.parent)), encoding="utf-8")
+    fragment = "manifest.json: not a run manifest (no list of cells)"
+    for command in (("compare",), ("report",), ("run", str(scenario), "--resume")):
+        assert_refused(*cli(*command, str(run)), fragment)
+    assert not (run / "report.html").exists()
+
+
 def test_resume_refuses_a_run_of_another_log_format(finished_run, tmp_path):
     """Was: resumed, writing this version's cells beside the other format's."""
     run = tmp_path / "run"

@@ -115,6 +115,10 @@ def read_manifest(run_dir: Path, option: str = "") -> dict[str, Any]:
             f"{option or 'run directory'} {run_dir}: a cell of a run (arm "
             f"{manifest['arm']!r:.80}), not a run directory{where}"
         )
+    if "cells" not in manifest:
+        # every run manifest lists its cells from the start: `{}` was read as a run with
+        # none, and resume blamed a log format 1, compare "no finished cells to read"
+        raise RecarenaError(f"{path}: not a run manifest (no list of cells)")
     problem = manifest_problem(manifest)
     if problem is not None:
         raise RecarenaError(f"{path}: {problem}")
