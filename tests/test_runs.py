@@ -190,6 +190,9 @@ def test_sigkill_of_a_worker_fails_its_cell_and_the_run_ends(tmp_path, slow_doc,
 
 def test_a_run_whose_directory_vanishes_ends_with_one_line(tmp_path, slow_doc, write_scenario):
     slow_doc["replicates"] = 1
+    # both arms paced: an unpaced cell could end before a busy machine starts the other one,
+    # and the two would never be seen running together
+    slow_doc["arms"][0]["recommender"] = dict(slow_doc["arms"][1]["recommender"])
     out = tmp_path / "run"
     proc = _start("run", str(write_scenario(slow_doc)), "-o", str(out), "-q", "--workers", "2")
     try:
