@@ -31,9 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from recarena.simulator.core.errors import RecarenaError, exception_line, with_read_only_hint
+from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.types import PAD_ITEM, PageBatch, ResponseBatch
-from recarena.simulator.engine.slate_guard import Handed, as_float32, given, request_location
+from recarena.simulator.engine.slate_guard import (
+    as_float32,
+    call_plugin,
+    given,
+    request_location,
+)
 
 
 class ResponseViolation(RecarenaError):
@@ -96,20 +101,15 @@ class GuardedPolicy:
         """The policy's answer; its exception (any but a stop, an exit or a user error it words
         itself) becomes one line naming population.policy and the method: it was the bare
         ``ValueError: ...``, and a GeneratorExit ended the run with a traceback."""
-        handed = Handed(args, _ARGUMENTS[method])
-        try:
-            answer = getattr(self.inner, method)(*args)
-        except (KeyboardInterrupt, SystemExit, RecarenaError):
-            raise
-        except BaseException as exc:  # noqa: BLE001 - plug-in code: any failure, one line
-            text = with_read_only_hint(exc, exception_line(exc))
-            raise ResponseViolation(
-                f"population.policy {self.name!r}: {method} raised {text}"
-            ) from exc
-        tampered = handed.tampered()
-        if tampered is not None:
-            raise ResponseViolation(f"population.policy {self.name!r}: {method} {tampered}")
-        return answer
+        return call_plugin(
+            self.inner,
+            method,
+            args,
+            _ARGUMENTS[method],
+            (KeyboardInterrupt, SystemExit, RecarenaError),
+            BaseException,  # plug-in code: any failure, one line
+            lambda what: ResponseViolation(f"population.policy {self.name!r}: {what}"),
+        )
 
     def _fail(self, pages: PageBatch, row: int, what: str) -> ResponseViolation:
         where = request_location(pages.requests, row)

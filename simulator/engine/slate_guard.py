@@ -445,6 +445,36 @@ class Handed:
         return None
 
 
+def call_plugin(
+    inner: Any,
+    method: str,
+    args: tuple[Any, ...],
+    names: tuple[str, ...],
+    passes: tuple[type[BaseException], ...],
+    catches: type[BaseException],
+    failed: Callable[[str], Exception],
+    hint: bool = True,
+) -> Any:
+    """``inner.method(*args)`` as every guard calls a plug-in (recommenders and surfaces here,
+    user policies in response_guard.py), so the protocol has one copy: what the call is handed
+    is noted (:class:`Handed`); an exception of ``passes`` goes through; one of ``catches``
+    becomes ``failed("<method> raised Type: message")``, chained to it (read-only hint when
+    ``hint``); a call that rebound or unlocked what it was handed, ``failed("<method> <what
+    it changed>")``. ``failed`` prefixes the line with its owner (arm and type, policy)."""
+    handed = Handed(args, names)
+    try:
+        answer = getattr(inner, method)(*args)
+    except passes:
+        raise
+    except catches as exc:
+        text = exception_line(exc)
+        raise failed(f"{method} raised {with_read_only_hint(exc, text) if hint else text}") from exc
+    tampered = handed.tampered()
+    if tampered is not None:
+        raise failed(f"{method} {tampered}")
+    return answer
+
+
 def as_checked(slates: SlateBatch) -> SlateBatch:
     """A read-only copy of checked slates: what the user is shown and what is logged stay what
     was checked, whatever the plug-in later does with the arrays it answered with."""
@@ -469,30 +499,25 @@ class GuardedRecommender:
         self.inner = inner
         self.guard = guard
 
-    def _raised(self, method: str, exc: BaseException) -> RecommenderFailed:
+    def _failed(self, what: str) -> RecommenderFailed:
         guard = self.guard
         kind = PluginRecommenderFailed if ":" in guard.kind else RecommenderFailed
-        text = with_read_only_hint(exc, exception_line(exc))
-        return kind(f"arm {guard.arm!r} ({guard.label}): {method} raised {text}")
+        return kind(f"arm {guard.arm!r} ({guard.label}): {what}")
 
     def _call(self, method: str, argument: Any) -> Any:
         """The inner method's answer; its exception (any but a stop, an exit, a user error the
         recommender words itself or an LLM cache miss) becomes one naming the arm, the type and
         the method. BaseExceptions of other kinds (GeneratorExit, a plug-in's own) used to pass
         every handler and end the run with a traceback."""
-        handed = Handed((argument,), (_ARGUMENT.get(method, method),))
-        try:
-            answer = getattr(self.inner, method)(argument)
-        except (KeyboardInterrupt, SystemExit, RecarenaError, CacheMiss):
-            raise
-        except BaseException as exc:  # noqa: BLE001 - plug-in code: any failure, one line
-            raise self._raised(method, exc) from exc
-        tampered = handed.tampered()
-        if tampered is not None:
-            guard = self.guard
-            kind = PluginRecommenderFailed if ":" in guard.kind else RecommenderFailed
-            raise kind(f"arm {guard.arm!r} ({guard.label}): {method} {tampered}")
-        return answer
+        return call_plugin(
+            self.inner,
+            method,
+            (argument,),
+            (_ARGUMENT.get(method, method),),
+            (KeyboardInterrupt, SystemExit, RecarenaError, CacheMiss),
+            BaseException,  # plug-in code: any failure, one line
+            self._failed,
+        )
 
     def fit(self, history: Any) -> Any:
         return self._call("fit", history)
@@ -550,20 +575,17 @@ class GuardedSurface:
         words itself, nor an LLM cache miss) is one line naming the arm, the surface and the
         method, exit 2: it was the bare 'ValueError: ...', exit 1. Other BaseExceptions fail
         the cell as they do anywhere in it."""
-        handed = Handed(args, _SURFACE_ARGUMENTS[method])
         guard = self.guard
-        try:
-            answer = getattr(self.inner, method)(*args)
-        except (RecarenaError, CacheMiss):
-            raise
-        except Exception as exc:
-            raise PluginSurfaceFailed(
-                f"arm {guard.arm!r} ({guard.label}): {method} raised {exception_line(exc)}"
-            ) from exc
-        tampered = handed.tampered()
-        if tampered is not None:
-            raise PluginSurfaceFailed(f"arm {guard.arm!r} ({guard.label}): {method} {tampered}")
-        return answer
+        return call_plugin(
+            self.inner,
+            method,
+            args,
+            _SURFACE_ARGUMENTS[method],
+            (RecarenaError, CacheMiss),
+            Exception,
+            lambda what: PluginSurfaceFailed(f"arm {guard.arm!r} ({guard.label}): {what}"),
+            hint=False,
+        )
 
     def layout(self, recommender: Any, requests: RequestBatch, state: Any) -> SlateBatch:
         """The layout, checked, as a read-only copy: a surface that kept its answer's arrays
