@@ -381,7 +381,10 @@ def _pct(x: float) -> str:
     return f"{x:+.1f}%" if abs(x) < 100 else f"{x:+.0f}%"
 
 
-def _fmt(x: float | None) -> str:
+def format_mean(x: float | None) -> str:
+    """An A/B table's mean: three significant figures, whole and comma-grouped from 1000, a dash
+    for none. The terminal table here and the HTML report (analysis/report.py) both show it, so
+    the two print the same figure."""
     if x is None:
         return "—"
     return f"{x:.3g}" if abs(x) < 1000 else f"{x:,.0f}"
@@ -485,5 +488,7 @@ def format_table(frame: pl.DataFrame, higher_is_better: Mapping[str, bool] | Non
                         good = (row["delta"] > 0) == higher_is_better[metric]
                         colour = "green" if good else "red"
                         change = f"[{colour}]{change}[/{colour}]"
-            table.add_row(metric if i == 0 else "", row["arm"], _fmt(row["mean"]), change, interval)
+            table.add_row(
+                metric if i == 0 else "", row["arm"], format_mean(row["mean"]), change, interval
+            )
     return table

@@ -18,7 +18,7 @@ import polars as pl
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from recarena.analysis.compare import baseline_of, ci_units, compare
+from recarena.analysis.compare import baseline_of, ci_units, compare, format_mean
 from recarena.analysis.grid import by_col, by_slot
 from recarena.analysis.load import RunLogs, load_one_world
 from recarena.analysis.metrics import METRICS, run_metrics
@@ -86,12 +86,6 @@ def _pct(x: float) -> str:
     return f"{x:+.1f}%" if abs(x) < 100 else f"{x:+.0f}%"
 
 
-def _num(x: float | None) -> str:
-    if x is None:
-        return "—"
-    return f"{x:.3g}" if abs(x) < 1000 else f"{x:,.0f}"
-
-
 def ab_rows(frame: pl.DataFrame) -> list[AbRow]:
     """The compare() frame as table rows: relative Δ and its CI in % of the baseline mean.
 
@@ -130,7 +124,7 @@ def ab_rows(frame: pl.DataFrame) -> list[AbRow]:
                 AbRow(
                     metric,
                     row["arm"],
-                    _num(row["mean"]),
+                    format_mean(row["mean"]),
                     delta,
                     interval,
                     verdict,
