@@ -870,6 +870,13 @@ class Scenario(Section):
     def retrain_days(self, arm: Arm) -> float:
         return arm.retrain_every_days or self.retrain.every_days
 
+    def retrain_field(self, index: int) -> str:
+        """The field that sets :meth:`retrain_days` for ``arms[index]``, for the line of a check
+        that refuses it (preflight's resource limits and its tick check both name it)."""
+        if self.arms[index].retrain_every_days:
+            return f"arms[{index}].retrain_every_days"
+        return "retrain.every_days"
+
 
 _UNION_TAGS = {"list", "carousel", "conversation", "plugin"}
 

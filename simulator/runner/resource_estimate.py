@@ -334,11 +334,7 @@ def check_estimate(
     for index, arm in enumerate(scenario.arms):
         every = scenario.retrain_days(arm)
         if days / every > limits.max_periodic:
-            field = (
-                f"arms[{index}].retrain_every_days"
-                if arm.retrain_every_days
-                else "retrain.every_days"
-            )
+            field = scenario.retrain_field(index)
             problems.append(
                 f"{field}: {days:g} days with a refit every {every:g} days = "
                 f"{human_count(days / every)} refits per cell exceed the maximum of "

@@ -67,11 +67,7 @@ def check_retrain(scenario: Scenario) -> None:
     for index, arm in enumerate(scenario.arms):
         every = scenario.retrain_days(arm)
         if every * DAY_SECONDS < tick * (1 - 1e-9):
-            field = (
-                f"arms[{index}].retrain_every_days"
-                if arm.retrain_every_days
-                else "retrain.every_days"
-            )
+            field = scenario.retrain_field(index)
             raise RecarenaError(
                 f"{field}: a refit every {every:g} days ({every * DAY_SECONDS:g} s) is more "
                 f"often than a tick (horizon.tick_seconds {tick:g}), and clicks arrive only at "
