@@ -14,8 +14,7 @@ import polars as pl
 
 from recarena.analysis.load import RunLogs
 from recarena.analysis.metrics_base import CELL, VALUE_SCHEMA, Metric
-
-DAY = 86_400.0
+from recarena.simulator.core.types import DAY
 
 
 def creator_churn(logs: RunLogs) -> pl.DataFrame:

@@ -52,8 +52,8 @@ from recarena.analysis.metrics_base import (
     item_topics,
 )
 from recarena.analysis.scalars import as_int
+from recarena.simulator.core.types import DAY
 
-DAY = 86_400.0
 N_PAIRS = 2000
 PAIR_SEED = 0
 MIN_ACTIVE_DAYS = 3

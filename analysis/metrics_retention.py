@@ -25,9 +25,7 @@ import polars as pl
 from recarena.analysis.load import RunLogs
 from recarena.analysis.metrics_base import USER, Metric, from_user_ratio, user_ratio
 from recarena.analysis.metrics_engagement import _horizon_days
-
-DAY = 86_400.0
-
+from recarena.simulator.core.types import DAY
 
 RETURN_WINDOWS = {"return_1d": 1.0, "return_7d": 7.0}
 """The window in days of each return metric: only sessions ending that long before the horizon

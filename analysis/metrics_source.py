@@ -16,8 +16,8 @@ import polars as pl
 
 from recarena.analysis.load import RunLogs
 from recarena.analysis.metrics_base import CELL, VALUE_SCHEMA, Metric
+from recarena.simulator.core.types import DAY
 
-DAY = 86_400.0
 PHASES = ("HGC-dominant", "coexistence", "AIGC-dominant")
 PHASE_CUTS = (1 / 3, 2 / 3)
 """AI share of exposure below 1/3: HGC-dominant; above 2/3: AIGC-dominant; else coexistence."""

@@ -33,14 +33,13 @@ from recarena.recommenders.slates import top_k_from_scores
 from recarena.simulator.core.errors import RecarenaError, exception_line
 from recarena.simulator.core.paths import path_problem
 from recarena.simulator.core.types import (
+    DAY,
     PAD_ITEM,
     FeedbackBatch,
     Interactions,
     RequestBatch,
     SlateBatch,
 )
-
-DAY = 86_400.0
 
 
 class PolicyParams(BaseModel):

@@ -7,14 +7,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from recarena.recommenders.base import RecommenderContext
 from recarena.simulator.core.types import (
+    DAY,
     PAD_ITEM,
     FeedbackBatch,
     Interactions,
     RequestBatch,
     SlateBatch,
 )
-
-DAY = 86_400.0
 
 
 class PopularityParams(BaseModel):

@@ -19,11 +19,10 @@ import numpy as np
 
 from recarena.simulator.core.catalog import Catalog
 from recarena.simulator.core.scenario import Catalog as CatalogConfig
+from recarena.simulator.core.types import DAY
 
 if TYPE_CHECKING:
     import simpy
-
-DAY = 86_400.0
 
 
 def item_topics(

@@ -33,8 +33,8 @@ from recarena.agents.creators.agent import CreatorAgent
 from recarena.simulator.core.catalog import Catalog
 from recarena.simulator.core.rng import generator
 from recarena.simulator.core.scenario_features import AIContent
+from recarena.simulator.core.types import DAY
 
-DAY = 86_400.0
 SOURCES = np.array(["human", "ai"], dtype=object)
 
 

@@ -40,14 +40,13 @@ from recarena.agents.llm.endpoint import endpoint_for
 from recarena.simulator.core.catalog import Catalog
 from recarena.simulator.core.errors import RecarenaError, exception_line
 from recarena.simulator.core.rng import arm_key, generator
+from recarena.simulator.core.types import DAY
 
 if TYPE_CHECKING:
     import simpy
 
     from recarena.simulator.core.scenario import Scenario
     from recarena.simulator.engine.eventlog import EventLog
-
-DAY = 86_400.0
 
 
 def mix_entropy(mix: np.ndarray) -> np.ndarray:

@@ -72,6 +72,7 @@ from recarena.agents.users.sequential_interest import (
 )
 from recarena.agents.users.watch_rule import WATCH_NEGATIVES, fit_watch_rule
 from recarena.simulator.core.errors import RecarenaError
+from recarena.simulator.core.types import DAY
 from recarena.simulator.data.datasets import InteractionData
 
 __all__ = [
@@ -111,7 +112,6 @@ __all__ = [
     "fit_watch_rule",
 ]
 
-DAY = 86_400.0
 SEED_MAX = 2**64 - 1
 """The largest calibration seed: the factor fit seeds a torch generator, which holds 64 bits."""
 

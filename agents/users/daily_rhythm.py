@@ -26,9 +26,9 @@ import numpy as np
 
 from recarena.simulator.core.behaviour_spec import DailyRhythmSpec
 from recarena.simulator.core.errors import RecarenaError, first_line
+from recarena.simulator.core.types import DAY
 
 HOURS = 24
-DAY_SECONDS = 86_400.0
 
 
 def circular_kernel(width_hours: float) -> np.ndarray:
@@ -69,7 +69,7 @@ def bump(centres: np.ndarray, width_hours: float) -> np.ndarray:
 def hour_of_day(seconds: np.ndarray | float, utc_offset_hours: float = 0.0) -> np.ndarray:
     """Integer hour 0..23 of simulated (or Unix) seconds."""
     shifted = np.asarray(seconds, np.float64) + utc_offset_hours * 3600.0
-    return ((shifted % DAY_SECONDS) // 3600.0).astype(np.int64)
+    return ((shifted % DAY) // 3600.0).astype(np.int64)
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from recarena.agents.users.personas import build_personas
 from recarena.agents.users.population import UserState
 from recarena.simulator.core.rng import generator
 from recarena.simulator.core.scenario import Scenario
+from recarena.simulator.core.types import DAY
 
 
 def panel_users(scenario: Scenario, replicate: int) -> np.ndarray:
@@ -49,7 +50,7 @@ def build_panel_policy(
     cache = CallCache(Path(runtime.cache_path), mode, runtime.run_id)  # type: ignore[arg-type]
     client = LLMClient(endpoint_for(scenario, runtime.base_url), cache)
     if label and runtime.live_seconds:
-        horizon = scenario.horizon.days * 86_400.0
+        horizon = scenario.horizon.days * DAY
         client.live = LiveLine(f"{label} rep={replicate}", horizon, runtime.live_seconds)
     item_text: ItemText = SyntheticItemText(catalog, catalog.n_topics)
     if scenario.population.source == "calibrated":  # real titles and genres (e.g. MovieLens)

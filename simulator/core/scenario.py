@@ -39,6 +39,7 @@ from recarena.simulator.core.section import (
     SignedFloat,
     Temperature,
 )
+from recarena.simulator.core.types import DAY
 from recarena.simulator.core.yaml_safe import (
     check_finite,
     check_no_bool_numbers,
@@ -102,7 +103,7 @@ class Horizon(Section):
         # pages are served at ticks 0, tick, 2·tick, ... before the horizon; a visit starts
         # after 0, so the first page is at the second tick. A horizon that ends by then ran,
         # logged nothing and printed an A/B table with the clicks-per-exposure rows left out
-        seconds = self.days * 86_400
+        seconds = self.days * DAY
         if seconds <= self.tick_seconds:
             raise ValueError(
                 f"@days: {self.days:g} days ({seconds:g} s) end before the second tick "

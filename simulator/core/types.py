@@ -16,6 +16,10 @@ from recarena.simulator.core.instructions import Instructions
 PAD_ITEM = -1
 """Filler for ragged item matrices (``exclude``, short slates). Never a real item id."""
 
+DAY = 86_400.0
+"""Seconds in a simulated day: the clock of the engine, the logs (``day`` = time // DAY) and
+every module that turns times into days or back."""
+
 
 def read_only(array: np.ndarray) -> np.ndarray:
     """A view of ``array`` that cannot be written through.

@@ -16,8 +16,7 @@ import numpy as np
 from recarena.agents.users.population import UserState
 from recarena.simulator.core.rng import generator
 from recarena.simulator.core.scenario import Population
-
-DAY = 86_400.0
+from recarena.simulator.core.types import DAY
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from gymnasium import spaces
 from gymnasium.vector.utils import batch_space
 
 from recarena.gym.driver import SessionDriver
+from recarena.simulator.core.types import DAY
 
 
 class SlateSpace(spaces.MultiDiscrete):
@@ -141,7 +142,7 @@ def observation_space(driver: SessionDriver) -> spaces.Dict:
     item_or_none = np.full(shape, n + 1, np.int64)
     history = np.full(driver.history, n + 1, np.int64)
     pages = float(driver.cfg.max_pages)
-    days = driver.lifetime_seconds / 86_400.0 + 365.0
+    days = driver.lifetime_seconds / DAY + 365.0
     session_high = np.array([pages, pages, 1e6, days], np.float32)
     return spaces.Dict(
         {

@@ -27,6 +27,7 @@ from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.logschema import SCHEMAS
 from recarena.simulator.core.paths import RUN_DIR_ROOM, check_creatable, existing_ancestor
 from recarena.simulator.core.scenario import Scenario
+from recarena.simulator.core.types import DAY
 from recarena.simulator.runner.preflight import human_bytes
 from recarena.simulator.runner.rundir import run_holding
 from recarena.simulator.runner.sweep import expand_sweep
@@ -85,7 +86,7 @@ def estimate_logs(scenario: Scenario, cells_to_run: int | None = None) -> LogEst
         per_user = pop.visits_per_day * world.horizon.days * pages
         # a user sees at most a page a tick: 10^6 visits a day over 20 users and 57 ticks
         # logged 11,400 impressions, and the disk check asked room for 209 million (4.7 GB)
-        per_user = min(per_user, world.horizon.days * 86_400 / world.horizon.tick_seconds)
+        per_user = min(per_user, world.horizon.days * DAY / world.horizon.tick_seconds)
         for arm in world.arms:
             impressions += pop.users * per_user * _slots(world.surface_for(arm)) * world.replicates
         cells += len(world.arms) * world.replicates

@@ -18,6 +18,7 @@ from recarena.recommenders.mf import SCORE_BLOCK_CELLS
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.machine import usable_cpus
 from recarena.simulator.core.scenario import ListSurface, Scenario
+from recarena.simulator.core.types import DAY
 from recarena.simulator.engine.waves import MAX_WINDOW_ROWS, MAX_WINDOW_SESSIONS
 
 WORKER_BASE_BYTES = 300 * 2**20
@@ -145,7 +146,7 @@ def estimate(
     items = initial + uploads + joins * rate * horizon.days
     visits = pop.visits_per_day * pop.max_rate_factor
     history = min(items, 8 + 2 * visits * horizon.days * 3)  # ~3 clicks a session, heavy user
-    per_tick = visits * horizon.tick_seconds / 86_400 * pop.max_pages
+    per_tick = visits * horizon.tick_seconds / DAY * pop.max_pages
     batch = min(users, max(1.0, users * per_tick))
     degree = _graph_degree(scenario, users)
     blocks = _sbm_blocks(scenario, users)
@@ -173,7 +174,7 @@ def estimate(
     points = max(1, _grid(scenario))
     cells = len(scenario.arms) * scenario.replicates * points
     running = shards if shards > 1 else max(1, min(workers or usable_cpus(), cells))
-    ticks = horizon.days * 86_400 / horizon.tick_seconds
+    ticks = horizon.days * DAY / horizon.tick_seconds
     # the most a panel can browse: its heaviest visit rate, every session at max_pages
     llm_pages = pop.llm_users * visits * horizon.days * pop.max_pages
     if pop.social is not None and pop.social.talk is not None:

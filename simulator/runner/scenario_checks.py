@@ -18,10 +18,9 @@ from recarena.agents.llm.choices import MAX_OPTIONS
 from recarena.recommenders.registry import recommender_tree
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.scenario import CarouselSurface, ConversationSurface, Scenario
+from recarena.simulator.core.types import DAY
 from recarena.simulator.runner.resource_estimate import Sizes
 from recarena.simulator.runner.sweep import expand_sweep
-
-DAY_SECONDS = 86_400.0
 
 
 def check_pages(scenario: Scenario, items: int) -> None:
@@ -61,15 +60,15 @@ def check_retrain(scenario: Scenario) -> None:
     five times per tick's worth of data). Refused with the smallest useful value, one tick, so
     every refit that is run sees a tick more; a scenario still accepted runs as before."""
     tick = scenario.horizon.tick_seconds
-    one_tick = tick / DAY_SECONDS
+    one_tick = tick / DAY
     step = 10.0 ** (math.floor(math.log10(one_tick)) - 5)
     smallest = math.ceil(one_tick / step) * step  # one tick in days, six digits, rounded up
     for index, arm in enumerate(scenario.arms):
         every = scenario.retrain_days(arm)
-        if every * DAY_SECONDS < tick * (1 - 1e-9):
+        if every * DAY < tick * (1 - 1e-9):
             field = scenario.retrain_field(index)
             raise RecarenaError(
-                f"{field}: a refit every {every:g} days ({every * DAY_SECONDS:g} s) is more "
+                f"{field}: a refit every {every:g} days ({every * DAY:g} s) is more "
                 f"often than a tick (horizon.tick_seconds {tick:g}), and clicks arrive only at "
                 f"ticks, so most refits would see nothing new; the smallest useful value is "
                 f"{smallest:g} days (one tick)"
