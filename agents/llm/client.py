@@ -560,6 +560,14 @@ class LLMClient:
                 raise _BodyCut(exc.__class__.__name__) from None
         return content_type, b"".join(chunks)
 
+    def _not_recorded(self, context: CallContext, key: str) -> CacheMiss:
+        """A replay's call that the cache never recorded (a structured call's or a scored
+        one's: both are worded the same)."""
+        return CacheMiss(
+            f"llm.cache.mode replay: no recorded answer for the {context.describe()} "
+            f"(key {key[:16]}) in {self.cache.path}"
+        )
+
     async def _answer(
         self,
         messages: list[dict[str, str]],
@@ -601,10 +609,7 @@ class LLMClient:
             )
             return answer, hit.completion, problem, record
         if self.cache.mode == "replay":
-            raise CacheMiss(
-                f"llm.cache.mode replay: no recorded answer for the {context.describe()} "
-                f"(key {key[:16]}) in {self.cache.path}"
-            )
+            raise self._not_recorded(context, key)
         try:
             reply, attempts = await self._complete(messages, params)
             text, prompt_tokens = reply.text, reply.prompt_tokens
@@ -800,10 +805,7 @@ class LLMClient:
             )
             stored, error = hit.completion, hit.error
         elif self.cache.mode == "replay":
-            raise CacheMiss(
-                f"llm.cache.mode replay: no recorded answer for the {context.describe()} "
-                f"(key {key[:16]}) in {self.cache.path}"
-            )
+            raise self._not_recorded(context, key)
         else:
             request = params
             if steer is not None:
