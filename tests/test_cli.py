@@ -151,6 +151,24 @@ def test_llm_options_on_a_scenario_without_llm_are_named_as_ignored(
     assert not cache.exists()
 
 
+def test_a_dry_run_says_what_the_run_would_be_and_creates_nothing(
+    tmp_path, tiny_doc, write_scenario
+):
+    """Was: a scenario without LLM users got only "this scenario makes no LLM calls". A dry
+    run now prints validate's account of the run (cells, arms, memory, impressions, disk)."""
+    tiny_doc["output"] = {"dir": str(tmp_path / "runs")}
+    path = write_scenario(tiny_doc)
+    done = recarena("run", str(path), "--dry-run")
+    assert done.returncode == 0, done.stderr
+    checked = recarena("validate", str(path))
+    assert checked.returncode == 0, checked.stderr
+    account = checked.stdout.strip().removeprefix(f"ok: {path}: ")
+    lines = done.stdout.replace("\n", " ").replace("  ", " ")
+    assert f"dry run: {path}: {account}" in lines, (done.stdout, account)
+    assert "4 cells" in account and "this scenario makes no LLM calls" in done.stdout
+    assert not (tmp_path / "runs").exists()
+
+
 def test_ctrl_c_keeps_finished_cells(tmp_path, tiny_doc, write_scenario):
     tiny_doc["replicates"] = 6
     # a popularity cell lasts seconds on any machine, so the signal lands mid-run

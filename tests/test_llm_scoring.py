@@ -294,6 +294,7 @@ def test_dry_run_prints_the_expected_llm_bill_and_creates_nothing(tmp_path, monk
     result = CliRunner().invoke(app, ["run", str(path), "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "dry run (score mode, 2 cells; nothing was called)" in result.output
+    assert f"dry run: {path}: 2 cells" in result.output.replace("\n", "")
     pages = int(result.output.split("LLM pages ")[1].split(" ")[0].replace(",", ""))
     assert pages > 0 and "estimated cost $0.0" in result.output
     assert not (tmp_path / "runs").exists()

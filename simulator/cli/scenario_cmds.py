@@ -250,7 +250,9 @@ def run(
     dry_run: Annotated[
         bool,
         typer.Option(
-            "--dry-run", help="Print the expected LLM calls, tokens and cost; call nothing."
+            "--dry-run",
+            help="Print what the run would be (cells, memory, logs) and its expected LLM "
+            "calls, tokens and cost; create and call nothing.",
         ),
     ] = False,
 ) -> None:
@@ -289,7 +291,7 @@ def run(
         overrides["replicates"] = replicates
     if seed is not None:
         overrides["seed"] = seed
-    scenario, _ = load_checked(
+    scenario, estimate = load_checked(
         scenario_file,
         force=force,
         overrides=overrides,
@@ -310,7 +312,7 @@ def run(
         with reading(f"population.path {scenario.population.path}"):
             scenario = resolve_calibrated(scenario)  # calibrates on the fly if the file is missing
         # the estimate again with the file's sizes (it may have just been made)
-        preflight(
+        estimate = preflight(
             scenario,
             str(scenario_file),
             force=force,
@@ -325,9 +327,15 @@ def run(
         check_shards(scenario, expand_sweep(scenario), shards)
     if dry_run:  # nothing is created and no endpoint is called
         from recarena.simulator.runner.llm_estimate import estimate_llm_calls, format_estimate
+        from recarena.simulator.runner.output_check import estimate_logs
 
+        out.print(
+            f"dry run: {scenario_file}: {plan_line(scenario, estimate, estimate_logs(scenario))}",
+            soft_wrap=True,
+            markup=False,
+        )
         if not scenario.uses_llm:
-            out.print("dry run: this scenario makes no LLM calls")
+            out.print("this scenario makes no LLM calls")
             return
         calls = estimate_llm_calls(scenario, len(plan_cells(scenario)))
         out.print(format_estimate(calls), soft_wrap=True, markup=False)
@@ -433,6 +441,36 @@ SHOWN_ARMS = 20
 """Arms that validate's ok line names; the rest are counted."""
 
 
+def plan_line(scenario: Any, estimate: Any, logs: Any) -> str:
+    """What a run of ``scenario`` would be: its cells, arms, replicates, users and days, the
+    memory estimate and the logs expected. ``validate`` prints it after "ok:", and
+    ``run --dry-run`` after "dry run:", so a dry run says what the run would do and not only
+    what it would cost in LLM calls."""
+    from recarena.simulator.runner.plan import plan_cells
+    from recarena.simulator.runner.preflight import human_bytes
+
+    shown = [f"{a.name} ({a.recommender.type})" for a in scenario.arms[:SHOWN_ARMS]]
+    more = len(scenario.arms) - len(shown)  # a generated 20,000-arm file made a 400 kB line
+    arms = ", ".join(shown) + (f" and {more:,} more" if more else "")
+
+    def count(n: float, word: str) -> str:  # "1 day", "0.5 days", "2000 users"
+        shown = str(n) if isinstance(n, int) else f"{n:g}"
+        return f"{shown} {word}" if n == 1 else f"{shown} {word}s"
+
+    return (
+        f"{count(len(plan_cells(scenario)), 'cell')} — arms {arms}; "
+        f"{count(scenario.replicates, 'replicate')}; "
+        + (
+            f"{count(scenario.population.users, 'user')}; "
+            if scenario.population.source == "generated"
+            else f"users calibrated from {scenario.population.path}; "
+        )
+        + f"{count(scenario.horizon.days, 'day')}; {estimate.summary()}; "
+        f"~{logs.impressions:,.0f} impressions expected, {human_bytes(logs.bytes)} of disk "
+        "asked for the logs"
+    )
+
+
 @app.command()
 def validate(
     scenario_file: Annotated[Path, typer.Argument(metavar="FILE", parser=nonempty_path)],
@@ -445,8 +483,6 @@ def validate(
 
     What is checked: docs/guide/scenarios.md."""
     from recarena.simulator.runner.output_check import check_output, estimate_logs
-    from recarena.simulator.runner.plan import plan_cells
-    from recarena.simulator.runner.preflight import human_bytes
 
     check_llm_cache_options(llm_cache_mode, llm_cache)
     scenario, estimate = load_checked(
@@ -461,23 +497,4 @@ def validate(
         check_output(Path(scenario.output.dir), logs.bytes, "output.dir", parent=True)
     except RecarenaError as exc:
         raise RecarenaError(f"{scenario_file}: {exc}") from None
-    shown = [f"{a.name} ({a.recommender.type})" for a in scenario.arms[:SHOWN_ARMS]]
-    more = len(scenario.arms) - len(shown)  # a generated 20,000-arm file made a 400 kB line
-    arms = ", ".join(shown) + (f" and {more:,} more" if more else "")
-
-    def count(n: float, word: str) -> str:  # "1 day", "0.5 days", "2000 users"
-        shown = str(n) if isinstance(n, int) else f"{n:g}"
-        return f"{shown} {word}" if n == 1 else f"{shown} {word}s"
-
-    print(
-        f"ok: {scenario_file}: {count(len(plan_cells(scenario)), 'cell')} — arms {arms}; "
-        f"{count(scenario.replicates, 'replicate')}; "
-        + (
-            f"{count(scenario.population.users, 'user')}; "
-            if scenario.population.source == "generated"
-            else f"users calibrated from {scenario.population.path}; "
-        )
-        + f"{count(scenario.horizon.days, 'day')}; {estimate.summary()}; "
-        f"~{logs.impressions:,.0f} impressions expected, {human_bytes(logs.bytes)} of disk "
-        "asked for the logs"
-    )
+    print(f"ok: {scenario_file}: {plan_line(scenario, estimate, logs)}")
