@@ -465,6 +465,28 @@ def test_rating_budget_keeps_whole_users_and_their_demographics() -> None:
     assert set(np.unique(both.user)) <= set(np.unique(four.user)) and both.n_interactions <= 10
 
 
+def test_cli_fidelity_writes_to_its_default_directory(tmp_path: Path, monkeypatch) -> None:
+    """Without -o the report goes to runs/fidelity under the working directory, as the docs
+    say. Was: an internal error before anything ran (typer passes the default through the
+    option's path parser, which only knew strings); every other test gives -o."""
+    from tests.cli_in_process import assert_refused, cli_out
+
+    data = _tiny_dataset(tmp_path / "inter.csv")
+    monkeypatch.chdir(tmp_path)
+    code, stdout, stderr = cli_out(
+        "fidelity", "--dataset", str(data), "--topics", "4", "--arms", "random,popularity", "-q"
+    )
+    assert code == 0, stderr
+    report = tmp_path / "runs" / "fidelity"
+    assert sorted(p.name for p in report.iterdir()) == [
+        "fidelity.config.yaml",
+        "fidelity.json",
+        "fidelity.md",
+    ]
+    code, _, stderr = cli_out("fidelity", "--dataset", str(tmp_path / "nope.csv"))
+    assert_refused(code, stderr, "dataset not found")
+
+
 def test_cli_fidelity_missing_dataset_is_one_line(tmp_path: Path) -> None:
     out = tmp_path / "report"
     done = recarena("fidelity", "--dataset", str(tmp_path / "nope.csv"), "-o", str(out))

@@ -49,22 +49,28 @@ app = typer.Typer(
 )
 
 
-def nonempty_path(value: str) -> Path:
+def nonempty_path(value: str | Path) -> Path:
     """A path argument or option as typed: an empty one ('' from an unset shell variable) is
     refused. Path('') is the working directory, so `run -o ""` wrote the run there and
-    `validate ""` answered "scenario path is not a file: ." about a path never given."""
+    `validate ""` answered "scenario path is not a file: ." about a path never given.
+
+    typer hands an option's default through its parser too: a default written as a Path
+    (``fidelity -o``'s runs/fidelity) is the command's own, and is returned as it is. Was:
+    ``recarena fidelity`` without -o stopped with an internal error (no ``strip`` on a Path)."""
+    if isinstance(value, Path):
+        return value
     if not value.strip():
         raise typer.BadParameter("an empty path; give a file or directory name")
     return Path(value)
 
 
-def new_path(value: str) -> Path:
+def new_path(value: str | Path) -> Path:
     """A path a command creates (``run -o``, ``--llm-cache``, ``report -o``): as
     :func:`nonempty_path`, and without a control character, as ``output.dir`` and every path a
     scenario writes. Was: ``run -o $'runs\\nqs'`` made a folder whose name has a newline, and
     printed 'run directory:' over two lines."""
     path = nonempty_path(value)
-    problem = control_problem(value)
+    problem = control_problem(str(value))
     if problem is not None:
         raise typer.BadParameter(problem)
     return path
