@@ -498,10 +498,18 @@ def off_policy_evaluation(
         )
     pooled = pl.concat(pooled_parts)
     if pooled["matched"].sum() == 0:
+        # an arm that explores logs propensities below 1: it is the log that is too short
+        # (was: "use a logging arm that explores" said to a random logging arm)
+        explores = bool((log_frame["propensity"] < 1.0).any())
+        advice = (
+            f"its {kept_total:,} slots are too few for a match: log more requests (users, "
+            "days or replicates)"
+            if explores
+            else "use a logging arm that explores (random, epsilon_greedy)"
+        )
         raise RecarenaError(
             f"no overlap: arm {target!r} never showed the item arm {logging!r} logged at the "
-            f"same request and slot ({where}); use a logging arm that explores "
-            "(random, epsilon_greedy)"
+            f"same request and slot ({where}); {advice}"
         )
     pooled_truth = as_float(target_frame["clicked"].cast(pl.Float64).mean())
     pooled_dropped = 1.0 - kept_total / logged_total if logged_total else 0.0

@@ -223,5 +223,9 @@ def test_zero_propensity_and_no_overlap_are_refused(tiny_run):
             pl.when(is_random).then(-7).otherwise(pl.col("item_id")).alias("item_id")
         ),
     )
-    with pytest.raises(RecarenaError, match="no overlap"):
+    # a logging arm that explores (random) has only too short a log; one that does not
+    # (popularity, propensity 1) is the wrong logging arm
+    with pytest.raises(RecarenaError, match="no overlap.*too few for a match: log more"):
         off_policy_evaluation(disjoint, "popularity", "random")
+    with pytest.raises(RecarenaError, match="no overlap.*use a logging arm that explores"):
+        off_policy_evaluation(disjoint, "random", "popularity")
