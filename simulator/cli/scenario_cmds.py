@@ -478,10 +478,10 @@ def validate(
     llm_cache_mode: Annotated[str | None, typer.Option(help=LLM_CACHE_MODE_HELP)] = None,
     llm_cache: Annotated[Path | None, typer.Option(help=LLM_CACHE_HELP, parser=new_path)] = None,
 ) -> None:
-    """Check a scenario file without running it: everything run would refuse (with the same
-    --llm-cache-mode and --llm-cache as the run, its LLM cache too).
+    """Check a scenario file without running it: everything run would refuse.
 
-    What is checked: docs/guide/scenarios.md."""
+    Give the run's --llm-cache-mode and --llm-cache to check its LLM cache too. What is
+    checked: docs/guide/scenarios.md."""
     from recarena.simulator.runner.output_check import check_output, estimate_logs
 
     check_llm_cache_options(llm_cache_mode, llm_cache)
