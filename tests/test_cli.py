@@ -169,6 +169,41 @@ def test_a_dry_run_says_what_the_run_would_be_and_creates_nothing(
     assert not (tmp_path / "runs").exists()
 
 
+# each command with only its required inputs (none of which exists): every option left at
+# its default goes through its parser, and the command must get as far as the missing input
+ONLY_REQUIRED = {
+    "run": ["missing.yaml"],
+    "validate": ["missing.yaml"],
+    "calibrate": ["missing-dataset", "-o", "population.parquet"],
+    "fidelity": ["--dataset", "missing-dataset"],
+    "compare": ["missing-run"],
+    "ope": ["missing-run", "--target", "arm"],
+    "report": ["missing-run"],
+    "list": [],
+    "schema": [],
+}
+
+
+def test_every_command_accepts_its_defaults(tmp_path, monkeypatch):
+    """Was: 'recarena fidelity' without -o was an internal error (exit 1) before it read
+    anything, because typer passes an option's default through the option's parser and that
+    parser took only strings; every test gave -o, so none saw it."""
+    import typer
+
+    from recarena.simulator.cli.app import app
+    from tests.cli_in_process import cli_out
+
+    assert sorted(typer.main.get_command(app).commands) == sorted(ONLY_REQUIRED)
+    monkeypatch.chdir(tmp_path)
+    for command, args in ONLY_REQUIRED.items():
+        code, _, stderr = cli_out(command, *args)
+        assert "internal error" not in stderr and "Traceback" not in stderr, (command, stderr)
+        assert code in (0, 2), (command, code, stderr)
+        if args:  # refused for the missing input, by name
+            assert "missing" in stderr, (command, stderr)
+    assert list(tmp_path.iterdir()) == []  # nothing written by a refused command
+
+
 def test_ctrl_c_keeps_finished_cells(tmp_path, tiny_doc, write_scenario):
     tiny_doc["replicates"] = 6
     # a popularity cell lasts seconds on any machine, so the signal lands mid-run

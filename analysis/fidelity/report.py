@@ -368,6 +368,9 @@ def write_report(
             kind = "a directory" if target.is_dir() else "not a regular file"
             raise RecarenaError(f"--output {out_dir}: {target} is {kind}")
     parent = out_dir.resolve().parent
+    # the folders made for the scratch directory, deepest first: removed again (when empty)
+    # if nothing is published. Was: `recarena fidelity --dataset <missing>` left runs/ behind
+    made_parents = [p for p in (parent, *parent.parents) if not p.exists()]
     try:
         parent.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=parent))
@@ -407,6 +410,9 @@ def write_report(
             if created:  # a folder this run made for files it never published
                 with contextlib.suppress(OSError):
                     out_dir.rmdir()
+            for folder in made_parents:  # deepest first; one that is not empty stays
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
 
 
 def fidelity_json(result: dict) -> str:
