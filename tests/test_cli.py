@@ -169,6 +169,20 @@ def test_a_dry_run_says_what_the_run_would_be_and_creates_nothing(
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_dry_run_does_not_calibrate(tmp_path, tiny_doc, write_scenario):
+    """Was: a dry run of a scenario whose calibrated population file was missing calibrated
+    it (about 30 s for ml-100k) and wrote the file. It now says the run would."""
+    population = tmp_path / "calibrated" / "ml-100k.parquet"
+    tiny_doc["population"] = {"source": "calibrated", "path": str(population), "dataset": "ml-100k"}
+    tiny_doc["output"] = {"dir": str(tmp_path / "runs")}
+    done = recarena("run", str(write_scenario(tiny_doc)), "--dry-run")
+    assert done.returncode == 0, done.stderr
+    said = done.stdout.replace("\n", "")
+    assert f"population.path {population} does not exist yet: the run would first calibrate" in said
+    assert "calibrating" not in done.stderr
+    assert not (tmp_path / "calibrated").exists() and not (tmp_path / "runs").exists()
+
+
 # each command with only its required inputs (none of which exists): every option left at
 # its default goes through its parser, and the command must get as far as the missing input
 ONLY_REQUIRED = {

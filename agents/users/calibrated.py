@@ -31,10 +31,15 @@ from recarena.simulator.data.sampling import DEFAULT_MAX_RATINGS, sampled_line, 
 CALIBRATED_POLICY = "recarena.agents.users.calibrated_policy:CalibratedUserPolicy"
 
 
+def is_calibrated(path: Path) -> bool:
+    """Whether the calibrated population ``path`` (its users and items files) exists."""
+    users, items, _ = CalibratedPopulation.paths(path)
+    return users.exists() and items.exists()
+
+
 def ensure_calibrated(path: Path, dataset: str | None) -> None:
     """Calibrate ``dataset`` into ``path`` unless the file is already there."""
-    users, items, _ = CalibratedPopulation.paths(path)
-    if users.exists() and items.exists():
+    if is_calibrated(path):
         return
     if dataset is None:
         raise RecarenaError(
