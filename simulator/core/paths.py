@@ -28,6 +28,15 @@ RUN_DIR_ROOM = 256
 (names are at most 64 characters)."""
 
 
+def cwd_note(path: str | Path) -> str:
+    """For a "not found" line about a path from a scenario or an option: where a relative path
+    was looked for. Paths are read from the working directory, not from the scenario file's
+    folder, and a run started elsewhere missed the file without saying where it looked."""
+    if Path(path).is_absolute():
+        return ""
+    return f" (a relative path is read from the working directory, {Path.cwd()})"
+
+
 def path_problem(text: str, room: int = 0) -> str | None:
     """Why ``text`` is not a path the OS can look up (None when it is); ``room`` bytes are kept
     for what will be appended below it."""

@@ -28,7 +28,13 @@ from pydantic import (
 from recarena.simulator.core.behaviour_spec import DailyRhythmSpec, InstructionSpec
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.names import check_name, short_repr
-from recarena.simulator.core.paths import DIR_CHECK, PathText, path_problem, url_problem
+from recarena.simulator.core.paths import (
+    DIR_CHECK,
+    PathText,
+    cwd_note,
+    path_problem,
+    url_problem,
+)
 from recarena.simulator.core.scenario_features import AIContent, Talk
 from recarena.simulator.core.section import (
     Exponent,
@@ -227,7 +233,9 @@ class SocialGraphSpec(Section):
             if not Path(self.path).is_file():  # a directory or a pipe was "not found"
                 if Path(self.path).exists():
                     raise ValueError(f"@path: {self.path} is not a file (an edge list)")
-                raise ValueError(f"@path: edge-list file not found: {self.path}")
+                raise ValueError(
+                    f"@path: edge-list file not found: {self.path}{cwd_note(self.path)}"
+                )
         elif self.path is not None:  # a file the scenario names but nothing reads
             raise ValueError(
                 f"@path: only type 'edge_list' reads a file; type {self.type!r} draws the graph "

@@ -22,7 +22,7 @@ from recarena.agents.users.calibrated_population import CalibratedPopulation
 from recarena.agents.users.daily_rhythm import pooled_profile_from_csv
 from recarena.agents.users.personas import data_traits
 from recarena.simulator.core.errors import RecarenaError, first_line
-from recarena.simulator.core.paths import check_file_creatable
+from recarena.simulator.core.paths import check_file_creatable, cwd_note
 from recarena.simulator.core.scenario import Scenario
 from recarena.simulator.data.archives import is_zip
 from recarena.simulator.data.datasets import (
@@ -61,7 +61,7 @@ SMALL_FILE_BYTES = 64 * 2**20
 def _readable(path: Path, what: str) -> Path:
     check_link(path, what)  # a dangling link or a loop is not 'not found'
     if not path.exists():
-        raise RecarenaError(f"{what}: file not found: {path}")
+        raise RecarenaError(f"{what}: file not found: {path}{cwd_note(path)}")
     if not path.is_file():
         raise RecarenaError(f"{what}: not a file: {path}")
     try:
@@ -95,8 +95,9 @@ def _check_calibrated(scenario: Scenario) -> Sizes | None:
         if pop.dataset is None:
             missing = users_path if not users_path.exists() else items_path
             raise RecarenaError(
-                f"population.path: {missing} not found and population.dataset is not set; "
-                f"make it with `recarena calibrate DATASET -o {users_path}`"
+                f"population.path: {missing} not found{cwd_note(missing)} and "
+                "population.dataset is not set; make it with "
+                f"`recarena calibrate DATASET -o {users_path}`"
             )
         check_file_creatable(users_path, "population.path")  # run calibrates into it
         # the users and items the run will calibrate, so page shapes and the estimate see them
@@ -210,7 +211,9 @@ def _check_dataset(dataset: str, what: str) -> Sizes:
                 path = Path(dataset)
                 check_link(path, "dataset")  # a loop of links is not 'not found'
                 if not path.exists():
-                    raise RecarenaError(f"dataset not found: {path} (or use 'ml-100k')")
+                    raise RecarenaError(
+                        f"dataset not found: {path}{cwd_note(path)} (or use 'ml-100k')"
+                    )
                 if not (path.is_file() or path.is_dir()):  # a pipe or a device: may block
                     raise RecarenaError(f"{path} is not a file or a directory of a dataset")
                 if not is_zip(path):  # a release's zip: load_dataset unpacks it
