@@ -25,14 +25,41 @@ def test_unknown_recommender_names_path_and_known_types(tiny_doc):
     tiny_doc["arms"][1]["recommender"]["type"] = "mff"
     message = _error(tiny_doc)
     assert message.startswith(
-        "x.yaml: arms[1].recommender.type: unknown recommender 'mff'; known: random"
+        "x.yaml: arms[1].recommender.type: unknown recommender 'mff'; did you mean 'mf'? "
+        "known: random"
     )
     assert "popularity" in message and "mf" in message
+    tiny_doc["arms"][1]["recommender"]["type"] = "zzz"  # nothing close: no guess
+    assert "unknown recommender 'zzz'; known: random" in _error(tiny_doc)
 
 
 def test_unknown_key(tiny_doc):
     tiny_doc["population"]["userz"] = 3
-    assert _error(tiny_doc) == "x.yaml: population.userz: unknown key"
+    assert _error(tiny_doc) == "x.yaml: population.userz: unknown key; did you mean 'users'?"
+    del tiny_doc["population"]["userz"]
+    tiny_doc["replicate"] = 3
+    assert _error(tiny_doc) == "x.yaml: replicate: unknown key; did you mean 'replicates'?"
+    del tiny_doc["replicate"]
+    tiny_doc["zzz"] = 3  # nothing close: no guess
+    assert _error(tiny_doc) == "x.yaml: zzz: unknown key"
+
+
+def test_a_misspelt_required_key_is_named_beside_the_missing_one(tiny_doc):
+    tiny_doc["arms"][0]["recomender"] = tiny_doc["arms"][0].pop("recommender")
+    assert _error(tiny_doc) == (
+        "x.yaml: arms[0].recommender: required key is missing "
+        "('recomender' is written instead: a typo?)"
+    )
+
+
+def test_a_misspelt_surface_type_is_named(tiny_doc):
+    """An unknown type names a plug-in surface, so the list's own keys were refused alone."""
+    tiny_doc["surface"] = {"type": "lists", "k": 5}
+    assert _error(tiny_doc) == (
+        "x.yaml: surface.k: unknown key (surface type 'lists' names a plug-in surface, whose "
+        "settings go under params; the built-in types are list, carousel and conversation; "
+        "did you mean 'list'?)"
+    )
 
 
 def test_wrong_type(tiny_doc):
@@ -52,7 +79,9 @@ def test_recommender_params_validated(tiny_doc):
     tiny_doc["arms"].append({"name": "mf", "recommender": {"type": "mf", "params": {"dim": 0}}})
     assert _error(tiny_doc).startswith("x.yaml: arms[2].recommender.params.dim: ")
     tiny_doc["arms"][2]["recommender"]["params"] = {"dimm": 3}
-    assert _error(tiny_doc) == "x.yaml: arms[2].recommender.params.dimm: unknown key"
+    assert _error(tiny_doc) == (
+        "x.yaml: arms[2].recommender.params.dimm: unknown key; did you mean 'dim'?"
+    )
 
 
 def test_missing_required(tiny_doc):
@@ -66,6 +95,8 @@ def test_duplicate_arms_and_bad_baseline(tiny_doc):
     tiny_doc["arms"][1]["name"] = "pop"
     tiny_doc["baseline"] = "nope"
     assert "baseline: 'nope' is not an arm" in _error(tiny_doc)
+    tiny_doc["baseline"] = "rand"
+    assert _error(tiny_doc).endswith("; did you mean 'random'?")
 
 
 def test_arm_names_that_differ_only_in_case_are_refused(tiny_doc):

@@ -10,7 +10,9 @@ at most :data:`MAX_NAME_LENGTH` characters.
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 
 from recarena.simulator.core.errors import RecarenaError
 
@@ -23,6 +25,15 @@ def short_repr(value: object, limit: int = 40) -> str:
     """``repr`` cut to ``limit`` characters, so an error about a huge value stays one short line."""
     text = repr(value)
     return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def did_you_mean(name: object, known: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` naming the known name closest to a misspelt one, or ``""``
+    when none is close: a typo's error line then says what to write instead."""
+    if not isinstance(name, str):
+        return ""
+    close = difflib.get_close_matches(name, [k for k in known if k != name], n=1, cutoff=0.75)
+    return f"; did you mean {close[0]!r}?" if close else ""
 
 
 def name_problem(value: object) -> str | None:

@@ -29,6 +29,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from recarena.simulator.core.names import did_you_mean
+
 _NAME = r"[^\W\d]\w*"
 """A Python identifier: a letter (any script's, as Python allows) or ``_``, then word
 characters. ``[A-Za-z_]`` refused a module named ``über_recs`` as "not an importable path"."""
@@ -409,7 +411,10 @@ class Registry:
                     f"(absolute, no leading dots){_file_path_hint(name)}"
                 )
             return Entry(self.kind, name, name, "", "import path")
-        raise LookupError(f"unknown {self.label} {name!r}; known: {', '.join(entries)}")
+        raise LookupError(
+            f"unknown {self.label} {name!r}{did_you_mean(name, entries) or ';'} "
+            f"known: {', '.join(entries)}"
+        )
 
     def load(self, name: str) -> Any:
         """Import the plug-in and check its contract (once per object)."""

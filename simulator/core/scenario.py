@@ -11,10 +11,11 @@ import json
 import re
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
+    BaseModel,
     ConfigDict,
     Discriminator,
     Field,
@@ -27,7 +28,7 @@ from pydantic import (
 
 from recarena.simulator.core.behaviour_spec import DailyRhythmSpec, InstructionSpec
 from recarena.simulator.core.errors import RecarenaError
-from recarena.simulator.core.names import check_name, short_repr
+from recarena.simulator.core.names import check_name, did_you_mean, short_repr
 from recarena.simulator.core.paths import (
     DIR_CHECK,
     PathText,
@@ -860,7 +861,10 @@ class Scenario(Section):
         if self.baseline is None:
             self.baseline = names[0]
         elif self.baseline not in names:
-            raise ValueError(f"baseline: {self.baseline!r} is not an arm; arms: {', '.join(names)}")
+            raise ValueError(
+                f"baseline: {self.baseline!r} is not an arm; arms: {', '.join(names)}"
+                f"{did_you_mean(self.baseline, names)}"
+            )
         return self
 
     @property
@@ -907,7 +911,53 @@ def _format_loc(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def _first_error(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> str:
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    """The pydantic models an annotation holds (through Optional, unions, lists, Annotated)."""
+    if get_origin(annotation) is None and isinstance(annotation, type):
+        return [annotation] if issubclass(annotation, BaseModel) else []
+    return [model for arg in get_args(annotation) for model in _models_in(arg)]
+
+
+def _keys_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The keys the mapping at ``loc`` (a pydantic error's location inside ``model``) may hold,
+    for a "did you mean" on an unknown key; a step no model has (a union's tag, a list index,
+    a mapping's own key) keeps the models of the step before."""
+    models = [model]
+    for part in loc:
+        inner = [
+            found.model_fields[part].annotation
+            for found in models
+            if isinstance(part, str) and part in found.model_fields
+        ]
+        if inner:
+            models = [found for annotation in inner for found in _models_in(annotation)]
+    keys: list[str] = []
+    for found in models:
+        for name, info in found.model_fields.items():
+            keys.append(info.alias if isinstance(info.alias, str) else name)
+    return keys
+
+
+def _surface_type(raw: Any, loc: tuple[Any, ...]) -> str:
+    """The ``type`` written in the surface at ``loc`` of the document, or ``"?"``."""
+    node = raw
+    for part in loc:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return "?"
+    return str(node.get("type", "?")) if isinstance(node, dict) else "?"
+
+
+def _first_error(
+    exc: ValidationError,
+    prefix: tuple[Any, ...] = (),
+    model: type[BaseModel] | None = None,
+    raw: Any = None,
+) -> str:
+    """The first error of ``exc`` as one line naming the YAML path (``prefix`` + its location);
+    ``model`` is what was validated (default: the scenario) and ``raw`` the document, for the
+    close key an unknown key may be a typo of."""
     err = exc.errors(include_url=False)[0]
     parts = prefix + tuple(err["loc"])
     is_key = err["type"] == "invalid_key" or (
@@ -926,7 +976,15 @@ def _first_error(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> str:
     loc = _format_loc(parts)
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
-        msg = "unknown key"
+        keys = _keys_at(model or Scenario, tuple(err["loc"][:-1]))
+        msg = f"unknown key{did_you_mean(err['loc'][-1], keys)}"
+        if err["loc"][-2:-1] == ("plugin",) and err["loc"][-3:-2] == ("surface",):
+            kind = _surface_type(raw, err["loc"][:-2])
+            msg += (
+                f" (surface type {kind!r} names a plug-in surface, whose settings go under "
+                "params; the built-in types are list, carousel and conversation"
+                f"{did_you_mean(kind, _BUILTIN_SURFACES)})"
+            )
     elif err["type"] == "union_tag_invalid":
         ctx = err.get("ctx", {})
         msg = f"unknown type {ctx.get('tag')!r}; known: {ctx.get('expected_tags')}".replace(
@@ -934,6 +992,15 @@ def _first_error(exc: ValidationError, prefix: tuple[Any, ...] = ()) -> str:
         )
     elif err["type"] == "missing":
         msg = "required key is missing"
+        written = [  # a typo of the key: the missing error comes first, name the typo too
+            other["loc"][-1]
+            for other in exc.errors(include_url=False)
+            if other["type"] == "extra_forbidden"
+            and other["loc"][:-1] == err["loc"][:-1]
+            and did_you_mean(other["loc"][-1], [str(err["loc"][-1])])
+        ]
+        if written:
+            msg += f" ({written[0]!r} is written instead: a typo?)"
     elif "input" in err and err["type"] not in ("value_error", "assertion_error"):
         msg = f"{msg} (got {short_repr(err['input'])})"
     if msg.startswith("@"):  # a section's validator names the field inside the section
@@ -969,7 +1036,7 @@ def validate_document(raw: Any, source: str = "<scenario>", *, scanned: bool = F
     try:
         scenario = Scenario.model_validate(raw)
     except ValidationError as exc:
-        raise RecarenaError(f"{source}: {_first_error(exc)}") from None
+        raise RecarenaError(f"{source}: {_first_error(exc, raw=raw)}") from None
     if not scanned:
         check_no_bool_numbers(raw, scenario.model_dump(mode="python"), source)
     return scenario

@@ -19,6 +19,7 @@ from recarena.agents.users.policies import REGISTRY as USER_POLICIES
 from recarena.recommenders.registry import REGISTRY as RECOMMENDERS
 from recarena.recommenders.registry import get_entry
 from recarena.simulator.core.errors import RecarenaError, first_line
+from recarena.simulator.core.names import did_you_mean
 from recarena.simulator.core.registry import (
     ignored_keys,
     plain_params,
@@ -160,7 +161,7 @@ def _resolve_params(scenario: Scenario) -> None:
             params = entry.params.model_validate(arm.recommender.params)
         except ValidationError as exc:
             raise RecarenaError(
-                _first_error(exc, ("arms", index, "recommender", "params"))
+                _first_error(exc, ("arms", index, "recommender", "params"), entry.params)
             ) from None
         except (Exception, SystemExit) as exc:
             if not plugin:
@@ -175,7 +176,7 @@ def _resolve_params(scenario: Scenario) -> None:
         if unknown:
             raise RecarenaError(
                 f"{where}.{unknown[0]}: unknown key (the Params of {arm.recommender.type!r} "
-                "have no such field)"
+                f"have no such field){did_you_mean(unknown[0], entry.params.model_fields)}"
             )
         check_finite(params.model_dump(), prefix=where)
         check_no_bool_numbers(arm.recommender.params, params.model_dump(), prefix=where)
