@@ -91,7 +91,9 @@ def test_missing_required(tiny_doc):
 
 def test_duplicate_arms_and_bad_baseline(tiny_doc):
     tiny_doc["arms"][1]["name"] = "random"
-    assert "duplicate arm names ['random']" in _error(tiny_doc)
+    assert "duplicate arm names ['random'] (arms[0] and arms[1] are named 'random')" in _error(
+        tiny_doc
+    )
     tiny_doc["arms"][1]["name"] = "pop"
     tiny_doc["baseline"] = "nope"
     assert "baseline: 'nope' is not an arm" in _error(tiny_doc)

@@ -847,7 +847,13 @@ class Scenario(Section):
         names = [arm.name for arm in self.arms]
         duplicates = written_twice(names)
         if duplicates:
-            raise ValueError(f"arms: duplicate arm names {duplicates}")
+            where = " and ".join(
+                f"arms[{i}]" for i, name in enumerate(names) if name == duplicates[0]
+            )
+            raise ValueError(
+                f"arms: duplicate arm names {duplicates} ({where} are named {duplicates[0]!r}); "
+                "give each arm its own name"
+            )
         # arm=<name> directories of names that differ only in case are one directory on
         # case-insensitive filesystems (macOS, Windows): the second arm would overwrite the first
         folded: dict[str, str] = {}
