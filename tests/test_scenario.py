@@ -52,6 +52,15 @@ def test_a_misspelt_required_key_is_named_beside_the_missing_one(tiny_doc):
     )
 
 
+def test_a_section_left_empty_by_its_indentation(tiny_doc):
+    """`population:` with `users:` not indented under it reads as null."""
+    tiny_doc["population"] = None
+    assert _error(tiny_doc) == (
+        "x.yaml: population: the section is empty (null): indent its fields under it, or "
+        "leave it out for the defaults"
+    )
+
+
 def test_a_misspelt_surface_type_is_named(tiny_doc):
     """An unknown type names a plug-in surface, so the list's own keys were refused alone."""
     tiny_doc["surface"] = {"type": "lists", "k": 5}
@@ -125,6 +134,23 @@ def test_malformed_yaml(write_scenario):
     with pytest.raises(RecarenaError) as info:
         load_scenario(path)
     assert str(path) in str(info.value) and "invalid YAML at line" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        # `topics:` one space in, under `initial_items:` two spaces in
+        ("name: x\ncatalog:\n  initial_items: 30\n topics: 4\n", "check the indentation"),
+        ("name: x\ncatalog:\n\ttopics: 4\n", "indent with spaces; YAML does not allow tabs"),
+        ("name: x\nmetrics: [ctr, coverage\narms: []\n", "a '[' above is not closed"),
+        ("name: x\nhorizon: {days: 3\narms: []\n", "a '{' above is not closed"),
+    ],
+)
+def test_malformed_yaml_says_what_usually_causes_it(write_scenario, text, hint):
+    """The parser speaks of block ends and tokens; the line adds the usual cause."""
+    with pytest.raises(RecarenaError) as info:
+        load_scenario(write_scenario(text))
+    assert "invalid YAML at line" in str(info.value) and hint in str(info.value)
 
 
 def test_missing_file(tmp_path):

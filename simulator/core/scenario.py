@@ -996,6 +996,12 @@ def _first_error(
         msg = f"unknown type {ctx.get('tag')!r}; known: {ctx.get('expected_tags')}".replace(
             "'", "'"
         )
+    elif err["type"] in ("model_type", "dict_type") and err.get("input", "") is None:
+        # `population:` with its fields not indented under it reads as null
+        msg = (
+            "the section is empty (null): indent its fields under it, or leave it out for the "
+            "defaults"
+        )
     elif err["type"] == "missing":
         msg = "required key is missing"
         written = [  # a typo of the key: the missing error comes first, name the typo too

@@ -312,6 +312,22 @@ def load_yaml(text: str, source: str) -> Any:
     return data
 
 
+def _hint(problem: str) -> str:
+    """What usually causes a parser's problem, in a newcomer's words (the parser speaks of
+    block ends and tokens)."""
+    if "'\\t'" in problem:  # the parser names a tab as '\t'
+        return " (indent with spaces; YAML does not allow tabs)"
+    if "block end" in problem or "block mapping" in problem or "mapping values" in problem:
+        return (
+            " (check the indentation of this line and the one above: the keys of one section "
+            "line up; a value holding ': ' needs quotes)"
+        )
+    for closing in "]}":
+        if f"expected ',' or '{closing}'" in problem:
+            return f" (a '{'[' if closing == ']' else '{'}' above is not closed)"
+    return ""
+
+
 def _scalars(data: Any) -> Iterator[Any]:
     """Every scalar of a parsed document, keys included, with no path built. The walks below
     build a path string for every node, which made them most of a sweep's validation (~10k
@@ -486,6 +502,6 @@ def read_yaml_file(path: str | Path, max_bytes: int | None = None) -> Any:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
         problem = " ".join(str(exc.problem).split())
-        raise RecarenaError(f"{path}: invalid YAML at {where}: {problem}") from None
+        raise RecarenaError(f"{path}: invalid YAML at {where}: {problem}{_hint(problem)}") from None
     except yaml.YAMLError as exc:
         raise RecarenaError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from None
