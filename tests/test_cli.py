@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from recarena.recommenders.rerankers import MMR
-from recarena.simulator.cli.info_cmds import _params_text
+from recarena.simulator.cli.info_cmds import _params_text, _what_it_is
 from recarena.simulator.runner.output_check import estimate_logs
 from recarena.simulator.runner.resolve import load_scenario
 from tests.cli_subprocess import ROOT, recarena
@@ -97,6 +97,20 @@ def test_list_params_shows_the_keys_and_defaults_a_scenario_writes():
     assert not any(part.startswith("lambda_=") for part in shown)
     listing = recarena("list", "--params")
     assert listing.returncode == 0 and "PydanticUndefined" not in listing.stdout
+
+
+def test_list_params_describes_an_installed_plugin_in_its_own_words():
+    """An entry point's row had an empty "what it is": the registry describes built-ins only."""
+    from recarena.analysis.metrics import REGISTRY as METRICS
+
+    class Newest:
+        """Most recently published items first.
+
+        More lines."""
+
+    assert _what_it_is(Newest) == "Most recently published items first."
+    assert _what_it_is(METRICS.load("ctr")) == METRICS.load("ctr").description
+    assert _what_it_is(object()) == ""
 
 
 def test_list_shows_every_plugin_kind_whole_at_the_width_of_a_pipe():

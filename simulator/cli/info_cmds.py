@@ -30,6 +30,17 @@ def _params_text(entry_object: object) -> str:
     return ", ".join(shown)
 
 
+def _what_it_is(entry_object: object) -> str:
+    """An installed plug-in's own words, once ``--params`` has loaded it: a metric's
+    ``description``, else the first line of a class's or function's docstring (the registry
+    knows only built-ins' descriptions without importing anything)."""
+    described = getattr(entry_object, "description", None)
+    if isinstance(described, str) and described.strip():
+        return described.strip()
+    doc = entry_object.__doc__ if callable(entry_object) else None
+    return doc.strip().splitlines()[0] if doc and doc.strip() else ""
+
+
 @app.command("list")
 def list_components(
     params: Annotated[
@@ -57,9 +68,12 @@ def list_components(
                 row.append("")  # no params; loading the Ray executor would import Ray
             elif params:
                 try:
-                    row.append(_params_text(entry.load()))
+                    loaded = entry.load()
                 except LookupError as exc:
                     row.append(f"(cannot load: {exc})")
+                else:
+                    row[2] = row[2] or _what_it_is(loaded)
+                    row.append(_params_text(loaded))
             table.add_row(*row)
     table.add_row("user model", "mixed", "rule users plus an LLM panel (population.llm_panel)", "")
     table.add_row("user model", "llm", "every user answers each page through the LLM", "")
