@@ -64,7 +64,7 @@ def test_a_creator_strategy_param_left_at_its_default_can_be_swept(tmp_path):
     assert_refused(
         *cli("validate", str(write_scenario(tmp_path, doc))),
         "sweep.creators.strategy.params.rat: creators.strategy.params has no key 'rat'; "
-        "known: rate, target, temperature, explore, scope",
+        "did you mean 'rate'? known: rate, target, temperature, explore, scope",
     )
 
 

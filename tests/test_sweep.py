@@ -95,7 +95,10 @@ def test_paths_are_parsed_into_keys_and_indices():
 @pytest.mark.parametrize(
     ("sweep", "fragments"),
     [
-        ({"population.explore_prb": [0.1]}, ["sweep.population.explore_prb:", "no key"]),
+        (
+            {"population.explore_prb": [0.1]},
+            ["sweep.population.explore_prb:", "no key", "did you mean 'explore_prob'?"],
+        ),
         ({"arms[7].recommender.type": ["random"]}, ["sweep.arms[7].recommender.type:", "[7]"]),
         ({"arms[mf].recommender.type": ["random"]}, ["sweep.arms[mf]", "'mf'", "popularity"]),
         ({"population..users": [10]}, ["sweep.population..users:", "not a path"]),

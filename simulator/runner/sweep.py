@@ -31,6 +31,7 @@ from recarena.agents.creators.strategies import REGISTRY as STRATEGIES
 from recarena.recommenders.registry import validated_base_params
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.machine import env_limit
+from recarena.simulator.core.names import did_you_mean
 from recarena.simulator.core.scenario import CreatorStrategySpec, Scenario
 from recarena.simulator.runner.resolve import parse_scenario
 
@@ -118,7 +119,8 @@ def _resolve(
                     return resolved
                 if params_fields:
                     raise RecarenaError(
-                        f"sweep.{path}: {where} has no key {step!r}; "
+                        f"sweep.{path}: {where} has no key {step!r}"
+                        f"{did_you_mean(step, params_fields) or ';'} "
                         f"known: {', '.join(params_fields)}"
                     )
             if step in fields:
@@ -136,8 +138,8 @@ def _resolve(
                 names = [x["name"] for x in node]
                 if step not in names:
                     raise RecarenaError(
-                        f"sweep.{path}: {where} has no entry named {step!r}; "
-                        f"known: {', '.join(names)}"
+                        f"sweep.{path}: {where} has no entry named {step!r}"
+                        f"{did_you_mean(step, names) or ';'} known: {', '.join(names)}"
                     )
                 step = names.index(step)
             if not isinstance(step, int) or not 0 <= step < len(node):
@@ -147,7 +149,10 @@ def _resolve(
         elif isinstance(node, dict):
             if not isinstance(step, str) or step not in node:
                 known = ", ".join(str(k) for k in node) or "none"
-                raise RecarenaError(f"sweep.{path}: {where} has no key {step!r}; known: {known}")
+                close = did_you_mean(step, [str(k) for k in node]) or ";"
+                raise RecarenaError(
+                    f"sweep.{path}: {where} has no key {step!r}{close} known: {known}"
+                )
         else:
             raise RecarenaError(
                 f"sweep.{path}: {where} is {'not set' if node is None else repr(node)}, "
