@@ -102,24 +102,35 @@ def cli_page() -> str:
         "written); 3 too many LLM decisions fell back to the rule policy; 130 interrupted.",
     ]
     context = typer.Context(group)
+    parts += ["", "Options before the command (`recarena --debug run ...`):", ""]
+    parts += _param_rows(group.params)
     for name in sorted(group.list_commands(context)):  # type: ignore[attr-defined]
         command = group.get_command(context, name)  # type: ignore[attr-defined]
         summary = " ".join((command.help or "").split("\n\n")[0].split())
         parts += ["", f"## recarena {name}", "", summary, ""]
-        rows = ["| argument or option | meaning | default |", "| --- | --- | --- |"]
-        for param in command.params:
-            if param.name == "help":
-                continue
-            names = ", ".join(f"`{o}`" for o in param.opts) if param.opts else f"`{param.name}`"
-            if getattr(param, "param_type_name", "") == "argument":
-                names = f"`{(param.metavar or param.name).upper()}`"
-            help_text = " ".join((getattr(param, "help", "") or "").split()).replace("|", "\\|")
-            default = param.default
-            empty = default is None or default is False or default == () or callable(default)
-            shown = "" if empty else f"`{default}`"
-            rows.append(f"| {names} | {help_text} | {shown} |")
-        parts += rows
+        parts += _param_rows(command.params)
     return "\n".join(parts) + "\n"
+
+
+def _param_rows(params: list) -> list[str]:
+    """A table of a command's arguments and options: names, help, and the default (or
+    "required" for an option that has none, as `--help` marks it with a star)."""
+    rows = ["| argument or option | meaning | default |", "| --- | --- | --- |"]
+    for param in params:
+        if param.name == "help":
+            continue
+        names = ", ".join(f"`{o}`" for o in param.opts) if param.opts else f"`{param.name}`"
+        is_argument = getattr(param, "param_type_name", "") == "argument"
+        if is_argument:
+            names = f"`{(param.metavar or param.name).upper()}`"
+        help_text = " ".join((getattr(param, "help", "") or "").split()).replace("|", "\\|")
+        default = param.default
+        empty = default is None or default is False or default == () or callable(default)
+        shown = "" if empty else f"`{default}`"
+        if param.required and not is_argument:
+            shown = "required"
+        rows.append(f"| {names} | {help_text} | {shown} |")
+    return rows
 
 
 def schema_file() -> str:

@@ -25,7 +25,8 @@ def calibrate(
     dataset: Annotated[
         str,
         typer.Argument(
-            help="ml-100k (inside RecBole), or a dataset folder, file or MovieLens .zip."
+            metavar="DATASET",
+            help="ml-100k (inside RecBole), or a dataset folder, file or MovieLens .zip.",
         ),
     ],
     output: Annotated[
