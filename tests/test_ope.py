@@ -186,6 +186,18 @@ def test_cli_prints_the_table(tiny_run):
     pooled_truth = frame.filter(pl.col("rep").is_null())["truth"][0]
     assert f"{pooled_truth:.4f}" in done.stdout
     assert done.stdout.count("pooled") == 3
+    # at a pipe's default 80 columns the ten columns were cut to "0.09…"; now printed whole
+    narrow = recarena(
+        "ope",
+        str(tiny_run),
+        "--target",
+        "popularity",
+        "--logging",
+        "random",
+        env={"COLUMNS": "80"},
+    )
+    assert narrow.returncode == 0, narrow.stderr
+    assert f"{pooled_truth:.4f}" in narrow.stdout and "…" not in narrow.stdout
 
 
 def test_cli_errors_are_one_line(tiny_run):

@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
+from rich.measure import Measurement
 
 from recarena.simulator.cli.app import app, new_path, nonempty_path, out
 from recarena.simulator.cli.comparison import print_comparison
@@ -62,7 +64,14 @@ def ope(
             page=None if all_pages else 0,
             seed=seed,
         )
-    out.print(format_ope_table(frame))
+    table = format_ope_table(frame)
+    # ten columns need ~110 characters: at a pipe's 80 (or a narrow terminal) every number was
+    # cut to "0.09…"; print the table whole and let a terminal wrap its lines
+    whole = Measurement.get(out, out.options.update_width(10_000), table).maximum
+    if whole <= out.width:
+        out.print(table)
+    else:
+        Console(file=out.file, width=whole, force_terminal=out.is_terminal).print(table)
 
 
 @app.command()
