@@ -332,6 +332,15 @@ def markdown_table(name: str) -> str:
     return "\n".join(["| column | type | meaning |", "| --- | --- | --- |", *rows])
 
 
+def _type_text(kind: pa.DataType) -> str:
+    """A column's type as a reader of the files meets it: a list column reads back from
+    Parquet as ``list<element: T>`` (Arrow's in-memory name for the values is ``item``), so
+    the docs say ``list<T>`` rather than one of the two."""
+    if pa.types.is_list(kind):
+        return f"list<{kind.value_type}>"
+    return str(kind)
+
+
 def markdown_tables(heading: str = "##") -> str:
     """docs/reference/logs.md's column tables, generated from this module (a test keeps the
     two in step: docs/generate_reference.py rewrites them)."""
@@ -343,6 +352,6 @@ def markdown_tables(heading: str = "##") -> str:
         lines += ["| column | type | meaning |", "| --- | --- | --- |"]
         for c in columns:
             doc = c.doc.replace("|", "\\|") + (" *(truth)*" if c.truth else "")
-            lines.append(f"| `{c.name}` | {c.type} | {doc} |")
+            lines.append(f"| `{c.name}` | {_type_text(c.type)} | {doc} |")
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
