@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
-from recarena.analysis.load import RunLogs
+from recarena.analysis.load import RunLogs, require_one_world
 from recarena.analysis.metrics_base import CELL, VALUE_SCHEMA, Metric
 from recarena.simulator.core.types import DAY
 
@@ -83,6 +83,7 @@ def review_decisions(logs: RunLogs) -> dict[tuple[str, int], Decisions]:
     The row logged at review p holds the mix in force during period p, so the next row's mix is
     the one that review chose; ``exposed`` is :func:`period_topic_share` of period p.
     """
+    require_one_world(logs, "review_decisions")
     periods = logs.creator_periods.select(
         *CELL, "creator_id", "period", "day", "topic_mix"
     ).collect()
@@ -125,6 +126,7 @@ def topic_drift_to_popular(logs: RunLogs) -> pl.DataFrame:
     ≤ 0, so the sign of one arm's value says less than the difference between arms run on the
     same creators (common random numbers), which is what the claim is about.
     """
+    require_one_world(logs, "topic_drift_to_popular")
     rows = []
     for (arm, rep), d in review_decisions(logs).items():
         if d.creator.size == 0:
@@ -146,6 +148,7 @@ def drift_decomposition(logs: RunLogs) -> pl.DataFrame:
     (null when nothing moved). In each cell ``topic_drift_to_popular`` = moved · (went_share −
     left_share), so this separates "creators move less" from "creators move elsewhere".
     """
+    require_one_world(logs, "drift_decomposition")
     rows = []
     for (arm, rep), d in review_decisions(logs).items():
         gain, loss = np.clip(d.delta, 0, None), np.clip(-d.delta, 0, None)

@@ -42,7 +42,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 
-from recarena.analysis.load import RunLogs
+from recarena.analysis.load import RunLogs, require_one_world
 from recarena.analysis.metrics_base import (
     CELL,
     USER_SCHEMA,
@@ -158,6 +158,7 @@ def homogenization_relative(logs: RunLogs, reference_arm: str) -> pl.DataFrame:
     Chaney et al. plot homogenisation relative to the ideal recommender; 1 = as homogeneous as
     the reference, > 1 = more.
     """
+    require_one_world(logs, "homogenization_relative")
     if reference_arm not in logs.arms:
         raise ValueError(f"no arm {reference_arm!r} in this run; arms: {', '.join(logs.arms)}")
     cells = homogenization(logs)
@@ -171,6 +172,7 @@ def homogenization_relative(logs: RunLogs, reference_arm: str) -> pl.DataFrame:
 
 def homogenization_over_time(logs: RunLogs, every_days: int = 1) -> pl.DataFrame:
     """``arm, rep, day, value``: homogenisation of the consumption sets up to each day."""
+    require_one_world(logs, "homogenization_over_time")
     last = int(logs.interactions.select(pl.col("day").max()).collect().item() or 0)
     frames = [
         _cell_ratio(homogenization_pairs(logs, until_day=day)).with_columns(
@@ -184,6 +186,7 @@ def homogenization_over_time(logs: RunLogs, every_days: int = 1) -> pl.DataFrame
 # ---------------------------------------------------------------------- echo chamber
 def entropy_by_user_day(logs: RunLogs) -> pl.DataFrame:
     """``arm, rep, user_id, day, entropy``: entropy (nats) of each user's daily topic diet."""
+    require_one_world(logs, "entropy_by_user_day")
     wide, names = item_topics(logs)
     if not names:  # items without topic mixes (e.g. imported logs): no diet to measure
         schema = {"arm": pl.Utf8, "rep": pl.Int32, "user_id": pl.Int64, "day": pl.Int32}
@@ -292,6 +295,7 @@ def _creator_exposure_by_period(logs: RunLogs, period_days: float) -> pl.DataFra
 
 def creator_gini_over_time(logs: RunLogs, period_days: float = 7.0) -> pl.DataFrame:
     """``arm, rep, period, value``: Gini of impressions over the creators present per period."""
+    require_one_world(logs, "creator_gini_over_time")
     counts = _creator_exposure_by_period(logs, period_days)
     rows = [
         {"arm": arm, "rep": rep, "period": period, "value": gini(group["n"].to_numpy())}
@@ -309,6 +313,7 @@ def creator_survival(logs: RunLogs, period_days: float = 7.0) -> pl.DataFrame:
     from exposure: the share of creators present in the period whose items got >= 1 impression
     in it (a creator nobody sees has, for its audience, churned).
     """
+    require_one_world(logs, "creator_survival")
     periods = _creator_periods(logs)
     if periods is not None:
         return (
@@ -332,6 +337,7 @@ def creator_survival(logs: RunLogs, period_days: float = 7.0) -> pl.DataFrame:
 
 def creator_first_exposure(logs: RunLogs) -> pl.DataFrame:
     """``arm, rep, creator_id, days, censored``: days from first item to first impression."""
+    require_one_world(logs, "creator_first_exposure")
     first_item = logs.items.group_by([*CELL, "creator_id"]).agg(
         pl.col("created_at").min().alias("first_item")
     )
@@ -416,6 +422,7 @@ def item_exposure_unfairness(logs: RunLogs) -> pl.DataFrame:
 
 def creator_exposure_merit(logs: RunLogs) -> pl.DataFrame:
     """``arm, rep, creator_id, items, n, m``: impressions and merit summed over creators."""
+    require_one_world(logs, "creator_exposure_merit")
     return (
         _item_exposure_merit(logs)
         .group_by([*CELL, "creator_id"])

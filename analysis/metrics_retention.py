@@ -22,7 +22,7 @@ import math
 import numpy as np
 import polars as pl
 
-from recarena.analysis.load import RunLogs
+from recarena.analysis.load import RunLogs, require_one_world
 from recarena.analysis.metrics_base import USER, Metric, from_user_ratio, user_ratio
 from recarena.analysis.metrics_engagement import _horizon_days
 from recarena.simulator.core.types import DAY
@@ -125,6 +125,7 @@ def arm_preference(
     satisfaction (``satisfaction``) over the run; a tie counts as half. Returns
     ``rep, users, favour_arm`` (the share) and ``mean_gap`` (arm − baseline, mean over users).
     """
+    require_one_world(logs, "arm_preference")
     expr = {
         "clicks_per_session": pl.col("clicks").sum() / pl.len(),
         "satisfaction": pl.col("satisfaction").mean(),

@@ -22,6 +22,8 @@ from recarena.analysis.compare import baseline_of, compare, format_table
 from recarena.analysis.grid import by_row
 from recarena.analysis.load import load
 from recarena.analysis.metrics import compute_metrics
+from recarena.analysis.metrics_creators import drift_decomposition, topic_drift_to_popular
+from recarena.analysis.metrics_retention import arm_preference
 from recarena.analysis.ope import arm_layouts, off_policy_evaluation
 from recarena.analysis.report import build_report, render_html
 from recarena.analysis.report_data import Lorenz, lorenz_curve
@@ -315,6 +317,31 @@ def test_the_analysis_api_does_not_pool_the_points_of_a_sweep(sweep_runs):
             call()
     one = compute_metrics(load(sweep_runs[2], point=1), ["ctr"])
     assert one.height == 2  # one point at a time still works
+
+
+def test_the_series_functions_do_not_pool_the_points_of_a_sweep(sweep_runs):
+    """Was: drift_decomposition(load(sweep)) (the call docs/guide/creators-and-social.md showed
+    on scenarios/creators.yaml, a two-point sweep) and the long-term series kept one point's
+    cell per (arm, rep) or pooled both, without a word."""
+    logs = load(sweep_runs[2])
+    calls = {
+        "drift_decomposition": lambda: drift_decomposition(logs),
+        "topic_drift_to_popular": lambda: topic_drift_to_popular(logs),
+        "homogenization_relative": lambda: lt.homogenization_relative(logs, "random"),
+        "homogenization_over_time": lambda: lt.homogenization_over_time(logs),
+        "entropy_by_user_day": lambda: lt.entropy_by_user_day(logs),
+        "creator_gini_over_time": lambda: lt.creator_gini_over_time(logs),
+        "creator_survival": lambda: lt.creator_survival(logs),
+        "creator_first_exposure": lambda: lt.creator_first_exposure(logs),
+        "creator_exposure_merit": lambda: lt.creator_exposure_merit(logs),
+        "arm_preference": lambda: arm_preference(logs, "popularity", "random"),
+    }
+    for name, call in calls.items():
+        with pytest.raises(RecarenaError, match=rf"sweep of 2 points and {name} would pool"):
+            call()
+    one = load(sweep_runs[2], point=1)
+    assert lt.homogenization_relative(one, "random").height == 2
+    assert lt.creator_survival(one).height > 0
 
 
 def test_a_sweep_of_one_point_needs_no_point(sweep_runs):

@@ -329,8 +329,9 @@ def _logs(sessions: pl.DataFrame, days: int = 10, **tables: pl.DataFrame):
     manifest = {"scenario": {"horizon": {"days": days}}}
     frames = {name: frame.lazy() for name, frame in tables.items()}
     return SimpleNamespace(
-        sessions=sessions.lazy(), manifest=manifest, scenario=manifest["scenario"], **frames
-    )
+        sessions=sessions.lazy(), manifest=manifest, scenario=manifest["scenario"], cells=[],
+        point=None, **frames,
+    )  # fmt: skip
 
 
 def test_return_within_hand_values():
