@@ -101,7 +101,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--users", type=int, nargs="*", default=SIZES)
     parser.add_argument("--recommenders", nargs="*", default=RECOMMENDERS)
-    parser.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--one",
+        nargs=2,
+        metavar=("USERS", "RECOMMENDER"),
+        help="run one cell in this process and print its figures as JSON",
+    )
     args = parser.parse_args()
     if args.one:
         print(json.dumps(measure_one(int(args.one[0]), args.one[1])))
