@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -54,6 +55,8 @@ SCHEMA = {
     "delta_ci_low": pl.Float64,
     "delta_ci_high": pl.Float64,
     "rel_delta": pl.Float64,
+    "rel_ci_low": pl.Float64,
+    "rel_ci_high": pl.Float64,
     "significant": pl.Boolean,
     "ci_over": pl.Utf8,
     "p_value": pl.Float64,
@@ -321,18 +324,33 @@ def compare(
                 diffs = {r: values[r] - base[r] for r in paired}
                 row["delta"] = float(np.mean(list(diffs.values())))
                 row["rel_delta"] = row["delta"] / base_mean if base_mean else None
+                base_boots: np.ndarray | None
                 if by_users:
-                    draws = [
-                        user_boots[(metric, arm, r)] - user_boots[(metric, baseline, r)]
+                    both = [
+                        r
                         for r in paired
                         if (metric, arm, r) in user_boots and (metric, baseline, r) in user_boots
                     ]
-                    delta_boots = np.mean(draws, axis=0) if len(draws) == len(paired) else None
+                    complete = len(both) == len(paired)
+                    base_draws = [user_boots[(metric, baseline, r)] for r in both]
+                    draws = [
+                        user_boots[(metric, arm, r)] - b
+                        for r, b in zip(both, base_draws, strict=True)
+                    ]
+                    delta_boots = np.mean(draws, axis=0) if complete else None
+                    base_boots = np.mean(base_draws, axis=0) if complete else None
                 else:
                     delta_boots = _boots({}, metric, arm, paired, diffs, False, resampler)
+                    # the same resampled replicates (one weight matrix per count)
+                    base_boots = _boots({}, metric, baseline, paired, base, False, resampler)
                 if delta_boots is not None:
                     row["delta_ci_low"], row["delta_ci_high"] = _percentiles(delta_boots, level)
                     row["p_value"] = bootstrap_p_value(delta_boots)
+                    base_paired = float(np.mean([base[r] for r in paired]))
+                    if base_boots is not None and base_paired > 0:
+                        row["rel_ci_low"], row["rel_ci_high"] = _relative_interval(
+                            delta_boots, base_boots, level
+                        )
             rows.append(row)
     if unpaired:
         listed = "; ".join(f"{metric} ({', '.join(who)})" for metric, who in unpaired.items())
@@ -377,8 +395,36 @@ def _boots(
     return resampler.means(np.array([values[r] for r in reps]))
 
 
+def _relative_interval(
+    delta_boots: np.ndarray, base_boots: np.ndarray, level: float
+) -> tuple[float | None, float | None]:
+    """The CI of the relative change: each draw's Δ over the same draw's baseline mean.
+
+    Dividing the CI of Δ by the baseline's point mean treated that mean as known: the interval
+    left out the baseline's own sampling error, and could leave the possible range (an arm at
+    zero on every user, exactly -100 %, was printed as [-108 %, -94 %]). A draw whose baseline
+    mean is not positive has no relative change and is left out."""
+    usable = base_boots > 0
+    ratios = np.divide(delta_boots, base_boots, out=np.full_like(delta_boots, np.nan), where=usable)
+    return _percentiles(ratios, level)
+
+
 def _pct(x: float) -> str:
     return f"{x:+.1f}%" if abs(x) < 100 else f"{x:+.0f}%"
+
+
+def relative_bounds(row: Mapping[str, Any], base_mean: float) -> tuple[float, float] | None:
+    """A row's CI of the relative change, in percent: from the resampled ratios where the row
+    has them (``rel_ci_low``/``rel_ci_high``), else its Δ's CI over the baseline mean (a frame
+    made before the ratios were kept). The terminal table and the HTML report both print it."""
+    low, high = row.get("rel_ci_low"), row.get("rel_ci_high")
+    if low is not None and high is not None:
+        return 100 * low, 100 * high
+    low, high = row.get("delta_ci_low"), row.get("delta_ci_high")
+    if low is None or high is None:
+        return None
+    a, b = sorted((100 * low / base_mean, 100 * high / base_mean))
+    return a, b
 
 
 def format_mean(x: float | None) -> str:
@@ -474,10 +520,10 @@ def format_table(frame: pl.DataFrame, higher_is_better: Mapping[str, bool] | Non
                 # percentage would flip the sign of the change
                 if base_mean > 0:
                     change = _pct(100 * row["delta"] / base_mean)
-                    bounds = [row["delta_ci_low"], row["delta_ci_high"]]
-                    if bounds[0] is not None:
-                        low, high = (100 * b / base_mean for b in bounds)
-                        interval = f"[{_pct(min(low, high))}, {_pct(max(low, high))}]"
+                    bounds = relative_bounds(row, base_mean)
+                    if bounds is not None:
+                        low, high = bounds
+                        interval = f"[{_pct(low)}, {_pct(high)}]"
                 else:
                     change = f"{row['delta']:+.3g}"
                     if row["delta_ci_low"] is not None:

@@ -18,7 +18,7 @@ import polars as pl
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
-from recarena.analysis.compare import baseline_of, ci_units, compare, format_mean
+from recarena.analysis.compare import baseline_of, ci_units, compare, format_mean, relative_bounds
 from recarena.analysis.grid import by_col, by_slot
 from recarena.analysis.load import RunLogs, load_one_world
 from recarena.analysis.metrics import METRICS, run_metrics
@@ -105,9 +105,9 @@ def ab_rows(frame: pl.DataFrame) -> list[AbRow]:
                 low, high = row["delta_ci_low"], row["delta_ci_high"]
                 if base_mean > 0:  # a % of a negative mean would flip the sign
                     delta = _pct(100 * row["delta"] / base_mean)
-                    if low is not None:
-                        a, b = sorted((100 * low / base_mean, 100 * high / base_mean))
-                        interval = f"[{_pct(a)}, {_pct(b)}]"
+                    bounds = relative_bounds(row, base_mean)
+                    if bounds is not None:
+                        interval = f"[{_pct(bounds[0])}, {_pct(bounds[1])}]"
                 else:
                     delta = f"{row['delta']:+.3g}"
                     if low is not None:
