@@ -23,6 +23,7 @@ from recarena.simulator.core.registry import (
     ignored_keys,
     plain_params,
 )
+from recarena.simulator.core.yaml_safe import bool_as_number_path
 
 _R = "recarena.recommenders."
 
@@ -172,7 +173,8 @@ def validated_base_params(base: str, params: dict) -> dict:
     if unknown:  # a plug-in base's Params that would drop it silently
         raise ValueError(f"@base_params.{unknown[0]}: unknown key")
     try:
-        validated = plain_params(entry.params.model_validate(params))
+        model = entry.params.model_validate(params)
+        validated = plain_params(model)
     except ValidationError as exc:
         raise ValueError(_base_params_error(exc)) from None
     except Exception as exc:
@@ -183,6 +185,11 @@ def validated_base_params(base: str, params: dict) -> dict:
         raise ValueError(
             f"@base_params: the Params of {base!r} raised {_exception_line(exc)}"
         ) from None
+    # a yes/no value where the base takes a number, also under the param's alias (mmr's
+    # `lambda`, which the arm-level check, keyed by field name, cannot see in base_params)
+    flipped = bool_as_number_path(params, model.model_dump(by_alias=True))
+    if flipped is not None:
+        raise ValueError(f"@base_params.{flipped}: expected a number, got a yes/no value")
     return validated
 
 

@@ -180,6 +180,11 @@ def _resolve_params(scenario: Scenario) -> None:
             )
         check_finite(params.model_dump(), prefix=where)
         check_no_bool_numbers(arm.recommender.params, params.model_dump(), prefix=where)
+        # a param written by its alias (mmr's `lambda`) is keyed by it in the YAML only: the
+        # check above, keyed by field name (lambda_), let `lambda: true` run as 1.0
+        check_no_bool_numbers(
+            arm.recommender.params, params.model_dump(by_alias=True), prefix=where
+        )
         try:
             arm.recommender.params = plain_params(params)
         except (Exception, SystemExit) as exc:
