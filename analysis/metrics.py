@@ -38,6 +38,7 @@ from recarena.analysis.metrics_source import METRICS_SOURCE
 from recarena.analysis.options import name_list
 from recarena.simulator.core.errors import RecarenaError, first_line
 from recarena.simulator.core.registry import Registry, check_signature, plugin_prints_to_stderr
+from recarena.simulator.runner.sweep import expand_sweep
 
 __all__ = [
     "CELL",
@@ -181,15 +182,35 @@ def known_metrics() -> list[str]:
 
 def check_metrics(scenario: Any, source: str = "<scenario>") -> None:
     """The resolve step for ``metrics:`` (names live here, above the schema); a built-in metric
-    that no cell of the scenario can have a value for is refused too (:func:`never_defined`)."""
+    that no cell of the scenario can have a value for is refused too (:func:`never_defined`);
+    with a sweep, when no point of it can have one."""
+    points: list[Any] | None = None
     for index, name in enumerate(scenario.metrics):
         try:
             get_metric(name)
         except LookupError as exc:
             raise RecarenaError(f"{source}: metrics[{index}]: {exc}") from None
         problem = never_defined(name, scenario)
+        if problem is None and scenario.sweep:
+            # never_defined leaves a metric to the run when the sweep touches the section that
+            # decides it; a sweep over creators.strategy left topic_drift_to_popular over a
+            # horizon shorter than creators.period_days to the run's 'no finished cell has a
+            # value' after every cell. Each point is judged as the plain scenario it is.
+            points = _sweep_worlds(scenario) if points is None else points
+            problems = [never_defined(name, world) for world in points]
+            if points and all(problems):
+                problem = f"{problems[0]} (at each of the sweep's {len(points)} points)"
         if problem is not None:
             raise RecarenaError(f"{source}: metrics[{index}]: {problem}")
+
+
+def _sweep_worlds(scenario: Any) -> list[Any]:
+    """The scenarios of a sweep's points, or [] when the sweep itself is refused (preflight
+    names that, in its own order)."""
+    try:
+        return [point.scenario for point in expand_sweep(scenario)]
+    except RecarenaError:
+        return []
 
 
 CONVERSATION_METRICS = frozenset(m.name for m in METRICS_CONVERSATION)

@@ -76,3 +76,62 @@ def test_a_yes_no_value_under_the_field_name_is_still_refused(tmp_path):
         *cli("validate", str(write_scenario(tmp_path, doc))),
         "arms[1].recommender.params.lambda_: expected a number, got a yes/no value",
     )
+
+
+# ------------------------------------- a metric no sweep point can have, under any sweep
+@pytest.mark.parametrize(
+    ("metric", "sweep", "named"),
+    [
+        (
+            "topic_drift_to_popular",
+            {"creators.uploads_per_day": [0.5, 1.0]},
+            "metrics[1]: topic_drift_to_popular scores creators' reviews, and the first comes "
+            "after creators.period_days (7); horizon.days is 0.2, so no cell would have a value "
+            "(at each of the sweep's 2 points)",
+        ),
+        (
+            "retention_d7",
+            {"horizon.tick_seconds": [300, 600]},
+            "metrics[1]: retention_d7 needs day 7 to be simulated",
+        ),
+        (
+            "instruction_heard",
+            {"population.visits_per_day": [1.0, 2.0]},
+            "metrics[1]: instruction_heard measures instructions users give, and "
+            "population.instructions is not set",
+        ),
+        (
+            "conv_success_rate",
+            {"arms[popularity].recommender.type": ["popularity", "random"]},
+            "metrics[1]: conv_success_rate measures conversations",
+        ),
+    ],
+)
+def test_a_metric_no_sweep_point_can_have_is_refused(tmp_path, metric, sweep, named):
+    """Was: validate ok, then the run simulated every point's cells and said 'no finished cell
+    has a value' and left the metric out of the A/B table (exit 0): the check that refuses such
+    a metric in a plain scenario left it to the run whenever the sweep touched the section that
+    could decide it (creators, horizon, population, arms), whatever field it swept. Each point
+    is now judged as the plain scenario it is; a metric is refused when no point can have it."""
+    doc = base_doc(tmp_path)
+    doc["metrics"] = ["ctr", metric]
+    doc["sweep"] = sweep
+    refused_everywhere(tmp_path, doc, named)
+    assert "(at each of the sweep's 2 points)" in cli("validate", str(tmp_path / "s.yaml"))[1]
+
+
+@pytest.mark.parametrize(
+    ("metric", "sweep"),
+    [
+        ("topic_drift_to_popular", {"creators.period_days": [0.1, 7]}),
+        ("retention_d7", {"horizon.days": [0.2, 9]}),
+        ("instruction_heard", {"population.instructions": [None, {"threshold": 0.4}]}),
+        ("conv_success_rate", {"surface": [{"type": "list"}, {"type": "conversation"}]}),
+    ],
+)
+def test_a_metric_some_sweep_point_can_have_still_passes(tmp_path, metric, sweep):
+    doc = base_doc(tmp_path)
+    doc["metrics"] = ["ctr", metric]
+    doc["sweep"] = sweep
+    code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
+    assert code == 0, stderr
