@@ -135,3 +135,43 @@ def test_a_metric_some_sweep_point_can_have_still_passes(tmp_path, metric, sweep
     doc["sweep"] = sweep
     code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
     assert code == 0, stderr
+
+
+# ---------------------------- a wrapper that a sweep point sets, fed by a feature none has
+@pytest.mark.parametrize(
+    ("arm", "sweep", "named"),
+    [
+        (
+            {"name": "mmr", "recommender": {"type": "mmr", "params": {"base": "popularity"}}},
+            {"arms[mmr].recommender.params.base": ["popularity", "social_feed"]},
+            "sweep point 1 (arms[mmr].recommender.params.base='social_feed'): "
+            "arms[1].recommender.params.base: social_feed would serve its base unchanged: "
+            "population.social.talk is not set",
+        ),
+        (
+            {"name": "swapped", "recommender": {"type": "popularity"}},
+            {"arms[swapped].recommender.type": ["popularity", "instructable"]},
+            "sweep point 1 (arms[swapped].recommender.type='instructable'): "
+            "arms[1].recommender.type: instructable would serve its base unchanged: "
+            "population.instructions is not set",
+        ),
+    ],
+)
+def test_a_wrapper_a_sweep_point_sets_without_its_feature_is_refused(tmp_path, arm, sweep, named):
+    """Was: validate ok and a run whose swept point served the base unchanged (an A/B of two
+    identical arms): the check that refuses social_feed without population.social.talk and
+    instructable without population.instructions walked the scenario's own arms only, not the
+    arms of each sweep point, so a wrapper the sweep put in was never seen."""
+    doc = base_doc(tmp_path)
+    doc["arms"][1] = arm
+    doc["sweep"] = sweep
+    refused_everywhere(tmp_path, doc, named)
+
+
+def test_a_wrapper_a_sweep_point_sets_with_its_feature_still_passes(tmp_path):
+    doc = base_doc(tmp_path)
+    doc["arms"][1] = {"name": "swapped", "recommender": {"type": "popularity"}}
+    doc["sweep"] = {"arms[swapped].recommender.type": ["popularity", "instructable"]}
+    doc["population"]["instructions"] = {"threshold": 0.4}
+    code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
+    assert code == 0, stderr

@@ -198,19 +198,32 @@ instructable.py): their knob, the feature, whether a scenario has it, and why it
 def check_wrapper_is_fed(scenario: Scenario) -> None:
     """A social_feed arm without talking users, or an instructable one without instructions,
     served its base unchanged: an A/B of two identical arms, read as "no effect". Refused unless
-    its knob is 0 (the ablation that asks for the base) or some sweep point has the feature."""
-    worlds = _worlds(scenario)
-    for index, arm in enumerate(scenario.arms):
-        where = f"arms[{index}].recommender"
-        for node in recommender_tree(where, arm.recommender.type, arm.recommender.params):
-            fed = _FED_BY.get(node.type_name)
-            if fed is None:
-                continue
-            knob, feature, has, why = fed
-            if node.params.get(knob) == 0 or any(has(world) for world in worlds):
-                continue
-            field = f"{where}.type" if node.type_field == where else node.type_field
-            raise RecarenaError(
-                f"{field}: {node.type_name} would serve its base unchanged: "
-                f"{feature} is not set ({why}); set it, or compare the base itself"
-            )
+    its knob is 0 (the ablation that asks for the base) or some sweep point has the feature.
+    The arms of each sweep point are walked too: a sweep that set a wrapper's base (or an arm's
+    type) to social_feed or instructable was not, and its points served the base unchanged."""
+    points = expand_sweep(scenario)
+    worlds = [point.scenario for point in points] or [scenario]
+    labelled = [("", scenario)] + [
+        (
+            f"sweep point {point.index} ("
+            + ", ".join(f"{k}={v!r}" for k, v in point.params.items())
+            + "): ",
+            point.scenario,
+        )
+        for point in points
+    ]
+    for label, world in labelled:
+        for index, arm in enumerate(world.arms):
+            where = f"arms[{index}].recommender"
+            for node in recommender_tree(where, arm.recommender.type, arm.recommender.params):
+                fed = _FED_BY.get(node.type_name)
+                if fed is None:
+                    continue
+                knob, feature, has, why = fed
+                if node.params.get(knob) == 0 or any(has(world) for world in worlds):
+                    continue
+                field = f"{where}.type" if node.type_field == where else node.type_field
+                raise RecarenaError(
+                    f"{label}{field}: {node.type_name} would serve its base unchanged: "
+                    f"{feature} is not set ({why}); set it, or compare the base itself"
+                )
