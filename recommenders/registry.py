@@ -23,6 +23,7 @@ from recarena.simulator.core.registry import (
     ignored_keys,
     plain_params,
 )
+from recarena.simulator.core.scenario import LLM_RECOMMENDERS
 from recarena.simulator.core.yaml_safe import bool_as_number_path
 
 _R = "recarena.recommenders."
@@ -169,6 +170,14 @@ def validated_base_params(base: str, params: dict) -> dict:
     if "list" not in getattr(entry.factory, "surfaces", frozenset({"list"})):
         # a conversational recommender has act(), no recommend(): the wrapper cannot rank with it
         raise ValueError(f"@base: {base!r} is not a list recommender (it only converses)")
+    if base in LLM_RECOMMENDERS:
+        # the run hands an LLM client to an arm's own recommender only: as a base it got none
+        # and served its non-LLM ranking without a word (llm_instructable: instructable's)
+        raise ValueError(
+            f"@base: {base!r} calls the LLM only as an arm's own recommender.type; as a base "
+            "it gets no LLM and would serve its ranking without one (use 'instructable' as "
+            "the base, or make it the arm's type)"
+        )
     unknown = ignored_keys(entry.params, params)
     if unknown:  # a plug-in base's Params that would drop it silently
         raise ValueError(f"@base_params.{unknown[0]}: unknown key")

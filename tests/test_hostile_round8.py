@@ -175,3 +175,35 @@ def test_a_wrapper_a_sweep_point_sets_with_its_feature_still_passes(tmp_path):
     doc["population"]["instructions"] = {"threshold": 0.4}
     code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
     assert code == 0, stderr
+
+
+# ------------------------------------------------ an LLM recommender as a wrapper's base
+@pytest.mark.parametrize("wrapper", ["mmr", "epsilon_greedy"])
+def test_an_llm_recommender_as_a_base_is_refused(tmp_path, wrapper):
+    """Was: validate ok and a run without a single LLM call: the run hands an LLM client to an
+    arm's own recommender only, so llm_instructable as a wrapper's base got none and served
+    instructable's ranking, under an arm that read as an LLM re-ranker (validate counted no LLM
+    calls and checked no model or endpoint either)."""
+    doc = base_doc(tmp_path)
+    doc["population"]["instructions"] = {"threshold": 0.4}
+    doc["arms"][1] = {
+        "name": "wrapped",
+        "recommender": {"type": wrapper, "params": {"base": "llm_instructable"}},
+    }
+    refused_everywhere(
+        tmp_path,
+        doc,
+        "arms[1].recommender.params.base: 'llm_instructable' calls the LLM only as an arm's "
+        "own recommender.type; as a base it gets no LLM",
+    )
+
+
+def test_instructable_as_a_base_still_passes(tmp_path):
+    doc = base_doc(tmp_path)
+    doc["population"]["instructions"] = {"threshold": 0.4}
+    doc["arms"][1] = {
+        "name": "wrapped",
+        "recommender": {"type": "mmr", "params": {"base": "instructable"}},
+    }
+    code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
+    assert code == 0, stderr
