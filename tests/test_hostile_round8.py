@@ -207,3 +207,34 @@ def test_instructable_as_a_base_still_passes(tmp_path):
     }
     code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
     assert code == 0, stderr
+
+
+# ------------------------------------------------- source_debias where every item is human
+def test_source_debias_without_ai_content_is_refused(tmp_path):
+    """Was: validate ok and an arm that served its base's top k unchanged (without creators.ai
+    every item is human, and source_debias balances the AI share of a slate): an A/B of two
+    identical rankings, read as "debiasing has no effect", as social_feed without talk was."""
+    doc = base_doc(tmp_path)
+    doc["arms"][1] = {
+        "name": "debiased",
+        "recommender": {"type": "source_debias", "params": {"base": "popularity"}},
+    }
+    refused_everywhere(
+        tmp_path,
+        doc,
+        "arms[1].recommender.type: source_debias would serve its base unchanged: creators.ai "
+        "is not set (every item is human-made, so there is no source share to balance)",
+    )
+
+
+@pytest.mark.parametrize(
+    "where", [{"creators": {"count": 2, "ai": {}}}, {"sweep": {"creators.ai": [None, {}]}}]
+)
+def test_source_debias_with_ai_content_somewhere_still_passes(tmp_path, where):
+    doc = base_doc(tmp_path) | where
+    doc["arms"][1] = {
+        "name": "debiased",
+        "recommender": {"type": "source_debias", "params": {"base": "popularity"}},
+    }
+    code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
+    assert code == 0, stderr

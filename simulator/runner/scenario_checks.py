@@ -180,7 +180,7 @@ def check_leaving_can_happen(scenario: Scenario) -> None:
         )
 
 
-_FED_BY: dict[str, tuple[str, str, Callable[[Scenario], bool], str]] = {
+_FED_BY: dict[str, tuple[str | None, str, Callable[[Scenario], bool], str]] = {
     "social_feed": ("slots", "population.social.talk", lambda w: bool(
         w.population.social and w.population.social.talk), "users do not talk, so no friend "
         "recommends anything"),
@@ -190,15 +190,19 @@ _FED_BY: dict[str, tuple[str, str, Callable[[Scenario], bool], str]] = {
     "llm_instructable": ("strength", "population.instructions",
                          lambda w: w.population.instructions is not None, "users give no "
                          "instructions"),
+    "source_debias": (None, "creators.ai", lambda w: w.creators.ai is not None, "every item "
+                      "is human-made, so there is no source share to balance"),
 }  # fmt: skip
 """Wrappers that act only on what a scenario feature makes (recommenders/social_feed.py,
-instructable.py): their knob, the feature, whether a scenario has it, and why it matters."""
+instructable.py, source_debias.py): their knob (None: none asks for the base), the feature,
+whether a scenario has it, and why it matters."""
 
 
 def check_wrapper_is_fed(scenario: Scenario) -> None:
-    """A social_feed arm without talking users, or an instructable one without instructions,
-    served its base unchanged: an A/B of two identical arms, read as "no effect". Refused unless
-    its knob is 0 (the ablation that asks for the base) or some sweep point has the feature.
+    """A social_feed arm without talking users, an instructable one without instructions, or a
+    source_debias one without creators.ai (every item human) served its base unchanged: an A/B
+    of two identical arms, read as "no effect". Refused unless its knob is 0 (the ablation that
+    asks for the base) or some sweep point has the feature.
     The arms of each sweep point are walked too: a sweep that set a wrapper's base (or an arm's
     type) to social_feed or instructable was not, and its points served the base unchanged."""
     points = expand_sweep(scenario)
@@ -220,7 +224,7 @@ def check_wrapper_is_fed(scenario: Scenario) -> None:
                 if fed is None:
                     continue
                 knob, feature, has, why = fed
-                if node.params.get(knob) == 0 or any(has(world) for world in worlds):
+                if (knob and node.params.get(knob) == 0) or any(has(w) for w in worlds):
                     continue
                 field = f"{where}.type" if node.type_field == where else node.type_field
                 raise RecarenaError(
