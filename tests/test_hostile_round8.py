@@ -238,3 +238,41 @@ def test_source_debias_with_ai_content_somewhere_still_passes(tmp_path, where):
     }
     code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
     assert code == 0, stderr
+
+
+# ---------------------------- cluster_explore's per-user knob where no user seeks novelty
+def test_cluster_explore_by_user_without_novelty_seeking_is_refused(tmp_path):
+    """Was (beyond_relevance with population.explore_prob 0): validate ok and an arm that
+    served its base unchanged. knob 'user' scales each user's share of explored slots by its
+    novelty-seeking rate, which explore_prob 0 makes 0 for every user, and a page with no
+    explored slot is the base's page."""
+    doc = base_doc(tmp_path)
+    doc["population"]["explore_prob"] = 0.0
+    doc["arms"][1] = {
+        "name": "explore_user",
+        "recommender": {
+            "type": "cluster_explore",
+            "params": {"base": "popularity", "clusters": 4, "knob": "user"},
+        },
+    }
+    refused_everywhere(
+        tmp_path,
+        doc,
+        "arms[1].recommender.type: cluster_explore would serve its base unchanged: "
+        "population.explore_prob is 0 (no user ever seeks novelty",
+    )
+
+
+@pytest.mark.parametrize(("explore_prob", "knob"), [(0.0, "arm"), (0.05, "user")])
+def test_cluster_explore_with_a_share_to_explore_still_passes(tmp_path, explore_prob, knob):
+    doc = base_doc(tmp_path)
+    doc["population"]["explore_prob"] = explore_prob
+    doc["arms"][1] = {
+        "name": "explore",
+        "recommender": {
+            "type": "cluster_explore",
+            "params": {"base": "popularity", "clusters": 4, "knob": knob},
+        },
+    }
+    code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
+    assert code == 0, stderr

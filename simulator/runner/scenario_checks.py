@@ -181,27 +181,37 @@ def check_leaving_can_happen(scenario: Scenario) -> None:
 
 
 _FED_BY: dict[str, tuple[str | None, str, Callable[[Scenario], bool], str]] = {
-    "social_feed": ("slots", "population.social.talk", lambda w: bool(
+    "social_feed": ("slots", "population.social.talk is not set", lambda w: bool(
         w.population.social and w.population.social.talk), "users do not talk, so no friend "
         "recommends anything"),
-    "instructable": ("strength", "population.instructions",
+    "instructable": ("strength", "population.instructions is not set",
                      lambda w: w.population.instructions is not None, "users give no "
                      "instructions"),
-    "llm_instructable": ("strength", "population.instructions",
+    "llm_instructable": ("strength", "population.instructions is not set",
                          lambda w: w.population.instructions is not None, "users give no "
                          "instructions"),
-    "source_debias": (None, "creators.ai", lambda w: w.creators.ai is not None, "every item "
-                      "is human-made, so there is no source share to balance"),
+    "source_debias": (None, "creators.ai is not set", lambda w: w.creators.ai is not None,
+                      "every item is human-made, so there is no source share to balance"),
+    "cluster_explore": ("exploration", "population.explore_prob is 0",
+                        lambda w: w.population.explore_prob > 0, "no user ever seeks novelty, "
+                        "so knob 'user' gives every user an exploration share of 0"),
 }  # fmt: skip
 """Wrappers that act only on what a scenario feature makes (recommenders/social_feed.py,
-instructable.py, source_debias.py): their knob (None: none asks for the base), the feature,
-whether a scenario has it, and why it matters."""
+instructable.py, source_debias.py, exploration.py): their knob (None: none asks for the base),
+what is missing, whether a scenario has it, and why it matters."""
+
+_FED_WHEN: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "cluster_explore": lambda params: params.get("knob") == "user",
+}
+"""Wrappers of _FED_BY that need the feature only with some params (cluster_explore's knob
+'user' scales each user's share by its novelty-seeking rate; knob 'arm' needs none)."""
 
 
 def check_wrapper_is_fed(scenario: Scenario) -> None:
-    """A social_feed arm without talking users, an instructable one without instructions, or a
-    source_debias one without creators.ai (every item human) served its base unchanged: an A/B
-    of two identical arms, read as "no effect". Refused unless its knob is 0 (the ablation that
+    """A social_feed arm without talking users, an instructable one without instructions, a
+    source_debias one without creators.ai (every item human) or a cluster_explore one of knob
+    'user' where no user seeks novelty served its base unchanged: an A/B of two identical arms,
+    read as "no effect". Refused unless its knob is 0 (the ablation that
     asks for the base) or some sweep point has the feature.
     The arms of each sweep point are walked too: a sweep that set a wrapper's base (or an arm's
     type) to social_feed or instructable was not, and its points served the base unchanged."""
@@ -223,11 +233,14 @@ def check_wrapper_is_fed(scenario: Scenario) -> None:
                 fed = _FED_BY.get(node.type_name)
                 if fed is None:
                     continue
-                knob, feature, has, why = fed
+                knob, missing, has, why = fed
                 if (knob and node.params.get(knob) == 0) or any(has(w) for w in worlds):
+                    continue
+                needs = _FED_WHEN.get(node.type_name)
+                if needs is not None and not needs(node.params):
                     continue
                 field = f"{where}.type" if node.type_field == where else node.type_field
                 raise RecarenaError(
                     f"{label}{field}: {node.type_name} would serve its base unchanged: "
-                    f"{feature} is not set ({why}); set it, or compare the base itself"
+                    f"{missing} ({why}); set it, or compare the base itself"
                 )
