@@ -228,7 +228,11 @@ def test_source_debias_without_ai_content_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "where", [{"creators": {"count": 2, "ai": {}}}, {"sweep": {"creators.ai": [None, {}]}}]
+    "where",
+    [
+        {"creators": {"count": 2, "ai": {"initial_share": 0.5}}},
+        {"sweep": {"creators.ai": [None, {"initial_share": 0.5}]}},
+    ],
 )
 def test_source_debias_with_ai_content_somewhere_still_passes(tmp_path, where):
     doc = base_doc(tmp_path) | where
@@ -274,5 +278,65 @@ def test_cluster_explore_with_a_share_to_explore_still_passes(tmp_path, explore_
             "params": {"base": "popularity", "clusters": 4, "knob": knob},
         },
     }
+    code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
+    assert code == 0, stderr
+
+
+# --------------------------------------------------- a feature section that can never act
+@pytest.mark.parametrize(
+    ("section", "named"),
+    [
+        (
+            {
+                "population": {
+                    "users": 20,
+                    "social": {
+                        "graph": {"type": "barabasi_albert", "m": 2},
+                        "talk": {"post_rate": 0, "message_rate": 0},
+                    },
+                }
+            },
+            "population.social.talk: post_rate and message_rate are both 0, so no user would "
+            "ever post or message",
+        ),
+        (
+            {"creators": {"count": 2, "ai": {"initial_share": 0.2, "base_rate": 0}}},
+            "creators.ai: initial_share 0.2 puts no creator on AI at the start and base_rate "
+            "is 0, so no creator would ever adopt AI",
+        ),
+    ],
+)
+def test_a_feature_set_to_never_act_is_refused(tmp_path, section, named):
+    """Was (recagent with both talk rates at 0, source_echo_chamber with initial_share and
+    base_rate at 0): validate ok and a run as if the section were absent, its social_feed or
+    source_debias arm serving the base unchanged and its cascade or AI-source metrics without a
+    value in any cell. round(0.2 x 2 creators) is 0 AI creators, and with none (and no AI item)
+    payoff and imitation have nothing to start from."""
+    doc = base_doc(tmp_path) | section
+    refused_everywhere(tmp_path, doc, named)
+
+
+@pytest.mark.parametrize(
+    "section",
+    [
+        {
+            "population": {
+                "users": 20,
+                "social": {
+                    "graph": {"type": "barabasi_albert", "m": 2},
+                    "talk": {"post_rate": 0, "message_rate": 0.1},
+                },
+            }
+        },
+        {"creators": {"count": 2, "ai": {"initial_share": 0.5, "base_rate": 0}}},
+        {"creators": {"count": 2, "ai": {"initial_share": 0, "base_rate": 0.01}}},
+        {
+            "creators": {"count": 2, "ai": {"initial_share": 0, "base_rate": 0}},
+            "sweep": {"creators.ai.base_rate": [0.0, 0.1]},
+        },
+    ],
+)
+def test_a_feature_that_can_act_still_passes(tmp_path, section):
+    doc = base_doc(tmp_path) | section
     code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
     assert code == 0, stderr

@@ -659,7 +659,7 @@ def test_a_horizon_just_past_one_tick_serves_pages(tmp_path):
     [
         ({"count": 2, "uploads_per_day": 1e6}, "~2,000,000 uploads per cell"),
         (
-            {"count": 2, "uploads_per_day": 10, "ai": {"speedup": 1e6}},
+            {"count": 2, "uploads_per_day": 10, "ai": {"initial_share": 0.5, "speedup": 1e6}},
             "creators.ai.speedup: ~20,000,000 uploads",
         ),
         (

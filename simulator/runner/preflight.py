@@ -49,6 +49,7 @@ from recarena.simulator.runner.resource_estimate import (
 )
 from recarena.simulator.runner.scenario_checks import (
     check_conversation_is_read,
+    check_features_act,
     check_graph,
     check_leaving_can_happen,
     check_pages,
@@ -156,6 +157,7 @@ def preflight(
         memory = machine_memory()  # once: the base's limits and every sweep point's
         check_estimate(est, scenario, limits, force, memory)
         check_retrain(scenario)  # after the limits: a count past them is the clearer line
+        check_features_act(scenario)  # after the limits, which count its worst case
         built: Built = set()
         # with a sweep, its points are what the cells build
         if not scenario.sweep and fits(est, limits, memory):

@@ -180,6 +180,48 @@ def check_leaving_can_happen(scenario: Scenario) -> None:
         )
 
 
+def _nobody_talks(world: Scenario) -> bool:
+    talk = world.population.social.talk if world.population.social else None
+    return talk is not None and talk.post_rate == 0 and talk.message_rate == 0
+
+
+def _no_ai_ever(world: Scenario) -> bool:
+    """creators.ai set, and no creator on AI at the start (round(initial_share x creators) is
+    0, agents/creators/ai_adoption.py) nor ever after: with no AI creator and no AI item,
+    payoff and imitation have nothing to go on, so only base_rate could start adoption."""
+    ai = world.creators.ai
+    if ai is None or ai.base_rate > 0:
+        return False
+    if world.population.source == "calibrated":  # its own creators: only 0 is sure
+        return ai.initial_share == 0
+    return math.floor(ai.initial_share * world.creators.count + 0.5) == 0
+
+
+def check_features_act(scenario: Scenario) -> None:
+    """A feature section set so that it can never act: population.social.talk with post_rate
+    and message_rate both 0 (no user ever talks), or creators.ai where no creator is on AI at
+    the start and base_rate is 0 (none ever adopts it). Each ran as if the section were absent:
+    a social_feed or source_debias arm served its base unchanged, and the cascade or AI-source
+    metrics had no value in any cell. Refused unless some sweep point gives it something to
+    do."""
+    worlds = _worlds(scenario)
+    talking = [w for w in worlds if w.population.social and w.population.social.talk]
+    if talking and all(_nobody_talks(w) for w in talking):
+        raise RecarenaError(
+            "population.social.talk: post_rate and message_rate are both 0, so no user would "
+            "ever post or message; give one of them a rate, or leave talk out"
+        )
+    ai_worlds = [w for w in worlds if w.creators.ai is not None]
+    if ai_worlds and all(_no_ai_ever(w) for w in ai_worlds):
+        ai = ai_worlds[0].creators.ai
+        assert ai is not None
+        raise RecarenaError(
+            f"creators.ai: initial_share {ai.initial_share:g} puts no creator on AI at the "
+            "start and base_rate is 0, so no creator would ever adopt AI (payoff and imitation "
+            "need AI items or AI creators to start from); raise one of them, or leave ai out"
+        )
+
+
 _FED_BY: dict[str, tuple[str | None, str, Callable[[Scenario], bool], str]] = {
     "social_feed": ("slots", "population.social.talk is not set", lambda w: bool(
         w.population.social and w.population.social.talk), "users do not talk, so no friend "
