@@ -25,6 +25,9 @@ The server is started as ``python -m recarena.agents.llm.llama_main <llama_cpp.s
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -106,10 +109,40 @@ def install_answer_rows_eval(llama_class: Any) -> bool:
     return True
 
 
+PARENT_ENV = "RECARENA_SERVER_PARENT"
+"""The PID of the process that started this server (agents/llm/server.py sets it)."""
+
+
+def exit_with_parent(every: float = 1.0) -> threading.Thread | None:
+    """End this server when the process that started it is gone.
+
+    The server runs in a session of its own, so that a run's Ctrl-C reaches the run first and
+    the run stops the server itself. But a run killed outright (kill -9, the OOM killer, a
+    timeout that kills one process) cannot stop anything: its servers lived on, each holding
+    its model (~300 MB for SmolLM2) and a port, until the machine restarted. A thread checks
+    once a second that the parent named in ``RECARENA_SERVER_PARENT`` is still this process's
+    parent, and exits the process when it is not. Without the variable (the server started by
+    hand) nothing is watched."""
+    expected = os.environ.get(PARENT_ENV, "")
+    if not expected.isdigit():
+        return None
+    parent = int(expected)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(0)  # uvicorn's loop holds the main thread: no clean shutdown to wait for
+
+    thread = threading.Thread(target=watch, name="recarena-parent-watch", daemon=True)
+    thread.start()
+    return thread
+
+
 def main() -> None:
     import llama_cpp
     from llama_cpp.server.__main__ import main as serve
 
+    exit_with_parent()
     install_row_wise_logprobs(llama_cpp.Llama)
     if getattr(llama_cpp, "__version__", "").startswith("0.3."):  # the internals it replaces
         install_answer_rows_eval(llama_cpp.Llama)

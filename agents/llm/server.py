@@ -24,6 +24,7 @@ from typing import Any
 
 from recarena.agents.llm.client import LOCAL_MODEL
 from recarena.agents.llm.gguf_check import gguf_problem
+from recarena.agents.llm.llama_main import PARENT_ENV
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.machine import usable_cpus
 
@@ -167,7 +168,8 @@ class LocalServer:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            env=server_environment(),
+            # the server ends itself if this process dies without stopping it (llama_main)
+            env=server_environment() | {PARENT_ENV: str(os.getpid())},
         )
         deadline = time.monotonic() + ready_timeout
         while time.monotonic() < deadline:
