@@ -325,7 +325,8 @@ def test_random_slate_is_keyed_by_arm_session_and_page():
 
 def test_registry_errors_and_plugins():
     with pytest.raises(
-        LookupError, match="unknown recommender 'mff'; known: random, popularity, mf"
+        LookupError,
+        match="unknown recommender 'mff'; did you mean 'mf'\\? known: random, popularity, mf",
     ):
         get_entry("mff")
     with pytest.raises(LookupError, match="cannot import"):
