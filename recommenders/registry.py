@@ -24,7 +24,7 @@ from recarena.simulator.core.registry import (
     plain_params,
 )
 from recarena.simulator.core.scenario import LLM_RECOMMENDERS
-from recarena.simulator.core.yaml_safe import bool_as_number_path
+from recarena.simulator.core.yaml_safe import bool_as_number_path, dump_by_name_and_alias
 
 _R = "recarena.recommenders."
 
@@ -194,9 +194,9 @@ def validated_base_params(base: str, params: dict) -> dict:
         raise ValueError(
             f"@base_params: the Params of {base!r} raised {_exception_line(exc)}"
         ) from None
-    # a yes/no value where the base takes a number, also under the param's alias (mmr's
-    # `lambda`, which the arm-level check, keyed by field name, cannot see in base_params)
-    flipped = bool_as_number_path(params, model.model_dump(by_alias=True))
+    # a yes/no value where the base takes a number, under the param's name or its alias (the
+    # arm-level check compares base_params with the validated dict, keyed by field name only)
+    flipped = bool_as_number_path(params, dump_by_name_and_alias(model))
     if flipped is not None:
         raise ValueError(f"@base_params.{flipped}: expected a number, got a yes/no value")
     return validated

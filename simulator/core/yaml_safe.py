@@ -434,6 +434,14 @@ def bool_as_number_path(raw: Any, validated: Any, prefix: str = "") -> str | Non
     return None
 
 
+def dump_by_name_and_alias(model: Any) -> dict[str, Any]:
+    """A params model's values keyed both ways a YAML file may write them: by field name and
+    by alias (mmr's ``lambda`` is the alias of its field ``lambda_``). :func:`bool_as_number_path`
+    compares only keys present in both the document and this dump, so a dump keyed by field
+    name alone let ``lambda: true`` run as 1.0."""
+    return {**model.model_dump(), **model.model_dump(by_alias=True)}
+
+
 def check_no_bool_numbers(raw: Any, validated: Any, source: str = "", prefix: str = "") -> None:
     """Refuse a yes/no value where a number is expected (see :func:`bool_as_number_path`)."""
     path = bool_as_number_path(raw, validated, prefix)

@@ -32,7 +32,11 @@ from recarena.simulator.core.scenario import (
     read_document,
     validate_document,
 )
-from recarena.simulator.core.yaml_safe import check_finite, check_no_bool_numbers
+from recarena.simulator.core.yaml_safe import (
+    check_finite,
+    check_no_bool_numbers,
+    dump_by_name_and_alias,
+)
 from recarena.simulator.engine.surfaces import REGISTRY as SURFACES
 from recarena.simulator.engine.surfaces import build_surface
 
@@ -128,7 +132,9 @@ def _resolve_strategy(scenario: Scenario) -> None:
         )
     # a params model may coerce the string "inf" into a float; the YAML check cannot see that
     check_finite(params.model_dump(), prefix="creators.strategy.params")
-    check_no_bool_numbers(spec.params, params.model_dump(), prefix="creators.strategy.params")
+    check_no_bool_numbers(
+        spec.params, dump_by_name_and_alias(params), prefix="creators.strategy.params"
+    )
     if STRATEGIES.get(spec.type).source != "built-in":
         # built as every cell builds it (Class(params), cheap): a plug-in whose constructor
         # raised passed validate and failed every cell of the run
@@ -179,12 +185,7 @@ def _resolve_params(scenario: Scenario) -> None:
                 f"have no such field){did_you_mean(unknown[0], entry.params.model_fields)}"
             )
         check_finite(params.model_dump(), prefix=where)
-        check_no_bool_numbers(arm.recommender.params, params.model_dump(), prefix=where)
-        # a param written by its alias (mmr's `lambda`) is keyed by it in the YAML only: the
-        # check above, keyed by field name (lambda_), let `lambda: true` run as 1.0
-        check_no_bool_numbers(
-            arm.recommender.params, params.model_dump(by_alias=True), prefix=where
-        )
+        check_no_bool_numbers(arm.recommender.params, dump_by_name_and_alias(params), prefix=where)
         try:
             arm.recommender.params = plain_params(params)
         except (Exception, SystemExit) as exc:
