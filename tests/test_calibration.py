@@ -3,12 +3,14 @@ itself generated, then a calibrated population running in the engine."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pytest
+import yaml
 
 from recarena import analysis
 from recarena.agents.users.calibration import (
@@ -277,6 +279,51 @@ def test_missing_calibrated_file_without_dataset_is_one_error(tmp_path: Path) ->
     }
     with pytest.raises(RecarenaError, match=f"{path} not found.*recarena calibrate"):
         resolve_calibrated(parse_scenario(doc))
+
+
+@pytest.fixture(scope="module")
+def population_file(interactions_file, tmp_path_factory) -> Path:
+    """A small calibrated population (4 topics) with its fitted user model."""
+    pop = calibrate(load_interactions(interactions_file), CalibrationConfig(topics=4, epochs=2))
+    path = tmp_path_factory.mktemp("population") / "pop.parquet"
+    pop.save(path)
+    return path
+
+
+def _calibrated_scenario(folder: Path, population: Path, **sections: dict) -> Path:
+    """A one-cell, one-day scenario on ``population``; ``sections`` are merged into it."""
+    doc: dict = {
+        "name": "cal",
+        "seed": 1,
+        "replicates": 1,
+        "horizon": {"days": 1, "tick_seconds": 300},
+        "population": {"from": "calibrated", "path": str(population)},
+        "creators": {"uploads_per_day": 0.0},
+        "arms": [{"name": "pop", "recommender": {"type": "popularity"}}],
+    }
+    for section, values in sections.items():
+        doc[section] = {**doc.get(section, {}), **values}
+    path = folder / "cal.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_a_seed_on_the_command_line_keeps_the_fitted_user_model(population_file, tmp_path):
+    """``run --seed`` (and ``--replicates``) read the scenario back from a dump holding every
+    default, as if the YAML had written them all: the run then kept the schema's temperature
+    (0.5), no-click utility (1.0) and rule user instead of the fitted ones, without a word."""
+    from recarena.agents.users.calibrated import CALIBRATED_POLICY
+
+    scenario = _calibrated_scenario(tmp_path, population_file)
+    run_dir = tmp_path / "run"
+    done = recarena("run", str(scenario), "-o", str(run_dir), "--seed", "3", "-r", "1", "-q")
+    assert done.returncode == 0, done.stderr
+    resolved = json.loads((run_dir / "manifest.json").read_text())["scenario"]
+    fitted = CalibratedPopulation.load(population_file).scalars
+    assert resolved["seed"] == 3
+    assert resolved["population"]["temperature"] == pytest.approx(fitted["temperature"])
+    assert resolved["population"]["no_click_utility"] == pytest.approx(fitted["no_click_utility"])
+    assert resolved["population"]["policy"] == CALIBRATED_POLICY
 
 
 def test_calibrate_command(interactions_file, tmp_path: Path) -> None:

@@ -41,7 +41,11 @@ def load_checked(
     scenario = load_scenario(path)
     check_metrics(scenario, str(path))
     if overrides:
-        scenario = parse_scenario(scenario.model_dump(mode="json") | overrides, str(path))
+        # what the file wrote plus the options, as if written: a dump with every default in it
+        # read back as all written, and a calibrated population then kept the schema's
+        # temperature, no-click utility and rule user instead of its fitted ones
+        written = scenario.model_dump(mode="json", exclude_unset=True)
+        scenario = parse_scenario(written | overrides, str(path))
         refuse_swept_overrides(scenario, overrides)
     read_edges: EdgeReader | None = None
     if uses_edge_list(scenario):  # the engine's reader (networkx, scipy) only when needed
