@@ -197,6 +197,19 @@ def _cells(long: pl.DataFrame) -> dict[tuple[str, str], dict[int, float]]:
     return cells
 
 
+NO_VALUE = (
+    "undefined in every cell: nothing logged to divide by, or the run lacks what the metric "
+    "measures, such as 8 days for retention_d7 or a conversation surface for conv_*"
+)
+"""Why a metric can have no value in any finished cell, when the scenario does not say."""
+
+
+class UndefinedMetricWarning(UserWarning):
+    """:func:`compare` left metrics out of its table: no finished cell has a value for them.
+    Its own class, so that ``recarena compare`` can refuse when that is every metric asked for
+    (an empty table and exit 0 looked like a comparison that found nothing)."""
+
+
 def compare(
     logs_or_metrics: RunLogs | pl.DataFrame,
     baseline: str | None = None,
@@ -271,10 +284,9 @@ def compare(
         warnings.warn(
             # the reason used to be "no exposures, sessions or clicks were logged" for every
             # metric, also for retention_d7 on a 2-day run full of sessions
-            f"{', '.join(undefined)}: no finished cell has a value (undefined in every cell: "
-            "nothing logged to divide by, or the run lacks what the metric measures, such as "
-            "8 days for retention_d7 or a conversation surface for conv_*); left out of the "
-            "A/B table",
+            f"{', '.join(undefined)}: no finished cell has a value ({NO_VALUE}); left out of "
+            "the A/B table",
+            UndefinedMetricWarning,
             stacklevel=2,
         )
     cells = _cells(long)

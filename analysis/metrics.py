@@ -38,6 +38,7 @@ from recarena.analysis.metrics_source import METRICS_SOURCE
 from recarena.analysis.options import name_list
 from recarena.simulator.core.errors import RecarenaError, first_line
 from recarena.simulator.core.registry import Registry, check_signature, plugin_prints_to_stderr
+from recarena.simulator.core.scenario import validate_document
 from recarena.simulator.runner.sweep import expand_sweep
 
 __all__ = [
@@ -305,6 +306,18 @@ def never_defined(name: str, scenario: Any) -> str | None:
             "have a value"
         )
     return None
+
+
+def why_no_value(name: str, scenario: Mapping[str, Any]) -> str | None:
+    """Why built-in metric ``name`` has no value in a finished run of ``scenario`` (the
+    resolved scenario its manifest holds), as :func:`never_defined` tells it; None when the
+    scenario does not say (the logs do: nothing to divide by) or cannot be read here."""
+    try:
+        world = validate_document(dict(scenario), scanned=True)
+    except RecarenaError:
+        return None
+    reason = never_defined(name, world)
+    return None if reason is None else reason.removesuffix(", so no cell would have a value")
 
 
 def run_metrics(logs: RunLogs) -> list[str] | None:

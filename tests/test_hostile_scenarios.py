@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.runner.preflight import preflight
 from recarena.simulator.runner.resolve import parse_scenario
-from tests.cli_in_process import assert_refused, cli
+from tests.cli_in_process import assert_refused, cli, cli_out
 from tests.cli_subprocess import recarena
 
 SETTINGS = settings(
@@ -703,6 +703,28 @@ def test_a_metric_no_cell_has_a_value_for_is_named_not_dropped(tmp_path):
     code, stderr = cli("report", str(out), "-o", str(tmp_path / "r.html"))
     assert code == 0, stderr
     assert "ctr: no finished cell has a value" in (tmp_path / "r.html").read_text()
+    # every metric asked for without a value: compare printed the warning over no table and
+    # exited 0, as if it had compared something
+    code, stdout, stderr = cli_out("compare", str(out), "-m", "ctr")
+    assert_refused(
+        code,
+        stderr,
+        f"--metric ctr: no finished cell of {out} has a value (undefined in every cell: "
+        "nothing logged to divide by",
+    )
+    assert stdout == ""
+    # the reason the scenario gives, for each metric
+    code, stdout, stderr = cli_out(
+        "compare", str(out), "-m", "conv_success_rate", "-m", "retention_d7"
+    )
+    assert_refused(
+        code,
+        stderr,
+        "--metric conv_success_rate, retention_d7: no finished cell of "
+        f"{out} has a value for any of them (conv_success_rate measures conversations, and no "
+        "arm has a conversation surface",
+    )
+    assert "retention_d7 needs day 7 to be simulated" in stderr and stdout == ""
 
 
 @pytest.mark.parametrize(

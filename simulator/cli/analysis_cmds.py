@@ -31,7 +31,7 @@ def compare(
 ) -> None:
     """Per-arm means and deltas vs the baseline with paired bootstrap 95% CIs."""
     with reading(str(run_dir), run_dir):
-        print_comparison(run_dir, baseline, metric, ci_over)
+        print_comparison(run_dir, baseline, metric, ci_over, refuse_empty=True)
 
 
 @app.command()

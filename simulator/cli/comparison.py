@@ -12,10 +12,18 @@ from recarena.simulator.core.errors import RecarenaError
 
 
 def print_comparison(
-    run_dir: Path, baseline: str | None, metrics: list[str] | None, ci_over: str = "auto"
+    run_dir: Path,
+    baseline: str | None,
+    metrics: list[str] | None,
+    ci_over: str = "auto",
+    *,
+    refuse_empty: bool = False,
 ) -> None:
+    """The A/B table of each point. ``refuse_empty`` (``compare``): when no metric asked for
+    has a value in any arm of any point, one error line naming them and why, instead of a
+    warning over no table and exit 0 (``run`` keeps the warning: its run is done)."""
+    from recarena.analysis.compare import UndefinedMetricWarning, format_table
     from recarena.analysis.compare import compare as compare_arms
-    from recarena.analysis.compare import format_table
     from recarena.analysis.load import load
     from recarena.analysis.metrics import get_metric, run_metrics
 
@@ -42,12 +50,26 @@ def print_comparison(
         # every point opened before the first table: a point that cannot be read (its
         # scenario file gone) came after the tables of the points before it
         worlds = [whole if p is None else load(run_dir, point=p["point"]) for p in points]
-        for point, logs in zip(points, worlds, strict=True):  # arms compared within a point
+        chosen = metrics or run_metrics(whole)
+        frames: list[Any] = []
+        caught: list[warnings.WarningMessage] = []
+        try:  # every table before any is shown
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                for logs in worlds:  # arms compared within a point
+                    frame = compare_arms(logs, baseline=baseline, metrics=chosen, ci_over=ci_over)
+                    frames.append(frame)
+        finally:  # said as they came, but a refusal below says it instead
+            empty = len(frames) == len(worlds) and not any(frame.height for frame in frames)
+            for item in caught:
+                if not (refuse_empty and empty and item.category is UndefinedMetricWarning):
+                    warnings.warn(item.message, stacklevel=1)
+        if refuse_empty and empty:
+            raise RecarenaError(no_values(run_dir, metrics, chosen, whole.scenario))
+        for point, frame in zip(points, frames, strict=True):
             if point is not None:
                 values = ", ".join(f"{k}={v}" for k, v in point["params"].items())
                 out.print(f"point {point['point']}: {values}", soft_wrap=True, markup=False)
-            chosen = metrics or run_metrics(logs)
-            frame = compare_arms(logs, baseline=baseline, metrics=chosen, ci_over=ci_over)
             if not frame.height:  # no metric has a value: compare() warned, a bare frame says less
                 continue
             higher = {name: get_metric(name).higher_is_better for name in frame["metric"].unique()}
@@ -59,3 +81,24 @@ def print_comparison(
             for r in shares.iter_rows(named=True)
         )
         out.print(f"LLM fallback share (decisions answered by the rule policy): {per_arm}")
+
+
+def no_values(
+    run_dir: Path, given: list[str] | None, chosen: list[str] | None, scenario: dict[str, Any]
+) -> str:
+    """The line of a compare with nothing to show: the metrics, and why each has no value
+    (the scenario's reason where it has one, e.g. no conversation surface for conv_*)."""
+    from recarena.analysis.compare import NO_VALUE
+    from recarena.analysis.metrics import known_metrics, why_no_value
+
+    names = chosen or known_metrics()
+    which = f"--metric {', '.join(names)}" if given else f"the run's metrics ({', '.join(names)})"
+    several = len(names) > 1
+    why = "; ".join(
+        why_no_value(name, scenario) or (f"{name}: {NO_VALUE}" if several else NO_VALUE)
+        for name in names
+    )
+    return (
+        f"{which}: no finished cell of {run_dir} has a value"
+        f"{' for any of them' if several else ''} ({why}); nothing to compare"
+    )
