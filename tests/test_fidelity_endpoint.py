@@ -52,12 +52,38 @@ def test_a_remote_endpoint_answers_the_panel(tmp_path: Path) -> None:
         )  # fmt: skip
         models = {request.get("model") for request in fake.requests}
     assert done.returncode == 0, done.stderr
+    assert "warning" not in done.stderr  # two panel users: CIs (see the next test)
     assert models == {"remote-model"}  # every call went to the endpoint, for that model
     report = json.loads((out / "fidelity.json").read_text())
     panel = report["llm_panel"]
     assert panel["model"] == "remote-model" and panel["calls"] >= 1
     assert panel["simulation"]["calls"] >= 1
     assert (out / "llm_cache.sqlite").is_file()  # the cache lives with the report by default
+
+
+def test_a_panel_of_one_user_is_said_to_give_figures_without_a_ci(tmp_path: Path) -> None:
+    """One panel user printed a check-1 accuracy (one user's answers to a few movies, e.g.
+    0.000 on 2) in the table beside the rule users' CIs, as if it measured the model. The run
+    still goes (the cheapest smoke test of an endpoint), with one warning line before it."""
+    data = _tiny_dataset(tmp_path / "inter.csv")
+    out = tmp_path / "report"
+    with FakeOpenAI() as fake:
+        done = recarena(
+            "fidelity", "--dataset", str(data), "-o", str(out), "--seed", "1", "--topics", "4",
+            "--arms", "random,popularity", "--llm-users", "1", "--llm-base-url",
+            fake.base_url, "--llm-model", "remote-model", "-q",
+        )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    warnings = [line for line in done.stderr.splitlines() if "warning" in line]
+    assert warnings == [
+        "warning: --llm-users 1: every LLM figure (check 1's scores, checks 2 and 3 in "
+        "simulation) is one user's answers to a few movies, with no CI (a CI resamples users: "
+        "it needs 2 or more); the default panel is 10"
+    ]
+    assert "warning" not in done.stdout
+    (entry,) = json.loads((out / "fidelity.json").read_text())["llm_panel"]["taste_discrimination"]
+    assert entry["users"] == 1  # what the line says: one user's figure, no interval
+    assert entry["accuracy"]["low"] is None and entry["accuracy"]["high"] is None
 
 
 @pytest.mark.parametrize("users", ["2", "4"])  # 4: refused in the 1:1 part, 2: in its run

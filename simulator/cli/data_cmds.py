@@ -221,6 +221,15 @@ def _fidelity_panel(
     }
 
 
+ONE_PANEL_USER = (
+    "--llm-users 1: every LLM figure (check 1's scores, checks 2 and 3 in simulation) is one "
+    "user's answers to a few movies, with no CI (a CI resamples users: it needs 2 or more); "
+    "the default panel is 10"
+)
+"""Said, not refused: one user is the cheapest smoke test of an endpoint, but its check-1
+accuracy (the answers to at most 8 movies) read as a measure of the model."""
+
+
 @app.command()
 def fidelity(
     dataset: Annotated[
@@ -320,6 +329,8 @@ def fidelity(
     panel = _fidelity_panel(
         llm, llm_users, llm_base_url, llm_model, llm_api_key_env, llm_decision, llm_cache, output
     )
+    if panel is not None and panel["users"] == 1:  # before the minutes of work, not after
+        err.print(f"warning: {ONE_PANEL_USER}", soft_wrap=True, markup=False)
     cfg = FidelityConfig(
         dataset=dataset,
         format=fmt,
