@@ -12,10 +12,12 @@ import pytest
 
 from recarena.analysis.compare import compare
 from recarena.analysis.load import load
+from recarena.analysis.metrics import compute_metrics
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.runner.experiment import INCOMPLETE, plan_cells, run_experiment
 from recarena.simulator.runner.resolve import parse_scenario
 from recarena.simulator.runner.sweep import expand_sweep, parse_path
+from tests.cli_subprocess import recarena
 from tests.conftest import TINY
 
 # 2 points x 2 arms x 1 replicate, one simulated day: a couple of seconds per run
@@ -429,3 +431,44 @@ def test_sweeping_a_recommender_type_starts_from_that_types_defaults():
         .arms[0]
         .recommender.params
     )
+
+
+def test_a_sweep_names_a_recommender_param_as_the_arms_write_it(tmp_path):
+    """mmr's ``lambda`` is the alias of its field ``lambda_``: arms write ``lambda``, but a
+    sweep path had to name the field (``params.lambda`` was refused: "has no key 'lambda'; did
+    you mean 'lambda_'?"). Both spellings now name the field, and each point runs its value."""
+    doc = copy.deepcopy(SWEEP)
+    doc["arms"] = [
+        {"name": "popularity", "recommender": {"type": "popularity"}},
+        {"name": "mmr", "recommender": {"type": "mmr", "params": {"base": "popularity"}}},
+    ]
+    doc["sweep"] = {"arms[mmr].recommender.params.lambda": [0.0, 1.0]}
+    scenario = tmp_path / "mmr.yaml"
+    scenario.write_text(json.dumps(doc))
+    run = tmp_path / "run"
+    done = recarena("run", str(scenario), "-o", str(run), "--executor", "local", "-q")
+    assert done.returncode == 0, done.stderr
+    assert "point 0: arms[mmr].recommender.params.lambda=0.0" in done.stdout
+    points = [load(run, point=i) for i in (0, 1)]
+    assert [p.scenario["arms"][1]["recommender"]["params"]["lambda_"] for p in points] == [0, 1]
+    # the value reaches the simulation: popularity's cells do not read it, mmr's do, and
+    # lambda 0 (diversity only) serves more diverse pages than lambda 1 (relevance only)
+    first, second = (_tables(run / f"point={i}") for i in (0, 1))
+    popularity, mmr = "arm=popularity/rep=0/exposures.parquet", "arm=mmr/rep=0/exposures.parquet"
+    assert first[popularity] == second[popularity] and first[mmr] != second[mmr]
+    diversity = [
+        compute_metrics(p, ["intra_list_diversity"]).filter(arm="mmr")["value"].item()
+        for p in points
+    ]
+    assert diversity[0] > diversity[1]
+    # the field name still works, and gives the same points
+    by_field = copy.deepcopy(doc)
+    by_field["sweep"] = {"arms[mmr].recommender.params.lambda_": [0.0, 1.0]}
+    assert [p.scenario for p in expand_sweep(parse_scenario(by_field))] == [
+        p.scenario for p in expand_sweep(parse_scenario(doc))
+    ]
+    # and the two spellings are one field
+    both = copy.deepcopy(doc)
+    both["sweep"]["arms[mmr].recommender.params.lambda_"] = [0.5]
+    with pytest.raises(RecarenaError, match="the same field is swept twice"):
+        expand_sweep(parse_scenario(both))

@@ -28,11 +28,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from recarena.agents.creators.strategies import REGISTRY as STRATEGIES
-from recarena.recommenders.registry import validated_base_params
+from recarena.recommenders.registry import get_entry, validated_base_params
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.machine import env_limit
 from recarena.simulator.core.names import did_you_mean
-from recarena.simulator.core.scenario import CreatorStrategySpec, Scenario
+from recarena.simulator.core.scenario import CreatorStrategySpec, RecommenderSpec, Scenario
 from recarena.simulator.runner.resolve import parse_scenario
 
 PathStep = str | int
@@ -98,31 +98,33 @@ def parse_path(path: str) -> list[PathStep]:
 def _resolve(
     doc: dict[str, Any], path: str, steps: list[PathStep], model: Any = None
 ) -> list[PathStep]:
-    """The path with arm names replaced by indices; an error if any step does not exist.
+    """The path with arm names replaced by indices and a plug-in param's alias by its field
+    name; an error if any step does not exist.
 
     ``model`` is the scenario ``doc`` was dumped from: a field its dump leaves out while unset
     (``population.taste_drift`` at 0, ``population.conversation``) is still a field, so it
     can be swept; a field inside one that is not set is named as such."""
     resolved: list[PathStep] = []
     node: Any = doc
-    parent: Any = None
+    params: Any = None  # the Params model of ``node`` when it is a plug-in's params
     for number, step in enumerate(steps):
         where = _format(resolved) or "the scenario"
+        if params is not None and isinstance(step, str):
+            # the dump holds field names (lambda_), arms are written with aliases (lambda)
+            step = _field_name(params, step)
         if isinstance(node, dict) and isinstance(step, str) and step not in node:
             fields = getattr(type(model), "model_fields", {})
-            if resolved and resolved[-1] == "params" and number == len(steps) - 1:
+            if params is not None and number == len(steps) - 1:
                 # a plug-in's params left at their defaults are not written out (a creator
                 # strategy's): its Params model still has the field, and the point checks it
-                params_fields = _params_fields(parent)
-                if step in params_fields:
+                if step in getattr(params, "model_fields", {}):
                     resolved.append(step)
                     return resolved
-                if params_fields:
-                    raise RecarenaError(
-                        f"sweep.{path}: {where} has no key {step!r}"
-                        f"{did_you_mean(step, params_fields) or ';'} "
-                        f"known: {', '.join(params_fields)}"
-                    )
+                written = _written_names(params)
+                raise RecarenaError(
+                    f"sweep.{path}: {where} has no key {step!r}"
+                    f"{did_you_mean(step, written) or ';'} known: {', '.join(written) or 'none'}"
+                )
             if step in fields:
                 value = getattr(model, step)
                 if number == len(steps) - 1:  # the point sets it; the schema checks the value
@@ -158,22 +160,43 @@ def _resolve(
                 f"sweep.{path}: {where} is {'not set' if node is None else repr(node)}, "
                 "so it has no fields to sweep"
             )
+        params = _params_model(model, node, step)
         resolved.append(step)
         node = node[step]
-        parent, model = model, _child(model, step)
+        model = _child(model, step)
     return resolved
 
 
-def _params_fields(spec: Any) -> list[str]:
-    """The fields of the Params model of the creator strategy ``spec`` names ([] for anything
-    else, or a strategy that cannot be loaded: the resolve step has named that already)."""
-    if not isinstance(spec, CreatorStrategySpec):
-        return []
+def _params_model(model: Any, node: Any, step: PathStep) -> Any:
+    """The Params model of what ``step`` leads to from ``node`` (``model`` in the scenario)
+    when that is a plug-in's params: an arm's recommender params, the creator strategy's, or a
+    wrapper's ``base_params`` (its ``base``'s). None for anything else, or for a plug-in that
+    cannot be loaded (the resolve step has named that already)."""
     try:
-        params = STRATEGIES.load(spec.type).Params
+        if step == "params" and isinstance(model, RecommenderSpec):
+            return get_entry(model.type).params
+        if step == "params" and isinstance(model, CreatorStrategySpec):
+            return STRATEGIES.load(model.type).Params
+        if step == "base_params" and isinstance(node, dict) and isinstance(node.get("base"), str):
+            return get_entry(node["base"]).params
     except LookupError:
-        return []
-    return list(getattr(params, "model_fields", {}))
+        return None
+    return None
+
+
+def _field_name(params: Any, key: str) -> str:
+    """The field of ``params`` that ``key`` names: itself, or the field whose alias it is
+    (mmr's ``lambda`` is the alias of its field ``lambda_``). Arms write the alias and the
+    resolved scenario holds the field name, so a sweep path may use either."""
+    fields = getattr(params, "model_fields", {})
+    if key in fields:
+        return key
+    return next((name for name, info in fields.items() if info.alias == key), key)
+
+
+def _written_names(params: Any) -> list[str]:
+    """The fields of ``params`` as a scenario writes them (the alias where a field has one)."""
+    return [info.alias or name for name, info in getattr(params, "model_fields", {}).items()]
 
 
 def _child(model: Any, step: PathStep) -> Any:
