@@ -345,6 +345,18 @@ _USER_VALUES = {"arm": pl.Utf8, "rep": pl.Int32, "user_id": pl.Int64, "num": pl.
                 "den": pl.Float64}  # fmt: skip
 
 
+def _one_row_per_cell(frame: pl.DataFrame) -> None:
+    """A metric's value of a cell is one number. A plug-in that forgot to aggregate (a row per
+    day or per position) was taken as it was: compare's mean and its CI 'over replicates' were
+    over those rows instead, with no word."""
+    counts = frame.group_by(CELL).len().filter(pl.col("len") > 1).sort(CELL)
+    if counts.height:
+        arm, rep, rows = counts.row(0)
+        raise ValueError(
+            f"returned {rows} rows for arm {arm!r} rep {rep}, expected one value per (arm, rep)"
+        )
+
+
 def _plugin_safe(
     name: str, compute: Callable[[RunLogs], Any], logs: RunLogs, columns: dict[str, Any]
 ) -> pl.DataFrame:
@@ -356,7 +368,10 @@ def _plugin_safe(
             frame = compute(logs)
         if not isinstance(frame, pl.DataFrame):
             raise TypeError(f"returned {type(frame).__name__}")
-        return frame.with_columns(pl.col(c).cast(kind) for c, kind in columns.items())
+        frame = frame.with_columns(pl.col(c).cast(kind) for c, kind in columns.items())
+        if columns is _CELL_VALUES and REGISTRY.get(name).source != "built-in":
+            _one_row_per_cell(frame)
+        return frame
     except (Exception, SystemExit) as exc:
         if REGISTRY.get(name).source == "built-in":
             raise

@@ -101,7 +101,17 @@ def _one_column(logs: RunLogs) -> pl.DataFrame:
     return pl.DataFrame({"x": [1.0]})
 
 
+def _per_position(logs: RunLogs) -> pl.DataFrame:
+    """CTR per (arm, rep, position): it forgot to aggregate over positions."""
+    return (
+        logs.exposures.group_by(*CELL, "position")
+        .agg(pl.col("clicked").cast(pl.Float64).mean().alias("value"))
+        .collect()
+    )
+
+
 RAISING_METRIC = Metric("raising", "raises", "-", True, _explodes)
+PER_POSITION_METRIC = Metric("per_position", "a row per position", "-", True, _per_position)
 WRONG_FRAME_METRIC = Metric("wrong_frame", "no arm, rep, value", "-", True, _one_column)
 
 

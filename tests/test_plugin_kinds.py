@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from importlib import metadata
 
 import numpy as np
 import pytest
 
+from recarena.analysis.compare import compare
 from recarena.analysis.load import load
 from recarena.analysis.metrics import REGISTRY as METRICS
 from recarena.analysis.metrics import check_metrics, compute_metrics
@@ -68,6 +70,25 @@ def test_plugin_user_policy_surface_and_strategy_run(tiny_doc, tmp_path):
     assert clicks.height > 0 and set(clicks["position"].to_list()) == {0}
     pages = compute_metrics(logs, ["tests.plugin_kinds:PAGES"])
     assert pages["value"][0] == exposures["request_id"].n_unique()
+
+
+def test_metric_plugin_with_several_rows_per_cell_is_refused(tiny_doc, tmp_path):
+    """Was: a plug-in metric that forgot to aggregate (a row per position) was taken as it
+    was; compare printed a mean and a CI 'over replicates' of those rows, with no word."""
+    doc = dict(tiny_doc, replicates=1)
+    doc["arms"] = doc["arms"][:1]
+    run_experiment(parse_scenario(doc), tmp_path / "run", executor="local")
+    logs = load(tmp_path / "run")
+    name = "tests.plugin_kinds:PER_POSITION_METRIC"
+    line = (
+        f"metric '{name}' failed (ValueError: returned 5 rows for arm 'random' rep 0, "
+        "expected one value per (arm, rep))"
+    )
+    with pytest.raises(RecarenaError, match=re.escape(line)):
+        compute_metrics(logs, ["ctr", name])
+    with pytest.raises(RecarenaError, match=re.escape(line)):
+        compare(logs, metrics=[name])
+    assert compute_metrics(logs, ["ctr"]).height == 1
 
 
 def test_bad_plugins_are_one_line_errors(tiny_doc):
