@@ -162,11 +162,27 @@ def test_llm_strategy_applies_the_answer_capped_and_falls_back_to_static():
 
 def test_bad_strategy_is_one_clear_error(tiny_doc):
     tiny_doc["creators"]["strategy"] = {"type": "exposure_chasing", "params": {"rate": 2}}
-    with pytest.raises(RecarenaError, match=r"creators\.strategy.*rate"):
-        parse_scenario(tiny_doc)
+    with pytest.raises(RecarenaError) as info:
+        parse_scenario(tiny_doc, "x.yaml")
+    assert str(info.value) == (
+        "x.yaml: creators.strategy.params.rate: Input should be less than or equal to 1 (got 2)"
+    )
     tiny_doc["creators"]["strategy"] = {"type": "clairvoyant"}
     with pytest.raises(RecarenaError, match="unknown creator strategy 'clairvoyant'"):
         parse_scenario(tiny_doc)
+
+
+@pytest.mark.parametrize("kind", ["exposure_chasing", "tests.plugin_kinds:Stubborn"])
+def test_misspelt_strategy_param_gets_the_close_name(tiny_doc, kind):
+    """Was: 'creators.strategy: exposure_chasing params: rat: Extra inputs are not permitted'
+    (pydantic's words, no suggestion), where an arm's recommender params named the path and
+    the close key."""
+    key, close = ("rat", "rate") if kind == "exposure_chasing" else ("intrest", None)
+    tiny_doc["creators"]["strategy"] = {"type": kind, "params": {key: 0.5}}
+    with pytest.raises(RecarenaError) as info:
+        parse_scenario(tiny_doc, "x.yaml")
+    hint = f"; did you mean {close!r}?" if close else ""
+    assert str(info.value) == f"x.yaml: creators.strategy.params.{key}: unknown key{hint}"
 
 
 # ---------------------------------------------------------------- the engine

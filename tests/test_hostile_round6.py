@@ -58,7 +58,8 @@ def test_a_creator_strategy_param_left_at_its_default_can_be_swept(tmp_path):
     doc["sweep"] = {"creators.strategy.params.rate": [0.1, 7]}
     assert_refused(
         *cli("validate", str(write_scenario(tmp_path, doc))),
-        "sweep.creators.strategy.params.rate: value 7 is invalid: creators.strategy: ",
+        "sweep.creators.strategy.params.rate: value 7 is invalid: "
+        "creators.strategy.params.rate: Input should be less than or equal to 1 (got 7)",
     )
     doc["sweep"] = {"creators.strategy.params.rat": [0.1, 0.5]}
     assert_refused(

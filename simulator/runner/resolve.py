@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from recarena.agents.creators.strategies import REGISTRY as STRATEGIES
-from recarena.agents.creators.strategies import build_strategy, validate_params
+from recarena.agents.creators.strategies import build_strategy
 from recarena.agents.users.policies import REGISTRY as USER_POLICIES
 from recarena.recommenders.registry import REGISTRY as RECOMMENDERS
 from recarena.recommenders.registry import get_entry
@@ -111,10 +111,16 @@ def _resolve_user_policy(scenario: Scenario) -> None:
 def _resolve_strategy(scenario: Scenario) -> None:
     spec = scenario.creators.strategy
     try:
-        params = validate_params(spec.type, spec.params)
-    except ValueError as exc:
-        message = str(exc).removeprefix("Value error, ")
+        model = STRATEGIES.load(spec.type).Params
+    except LookupError as exc:
+        message = str(exc.args[0]) if exc.args else str(exc)  # KeyError's str() quotes it
         raise RecarenaError(f"creators.strategy: {message}") from None
+    try:
+        params = model.model_validate(spec.params)
+    except ValidationError as exc:
+        # as an arm's recommender params: the field's path, a close name for a misspelt key
+        # (was "creators.strategy: exposure_chasing params: rat: Extra inputs are not permitted")
+        raise RecarenaError(_first_error(exc, ("creators", "strategy", "params"), model)) from None
     except (Exception, SystemExit) as exc:
         if STRATEGIES.get(spec.type).source == "built-in":
             raise
@@ -128,7 +134,7 @@ def _resolve_strategy(scenario: Scenario) -> None:
     if unknown:
         raise RecarenaError(
             f"creators.strategy.params.{unknown[0]}: unknown key (the Params of {spec.type!r} "
-            "have no such field)"
+            f"have no such field){did_you_mean(unknown[0], model.model_fields)}"
         )
     # a params model may coerce the string "inf" into a float; the YAML check cannot see that
     check_finite(params.model_dump(), prefix="creators.strategy.params")
