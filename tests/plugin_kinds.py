@@ -243,6 +243,20 @@ class ExploresTwice(StaticStrategy):
     explore = 2.0
 
 
+class WithoutExplore:
+    """A Params model and update(), and no explore share (it was refused as 'got None')."""
+
+    Params = StaticParams
+
+    def __init__(self, params: StaticParams) -> None:
+        self.params = params
+
+    def update(self, mix: np.ndarray, stats: Any, rng: np.random.Generator) -> Any:
+        from recarena.agents.creators.strategies import Update
+
+        return Update(mix.copy(), np.full(len(mix), "stay", dtype=object))
+
+
 class RaisesInInit(StaticStrategy):
     def __init__(self, params: StaticParams) -> None:
         raise ValueError("no")

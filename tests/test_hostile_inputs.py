@@ -1390,6 +1390,11 @@ def test_plugin_surface_that_refuses_its_params(tmp_path, params, fragment, plac
     ("strategy", "fragment"),
     [
         ("ExploresTwice", "'tests.plugin_kinds:ExploresTwice': explore must be a share in [0, 1]"),
+        (
+            "WithoutExplore",
+            "'tests.plugin_kinds:WithoutExplore' has no explore attribute: the "
+            "share of uploads, in [0, 1], whose main topic is drawn uniformly",
+        ),
         ("RaisesInInit", "'tests.plugin_kinds:RaisesInInit' cannot be built: ValueError: no"),
     ],
 )

@@ -151,7 +151,15 @@ def _resolve_strategy(scenario: Scenario) -> None:
                 f"creators.strategy: {spec.type!r} cannot be built: "
                 f"{type(exc).__name__}: {_plugin_message(exc)}"
             ) from None
-        explore = getattr(strategy, "explore", None)
+        if not hasattr(strategy, "explore"):
+            # was "explore must be a share in [0, 1], got None": a strategy written to the
+            # contract table (Params and update) had no such attribute to be None
+            raise RecarenaError(
+                f"creators.strategy: {spec.type!r} has no explore attribute: the share of "
+                "uploads, in [0, 1], whose main topic is drawn uniformly instead of from the "
+                "mix (explore = 0.0 for none)"
+            )
+        explore = strategy.explore
         if not (isinstance(explore, int | float) and 0 <= explore <= 1):
             raise RecarenaError(
                 f"creators.strategy: {spec.type!r}: explore must be a share in [0, 1], "
