@@ -43,6 +43,49 @@ def test_registry_sources_and_errors(monkeypatch):
         registry.load("tests.plugin_kinds:Missing")
 
 
+def _every_registry() -> list[Registry]:
+    from recarena.agents.creators.strategies import REGISTRY as STRATEGIES
+    from recarena.agents.users.policies import REGISTRY as USER_POLICIES
+    from recarena.recommenders.registry import REGISTRY as RECOMMENDERS
+    from recarena.simulator.engine.surfaces import REGISTRY as SURFACES
+    from recarena.simulator.runner.executors import EXECUTORS
+
+    return [RECOMMENDERS, USER_POLICIES, SURFACES, STRATEGIES, METRICS, ESTIMATORS, EXECUTORS]
+
+
+def test_entry_points_that_are_not_used_are_named(monkeypatch):
+    """Was: an installed entry point named like a built-in (a plug-in registered as 'ctr' or
+    'mf'), or like another installed one, was dropped without a word: the scenario ran the
+    other plug-in and `recarena list` showed no sign of it."""
+    from tests.cli_in_process import cli_out
+
+    group = "recarena.metrics"
+    points = [
+        metadata.EntryPoint("ctr", "tests.plugin_kinds:PAGES", group),
+        metadata.EntryPoint("pages", "tests.plugin_kinds:PAGES", group),
+        metadata.EntryPoint("pages", "tests.plugin_kinds:RAISING_METRIC", group),
+    ]
+    monkeypatch.setattr("recarena.simulator.core.registry._INSTALLED", metadata.EntryPoints(points))
+    for registry in _every_registry():  # read afresh here, and as they were after the test
+        monkeypatch.setattr(registry, "_entry_points", None)
+        monkeypatch.setattr(registry, "_table", None)
+        monkeypatch.setattr(registry, "_ignored", [])
+    assert METRICS.ignored_entry_points() == [
+        "recarena.metrics entry point 'ctr' (tests.plugin_kinds:PAGES, entry point) is ignored: "
+        "'ctr' is a built-in metric; register yours under another name",
+        "recarena.metrics entry point 'pages' (tests.plugin_kinds:PAGES, entry point) is "
+        "ignored: entry point registers 'pages' too (tests.plugin_kinds:RAISING_METRIC), and "
+        "that one is used",
+    ]
+    assert METRICS.get("ctr").source == "built-in"
+    assert METRICS.get("pages").target == "tests.plugin_kinds:RAISING_METRIC"
+    code, stdout, stderr = cli_out("list")
+    assert code == 0, stderr
+    notes = stderr.splitlines()
+    assert len(notes) == 2 and all(line.startswith("note: recarena.metrics") for line in notes)
+    assert "'ctr' is a built-in metric" in notes[0]
+
+
 def test_metric_plugin_by_path_and_contract(tiny_doc, tmp_path):
     tiny_doc["metrics"] = ["ctr", "tests.plugin_kinds:PAGES"]
     scenario = parse_scenario(tiny_doc)

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from recarena.simulator.cli.app import app, out
+from recarena.simulator.cli.app import app, err, out
 
 
 def _params_text(entry_object: object) -> str:
@@ -81,6 +81,9 @@ def list_components(
     table.add_row("llm provider", "local", "llama.cpp on 127.0.0.1 (any GGUF model)", "")
     table.add_row("llm provider", "openai", "any OpenAI-compatible endpoint (llm.base_url)", "")
     out.print(table)
+    for registry in (*registries, EXECUTORS):
+        for line in registry.ignored_entry_points():
+            err.print(f"note: {line}", markup=False, highlight=False, soft_wrap=True)
     out.print(
         "Plug-ins: write `package.module:Class` where a name goes, or install a package with "
         "entry points in recarena.recommenders, recarena.user_policies, recarena.surfaces, "

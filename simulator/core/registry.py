@@ -357,6 +357,7 @@ class Registry:
     check: Callable[[Any, str], None] | None = None
     """Raises LookupError when a loaded object does not honour the kind's contract."""
     _entry_points: dict[str, Entry] | None = field(default=None, repr=False)
+    _ignored: list[str] = field(default_factory=list, repr=False)
     _table: Mapping[str, Entry] | None = field(default=None, repr=False)
     _checked: dict[str, Any] = field(default_factory=dict, repr=False)
     """name -> the object that passed ``check``: a sweep resolves every point's names, and
@@ -375,13 +376,33 @@ class Registry:
     def _installed(self) -> dict[str, Entry]:
         if self._entry_points is None:
             found: dict[str, Entry] = {}
+            ignored: list[str] = []
             for ep in installed_entry_points(self.group):
-                if ep.name not in self.builtins:
-                    dist = getattr(ep, "dist", None)
-                    source = f"entry point of {dist.name}" if dist is not None else "entry point"
-                    found[ep.name] = Entry(self.kind, ep.name, ep.value, "", source)
-            self._entry_points = found
+                dist = getattr(ep, "dist", None)
+                source = f"entry point of {dist.name}" if dist is not None else "entry point"
+                if ep.name in self.builtins:
+                    ignored.append(
+                        f"{self.group} entry point {ep.name!r} ({ep.value}, {source}) is "
+                        f"ignored: {ep.name!r} is a built-in {self.label}; register yours "
+                        "under another name"
+                    )
+                    continue
+                if ep.name in found:
+                    ignored.append(
+                        f"{self.group} entry point {ep.name!r} ({found[ep.name].target}, "
+                        f"{found[ep.name].source}) is ignored: {source} registers "
+                        f"{ep.name!r} too ({ep.value}), and that one is used"
+                    )
+                found[ep.name] = Entry(self.kind, ep.name, ep.value, "", source)
+            self._entry_points, self._ignored = found, ignored
         return self._entry_points
+
+    def ignored_entry_points(self) -> list[str]:
+        """One line per installed entry point this registry does not use: its name is a
+        built-in's (the built-in wins) or another installed entry point's (the last wins).
+        Both were dropped without a word, so a plug-in registered as ``mf`` never ran."""
+        self._installed()
+        return list(self._ignored)
 
     def entries(self) -> Mapping[str, Entry]:
         """Built-in and installed entries (not ad-hoc ``module:Attribute`` names)."""
