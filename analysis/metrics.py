@@ -320,9 +320,10 @@ def why_no_value(name: str, scenario: Mapping[str, Any]) -> str | None:
     return None if reason is None else reason.removesuffix(", so no cell would have a value")
 
 
-def run_metrics(logs: RunLogs) -> list[str] | None:
+def run_metrics(logs: RunLogs, remedy: str = "choose metrics with --metric") -> list[str] | None:
     """The metrics a run was made with (its manifest), each still computable here; a plug-in
-    metric this environment cannot import is one line naming it, not an internal error."""
+    metric this environment cannot import is one line naming it and ``remedy``, not an
+    internal error."""
     names = logs.manifest.get("metrics")
     for name in names or []:
         try:
@@ -330,7 +331,7 @@ def run_metrics(logs: RunLogs) -> list[str] | None:
         except LookupError as exc:
             raise RecarenaError(
                 f"{logs.run_dir}: the run's metric {name!r} cannot be computed here "
-                f"({exc.args[0] if exc.args else exc}); choose metrics with --metric"
+                f"({exc.args[0] if exc.args else exc}); {remedy}"
             ) from None
     return names
 

@@ -350,7 +350,13 @@ def build_report(
         baseline = logs.arms[0]
     with warnings.catch_warnings(record=True) as caught:  # metrics no cell has a value for
         warnings.simplefilter("always")
-        frame = compare(logs, baseline=baseline, metrics=run_metrics(logs), ci_over=ci_over)
+        # report has no --metric (compare's remedy): it sent the user to an option it lacks
+        chosen = run_metrics(
+            logs,
+            "make it importable to report the run (install its package, or set "
+            "PYTHONPATH as for the run)",
+        )
+        frame = compare(logs, baseline=baseline, metrics=chosen, ci_over=ci_over)
     notes.extend(f"{caught_warning.message}." for caught_warning in caught)
     baseline = baseline_of(frame) or baseline or logs.baseline
     summary, arms = _summary(logs)

@@ -134,6 +134,37 @@ def test_metric_plugin_with_several_rows_per_cell_is_refused(tiny_doc, tmp_path)
     assert compute_metrics(logs, ["ctr"]).height == 1
 
 
+def test_run_metric_that_no_longer_imports(tiny_doc, tmp_path):
+    """Was: report, like compare, said 'choose metrics with --metric' for a run made with a
+    plug-in metric this environment cannot import, and report has no --metric."""
+    import json
+
+    from tests.cli_in_process import assert_refused, cli
+
+    doc = dict(tiny_doc, replicates=1, metrics=["ctr"])
+    doc["arms"] = doc["arms"][:1]
+    run_experiment(parse_scenario(doc), tmp_path / "run", executor="local")
+    manifest = tmp_path / "run" / "manifest.json"
+    # as if the run had been made with PYTHONPATH pointing at a package that is gone now
+    run = json.loads(manifest.read_text())
+    run["metrics"] = ["ctr", "gone_package.metrics:PAGES"]
+    manifest.write_text(json.dumps(run))
+    cannot = "the run's metric 'gone_package.metrics:PAGES' cannot be computed here"
+    code, stderr = cli("compare", str(tmp_path / "run"))
+    assert_refused(code, stderr, cannot)
+    assert stderr.rstrip().endswith("; choose metrics with --metric")
+    code, stderr = cli("report", str(tmp_path / "run"))
+    assert_refused(code, stderr, cannot)
+    assert "--metric" not in stderr
+    assert stderr.rstrip().endswith(
+        "; make it importable to report the run (install its package, or set PYTHONPATH as "
+        "for the run)"
+    )
+    assert not (tmp_path / "run" / "report.html").exists()
+    code, stderr = cli("compare", str(tmp_path / "run"), "--metric", "ctr")
+    assert code == 0, stderr
+
+
 def test_bad_plugins_are_one_line_errors(tiny_doc):
     for key, value, where in (
         ("population", {"policy": "tests.plugin_kinds:half_ips"}, "population.policy"),
