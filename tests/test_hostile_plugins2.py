@@ -93,6 +93,7 @@ def _loud(tmp_path: Path) -> dict:
     doc["arms"][1]["recommender"] = {"type": f"{H}:PrintsWhenBuilt"}
     doc["population"]["policy"] = f"{H}:PolicyPrintsWhenBuilt"
     doc["creators"]["strategy"] = {"type": f"{H}:StrategyPrintsWhenBuilt"}
+    doc["creators"]["period_days"] = 0.2  # a review before the horizon, where it adapts
     doc["surface"] = {"type": f"{H}:SurfacePrintsWhenBuilt", "params": {"k": 3}}
     return doc
 

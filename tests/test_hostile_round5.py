@@ -411,6 +411,7 @@ def test_leaving_after_low_periods_that_can_never_be_low_is_refused(tmp_path):
     creator ever left: a period is low below min_exposure, and exposure is never below 0."""
     doc = base_doc(tmp_path)
     doc["creators"]["leave_after_periods"] = 2
+    doc["creators"]["period_days"] = 0.1  # a review before the horizon: creators can leave
     refused_everywhere(tmp_path, doc, "creators.leave_after_periods: 2 low periods, but with")
     doc["creators"]["min_exposure"] = 5
     code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))

@@ -52,6 +52,7 @@ def test_a_creator_strategy_param_left_at_its_default_can_be_swept(tmp_path):
     # known: none", though rate is a field of the strategy's Params (the point checks it)
     doc = base_doc(tmp_path)
     doc["creators"]["strategy"] = {"type": "exposure_chasing"}
+    doc["creators"]["period_days"] = 0.1  # a review before the horizon: creators adapt
     doc["sweep"] = {"creators.strategy.params.rate": [0.1, 0.5]}
     code, err = cli("validate", str(write_scenario(tmp_path, doc)))
     assert code == 0, err

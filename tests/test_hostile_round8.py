@@ -329,9 +329,19 @@ def test_a_feature_set_to_never_act_is_refused(tmp_path, section, named):
             }
         },
         {"creators": {"count": 2, "ai": {"initial_share": 0.5, "base_rate": 0}}},
-        {"creators": {"count": 2, "ai": {"initial_share": 0, "base_rate": 0.01}}},
         {
-            "creators": {"count": 2, "ai": {"initial_share": 0, "base_rate": 0}},
+            "creators": {
+                "count": 2,
+                "period_days": 0.1,
+                "ai": {"initial_share": 0, "base_rate": 0.01},
+            }
+        },
+        {
+            "creators": {
+                "count": 2,
+                "period_days": 0.1,
+                "ai": {"initial_share": 0, "base_rate": 0},
+            },
             "sweep": {"creators.ai.base_rate": [0.0, 0.1]},
         },
     ],

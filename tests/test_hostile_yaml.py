@@ -125,7 +125,9 @@ def test_a_whole_number_with_a_bound_of_its_own_keeps_it(tmp_path):
     doc["seed"] = 2**64 - 1
     # a creator leaves after 2^63-1 low periods: legal, if never reached (sbm blocks were the
     # example here until more blocks than users was refused)
-    doc.setdefault("creators", {}).update(min_exposure=1, leave_after_periods=2**63 - 1)
+    doc.setdefault("creators", {}).update(
+        min_exposure=1, leave_after_periods=2**63 - 1, period_days=0.1
+    )
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(doc), encoding="utf-8")
     code, stderr = cli("validate", str(tmp_path / "s.yaml"))
     assert code == 0, stderr

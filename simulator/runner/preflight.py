@@ -54,6 +54,7 @@ from recarena.simulator.runner.scenario_checks import (
     check_leaving_can_happen,
     check_pages,
     check_retrain,
+    check_reviews_happen,
     check_rhythm_is_read,
     check_wrapper_is_fed,
 )
@@ -158,6 +159,7 @@ def preflight(
         check_estimate(est, scenario, limits, force, memory)
         check_retrain(scenario)  # after the limits: a count past them is the clearer line
         check_features_act(scenario)  # after the limits, which count its worst case
+        check_reviews_happen(scenario)
         built: Built = set()
         # with a sweep, its points are what the cells build
         if not scenario.sweep and fits(est, limits, memory):

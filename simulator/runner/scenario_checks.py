@@ -180,6 +180,59 @@ def check_leaving_can_happen(scenario: Scenario) -> None:
         )
 
 
+def _reviews_before_horizon(world: Scenario) -> bool:
+    """Whether a cell has a creators' review before its horizon: reviews come every
+    ``period_days`` and the horizon's own closing review applies nothing (the engine's
+    ``review(final=True)``), so a period no shorter than the horizon leaves none."""
+    return world.creators.period_days * DAY < world.horizon.days * DAY
+
+
+def _ai_at_start(world: Scenario) -> bool:
+    """Whether some creator is on AI from the start (round(initial_share x creators), as
+    agents/creators/ai_adoption.py draws it; a calibrated population's own creators: not 0)."""
+    ai = world.creators.ai
+    if ai is None:
+        return False
+    if world.population.source == "calibrated":
+        return ai.initial_share > 0
+    return math.floor(ai.initial_share * world.creators.count + 0.5) > 0
+
+
+_AT_REVIEWS: tuple[tuple[str, Callable[[Scenario], bool], str], ...] = (
+    ("creators.strategy", lambda w: w.creators.strategy.type != "static",
+     "creators change their topic mix only at a review, so none would adapt"),
+    ("creators.join_rate_per_period", lambda w: w.creators.join_rate_per_period > 0,
+     "creators join only at a review, so none would join"),
+    ("creators.leave_after_periods", lambda w: w.creators.leave_after_periods is not None,
+     "creators leave only at a review, so none would leave"),
+    ("creators.ai", lambda w: w.creators.ai is not None and not _ai_at_start(w),
+     "no creator is on AI at the start and creators adopt AI only at a review, so none "
+     "would ever be on AI"),
+)  # fmt: skip
+"""Creator settings that act only at a review before the horizon (agents/creators/dynamics.py:
+strategy updates, leaving, joining and AI adoption are all skipped by the closing review)."""
+
+
+def check_reviews_happen(scenario: Scenario) -> None:
+    """A creators setting that acts only at reviews (a strategy other than static, joining,
+    leaving, AI adoption with no AI creator at the start) over a horizon no longer than
+    ``creators.period_days``: the first review would come at or after the horizon, whose closing
+    review logs the period and applies nothing, so the setting ran as if it were absent (2 days
+    with the default weekly period: no creator joined, adapted or adopted AI). Refused unless
+    some sweep point that sets it has a review before its horizon."""
+    worlds = _worlds(scenario)
+    for field, sets, why in _AT_REVIEWS:
+        setting = [w for w in worlds if sets(w)]
+        if setting and not any(_reviews_before_horizon(w) for w in setting):
+            world = setting[0]
+            raise RecarenaError(
+                f"{field}: creators review every {world.creators.period_days:g} days "
+                f"(creators.period_days) and horizon.days is {world.horizon.days:g}, so no "
+                f"review comes before the horizon: {why}; give a period_days shorter than the "
+                "horizon, or leave it out"
+            )
+
+
 def _nobody_talks(world: Scenario) -> bool:
     talk = world.population.social.talk if world.population.social else None
     return talk is not None and talk.post_rate == 0 and talk.message_rate == 0
