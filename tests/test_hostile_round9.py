@@ -77,3 +77,41 @@ def test_a_creator_setting_with_a_review_still_passes(tmp_path, change):
         doc[key] = doc.get(key, {}) | value if key == "creators" else value
     code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
     assert code == 0, stderr
+
+
+# ---------------------------------------------------------- creators' reviews between ticks
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (
+            {"creators": {"period_days": 0.002, "min_exposure": 1, "leave_after_periods": 2}},
+            "creators.period_days: a review every 0.002 days (172.8 s) is more often than a "
+            "tick (horizon.tick_seconds 600), and impressions are counted only at ticks",
+        ),
+        (
+            {
+                "creators": {"period_days": 0.01},
+                "sweep": {"horizon.tick_seconds": [600, 1200]},
+            },
+            "sweep point 1 (horizon.tick_seconds=1200): creators.period_days: a review every "
+            "0.01 days (864 s) is more often than a tick",
+        ),
+    ],
+    ids=["leaving", "sweep_point"],
+)
+def test_creator_reviews_more_often_than_a_tick_are_refused(tmp_path, change, named):
+    """Was: validate ok and every creator retired before a user saw a page. With 10-minute
+    ticks and a review every 0.002 days the first periods ended before the first page, so each
+    read as a period without exposure, and leave_after_periods: 2 with min_exposure 1 made every
+    creator leave on day 0.004; a refit more often than a tick was already refused."""
+    doc = base_doc(tmp_path)
+    for key, value in change.items():
+        doc[key] = doc[key] | value if key == "creators" else value
+    refused_everywhere(tmp_path, doc, named)
+
+
+def test_creator_reviews_a_tick_apart_still_pass(tmp_path):
+    doc = base_doc(tmp_path)
+    doc["creators"] |= {"period_days": 600 / 86400, "min_exposure": 1, "leave_after_periods": 2}
+    code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
+    assert code == 0, stderr

@@ -54,6 +54,7 @@ from recarena.simulator.runner.scenario_checks import (
     check_leaving_can_happen,
     check_pages,
     check_retrain,
+    check_review_period,
     check_reviews_happen,
     check_rhythm_is_read,
     check_wrapper_is_fed,
@@ -112,6 +113,7 @@ def _check_points(
             point_estimate = estimate(world, point_sizes, workers, shards)
             check_estimate(point_estimate, world, limits, force, memory)
             check_retrain(world)
+            check_review_period(world)
             if fits(point_estimate, limits, memory):
                 check_builds(world, point_estimate.users, built)
         except RecarenaError as exc:
@@ -158,6 +160,7 @@ def preflight(
         memory = machine_memory()  # once: the base's limits and every sweep point's
         check_estimate(est, scenario, limits, force, memory)
         check_retrain(scenario)  # after the limits: a count past them is the clearer line
+        check_review_period(scenario)
         check_features_act(scenario)  # after the limits, which count its worst case
         check_reviews_happen(scenario)
         built: Built = set()

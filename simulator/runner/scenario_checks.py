@@ -60,9 +60,7 @@ def check_retrain(scenario: Scenario) -> None:
     five times per tick's worth of data). Refused with the smallest useful value, one tick, so
     every refit that is run sees a tick more; a scenario still accepted runs as before."""
     tick = scenario.horizon.tick_seconds
-    one_tick = tick / DAY
-    step = 10.0 ** (math.floor(math.log10(one_tick)) - 5)
-    smallest = math.ceil(one_tick / step) * step  # one tick in days, six digits, rounded up
+    smallest = _one_tick_in_days(tick)
     for index, arm in enumerate(scenario.arms):
         every = scenario.retrain_days(arm)
         if every * DAY < tick * (1 - 1e-9):
@@ -73,6 +71,33 @@ def check_retrain(scenario: Scenario) -> None:
                 f"ticks, so most refits would see nothing new; the smallest useful value is "
                 f"{smallest:g} days (one tick)"
             )
+
+
+def _one_tick_in_days(tick: float) -> float:
+    """One tick in days, to six digits, rounded up: the smallest useful period of a schedule
+    that should see a tick's worth of pages."""
+    one_tick = tick / DAY
+    step = 10.0 ** (math.floor(math.log10(one_tick)) - 5)
+    return math.ceil(one_tick / step) * step
+
+
+def check_review_period(scenario: Scenario) -> None:
+    """Creators' reviews more often than a tick: impressions and clicks are counted only at
+    ticks, so a period between two ticks has none, and each creator reads it as a period with no
+    exposure. With 5-minute ticks and reviews every 0.002 days (173 s) the first two periods
+    ended before the first page, and leave_after_periods: 2 with min_exposure 1 retired every
+    creator before a user saw an item; a strategy chased topics on zero counts. Refused with
+    the smallest useful value, one tick, as a refit more often than a tick is."""
+    tick = scenario.horizon.tick_seconds
+    period = scenario.creators.period_days
+    if period * DAY < tick * (1 - 1e-9):
+        raise RecarenaError(
+            f"creators.period_days: a review every {period:g} days ({period * DAY:g} s) is "
+            f"more often than a tick (horizon.tick_seconds {tick:g}), and impressions are "
+            "counted only at ticks, so most periods would have none (creators would read them "
+            "as periods without exposure); the smallest useful value is "
+            f"{_one_tick_in_days(tick):g} days (one tick)"
+        )
 
 
 def check_graph(scenario: Scenario, sizes: Sizes | None) -> None:
