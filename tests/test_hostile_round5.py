@@ -302,7 +302,7 @@ def test_a_working_directory_deleted_under_the_shell_is_one_line(tmp_path):
         ),
         (
             {"retrain_every_days": 1},
-            {"retrain.every_days": [1, 2]},
+            {"retrain.every_days": [0.05, 0.1]},
             "every arm sets its own retrain",
         ),
     ],

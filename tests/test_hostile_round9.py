@@ -115,3 +115,68 @@ def test_creator_reviews_a_tick_apart_still_pass(tmp_path):
     doc["creators"] |= {"period_days": 600 / 86400, "min_exposure": 1, "leave_after_periods": 2}
     code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
     assert code == 0, stderr
+
+
+# ------------------------------------------- a learner whose first refit is after the horizon
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (
+            {"retrain": {"every_days": 7}},
+            "retrain.every_days: a refit every 7 days and horizon.days is 1, so arms[1] "
+            "('popularity') would fit its popularity once, at the start, before any click, and "
+            "serve that untrained ranking all run",
+        ),
+        (
+            {"arm": {"retrain_every_days": 24}},  # hours, written where days are meant
+            "arms[1].retrain_every_days: a refit every 24 days and horizon.days is 1",
+        ),
+        (
+            {
+                "arm": {
+                    "name": "mmr",
+                    "recommender": {"type": "mmr", "params": {"base": "mf"}},
+                    "retrain_every_days": 2,
+                }
+            },
+            "arms[1].retrain_every_days: a refit every 2 days and horizon.days is 1, so "
+            "arms[1] ('mmr') would fit its mf once",
+        ),
+        (
+            {"retrain": {"every_days": 0.5}, "sweep": {"horizon.days": [1, 0.5]}},
+            "sweep point 1 (horizon.days=0.5): retrain.every_days: a refit every 0.5 days",
+        ),
+    ],
+    ids=["weekly", "hours_for_days", "wrapper_base", "sweep_point"],
+)
+def test_a_learner_with_no_refit_before_the_horizon_is_refused(tmp_path, change, named):
+    """Was: validate ok and an arm that never learnt: refits come every retrain.every_days from
+    the start, and the one at the start sees no click. popularity with a refit every 24 days
+    over one day served one fixed random order to every user (the same item in slot 0 of 100
+    of 105 pages, every score 0), read as 'popularity loses to random'."""
+    doc = base_doc(tmp_path)
+    doc["arms"][1] |= change.pop("arm", {})
+    doc |= change
+    refused_everywhere(tmp_path, doc, named)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"retrain": {"every_days": 0.5}},  # a refit at half a day
+        {"retrain": {"every_days": 7}, "arms": [{"name": "r", "recommender": {"type": "random"}}]},
+        {  # bandits learn online, without a refit
+            "retrain": {"every_days": 7},
+            "arms": [{"name": "ts", "recommender": {"type": "thompson_beta"}}],
+        },
+        {  # a plug-in may be fitted offline and ignore its refits (fidelity's arms are)
+            "retrain": {"every_days": 7},
+            "arms": [{"name": "p", "recommender": {"type": "tests.plugins:PacedPopularity"}}],
+        },
+    ],
+    ids=["refit_within", "random", "online_learner", "plugin"],
+)
+def test_a_schedule_that_refits_or_a_recommender_that_needs_none_still_passes(tmp_path, change):
+    doc = base_doc(tmp_path) | change
+    code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
+    assert code == 0, stderr

@@ -53,6 +53,7 @@ from recarena.simulator.runner.scenario_checks import (
     check_graph,
     check_leaving_can_happen,
     check_pages,
+    check_refits_happen,
     check_retrain,
     check_review_period,
     check_reviews_happen,
@@ -114,6 +115,7 @@ def _check_points(
             check_estimate(point_estimate, world, limits, force, memory)
             check_retrain(world)
             check_review_period(world)
+            check_refits_happen(world)
             if fits(point_estimate, limits, memory):
                 check_builds(world, point_estimate.users, built)
         except RecarenaError as exc:
@@ -161,6 +163,7 @@ def preflight(
         check_estimate(est, scenario, limits, force, memory)
         check_retrain(scenario)  # after the limits: a count past them is the clearer line
         check_review_period(scenario)
+        check_refits_happen(scenario)
         check_features_act(scenario)  # after the limits, which count its worst case
         check_reviews_happen(scenario)
         built: Built = set()

@@ -15,10 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 from recarena.agents.llm.choices import MAX_OPTIONS
-from recarena.recommenders.registry import recommender_tree
+from recarena.recommenders.registry import REGISTRY, recommender_tree
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.scenario import CarouselSurface, ConversationSurface, Scenario
 from recarena.simulator.core.types import DAY
+from recarena.simulator.engine.model import does_nothing
 from recarena.simulator.runner.resource_estimate import Sizes
 from recarena.simulator.runner.sweep import expand_sweep
 
@@ -71,6 +72,49 @@ def check_retrain(scenario: Scenario) -> None:
                 f"ticks, so most refits would see nothing new; the smallest useful value is "
                 f"{smallest:g} days (one tick)"
             )
+
+
+def _fitted_leaf(type_name: str, params: dict[str, Any], where: str) -> str | None:
+    """The innermost recommender of an arm's tree (the base every wrapper serves from), when it
+    is a built-in that learns at refits (its ``fit`` does something): random, the bandits (which
+    learn online) and a policy checkpoint do not. A plug-in's fit may load a pretrained model
+    and ignore the clicks (fidelity's arms do, with a refit after the horizon on purpose), so
+    plug-ins are left to their authors."""
+    leaf = list(recommender_tree(where, type_name, params))[-1]
+    if REGISTRY.get(leaf.type_name).source != "built-in":
+        return None
+    cls = REGISTRY.load(leaf.type_name)
+    return None if does_nothing(getattr(cls, "fit", None)) else leaf.type_name
+
+
+def check_refits_happen(scenario: Scenario) -> None:
+    """An arm whose recommender learns at refits (popularity, mf, itemknn, content, the
+    sequence models, and every wrapper over one) with no refit before the horizon: refits come
+    every ``retrain.every_days`` (or the arm's ``retrain_every_days``) from the start, and the
+    one at the start sees no click, so the arm served an untrained ranking all run. Weekly
+    refits over a 2-day horizon (or 24 written for hours) ran popularity as one fixed random
+    order, the same for every user, and validate said ok.
+
+    Only a schedule other than the default (one day) counts, as for the settings a resolved
+    scenario writes out: short smoke tests of a day or less with the default schedule run as
+    before (docs/guide/scenarios.md says what their learners see)."""
+    days = scenario.horizon.days
+    default = type(scenario.retrain).model_fields["every_days"].default
+    for index, arm in enumerate(scenario.arms):
+        every = scenario.retrain_days(arm)
+        if every == default or every * DAY < days * DAY:
+            continue
+        where = f"arms[{index}].recommender"
+        learner = _fitted_leaf(arm.recommender.type, arm.recommender.params, where)
+        if learner is None:
+            continue
+        field = scenario.retrain_field(index)
+        raise RecarenaError(
+            f"{field}: a refit every {every:g} days and horizon.days is {days:g}, so "
+            f"arms[{index}] ({arm.name!r}) would fit its {learner} once, at the start, before "
+            "any click, and serve that untrained ranking all run; refit more often than the "
+            "horizon, or give more days"
+        )
 
 
 def _one_tick_in_days(tick: float) -> float:
