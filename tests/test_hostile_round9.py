@@ -180,3 +180,57 @@ def test_a_schedule_that_refits_or_a_recommender_that_needs_none_still_passes(tm
     doc = base_doc(tmp_path) | change
     code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
     assert code == 0, stderr
+
+
+# ------------------------------------------------------ instructions where no page is served
+CONVERSATION_ARMS = [
+    {"name": "info_gain", "recommender": {"type": "info_gain"}},
+    {"name": "recommend_only", "recommender": {"type": "recommend_only"}},
+]
+
+
+def test_instructions_with_every_arm_in_conversation_are_refused(tmp_path):
+    """Was: validate ok and an instructions table empty in every cell: users speak up in the
+    page step alone, and a conversation's turns never reach it, so population.instructions was
+    read by nothing (a list arm of the same scenario logged its instructions)."""
+    doc = base_doc(tmp_path)
+    doc["population"]["instructions"] = {"threshold": 0.4}
+    doc["surface"] = {"type": "conversation"}
+    doc["arms"] = CONVERSATION_ARMS
+    refused_everywhere(
+        tmp_path,
+        doc,
+        "population.instructions: every arm is on a conversation surface, and users give "
+        "instructions only on pages (lists, carousels), so these settings would be read by "
+        "nothing",
+    )
+
+
+def test_an_instructable_arm_in_conversation_is_refused(tmp_path):
+    """Was: validate ok and an instructable arm that served its base unchanged: on its own
+    conversation surface its users gave no instruction (0 rows) while the list arm beside it
+    logged theirs."""
+    doc = base_doc(tmp_path)
+    doc["population"]["instructions"] = {"threshold": 0.4}
+    doc["arms"][1] = {
+        "name": "instructable",
+        "recommender": {"type": "instructable", "params": {"base": "popularity"}},
+        "surface": {"type": "conversation"},
+    }
+    refused_everywhere(
+        tmp_path,
+        doc,
+        "arms[1].recommender.type: instructable would serve its base unchanged: arms[1] is on "
+        "a conversation surface, and users give instructions only on pages",
+    )
+
+
+def test_instructions_with_an_arm_on_pages_still_pass(tmp_path):
+    doc = base_doc(tmp_path)
+    doc["population"]["instructions"] = {"threshold": 0.4}
+    doc["arms"] = [
+        {**CONVERSATION_ARMS[0], "surface": {"type": "conversation"}},
+        {"name": "instructable", "recommender": {"type": "instructable"}},
+    ]
+    code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
+    assert code == 0, stderr

@@ -51,6 +51,7 @@ from recarena.simulator.runner.scenario_checks import (
     check_conversation_is_read,
     check_features_act,
     check_graph,
+    check_instructions_are_read,
     check_leaving_can_happen,
     check_pages,
     check_refits_happen,
@@ -147,6 +148,7 @@ def preflight(
     try:
         check_grid_size(scenario)
         check_conversation_is_read(scenario)
+        check_instructions_are_read(scenario)
         check_rhythm_is_read(scenario)
         check_leaving_can_happen(scenario)
         check_wrapper_is_fed(scenario)

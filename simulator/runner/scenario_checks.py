@@ -202,6 +202,26 @@ def check_conversation_is_read(scenario: Scenario) -> None:
         )
 
 
+def check_instructions_are_read(scenario: Scenario) -> None:
+    """population.instructions is read by the page step alone (simulator/engine/pages.py): a
+    user in a conversation never speaks up, so with every arm on a conversation surface the
+    instructions table stayed empty in every cell, and the settings were read by nothing.
+    Refused unless some sweep point that sets them has an arm on pages (a list, a carousel or a
+    plug-in surface)."""
+    worlds = _worlds(scenario)
+    settings = [world for world in worlds if world.population.instructions is not None]
+    if settings and all(
+        isinstance(world.surface_for(arm), ConversationSurface)
+        for world in settings
+        for arm in world.arms
+    ):
+        raise RecarenaError(
+            "population.instructions: every arm is on a conversation surface, and users give "
+            "instructions only on pages (lists, carousels), so these settings would be read by "
+            "nothing; remove them or give an arm a page surface"
+        )
+
+
 _RHYTHM_READERS: tuple[tuple[tuple[str, ...], Callable[[Any], bool], str], ...] = (
     (("utc_offset_hours",), lambda r: r.start_hours_from is not None,
      "it shifts start_hours_from's timestamps, and none is given"),
@@ -364,6 +384,10 @@ _FED_BY: dict[str, tuple[str | None, str, Callable[[Scenario], bool], str]] = {
 instructable.py, source_debias.py, exploration.py): their knob (None: none asks for the base),
 what is missing, whether a scenario has it, and why it matters."""
 
+_PAGES_ONLY = frozenset({"instructable", "llm_instructable"})
+"""Wrappers of _FED_BY fed by what users give on pages only: instructions come from the page
+step, never from a conversation's turns."""
+
 _FED_WHEN: dict[str, Callable[[dict[str, Any]], bool]] = {
     "cluster_explore": lambda params: params.get("knob") == "user",
 }
@@ -398,12 +422,25 @@ def check_wrapper_is_fed(scenario: Scenario) -> None:
                 if fed is None:
                     continue
                 knob, missing, has, why = fed
-                if (knob and node.params.get(knob) == 0) or any(has(w) for w in worlds):
+                if knob and node.params.get(knob) == 0:
+                    continue
+                field = f"{where}.type" if node.type_field == where else node.type_field
+                if node.type_name in _PAGES_ONLY and isinstance(
+                    world.surface_for(arm), ConversationSurface
+                ):
+                    # was: an instructable arm on a conversation surface ran without a single
+                    # instruction (users speak up on pages only) while a list arm got them
+                    raise RecarenaError(
+                        f"{label}{field}: {node.type_name} would serve its base unchanged: "
+                        f"arms[{index}] is on a conversation surface, and users give "
+                        "instructions only on pages (lists, carousels); put the arm on a page "
+                        "surface, or compare the base itself"
+                    )
+                if any(has(w) for w in worlds):
                     continue
                 needs = _FED_WHEN.get(node.type_name)
                 if needs is not None and not needs(node.params):
                     continue
-                field = f"{where}.type" if node.type_field == where else node.type_field
                 raise RecarenaError(
                     f"{label}{field}: {node.type_name} would serve its base unchanged: "
                     f"{missing} ({why}); set it, or compare the base itself"
