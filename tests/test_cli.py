@@ -188,6 +188,7 @@ def test_a_dry_run_does_not_calibrate(tmp_path, tiny_doc, write_scenario):
     it (about 30 s for ml-100k) and wrote the file. It now says the run would."""
     population = tmp_path / "calibrated" / "ml-100k.parquet"
     tiny_doc["population"] = {"source": "calibrated", "path": str(population), "dataset": "ml-100k"}
+    tiny_doc.pop("catalog")  # the calibrated population's own
     tiny_doc["output"] = {"dir": str(tmp_path / "runs")}
     done = recarena("run", str(write_scenario(tiny_doc)), "--dry-run")
     assert done.returncode == 0, done.stderr

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli_in_process import cli
+from tests.test_hostile_inputs import calibrated_files  # noqa: F401 - used by population
 from tests.test_validate_gate import base_doc as gate_doc
 from tests.test_validate_gate import refused_everywhere, write_scenario
 
@@ -232,5 +233,68 @@ def test_instructions_with_an_arm_on_pages_still_pass(tmp_path):
         {**CONVERSATION_ARMS[0], "surface": {"type": "conversation"}},
         {"name": "instructable", "recommender": {"type": "instructable"}},
     ]
+    code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
+    assert code == 0, stderr
+
+
+# ------------------------------------------- sizes and draws a calibrated population replaces
+@pytest.fixture
+def population(calibrated_files: Path) -> Path:  # noqa: F811
+    """A tiny calibrated population (40 users, 30 items), calibrated once per module."""
+    return calibrated_files
+
+
+def _calibrated(tmp_path: Path, files: Path, **population) -> dict:
+    doc = base_doc(tmp_path)
+    doc.pop("catalog")
+    doc["population"] = {"from": "calibrated", "path": str(files / "pop.parquet"), **population}
+    doc["surface"] = {"k": 2}
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (
+            {"population": {"users": 20}},
+            "population.users: 20 would be replaced by the calibrated population's 40 users "
+            "(population.path sets them); leave it out",
+        ),
+        (
+            {"catalog": {"initial_items": 300}},
+            "catalog.initial_items: 300 would be replaced by the calibrated population's 30 items",
+        ),
+        (
+            {"population": {"visits_per_day": 5.0}},
+            "population.visits_per_day: read by nothing with from: calibrated (its users' "
+            "tastes and visit rates are fitted, in population.path)",
+        ),
+        (
+            {"population": {"taste_scale": 2.0}},
+            "population.taste_scale: read by nothing with from: calibrated",
+        ),
+        (
+            {"sweep": {"population.activity_sd": [0.5, 1.0]}},
+            "population.activity_sd: read by nothing with from: calibrated",
+        ),
+    ],
+    ids=["users", "initial_items", "visits_per_day", "taste_scale", "swept_activity_sd"],
+)
+def test_a_setting_a_calibrated_population_replaces_is_refused(population, tmp_path, change, named):
+    """Was: validate ok and a run of the file's own population: `users: 20` beside
+    `from: calibrated` (a smaller trial) simulated the file's 40 users, its items replaced
+    initial_items, and the draws of generated users (taste_scale, visits_per_day, activity_sd)
+    were read by nothing, while the estimate counted the written visit rate."""
+    doc = _calibrated(tmp_path, population)
+    for key, value in change.items():
+        doc[key] = doc.get(key, {}) | value if key == "population" else value
+    refused_everywhere(tmp_path, doc, named)
+
+
+def test_a_calibrated_population_with_its_own_sizes_or_overrides_still_passes(population, tmp_path):
+    """What a resolved scenario writes (the file's sizes, the defaults) and what the YAML may
+    override (temperature, no-click utility) pass."""
+    doc = _calibrated(tmp_path, population, users=40, temperature=0.7)
+    doc["catalog"] = {"initial_items": 30}
     code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
     assert code == 0, stderr

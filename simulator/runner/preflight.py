@@ -48,6 +48,7 @@ from recarena.simulator.runner.resource_estimate import (
     machine_memory,
 )
 from recarena.simulator.runner.scenario_checks import (
+    check_calibrated_fields,
     check_conversation_is_read,
     check_features_act,
     check_graph,
@@ -159,6 +160,7 @@ def preflight(
         sizes = files(scenario)
         check_pages(scenario, sizes.items if sizes else scenario.catalog.initial_items)
         check_graph(scenario, sizes)
+        check_calibrated_fields(scenario, sizes)
         est = estimate(scenario, sizes, workers, shards)
         limits = limits or Limits()
         memory = machine_memory()  # once: the base's limits and every sweep point's
