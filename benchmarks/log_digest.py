@@ -34,6 +34,17 @@ def shrink(raw: dict) -> dict:
     raw.pop("metrics", None)
     horizon = raw.setdefault("horizon", {})
     horizon["days"] = min(float(horizon.get("days", 2)), 2)
+    # a schedule the shrunk horizon would leave without an event is halved into it: validate
+    # refuses creators' settings with no review before the horizon, and a learner whose
+    # schedule (other than the default daily one) has no refit in it; the digest hashed
+    # neither (scenarios/creators.yaml shrunk to 2 days had no review)
+    days = horizon["days"]
+    periodic = [(raw.get("creators"), "period_days"), (raw.get("retrain"), "every_days")]
+    periodic += [(arm, "retrain_every_days") for arm in raw.get("arms") or []]
+    for section, key in periodic:
+        value = float(section.get(key) or 0) if isinstance(section, dict) else 0.0
+        if value >= days and (key == "period_days" or value != 1.0):
+            section[key] = days / 2
     pop = raw.setdefault("population", {})
     if "users" in pop:
         pop["users"] = min(int(pop["users"]), 300)
