@@ -298,3 +298,33 @@ def test_a_calibrated_population_with_its_own_sizes_or_overrides_still_passes(po
     doc["catalog"] = {"initial_items": 30}
     code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
     assert code == 0, stderr
+
+
+# ---------------------------------------------------------- a carousel whose rows all skip
+CAROUSEL = {"type": "carousel", "cols": 3, "rows": [{"theme": "trending"}, {"theme": "new"}]}
+
+
+@pytest.mark.parametrize("where", ["surface", "arm"])
+def test_a_carousel_whose_every_row_is_skipped_is_refused(tmp_path, where):
+    """Was: validate ok and a run in which no user examined a single item: a row is skipped
+    outright with probability skip, and skip 1 on every row (1 written for 1%) skipped them
+    all, so every arm had a CTR of 0 and the A/B table compared two empty surfaces."""
+    doc = base_doc(tmp_path)
+    surface = {**CAROUSEL, "rows": [{"theme": "trending", "skip": 1}, {"theme": "new", "skip": 1}]}
+    if where == "surface":
+        doc["surface"], field = surface, "surface.rows"
+    else:
+        doc["arms"][1]["surface"], field = surface, "arms[1].surface.rows"
+    refused_everywhere(
+        tmp_path,
+        doc,
+        f"{field}: every row has skip 1, so every user would skip every row and no item would "
+        "ever be examined; skip is a probability (0.3 for 30%)",
+    )
+
+
+def test_a_carousel_with_a_row_someone_reads_still_passes(tmp_path):
+    doc = base_doc(tmp_path)
+    doc["surface"] = {**CAROUSEL, "rows": [{"theme": "trending", "skip": 1}, {"theme": "new"}]}
+    code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
+    assert code == 0, stderr

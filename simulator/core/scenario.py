@@ -676,6 +676,13 @@ class CarouselSurface(Section):
                 f"@candidates: {self.candidates} candidates cannot fill a row of "
                 f"{self.cols} columns (cols); set candidates to at least {self.cols}"
             )
+        if all(row.skip == 1 for row in self.rows):
+            # was: validate ok and a run in which no user examined an item (every row is
+            # skipped outright with probability skip), every arm at a CTR of 0
+            raise ValueError(
+                "@rows: every row has skip 1, so every user would skip every row and no item "
+                "would ever be examined; skip is a probability (0.3 for 30%)"
+            )
         return self
 
 
