@@ -328,3 +328,23 @@ def test_a_carousel_with_a_row_someone_reads_still_passes(tmp_path):
     doc["surface"] = {**CAROUSEL, "rows": [{"theme": "trending", "skip": 1}, {"theme": "new"}]}
     code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
     assert code == 0, stderr
+
+
+# ---------------------------------------------------- an edge list of self-loops alone
+def test_an_edge_list_of_self_loops_alone_is_refused(tmp_path):
+    """Was: validate ok and a run without a single friendship: the graph drops 'u u' lines,
+    so a file of them alone built an empty graph, and influence, word of mouth and talk were
+    read by nothing (an empty file was already refused as holding no edges)."""
+    edges = tmp_path / "edges.txt"
+    edges.write_text("# everyone their own friend\n0 0\n1 1\n", encoding="utf-8")
+    doc = base_doc(tmp_path)
+    doc["population"]["social"] = {"graph": {"type": "edge_list", "path": str(edges)}}
+    refused_everywhere(
+        tmp_path,
+        doc,
+        f"population.social.graph.path: {edges}: holds no edges between two users, only "
+        "self-loops ('u u' lines, which are dropped)",
+    )
+    edges.write_text("0 0\n0 1\n", encoding="utf-8")  # one real friendship: fine
+    code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
+    assert code == 0, stderr

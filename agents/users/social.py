@@ -78,6 +78,13 @@ def read_edge_list(path: str | Path, n_users: int) -> np.ndarray:
         raise RecarenaError(
             f"{path}: user ids must be in [0, {n_users - 1}] (population.users = {n_users})"
         )
+    if edges.size and not (edges[:, 0] != edges[:, 1]).any():
+        # was: a graph of self-loops alone passed and ran without a friend (adjacency drops
+        # them), so influence, word of mouth and talk were read by nothing
+        raise RecarenaError(
+            f"{path}: holds no edges between two users, only self-loops ('u u' lines, which "
+            "are dropped); for no social graph, leave out population.social"
+        )
     return edges.reshape(-1, 2)
 
 
