@@ -348,3 +348,41 @@ def test_an_edge_list_of_self_loops_alone_is_refused(tmp_path):
     edges.write_text("0 0\n0 1\n", encoding="utf-8")  # one real friendship: fine
     code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
     assert code == 0, stderr
+
+
+# ---------------------------------------------------------- a social graph nothing reads
+GRAPH = {"type": "barabasi_albert", "m": 2}
+
+
+def test_a_social_graph_nothing_reads_is_refused(tmp_path):
+    """Was: validate ok and a run with the same logs as without population.social (as
+    test_social's inert case shows): influence 0 and word_of_mouth 0, no talk and no carousel
+    'friends' row, so the graph was built in every cell and read by nothing."""
+    doc = base_doc(tmp_path)
+    doc["population"]["social"] = {"graph": GRAPH, "influence": 0, "word_of_mouth": 0}
+    refused_everywhere(
+        tmp_path,
+        doc,
+        "population.social: influence and word_of_mouth are both 0, users do not talk (no "
+        "talk) and no arm has a carousel row of theme 'friends', so the graph would be read by "
+        "nothing",
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"social": {"influence": 0.1}},
+        {"social": {"talk": {}}},
+        {"surface": {"type": "carousel", "cols": 3, "rows": [{"theme": "friends"}]}},
+        {"sweep": {"population.social.word_of_mouth": [0, 0.2]}},
+    ],
+    ids=["influence", "talk", "friends_row", "sweep_point"],
+)
+def test_a_social_graph_something_reads_still_passes(tmp_path, change):
+    doc = base_doc(tmp_path)
+    doc["population"]["social"] = {"graph": GRAPH, "influence": 0, "word_of_mouth": 0}
+    doc["population"]["social"] |= change.pop("social", {})
+    doc |= change
+    code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
+    assert code == 0, stderr

@@ -17,7 +17,12 @@ from typing import Any
 from recarena.agents.llm.choices import MAX_OPTIONS
 from recarena.recommenders.registry import REGISTRY, recommender_tree
 from recarena.simulator.core.errors import RecarenaError
-from recarena.simulator.core.scenario import CarouselSurface, ConversationSurface, Scenario
+from recarena.simulator.core.scenario import (
+    CarouselSurface,
+    ConversationSurface,
+    PluginSurface,
+    Scenario,
+)
 from recarena.simulator.core.types import DAY
 from recarena.simulator.engine.model import does_nothing
 from recarena.simulator.runner.resource_estimate import Sizes
@@ -363,6 +368,24 @@ def check_reviews_happen(scenario: Scenario) -> None:
             )
 
 
+def _graph_unread(world: Scenario) -> bool:
+    """population.social set, and nothing reads its graph: influence and word_of_mouth at 0,
+    no talk, and no arm with a carousel row of theme 'friends' (or a plug-in surface, which may
+    read the friends' topics it is handed)."""
+    social = world.population.social
+    if social is None or social.talk is not None or social.influence or social.word_of_mouth:
+        return False
+    for arm in world.arms:
+        surface = world.surface_for(arm)
+        if isinstance(surface, PluginSurface):
+            return False
+        if isinstance(surface, CarouselSurface) and any(
+            row.theme == "friends" for row in surface.rows
+        ):
+            return False
+    return True
+
+
 def _nobody_talks(world: Scenario) -> bool:
     talk = world.population.social.talk if world.population.social else None
     return talk is not None and talk.post_rate == 0 and talk.message_rate == 0
@@ -381,13 +404,22 @@ def _no_ai_ever(world: Scenario) -> bool:
 
 
 def check_features_act(scenario: Scenario) -> None:
-    """A feature section set so that it can never act: population.social.talk with post_rate
+    """A feature section set so that it can never act: population.social with influence and
+    word_of_mouth both 0, no talk and no carousel 'friends' row (a graph built and read by
+    nothing: every cell ran as without it), population.social.talk with post_rate
     and message_rate both 0 (no user ever talks), or creators.ai where no creator is on AI at
     the start and base_rate is 0 (none ever adopts it). Each ran as if the section were absent:
     a social_feed or source_debias arm served its base unchanged, and the cascade or AI-source
     metrics had no value in any cell. Refused unless some sweep point gives it something to
     do."""
     worlds = _worlds(scenario)
+    social = [w for w in worlds if w.population.social is not None]
+    if social and all(_graph_unread(w) for w in social):
+        raise RecarenaError(
+            "population.social: influence and word_of_mouth are both 0, users do not talk "
+            "(no talk) and no arm has a carousel row of theme 'friends', so the graph would be "
+            "read by nothing; give influence or word_of_mouth a weight, or leave social out"
+        )
     talking = [w for w in worlds if w.population.social and w.population.social.talk]
     if talking and all(_nobody_talks(w) for w in talking):
         raise RecarenaError(
