@@ -386,3 +386,21 @@ def test_a_social_graph_something_reads_still_passes(tmp_path, change):
     doc |= change
     code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
     assert code == 0, stderr
+
+
+# ------------------------------------------------------ llm.ratings where nothing reads it
+def test_llm_ratings_under_generated_answers_is_refused(tmp_path):
+    """Was: validate ok and a run whose LLM users' ratings came from their JSON answers:
+    llm.ratings chooses how scoring mode rates a click, so 'ratings: rule' (the rule model
+    rates what the LLM chose) under 'decision: generate' was read by nothing."""
+    doc = base_doc(tmp_path)
+    doc["llm"] = {"decision": "generate", "ratings": "rule"}
+    refused_everywhere(
+        tmp_path,
+        doc,
+        "llm.ratings: 'rule' is read only with decision: score (a generated answer rates the "
+        "item itself); remove it, or set decision: score",
+    )
+    doc["llm"] = {"decision": "score", "ratings": "rule"}
+    code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
+    assert code == 0, stderr

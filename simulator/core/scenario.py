@@ -570,6 +570,18 @@ class LLM(Section):
     warning and exit code 3 (endpoint down, key missing); CLI: --max-fallback, --allow-fallback."""
 
     @model_validator(mode="after")
+    def _ratings_read_in_score_mode(self) -> LLM:
+        """``ratings`` chooses how scoring mode rates a clicked item; a generated answer carries
+        its own rating, so ``ratings: rule`` under ``decision: generate`` was read by nothing
+        and the LLM's JSON rated every click, without a word."""
+        if self.decision == "generate" and self.ratings != "ask":
+            raise ValueError(
+                f"@ratings: {self.ratings!r} is read only with decision: score (a generated "
+                "answer rates the item itself); remove it, or set decision: score"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _read_by_the_provider(self) -> LLM:
         """A setting of the other provider is read by nothing: ``model_path``, ``threads`` or
         ``context_tokens`` under provider openai (they shape the server recarena starts) ran
