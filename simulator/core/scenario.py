@@ -361,7 +361,8 @@ class Population(Section):
     satiation_gain: NonNegFloat = 0.15
     """Boredom added to a topic per item of it consumed."""
     satiation_decay_per_day: NonNegFloat = 1.0
-    """Share of satiation that wears off per day."""
+    """Rate at which satiation wears off: each night it is multiplied by exp(-rate), so the
+    default 1.0 keeps ~37 % of it and 0 keeps all of it."""
     explore_prob: Probability = 0.2
     """Mean chance that a session is novelty-seeking (per-user trait around it)."""
     novelty_weight: NonNegFloat = 1.0
