@@ -404,3 +404,16 @@ def test_llm_ratings_under_generated_answers_is_refused(tmp_path):
     doc["llm"] = {"decision": "score", "ratings": "rule"}
     code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
     assert code == 0, stderr
+
+
+def test_option_bounds_are_named_by_the_option(tmp_path):
+    """``run -r 100000`` was refused as ``replicates:`` of the scenario file, though the file
+    said 3; ``ope --seed 2^64`` was taken where ``run --seed`` refuses it. Both options now
+    carry the scenario's bounds, so the refusal names the option and nothing is written."""
+    from tests.cli_in_process import assert_refused
+
+    path = write_scenario(tmp_path, gate_doc(tmp_path))
+    out = tmp_path / "out"
+    assert_refused(*cli("run", str(path), "-r", "100000", "-o", str(out)), "'--replicates'")
+    assert not out.exists()
+    assert_refused(*cli("ope", str(tmp_path), "--seed", str(2**64)), "'--seed'")

@@ -13,6 +13,7 @@ from recarena.simulator.cli.app import app, new_path, nonempty_path, out
 from recarena.simulator.cli.comparison import print_comparison
 from recarena.simulator.cli.guards import reading, warnings_as_lines
 from recarena.simulator.core.names import comma_names
+from recarena.simulator.core.scenario import SEED_MAX
 
 CI_OVER_HELP = (
     "What the CIs resample: auto (users for per-user metrics below 5 replicates, else "
@@ -47,7 +48,7 @@ def ope(
     all_pages: Annotated[
         bool, typer.Option("--all-pages", help="Use every page, not only page 0.")
     ] = False,
-    seed: Annotated[int, typer.Option(min=0, help="Bootstrap seed.")] = 0,
+    seed: Annotated[int, typer.Option(min=0, max=SEED_MAX, help="Bootstrap seed.")] = 0,
     point: Annotated[int | None, typer.Option(min=0, help="Sweep point (sweep runs).")] = None,
 ) -> None:
     """Off-policy estimates of a target arm's CTR from another arm's log, vs its true CTR."""

@@ -17,7 +17,7 @@ from recarena.simulator.cli.comparison import print_comparison
 from recarena.simulator.cli.guards import reading
 from recarena.simulator.cli.progress import progress_bars
 from recarena.simulator.core.errors import RecarenaError
-from recarena.simulator.core.scenario import SEED_MAX
+from recarena.simulator.core.scenario import REPLICATES_MAX, SEED_MAX
 
 
 def load_checked(
@@ -205,7 +205,8 @@ def run(
         ),
     ] = None,
     replicates: Annotated[
-        int | None, typer.Option("--replicates", "-r", min=1, help="Override replicates.")
+        int | None,
+        typer.Option("--replicates", "-r", min=1, max=REPLICATES_MAX, help="Override replicates."),
     ] = None,
     seed: Annotated[
         int | None,

@@ -788,6 +788,8 @@ DEFAULT_METRICS = [
 
 
 SEED_MAX = 2**64 - 1
+REPLICATES_MAX = 10_000
+"""The most replicates a scenario (or ``run --replicates``) may ask for."""
 """The largest seed a scenario takes (an unsigned 64-bit integer, as calibrate's)."""
 
 
@@ -799,7 +801,7 @@ class Scenario(Section):
     seed: Annotated[int, Field(ge=0, le=SEED_MAX)] = 0
     """With the replicate index, fixes users, catalog, arrivals and noise; 0 to 2^64-1, as
     calibrate's and fidelity's seeds are (and `run --seed`)."""
-    replicates: Annotated[int, Field(ge=1, le=10_000)] = 3
+    replicates: Annotated[int, Field(ge=1, le=REPLICATES_MAX)] = 3
     """Independent replicates per arm (CIs over replicates need 2 or more)."""
     horizon: Horizon = Horizon()
     """How long, and how finely batched."""
