@@ -374,6 +374,7 @@ def test_a_page_larger_than_scoring_mode_can_name(tmp_path, surface, fragment):
     doc["catalog"]["initial_items"] = 100
     doc["surface"] = surface
     refused_everywhere(tmp_path, doc, fragment)
+    doc["retrain"] = {"every_days": 0.25}  # a learner that learns: no note on stderr
     with FakeOpenAI() as fake:
         doc["llm"]["base_url"] = fake.base_url
         doc["llm"]["decision"] = "generate"
@@ -482,7 +483,9 @@ def test_validate_takes_the_cache_options_of_a_good_replay(tmp_path):
     options = ["--llm-cache-mode", "replay", "--llm-cache", str(cache)]
     code, stderr = cli("validate", str(write_doc(tmp_path, _llm_doc(tmp_path))), *options)
     assert code == 0, stderr
-    code, stderr = cli("validate", str(write_doc(tmp_path, base_doc(tmp_path))), *options)
+    plain = base_doc(tmp_path)
+    plain["retrain"] = {"every_days": 0.25}  # a learner that learns: no note of its own
+    code, stderr = cli("validate", str(write_doc(tmp_path, plain)), *options)
     assert code == 0 and stderr.strip() == (
         "note: --llm-cache-mode, --llm-cache: ignored, this scenario makes no LLM calls"
     ), stderr
@@ -847,6 +850,7 @@ def test_local_threads_past_the_cpus_are_noted(tmp_path):
     from recarena.simulator.core.machine import usable_cpus
 
     doc = _llm_doc(tmp_path)
+    doc["retrain"] = {"every_days": 0.25}  # a learner that learns: no note of its own
     doc["llm"] = {"provider": "local", "threads": 256}
     code, stderr = cli("validate", str(write_doc(tmp_path, doc)))
     assert code == 0, stderr

@@ -417,3 +417,25 @@ def test_option_bounds_are_named_by_the_option(tmp_path):
     assert_refused(*cli("run", str(path), "-r", "100000", "-o", str(out)), "'--replicates'")
     assert not out.exists()
     assert_refused(*cli("ope", str(tmp_path), "--seed", str(2**64)), "'--seed'")
+
+
+def test_a_learner_fitted_only_at_the_start_is_noted(tmp_path):
+    """The default daily refit over a horizon of a day or less passes (smoke tests run so), but
+    popularity then serves one untrained order all run; validate and run say which arm, in one
+    note line, and say nothing of an arm that needs no refit."""
+    doc = gate_doc(tmp_path, days=0.5)
+    doc["arms"] = [
+        {"name": "pop", "recommender": {"type": "popularity"}},
+        {"name": "rnd", "recommender": {"type": "random"}},
+    ]
+    doc.pop("retrain", None)
+    path = write_scenario(tmp_path, doc)
+    code, stderr = cli("validate", str(path))[:2]
+    notes = [line for line in stderr.splitlines() if "fitted once" in line]
+    assert code == 0 and len(notes) == 1, stderr
+    assert notes[0].startswith("note: arms[0] ('pop', popularity): fitted once"), notes
+    assert "rnd" not in notes[0]
+    doc["retrain"] = {"every_days": 0.25}  # refits within the horizon: nothing to say
+    path = write_scenario(tmp_path, doc)
+    code, stderr = cli("validate", str(path))[:2]
+    assert code == 0 and "fitted once" not in stderr, stderr

@@ -111,6 +111,24 @@ def note_unused_llm_options(scenario: Any, options: dict[str, object]) -> None:
         )
 
 
+def note_untrained_arms(scenario: Any) -> None:
+    """Arms whose learner is fitted only at the start (the default daily refit over a horizon
+    of a day or less): said on stderr, not refused, since smoke tests run that way."""
+    from recarena.simulator.runner.scenario_checks import untrained_arms
+
+    arms = untrained_arms(scenario)
+    if arms:
+        days = scenario.horizon.days
+        err.print(
+            f"note: {', '.join(arms)}: fitted once, at the start, before any click (a daily "
+            f"refit and horizon.days {days:g}), so "
+            f"{'it serves' if len(arms) == 1 else 'they serve'} an untrained ranking all run; "
+            "set retrain.every_days below the horizon for a learner that learns",
+            soft_wrap=True,
+            markup=False,
+        )
+
+
 def share(value: str) -> float:
     """``--max-fallback``: a number from 0 to 1. Was: 'nan' was refused as 'Input should be
     less than or equal to 1', naming a bound it does not pass."""
@@ -455,6 +473,7 @@ def run(
         out.print(f"resumed: {result.manifest['resumed_cells']} of {len(cells)} cells were rerun")
     out.print(f"{len(cells)} cells in {wall:.1f} s")
     out.print(f"run directory: {run_dir}")
+    note_untrained_arms(scenario)  # after the results, which it qualifies
     if result.fallback is not None and result.fallback.exceeded:
         print(f"warning: {result.fallback.warning()}", file=sys.stderr)
         if not allow_fallback:
@@ -521,4 +540,5 @@ def validate(
         check_output(Path(scenario.output.dir), logs.bytes, "output.dir", parent=True)
     except RecarenaError as exc:
         raise RecarenaError(f"{scenario_file}: {exc}") from None
+    note_untrained_arms(scenario)  # after the last refusal: a refusal stays one line
     print(f"ok: {scenario_file}: {plan_line(scenario, estimate, logs)}")
