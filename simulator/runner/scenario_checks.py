@@ -11,7 +11,7 @@ wrapper whose feature is off). Each was ignored without a word, or failed at run
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from recarena.agents.llm.choices import MAX_OPTIONS
@@ -92,54 +92,55 @@ def _fitted_leaf(type_name: str, params: dict[str, Any], where: str) -> str | No
     return None if does_nothing(getattr(cls, "fit", None)) else leaf.type_name
 
 
-def check_refits_happen(scenario: Scenario) -> None:
-    """An arm whose recommender learns at refits (popularity, mf, itemknn, content, the
+def _fitted_once(scenario: Scenario) -> Iterator[tuple[int, float, bool, str]]:
+    """Each arm whose recommender learns at refits (popularity, mf, itemknn, content, the
     sequence models, and every wrapper over one) with no refit before the horizon: refits come
     every ``retrain.every_days`` (or the arm's ``retrain_every_days``) from the start, and the
-    one at the start sees no click, so the arm served an untrained ranking all run. Weekly
-    refits over a 2-day horizon (or 24 written for hours) ran popularity as one fixed random
-    order, the same for every user, and validate said ok.
-
-    Only a schedule other than the default (one day) counts, as for the settings a resolved
-    scenario writes out: short smoke tests of a day or less with the default schedule run as
-    before (docs/guide/scenarios.md says what their learners see)."""
+    one at the start sees no click, so the arm serves an untrained ranking all run. Yields
+    (arm index, days between refits, whether that is the default schedule, the learner)."""
     days = scenario.horizon.days
     default = type(scenario.retrain).model_fields["every_days"].default
     for index, arm in enumerate(scenario.arms):
         every = scenario.retrain_days(arm)
-        if every == default or every * DAY < days * DAY:
-            continue
-        where = f"arms[{index}].recommender"
-        learner = _fitted_leaf(arm.recommender.type, arm.recommender.params, where)
-        if learner is None:
-            continue
-        field = scenario.retrain_field(index)
-        raise RecarenaError(
-            f"{field}: a refit every {every:g} days and horizon.days is {days:g}, so "
-            f"arms[{index}] ({arm.name!r}) would fit its {learner} once, at the start, before "
-            "any click, and serve that untrained ranking all run; refit more often than the "
-            "horizon, or give more days"
-        )
-
-
-def untrained_arms(scenario: Scenario) -> list[str]:
-    """What :func:`check_refits_happen` lets through on purpose: an arm with the default daily
-    schedule over a horizon of a day or less, whose learner is fitted once, at the start, before
-    any click. Short smoke tests run like that, so it is said (a note), not refused; a user
-    comparing popularity with random over half a day otherwise reads an untrained ranking as
-    the learner's result. One phrase per such arm."""
-    days = scenario.horizon.days
-    default = type(scenario.retrain).model_fields["every_days"].default
-    out = []
-    for index, arm in enumerate(scenario.arms):
-        every = scenario.retrain_days(arm)
-        if every != default or every * DAY < days * DAY:
+        if every * DAY < days * DAY:
             continue
         where = f"arms[{index}].recommender"
         learner = _fitted_leaf(arm.recommender.type, arm.recommender.params, where)
         if learner is not None:
-            out.append(f"arms[{index}] ({arm.name!r}, {learner})")
-    return out
+            yield index, every, every == default, learner
+
+
+def check_refits_happen(scenario: Scenario) -> None:
+    """An arm fitted once, at the start (:func:`_fitted_once`), by a schedule the scenario
+    wrote. Weekly refits over a 2-day horizon (or 24 written for hours) ran popularity as one
+    fixed random order, the same for every user, and validate said ok.
+
+    Only a schedule other than the default (one day) counts, as for the settings a resolved
+    scenario writes out: short smoke tests of a day or less with the default schedule run as
+    before (:func:`untrained_arms` names them in a note; docs/guide/scenarios.md)."""
+    for index, every, default, learner in _fitted_once(scenario):
+        if default:
+            continue
+        field = scenario.retrain_field(index)
+        raise RecarenaError(
+            f"{field}: a refit every {every:g} days and horizon.days is "
+            f"{scenario.horizon.days:g}, so arms[{index}] ({scenario.arms[index].name!r}) would "
+            f"fit its {learner} once, at the start, before any click, and serve that untrained "
+            "ranking all run; refit more often than the horizon, or give more days"
+        )
+
+
+def untrained_arms(scenario: Scenario) -> list[str]:
+    """What :func:`check_refits_happen` lets through on purpose: an arm fitted once, at the
+    start, by the default daily schedule over a horizon of a day or less. Short smoke tests run
+    like that, so it is said (a note), not refused; a user comparing popularity with random
+    over half a day otherwise reads an untrained ranking as the learner's result. One phrase per
+    such arm."""
+    return [
+        f"arms[{index}] ({scenario.arms[index].name!r}, {learner})"
+        for index, _, default, learner in _fitted_once(scenario)
+        if default
+    ]
 
 
 def _one_tick_in_days(tick: float) -> float:
