@@ -37,6 +37,7 @@ import hashlib
 import json
 import os
 import stat
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -521,6 +522,23 @@ def _read_pid(path: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+def _holder_pid(path: Path, patience_s: float = 0.5) -> int | None:
+    """The live PID written in a held lock, waiting briefly for it.
+
+    The holder writes its PID just after it takes the lock, so a second run that starts in
+    the same instant finds the file empty (or still naming a dead earlier run); a short poll
+    lets the refusal name the process to wait for in all but a stalled holder's case.
+    """
+    deadline = time.monotonic() + patience_s
+    while True:
+        pid = _read_pid(path)
+        if pid is not None and _pid_alive(pid):
+            return pid
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.02)
+
+
 class RunLock:
     """``flock`` on ``RUN_DIR/.lock``, holding this process's PID.
 
@@ -549,7 +567,7 @@ class RunLock:
                 os.close(fd)
                 if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                     raise
-                pid = _read_pid(self.path)
+                pid = _holder_pid(self.path)
                 holder = f"process {pid}" if pid else "another process"
                 raise RecarenaError(
                     f"{what} {self.run_dir}: the run directory is in use by {holder} "
