@@ -189,6 +189,7 @@ def test_a_dry_run_does_not_calibrate(tmp_path, tiny_doc, write_scenario):
     population = tmp_path / "calibrated" / "ml-100k.parquet"
     tiny_doc["population"] = {"source": "calibrated", "path": str(population), "dataset": "ml-100k"}
     tiny_doc.pop("catalog")  # the calibrated population's own
+    tiny_doc.pop("creators", None)  # and its creators, one per first genre
     tiny_doc["output"] = {"dir": str(tmp_path / "runs")}
     done = recarena("run", str(write_scenario(tiny_doc)), "--dry-run")
     assert done.returncode == 0, done.stderr

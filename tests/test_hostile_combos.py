@@ -199,6 +199,7 @@ def test_a_plugin_policy_over_a_population_yet_to_calibrate(tmp_path):
     doc["population"].update({"from": "calibrated", "path": str(target), "dataset": "ml-100k"})
     doc["population"].pop("users")  # the calibrated population's own
     doc.pop("catalog")
+    doc.pop("creators")
     path = tmp_path / "s.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     code, stderr = cli("validate", str(path))

@@ -1750,6 +1750,7 @@ def test_calibrated_population_undamaged_passes(calibrated_files, tmp_path):
     """The checks above refuse damage only: the files as calibrate writes them pass."""
     doc = base_doc(tmp_path)
     doc.pop("catalog")  # the calibrated population's own
+    doc.pop("creators")  # and its creators, one per first genre
     doc["population"] = {"from": "calibrated", "path": str(calibrated_files / "pop.parquet")}
     doc["surface"] = {"k": 2}
     path = tmp_path / "s.yaml"

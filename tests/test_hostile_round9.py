@@ -247,6 +247,7 @@ def population(calibrated_files: Path) -> Path:  # noqa: F811
 def _calibrated(tmp_path: Path, files: Path, **population) -> dict:
     doc = base_doc(tmp_path)
     doc.pop("catalog")
+    doc.pop("creators")  # the calibrated population's own, as the catalog
     doc["population"] = {"from": "calibrated", "path": str(files / "pop.parquet"), **population}
     doc["surface"] = {"k": 2}
     return doc

@@ -404,6 +404,7 @@ def test_a_dataset_to_calibrate_gives_validate_its_sizes(tmp_path, monkeypatch):
     monkeypatch.setattr("recarena.simulator.runner.input_file_checks.SMALL_FILE_BYTES", 100)
     doc = base_doc(tmp_path)
     doc.pop("catalog")  # the calibrated population's own
+    doc.pop("creators")
     doc["population"] = {
         "from": "calibrated",
         "path": str(tmp_path / "pop.parquet"),

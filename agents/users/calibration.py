@@ -149,6 +149,37 @@ def index(data: InteractionData) -> Indexed:
     )
 
 
+def item_text(data: InteractionData, ix: Indexed) -> tuple[list[str], list[list[str]], np.ndarray]:
+    """Each item's title, genres and year ([I] float32, NaN unknown), aligned with the dense
+    item index; the genres also name the calibrated population's creators (its first genre,
+    :func:`creators_from_genres`), which ``validate`` counts before a run calibrates."""
+    n_items = ix.item_ids.shape[0]
+    title = [str(i) for i in ix.item_ids]
+    genres: list[list[str]] = [[] for _ in range(n_items)]
+    year = np.full(n_items, np.nan, np.float32)
+    if data.items.height:
+        table = data.items.unique(subset="item", keep="first")
+        ids = table["item"].to_numpy()
+        if ids.dtype.kind == ix.item_ids.dtype.kind:
+            pos = np.searchsorted(ix.item_ids, ids)
+            inside = pos < n_items
+            inside[inside] = ix.item_ids[pos[inside]] == ids[inside]
+            for p, t, g, ok in zip(
+                pos.tolist(),
+                table["title"].to_list(),
+                table["genres"].to_list(),
+                inside.tolist(),
+                strict=True,
+            ):
+                if ok:
+                    title[p] = t if t is not None else title[p]
+                    genres[p] = list(g or [])
+            if "year" in table.columns:
+                dated = table["year"].cast(pl.Float32).fill_null(np.nan).to_numpy()
+                year[pos[inside]] = dated[inside]
+    return title, genres, year
+
+
 def temporal_split(user: np.ndarray, holdout: float) -> np.ndarray:
     """Mask of held-out rows: the last ``holdout`` share of each user's rows (rows sorted by
     user then time); users with one row keep it in training."""
@@ -323,30 +354,7 @@ def calibrate(
     def mf_utility(u: np.ndarray, i: np.ndarray) -> np.ndarray:
         return (factors.taste[u] * factors.topics[i]).sum(axis=-1) + factors.quality[i]
 
-    # item text, aligned with the dense item index
-    title = [str(i) for i in ix.item_ids]
-    genres: list[list[str]] = [[] for _ in range(n_items)]
-    year = np.full(n_items, np.nan, np.float32)
-    if data.items.height:
-        table = data.items.unique(subset="item", keep="first")
-        ids = table["item"].to_numpy()
-        if ids.dtype.kind == ix.item_ids.dtype.kind:
-            pos = np.searchsorted(ix.item_ids, ids)
-            inside = pos < n_items
-            inside[inside] = ix.item_ids[pos[inside]] == ids[inside]
-            for p, t, g, ok in zip(
-                pos.tolist(),
-                table["title"].to_list(),
-                table["genres"].to_list(),
-                inside.tolist(),
-                strict=True,
-            ):
-                if ok:
-                    title[p] = t if t is not None else title[p]
-                    genres[p] = list(g or [])
-            if "year" in table.columns:
-                dated = table["year"].cast(pl.Float32).fill_null(np.nan).to_numpy()
-                year[pos[inside]] = dated[inside]
+    title, genres, year = item_text(data, ix)
     item_genres = genre_matrix(genres)
     interest = None
     weights: dict[str, float] = {}

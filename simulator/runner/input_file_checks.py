@@ -187,7 +187,28 @@ def _check_calibrated(scenario: Scenario) -> Sizes | None:
         problem = loaded_problem(population, users_path)
         if problem is not None:
             raise RecarenaError(f"population.path: {problem}")
-    return Sizes(rows[users_path], rows[items_path])
+    return Sizes(rows[users_path], rows[items_path], *_topics_and_creators(items_path))
+
+
+def _topics_and_creators(items_path: Path) -> tuple[int, int]:
+    """The topics (the width of an item's topic mix) and creators (one past the largest creator
+    index, as the loader counts them) of a calibrated population's items file: a resolve puts
+    them in catalog.topics and creators.count. Reads one row of topics and the creator column,
+    whatever the file's size."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    try:
+        handle = pq.ParquetFile(items_path)
+        first = next(handle.iter_batches(batch_size=1, columns=["topics"]), None)
+        mix = first.column(0)[0].as_py() if first is not None and first.num_rows else None
+        largest = pc.max(pq.read_table(items_path, columns=["creator"]).column(0)).as_py()
+    except (pa.ArrowException, OSError) as exc:
+        raise RecarenaError(
+            f"population.path: {items_path} cannot be read ({first_line(exc)})"
+        ) from None
+    return len(mix or []), 0 if largest is None else int(largest) + 1
 
 
 def _check_dataset(dataset: str, what: str) -> Sizes:
@@ -221,9 +242,15 @@ def _check_dataset(dataset: str, what: str) -> Sizes:
             data = subsample_users(load_dataset(dataset), None, 0, DEFAULT_MAX_RATINGS)
             calibration.check_interactions(data)
             indexed = calibration.index(data)
+            _, genres, _ = calibration.item_text(data, indexed)
     except RecarenaError as exc:
         raise RecarenaError(f"{what}: {exc}") from None
-    return Sizes(int(indexed.user_ids.shape[0]), int(indexed.item_ids.shape[0]))
+    return Sizes(
+        int(indexed.user_ids.shape[0]),
+        int(indexed.item_ids.shape[0]),
+        calibration.CalibrationConfig().topics,  # the run calibrates with the defaults
+        len(calibration.creators_from_genres(genres)[1]),
+    )
 
 
 @contextmanager

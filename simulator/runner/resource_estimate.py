@@ -113,6 +113,10 @@ def machine_memory() -> int:
 class Sizes:
     users: int
     items: int
+    topics: int | None = None
+    """A calibrated population's topics (catalog.topics becomes it); None = the scenario's."""
+    creators: int | None = None
+    """Its creators, one per first genre (creators.count becomes it); None = the scenario's."""
 
 
 def estimate(
@@ -138,10 +142,11 @@ def estimate(
     )
     users = sizes.users if sizes else pop.users
     initial = sizes.items if sizes else catalog.initial_items
-    topics = catalog.topics
+    topics = sizes.topics if sizes and sizes.topics else catalog.topics
+    count = sizes.creators if sizes and sizes.creators else creators.count
     # an AI creator uploads `speedup` times as often, and at worst every creator adopts AI
     rate = creators.uploads_per_day * (creators.ai.speedup if creators.ai is not None else 1.0)
-    uploads = creators.count * rate * horizon.days
+    uploads = count * rate * horizon.days
     joins = creators.join_rate_per_period * horizon.days / creators.period_days
     items = initial + uploads + joins * rate * horizon.days
     visits = pop.visits_per_day * pop.max_rate_factor
@@ -160,7 +165,7 @@ def estimate(
     terms = {
         "": users * (3 * topics * 4 + 96 + history * 8)
         + items * (topics * 4 + 64)
-        + (creators.count + joins) * (topics * 4 + CREATOR_BYTES)
+        + (count + joins) * (topics * 4 + CREATOR_BYTES)
         + (0 if width else embeddings),  # the generic 64 wide grows with users and items
         f"embeddings {width} wide (an arm's params.dim)": embeddings if width else 0,
         "one page batch of scores over the catalog": _score_cells(scenario, batch, items) * 24,
@@ -182,7 +187,7 @@ def estimate(
     return Estimate(
         users=users,
         items=int(items),
-        creators=int(creators.count + joins),
+        creators=int(count + joins),
         uploads=float(items - initial),
         cells=cells,
         points=points,

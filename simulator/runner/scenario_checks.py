@@ -213,25 +213,33 @@ _CALIBRATED_UNREAD = (
 """Fields that draw generated users' tastes and visit rates (agents/users/population.py); a
 calibrated population reads its users' own from population.path."""
 
-_CALIBRATED_SIZED = (("population", "users", "users"), ("catalog", "initial_items", "items"))
+_CALIBRATED_SIZED = (
+    ("population", "users", "users"),
+    ("catalog", "initial_items", "items"),
+    ("catalog", "topics", "topics"),
+    ("creators", "count", "creators"),
+)
 """Fields a calibrated population sets from its file (agents/users/calibrated.py), each with
 the size of the file (simulator/runner/resource_estimate.Sizes) it becomes."""
 
 
 def check_calibrated_fields(scenario: Scenario, sizes: Sizes | None) -> None:
-    """A calibrated population replaces population.users and catalog.initial_items with its
-    file's sizes, and its users' tastes and visit rates with their fitted ones: `users: 100`
-    written beside `from: calibrated` (to try a smaller run) ran the file's 943 users, and
-    taste_scale, visits_per_day and activity_sd were read by nothing, while the disk estimate
-    counted visits_per_day. A value other than the default (which a resolved scenario writes)
-    or the file's own is refused, in the scenario and at each sweep point."""
+    """A calibrated population replaces population.users, catalog.initial_items,
+    catalog.topics and creators.count with its file's sizes, and its users' tastes and visit
+    rates with their fitted ones: `users: 100` written beside `from: calibrated` (to try a
+    smaller run) ran the file's 943 users, `topics: 8` its 16 topics and `count: 5` its one
+    creator per first genre, and taste_scale, visits_per_day and activity_sd were read by
+    nothing, while the disk estimate counted visits_per_day. A value other than the default
+    (which a resolved scenario writes) or the file's own is refused, in the scenario and at
+    each sweep point."""
     if scenario.population.source != "calibrated" or sizes is None:
         return
     for world in _worlds(scenario):
         for section, name, size in _CALIBRATED_SIZED:
             value = getattr(getattr(world, section), name)
             default = type(getattr(world, section)).model_fields[name].default
-            if value not in (default, getattr(sizes, size)):
+            own = getattr(sizes, size)
+            if own is not None and value not in (default, own):
                 raise RecarenaError(
                     f"{section}.{name}: {value} would be replaced by the calibrated "
                     f"population's {getattr(sizes, size)} {size} (population.path sets them); "
