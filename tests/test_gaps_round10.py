@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli_in_process import cli
+from tests.cli_in_process import cli, cli_out
 from tests.test_hostile_inputs import calibrated_files  # noqa: F401 - used by population
 from tests.test_validate_gate import base_doc as gate_doc
 from tests.test_validate_gate import refused_everywhere, write_scenario
@@ -110,3 +110,59 @@ def test_a_calibrated_population_with_its_own_topics_and_creators_passes(populat
     doc["creators"] = {"count": 20}
     code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
     assert code == 0, stderr
+
+
+# ------------------------------------------- 2. an llm section that nothing reads
+UNUSED_LLM = (
+    "note: llm: read by nothing, no user, creator or recommender of this scenario is "
+    "LLM-driven (population.model: mixed with an llm_panel, or llm, makes LLM users)"
+)
+
+
+def test_an_llm_section_without_llm_users_is_noted_after_the_last_check(tmp_path):
+    """Was: validate and run said nothing, and a user who wrote an llm section to get LLM
+    users read rule users' logs as the LLM's."""
+    doc = base_doc(tmp_path)
+    doc["llm"] = {"provider": "openai", "base_url": "http://127.0.0.1:9/v1", "temperature": 0.7}
+    path = write_scenario(tmp_path, doc)
+    code, stdout, stderr = cli_out("validate", str(path))
+    assert code == 0, stderr
+    assert stderr.strip() == UNUSED_LLM
+    assert stdout.startswith("ok: ")
+    code, stdout, stderr = cli_out("run", str(path), "--executor", "local", "-q", "-o",
+                                   str(tmp_path / "out"))  # fmt: skip
+    assert code == 0, stderr
+    assert stderr.strip() == UNUSED_LLM  # after the results, once
+    assert "run directory:" in stdout
+    code, stdout, stderr = cli_out("run", str(path), "--dry-run")
+    assert code == 0 and stderr.strip() == UNUSED_LLM, stderr
+    assert "this scenario makes no LLM calls" in stdout
+
+
+def test_a_refusal_beside_an_unused_llm_section_stays_one_line(tmp_path):
+    doc = base_doc(tmp_path)
+    doc["llm"] = {"temperature": 0.7}
+    doc["surface"] = {"k": 400}  # larger than the 40 items
+    refused_everywhere(tmp_path, doc, "surface.k")
+
+
+def test_no_llm_note_with_llm_users_or_a_resolved_default_section(tmp_path):
+    """LLM users read the section: no note. A resolved scenario (scenario.resolved.yaml writes
+    every default, llm included) of a scenario without one: no note either."""
+    from recarena.agents.llm.cache import CachedCall, CallCache
+    from recarena.simulator.core.scenario import LLM
+
+    cache = tmp_path / "cache.sqlite"
+    db = CallCache(cache, "auto", "r")
+    db.store("0" * 64, "fake", {}, CachedCall("1", True, None, 1, 1, 0.1, "r"))
+    db.close()
+    doc = base_doc(tmp_path)
+    doc["population"].update(model="mixed", llm_panel={"users": 2})
+    doc["llm"] = {"provider": "openai", "base_url": "http://127.0.0.1:9/v1"}
+    options = ["--llm-cache-mode", "replay", "--llm-cache", str(cache)]
+    code, stderr = cli("validate", str(write_scenario(tmp_path, doc)), *options)
+    assert code == 0 and "llm: read by nothing" not in stderr, stderr
+    plain = base_doc(tmp_path)
+    plain["llm"] = LLM().model_dump(mode="json")
+    code, stderr = cli("validate", str(write_scenario(tmp_path, plain)))
+    assert code == 0 and stderr == "", stderr

@@ -111,6 +111,26 @@ def note_unused_llm_options(scenario: Any, options: dict[str, object]) -> None:
         )
 
 
+def note_unused_llm_section(scenario: Any) -> None:
+    """An ``llm:`` section in a scenario that makes no LLM calls: said on stderr, not refused
+    (the run is still what the rest of the file asks for), since an llm section alone adds no
+    LLM user. A sweep point cannot use an LLM the scenario itself does not (the sweep checks
+    refuse it), so the scenario answers for every point. The section a resolved scenario
+    writes (every field, at its default) is not one the user wrote, and is not named."""
+    if "llm" not in scenario.model_fields_set or scenario.uses_llm:
+        return
+    llm = scenario.llm
+    fields = set(type(llm).model_fields)
+    if llm.model_fields_set == fields and llm.model_dump() == type(llm)().model_dump():
+        return
+    err.print(
+        "note: llm: read by nothing, no user, creator or recommender of this scenario is "
+        "LLM-driven (population.model: mixed with an llm_panel, or llm, makes LLM users)",
+        soft_wrap=True,
+        markup=False,
+    )
+
+
 def note_untrained_arms(scenario: Any) -> None:
     """Arms whose learner is fitted only at the start (the default daily refit over a horizon
     of a day or less): said on stderr, not refused, since smoke tests run that way."""
@@ -375,6 +395,7 @@ def run(
             )
         if not scenario.uses_llm:
             out.print("this scenario makes no LLM calls")
+            note_unused_llm_section(scenario)
             return
         if uncalibrated:  # the LLM bill is counted on a rule-only run of the fitted users
             out.print("the LLM calls are estimated once the population file exists")
@@ -474,6 +495,7 @@ def run(
     out.print(f"{len(cells)} cells in {wall:.1f} s")
     out.print(f"run directory: {run_dir}")
     note_untrained_arms(scenario)  # after the results, which it qualifies
+    note_unused_llm_section(scenario)
     if result.fallback is not None and result.fallback.exceeded:
         print(f"warning: {result.fallback.warning()}", file=sys.stderr)
         if not allow_fallback:
@@ -541,4 +563,5 @@ def validate(
     except RecarenaError as exc:
         raise RecarenaError(f"{scenario_file}: {exc}") from None
     note_untrained_arms(scenario)  # after the last refusal: a refusal stays one line
+    note_unused_llm_section(scenario)
     print(f"ok: {scenario_file}: {plan_line(scenario, estimate, logs)}")
