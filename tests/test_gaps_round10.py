@@ -166,3 +166,97 @@ def test_no_llm_note_with_llm_users_or_a_resolved_default_section(tmp_path):
     plain["llm"] = LLM().model_dump(mode="json")
     code, stderr = cli("validate", str(write_scenario(tmp_path, plain)))
     assert code == 0 and stderr == "", stderr
+
+
+# ------------------------------------------- 3. a daily rhythm over a horizon before its peaks
+def _sessions(run_dir: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.read_metadata(run_dir / "arm=random" / "rep=0" / "sessions.parquet").num_rows
+
+
+def _rhythm_doc(tmp_path: Path, days: float, **rhythm) -> dict:
+    doc = base_doc(tmp_path)
+    doc["horizon"]["days"] = days
+    doc["retrain"] = {"every_days": days / 2}
+    doc["population"] = {"users": 1000, "daily_rhythm": rhythm}
+    return doc
+
+
+def test_a_partial_day_keeps_the_sessions_users_hours_put_before_the_horizon(tmp_path):
+    """Was: a horizon ending inside a day drew that part's candidates, spread them over the
+    whole clock and cut them at the horizon again, so a rhythm with every session spread evenly
+    (floor 1) kept half of a half-day's sessions: 0.5 x 0.5 of a day's, where users' hours put
+    0.5. Now the partial day keeps what the same rhythm over a whole day puts before noon, as
+    many as without a rhythm."""
+    with_rhythm = _rhythm_doc(tmp_path, 0.5, floor=1.0)
+    without = _rhythm_doc(tmp_path, 0.5)
+    del without["population"]["daily_rhythm"]
+    counts = []
+    for name, doc in (("rhythm", with_rhythm), ("plain", without)):
+        out = tmp_path / name
+        code, stderr = cli("run", str(write_scenario(tmp_path, doc)), "--executor", "local",
+                           "-q", "-o", str(out))  # fmt: skip
+        assert code == 0, stderr
+        counts.append(_sessions(out))
+    rhythm, plain = counts
+    assert plain > 300  # ~500 expected: 1000 users, one visit a day, half a day
+    assert 0.8 < rhythm / plain < 1.25, counts
+
+
+def test_a_horizon_before_any_session_of_the_rhythm_is_refused(tmp_path):
+    """Peaks at 20:00, no floor and users who keep their hour exactly: over a 6-hour horizon
+    (midnight to 06:00) no user starts a session, and validate said ok to a run of empty logs."""
+    doc = _rhythm_doc(tmp_path, 0.25, peak_hours=[20.0], spread_hours=0.0, floor=0.0,
+                      width_hours=0.05)  # fmt: skip
+    refused_everywhere(
+        tmp_path,
+        doc,
+        "population.daily_rhythm.peak_hours: horizon.days 0.25 ends at hour 6 of the first "
+        "day, before every peak hour (20), and with floor 0 no user's hours start a session "
+        "before it, so no page would be served; lengthen horizon.days past a peak or give "
+        "daily_rhythm a floor",
+    )
+
+
+def test_a_horizon_before_the_rhythms_peaks_is_one_note_after_the_last_check(tmp_path):
+    """A legitimate setup (a night's browsing, the floor's few sessions), but odd: one note on
+    stderr after validate's last check and after run's results; a refusal stays one line."""
+    doc = _rhythm_doc(tmp_path, 0.25, peak_hours=[20.0])
+    path = write_scenario(tmp_path, doc)
+    code, stdout, stderr = cli_out("validate", str(path))
+    assert code == 0, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith(
+        "note: population.daily_rhythm: horizon.days 0.25 ends at hour 6 of the first day, "
+        "before every peak hour (20), so users start only the sessions their hours put before "
+        "it, about "
+    ), stderr
+    assert lines[0].endswith(
+        "of a day's (25% without a rhythm); lengthen horizon.days past the peaks to simulate them"
+    ), stderr
+    code, stdout, stderr = cli_out("run", str(path), "--executor", "local", "-q", "-o",
+                                   str(tmp_path / "out"))  # fmt: skip
+    assert code == 0 and stderr.strip() == lines[0], stderr
+    assert "run directory:" in stdout
+    doc["surface"] = {"k": 400}  # and a refusal: the refusal alone
+    refused = tmp_path / "refused"
+    refused.mkdir()
+    doc["output"] = {"dir": str(refused / "runs")}
+    refused_everywhere(refused, doc, "surface.k")
+
+
+@pytest.mark.parametrize(
+    ("days", "rhythm"),
+    [
+        (0.5, {"peak_hours": [8.0, 20.0]}),
+        (2, {"peak_hours": [20.0]}),
+        (0.25, {"peak_hours": [3.0]}),
+    ],
+    ids=["a_peak_inside", "whole_days", "early_peak"],
+)
+def test_a_horizon_that_reaches_a_peak_gets_no_note(tmp_path, days, rhythm):
+    path = write_scenario(tmp_path, _rhythm_doc(tmp_path, days, **rhythm))
+    code, stderr = cli("validate", str(path))
+    assert code == 0 and stderr == "", stderr

@@ -157,6 +157,36 @@ def pooled_profile_from_csv(path: str, width_hours: float, utc_offset_hours: flo
     return profiles.pooled
 
 
+def start_profile(hour: np.ndarray, spec: DailyRhythmSpec) -> np.ndarray:
+    """[..., 24] start-hour distributions of users whose preferred hours are ``hour``: a bump of
+    ``width_hours`` around each, with ``floor`` of the sessions spread over the day."""
+    profile = bump(hour, spec.width_hours)
+    profile = profile / profile.sum(axis=-1, keepdims=True)
+    return (1.0 - spec.floor) * profile + spec.floor / HOURS
+
+
+def share_before(spec: DailyRhythmSpec, hours: float) -> float | None:
+    """The expected share of a day's sessions that start before ``hours`` o'clock (0-24), over
+    users whose preferred hours are drawn as :meth:`DailyRhythm.generate` draws them (each
+    peak's share of users, a normal spread around it on a fine grid out to 8 sd) and started
+    as :meth:`DailyRhythm.warp` starts them (hourly bins, uniform within). None when
+    ``start_hours_from`` sets the preferred hours (its file decides)."""
+    if spec.start_hours_from is not None:
+        return None
+    modes = np.asarray(spec.peak_hours, np.float64)
+    weights = np.asarray(spec.peak_weights or [1.0] * len(modes), np.float64)
+    z = np.linspace(-8.0, 8.0, 641) if spec.spread_hours > 0 else np.zeros(1)
+    density = np.exp(-(z**2) / 2.0)
+    hour = (modes[:, None] + z[None, :] * spec.spread_hours) % HOURS  # [modes, grid]
+    weight = (weights / weights.sum())[:, None] * (density / density.sum())[None, :]
+    profile = start_profile(hour, spec)  # [modes, grid, 24]
+    whole = int(min(max(hours, 0.0), HOURS))
+    cdf = profile[..., :whole].sum(axis=-1)
+    if whole < HOURS:
+        cdf = cdf + (hours - whole) * profile[..., whole]
+    return float((weight * cdf).sum())
+
+
 @dataclass(frozen=True)
 class DailyRhythm:
     """Per-user clock profiles of one cell: start-hour CDFs and hourly topic tastes."""
@@ -181,9 +211,7 @@ class DailyRhythm:
             mode = rng.choice(len(modes), size=n_users, p=weights / weights.sum())
             hour = modes[mode] + rng.standard_normal(n_users) * spec.spread_hours
         hour = hour % HOURS
-        profile = bump(hour, spec.width_hours)
-        profile = profile / profile.sum(axis=1, keepdims=True)
-        profile = (1.0 - spec.floor) * profile + spec.floor / HOURS
+        profile = start_profile(hour, spec)
         cdf = np.concatenate([np.zeros((n_users, 1)), np.cumsum(profile, axis=1)], axis=1)
         cdf[:, -1] = 1.0
         topic = None

@@ -131,6 +131,17 @@ def note_unused_llm_section(scenario: Any) -> None:
     )
 
 
+def note_rhythm_before_peaks(scenario: Any) -> None:
+    """A daily rhythm over a horizon that ends before its peaks (a trial of a few hours from
+    midnight, peaks in the evening): the run simulates the sessions users' hours put before
+    the horizon, a small share of a day's; said on stderr, not refused."""
+    from recarena.simulator.runner.scenario_checks import rhythm_note
+
+    line = rhythm_note(scenario)
+    if line is not None:
+        err.print(f"note: {line}", soft_wrap=True, markup=False)
+
+
 def note_untrained_arms(scenario: Any) -> None:
     """Arms whose learner is fitted only at the start (the default daily refit over a horizon
     of a day or less): said on stderr, not refused, since smoke tests run that way."""
@@ -393,6 +404,7 @@ def run(
                 soft_wrap=True,
                 markup=False,
             )
+        note_rhythm_before_peaks(scenario)
         if not scenario.uses_llm:
             out.print("this scenario makes no LLM calls")
             note_unused_llm_section(scenario)
@@ -496,6 +508,7 @@ def run(
     out.print(f"run directory: {run_dir}")
     note_untrained_arms(scenario)  # after the results, which it qualifies
     note_unused_llm_section(scenario)
+    note_rhythm_before_peaks(scenario)
     if result.fallback is not None and result.fallback.exceeded:
         print(f"warning: {result.fallback.warning()}", file=sys.stderr)
         if not allow_fallback:
@@ -564,4 +577,5 @@ def validate(
         raise RecarenaError(f"{scenario_file}: {exc}") from None
     note_untrained_arms(scenario)  # after the last refusal: a refusal stays one line
     note_unused_llm_section(scenario)
+    note_rhythm_before_peaks(scenario)
     print(f"ok: {scenario_file}: {plan_line(scenario, estimate, logs)}")

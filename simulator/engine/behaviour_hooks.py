@@ -44,6 +44,13 @@ def _hour_process(
         yield env.timeout(HOUR)
 
 
+def rhythm_draw_length(world: World, length: float) -> float:
+    """The seconds of a day to draw arrival candidates over: the whole day with a daily rhythm,
+    which moves them to users' hours and then drops those past a partial day's ``length``;
+    else ``length`` itself."""
+    return DAY if world.rhythm is not None else length
+
+
 def arrivals_for_day(world: World, arrivals: Arrivals, day: int, length: float) -> Arrivals:
     """The day's arrivals, moved to users' hours when the scenario has a daily rhythm."""
     if world.rhythm is None:
@@ -54,14 +61,19 @@ def arrivals_for_day(world: World, arrivals: Arrivals, day: int, length: float) 
 def reshape_arrivals(rhythm: DailyRhythm, arrivals: Arrivals, day: int, length: float) -> Arrivals:
     """Move a day's arrivals to the hours each user keeps.
 
-    ``draw_day`` places candidates uniformly over the day; the uniform is recovered from the
-    start time and mapped through the user's start-hour profile (``DailyRhythm.warp``), so the
-    same candidate starts at the same moment under every arm. On a partial last day, sessions
-    the profile moves past the horizon are dropped.
+    ``draw_day`` places candidates uniformly over the whole day, a partial last day included
+    (:func:`rhythm_draw_length`); the uniform is recovered from the start time and mapped
+    through the user's start-hour profile (``DailyRhythm.warp``), so the same candidate starts
+    at the same moment under every arm. On a partial last day of ``length`` seconds, sessions
+    the profile moves past the horizon are dropped, so the day keeps the sessions its users'
+    hours put before the horizon. (Candidates drawn over the partial day alone were spread
+    over the whole clock and then cut again: a horizon ending at noon kept a quarter of a
+    day's sessions where users' hours put half of them, and a 6-hour trial before evening
+    peaks a sixteenth of the night's few.)
     """
     if len(arrivals) == 0:
         return arrivals
-    fraction = (arrivals.start - day * DAY) / length
+    fraction = (arrivals.start - day * DAY) / DAY
     start = day * DAY + rhythm.warp(arrivals.user, fraction) * DAY
     keep = start < day * DAY + length
     order = np.argsort(start[keep], kind="stable")

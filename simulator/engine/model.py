@@ -33,7 +33,11 @@ from recarena.simulator.core.scenario import ConversationSurface, Scenario
 from recarena.simulator.core.types import RequestBatch
 from recarena.simulator.engine import pages
 from recarena.simulator.engine.arrivals import DAY, Arrivals, draw_day
-from recarena.simulator.engine.behaviour_hooks import arrivals_for_day, behaviour_processes
+from recarena.simulator.engine.behaviour_hooks import (
+    arrivals_for_day,
+    behaviour_processes,
+    rhythm_draw_length,
+)
 from recarena.simulator.engine.dialogue_loop import DialogueLoop
 from recarena.simulator.engine.eventlog import EventLog
 from recarena.simulator.engine.outcomes import Outcomes
@@ -152,8 +156,9 @@ class SimulationModel(mesa.Model):
             length = min(DAY, self.horizon_seconds - day * DAY)
             cfg = self.scenario.population
             boost = world.social.visit_boost() if world.social is not None else None
+            drawn = rhythm_draw_length(world, length)  # a rhythm draws the whole day
             arrivals = draw_day(
-                day, world.user_state, cfg, self.scenario.seed, world.replicate, length, boost
+                day, world.user_state, cfg, self.scenario.seed, world.replicate, drawn, boost
             )
             arrivals = arrivals_for_day(world, arrivals, day, length)  # daily rhythm
             if self.user_shard is not None:

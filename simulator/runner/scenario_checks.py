@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from recarena.agents.llm.choices import MAX_OPTIONS
+from recarena.agents.users.daily_rhythm import share_before
 from recarena.recommenders.registry import REGISTRY, recommender_tree
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.scenario import (
@@ -327,6 +328,71 @@ def check_rhythm_is_read(scenario: Scenario) -> None:
                 raise RecarenaError(
                     f"population.daily_rhythm.{name}: read by nothing ({why}); leave it out"
                 )
+
+
+NO_SESSION_SHARE = 1e-9
+"""A share of a day's sessions below which a rhythm's users start none before the horizon (a
+billion users visiting once a day would start one)."""
+
+
+def rhythm_before_peaks(world: Scenario) -> tuple[float, float] | None:
+    """A horizon shorter than a day that ends before every peak of population.daily_rhythm:
+    (the hour it ends at, the expected share of a day's sessions users' hours put before it);
+    None otherwise, or when start_hours_from sets the hours (its file decides the peaks)."""
+    rhythm = world.population.daily_rhythm
+    days = world.horizon.days
+    if rhythm is None or days >= 1:
+        return None
+    end = days * 24.0
+    if any(peak < end for peak in rhythm.peak_hours):
+        return None
+    share = share_before(rhythm, end)
+    return None if share is None else (end, share)
+
+
+def _peaks(world: Scenario) -> str:
+    rhythm = world.population.daily_rhythm
+    assert rhythm is not None
+    return ", ".join(f"{peak:g}" for peak in rhythm.peak_hours)
+
+
+def check_rhythm_starts_sessions(scenario: Scenario) -> None:
+    """A daily rhythm whose users start no session before the horizon: the run served no page
+    and compared arms on empty logs, and validate said ok. With a floor above 0 some sessions
+    always start (a night's browsing is a legitimate, if odd, trial: noted, not refused, by
+    :func:`rhythm_before_peaks`); with floor 0 and hours kept close to peaks after the
+    horizon's end, none does. Refused in the scenario and at each sweep point."""
+    for world in _worlds(scenario):
+        before = rhythm_before_peaks(world)
+        if before is None or before[1] >= NO_SESSION_SHARE:
+            continue
+        rhythm = world.population.daily_rhythm
+        assert rhythm is not None
+        raise RecarenaError(
+            f"population.daily_rhythm.peak_hours: horizon.days {world.horizon.days:g} ends at "
+            f"hour {before[0]:g} of the first day, before every peak hour ({_peaks(world)}), "
+            f"and with floor {rhythm.floor:g} no user's hours start a session before it, so "
+            "no page would be served; lengthen horizon.days past a peak or give daily_rhythm "
+            "a floor"
+        )
+
+
+def rhythm_note(scenario: Scenario) -> str | None:
+    """What :func:`check_rhythm_starts_sessions` lets through: a horizon before every peak with
+    some sessions before it. One line (the first such world of a sweep) for the CLI's note."""
+    for world in _worlds(scenario):
+        before = rhythm_before_peaks(world)
+        if before is None:
+            continue
+        end, share = before
+        days = world.horizon.days
+        return (
+            f"population.daily_rhythm: horizon.days {days:g} ends at hour {end:g} of the first "
+            f"day, before every peak hour ({_peaks(world)}), so users start only the sessions "
+            f"their hours put before it, about {share:.1%} of a day's ({days:.0%} without a "
+            "rhythm); lengthen horizon.days past the peaks to simulate them"
+        )
+    return None
 
 
 def check_leaving_can_happen(scenario: Scenario) -> None:
