@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -38,6 +38,29 @@ MIN_REPLICATES = 5
 """Below this many replicates, per-user metrics are bootstrapped over users instead."""
 CI_OVER = ("auto", "users", "replicates")
 """What ``compare(ci_over=...)`` and ``--ci-over`` accept."""
+
+
+def _keyword(value: str | None = None) -> str:
+    return "ci_over" if value is None else f"ci_over={value!r}"
+
+
+def _flag(value: str | None = None) -> str:
+    return "--ci-over" if value is None else f"--ci-over {value}"
+
+
+class CIOverError(RecarenaError):
+    """A ``ci_over`` compare() cannot honour, worded for its Python caller (``ci_over='users'``,
+    the keyword they wrote); :meth:`for_cli` words it for the command line (``--ci-over
+    users``). Was: a notebook's ``compare(..., ci_over="user")`` named ``--ci-over``."""
+
+    def __init__(self, text: Callable[[Callable[..., str]], str]) -> None:
+        self._text = text
+        super().__init__(text(_keyword))
+
+    def for_cli(self) -> str:
+        return self._text(_flag)
+
+
 MAX_BUCKETS = 2000
 """The user bootstrap resamples at most this many random buckets of users per replicate."""
 _CHUNK_ENTRIES = 4_000_000
@@ -238,7 +261,9 @@ def compare(
     over users are always bootstrapped over replicates.
     """
     if ci_over not in CI_OVER:
-        raise RecarenaError(f"--ci-over: unknown {ci_over!r}; known: {', '.join(CI_OVER)}")
+        raise CIOverError(
+            lambda name: f"{name()}: unknown {ci_over!r}; known: {', '.join(CI_OVER)}"
+        )
     check_bootstrap(n_boot, level, seed)
     metrics = name_list(metrics, "metrics")
     needed: float = {"auto": min_replicates, "users": math.inf, "replicates": 0}[ci_over]
@@ -381,12 +406,17 @@ def compare(
 
 
 def _need_replicates(n_reps: int) -> None:
-    if n_reps < 2:
-        raise RecarenaError(
-            f"--ci-over replicates: the run has {n_reps} replicate{'s' if n_reps != 1 else ''} "
+    if n_reps >= 2:
+        return
+
+    def line(name: Callable[..., str]) -> str:
+        return (
+            f"{name('replicates')}: the run has {n_reps} replicate{'s' if n_reps != 1 else ''} "
             "per arm and a CI over replicates needs at least 2; rerun with --replicates 2 or "
-            "more, or use --ci-over users"
+            f"more, or use {name('users')}"
         )
+
+    raise CIOverError(line)
 
 
 def _boots(

@@ -260,3 +260,61 @@ def test_a_horizon_that_reaches_a_peak_gets_no_note(tmp_path, days, rhythm):
     path = write_scenario(tmp_path, _rhythm_doc(tmp_path, days, **rhythm))
     code, stderr = cli("validate", str(path))
     assert code == 0 and stderr == "", stderr
+
+
+# ------------------------------------------- 4. compare(ci_over=...) names its keyword
+def _one_replicate():
+    import polars as pl
+
+    rows = [
+        {"metric": "ctr", "arm": arm, "rep": 0, "user_id": user, "num": value, "den": 1.0}
+        for arm, value in (("a", 0.1), ("b", 0.2))
+        for user in range(5)
+    ]
+    per_user = pl.DataFrame(rows, schema_overrides={"rep": pl.Int32})
+    cells = per_user.group_by("metric", "arm", "rep", maintain_order=True).agg(
+        (pl.col("num").sum() / pl.col("den").sum()).alias("value")
+    )
+    return cells, per_user
+
+
+def test_the_python_api_names_its_keyword_argument_not_the_cli_flag():
+    """Was: compare(..., ci_over="user") from a notebook said '--ci-over: unknown', an option
+    the caller never wrote."""
+    from recarena.analysis.compare import compare
+    from recarena.simulator.core.errors import RecarenaError
+
+    cells, per_user = _one_replicate()
+    with pytest.raises(RecarenaError) as caught:
+        compare(cells, per_user=per_user, ci_over="user")
+    assert str(caught.value) == "ci_over: unknown 'user'; known: auto, users, replicates"
+    with pytest.raises(RecarenaError) as caught:
+        compare(cells, per_user=per_user, ci_over="replicates")
+    assert str(caught.value) == (
+        "ci_over='replicates': the run has 1 replicate per arm and a CI over replicates needs "
+        "at least 2; rerun with --replicates 2 or more, or use ci_over='users'"
+    )
+    assert "--ci-over" not in str(caught.value)
+
+
+def test_the_cli_names_its_flag(tmp_path):
+    doc = base_doc(tmp_path)
+    doc["horizon"]["days"] = 0.2
+    doc["retrain"] = {"every_days": 0.1}
+    run_dir = tmp_path / "run"
+    code, stderr = cli("run", str(write_scenario(tmp_path, doc)), "--executor", "local", "-q",
+                       "-o", str(run_dir))  # fmt: skip
+    assert code == 0, stderr
+    for command in (("compare", str(run_dir)), ("report", str(run_dir), "-o",
+                                                str(tmp_path / "r.html"))):  # fmt: skip
+        code, stderr = cli(*command, "--ci-over", "user")
+        assert code == 2 and stderr.strip() == (
+            "error: --ci-over: unknown 'user'; known: auto, users, replicates"
+        ), stderr
+        code, stderr = cli(*command, "--ci-over", "replicates")
+        assert code == 2 and stderr.strip() == (
+            "error: --ci-over replicates: the run has 1 replicate per arm and a CI over "
+            "replicates needs at least 2; rerun with --replicates 2 or more, or use "
+            "--ci-over users"
+        ), stderr
+    assert not (tmp_path / "r.html").exists()

@@ -12,6 +12,7 @@ from rich.measure import Measurement
 from recarena.simulator.cli.app import app, new_path, nonempty_path, out
 from recarena.simulator.cli.comparison import print_comparison
 from recarena.simulator.cli.guards import reading, warnings_as_lines
+from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.names import comma_names
 from recarena.simulator.core.scenario import SEED_MAX
 
@@ -92,6 +93,7 @@ def report(
     ci_over: Annotated[str, typer.Option(help=CI_OVER_HELP)] = "auto",
 ) -> None:
     """Write a self-contained HTML report (A/B table, charts; opens offline) and print its path."""
+    from recarena.analysis.compare import CIOverError
     from recarena.analysis.load import load
     from recarena.analysis.report import write_report
 
@@ -100,5 +102,8 @@ def report(
     # a library's warning while drawing (matplotlib's layout, a missing glyph) printed its
     # source line on stderr; it is one line like the others
     with warnings_as_lines(), reading(f"report of {run_dir}", run_dir):
-        path = write_report(run_dir, output, baseline, point, ci_over)
+        try:
+            path = write_report(run_dir, output, baseline, point, ci_over)
+        except CIOverError as exc:  # worded for Python callers: ci_over='users'
+            raise RecarenaError(exc.for_cli()) from None
     print(path)

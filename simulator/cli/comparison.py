@@ -22,7 +22,7 @@ def print_comparison(
     """The A/B table of each point. ``refuse_empty`` (``compare``): when no metric asked for
     has a value in any arm of any point, one error line naming them and why, instead of a
     warning over no table and exit 0 (``run`` keeps the warning: its run is done)."""
-    from recarena.analysis.compare import UndefinedMetricWarning, format_table
+    from recarena.analysis.compare import CIOverError, UndefinedMetricWarning, format_table
     from recarena.analysis.compare import compare as compare_arms
     from recarena.analysis.load import load
     from recarena.analysis.metrics import get_metric, run_metrics
@@ -57,7 +57,12 @@ def print_comparison(
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 for logs in worlds:  # arms compared within a point
-                    frame = compare_arms(logs, baseline=baseline, metrics=chosen, ci_over=ci_over)
+                    try:
+                        frame = compare_arms(
+                            logs, baseline=baseline, metrics=chosen, ci_over=ci_over
+                        )
+                    except CIOverError as exc:  # worded for Python callers: ci_over='users'
+                        raise RecarenaError(exc.for_cli()) from None
                     frames.append(frame)
         finally:  # said as they came, but a refusal below says it instead
             empty = len(frames) == len(worlds) and not any(frame.height for frame in frames)
