@@ -318,3 +318,18 @@ def test_the_cli_names_its_flag(tmp_path):
             "--ci-over users"
         ), stderr
     assert not (tmp_path / "r.html").exists()
+
+
+def test_a_refused_output_dir_beside_unused_llm_options_stays_one_line(tmp_path):
+    """Was: validate printed its notes on --llm-cache and llm.threads before checking
+    output.dir, so that refusal came as a second line after a note."""
+    doc = base_doc(tmp_path)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory\n")
+    doc["output"] = {"dir": str(blocker / "runs")}
+    path = write_scenario(tmp_path, doc)
+    code, stdout, stderr = cli_out("validate", str(path), "--llm-cache", str(tmp_path / "c.db"))
+    assert code == 2 and stdout == ""
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: ") and "output.dir" in lines[0]

@@ -566,15 +566,15 @@ def validate(
     scenario, estimate = load_checked(
         scenario_file, force=force, llm_cache_mode=llm_cache_mode, llm_cache=llm_cache
     )
-    note_unused_llm_options(
-        scenario, {"--llm-cache-mode": llm_cache_mode, "--llm-cache": llm_cache}
-    )
-    note_llm_threads(scenario, llm_cache_mode)
     logs = estimate_logs(scenario)
     try:  # where `run` without -o puts the logs: writable, with room for them
         check_output(Path(scenario.output.dir), logs.bytes, "output.dir", parent=True)
     except RecarenaError as exc:
         raise RecarenaError(f"{scenario_file}: {exc}") from None
+    note_unused_llm_options(
+        scenario, {"--llm-cache-mode": llm_cache_mode, "--llm-cache": llm_cache}
+    )
+    note_llm_threads(scenario, llm_cache_mode)
     note_untrained_arms(scenario)  # after the last refusal: a refusal stays one line
     note_unused_llm_section(scenario)
     note_rhythm_before_peaks(scenario)
