@@ -22,6 +22,7 @@ from recarena.simulator.runner.rundir import (
     RUNNING,
     SCENARIO_FILE,
     check_cells,
+    holder_name,
     lock_holder,
     read_manifest,
     reconcile,
@@ -138,7 +139,7 @@ def load(run_dir: str | Path, point: int | None = None) -> RunLogs:
     holder = lock_holder(run_dir)
     if manifest.get("status") == RUNNING and holder is not None:
         warnings.warn(
-            f"{run_dir}: the run is still going (process {holder}); reading the "
+            f"{run_dir}: the run is still going ({holder_name(holder)}); reading the "
             f"{sum(c.finished for c in checks)} of {len(checks)} cells finished so far",
             stacklevel=2,
         )

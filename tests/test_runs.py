@@ -8,6 +8,7 @@ killed with its group in a ``finally``, so no test can hang or leave a process b
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -25,7 +26,7 @@ from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.runner.experiment import run_experiment
 from recarena.simulator.runner.process_pool import describe_exit
 from recarena.simulator.runner.resolve import parse_scenario
-from recarena.simulator.runner.rundir import LOCK, RunLock, cell_problem, sha256_of
+from recarena.simulator.runner.rundir import LOCK, RunLock, cell_problem, lock_holder, sha256_of
 from tests.fake_openai import FakeOpenAI
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -319,6 +320,25 @@ def test_two_runs_on_one_directory_exactly_one_proceeds(tmp_path, slow_doc, writ
     finally:
         lock.release()
     assert f"in use by process {os.getpid()}" in _one_error_line(refused)
+
+
+def test_a_lock_taken_but_not_yet_written_names_no_pid(tmp_path, tiny_doc, write_scenario):
+    """A run writes its PID just after it takes the lock. Was: a command that looked in
+    between read the empty file as "-1" and refused with "in use by process -1"."""
+    tiny_doc["replicates"] = 1
+    out = tmp_path / "run"
+    scenario = write_scenario(tiny_doc)
+    run_experiment(parse_scenario(tiny_doc), out, executor="local")
+    fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # taken, and (here: for ever) no PID
+        assert lock_holder(out) == -1
+        refused = _cli("run", str(scenario), "--resume", str(out), "-q", timeout=120)
+    finally:
+        os.close(fd)
+        (out / LOCK).unlink()
+    line = _one_error_line(refused)
+    assert "in use by another process" in line and "process -1" not in line
 
 
 def test_a_stale_lock_of_a_dead_process_is_reclaimed(tmp_path):

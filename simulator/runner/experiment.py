@@ -75,6 +75,7 @@ from recarena.simulator.runner.rundir import (
     cell_published,
     cell_summary,
     describe_checks,
+    holder_name,
     lock_holder,
     read_cell_manifest,
     read_manifest,
@@ -553,7 +554,7 @@ def check_run_output(
     holder = lock_holder(run_dir)
     if holder is not None:
         taken = RecarenaError if resume else RunDirTaken
-        raise taken(f"{option} {run_dir}: the run directory is in use by process {holder}")
+        raise taken(f"{option} {run_dir}: the run directory is in use by {holder_name(holder)}")
     waiting = [c for c in cells if not cell_published(run_dir / c.path)] if resume else cells
     estimate = estimate_logs(scenario, len(waiting))
     check_output(run_dir, estimate.bytes, option)

@@ -539,6 +539,11 @@ def _holder_pid(path: Path, patience_s: float = 0.5) -> int | None:
         time.sleep(0.02)
 
 
+def holder_name(pid: int) -> str:
+    """'process <pid>', or 'another process' for :func:`lock_holder`'s -1."""
+    return f"process {pid}" if pid > 0 else "another process"
+
+
 class RunLock:
     """``flock`` on ``RUN_DIR/.lock``, holding this process's PID.
 
@@ -567,8 +572,7 @@ class RunLock:
                 os.close(fd)
                 if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                     raise
-                pid = _holder_pid(self.path)
-                holder = f"process {pid}" if pid else "another process"
+                holder = holder_name(_holder_pid(self.path) or -1)
                 raise RecarenaError(
                     f"{what} {self.run_dir}: the run directory is in use by {holder} "
                     f"(lock {self.path}); wait for it to end or stop it"
@@ -612,7 +616,9 @@ class RunLock:
 
 
 def lock_holder(run_dir: Path) -> int | None:
-    """PID of the live process holding the run, or None (no lock, or its holder is dead)."""
+    """PID of the live process holding the run, -1 when it is held but names no live PID
+    (the holder has not written it yet: see :func:`_holder_pid`), or None (no lock, or its
+    holder is dead)."""
     path = run_dir / LOCK
     if not path.exists() or not _lock_is_file(path):  # a FIFO: opening it waited for a writer
         return None
@@ -623,7 +629,7 @@ def lock_holder(run_dir: Path) -> int | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except OSError:
-        return _read_pid(path) or -1
+        return _holder_pid(path) or -1  # read at once, a run taking the lock said "-1"
     else:
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
