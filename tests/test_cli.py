@@ -258,8 +258,19 @@ def test_ctrl_c_keeps_finished_cells(tmp_path, tiny_doc, write_scenario):
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.time() + 300
-    while time.time() < deadline and not list(out.glob("arm=*/rep=0/manifest.json")):
+
+    def recorded_complete() -> bool:
+        """The run's manifest lists a finished cell. Was: the cell's own manifest.json, which
+        is written just before the run records the cell: a Ctrl-C landing in between left the
+        first cell published but marked incomplete, and no cell complete."""
+        try:
+            cells = json.loads((out / "manifest.json").read_text())["cells"]
+        except (OSError, ValueError, KeyError):
+            return False
+        return any(cell["status"] == "complete" for cell in cells)
+
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None and not recorded_complete():
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=120)
