@@ -86,8 +86,11 @@ def map_in_processes(
     context = multiprocessing.get_context("spawn")
     results: dict[int, R] = {}
     pending = list(range(len(tasks)))[::-1]  # popped from the end: in order
-    pool = [_Worker(context, fn) for _ in range(max(1, min(workers, len(tasks))))]
+    pool: list[_Worker] = []
     try:
+        # started inside the try: a stop while the second one spawned left the first unkilled
+        for _ in range(max(1, min(workers, len(tasks)))):
+            pool.append(_Worker(context, fn))
         for worker in pool:
             worker.task = pending.pop()
             worker.conn.send((worker.task, tasks[worker.task]))
