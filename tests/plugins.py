@@ -69,3 +69,11 @@ class PacedPopularity(PopularityRecommender):
     def recommend(self, requests: RequestBatch) -> SlateBatch:
         time.sleep(self.PACE_SECONDS)
         return super().recommend(requests)
+
+
+class StalledPopularity(PacedPopularity):
+    """``PacedPopularity`` at a crawl: its cell lasts minutes. For a test that kills or stops
+    that very cell: a cell of seconds (a random arm's lasts a fifth of one) could finish
+    between the test seeing it run and its signal landing, and the signal hit nothing."""
+
+    PACE_SECONDS = 0.05
