@@ -181,6 +181,12 @@ UNUSABLE = {
 }
 
 
+HELD_SECONDS = 30.0
+"""How long the fake holds a "timeout" answer: far past timeout_seconds (2 s). Was 2.4 s, so a
+client stalled for 0.4 s on a busy machine read the answer in time, and the exact count of
+fallbacks came out one short."""
+
+
 def _script() -> list[str]:
     """Each fault once between two good answers: 9 faults in 27 requests (a third)."""
     return [step for fault in UNUSABLE for step in (fault, "ok", "ok")]
@@ -188,7 +194,7 @@ def _script() -> list[str]:
 
 @pytest.mark.parametrize("decision", ["score", "generate"])
 def test_every_unusable_response_is_a_counted_fallback_never_a_crash(tmp_path, decision):
-    with FakeOpenAI(_script(), slow_seconds=2.4) as fake:
+    with FakeOpenAI(_script(), slow_seconds=HELD_SECONDS) as fake:
         run_dir, manifest = _run(
             tmp_path, fake.base_url, "off", "run", decision=decision, max_retries=0
         )
@@ -206,7 +212,7 @@ def test_every_unusable_response_is_a_counted_fallback_never_a_crash(tmp_path, d
 
 
 def test_unusable_responses_are_retried_and_every_attempt_counted(tmp_path):
-    with FakeOpenAI(_script(), slow_seconds=2.4) as fake:
+    with FakeOpenAI(_script(), slow_seconds=HELD_SECONDS) as fake:
         run_dir, manifest = _run(tmp_path, fake.base_url, "off", "run")
         calls = pl.concat([cell_table(run_dir, arm, "llm_calls") for arm in ("a", "b")])
         behaviours = fake.seen(calls["attempts"].sum())
