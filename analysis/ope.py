@@ -210,7 +210,21 @@ REGISTRY = Registry(
     must_be_callable("OPE estimator", "a function of the sums", "estimator(sums)", 1),
 )
 """OPE estimators: built-ins, the ``recarena.ope_estimators`` entry points, or
-``package.module:function`` in ``--estimators``."""
+``package.module:function`` in ``estimators`` (``--estimators``)."""
+
+
+class EstimatorsError(RecarenaError):
+    """An ``estimators`` value that cannot be used, worded for its Python caller (``estimators:
+    ...``, the keyword they wrote); :meth:`for_cli` words it for ``recarena ope`` (``--estimators:
+    ...``). Was: a notebook's ``off_policy_evaluation(..., estimators=["magic"])`` named
+    ``--estimators``, an option the caller never wrote."""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(f"estimators: {detail}")
+
+    def for_cli(self) -> str:
+        return f"--estimators: {self.detail}"
 
 
 def _ratios(sums: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
@@ -235,8 +249,8 @@ def _estimate(name: str, columns: dict[str, np.ndarray], shape: tuple[int, ...])
             )
     except (Exception, SystemExit) as exc:
         text = " ".join(str(exc).split())[:200] or type(exc).__name__
-        raise RecarenaError(
-            f"--estimators: {name!r} failed ({type(exc).__name__}: {text}); an estimator maps "
+        raise EstimatorsError(
+            f"{name!r} failed ({type(exc).__name__}: {text}); an estimator maps "
             "the column sums (arrays of one shape) to numbers of that shape"
         ) from None
     return value
@@ -311,17 +325,17 @@ def estimate_policy_value(
 
 
 def check_estimators(estimators: Sequence[str]) -> None:
-    estimators = name_list(estimators, "--estimators") or []
+    estimators = name_list(estimators, "estimators") or []
     if not estimators:
-        raise RecarenaError(f"--estimators: empty list; known: {', '.join(REGISTRY.names())}")
+        raise EstimatorsError(f"empty list; known: {', '.join(REGISTRY.names())}")
     twice = [name for i, name in enumerate(estimators) if name in estimators[:i]]
     if twice:  # was: the estimator's rows printed twice, as if two estimates agreed
-        raise RecarenaError(f"--estimators: {twice[0]!r} is named twice; name each one once")
+        raise EstimatorsError(f"{twice[0]!r} is named twice; name each one once")
     for name in estimators:
         try:
             REGISTRY.load(name)
         except LookupError as exc:
-            raise RecarenaError(f"--estimators: {exc}") from None
+            raise EstimatorsError(str(exc)) from None
 
 
 def _slice(logs: RunLogs, arm: str, page: int | None) -> pl.DataFrame:

@@ -232,9 +232,25 @@ def test_a_name_list_given_as_one_string(finished_run):
         compare(logs, metrics="ctr")
     with pytest.raises(RecarenaError, match=re.escape(f"names: {line}")):
         compute_metrics(logs, "ctr")
-    with pytest.raises(RecarenaError, match=re.escape("--estimators: a list of names, got the")):
+    with pytest.raises(RecarenaError, match=r"^estimators: a list of names, got the string 'ips'"):
         off_policy_evaluation(logs, "popularity", estimators="ips")
     assert compare(logs, metrics=("ctr",))["metric"].unique().to_list() == ["ctr"]
+
+
+@pytest.mark.parametrize(
+    ("estimators", "detail"),
+    [
+        (["ips", "magic"], "unknown ope estimator 'magic'"),
+        (["ips", "ips"], "'ips' is named twice; name each one once"),
+        ([], "empty list; known: "),
+    ],
+)
+def test_ope_from_python_names_its_keyword_not_the_cli_flag(finished_run, estimators, detail):
+    """Was: off_policy_evaluation(..., estimators=[...]) in a notebook named --estimators, an
+    option its caller never wrote; recarena ope still names --estimators (tests/test_ope.py)."""
+    with pytest.raises(RecarenaError, match=re.escape(f"estimators: {detail}")) as raised:
+        off_policy_evaluation(load(finished_run), "popularity", estimators=estimators)
+    assert not str(raised.value).startswith("--")
 
 
 # ------------------------------------------------------- many arms with long legal names

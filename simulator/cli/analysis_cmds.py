@@ -54,18 +54,21 @@ def ope(
 ) -> None:
     """Off-policy estimates of a target arm's CTR from another arm's log, vs its true CTR."""
     from recarena.analysis.load import load_one_world
-    from recarena.analysis.ope import format_ope_table, off_policy_evaluation
+    from recarena.analysis.ope import EstimatorsError, format_ope_table, off_policy_evaluation
 
     names = comma_names(estimators, "--estimators")  # 'ips,,dr' was read as 'ips,dr'
     with warnings_as_lines(), reading(str(run_dir), run_dir):  # unfinished cells: one line each
-        frame = off_policy_evaluation(
-            load_one_world(run_dir, point),
-            target,
-            logging,
-            names,
-            page=None if all_pages else 0,
-            seed=seed,
-        )
+        try:
+            frame = off_policy_evaluation(
+                load_one_world(run_dir, point),
+                target,
+                logging,
+                names,
+                page=None if all_pages else 0,
+                seed=seed,
+            )
+        except EstimatorsError as exc:  # worded for Python callers: estimators
+            raise RecarenaError(exc.for_cli()) from None
     table = format_ope_table(frame)
     # ten columns need ~110 characters: at a pipe's 80 (or a narrow terminal) every number was
     # cut to "0.09…"; print the table whole and let a terminal wrap its lines
