@@ -142,6 +142,15 @@ def pooled_profile_from_csv(path: str, width_hours: float, utc_offset_hours: flo
         raise RecarenaError(f"{what}: {path} has no timestamps")
     if not np.isfinite(seconds).all():
         raise RecarenaError(f"{what}: {path}: every timestamp must be a finite number")
+    from recarena.simulator.data.parsing import LATEST_SECONDS, PAST_YEAR_5000, number
+
+    late = np.flatnonzero(seconds > LATEST_SECONDS)
+    if late.size:  # was: milliseconds read as seconds, a profile of noise without a word
+        row = int(late[0])
+        raise RecarenaError(
+            f"{what}: {path}: timestamp {number(seconds[row])} (data row {row + 1}) "
+            f"{PAST_YEAR_5000}"
+        )
     with np.errstate(all="ignore"):
         profiles = fit_clock_profiles(
             np.zeros(seconds.shape[0], np.int64),

@@ -58,6 +58,14 @@ def row_lines(frame: pl.DataFrame, first_line: int = 2) -> Lines:
 _MILLISECONDS = 1e11
 """Unix seconds above this are past the year 5000: a timestamp in milliseconds (1e12 is 2001)."""
 
+LATEST_SECONDS = _MILLISECONDS
+"""The latest Unix time in seconds any reader takes (readers outside this module)."""
+
+PAST_YEAR_5000 = (
+    "is after the year 5000 read as seconds: milliseconds? (timestamps are seconds since 1970; "
+    "divide by 1000)"
+)
+
 
 def check_seconds(frame: pl.DataFrame, column: str, path: Path, lines: Lines = 2) -> None:
     """A generic or RecBole file's timestamps are seconds since 1970 as a MovieLens release's

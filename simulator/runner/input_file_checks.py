@@ -33,6 +33,7 @@ from recarena.simulator.data.datasets import (
     recbole_ml100k_dir,
     release_folder,
 )
+from recarena.simulator.data.parsing import LATEST_SECONDS, PAST_YEAR_5000, number
 from recarena.simulator.data.sampling import DEFAULT_MAX_RATINGS, subsample_users
 from recarena.simulator.runner.build_check import cell_topics
 from recarena.simulator.runner.calibrated_check import (
@@ -376,16 +377,18 @@ def _check_start_hours(scenario: Scenario) -> None:
 
     stamps = pl.col("timestamp").str.strip_chars().cast(pl.Float64, strict=True)
     try:
-        finite = (
+        finite, latest = (
             pl.scan_csv(path, infer_schema=False, glob=False)
-            .select(stamps.is_finite().fill_null(False).all())
+            .select(stamps.is_finite().fill_null(False).all().alias("finite"), stamps.max())
             .collect(engine="streaming")
-            .item()
+            .row(0)
         )
     except (pl.exceptions.PolarsError, OSError) as exc:
         raise RecarenaError(f"{what}: {path}: {first_line(exc)[:200]}") from None
     if not finite:
         raise RecarenaError(f"{what}: {path}: every timestamp must be a finite number")
+    if latest is not None and latest > LATEST_SECONDS:  # as the cell's reader refuses it
+        raise RecarenaError(f"{what}: {path}: timestamp {number(latest)} {PAST_YEAR_5000}")
 
 
 def file_inputs(scenario: Scenario) -> tuple[Any, ...]:
