@@ -65,3 +65,28 @@ def test_start_hours_in_milliseconds_deep_in_a_large_file_are_refused(tmp_path, 
 
 def test_start_hours_in_seconds_still_pass(tmp_path):
     _passes(tmp_path, _rhythm(tmp_path, "userId,timestamp\n1,1700000000\n2,-86400\n"))
+
+
+# ----------------------------------------------------- 2. a panel size every user overrides
+def test_an_llm_population_with_a_smaller_panel_is_refused(tmp_path):
+    """Was: model llm with llm_panel {users: 5} over 20 users ran 20 LLM users (four times the
+    calls) without a word."""
+    doc = base_doc(tmp_path)
+    doc["population"] = {"users": 20, "model": "llm", "llm_panel": {"users": 5}}
+    refused_everywhere(
+        tmp_path,
+        doc,
+        "population.llm_panel.users: 5, but model 'llm' makes every one of the 20 users an "
+        "LLM user; write model: mixed for a panel of 5, or leave llm_panel.users out",
+    )
+
+
+def test_an_llm_population_with_its_own_size_as_panel_still_validates_the_schema(tmp_path):
+    """The resolved scenario writes the panel as large as the population: still taken."""
+    from recarena.simulator.core.scenario import validate_document
+
+    doc = base_doc(tmp_path)
+    doc["population"] = {"users": 20, "model": "llm", "llm_panel": {"users": 20, "retrieve": 2}}
+    assert validate_document(doc).population.llm_panel.users == 20
+    doc["population"]["llm_panel"] = {"retrieve": 2}
+    assert validate_document(doc).population.llm_panel.users == 20

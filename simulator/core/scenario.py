@@ -1073,7 +1073,27 @@ def validate_document(raw: Any, source: str = "<scenario>", *, scanned: bool = F
         raise RecarenaError(f"{source}: {_first_error(exc, raw=raw)}") from None
     if not scanned:
         check_no_bool_numbers(raw, scenario.model_dump(mode="python"), source)
+        _check_panel_of_everyone(raw, scenario, source)
     return scenario
+
+
+def _check_panel_of_everyone(raw: dict[str, Any], scenario: Scenario, source: str) -> None:
+    """Under ``model: llm`` every user asks the LLM, so the panel is the whole population: an
+    ``llm_panel.users`` written smaller was replaced by population.users without a word (five
+    panel users asked for, every user's calls made and billed). Read from the file as written:
+    a resolved scenario (and each sweep point) writes the panel as large as its population."""
+    population = raw.get("population")
+    panel = population.get("llm_panel") if isinstance(population, dict) else None
+    if scenario.population.model != "llm" or not isinstance(panel, dict) or "users" not in panel:
+        return
+    written = LLMPanel.model_validate(panel).users
+    everyone = scenario.population.users
+    if written != everyone:
+        raise RecarenaError(
+            f"{source}: population.llm_panel.users: {written}, but model 'llm' makes every one "
+            f"of the {everyone} users an LLM user; write model: mixed for a panel of {written}, "
+            "or leave llm_panel.users out"
+        )
 
 
 def read_document(path: str | Path) -> Scenario:
