@@ -358,6 +358,22 @@ def _one_row_per_cell(frame: pl.DataFrame) -> None:
         )
 
 
+def _only_finished_cells(frame: pl.DataFrame, logs: RunLogs) -> None:
+    """A metric's rows are values of the run's finished cells. A plug-in that named another
+    arm (or a replicate past the run's) matched no cell: its metric was left out of the A/B
+    table with no word, or its values were joined to nothing."""
+    finished = pl.DataFrame(
+        {"arm": [c.arm for c in logs.cells], "rep": [c.rep for c in logs.cells]},
+        schema={"arm": pl.Utf8, "rep": pl.Int32},
+    )
+    stray = frame.select(CELL).unique().join(finished, on=CELL, how="anti").sort(CELL)
+    if stray.height:
+        arm, rep = stray.row(0)
+        raise ValueError(
+            f"returned a value for arm {arm!r} rep {rep}, which is not a finished cell of the run"
+        )
+
+
 def _plugin_safe(
     name: str, compute: Callable[[RunLogs], Any], logs: RunLogs, columns: dict[str, Any]
 ) -> pl.DataFrame:
@@ -370,8 +386,10 @@ def _plugin_safe(
         if not isinstance(frame, pl.DataFrame):
             raise TypeError(f"returned {type(frame).__name__}")
         frame = frame.with_columns(pl.col(c).cast(kind) for c, kind in columns.items())
-        if columns is _CELL_VALUES and REGISTRY.get(name).source != "built-in":
-            _one_row_per_cell(frame)
+        if REGISTRY.get(name).source != "built-in":
+            if columns is _CELL_VALUES:
+                _one_row_per_cell(frame)
+            _only_finished_cells(frame, logs)
         return frame
     except (Exception, SystemExit) as exc:
         if REGISTRY.get(name).source == "built-in":
