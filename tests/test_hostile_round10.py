@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests.cli_in_process import cli
+import pytest
+
+from tests.cli_in_process import cli, cli_out
 from tests.test_validate_gate import base_doc as gate_doc
 from tests.test_validate_gate import refused_everywhere, write_scenario
 
@@ -90,3 +92,106 @@ def test_an_llm_population_with_its_own_size_as_panel_still_validates_the_schema
     assert validate_document(doc).population.llm_panel.users == 20
     doc["population"]["llm_panel"] = {"retrieve": 2}
     assert validate_document(doc).population.llm_panel.users == 20
+
+
+# --------------------------------------------------- 3. a plug-in metric of cells not in the run
+GHOST_METRICS = """
+import polars as pl
+from recarena.analysis.metrics_base import Metric
+
+def _cells(logs):
+    return logs.sessions.select("arm", "rep").unique().collect()
+
+def _ghost(logs):
+    return pl.DataFrame({"arm": ["ghost"], "rep": [0], "value": [1.0]})
+
+def _late(logs):
+    return _cells(logs).with_columns(rep=pl.lit(7), value=pl.lit(1.0))
+
+def _fine(logs):
+    return _cells(logs).with_columns(value=pl.lit(1.0))
+
+GHOST = Metric("ghost", "d", "f", True, _ghost)
+LATE = Metric("late", "d", "f", True, _late)
+FINE = Metric("fine", "d", "f", True, _fine)
+"""
+
+
+@pytest.mark.parametrize(
+    ("metric", "named"),
+    [
+        ("GHOST", "returned a value for arm 'ghost' rep 0, which is not a finished cell"),
+        ("LATE", "returned a value for arm 'popularity' rep 7, which is not a finished cell"),
+    ],
+)
+def test_a_plugin_metric_of_cells_the_run_does_not_have_is_named(
+    tmp_path, monkeypatch, metric, named
+):
+    """Was: the metric's rows matched no cell, so it was left out of the A/B table with no
+    word and exit 0."""
+    module = f"ghost_metrics_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{module}.py").write_text(GHOST_METRICS, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    doc = base_doc(tmp_path)
+    doc["arms"] = doc["arms"][1:]
+    doc["metrics"] = ["ctr", f"{module}:{metric}", f"{module}:FINE"]
+    path = write_scenario(tmp_path, doc)
+    out = tmp_path / "out"
+    code, stderr = cli("run", str(path), "--executor", "local", "-q", "-o", str(out))
+    assert code == 2, stderr
+    assert len(stderr.strip().splitlines()) == 1, stderr
+    assert f"metric '{module}:{metric}' failed (ValueError: {named}" in stderr
+    code, stdout, stderr = cli_out("compare", str(out), "-m", f"{module}:FINE")
+    assert code == 0, stderr  # the run's logs are complete: other metrics still compare
+    assert "A/B vs baseline 'popularity'" in stdout
+
+
+# ------------------------------------------------------------ 4. an sbm graph not drawn as asked
+@pytest.mark.parametrize(
+    ("graph", "named"),
+    [
+        (
+            {"type": "sbm", "mean_degree": 30},
+            "population.social.graph.mean_degree: a mean degree of 30 (sbm) needs more than "
+            "30 users (a user has at most users - 1 friends); population.users is 20",
+        ),
+        (
+            {"type": "sbm", "blocks": 1, "homophily": 0.5},
+            "population.social.graph.homophily: 0.5 asks for 50% of edges between blocks, "
+            "and the sbm graph has a single block",
+        ),
+    ],
+)
+def test_an_sbm_graph_that_cannot_be_drawn_as_written_is_refused(tmp_path, graph, named):
+    """Was: edge probabilities were capped at 1 (a mean degree of 30 over 20 users drew 19)
+    and a single block has no pair between blocks (homophily 0 drew no edge at all)."""
+    doc = base_doc(tmp_path)
+    doc["population"]["social"] = {"graph": graph}
+    refused_everywhere(tmp_path, doc, named)
+
+
+def test_an_sbm_graph_of_one_topic_with_blocks_by_taste_is_refused(tmp_path):
+    doc = base_doc(tmp_path)
+    doc["catalog"]["topics"] = 1
+    doc["population"]["social"] = {"graph": {"type": "sbm"}}
+    refused_everywhere(
+        tmp_path,
+        doc,
+        "population.social.graph.homophily: 0.8 asks for 20% of edges between blocks, and the "
+        "sbm graph has a single block",
+    )
+
+
+@pytest.mark.parametrize(
+    "graph",
+    [
+        {"type": "sbm", "mean_degree": 19},
+        {"type": "sbm", "blocks": 1, "homophily": 1.0},
+        {"type": "sbm", "blocks": 2, "homophily": 0.0},
+        {"type": "sbm"},
+    ],
+)
+def test_an_sbm_graph_that_can_be_drawn_still_passes(tmp_path, graph):
+    doc = base_doc(tmp_path)
+    doc["population"]["social"] = {"graph": graph}
+    _passes(tmp_path, doc)

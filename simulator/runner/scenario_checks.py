@@ -193,6 +193,7 @@ def check_graph(scenario: Scenario, sizes: Sizes | None) -> None:
                 f"population.social.graph.blocks: {graph.blocks} blocks (sbm) need at least "
                 f"{graph.blocks} users; {whose.format(users)}"
             )
+        _check_sbm_reachable(scenario, sizes, users, whose)
         return
     name, value, what = (
         ("k", graph.k, "neighbours per user")
@@ -203,6 +204,32 @@ def check_graph(scenario: Scenario, sizes: Sizes | None) -> None:
         raise RecarenaError(
             f"population.social.graph.{name}: {value} {what} ({graph.type}) need more than "
             f"{value} users; {whose.format(users)}"
+        )
+
+
+def _check_sbm_reachable(scenario: Scenario, sizes: Sizes | None, users: int, whose: str) -> None:
+    """An sbm graph's edge probabilities were capped at 1 without a word: a mean degree past
+    users - 1 (the most friends a user can have) drew a complete graph of a smaller degree, and
+    with a single block (``blocks: 1``, or blocks by taste over one topic) there is no pair
+    between blocks, so the share 1 - homophily of the edges was never drawn (homophily 0: no
+    edge at all)."""
+    social = scenario.population.social
+    assert social is not None
+    graph = social.graph
+    if graph.mean_degree > users - 1:
+        raise RecarenaError(
+            f"population.social.graph.mean_degree: a mean degree of {graph.mean_degree:g} (sbm) "
+            f"needs more than {graph.mean_degree:g} users (a user has at most users - 1 "
+            f"friends); {whose.format(users)}"
+        )
+    topics = sizes.topics if sizes is not None and sizes.topics is not None else None
+    topics = scenario.catalog.topics if topics is None else topics
+    if graph.homophily < 1 and (graph.blocks == 1 or (graph.blocks is None and topics == 1)):
+        why = "blocks: 1" if graph.blocks == 1 else "its blocks are dominant topics, of 1 topic"
+        raise RecarenaError(
+            f"population.social.graph.homophily: {graph.homophily:g} asks for "
+            f"{(1 - graph.homophily) * 100:g}% of edges between blocks, and the sbm graph has a "
+            f"single block ({why}), so they would not be drawn; set homophily: 1, or more blocks"
         )
 
 
