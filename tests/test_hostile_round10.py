@@ -195,3 +195,40 @@ def test_an_sbm_graph_that_can_be_drawn_still_passes(tmp_path, graph):
     doc = base_doc(tmp_path)
     doc["population"]["social"] = {"graph": graph}
     _passes(tmp_path, doc)
+
+
+# ------------------------------------------------- 5. page settings under conversations alone
+def _conversations(tmp_path: Path, **population) -> dict:
+    doc = base_doc(tmp_path)
+    doc["population"].update(population)
+    doc["surface"] = {"type": "conversation", "k": 3}
+    doc["arms"] = [{"name": "ask", "recommender": {"type": "info_gain"}}]
+    return doc
+
+
+@pytest.mark.parametrize(
+    "setting", [{"max_pages": 1}, {"fatigue_per_page": 5.0}, {"fatigue_no_click": 0.0}]
+)
+def test_a_page_setting_with_every_arm_in_conversation_is_refused(tmp_path, setting):
+    """Was: max_pages 1 (or any fatigue) with every arm on a conversation surface ran
+    conversations of max_turns turns, logs identical to a run without it."""
+    (name,) = setting
+    refused_everywhere(
+        tmp_path,
+        _conversations(tmp_path, **setting),
+        f"population.{name}: every arm is on a conversation surface, whose length is "
+        "surface.max_turns and population.conversation's patience, so this page setting would "
+        "be read by nothing",
+    )
+
+
+def test_a_page_setting_some_arm_or_sweep_point_reads_still_passes(tmp_path):
+    doc = _conversations(tmp_path, max_pages=5)
+    doc["arms"].append(
+        {"name": "pop", "recommender": {"type": "popularity"}, "surface": {"type": "list"}}
+    )
+    _passes(tmp_path, doc)
+    doc = _conversations(tmp_path, max_pages=5, fatigue_per_page=0.12)
+    doc["arms"][0]["recommender"] = {"type": "popularity"}
+    doc["sweep"] = {"surface": [{"type": "conversation", "k": 3}, {"type": "list", "k": 3}]}
+    _passes(tmp_path, doc)

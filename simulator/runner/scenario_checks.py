@@ -325,6 +325,34 @@ def check_instructions_are_read(scenario: Scenario) -> None:
         )
 
 
+_PAGE_ONLY = ("max_pages", "fatigue_per_page", "fatigue_no_click")
+"""Population fields read by a user on pages alone (the page step and the user policies'
+``respond``); a conversation's length is surface.max_turns and population.conversation's
+patience and costs."""
+
+
+def check_pages_are_read(scenario: Scenario) -> None:
+    """With every arm on a conversation surface, population.max_pages, fatigue_per_page and
+    fatigue_no_click were read by nothing: ``max_pages: 1`` written for short sessions ran
+    conversations of max_turns turns, with the same logs as without it. A value other than the
+    default (which a resolved scenario writes) is refused unless some sweep point that sets it
+    has an arm on pages (a list, a carousel or a plug-in surface)."""
+    defaults = type(scenario.population).model_fields
+    for name in _PAGE_ONLY:
+        default = defaults[name].default
+        settings = [w for w in _worlds(scenario) if getattr(w.population, name) != default]
+        if settings and all(
+            isinstance(world.surface_for(arm), ConversationSurface)
+            for world in settings
+            for arm in world.arms
+        ):
+            raise RecarenaError(
+                f"population.{name}: every arm is on a conversation surface, whose length is "
+                "surface.max_turns and population.conversation's patience, so this page setting "
+                "would be read by nothing; remove it or give an arm a page surface"
+            )
+
+
 _RHYTHM_READERS: tuple[tuple[tuple[str, ...], Callable[[Any], bool], str], ...] = (
     (("utc_offset_hours",), lambda r: r.start_hours_from is not None,
      "it shifts start_hours_from's timestamps, and none is given"),
