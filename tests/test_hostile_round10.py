@@ -232,3 +232,46 @@ def test_a_page_setting_some_arm_or_sweep_point_reads_still_passes(tmp_path):
     doc["arms"][0]["recommender"] = {"type": "popularity"}
     doc["sweep"] = {"surface": [{"type": "conversation", "k": 3}, {"type": "list", "k": 3}]}
     _passes(tmp_path, doc)
+
+
+# ------------------------------------------ 6. a population decay every surface replaces
+@pytest.mark.parametrize(
+    "surfaces",
+    [
+        [{"type": "carousel", "rows": [{"theme": "personalized"}], "cols": 4, "candidates": 8}],
+        [{"type": "list", "k": 4, "position_decay": 0.5}],
+        [
+            {"type": "list", "k": 4, "position_decay": 0.5},
+            {"type": "carousel", "rows": [{"theme": "new"}], "cols": 4, "candidates": 8},
+        ],
+    ],
+    ids=["carousel", "list_with_its_own", "both"],
+)
+def test_a_population_position_decay_no_surface_reads_is_refused(tmp_path, surfaces):
+    """Was: population.position_decay 2 over carousels (row_decay and col_decay) or lists
+    with a position_decay of their own ran with the surfaces' decays, logs identical to a run
+    without it."""
+    doc = base_doc(tmp_path)
+    doc["population"]["position_decay"] = 2.0
+    doc["arms"] = [
+        {"name": f"a{i}", "recommender": {"type": "popularity"}, "surface": surface}
+        for i, surface in enumerate(surfaces)
+    ]
+    refused_everywhere(
+        tmp_path,
+        doc,
+        "population.position_decay: every arm's surface examines its slots by a decay of its "
+        "own (a carousel's row_decay and col_decay, a surface's position_decay), so it would "
+        "be read by nothing",
+    )
+
+
+def test_a_population_position_decay_some_surface_reads_still_passes(tmp_path):
+    doc = base_doc(tmp_path)
+    doc["population"]["position_decay"] = 2.0
+    doc["arms"][0]["surface"] = {"type": "carousel", "rows": [{"theme": "new"}], "cols": 4}
+    doc["arms"][0]["surface"]["candidates"] = 8
+    _passes(tmp_path, doc)  # the popularity arm's list reads it
+    doc["surface"] = {"type": "list", "k": 4, "position_decay": 0.5}
+    doc["sweep"] = {"surface.position_decay": [0.5, None]}
+    _passes(tmp_path, doc)  # the second point's list reads it

@@ -55,7 +55,7 @@ from recarena.simulator.runner.scenario_checks import (
     check_instructions_are_read,
     check_leaving_can_happen,
     check_pages,
-    check_pages_are_read,
+    check_population_fields_are_read,
     check_refits_happen,
     check_retrain,
     check_review_period,
@@ -152,7 +152,7 @@ def preflight(
         check_grid_size(scenario)
         check_conversation_is_read(scenario)
         check_instructions_are_read(scenario)
-        check_pages_are_read(scenario)
+        check_population_fields_are_read(scenario)
         check_rhythm_is_read(scenario)
         check_rhythm_starts_sessions(scenario)
         check_leaving_can_happen(scenario)

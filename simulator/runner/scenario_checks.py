@@ -19,6 +19,7 @@ from recarena.agents.users.daily_rhythm import share_before
 from recarena.recommenders.registry import REGISTRY, recommender_tree
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.scenario import (
+    Arm,
     CarouselSurface,
     ConversationSurface,
     PluginSurface,
@@ -325,32 +326,55 @@ def check_instructions_are_read(scenario: Scenario) -> None:
         )
 
 
-_PAGE_ONLY = ("max_pages", "fatigue_per_page", "fatigue_no_click")
-"""Population fields read by a user on pages alone (the page step and the user policies'
-``respond``); a conversation's length is surface.max_turns and population.conversation's
-patience and costs."""
+def _on_pages(world: Scenario, arm: Arm) -> bool:
+    """Whether an arm's users see pages (a list, a carousel or a plug-in surface), where the
+    page step and the user policies' ``respond`` read max_pages and the fatigue settings; a
+    conversation's length is surface.max_turns and population.conversation's patience."""
+    return not isinstance(world.surface_for(arm), ConversationSurface)
 
 
-def check_pages_are_read(scenario: Scenario) -> None:
-    """With every arm on a conversation surface, population.max_pages, fatigue_per_page and
-    fatigue_no_click were read by nothing: ``max_pages: 1`` written for short sessions ran
-    conversations of max_turns turns, with the same logs as without it. A value other than the
-    default (which a resolved scenario writes) is refused unless some sweep point that sets it
-    has an arm on pages (a list, a carousel or a plug-in surface)."""
+def _reads_population_decay(world: Scenario, arm: Arm) -> bool:
+    """Whether an arm's surface examines slots by population.position_decay: a list or a
+    conversation without a position_decay of its own, or a plug-in factory (it is given it); a
+    carousel has its row_decay and col_decay."""
+    surface = world.surface_for(arm)
+    if isinstance(surface, CarouselSurface):
+        return False
+    return isinstance(surface, PluginSurface) or surface.position_decay is None
+
+
+_PAGES_UNREAD = (
+    "every arm is on a conversation surface, whose length is surface.max_turns and "
+    "population.conversation's patience, so this page setting would be read by nothing; "
+    "remove it or give an arm a page surface"
+)
+
+_POPULATION_READERS: tuple[tuple[str, Callable[[Scenario, Arm], bool], str], ...] = (
+    ("max_pages", _on_pages, _PAGES_UNREAD),
+    ("fatigue_per_page", _on_pages, _PAGES_UNREAD),
+    ("fatigue_no_click", _on_pages, _PAGES_UNREAD),
+    ("position_decay", _reads_population_decay, (
+        "every arm's surface examines its slots by a decay of its own (a carousel's row_decay "
+        "and col_decay, a surface's position_decay), so it would be read by nothing; remove it "
+        "or leave some list's position_decay out"
+    )),
+)  # fmt: skip
+"""Population fields that only some surfaces read, each with whether an arm reads it."""
+
+
+def check_population_fields_are_read(scenario: Scenario) -> None:
+    """A population field no arm's surface reads was ignored without a word: ``max_pages: 1``
+    written for short sessions ran conversations of max_turns turns, ``position_decay: 2``
+    over carousels examined by row_decay and col_decay, with the same logs as without it. A
+    value other than the default (which a resolved scenario writes) is refused unless some
+    sweep point that sets it has an arm that reads it."""
     defaults = type(scenario.population).model_fields
-    for name in _PAGE_ONLY:
+    worlds = _worlds(scenario)
+    for name, reads, why in _POPULATION_READERS:
         default = defaults[name].default
-        settings = [w for w in _worlds(scenario) if getattr(w.population, name) != default]
-        if settings and all(
-            isinstance(world.surface_for(arm), ConversationSurface)
-            for world in settings
-            for arm in world.arms
-        ):
-            raise RecarenaError(
-                f"population.{name}: every arm is on a conversation surface, whose length is "
-                "surface.max_turns and population.conversation's patience, so this page setting "
-                "would be read by nothing; remove it or give an arm a page surface"
-            )
+        settings = [world for world in worlds if getattr(world.population, name) != default]
+        if settings and not any(reads(world, arm) for world in settings for arm in world.arms):
+            raise RecarenaError(f"population.{name}: {why}")
 
 
 _RHYTHM_READERS: tuple[tuple[tuple[str, ...], Callable[[Any], bool], str], ...] = (
