@@ -275,3 +275,37 @@ def test_a_population_position_decay_some_surface_reads_still_passes(tmp_path):
     doc["surface"] = {"type": "list", "k": 4, "position_decay": 0.5}
     doc["sweep"] = {"surface.position_decay": [0.5, None]}
     _passes(tmp_path, doc)  # the second point's list reads it
+
+
+# ------------------------------------------------- 7. a population knob another one switches off
+@pytest.mark.parametrize(
+    ("population", "named"),
+    [
+        (
+            {"explore_prob": 0.0, "novelty_weight": 5.0},
+            "population.novelty_weight: explore_prob is 0, so no session is novelty-seeking and "
+            "the novelty bonus would be read by nothing",
+        ),
+        (
+            {"satiation_gain": 0.0, "satiation_decay_per_day": 5.0},
+            "population.satiation_decay_per_day: satiation_gain is 0, so there is no satiation "
+            "to wear off and this would be read by nothing",
+        ),
+    ],
+)
+def test_a_knob_its_switch_turns_off_is_refused(tmp_path, population, named):
+    """Was: novelty_weight 5 with explore_prob 0 (or a satiation decay with no satiation) ran
+    with logs identical to a run without it."""
+    doc = base_doc(tmp_path)
+    doc["population"].update(population)
+    refused_everywhere(tmp_path, doc, named)
+
+
+def test_a_knob_its_switch_turns_on_at_some_point_still_passes(tmp_path):
+    doc = base_doc(tmp_path)
+    doc["population"].update(explore_prob=0.0, novelty_weight=5.0)
+    doc["sweep"] = {"population.explore_prob": [0.0, 0.3]}
+    _passes(tmp_path, doc)
+    doc = base_doc(tmp_path)
+    doc["population"].update(explore_prob=0.0, satiation_gain=0.0)  # the knobs left at defaults
+    _passes(tmp_path, doc)

@@ -358,14 +358,27 @@ _POPULATION_READERS: tuple[tuple[str, Callable[[Scenario, Arm], bool], str], ...
         "and col_decay, a surface's position_decay), so it would be read by nothing; remove it "
         "or leave some list's position_decay out"
     )),
+    # the rule policy's novelty bonus is novelty_weight x the session's explore draw, and a
+    # plug-in policy is handed the population's settings (it may read the weight itself)
+    ("novelty_weight",
+     lambda world, arm: world.population.explore_prob > 0 or world.population.policy != "rule", (
+        "explore_prob is 0, so no session is novelty-seeking and the novelty bonus would be "
+        "read by nothing; remove it or set explore_prob above 0"
+    )),
+    ("satiation_decay_per_day", lambda world, arm: world.population.satiation_gain > 0, (
+        "satiation_gain is 0, so there is no satiation to wear off and this would be read by "
+        "nothing; remove it or set satiation_gain above 0"
+    )),
 )  # fmt: skip
-"""Population fields that only some surfaces read, each with whether an arm reads it."""
+"""Population fields that only some arms, or only some settings of another field, read: each
+with whether an arm of a scenario reads it."""
 
 
 def check_population_fields_are_read(scenario: Scenario) -> None:
-    """A population field no arm's surface reads was ignored without a word: ``max_pages: 1``
-    written for short sessions ran conversations of max_turns turns, ``position_decay: 2``
-    over carousels examined by row_decay and col_decay, with the same logs as without it. A
+    """A population field nothing reads was ignored without a word: ``max_pages: 1`` written
+    for short sessions ran conversations of max_turns turns, ``position_decay: 2`` over
+    carousels examined by row_decay and col_decay, ``novelty_weight: 5`` with explore_prob 0
+    sessions of which none seeks novelty, with the same logs as without it. A
     value other than the default (which a resolved scenario writes) is refused unless some
     sweep point that sets it has an arm that reads it."""
     defaults = type(scenario.population).model_fields
