@@ -309,3 +309,11 @@ def test_a_knob_its_switch_turns_on_at_some_point_still_passes(tmp_path):
     doc = base_doc(tmp_path)
     doc["population"].update(explore_prob=0.0, satiation_gain=0.0)  # the knobs left at defaults
     _passes(tmp_path, doc)
+
+
+def test_a_swept_page_setting_with_every_arm_in_conversation_names_the_sweep(tmp_path):
+    doc = _conversations(tmp_path)
+    doc["sweep"] = {"population.max_pages": [1, 3]}
+    refused_everywhere(
+        tmp_path, doc, "sweep.population.max_pages: every arm is on a conversation surface"
+    )

@@ -387,7 +387,8 @@ def check_population_fields_are_read(scenario: Scenario) -> None:
         default = defaults[name].default
         settings = [world for world in worlds if getattr(world.population, name) != default]
         if settings and not any(reads(world, arm) for world in settings for arm in world.arms):
-            raise RecarenaError(f"population.{name}: {why}")
+            swept = f"population.{name}" in (scenario.sweep or {})
+            raise RecarenaError(f"{'sweep.' if swept else ''}population.{name}: {why}")
 
 
 _RHYTHM_READERS: tuple[tuple[tuple[str, ...], Callable[[Any], bool], str], ...] = (
