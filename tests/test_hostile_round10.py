@@ -317,3 +317,44 @@ def test_a_swept_page_setting_with_every_arm_in_conversation_names_the_sweep(tmp
     refused_everywhere(
         tmp_path, doc, "sweep.population.max_pages: every arm is on a conversation surface"
     )
+
+
+# ------------------------------------------------ 8. params of a type no sweep point has
+def test_params_of_a_type_no_sweep_point_has_are_refused(tmp_path):
+    """Was: an mf arm with dim 4 whose type was swept over itemknn and random ran neither
+    point with mf; dim 4 was dropped without a word (each point starts from its type's
+    defaults)."""
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["recommender"] = {"type": "mf", "params": {"dim": 4}}
+    doc["sweep"] = {"arms[1].recommender.type": ["itemknn", "random"]}
+    refused_everywhere(
+        tmp_path,
+        doc,
+        "sweep.arms[1].recommender.type: no point has the type the params were written for "
+        "('mf'), so arms[1].recommender.params would be read by nothing",
+    )
+
+
+def test_params_of_a_strategy_type_no_sweep_point_has_are_refused(tmp_path):
+    doc = base_doc(tmp_path)
+    doc["horizon"]["days"] = 3
+    doc["creators"].update(
+        period_days=1, strategy={"type": "exposure_chasing", "params": {"rate": 0.9}}
+    )
+    doc["sweep"] = {"creators.strategy.type": ["static", "engagement_chasing"]}
+    refused_everywhere(
+        tmp_path,
+        doc,
+        "sweep.creators.strategy.type: no point has the type the params were written for "
+        "('exposure_chasing'), so creators.strategy.params would be read by nothing",
+    )
+
+
+def test_params_of_a_type_some_point_has_or_left_at_defaults_still_pass(tmp_path):
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["recommender"] = {"type": "mf", "params": {"dim": 4}}
+    doc["sweep"] = {"arms[1].recommender.type": ["mf", "random"]}
+    _passes(tmp_path, doc)
+    doc["arms"][1]["recommender"] = {"type": "mf"}
+    doc["sweep"] = {"arms[1].recommender.type": ["itemknn", "random"]}
+    _passes(tmp_path, doc)

@@ -32,6 +32,7 @@ from recarena.recommenders.registry import get_entry, validated_base_params
 from recarena.simulator.core.errors import RecarenaError
 from recarena.simulator.core.machine import env_limit
 from recarena.simulator.core.names import did_you_mean
+from recarena.simulator.core.registry import plain_params
 from recarena.simulator.core.scenario import CreatorStrategySpec, RecommenderSpec, Scenario
 from recarena.simulator.runner.resolve import parse_scenario
 
@@ -380,8 +381,45 @@ def _expand(scenario: Scenario) -> list[SweepPoint]:
         _check_run_level(scenario, resolved, f"sweep: point {len(points)} {params}")
         points.append(SweepPoint(len(points), params, resolved))
     _check_read(targets, points)
+    _check_type_params_read(base, scenario, targets)
     _check_calibrated(scenario, targets, points)
     return points
+
+
+def _default_params(kind: PathStep, type_name: str) -> dict[str, Any] | None:
+    """A recommender's (``kind`` arms) or creator strategy's params with nothing written; None
+    when its Params need a value (nothing written is then not its defaults)."""
+    try:
+        model = get_entry(type_name).params if kind == "arms" else STRATEGIES.load(type_name).Params
+        return plain_params(model.model_validate({}))
+    except Exception:  # noqa: BLE001 - a required field, an unknown type: not defaults
+        return None
+
+
+def _check_type_params_read(
+    base: dict[str, Any], scenario: Scenario, targets: dict[str, list[PathStep]]
+) -> None:
+    """A swept ``type`` starts each point from that type's default params (:func:`_set`), so
+    params written for the scenario's own type are read only at the points of that type. With
+    none (an mf arm with ``dim: 4`` swept over itemknn and random), they were dropped without a
+    word."""
+    assert scenario.sweep is not None
+    for path, steps in targets.items():
+        if steps[-1] != "type" or steps[0] not in ("arms", "creators"):
+            continue
+        node: Any = base
+        for step in steps[:-1]:
+            node = node[step]
+        own, params = node.get("type"), node.get("params")
+        if not params or own in scenario.sweep[path]:
+            continue
+        if params != _default_params(steps[0], own):
+            where = path.rsplit(".", 1)[0]
+            raise RecarenaError(
+                f"sweep.{path}: no point has the type the params were written for ({own!r}), "
+                f"so {where}.params would be read by nothing (each point starts from its own "
+                f"type's defaults); sweep {own!r} too, or leave those params out"
+            )
 
 
 CALIBRATED_SOURCE = ("from", "source", "path", "dataset")
