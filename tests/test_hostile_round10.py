@@ -358,3 +358,23 @@ def test_params_of_a_type_some_point_has_or_left_at_defaults_still_pass(tmp_path
     doc["arms"][1]["recommender"] = {"type": "mf"}
     doc["sweep"] = {"arms[1].recommender.type": ["itemknn", "random"]}
     _passes(tmp_path, doc)
+
+
+def test_base_params_no_swept_base_takes_are_refused(tmp_path):
+    """Was: an mmr arm over popularity with half_life_days 2, its base swept over itemknn and
+    mf, dropped half_life_days at both points without a word."""
+    doc = base_doc(tmp_path)
+    doc["arms"][1]["recommender"] = {
+        "type": "mmr",
+        "params": {"base": "popularity", "base_params": {"half_life_days": 2.0}},
+    }
+    doc["sweep"] = {"arms[1].recommender.params.base": ["itemknn", "mf"]}
+    refused_everywhere(
+        tmp_path,
+        doc,
+        "sweep.arms[1].recommender.params.base: no point has the base the base_params were "
+        "written for ('popularity'), nor one they fit, so arms[1].recommender.params.base_params "
+        "would be read by nothing",
+    )
+    doc["sweep"] = {"arms[1].recommender.params.base": ["popularity", "mf"]}
+    _passes(tmp_path, doc)

@@ -396,6 +396,28 @@ def _default_params(kind: PathStep, type_name: str) -> dict[str, Any] | None:
         return None
 
 
+def _check_base_params_read(path: str, node: dict[str, Any], values: list[Any]) -> None:
+    """A wrapper's swept ``base`` keeps its ``base_params`` at the points whose base they fit
+    (:func:`_set`); base_params other than the first base's defaults that no swept base takes
+    were dropped at every point without a word."""
+    own, params = node.get("base"), node.get("base_params")
+    if not params or not isinstance(own, str) or own in values:
+        return
+    try:
+        if params == validated_base_params(own, {}):
+            return
+    except Exception:  # noqa: BLE001 - the base's own check names it
+        return
+    if any(_fits_base(value, node) for value in values):
+        return
+    where = path.rsplit(".", 1)[0]
+    raise RecarenaError(
+        f"sweep.{path}: no point has the base the base_params were written for ({own!r}), nor "
+        f"one they fit, so {where}.base_params would be read by nothing (each point starts from "
+        f"its base's defaults); sweep {own!r} too, or leave those base_params out"
+    )
+
+
 def _check_type_params_read(
     base: dict[str, Any], scenario: Scenario, targets: dict[str, list[PathStep]]
 ) -> None:
@@ -405,11 +427,13 @@ def _check_type_params_read(
     word."""
     assert scenario.sweep is not None
     for path, steps in targets.items():
-        if steps[-1] != "type" or steps[0] not in ("arms", "creators"):
-            continue
         node: Any = base
         for step in steps[:-1]:
             node = node[step]
+        if steps[-1] == "base" and isinstance(node, dict):
+            _check_base_params_read(path, node, scenario.sweep[path])
+        if steps[-1] != "type" or steps[0] not in ("arms", "creators"):
+            continue
         own, params = node.get("type"), node.get("params")
         if not params or own in scenario.sweep[path]:
             continue
