@@ -495,6 +495,7 @@ def test_conversation_settings_without_a_conversation_surface_are_refused(tmp_pa
     swept = copy.deepcopy(doc)  # a sweep over surfaces whose second point converses
     swept["arms"] = [{"name": "pop", "recommender": {"type": "popularity"}}]
     swept["sweep"] = {"arms[0].surface": [{"type": "list"}, CONV["surface"]]}
+    del swept["surface"]  # every point's arm has its own: the scenario's would be read by nothing
     doc["arms"].append({"name": "ig", "recommender": {"type": "info_gain"}})
     doc["arms"][1]["surface"] = CONV["surface"]  # one arm converses: the settings are read
     for readable in (doc, swept):

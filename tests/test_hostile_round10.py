@@ -378,3 +378,39 @@ def test_base_params_no_swept_base_takes_are_refused(tmp_path):
     )
     doc["sweep"] = {"arms[1].recommender.params.base": ["popularity", "mf"]}
     _passes(tmp_path, doc)
+
+
+# ----------------------------------------- 9. a scenario section every arm replaces with its own
+@pytest.mark.parametrize(
+    ("section", "value", "arm_field", "arm_value", "named"),
+    [
+        (
+            "surface",
+            {"type": "list", "k": 3},
+            "surface",
+            {"type": "list", "k": 5},
+            "surface: every arm sets its own surface (arms[i].surface), so the scenario's "
+            "surface would be read by nothing",
+        ),
+        (
+            "retrain",
+            {"every_days": 0.25},
+            "retrain_every_days",
+            0.5,
+            "retrain: every arm sets its own retrain schedule (arms[i].retrain_every_days), so "
+            "the scenario's retrain would be read by nothing",
+        ),
+    ],
+)
+def test_a_section_every_arm_replaces_is_refused(
+    tmp_path, section, value, arm_field, arm_value, named
+):
+    """Was: the scenario's surface (or retrain) with every arm's own was ignored without a word;
+    a sweep over it was already refused so."""
+    doc = base_doc(tmp_path)
+    doc[section] = value
+    for arm in doc["arms"]:
+        arm[arm_field] = arm_value
+    refused_everywhere(tmp_path, doc, named)
+    doc["arms"][0].pop(arm_field)  # an arm that reads it
+    _passes(tmp_path, doc)

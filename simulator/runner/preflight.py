@@ -62,6 +62,7 @@ from recarena.simulator.runner.scenario_checks import (
     check_reviews_happen,
     check_rhythm_is_read,
     check_rhythm_starts_sessions,
+    check_sections_are_read,
     check_wrapper_is_fed,
 )
 from recarena.simulator.runner.sweep import check_grid_size, expand_sweep
@@ -153,6 +154,7 @@ def preflight(
         check_conversation_is_read(scenario)
         check_instructions_are_read(scenario)
         check_population_fields_are_read(scenario)
+        check_sections_are_read(scenario)
         check_rhythm_is_read(scenario)
         check_rhythm_starts_sessions(scenario)
         check_leaving_can_happen(scenario)

@@ -391,6 +391,34 @@ def check_population_fields_are_read(scenario: Scenario) -> None:
             raise RecarenaError(f"{'sweep.' if swept else ''}population.{name}: {why}")
 
 
+_OVERRIDDEN_BY_ARMS = (
+    ("surface", "surface", "surface"),
+    ("retrain", "retrain_every_days", "retrain schedule"),
+)
+"""Scenario sections an arm may replace with a field of its own (Scenario.surface_for,
+Scenario.retrain_days): the section, the arm's field and what it sets."""
+
+
+def check_sections_are_read(scenario: Scenario) -> None:
+    """The scenario's surface or retrain with every arm setting its own (arms[i].surface,
+    arms[i].retrain_every_days) was read by nothing; a sweep over it was refused so
+    (simulator/runner/sweep.py), the section written by hand was not. A section other than
+    its default (which a resolved scenario writes) is refused unless some sweep point has an
+    arm that reads it."""
+    worlds = _worlds(scenario)
+    for section, field, what in _OVERRIDDEN_BY_ARMS:
+        default = type(scenario).model_fields[section].default
+        settings = [world for world in worlds if getattr(world, section) != default]
+        if settings and all(
+            getattr(arm, field) is not None for world in settings for arm in world.arms
+        ):
+            raise RecarenaError(
+                f"{section}: every arm sets its own {what} (arms[i].{field}), so the "
+                f"scenario's {section} would be read by nothing; remove it, or leave some "
+                f"arm's {field} out"
+            )
+
+
 _RHYTHM_READERS: tuple[tuple[tuple[str, ...], Callable[[Any], bool], str], ...] = (
     (("utc_offset_hours",), lambda r: r.start_hours_from is not None,
      "it shifts start_hours_from's timestamps, and none is given"),
