@@ -414,3 +414,20 @@ def test_a_section_every_arm_replaces_is_refused(
     refused_everywhere(tmp_path, doc, named)
     doc["arms"][0].pop(arm_field)  # an arm that reads it
     _passes(tmp_path, doc)
+
+
+# ---------------------------------------------- 10. an edge list saved with a byte-order mark
+def test_an_edge_list_with_a_byte_order_mark_reads_as_without(tmp_path):
+    """Was: a UTF-8 BOM (Notepad's 'UTF-8 with BOM') was refused as "'\\ufeff0' is not an
+    integer user id", while the scenario and a start-hours CSV with one were read."""
+    from recarena.agents.users.social import read_edge_list
+
+    edges = tmp_path / "edges.txt"
+    edges.write_bytes(b"\xef\xbb\xbf0 1\n1 2\n")
+    assert read_edge_list(edges, 20).tolist() == [[0, 1], [1, 2]]
+    doc = base_doc(tmp_path)
+    doc["population"]["social"] = {"graph": {"type": "edge_list", "path": str(edges)}}
+    _passes(tmp_path, doc)
+    edges.write_bytes(b"\xef\xbb\xbf0 x\n")  # a bad line is still named, by its own line
+    code, stderr = cli("validate", str(write_scenario(tmp_path, doc)))
+    assert code == 2 and "line 1: 'x' is not an integer user id" in stderr, stderr

@@ -65,7 +65,8 @@ def read_edge_list(path: str | Path, n_users: int) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", UserWarning)  # numpy's "input contained no data"
-            edges = np.loadtxt(path, dtype=np.int64, comments="#", ndmin=2)
+            # utf-8-sig: a byte-order mark (Notepad's "UTF-8 with BOM") is not part of an id
+            edges = np.loadtxt(path, dtype=np.int64, comments="#", ndmin=2, encoding="utf-8-sig")
     except UserWarning:
         raise RecarenaError(
             f"{path}: holds no edges (for no social graph, leave out population.social)"
@@ -91,7 +92,7 @@ def read_edge_list(path: str | Path, n_users: int) -> np.ndarray:
 def _first_bad_line(path: Path) -> str:
     """Why an edge list is not 'u v' integer lines, naming its first bad line (1-based)."""
     try:
-        with path.open(encoding="utf-8") as lines:
+        with path.open(encoding="utf-8-sig") as lines:
             for number, line in enumerate(lines, 1):
                 fields = line.split("#", 1)[0].split()
                 if fields and len(fields) != 2:
