@@ -27,6 +27,7 @@ import numpy as np
 from recarena.simulator.core.behaviour_spec import DailyRhythmSpec
 from recarena.simulator.core.errors import RecarenaError, first_line
 from recarena.simulator.core.types import DAY
+from recarena.simulator.data.parsing import LATEST_SECONDS, PAST_YEAR_5000, number
 
 HOURS = 24
 
@@ -142,8 +143,6 @@ def pooled_profile_from_csv(path: str, width_hours: float, utc_offset_hours: flo
         raise RecarenaError(f"{what}: {path} has no timestamps")
     if not np.isfinite(seconds).all():
         raise RecarenaError(f"{what}: {path}: every timestamp must be a finite number")
-    from recarena.simulator.data.parsing import LATEST_SECONDS, PAST_YEAR_5000, number
-
     late = np.flatnonzero(seconds > LATEST_SECONDS)
     if late.size:  # was: milliseconds read as seconds, a profile of noise without a word
         row = int(late[0])
