@@ -49,10 +49,8 @@ from recarena.simulator.runner.resource_estimate import (
 )
 from recarena.simulator.runner.scenario_checks import (
     check_calibrated_fields,
-    check_conversation_is_read,
     check_features_act,
     check_graph,
-    check_instructions_are_read,
     check_leaving_can_happen,
     check_pages,
     check_population_fields_are_read,
@@ -151,8 +149,6 @@ def preflight(
     """
     try:
         check_grid_size(scenario)
-        check_conversation_is_read(scenario)
-        check_instructions_are_read(scenario)
         check_population_fields_are_read(scenario)
         check_sections_are_read(scenario)
         check_rhythm_is_read(scenario)

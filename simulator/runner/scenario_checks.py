@@ -288,44 +288,6 @@ def _worlds(scenario: Scenario) -> list[Scenario]:
     return [point.scenario for point in expand_sweep(scenario)] or [scenario]
 
 
-def check_conversation_is_read(scenario: Scenario) -> None:
-    """population.conversation is read only by the dialogue loop of an arm on a conversation
-    surface; with none it was ignored without a word. Refused, as a personas path that no source
-    reads is, unless some sweep point sets it and has such an arm (a sweep over surfaces). After
-    the resolve step, so a conversational recommender on a list is named first."""
-    worlds = _worlds(scenario)
-    settings = [world for world in worlds if world.population.conversation is not None]
-    if settings and not any(
-        isinstance(world.surface_for(arm), ConversationSurface)
-        for world in settings
-        for arm in world.arms
-    ):
-        raise RecarenaError(
-            "population.conversation: no arm has a conversation surface, so these settings "
-            "would be read by nothing; remove them or give an arm surface: {type: conversation}"
-        )
-
-
-def check_instructions_are_read(scenario: Scenario) -> None:
-    """population.instructions is read by the page step alone (simulator/engine/pages.py): a
-    user in a conversation never speaks up, so with every arm on a conversation surface the
-    instructions table stayed empty in every cell, and the settings were read by nothing.
-    Refused unless some sweep point that sets them has an arm on pages (a list, a carousel or a
-    plug-in surface)."""
-    worlds = _worlds(scenario)
-    settings = [world for world in worlds if world.population.instructions is not None]
-    if settings and all(
-        isinstance(world.surface_for(arm), ConversationSurface)
-        for world in settings
-        for arm in world.arms
-    ):
-        raise RecarenaError(
-            "population.instructions: every arm is on a conversation surface, and users give "
-            "instructions only on pages (lists, carousels), so these settings would be read by "
-            "nothing; remove them or give an arm a page surface"
-        )
-
-
 def _on_pages(world: Scenario, arm: Arm) -> bool:
     """Whether an arm's users see pages (a list, a carousel or a plug-in surface), where the
     page step and the user policies' ``respond`` read max_pages and the fatigue settings; a
@@ -343,6 +305,11 @@ def _reads_population_decay(world: Scenario, arm: Arm) -> bool:
     return isinstance(surface, PluginSurface) or surface.position_decay is None
 
 
+def _in_conversation(world: Scenario, arm: Arm) -> bool:
+    """Whether an arm's users converse, where the dialogue loop reads population.conversation."""
+    return isinstance(world.surface_for(arm), ConversationSurface)
+
+
 _PAGES_UNREAD = (
     "every arm is on a conversation surface, whose length is surface.max_turns and "
     "population.conversation's patience, so this page setting would be read by nothing; "
@@ -350,6 +317,19 @@ _PAGES_UNREAD = (
 )
 
 _POPULATION_READERS: tuple[tuple[str, Callable[[Scenario, Arm], bool], str], ...] = (
+    # after the resolve step (preflight), so a conversational recommender on a list is named
+    # first; a personas path that no source reads is refused alike
+    ("conversation", _in_conversation, (
+        "no arm has a conversation surface, so these settings would be read by nothing; "
+        "remove them or give an arm surface: {type: conversation}"
+    )),
+    # the page step alone reads them (simulator/engine/pages.py): a user in a conversation
+    # never speaks up, and the instructions table stayed empty in every cell
+    ("instructions", _on_pages, (
+        "every arm is on a conversation surface, and users give instructions only on pages "
+        "(lists, carousels), so these settings would be read by nothing; remove them or give "
+        "an arm a page surface"
+    )),
     ("max_pages", _on_pages, _PAGES_UNREAD),
     ("fatigue_per_page", _on_pages, _PAGES_UNREAD),
     ("fatigue_no_click", _on_pages, _PAGES_UNREAD),
@@ -375,7 +355,8 @@ with whether an arm of a scenario reads it."""
 
 
 def check_population_fields_are_read(scenario: Scenario) -> None:
-    """A population field nothing reads was ignored without a word: ``max_pages: 1`` written
+    """A population field nothing reads was ignored without a word: a conversation section
+    with no arm in conversation, instructions where every arm is, ``max_pages: 1`` written
     for short sessions ran conversations of max_turns turns, ``position_decay: 2`` over
     carousels examined by row_decay and col_decay, ``novelty_weight: 5`` with explore_prob 0
     sessions of which none seeks novelty, with the same logs as without it. A
